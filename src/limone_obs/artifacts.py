@@ -1,0 +1,119 @@
+"""Generated artifacts: collect them from every generator, write them atomically, check drift.
+
+A generator is a function ``artifacts(root: Path) -> Generated`` that reads its sources
+(e.g. ``alerts/slo.yaml``) below ``root`` and returns file contents; it never writes.
+:func:`build` asks every generator first and writes only when all of them succeeded, so an
+invalid spec leaves every committed file untouched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from limone_obs.errors import ArtifactError
+
+#: ``module:function`` of every generator, in build order.
+GENERATORS: tuple[str, ...] = (
+    "limone_obs.exporter.catalogue:artifacts",
+    "limone_obs.alerts.build:artifacts",
+    "limone_obs.dashboards.build:artifacts",
+)
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What one generator produces.
+
+    ``files`` maps a path relative to the project root to its exact bytes. ``owned`` lists
+    folders (relative) whose every file is generated: a file there that the generator no
+    longer produces is stale, reported by ``--check`` and removed by a build.
+    """
+
+    files: Mapping[str, bytes]
+    owned: tuple[str, ...] = field(default=())
+
+
+Generator = Callable[[Path], Generated]
+
+
+def _load(spec: str) -> Generator:
+    module_name, func_name = spec.split(":")
+    func: Generator = getattr(importlib.import_module(module_name), func_name)
+    return func
+
+
+def collect(root: Path, generators: Iterable[str] = GENERATORS) -> Generated:
+    """Run every generator against ``root`` and merge their output; raise if two claim a path."""
+    files: dict[str, bytes] = {}
+    owned: list[str] = []
+    for spec in generators:
+        out = _load(spec)(root)
+        clash = files.keys() & out.files.keys()
+        if clash:
+            raise ArtifactError(f"generator {spec} writes {sorted(clash)} already written")
+        files.update(out.files)
+        owned.extend(out.owned)
+    return Generated(files=files, owned=tuple(owned))
+
+
+def _stale_extras(root: Path, gen: Generated) -> list[str]:
+    extras = []
+    for folder in gen.owned:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and rel not in gen.files:
+                extras.append(rel)
+    return extras
+
+
+def diff(root: Path, gen: Generated) -> list[str]:
+    """Return one line per artifact that differs from what is on disk (empty when fresh)."""
+    problems = []
+    for rel, content in sorted(gen.files.items()):
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"missing: {rel}")
+        elif path.read_bytes() != content:
+            problems.append(f"stale: {rel}")
+    problems.extend(f"not generated any more: {rel}" for rel in _stale_extras(root, gen))
+    return problems
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content`` in one rename, so no reader sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build(root: Path, generators: Iterable[str] = GENERATORS) -> list[str]:
+    """Regenerate every artifact below ``root``; return the paths that changed.
+
+    All generators run before anything is written: if one raises, no file changes.
+    """
+    gen = collect(root, generators)
+    changed = []
+    for rel, content in sorted(gen.files.items()):
+        path = root / rel
+        if not path.is_file() or path.read_bytes() != content:
+            write_atomic(path, content)
+            changed.append(rel)
+    for rel in _stale_extras(root, gen):
+        (root / rel).unlink()
+        changed.append(rel)
+    return changed

@@ -1,0 +1,74 @@
+"""The ``limone-obs`` command: a thin layer over the package's generators and tools.
+
+Each area contributes its subcommands through ``limone_obs.<area>.cli.commands``; this
+module only assembles them, runs ``build``, and turns :class:`LimoneObsError` into a
+one-line message on stderr and exit status 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from limone_obs import artifacts
+from limone_obs.errors import LimoneObsError
+
+#: Areas whose ``cli.commands`` are added to the group.
+_AREAS = ("exporter", "logging", "alerts", "dashboards", "stack")
+
+
+class _Group(click.Group):
+    """A click group that reports LimoneObsError as ``error: ...`` and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LimoneObsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="limone-obs")
+def main() -> None:
+    """limone-obs: metrics, logs, SLO alerts and dashboards for the LimoneIDE service."""
+
+
+@main.command()
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Project root holding alerts/slo.yaml and the artifact folders.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any artifact is stale.")
+def build(root: Path, check: bool) -> None:
+    """Regenerate every artifact (rules, Alertmanager config, tests, dashboards, catalogue)."""
+    if check:
+        problems = artifacts.diff(root, artifacts.collect(root))
+        for line in problems:
+            click.echo(line, err=True)
+        if problems:
+            click.echo("artifacts are stale: run `limone-obs build` and commit", err=True)
+            sys.exit(1)
+        click.echo("artifacts are up to date")
+        return
+    changed = artifacts.build(root)
+    for rel in changed:
+        click.echo(f"wrote {rel}")
+    click.echo(f"{len(changed)} file(s) changed")
+
+
+def _add_area_commands() -> None:
+    for area in _AREAS:
+        module = importlib.import_module(f"limone_obs.{area}.cli")
+        for command in module.commands:
+            main.add_command(command)
+
+
+_add_area_commands()

@@ -1,0 +1,198 @@
+"""Every metric, label, recording-rule and alert name of limone-obs, in one place.
+
+The exporter, the rule generator, the dashboards and the tests import these names; none
+of them retypes a series name. The namespace (default ``limoneide``) is configurable, so
+series names are built by :class:`MetricNames` from a namespace rather than kept as
+literals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+DEFAULT_NAMESPACE: Final = "limoneide"
+
+# --- labels -------------------------------------------------------------------------
+LABEL_METHOD: Final = "method"
+LABEL_ENDPOINT: Final = "endpoint"
+LABEL_STATUS: Final = "status"
+LABEL_EXCEPTION: Final = "exception"
+LABEL_DEPENDENCY: Final = "dependency"
+LABEL_OPERATION: Final = "operation"
+LABEL_OUTCOME: Final = "outcome"
+LABEL_CACHE: Final = "cache"
+LABEL_RESULT: Final = "result"
+LABEL_VERSION: Final = "version"
+LABEL_REVISION: Final = "revision"
+LABEL_PYTHON: Final = "python"
+LABEL_LE: Final = "le"
+LABEL_JOB: Final = "job"
+LABEL_INSTANCE: Final = "instance"
+
+# --- label values -------------------------------------------------------------------
+#: Endpoint value shared by every request that matched no URL rule (404, 405, ...).
+ENDPOINT_UNMATCHED: Final = "<unmatched>"
+#: Method value for any HTTP method outside :data:`KNOWN_METHODS`.
+METHOD_OTHER: Final = "OTHER"
+KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OUTCOME_OK: Final = "ok"
+OUTCOME_ERROR: Final = "error"
+CACHE_HIT: Final = "hit"
+CACHE_MISS: Final = "miss"
+#: Dependency name used by the automatic Jinja template timing.
+DEPENDENCY_TEMPLATE: Final = "template"
+#: Dependency names the demo service and the dashboards know about.
+DEPENDENCY_AI: Final = "ai_api"
+DEPENDENCY_DB: Final = "db"
+DEPENDENCY_CACHE: Final = "cache"
+
+# --- histogram buckets --------------------------------------------------------------
+#: Latency thresholds the SLO spec may use; every one must be a bucket boundary.
+SLO_LATENCY_THRESHOLDS: Final = (0.6, 1.0)
+#: Request buckets: fine around the 0.6 s and 1 s objectives, reaching 30 s AI calls.
+DEFAULT_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0,
+    1.5, 2.0, 2.5, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+)  # fmt: skip
+#: Dependency buckets: the same, since AI calls dominate and DB calls sit at the bottom.
+DEFAULT_DEPENDENCY_BUCKETS: Final = DEFAULT_BUCKETS
+
+_NAMESPACE_RE: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def check_namespace(namespace: str) -> str:
+    """Return ``namespace`` if it is a valid metric-name prefix, else raise ValueError."""
+    if not _NAMESPACE_RE.match(namespace):
+        raise ValueError(
+            f"namespace {namespace!r} is not a valid Prometheus name prefix: use letters, "
+            "digits and underscores, not starting with a digit"
+        )
+    return namespace
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """The full series names for one namespace.
+
+    ``MetricNames("limoneide").requests`` is ``"limoneide_requests"``: the name given to
+    prometheus-client, which appends ``_total`` to counters. Use the ``*_total`` /
+    ``*_bucket`` properties in PromQL.
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        check_namespace(self.namespace)
+
+    def _n(self, suffix: str) -> str:
+        return f"{self.namespace}_{suffix}"
+
+    # Names as passed to prometheus-client (counters without _total).
+    @property
+    def requests(self) -> str:
+        return self._n("requests")
+
+    @property
+    def request_duration(self) -> str:
+        return self._n("request_duration_seconds")
+
+    @property
+    def requests_in_progress(self) -> str:
+        return self._n("requests_in_progress")
+
+    @property
+    def request_exceptions(self) -> str:
+        return self._n("request_exceptions")
+
+    @property
+    def dependency_duration(self) -> str:
+        return self._n("dependency_duration_seconds")
+
+    @property
+    def cache_requests(self) -> str:
+        return self._n("cache_requests")
+
+    @property
+    def build_info(self) -> str:
+        return self._n("build_info")
+
+    # Names as they appear in the exposition and in PromQL.
+    @property
+    def requests_total(self) -> str:
+        return self._n("requests_total")
+
+    @property
+    def request_exceptions_total(self) -> str:
+        return self._n("request_exceptions_total")
+
+    @property
+    def cache_requests_total(self) -> str:
+        return self._n("cache_requests_total")
+
+    @property
+    def request_duration_bucket(self) -> str:
+        return self._n("request_duration_seconds_bucket")
+
+    @property
+    def request_duration_count(self) -> str:
+        return self._n("request_duration_seconds_count")
+
+    @property
+    def request_duration_sum(self) -> str:
+        return self._n("request_duration_seconds_sum")
+
+    @property
+    def dependency_duration_bucket(self) -> str:
+        return self._n("dependency_duration_seconds_bucket")
+
+    @property
+    def dependency_duration_count(self) -> str:
+        return self._n("dependency_duration_seconds_count")
+
+    @property
+    def dependency_duration_sum(self) -> str:
+        return self._n("dependency_duration_seconds_sum")
+
+
+#: Labels of each series, in exposition order (the exporter creates them in this order).
+REQUESTS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_STATUS)
+DURATION_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT)
+IN_PROGRESS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT)
+EXCEPTIONS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_EXCEPTION)
+DEPENDENCY_LABELS: Final = (LABEL_DEPENDENCY, LABEL_OPERATION, LABEL_OUTCOME)
+CACHE_LABELS: Final = (LABEL_CACHE, LABEL_RESULT)
+BUILD_INFO_LABELS: Final = (LABEL_VERSION, LABEL_REVISION, LABEL_PYTHON)
+
+#: PromQL matcher for the 1 s bucket that works on Prometheus 2 (``le="1.0"``) and 3.
+LE_ONE_SECOND_MATCHER: Final = 'le=~"1(\\\\.0)?"'
+
+# --- SLO recording rules and alerts ------------------------------------------------
+LABEL_SLO: Final = "slo"
+LABEL_SLO_SERVICE: Final = "slo_service"
+LABEL_SEVERITY: Final = "severity"
+SEVERITY_PAGE: Final = "page"
+SEVERITY_TICKET: Final = "ticket"
+ANNOTATION_SUMMARY: Final = "summary"
+ANNOTATION_DESCRIPTION: Final = "description"
+ANNOTATION_RUNBOOK: Final = "runbook_url"
+ANNOTATION_DASHBOARD: Final = "dashboard_url"
+
+#: Windows for which an SLI error ratio is recorded (all the burn-rate windows).
+SLI_WINDOWS: Final = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def sli_error_ratio_rule(window: str) -> str:
+    """Recording-rule name of the SLI error ratio over ``window`` (e.g. ``5m``, ``30d``)."""
+    return f"slo:sli_error:ratio_rate{window}"
+
+
+RULE_OBJECTIVE: Final = "slo:objective:ratio"
+RULE_ERROR_BUDGET: Final = "slo:error_budget:ratio"
+RULE_PERIOD_SLI_ERROR: Final = "slo:period_sli_error:ratio"
+RULE_PERIOD_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
+RULE_CURRENT_BURN_RATE: Final = "slo:current_burn_rate:ratio"
+RULE_PERIOD_BURN_RATE: Final = "slo:period_burn_rate:ratio"

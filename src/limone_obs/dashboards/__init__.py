@@ -1,0 +1,1 @@
+"""limone_obs.dashboards."""

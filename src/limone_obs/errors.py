@@ -1,0 +1,40 @@
+"""The exception hierarchy of limone-obs.
+
+Every error the package raises on purpose derives from :class:`LimoneObsError`; its message
+says where the problem is (file, field, value) and what to do. The CLI prints these
+without a traceback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class LimoneObsError(Exception):
+    """Base class of every error limone-obs raises on purpose."""
+
+
+class ConfigError(LimoneObsError):
+    """A setting (Flask config key, constructor argument, CLI option) is invalid."""
+
+
+class SpecError(LimoneObsError):
+    """The SLO spec (``alerts/slo.yaml``) is invalid.
+
+    ``location`` names the file and the field path, e.g. ``alerts/slo.yaml: slos[1].objective``.
+    """
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        self.detail = message
+        super().__init__(f"{location}: {message}")
+
+
+class ArtifactError(LimoneObsError):
+    """A generated artifact is stale, missing, or could not be written."""
+
+
+class StackError(LimoneObsError):
+    """The local stack could not start: a binary is missing, a port is taken, a child died."""
+
+
+class DashboardError(LimoneObsError):
+    """A dashboard failed to build, lint or push."""

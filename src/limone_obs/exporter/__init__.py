@@ -1,0 +1,6 @@
+"""The Flask exporter: request, latency, in-flight, exception and dependency metrics."""
+
+from limone_obs.exporter.extension import Metrics, metrics_for
+from limone_obs.exporter.tracking import Track
+
+__all__ = ["Metrics", "Track", "metrics_for"]

@@ -1,0 +1,90 @@
+"""The seven series of the exporter, created once per :class:`~limone_obs.Metrics`.
+
+Label children are cached in plain dicts: ``Counter.labels(...)`` costs about four times a
+cached child's ``inc()``, and the label space is bounded (URL rules x methods x statuses),
+so the caches cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from limone_obs import conventions as c
+
+
+class Instruments:
+    """Owns the metric objects and caches their label children.
+
+    Not part of the public API: use :class:`limone_obs.Metrics`.
+    """
+
+    def __init__(
+        self,
+        names: c.MetricNames,
+        registry: CollectorRegistry,
+        buckets: Sequence[float],
+        dependency_buckets: Sequence[float],
+    ) -> None:
+        self.names = names
+        self.requests = Counter(
+            names.requests, "HTTP requests answered, by method, URL rule and status code.",
+            c.REQUESTS_LABELS, registry=registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            names.request_duration,
+            "Time from receiving a request until its response body is fully sent, in seconds.",
+            c.DURATION_LABELS, registry=registry, buckets=buckets,
+        )  # fmt: skip
+        self.in_progress = Gauge(
+            names.requests_in_progress, "HTTP requests being served right now.",
+            c.IN_PROGRESS_LABELS, registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.exceptions = Counter(
+            names.request_exceptions,
+            "Unhandled exceptions raised while serving a request, by exception class.",
+            c.EXCEPTIONS_LABELS, registry=registry,
+        )  # fmt: skip
+        self.dependency = Histogram(
+            names.dependency_duration,
+            "Time spent in a call to a dependency (AI API, database, cache, template), in seconds.",
+            c.DEPENDENCY_LABELS, registry=registry, buckets=dependency_buckets,
+        )  # fmt: skip
+        self.cache = Counter(
+            names.cache_requests, "Cache lookups, by cache and result (hit or miss).",
+            c.CACHE_LABELS, registry=registry,
+        )  # fmt: skip
+        # "max" survives worker restarts in multiprocess mode, unlike the live* modes.
+        self.build_info = Gauge(
+            names.build_info, "Always 1; labels carry the service's version and revision.",
+            c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
+        )  # fmt: skip
+        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._status_children: dict[tuple[str, str, str], Any] = {}
+
+    def set_build_info(self, version: str, revision: str) -> None:
+        """Publish the build-info series (value 1)."""
+        self.build_info.labels(version, revision, platform.python_version()).set(1)
+
+    def request_children(self, method: str, endpoint: str) -> tuple[Any, Any]:
+        """Return the cached (duration, in_progress) children for ``method, endpoint``."""
+        key = (method, endpoint)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.duration.labels(method, endpoint),
+                self.in_progress.labels(method, endpoint),
+            )
+            self._request_children[key] = children
+        return children
+
+    def count_request(self, method: str, endpoint: str, status: str) -> None:
+        """Increment the request counter for one answered request."""
+        key = (method, endpoint, status)
+        child = self._status_children.get(key)
+        if child is None:
+            child = self._status_children[key] = self.requests.labels(method, endpoint, status)
+        child.inc()

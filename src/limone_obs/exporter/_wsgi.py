@@ -1,0 +1,164 @@
+"""The WSGI layer that times each request from arrival to the last byte of its body.
+
+Flask's ``after_request`` runs before a streamed body is produced, so timing there misses
+an AI token stream. This middleware starts the clock when the server calls the app and
+stops it when the server closes the response iterable, which WSGI guarantees to happen
+after the last chunk was sent (or the client went away).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from limone_obs import conventions as c
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from limone_obs.exporter._instruments import Instruments
+
+#: Key of the per-request :class:`RequestState` in the WSGI environ.
+STATE_KEY = "limone_obs.state"
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_ZERO_TRACE = "0" * 32
+
+
+def normalise_method(raw: str) -> str:
+    """Return the method label: the upper-cased method if it is a known one, else OTHER."""
+    method = raw.upper()
+    return method if method in c.KNOWN_METHODS else c.METHOD_OTHER
+
+
+def trace_id_from(traceparent: str | None) -> str | None:
+    """Return the trace id of a valid W3C ``traceparent`` header, else None."""
+    if not traceparent:
+        return None
+    match = _TRACEPARENT_RE.match(traceparent.strip().lower())
+    if match is None or match.group(1) == _ZERO_TRACE:
+        return None
+    return match.group(1)
+
+
+class RequestState:
+    """What the exporter knows about one request while it is being served."""
+
+    __slots__ = ("endpoint", "exception", "finished", "in_progress", "method", "start", "status")
+
+    def __init__(self, method: str, start: float) -> None:
+        self.method = method
+        self.start = start
+        self.endpoint: str | None = None
+        self.status = "500"
+        self.exception: str | None = None
+        self.in_progress: Any = None
+        self.finished = False
+
+
+class InstrumentedWSGI:
+    """Wraps a Flask app's ``wsgi_app``; serves the metrics path itself.
+
+    ``metrics_app`` answers ``metrics_path``; requests to ``excluded`` paths pass through
+    unrecorded. Everything else is counted exactly once, when its body is closed.
+    """
+
+    def __init__(
+        self,
+        wsgi_app: WSGIApplication,
+        instruments: Instruments,
+        *,
+        metrics_path: str | None,
+        metrics_app: WSGIApplication,
+        excluded: frozenset[str],
+        exemplars: bool,
+    ) -> None:
+        self.wsgi_app = wsgi_app
+        self.instruments = instruments
+        self.metrics_path = metrics_path
+        self.metrics_app = metrics_app
+        self.excluded = excluded
+        self.exemplars = exemplars
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == self.metrics_path:
+            return self.metrics_app(environ, start_response)
+        if path in self.excluded:
+            return self.wsgi_app(environ, start_response)
+        state = RequestState(normalise_method(environ.get("REQUEST_METHOD", "")), perf_counter())
+        environ[STATE_KEY] = state
+
+        def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            state.status = status[:3]
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.wsgi_app(environ, recording_start_response)
+        except BaseException as exc:
+            state.status = "500"
+            record_exception(state, exc)
+            self.finish(state, environ)
+            raise
+        return ClosingBody(body, lambda: self.finish(state, environ), state)
+
+    def finish(self, state: RequestState, environ: WSGIEnvironment) -> None:
+        """Record the request once: duration, count, exception; release the in-flight slot."""
+        if state.finished:
+            return
+        state.finished = True
+        elapsed = perf_counter() - state.start
+        endpoint = state.endpoint or c.ENDPOINT_UNMATCHED
+        inst = self.instruments
+        duration, _ = inst.request_children(state.method, endpoint)
+        trace_id = trace_id_from(environ.get("HTTP_TRACEPARENT")) if self.exemplars else None
+        if trace_id is None:
+            duration.observe(elapsed)
+        else:
+            duration.observe(elapsed, exemplar={"trace_id": trace_id})
+        inst.count_request(state.method, endpoint, state.status)
+        if state.exception is not None:
+            inst.exceptions.labels(state.method, endpoint, state.exception).inc()
+        if state.in_progress is not None:
+            state.in_progress.dec()
+
+
+def record_exception(state: RequestState, exc: BaseException) -> None:
+    """Remember the class of the first unhandled exception of a request."""
+    if state.exception is None:
+        state.exception = type(exc).__name__
+
+
+class ClosingBody:
+    """The response iterable handed back to the server; ``close()`` ends the timing."""
+
+    __slots__ = ("_body", "_on_close", "_state")
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None], state: RequestState):
+        self._body = body
+        self._on_close = on_close
+        self._state = state
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            # The status line is already sent; keep it, but count the broken stream.
+            record_exception(self._state, exc)
+            raise
+        # The server asks for the next chunk only after writing the previous one, so the
+        # body is fully sent here; recording now also serves clients that never close()
+        # (Werkzeug's test client without buffered=True). close() then finds it done.
+        self._on_close()
+
+    def close(self) -> None:
+        """Close the wrapped body, then record the request (even if closing failed)."""
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()

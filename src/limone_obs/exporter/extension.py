@@ -1,0 +1,264 @@
+"""The Flask extension :class:`Metrics`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+from flask import Flask, g, request
+from flask.signals import before_render_template, got_request_exception, template_rendered
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from limone_obs import conventions as c
+from limone_obs.errors import ConfigError
+from limone_obs.exporter import exposition, multiprocess
+from limone_obs.exporter._instruments import Instruments
+from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI, record_exception
+from limone_obs.exporter.tracking import Track
+
+EXTENSION_KEY = "limone_obs"
+_TEMPLATE_STARTS = "_limone_obs_template_starts"
+
+
+@dataclass
+class AppState:
+    """Per-app state kept in ``app.extensions["limone_obs"]``."""
+
+    metrics: Metrics
+    wsgi: InstrumentedWSGI
+    metrics_server: WSGIServer | None
+
+
+class Metrics:
+    """Prometheus metrics for a Flask app: requests, latency, in-flight, exceptions, dependencies.
+
+    ``Metrics(app)`` or ``metrics = Metrics(); metrics.init_app(app)`` in an app factory.
+    Series live in ``registry`` (a new private :class:`CollectorRegistry` by default, never
+    the global one). Under gunicorn with ``PROMETHEUS_MULTIPROC_DIR`` set, the metrics path
+    serves every worker's samples.
+
+    Flask config keys read by :meth:`init_app` (defaults in brackets):
+
+    - ``LIMONE_OBS_METRICS_PATH`` [``"/metrics"``]: path served by the app; ``None`` turns
+      it off (e.g. when only the separate port should answer).
+    - ``LIMONE_OBS_METRICS_PORT`` [``None``]: also serve metrics on this port, from a
+      daemon thread (single-process servers; under gunicorn use the path).
+    - ``LIMONE_OBS_METRICS_ADDR`` [``"127.0.0.1"``]: address for the separate port.
+    - ``LIMONE_OBS_METRICS_TOKEN`` [``None``]: require ``Authorization: Bearer <token>``.
+    - ``LIMONE_OBS_EXCLUDED_PATHS`` [``()``]: exact paths not recorded (the metrics path
+      never is).
+    - ``LIMONE_OBS_EXEMPLARS`` [``True``]: attach a ``trace_id`` exemplar from the W3C
+      ``traceparent`` header to duration observations (ignored in multiprocess mode).
+    - ``LIMONE_OBS_TEMPLATE_TIMING`` [``True``]: time Jinja rendering as dependency
+      ``template``.
+    - ``LIMONE_OBS_VERSION`` / ``LIMONE_OBS_REVISION`` [``version`` / ``revision``
+      arguments]: labels of the build-info series.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        namespace: str = c.DEFAULT_NAMESPACE,
+        registry: CollectorRegistry | None = None,
+        buckets: Sequence[float] = c.DEFAULT_BUCKETS,
+        dependency_buckets: Sequence[float] = c.DEFAULT_DEPENDENCY_BUCKETS,
+        version: str = "unknown",
+        revision: str = "unknown",
+        process_metrics: bool = True,
+    ) -> None:
+        try:
+            self.names = c.MetricNames(namespace)
+        except ValueError as exc:
+            raise ConfigError(f"Metrics(namespace=...): {exc}") from None
+        _check_buckets(buckets, "buckets")
+        _check_buckets(dependency_buckets, "dependency_buckets")
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._mp_dir = multiprocess.multiprocess_dir()
+        if process_metrics and registry is None and self._mp_dir is None:
+            # Process, platform and GC metrics describe one process: meaningless when the
+            # scrape merges many workers, so they are only added in single-process mode.
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self._instruments = Instruments(self.names, self.registry, buckets, dependency_buckets)
+        self._version = version
+        self._revision = revision
+        self._exposition: CollectorRegistry | None = None
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def multiprocess(self) -> bool:
+        """True when samples are shared between processes (``PROMETHEUS_MULTIPROC_DIR``)."""
+        return self._mp_dir is not None
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """Return the registry a scrape renders: ours, or every worker's in multiprocess mode."""
+        if self._mp_dir is None:
+            return self.registry
+        if self._exposition is None:
+            self._exposition = multiprocess.exposition_registry(self._mp_dir)
+        return self._exposition
+
+    def init_app(self, app: Flask) -> None:
+        """Instrument ``app``: wrap its WSGI callable, hook routing and template signals.
+
+        Raises ConfigError if ``app`` is already instrumented or a setting is invalid.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise ConfigError(
+                f"Metrics is already initialised on Flask app {app.name!r}: call init_app "
+                "once per app (an app factory creates a new app each time, that is fine)"
+            )
+        settings = _Settings.from_config(app, self._version, self._revision)
+        metrics_app = exposition.MetricsApp(self.exposition_registry, settings.token)
+        wsgi = InstrumentedWSGI(
+            app.wsgi_app,
+            self._instruments,
+            metrics_path=settings.path,
+            metrics_app=metrics_app,
+            excluded=settings.excluded,
+            exemplars=settings.exemplars and not self.multiprocess,
+        )
+        app.wsgi_app = wsgi  # type: ignore[method-assign]
+        # First in line, so the in-flight gauge sees every routed request.
+        app.before_request_funcs.setdefault(None, []).insert(0, self._on_request_routed)
+        got_request_exception.connect(_on_exception, app, weak=False)
+        if settings.template_timing:
+            before_render_template.connect(_on_template_start, app, weak=False)
+            template_rendered.connect(self._on_template_done, app, weak=False)
+        self._instruments.set_build_info(settings.version, settings.revision)
+        server = None
+        if settings.port is not None:
+            server = exposition.serve(metrics_app, settings.port, settings.addr)
+        app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
+
+    def _on_request_routed(self) -> None:
+        state = request.environ.get(STATE_KEY)
+        if state is None or state.endpoint is not None:
+            return
+        rule = request.url_rule
+        state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+        _, gauge = self._instruments.request_children(state.method, state.endpoint)
+        gauge.inc()
+        state.in_progress = gauge
+
+    def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
+        starts = g.get(_TEMPLATE_STARTS)
+        if not starts:
+            return
+        elapsed = perf_counter() - starts.pop()
+        name = template.name or "<string>"
+        self._instruments.dependency.labels(c.DEPENDENCY_TEMPLATE, name, c.OUTCOME_OK).observe(
+            elapsed
+        )
+
+    def track(self, dependency: str, operation: str) -> Track:
+        """Time a dependency call: ``with metrics.track("ai_api", "complete"):`` or as decorator.
+
+        The outcome is ``error`` when the block or function raises (or :meth:`Track.fail`
+        was called), else ``ok``. Keep ``dependency`` and ``operation`` to a fixed set of
+        names: every distinct value is a new series.
+        """
+        return Track(self._instruments.dependency, dependency, operation)
+
+    def cache_hit(self, cache: str) -> None:
+        """Count a hit of the named cache."""
+        self._instruments.cache.labels(cache, c.CACHE_HIT).inc()
+
+    def cache_miss(self, cache: str) -> None:
+        """Count a miss of the named cache."""
+        self._instruments.cache.labels(cache, c.CACHE_MISS).inc()
+
+    def cache_result(self, cache: str, hit: bool) -> None:
+        """Count a lookup of the named cache as a hit or a miss."""
+        self._instruments.cache.labels(cache, c.CACHE_HIT if hit else c.CACHE_MISS).inc()
+
+
+def _check_buckets(buckets: Sequence[float], field: str) -> None:
+    values = list(buckets)
+    if not values or values != sorted(values) or len(set(values)) != len(values):
+        raise ConfigError(f"Metrics({field}=...): {values!r} must be strictly increasing")
+    missing = [t for t in c.SLO_LATENCY_THRESHOLDS if t not in values]
+    if field == "buckets" and missing:
+        raise ConfigError(
+            f"Metrics(buckets=...): {values!r} lacks the SLO thresholds {missing}; "
+            "latency SLOs count requests below a bucket boundary, so add them"
+        )
+
+
+def _on_exception(_sender: Flask, exception: BaseException, **_extra: Any) -> None:
+    state = request.environ.get(STATE_KEY)
+    if state is not None:
+        record_exception(state, exception)
+
+
+def _on_template_start(_sender: Flask, **_extra: Any) -> None:
+    starts = g.setdefault(_TEMPLATE_STARTS, [])
+    starts.append(perf_counter())
+
+
+@dataclass(frozen=True)
+class _Settings:
+    path: str | None
+    port: int | None
+    addr: str
+    token: str | None
+    excluded: frozenset[str]
+    exemplars: bool
+    template_timing: bool
+    version: str
+    revision: str
+
+    @classmethod
+    def from_config(cls, app: Flask, version: str, revision: str) -> _Settings:
+        cfg = app.config
+        path = cfg.setdefault("LIMONE_OBS_METRICS_PATH", "/metrics")
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise ConfigError(
+                f"LIMONE_OBS_METRICS_PATH={path!r}: use a path starting with '/' or None"
+            )
+        port = cfg.setdefault("LIMONE_OBS_METRICS_PORT", None)
+        if port is not None and (not isinstance(port, int) or not 0 <= port <= 65535):
+            raise ConfigError(f"LIMONE_OBS_METRICS_PORT={port!r}: use an int 0-65535 or None")
+        excluded = cfg.setdefault("LIMONE_OBS_EXCLUDED_PATHS", ())
+        return cls(
+            path=path,
+            port=port,
+            addr=cfg.setdefault("LIMONE_OBS_METRICS_ADDR", "127.0.0.1"),
+            token=cfg.setdefault("LIMONE_OBS_METRICS_TOKEN", None) or None,
+            excluded=_excluded_paths(excluded, path),
+            exemplars=bool(cfg.setdefault("LIMONE_OBS_EXEMPLARS", True)),
+            template_timing=bool(cfg.setdefault("LIMONE_OBS_TEMPLATE_TIMING", True)),
+            version=str(cfg.setdefault("LIMONE_OBS_VERSION", version)),
+            revision=str(cfg.setdefault("LIMONE_OBS_REVISION", revision)),
+        )
+
+
+def _excluded_paths(paths: Iterable[str] | str, metrics_path: str | None) -> frozenset[str]:
+    if isinstance(paths, str):
+        raise ConfigError(
+            f"LIMONE_OBS_EXCLUDED_PATHS={paths!r}: use a list of paths, not one string"
+        )
+    excluded = set(paths)
+    if metrics_path is not None:
+        excluded.add(metrics_path)
+    return frozenset(excluded)
+
+
+def metrics_for(app: Flask) -> Metrics:
+    """Return the :class:`Metrics` that instruments ``app``; raise ConfigError if none does."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise ConfigError(f"Flask app {app.name!r} is not instrumented: call Metrics(app)")
+    metrics: Metrics = state.metrics
+    return metrics

@@ -1,0 +1,7 @@
+"""The ``limone-obs`` subcommands of the stack area."""
+
+from __future__ import annotations
+
+import click
+
+commands: list[click.Command] = []
