@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client import CollectorRegistry, multiprocess, values
 
 from limone_obs.errors import ConfigError
 
@@ -30,6 +30,13 @@ def multiprocess_dir() -> str | None:
         raise ConfigError(
             f"{ENV_VAR}={path!r} is not a directory: create it (empty) before the server "
             "starts, or unset the variable for single-process mode"
+        )
+    if values.ValueClass is values.MutexValue:
+        # prometheus-client picks its value storage once, at import time.
+        raise ConfigError(
+            f"{ENV_VAR} was set after prometheus_client was imported, so this process "
+            "keeps its samples in memory and scrapes would miss them: set the variable "
+            "before the app (or gunicorn.conf.py) imports anything from prometheus_client"
         )
     return path
 

@@ -1,0 +1,46 @@
+"""gunicorn settings for a Flask app instrumented with limone-obs.
+
+Use: ``gunicorn -c exporter/gunicorn.conf.py 'yourapp:create_app()'``.
+
+Every worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` and any worker's
+``/metrics`` serves them all. The variable is set here, at config load, because
+prometheus-client chooses its storage when first imported: nothing in this file imports
+it at module level. Environment overrides: GUNICORN_BIND, GUNICORN_WORKERS,
+GUNICORN_THREADS, GUNICORN_MAX_REQUESTS, GUNICORN_TIMEOUT, PROMETHEUS_MULTIPROC_DIR.
+"""
+
+import os
+import shutil
+import tempfile
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Recycling workers bounds memory leaks; their counts are kept by child_exit below.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
+# AI calls take up to 30 s; leave headroom before gunicorn kills a busy worker.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+
+_multiproc_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"limone-obs-{os.getpid()}")
+)
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Start every server run with an empty metrics directory (old samples would double)."""
+    if os.path.isdir(_multiproc_dir):
+        shutil.rmtree(_multiproc_dir)
+    os.makedirs(_multiproc_dir)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Retire a dead worker's metric files; imported here, after the variable is set."""
+    from limone_obs.exporter.multiprocess import child_exit as retire
+
+    retire(server, worker)
+
+
+# --- logging (limone_obs.logging) ---------------------------------------------------
+# JSON lines for the master, error and access logs are wired here by the logging area.
