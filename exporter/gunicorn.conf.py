@@ -10,7 +10,6 @@ GUNICORN_THREADS, GUNICORN_MAX_REQUESTS, GUNICORN_TIMEOUT, PROMETHEUS_MULTIPROC_
 """
 
 import os
-import shutil
 import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -27,12 +26,12 @@ _multiproc_dir = os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"limone-obs-{os.getpid()}")
 )
 
-
-def on_starting(server):  # type: ignore[no-untyped-def]
-    """Start every server run with an empty metrics directory (old samples would double)."""
-    if os.path.isdir(_multiproc_dir):
-        shutil.rmtree(_multiproc_dir)
-    os.makedirs(_multiproc_dir)
+# Start every server run with no samples of an earlier run (they would add up). This runs
+# at config load, before a preloaded app writes its first sample.
+os.makedirs(_multiproc_dir, exist_ok=True)
+for _name in os.listdir(_multiproc_dir):
+    if _name.endswith(".db"):
+        os.remove(os.path.join(_multiproc_dir, _name))
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
