@@ -196,3 +196,16 @@ RULE_PERIOD_SLI_ERROR: Final = "slo:period_sli_error:ratio"
 RULE_PERIOD_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
 RULE_CURRENT_BURN_RATE: Final = "slo:current_burn_rate:ratio"
 RULE_PERIOD_BURN_RATE: Final = "slo:period_burn_rate:ratio"
+
+# --- dashboards ---------------------------------------------------------------------
+DASHBOARD_UID_OVERVIEW: Final = "limoneide-overview"
+DASHBOARD_UID_SLOS: Final = "limoneide-slos"
+DASHBOARD_UID_DEPENDENCIES: Final = "limoneide-dependencies"
+DASHBOARD_UID_ENDPOINT: Final = "limoneide-endpoint"
+DASHBOARD_UID_LOGS: Final = "limoneide-logs"
+
+# --- alerts area (names added by limone_obs.alerts) ---------------------------------
+
+# --- logging area (names added by limone_obs.logging) -------------------------------
+
+# --- stack area (names added by limone_obs.stack) -----------------------------------
