@@ -64,9 +64,7 @@ def _rows(inst: Instruments) -> list[str]:
 def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
     """Return the catalogue as Markdown for ``namespace``."""
     names = c.MetricNames(namespace)
-    inst = Instruments(
-        names, CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS
-    )
+    inst = Instruments(names, CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS)
     header = _HEADER.format(
         namespace=namespace, unmatched=c.ENDPOINT_UNMATCHED, other=c.METHOD_OTHER
     )

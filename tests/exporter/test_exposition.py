@@ -1,0 +1,122 @@
+"""The /metrics endpoint: formats, compression, exemplars, token, separate port."""
+
+from __future__ import annotations
+
+import gzip
+
+import requests
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.exporter.extension import EXTENSION_KEY
+from tests.exporter.helpers import make_app
+
+N = c.MetricNames()
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+def test_text_format_by_default() -> None:
+    """A plain scrape gets the Prometheus text format with our series."""
+    app, _ = make_app()
+    client = app.test_client()
+    client.get("/projects/1", buffered=True)
+    response = client.get("/metrics", buffered=True)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert f"{N.requests_total}{{" in response.get_data(as_text=True)
+
+
+def test_gzip_when_accepted() -> None:
+    """Accept-Encoding: gzip yields a gzip body that decompresses to the exposition."""
+    app, _ = make_app()
+    client = app.test_client()
+    response = client.get("/metrics", headers={"Accept-Encoding": "gzip"}, buffered=True)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert N.build_info in gzip.decompress(response.data).decode()
+
+
+def test_openmetrics_with_trace_id_exemplar() -> None:
+    """With a traceparent header the duration observation carries the trace id."""
+    app, _ = make_app()
+    client = app.test_client()
+    client.get("/projects/1", headers={"traceparent": TRACEPARENT}, buffered=True)
+    response = client.get("/metrics", headers={"Accept": OPENMETRICS}, buffered=True)
+    body = response.get_data(as_text=True)
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.rstrip().endswith("# EOF")
+    exemplar_lines = [line for line in body.splitlines() if f'trace_id="{TRACE_ID}"' in line]
+    assert len(exemplar_lines) == 1
+    assert exemplar_lines[0].startswith(N.request_duration_bucket)
+
+
+def test_invalid_traceparent_adds_no_exemplar() -> None:
+    """A malformed or all-zero trace id is ignored, not exported."""
+    app, _ = make_app()
+    client = app.test_client()
+    for header in ("garbage", f"00-{'0' * 32}-00f067aa0ba902b7-01", "00-xyz-00-01"):
+        client.get("/projects/1", headers={"traceparent": header}, buffered=True)
+    body = client.get("/metrics", headers={"Accept": OPENMETRICS}, buffered=True).data
+    assert b"trace_id" not in body
+
+
+def test_exemplars_can_be_switched_off() -> None:
+    """LIMONE_OBS_EXEMPLARS=False exports no exemplar."""
+    app, _ = make_app(LIMONE_OBS_EXEMPLARS=False)
+    client = app.test_client()
+    client.get("/projects/1", headers={"traceparent": TRACEPARENT}, buffered=True)
+    body = client.get("/metrics", headers={"Accept": OPENMETRICS}, buffered=True).data
+    assert b"trace_id" not in body
+
+
+def test_token_required_when_configured() -> None:
+    """Without the bearer token: 401 with a challenge; with it: 200."""
+    app, _ = make_app(LIMONE_OBS_METRICS_TOKEN="s3cret")
+    client = app.test_client()
+    missing = client.get("/metrics", buffered=True)
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"}, buffered=True)
+    right = client.get("/metrics", headers={"Authorization": "Bearer s3cret"}, buffered=True)
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert b"s3cret" not in missing.data
+
+
+def test_custom_metrics_path() -> None:
+    """LIMONE_OBS_METRICS_PATH moves the endpoint."""
+    app, _ = make_app(LIMONE_OBS_METRICS_PATH="/internal/metrics")
+    client = app.test_client()
+    assert client.get("/internal/metrics", buffered=True).status_code == 200
+    assert client.get("/metrics", buffered=True).status_code == 404
+
+
+def test_metrics_path_can_be_disabled() -> None:
+    """LIMONE_OBS_METRICS_PATH=None serves nothing on the app."""
+    app, _ = make_app(LIMONE_OBS_METRICS_PATH=None)
+    assert app.test_client().get("/metrics", buffered=True).status_code == 404
+
+
+def test_post_to_metrics_is_refused() -> None:
+    """Only GET and HEAD are answered."""
+    app, _ = make_app()
+    assert app.test_client().post("/metrics", buffered=True).status_code == 405
+
+
+def test_separate_port_serves_the_same_registry() -> None:
+    """LIMONE_OBS_METRICS_PORT=0 starts a server on a free port with the token check."""
+    app = Flask("port")
+    app.config.update(LIMONE_OBS_METRICS_PORT=0, LIMONE_OBS_METRICS_TOKEN="t")
+    Metrics(app, registry=CollectorRegistry())
+    server = app.extensions[EXTENSION_KEY].metrics_server
+    assert server is not None
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        assert requests.get(url, timeout=5).status_code == 401
+        ok = requests.get(url, headers={"Authorization": "Bearer t"}, timeout=5)
+        assert ok.status_code == 200
+        assert N.build_info in ok.text
+    finally:
+        server.shutdown()
+        server.server_close()

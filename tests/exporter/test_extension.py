@@ -1,0 +1,295 @@
+"""The Flask extension: series, labels, grouping, exceptions, streaming, settings."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from limone_obs import ConfigError, Metrics, metrics_for
+from limone_obs import conventions as c
+from tests.exporter.helpers import (
+    STREAM_CHUNKS,
+    STREAM_PAUSE,
+    BoomError,
+    label_values,
+    make_app,
+    samples,
+    value,
+)
+
+N = c.MetricNames()
+
+
+def test_every_series_has_exactly_the_architecture_labels() -> None:
+    """After traffic, each of the seven series exists with the labels of the table."""
+    app, metrics = make_app()
+    client = app.test_client()
+    client.get("/projects/1", buffered=True)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client.get("/boom", buffered=True)
+    with metrics.track("db", "select"):
+        pass
+    metrics.cache_hit("projects")
+    expected = {
+        N.requests_total: set(c.REQUESTS_LABELS),
+        N.request_duration_count: set(c.DURATION_LABELS),
+        N.requests_in_progress: set(c.IN_PROGRESS_LABELS),
+        N.request_exceptions_total: set(c.EXCEPTIONS_LABELS),
+        N.dependency_duration_count: set(c.DEPENDENCY_LABELS),
+        N.cache_requests_total: set(c.CACHE_LABELS),
+        N.build_info: set(c.BUILD_INFO_LABELS),
+    }
+    found: dict[str, set[str]] = {}
+    for name, labels in samples(metrics):
+        if name in expected:
+            found.setdefault(name, set()).update(k for k, _ in labels)
+    assert expected == found
+
+
+def test_endpoint_label_is_the_url_rule_not_the_path() -> None:
+    """Two project ids share one series labelled with the rule."""
+    app, metrics = make_app()
+    client = app.test_client()
+    for pid in (1, 2, 3):
+        client.get(f"/projects/{pid}", buffered=True)
+    assert {"/projects/<int:project_id>"} == label_values(metrics, N.requests_total, "endpoint")
+    labels = {"method": "GET", "endpoint": "/projects/<int:project_id>", "status": "200"}
+    assert value(metrics, N.requests_total, labels) == 3
+
+
+def test_blueprint_routes_carry_their_prefix() -> None:
+    """A blueprint's rule includes its url_prefix."""
+    app, metrics = make_app()
+    app.test_client().get("/api/v1/files/a/b.txt", buffered=True)
+    assert {"/api/v1/files/<path:name>"} == label_values(metrics, N.requests_total, "endpoint")
+
+
+def test_404_and_405_share_the_unmatched_endpoint() -> None:
+    """Unknown paths and wrong methods are counted under one endpoint value."""
+    app, metrics = make_app()
+    client = app.test_client()
+    assert client.get("/nope/1", buffered=True).status_code == 404
+    assert client.get("/nope/2", buffered=True).status_code == 404
+    assert client.post("/projects/1", buffered=True).status_code == 405
+    got_404 = {"method": "GET", "endpoint": c.ENDPOINT_UNMATCHED, "status": "404"}
+    got_405 = {"method": "POST", "endpoint": c.ENDPOINT_UNMATCHED, "status": "405"}
+    assert value(metrics, N.requests_total, got_404) == 2
+    assert value(metrics, N.requests_total, got_405) == 1
+
+
+def test_unknown_methods_become_other() -> None:
+    """A junk method is labelled OTHER, not by its own name."""
+    app, metrics = make_app()
+    client = app.test_client()
+    client.open("/projects/1", method="BREW", buffered=True)
+    client.open("/projects/1", method="X" * 50, buffered=True)
+    assert {c.METHOD_OTHER} == label_values(metrics, N.requests_total, "method")
+
+
+def test_http_exception_keeps_its_status_and_counts_no_exception() -> None:
+    """abort(403) is an answer, not a crash: status 403, no exception series."""
+    app, metrics = make_app()
+    app.test_client().get("/forbidden", buffered=True)
+    labels = {"method": "GET", "endpoint": "/forbidden", "status": "403"}
+    assert value(metrics, N.requests_total, labels) == 1
+    assert set() == label_values(metrics, N.request_exceptions_total, "exception")
+
+
+def test_propagated_exception_is_reraised_untouched_and_counted_as_500() -> None:
+    """With PROPAGATE_EXCEPTIONS the same exception object reaches the caller."""
+    app, metrics = make_app(TESTING=True)
+    with pytest.raises(BoomError, match="view failed"):
+        app.test_client().get("/boom")
+    count = {"method": "GET", "endpoint": "/boom", "status": "500"}
+    exc = {"method": "GET", "endpoint": "/boom", "exception": "BoomError"}
+    assert value(metrics, N.requests_total, count) == 1
+    assert value(metrics, N.request_exceptions_total, exc) == 1
+
+
+def test_handled_exception_is_counted_once_with_status_500() -> None:
+    """Flask turns the exception into a 500 page; it is counted exactly once."""
+    app, metrics = make_app(PROPAGATE_EXCEPTIONS=False)
+    response = app.test_client().get("/boom", buffered=True)
+    assert response.status_code == 500
+    exc = {"method": "GET", "endpoint": "/boom", "exception": "BoomError"}
+    assert value(metrics, N.request_exceptions_total, exc) == 1
+    count = {"method": "GET", "endpoint": "/boom", "status": "500"}
+    assert value(metrics, N.requests_total, count) == 1
+
+
+def test_streamed_response_is_timed_to_its_last_chunk() -> None:
+    """A generator sleeping between chunks is timed until it is exhausted."""
+    app, metrics = make_app()
+    response = app.test_client().get("/stream", buffered=True)
+    assert response.data.count(b"token") == STREAM_CHUNKS
+    labels = {"method": "GET", "endpoint": "/stream"}
+    total = value(metrics, N.request_duration_sum, labels)
+    assert total is not None
+    assert total >= STREAM_CHUNKS * STREAM_PAUSE
+
+
+def test_request_is_recorded_when_body_is_closed_not_before() -> None:
+    """While the client has not consumed the stream, the request is still in flight."""
+    app, metrics = make_app()
+    response = app.test_client().get("/stream")
+    in_flight = {"method": "GET", "endpoint": "/stream"}
+    assert value(metrics, N.requests_in_progress, in_flight) == 1
+    assert value(metrics, N.request_duration_count, in_flight) == 0
+    response.close()
+    assert value(metrics, N.requests_in_progress, in_flight) == 0
+    assert value(metrics, N.request_duration_count, in_flight) == 1
+
+
+def test_exception_inside_a_stream_is_counted_with_the_sent_status() -> None:
+    """The status line went out as 200; the broken stream still counts an exception."""
+    app, metrics = make_app()
+    with pytest.raises(BoomError):
+        app.test_client().get("/broken-stream", buffered=True)
+    count = {"method": "GET", "endpoint": "/broken-stream", "status": "200"}
+    exc = {"method": "GET", "endpoint": "/broken-stream", "exception": "BoomError"}
+    assert value(metrics, N.requests_total, count) == 1
+    assert value(metrics, N.request_exceptions_total, exc) == 1
+
+
+def test_in_progress_gauge_counts_the_running_request() -> None:
+    """Inside the view the gauge is 1; afterwards it is back to 0."""
+    app, metrics = make_app()
+    seen: list[float | None] = []
+
+    @app.get("/inside")
+    def inside() -> str:
+        seen.append(
+            value(metrics, N.requests_in_progress, {"method": "GET", "endpoint": "/inside"})
+        )
+        return "ok"
+
+    app.test_client().get("/inside", buffered=True)
+    assert seen == [1.0]
+    assert value(metrics, N.requests_in_progress, {"method": "GET", "endpoint": "/inside"}) == 0
+
+
+def test_metrics_path_and_excluded_paths_are_not_recorded() -> None:
+    """Scrapes and health checks listed in LIMONE_OBS_EXCLUDED_PATHS add no series."""
+    app, metrics = make_app(LIMONE_OBS_EXCLUDED_PATHS=["/health"])
+    client = app.test_client()
+    client.get("/metrics", buffered=True)
+    assert client.get("/health", buffered=True).status_code == 200
+    assert set() == label_values(metrics, N.requests_total, "endpoint")
+
+
+def test_template_rendering_is_timed_as_a_dependency() -> None:
+    """render_template_string is observed under dependency="template"."""
+    app, metrics = make_app()
+    app.test_client().get("/page", buffered=True)
+    labels = {"dependency": c.DEPENDENCY_TEMPLATE, "operation": "<string>", "outcome": "ok"}
+    assert value(metrics, N.dependency_duration_count, labels) == 1
+
+
+def test_template_timing_can_be_switched_off() -> None:
+    """LIMONE_OBS_TEMPLATE_TIMING=False records no template series."""
+    app, metrics = make_app(LIMONE_OBS_TEMPLATE_TIMING=False)
+    app.test_client().get("/page", buffered=True)
+    assert set() == label_values(metrics, N.dependency_duration_count, "dependency")
+
+
+def test_cache_helpers_count_hits_and_misses() -> None:
+    """cache_hit, cache_miss and cache_result feed one counter by result."""
+    _, metrics = make_app()
+    metrics.cache_hit("projects")
+    metrics.cache_result("projects", hit=True)
+    metrics.cache_miss("projects")
+    metrics.cache_result("projects", hit=False)
+    hits = value(metrics, N.cache_requests_total, {"cache": "projects", "result": c.CACHE_HIT})
+    misses = value(metrics, N.cache_requests_total, {"cache": "projects", "result": c.CACHE_MISS})
+    assert (hits, misses) == (2, 2)
+
+
+def test_build_info_carries_configured_version() -> None:
+    """LIMONE_OBS_VERSION / _REVISION become labels of the build-info series."""
+    app, metrics = make_app(LIMONE_OBS_VERSION="1.2.3", LIMONE_OBS_REVISION="abc123")
+    del app
+    assert {"1.2.3"} == label_values(metrics, N.build_info, "version")
+    assert {"abc123"} == label_values(metrics, N.build_info, "revision")
+
+
+def test_double_init_is_a_clear_error() -> None:
+    """Instrumenting an app twice raises ConfigError naming the app."""
+    app, _ = make_app()
+    with pytest.raises(ConfigError, match="already initialised on Flask app 'exporter_tests'"):
+        Metrics(app, registry=CollectorRegistry())
+
+
+def test_app_factory_pattern_with_one_metrics_object() -> None:
+    """One Metrics created first, init_app on each new app: no duplicate-series error."""
+    metrics = Metrics(registry=CollectorRegistry())
+
+    def create_app() -> Flask:
+        app = Flask("factory")
+        metrics.init_app(app)
+        app.add_url_rule("/", "index", lambda: "ok")
+        return app
+
+    first, second = create_app(), create_app()
+    first.test_client().get("/", buffered=True)
+    second.test_client().get("/", buffered=True)
+    assert metrics_for(first) is metrics
+    assert (
+        value(metrics, N.requests_total, {"method": "GET", "endpoint": "/", "status": "200"}) == 2
+    )
+
+
+def test_default_registry_is_private_not_global() -> None:
+    """Two Metrics() without a registry never collide (no global registry)."""
+    first, second = Metrics(), Metrics()
+    assert first.registry is not second.registry
+
+
+def test_metrics_for_an_uninstrumented_app_is_a_clear_error() -> None:
+    """metrics_for says which app is missing the extension."""
+    with pytest.raises(ConfigError, match="'bare' is not instrumented"):
+        metrics_for(Flask("bare"))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"LIMONE_OBS_METRICS_PATH": "metrics"}, "LIMONE_OBS_METRICS_PATH='metrics'"),
+        ({"LIMONE_OBS_METRICS_PORT": "9100"}, "LIMONE_OBS_METRICS_PORT='9100'"),
+        ({"LIMONE_OBS_EXCLUDED_PATHS": "/health"}, "use a list of paths"),
+    ],
+)
+def test_invalid_settings_name_the_key_and_value(config: dict[str, object], message: str) -> None:
+    """Each bad config value is rejected with its key and value in the message."""
+    app = Flask("bad")
+    app.config.update(config)
+    with pytest.raises(ConfigError, match=message):
+        Metrics(app, registry=CollectorRegistry())
+
+
+def test_buckets_without_slo_thresholds_are_rejected() -> None:
+    """Latency SLOs need 0.6 s and 1 s as bucket boundaries."""
+    with pytest.raises(ConfigError, match=r"lacks the SLO thresholds \[0.6, 1.0\]"):
+        Metrics(buckets=(0.1, 0.5, 2.0))
+
+
+def test_unsorted_buckets_are_rejected() -> None:
+    """Buckets must be strictly increasing."""
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        Metrics(buckets=(1.0, 0.6, 2.0))
+
+
+def test_invalid_namespace_is_rejected() -> None:
+    """A namespace that is not a metric-name prefix is a ConfigError."""
+    with pytest.raises(ConfigError, match="namespace '9bad'"):
+        Metrics(namespace="9bad")
+
+
+def test_custom_namespace_prefixes_every_series() -> None:
+    """namespace="ide" yields ide_requests_total."""
+    app = Flask("ns")
+    metrics = Metrics(app, namespace="ide", registry=CollectorRegistry())
+    app.add_url_rule("/", "index", lambda: "ok")
+    app.test_client().get("/", buffered=True)
+    labels = {"method": "GET", "endpoint": "/", "status": "200"}
+    assert value(metrics, "ide_requests_total", labels) == 1

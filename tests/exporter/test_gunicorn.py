@@ -1,0 +1,131 @@
+"""Integration: the exporter under a real gunicorn with 4 workers on 127.0.0.1.
+
+A second process drives a bounded load; the scraped request total must equal exactly the
+number of requests the server answered, also when workers are recycled (max_requests)
+or one is SIGKILLed mid-load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from limone_obs import conventions as c
+from limone_obs.stack import procs
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+
+N = c.MetricNames()
+LOAD_DRIVER = Path(__file__).with_name("load_driver.py")
+FAST_PATHS = ["GET /projects/1", "GET /projects/2", "POST /projects", "GET /missing/x"]
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, workers: int = 4, max_requests: int = 0) -> Iterator[str]:
+    """Run tests.exporter.gunicorn_app under exporter/gunicorn.conf.py; yield its base URL."""
+    port = procs.free_port()
+    env = dict(os.environ)
+    env.update(
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "mp"),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS=str(workers),
+        GUNICORN_MAX_REQUESTS=str(max_requests),
+        PYTHONPATH=str(ROOT),
+    )
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+        "tests.exporter.gunicorn_app:create_app()",
+    ]  # fmt: skip
+    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        procs.wait_http(proc, f"{url}/metrics", timeout=30)
+        yield url
+    finally:
+        proc.stop()
+    assert not proc.alive()
+
+
+def drive(url: str, n: int, concurrency: int = 8, paths: list[str] = FAST_PATHS) -> dict[str, int]:
+    """Run the load driver in a second process; return its JSON summary."""
+    out = subprocess.run(
+        [sys.executable, str(LOAD_DRIVER), url, str(n), str(concurrency), *paths],
+        capture_output=True, text=True, timeout=240, check=True,
+    )  # fmt: skip
+    summary: dict[str, int] = json.loads(out.stdout)
+    return summary
+
+
+def scraped_total(url: str) -> float:
+    """Sum of limoneide_requests_total over all series, from one scrape."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == N.requests_total
+    )
+
+
+def test_four_workers_count_every_answered_request_exactly(tmp_path: Path) -> None:
+    """N requests over 4 workers: the scrape (any worker) sums to exactly N."""
+    with gunicorn(tmp_path) as url:
+        summary = drive(url, 1200)
+        assert summary["failed"] == 0
+        assert scraped_total(url) == summary["answered"] == 1200
+
+
+def test_recycled_workers_keep_their_counts(tmp_path: Path) -> None:
+    """With max_requests=20 workers die and respawn many times; no count is lost."""
+    with gunicorn(tmp_path, max_requests=20) as url:
+        summary = drive(url, 1000)
+        assert scraped_total(url) == summary["answered"]
+        assert summary["answered"] >= 990
+
+
+def test_sigkilled_worker_loses_no_answered_request(tmp_path: Path) -> None:
+    """SIGKILL a worker mid-request: every answered request is still counted."""
+    pidfile = tmp_path / "slow.pid"
+    with gunicorn(tmp_path) as url:
+        slow = threading.Thread(target=_slow_request, args=(url, pidfile), daemon=True)
+        loader = threading.Thread(target=lambda: results.append(drive(url, 800)))
+        results: list[dict[str, int]] = []
+        loader.start()
+        slow.start()
+        victim = _wait_for_pid(pidfile)
+        os.kill(victim, signal.SIGKILL)
+        loader.join(timeout=240)
+        slow.join(timeout=30)
+        (summary,) = results
+        assert summary["answered"] + summary["failed"] == 800
+        assert scraped_total(url) == summary["answered"]
+        assert requests.get(f"{url}/metrics", timeout=10).status_code == 200
+
+
+def _slow_request(url: str, pidfile: Path) -> None:
+    # The worker serving it is killed before it answers: the error is the expected outcome.
+    with contextlib.suppress(requests.RequestException):
+        requests.get(f"{url}/slow", params={"pidfile": str(pidfile), "seconds": "10"}, timeout=30)
+
+
+def _wait_for_pid(pidfile: Path, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pidfile.is_file() and pidfile.read_text():
+            return int(pidfile.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"no worker wrote {pidfile} within {timeout} s")
