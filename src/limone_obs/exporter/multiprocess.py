@@ -1,8 +1,11 @@
 """prometheus-client multiprocess mode for gunicorn (``PROMETHEUS_MULTIPROC_DIR``).
 
 Each worker writes its samples to memory-mapped files in the directory; a scrape of any
-worker reads them all. :func:`child_exit` is the gunicorn hook that retires a dead
-worker's files (``exporter/gunicorn.conf.py`` wires it).
+worker reads them all (:class:`~limone_obs.exporter._mp_collector.FlatCollector`, the
+same samples as prometheus-client's ``MultiProcessCollector`` at a flat cost).
+:func:`child_exit` is the gunicorn hook that merges a dead worker's files into the
+compaction archive (:mod:`limone_obs.exporter.compaction`), so scrape time does not grow
+with worker churn (``exporter/gunicorn.conf.py`` wires it).
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prometheus_client import CollectorRegistry, multiprocess, values
+from prometheus_client import CollectorRegistry, values
 
-from limone_obs.errors import ConfigError
+from limone_obs.errors import ConfigError, LimoneObsError
+from limone_obs.exporter import compaction
+from limone_obs.exporter._mp_collector import FlatCollector
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -44,13 +49,27 @@ def multiprocess_dir() -> str | None:
 def exposition_registry(path: str) -> CollectorRegistry:
     """Return a registry that reads every worker's files below ``path`` at each scrape."""
     registry = CollectorRegistry(auto_describe=True)
-    multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    registry.register(FlatCollector(path))
     return registry
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """gunicorn ``child_exit`` hook: drop the dead worker's live gauges."""
-    del server
+    """gunicorn ``child_exit`` hook (runs in the master): retire the dead worker's files.
+
+    Its counters, histograms and non-live gauges go into the archive, its live gauges are
+    dropped. Files of other dead processes left by an earlier failure are retired too.
+    A failure is logged and leaves the files in place, where scrapes still count them.
+    """
     path = multiprocess_dir()
-    if path is not None:
-        multiprocess.mark_process_dead(worker.pid, path)  # type: ignore[no-untyped-call]
+    if path is None:
+        return
+    live = set(getattr(server, "WORKERS", {}) or {}) - {worker.pid}
+    try:
+        dead = compaction.dead_pids(path, live) | {worker.pid}
+        compaction.compact(path, dead)
+    except (OSError, LimoneObsError) as exc:
+        log = getattr(server, "log", None)
+        if log is not None:
+            log.error(
+                "limone-obs: could not compact worker %s files in %s: %s", worker.pid, path, exc
+            )

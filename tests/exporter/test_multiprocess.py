@@ -1,0 +1,147 @@
+"""FlatCollector reads multiprocess files exactly like prometheus-client's collector.
+
+Worker files are written in this process by pointing prometheus-client's value class at a
+chosen pid (as client_python's own tests do), so every type and gauge mode is covered
+without forking. The helpers here are shared with ``test_compaction.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from limone_obs.errors import ArtifactError
+from limone_obs.exporter import multiprocess
+from limone_obs.exporter._mp_collector import FlatCollector
+
+GAUGE_MODES = (
+    "all", "liveall", "min", "livemin", "max", "livemax",
+    "sum", "livesum", "mostrecent", "livemostrecent",
+)  # fmt: skip
+KINDS = ("counter", "histogram", "summary", *(f"gauge_{m}" for m in GAUGE_MODES))
+Snapshot = dict[tuple[str, str, str], list[tuple[str, tuple[tuple[str, str], ...], float]]]
+
+
+@pytest.fixture
+def mpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty multiprocess directory, with prometheus-client's value class restored after."""
+    path = tmp_path / "mp"
+    path.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(path))
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    return path
+
+
+def write_worker(path: Path, pid: int, kinds: tuple[str, ...] = KINDS, scale: int = 1) -> None:
+    """Write the files worker ``pid`` would leave: every kind in ``kinds``, two label sets.
+
+    Values are multiples of 1/4 so sums are exact in binary in any order.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    value_class = values.MultiProcessValue(process_identifier=lambda: pid)  # type: ignore[no-untyped-call]
+    values.ValueClass = value_class
+    registry = CollectorRegistry()
+    for kind in kinds:
+        metric = _metric(kind, registry)
+        for i, route in enumerate(("/a", "/b/<int:id>")):
+            _observe(metric, kind, route, (pid % 7 + i + 1) * scale / 4)
+    value_class.close_all_files()
+
+
+def _metric(kind: str, registry: CollectorRegistry) -> Counter | Histogram | Summary | Gauge:
+    name, labels = f"t_{kind}", ["endpoint"]
+    if kind == "counter":
+        return Counter(name, "help", labels, registry=registry)
+    if kind == "histogram":
+        return Histogram(name, "help", labels, registry=registry, buckets=(0.5, 1.0, 2.0))
+    if kind == "summary":
+        return Summary(name, "help", labels, registry=registry)
+    mode = kind.removeprefix("gauge_")
+    return Gauge(name, "help", labels, registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
+
+
+def _observe(metric: object, kind: str, route: str, value: float) -> None:
+    child = metric.labels(route)  # type: ignore[attr-defined]
+    if kind == "counter":
+        child.inc(value)
+    elif kind in ("histogram", "summary"):
+        child.observe(value)
+        child.observe(value * 2)
+    else:
+        child.set(value)
+
+
+def snapshot(families: object) -> Snapshot:
+    """Families as comparable data: per (name, type, help), the sorted samples."""
+    out: Snapshot = {}
+    for family in families:  # type: ignore[attr-defined]
+        samples = [(s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples]
+        out[(family.name, family.type, family.documentation)] = sorted(samples)
+    return {k: v for k, v in out.items() if v}
+
+
+def reference(path: Path) -> Snapshot:
+    """What prometheus-client's MultiProcessCollector reports for ``path``."""
+    collector = MultiProcessCollector(None, path=str(path))  # type: ignore[no-untyped-call]
+    return snapshot(collector.collect())  # type: ignore[no-untyped-call]
+
+
+def flat(path: Path) -> Snapshot:
+    """What a new FlatCollector reports for ``path``."""
+    return snapshot(FlatCollector(str(path)).collect())
+
+
+def test_matches_multiprocess_collector_for_every_kind(mpdir: Path) -> None:
+    """Three workers writing every metric type and gauge mode: identical samples."""
+    for pid in (101, 102, 103):
+        write_worker(mpdir, pid)
+    expected = reference(mpdir)
+    assert len(expected) == len(KINDS)
+    assert expected == flat(mpdir)
+
+
+def test_repeated_scrapes_see_new_values_and_series(mpdir: Path) -> None:
+    """A collector reused across scrapes sees values and series written after its first scrape."""
+    collector = FlatCollector(str(mpdir))
+    write_worker(mpdir, 201, ("counter",))
+    collector.collect()
+    write_worker(mpdir, 201, ("counter", "histogram"))
+    write_worker(mpdir, 202, ("gauge_max",))
+    assert reference(mpdir) == snapshot(collector.collect())
+
+
+def test_recreated_file_is_read_afresh(mpdir: Path) -> None:
+    """A file removed and written again (a reused pid) is not read with the old layout."""
+    collector = FlatCollector(str(mpdir))
+    write_worker(mpdir, 301, ("histogram", "counter"))
+    collector.collect()
+    for name in os.listdir(mpdir):
+        os.remove(mpdir / name)
+    write_worker(mpdir, 301, ("gauge_sum",))
+    assert reference(mpdir) == snapshot(collector.collect())
+
+
+def test_empty_directory_has_no_samples(mpdir: Path) -> None:
+    """No files, no families."""
+    assert {} == flat(mpdir)
+
+
+def test_corrupt_file_is_reported_with_its_name(mpdir: Path) -> None:
+    """A file whose header claims more bytes than it has raises an error naming it."""
+    bad = mpdir / "counter_9.db"
+    bad.write_bytes((4096).to_bytes(4, "little") + b"\0" * 12)
+    with pytest.raises(ArtifactError, match=r"counter_9\.db"):
+        FlatCollector(str(mpdir)).collect()
+
+
+def test_exposition_registry_renders_every_worker(mpdir: Path) -> None:
+    """The registry the exporter serves renders the summed counter of all workers."""
+    write_worker(mpdir, 401, ("counter",))
+    write_worker(mpdir, 402, ("counter",))
+    registry = multiprocess.exposition_registry(str(mpdir))
+    # pid 401 -> 401 % 7 = 2 -> (2+1)/4 = 0.75; pid 402 -> (3+1)/4 = 1.0
+    assert 1.75 == registry.get_sample_value("t_counter_total", {"endpoint": "/a"})
