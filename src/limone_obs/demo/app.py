@@ -1,0 +1,158 @@
+"""The LimoneIDE-shaped demo service: ``create_app()``, instrumented as a user would.
+
+Routes: ``/health``; ``/projects`` and ``/projects/<int:project_id>`` (SQLite, timed as
+dependency ``db``); ``/languages/<language>`` (a TTL cache in front of the DB, counted as
+cache hits and misses); ``/editor/<int:project_id>`` (a Jinja page, timed as
+``template`` by the exporter); ``POST /ai/complete`` (a simulated AI API call timed as
+``ai_api``, streamed token by token with ``{"stream": true}``); ``/admin/faults`` (the
+fault switches, see :mod:`limone_obs.demo.faults`; loopback clients only).
+
+Flask config keys, each also read from the environment variable of the same name:
+
+- ``LIMONE_DEMO_DATA_DIR`` [a new temporary directory]: holds ``demo.sqlite3`` and
+  ``faults.json``; give every gunicorn worker the same one.
+- ``LIMONE_DEMO_AI_LATENCY`` [``"1.5-2.0"``]: seconds an AI call takes, ``min-max``
+  (uniform), or a ``(min, max)`` tuple.
+- ``LIMONE_DEMO_CACHE_TTL`` [``30``]: seconds a language stays cached.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from limone_obs.demo import db, faults, routes
+from limone_obs.errors import ConfigError
+from limone_obs.exporter import Metrics, Track
+
+STATE_KEY = "limone_demo"
+_ENV_KEYS = ("LIMONE_DEMO_DATA_DIR", "LIMONE_DEMO_AI_LATENCY", "LIMONE_DEMO_CACHE_TTL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The demo's validated settings (see the module docstring)."""
+
+    data_dir: Path
+    ai_latency: tuple[float, float]
+    cache_ttl: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Validate the ``LIMONE_DEMO_*`` keys; raise ConfigError naming a bad one."""
+        data_dir = config.get("LIMONE_DEMO_DATA_DIR") or tempfile.mkdtemp(prefix="limone-demo-")
+        return cls(
+            data_dir=Path(data_dir),
+            ai_latency=_latency_range(config.get("LIMONE_DEMO_AI_LATENCY", "1.5-2.0")),
+            cache_ttl=_seconds(config.get("LIMONE_DEMO_CACHE_TTL", 30), "LIMONE_DEMO_CACHE_TTL"),
+        )
+
+
+def _seconds(value: Any, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r}: not a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"{name}={value!r}: use seconds from 0 to 3600")
+    return seconds
+
+
+def _latency_range(value: Any) -> tuple[float, float]:
+    name = "LIMONE_DEMO_AI_LATENCY"
+    parts = value.split("-") if isinstance(value, str) else list(value)
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise ConfigError(f"{name}={value!r}: use 'min-max' seconds, e.g. '1.5-2.0'")
+    low, high = (_seconds(p, name) for p in parts)
+    if low > high:
+        raise ConfigError(f"{name}={value!r}: min is above max")
+    return low, high
+
+
+class TTLCache:
+    """A tiny thread-safe cache whose entries expire ``ttl`` seconds after being stored."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._items: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any | None:
+        """The cached value, or None when absent or expired."""
+        with self._lock:
+            item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds."""
+        with self._lock:
+            self._items[key] = (time.monotonic() + self._ttl, value)
+
+
+class DemoState:
+    """Per-app state in ``app.extensions["limone_demo"]``: settings, metrics, faults, cache."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, store: faults.FaultStore) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.faults = store
+        self.cache = TTLCache(settings.cache_ttl)
+        self.random = random.Random()
+        self.db_path = settings.data_dir / "demo.sqlite3"
+
+    @contextmanager
+    def dependency(self, name: str, operation: str) -> Iterator[Track]:
+        """Time a call to dependency ``name``, adding the latency fault's delay if set."""
+        with self.metrics.track(name, operation) as call:
+            extra = self.faults.current().latency.get(name, 0.0)
+            if extra:
+                time.sleep(extra)
+            yield call
+
+    def ai_latency(self) -> float:
+        """Seconds the next simulated AI call takes."""
+        return self.random.uniform(*self.settings.ai_latency)
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None, *, registry: CollectorRegistry | None = None
+) -> Flask:
+    """Build the demo app; ``config`` overrides the environment's ``LIMONE_DEMO_*`` values.
+
+    ``registry`` is passed to :class:`limone_obs.Metrics` (tests give a fresh one). Raises
+    ConfigError on an invalid setting or fault switch.
+    """
+    app = Flask(__name__)
+    app.config.update({k: os.environ[k] for k in _ENV_KEYS if k in os.environ})
+    app.config.update(config or {})
+    settings = Settings.from_config(app.config)
+    metrics = Metrics(app, registry=registry, version=_version())
+    store = faults.FaultStore(settings.data_dir / "faults.json", faults.from_env(os.environ))
+    state = DemoState(settings, metrics, store)
+    db.seed(state.db_path)
+    app.extensions[STATE_KEY] = state
+    routes.register(app, state)
+    return app
+
+
+def _version() -> str:
+    try:
+        return version("limone-obs")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,201 @@
+"""The demo service's routes; :func:`register` adds them to an app built by ``create_app``."""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, abort, g, jsonify, render_template, request, stream_with_context
+
+from limone_obs import conventions as c
+from limone_obs.demo import db
+from limone_obs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from limone_obs.demo.app import DemoState
+
+#: Endpoints the fault switches never touch, so faults can always be turned off again.
+_EXEMPT = frozenset({"admin_faults"})
+#: The canned answer of the simulated AI model, sent token by token when streamed.
+_COMPLETION = (
+    "def fibonacci(n: int) -> int:\n    a, b = 0, 1\n    for _ in range(n):\n"
+    "        a, b = b, a + b\n    return a\n"
+)
+MAX_PROMPT_CHARS = 4000
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised by the error-rate fault switch; the app answers 500."""
+
+
+def register(app: Flask, state: DemoState) -> None:
+    """Add every route, the fault hook and the error handlers of the demo to ``app``."""
+    app.before_request(lambda: _apply_faults(state))
+    app.teardown_appcontext(_close_db)
+    app.register_error_handler(500, _server_error)
+    app.register_error_handler(404, _not_found)
+    _register_projects(app, state)
+    _register_pages(app, state)
+    _register_ai(app, state)
+    _register_admin(app, state)
+    app.add_url_rule("/health", "health", lambda: {"status": "ok"})
+
+
+def _apply_faults(state: DemoState) -> Any:
+    if request.endpoint in _EXEMPT:
+        return None
+    switches = state.faults.current()
+    if switches.outage:
+        return jsonify(error="service unavailable (outage fault switch)"), 503
+    rate = switches.error_rate
+    if request.endpoint != "health" and rate and state.random.random() < rate:
+        raise InjectedFaultError(f"injected by the error-rate fault switch ({rate:g})")
+    return None
+
+
+def _server_error(_error: Exception) -> Any:
+    return jsonify(error="internal server error"), 500
+
+
+def _not_found(_error: Exception) -> Any:
+    return jsonify(error="not found"), 404
+
+
+def _conn(state: DemoState) -> sqlite3.Connection:
+    if "demo_db" not in g:
+        g.demo_db = db.connect(state.db_path)
+    conn: sqlite3.Connection = g.demo_db
+    return conn
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    conn = g.pop("demo_db", None)
+    if conn is not None:
+        conn.close()
+
+
+def _register_projects(app: Flask, state: DemoState) -> None:
+    @app.get("/projects")
+    def projects() -> Any:
+        with state.dependency(c.DEPENDENCY_DB, "list_projects"):
+            rows = db.list_projects(_conn(state))
+        return jsonify(projects=rows)
+
+    @app.get("/projects/<int:project_id>")
+    def project(project_id: int) -> Any:
+        return _project_or_404(state, project_id)
+
+    @app.post("/projects")
+    def create_project() -> Any:
+        body = request.get_json(silent=True) or {}
+        name, language = body.get("name"), body.get("language")
+        if not isinstance(name, str) or not 0 < len(name) <= 100:
+            return jsonify(error='"name": a string of 1 to 100 characters is required'), 400
+        if not isinstance(language, str) or _language(state, language) is None:
+            return jsonify(error=f'"language": {language!r} is not a known language'), 400
+        with state.dependency(c.DEPENDENCY_DB, "create_project"):
+            row = db.create_project(_conn(state), name, language)
+        return jsonify(row), 201
+
+
+def _project_or_404(state: DemoState, project_id: int) -> dict[str, Any]:
+    with state.dependency(c.DEPENDENCY_DB, "get_project"):
+        row = db.get_project(_conn(state), project_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _language(state: DemoState, name: str) -> dict[str, Any] | None:
+    """A language's settings through the TTL cache (hit or miss counted), else the DB."""
+    with state.dependency(c.DEPENDENCY_CACHE, "get_language"):
+        cached = state.cache.get(name)
+    state.metrics.cache_result("languages", cached is not None)
+    if cached is not None:
+        found: dict[str, Any] = cached
+        return found
+    with state.dependency(c.DEPENDENCY_DB, "get_language"):
+        row = db.get_language(_conn(state), name)
+    if row is not None:
+        state.cache.put(name, row)
+    return row
+
+
+def _register_pages(app: Flask, state: DemoState) -> None:
+    @app.get("/languages/<language>")
+    def language(language: str) -> Any:
+        row = _language(state, language)
+        if row is None:
+            abort(404)
+        return row
+
+    @app.get("/editor/<int:project_id>")
+    def editor(project_id: int) -> Any:
+        project = _project_or_404(state, project_id)
+        settings = _language(state, project["language"])
+        lines = _COMPLETION.splitlines()
+        return render_template("editor.html", project=project, language=settings, lines=lines)
+
+
+def _register_ai(app: Flask, state: DemoState) -> None:
+    @app.post("/ai/complete")
+    def complete() -> Any:
+        body = request.get_json(silent=True) or {}
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not 0 < len(prompt) <= MAX_PROMPT_CHARS:
+            limit = MAX_PROMPT_CHARS
+            return jsonify(error=f'"prompt": a string of 1 to {limit} characters is required'), 400
+        tokens = _tokens(_COMPLETION)
+        latency = state.ai_latency()
+        if body.get("stream") is True or request.args.get("stream") == "1":
+            chunks = stream_with_context(_stream(state, tokens, latency))
+            return Response(chunks, mimetype="text/plain")
+        with state.dependency(c.DEPENDENCY_AI, "complete"):
+            time.sleep(latency)
+        return jsonify(completion="".join(tokens), tokens=len(tokens), model="demo-coder")
+
+
+def _tokens(text: str) -> list[str]:
+    """Split ``text`` into word-and-whitespace tokens that join back to ``text``."""
+    tokens: list[str] = []
+    for word in text.split(" "):
+        tokens.append(word if not tokens else " " + word)
+    return tokens
+
+
+def _stream(state: DemoState, tokens: list[str], latency: float) -> Iterator[str]:
+    # A model answers its first token after ~30 % of the call, then streams the rest.
+    with state.dependency(c.DEPENDENCY_AI, "complete_stream"):
+        time.sleep(latency * 0.3)
+        step = latency * 0.7 / len(tokens)
+        for token in tokens:
+            time.sleep(step)
+            yield token
+
+
+def _register_admin(app: Flask, state: DemoState) -> None:
+    @app.route("/admin/faults", methods=["GET", "PUT", "DELETE"], endpoint="admin_faults")
+    def admin_faults() -> Any:
+        if not _from_loopback():
+            return jsonify(error="the admin endpoint answers loopback clients only"), 403
+        if request.method == "DELETE":
+            state.faults.write(type(state.faults.current())())
+        elif request.method == "PUT":
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict):
+                return jsonify(error='send a JSON object, e.g. {"error_rate": 0.5}'), 400
+            try:
+                state.faults.write(state.faults.current().updated(body, "request body"))
+            except ConfigError as exc:
+                return jsonify(error=str(exc)), 400
+        return jsonify(state.faults.current().to_json())
+
+
+def _from_loopback() -> bool:
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False

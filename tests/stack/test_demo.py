@@ -1,0 +1,216 @@
+"""The demo service: routes, dependency metrics as a user would record them, fault switches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
+
+from limone_obs import conventions as c
+from limone_obs.demo import create_app
+from limone_obs.errors import ConfigError
+
+NAMES = c.MetricNames()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def app(tmp_path: Path, registry: CollectorRegistry) -> Flask:
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), "LIMONE_DEMO_AI_LATENCY": "0.01-0.02"}
+    return create_app(config, registry=registry)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _requests(
+    registry: CollectorRegistry, endpoint: str, status: str, method: str = "GET"
+) -> float:
+    labels = {"method": method, "endpoint": endpoint, "status": status}
+    return registry.get_sample_value(NAMES.requests_total, labels) or 0.0
+
+
+def _dep_calls(registry: CollectorRegistry, dep: str, op: str, outcome: str = "ok") -> float:
+    labels = {"dependency": dep, "operation": op, "outcome": outcome}
+    return registry.get_sample_value(NAMES.dependency_duration_count, labels) or 0.0
+
+
+def test_project_route_times_the_db_query(client: FlaskClient, registry: CollectorRegistry) -> None:
+    """GET /projects/3 answers the seeded project and records one db call and one request."""
+    resp = client.get("/projects/3")
+    assert {"id": 3, "name": "project-3", "language": "go"} == resp.json
+    assert 1.0 == _dep_calls(registry, "db", "get_project")
+    assert 1.0 == _requests(registry, "/projects/<int:project_id>", "200")
+
+
+def test_unknown_project_is_404(client: FlaskClient) -> None:
+    """A project id that does not exist answers 404 with a JSON error."""
+    resp = client.get("/projects/999")
+    assert (404, {"error": "not found"}) == (resp.status_code, resp.json)
+
+
+def test_create_project_validates_language(client: FlaskClient) -> None:
+    """POST /projects with an unknown language is 400; with a known one it is 201."""
+    bad = client.post("/projects", json={"name": "x", "language": "cobol"})
+    good = client.post("/projects", json={"name": "x", "language": "rust"})
+    assert (400, 201) == (bad.status_code, good.status_code)
+    assert "x" == client.get(f"/projects/{good.json['id']}").json["name"]  # type: ignore[index]
+
+
+def test_language_lookup_counts_a_miss_then_a_hit(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """The first lookup of a language misses the cache (one DB query), the second hits."""
+    client.get("/languages/python")
+    client.get("/languages/python")
+    hits = registry.get_sample_value(
+        NAMES.cache_requests_total, {"cache": "languages", "result": "hit"}
+    )
+    misses = registry.get_sample_value(
+        NAMES.cache_requests_total, {"cache": "languages", "result": "miss"}
+    )
+    assert (1.0, 1.0) == (hits, misses)
+    assert 1.0 == _dep_calls(registry, "db", "get_language")
+
+
+def test_editor_page_is_rendered_and_timed_as_template(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """GET /editor/1 renders the Jinja page; the exporter times the template automatically."""
+    resp = client.get("/editor/1")
+    assert b"<title>project-1 - LimoneIDE demo</title>" in resp.data
+    assert 1.0 == _dep_calls(registry, c.DEPENDENCY_TEMPLATE, "editor.html")
+
+
+def test_ai_completion_times_the_ai_call(client: FlaskClient, registry: CollectorRegistry) -> None:
+    """POST /ai/complete answers a completion and records one ai_api call."""
+    resp = client.post("/ai/complete", json={"prompt": "def fib"})
+    assert resp.json is not None
+    assert resp.json["completion"].startswith("def fibonacci")
+    assert 1.0 == _dep_calls(registry, "ai_api", "complete")
+
+
+def test_streamed_completion_is_timed_to_the_last_token(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """A streamed completion sends every token; the ai_api call and request count at the end."""
+    resp = client.post("/ai/complete", json={"prompt": "def fib", "stream": True}, buffered=True)
+    assert resp.data.decode().startswith("def fibonacci(n: int) -> int:")
+    assert 1.0 == _dep_calls(registry, "ai_api", "complete_stream")
+    assert 1.0 == _requests(registry, "/ai/complete", "200", method="POST")
+
+
+def test_empty_prompt_is_400(client: FlaskClient) -> None:
+    """A completion request without a prompt is refused with 400 and a message."""
+    resp = client.post("/ai/complete", json={})
+    assert 400 == resp.status_code
+    assert '"prompt"' in resp.json["error"]  # type: ignore[index]
+
+
+def test_error_rate_one_answers_500_and_counts_the_exception(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """With error_rate 1 every app route answers 500 and the exception series counts it."""
+    client.put("/admin/faults", json={"error_rate": 1})
+    assert 500 == client.get("/projects", buffered=True).status_code
+    labels = {"method": "GET", "endpoint": "/projects", "exception": "InjectedFaultError"}
+    assert 1.0 == registry.get_sample_value(NAMES.request_exceptions_total, labels)
+
+
+def test_error_rate_spares_health(client: FlaskClient) -> None:
+    """The error-rate switch leaves /health answering 200."""
+    client.put("/admin/faults", json={"error_rate": 1})
+    assert 200 == client.get("/health").status_code
+
+
+def test_outage_answers_503_but_metrics_and_admin_work(client: FlaskClient) -> None:
+    """In an outage every route, /health included, is 503; /metrics and the admin are not."""
+    client.put("/admin/faults", json={"outage": True})
+    statuses = [client.get(p).status_code for p in ("/health", "/projects", "/metrics")]
+    assert [503, 503, 200] == statuses
+    assert 200 == client.delete("/admin/faults").status_code
+    assert 200 == client.get("/health").status_code
+
+
+def test_latency_switch_slows_the_dependency(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """Extra db latency of 0.2 s shows in the db dependency histogram's sum."""
+    client.put("/admin/faults", json={"latency": {"db": 0.2}})
+    client.get("/projects/1")
+    labels = {"dependency": "db", "operation": "get_project", "outcome": "ok"}
+    total = registry.get_sample_value(NAMES.dependency_duration_sum, labels)
+    assert total is not None
+    assert total >= 0.2
+
+
+def test_faults_are_shared_through_the_data_dir(tmp_path: Path, client: FlaskClient) -> None:
+    """A second app (another gunicorn worker) on the same data dir sees the switch."""
+    client.put("/admin/faults", json={"outage": True})
+    other = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
+    assert 503 == other.test_client().get("/projects").status_code
+
+
+def test_admin_refuses_non_loopback_clients(client: FlaskClient) -> None:
+    """The admin endpoint answers 403 to a client outside 127.0.0.0/8 and ::1."""
+    resp = client.put(
+        "/admin/faults", json={"outage": True}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+    )
+    assert 403 == resp.status_code
+    assert 200 == client.get("/projects").status_code
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"error_rate": 1.5}, "error_rate=1.5: use a number from 0 to 1"),
+        ({"latency": {"redis": 1}}, "unknown dependency 'redis'"),
+        ({"outage": "yes"}, "outage='yes': use true or false"),
+        ({"errors": 1}, "unknown field(s) ['errors']"),
+    ],
+)
+def test_admin_rejects_invalid_switches(client: FlaskClient, body: object, message: str) -> None:
+    """An invalid switch is 400 with a message naming the field; the state is unchanged."""
+    resp = client.put("/admin/faults", json=body)
+    assert 400 == resp.status_code
+    assert message in resp.json["error"]  # type: ignore[index]
+    assert {"error_rate": 0.0, "latency": {}, "outage": False} == client.get("/admin/faults").json
+
+
+def test_environment_sets_the_initial_faults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LIMONE_DEMO_ERROR_RATE / _LATENCY / _OUTAGE give the state before any admin call."""
+    monkeypatch.setenv("LIMONE_DEMO_ERROR_RATE", "0.25")
+    monkeypatch.setenv("LIMONE_DEMO_LATENCY", "ai_api=1.5, db=0.1")
+    monkeypatch.setenv("LIMONE_DEMO_OUTAGE", "0")
+    app = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
+    expected = {"error_rate": 0.25, "latency": {"ai_api": 1.5, "db": 0.1}, "outage": False}
+    assert expected == app.test_client().get("/admin/faults").json
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("LIMONE_DEMO_ERROR_RATE", "lots", "LIMONE_DEMO_ERROR_RATE='lots': not a number"),
+        ("LIMONE_DEMO_LATENCY", "ai_api", "use dependency=seconds"),
+        ("LIMONE_DEMO_OUTAGE", "maybe", "LIMONE_DEMO_OUTAGE='maybe'"),
+        ("LIMONE_DEMO_AI_LATENCY", "2-1", "min is above max"),
+    ],
+)
+def test_bad_environment_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, value: str, message: str
+) -> None:
+    """A bad LIMONE_DEMO_* variable raises ConfigError naming it and its value."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
