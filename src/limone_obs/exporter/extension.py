@@ -21,7 +21,7 @@ from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import exposition, multiprocess
 from limone_obs.exporter._instruments import Instruments
-from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI, record_exception
+from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI
 from limone_obs.exporter.tracking import Track
 
 EXTENSION_KEY = "limone_obs"
@@ -143,10 +143,12 @@ class Metrics:
         app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
 
     def _on_request_routed(self) -> None:
-        state = request.environ.get(STATE_KEY)
+        # One proxy lookup instead of two: this runs on every request.
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        state = req.environ.get(STATE_KEY)
         if state is None or state.endpoint is not None:
             return
-        rule = request.url_rule
+        rule = req.url_rule
         state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
         _, gauge = self._instruments.request_children(state.method, state.endpoint)
         gauge.inc()
@@ -199,7 +201,7 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
 def _on_exception(_sender: Flask, exception: BaseException, **_extra: Any) -> None:
     state = request.environ.get(STATE_KEY)
     if state is not None:
-        record_exception(state, exception)
+        state.record_exception(exception)
 
 
 def _on_template_start(_sender: Flask, **_extra: Any) -> None:
