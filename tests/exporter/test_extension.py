@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import ConfigError, Metrics, metrics_for
 from limone_obs import conventions as c
+from limone_obs.exporter import _failsafe
 from tests.exporter.helpers import (
     STREAM_CHUNKS,
     STREAM_PAUSE,
@@ -293,3 +294,23 @@ def test_custom_namespace_prefixes_every_series() -> None:
     app.test_client().get("/", buffered=True)
     labels = {"method": "GET", "endpoint": "/", "status": "200"}
     assert value(metrics, "ide_requests_total", labels) == 1
+
+
+def test_a_failing_metrics_backend_never_fails_the_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If recording raises (e.g. a full multiprocess disk), the user still gets the 200."""
+    app, metrics = make_app()
+    _failsafe._last.clear()  # the log is rate-limited per place; start from a clean slate
+
+    def broken(*_args: object) -> None:
+        raise OSError("No space left on device")
+
+    metrics._instruments.count_request = broken  # type: ignore[method-assign,assignment]
+    metrics._instruments.request_children = broken  # type: ignore[method-assign,assignment]
+    response = app.test_client().get("/projects/1", buffered=True)
+    assert response.status_code == 200
+    with pytest.raises(RuntimeError), metrics.track("db", "select"):
+        raise RuntimeError("the caller's own error still propagates")
+    messages = [r.getMessage() for r in caplog.records if r.name == "limone_obs.exporter"]
+    assert any("No space left on device" in m for m in messages)

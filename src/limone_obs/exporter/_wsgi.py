@@ -14,6 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from limone_obs import conventions as c
+from limone_obs.exporter import _failsafe
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -89,7 +90,10 @@ class RequestState:
         """Record this request once (later calls do nothing)."""
         if not self.finished:
             self.finished = True
-            self._middleware.record(self, perf_counter() - self.start, self._environ)
+            try:
+                self._middleware.record(self, perf_counter() - self.start, self._environ)
+            except Exception as exc:  # metrics must never fail a response
+                _failsafe.report("request recording", exc)
 
     def __iter__(self) -> Iterator[bytes]:
         try:

@@ -19,7 +19,7 @@ from prometheus_client import (
 
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import exposition, multiprocess
+from limone_obs.exporter import _failsafe, exposition, multiprocess
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI
 from limone_obs.exporter.tracking import Track
@@ -143,6 +143,12 @@ class Metrics:
         app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
 
     def _on_request_routed(self) -> None:
+        try:
+            self._count_in_flight()
+        except Exception as exc:  # metrics must never fail a request
+            _failsafe.report("the routing hook", exc)
+
+    def _count_in_flight(self) -> None:
         # One proxy lookup instead of two: this runs on every request.
         req = request._get_current_object()  # type: ignore[attr-defined]
         state = req.environ.get(STATE_KEY)

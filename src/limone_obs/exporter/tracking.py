@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from prometheus_client import Histogram
 
 from limone_obs import conventions as c
+from limone_obs.exporter import _failsafe
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +47,10 @@ class Track:
 
     def _observe(self, elapsed: float, failed: bool) -> None:
         outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
-        self._histogram.labels(self._dependency, self._operation, outcome).observe(elapsed)
+        try:
+            self._histogram.labels(self._dependency, self._operation, outcome).observe(elapsed)
+        except Exception as exc:  # never fail the caller's dependency call
+            _failsafe.report("dependency tracking", exc)
 
     def __enter__(self) -> Track:
         self._failed = False
