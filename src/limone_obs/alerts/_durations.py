@@ -1,0 +1,40 @@
+"""Prometheus durations (``5m``, ``1h``, ``30d``) as they appear in the SLO spec."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)(s|m|h|d|w)$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def is_duration(text: object) -> bool:
+    """True if ``text`` is one positive whole number followed by one unit (s, m, h, d, w)."""
+    return isinstance(text, str) and _DURATION_RE.match(text) is not None
+
+
+def seconds(text: str) -> int:
+    """Return the length of the duration ``text`` (e.g. ``"1h"`` -> 3600); ValueError if invalid."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h, 3d or 2w")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def format_duration(total: int) -> str:
+    """Return the shortest single-unit text for ``total`` seconds (7200 -> ``"2h"``)."""
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if total % size == 0:
+            return f"{total // size}{unit}"
+    return f"{total}s"
+
+
+def humanize(total: float) -> str:
+    """Return ``total`` seconds in words for annotations (``2.1 days``, ``50 minutes``)."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if total >= size:
+            value = total / size
+            return f"{value:.1f} {unit}" if value % 1 else f"{int(value)} {unit}"
+    return f"{int(total)} seconds"

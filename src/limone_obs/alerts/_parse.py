@@ -1,0 +1,360 @@
+"""Turning the spec's YAML mapping into :mod:`limone_obs.alerts.spec` dataclasses.
+
+One function per part of the spec; each reads its fields through a
+:class:`~limone_obs.alerts._reader.Reader`, so every error is located and says what is
+allowed. Cross-field rules (windows shorter than the period, burn tiers that can fire,
+thresholds on bucket boundaries, errors within total) are checked here, once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts import _durations
+from limone_obs.alerts._reader import Reader
+from limone_obs.alerts.model import (
+    BUDGET_KINDS,
+    KIND_LATENCY,
+    KIND_RATIO,
+    KIND_THRESHOLD,
+    KIND_UP,
+    KINDS,
+    SEVERITIES,
+    SPEC_VERSION,
+    TIER_OFF,
+    AlertmanagerSpec,
+    BurnTier,
+    QuantileAlert,
+    Receiver,
+    ServiceSpec,
+    Slo,
+    frozen,
+    job_matcher,
+)
+from limone_obs.alerts.selectors import Selector, parse_selector
+
+NAME_PATTERN: Final = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
+LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
+#: Labels and annotations the generator sets itself; the spec may not override them.
+RESERVED_LABELS: Final = frozenset(
+    {"alertname", c.LABEL_SEVERITY, c.LABEL_SLO, c.LABEL_SLO_SERVICE, "long_window", "short_window"}
+)
+RESERVED_ANNOTATIONS: Final = frozenset(
+    {c.ANNOTATION_SUMMARY, c.ANNOTATION_DESCRIPTION, c.ANNOTATION_RUNBOOK, c.ANNOTATION_DASHBOARD}
+)
+DEFAULT_WEBHOOK: Final = "http://127.0.0.1:9095/alerts"
+DEFAULT_GRAFANA: Final = "http://127.0.0.1:3000"
+DEFAULT_RUNBOOKS: Final = "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks"
+#: The mission's tiers (ARCHITECTURE.md): name -> severity, long, short, budget %, for.
+DEFAULT_TIERS: Final = {
+    "page-fast": (c.SEVERITY_PAGE, "1h", "5m", 2.0, "2m"),
+    "page-slow": (c.SEVERITY_PAGE, "6h", "30m", 5.0, "15m"),
+    "ticket-fast": (c.SEVERITY_TICKET, "1d", "2h", 10.0, "1h"),
+    "ticket-slow": (c.SEVERITY_TICKET, "3d", "6h", 10.0, "3h"),
+}
+TOP_KEYS: Final = (
+    "version", "service", "job", "namespace", "period", "grafana_url", "dashboard_url",
+    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "slos",
+)  # fmt: skip
+COMMON_SLO_KEYS: Final = (
+    "name", "kind", "description", "labels", "annotations", "runbook_url", "dashboard_url",
+)  # fmt: skip
+KIND_KEYS: Final = {
+    KIND_RATIO: ("objective", "errors", "total", "tiers", "min_rate"),
+    KIND_LATENCY: (
+        "objective", "histogram", "threshold_seconds", "tiers", "min_rate", "quantile_alert",
+    ),
+    KIND_THRESHOLD: ("objective", "errors", "total", "window", "for", "severity", "min_rate"),
+    KIND_UP: ("for", "severity", "absent_for"),
+}  # fmt: skip
+
+
+def service(top: Reader) -> ServiceSpec:
+    """Validate the top-level mapping of the spec."""
+    top.only(TOP_KEYS)
+    version = top.raw("version", SPEC_VERSION)
+    if version != SPEC_VERSION:
+        top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
+    name = top.text("service", pattern=NAME_PATTERN)
+    namespace = top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN)
+    grafana = top.url("grafana_url", DEFAULT_GRAFANA).rstrip("/")
+    ctx = _Context(
+        top=top,
+        service=name,
+        job=top.text("job", name),
+        names=c.MetricNames(namespace),
+        period=_period(top),
+        labels=labels(top, "labels"),
+        min_rate=_min_rate(top, 0.0),
+        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.DASHBOARD_UID_SLOS}"),
+        runbooks=top.url("runbook_base_url", DEFAULT_RUNBOOKS).rstrip("/"),
+    )
+    ctx.tiers = _tiers(top, ctx.period)
+    return ServiceSpec(
+        service=name,
+        job=ctx.job,
+        namespace=namespace,
+        period=ctx.period,
+        grafana_url=grafana,
+        dashboard_url=ctx.dashboard_url,
+        runbook_base_url=ctx.runbooks,
+        labels=ctx.labels,
+        slos=_slos(ctx),
+        alertmanager=_alertmanager(top.child("alertmanager", {})),
+        source=top.file,
+    )
+
+
+@dataclass
+class _Context:
+    """Service-wide settings every SLO inherits while it is parsed."""
+
+    top: Reader
+    service: str
+    job: str
+    names: c.MetricNames
+    period: str
+    labels: dict[str, str]
+    min_rate: float
+    dashboard_url: str
+    runbooks: str
+    tiers: dict[str, BurnTier] = field(default_factory=dict)
+
+
+def _period(top: Reader) -> str:
+    period = top.duration("period", "30d")
+    if _durations.seconds(period) < 86400:
+        top.fail("period", f"{period!r} is too short for an SLO period; use e.g. 28d or 30d")
+    return period
+
+
+def _min_rate(reader: Reader, default: float) -> float:
+    rate = reader.number("min_rate", default)
+    if rate < 0:
+        reader.fail("min_rate", f"{rate} is negative; give events per second, 0 for no guard")
+    return rate
+
+
+def labels(reader: Reader, key: str, reserved: frozenset[str] = RESERVED_LABELS) -> dict[str, str]:
+    """A mapping of label (or annotation) names to string values, none of them ``reserved``."""
+    block = reader.child(key, {})
+    found = {}
+    for name, value in block.items():
+        if re.fullmatch(LABEL_PATTERN, name) is None:
+            block.fail(name, f"{name!r} is not a valid name: use letters, digits, underscores")
+        if name in reserved:
+            taken = ", ".join(sorted(reserved))
+            block.fail(name, f"{name!r} is set by limone-obs; reserved: {taken}")
+        if not isinstance(value, str):
+            block.fail(name, f"must be a string, found {value!r} (quote it in YAML)")
+        found[name] = value
+    return found
+
+
+def _tiers(top: Reader, period: str) -> dict[str, BurnTier]:
+    if not top.has("tiers"):
+        return {name: _tier(name, values, period) for name, values in DEFAULT_TIERS.items()}
+    block = top.child("tiers")
+    if not block.data:
+        block.fail(None, "must define at least one tier (or be left out for the defaults)")
+    tiers = {}
+    for name, _ in block.items():
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            block.fail(name, f"tier name {name!r} must match {NAME_PATTERN}")
+        tiers[name] = _tier_from(block.child(name), name, period)
+    return tiers
+
+
+def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
+    tier.only(("severity", "long_window", "short_window", "budget_percent", "for"), "a tier")
+    long, short = tier.duration("long_window"), tier.duration("short_window")
+    if _durations.seconds(short) >= _durations.seconds(long):
+        tier.fail("short_window", f"{short!r} must be shorter than long_window {long!r}")
+    if _durations.seconds(long) > _durations.seconds(period):
+        tier.fail("long_window", f"{long!r} is longer than the period {period!r}")
+    share = tier.number("budget_percent")
+    if not 0 < share <= 100:
+        tier.fail("budget_percent", f"{share} is outside (0, 100]: the share of the budget spent")
+    severity = tier.choice("severity", SEVERITIES)
+    return _tier(name, (severity, long, short, share, tier.duration("for")), period)
+
+
+def _tier(name: str, values: tuple[str, str, str, float, str], period: str) -> BurnTier:
+    """Build a tier from (severity, long, short, budget %, for), computing its factor."""
+    severity, long, short, share, for_ = values
+    factor = share * _durations.seconds(period) / (100 * _durations.seconds(long))
+    return BurnTier(name, severity, long, short, share, for_, round(factor, 6))
+
+
+def _slos(ctx: _Context) -> tuple[Slo, ...]:
+    raw = ctx.top.raw("slos")
+    if not isinstance(raw, list) or not raw:
+        ctx.top.fail("slos", "must be a non-empty list of SLOs (name, kind, ...)")
+    slos: list[Slo] = []
+    for index, item in enumerate(raw):
+        slo = _slo(ctx, Reader.of(ctx.top.file, f"slos[{index}]", item))
+        for earlier in slos:
+            if earlier.name == slo.name:
+                ctx.top.fail(f"slos[{index}].name", f"{slo.name!r} is used by an earlier SLO")
+        slos.append(slo)
+    return tuple(slos)
+
+
+def _slo(ctx: _Context, item: Reader) -> Slo:
+    name = item.text("name", pattern=NAME_PATTERN)
+    item = Reader(item.file, f"{item.path} ({name})", item.data)
+    kind = item.choice("kind", KINDS)
+    item.only((*COMMON_SLO_KEYS, *KIND_KEYS[kind]), f"an SLO of kind {kind!r}")
+    objective = _objective(item) if kind != KIND_UP else None
+    return Slo(
+        name=name,
+        kind=kind,
+        description=item.text("description", f"{kind} SLO {name} of {ctx.service}"),
+        objective=objective,
+        errors=_selector(ctx, item, "errors") if kind in (KIND_RATIO, KIND_THRESHOLD) else None,
+        total=_selector(ctx, item, "total") if kind in (KIND_RATIO, KIND_THRESHOLD) else None,
+        histogram=_selector(ctx, item, "histogram") if kind == KIND_LATENCY else None,
+        threshold_seconds=_threshold(item) if kind == KIND_LATENCY else None,
+        tiers=_slo_tiers(ctx, item, objective) if objective and kind in BUDGET_KINDS else (),
+        window=item.duration("window", "5m") if kind == KIND_THRESHOLD else None,
+        for_=item.duration("for", _DEFAULT_FOR[kind]) if kind in _DEFAULT_FOR else None,
+        severity=_severity(item, kind),
+        absent_for=item.duration("absent_for", "5m") if kind == KIND_UP else None,
+        quantile_alert=_quantile_alert(item) if kind == KIND_LATENCY else None,
+        min_rate=_min_rate(item, ctx.min_rate) if kind != KIND_UP else 0.0,
+        labels=frozen({**ctx.labels, **labels(item, "labels")}),
+        annotations=frozen(labels(item, "annotations", RESERVED_ANNOTATIONS)),
+        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{name}.md"),
+        dashboard_url=item.url("dashboard_url", ctx.dashboard_url),
+    )
+
+
+_DEFAULT_FOR: Final = {KIND_THRESHOLD: "5m", KIND_UP: "1m"}
+
+
+def _severity(item: Reader, kind: str) -> str | None:
+    if kind not in (KIND_THRESHOLD, KIND_UP):
+        return None
+    return item.choice("severity", SEVERITIES, c.SEVERITY_PAGE)
+
+
+def _objective(item: Reader) -> float:
+    objective = item.number("objective")
+    if not 0 < objective < 100:
+        item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
+    return objective
+
+
+def _default_selector(ctx: _Context, key: str) -> Selector:
+    if key == "total":
+        return Selector(ctx.names.requests_total)
+    if key == "errors":
+        return parse_selector(f'{ctx.names.requests_total}{{{c.LABEL_STATUS}=~"5.."}}')
+    return Selector(ctx.names.request_duration)
+
+
+def _selector(ctx: _Context, item: Reader, key: str) -> Selector:
+    if not item.has(key):
+        selector = _default_selector(ctx, key)
+    else:
+        text = item.text(key)
+        try:
+            selector = parse_selector(text)
+        except ValueError as exc:
+            item.fail(key, f"{text!r} is not a PromQL series selector: {exc}")
+    if key == "histogram" and selector.metric.endswith(("_bucket", "_count", "_sum")):
+        item.fail(key, f"{selector.metric!r}: give the histogram's base name, without _bucket")
+    if any(m.name == c.LABEL_LE for m in selector.matchers):
+        item.fail(key, "must not match on le: limone-obs adds the threshold's bucket itself")
+    return selector.with_default(job_matcher(ctx.job))
+
+
+def _threshold(item: Reader) -> float:
+    threshold = item.number("threshold_seconds")
+    if threshold not in c.DEFAULT_BUCKETS:
+        allowed = ", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS)
+        item.fail(
+            "threshold_seconds",
+            f"{threshold:g} s is not a bucket boundary of the exporter's histograms, so no "
+            f"series counts requests under it; use one of: {allowed}",
+        )
+    return threshold
+
+
+def _slo_tiers(ctx: _Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
+    overrides = item.child("tiers", {})
+    for name, value in overrides.items():
+        if name not in ctx.tiers:
+            overrides.fail(name, f"unknown tier {name!r}; defined: {', '.join(ctx.tiers)}")
+        overrides.choice(name, (*SEVERITIES, TIER_OFF))
+        del value
+    budget = round((100 - objective) / 100, 12)
+    enabled = []
+    for name, tier in ctx.tiers.items():
+        severity = overrides.data.get(name, tier.severity)
+        if severity == TIER_OFF:
+            continue
+        if tier.factor * budget >= 1:
+            _never_fires(item, tier, budget)
+        enabled.append(BurnTier(name, severity, *_tier_rest(tier)))
+    return tuple(enabled)
+
+
+def _tier_rest(tier: BurnTier) -> tuple[str, str, float, str, float]:
+    return tier.long_window, tier.short_window, tier.budget_percent, tier.for_, tier.factor
+
+
+def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
+    item.fail(
+        f"tiers.{tier.name}",
+        f"burn factor {tier.factor:g} x error budget {budget:g} = {tier.factor * budget:.4g} "
+        ">= 1: the error ratio can never exceed it, so this alert could never fire; lower the "
+        f"objective's strictness, switch the tier off ({tier.name}: off) or change its windows",
+    )
+
+
+def _quantile_alert(item: Reader) -> QuantileAlert | None:
+    if not item.has("quantile_alert"):
+        return None
+    block = item.child("quantile_alert")
+    block.only(("for", "severity"), "quantile_alert")
+    return QuantileAlert(block.duration("for", "15m"), block.choice("severity", SEVERITIES))
+
+
+def _alertmanager(block: Reader) -> AlertmanagerSpec:
+    block.only(("receivers", "group_wait", "group_interval", "repeat_interval", "resolve_timeout"))
+    receivers = block.child("receivers", {})
+    receivers.only(SEVERITIES, "receivers")
+    repeat = block.child("repeat_interval", {})
+    repeat.only(SEVERITIES, "repeat_interval")
+    return AlertmanagerSpec(
+        receivers={sev: _receiver(receivers.child(sev, {})) for sev in SEVERITIES},
+        group_wait=block.duration("group_wait", "30s"),
+        group_interval=block.duration("group_interval", "5m"),
+        repeat_interval={
+            c.SEVERITY_PAGE: repeat.duration(c.SEVERITY_PAGE, "1h"),
+            c.SEVERITY_TICKET: repeat.duration(c.SEVERITY_TICKET, "12h"),
+        },
+        resolve_timeout=block.duration("resolve_timeout", "5m"),
+    )
+
+
+def _receiver(block: Reader) -> Receiver:
+    block.only(("webhook_url", "send_resolved", "extra"), "a receiver")
+    url = None
+    if block.raw("webhook_url", DEFAULT_WEBHOOK) is not None:
+        url = block.url("webhook_url", DEFAULT_WEBHOOK)
+    resolved = block.raw("send_resolved", True)
+    if not isinstance(resolved, bool):
+        block.fail("send_resolved", f"must be true or false, found {resolved!r}")
+    extra = block.child("extra", {})
+    for key, value in extra.items():
+        if not key.endswith("_configs") or not isinstance(value, list):
+            extra.fail(key, "must be an Alertmanager *_configs list, e.g. slack_configs: [...]")
+    if url is None and not extra.data:
+        block.fail(None, "has no webhook_url and no extra *_configs: alerts would go nowhere")
+    return Receiver(url, resolved, MappingProxyType(dict(extra.data)))

@@ -1,0 +1,198 @@
+"""The model of the SLO spec: frozen dataclasses, built once by :mod:`limone_obs.alerts.spec`.
+
+Kinds of SLO (:data:`KINDS`):
+
+- ``ratio``: good/bad events from two counters, ``errors`` over ``total`` (availability).
+- ``latency``: events of a histogram slower than ``threshold_seconds`` over all events.
+- ``threshold``: a plain alert when the error ratio over ``window`` exceeds
+  ``100 - objective`` percent for ``for``, e.g. more than 1 % 5xx over 5 minutes.
+- ``up``: the scrape target is down (``up == 0``) or gone (no ``up`` series at all).
+
+``ratio`` and ``latency`` SLOs get multi-window multi-burn-rate alerts, one per enabled
+:class:`BurnTier`; the burn factor of a tier is computed from the share of the error
+budget it may spend, the period and its long window, never typed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts import _durations
+from limone_obs.alerts.selectors import Matcher, Selector
+
+KIND_RATIO: Final = "ratio"
+KIND_LATENCY: Final = "latency"
+KIND_THRESHOLD: Final = "threshold"
+KIND_UP: Final = "up"
+KINDS: Final = (KIND_RATIO, KIND_LATENCY, KIND_THRESHOLD, KIND_UP)
+#: Kinds that have an error budget and burn-rate alerts.
+BUDGET_KINDS: Final = (KIND_RATIO, KIND_LATENCY)
+SEVERITIES: Final = (c.SEVERITY_PAGE, c.SEVERITY_TICKET)
+#: Value of a per-SLO tier override that switches the tier off.
+TIER_OFF: Final = "off"
+SPEC_VERSION: Final = 1
+
+
+def frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+@dataclass(frozen=True)
+class BurnTier:
+    """One multi-window burn-rate alert tier of one SLO.
+
+    The alert fires when the error ratio over both ``long_window`` and ``short_window``
+    exceeds ``factor`` times the error budget, for ``for_``. ``factor`` is
+    ``budget_percent / 100 * period / long_window``: burning that fast for the long window
+    spends ``budget_percent`` of the period's budget (2 % in 1 h of 30 d -> 14.4).
+    """
+
+    name: str
+    severity: str
+    long_window: str
+    short_window: str
+    budget_percent: float
+    for_: str
+    factor: float
+
+
+@dataclass(frozen=True)
+class QuantileAlert:
+    """A latency SLO's plain alert: the objective's quantile (p95 for 95 %) above the threshold."""
+
+    for_: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """An Alertmanager receiver: a webhook URL (or None) plus raw ``*_configs`` blocks."""
+
+    webhook_url: str | None
+    send_resolved: bool
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class AlertmanagerSpec:
+    """Routing settings of the generated ``alerts/alertmanager.yml``.
+
+    ``receivers`` maps a severity (``page``, ``ticket``) to its receiver; ``repeat_interval``
+    maps a severity to how often an unresolved alert is sent again.
+    """
+
+    receivers: Mapping[str, Receiver]
+    group_wait: str
+    group_interval: str
+    repeat_interval: Mapping[str, str]
+    resolve_timeout: str
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One SLO of the service.
+
+    - ``name``: the ``slo`` label value (lowercase, digits, dashes).
+    - ``kind``: one of :data:`KINDS`.
+    - ``objective``: percent of good events (99.9); for ``threshold`` the alert fires above
+      ``100 - objective`` percent errors; None for ``up``.
+    - ``errors`` / ``total``: counters of bad / all events (``ratio``, ``threshold``).
+    - ``histogram``: histogram base name and matchers (``latency``), e.g.
+      ``limoneide_request_duration_seconds{job="limoneide"}``; ``threshold_seconds`` is one
+      of its bucket boundaries.
+    - Every selector already carries the service's ``job`` matcher.
+    - ``tiers``: the enabled burn tiers (``ratio``, ``latency``), severity overrides applied.
+    - ``window``, ``for_``, ``severity``: the plain alert of ``threshold`` and ``up`` SLOs.
+    - ``absent_for``: how long the ``up`` series may be missing before paging (``up``).
+    - ``quantile_alert``: optional p-quantile alert of a ``latency`` SLO.
+    - ``min_rate``: events per second below which burn and threshold alerts stay quiet.
+    - ``labels`` / ``annotations``: passed through to every alert of the SLO.
+    - ``runbook_url``: the SLO's runbook page (each alert links to its own section);
+      ``dashboard_url``: the dashboard every alert links to.
+    """
+
+    name: str
+    kind: str
+    description: str
+    objective: float | None
+    errors: Selector | None
+    total: Selector | None
+    histogram: Selector | None
+    threshold_seconds: float | None
+    tiers: tuple[BurnTier, ...]
+    window: str | None
+    for_: str | None
+    severity: str | None
+    absent_for: str | None
+    quantile_alert: QuantileAlert | None
+    min_rate: float
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    runbook_url: str
+    dashboard_url: str
+
+    @property
+    def error_budget(self) -> float:
+        """The allowed error ratio, ``1 - objective / 100`` rounded to stay exact (0.001)."""
+        if self.objective is None:
+            raise ValueError(f"SLO {self.name!r} of kind {self.kind!r} has no objective")
+        return round((100 - self.objective) / 100, 12)
+
+    @property
+    def target(self) -> float:
+        """The objective as a ratio (0.999)."""
+        return round(1 - self.error_budget, 12)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """The whole spec of one service.
+
+    - ``service``: the ``slo_service`` label of every rule and alert.
+    - ``job``: the value of the ``job`` label every selector is restricted to.
+    - ``namespace``: the metric namespace of the exporter (default ``limoneide``).
+    - ``period``: the SLO period (``30d``); ``period_seconds`` its length.
+    - ``grafana_url`` / ``dashboard_url``: Grafana and the SLO dashboard alerts link to.
+    - ``runbook_base_url``: where ``alerts/runbooks/`` is browsable.
+    - ``labels``: extra labels on every alert.
+    - ``slos``: the SLOs in file order; ``alertmanager``: routing and receivers.
+    - ``source``: the file the spec was read from, for messages.
+    """
+
+    service: str
+    job: str
+    namespace: str
+    period: str
+    grafana_url: str
+    dashboard_url: str
+    runbook_base_url: str
+    labels: Mapping[str, str]
+    slos: tuple[Slo, ...]
+    alertmanager: AlertmanagerSpec
+    source: str
+
+    @property
+    def period_seconds(self) -> int:
+        """The period in seconds (30d -> 2592000)."""
+        return _durations.seconds(self.period)
+
+    @property
+    def names(self) -> c.MetricNames:
+        """The exporter's series names in this spec's namespace."""
+        return c.MetricNames(self.namespace)
+
+    def slo(self, name: str) -> Slo:
+        """The SLO called ``name``; KeyError when there is none."""
+        for slo in self.slos:
+            if slo.name == name:
+                return slo
+        raise KeyError(name)
+
+
+def job_matcher(job: str) -> Matcher:
+    """The matcher every selector of the spec carries: ``job="<job>"``."""
+    return Matcher(c.LABEL_JOB, "=", job)

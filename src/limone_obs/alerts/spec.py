@@ -1,0 +1,85 @@
+"""The SLO spec (``alerts/slo.yaml``): load it, validate it, get frozen dataclasses.
+
+:func:`load_spec` / :func:`parse_spec` read the YAML once and return a :class:`ServiceSpec`;
+every later layer (rules, Alertmanager config, promtool tests, dashboards, the local stack)
+reads this model, never the YAML. Any problem raises :class:`~limone_obs.errors.SpecError`
+located at the file and field (``alerts/slo.yaml: slos[1] (latency).threshold_seconds``)
+with the value found and what is allowed. The dataclasses are defined in
+:mod:`limone_obs.alerts.model` and re-exported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from limone_obs.alerts import _parse
+from limone_obs.alerts._reader import Reader, kind_name, load_yaml
+from limone_obs.alerts.model import (
+    BUDGET_KINDS,
+    KIND_LATENCY,
+    KIND_RATIO,
+    KIND_THRESHOLD,
+    KIND_UP,
+    KINDS,
+    SEVERITIES,
+    TIER_OFF,
+    AlertmanagerSpec,
+    BurnTier,
+    QuantileAlert,
+    Receiver,
+    ServiceSpec,
+    Slo,
+    job_matcher,
+)
+from limone_obs.alerts.selectors import Matcher, Selector
+from limone_obs.errors import SpecError
+
+__all__ = [
+    "BUDGET_KINDS",
+    "KINDS",
+    "KIND_LATENCY",
+    "KIND_RATIO",
+    "KIND_THRESHOLD",
+    "KIND_UP",
+    "SEVERITIES",
+    "SPEC_PATH",
+    "TIER_OFF",
+    "AlertmanagerSpec",
+    "BurnTier",
+    "Matcher",
+    "QuantileAlert",
+    "Receiver",
+    "Selector",
+    "ServiceSpec",
+    "Slo",
+    "job_matcher",
+    "load_spec",
+    "parse_spec",
+]
+
+#: Where ``limone-obs build`` and ``check`` read the spec, relative to the project root.
+SPEC_PATH: Final = Path("alerts") / "slo.yaml"
+
+
+def load_spec(path: Path | str = SPEC_PATH) -> ServiceSpec:
+    """Read and validate the spec at ``path``; SpecError when missing, unreadable or invalid."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "file not found: create it (see alerts/README.md)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), f"cannot be read: {exc}") from None
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = str(SPEC_PATH)) -> ServiceSpec:
+    """Validate the YAML ``text`` of a spec; ``source`` names it in error messages."""
+    data = load_yaml(text, source)
+    if data is None:
+        raise SpecError(source, "is empty: it must be a mapping with service, job and slos")
+    if not isinstance(data, Mapping):
+        raise SpecError(source, f"must be a mapping at the top level, found {kind_name(data)}")
+    return _parse.service(Reader.of(source, "", data))
