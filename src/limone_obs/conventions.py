@@ -205,6 +205,29 @@ DASHBOARD_UID_ENDPOINT: Final = "limoneide-endpoint"
 DASHBOARD_UID_LOGS: Final = "limoneide-logs"
 
 # --- alerts area (names added by limone_obs.alerts) ---------------------------------
+#: Labels of a burn-rate alert naming its two windows (one alert rule per tier).
+LABEL_LONG_WINDOW: Final = "long_window"
+LABEL_SHORT_WINDOW: Final = "short_window"
+#: Alert name suffixes: ``<Slo>ErrorBudgetBurn`` (burn tiers), ``<Slo>High`` (threshold),
+#: ``<Slo>P95High`` (latency quantile); ``<Slo>`` is the SLO name in CamelCase.
+ALERT_SUFFIX_BURN: Final = "ErrorBudgetBurn"
+ALERT_SUFFIX_THRESHOLD: Final = "High"
+#: Alerts of an ``up`` SLO: the target is down, or its ``up`` series is missing altogether.
+ALERT_TARGET_DOWN: Final = "TargetDown"
+ALERT_TARGET_ABSENT: Final = "TargetAbsent"
+#: Prometheus' scrape-health series.
+SERIES_UP: Final = "up"
+
+
+def slo_alert_name(slo: str, suffix: str) -> str:
+    """Alert name for SLO ``slo`` (``ai-latency``) and ``suffix``: ``AiLatencyErrorBudgetBurn``."""
+    return "".join(part.capitalize() for part in slo.replace("_", "-").split("-")) + suffix
+
+
+def quantile_suffix(objective: float) -> str:
+    """Suffix of a latency quantile alert: objective 95 -> ``P95High``, 99.9 -> ``P999High``."""
+    return f"P{objective:g}".replace(".", "") + ALERT_SUFFIX_THRESHOLD
+
 
 # --- logging area (names added by limone_obs.logging) -------------------------------
 
