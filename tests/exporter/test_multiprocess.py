@@ -145,3 +145,21 @@ def test_exposition_registry_renders_every_worker(mpdir: Path) -> None:
     registry = multiprocess.exposition_registry(str(mpdir))
     # pid 401 -> 401 % 7 = 2 -> (2+1)/4 = 0.75; pid 402 -> (3+1)/4 = 1.0
     assert 1.75 == registry.get_sample_value("t_counter_total", {"endpoint": "/a"})
+
+
+@pytest.mark.parametrize("content", [b"", b"\0" * 65536], ids=["empty", "sized-no-header"])
+def test_file_being_created_reads_as_empty(mpdir: Path, content: bytes) -> None:
+    """A worker's file caught between creation and its header counts as no samples yet."""
+    write_worker(mpdir, 501, ("counter",))
+    (mpdir / "counter_502.db").write_bytes(content)
+    assert reference_without(mpdir, "counter_502.db") == flat(mpdir)
+
+
+def reference_without(path: Path, name: str) -> Snapshot:
+    """MultiProcessCollector's view of ``path`` without file ``name`` (it cannot read it)."""
+    data = (path / name).read_bytes()
+    os.remove(path / name)
+    try:
+        return reference(path)
+    finally:
+        (path / name).write_bytes(data)

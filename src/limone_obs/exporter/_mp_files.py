@@ -81,18 +81,24 @@ class FileLayout:
     unpacker: struct.Struct = field(default_factory=lambda: struct.Struct("="))
 
 
-def read_used(data: bytes, filename: str) -> int:
-    """Return the byte count in use that the file's header declares."""
+def read_used(data: bytes) -> int:
+    """Return the byte count in use that the file's header declares.
+
+    A worker creates its file empty, then sizes it, then writes the header: a file caught
+    in between reads as holding no entries yet (8, the header's own size).
+    """
     if len(data) < _HEADER_BYTES:
-        raise ArtifactError(f"{filename}: truncated multiprocess file (no header)")
-    return int(_INT.unpack_from(data, 0)[0])
+        return _HEADER_BYTES
+    return max(int(_INT.unpack_from(data, 0)[0]), _HEADER_BYTES)
 
 
 def read_file(filename: str) -> bytes:
     """Return the used part of a multiprocess file (raises FileNotFoundError if gone)."""
-    with open(filename, "rb") as handle:
+    with open(filename, "rb") as handle:  # a read is cheaper than a mmap for a few pages
         data = handle.read(mmap.PAGESIZE)
-        used = read_used(data, filename)
+        if len(data) < _HEADER_BYTES:
+            return bytes(_HEADER_BYTES)  # just created: no header, no entries yet
+        used = read_used(data)
         if used > len(data):
             data += handle.read(used - len(data))
     return data[:used]
@@ -100,7 +106,7 @@ def read_file(filename: str) -> bytes:
 
 def extend_layout(layout: FileLayout, data: bytes, keys: KeyTable, filename: str) -> None:
     """Parse the entries of ``data`` written after ``layout.used`` into the layout."""
-    used = read_used(data, filename)
+    used = read_used(data)
     if used > len(data):
         raise ArtifactError(f"{filename}: header says {used} bytes, file has {len(data)}")
     pos = layout.used
@@ -141,7 +147,7 @@ class FileReader:
             return None
         layout = self._layouts.get(filename)
         # A new inode or a shorter file means the file was recreated (a reused pid).
-        if layout is None or layout.inode != inode or read_used(data, filename) < layout.used:
+        if layout is None or layout.inode != inode or read_used(data) < layout.used:
             layout = self._layouts[filename] = FileLayout(inode)
         extend_layout(layout, data, self.keys, filename)
         return layout.key_ids, values_of(layout, data)
