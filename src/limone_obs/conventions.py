@@ -203,6 +203,34 @@ DASHBOARD_UID_SLOS: Final = "limoneide-slos"
 DASHBOARD_UID_DEPENDENCIES: Final = "limoneide-dependencies"
 DASHBOARD_UID_ENDPOINT: Final = "limoneide-endpoint"
 DASHBOARD_UID_LOGS: Final = "limoneide-logs"
+#: Tag shared by every generated dashboard (the dashboards link to each other by it).
+DASHBOARD_TAG: Final = "limoneide"
+#: Grafana folder the dashboards are provisioned or pushed into.
+DASHBOARD_FOLDER_UID: Final = "limoneide"
+DASHBOARD_FOLDER_TITLE: Final = "LimoneIDE"
+#: Provisioned datasources (compose/grafana/provisioning); dashboards pick one by variable.
+DATASOURCE_TYPE_PROMETHEUS: Final = "prometheus"
+DATASOURCE_TYPE_LOKI: Final = "loki"
+DATASOURCE_UID_PROMETHEUS: Final = "limoneide-prometheus"
+DATASOURCE_UID_LOKI: Final = "limoneide-loki"
+#: Dashboard variables (``$datasource``, ``$job``, ...).
+VAR_DATASOURCE: Final = "datasource"
+VAR_LOKI: Final = "loki"
+VAR_JOB: Final = "job"
+VAR_INSTANCE: Final = "instance"
+VAR_ENDPOINT: Final = "endpoint"
+VAR_REQUEST_ID: Final = "request_id"
+#: Loki stream labels the log shipper sets (kept to service/env/level, see PITFALLS).
+LOKI_LABEL_SERVICE: Final = "service"
+LOKI_LABEL_LEVEL: Final = "level"
+#: Prometheus' synthetic series of pending and firing alerts.
+SERIES_ALERTS: Final = "ALERTS"
+#: prometheus-client's process and GC series (single-process mode only, see exporter).
+SERIES_PROCESS_CPU: Final = "process_cpu_seconds_total"
+SERIES_PROCESS_MEMORY: Final = "process_resident_memory_bytes"
+SERIES_PROCESS_FDS: Final = "process_open_fds"
+SERIES_GC_COLLECTIONS: Final = "python_gc_collections_total"
+LABEL_GC_GENERATION: Final = "generation"
 
 # --- alerts area (names added by limone_obs.alerts) ---------------------------------
 #: Labels of a burn-rate alert naming its two windows (one alert rule per tier).

@@ -1,7 +1,98 @@
-"""The ``limone-obs`` subcommands of the dashboards area."""
+"""The ``limone-obs dashboards`` subcommands: ``lint`` and ``push``."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-commands: list[click.Command] = []
+from limone_obs import conventions as c
+from limone_obs.dashboards.generate import OUTPUT_DIR
+from limone_obs.dashboards.lint import lint_file
+from limone_obs.dashboards.push import Target, push
+from limone_obs.errors import DashboardError
+
+
+def _dashboard_files(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths or (Path(OUTPUT_DIR),):
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.json")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DashboardError(f"{path}: no such file or folder of dashboard JSON")
+    if not files:
+        raise DashboardError(
+            f"no *.json dashboards in {', '.join(map(str, paths or (OUTPUT_DIR,)))}"
+        )
+    return files
+
+
+@click.group("dashboards")
+def group() -> None:
+    """Check and publish the generated Grafana dashboards."""
+
+
+@group.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def lint_command(paths: tuple[Path, ...]) -> None:
+    """Lint dashboard JSON files or folders (default: dashboards/); exit 1 on findings."""
+    files = _dashboard_files(paths)
+    findings = [finding for path in files for finding in lint_file(path)]
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        click.echo(f"{len(findings)} finding(s) in {len(files)} dashboard(s)", err=True)
+        sys.exit(1)
+    click.echo(f"{len(files)} dashboard(s), no findings")
+
+
+def _basic_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise DashboardError("--basic-auth must be user:password")
+    return user, password
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DashboardError(f"{path}: cannot read a dashboard: {exc}") from None
+    if not isinstance(data, dict) or not data.get("uid"):
+        raise DashboardError(f"{path}: not a dashboard with a uid")
+    return data
+
+
+@group.command("push")
+@click.option("--url", required=True, envvar="GRAFANA_URL", help="Grafana root URL.")
+@click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN).")
+@click.option("--basic-auth", help="user:password instead of a token.")
+@click.option("--folder", default=c.DASHBOARD_FOLDER_UID, show_default=True, help="Folder uid.")
+@click.option("--folder-title", default=c.DASHBOARD_FOLDER_TITLE, show_default=True)
+@click.option("--retries", default=3, show_default=True, help="Retries on 5xx / network errors.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def push_command(
+    *,
+    url: str,
+    token: str | None,
+    basic_auth: str | None,
+    folder: str,
+    folder_title: str,
+    retries: int,
+    paths: tuple[Path, ...],
+) -> None:
+    """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder."""
+    target = Target(url=url, token=token, basic_auth=_basic_auth(basic_auth), retries=retries)
+    boards = {path.name: _load(path) for path in _dashboard_files(paths)}
+    for saved in push(target, boards, folder, folder_title):
+        click.echo(f"saved {saved}")
+
+
+commands: list[click.Command] = [group]

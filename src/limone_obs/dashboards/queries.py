@@ -1,0 +1,141 @@
+"""PromQL of the dashboards, built from :mod:`limone_obs.conventions` (no retyped names).
+
+Every selector of an exporter series carries the dashboard filters ``job="$job"`` and
+``instance=~"$instance"``; every ``rate()``/``increase()`` uses ``$__rate_interval`` so
+Grafana picks a window of at least four scrape intervals. Recording rules
+(``slo:...``) are already scoped by ``slo_service`` and ``slo``, so they take those
+matchers instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from limone_obs import conventions as c
+
+RATE_INTERVAL = "$__rate_interval"
+
+
+def le_matcher(threshold: float) -> str:
+    """Matcher of the ``le`` bucket at ``threshold`` s, valid on Prometheus 2 and 3.
+
+    prometheus-client writes ``le="1.0"``; Prometheus 3 may normalise it to ``"1"``, so
+    whole numbers match both spellings (see ``conventions.LE_ONE_SECOND_MATCHER``).
+    """
+    if float(threshold).is_integer():
+        return f'{c.LABEL_LE}=~"{int(threshold)}(\\\\.0)?"'
+    return f'{c.LABEL_LE}="{threshold!r}"'
+
+
+def matchers(*extra: str) -> str:
+    """Return ``{job="$job", instance=~"$instance", <extra>}``."""
+    base = [f'{c.LABEL_JOB}="${c.VAR_JOB}"', f'{c.LABEL_INSTANCE}=~"${c.VAR_INSTANCE}"']
+    return "{" + ", ".join([*base, *extra]) + "}"
+
+
+def rate(series: str, *extra: str) -> str:
+    """``rate(series{filters}[$__rate_interval])``."""
+    return f"rate({series}{matchers(*extra)}[{RATE_INTERVAL}])"
+
+
+def sum_rate(series: str, *extra: str, by: str = "") -> str:
+    """``sum [by (labels)] (rate(series{filters}[$__rate_interval]))``."""
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping} ({rate(series, *extra)})"
+
+
+def quantile(q: float, bucket: str, *extra: str, by: str = "") -> str:
+    """``histogram_quantile(q, sum by (<by>, le) (rate(bucket[...])))``."""
+    labels = f"{by}, {c.LABEL_LE}" if by else c.LABEL_LE
+    return f"histogram_quantile({q}, {sum_rate(bucket, *extra, by=labels)})"
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """``numerator / denominator`` with both sides parenthesised."""
+    return f"({numerator})\n/\n({denominator})"
+
+
+def slo_matchers(service: str, slo: str) -> str:
+    """``{slo_service="<service>", slo="<slo>"}`` for the SLO recording rules."""
+    return f'{{{c.LABEL_SLO_SERVICE}="{service}", {c.LABEL_SLO}="{slo}"}}'
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The request, dependency and cache queries for one namespace."""
+
+    names: c.MetricNames
+
+    def request_rate(self, *extra: str, by: str = "") -> str:
+        """Requests per second answered."""
+        return sum_rate(self.names.requests_total, *extra, by=by)
+
+    def error_ratio(self, *extra: str, by: str = "") -> str:
+        """Share of responses with a 5xx status."""
+        errors = self.request_rate(*extra, f'{c.LABEL_STATUS}=~"5.."', by=by)
+        return ratio(errors, self.request_rate(*extra, by=by))
+
+    def latency(self, q: float, *extra: str, by: str = "") -> str:
+        """The ``q`` quantile of request duration, in seconds."""
+        return quantile(q, self.names.request_duration_bucket, *extra, by=by)
+
+    def share_within(self, threshold: float, *extra: str) -> str:
+        """Share of requests served within ``threshold`` seconds."""
+        fast = sum_rate(self.names.request_duration_bucket, *extra, le_matcher(threshold))
+        return ratio(fast, sum_rate(self.names.request_duration_count, *extra))
+
+    def status_class_rate(self, *extra: str) -> str:
+        """Requests per second by status class (``2xx``, ``4xx``, ``5xx``...)."""
+        inner = f"sum by ({c.LABEL_STATUS}) ({rate(self.names.requests_total, *extra)})"
+        relabel = f'label_replace({inner}, "status_class", "${{1}}xx", "{c.LABEL_STATUS}", "(.).*")'
+        return f"sum by (status_class) ({relabel})"
+
+    def heatmap(self, *extra: str) -> str:
+        """Requests per duration bucket, for the heatmap (``le`` as the bucket label)."""
+        return sum_rate(self.names.request_duration_bucket, *extra, by=c.LABEL_LE)
+
+    def in_progress(self, *extra: str, by: str = "") -> str:
+        """Requests being served right now."""
+        grouping = f" by ({by})" if by else ""
+        return f"sum{grouping} ({self.names.requests_in_progress}{matchers(*extra)})"
+
+    def exceptions(self, *extra: str) -> str:
+        """Unhandled exceptions per second, by exception class."""
+        return sum_rate(self.names.request_exceptions_total, *extra, by=c.LABEL_EXCEPTION)
+
+    def dependency_rate(self, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
+        """Dependency calls per second."""
+        return sum_rate(self.names.dependency_duration_count, *extra, by=by)
+
+    def dependency_error_ratio(self, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
+        """Share of dependency calls with outcome ``error``."""
+        failed = self.dependency_rate(*extra, f'{c.LABEL_OUTCOME}="{c.OUTCOME_ERROR}"', by=by)
+        return ratio(failed, self.dependency_rate(*extra, by=by))
+
+    def dependency_latency(self, q: float, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
+        """The ``q`` quantile of dependency call duration, in seconds."""
+        return quantile(q, self.names.dependency_duration_bucket, *extra, by=by)
+
+    def dependency_share_within(self, threshold: float, *extra: str) -> str:
+        """Share of dependency calls that took at most ``threshold`` seconds."""
+        bucket, count = self.names.dependency_duration_bucket, self.names.dependency_duration_count
+        fast = sum_rate(bucket, *extra, le_matcher(threshold))
+        return ratio(fast, sum_rate(count, *extra))
+
+    def dependency_seconds_per_request(self) -> str:
+        """Seconds spent in each dependency per answered request (stackable)."""
+        spent = sum_rate(self.names.dependency_duration_sum, by=c.LABEL_DEPENDENCY)
+        return f"{spent}\n/ on () group_left\n{sum_rate(self.names.request_duration_count)}"
+
+    def app_seconds_per_request(self) -> str:
+        """Seconds per request spent outside every tracked dependency (never below 0)."""
+        total = sum_rate(self.names.request_duration_sum)
+        in_deps = sum_rate(self.names.dependency_duration_sum)
+        count = sum_rate(self.names.request_duration_count)
+        return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
+
+    def cache_hit_ratio(self) -> str:
+        """Share of cache lookups that hit, by cache."""
+        series = self.names.cache_requests_total
+        hits = sum_rate(series, f'{c.LABEL_RESULT}="{c.CACHE_HIT}"', by=c.LABEL_CACHE)
+        return ratio(hits, sum_rate(series, by=c.LABEL_CACHE))

@@ -1,0 +1,215 @@
+"""SLOs and error budgets: one row per SLO of ``alerts/slo.yaml``."""
+
+from __future__ import annotations
+
+from grafanalib.core import Dashboard
+
+from limone_obs import conventions as c
+from limone_obs.dashboards import _grafana as gf
+from limone_obs.dashboards import common
+from limone_obs.dashboards._grafana import Look, Query
+from limone_obs.dashboards.queries import Queries, le_matcher, matchers, slo_matchers, sum_rate
+from limone_obs.dashboards.slo_inputs import KIND_UP, Series, ServiceView, SloView
+from limone_obs.errors import DashboardError
+
+
+def build(queries: Queries, service: ServiceView) -> Dashboard:
+    """The SLO dashboard of ``service`` (uid ``conventions.DASHBOARD_UID_SLOS``)."""
+    grid = gf.Grid()
+    for slo in service.slos:
+        _slo_row(grid, service, slo)
+    return gf.dashboard(
+        c.DASHBOARD_UID_SLOS,
+        "LimoneIDE / SLOs and error budgets",
+        f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts.",
+        grid,
+        common.variables(queries),
+    )
+
+
+def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
+    objective = f": {slo.objective:g} %" if slo.objective is not None else ""
+    grid.row(f"SLO {slo.name}{objective}")
+    grid.add(_definition(service, slo), 6, 8)
+    if slo.kind == KIND_UP:
+        grid.add(_up(), 12, 8)
+        grid.add(_firing(service, slo), 6, 8)
+        return
+    if slo.tiers:
+        _budget_stats(grid, service, slo)
+        grid.add(_burn_rates(service, slo), 6, 8)
+    else:
+        grid.add(_current_sli(slo), 6, 8)
+    grid.add(_firing(service, slo), 6, 8)
+    if slo.tiers:
+        grid.add(_burndown(service, slo), 12, 8)
+    grid.add(_events(slo), 12 if slo.tiers else 18, 8)
+
+
+def _definition(service: ServiceView, slo: SloView) -> object:
+    tiers = "\n".join(
+        f"| {t.severity} | {t.factor:g}x | {t.long_window} and {t.short_window} |"
+        for t in slo.tiers
+    )
+    table = f"\n\n| alert | burn rate | windows |\n|---|---|---|\n{tiers}" if tiers else ""
+    objective = (
+        f"Objective **{slo.objective:g} %** over {service.period}."
+        if slo.tiers
+        else f"Objective **{slo.objective:g} %**."
+        if slo.objective is not None
+        else ""
+    )
+    content = (
+        f"**{slo.name}** ({slo.kind}): {slo.description}\n\n{objective}{table}\n\n"
+        f"[Runbook]({slo.runbook_url})"
+    )
+    return gf.text("Definition", content, f"What the {slo.name} SLO counts, its alert tiers.")
+
+
+def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
+    budget = slo.budget
+    objective = f"{c.RULE_OBJECTIVE}{slo_matchers(service.service, slo.name)}"
+    sli = Query(common.period_availability(service, slo), "SLI")
+    grid.add(
+        gf.stat(
+            "Objective and SLI",
+            [Query(objective, "objective"), sli],
+            Look(
+                f"The objective and the SLI measured over the last {service.period} "
+                "(request-weighted); the SLI turns red below the objective.",
+                "percentunit",
+                gf.lower_is_worse(slo.target, slo.target + budget / 2),
+            ),
+        ),
+        3,
+        8,
+    )
+    grid.add(
+        gf.stat(
+            "Budget left",
+            [Query(common.budget_remaining(service, slo))],
+            Look(
+                f"Share of the {service.period} error budget ({budget:.2%} of events) not "
+                "yet spent; below 0 the SLO is missed.",
+                "percentunit",
+                gf.lower_is_worse(0.0, 0.25),
+            ),
+        ),
+        3,
+        8,
+    )
+
+
+def _burn_rates(service: ServiceView, slo: SloView) -> object:
+    return gf.stat(
+        "Burn rate by window",
+        [Query(common.burn_rate(service, slo, w), w) for w in slo.windows],
+        Look(
+            "Error-budget burn rate over each alert window (1 = spending exactly the "
+            "budget over the period); colours switch at the alert factors.",
+            "x",
+            common.burn_steps(slo),
+        ),
+    )
+
+
+def _current_sli(slo: SloView) -> object:
+    good, bad = good_bad(slo)
+    limit = slo.budget
+    return gf.stat(
+        "Bad event ratio now",
+        [Query(f"{bad}\n/\n({good}\n+ {bad})")],
+        Look(
+            f"Share of bad events over the rate interval; the SLO allows {limit:.0%}.",
+            "percentunit",
+            gf.higher_is_worse(limit / 2, limit),
+        ),
+    )
+
+
+def _up() -> object:
+    expr = f"{c.SERIES_UP}{matchers()}"
+    return gf.stat(
+        "Scrape target up",
+        [Query(expr, "{{instance}}")],
+        Look(
+            "1 when Prometheus scraped the instance last time, 0 when it failed.",
+            "none",
+            (("red", None), ("green", 1.0)),
+            extra={"fieldConfig": {"defaults": {"mappings": _up_mappings()}}},
+        ),
+    )
+
+
+def _up_mappings() -> list[dict[str, object]]:
+    texts = {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}
+    return [{"type": "value", "options": texts}]
+
+
+def _firing(service: ServiceView, slo: SloView) -> object:
+    scope = slo_matchers(service.service, slo.name)[1:-1]
+    expr = (
+        f'sum by (alertname, {c.LABEL_SEVERITY}) ({c.SERIES_ALERTS}{{alertstate="firing", '
+        f"{scope}}})"
+    )
+    return gf.table(
+        "Firing alerts",
+        [Query(expr, instant=True, table=True)],
+        Look(
+            f"Alerts of the {slo.name} SLO firing now (empty when all is well).",
+            "short",
+            higher_is_worse_count(),
+            extra={"transformations": [_hide_time()]},
+        ),
+    )
+
+
+def higher_is_worse_count() -> gf.Steps:
+    """Any firing alert is red."""
+    return (("green", None), ("red", 1.0))
+
+
+def _hide_time() -> dict[str, object]:
+    return {"id": "organize", "options": {"excludeByName": {"Time": True}}}
+
+
+def _burndown(service: ServiceView, slo: SloView) -> object:
+    look = Look(
+        f"Error budget left over the last {service.period}: the line falls as bad events "
+        "spend the budget; at 0 the SLO is missed.",
+        "percentunit",
+        gf.lower_is_worse(0.0, 0.25),
+        extra={"timeFrom": service.period},
+    )
+    query = Query(common.budget_remaining(service, slo), "budget left")
+    return gf.timeseries("Budget burndown", [query], look, lines=True)
+
+
+def _events(slo: SloView) -> object:
+    good, bad = good_bad(slo)
+    return gf.timeseries(
+        "Good and bad events",
+        [Query(good, "good"), Query(bad, "bad")],
+        Look(f"Events per second counted by the {slo.name} SLI, from the spec's series.", "ops"),
+        stacked=True,
+    )
+
+
+def _events_of(series: Series, *extra: str) -> str:
+    return sum_rate(series.metric, *series.matchers, *extra)
+
+
+def good_bad(slo: SloView) -> tuple[str, str]:
+    """PromQL of the good and the bad events per second counted by ``slo``'s SLI.
+
+    Bad events of ``ratio``/``threshold`` SLOs default to 0 when no error series exists
+    yet (``or vector(0)``), as in the recording rules.
+    """
+    if slo.histogram is not None:
+        le = le_matcher(slo.threshold_seconds or 1.0)
+        good = _events_of(slo.histogram.with_suffix("_bucket"), le)
+        return good, f"{_events_of(slo.histogram.with_suffix('_count'))}\n- {good}"
+    if slo.errors is None or slo.total is None:
+        raise DashboardError(f"SLO {slo.name!r} ({slo.kind}) counts no events to draw")
+    bad = f"({_events_of(slo.errors)} or vector(0))"
+    return f"{_events_of(slo.total)}\n- {bad}", bad
