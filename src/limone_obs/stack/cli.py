@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from limone_obs.stack import configs, up
 from limone_obs.stack import load as load_mod
 from limone_obs.stack._signals import stop_on_signals
 from limone_obs.stack.procs import LOOPBACK
@@ -77,4 +82,126 @@ def webhook_command(port: int, duration: float | None) -> None:
                 break
 
 
-commands: list[click.Command] = [load_command, webhook_command]
+def _port_option(name: str, default: int, what: str) -> Callable[[FC], FC]:
+    return click.option(
+        f"--{name}-port",
+        type=click.IntRange(0, 65535),
+        default=default,
+        show_default=True,
+        help=f"Port of {what} on 127.0.0.1 (0 picks a free one).",
+    )
+
+
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+@click.command("up")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The limone-obs checkout (exporter/, alerts/).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".limone-obs"),
+    show_default=True,
+    help="Configs, data and logs.",
+)
+@_port_option("app", 8000, "the demo service")
+@_port_option("prometheus", 9090, "Prometheus")
+@_port_option("alertmanager", 9093, "Alertmanager")
+@_port_option("webhook", 9095, "the webhook receiver")
+@click.option(
+    "--workers", type=click.IntRange(1, 32), default=3, show_default=True, help="gunicorn workers."
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(1, 86400),
+    default=180,
+    show_default=True,
+    help="Seconds to run before stopping by itself (Ctrl-C stops earlier).",
+)
+@click.option(
+    "--rps",
+    type=click.FloatRange(0.1, 1000),
+    default=8,
+    show_default=True,
+    help="Load: requests per second.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Load: client threads.",
+)
+@click.option("--mix", default=load_mod.DEFAULT_MIX, help="Load: '[METHOD ]/path[=weight],...'.")
+@click.option(
+    "--scrape-interval",
+    default="2s",
+    show_default=True,
+    help="Prometheus scrape and rule evaluation interval.",
+)
+@click.option(
+    "--alert-for",
+    default="10s",
+    show_default=True,
+    help="Cap every alert's `for:` and use 1s/5s Alertmanager grouping, so the "
+    "demo pages within a minute; 'production' keeps the generated values.",
+)
+@click.option(
+    "--fault",
+    type=click.Choice(["errors", "latency", "outage", "none"]),
+    default="errors",
+    show_default=True,
+    help="Fault switched on during the run.",
+)
+@click.option(
+    "--fault-after",
+    type=click.FloatRange(0),
+    default=30,
+    show_default=True,
+    help="Seconds after start to switch the fault on.",
+)
+@click.option(
+    "--fault-for",
+    type=click.FloatRange(0),
+    default=90,
+    show_default=True,
+    help="Seconds the fault stays on.",
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Share of requests answered 500 by the 'errors' fault.",
+)
+@click.option(
+    "--ai-latency",
+    default="1.5-2.0",
+    show_default=True,
+    help="Seconds a simulated AI call takes, min-max.",
+)
+def up_command(**options: Any) -> None:
+    """Run the demo service, Prometheus, Alertmanager, a webhook receiver and load on 127.0.0.1.
+
+    Prints the URLs, every alert the webhook receives (one JSON line each) and a summary.
+    Stops by itself after --duration seconds, or on Ctrl-C; every child process is stopped.
+    """
+    if options["alert_for"] == "production":
+        options["alert_for"] = None
+    else:
+        configs.duration_seconds(options["alert_for"], "--alert-for")
+    configs.duration_seconds(options["scrape_interval"], "--scrape-interval")
+    load_mod.parse_mix(options["mix"])
+    opts = up.UpOptions(**options)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        up.run(opts, sys.stdout, stop)
+
+
+commands: list[click.Command] = [load_command, webhook_command, up_command]

@@ -1,0 +1,104 @@
+"""Configuration files of the local stack, rendered as text (pure functions, no I/O).
+
+The rules and the Alertmanager config come from the alerts area (generated from
+``alerts/slo.yaml``); :func:`fast_rules` and :func:`fast_alertmanager` shorten their
+waiting times for a demo that shows a page within a minute instead of the production
+``for: 2m``/``5m`` and ``group_wait: 30s``. The committed artifacts stay untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from limone_obs.errors import ConfigError
+
+_DURATION_RE = re.compile(r"^(?:(\d+)ms)?$|^((?:\d+[ywdhms])+)$")
+_PART_RE = re.compile(r"(\d+)([ywdhms])")
+_UNIT_SECONDS = {"y": 365 * 86400, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str, where: str = "duration") -> float:
+    """Seconds of a Prometheus duration (``15s``, ``1h30m``, ``500ms``); ConfigError if bad."""
+    if text.endswith("ms") and text[:-2].isdigit():
+        return int(text[:-2]) / 1000
+    match = _DURATION_RE.match(text)
+    if not text or match is None or match.group(2) is None:
+        raise ConfigError(f"{where} {text!r}: use a Prometheus duration like 5s, 1m, 1h30m")
+    return float(sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(text)))
+
+
+def prometheus_config(
+    *,
+    job: str,
+    app_target: str,
+    alertmanager_target: str | None,
+    scrape_interval: str,
+    rule_files: list[str],
+) -> str:
+    """prometheus.yml scraping ``app_target`` as ``job`` and evaluating ``rule_files``.
+
+    Rules are evaluated at the scrape interval; alerts go to ``alertmanager_target``
+    (``host:port``) when given.
+    """
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "rule_files": rule_files,
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [app_target]}]},
+        ],
+    }
+    if alertmanager_target is not None:
+        targets = [{"targets": [alertmanager_target]}]
+        config["alerting"] = {"alertmanagers": [{"static_configs": targets}]}
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _rules(doc: Any) -> Iterator[dict[str, Any]]:
+    for group in doc.get("groups", []) if isinstance(doc, dict) else []:
+        yield from group.get("rules", [])
+
+
+def fast_rules(text: str, max_for: str) -> str:
+    """Return the rule file ``text`` with every ``for:`` capped at ``max_for``.
+
+    Group ``interval:`` settings are dropped too, so rules follow the (short) global
+    evaluation interval. Expressions are unchanged.
+    """
+    doc = yaml.safe_load(text)
+    limit = duration_seconds(max_for, "--alert-for")
+    for rule in _rules(doc):
+        if "for" in rule and duration_seconds(str(rule["for"]), "rule for") > limit:
+            rule["for"] = max_for
+    for group in doc.get("groups", []) if isinstance(doc, dict) else []:
+        group.pop("interval", None)
+    return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def fast_alertmanager(text: str, group_wait: str, group_interval: str) -> str:
+    """Return the Alertmanager config ``text`` with short grouping times on every route."""
+    doc = yaml.safe_load(text)
+    routes = [doc.get("route", {})]
+    while routes:
+        route = routes.pop()
+        for key, value in (("group_wait", group_wait), ("group_interval", group_interval)):
+            if key in route or route is doc.get("route"):
+                route[key] = value
+        routes.extend(route.get("routes", []))
+    return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def fallback_alertmanager(webhook_url: str) -> str:
+    """A minimal Alertmanager config sending every alert to ``webhook_url``.
+
+    Used only when the alerts area provides no renderer (see :mod:`._alerts`).
+    """
+    receiver = {"name": "webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+    config = {
+        "route": {"receiver": "webhook", "group_by": ["alertname", "slo"], "repeat_interval": "1h"},
+        "receivers": [receiver],
+    }
+    return yaml.safe_dump(config, sort_keys=False)

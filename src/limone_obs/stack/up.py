@@ -1,0 +1,425 @@
+"""``limone-obs up``: the whole kit on 127.0.0.1, without Docker.
+
+Starts the demo service under gunicorn (``exporter/gunicorn.conf.py``, multiprocess mode,
+several workers), Prometheus with the generated SLO rules and a short evaluation interval,
+Alertmanager with the generated config routed to a webhook receiver in this process (it
+prints every alert as one JSON line), and a bounded load. Optionally a scripted fault
+(errors, latency or an outage) is switched on and off, so a page reaches the receiver.
+
+Missing Prometheus or Alertmanager binaries are reported with the command that installs
+them, and the rest runs without them. Data, configs and logs go to a work directory;
+each run starts with empty data. SIGINT/SIGTERM (Ctrl-C) or the end of ``duration`` stops
+every child process (by its PID, SIGTERM then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from limone_obs.errors import StackError
+from limone_obs.stack import _alerts, configs, procs
+from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
+from limone_obs.stack.procs import LOOPBACK, Proc
+from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
+
+GUNICORN_CONF = "exporter/gunicorn.conf.py"
+APP_SPEC = "limone_obs.demo:create_app()"
+#: Fault scenarios: the admin-endpoint body that switches each on.
+FAULTS: dict[str, dict[str, Any]] = {
+    "errors": {},  # filled from --error-rate
+    "latency": {"latency": {"ai_api": 2.0, "db": 0.5}},
+    "outage": {"outage": True},
+}
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """Settings of one ``limone-obs up`` run (the command's options, same names)."""
+
+    root: Path = Path()
+    workdir: Path = Path(".limone-obs")
+    app_port: int = 8000
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    webhook_port: int = 9095
+    workers: int = 3
+    duration: float = 180.0
+    rps: float = 8.0
+    concurrency: int = 8
+    mix: str = DEFAULT_MIX
+    scrape_interval: str = "2s"
+    alert_for: str | None = "10s"
+    fault: str = "errors"
+    fault_after: float = 30.0
+    fault_for: float = 90.0
+    error_rate: float = 0.5
+    ai_latency: str = "1.5-2.0"
+
+
+@dataclass
+class UpReport:
+    """What a run did: load result, alerts received (name, status) and whether it was cut."""
+
+    load: LoadResult | None = None
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    interrupted: bool = False
+
+
+class Stack:
+    """The children of one run; :meth:`start` brings them up, :meth:`stop` takes them down."""
+
+    def __init__(self, opts: UpOptions, say: Callable[[str], None], out: TextIO) -> None:
+        self.opts = opts
+        self.say = say
+        self.out = out
+        self.procs: dict[str, Proc] = {}
+        self.receiver: WebhookReceiver | None = None
+        self.binaries = {s: procs.find_binary(s) for s in ("prometheus", "alertmanager")}
+
+    @property
+    def app_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.opts.app_port}"
+
+    def start(self) -> None:
+        """Check ports, write configs, start every child and wait until each answers."""
+        self.opts = _resolve_ports(self.opts)
+        _check_ports(self.opts, self.binaries)
+        gunicorn_conf = _gunicorn_conf(self.opts.root)
+        _fresh_workdir(self.opts.workdir)
+        self._start_app(gunicorn_conf)
+        if self.binaries["prometheus"] is not None:
+            self._start_monitoring()
+
+    def _start_app(self, gunicorn_conf: Path) -> None:
+        work = self.opts.workdir
+        env = {
+            **_base_env(),
+            "GUNICORN_BIND": f"{LOOPBACK}:{self.opts.app_port}",
+            "GUNICORN_WORKERS": str(self.opts.workers),
+            "GUNICORN_THREADS": "4",
+            "PROMETHEUS_MULTIPROC_DIR": str(work / "data" / "metrics"),
+            "LIMONE_DEMO_DATA_DIR": str(work / "data" / "demo"),
+            "LIMONE_DEMO_AI_LATENCY": self.opts.ai_latency,
+        }
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf), APP_SPEC]
+        proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
+        self.procs["app"] = proc
+        procs.wait_http(proc, f"{self.app_url}/health", timeout=60)
+
+    def _start_monitoring(self) -> None:
+        work = self.opts.workdir
+        self.receiver = WebhookReceiver(
+            LOOPBACK, self.opts.webhook_port, on_alert=print_alert_lines(self.out)
+        )
+        inputs = _alerts.inputs(self.opts.root, self.receiver.url)
+        for note in inputs.notes:
+            self.say(f"note: {note}")
+        am_target = self._start_alertmanager(inputs.alertmanager)
+        rule_files = _write_rules(work / "rules", inputs.rules, self.opts.alert_for)
+        text = configs.prometheus_config(
+            job=inputs.job,
+            app_target=f"{LOOPBACK}:{self.opts.app_port}",
+            alertmanager_target=am_target,
+            scrape_interval=self.opts.scrape_interval,
+            rule_files=rule_files,
+        )
+        (work / "prometheus.yml").write_text(text)
+        port = self.opts.prometheus_port
+        argv = procs.prometheus_argv(
+            str(self.binaries["prometheus"]),
+            work / "prometheus.yml",
+            work / "data" / "prometheus",
+            port,
+        )
+        self._start("prometheus", argv, f"http://{LOOPBACK}:{port}/-/ready")
+
+    def _start_alertmanager(self, config_text: str) -> str | None:
+        binary = self.binaries["alertmanager"]
+        if binary is None:
+            return None
+        work, port = self.opts.workdir, self.opts.alertmanager_port
+        if self.opts.alert_for is not None:
+            config_text = configs.fast_alertmanager(config_text, "1s", "5s")
+        (work / "alertmanager.yml").write_text(config_text)
+        argv = procs.alertmanager_argv(
+            binary, work / "alertmanager.yml", work / "data" / "alertmanager", port
+        )
+        self._start("alertmanager", argv, f"http://{LOOPBACK}:{port}/-/ready")
+        return f"{LOOPBACK}:{port}"
+
+    def _start(self, name: str, argv: list[str], ready_url: str) -> None:
+        proc = procs.start(name, argv, self.opts.workdir / "logs" / f"{name}.log")
+        self.procs[name] = proc
+        procs.wait_http(proc, ready_url, timeout=60)
+
+    def dead(self) -> Proc | None:
+        """A child that exited on its own, if any."""
+        return next((p for p in self.procs.values() if not p.alive() and not p.stopped), None)
+
+    def stop(self) -> None:
+        """Stop every child, newest first, then the webhook receiver."""
+        for proc in reversed(list(self.procs.values())):
+            proc.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+
+
+def _base_env() -> dict[str, str]:
+    # The gunicorn config chooses the multiprocess directory; never inherit another one.
+    return {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+
+
+def _gunicorn_conf(root: Path) -> Path:
+    path = (root / GUNICORN_CONF).resolve()
+    if not path.is_file():
+        raise StackError(
+            f"{GUNICORN_CONF} not found under {root.resolve()}: run from the limone-obs "
+            "checkout or pass --root <checkout>"
+        )
+    return path
+
+
+def _resolve_ports(opts: UpOptions) -> UpOptions:
+    """Replace every port given as 0 by a free one."""
+    for name in ("app_port", "prometheus_port", "alertmanager_port", "webhook_port"):
+        if getattr(opts, name) == 0:
+            opts = replace(opts, **{name: procs.free_port()})  # type: ignore[arg-type]
+    return opts
+
+
+def _check_ports(opts: UpOptions, binaries: dict[str, str | None]) -> None:
+    """Raise StackError naming the first port that is taken or given twice."""
+    wanted = {"--app-port": opts.app_port}
+    if binaries["prometheus"] is not None:
+        wanted["--prometheus-port"] = opts.prometheus_port
+        wanted["--webhook-port"] = opts.webhook_port
+        if binaries["alertmanager"] is not None:
+            wanted["--alertmanager-port"] = opts.alertmanager_port
+    seen: dict[int, str] = {}
+    for option, port in wanted.items():
+        if port in seen:
+            raise StackError(f"{option} {port} is also {seen[port]}: give each its own port")
+        seen[port] = option
+        if not procs.port_is_free(port):
+            raise StackError(
+                f"port {port} ({option}) is in use on {LOOPBACK}: stop what listens there "
+                f"or pass {option} <another port> (0 picks a free one)"
+            )
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Create the work directory; empty the data of an earlier run (only our subfolders)."""
+    for sub in ("prometheus", "alertmanager", "metrics", "demo"):
+        shutil.rmtree(workdir / "data" / sub, ignore_errors=True)
+        (workdir / "data" / sub).mkdir(parents=True)
+    shutil.rmtree(workdir / "rules", ignore_errors=True)
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    for log in (workdir / "logs").glob("*.log"):
+        log.unlink()
+
+
+def _write_rules(folder: Path, rules: dict[str, str], alert_for: str | None) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in sorted(rules.items()):
+        content = configs.fast_rules(text, alert_for) if alert_for is not None else text
+        (folder / name).write_text(content)
+        paths.append(str((folder / name).resolve()))
+    return paths
+
+
+class _Clock:
+    """Prints ``[  12s] message`` lines, seconds counted from the start of the run."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.began = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+    def say(self, message: str) -> None:
+        self.out.write(f"[{self.elapsed():4.0f}s] {message}\n")
+        self.out.flush()
+
+
+def _set_faults(app_url: str, body: dict[str, Any] | None) -> str:
+    """Switch the demo's faults (``None`` switches all off); return the new state as text."""
+    url = f"{app_url}/admin/faults"
+    resp = requests.put(url, json=body, timeout=5) if body else requests.delete(url, timeout=5)
+    if resp.status_code != 200:
+        raise StackError(f"{url} answered {resp.status_code}: {resp.text.strip()}")
+    return resp.text.strip()
+
+
+class _Load:
+    """The load generator in a background thread, for the whole run."""
+
+    def __init__(self, opts: UpOptions, app_url: str) -> None:
+        self.done = 0
+        self.result: LoadResult | None = None
+        self.stop = threading.Event()
+        self.error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(opts, app_url), name="up-load", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, opts: UpOptions, app_url: str) -> None:
+        try:
+            self.result = run_load(
+                app_url,
+                rps=opts.rps,
+                duration=opts.duration,
+                concurrency=opts.concurrency,
+                mix=opts.mix,
+                stop=self.stop,
+                progress=self._progress,
+            )
+        except Exception as exc:
+            self.error = exc
+
+    def _progress(self, done: int) -> None:
+        self.done = done
+
+    def finish(self) -> LoadResult | None:
+        self.stop.set()
+        self._thread.join(timeout=60)
+        return self.result
+
+
+def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
+    """Run the stack for ``opts.duration`` seconds or until ``stop`` is set; stop everything.
+
+    Prints progress, URLs, alerts (JSON lines) and a summary to ``out``. Raises StackError
+    when a port is taken or a child fails to start or dies; children are stopped anyway.
+    """
+    clock = _Clock(out)
+    stack = Stack(opts, clock.say, out)
+    report = UpReport()
+    load: _Load | None = None
+    _report_missing(stack.binaries, clock.say)
+    try:
+        clock.say("starting the demo service under gunicorn ...")
+        stack.start()
+        _print_urls(stack, clock.say)
+        load = _Load(stack.opts, stack.app_url)
+        report.interrupted = _timeline(stack, load, clock, stop)
+    finally:
+        report.load = load.finish() if load is not None else None
+        stack.stop()
+        clock.say("stopped every child process")
+    if stack.receiver is not None:
+        report.alerts = Counter(
+            (str(a.get("labels", {}).get("alertname")), str(a.get("status")))
+            for a in stack.receiver.alerts()
+        )
+    _print_summary(stack, report, out)
+    return report
+
+
+def _report_missing(binaries: dict[str, str | None], say: Callable[[str], None]) -> None:
+    for service, path in binaries.items():
+        if path is None:
+            say(
+                f"{service} not found on PATH: install it with `sudo {procs.install_hint(service)}`"
+            )
+    if binaries["prometheus"] is None:
+        say("running the demo service and the load without Prometheus and Alertmanager")
+
+
+def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
+    o = stack.opts
+    lines = [
+        f"app            {stack.app_url}/projects  (page: /editor/1, AI: POST /ai/complete)",
+        f"metrics        {stack.app_url}/metrics",
+    ]
+    if "prometheus" in stack.procs:
+        prom = f"http://{LOOPBACK}:{o.prometheus_port}"
+        lines += [
+            f"Prometheus     {prom}/graph  (API: {prom}/api/v1/rules, {prom}/api/v1/alerts)",
+            f"SLO status     limone-obs status --prometheus {prom}",
+        ]
+    if "alertmanager" in stack.procs:
+        lines.append(f"Alertmanager   http://{LOOPBACK}:{o.alertmanager_port}/api/v2/alerts")
+    if stack.receiver is not None:
+        lines.append(f"webhook        {stack.receiver.url}  (alerts print below as JSON lines)")
+    lines += [
+        f"faults         curl -X PUT -H 'Content-Type: application/json' "
+        f"-d '{{\"error_rate\": 0.5}}' {stack.app_url}/admin/faults",
+        f"logs           {o.workdir / 'logs'}  (app.log: the service's JSON lines)",
+        "pids           " + " ".join(f"{n}={p.pid}" for n, p in stack.procs.items()),
+    ]
+    for line in lines:
+        say(line)
+
+
+def _timeline(stack: Stack, load: _Load, clock: _Clock, stop: threading.Event) -> bool:
+    """Run the fault scenario until the duration ends (False) or ``stop`` is set (True)."""
+    opts, began = stack.opts, time.monotonic()
+    on_at = opts.fault_after if opts.fault != "none" else float("inf")
+    off_at, fault_on, next_note = on_at + opts.fault_for, False, 15.0
+    while not stop.wait(0.25):
+        now = time.monotonic() - began
+        _check_alive(stack, load)
+        if not fault_on and on_at <= now < off_at:
+            fault_on = True
+            state = _set_faults(stack.app_url, _fault_body(opts))
+            clock.say(f"fault ON ({opts.fault}): {state}")
+        elif fault_on and now >= off_at:
+            fault_on = False
+            clock.say(f"fault OFF: {_set_faults(stack.app_url, None)}")
+        if now >= next_note:
+            next_note += 15.0
+            clock.say(f"load: {load.done} requests so far")
+        if now >= opts.duration or (load.result is not None and load.error is None):
+            return False
+    return True
+
+
+def _fault_body(opts: UpOptions) -> dict[str, Any]:
+    if opts.fault == "errors":
+        return {"error_rate": opts.error_rate}
+    return FAULTS[opts.fault]
+
+
+def _check_alive(stack: Stack, load: _Load) -> None:
+    dead = stack.dead()
+    if dead is not None:
+        raise StackError(
+            f"{dead.name} (pid {dead.pid}) exited with code {dead.popen.returncode}; "
+            f"its last lines ({dead.log}):\n{dead.log_tail()}"
+        )
+    if load.error is not None:
+        raise StackError(f"the load generator failed: {load.error}")
+
+
+def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
+    lines = ["", "== summary"]
+    if report.load is not None:
+        lines.append(report.load.summary())
+    if stack.receiver is not None:
+        received = ", ".join(f"{n} {s} x{k}" for (n, s), k in sorted(report.alerts.items()))
+        lines.append(f"alerts    {received or 'none received'}")
+    work = stack.opts.workdir
+    lines += [
+        "",
+        "where to look:",
+        f"  {work / 'logs' / 'app.log'}  the service's JSON log lines (one object per line)",
+        f"  {work / 'logs'}  Prometheus and Alertmanager logs",
+        f"  {work}  the configs used (prometheus.yml, rules/, alertmanager.yml)",
+        "  run longer: limone-obs up --duration 900; the fault scenario: see compose/README.md",
+    ]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
