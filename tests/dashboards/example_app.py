@@ -1,0 +1,114 @@
+"""An instrumented example app and a bounded load for the dashboard query tests.
+
+The routes produce everything the dashboards draw: fast and slow (> 1 s) requests,
+5xx answers and unhandled exceptions, AI calls that fail or take > 1 s, DB calls, cache
+hits and misses, template rendering. The app is served from a thread by werkzeug on
+127.0.0.1 and the load stops by itself after a fixed number of requests.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import requests
+from flask import Flask, render_template_string
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.stack import procs
+
+#: The endpoint the drill-down dashboard is checked with.
+PROJECT_ENDPOINT = "/projects/<int:project_id>"
+#: Share of /projects requests that fail with a 500 (an unhandled exception).
+FAILURE_SHARE = 0.15
+#: Time of a slow AI call: above the 1 s latency threshold of both latency SLOs.
+SLOW_SECONDS = 1.05
+#: Share of AI calls that are slow: 40 % of 40 % of requests puts p95 above 1 s.
+SLOW_AI_SHARE = 0.4
+
+
+class ProjectLoadError(RuntimeError):
+    """Raised by /projects for a share of requests: a 500 and an exceptions sample."""
+
+
+def _project_view(metrics: Metrics, rng: random.Random) -> Callable[[int], str]:
+    def project(project_id: int) -> str:
+        metrics.cache_result("projects", hit=project_id % 3 != 0)
+        with metrics.track(c.DEPENDENCY_DB, "select_project") as query:
+            time.sleep(0.002)
+            if project_id % 11 == 0:
+                query.fail()
+        with metrics.track(c.DEPENDENCY_CACHE, "get") as call:
+            if project_id % 7 == 0:
+                call.fail()
+        if rng.random() < FAILURE_SHARE:
+            raise ProjectLoadError(f"project {project_id} failed to load")
+        return render_template_string("<h1>{{ id }}</h1>", id=project_id)
+
+    return project
+
+
+def _ai_view(metrics: Metrics, rng: random.Random) -> Callable[[], tuple[str, int]]:
+    def complete() -> tuple[str, int]:
+        slow = rng.random() < SLOW_AI_SHARE
+        with metrics.track(c.DEPENDENCY_AI, "complete") as call:
+            time.sleep(SLOW_SECONDS if slow else 0.01)
+            if rng.random() < 0.1:
+                call.fail()
+                return "AI API unavailable", 503
+        return "completion", 200
+
+    return complete
+
+
+def create_app(seed: int = 7) -> Flask:
+    """The example app (its Metrics keeps a private registry with process metrics)."""
+    app = Flask("dashboards_example")
+    metrics = Metrics(app)
+    rng = random.Random(seed)
+    app.add_url_rule(PROJECT_ENDPOINT, "project", _project_view(metrics, rng))
+    app.add_url_rule("/ai/complete", "complete", _ai_view(metrics, rng), methods=["POST"])
+    app.add_url_rule("/health", "health", lambda: "ok")
+    return app
+
+
+@contextmanager
+def serve(app: Flask) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1:<free port> from a thread; yield ``host:port``."""
+    port = procs.free_port()
+    server: BaseWSGIServer = make_server(procs.LOOPBACK, port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{procs.LOOPBACK}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _one(base: str, i: int, stop: threading.Event) -> None:
+    if stop.is_set():
+        return
+    kind = i % 10
+    if kind < 4:
+        requests.get(f"{base}/projects/{i}", timeout=10)
+    elif kind < 8:
+        requests.post(f"{base}/ai/complete", timeout=10)
+    elif kind == 8:
+        requests.get(f"{base}/health", timeout=10)
+    else:
+        requests.get(f"{base}/no/such/page", timeout=10)
+
+
+def drive(target: str, max_requests: int, stop: threading.Event, workers: int = 8) -> None:
+    """Send up to ``max_requests`` requests over ``workers`` threads, fewer once ``stop`` is set."""
+    base = f"http://{target}"
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda i: _one(base, i, stop), range(max_requests)))

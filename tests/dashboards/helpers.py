@@ -1,0 +1,64 @@
+"""Helpers of the dashboards tests: every panel query, expanded as Grafana would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from limone_obs import conventions as c
+from limone_obs.dashboards import promql
+from limone_obs.dashboards.common import PROCESS_NOTE
+from limone_obs.dashboards.lint import panels, prometheus_targets
+from tests.dashboards.example_app import PROJECT_ENDPOINT
+
+#: ``$__rate_interval`` with a 1 s scrape interval: Grafana uses max(4 x scrape, step +
+#: scrape); 10 s keeps a few samples in every window.
+RATE_INTERVAL = "10s"
+
+
+def variable_values(job: str) -> dict[str, str]:
+    """Values Grafana would substitute for the test scenario (``$instance`` = All)."""
+    return {
+        c.VAR_JOB: job,
+        c.VAR_INSTANCE: ".*",
+        c.VAR_ENDPOINT: PROJECT_ENDPOINT,
+        "__rate_interval": RATE_INTERVAL,
+        "__range": "1m",
+    }
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One Prometheus query of one panel."""
+
+    dashboard: str
+    panel_id: int
+    title: str
+    ref: str
+    expr: str
+    instant: bool
+    process: bool
+
+    @property
+    def where(self) -> str:
+        """``overview.json panel 3 "p95 latency" query A``, for messages."""
+        return f'{self.dashboard} panel {self.panel_id} "{self.title}" query {self.ref}'
+
+
+def prometheus_queries(
+    dashboards: Mapping[str, Mapping[str, Any]], values: Mapping[str, str]
+) -> Iterator[PanelQuery]:
+    """Every Prometheus query of every panel, variables expanded with ``values``."""
+    for name, board in sorted(dashboards.items()):
+        for panel in panels(board):
+            for target in prometheus_targets(panel):
+                yield PanelQuery(
+                    dashboard=name,
+                    panel_id=panel["id"],
+                    title=panel["title"],
+                    ref=target["refId"],
+                    expr=promql.expand(target["expr"], values),
+                    instant=bool(target.get("instant")),
+                    process=PROCESS_NOTE.strip() in panel.get("description", ""),
+                )
