@@ -24,6 +24,8 @@ def seconds(text: str) -> int:
 
 def format_duration(total: int) -> str:
     """Return the shortest single-unit text for ``total`` seconds (7200 -> ``"2h"``)."""
+    if total == 0:
+        return "0s"
     for unit in ("w", "d", "h", "m"):
         size = _UNIT_SECONDS[unit]
         if total % size == 0:

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts import _durations
+from limone_obs.alerts import _durations, samples
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.model import (
     BUDGET_KINDS,
@@ -210,13 +210,17 @@ def _slo(ctx: _Context, item: Reader) -> Slo:
     kind = item.choice("kind", KINDS)
     item.only((*COMMON_SLO_KEYS, *KIND_KEYS[kind]), f"an SLO of kind {kind!r}")
     objective = _objective(item) if kind != KIND_UP else None
+    errors = _selector(ctx, item, "errors") if kind in (KIND_RATIO, KIND_THRESHOLD) else None
+    total = _selector(ctx, item, "total") if kind in (KIND_RATIO, KIND_THRESHOLD) else None
+    if errors is not None and total is not None:
+        _check_subset(item, errors, total)
     return Slo(
         name=name,
         kind=kind,
         description=item.text("description", f"{kind} SLO {name} of {ctx.service}"),
         objective=objective,
-        errors=_selector(ctx, item, "errors") if kind in (KIND_RATIO, KIND_THRESHOLD) else None,
-        total=_selector(ctx, item, "total") if kind in (KIND_RATIO, KIND_THRESHOLD) else None,
+        errors=errors,
+        total=total,
         histogram=_selector(ctx, item, "histogram") if kind == KIND_LATENCY else None,
         threshold_seconds=_threshold(item) if kind == KIND_LATENCY else None,
         tiers=_slo_tiers(ctx, item, objective) if objective and kind in BUDGET_KINDS else (),
@@ -266,11 +270,28 @@ def _selector(ctx: _Context, item: Reader, key: str) -> Selector:
             selector = parse_selector(text)
         except ValueError as exc:
             item.fail(key, f"{text!r} is not a PromQL series selector: {exc}")
+    selector = selector.with_default(job_matcher(ctx.job))
     if key == "histogram" and selector.metric.endswith(("_bucket", "_count", "_sum")):
         item.fail(key, f"{selector.metric!r}: give the histogram's base name, without _bucket")
     if any(m.name == c.LABEL_LE for m in selector.matchers):
         item.fail(key, "must not match on le: limone-obs adds the threshold's bucket itself")
-    return selector.with_default(job_matcher(ctx.job))
+    return selector
+
+
+def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
+    """errors must pick some of total's series (same metric) and not all of them."""
+    if samples.bad_labels(errors, total) is None:
+        item.fail(
+            "errors",
+            f"{errors.promql()} selects no series that total ({total.promql()}) also counts: "
+            "errors must be a subset of total (tried usual label values)",
+        )
+    if samples.good_labels(errors, total) is None:
+        item.fail(
+            "errors",
+            f"{errors.promql()} selects every series of total ({total.promql()}): add a "
+            'matcher for the bad events, e.g. status=~"5.."',
+        )
 
 
 def _threshold(item: Reader) -> float:

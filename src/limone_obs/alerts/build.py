@@ -13,10 +13,11 @@ generated; ``alerts/tests/*.yml`` outside ``generated/`` are hand-written):
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Final
 
-from limone_obs.alerts import alerting, alertmanager, render, rules
+from limone_obs.alerts import alerting, alertmanager, render, rules, unittests
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.artifacts import Generated
@@ -41,10 +42,22 @@ def rule_files(spec: ServiceSpec) -> dict[str, bytes]:
     }
 
 
+def test_files(spec: ServiceSpec) -> dict[str, bytes]:
+    """One promtool test file per SLO, loading both rule files."""
+    loads = [posixpath.relpath(p, GENERATED_TESTS_DIR) for p in (RECORDING_RULES, ALERTING_RULES)]
+    return {
+        f"{GENERATED_TESTS_DIR}/{slo.name}.yml": render.to_bytes(
+            unittests.document(spec, slo, loads)
+        )
+        for slo in spec.slos
+    }
+
+
 def generate(spec: ServiceSpec) -> dict[str, bytes]:
     """Every file of the alerts area for ``spec``, by path relative to the project root."""
     files = rule_files(spec)
     files[ALERTMANAGER] = alertmanager.render_config(spec).encode("utf-8")
+    files.update(test_files(spec))
     return files
 
 

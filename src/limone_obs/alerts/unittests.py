@@ -1,0 +1,305 @@
+"""promtool unit tests generated for every alert of the spec (pure).
+
+Each SLO gets ``alerts/tests/generated/<slo>.yml`` with scenarios built from its own
+selectors, objective, tiers and minimum rate:
+
+- burn-rate SLOs: a fast burn fires the page tier(s) right after their ``for`` (and not
+  before), a slow burn fires only the tickets, healthy traffic and traffic below the
+  minimum rate fire nothing;
+- threshold SLOs and latency quantile alerts: above the limit fires after ``for``, below
+  it or at low traffic nothing;
+- ``up`` SLOs: ``up == 0`` fires TargetDown, no ``up`` series fires TargetAbsent.
+
+Errors start with the series (t = 0). A ``rate`` needs two samples, so it has a value
+from t = 1m; promtool evaluates the groups sorted by file name, so the alerts read the
+recording rules of the previous step (a real Prometheus runs groups independently, with
+the same lag of up to one interval): an alert over recording rules is first active at
+t = 2m and fires at t = 2m + ``for``. Traffic is high enough that the minimum-rate guard,
+whose ``rate`` over a long window ramps up from the series' start, holds from t = 1m.
+The expected alerts at each evaluation time follow from this model, computed here
+independently of Prometheus, and promtool checks them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts import _durations, alerting, rules, samples
+from limone_obs.alerts.model import KIND_LATENCY, KIND_THRESHOLD, KIND_UP, ServiceSpec, Slo
+from limone_obs.alerts.rules import number
+
+#: Sample interval and evaluation interval of every generated test (minutes).
+STEP: Final = 1
+#: Minute at which an alert over raw series' rates is first active (two samples).
+FIRST_RATE: Final = 1
+#: Minute at which an alert over recording rules is first active (one step later).
+FIRST_RECORDED: Final = 2
+#: Label value of the instance in generated series.
+INSTANCE: Final = "app:8000"
+
+
+#: (alert rule, error ratio above which it fires) pairs.
+Pairs = list[tuple[dict[str, Any], float]]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """A constant load: ``rps`` events per second of which ``ratio`` are bad."""
+
+    rps: float
+    ratio: float
+
+
+def minutes(duration: str) -> int:
+    """Whole minutes of ``duration`` (rounded up: a 30s ``for`` needs a 1m step)."""
+    return -(-_durations.seconds(duration) // 60)
+
+
+def _series(labels: dict[str, str], metric: str, per_minute: float, length: int) -> dict[str, str]:
+    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {"series": f"{metric}{{{body}}}", "values": f"0+{number(per_minute)}x{length}"}
+
+
+def _base(spec: ServiceSpec) -> dict[str, str]:
+    return {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
+
+
+def ratio_series(spec: ServiceSpec, slo: Slo, load: Traffic, length: int) -> list[dict[str, str]]:
+    """Counters of a ratio/threshold SLO: good and bad series its selectors pick."""
+    assert slo.errors is not None
+    assert slo.total is not None
+    bad = samples.bad_labels(slo.errors, slo.total) or {}
+    good = samples.good_labels(slo.errors, slo.total) or {}
+    per_minute = load.rps * 60
+    if slo.errors.metric == slo.total.metric:
+        good_rate = per_minute * (1 - load.ratio)
+    else:
+        good_rate = per_minute
+    found = [_series({**_base(spec), **good}, slo.total.metric, good_rate, length)]
+    if load.ratio > 0:
+        bad_rate = per_minute * load.ratio
+        found.append(_series({**_base(spec), **bad}, slo.errors.metric, bad_rate, length))
+    return found
+
+
+def _next_bucket(threshold: float) -> float:
+    return min(b for b in c.DEFAULT_BUCKETS if b > threshold)
+
+
+def latency_series(spec: ServiceSpec, slo: Slo, load: Traffic, length: int) -> list[dict[str, str]]:
+    """A histogram where ``ratio`` of the events fall just above the threshold."""
+    assert slo.histogram is not None
+    assert slo.threshold_seconds is not None
+    labels = {**_base(spec), **(samples.solve(slo.histogram.matchers) or {})}
+    labels.pop(c.LABEL_LE, None)
+    metric, per_minute = slo.histogram.metric, load.rps * 60
+    fast = per_minute * (1 - load.ratio)
+    above = repr(_next_bucket(slo.threshold_seconds))
+    buckets = ((repr(slo.threshold_seconds), fast), (above, per_minute), ("+Inf", per_minute))
+    found = [
+        _series({**labels, c.LABEL_LE: le}, f"{metric}_bucket", rate, length)
+        for le, rate in buckets
+    ]
+    found.append(_series(labels, f"{metric}_count", per_minute, length))
+    return found
+
+
+def series(spec: ServiceSpec, slo: Slo, load: Traffic, length: int) -> list[dict[str, str]]:
+    """Input series for ``slo`` under ``load``, ``length`` minutes long."""
+    if slo.kind == KIND_LATENCY:
+        return latency_series(spec, slo, load, length)
+    return ratio_series(spec, slo, load, length)
+
+
+def _expected(rule: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
+    return {"exp_labels": {**rule["labels"], **extra}, "exp_annotations": rule["annotations"]}
+
+
+def first_active(rule: dict[str, Any]) -> int:
+    """Minute at which a rate-based ``rule`` is first active under constant bad traffic."""
+    return FIRST_RECORDED if "slo:" in rule["expr"] else FIRST_RATE
+
+
+def _fires(rule: dict[str, Any], limit: float, slo: Slo, load: Traffic, at: int) -> bool:
+    """True if an alert over rates with threshold ``limit`` is firing at minute ``at``."""
+    return (
+        load.ratio > limit
+        and load.rps >= slo.min_rate
+        and at >= first_active(rule) + minutes(rule["for"])
+    )
+
+
+def busy_rps(slo: Slo, pairs: Pairs) -> float:
+    """Events per second whose rate over any guard window passes ``min_rate`` from t = 1m.
+
+    ``rate(x[w])`` divides by ``w`` even when the series is younger than ``w``.
+    """
+    longest = max(_durations.seconds(_guard_window(rule)) for rule, _ in pairs)
+    return float(max(1, math.ceil(2 * slo.min_rate * longest / 60)))
+
+
+def _guard_window(rule: dict[str, Any]) -> str:
+    windows = re.findall(r"\[([0-9]+[smhdw])\]\)\) >= ", rule["expr"])
+    return windows[-1] if windows else "1m"
+
+
+def _checks(
+    spec: ServiceSpec, slo: Slo, pairs: list[tuple[dict[str, Any], float]], load: Traffic, at: int
+) -> list[dict[str, Any]]:
+    """One alert_rule_test per alert name: the alerts expected firing at minute ``at``."""
+    labels = rules.slo_labels(spec, slo)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rule, limit in pairs:
+        by_name.setdefault(rule["alert"], [])
+        if _fires(rule, limit, slo, load, at):
+            by_name[rule["alert"]].append(_expected(rule, labels))
+    when = _durations.format_duration(at * 60)
+    return [{"eval_time": when, "alertname": n, "exp_alerts": e} for n, e in by_name.items()]
+
+
+def _rate_pairs(spec: ServiceSpec, slo: Slo) -> list[tuple[dict[str, Any], float]]:
+    """(alert rule, error ratio above which it fires) for the rate-based alerts of ``slo``."""
+    if slo.kind == KIND_THRESHOLD:
+        return [(alerting.threshold_alert(spec, slo), slo.error_budget)]
+    return [(alerting.burn_alert(spec, slo, t), rules.burn_threshold(slo, t)) for t in slo.tiers]
+
+
+def _scenario(
+    spec: ServiceSpec, slo: Slo, pairs: Pairs, title: str, *, load: Traffic, times: list[int]
+) -> dict[str, Any]:
+    """A test of ``pairs``' alerts under ``load``, checked at each minute of ``times``."""
+    checks = [check for at in times for check in _checks(spec, slo, pairs, load, at)]
+    return {
+        "name": f"{slo.name}: {title}",
+        "interval": f"{STEP}m",
+        "input_series": series(spec, slo, load, max(times) + 1),
+        "alert_rule_test": checks,
+    }
+
+
+def _above(limit: float) -> float:
+    """An error ratio clearly above ``limit`` and at most 1."""
+    return round(min(2 * limit, (1 + limit) / 2), 10)
+
+
+def _limits(pairs: list[tuple[dict[str, Any], float]], severity: str) -> list[float]:
+    return [limit for rule, limit in pairs if rule["labels"][c.LABEL_SEVERITY] == severity]
+
+
+def rate_scenarios(spec: ServiceSpec, slo: Slo, pairs: Pairs) -> list[dict[str, Any]]:
+    """Fast burn, slow burn, healthy and low-traffic scenarios of rate-based alerts."""
+    pages, tickets = _limits(pairs, c.SEVERITY_PAGE), _limits(pairs, c.SEVERITY_TICKET)
+    rps = busy_rps(slo, pairs)
+    end = max(first_active(r) + minutes(r["for"]) for r, _ in pairs) + 2
+    worst = Traffic(rps, _above(max(limit for _, limit in pairs)))
+    found = []
+    if pages:
+        first = min(minutes(r["for"]) for r, _ in pairs if r["labels"][c.LABEL_SEVERITY] == "page")
+        times = [first, FIRST_RECORDED + first + 1, end]
+        found.append(
+            _scenario(spec, slo, pairs, "fast burn pages right after for", load=worst, times=times)
+        )
+    if tickets and (not pages or max(tickets) < min(pages)):
+        ratio = (max(tickets) + min(pages)) / 2 if pages else _above(max(tickets))
+        slow = Traffic(rps, round(ratio, 10))
+        found.append(
+            _scenario(spec, slo, pairs, "slow burn opens only tickets", load=slow, times=[end])
+        )
+    healthy = Traffic(rps, round(min(limit for _, limit in pairs) / 2, 10))
+    found.append(
+        _scenario(spec, slo, pairs, "healthy traffic fires nothing", load=healthy, times=[end])
+    )
+    if slo.min_rate > 0:
+        low = Traffic(slo.min_rate / 4, worst.ratio)
+        title = "errors below the minimum rate fire nothing"
+        found.append(_scenario(spec, slo, pairs, title, load=low, times=[end]))
+    return found
+
+
+def _page_fors(pairs: Pairs) -> list[int]:
+    return [minutes(r["for"]) for r, _ in pairs if r["labels"][c.LABEL_SEVERITY] == "page"]
+
+
+def _subst_instance(rule: dict[str, Any]) -> dict[str, Any]:
+    """The rule with ``$labels.instance`` in its annotations expanded as promtool will."""
+    notes = {
+        k: v.replace("{{ $labels.instance }}", INSTANCE) for k, v in rule["annotations"].items()
+    }
+    return {**rule, "annotations": notes}
+
+
+def _up_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> dict[str, Any]:
+    alerts = [] if extra is None else [_expected(_subst_instance(rule), extra)]
+    when = _durations.format_duration(at * 60)
+    return {"eval_time": when, "alertname": rule["alert"], "exp_alerts": alerts}
+
+
+def _up_test(title: str, up: dict[str, str], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    length = (
+        max(
+            _durations.seconds(str(ch["eval_time"])) // 60
+            for ch in checks
+            if ch["eval_time"] != "0s"
+        )
+        + 1
+    )
+    values = f"{up.pop('__value__')}x{length}"
+    body = ",".join(f'{k}="{v}"' for k, v in sorted(up.items()))
+    return {
+        "name": title,
+        "interval": f"{STEP}m",
+        "input_series": [{"series": f"{c.SERIES_UP}{{{body}}}", "values": values}],
+        "alert_rule_test": checks,
+    }
+
+
+def up_scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+    """Target down, target up and target gone; raw-series alerts are active from t = 0."""
+    down, absent = alerting.target_alerts(spec, slo)
+    wait_down, wait_absent = minutes(down["for"]), minutes(absent["for"])
+    own = {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
+    healthy_at = max(wait_down, wait_absent) + 1
+    return [
+        _up_test(
+            f"{slo.name}: target down fires TargetDown after for",
+            {**own, "__value__": "0"},
+            [_up_check(down, wait_down - 1, None), _up_check(down, wait_down + 1, own)],
+        ),
+        _up_test(
+            f"{slo.name}: target up fires nothing",
+            {**own, "__value__": "1"},
+            [_up_check(down, healthy_at, None), _up_check(absent, healthy_at, None)],
+        ),
+        _up_test(
+            f"{slo.name}: no up series of the job fires TargetAbsent after for",
+            {c.LABEL_JOB: f"{spec.job}-other", c.LABEL_INSTANCE: INSTANCE, "__value__": "1"},
+            [
+                _up_check(absent, wait_absent - 1, None),
+                _up_check(absent, wait_absent + 1, {c.LABEL_JOB: spec.job}),
+            ],
+        ),
+    ]
+
+
+def scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+    """Every generated test of ``slo``."""
+    if slo.kind == KIND_UP:
+        return up_scenarios(spec, slo)
+    found = rate_scenarios(spec, slo, _rate_pairs(spec, slo)) if _rate_pairs(spec, slo) else []
+    if slo.kind == KIND_LATENCY and slo.quantile_alert is not None:
+        pairs: Pairs = [(alerting.quantile_alert(spec, slo), slo.error_budget)]
+        found.extend(rate_scenarios(spec, slo, pairs))
+    return found
+
+
+def document(spec: ServiceSpec, slo: Slo, rule_files: list[str]) -> dict[str, Any]:
+    """The promtool test file of ``slo``; ``rule_files`` relative to the test file."""
+    return {
+        "rule_files": rule_files,
+        "evaluation_interval": f"{STEP}m",
+        "tests": scenarios(spec, slo),
+    }
