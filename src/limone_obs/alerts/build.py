@@ -17,7 +17,7 @@ import posixpath
 from pathlib import Path
 from typing import Final
 
-from limone_obs.alerts import alerting, alertmanager, render, rules, unittests
+from limone_obs.alerts import alerting, alertmanager, kubernetes, render, rules, runbooks, unittests
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.artifacts import Generated
@@ -58,6 +58,8 @@ def generate(spec: ServiceSpec) -> dict[str, bytes]:
     files = rule_files(spec)
     files[ALERTMANAGER] = alertmanager.render_config(spec).encode("utf-8")
     files.update(test_files(spec))
+    files.update(runbooks.files(spec, RUNBOOKS_DIR))
+    files.update(kubernetes.files(spec, KUBERNETES_DIR, MIMIR_DIR))
     return files
 
 
