@@ -1,9 +1,8 @@
 """Configuration files of the local stack, rendered as text (pure functions, no I/O).
 
-The rules and the Alertmanager config come from the alerts area (generated from
-``alerts/slo.yaml``); :func:`fast_rules` and :func:`fast_alertmanager` shorten their
-waiting times for a demo that shows a page within a minute instead of the production
-``for: 2m``/``5m`` and ``group_wait: 30s``. The committed artifacts stay untouched.
+The rules come from the alerts area (generated from ``alerts/slo.yaml``); :func:`fast_rules`
+caps their ``for:`` for a demo that shows a page within a minute instead of after the
+production ``for: 2m``/``5m``. The committed artifacts stay untouched.
 """
 
 from __future__ import annotations
@@ -76,29 +75,3 @@ def fast_rules(text: str, max_for: str) -> str:
     for group in doc.get("groups", []) if isinstance(doc, dict) else []:
         group.pop("interval", None)
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
-
-
-def fast_alertmanager(text: str, group_wait: str, group_interval: str) -> str:
-    """Return the Alertmanager config ``text`` with short grouping times on every route."""
-    doc = yaml.safe_load(text)
-    routes = [doc.get("route", {})]
-    while routes:
-        route = routes.pop()
-        for key, value in (("group_wait", group_wait), ("group_interval", group_interval)):
-            if key in route or route is doc.get("route"):
-                route[key] = value
-        routes.extend(route.get("routes", []))
-    return yaml.safe_dump(doc, sort_keys=False, width=1000)
-
-
-def fallback_alertmanager(webhook_url: str) -> str:
-    """A minimal Alertmanager config sending every alert to ``webhook_url``.
-
-    Used only when the alerts area provides no renderer (see :mod:`._alerts`).
-    """
-    receiver = {"name": "webhook", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-    config = {
-        "route": {"receiver": "webhook", "group_by": ["alertname", "slo"], "repeat_interval": "1h"},
-        "receivers": [receiver],
-    }
-    return yaml.safe_dump(config, sort_keys=False)

@@ -122,9 +122,8 @@ class Stack:
         self.receiver = WebhookReceiver(
             LOOPBACK, self.opts.webhook_port, on_alert=print_alert_lines(self.out)
         )
-        inputs = _alerts.inputs(self.opts.root, self.receiver.url)
-        for note in inputs.notes:
-            self.say(f"note: {note}")
+        fast = self.opts.alert_for is not None
+        inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
         am_target = self._start_alertmanager(inputs.alertmanager)
         rule_files = _write_rules(work / "rules", inputs.rules, self.opts.alert_for)
         text = configs.prometheus_config(
@@ -149,8 +148,6 @@ class Stack:
         if binary is None:
             return None
         work, port = self.opts.workdir, self.opts.alertmanager_port
-        if self.opts.alert_for is not None:
-            config_text = configs.fast_alertmanager(config_text, "1s", "5s")
         (work / "alertmanager.yml").write_text(config_text)
         argv = procs.alertmanager_argv(
             binary, work / "alertmanager.yml", work / "data" / "alertmanager", port

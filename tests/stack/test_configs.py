@@ -1,0 +1,93 @@
+"""Configs of the local stack: Prometheus config, demo-speed rules, Alertmanager config."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from limone_obs.errors import ConfigError, StackError
+from limone_obs.stack import _alerts, configs
+from tests.support import ROOT, need
+
+
+def test_duration_seconds_reads_prometheus_durations() -> None:
+    """Compound and millisecond durations convert to seconds."""
+    actual = [configs.duration_seconds(t) for t in ("15s", "1h30m", "500ms", "2d")]
+    assert [15.0, 5400.0, 0.5, 172800.0] == actual
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "m5", "-5s"])
+def test_duration_seconds_rejects_garbage(text: str) -> None:
+    """Text that is no Prometheus duration raises ConfigError naming the option."""
+    with pytest.raises(ConfigError, match="--alert-for"):
+        configs.duration_seconds(text, "--alert-for")
+
+
+def test_fast_rules_caps_for_and_keeps_expressions() -> None:
+    """Every ``for:`` above the cap becomes the cap; shorter ones and expressions stay."""
+    text = yaml.safe_dump(
+        {
+            "groups": [
+                {
+                    "name": "g",
+                    "interval": "30s",
+                    "rules": [
+                        {"alert": "A", "expr": "x > 1", "for": "5m"},
+                        {"alert": "B", "expr": "y > 1", "for": "2s"},
+                        {"record": "r", "expr": "sum(z)"},
+                    ],
+                }
+            ]
+        }
+    )
+    group = yaml.safe_load(configs.fast_rules(text, "10s"))["groups"][0]
+    assert "interval" not in group
+    assert [("x > 1", "10s"), ("y > 1", "2s"), ("sum(z)", None)] == [
+        (r["expr"], r.get("for")) for r in group["rules"]
+    ]
+
+
+def test_generated_stack_config_passes_promtool(tmp_path: Path) -> None:
+    """prometheus.yml with the generated rules (demo-speed) passes ``promtool check config``."""
+    promtool = need("promtool")
+    inputs = _alerts.inputs(ROOT, "http://127.0.0.1:9/alerts", fast=True)
+    rule_files = []
+    for name, text in inputs.rules.items():
+        (tmp_path / name).write_text(configs.fast_rules(text, "10s"))
+        rule_files.append(str(tmp_path / name))
+    config = configs.prometheus_config(
+        job=inputs.job,
+        app_target="127.0.0.1:8000",
+        alertmanager_target="127.0.0.1:9093",
+        scrape_interval="1s",
+        rule_files=rule_files,
+    )
+    (tmp_path / "prometheus.yml").write_text(config)
+    check = [promtool, "check", "config", str(tmp_path / "prometheus.yml")]
+    result = subprocess.run(check, capture_output=True, text=True, timeout=60, check=False)
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_stack_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
+    """The Alertmanager config pointed at the webhook receiver passes ``amtool check-config``."""
+    amtool = need("amtool")
+    inputs = _alerts.inputs(ROOT, "http://127.0.0.1:9/alerts", fast=True)
+    (tmp_path / "am.yml").write_text(inputs.alertmanager)
+    result = subprocess.run(
+        [amtool, "check-config", str(tmp_path / "am.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert "http://127.0.0.1:9/alerts" in inputs.alertmanager
+
+
+def test_missing_spec_is_a_stack_error(tmp_path: Path) -> None:
+    """A root without alerts/slo.yaml raises StackError saying to pass --root."""
+    with pytest.raises(StackError, match="--root"):
+        _alerts.inputs(tmp_path, "http://127.0.0.1:9/alerts", fast=False)
