@@ -83,7 +83,7 @@ def serve(app: Flask) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1:<free port> from a thread; yield ``host:port``."""
     port = procs.free_port()
     server: BaseWSGIServer = make_server(procs.LOOPBACK, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"{procs.LOOPBACK}:{port}"
