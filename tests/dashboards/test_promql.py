@@ -1,0 +1,80 @@
+"""The linter's PromQL reading: selectors, ranges, rate() arguments, variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from limone_obs.dashboards import promql
+from limone_obs.dashboards.queries import le_matcher
+
+
+def test_selectors_skip_functions_keywords_and_grouping_labels() -> None:
+    """Only series are selectors: not sum/rate, not by (...) labels, not on/group_left."""
+    expr = (
+        'sum by (le, endpoint) (rate(a_bucket{job="$job"}[5m]))\n'
+        "/ on () group_left\nsum(rate(b_count[5m]))"
+    )
+    found = [(s.name, s.matchers) for s in promql.selectors(expr)]
+    assert [("a_bucket", '{job="$job"}'), ("b_count", "")] == found
+
+
+def test_braces_inside_strings_do_not_end_a_selector() -> None:
+    """label_replace's "${1}xx" is a string, not a matcher block."""
+    expr = (
+        'label_replace(sum by (status) (rate(x_total{job="$job"}[1m])), "c", "${1}xx", "s", "(.)")'
+    )
+    assert ["x_total"] == [s.name for s in promql.selectors(expr)]
+
+
+def test_recording_rules_are_recognised() -> None:
+    """Names with a colon are recording rules."""
+    found = [s.recording_rule for s in promql.selectors("slo:x:ratio / plain_total")]
+    assert [True, False] == found
+
+
+def test_ranges_are_listed() -> None:
+    """Every [...] window is returned without its brackets."""
+    assert ["$__rate_interval", "5m"] == promql.ranges("rate(a[$__rate_interval]) + rate(b[5m])")
+
+
+def test_rate_arguments_name_the_series() -> None:
+    """rate/irate/increase report the series they are applied to, not nested calls."""
+    expr = "rate(a_total[1m]) + increase(b[1m]) + rate(sum(c)[1m:])"
+    assert [("rate", "a_total"), ("increase", "b")] == list(promql.rate_arguments(expr))
+
+
+@pytest.mark.parametrize(
+    ("name", "counter"),
+    [("x_total", True), ("x_bucket", True), ("x_count", True), ("x_in_progress", False)],
+)
+def test_is_counter(name: str, counter: bool) -> None:
+    """Counter-like names end in _total, _count, _sum or _bucket."""
+    assert counter == promql.is_counter(name)
+
+
+def test_variables_finds_every_syntax_and_skips_regex_groups() -> None:
+    """$a, ${b}, ${c:csv}, [[d]] are variables; ${1} is a regex group."""
+    assert {"a", "b", "c", "d"} == promql.variables('$a ${b} ${c:csv} [[d]] "${1}xx"')
+
+
+def test_expand_replaces_variables() -> None:
+    """Expansion substitutes every form and keeps regex groups."""
+    text = promql.expand(
+        'x{job="$job"}[${__rate_interval}] "${1}"', {"job": "j", "__rate_interval": "10s"}
+    )
+    assert 'x{job="j"}[10s] "${1}"' == text
+
+
+def test_expand_rejects_an_unknown_variable() -> None:
+    """An undefined variable cannot be expanded silently."""
+    with pytest.raises(KeyError):
+        promql.expand("$nope", {})
+
+
+@pytest.mark.parametrize(
+    ("threshold", "matcher"),
+    [(1.0, 'le=~"1(\\\\.0)?"'), (0.6, 'le="0.6"'), (2, 'le=~"2(\\\\.0)?"')],
+)
+def test_le_matcher_accepts_both_spellings_of_whole_seconds(threshold: float, matcher: str) -> None:
+    """Whole seconds match le="1.0" (Prometheus 2) and le="1" (Prometheus 3)."""
+    assert matcher == le_matcher(threshold)
