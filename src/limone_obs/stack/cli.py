@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import threading
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import requests
 
 from limone_obs.stack import configs, up
 from limone_obs.stack import load as load_mod
 from limone_obs.stack._signals import stop_on_signals
+from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.procs import LOOPBACK
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 
@@ -66,14 +69,18 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
 
 
 @click.command("webhook")
-@click.option("--port", type=int, default=9095, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--host", default=LOOPBACK, show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=9095, show_default=True, help="Port (0: a free one).")
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def webhook_command(port: int, duration: float | None) -> None:
-    """Receive Alertmanager webhooks on 127.0.0.1 and print each alert as a JSON line."""
+def webhook_command(host: str, port: int, duration: float | None) -> None:
+    """Receive Alertmanager webhooks and print each alert as one JSON line on stdout.
+
+    Listens on 127.0.0.1 unless --host says otherwise (0.0.0.0 inside a container).
+    """
     stop = threading.Event()
     with (
         stop_on_signals(stop),
-        WebhookReceiver(LOOPBACK, port, on_alert=print_alert_lines()) as receiver,
+        WebhookReceiver(host, port, on_alert=print_alert_lines()) as receiver,
     ):
         click.echo(f"webhook receiver: {receiver.url} (Ctrl-C stops)", err=True)
         deadline = None if duration is None else time.monotonic() + duration
@@ -204,4 +211,46 @@ def up_command(**options: Any) -> None:
         up.run(opts, sys.stdout, stop)
 
 
-commands: list[click.Command] = [load_command, webhook_command, up_command]
+@click.command("fault")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="Demo service.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), help="Share of requests answered 500.")
+@click.option(
+    "--latency",
+    multiple=True,
+    metavar="DEP=SECONDS",
+    help="Extra latency of a dependency (ai_api, db, cache); repeatable.",
+)
+@click.option("--outage/--no-outage", default=None, help="Answer every request 503.")
+@click.option("--off", is_flag=True, help="Switch every fault off.")
+def fault_command(
+    url: str, error_rate: float | None, latency: tuple[str, ...], outage: bool | None, off: bool
+) -> None:
+    """Show or change the demo service's fault switches (its admin endpoint, loopback only)."""
+    load_mod.check_target(url)
+    changes: dict[str, Any] = {}
+    if error_rate is not None:
+        changes["error_rate"] = error_rate
+    if latency:
+        changes["latency"] = _latency_pairs(latency)
+    if outage is not None:
+        changes["outage"] = outage
+    if off or changes:
+        state = switch_faults(url, None if off else changes)
+    else:
+        state = requests.get(f"{url.rstrip('/')}/admin/faults", timeout=5).json()
+    click.echo(json.dumps(state, sort_keys=True))
+
+
+def _latency_pairs(items: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        dep, _, seconds = item.partition("=")
+        try:
+            out[dep] = float(seconds)
+        except ValueError:
+            hint = f"{item!r}: use DEP=SECONDS, e.g. ai_api=2"
+            raise click.BadParameter(hint, param_hint="--latency") from None
+    return out
+
+
+commands: list[click.Command] = [load_command, webhook_command, up_command, fault_command]

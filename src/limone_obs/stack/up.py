@@ -14,6 +14,7 @@ every child process (by its PID, SIGTERM then SIGKILL).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -25,10 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import requests
-
 from limone_obs.errors import StackError
 from limone_obs.stack import _alerts, configs, procs
+from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
 from limone_obs.stack.procs import LOOPBACK, Proc
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
@@ -251,15 +251,6 @@ class _Clock:
         self.out.flush()
 
 
-def _set_faults(app_url: str, body: dict[str, Any] | None) -> str:
-    """Switch the demo's faults (``None`` switches all off); return the new state as text."""
-    url = f"{app_url}/admin/faults"
-    resp = requests.put(url, json=body, timeout=5) if body else requests.delete(url, timeout=5)
-    if resp.status_code != 200:
-        raise StackError(f"{url} answered {resp.status_code}: {resp.text.strip()}")
-    return resp.text.strip()
-
-
 class _Load:
     """The load generator in a background thread, for the whole run."""
 
@@ -372,11 +363,11 @@ def _timeline(stack: Stack, load: _Load, clock: _Clock, stop: threading.Event) -
         _check_alive(stack, load)
         if not fault_on and on_at <= now < off_at:
             fault_on = True
-            state = _set_faults(stack.app_url, _fault_body(opts))
+            state = json.dumps(switch_faults(stack.app_url, _fault_body(opts)))
             clock.say(f"fault ON ({opts.fault}): {state}")
         elif fault_on and now >= off_at:
             fault_on = False
-            clock.say(f"fault OFF: {_set_faults(stack.app_url, None)}")
+            clock.say(f"fault OFF: {json.dumps(switch_faults(stack.app_url, None))}")
         if now >= next_note:
             next_note += 15.0
             clock.say(f"load: {load.done} requests so far")
