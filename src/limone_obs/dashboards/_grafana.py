@@ -215,6 +215,11 @@ class Grid:
         self._x += width
         self._line_height = max(self._line_height, height)
 
+    def add_all(self, cells: Sequence[tuple[Any, int, int]]) -> None:
+        """Place each ``(panel, width, height)`` in turn."""
+        for panel, width, height in cells:
+            self.add(panel, width, height)
+
     def numbered(self) -> list[Any]:
         """The panels with ids 1, 2, ... in layout order (stable while the layout is)."""
         return [attr.evolve(p, id=i) for i, p in enumerate(self.panels, start=1)]

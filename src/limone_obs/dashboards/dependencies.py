@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from grafanalib.core import Dashboard
 
 from limone_obs import conventions as c
@@ -23,13 +25,17 @@ DEPENDENCIES = (
 def build(queries: Queries, service: ServiceView) -> Dashboard:
     """The dependency breakdown (uid ``conventions.DASHBOARD_UID_DEPENDENCIES``)."""
     grid = gf.Grid()
-    _where_time_goes(grid, queries)
-    _all_dependencies(grid, queries)
+    grid.row("Where the time goes")
+    grid.add_all([(_seconds_per_request(queries), 16, 9), (_cache_hit_ratio(queries), 8, 9)])
+    grid.row("All dependencies")
+    grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries)])
     for name, title in DEPENDENCIES:
-        _dependency_row(grid, queries, name, title)
+        grid.row(title)
+        grid.add_all([(panel, 8, 7) for panel in _dependency_panels(queries, name, title)])
     slo = common.latency_slo(service, queries.names.dependency_duration)
     if slo is not None:
-        _dependency_slo(grid, queries, service, slo)
+        grid.row(f"SLO {slo.name}")
+        grid.add_all(_dependency_slo(queries, service, slo))
     return gf.dashboard(
         c.DASHBOARD_UID_DEPENDENCIES,
         "LimoneIDE / Dependencies",
@@ -39,8 +45,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     )
 
 
-def _where_time_goes(grid: gf.Grid, q: Queries) -> None:
-    grid.row("Where the time goes")
+def _seconds_per_request(q: Queries) -> Any:
     queries = [
         Query(q.dependency_seconds_per_request(), "{{dependency}}"),
         Query(q.app_seconds_per_request(), "app (outside dependencies)"),
@@ -51,141 +56,89 @@ def _where_time_goes(grid: gf.Grid, q: Queries) -> None:
         "s",
         common.LATENCY_STEPS,
     )
-    grid.add(gf.timeseries("Seconds per request", queries, look, stacked=True, lines=True), 16, 9)
-    grid.add(
-        gf.timeseries(
-            "Cache hit ratio",
-            [Query(q.cache_hit_ratio(), "{{cache}}")],
-            Look(
-                "Share of cache lookups that hit, by cache; misses fall through to the DB "
-                "or the AI API.",
-                "percentunit",
-                gf.lower_is_worse(0.5, 0.8),
-                bounds=(0, 1),
-            ),
-        ),
-        8,
-        9,
+    return gf.timeseries("Seconds per request", queries, look, stacked=True, lines=True)
+
+
+def _cache_hit_ratio(q: Queries) -> Any:
+    look = Look(
+        "Share of cache lookups that hit, by cache; misses fall through to the DB or the AI API.",
+        "percentunit",
+        gf.lower_is_worse(0.5, 0.8),
+        bounds=(0, 1),
     )
+    return gf.timeseries("Cache hit ratio", [Query(q.cache_hit_ratio(), "{{cache}}")], look)
 
 
-def _all_dependencies(grid: gf.Grid, q: Queries) -> None:
-    grid.row("All dependencies")
-    grid.add(
+#: Error ratio colours of dependency calls: orange from 1 %, red from 5 %.
+ERROR_STEPS = gf.higher_is_worse(0.01, 0.05)
+
+
+def _all_dependencies(q: Queries) -> list[Any]:
+    legend = "{{dependency}}"
+    return [
         gf.timeseries(
             "Calls by dependency",
-            [Query(q.dependency_rate(), "{{dependency}}")],
+            [Query(q.dependency_rate(), legend)],
             Look("Dependency calls per second.", "ops"),
         ),
-        8,
-        8,
-    )
-    grid.add(
         gf.timeseries(
             "Error ratio by dependency",
-            [Query(q.dependency_error_ratio(), "{{dependency}}")],
-            Look("Share of calls with outcome error.", "percentunit", _error_steps()),
+            [Query(q.dependency_error_ratio(), legend)],
+            Look("Share of calls with outcome error.", "percentunit", ERROR_STEPS),
         ),
-        8,
-        8,
-    )
-    grid.add(
         gf.timeseries(
             "p95 by dependency",
-            [Query(q.dependency_latency(0.95), "{{dependency}}")],
+            [Query(q.dependency_latency(0.95), legend)],
             Look("95th percentile call duration.", "s", common.LATENCY_STEPS),
             lines=True,
         ),
-        8,
-        8,
+    ]
+
+
+def _dependency_panels(q: Queries, name: str, title: str) -> list[Any]:
+    dep, by, legend = f'{c.LABEL_DEPENDENCY}="{name}"', c.LABEL_OPERATION, "{{operation}}"
+    calls = Look(f"Calls per second to {title}, by operation.", "ops")
+    errors = Look(f"Share of {title} calls that failed, by operation.", "percentunit", ERROR_STEPS)
+    latency = Look(
+        f"Median and 95th percentile duration of {title} calls.", "s", common.LATENCY_STEPS
     )
-
-
-def _error_steps() -> gf.Steps:
-    return gf.higher_is_worse(0.01, 0.05)
-
-
-def _dependency_row(grid: gf.Grid, q: Queries, name: str, title: str) -> None:
-    dep = f'{c.LABEL_DEPENDENCY}="{name}"'
-    by = c.LABEL_OPERATION
-    grid.row(title)
-    grid.add(
+    percentiles = [
+        Query(q.dependency_latency(p, dep, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)
+    ]
+    return [
         gf.timeseries(
-            f"{title}: calls",
-            [Query(q.dependency_rate(dep, by=by), "{{operation}}")],
-            Look(f"Calls per second to {title}, by operation.", "ops"),
-            stacked=True,
+            f"{title}: calls", [Query(q.dependency_rate(dep, by=by), legend)], calls, stacked=True
         ),
-        8,
-        7,
-    )
-    grid.add(
         gf.timeseries(
-            f"{title}: error ratio",
-            [Query(q.dependency_error_ratio(dep, by=by), "{{operation}}")],
-            Look(
-                f"Share of {title} calls that failed, by operation.", "percentunit", _error_steps()
-            ),
+            f"{title}: error ratio", [Query(q.dependency_error_ratio(dep, by=by), legend)], errors
         ),
-        8,
-        7,
-    )
-    latencies = [Query(q.dependency_latency(p, dep, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)]
-    grid.add(
-        gf.timeseries(
-            f"{title}: p50 / p95",
-            latencies,
-            Look(
-                f"Median and 95th percentile duration of {title} calls.", "s", common.LATENCY_STEPS
-            ),
-            lines=True,
-        ),
-        8,
-        7,
-    )
+        gf.timeseries(f"{title}: p50 / p95", percentiles, latency, lines=True),
+    ]
 
 
-def _dependency_slo(grid: gf.Grid, q: Queries, service: ServiceView, slo: SloView) -> None:
+def _dependency_slo(q: Queries, service: ServiceView, slo: SloView) -> list[tuple[Any, int, int]]:
     threshold = slo.threshold_seconds or 1.0
     matchers = slo.histogram.matchers if slo.histogram else ()
     dependency = slo.histogram.label_value(c.LABEL_DEPENDENCY) if slo.histogram else None
-    grid.row(f"SLO {slo.name}")
-    grid.add(
-        gf.timeseries(
-            f"Calls within {threshold:g} s",
-            [Query(q.dependency_share_within(threshold, *matchers), "within")],
-            Look(
-                f"Share of {dependency or 'dependency'} calls answered within "
-                f"{threshold:g} s; the SLO wants {slo.objective:g} % (dashed line).",
-                "percentunit",
-                gf.lower_is_worse(slo.target, slo.target),
-                bounds=(0, 1),
-            ),
-            lines=True,
-        ),
-        12,
-        7,
+    share = Look(
+        f"Share of {dependency or 'dependency'} calls answered within {threshold:g} s; the SLO "
+        f"wants {slo.objective:g} % (dashed line).",
+        "percentunit",
+        gf.lower_is_worse(slo.target, slo.target),
+        bounds=(0, 1),
     )
-    grid.add(
-        gf.stat(
-            "Budget left",
-            [Query(common.budget_remaining(service, slo))],
-            Look(
-                f"Share of the {slo.name} error budget left.",
-                "percentunit",
-                gf.lower_is_worse(0.0, 0.25),
-            ),
-        ),
-        6,
-        7,
+    budget = Look(
+        f"Share of the {slo.name} error budget left.", "percentunit", gf.lower_is_worse(0.0, 0.25)
     )
     window = slo.windows[0] if slo.windows else "1h"
-    grid.add(
-        gf.stat(
-            f"Burn rate {window}",
-            [Query(common.burn_rate(service, slo, window))],
-            Look(f"Budget burn rate of {slo.name} over {window}.", "x", common.burn_steps(slo)),
+    burn = Look(f"Budget burn rate of {slo.name} over {window}.", "x", common.burn_steps(slo))
+    within = Query(q.dependency_share_within(threshold, *matchers), "within")
+    return [
+        (gf.timeseries(f"Calls within {threshold:g} s", [within], share, lines=True), 12, 7),
+        (gf.stat("Budget left", [Query(common.budget_remaining(service, slo))], budget), 6, 7),
+        (
+            gf.stat(f"Burn rate {window}", [Query(common.burn_rate(service, slo, window))], burn),
+            6,
+            7,
         ),
-        6,
-        7,
-    )
+    ]

@@ -46,58 +46,44 @@ def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
     grid.add(_events(slo), 12 if slo.tiers else 18, 8)
 
 
+def _objective_text(service: ServiceView, slo: SloView) -> str:
+    if slo.objective is None:
+        return ""
+    over = f" over {service.period}" if slo.tiers else ""
+    return f"Objective **{slo.objective:g} %**{over}."
+
+
 def _definition(service: ServiceView, slo: SloView) -> object:
     tiers = "\n".join(
         f"| {t.severity} | {t.factor:g}x | {t.long_window} and {t.short_window} |"
         for t in slo.tiers
     )
     table = f"\n\n| alert | burn rate | windows |\n|---|---|---|\n{tiers}" if tiers else ""
-    objective = (
-        f"Objective **{slo.objective:g} %** over {service.period}."
-        if slo.tiers
-        else f"Objective **{slo.objective:g} %**."
-        if slo.objective is not None
-        else ""
-    )
     content = (
-        f"**{slo.name}** ({slo.kind}): {slo.description}\n\n{objective}{table}\n\n"
-        f"[Runbook]({slo.runbook_url})"
+        f"**{slo.name}** ({slo.kind}): {slo.description}\n\n"
+        f"{_objective_text(service, slo)}{table}\n\n[Runbook]({slo.runbook_url})"
     )
     return gf.text("Definition", content, f"What the {slo.name} SLO counts, its alert tiers.")
 
 
 def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
-    budget = slo.budget
     objective = f"{c.RULE_OBJECTIVE}{slo_matchers(service.service, slo.name)}"
     sli = Query(common.period_availability(service, slo), "SLI")
-    grid.add(
-        gf.stat(
-            "Objective and SLI",
-            [Query(objective, "objective"), sli],
-            Look(
-                f"The objective and the SLI measured over the last {service.period} "
-                "(request-weighted); the SLI turns red below the objective.",
-                "percentunit",
-                gf.lower_is_worse(slo.target, slo.target + budget / 2),
-            ),
-        ),
-        3,
-        8,
+    both = Look(
+        f"The objective and the SLI measured over the last {service.period} "
+        "(request-weighted); the SLI turns red below the objective.",
+        "percentunit",
+        gf.lower_is_worse(slo.target, slo.target + slo.budget / 2),
     )
-    grid.add(
-        gf.stat(
-            "Budget left",
-            [Query(common.budget_remaining(service, slo))],
-            Look(
-                f"Share of the {service.period} error budget ({budget:.2%} of events) not "
-                "yet spent; below 0 the SLO is missed.",
-                "percentunit",
-                gf.lower_is_worse(0.0, 0.25),
-            ),
-        ),
-        3,
-        8,
+    left = Look(
+        f"Share of the {service.period} error budget ({slo.budget:.2%} of events) not "
+        "yet spent; below 0 the SLO is missed.",
+        "percentunit",
+        gf.lower_is_worse(0.0, 0.25),
     )
+    remaining = Query(common.budget_remaining(service, slo))
+    grid.add(gf.stat("Objective and SLI", [Query(objective, "objective"), sli], both), 3, 8)
+    grid.add(gf.stat("Budget left", [remaining], left), 3, 8)
 
 
 def _burn_rates(service: ServiceView, slo: SloView) -> object:
