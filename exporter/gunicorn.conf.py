@@ -43,3 +43,11 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 # --- logging (limone_obs.logging) ---------------------------------------------------
 # JSON lines for the master, error and access logs are wired here by the logging area.
+# The master, error and (if enabled) access lines become JSON objects in the limone-obs
+# log schema. gunicorn's access log is off unless GUNICORN_ACCESSLOG is set ("-" for
+# stdout): the app's own access line (limone_obs.logging.init_app) carries the endpoint,
+# user and trace ids, and two lines per request would double the volume.
+logger_class = "limone_obs.logging.gunicorn.Logger"
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# Imported after PROMETHEUS_MULTIPROC_DIR is set above (limone_obs imports prometheus_client).
+from limone_obs.logging.gunicorn import logconfig_dict  # noqa: E402

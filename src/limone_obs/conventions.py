@@ -258,5 +258,39 @@ def quantile_suffix(objective: float) -> str:
 
 
 # --- logging area (names added by limone_obs.logging) -------------------------------
+#: Fields of every log line (``logging/log-event.schema.json``), in output order.
+LOG_TIMESTAMP: Final = "timestamp"
+LOG_LEVEL: Final = "level"
+LOG_LOGGER: Final = "logger"
+LOG_MESSAGE: Final = "message"
+LOG_SERVICE: Final = "service"
+LOG_ENV: Final = "env"
+#: Request-context fields, present when known.
+LOG_REQUEST_ID: Final = "request_id"
+LOG_TRACE_ID: Final = "trace_id"
+LOG_SPAN_ID: Final = "span_id"
+LOG_METHOD: Final = "method"
+LOG_ENDPOINT: Final = "endpoint"
+LOG_PATH: Final = "path"
+LOG_STATUS_CODE: Final = "status_code"
+LOG_DURATION: Final = "duration"
+LOG_USER_ID: Final = "user_id"
+#: ``{"type", "message", "traceback"}`` of a logged exception.
+LOG_EXCEPTION: Final = "exception"
+#: Set to true on a line cut to the size cap; ``original_bytes`` holds its full size.
+LOG_TRUNCATED: Final = "truncated"
+LOG_ORIGINAL_BYTES: Final = "original_bytes"
+LOG_CORE_FIELDS: Final = (LOG_TIMESTAMP, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE, LOG_SERVICE, LOG_ENV)
+LOG_CONTEXT_FIELDS: Final = (
+    LOG_REQUEST_ID, LOG_TRACE_ID, LOG_SPAN_ID, LOG_METHOD, LOG_ENDPOINT, LOG_PATH,
+    LOG_STATUS_CODE, LOG_DURATION, LOG_USER_ID,
+)  # fmt: skip
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+#: The only Loki labels (few values each); ids stay in structured metadata / the body.
+LOKI_LABELS: Final = (LOG_SERVICE, LOG_ENV, LOG_LEVEL)
+#: Logger name of the per-request access line.
+ACCESS_LOGGER: Final = "limone_obs.access"
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+
 
 # --- stack area (names added by limone_obs.stack) -----------------------------------

@@ -1,0 +1,192 @@
+"""Logging throughput: limone_obs.logging against python-json-logger's default formatter.
+
+Every variant writes the same event (a message, 8 request-context fields and a
+timestamp) to the same kind of sink (a file on disk) and is timed over one run of N
+lines; each run is repeated and the median lines/s reported, with the ratio against the
+baseline (python-json-logger's ``JsonFormatter(timestamp=True)`` on a ``StreamHandler``).
+Targets (issue 3): app events >= 2.5x, stdlib records >= 1.4x, redaction <= 10 %.
+
+Run: ``python bench/bench_logging.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from flask import Flask
+from pythonjsonlogger.json import JsonFormatter as PjlJsonFormatter
+
+from limone_obs.logging import bind, clear_context, configure_logging, get_logger, init_app
+from limone_obs.logging.setup import reset_for_tests
+
+FIELDS: dict[str, Any] = {
+    "request_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    "span_id": "b7ad6b7169203331",
+    "method": "GET",
+    "endpoint": "/projects/<int:project_id>",
+    "path": "/projects/42",
+    "status_code": 200,
+    "user_id": "user-1234",
+}
+MESSAGE = "request finished"
+
+Variant = Callable[[IO[Any]], Callable[[int], None]]
+
+
+def baseline(sink: IO[Any]) -> Callable[[int], None]:
+    """python-json-logger's default formatter; the fields passed as ``extra=``."""
+    logger = logging.getLogger("bench.baseline")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(PjlJsonFormatter(timestamp=True))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            logger.info(MESSAGE, extra=FIELDS)
+
+    return run
+
+
+def ours_stdlib(sink: IO[Any]) -> Callable[[int], None]:
+    """A stdlib record through our formatter and handler; the fields as ``extra=``."""
+    configure_logging(stream=sink, service="bench", env="bench")
+    logger = logging.getLogger("bench.stdlib")
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            logger.info(MESSAGE, extra=FIELDS)
+
+    return run
+
+
+def _structlog_variant(redact: bool, bound: bool) -> Variant:
+    def variant(sink: IO[Any]) -> Callable[[int], None]:
+        configure_logging(stream=sink, service="bench", env="bench", redact=redact)
+        log = get_logger("bench.app")
+
+        def run(n: int) -> None:
+            if bound:
+                # How init_app delivers them: bound once per request, not per line.
+                bind(**FIELDS)
+                for _ in range(n):
+                    log.info(MESSAGE)
+                clear_context()
+            else:
+                for _ in range(n):
+                    log.info(MESSAGE, **FIELDS)
+
+        return run
+
+    return variant
+
+
+VARIANTS: dict[str, Variant] = {
+    "python-json-logger JsonFormatter (baseline)": baseline,
+    "limone_obs stdlib record (extra=)": ours_stdlib,
+    "limone_obs app event, fields as keywords": _structlog_variant(redact=True, bound=False),
+    "limone_obs app event, fields as keywords, redaction off": _structlog_variant(
+        redact=False, bound=False
+    ),
+    "limone_obs app event, fields bound (request context)": _structlog_variant(
+        redact=True, bound=True
+    ),
+}
+
+
+def measure_all(lines: int, repeats: int, folder: Path) -> dict[str, float]:
+    """Return each variant's median lines per second over ``repeats`` runs.
+
+    The variants take turns within each repetition, so a burst of load from other
+    processes affects all of them alike instead of one variant's whole series.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for index in range(repeats):
+        for name, variant in VARIANTS.items():
+            rates[name].append(_one_run(variant, lines, folder / f"{index}.log"))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def _one_run(variant: Variant, lines: int, path: Path) -> float:
+    with path.open("w", encoding="utf-8") as sink:
+        run = variant(sink)
+        run(min(lines, 1000))  # warm-up: caches, first-use configuration
+        start = time.perf_counter()
+        run(lines)
+        elapsed = time.perf_counter() - start
+    reset_for_tests()
+    path.unlink()
+    return lines / elapsed
+
+
+def request_overhead(repeats: int, requests: int) -> tuple[float, float]:
+    """Median microseconds per test-client request without and with ``init_app``."""
+    results = []
+    for with_logging in (False, True):
+        app = Flask("bench")
+        app.add_url_rule("/p/<int:pid>", "p", lambda pid: f"project {pid}")
+        if with_logging:
+            with tempfile.TemporaryFile("w") as sink:
+                configure_logging(stream=sink)
+                init_app(app)
+                results.append(_time_requests(app, repeats, requests))
+            reset_for_tests()
+        else:
+            results.append(_time_requests(app, repeats, requests))
+    return results[0], results[1]
+
+
+def _time_requests(app: Flask, repeats: int, requests: int) -> float:
+    client = app.test_client()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(requests):
+            client.get(f"/p/{i}").close()
+        times.append((time.perf_counter() - start) / requests * 1e6)
+    return statistics.median(times)
+
+
+def run(quick: bool) -> str:
+    """Return the markdown section with medians and ratios against the baseline."""
+    lines, repeats = (5_000, 5) if quick else (30_000, 9)
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = measure_all(lines, repeats, Path(tmp))
+    base = rates["python-json-logger JsonFormatter (baseline)"]
+    out = [
+        "## Logging throughput (limone_obs.logging)",
+        "",
+        f"{lines} lines per run, median of {repeats} runs; each line: message, 8 context",
+        "fields, timestamp; written to a file. Ratio = lines/s ÷ baseline lines/s.",
+        "",
+        "| variant | lines/s (median) | ratio vs baseline |",
+        "|---|---:|---:|",
+    ]
+    out += [f"| {name} | {rate:,.0f} | {rate / base:.2f}x |" for name, rate in rates.items()]
+    on = rates["limone_obs app event, fields as keywords"]
+    off = rates["limone_obs app event, fields as keywords, redaction off"]
+    plain, logged = request_overhead(repeats, 300 if quick else 2000)
+    out += [
+        "",
+        f"Redaction cost on app events: {(off / on - 1) * 100:.1f} % more time per line "
+        "(target <= 10 %).",
+        "",
+        f"Per-request cost of `init_app` (Flask test client, access line included): "
+        f"{plain:.0f} us without, {logged:.0f} us with, +{logged - plain:.0f} us.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(run(quick="--quick" in sys.argv))

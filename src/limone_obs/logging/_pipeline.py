@@ -1,0 +1,150 @@
+"""The one schema: builds the line dict for app events and stdlib records alike.
+
+:data:`current` holds the active :class:`Pipeline`; ``configure_logging`` replaces it, and
+every logger created before or after follows the new one (nothing caches a copy).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from limone_obs import conventions as c
+from limone_obs.logging import _context
+from limone_obs.logging._encode import encode_line, safe_str
+from limone_obs.logging._sink import Sink
+from limone_obs.logging.redaction import Redactor
+
+#: Level numbers by schema name.
+LEVEL_NUMBERS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+#: Schema level name of each standard stdlib level number.
+LEVEL_NAMES = {10: "debug", 20: "info", 30: "warning", 40: "error", 50: "critical"}
+#: Schema level of each structlog method name.
+METHOD_LEVELS = {
+    "debug": "debug", "info": "info", "msg": "info", "warning": "warning", "warn": "warning",
+    "error": "error", "exception": "error", "critical": "critical", "fatal": "critical",
+}  # fmt: skip
+DEFAULT_SERVICE = "limoneide"
+DEFAULT_ENV = "development"
+DEFAULT_MAX_LINE_BYTES = 16 * 1024
+
+Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything a line needs: static fields, level, redaction, size cap and the sink."""
+
+    service: str = field(
+        default_factory=lambda: os.environ.get("LIMONE_OBS_SERVICE", DEFAULT_SERVICE)
+    )
+    env: str = field(default_factory=lambda: os.environ.get("LIMONE_OBS_ENV", DEFAULT_ENV))
+    level: int = logging.INFO
+    redactor: Redactor | None = field(default_factory=Redactor)
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    processors: tuple[Processor, ...] = ()
+    sink: Sink | None = None
+
+    def head(
+        self,
+        timestamp: str,
+        level: str,
+        logger: str,
+        message: str,
+        context: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Return the core fields plus ``context`` (default: the bound one), in schema order."""
+        out = {
+            c.LOG_TIMESTAMP: timestamp,
+            c.LOG_LEVEL: level,
+            c.LOG_LOGGER: logger,
+            c.LOG_MESSAGE: self.redact_text(message),
+            c.LOG_SERVICE: self.service,
+            c.LOG_ENV: self.env,
+        }
+        if context is None:
+            context = _context.get_context()
+        if context:
+            out.update(context)  # redacted when bound
+        return out
+
+    def redact_text(self, text: str) -> str:
+        """Mask credential-shaped parts of ``text`` (identity when redaction is off)."""
+        return text if self.redactor is None else self.redactor.redact_text(text)
+
+    def redact_fields(self, fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """Mask secrets of ``fields`` in place and return it."""
+        if self.redactor is not None:
+            self.redactor.redact_event(fields)
+        return fields
+
+    def render(self, event: Mapping[str, Any]) -> bytes:
+        """Encode a finished event as one capped JSON line."""
+        return encode_line(event, self.max_line_bytes)
+
+    def exception(self, exc_info: ExcInfo, text: str | None = None) -> dict[str, str]:
+        """Return the ``exception`` field: type, message, traceback (no local variables)."""
+        exc_type, exc, tb = exc_info
+        if text is None:
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+        return {
+            "type": getattr(exc_type, "__qualname__", safe_str(exc_type)),
+            "message": self.redact_text(safe_str(exc)),
+            "traceback": self.redact_text(text),
+        }
+
+
+current = Pipeline()
+_fallback: Sink | None = None
+
+
+def write(line: bytes) -> None:
+    """Write ``line`` to the active sink (stdout before ``configure_logging`` ran)."""
+    global _fallback  # noqa: PLW0603 - created on first use: sys.stdout may be replaced
+    sink = current.sink
+    if sink is None:
+        if _fallback is None:
+            _fallback = Sink(sys.stdout)
+        sink = _fallback
+    sink.write(line)
+
+
+def install(pipeline: Pipeline) -> None:
+    """Make ``pipeline`` the active one for every logger."""
+    global current  # noqa: PLW0603 - the single switch that reconfigures every logger
+    current = pipeline
+
+
+def level_name(levelno: int) -> str:
+    """Map a stdlib level number (custom ones too) to the schema's five names."""
+    if levelno >= logging.CRITICAL:
+        return "critical"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warning"
+    return "info" if levelno >= logging.INFO else "debug"
+
+
+def exc_info_of(value: Any) -> ExcInfo | None:
+    """Normalise structlog's ``exc_info`` (True, an exception or a tuple) to a triple."""
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and value[0] is not None:
+        return value
+    if value is True:
+        info = sys.exc_info()
+        return info if info[0] is not None else None
+    return None
+
+
+def access_level(status_code: int) -> str:
+    """Level of an access line: error for 5xx, else info."""
+    return "error" if status_code >= 500 else "info"

@@ -1,0 +1,139 @@
+"""The fast path for the app's own events: structlog -> one processor -> orjson bytes.
+
+structlog is configured once with :func:`render` as its only processor, a bound-logger
+class that reads the level from the active pipeline on every call, and a logger that
+writes to the active pipeline's sink. So loggers cached before a ``configure_logging``
+call follow it: no stale level, stream or redaction settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from limone_obs import conventions as c
+from limone_obs.logging import _pipeline
+from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
+
+#: Fields the line's own machinery fills; a keyword of that name is renamed ``extra_*``.
+_CORE = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
+
+
+def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    """structlog processor: the event dict as one schema line (bytes, newline included)."""
+    p = _pipeline.current
+    message = event_dict.pop("event", None)
+    exc = event_dict.pop("exc_info", None)
+    if exc is None and isinstance(event_dict.get(c.LOG_EXCEPTION), BaseException):
+        exc = event_dict.pop(c.LOG_EXCEPTION)  # log.error("...", exception=exc)
+    if p.processors:
+        for processor in p.processors:
+            event_dict = processor(logger, method, event_dict)
+    name = getattr(logger, "name", None) or p.service
+    text = message if isinstance(message, str) else ("" if message is None else safe_str(message))
+    out = p.head(rfc3339(time.time()), _pipeline.METHOD_LEVELS.get(method, "info"), name, text)
+    if event_dict:
+        if p.redactor is not None:
+            p.redactor.redact_event(event_dict)
+        if not _CORE.isdisjoint(event_dict):
+            _keep_core(event_dict)
+        out.update(event_dict)
+    info = _pipeline.exc_info_of(exc) if exc else None
+    if info is not None:
+        out[c.LOG_EXCEPTION] = p.exception(info)
+    return p.render(out)
+
+
+def _keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # A keyword named like a core field (level=..., message=...) must not break the schema:
+    # it is kept under an ``extra_`` name instead.
+    clash = _CORE.intersection(fields)
+    for key in clash:
+        fields[f"extra_{key}"] = fields.pop(key)
+    return fields
+
+
+class SinkLogger:
+    """structlog's final logger: writes the rendered line to the active pipeline's sink."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def msg(self, line: bytes) -> None:
+        """Write one rendered line."""
+        _pipeline.write(line)
+
+    debug = info = warning = warn = error = exception = critical = fatal = log = msg
+
+
+def logger_factory(*args: Any) -> SinkLogger:
+    """structlog ``logger_factory``: the first positional argument is the logger name."""
+    return SinkLogger(str(args[0]) if args and args[0] is not None else None)
+
+
+class BoundLogger(structlog.BoundLoggerBase):
+    """A structlog bound logger filtering by the active pipeline's level on every call.
+
+    ``log.info("user %s logged in", name, user_id=3)``: positional arguments are
+    %-formatted into the message; keyword arguments become fields.
+    """
+
+    def _log(self, level: int, method: str, event: Any, args: tuple[Any, ...], kw: Any) -> Any:
+        if level < _pipeline.current.level:
+            return None
+        if args and isinstance(event, str):
+            try:
+                event = event % args
+            except Exception:
+                event = f"{event} {safe_repr(args)}"
+        return self._proxy_to_logger(method, event, **kw)
+
+    def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at debug level."""
+        return self._log(10, "debug", event, args, kw)
+
+    def info(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at info level."""
+        return self._log(20, "info", event, args, kw)
+
+    def warning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at warning level."""
+        return self._log(30, "warning", event, args, kw)
+
+    warn = warning
+
+    def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level."""
+        return self._log(40, "error", event, args, kw)
+
+    def exception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level with the exception being handled."""
+        kw.setdefault("exc_info", True)
+        return self._log(40, "exception", event, args, kw)
+
+    def critical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at critical level."""
+        return self._log(50, "critical", event, args, kw)
+
+    fatal = critical
+
+    def log(self, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at a stdlib level number."""
+        name = _pipeline.level_name(level)
+        return self._log(level, name, event, args, kw)
+
+
+def configure_structlog() -> None:
+    """Point structlog at the active pipeline (safe to call more than once)."""
+    structlog.configure(
+        processors=[render],
+        wrapper_class=BoundLogger,
+        logger_factory=logger_factory,
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,121 @@
+"""gunicorn's own lines (master, error, access) as JSON in the limone-obs schema.
+
+In ``gunicorn.conf.py``::
+
+    logger_class = "limone_obs.logging.gunicorn.Logger"
+    logconfig_dict = limone_obs.logging.gunicorn.logconfig_dict
+
+:class:`Logger` puts :class:`~limone_obs.logging.stdlib.JsonFormatter` on every handler of
+``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``), and writes
+access lines with fields (method, path, status_code, duration, request_id) instead of an
+Apache format string. gunicorn's access log stays off unless ``accesslog`` is set: the
+app's own access line (``limone_obs.access``) already carries the endpoint, user and
+trace ids, and two lines per request would double the log volume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn import glogging
+
+from limone_obs import conventions as c
+from limone_obs.logging.stdlib import JsonFormatter
+
+_FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
+
+#: A ``logging.config.dictConfig`` dict for gunicorn's ``logconfig_dict`` setting: JSON on
+#: stdout for the root and access loggers, on stderr for ``gunicorn.error``; gunicorn's
+#: loggers do not propagate, so no line is written twice.
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": _FORMATTER}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        },
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": "INFO",
+            "handlers": ["error_console"],
+            "propagate": False,
+            "qualname": "gunicorn.error",
+        },
+        "gunicorn.access": {
+            "level": "INFO",
+            "handlers": ["console"],
+            "propagate": False,
+            "qualname": "gunicorn.access",
+        },
+    },
+}
+
+
+class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type information
+    """A gunicorn ``logger_class`` whose every line is one JSON object."""
+
+    def setup(self, cfg: Any) -> None:
+        """Let gunicorn set up its handlers, then make each of them write JSON."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not isinstance(handler.formatter, JsonFormatter):
+                    handler.setFormatter(JsonFormatter())
+
+    def _compute_access_log_enabled(self) -> bool:
+        # Only an explicit accesslog turns gunicorn's access lines on (see module docs).
+        return bool(self.cfg.accesslog)
+
+    def access(self, resp: Any, _req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        """Write one structured access line (when ``accesslog`` is set)."""
+        if not self.cfg.accesslog:  # also on gunicorn < 27 (no access_log_enabled there)
+            return
+        try:
+            self.access_log.info(
+                "request finished", extra=access_fields(resp, environ, request_time)
+            )
+        except Exception:
+            self.error_log.exception("could not write the access line")
+
+
+def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+    """The schema fields gunicorn knows about one request."""
+    fields: dict[str, Any] = {
+        c.LOG_METHOD: environ.get("REQUEST_METHOD", ""),
+        c.LOG_PATH: environ.get("PATH_INFO", ""),
+        c.LOG_STATUS_CODE: _status(resp),
+        c.LOG_DURATION: round(request_time.total_seconds(), 6),
+        "remote_addr": environ.get("REMOTE_ADDR", ""),
+        "user_agent": environ.get("HTTP_USER_AGENT", ""),
+        "response_bytes": getattr(resp, "sent", None),
+    }
+    request_id = _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID")
+    if request_id:
+        fields[c.LOG_REQUEST_ID] = request_id
+    return fields
+
+
+def _status(resp: Any) -> int:
+    status = getattr(resp, "status_code", None) or str(getattr(resp, "status", "500"))[:3]
+    try:
+        return int(status)
+    except ValueError:
+        return 500
+
+
+def _header(resp: Any, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in getattr(resp, "headers", ()) or ():
+        if str(key).lower() == wanted:
+            return str(value)
+    return None

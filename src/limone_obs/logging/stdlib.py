@@ -1,0 +1,154 @@
+"""stdlib records (werkzeug, gunicorn, requests, any library) in the same schema.
+
+:class:`JsonFormatter` is a python-json-logger formatter: its ``format()`` collects the
+record, ``extra=`` fields and a dict message; our :meth:`JsonFormatter.add_fields` maps
+them to the schema, and encoding goes through the same orjson path as app events.
+:class:`JsonLineHandler` writes the bytes straight to the shared sink.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from limone_obs import conventions as c
+from limone_obs.logging import _pipeline
+from limone_obs.logging._encode import rfc3339
+from limone_obs.logging._sink import Sink
+
+#: LogRecord attributes that are not ``extra=`` fields.
+_RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
+_CORE = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
+#: Keys python-json-logger puts in ``message_dict`` for the traceback and stack.
+_FORMATTED = frozenset({"exc_info", "stack_info"})
+
+
+class JsonFormatter(OrjsonFormatter):
+    """Format a stdlib record as one schema line (see ``logging/log-event.schema.json``).
+
+    Service, env, redaction and the size cap come from the active ``configure_logging``
+    settings (or ``LIMONE_OBS_SERVICE`` / ``LIMONE_OBS_ENV`` before it ran, e.g. in the
+    gunicorn master). Usable from ``dictConfig`` as ``{"()": "limone_obs.logging.JsonFormatter"}``.
+    """
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Fill ``log_data`` with the schema fields, the context and the record's extras."""
+        p = _pipeline.current
+        head = p.head(
+            rfc3339(record.created),
+            _pipeline.LEVEL_NAMES.get(record.levelno) or _pipeline.level_name(record.levelno),
+            record.name,
+            record.message,
+        )
+        log_data.update(head)
+        extras = _extras(record)
+        if message_dict:
+            extras.update((k, v) for k, v in message_dict.items() if k not in _FORMATTED)
+        if extras:
+            p.redact_fields(extras)
+            if not _CORE.isdisjoint(extras):
+                _rename_core(extras)
+            log_data.update(extras)
+        if record.exc_info and record.exc_info[0] is not None:
+            log_data[c.LOG_EXCEPTION] = p.exception(record.exc_info, message_dict.get("exc_info"))
+        elif record.exc_text:
+            log_data[c.LOG_EXCEPTION] = {
+                "type": "",
+                "message": "",
+                "traceback": p.redact_text(record.exc_text),
+            }
+        if record.stack_info:
+            log_data["stack_info"] = p.redact_text(
+                message_dict.get("stack_info") or record.stack_info
+            )
+
+    def format_bytes(self, record: logging.LogRecord) -> bytes:
+        """Return the record as one line of JSON bytes, newline included (the handler's path)."""
+        log_data: dict[str, Any] = {}
+        message_dict = self._message_dict(record)
+        self.add_fields(log_data, record, message_dict)
+        return _pipeline.current.render(log_data)
+
+    def _message_dict(self, record: logging.LogRecord) -> dict[str, Any]:
+        # python-json-logger's own preparation, shared with format().
+        message_dict: dict[str, Any] = {}
+        if isinstance(record.msg, dict):
+            message_dict = record.msg.copy()
+            record.message = ""
+        else:
+            record.message = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None:
+            message_dict["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            message_dict["stack_info"] = self.formatStack(record.stack_info)
+        return message_dict
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        """Encode like the app events: capped, one line, never raising (no trailing newline)."""
+        return _pipeline.current.render(log_data)[:-1].decode("utf-8")
+
+
+def _standard_keys() -> list[str]:
+    return list(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None).__dict__)
+
+
+#: Attributes every LogRecord gets in ``__init__``, in order; ``extra=`` fields follow them.
+_STANDARD_KEYS = _standard_keys()
+_N_STANDARD = len(_STANDARD_KEYS)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's ``extra=`` fields (attributes that are not LogRecord's own)."""
+    attrs = record.__dict__
+    keys = list(attrs)
+    # Extras are set after __init__'s attributes: when the prefix is the standard one
+    # (the common case) only the tail needs checking.
+    tail = keys[_N_STANDARD:] if keys[:_N_STANDARD] == _STANDARD_KEYS else keys
+    return {k: attrs[k] for k in tail if k not in _RESERVED and k[:1] != "_"}
+
+
+def _rename_core(fields: dict[str, Any]) -> dict[str, Any]:
+    # extra={"level": ...} must not overwrite the schema's level; keep it as extra_level.
+    for key in _CORE.intersection(fields):
+        fields[f"extra_{key}"] = fields.pop(key)
+    return fields
+
+
+class JsonLineHandler(logging.Handler):
+    """Write records formatted by :class:`JsonFormatter` to a sink, whole lines only.
+
+    A formatting failure never propagates to the caller: a replacement line saying so is
+    written instead (the stdlib default would print a traceback to stderr and lose it).
+    """
+
+    def __init__(self, sink: Sink, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.sink = sink
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format ``record`` and write it."""
+        formatter = self.formatter
+        try:
+            if isinstance(formatter, JsonFormatter):
+                line = formatter.format_bytes(record)
+            else:
+                line = (self.format(record) + "\n").encode("utf-8", "replace")
+        except Exception as exc:
+            line = _failure_line(record, exc)
+        self.sink.write(line)
+
+
+def _failure_line(record: logging.LogRecord, exc: Exception) -> bytes:
+    p = _pipeline.current
+    head = p.head(
+        rfc3339(record.created), "error", record.name, "log record could not be formatted"
+    )
+    head["format_error"] = f"{type(exc).__name__}: {exc}"
+    head["original_msg"] = repr(record.msg)[:1024]
+    return p.render(p.redact_fields(head))

@@ -1,0 +1,33 @@
+"""The app the gunicorn integration test serves: ``tests.logging.gunicorn_app:create_app()``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from limone_obs.logging import configure_logging, get_logger, init_app
+
+
+def create_app() -> Flask:
+    """A Flask app that logs an app event and a library record per request."""
+    configure_logging(service="gunicorn-test", env="test")
+    app = Flask("gunicorn_app")
+    log = get_logger("gunicorn_app")
+
+    @app.get("/work/<int:n>")
+    def work(n: int) -> str:
+        log.info("working", n=n, password="never-shown")
+        logging.getLogger("some.library").warning("library says %s", n)
+        return "done"
+
+    @app.get("/ready")
+    def ready() -> str:
+        return "ok"
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise RuntimeError("worker view failed")
+
+    init_app(app, user_id=lambda: "gunicorn-user")
+    return app

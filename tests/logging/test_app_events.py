@@ -1,0 +1,167 @@
+"""App events (structlog): the schema, levels, fields, exceptions."""
+
+from __future__ import annotations
+
+import io
+
+from jsonschema import Draft202012Validator
+
+from limone_obs.logging import bind, configure_logging, get_logger
+from tests.logging.helpers import parse_lines, schema_errors
+
+
+def test_event_has_core_fields_and_keywords(out: io.BytesIO) -> None:
+    """An app event carries the six core fields plus its keyword arguments."""
+    configure_logging(stream=out, service="svc", env="test")
+    get_logger("app.ai").info("completion finished", model="m1", tokens=812)
+    [event] = parse_lines(out.getvalue())
+    expected = {
+        "level": "info",
+        "logger": "app.ai",
+        "message": "completion finished",
+        "service": "svc",
+        "env": "test",
+        "model": "m1",
+        "tokens": 812,
+    }
+    assert expected == {k: v for k, v in event.items() if k != "timestamp"}
+
+
+def test_every_level_validates(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """Each logging method writes a line whose level is a lower-case schema level."""
+    configure_logging(stream=out, level="debug")
+    log = get_logger("app")
+    for method in ("debug", "info", "warning", "warn", "error", "critical", "fatal"):
+        getattr(log, method)("x")
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    expected = ["debug", "info", "warning", "warning", "error", "critical", "critical"]
+    assert expected == [e["level"] for e in events]
+
+
+def test_level_filters_events(out: io.BytesIO) -> None:
+    """Events below the configured level are not written."""
+    configure_logging(stream=out, level="warning")
+    log = get_logger("app")
+    log.info("hidden")
+    log.warning("shown")
+    assert ["shown"] == [e["message"] for e in parse_lines(out.getvalue())]
+
+
+def test_timestamp_is_utc_rfc3339_with_milliseconds(out: io.BytesIO) -> None:
+    """The timestamp looks like 2026-01-02T03:04:05.678Z."""
+    configure_logging(stream=out)
+    get_logger().info("x")
+    [event] = parse_lines(out.getvalue())
+    stamp = event["timestamp"]
+    assert (24, "T", ".", "Z") == (len(stamp), stamp[10], stamp[19], stamp[-1])
+
+
+def test_positional_arguments_are_formatted(out: io.BytesIO) -> None:
+    """``log.info("user %s", name)`` formats the message like the stdlib."""
+    configure_logging(stream=out)
+    get_logger().info("user %s has %d projects", "ada", 3)
+    assert "user ada has 3 projects" == parse_lines(out.getvalue())[0]["message"]
+
+
+def test_bad_format_arguments_do_not_raise(out: io.BytesIO) -> None:
+    """A format string that does not fit its arguments still writes one line."""
+    configure_logging(stream=out)
+    get_logger().info("%d items", "many")
+    [event] = parse_lines(out.getvalue())
+    assert event["message"].startswith("%d items")
+
+
+def test_keyword_named_like_core_field_is_kept_aside(out: io.BytesIO) -> None:
+    """``level=`` or ``message=`` keywords cannot overwrite the schema fields."""
+    configure_logging(stream=out)
+    get_logger().info("real", level="fake", message="other")
+    [event] = parse_lines(out.getvalue())
+    expected = ("info", "real", "fake", "other")
+    assert expected == (
+        event["level"],
+        event["message"],
+        event["extra_level"],
+        event["extra_message"],
+    )
+
+
+def test_bound_logger_adds_fields(out: io.BytesIO) -> None:
+    """``log.bind(k=v)`` adds k to every event of the new logger."""
+    configure_logging(stream=out)
+    get_logger("app", component="ai").bind(model="m1").info("x")
+    [event] = parse_lines(out.getvalue())
+    assert ("ai", "m1") == (event["component"], event["model"])
+
+
+def test_context_fields_appear_on_lines(out: io.BytesIO) -> None:
+    """Fields bound with ``bind`` appear on later lines of the same context."""
+    configure_logging(stream=out)
+    bind(request_id="abc123", user_id="u1")
+    get_logger().info("x")
+    [event] = parse_lines(out.getvalue())
+    assert ("abc123", "u1") == (event["request_id"], event["user_id"])
+
+
+def test_exception_is_one_line_with_type_message_traceback(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """``log.exception`` writes one line with the exception's type, message and traceback."""
+    configure_logging(stream=out)
+    try:
+        raise KeyError("project 42")
+    except KeyError:
+        get_logger().exception("lookup failed")
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    [event] = events
+    exc = event["exception"]
+    assert ("KeyError", "'project 42'") == (exc["type"], exc["message"])
+    assert "Traceback (most recent call last)" in exc["traceback"]
+    assert 'raise KeyError("project 42")' in exc["traceback"]
+
+
+def test_traceback_has_no_local_variables(out: io.BytesIO) -> None:
+    """A local variable's value (e.g. a password) never appears in a traceback."""
+    configure_logging(stream=out)
+
+    def login() -> None:
+        secret_value = "hunter2-very-secret"
+        raise ValueError(f"bad login for {len(secret_value)}")
+
+    try:
+        login()
+    except ValueError as exc:
+        get_logger().error("failed", exc_info=exc)
+    assert b"hunter2-very-secret" not in out.getvalue()
+
+
+def test_second_configure_does_not_duplicate(out: io.BytesIO) -> None:
+    """Calling configure_logging twice still writes each event once."""
+    configure_logging(stream=out)
+    configure_logging(stream=out)
+    get_logger().info("once")
+    assert 1 == len(parse_lines(out.getvalue()))
+
+
+def test_logger_made_before_configure_follows_it() -> None:
+    """A module-level logger created before configure_logging uses the new stream and level."""
+    log = get_logger("early")
+    first, second = io.BytesIO(), io.BytesIO()
+    configure_logging(stream=first)
+    log.info("a")
+    configure_logging(stream=second, level="error")
+    log.info("dropped")
+    log.error("b")
+    assert (["a"], ["b"]) == (
+        [e["message"] for e in parse_lines(first.getvalue())],
+        [e["message"] for e in parse_lines(second.getvalue())],
+    )
+
+
+def test_text_stream_is_accepted() -> None:
+    """A text stream (StringIO) receives the same lines as a binary one."""
+    text = io.StringIO()
+    configure_logging(stream=text)
+    get_logger().info("x")
+    assert "x" == parse_lines(text.getvalue())[0]["message"]

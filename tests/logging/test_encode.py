@@ -1,0 +1,118 @@
+"""Values orjson cannot encode, line breaks and the size cap never break a line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from limone_obs.errors import ConfigError
+from limone_obs.logging import configure_logging, get_logger
+from tests.logging.helpers import parse_lines, schema_errors
+
+
+class BrokenRepr:
+    """An object whose ``__repr__`` raises."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+AWKWARD: dict[str, Any] = {
+    "a_set": {1, 2},
+    "a_datetime": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    "a_decimal": Decimal("1.10"),
+    "custom": object(),
+    "broken": BrokenRepr(),
+    "int_keys": {1: "a", (2, 3): "b"},
+    "huge": 2**80,
+    "surrogate": "bad \udc80 text",
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "raw_bytes": b"\xff\x00",
+    "exception": ValueError("x"),
+    "nested": [[[[{"deep": {1, 2}}]]]],
+}
+
+
+@pytest.mark.parametrize("key", sorted(AWKWARD))
+def test_awkward_value_gives_one_valid_line(
+    key: str, out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """Each value orjson refuses is converted: one valid line, no exception."""
+    configure_logging(stream=out)
+    get_logger().info("awkward", **{key: AWKWARD[key]})
+    events = parse_lines(out.getvalue())
+    assert (1, []) == (len(events), schema_errors(validator, events))
+    assert key in events[0]
+
+
+def test_huge_int_keeps_its_digits(out: io.BytesIO) -> None:
+    """An int over 64 bits is written as its decimal string."""
+    configure_logging(stream=out)
+    get_logger().info("x", n=2**80)
+    assert str(2**80) == parse_lines(out.getvalue())[0]["n"]
+
+
+def test_self_referencing_dict_does_not_raise(out: io.BytesIO) -> None:
+    """A dict that contains itself is cut at a depth limit, not an error."""
+    configure_logging(stream=out)
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    get_logger().info("x", loop=loop)
+    assert 1 == len(parse_lines(out.getvalue()))
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x1e"])
+def test_line_separators_never_split_a_line(separator: str, out: io.BytesIO) -> None:
+    """Characters ``str.splitlines`` breaks on stay inside the one line, escaped."""
+    configure_logging(stream=out)
+    get_logger().info(f"a{separator}b", field=f"c{separator}d")
+    [event] = parse_lines(out.getvalue())
+    assert (f"a{separator}b", f"c{separator}d") == (event["message"], event["field"])
+
+
+def test_long_line_is_capped_with_marker(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """A line over the cap is cut below it, valid, and marked truncated."""
+    configure_logging(stream=out, max_line_bytes=4096)
+    get_logger().info("x" * 10_000, blob="y" * 10_000, request_id="r1")
+    raw = out.getvalue()
+    events = parse_lines(raw)
+    assert [] == schema_errors(validator, events)
+    event = events[0]
+    assert (True, "r1") == (event["truncated"], event["request_id"])
+    assert len(raw) <= 4096
+    assert event["original_bytes"] > 20_000
+
+
+def test_long_traceback_keeps_its_end(out: io.BytesIO) -> None:
+    """A capped exception keeps the end of its traceback (where the failing line is)."""
+    configure_logging(stream=out, max_line_bytes=2048)
+
+    def recurse(n: int) -> None:
+        if n == 0:
+            raise ValueError("bottom")
+        recurse(n - 1)
+
+    try:
+        recurse(60)
+    except ValueError:
+        get_logger().exception("deep")
+    event = parse_lines(out.getvalue())[0]
+    assert event["exception"]["traceback"].endswith("ValueError: bottom\n")
+
+
+def test_too_small_cap_is_rejected() -> None:
+    """max_line_bytes below 1024 is a ConfigError naming the argument."""
+    with pytest.raises(ConfigError, match="max_line_bytes=100"):
+        configure_logging(max_line_bytes=100)
+
+
+def test_unknown_level_is_rejected() -> None:
+    """An unknown level name is a ConfigError listing the valid ones."""
+    with pytest.raises(ConfigError, match="level='loud'"):
+        configure_logging(level="loud")

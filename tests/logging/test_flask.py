@@ -1,0 +1,256 @@
+"""Flask integration: request id, trace ids, user id, the access line, streaming."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, Response, g, stream_with_context
+from jsonschema import Draft202012Validator
+from prometheus_client import CollectorRegistry
+
+from limone_obs import Metrics
+from limone_obs.errors import ConfigError
+from limone_obs.logging import bind, configure_logging, get_context, get_logger, init_app
+from limone_obs.logging.flask_ext import EXTENSION_KEY
+from tests.logging.helpers import parse_lines, schema_errors
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def make_app(**init: Any) -> Flask:
+    """A small app: a routed view, a failing view, a streamed view."""
+    app = Flask("logtest")
+    log = get_logger("logtest.views")
+
+    @app.get("/projects/<int:project_id>")
+    def project(project_id: int) -> str:
+        g.user = "user-7"
+        log.info("loading project", project_id=project_id)
+        return "ok"
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("view failed")
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def chunks() -> Iterator[str]:
+            for _ in range(3):
+                time.sleep(0.05)
+                log.info("chunk")
+                yield "x"
+
+        return Response(stream_with_context(chunks()))
+
+    init_app(app, **init)
+    return app
+
+
+def access_lines(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The access lines among ``events``."""
+    return [e for e in events if e["logger"] == "limone_obs.access"]
+
+
+def test_access_line_has_request_fields(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """One access line per request with endpoint, status, duration, user and ids."""
+    configure_logging(stream=out)
+    app = make_app(user_id=lambda: g.get("user"))
+    app.test_client().get("/projects/42", headers={"traceparent": TRACEPARENT}).close()
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    [access] = access_lines(events)
+    expected = {
+        "endpoint": "/projects/<int:project_id>",
+        "path": "/projects/42",
+        "method": "GET",
+        "status_code": 200,
+        "user_id": "user-7",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+    }
+    assert expected == {k: access[k] for k in expected}
+    assert access["duration"] >= 0
+
+
+def test_app_lines_in_request_share_its_context(out: io.BytesIO) -> None:
+    """The view's own line carries the request id and endpoint of the access line."""
+    configure_logging(stream=out)
+    make_app().test_client().get("/projects/1").close()
+    view, access = parse_lines(out.getvalue())
+    keys = ("request_id", "endpoint", "method", "path")
+    assert {k: access[k] for k in keys} == {k: view[k] for k in keys}
+
+
+def test_incoming_request_id_is_kept_and_echoed(out: io.BytesIO) -> None:
+    """A valid X-Request-ID is used on the lines and returned in the response."""
+    configure_logging(stream=out)
+    resp = make_app().test_client().get("/projects/1", headers={"X-Request-ID": "abc-123.x"})
+    resp.close()
+    assert "abc-123.x" == resp.headers["X-Request-ID"]
+    assert ["abc-123.x"] == [e["request_id"] for e in access_lines(parse_lines(out.getvalue()))]
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "has space", "semi;colon", "<script>"])
+def test_invalid_request_id_is_replaced(bad: str, out: io.BytesIO) -> None:
+    """An over-long or odd-character request id is replaced by a new 32-hex one."""
+    configure_logging(stream=out)
+    resp = make_app().test_client().get("/projects/1", headers={"X-Request-ID": bad})
+    resp.close()
+    new = resp.headers["X-Request-ID"]
+    assert (32, True) == (len(new), all(ch in "0123456789abcdef" for ch in new))
+
+
+def test_missing_request_id_is_generated(out: io.BytesIO) -> None:
+    """Without the header each request gets its own new id."""
+    configure_logging(stream=out)
+    client = make_app().test_client()
+    ids = {client.get("/projects/1").headers["X-Request-ID"] for _ in range(3)}
+    assert 3 == len(ids)
+
+
+def test_invalid_traceparent_is_ignored(out: io.BytesIO) -> None:
+    """A malformed or all-zero traceparent adds no trace ids."""
+    configure_logging(stream=out)
+    client = make_app().test_client()
+    client.get("/projects/1", headers={"traceparent": "garbage"}).close()
+    client.get("/projects/1", headers={"traceparent": f"00-{'0' * 32}-b7ad6b7169203331-01"}).close()
+    assert all("trace_id" not in e for e in parse_lines(out.getvalue()))
+
+
+def test_unmatched_route_logs_unmatched_endpoint(out: io.BytesIO) -> None:
+    """A 404 is logged with the shared <unmatched> endpoint, not its raw path as endpoint."""
+    configure_logging(stream=out)
+    make_app().test_client().get("/no/such/page").close()
+    [access] = access_lines(parse_lines(out.getvalue()))
+    assert ("<unmatched>", 404, "info") == (
+        access["endpoint"],
+        access["status_code"],
+        access["level"],
+    )
+
+
+def test_failing_view_logs_exception_and_500(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """An unhandled view error gives Flask's exception line and an error-level 500 access line."""
+    configure_logging(stream=out)
+    make_app().test_client().get("/boom").close()
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    flask_line = next(e for e in events if "exception" in e and e["logger"] != "limone_obs.access")
+    [access] = access_lines(events)
+    assert ("RuntimeError", 500, "error") == (
+        flask_line["exception"]["type"],
+        access["status_code"],
+        access["level"],
+    )
+    assert flask_line["request_id"] == access["request_id"]
+
+
+def test_streamed_response_logs_full_duration(out: io.BytesIO) -> None:
+    """The access line of a streamed body comes after its chunks and times all of them."""
+    configure_logging(stream=out)
+    resp = make_app().test_client().get("/stream", buffered=False)
+    assert b"xxx" == b"".join(bytes(chunk) for chunk in resp.response)  # type: ignore[arg-type]
+    resp.close()
+    events = parse_lines(out.getvalue())
+    assert ["chunk", "chunk", "chunk", "request finished"] == [e["message"] for e in events]
+    assert events[-1]["duration"] >= 0.15
+    assert len({e["request_id"] for e in events}) == 1
+
+
+def test_context_is_cleared_after_request(out: io.BytesIO) -> None:
+    """After the response is closed, nothing of the request stays bound."""
+    configure_logging(stream=out)
+    make_app().test_client().get("/projects/1").close()
+    assert {} == get_context()
+
+
+def test_bound_user_id_reaches_access_line(out: io.BytesIO) -> None:
+    """``bind(user_id=...)`` inside a view shows on the access line."""
+    configure_logging(stream=out)
+    app = make_app()
+
+    @app.get("/me")
+    def me() -> str:
+        bind(user_id=99)
+        return "me"
+
+    app.test_client().get("/me").close()
+    [access] = access_lines(parse_lines(out.getvalue()))
+    assert 99 == access["user_id"]
+
+
+def test_failing_user_id_callable_does_not_break_request(out: io.BytesIO) -> None:
+    """A user_id callable that raises leaves user_id out; the response is unchanged."""
+    configure_logging(stream=out)
+
+    def broken() -> str:
+        raise LookupError("no session")
+
+    resp = make_app(user_id=broken).test_client().get("/projects/1")
+    resp.close()
+    [access] = access_lines(parse_lines(out.getvalue()))
+    assert (200, False) == (resp.status_code, "user_id" in access)
+
+
+def test_metrics_path_is_not_logged(out: io.BytesIO) -> None:
+    """Scrapes of the exporter's /metrics write no access line."""
+    configure_logging(stream=out)
+    app = make_app()
+    Metrics(app, registry=CollectorRegistry())
+    app.test_client().get("/metrics").close()
+    assert [] == access_lines(parse_lines(out.getvalue()))
+
+
+@pytest.mark.parametrize("logging_first", [True, False])
+def test_works_with_exporter_in_either_order(logging_first: bool, out: io.BytesIO) -> None:
+    """With Metrics on the same app, each request is both counted and logged once."""
+    configure_logging(stream=out)
+    app = Flask("both")
+    app.add_url_rule("/p/<int:pid>", "p", lambda pid: f"project {pid}")
+    registry = CollectorRegistry()
+    if logging_first:
+        init_app(app)
+        Metrics(app, registry=registry)
+    else:
+        Metrics(app, registry=registry)
+        init_app(app)
+    app.test_client().get("/p/1").close()
+    count = registry.get_sample_value(
+        "limoneide_requests_total", {"method": "GET", "endpoint": "/p/<int:pid>", "status": "200"}
+    )
+    [access] = access_lines(parse_lines(out.getvalue()))
+    assert (1.0, "/p/<int:pid>") == (count, access["endpoint"])
+    assert {"limone_obs", EXTENSION_KEY} <= set(app.extensions)
+
+
+def test_init_twice_is_an_error() -> None:
+    """A second init_app on the same app raises ConfigError naming the app."""
+    app = make_app()
+    with pytest.raises(ConfigError, match="logtest"):
+        init_app(app)
+
+
+def test_bad_header_setting_is_an_error() -> None:
+    """An invalid LIMONE_OBS_LOG_REQUEST_ID_HEADER raises ConfigError naming the key."""
+    app = Flask("bad")
+    app.config["LIMONE_OBS_LOG_REQUEST_ID_HEADER"] = "X Request"
+    with pytest.raises(ConfigError, match="LIMONE_OBS_LOG_REQUEST_ID_HEADER"):
+        init_app(app)
+
+
+def test_access_line_can_be_turned_off(out: io.BytesIO) -> None:
+    """LIMONE_OBS_LOG_ACCESS=False keeps the context but writes no access line."""
+    configure_logging(stream=out)
+    app = Flask("quiet")
+    app.config["LIMONE_OBS_LOG_ACCESS"] = False
+    app.add_url_rule("/", "i", lambda: (get_logger().info("view"), "ok")[1])
+    init_app(app)
+    app.test_client().get("/").close()
+    [event] = parse_lines(out.getvalue())
+    assert ("view", "/") == (event["message"], event["endpoint"])

@@ -1,0 +1,109 @@
+"""A real gunicorn (master + 2 workers on 127.0.0.1): every line it writes is schema JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+
+from limone_obs.stack import procs
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gunicorn_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Run gunicorn with exporter/gunicorn.conf.py, send requests, stop it; yield its lines."""
+    tmp = tmp_path_factory.mktemp("gunicorn")
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": "-",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+            "tests.logging.gunicorn_app:create_app()"]  # fmt: skip
+    log = tmp / "gunicorn.log"
+    proc = procs.start("gunicorn", argv, log, env=env, cwd=ROOT)
+    try:
+        base = f"http://{procs.LOOPBACK}:{port}"
+        procs.wait_http(proc, f"{base}/ready", timeout=30)
+        for n in range(1, 11):
+            requests.get(f"{base}/work/{n}", timeout=5)
+        requests.get(f"{base}/fail", timeout=5)
+    finally:
+        code = proc.stop()
+    assert code is not None
+    return log.read_text(encoding="utf-8").splitlines()
+
+
+def _events(lines: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines]
+
+
+def test_every_line_is_json_and_validates(
+    gunicorn_lines: list[str], validator: Draft202012Validator
+) -> None:
+    """Master, worker, access, app and library lines all parse and validate."""
+    problems = []
+    for n, line in enumerate(gunicorn_lines, 1):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            problems.append(f"line {n} is not JSON: {line[:200]}")
+            continue
+        problems += [f"line {n}: {e.message}" for e in validator.iter_errors(event)]
+    assert [] == problems
+    assert len(gunicorn_lines) > 20
+
+
+def test_master_lines_are_json(gunicorn_lines: list[str]) -> None:
+    """The master's start and shutdown lines are among the JSON lines."""
+    messages = [e["message"] for e in _events(gunicorn_lines) if e["logger"] == "gunicorn.error"]
+    assert any(m.startswith("Starting gunicorn") for m in messages)
+    assert any(m.startswith("Booting worker") for m in messages)
+    assert any("Shutting down" in m for m in messages)
+
+
+def test_both_workers_and_master_wrote_lines(gunicorn_lines: list[str]) -> None:
+    """gunicorn lines come from 3 processes (master + 2 workers), app lines from workers."""
+    events = _events(gunicorn_lines)
+    booted = [e for e in events if e["message"].startswith("Booting worker")]
+    assert 2 <= len(booted)
+
+
+def test_access_lines_from_gunicorn_and_app(gunicorn_lines: list[str]) -> None:
+    """Each request has gunicorn's access line and the app's, with the same request id."""
+    events = _events(gunicorn_lines)
+    app_access = [e for e in events if e["logger"] == "limone_obs.access"]
+    gunicorn_access = [e for e in events if e["logger"] == "gunicorn.access"]
+    assert len(app_access) == len(gunicorn_access)
+    assert 12 <= len(app_access)  # /ready (polled until up), 10 x /work, /fail
+    assert {e["request_id"] for e in app_access} == {e["request_id"] for e in gunicorn_access}
+    assert {"gunicorn-user"} == {e["user_id"] for e in app_access}
+
+
+def test_app_and_library_lines_carry_request_context(gunicorn_lines: list[str]) -> None:
+    """Inside a worker the app event and the library record carry the request id; no secret."""
+    events = _events(gunicorn_lines)
+    work = [e for e in events if e["message"] == "working" or e["logger"] == "some.library"]
+    assert 20 == len(work)
+    assert all(e.get("endpoint") == "/work/<int:n>" and "request_id" in e for e in work)
+    assert all("never-shown" not in json.dumps(e) for e in events)
+
+
+def test_worker_exception_is_one_line(gunicorn_lines: list[str]) -> None:
+    """The failing view's exception is one line with its traceback."""
+    events = _events(gunicorn_lines)
+    failed = [e for e in events if e.get("exception", {}).get("type") == "RuntimeError"]
+    assert 1 <= len(failed)
+    assert "worker view failed" in failed[0]["exception"]["traceback"]

@@ -1,0 +1,184 @@
+"""Secrets are masked by key at any depth and by the shape of values."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from werkzeug.datastructures import Headers
+
+from limone_obs.logging import configure_logging, get_logger
+from limone_obs.logging.redaction import DEFAULT_KEYS, MASK, Redactor
+from tests.logging.helpers import parse_lines, stdlib_logger
+
+SECRET = "s3cr3t-VALUE-9f8e7d"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "Password", "PASSWD", "db_password", "X-Api-Key", "apiKey", "authToken",
+     "Authorization", "set-cookie", "client_secret", "refresh_token", "private_key"],
+)  # fmt: skip
+def test_sensitive_key_is_masked(key: str) -> None:
+    """Keys naming secrets, in any case and separator style, are masked."""
+    assert {key: MASK} == Redactor().redact({key: SECRET})
+
+
+@pytest.mark.parametrize("key", ["prompt_tokens", "token_count_total", "user", "passage", "path"])
+def test_ordinary_key_is_kept(key: str) -> None:
+    """Keys that only resemble secret names (AI token counts) are not masked."""
+    assert {key: "visible-value"} == Redactor().redact({key: "visible-value"})
+
+
+def test_nested_containers_are_masked() -> None:
+    """Secrets inside lists of dicts inside dicts are masked; the input is not changed."""
+    event = {"request": {"headers": [{"Cookie": SECRET}], "body": {"user": {"pwd": SECRET}}}}
+    redacted = Redactor().redact(event)
+    assert SECRET not in json.dumps(redacted)
+    assert SECRET == event["request"]["body"]["user"]["pwd"]  # type: ignore[index]
+
+
+def test_header_objects_are_masked() -> None:
+    """werkzeug Headers and (name, value) header lists are masked by header name."""
+    headers = Headers([("Authorization", f"Bearer {SECRET}"), ("Accept", "text/html")])
+    pairs = [("Cookie", SECRET), ("Accept", "*/*")]
+    redacted = Redactor().redact({"h": headers, "pairs": pairs})
+    assert SECRET not in json.dumps(redacted)
+    assert "text/html" == redacted["h"]["Accept"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Authorization: Bearer {SECRET}", f"Authorization: {MASK}"),
+        (f"calling with bearer {SECRET} now", f"calling with bearer {MASK} now"),
+        (f"postgres://app:{SECRET}@db:5432/x", f"postgres://{MASK}@db:5432/x"),
+        (f"login password={SECRET} ok", f"login password={MASK} ok"),
+        (f'{{"api_key": "{SECRET}"}}', f'{{"api_key": "{MASK}"}}'),
+        ("GET /projects/42 took 3 ms", "GET /projects/42 took 3 ms"),
+    ],
+)
+def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
+    """Bearer tokens, URL passwords and secret=value pairs in free text are masked."""
+    assert expected == Redactor().redact_text(text)
+
+
+def test_extra_keys_are_added() -> None:
+    """``extra_keys`` masks more names on top of the defaults."""
+    redactor = Redactor(extra_keys=["ssn"])
+    assert {"ssn": MASK, "password": MASK} == redactor.redact({"ssn": "1", "password": "2"})
+
+
+def test_app_event_and_record_are_redacted(out: io.BytesIO) -> None:
+    """Both paths mask secrets in fields, nested values and messages."""
+    configure_logging(stream=out)
+    get_logger().info(f"token {SECRET}", password=SECRET, cfg={"db": {"secret": SECRET}})
+    stdlib_logger("lib").info("url %s", f"https://u:{SECRET}@h", extra={"api_key": SECRET})
+    assert 2 == len(parse_lines(out.getvalue()))
+    assert SECRET.encode() not in out.getvalue()
+
+
+def test_redaction_can_be_turned_off(out: io.BytesIO) -> None:
+    """``redact=False`` writes values as given."""
+    configure_logging(stream=out, redact=False)
+    get_logger().info("x", password=SECRET)
+    assert SECRET == parse_lines(out.getvalue())[0]["password"]
+
+
+# --- property tests -----------------------------------------------------------------
+
+SECRET_KEYS = sorted(DEFAULT_KEYS)
+PLANTED = "PLANTED-9b1f2e-SECRET"
+
+
+@st.composite
+def mixed_case(draw: st.DrawFn, word: str) -> str:
+    """``word`` with each letter's case chosen at random."""
+    flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return "".join(ch.upper() if flip else ch for ch, flip in zip(word, flips, strict=True))
+
+
+def secret_key() -> st.SearchStrategy[str]:
+    """A default secret name in random case, maybe with a prefix (``db_password``)."""
+    prefix = st.sampled_from(["", "db_", "x-", "github_", "upstream."])
+    return st.tuples(prefix, st.sampled_from(SECRET_KEYS).flatmap(mixed_case)).map("".join)
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
+    st.binary(max_size=8),
+)
+plain_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
+    lambda k: not Redactor().is_sensitive(k) and k not in {"event", "exc_info", "exception"}
+)
+
+
+def with_secrets(base: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Nested dicts/lists/tuples where some dict entries are secrets under secret keys."""
+    return st.recursive(
+        base,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.tuples(children, children),
+            st.dictionaries(st.one_of(plain_keys, st.integers()), children, max_size=4),
+            st.dictionaries(secret_key(), st.just(PLANTED), min_size=1, max_size=2),
+        ),
+        max_leaves=20,
+    )
+
+
+events_with_secrets = st.tuples(
+    st.dictionaries(st.one_of(plain_keys, secret_key()), with_secrets(scalars), max_size=6),
+    secret_key(),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=events_with_secrets)
+def test_property_app_event_leaks_no_secret(drawn: tuple[dict[str, Any], str]) -> None:
+    """Arbitrary nested app events with planted secrets: 0 secrets out, one JSON line."""
+    fields, top_key = drawn
+    buffer = io.BytesIO()
+    configure_logging(stream=buffer)
+    get_logger("prop").info("property", **{**fields, top_key: PLANTED})
+    raw = buffer.getvalue()
+    assert (1, False) == (len(parse_lines(raw)), PLANTED.encode() in raw)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=events_with_secrets)
+def test_property_stdlib_record_leaks_no_secret(drawn: tuple[dict[str, Any], str]) -> None:
+    """The same events as a stdlib record's ``extra=`` payload: 0 secrets, one JSON line."""
+    fields, top_key = drawn
+    buffer = io.BytesIO()
+    configure_logging(stream=buffer)
+    payload = {**fields, top_key: PLANTED}
+    stdlib_logger("prop").warning("property", extra={"payload": payload, top_key: PLANTED})
+    raw = buffer.getvalue()
+    assert (1, False) == (len(parse_lines(raw)), PLANTED.encode() in raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(max_size=60),
+    secret=st.text(alphabet="abcdefXYZ0123456789", min_size=8, max_size=20),
+)
+def test_property_bearer_and_url_secrets_in_text(text: str, secret: str) -> None:
+    """A bearer token or URL password anywhere in a message is masked; one line results."""
+    assume(secret not in text)
+    buffer = io.BytesIO()
+    configure_logging(stream=buffer)
+    log = get_logger("prop")
+    log.info(f"{text} Bearer {secret} {text}")
+    log.info(f"{text} https://user:{secret}@example.com/x {text}")
+    events = parse_lines(buffer.getvalue())
+    assert 2 == len(events)
+    assert all(secret not in e["message"] for e in events)

@@ -1,0 +1,196 @@
+"""stdlib records (libraries, werkzeug) in the same schema; handler hygiene."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import requests
+from flask import Flask
+from jsonschema import Draft202012Validator
+from werkzeug.serving import make_server
+
+from limone_obs.logging import JsonFormatter, JsonLineHandler, bind, configure_logging, init_app
+from limone_obs.logging._sink import Sink
+from limone_obs.stack.procs import LOOPBACK
+from tests.logging.helpers import parse_lines, schema_errors, stdlib_logger
+
+
+def test_record_has_core_fields_and_extras(out: io.BytesIO) -> None:
+    """A stdlib record carries the core fields and its ``extra=`` fields."""
+    configure_logging(stream=out, service="svc", env="test")
+    stdlib_logger("lib.db").warning("slow query %s", "q1", extra={"rows": 3, "table": "p"})
+    [event] = parse_lines(out.getvalue())
+    expected = {
+        "level": "warning",
+        "logger": "lib.db",
+        "message": "slow query q1",
+        "service": "svc",
+        "env": "test",
+        "rows": 3,
+        "table": "p",
+    }
+    assert expected == {k: v for k, v in event.items() if k != "timestamp"}
+
+
+def test_record_validates(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """Records of every level, custom levels included, validate against the schema."""
+    configure_logging(stream=out, level="debug")
+    logger = stdlib_logger("lib")
+    for level in (5, 10, 15, 20, 25, 30, 40, 50, 60):
+        logger.log(level, "x")
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    assert 8 == len(events)  # level 5 is below debug
+
+
+def test_record_carries_context(out: io.BytesIO) -> None:
+    """A library's record logged inside a request carries the bound context."""
+    configure_logging(stream=out)
+    bind(request_id="r-1")
+    stdlib_logger("requests").info("GET https://api.example")
+    assert "r-1" == parse_lines(out.getvalue())[0]["request_id"]
+
+
+def test_dict_message_becomes_fields(out: io.BytesIO) -> None:
+    """python-json-logger's dict messages become fields of the line."""
+    configure_logging(stream=out)
+    stdlib_logger("lib").info({"action": "sync", "count": 2})
+    [event] = parse_lines(out.getvalue())
+    assert ("sync", 2, "") == (event["action"], event["count"], event["message"])
+
+
+def test_exception_record_is_one_line(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """``logger.exception`` writes one line with type, message and traceback."""
+    configure_logging(stream=out)
+    try:
+        raise RuntimeError("db down")
+    except RuntimeError:
+        stdlib_logger("lib").exception("query failed")
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    exc = events[0]["exception"]
+    assert ("RuntimeError", "db down") == (exc["type"], exc["message"])
+    assert "Traceback" in exc["traceback"]
+
+
+def test_unformattable_record_still_writes_a_line(out: io.BytesIO) -> None:
+    """A record whose arguments do not fit its format string gives a line saying so."""
+    # Not through the root logger: pytest's capture handler there re-raises the error.
+    logger = logging.getLogger("badformat")
+    logger.propagate = False
+    handler = JsonLineHandler(Sink(out))
+    logger.addHandler(handler)
+    try:
+        logger.info("%d things", "many")
+    finally:
+        logger.removeHandler(handler)
+    [event] = parse_lines(out.getvalue())
+    assert ("error", "log record could not be formatted") == (event["level"], event["message"])
+
+
+def test_formatter_works_in_a_plain_stream_handler(validator: Draft202012Validator) -> None:
+    """JsonFormatter's ``format()`` (python-json-logger's path) gives the same schema."""
+    text = io.StringIO()
+    handler = logging.StreamHandler(text)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("plain")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("hello", extra={"k": 1})
+    finally:
+        logger.removeHandler(handler)
+    events = parse_lines(text.getvalue())
+    assert [] == schema_errors(validator, events)
+    assert ("hello", 1) == (events[0]["message"], events[0]["k"])
+
+
+class KeepMe(logging.Handler):
+    """Stands in for a handler someone else installed (e.g. Sentry's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def foreign_handler() -> Iterator[KeepMe]:
+    """A non-console handler on the root logger, removed after the test."""
+    handler = KeepMe()
+    logging.getLogger().addHandler(handler)
+    yield handler
+    logging.getLogger().removeHandler(handler)
+
+
+def test_foreign_handlers_are_kept(out: io.BytesIO, foreign_handler: KeepMe) -> None:
+    """configure_logging keeps root handlers it did not create (Sentry's, files)."""
+    configure_logging(stream=out)
+    configure_logging(stream=out)
+    stdlib_logger("lib").error("x")
+    assert (1, 1) == (len(foreign_handler.records), len(parse_lines(out.getvalue())))
+
+
+def test_text_console_handler_is_replaced(out: io.BytesIO) -> None:
+    """A basicConfig-style text handler on stderr is removed, so no line is printed twice."""
+    plain = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(plain)
+    try:
+        configure_logging(stream=out)
+        assert plain not in logging.getLogger().handlers
+    finally:
+        logging.getLogger().removeHandler(plain)
+
+
+def test_non_propagating_text_handler_becomes_json(out: io.BytesIO) -> None:
+    """A console handler on a logger that does not propagate is switched to JSON."""
+    logger = logging.getLogger("island")
+    logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    logger.addHandler(handler)
+    try:
+        configure_logging(stream=out)
+        assert isinstance(handler.formatter, JsonFormatter)
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_warnings_are_captured(out: io.BytesIO) -> None:
+    """``warnings.warn`` becomes a JSON line (logger py.warnings)."""
+    configure_logging(stream=out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("old api", DeprecationWarning, stacklevel=1)
+    [event] = parse_lines(out.getvalue())
+    assert ("py.warnings", "warning") == (event["logger"], event["level"])
+
+
+def test_werkzeug_dev_server_lines_are_json(validator: Draft202012Validator) -> None:
+    """A real werkzeug server on 127.0.0.1: its lines and the app's validate."""
+    out = io.BytesIO()
+    configure_logging(stream=out)
+    app = Flask("wz")
+    app.add_url_rule("/hello", "hello", lambda: "hi")
+    init_app(app)
+    server = make_server(LOOPBACK, 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://{LOOPBACK}:{server.server_port}/hello"
+        assert 200 == requests.get(url, timeout=5).status_code
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    loggers = {e["logger"] for e in events}
+    assert {"werkzeug", "limone_obs.access"} <= loggers
