@@ -37,7 +37,7 @@ def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
         return
     if slo.tiers:
         _budget_stats(grid, service, slo)
-        grid.add(_burn_rates(service, slo), 6, 8)
+        grid.add(_burn_rates(service, slo), 5, 8)
     else:
         grid.add(_current_sli(slo), 6, 8)
     grid.add(_firing(service, slo), 6, 8)
@@ -68,10 +68,15 @@ def _definition(service: ServiceView, slo: SloView) -> object:
 
 def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
     objective = f"{c.RULE_OBJECTIVE}{slo_matchers(service.service, slo.name)}"
-    sli = Query(common.period_availability(service, slo), "SLI")
+    sli = Query(common.period_availability(service, slo), f"SLI {service.period}")
+    window = c.SLI_WINDOWS[0]
+    now = Query(
+        f"1 - {c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}",
+        f"SLI {window}",
+    )
     both = Look(
-        f"The objective and the SLI measured over the last {service.period} "
-        "(request-weighted); the SLI turns red below the objective.",
+        f"The objective, the SLI over the last {service.period} (request-weighted) and "
+        f"over the last {window}; an SLI turns red below the objective.",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target + slo.budget / 2),
     )
@@ -82,7 +87,7 @@ def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
         gf.lower_is_worse(0.0, 0.25),
     )
     remaining = Query(common.budget_remaining(service, slo))
-    grid.add(gf.stat("Objective and SLI", [Query(objective, "objective"), sli], both), 3, 8)
+    grid.add(gf.stat("Objective and SLI", [Query(objective, "objective"), sli, now], both), 4, 8)
     grid.add(gf.stat("Budget left", [remaining], left), 3, 8)
 
 
