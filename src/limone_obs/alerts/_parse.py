@@ -306,17 +306,29 @@ def _threshold(item: Reader) -> float:
     return threshold
 
 
-def _slo_tiers(ctx: _Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
-    overrides = item.child("tiers", {})
-    for name, value in overrides.items():
+def _tier_overrides(ctx: _Context, item: Reader) -> dict[str, str]:
+    """The SLO's ``tiers:`` mapping, tier name -> page | ticket | off.
+
+    An unquoted ``off`` is a boolean false in YAML 1.1; it is read as ``"off"``.
+    """
+    block = item.child("tiers", {})
+    found = {}
+    for name, value in block.items():
         if name not in ctx.tiers:
-            overrides.fail(name, f"unknown tier {name!r}; defined: {', '.join(ctx.tiers)}")
-        overrides.choice(name, (*SEVERITIES, TIER_OFF))
-        del value
+            block.fail(name, f"unknown tier {name!r}; defined: {', '.join(ctx.tiers)}")
+        if value is False:
+            found[name] = TIER_OFF
+        else:
+            found[name] = block.choice(name, (*SEVERITIES, TIER_OFF))
+    return found
+
+
+def _slo_tiers(ctx: _Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
+    overrides = _tier_overrides(ctx, item)
     budget = round((100 - objective) / 100, 12)
     enabled = []
     for name, tier in ctx.tiers.items():
-        severity = overrides.data.get(name, tier.severity)
+        severity = overrides.get(name, tier.severity)
         if severity == TIER_OFF:
             continue
         if tier.factor * budget >= 1:
@@ -334,7 +346,7 @@ def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
         f"tiers.{tier.name}",
         f"burn factor {tier.factor:g} x error budget {budget:g} = {tier.factor * budget:.4g} "
         ">= 1: the error ratio can never exceed it, so this alert could never fire; lower the "
-        f"objective's strictness, switch the tier off ({tier.name}: off) or change its windows",
+        f'objective, switch the tier off ({tier.name}: "off") or change its windows',
     )
 
 

@@ -32,7 +32,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
         if key in seen:
             line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (lines {seen[key]} and {line})"
+                None,
+                None,
+                f"key {key!r} appears twice (lines {seen[key]} and {line})",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
     loader.flatten_mapping(node)

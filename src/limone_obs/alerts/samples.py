@@ -15,7 +15,7 @@ from typing import Final
 from limone_obs.alerts.selectors import Matcher, Selector
 
 #: Values tried for a label whose matchers are not plain equalities ("" = label absent).
-CANDIDATES: Final = ("", "500", "503", "200", "404", "ok", "error", "true", "false", "x")
+CANDIDATES: Final = ("500", "503", "200", "404", "ok", "error", "true", "false", "x", "")
 
 
 def _candidates(matchers: Iterable[Matcher]) -> list[str]:

@@ -1,0 +1,108 @@
+"""Golden files: the committed alerts artifacts are exactly what the generator makes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from limone_obs import artifacts
+from limone_obs.alerts import alerting, build
+from limone_obs.alerts.render import HEADER
+from limone_obs.alerts.spec import load_spec
+from limone_obs.cli import main
+from tests.support import ROOT
+
+ALERTS_ONLY = ("limone_obs.alerts.build:artifacts",)
+GENERATED = build.artifacts(ROOT)
+
+
+@pytest.mark.parametrize("rel", sorted(GENERATED.files))
+def test_committed_file_equals_a_fresh_build(rel: str) -> None:
+    """Each committed artifact is byte-identical to a fresh generation from the spec."""
+    path = ROOT / rel
+    on_disk = path.read_bytes() if path.is_file() else b"<missing>"
+    assert GENERATED.files[rel] == on_disk
+
+
+def test_no_stale_files_in_owned_folders() -> None:
+    """Every file in alerts/rules, tests/generated, runbooks, kubernetes, mimir is generated."""
+    assert [] == artifacts.diff(ROOT, artifacts.collect(ROOT, ALERTS_ONLY))
+
+
+def test_generation_is_deterministic() -> None:
+    """Two generations from the same spec give the same bytes."""
+    assert build.artifacts(ROOT).files == GENERATED.files
+
+
+def test_yaml_artifacts_start_with_the_header() -> None:
+    """Generated YAML says where it comes from and not to edit it."""
+    yaml_files = [rel for rel in GENERATED.files if rel.endswith((".yml", ".yaml"))]
+    wrong = [rel for rel in yaml_files if not GENERATED.files[rel].decode().startswith(HEADER)]
+    assert [] == wrong
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    """Each alert name appears as a '## <name>' heading in its SLO's runbook."""
+    spec = load_spec(ROOT / "alerts" / "slo.yaml")
+    missing = [
+        alert
+        for slo in spec.slos
+        for alert in alerting.alert_names(spec, slo)
+        if f"## {alert}\n" not in (ROOT / build.RUNBOOKS_DIR / f"{slo.name}.md").read_text()
+    ]
+    assert [] == missing
+
+
+def _copy(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
+    return tmp_path
+
+
+def test_check_reports_a_hand_edited_rule_file(tmp_path: Path) -> None:
+    """Editing a generated file makes the diff name it as stale."""
+    root = _copy(tmp_path)
+    rules = root / build.ALERTING_RULES
+    rules.write_text(rules.read_text().replace("for: 2m", "for: 20m", 1))
+    problems = artifacts.diff(root, artifacts.collect(root, ALERTS_ONLY))
+    assert [f"stale: {build.ALERTING_RULES}"] == problems
+
+
+def test_check_reports_a_spec_change_not_rebuilt(tmp_path: Path) -> None:
+    """Changing the spec without building makes every dependent file stale."""
+    root = _copy(tmp_path)
+    spec = root / "alerts" / "slo.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99.9", "objective: 99.5", 1))
+    problems = artifacts.diff(root, artifacts.collect(root, ALERTS_ONLY))
+    assert f"stale: {build.RECORDING_RULES}" in problems
+
+
+def test_check_reports_an_extra_file_in_an_owned_folder(tmp_path: Path) -> None:
+    """A hand-added file in alerts/rules is reported: the folder is generated."""
+    root = _copy(tmp_path)
+    (root / build.RULES_DIR / "extra.yml").write_text("groups: []\n")
+    problems = artifacts.diff(root, artifacts.collect(root, ALERTS_ONLY))
+    assert [f"not generated any more: {build.RULES_DIR}/extra.yml"] == problems
+
+
+def test_build_check_exits_1_on_drift(tmp_path: Path) -> None:
+    """`limone-obs build --check` exits 1 and names the stale alerts file."""
+    root = _copy(tmp_path)
+    rules = root / build.ALERTING_RULES
+    rules.write_text(rules.read_text() + "# edited\n")
+    result = CliRunner().invoke(main, ["build", "--check", "--root", str(root)])
+    assert (1, True) == (result.exit_code, f"stale: {build.ALERTING_RULES}" in result.output)
+
+
+def test_build_restores_the_generated_files(tmp_path: Path) -> None:
+    """`artifacts.build` with the alerts generator rewrites an edited file to the golden one."""
+    root = _copy(tmp_path)
+    rules = root / build.ALERTING_RULES
+    rules.write_text("edited\n")
+    changed = artifacts.build(root, ALERTS_ONLY)
+    assert ([build.ALERTING_RULES], GENERATED.files[build.ALERTING_RULES]) == (
+        changed,
+        rules.read_bytes(),
+    )

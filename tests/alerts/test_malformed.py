@@ -1,0 +1,316 @@
+"""Malformed specs: each kind gives its located error, exit 2, and leaves files untouched.
+
+Every case edits the committed ``alerts/slo.yaml`` in one place. The error must name the
+file and the field (``alerts/slo.yaml: slos[1] (latency).threshold_seconds``) and say what
+is wrong; ``limone-obs check`` and ``limone-obs build`` must exit 2 and ``build`` must not
+change a single file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from limone_obs.alerts.spec import parse_spec
+from limone_obs.cli import main
+from limone_obs.errors import SpecError
+from tests.alerts.helpers import edited, snapshot, spec_text
+from tests.support import ROOT
+
+FILE = "alerts/slo.yaml"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A broken spec: how to make it, where the error points, what it says."""
+
+    id: str
+    make: Callable[[], str]
+    location: str
+    says: str
+
+
+def _edit(old: str, new: str) -> Callable[[], str]:
+    return lambda: edited(old, new)
+
+
+def _truncate_slos() -> str:
+    text = spec_text()
+    return text[: text.index("\nslos:\n")] + "\nslos: []\n"
+
+
+CASES = [
+    Case("yaml-syntax", _edit("slos:\n", "slos: [\n"), f"{FILE}: line", "invalid YAML"),
+    Case(
+        "duplicate-key",
+        _edit("period: 30d\n", "period: 30d\nperiod: 28d\n"),
+        f"{FILE}: line",
+        "appears twice",
+    ),
+    Case("top-level-list", lambda: "- service: x\n", FILE, "mapping at the top level"),
+    Case("empty-file", lambda: "# nothing yet\n", FILE, "is empty"),
+    Case(
+        "unknown-top-key",
+        _edit("period: 30d\n", "period: 30d\nperiods: 28d\n"),
+        f"{FILE}: periods",
+        "unknown key 'periods'",
+    ),
+    Case(
+        "missing-service",
+        _edit("service: limoneide\n", ""),
+        f"{FILE}: service",
+        "is required",
+    ),
+    Case(
+        "bad-service-name",
+        _edit("service: limoneide", "service: Limone IDE"),
+        f"{FILE}: service",
+        "'Limone IDE' is not allowed",
+    ),
+    Case(
+        "unsupported-version",
+        _edit("version: 1", "version: 2"),
+        f"{FILE}: version",
+        "not supported",
+    ),
+    Case(
+        "bad-namespace",
+        _edit("namespace: limoneide", "namespace: 9lives"),
+        f"{FILE}: namespace",
+        "'9lives' is not allowed",
+    ),
+    Case(
+        "bad-period",
+        _edit("period: 30d", "period: 30 days"),
+        f"{FILE}: period",
+        "'30 days' is not a duration",
+    ),
+    Case(
+        "period-too-short",
+        _edit("period: 30d", "period: 12h"),
+        f"{FILE}: period",
+        "too short",
+    ),
+    Case("no-slos", _truncate_slos, f"{FILE}: slos", "non-empty list"),
+    Case(
+        "unknown-slo-key",
+        _edit("    objective: 99.9\n", "    objective: 99.9\n    objectve: 99\n"),
+        f"{FILE}: slos[0] (availability).objectve",
+        "unknown key 'objectve'",
+    ),
+    Case(
+        "key-not-for-kind",
+        _edit("    kind: up\n", "    kind: up\n    objective: 99\n"),
+        f"{FILE}: slos[4] (up).objective",
+        "for an SLO of kind 'up'",
+    ),
+    Case(
+        "unknown-kind",
+        _edit("kind: ratio", "kind: ratios"),
+        f"{FILE}: slos[0] (availability).kind",
+        "'ratios' is not allowed",
+    ),
+    Case(
+        "objective-100",
+        _edit("objective: 99.9", "objective: 100"),
+        f"{FILE}: slos[0] (availability).objective",
+        "outside (0, 100)",
+    ),
+    Case(
+        "objective-0",
+        _edit("objective: 95", "objective: 0"),
+        f"{FILE}: slos[1] (latency).objective",
+        "outside (0, 100)",
+    ),
+    Case(
+        "objective-text",
+        _edit("objective: 99.9", 'objective: "three nines"'),
+        f"{FILE}: slos[0] (availability).objective",
+        "must be a number",
+    ),
+    Case(
+        "objective-boolean",
+        _edit("objective: 99.9", "objective: yes"),
+        f"{FILE}: slos[0] (availability).objective",
+        "must be a number",
+    ),
+    Case(
+        "threshold-not-a-bucket",
+        _edit("threshold_seconds: 1.0", "threshold_seconds: 0.8"),
+        f"{FILE}: slos[1] (latency).threshold_seconds",
+        "0.8 s is not a bucket boundary",
+    ),
+    Case(
+        "tier-never-fires",
+        _edit("objective: 95", "objective: 90"),
+        f"{FILE}: slos[1] (latency).tiers.page-fast",
+        "could never fire",
+    ),
+    Case(
+        "duplicate-slo-name",
+        _edit("- name: errors", "- name: availability"),
+        f"{FILE}: slos[2].name",
+        "used by an earlier SLO",
+    ),
+    Case(
+        "bad-slo-name",
+        _edit("- name: ai-latency", "- name: AI latency"),
+        f"{FILE}: slos[3].name",
+        "'AI latency' is not allowed",
+    ),
+    Case(
+        "unknown-tier-override",
+        _edit('page-fast: "off", page-slow: "off"', 'page-fastest: "off"'),
+        f"{FILE}: slos[3] (ai-latency).tiers.page-fastest",
+        "unknown tier",
+    ),
+    Case(
+        "bad-tier-severity",
+        _edit('page-fast: "off"', "page-fast: never"),
+        f"{FILE}: slos[3] (ai-latency).tiers.page-fast",
+        "'never' is not allowed",
+    ),
+    Case(
+        "short-window-not-shorter",
+        _edit("long_window: 1h, short_window: 5m", "long_window: 1h, short_window: 2h"),
+        f"{FILE}: tiers.page-fast.short_window",
+        "must be shorter than long_window",
+    ),
+    Case(
+        "window-longer-than-period",
+        _edit("long_window: 3d", "long_window: 40d"),
+        f"{FILE}: tiers.ticket-slow.long_window",
+        "longer than the period",
+    ),
+    Case(
+        "budget-share-zero",
+        _edit("budget_percent: 2,", "budget_percent: 0,"),
+        f"{FILE}: tiers.page-fast.budget_percent",
+        "outside (0, 100]",
+    ),
+    Case(
+        "selector-syntax",
+        _edit('errors: limoneide_requests_total{status=~"5.."}', "errors: requests{status=~5..}"),
+        f"{FILE}: slos[0] (availability).errors",
+        "not a PromQL series selector",
+    ),
+    Case(
+        "selector-bad-regex",
+        _edit('{status=~"5.."}', '{status=~"5(.."}'),
+        f"{FILE}: slos[0] (availability).errors",
+        "is invalid",
+    ),
+    Case(
+        "errors-equal-total",
+        _edit(
+            'errors: limoneide_requests_total{status=~"5.."}', "errors: limoneide_requests_total"
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "selects every series of total",
+    ),
+    Case(
+        "errors-outside-total",
+        _edit(
+            "total: limoneide_requests_total\n", 'total: limoneide_requests_total{status="200"}\n'
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "must be a subset of total",
+    ),
+    Case(
+        "histogram-bucket-name",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            "histogram: limoneide_request_duration_seconds_bucket\n",
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "base name",
+    ),
+    Case(
+        "reserved-label",
+        _edit("  team: limoneide", "  severity: low"),
+        f"{FILE}: labels.severity",
+        "reserved",
+    ),
+    Case(
+        "label-value-not-text",
+        _edit("  team: limoneide", "  team: 42"),
+        f"{FILE}: labels.team",
+        "must be a string",
+    ),
+    Case(
+        "webhook-not-a-url",
+        _edit("webhook_url: http://127.0.0.1:9095/alerts", "webhook_url: 127.0.0.1:9095"),
+        f"{FILE}: alertmanager.receivers.page.webhook_url",
+        "not an http:// or https:// URL",
+    ),
+    Case(
+        "receiver-goes-nowhere",
+        _edit("webhook_url: http://127.0.0.1:9095/alerts", "webhook_url: null"),
+        f"{FILE}: alertmanager.receivers.page",
+        "alerts would go nowhere",
+    ),
+    Case(
+        "negative-min-rate",
+        _edit("min_rate: 0.05", "min_rate: -1"),
+        f"{FILE}: min_rate",
+        "negative",
+    ),
+    Case(
+        "bad-for",
+        _edit("    for: 5m\n", "    for: soon\n"),
+        f"{FILE}: slos[2] (errors).for",
+        "'soon' is not a duration",
+    ),
+    Case(
+        "bad-severity",
+        _edit("    severity: page\n\n", "    severity: critical\n\n"),
+        f"{FILE}: slos[2] (errors).severity",
+        "'critical' is not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_parse_reports_the_located_error(case: Case) -> None:
+    """parse_spec raises SpecError at the expected file/field, with the expected message."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(case.make(), source=FILE)
+    assert (True, True) == (
+        info.value.location.startswith(case.location),
+        case.says in info.value.detail,
+    ), str(info.value)
+
+
+def test_there_are_at_least_twenty_kinds() -> None:
+    """The issue asks for at least 20 kinds of malformed spec, each different."""
+    assert (True, len(CASES)) == (len(CASES) >= 20, len({c.id for c in CASES}))
+
+
+def _tree(tmp_path: Path, text: str) -> Path:
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
+    (tmp_path / "alerts" / "slo.yaml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_check_exits_2_with_the_location(case: Case, tmp_path: Path) -> None:
+    """``limone-obs check --spec`` prints ``error: <file>: <field>: ...`` and exits 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(case.make(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    where = case.location.replace(FILE, str(spec), 1)
+    assert (2, True) == (result.exit_code, f"error: {where}" in result.output), result.output
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_build_exits_2_and_writes_nothing(case: Case, tmp_path: Path) -> None:
+    """``limone-obs build`` on an invalid spec exits 2 and leaves every file as it was."""
+    root = _tree(tmp_path, case.make())
+    before = snapshot(root)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert (2, before) == (result.exit_code, snapshot(root)), result.output

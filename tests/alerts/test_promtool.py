@@ -1,0 +1,121 @@
+"""promtool and amtool on everything generated (Debian prometheus / alertmanager)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from limone_obs.alerts import alertmanager, build
+from limone_obs.alerts.spec import parse_spec
+from tests.alerts.helpers import edited, write_tree
+from tests.support import ROOT, need
+
+pytestmark = pytest.mark.integration
+
+
+def _run(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_promtool_check_rules() -> None:
+    """Both rule files pass `promtool check rules`."""
+    result = _run(need("promtool"), "check", "rules", build.RECORDING_RULES, build.ALERTING_RULES)
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_promtool_checks_the_kubernetes_groups(tmp_path: Path) -> None:
+    """The PrometheusRule's groups, unwrapped, are valid Prometheus rules."""
+    rule = yaml.safe_load((ROOT / build.KUBERNETES_DIR / "prometheusrule.yaml").read_text())
+    plain = tmp_path / "groups.yml"
+    plain.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = _run(need("promtool"), "check", "rules", str(plain))
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_promtool_generated_unit_tests_pass() -> None:
+    """`promtool test rules` passes every generated test (each alert before/after `for`)."""
+    files = sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / build.GENERATED_TESTS_DIR).glob("*.yml")
+    )
+    result = _run(need("promtool"), "test", "rules", *files)
+    assert (0, 5) == (result.returncode, len(files)), result.stdout[-4000:] + result.stderr
+
+
+def test_promtool_hand_written_unit_tests_pass() -> None:
+    """`promtool test rules` passes the hand-written tests in alerts/tests/."""
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "alerts" / "tests").glob("*.yml"))
+    result = _run(need("promtool"), "test", "rules", *files)
+    assert (0, True) == (result.returncode, len(files) >= 2), result.stdout[-4000:] + result.stderr
+
+
+def test_generated_tests_hold_for_another_spec(tmp_path: Path) -> None:
+    """A 28-day spec with custom objectives, no guard and a 0.6 s threshold also passes."""
+    text = edited("period: 30d", "period: 28d")
+    text = edited("min_rate: 0.05", "min_rate: 0", text)
+    text = edited("objective: 99.9", "objective: 99.5", text)
+    text = edited("threshold_seconds: 1.0", "threshold_seconds: 0.6", text)
+    write_tree(tmp_path, build.generate(parse_spec(text)))
+    tests = sorted(str(p) for p in (tmp_path / build.GENERATED_TESTS_DIR).glob("*.yml"))
+    result = _run(need("promtool"), "test", "rules", *tests, cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout[-4000:] + result.stderr
+
+
+def test_generated_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
+    """The generated tests fail when a burn threshold in the rules is wrong (they can fail)."""
+    files = build.generate(parse_spec((ROOT / "alerts" / "slo.yaml").read_text()))
+    write_tree(tmp_path, files)
+    rules = tmp_path / build.ALERTING_RULES
+    rules.write_text(rules.read_text().replace("> 0.0144", "> 0.05"))
+    test = tmp_path / build.GENERATED_TESTS_DIR / "availability.yml"
+    result = _run(need("promtool"), "test", "rules", str(test), cwd=tmp_path)
+    assert (1, True) == (result.returncode, "FAILED" in result.stdout + result.stderr)
+
+
+def test_amtool_check_config() -> None:
+    """The committed alerts/alertmanager.yml passes `amtool check-config`."""
+    result = _run(need("amtool"), "check-config", build.ALERTMANAGER)
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("severity", "receiver"), [("page", "page"), ("ticket", "ticket")])
+def test_routes_send_each_severity_to_its_receiver(severity: str, receiver: str) -> None:
+    """`amtool config routes test` routes severity=page to page and ticket to ticket."""
+    result = _run(
+        need("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={build.ALERTMANAGER}",
+        f"severity={severity}",
+        "slo=availability",
+    )
+    assert (0, receiver) == (result.returncode, result.stdout.strip())
+
+
+def test_rendered_config_with_another_webhook_passes_amtool(tmp_path: Path) -> None:
+    """render_config(webhook_url=...) with short timers is still a valid config."""
+    spec = parse_spec((ROOT / "alerts" / "slo.yaml").read_text())
+    text = alertmanager.render_config(
+        spec, webhook_url="http://127.0.0.1:1/hook", group_wait="1s", repeat_interval="5s"
+    )
+    config = tmp_path / "am.yml"
+    config.write_text(text)
+    result = _run(need("amtool"), "check-config", str(config))
+    assert (0, True) == (result.returncode, "http://127.0.0.1:1/hook" in text)
+
+
+def test_extra_receiver_blocks_pass_amtool(tmp_path: Path) -> None:
+    """A Slack block given under receivers.page.extra lands in the page receiver, valid."""
+    text = edited(
+        "    page:\n      webhook_url: http://127.0.0.1:9095/alerts\n",
+        "    page:\n      webhook_url: http://127.0.0.1:9095/alerts\n      extra:\n"
+        "        slack_configs:\n          - api_url: https://hooks.slack.com/services/T/B/X\n"
+        "            channel: '#limoneide-pages'\n",
+    )
+    config = tmp_path / "am.yml"
+    config.write_text(alertmanager.render_config(parse_spec(text)))
+    result = _run(need("amtool"), "check-config", str(config))
+    assert (0, True) == (result.returncode, "slack_configs" in config.read_text())

@@ -1,0 +1,159 @@
+"""The generated recording and alerting rules (pure generator, no Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from limone_obs import conventions as c
+from limone_obs.alerts import alerting, rules
+from limone_obs.alerts.spec import load_spec, parse_spec
+from tests.alerts.helpers import SPEC_FILE, edited
+
+SPEC = load_spec(SPEC_FILE)
+
+
+def _records(slo: str) -> dict[str, Any]:
+    group = rules.recording_group(SPEC, SPEC.slo(slo))
+    assert group is not None
+    return {rule["record"]: rule for rule in group["rules"]}
+
+
+def _alerts(slo: str) -> list[dict[str, Any]]:
+    return alerting.alerts(SPEC, SPEC.slo(slo))
+
+
+def test_every_sli_window_is_recorded() -> None:
+    """slo:sli_error:ratio_rate<w> exists for each of 5m 30m 1h 2h 6h 1d 3d."""
+    expected = {c.sli_error_ratio_rule(w) for w in c.SLI_WINDOWS}
+    assert expected == expected & set(_records("availability"))
+
+
+def test_budget_records_exist() -> None:
+    """objective, error budget, period SLI, burn rates and budget remaining are recorded."""
+    expected = {
+        c.RULE_OBJECTIVE,
+        c.RULE_ERROR_BUDGET,
+        c.RULE_PERIOD_SLI_ERROR,
+        c.RULE_CURRENT_BURN_RATE,
+        c.RULE_PERIOD_BURN_RATE,
+        c.RULE_PERIOD_BUDGET_REMAINING,
+    }
+    assert expected == expected & set(_records("latency"))
+
+
+def test_recorded_series_carry_slo_labels() -> None:
+    """Every recorded series has exactly the labels slo and slo_service."""
+    labels = {tuple(sorted(r["labels"].items())) for r in _records("errors").values()}
+    assert {(("slo", "errors"), ("slo_service", "limoneide"))} == labels
+
+
+def test_period_sli_is_a_ratio_of_increases() -> None:
+    """The 30d SLI divides increases over 30d, it never averages short ratios."""
+    expr = _records("availability")[c.RULE_PERIOD_SLI_ERROR]["expr"]
+    expected = (
+        '(sum(increase(limoneide_requests_total{job="limoneide",status=~"5.."}[30d])) '
+        'or vector(0))\n/\nsum(increase(limoneide_requests_total{job="limoneide"}[30d]))'
+    )
+    assert expected == expr
+
+
+def test_missing_error_series_count_as_zero() -> None:
+    """The errors side of a ratio falls back to vector(0)."""
+    assert "or vector(0)" in _records("availability")["slo:sli_error:ratio_rate5m"]["expr"]
+
+
+def test_latency_sli_matches_both_bucket_notations() -> None:
+    """The 1 s bucket is matched with le=~"1(\\.0)?" (Prometheus 2 and 3)."""
+    expr = _records("latency")["slo:sli_error:ratio_rate5m"]["expr"]
+    assert c.LE_ONE_SECOND_MATCHER in expr
+
+
+def test_a_fractional_threshold_matches_exactly() -> None:
+    """0.6 s is matched as le="0.6" (both Prometheus versions write it so)."""
+    assert 'le="0.6"' == rules.le_matcher(0.6).promql()
+
+
+def test_one_burn_rule_per_enabled_tier() -> None:
+    """availability has four tiers, ai-latency two (pages switched off)."""
+    counts = [len(_alerts("availability")), len(_alerts("ai-latency"))]
+    assert [4, 2] == counts
+
+
+def test_burn_threshold_is_factor_times_budget() -> None:
+    """The page-fast alert compares both windows with 14.4 x 0.001 = 0.0144."""
+    expr = _alerts("availability")[0]["expr"]
+    expected = (
+        'slo:sli_error:ratio_rate1h{slo="availability",slo_service="limoneide"} > 0.0144\n'
+        'and\nslo:sli_error:ratio_rate5m{slo="availability",slo_service="limoneide"} > 0.0144\n'
+        'and on ()\nsum(rate(limoneide_requests_total{job="limoneide"}[1h])) >= 0.05'
+    )
+    assert expected == expr
+
+
+def test_min_rate_zero_drops_the_guard() -> None:
+    """With min_rate 0 the burn alert has no traffic clause."""
+    spec = parse_spec(edited("min_rate: 0.05", "min_rate: 0"))
+    expr = alerting.alerts(spec, spec.slo("availability"))[0]["expr"]
+    assert "and on ()" not in expr
+
+
+def test_threshold_alert() -> None:
+    """ErrorsHigh: 5m error ratio above 1 %, for 5m, page."""
+    rule = _alerts("errors")[0]
+    assert ("ErrorsHigh", "5m", "page", True) == (
+        rule["alert"],
+        rule["for"],
+        rule["labels"]["severity"],
+        rule["expr"].startswith(
+            'slo:sli_error:ratio_rate5m{slo="errors",slo_service="limoneide"} > 0.01'
+        ),
+    )
+
+
+def test_latency_quantile_alert() -> None:
+    """LatencyP95High: p95 over 5m above 1 s for 15m opens a ticket."""
+    rule = _alerts("latency")[-1]
+    assert ("LatencyP95High", "15m", "ticket", True) == (
+        rule["alert"],
+        rule["for"],
+        rule["labels"]["severity"],
+        rule["expr"].startswith("histogram_quantile(0.95, sum by (le) (rate("),
+    )
+
+
+def test_target_alerts() -> None:
+    """TargetDown on up == 0 for 1m, TargetAbsent on absent(up) for 5m."""
+    found = [(r["alert"], r["expr"], r["for"]) for r in _alerts("up")]
+    assert [
+        ("TargetDown", 'up{job="limoneide"} == 0', "1m"),
+        ("TargetAbsent", 'absent(up{job="limoneide"})', "5m"),
+    ] == found
+
+
+def test_every_alert_has_the_required_labels_and_annotations() -> None:
+    """severity, slo, slo_service; summary, description, runbook_url, dashboard_url."""
+    labels = {c.LABEL_SEVERITY, c.LABEL_SLO, c.LABEL_SLO_SERVICE}
+    notes = {c.ANNOTATION_SUMMARY, c.ANNOTATION_DESCRIPTION, c.ANNOTATION_RUNBOOK}
+    notes.add(c.ANNOTATION_DASHBOARD)
+    missing = [
+        r["alert"]
+        for g in alerting.alert_groups(SPEC)
+        for r in g["rules"]
+        if not (labels <= r["labels"].keys() and notes <= r["annotations"].keys())
+    ]
+    assert [] == missing
+
+
+def test_runbook_url_points_at_the_alerts_section() -> None:
+    """runbook_url = <base>/<slo>.md#<alertname lowercased>."""
+    url = _alerts("errors")[0]["annotations"][c.ANNOTATION_RUNBOOK]
+    expected = (
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/errors.md#errorshigh"
+    )
+    assert expected == url
+
+
+def test_extra_labels_reach_every_alert() -> None:
+    """The service-wide label team=limoneide is on every alert."""
+    teams = {r["labels"].get("team") for g in alerting.alert_groups(SPEC) for r in g["rules"]}
+    assert {"limoneide"} == teams

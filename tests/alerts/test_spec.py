@@ -1,0 +1,150 @@
+"""The committed SLO spec loads into the model with the mission's defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.alerts.spec import (
+    KIND_LATENCY,
+    KIND_RATIO,
+    KIND_THRESHOLD,
+    KIND_UP,
+    load_spec,
+    parse_spec,
+)
+from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
+
+MINIMAL = """
+service: shop
+slos:
+  - name: availability
+    kind: ratio
+    objective: 99.5
+"""
+
+
+def test_committed_spec_has_the_mission_slos() -> None:
+    """availability 99.9 ratio, latency 95 at 1 s, errors < 1 %, ai-latency, up."""
+    spec = load_spec(SPEC_FILE)
+    expected = [
+        ("availability", KIND_RATIO, 99.9),
+        ("latency", KIND_LATENCY, 95.0),
+        ("errors", KIND_THRESHOLD, 99.0),
+        ("ai-latency", KIND_LATENCY, 95.0),
+        ("up", KIND_UP, None),
+    ]
+    assert expected == [(s.name, s.kind, s.objective) for s in spec.slos]
+
+
+def test_service_fields() -> None:
+    """service, job, namespace and period are read from the top level."""
+    spec = load_spec(SPEC_FILE)
+    assert ("limoneide", "limoneide", "limoneide", "30d") == (
+        spec.service,
+        spec.job,
+        spec.namespace,
+        spec.period,
+    )
+
+
+def test_default_tier_factors_are_computed_from_the_period() -> None:
+    """2 %, 5 %, 10 %, 10 % of a 30 d budget over 1h, 6h, 1d, 3d give 14.4, 6, 3, 1."""
+    tiers = load_spec(SPEC_FILE).slo("availability").tiers
+    expected = [
+        ("page-fast", "page", "1h", "5m", 14.4),
+        ("page-slow", "page", "6h", "30m", 6.0),
+        ("ticket-fast", "ticket", "1d", "2h", 3.0),
+        ("ticket-slow", "ticket", "3d", "6h", 1.0),
+    ]
+    assert expected == [
+        (t.name, t.severity, t.long_window, t.short_window, t.factor) for t in tiers
+    ]
+
+
+def test_a_28_day_period_changes_the_factors() -> None:
+    """The factor follows the period: 2 % of 28 d in 1 h is 13.44, not a typed-in 14.4."""
+    spec = parse_edited("period: 30d", "period: 28d")
+    assert [13.44, 5.6, 2.8, 0.933333] == [t.factor for t in spec.slo("availability").tiers]
+
+
+def test_a_tier_switched_off_is_left_out() -> None:
+    """ai-latency switches both page tiers off: only the tickets remain."""
+    tiers = load_spec(SPEC_FILE).slo("ai-latency").tiers
+    assert ["ticket-fast", "ticket-slow"] == [t.name for t in tiers]
+
+
+def test_a_tier_severity_can_be_overridden_per_slo() -> None:
+    """tiers: {page-slow: ticket} turns that tier into a ticket for one SLO."""
+    spec = parse_edited('tiers: {page-fast: "off", page-slow: "off"}', "tiers: {page-slow: page}")
+    assert ["page", "page", "ticket", "ticket"] == [
+        t.severity for t in spec.slo("ai-latency").tiers
+    ]
+
+
+def test_selectors_carry_the_job_matcher() -> None:
+    """Every selector is restricted to job="<job>", placed first."""
+    spec = load_spec(SPEC_FILE)
+    assert 'limoneide_requests_total{job="limoneide",status=~"5.."}' == (
+        spec.slo("availability").errors.promql()  # type: ignore[union-attr]
+    )
+    histogram = spec.slo("ai-latency").histogram
+    assert histogram is not None
+    expected = 'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api"}'
+    assert expected == histogram.promql()
+
+
+def test_a_minimal_spec_gets_every_default() -> None:
+    """Only service and one SLO: job = service, namespace limoneide, 30d, default selectors."""
+    spec = parse_spec(MINIMAL)
+    slo = spec.slo("availability")
+    assert ("shop", "limoneide", "30d", 'limoneide_requests_total{job="shop"}', 4) == (
+        spec.job,
+        spec.namespace,
+        spec.period,
+        slo.total.promql() if slo.total else None,
+        len(slo.tiers),
+    )
+
+
+def test_error_budget_is_exact() -> None:
+    """99.9 % leaves a budget of exactly 0.001 (no 0.0010000000000000009)."""
+    assert 0.001 == load_spec(SPEC_FILE).slo("availability").error_budget
+
+
+def test_runbook_and_dashboard_urls() -> None:
+    """Each SLO links to <runbook_base_url>/<slo>.md and the SLO dashboard."""
+    slo = load_spec(SPEC_FILE).slo("latency")
+    assert (
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/latency.md",
+        f"http://127.0.0.1:3000/d/{c.DASHBOARD_UID_SLOS}",
+    ) == (slo.runbook_url, slo.dashboard_url)
+
+
+def test_extra_labels_and_annotations_pass_through() -> None:
+    """labels: and annotations: of an SLO add to the service-wide labels."""
+    text = edited(
+        "    description: Requests served within 1 second.\n",
+        "    description: Requests served within 1 second.\n"
+        "    labels: {component: web}\n    annotations: {owner: perf-team}\n",
+    )
+    slo = parse_spec(text).slo("latency")
+    expected = ({"component": "web", "team": "limoneide"}, {"owner": "perf-team"})
+    assert expected == (dict(slo.labels), dict(slo.annotations))
+
+
+def test_alertmanager_receivers_come_from_the_spec() -> None:
+    """Both severities default to the webhook on 127.0.0.1:9095."""
+    am = load_spec(SPEC_FILE).alertmanager
+    urls = {sev: r.webhook_url for sev, r in am.receivers.items()}
+    assert {
+        "page": "http://127.0.0.1:9095/alerts",
+        "ticket": "http://127.0.0.1:9095/alerts",
+    } == urls
+
+
+def test_the_model_is_frozen() -> None:
+    """Slo is a frozen dataclass: later layers cannot change what was validated."""
+    slo = load_spec(SPEC_FILE).slo("latency")
+    with pytest.raises(AttributeError):
+        slo.objective = 1  # type: ignore[misc]
