@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
 from limone_obs import conventions as c
+from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import procs
 from limone_obs.stack.procs import LOOPBACK
 from tests.stack.helpers import process_groups_alive
@@ -114,24 +116,47 @@ def _is_page(line: str) -> bool:
     return bool(alert["severity"] == "page" and alert["status"] == "firing")
 
 
-@pytest.fixture
-def ports() -> dict[str, int]:
+def _free_ports() -> dict[str, int]:
     return {name: procs.free_port() for name in ("app", "prometheus", "alertmanager", "webhook")}
 
 
 @pytest.fixture
-def stack(tmp_path: Path, ports: dict[str, int]) -> Iterator[UpProcess]:
+def ports() -> dict[str, int]:
+    return _free_ports()
+
+
+@dataclass
+class Stack:
+    """A running ``limone-obs up`` with its ports and the PIDs of its children."""
+
+    up: UpProcess
+    ports: dict[str, int]
+    children: dict[str, int]
+
+    def url(self, name: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[name]}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the tests below, which run in file order; the last one stops it.
+
+    The error fault (every request 500) is on from 10 s after start; ``for:`` is capped
+    at 5 s and Alertmanager groups for 1 s, so the page arrives within about a minute.
+    """
     need("prometheus")
     need("alertmanager")
+    ports = _free_ports()
     args = [f"--{name}-port={port}" for name, port in ports.items()]
-    args += ["--workdir", str(tmp_path / "work"), "--duration", "150", "--workers", "2"]
-    args += ["--scrape-interval", "1s", "--alert-for", "5s", "--ai-latency", "0.02-0.05"]
-    args += ["--fault", "errors", "--error-rate", "1", "--fault-after", "10", "--fault-for", "120"]
+    args += ["--workdir", str(tmp_path_factory.mktemp("up")), "--duration", "150"]
+    args += ["--workers", "2", "--scrape-interval", "1s", "--alert-for", "5s"]
+    args += ["--ai-latency", "0.02-0.05", "--fault", "errors", "--error-rate", "1"]
+    args += ["--fault-after", "10", "--fault-for", "120"]
     up = UpProcess(args)
     children: dict[str, int] = {}
     try:
         children = up.pids()
-        yield up
+        yield Stack(up, ports, children)
     finally:
         if up.popen.poll() is None:
             try:
@@ -140,24 +165,53 @@ def stack(tmp_path: Path, ports: dict[str, int]) -> Iterator[UpProcess]:
                 up.kill(children)
 
 
-def test_up_serves_scrapes_records_pages_and_stops_cleanly(
-    stack: UpProcess, ports: dict[str, int]
-) -> None:
-    """The stack answers, Prometheus scrapes it and records SLO rules, the error fault
-    pages the webhook receiver, and Ctrl-C leaves no child process behind."""
-    children = stack.pids()
-    app = f"http://{LOOPBACK}:{ports['app']}"
-    prometheus = f"http://{LOOPBACK}:{ports['prometheus']}"
-    assert 200 == requests.get(f"{app}/health", timeout=5).status_code
-    up_series = lambda: _query(prometheus, 'up{job="limoneide"} == 1') != []  # noqa: E731
-    assert _poll(up_series, 30), "Prometheus never reported the demo target up"
-    rule = c.sli_error_ratio_rule("5m")
-    assert _poll(lambda: _query(prometheus, rule) != [], 45), f"{rule} has no value"
-    page = json.loads(stack.wait_line(_is_page, 90))
+def test_up_serves_the_demo(stack: Stack) -> None:
+    """Once ``up`` printed its URLs, the demo service answers /health under gunicorn."""
+    assert 200 == requests.get(f"{stack.url('app')}/health", timeout=5).status_code
+
+
+def test_up_prometheus_reports_the_target_up(stack: Stack) -> None:
+    """Prometheus scrapes the demo as the spec's job and reports it up."""
+    check = lambda: _query(stack.url("prometheus"), 'up{job="limoneide"} == 1') != []  # noqa: E731
+    assert _poll(check, 30), "Prometheus never reported the demo target up"
+
+
+def test_up_slo_recording_rules_have_values(stack: Stack) -> None:
+    """The generated SLO recording rules are evaluated and return series."""
+    for rule in (c.sli_error_ratio_rule("5m"), c.RULE_PERIOD_BUDGET_REMAINING):
+        check = lambda rule=rule: _query(stack.url("prometheus"), rule) != []  # noqa: E731
+        assert _poll(check, 45), f"{rule} has no value"
+
+
+def test_up_error_fault_pages_the_webhook_receiver(stack: Stack) -> None:
+    """With every request failing, a page for the errors or availability SLO arrives."""
+    page = json.loads(stack.up.wait_line(_is_page, 90))
     assert page["slo"] in ("errors", "availability")
-    assert 0 == stack.interrupt()
-    assert "stopped every child process" in "\n".join(stack.lines)
-    assert [] == process_groups_alive(children.values())
+
+
+def test_status_shows_every_slo_with_values(stack: Stack) -> None:
+    """``limone-obs status`` prints one row per SLO; availability has an SLI and a firing page."""
+    result = subprocess.run(
+        [sys.executable, "-m", "limone_obs", "status", "--prometheus", stack.url("prometheus")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    spec = load_spec(ROOT / "alerts" / "slo.yaml")
+    assert [slo.name for slo in spec.slos] == list(rows)
+    assert "%" in rows["availability"].split()[3]
+    assert "(page)" in rows["errors"] or "(page)" in rows["availability"]
+
+
+def test_up_ctrl_c_stops_every_child(stack: Stack) -> None:
+    """SIGINT ends ``up`` with exit 0 and no process of any group it started is left."""
+    assert 0 == stack.up.interrupt()
+    assert "stopped every child process" in "\n".join(stack.up.lines)
+    assert [] == process_groups_alive(stack.children.values())
 
 
 def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 import click
 import requests
 
+from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import configs, up
 from limone_obs.stack import load as load_mod
+from limone_obs.stack import status as status_mod
 from limone_obs.stack._signals import stop_on_signals
 from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.procs import LOOPBACK
@@ -253,4 +255,60 @@ def _latency_pairs(items: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-commands: list[click.Command] = [load_command, webhook_command, up_command, fault_command]
+@click.command("status")
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    default="http://127.0.0.1:9090",
+    show_default=True,
+    help="Prometheus evaluating the generated SLO rules.",
+)
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("alerts/slo.yaml"),
+    show_default=True,
+    help="The SLO spec.",
+)
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.5),
+    default=5,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1),
+    default=None,
+    help="With --watch: stop after this many refreshes.",
+)
+def status_command(
+    prometheus_url: str, spec_path: Path, watch: bool, interval: float, count: int | None
+) -> None:
+    """Table of every SLO: objective, SLI, error budget left, burn rates, firing alerts."""
+    spec = load_spec(spec_path)
+    prom = status_mod.Prometheus(prometheus_url)
+    stop = threading.Event()
+    shown = 0
+    with stop_on_signals(stop):
+        while True:
+            table = status_mod.render(status_mod.collect(prom, spec))
+            if watch:
+                click.clear()
+                click.echo(f"{spec.service} SLOs at {prometheus_url}  {time.strftime('%H:%M:%S')}")
+            click.echo(table)
+            shown += 1
+            if not watch or (count is not None and shown >= count) or stop.wait(interval):
+                return
+
+
+commands: list[click.Command] = [
+    load_command,
+    webhook_command,
+    up_command,
+    fault_command,
+    status_command,
+]
