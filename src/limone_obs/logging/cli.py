@@ -1,7 +1,64 @@
-"""The ``limone-obs`` subcommands of the logging area."""
+"""The ``limone-obs`` subcommands of the logging area.
+
+``limone-obs log-check FILE...`` validates captured log output (``-`` for stdin) line by
+line against the log event schema, e.g. after ``gunicorn ... > app.log 2>&1``.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
 import click
 
-commands: list[click.Command] = []
+from limone_obs.errors import ConfigError
+from limone_obs.logging import schema
+
+
+def _validator() -> Any:
+    try:
+        from jsonschema import Draft202012Validator  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        raise ConfigError(
+            "log-check needs jsonschema: pip install jsonschema (or limone-obs[dev])"
+        ) from None
+    return Draft202012Validator(schema.schema())
+
+
+def check_lines(lines: Iterable[str], validator: Any) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number, problem)`` for each line that is not a valid log event."""
+    for number, line in enumerate(lines, 1):
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            yield number, f"not JSON: {exc}"
+            continue
+        if not isinstance(event, dict):
+            yield number, "not a JSON object"
+            continue
+        for error in validator.iter_errors(event):
+            where = ".".join(str(p) for p in error.absolute_path) or "(line)"
+            yield number, f"{where}: {error.message}"
+
+
+@click.command("log-check")
+@click.argument("files", nargs=-1, type=click.File("r", encoding="utf-8", errors="replace"))
+def log_check(files: tuple[IO[str], ...]) -> None:
+    """Check that every line of FILES (default stdin) is a valid limone-obs log event."""
+    validator = _validator()
+    total = bad = 0
+    handles: tuple[IO[str], ...] = files or (click.get_text_stream("stdin"),)
+    for handle in handles:
+        lines = handle.read().splitlines()
+        total += len(lines)
+        for number, problem in check_lines(lines, validator):
+            bad += 1
+            click.echo(f"{handle.name}:{number}: {problem}", err=True)
+    click.echo(f"{total} line(s) checked, {bad} problem(s)")
+    if bad:
+        sys.exit(1)
+
+
+commands: list[click.Command] = [log_check]
