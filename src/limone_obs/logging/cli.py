@@ -49,7 +49,7 @@ def log_check(files: tuple[IO[str], ...]) -> None:
     """Check that every line of FILES (default stdin) is a valid limone-obs log event."""
     validator = _validator()
     total = bad = 0
-    handles: tuple[IO[str], ...] = files or (click.get_text_stream("stdin"),)
+    handles: tuple[IO[str], ...] = files or (sys.stdin,)
     for handle in handles:
         lines = handle.read().splitlines()
         total += len(lines)
