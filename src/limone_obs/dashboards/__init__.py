@@ -1,1 +1,15 @@
-"""limone_obs.dashboards."""
+"""Grafana dashboards of the LimoneIDE service, generated with grafanalib.
+
+Layers: :mod:`~limone_obs.dashboards.slo_inputs` (the SLO spec as the dashboards see it)
+-> :mod:`~limone_obs.dashboards.queries` (PromQL from ``conventions``) -> one builder per
+dashboard (``overview``, ``slos``, ``dependencies``, ``endpoint``, ``logs``) over the thin
+helpers of ``_grafana`` -> ``_fixups.modernise`` (the one place correcting grafanalib's
+outdated JSON) -> :func:`render` (deterministic bytes). :func:`lint` checks any dashboard
+JSON; :func:`push` saves dashboards through Grafana's HTTP API.
+"""
+
+from limone_obs.dashboards.generate import build_all, build_from, render
+from limone_obs.dashboards.lint import Finding, lint
+from limone_obs.dashboards.push import Target, push
+
+__all__ = ["Finding", "Target", "build_all", "build_from", "lint", "push", "render"]

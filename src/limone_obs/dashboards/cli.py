@@ -71,11 +71,18 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 @group.command("push")
-@click.option("--url", required=True, envvar="GRAFANA_URL", help="Grafana root URL.")
+@click.option(
+    "--url", required=True, envvar="GRAFANA_URL", help="Grafana root URL (or GRAFANA_URL)."
+)
 @click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN).")
 @click.option("--basic-auth", help="user:password instead of a token.")
 @click.option("--folder", default=c.DASHBOARD_FOLDER_UID, show_default=True, help="Folder uid.")
-@click.option("--folder-title", default=c.DASHBOARD_FOLDER_TITLE, show_default=True)
+@click.option(
+    "--folder-title",
+    default=c.DASHBOARD_FOLDER_TITLE,
+    show_default=True,
+    help="Title given to the folder if it has to be created.",
+)
 @click.option("--retries", default=3, show_default=True, help="Retries on 5xx / network errors.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def push_command(
