@@ -76,7 +76,8 @@ class FlatCollector:
         self._reader = FileReader(self._keys)
         self._archive_bytes = b""
         self._archive = cp.Archive()
-        self._archive_rows: list[tuple[str, str, int, float, float]] = []
+        # The archive as "files": (prefix, pid) -> (key ids, flat values), built per change.
+        self._archive_files: dict[tuple[str, str], tuple[list[int], tuple[float, ...]]] = {}
 
     def collect(self) -> Iterable[Metric]:
         """Return the merged families (the interface of a prometheus-client collector)."""
@@ -95,15 +96,17 @@ class FlatCollector:
             return
         where = os.path.join(self._path, cp.ARCHIVE)
         archive = cp.parse_archive(data, where) if data else cp.Archive()
-        ids = self._keys.id_of
-        self._archive_rows = [
-            (p, pid, ids(k), v, ts) for (p, pid, k), (v, ts) in archive.entries.items()
-        ]
+        grouped: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for (prefix, pid, key), (value, stamp) in archive.entries.items():
+            ids, flat = grouped.setdefault((prefix, pid), ([], []))
+            ids.append(self._keys.id_of(key))
+            flat += (value, stamp)
+        self._archive_files = {k: (ids, tuple(flat)) for k, (ids, flat) in grouped.items()}
         self._archive, self._archive_bytes = archive, data
 
     def _add_archive(self, acc: _Acc) -> None:
-        for prefix, pid, kid, value, stamp in self._archive_rows:
-            acc.add(prefix, pid, (kid,), (value, stamp))
+        for (prefix, pid), (key_ids, flat) in self._archive_files.items():
+            acc.add(prefix, pid, key_ids, flat)
 
     def _add_files(self, acc: _Acc) -> None:
         retiring = self._archive.retiring
