@@ -31,19 +31,26 @@ _RAW_BREAKS = (
 )
 _SCHEMA_KEYS = (*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS)
 _last_second: tuple[int, str] = (-1, "")
+_last_milli: tuple[int, str] = (-1, "")
 #: ``.000Z`` ... ``.999Z``: a table lookup beats formatting the digits on every line.
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def rfc3339(epoch: float) -> str:
     """Return ``epoch`` as UTC RFC 3339 with milliseconds: ``2026-01-02T03:04:05.678Z``."""
-    global _last_second  # noqa: PLW0603 - a one-entry cache; replaced atomically as a tuple
-    second = int(epoch)
+    global _last_second, _last_milli  # noqa: PLW0603 - one-entry caches, replaced atomically
+    total = int(epoch * 1000)
+    milli = _last_milli
+    if milli[0] == total:
+        return milli[1]  # busy loggers write many lines per millisecond
+    second, millis = divmod(total, 1000)
     cached = _last_second
     if cached[0] != second:
         cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         _last_second = cached
-    return cached[1] + _MILLIS[int((epoch - second) * 1000)]
+    text = cached[1] + _MILLIS[millis]
+    _last_milli = (total, text)
+    return text
 
 
 def default(obj: Any) -> Any:

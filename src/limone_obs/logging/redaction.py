@@ -72,6 +72,8 @@ class Redactor:
         self.patterns = patterns
         self._verdicts: dict[str, bool] = {}
         self._texts: dict[str, str] = {}
+        self._safe_keys: set[str] = set()
+        self._safe_values: set[Any] = set()
 
     def is_sensitive(self, key: object) -> bool:
         """True when ``key`` names a secret (see the module docstring)."""
@@ -147,20 +149,37 @@ class Redactor:
         return self.redact(item, depth + 1)
 
     def redact_event(self, event: MutableMapping[str, Any]) -> None:
-        """Mask secrets of ``event`` in place (the hot path: one call per line)."""
-        verdicts, texts = self._verdicts, self._texts
+        """Mask secrets of ``event`` in place (the hot path: one call per line).
+
+        Fast path: when every key is known not to be sensitive and every value is a
+        scalar or text already found clean, two set operations in C settle it.
+        """
+        try:
+            if event.keys() <= self._safe_keys and self._safe_values.issuperset(event.values()):
+                return
+        except TypeError:
+            pass  # an unhashable value (dict, list): check it field by field
+        self._redact_fields(event)
+
+    def _redact_fields(self, event: MutableMapping[str, Any]) -> None:
+        safe_keys, safe_values = self._safe_keys, self._safe_values
+        if len(safe_keys) >= _CACHE_LIMIT or len(safe_values) >= _CACHE_LIMIT:
+            safe_keys.clear()  # bounded: user data may bring endless new keys and values
+            safe_values.clear()
         for key, value in event.items():
-            sensitive = verdicts.get(key)
-            if sensitive is None:
-                sensitive = self.is_sensitive(key)
-            if sensitive:
+            if self.is_sensitive(key):
                 event[key] = self.mask
-            elif value.__class__ is str:
-                if len(value) >= 8:
-                    redacted = texts.get(value) or self.redact_text(value)
-                    if redacted is not value:
-                        event[key] = redacted
-            elif value is not None and value.__class__ not in _SCALARS:
+                continue
+            safe_keys.add(key)
+            if value.__class__ is str:
+                redacted = self.redact_text(value)
+                if redacted == value:
+                    safe_values.add(value)
+                else:
+                    event[key] = redacted
+            elif value is None or value.__class__ in _SCALARS:
+                safe_values.add(value)
+            else:
                 event[key] = self.redact(value)
 
     def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:

@@ -9,6 +9,7 @@ them to the schema, and encoding goes through the same orjson path as app events
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -100,16 +101,17 @@ def _standard_keys() -> list[str]:
 #: Attributes every LogRecord gets in ``__init__``, in order; ``extra=`` fields follow them.
 _STANDARD_KEYS = _standard_keys()
 _N_STANDARD = len(_STANDARD_KEYS)
+_LAST_STANDARD = _STANDARD_KEYS[-1]
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     """The record's ``extra=`` fields (attributes that are not LogRecord's own)."""
     attrs = record.__dict__
-    keys = list(attrs)
-    # Extras are set after __init__'s attributes: when the prefix is the standard one
-    # (the common case) only the tail needs checking.
-    tail = keys[_N_STANDARD:] if keys[:_N_STANDARD] == _STANDARD_KEYS else keys
-    return {k: attrs[k] for k in tail if k not in _RESERVED and k[:1] != "_"}
+    # makeRecord sets extras after __init__'s attributes: when the attribute at the end of
+    # __init__'s list is the standard one (the common case), only the tail needs checking.
+    last = next(islice(attrs, _N_STANDARD - 1, None), None)
+    items = islice(attrs.items(), _N_STANDARD, None) if last == _LAST_STANDARD else attrs.items()
+    return {k: v for k, v in items if k not in _RESERVED and k[:1] != "_"}
 
 
 def _rename_core(fields: dict[str, Any]) -> dict[str, Any]:
