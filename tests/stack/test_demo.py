@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -12,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from limone_obs import conventions as c
 from limone_obs.demo import create_app
 from limone_obs.errors import ConfigError
+from tests.support import ROOT
 
 NAMES = c.MetricNames()
 
@@ -214,3 +219,44 @@ def test_bad_environment_is_a_config_error(
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
+
+
+def _log_lines(
+    tmp_path: Path, requests: list[tuple[str, str, dict[str, Any] | None]]
+) -> list[dict[str, Any]]:
+    out = io.BytesIO()
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), "LIMONE_DEMO_AI_LATENCY": "0.01"}
+    app = create_app(config, registry=CollectorRegistry(), log_stream=out)
+    client = app.test_client()
+    for method, path, body in requests:
+        client.open(path, method=method, json=body, headers={"X-User-ID": "u1"}).close()
+    return [json.loads(line) for line in out.getvalue().decode().splitlines()]
+
+
+def test_every_log_line_is_json_valid_against_the_schema(tmp_path: Path) -> None:
+    """The demo logs as a user of limone_obs.logging would: every line fits the schema."""
+    schema = json.loads((ROOT / "logging" / "log-event.schema.json").read_text())
+    lines = _log_lines(
+        tmp_path, [("POST", "/ai/complete", {"prompt": "x"}), ("GET", "/projects/1", None)]
+    )
+    assert len(lines) >= 3
+    for line in lines:
+        jsonschema.validate(line, schema)
+
+
+def test_access_line_carries_endpoint_status_and_user(tmp_path: Path) -> None:
+    """Each request writes one access line with URL rule, status code, duration and user."""
+    lines = _log_lines(tmp_path, [("GET", "/projects/2", None)])
+    access = [line for line in lines if line["logger"] == "limone_obs.access"]
+    assert [("/projects/<int:project_id>", 200, "u1")] == [
+        (a["endpoint"], a["status_code"], a["user_id"]) for a in access
+    ]
+
+
+def test_injected_error_is_logged_with_its_exception(tmp_path: Path) -> None:
+    """A request failed by the error-rate switch logs the exception type in one line."""
+    lines = _log_lines(
+        tmp_path, [("PUT", "/admin/faults", {"error_rate": 1}), ("GET", "/projects", None)]
+    )
+    errors = [line for line in lines if "exception" in line]
+    assert ["InjectedFaultError"] == [e["exception"]["type"] for e in errors]

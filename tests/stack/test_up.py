@@ -132,6 +132,7 @@ class Stack:
     up: UpProcess
     ports: dict[str, int]
     children: dict[str, int]
+    workdir: Path
 
     def url(self, name: str) -> str:
         return f"http://{LOOPBACK}:{self.ports[name]}"
@@ -147,8 +148,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     need("prometheus")
     need("alertmanager")
     ports = _free_ports()
+    workdir = tmp_path_factory.mktemp("up")
     args = [f"--{name}-port={port}" for name, port in ports.items()]
-    args += ["--workdir", str(tmp_path_factory.mktemp("up")), "--duration", "150"]
+    args += ["--workdir", str(workdir), "--duration", "150"]
     args += ["--workers", "2", "--scrape-interval", "1s", "--alert-for", "5s"]
     args += ["--ai-latency", "0.02-0.05", "--fault", "errors", "--error-rate", "1"]
     args += ["--fault-after", "10", "--fault-for", "120"]
@@ -156,7 +158,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     children: dict[str, int] = {}
     try:
         children = up.pids()
-        yield Stack(up, ports, children)
+        yield Stack(up, ports, children, workdir)
     finally:
         if up.popen.poll() is None:
             try:
@@ -205,6 +207,15 @@ def test_status_shows_every_slo_with_values(stack: Stack) -> None:
     assert [slo.name for slo in spec.slos] == list(rows)
     assert "%" in rows["availability"].split()[3]
     assert "(page)" in rows["errors"] or "(page)" in rows["availability"]
+
+
+def test_up_app_logs_are_json_lines(stack: Stack) -> None:
+    """Every line the service (gunicorn master, workers, app) wrote is one JSON object,
+    and the access lines carry the URL rule."""
+    lines = (stack.workdir / "logs" / "app.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    endpoints = {e.get("endpoint") for e in events if e["logger"] == "limone_obs.access"}
+    assert "/projects/<int:project_id>" in endpoints
 
 
 def test_up_ctrl_c_stops_every_child(stack: Stack) -> None:

@@ -14,6 +14,9 @@ Flask config keys, each also read from the environment variable of the same name
 - ``LIMONE_DEMO_AI_LATENCY`` [``"1.5-2.0"``]: seconds an AI call takes, ``min-max``
   (uniform), or a ``(min, max)`` tuple.
 - ``LIMONE_DEMO_CACHE_TTL`` [``30``]: seconds a language stays cached.
+- ``LIMONE_DEMO_LOG_LEVEL`` [``"info"``]: level of the JSON log lines
+  (:func:`limone_obs.logging.configure_logging`; one access line per request from
+  :func:`limone_obs.logging.init_app`).
 """
 
 from __future__ import annotations
@@ -28,17 +31,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from flask import Flask
+from flask import Flask, request
 from prometheus_client import CollectorRegistry
 
 from limone_obs.demo import db, faults, routes
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import Metrics, Track
+from limone_obs.logging import configure_logging, init_app
 
 STATE_KEY = "limone_demo"
-_ENV_KEYS = ("LIMONE_DEMO_DATA_DIR", "LIMONE_DEMO_AI_LATENCY", "LIMONE_DEMO_CACHE_TTL")
+_ENV_KEYS = (
+    "LIMONE_DEMO_DATA_DIR",
+    "LIMONE_DEMO_AI_LATENCY",
+    "LIMONE_DEMO_CACHE_TTL",
+    "LIMONE_DEMO_LOG_LEVEL",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Settings:
     data_dir: Path
     ai_latency: tuple[float, float]
     cache_ttl: float
+    log_level: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -57,6 +67,7 @@ class Settings:
             data_dir=Path(data_dir),
             ai_latency=_latency_range(config.get("LIMONE_DEMO_AI_LATENCY", "1.5-2.0")),
             cache_ttl=_seconds(config.get("LIMONE_DEMO_CACHE_TTL", 30), "LIMONE_DEMO_CACHE_TTL"),
+            log_level=str(config.get("LIMONE_DEMO_LOG_LEVEL", "info")),
         )
 
 
@@ -131,18 +142,26 @@ class DemoState:
 
 
 def create_app(
-    config: Mapping[str, Any] | None = None, *, registry: CollectorRegistry | None = None
+    config: Mapping[str, Any] | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    log_stream: IO[Any] | None = None,
 ) -> Flask:
     """Build the demo app; ``config`` overrides the environment's ``LIMONE_DEMO_*`` values.
 
-    ``registry`` is passed to :class:`limone_obs.Metrics` (tests give a fresh one). Raises
-    ConfigError on an invalid setting or fault switch.
+    ``registry`` is passed to :class:`limone_obs.Metrics` (tests give a fresh one); JSON
+    log lines go to ``log_stream`` (stdout by default; service and env names come from
+    ``LIMONE_OBS_SERVICE`` / ``LIMONE_OBS_ENV``). Raises ConfigError on an invalid
+    setting or fault switch.
     """
     app = Flask(__name__)
     app.config.update({k: os.environ[k] for k in _ENV_KEYS if k in os.environ})
     app.config.update(config or {})
     settings = Settings.from_config(app.config)
+    configure_logging(level=settings.log_level, stream=log_stream)
     metrics = Metrics(app, registry=registry, version=_version())
+    # The demo's users are anonymous; a client may say who it is with X-User-ID.
+    init_app(app, user_id=lambda: request.headers.get("X-User-ID"))
     store = faults.FaultStore(settings.data_dir / "faults.json", faults.from_env(os.environ))
     state = DemoState(settings, metrics, store)
     db.seed(state.db_path)

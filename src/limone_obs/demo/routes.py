@@ -13,6 +13,9 @@ from flask import Flask, Response, abort, g, jsonify, render_template, request, 
 from limone_obs import conventions as c
 from limone_obs.demo import db
 from limone_obs.errors import ConfigError
+from limone_obs.logging import get_logger
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from limone_obs.demo.app import DemoState
@@ -98,6 +101,7 @@ def _register_projects(app: Flask, state: DemoState) -> None:
             return jsonify(error=f'"language": {language!r} is not a known language'), 400
         with state.dependency(c.DEPENDENCY_DB, "create_project"):
             row = db.create_project(_conn(state), name, language)
+        log.info("project created", project_id=row["id"], language=language)
         return jsonify(row), 201
 
 
@@ -155,6 +159,7 @@ def _register_ai(app: Flask, state: DemoState) -> None:
             return Response(chunks, mimetype="text/plain")
         with state.dependency(c.DEPENDENCY_AI, "complete"):
             time.sleep(latency)
+        log.info("completion finished", model="demo-coder", tokens=len(tokens), stream=False)
         return jsonify(completion="".join(tokens), tokens=len(tokens), model="demo-coder")
 
 
@@ -174,6 +179,7 @@ def _stream(state: DemoState, tokens: list[str], latency: float) -> Iterator[str
         for token in tokens:
             time.sleep(step)
             yield token
+    log.info("completion finished", model="demo-coder", tokens=len(tokens), stream=True)
 
 
 def _register_admin(app: Flask, state: DemoState) -> None:
@@ -191,6 +197,8 @@ def _register_admin(app: Flask, state: DemoState) -> None:
                 state.faults.write(state.faults.current().updated(body, "request body"))
             except ConfigError as exc:
                 return jsonify(error=str(exc)), 400
+        if request.method != "GET":
+            log.warning("fault switches changed", faults=state.faults.current().to_json())
         return jsonify(state.faults.current().to_json())
 
 

@@ -111,6 +111,7 @@ class Stack:
             "PROMETHEUS_MULTIPROC_DIR": str(work / "data" / "metrics"),
             "LIMONE_DEMO_DATA_DIR": str(work / "data" / "demo"),
             "LIMONE_DEMO_AI_LATENCY": self.opts.ai_latency,
+            "LIMONE_OBS_ENV": os.environ.get("LIMONE_OBS_ENV", "local"),
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf), APP_SPEC]
         proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
