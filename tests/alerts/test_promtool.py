@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -107,15 +108,24 @@ def test_rendered_config_with_another_webhook_passes_amtool(tmp_path: Path) -> N
     assert (0, True) == (result.returncode, "http://127.0.0.1:1/hook" in text)
 
 
-def test_extra_receiver_blocks_pass_amtool(tmp_path: Path) -> None:
-    """A Slack block given under receivers.page.extra lands in the page receiver, valid."""
-    text = edited(
-        "    page:\n      webhook_url: http://127.0.0.1:9095/alerts\n",
-        "    page:\n      webhook_url: http://127.0.0.1:9095/alerts\n      extra:\n"
-        "        slack_configs:\n          - api_url: https://hooks.slack.com/services/T/B/X\n"
-        "            channel: '#limoneide-pages'\n",
-    )
+def _readme_alertmanager_block() -> str:
+    """The ```yaml example of alerts/README.md that starts with ``alertmanager:``."""
+    readme = (ROOT / "alerts" / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    found: str = next(b for b in blocks if b.startswith("alertmanager:"))
+    return found
+
+
+def test_readme_receiver_example_passes_amtool(tmp_path: Path) -> None:
+    """The README's PagerDuty / Slack / email example, put in the spec, is a valid config."""
+    text = (ROOT / "alerts" / "slo.yaml").read_text()
+    start, end = text.index("alertmanager:\n"), text.index("\nslos:\n")
+    spec = parse_spec(text[:start] + _readme_alertmanager_block() + text[end:])
     config = tmp_path / "am.yml"
-    config.write_text(alertmanager.render_config(parse_spec(text)))
+    config.write_text(alertmanager.render_config(spec))
     result = _run(need("amtool"), "check-config", str(config))
-    assert (0, True) == (result.returncode, "slack_configs" in config.read_text())
+    found = ["pagerduty_configs", "slack_configs", "email_configs", "webhook_configs"]
+    assert (0, [True, True, True, False]) == (
+        result.returncode,
+        [key in config.read_text() for key in found],
+    ), result.stdout + result.stderr
