@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, Response, g, stream_with_context
+from flask.logging import default_handler
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
@@ -254,3 +256,22 @@ def test_access_line_can_be_turned_off(out: io.BytesIO) -> None:
     app.test_client().get("/").close()
     [event] = parse_lines(out.getvalue())
     assert ("view", "/") == (event["message"], event["endpoint"])
+
+
+def test_flask_default_handler_is_replaced(out: io.BytesIO) -> None:
+    """An app whose logger was used before configure_logging loses Flask's text handler."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # as in a real process: pytest's capture handler hides the case
+    try:
+        app = Flask("early")
+        app.logger.warning("before configuration")  # attaches Flask's default text handler
+    finally:
+        root.handlers[:] = saved
+    assert default_handler in app.logger.handlers
+    configure_logging(stream=out)
+    app.logger.error("after")
+    assert (False, ["after"]) == (
+        default_handler in app.logger.handlers,
+        [e["message"] for e in parse_lines(out.getvalue())],
+    )

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import flask.logging
 import structlog
 
 from limone_obs.errors import ConfigError
@@ -111,7 +112,10 @@ def _install_root_handler(pipeline: _pipeline.Pipeline) -> None:
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    # A StreamHandler on stdout/stderr (a FileHandler is a StreamHandler too: kept).
+    # A StreamHandler on stdout/stderr (a FileHandler is a StreamHandler too: kept), or
+    # Flask's default handler, added to app.logger when it is used before we ran.
+    if handler is flask.logging.default_handler:
+        return True
     if isinstance(handler, logging.FileHandler) or not isinstance(handler, logging.StreamHandler):
         return False
     return handler.stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
