@@ -243,6 +243,8 @@ ALERT_SUFFIX_THRESHOLD: Final = "High"
 #: Alerts of an ``up`` SLO: the target is down, or its ``up`` series is missing altogether.
 ALERT_TARGET_DOWN: Final = "TargetDown"
 ALERT_TARGET_ABSENT: Final = "TargetAbsent"
+#: The target is scraped but exposes no limone-obs series (instrumentation missing).
+ALERT_METRICS_ABSENT: Final = "MetricsAbsent"
 #: Prometheus' scrape-health series.
 SERIES_UP: Final = "up"
 
@@ -294,3 +296,9 @@ REQUEST_ID_HEADER: Final = "X-Request-ID"
 
 
 # --- stack area (names added by limone_obs.stack) -----------------------------------
+#: Cache name of the demo service's language lookup (``cache`` label value).
+DEMO_CACHE_LANGUAGES: Final = "languages"
+#: Header from which the demo service takes the ``user_id`` of its log lines.
+DEMO_USER_HEADER: Final = "X-User-ID"
+#: Default port of the webhook receiver (the spec's default webhook URL uses it).
+WEBHOOK_DEFAULT_PORT: Final = 9095

@@ -36,6 +36,7 @@ from typing import IO, Any
 from flask import Flask, request
 from prometheus_client import CollectorRegistry
 
+from limone_obs import conventions as c
 from limone_obs.demo import db, faults, routes
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import Metrics, Track
@@ -65,7 +66,7 @@ class Settings:
         data_dir = config.get("LIMONE_DEMO_DATA_DIR") or tempfile.mkdtemp(prefix="limone-demo-")
         return cls(
             data_dir=Path(data_dir),
-            ai_latency=_latency_range(config.get("LIMONE_DEMO_AI_LATENCY", "1.5-2.0")),
+            ai_latency=parse_latency_range(config.get("LIMONE_DEMO_AI_LATENCY", "1.5-2.0")),
             cache_ttl=_seconds(config.get("LIMONE_DEMO_CACHE_TTL", 30), "LIMONE_DEMO_CACHE_TTL"),
             log_level=str(config.get("LIMONE_DEMO_LOG_LEVEL", "info")),
         )
@@ -81,7 +82,8 @@ def _seconds(value: Any, name: str) -> float:
     return seconds
 
 
-def _latency_range(value: Any) -> tuple[float, float]:
+def parse_latency_range(value: Any) -> tuple[float, float]:
+    """``"1.5-2.0"``, ``"0.5"`` or ``(1.5, 2.0)`` as (min, max) seconds; ConfigError if bad."""
     name = "LIMONE_DEMO_AI_LATENCY"
     parts = value.split("-") if isinstance(value, str) else list(value)
     if len(parts) == 1:
@@ -161,7 +163,7 @@ def create_app(
     configure_logging(level=settings.log_level, stream=log_stream)
     metrics = Metrics(app, registry=registry, version=_version())
     # The demo's users are anonymous; a client may say who it is with X-User-ID.
-    init_app(app, user_id=lambda: request.headers.get("X-User-ID"))
+    init_app(app, user_id=lambda: request.headers.get(c.DEMO_USER_HEADER))
     store = faults.FaultStore(settings.data_dir / "faults.json", faults.from_env(os.environ))
     state = DemoState(settings, metrics, store)
     db.seed(state.db_path)

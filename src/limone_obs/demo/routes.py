@@ -117,7 +117,7 @@ def _language(state: DemoState, name: str) -> dict[str, Any] | None:
     """A language's settings through the TTL cache (hit or miss counted), else the DB."""
     with state.dependency(c.DEPENDENCY_CACHE, "get_language"):
         cached = state.cache.get(name)
-    state.metrics.cache_result("languages", cached is not None)
+    state.metrics.cache_result(c.DEMO_CACHE_LANGUAGES, cached is not None)
     if cached is not None:
         found: dict[str, Any] = cached
         return found

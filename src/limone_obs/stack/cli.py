@@ -14,7 +14,10 @@ from typing import Any, TypeVar
 import click
 import requests
 
+from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
+from limone_obs.demo.app import parse_latency_range
+from limone_obs.errors import ConfigError
 from limone_obs.stack import configs, up
 from limone_obs.stack import load as load_mod
 from limone_obs.stack import status as status_mod
@@ -72,7 +75,13 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
 
 @click.command("webhook")
 @click.option("--host", default=LOOPBACK, show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=9095, show_default=True, help="Port (0: a free one).")
+@click.option(
+    "--port",
+    type=int,
+    default=c.WEBHOOK_DEFAULT_PORT,
+    show_default=True,
+    help="Port (0: a free one).",
+)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def webhook_command(host: str, port: int, duration: float | None) -> None:
     """Receive Alertmanager webhooks and print each alert as one JSON line on stdout.
@@ -122,7 +131,7 @@ FC = TypeVar("FC", bound=Callable[..., Any])
 @_port_option("app", 8000, "the demo service")
 @_port_option("prometheus", 9090, "Prometheus")
 @_port_option("alertmanager", 9093, "Alertmanager")
-@_port_option("webhook", 9095, "the webhook receiver")
+@_port_option("webhook", c.WEBHOOK_DEFAULT_PORT, "the webhook receiver")
 @click.option(
     "--workers", type=click.IntRange(1, 32), default=3, show_default=True, help="gunicorn workers."
 )
@@ -207,6 +216,11 @@ def up_command(**options: Any) -> None:
         configs.duration_seconds(options["alert_for"], "--alert-for")
     configs.duration_seconds(options["scrape_interval"], "--scrape-interval")
     load_mod.parse_mix(options["mix"])
+    try:
+        parse_latency_range(options["ai_latency"])
+    except ConfigError:
+        value = options["ai_latency"]
+        raise ConfigError(f"--ai-latency {value!r}: use min-max seconds, e.g. 1.5-2.0") from None
     opts = up.UpOptions(**options)
     stop = threading.Event()
     with stop_on_signals(stop):

@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from limone_obs import conventions as c
 from limone_obs.alerts.alertmanager import render_config
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.artifacts import Generated
 
 ALERTMANAGER_FILE: Final = "compose/alertmanager.yml"
 #: The webhook receiver service of compose/docker-compose.yml.
-WEBHOOK_URL: Final = "http://webhook:9095/alerts"
+WEBHOOK_URL: Final = f"http://webhook:{c.WEBHOOK_DEFAULT_PORT}/alerts"
 
 
 def alertmanager_config(root: Path) -> bytes:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,11 +151,23 @@ def start(
     return Proc(name=name, popen=popen, log=log)
 
 
-def wait_http(proc: Proc, url: str, timeout: float = 30.0, expect: int = 200) -> None:
-    """Poll ``url`` until it answers ``expect``; raise StackError if ``proc`` dies or times out."""
+def wait_http(
+    proc: Proc,
+    url: str,
+    timeout: float = 30.0,
+    expect: int = 200,
+    *,
+    stop: threading.Event | None = None,
+) -> None:
+    """Poll ``url`` until it answers ``expect``; raise StackError if ``proc`` dies or times out.
+
+    Setting ``stop`` (e.g. on Ctrl-C) abandons the wait with a StackError at once.
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise StackError(f"interrupted while waiting for {proc.name} at {url}")
         if not proc.alive():
             raise StackError(
                 f"{proc.name} exited with code {proc.popen.returncode} before {url} answered; "

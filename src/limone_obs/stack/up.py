@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from limone_obs import conventions as c
 from limone_obs.errors import StackError
 from limone_obs.stack import _alerts, configs, procs
 from limone_obs.stack.faultctl import switch_faults
@@ -52,7 +53,7 @@ class UpOptions:
     app_port: int = 8000
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
-    webhook_port: int = 9095
+    webhook_port: int = c.WEBHOOK_DEFAULT_PORT
     workers: int = 3
     duration: float = 180.0
     rps: float = 8.0
@@ -79,8 +80,15 @@ class UpReport:
 class Stack:
     """The children of one run; :meth:`start` brings them up, :meth:`stop` takes them down."""
 
-    def __init__(self, opts: UpOptions, say: Callable[[str], None], out: TextIO) -> None:
+    def __init__(
+        self,
+        opts: UpOptions,
+        say: Callable[[str], None],
+        out: TextIO,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.opts = opts
+        self.stop_event = stop
         self.say = say
         self.out = out
         self.procs: dict[str, Proc] = {}
@@ -116,7 +124,7 @@ class Stack:
         argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf), APP_SPEC]
         proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
         self.procs["app"] = proc
-        procs.wait_http(proc, f"{self.app_url}/health", timeout=60)
+        procs.wait_http(proc, f"{self.app_url}/health", timeout=60, stop=self.stop_event)
 
     def _start_monitoring(self) -> None:
         work = self.opts.workdir
@@ -159,7 +167,7 @@ class Stack:
     def _start(self, name: str, argv: list[str], ready_url: str) -> None:
         proc = procs.start(name, argv, self.opts.workdir / "logs" / f"{name}.log")
         self.procs[name] = proc
-        procs.wait_http(proc, ready_url, timeout=60)
+        procs.wait_http(proc, ready_url, timeout=60, stop=self.stop_event)
 
     def dead(self) -> Proc | None:
         """A child that exited on its own, if any."""
@@ -295,7 +303,7 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     when a port is taken or a child fails to start or dies; children are stopped anyway.
     """
     clock = _Clock(out)
-    stack = Stack(opts, clock.say, out)
+    stack = Stack(opts, clock.say, out, stop)
     report = UpReport()
     load: _Load | None = None
     _report_missing(stack.binaries, clock.say)
@@ -345,8 +353,7 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
     if stack.receiver is not None:
         lines.append(f"webhook        {stack.receiver.url}  (alerts print below as JSON lines)")
     lines += [
-        f"faults         curl -X PUT -H 'Content-Type: application/json' "
-        f"-d '{{\"error_rate\": 0.5}}' {stack.app_url}/admin/faults",
+        f"faults         limone-obs fault --url {stack.app_url} --error-rate 0.5  (--off)",
         f"logs           {o.workdir / 'logs'}  (app.log: the service's JSON lines)",
         "pids           " + " ".join(f"{n}={p.pid}" for n, p in stack.procs.items()),
     ]
