@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
 
+import structlog
 from jsonschema import Draft202012Validator
 
 from limone_obs.logging import bind, configure_logging, get_logger
@@ -165,3 +167,36 @@ def test_text_stream_is_accepted() -> None:
     configure_logging(stream=text)
     get_logger().info("x")
     assert "x" == parse_lines(text.getvalue())[0]["message"]
+
+
+class BrokenMapping(Mapping[str, str]):
+    """A mapping whose every access raises."""
+
+    def __getitem__(self, key: str) -> str:
+        raise RuntimeError("broken")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("broken")
+
+    def __len__(self) -> int:
+        raise RuntimeError("broken")
+
+
+def test_unrenderable_event_writes_a_failure_line(out: io.BytesIO) -> None:
+    """A field that breaks rendering gives an error line instead of raising."""
+    configure_logging(stream=out)
+    get_logger("app").info("x", weird=BrokenMapping())
+    [event] = parse_lines(out.getvalue())
+    expected = ("error", "log event could not be rendered", "RuntimeError: broken")
+    assert expected == (event["level"], event["message"], event["render_error"])
+
+
+def test_plain_structlog_loggers_use_the_same_schema(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """Code calling ``structlog.get_logger()`` directly gets the same JSON lines."""
+    configure_logging(stream=out)
+    structlog.get_logger("direct").warning("via structlog", k=1)
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    assert ("direct", "warning", 1) == (events[0]["logger"], events[0]["level"], events[0]["k"])

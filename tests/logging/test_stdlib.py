@@ -194,3 +194,10 @@ def test_werkzeug_dev_server_lines_are_json(validator: Draft202012Validator) -> 
     assert [] == schema_errors(validator, events)
     loggers = {e["logger"] for e in events}
     assert {"werkzeug", "limone_obs.access"} <= loggers
+
+
+def test_formatter_format_never_raises() -> None:
+    """JsonFormatter.format on a record whose message cannot be built returns a line."""
+    record = logging.LogRecord("lib", logging.INFO, __file__, 1, "%d things", ("many",), None)
+    [event] = parse_lines(JsonFormatter().format(record))
+    assert "log record could not be formatted" == event["message"]

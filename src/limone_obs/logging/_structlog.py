@@ -23,27 +23,54 @@ _CORE = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_O
 
 
 def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
-    """structlog processor: the event dict as one schema line (bytes, newline included)."""
+    """structlog processor: the event dict as one schema line (bytes, newline included).
+
+    Never raises: if the event cannot be rendered (e.g. a mapping whose ``items()``
+    fails), a line saying so is returned instead, so logging never breaks a request.
+    """
+    try:
+        return _render(logger, method, event_dict)
+    except Exception as exc:
+        return _failure_line(logger, exc)
+
+
+def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
     p = _pipeline.current
     message = event_dict.pop("event", None)
-    exc = event_dict.pop("exc_info", None)
-    if exc is None and isinstance(event_dict.get(c.LOG_EXCEPTION), BaseException):
-        exc = event_dict.pop(c.LOG_EXCEPTION)  # log.error("...", exception=exc)
+    exc = _pop_exc_info(event_dict)
     if p.processors:
         for processor in p.processors:
             event_dict = processor(logger, method, event_dict)
-    name = getattr(logger, "name", None) or p.service
     text = message if isinstance(message, str) else ("" if message is None else safe_str(message))
-    out = p.head(rfc3339(time.time()), _pipeline.METHOD_LEVELS.get(method, "info"), name, text)
+    out = p.head(
+        rfc3339(time.time()), _pipeline.METHOD_LEVELS.get(method, "info"), _name(logger), text
+    )
     if event_dict:
         if p.redactor is not None:
             p.redactor.redact_event(event_dict)
         if not _CORE.isdisjoint(event_dict):
             _keep_core(event_dict)
         out.update(event_dict)
-    info = _pipeline.exc_info_of(exc) if exc else None
-    if info is not None:
-        out[c.LOG_EXCEPTION] = p.exception(info)
+    if exc is not None:
+        out[c.LOG_EXCEPTION] = p.exception(exc)
+    return p.render(out)
+
+
+def _name(logger: Any) -> str:
+    return getattr(logger, "name", None) or _pipeline.current.service
+
+
+def _pop_exc_info(event_dict: MutableMapping[str, Any]) -> _pipeline.ExcInfo | None:
+    exc = event_dict.pop("exc_info", None)
+    if exc is None and isinstance(event_dict.get(c.LOG_EXCEPTION), BaseException):
+        exc = event_dict.pop(c.LOG_EXCEPTION)  # log.error("...", exception=exc)
+    return _pipeline.exc_info_of(exc) if exc else None
+
+
+def _failure_line(logger: Any, exc: Exception) -> bytes:
+    p = _pipeline.current
+    out = p.head(rfc3339(time.time()), "error", _name(logger), "log event could not be rendered")
+    out["render_error"] = p.redact_text(f"{type(exc).__name__}: {safe_str(exc)}")
     return p.render(out)
 
 

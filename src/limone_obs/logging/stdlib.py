@@ -55,18 +55,8 @@ class JsonFormatter(OrjsonFormatter):
             if not _CORE.isdisjoint(extras):
                 _rename_core(extras)
             log_data.update(extras)
-        if record.exc_info and record.exc_info[0] is not None:
-            log_data[c.LOG_EXCEPTION] = p.exception(record.exc_info, message_dict.get("exc_info"))
-        elif record.exc_text:
-            log_data[c.LOG_EXCEPTION] = {
-                "type": "",
-                "message": "",
-                "traceback": p.redact_text(record.exc_text),
-            }
-        if record.stack_info:
-            log_data["stack_info"] = p.redact_text(
-                message_dict.get("stack_info") or record.stack_info
-            )
+        if record.exc_info or record.exc_text or record.stack_info:
+            _add_exception(p, log_data, record, message_dict)
 
     def format_bytes(self, record: logging.LogRecord) -> bytes:
         """Return the record as one line of JSON bytes, newline included (the handler's path)."""
@@ -89,9 +79,34 @@ class JsonFormatter(OrjsonFormatter):
             message_dict["stack_info"] = self.formatStack(record.stack_info)
         return message_dict
 
+    def format(self, record: logging.LogRecord) -> str:
+        """python-json-logger's ``format()``; a failure gives a line saying so, not a raise."""
+        try:
+            return str(super().format(record))
+        except Exception as exc:
+            return _failure_line(record, exc)[:-1].decode("utf-8")
+
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Encode like the app events: capped, one line, never raising (no trailing newline)."""
         return _pipeline.current.render(log_data)[:-1].decode("utf-8")
+
+
+def _add_exception(
+    p: _pipeline.Pipeline,
+    log_data: dict[str, Any],
+    record: logging.LogRecord,
+    message_dict: dict[str, Any],
+) -> None:
+    """Add ``exception`` (type, message, one-string traceback) and ``stack_info``."""
+    if record.exc_info and record.exc_info[0] is not None:
+        log_data[c.LOG_EXCEPTION] = p.exception(record.exc_info, message_dict.get("exc_info"))
+    elif record.exc_text:
+        # Only the text survived (e.g. a record pickled from another process).
+        traceback = p.redact_text(record.exc_text)
+        log_data[c.LOG_EXCEPTION] = {"type": "", "message": "", "traceback": traceback}
+    if record.stack_info:
+        stack = message_dict.get("stack_info") or record.stack_info
+        log_data["stack_info"] = p.redact_text(stack)
 
 
 def _standard_keys() -> list[str]:
