@@ -122,11 +122,18 @@ def test_latency_quantile_alert() -> None:
 
 
 def test_target_alerts() -> None:
-    """TargetDown on up == 0 for 1m, TargetAbsent on absent(up) for 5m."""
-    found = [(r["alert"], r["expr"], r["for"]) for r in _alerts("up")]
+    """TargetDown (up == 0, 1m), TargetAbsent (no up, 5m), MetricsAbsent (no build_info, 5m)."""
+    found = [(r["alert"], r["expr"], r["for"], r["labels"]["severity"]) for r in _alerts("up")]
     assert [
-        ("TargetDown", 'up{job="limoneide"} == 0', "1m"),
-        ("TargetAbsent", 'absent(up{job="limoneide"})', "5m"),
+        ("TargetDown", 'up{job="limoneide"} == 0', "1m", "page"),
+        ("TargetAbsent", 'absent(up{job="limoneide"})', "5m", "page"),
+        (
+            "MetricsAbsent",
+            'absent(limoneide_build_info{job="limoneide"})\nand on ()\n'
+            'max(up{job="limoneide"}) == 1',
+            "5m",
+            "ticket",
+        ),
     ] == found
 
 

@@ -137,32 +137,60 @@ def quantile_alert(spec: ServiceSpec, slo: Slo) -> Rule:
 
 
 def target_alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:
-    """``TargetDown`` (``up == 0``) and ``TargetAbsent`` (no ``up`` series for the job)."""
+    """``TargetDown`` (``up == 0``), ``TargetAbsent`` (no ``up`` series for the job) and
+    ``MetricsAbsent`` (scraped, but no ``<namespace>_build_info``: the exporter is missing,
+    so every SLO alert would stay silent; a ticket, users are still served)."""
     assert slo.for_ is not None
     assert slo.severity is not None
     assert slo.absent_for is not None
     up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="{spec.job}"}}'
-    labels = alert_labels(spec, slo, slo.severity)
-    down = c.ALERT_TARGET_DOWN
-    down_notes = alert_annotations(
-        slo,
-        down,
-        f"{spec.service}: scrape target {{{{ $labels.instance }}}} is down",
-        f"{slo.description} Prometheus failed to scrape {{{{ $labels.instance }}}} of job "
-        f"{spec.job} for {slo.for_}: the process is down, hung, or unreachable.",
-    )
-    absent = c.ALERT_TARGET_ABSENT
-    absent_notes = alert_annotations(
-        slo,
-        absent,
-        f"{spec.service}: no scrape target of job {spec.job}",
-        f"{slo.description} Prometheus has had no up series for job {spec.job} for "
-        f"{slo.absent_for}: the target left service discovery or the scrape config.",
-    )
+    info = f'{spec.names.build_info}{{{c.LABEL_JOB}="{spec.job}"}}'
     return [
-        _alert(down, f"{up} == 0", slo.for_, labels, down_notes),
-        _alert(absent, f"absent({up})", slo.absent_for, labels, absent_notes),
+        _alert(
+            c.ALERT_TARGET_DOWN,
+            f"{up} == 0",
+            slo.for_,
+            alert_labels(spec, slo, slo.severity),
+            _target_notes(spec, slo, c.ALERT_TARGET_DOWN),
+        ),
+        _alert(
+            c.ALERT_TARGET_ABSENT,
+            f"absent({up})",
+            slo.absent_for,
+            alert_labels(spec, slo, slo.severity),
+            _target_notes(spec, slo, c.ALERT_TARGET_ABSENT),
+        ),
+        _alert(
+            c.ALERT_METRICS_ABSENT,
+            f"absent({info})\nand on ()\nmax({up}) == 1",
+            slo.absent_for,
+            alert_labels(spec, slo, c.SEVERITY_TICKET),
+            _target_notes(spec, slo, c.ALERT_METRICS_ABSENT),
+        ),
     ]
+
+
+def _target_notes(spec: ServiceSpec, slo: Slo, alert: str) -> dict[str, str]:
+    texts = {
+        c.ALERT_TARGET_DOWN: (
+            f"{spec.service}: scrape target {{{{ $labels.instance }}}} is down",
+            f"Prometheus failed to scrape {{{{ $labels.instance }}}} of job {spec.job} for "
+            f"{slo.for_}: the process is down, hung, or unreachable.",
+        ),
+        c.ALERT_TARGET_ABSENT: (
+            f"{spec.service}: no scrape target of job {spec.job}",
+            f"Prometheus has had no up series for job {spec.job} for {slo.absent_for}: the "
+            "target left service discovery or the scrape config.",
+        ),
+        c.ALERT_METRICS_ABSENT: (
+            f"{spec.service}: job {spec.job} exposes no limone-obs metrics",
+            f"Job {spec.job} is scraped but has had no {spec.names.build_info} series for "
+            f"{slo.absent_for}: the exporter is not installed or the namespace differs, so "
+            "no SLO alert can fire.",
+        ),
+    }
+    summary, description = texts[alert]
+    return alert_annotations(slo, alert, summary, f"{slo.description} {description}")
 
 
 def alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:

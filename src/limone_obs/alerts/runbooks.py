@@ -147,9 +147,18 @@ def _up_sections(spec: ServiceSpec, slo: Slo) -> str:
         "ServiceMonitor in `alerts/kubernetes/` with the running configuration "
         "(`/api/v1/status/config`).\n"
     )
-    return _section(
-        spec, slo, c.ALERT_TARGET_DOWN, "Prometheus cannot scrape an instance.", down
-    ) + _section(spec, slo, c.ALERT_TARGET_ABSENT, "The job's targets are gone.", absent)
+    metrics = (
+        f"The target answers the scrape (`up == 1`) but `{spec.names.build_info}` is missing: "
+        "the app runs without `limone_obs.Metrics`, under another namespace than the "
+        f"spec's `{spec.namespace}`, or `/metrics` is served by something else. Until this "
+        "is fixed no SLO alert can fire. Check `curl -s http://<instance>/metrics | grep "
+        "build_info` and the app's `Metrics(namespace=...)`.\n"
+    )
+    return (
+        _section(spec, slo, c.ALERT_TARGET_DOWN, "Prometheus cannot scrape an instance.", down)
+        + _section(spec, slo, c.ALERT_TARGET_ABSENT, "The job's targets are gone.", absent)
+        + _section(spec, slo, c.ALERT_METRICS_ABSENT, "The metrics are gone.", metrics)
+    )
 
 
 def runbook(spec: ServiceSpec, slo: Slo) -> str:

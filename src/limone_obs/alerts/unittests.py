@@ -238,48 +238,62 @@ def _up_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> di
     return {"eval_time": when, "alertname": rule["alert"], "exp_alerts": alerts}
 
 
-def _up_test(title: str, up: dict[str, str], checks: list[dict[str, Any]]) -> dict[str, Any]:
-    length = (
-        max(
-            _durations.seconds(str(ch["eval_time"])) // 60
-            for ch in checks
-            if ch["eval_time"] != "0s"
-        )
-        + 1
-    )
-    values = f"{up.pop('__value__')}x{length}"
-    body = ",".join(f'{k}="{v}"' for k, v in sorted(up.items()))
+def _series_line(metric: str, labels: dict[str, str], value: str, length: int) -> dict[str, str]:
+    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {"series": f"{metric}{{{body}}}", "values": f"{value}x{length}"}
+
+
+def _up_test(
+    title: str, series_: list[dict[str, str]], checks: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "name": title,
         "interval": f"{STEP}m",
-        "input_series": [{"series": f"{c.SERIES_UP}{{{body}}}", "values": values}],
+        "input_series": series_,
         "alert_rule_test": checks,
     }
 
 
 def up_scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
-    """Target down, target up and target gone; raw-series alerts are active from t = 0."""
-    down, absent = alerting.target_alerts(spec, slo)
+    """Target down, up, gone, and up without metrics; raw-series alerts are active at t = 0."""
+    down, absent, no_metrics = alerting.target_alerts(spec, slo)
     wait_down, wait_absent = minutes(down["for"]), minutes(absent["for"])
     own = {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
-    healthy_at = max(wait_down, wait_absent) + 1
+    job_only = {c.LABEL_JOB: spec.job}
+    end = max(wait_down, wait_absent) + 1
+    info = {**own, "version": "1.0.0", "revision": "abc", "python": "3.11.7"}
+    info_line = _series_line(spec.names.build_info, info, "1", end + 1)
+    other = {c.LABEL_JOB: f"{spec.job}-other", c.LABEL_INSTANCE: INSTANCE}
     return [
         _up_test(
             f"{slo.name}: target down fires TargetDown after for",
-            {**own, "__value__": "0"},
-            [_up_check(down, wait_down - 1, None), _up_check(down, wait_down + 1, own)],
+            [_series_line(c.SERIES_UP, own, "0", end + 1)],
+            [
+                _up_check(down, wait_down - 1, None),
+                _up_check(down, wait_down + 1, own),
+                _up_check(no_metrics, end, None),
+            ],
         ),
         _up_test(
-            f"{slo.name}: target up fires nothing",
-            {**own, "__value__": "1"},
-            [_up_check(down, healthy_at, None), _up_check(absent, healthy_at, None)],
+            f"{slo.name}: target up with its metrics fires nothing",
+            [_series_line(c.SERIES_UP, own, "1", end + 1), info_line],
+            [_up_check(rule, end, None) for rule in (down, absent, no_metrics)],
         ),
         _up_test(
             f"{slo.name}: no up series of the job fires TargetAbsent after for",
-            {c.LABEL_JOB: f"{spec.job}-other", c.LABEL_INSTANCE: INSTANCE, "__value__": "1"},
+            [_series_line(c.SERIES_UP, other, "1", end + 1)],
             [
                 _up_check(absent, wait_absent - 1, None),
-                _up_check(absent, wait_absent + 1, {c.LABEL_JOB: spec.job}),
+                _up_check(absent, wait_absent + 1, job_only),
+                _up_check(no_metrics, end, None),
+            ],
+        ),
+        _up_test(
+            f"{slo.name}: target up without limone-obs metrics fires MetricsAbsent after for",
+            [_series_line(c.SERIES_UP, own, "1", end + 1)],
+            [
+                _up_check(no_metrics, wait_absent - 1, None),
+                _up_check(no_metrics, wait_absent + 1, job_only),
             ],
         ),
     ]
