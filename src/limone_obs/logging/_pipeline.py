@@ -65,7 +65,7 @@ class Pipeline:
             c.LOG_TIMESTAMP: timestamp,
             c.LOG_LEVEL: level,
             c.LOG_LOGGER: logger,
-            c.LOG_MESSAGE: self.redact_text(message),
+            c.LOG_MESSAGE: message if self.redactor is None else self.redactor.redact_text(message),
             c.LOG_SERVICE: self.service,
             c.LOG_ENV: self.env,
         }
