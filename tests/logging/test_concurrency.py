@@ -5,9 +5,16 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
-from limone_obs.logging import bind, clear_context, configure_logging, get_logger
+import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+from limone_obs.logging import bind, clear_context, configure_logging, get_logger, init_app
+from limone_obs.stack.procs import LOOPBACK
 from tests.logging.helpers import parse_lines
 
 THREADS = 8
@@ -56,3 +63,39 @@ def test_new_thread_starts_without_context() -> None:
     thread.join()
     [event] = parse_lines(out.getvalue())
     assert "request_id" not in event
+
+
+def test_threaded_server_requests_keep_their_own_context() -> None:
+    """8 clients at once on a threaded werkzeug server: each view line has its request's id."""
+    out = io.BytesIO()
+    configure_logging(stream=out)
+    app = Flask("threaded")
+    log = get_logger("threaded")
+
+    @app.get("/work/<int:n>")
+    def work(n: int) -> str:
+        for step in range(5):
+            log.info("step", n=n, step=step)
+            time.sleep(0.002)  # let the other requests' threads run in between
+        return "ok"
+
+    init_app(app)
+    server = make_server(LOOPBACK, 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://{LOOPBACK}:{server.server_port}"
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(lambda n: _get(base, n), range(40)))
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        server.server_close()
+    steps = [e for e in parse_lines(out.getvalue()) if e["message"] == "step"]
+    assert 200 == len(steps)
+    assert [] == [e for e in steps if e["request_id"] != f"req-{e['n']}"]
+
+
+def _get(base: str, n: int) -> int:
+    resp = requests.get(f"{base}/work/{n}", headers={"X-Request-ID": f"req-{n}"}, timeout=10)
+    return resp.status_code
