@@ -163,6 +163,26 @@ def test_non_propagating_text_handler_becomes_json(out: io.BytesIO) -> None:
         logger.removeHandler(handler)
 
 
+def test_library_basic_config_adds_no_duplicate(out: io.BytesIO) -> None:
+    """A library calling ``logging.basicConfig()`` afterwards does not double the lines."""
+    configure_logging(stream=out)
+    logging.basicConfig()
+    stdlib_logger("lib").warning("once")
+    assert 1 == len(parse_lines(out.getvalue()))
+
+
+def test_service_and_env_default_from_environment(
+    out: io.BytesIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without arguments, service and env come from LIMONE_OBS_SERVICE / LIMONE_OBS_ENV."""
+    monkeypatch.setenv("LIMONE_OBS_SERVICE", "from-env")
+    monkeypatch.setenv("LIMONE_OBS_ENV", "staging")
+    configure_logging(stream=out)
+    stdlib_logger("lib").warning("x")
+    [event] = parse_lines(out.getvalue())
+    assert ("from-env", "staging") == (event["service"], event["env"])
+
+
 def test_warnings_are_captured(out: io.BytesIO) -> None:
     """``warnings.warn`` becomes a JSON line (logger py.warnings)."""
     configure_logging(stream=out)

@@ -38,14 +38,22 @@ Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, A
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
+def default_service() -> str:
+    """``LIMONE_OBS_SERVICE``, else ``limoneide``."""
+    return os.environ.get("LIMONE_OBS_SERVICE") or DEFAULT_SERVICE
+
+
+def default_env() -> str:
+    """``LIMONE_OBS_ENV``, else ``development``."""
+    return os.environ.get("LIMONE_OBS_ENV") or DEFAULT_ENV
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """Everything a line needs: static fields, level, redaction, size cap and the sink."""
 
-    service: str = field(
-        default_factory=lambda: os.environ.get("LIMONE_OBS_SERVICE", DEFAULT_SERVICE)
-    )
-    env: str = field(default_factory=lambda: os.environ.get("LIMONE_OBS_ENV", DEFAULT_ENV))
+    service: str = field(default_factory=default_service)
+    env: str = field(default_factory=default_env)
     level: int = logging.INFO
     redactor: Redactor | None = field(default_factory=Redactor)
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES

@@ -52,8 +52,8 @@ def configure_logging(
     Raises ConfigError on an unknown level or a cap below 1024 bytes.
     """
     pipeline = _pipeline.Pipeline(
-        service=service or _pipeline.Pipeline().service,
-        env=env or _pipeline.Pipeline().env,
+        service=service or _pipeline.default_service(),
+        env=env or _pipeline.default_env(),
         level=_level_number(level),
         redactor=Redactor(redact_keys, extra_keys=extra_redact_keys) if redact else None,
         max_line_bytes=_check_cap(max_line_bytes),
