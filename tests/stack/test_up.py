@@ -209,6 +209,21 @@ def test_status_shows_every_slo_with_values(stack: Stack) -> None:
     assert "(page)" in rows["errors"] or "(page)" in rows["availability"]
 
 
+def test_status_watch_refreshes_the_table(stack: Stack) -> None:
+    """``status --watch --count 2`` prints the table twice, then returns by itself."""
+    args = ["status", "--prometheus", stack.url("prometheus"), "--watch", "--count", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "limone_obs", *args, "--interval", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    assert 2 == result.stdout.count("SLO  ")
+
+
 def test_up_app_logs_are_json_lines(stack: Stack) -> None:
     """Every line the service (gunicorn master, workers, app) wrote is one JSON object,
     and the access lines carry the URL rule."""
