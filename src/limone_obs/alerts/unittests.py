@@ -3,20 +3,22 @@
 Each SLO gets ``alerts/tests/generated/<slo>.yml`` with scenarios built from its own
 selectors, objective, tiers and minimum rate:
 
-- burn-rate SLOs: a fast burn fires the page tier(s) right after their ``for`` (and not
-  before), a slow burn fires only the tickets, healthy traffic and traffic below the
-  minimum rate fire nothing;
+- burn-rate SLOs: a fast burn fires the page tier(s), then every tier, a slow burn only
+  the tickets, each checked one minute before and after its ``for``; healthy traffic and
+  traffic below the minimum rate fire nothing;
 - threshold SLOs and latency quantile alerts: above the limit fires after ``for``, below
   it or at low traffic nothing;
-- ``up`` SLOs: ``up == 0`` fires TargetDown, no ``up`` series fires TargetAbsent.
+- ``up`` SLOs: ``up == 0`` fires TargetDown, no ``up`` series fires TargetAbsent, ``up``
+  without the exporter's series fires MetricsAbsent.
 
 Errors start with the series (t = 0). A ``rate`` needs two samples, so it has a value
-from t = 1m; promtool evaluates the groups sorted by file name, so the alerts read the
-recording rules of the previous step (a real Prometheus runs groups independently, with
-the same lag of up to one interval): an alert over recording rules is first active at
-t = 2m and fires at t = 2m + ``for``. Traffic is high enough that the minimum-rate guard,
-whose ``rate`` over a long window ramps up from the series' start, holds from t = 1m.
-The expected alerts at each evaluation time follow from this model, computed here
+from t = 1m, and an alert over rates is first active at t = 1m and fires at t = 1m +
+``for``. promtool evaluates the rule groups in an arbitrary order unless told otherwise,
+so every test sets ``group_eval_order``: recording groups first, then the alerts, which
+thus read the SLIs of the same step (a real Prometheus runs groups independently, so
+there an alert may lag by up to one evaluation interval). Traffic is high enough that the
+minimum-rate guard, whose ``rate`` over a long window ramps up from the series' start,
+holds from t = 1m. The expected alerts at each evaluation time follow from this model, computed here
 independently of Prometheus, and promtool checks them.
 """
 
@@ -34,10 +36,8 @@ from limone_obs.alerts.rules import number
 
 #: Sample interval and evaluation interval of every generated test (minutes).
 STEP: Final = 1
-#: Minute at which an alert over raw series' rates is first active (two samples).
+#: Minute at which an alert over rates is first active (two samples).
 FIRST_RATE: Final = 1
-#: Minute at which an alert over recording rules is first active (one step later).
-FIRST_RECORDED: Final = 2
 #: Label value of the instance in generated series.
 INSTANCE: Final = "app:8000"
 
@@ -119,17 +119,10 @@ def _expected(rule: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
     return {"exp_labels": {**rule["labels"], **extra}, "exp_annotations": rule["annotations"]}
 
 
-def first_active(rule: dict[str, Any]) -> int:
-    """Minute at which a rate-based ``rule`` is first active under constant bad traffic."""
-    return FIRST_RECORDED if "slo:" in rule["expr"] else FIRST_RATE
-
-
 def _fires(rule: dict[str, Any], limit: float, slo: Slo, load: Traffic, at: int) -> bool:
     """True if an alert over rates with threshold ``limit`` is firing at minute ``at``."""
     return (
-        load.ratio > limit
-        and load.rps >= slo.min_rate
-        and at >= first_active(rule) + minutes(rule["for"])
+        load.ratio > limit and load.rps >= slo.min_rate and at >= FIRST_RATE + minutes(rule["for"])
     )
 
 
@@ -190,38 +183,40 @@ def _limits(pairs: list[tuple[dict[str, Any], float]], severity: str) -> list[fl
     return [limit for rule, limit in pairs if rule["labels"][c.LABEL_SEVERITY] == severity]
 
 
+def around_for(pairs: Pairs, load: Traffic, end: int) -> list[int]:
+    """Minutes just before and just after the ``for`` of each alert that ``load`` fires."""
+    times = {end}
+    for rule, limit in pairs:
+        if load.ratio > limit:
+            fires_at = FIRST_RATE + minutes(rule["for"])
+            times.update((fires_at - 1, fires_at + 1))
+    return sorted(times)
+
+
 def rate_scenarios(spec: ServiceSpec, slo: Slo, pairs: Pairs) -> list[dict[str, Any]]:
-    """Fast burn, slow burn, healthy and low-traffic scenarios of rate-based alerts."""
+    """Fast burn, slow burn, healthy and low-traffic scenarios of rate-based alerts.
+
+    Burning scenarios are checked one minute before and after each firing alert's ``for``.
+    """
     pages, tickets = _limits(pairs, c.SEVERITY_PAGE), _limits(pairs, c.SEVERITY_TICKET)
     rps = busy_rps(slo, pairs)
-    end = max(first_active(r) + minutes(r["for"]) for r, _ in pairs) + 2
+    end = max(FIRST_RATE + minutes(r["for"]) for r, _ in pairs) + 2
+    loads: list[tuple[str, Traffic]] = []
     worst = Traffic(rps, _above(max(limit for _, limit in pairs)))
-    found = []
     if pages:
-        first = min(minutes(r["for"]) for r, _ in pairs if r["labels"][c.LABEL_SEVERITY] == "page")
-        times = [first, FIRST_RECORDED + first + 1, end]
-        found.append(
-            _scenario(spec, slo, pairs, "fast burn pages right after for", load=worst, times=times)
-        )
+        loads.append(("fast burn pages right after for, then every tier", worst))
     if tickets and (not pages or max(tickets) < min(pages)):
         ratio = (max(tickets) + min(pages)) / 2 if pages else _above(max(tickets))
-        slow = Traffic(rps, round(ratio, 10))
-        found.append(
-            _scenario(spec, slo, pairs, "slow burn opens only tickets", load=slow, times=[end])
-        )
-    healthy = Traffic(rps, round(min(limit for _, limit in pairs) / 2, 10))
-    found.append(
-        _scenario(spec, slo, pairs, "healthy traffic fires nothing", load=healthy, times=[end])
-    )
+        loads.append(("slow burn opens only tickets", Traffic(rps, round(ratio, 10))))
+    healthy = round(min(limit for _, limit in pairs) / 2, 10)
+    loads.append(("healthy traffic fires nothing", Traffic(rps, healthy)))
     if slo.min_rate > 0:
         low = Traffic(slo.min_rate / 4, worst.ratio)
-        title = "errors below the minimum rate fire nothing"
-        found.append(_scenario(spec, slo, pairs, title, load=low, times=[end]))
-    return found
-
-
-def _page_fors(pairs: Pairs) -> list[int]:
-    return [minutes(r["for"]) for r, _ in pairs if r["labels"][c.LABEL_SEVERITY] == "page"]
+        loads.append(("errors below the minimum rate fire nothing", low))
+    return [
+        _scenario(spec, slo, pairs, title, load=load, times=around_for(pairs, load, end))
+        for title, load in loads
+    ]
 
 
 def _subst_instance(rule: dict[str, Any]) -> dict[str, Any]:
@@ -310,10 +305,18 @@ def scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
     return found
 
 
+def eval_order(spec: ServiceSpec) -> list[str]:
+    """Every rule group name, recording groups first, for promtool's ``group_eval_order``."""
+    groups = rules.recording_groups(spec) + alerting.alert_groups(spec)
+    return [group["name"] for group in groups]
+
+
 def document(spec: ServiceSpec, slo: Slo, rule_files: list[str]) -> dict[str, Any]:
     """The promtool test file of ``slo``; ``rule_files`` relative to the test file."""
+    order = eval_order(spec)
     return {
         "rule_files": rule_files,
         "evaluation_interval": f"{STEP}m",
+        "group_eval_order": order,
         "tests": scenarios(spec, slo),
     }
