@@ -52,7 +52,8 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
     """Send a bounded load to URL and print requests, errors and p50/p95/p99."""
     targets = load_mod.parse_mix(mix)
     load_mod.check_target(url, allow_remote=allow_remote)
-    total = max_requests or max(1, math.ceil(rps * duration))
+    planned = max(1, math.ceil(rps * duration))
+    total = min(max_requests, planned) if max_requests else planned
     with click.progressbar(length=total, label="load", show_pos=True) as bar:
         seen = [0]
 

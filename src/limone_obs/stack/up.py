@@ -35,6 +35,8 @@ from limone_obs.stack.procs import LOOPBACK, Proc
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 
 GUNICORN_CONF = "exporter/gunicorn.conf.py"
+#: Seconds past the duration allowed for the load's requests in flight to finish.
+LOAD_GRACE = 35.0
 APP_SPEC = "limone_obs.demo:create_app()"
 #: Fault scenarios: the admin-endpoint body that switches each on.
 FAULTS: dict[str, dict[str, Any]] = {
@@ -379,7 +381,9 @@ def _timeline(stack: Stack, load: _Load, clock: _Clock, stop: threading.Event) -
         if now >= next_note:
             next_note += 15.0
             clock.say(f"load: {load.done} requests so far")
-        if now >= opts.duration or (load.result is not None and load.error is None):
+        # The load is bounded by the duration itself; its last requests may still be in
+        # flight at the deadline, so wait for it (requests time out, hence the grace).
+        if load.result is not None or now >= opts.duration + LOAD_GRACE:
             return False
     return True
 
