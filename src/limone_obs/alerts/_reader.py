@@ -7,6 +7,7 @@ value found and what is allowed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -144,6 +145,8 @@ class Reader:
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(key, f"must be a number, found {kind_name(value)} {value!r}")
+        if not math.isfinite(value):
+            self.fail(key, f"must be a finite number, found {value!r}")
         return float(value)
 
     def duration(self, key: str, default: Any = _MISSING) -> str:
