@@ -261,6 +261,12 @@ CASES = [
         "negative",
     ),
     Case(
+        "min-rate-not-finite",
+        _edit("min_rate: 0.05", "min_rate: .nan"),
+        f"{FILE}: min_rate",
+        "must be a finite number",
+    ),
+    Case(
         "bad-for",
         _edit("    for: 5m\n", "    for: soon\n"),
         f"{FILE}: slos[2] (errors).for",
