@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
@@ -18,7 +16,7 @@ from werkzeug.serving import make_server
 
 from limone_obs.stack import procs
 from limone_obs.stack.procs import LOOPBACK
-from tests.support import ROOT, in_ci
+from tests.support import ROOT
 
 
 @contextmanager
@@ -81,14 +79,3 @@ def process_groups_alive(pgids: Iterable[int]) -> list[int]:
         if int(fields[2]) in wanted and fields[0] != "Z":
             alive.append(int(stat.parent.name))
     return alive
-
-
-def need_docker_compose() -> str:
-    """Path of ``docker-compose`` (Debian package); skip locally, fail with CI=true."""
-    path = shutil.which("docker-compose")
-    if path is None:
-        message = "docker-compose is not installed: apt-get install -y docker-compose"
-        if in_ci():
-            pytest.fail(f"CI=true and {message}")
-        pytest.skip(message)
-    return path

@@ -13,14 +13,13 @@ import yaml
 
 from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import compose
-from tests.stack.helpers import need_docker_compose
 from tests.support import ROOT, need
 
 COMPOSE = ROOT / "compose"
 
 
 def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    binary = need_docker_compose()
+    binary = need("docker-compose")
     return subprocess.run(
         [binary, "-f", str(COMPOSE / "docker-compose.yml"), "config"],
         capture_output=True,

@@ -30,6 +30,7 @@ BINARIES: Mapping[str, tuple[str, ...]] = {
     "promtool": ("promtool",),
     "alertmanager": ("alertmanager", "prometheus-alertmanager"),
     "amtool": ("amtool",),
+    "docker-compose": ("docker-compose",),
 }
 #: Debian package providing each service.
 PACKAGES: Mapping[str, str] = {
@@ -37,6 +38,7 @@ PACKAGES: Mapping[str, str] = {
     "promtool": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
+    "docker-compose": "docker-compose",
 }
 LOOPBACK = "127.0.0.1"
 
