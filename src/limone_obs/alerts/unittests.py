@@ -167,7 +167,7 @@ def _scenario(
     """A test of ``pairs``' alerts under ``load``, checked at each minute of ``times``."""
     checks = [check for at in times for check in _checks(spec, slo, pairs, load, at)]
     return {
-        "name": f"{slo.name}: {title}",
+        "name": f"{slo.name}: {title} ({', '.join(dict.fromkeys(r['alert'] for r, _ in pairs))})",
         "interval": f"{STEP}m",
         "input_series": series(spec, slo, load, max(times) + 1),
         "alert_rule_test": checks,
@@ -201,15 +201,19 @@ def rate_scenarios(spec: ServiceSpec, slo: Slo, pairs: Pairs) -> list[dict[str, 
     pages, tickets = _limits(pairs, c.SEVERITY_PAGE), _limits(pairs, c.SEVERITY_TICKET)
     rps = busy_rps(slo, pairs)
     end = max(FIRST_RATE + minutes(r["for"]) for r, _ in pairs) + 2
+    burn = all(rule["alert"].endswith(c.ALERT_SUFFIX_BURN) for rule, _ in pairs)
     loads: list[tuple[str, Traffic]] = []
     worst = Traffic(rps, _above(max(limit for _, limit in pairs)))
     if pages:
-        loads.append(("fast burn pages right after for, then every tier", worst))
+        title = "fast burn pages right after for, then every tier"
+        loads.append((title if burn else "above the limit pages after for", worst))
     if tickets and (not pages or max(tickets) < min(pages)):
         ratio = (max(tickets) + min(pages)) / 2 if pages else _above(max(tickets))
-        loads.append(("slow burn opens only tickets", Traffic(rps, round(ratio, 10))))
+        title = "slow burn opens only tickets" if burn else "above the limit opens a ticket"
+        loads.append((title, Traffic(rps, round(ratio, 10))))
     healthy = round(min(limit for _, limit in pairs) / 2, 10)
-    loads.append(("healthy traffic fires nothing", Traffic(rps, healthy)))
+    title = "healthy traffic fires nothing" if burn else "below the limit fires nothing"
+    loads.append((title, Traffic(rps, healthy)))
     if slo.min_rate > 0:
         low = Traffic(slo.min_rate / 4, worst.ratio)
         loads.append(("errors below the minimum rate fire nothing", low))
