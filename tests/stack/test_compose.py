@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -162,3 +163,19 @@ def test_dockerfile_copies_only_existing_paths() -> None:
     ]
     assert sources
     assert [] == [src for src in sources if not (ROOT / src).exists()]
+
+
+def test_alloy_gets_the_loki_url_its_config_reads(resolved: dict[str, Any]) -> None:
+    """logging/alloy/config.alloy reads LOKI_URL; compose sets it to the loki service."""
+    assert 'sys.env("LOKI_URL")' in (ROOT / "logging" / "alloy" / "config.alloy").read_text()
+    url = resolved["services"]["alloy"]["environment"]["LOKI_URL"]
+    assert "http://loki:3100/loki/api/v1/push" == url
+
+
+def test_grafana_datasources_point_at_compose_services(resolved: dict[str, Any]) -> None:
+    """Every provisioned datasource URL names a service (and its port) of the compose file."""
+    path = COMPOSE / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+    sources = yaml.safe_load(path.read_text())["datasources"]
+    hosts = {urlsplit(s["url"]).hostname for s in sources}
+    assert {"prometheus", "loki"} == hosts
+    assert hosts <= set(resolved["services"])

@@ -413,6 +413,9 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
         received = ", ".join(f"{n} {s} x{k}" for (n, s), k in sorted(report.alerts.items()))
         lines.append(f"alerts    {received or 'none received'}")
     work = stack.opts.workdir
+    sample = _sample_access_line(work / "logs" / "app.log")
+    if sample is not None:
+        lines.append(f"log line  {sample}")
     lines += [
         "",
         "where to look:",
@@ -423,3 +426,12 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+def _sample_access_line(path: Path) -> str | None:
+    """The last access line of the service's log (a JSON object), to show what it writes."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line for line in reversed(lines) if '"limone_obs.access"' in line), None)
