@@ -37,6 +37,16 @@ def _route(spec: ServiceSpec, severity: str) -> dict[str, Any]:
     }
 
 
+#: A firing page silences the ticket of the same SLO: one problem, one notification.
+INHIBIT_RULES = [
+    {
+        "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"'],
+        "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"'],
+        "equal": list(INHIBIT_EQUAL),
+    }
+]
+
+
 def config(
     spec: ServiceSpec,
     *,
@@ -54,23 +64,18 @@ def config(
     routes = [_route(spec, severity) for severity in SEVERITIES]
     if repeat_interval is not None:
         routes = [{**route, "repeat_interval": repeat_interval} for route in routes]
+    root = {
+        "receiver": c.SEVERITY_TICKET,  # an alert without a known severity is not lost
+        "group_by": list(GROUP_BY),
+        "group_wait": group_wait or am.group_wait,
+        "group_interval": group_interval or am.group_interval,
+        "repeat_interval": repeat_interval or am.repeat_interval[c.SEVERITY_TICKET],
+        "routes": routes,
+    }
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
-        "route": {
-            "receiver": c.SEVERITY_TICKET,  # an alert without a known severity is not lost
-            "group_by": list(GROUP_BY),
-            "group_wait": group_wait or am.group_wait,
-            "group_interval": group_interval or am.group_interval,
-            "repeat_interval": repeat_interval or am.repeat_interval[c.SEVERITY_TICKET],
-            "routes": routes,
-        },
-        "inhibit_rules": [
-            {
-                "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"'],
-                "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"'],
-                "equal": list(INHIBIT_EQUAL),
-            }
-        ],
+        "route": root,
+        "inhibit_rules": INHIBIT_RULES,
         "receivers": [_receiver(s, am.receivers[s], webhook_url) for s in SEVERITIES],
     }
 

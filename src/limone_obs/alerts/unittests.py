@@ -254,48 +254,35 @@ def _up_test(
 
 
 def up_scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
-    """Target down, up, gone, and up without metrics; raw-series alerts are active at t = 0."""
+    """Target down, up, gone, and up without metrics; raw-series alerts are active at t = 0.
+
+    Each alert is checked one minute before and after its ``for``; the others of the SLO
+    must stay quiet in the same scenario.
+    """
     down, absent, no_metrics = alerting.target_alerts(spec, slo)
     wait_down, wait_absent = minutes(down["for"]), minutes(absent["for"])
-    own = {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
-    job_only = {c.LABEL_JOB: spec.job}
     end = max(wait_down, wait_absent) + 1
-    info = {**own, "version": "1.0.0", "revision": "abc", "python": "3.11.7"}
-    info_line = _series_line(spec.names.build_info, info, "1", end + 1)
+    own = {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
     other = {c.LABEL_JOB: f"{spec.job}-other", c.LABEL_INSTANCE: INSTANCE}
-    return [
-        _up_test(
-            f"{slo.name}: target down fires TargetDown after for",
-            [_series_line(c.SERIES_UP, own, "0", end + 1)],
-            [
-                _up_check(down, wait_down - 1, None),
-                _up_check(down, wait_down + 1, own),
-                _up_check(no_metrics, end, None),
-            ],
-        ),
-        _up_test(
-            f"{slo.name}: target up with its metrics fires nothing",
-            [_series_line(c.SERIES_UP, own, "1", end + 1), info_line],
-            [_up_check(rule, end, None) for rule in (down, absent, no_metrics)],
-        ),
-        _up_test(
-            f"{slo.name}: no up series of the job fires TargetAbsent after for",
-            [_series_line(c.SERIES_UP, other, "1", end + 1)],
-            [
-                _up_check(absent, wait_absent - 1, None),
-                _up_check(absent, wait_absent + 1, job_only),
-                _up_check(no_metrics, end, None),
-            ],
-        ),
-        _up_test(
-            f"{slo.name}: target up without limone-obs metrics fires MetricsAbsent after for",
-            [_series_line(c.SERIES_UP, own, "1", end + 1)],
-            [
-                _up_check(no_metrics, wait_absent - 1, None),
-                _up_check(no_metrics, wait_absent + 1, job_only),
-            ],
-        ),
-    ]
+    info = {**own, "version": "1.0.0", "revision": "abc", "python": "3.11.7"}
+    up_ok, job = _series_line(c.SERIES_UP, own, "1", end + 1), {c.LABEL_JOB: spec.job}
+
+    def fires(rule: dict[str, Any], wait: int, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return [_up_check(rule, wait - 1, None), _up_check(rule, wait + 1, labels)]
+
+    cases = [
+        ("target down fires TargetDown after for", [_series_line(c.SERIES_UP, own, "0", end + 1)],
+         [*fires(down, wait_down, own), _up_check(no_metrics, end, None)]),
+        ("target up with its metrics fires nothing",
+         [up_ok, _series_line(spec.names.build_info, info, "1", end + 1)],
+         [_up_check(rule, end, None) for rule in (down, absent, no_metrics)]),
+        ("no up series of the job fires TargetAbsent after for",
+         [_series_line(c.SERIES_UP, other, "1", end + 1)],
+         [*fires(absent, wait_absent, job), _up_check(no_metrics, end, None)]),
+        ("target up without limone-obs metrics fires MetricsAbsent after for", [up_ok],
+         fires(no_metrics, wait_absent, job)),
+    ]  # fmt: skip
+    return [_up_test(f"{slo.name}: {title}", lines, checks) for title, lines, checks in cases]
 
 
 def scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
