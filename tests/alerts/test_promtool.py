@@ -129,3 +129,22 @@ def test_readme_receiver_example_passes_amtool(tmp_path: Path) -> None:
         result.returncode,
         [key in config.read_text() for key in found],
     ), result.stdout + result.stderr
+
+
+def test_a_job_with_quotes_still_gives_valid_rules(tmp_path: Path) -> None:
+    """Label values are escaped: job 'web "blue"\\eu' yields rules promtool accepts."""
+    text = edited("job: limoneide", "job: 'web \"blue\"\\eu'")
+    files = build.generate(parse_spec(text))
+    write_tree(tmp_path, files)
+    result = _run(
+        need("promtool"),
+        "check",
+        "rules",
+        build.RECORDING_RULES,
+        build.ALERTING_RULES,
+        cwd=tmp_path,
+    )
+    escaped = 'up{job="web \\"blue\\"\\\\eu"}'
+    assert (0, True) == (result.returncode, escaped in files[build.ALERTING_RULES].decode()), (
+        result.stdout + result.stderr
+    )

@@ -18,6 +18,7 @@ from limone_obs.alerts.model import (
     BurnTier,
     ServiceSpec,
     Slo,
+    job_matcher,
 )
 from limone_obs.alerts.rules import (
     Group,
@@ -27,6 +28,7 @@ from limone_obs.alerts.rules import (
     slo_selector,
     total_rate,
 )
+from limone_obs.alerts.selectors import Selector
 
 #: Window of the latency quantile alert's rate (the quantile of the last 5 minutes).
 QUANTILE_WINDOW = "5m"
@@ -143,8 +145,8 @@ def target_alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:
     assert slo.for_ is not None
     assert slo.severity is not None
     assert slo.absent_for is not None
-    up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="{spec.job}"}}'
-    info = f'{spec.names.build_info}{{{c.LABEL_JOB}="{spec.job}"}}'
+    up = Selector(c.SERIES_UP, (job_matcher(spec.job),)).promql()
+    info = Selector(spec.names.build_info, (job_matcher(spec.job),)).promql()
     return [
         _alert(
             c.ALERT_TARGET_DOWN,
