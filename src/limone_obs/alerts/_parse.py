@@ -39,6 +39,8 @@ from limone_obs.alerts.selectors import Selector, parse_selector
 
 NAME_PATTERN: Final = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
 LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
+NAME_HINT: Final = "use lowercase letters, digits and single dashes, starting with a letter"
+LABEL_HINT: Final = "use letters, digits and underscores, not starting with a digit"
 #: Labels and annotations the generator sets itself; the spec may not override them.
 RESERVED_LABELS: Final = frozenset(
     {"alertname", c.LABEL_SEVERITY, c.LABEL_SLO, c.LABEL_SLO_SERVICE, "long_window", "short_window"}
@@ -79,8 +81,8 @@ def service(top: Reader) -> ServiceSpec:
     version = top.raw("version", SPEC_VERSION)
     if version != SPEC_VERSION:
         top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
-    name = top.text("service", pattern=NAME_PATTERN)
-    namespace = top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN)
+    name = top.text("service", pattern=NAME_PATTERN, hint=NAME_HINT)
+    namespace = top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN, hint=LABEL_HINT)
     grafana = top.url("grafana_url", DEFAULT_GRAFANA).rstrip("/")
     ctx = _Context(
         top=top,
@@ -205,7 +207,7 @@ def _slos(ctx: _Context) -> tuple[Slo, ...]:
 
 
 def _slo(ctx: _Context, item: Reader) -> Slo:
-    name = item.text("name", pattern=NAME_PATTERN)
+    name = item.text("name", pattern=NAME_PATTERN, hint=NAME_HINT)
     item = Reader(item.file, f"{item.path} ({name})", item.data)
     kind = item.choice("kind", KINDS)
     item.only((*COMMON_SLO_KEYS, *KIND_KEYS[kind]), f"an SLO of kind {kind!r}")

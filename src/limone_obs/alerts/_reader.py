@@ -124,13 +124,15 @@ class Reader:
         path = f"{self.path}.{key}" if self.path else key
         return Reader.of(self.file, path, self.raw(key, default))
 
-    def text(self, key: str, default: Any = _MISSING, pattern: str | None = None) -> str:
-        """A non-empty string; with ``pattern`` it must match that regex."""
+    def text(
+        self, key: str, default: Any = _MISSING, pattern: str | None = None, hint: str = ""
+    ) -> str:
+        """A non-empty string; with ``pattern`` it must match that regex (``hint`` says how)."""
         value = self.raw(key, default)
         if not isinstance(value, str) or not value.strip():
             self.fail(key, f"must be a non-empty string, found {kind_name(value)} {value!r}")
         if pattern is not None and re.fullmatch(pattern, value) is None:
-            self.fail(key, f"{value!r} is not allowed: it must match {pattern}")
+            self.fail(key, f"{value!r} is not allowed: {hint or 'it must match'} ({pattern})")
         return value
 
     def choice(self, key: str, allowed: Collection[str], default: Any = _MISSING) -> str:
