@@ -27,7 +27,8 @@ def test_duration_seconds_rejects_garbage(text: str) -> None:
 
 
 def test_fast_rules_caps_for_and_keeps_expressions() -> None:
-    """Every ``for:`` above the cap becomes the cap; shorter ones and expressions stay."""
+    """Every ``for:`` above the cap becomes the cap (absent() alerts: the 1m floor);
+    shorter ones and expressions stay."""
     text = yaml.safe_dump(
         {
             "groups": [
@@ -38,6 +39,8 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
                         {"alert": "A", "expr": "x > 1", "for": "5m"},
                         {"alert": "B", "expr": "y > 1", "for": "2s"},
                         {"record": "r", "expr": "sum(z)"},
+                        {"alert": "C", "expr": "absent(up)", "for": "5m"},
+                        {"alert": "D", "expr": "absent(up)", "for": "30s"},
                     ],
                 }
             ]
@@ -45,9 +48,14 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
     )
     group = yaml.safe_load(configs.fast_rules(text, "10s"))["groups"][0]
     assert "interval" not in group
-    assert [("x > 1", "10s"), ("y > 1", "2s"), ("sum(z)", None)] == [
-        (r["expr"], r.get("for")) for r in group["rules"]
+    expected = [
+        ("x > 1", "10s"),
+        ("y > 1", "2s"),
+        ("sum(z)", None),
+        ("absent(up)", configs.ABSENT_FLOOR),
+        ("absent(up)", "30s"),
     ]
+    assert expected == [(r["expr"], r.get("for")) for r in group["rules"]]
 
 
 def test_generated_stack_config_passes_promtool(tmp_path: Path) -> None:

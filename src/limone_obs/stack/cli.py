@@ -168,8 +168,9 @@ FC = TypeVar("FC", bound=Callable[..., Any])
     "--alert-for",
     default="10s",
     show_default=True,
-    help="Cap every alert's `for:` and use 1s/5s Alertmanager grouping, so the "
-    "demo pages within a minute; 'production' keeps the generated values.",
+    help="Cap every alert's `for:` (absent() alerts: 1m at least) and use 1s/5s "
+    "Alertmanager grouping, so the demo pages within a minute; 'production' keeps the "
+    "generated values.",
 )
 @click.option(
     "--fault",

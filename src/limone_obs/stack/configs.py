@@ -61,17 +61,29 @@ def _rules(doc: Any) -> Iterator[dict[str, Any]]:
         yield from group.get("rules", [])
 
 
+#: Shortest ``for:`` kept on ``absent()`` alerts: right after start Prometheus has not
+#: scraped yet, and a capped absent alert would page for the stack's own startup.
+ABSENT_FLOOR = "1m"
+
+
 def fast_rules(text: str, max_for: str) -> str:
     """Return the rule file ``text`` with every ``for:`` capped at ``max_for``.
 
-    Group ``interval:`` settings are dropped too, so rules follow the (short) global
-    evaluation interval. Expressions are unchanged.
+    Alerts on ``absent(...)`` keep at least :data:`ABSENT_FLOOR`. Group ``interval:``
+    settings are dropped too, so rules follow the (short) global evaluation interval.
+    Expressions are unchanged.
     """
     doc = yaml.safe_load(text)
-    limit = duration_seconds(max_for, "--alert-for")
+    cap = duration_seconds(max_for, "--alert-for")
     for rule in _rules(doc):
-        if "for" in rule and duration_seconds(str(rule["for"]), "rule for") > limit:
-            rule["for"] = max_for
+        if "for" not in rule:
+            continue
+        limit, limit_text = cap, max_for
+        if "absent(" in str(rule.get("expr", "")):
+            floor = duration_seconds(ABSENT_FLOOR)
+            limit, limit_text = (floor, ABSENT_FLOOR) if floor > cap else (cap, max_for)
+        if duration_seconds(str(rule["for"]), "rule for") > limit:
+            rule["for"] = limit_text
     for group in doc.get("groups", []) if isinstance(doc, dict) else []:
         group.pop("interval", None)
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
