@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -182,3 +184,37 @@ def test_child_exit_hook_compacts_the_worker(mpdir: Path, tmp_path: Path) -> Non
     multiprocess.child_exit(server, SimpleNamespace(pid=41))
     assert expected == flat(mpdir)
     assert all(n.endswith(f"_{os.getpid()}.db") for n in db_files(mpdir))
+
+
+def _compact_forever(path: str, pids: list[int]) -> None:
+    for pid in pids:
+        compaction.compact(path, [pid])
+    time.sleep(60)  # stay alive: the test kills this process
+
+
+@pytest.mark.parametrize("generation", [0, 21, 77, 121])
+def test_sigkill_during_compactions_loses_nothing(
+    mpdir: Path, tmp_path: Path, generation: int
+) -> None:
+    """A process merging 80 workers one by one, SIGKILLed once the archive reaches
+    ``generation`` (two per merged worker), leaves exact scrapes; the next compaction
+    finishes its work."""
+    kinds = tuple(k for k in KINDS if "live" not in k)
+    pids = list(range(600, 680))
+    for pid in pids:
+        write_worker(mpdir, pid, kinds)
+    expected = expected_after_death(mpdir, tmp_path, *pids)
+    child = multiprocessing.get_context("fork").Process(
+        target=_compact_forever, args=(str(mpdir), pids)
+    )
+    child.start()
+    deadline = time.monotonic() + 30
+    while compaction.read_archive(str(mpdir)).generation < generation:
+        assert time.monotonic() < deadline
+        time.sleep(0.0005)
+    os.kill(child.pid or 0, signal.SIGKILL)
+    child.join(10)
+    assert db_files(mpdir), "the kill came after the last compaction: nothing was tested"
+    assert expected == flat(mpdir)
+    compaction.compact(str(mpdir), pids)
+    assert (expected, []) == (flat(mpdir), db_files(mpdir))
