@@ -11,12 +11,16 @@ import multiprocessing
 import os
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import multiprocess as pc_multiprocess
+from prometheus_client import values
 
 from limone_obs.exporter import compaction, multiprocess
 from tests.exporter.test_multiprocess import KINDS, Snapshot, flat, mpdir, reference, write_worker
@@ -218,3 +222,53 @@ def test_sigkill_during_compactions_loses_nothing(
     assert expected == flat(mpdir)
     compaction.compact(str(mpdir), pids)
     assert (expected, []) == (flat(mpdir), db_files(mpdir))
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["write", "die", "crash"]), st.integers(1, 5), st.integers(0, 20)),
+    max_size=14,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=OPS)
+def test_any_history_of_writes_deaths_and_crashes_scrapes_exactly(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    """Random histories of writes, compactions and crashed compactions: our collector on the
+    compacted directory always equals prometheus-client's on an uncompacted mirror."""
+    kinds = tuple(k for k in KINDS if "live" not in k)
+    saved = values.ValueClass
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, mirror = Path(tmp) / "ours", Path(tmp) / "mirror"
+        ours.mkdir()
+        mirror.mkdir()
+        dead: set[int] = set()
+        try:
+            for op in ops:
+                _apply(op, (ours, mirror), dead, kinds)
+                assert reference(mirror) == flat(ours)
+            compaction.compact(str(ours), dead)
+            assert reference(mirror) == flat(ours)
+        finally:
+            values.ValueClass = saved
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def _apply(
+    event: tuple[str, int, int], dirs: tuple[Path, Path], dead: set[int], kinds: tuple[str, ...]
+) -> None:
+    op, pid, n = event
+    ours = dirs[0]
+    if op == "write" and pid not in dead:
+        for path in dirs:
+            write_worker(path, pid, kinds, scale=n + 1)
+    elif op == "die":
+        dead.add(pid)
+        compaction.compact(str(ours), [pid])
+    elif op == "crash":
+        dead.add(pid)
+        with compaction.locked(str(ours), exclusive=True):
+            steps, _ = compaction.plan(str(ours), [str(pid)])
+            for step in steps[: n % (len(steps) + 1)]:
+                step()
