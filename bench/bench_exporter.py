@@ -16,6 +16,7 @@ Run: ``python bench/bench_exporter.py [--quick]`` (needs ``pip install '.[bench]
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import statistics
@@ -102,8 +103,8 @@ def _load(port: int, n: int) -> int:
     return answered
 
 
-def gunicorn_cpu(name: str, n: int, rounds: int, tmp: Path) -> float:
-    """Median worker CPU seconds per request for one variant under gunicorn."""
+def start_server(name: str, tmp: Path, stack: contextlib.ExitStack) -> tuple[int, list[int]]:
+    """Start gunicorn serving variant ``name``; return its port and worker pids."""
     port = procs.free_port()
     env = {
         **os.environ,
@@ -113,22 +114,29 @@ def gunicorn_cpu(name: str, n: int, rounds: int, tmp: Path) -> float:
         "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT / "src")]),
     }  # fmt: skip
     argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py")]
-    proc = procs.start(
-        name, [*argv, f"_apps:{name}()"], tmp / f"gunicorn-{name}.log", env=env, cwd=HERE
-    )
-    try:
-        procs.wait_http(proc, f"http://127.0.0.1:{port}/health", expect=204)
-        _load(port, max(n // 5, 50))  # warm up every worker
-        workers, per_request = _workers(proc.pid), []
+    log = tmp / f"gunicorn-{name}.log"
+    proc = procs.start(name, [*argv, f"_apps:{name}()"], log, env=env, cwd=HERE)
+    stack.callback(proc.stop)
+    procs.wait_http(proc, f"http://127.0.0.1:{port}/health", expect=204)
+    _load(port, 200)  # warm up every worker: imports, label children, first files
+    return port, _workers(proc.pid)
+
+
+def gunicorn_cpu(names: list[str], n: int, rounds: int, tmp: Path) -> dict[str, float]:
+    """Median worker CPU seconds per request under gunicorn, per variant.
+
+    Every variant's server runs for the whole measurement and the variants take turns in
+    every round, so background load on the machine hits them alike.
+    """
+    with contextlib.ExitStack() as stack:
+        servers = {name: start_server(name, tmp, stack) for name in names}
+        samples: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(rounds):
-            before = _cpu_seconds(workers)
-            answered = _load(port, n)
-            per_request.append((_cpu_seconds(workers) - before) / answered)
-        if _workers(proc.pid) != workers:
-            raise RuntimeError(f"{name}: a gunicorn worker restarted during the measurement")
-        return statistics.median(per_request)
-    finally:
-        proc.stop()
+            for name, (port, workers) in servers.items():
+                before = _cpu_seconds(workers)
+                answered = _load(port, n)
+                samples[name].append((_cpu_seconds(workers) - before) / answered)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def _rows(costs: dict[str, float]) -> list[list[str]]:
@@ -143,10 +151,10 @@ def run(quick: bool) -> str:
     """Return the markdown section: medians and ratios from one run."""
     names = variants()
     n_client, client_rounds = (300, 3) if quick else (3000, 9)
-    n_gunicorn, gunicorn_rounds = (200, 1) if quick else (3000, 3)
+    n_gunicorn, gunicorn_rounds = (200, 1) if quick else (2000, 5)
     client = test_client_costs(names, n_client, client_rounds)
     with tempfile.TemporaryDirectory() as tmp:
-        cpu = {name: gunicorn_cpu(name, n_gunicorn, gunicorn_rounds, Path(tmp)) for name in names}
+        cpu = gunicorn_cpu(names, n_gunicorn, gunicorn_rounds, Path(tmp))
     missing = [LABELS[n] for n in LABELS if n not in names]
     note = f" (not installed, no row: {', '.join(missing)})" if missing else ""
     return "\n".join([
@@ -158,8 +166,9 @@ def run(quick: bool) -> str:
         table(["variant", "median per request", "vs bare", f"target <= {TARGET}x"], _rows(client)),
         "",
         f"gunicorn (2 sync workers, exporter/gunicorn.conf.py, load of {n_gunicorn} requests "
-        f"x {gunicorn_rounds} rounds from a second process, 4 connections at a time): worker "
-        "CPU (utime+stime) per request, median over rounds; clock tick 10 ms.",
+        f"x {gunicorn_rounds} rounds from a second process, 4 connections at a time, variants "
+        "taking turns): worker CPU (utime+stime) per request, median over rounds; clock "
+        "tick 10 ms.",
         "",
         table(["variant", "worker CPU per request", "vs bare", f"target <= {TARGET}x"], _rows(cpu)),
         "",
