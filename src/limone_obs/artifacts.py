@@ -20,6 +20,7 @@ from limone_obs.errors import ArtifactError
 #: ``module:function`` of every generator, in build order.
 GENERATORS: tuple[str, ...] = (
     "limone_obs.exporter.catalogue:artifacts",
+    "limone_obs.logging.schema:artifacts",
     "limone_obs.alerts.build:artifacts",
     "limone_obs.dashboards.build:artifacts",
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
+from limone_obs.exporter._fast import Update, incrementer, observer
 
 
 class Instruments:
@@ -62,29 +63,40 @@ class Instruments:
             names.build_info, "Always 1; labels carry the service's version and revision.",
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
-        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._status_children: dict[tuple[str, str, str], Any] = {}
+        self._request_children: dict[tuple[str, str], RequestChildren] = {}
+        self._status_children: dict[tuple[str, str, str], Update] = {}
 
     def set_build_info(self, version: str, revision: str) -> None:
         """Publish the build-info series (value 1)."""
         self.build_info.labels(version, revision, platform.python_version()).set(1)
 
-    def request_children(self, method: str, endpoint: str) -> tuple[Any, Any]:
-        """Return the cached (duration, in_progress) children for ``method, endpoint``."""
+    def request_children(self, method: str, endpoint: str) -> RequestChildren:
+        """Return the cached duration and in-flight updaters for ``method, endpoint``."""
         key = (method, endpoint)
         children = self._request_children.get(key)
         if children is None:
-            children = (
-                self.duration.labels(method, endpoint),
-                self.in_progress.labels(method, endpoint),
-            )
+            duration = self.duration.labels(method, endpoint)
+            in_progress = self.in_progress.labels(method, endpoint)
+            children = RequestChildren(duration, observer(duration), incrementer(in_progress))
             self._request_children[key] = children
         return children
 
     def count_request(self, method: str, endpoint: str, status: str) -> None:
         """Increment the request counter for one answered request."""
         key = (method, endpoint, status)
-        child = self._status_children.get(key)
-        if child is None:
-            child = self._status_children[key] = self.requests.labels(method, endpoint, status)
-        child.inc()
+        inc = self._status_children.get(key)
+        if inc is None:
+            inc = incrementer(self.requests.labels(method, endpoint, status))
+            self._status_children[key] = inc
+        inc(1.0)
+
+
+class RequestChildren(NamedTuple):
+    """The label children of one (method, endpoint) pair, bound for the hot path."""
+
+    #: The histogram child itself, for observations that carry an exemplar.
+    duration: Any
+    #: ``observe(seconds)`` without exemplar.
+    observe: Update
+    #: ``inc(+1 or -1)`` of the in-flight gauge.
+    in_progress: Update

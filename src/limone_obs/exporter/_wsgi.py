@@ -19,7 +19,7 @@ from limone_obs.exporter import _failsafe
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from limone_obs.exporter._instruments import Instruments
+    from limone_obs.exporter._instruments import Instruments, RequestChildren
 
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.state"
@@ -27,10 +27,12 @@ _TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]
 _ZERO_TRACE = "0" * 32
 
 
+_METHOD_LABELS = {method: method for method in c.KNOWN_METHODS}
+
+
 def normalise_method(raw: str) -> str:
     """Return the method label: the upper-cased method if it is a known one, else OTHER."""
-    method = raw.upper()
-    return method if method in c.KNOWN_METHODS else c.METHOD_OTHER
+    return _METHOD_LABELS.get(raw) or _METHOD_LABELS.get(raw.upper(), c.METHOD_OTHER)
 
 
 def trace_id_from(traceparent: str | None) -> str | None:
@@ -52,15 +54,24 @@ class RequestState:
     """
 
     __slots__ = (
-        "_body", "_environ", "_middleware", "_start_response", "endpoint", "exception",
-        "finished", "in_progress", "method", "start", "status",
+        "_body",
+        "_middleware",
+        "_start_response",
+        "children",
+        "endpoint",
+        "exception",
+        "finished",
+        "method",
+        "start",
+        "status",
+        "traceparent",
     )  # fmt: skip
 
     def __init__(
         self,
         method: str,
         start: float,
-        environ: WSGIEnvironment,
+        traceparent: str | None,
         start_response: StartResponse,
         middleware: InstrumentedWSGI,
     ) -> None:
@@ -69,9 +80,12 @@ class RequestState:
         self.endpoint: str | None = None
         self.status = "500"
         self.exception: str | None = None
-        self.in_progress: Any = None
+        #: Set by the routing hook when it counted this request as in flight.
+        self.children: RequestChildren | None = None
         self.finished = False
-        self._environ = environ
+        # Not the environ itself: environ -> state -> environ would be a reference cycle,
+        # keeping every request's environ alive until the cyclic GC runs.
+        self.traceparent = traceparent
         self._start_response = start_response
         self._middleware = middleware
         self._body: Iterable[bytes] = ()
@@ -91,7 +105,7 @@ class RequestState:
         if not self.finished:
             self.finished = True
             try:
-                self._middleware.record(self, perf_counter() - self.start, self._environ)
+                self._middleware.record(self, perf_counter() - self.start)
             except Exception as exc:  # metrics must never fail a response
                 _failsafe.report("request recording", exc)
 
@@ -150,7 +164,8 @@ class InstrumentedWSGI:
         if path in self.excluded:
             return self.wsgi_app(environ, start_response)
         method = normalise_method(environ.get("REQUEST_METHOD", ""))
-        state = RequestState(method, perf_counter(), environ, start_response, self)
+        traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
+        state = RequestState(method, perf_counter(), traceparent, start_response, self)
         environ[STATE_KEY] = state
         try:
             state._body = self.wsgi_app(environ, state.start_response)
@@ -161,18 +176,18 @@ class InstrumentedWSGI:
             raise
         return state
 
-    def record(self, state: RequestState, elapsed: float, environ: WSGIEnvironment) -> None:
+    def record(self, state: RequestState, elapsed: float) -> None:
         """Observe one finished request: duration, count, exception; free its in-flight slot."""
         endpoint = state.endpoint or c.ENDPOINT_UNMATCHED
         inst = self.instruments
-        duration, _ = inst.request_children(state.method, endpoint)
-        trace_id = trace_id_from(environ.get("HTTP_TRACEPARENT")) if self.exemplars else None
+        children = state.children or inst.request_children(state.method, endpoint)
+        trace_id = trace_id_from(state.traceparent) if state.traceparent else None
         if trace_id is None:
-            duration.observe(elapsed)
+            children.observe(elapsed)
         else:
-            duration.observe(elapsed, exemplar={"trace_id": trace_id})
+            children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
         inst.count_request(state.method, endpoint, state.status)
         if state.exception is not None:
             inst.exceptions.labels(state.method, endpoint, state.exception).inc()
-        if state.in_progress is not None:
-            state.in_progress.dec()
+        if state.children is not None:
+            children.in_progress(-1.0)

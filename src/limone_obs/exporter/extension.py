@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from flask.signals import before_render_template, got_request_exception, template_rendered
 from prometheus_client import (
     CollectorRegistry,
@@ -130,8 +130,7 @@ class Metrics:
             exemplars=settings.exemplars and not self.multiprocess,
         )
         app.wsgi_app = wsgi  # type: ignore[method-assign]
-        # First in line, so the in-flight gauge sees every routed request.
-        app.before_request_funcs.setdefault(None, []).insert(0, self._on_request_routed)
+        _count_in_flight_before_dispatch(app, self._on_request_routed)
         got_request_exception.connect(_on_exception, app, weak=False)
         if settings.template_timing:
             before_render_template.connect(_on_template_start, app, weak=False)
@@ -143,22 +142,19 @@ class Metrics:
         app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
 
     def _on_request_routed(self) -> None:
+        # Runs on every request: one proxy lookup, no helper calls beyond the cached child.
         try:
-            self._count_in_flight()
+            req = request._get_current_object()  # type: ignore[attr-defined]
+            state = req.environ.get(STATE_KEY)
+            if state is None or state.endpoint is not None:
+                return
+            rule = req.url_rule
+            state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+            children = self._instruments.request_children(state.method, state.endpoint)
+            children.in_progress(1.0)
+            state.children = children
         except Exception as exc:  # metrics must never fail a request
             _failsafe.report("the routing hook", exc)
-
-    def _count_in_flight(self) -> None:
-        # One proxy lookup instead of two: this runs on every request.
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        state = req.environ.get(STATE_KEY)
-        if state is None or state.endpoint is not None:
-            return
-        rule = req.url_rule
-        state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
-        _, gauge = self._instruments.request_children(state.method, state.endpoint)
-        gauge.inc()
-        state.in_progress = gauge
 
     def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
         starts = g.get(_TEMPLATE_STARTS)
@@ -202,6 +198,22 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
             f"Metrics(buckets=...): {values!r} lacks the SLO thresholds {missing}; "
             "latency SLOs count requests below a bucket boundary, so add them"
         )
+
+
+def _count_in_flight_before_dispatch(app: Flask, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once the request is routed, before any before_request function.
+
+    Wrapping ``full_dispatch_request`` on the app instance costs about a third of a
+    before_request function (Flask calls ``ensure_sync`` on every hook of every request),
+    and nothing registered later can run ahead of it.
+    """
+    dispatch = app.full_dispatch_request
+
+    def full_dispatch_request() -> Response:
+        hook()
+        return dispatch()
+
+    app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]
 
 
 def _on_exception(_sender: Flask, exception: BaseException, **_extra: Any) -> None:

@@ -1,0 +1,56 @@
+"""The hot-path updaters must leave exactly the samples the public API leaves."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from limone_obs import conventions as c
+from limone_obs.exporter import _fast
+
+VALUES = (0.0, 0.004, 0.005, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 30.0, 31.0, 1e9)
+
+
+def _text(registry: CollectorRegistry) -> list[str]:
+    """Exposition lines without the _created timestamps, which differ between registries."""
+    lines = generate_latest(registry).decode().splitlines()
+    return [line for line in lines if "_created" not in line]
+
+
+def _pair() -> tuple[CollectorRegistry, CollectorRegistry]:
+    return CollectorRegistry(), CollectorRegistry()
+
+
+def test_fast_paths_match_the_public_api() -> None:
+    """observer/incrementer on this prometheus-client are the direct ones and agree exactly."""
+    fast_reg, public_reg = _pair()
+    kinds = []
+    for registry, fast in ((fast_reg, True), (public_reg, False)):
+        hist = Histogram("h", "h", ["a"], registry=registry, buckets=c.DEFAULT_BUCKETS).labels("x")
+        count = Counter("n", "n", ["a"], registry=registry).labels("x")
+        gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
+        observe = _fast.observer(hist) if fast else hist.observe
+        inc = _fast.incrementer(count) if fast else count.inc
+        gauge_inc = _fast.incrementer(gauge) if fast else gauge.inc
+        kinds.append(type(observe).__name__)
+        for amount in VALUES:
+            observe(amount)
+            inc(1.0)
+            gauge_inc(1.0)
+        gauge_inc(-3.0)
+    assert kinds[0] == "_Observe"
+    assert _text(public_reg) == _text(fast_reg)
+
+
+def test_unknown_child_layout_falls_back_to_public_methods() -> None:
+    """An object without prometheus-client's internals gets its own methods back."""
+
+    class Child:
+        def observe(self, amount: float) -> None:
+            self.seen = amount
+
+        def inc(self, amount: float = 1) -> None:
+            self.seen = amount
+
+    child = Child()
+    assert _fast.observer(child) == child.observe
+    assert _fast.incrementer(child) == child.inc
