@@ -269,3 +269,21 @@ def test_without_prometheus_the_app_runs_alone(tmp_path: Path, ports: dict[str, 
     assert 0 == code, output
     assert "apt-get install -y --no-install-recommends prometheus`" in output
     assert "requests  32 in" in output
+
+
+def test_sigterm_stops_up_and_its_children(tmp_path: Path, ports: dict[str, int]) -> None:
+    """SIGTERM (e.g. from a service manager) stops ``up`` like Ctrl-C: exit 0, no child left."""
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    env = {**os.environ, "PATH": str(empty)}  # app and load only: quick to start
+    args = ["--app-port", str(ports["app"]), "--workdir", str(tmp_path / "w"), "--duration", "120"]
+    up = UpProcess([*args, "--fault", "none", "--ai-latency", "0.01-0.02"], env=env)
+    children: dict[str, int] = {}
+    try:
+        children = up.pids()
+        up.popen.send_signal(signal.SIGTERM)
+        assert 0 == up.finish()
+    finally:
+        if up.popen.poll() is None:
+            up.kill(children)
+    assert [] == process_groups_alive(children.values())
