@@ -106,10 +106,18 @@ class Stack:
         self.opts = _resolve_ports(self.opts)
         _check_ports(self.opts, self.binaries)
         gunicorn_conf = _gunicorn_conf(self.opts.root)
+        inputs = None
+        if self.binaries["prometheus"] is not None:
+            # Generate the alerting inputs first: a bad spec fails before anything starts.
+            self.receiver = WebhookReceiver(
+                LOOPBACK, self.opts.webhook_port, on_alert=print_alert_lines(self.out)
+            )
+            fast = self.opts.alert_for is not None
+            inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
         _fresh_workdir(self.opts.workdir)
         self._start_app(gunicorn_conf)
-        if self.binaries["prometheus"] is not None:
-            self._start_monitoring()
+        if inputs is not None:
+            self._start_monitoring(inputs)
 
     def _start_app(self, gunicorn_conf: Path) -> None:
         work = self.opts.workdir
@@ -128,13 +136,8 @@ class Stack:
         self.procs["app"] = proc
         procs.wait_http(proc, f"{self.app_url}/health", timeout=60, stop=self.stop_event)
 
-    def _start_monitoring(self) -> None:
+    def _start_monitoring(self, inputs: _alerts.AlertInputs) -> None:
         work = self.opts.workdir
-        self.receiver = WebhookReceiver(
-            LOOPBACK, self.opts.webhook_port, on_alert=print_alert_lines(self.out)
-        )
-        fast = self.opts.alert_for is not None
-        inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
         am_target = self._start_alertmanager(inputs.alertmanager)
         rule_files = _write_rules(work / "rules", inputs.rules, self.opts.alert_for)
         text = configs.prometheus_config(
