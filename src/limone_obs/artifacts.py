@@ -23,6 +23,7 @@ GENERATORS: tuple[str, ...] = (
     "limone_obs.logging.schema:artifacts",
     "limone_obs.alerts.build:artifacts",
     "limone_obs.dashboards.build:artifacts",
+    "limone_obs.stack.compose:artifacts",
 )
 
 
