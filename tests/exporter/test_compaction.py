@@ -272,3 +272,23 @@ def _apply(
             steps, _ = compaction.plan(str(ours), [str(pid)])
             for step in steps[: n % (len(steps) + 1)]:
                 step()
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, message: str, *args: object) -> None:
+        self.errors.append(message % args)
+
+
+def test_child_exit_logs_a_failure_and_keeps_the_files(mpdir: Path) -> None:
+    """A corrupt archive makes the hook log an error naming it instead of raising (which
+    would stop the gunicorn master); the worker's files stay where they were."""
+    write_worker(mpdir, 42, ("counter",))
+    (mpdir / compaction.ARCHIVE).write_bytes(b"not json")
+    log = _Log()
+    multiprocess.child_exit(SimpleNamespace(WORKERS={}, log=log), SimpleNamespace(pid=42))
+    assert ["counter_42.db"] == db_files(mpdir)
+    assert 1 == len(log.errors)
+    assert compaction.ARCHIVE in log.errors[0]

@@ -113,6 +113,8 @@ def extend_layout(layout: FileLayout, data: bytes, keys: KeyTable, filename: str
     if pos >= used:
         return
     while pos < used:
+        if pos + 4 > used:
+            raise ArtifactError(f"{filename}: corrupted entry at byte {pos}")
         (length,) = _INT.unpack_from(data, pos)
         padded = length + (8 - (length + 4) % 8)
         if length <= 0 or pos + 4 + padded + _ENTRY_TAIL > used:

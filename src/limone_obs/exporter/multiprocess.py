@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, values
 
-from limone_obs.errors import ConfigError, LimoneObsError
+from limone_obs.errors import ConfigError
 from limone_obs.exporter import compaction
 from limone_obs.exporter._mp_collector import FlatCollector
 
@@ -60,16 +60,12 @@ def child_exit(server: Any, worker: Any) -> None:
     dropped. Files of other dead processes left by an earlier failure are retired too.
     A failure is logged and leaves the files in place, where scrapes still count them.
     """
-    path = multiprocess_dir()
-    if path is None:
-        return
-    live = set(getattr(server, "WORKERS", {}) or {}) - {worker.pid}
     try:
-        dead = compaction.dead_pids(path, live) | {worker.pid}
-        compaction.compact(path, dead)
-    except (OSError, LimoneObsError) as exc:
+        path = multiprocess_dir()
+        if path is not None:
+            live = set(getattr(server, "WORKERS", None) or ()) - {worker.pid}
+            compaction.compact(path, compaction.dead_pids(path, live) | {worker.pid})
+    except Exception as exc:  # a metrics hook must never take the gunicorn master down
         log = getattr(server, "log", None)
         if log is not None:
-            log.error(
-                "limone-obs: could not compact worker %s files in %s: %s", worker.pid, path, exc
-            )
+            log.error("limone-obs: could not compact the files of worker %s: %s", worker.pid, exc)
