@@ -8,12 +8,12 @@ after the last chunk was sent (or the client went away).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from limone_obs import conventions as c
+from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.state"
-_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-_ZERO_TRACE = "0" * 32
 
 
 _METHOD_LABELS = {method: method for method in c.KNOWN_METHODS}
@@ -37,12 +35,8 @@ def normalise_method(raw: str) -> str:
 
 def trace_id_from(traceparent: str | None) -> str | None:
     """Return the trace id of a valid W3C ``traceparent`` header, else None."""
-    if not traceparent:
-        return None
-    match = _TRACEPARENT_RE.match(traceparent.strip().lower())
-    if match is None or match.group(1) == _ZERO_TRACE:
-        return None
-    return match.group(1)
+    parsed = parse_traceparent(traceparent)
+    return parsed[0] if parsed is not None else None
 
 
 class RequestState:

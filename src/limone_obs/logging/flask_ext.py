@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, request
 
 from limone_obs import conventions as c
+from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
 from limone_obs.logging._encode import rfc3339, safe_str
@@ -34,7 +35,6 @@ EXTENSION_KEY = "limone_obs_logging"
 ENVIRON_KEY = "limone_obs.logging.request"
 #: An incoming request id is kept only if it matches this (else a new one is made).
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 UserIdGetter = Callable[[], Any]
 
 
@@ -48,16 +48,6 @@ def request_id_from(value: str | None) -> str:
     if value and REQUEST_ID_RE.match(value):
         return value
     return new_request_id()
-
-
-def trace_from(traceparent: str | None) -> tuple[str, str] | None:
-    """Return ``(trace_id, span_id)`` of a valid W3C ``traceparent`` header, else None."""
-    if not traceparent:
-        return None
-    match = _TRACEPARENT_RE.match(traceparent.strip().lower())
-    if match is None or not match.group(1).strip("0") or not match.group(2).strip("0"):
-        return None
-    return match.group(1), match.group(2)
 
 
 class RequestLog:
@@ -210,7 +200,7 @@ class LoggingWSGI:
         context: dict[str, Any] = {
             c.LOG_REQUEST_ID: request_id_from(environ.get(self._environ_header))
         }
-        trace = trace_from(environ.get("HTTP_TRACEPARENT"))
+        trace = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
         if trace is not None:
             context[c.LOG_TRACE_ID], context[c.LOG_SPAN_ID] = trace
         context[c.LOG_METHOD] = environ.get("REQUEST_METHOD", "")[:16]
