@@ -29,9 +29,16 @@ _multiproc_dir = os.environ.setdefault(
 # Start every server run with no samples of an earlier run (they would add up). This runs
 # at config load, before a preloaded app writes its first sample.
 os.makedirs(_multiproc_dir, exist_ok=True)
+# Worker files (*.db) and the archive of retired workers (limone_archive.json, plus a
+# temporary copy a crashed merge may have left) go; the lock file may stay.
 for _name in os.listdir(_multiproc_dir):
-    if _name.endswith(".db"):
+    if _name.endswith(".db") or _name.startswith("limone_archive.json"):
         os.remove(os.path.join(_multiproc_dir, _name))
+
+# gunicorn >= 27 binds a control socket shared by every server of the user; several
+# servers (tests, benchmarks, the local stack) run side by side here. Older versions
+# ignore the setting.
+control_socket_disable = True
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
