@@ -127,7 +127,8 @@ FC = TypeVar("FC", bound=Callable[..., Any])
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".limone-obs"),
     show_default=True,
-    help="Configs, data and logs.",
+    help="Configs, data and logs: a folder up creates and marks as its own; a non-empty "
+    "folder it did not create is refused (up empties data/, rules/, logs/ each run).",
 )
 @_port_option("app", 8000, "the demo service")
 @_port_option("prometheus", 9090, "Prometheus")

@@ -7,9 +7,11 @@ prints every alert as one JSON line), and a bounded load. Optionally a scripted 
 (errors, latency or an outage) is switched on and off, so a page reaches the receiver.
 
 Missing Prometheus or Alertmanager binaries are reported with the command that installs
-them, and the rest runs without them. Data, configs and logs go to a work directory;
-each run starts with empty data. SIGINT/SIGTERM (Ctrl-C) or the end of ``duration`` stops
-every child process (by its PID, SIGTERM then SIGKILL).
+them, and the rest runs without them. Data, configs and logs go to a work directory
+that ``up`` creates and marks as its own (:data:`WORKDIR_MARKER`); each run starts with
+empty data there, and ``up`` refuses a non-empty folder it did not create.
+SIGINT/SIGTERM (Ctrl-C) or the end of ``duration`` stops every child process (by its
+PID, SIGTERM then SIGKILL).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ GUNICORN_CONF = "exporter/gunicorn.conf.py"
 #: Seconds past the duration allowed for the load's requests in flight to finish.
 LOAD_GRACE = 35.0
 APP_SPEC = "limone_obs.demo:create_app()"
+#: File ``up`` writes into its work directory; only a folder holding it is ever cleaned.
+WORKDIR_MARKER = ".limone-obs-workdir"
+WORKDIR_MARKER_TEXT = (
+    "This folder was created by `limone-obs up`, which empties its data/, rules/ and\n"
+    "logs/*.log at the start of every run. Do not keep your own files here.\n"
+)
 #: Fault scenarios: the admin-endpoint body that switches each on.
 FAULTS: dict[str, dict[str, Any]] = {
     "errors": {},  # filled from --error-rate
@@ -103,6 +111,7 @@ class Stack:
 
     def start(self) -> None:
         """Check ports, write configs, start every child and wait until each answers."""
+        check_workdir(self.opts.workdir)
         self.opts = _resolve_ports(self.opts)
         _check_ports(self.opts, self.binaries)
         gunicorn_conf = _gunicorn_conf(self.opts.root)
@@ -114,7 +123,7 @@ class Stack:
             )
             fast = self.opts.alert_for is not None
             inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
-        _fresh_workdir(self.opts.workdir)
+        fresh_workdir(self.opts.workdir)
         self._start_app(gunicorn_conf)
         if inputs is not None:
             self._start_monitoring(inputs)
@@ -229,8 +238,32 @@ def _check_ports(opts: UpOptions, binaries: dict[str, str | None]) -> None:
             )
 
 
-def _fresh_workdir(workdir: Path) -> None:
-    """Create the work directory; empty the data of an earlier run (only our subfolders)."""
+def check_workdir(workdir: Path) -> None:
+    """Raise StackError unless ``workdir`` is absent, empty, or marked as ours.
+
+    ``up`` deletes the data, rules and logs of an earlier run, so it only ever works in a
+    folder it created itself (holding :data:`WORKDIR_MARKER`): ``--workdir .`` in a rules
+    repository or ``--workdir ~`` is refused, nothing in it touched.
+    """
+    if workdir.exists() and not workdir.is_dir():
+        raise StackError(f"--workdir {workdir}: not a folder; pass a new folder")
+    if not workdir.is_dir() or (workdir / WORKDIR_MARKER).is_file():
+        return
+    if any(workdir.iterdir()):
+        raise StackError(
+            f"--workdir {workdir.resolve()}: this folder was not created by limone-obs up "
+            f"(no {WORKDIR_MARKER} file) and is not empty; up deletes the data, rules and "
+            "logs of its earlier runs, so it refuses to work here: pass a new or empty "
+            "folder, e.g. --workdir .limone-obs"
+        )
+
+
+def fresh_workdir(workdir: Path) -> None:
+    """Create or reuse ``workdir`` (see :func:`check_workdir`), marked as ours; empty the
+    data, rules and logs of an earlier run there. Nothing outside those subfolders goes."""
+    check_workdir(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / WORKDIR_MARKER).write_text(WORKDIR_MARKER_TEXT)
     for sub in ("prometheus", "alertmanager", "metrics", "demo"):
         shutil.rmtree(workdir / "data" / sub, ignore_errors=True)
         (workdir / "data" / sub).mkdir(parents=True)
