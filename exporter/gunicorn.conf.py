@@ -10,6 +10,7 @@ GUNICORN_THREADS, GUNICORN_MAX_REQUESTS, GUNICORN_TIMEOUT, PROMETHEUS_MULTIPROC_
 """
 
 import os
+import shutil
 import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -22,23 +23,34 @@ max_requests_jitter = max_requests // 10
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 
-_multiproc_dir = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"limone-obs-{os.getpid()}")
-)
+# Every request writes its samples into memory-mapped files there: on a tmpfs (/dev/shm)
+# those writes never reach a disk, and the merge of a dead worker's files costs no fsync.
+_tmp_base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+_default_dir = os.path.join(_tmp_base, f"limone-obs-{os.getpid()}")
+_multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _default_dir)
 
 # Start every server run with no samples of an earlier run (they would add up). This runs
-# at config load, before a preloaded app writes its first sample.
-os.makedirs(_multiproc_dir, exist_ok=True)
-# Worker files (*.db) and the archive of retired workers (limone_archive.json, plus a
-# temporary copy a crashed merge may have left) go; the lock file may stay.
-for _name in os.listdir(_multiproc_dir):
-    if _name.endswith(".db") or _name.startswith("limone_archive.json"):
-        os.remove(os.path.join(_multiproc_dir, _name))
+# at config load, before a preloaded app writes its first sample, and only once per
+# master: a reload (SIGHUP) executes this file again, and must keep the live counts.
+if os.environ.get("LIMONE_OBS_MULTIPROC_CLEARED") != _multiproc_dir:
+    os.makedirs(_multiproc_dir, exist_ok=True)
+    # Worker files (*.db) and the archive of retired workers (limone_archive.json, plus a
+    # temporary copy a crashed merge may have left) go; the lock file may stay.
+    for _name in os.listdir(_multiproc_dir):
+        if _name.endswith(".db") or _name.startswith("limone_archive.json"):
+            os.remove(os.path.join(_multiproc_dir, _name))
+    os.environ["LIMONE_OBS_MULTIPROC_CLEARED"] = _multiproc_dir
 
 # gunicorn >= 27 binds a control socket shared by every server of the user; several
 # servers (tests, benchmarks, the local stack) run side by side here. Older versions
 # ignore the setting.
 control_socket_disable = True
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    """Remove the metrics directory this config chose itself (never one the user set)."""
+    if _multiproc_dir == _default_dir:
+        shutil.rmtree(_multiproc_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -314,3 +314,38 @@ def test_a_failing_metrics_backend_never_fails_the_request(
         raise RuntimeError("the caller's own error still propagates")
     messages = [r.getMessage() for r in caplog.records if r.name == "limone_obs.exporter"]
     assert any("No space left on device" in m for m in messages)
+
+
+def test_dependency_buckets_without_slo_thresholds_are_rejected() -> None:
+    """The AI-latency SLO counts dependency calls below 1 s: that bound must exist."""
+    with pytest.raises(ConfigError, match=r"Metrics\(dependency_buckets=...\).*lacks"):
+        Metrics(dependency_buckets=(0.1, 0.5, 2.0))
+
+
+def test_process_metrics_on_a_passed_registry_when_asked() -> None:
+    """process_metrics=True registers the process collectors on the given registry."""
+    registry = CollectorRegistry()
+    Metrics(registry=registry, process_metrics=True)
+    assert registry.get_sample_value("process_cpu_seconds_total") is not None
+
+
+def test_no_process_metrics_on_a_passed_registry_by_default() -> None:
+    """By default a passed registry (maybe the global one) gets no duplicate collectors."""
+    registry = CollectorRegistry()
+    Metrics(registry=registry)
+    assert registry.get_sample_value("process_cpu_seconds_total") is None
+
+
+def test_failing_cache_and_template_metrics_never_fail_the_request() -> None:
+    """Cache counting and template timing errors are logged, the page still renders."""
+    app, metrics = make_app()
+    _failsafe._last.clear()
+
+    def broken(*_args: object) -> None:
+        raise OSError("No space left on device")
+
+    metrics._instruments.cache.labels = broken  # type: ignore[method-assign,assignment]
+    metrics._instruments.dependency.labels = broken  # type: ignore[method-assign,assignment]
+    metrics.cache_hit("projects")
+    metrics.cache_result("projects", hit=False)
+    assert app.test_client().get("/page", buffered=True).status_code == 200

@@ -37,6 +37,15 @@ FAST_PATHS = ["GET /projects/1", "GET /projects/2", "POST /projects", "GET /miss
 @contextmanager
 def gunicorn(tmp_path: Path, workers: int = 4, max_requests: int = 0) -> Iterator[str]:
     """Run tests.exporter.gunicorn_app under exporter/gunicorn.conf.py; yield its base URL."""
+    with gunicorn_proc(tmp_path, workers, max_requests) as (url, _):
+        yield url
+
+
+@contextmanager
+def gunicorn_proc(
+    tmp_path: Path, workers: int = 4, max_requests: int = 0
+) -> Iterator[tuple[str, procs.Proc]]:
+    """Like :func:`gunicorn`, also yielding the master process."""
     port = procs.free_port()
     env = dict(os.environ)
     env.update(
@@ -54,7 +63,7 @@ def gunicorn(tmp_path: Path, workers: int = 4, max_requests: int = 0) -> Iterato
     url = f"http://127.0.0.1:{port}"
     try:
         procs.wait_http(proc, f"{url}/metrics", timeout=30)
-        yield url
+        yield url, proc
     finally:
         proc.stop()
     assert not proc.alive()
@@ -129,3 +138,20 @@ def _wait_for_pid(pidfile: Path, timeout: float = 20) -> int:
             return int(pidfile.read_text())
         time.sleep(0.05)
     raise AssertionError(f"no worker wrote {pidfile} within {timeout} s")
+
+
+def test_reload_keeps_the_counts(tmp_path: Path) -> None:
+    """SIGHUP replaces every worker and re-reads the config: no count is lost or reset."""
+    with gunicorn_proc(tmp_path, workers=2) as (url, master):
+        summary = drive(url, 300)
+        os.kill(master.pid, signal.SIGHUP)  # the master only: it re-reads the config
+        time.sleep(3)  # old workers finish and are retired, new ones start
+        assert scraped_total(url) == summary["answered"] == 300
+
+
+def test_restart_starts_from_zero(tmp_path: Path) -> None:
+    """A new server on the same metrics directory does not inherit the last run's counts."""
+    with gunicorn(tmp_path, workers=2) as url:
+        drive(url, 200)
+    with gunicorn(tmp_path, workers=2) as url:
+        assert scraped_total(url) == 0

@@ -61,6 +61,11 @@ class Metrics:
       ``template``.
     - ``LIMONE_OBS_VERSION`` / ``LIMONE_OBS_REVISION`` [``version`` / ``revision``
       arguments]: labels of the build-info series.
+
+    ``process_metrics``: add prometheus-client's process, platform and GC collectors to
+    the registry; by default only when the registry is our own (``registry=None``), and
+    never in multiprocess mode. Both bucket lists must contain every SLO latency
+    threshold (0.6 s and 1 s), or ConfigError.
     """
 
     def __init__(
@@ -73,7 +78,7 @@ class Metrics:
         dependency_buckets: Sequence[float] = c.DEFAULT_DEPENDENCY_BUCKETS,
         version: str = "unknown",
         revision: str = "unknown",
-        process_metrics: bool = True,
+        process_metrics: bool | None = None,
     ) -> None:
         try:
             self.names = c.MetricNames(namespace)
@@ -83,7 +88,11 @@ class Metrics:
         _check_buckets(dependency_buckets, "dependency_buckets")
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._mp_dir = multiprocess.multiprocess_dir()
-        if process_metrics and registry is None and self._mp_dir is None:
+        if process_metrics is None:
+            # Default: only on our own registry (a passed one, e.g. the global registry,
+            # may hold them already and would reject duplicates).
+            process_metrics = registry is None
+        if process_metrics and self._mp_dir is None:
             # Process, platform and GC metrics describe one process: meaningless when the
             # scrape merges many workers, so they are only added in single-process mode.
             ProcessCollector(registry=self.registry)
@@ -157,14 +166,16 @@ class Metrics:
             _failsafe.report("the routing hook", exc)
 
     def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
-        starts = g.get(_TEMPLATE_STARTS)
-        if not starts:
-            return
-        elapsed = perf_counter() - starts.pop()
-        name = template.name or "<string>"
-        self._instruments.dependency.labels(c.DEPENDENCY_TEMPLATE, name, c.OUTCOME_OK).observe(
-            elapsed
-        )
+        try:
+            starts = g.get(_TEMPLATE_STARTS)
+            if not starts:
+                return
+            elapsed = perf_counter() - starts.pop()
+            name = template.name or "<string>"
+            labels = (c.DEPENDENCY_TEMPLATE, name, c.OUTCOME_OK)
+            self._instruments.dependency.labels(*labels).observe(elapsed)
+        except Exception as exc:  # metrics must never fail a rendered page
+            _failsafe.report("template timing", exc)
 
     def track(self, dependency: str, operation: str) -> Track:
         """Time a dependency call: ``with metrics.track("ai_api", "complete"):`` or as decorator.
@@ -177,15 +188,18 @@ class Metrics:
 
     def cache_hit(self, cache: str) -> None:
         """Count a hit of the named cache."""
-        self._instruments.cache.labels(cache, c.CACHE_HIT).inc()
+        self.cache_result(cache, hit=True)
 
     def cache_miss(self, cache: str) -> None:
         """Count a miss of the named cache."""
-        self._instruments.cache.labels(cache, c.CACHE_MISS).inc()
+        self.cache_result(cache, hit=False)
 
     def cache_result(self, cache: str, hit: bool) -> None:
-        """Count a lookup of the named cache as a hit or a miss."""
-        self._instruments.cache.labels(cache, c.CACHE_HIT if hit else c.CACHE_MISS).inc()
+        """Count a lookup of the named cache as a hit or a miss (never raises)."""
+        try:
+            self._instruments.cache.labels(cache, c.CACHE_HIT if hit else c.CACHE_MISS).inc()
+        except Exception as exc:  # metrics must never fail the caller's lookup
+            _failsafe.report("cache counting", exc)
 
 
 def _check_buckets(buckets: Sequence[float], field: str) -> None:
@@ -193,10 +207,11 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
     if not values or values != sorted(values) or len(set(values)) != len(values):
         raise ConfigError(f"Metrics({field}=...): {values!r} must be strictly increasing")
     missing = [t for t in c.SLO_LATENCY_THRESHOLDS if t not in values]
-    if field == "buckets" and missing:
+    if missing:
         raise ConfigError(
-            f"Metrics(buckets=...): {values!r} lacks the SLO thresholds {missing}; "
-            "latency SLOs count requests below a bucket boundary, so add them"
+            f"Metrics({field}=...): {values!r} lacks the SLO thresholds {missing}; "
+            "latency SLOs (requests, AI calls) count observations below a bucket "
+            "boundary, so add them"
         )
 
 
