@@ -302,3 +302,5 @@ DEMO_CACHE_LANGUAGES: Final = "languages"
 DEMO_USER_HEADER: Final = "X-User-ID"
 #: Default port of the webhook receiver (the spec's default webhook URL uses it).
 WEBHOOK_DEFAULT_PORT: Final = 9095
+#: Environment variable / Flask config key holding the demo's admin token (fault switches).
+DEMO_ADMIN_TOKEN_ENV: Final = "LIMONE_DEMO_ADMIN_TOKEN"

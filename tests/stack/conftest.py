@@ -1,4 +1,4 @@
-"""Fixtures of the stack tests: the demo configures logging, so reset it around each test."""
+"""Fixtures of the stack tests: reset logging around each test; no inherited admin token."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from limone_obs import conventions as c
 from limone_obs.logging.setup import reset_for_tests
 
 
@@ -15,3 +16,9 @@ def clean_logging() -> Iterator[None]:
     reset_for_tests()
     yield
     reset_for_tests()
+
+
+@pytest.fixture(autouse=True)
+def no_admin_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token in the developer's environment must not change the demo's admin rules."""
+    monkeypatch.delenv(c.DEMO_ADMIN_TOKEN_ENV, raising=False)

@@ -179,3 +179,26 @@ def test_grafana_datasources_point_at_compose_services(resolved: dict[str, Any])
     hosts = {urlsplit(s["url"]).hostname for s in sources}
     assert {"prometheus", "loki"} == hosts
     assert hosts <= set(resolved["services"])
+
+
+def test_prometheus_lifecycle_api_is_off(resolved: dict[str, Any]) -> None:
+    """Compose's Prometheus runs without --web.enable-lifecycle (no HTTP /-/quit)."""
+    command = resolved["services"]["prometheus"]["command"]
+    assert [] == [arg for arg in command if "lifecycle" in arg]
+
+
+def test_app_takes_the_admin_token_from_the_environment() -> None:
+    """The app container gets LIMONE_DEMO_ADMIN_TOKEN from the caller's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
+    env.update(GRAFANA_ADMIN_PASSWORD="test-only", LIMONE_DEMO_ADMIN_TOKEN="tok-123")
+    result = _compose_config(env)
+    assert 0 == result.returncode, result.stderr
+    app_env = yaml.safe_load(result.stdout)["services"]["app"]["environment"]
+    assert "tok-123" == app_env["LIMONE_DEMO_ADMIN_TOKEN"]
+
+
+def test_docker_socket_mount_says_it_is_root_equivalent() -> None:
+    """The Docker socket mount carries the warning that :ro does not restrict the API."""
+    text = (COMPOSE / "docker-compose.yml").read_text()
+    before_mount = text.split("/var/run/docker.sock:/var/run/docker.sock:ro", 1)[0]
+    assert "does not restrict the Docker API" in before_mount.rsplit("volumes:", 1)[1]

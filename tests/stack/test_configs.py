@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from limone_obs.errors import ConfigError, StackError
-from limone_obs.stack import _alerts, configs
+from limone_obs.stack import _alerts, configs, procs
 from tests.support import ROOT, need
 
 
@@ -99,3 +99,9 @@ def test_missing_spec_is_a_stack_error(tmp_path: Path) -> None:
     """A root without alerts/slo.yaml raises StackError saying to pass --root."""
     with pytest.raises(StackError, match="--root"):
         _alerts.inputs(tmp_path, "http://127.0.0.1:9/alerts", fast=False)
+
+
+def test_prometheus_argv_has_no_lifecycle_api() -> None:
+    """The local Prometheus has no HTTP lifecycle API (any local user could /-/quit it)."""
+    argv = procs.prometheus_argv("prometheus", Path("p.yml"), Path("d"), 9090)
+    assert [] == [arg for arg in argv if "lifecycle" in arg]

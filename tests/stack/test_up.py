@@ -235,6 +235,17 @@ def test_up_app_logs_are_json_lines(stack: Stack) -> None:
     assert "/projects/<int:project_id>" in endpoints
 
 
+def test_up_admin_endpoint_needs_the_token(stack: Stack) -> None:
+    """The demo under ``up`` refuses its admin endpoint without the token (401) and
+    answers with the one ``up`` wrote, owner-only, to <workdir>/admin-token."""
+    token_file = stack.workdir / "admin-token"
+    url = f"{stack.url('app')}/admin/faults"
+    bearer = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert 0o600 == token_file.stat().st_mode & 0o777
+    assert 401 == requests.get(url, timeout=5).status_code
+    assert 200 == requests.get(url, headers=bearer, timeout=5).status_code
+
+
 def test_up_ctrl_c_stops_every_child(stack: Stack) -> None:
     """SIGINT ends ``up`` with exit 0 and no process of any group it started is left."""
     assert 0 == stack.up.interrupt()

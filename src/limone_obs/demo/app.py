@@ -5,7 +5,8 @@ dependency ``db``); ``/languages/<language>`` (a TTL cache in front of the DB, c
 cache hits and misses); ``/editor/<int:project_id>`` (a Jinja page, timed as
 ``template`` by the exporter); ``POST /ai/complete`` (a simulated AI API call timed as
 ``ai_api``, streamed token by token with ``{"stream": true}``); ``/admin/faults`` (the
-fault switches, see :mod:`limone_obs.demo.faults`; loopback clients only).
+fault switches, see :mod:`limone_obs.demo.faults`; with an admin token set, only requests
+carrying it; without one, only direct loopback clients, no proxy headers).
 
 Flask config keys, each also read from the environment variable of the same name:
 
@@ -14,6 +15,11 @@ Flask config keys, each also read from the environment variable of the same name
 - ``LIMONE_DEMO_AI_LATENCY`` [``"1.5-2.0"``]: seconds an AI call takes, ``min-max``
   (uniform), or a ``(min, max)`` tuple.
 - ``LIMONE_DEMO_CACHE_TTL`` [``30``]: seconds a language stays cached.
+- ``LIMONE_DEMO_ADMIN_TOKEN`` [unset]: when set, ``/admin/faults`` answers any client
+  that sends ``Authorization: Bearer <token>`` and refuses every other request (401).
+  Unset, it answers direct loopback clients only and refuses requests carrying
+  ``Forwarded``/``X-Forwarded-*``/``X-Real-IP`` (a reverse proxy on the same host would
+  make every client look local).
 - ``LIMONE_DEMO_LOG_LEVEL`` [``"info"``]: level of the JSON log lines
   (:func:`limone_obs.logging.configure_logging`; one access line per request from
   :func:`limone_obs.logging.init_app`).
@@ -48,6 +54,7 @@ _ENV_KEYS = (
     "LIMONE_DEMO_AI_LATENCY",
     "LIMONE_DEMO_CACHE_TTL",
     "LIMONE_DEMO_LOG_LEVEL",
+    c.DEMO_ADMIN_TOKEN_ENV,
 )
 
 
@@ -59,6 +66,7 @@ class Settings:
     ai_latency: tuple[float, float]
     cache_ttl: float
     log_level: str
+    admin_token: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -69,6 +77,7 @@ class Settings:
             ai_latency=parse_latency_range(config.get("LIMONE_DEMO_AI_LATENCY", "1.5-2.0")),
             cache_ttl=_seconds(config.get("LIMONE_DEMO_CACHE_TTL", 30), "LIMONE_DEMO_CACHE_TTL"),
             log_level=str(config.get("LIMONE_DEMO_LOG_LEVEL", "info")),
+            admin_token=str(config.get(c.DEMO_ADMIN_TOKEN_ENV) or "") or None,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import sqlite3
 import time
@@ -28,6 +29,8 @@ _COMPLETION = (
     "        a, b = b, a + b\n    return a\n"
 )
 MAX_PROMPT_CHARS = 4000
+#: Headers a reverse proxy adds; without a token their presence means "not a local client".
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 
 
 class InjectedFaultError(RuntimeError):
@@ -185,8 +188,9 @@ def _stream(state: DemoState, tokens: list[str], latency: float) -> Iterator[str
 def _register_admin(app: Flask, state: DemoState) -> None:
     @app.route("/admin/faults", methods=["GET", "PUT", "DELETE"], endpoint="admin_faults")
     def admin_faults() -> Any:
-        if not _from_loopback():
-            return jsonify(error="the admin endpoint answers loopback clients only"), 403
+        refusal = _admin_refusal(state.settings.admin_token)
+        if refusal is not None:
+            return refusal
         if request.method == "DELETE":
             state.faults.write(type(state.faults.current())())
         elif request.method == "PUT":
@@ -200,6 +204,31 @@ def _register_admin(app: Flask, state: DemoState) -> None:
         if request.method != "GET":
             log.warning("fault switches changed", faults=state.faults.current().to_json())
         return jsonify(state.faults.current().to_json())
+
+
+def _admin_refusal(token: str | None) -> Any:
+    """None if the request may use the admin endpoint, else the 401/403 answer.
+
+    With a token configured, only the token counts (the client's address says nothing
+    behind a proxy or in a container). Without one, only a direct loopback client passes:
+    a reverse proxy on the same host connects from loopback for every client, so a
+    request carrying proxy headers is refused.
+    """
+    if token is not None:
+        sent = request.headers.get("Authorization", "")
+        if hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return None
+        hint = f"send Authorization: Bearer <the {c.DEMO_ADMIN_TOKEN_ENV} value>"
+        return jsonify(error=f"the admin endpoint needs its token: {hint}"), 401
+    if not _from_loopback():
+        return jsonify(error="the admin endpoint answers loopback clients only"), 403
+    proxied = [h for h in _PROXY_HEADERS if h in request.headers]
+    if proxied:
+        return jsonify(
+            error=f"the admin endpoint refuses proxied requests ({', '.join(proxied)}) "
+            f"unless {c.DEMO_ADMIN_TOKEN_ENV} is set on the service"
+        ), 403
+    return None
 
 
 def _from_loopback() -> bool:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import requests
 
 from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
@@ -22,7 +21,7 @@ from limone_obs.stack import configs, up
 from limone_obs.stack import load as load_mod
 from limone_obs.stack import status as status_mod
 from limone_obs.stack._signals import stop_on_signals
-from limone_obs.stack.faultctl import switch_faults
+from limone_obs.stack.faultctl import read_faults, switch_faults
 from limone_obs.stack.procs import LOOPBACK
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 
@@ -112,6 +111,8 @@ def _port_option(name: str, default: int, what: str) -> Callable[[FC], FC]:
 
 
 FC = TypeVar("FC", bound=Callable[..., Any])
+#: Where ``limone-obs up`` (default --workdir) leaves the demo's admin token.
+DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
 
 
 @click.command("up")
@@ -241,11 +242,46 @@ def up_command(**options: Any) -> None:
 )
 @click.option("--outage/--no-outage", default=None, help="Answer every request 503.")
 @click.option("--off", is_flag=True, help="Switch every fault off.")
-def fault_command(
-    url: str, error_rate: float | None, latency: tuple[str, ...], outage: bool | None, off: bool
+@click.option(
+    "--token",
+    envvar=c.DEMO_ADMIN_TOKEN_ENV,
+    default=None,
+    help=f"The service's admin token (default: ${c.DEMO_ADMIN_TOKEN_ENV}, else --token-file).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"File holding the token (default: {DEFAULT_TOKEN_FILE} if it exists, written by up).",
+)
+def fault_command(  # noqa: PLR0917 - click passes each option positionally
+    url: str,
+    error_rate: float | None,
+    latency: tuple[str, ...],
+    outage: bool | None,
+    off: bool,
+    token: str | None,
+    token_file: Path | None,
 ) -> None:
-    """Show or change the demo service's fault switches (its admin endpoint, loopback only)."""
+    """Show or change the demo service's fault switches (its admin endpoint).
+
+    A service with an admin token (``limone-obs up`` always sets one) needs it; one
+    without answers loopback clients only.
+    """
     load_mod.check_target(url)
+    token = token or _read_token(token_file)
+    changes = _fault_changes(error_rate, latency, outage)
+    if off or changes:
+        state = switch_faults(url, None if off else changes, token)
+    else:
+        state = read_faults(url, token)
+    click.echo(json.dumps(state, sort_keys=True))
+
+
+def _fault_changes(
+    error_rate: float | None, latency: tuple[str, ...], outage: bool | None
+) -> dict[str, Any]:
+    """The partial fault state the options ask for ({} when none is given)."""
     changes: dict[str, Any] = {}
     if error_rate is not None:
         changes["error_rate"] = error_rate
@@ -253,11 +289,19 @@ def fault_command(
         changes["latency"] = _latency_pairs(latency)
     if outage is not None:
         changes["outage"] = outage
-    if off or changes:
-        state = switch_faults(url, None if off else changes)
-    else:
-        state = requests.get(f"{url.rstrip('/')}/admin/faults", timeout=5).json()
-    click.echo(json.dumps(state, sort_keys=True))
+    return changes
+
+
+def _read_token(path: Path | None) -> str | None:
+    """The token in ``path`` (ConfigError if unreadable), else in the default file if any."""
+    if path is None:
+        if not DEFAULT_TOKEN_FILE.is_file():
+            return None
+        path = DEFAULT_TOKEN_FILE
+    try:
+        return path.read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError(f"--token-file {path}: {exc.strerror or exc}") from None
 
 
 def _latency_pairs(items: tuple[str, ...]) -> dict[str, float]:

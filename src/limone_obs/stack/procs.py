@@ -195,14 +195,15 @@ def prometheus_argv(
     """Arguments that run Prometheus on 127.0.0.1:``port`` with ``config``.
 
     A short ``--rules.alert.resend-delay`` re-sends an alert dropped before Alertmanager
-    was discovered within seconds instead of the default minute.
+    was discovered within seconds instead of the default minute. No
+    ``--web.enable-lifecycle``: nothing here reloads through HTTP, and it would let any
+    local user stop Prometheus (``/-/quit``); send SIGHUP to reload.
     """
     return [
         binary,
         f"--config.file={config}",
         f"--storage.tsdb.path={data_dir}",
         f"--web.listen-address={LOOPBACK}:{port}",
-        "--web.enable-lifecycle",
         f"--rules.alert.resend-delay={resend_delay}",
         "--storage.tsdb.retention.time=2d",
     ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import threading
@@ -40,6 +41,8 @@ GUNICORN_CONF = "exporter/gunicorn.conf.py"
 #: Seconds past the duration allowed for the load's requests in flight to finish.
 LOAD_GRACE = 35.0
 APP_SPEC = "limone_obs.demo:create_app()"
+#: File in the work directory holding the demo's admin token (for ``limone-obs fault``).
+ADMIN_TOKEN_FILE = "admin-token"
 #: File ``up`` writes into its work directory; only a folder holding it is ever cleaned.
 WORKDIR_MARKER = ".limone-obs-workdir"
 WORKDIR_MARKER_TEXT = (
@@ -104,6 +107,8 @@ class Stack:
         self.procs: dict[str, Proc] = {}
         self.receiver: WebhookReceiver | None = None
         self.binaries = {s: procs.find_binary(s) for s in ("prometheus", "alertmanager")}
+        # The fault switches need a token; the user's own, else a fresh one per run.
+        self.admin_token = os.environ.get(c.DEMO_ADMIN_TOKEN_ENV) or secrets.token_urlsafe(24)
 
     @property
     def app_url(self) -> str:
@@ -124,6 +129,7 @@ class Stack:
             fast = self.opts.alert_for is not None
             inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
         fresh_workdir(self.opts.workdir)
+        _write_secret(self.opts.workdir / ADMIN_TOKEN_FILE, self.admin_token)
         self._start_app(gunicorn_conf)
         if inputs is not None:
             self._start_monitoring(inputs)
@@ -139,6 +145,7 @@ class Stack:
             "LIMONE_DEMO_DATA_DIR": str(work / "data" / "demo"),
             "LIMONE_DEMO_AI_LATENCY": self.opts.ai_latency,
             "LIMONE_OBS_ENV": os.environ.get("LIMONE_OBS_ENV", "local"),
+            c.DEMO_ADMIN_TOKEN_ENV: self.admin_token,
         }
         argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf), APP_SPEC]
         proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
@@ -273,6 +280,14 @@ def fresh_workdir(workdir: Path) -> None:
         log.unlink()
 
 
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (created so, never widened)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+
+
 def _write_rules(folder: Path, rules: dict[str, str], alert_for: str | None) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -391,7 +406,8 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
     if stack.receiver is not None:
         lines.append(f"webhook        {stack.receiver.url}  (alerts print below as JSON lines)")
     lines += [
-        f"faults         limone-obs fault --url {stack.app_url} --error-rate 0.5  (--off)",
+        f"faults         limone-obs fault --url {stack.app_url} --token-file "
+        f"{o.workdir / ADMIN_TOKEN_FILE} --error-rate 0.5  (--off)",
         f"logs           {o.workdir / 'logs'}  (app.log: the service's JSON lines)",
         "pids           " + " ".join(f"{n}={p.pid}" for n, p in stack.procs.items()),
     ]
@@ -409,11 +425,12 @@ def _timeline(stack: Stack, load: _Load, clock: _Clock, stop: threading.Event) -
         _check_alive(stack, load)
         if not fault_on and on_at <= now < off_at:
             fault_on = True
-            state = json.dumps(switch_faults(stack.app_url, _fault_body(opts)))
+            state = json.dumps(switch_faults(stack.app_url, _fault_body(opts), stack.admin_token))
             clock.say(f"fault ON ({opts.fault}): {state}")
         elif fault_on and now >= off_at:
             fault_on = False
-            clock.say(f"fault OFF: {json.dumps(switch_faults(stack.app_url, None))}")
+            state = json.dumps(switch_faults(stack.app_url, None, stack.admin_token))
+            clock.say(f"fault OFF: {state}")
         if now >= next_note:
             next_note += 15.0
             clock.say(f"load: {load.done} requests so far")
