@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import structlog
 
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _structlog
-from limone_obs.logging._sink import RotatingFile, Sink
+from limone_obs.logging._sink import RotatingFile, Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
@@ -31,7 +32,7 @@ def configure_logging(
     redact: bool = True,
     redact_keys: Iterable[str] = DEFAULT_KEYS,
     extra_redact_keys: Iterable[str] = (),
-    max_line_bytes: int = _pipeline.DEFAULT_MAX_LINE_BYTES,
+    max_line_bytes: int | None = None,
     file: str | Path | None = None,
     file_max_bytes: int = 50 * 1024 * 1024,
     file_backups: int = 5,
@@ -49,19 +50,24 @@ def configure_logging(
     ``limoneide``/``development``). ``stream`` defaults to ``sys.stdout``; ``file`` adds a
     copy of every line to a file rotated at ``file_max_bytes``. ``processors`` are
     structlog processors run on an app event's own fields before redaction.
+
+    ``max_line_bytes`` caps each line (longer ones are cut, keeping the end of a
+    traceback). Default: 16 KiB, but ``PIPE_BUF`` (4096 bytes on Linux) when ``stream`` is
+    a pipe or socket: only writes up to that size are atomic there, so lines of processes
+    sharing the pipe (gunicorn workers on one stdout) never interleave. For longer lines
+    log to a file (``stream=open(path, "ab")`` or ``file=`` with the stream elsewhere) or
+    pass ``max_line_bytes`` when one process alone writes to the pipe.
     Raises ConfigError on an unknown level or a cap below 1024 bytes.
     """
+    stream = stream if stream is not None else sys.stdout
     pipeline = _pipeline.Pipeline(
         service=service or _pipeline.default_service(),
         env=env or _pipeline.default_env(),
         level=_level_number(level),
         redactor=Redactor(redact_keys, extra_keys=extra_redact_keys) if redact else None,
-        max_line_bytes=_check_cap(max_line_bytes),
+        max_line_bytes=_check_cap(_line_cap(max_line_bytes, stream)),
         processors=tuple(processors),
-        sink=Sink(
-            stream if stream is not None else sys.stdout,
-            _rotating(file, file_max_bytes, file_backups),
-        ),
+        sink=Sink(stream, _rotating(file, file_max_bytes, file_backups)),
     )
     old = _pipeline.current.sink
     _pipeline.install(pipeline)
@@ -82,6 +88,14 @@ def _level_number(level: str | int) -> int:
             f"{', '.join(_pipeline.LEVEL_NUMBERS)} or a stdlib level number"
         )
     return number
+
+
+def _line_cap(max_line_bytes: int | None, stream: IO[Any]) -> int:
+    if max_line_bytes is not None:
+        return max_line_bytes
+    if is_pipe_or_socket(stream):
+        return min(select.PIPE_BUF, _pipeline.DEFAULT_MAX_LINE_BYTES)
+    return _pipeline.DEFAULT_MAX_LINE_BYTES
 
 
 def _check_cap(max_line_bytes: int) -> int:

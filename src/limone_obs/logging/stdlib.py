@@ -9,6 +9,7 @@ them to the schema, and encoding goes through the same orjson path as app events
 from __future__ import annotations
 
 import logging
+import sys
 from itertools import islice
 from typing import Any
 
@@ -17,7 +18,7 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 from limone_obs import conventions as c
 from limone_obs.logging import _pipeline
-from limone_obs.logging._encode import rfc3339
+from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
 from limone_obs.logging._sink import Sink
 
 #: LogRecord attributes that are not ``extra=`` fields.
@@ -149,16 +150,21 @@ class JsonLineHandler(logging.Handler):
         self.setFormatter(JsonFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Format ``record`` and write it."""
+        """Format ``record`` and write it; never raises into the logging call."""
+        try:
+            self.sink.write(self._line(record))
+        except Exception:
+            # Like logging.Handler.handleError, but never re-raises (raiseExceptions).
+            _last_resort(record)
+
+    def _line(self, record: logging.LogRecord) -> bytes:
         formatter = self.formatter
         try:
             if isinstance(formatter, JsonFormatter):
-                line = formatter.format_bytes(record)
-            else:
-                line = (self.format(record) + "\n").encode("utf-8", "replace")
+                return formatter.format_bytes(record)
+            return (self.format(record) + "\n").encode("utf-8", "replace")
         except Exception as exc:
-            line = _failure_line(record, exc)
-        self.sink.write(line)
+            return _failure_line(record, exc)
 
 
 def _failure_line(record: logging.LogRecord, exc: Exception) -> bytes:
@@ -166,6 +172,15 @@ def _failure_line(record: logging.LogRecord, exc: Exception) -> bytes:
     head = p.head(
         rfc3339(record.created), "error", record.name, "log record could not be formatted"
     )
-    head["format_error"] = f"{type(exc).__name__}: {exc}"
-    head["original_msg"] = repr(record.msg)[:1024]
+    head["format_error"] = f"{type(exc).__name__}: {safe_str(exc)}"
+    head["original_msg"] = safe_repr(record.msg)[:1024]
     return p.render(p.redact_fields(head))
+
+
+def _last_resort(record: logging.LogRecord) -> None:
+    # Only reached if even the failure line failed (e.g. a broken redaction processor).
+    try:
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(f"limone-obs logging: lost a record of {record.name!r}\n")
+    except Exception:
+        pass  # nothing left to write to

@@ -1,0 +1,175 @@
+"""Logging never raises into the caller when the output fails, and pipe lines stay whole."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import select
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from flask import Flask
+
+from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
+from limone_obs.logging._sink import Sink
+from limone_obs.logging.stdlib import JsonLineHandler
+from tests.logging.helpers import parse_lines, stdlib_logger
+
+
+@pytest.fixture
+def dead_pipe() -> Iterator[IO[bytes]]:
+    """The write end of a pipe whose reader is closed: every write gets EPIPE."""
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    stream = os.fdopen(write_fd, "wb")
+    yield stream
+    stream.close()
+
+
+def _sink() -> Sink:
+    sink = _pipeline.current.sink
+    assert sink is not None
+    return sink
+
+
+def test_app_event_to_a_dead_pipe_does_not_raise(dead_pipe: IO[bytes]) -> None:
+    """log.info on a pipe whose reader is gone returns normally; the line is counted."""
+    configure_logging(stream=dead_pipe)
+    get_logger("t").info("hello")
+    assert 1 == _sink().dropped
+
+
+def test_stdlib_record_to_a_dead_pipe_does_not_raise(dead_pipe: IO[bytes]) -> None:
+    """A library's warning on a dead pipe does not raise into the library."""
+    configure_logging(stream=dead_pipe)
+    stdlib_logger("x").warning("careful")
+    assert 1 == _sink().dropped
+
+
+def test_exception_to_a_dead_pipe_does_not_raise(dead_pipe: IO[bytes]) -> None:
+    """log.exception inside an except block on a dead pipe does not raise."""
+    configure_logging(stream=dead_pipe)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        get_logger("t").exception("failed")
+    assert 1 == _sink().dropped
+
+
+def test_access_line_to_a_dead_pipe_does_not_break_the_request(dead_pipe: IO[bytes]) -> None:
+    """The access line written from the body's close() on a dead pipe: the request succeeds."""
+    configure_logging(stream=dead_pipe)
+    app = Flask("t")
+    app.add_url_rule("/p", "p", lambda: "ok")
+    init_app(app)
+    response = app.test_client().get("/p", buffered=True)
+    assert (200, b"ok") == (response.status_code, response.data)
+    assert _sink().dropped >= 1
+
+
+def test_closed_stream_does_not_raise() -> None:
+    """Writing to a closed stream (ValueError) drops the line instead of raising."""
+    stream = io.BytesIO()
+    configure_logging(stream=stream)
+    stream.close()
+    get_logger("t").info("after close")
+    stdlib_logger("x").error("after close")
+    assert 2 == _sink().dropped
+
+
+def test_dropped_lines_are_reported_once(
+    dead_pipe: IO[bytes], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Many dropped lines give one report on stderr (rate-limited), naming the error."""
+    configure_logging(stream=dead_pipe)
+    for _ in range(5):
+        get_logger("t").info("lost")
+    reports = capfd.readouterr().err.splitlines()
+    assert 1 == len(reports)
+    assert "BrokenPipeError" in reports[0]
+
+
+class Unprintable:
+    """An object whose __str__ and __repr__ both raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("str boom")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr boom")
+
+
+def test_unprintable_record_message_gives_a_failure_line(out: io.BytesIO) -> None:
+    """logging.getLogger(...).info(obj) with a raising __str__/__repr__: a line, no raise."""
+    configure_logging(stream=out)
+    [handler] = [h for h in logging.getLogger().handlers if isinstance(h, JsonLineHandler)]
+    # Only our handler: pytest's capture handler (on the root) re-raises format errors.
+    logger = logging.getLogger("lib.unprintable")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.info(Unprintable())
+    finally:
+        logger.removeHandler(handler)
+    [event] = parse_lines(out.getvalue())
+    expected = ("log record could not be formatted", "<unrepresentable Unprintable>")
+    assert expected == (event["message"], event["original_msg"])
+
+
+def test_line_cap_is_pipe_buf_on_a_pipe() -> None:
+    """On a pipe the default cap is PIPE_BUF (4096 bytes), so a write is atomic."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb") as stream:
+        configure_logging(stream=stream)
+        assert select.PIPE_BUF == _pipeline.current.max_line_bytes
+
+
+def test_line_cap_stays_16_kib_on_a_file(tmp_path: Path) -> None:
+    """On a regular file the default cap stays 16 KiB; an explicit cap always wins."""
+    with (tmp_path / "a.log").open("wb") as stream:
+        configure_logging(stream=stream)
+        default_cap = _pipeline.current.max_line_bytes
+        configure_logging(stream=stream, max_line_bytes=8192)
+        assert (16 * 1024, 8192) == (default_cap, _pipeline.current.max_line_bytes)
+
+
+def _log_big_lines(worker: int) -> None:
+    log = get_logger("w")
+    for i in range(300):
+        log.error("traceback-sized line", worker=worker, i=i, tb="x" * 12000)
+
+
+def _fork_writers(count: int) -> list[int]:
+    pids = []
+    for worker in range(count):
+        pid = os.fork()
+        if pid == 0:  # child: write, then leave without running pytest's teardown
+            code = 1
+            try:
+                _log_big_lines(worker)
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    return pids
+
+
+def test_forked_writers_on_one_pipe_never_interleave() -> None:
+    """4 processes sharing a pipe (like gunicorn workers on stdout), 300 lines of ~12 KB
+    each: every line read back is one whole JSON object, and none is lost."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader:
+        with os.fdopen(write_fd, "wb") as stream:
+            configure_logging(stream=stream)
+            pids = _fork_writers(4)
+        data = reader.read()  # EOF once every child has exited
+    statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    events: list[dict[str, Any]] = [json.loads(line) for line in data.splitlines()]
+    assert [0, 0, 0, 0] == statuses
+    assert 1200 == len(events)
+    assert max(len(line) + 1 for line in data.splitlines()) <= select.PIPE_BUF
+    assert all(event["truncated"] for event in events)
