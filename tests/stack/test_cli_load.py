@@ -6,7 +6,19 @@ from click.testing import CliRunner
 from flask import Flask
 
 from limone_obs.cli import main
+from limone_obs.stack import procs
 from tests.stack.helpers import serve
+
+
+def _failing_app() -> Flask:
+    app = Flask(__name__)
+    app.add_url_rule("/ok", "ok", lambda: "ok")
+    app.add_url_rule("/boom", "boom", lambda: ("boom", 500))
+    return app
+
+
+def _load(url: str, mix: str, *extra: str) -> list[str]:
+    return ["load", "--url", url, "--rps", "50", "--duration", "0.2", "--mix", mix, *extra]
 
 
 def test_load_command_prints_a_summary() -> None:
@@ -34,3 +46,36 @@ def test_webhook_command_stops_after_duration() -> None:
     result = CliRunner().invoke(main, ["webhook", "--port", "0", "--duration", "0.3"])
     assert 0 == result.exit_code, result.output
     assert "webhook receiver: http://127.0.0.1:" in result.output
+
+
+def test_load_command_exits_1_when_requests_get_no_answer() -> None:
+    """Every request refused (nothing listens): the summary prints, then exit 1 with
+    ``error:`` counting the requests that got no HTTP answer."""
+    url = f"http://{procs.LOOPBACK}:{procs.free_port()}"
+    result = CliRunner().invoke(main, _load(url, "/ok"))
+    assert 1 == result.exit_code, result.output
+    assert "error: 10 of 10 requests got no HTTP answer" in result.output
+    assert "transport failures: ConnectionError: 10" in result.output
+
+
+def test_load_command_5xx_alone_pass_by_default() -> None:
+    """5xx answers count as errors in the summary but do not fail the run by default."""
+    with serve(_failing_app()) as url:
+        result = CliRunner().invoke(main, _load(url, "/boom"))
+    assert 0 == result.exit_code, result.output
+    assert "errors    10 (5xx" in result.output
+
+
+def test_load_command_max_error_rate_fails_the_run() -> None:
+    """With --max-error-rate 0.4, half the requests answering 500 ends with exit 1."""
+    with serve(_failing_app()) as url:
+        result = CliRunner().invoke(main, _load(url, "/ok,/boom", "--max-error-rate", "0.4"))
+    assert 1 == result.exit_code, result.output
+    assert "error: error rate 50.0% is above --max-error-rate 0.4" in result.output
+
+
+def test_load_command_error_rate_at_the_threshold_passes() -> None:
+    """An error rate equal to --max-error-rate passes (exit 0): only above it fails."""
+    with serve(_failing_app()) as url:
+        result = CliRunner().invoke(main, _load(url, "/ok,/boom", "--max-error-rate", "0.5"))
+    assert 0 == result.exit_code, result.output

@@ -39,6 +39,13 @@ from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 )
 @click.option("--max-requests", type=int, default=None, help="Default: rps x duration.")
 @click.option("--allow-remote", is_flag=True, help="Allow a host other than loopback.")
+@click.option(
+    "--max-error-rate",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Exit 1 when 5xx answers and transport failures exceed this share of requests.",
+)
 def load_command(  # noqa: PLR0917 - click passes each option positionally
     url: str,
     rps: float,
@@ -47,8 +54,14 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
     mix: str,
     max_requests: int | None,
     allow_remote: bool,
+    max_error_rate: float,
 ) -> None:
-    """Send a bounded load to URL and print requests, errors and p50/p95/p99."""
+    """Send a bounded load to URL and print requests, errors and p50/p95/p99.
+
+    Exits 0 when the run passed; 1 when any request got no HTTP answer (refused, reset,
+    timed out) or errors exceeded --max-error-rate (5xx answers count as errors in the
+    summary but fail the run only through --max-error-rate); 2 on invalid options.
+    """
     targets = load_mod.parse_mix(mix)
     load_mod.check_target(url, allow_remote=allow_remote)
     planned = max(1, math.ceil(rps * duration))
@@ -71,6 +84,10 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
             progress=advance,
         )
     click.echo(result.summary())
+    reason = result.failed(max_error_rate)
+    if reason is not None:
+        click.echo(f"error: {reason}", err=True)
+        raise SystemExit(1)
 
 
 @click.command("webhook")

@@ -64,6 +64,18 @@ class LoadResult:
         """Achieved requests per second."""
         return self.requests / self.elapsed if self.elapsed > 0 else 0.0
 
+    def failed(self, max_error_rate: float = 1.0) -> str | None:
+        """Why this run failed, or None: a request got no HTTP answer (a transport
+        failure), or errors (5xx and transport failures) exceeded ``max_error_rate`` of
+        the requests."""
+        lost = sum(self.failures.values())
+        if lost:
+            return f"{lost} of {self.requests} requests got no HTTP answer"
+        if self.requests and self.errors / self.requests > max_error_rate:
+            share = self.errors / self.requests
+            return f"error rate {share:.1%} is above --max-error-rate {max_error_rate:g}"
+        return None
+
     def summary(self) -> str:
         """A few human-readable lines for the terminal."""
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.statuses.items())) or "none"
