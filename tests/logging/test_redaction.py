@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from typing import Any
@@ -60,11 +61,75 @@ def test_header_objects_are_masked() -> None:
         (f"login password={SECRET} ok", f"login password={MASK} ok"),
         (f'{{"api_key": "{SECRET}"}}', f'{{"api_key": "{MASK}"}}'),
         ("GET /projects/42 took 3 ms", "GET /projects/42 took 3 ms"),
+        (f"https://api.example.com/v1?api_key={SECRET}&x=1",
+         f"https://api.example.com/v1?api_key={MASK}&x=1"),
+        (f"url=https://api.example.com/v1?access_token={SECRET}",
+         f"url=https://api.example.com/v1?access_token={MASK}"),
+        (f"cloning https://{SECRET}@github.com/o/r.git",
+         f"cloning https://{MASK}@github.com/o/r.git"),
+        (f"password={SECRET}&token={SECRET} end", f"password={MASK}&token={MASK} end"),
     ],
-)
+)  # fmt: skip
 def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     """Bearer tokens, URL passwords and secret=value pairs in free text are masked."""
     assert expected == Redactor().redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Using basic authentication", "refresh token expired", "Token Expired for user 42",
+     "Digest authentication failed", "see https://example.com/docs?page=2 for help"],
+)  # fmt: skip
+def test_ordinary_text_is_kept(text: str) -> None:
+    """Prose that only mentions an auth scheme or a URL keeps its words (no false mask)."""
+    assert text == Redactor().redact_text(text)
+
+
+@pytest.mark.parametrize("key", ["aws_secret_access_key", "accessKeyId", "AWS_ACCESS_KEY_ID"])
+def test_cloud_key_names_are_masked(key: str) -> None:
+    """AWS-style credential names are secret names."""
+    assert {key: MASK} == Redactor().redact({key: SECRET})
+
+
+@dataclasses.dataclass
+class Creds:
+    """A dataclass holding a password (orjson writes its fields natively)."""
+
+    user: str
+    password: str
+
+
+class Holder:
+    """An object whose repr() shows a token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"Holder(token={self.token!r})"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Creds("bob", SECRET), Holder(SECRET), {b"password": SECRET}, f"Bearer {SECRET}".encode(),
+     [["Authorization", SECRET]], [(b"authorization", SECRET.encode())], {Holder(SECRET)}],
+    ids=["dataclass", "repr", "bytes-key", "bytes-value", "list-pair", "bytes-pair", "set"],
+)  # fmt: skip
+def test_secret_in_any_value_type_is_masked(value: Any, out: io.BytesIO) -> None:
+    """Dataclasses, repr()-rendered objects, bytes keys and values and header pairs as
+    lists: the written line holds no secret, on the app and the stdlib path."""
+    configure_logging(stream=out)
+    get_logger().info("x", data=value)
+    stdlib_logger("lib").info("x", extra={"data": value})
+    assert 2 == len(parse_lines(out.getvalue()))
+    assert SECRET.encode() not in out.getvalue()
+
+
+def test_dataclass_keeps_its_other_fields(out: io.BytesIO) -> None:
+    """A redacted dataclass is still written as an object of its fields."""
+    configure_logging(stream=out)
+    get_logger().info("x", creds=Creds("bob", SECRET))
+    assert {"user": "bob", "password": MASK} == parse_lines(out.getvalue())[0]["creds"]
 
 
 def test_extra_keys_are_added() -> None:
@@ -130,8 +195,40 @@ def with_secrets(base: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
             st.tuples(children, children),
             st.dictionaries(st.one_of(plain_keys, st.integers()), children, max_size=4),
             st.dictionaries(secret_key(), st.just(PLANTED), min_size=1, max_size=2),
+            secret_holders(),
         ),
         max_leaves=20,
+    )
+
+
+def _dataclass_with(key: str) -> Any:
+    return dataclasses.make_dataclass("Box", [key, "visible"])(PLANTED, "shown")
+
+
+class Shown:
+    """An object orjson cannot write: the line shows its repr(), here ``Shown(key='...')``."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Shown({self.key}={PLANTED!r})"
+
+
+def secret_holders() -> st.SearchStrategy[Any]:
+    """The secret in a dataclass field, an object's repr, bytes keys/values, header pairs
+    as lists or bytes tuples, and URL query strings (also inside a ``url=`` pair)."""
+    key = secret_key()
+    identifier = key.filter(str.isidentifier)
+    query = st.sampled_from(["https://api.example.com/v1?{}={}&x=1", "url=https://h/p?{}={}"])
+    return st.one_of(
+        identifier.map(_dataclass_with),
+        identifier.map(Shown),
+        key.map(lambda k: {k.encode(): PLANTED}),
+        key.map(lambda k: [[k, PLANTED]]),
+        key.map(lambda k: [(k.encode(), PLANTED.encode())]),
+        st.just(f"Bearer {PLANTED}".encode()),
+        st.tuples(query, key).map(lambda qk: qk[0].format(qk[1], PLANTED)),
     )
 
 

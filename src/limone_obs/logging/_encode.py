@@ -59,10 +59,11 @@ def default(obj: Any) -> Any:
         return [default_or_self(item) for item in obj]
     if isinstance(obj, Mapping):
         return dict(obj.items())
-    return _as_text(obj)
+    return as_text(obj)
 
 
-def _as_text(obj: Any) -> str:
+def as_text(obj: Any) -> str:
+    """The text a line shows for a value orjson cannot write (``repr()`` as a last resort)."""
     if isinstance(obj, Decimal):
         return str(obj)
     if isinstance(obj, dt.datetime | dt.date | dt.time):

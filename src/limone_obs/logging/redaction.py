@@ -3,16 +3,29 @@
 A key is sensitive when, lower-cased with ``-`` and spaces read as ``_`` (and also after
 splitting camelCase), it equals a configured name or ends in ``_<name>``: ``Password``,
 ``db_password``, ``X-Api-Key``, ``authToken``. ``prompt_tokens`` is not (``tokens`` is not
-``token``), so AI token counts stay visible. Values are masked when they look like a
-bearer/basic credential, credentials in a URL (``scheme://user:pass@``) or a
-``password=...`` pair inside free text.
+``token``), so AI token counts stay visible. ``bytes`` keys are read as text.
+
+Values are masked when they look like a bearer/basic credential (after basic, token or
+digest a plain word is kept, so "basic authentication" stays readable), a URL's user info (``scheme://user:pass@``,
+``scheme://token@``) or a ``password=...`` pair inside free text, also in a URL's query
+string (``?api_key=...``). Values other than text, numbers, containers and dates (bytes,
+dataclasses, arbitrary objects) are first turned into what the line would show (their
+fields, decoded bytes, ``repr()``) and then checked, so a secret in an object's ``repr``
+is masked too. ``(name, value)`` pairs in lists (header lists) mask the value of a
+sensitive name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
 import re
+import uuid
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
+
+from limone_obs.logging._encode import as_text
 
 MASK: Final = "[REDACTED]"
 #: Key names masked by default (matched as described in the module docstring).
@@ -22,23 +35,30 @@ DEFAULT_KEYS: Final = frozenset(
         "pwd", "secret", "client_secret", "token", "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
         "secret_key", "credentials", "x_api_key", "session", "sessionid", "csrf_token",
-        "xsrf_token", "signature", "dsn", "connection_string",
+        "xsrf_token", "signature", "dsn", "connection_string", "access_key",
+        "access_key_id", "secret_access_key",
     }
 )  # fmt: skip
 #: Nesting searched for secrets; anything deeper is replaced by the mask as a whole.
 MAX_DEPTH: Final = 32
 _CACHE_LIMIT = 4096
 _SCALARS = frozenset({int, float, bool})
+#: Types orjson writes natively as dates/ids: no secret can hide in them.
+_PLAIN_TYPES = (dt.datetime, dt.date, dt.time, uuid.UUID)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-.]+")
 #: Authorization-style credentials in text: "Bearer eyJ...", "Basic dXNlcjpw...".
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)[A-Za-z0-9._~+/=\-]{6,}")
-#: Credentials in a URL: scheme://user:password@host.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]*:[^/\s@]+@")
-#: ``name=value`` / ``"name": "value"`` pairs (the value may start with an auth scheme);
-#: the name is checked like a dict key.
+#: The credential is checked by :func:`_looks_like_credential` (plain words are kept).
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~+/=\-]{6,})")
+#: User info in a URL: scheme://user:password@host, scheme://token@host.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
+#: ``name=value`` / ``"name": "value"`` pairs; the name is checked like a dict key. Only
+#: the name and separator are consumed: the value (which may start with an auth scheme)
+#: is looked ahead at, so a pair inside a non-secret value (``url=https://h/?token=x``)
+#: is still found. ``https://...`` is no pair (``//`` after the colon).
 _PAIR = re.compile(
-    r"""([A-Za-z0-9_\-]+)(["']?\s*[:=]\s*["']?)((?i:bearer|basic|token|digest)\s+)?[^\s"'&,;]+"""
+    r"""([A-Za-z0-9_\-]+)(["']?\s*[:=]\s*["']?)(?!//)"""
+    r"""(?=((?i:bearer|basic|token|digest)\s+)?([^\s"'&,;]+))"""
 )
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
@@ -70,18 +90,19 @@ class Redactor:
         self.keys = frozenset(normalise_key(k)[0] for k in (*keys, *extra_keys))
         self.mask = mask
         self.patterns = patterns
-        self._verdicts: dict[str, bool] = {}
+        self._verdicts: dict[object, bool] = {}
         self._texts: dict[str, str] = {}
         self._safe_keys: set[str] = set()
         self._safe_values: set[Any] = set()
 
     def is_sensitive(self, key: object) -> bool:
         """True when ``key`` names a secret (see the module docstring)."""
-        if not isinstance(key, str):
+        if not isinstance(key, str | bytes):
             return False
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = any(self._matches(form) for form in normalise_key(key))
+            text = key if isinstance(key, str) else key.decode("utf-8", "replace")
+            verdict = any(self._matches(form) for form in normalise_key(text))
             if len(self._verdicts) >= _CACHE_LIMIT:
                 self._verdicts.clear()  # keys from user data must not grow memory forever
             self._verdicts[key] = verdict
@@ -112,13 +133,23 @@ class Redactor:
         if "://" in text and "@" in text:
             text = _URL_CREDENTIALS.sub(rf"\1{self.mask}@", text)
         if "=" in text or ":" in text:
-            text = _PAIR.sub(self._pair_replacement, text)
+            text = self._mask_pairs(text)
         if " " in text or "\t" in text:
-            text = _AUTH_SCHEME.sub(rf"\1\2{self.mask}", text)
+            text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
         return text
 
-    def _pair_replacement(self, match: re.Match[str]) -> str:
-        if self.is_sensitive(match.group(1)):
+    def _mask_pairs(self, text: str) -> str:
+        parts: list[str] = []
+        done = 0  # text before this index is already in parts
+        for match in _PAIR.finditer(text):
+            if match.start() < done or not self.is_sensitive(match.group(1)):
+                continue  # inside a masked value, or a harmless name
+            parts += (text[done : match.end()], self.mask)
+            done = match.end() + len(match.group(3) or "") + len(match.group(4))
+        return "".join(parts) + text[done:] if parts else text
+
+    def _scheme_replacement(self, match: re.Match[str]) -> str:
+        if _looks_like_credential(match.group(1), match.group(3)):
             return f"{match.group(1)}{match.group(2)}{self.mask}"
         return match.group(0)
 
@@ -134,7 +165,20 @@ class Redactor:
             return self._redact_items(value.items(), depth)
         if isinstance(value, list | tuple | set | frozenset):
             return [self._redact_member(item, depth) for item in value]
-        return value
+        return self._redact_other(value, depth)
+
+    def _redact_other(self, value: Any, depth: int) -> Any:
+        """Dataclasses, enums, dates, bytes and any other object, as the line shows them."""
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # orjson would write its fields: check them like a dict's.
+            fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+            return self._redact_items(fields, depth)
+        if isinstance(value, _PLAIN_TYPES):
+            return value
+        if isinstance(value, enum.Enum):
+            return self.redact(value.value, depth + 1)  # orjson writes the member's value
+        # bytes, Decimal, any object: check the text the line will show (repr() etc.).
+        return self.redact_text(as_text(value))
 
     def _redact_items(self, items: Iterable[tuple[Any, Any]], depth: int) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
@@ -144,8 +188,8 @@ class Redactor:
 
     def _redact_member(self, item: Any, depth: int) -> Any:
         # A header list holds (name, value) pairs: mask the value of a sensitive name.
-        if isinstance(item, tuple) and len(item) == 2 and self.is_sensitive(item[0]):
-            return [item[0], self.mask]
+        if isinstance(item, tuple | list) and len(item) == 2 and self.is_sensitive(item[0]):
+            return [self.redact(item[0], depth + 1), self.mask]
         return self.redact(item, depth + 1)
 
     def redact_event(self, event: MutableMapping[str, Any]) -> None:
@@ -186,6 +230,14 @@ class Redactor:
         """structlog processor form of :meth:`redact_event`."""
         self.redact_event(event_dict)
         return event_dict
+
+
+def _looks_like_credential(scheme: str, word: str) -> bool:
+    """After ``Bearer`` always; after basic/token/digest unless ``word`` is a plain
+    (lower-case or Capitalised) word: "basic authentication", "token expired"."""
+    if scheme.lower() == "bearer" or not word.isalpha():
+        return True
+    return not (word.islower() or (word[0].isupper() and word[1:].islower()))
 
 
 def _is_header_object(value: object) -> bool:
