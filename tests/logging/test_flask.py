@@ -106,6 +106,17 @@ def test_invalid_request_id_is_replaced(bad: str, out: io.BytesIO) -> None:
     assert (32, True) == (len(new), all(ch in "0123456789abcdef" for ch in new))
 
 
+@pytest.mark.parametrize("bad", ["abc\n", "abc\r\nSet-Cookie: x=1"])
+def test_request_id_with_line_break_is_replaced(bad: str, out: io.BytesIO) -> None:
+    """An id that matches only up to a trailing newline is replaced, not echoed."""
+    configure_logging(stream=out)
+    client = make_app().test_client()
+    resp = client.get("/projects/1", environ_overrides={"HTTP_X_REQUEST_ID": bad})
+    resp.close()
+    new = resp.headers["X-Request-ID"]
+    assert (200, 32, False) == (resp.status_code, len(new), "abc" in new)
+
+
 def test_missing_request_id_is_generated(out: io.BytesIO) -> None:
     """Without the header each request gets its own new id."""
     configure_logging(stream=out)

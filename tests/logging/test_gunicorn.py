@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
+from limone_obs.logging.gunicorn import access_fields
 from limone_obs.stack import procs
 from tests.support import ROOT
 
@@ -107,3 +109,28 @@ def test_worker_exception_is_one_line(gunicorn_lines: list[str]) -> None:
     failed = [e for e in events if e.get("exception", {}).get("type") == "RuntimeError"]
     assert 1 <= len(failed)
     assert "worker view failed" in failed[0]["exception"]["traceback"]
+
+
+class _Sent:
+    """The attributes of a gunicorn ``Response`` that ``access_fields`` reads."""
+
+    status = "200 OK"
+    sent = 2
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+
+
+@pytest.mark.parametrize("raw", ["abc\n", "has space", "x" * 129, "a\r\nSet-Cookie: x=1"])
+def test_access_fields_drop_an_unsafe_request_id(raw: str) -> None:
+    """A client's X-Request-ID with a newline, space or over 128 chars is not logged."""
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": raw}
+    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    assert "request_id" not in fields
+
+
+def test_access_fields_keep_a_safe_request_id() -> None:
+    """A well-formed X-Request-ID from the client is logged as given."""
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": "abc-123.x"}
+    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    assert "abc-123.x" == fields["request_id"]

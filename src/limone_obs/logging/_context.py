@@ -8,12 +8,24 @@ Each thread starts with no context, so one request's fields never reach another.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
+#: A request id taken from a client is kept only if it fully matches this: it is echoed
+#: in a response header and written to logs, so no line breaks or odd characters.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
 _EMPTY: dict[str, Any] = {}
 _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("limone_obs_log_context", default=_EMPTY)
+
+
+def valid_request_id(value: object) -> str | None:
+    """Return ``value`` if it is a safe request id (length and charset), else None."""
+    if isinstance(value, str) and REQUEST_ID_RE.fullmatch(value):
+        return value
+    return None
 
 
 def get_context() -> dict[str, Any]:

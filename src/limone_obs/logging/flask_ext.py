@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 EXTENSION_KEY = "limone_obs_logging"
 #: Key of the per-request :class:`RequestLog` in the WSGI environ.
 ENVIRON_KEY = "limone_obs.logging.request"
-#: An incoming request id is kept only if it matches this (else a new one is made).
-REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: An incoming request id is kept only if it fully matches this (else a new one is made).
+REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
 
 
@@ -45,9 +45,7 @@ def new_request_id() -> str:
 
 def request_id_from(value: str | None) -> str:
     """Return ``value`` if it is a safe request id (length and charset), else a new one."""
-    if value and REQUEST_ID_RE.match(value):
-        return value
-    return new_request_id()
+    return _context.valid_request_id(value) or new_request_id()
 
 
 class RequestLog:
@@ -87,7 +85,7 @@ class Settings:
     def from_config(cls, app: Flask) -> Settings:
         """Read and check ``LIMONE_OBS_LOG_*`` keys (see :func:`init_app`)."""
         header = app.config.setdefault("LIMONE_OBS_LOG_REQUEST_ID_HEADER", c.REQUEST_ID_HEADER)
-        if not isinstance(header, str) or not re.match(r"^[A-Za-z0-9\-]+$", header):
+        if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9\-]+", header):
             raise ConfigError(
                 f"LIMONE_OBS_LOG_REQUEST_ID_HEADER={header!r}: use an HTTP header name "
                 "such as X-Request-ID"

@@ -20,6 +20,7 @@ from typing import Any
 from gunicorn import glogging
 
 from limone_obs import conventions as c
+from limone_obs.logging import _context
 from limone_obs.logging.stdlib import JsonFormatter
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
@@ -99,7 +100,10 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
         "user_agent": environ.get("HTTP_USER_AGENT", ""),
         "response_bytes": getattr(resp, "sent", None),
     }
-    request_id = _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID")
+    # The client's header is unchecked input: kept only if it is a safe id (no newline).
+    request_id = _context.valid_request_id(
+        _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID")
+    )
     if request_id:
         fields[c.LOG_REQUEST_ID] = request_id
     return fields
