@@ -58,6 +58,19 @@ def test_huge_int_keeps_its_digits(out: io.BytesIO) -> None:
     assert str(2**80) == parse_lines(out.getvalue())[0]["n"]
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("forced_fallback", [False, True])
+def test_non_finite_float_is_null_on_both_paths(
+    value: float, forced_fallback: bool, out: io.BytesIO
+) -> None:
+    """NaN/Infinity are written as null, by orjson directly and by the sanitising fallback
+    (forced here by an int dict key orjson refuses)."""
+    configure_logging(stream=out)
+    extra: dict[str, Any] = {"int_keys": {1: "a"}} if forced_fallback else {}
+    get_logger().info("x", v=value, **extra)
+    assert None is parse_lines(out.getvalue())[0]["v"]
+
+
 def test_self_referencing_dict_does_not_raise(out: io.BytesIO) -> None:
     """A dict that contains itself is cut at a depth limit, not an error."""
     configure_logging(stream=out)

@@ -2,9 +2,10 @@
 
 orjson is the fast path. What it refuses (int or tuple keys, ints over 64 bits, lone
 surrogates, deep nesting, cycles) is converted by :func:`sanitise` and encoded again, so a
-log call never raises and never loses its line. Characters that ``str.splitlines()``
-treats as line ends and orjson writes raw (U+2028, U+2029, U+0085) are escaped, and a line
-over the cap is rebuilt from its schema fields with a ``truncated`` marker.
+log call never raises and never loses its line. NaN and infinities are not JSON: both paths
+write them as ``null``; ints over 64 bits are written as decimal strings. Characters that
+``str.splitlines()`` treats as line ends and orjson writes raw (U+2028, U+2029, U+0085) are
+escaped, and a line over the cap is rebuilt from its schema fields with a ``truncated`` marker.
 """
 
 from __future__ import annotations
@@ -104,12 +105,13 @@ def _fix_str(text: str) -> str:
 
 
 def _fix_scalar(value: float | None) -> float | str | None:
-    # NaN and infinities are not JSON, nor are ints over 64 bits: keep them as strings.
+    """Ints over 64 bits become their decimal string; NaN and infinities become ``None``
+    (``null``), which is what orjson writes for them on the fast path: one behaviour."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
-    return value if math.isfinite(value) else str(value)
+    return value if math.isfinite(value) else None
 
 
 def _fix_key(key: Any) -> str:
