@@ -2,8 +2,10 @@
 
 The routes produce everything the dashboards draw: fast and slow (> 1 s) requests,
 5xx answers and unhandled exceptions, AI calls that fail or take > 1 s, DB calls, cache
-hits and misses, template rendering. The app is served from a thread by werkzeug on
-127.0.0.1 and the load stops by itself after a fixed number of requests.
+hits and misses, template rendering. With ``faults=False`` the same routes are healthy:
+no 5xx, no exception, no failed or slow dependency call (4xx of unknown paths remain).
+The app is served from a thread by werkzeug on 127.0.0.1 and the load stops by itself
+after a fixed number of requests.
 """
 
 from __future__ import annotations
@@ -37,29 +39,29 @@ class ProjectLoadError(RuntimeError):
     """Raised by /projects for a share of requests: a 500 and an exceptions sample."""
 
 
-def _project_view(metrics: Metrics, rng: random.Random) -> Callable[[int], str]:
+def _project_view(metrics: Metrics, rng: random.Random, faults: bool) -> Callable[[int], str]:
     def project(project_id: int) -> str:
         metrics.cache_result("projects", hit=project_id % 3 != 0)
         with metrics.track(c.DEPENDENCY_DB, "select_project") as query:
             time.sleep(0.002)
-            if project_id % 11 == 0:
+            if faults and project_id % 11 == 0:
                 query.fail()
         with metrics.track(c.DEPENDENCY_CACHE, "get") as call:
-            if project_id % 7 == 0:
+            if faults and project_id % 7 == 0:
                 call.fail()
-        if rng.random() < FAILURE_SHARE:
+        if faults and rng.random() < FAILURE_SHARE:
             raise ProjectLoadError(f"project {project_id} failed to load")
         return render_template_string("<h1>{{ id }}</h1>", id=project_id)
 
     return project
 
 
-def _ai_view(metrics: Metrics, rng: random.Random) -> Callable[[], tuple[str, int]]:
+def _ai_view(metrics: Metrics, rng: random.Random, faults: bool) -> Callable[[], tuple[str, int]]:
     def complete() -> tuple[str, int]:
-        slow = rng.random() < SLOW_AI_SHARE
+        slow = faults and rng.random() < SLOW_AI_SHARE
         with metrics.track(c.DEPENDENCY_AI, "complete") as call:
             time.sleep(SLOW_SECONDS if slow else 0.01)
-            if rng.random() < 0.1:
+            if faults and rng.random() < 0.1:
                 call.fail()
                 return "AI API unavailable", 503
         return "completion", 200
@@ -67,13 +69,17 @@ def _ai_view(metrics: Metrics, rng: random.Random) -> Callable[[], tuple[str, in
     return complete
 
 
-def create_app(seed: int = 7) -> Flask:
-    """The example app (its Metrics keeps a private registry with process metrics)."""
+def create_app(seed: int = 7, *, faults: bool = True) -> Flask:
+    """The example app (its Metrics keeps a private registry with process metrics).
+
+    ``faults=False`` makes it healthy: no 5xx, exceptions, failed or slow dependency calls.
+    """
     app = Flask("dashboards_example")
     metrics = Metrics(app)
     rng = random.Random(seed)
-    app.add_url_rule(PROJECT_ENDPOINT, "project", _project_view(metrics, rng))
-    app.add_url_rule("/ai/complete", "complete", _ai_view(metrics, rng), methods=["POST"])
+    app.add_url_rule(PROJECT_ENDPOINT, "project", _project_view(metrics, rng, faults))
+    ai_view = _ai_view(metrics, rng, faults)
+    app.add_url_rule("/ai/complete", "complete", ai_view, methods=["POST"])
     app.add_url_rule("/health", "health", lambda: "ok")
     return app
 

@@ -1,98 +1,44 @@
 """Every dashboard query runs against a real Prometheus scraping the example app under load.
 
-One scenario per module: the example app (tests/dashboards/example_app.py) served on
-127.0.0.1, a real Prometheus scraping it every second as the spec's job together with a
-second, dead target (so the ``up`` SLO has something to show), the generated recording
-and alerting rules loaded (``for:`` shortened to 0s so alerts fire within the test), and
-a bounded load producing slow requests, 5xx, exceptions and failing dependency calls.
+The fault scenario: the example app (tests/dashboards/example_app.py) scraped together
+with a second, dead target (so the ``up`` SLO has something to show), the generated rules
+loaded (see tests/dashboards/scenario.py), and a bounded load producing slow requests,
+5xx, exceptions and failing dependency calls. The healthy counterpart is
+test_prometheus_healthy.py.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from limone_obs import conventions as c
-from limone_obs.alerts import build as alerts_build
-from limone_obs.dashboards.generate import build_from
-from limone_obs.dashboards.slo_inputs import load_service
-from limone_obs.stack import procs
-from tests.dashboards.example_app import PROJECT_ENDPOINT, create_app, drive, serve
-from tests.dashboards.helpers import PanelQuery, prometheus_queries, variable_values
-from tests.support import ROOT, need
+from tests.dashboards.example_app import PROJECT_ENDPOINT, create_app
+from tests.dashboards.helpers import PanelQuery
+from tests.dashboards.scenario import Scenario, instant, run_all, running
+from tests.support import need
 
 pytestmark = pytest.mark.integration
 
-#: Upper bound of the load; it stops earlier, once the queries have run.
-MAX_REQUESTS = 4000
 #: Alerts the scenario must make fire before the panels are queried.
 EXPECTED_ALERTS = frozenset(
     {"AvailabilityErrorBudgetBurn", "ErrorsHigh", "LatencyP95High", c.ALERT_TARGET_DOWN}
 )
-#: Panels allowed to return no series, and why. Everything else must return data.
+#: Panels (dashboard, title, SLO) allowed to return no series, and why. Everything else
+#: must return data (error ratios without any failure show 0, see test_zero_fallback.py).
 ALLOWED_EMPTY = {
-    ("dependencies.json", "Templates: error ratio"): "template rendering has no error outcome",
     ("slos.json", "Firing alerts", "ai-latency"): (
         "ai-latency has ticket tiers only, guarded by >= 0.05 calls/s over a whole day"
     ),
 }
-RANGE_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """The running scenario: Prometheus' URL and the dashboards built from the spec."""
-
-    url: str
-    dashboards: dict[str, dict[str, Any]]
-    job: str
-
-    def queries(self) -> list[PanelQuery]:
-        """Every Prometheus panel query, expanded for this scenario."""
-        return list(prometheus_queries(self.dashboards, variable_values(self.job)))
-
-
-def _fast_rules(folder: Path) -> list[str]:
-    """Write the generated rule files with every ``for:`` set to 0s; return their paths."""
-    paths = []
-    for rel, content in sorted(alerts_build.artifacts(ROOT).files.items()):
-        if not rel.startswith("alerts/rules/"):
-            continue
-        doc = yaml.safe_load(content)
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = "0s"
-        path = folder / Path(rel).name
-        path.write_text(yaml.safe_dump(doc))
-        paths.append(str(path))
-    return paths
-
-
-def _config(folder: Path, job: str, targets: list[str]) -> Path:
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": _fast_rules(folder),
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
-    }
-    path = folder / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def _firing(url: str) -> set[str]:
-    resp = requests.get(
-        f"{url}/api/v1/query", params={"query": 'ALERTS{alertstate="firing"}'}, timeout=5
-    )
-    return {r["metric"]["alertname"] for r in resp.json()["data"]["result"]}
+    return {r["metric"]["alertname"] for r in instant(url, 'ALERTS{alertstate="firing"}')}
 
 
 def _wait_for_alerts(url: str, timeout: float = 90.0) -> None:
@@ -108,57 +54,24 @@ def _wait_for_alerts(url: str, timeout: float = 90.0) -> None:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    """Prometheus + example app + load, running while the module's tests query it."""
-    binary = need("prometheus")
+    """Prometheus + faulty example app + a dead target + load, while the module runs."""
     folder = tmp_path_factory.mktemp("prometheus")
-    job = load_service(ROOT).job
-    stop = threading.Event()
-    with serve(create_app()) as target:
-        dead = f"{procs.LOOPBACK}:{procs.free_port()}"
-        port = procs.free_port()
-        argv = procs.prometheus_argv(binary, _config(folder, job, [target, dead]), folder, port)
-        proc = procs.start("prometheus", argv, folder / "prometheus.log")
-        loader = threading.Thread(target=drive, args=(target, MAX_REQUESTS, stop))
-        url = f"http://{procs.LOOPBACK}:{port}"
-        try:
-            procs.wait_http(proc, f"{url}/-/ready")
-            loader.start()
-            _wait_for_alerts(url)
-            yield Scenario(url=url, dashboards=build_from(ROOT), job=job)
-        finally:
-            stop.set()
-            if loader.is_alive():
-                loader.join(timeout=30)
-            proc.stop()
-
-
-def run(url: str, query: PanelQuery) -> dict[str, Any]:
-    """Run ``query`` as Grafana would (instant or range over the last minute)."""
-    now = time.time()
-    if query.instant:
-        params: dict[str, Any] = {"query": query.expr, "time": now}
-        resp = requests.get(f"{url}/api/v1/query", params=params, timeout=30)
-    else:
-        params = {"query": query.expr, "start": now - RANGE_SECONDS, "end": now, "step": 2}
-        resp = requests.get(f"{url}/api/v1/query_range", params=params, timeout=30)
-    body: dict[str, Any] = resp.json()
-    return body
+    app = create_app()
+    with running(app, folder, need("prometheus"), _wait_for_alerts, extra_targets=1) as live:
+        yield live
 
 
 def _allowed_empty(query: PanelQuery) -> bool:
-    if (query.dashboard, query.title) in ALLOWED_EMPTY:
-        return True
     return any(
-        key[:2] == (query.dashboard, query.title) and f'slo="{key[2]}"' in query.expr
-        for key in ALLOWED_EMPTY
-        if len(key) == 3
+        (board, title) == (query.dashboard, query.title) and f'slo="{slo}"' in query.expr
+        for board, title, slo in ALLOWED_EMPTY
     )
 
 
 @pytest.fixture(scope="module")
 def results(scenario: Scenario) -> list[tuple[PanelQuery, dict[str, Any]]]:
     """Every panel query with Prometheus' answer, run once for the module."""
-    return [(query, run(scenario.url, query)) for query in scenario.queries()]
+    return run_all(scenario)
 
 
 def test_every_panel_query_runs_without_error(

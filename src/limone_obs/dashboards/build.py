@@ -67,6 +67,11 @@ the logs one with `$loki` (default uid `{c.DATASOURCE_UID_LOKI}`).
   (or `--basic-auth user:password`) saves every file here through the HTTP API,
   overwriting, into `--folder` (default `{c.DASHBOARD_FOLDER_UID}`).
 
+Error ratios (5xx, dependency errors, bad events), the cache hit ratio and the
+exceptions panel show 0, not "No data", while no call failed, no lookup hit or no
+exception was raised: a counter has no series until its first increment, so each query
+falls back to 0 for every group that has traffic. Only without traffic are they empty.
+
 Process panels (CPU, memory, file descriptors, GC) stay empty under gunicorn's
 multiprocess mode: the exporter publishes process metrics only in single-process mode.
 """

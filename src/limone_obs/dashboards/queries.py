@@ -55,6 +55,20 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator})\n/\n({denominator})"
 
 
+def or_zero(part: str, whole: str, by: str = "") -> str:
+    """``part``, or 0 where ``part`` has no series: the numerator of a ratio.
+
+    A counter series appears only once it has been incremented, so on a healthy service
+    ``sum(rate(errors))`` returns nothing and ``errors / total`` shows "No data" instead
+    of 0. Unlabelled sums fall back to ``vector(0)``; grouped ones to ``whole * 0`` (the
+    denominator, grouped the same way), so every group present in ``whole`` gets its 0
+    and no stray label-less series joins the groups that do have ``part``.
+    """
+    if not by:
+        return f"({part} or vector(0))"
+    return f"({part}\nor\n{whole} * 0)"
+
+
 def slo_matchers(service: str, slo: str) -> str:
     """``{slo_service="<service>", slo="<slo>"}`` for the SLO recording rules."""
     return f'{{{c.LABEL_SLO_SERVICE}="{service}", {c.LABEL_SLO}="{slo}"}}'
@@ -73,7 +87,8 @@ class Queries:
     def error_ratio(self, *extra: str, by: str = "") -> str:
         """Share of responses with a 5xx status."""
         errors = self.request_rate(*extra, f'{c.LABEL_STATUS}=~"5.."', by=by)
-        return ratio(errors, self.request_rate(*extra, by=by))
+        total = self.request_rate(*extra, by=by)
+        return ratio(or_zero(errors, total, by), total)
 
     def latency(self, q: float, *extra: str, by: str = "") -> str:
         """The ``q`` quantile of request duration, in seconds."""
@@ -100,8 +115,15 @@ class Queries:
         return f"sum{grouping} ({self.names.requests_in_progress}{matchers(*extra)})"
 
     def exceptions(self, *extra: str) -> str:
-        """Unhandled exceptions per second, by exception class."""
-        return sum_rate(self.names.request_exceptions_total, *extra, by=c.LABEL_EXCEPTION)
+        """Unhandled exceptions per second, by exception class.
+
+        While requests are answered without any exception the panel shows 0 as class
+        ``none`` (the exceptions counter has no series yet); without traffic, nothing.
+        """
+        raised = sum_rate(self.names.request_exceptions_total, *extra, by=c.LABEL_EXCEPTION)
+        zero = f"{self.request_rate(*extra)} * 0"
+        none = f'label_replace({zero}, "{c.LABEL_EXCEPTION}", "none", "", "")'
+        return f"{raised}\nor on ()\n{none}"
 
     def dependency_rate(self, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
         """Dependency calls per second."""
@@ -110,7 +132,8 @@ class Queries:
     def dependency_error_ratio(self, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
         """Share of dependency calls with outcome ``error``."""
         failed = self.dependency_rate(*extra, f'{c.LABEL_OUTCOME}="{c.OUTCOME_ERROR}"', by=by)
-        return ratio(failed, self.dependency_rate(*extra, by=by))
+        total = self.dependency_rate(*extra, by=by)
+        return ratio(or_zero(failed, total, by), total)
 
     def dependency_latency(self, q: float, *extra: str, by: str = c.LABEL_DEPENDENCY) -> str:
         """The ``q`` quantile of dependency call duration, in seconds."""
@@ -128,14 +151,18 @@ class Queries:
         return f"{spent}\n/ on () group_left\n{sum_rate(self.names.request_duration_count)}"
 
     def app_seconds_per_request(self) -> str:
-        """Seconds per request spent outside every tracked dependency (never below 0)."""
+        """Seconds per request spent outside every tracked dependency (never below 0).
+
+        With no dependency call in the window, all of the request time is the app's.
+        """
         total = sum_rate(self.names.request_duration_sum)
-        in_deps = sum_rate(self.names.dependency_duration_sum)
+        in_deps = or_zero(sum_rate(self.names.dependency_duration_sum), "")
         count = sum_rate(self.names.request_duration_count)
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 
     def cache_hit_ratio(self) -> str:
-        """Share of cache lookups that hit, by cache."""
-        series = self.names.cache_requests_total
-        hits = sum_rate(series, f'{c.LABEL_RESULT}="{c.CACHE_HIT}"', by=c.LABEL_CACHE)
-        return ratio(hits, sum_rate(series, by=c.LABEL_CACHE))
+        """Share of cache lookups that hit, by cache (0 for a cache that only missed)."""
+        series, by = self.names.cache_requests_total, c.LABEL_CACHE
+        hits = sum_rate(series, f'{c.LABEL_RESULT}="{c.CACHE_HIT}"', by=by)
+        lookups = sum_rate(series, by=by)
+        return ratio(or_zero(hits, lookups, by), lookups)
