@@ -219,10 +219,8 @@ VAR_LOKI: Final = "loki"
 VAR_JOB: Final = "job"
 VAR_INSTANCE: Final = "instance"
 VAR_ENDPOINT: Final = "endpoint"
-VAR_REQUEST_ID: Final = "request_id"
-#: Loki stream labels the log shipper sets (kept to service/env/level, see PITFALLS).
-LOKI_LABEL_SERVICE: Final = "service"
-LOKI_LABEL_LEVEL: Final = "level"
+#: The logs dashboard uses the logging section's names directly: Loki labels
+#: ``LOG_SERVICE``/``LOG_LEVEL`` (see ``LOKI_LABELS``) and the ``LOG_REQUEST_ID`` field.
 #: Prometheus' synthetic series of pending and firing alerts.
 SERIES_ALERTS: Final = "ALERTS"
 #: prometheus-client's process and GC series (single-process mode only, see exporter).
