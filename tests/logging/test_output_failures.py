@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import select
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -173,3 +175,12 @@ def test_forked_writers_on_one_pipe_never_interleave() -> None:
     assert 1200 == len(events)
     assert max(len(line) + 1 for line in data.splitlines()) <= select.PIPE_BUF
     assert all(event["truncated"] for event in events)
+
+
+def test_unconfigured_process_on_a_pipe_caps_at_pipe_buf() -> None:
+    """Before configure_logging (e.g. the gunicorn master), stdout being a pipe also gives
+    the PIPE_BUF cap: a 12 KB event comes out as one cut line of at most 4096 bytes."""
+    code = "from limone_obs.logging import get_logger; get_logger('m').info('x', tb='y' * 12000)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
+    [line] = done.stdout.splitlines()
+    assert (True, True) == (json.loads(line)["truncated"], len(line) + 1 <= select.PIPE_BUF)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import sys
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
@@ -18,7 +19,7 @@ from typing import Any
 from limone_obs import conventions as c
 from limone_obs.logging import _context
 from limone_obs.logging._encode import encode_line, safe_str
-from limone_obs.logging._sink import Sink
+from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
 
 #: Level numbers by schema name.
@@ -36,6 +37,15 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def default_line_cap(stream: Any = None) -> int:
+    """16 KiB, or ``PIPE_BUF`` when ``stream`` (default ``sys.stdout``) is a pipe or socket:
+    only writes up to that size stay whole when processes share the pipe."""
+    stream = sys.stdout if stream is None else stream
+    if stream is not None and is_pipe_or_socket(stream):
+        return min(select.PIPE_BUF, DEFAULT_MAX_LINE_BYTES)
+    return DEFAULT_MAX_LINE_BYTES
 
 
 def default_service() -> str:
@@ -56,7 +66,7 @@ class Pipeline:
     env: str = field(default_factory=default_env)
     level: int = logging.INFO
     redactor: Redactor | None = field(default_factory=Redactor)
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_line_bytes: int = field(default_factory=default_line_cap)
     processors: tuple[Processor, ...] = ()
     sink: Sink | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import select
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ import structlog
 
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _structlog
-from limone_obs.logging._sink import RotatingFile, Sink, is_pipe_or_socket
+from limone_obs.logging._sink import RotatingFile, Sink
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
@@ -91,11 +90,7 @@ def _level_number(level: str | int) -> int:
 
 
 def _line_cap(max_line_bytes: int | None, stream: IO[Any]) -> int:
-    if max_line_bytes is not None:
-        return max_line_bytes
-    if is_pipe_or_socket(stream):
-        return min(select.PIPE_BUF, _pipeline.DEFAULT_MAX_LINE_BYTES)
-    return _pipeline.DEFAULT_MAX_LINE_BYTES
+    return _pipeline.default_line_cap(stream) if max_line_bytes is None else max_line_bytes
 
 
 def _check_cap(max_line_bytes: int) -> int:
