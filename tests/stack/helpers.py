@@ -33,10 +33,35 @@ def serve(app: Flask) -> Iterator[str]:
         server.server_close()
 
 
+#: Attempts at starting a server on a port from free_port() (another process may take it).
+PORT_ATTEMPTS = 3
+
+
 @contextmanager
 def demo_under_gunicorn(workdir: Path, workers: int = 2) -> Iterator[str]:
-    """Run the demo service under gunicorn (multiprocess mode) on a free port; yield its URL."""
-    port = procs.free_port()
+    """Run the demo service under gunicorn (multiprocess mode) on a free port; yield its URL.
+
+    gunicorn binds the port only after free_port() chose it; if another process took it
+    meanwhile (PortInUseError), start again on a new port, up to PORT_ATTEMPTS times.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = procs.free_port()
+        proc = _start_demo(workdir, port, workers)
+        try:
+            procs.wait_http(proc, f"http://{LOOPBACK}:{port}/health", timeout=60)
+        except procs.PortInUseError:
+            proc.stop()
+            if attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        try:
+            yield f"http://{LOOPBACK}:{port}"
+        finally:
+            proc.stop()
+        return
+
+
+def _start_demo(workdir: Path, port: int, workers: int) -> procs.Proc:
     env = {
         **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
         "GUNICORN_BIND": f"{LOOPBACK}:{port}",
@@ -48,13 +73,7 @@ def demo_under_gunicorn(workdir: Path, workers: int = 2) -> Iterator[str]:
     }
     conf = ROOT / "exporter" / "gunicorn.conf.py"
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "limone_obs.demo:create_app()"]
-    proc = procs.start("demo", argv, workdir / "demo.log", env=env)
-    try:
-        url = f"http://{LOOPBACK}:{port}"
-        procs.wait_http(proc, f"{url}/health", timeout=60)
-        yield url
-    finally:
-        proc.stop()
+    return procs.start("demo", argv, workdir / "demo.log", env=env)
 
 
 def metric_sum(url: str, name: str) -> float:

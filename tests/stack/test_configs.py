@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -105,3 +106,21 @@ def test_prometheus_argv_has_no_lifecycle_api() -> None:
     """The local Prometheus has no HTTP lifecycle API (any local user could /-/quit it)."""
     argv = procs.prometheus_argv("prometheus", Path("p.yml"), Path("d"), 9090)
     assert [] == [arg for arg in argv if "lifecycle" in arg]
+
+
+def test_a_taken_port_is_reported_as_port_in_use(tmp_path: Path) -> None:
+    """A child that cannot bind its port (taken after it was chosen) ends wait_http with
+    PortInUseError naming the port, so callers can retry on another."""
+    binary = need("prometheus")
+    with socket.socket() as taken:
+        taken.bind((procs.LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "p.yml").write_text("global: {}\n")
+        argv = procs.prometheus_argv(binary, tmp_path / "p.yml", tmp_path / "data", port)
+        proc = procs.start("prometheus", argv, tmp_path / "prometheus.log")
+        try:
+            with pytest.raises(procs.PortInUseError, match=f"port {port} is taken"):
+                procs.wait_http(proc, f"http://{procs.LOOPBACK}:{port}/-/ready", timeout=30)
+        finally:
+            proc.stop()

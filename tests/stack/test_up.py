@@ -22,7 +22,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import procs
 from limone_obs.stack.procs import LOOPBACK
-from tests.stack.helpers import process_groups_alive
+from tests.stack.helpers import PORT_ATTEMPTS, process_groups_alive
 from tests.support import ROOT, need
 
 pytestmark = pytest.mark.integration
@@ -55,16 +55,35 @@ class UpProcess:
 
     def wait_line(self, predicate: Callable[[str], bool], timeout: float) -> str:
         """The first output line matching ``predicate``; fail after ``timeout`` seconds."""
+        found = self.poll_line(predicate, timeout)
+        if found is None:
+            output = "\n".join(self.lines[-40:])
+            pytest.fail(f"no matching line within {timeout} s; output:\n{output}")
+        return found
+
+    def poll_line(self, predicate: Callable[[str], bool], timeout: float) -> str | None:
+        """The first output line matching ``predicate``; None once ``up`` exited or after
+        ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 found = next((line for line in self.lines if predicate(line)), None)
-                if found is not None:
+                if found is not None or deadline - time.monotonic() <= 0:
                     return found
-                if deadline - time.monotonic() <= 0 or self.popen.poll() is not None:
-                    output = "\n".join(self.lines[-40:])
-                    pytest.fail(f"no matching line within {timeout} s; output:\n{output}")
+                if self.popen.poll() is not None:
+                    self._changed.wait(0.5)  # the reader may still hold the last lines
+                    return next((line for line in self.lines if predicate(line)), None)
                 self._changed.wait(0.5)
+
+    def pids_or_port_taken(self) -> dict[str, int] | None:
+        """The child PIDs, or None when ``up`` exited because a port was taken (a port
+        from free_port() taken before ``up`` bound it); fail on any other exit."""
+        if self.poll_line(lambda s: "pids " in s, 90) is not None:
+            return self.pids()
+        output = "\n".join(self.lines)
+        if self.popen.poll() is not None and _port_taken(output):
+            return None
+        pytest.fail(f"up printed no pids line; output:\n{output[-4000:]}")
 
     def pids(self) -> dict[str, int]:
         """The child PIDs ``up`` printed on its ``pids`` line."""
@@ -122,9 +141,23 @@ def _free_ports() -> dict[str, int]:
     return {name: procs.free_port() for name in ("app", "prometheus", "alertmanager", "webhook")}
 
 
-@pytest.fixture
-def ports() -> dict[str, int]:
-    return _free_ports()
+def _port_taken(output: str) -> bool:
+    """True if ``up`` says one of its ports was taken (before its check or after it)."""
+    return ") is in use on" in output or " is taken by another process" in output
+
+
+def _start_up(
+    args: Callable[[dict[str, int]], list[str]], env: dict[str, str] | None = None
+) -> tuple[UpProcess, dict[str, int]]:
+    """Start ``up`` on ports from free_port(), anew on other ports if one was taken
+    meanwhile (up to PORT_ATTEMPTS times); return it once it printed its pids line."""
+    for _ in range(PORT_ATTEMPTS):
+        ports = _free_ports()
+        up = UpProcess(args(ports), env=env)
+        if up.pids_or_port_taken() is not None:
+            return up, ports
+        up.finish()
+    pytest.fail(f"a port of up was taken by another process {PORT_ATTEMPTS} times in a row")
 
 
 @dataclass
@@ -149,14 +182,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """
     need("prometheus")
     need("alertmanager")
-    ports = _free_ports()
     workdir = tmp_path_factory.mktemp("up")
-    args = [f"--{name}-port={port}" for name, port in ports.items()]
-    args += ["--workdir", str(workdir), "--duration", "150"]
-    args += ["--workers", "2", "--scrape-interval", "1s", "--alert-for", "5s"]
-    args += ["--ai-latency", "0.02-0.05", "--fault", "errors", "--error-rate", "1"]
-    args += ["--fault-after", "10", "--fault-for", "120"]
-    up = UpProcess(args)
+
+    def args(ports: dict[str, int]) -> list[str]:
+        return [
+            *(f"--{name}-port={port}" for name, port in ports.items()),
+            *("--workdir", str(workdir), "--duration", "150"),
+            *("--workers", "2", "--scrape-interval", "1s", "--alert-for", "5s"),
+            *("--ai-latency", "0.02-0.05", "--fault", "errors", "--error-rate", "1"),
+            *("--fault-after", "10", "--fault-for", "120"),
+        ]
+
+    up, ports = _start_up(args)
     children: dict[str, int] = {}
     try:
         children = up.pids()
@@ -268,13 +305,22 @@ def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     assert f"port {port} (--app-port) is in use" in output
 
 
-def test_without_prometheus_the_app_runs_alone(tmp_path: Path, ports: dict[str, int]) -> None:
+def _app_only(tmp_path: Path, duration: str) -> Callable[[dict[str, int]], list[str]]:
+    def args(ports: dict[str, int]) -> list[str]:
+        return [
+            *("--app-port", str(ports["app"]), "--workdir", str(tmp_path / "w")),
+            *("--duration", duration, "--fault", "none", "--ai-latency", "0.01-0.02"),
+        ]
+
+    return args
+
+
+def test_without_prometheus_the_app_runs_alone(tmp_path: Path) -> None:
     """With no prometheus on PATH, ``up`` prints the apt command and runs app + load."""
     empty = tmp_path / "empty-path"
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
-    args = ["--app-port", str(ports["app"]), "--workdir", str(tmp_path / "w"), "--duration", "4"]
-    up = UpProcess([*args, "--fault", "none", "--ai-latency", "0.01-0.02"], env=env)
+    up, _ = _start_up(_app_only(tmp_path, "4"), env)
     code = up.finish()
     output = "\n".join(up.lines)
     assert 0 == code, output
@@ -282,13 +328,12 @@ def test_without_prometheus_the_app_runs_alone(tmp_path: Path, ports: dict[str, 
     assert "requests  32 in" in output
 
 
-def test_sigterm_stops_up_and_its_children(tmp_path: Path, ports: dict[str, int]) -> None:
+def test_sigterm_stops_up_and_its_children(tmp_path: Path) -> None:
     """SIGTERM (e.g. from a service manager) stops ``up`` like Ctrl-C: exit 0, no child left."""
     empty = tmp_path / "empty-path"
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}  # app and load only: quick to start
-    args = ["--app-port", str(ports["app"]), "--workdir", str(tmp_path / "w"), "--duration", "120"]
-    up = UpProcess([*args, "--fault", "none", "--ai-latency", "0.01-0.02"], env=env)
+    up, _ = _start_up(_app_only(tmp_path, "120"), env)
     children: dict[str, int] = {}
     try:
         children = up.pids()

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from limone_obs.errors import StackError
+from limone_obs.stack.procs import PortInUseError
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 
 
@@ -86,15 +87,17 @@ def test_callback_prints_one_json_line_per_alert() -> None:
     assert ["page", "ticket"] == [json.loads(line)["severity"] for line in lines]
 
 
-def test_taken_port_is_a_stack_error(receiver: WebhookReceiver) -> None:
-    """Binding a port already in use raises StackError naming the port."""
-    with pytest.raises(StackError, match=str(receiver.port)):
-        WebhookReceiver(port=receiver.port)
-
-
 def test_stop_closes_the_port() -> None:
     """After stop() the port accepts no connection."""
     rec = WebhookReceiver()
     rec.stop()
     with pytest.raises(requests.ConnectionError):
         requests.post(rec.url, json=_payload("A"), timeout=2)
+
+
+def test_taken_port_raises_port_in_use(receiver: WebhookReceiver) -> None:
+    """A second receiver on a taken port raises PortInUseError (a StackError, so the CLI
+    exits 2) naming the port."""
+    assert issubclass(PortInUseError, StackError)
+    with pytest.raises(PortInUseError, match=f":{receiver.port}: the port is taken"):
+        WebhookReceiver(port=receiver.port)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -41,6 +42,13 @@ PACKAGES: Mapping[str, str] = {
     "docker-compose": "docker-compose",
 }
 LOOPBACK = "127.0.0.1"
+#: What Prometheus, Alertmanager and gunicorn log when their port is taken (lowercased).
+_PORT_TAKEN = "address already in use"
+
+
+class PortInUseError(StackError):
+    """A child exited because its port was taken: a port checked free (or chosen by
+    :func:`free_port`) can be taken by another process before the child binds it."""
 
 
 def find_binary(service: str) -> str | None:
@@ -171,10 +179,7 @@ def wait_http(
         if stop is not None and stop.is_set():
             raise StackError(f"interrupted while waiting for {proc.name} at {url}")
         if not proc.alive():
-            raise StackError(
-                f"{proc.name} exited with code {proc.popen.returncode} before {url} answered; "
-                f"its last lines ({proc.log}):\n{proc.log_tail()}"
-            )
+            raise _exit_error(proc, url)
         try:
             resp = requests.get(url, timeout=2)
             if resp.status_code == expect:
@@ -186,6 +191,23 @@ def wait_http(
     raise StackError(
         f"{proc.name} did not answer {url} within {timeout:.0f} s ({last}); "
         f"its last lines ({proc.log}):\n{proc.log_tail()}"
+    )
+
+
+def _exit_error(proc: Proc, url: str) -> StackError:
+    """The error for ``proc`` exiting before ``url`` answered; PortInUseError if it
+    could not bind its port, so callers may retry on another port."""
+    tail = proc.log_tail()
+    code = proc.popen.returncode
+    if _PORT_TAKEN in tail.lower():
+        return PortInUseError(
+            f"{proc.name} exited with code {code}: port {urlsplit(url).port} is taken by "
+            "another process (it was free when checked, something bound it since); use "
+            f"another port, or 0 for a free one. Its last lines ({proc.log}):\n{tail}"
+        )
+    return StackError(
+        f"{proc.name} exited with code {code} before {url} answered; "
+        f"its last lines ({proc.log}):\n{tail}"
     )
 
 

@@ -15,6 +15,7 @@ per alert.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import threading
@@ -25,7 +26,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from limone_obs.errors import StackError
-from limone_obs.stack.procs import LOOPBACK
+from limone_obs.stack.procs import LOOPBACK, PortInUseError
 
 Payload = dict[str, Any]
 Alert = dict[str, Any]
@@ -58,6 +59,11 @@ class WebhookReceiver:
         try:
             self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"webhook receiver cannot listen on {host}:{port}: the port is taken by "
+                    "another process; choose another port (0 picks a free one)"
+                ) from None
             raise StackError(
                 f"webhook receiver cannot listen on {host}:{port} ({exc.strerror}): "
                 "choose another port"
