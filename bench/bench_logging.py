@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 from pythonjsonlogger.json import JsonFormatter as PjlJsonFormatter
 
 from limone_obs.logging import bind, clear_context, configure_logging, get_logger, init_app
@@ -135,32 +136,39 @@ def _one_run(variant: Variant, lines: int, path: Path) -> float:
     return lines / elapsed
 
 
-def request_overhead(repeats: int, requests: int) -> tuple[float, float]:
-    """Median microseconds per test-client request without and with ``init_app``."""
-    results = []
-    for with_logging in (False, True):
-        app = Flask("bench")
+def request_overhead(repeats: int, requests: int) -> tuple[float, float, float]:
+    """Median microseconds per test-client request without and with ``init_app``, and the
+    median of the per-round differences.
+
+    Both apps exist side by side and take turns in every round (the order alternating),
+    so a burst of load from other processes hits both alike instead of one variant's
+    whole series (a sequential run once showed a negative overhead).
+    """
+    plain, logged = Flask("bench-plain"), Flask("bench-logged")
+    for app in (plain, logged):
         app.add_url_rule("/p/<int:pid>", "p", lambda pid: f"project {pid}")
-        if with_logging:
-            with tempfile.TemporaryFile("w") as sink:
-                configure_logging(stream=sink)
-                init_app(app)
-                results.append(_time_requests(app, repeats, requests))
-            reset_for_tests()
-        else:
-            results.append(_time_requests(app, repeats, requests))
-    return results[0], results[1]
+    with tempfile.TemporaryFile("w") as sink:
+        configure_logging(stream=sink)
+        init_app(logged)  # the plain app writes no line: the sink does not affect it
+        clients = {"without": plain.test_client(), "with": logged.test_client()}
+        times: dict[str, list[float]] = {"without": [], "with": []}
+        for index in range(repeats):
+            order = ("without", "with") if index % 2 == 0 else ("with", "without")
+            for name in order:
+                times[name].append(_time_requests(clients[name], requests))
+    reset_for_tests()
+    extra = [w - wo for w, wo in zip(times["with"], times["without"], strict=True)]
+    return (statistics.median(times["without"]), statistics.median(times["with"]),
+            statistics.median(extra))  # fmt: skip
 
 
-def _time_requests(app: Flask, repeats: int, requests: int) -> float:
-    client = app.test_client()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(requests):
-            client.get(f"/p/{i}").close()
-        times.append((time.perf_counter() - start) / requests * 1e6)
-    return statistics.median(times)
+def _time_requests(client: FlaskClient, requests: int) -> float:
+    """Microseconds per request over ``requests`` requests (warm-up included once)."""
+    client.get("/p/0").close()
+    start = time.perf_counter()
+    for i in range(requests):
+        client.get(f"/p/{i}").close()
+    return (time.perf_counter() - start) / requests * 1e6
 
 
 def run(quick: bool) -> str:
@@ -183,14 +191,15 @@ def run(quick: bool) -> str:
         for name, r in runs.items()
     ]
     redaction = paired_ratio(runs[REDACT_OFF], runs[REDACT_ON]) - 1
-    plain, logged = request_overhead(repeats, 300 if quick else 2000)
+    plain, logged, extra = request_overhead(repeats, 300 if quick else 2000)
     out += [
         "",
         f"Redaction cost on app events: {redaction * 100:.1f} % more time per line "
         "(target <= 10 %).",
         "",
-        f"Per-request cost of `init_app` (Flask test client, access line included): "
-        f"{plain:.0f} us without, {logged:.0f} us with, +{logged - plain:.0f} us.",
+        f"Per-request cost of `init_app` (Flask test client, access line included; the two "
+        f"apps take turns in each of {repeats} rounds, medians): {plain:.0f} us without, "
+        f"{logged:.0f} us with, {extra:+.0f} us (median of the per-round differences).",
         "",
     ]
     return "\n".join(out)
