@@ -1,0 +1,169 @@
+"""Exporter overhead in CPU instructions per request, counted by valgrind (callgrind).
+
+Wall and CPU times on a shared 2-core machine move by several percent between runs;
+instruction counts do not (the same binary, inputs and environment give the same total).
+Each variant is run twice, with a small and a large number of requests, and the difference
+divided by the difference in requests gives the cost of one request without start-up.
+
+1. Flask test client, single process (the ``_apps`` variants).
+2. One gunicorn sync worker under ``exporter/gunicorn.conf.py`` (multiprocess storage),
+   sequential requests from this process on 127.0.0.1; only the worker's count is read.
+
+Skipped, with a note, when valgrind is not installed (``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _apps import PATHS
+from _table import ratio, table
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+_TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
+_CLIENT = (
+    "import sys; sys.path.insert(0, {here!r}); import _apps; "
+    "client = getattr(_apps, {variant!r})().test_client(); paths = _apps.PATHS; "
+    "[client.get(paths[i % len(paths)], buffered=True) for i in range({n})]"
+)
+
+
+def _variants(quick: bool) -> list[str]:
+    if quick:
+        return ["bare", "limone"]
+    try:
+        import prometheus_flask_exporter  # noqa: F401, PLC0415
+    except ImportError:
+        return ["bare", "limone"]
+    return ["bare", "limone", "peer"]
+
+
+def _callgrind_total(out_file: Path) -> int:
+    match = _TOTAL.search(out_file.read_bytes())
+    if match is None:
+        raise RuntimeError(f"no instruction total in {out_file}")
+    return int(match.group(1))
+
+
+def client_instructions(variant: str, n: int, tmp: Path) -> int:
+    """Instructions of a whole process that serves ``n`` test-client requests."""
+    out = tmp / f"client-{variant}-{n}.cg"
+    code = _CLIENT.format(here=str(HERE), variant=variant, n=n)
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
+        check=True, capture_output=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    return _callgrind_total(out)
+
+
+def _wait_port(port: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _get(port, "/health")
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"gunicorn under valgrind did not answer on port {port}")
+
+
+def _get(port: int, path: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415 (only this helper needs it)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def worker_instructions(variant: str, n: int, tmp: Path) -> int:
+    """Instructions of the one gunicorn worker that served ``n`` requests."""
+    run_dir = tmp / f"gunicorn-{variant}-{n}"
+    (run_dir / "mp").mkdir(parents=True)
+    port = _free_port()
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(run_dir / "mp"), GUNICORN_WORKERS="1",
+               GUNICORN_BIND=f"127.0.0.1:{port}")  # fmt: skip
+    argv = [
+        "valgrind", "--tool=callgrind", "--trace-children=yes",
+        f"--callgrind-out-file={run_dir}/cg.%p", sys.executable, "-m", "gunicorn",
+        "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+        "--chdir", str(HERE), f"_apps:{variant}()",
+    ]  # fmt: skip
+    with open(run_dir / "log", "wb") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        _wait_port(port)
+        for i in range(n):
+            _get(port, PATHS[i % len(PATHS)])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+    worker = [f for f in run_dir.glob("cg.*") if f.name != f"cg.{proc.pid}"]
+    return max(_callgrind_total(f) for f in worker)
+
+
+def _per_request(measure: str, variant: str, sizes: tuple[int, int], tmp: Path) -> float:
+    fn = client_instructions if measure == "client" else worker_instructions
+    small, large = (fn(variant, n, tmp) for n in sizes)
+    return (large - small) / (sizes[1] - sizes[0])
+
+
+def _rows(measure: str, sizes: tuple[int, int], tmp: Path, quick: bool) -> list[list[object]]:
+    names = _variants(quick)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        per_request = pool.map(lambda v: _per_request(measure, v, sizes, tmp), names)
+        costs = dict(zip(names, per_request, strict=True))
+    base = costs["bare"]
+    return [[name, f"{costs[name]:,.0f}", ratio(costs[name], base)] for name in names]
+
+
+def run(quick: bool) -> str:
+    """Return the markdown section (a note when valgrind is missing)."""
+    head = "## Exporter overhead in instructions (callgrind)\n\n"
+    if shutil.which("valgrind") is None:
+        return head + "valgrind is not installed (`apt-get install valgrind`): skipped.\n"
+    header = ["variant", "instructions per request", "vs bare"]
+    if quick:
+        # valgrind makes Python ~50x slower: the smoke run checks the client path only.
+        with tempfile.TemporaryDirectory() as tmp:
+            client = _rows("client", (5, 15), Path(tmp), quick)
+        return head + "Quick run (test client only):\n\n" + table(header, client) + "\n"
+    client_sizes, worker_sizes = (200, 1000), (100, 600)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = _rows("client", client_sizes, Path(tmp), quick)
+        worker = _rows("worker", worker_sizes, Path(tmp), quick)
+    return (
+        head
+        + "Deterministic counterpart of the timings above: the difference between runs of "
+        + f"{client_sizes[0]} and {client_sizes[1]} requests (test client) and of "
+        + f"{worker_sizes[0]} and {worker_sizes[1]} requests (one gunicorn worker, "
+        + "multiprocess storage), per request.\n\nFlask test client:\n\n"
+        + table(header, client)
+        + "\n\ngunicorn worker (exporter/gunicorn.conf.py):\n\n"
+        + table(header, worker)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    print(run(quick="--quick" in sys.argv))
