@@ -199,7 +199,7 @@ class Redactor:
         scalar or text already found clean, two set operations in C settle it.
         """
         try:
-            if event.keys() <= self._safe_keys and self._safe_values.issuperset(event.values()):
+            if self._safe_keys.issuperset(event) and self._safe_values.issuperset(event.values()):
                 return
         except TypeError:
             pass  # an unhashable value (dict, list): check it field by field
