@@ -94,6 +94,9 @@ class Redactor:
         self._texts: dict[str, str] = {}
         self._safe_keys: set[str] = set()
         self._safe_values: set[Any] = set()
+        # Bound once: the sets are only ever cleared, never replaced.
+        self._keys_known_safe = self._safe_keys.issuperset
+        self._values_known_safe = self._safe_values.issuperset
 
     def is_sensitive(self, key: object) -> bool:
         """True when ``key`` names a secret (see the module docstring)."""
@@ -116,11 +119,11 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Mask credential-shaped parts of free text (bearer tokens, URL passwords, pairs)."""
-        if not self.patterns or len(text) < 8:
-            return text
-        cached = self._texts.get(text)
+        cached = self._texts.get(text)  # first: most texts (messages) repeat
         if cached is not None:
             return cached
+        if not self.patterns or len(text) < 8:
+            return text
         redacted = self._scan(text)
         if len(text) <= _TEXT_CACHE_MAX_LEN:
             if len(self._texts) >= _CACHE_LIMIT:
@@ -199,7 +202,7 @@ class Redactor:
         scalar or text already found clean, two set operations in C settle it.
         """
         try:
-            if self._safe_keys.issuperset(event) and self._safe_values.issuperset(event.values()):
+            if self._keys_known_safe(event) and self._values_known_safe(event.values()):
                 return
         except TypeError:
             pass  # an unhashable value (dict, list): check it field by field
