@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
-from flask import Flask
+from flask import Flask, Response, send_file
 from prometheus_client import CollectorRegistry
+from werkzeug.test import EnvironBuilder
 
 from limone_obs import ConfigError, Metrics, metrics_for
 from limone_obs import conventions as c
@@ -349,3 +353,31 @@ def test_failing_cache_and_template_metrics_never_fail_the_request() -> None:
     metrics.cache_hit("projects")
     metrics.cache_result("projects", hit=False)
     assert app.test_client().get("/page", buffered=True).status_code == 200
+
+
+def test_server_file_wrapper_is_returned_as_is_and_recorded_on_close(tmp_path: Path) -> None:
+    """send_file's body stays the server's file_wrapper (sendfile path) and still counts."""
+    from gunicorn.http.wsgi import FileWrapper  # noqa: PLC0415 (the server's own class)
+
+    app, metrics = make_app()
+    (tmp_path / "a.txt").write_text("hello")
+
+    @app.get("/file")
+    def file() -> Response:
+        return send_file(tmp_path / "a.txt")
+
+    statuses: list[str] = []
+
+    def start_response(status: str, *_rest: object) -> Callable[[bytes], object]:
+        statuses.append(status)
+        return lambda _data: None
+
+    environ = EnvironBuilder(path="/file").get_environ()
+    environ["wsgi.file_wrapper"] = FileWrapper
+    body = app.wsgi_app(environ, start_response)
+    assert isinstance(body, FileWrapper)
+    labels = {"method": "GET", "endpoint": "/file", "status": "200"}
+    assert value(metrics, N.requests_total, labels) is None
+    body.close()
+    assert value(metrics, N.requests_total, labels) == 1
+    assert statuses == ["200 OK"]

@@ -39,6 +39,34 @@ def trace_id_from(traceparent: str | None) -> str | None:
     return parsed[0] if parsed is not None else None
 
 
+def _is_server_file(environ: WSGIEnvironment, body: Iterable[bytes]) -> bool:
+    """True if ``body`` is the server's own ``wsgi.file_wrapper`` (Flask's send_file)."""
+    wrapper = environ.get("wsgi.file_wrapper")
+    return isinstance(wrapper, type) and isinstance(body, wrapper)
+
+
+def _finish_on_close(body: Any, state: RequestState) -> bool:
+    """Make ``body.close()`` record the request; False if the object does not allow it.
+
+    The server sends its own file wrapper with sendfile(2) only when it gets that very
+    object back, so it is returned unwrapped, with the recording moved into its close.
+    """
+    original = getattr(body, "close", None)
+
+    def close() -> None:
+        try:
+            if original is not None:
+                original()
+        finally:
+            state.finish()
+
+    try:
+        body.close = close
+    except AttributeError:
+        return False
+    return True
+
+
 class RequestState:
     """One request while it is served: its labels so far, its start_response, its body.
 
@@ -162,12 +190,15 @@ class InstrumentedWSGI:
         state = RequestState(method, perf_counter(), traceparent, start_response, self)
         environ[STATE_KEY] = state
         try:
-            state._body = self.wsgi_app(environ, state.start_response)
+            body = self.wsgi_app(environ, state.start_response)
         except BaseException as exc:
             state.status = "500"
             state.record_exception(exc)
             state.finish()
             raise
+        if _is_server_file(environ, body) and _finish_on_close(body, state):
+            return body
+        state._body = body
         return state
 
     def record(self, state: RequestState, elapsed: float) -> None:
