@@ -9,6 +9,7 @@ it at module level. Environment overrides: GUNICORN_BIND, GUNICORN_WORKERS,
 GUNICORN_THREADS, GUNICORN_MAX_REQUESTS, GUNICORN_TIMEOUT, PROMETHEUS_MULTIPROC_DIR.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -41,16 +42,24 @@ if os.environ.get("LIMONE_OBS_MULTIPROC_CLEARED") != _multiproc_dir:
             os.remove(os.path.join(_multiproc_dir, _name))
     os.environ["LIMONE_OBS_MULTIPROC_CLEARED"] = _multiproc_dir
 
+_master_pid = os.getpid()
+
+
+def _remove_default_dir() -> None:
+    # Workers inherit this handler when they fork: only the master removes the directory.
+    if os.getpid() == _master_pid:
+        shutil.rmtree(_multiproc_dir, ignore_errors=True)
+
+
+if _multiproc_dir == _default_dir:
+    # The directory this config chose itself (never one the user set) lives in RAM on
+    # /dev/shm: remove it however the master ends (shutdown, --check-config, bind error).
+    atexit.register(_remove_default_dir)
+
 # gunicorn >= 27 binds a control socket shared by every server of the user; several
 # servers (tests, benchmarks, the local stack) run side by side here. Older versions
 # ignore the setting.
 control_socket_disable = True
-
-
-def on_exit(server):  # type: ignore[no-untyped-def]
-    """Remove the metrics directory this config chose itself (never one the user set)."""
-    if _multiproc_dir == _default_dir:
-        shutil.rmtree(_multiproc_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

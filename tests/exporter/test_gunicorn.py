@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -155,3 +156,44 @@ def test_restart_starts_from_zero(tmp_path: Path) -> None:
         drive(url, 200)
     with gunicorn(tmp_path, workers=2) as url:
         assert scraped_total(url) == 0
+
+
+def _default_dir_of(pid: int) -> Path:
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    return Path(base) / f"limone-obs-{pid}"
+
+
+def test_default_metrics_dir_is_removed_when_the_master_exits(tmp_path: Path) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR the config picks a directory and removes it at exit."""
+    port = procs.free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", PYTHONPATH=str(ROOT))
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+        "tests.exporter.gunicorn_app:create_app()",
+    ]  # fmt: skip
+    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
+    try:
+        procs.wait_http(proc, f"http://127.0.0.1:{port}/metrics", timeout=30)
+        assert _default_dir_of(proc.pid).is_dir()
+    finally:
+        proc.stop()
+    assert not _default_dir_of(proc.pid).exists()
+
+
+def test_check_config_leaves_no_metrics_dir() -> None:
+    """`gunicorn --check-config` loads the app once and leaves nothing in /dev/shm."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [
+        sys.executable, "-c",
+        "import os, runpy, sys; print(os.getpid(), flush=True); "
+        "sys.argv = ['gunicorn', '-c', sys.argv[1], '--check-config', sys.argv[2]]; "
+        "runpy.run_module('gunicorn', run_name='__main__')",
+        str(ROOT / "exporter" / "gunicorn.conf.py"), "tests.exporter.gunicorn_app:create_app()",
+    ]  # fmt: skip
+    done = subprocess.run(
+        argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    pid = int(done.stdout.split()[0])
+    assert not _default_dir_of(pid).exists(), done.stderr
