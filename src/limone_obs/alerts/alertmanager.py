@@ -2,7 +2,8 @@
 
 One receiver per severity (``page``, ``ticket``), each a webhook by default plus any raw
 ``*_configs`` blocks of the spec (Slack, email, PagerDuty); routes by ``severity``,
-grouped by ``slo_service`` and ``slo``; a firing page inhibits the ticket of the same SLO.
+grouped by ``slo_service`` and ``slo``; a firing page of one of the spec's SLOs inhibits
+the ticket of the same SLO and no other alert.
 :func:`render_config` can point every receiver at another webhook and shorten the timers,
 which the local stack and the end-to-end tests do; the committed file uses the spec.
 """
@@ -37,14 +38,22 @@ def _route(spec: ServiceSpec, severity: str) -> dict[str, Any]:
     }
 
 
-#: A firing page silences the ticket of the same SLO: one problem, one notification.
-INHIBIT_RULES = [
-    {
-        "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"'],
-        "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"'],
-        "equal": list(INHIBIT_EQUAL),
-    }
-]
+def inhibit_rules(spec: ServiceSpec) -> list[dict[str, Any]]:
+    """A firing page of an SLO of ``spec`` silences the ticket of the same SLO, nothing else.
+
+    Both sides must carry ``slo_service="<service>"`` and a non-empty ``slo``: Alertmanager
+    treats an ``equal`` label missing on both alerts as equal, so without these matchers
+    any page lacking the SLO labels (another team's, in a shared Alertmanager) would
+    silence every ticket lacking them too.
+    """
+    own = [f'{c.LABEL_SLO_SERVICE}="{spec.service}"', f'{c.LABEL_SLO}=~".+"']
+    return [
+        {
+            "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', *own],
+            "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"', *own],
+            "equal": list(INHIBIT_EQUAL),
+        }
+    ]
 
 
 def config(
@@ -75,7 +84,7 @@ def config(
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
         "route": root,
-        "inhibit_rules": INHIBIT_RULES,
+        "inhibit_rules": inhibit_rules(spec),
         "receivers": [_receiver(s, am.receivers[s], webhook_url) for s in SEVERITIES],
     }
 
