@@ -19,15 +19,30 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: apt-get install ${apt_wanted[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_wanted[@]}" >/dev/null
+    # Debian starts the packages' system services (public, on :9090 and :9093); the demo
+    # and the tests run their own servers on 127.0.0.1, so stop what was just installed.
+    if [ -d /run/systemd/system ]; then
+      for unit in prometheus prometheus-alertmanager; do
+        if printf '%s\n' "${apt_wanted[@]}" | grep -qx "$unit"; then
+          systemctl disable --now "$unit" >/dev/null 2>&1 \
+            && echo "bootstrap: stopped and disabled the $unit service Debian started"
+        fi
+      done
+    fi
   fi
 elif ! command -v prometheus >/dev/null 2>&1; then
   echo "bootstrap: prometheus not found; as root on Debian this script installs it, else run:"
   echo "  sudo apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
 fi
 
-if [ ! -x .venv/bin/python ]; then
+# A .venv without pip is what a failed `python3 -m venv` leaves (no python3-venv): redo it.
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   echo "bootstrap: creating .venv"
-  "$PYTHON" -m venv .venv
+  if ! "$PYTHON" -m venv --clear .venv; then
+    echo "bootstrap: '$PYTHON -m venv' failed; on Debian: apt-get install python3-venv" >&2
+    exit 1
+  fi
+  rm -f .venv/.limone-obs-installed
 fi
 # Reinstall only when pyproject.toml changed since the last install.
 if [ ! -f .venv/.limone-obs-installed ] || [ pyproject.toml -nt .venv/.limone-obs-installed ]; then
