@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from limone_obs.alerts import _durations
 from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import compose
 from tests.support import ROOT, need
@@ -179,6 +180,16 @@ def test_grafana_datasources_point_at_compose_services(resolved: dict[str, Any])
     hosts = {urlsplit(s["url"]).hostname for s in sources}
     assert {"prometheus", "loki"} == hosts
     assert hosts <= set(resolved["services"])
+
+
+def test_prometheus_keeps_at_least_the_slo_period(resolved: dict[str, Any]) -> None:
+    """Retention covers the spec's period, or the period SLI silently becomes shorter."""
+    command = resolved["services"]["prometheus"]["command"]
+    (retention,) = [
+        a.split("=", 1)[1] for a in command if a.startswith("--storage.tsdb.retention.time=")
+    ]
+    period = load_spec(ROOT / "alerts" / "slo.yaml").period
+    assert _durations.seconds(retention) > _durations.seconds(period)
 
 
 def test_prometheus_lifecycle_api_is_off(resolved: dict[str, Any]) -> None:
