@@ -122,15 +122,15 @@ def test_latency_quantile_alert() -> None:
 
 
 def test_target_alerts() -> None:
-    """TargetDown (up == 0, 1m), TargetAbsent (no up, 5m), MetricsAbsent (no build_info, 5m)."""
+    """TargetDown (up == 0, 1m), TargetAbsent (no up, 5m), MetricsAbsent (an up instance
+    without build_info, 5m)."""
     found = [(r["alert"], r["expr"], r["for"], r["labels"]["severity"]) for r in _alerts("up")]
     assert [
         ("TargetDown", 'up{job="limoneide"} == 0', "1m", "page"),
         ("TargetAbsent", 'absent(up{job="limoneide"})', "5m", "page"),
         (
             "MetricsAbsent",
-            'absent(limoneide_build_info{job="limoneide"})\nand on ()\n'
-            'max(up{job="limoneide"}) == 1',
+            'up{job="limoneide"} == 1\nunless on (instance)\nlimoneide_build_info{job="limoneide"}',
             "5m",
             "ticket",
         ),

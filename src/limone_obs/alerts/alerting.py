@@ -140,8 +140,10 @@ def quantile_alert(spec: ServiceSpec, slo: Slo) -> Rule:
 
 def target_alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:
     """``TargetDown`` (``up == 0``), ``TargetAbsent`` (no ``up`` series for the job) and
-    ``MetricsAbsent`` (scraped, but no ``<namespace>_build_info``: the exporter is missing,
-    so every SLO alert would stay silent; a ticket, users are still served)."""
+    ``MetricsAbsent`` (per instance: scraped, but no ``<namespace>_build_info``: the
+    exporter is missing there, so the SLOs miss its traffic; a ticket, users are still
+    served). MetricsAbsent matches on ``instance``, so one instance of a fleet without the
+    exporter fires although the others have it."""
     assert slo.for_ is not None
     assert slo.severity is not None
     assert slo.absent_for is not None
@@ -164,7 +166,7 @@ def target_alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:
         ),
         _alert(
             c.ALERT_METRICS_ABSENT,
-            f"absent({info})\nand on ()\nmax({up}) == 1",
+            f"{up} == 1\nunless on ({c.LABEL_INSTANCE})\n{info}",
             slo.absent_for,
             alert_labels(spec, slo, c.SEVERITY_TICKET),
             _target_notes(spec, slo, c.ALERT_METRICS_ABSENT),
@@ -185,10 +187,10 @@ def _target_notes(spec: ServiceSpec, slo: Slo, alert: str) -> dict[str, str]:
             "target left service discovery or the scrape config.",
         ),
         c.ALERT_METRICS_ABSENT: (
-            f"{spec.service}: job {spec.job} exposes no limone-obs metrics",
-            f"Job {spec.job} is scraped but has had no {spec.names.build_info} series for "
-            f"{slo.absent_for}: the exporter is not installed or the namespace differs, so "
-            "no SLO alert can fire.",
+            f"{spec.service}: {{{{ $labels.instance }}}} exposes no limone-obs metrics",
+            f"Instance {{{{ $labels.instance }}}} of job {spec.job} is scraped but has had no "
+            f"{spec.names.build_info} series for {slo.absent_for}: the exporter is not "
+            "installed there or its namespace differs, so the SLO alerts miss its traffic.",
         ),
     }
     summary, description = texts[alert]

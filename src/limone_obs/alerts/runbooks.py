@@ -149,11 +149,14 @@ def _up_sections(spec: ServiceSpec, slo: Slo) -> str:
         "(`/api/v1/status/config`).\n"
     )
     metrics = (
-        f"The target answers the scrape (`up == 1`) but `{spec.names.build_info}` is missing: "
-        "the app runs without `limone_obs.Metrics`, under another namespace than the "
-        f"spec's `{spec.namespace}`, or `/metrics` is served by something else. Until this "
-        "is fixed no SLO alert can fire. Check `curl -s http://<instance>/metrics | grep "
-        "build_info` and the app's `Metrics(namespace=...)`.\n"
+        f"The instance in the alert's `instance` label answers the scrape (`up == 1`) but "
+        f"`{spec.names.build_info}` is missing there: it runs without `limone_obs.Metrics`, "
+        f"under another namespace than the spec's `{spec.namespace}`, or its `/metrics` is "
+        "served by something else (an old image in a partly rolled-out deploy, for "
+        "instance). Until this is fixed the SLOs miss that instance's traffic, and no SLO "
+        "alert can fire if every instance is affected. Check "
+        "`curl -s http://<instance>/metrics | grep build_info` and the app's "
+        "`Metrics(namespace=...)`.\n"
     )
     return (
         _section(spec, slo, c.ALERT_TARGET_DOWN, "Prometheus cannot scrape an instance.", down)

@@ -8,8 +8,9 @@ selectors, objective, tiers and minimum rate:
   traffic below the minimum rate fire nothing;
 - threshold SLOs and latency quantile alerts: above the limit fires after ``for``, below
   it or at low traffic nothing;
-- ``up`` SLOs: ``up == 0`` fires TargetDown, no ``up`` series fires TargetAbsent, ``up``
-  without the exporter's series fires MetricsAbsent.
+- ``up`` SLOs: ``up == 0`` fires TargetDown, no ``up`` series fires TargetAbsent, an
+  instance with ``up`` but without the exporter's series fires MetricsAbsent for that
+  instance, also when the job's other instances have it.
 
 Errors start with the series (t = 0). A ``rate`` needs two samples, so it has a value
 from t = 1m, and an alert over rates is first active at t = 1m and fires at t = 1m +
@@ -40,6 +41,8 @@ STEP: Final = 1
 FIRST_RATE: Final = 1
 #: Label value of the instance in generated series.
 INSTANCE: Final = "app:8000"
+#: A second instance of the job (a fleet where only one instance lacks the exporter).
+SECOND_INSTANCE: Final = "app-2:8000"
 
 
 #: (alert rule, error ratio above which it fires) pairs.
@@ -223,16 +226,18 @@ def rate_scenarios(spec: ServiceSpec, slo: Slo, pairs: Pairs) -> list[dict[str, 
     ]
 
 
-def _subst_instance(rule: dict[str, Any]) -> dict[str, Any]:
+def _subst_instance(rule: dict[str, Any], instance: str) -> dict[str, Any]:
     """The rule with ``$labels.instance`` in its annotations expanded as promtool will."""
     notes = {
-        k: v.replace("{{ $labels.instance }}", INSTANCE) for k, v in rule["annotations"].items()
+        k: v.replace("{{ $labels.instance }}", instance) for k, v in rule["annotations"].items()
     }
     return {**rule, "annotations": notes}
 
 
 def _up_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> dict[str, Any]:
-    alerts = [] if extra is None else [_expected(_subst_instance(rule), extra)]
+    """Expect ``rule`` at minute ``at``: firing with labels ``extra``, or quiet for None."""
+    instance = (extra or {}).get(c.LABEL_INSTANCE, INSTANCE)
+    alerts = [] if extra is None else [_expected(_subst_instance(rule, instance), extra)]
     when = _durations.format_duration(at * 60)
     return {"eval_time": when, "alertname": rule["alert"], "exp_alerts": alerts}
 
@@ -264,6 +269,7 @@ def up_scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
     end = max(wait_down, wait_absent) + 1
     own = {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
     other = {c.LABEL_JOB: f"{spec.job}-other", c.LABEL_INSTANCE: INSTANCE}
+    second = {**own, c.LABEL_INSTANCE: SECOND_INSTANCE}
     info = {**own, "version": "1.0.0", "revision": "abc", "python": "3.11.7"}
     up_ok, job = _series_line(c.SERIES_UP, own, "1", end + 1), {c.LABEL_JOB: spec.job}
 
@@ -280,7 +286,11 @@ def up_scenarios(spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
          [_series_line(c.SERIES_UP, other, "1", end + 1)],
          [*fires(absent, wait_absent, job), _up_check(no_metrics, end, None)]),
         ("target up without limone-obs metrics fires MetricsAbsent after for", [up_ok],
-         fires(no_metrics, wait_absent, job)),
+         fires(no_metrics, wait_absent, own)),
+        ("one of two instances without limone-obs metrics fires MetricsAbsent for it",
+         [up_ok, _series_line(spec.names.build_info, info, "1", end + 1),
+          _series_line(c.SERIES_UP, second, "1", end + 1)],
+         fires(no_metrics, wait_absent, second)),
     ]  # fmt: skip
     return [_up_test(f"{slo.name}: {title}", lines, checks) for title, lines, checks in cases]
 
