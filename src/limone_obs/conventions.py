@@ -245,6 +245,10 @@ ALERT_TARGET_ABSENT: Final = "TargetAbsent"
 ALERT_METRICS_ABSENT: Final = "MetricsAbsent"
 #: Prometheus' scrape-health series.
 SERIES_UP: Final = "up"
+#: Per-SLO bad events and all events per second over 5 minutes (recorded every evaluation);
+#: the long-window SLIs (1d, 3d, the period) are sums of these over time, request-weighted.
+RULE_BAD_EVENTS_RATE5M: Final = "slo:sli_bad_events:rate5m"
+RULE_EVENTS_RATE5M: Final = "slo:sli_events:rate5m"
 
 
 def slo_alert_name(slo: str, suffix: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from limone_obs import conventions as c
@@ -13,9 +14,20 @@ SPEC = load_spec(SPEC_FILE)
 
 
 def _records(slo: str) -> dict[str, Any]:
-    group = rules.recording_group(SPEC, SPEC.slo(slo))
-    assert group is not None
-    return {rule["record"]: rule for rule in group["rules"]}
+    groups = rules.slo_recording_groups(SPEC, SPEC.slo(slo))
+    return {rule["record"]: rule for group in groups for rule in group["rules"]}
+
+
+def _group_records(slo: str) -> list[tuple[str, str | None, list[str]]]:
+    """(name, interval, record names) of each recording group of ``slo``."""
+    groups = rules.slo_recording_groups(SPEC, SPEC.slo(slo))
+    return [(g["name"], g.get("interval"), [r["record"] for r in g["rules"]]) for g in groups]
+
+
+def _raw_windows(expr: str) -> set[str]:
+    """The range windows of ``expr`` applied to anything but a recorded slo: series."""
+    found = re.findall(r"(?<![\w:])([a-zA-Z_][\w:]*)\{[^}]*\}\[(\w+)\]", expr)
+    return {window for name, window in found if not name.startswith("slo:")}
 
 
 def _alerts(slo: str) -> list[dict[str, Any]]:
@@ -47,14 +59,45 @@ def test_recorded_series_carry_slo_labels() -> None:
     assert {(("slo", "errors"), ("slo_service", "limoneide"))} == labels
 
 
-def test_period_sli_is_a_ratio_of_increases() -> None:
-    """The 30d SLI divides increases over 30d, it never averages short ratios."""
+def test_period_sli_is_request_weighted_from_the_recorded_rates() -> None:
+    """The 30d SLI sums the recorded 5m bad and total rates; it never averages ratios."""
     expr = _records("availability")[c.RULE_PERIOD_SLI_ERROR]["expr"]
+    sel = '{slo="availability",slo_service="limoneide"}'
     expected = (
-        '(sum(increase(limoneide_requests_total{job="limoneide",status=~"5.."}[30d])) '
-        'or vector(0))\n/\nsum(increase(limoneide_requests_total{job="limoneide"}[30d]))'
+        f"sum_over_time(slo:sli_bad_events:rate5m{sel}[30d])\n/\n"
+        f"sum_over_time(slo:sli_events:rate5m{sel}[30d])"
     )
     assert expected == expr
+
+
+def test_long_windows_are_recorded_in_their_own_slower_group() -> None:
+    """1d, 3d, the period SLI and budget live in slo-sli-<slo>-long, evaluated every 1m."""
+    long_records = [
+        "slo:sli_error:ratio_rate1d",
+        "slo:sli_error:ratio_rate3d",
+        c.RULE_PERIOD_SLI_ERROR,
+        c.RULE_PERIOD_BURN_RATE,
+        c.RULE_PERIOD_BUDGET_REMAINING,
+    ]
+    assert ("slo-sli-availability-long", "1m", long_records) == _group_records("availability")[1]
+
+
+def test_no_rule_reads_a_day_or_more_of_raw_series() -> None:
+    """Every raw-series range in any rule is shorter than 1d (long ones read recordings)."""
+    groups = rules.recording_groups(SPEC) + alerting.alert_groups(SPEC)
+    windows = {w for g in groups for r in g["rules"] for w in _raw_windows(r["expr"])}
+    assert {"5m", "30m", "1h", "2h", "6h"} == windows
+
+
+def test_the_fast_group_records_the_5m_event_rates() -> None:
+    """The bad and total 5m rates are recorded every evaluation, bad 0 when missing."""
+    records = _records("availability")
+    bad, total = records[c.RULE_BAD_EVENTS_RATE5M], records[c.RULE_EVENTS_RATE5M]
+    expected = (
+        '(sum(rate(limoneide_requests_total{job="limoneide",status=~"5.."}[5m])) or vector(0))',
+        'sum(rate(limoneide_requests_total{job="limoneide"}[5m]))',
+    )
+    assert expected == (bad["expr"], total["expr"])
 
 
 def test_missing_error_series_count_as_zero() -> None:

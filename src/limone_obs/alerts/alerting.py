@@ -65,11 +65,11 @@ def _alert(name: str, expr: str, for_: str, labels: dict[str, str], notes: dict[
     return {"alert": name, "expr": expr, "for": for_, "labels": labels, "annotations": notes}
 
 
-def _guard(slo: Slo, window: str) -> str:
+def _guard(spec: ServiceSpec, slo: Slo, window: str) -> str:
     """``and`` clause keeping the alert quiet below the SLO's minimum request rate."""
     if slo.min_rate <= 0:
         return ""
-    return f"\nand on ()\n{total_rate(slo, window)} >= {number(slo.min_rate)}"
+    return f"\nand on ()\n{total_rate(spec, slo, window)} >= {number(slo.min_rate)}"
 
 
 def burn_alert(spec: ServiceSpec, slo: Slo, tier: BurnTier) -> Rule:
@@ -79,7 +79,7 @@ def burn_alert(spec: ServiceSpec, slo: Slo, tier: BurnTier) -> Rule:
     expr = (
         f"{c.sli_error_ratio_rule(tier.long_window)}{sel} > {threshold}\n"
         f"and\n{c.sli_error_ratio_rule(tier.short_window)}{sel} > {threshold}"
-        f"{_guard(slo, tier.long_window)}"
+        f"{_guard(spec, slo, tier.long_window)}"
     )
     exhaustion = _durations.humanize(spec.period_seconds / tier.factor)
     description = (
@@ -103,7 +103,7 @@ def threshold_alert(spec: ServiceSpec, slo: Slo) -> Rule:
     limit = slo.error_budget
     expr = (
         f"{c.sli_error_ratio_rule(slo.window)}{slo_selector(spec, slo)} > {number(limit)}"
-        f"{_guard(slo, slo.window)}"
+        f"{_guard(spec, slo, slo.window)}"
     )
     summary = f"{spec.service} {slo.name}: error ratio above {percent(limit)}"
     description = (
@@ -125,7 +125,7 @@ def quantile_alert(spec: ServiceSpec, slo: Slo) -> Rule:
     quantile = f"histogram_quantile({number(slo.target)}, sum by ({c.LABEL_LE}) "
     expr = (
         f"{quantile}(rate({buckets}[{QUANTILE_WINDOW}])))\n> {number(slo.threshold_seconds)}"
-        f"{_guard(slo, QUANTILE_WINDOW)}"
+        f"{_guard(spec, slo, QUANTILE_WINDOW)}"
     )
     rank = c.quantile_suffix(slo.objective).removesuffix(c.ALERT_SUFFIX_THRESHOLD).lower()
     summary = f"{spec.service} {slo.name}: {rank} above {slo.threshold_seconds:g} s"

@@ -18,9 +18,10 @@ from t = 1m, and an alert over rates is first active at t = 1m and fires at t = 
 so every test sets ``group_eval_order``: recording groups first, then the alerts, which
 thus read the SLIs of the same step (a real Prometheus runs groups independently, so
 there an alert may lag by up to one evaluation interval). Traffic is high enough that the
-minimum-rate guard, whose ``rate`` over a long window ramps up from the series' start,
-holds from t = 1m. The expected alerts at each evaluation time follow from this model, computed here
-independently of Prometheus, and promtool checks them.
+minimum-rate guard (a ``rate`` over the window up to 6h, which ramps up from the series'
+start; the average of the recorded 5m rate from 1d on) holds from t = 1m. The expected
+alerts at each evaluation time follow from this model, computed here independently of
+Prometheus, and promtool checks them.
 """
 
 from __future__ import annotations
