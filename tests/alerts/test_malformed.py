@@ -231,6 +231,24 @@ CASES = [
         "base name",
     ),
     Case(
+        "good-other-histogram",
+        _edit(
+            'good: limoneide_dependency_duration_seconds{dependency="ai_api",outcome="ok"}',
+            'good: limoneide_request_duration_seconds{outcome="ok"}',
+        ),
+        f"{FILE}: slos[3] (ai-latency).good",
+        "must be the histogram",
+    ),
+    Case(
+        "good-drops-a-histogram-matcher",
+        _edit(
+            'good: limoneide_dependency_duration_seconds{dependency="ai_api",outcome="ok"}',
+            'good: limoneide_dependency_duration_seconds{outcome="ok"}',
+        ),
+        f"{FILE}: slos[3] (ai-latency).good",
+        "with matchers added",
+    ),
+    Case(
         "reserved-label",
         _edit("  team: limoneide", "  severity: low"),
         f"{FILE}: labels.severity",

@@ -94,6 +94,22 @@ def test_selectors_carry_the_job_matcher() -> None:
     assert expected == histogram.promql()
 
 
+def test_ai_latency_counts_only_successful_calls_as_good() -> None:
+    """ai-latency's good events are the fast calls with outcome="ok" (all calls count)."""
+    slo = load_spec(SPEC_FILE).slo("ai-latency")
+    assert slo.good is not None
+    expected = (
+        'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api",outcome="ok"}'
+    )
+    assert expected == slo.good.promql()
+
+
+def test_good_defaults_to_the_whole_histogram() -> None:
+    """A latency SLO without good counts every fast event as good (the latency SLO)."""
+    slo = load_spec(SPEC_FILE).slo("latency")
+    assert slo.histogram == slo.good
+
+
 def test_a_minimal_spec_gets_every_default() -> None:
     """Only service and one SLO: job = service, namespace limoneide, 30d, default selectors."""
     spec = parse_spec(MINIMAL)

@@ -68,7 +68,8 @@ COMMON_SLO_KEYS: Final = (
 KIND_KEYS: Final = {
     KIND_RATIO: ("objective", "errors", "total", "tiers", "min_rate"),
     KIND_LATENCY: (
-        "objective", "histogram", "threshold_seconds", "tiers", "min_rate", "quantile_alert",
+        "objective", "histogram", "good", "threshold_seconds", "tiers", "min_rate",
+        "quantile_alert",
     ),
     KIND_THRESHOLD: ("objective", "errors", "total", "window", "for", "severity", "min_rate"),
     KIND_UP: ("for", "severity", "absent_for"),
@@ -216,6 +217,7 @@ def _slo(ctx: _Context, item: Reader) -> Slo:
     total = _selector(ctx, item, "total") if kind in (KIND_RATIO, KIND_THRESHOLD) else None
     if errors is not None and total is not None:
         _check_subset(item, errors, total)
+    histogram = _selector(ctx, item, "histogram") if kind == KIND_LATENCY else None
     return Slo(
         name=name,
         kind=kind,
@@ -223,7 +225,8 @@ def _slo(ctx: _Context, item: Reader) -> Slo:
         objective=objective,
         errors=errors,
         total=total,
-        histogram=_selector(ctx, item, "histogram") if kind == KIND_LATENCY else None,
+        histogram=histogram,
+        good=_good(ctx, item, histogram) if histogram is not None else None,
         threshold_seconds=_threshold(item) if kind == KIND_LATENCY else None,
         tiers=_slo_tiers(ctx, item, objective) if objective and kind in BUDGET_KINDS else (),
         window=item.duration("window", "5m") if kind == KIND_THRESHOLD else None,
@@ -273,11 +276,25 @@ def _selector(ctx: _Context, item: Reader, key: str) -> Selector:
         except ValueError as exc:
             item.fail(key, f"{text!r} is not a PromQL series selector: {exc}")
     selector = selector.with_default(job_matcher(ctx.job))
-    if key == "histogram" and selector.metric.endswith(("_bucket", "_count", "_sum")):
+    if key in ("histogram", "good") and selector.metric.endswith(("_bucket", "_count", "_sum")):
         item.fail(key, f"{selector.metric!r}: give the histogram's base name, without _bucket")
     if any(m.name == c.LABEL_LE for m in selector.matchers):
         item.fail(key, "must not match on le: limone-obs adds the threshold's bucket itself")
     return selector
+
+
+def _good(ctx: _Context, item: Reader, histogram: Selector) -> Selector:
+    """The ``good`` selector of a latency SLO: ``histogram`` narrowed by more matchers."""
+    if not item.has("good"):
+        return histogram
+    good = _selector(ctx, item, "good")
+    if good.metric != histogram.metric or not set(histogram.matchers) <= set(good.matchers):
+        item.fail(
+            "good",
+            f"{good.promql()} must be the histogram {histogram.promql()} with matchers added "
+            f'for the good events, e.g. {histogram.promql()[:-1]},outcome="ok"}}',
+        )
+    return good
 
 
 def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:

@@ -103,7 +103,10 @@ class Slo:
     - ``errors`` / ``total``: counters of bad / all events (``ratio``, ``threshold``).
     - ``histogram``: histogram base name and matchers (``latency``), e.g.
       ``limoneide_request_duration_seconds{job="limoneide"}``; ``threshold_seconds`` is one
-      of its bucket boundaries.
+      of its bucket boundaries. Every event it counts is in the SLI.
+    - ``good``: the part of ``histogram`` whose fast events are good (``latency``; the
+      whole histogram unless the spec narrows it, e.g. ``outcome="ok"``: a fast failure
+      is not a fast answer). Events outside it count as bad however fast.
     - Every selector already carries the service's ``job`` matcher.
     - ``tiers``: the enabled burn tiers (``ratio``, ``latency``), severity overrides applied.
     - ``window``, ``for_``, ``severity``: the plain alert of ``threshold`` and ``up`` SLOs.
@@ -122,6 +125,7 @@ class Slo:
     errors: Selector | None
     total: Selector | None
     histogram: Selector | None
+    good: Selector | None
     threshold_seconds: float | None
     tiers: tuple[BurnTier, ...]
     window: str | None

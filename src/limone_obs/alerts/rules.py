@@ -78,9 +78,11 @@ def _rates(slo: Slo, window: str) -> tuple[str, str]:
     """PromQL (bad events, all events) per second over ``window``, from the raw series."""
     if slo.kind == KIND_LATENCY:
         assert slo.histogram is not None
+        assert slo.good is not None
         assert slo.threshold_seconds is not None
         count = slo.histogram.with_metric(f"{slo.histogram.metric}_count").promql()
-        fast = slo.histogram.with_metric(f"{slo.histogram.metric}_bucket")
+        # Only good events count as fast: a call failing within the threshold is bad.
+        fast = slo.good.with_metric(f"{slo.good.metric}_bucket")
         fast_sel = fast.promql(le_matcher(slo.threshold_seconds))
         total = f"sum(rate({count}[{window}]))"
         return f"({total} - sum(rate({fast_sel}[{window}])))", total

@@ -95,10 +95,12 @@ def _next_bucket(threshold: float) -> float:
 
 
 def latency_series(spec: ServiceSpec, slo: Slo, load: Traffic, length: int) -> list[dict[str, str]]:
-    """A histogram where ``ratio`` of the events fall just above the threshold."""
+    """A histogram of good events (``slo.good``) where ``ratio`` of them fall just above
+    the threshold."""
     assert slo.histogram is not None
+    assert slo.good is not None
     assert slo.threshold_seconds is not None
-    labels = {**_base(spec), **(samples.solve(slo.histogram.matchers) or {})}
+    labels = {**_base(spec), **(samples.solve(slo.good.matchers) or {})}
     labels.pop(c.LABEL_LE, None)
     metric, per_minute = slo.histogram.metric, load.rps * 60
     fast = per_minute * (1 - load.ratio)
