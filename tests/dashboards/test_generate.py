@@ -20,6 +20,7 @@ from limone_obs.dashboards.common import PROCESS_NOTE
 from limone_obs.dashboards.generate import build_all, build_from, render
 from limone_obs.dashboards.lint import panels
 from limone_obs.dashboards.slo_inputs import from_spec, load_service
+from limone_obs.dashboards.slos import good_bad
 from limone_obs.errors import SpecError
 from tests.support import ROOT
 
@@ -308,3 +309,13 @@ def test_dashboard_provider_reads_the_mounted_folder() -> None:
     provider = doc["providers"][0]
     expected = (provisioning.CONTAINER_DASHBOARDS, c.DASHBOARD_FOLDER_UID, "file")
     assert expected == (provider["options"]["path"], provider["folderUid"], provider["type"])
+
+
+def test_ai_latency_good_events_are_fast_successful_calls() -> None:
+    """The panels count good AI calls like the SLI: fast AND outcome="ok"; all calls in total."""
+    (ai,) = [s for s in load_service(ROOT).slos if s.name == "ai-latency"]
+    good, bad = good_bad(ai)
+    assert 'outcome="ok"' in good
+    total = bad.split("\n- ")[0]
+    assert "_count" in total
+    assert 'outcome="ok"' not in total

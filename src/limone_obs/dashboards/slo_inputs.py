@@ -65,6 +65,8 @@ class SloView:
     errors: Series | None = None
     total: Series | None = None
     histogram: Series | None = None
+    #: The part of ``histogram`` whose fast events are good (defaults to all of it).
+    good: Series | None = None
     tiers: tuple[Tier, ...] = ()
 
     @property
@@ -129,5 +131,6 @@ def _slo(slo: model.Slo) -> SloView:
         errors=_series(slo.errors),
         total=_series(slo.total),
         histogram=_series(slo.histogram),
+        good=_series(slo.good),
         tiers=tuple(Tier(t.severity, t.factor, t.long_window, t.short_window) for t in slo.tiers),
     )

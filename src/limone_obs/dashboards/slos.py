@@ -197,8 +197,9 @@ def good_bad(slo: SloView) -> tuple[str, str]:
     yet (``or vector(0)``), as in the recording rules.
     """
     if slo.histogram is not None:
+        # Good: fast AND in the good part (e.g. outcome="ok"); bad: every other event.
         le = le_matcher(slo.threshold_seconds or 1.0)
-        good = _events_of(slo.histogram.with_suffix("_bucket"), le)
+        good = _events_of((slo.good or slo.histogram).with_suffix("_bucket"), le)
         return good, f"{_events_of(slo.histogram.with_suffix('_count'))}\n- {good}"
     if slo.errors is None or slo.total is None:
         raise DashboardError(f"SLO {slo.name!r} ({slo.kind}) counts no events to draw")
