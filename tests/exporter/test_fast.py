@@ -41,6 +41,31 @@ def test_fast_paths_match_the_public_api() -> None:
     assert _text(public_reg) == _text(fast_reg)
 
 
+def test_recorder_matches_the_public_api() -> None:
+    """A request recorded in one call equals observe + inc + dec through the public API."""
+    fast_reg, public_reg = _pair()
+    for registry, fast in ((fast_reg, True), (public_reg, False)):
+        hist = Histogram("h", "h", ["a"], registry=registry, buckets=c.DEFAULT_BUCKETS).labels("x")
+        gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
+        counter = Counter("n", "n", ["a", "s"], registry=registry)
+        in_flight = _fast.incrementer(gauge)
+        record = _fast.recorder(hist, in_flight)
+        for i, amount in enumerate(VALUES):
+            status = ("200", "404", "500")[i % 3]
+            if fast:
+                in_flight(1.0)
+                record(amount, _fast.incrementer(counter.labels("x", status)), i % 4 != 0)
+            else:
+                gauge.inc()
+                hist.observe(amount)
+                counter.labels("x", status).inc()
+                if i % 4 != 0:
+                    gauge.dec()
+        if fast:
+            assert type(record).__name__ == "_Record"
+    assert _text(public_reg) == _text(fast_reg)
+
+
 def test_unknown_child_layout_falls_back_to_public_methods() -> None:
     """An object without prometheus-client's internals gets its own methods back."""
 

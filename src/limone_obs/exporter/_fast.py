@@ -5,10 +5,13 @@ that the metric has labels; on a ~200 us Flask request those checks are a measur
 of the exporter's cost (bench/). These helpers bind the child's value objects once and
 update them directly, with a bisection for the bucket.
 
+In multiprocess mode (gunicorn) the updaters write the worker's files directly
+(:mod:`~limone_obs.exporter._mp_writes`).
+
 They rely on prometheus-client's child layout (``_value``, ``_sum``, ``_buckets``,
-``_upper_bounds``), stable since 0.4. If a release changes it, :func:`observer` and
-:func:`incrementer` fall back to the public methods, and the test
-``test_fast_paths_match_the_public_api`` fails, so the change cannot go unnoticed.
+``_upper_bounds``), stable since 0.4. If a release changes it, the helpers fall back to
+the public methods, and the tests in ``tests/exporter/test_fast.py`` fail, so the change
+cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, cast
 
+from limone_obs.exporter import _mp_writes
+
 Update = Callable[[float], None]
+#: ``record(elapsed, count, in_flight)``: see :func:`recorder`.
+Record = Callable[[float, Update, bool], None]
 
 
 class _Observe:
@@ -37,17 +44,110 @@ class _Observe:
         self._buckets[bisect_left(self._bounds, amount)](1.0)
 
 
-def observer(child: Any) -> Update:
-    """Return a fast ``observe(amount)`` for a histogram label child (or its own method)."""
+class _LockedInc:
+    """``inc(amount)`` of one in-memory value, under the exporter's one lock."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __call__(self, amount: float) -> None:
+        with _mp_writes.LOCK:
+            self.value._value += amount
+
+
+class _Record:
+    """:data:`Record` of one in-memory (method, endpoint): four additions, one lock.
+
+    prometheus-client's own ``inc`` takes a lock per value; the request series are written
+    only by the exporter, so one lock around the four updates keeps them exact (readers
+    see a float, whole, either way) at a fifth of the cost.
+    """
+
+    __slots__ = ("_bounds", "_buckets", "_gauge", "_sum")
+
+    def __init__(self, values: tuple[Any, ...], bounds: tuple[float, ...], gauge: _LockedInc):
+        self._sum = values[0]
+        self._buckets = values[1:]
+        self._bounds = bounds
+        self._gauge = gauge.value
+
+    def __call__(self, elapsed: float, count: Update, in_flight: bool) -> None:
+        counted = type(count) is _LockedInc
+        with _mp_writes.LOCK:
+            self._sum._value += elapsed
+            # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
+            self._buckets[bisect_left(self._bounds, elapsed)]._value += 1.0
+            if counted:
+                count.value._value += 1.0  # type: ignore[attr-defined]
+            if in_flight:
+                self._gauge._value -= 1.0
+        if not counted:
+            count(1.0)
+
+
+def _is_in_memory(value: Any) -> bool:
+    """True for prometheus-client's in-memory value (``MutexValue``): a float and a lock."""
+    return (
+        not _mp_writes.is_mmaped(value)
+        and isinstance(getattr(value, "_value", None), float)
+        and hasattr(value, "_lock")
+    )
+
+
+def _histogram_parts(child: Any) -> tuple[tuple[float, ...], tuple[Any, ...]] | None:
+    """The bucket bounds (ending with +Inf) and the sum and bucket values of a child."""
     try:
         bounds = tuple(float(b) for b in child._upper_bounds)
-        buckets = tuple(bucket.inc for bucket in child._buckets)
-        sum_inc = child._sum.inc
+        values = (child._sum, *child._buckets)
     except (AttributeError, TypeError):
+        return None
+    if len(bounds) != len(values) - 1 or not bounds or bounds[-1] != math.inf:
+        return None
+    return bounds, values
+
+
+def observer(child: Any) -> Update:
+    """Return a fast ``observe(amount)`` for a histogram label child (or its own method).
+
+    In multiprocess mode this is the child's own method: requests are observed through
+    :func:`recorder`, which writes the files directly.
+    """
+    parts = _histogram_parts(child)
+    if parts is None or _mp_writes.is_mmaped(parts[1][0]):
         return cast("Update", child.observe)
-    if len(bounds) != len(buckets) or not bounds or bounds[-1] != math.inf:
+    bounds, values = parts
+    try:
+        return _Observe(values[0].inc, tuple(value.inc for value in values[1:]), bounds)
+    except AttributeError:
         return cast("Update", child.observe)
-    return _Observe(sum_inc, buckets, bounds)
+
+
+def recorder(duration: Any, in_progress: Update) -> Record:
+    """Return ``record(elapsed, count, in_flight)`` for the requests of one label pair.
+
+    It observes ``elapsed`` in ``duration`` (a histogram child), calls ``count(1.0)``
+    and, if ``in_flight``, ``in_progress(-1.0)``. With ``in_progress`` and ``count`` from
+    :func:`incrementer` that takes no further Python call: in multiprocess mode four stores
+    into the worker's files under one lock, else four locked float additions.
+    """
+    parts = _histogram_parts(duration)
+    if parts is not None:
+        bounds, values = parts
+        if isinstance(in_progress, _mp_writes.Inc) and all(map(_mp_writes.is_mmaped, values)):
+            return _mp_writes.Record(values[0], values[1:], bounds, in_progress)
+        if isinstance(in_progress, _LockedInc) and all(map(_is_in_memory, values)):
+            return _Record(values, bounds, in_progress)
+    observe = observer(duration)
+
+    def record(elapsed: float, count: Update, in_flight: bool) -> None:
+        observe(elapsed)
+        count(1.0)
+        if in_flight:
+            in_progress(-1.0)
+
+    return record
 
 
 def incrementer(child: Any) -> Update:
@@ -55,5 +155,10 @@ def incrementer(child: Any) -> Update:
 
     Negative amounts are passed through unchecked: callers use ``-1`` only on gauges.
     """
-    inc = getattr(getattr(child, "_value", None), "inc", None)
+    value = getattr(child, "_value", None)
+    if _mp_writes.is_mmaped(value):
+        return _mp_writes.Inc(value)
+    if _is_in_memory(value):
+        return _LockedInc(value)
+    inc = getattr(value, "inc", None)
     return cast("Update", inc if callable(inc) else child.inc)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
-from limone_obs.exporter._fast import Update, incrementer, observer
+from limone_obs.exporter._fast import Update, incrementer, recorder
 
 
 class Instruments:
@@ -64,39 +64,45 @@ class Instruments:
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
         self._request_children: dict[tuple[str, str], RequestChildren] = {}
-        self._status_children: dict[tuple[str, str, str], Update] = {}
 
     def set_build_info(self, version: str, revision: str) -> None:
         """Publish the build-info series (value 1)."""
         self.build_info.labels(version, revision, platform.python_version()).set(1)
 
     def request_children(self, method: str, endpoint: str) -> RequestChildren:
-        """Return the cached duration and in-flight updaters for ``method, endpoint``."""
+        """Return the cached updaters of the series labelled ``method, endpoint``."""
         key = (method, endpoint)
         children = self._request_children.get(key)
         if children is None:
-            duration = self.duration.labels(method, endpoint)
-            in_progress = self.in_progress.labels(method, endpoint)
-            children = RequestChildren(duration, observer(duration), incrementer(in_progress))
+            children = RequestChildren(self, method, endpoint)
             self._request_children[key] = children
         return children
 
-    def count_request(self, method: str, endpoint: str, status: str) -> None:
-        """Increment the request counter for one answered request."""
-        key = (method, endpoint, status)
-        inc = self._status_children.get(key)
-        if inc is None:
-            inc = incrementer(self.requests.labels(method, endpoint, status))
-            self._status_children[key] = inc
-        inc(1.0)
 
-
-class RequestChildren(NamedTuple):
+class RequestChildren:
     """The label children of one (method, endpoint) pair, bound for the hot path."""
 
-    #: The histogram child itself, for observations that carry an exemplar.
-    duration: Any
-    #: ``observe(seconds)`` without exemplar.
-    observe: Update
-    #: ``inc(+1 or -1)`` of the in-flight gauge.
-    in_progress: Update
+    __slots__ = (
+        "_instruments", "counters", "duration", "endpoint", "in_progress", "method", "record",
+    )  # fmt: skip
+
+    def __init__(self, instruments: Instruments, method: str, endpoint: str) -> None:
+        self._instruments = instruments
+        self.method = method
+        self.endpoint = endpoint
+        #: The histogram child itself, for observations that carry an exemplar.
+        self.duration: Any = instruments.duration.labels(method, endpoint)
+        #: ``inc(+1 or -1)`` of the in-flight gauge.
+        self.in_progress = incrementer(instruments.in_progress.labels(method, endpoint))
+        #: ``record(elapsed, count, in_flight)`` of a finished request, see ``_fast.recorder``.
+        self.record = recorder(self.duration, self.in_progress)
+        #: The request counter's ``inc`` by status code; filled by :meth:`counter`.
+        self.counters: dict[str, Update] = {}
+
+    def counter(self, status: str) -> Update:
+        """Return ``inc(amount)`` of the request counter for ``status``."""
+        inc = self.counters.get(status)
+        if inc is None:
+            inc = incrementer(self._instruments.requests.labels(self.method, self.endpoint, status))
+            self.counters[status] = inc
+        return inc

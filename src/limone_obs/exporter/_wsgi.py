@@ -39,12 +39,6 @@ def trace_id_from(traceparent: str | None) -> str | None:
     return parsed[0] if parsed is not None else None
 
 
-def _is_server_file(environ: WSGIEnvironment, body: Iterable[bytes]) -> bool:
-    """True if ``body`` is the server's own ``wsgi.file_wrapper`` (Flask's send_file)."""
-    wrapper = environ.get("wsgi.file_wrapper")
-    return isinstance(wrapper, type) and isinstance(body, wrapper)
-
-
 def _finish_on_close(body: Any, state: RequestState) -> bool:
     """Make ``body.close()`` record the request; False if the object does not allow it.
 
@@ -76,38 +70,23 @@ class RequestState:
     """
 
     __slots__ = (
-        "_body",
-        "_middleware",
-        "_start_response",
-        "children",
-        "endpoint",
-        "exception",
-        "finished",
-        "method",
-        "start",
-        "status",
-        "traceparent",
+        "_body", "_middleware", "_start_response", "children", "exception", "finished",
+        "method", "start", "status", "traceparent",
     )  # fmt: skip
 
     def __init__(
-        self,
-        method: str,
-        start: float,
-        traceparent: str | None,
-        start_response: StartResponse,
-        middleware: InstrumentedWSGI,
+        self, middleware: InstrumentedWSGI, method: str, start_response: StartResponse
     ) -> None:
+        self.start = perf_counter()
         self.method = method
-        self.start = start
-        self.endpoint: str | None = None
         self.status = "500"
         self.exception: str | None = None
-        #: Set by the routing hook when it counted this request as in flight.
+        #: Set by the routing hook: the series of the request's URL rule, counted in flight.
         self.children: RequestChildren | None = None
         self.finished = False
         # Not the environ itself: environ -> state -> environ would be a reference cycle,
         # keeping every request's environ alive until the cyclic GC runs.
-        self.traceparent = traceparent
+        self.traceparent: str | None = None
         self._start_response = start_response
         self._middleware = middleware
         self._body: Iterable[bytes] = ()
@@ -123,13 +102,35 @@ class RequestState:
             self.exception = type(exc).__name__
 
     def finish(self) -> None:
-        """Record this request once (later calls do nothing)."""
-        if not self.finished:
-            self.finished = True
-            try:
-                self._middleware.record(self, perf_counter() - self.start)
-            except Exception as exc:  # metrics must never fail a response
-                _failsafe.report("request recording", exc)
+        """Record this request once (later calls do nothing): duration, count, exception.
+
+        Frees the request's in-flight slot if the routing hook took one.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        elapsed = perf_counter() - self.start
+        try:
+            children = self.children
+            if children is None:  # not routed: failed before, or served by inner middleware
+                children = self._middleware.instruments.request_children(
+                    self.method, c.ENDPOINT_UNMATCHED
+                )
+            count = children.counters.get(self.status) or children.counter(self.status)
+            trace_id = trace_id_from(self.traceparent) if self.traceparent else None
+            if trace_id is None:
+                children.record(elapsed, count, self.children is not None)
+            else:  # single-process only: exemplars are off in multiprocess mode
+                children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
+                count(1.0)
+                if self.children is not None:
+                    children.in_progress(-1.0)
+            if self.exception is not None:
+                self._middleware.instruments.exceptions.labels(
+                    children.method, children.endpoint, self.exception
+                ).inc()
+        except Exception as exc:  # metrics must never fail a response
+            _failsafe.report("request recording", exc)
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -176,18 +177,22 @@ class InstrumentedWSGI:
         self.instruments = instruments
         self.metrics_path = metrics_path
         self.metrics_app = metrics_app
-        self.excluded = excluded
+        # One set lookup per request decides both: the metrics path is never recorded.
+        self.excluded = excluded | {metrics_path} if metrics_path is not None else excluded
         self.exemplars = exemplars
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == self.metrics_path:
-            return self.metrics_app(environ, start_response)
         if path in self.excluded:
+            if path == self.metrics_path:
+                return self.metrics_app(environ, start_response)
             return self.wsgi_app(environ, start_response)
-        method = normalise_method(environ.get("REQUEST_METHOD", ""))
-        traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
-        state = RequestState(method, perf_counter(), traceparent, start_response, self)
+        method = environ.get("REQUEST_METHOD", "")
+        state = RequestState(
+            self, _METHOD_LABELS.get(method) or normalise_method(method), start_response
+        )
+        if self.exemplars:
+            state.traceparent = environ.get("HTTP_TRACEPARENT")
         environ[STATE_KEY] = state
         try:
             body = self.wsgi_app(environ, state.start_response)
@@ -196,23 +201,8 @@ class InstrumentedWSGI:
             state.record_exception(exc)
             state.finish()
             raise
-        if _is_server_file(environ, body) and _finish_on_close(body, state):
+        # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
+        if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
             return body
         state._body = body
         return state
-
-    def record(self, state: RequestState, elapsed: float) -> None:
-        """Observe one finished request: duration, count, exception; free its in-flight slot."""
-        endpoint = state.endpoint or c.ENDPOINT_UNMATCHED
-        inst = self.instruments
-        children = state.children or inst.request_children(state.method, endpoint)
-        trace_id = trace_id_from(state.traceparent) if state.traceparent else None
-        if trace_id is None:
-            children.observe(elapsed)
-        else:
-            children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
-        inst.count_request(state.method, endpoint, state.status)
-        if state.exception is not None:
-            inst.exceptions.labels(state.method, endpoint, state.exception).inc()
-        if state.children is not None:
-            children.in_progress(-1.0)

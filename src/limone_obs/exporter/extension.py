@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -139,7 +139,7 @@ class Metrics:
             exemplars=settings.exemplars and not self.multiprocess,
         )
         app.wsgi_app = wsgi  # type: ignore[method-assign]
-        _count_in_flight_before_dispatch(app, self._on_request_routed)
+        _count_in_flight_before_dispatch(app, self._instruments)
         got_request_exception.connect(_on_exception, app, weak=False)
         if settings.template_timing:
             before_render_template.connect(_on_template_start, app, weak=False)
@@ -149,21 +149,6 @@ class Metrics:
         if settings.port is not None:
             server = exposition.serve(metrics_app, settings.port, settings.addr)
         app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
-
-    def _on_request_routed(self) -> None:
-        # Runs on every request: one proxy lookup, no helper calls beyond the cached child.
-        try:
-            req = request._get_current_object()  # type: ignore[attr-defined]
-            state = req.environ.get(STATE_KEY)
-            if state is None or state.endpoint is not None:
-                return
-            rule = req.url_rule
-            state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
-            children = self._instruments.request_children(state.method, state.endpoint)
-            children.in_progress(1.0)
-            state.children = children
-        except Exception as exc:  # metrics must never fail a request
-            _failsafe.report("the routing hook", exc)
 
     def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
         try:
@@ -215,17 +200,28 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
         )
 
 
-def _count_in_flight_before_dispatch(app: Flask, hook: Callable[[], None]) -> None:
-    """Run ``hook`` once the request is routed, before any before_request function.
+def _count_in_flight_before_dispatch(app: Flask, instruments: Instruments) -> None:
+    """Label the request with its URL rule and count it in flight, before any hook runs.
 
     Wrapping ``full_dispatch_request`` on the app instance costs about a third of a
     before_request function (Flask calls ``ensure_sync`` on every hook of every request),
-    and nothing registered later can run ahead of it.
+    and nothing registered later can run ahead of it. Runs on every request: one proxy
+    lookup, no helper calls beyond the cached label children.
     """
     dispatch = app.full_dispatch_request
 
     def full_dispatch_request() -> Response:
-        hook()
+        try:
+            req = request._get_current_object()  # type: ignore[attr-defined]
+            state = req.environ.get(STATE_KEY)
+            if state is not None and state.children is None:
+                rule = req.url_rule
+                endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+                children = instruments.request_children(state.method, endpoint)
+                children.in_progress(1.0)
+                state.children = children
+        except Exception as exc:  # metrics must never fail a request
+            _failsafe.report("the routing hook", exc)
         return dispatch()
 
     app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]

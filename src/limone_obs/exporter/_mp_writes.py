@@ -1,0 +1,183 @@
+"""Direct writes to this worker's multiprocess files, for the per-request hot path.
+
+prometheus-client's ``MmapedValue.inc`` takes a lock, calls ``os.getpid()`` (a system
+call) to notice forks and goes through three more Python calls and a new bytes object to
+store one double. A request makes five such writes, four of them after its body was sent:
+in a gunicorn worker that is when the client has just been woken and the worker's caches
+are cold, so they cost several times their in-process price (bench/README.md). Here each
+of the worker's files is mapped once more, read-write, and a value is updated with one
+indexed store into a ``double`` view of that mapping; a finished request takes one lock.
+
+The layout is prometheus-client's (a value's ``_file`` and ``_key``; the file's
+``_positions`` and ``_f``). Every binding is checked against the file (8-byte aligned
+slot, the stored value equals the client's own copy) and anything unexpected leaves the
+value on the public methods. After a fork the child drops every binding
+(``os.register_at_fork``): its next update goes through the public method, which opens
+the child's own file, and binds again.
+
+While bound, prometheus-client's in-memory copy (``value._value``) is left behind: in
+multiprocess mode the files are what every scrape reads, and only this module writes
+these label children.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+import weakref
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from typing import Any
+
+#: Serialises the exporter's own updates of its request series (gthread workers), here and
+#: in ``_fast``, and the bindings. Replaced in a forked child: see _after_fork_in_child.
+LOCK = threading.Lock()
+#: Path -> a ``double`` view of this process's latest mapping of that file.
+_views: dict[str, memoryview[float]] = {}
+_bound: weakref.WeakSet[Inc | Record] = weakref.WeakSet()
+
+
+def is_mmaped(value: Any) -> bool:
+    """True if ``value`` is prometheus-client's multiprocess value (``MmapedValue``)."""
+    return getattr(value, "_multiprocess", False) is True and hasattr(value, "_file")
+
+
+def _map(path: str) -> memoryview[float] | None:
+    """A ``double`` view of a new shared read-write mapping of the whole file, or None."""
+    try:
+        with open(path, "r+b") as handle:  # the mapping keeps its own descriptor
+            size = os.fstat(handle.fileno()).st_size
+            mapping = mmap.mmap(handle.fileno(), size - size % 8)
+    except (OSError, ValueError):
+        return None
+    return memoryview(mapping).cast("d")
+
+
+def _bind(values: Sequence[Any]) -> tuple[memoryview[float], tuple[int, ...]] | None:
+    """Return one view of the file holding every value and their indexes, or None.
+
+    The caller holds ``LOCK``. None when the values are not in one file, a slot is not
+    where prometheus-client's layout puts it, or a stored value differs from the client's.
+    """
+    try:
+        file = values[0]._file
+        path = file._f.name
+        positions = [file._positions[value._key] for value in values]
+        same_file = all(value._file is file for value in values)
+    except (AttributeError, KeyError, TypeError):
+        return None
+    if not same_file or not isinstance(path, str) or any(p % 8 for p in positions):
+        return None
+    indexes = tuple(p // 8 for p in positions)
+    needed = max(indexes) + 2  # the value and its timestamp
+    view = _views.get(path)
+    if view is None or len(view) < needed:
+        view = _map(path)
+        if view is None or len(view) < needed:
+            return None
+        _views[path] = view
+    if any(view[i] != value._value for i, value in zip(indexes, values, strict=True)):
+        return None
+    return view, indexes
+
+
+class Inc:
+    """``inc(amount)`` of one multiprocess counter or gauge child."""
+
+    __slots__ = ("__weakref__", "_value", "index", "view")
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+        #: The bound slot: ``view[index]``; view is None while unbound.
+        self.view: memoryview[float] | None = None
+        self.index = 0
+
+    def __call__(self, amount: float) -> None:
+        with LOCK:
+            view = self.view
+            if view is not None:
+                view[self.index] += amount
+                return
+            self._value.inc(amount)  # public: also notices a fork and opens our own file
+            bound = _bind((self._value,))
+            if bound is not None:
+                self.view, (self.index,) = bound
+                _bound.add(self)
+
+    def unbind(self) -> None:
+        """Go back to the public method (after a fork)."""
+        self.view = None
+
+
+class Record:
+    """``record(elapsed, count, in_flight)`` of one multiprocess (method, endpoint).
+
+    Observes ``elapsed`` in the duration histogram, adds 1 to ``count`` and, if
+    ``in_flight``, takes 1 from the in-flight gauge: four stores under one lock.
+    """
+
+    __slots__ = ("__weakref__", "_bounds", "_buckets", "_gauge", "_hist", "_sum", "_values")
+
+    def __init__(
+        self, sum_value: Any, bucket_values: Sequence[Any], bounds: tuple[float, ...], gauge: Inc
+    ) -> None:
+        self._values = (sum_value, *bucket_values)
+        self._bounds = bounds
+        self._gauge = gauge
+        self._hist: memoryview[float] | None = None
+        self._sum = 0
+        self._buckets: tuple[int, ...] = ()
+
+    def __call__(self, elapsed: float, count: Callable[[float], None], in_flight: bool) -> None:
+        gauge = self._gauge
+        with LOCK:
+            hist = self._hist
+            if hist is None:
+                self._observe_public(elapsed)
+            else:
+                hist[self._sum] += elapsed
+                # bounds end with +Inf: any non-NaN duration lands in a bucket, as in observe().
+                hist[self._buckets[bisect_left(self._bounds, elapsed)]] += 1.0
+            # A bound value must never see a public write again: its in-memory copy is old.
+            if type(count) is Inc and count.view is not None:
+                count.view[count.index] += 1.0
+                count = _done
+            if in_flight and gauge.view is not None:
+                gauge.view[gauge.index] -= 1.0
+                in_flight = False
+        count(1.0)  # unbound: the public method, outside the lock it takes itself
+        if in_flight:
+            gauge(-1.0)
+
+    def _observe_public(self, elapsed: float) -> None:
+        # The caller holds LOCK. Public: notices a fork and opens this process's file.
+        self._values[0].inc(elapsed)
+        self._values[1 + bisect_left(self._bounds, elapsed)].inc(1.0)
+        bound = _bind(self._values)
+        if bound is not None:
+            view, indexes = bound
+            self._sum, self._buckets = indexes[0], indexes[1:]
+            self._hist = view
+            _bound.add(self)
+
+    def unbind(self) -> None:
+        """Go back to the public methods (after a fork)."""
+        self._hist = None
+
+
+def _done(_amount: float) -> None:
+    """Stands in for an update already made under the lock."""
+
+
+def _after_fork_in_child() -> None:
+    """Drop every binding: the child must write its own files, not its parent's."""
+    global LOCK  # noqa: PLW0603 - a lock held by another thread at fork stays held
+    LOCK = threading.Lock()
+    for bound in list(_bound):
+        bound.unbind()
+    _bound.clear()
+    _views.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,124 @@
+"""Direct multiprocess writes leave exactly the files prometheus-client's public API leaves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from limone_obs import conventions as c
+from limone_obs.exporter import _fast, _mp_writes
+
+DURATIONS = (0.004, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 31.0)
+STATUSES = ("200", "200", "404", "500", "200", "404", "200", "200")
+
+
+@pytest.fixture
+def mp_value_class(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Restore prometheus-client's value class and its environment after the test."""
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    yield
+    values.close_all_multiprocess_files()  # type: ignore[no-untyped-call]
+
+
+class Series:
+    """The exporter's three request series, as a worker with ``pid`` writes them."""
+
+    def __init__(self, path: Path, pid: int) -> None:
+        path.mkdir(exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+        values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)  # type: ignore[no-untyped-call]
+        registry = CollectorRegistry()
+        self.path = path
+        self.duration = Histogram("d", "d", ["e"], registry=registry, buckets=c.DEFAULT_BUCKETS)
+        self.gauge = Gauge("g", "g", ["e"], registry=registry, multiprocess_mode="livesum")
+        self.counter = Counter("n", "n", ["e", "s"], registry=registry)
+
+    def record_fast(self) -> dict[str, Any]:
+        """Serve the requests through the exporter's hot path; return its updaters."""
+        gauge = _fast.incrementer(self.gauge.labels("/x"))
+        record = _fast.recorder(self.duration.labels("/x"), gauge)
+        counters: dict[str, Any] = {}
+        for elapsed, status in zip(DURATIONS, STATUSES, strict=True):
+            gauge(1.0)
+            if status not in counters:
+                counters[status] = _fast.incrementer(self.counter.labels("/x", status))
+            record(elapsed, counters[status], True)
+        gauge(1.0)  # one request still in flight
+        return {"record": record, "gauge": gauge, **counters}
+
+    def record_public(self) -> None:
+        """Serve the same requests through prometheus-client's public methods."""
+        for elapsed, status in zip(DURATIONS, STATUSES, strict=True):
+            self.gauge.labels("/x").inc()
+            self.duration.labels("/x").observe(elapsed)
+            self.counter.labels("/x", status).inc()
+            self.gauge.labels("/x").dec()
+        self.gauge.labels("/x").inc()
+
+    def samples(self) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        """Every sample of the directory, as prometheus-client's collector reads it."""
+        collector = MultiProcessCollector(None, path=str(self.path))  # type: ignore[no-untyped-call]
+        return sorted(
+            (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "pid")), s.value)
+            for family in collector.collect()  # type: ignore[no-untyped-call]
+            for s in family.samples
+        )
+
+
+def test_direct_writes_match_the_public_api(tmp_path: Path, mp_value_class: None) -> None:
+    """Same requests, one worker each way: the collector reads identical samples."""
+    fast = Series(tmp_path / "fast", 11)
+    updaters = fast.record_fast()
+    public = Series(tmp_path / "public", 12)
+    public.record_public()
+    assert isinstance(updaters["record"], _mp_writes.Record)
+    assert all(u.view is not None for k, u in updaters.items() if k != "record")
+    assert public.samples() == fast.samples()
+
+
+def test_a_slot_that_does_not_check_out_is_not_bound(tmp_path: Path, mp_value_class: None) -> None:
+    """A file whose slot disagrees with the client's copy (another layout) is not written."""
+    series = Series(tmp_path / "mp", 13)
+    value = series.counter.labels("/x", "200")._value
+    value.inc(2.0)
+    assert _mp_writes._bind((value,)) is not None
+    value._file.write_value(value._key, 7.0, 0.0)  # the slot no longer holds the client's 2.0
+    assert _mp_writes._bind((value,)) is None
+    value._file._positions[value._key] += 4  # a slot off the 8-byte grid
+    assert _mp_writes._bind((value,)) is None
+
+
+def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None) -> None:
+    """After fork the child's samples go to its pid's file; the parent's stay as they were."""
+    path = tmp_path / "mp"
+    path.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    counter = Counter("n", "n", ["s"], registry=registry)
+    inc = _fast.incrementer(counter.labels("200"))
+    inc(1.0)
+    inc(1.0)  # bound now, in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: write through the same updater, then leave at once
+        try:
+            inc(1.0)
+            inc(1.0)
+            inc(1.0)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    inc(1.0)
+    per_file = {
+        file.name: [v for _k, v, _t, _p in MmapedDict.read_all_values_from_file(file)]  # type: ignore[no-untyped-call]
+        for file in path.iterdir()
+    }
+    assert per_file == {f"counter_{os.getpid()}.db": [3.0], f"counter_{pid}.db": [3.0]}
