@@ -12,7 +12,7 @@ from werkzeug.test import EnvironBuilder
 
 from limone_obs import ConfigError, Metrics, metrics_for
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe
+from limone_obs.exporter import _failsafe, extension
 from tests.exporter.helpers import (
     STREAM_CHUNKS,
     STREAM_PAUSE,
@@ -61,6 +61,18 @@ def test_endpoint_label_is_the_url_rule_not_the_path() -> None:
     assert {"/projects/<int:project_id>"} == label_values(metrics, N.requests_total, "endpoint")
     labels = {"method": "GET", "endpoint": "/projects/<int:project_id>", "status": "200"}
     assert value(metrics, N.requests_total, labels) == 3
+
+
+def test_routing_hook_works_through_the_public_request_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without Flask's request context variable (a later Flask) the rule label still holds."""
+    monkeypatch.setattr(extension, "_request_context", None)
+    app, metrics = make_app()
+    app.test_client().get("/projects/7", buffered=True)
+    assert {"/projects/<int:project_id>"} == label_values(metrics, N.requests_total, "endpoint")
+    in_flight = {"method": "GET", "endpoint": "/projects/<int:project_id>"}
+    assert value(metrics, N.requests_in_progress, in_flight) == 0
 
 
 def test_blueprint_routes_carry_their_prefix() -> None:

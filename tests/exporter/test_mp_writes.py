@@ -41,18 +41,16 @@ class Series:
         self.gauge = Gauge("g", "g", ["e"], registry=registry, multiprocess_mode="livesum")
         self.counter = Counter("n", "n", ["e", "s"], registry=registry)
 
-    def record_fast(self) -> dict[str, Any]:
-        """Serve the requests through the exporter's hot path; return its updaters."""
+    def record_fast(self) -> tuple[Any, Any]:
+        """Serve the requests through the exporter's hot path; return its two updaters."""
         gauge = _fast.incrementer(self.gauge.labels("/x"))
-        record = _fast.recorder(self.duration.labels("/x"), gauge)
-        counters: dict[str, Any] = {}
+        counter = self.counter.labels
+        record = _fast.recorder(self.duration.labels("/x"), gauge, lambda s: counter("/x", s))
         for elapsed, status in zip(DURATIONS, STATUSES, strict=True):
             gauge(1.0)
-            if status not in counters:
-                counters[status] = _fast.incrementer(self.counter.labels("/x", status))
-            record(elapsed, counters[status], True)
+            record(elapsed, status, True)
         gauge(1.0)  # one request still in flight
-        return {"record": record, "gauge": gauge, **counters}
+        return record, gauge
 
     def record_public(self) -> None:
         """Serve the same requests through prometheus-client's public methods."""
@@ -76,11 +74,15 @@ class Series:
 def test_direct_writes_match_the_public_api(tmp_path: Path, mp_value_class: None) -> None:
     """Same requests, one worker each way: the collector reads identical samples."""
     fast = Series(tmp_path / "fast", 11)
-    updaters = fast.record_fast()
+    record, gauge = fast.record_fast()
     public = Series(tmp_path / "public", 12)
     public.record_public()
-    assert isinstance(updaters["record"], _mp_writes.Record)
-    assert all(u.view is not None for k, u in updaters.items() if k != "record")
+    recorder: Any = record.__self__
+    assert isinstance(recorder, _mp_writes.Record)
+    assert recorder._hist is not None  # bound, like the gauge and every status's counter
+    assert gauge.__self__.view is not None
+    assert sorted(recorder._counts) == ["200", "404", "500"]
+    assert all(count.view is not None for count in recorder._counts.values())
     assert public.samples() == fast.samples()
 
 
@@ -106,7 +108,8 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None
     counter = Counter("n", "n", ["s"], registry=registry)
     inc = _fast.incrementer(counter.labels("200"))
     inc(1.0)
-    inc(1.0)  # bound now, in the parent
+    inc(1.0)
+    assert inc.__self__.view is not None  # type: ignore[attr-defined]  # bound, in the parent
     pid = os.fork()
     if pid == 0:  # the child: write through the same updater, then leave at once
         try:

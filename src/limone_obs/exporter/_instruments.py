@@ -63,7 +63,8 @@ class Instruments:
             names.build_info, "Always 1; labels carry the service's version and revision.",
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
-        self._request_children: dict[tuple[str, str], RequestChildren] = {}
+        #: method -> endpoint -> children: two lookups of strings whose hash is cached.
+        self.children_by_method: dict[str, dict[str, RequestChildren]] = {}
 
     def set_build_info(self, version: str, revision: str) -> None:
         """Publish the build-info series (value 1)."""
@@ -71,11 +72,10 @@ class Instruments:
 
     def request_children(self, method: str, endpoint: str) -> RequestChildren:
         """Return the cached updaters of the series labelled ``method, endpoint``."""
-        key = (method, endpoint)
-        children = self._request_children.get(key)
+        by_endpoint = self.children_by_method.setdefault(method, {})
+        children = by_endpoint.get(endpoint)
         if children is None:
-            children = RequestChildren(self, method, endpoint)
-            self._request_children[key] = children
+            children = by_endpoint[endpoint] = RequestChildren(self, method, endpoint)
         return children
 
 
@@ -83,7 +83,7 @@ class RequestChildren:
     """The label children of one (method, endpoint) pair, bound for the hot path."""
 
     __slots__ = (
-        "_instruments", "counters", "duration", "endpoint", "in_progress", "method", "record",
+        "_counters", "_instruments", "duration", "endpoint", "in_progress", "method", "record",
     )  # fmt: skip
 
     def __init__(self, instruments: Instruments, method: str, endpoint: str) -> None:
@@ -94,15 +94,16 @@ class RequestChildren:
         self.duration: Any = instruments.duration.labels(method, endpoint)
         #: ``inc(+1 or -1)`` of the in-flight gauge.
         self.in_progress = incrementer(instruments.in_progress.labels(method, endpoint))
-        #: ``record(elapsed, count, in_flight)`` of a finished request, see ``_fast.recorder``.
-        self.record = recorder(self.duration, self.in_progress)
-        #: The request counter's ``inc`` by status code; filled by :meth:`counter`.
-        self.counters: dict[str, Update] = {}
+        #: ``record(elapsed, status, in_flight)`` of a finished request (``_fast.recorder``).
+        self.record = recorder(self.duration, self.in_progress, self._counter_child)
+        self._counters: dict[str, Update] = {}
+
+    def _counter_child(self, status: str) -> Any:
+        return self._instruments.requests.labels(self.method, self.endpoint, status)
 
     def counter(self, status: str) -> Update:
         """Return ``inc(amount)`` of the request counter for ``status``."""
-        inc = self.counters.get(status)
+        inc = self._counters.get(status)
         if inc is None:
-            inc = incrementer(self._instruments.requests.labels(self.method, self.endpoint, status))
-            self.counters[status] = inc
+            inc = self._counters[status] = incrementer(self._counter_child(status))
         return inc

@@ -93,17 +93,26 @@ class Inc:
         self.view: memoryview[float] | None = None
         self.index = 0
 
-    def __call__(self, amount: float) -> None:
-        with LOCK:
+    def inc(self, amount: float) -> None:
+        """Add ``amount`` (a bound method is the cheapest call there is)."""
+        lock = LOCK
+        lock.acquire()
+        try:
             view = self.view
             if view is not None:
                 view[self.index] += amount
-                return
-            self._value.inc(amount)  # public: also notices a fork and opens our own file
-            bound = _bind((self._value,))
-            if bound is not None:
-                self.view, (self.index,) = bound
-                _bound.add(self)
+            else:
+                self._value.inc(amount)  # public: notices a fork, opens our own file
+                self._bind()
+        finally:
+            lock.release()
+
+    def _bind(self) -> None:
+        # The caller holds LOCK.
+        bound = _bind((self._value,))
+        if bound is not None:
+            self.view, (self.index,) = bound
+            _bound.add(self)
 
     def unbind(self) -> None:
         """Go back to the public method (after a fork)."""
@@ -111,27 +120,44 @@ class Inc:
 
 
 class Record:
-    """``record(elapsed, count, in_flight)`` of one multiprocess (method, endpoint).
+    """``record(elapsed, status, in_flight)`` of one multiprocess (method, endpoint).
 
-    Observes ``elapsed`` in the duration histogram, adds 1 to ``count`` and, if
-    ``in_flight``, takes 1 from the in-flight gauge: four stores under one lock.
+    Observes ``elapsed`` in the duration histogram, adds 1 to the request counter of
+    ``status`` (``counter(status)`` gives its label child) and, if ``in_flight``, takes 1
+    from the in-flight gauge: four stores under one lock.
     """
 
-    __slots__ = ("__weakref__", "_bounds", "_buckets", "_gauge", "_hist", "_sum", "_values")
+    __slots__ = (
+        "__weakref__", "_bounds", "_buckets", "_counter", "_counts", "_gauge", "_hist", "_sum",
+        "_values",
+    )  # fmt: skip
 
     def __init__(
-        self, sum_value: Any, bucket_values: Sequence[Any], bounds: tuple[float, ...], gauge: Inc
+        self,
+        sum_value: Any,
+        bucket_values: Sequence[Any],
+        bounds: tuple[float, ...],
+        gauge: Inc,
+        counter: Callable[[str], Any],
     ) -> None:
         self._values = (sum_value, *bucket_values)
         self._bounds = bounds
         self._gauge = gauge
+        self._counter = counter
+        self._counts: dict[str, Inc] = {}
         self._hist: memoryview[float] | None = None
         self._sum = 0
         self._buckets: tuple[int, ...] = ()
 
-    def __call__(self, elapsed: float, count: Callable[[float], None], in_flight: bool) -> None:
+    def record(self, elapsed: float, status: str, in_flight: bool) -> None:
+        """Observe ``elapsed``, count the request under ``status``, free its in-flight slot."""
+        count = self._counts.get(status)
+        if count is None:
+            count = self._count(status)
         gauge = self._gauge
-        with LOCK:
+        lock = LOCK
+        lock.acquire()
+        try:
             hist = self._hist
             if hist is None:
                 self._observe_public(elapsed)
@@ -140,15 +166,28 @@ class Record:
                 # bounds end with +Inf: any non-NaN duration lands in a bucket, as in observe().
                 hist[self._buckets[bisect_left(self._bounds, elapsed)]] += 1.0
             # A bound value must never see a public write again: its in-memory copy is old.
-            if type(count) is Inc and count.view is not None:
+            if count is not None and count.view is not None:
                 count.view[count.index] += 1.0
-                count = _done
+                count = None
             if in_flight and gauge.view is not None:
                 gauge.view[gauge.index] -= 1.0
                 in_flight = False
-        count(1.0)  # unbound: the public method, outside the lock it takes itself
+        finally:
+            lock.release()
+        if count is not None:  # unbound: its public path, outside the lock it takes itself
+            count.inc(1.0)
         if in_flight:
-            gauge(-1.0)
+            gauge.inc(-1.0)
+
+    def _count(self, status: str) -> Inc | None:
+        """The counter slot for ``status``; None once counted publicly (another value class)."""
+        child = self._counter(status)
+        value = getattr(child, "_value", None)
+        if is_mmaped(value):
+            count = self._counts[status] = Inc(value)
+            return count
+        child.inc()
+        return None
 
     def _observe_public(self, elapsed: float) -> None:
         # The caller holds LOCK. Public: notices a fork and opens this process's file.
@@ -164,10 +203,6 @@ class Record:
     def unbind(self) -> None:
         """Go back to the public methods (after a fork)."""
         self._hist = None
-
-
-def _done(_amount: float) -> None:
-    """Stands in for an update already made under the lock."""
 
 
 def _after_fork_in_child() -> None:

@@ -116,13 +116,12 @@ class RequestState:
                 children = self._middleware.instruments.request_children(
                     self.method, c.ENDPOINT_UNMATCHED
                 )
-            count = children.counters.get(self.status) or children.counter(self.status)
             trace_id = trace_id_from(self.traceparent) if self.traceparent else None
             if trace_id is None:
-                children.record(elapsed, count, self.children is not None)
+                children.record(elapsed, self.status, self.children is not None)
             else:  # single-process only: exemplars are off in multiprocess mode
                 children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
-                count(1.0)
+                children.counter(self.status)(1.0)
                 if self.children is not None:
                     children.in_progress(-1.0)
             if self.exception is not None:

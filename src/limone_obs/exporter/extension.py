@@ -10,6 +10,11 @@ from wsgiref.simple_server import WSGIServer
 
 from flask import Flask, Response, g, request
 from flask.signals import before_render_template, got_request_exception, template_rendered
+
+try:  # Flask 2.2-3.1 keep the request context in this variable; reading it skips a proxy call
+    from flask.globals import _cv_request as _request_context
+except ImportError:  # a later Flask: the public proxy (tested by patching this to None)
+    _request_context = None  # type: ignore[assignment]
 from prometheus_client import (
     CollectorRegistry,
     GCCollector,
@@ -209,15 +214,20 @@ def _count_in_flight_before_dispatch(app: Flask, instruments: Instruments) -> No
     lookup, no helper calls beyond the cached label children.
     """
     dispatch = app.full_dispatch_request
+    by_method = instruments.children_by_method
+    context = _request_context
 
     def full_dispatch_request() -> Response:
         try:
-            req = request._get_current_object()  # type: ignore[attr-defined]
+            req = context.get().request if context is not None else request._get_current_object()
             state = req.environ.get(STATE_KEY)
             if state is not None and state.children is None:
                 rule = req.url_rule
                 endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
-                children = instruments.request_children(state.method, endpoint)
+                by_endpoint = by_method.get(state.method)
+                children = by_endpoint.get(endpoint) if by_endpoint is not None else None
+                if children is None:
+                    children = instruments.request_children(state.method, endpoint)
                 children.in_progress(1.0)
                 state.children = children
         except Exception as exc:  # metrics must never fail a request
