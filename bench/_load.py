@@ -1,8 +1,11 @@
-"""Bounded load from a second process: ``python _load.py PORT N CONCURRENCY``.
+"""Bounded load from a second process: ``python _load.py N CONCURRENCY BLOCK PORT [PORT ...]``.
 
-Sends exactly N GET requests to 127.0.0.1:PORT over the bench app's paths, one connection
-each (gunicorn's sync workers close after every response), with CONCURRENCY threads and a
-10 s timeout per request; prints ``answered failed`` and exits.
+Sends exactly N GET requests to each 127.0.0.1:PORT over the bench app's paths, the ports
+taking turns in blocks of BLOCK requests (requests i*BLOCK .. i*BLOCK+BLOCK-1 go to port
+i mod k), one connection each (gunicorn's sync workers close after every response), with
+CONCURRENCY threads and a 10 s timeout per request; prints ``answered failed`` over all
+ports and exits. Taking turns puts every server under the same conditions at nearly the
+same moments; blocks let each worker serve a run of requests, as in production.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ def one(port: int, path: str) -> bool:
 
 def main(argv: list[str]) -> None:
     """Run the load described by ``argv``; print answered and failed counts."""
-    port, n, concurrency = int(argv[0]), int(argv[1]), int(argv[2])
+    n, concurrency, block = int(argv[0]), int(argv[1]), int(argv[2])
+    ports = [int(p) for p in argv[3:]]
+    k = len(ports)
+
+    def request(i: int) -> bool:
+        return one(ports[(i // block) % k], PATHS[i % len(PATHS)])
+
     with ThreadPoolExecutor(concurrency) as pool:
-        answered = sum(pool.map(lambda i: one(port, PATHS[i % len(PATHS)]), range(n)))
-    print(answered, n - answered)
+        answered = sum(pool.map(request, range(n * k)))
+    print(answered, n * k - answered)
 
 
 if __name__ == "__main__":

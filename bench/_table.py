@@ -36,9 +36,9 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} µs"
 
 
-def ratio(value: float, base: float) -> str:
-    """Format ``value / base`` as ``1.23x``."""
-    return f"{value / base:.2f}x"
+def ratio(value: float, base: float, digits: int = 2) -> str:
+    """Format ``value / base`` as ``1.23x`` (``digits`` decimals)."""
+    return f"{value / base:.{digits}f}x"
 
 
 def verdict(value: float, target: float) -> str:

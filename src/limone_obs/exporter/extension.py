@@ -48,7 +48,9 @@ class Metrics:
     ``Metrics(app)`` or ``metrics = Metrics(); metrics.init_app(app)`` in an app factory.
     Series live in ``registry`` (a new private :class:`CollectorRegistry` by default, never
     the global one). Under gunicorn with ``PROMETHEUS_MULTIPROC_DIR`` set, the metrics path
-    serves every worker's samples.
+    serves every worker's samples; read them through :meth:`exposition_registry` then (the
+    request series are written straight to the worker's files, and their in-process copies
+    in ``registry`` are not kept current).
 
     Flask config keys read by :meth:`init_app` (defaults in brackets):
 
