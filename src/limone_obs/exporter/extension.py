@@ -145,7 +145,9 @@ class Metrics:
             excluded=settings.excluded,
             exemplars=settings.exemplars and not self.multiprocess,
         )
-        app.wsgi_app = wsgi  # type: ignore[method-assign]
+        # A bound method: Flask calls it on every request, and calling an instance with
+        # __call__ takes CPython's slower generic path.
+        app.wsgi_app = wsgi.__call__  # type: ignore[method-assign]
         _count_in_flight_before_dispatch(app, self._instruments)
         got_request_exception.connect(_on_exception, app, weak=False)
         if settings.template_timing:
