@@ -86,6 +86,20 @@ def test_direct_writes_match_the_public_api(tmp_path: Path, mp_value_class: None
     assert public.samples() == fast.samples()
 
 
+def test_a_second_updater_of_a_bound_value_keeps_every_count(
+    tmp_path: Path, mp_value_class: None
+) -> None:
+    """Updaters made at different times for one value share its binding: nothing is lost."""
+    series = Series(tmp_path / "mp", 14)
+    child = series.counter.labels("/x", "200")
+    first = _fast.incrementer(child)
+    first(1.0)
+    first(1.0)  # bound: the client's in-memory copy still says 1.0
+    second = _fast.incrementer(child)
+    second(1.0)
+    assert ("n_total", (("e", "/x"), ("s", "200")), 3.0) in series.samples()
+
+
 def test_a_slot_that_does_not_check_out_is_not_bound(tmp_path: Path, mp_value_class: None) -> None:
     """A file whose slot disagrees with the client's copy (another layout) is not written."""
     series = Series(tmp_path / "mp", 13)

@@ -189,7 +189,7 @@ def incrementer(child: Any) -> Update:
     """
     value = getattr(child, "_value", None)
     if _mp_writes.is_mmaped(value):
-        return _mp_writes.Inc(value).inc
+        return _mp_writes.Inc.of(value).inc
     if _is_in_memory(value):
         return _LockedInc(value).inc
     inc = getattr(value, "inc", None)

@@ -36,6 +36,8 @@ LOCK = threading.Lock()
 #: Path -> a ``double`` view of this process's latest mapping of that file.
 _views: dict[str, memoryview[float]] = {}
 _bound: weakref.WeakSet[Inc | Record] = weakref.WeakSet()
+#: prometheus-client value -> its one Inc (see Inc.of).
+_incs: weakref.WeakKeyDictionary[Any, Inc] = weakref.WeakKeyDictionary()
 
 
 def is_mmaped(value: Any) -> bool:
@@ -83,9 +85,22 @@ def _bind(values: Sequence[Any]) -> tuple[memoryview[float], tuple[int, ...]] | 
 
 
 class Inc:
-    """``inc(amount)`` of one multiprocess counter or gauge child."""
+    """``inc(amount)`` of one multiprocess counter or gauge child.
+
+    Get it with :meth:`of`: one per value, so a value bound here is never also written
+    through a second, unbound object (whose public write would start from the client's
+    outdated copy).
+    """
 
     __slots__ = ("__weakref__", "_value", "index", "view")
+
+    @classmethod
+    def of(cls, value: Any) -> Inc:
+        """The one ``Inc`` of ``value`` (created on first use)."""
+        inc = _incs.get(value)
+        if inc is None:
+            inc = _incs[value] = cls(value)
+        return inc
 
     def __init__(self, value: Any) -> None:
         self._value = value
@@ -184,7 +199,7 @@ class Record:
         child = self._counter(status)
         value = getattr(child, "_value", None)
         if is_mmaped(value):
-            count = self._counts[status] = Inc(value)
+            count = self._counts[status] = Inc.of(value)
             return count
         child.inc()
         return None

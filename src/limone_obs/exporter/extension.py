@@ -10,11 +10,6 @@ from wsgiref.simple_server import WSGIServer
 
 from flask import Flask, Response, g, request
 from flask.signals import before_render_template, got_request_exception, template_rendered
-
-try:  # Flask 2.2-3.1 keep the request context in this variable; reading it skips a proxy call
-    from flask.globals import _cv_request as _request_context
-except ImportError:  # a later Flask: the public proxy (tested by patching this to None)
-    _request_context = None  # type: ignore[assignment]
 from prometheus_client import (
     CollectorRegistry,
     GCCollector,
@@ -28,6 +23,11 @@ from limone_obs.exporter import _failsafe, exposition, multiprocess
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI
 from limone_obs.exporter.tracking import Track
+
+try:  # Flask 2.2-3.1 keep the request context in this variable; reading it skips a proxy call
+    from flask.globals import _cv_request as _request_context
+except ImportError:  # a later Flask: the public proxy (tested by patching this to None)
+    _request_context = None  # type: ignore[assignment]
 
 EXTENSION_KEY = "limone_obs"
 _TEMPLATE_STARTS = "_limone_obs_template_starts"
@@ -214,8 +214,8 @@ def _count_in_flight_before_dispatch(app: Flask, instruments: Instruments) -> No
 
     Wrapping ``full_dispatch_request`` on the app instance costs about a third of a
     before_request function (Flask calls ``ensure_sync`` on every hook of every request),
-    and nothing registered later can run ahead of it. Runs on every request: one proxy
-    lookup, no helper calls beyond the cached label children.
+    and nothing registered later can run ahead of it. Runs on every request: one read of
+    Flask's request context variable, two dict lookups for the cached label children.
     """
     dispatch = app.full_dispatch_request
     by_method = instruments.children_by_method
