@@ -2,11 +2,10 @@
 
 prometheus-client's ``MmapedValue.inc`` takes a lock, calls ``os.getpid()`` (a system
 call) to notice forks and goes through three more Python calls and a new bytes object to
-store one double. A request makes five such writes, four of them after its body was sent:
-in a gunicorn worker that is when the client has just been woken and the worker's caches
-are cold, so they cost several times their in-process price (bench/README.md). Here each
-of the worker's files is mapped once more, read-write, and a value is updated with one
-indexed store into a ``double`` view of that mapping; a finished request takes one lock.
+store one double. A request makes five such writes, four of them after its body was sent,
+when the worker's caches have gone cold (bench/README.md). Here each of the worker's files
+is mapped once more, read-write, and a value is updated with one indexed store into a
+``double`` view of that mapping; a finished request takes one lock.
 
 The layout is prometheus-client's (a value's ``_file`` and ``_key``; the file's
 ``_positions`` and ``_f``). Every binding is checked against the file (8-byte aligned
