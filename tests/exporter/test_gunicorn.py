@@ -36,15 +36,17 @@ FAST_PATHS = ["GET /projects/1", "GET /projects/2", "POST /projects", "GET /miss
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, workers: int = 4, max_requests: int = 0) -> Iterator[str]:
+def gunicorn(
+    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1
+) -> Iterator[str]:
     """Run tests.exporter.gunicorn_app under exporter/gunicorn.conf.py; yield its base URL."""
-    with gunicorn_proc(tmp_path, workers, max_requests) as (url, _):
+    with gunicorn_proc(tmp_path, workers, max_requests, threads) as (url, _):
         yield url
 
 
 @contextmanager
 def gunicorn_proc(
-    tmp_path: Path, workers: int = 4, max_requests: int = 0
+    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1
 ) -> Iterator[tuple[str, procs.Proc]]:
     """Like :func:`gunicorn`, also yielding the master process."""
     port = procs.free_port()
@@ -54,6 +56,7 @@ def gunicorn_proc(
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS=str(workers),
         GUNICORN_MAX_REQUESTS=str(max_requests),
+        GUNICORN_THREADS=str(threads),
         PYTHONPATH=str(ROOT),
     )
     argv = [
@@ -80,14 +83,14 @@ def drive(url: str, n: int, concurrency: int = 8, paths: list[str] = FAST_PATHS)
     return summary
 
 
-def scraped_total(url: str) -> float:
-    """Sum of limoneide_requests_total over all series, from one scrape."""
+def scraped_total(url: str, name: str = N.requests_total) -> float:
+    """Sum of the samples named ``name`` over all series, from one scrape."""
     text = requests.get(f"{url}/metrics", timeout=10).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == N.requests_total
+        if sample.name == name
     )
 
 
@@ -97,6 +100,17 @@ def test_four_workers_count_every_answered_request_exactly(tmp_path: Path) -> No
         summary = drive(url, 1200)
         assert summary["failed"] == 0
         assert scraped_total(url) == summary["answered"] == 1200
+
+
+def test_threaded_workers_count_every_request_exactly(tmp_path: Path) -> None:
+    """gthread workers (2 x 8 threads) write concurrently: counts stay exact, in-flight is 0."""
+    with gunicorn(tmp_path, workers=2, threads=8) as url:
+        summary = drive(url, 1600, concurrency=16)
+        assert summary["failed"] == 0
+        assert scraped_total(url) == summary["answered"] == 1600
+        assert scraped_total(url, N.request_duration_count) == 1600
+        # The scrape answering this is not counted in flight (the metrics path is excluded).
+        assert scraped_total(url, N.requests_in_progress) == 0
 
 
 def test_recycled_workers_keep_their_counts(tmp_path: Path) -> None:
