@@ -63,8 +63,11 @@ class Instruments:
             names.build_info, "Always 1; labels carry the service's version and revision.",
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
-        #: method -> endpoint -> children: two lookups of strings whose hash is cached.
-        self.children_by_method: dict[str, dict[str, RequestChildren]] = {}
+        #: method -> endpoint -> children: two lookups of strings whose hash is cached; a
+        #: table for every method label, so the routing hook can index it directly.
+        self.children_by_method: dict[str, dict[str, RequestChildren]] = {
+            method: {} for method in (*sorted(c.KNOWN_METHODS), c.METHOD_OTHER)
+        }
 
     def set_build_info(self, version: str, revision: str) -> None:
         """Publish the build-info series (value 1)."""

@@ -112,24 +112,33 @@ class RequestState:
         elapsed = perf_counter() - self.start
         try:
             children = self.children
-            if children is None:  # not routed: failed before, or served by inner middleware
-                children = self._middleware.instruments.request_children(
-                    self.method, c.ENDPOINT_UNMATCHED
-                )
-            trace_id = trace_id_from(self.traceparent) if self.traceparent else None
-            if trace_id is None:
-                children.record(elapsed, self.status, self.children is not None)
-            else:  # single-process only: exemplars are off in multiprocess mode
-                children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
-                children.counter(self.status)(1.0)
-                if self.children is not None:
-                    children.in_progress(-1.0)
+            if children is None or self.traceparent is not None:
+                children = self._record_rare(elapsed)
+            else:  # routed, no trace context: the common case, one call
+                children.record(elapsed, self.status, True)
             if self.exception is not None:
                 self._middleware.instruments.exceptions.labels(
                     children.method, children.endpoint, self.exception
                 ).inc()
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
+
+    def _record_rare(self, elapsed: float) -> RequestChildren:
+        """Record a request that was not routed or carries a trace context; return its series."""
+        children = self.children
+        if children is None:  # not routed: failed before, or served by inner middleware
+            children = self._middleware.instruments.request_children(
+                self.method, c.ENDPOINT_UNMATCHED
+            )
+        trace_id = trace_id_from(self.traceparent) if self.traceparent else None
+        if trace_id is None:
+            children.record(elapsed, self.status, self.children is not None)
+        else:  # single-process only: exemplars are off in multiprocess mode
+            children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
+            children.counter(self.status)(1.0)
+            if self.children is not None:
+                children.in_progress(-1.0)
+        return children
 
     def __iter__(self) -> Iterator[bytes]:
         try:

@@ -228,8 +228,7 @@ def _count_in_flight_before_dispatch(app: Flask, instruments: Instruments) -> No
             if state is not None and state.children is None:
                 rule = req.url_rule
                 endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
-                by_endpoint = by_method.get(state.method)
-                children = by_endpoint.get(endpoint) if by_endpoint is not None else None
+                children = by_method[state.method].get(endpoint)
                 if children is None:
                     children = instruments.request_children(state.method, endpoint)
                 children.in_progress(1.0)
