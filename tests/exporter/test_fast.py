@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _fast
+from limone_obs.exporter._instruments import Instruments
 
 VALUES = (0.0, 0.004, 0.005, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 30.0, 31.0, 1e9)
 
@@ -81,3 +84,30 @@ def test_unknown_child_layout_falls_back_to_public_methods() -> None:
     child = Child()
     assert _fast.observer(child) == child.observe
     assert _fast.incrementer(child) == child.inc
+
+
+def test_request_children_are_created_once_under_concurrency() -> None:
+    """Threads meeting a new URL rule at once get one shared set of updaters."""
+    instruments = Instruments(
+        c.MetricNames(), CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS
+    )
+    barrier = threading.Barrier(8)
+    got: list[object] = []
+
+    def meet(endpoint: str) -> None:
+        barrier.wait()
+        got.append(instruments.request_children("GET", endpoint))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        for endpoint in (f"/r{i}" for i in range(20)):
+            got.clear()
+            threads = [threading.Thread(target=meet, args=(endpoint,)) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len({id(children) for children in got}) == 1, endpoint
+    finally:
+        sys.setswitchinterval(old)

@@ -100,6 +100,27 @@ def test_a_second_updater_of_a_bound_value_keeps_every_count(
     assert ("n_total", (("e", "/x"), ("s", "200")), 3.0) in series.samples()
 
 
+def test_a_second_recorder_of_a_bound_histogram_keeps_every_count(
+    tmp_path: Path, mp_value_class: None
+) -> None:
+    """Two recorders of one (method, endpoint), as two threads could make: nothing is lost."""
+    series = Series(tmp_path / "mp", 15)
+    gauge = _fast.incrementer(series.gauge.labels("/x"))
+
+    def recorder() -> Any:
+        counter = series.counter.labels
+        return _fast.recorder(series.duration.labels("/x"), gauge, lambda s: counter("/x", s))
+
+    first = recorder()
+    first(0.25, "200", False)
+    first(0.25, "200", False)  # bound: the client's in-memory copies still hold the first
+    recorder()(0.5, "200", False)
+    samples = series.samples()
+    assert ("d_count", (("e", "/x"),), 3.0) in samples
+    assert ("d_sum", (("e", "/x"),), 1.0) in samples
+    assert ("n_total", (("e", "/x"), ("s", "200")), 3.0) in samples
+
+
 def test_a_slot_that_does_not_check_out_is_not_bound(tmp_path: Path, mp_value_class: None) -> None:
     """A file whose slot disagrees with the client's copy (another layout) is not written."""
     series = Series(tmp_path / "mp", 13)

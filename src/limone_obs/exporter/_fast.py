@@ -164,7 +164,7 @@ def recorder(duration: Any, in_progress: Update, counter: Counter) -> Record:
     if parts is not None:
         bounds, values = parts
         if isinstance(gauge, _mp_writes.Inc) and all(map(_mp_writes.is_mmaped, values)):
-            return _mp_writes.Record(values[0], values[1:], bounds, gauge, counter).record
+            return _mp_writes.Record.of(values[0], values[1:], bounds, gauge, counter).record
         if isinstance(gauge, _LockedInc) and all(map(_is_in_memory, values)):
             return _Record(values, bounds, gauge.value, counter).record
     observe = observer(duration)

@@ -8,6 +8,7 @@ so the caches cannot grow without bound.
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,6 +64,7 @@ class Instruments:
             names.build_info, "Always 1; labels carry the service's version and revision.",
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
+        self._children_lock = threading.Lock()
         #: method -> endpoint -> children: two lookups of strings whose hash is cached; a
         #: table for every method label, so the routing hook can index it directly.
         self.children_by_method: dict[str, dict[str, RequestChildren]] = {
@@ -74,12 +76,18 @@ class Instruments:
         self.build_info.labels(version, revision, platform.python_version()).set(1)
 
     def request_children(self, method: str, endpoint: str) -> RequestChildren:
-        """Return the cached updaters of the series labelled ``method, endpoint``."""
-        by_endpoint = self.children_by_method.setdefault(method, {})
-        children = by_endpoint.get(endpoint)
-        if children is None:
-            children = by_endpoint[endpoint] = RequestChildren(self, method, endpoint)
-        return children
+        """Return the cached updaters of the series labelled ``method, endpoint``.
+
+        Created once per pair, under a lock: two threads of a gthread worker meeting a new
+        URL rule at once must share one set of updaters (a second one would start from
+        prometheus-client's outdated copies and lose the first one's counts).
+        """
+        with self._children_lock:
+            by_endpoint = self.children_by_method.setdefault(method, {})
+            children = by_endpoint.get(endpoint)
+            if children is None:
+                children = by_endpoint[endpoint] = RequestChildren(self, method, endpoint)
+            return children
 
 
 class RequestChildren:

@@ -35,8 +35,9 @@ LOCK = threading.Lock()
 #: Path -> a ``double`` view of this process's latest mapping of that file.
 _views: dict[str, memoryview[float]] = {}
 _bound: weakref.WeakSet[Inc | Record] = weakref.WeakSet()
-#: prometheus-client value -> its one Inc (see Inc.of).
+#: prometheus-client value -> its one Inc (see Inc.of); a histogram's sum -> its Record.
 _incs: weakref.WeakKeyDictionary[Any, Inc] = weakref.WeakKeyDictionary()
+_records: weakref.WeakKeyDictionary[Any, Record] = weakref.WeakKeyDictionary()
 
 
 def is_mmaped(value: Any) -> bool:
@@ -96,10 +97,11 @@ class Inc:
     @classmethod
     def of(cls, value: Any) -> Inc:
         """The one ``Inc`` of ``value`` (created on first use)."""
-        inc = _incs.get(value)
-        if inc is None:
-            inc = _incs[value] = cls(value)
-        return inc
+        with LOCK:
+            inc = _incs.get(value)
+            if inc is None:
+                inc = _incs[value] = cls(value)
+            return inc
 
     def __init__(self, value: Any) -> None:
         self._value = value
@@ -138,8 +140,25 @@ class Record:
 
     Observes ``elapsed`` in the duration histogram, adds 1 to the request counter of
     ``status`` (``counter(status)`` gives its label child) and, if ``in_flight``, takes 1
-    from the in-flight gauge: four stores under one lock.
+    from the in-flight gauge: four stores under one lock. Get it with :meth:`of`: one per
+    histogram child, for the reason given at :class:`Inc`.
     """
+
+    @classmethod
+    def of(
+        cls,
+        sum_value: Any,
+        bucket_values: Sequence[Any],
+        bounds: tuple[float, ...],
+        gauge: Inc,
+        counter: Callable[[str], Any],
+    ) -> Record:
+        """The one ``Record`` of the histogram whose sum is ``sum_value``."""
+        with LOCK:
+            record = _records.get(sum_value)
+            if record is None:
+                record = _records[sum_value] = cls(sum_value, bucket_values, bounds, gauge, counter)
+            return record
 
     __slots__ = (
         "__weakref__", "_bounds", "_buckets", "_counter", "_counts", "_gauge", "_hist", "_sum",
