@@ -5,13 +5,16 @@ that the metric has labels; on a ~200 us Flask request those checks are a measur
 of the exporter's cost (bench/). These helpers bind the child's value objects once and
 update them directly, with a bisection for the bucket.
 
-In multiprocess mode (gunicorn) the updaters write the worker's files directly
+In-memory values (``MutexValue``) are added to under the exporter's one lock
+(``_mp_writes.LOCK``) rather than each value's own: only the exporter writes its request
+series, and a request's four updates then take one lock instead of four. In
+multiprocess mode (gunicorn) the updaters write the worker's files directly
 (:mod:`~limone_obs.exporter._mp_writes`).
 
 They rely on prometheus-client's child layout (``_value``, ``_sum``, ``_buckets``,
-``_upper_bounds``), stable since 0.4. If a release changes it, the helpers fall back to
-the public methods, and the tests in ``tests/exporter/test_fast.py`` fail, so the change
-cannot go unnoticed.
+``_upper_bounds``; a ``MutexValue``'s float ``_value`` and ``_lock``), stable since 0.4.
+If a release changes it, the helpers fall back to the public methods, and the tests in
+``tests/exporter/test_fast.py`` fail, so the change cannot go unnoticed.
 """
 
 from __future__ import annotations
