@@ -8,9 +8,14 @@ never pass by skipping what it must run.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from limone_obs.stack import procs
 
@@ -31,3 +36,28 @@ def need(service: str) -> str:
             pytest.fail(f"CI=true and {message}")
         pytest.skip(message)
     return path
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without its one log line per request."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        del code, size
+
+
+@contextmanager
+def serve(app: Flask, *, quiet: bool = False) -> Iterator[str]:
+    """Serve ``app`` threaded on a free 127.0.0.1 port; yield its base URL; stop on exit.
+
+    ``quiet`` drops werkzeug's line per request (tests that send many requests).
+    """
+    handler = _QuietHandler if quiet else None
+    server = make_server(procs.LOOPBACK, 0, app, threaded=True, request_handler=handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://{procs.LOOPBACK}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()

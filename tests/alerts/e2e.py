@@ -18,12 +18,11 @@ import requests
 import yaml
 from flask import Flask
 from prometheus_client import CollectorRegistry
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from limone_obs import Metrics
 from limone_obs.alerts.build import ALERTING_RULES, RECORDING_RULES, generate
 from limone_obs.alerts.spec import KIND_THRESHOLD, ServiceSpec
-from limone_obs.stack import procs
+from tests.support import serve as support_serve
 
 
 def faulty_app(faults: threading.Event) -> Flask:
@@ -38,27 +37,9 @@ def faulty_app(faults: threading.Event) -> Flask:
     return app
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler without one log line per request (20 requests a second here)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        del code, size
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 (free port) from a thread; yield its base URL."""
-    server = make_server(
-        procs.LOOPBACK, procs.free_port(), app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, name="e2e-app", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{procs.LOOPBACK}:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+def serve(app: Flask) -> contextlib.AbstractContextManager[str]:
+    """Serve ``app`` on 127.0.0.1 (free port) from a thread; the block gets its base URL."""
+    return support_serve(app, quiet=True)  # 20 requests a second here: no line each
 
 
 @contextmanager

@@ -13,17 +13,14 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import requests
 from flask import Flask, render_template_string
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from limone_obs.stack import procs
 
 #: The endpoint the drill-down dashboard is checked with.
 PROJECT_ENDPOINT = "/projects/<int:project_id>"
@@ -82,21 +79,6 @@ def create_app(seed: int = 7, *, faults: bool = True) -> Flask:
     app.add_url_rule("/ai/complete", "complete", ai_view, methods=["POST"])
     app.add_url_rule("/health", "health", lambda: "ok")
     return app
-
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1:<free port> from a thread; yield ``host:port``."""
-    port = procs.free_port()
-    server: BaseWSGIServer = make_server(procs.LOOPBACK, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"{procs.LOOPBACK}:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def _one(base: str, i: int, stop: threading.Event) -> None:

@@ -25,9 +25,9 @@ from limone_obs.alerts import build as alerts_build
 from limone_obs.dashboards.generate import build_from
 from limone_obs.dashboards.slo_inputs import load_service
 from limone_obs.stack import procs
-from tests.dashboards.example_app import drive, serve
+from tests.dashboards.example_app import drive
 from tests.dashboards.helpers import PanelQuery, prometheus_queries, variable_values
-from tests.support import ROOT
+from tests.support import ROOT, serve
 
 #: Upper bound of the load; it stops earlier, once the queries have run.
 MAX_REQUESTS = 4000
@@ -94,7 +94,8 @@ def running(
     """
     job = load_service(ROOT).job
     stop = threading.Event()
-    with serve(app) as target:
+    with serve(app, quiet=True) as app_url:
+        target = app_url.removeprefix("http://")  # host:port, as Prometheus wants it
         dead = [f"{procs.LOOPBACK}:{procs.free_port()}" for _ in range(extra_targets)]
         port = procs.free_port()
         argv = procs.prometheus_argv(binary, _config(folder, job, [target, *dead]), folder, port)

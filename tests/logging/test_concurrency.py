@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from flask import Flask
-from werkzeug.serving import make_server
 
 from limone_obs.logging import bind, clear_context, configure_logging, get_logger, init_app
-from limone_obs.stack.procs import LOOPBACK
 from tests.logging.helpers import parse_lines
+from tests.support import serve
 
 THREADS = 8
 LINES = 300
@@ -80,17 +79,8 @@ def test_threaded_server_requests_keep_their_own_context() -> None:
         return "ok"
 
     init_app(app)
-    server = make_server(LOOPBACK, 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://{LOOPBACK}:{server.server_port}"
-        with ThreadPoolExecutor(THREADS) as pool:
-            list(pool.map(lambda n: _get(base, n), range(40)))
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+    with serve(app) as base, ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(lambda n: _get(base, n), range(40)))
     steps = [e for e in parse_lines(out.getvalue()) if e["message"] == "step"]
     assert 200 == len(steps)
     assert [] == [e for e in steps if e["request_id"] != f"req-{e['n']}"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import sys
-import threading
 import warnings
 from collections.abc import Iterator
 
@@ -13,12 +12,11 @@ import pytest
 import requests
 from flask import Flask
 from jsonschema import Draft202012Validator
-from werkzeug.serving import make_server
 
 from limone_obs.logging import JsonFormatter, JsonLineHandler, bind, configure_logging, init_app
 from limone_obs.logging._sink import Sink
-from limone_obs.stack.procs import LOOPBACK
 from tests.logging.helpers import parse_lines, schema_errors, stdlib_logger
+from tests.support import serve
 
 
 def test_record_has_core_fields_and_extras(out: io.BytesIO) -> None:
@@ -200,16 +198,8 @@ def test_werkzeug_dev_server_lines_are_json(validator: Draft202012Validator) -> 
     app = Flask("wz")
     app.add_url_rule("/hello", "hello", lambda: "hi")
     init_app(app)
-    server = make_server(LOOPBACK, 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://{LOOPBACK}:{server.server_port}/hello"
-        assert 200 == requests.get(url, timeout=5).status_code
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        server.server_close()
+    with serve(app) as base:
+        assert 200 == requests.get(f"{base}/hello", timeout=5).status_code
     events = parse_lines(out.getvalue())
     assert [] == schema_errors(validator, events)
     loggers = {e["logger"] for e in events}

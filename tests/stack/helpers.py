@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.serving import make_server
 
 from limone_obs.stack import procs
 from limone_obs.stack.procs import LOOPBACK
-from tests.support import ROOT
+from tests.support import ROOT, serve
 
-
-@contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve ``app`` threaded on a free 127.0.0.1 port; yield its base URL; stop on exit."""
-    server = make_server(LOOPBACK, 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{LOOPBACK}:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+__all__ = ["serve"]  # re-exported: the stack tests import it from here
 
 
 #: Attempts at starting a server on a port from free_port() (another process may take it).

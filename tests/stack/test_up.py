@@ -232,15 +232,7 @@ def test_up_error_fault_pages_the_webhook_receiver(stack: Stack) -> None:
 
 def test_status_shows_every_slo_with_values(stack: Stack) -> None:
     """``limone-obs status`` prints one row per SLO; availability has an SLI and a firing page."""
-    result = subprocess.run(
-        [sys.executable, "-m", "limone_obs", "status", "--prometheus", stack.url("prometheus")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert 0 == result.returncode, result.stderr
+    result = _limone_obs("status", "--prometheus", stack.url("prometheus"))
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     spec = load_spec(ROOT / "alerts" / "slo.yaml")
     assert [slo.name for slo in spec.slos] == list(rows)
@@ -251,15 +243,7 @@ def test_status_shows_every_slo_with_values(stack: Stack) -> None:
 def test_status_watch_refreshes_the_table(stack: Stack) -> None:
     """``status --watch --count 2`` prints the table twice, then returns by itself."""
     args = ["status", "--prometheus", stack.url("prometheus"), "--watch", "--count", "2"]
-    result = subprocess.run(
-        [sys.executable, "-m", "limone_obs", *args, "--interval", "0.5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert 0 == result.returncode, result.stderr
+    result = _limone_obs(*args, "--interval", "0.5")
     assert 2 == result.stdout.count("SLO  ")
 
 
@@ -343,3 +327,13 @@ def test_sigterm_stops_up_and_its_children(tmp_path: Path) -> None:
         if up.popen.poll() is None:
             up.kill(children)
     assert [] == process_groups_alive(children.values())
+
+
+def _limone_obs(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m limone_obs ARGS`` in the repository; fail the test unless it exits 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "limone_obs", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert 0 == result.returncode, result.stderr
+    return result
