@@ -53,12 +53,13 @@ def test_recorder_matches_the_public_api() -> None:
         hist = Histogram("h", "h", ["a"], registry=registry, buckets=c.DEFAULT_BUCKETS).labels("x")
         gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
         counter = Counter("n", "n", ["a", "s"], registry=registry)
-        in_flight = _fast.incrementer(gauge)
-        record = _fast.recorder(hist, in_flight, partial(counter.labels, "x"))
+        if fast:  # in_flight makes the gauge read its own count
+            enter, leave = _fast.in_flight(gauge)
+            record = _fast.recorder(hist, enter, leave, partial(counter.labels, "x"))
         for i, amount in enumerate(VALUES):
             status = ("200", "404", "500")[i % 3]
             if fast:
-                in_flight(1.0)
+                enter(1.0)
                 record(amount, status, i % 4 != 0)
             else:
                 gauge.inc()
@@ -69,6 +70,50 @@ def test_recorder_matches_the_public_api() -> None:
         if fast:
             assert type(record.__self__).__name__ == "_Record"  # type: ignore[attr-defined]
     assert _text(public_reg) == _text(fast_reg)
+
+
+def test_in_flight_gauge_reads_the_requests_inside() -> None:
+    """In one process the gauge is the number of requests entered and not yet left."""
+    registry = CollectorRegistry()
+    gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
+    enter, leave = _fast.in_flight(gauge)
+
+    def value() -> float | None:
+        return registry.get_sample_value("g", {"a": "x"})
+
+    assert value() == 0.0
+    enter(1.0)
+    enter(1.0)
+    assert value() == 2.0
+    leave()
+    assert value() == 1.0
+    leave()
+    assert value() == 0.0
+
+
+def test_in_flight_gauge_is_exact_under_threads() -> None:
+    """8 threads entering and leaving 5000 times each leave the gauge at exactly 0."""
+    registry = CollectorRegistry()
+    enter, leave = _fast.in_flight(Gauge("g", "g", registry=registry))
+    barrier = threading.Barrier(8)
+
+    def serve() -> None:
+        barrier.wait()
+        for _ in range(5000):
+            enter(1.0)
+            leave()
+
+    threads = [threading.Thread(target=serve) for _ in range(8)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert registry.get_sample_value("g") == 0.0
 
 
 def test_unknown_child_layout_falls_back_to_public_methods() -> None:

@@ -43,9 +43,11 @@ class Series:
 
     def record_fast(self) -> tuple[Any, Any]:
         """Serve the requests through the exporter's hot path; return its two updaters."""
-        gauge = _fast.incrementer(self.gauge.labels("/x"))
+        gauge, leave = _fast.in_flight(self.gauge.labels("/x"))
         counter = self.counter.labels
-        record = _fast.recorder(self.duration.labels("/x"), gauge, lambda s: counter("/x", s))
+        record = _fast.recorder(
+            self.duration.labels("/x"), gauge, leave, lambda s: counter("/x", s)
+        )
         for elapsed, status in zip(DURATIONS, STATUSES, strict=True):
             gauge(1.0)
             record(elapsed, status, True)
@@ -105,11 +107,13 @@ def test_a_second_recorder_of_a_bound_histogram_keeps_every_count(
 ) -> None:
     """Two recorders of one (method, endpoint), as two threads could make: nothing is lost."""
     series = Series(tmp_path / "mp", 15)
-    gauge = _fast.incrementer(series.gauge.labels("/x"))
+    gauge, leave = _fast.in_flight(series.gauge.labels("/x"))
 
     def recorder() -> Any:
         counter = series.counter.labels
-        return _fast.recorder(series.duration.labels("/x"), gauge, lambda s: counter("/x", s))
+        return _fast.recorder(
+            series.duration.labels("/x"), gauge, leave, lambda s: counter("/x", s)
+        )
 
     first = recorder()
     first(0.25, "200", False)

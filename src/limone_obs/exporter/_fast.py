@@ -7,8 +7,11 @@ update them directly, with a bisection for the bucket.
 
 In-memory values (``MutexValue``) are added to under the exporter's one lock
 (``_mp_writes.LOCK``) rather than each value's own: only the exporter writes its request
-series, and a request's four updates then take one lock instead of four. In
-multiprocess mode (gunicorn) the updaters write the worker's files directly
+series, and a request's three updates then take one lock instead of three. The
+in-flight gauge of one process is the length of a list (:func:`in_flight`): a request
+enters with ``list.append`` and leaves with ``list.pop``, each one call into C that the
+GIL (or the list's own lock on a free-threaded build) keeps whole. In multiprocess mode
+(gunicorn) the updaters write the worker's files directly
 (:mod:`~limone_obs.exporter._mp_writes`).
 
 They rely on prometheus-client's child layout (``_value``, ``_sum``, ``_buckets``,
@@ -22,11 +25,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 from limone_obs.exporter import _mp_writes
 
 Update = Callable[[float], None]
+#: ``leave()``: takes one request out of an in-flight gauge (see :func:`in_flight`).
+Leave = Callable[[], object]
 #: ``record(elapsed, status, in_flight)``: see :func:`recorder`.
 Record = Callable[[float, str, bool], None]
 #: ``counter(status)``: the request counter's label child for a status code.
@@ -68,22 +74,22 @@ class _LockedInc:
 
 
 class _Record:
-    """:data:`Record` of one in-memory (method, endpoint): four additions, one lock.
+    """:data:`Record` of one in-memory (method, endpoint): three additions, one lock.
 
     prometheus-client's own ``inc`` takes a lock per value; the request series are written
-    only by the exporter, so one lock around the four updates keeps them exact (readers
+    only by the exporter, so one lock around the three updates keeps them exact (readers
     see a float, whole, either way) at a fraction of the cost.
     """
 
-    __slots__ = ("_bounds", "_buckets", "_counter", "_counts", "_gauge", "_sum")
+    __slots__ = ("_bounds", "_buckets", "_counter", "_counts", "_leave", "_sum")
 
     def __init__(
-        self, values: tuple[Any, ...], bounds: tuple[float, ...], gauge: Any, counter: Counter
+        self, values: tuple[Any, ...], bounds: tuple[float, ...], leave: Leave, counter: Counter
     ) -> None:
         self._sum = values[0]
         self._buckets = values[1:]
         self._bounds = bounds
-        self._gauge = gauge
+        self._leave = leave
         self._counter = counter
         self._counts: dict[str, Any] = {}
 
@@ -100,10 +106,10 @@ class _Record:
             self._buckets[bisect_left(self._bounds, elapsed)]._value += 1.0
             if count is not None:
                 count._value += 1.0
-            if in_flight:
-                self._gauge._value -= 1.0
         finally:
             lock.release()
+        if in_flight:
+            self._leave()
 
     def _count(self, status: str) -> Any:
         """The counter's in-memory value for ``status``; None once counted publicly."""
@@ -153,23 +159,40 @@ def observer(child: Any) -> Update:
         return cast("Update", child.observe)
 
 
-def recorder(duration: Any, in_progress: Update, counter: Counter) -> Record:
+def in_flight(child: Any) -> tuple[Update, Leave]:
+    """Return ``(enter, leave)`` for an in-flight gauge child.
+
+    ``enter(1.0)`` counts a request in, ``leave()`` counts one out. In one process the
+    gauge reads the length of a list that ``enter`` appends to and ``leave`` pops from:
+    no lock and no Python call per request. In multiprocess mode, and for another value
+    class, they add +1 / -1 to the child's value.
+    """
+    value = getattr(child, "_value", None)
+    if _is_in_memory(value):
+        requests: list[float] = []
+        child.set_function(requests.__len__)
+        return requests.append, requests.pop
+    inc = incrementer(child)
+    return inc, partial(inc, -1.0)
+
+
+def recorder(duration: Any, enter: Update, leave: Leave, counter: Counter) -> Record:
     """Return ``record(elapsed, status, in_flight)`` for the requests of one label pair.
 
     It observes ``elapsed`` in ``duration`` (a histogram child), adds 1 to the child
-    ``counter(status)`` returns and, if ``in_flight``, takes 1 from ``in_progress``. With
-    ``in_progress`` from :func:`incrementer` that takes no further Python call: in
-    multiprocess mode four stores into the worker's files under one lock, else four float
-    additions under one lock.
+    ``counter(status)`` returns and, if ``in_flight``, calls ``leave``. With ``enter`` and
+    ``leave`` from :func:`in_flight` that takes no further Python call: in multiprocess
+    mode four stores into the worker's files under one lock, else three float additions
+    under one lock and a ``list.pop``.
     """
     parts = _histogram_parts(duration)
-    gauge = getattr(in_progress, "__self__", None)
+    gauge = getattr(enter, "__self__", None)
     if parts is not None:
         bounds, values = parts
         if isinstance(gauge, _mp_writes.Inc) and all(map(_mp_writes.is_mmaped, values)):
             return _mp_writes.Record.of(values[0], values[1:], bounds, gauge, counter).record
-        if isinstance(gauge, _LockedInc) and all(map(_is_in_memory, values)):
-            return _Record(values, bounds, gauge.value, counter).record
+        if isinstance(gauge, list) and all(map(_is_in_memory, values)):
+            return _Record(values, bounds, leave, counter).record
     observe = observer(duration)
     counts: dict[str, Update] = {}
 
@@ -180,7 +203,7 @@ def recorder(duration: Any, in_progress: Update, counter: Counter) -> Record:
             count = counts[status] = incrementer(counter(status))
         count(1.0)
         if in_flight:
-            in_progress(-1.0)
+            leave()
 
     return record
 

@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
-from limone_obs.exporter._fast import Update, incrementer, recorder
+from limone_obs.exporter._fast import Update, in_flight, incrementer, recorder
 
 
 class Instruments:
@@ -94,7 +94,7 @@ class RequestChildren:
     """The label children of one (method, endpoint) pair, bound for the hot path."""
 
     __slots__ = (
-        "_counters", "_instruments", "duration", "endpoint", "in_progress", "method", "record",
+        "_counters", "_instruments", "duration", "endpoint", "enter", "leave", "method", "record",
     )  # fmt: skip
 
     def __init__(self, instruments: Instruments, method: str, endpoint: str) -> None:
@@ -103,10 +103,10 @@ class RequestChildren:
         self.endpoint = endpoint
         #: The histogram child itself, for observations that carry an exemplar.
         self.duration: Any = instruments.duration.labels(method, endpoint)
-        #: ``inc(+1 or -1)`` of the in-flight gauge.
-        self.in_progress = incrementer(instruments.in_progress.labels(method, endpoint))
+        #: ``enter(1.0)`` / ``leave()``: count a request in / out of the in-flight gauge.
+        self.enter, self.leave = in_flight(instruments.in_progress.labels(method, endpoint))
         #: ``record(elapsed, status, in_flight)`` of a finished request (``_fast.recorder``).
-        self.record = recorder(self.duration, self.in_progress, self._counter_child)
+        self.record = recorder(self.duration, self.enter, self.leave, self._counter_child)
         self._counters: dict[str, Update] = {}
 
     def _counter_child(self, status: str) -> Any:

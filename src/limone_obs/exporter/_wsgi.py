@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.state"
+_new = object.__new__
 
 
 _METHOD_LABELS = {method: method for method in c.KNOWN_METHODS}
@@ -66,30 +67,31 @@ class RequestState:
 
     A single object per request plays three parts (state, ``start_response`` wrapper and
     the response iterable handed to the server) to keep the per-request allocations to
-    a minimum; the exporter's overhead is measured against bare Flask in bench/.
+    a minimum; the exporter's overhead is measured against bare Flask in bench/. Made by
+    :meth:`InstrumentedWSGI.__call__`, which fills every field.
     """
 
     __slots__ = (
-        "_body", "_middleware", "_start_response", "children", "exception", "finished",
-        "method", "start", "status", "traceparent",
+        "_body", "_middleware", "_start_response", "children", "exception", "method", "start",
+        "status", "traceparent",
     )  # fmt: skip
 
-    def __init__(
-        self, middleware: InstrumentedWSGI, method: str, start_response: StartResponse
-    ) -> None:
-        self.start = perf_counter()
-        self.method = method
-        self.status = "500"
-        self.exception: str | None = None
-        #: Set by the routing hook: the series of the request's URL rule, counted in flight.
-        self.children: RequestChildren | None = None
-        self.finished = False
-        # Not the environ itself: environ -> state -> environ would be a reference cycle,
-        # keeping every request's environ alive until the cyclic GC runs.
-        self.traceparent: str | None = None
-        self._start_response = start_response
-        self._middleware = middleware
-        self._body: Iterable[bytes] = ()
+    #: ``perf_counter()`` at arrival; None once the request is recorded.
+    start: float | None
+    method: str
+    #: The status code, from start_response ("500" until it is called).
+    status: str
+    #: Set by the routing hook: the series of the request's URL rule, counted in flight.
+    children: RequestChildren | None
+    #: The class name of the request's first unhandled exception.
+    exception: str | None
+    #: The W3C ``traceparent`` header when exemplars are on. Not the environ itself:
+    #: environ -> state -> environ would be a reference cycle, keeping every request's
+    #: environ alive until the cyclic GC runs.
+    traceparent: str | None
+    _start_response: StartResponse
+    _middleware: InstrumentedWSGI
+    _body: Iterable[bytes]
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         """The ``start_response`` the app sees: remembers the status code, then delegates."""
@@ -106,25 +108,22 @@ class RequestState:
 
         Frees the request's in-flight slot if the routing hook took one.
         """
-        if self.finished:
+        start = self.start
+        if start is None:
             return
-        self.finished = True
-        elapsed = perf_counter() - self.start
+        self.start = None
+        elapsed = perf_counter() - start
         try:
             children = self.children
-            if children is None or self.traceparent is not None:
-                children = self._record_rare(elapsed)
-            else:  # routed, no trace context: the common case, one call
-                children.record(elapsed, self.status, True)
-            if self.exception is not None:
-                self._middleware.instruments.exceptions.labels(
-                    children.method, children.endpoint, self.exception
-                ).inc()
+            if children is not None and self.traceparent is None and self.exception is None:
+                children.record(elapsed, self.status, True)  # the common case: one call
+            else:
+                self._record_rare(elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
 
-    def _record_rare(self, elapsed: float) -> RequestChildren:
-        """Record a request that was not routed or carries a trace context; return its series."""
+    def _record_rare(self, elapsed: float) -> None:
+        """Record a request that was not routed, carries a trace context or raised."""
         children = self.children
         if children is None:  # not routed: failed before, or served by inner middleware
             children = self._middleware.instruments.request_children(
@@ -137,8 +136,11 @@ class RequestState:
             children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
             children.counter(self.status)(1.0)
             if self.children is not None:
-                children.in_progress(-1.0)
-        return children
+                children.leave()
+        if self.exception is not None:
+            self._middleware.instruments.exceptions.labels(
+                children.method, children.endpoint, self.exception
+            ).inc()
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -196,11 +198,17 @@ class InstrumentedWSGI:
                 return self.metrics_app(environ, start_response)
             return self.wsgi_app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "")
-        state = RequestState(
-            self, _METHOD_LABELS.get(method) or normalise_method(method), start_response
-        )
-        if self.exemplars:
-            state.traceparent = environ.get("HTTP_TRACEPARENT")
+        # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
+        # a slow generic path, and this runs on every request.
+        state = _new(RequestState)
+        state.start = perf_counter()
+        state.method = _METHOD_LABELS.get(method) or normalise_method(method)
+        state.status = "500"
+        state.children = None
+        state.exception = None
+        state.traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
+        state._start_response = start_response
+        state._middleware = self
         environ[STATE_KEY] = state
         try:
             body = self.wsgi_app(environ, state.start_response)
