@@ -64,7 +64,7 @@ control_socket_disable = True
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Retire a dead worker's metric files; imported here, after the variable is set."""
-    from limone_obs.exporter.multiprocess import child_exit as retire
+    from limone_obs.exporter.multiprocess import child_exit as retire  # noqa: PLC0415
 
     retire(server, worker)
 
@@ -77,5 +77,6 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 # user and trace ids, and two lines per request would double the volume.
 logger_class = "limone_obs.logging.gunicorn.Logger"
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
-# Imported after PROMETHEUS_MULTIPROC_DIR is set above (limone_obs imports prometheus_client).
-from limone_obs.logging.gunicorn import logconfig_dict  # noqa: E402
+# Imported after PROMETHEUS_MULTIPROC_DIR is set above (limone_obs imports prometheus_client);
+# gunicorn reads the name as its logconfig_dict setting.
+from limone_obs.logging.gunicorn import logconfig_dict  # noqa: E402, F401
