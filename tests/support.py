@@ -8,18 +8,23 @@ never pass by skipping what it must run.
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from limone_obs.stack import procs
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Attempts at starting a server on a port from free_port() (another process may take it).
+PORT_ATTEMPTS = 3
 
 
 def in_ci() -> bool:
@@ -61,3 +66,57 @@ def serve(app: Flask, *, quiet: bool = False) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+
+
+@contextmanager
+def gunicorn_server(
+    app: str,
+    logdir: Path,
+    env: Mapping[str, str],
+    *,
+    ready_path: str = "/metrics",
+    timeout: float = 60,
+    name: str = "gunicorn",
+) -> Iterator[tuple[str, procs.Proc]]:
+    """Run ``app`` (``"module:factory()"``) under exporter/gunicorn.conf.py on 127.0.0.1.
+
+    ``env`` is laid over this process's environment, from which PROMETHEUS_MULTIPROC_DIR
+    is dropped (an outer value must not leak into a test's server); GUNICORN_BIND is set
+    here. Yields ``(base URL, master process)`` once ``ready_path`` answers and stops the
+    master on exit. gunicorn binds the port only after free_port() chose it: if another
+    process took it meanwhile (PortInUseError), it starts again on a new port, up to
+    PORT_ATTEMPTS times. The log is ``logdir / f"{name}.log"``.
+    """
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py")]
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = procs.free_port()
+        server_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        server_env.update(env, GUNICORN_BIND=f"{procs.LOOPBACK}:{port}", PYTHONPATH=str(ROOT))
+        proc = procs.start(name, [*argv, app], logdir / f"{name}.log", env=server_env, cwd=ROOT)
+        url = f"http://{procs.LOOPBACK}:{port}"
+        try:
+            procs.wait_http(proc, url + ready_path, timeout=timeout)
+        except procs.PortInUseError:
+            proc.stop()
+            if attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        except BaseException:
+            proc.stop()
+            raise
+        try:
+            yield url, proc
+        finally:
+            proc.stop()
+        return
+
+
+def metric_sum(url: str, name: str) -> float:
+    """Sum of every sample called ``name`` in one scrape of ``url``/metrics."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from limone_obs.stack import procs
-from tests.support import ROOT
+from tests.support import ROOT, gunicorn_server, metric_sum
 
 pytestmark = pytest.mark.integration
 
@@ -49,27 +48,15 @@ def gunicorn_proc(
     tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1
 ) -> Iterator[tuple[str, procs.Proc]]:
     """Like :func:`gunicorn`, also yielding the master process."""
-    port = procs.free_port()
-    env = dict(os.environ)
-    env.update(
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "mp"),
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        GUNICORN_WORKERS=str(workers),
-        GUNICORN_MAX_REQUESTS=str(max_requests),
-        GUNICORN_THREADS=str(threads),
-        PYTHONPATH=str(ROOT),
-    )
-    argv = [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
-        "tests.exporter.gunicorn_app:create_app()",
-    ]  # fmt: skip
-    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        procs.wait_http(proc, f"{url}/metrics", timeout=30)
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "mp"),
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_MAX_REQUESTS": str(max_requests),
+        "GUNICORN_THREADS": str(threads),
+    }
+    app = "tests.exporter.gunicorn_app:create_app()"
+    with gunicorn_server(app, tmp_path, env) as (url, proc):
         yield url, proc
-    finally:
-        proc.stop()
     assert not proc.alive()
 
 
@@ -85,13 +72,7 @@ def drive(url: str, n: int, concurrency: int = 8, paths: list[str] = FAST_PATHS)
 
 def scraped_total(url: str, name: str = N.requests_total) -> float:
     """Sum of the samples named ``name`` over all series, from one scrape."""
-    text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )
+    return metric_sum(url, name)
 
 
 def test_four_workers_count_every_answered_request_exactly(tmp_path: Path) -> None:
@@ -179,19 +160,10 @@ def _default_dir_of(pid: int) -> Path:
 
 def test_default_metrics_dir_is_removed_when_the_master_exits(tmp_path: Path) -> None:
     """Without PROMETHEUS_MULTIPROC_DIR the config picks a directory and removes it at exit."""
-    port = procs.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1", PYTHONPATH=str(ROOT))
-    argv = [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
-        "tests.exporter.gunicorn_app:create_app()",
-    ]  # fmt: skip
-    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
-    try:
-        procs.wait_http(proc, f"http://127.0.0.1:{port}/metrics", timeout=30)
+    app = "tests.exporter.gunicorn_app:create_app()"
+    # gunicorn_server drops an inherited PROMETHEUS_MULTIPROC_DIR; none is given here.
+    with gunicorn_server(app, tmp_path, {"GUNICORN_WORKERS": "1"}) as (_, proc):
         assert _default_dir_of(proc.pid).is_dir()
-    finally:
-        proc.stop()
     assert not _default_dir_of(proc.pid).exists()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs.exporter import compaction
-from limone_obs.stack import procs
-from tests.support import ROOT
+from tests.support import gunicorn_server
 
 pytestmark = pytest.mark.integration
 REQUESTS = 2000
@@ -31,22 +29,14 @@ CLIENT_THREADS = 4
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
     """gunicorn on a free 127.0.0.1 port, 2 workers recycled every ~20 requests."""
     tmp_path = tmp_path_factory.mktemp("gunicorn-mp")
-    port, mpdir = procs.free_port(), tmp_path / "mp"
+    mpdir = tmp_path / "mp"
     env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_MAX_REQUESTS": "20",
         "PROMETHEUS_MULTIPROC_DIR": str(mpdir),
     }
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py")]
-    argv.append("tests.exporter.mp_app:create_app()")
-    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
-    try:
-        procs.wait_http(proc, f"http://127.0.0.1:{port}/metrics")
-        yield port, mpdir
-    finally:
-        proc.stop()
+    with gunicorn_server("tests.exporter.mp_app:create_app()", tmp_path, env) as (url, _):
+        yield int(url.rsplit(":", 1)[1]), mpdir
 
 
 def _get(port: int, path: str) -> tuple[int, bytes] | None:

@@ -2,74 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
+from tests.support import gunicorn_server, metric_sum, serve
 
-from limone_obs.stack import procs
-from limone_obs.stack.procs import LOOPBACK
-from tests.support import ROOT, serve
-
-__all__ = ["serve"]  # re-exported: the stack tests import it from here
-
-
-#: Attempts at starting a server on a port from free_port() (another process may take it).
-PORT_ATTEMPTS = 3
+# Re-exported: the stack tests import them from here.
+__all__ = ["metric_sum", "serve"]
 
 
 @contextmanager
 def demo_under_gunicorn(workdir: Path, workers: int = 2) -> Iterator[str]:
-    """Run the demo service under gunicorn (multiprocess mode) on a free port; yield its URL.
-
-    gunicorn binds the port only after free_port() chose it; if another process took it
-    meanwhile (PortInUseError), start again on a new port, up to PORT_ATTEMPTS times.
-    """
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = procs.free_port()
-        proc = _start_demo(workdir, port, workers)
-        try:
-            procs.wait_http(proc, f"http://{LOOPBACK}:{port}/health", timeout=60)
-        except procs.PortInUseError:
-            proc.stop()
-            if attempt == PORT_ATTEMPTS:
-                raise
-            continue
-        try:
-            yield f"http://{LOOPBACK}:{port}"
-        finally:
-            proc.stop()
-        return
-
-
-def _start_demo(workdir: Path, port: int, workers: int) -> procs.Proc:
+    """Run the demo service under gunicorn (multiprocess mode) on a free port; yield its URL."""
     env = {
-        **{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
-        "GUNICORN_BIND": f"{LOOPBACK}:{port}",
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
         "LIMONE_DEMO_DATA_DIR": str(workdir / "demo"),
         "LIMONE_DEMO_AI_LATENCY": "0.01-0.02",
     }
-    conf = ROOT / "exporter" / "gunicorn.conf.py"
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(conf), "limone_obs.demo:create_app()"]
-    return procs.start("demo", argv, workdir / "demo.log", env=env)
-
-
-def metric_sum(url: str, name: str) -> float:
-    """Sum of every sample called ``name`` in the exposition at ``url``/metrics."""
-    text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )
+    app = "limone_obs.demo:create_app()"
+    with gunicorn_server(app, workdir, env, ready_path="/health", name="demo") as (url, _):
+        yield url
 
 
 def process_groups_alive(pgids: Iterable[int]) -> list[int]:

@@ -22,8 +22,8 @@ from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
 from limone_obs.stack import procs
 from limone_obs.stack.procs import LOOPBACK
-from tests.stack.helpers import PORT_ATTEMPTS, process_groups_alive
-from tests.support import ROOT, need
+from tests.stack.helpers import process_groups_alive
+from tests.support import PORT_ATTEMPTS, ROOT, need
 
 pytestmark = pytest.mark.integration
 
