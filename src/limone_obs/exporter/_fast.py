@@ -66,11 +66,12 @@ class _LockedInc:
     def inc(self, amount: float) -> None:
         """Add ``amount`` (a bound method is the cheapest call there is)."""
         lock = _mp_writes.LOCK
-        lock.acquire()
+        if lock.take() is None:  # another thread holds it
+            lock.wait()
         try:
             self.value._value += amount
         finally:
-            lock.release()
+            lock.give()
 
 
 class _Record:
@@ -99,7 +100,8 @@ class _Record:
         if count is None:
             count = self._count(status)
         lock = _mp_writes.LOCK
-        lock.acquire()
+        if lock.take() is None:  # another thread holds it
+            lock.wait()
         try:
             self._sum._value += elapsed
             # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
@@ -107,7 +109,7 @@ class _Record:
             if count is not None:
                 count._value += 1.0
         finally:
-            lock.release()
+            lock.give()
         if in_flight:
             self._leave()
 
