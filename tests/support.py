@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -120,3 +120,25 @@ def metric_sum(url: str, name: str) -> float:
         for sample in family.samples
         if sample.name == name
     )
+
+
+def race(target: Callable[[], object], threads: int = 8) -> None:
+    """Run ``target`` in ``threads`` threads released together, switching as often as
+    the interpreter allows; return when all have finished (their exceptions propagate
+    as the threads' own, so assert on the shared state afterwards)."""
+    barrier = threading.Barrier(threads)
+
+    def run() -> None:
+        barrier.wait()
+        target()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(previous)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import threading
 from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -11,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from limone_obs import conventions as c
 from limone_obs.exporter import _fast
 from limone_obs.exporter._instruments import Instruments
+from tests.support import race
 
 VALUES = (0.0, 0.004, 0.005, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 30.0, 31.0, 1e9)
 
@@ -95,24 +94,13 @@ def test_in_flight_gauge_is_exact_under_threads() -> None:
     """8 threads entering and leaving 5000 times each leave the gauge at exactly 0."""
     registry = CollectorRegistry()
     enter, leave = _fast.in_flight(Gauge("g", "g", registry=registry))
-    barrier = threading.Barrier(8)
 
     def serve() -> None:
-        barrier.wait()
         for _ in range(5000):
             enter(1.0)
             leave()
 
-    threads = [threading.Thread(target=serve) for _ in range(8)]
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(previous)
+    race(serve)
     assert registry.get_sample_value("g") == 0.0
 
 
@@ -136,23 +124,12 @@ def test_request_children_are_created_once_under_concurrency() -> None:
     instruments = Instruments(
         c.MetricNames(), CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS
     )
-    barrier = threading.Barrier(8)
     got: list[object] = []
+    for endpoint in (f"/r{i}" for i in range(20)):
+        got.clear()
+        race(partial(_meet, instruments, endpoint, got))
+        assert len({id(children) for children in got}) == 1, endpoint
 
-    def meet(endpoint: str) -> None:
-        barrier.wait()
-        got.append(instruments.request_children("GET", endpoint))
 
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
-    try:
-        for endpoint in (f"/r{i}" for i in range(20)):
-            got.clear()
-            threads = [threading.Thread(target=meet, args=(endpoint,)) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert len({id(children) for children in got}) == 1, endpoint
-    finally:
-        sys.setswitchinterval(old)
+def _meet(instruments: Instruments, endpoint: str, got: list[object]) -> None:
+    got.append(instruments.request_children("GET", endpoint))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _fast, _mp_writes
+from tests.support import race
 
 DURATIONS = (0.004, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 31.0)
 STATUSES = ("200", "200", "404", "500", "200", "404", "200", "200")
@@ -173,10 +173,8 @@ def test_token_lock_excludes_other_threads() -> None:
     """8 threads x 2000 read-modify-writes under the token lock: none is lost."""
     lock = _mp_writes.TokenLock()
     total = [0.0]
-    barrier = threading.Barrier(8)
 
     def add() -> None:
-        barrier.wait()
         for _ in range(2000):
             if lock.take() is None:
                 lock.wait()
@@ -188,16 +186,7 @@ def test_token_lock_excludes_other_threads() -> None:
             finally:
                 lock.give()
 
-    threads = [threading.Thread(target=add) for _ in range(8)]
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(previous)
+    race(add)
     assert total[0] == 16000.0
 
 
