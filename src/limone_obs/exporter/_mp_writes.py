@@ -59,7 +59,11 @@ class TokenLock:
         self.give: Callable[[], bool] = partial(token.setdefault, 0, True)
 
     def wait(self) -> None:
-        """Take the token once its holder gives it back (it keeps it a few bytecodes)."""
+        """Take the token once its holder gives it back.
+
+        Polls, yielding between tries: a request holds the token for a few bytecodes;
+        only binding a new series (mapping its file, once per value) holds it longer.
+        """
         while self.take() is None:
             time.sleep(0)  # let the holder run
 
