@@ -53,6 +53,20 @@ def test_openmetrics_with_trace_id_exemplar() -> None:
     assert exemplar_lines[0].startswith(N.request_duration_bucket)
 
 
+def test_traced_and_untraced_requests_count_alike() -> None:
+    """Requests with an exemplar are counted, timed and leave the in-flight gauge as others."""
+    app, metrics = make_app()
+    client = app.test_client()
+    for i in range(6):
+        headers = {"traceparent": TRACEPARENT} if i % 2 else {}
+        client.get("/projects/1", headers=headers, buffered=True)
+    labels = {"method": "GET", "endpoint": "/projects/<int:project_id>"}
+    registry = metrics.registry
+    assert registry.get_sample_value(N.requests_total, {**labels, "status": "200"}) == 6
+    assert registry.get_sample_value(N.request_duration_count, labels) == 6
+    assert registry.get_sample_value(N.requests_in_progress, labels) == 0
+
+
 def test_invalid_traceparent_adds_no_exemplar() -> None:
     """A malformed or all-zero trace id is ignored, not exported."""
     app, _ = make_app()

@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
+from limone_obs.exporter import _mp_writes
 from limone_obs.exporter._fast import Update, in_flight, incrementer, recorder
 
 
@@ -111,6 +112,16 @@ class RequestChildren:
 
     def _counter_child(self, status: str) -> Any:
         return self._instruments.requests.labels(self.method, self.endpoint, status)
+
+    def record_exemplar(self, elapsed: float, status: str, trace_id: str, in_flight: bool) -> None:
+        """Like :attr:`record`, with a ``trace_id`` exemplar on the duration (one process)."""
+        # record() adds to these values under the exporter's lock instead of each value's
+        # own, so the public observe() must run under it too.
+        with _mp_writes.LOCK:
+            self.duration.observe(elapsed, exemplar={"trace_id": trace_id})
+        self.counter(status)(1.0)
+        if in_flight:
+            self.leave()
 
     def counter(self, status: str) -> Update:
         """Return ``inc(amount)`` of the request counter for ``status``."""

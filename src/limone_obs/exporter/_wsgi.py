@@ -129,14 +129,12 @@ class RequestState:
             children = self._middleware.instruments.request_children(
                 self.method, c.ENDPOINT_UNMATCHED
             )
+        routed = self.children is not None  # then the routing hook counted it in flight
         trace_id = trace_id_from(self.traceparent) if self.traceparent else None
         if trace_id is None:
-            children.record(elapsed, self.status, self.children is not None)
+            children.record(elapsed, self.status, routed)
         else:  # single-process only: exemplars are off in multiprocess mode
-            children.duration.observe(elapsed, exemplar={"trace_id": trace_id})
-            children.counter(self.status)(1.0)
-            if self.children is not None:
-                children.leave()
+            children.record_exemplar(elapsed, self.status, trace_id, routed)
         if self.exception is not None:
             self._middleware.instruments.exceptions.labels(
                 children.method, children.endpoint, self.exception
