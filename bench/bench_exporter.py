@@ -91,7 +91,7 @@ def _client_chunk(factory: Callable[[], object], n: int) -> Callable[[], float]:
         # CPU time of this process: not inflated while other processes hold the CPU.
         start = time.process_time()
         for i in range(n):
-            client.get(paths[i % len(paths)]).data  # noqa: B018 - reading closes the body
+            client.get(paths[i % len(paths)]).data  # noqa: B018 - reading runs the body to its end
         return time.process_time() - start
 
     once()  # warm up: first-request setup, label children
@@ -142,8 +142,10 @@ def _workers(master: int, expected: int, timeout: float = 30.0) -> list[int]:
     while True:
         text = Path(f"/proc/{master}/task/{master}/children").read_text()
         pids = sorted(int(p) for p in text.split())
-        if len(pids) >= expected or time.monotonic() > deadline:
+        if len(pids) >= expected:
             return pids
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn {master} started {len(pids)} of {expected} workers")
         time.sleep(0.05)
 
 

@@ -22,7 +22,6 @@ from prometheus_client import CollectorRegistry
 from limone_obs import Metrics
 from limone_obs.alerts.build import ALERTING_RULES, RECORDING_RULES, generate
 from limone_obs.alerts.spec import KIND_THRESHOLD, ServiceSpec
-from tests.support import serve as support_serve
 
 
 def faulty_app(faults: threading.Event) -> Flask:
@@ -35,11 +34,6 @@ def faulty_app(faults: threading.Event) -> Flask:
         return ("fault", 500) if faults.is_set() else ("ok", 200)
 
     return app
-
-
-def serve(app: Flask) -> contextlib.AbstractContextManager[str]:
-    """Serve ``app`` on 127.0.0.1 (free port) from a thread; the block gets its base URL."""
-    return support_serve(app, quiet=True)  # 20 requests a second here: no line each
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from limone_obs.alerts.spec import SPEC_PATH, ServiceSpec, load_spec
 from limone_obs.stack import procs
 from limone_obs.stack.webhook import WebhookReceiver
 from tests.alerts import e2e
-from tests.support import ROOT, need
+from tests.support import ROOT, need, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -88,7 +88,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     faults = threading.Event()
     with (
         WebhookReceiver() as receiver,
-        e2e.serve(e2e.faulty_app(faults)) as app_url,
+        serve(e2e.faulty_app(faults), quiet=True) as app_url,  # 20 requests/s: no line each
         e2e.traffic(f"{app_url}/"),
     ):
         am, am_argv, am_url = _start_alertmanager(spec, tmp_path, f"{receiver.url}/alerts")
