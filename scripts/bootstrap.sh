@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sourced by scripts/demo and scripts/test: installs what they need, then returns.
-# - as root on Debian: Prometheus and Alertmanager (and the python venv module) via apt;
+# - as root on Debian: Prometheus, Alertmanager, Redis (and the python venv module) via apt;
+#   for the tests also docker-compose (LIMONE_OBS_WITH_COMPOSE=1) and chromium with its
+#   driver (LIMONE_OBS_WITH_BROWSER=1);
 # - always: a virtualenv in .venv with limone-obs and its dev dependencies.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,8 +13,15 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   command -v prometheus >/dev/null 2>&1 || apt_wanted+=(prometheus)
   command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
     || apt_wanted+=(prometheus-alertmanager)
+  # The demo caches in a real Redis (started by `limone-obs up` on 127.0.0.1).
+  command -v redis-server >/dev/null 2>&1 || apt_wanted+=(redis-server)
   if [ "${LIMONE_OBS_WITH_COMPOSE:-0}" = 1 ]; then
     command -v docker-compose >/dev/null 2>&1 || apt_wanted+=(docker-compose)
+  fi
+  # The test suite drives a real headless browser (page-load timing, the HTML report).
+  if [ "${LIMONE_OBS_WITH_BROWSER:-0}" = 1 ]; then
+    command -v chromium >/dev/null 2>&1 || apt_wanted+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || apt_wanted+=(chromium-driver)
   fi
   "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_wanted+=(python3-venv)
   if [ ${#apt_wanted[@]} -gt 0 ]; then
@@ -22,7 +31,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Debian starts the packages' system services (public, on :9090 and :9093); the demo
     # and the tests run their own servers on 127.0.0.1, so stop what was just installed.
     if [ -d /run/systemd/system ]; then
-      for unit in prometheus prometheus-alertmanager; do
+      for unit in prometheus prometheus-alertmanager redis-server; do
         if printf '%s\n' "${apt_wanted[@]}" | grep -qx "$unit"; then
           systemctl disable --now "$unit" >/dev/null 2>&1 \
             && echo "bootstrap: stopped and disabled the $unit service Debian started"

@@ -1,0 +1,65 @@
+"""The kit's own health in this process: problems it found in itself, log lines it dropped.
+
+Sits below the exporter and the logging integration so that both can report here without
+importing each other; the exporter exposes the state as ``<ns>_exporter_problems{problem}``
+and ``<ns>_log_lines_dropped_total`` (names in :mod:`limone_obs.conventions`). Reporting
+never raises and never blocks for long: it runs inside the user's requests.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from limone_obs.conventions import EXPORTER_PROBLEMS
+
+_lock = threading.Lock()
+_problems: dict[str, str] = {}
+_dropped_lines = 0
+
+
+def report_problem(problem: str, message: str) -> bool:
+    """Record ``problem`` (one of ``EXPORTER_PROBLEMS``) with a message saying what to do.
+
+    Returns True the first time this process reports that problem, so the caller can write
+    its one log line then and stay quiet after. Raises ValueError for an unknown problem
+    (a programming error: the label values are a fixed list).
+    """
+    if problem not in EXPORTER_PROBLEMS:
+        raise ValueError(f"unknown problem {problem!r}: use one of {EXPORTER_PROBLEMS}")
+    with _lock:
+        first = problem not in _problems
+        _problems.setdefault(problem, message)
+    return first
+
+
+def clear_problem(problem: str) -> None:
+    """Forget ``problem`` (it was fixed, e.g. the disk has space again)."""
+    with _lock:
+        _problems.pop(problem, None)
+
+
+def problems() -> dict[str, str]:
+    """Return a copy of the current problems: problem -> the first message reported."""
+    with _lock:
+        return dict(_problems)
+
+
+def add_dropped_lines(count: int) -> None:
+    """Count ``count`` log lines dropped because the sink did not accept them in time."""
+    global _dropped_lines  # noqa: PLW0603 - one process-wide counter, guarded by _lock
+    with _lock:
+        _dropped_lines += count
+
+
+def dropped_lines() -> int:
+    """Return how many log lines this process has dropped since it started."""
+    with _lock:
+        return _dropped_lines
+
+
+def reset() -> None:
+    """Forget every problem and the dropped-line count (tests; a forked worker's start)."""
+    global _dropped_lines  # noqa: PLW0603 - see add_dropped_lines
+    with _lock:
+        _problems.clear()
+        _dropped_lines = 0
