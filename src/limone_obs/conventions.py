@@ -353,3 +353,12 @@ ENV_METRICS_TOKEN: Final = "LIMONE_OBS_METRICS_TOKEN"
 ENV_FAST_PATH: Final = "LIMONE_OBS_FAST_PATH"
 #: gunicorn config shipped in the package: ``gunicorn -c python:<this> 'app:create_app()'``.
 GUNICORN_CONFIG_MODULE: Final = "limone_obs.gunicorn_conf"
+
+
+def dashboard_uid(service: str, dashboard: str) -> str:
+    """uid of one generated dashboard (``overview``, ``slos``, ...) of ``service``.
+
+    ``dashboard_uid("limoneide", "slos")`` is ``limoneide-slos``: the service name leads,
+    so several services' dashboards share one Grafana without overwriting each other.
+    """
+    return f"{service}-{dashboard}"
