@@ -157,6 +157,23 @@ class MetricNames:
     def dependency_duration_sum(self) -> str:
         return self._n("dependency_duration_seconds_sum")
 
+    @property
+    def request_queue(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_SECONDS)
+
+    @property
+    def request_queue_count(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_SECONDS + "_count")
+
+    @property
+    def request_queue_ignored(self) -> str:
+        """As passed to prometheus-client (without ``_total``)."""
+        return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL.removesuffix("_total"))
+
+    @property
+    def request_queue_ignored_total(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL)
+
 
 #: Labels of each series, in exposition order (the exporter creates them in this order).
 REQUESTS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_STATUS)
@@ -332,6 +349,19 @@ REQUEST_DEPENDENCY_LABELS: Final = (LABEL_ENDPOINT, LABEL_DEPENDENCY)
 #: worker starting the request.
 SUFFIX_REQUEST_QUEUE_SECONDS: Final = "request_queue_seconds"
 QUEUE_START_HEADER: Final = "X-Request-Start"
+#: ``<ns>_request_queue_ignored_total{reason}``: ``X-Request-Start`` values not observed,
+#: because the header was unreadable or announced a wait beyond QUEUE_MAX_SECONDS.
+SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL: Final = "request_queue_ignored_total"
+LABEL_REASON: Final = "reason"
+QUEUE_IGNORED_MALFORMED: Final = "malformed"
+QUEUE_IGNORED_TOO_LONG: Final = "too_long"
+QUEUE_IGNORED_REASONS: Final = (QUEUE_IGNORED_MALFORMED, QUEUE_IGNORED_TOO_LONG)
+#: A longer queue time is clock skew between proxy and app, not a wait: ignored, counted.
+QUEUE_MAX_SECONDS: Final = 60.0
+#: Queue-time buckets (seconds): a healthy queue is milliseconds; saturation is seconds.
+QUEUE_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
 #: ``<ns>_page_load_seconds{page,phase}``: real-user page timing from the browser.
 SUFFIX_PAGE_LOAD_SECONDS: Final = "page_load_seconds"
 LABEL_PAGE: Final = "page"

@@ -7,7 +7,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _fast
+from limone_obs.exporter import _fast, fast_path
 from limone_obs.exporter._instruments import Instruments
 from tests.support import race
 
@@ -122,7 +122,11 @@ def test_unknown_child_layout_falls_back_to_public_methods() -> None:
 def test_request_children_are_created_once_under_concurrency() -> None:
     """Threads meeting a new URL rule at once get one shared set of updaters."""
     instruments = Instruments(
-        c.MetricNames(), CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS
+        c.MetricNames(),
+        CollectorRegistry(),
+        c.DEFAULT_BUCKETS,
+        c.DEFAULT_DEPENDENCY_BUCKETS,
+        fast_path.FAST,
     )
     got: list[object] = []
     for endpoint in (f"/r{i}" for i in range(20)):
