@@ -66,9 +66,11 @@ class Metrics:
     - ``LIMONE_OBS_VERSION`` / ``LIMONE_OBS_REVISION`` [``version`` / ``revision``
       arguments]: labels of the build-info series.
 
-    ``fast_path``: update prometheus-client's values directly (None: when the installed
-    release is one the fast path was tested with and ``LIMONE_OBS_FAST_PATH`` is not
-    ``0``; see :mod:`limone_obs.exporter.fast_path`). The counts are the same either way.
+    Request series are updated through prometheus-client's internals (and, under gunicorn,
+    read by a flat collector that compacts dead workers' files) only on the releases
+    that path was tested with, and unless ``LIMONE_OBS_FAST_PATH=0``; otherwise through
+    its public API and ``MultiProcessCollector``, with one warning line. The counts are the
+    same either way (:mod:`limone_obs.exporter.fast_path`).
 
     ``process_metrics``: add prometheus-client's process, platform and GC collectors to
     the registry; by default only when the registry is our own (``registry=None``), and
@@ -87,7 +89,6 @@ class Metrics:
         version: str = "unknown",
         revision: str = "unknown",
         process_metrics: bool | None = None,
-        fast_path: bool | None = None,
     ) -> None:
         try:
             self.names = c.MetricNames(namespace)
@@ -107,7 +108,7 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        updaters = _fast_path.updaters(fast_path)
+        updaters = _fast_path.updaters()
         self._instruments = Instruments(
             self.names, self.registry, buckets, dependency_buckets, updaters
         )
@@ -127,12 +128,12 @@ class Metrics:
         if self._mp_dir is None:
             return self.registry
         if self._exposition is None:
-            self._exposition = multiprocess.exposition_registry(self._mp_dir)
+            self._exposition = multiprocess.exposition_registry(self._mp_dir, self.fast_path)
         return self._exposition
 
     @property
     def fast_path(self) -> bool:
-        """True when requests are recorded through the fast path (see ``fast_path``)."""
+        """True when requests are recorded (and scrapes read) through the fast path."""
         return self._instruments.updaters.fast
 
     def init_app(self, app: Flask) -> None:

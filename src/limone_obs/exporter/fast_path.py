@@ -101,8 +101,6 @@ PUBLIC = Updaters(
 )
 
 
-def updaters(fast: bool | None = None) -> Updaters:
-    """The updaters to use (``fast=None``: as :func:`enabled` decides)."""
-    if fast is None:
-        fast = enabled()
-    return FAST if fast else PUBLIC
+def updaters() -> Updaters:
+    """The updaters to use, as :func:`enabled` decides."""
+    return FAST if enabled() else PUBLIC
