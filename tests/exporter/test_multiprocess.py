@@ -196,8 +196,10 @@ def test_openmetrics_exposition_parses_strictly(mpdir: Path, fast: bool) -> None
     """prometheus-client's strict OpenMetrics parser accepts the scrape (histogram grouping)."""
     for pid in (121, 122):
         write_worker(mpdir, pid)
-    text = openmetrics_latest(multiprocess.exposition_registry(str(mpdir), fast))
-    families = list(openmetrics_parser.text_string_to_metric_families(text.decode()))
+    registry = multiprocess.exposition_registry(str(mpdir), fast)
+    text = openmetrics_latest(registry)  # type: ignore[no-untyped-call]
+    parse = openmetrics_parser.text_string_to_metric_families
+    families = list(parse(text.decode()))  # type: ignore[no-untyped-call]
     assert len(KINDS) == len(families)
 
 
