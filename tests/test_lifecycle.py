@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import StreamBrokeError, create_app
-from tests.support import gunicorn_server, serve
+from tests.support import gunicorn_server, serve, wait_until
 
 N = c.MetricNames()
 #: Scenario -> (path, status the server answered)
@@ -51,15 +50,6 @@ class Served:
 
     metrics_text: str
     access: list[dict[str, Any]]
-
-
-def _until(check: Callable[[], bool], what: str) -> None:
-    """Poll ``check`` until it holds; fail after DEADLINE seconds naming ``what``."""
-    end = time.monotonic() + DEADLINE
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"not within {DEADLINE} s: {what}")
-        time.sleep(0.02)
 
 
 def _access_lines(data: str) -> list[dict[str, Any]]:
@@ -132,7 +122,9 @@ def werkzeug_run() -> Served:
         def text() -> str:
             return generate_latest(registry).decode()
 
-        _until(lambda: _recorded_everything(text, out.getvalue), "every request recorded")
+        wait_until(
+            lambda: _recorded_everything(text, out.getvalue), "every request recorded", DEADLINE
+        )
     reset_for_tests()
     return Served(text(), _access_lines(out.getvalue()))
 
@@ -152,7 +144,7 @@ def _gunicorn_run(tmp_path: Path, worker_class: str) -> Served:
         def log() -> str:
             return (tmp_path / "gunicorn.log").read_text(encoding="utf-8")
 
-        _until(lambda: _recorded_everything(text, log), "every request recorded")
+        wait_until(lambda: _recorded_everything(text, log), "every request recorded", DEADLINE)
         return Served(text(), _access_lines(log()))
 
 

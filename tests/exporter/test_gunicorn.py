@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from limone_obs.stack import procs
-from tests.support import ROOT, gunicorn_server, metric_sum
+from tests.support import ROOT, gunicorn_server, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -179,9 +179,18 @@ def test_reload_keeps_the_counts(tmp_path: Path) -> None:
     """SIGHUP replaces every worker and re-reads the config: no count is lost or reset."""
     with gunicorn_proc(tmp_path, workers=2) as (url, master):
         summary = drive(url, 300)
+        old = _worker_pids(master.pid)
         os.kill(master.pid, signal.SIGHUP)  # the master only: it re-reads the config
-        time.sleep(3)  # old workers finish and are retired, new ones start
+        # Old workers finish and are retired, new ones start.
+        wait_until(lambda: _worker_pids(master.pid).isdisjoint(old), "every worker replaced")
+        wait_until(lambda: len(_worker_pids(master.pid)) == 2, "two new workers")
         assert scraped_total(url) == summary["answered"] == 300
+
+
+def _worker_pids(master: int) -> set[int]:
+    """The master's child processes (its workers)."""
+    text = Path(f"/proc/{master}/task/{master}/children").read_text()
+    return {int(pid) for pid in text.split()}
 
 
 def test_restart_starts_from_zero(tmp_path: Path) -> None:

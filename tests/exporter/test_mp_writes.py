@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _fast, _mp_writes
-from tests.support import race
 
 DURATIONS = (0.004, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 31.0)
 STATUSES = ("200", "200", "404", "500", "200", "404", "200", "200")
@@ -167,46 +164,3 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None
         for file in path.iterdir()
     }
     assert per_file == {f"counter_{os.getpid()}.db": [3.0], f"counter_{pid}.db": [3.0]}
-
-
-def test_token_lock_excludes_other_threads() -> None:
-    """8 threads x 2000 read-modify-writes under the token lock: none is lost."""
-    lock = _mp_writes.TokenLock()
-    total = [0.0]
-
-    def add() -> None:
-        for _ in range(2000):
-            if lock.take() is None:
-                lock.wait()
-            try:
-                value = total[0]
-                if value % 97 == 0:
-                    time.sleep(0)  # hand the GIL over mid-update now and then
-                total[0] = value + 1.0
-            finally:
-                lock.give()
-
-    race(add)
-    assert total[0] == 16000.0
-
-
-def test_token_lock_waits_for_its_holder() -> None:
-    """A second taker blocks until the holder gives the token back; give is idempotent."""
-    lock = _mp_writes.TokenLock()
-    assert lock.take() is True
-    assert lock.take() is None  # held
-    taken = threading.Event()
-
-    def second() -> None:
-        with lock:
-            taken.set()
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    assert not taken.wait(0.2)
-    lock.give()
-    lock.give()  # a second give adds no second token
-    assert taken.wait(10)
-    thread.join(10)
-    assert lock.take() is True
-    assert lock.take() is None

@@ -6,7 +6,7 @@ of the exporter's cost (bench/). These helpers bind the child's value objects on
 update them directly, with a bisection for the bucket.
 
 In-memory values (``MutexValue``) are added to under the exporter's one lock
-(``_mp_writes.LOCK``) rather than each value's own: only the exporter writes its request
+(:mod:`.value_lock`) rather than each value's own: only the exporter writes its request
 series, and a request's three updates then take one lock instead of three. The
 in-flight gauge of one process is the length of a list (:func:`in_flight`): a request
 enters with ``list.append`` and leaves with ``list.pop``, each one call into C that the
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
-from limone_obs.exporter import _mp_writes
+from limone_obs.exporter import _mp_writes, value_lock
 
 Update = Callable[[float], None]
 #: ``leave()``: takes one request out of an in-flight gauge (see :func:`in_flight`).
@@ -65,13 +65,8 @@ class _LockedInc:
 
     def inc(self, amount: float) -> None:
         """Add ``amount`` (a bound method is the cheapest call there is)."""
-        lock = _mp_writes.LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             self.value._value += amount
-        finally:
-            lock.give()
 
 
 class _Record:
@@ -99,17 +94,12 @@ class _Record:
         count = self._counts.get(status)
         if count is None:
             count = self._count(status)
-        lock = _mp_writes.LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             self._sum._value += elapsed
             # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
             self._buckets[bisect_left(self._bounds, elapsed)]._value += 1.0
             if count is not None:
                 count._value += 1.0
-        finally:
-            lock.give()
         if in_flight:
             self._leave()
 

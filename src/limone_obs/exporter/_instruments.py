@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _mp_writes
+from limone_obs.exporter import value_lock
 from limone_obs.exporter._fast import Update
 from limone_obs.exporter.fast_path import Updaters
 from limone_obs.exporter.queue_time import QueueTime
@@ -127,7 +127,7 @@ class RequestChildren:
         """Like :attr:`record`, with a ``trace_id`` exemplar on the duration (one process)."""
         # record() adds to these values under the exporter's lock instead of each value's
         # own, so the public observe() must run under it too.
-        with _mp_writes.LOCK:
+        with value_lock.LOCK:
             self.duration.observe(elapsed, exemplar={"trace_id": trace_id})
         self.counter(status)(1.0)
         if in_flight:
