@@ -184,8 +184,28 @@ DEPENDENCY_LABELS: Final = (LABEL_DEPENDENCY, LABEL_OPERATION, LABEL_OUTCOME)
 CACHE_LABELS: Final = (LABEL_CACHE, LABEL_RESULT)
 BUILD_INFO_LABELS: Final = (LABEL_VERSION, LABEL_REVISION, LABEL_PYTHON)
 
+
+def le_match(threshold: float) -> tuple[str, str]:
+    """The ``le`` matcher of bucket ``threshold`` as (operator, unescaped regex or value).
+
+    prometheus-client writes ``le="1.0"``; other clients and Prometheus 3 write ``"1"``:
+    a whole number matches both spellings (``=~ 1(\\.0)?``), any other bound its
+    ``repr`` exactly. The one rule for the alerts and the dashboards.
+    """
+    if float(threshold).is_integer():
+        return "=~", f"{int(threshold)}(\\.0)?"
+    return "=", repr(float(threshold))
+
+
+def le_matcher(threshold: float) -> str:
+    """:func:`le_match` as PromQL text: ``le=~"1(\\\\.0)?"``, ``le="0.6"``."""
+    op, value = le_match(threshold)
+    escaped = value.replace("\\", "\\\\")
+    return f'{LABEL_LE}{op}"{escaped}"'
+
+
 #: PromQL matcher for the 1 s bucket that works on Prometheus 2 (``le="1.0"``) and 3.
-LE_ONE_SECOND_MATCHER: Final = 'le=~"1(\\\\.0)?"'
+LE_ONE_SECOND_MATCHER: Final = le_matcher(1.0)
 
 # --- SLO recording rules and alerts ------------------------------------------------
 LABEL_SLO: Final = "slo"
