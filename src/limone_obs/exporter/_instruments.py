@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
 from limone_obs.exporter import value_lock
-from limone_obs.exporter._fast import Update
+from limone_obs.exporter._updaters import Update
 from limone_obs.exporter.fast_path import Updaters
 from limone_obs.exporter.queue_time import QueueTime
 
@@ -116,7 +116,7 @@ class RequestChildren:
         self.enter, self.leave = updaters.in_flight(
             instruments.in_progress.labels(method, endpoint)
         )
-        #: ``record(elapsed, status, in_flight)`` of a finished request (``_fast.recorder``).
+        #: ``record(elapsed, status, in_flight)`` of a finished request (``_updaters.recorder``).
         self.record = updaters.recorder(self.duration, self.enter, self.leave, self._counter_child)
         self._counters: dict[str, Update] = {}
 

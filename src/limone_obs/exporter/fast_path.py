@@ -1,6 +1,6 @@
 """The gate in front of the exporter's uses of prometheus-client internals.
 
-The per-request updates (:mod:`._fast`, :mod:`._mp_writes`), the flat multiprocess
+The per-request updates (:mod:`._updaters`, :mod:`._mp_storage`), the flat multiprocess
 collector and the compaction of dead workers' files (:mod:`._mp_collector`,
 :mod:`.compaction`) read prometheus-client's private layout for speed. They are used only
 on the prometheus-client releases in :data:`TESTED_VERSIONS`, where the tests compare them
@@ -21,8 +21,8 @@ from importlib.metadata import version
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _fast
-from limone_obs.exporter._fast import Counter, Leave, Record, Update
+from limone_obs.exporter import _updaters
+from limone_obs.exporter._updaters import Counter, Leave, Record, Update
 
 #: prometheus-client releases whose internals the fast path was tested against. Add a
 #: release only after ``scripts/compat`` passed with it in both modes.
@@ -91,7 +91,9 @@ def _public_recorder(duration: Any, _enter: Update, leave: Leave, counter: Count
     return record
 
 
-FAST = Updaters(True, _fast.observer, _fast.incrementer, _fast.in_flight, _fast.recorder)
+FAST = Updaters(
+    True, _updaters.observer, _updaters.incrementer, _updaters.in_flight, _updaters.recorder
+)
 PUBLIC = Updaters(
     False,
     lambda child: child.observe,

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe
-from limone_obs.exporter._fast import Update
+from limone_obs.exporter._updaters import Update
 from limone_obs.exporter.fast_path import Updaters
 
 _MAX_HEADER = 40

@@ -1,7 +1,7 @@
 """The one rule of the exporter's writes: a value is written under exactly one lock.
 
 prometheus-client's public methods guard each value with that value's own lock. The
-exporter's fast path (:mod:`._fast`, :mod:`._mp_writes`) adds to its request series'
+exporter's fast path (:mod:`._updaters`, :mod:`._mp_storage`) adds to its request series'
 values directly, three or four of them per request under a single lock instead of one
 each. A value written under two different locks is not protected by either, so every
 writer of those values takes :data:`LOCK`: the fast updaters, the public ``observe`` of an
