@@ -83,7 +83,7 @@ def samples(
 
 def run(quick: bool) -> str:
     """Return the markdown section: medians and the lock's share of a request."""
-    n, rounds, instances = (100, 2, 1) if quick else (500, 15, 6)
+    n, rounds, instances = (100, 2, 1) if quick else (300, 9, 3)
     rows = []
     for label, factory in (("limone-obs", _apps.limone), ("limone-obs + access log", _apps.logged)):
         got = samples(factory, n, rounds, instances)
