@@ -264,3 +264,29 @@ def test_server_file_wrapper_is_returned_as_is_with_both(tmp_path: Path) -> None
     counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert (FileWrapper, {"/file": 1.0}) == (returned, counts)
     assert ["/file"] == [e["endpoint"] for e in _access_lines(out.getvalue())]
+
+
+class _FailingEnd:
+    """A participant whose end of request raises."""
+
+    def begin(self, state: lifecycle.RequestState, environ: object) -> None:
+        del state, environ
+
+    def routed(self, state: lifecycle.RequestState) -> None:
+        del state
+
+    def end(self, state: lifecycle.RequestState, elapsed: float) -> None:
+        del state, elapsed
+        raise RuntimeError("end failed")
+
+
+def test_a_failing_participant_does_not_cost_another_its_end() -> None:
+    """A participant added first that raises at the end: the recorder still counts."""
+    app = Flask("failing_end")
+    lifecycle.install(app).add(_FailingEnd())
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+    app.get("/x")(lambda: "x")
+    with pytest.raises(RuntimeError, match="end failed"):
+        app.test_client().get("/x", buffered=True)
+    assert {"/x": 1.0} == _per_endpoint(generate_latest(registry).decode(), N.requests_total)

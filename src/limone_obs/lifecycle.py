@@ -57,7 +57,10 @@ class Participant(Protocol):
         """Flask matched the request: ``state.endpoint`` is its URL rule (or unmatched)."""
 
     def end(self, state: RequestState, elapsed: float) -> None:
-        """The body was sent to its last byte (or the request failed): ``elapsed`` seconds."""
+        """The body was sent to its last byte (or the request failed): ``elapsed`` seconds.
+
+        Every participant's ``end`` runs even if another one raised (then re-raised).
+        """
 
 
 class RequestState:
@@ -113,8 +116,14 @@ class RequestState:
             return
         self.start = None
         elapsed = perf_counter() - start
+        failed: BaseException | None = None
         for end in self._lifecycle.ends:
-            end(self, elapsed)
+            try:
+                end(self, elapsed)
+            except Exception as exc:  # the others still end: one's failure loses no count
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def __iter__(self) -> Iterator[bytes]:
         try:
