@@ -44,6 +44,19 @@ def limone() -> Flask:
     return app
 
 
+def public() -> Flask:
+    """limone-obs with its fast path off (``LIMONE_OBS_FAST_PATH=0``): the public API."""
+    previous = os.environ.get("LIMONE_OBS_FAST_PATH")
+    os.environ["LIMONE_OBS_FAST_PATH"] = "0"
+    try:
+        return limone()
+    finally:
+        if previous is None:
+            del os.environ["LIMONE_OBS_FAST_PATH"]
+        else:
+            os.environ["LIMONE_OBS_FAST_PATH"] = previous
+
+
 def peer() -> Flask:
     """The app with prometheus-flask-exporter, grouped by URL rule like limone-obs."""
     # Imported here: the peer is optional (pip install '.[bench]').

@@ -5,13 +5,16 @@ taking turns in blocks of BLOCK requests (requests i*BLOCK .. i*BLOCK+BLOCK-1 go
 i mod k), one connection each (gunicorn's sync workers close after every response), with
 CONCURRENCY threads and a 10 s timeout per request; prints ``answered failed`` over all
 ports and exits. Taking turns puts every server under the same conditions at nearly the
-same moments; blocks let each worker serve a run of requests, as in production.
+same moments; blocks let each worker serve a run of requests, as in production. Every
+request carries ``X-Request-Start: t=<now>``, as behind nginx, so the exporter's
+queue-time parse is part of what is measured.
 """
 
 from __future__ import annotations
 
 import http.client
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from _apps import PATHS
@@ -21,7 +24,7 @@ def one(port: int, path: str) -> bool:
     """Send one request; True if it got an HTTP answer."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers={"X-Request-Start": f"t={time.time():.3f}"})
         conn.getresponse().read()
         return True
     except (OSError, http.client.HTTPException):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,13 +125,18 @@ def metric_sum(url: str, name: str) -> float:
 
 def race(target: Callable[[], object], threads: int = 8) -> None:
     """Run ``target`` in ``threads`` threads released together, switching as often as
-    the interpreter allows; return when all have finished (their exceptions propagate
-    as the threads' own, so assert on the shared state afterwards)."""
+    the interpreter allows; return when all have finished. An exception raised in any
+    thread is re-raised here (the first one, the others attached as notes), so a test
+    whose threads fail cannot pass; assert on the shared state afterwards."""
     barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
 
     def run() -> None:
-        barrier.wait()
-        target()
+        try:
+            barrier.wait()
+            target()
+        except BaseException as exc:  # re-raised in the test's own thread below
+            errors.append(exc)
 
     workers = [threading.Thread(target=run) for _ in range(threads)]
     previous = sys.getswitchinterval()
@@ -142,3 +148,20 @@ def race(target: Callable[[], object], threads: int = 8) -> None:
             worker.join()
     finally:
         sys.setswitchinterval(previous)
+    if errors:
+        first = errors[0]
+        for other in errors[1:]:
+            first.add_note(f"also raised in another thread: {other!r}")
+        raise first
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` every 20 ms until it holds; fail after ``timeout`` s naming ``what``.
+
+    Tests synchronise with servers and threads this way, never with a fixed sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        time.sleep(0.02)

@@ -157,6 +157,23 @@ class MetricNames:
     def dependency_duration_sum(self) -> str:
         return self._n("dependency_duration_seconds_sum")
 
+    @property
+    def request_queue(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_SECONDS)
+
+    @property
+    def request_queue_count(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_SECONDS + "_count")
+
+    @property
+    def request_queue_ignored(self) -> str:
+        """As passed to prometheus-client (without ``_total``)."""
+        return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL.removesuffix("_total"))
+
+    @property
+    def request_queue_ignored_total(self) -> str:
+        return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL)
+
 
 #: Labels of each series, in exposition order (the exporter creates them in this order).
 REQUESTS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_STATUS)
@@ -167,8 +184,28 @@ DEPENDENCY_LABELS: Final = (LABEL_DEPENDENCY, LABEL_OPERATION, LABEL_OUTCOME)
 CACHE_LABELS: Final = (LABEL_CACHE, LABEL_RESULT)
 BUILD_INFO_LABELS: Final = (LABEL_VERSION, LABEL_REVISION, LABEL_PYTHON)
 
+
+def le_match(threshold: float) -> tuple[str, str]:
+    """The ``le`` matcher of bucket ``threshold`` as (operator, unescaped regex or value).
+
+    prometheus-client writes ``le="1.0"``; other clients and Prometheus 3 write ``"1"``:
+    a whole number matches both spellings (``=~ 1(\\.0)?``), any other bound its
+    ``repr`` exactly. The one rule for the alerts and the dashboards.
+    """
+    if float(threshold).is_integer():
+        return "=~", f"{int(threshold)}(\\.0)?"
+    return "=", repr(float(threshold))
+
+
+def le_matcher(threshold: float) -> str:
+    """:func:`le_match` as PromQL text: ``le=~"1(\\\\.0)?"``, ``le="0.6"``."""
+    op, value = le_match(threshold)
+    escaped = value.replace("\\", "\\\\")
+    return f'{LABEL_LE}{op}"{escaped}"'
+
+
 #: PromQL matcher for the 1 s bucket that works on Prometheus 2 (``le="1.0"``) and 3.
-LE_ONE_SECOND_MATCHER: Final = 'le=~"1(\\\\.0)?"'
+LE_ONE_SECOND_MATCHER: Final = le_matcher(1.0)
 
 # --- SLO recording rules and alerts ------------------------------------------------
 LABEL_SLO: Final = "slo"
@@ -332,6 +369,19 @@ REQUEST_DEPENDENCY_LABELS: Final = (LABEL_ENDPOINT, LABEL_DEPENDENCY)
 #: worker starting the request.
 SUFFIX_REQUEST_QUEUE_SECONDS: Final = "request_queue_seconds"
 QUEUE_START_HEADER: Final = "X-Request-Start"
+#: ``<ns>_request_queue_ignored_total{reason}``: ``X-Request-Start`` values not observed,
+#: because the header was unreadable or announced a wait beyond QUEUE_MAX_SECONDS.
+SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL: Final = "request_queue_ignored_total"
+LABEL_REASON: Final = "reason"
+QUEUE_IGNORED_MALFORMED: Final = "malformed"
+QUEUE_IGNORED_TOO_LONG: Final = "too_long"
+QUEUE_IGNORED_REASONS: Final = (QUEUE_IGNORED_MALFORMED, QUEUE_IGNORED_TOO_LONG)
+#: A longer queue time is clock skew between proxy and app, not a wait: ignored, counted.
+QUEUE_MAX_SECONDS: Final = 60.0
+#: Queue-time buckets (seconds): a healthy queue is milliseconds; saturation is seconds.
+QUEUE_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
 #: ``<ns>_page_load_seconds{page,phase}``: real-user page timing from the browser.
 SUFFIX_PAGE_LOAD_SECONDS: Final = "page_load_seconds"
 LABEL_PAGE: Final = "page"

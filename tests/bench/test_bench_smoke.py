@@ -1,4 +1,8 @@
-"""The benchmark suite runs end to end with tiny sizes (no timing is asserted)."""
+"""The benchmark suite runs end to end with tiny sizes (no timing is asserted).
+
+Out of the default run (marker ``bench``: several minutes on a shared 2-core machine, most
+of it valgrind): ``pytest -m bench tests/bench`` runs it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pytest
 
 from tests.support import ROOT, need
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.bench
 
 
 @pytest.fixture(scope="module")

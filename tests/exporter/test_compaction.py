@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from prometheus_client import multiprocess as pc_multiprocess
 from prometheus_client import values
 
+from limone_obs import conventions as c
 from limone_obs.exporter import compaction, multiprocess
 from tests.exporter.test_multiprocess import KINDS, Snapshot, flat, mpdir, reference, write_worker
 
@@ -179,8 +180,11 @@ def test_dead_pids_skips_live_processes(mpdir: Path) -> None:
     assert {gone.pid} == compaction.dead_pids(str(mpdir), [4_000_000])
 
 
-def test_child_exit_hook_compacts_the_worker(mpdir: Path, tmp_path: Path) -> None:
+def test_child_exit_hook_compacts_the_worker(
+    mpdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """gunicorn's child_exit hook merges the dead worker's files into the archive."""
+    monkeypatch.setenv(c.ENV_FAST_PATH, "1")
     write_worker(mpdir, 41)
     write_worker(mpdir, os.getpid())
     expected = expected_after_death(mpdir, tmp_path, 41)
@@ -188,6 +192,18 @@ def test_child_exit_hook_compacts_the_worker(mpdir: Path, tmp_path: Path) -> Non
     multiprocess.child_exit(server, SimpleNamespace(pid=41))
     assert expected == flat(mpdir)
     assert all(n.endswith(f"_{os.getpid()}.db") for n in db_files(mpdir))
+
+
+def test_child_exit_with_the_fast_path_off_only_drops_live_gauges(
+    mpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LIMONE_OBS_FAST_PATH=0: prometheus-client's mark_process_dead, its files stay read."""
+    monkeypatch.setenv(c.ENV_FAST_PATH, "0")
+    write_worker(mpdir, 42)
+    expected = {k: v for k, v in reference(mpdir).items() if "live" not in k[0]}
+    multiprocess.child_exit(SimpleNamespace(WORKERS={}, log=None), SimpleNamespace(pid=42))
+    assert [] == [n for n in db_files(mpdir) if "live" in n]
+    assert (expected, False) == (reference(mpdir), (mpdir / compaction.ARCHIVE).exists())
 
 
 def _compact_forever(path: str, pids: list[int]) -> None:

@@ -12,7 +12,8 @@ from werkzeug.test import EnvironBuilder
 
 from limone_obs import ConfigError, Metrics, metrics_for
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe, extension
+from limone_obs.exporter import _failsafe
+from limone_obs.logging import init_app as log_init_app
 from tests.exporter.helpers import (
     STREAM_CHUNKS,
     STREAM_PAUSE,
@@ -63,16 +64,17 @@ def test_endpoint_label_is_the_url_rule_not_the_path() -> None:
     assert value(metrics, N.requests_total, labels) == 3
 
 
-def test_routing_hook_works_through_the_public_request_proxy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without Flask's request context variable (a later Flask) the rule label still holds."""
-    monkeypatch.setattr(extension, "_request_context", None)
-    app, metrics = make_app()
-    app.test_client().get("/projects/7", buffered=True)
-    assert {"/projects/<int:project_id>"} == label_values(metrics, N.requests_total, "endpoint")
-    in_flight = {"method": "GET", "endpoint": "/projects/<int:project_id>"}
-    assert value(metrics, N.requests_in_progress, in_flight) == 0
+@pytest.mark.parametrize("with_logging", [False, True])
+def test_only_wsgi_app_is_set_on_the_app_instance(with_logging: bool) -> None:
+    """Flask's public API only: init_app sets ``wsgi_app`` and replaces nothing else."""
+    app = Flask("instance_check")
+    before = dict(vars(app))
+    Metrics(app, registry=CollectorRegistry())
+    if with_logging:
+        log_init_app(app)
+    after = vars(app)
+    assert {"wsgi_app"} == set(after) - set(before)
+    assert [] == [name for name, obj in before.items() if after[name] is not obj]
 
 
 def test_blueprint_routes_carry_their_prefix() -> None:

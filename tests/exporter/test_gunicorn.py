@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from limone_obs.stack import procs
-from tests.support import ROOT, gunicorn_server, metric_sum
+from tests.support import ROOT, gunicorn_server, metric_sum, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +38,19 @@ FAST_PATHS = ["GET /projects/1", "GET /projects/2", "POST /projects", "GET /miss
 
 @contextmanager
 def gunicorn(
-    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1
+    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1, fast: str = "1"
 ) -> Iterator[str]:
-    """Run tests.exporter.gunicorn_app under exporter/gunicorn.conf.py; yield its base URL."""
-    with gunicorn_proc(tmp_path, workers, max_requests, threads) as (url, _):
+    """Run tests.exporter.gunicorn_app under exporter/gunicorn.conf.py; yield its base URL.
+
+    ``fast`` is LIMONE_OBS_FAST_PATH for the server ("0": prometheus-client's public API).
+    """
+    with gunicorn_proc(tmp_path, workers, max_requests, threads, fast) as (url, _):
         yield url
 
 
 @contextmanager
 def gunicorn_proc(
-    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1
+    tmp_path: Path, workers: int = 4, max_requests: int = 0, threads: int = 1, fast: str = "1"
 ) -> Iterator[tuple[str, procs.Proc]]:
     """Like :func:`gunicorn`, also yielding the master process."""
     env = {
@@ -53,6 +58,7 @@ def gunicorn_proc(
         "GUNICORN_WORKERS": str(workers),
         "GUNICORN_MAX_REQUESTS": str(max_requests),
         "GUNICORN_THREADS": str(threads),
+        c.ENV_FAST_PATH: fast,
     }
     app = "tests.exporter.gunicorn_app:create_app()"
     with gunicorn_server(app, tmp_path, env) as (url, proc):
@@ -102,6 +108,39 @@ def test_recycled_workers_keep_their_counts(tmp_path: Path) -> None:
         assert summary["answered"] >= 990
 
 
+def _scrape(url: str, accept: str) -> str:
+    return requests.get(f"{url}/metrics", headers={"Accept": accept}, timeout=10).text
+
+
+def _series(text: str) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
+    """Every (sample, labels) of a text scrape, and the values of counters and counts."""
+    keys, counts = set(), {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, json.dumps(sorted(sample.labels.items())))
+            keys.add(key)
+            exact = family.type == "counter" or sample.name.endswith("_count")
+            if exact and not sample.name.endswith("_created"):
+                counts[key] = sample.value
+    return keys, counts
+
+
+def test_both_fast_path_modes_serve_the_same_series_with_recycling(tmp_path: Path) -> None:
+    """4 recycled workers, the same requests one by one: same series, same counts, both
+    formats parse strictly (the flat collector and compaction vs MultiProcessCollector)."""
+    scrapes = {}
+    for fast in ("1", "0"):
+        with gunicorn(tmp_path / fast, max_requests=10, fast=fast) as url:
+            summary = drive(url, 200, concurrency=1)
+            assert (200, 0) == (summary["answered"], summary["failed"])
+            text = _scrape(url, "text/plain")
+            om = _scrape(url, "application/openmetrics-text; version=1.0.0")
+            parse = openmetrics_parser.text_string_to_metric_families
+            assert list(parse(om))  # type: ignore[no-untyped-call]
+            scrapes[fast] = _series(text)
+    assert scrapes["1"] == scrapes["0"]
+
+
 def test_sigkilled_worker_loses_no_answered_request(tmp_path: Path) -> None:
     """SIGKILL a worker mid-request: every answered request is still counted."""
     pidfile = tmp_path / "slow.pid"
@@ -140,9 +179,18 @@ def test_reload_keeps_the_counts(tmp_path: Path) -> None:
     """SIGHUP replaces every worker and re-reads the config: no count is lost or reset."""
     with gunicorn_proc(tmp_path, workers=2) as (url, master):
         summary = drive(url, 300)
+        old = _worker_pids(master.pid)
         os.kill(master.pid, signal.SIGHUP)  # the master only: it re-reads the config
-        time.sleep(3)  # old workers finish and are retired, new ones start
+        # Old workers finish and are retired, new ones start.
+        wait_until(lambda: _worker_pids(master.pid).isdisjoint(old), "every worker replaced")
+        wait_until(lambda: len(_worker_pids(master.pid)) == 2, "two new workers")
         assert scraped_total(url) == summary["answered"] == 300
+
+
+def _worker_pids(master: int) -> set[int]:
+    """The master's child processes (its workers)."""
+    text = Path(f"/proc/{master}/task/{master}/children").read_text()
+    return {int(pid) for pid in text.split()}
 
 
 def test_restart_starts_from_zero(tmp_path: Path) -> None:

@@ -8,14 +8,26 @@ without forking. The helpers here are shared with ``test_compaction.py``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    values,
+)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics import parser as openmetrics_parser
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.samples import Sample
 
 from limone_obs.errors import ArtifactError
-from limone_obs.exporter import multiprocess
+from limone_obs.exporter import merge_rules, multiprocess
 from limone_obs.exporter._mp_collector import FlatCollector
 
 GAUGE_MODES = (
@@ -163,3 +175,44 @@ def reference_without(path: Path, name: str) -> Snapshot:
         return reference(path)
     finally:
         (path / name).write_bytes(data)
+
+
+def ordered(families: Iterable[Metric]) -> list[tuple[str, str, list[Sample]]]:
+    """Families as data in their order, each with its samples in order."""
+    return [(f.name, f.type, list(f.samples)) for f in families if f.samples]
+
+
+def test_samples_come_in_multiprocess_collectors_order(mpdir: Path) -> None:
+    """Same families, label sets and samples, in the same order (each label set grouped)."""
+    for pid in (111, 112, 113):
+        write_worker(mpdir, pid)
+    collector = MultiProcessCollector(None, path=str(mpdir))  # type: ignore[no-untyped-call]
+    expected = ordered(collector.collect())  # type: ignore[no-untyped-call]
+    assert expected == ordered(FlatCollector(str(mpdir)).collect())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["flat", "prometheus-client"])
+def test_openmetrics_exposition_parses_strictly(mpdir: Path, fast: bool) -> None:
+    """prometheus-client's strict OpenMetrics parser accepts the scrape (histogram grouping)."""
+    for pid in (121, 122):
+        write_worker(mpdir, pid)
+    registry = multiprocess.exposition_registry(str(mpdir), fast)
+    text = openmetrics_latest(registry)  # type: ignore[no-untyped-call]
+    parse = openmetrics_parser.text_string_to_metric_families
+    families = list(parse(text.decode()))  # type: ignore[no-untyped-call]
+    assert len(KINDS) == len(families)
+
+
+def test_unknown_file_prefix_is_an_error(mpdir: Path) -> None:
+    """A .db file of no known type or gauge mode fails the scrape, naming the file."""
+    write_worker(mpdir, 131, ("counter",))
+    (mpdir / "gauge_median_131.db").write_bytes(b"")
+    with pytest.raises(ArtifactError, match=r"gauge_median_131\.db"):
+        FlatCollector(str(mpdir)).collect()
+
+
+def test_gauge_modes_come_from_prometheus_client() -> None:
+    """Every gauge mode prometheus-client accepts has a merge rule, and only those."""
+    assert set(GAUGE_MODES) == merge_rules.gauge_modes()
+    expected = {"counter", "histogram", "summary", *(f"gauge_{m}" for m in GAUGE_MODES)}
+    assert expected == set(merge_rules.RULES)

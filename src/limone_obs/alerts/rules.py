@@ -59,9 +59,8 @@ def number(value: float) -> str:
 
 def le_matcher(threshold: float) -> Matcher:
     """The ``le`` matcher of a bucket boundary, for Prometheus 2 (``1.0``) and 3 (``1``)."""
-    if float(threshold).is_integer():
-        return Matcher(c.LABEL_LE, "=~", f"{int(threshold)}(\\.0)?")
-    return Matcher(c.LABEL_LE, "=", repr(float(threshold)))
+    op, value = c.le_match(threshold)
+    return Matcher(c.LABEL_LE, op, value)
 
 
 def slo_selector(spec: ServiceSpec, slo: Slo) -> str:

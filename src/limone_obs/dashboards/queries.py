@@ -20,11 +20,9 @@ def le_matcher(threshold: float) -> str:
     """Matcher of the ``le`` bucket at ``threshold`` s, valid on Prometheus 2 and 3.
 
     prometheus-client writes ``le="1.0"``; Prometheus 3 may normalise it to ``"1"``, so
-    whole numbers match both spellings (see ``conventions.LE_ONE_SECOND_MATCHER``).
+    whole numbers match both spellings (the rule: ``conventions.le_match``).
     """
-    if float(threshold).is_integer():
-        return f'{c.LABEL_LE}=~"{int(threshold)}(\\\\.0)?"'
-    return f'{c.LABEL_LE}="{threshold!r}"'
+    return c.le_matcher(threshold)
 
 
 def matchers(*extra: str) -> str:

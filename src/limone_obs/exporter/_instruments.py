@@ -1,4 +1,4 @@
-"""The seven series of the exporter, created once per :class:`~limone_obs.Metrics`.
+"""The series of the exporter, created once per :class:`~limone_obs.Metrics`.
 
 Label children are cached in plain dicts: ``Counter.labels(...)`` costs about four times a
 cached child's ``inc()``, and the label space is bounded (URL rules x methods x statuses),
@@ -15,8 +15,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _mp_writes
-from limone_obs.exporter._fast import Update, in_flight, incrementer, recorder
+from limone_obs.exporter import value_lock
+from limone_obs.exporter._updaters import Update
+from limone_obs.exporter.fast_path import Updaters
+from limone_obs.exporter.queue_time import QueueTime
 
 
 class Instruments:
@@ -31,8 +33,11 @@ class Instruments:
         registry: CollectorRegistry,
         buckets: Sequence[float],
         dependency_buckets: Sequence[float],
+        updaters: Updaters,
     ) -> None:
         self.names = names
+        #: The fast path or the public API (``fast_path``): used for every request series.
+        self.updaters = updaters
         self.requests = Counter(
             names.requests, "HTTP requests answered, by method, URL rule and status code.",
             c.REQUESTS_LABELS, registry=registry,
@@ -65,6 +70,8 @@ class Instruments:
             names.build_info, "Always 1; labels carry the service's version and revision.",
             c.BUILD_INFO_LABELS, registry=registry, multiprocess_mode="max",
         )  # fmt: skip
+        #: ``<ns>_request_queue_seconds`` and its ignored-header counter.
+        self.queue = QueueTime(names, registry, updaters)
         self._children_lock = threading.Lock()
         #: method -> endpoint -> children: two lookups of strings whose hash is cached; a
         #: table for every method label, so the routing hook can index it directly.
@@ -105,9 +112,12 @@ class RequestChildren:
         #: The histogram child itself, for observations that carry an exemplar.
         self.duration: Any = instruments.duration.labels(method, endpoint)
         #: ``enter(1.0)`` / ``leave()``: count a request in / out of the in-flight gauge.
-        self.enter, self.leave = in_flight(instruments.in_progress.labels(method, endpoint))
-        #: ``record(elapsed, status, in_flight)`` of a finished request (``_fast.recorder``).
-        self.record = recorder(self.duration, self.enter, self.leave, self._counter_child)
+        updaters = instruments.updaters
+        self.enter, self.leave = updaters.in_flight(
+            instruments.in_progress.labels(method, endpoint)
+        )
+        #: ``record(elapsed, status, in_flight)`` of a finished request (``_updaters.recorder``).
+        self.record = updaters.recorder(self.duration, self.enter, self.leave, self._counter_child)
         self._counters: dict[str, Update] = {}
 
     def _counter_child(self, status: str) -> Any:
@@ -117,7 +127,7 @@ class RequestChildren:
         """Like :attr:`record`, with a ``trace_id`` exemplar on the duration (one process)."""
         # record() adds to these values under the exporter's lock instead of each value's
         # own, so the public observe() must run under it too.
-        with _mp_writes.LOCK:
+        with value_lock.LOCK:
             self.duration.observe(elapsed, exemplar={"trace_id": trace_id})
         self.counter(status)(1.0)
         if in_flight:
@@ -127,5 +137,7 @@ class RequestChildren:
         """Return ``inc(amount)`` of the request counter for ``status``."""
         inc = self._counters.get(status)
         if inc is None:
-            inc = self._counters[status] = incrementer(self._counter_child(status))
+            inc = self._counters[status] = self._instruments.updaters.incrementer(
+                self._counter_child(status)
+            )
         return inc

@@ -11,57 +11,38 @@ pass over the live workers' values.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from collections.abc import Iterable
 
 from prometheus_client.metrics_core import Metric
 
 from limone_obs.exporter import compaction as cp
+from limone_obs.exporter import merge_rules as mr
 from limone_obs.exporter._mp_files import MAX_KEYS, FileReader, KeyInfo, KeyTable
 
-#: Merge rule of each live gauge mode: the same as its non-live twin.
-_RULES = {**cp.RULES, **{p: cp.RULES[p.replace("live", "")] for p in cp.LIVE_PREFIXES}}
 Labels = tuple[tuple[str, str], ...]
+#: (file prefix, key id, pid ("" unless the prefix keeps one sample per pid))
+Ref = tuple[str, int, str]
 
 
 class _Acc:
-    """Values of one scrape, per file prefix, keyed by key id (and pid for ``all`` gauges)."""
+    """Values of one scrape by :data:`Ref`, in the order prometheus-client meets them.
+
+    Files are folded in directory order and keys in file order, as prometheus-client's
+    ``MultiProcessCollector`` reads them, so the families, label sets and samples come
+    out in its order.
+    """
 
     def __init__(self) -> None:
-        self.by_prefix: dict[str, dict[object, float]] = {}
-        self.stamps: dict[str, dict[object, float]] = {}
+        self.values: dict[Ref, mr.Pair] = {}
 
     def add(self, prefix: str, pid: str, key_ids: Iterable[int], flat: tuple[float, ...]) -> None:
         """Fold one file's values in, by the prefix's merge rule."""
-        rule = _RULES[prefix]
-        slot = self.by_prefix.setdefault(prefix, {})
-        values = flat[0::2]
-        if rule == cp.ADD:
-            for kid, value in zip(key_ids, values, strict=True):
-                slot[kid] = slot.get(kid, 0.0) + value
-        elif rule in (cp.MIN, cp.MAX):
-            pick = min if rule == cp.MIN else max
-            for kid, value in zip(key_ids, values, strict=True):
-                old = slot.get(kid)
-                slot[kid] = value if old is None else pick(old, value)
-        elif rule == cp.RECENT:
-            self._add_recent(slot, self.stamps.setdefault(prefix, {}), key_ids, flat)
-        else:
-            for kid, value in zip(key_ids, values, strict=True):
-                slot[(kid, pid)] = value
-
-    @staticmethod
-    def _add_recent(
-        slot: dict[object, float],
-        stamps: dict[object, float],
-        key_ids: Iterable[int],
-        flat: tuple[float, ...],
-    ) -> None:
-        # Like MultiProcessCollector: a sample never set (timestamp 0) is not shown.
+        rule = mr.RULES[prefix]
+        owner = pid if rule == mr.PER_PID else ""
+        values = self.values
         for kid, value, stamp in zip(key_ids, flat[0::2], flat[1::2], strict=True):
-            if stamp > stamps.get(kid, 0.0):
-                slot[kid] = value
-                stamps[kid] = stamp
+            ref = (prefix, kid, owner)
+            values[ref] = mr.combine(rule, values.get(ref), (value, stamp))
 
 
 class FlatCollector:
@@ -112,7 +93,7 @@ class FlatCollector:
         retiring = self._archive.retiring
         seen: set[str] = set()
         for name in os.listdir(self._path):
-            parts = cp.split_name(name)
+            parts = mr.split_name(name)
             if parts is None or parts[1] in retiring:
                 continue
             filename = os.path.join(self._path, name)
@@ -124,39 +105,48 @@ class FlatCollector:
 
 
 def _families(acc: _Acc, infos: list[KeyInfo]) -> list[Metric]:
+    """Build the families: each label set's samples together (sum, buckets, count)."""
     families: dict[str, Metric] = {}
-    for prefix, slot in acc.by_prefix.items():
-        typ = prefix.partition("_")[0]
-        rule = _RULES[prefix]
-        if typ == "histogram":
-            _histogram_samples(families, slot, infos)
+    groups: dict[tuple[str, Labels], dict[tuple[str, Labels], mr.Pair]] = {}
+    buckets: dict[tuple[str, Labels], dict[tuple[float, str], float]] = {}
+    for (prefix, kid, pid), pair in acc.values.items():
+        rule = mr.RULES[prefix]
+        if rule == mr.RECENT and pair[1] <= 0:
+            continue  # like MultiProcessCollector: a sample never set (timestamp 0) is hidden
+        info = infos[kid]
+        _family(families, info, prefix.partition("_")[0])
+        if info.le is not None:  # a histogram bucket: grouped with its label set's sum
+            group = (info.metric, info.base_labels)
+            groups.setdefault(group, {})
+            bounds = buckets.setdefault(group, {})
+            bounds[(info.le, info.le_text)] = bounds.get((info.le, info.le_text), 0.0) + pair[0]
             continue
-        samples: dict[tuple[str, str, Labels], float] = {}
-        for ref, value in slot.items():
-            kid, pid = ref if isinstance(ref, tuple) else (ref, "")
-            info = infos[kid]
-            _family(families, info, typ)
-            labels = (*info.labels, ("pid", pid)) if rule == cp.PER_PID else info.labels
-            _fold(samples, (info.metric, info.sample, labels), value, rule)
-        for (metric, sample, labels), value in samples.items():
-            families[metric].add_sample(sample, dict(labels), value)
+        labels = (*info.labels, ("pid", pid)) if rule == mr.PER_PID else info.labels
+        samples = groups.setdefault((info.metric, labels), {})
+        # Keys that differ only in help text name the same sample: merge them by the rule.
+        ref = (info.sample, labels)
+        samples[ref] = mr.combine(rule, samples.get(ref), pair)
+    for (metric, labels), bounds in buckets.items():
+        _cumulate(groups[(metric, labels)], metric, labels, bounds)
+    for (metric, _), samples in groups.items():
+        family = families[metric]
+        for (name, labels), (value, _) in samples.items():
+            family.add_sample(name, dict(labels), value)
     return list(families.values())
 
 
-def _fold(
-    samples: dict[tuple[str, str, Labels], float],
-    ref: tuple[str, str, Labels],
-    value: float,
-    rule: str,
+def _cumulate(
+    samples: dict[tuple[str, Labels], mr.Pair],
+    metric: str,
+    labels: Labels,
+    bounds: dict[tuple[float, str], float],
 ) -> None:
-    # Keys that differ only in help text name the same sample: merge them by the rule.
-    old = samples.get(ref)
-    if old is None or rule in (cp.PER_PID, cp.RECENT):
-        samples[ref] = value
-    elif rule == cp.ADD:
-        samples[ref] = old + value
-    else:
-        samples[ref] = min(old, value) if rule == cp.MIN else max(old, value)
+    """Append a label set's cumulative buckets and its count, after its sum."""
+    total = 0.0
+    for (_, le_text), value in sorted(bounds.items()):
+        total += value
+        samples[(f"{metric}_bucket", (*labels, ("le", le_text)))] = (total, 0.0)
+    samples[(f"{metric}_count", labels)] = (total, 0.0)
 
 
 def _family(families: dict[str, Metric], info: KeyInfo, typ: str) -> Metric:
@@ -164,27 +154,3 @@ def _family(families: dict[str, Metric], info: KeyInfo, typ: str) -> Metric:
     if family is None:
         family = families[info.metric] = Metric(info.metric, info.help, typ)
     return family
-
-
-def _histogram_samples(
-    families: dict[str, Metric], slot: dict[object, float], infos: list[KeyInfo]
-) -> None:
-    buckets: dict[tuple[str, Labels], dict[tuple[float, str], float]] = defaultdict(
-        lambda: defaultdict(float)
-    )
-    plain: dict[tuple[str, str, Labels], float] = defaultdict(float)
-    for kid, value in slot.items():
-        info = infos[kid]  # type: ignore[call-overload]
-        _family(families, info, "histogram")
-        if info.le is None:
-            plain[(info.metric, info.sample, info.labels)] += value
-        else:
-            buckets[(info.metric, info.base_labels)][(info.le, info.le_text)] += value
-    for (metric, sample, labels), value in plain.items():
-        families[metric].add_sample(sample, dict(labels), value)
-    for (metric, labels), bounds in buckets.items():
-        family, total = families[metric], 0.0
-        for (_, le_text), value in sorted(bounds.items()):
-            total += value
-            family.add_sample(f"{metric}_bucket", {**dict(labels), "le": le_text}, total)
-        family.add_sample(f"{metric}_count", dict(labels), total)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from limone_obs import conventions as c
 from limone_obs.artifacts import Generated
 from limone_obs.exporter._instruments import Instruments
+from limone_obs.exporter.fast_path import PUBLIC
 
 CATALOGUE_PATH = "exporter/METRICS.md"
 _HEADER = """\
@@ -28,8 +29,11 @@ Flask URL rule or `{unmatched}`, `method` is a standard HTTP method or `{other}`
 |---|---|---|---|
 """
 _FOOTER = """
-Buckets of both histograms (seconds): {buckets}.
+Buckets of the request and dependency histograms (seconds): {buckets}.
 They include every latency threshold an SLO may use ({thresholds}).
+Queue-time buckets (seconds): {queue_buckets}; the queue time is observed only for
+requests carrying `X-Request-Start` (negative waits count as 0, waits beyond {queue_max:g} s
+are counted in `reason="{too_long}"`, unreadable headers in `reason="{malformed}"`).
 
 Label values:
 
@@ -49,7 +53,8 @@ def _rows(inst: Instruments) -> list[str]:
         (inst.requests, c.REQUESTS_LABELS), (inst.duration, c.DURATION_LABELS),
         (inst.in_progress, c.IN_PROGRESS_LABELS), (inst.exceptions, c.EXCEPTIONS_LABELS),
         (inst.dependency, c.DEPENDENCY_LABELS), (inst.cache, c.CACHE_LABELS),
-        (inst.build_info, c.BUILD_INFO_LABELS),
+        (inst.build_info, c.BUILD_INFO_LABELS), (inst.queue.histogram, ()),
+        (inst.queue.ignored, (c.LABEL_REASON,)),
     )  # fmt: skip
     for metric, labelnames in metrics:
         for family in metric.describe():
@@ -64,13 +69,18 @@ def _rows(inst: Instruments) -> list[str]:
 def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
     """Return the catalogue as Markdown for ``namespace``."""
     names = c.MetricNames(namespace)
-    inst = Instruments(names, CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS)
+    inst = Instruments(
+        names, CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS, PUBLIC
+    )
     header = _HEADER.format(
         namespace=namespace, unmatched=c.ENDPOINT_UNMATCHED, other=c.METHOD_OTHER
     )
     footer = _FOOTER.format(
         buckets=", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS),
         thresholds=", ".join(f"{t:g} s" for t in c.SLO_LATENCY_THRESHOLDS),
+        queue_buckets=", ".join(f"{b:g}" for b in c.QUEUE_BUCKETS),
+        queue_max=c.QUEUE_MAX_SECONDS, too_long=c.QUEUE_IGNORED_TOO_LONG,
+        malformed=c.QUEUE_IGNORED_MALFORMED,
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
     )  # fmt: skip
     return header + "\n".join(_rows(inst)) + "\n" + footer

@@ -4,9 +4,8 @@ prometheus-client's multiprocess mode leaves ``<type>_<pid>.db`` files (gauges:
 ``gauge_<mode>_<pid>.db``) of every worker that ever lived, and a scrape reads them all.
 :func:`compact` merges a dead worker's files into ``limone_archive.json`` and removes them:
 
-- counters, summaries, histograms and ``sum`` gauges are added; ``min`` / ``max`` gauges
-  keep the extreme; ``mostrecent`` keeps the newest timestamp; ``all`` gauges keep one
-  series per pid; ``live*`` gauges (the process is dead) are dropped.
+- samples merge by the rules of :mod:`.merge_rules` (the collector's too); ``live*``
+  gauges (the process is dead) are dropped.
 - Order of operations, each step leaving a directory that scrapes exactly once:
   1. write the new archive to a temporary file (ignored by readers);
   2. rename it over the archive; it lists the merged pids as ``retiring``, and readers skip
@@ -31,27 +30,12 @@ import orjson
 
 from limone_obs.errors import ArtifactError
 from limone_obs.exporter._mp_files import FileReader, KeyTable
+from limone_obs.exporter.merge_rules import LIVE_PREFIXES, PER_PID, RULES, combine, split_name
 
 ARCHIVE = "limone_archive.json"
 LOCK = "limone_compaction.lock"
 TMP_SUFFIX = ".tmp"
 FORMAT = 1
-#: Merge rule of each file prefix; ``live*`` gauge prefixes are absent: they are dropped.
-ADD, MIN, MAX, RECENT, PER_PID = "add", "min", "max", "mostrecent", "per_pid"
-RULES = {
-    "counter": ADD,
-    "summary": ADD,
-    "histogram": ADD,
-    "gauge_sum": ADD,
-    "gauge_min": MIN,
-    "gauge_max": MAX,
-    "gauge_mostrecent": RECENT,
-    "gauge_all": PER_PID,
-}
-LIVE_PREFIXES = frozenset(
-    {"gauge_livesum", "gauge_livemin", "gauge_livemax", "gauge_liveall", "gauge_livemostrecent"}
-)
-
 #: (file prefix, pid label ("" unless per-pid), mmap key) -> (value, timestamp)
 Entries = dict[tuple[str, str, str], tuple[float, float]]
 Step = Callable[[], None]
@@ -75,16 +59,6 @@ class Archive:
             "entries": rows,
         }
         return orjson.dumps(doc)
-
-
-def split_name(name: str) -> tuple[str, str] | None:
-    """Return (prefix, pid) of a ``<prefix>_<pid>.db`` file name, else None."""
-    if not name.endswith(".db"):
-        return None
-    prefix, sep, pid = name[:-3].rpartition("_")
-    if not sep or (prefix not in RULES and prefix not in LIVE_PREFIXES):
-        return None
-    return prefix, pid
 
 
 def parse_archive(data: bytes, where: str) -> Archive:
@@ -151,31 +125,17 @@ def merge_files(archive: Archive, path: str, names: Iterable[str]) -> Entries:
     reader = FileReader(KeyTable())
     for name in names:
         prefix, pid = split_name(name) or ("", "")
-        rule = RULES.get(prefix)
+        if prefix in LIVE_PREFIXES:
+            continue  # the process is dead: its live gauges are dropped
+        rule = RULES[prefix]
         read = reader.read(os.path.join(path, name))
-        if rule is None or read is None:
+        if read is None:
             continue
         key_ids, flat = read
         for i, kid in enumerate(key_ids):
             slot = (prefix, pid if rule == PER_PID else "", reader.keys.texts[kid])
-            entries[slot] = _combine(rule, entries.get(slot), (flat[2 * i], flat[2 * i + 1]))
+            entries[slot] = combine(rule, entries.get(slot), (flat[2 * i], flat[2 * i + 1]))
     return entries
-
-
-def _combine(
-    rule: str, old: tuple[float, float] | None, new: tuple[float, float]
-) -> tuple[float, float]:
-    if old is None:
-        return new
-    if rule == ADD:
-        return (old[0] + new[0], 0.0)
-    if rule == MIN:
-        return new if new[0] < old[0] else old
-    if rule == MAX:
-        return new if new[0] > old[0] else old
-    if rule == RECENT:
-        return new if new[1] > old[1] else old
-    return new
 
 
 def write_tmp(path: str, archive: Archive) -> Step:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from types import SimpleNamespace
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from flask import Flask, Response, g, request
-from flask.signals import before_render_template, got_request_exception, template_rendered
+from flask import Flask, g
+from flask.signals import before_render_template, template_rendered
 from prometheus_client import (
     CollectorRegistry,
     GCCollector,
@@ -19,16 +18,13 @@ from prometheus_client import (
 )
 
 from limone_obs import conventions as c
+from limone_obs import lifecycle
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import _failsafe, exposition, multiprocess
+from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
-from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI
+from limone_obs.exporter._recorder import RequestRecorder
 from limone_obs.exporter.tracking import Track
-
-try:  # Flask 2.2-3.1 keep the request context in this variable; reading it skips a proxy call
-    from flask.globals import _cv_request as _request_context
-except ImportError:  # a later Flask: the public proxy (tested by patching this to None)
-    _request_context = None  # type: ignore[assignment]
 
 EXTENSION_KEY = "limone_obs"
 _TEMPLATE_STARTS = "_limone_obs_template_starts"
@@ -39,7 +35,7 @@ class AppState:
     """Per-app state kept in ``app.extensions["limone_obs"]``."""
 
     metrics: Metrics
-    wsgi: InstrumentedWSGI
+    recorder: RequestRecorder
     metrics_server: WSGIServer | None
 
 
@@ -69,6 +65,12 @@ class Metrics:
       ``template``.
     - ``LIMONE_OBS_VERSION`` / ``LIMONE_OBS_REVISION`` [``version`` / ``revision``
       arguments]: labels of the build-info series.
+
+    Request series are updated through prometheus-client's internals (and, under gunicorn,
+    read by a flat collector that compacts dead workers' files) only on the releases
+    that path was tested with, and unless ``LIMONE_OBS_FAST_PATH=0``; otherwise through
+    its public API and ``MultiProcessCollector``, with one warning line. The counts are the
+    same either way (:mod:`limone_obs.exporter.fast_path`).
 
     ``process_metrics``: add prometheus-client's process, platform and GC collectors to
     the registry; by default only when the registry is our own (``registry=None``), and
@@ -106,7 +108,10 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        self._instruments = Instruments(self.names, self.registry, buckets, dependency_buckets)
+        updaters = _fast_path.updaters()
+        self._instruments = Instruments(
+            self.names, self.registry, buckets, dependency_buckets, updaters
+        )
         self._version = version
         self._revision = revision
         self._exposition: CollectorRegistry | None = None
@@ -123,11 +128,16 @@ class Metrics:
         if self._mp_dir is None:
             return self.registry
         if self._exposition is None:
-            self._exposition = multiprocess.exposition_registry(self._mp_dir)
+            self._exposition = multiprocess.exposition_registry(self._mp_dir, self.fast_path)
         return self._exposition
 
+    @property
+    def fast_path(self) -> bool:
+        """True when requests are recorded (and scrapes read) through the fast path."""
+        return self._instruments.updaters.fast
+
     def init_app(self, app: Flask) -> None:
-        """Instrument ``app``: wrap its WSGI callable, hook routing and template signals.
+        """Instrument ``app``: join its request lifecycle, serve the metrics path, time templates.
 
         Raises ConfigError if ``app`` is already instrumented or a setting is invalid.
         """
@@ -138,27 +148,34 @@ class Metrics:
             )
         settings = _Settings.from_config(app, self._version, self._revision)
         metrics_app = exposition.MetricsApp(self.exposition_registry, settings.token)
-        wsgi = InstrumentedWSGI(
-            app.wsgi_app,
-            self._instruments,
-            metrics_path=settings.path,
-            metrics_app=metrics_app,
-            excluded=settings.excluded,
-            exemplars=settings.exemplars and not self.multiprocess,
-        )
-        # A bound method: Flask calls it on every request, and calling an instance with
-        # __call__ takes CPython's slower generic path.
-        app.wsgi_app = wsgi.__call__  # type: ignore[method-assign]
-        _count_in_flight_before_dispatch(app, self._instruments)
-        got_request_exception.connect(_on_exception, app, weak=False)
+        recorder = self._join_lifecycle(app, settings, metrics_app)
         if settings.template_timing:
-            before_render_template.connect(_on_template_start, app, weak=False)
-            template_rendered.connect(self._on_template_done, app, weak=False)
+            self._time_templates(app)
         self._instruments.set_build_info(settings.version, settings.revision)
         server = None
         if settings.port is not None:
             server = exposition.serve(metrics_app, settings.port, settings.addr)
-        app.extensions[EXTENSION_KEY] = AppState(self, wsgi, server)
+        app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
+
+    def _join_lifecycle(
+        self, app: Flask, settings: _Settings, metrics_app: exposition.MetricsApp
+    ) -> RequestRecorder:
+        """Add the request recorder to ``app``'s lifecycle and mount the metrics path."""
+        recorder = RequestRecorder(
+            self._instruments,
+            excluded=settings.excluded,
+            exemplars=settings.exemplars and not self.multiprocess,
+            queue=self._instruments.queue,
+        )
+        life = lifecycle.install(app)
+        if settings.path is not None:
+            life.mount(settings.path, metrics_app)
+        life.add(recorder, settings.excluded)
+        return recorder
+
+    def _time_templates(self, app: Flask) -> None:
+        before_render_template.connect(_on_template_start, app, weak=False)
+        template_rendered.connect(self._on_template_done, app, weak=False)
 
     def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
         try:
@@ -208,51 +225,6 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
             "latency SLOs (requests, AI calls) count observations below a bucket "
             "boundary, so add them"
         )
-
-
-def _count_in_flight_before_dispatch(app: Flask, instruments: Instruments) -> None:
-    """Label the request with its URL rule and count it in flight, before any hook runs.
-
-    Wrapping ``full_dispatch_request`` on the app instance costs about a third of a
-    before_request function (Flask calls ``ensure_sync`` on every hook of every request),
-    and nothing registered later can run ahead of it. Runs on every request: one read of
-    Flask's request context variable, two dict lookups for the cached label children and
-    one call into C (``list.append``) to count the request in flight.
-    """
-    dispatch = app.full_dispatch_request
-    by_method = instruments.children_by_method
-    current = _request_context_getter()
-
-    def full_dispatch_request() -> Response:
-        try:
-            req = current().request
-            state = req.environ.get(STATE_KEY)
-            if state is not None and state.children is None:
-                rule = req.url_rule
-                endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
-                children = by_method[state.method].get(endpoint)
-                if children is None:
-                    children = instruments.request_children(state.method, endpoint)
-                children.enter(1.0)
-                state.children = children
-        except Exception as exc:  # metrics must never fail a request
-            _failsafe.report("the routing hook", exc)
-        return dispatch()
-
-    app.full_dispatch_request = full_dispatch_request  # type: ignore[method-assign]
-
-
-def _request_context_getter() -> Callable[[], Any]:
-    """Return a function giving the current request context (its ``.request``)."""
-    if _request_context is not None:
-        return _request_context.get
-    return lambda: SimpleNamespace(request=request._get_current_object())
-
-
-def _on_exception(_sender: Flask, exception: BaseException, **_extra: Any) -> None:
-    state = request.environ.get(STATE_KEY)
-    if state is not None:
-        state.record_exception(exception)
 
 
 def _on_template_start(_sender: Flask, **_extra: Any) -> None:

@@ -14,9 +14,10 @@ import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import compaction
+from limone_obs.exporter import compaction, fast_path
 from limone_obs.exporter._mp_collector import FlatCollector
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -46,10 +47,17 @@ def multiprocess_dir() -> str | None:
     return path
 
 
-def exposition_registry(path: str) -> CollectorRegistry:
-    """Return a registry that reads every worker's files below ``path`` at each scrape."""
+def exposition_registry(path: str, fast: bool = True) -> CollectorRegistry:
+    """Return a registry that reads every worker's files below ``path`` at each scrape.
+
+    ``fast`` (the fast path is on): the flat collector, which also reads the compaction
+    archive; else prometheus-client's own ``MultiProcessCollector``.
+    """
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(FlatCollector(path))
+    if fast:
+        registry.register(FlatCollector(path))
+    else:
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
 
 
@@ -57,12 +65,16 @@ def child_exit(server: Any, worker: Any) -> None:
     """gunicorn ``child_exit`` hook (runs in the master): retire the dead worker's files.
 
     Its counters, histograms and non-live gauges go into the archive, its live gauges are
-    dropped. Files of other dead processes left by an earlier failure are retired too.
+    dropped. With the fast path off (:mod:`.fast_path`) only its live gauges are removed,
+    as prometheus-client's ``mark_process_dead`` does: its other files stay and are read.
+    Files of other dead processes left by an earlier failure are retired too.
     A failure is logged and leaves the files in place, where scrapes still count them.
     """
     try:
         path = multiprocess_dir()
-        if path is not None:
+        if path is not None and not fast_path.enabled():
+            mark_process_dead(worker.pid, path)  # type: ignore[no-untyped-call]
+        elif path is not None:
             live = set(getattr(server, "WORKERS", None) or ()) - {worker.pid}
             compaction.compact(path, compaction.dead_pids(path, live) | {worker.pid})
     except Exception as exc:  # a metrics hook must never take the gunicorn master down

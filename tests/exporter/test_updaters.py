@@ -7,7 +7,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _fast
+from limone_obs.exporter import _updaters, fast_path
 from limone_obs.exporter._instruments import Instruments
 from tests.support import race
 
@@ -32,9 +32,9 @@ def test_fast_paths_match_the_public_api() -> None:
         hist = Histogram("h", "h", ["a"], registry=registry, buckets=c.DEFAULT_BUCKETS).labels("x")
         count = Counter("n", "n", ["a"], registry=registry).labels("x")
         gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
-        observe = _fast.observer(hist) if fast else hist.observe
-        inc = _fast.incrementer(count) if fast else count.inc
-        gauge_inc = _fast.incrementer(gauge) if fast else gauge.inc
+        observe = _updaters.observer(hist) if fast else hist.observe
+        inc = _updaters.incrementer(count) if fast else count.inc
+        gauge_inc = _updaters.incrementer(gauge) if fast else gauge.inc
         kinds.append(type(observe).__name__)
         for amount in VALUES:
             observe(amount)
@@ -53,8 +53,8 @@ def test_recorder_matches_the_public_api() -> None:
         gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
         counter = Counter("n", "n", ["a", "s"], registry=registry)
         if fast:  # in_flight makes the gauge read its own count
-            enter, leave = _fast.in_flight(gauge)
-            record = _fast.recorder(hist, enter, leave, partial(counter.labels, "x"))
+            enter, leave = _updaters.in_flight(gauge)
+            record = _updaters.recorder(hist, enter, leave, partial(counter.labels, "x"))
         for i, amount in enumerate(VALUES):
             status = ("200", "404", "500")[i % 3]
             if fast:
@@ -75,7 +75,7 @@ def test_in_flight_gauge_reads_the_requests_inside() -> None:
     """In one process the gauge is the number of requests entered and not yet left."""
     registry = CollectorRegistry()
     gauge = Gauge("g", "g", ["a"], registry=registry).labels("x")
-    enter, leave = _fast.in_flight(gauge)
+    enter, leave = _updaters.in_flight(gauge)
 
     def value() -> float | None:
         return registry.get_sample_value("g", {"a": "x"})
@@ -93,7 +93,7 @@ def test_in_flight_gauge_reads_the_requests_inside() -> None:
 def test_in_flight_gauge_is_exact_under_threads() -> None:
     """8 threads entering and leaving 5000 times each leave the gauge at exactly 0."""
     registry = CollectorRegistry()
-    enter, leave = _fast.in_flight(Gauge("g", "g", registry=registry))
+    enter, leave = _updaters.in_flight(Gauge("g", "g", registry=registry))
 
     def serve() -> None:
         for _ in range(5000):
@@ -115,14 +115,18 @@ def test_unknown_child_layout_falls_back_to_public_methods() -> None:
             self.seen = amount
 
     child = Child()
-    assert _fast.observer(child) == child.observe
-    assert _fast.incrementer(child) == child.inc
+    assert _updaters.observer(child) == child.observe
+    assert _updaters.incrementer(child) == child.inc
 
 
 def test_request_children_are_created_once_under_concurrency() -> None:
     """Threads meeting a new URL rule at once get one shared set of updaters."""
     instruments = Instruments(
-        c.MetricNames(), CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS
+        c.MetricNames(),
+        CollectorRegistry(),
+        c.DEFAULT_BUCKETS,
+        c.DEFAULT_DEPENDENCY_BUCKETS,
+        fast_path.FAST,
     )
     got: list[object] = []
     for endpoint in (f"/r{i}" for i in range(20)):

@@ -6,18 +6,18 @@ of the exporter's cost (bench/). These helpers bind the child's value objects on
 update them directly, with a bisection for the bucket.
 
 In-memory values (``MutexValue``) are added to under the exporter's one lock
-(``_mp_writes.LOCK``) rather than each value's own: only the exporter writes its request
+(:mod:`.value_lock`) rather than each value's own: only the exporter writes its request
 series, and a request's three updates then take one lock instead of three. The
 in-flight gauge of one process is the length of a list (:func:`in_flight`): a request
 enters with ``list.append`` and leaves with ``list.pop``, each one call into C that the
 GIL (or the list's own lock on a free-threaded build) keeps whole. In multiprocess mode
 (gunicorn) the updaters write the worker's files directly
-(:mod:`~limone_obs.exporter._mp_writes`).
+(:mod:`~limone_obs.exporter._mp_storage`).
 
 They rely on prometheus-client's child layout (``_value``, ``_sum``, ``_buckets``,
 ``_upper_bounds``; a ``MutexValue``'s float ``_value`` and ``_lock``), stable since 0.4.
 If a release changes it, the helpers fall back to the public methods, and the tests in
-``tests/exporter/test_fast.py`` fail, so the change cannot go unnoticed.
+``tests/exporter/test_updaters.py`` fail, so the change cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
-from limone_obs.exporter import _mp_writes
+from limone_obs.exporter import _mp_storage, value_lock
 
 Update = Callable[[float], None]
 #: ``leave()``: takes one request out of an in-flight gauge (see :func:`in_flight`).
@@ -65,13 +65,8 @@ class _LockedInc:
 
     def inc(self, amount: float) -> None:
         """Add ``amount`` (a bound method is the cheapest call there is)."""
-        lock = _mp_writes.LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             self.value._value += amount
-        finally:
-            lock.give()
 
 
 class _Record:
@@ -99,17 +94,12 @@ class _Record:
         count = self._counts.get(status)
         if count is None:
             count = self._count(status)
-        lock = _mp_writes.LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             self._sum._value += elapsed
             # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
             self._buckets[bisect_left(self._bounds, elapsed)]._value += 1.0
             if count is not None:
                 count._value += 1.0
-        finally:
-            lock.give()
         if in_flight:
             self._leave()
 
@@ -127,7 +117,7 @@ class _Record:
 def _is_in_memory(value: Any) -> bool:
     """True for prometheus-client's in-memory value (``MutexValue``): a float and a lock."""
     return (
-        not _mp_writes.is_mmaped(value)
+        not _mp_storage.is_mmaped(value)
         and isinstance(getattr(value, "_value", None), float)
         and hasattr(value, "_lock")
     )
@@ -152,7 +142,7 @@ def observer(child: Any) -> Update:
     :func:`recorder`, which writes the files directly.
     """
     parts = _histogram_parts(child)
-    if parts is None or _mp_writes.is_mmaped(parts[1][0]):
+    if parts is None or _mp_storage.is_mmaped(parts[1][0]):
         return cast("Update", child.observe)
     bounds, values = parts
     try:
@@ -191,8 +181,8 @@ def recorder(duration: Any, enter: Update, leave: Leave, counter: Counter) -> Re
     gauge = getattr(enter, "__self__", None)
     if parts is not None:
         bounds, values = parts
-        if isinstance(gauge, _mp_writes.Inc) and all(map(_mp_writes.is_mmaped, values)):
-            return _mp_writes.Record.of(values[0], values[1:], bounds, gauge, counter).record
+        if isinstance(gauge, _mp_storage.Inc) and all(map(_mp_storage.is_mmaped, values)):
+            return _mp_storage.Record.of(values[0], values[1:], bounds, gauge, counter).record
         if isinstance(gauge, list) and all(map(_is_in_memory, values)):
             return _Record(values, bounds, leave, counter).record
     observe = observer(duration)
@@ -216,8 +206,8 @@ def incrementer(child: Any) -> Update:
     Negative amounts are passed through unchecked: callers use ``-1`` only on gauges.
     """
     value = getattr(child, "_value", None)
-    if _mp_writes.is_mmaped(value):
-        return _mp_writes.Inc.of(value).inc
+    if _mp_storage.is_mmaped(value):
+        return _mp_storage.Inc.of(value).inc
     if _is_in_memory(value):
         return _LockedInc(value).inc
     inc = getattr(value, "inc", None)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +13,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _fast, _mp_writes
-from tests.support import race
+from limone_obs.exporter import _mp_storage, _updaters
 
 DURATIONS = (0.004, 0.3, 0.6, 0.6000001, 1.0, 2.05, 29.9, 31.0)
 STATUSES = ("200", "200", "404", "500", "200", "404", "200", "200")
@@ -46,9 +43,9 @@ class Series:
 
     def record_fast(self) -> tuple[Any, Any]:
         """Serve the requests through the exporter's hot path; return its two updaters."""
-        gauge, leave = _fast.in_flight(self.gauge.labels("/x"))
+        gauge, leave = _updaters.in_flight(self.gauge.labels("/x"))
         counter = self.counter.labels
-        record = _fast.recorder(
+        record = _updaters.recorder(
             self.duration.labels("/x"), gauge, leave, lambda s: counter("/x", s)
         )
         for elapsed, status in zip(DURATIONS, STATUSES, strict=True):
@@ -83,7 +80,7 @@ def test_direct_writes_match_the_public_api(tmp_path: Path, mp_value_class: None
     public = Series(tmp_path / "public", 12)
     public.record_public()
     recorder: Any = record.__self__
-    assert isinstance(recorder, _mp_writes.Record)
+    assert isinstance(recorder, _mp_storage.Record)
     assert recorder._hist is not None  # bound, like the gauge and every status's counter
     assert gauge.__self__.view is not None
     assert sorted(recorder._counts) == ["200", "404", "500"]
@@ -97,10 +94,10 @@ def test_a_second_updater_of_a_bound_value_keeps_every_count(
     """Updaters made at different times for one value share its binding: nothing is lost."""
     series = Series(tmp_path / "mp", 14)
     child = series.counter.labels("/x", "200")
-    first = _fast.incrementer(child)
+    first = _updaters.incrementer(child)
     first(1.0)
     first(1.0)  # bound: the client's in-memory copy still says 1.0
-    second = _fast.incrementer(child)
+    second = _updaters.incrementer(child)
     second(1.0)
     assert ("n_total", (("e", "/x"), ("s", "200")), 3.0) in series.samples()
 
@@ -110,11 +107,11 @@ def test_a_second_recorder_of_a_bound_histogram_keeps_every_count(
 ) -> None:
     """Two recorders of one (method, endpoint), as two threads could make: nothing is lost."""
     series = Series(tmp_path / "mp", 15)
-    gauge, leave = _fast.in_flight(series.gauge.labels("/x"))
+    gauge, leave = _updaters.in_flight(series.gauge.labels("/x"))
 
     def recorder() -> Any:
         counter = series.counter.labels
-        return _fast.recorder(
+        return _updaters.recorder(
             series.duration.labels("/x"), gauge, leave, lambda s: counter("/x", s)
         )
 
@@ -133,11 +130,11 @@ def test_a_slot_that_does_not_check_out_is_not_bound(tmp_path: Path, mp_value_cl
     series = Series(tmp_path / "mp", 13)
     value = series.counter.labels("/x", "200")._value
     value.inc(2.0)
-    assert _mp_writes._bind((value,)) is not None
+    assert _mp_storage._bind((value,)) is not None
     value._file.write_value(value._key, 7.0, 0.0)  # the slot no longer holds the client's 2.0
-    assert _mp_writes._bind((value,)) is None
+    assert _mp_storage._bind((value,)) is None
     value._file._positions[value._key] += 4  # a slot off the 8-byte grid
-    assert _mp_writes._bind((value,)) is None
+    assert _mp_storage._bind((value,)) is None
 
 
 def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None) -> None:
@@ -148,7 +145,7 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
     counter = Counter("n", "n", ["s"], registry=registry)
-    inc = _fast.incrementer(counter.labels("200"))
+    inc = _updaters.incrementer(counter.labels("200"))
     inc(1.0)
     inc(1.0)
     assert inc.__self__.view is not None  # type: ignore[attr-defined]  # bound, in the parent
@@ -167,46 +164,3 @@ def test_a_forked_child_writes_its_own_file(tmp_path: Path, mp_value_class: None
         for file in path.iterdir()
     }
     assert per_file == {f"counter_{os.getpid()}.db": [3.0], f"counter_{pid}.db": [3.0]}
-
-
-def test_token_lock_excludes_other_threads() -> None:
-    """8 threads x 2000 read-modify-writes under the token lock: none is lost."""
-    lock = _mp_writes.TokenLock()
-    total = [0.0]
-
-    def add() -> None:
-        for _ in range(2000):
-            if lock.take() is None:
-                lock.wait()
-            try:
-                value = total[0]
-                if value % 97 == 0:
-                    time.sleep(0)  # hand the GIL over mid-update now and then
-                total[0] = value + 1.0
-            finally:
-                lock.give()
-
-    race(add)
-    assert total[0] == 16000.0
-
-
-def test_token_lock_waits_for_its_holder() -> None:
-    """A second taker blocks until the holder gives the token back; give is idempotent."""
-    lock = _mp_writes.TokenLock()
-    assert lock.take() is True
-    assert lock.take() is None  # held
-    taken = threading.Event()
-
-    def second() -> None:
-        with lock:
-            taken.set()
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    assert not taken.wait(0.2)
-    lock.give()
-    lock.give()  # a second give adds no second token
-    assert taken.wait(10)
-    thread.join(10)
-    assert lock.take() is True
-    assert lock.take() is None

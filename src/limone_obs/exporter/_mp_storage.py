@@ -23,61 +23,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
+from limone_obs.exporter import value_lock
 
-class TokenLock:
-    """A mutex whose uncontended take and give are one dict operation each, in C.
-
-    ``threading.Lock.acquire`` parses its arguments in a generic routine that, inside a
-    request, is cold in the CPU's caches: a gunicorn worker spent about 1.5 % of a
-    request in two lock round trips (bench/README.md). Here the lock is a dict holding one
-    token: ``take()`` pops it (``None`` when another thread has it: then :meth:`wait`),
-    ``give()`` puts it back. Each is a single C call on a dict, which the GIL (or the
-    dict's own lock on a free-threaded build) keeps whole. Not reentrant. Use::
-
-        if lock.take() is None:
-            lock.wait()
-        try:
-            ...
-        finally:
-            lock.give()
-    """
-
-    __slots__ = ("give", "take")
-
-    def __init__(self) -> None:
-        token: dict[int, bool] = {0: True}
-        #: Take the token: True, or None while another thread holds it.
-        self.take: Callable[[], bool | None] = partial(token.pop, 0, None)
-        #: Give the token back (a second give changes nothing).
-        self.give: Callable[[], bool] = partial(token.setdefault, 0, True)
-
-    def wait(self) -> None:
-        """Take the token once its holder gives it back.
-
-        Polls, yielding between tries: a request holds the token for a few bytecodes;
-        only binding a new series (mapping its file, once per value) holds it longer.
-        """
-        while self.take() is None:
-            time.sleep(0)  # let the holder run
-
-    def __enter__(self) -> None:
-        if self.take() is None:
-            self.wait()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.give()
-
-
-#: Serialises the exporter's own updates of its request series (gthread workers), here and
-#: in ``_fast``, and the bindings. Replaced in a forked child: see _after_fork_in_child.
-LOCK = TokenLock()
 #: Path -> a ``double`` view of this process's latest mapping of that file.
 _views: dict[str, memoryview[float]] = {}
 _bound: weakref.WeakSet[Inc | Record] = weakref.WeakSet()
@@ -105,7 +57,7 @@ def _map(path: str) -> memoryview[float] | None:
 def _bind(values: Sequence[Any]) -> tuple[memoryview[float], tuple[int, ...]] | None:
     """Return one view of the file holding every value and their indexes, or None.
 
-    The caller holds ``LOCK``. None when the values are not in one file, a slot is not
+    The caller holds ``value_lock.LOCK``. None when the values are not in one file, a slot is not
     where prometheus-client's layout puts it, or a stored value differs from the client's.
     """
     try:
@@ -143,7 +95,7 @@ class Inc:
     @classmethod
     def of(cls, value: Any) -> Inc:
         """The one ``Inc`` of ``value`` (created on first use)."""
-        with LOCK:
+        with value_lock.LOCK:
             inc = _incs.get(value)
             if inc is None:
                 inc = _incs[value] = cls(value)
@@ -157,21 +109,16 @@ class Inc:
 
     def inc(self, amount: float) -> None:
         """Add ``amount`` (a bound method is the cheapest call there is)."""
-        lock = LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             view = self.view
             if view is not None:
                 view[self.index] += amount
             else:
                 self._value.inc(amount)  # public: notices a fork, opens our own file
                 self._bind()
-        finally:
-            lock.give()
 
     def _bind(self) -> None:
-        # The caller holds LOCK.
+        # The caller holds value_lock.LOCK.
         bound = _bind((self._value,))
         if bound is not None:
             self.view, (self.index,) = bound
@@ -201,7 +148,7 @@ class Record:
         counter: Callable[[str], Any],
     ) -> Record:
         """The one ``Record`` of the histogram whose sum is ``sum_value``."""
-        with LOCK:
+        with value_lock.LOCK:
             record = _records.get(sum_value)
             if record is None:
                 record = _records[sum_value] = cls(sum_value, bucket_values, bounds, gauge, counter)
@@ -235,10 +182,7 @@ class Record:
         if count is None:
             count = self._count(status)
         gauge = self._gauge
-        lock = LOCK
-        if lock.take() is None:  # another thread holds it
-            lock.wait()
-        try:
+        with value_lock.LOCK:
             hist = self._hist
             if hist is None:
                 self._observe_public(elapsed)
@@ -253,8 +197,6 @@ class Record:
             if in_flight and gauge.view is not None:
                 gauge.view[gauge.index] -= 1.0
                 in_flight = False
-        finally:
-            lock.give()
         if count is not None:  # unbound: its public path, outside the lock it takes itself
             count.inc(1.0)
         if in_flight:
@@ -271,7 +213,7 @@ class Record:
         return None
 
     def _observe_public(self, elapsed: float) -> None:
-        # The caller holds LOCK. Public: notices a fork and opens this process's file.
+        # The caller holds value_lock.LOCK. Public: notices a fork and opens this process's file.
         self._values[0].inc(elapsed)
         self._values[1 + bisect_left(self._bounds, elapsed)].inc(1.0)
         bound = _bind(self._values)
@@ -288,8 +230,6 @@ class Record:
 
 def _after_fork_in_child() -> None:
     """Drop every binding: the child must write its own files, not its parent's."""
-    global LOCK  # noqa: PLW0603 - a lock held by another thread at fork stays held
-    LOCK = TokenLock()
     for bound in list(_bound):
         bound.unbind()
     _bound.clear()

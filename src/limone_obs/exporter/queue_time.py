@@ -1,0 +1,95 @@
+"""Queue time: how long a request waited between the proxy and the worker.
+
+A proxy in front of gunicorn (nginx, HAProxy, Heroku's router) stamps each request with
+``X-Request-Start``; the worker subtracts it from its own clock when the request starts.
+The forms in use are ``t=<number>`` or a bare number, in seconds (nginx ``$msec``:
+``t=1700000000.123``), milliseconds (Heroku: ``1700000000123``) or microseconds (Apache,
+HAProxy ``%[date(0,us)]``): the unit follows from the magnitude, since a present-day
+timestamp is ~1.7e9 s, ~1.7e12 ms or ~1.7e15 us.
+
+The two clocks belong to different machines: a negative wait is skew and counts as 0; a
+wait beyond ``QUEUE_MAX_SECONDS`` is not believable, so it is not observed but counted in
+``<ns>_request_queue_ignored_total{reason="too_long"}``, like an unreadable header
+(``reason="malformed"``). The parse is bounded (a header longer than 40 characters is
+malformed without being read) and never raises.
+"""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from limone_obs import conventions as c
+from limone_obs.exporter import _failsafe
+from limone_obs.exporter._updaters import Update
+from limone_obs.exporter.fast_path import Updaters
+
+_MAX_HEADER = 40
+#: Below this a number is seconds, below the next milliseconds, then us, then ns.
+_UNIT_LIMITS = ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6), (1e20, 1e-9))
+
+
+def parse_start(header: str) -> float | None:
+    """Return the Unix time (seconds) an ``X-Request-Start`` value names, or None."""
+    if len(header) > _MAX_HEADER:
+        return None
+    text = header.strip()
+    if text[:2] == "t=":
+        text = text[2:]
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number <= 0:
+        return None
+    for limit, scale in _UNIT_LIMITS:
+        if number < limit:
+            return number * scale
+    return None
+
+
+def queue_seconds(header: str, now: float) -> float | str:
+    """Return the wait before ``now`` (>= 0), or the reason it is ignored (a str)."""
+    start = parse_start(header)
+    if start is None:
+        return c.QUEUE_IGNORED_MALFORMED
+    waited = now - start
+    if waited > c.QUEUE_MAX_SECONDS:
+        return c.QUEUE_IGNORED_TOO_LONG
+    return max(waited, 0.0)
+
+
+class QueueTime:
+    """The queue-time histogram and the counter of ignored headers."""
+
+    def __init__(
+        self, names: c.MetricNames, registry: CollectorRegistry, updaters: Updaters
+    ) -> None:
+        self.histogram = Histogram(
+            names.request_queue,
+            "Time a request waited between the proxy (X-Request-Start) and the worker, "
+            "in seconds.",
+            registry=registry, buckets=c.QUEUE_BUCKETS,
+        )  # fmt: skip
+        self.ignored = Counter(
+            names.request_queue_ignored,
+            "X-Request-Start headers not observed: unreadable, or a wait beyond 60 s (skew).",
+            (c.LABEL_REASON,), registry=registry,
+        )  # fmt: skip
+        self._observe: Update = updaters.observer(self.histogram)
+        self._ignored: dict[str, Update] = {
+            reason: updaters.incrementer(self.ignored.labels(reason))
+            for reason in c.QUEUE_IGNORED_REASONS
+        }
+
+    def observe(self, header: str, now: float) -> None:
+        """Observe the wait ``header`` announces before ``now`` (Unix time); never raises."""
+        try:
+            waited = queue_seconds(header, now)
+            if isinstance(waited, str):
+                self._ignored[waited](1.0)
+            else:
+                self._observe(waited)
+        except Exception as exc:  # metrics must never fail a request
+            _failsafe.report("queue time", exc)

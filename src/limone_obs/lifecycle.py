@@ -1,0 +1,293 @@
+"""One request lifecycle, shared by the exporter and the logging integration.
+
+```
+WSGI call -> start clock -> participants' begin (queue time, request id, context)
+          -> Flask routing -> routing hook: the URL rule, once -> participants' routed
+          -> view -> body sent to its last byte (the server's sendfile kept) -> close()
+          -> end of request: one duration -> every participant's end (recorder, access line)
+```
+
+:func:`install` wraps ``app.wsgi_app`` once per app (Flask's documented way to add WSGI
+middleware) and registers the routing hook as the app's first URL value preprocessor:
+Flask calls those with the request routed (``request.url_rule`` set, or the routing
+error pending) before any ``before_request`` function, and calls them directly, without
+the ``ensure_sync`` lookup it makes for every ``before_request`` function. Unhandled
+exceptions arrive through the ``got_request_exception`` signal. Nothing on the app
+instance is replaced and no private attribute of Flask or Werkzeug is read, so the same
+code runs on Flask 3.0, 3.1 and 3.2.
+
+The exporter and the logging integration each add a :class:`Participant`; whichever is
+initialised first installs the lifecycle, the second joins it. Timing at ``close()``, not
+in ``after_request``, is what makes a streamed AI answer count its full duration: Flask's
+``after_request`` runs before a streamed body is produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flask import Flask, request
+from flask.signals import got_request_exception
+
+from limone_obs import conventions as c
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+#: Key of the app's :class:`Lifecycle` in ``app.extensions``.
+EXTENSION_KEY = "limone_obs.lifecycle"
+#: Key of the per-request :class:`RequestState` in the WSGI environ.
+STATE_KEY = "limone_obs.request"
+_new = object.__new__
+
+
+class Participant(Protocol):
+    """What the exporter and the logging integration each do at the lifecycle's steps.
+
+    Each step must not raise: a participant catches and reports its own failures, since
+    an exception here would fail the user's request.
+    """
+
+    def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
+        """The request arrived (clock started, nothing routed yet)."""
+
+    def routed(self, state: RequestState) -> None:
+        """Flask matched the request: ``state.endpoint`` is its URL rule (or unmatched)."""
+
+    def end(self, state: RequestState, elapsed: float) -> None:
+        """The body was sent to its last byte (or the request failed): ``elapsed`` seconds.
+
+        Every participant's ``end`` runs even if another one raised (then re-raised).
+        """
+
+
+class RequestState:
+    """One request while it is served, as every participant sees it.
+
+    A single object plays three parts (state, ``start_response`` wrapper and the response
+    iterable handed to the server), to keep per-request allocations to a minimum: the
+    lifecycle's cost is measured against bare Flask in bench/. Made by
+    :meth:`Lifecycle.__call__`, which fills every field.
+    """
+
+    __slots__ = (
+        "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "log",
+        "method", "metrics", "path", "start", "status",
+    )  # fmt: skip
+
+    #: ``perf_counter()`` at arrival; None once the request has ended.
+    start: float | None
+    #: The request method and path as the client sent them (untrusted: bound before use).
+    method: str
+    path: str
+    #: The three-digit status code from start_response ("500" until it is called).
+    status: str
+    #: The URL rule (``/projects/<int:id>``), ENDPOINT_UNMATCHED, or None before routing.
+    endpoint: str | None
+    #: The request's first unhandled exception (its traceback in ``__traceback__``).
+    exception: BaseException | None
+    #: Response headers a participant adds unless the app set them (e.g. the request id).
+    headers: list[tuple[str, str]] | None
+    #: The exporter's and the logging integration's own per-request data.
+    metrics: Any
+    log: Any
+    _start_response: StartResponse
+    _lifecycle: Lifecycle
+    _body: Iterable[bytes]
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        """The ``start_response`` the app sees: remembers the status, adds headers, delegates."""
+        self.status = status[:3]
+        if self.headers is not None:
+            headers = _with_headers(headers, self.headers)
+        return self._start_response(status, headers, exc_info)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Remember the first unhandled exception of this request."""
+        if self.exception is None:
+            self.exception = exc
+
+    def finish(self) -> None:
+        """End the request once (later calls do nothing): one duration for every participant."""
+        start = self.start
+        if start is None:
+            return
+        self.start = None
+        elapsed = perf_counter() - start
+        failed: BaseException | None = None
+        for end in self._lifecycle.ends:
+            try:
+                end(self, elapsed)
+            except Exception as exc:  # the others still end: one's failure loses no count
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            # The status line is already sent; keep it, but record the broken stream.
+            self.record_exception(exc)
+            raise
+        # The server asks for the next chunk only after writing the previous one, so the
+        # body is fully sent here; ending now also serves clients that never close()
+        # (Werkzeug's test client without buffered=True). close() then finds it done.
+        self.finish()
+
+    def close(self) -> None:
+        """Close the wrapped body, then end the request (even if closing failed)."""
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.finish()
+
+
+def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *(h for h in extra if h[0].lower() not in present)]
+
+
+def _finish_on_close(body: Any, state: RequestState) -> bool:
+    """Make ``body.close()`` end the request; False if the object does not allow it.
+
+    The server sends its own file wrapper with sendfile(2) only when it gets that very
+    object back, so it is returned unwrapped, with the end of the request moved into its
+    close.
+    """
+    original = getattr(body, "close", None)
+
+    def close() -> None:
+        try:
+            if original is not None:
+                original()
+        finally:
+            state.finish()
+
+    try:
+        body.close = close
+    except AttributeError:
+        return False
+    return True
+
+
+class Lifecycle:
+    """The WSGI wrapper of one app: starts, routes and ends every request for its participants.
+
+    ``mounts`` are WSGI apps served on exact paths before Flask sees the request (the
+    metrics path); they belong to no request lifecycle. A path every participant
+    excludes passes through untouched.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
+        self.wsgi_app = wsgi_app
+        self.mounts: dict[str, WSGIApplication] = {}
+        self.participants: tuple[Participant, ...] = ()
+        self.begins: tuple[Any, ...] = ()
+        self.routeds: tuple[Any, ...] = ()
+        self.ends: tuple[Any, ...] = ()
+        #: Paths no participant records, and the mounts: one set lookup per request.
+        self._skip: frozenset[str] = frozenset()
+        self._excluded: list[frozenset[str]] = []
+
+    def add(self, participant: Participant, excluded: frozenset[str] = frozenset()) -> None:
+        """Add ``participant``; ``excluded`` are the exact paths it does not want to see.
+
+        The participant must check ``excluded`` itself in ``begin`` (another participant
+        may still want the request); the lifecycle skips a path only if all exclude it.
+        """
+        self.participants = (*self.participants, participant)
+        self.begins = (*self.begins, participant.begin)
+        self.routeds = (*self.routeds, participant.routed)
+        self.ends = (*self.ends, participant.end)
+        self._excluded.append(excluded)
+        self._update_skip()
+
+    def mount(self, path: str, app: WSGIApplication) -> None:
+        """Serve ``app`` on exactly ``path``, outside any request lifecycle."""
+        self.mounts[path] = app
+        self._update_skip()
+
+    def _update_skip(self) -> None:
+        common = frozenset.intersection(*self._excluded) if self._excluded else frozenset()
+        self._skip = common | frozenset(self.mounts)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in self._skip:
+            mounted = self.mounts.get(path)
+            return (mounted or self.wsgi_app)(environ, start_response)
+        # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
+        # a slow generic path, and this runs on every request.
+        state = _new(RequestState)
+        state.start = perf_counter()
+        state.method = environ.get("REQUEST_METHOD", "")
+        state.path = path
+        state.status = "500"
+        state.endpoint = None
+        state.exception = None
+        state.headers = None
+        state.metrics = None
+        state.log = None
+        state._start_response = start_response
+        state._lifecycle = self
+        environ[STATE_KEY] = state
+        for begin in self.begins:
+            begin(state, environ)
+        try:
+            body = self.wsgi_app(environ, state.start_response)
+        except BaseException as exc:
+            state.status = "500"
+            state.record_exception(exc)
+            state.finish()
+            raise
+        # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
+        if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
+            return body
+        state._body = body
+        return state
+
+    def on_routed(self, _endpoint: str | None, _values: dict[str, Any] | None) -> None:
+        """Flask's URL value preprocessor: learn the URL rule once, tell the participants."""
+        state = request.environ.get(STATE_KEY)
+        if state is None or state.endpoint is not None:
+            return
+        rule = request.url_rule
+        state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+        for routed in self.routeds:
+            routed(state)
+
+    def on_exception(self, _sender: Flask, exception: BaseException, **_extra: Any) -> None:
+        """Flask's ``got_request_exception`` signal: remember the request's exception."""
+        state = request.environ.get(STATE_KEY)
+        if state is not None:
+            state.record_exception(exception)
+
+
+def install(app: Flask) -> Lifecycle:
+    """Return ``app``'s lifecycle, installing it on first use (wrapper, routing hook, signal)."""
+    lifecycle: Lifecycle | None = app.extensions.get(EXTENSION_KEY)
+    if lifecycle is not None:
+        return lifecycle
+    lifecycle = Lifecycle(app.wsgi_app)
+    # A bound method: Flask calls it on every request, and calling an instance with
+    # __call__ takes CPython's slower generic path.
+    app.wsgi_app = lifecycle.__call__  # type: ignore[method-assign]
+    # First in line, so every other preprocessor and before_request hook (and the lines
+    # they log) already sees the endpoint.
+    app.url_value_preprocessors.setdefault(None, []).insert(0, lifecycle.on_routed)
+    got_request_exception.connect(lifecycle.on_exception, app, weak=False)
+    app.extensions[EXTENSION_KEY] = lifecycle
+    return lifecycle
+
+
+def current_state() -> RequestState | None:
+    """The state of the request being served in this context (inside a request), or None."""
+    state: RequestState | None = request.environ.get(STATE_KEY)
+    return state

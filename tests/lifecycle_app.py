@@ -1,0 +1,69 @@
+"""The app the lifecycle tests serve: ``tests.lifecycle_app:create_app()``.
+
+Metrics and the JSON access log together, with one route per way a request can end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+from flask import Flask, Response
+from prometheus_client import CollectorRegistry
+
+from limone_obs import Metrics
+from limone_obs.logging import configure_logging, init_app
+
+#: Chunks of the long stream a client aborts: long enough never to finish first.
+LONG_CHUNKS = 400
+LONG_CHUNK = b"x" * 65536
+LONG_PAUSE = 0.01
+
+
+class StreamBrokeError(RuntimeError):
+    """Raised by /broken-stream after its first chunk."""
+
+
+def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None = None) -> Flask:
+    """Return the app; log lines go to ``stream`` (stdout by default)."""
+    configure_logging(service="lifecycle-test", env="test", stream=stream)
+    app = Flask("lifecycle_app")
+    Metrics(app, registry=registry)
+    init_app(app)
+
+    @app.get("/ready")
+    def ready() -> str:
+        return "ok"
+
+    @app.get("/stream")
+    def stream_view() -> Response:
+        def chunks() -> Iterator[str]:
+            for i in range(3):
+                time.sleep(0.02)
+                yield f"token{i} "
+
+        return Response(chunks())
+
+    @app.get("/fail")
+    def fail() -> str:
+        raise RuntimeError("view failed")
+
+    @app.get("/broken-stream")
+    def broken_stream() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "first "
+            raise StreamBrokeError("stream broke")
+
+        return Response(chunks())
+
+    @app.get("/long-stream")
+    def long_stream() -> Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(LONG_CHUNKS):
+                time.sleep(LONG_PAUSE)
+                yield LONG_CHUNK
+
+        return Response(chunks())
+
+    return app

@@ -1,0 +1,292 @@
+"""One request lifecycle: every way a request ends gives one count, one observation, one line.
+
+The app (``tests/lifecycle_app.py``) runs the exporter and the JSON access log together.
+Each scenario is served once by each server: Werkzeug's test client, Werkzeug's threaded
+server, gunicorn's sync and gthread workers (multiprocess mode). The access line's
+duration and the histogram's sum are the same measurement (the access line rounds it to
+the microsecond).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask import Flask, send_file
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import EnvironBuilder
+
+from limone_obs import Metrics, lifecycle
+from limone_obs import conventions as c
+from limone_obs.logging import configure_logging, init_app
+from limone_obs.logging.setup import reset_for_tests
+from tests.lifecycle_app import StreamBrokeError, create_app
+from tests.support import gunicorn_server, serve, wait_until
+
+N = c.MetricNames()
+#: Scenario -> (path, status the server answered)
+SCENARIOS = {
+    "streamed": ("/stream", 200),
+    "failed": ("/fail", 500),
+    "exception-in-stream": ("/broken-stream", 200),
+    "aborted-by-client": ("/long-stream", 200),
+}
+DEADLINE = 15.0
+
+
+@dataclass
+class Served:
+    """What one server recorded: its scrape and its access lines."""
+
+    metrics_text: str
+    access: list[dict[str, Any]]
+
+
+def _access_lines(data: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in data.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("logger") == c.ACCESS_LOGGER:
+                lines.append(event)
+    return lines
+
+
+def _abort_over_http(base: str, path: str) -> None:
+    """Read the first bytes of the response body, then drop the connection."""
+    url = urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+
+
+def _over_http(base: str) -> None:
+    for name, (path, _) in SCENARIOS.items():
+        if name == "aborted-by-client":
+            _abort_over_http(base, path)
+            continue
+        # The broken stream: the server drops the connection mid-body.
+        with contextlib.suppress(requests.RequestException):
+            requests.get(base + path, timeout=10).close()
+
+
+def _over_test_client(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/stream", buffered=True)
+    client.get("/fail", buffered=True)
+    with pytest.raises(StreamBrokeError):
+        client.get("/broken-stream", buffered=True)
+    response = client.get("/long-stream")
+    next(iter(response.response))  # the first chunk, then the client goes away
+    response.close()
+
+
+def _recorded_everything(text: Callable[[], str], lines: Callable[[], str]) -> bool:
+    counts = _per_endpoint(text(), N.requests_total)
+    return len(_access_lines(lines())) >= len(SCENARIOS) and all(
+        counts.get(path) for path, _ in SCENARIOS.values()
+    )
+
+
+@pytest.fixture(scope="module")
+def test_client_run() -> Served:
+    """The scenarios through Werkzeug's test client."""
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    _over_test_client(create_app(stream=out, registry=registry))
+    reset_for_tests()
+    return Served(generate_latest(registry).decode(), _access_lines(out.getvalue()))
+
+
+@pytest.fixture(scope="module")
+def werkzeug_run() -> Served:
+    """The scenarios through Werkzeug's threaded development server."""
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    app = create_app(stream=out, registry=registry)
+    with serve(app, quiet=True) as base:
+        _over_http(base)
+
+        def text() -> str:
+            return generate_latest(registry).decode()
+
+        wait_until(
+            lambda: _recorded_everything(text, out.getvalue), "every request recorded", DEADLINE
+        )
+    reset_for_tests()
+    return Served(text(), _access_lines(out.getvalue()))
+
+
+def _gunicorn_run(tmp_path: Path, worker_class: str) -> Served:
+    env = {"GUNICORN_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    if worker_class == "gthread":
+        env["GUNICORN_THREADS"] = "4"
+    (tmp_path / "prom").mkdir()
+    app = "tests.lifecycle_app:create_app()"
+    with gunicorn_server(app, tmp_path, env, ready_path="/ready") as (base, _):
+        _over_http(base)
+
+        def text() -> str:
+            return requests.get(base + "/metrics", timeout=10).text
+
+        def log() -> str:
+            return (tmp_path / "gunicorn.log").read_text(encoding="utf-8")
+
+        wait_until(lambda: _recorded_everything(text, log), "every request recorded", DEADLINE)
+        return Served(text(), _access_lines(log()))
+
+
+@pytest.fixture(scope="module")
+def gunicorn_sync_run(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The scenarios through gunicorn's sync workers."""
+    return _gunicorn_run(tmp_path_factory.mktemp("sync"), "sync")
+
+
+@pytest.fixture(scope="module")
+def gunicorn_gthread_run(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The scenarios through gunicorn's gthread workers."""
+    return _gunicorn_run(tmp_path_factory.mktemp("gthread"), "gthread")
+
+
+SERVERS = [
+    "test_client_run",
+    "werkzeug_run",
+    pytest.param("gunicorn_sync_run", marks=pytest.mark.integration),
+    pytest.param("gunicorn_gthread_run", marks=pytest.mark.integration),
+]
+
+
+def _per_endpoint(text: str, name: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                endpoint = sample.labels[c.LABEL_ENDPOINT]
+                out[endpoint] = out.get(endpoint, 0.0) + sample.value
+    return out
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_one_count_one_observation_one_access_line(
+    server: str, scenario: str, request: pytest.FixtureRequest
+) -> None:
+    """However the request ends, it is counted, observed and logged exactly once."""
+    served: Served = request.getfixturevalue(server)
+    path, _ = SCENARIOS[scenario]
+    counts = _per_endpoint(served.metrics_text, N.requests_total)
+    observations = _per_endpoint(served.metrics_text, N.request_duration_count)
+    lines = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
+    assert (1, 1, 1) == (counts.get(path), observations.get(path), len(lines))
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_access_line_and_histogram_share_status_and_duration(
+    server: str, scenario: str, request: pytest.FixtureRequest
+) -> None:
+    """The access line's status and duration are the recorded ones (to the microsecond)."""
+    served: Served = request.getfixturevalue(server)
+    path, status = SCENARIOS[scenario]
+    [line] = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
+    total = _per_endpoint(served.metrics_text, N.request_duration_sum)[path]
+    statuses = {
+        s.labels[c.LABEL_STATUS]
+        for f in text_string_to_metric_families(served.metrics_text)
+        for s in f.samples
+        if s.name == N.requests_total and s.labels[c.LABEL_ENDPOINT] == path
+    }
+    assert ({str(status)}, status) == (statuses, line[c.LOG_STATUS_CODE])
+    assert abs(total - line[c.LOG_DURATION]) <= 1e-6
+
+
+@pytest.mark.parametrize("metrics_first", [True, False])
+def test_both_extensions_install_one_lifecycle(metrics_first: bool) -> None:
+    """Metrics and the access log on one app: one WSGI wrapper, one routing hook."""
+    app = Flask("both")
+    if metrics_first:
+        Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    if not metrics_first:
+        Metrics(app, registry=CollectorRegistry())
+    life = app.extensions[lifecycle.EXTENSION_KEY]
+    hooks = [f for f in app.url_value_preprocessors[None] if f == life.on_routed]
+    assert (app.wsgi_app, 1, 2) == (life.__call__, len(hooks), len(life.participants))
+    reset_for_tests()
+
+
+def test_each_extension_works_alone() -> None:
+    """Metrics without logging counts; logging without Metrics writes its line."""
+    out = io.StringIO()
+    metrics_app = Flask("metrics_only")
+    registry = CollectorRegistry()
+    Metrics(metrics_app, registry=registry)
+    metrics_app.get("/x")(lambda: "x")
+    log_app = Flask("log_only")
+    init_app(log_app)
+    log_app.get("/y")(lambda: "y")
+    configure_logging(stream=out)
+    metrics_app.test_client().get("/x", buffered=True)
+    log_app.test_client().get("/y", buffered=True)
+    reset_for_tests()
+    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert ({"/x": 1.0}, ["/y"]) == (counts, [e["endpoint"] for e in _access_lines(out.getvalue())])
+
+
+def test_server_file_wrapper_is_returned_as_is_with_both(tmp_path: Path) -> None:
+    """send_file under both extensions: the server's own wrapper (sendfile) goes back."""
+    from gunicorn.http.wsgi import FileWrapper  # noqa: PLC0415 (the server's own class)
+
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    app = create_app(stream=out, registry=registry)
+    target = tmp_path / "f.txt"
+    target.write_text("data")
+    app.get("/file")(lambda: send_file(target))
+    environ = EnvironBuilder(path="/file").get_environ()
+    environ["wsgi.file_wrapper"] = FileWrapper
+    body = app.wsgi_app(environ, lambda *_args: lambda _data: None)
+    returned = type(body)
+    body.close()  # type: ignore[attr-defined]
+    reset_for_tests()
+    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert (FileWrapper, {"/file": 1.0}) == (returned, counts)
+    assert ["/file"] == [e["endpoint"] for e in _access_lines(out.getvalue())]
+
+
+class _FailingEnd:
+    """A participant whose end of request raises."""
+
+    def begin(self, state: lifecycle.RequestState, environ: object) -> None:
+        del state, environ
+
+    def routed(self, state: lifecycle.RequestState) -> None:
+        del state
+
+    def end(self, state: lifecycle.RequestState, elapsed: float) -> None:
+        del state, elapsed
+        raise RuntimeError("end failed")
+
+
+def test_a_failing_participant_does_not_cost_another_its_end() -> None:
+    """A participant added first that raises at the end: the recorder still counts."""
+    app = Flask("failing_end")
+    lifecycle.install(app).add(_FailingEnd())
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+    app.get("/x")(lambda: "x")
+    with pytest.raises(RuntimeError, match="end failed"):
+        app.test_client().get("/x", buffered=True)
+    assert {"/x": 1.0} == _per_endpoint(generate_latest(registry).decode(), N.requests_total)
