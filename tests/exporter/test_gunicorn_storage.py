@@ -1,0 +1,102 @@
+"""gunicorn with the packaged config: a full disk is survived, a directory has one server.
+
+Real gunicorn masters on 127.0.0.1 (``tests.support.gunicorn_server``); the full disk is a
+small real tmpfs (``tests.exporter.tmpfs``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from limone_obs import conventions as c
+from limone_obs.exporter import health_series
+from limone_obs.stack import procs
+from tests.exporter.tmpfs import small_tmpfs
+from tests.support import ROOT, gunicorn_server, metric_sum
+
+pytestmark = pytest.mark.integration
+CONFIG = f"python:{c.GUNICORN_CONFIG_MODULE}"
+APP = "tests.exporter.mp_app:create_app()"
+N = c.MetricNames()
+PROBLEMS = health_series.problems_name(c.DEFAULT_NAMESPACE)
+
+
+def _messages(log: Path) -> list[str]:
+    """Every line of a gunicorn log, the message of a JSON line, plain lines as they are."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            out.append(line)
+            continue
+        out.append(str(doc.get("message") or doc.get("event") or line))
+    return out
+
+
+def _problem(url: str, problem: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    pattern = rf'^{PROBLEMS}{{problem="{problem}"}} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found is not None, f"no {problem} sample in:\n{text}"
+    return float(found.group(1))
+
+
+def test_a_full_multiprocess_directory_is_survived_and_reported(tmp_path: Path) -> None:
+    """3 workers on a full tmpfs: every request answered, storage_full reported once per
+    worker (log and series), no worker restarted, no file left after the stop."""
+    with small_tmpfs(tmp_path / "mp", "64k") as mpdir:
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(mpdir), "GUNICORN_WORKERS": "3"}
+        with gunicorn_server(APP, tmp_path, env, config=CONFIG) as (url, proc):
+            answers = [requests.get(f"{url}/items/{i}", timeout=10).status_code for i in range(30)]
+            full = _problem(url, c.PROBLEM_STORAGE_FULL)
+        left = sorted(os.listdir(mpdir))
+    messages = _messages(proc.log)
+    booted = [m for m in messages if "Booting worker" in m]
+    reported = [re.search(r"worker pid (\d+)", m) for m in messages if "is full" in m]
+    pids = [m.group(1) for m in reported if m is not None]
+    assert [200] * 30 == answers
+    assert 1.0 == full
+    assert 3 == len(booted), "\n".join(messages[-40:])
+    assert sorted(set(pids)) == sorted(pids)
+    assert 3 == len(pids)
+    assert [] == left
+
+
+def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) -> None:
+    """Server B on server A's directory exits with a clear error; A's counts stay exact."""
+    mpdir = tmp_path / "mp"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(mpdir), "GUNICORN_WORKERS": "2"}
+    with gunicorn_server(APP, tmp_path, env, config=CONFIG, name="server-a") as (url, first):
+        for i in range(20):
+            requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
+        before = metric_sum(url, N.requests_total)
+        second = _start_second(tmp_path, mpdir)
+        code = second.popen.wait(timeout=60)
+        for i in range(10):
+            requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
+        after = metric_sum(url, N.requests_total)
+    output = second.log.read_text(errors="replace")
+    assert 2 == code, output
+    assert f"in use by another running server (master pid {first.pid})" in output
+    assert "Traceback" not in output
+    assert (20.0, 30.0) == (before, after)
+
+
+def _start_second(tmp_path: Path, mpdir: Path) -> procs.Proc:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT),
+        GUNICORN_BIND=f"{procs.LOOPBACK}:{procs.free_port()}",
+    )  # fmt: skip
+    argv = [sys.executable, "-m", "gunicorn", "-c", CONFIG, APP]
+    return procs.start("server-b", argv, tmp_path / "server-b.log", env=env, cwd=ROOT)
