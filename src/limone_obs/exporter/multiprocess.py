@@ -220,7 +220,8 @@ def report_not_configured(server: str) -> None:
     """Report (once per process: a log line, and the problem series) the missing directory."""
     message = (
         f"limone-obs: {server} serves this app from several processes, but {ENV_VAR} is "
-        "not set: each scrape shows only the counts of the process that answered it. "
+        f"not set: each scrape shows only the counts of the process that answered it "
+        f"(this is pid {os.getpid()}). "
         f"Fix: start gunicorn with the kit's config, gunicorn -c python:{c.GUNICORN_CONFIG_MODULE} "
         f"'yourapp:create_app()' (other servers: set {ENV_VAR} to an empty directory "
         "before the app starts)"
