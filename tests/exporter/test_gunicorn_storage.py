@@ -72,6 +72,27 @@ def test_a_full_multiprocess_directory_is_survived_and_reported(tmp_path: Path) 
     assert [] == left
 
 
+def test_a_directory_filling_up_under_load_is_survived_and_reported(tmp_path: Path) -> None:
+    """3 workers whose files grow until the tmpfs is full: every request answered, no
+    worker restarted, storage_full at most once per worker and in the scrape."""
+    grow_app = "tests.exporter.storage_app:create_app()"
+    with small_tmpfs(tmp_path / "mp", "1200k") as mpdir:
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(mpdir), "GUNICORN_WORKERS": "3"}
+        with gunicorn_server(grow_app, tmp_path, env, config=CONFIG) as (url, proc):
+            answers = [requests.get(f"{url}/grow/{i}", timeout=10).status_code for i in range(400)]
+            full = max(_problem(url, c.PROBLEM_STORAGE_FULL) for _ in range(6))
+        left = sorted(os.listdir(mpdir))
+    messages = _messages(proc.log)
+    reported = [re.search(r"worker pid (\d+)", m) for m in messages if "is full" in m]
+    pids = [m.group(1) for m in reported if m is not None]
+    assert [200] * 400 == answers
+    assert 3 == len([m for m in messages if "Booting worker" in m])
+    assert pids
+    assert sorted(set(pids)) == sorted(pids)
+    assert 1.0 == full
+    assert [] == left
+
+
 def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) -> None:
     """Server B on server A's directory exits with a clear error; A's counts stay exact."""
     mpdir = tmp_path / "mp"
