@@ -101,7 +101,7 @@ def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) 
         for i in range(20):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
         before = metric_sum(url, N.requests_total)
-        second = _start_second(tmp_path, mpdir)
+        second = _start_on(tmp_path, mpdir, "server-b")
         code = second.popen.wait(timeout=60)
         for i in range(10):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
@@ -113,11 +113,24 @@ def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) 
     assert (20.0, 30.0) == (before, after)
 
 
-def _start_second(tmp_path: Path, mpdir: Path) -> procs.Proc:
+def _start_on(tmp_path: Path, mpdir: Path, name: str) -> procs.Proc:
+    """Start a gunicorn master with the packaged config on ``mpdir`` (not waiting for it)."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
         PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT),
         GUNICORN_BIND=f"{procs.LOOPBACK}:{procs.free_port()}",
     )  # fmt: skip
     argv = [sys.executable, "-m", "gunicorn", "-c", CONFIG, APP]
-    return procs.start("server-b", argv, tmp_path / "server-b.log", env=env, cwd=ROOT)
+    return procs.start(name, argv, tmp_path / f"{name}.log", env=env, cwd=ROOT)
+
+
+def test_a_read_only_directory_ends_in_one_clear_line(tmp_path: Path) -> None:
+    """gunicorn on a read-only multiprocess directory: exit 2 and a line saying what to
+    do, not a traceback."""
+    with small_tmpfs(tmp_path / "ro", "64k", read_only=True) as mpdir:
+        server = _start_on(tmp_path, mpdir, "server-ro")
+        code = server.popen.wait(timeout=60)
+    output = server.log.read_text(errors="replace")
+    assert 2 == code, output
+    assert "cannot be used (Read-only file system)" in output
+    assert "Traceback" not in output
