@@ -167,11 +167,13 @@ def test_a_thread_pool_line_keeps_the_request_id(run: Run) -> None:
 
 
 def test_plain_gunicorn_without_the_config_is_loud(tmp_path: Path) -> None:
-    """``gunicorn -w 3`` without the kit's config: every worker logs the fix once, and
-    every scrape shows the multiprocess_not_configured problem."""
+    """``gunicorn -w 3 module:app`` without the kit's config: every worker logs the fix
+    once, and every scrape shows the multiprocess_not_configured problem."""
     name = health_series.problems_name(N.namespace)
     problem = rf'^{name}{{problem="{c.PROBLEM_MULTIPROCESS_MISSING}"}} (\S+)$'
-    with gunicorn_server(APP, tmp_path, {}, config=None, args=["-w", "3"]) as (url, proc):
+    plain_app = "tests.adopter.shop.wsgi:app"
+    server = gunicorn_server(plain_app, tmp_path, {}, config=None, args=["-w", "3"])
+    with server as (url, proc):
         for path in PLAN:
             requests.get(url + path, timeout=30).raise_for_status()
         scrapes = [requests.get(f"{url}/metrics", timeout=10).text for _ in range(6)]
