@@ -82,10 +82,12 @@ def test_only_files_of_dead_processes_are_cleared(tmp_path: Path) -> None:
 
 
 def test_clear_directory_leaves_no_file_of_the_stopped_server(tmp_path: Path) -> None:
-    """on_exit: dead workers' files, the archive and the locks are removed."""
+    """on_exit: dead workers' files, the master's own (a preloaded app), the archive and
+    the locks are removed."""
     path = tmp_path / "mp"
     multiprocess.claim_directory(str(path))
-    for name in (f"histogram_{_dead_pid()}.db", compaction.ARCHIVE, compaction.LOCK):
+    own = f"gauge_livemax_{os.getpid()}.db"
+    for name in (f"histogram_{_dead_pid()}.db", own, compaction.ARCHIVE, compaction.LOCK):
         (path / name).write_bytes(b"\0" * 8)
     multiprocess.clear_directory(str(path))
     assert [] == list(path.iterdir())

@@ -28,9 +28,9 @@ from limone_obs.exporter import _failsafe
 
 PROBLEMS_HELP = (
     "1 while the observability kit knows of a problem in itself (see the exporter's log "
-    "line for what to do), else 0"
+    "line for what to do), else 0."
 )
-DROPPED_HELP = "Log lines dropped because the log sink did not accept them in time"
+DROPPED_HELP = "Log lines dropped because the log sink did not accept them in time."
 
 
 def problems_name(namespace: str) -> str:
@@ -160,6 +160,16 @@ class WithLocalProblems:
         """Yield the inner collector's families, this process's problems merged in."""
         families = self._inner.collect()  # type: ignore[attr-defined]
         yield from merge_local_problems(families, self._namespace)
+
+
+def catalogue_rows(namespace: str) -> list[str]:
+    """The two series as rows of ``exporter/METRICS.md`` (type, labels and values, help)."""
+    values = ", ".join(f"`{p}`" for p in c.EXPORTER_PROBLEMS)
+    return [
+        f"| `{problems_name(namespace)}` | gauge (livemax) | `{c.LABEL_PROBLEM}` ({values}) "
+        f"| {PROBLEMS_HELP} |",
+        f"| `{dropped_name(namespace)}` | counter |  | {DROPPED_HELP} |",
+    ]
 
 
 def attach(namespace: str, registry: CollectorRegistry, mp_dir: str | None) -> None:

@@ -155,9 +155,15 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _clear_dead(path: str) -> None:
-    """Remove files of processes not running, and the archive of an earlier run."""
+def _clear_dead(path: str, *, exiting: bool = False) -> None:
+    """Remove files of processes not running, and the archive of an earlier run.
+
+    ``exiting``: this process (the master, at its exit) counts as gone too; it has files
+    of its own when the app was preloaded.
+    """
     dead = {str(pid) for pid in compaction.dead_pids(path, ())}
+    if exiting:
+        dead.add(str(os.getpid()))
     for name in os.listdir(path):
         parts = compaction.split_name(name)
         stale_archive = name.startswith(compaction.ARCHIVE)
@@ -176,7 +182,7 @@ def clear_directory(path: str) -> None:
     fd = _claims.pop(os.path.realpath(path), None)
     if fd is None:
         return
-    _clear_dead(path)
+    _clear_dead(path, exiting=True)
     for name in (compaction.LOCK, SERVER_LOCK):
         with contextlib.suppress(OSError):
             os.remove(os.path.join(path, name))
