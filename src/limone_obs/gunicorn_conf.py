@@ -64,9 +64,13 @@ except ConfigError as _exc:
     raise SystemExit(2) from None
 
 
+#: Set when this master exits for a new one (USR2 upgrade), which goes on using the files.
+_handed_over = False
+
+
 def _remove_default_dir() -> None:
     # Workers inherit this handler when they fork: only the master removes the directory.
-    if os.getpid() == _master_pid:
+    if os.getpid() == _master_pid and not _handed_over:
         shutil.rmtree(_multiproc_dir, ignore_errors=True)
 
 
@@ -87,7 +91,14 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove this server's files from the multiprocess directory (no orphaned files)."""
+    """Remove this server's files from the multiprocess directory (no orphaned files).
+
+    Not when a new master took over (USR2 upgrade): its workers go on using the directory.
+    """
+    global _handed_over  # noqa: PLW0603 - read by the atexit handler above
+    if multiprocess.handing_over(server):
+        _handed_over = True
+        return
     try:
         multiprocess.clear_directory(_multiproc_dir)
     except OSError as exc:  # never turn a clean stop into a failed one

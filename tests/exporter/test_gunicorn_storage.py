@@ -6,11 +6,16 @@ small real tmpfs (``tests.exporter.tmpfs``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -26,6 +31,7 @@ CONFIG = f"python:{c.GUNICORN_CONFIG_MODULE}"
 APP = "tests.exporter.mp_app:create_app()"
 N = c.MetricNames()
 PROBLEMS = health_series.problems_name(c.DEFAULT_NAMESPACE)
+T = TypeVar("T")
 
 
 def _messages(log: Path) -> list[str]:
@@ -113,14 +119,29 @@ def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) 
     assert (20.0, 30.0) == (before, after)
 
 
-def _start_on(tmp_path: Path, mpdir: Path, name: str) -> procs.Proc:
-    """Start a gunicorn master with the packaged config on ``mpdir`` (not waiting for it)."""
+def _url_of(proc: procs.Proc) -> str:
+    """The base URL of a master started by :func:`_start_on` (its last argument binds it)."""
+    args = proc.popen.args
+    assert isinstance(args, list)
+    return f"http://{args[-1]}"
+
+
+def _start_on(tmp_path: Path, mpdir: Path, name: str, *, script: bool = False) -> procs.Proc:
+    """Start a gunicorn master with the packaged config on ``mpdir`` (not waiting for it).
+
+    ``script``: run the ``gunicorn`` console script instead of ``python -m gunicorn``.
+    """
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
-        PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT),
+        PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT), GUNICORN_WORKERS="2",
         GUNICORN_BIND=f"{procs.LOOPBACK}:{procs.free_port()}",
     )  # fmt: skip
-    argv = [sys.executable, "-m", "gunicorn", "-c", CONFIG, APP]
+    gunicorn = (
+        [str(Path(sys.executable).with_name("gunicorn"))]
+        if script
+        else [sys.executable, "-m", "gunicorn"]
+    )
+    argv = [*gunicorn, "-c", CONFIG, APP, "--bind", env["GUNICORN_BIND"]]
     return procs.start(name, argv, tmp_path / f"{name}.log", env=env, cwd=ROOT)
 
 
@@ -134,3 +155,60 @@ def test_a_read_only_directory_ends_in_one_clear_line(tmp_path: Path) -> None:
     assert 2 == code, output
     assert "cannot be used (Read-only file system)" in output
     assert "Traceback" not in output
+
+
+def test_a_usr2_upgrade_hands_the_directory_over_with_its_counts(tmp_path: Path) -> None:
+    """gunicorn's USR2 upgrade: the new master starts on the old one's directory, the old
+    one leaves its files when it exits, the new one takes the lock and keeps the counts."""
+    mpdir = tmp_path / "mp"
+    # The console script: a re-executed ``python -m gunicorn`` finds gunicorn's own
+    # ``http`` package first on its path and cannot start.
+    old = _start_on(tmp_path, mpdir, "upgraded", script=True)
+    url = _url_of(old)
+    with contextlib.ExitStack() as stack:
+        stack.callback(old.stop)
+        procs.wait_http(old, f"{url}/metrics", timeout=60)
+        for i in range(10):
+            requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
+        os.kill(old.pid, signal.SIGUSR2)
+        new_pid = _wait_for(lambda: _new_master(old.log, old.pid), "a new master")
+        booted = lambda: sum("Booting worker" in m for m in _messages(old.log)) >= 4 or None  # noqa: E731
+        _wait_for(booted, "the new master's workers")
+        try:
+            os.kill(old.pid, signal.SIGTERM)
+            old.popen.wait(timeout=60)
+            lock = mpdir / "limone_server.lock"
+            _wait_for(lambda: lock.read_text().strip() == str(new_pid) or None, "the lock")
+            kept = metric_sum(url, N.requests_total)
+            for i in range(5):
+                requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
+            after = metric_sum(url, N.requests_total)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(new_pid, signal.SIGTERM)
+            _wait_for(lambda: not _running(new_pid) or None, "the new master to stop")
+    assert (10.0, 15.0) == (kept, after)
+
+
+def _new_master(log: Path, old_pid: int) -> int | None:
+    pids = [int(p) for p in re.findall(r"Listening at: \S+ \((\d+)\)", log.read_text())]
+    return next((p for p in pids if p != old_pid), None)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an orphan may wait to be reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found is not None and found is not False:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {timeout} s")

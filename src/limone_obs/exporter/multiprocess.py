@@ -22,6 +22,7 @@ import fcntl
 import logging
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, values
@@ -109,7 +110,8 @@ def claim_directory(path: str) -> None:
     files of processes that are no longer running and the archive of an earlier run are
     removed; files of running processes are kept. Calling it again in the same process
     (gunicorn reloads its config on SIGHUP) does nothing. A new master started by the
-    running one (gunicorn's USR2 upgrade) shares its parent's directory and clears nothing.
+    running one (gunicorn's USR2 upgrade) shares its parent's directory, clears nothing,
+    and takes the lock over (a background thread waits for it) once the old server is gone.
 
     Raises ConfigError when the directory cannot be created or written, or when another
     live server holds it: two servers on one directory would delete and mix each other's
@@ -125,17 +127,39 @@ def claim_directory(path: str) -> None:
         owner = _read_pid(fd)
         os.close(fd)
         if owner is not None and owner == os.getppid():
-            return  # our parent master hands over to us (USR2): its files are live
+            _take_over_later(path)  # our parent master hands over to us (USR2)
+            return
         raise ConfigError(
             f"{ENV_VAR}={path!r} is in use by another running server (master pid "
             f"{owner if owner is not None else 'unknown'}): two servers on one directory "
             "delete and mix each other's samples. Give each server its own directory "
             f"(e.g. {ENV_VAR}=/dev/shm/<service>-<port>) or stop the other server first"
         ) from None
+    _own(fd, real)
+    _clear_dead(path)
+
+
+def _own(fd: int, real: str) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _claims[real] = fd
-    _clear_dead(path)
+
+
+def _take_over_later(path: str) -> None:
+    """Wait (in a daemon thread) for the old server's lock, then hold it as our own."""
+    real = os.path.realpath(path)
+    fd = _open_lock(path)
+
+    def wait() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _own(fd, real)
+
+    threading.Thread(target=wait, name="limone-obs-directory", daemon=True).start()
+
+
+def handing_over(server: Any) -> bool:
+    """True when a gunicorn master exits because a new one took over (USR2 upgrade)."""
+    return bool(getattr(server, "reexec_pid", 0))
 
 
 def _open_lock(path: str) -> int:
