@@ -189,7 +189,9 @@ def _reported_pids(log: Path, want: int) -> list[str]:
     deadline = time.monotonic() + 30
     while True:
         text = log.read_text(errors="replace")
-        pids = re.findall(r"PROMETHEUS_MULTIPROC_DIR is not set.*?\(this is pid (\d+)\)", text)
+        # "gunicorn with 3 workers": found at start-up, before any request
+        found = r"gunicorn with 3 workers serves .*?not set.*?\(this is pid (\d+)\)"
+        pids = re.findall(found, text)
         if len(pids) >= want or time.monotonic() > deadline:
             assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in text
             return pids
