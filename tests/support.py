@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,8 +78,14 @@ def gunicorn_server(
     ready_path: str = "/metrics",
     timeout: float = 60,
     name: str = "gunicorn",
+    config: str | None = str(ROOT / "exporter" / "gunicorn.conf.py"),
+    args: Sequence[str] = (),
 ) -> Iterator[tuple[str, procs.Proc]]:
     """Run ``app`` (``"module:factory()"``) under exporter/gunicorn.conf.py on 127.0.0.1.
+
+    ``config`` is gunicorn's ``-c`` value (e.g. ``python:limone_obs.gunicorn_conf``); None
+    runs gunicorn without a config file (as a user would), bound with ``--bind`` and
+    without its control socket; ``args`` are more command-line options (e.g. ``-w 3``).
 
     ``env`` is laid over this process's environment, from which PROMETHEUS_MULTIPROC_DIR
     is dropped (an outer value must not leak into a test's server); GUNICORN_BIND is set
@@ -88,12 +94,14 @@ def gunicorn_server(
     process took it meanwhile (PortInUseError), it starts again on a new port, up to
     PORT_ATTEMPTS times. The log is ``logdir / f"{name}.log"``.
     """
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py")]
+    argv = [sys.executable, "-m", "gunicorn", *(["-c", config] if config else []), *args]
     for attempt in range(1, PORT_ATTEMPTS + 1):
         port = procs.free_port()
+        bound = ["--no-control-socket", "--bind", f"{procs.LOOPBACK}:{port}"] if not config else []
         server_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         server_env.update(env, GUNICORN_BIND=f"{procs.LOOPBACK}:{port}", PYTHONPATH=str(ROOT))
-        proc = procs.start(name, [*argv, app], logdir / f"{name}.log", env=server_env, cwd=ROOT)
+        log = logdir / f"{name}.log"
+        proc = procs.start(name, [*argv, *bound, app], log, env=server_env, cwd=ROOT)
         url = f"http://{procs.LOOPBACK}:{port}"
         try:
             procs.wait_http(proc, url + ready_path, timeout=timeout)

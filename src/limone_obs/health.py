@@ -8,13 +8,45 @@ never raises and never blocks for long: it runs inside the user's requests.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
+from collections.abc import Callable
 
 from limone_obs.conventions import EXPORTER_PROBLEMS
 
 _lock = threading.Lock()
 _problems: dict[str, str] = {}
 _dropped_lines = 0
+#: References to the listeners (see subscribe); a dead weak reference returns None.
+_listeners: list[Callable[[], Callable[[], None] | None]] = []
+
+
+def subscribe(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` after every change of the problems or the dropped-line count.
+
+    It runs in the reporting thread (inside a request, or the log sink): keep it short.
+    Its exceptions are swallowed, since reporting never raises. A bound method is held
+    weakly, so an exporter that is gone stops listening.
+    """
+    ref: Callable[[], Callable[[], None] | None] = (
+        weakref.WeakMethod(listener)
+        if hasattr(listener, "__self__")
+        else lambda: listener  # a strong reference, same call shape
+    )
+    with _lock:
+        _listeners.append(ref)
+
+
+def _notify() -> None:
+    with _lock:
+        resolved = [(ref, ref()) for ref in _listeners]
+        _listeners[:] = [ref for ref, listener in resolved if listener is not None]
+    for _ref, listener in resolved:
+        if listener is None:
+            continue
+        with contextlib.suppress(Exception):  # reporting the kit's health never raises
+            listener()
 
 
 def report_problem(problem: str, message: str) -> bool:
@@ -29,13 +61,17 @@ def report_problem(problem: str, message: str) -> bool:
     with _lock:
         first = problem not in _problems
         _problems.setdefault(problem, message)
+    if first:
+        _notify()
     return first
 
 
 def clear_problem(problem: str) -> None:
     """Forget ``problem`` (it was fixed, e.g. the disk has space again)."""
     with _lock:
-        _problems.pop(problem, None)
+        known = _problems.pop(problem, None) is not None
+    if known:
+        _notify()
 
 
 def problems() -> dict[str, str]:
@@ -49,6 +85,7 @@ def add_dropped_lines(count: int) -> None:
     global _dropped_lines  # noqa: PLW0603 - one process-wide counter, guarded by _lock
     with _lock:
         _dropped_lines += count
+    _notify()
 
 
 def dropped_lines() -> int:
@@ -58,8 +95,12 @@ def dropped_lines() -> int:
 
 
 def reset() -> None:
-    """Forget every problem and the dropped-line count (tests; a forked worker's start)."""
+    """Forget every problem and the dropped-line count (tests; a forked worker's start).
+
+    Listeners stay subscribed and are told.
+    """
     global _dropped_lines  # noqa: PLW0603 - see add_dropped_lines
     with _lock:
         _problems.clear()
         _dropped_lines = 0
+    _notify()

@@ -21,6 +21,8 @@ from tests.stack.helpers import serve
         (["--alert-for", "5x"], "--alert-for '5x': use a Prometheus duration"),
         (["--scrape-interval", "often"], "--scrape-interval 'often'"),
         (["--mix", "projects"], "--mix entry 'projects'"),
+        (["--app", "yourapp"], "--app 'yourapp': use MODULE:FACTORY()"),
+        (["--app", "shop:create_app()", "--fault", "errors"], "--fault errors: the fault"),
     ],
 )
 def test_up_rejects_bad_options_before_starting(args: list[str], message: str) -> None:

@@ -337,3 +337,41 @@ def _limone_obs(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
     assert 0 == result.returncode, result.stderr
     return result
+
+
+def test_up_runs_your_own_app_with_your_own_spec(tmp_path: Path) -> None:
+    """``--app`` and ``--spec``: the user's app takes the load, Prometheus scrapes it and
+    evaluates the rules of the user's spec (its service name), not the demo's."""
+    need("prometheus")
+    need("alertmanager")
+    spec = tmp_path / "slo.yaml"
+    text = (ROOT / "alerts" / "slo.yaml").read_text()
+    spec.write_text(text.replace("\nservice: limoneide\n", "\nservice: shop\n", 1))
+
+    def args(ports: dict[str, int]) -> list[str]:
+        return [
+            *(f"--{name}-port={port}" for name, port in ports.items()),
+            *("--workdir", str(tmp_path / "work"), "--duration", "90", "--workers", "2"),
+            *("--scrape-interval", "1s", "--app", "tests.adopter.shop:create_app()"),
+            *("--spec", str(spec), "--mix", "/items/1", "--rps", "4"),
+        ]
+
+    up, ports = _start_up(args)
+    children: dict[str, int] = {}
+    try:
+        children = up.pids()
+        prom = f"http://{LOOPBACK}:{ports['prometheus']}"
+        served = f'{c.MetricNames().requests_total}{{endpoint="/items/<int:item_id>"}}'
+        assert _poll(lambda: bool(_query(prom, served)), 60)
+        groups = requests.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        services = {
+            rule.get("labels", {}).get(c.LABEL_SLO_SERVICE)
+            for group in groups
+            for rule in group["rules"]
+        } - {None}
+        assert 0 == up.interrupt()
+    finally:
+        if up.popen.poll() is None:
+            up.kill(children)
+    assert {"shop"} == services
+    assert "tests.adopter.shop:create_app()" in "\n".join(up.lines)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import conventions as c
 from limone_obs.artifacts import Generated
+from limone_obs.exporter import health_series
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter.fast_path import PUBLIC
 
@@ -83,7 +84,8 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         malformed=c.QUEUE_IGNORED_MALFORMED,
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
     )  # fmt: skip
-    return header + "\n".join(_rows(inst)) + "\n" + footer
+    rows = _rows(inst) + health_series.catalogue_rows(namespace)  # the kit's own health
+    return header + "\n".join(rows) + "\n" + footer
 
 
 def artifacts(root: Path) -> Generated:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -20,7 +21,7 @@ from prometheus_client import (
 from limone_obs import conventions as c
 from limone_obs import lifecycle
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import _failsafe, exposition, multiprocess
+from limone_obs.exporter import _failsafe, exposition, health_series, multiprocess
 from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._recorder import RequestRecorder
@@ -56,7 +57,8 @@ class Metrics:
     - ``LIMONE_OBS_METRICS_PORT`` [``None``]: also serve metrics on this port, from a
       daemon thread (single-process servers; under gunicorn use the path).
     - ``LIMONE_OBS_METRICS_ADDR`` [``"127.0.0.1"``]: address for the separate port.
-    - ``LIMONE_OBS_METRICS_TOKEN`` [``None``]: require ``Authorization: Bearer <token>``.
+    - ``LIMONE_OBS_METRICS_TOKEN`` [the environment variable of that name, else
+      ``None``]: require ``Authorization: Bearer <token>``.
     - ``LIMONE_OBS_EXCLUDED_PATHS`` [``()``]: exact paths not recorded (the metrics path
       never is).
     - ``LIMONE_OBS_EXEMPLARS`` [``True``]: attach a ``trace_id`` exemplar from the W3C
@@ -112,6 +114,7 @@ class Metrics:
         self._instruments = Instruments(
             self.names, self.registry, buckets, dependency_buckets, updaters
         )
+        health_series.attach(self.names.namespace, self.registry, self._mp_dir)
         self._version = version
         self._revision = revision
         self._exposition: CollectorRegistry | None = None
@@ -128,7 +131,9 @@ class Metrics:
         if self._mp_dir is None:
             return self.registry
         if self._exposition is None:
-            self._exposition = multiprocess.exposition_registry(self._mp_dir, self.fast_path)
+            self._exposition = multiprocess.exposition_registry(
+                self._mp_dir, self.fast_path, self.names.namespace
+            )
         return self._exposition
 
     @property
@@ -156,6 +161,10 @@ class Metrics:
         if settings.port is not None:
             server = exposition.serve(metrics_app, settings.port, settings.addr)
         app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
+        # Several worker processes without shared storage: say so, at start-up if it
+        # can be told now, else on the first request (wsgi.multiprocess).
+        multiprocess.check_server(self.multiprocess)
+        multiprocess.check_first_request(app, self.multiprocess)
 
     def _join_lifecycle(
         self, app: Flask, settings: _Settings, metrics_app: exposition.MetricsApp
@@ -260,7 +269,10 @@ class _Settings:
             path=path,
             port=port,
             addr=cfg.setdefault("LIMONE_OBS_METRICS_ADDR", "127.0.0.1"),
-            token=cfg.setdefault("LIMONE_OBS_METRICS_TOKEN", None) or None,
+            token=cfg.setdefault(
+                "LIMONE_OBS_METRICS_TOKEN", os.environ.get(c.ENV_METRICS_TOKEN) or None
+            )
+            or None,
             excluded=_excluded_paths(excluded, path),
             exemplars=bool(cfg.setdefault("LIMONE_OBS_EXEMPLARS", True)),
             template_timing=bool(cfg.setdefault("LIMONE_OBS_TEMPLATE_TIMING", True)),

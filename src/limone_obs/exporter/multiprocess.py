@@ -5,22 +5,47 @@ worker reads them all (:class:`~limone_obs.exporter._mp_collector.FlatCollector`
 same samples as prometheus-client's ``MultiProcessCollector`` at a flat cost).
 :func:`child_exit` is the gunicorn hook that merges a dead worker's files into the
 compaction archive (:mod:`limone_obs.exporter.compaction`), so scrape time does not grow
-with worker churn (``exporter/gunicorn.conf.py`` wires it).
+with worker churn; :func:`claim_directory` makes the directory one server's, and
+:func:`clear_directory` removes what a stopped server leaves (``limone_obs.gunicorn_conf``
+wires all three). The files' space is reserved as they grow
+(:mod:`~limone_obs.exporter._mp_reserved`), so a full disk is reported, not a SIGBUS.
+
+A multi-process server without the directory is reported loudly
+(:func:`check_server`, :func:`check_first_request`): each scrape would show one worker's
+counts, a silent wrong number.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
-from typing import Any
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from limone_obs import conventions as c
+from limone_obs import health
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import compaction, fast_path
+from limone_obs.exporter import _mp_reserved, compaction, fast_path, health_series, merge_rules
 from limone_obs.exporter._mp_collector import FlatCollector
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from flask import Flask
+
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+#: Lock file of the server that owns a directory (holds its master's pid, under flock).
+SERVER_LOCK = "limone_server.lock"
+logger = logging.getLogger("limone_obs.exporter")
+#: Directories this process owns (realpath -> the locked descriptor): a reload keeps them.
+_claims: dict[str, int] = {}
+# Every multiprocess file created from now on reserves its space (see _mp_reserved).
+_mp_reserved.install()
 
 
 def multiprocess_dir() -> str | None:
@@ -47,17 +72,21 @@ def multiprocess_dir() -> str | None:
     return path
 
 
-def exposition_registry(path: str, fast: bool = True) -> CollectorRegistry:
+def exposition_registry(
+    path: str, fast: bool = True, namespace: str = c.DEFAULT_NAMESPACE
+) -> CollectorRegistry:
     """Return a registry that reads every worker's files below ``path`` at each scrape.
 
     ``fast`` (the fast path is on): the flat collector, which also reads the compaction
-    archive; else prometheus-client's own ``MultiProcessCollector``.
+    archive; else prometheus-client's own ``MultiProcessCollector``. This process's own
+    problems (``<namespace>_exporter_problems``) are merged in: a worker whose storage is
+    full cannot write them to its files.
     """
     registry = CollectorRegistry(auto_describe=True)
-    if fast:
-        registry.register(FlatCollector(path))
-    else:
-        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    files: Any = (
+        FlatCollector(path) if fast else MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
+    )
+    registry.register(health_series.WithLocalProblems(files, namespace))
     return registry
 
 
@@ -81,3 +110,196 @@ def child_exit(server: Any, worker: Any) -> None:
         log = getattr(server, "log", None)
         if log is not None:
             log.error("limone-obs: could not compact the files of worker %s: %s", worker.pid, exc)
+
+
+def claim_directory(path: str) -> None:
+    """Make ``path`` this server's multiprocess directory; clear what dead processes left.
+
+    Creates the directory if needed and holds an exclusive ``flock`` on its
+    ``limone_server.lock`` (holding this master's pid) for the master's life; forked
+    workers share the lock, so it is free only when the whole server is gone. Then the
+    files of processes that are no longer running and the archive of an earlier run are
+    removed; files of running processes are kept. Calling it again in the same process
+    (gunicorn reloads its config on SIGHUP) does nothing. A new master started by the
+    running one (gunicorn's USR2 upgrade) shares its parent's directory, clears nothing,
+    and takes the lock over (a background thread waits for it) once the old server is gone.
+
+    Raises ConfigError when the directory cannot be created or written, or when another
+    live server holds it: two servers on one directory would delete and mix each other's
+    samples.
+    """
+    real = os.path.realpath(path)
+    if real in _claims:
+        return
+    fd = _open_lock(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = _read_pid(fd)
+        os.close(fd)
+        if owner is not None and owner == os.getppid():
+            _take_over_later(path)  # our parent master hands over to us (USR2)
+            return
+        raise ConfigError(
+            f"{ENV_VAR}={path!r} is in use by another running server (master pid "
+            f"{owner if owner is not None else 'unknown'}): two servers on one directory "
+            "delete and mix each other's samples. Give each server its own directory "
+            f"(e.g. {ENV_VAR}=/dev/shm/<service>-<port>) or stop the other server first"
+        ) from None
+    _own(fd, real)
+    _clear_dead(path)
+
+
+def _own(fd: int, real: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _claims[real] = fd
+
+
+def _take_over_later(path: str) -> None:
+    """Wait (in a daemon thread) for the old server's lock, then hold it as our own."""
+    real = os.path.realpath(path)
+    fd = _open_lock(path)
+
+    def wait() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _own(fd, real)
+
+    threading.Thread(target=wait, name="limone-obs-directory", daemon=True).start()
+
+
+def handing_over(server: Any) -> bool:
+    """True when a gunicorn master exits because a new one took over (USR2 upgrade)."""
+    return bool(getattr(server, "reexec_pid", 0))
+
+
+def _open_lock(path: str) -> int:
+    try:
+        os.makedirs(path, exist_ok=True)
+        return os.open(os.path.join(path, SERVER_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(
+            f"{ENV_VAR}={path!r} cannot be used ({exc.strerror or exc}): the workers "
+            "write their samples there. Point it at a writable directory (e.g. on "
+            "/dev/shm), or create it with write access for this user"
+        ) from None
+
+
+def _read_pid(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _clear_dead(path: str, *, exiting: bool = False) -> None:
+    """Remove files of processes not running, and the archive of an earlier run.
+
+    ``exiting``: this process (the master, at its exit) counts as gone too; it has files
+    of its own when the app was preloaded.
+    """
+    dead = {str(pid) for pid in compaction.dead_pids(path, ())}
+    if exiting:
+        dead.add(str(os.getpid()))
+    for name in os.listdir(path):
+        parts = merge_rules.split_name(name)
+        stale_archive = name.startswith(compaction.ARCHIVE)
+        if stale_archive or (parts is not None and parts[1] in dead):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(path, name))
+
+
+def clear_directory(path: str) -> None:
+    """gunicorn ``on_exit`` (master, every worker gone): remove this server's files.
+
+    The samples of a stopped server are served by no one, and its next start would clear
+    them: removing them now leaves no orphaned files (also when a full disk kept the last
+    compaction from finishing). Only when this process owns the directory.
+    """
+    fd = _claims.pop(os.path.realpath(path), None)
+    if fd is None:
+        return
+    _clear_dead(path, exiting=True)
+    for name in (compaction.LOCK, SERVER_LOCK):
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(path, name))
+    os.close(fd)
+
+
+# --- a multi-process server without PROMETHEUS_MULTIPROC_DIR -------------------------
+
+
+def multiprocess_server() -> str | None:
+    """Describe the multi-process server this process runs under, if it can tell now.
+
+    gunicorn: its worker (or, with ``--preload``, its arbiter) is on the call stack while
+    the app is imported, and carries the worker count. uWSGI: its ``uwsgi`` module. None
+    when not known at start-up (then :func:`check_first_request` decides).
+    """
+    if "gunicorn" in sys.modules:
+        workers = _gunicorn_workers()
+        if workers is not None and workers > 1:
+            return f"gunicorn with {workers} workers"
+    uwsgi = sys.modules.get("uwsgi")
+    processes = getattr(uwsgi, "numproc", 0) if uwsgi is not None else 0
+    if isinstance(processes, int) and processes > 1:
+        return f"uWSGI with {processes} processes"
+    return None
+
+
+def _gunicorn_workers() -> int | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if type(owner).__module__.startswith("gunicorn."):
+            workers = getattr(getattr(owner, "cfg", None), "workers", None)
+            if isinstance(workers, int):
+                return workers
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def report_not_configured(server: str) -> None:
+    """Report (once per process: a log line, and the problem series) the missing directory."""
+    message = (
+        f"limone-obs: {server} serves this app from several processes, but {ENV_VAR} is "
+        f"not set: each scrape shows only the counts of the process that answered it "
+        f"(this is pid {os.getpid()}). "
+        f"Fix: start gunicorn with the kit's config, gunicorn -c python:{c.GUNICORN_CONFIG_MODULE} "
+        f"'yourapp:create_app()' (other servers: set {ENV_VAR} to an empty directory "
+        "before the app starts)"
+    )
+    if health.report_problem(c.PROBLEM_MULTIPROCESS_MISSING, message):
+        logger.error(message)
+
+
+def check_server(multiprocess: bool) -> None:
+    """At start-up: report a detected multi-process server without multiprocess storage."""
+    if not multiprocess:
+        server = multiprocess_server()
+        if server is not None:
+            report_not_configured(server)
+
+
+def check_first_request(app: Flask, multiprocess: bool) -> None:
+    """Check the first request's ``wsgi.multiprocess``; then get out of the way.
+
+    Wraps ``app.wsgi_app`` (Flask's documented way) until the first request has been
+    seen; then puts the previous callable back, unless another middleware wrapped it
+    meanwhile (then the check stays, one attribute test per request).
+    """
+    if multiprocess:
+        return
+    inner = app.wsgi_app
+    seen = False
+
+    def first_request(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        nonlocal seen
+        if not seen:
+            seen = True
+            if environ.get("wsgi.multiprocess"):
+                server = str(environ.get("SERVER_SOFTWARE") or "the WSGI server")
+                report_not_configured(server)
+            if app.wsgi_app is first_request:
+                app.wsgi_app = inner  # type: ignore[method-assign]
+        return inner(environ, start_response)
+
+    app.wsgi_app = first_request  # type: ignore[method-assign]

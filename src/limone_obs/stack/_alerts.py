@@ -24,21 +24,22 @@ class AlertInputs:
     alertmanager: str
 
 
-def inputs(root: Path, webhook_url: str, *, fast: bool) -> AlertInputs:
-    """Generate the stack's alerting inputs from ``root``/alerts/slo.yaml.
+def inputs(root: Path, webhook_url: str, *, fast: bool, spec: Path | None = None) -> AlertInputs:
+    """Generate the stack's alerting inputs from ``spec`` (default ``root``/alerts/slo.yaml).
 
     ``fast`` sets Alertmanager's group_wait to 1s and group_interval to 5s, so a demo
     alert is delivered at once. Raises StackError if the spec file is missing; an
     invalid spec raises the alerts area's SpecError.
     """
-    path = root / SPEC_PATH
+    path = spec if spec is not None else root / SPEC_PATH
     if not path.is_file():
+        where = f"--spec {spec}" if spec is not None else f"{SPEC_PATH} under {root.resolve()}"
         raise StackError(
-            f"{SPEC_PATH} not found under {root.resolve()}: run from the limone-obs "
-            "checkout or pass --root <checkout>"
+            f"{where} not found: run from the limone-obs checkout, pass --root <checkout>, "
+            "or --spec <your slo.yaml>"
         )
-    spec = load_spec(path)
-    rules = {Path(rel).name: text.decode() for rel, text in build.rule_files(spec).items()}
+    model = load_spec(path)
+    rules = {Path(rel).name: text.decode() for rel, text in build.rule_files(model).items()}
     grouping = {"group_wait": "1s", "group_interval": "5s"} if fast else {}
-    config = alertmanager.render_config(spec, webhook_url=webhook_url, **grouping)
-    return AlertInputs(job=spec.job, rules=rules, alertmanager=config)
+    config = alertmanager.render_config(model, webhook_url=webhook_url, **grouping)
+    return AlertInputs(job=model.job, rules=rules, alertmanager=config)

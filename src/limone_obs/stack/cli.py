@@ -176,7 +176,11 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
     show_default=True,
     help="Load: client threads.",
 )
-@click.option("--mix", default=load_mod.DEFAULT_MIX, help="Load: '[METHOD ]/path[=weight],...'.")
+@click.option(
+    "--mix",
+    default=None,
+    help="Load: '[METHOD ]/path[=weight],...' (default: the demo's mix; with --app, GET /).",
+)
 @click.option(
     "--scrape-interval",
     default="2s",
@@ -194,9 +198,9 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
 @click.option(
     "--fault",
     type=click.Choice(["errors", "latency", "outage", "none"]),
-    default="errors",
-    show_default=True,
-    help="Fault switched on during the run.",
+    default=None,
+    help="Fault switched on during the run (the demo's switches; default: errors, with "
+    "--app: none).",
 )
 @click.option(
     "--fault-after",
@@ -225,12 +229,27 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
     show_default=True,
     help="Seconds a simulated AI call takes, min-max.",
 )
+@click.option(
+    "--app",
+    default=None,
+    metavar="MODULE:FACTORY()",
+    help="Run your own app instead of the demo, e.g. 'yourapp:create_app()' (importable "
+    "from the current directory; instrumented with limone_obs.Metrics).",
+)
+@click.option(
+    "--spec",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Your SLO spec for the rules and alerts (default: alerts/slo.yaml under --root).",
+)
 def up_command(**options: Any) -> None:
     """Run the demo service, Prometheus, Alertmanager, a webhook receiver and load on 127.0.0.1.
 
+    With --app (and --spec), your own app and SLOs run instead of the demo's.
     Prints the URLs, every alert the webhook receives (one JSON line each) and a summary.
     Stops by itself after --duration seconds, or on Ctrl-C; every child process is stopped.
     """
+    _own_app_defaults(options)
     if options["alert_for"] == "production":
         options["alert_for"] = None
     else:
@@ -293,6 +312,20 @@ def fault_command(  # noqa: PLR0917 - click passes each option positionally
     else:
         state = read_faults(url, token)
     click.echo(json.dumps(state, sort_keys=True))
+
+
+def _own_app_defaults(options: dict[str, Any]) -> None:
+    """Fill --fault and --mix for the demo or for the user's --app; check --app."""
+    app, fault = options["app"], options["fault"]
+    if app is not None and (":" not in app or not app.split(":", 1)[0]):
+        raise ConfigError(f"--app {app!r}: use MODULE:FACTORY(), e.g. 'yourapp:create_app()'")
+    if app is not None and fault not in (None, "none"):
+        raise ConfigError(
+            f"--fault {fault}: the fault switches are the demo's admin endpoint, which your "
+            "app does not have; with --app leave --fault out (or use --fault none)"
+        )
+    options["fault"] = fault or ("none" if app is not None else "errors")
+    options["mix"] = options["mix"] or ("/" if app is not None else load_mod.DEFAULT_MIX)
 
 
 def _fault_changes(

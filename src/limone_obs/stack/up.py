@@ -1,7 +1,9 @@
 """``limone-obs up``: the whole kit on 127.0.0.1, without Docker.
 
-Starts the demo service under gunicorn (``exporter/gunicorn.conf.py``, multiprocess mode,
-several workers), Prometheus with the generated SLO rules and a short evaluation interval,
+Starts the demo service (or the user's own app, ``--app module:factory()``) under gunicorn
+with the packaged config (``python:limone_obs.gunicorn_conf``, multiprocess mode, several
+workers), Prometheus with the SLO rules generated from ``alerts/slo.yaml`` (or ``--spec``)
+and a short evaluation interval,
 Alertmanager with the generated config routed to a webhook receiver in this process (it
 prints every alert as one JSON line), and a bounded load. Optionally a scripted fault
 (errors, latency or an outage) is switched on and off, so a page reaches the receiver.
@@ -37,7 +39,7 @@ from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
 from limone_obs.stack.procs import LOOPBACK, Proc
 from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
 
-GUNICORN_CONF = "exporter/gunicorn.conf.py"
+GUNICORN_CONF = f"python:{c.GUNICORN_CONFIG_MODULE}"
 #: Seconds past the duration allowed for the load's requests in flight to finish.
 LOAD_GRACE = 35.0
 APP_SPEC = "limone_obs.demo:create_app()"
@@ -79,6 +81,15 @@ class UpOptions:
     fault_for: float = 90.0
     error_rate: float = 0.5
     ai_latency: str = "1.5-2.0"
+    #: The user's app (``module:factory()``) instead of the demo; ``None``: the demo.
+    app: str | None = None
+    #: The SLO spec (rules, alerts); ``None``: ``<root>/alerts/slo.yaml``.
+    spec: Path | None = None
+
+    @property
+    def own_app(self) -> bool:
+        """True when the user's app runs instead of the demo (no fault switches there)."""
+        return self.app is not None
 
 
 @dataclass
@@ -119,7 +130,6 @@ class Stack:
         check_workdir(self.opts.workdir)
         self.opts = _resolve_ports(self.opts)
         _check_ports(self.opts, self.binaries)
-        gunicorn_conf = _gunicorn_conf(self.opts.root)
         inputs = None
         if self.binaries["prometheus"] is not None:
             # Generate the alerting inputs first: a bad spec fails before anything starts.
@@ -127,14 +137,16 @@ class Stack:
                 LOOPBACK, self.opts.webhook_port, on_alert=print_alert_lines(self.out)
             )
             fast = self.opts.alert_for is not None
-            inputs = _alerts.inputs(self.opts.root, self.receiver.url, fast=fast)
+            inputs = _alerts.inputs(
+                self.opts.root, self.receiver.url, fast=fast, spec=self.opts.spec
+            )
         fresh_workdir(self.opts.workdir)
         _write_secret(self.opts.workdir / ADMIN_TOKEN_FILE, self.admin_token)
-        self._start_app(gunicorn_conf)
+        self._start_app()
         if inputs is not None:
             self._start_monitoring(inputs)
 
-    def _start_app(self, gunicorn_conf: Path) -> None:
+    def _start_app(self) -> None:
         work = self.opts.workdir
         env = {
             **_base_env(),
@@ -147,10 +159,13 @@ class Stack:
             "LIMONE_OBS_ENV": os.environ.get("LIMONE_OBS_ENV", "local"),
             c.DEMO_ADMIN_TOKEN_ENV: self.admin_token,
         }
-        argv = [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf), APP_SPEC]
+        app = self.opts.app or APP_SPEC
+        argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, app]
         proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
         self.procs["app"] = proc
-        procs.wait_http(proc, f"{self.app_url}/health", timeout=60, stop=self.stop_event)
+        # The user's app has no /health of ours; the kit's metrics path answers in both.
+        ready = "/metrics" if self.opts.own_app else "/health"
+        procs.wait_http(proc, self.app_url + ready, timeout=60, stop=self.stop_event)
 
     def _start_monitoring(self, inputs: _alerts.AlertInputs) -> None:
         work = self.opts.workdir
@@ -205,16 +220,6 @@ class Stack:
 def _base_env() -> dict[str, str]:
     # The gunicorn config chooses the multiprocess directory; never inherit another one.
     return {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-
-
-def _gunicorn_conf(root: Path) -> Path:
-    path = (root / GUNICORN_CONF).resolve()
-    if not path.is_file():
-        raise StackError(
-            f"{GUNICORN_CONF} not found under {root.resolve()}: run from the limone-obs "
-            "checkout or pass --root <checkout>"
-        )
-    return path
 
 
 def _resolve_ports(opts: UpOptions) -> UpOptions:
@@ -361,7 +366,7 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     load: _Load | None = None
     _report_missing(stack.binaries, clock.say)
     try:
-        clock.say("starting the demo service under gunicorn ...")
+        clock.say(f"starting {opts.app or 'the demo service'} under gunicorn ...")
         stack.start()
         _print_urls(stack, clock.say)
         load = _Load(stack.opts, stack.app_url)
@@ -391,10 +396,12 @@ def _report_missing(binaries: dict[str, str | None], say: Callable[[str], None])
 
 def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
     o = stack.opts
-    lines = [
-        f"app            {stack.app_url}/projects  (page: /editor/1, AI: POST /ai/complete)",
-        f"metrics        {stack.app_url}/metrics",
-    ]
+    if o.own_app:
+        lines = [f"app            {stack.app_url}  ({o.app}; load: {o.mix})"]
+    else:
+        demo = "/projects  (page: /editor/1, AI: POST /ai/complete)"
+        lines = [f"app            {stack.app_url}{demo}"]
+    lines.append(f"metrics        {stack.app_url}/metrics")
     if "prometheus" in stack.procs:
         prom = f"http://{LOOPBACK}:{o.prometheus_port}"
         lines += [
@@ -405,9 +412,12 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
         lines.append(f"Alertmanager   http://{LOOPBACK}:{o.alertmanager_port}/api/v2/alerts")
     if stack.receiver is not None:
         lines.append(f"webhook        {stack.receiver.url}  (alerts print below as JSON lines)")
+    if not o.own_app:
+        lines.append(
+            f"faults         limone-obs fault --url {stack.app_url} --token-file "
+            f"{o.workdir / ADMIN_TOKEN_FILE} --error-rate 0.5  (--off)"
+        )
     lines += [
-        f"faults         limone-obs fault --url {stack.app_url} --token-file "
-        f"{o.workdir / ADMIN_TOKEN_FILE} --error-rate 0.5  (--off)",
         f"logs           {o.workdir / 'logs'}  (app.log: the service's JSON lines)",
         "pids           " + " ".join(f"{n}={p.pid}" for n, p in stack.procs.items()),
     ]

@@ -1,0 +1,114 @@
+"""The kit's own health as series, and a multi-process server without storage made loud."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import values
+
+from limone_obs import conventions as c
+from limone_obs import health
+from limone_obs.exporter import health_series
+from tests.exporter.helpers import make_app, value
+
+PROBLEMS = health_series.problems_name(c.DEFAULT_NAMESPACE)
+DROPPED = health_series.dropped_name(c.DEFAULT_NAMESPACE)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health() -> Iterator[None]:
+    health.reset()
+    yield
+    health.reset()
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_every_problem_has_a_sample_zero_without_problems() -> None:
+    """No problem: each problem value is exposed as 0 (an alert can tell "none" from "no data")."""
+    _, metrics = make_app()
+    exposed = {p: value(metrics, PROBLEMS, {c.LABEL_PROBLEM: p}) for p in c.EXPORTER_PROBLEMS}
+    assert dict.fromkeys(c.EXPORTER_PROBLEMS, 0.0) == exposed
+
+
+def test_a_reported_problem_and_dropped_lines_are_exposed() -> None:
+    """A reported problem is 1 and dropped log lines are counted, in a single process."""
+    _, metrics = make_app()
+    health.report_problem(c.PROBLEM_STORAGE_FULL, "full")
+    health.add_dropped_lines(3)
+    assert 1.0 == value(metrics, PROBLEMS, {c.LABEL_PROBLEM: c.PROBLEM_STORAGE_FULL})
+    assert 0.0 == value(metrics, PROBLEMS, {c.LABEL_PROBLEM: c.PROBLEM_STORAGE_UNWRITABLE})
+    assert 3.0 == value(metrics, DROPPED, {})
+
+
+def test_a_multiprocess_server_without_storage_is_reported_on_the_first_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """wsgi.multiprocess, no PROMETHEUS_MULTIPROC_DIR: one error line naming the fix, problem 1."""
+    app, metrics = make_app()
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/projects/1", environ_overrides={"wsgi.multiprocess": True})
+    problem = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_MISSING}
+    assert 1.0 == value(metrics, PROBLEMS, problem)
+    errors = _errors(caplog)
+    assert 1 == len(errors)
+    assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in errors[0]
+
+
+def test_the_first_request_check_gets_out_of_the_way() -> None:
+    """After the first request, the app's WSGI callable is the exporter's again."""
+    app, _ = make_app()
+    wrapped = app.wsgi_app
+    app.test_client().get("/projects/1")
+    assert wrapped is not app.wsgi_app
+    assert "first_request" != getattr(app.wsgi_app, "__name__", "")
+
+
+def test_a_single_process_server_is_not_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """wsgi.multiprocess false (one process): no problem, no line."""
+    app, metrics = make_app()
+    app.test_client().get("/projects/1")
+    assert 0.0 == value(metrics, PROBLEMS, {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_MISSING})
+    assert [] == _errors(caplog)
+
+
+def test_metrics_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LIMONE_OBS_METRICS_TOKEN in the environment protects /metrics like the config key."""
+    monkeypatch.setenv(c.ENV_METRICS_TOKEN, "from-env")
+    app, _ = make_app()
+    client = app.test_client()
+    missing = client.get("/metrics", buffered=True).status_code
+    right = client.get("/metrics", headers={"Authorization": "Bearer from-env"}, buffered=True)
+    assert (401, 200) == (missing, right.status_code)
+
+
+@pytest.fixture
+def mpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Multiprocess mode in this process, prometheus-client's value class restored after."""
+    path = tmp_path / "mp"
+    path.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # type: ignore[no-untyped-call]
+    return path
+
+
+def test_multiprocess_scrape_shows_problems_and_dropped_lines(mpdir: Path) -> None:
+    """In multiprocess mode the series come from the files, this worker's problems merged in."""
+    _, metrics = make_app()
+    assert metrics.multiprocess
+    health.report_problem(c.PROBLEM_STORAGE_UNWRITABLE, "read-only")
+    health.add_dropped_lines(2)
+    problem = {c.LABEL_PROBLEM: c.PROBLEM_STORAGE_UNWRITABLE}
+    assert 1.0 == value(metrics, PROBLEMS, problem)
+    deadline = time.monotonic() + 10  # the worker's writer thread writes the counter
+    while value(metrics, DROPPED, {}) != 2.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 2.0 == value(metrics, DROPPED, {})
+    assert any(p.name.startswith("gauge_livemax_") for p in mpdir.iterdir())
