@@ -31,6 +31,7 @@ from prometheus_client import mmap_dict, values
 
 from limone_obs import conventions as c
 from limone_obs import health
+from limone_obs.exporter import fast_path
 
 logger = logging.getLogger("limone_obs.exporter")
 _INT = struct.Struct("i")
@@ -183,7 +184,8 @@ def install() -> bool:
     current = getattr(values, "MmapedDict", None)
     if current is ReservedMmapedDict:
         return True
-    if os.environ.get(c.ENV_FAST_PATH) == "0":
+    # Behind the same gate as the exporter's other uses of prometheus-client internals.
+    if os.environ.get(c.ENV_FAST_PATH) == "0" or not fast_path.tested_client():
         return False
     base = getattr(mmap_dict, "MmapedDict", None)
     shaped = base is current and all(hasattr(base, n) for n in _EXPECTED)

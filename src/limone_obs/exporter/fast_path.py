@@ -37,6 +37,11 @@ def client_version() -> str:
     return version("prometheus-client")
 
 
+def tested_client() -> bool:
+    """True when the installed prometheus-client is one the fast path was tested with."""
+    return client_version() in TESTED_VERSIONS
+
+
 def enabled() -> bool:
     """True when the fast path may be used; else logs why not (once per process)."""
     if os.environ.get(c.ENV_FAST_PATH, "1").strip() == "0":
