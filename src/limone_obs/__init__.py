@@ -9,6 +9,7 @@ from limone_obs.errors import (
     ConfigError,
     DashboardError,
     LimoneObsError,
+    ReportError,
     SpecError,
     StackError,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "DashboardError",
     "LimoneObsError",
     "Metrics",
+    "ReportError",
     "SpecError",
     "StackError",
     "Track",
