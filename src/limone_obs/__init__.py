@@ -20,6 +20,7 @@ from limone_obs.errors import (
     ConfigError,
     DashboardError,
     LimoneObsError,
+    ReportError,
     SpecError,
     StackError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "DashboardError",
     "LimoneObsError",
     "Metrics",
+    "ReportError",
     "SpecError",
     "StackError",
     "Track",

@@ -18,7 +18,7 @@ from limone_obs import artifacts
 from limone_obs.errors import LimoneObsError
 
 #: Areas whose ``cli.commands`` are added to the group.
-_AREAS = ("exporter", "logging", "alerts", "dashboards", "stack")
+_AREAS = ("exporter", "logging", "alerts", "dashboards", "stack", "report")
 
 
 class _Group(click.Group):

@@ -38,3 +38,7 @@ class StackError(LimoneObsError):
 
 class DashboardError(LimoneObsError):
     """A dashboard failed to build, lint or push."""
+
+
+class ReportError(LimoneObsError):
+    """A performance report could not be made: Prometheus is unreachable or has no data."""

@@ -274,6 +274,15 @@ def test_up_ctrl_c_stops_every_child(stack: Stack) -> None:
     assert [] == process_groups_alive(stack.children.values())
 
 
+def test_up_writes_a_report_of_its_run(stack: Stack) -> None:
+    """Before it stops, ``up`` writes the performance report of its run and prints where."""
+    output = "\n".join(stack.up.lines)
+    html = stack.workdir / "report.html"
+    assert f"report    {html}" in output
+    assert "<h1>Performance review: limoneide</h1>" in html.read_text()
+    assert "/projects" in (stack.workdir / "report.md").read_text()
+
+
 def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     """A port already in use ends ``up`` with exit 2 and a message naming the port."""
     with socket.socket() as sock:

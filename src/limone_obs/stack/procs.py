@@ -32,6 +32,8 @@ BINARIES: Mapping[str, tuple[str, ...]] = {
     "alertmanager": ("alertmanager", "prometheus-alertmanager"),
     "amtool": ("amtool",),
     "docker-compose": ("docker-compose",),
+    "chromium": ("chromium", "chromium-browser"),
+    "chromedriver": ("chromedriver",),
 }
 #: Debian package providing each service.
 PACKAGES: Mapping[str, str] = {
@@ -39,6 +41,8 @@ PACKAGES: Mapping[str, str] = {
     "promtool": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
     "docker-compose": "docker-compose",
 }
 LOOPBACK = "127.0.0.1"

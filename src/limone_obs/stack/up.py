@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from limone_obs import conventions as c
+from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
-from limone_obs.stack import _alerts, configs, procs
+from limone_obs.stack import _alerts, configs, procs, review
 from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
 from limone_obs.stack.procs import LOOPBACK, Proc
@@ -99,6 +100,8 @@ class UpReport:
     load: LoadResult | None = None
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     interrupted: bool = False
+    #: The HTML performance report of the run (None without Prometheus or data).
+    review: Path | None = None
 
 
 class Stack:
@@ -370,7 +373,12 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
         stack.start()
         _print_urls(stack, clock.say)
         load = _Load(stack.opts, stack.app_url)
+        started = time.time()
         report.interrupted = _timeline(stack, load, clock, stop)
+        if "prometheus" in stack.procs:
+            prom = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
+            spec = stack.opts.root / SPEC_PATH
+            report.review = review.write_run_report(prom, spec, started, opts.workdir, clock.say)
     finally:
         report.load = load.finish() if load is not None else None
         stack.stop()
@@ -479,6 +487,8 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
     sample = _sample_access_line(work / "logs" / "app.log")
     if sample is not None:
         lines.append(f"log line  {sample}")
+    if report.review is not None:
+        lines.append(f"report    {report.review}  (open in a browser; Markdown beside it)")
     lines += [
         "",
         "where to look:",

@@ -1,0 +1,112 @@
+"""The report's charts, drawn by matplotlib into SVG data URIs (the HTML opens offline).
+
+matplotlib's object API (``Figure``) is used instead of ``pyplot``: no global state, no
+GUI backend, safe in a server thread. A chart without data is not drawn: the caller
+shows a sentence instead of an empty frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+from limone_obs.errors import ReportError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+Points = Sequence[tuple[float, float]]
+
+NOW_COLOUR: Final = "#1f77b4"
+THEN_COLOUR: Final = "#9a9a9a"
+LIMIT_COLOUR: Final = "#d62728"
+_SIZE: Final = (8.0, 3.2)
+
+
+def _figure() -> Figure:
+    try:
+        from matplotlib.figure import Figure  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        raise ReportError(
+            "the report draws its charts with matplotlib, which is not installed: "
+            "pip install 'limone-obs[report]'"
+        ) from None
+    return Figure(figsize=_SIZE, dpi=100, layout="constrained")
+
+
+def _data_uri(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    # No date in the metadata: the same data draws the same bytes.
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _style(ax: Axes, title: str, ylabel: str) -> None:
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def line_chart(
+    title: str,
+    ylabel: str,
+    now: Points,
+    then: Points,
+    *,
+    limits: Sequence[tuple[float, str]] = (),
+    scale: float = 1.0,
+) -> str | None:
+    """This window (solid) against the baseline (dashed, aligned on the window's start).
+
+    ``limits`` are horizontal lines (value, label), e.g. the 1 s objective; values are
+    multiplied by ``scale`` (100 for percent). None when ``now`` has no point.
+    """
+    if not now:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([t for t, _ in now], [v * scale for _, v in now], color=NOW_COLOUR, label="window")
+    if then:
+        xs, ys = [t for t, _ in then], [v * scale for _, v in then]
+        ax.plot(xs, ys, color=THEN_COLOUR, linestyle="--", label="baseline")
+    for value, label in limits:
+        ax.axhline(value * scale, color=LIMIT_COLOUR, linestyle=":", linewidth=1, label=label)
+    ax.set_xlabel("seconds since the window's start")
+    ax.set_ylim(bottom=0)
+    _style(ax, title, ylabel)
+    ax.legend(loc="upper right", fontsize=8)
+    return _data_uri(fig)
+
+
+def bar_chart(
+    title: str,
+    ylabel: str,
+    labels: Sequence[str],
+    now: Sequence[float],
+    then: Sequence[float] | None,
+) -> str | None:
+    """Grouped bars per label: this window, and the baseline beside it when given."""
+    if not labels:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    width = 0.4 if then is not None else 0.7
+    xs = list(range(len(labels)))
+    ax.bar([x - width / 2 if then is not None else x for x in xs], now, width, color=NOW_COLOUR,
+           label="window")  # fmt: skip
+    if then is not None:
+        ax.bar([x + width / 2 for x in xs], then, width, color=THEN_COLOUR, label="baseline")
+    ax.set_xticks(
+        xs,
+        labels,
+        rotation=20 if len(labels) > 4 else 0,
+        ha="right" if len(labels) > 4 else "center",
+        fontsize=8,
+    )
+    _style(ax, title, ylabel)
+    ax.legend(loc="upper right", fontsize=8)
+    return _data_uri(fig)

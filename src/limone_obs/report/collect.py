@@ -1,0 +1,197 @@
+"""Run the report's queries against Prometheus and fill the :class:`~.model.Report`."""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from limone_obs import conventions as c
+from limone_obs.conventions import MetricNames
+from limone_obs.errors import ReportError
+from limone_obs.report import queries as q
+from limone_obs.report.model import (
+    Component,
+    LatencyStep,
+    Report,
+    Row,
+    SloRow,
+    Stats,
+    Throughput,
+    Timeline,
+    judge,
+)
+from limone_obs.report.prometheus import Prometheus
+from limone_obs.report.window import Span
+
+#: The seed's latency roadmap (2 s -> 1 s -> 0.6 s): share of requests within each.
+ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
+#: Points per chart line; the step of range queries follows from it.
+CHART_POINTS: Final = 120
+#: Shortest rate window of the charts: two scrapes at Prometheus' 15 s default and more.
+MIN_RATE_WINDOW: Final = 60
+#: Name of the time not spent in any tracked dependency.
+OTHER: Final = "other"
+
+
+class _Source:
+    """The queries of one report, bound to Prometheus, the names and the job."""
+
+    def __init__(self, prom: Prometheus, namespace: str, job: str, service: str) -> None:
+        self.prom, self.names, self.job, self.service = prom, MetricNames(namespace), job, service
+
+    def total(self, span: Span) -> float:
+        expr = f"sum({q.counts(self.names, self.job, c.LABEL_JOB, span.seconds, dependency=False)})"
+        return self.prom.scalar(expr, span.end) or 0.0
+
+    def stats(self, span: Span, by: str, *, dependency: bool) -> dict[str, Stats]:
+        n, job, secs = self.names, self.job, span.seconds
+        counts = self.prom.by_label(q.counts(n, job, by, secs, dependency=dependency), by, span.end)
+        bad = self.prom.by_label(q.failures(n, job, by, secs, dependency=dependency), by, span.end)
+        qs = {
+            level: self.prom.by_label(
+                q.quantile(n, job, by, level, secs, dependency=dependency), by, span.end
+            )
+            for level in (0.5, 0.95, 0.99)
+        }
+        return {
+            name: Stats(
+                count, bad.get(name, 0.0), qs[0.5].get(name), qs[0.95].get(name), qs[0.99].get(name)
+            )
+            for name, count in counts.items()
+            if count > 0
+        }
+
+
+def _rows(
+    src: _Source, window: Span, baseline: Span | None, by: str, *, dependency: bool
+) -> tuple[Row, ...]:
+    now = src.stats(window, by, dependency=dependency)
+    then = src.stats(baseline, by, dependency=dependency) if baseline else {}
+    total = sum(s.count for s in now.values()) or 1.0
+    ordered = sorted(now.items(), key=lambda item: (-item[1].count, item[0]))
+    return tuple(
+        Row(name, stats, then.get(name), stats.count / total,
+            judge(stats, then.get(name)) if baseline else judge(stats, None))
+        for name, stats in ordered
+    )  # fmt: skip
+
+
+def _breakdown(src: _Source, window: Span, baseline: Span | None) -> tuple[Component, ...]:
+    def parts(span: Span | None) -> dict[str, float]:
+        if span is None:
+            return {}
+        spent = src.prom.by_label(
+            q.time_per_request(src.names, src.job, span.seconds), c.LABEL_DEPENDENCY, span.end
+        )
+        mean = src.prom.scalar(q.mean_duration(src.names, src.job, span.seconds), span.end)
+        if mean is not None:
+            spent[OTHER] = max(0.0, mean - sum(spent.values()))
+        return spent
+
+    now, then = parts(window), parts(baseline)
+    names = [*sorted(set(now) - {OTHER}, key=lambda name: -now[name]), OTHER]
+    return tuple(Component(name, now.get(name), then.get(name)) for name in names if name in now)
+
+
+def _slos(src: _Source, window: Span, baseline: Span | None) -> tuple[SloRow, ...]:
+    prom, service = src.prom, src.service
+    objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
+    sli_now = prom.by_label(q.slo_sli(service, window.seconds), c.LABEL_SLO, window.end)
+    sli_then = (
+        prom.by_label(q.slo_sli(service, baseline.seconds), c.LABEL_SLO, baseline.end)
+        if baseline
+        else {}
+    )
+    budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
+    fired: dict[str, list[str]] = {}
+    for sample in prom.instant(q.alerts_fired(service, window.seconds), window.end):
+        labels = sample.labels
+        text = f"{labels.get('alertname', '?')} ({labels.get(c.LABEL_SEVERITY, '?')})"
+        fired.setdefault(labels.get(c.LABEL_SLO, ""), []).append(text)
+    names = sorted(set(objectives) | set(fired) - {""})
+    return tuple(
+        SloRow(name, objectives.get(name), sli_now.get(name), sli_then.get(name),
+               budget.get(name), tuple(sorted(fired.get(name, []))))
+        for name in names
+    )  # fmt: skip
+
+
+def _steps(src: _Source, window: Span, baseline: Span | None) -> tuple[LatencyStep, ...]:
+    def share(threshold: float, span: Span | None) -> float | None:
+        if span is None:
+            return None
+        expr = q.within(src.names, src.job, threshold, span.seconds)
+        return src.prom.scalar(expr, span.end)
+
+    return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in ROADMAP_THRESHOLDS)
+
+
+def _throughput(src: _Source, window: Span, baseline: Span | None) -> Throughput:
+    def three(span: Span | None) -> tuple[float | None, float | None, float | None]:
+        if span is None:
+            return None, None, None
+        n, job, secs = src.names, src.job, span.seconds
+        step = max(1, secs // CHART_POINTS)
+        return (
+            src.prom.scalar(q.average_rate(n, job, secs), span.end),
+            src.prom.scalar(q.peak_rate(n, job, secs, step), span.end),
+            src.prom.scalar(q.peak_in_flight(n, job, secs, step), span.end),
+        )
+
+    now, then = three(window), three(baseline)
+    return Throughput(now[0], then[0], now[1], then[1], now[2], then[2])
+
+
+def _series(src: _Source, expr: str, span: Span | None) -> tuple[tuple[float, float], ...]:
+    if span is None:
+        return ()
+    step = max(1.0, (span.end - span.start) / CHART_POINTS)
+    result = src.prom.range(expr, span.start, span.end, step)
+    if not result:
+        return ()
+    return tuple((t - span.start, v) for t, v in result[0].points)
+
+
+def _timeline(src: _Source, window: Span, baseline: Span | None) -> Timeline:
+    rate_window = max(MIN_RATE_WINDOW, 4 * window.seconds // CHART_POINTS)
+    n, job = src.names, src.job
+    exprs = (q.rate_series(n, job, rate_window), q.p95_series(n, job, rate_window),
+             q.error_series(n, job, rate_window))  # fmt: skip
+    rate, p95, errors = ((_series(src, e, window), _series(src, e, baseline)) for e in exprs)
+    return Timeline(rate[0], rate[1], p95[0], p95[1], errors[0], errors[1])
+
+
+def collect(
+    prom: Prometheus,
+    *,
+    job: str,
+    service: str,
+    namespace: str,
+    window: Span,
+    baseline: Span | None,
+) -> Report:
+    """Query Prometheus for ``window`` (and ``baseline``) and return the report's data.
+
+    Raises ReportError when Prometheus cannot be reached or holds no request of ``job``
+    in the window; a baseline without data becomes a note and no comparison.
+    """
+    src = _Source(prom, namespace, job, service)
+    if src.total(window) <= 0:
+        raise ReportError(
+            f"Prometheus at {prom.url} has no requests of job={job!r} in {window.label()}: "
+            "check --job and --namespace, the time window, and that Prometheus scraped the "
+            "app then"
+        )
+    notes: list[str] = []
+    if baseline is not None and src.total(baseline) <= 0:
+        notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
+        baseline = None
+    return Report(
+        prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
+        generated=time.time(),
+        endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
+        dependencies=_rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True),
+        breakdown=_breakdown(src, window, baseline), slos=_slos(src, window, baseline),
+        steps=_steps(src, window, baseline), throughput=_throughput(src, window, baseline),
+        timeline=_timeline(src, window, baseline), notes=tuple(notes),
+    )  # fmt: skip

@@ -1,0 +1,165 @@
+"""What a report says, as plain data (filled by :mod:`.collect`, drawn by :mod:`.render`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from limone_obs.report.window import Span
+
+#: Fewer requests (or calls) than this in either window: quantiles are not compared.
+MIN_COUNT: Final = 30
+#: A p95 change counts when it is larger than this share and this many seconds.
+P95_RELATIVE: Final = 0.10
+P95_ABSOLUTE: Final = 0.005
+#: An error-ratio change counts when it moves by more than this (0.5 percentage points).
+ERROR_DELTA: Final = 0.005
+#: The seed's throughput steps, requests per second.
+THROUGHPUT_STEPS: Final = (100.0, 500.0, 1000.0)
+
+REGRESSION: Final = "regression"
+IMPROVEMENT: Final = "improvement"
+UNCHANGED: Final = "unchanged"
+TOO_FEW: Final = "too few to compare"
+NO_BASELINE: Final = "no baseline"
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One window's numbers for one endpoint or dependency (seconds; None when unknown)."""
+
+    count: float
+    errors: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+    @property
+    def error_ratio(self) -> float | None:
+        """Share of failed requests or calls; None without any."""
+        return self.errors / self.count if self.count > 0 else None
+
+
+@dataclass(frozen=True)
+class Row:
+    """An endpoint or a dependency: this window, the baseline, and the verdict."""
+
+    name: str
+    now: Stats
+    then: Stats | None
+    share: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Component:
+    """Average seconds per request spent in one part (AI API, DB, template, other)."""
+
+    name: str
+    now: float | None
+    then: float | None
+
+
+@dataclass(frozen=True)
+class SloRow:
+    """One SLO over the window: objective, SLI now and then, budget left at the end."""
+
+    name: str
+    objective: float | None
+    sli_now: float | None
+    sli_then: float | None
+    budget_left: float | None
+    fired: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LatencyStep:
+    """Share of requests served within ``threshold`` seconds, now and then."""
+
+    threshold: float
+    share_now: float | None
+    share_then: float | None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Average and peak requests per second and peak requests in flight."""
+
+    avg_now: float | None
+    avg_then: float | None
+    peak_now: float | None
+    peak_then: float | None
+    in_flight_now: float | None
+    in_flight_then: float | None
+
+    def steps_reached(self) -> tuple[float, ...]:
+        """The seed's throughput steps the peak rate of this window reached."""
+        peak = self.peak_now or 0.0
+        return tuple(step for step in THROUGHPUT_STEPS if peak >= step)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Series over the window, time in seconds since its start (the baseline aligned)."""
+
+    rate_now: tuple[tuple[float, float], ...]
+    rate_then: tuple[tuple[float, float], ...]
+    p95_now: tuple[tuple[float, float], ...]
+    p95_then: tuple[tuple[float, float], ...]
+    errors_now: tuple[tuple[float, float], ...]
+    errors_then: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one report shows."""
+
+    prometheus: str
+    job: str
+    service: str
+    window: Span
+    baseline: Span | None
+    generated: float
+    endpoints: tuple[Row, ...]
+    dependencies: tuple[Row, ...]
+    breakdown: tuple[Component, ...]
+    slos: tuple[SloRow, ...]
+    steps: tuple[LatencyStep, ...]
+    throughput: Throughput
+    timeline: Timeline
+    notes: tuple[str, ...] = ()
+
+    def verdicts(self) -> Mapping[str, int]:
+        """How many endpoints and dependencies got each verdict."""
+        counts: dict[str, int] = {}
+        for row in (*self.endpoints, *self.dependencies):
+            counts[row.verdict] = counts.get(row.verdict, 0) + 1
+        return counts
+
+
+def judge(now: Stats, then: Stats | None) -> str:
+    """Regression, improvement, unchanged, or why the two windows cannot be compared.
+
+    A regression is a p95 more than 10 % and 5 ms slower, or an error ratio more than 0.5
+    points higher; an improvement the reverse; a regression wins over an improvement.
+    """
+    if then is None:
+        return NO_BASELINE
+    if now.count < MIN_COUNT or then.count < MIN_COUNT:
+        return TOO_FEW
+    slower, faster = _p95_moves(now, then)
+    delta = (now.error_ratio or 0.0) - (then.error_ratio or 0.0)
+    if slower or delta > ERROR_DELTA:
+        return REGRESSION
+    if faster or delta < -ERROR_DELTA:
+        return IMPROVEMENT
+    return UNCHANGED
+
+
+def _p95_moves(now: Stats, then: Stats) -> tuple[bool, bool]:
+    if now.p95 is None or then.p95 is None:
+        return False, False
+    diff = now.p95 - then.p95
+    big = abs(diff) > P95_ABSOLUTE and abs(diff) > P95_RELATIVE * then.p95
+    return big and diff > 0, big and diff < 0

@@ -1,0 +1,128 @@
+"""PromQL of the report, built from the conventions' names (pure functions, no I/O).
+
+Every window query is an instant query evaluated at the window's end, over a range as
+long as the window: ``increase(x[3600s])`` at 10:00 covers 09:00-10:00. The baseline runs
+the same text at the baseline's end.
+"""
+
+from __future__ import annotations
+
+from limone_obs import conventions as c
+from limone_obs.conventions import MetricNames
+
+
+def _sel(job: str, *extra: str) -> str:
+    return "{" + ",".join([f'{c.LABEL_JOB}="{job}"', *extra]) + "}"
+
+
+def _increase(series: str, selector: str, seconds: int) -> str:
+    return f"increase({series}{selector}[{seconds}s])"
+
+
+def counts(names: MetricNames, job: str, by: str, seconds: int, *, dependency: bool) -> str:
+    """Requests per endpoint (or calls per dependency) in the window."""
+    series = names.dependency_duration_count if dependency else names.requests_total
+    return f"sum by ({by}) ({_increase(series, _sel(job), seconds)})"
+
+
+def failures(names: MetricNames, job: str, by: str, seconds: int, *, dependency: bool) -> str:
+    """5xx answers per endpoint (or failed calls per dependency) in the window."""
+    if dependency:
+        selector = _sel(job, f'{c.LABEL_OUTCOME}="{c.OUTCOME_ERROR}"')
+        return f"sum by ({by}) ({_increase(names.dependency_duration_count, selector, seconds)})"
+    selector = _sel(job, f'{c.LABEL_STATUS}=~"5.."')
+    return f"sum by ({by}) ({_increase(names.requests_total, selector, seconds)})"
+
+
+def quantile(
+    names: MetricNames, job: str, by: str, q: float, seconds: int, *, dependency: bool
+) -> str:
+    """The ``q`` quantile per endpoint (or dependency) over the window, from the histogram."""
+    bucket = names.dependency_duration_bucket if dependency else names.request_duration_bucket
+    grouped = f"sum by ({by}, {c.LABEL_LE}) ({_increase(bucket, _sel(job), seconds)})"
+    return f"histogram_quantile({q:g}, {grouped})"
+
+
+def time_per_request(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds spent in each dependency per request (all calls, successful or not)."""
+    spent_in = _increase(names.dependency_duration_sum, _sel(job), seconds)
+    spent = f"sum by ({c.LABEL_DEPENDENCY}) ({spent_in})"
+    requests = f"sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+    return f"{spent} / scalar({requests})"
+
+
+def mean_duration(names: MetricNames, job: str, seconds: int) -> str:
+    """Average request duration over the window."""
+    total = f"sum({_increase(names.request_duration_sum, _sel(job), seconds)})"
+    return f"{total} / sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+
+
+def within(names: MetricNames, job: str, threshold: float, seconds: int) -> str:
+    """Share of requests served within ``threshold`` seconds (a bucket boundary)."""
+    le = c.LE_ONE_SECOND_MATCHER if threshold == 1.0 else f'{c.LABEL_LE}="{threshold!r}"'
+    good = f"sum({_increase(names.request_duration_bucket, _sel(job, le), seconds)})"
+    return f"{good} / sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+
+
+def average_rate(names: MetricNames, job: str, seconds: int) -> str:
+    """Requests per second, averaged over the window."""
+    return f"sum({_increase(names.requests_total, _sel(job), seconds)}) / {seconds}"
+
+
+def peak_rate(names: MetricNames, job: str, seconds: int, step: int) -> str:
+    """Highest one-minute request rate within the window (sampled every ``step`` s)."""
+    rate = f"sum(rate({names.requests_total}{_sel(job)}[1m]))"
+    return f"max_over_time({rate}[{seconds}s:{step}s])"
+
+
+def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:
+    """Most requests in flight at once within the window (sampled every ``step`` s)."""
+    gauge = f"sum({names.requests_in_progress}{_sel(job)})"
+    return f"max_over_time({gauge}[{seconds}s:{step}s])"
+
+
+def rate_series(names: MetricNames, job: str, window: int) -> str:
+    """Request rate over time (range query)."""
+    return f"sum(rate({names.requests_total}{_sel(job)}[{window}s]))"
+
+
+def error_series(names: MetricNames, job: str, window: int) -> str:
+    """5xx ratio over time (range query)."""
+    five_xx = _sel(job, f'{c.LABEL_STATUS}=~"5.."')
+    bad = f"sum(rate({names.requests_total}{five_xx}[{window}s]))"
+    return f"({bad} or vector(0)) / {rate_series(names, job, window)}"
+
+
+def p95_series(names: MetricNames, job: str, window: int) -> str:
+    """p95 of all requests over time (range query)."""
+    bucket = f"rate({names.request_duration_bucket}{_sel(job)}[{window}s])"
+    return f"histogram_quantile(0.95, sum by ({c.LABEL_LE}) ({bucket}))"
+
+
+def _service(service: str) -> str:
+    return f'{c.LABEL_SLO_SERVICE}="{service}"'
+
+
+def slo_objectives(service: str) -> str:
+    """Every SLO of the service with its objective (the recording rules define the list)."""
+    return f"max by ({c.LABEL_SLO}) ({c.RULE_OBJECTIVE}{{{_service(service)}}})"
+
+
+def slo_sli(service: str, seconds: int) -> str:
+    """Request-weighted SLI over the window from the recorded 5-minute event rates."""
+    sel = "{" + _service(service) + "}"
+    bad = f"sum by ({c.LABEL_SLO}) (sum_over_time({c.RULE_BAD_EVENTS_RATE5M}{sel}[{seconds}s]))"
+    total = f"sum by ({c.LABEL_SLO}) (sum_over_time({c.RULE_EVENTS_RATE5M}{sel}[{seconds}s]))"
+    return f"1 - {bad} / {total}"
+
+
+def slo_budget_left(service: str) -> str:
+    """Share of the period's error budget left (evaluate at the window's end)."""
+    return f"max by ({c.LABEL_SLO}) ({c.RULE_PERIOD_BUDGET_REMAINING}{{{_service(service)}}})"
+
+
+def alerts_fired(service: str, seconds: int) -> str:
+    """Alerts of the service that were firing at some point within the window."""
+    firing = f'{c.SERIES_ALERTS}{{alertstate="firing",{_service(service)}}}'
+    by = f"alertname, {c.LABEL_SLO}, {c.LABEL_SEVERITY}"
+    return f"max by ({by}) (max_over_time({firing}[{seconds}s]))"

@@ -1,0 +1,257 @@
+"""Turn a :class:`~.model.Report` into one self-contained HTML file and a Markdown summary."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from limone_obs.errors import ReportError
+from limone_obs.report import charts
+from limone_obs.report.model import IMPROVEMENT, REGRESSION, Report, Row, Stats
+
+_CSS: Final = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}
+.regression{color:#b00020;font-weight:600}.improvement{color:#137333;font-weight:600}
+.meta{color:#555}.empty{color:#555;font-style:italic}
+figure.chart{margin:1rem 0}figure.chart img{width:100%;max-width:800px;height:auto}
+"""
+
+
+def seconds(value: float | None) -> str:
+    """``0.0123`` -> ``12 ms``, ``1.5`` -> ``1.50 s``, None -> ``n/a``."""
+    if value is None:
+        return "n/a"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """``0.99912`` -> ``99.91 %``; None -> ``n/a``."""
+    return "n/a" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def change(now: float | None, then: float | None) -> str:
+    """Relative change ``+12 %`` / ``-30 %``; ``n/a`` when either side is unknown or zero."""
+    if now is None or then is None or then == 0:
+        return "n/a"
+    return f"{(now - then) / then * 100:+.0f} %"
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    """A plain number, or ``n/a``."""
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _row_cells(row: Row) -> list[str]:
+    then: Stats | None = row.then
+    return [
+        row.name, percent(row.share, 1), number(row.now.count, 0),
+        seconds(row.now.p50), seconds(row.now.p95), seconds(row.now.p99),
+        seconds(then.p95 if then else None), change(row.now.p95, then.p95 if then else None),
+        percent(row.now.error_ratio), percent(then.error_ratio if then else None), row.verdict,
+    ]  # fmt: skip
+
+
+ROW_HEADER: Final = (
+    "name", "share", "count", "p50", "p95", "p99", "p95 baseline", "p95 change",
+    "errors", "errors baseline", "verdict",
+)  # fmt: skip
+
+
+def _tables(report: Report) -> dict[str, tuple[Sequence[str], list[list[str]]]]:
+    slo_header = ("SLO", "objective", "SLI", "SLI baseline", "budget left", "alerts fired")
+    return {
+        "endpoints": (ROW_HEADER, [_row_cells(r) for r in report.endpoints]),
+        "dependencies": (ROW_HEADER, [_row_cells(r) for r in report.dependencies]),
+        "breakdown": (
+            ("part of a request", "time per request", "baseline", "change"),
+            [[p.name, seconds(p.now), seconds(p.then), change(p.now, p.then)]
+             for p in report.breakdown],
+        ),
+        "slos": (slo_header, [
+            [s.name, percent(s.objective), percent(s.sli_now, 3), percent(s.sli_then, 3),
+             percent(s.budget_left, 1), ", ".join(s.fired) or "none"]
+            for s in report.slos
+        ]),
+        "steps": (
+            ("served within", "share of requests", "baseline"),
+            [[seconds(s.threshold), percent(s.share_now, 1), percent(s.share_then, 1)]
+             for s in report.steps],
+        ),
+        "throughput": (("measure", "window", "baseline"), _throughput_rows(report)),
+    }  # fmt: skip
+
+
+def _throughput_rows(report: Report) -> list[list[str]]:
+    t = report.throughput
+    reached = (
+        ", ".join(f"{s:.0f} req/s" for s in t.steps_reached()) or "none of 100 / 500 / 1000 req/s"
+    )
+    return [
+        ["average requests per second", number(t.avg_now, 2), number(t.avg_then, 2)],
+        ["peak requests per second (1 m rate)", number(t.peak_now, 2), number(t.peak_then, 2)],
+        ["peak requests in flight", number(t.in_flight_now, 0), number(t.in_flight_then, 0)],
+        ["throughput steps reached", reached, ""],
+    ]
+
+
+# --- HTML -----------------------------------------------------------------------------
+
+TITLES: Final = {
+    "endpoints": "Endpoints", "dependencies": "Dependencies (AI API, DB, cache, templates)",
+    "breakdown": "Where a request's time goes", "slos": "SLOs",
+    "steps": "Latency roadmap (2 s -> 1 s -> 0.6 s)", "throughput": "Throughput and concurrency",
+}  # fmt: skip
+
+
+def _html_table(header: Sequence[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return '<p class="empty">No data in this window.</p>'
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _td(cell: str) -> str:
+    # Verdict cells carry their verdict as a class, so regressions stand out in red.
+    css = f' class="{cell}"' if cell in {REGRESSION, IMPROVEMENT} else ""
+    return f"<td{css}>{html.escape(cell)}</td>"
+
+
+def _figure(name: str, title: str, uri: str | None) -> str:
+    if uri is None:
+        return f'<p class="empty">{html.escape(title)}: no data in this window.</p>'
+    return (
+        f'<figure class="chart" data-chart="{name}"><img alt="{html.escape(title)}" '
+        f'src="{uri}"></figure>'
+    )
+
+
+def _charts(report: Report) -> dict[str, str]:
+    tl = report.timeline
+    eps = report.endpoints[:8]
+    parts = report.breakdown
+    has_then = report.baseline is not None
+    return {
+        "rate": _figure("rate", "Requests per second", charts.line_chart(
+            "Requests per second", "req/s", tl.rate_now, tl.rate_then)),
+        "p95": _figure("p95", "p95 latency", charts.line_chart(
+            "p95 latency (all requests)", "seconds", tl.p95_now, tl.p95_then,
+            limits=((1.0, "1 s objective"), (0.6, "0.6 s next"))
+        )),
+        "errors": _figure("errors", "5xx ratio", charts.line_chart(
+            "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=((0.01, "1 % limit"),),
+            scale=100.0)),
+        "endpoints": _figure("endpoints", "p95 per endpoint", charts.bar_chart(
+            "p95 per endpoint", "seconds", [r.name for r in eps], [r.now.p95 or 0 for r in eps],
+            [(r.then.p95 or 0) if r.then else 0 for r in eps] if has_then else None)),
+        "breakdown": _figure("breakdown", "Time per request", charts.bar_chart(
+            "Where a request's time goes (seconds per request)", "seconds",
+            [p.name for p in parts], [p.now or 0 for p in parts],
+            [p.then or 0 for p in parts] if has_then else None)),
+    }  # fmt: skip
+
+
+def _summary(report: Report) -> list[str]:
+    verdicts = report.verdicts()
+    lines = [f"{count} {verdict}" for verdict, count in sorted(verdicts.items())]
+    lines = [f"Endpoints and dependencies: {', '.join(lines) or 'none'}."]
+    for step in report.steps:
+        lines.append(
+            f"{percent(step.share_now, 1)} of requests within {seconds(step.threshold)}"
+            + (f" (baseline {percent(step.share_then, 1)})" if report.baseline else "")
+            + "."
+        )
+    return [*lines, *report.notes]
+
+
+def to_html(report: Report) -> str:
+    """The whole report as one HTML document with its charts embedded."""
+    tables, figures = _tables(report), _charts(report)
+    baseline = report.baseline.label() if report.baseline else "none"
+    meta = (
+        f"Window {report.window.label()} &middot; baseline {html.escape(baseline)} &middot; "
+        f"job {html.escape(report.job)} &middot; Prometheus {html.escape(report.prometheus)} "
+        f"&middot; made {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(report.generated))}"
+    )
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in _summary(report))
+    body = [
+        f"<h1>Performance review: {html.escape(report.service)}</h1>",
+        f'<p class="meta">{meta}</p>',
+        f'<section id="summary"><h2>Summary</h2><ul>{summary}</ul></section>',
+        '<section id="timeline"><h2>Over time</h2>'
+        + figures["rate"]
+        + figures["p95"]
+        + figures["errors"]
+        + "</section>",
+    ]
+    for key, title in TITLES.items():
+        content = _html_table(*tables[key]) + figures.get(key, "")
+        body.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>')
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Performance review: {html.escape(report.service)}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+# --- Markdown ---------------------------------------------------------------------------
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: Sequence[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_No data in this window._\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(report: Report) -> str:
+    """A Markdown summary for a pull request or chat (no charts; the HTML has them)."""
+    tables = _tables(report)
+    baseline = report.baseline.label() if report.baseline else "none"
+    out = [
+        f"## Performance review: {report.service}\n",
+        f"Window {report.window.label()}; baseline {baseline}; job `{report.job}`.\n",
+        *(f"- {line}" for line in _summary(report)),
+        "",
+    ]
+    for key, title in TITLES.items():
+        out += [f"### {title}\n", _md_table(*tables[key])]
+    return "\n".join(out)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: Report, prefix: Path) -> tuple[Path, Path]:
+    """Write ``<prefix>.html`` and ``<prefix>.md`` (each whole or not at all); return both."""
+    html_path, md_path = prefix.with_suffix(".html"), prefix.with_suffix(".md")
+    try:
+        html_text, md_text = to_html(report), to_markdown(report)
+        _write_atomic(html_path, html_text)
+        _write_atomic(md_path, md_text)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {prefix}.*: {exc.strerror or exc}") from None
+    return html_path, md_path

@@ -1,0 +1,132 @@
+"""A real Prometheus scraping an instrumented app through a fault and a recovery.
+
+Three phases of ``PHASE`` seconds each under a bounded load: healthy, faulty (slow and
+failing /projects and slow AI calls), recovered. :func:`run` yields the Prometheus URL
+and the phase start times; everything started is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+from flask import Flask
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.alerts.spec import load_spec
+from limone_obs.stack import procs
+from tests.dashboards.scenario import _fast_rules
+from tests.support import ROOT, serve
+
+#: Seconds per phase (healthy, fault, recovered).
+PHASE = 24.0
+#: Requests per second of the load (bounded: it stops after the three phases).
+RPS = 25.0
+PROJECT = "/projects/<int:project_id>"
+AI = "/ai/complete"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Prometheus' URL and when each phase started (Unix seconds)."""
+
+    url: str
+    job: str
+    healthy: float
+    fault: float
+    recovered: float
+    end: float
+
+
+def create_app(fault: threading.Event) -> Flask:
+    """/projects (DB call; under the fault 300 ms and 30 % 500s), /ai (AI call; 600 ms)."""
+    app = Flask("report_example")
+    metrics = Metrics(app)
+    rng = random.Random(3)
+
+    @app.get(PROJECT)
+    def project(project_id: int) -> str | tuple[str, int]:
+        with metrics.track(c.DEPENDENCY_DB, "select_project"):
+            time.sleep(0.3 if fault.is_set() else 0.01)
+        if fault.is_set() and rng.random() < 0.3:
+            return "failed", 500
+        return f"project {project_id}"
+
+    @app.post(AI)
+    def complete() -> str:
+        with metrics.track(c.DEPENDENCY_AI, "complete"):
+            time.sleep(0.6 if fault.is_set() else 0.05)
+        return "completion"
+
+    return app
+
+
+def _load(base: str, stop: threading.Event) -> None:
+    session = requests.Session()
+    deadline = time.time() + 4 * PHASE  # bounded even if nobody sets stop
+    i = 0
+    while not stop.is_set() and time.time() < deadline:
+        i += 1
+        try:
+            if i % 3:
+                session.get(f"{base}/projects/{i}", timeout=5)
+            else:
+                session.post(f"{base}/ai/complete", timeout=5)
+        except requests.RequestException:
+            pass
+        time.sleep(1 / RPS)
+
+
+def _config(folder: Path, job: str, target: str) -> Path:
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": _fast_rules(folder),
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+    }
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextmanager
+def run(folder: Path, binary: str) -> Iterator[Run]:
+    """Run the three phases (about 75 s) and yield; Prometheus stays up until exit."""
+    job = load_spec(ROOT / "alerts" / "slo.yaml").job
+    fault, stop = threading.Event(), threading.Event()
+    with serve(create_app(fault), quiet=True) as base:
+        port = procs.free_port()
+        config = _config(folder, job, base.removeprefix("http://"))
+        proc = procs.start("prometheus", procs.prometheus_argv(binary, config, folder, port),
+                           folder / "prometheus.log")  # fmt: skip
+        url = f"http://{procs.LOOPBACK}:{port}"
+        loaders = [threading.Thread(target=_load, args=(base, stop)) for _ in range(3)]
+        try:
+            procs.wait_http(proc, f"{url}/-/ready")
+            time.sleep(2)  # one scrape before the load: the counters start from 0
+            for loader in loaders:
+                loader.start()
+            healthy = time.time()
+            time.sleep(PHASE)
+            fault.set()
+            faulty = time.time()
+            time.sleep(PHASE)
+            fault.clear()
+            recovered = time.time()
+            time.sleep(PHASE)
+            stop.set()
+            time.sleep(2)  # the last scrape sees the last requests
+            yield Run(url, job, healthy, faulty, recovered, time.time())
+        finally:
+            stop.set()
+            for loader in loaders:
+                if loader.is_alive():
+                    loader.join(timeout=30)
+            proc.stop()

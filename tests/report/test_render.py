@@ -1,0 +1,93 @@
+"""limone_obs.report.render: the HTML opens offline, the Markdown reads in a pull request."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from limone_obs.errors import ReportError
+from limone_obs.report.model import (
+    REGRESSION,
+    Component,
+    LatencyStep,
+    Report,
+    Row,
+    SloRow,
+    Stats,
+    Throughput,
+    Timeline,
+)
+from limone_obs.report.prometheus import Prometheus
+from limone_obs.report.render import to_html, to_markdown, write_report
+from limone_obs.report.window import Span
+from limone_obs.stack import procs
+
+POINTS = tuple((float(t), 1.0 + t / 10) for t in range(30))
+
+
+def sample(*, timeline: bool = True) -> Report:
+    now = Stats(count=900, errors=90, p50=0.3, p95=1.9, p99=2.5)
+    then = Stats(count=800, errors=0, p50=0.2, p95=0.9, p99=1.2)
+    series = POINTS if timeline else ()
+    return Report(
+        prometheus="http://127.0.0.1:9090", job="limoneide", service="limoneide",
+        window=Span(1_800_000_000, 1_800_003_600), baseline=Span(1_799_395_200, 1_799_398_800),
+        generated=1_800_003_700,
+        endpoints=(Row("/projects/<int:project_id>", now, then, 1.0, REGRESSION),),
+        dependencies=(Row("ai_api", now, then, 1.0, REGRESSION),),
+        breakdown=(Component("ai_api", 1.5, 0.8), Component("other", 0.2, 0.2)),
+        slos=(SloRow("availability", 0.999, 0.9, 1.0, -2.0, ("ErrorsHigh (page)",)),),
+        steps=(LatencyStep(1.0, 0.6, 0.97),),
+        throughput=Throughput(12.0, 10.0, 30.0, 20.0, 8.0, 5.0),
+        timeline=Timeline(series, series, series, series, series, series),
+    )  # fmt: skip
+
+
+def test_html_needs_no_network() -> None:
+    """Every image is a data URI; no script, stylesheet or image is fetched from anywhere."""
+    page = to_html(sample())
+    assert 5 == page.count('<figure class="chart"')
+    assert [] == re.findall(r'(?:src|href)="(?!data:)', page)
+    assert "<script" not in page
+
+
+def test_missing_series_say_so_instead_of_empty_charts() -> None:
+    """Without any point over time, the charts give way to a sentence."""
+    page = to_html(sample(timeline=False))
+    assert "Requests per second: no data in this window." in page
+    assert 2 == page.count('<figure class="chart"')  # the bar charts remain
+
+
+def test_markdown_tables_name_the_regression() -> None:
+    """The Markdown has a table per section with the verdicts and the changes."""
+    text = to_markdown(sample())
+    assert "| /projects/<int:project_id> | 100.0 % | 900 |" in text
+    assert "+111 %" in text  # p95 1.9 s against 0.9 s
+    assert REGRESSION in text
+    assert "ErrorsHigh (page)" in text
+
+
+def test_write_into_a_file_path_fails_cleanly(tmp_path: Path) -> None:
+    """A prefix under a regular file (not a folder) is a ReportError; nothing is left over."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ReportError, match="cannot write the report"):
+        write_report(sample(), blocker / "review")
+    assert [blocker] == list(tmp_path.iterdir())
+
+
+def test_files_are_written_whole(tmp_path: Path) -> None:
+    """Both files appear complete, with no temporary file beside them."""
+    html_path, md_path = write_report(sample(), tmp_path / "out" / "review")
+    assert html_path.read_text().endswith("</html>\n")
+    assert md_path.read_text().startswith("## Performance review: limoneide")
+    assert ["review.html", "review.md"] == sorted(p.name for p in (tmp_path / "out").iterdir())
+
+
+def test_prometheus_down_is_a_clear_error() -> None:
+    """A closed port is a ReportError naming the URL and the --prometheus option."""
+    url = f"http://{procs.LOOPBACK}:{procs.free_port()}"
+    with pytest.raises(ReportError, match=r"cannot reach Prometheus at .*--prometheus"):
+        Prometheus(url, timeout=5).instant("up", 0)

@@ -1,0 +1,179 @@
+"""The report against a real Prometheus that scraped an app through a fault and a recovery.
+
+The numbers must equal direct PromQL written here independently of the report's own
+queries; the fault must read as a regression, the recovery as an improvement; the HTML
+must open in a real headless Chromium without console errors and show every chart.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+from PIL import Image
+
+from limone_obs.cli import main
+from limone_obs.errors import ReportError
+from limone_obs.report import collect, write_report
+from limone_obs.report.model import IMPROVEMENT, REGRESSION, Report, Row
+from limone_obs.report.prometheus import Prometheus
+from limone_obs.report.window import Span
+from tests.report.scenario import AI, PHASE, PROJECT, Run, run
+from tests.support import need
+
+pytestmark = pytest.mark.integration
+
+#: Seconds cut from the start and the end of a phase: the slow requests in flight at the
+#: switch and the 1 s scrape straddle the boundary.
+MARGIN_START, MARGIN_END = 4.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    binary = need("prometheus")
+    with run(tmp_path_factory.mktemp("report-prom"), binary) as result:
+        yield result
+
+
+def phase(start: float) -> Span:
+    return Span(start + MARGIN_START, start + PHASE - MARGIN_END)
+
+
+def report_of(scenario: Run, window: float, baseline: float) -> Report:
+    prom = Prometheus(scenario.url)
+    return collect(prom, job=scenario.job, service="limoneide", namespace="limoneide",
+                   window=phase(window), baseline=phase(baseline))  # fmt: skip
+
+
+def row(rows: tuple[Row, ...], name: str) -> Row:
+    return next(r for r in rows if r.name == name)
+
+
+def promql(scenario: Run, expr: str, at: float) -> float:
+    params: dict[str, str | float] = {"query": expr, "time": at}
+    body = requests.get(f"{scenario.url}/api/v1/query", params=params, timeout=10).json()
+    return float(body["data"]["result"][0]["value"][1])
+
+
+def test_fault_reads_as_a_regression(scenario: Run) -> None:
+    """Slow, failing /projects and slow AI calls: both endpoints and dependencies regress."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    assert REGRESSION == row(report.endpoints, PROJECT).verdict
+    assert REGRESSION == row(report.endpoints, AI).verdict
+    assert REGRESSION == row(report.dependencies, "db").verdict
+    assert REGRESSION == row(report.dependencies, "ai_api").verdict
+
+
+def test_recovery_reads_as_an_improvement(scenario: Run) -> None:
+    """After the fault is switched off, the same rows improve against the fault window."""
+    report = report_of(scenario, scenario.recovered, scenario.fault)
+    assert IMPROVEMENT == row(report.endpoints, PROJECT).verdict
+    assert IMPROVEMENT == row(report.endpoints, AI).verdict
+    assert IMPROVEMENT == row(report.dependencies, "ai_api").verdict
+
+
+def test_numbers_match_direct_promql(scenario: Run) -> None:
+    """Counts, p95, error ratio and AI time per request equal hand-written PromQL."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    span = phase(scenario.fault)
+    rng, at = f"[{span.seconds}s]", span.end
+    sel = f'job="{scenario.job}",endpoint="{PROJECT}"'
+    project = row(report.endpoints, PROJECT)
+    count = promql(scenario, f"sum(increase(limoneide_requests_total{{{sel}}}{rng}))", at)
+    p95 = promql(scenario, "histogram_quantile(0.95, sum by (le) (increase("
+                 f"limoneide_request_duration_seconds_bucket{{{sel}}}{rng})))", at)  # fmt: skip
+    bad = promql(
+        scenario, f'sum(increase(limoneide_requests_total{{{sel},status="500"}}{rng}))', at
+    )
+    assert count == pytest.approx(project.now.count)
+    assert p95 == pytest.approx(project.now.p95)
+    assert bad / count == pytest.approx(project.now.error_ratio)
+    ai_spent = promql(scenario, "sum(increase(limoneide_dependency_duration_seconds_sum"
+                      f'{{dependency="ai_api"}}{rng})) / sum(increase('
+                      f"limoneide_request_duration_seconds_count{rng}))", at)  # fmt: skip
+    ai = next(p for p in report.breakdown if p.name == "ai_api")
+    assert ai_spent == pytest.approx(ai.now)
+    assert ai.now is not None
+    assert ai.then is not None
+    assert ai.now > 3 * ai.then
+
+
+def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
+    """The SLO rows come from the loaded rules: availability drops, an errors alert fired."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    availability = next(s for s in report.slos if s.name == "availability")
+    assert availability.sli_now is not None
+    assert availability.sli_then is not None
+    assert availability.sli_now < availability.sli_then
+    assert any("ErrorsHigh" in alert for s in report.slos for alert in s.fired)
+
+
+def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:
+    """A window before anything was scraped names the job and what to check."""
+    empty = Span(scenario.healthy - 3600, scenario.healthy - 3000)
+    with pytest.raises(ReportError, match="no requests of job="):
+        collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
+                namespace="limoneide", window=empty, baseline=None)  # fmt: skip
+
+
+def test_cli_writes_html_and_markdown(scenario: Run, tmp_path: Path) -> None:
+    """`limone-obs report` writes both files; the Markdown names the regression."""
+    window, baseline = phase(scenario.fault), phase(scenario.healthy)
+    args = ["report", "--prometheus", scenario.url, "--from", str(window.start), "--to",
+            str(window.end), "--baseline", str(baseline.start), "--job", scenario.job,
+            "--output", str(tmp_path / "review")]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert 0 == result.exit_code, result.output
+    markdown = (tmp_path / "review.md").read_text()
+    assert REGRESSION in markdown
+    assert PROJECT in markdown
+    assert (tmp_path / "review.html").stat().st_size > 10_000
+
+
+def _browser(profile: Path) -> object:
+    from selenium import webdriver  # noqa: PLC0415 - only this test drives a browser
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = need("chromium")
+    for arg in ("--headless=new", "--no-sandbox", f"--user-data-dir={profile}",
+                "--window-size=1200,5000", "--force-device-scale-factor=1"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(need("chromedriver")))
+
+
+def _ink(image: Image.Image) -> float:
+    """Share of pixels in ``image`` that are not (near) white."""
+    histogram = image.convert("L").histogram()
+    return sum(histogram[:235]) / max(1, sum(histogram))
+
+
+def test_html_opens_in_chromium_with_every_chart_drawn(scenario: Run, tmp_path: Path) -> None:
+    """No console error; each of the five charts has ink in its own box of a screenshot."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    html_path, _ = write_report(report, tmp_path / "review")
+    if os.environ.get("LIMONE_OBS_KEEP_REPORT"):  # to look at the page while developing
+        shutil.copy(html_path, os.environ["LIMONE_OBS_KEEP_REPORT"])
+    driver = _browser(tmp_path / "profile")
+    try:
+        driver.get(html_path.as_uri())  # type: ignore[attr-defined]
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
+        charts = driver.find_elements("css selector", "figure.chart img")  # type: ignore[attr-defined]
+        boxes = [chart.rect for chart in charts]
+        shot = Image.open(io.BytesIO(driver.get_screenshot_as_png()))  # type: ignore[attr-defined]
+    finally:
+        driver.quit()  # type: ignore[attr-defined]
+    assert [] == errors
+    assert 5 == len(boxes)
+    for box in boxes:
+        assert box["width"] > 300
+        assert box["height"] > 100
+        crop = shot.crop((box["x"], box["y"], box["x"] + box["width"], box["y"] + box["height"]))
+        assert 0.01 < _ink(crop) < 0.9, box
