@@ -16,6 +16,8 @@ from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from _typeshed.wsgi import WSGIEnvironment
 
     from limone_obs.exporter._instruments import Instruments, RequestChildren
@@ -59,14 +61,20 @@ class RequestRecorder:
         excluded: frozenset[str],
         exemplars: bool,
         queue: QueueTime,
+        first_request: Callable[[WSGIEnvironment], None] | None = None,
     ) -> None:
         self.instruments = instruments
         self.excluded = excluded
         self.exemplars = exemplars
         self.queue = queue
+        #: Called with the first request's environ, then dropped (one test per request).
+        self.first_request = first_request
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Label the request with its method; observe its queue time if a proxy sent it."""
+        if self.first_request is not None:
+            check, self.first_request = self.first_request, None
+            check(environ)
         if state.path in self.excluded:
             return
         request = _new(_Request)

@@ -162,9 +162,8 @@ class Metrics:
             server = exposition.serve(metrics_app, settings.port, settings.addr)
         app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
         # Several worker processes without shared storage: say so, at start-up if it
-        # can be told now, else on the first request (wsgi.multiprocess).
+        # can be told now, else on the first request (wsgi.multiprocess, the recorder).
         multiprocess.check_server(self.multiprocess)
-        multiprocess.check_first_request(app, self.multiprocess)
 
     def _join_lifecycle(
         self, app: Flask, settings: _Settings, metrics_app: exposition.MetricsApp
@@ -175,6 +174,7 @@ class Metrics:
             excluded=settings.excluded,
             exemplars=settings.exemplars and not self.multiprocess,
             queue=self._instruments.queue,
+            first_request=None if self.multiprocess else multiprocess.check_environ,
         )
         life = lifecycle.install(app)
         if settings.path is not None:

@@ -11,7 +11,7 @@ wires all three). The files' space is reserved as they grow
 (:mod:`~limone_obs.exporter._mp_reserved`), so a full disk is reported, not a SIGBUS.
 
 A multi-process server without the directory is reported loudly
-(:func:`check_server`, :func:`check_first_request`): each scrape would show one worker's
+(:func:`check_server`, :func:`check_environ`): each scrape would show one worker's
 counts, a silent wrong number.
 """
 
@@ -35,8 +35,7 @@ from limone_obs.exporter import _mp_reserved, compaction, fast_path, health_seri
 from limone_obs.exporter._mp_collector import FlatCollector
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-    from flask import Flask
+    from _typeshed.wsgi import WSGIEnvironment
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 #: Lock file of the server that owns a directory (holds its master's pid, under flock).
@@ -232,7 +231,7 @@ def multiprocess_server() -> str | None:
 
     gunicorn: its worker (or, with ``--preload``, its arbiter) is on the call stack while
     the app is imported, and carries the worker count. uWSGI: its ``uwsgi`` module. None
-    when not known at start-up (then :func:`check_first_request` decides).
+    when not known at start-up (then :func:`check_environ` decides).
     """
     if "gunicorn" in sys.modules:
         workers = _gunicorn_workers()
@@ -279,27 +278,11 @@ def check_server(multiprocess: bool) -> None:
             report_not_configured(server)
 
 
-def check_first_request(app: Flask, multiprocess: bool) -> None:
-    """Check the first request's ``wsgi.multiprocess``; then get out of the way.
+def check_environ(environ: WSGIEnvironment) -> None:
+    """On the first request: report a server that says ``wsgi.multiprocess`` (no storage).
 
-    Wraps ``app.wsgi_app`` (Flask's documented way) until the first request has been
-    seen; then puts the previous callable back, unless another middleware wrapped it
-    meanwhile (then the check stays, one attribute test per request).
+    The exporter's request recorder calls this once, only when the multiprocess directory
+    is not set.
     """
-    if multiprocess:
-        return
-    inner = app.wsgi_app
-    seen = False
-
-    def first_request(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        nonlocal seen
-        if not seen:
-            seen = True
-            if environ.get("wsgi.multiprocess"):
-                server = str(environ.get("SERVER_SOFTWARE") or "the WSGI server")
-                report_not_configured(server)
-            if app.wsgi_app is first_request:
-                app.wsgi_app = inner  # type: ignore[method-assign]
-        return inner(environ, start_response)
-
-    app.wsgi_app = first_request  # type: ignore[method-assign]
+    if environ.get("wsgi.multiprocess"):
+        report_not_configured(str(environ.get("SERVER_SOFTWARE") or "the WSGI server"))
