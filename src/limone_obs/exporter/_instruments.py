@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from limone_obs import conventions as c
 from limone_obs.exporter import _mp_writes
 from limone_obs.exporter._fast import Update, in_flight, incrementer, recorder
+from limone_obs.exporter.tracking import PerRequestSeries
 
 
 class Instruments:
@@ -57,9 +58,11 @@ class Instruments:
             c.DEPENDENCY_LABELS, registry=registry, buckets=dependency_buckets,
         )  # fmt: skip
         self.cache = Counter(
-            names.cache_requests, "Cache lookups, by cache and result (hit or miss).",
+            names.cache_requests, "Cache lookups, by cache and result (hit, miss or error).",
             c.CACHE_LABELS, registry=registry,
         )  # fmt: skip
+        #: Calls per request and seconds per request of each dependency (fed by track).
+        self.per_request = PerRequestSeries(names, registry)
         # "max" survives worker restarts in multiprocess mode, unlike the live* modes.
         self.build_info = Gauge(
             names.build_info, "Always 1; labels carry the service's version and revision.",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
+from limone_obs.exporter.tracking import RequestTally, start_request
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -73,7 +74,7 @@ class RequestState:
 
     __slots__ = (
         "_body", "_middleware", "_start_response", "children", "exception", "method", "start",
-        "status", "traceparent",
+        "status", "tally", "traceparent",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request is recorded.
@@ -89,6 +90,8 @@ class RequestState:
     #: environ -> state -> environ would be a reference cycle, keeping every request's
     #: environ alive until the cyclic GC runs.
     traceparent: str | None
+    #: The request's dependency calls (``metrics.track``), flushed in :meth:`finish`.
+    tally: RequestTally
     _start_response: StartResponse
     _middleware: InstrumentedWSGI
     _body: Iterable[bytes]
@@ -121,6 +124,8 @@ class RequestState:
                 self._record_rare(elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
+        endpoint = self.children.endpoint if self.children is not None else c.ENDPOINT_UNMATCHED
+        self._middleware.instruments.per_request.flush(self.tally, endpoint)
 
     def _record_rare(self, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""
@@ -207,6 +212,7 @@ class InstrumentedWSGI:
         state.traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
         state._start_response = start_response
         state._middleware = self
+        state.tally = start_request()
         environ[STATE_KEY] = state
         try:
             body = self.wsgi_app(environ, state.start_response)

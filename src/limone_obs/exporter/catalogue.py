@@ -28,13 +28,16 @@ Flask URL rule or `{unmatched}`, `method` is a standard HTTP method or `{other}`
 |---|---|---|---|
 """
 _FOOTER = """
-Buckets of both histograms (seconds): {buckets}.
+Buckets of both duration histograms (seconds): {buckets}.
 They include every latency threshold an SLO may use ({thresholds}).
+Buckets of the calls-per-request histogram (calls): {call_buckets}; it and the seconds per
+request are flushed once per request, when its response is closed.
 
 Label values:
 
 - `outcome`: `{ok}` or `{error}` (the exception class is never a label).
-- `result`: `{hit}` or `{miss}`.
+- `result`: `{hit}`, `{miss}` or `{cache_error}` (no answer from the cache: down, slow or
+  garbage; see `limone_obs.exporter.cache`).
 - `exception`: the class name of an unhandled exception (e.g. `ValueError`).
 
 In single-process mode the registry also holds prometheus-client's `process_*`,
@@ -50,6 +53,8 @@ def _rows(inst: Instruments) -> list[str]:
         (inst.in_progress, c.IN_PROGRESS_LABELS), (inst.exceptions, c.EXCEPTIONS_LABELS),
         (inst.dependency, c.DEPENDENCY_LABELS), (inst.cache, c.CACHE_LABELS),
         (inst.build_info, c.BUILD_INFO_LABELS),
+        (inst.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
+        (inst.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
     )  # fmt: skip
     for metric, labelnames in metrics:
         for family in metric.describe():
@@ -72,6 +77,8 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         buckets=", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS),
         thresholds=", ".join(f"{t:g} s" for t in c.SLO_LATENCY_THRESHOLDS),
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
+        cache_error=c.CACHE_ERROR,
+        call_buckets=", ".join(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS),
     )  # fmt: skip
     return header + "\n".join(_rows(inst)) + "\n" + footer
 
