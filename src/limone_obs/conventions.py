@@ -56,7 +56,7 @@ DEPENDENCY_CACHE: Final = "cache"
 DEPENDENCY_REDIS: Final = "redis"
 #: Operation names of those calls.
 REDIS_OP_GET: Final = "get"
-REDIS_OP_SETEX: Final = "setex"
+REDIS_OP_SET: Final = "set"
 
 # --- histogram buckets --------------------------------------------------------------
 #: Latency thresholds the SLO spec may use; every one must be a bucket boundary.
