@@ -78,7 +78,7 @@ def test_first_call_misses_then_hits(cache: RedisCache, metrics: Metrics) -> Non
     assert 3 == _redis_calls(metrics, c.REDIS_OP_SET, c.OUTCOME_OK)
 
 
-def test_value_is_json_with_the_ttl(cache: RedisCache) -> None:
+def test_value_is_json_with_the_ttl(cache: RedisCache, redis_url: str) -> None:
     """The stored value is JSON text, set with the decorator's time to live."""
 
     @cache.cache_result(expire_time=120)
@@ -87,8 +87,9 @@ def test_value_is_json_with_the_ttl(cache: RedisCache) -> None:
 
     answer("hi", model="m1")
     key = cache.key(answer.__wrapped__, ("hi",), {"model": "m1"})  # type: ignore[attr-defined]
-    assert {"prompt": "hi", "model": "m1"} == json.loads(cache.client.get(key))  # type: ignore[arg-type]
-    assert 0 < int(cache.client.ttl(key)) <= 120
+    client = redis.Redis.from_url(redis_url)
+    assert {"prompt": "hi", "model": "m1"} == json.loads(client.get(key))  # type: ignore[arg-type]
+    assert 0 < int(client.ttl(key)) <= 120
 
 
 def test_key_is_the_same_in_every_interpreter(cache: RedisCache) -> None:
@@ -130,7 +131,9 @@ def test_async_function_is_cached(cache: RedisCache, metrics: Metrics) -> None:
     assert {"hit": 1, "miss": 1, "error": 0} == _results(metrics, "acomplete")
 
 
-def test_non_json_value_is_a_miss_not_a_500(cache: RedisCache, metrics: Metrics) -> None:
+def test_non_json_value_is_a_miss_not_a_500(
+    cache: RedisCache, metrics: Metrics, redis_url: str
+) -> None:
     """Garbage under the key is a miss: the view answers 200 and the value is replaced."""
     app = Flask("garbage")
     Metrics(app, registry=CollectorRegistry())
@@ -144,11 +147,12 @@ def test_non_json_value_is_a_miss_not_a_500(cache: RedisCache, metrics: Metrics)
         return language(name)
 
     key = cache.key(language.__wrapped__, ("rust",), {})  # type: ignore[attr-defined]
-    cache.client.set(key, b"\xff\xfe not json {")
+    client = redis.Redis.from_url(redis_url)
+    client.set(key, b"\xff\xfe not json {")
     with app.test_client().get("/languages/rust") as resp:
         assert 200 == resp.status_code
         assert {"name": "rust"} == resp.get_json()
-    assert {"name": "rust"} == json.loads(cache.client.get(key))  # type: ignore[arg-type]
+    assert {"name": "rust"} == json.loads(client.get(key))  # type: ignore[arg-type]
     assert {"hit": 0, "miss": 1, "error": 0} == _results(metrics, "garbage")
 
 

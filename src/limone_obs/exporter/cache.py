@@ -26,20 +26,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 
 if TYPE_CHECKING:
-    import redis
-
     from limone_obs.exporter.extension import Metrics
 
 P = ParamSpec("P")
 R = TypeVar("R")
 logger = logging.getLogger("limone_obs.cache")
 _MISSING = object()
+
+
+class RedisClient(Protocol):
+    """What the cache uses of a client: ``redis.Redis`` or a wrapper around one."""
+
+    def get(self, name: Any) -> Any:
+        """GET ``name``: bytes, str or None."""
+
+    def set(self, name: Any, value: Any, ex: Any = None) -> Any:
+        """SET ``name`` to ``value``, expiring after ``ex`` seconds."""
 
 
 class _Throttle:
@@ -64,7 +72,8 @@ class RedisCache:
     """Caches function results in Redis, counted and timed through ``metrics``.
 
     ``client`` is a synchronous ``redis.Redis`` (give it short timeouts, or build it with
-    :meth:`from_url`). Async functions use the same client: Flask runs each async view in
+    :meth:`from_url`) or any object with its ``get`` and ``set`` (:class:`RedisClient`).
+    Async functions use the same client: Flask runs each async view in
     an event loop of its own, and ``redis.asyncio`` connection pools are bound to one loop.
     After a connection error or timeout, Redis is left alone for ``retry_after`` seconds:
     lookups then count as ``error`` at once instead of each waiting for a timeout.
@@ -73,7 +82,7 @@ class RedisCache:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         metrics: Metrics,
         *,
         prefix: str = "limone-obs:",
