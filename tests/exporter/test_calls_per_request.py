@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,8 +16,11 @@ from prometheus_client import CollectorRegistry
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from tests.exporter.helpers import samples, value
+from tests.support import race
 
 N = c.MetricNames()
+RACE_THREADS = 8
+RACE_CALLS = 200
 pytest.importorskip("asgiref", reason="async views need flask[async] (pip install -e .[dev])")
 
 
@@ -76,6 +80,19 @@ def app_metrics() -> tuple[Flask, Metrics]:
             futures = [executor.submit(contextvars.copy_context().run, query, i) for i in range(6)]
             return {"sum": sum(f.result() for f in futures)}
 
+    @app.get("/race")
+    def race_view() -> str:
+        contexts = iter([contextvars.copy_context() for _ in range(RACE_THREADS)])
+        lock = threading.Lock()
+
+        def work() -> None:
+            with lock:
+                context = next(contexts)
+            context.run(lambda: [query(i) for i in range(RACE_CALLS)])
+
+        race(work, threads=RACE_THREADS)
+        return "raced"
+
     @app.get("/maybe/<int:n>")
     def maybe(n: int) -> dict[str, int]:
         return {"sum": sum(query(i) for i in range(n))}
@@ -113,6 +130,13 @@ def test_thread_pool_with_copied_context_counts(app_metrics: tuple[Flask, Metric
     for _ in range(3):
         assert 200 == _get(app, "/pool")
     assert (3, 18) == _calls(metrics, "/pool", c.DEPENDENCY_DB)
+
+
+def test_threads_racing_on_one_request_lose_no_call(app_metrics: tuple[Flask, Metrics]) -> None:
+    """8 threads of one request, switching as often as possible, add every call once."""
+    app, metrics = app_metrics
+    assert 200 == _get(app, "/race")
+    assert (1, RACE_THREADS * RACE_CALLS) == _calls(metrics, "/race", c.DEPENDENCY_DB)
 
 
 def test_seconds_per_request_add_up_the_calls(app_metrics: tuple[Flask, Metrics]) -> None:

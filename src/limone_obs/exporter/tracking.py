@@ -41,35 +41,45 @@ _TALLY_LOCK = threading.Lock()
 class RequestTally:
     """The dependency calls of one request: ``dependency -> [calls, seconds]``.
 
-    Created by :func:`start_request`; calls added after :meth:`close` are ignored (a
-    thread still running after its request ended cannot change a flushed tally).
+    Made by :func:`start_request` on every request, so it costs no dict until the first
+    call is added. Calls added after :meth:`close` are ignored (a thread still running
+    after its request ended cannot change a flushed tally).
     """
 
     __slots__ = ("calls", "open")
 
-    def __init__(self) -> None:
-        self.calls: dict[str, list[float]] = {}
-        self.open = True
+    calls: dict[str, list[float]] | None
+    open: bool
 
     def add(self, dependency: str, elapsed: float) -> None:
         """Count one call of ``dependency`` that took ``elapsed`` seconds."""
         with _TALLY_LOCK:
             if not self.open:
                 return
-            entry = self.calls.get(dependency)
+            calls = self.calls
+            if calls is None:
+                self.calls = {dependency: [1.0, elapsed]}
+                return
+            entry = calls.get(dependency)
             if entry is None:
-                self.calls[dependency] = [1.0, elapsed]
+                calls[dependency] = [1.0, elapsed]
             else:
                 entry[0] += 1.0
                 entry[1] += elapsed
 
     def close(self) -> dict[str, list[float]]:
         """Stop counting and return the calls (``dependency -> [calls, seconds]``)."""
+        if self.calls is None:  # no call so far: no lock needed to stop counting
+            self.open = False
+            if self.calls is None:
+                return _NO_CALLS
         with _TALLY_LOCK:
             self.open = False
-            return self.calls
+            return self.calls or _NO_CALLS
 
 
+_NO_CALLS: dict[str, list[float]] = {}
+_new = object.__new__
 _TALLY: ContextVar[RequestTally | None] = ContextVar("limone_obs_request_tally", default=None)
 
 
@@ -79,7 +89,11 @@ def start_request() -> RequestTally:
     Called by the exporter when a request arrives, before the app runs, so that every
     task and thread the request spawns later inherits the same tally.
     """
-    tally = RequestTally()
+    # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through a
+    # slow generic path, and this runs on every request.
+    tally = _new(RequestTally)
+    tally.calls = None
+    tally.open = True
     _TALLY.set(tally)
     return tally
 
