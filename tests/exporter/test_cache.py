@@ -251,3 +251,19 @@ def test_redis_client_is_the_only_optional_import() -> None:
 def test_redis_package_is_real() -> None:
     """The tests use redis-py itself, not a stand-in."""
     assert hasattr(redis, "Redis")
+
+
+def test_wrong_type_error_counts_once_and_keeps_redis_in_use(
+    cache: RedisCache, metrics: Metrics, redis_url: str
+) -> None:
+    """A Redis error that is not a lost connection (a key holding a list) counts an error
+    for that call only: the next call still reaches Redis."""
+
+    @cache.cache_result(expire_time=60, name="wrongtype")
+    def ident(n: int) -> int:
+        return n
+
+    key = cache.key(ident.__wrapped__, (1,), {})  # type: ignore[attr-defined]
+    redis.Redis.from_url(redis_url).rpush(key, "x")
+    assert [1, 2, 2] == [ident(1), ident(2), ident(2)]
+    assert {"hit": 1, "miss": 1, "error": 1} == _results(metrics, "wrongtype")

@@ -347,3 +347,13 @@ def test_injected_error_is_logged_with_its_exception(tmp_path: Path) -> None:
     )
     errors = [line for line in lines if "exception" in line]
     assert ["InjectedFaultError"] == [e["exception"]["type"] for e in errors]
+
+
+def test_redis_password_never_reaches_the_log(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """The warning about a Redis that does not answer names the URL without its password."""
+    stream = io.StringIO()
+    dead = f"redis://user:s3cret-pass@127.0.0.1:{procs.free_port()}/0"
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), c.DEMO_REDIS_URL_ENV: dead}
+    create_app(config, registry=registry, log_stream=stream)
+    assert "Redis does not answer" in stream.getvalue()
+    assert "s3cret-pass" not in stream.getvalue()

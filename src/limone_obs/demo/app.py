@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, request
 from prometheus_client import CollectorRegistry
@@ -158,11 +159,19 @@ def _redis_cache(
     except Exception as exc:  # the demo starts anyway: every lookup counts as an error
         log.warning(
             "Redis does not answer: the demo calls through and counts cache errors until it does",
-            redis_url=settings.redis_url,
+            redis_url=_without_password(settings.redis_url),
             error=f"{type(exc).__name__}: {exc}",
         )
     cache.client = _FaultyRedis(client, store)
     return cache
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any user and password replaced by ``***`` (for log lines)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 class DemoState:

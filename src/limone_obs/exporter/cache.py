@@ -76,7 +76,8 @@ class RedisCache:
     Async functions use the same client: Flask runs each async view in
     an event loop of its own, and ``redis.asyncio`` connection pools are bound to one loop.
     After a connection error or timeout, Redis is left alone for ``retry_after`` seconds:
-    lookups then count as ``error`` at once instead of each waiting for a timeout.
+    lookups then count as ``error`` at once instead of each waiting for a timeout (other
+    errors, e.g. a key holding another type, are counted for that call only).
     ``prefix`` starts every key; ``log_interval`` spaces repeated log lines of one problem.
     """
 
@@ -206,7 +207,8 @@ class RedisCache:
         return result
 
     def _failed(self, cache: str, operation: str, exc: Exception) -> None:
-        self._down_until = time.monotonic() + self.retry_after
+        if _unreachable(exc):
+            self._down_until = time.monotonic() + self.retry_after
         self._log(
             cache,
             f"redis-{operation}",
@@ -217,6 +219,13 @@ class RedisCache:
     def _log(self, cache: str, problem: str, message: str) -> None:
         if self._throttle.allow(cache, problem):
             logger.warning("cache %r: %s (repeats are not logged for a while)", cache, message)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """True for a connection error or timeout (redis-py's, or the socket's own)."""
+    if isinstance(exc, OSError):  # includes the built-in ConnectionError and TimeoutError
+        return True
+    return any(k.__name__ in ("ConnectionError", "TimeoutError") for k in type(exc).__mro__)
 
 
 class _Call:
