@@ -267,3 +267,29 @@ def test_wrong_type_error_counts_once_and_keeps_redis_in_use(
     redis.Redis.from_url(redis_url).rpush(key, "x")
     assert [1, 2, 2] == [ident(1), ident(2), ident(2)]
     assert {"hit": 1, "miss": 1, "error": 1} == _results(metrics, "wrongtype")
+
+
+def test_async_view_gathering_cached_calls_counts_redis_per_request(cache: RedisCache) -> None:
+    """An async view gathering 3 cached calls: 3 gets + 3 sets on the first request, 3 gets
+    on the second, exactly, in the per-request series."""
+    pytest.importorskip("asgiref", reason="async views need flask[async]")
+    app = Flask("gather_cache")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    cache.metrics = metrics
+
+    @cache.cache_result(expire_time=60, name="gathered")
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    @app.get("/gathered")
+    async def gathered() -> dict[str, int]:
+        return {"sum": sum(await asyncio.gather(fetch(1), fetch(2), fetch(3)))}
+
+    for _ in range(2):
+        with app.test_client().get("/gathered") as resp:
+            assert {"sum": 6} == resp.get_json()
+    labels = {"endpoint": "/gathered", "dependency": c.DEPENDENCY_REDIS}
+    assert 2 == value(metrics, N.dependency_calls_per_request_count, labels)
+    assert 9 == value(metrics, N.dependency_calls_per_request_sum, labels)
+    assert {"hit": 3, "miss": 3, "error": 0} == _results(metrics, "gathered")
