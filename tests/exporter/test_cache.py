@@ -272,7 +272,6 @@ def test_wrong_type_error_counts_once_and_keeps_redis_in_use(
 def test_async_view_gathering_cached_calls_counts_redis_per_request(cache: RedisCache) -> None:
     """An async view gathering 3 cached calls: 3 gets + 3 sets on the first request, 3 gets
     on the second, exactly, in the per-request series."""
-    pytest.importorskip("asgiref", reason="async views need flask[async]")
     app = Flask("gather_cache")
     metrics = Metrics(app, registry=CollectorRegistry())
     cache.metrics = metrics

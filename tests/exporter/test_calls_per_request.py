@@ -21,7 +21,6 @@ from tests.support import race
 N = c.MetricNames()
 RACE_THREADS = 8
 RACE_CALLS = 200
-pytest.importorskip("asgiref", reason="async views need flask[async] (pip install -e .[dev])")
 
 
 def _calls(metrics: Metrics, endpoint: str, dependency: str) -> tuple[float, float] | None:
