@@ -124,8 +124,7 @@ class RequestState:
                 self._record_rare(elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
-        endpoint = self.children.endpoint if self.children is not None else c.ENDPOINT_UNMATCHED
-        self._middleware.instruments.per_request.flush(self.tally, endpoint)
+        self._middleware.instruments.per_request.flush(self.tally, self.children)
 
     def _record_rare(self, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""

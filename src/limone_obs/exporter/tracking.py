@@ -23,12 +23,15 @@ from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, 
 from contextvars import ContextVar
 from time import perf_counter
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe
+
+if TYPE_CHECKING:
+    from limone_obs.exporter._instruments import RequestChildren
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,10 +131,15 @@ class PerRequestSeries:
         self._seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
-    def flush(self, tally: RequestTally | None, endpoint: str) -> None:
-        """Record ``tally`` (closing it) as one request of ``endpoint``; never raises."""
+    def flush(self, tally: RequestTally | None, route: RequestChildren | None) -> None:
+        """Record ``tally`` (closing it) as one request of ``route``; never raises.
+
+        ``route`` is the exporter's series of the request's URL rule (its ``.endpoint``),
+        or None for a request that matched no rule.
+        """
         try:
-            calls = tally.close() if tally is not None else {}
+            endpoint = route.endpoint if route is not None else c.ENDPOINT_UNMATCHED
+            calls = tally.close() if tally is not None else _NO_CALLS
             seen = self._seen.get(endpoint)
             if not calls and not seen:
                 return  # the common case for endpoints that call no tracked dependency
