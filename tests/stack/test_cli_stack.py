@@ -57,3 +57,17 @@ def test_fault_command_reports_a_refused_change(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["fault", "--url", url, "--latency", "smtp=1"])
     assert 2 == result.exit_code
     assert "unknown dependency 'smtp'" in result.output
+
+
+def test_fault_command_switches_the_n_plus_one_loop(tmp_path: Path) -> None:
+    """``fault --n-plus-one`` turns the N+1 loop on, ``--no-n-plus-one`` off again."""
+    app = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
+    runner = CliRunner()
+    with serve(app) as url:
+        on = runner.invoke(main, ["fault", "--url", url, "--n-plus-one"])
+        off = runner.invoke(main, ["fault", "--url", url, "--no-n-plus-one"])
+    assert (0, 0) == (on.exit_code, off.exit_code)
+    assert (True, False) == (
+        json.loads(on.output)["n_plus_one"],
+        json.loads(off.output)["n_plus_one"],
+    )
