@@ -43,12 +43,20 @@ OUTCOME_OK: Final = "ok"
 OUTCOME_ERROR: Final = "error"
 CACHE_HIT: Final = "hit"
 CACHE_MISS: Final = "miss"
+#: A cache lookup that got no answer (cache down, slow or returning garbage).
+CACHE_ERROR: Final = "error"
+CACHE_RESULTS: Final = (CACHE_HIT, CACHE_MISS, CACHE_ERROR)
 #: Dependency name used by the automatic Jinja template timing.
 DEPENDENCY_TEMPLATE: Final = "template"
 #: Dependency names the demo service and the dashboards know about.
 DEPENDENCY_AI: Final = "ai_api"
 DEPENDENCY_DB: Final = "db"
 DEPENDENCY_CACHE: Final = "cache"
+#: Dependency name of the Redis calls made by ``limone_obs.exporter.cache``.
+DEPENDENCY_REDIS: Final = "redis"
+#: Operation names of those calls.
+REDIS_OP_GET: Final = "get"
+REDIS_OP_SET: Final = "set"
 
 # --- histogram buckets --------------------------------------------------------------
 #: Latency thresholds the SLO spec may use; every one must be a bucket boundary.
@@ -119,6 +127,30 @@ class MetricNames:
     @property
     def build_info(self) -> str:
         return self._n("build_info")
+
+    @property
+    def dependency_calls_per_request(self) -> str:
+        return self._n(SUFFIX_DEPENDENCY_CALLS_PER_REQUEST)
+
+    @property
+    def request_dependency_seconds(self) -> str:
+        return self._n(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL.removesuffix("_total"))
+
+    @property
+    def dependency_calls_per_request_bucket(self) -> str:
+        return self._n(SUFFIX_DEPENDENCY_CALLS_PER_REQUEST + "_bucket")
+
+    @property
+    def dependency_calls_per_request_count(self) -> str:
+        return self._n(SUFFIX_DEPENDENCY_CALLS_PER_REQUEST + "_count")
+
+    @property
+    def dependency_calls_per_request_sum(self) -> str:
+        return self._n(SUFFIX_DEPENDENCY_CALLS_PER_REQUEST + "_sum")
+
+    @property
+    def request_dependency_seconds_total(self) -> str:
+        return self._n(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL)
 
     # Names as they appear in the exposition and in PromQL.
     @property
@@ -337,6 +369,10 @@ REQUEST_ID_HEADER: Final = "X-Request-ID"
 # --- stack area (names added by limone_obs.stack) -----------------------------------
 #: Cache name of the demo service's language lookup (``cache`` label value).
 DEMO_CACHE_LANGUAGES: Final = "languages"
+#: Cache name of the demo service's AI answers (``cache`` label value).
+DEMO_CACHE_AI: Final = "ai_answers"
+#: Environment variable / Flask config key: the demo's Redis URL (unset: no cache).
+DEMO_REDIS_URL_ENV: Final = "LIMONE_DEMO_REDIS_URL"
 #: Header from which the demo service takes the ``user_id`` of its log lines.
 DEMO_USER_HEADER: Final = "X-User-ID"
 #: Default port of the webhook receiver (the spec's default webhook URL uses it).

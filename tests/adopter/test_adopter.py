@@ -122,7 +122,6 @@ def test_dependency_sums_cover_the_sleeps(run: Run) -> None:
     assert {} == short
 
 
-@pytest.mark.xfail(strict=True, reason="needs generator timing of track from the seed branch")
 def test_a_streamed_generator_is_timed_over_its_iteration(run: Run) -> None:
     """The tracked generator's time covers every chunk it produced, not its creation."""
     slept = PLAN["/stream"] * views.STREAM_CHUNKS * views.CHUNK_SLEEP

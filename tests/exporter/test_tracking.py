@@ -1,10 +1,14 @@
-"""Dependency timing with metrics.track: context managers and decorators, sync and async."""
+"""Dependency timing with metrics.track: context managers and decorators, sync and async,
+generators and async generators (timed over their iteration)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
+from flask import Flask, Response
 from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
@@ -110,3 +114,191 @@ def test_exception_class_is_not_a_label(metrics: Metrics) -> None:
         with pytest.raises(exc), metrics.track("db", "write"):
             raise exc
     assert _count(metrics, "db", "write", c.OUTCOME_ERROR) == 3
+
+
+# --- generators (timed over their iteration) -----------------------------------------
+
+PAUSE = 0.02
+
+
+def _sum(metrics: Metrics, dependency: str, operation: str, outcome: str) -> float | None:
+    labels = {"dependency": dependency, "operation": operation, "outcome": outcome}
+    return value(metrics, N.dependency_duration_sum, labels)
+
+
+def test_generator_decorator_times_iteration_to_exhaustion(metrics: Metrics) -> None:
+    """A decorated generator function is timed from its first item to exhaustion, once."""
+
+    @metrics.track("ai_api", "stream")
+    def stream(n: int) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(PAUSE)
+            yield i
+
+    gen = stream(3)
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) is None  # creation is not a call
+    assert [0, 1, 2] == list(gen)
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) == 1
+    assert (_sum(metrics, "ai_api", "stream", c.OUTCOME_OK) or 0) >= 3 * PAUSE
+
+
+def test_generator_error_is_an_error_observation(metrics: Metrics) -> None:
+    """A generator that raises mid-stream records one error and the exception propagates."""
+
+    @metrics.track("ai_api", "stream")
+    def stream() -> Iterator[str]:
+        yield "a"
+        raise ConnectionResetError
+
+    with pytest.raises(ConnectionResetError):
+        list(stream())
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_ERROR) == 1
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) is None
+
+
+def test_generator_closed_early_is_ok_and_closes_the_source(metrics: Metrics) -> None:
+    """close() before exhaustion records one ok call and closes the wrapped generator."""
+    closed = []
+
+    @metrics.track("ai_api", "stream")
+    def stream() -> Generator[int, None, None]:
+        try:
+            yield from range(10)
+        finally:
+            closed.append(True)
+
+    gen = stream()
+    assert next(gen) == 0
+    gen.close()
+    assert [True] == closed
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) == 1
+
+
+def test_generator_never_iterated_is_not_recorded(metrics: Metrics) -> None:
+    """A generator created and dropped made no call: nothing is observed."""
+
+    @metrics.track("ai_api", "stream")
+    def stream() -> Generator[int, None, None]:
+        yield 1
+
+    stream().close()
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) is None
+
+
+def test_generator_send_and_return_value_pass_through(metrics: Metrics) -> None:
+    """send() reaches the wrapped generator and its return value is kept."""
+
+    @metrics.track("db", "cursor")
+    def echo() -> Generator[int, int, str]:
+        got = yield 0
+        yield got * 2
+        return "done"
+
+    gen = echo()
+    assert next(gen) == 0
+    assert gen.send(21) == 42
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert "done" == stop.value.value
+
+
+def test_async_generator_decorator_times_iteration(metrics: Metrics) -> None:
+    """An async generator function is timed over its iteration, exhaustion and error alike."""
+
+    @metrics.track("ai_api", "astream")
+    async def astream(fail: bool) -> AsyncIterator[int]:
+        for i in range(3):
+            await asyncio.sleep(PAUSE)
+            yield i
+        if fail:
+            raise TimeoutError
+
+    async def consume(fail: bool) -> list[int]:
+        return [i async for i in astream(fail)]
+
+    assert [0, 1, 2] == asyncio.run(consume(False))
+    with pytest.raises(TimeoutError):
+        asyncio.run(consume(True))
+    assert _count(metrics, "ai_api", "astream", c.OUTCOME_OK) == 1
+    assert _count(metrics, "ai_api", "astream", c.OUTCOME_ERROR) == 1
+    assert (_sum(metrics, "ai_api", "astream", c.OUTCOME_OK) or 0) >= 3 * PAUSE
+
+
+def test_async_generator_aclose_is_ok_and_closes_the_source(metrics: Metrics) -> None:
+    """aclose() after one item records one ok call and closes the wrapped generator."""
+    closed = []
+
+    @metrics.track("ai_api", "astream")
+    async def astream() -> AsyncIterator[int]:
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            closed.append(True)
+
+    async def first_then_close() -> int:
+        gen = astream()
+        item = await anext(gen)
+        await gen.aclose()  # type: ignore[attr-defined]
+        return item
+
+    assert 0 == asyncio.run(first_then_close())
+    assert [True] == closed
+    assert _count(metrics, "ai_api", "astream", c.OUTCOME_OK) == 1
+
+
+def test_iterate_times_an_existing_iterator(metrics: Metrics) -> None:
+    """track(...).iterate(it) times an iterator the caller did not write (an SDK stream)."""
+    sdk_stream = iter(["a", "b"])
+    assert ["a", "b"] == list(metrics.track("ai_api", "sdk").iterate(sdk_stream))
+    assert _count(metrics, "ai_api", "sdk", c.OUTCOME_OK) == 1
+
+
+def test_decorating_a_generator_object_is_refused(metrics: Metrics) -> None:
+    """Passing a generator object (not a function) raises TypeError naming iterate()."""
+    gen = (i for i in range(3))
+    with pytest.raises(TypeError, match=r"iterate\(it\)"):
+        metrics.track("ai_api", "stream")(gen)  # type: ignore[arg-type]
+
+
+def test_context_manager_inside_a_generator_spans_the_iteration(metrics: Metrics) -> None:
+    """``with track`` inside a generator body times the iteration; early close is ok."""
+
+    def stream() -> Generator[int, None, None]:
+        with metrics.track("ai_api", "with_stream"):
+            for i in range(5):
+                time.sleep(PAUSE)
+                yield i
+
+    assert 5 == len(list(stream()))
+    gen = stream()
+    next(gen)
+    gen.close()
+    assert _count(metrics, "ai_api", "with_stream", c.OUTCOME_OK) == 2
+    assert _count(metrics, "ai_api", "with_stream", c.OUTCOME_ERROR) is None
+    assert (_sum(metrics, "ai_api", "with_stream", c.OUTCOME_OK) or 0) >= 6 * PAUSE
+
+
+def test_streamed_flask_response_is_timed_to_its_last_chunk() -> None:
+    """A tracked generator streamed by a Flask view is timed over the whole stream."""
+    app = Flask("stream_tracking")
+    metrics = Metrics(app, registry=CollectorRegistry())
+
+    @metrics.track("ai_api", "stream")
+    def tokens() -> Iterator[str]:
+        for i in range(4):
+            time.sleep(PAUSE)
+            yield f"t{i} "
+
+    @app.get("/complete")
+    def complete() -> Response:
+        return Response(tokens(), mimetype="text/plain")
+
+    # Werkzeug's test client closes an unbuffered response only on exit of this block.
+    with app.test_client().get("/complete") as resp:
+        assert b"t0 t1 t2 t3 " == resp.get_data()
+    assert _count(metrics, "ai_api", "stream", c.OUTCOME_OK) == 1
+    assert (_sum(metrics, "ai_api", "stream", c.OUTCOME_OK) or 0) >= 4 * PAUSE
+    per_request = {"endpoint": "/complete", "dependency": "ai_api"}
+    assert 1 == value(metrics, N.dependency_calls_per_request_count, per_request)
+    assert 1 == value(metrics, N.dependency_calls_per_request_sum, per_request)

@@ -20,7 +20,7 @@ from limone_obs.stack.faultctl import read_faults, switch_faults
 from tests.stack.helpers import serve
 
 TOKEN = "s3cret-token"
-OFF = {"error_rate": 0.0, "latency": {}, "outage": False}
+OFF = {"error_rate": 0.0, "latency": {}, "outage": False, "n_plus_one": False}
 
 
 def _app(tmp_path: Path, token: str | None = None) -> Flask:

@@ -41,14 +41,35 @@ def test_fault_command_switches_and_clears_faults(tmp_path: Path) -> None:
             main, ["fault", "--url", url, "--error-rate", "0.5", "--latency", "db=1"]
         )
         off = runner.invoke(main, ["fault", "--url", url, "--off"])
-    assert {"error_rate": 0.5, "latency": {"db": 1.0}, "outage": False} == json.loads(on.output)
-    assert {"error_rate": 0.0, "latency": {}, "outage": False} == json.loads(off.output)
+    assert {
+        "error_rate": 0.5,
+        "latency": {"db": 1.0},
+        "outage": False,
+        "n_plus_one": False,
+    } == json.loads(on.output)
+    assert {"error_rate": 0.0, "latency": {}, "outage": False, "n_plus_one": False} == json.loads(
+        off.output
+    )
 
 
 def test_fault_command_reports_a_refused_change(tmp_path: Path) -> None:
     """An unknown dependency is refused by the service; the command exits 2 with its reason."""
     app = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
     with serve(app) as url:
-        result = CliRunner().invoke(main, ["fault", "--url", url, "--latency", "redis=1"])
+        result = CliRunner().invoke(main, ["fault", "--url", url, "--latency", "smtp=1"])
     assert 2 == result.exit_code
-    assert "unknown dependency 'redis'" in result.output
+    assert "unknown dependency 'smtp'" in result.output
+
+
+def test_fault_command_switches_the_n_plus_one_loop(tmp_path: Path) -> None:
+    """``fault --n-plus-one`` turns the N+1 loop on, ``--no-n-plus-one`` off again."""
+    app = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
+    runner = CliRunner()
+    with serve(app) as url:
+        on = runner.invoke(main, ["fault", "--url", url, "--n-plus-one"])
+        off = runner.invoke(main, ["fault", "--url", url, "--no-n-plus-one"])
+    assert (0, 0) == (on.exit_code, off.exit_code)
+    assert (True, False) == (
+        json.loads(on.output)["n_plus_one"],
+        json.loads(off.output)["n_plus_one"],
+    )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry
@@ -16,6 +18,8 @@ from prometheus_client import CollectorRegistry
 from limone_obs import conventions as c
 from limone_obs.demo import create_app
 from limone_obs.errors import ConfigError
+from limone_obs.stack import procs
+from tests.redis_server import redis_server
 from tests.support import ROOT
 
 NAMES = c.MetricNames()
@@ -26,9 +30,22 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the demo's cache (tests fail under CI=true without one)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _proc):
+        yield url
+
+
 @pytest.fixture
-def app(tmp_path: Path, registry: CollectorRegistry) -> Flask:
-    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), "LIMONE_DEMO_AI_LATENCY": "0.01-0.02"}
+def app(tmp_path: Path, registry: CollectorRegistry, redis_url: str) -> Flask:
+    """The demo on an empty Redis."""
+    redis.Redis.from_url(redis_url).flushdb()
+    config = {
+        "LIMONE_DEMO_DATA_DIR": str(tmp_path),
+        "LIMONE_DEMO_AI_LATENCY": "0.01-0.02",
+        c.DEMO_REDIS_URL_ENV: redis_url,
+    }
     return create_app(config, registry=registry)
 
 
@@ -85,6 +102,69 @@ def test_language_lookup_counts_a_miss_then_a_hit(
     )
     assert (1.0, 1.0) == (hits, misses)
     assert 1.0 == _dep_calls(registry, "db", "get_language")
+
+
+def _cache(registry: CollectorRegistry, cache: str) -> dict[str, float]:
+    return {
+        result: registry.get_sample_value(
+            NAMES.cache_requests_total, {"cache": cache, "result": result}
+        )
+        or 0.0
+        for result in c.CACHE_RESULTS
+    }
+
+
+def test_ai_answer_is_cached_in_redis(client: FlaskClient, registry: CollectorRegistry) -> None:
+    """The same prompt twice: one AI call, one miss and one hit of the ai_answers cache,
+    and the Redis calls are timed as dependency redis."""
+    first = client.post("/ai/complete", json={"prompt": "def fib"})
+    second = client.post("/ai/complete", json={"prompt": "def fib"})
+    assert first.json == second.json
+    assert 1.0 == _dep_calls(registry, "ai_api", "complete")
+    assert {"hit": 1, "miss": 1, "error": 0} == _cache(registry, c.DEMO_CACHE_AI)
+    assert 2.0 == _dep_calls(registry, c.DEPENDENCY_REDIS, c.REDIS_OP_GET)
+
+
+def test_without_redis_the_demo_says_so_and_uses_no_cache(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    """No LIMONE_DEMO_REDIS_URL: a warning line says the demo runs without a cache, and
+    every lookup goes to the database (no cache series)."""
+    stream = io.StringIO()
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), "LIMONE_DEMO_AI_LATENCY": "0.01"}
+    client = create_app(config, registry=registry, log_stream=stream).test_client()
+    client.get("/languages/python")
+    client.get("/languages/python")
+    assert "runs without a cache" in stream.getvalue()
+    assert 2.0 == _dep_calls(registry, "db", "get_language")
+    assert {"hit": 0, "miss": 0, "error": 0} == _cache(registry, c.DEMO_CACHE_LANGUAGES)
+
+
+def test_redis_down_the_demo_answers_and_counts_errors(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    """A configured Redis that does not answer: requests succeed, lookups count as error."""
+    dead = f"redis://127.0.0.1:{procs.free_port()}/0"
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), c.DEMO_REDIS_URL_ENV: dead}
+    client = create_app(config, registry=registry).test_client()
+    assert 200 == client.get("/languages/rust").status_code
+    assert 200 == client.get("/languages/rust").status_code
+    assert {"hit": 0, "miss": 0, "error": 2} == _cache(registry, c.DEMO_CACHE_LANGUAGES)
+
+
+def test_n_plus_one_switch_turns_projects_into_a_query_per_project(
+    client: FlaskClient, registry: CollectorRegistry
+) -> None:
+    """GET /projects makes 1 db call; with n_plus_one on, 1 + one per project (21)."""
+    labels = {"endpoint": "/projects", "dependency": c.DEPENDENCY_DB}
+    before = client.get("/projects", buffered=True).json
+    assert 1.0 == registry.get_sample_value(NAMES.dependency_calls_per_request_sum, labels)
+    client.put("/admin/faults", json={"n_plus_one": True})
+    after = client.get("/projects", buffered=True).json
+    assert before == after
+    assert 22.0 == registry.get_sample_value(NAMES.dependency_calls_per_request_sum, labels)
+    bucket = {**labels, "le": "20.0"}
+    assert 1.0 == registry.get_sample_value(NAMES.dependency_calls_per_request_bucket, bucket)
 
 
 def test_editor_page_is_rendered_and_timed_as_template(
@@ -178,7 +258,7 @@ def test_admin_refuses_non_loopback_clients(client: FlaskClient) -> None:
     ("body", "message"),
     [
         ({"error_rate": 1.5}, "error_rate=1.5: use a number from 0 to 1"),
-        ({"latency": {"redis": 1}}, "unknown dependency 'redis'"),
+        ({"latency": {"smtp": 1}}, "unknown dependency 'smtp'"),
         ({"outage": "yes"}, "outage='yes': use true or false"),
         ({"errors": 1}, "unknown field(s) ['errors']"),
     ],
@@ -188,7 +268,9 @@ def test_admin_rejects_invalid_switches(client: FlaskClient, body: object, messa
     resp = client.put("/admin/faults", json=body)
     assert 400 == resp.status_code
     assert message in resp.json["error"]  # type: ignore[index]
-    assert {"error_rate": 0.0, "latency": {}, "outage": False} == client.get("/admin/faults").json
+    assert {"error_rate": 0.0, "latency": {}, "outage": False, "n_plus_one": False} == client.get(
+        "/admin/faults"
+    ).json
 
 
 def test_environment_sets_the_initial_faults(
@@ -199,7 +281,12 @@ def test_environment_sets_the_initial_faults(
     monkeypatch.setenv("LIMONE_DEMO_LATENCY", "ai_api=1.5, db=0.1")
     monkeypatch.setenv("LIMONE_DEMO_OUTAGE", "0")
     app = create_app({"LIMONE_DEMO_DATA_DIR": str(tmp_path)}, registry=CollectorRegistry())
-    expected = {"error_rate": 0.25, "latency": {"ai_api": 1.5, "db": 0.1}, "outage": False}
+    expected = {
+        "error_rate": 0.25,
+        "latency": {"ai_api": 1.5, "db": 0.1},
+        "outage": False,
+        "n_plus_one": False,
+    }
     assert expected == app.test_client().get("/admin/faults").json
 
 
@@ -260,3 +347,13 @@ def test_injected_error_is_logged_with_its_exception(tmp_path: Path) -> None:
     )
     errors = [line for line in lines if "exception" in line]
     assert ["InjectedFaultError"] == [e["exception"]["type"] for e in errors]
+
+
+def test_redis_password_never_reaches_the_log(tmp_path: Path, registry: CollectorRegistry) -> None:
+    """The warning about a Redis that does not answer names the URL without its password."""
+    stream = io.StringIO()
+    dead = f"redis://user:s3cret-pass@127.0.0.1:{procs.free_port()}/0"
+    config = {"LIMONE_DEMO_DATA_DIR": str(tmp_path), c.DEMO_REDIS_URL_ENV: dead}
+    create_app(config, registry=registry, log_stream=stream)
+    assert "Redis does not answer" in stream.getvalue()
+    assert "s3cret-pass" not in stream.getvalue()

@@ -267,6 +267,16 @@ def test_up_admin_endpoint_needs_the_token(stack: Stack) -> None:
     assert 200 == requests.get(url, headers=bearer, timeout=5).status_code
 
 
+def test_up_runs_redis_and_the_demo_caches_there(stack: Stack) -> None:
+    """``up`` starts redis-server on 127.0.0.1, and the demo counts cache hits there."""
+    need("redis-server")
+    assert any("] Redis          redis://127.0.0.1:" in line for line in stack.up.lines)
+    name = c.MetricNames().cache_requests_total
+    hits = f'sum({name}{{cache="{c.DEMO_CACHE_LANGUAGES}",result="{c.CACHE_HIT}"}}) > 0'
+    check = lambda: _query(stack.url("prometheus"), hits) != []  # noqa: E731
+    assert _poll(check, 30), "no cache hit of the languages cache reached Prometheus"
+
+
 def test_up_ctrl_c_stops_every_child(stack: Stack) -> None:
     """SIGINT ends ``up`` with exit 0 and no process of any group it started is left."""
     assert 0 == stack.up.interrupt()
@@ -281,6 +291,14 @@ def test_up_writes_a_report_of_its_run(stack: Stack) -> None:
     assert f"report    {html}" in output
     assert "<h1>Performance review: limoneide</h1>" in html.read_text()
     assert "/projects" in (stack.workdir / "report.md").read_text()
+
+
+def test_up_summary_shows_hit_ratio_and_calls_per_request(stack: Stack) -> None:
+    """The summary printed at the end has a hit-ratio line per cache and calls-per-request
+    lines read from Prometheus."""
+    summary = "\n".join(stack.up.lines).split("== summary", 1)[-1]
+    assert f"cache     {c.DEMO_CACHE_LANGUAGES}: " in summary
+    assert "calls/req /projects db: " in summary
 
 
 def test_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -319,6 +337,7 @@ def test_without_prometheus_the_app_runs_alone(tmp_path: Path) -> None:
     assert 0 == code, output
     assert "apt-get install -y --no-install-recommends prometheus`" in output
     assert "requests  32 in" in output
+    assert "without a Redis cache" in output
 
 
 def test_sigterm_stops_up_and_its_children(tmp_path: Path) -> None:

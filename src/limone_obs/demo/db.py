@@ -52,6 +52,12 @@ def list_projects(conn: sqlite3.Connection, limit: int = 50) -> list[dict[str, A
     return [dict(row) for row in rows]
 
 
+def list_project_ids(conn: sqlite3.Connection, limit: int = 50) -> list[int]:
+    """The ids of the first ``limit`` projects (the first query of an N+1 loop)."""
+    rows = conn.execute("SELECT id FROM projects ORDER BY id LIMIT ?", (limit,))
+    return [int(row["id"]) for row in rows]
+
+
 def get_project(conn: sqlite3.Connection, project_id: int) -> dict[str, Any] | None:
     """One project, or None."""
     row = conn.execute(

@@ -1,4 +1,5 @@
-"""Fault switches of the demo service: error rate, extra latency per dependency, outage.
+"""Fault switches of the demo service: error rate, extra latency per dependency, outage,
+and an N+1 query loop in ``GET /projects``.
 
 The switches live in a small JSON file in the demo's data directory, so every gunicorn
 worker sees a change made through the admin endpoint of any one of them (each worker
@@ -7,7 +8,9 @@ state used until the admin endpoint first writes the file:
 
 - ``LIMONE_DEMO_ERROR_RATE``: share of requests answered 500, 0 to 1 (e.g. ``0.2``);
 - ``LIMONE_DEMO_LATENCY``: extra seconds per dependency, e.g. ``ai_api=1.5,db=0.2``;
-- ``LIMONE_DEMO_OUTAGE``: ``1`` answers every request 503 (``/metrics`` still works).
+- ``LIMONE_DEMO_OUTAGE``: ``1`` answers every request 503 (``/metrics`` still works);
+- ``LIMONE_DEMO_N_PLUS_ONE``: ``1`` makes ``GET /projects`` read the project ids with one
+  query, then each project with a query of its own (N+1 ``db`` calls instead of 1).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from limone_obs.artifacts import write_atomic
 from limone_obs.errors import ConfigError
 
 #: Dependencies whose calls the latency switch can slow down.
-DEPENDENCIES = (c.DEPENDENCY_AI, c.DEPENDENCY_DB, c.DEPENDENCY_CACHE)
+DEPENDENCIES = (c.DEPENDENCY_AI, c.DEPENDENCY_DB, c.DEPENDENCY_REDIS)
 #: Upper bound of an injected delay, so a typo cannot hang a worker past gunicorn's timeout.
 MAX_EXTRA_LATENCY = 30.0
-_FIELDS = ("error_rate", "latency", "outage")
+_FIELDS = ("error_rate", "latency", "outage", "n_plus_one")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Faults:
     error_rate: float = 0.0
     latency: Mapping[str, float] = field(default_factory=dict)
     outage: bool = False
+    n_plus_one: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The state as a JSON-ready dict (the admin endpoint's representation)."""
@@ -60,6 +64,9 @@ class Faults:
             new = replace(new, latency=_latency(changes["latency"], f"{where}: latency"))
         if "outage" in changes:
             new = replace(new, outage=_flag(changes["outage"], f"{where}: outage"))
+        if "n_plus_one" in changes:
+            flag = _flag(changes["n_plus_one"], f"{where}: n_plus_one")
+            new = replace(new, n_plus_one=flag)
         return new
 
 
@@ -102,11 +109,12 @@ def from_env(env: Mapping[str, str]) -> Faults:
     latency = env.get("LIMONE_DEMO_LATENCY", "").strip()
     if latency:
         changes["latency"] = _pairs(latency, "LIMONE_DEMO_LATENCY")
-    outage = env.get("LIMONE_DEMO_OUTAGE", "").strip().lower()
-    if outage:
-        if outage not in ("0", "1", "true", "false"):
-            raise ConfigError(f"LIMONE_DEMO_OUTAGE={outage!r}: use 1/true or 0/false")
-        changes["outage"] = outage in ("1", "true")
+    for name, key in (("LIMONE_DEMO_OUTAGE", "outage"), ("LIMONE_DEMO_N_PLUS_ONE", "n_plus_one")):
+        flag = env.get(name, "").strip().lower()
+        if flag:
+            if flag not in ("0", "1", "true", "false"):
+                raise ConfigError(f"{name}={flag!r}: use 1/true or 0/false")
+            changes[key] = flag in ("1", "true")
     return Faults().updated(changes, "environment")
 
 

@@ -29,6 +29,7 @@ _COMPLETION = (
     "        a, b = b, a + b\n    return a\n"
 )
 MAX_PROMPT_CHARS = 4000
+_MODEL = "demo-coder"
 #: Headers a reverse proxy adds; without a token their presence means "not a local client".
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 
@@ -43,6 +44,7 @@ def register(app: Flask, state: DemoState) -> None:
     app.teardown_appcontext(_close_db)
     app.register_error_handler(500, _server_error)
     app.register_error_handler(404, _not_found)
+    _cache_languages(state)
     _register_projects(app, state)
     _register_pages(app, state)
     _register_ai(app, state)
@@ -86,6 +88,8 @@ def _close_db(_exc: BaseException | None) -> None:
 def _register_projects(app: Flask, state: DemoState) -> None:
     @app.get("/projects")
     def projects() -> Any:
+        if state.faults.current().n_plus_one:
+            return jsonify(projects=_projects_one_by_one(state))
         with state.dependency(c.DEPENDENCY_DB, "list_projects"):
             rows = db.list_projects(_conn(state))
         return jsonify(projects=rows)
@@ -108,6 +112,19 @@ def _register_projects(app: Flask, state: DemoState) -> None:
         return jsonify(row), 201
 
 
+def _projects_one_by_one(state: DemoState) -> list[dict[str, Any]]:
+    """The N+1 fault: one query for the ids, then one query per project."""
+    with state.dependency(c.DEPENDENCY_DB, "list_project_ids"):
+        ids = db.list_project_ids(_conn(state))
+    rows = []
+    for project_id in ids:
+        with state.dependency(c.DEPENDENCY_DB, "get_project"):
+            row = db.get_project(_conn(state), project_id)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def _project_or_404(state: DemoState, project_id: int) -> dict[str, Any]:
     with state.dependency(c.DEPENDENCY_DB, "get_project"):
         row = db.get_project(_conn(state), project_id)
@@ -117,18 +134,18 @@ def _project_or_404(state: DemoState, project_id: int) -> dict[str, Any]:
 
 
 def _language(state: DemoState, name: str) -> dict[str, Any] | None:
-    """A language's settings through the TTL cache (hit or miss counted), else the DB."""
-    with state.dependency(c.DEPENDENCY_CACHE, "get_language"):
-        cached = state.cache.get(name)
-    state.metrics.cache_result(c.DEMO_CACHE_LANGUAGES, cached is not None)
-    if cached is not None:
-        found: dict[str, Any] = cached
-        return found
-    with state.dependency(c.DEPENDENCY_DB, "get_language"):
-        row = db.get_language(_conn(state), name)
-    if row is not None:
-        state.cache.put(name, row)
-    return row
+    """A language's settings through the Redis cache (when there is one), else the DB."""
+    found: dict[str, Any] | None = state.language_settings(name)
+    return found
+
+
+def _cache_languages(state: DemoState) -> None:
+    def language_settings(name: str) -> dict[str, Any] | None:
+        with state.dependency(c.DEPENDENCY_DB, "get_language"):
+            return db.get_language(_conn(state), name)
+
+    ttl = state.settings.cache_ttl
+    state.language_settings = state.cached(language_settings, c.DEMO_CACHE_LANGUAGES, ttl)
 
 
 def _register_pages(app: Flask, state: DemoState) -> None:
@@ -160,10 +177,18 @@ def _register_ai(app: Flask, state: DemoState) -> None:
         if body.get("stream") is True or request.args.get("stream") == "1":
             chunks = stream_with_context(_stream(state, tokens, latency))
             return Response(chunks, mimetype="text/plain")
+        answer = state.ai_answer(prompt, _MODEL)
+        log.info("completion finished", model=_MODEL, tokens=answer["tokens"], stream=False)
+        return jsonify(answer)
+
+    def ai_answer(prompt: str, model: str) -> dict[str, Any]:
+        del prompt  # the simulated model gives one answer; the prompt is part of the key
+        tokens = _tokens(_COMPLETION)
         with state.dependency(c.DEPENDENCY_AI, "complete"):
-            time.sleep(latency)
-        log.info("completion finished", model="demo-coder", tokens=len(tokens), stream=False)
-        return jsonify(completion="".join(tokens), tokens=len(tokens), model="demo-coder")
+            time.sleep(state.ai_latency())
+        return {"completion": "".join(tokens), "tokens": len(tokens), "model": model}
+
+    state.ai_answer = state.cached(ai_answer, c.DEMO_CACHE_AI, state.settings.ai_cache_ttl)
 
 
 def _tokens(text: str) -> list[str]:

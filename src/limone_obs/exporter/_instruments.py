@@ -19,6 +19,7 @@ from limone_obs.exporter import value_lock
 from limone_obs.exporter._updaters import Update
 from limone_obs.exporter.fast_path import Updaters
 from limone_obs.exporter.queue_time import QueueTime
+from limone_obs.exporter.tracking import PerRequestSeries
 
 
 class Instruments:
@@ -62,9 +63,11 @@ class Instruments:
             c.DEPENDENCY_LABELS, registry=registry, buckets=dependency_buckets,
         )  # fmt: skip
         self.cache = Counter(
-            names.cache_requests, "Cache lookups, by cache and result (hit or miss).",
+            names.cache_requests, "Cache lookups, by cache and result (hit, miss or error).",
             c.CACHE_LABELS, registry=registry,
         )  # fmt: skip
+        #: Calls per request and seconds per request of each dependency (fed by track).
+        self.per_request = PerRequestSeries(names, registry)
         # "max" survives worker restarts in multiprocess mode, unlike the live* modes.
         self.build_info = Gauge(
             names.build_info, "Always 1; labels carry the service's version and revision.",

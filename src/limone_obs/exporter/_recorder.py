@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
+from limone_obs.exporter.tracking import RequestTally, start_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,13 +43,15 @@ def trace_id_from(traceparent: str | None) -> str | None:
 class _Request:
     """The exporter's data about one request (``RequestState.metrics``)."""
 
-    __slots__ = ("children", "method", "traceparent")
+    __slots__ = ("children", "method", "tally", "traceparent")
 
     method: str
     #: Set once routed: the series of the request's URL rule, counted in flight.
     children: RequestChildren | None
     #: The W3C ``traceparent`` header when exemplars are on (not the environ: a cycle).
     traceparent: str | None
+    #: The request's dependency calls (``metrics.track``), flushed at its end.
+    tally: RequestTally
 
 
 class RequestRecorder:
@@ -82,6 +85,8 @@ class RequestRecorder:
         request.method = _METHOD_LABELS.get(method) or normalise_method(method)
         request.children = None
         request.traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
+        # Here, in the context that runs the app: its tasks and threads share the tally.
+        request.tally = start_request()
         state.metrics = request
         queue_start = environ.get("HTTP_X_REQUEST_START")
         if queue_start is not None:
@@ -113,10 +118,10 @@ class RequestRecorder:
                 children.record(elapsed, state.status, True)  # the common case: one call
             else:
                 self._record_rare(state, request, elapsed)
-            # Per-request tallies (e.g. dependency calls of exporter/tracking.py) are
-            # flushed here, the one place that knows the request's endpoint and its end.
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
+        # The one place that knows the request's endpoint and its end (never raises).
+        self.instruments.per_request.flush(request.tally, request.children)
 
     def _record_rare(self, state: RequestState, request: _Request, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""

@@ -35,11 +35,14 @@ They include every latency threshold an SLO may use ({thresholds}).
 Queue-time buckets (seconds): {queue_buckets}; the queue time is observed only for
 requests carrying `X-Request-Start` (negative waits count as 0, waits beyond {queue_max:g} s
 are counted in `reason="{too_long}"`, unreadable headers in `reason="{malformed}"`).
+Buckets of the calls-per-request histogram (calls): {call_buckets}; it and the seconds per
+request are flushed once per request, when its response is closed.
 
 Label values:
 
 - `outcome`: `{ok}` or `{error}` (the exception class is never a label).
-- `result`: `{hit}` or `{miss}`.
+- `result`: `{hit}`, `{miss}` or `{cache_error}` (no answer from the cache: down, slow or
+  garbage; see `limone_obs.exporter.cache`).
 - `exception`: the class name of an unhandled exception (e.g. `ValueError`).
 
 In single-process mode the registry also holds prometheus-client's `process_*`,
@@ -56,6 +59,8 @@ def _rows(inst: Instruments) -> list[str]:
         (inst.dependency, c.DEPENDENCY_LABELS), (inst.cache, c.CACHE_LABELS),
         (inst.build_info, c.BUILD_INFO_LABELS), (inst.queue.histogram, ()),
         (inst.queue.ignored, (c.LABEL_REASON,)),
+        (inst.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
+        (inst.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
     )  # fmt: skip
     for metric, labelnames in metrics:
         for family in metric.describe():
@@ -83,6 +88,8 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         queue_max=c.QUEUE_MAX_SECONDS, too_long=c.QUEUE_IGNORED_TOO_LONG,
         malformed=c.QUEUE_IGNORED_MALFORMED,
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
+        cache_error=c.CACHE_ERROR,
+        call_buckets=", ".join(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS),
     )  # fmt: skip
     rows = _rows(inst) + health_series.catalogue_rows(namespace)  # the kit's own health
     return header + "\n".join(rows) + "\n" + footer

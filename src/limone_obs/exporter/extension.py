@@ -215,6 +215,13 @@ class Metrics:
         """Count a miss of the named cache."""
         self.cache_result(cache, hit=False)
 
+    def cache_error(self, cache: str) -> None:
+        """Count a lookup of the named cache that got no answer (down, slow, failing)."""
+        try:
+            self._instruments.cache.labels(cache, c.CACHE_ERROR).inc()
+        except Exception as exc:  # metrics must never fail the caller's lookup
+            _failsafe.report("cache counting", exc)
+
     def cache_result(self, cache: str, hit: bool) -> None:
         """Count a lookup of the named cache as a hit or a miss (never raises)."""
         try:

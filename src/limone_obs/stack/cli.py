@@ -197,7 +197,7 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
 )
 @click.option(
     "--fault",
-    type=click.Choice(["errors", "latency", "outage", "none"]),
+    type=click.Choice(["errors", "latency", "outage", "n-plus-one", "none"]),
     default=None,
     help="Fault switched on during the run (the demo's switches; default: errors, with "
     "--app: none).",
@@ -274,9 +274,14 @@ def up_command(**options: Any) -> None:
     "--latency",
     multiple=True,
     metavar="DEP=SECONDS",
-    help="Extra latency of a dependency (ai_api, db, cache); repeatable.",
+    help="Extra latency of a dependency (ai_api, db, redis); repeatable.",
 )
 @click.option("--outage/--no-outage", default=None, help="Answer every request 503.")
+@click.option(
+    "--n-plus-one/--no-n-plus-one",
+    default=None,
+    help="GET /projects reads each project with a query of its own (an N+1 loop).",
+)
 @click.option("--off", is_flag=True, help="Switch every fault off.")
 @click.option(
     "--token",
@@ -295,6 +300,7 @@ def fault_command(  # noqa: PLR0917 - click passes each option positionally
     error_rate: float | None,
     latency: tuple[str, ...],
     outage: bool | None,
+    n_plus_one: bool | None,
     off: bool,
     token: str | None,
     token_file: Path | None,
@@ -307,6 +313,8 @@ def fault_command(  # noqa: PLR0917 - click passes each option positionally
     load_mod.check_target(url)
     token = token or _read_token(token_file)
     changes = _fault_changes(error_rate, latency, outage)
+    if n_plus_one is not None:
+        changes["n_plus_one"] = n_plus_one
     if off or changes:
         state = switch_faults(url, None if off else changes, token)
     else:

@@ -34,6 +34,7 @@ BINARIES: Mapping[str, tuple[str, ...]] = {
     "docker-compose": ("docker-compose",),
     "chromium": ("chromium", "chromium-browser"),
     "chromedriver": ("chromedriver",),
+    "redis-server": ("redis-server",),
 }
 #: Debian package providing each service.
 PACKAGES: Mapping[str, str] = {
@@ -44,9 +45,11 @@ PACKAGES: Mapping[str, str] = {
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
     "docker-compose": "docker-compose",
+    "redis-server": "redis-server",
 }
 LOOPBACK = "127.0.0.1"
-#: What Prometheus, Alertmanager and gunicorn log when their port is taken (lowercased).
+#: What Prometheus, Alertmanager, gunicorn and redis-server log when their port is taken
+#: (lowercased).
 _PORT_TAKEN = "address already in use"
 
 
@@ -244,3 +247,37 @@ def alertmanager_argv(binary: str, config: Path, data_dir: Path, port: int) -> l
         f"--web.listen-address={LOOPBACK}:{port}",
         "--cluster.listen-address=",
     ]
+
+
+def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
+    """Arguments that run redis-server on 127.0.0.1:``port``, in memory only.
+
+    No RDB snapshots and no append-only file (a cache needs neither, and nothing is left
+    on disk); the working directory is ``data_dir``; protected mode stays on.
+    """
+    return [
+        binary,
+        "--bind", LOOPBACK,
+        "--port", str(port),
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(data_dir),
+        "--daemonize", "no",
+    ]  # fmt: skip
+
+
+def wait_redis(proc: Proc, port: int, timeout: float = 30.0) -> None:
+    """Wait until redis-server ``proc`` answers PING on ``port``; StackError if it dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise _exit_error(proc, f"redis://{LOOPBACK}:{port}")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), 1) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return
+        time.sleep(0.1)
+    raise StackError(
+        f"{proc.name} did not answer PING on {LOOPBACK}:{port} within {timeout:.0f} s; "
+        f"its last lines ({proc.log}):\n{proc.log_tail()}"
+    )

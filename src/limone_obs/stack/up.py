@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from limone_obs import conventions as c
 from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
-from limone_obs.stack import _alerts, configs, procs, review
+from limone_obs.stack import _alerts, cache_summary, configs, procs, review
 from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
 from limone_obs.stack.procs import LOOPBACK, Proc
@@ -57,6 +57,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "errors": {},  # filled from --error-rate
     "latency": {"latency": {"ai_api": 2.0, "db": 0.5}},
     "outage": {"outage": True},
+    "n-plus-one": {"n_plus_one": True},
 }
 
 
@@ -102,6 +103,8 @@ class UpReport:
     interrupted: bool = False
     #: The HTML performance report of the run (None without Prometheus or data).
     review: Path | None = None
+    #: Cache hit ratio and calls-per-request lines, read before the children stop.
+    fixes: list[str] = field(default_factory=list)
 
 
 class Stack:
@@ -120,7 +123,10 @@ class Stack:
         self.out = out
         self.procs: dict[str, Proc] = {}
         self.receiver: WebhookReceiver | None = None
-        self.binaries = {s: procs.find_binary(s) for s in ("prometheus", "alertmanager")}
+        services = ("prometheus", "alertmanager", "redis-server")
+        self.binaries = {s: procs.find_binary(s) for s in services}
+        #: The demo's Redis, once started (None: no redis-server, the demo runs uncached).
+        self.redis_url: str | None = None
         # The fault switches need a token; the user's own, else a fresh one per run.
         self.admin_token = os.environ.get(c.DEMO_ADMIN_TOKEN_ENV) or secrets.token_urlsafe(24)
 
@@ -145,6 +151,7 @@ class Stack:
             )
         fresh_workdir(self.opts.workdir)
         _write_secret(self.opts.workdir / ADMIN_TOKEN_FILE, self.admin_token)
+        self._start_redis()
         self._start_app()
         if inputs is not None:
             self._start_monitoring(inputs)
@@ -161,6 +168,7 @@ class Stack:
             "LIMONE_DEMO_AI_LATENCY": self.opts.ai_latency,
             "LIMONE_OBS_ENV": os.environ.get("LIMONE_OBS_ENV", "local"),
             c.DEMO_ADMIN_TOKEN_ENV: self.admin_token,
+            **({c.DEMO_REDIS_URL_ENV: self.redis_url} if self.redis_url else {}),
         }
         app = self.opts.app or APP_SPEC
         argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, app]
@@ -169,6 +177,18 @@ class Stack:
         # The user's app has no /health of ours; the kit's metrics path answers in both.
         ready = "/metrics" if self.opts.own_app else "/health"
         procs.wait_http(proc, self.app_url + ready, timeout=60, stop=self.stop_event)
+
+    def _start_redis(self) -> None:
+        """Start redis-server on a free 127.0.0.1 port, in memory only, if installed."""
+        binary = self.binaries["redis-server"]
+        if binary is None:
+            return
+        port, work = procs.free_port(), self.opts.workdir
+        argv = procs.redis_argv(binary, port, work / "data" / "redis")
+        proc = procs.start("redis", argv, work / "logs" / "redis.log")
+        self.procs["redis"] = proc
+        procs.wait_redis(proc, port)
+        self.redis_url = f"redis://{LOOPBACK}:{port}/0"
 
     def _start_monitoring(self, inputs: _alerts.AlertInputs) -> None:
         work = self.opts.workdir
@@ -279,7 +299,7 @@ def fresh_workdir(workdir: Path) -> None:
     check_workdir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / WORKDIR_MARKER).write_text(WORKDIR_MARKER_TEXT)
-    for sub in ("prometheus", "alertmanager", "metrics", "demo"):
+    for sub in ("prometheus", "alertmanager", "metrics", "demo", "redis"):
         shutil.rmtree(workdir / "data" / sub, ignore_errors=True)
         (workdir / "data" / sub).mkdir(parents=True)
     shutil.rmtree(workdir / "rules", ignore_errors=True)
@@ -377,10 +397,11 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
         report.interrupted = _timeline(stack, load, clock, stop)
         if "prometheus" in stack.procs:
             prom = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
-            spec = stack.opts.root / SPEC_PATH
+            spec = stack.opts.spec or stack.opts.root / SPEC_PATH
             report.review = review.write_run_report(prom, spec, started, opts.workdir, clock.say)
     finally:
         report.load = load.finish() if load is not None else None
+        report.fixes = _fixes_summary(stack, time.time() - clock.elapsed())
         stack.stop()
         clock.say("stopped every child process")
     if stack.receiver is not None:
@@ -400,6 +421,8 @@ def _report_missing(binaries: dict[str, str | None], say: Callable[[str], None])
             )
     if binaries["prometheus"] is None:
         say("running the demo service and the load without Prometheus and Alertmanager")
+    if binaries["redis-server"] is None:
+        say("running the demo service without a Redis cache (it says so in its log)")
 
 
 def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
@@ -418,6 +441,10 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
         ]
     if "alertmanager" in stack.procs:
         lines.append(f"Alertmanager   http://{LOOPBACK}:{o.alertmanager_port}/api/v2/alerts")
+    if stack.redis_url is not None:
+        lines.append(
+            f"Redis          {stack.redis_url}  (the demo's cache of languages and AI answers)"
+        )
     if stack.receiver is not None:
         lines.append(f"webhook        {stack.receiver.url}  (alerts print below as JSON lines)")
     if not o.own_app:
@@ -480,6 +507,7 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
     lines = ["", "== summary"]
     if report.load is not None:
         lines.append(report.load.summary())
+    lines += report.fixes
     if stack.receiver is not None:
         received = ", ".join(f"{n} {s} x{k}" for (n, s), k in sorted(report.alerts.items()))
         lines.append(f"alerts    {received or 'none received'}")
@@ -499,6 +527,18 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()
+
+
+def _fixes_summary(stack: Stack, began: float) -> list[str]:
+    """Hit ratio of each cache and calls per request (lowest -> highest) of the run."""
+    if "app" not in stack.procs or not stack.procs["app"].alive():
+        return []
+    names = c.MetricNames()
+    lines = cache_summary.hit_ratio_lines(stack.app_url, names)
+    if "prometheus" in stack.procs:
+        prometheus = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
+        lines += cache_summary.calls_per_request_lines(prometheus, names, began, time.time())
+    return lines
 
 
 def _sample_access_line(path: Path) -> str | None:
