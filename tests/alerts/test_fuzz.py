@@ -66,6 +66,21 @@ def test_any_field_value_is_accepted_or_reported(path: tuple[Any, ...], value: A
     assert outcome in ("generated", "located error"), outcome
 
 
+#: YAML's structural characters and the constructs the loader refuses, to splice in.
+SPLICES = st.text(alphabet="[]{}&*?!:,-|>'\"#%@` \n\t\\abc01", max_size=40) | st.sampled_from(
+    ["&a ", "*a", "? [a, b]\n: x\n", "[" * 300, "!!python/object:os.system ", "<<: *a\n"]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(at=st.integers(0, len(spec_text())), splice=SPLICES)
+def test_any_text_spliced_into_the_spec_is_accepted_or_reported(at: int, splice: str) -> None:
+    """Any characters inserted anywhere in the spec text: a model or a located SpecError."""
+    text = spec_text()
+    outcome = _outcome(text[:at] + splice + text[at:])
+    assert outcome in ("generated", "located error"), outcome
+
+
 def _outcome(text: str) -> str:
     """What parsing and generating ``text`` gave, as a word (or the unexpected error)."""
     try:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from limone_obs.alerts import alertmanager
+from limone_obs.alerts._reader import MAX_MESSAGE_CHARS, MAX_SPEC_BYTES
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import SpecError
@@ -42,6 +44,48 @@ def _edit(old: str, new: str) -> Callable[[], str]:
 def _truncate_slos() -> str:
     text = spec_text()
     return text[: text.index("\nslos:\n")] + "\nslos: []\n"
+
+
+def _billion_laughs() -> str:
+    """About 1 KB of YAML whose aliases expand to 10^9 strings."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return edited("\nslos:\n", "\n" + "\n".join(lines) + "\nslos:\n")
+
+
+def _laughs_in_label() -> str:
+    """The billion laughs, then its root used as a label value (the field that repr'd it)."""
+    return _billion_laughs().replace("  team: limoneide\n", "  team: *a9\n", 1)
+
+
+def _aliases_in_extra() -> str:
+    """An anchored webhook block repeated by aliases in a receiver's extra."""
+    return edited(
+        "      webhook_url: http://127.0.0.1:9095/alerts\n",
+        "      webhook_url: http://127.0.0.1:9095/alerts\n"
+        "      extra:\n"
+        "        webhook_configs: &hooks [{url: 'http://h.example/a'}]\n"
+        "        slack_configs: *hooks\n",
+    )
+
+
+def _deep_brackets() -> str:
+    return edited("  team: limoneide\n", "  team: " + "[" * 2000 + "]" * 2000 + "\n")
+
+
+def _complex_key() -> str:
+    return edited("  team: limoneide\n", "  ? [a, b]\n  : limoneide\n")
+
+
+def _huge_value() -> str:
+    return edited("service: limoneide", "service: " + "X" * 200_000)
+
+
+def _over_the_size_limit() -> str:
+    """Valid YAML up to the limit, then a comment that takes it over: refused unparsed."""
+    return spec_text() + "#" * (MAX_SPEC_BYTES + 1) + "\n"
 
 
 CASES = [
@@ -290,6 +334,22 @@ CASES = [
         f"{FILE}: slos[2] (errors).for",
         "'soon' is not a duration",
     ),
+    Case("billion-laughs", _billion_laughs, f"{FILE}: line", "an anchor (&name) is not allowed"),
+    Case("laughs-in-a-label", _laughs_in_label, f"{FILE}: line", "is not allowed"),
+    Case("aliases-in-extra", _aliases_in_extra, f"{FILE}: line", "anchor (&name) is not allowed"),
+    Case("2000-nested-brackets", _deep_brackets, f"{FILE}: line", "nesting deeper than"),
+    Case("complex-key", _complex_key, f"{FILE}: line", "a key must be a plain word"),
+    Case("huge-value", _huge_value, f"{FILE}: service", "is not allowed"),
+    Case("over-the-size-limit", _over_the_size_limit, FILE, "byte limit of a spec: not parsed"),
+    Case(
+        "extra-not-a-configs-list",
+        _edit(
+            "      webhook_url: http://127.0.0.1:9095/alerts\n",
+            "      webhook_url: http://127.0.0.1:9095/alerts\n      extra: {slack: {}}\n",
+        ),
+        f"{FILE}: alertmanager.receivers.page.extra.slack",
+        "*_configs list",
+    ),
     Case(
         "bad-severity",
         _edit("    severity: page\n\n", "    severity: critical\n\n"),
@@ -338,3 +398,65 @@ def test_build_exits_2_and_writes_nothing(case: Case, tmp_path: Path) -> None:
     before = snapshot(root)
     result = CliRunner().invoke(main, ["build", "--root", str(root)])
     assert (2, before) == (result.exit_code, snapshot(root)), result.output
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_the_message_is_bounded(case: Case) -> None:
+    """Whatever the value, the message stays short: values are cut, never printed whole."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(case.make(), source=FILE)
+    assert len(info.value.detail) <= MAX_MESSAGE_CHARS + 40, info.value.detail[:200]
+
+
+def test_an_alias_is_refused_where_it_is_written() -> None:
+    """An alias is reported at its own line, before pyyaml looks up what it names."""
+    text = edited("  team: limoneide\n", "  team: *laughs\n")
+    line = text.split("\n").index("  team: *laughs") + 1
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source=FILE)
+    assert (f"{FILE}: line {line}", True) == (
+        info.value.location,
+        info.value.detail.startswith("invalid YAML: an alias (*name) is not allowed"),
+    )
+
+
+def test_a_50_mb_spec_is_refused_before_parsing(tmp_path: Path) -> None:
+    """50 MB of spec: build exits 2 with the size error, before any YAML is read.
+
+    The text starts with invalid YAML: a parse would report that instead of the size.
+    """
+    root = _tree(tmp_path, "slos: [\n" + "# padding\n" * 5_000_000)
+    before = snapshot(root)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert (2, True, before) == (
+        result.exit_code,
+        "byte limit of a spec: not parsed" in result.output,
+        snapshot(root),
+    ), result.output[:300]
+
+
+def _with_extra_webhook() -> str:
+    return edited(
+        "      webhook_url: http://127.0.0.1:9095/alerts\n",
+        "      webhook_url: http://127.0.0.1:9095/alerts\n"
+        "      extra:\n"
+        "        webhook_configs: [{url: 'http://oncall.example/hook'}]\n",
+    )
+
+
+def test_extra_webhooks_are_kept_next_to_webhook_url() -> None:
+    """``webhook_url`` and ``extra.webhook_configs`` both set: the page receiver gets both."""
+    config = alertmanager.config(parse_spec(_with_extra_webhook()))
+    [page] = [r for r in config["receivers"] if r["name"] == "page"]
+    assert ["http://127.0.0.1:9095/alerts", "http://oncall.example/hook"] == [
+        hook["url"] for hook in page["webhook_configs"]
+    ]
+
+
+def test_an_overriding_webhook_keeps_the_extra_webhooks() -> None:
+    """The local stack's override replaces the spec's webhook_url, not the extra's."""
+    config = alertmanager.config(parse_spec(_with_extra_webhook()), webhook_url="http://x:1/a")
+    [page] = [r for r in config["receivers"] if r["name"] == "page"]
+    assert ["http://x:1/a", "http://oncall.example/hook"] == [
+        hook["url"] for hook in page["webhook_configs"]
+    ]

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
+from limone_obs.alerts._reader import shown
+
 _METRIC_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MATCHER_RE: Final = re.compile(
     r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*'
@@ -89,14 +91,18 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
     for part in _split_top(body):
         found = _MATCHER_RE.fullmatch(part)
         if found is None:
-            raise ValueError(f'matcher {part.strip()!r} is not like label="value" or label=~"re"')
+            raise ValueError(
+                f'matcher {shown(part.strip())} is not like label="value" or label=~"re"'
+            )
         name, op, raw = found.groups()
         value = _unescape(raw)
         if op in ("=~", "!~"):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"regex {value!r} of label {name!r} is invalid: {exc}") from None
+                raise ValueError(
+                    f"regex {shown(value)} of label {name!r} is invalid: {exc}"
+                ) from None
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
 
