@@ -460,3 +460,95 @@ def test_an_overriding_webhook_keeps_the_extra_webhooks() -> None:
     assert ["http://x:1/a", "http://oncall.example/hook"] == [
         hook["url"] for hook in page["webhook_configs"]
     ]
+
+
+#: Specs the model accepts but whose selectors can never match the exporter's series:
+#: ``limone-obs check`` rejects them (the catalogue of the exporter), located at the field.
+CHECK_CASES = [
+    Case(
+        "typo-in-histogram-name",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            "histogram: limoneide_request_duration\n",
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "did you mean limoneide_request_duration_seconds?",
+    ),
+    Case(
+        "status-on-the-duration-histogram",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            'histogram: limoneide_request_duration_seconds{status="200"}\n',
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "has no label 'status'",
+    ),
+    Case(
+        "namespace-differs-from-the-selectors",
+        _edit("namespace: limoneide", "namespace: billing"),
+        f"{FILE}: slos[0] (availability).total",
+        "the spec's namespace is 'billing'",
+    ),
+    Case(
+        "objective-as-a-ratio",
+        _edit("objective: 99.9", "objective: 0.999"),
+        f"{FILE}: slos[0] (availability).objective",
+        "give a percentage, e.g. 99.9",
+    ),
+    Case(
+        "status-regex-with-equals",
+        _edit(
+            'errors: limoneide_requests_total{status=~"5.."}',
+            'errors: limoneide_requests_total{status="5.."}',
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "a regex needs =~",
+    ),
+    Case(
+        "unknown-outcome-value",
+        _edit('dependency="ai_api",outcome="ok"', 'dependency="ai_api",outcome="success"'),
+        f"{FILE}: slos[3] (ai-latency).good",
+        "matches no value the exporter writes for 'outcome' (ok, error)",
+    ),
+    Case(
+        "counter-as-histogram",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            "histogram: limoneide_requests_total\n",
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "is a counter, not a histogram",
+    ),
+    Case(
+        "threshold-off-the-histogram-buckets",
+        _edit(
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api"}\n'
+            '    good: limoneide_dependency_duration_seconds{dependency="ai_api",outcome="ok"}\n'
+            "    threshold_seconds: 1.0\n",
+            "histogram: limoneide_dependency_calls_per_request\n    threshold_seconds: 0.6\n",
+        ),
+        f"{FILE}: slos[3] (ai-latency).threshold_seconds",
+        "not a bucket boundary of limoneide_dependency_calls_per_request",
+    ),
+    Case(
+        "bucket-series-label-on-count",
+        _edit(
+            "total: limoneide_requests_total\n",
+            'total: limoneide_request_duration_seconds_count{le="1.0"}\n',
+        ),
+        f"{FILE}: slos[0] (availability).total",
+        "has no label 'le'",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CHECK_CASES, ids=[c.id for c in CHECK_CASES])
+def test_check_knows_the_exporter(case: Case, tmp_path: Path) -> None:
+    """A selector that can never match the exporter: ``check`` names file, SLO, field; exit 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(case.make(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    where = case.location.replace(FILE, str(spec), 1)
+    line = f"error: {where}: "
+    found = [row for row in result.output.splitlines() if row.startswith(line)]
+    assert (2, True) == (result.exit_code, any(case.says in row for row in found)), result.output
