@@ -98,7 +98,7 @@ def lint(data: Any, file: str) -> list[SpecError]:
     if not isinstance(namespace, str) or not isinstance(slos, list):
         return []
     try:
-        catalogue = Catalogue.of(namespace)
+        catalogue = Catalogue.of(c.check_namespace(namespace))
     except ValueError:
         return []  # an invalid namespace: the model says so
     problems = []
