@@ -12,11 +12,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
-from limone_obs.alerts import alertmanager
+from limone_obs.alerts import _reader, alertmanager
 from limone_obs.alerts._reader import MAX_MESSAGE_CHARS, MAX_SPEC_BYTES
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
@@ -433,6 +435,29 @@ def test_a_50_mb_spec_is_refused_before_parsing(tmp_path: Path) -> None:
         "byte limit of a spec: not parsed" in result.output,
         snapshot(root),
     ), result.output[:300]
+
+
+def test_build_parses_the_spec_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The areas of ``build`` (alerts, dashboards, compose) share one parse of the text."""
+    root = _tree(tmp_path, spec_text() + f"# {tmp_path.name}\n")  # a text no test parsed yet
+    calls = []
+    real_load = yaml.load
+
+    def counting_load(text: str, Loader: Any) -> Any:  # noqa: N803 - pyyaml's keyword
+        calls.append(len(text))
+        return real_load(text, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "load", counting_load)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert (0, 1) == (result.exit_code, len(calls)), result.output
+
+
+def test_each_load_gets_its_own_copy() -> None:
+    """The cached parse is never shared: changing one result leaves the next one intact."""
+    text = spec_text()
+    first = _reader.load_yaml(text, FILE)
+    first["slos"].clear()
+    assert 5 == len(_reader.load_yaml(text, FILE)["slos"])
 
 
 def _with_extra_webhook() -> str:

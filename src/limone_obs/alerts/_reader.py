@@ -12,6 +12,8 @@ parser recurses, and a key must be a plain scalar (``? [a, b]`` is refused).
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 import reprlib
@@ -26,8 +28,9 @@ from limone_obs.errors import SpecError
 
 _URL_RE: Final = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _MISSING: Final[Any] = object()
-#: Largest spec accepted, in bytes (UTF-8); real specs are a few kilobytes.
-MAX_SPEC_BYTES: Final = 1_000_000
+#: Largest spec accepted, in bytes (UTF-8): real specs are a few kilobytes (about 400
+#: bytes per SLO), and pure-Python YAML reads roughly 50-100 KB per second.
+MAX_SPEC_BYTES: Final = 256 * 1024
 #: Deepest nesting of lists and mappings accepted; the spec itself needs 5 levels.
 MAX_DEPTH: Final = 50
 #: Longest rendering of a value inside an error message.
@@ -119,12 +122,23 @@ _StrictLoader.add_constructor(
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> Any:
+    """The YAML data of ``text``, kept for the next caller of the same text.
+
+    ``limone-obs build`` reads the spec once per area (alerts, dashboards, compose): the
+    text is parsed once; each caller gets its own deep copy.
+    """
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+
+
 def load_yaml(text: str, file: str) -> Any:
     """Parse ``text``; any YAML problem becomes a SpecError naming the line.
 
     Refused with a located error: more than :data:`MAX_SPEC_BYTES` (before parsing),
     anchors and aliases, nesting deeper than :data:`MAX_DEPTH`, non-scalar keys and
-    a key written twice in one mapping.
+    a key written twice in one mapping. The same text is parsed only once per process
+    (the result is cached; each call returns a fresh copy).
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_SPEC_BYTES:
@@ -132,7 +146,7 @@ def load_yaml(text: str, file: str) -> Any:
             file, f"is {size} bytes, over the {MAX_SPEC_BYTES}-byte limit of a spec: not parsed"
         )
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        return copy.deepcopy(_parsed(text))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}: line {mark.line + 1}" if mark else file
