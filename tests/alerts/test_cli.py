@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
+from limone_obs.alerts.cli import sli_queries
+from limone_obs.alerts.spec import load_spec
 from limone_obs.cli import main
 from limone_obs.stack import procs
 from tests.alerts.helpers import edited, spec_text
@@ -44,6 +46,39 @@ def test_check_on_a_missing_file_exits_2(tmp_path: Path) -> None:
 
 
 # --- check --prometheus: a real Prometheus scraping a small instrumented app ---------
+
+
+def test_the_sli_queries_of_the_committed_spec() -> None:
+    """Each SLO's series selections, located at SLO and field, with the job matcher."""
+    spec = load_spec(ROOT / "alerts" / "slo.yaml")
+    job = 'job="limoneide"'
+    le = 'le=~"1(\\\\.0)?"'
+    assert [
+        ("slos[0] (availability).total", f"limoneide_requests_total{{{job}}}"),
+        ("slos[0] (availability).errors", f'limoneide_requests_total{{{job},status=~"5.."}}'),
+        ("slos[1] (latency).histogram", f"limoneide_request_duration_seconds_count{{{job}}}"),
+        ("slos[1] (latency).histogram", f"limoneide_request_duration_seconds_bucket{{{job},{le}}}"),
+        ("slos[2] (errors).total", f"limoneide_requests_total{{{job}}}"),
+        ("slos[2] (errors).errors", f'limoneide_requests_total{{{job},status=~"5.."}}'),
+        (
+            "slos[3] (ai-latency).histogram",
+            f'limoneide_dependency_duration_seconds_count{{{job},dependency="ai_api"}}',
+        ),
+        (
+            "slos[3] (ai-latency).histogram",
+            f'limoneide_dependency_duration_seconds_bucket{{{job},dependency="ai_api",{le}}}',
+        ),
+        (
+            "slos[3] (ai-latency).good",
+            f'limoneide_dependency_duration_seconds_count{{{job},dependency="ai_api",outcome="ok"}}',
+        ),
+        (
+            "slos[3] (ai-latency).good",
+            "limoneide_dependency_duration_seconds_bucket"
+            f'{{{job},dependency="ai_api",outcome="ok",{le}}}',
+        ),
+        ("slos[4] (up).job", f"up{{{job}}}"),
+    ] == [(q.location.split(": ", 1)[1], q.promql) for q in sli_queries(spec, "f")]
 
 
 def _app() -> Flask:

@@ -220,7 +220,10 @@ def sli_queries(spec: ServiceSpec, file: str) -> list[SliQuery]:
     queries = []
     for index, slo in enumerate(spec.slos):
         where = f"{file}: slos[{index}] ({slo.name})"
-        queries += [SliQuery(f"{where}.{key}", q, key in MAY_BE_EMPTY) for key, q in _of(spec, slo)]
+        found = _of(spec, slo)
+        if not found:  # a kind whose series this command does not know: say so, never pass
+            raise SpecError(where, f"check --prometheus cannot query an SLO of kind {slo.kind!r}")
+        queries += [SliQuery(f"{where}.{key}", q, key in MAY_BE_EMPTY) for key, q in found]
     return queries
 
 
@@ -235,6 +238,8 @@ def _of(spec: ServiceSpec, slo: Slo) -> list[tuple[str, str]]:
     threshold = getattr(slo, "threshold_seconds", None)
     for key in ("histogram", "good"):
         selector = getattr(slo, key, None)
+        if key == "good" and selector == getattr(slo, "histogram", None):
+            continue  # no `good` in the spec: it is the histogram, queried already
         if isinstance(selector, Selector):
             found.append((key, selector.with_metric(f"{selector.metric}_count").promql()))
             if threshold is not None:
