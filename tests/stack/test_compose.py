@@ -309,7 +309,8 @@ def test_prometheus_sends_the_metrics_token_of_the_app(resolved: dict[str, Any])
         True,
     ) == (
         jobs[spec.job]["authorization"],
-        f'LIMONE_OBS_METRICS_TOKEN="$$(cat {SECRET_PATH})"' in command,
+        f'token="$$(cat {SECRET_PATH})" && [ -n "$$token" ]' in command
+        and 'LIMONE_OBS_METRICS_TOKEN="$$token" exec gunicorn' in command,
         all(
             "metrics-token"
             in [
