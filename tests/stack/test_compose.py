@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 import yaml
+from flask import Flask, request
 
+from limone_obs import conventions as c
 from limone_obs.alerts import _durations
 from limone_obs.alerts.spec import load_spec
-from limone_obs.stack import compose
-from tests.support import ROOT, need
+from limone_obs.stack import compose, procs
+from tests.support import ROOT, in_ci, need, serve
 
 COMPOSE = ROOT / "compose"
 
@@ -351,3 +357,90 @@ def test_the_header_commands_run_in_sequence() -> None:
         "export GRAFANA_ADMIN_PASSWORD='choose-one'" in commands,
         [c for c in commands if re.match(r"GRAFANA_ADMIN_PASSWORD=\S+ ", c)],
     )
+
+
+# --- compose/nginx.conf in a real nginx -------------------------------------------------
+
+
+def _nginx() -> str:
+    """Debian's nginx (scripts/bootstrap.sh installs nginx-light); skip locally, fail in CI."""
+    path = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if path is None:
+        message = "nginx is not installed: apt-get install -y --no-install-recommends nginx-light"
+        if in_ci():
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    return path
+
+
+def _echo_app() -> Flask:
+    """An app answering with the X-Request-Start header it received."""
+    app = Flask("nginx-echo")
+
+    @app.get("/<path:anything>")
+    def echo(anything: str) -> dict[str, str | None]:
+        return {"path": anything, "start": request.headers.get(c.QUEUE_START_HEADER)}
+
+    return app
+
+
+def _local_nginx_conf(tmp_path: Path, port: int, app_url: str) -> Path:
+    """compose/nginx.conf with only the addresses and paths of this machine changed."""
+    text = (COMPOSE / "nginx.conf").read_text()
+    for old, new in (
+        ("listen 8080;", f"listen {procs.LOOPBACK}:{port};"),
+        ("server app:8000;", f"server {app_url.removeprefix('http://')};"),
+        ("/tmp/", f"{tmp_path}/"),
+    ):
+        assert old in text, f"{old!r} is no longer in compose/nginx.conf"
+        text = text.replace(old, new)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+@pytest.fixture
+def nginx_url(tmp_path: Path) -> Iterator[str]:
+    """compose/nginx.conf run by a real nginx on 127.0.0.1, in front of ``_echo_app``."""
+    binary = _nginx()
+    with serve(_echo_app(), quiet=True) as app_url:
+        port = procs.free_port()
+        conf = _local_nginx_conf(tmp_path, port, app_url)
+        argv = [binary, "-e", "stderr", "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"]
+        proc = procs.start("nginx", argv, tmp_path / "nginx.log")
+        url = f"http://{procs.LOOPBACK}:{port}"
+        try:
+            procs.wait_http(proc, f"{url}/ready")
+            yield url
+        finally:
+            proc.stop()
+
+
+@pytest.mark.integration
+def test_nginx_stamps_each_request_with_its_arrival_time(nginx_url: str) -> None:
+    """X-Request-Start is "t=<seconds>.<milliseconds>", between sending and the answer."""
+    before = time.time()
+    body = requests.get(f"{nginx_url}/projects", timeout=10).json()
+    after = time.time()
+    found = re.fullmatch(r"t=(\d+\.\d{3})", body["start"] or "")
+    assert (True, True) == (
+        found is not None,
+        found is not None and before - 0.001 <= float(found.group(1)) <= after + 0.001,
+    ), body
+
+
+@pytest.mark.integration
+def test_nginx_replaces_a_client_sent_request_start(nginx_url: str) -> None:
+    """A client cannot set the queue start: nginx writes its own value over it."""
+    body = requests.get(
+        f"{nginx_url}/projects", headers={c.QUEUE_START_HEADER: "t=1"}, timeout=10
+    ).json()
+    assert re.fullmatch(r"t=\d{10,}\.\d{3}", body["start"] or ""), body
+
+
+@pytest.mark.integration
+def test_nginx_does_not_serve_metrics(nginx_url: str) -> None:
+    """/metrics is not proxied (Prometheus scrapes the app directly, with its token)."""
+    assert 404 == requests.get(f"{nginx_url}/metrics", timeout=10).status_code
