@@ -45,6 +45,21 @@ def test_check_on_a_missing_file_exits_2(tmp_path: Path) -> None:
     assert (2, expected) == (result.exit_code, result.output)
 
 
+def test_check_reads_no_more_than_the_limit() -> None:
+    """An endless file (/dev/zero) is refused after the limit, not read to the end."""
+    result = CliRunner().invoke(main, ["check", "--spec", "/dev/zero"])
+    assert (2, "error: /dev/zero: is over the") == (result.exit_code, result.output[:29])
+
+
+def test_check_on_a_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8: a located error, exit 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_bytes(b"service: \xff\xfe\n")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    expected = f"error: {spec}: cannot be read"
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])
+
+
 # --- check --prometheus: a real Prometheus scraping a small instrumented app ---------
 
 

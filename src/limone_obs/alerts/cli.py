@@ -69,12 +69,17 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
 
 
 def read_spec(path: Path) -> str:
-    """The spec's text; SpecError when missing, unreadable or over the size limit."""
+    """The spec's text; SpecError when missing, unreadable or over the size limit.
+
+    At most one byte past the limit is read, so a huge file (or ``/dev/zero``) costs
+    nothing before it is refused.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise SpecError(str(path), f"is {size} bytes, over the {MAX_SPEC_BYTES}-byte limit")
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as spec:
+            data = spec.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(str(path), f"is over the {MAX_SPEC_BYTES}-byte limit of a spec")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(str(path), "file not found: create it (see alerts/README.md)") from None
     except (OSError, UnicodeDecodeError) as exc:
