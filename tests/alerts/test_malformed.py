@@ -487,7 +487,8 @@ def test_an_overriding_webhook_keeps_the_extra_webhooks() -> None:
     ]
 
 
-#: Specs the model accepts but whose selectors can never match the exporter's series:
+#: Specs the model accepts but whose selectors can never match the exporter's series, in
+#: SLOs of each kind with selectors (ratio, latency, threshold; ``up`` has none):
 #: ``limone-obs check`` rejects them (the catalogue of the exporter), located at the field.
 CHECK_CASES = [
     Case(
@@ -554,6 +555,24 @@ CHECK_CASES = [
         ),
         f"{FILE}: slos[3] (ai-latency).threshold_seconds",
         "not a bucket boundary of limoneide_dependency_calls_per_request",
+    ),
+    Case(
+        "threshold-slo-typo-in-total",
+        _edit(
+            "5xx over 5 minutes.\n    total: limoneide_requests_total\n",
+            "5xx over 5 minutes.\n    total: limoneide_request_total\n",
+        ),
+        f"{FILE}: slos[2] (errors).total",
+        "did you mean limoneide_requests_total?",
+    ),
+    Case(
+        "latency-slo-label-of-another-series",
+        _edit(
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api"}',
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api",endpoint="/ai"}',
+        ),
+        f"{FILE}: slos[3] (ai-latency).histogram",
+        "has no label 'endpoint'",
     ),
     Case(
         "bucket-series-label-on-count",
