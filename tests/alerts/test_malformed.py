@@ -512,7 +512,7 @@ CHECK_CASES = [
     Case(
         "namespace-differs-from-the-selectors",
         _edit("namespace: limoneide", "namespace: billing"),
-        f"{FILE}: slos[0] (availability).total",
+        f"{FILE}: slos[1] (latency).histogram",
         "the spec's namespace is 'billing'",
     ),
     Case(

@@ -127,3 +127,18 @@ def test_a_status_class_regex_matches_known_codes() -> None:
     good = parse_selector('limoneide_requests_total{status=~"5.."}')
     bad = parse_selector('limoneide_requests_total{status=~"6.."}')
     assert (0, 1) == (len(catalogue.problems(good)), len(catalogue.problems(bad)))
+
+
+def test_another_softwares_requests_total_is_not_a_namespace_mismatch() -> None:
+    """nginx_http_requests_total (no exporter label) is someone else's series: not flagged."""
+    catalogue = Catalogue.of("limoneide")
+    assert None is catalogue.foreign_namespace(parse_selector("nginx_http_requests_total"))
+
+
+def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> None:
+    """A distinctive exporter name, or a generic one with an exporter label, names its prefix."""
+    catalogue = Catalogue.of("limoneide")
+    assert ("billing", "billing") == (
+        catalogue.foreign_namespace(parse_selector("billing_request_duration_seconds")),
+        catalogue.foreign_namespace(parse_selector('billing_requests_total{status=~"5.."}')),
+    )

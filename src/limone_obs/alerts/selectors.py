@@ -149,6 +149,14 @@ def parse_selector(text: str) -> Selector:
 
 #: The series names a family shows in PromQL: a histogram's base and its three parts.
 _HISTOGRAM_PARTS: Final = ("", "_bucket", "_count", "_sum")
+#: Family names common outside limone-obs (nginx_http_requests_total, celery_workers).
+_GENERIC_SUFFIXES: Final = frozenset(
+    {
+        c.MetricNames("x").requests_total[2:],
+        c.MetricNames("x").build_info[2:],
+        c.SUFFIX_WORKERS,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -176,17 +184,24 @@ class Catalogue:
     def foreign_namespace(self, selector: Selector) -> str | None:
         """The other namespace ``selector`` seems written for, or None.
 
-        A metric outside this namespace named like an exporter series (``billing_requests_
-        total``) whose matchers use only that series' labels is the exporter's under
-        another namespace; any other outside metric is the user's own and is not checked.
+        A metric outside this namespace named like an exporter series
+        (``billing_request_duration_seconds``) whose matchers use only that series' labels
+        is the exporter's under another namespace. Names other software uses too
+        (``*_requests_total``, ``*_workers``, ``*_build_info``) count only when a matcher
+        uses one of the exporter's own labels of that series (``status``, ``state``, ...).
+        Any other outside metric is the user's own and is not checked.
         """
         if selector.metric.startswith(f"{self.namespace}_"):
             return None
+        used = set(selector.label_names())
         for name, (info, part) in self.names.items():
             tail = name[len(self.namespace) :]
             labels = {*info.labels, *c.TARGET_LABELS, *((c.LABEL_LE,) if part == "_bucket" else ())}
-            if selector.metric.endswith(tail) and set(selector.label_names()) <= labels:
-                return selector.metric[: -len(tail)] or None
+            if not selector.metric.endswith(tail) or not used <= labels:
+                continue
+            if info.suffix in _GENERIC_SUFFIXES and not used & set(info.labels):
+                continue
+            return selector.metric[: -len(tail)] or None
         return None
 
     def problems(self, selector: Selector, *, histogram: bool = False) -> list[str]:
