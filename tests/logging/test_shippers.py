@@ -227,6 +227,8 @@ def _alloy_template(stage: Block, value: str | None, extracted: Mapping[str, str
     default = re.fullmatch(r'\{\{ default "([^"]*)" \.Value \}\}', text)
     if default:
         return value or default.group(1)
+    if text == '{{ TrimSuffix .Value "\\n" }}':  # Go reads "\n" in a template as a newline
+        return (value or "").removesuffix("\n")
     ship = re.fullmatch(
         r'\{\{ if and \(eq \(default "" \.compose_service\) "(\w+)"\) '
         r'\(eq \(default "" \.compose_project\) "([\w-]*)"\) \}\}yes\{\{ else \}\}no\{\{ end \}\}',
@@ -293,7 +295,7 @@ def _timestamp_stage(stage: Block, entry: Entry) -> None:
 
 
 def _output_stage(stage: Block, entry: Entry) -> None:
-    entry.line = entry.extracted[_lit(stage.attrs["source"])].rstrip("\n")
+    entry.line = entry.extracted[_lit(stage.attrs["source"])]
 
 
 def _labels_stage(stage: Block, entry: Entry) -> None:
