@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by scripts/demo and scripts/test: installs what they need, then returns.
 # - as root on Debian: Prometheus, Alertmanager, Redis (and the python venv module) via apt;
-#   for the tests also docker-compose (LIMONE_OBS_WITH_COMPOSE=1) and chromium with its
+#   for the tests also docker-compose and nginx (LIMONE_OBS_WITH_COMPOSE=1) and chromium with its
 #   driver (LIMONE_OBS_WITH_BROWSER=1);
 # - always: a virtualenv in .venv with limone-obs and its dev dependencies.
 set -euo pipefail
@@ -17,6 +17,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   command -v redis-server >/dev/null 2>&1 || apt_wanted+=(redis-server)
   if [ "${LIMONE_OBS_WITH_COMPOSE:-0}" = 1 ]; then
     command -v docker-compose >/dev/null 2>&1 || apt_wanted+=(docker-compose)
+    # compose/nginx.conf runs in a real nginx in the tests (tests/stack/test_compose.py).
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_wanted+=(nginx-light)
   fi
   # The test suite drives a real headless browser (page-load timing, the HTML report).
   if [ "${LIMONE_OBS_WITH_BROWSER:-0}" = 1 ]; then
@@ -31,8 +33,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Debian starts the packages' system services (public, on :9090 and :9093); the demo
     # and the tests run their own servers on 127.0.0.1, so stop what was just installed.
     if [ -d /run/systemd/system ]; then
-      for unit in prometheus prometheus-alertmanager redis-server; do
-        if printf '%s\n' "${apt_wanted[@]}" | grep -qx "$unit"; then
+      for unit in prometheus prometheus-alertmanager redis-server nginx; do
+        package=$unit; [ "$unit" = nginx ] && package=nginx-light
+        if printf '%s\n' "${apt_wanted[@]}" | grep -qx "$package"; then
           systemctl disable --now "$unit" >/dev/null 2>&1 \
             && echo "bootstrap: stopped and disabled the $unit service Debian started"
         fi

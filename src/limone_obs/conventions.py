@@ -448,3 +448,68 @@ def dashboard_uid(service: str, dashboard: str) -> str:
     so several services' dashboards share one Grafana without overwriting each other.
     """
     return f"{service}-{dashboard}"
+
+
+# --- the exporter's catalogue, as data (read by `limone-obs check`) ------------------
+#: Series types of :class:`SeriesInfo`.
+TYPE_COUNTER: Final = "counter"
+TYPE_GAUGE: Final = "gauge"
+TYPE_HISTOGRAM: Final = "histogram"
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One metric family the kit exposes, as ``<namespace>_<suffix>``.
+
+    ``suffix`` is the PromQL base name without the namespace: counters with ``_total``,
+    histograms without ``_bucket``. ``buckets`` are a histogram's upper bounds (None when
+    the producing area chooses them at run time).
+    """
+
+    suffix: str
+    type: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+
+#: Every family of the exporter and of the shared series above. The generators read this
+#: (never the exporter package); a test compares it with the exporter's instruments.
+EXPORTER_SERIES: Final = (
+    SeriesInfo("requests_total", TYPE_COUNTER, REQUESTS_LABELS),
+    SeriesInfo("request_duration_seconds", TYPE_HISTOGRAM, DURATION_LABELS, DEFAULT_BUCKETS),
+    SeriesInfo("requests_in_progress", TYPE_GAUGE, IN_PROGRESS_LABELS),
+    SeriesInfo("request_exceptions_total", TYPE_COUNTER, EXCEPTIONS_LABELS),
+    SeriesInfo(
+        "dependency_duration_seconds",
+        TYPE_HISTOGRAM,
+        DEPENDENCY_LABELS,
+        DEFAULT_DEPENDENCY_BUCKETS,
+    ),
+    SeriesInfo("cache_requests_total", TYPE_COUNTER, CACHE_LABELS),
+    SeriesInfo("build_info", TYPE_GAUGE, BUILD_INFO_LABELS),
+    SeriesInfo(SUFFIX_EXPORTER_PROBLEMS, TYPE_GAUGE, (LABEL_PROBLEM,)),
+    SeriesInfo(SUFFIX_LOG_LINES_DROPPED_TOTAL, TYPE_COUNTER, ()),
+    SeriesInfo(
+        SUFFIX_DEPENDENCY_CALLS_PER_REQUEST,
+        TYPE_HISTOGRAM,
+        REQUEST_DEPENDENCY_LABELS,
+        CALLS_PER_REQUEST_BUCKETS,
+    ),
+    SeriesInfo(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL, TYPE_COUNTER, REQUEST_DEPENDENCY_LABELS),
+    SeriesInfo(SUFFIX_REQUEST_QUEUE_SECONDS, TYPE_HISTOGRAM, ()),
+    SeriesInfo(SUFFIX_PAGE_LOAD_SECONDS, TYPE_HISTOGRAM, (LABEL_PAGE, LABEL_PHASE)),
+    SeriesInfo(SUFFIX_WORKERS, TYPE_GAUGE, (LABEL_STATE,)),
+)
+#: Labels Prometheus adds to every scraped series.
+TARGET_LABELS: Final = (LABEL_JOB, LABEL_INSTANCE)
+#: HTTP status codes as the ``status`` label writes them ("200", "503").
+HTTP_STATUS_CODES: Final = tuple(str(code) for code in range(100, 600))
+#: Labels whose every value the exporter can write is known.
+LABEL_VALUES: Final = {
+    LABEL_STATUS: HTTP_STATUS_CODES,
+    LABEL_METHOD: (*sorted(KNOWN_METHODS), METHOD_OTHER),
+    LABEL_OUTCOME: (OUTCOME_OK, OUTCOME_ERROR),
+    LABEL_RESULT: (CACHE_HIT, CACHE_MISS),
+    LABEL_PROBLEM: EXPORTER_PROBLEMS,
+    LABEL_STATE: (WORKER_BUSY, WORKER_IDLE),
+}

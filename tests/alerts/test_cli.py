@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+import requests
+import yaml
+from click.testing import CliRunner, Result
+from flask import Flask
+from prometheus_client import CollectorRegistry
 
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.alerts.cli import sli_queries
+from limone_obs.alerts.spec import load_spec
 from limone_obs.cli import main
-from tests.support import ROOT
+from limone_obs.stack import procs
+from tests.alerts.helpers import edited, spec_text
+from tests.support import ROOT, need, serve
 
 
 def test_check_accepts_the_committed_spec() -> None:
@@ -31,3 +43,180 @@ def test_check_on_a_missing_file_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", "--spec", str(missing)])
     expected = f"error: {missing}: file not found: create it (see alerts/README.md)\n"
     assert (2, expected) == (result.exit_code, result.output)
+
+
+def test_check_reads_no_more_than_the_limit() -> None:
+    """An endless file (/dev/zero) is refused after the limit, not read to the end."""
+    result = CliRunner().invoke(main, ["check", "--spec", "/dev/zero"])
+    assert (2, "error: /dev/zero: is over the") == (result.exit_code, result.output[:29])
+
+
+def test_check_on_a_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8: a located error, exit 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_bytes(b"service: \xff\xfe\n")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    expected = f"error: {spec}: cannot be read"
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])
+
+
+# --- check --prometheus: a real Prometheus scraping a small instrumented app ---------
+
+
+def test_the_sli_queries_of_the_committed_spec() -> None:
+    """Each SLO's series selections, located at SLO and field, with the job matcher."""
+    spec = load_spec(ROOT / "alerts" / "slo.yaml")
+    job = 'job="limoneide"'
+    le = 'le=~"1(\\\\.0)?"'
+    assert [
+        ("slos[0] (availability).total", f"limoneide_requests_total{{{job}}}"),
+        ("slos[0] (availability).errors", f'limoneide_requests_total{{{job},status=~"5.."}}'),
+        ("slos[1] (latency).histogram", f"limoneide_request_duration_seconds_count{{{job}}}"),
+        ("slos[1] (latency).histogram", f"limoneide_request_duration_seconds_bucket{{{job},{le}}}"),
+        ("slos[2] (errors).total", f"limoneide_requests_total{{{job}}}"),
+        ("slos[2] (errors).errors", f'limoneide_requests_total{{{job},status=~"5.."}}'),
+        (
+            "slos[3] (ai-latency).histogram",
+            f'limoneide_dependency_duration_seconds_count{{{job},dependency="ai_api"}}',
+        ),
+        (
+            "slos[3] (ai-latency).histogram",
+            f'limoneide_dependency_duration_seconds_bucket{{{job},dependency="ai_api",{le}}}',
+        ),
+        (
+            "slos[3] (ai-latency).good",
+            f'limoneide_dependency_duration_seconds_count{{{job},dependency="ai_api",outcome="ok"}}',
+        ),
+        (
+            "slos[3] (ai-latency).good",
+            "limoneide_dependency_duration_seconds_bucket"
+            f'{{{job},dependency="ai_api",outcome="ok",{le}}}',
+        ),
+        ("slos[4] (up).job", f"up{{{job}}}"),
+    ] == [(q.location.split(": ", 1)[1], q.promql) for q in sli_queries(spec, "f")]
+
+
+def _app() -> Flask:
+    """An instrumented app: ``/`` answers 200 after one AI call; no 5xx ever."""
+    app = Flask("limoneide-check")
+    metrics = Metrics(app, registry=CollectorRegistry(), process_metrics=False)
+
+    @app.get("/")
+    def index() -> str:
+        with metrics.track(c.DEPENDENCY_AI, "complete"):
+            return "ok"
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def live_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prometheus on 127.0.0.1 scraping ``_app`` as job "limoneide" every second; its URL."""
+    binary = need("prometheus")
+    folder = tmp_path_factory.mktemp("check-prometheus")
+    with serve(_app(), quiet=True) as app_url:
+        for _ in range(5):
+            requests.get(f"{app_url}/", timeout=5).raise_for_status()
+        config = folder / "prometheus.yml"
+        target = app_url.removeprefix("http://")
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                    "scrape_configs": [
+                        {"job_name": "limoneide", "static_configs": [{"targets": [target]}]}
+                    ],
+                }
+            )
+        )
+        port = procs.free_port()
+        argv = procs.prometheus_argv(binary, config, folder / "data", port)
+        proc = procs.start("prometheus", argv, folder / "prometheus.log")
+        url = f"http://{procs.LOOPBACK}:{port}"
+        try:
+            procs.wait_http(proc, f"{url}/-/ready")
+            _wait_for_series(url, 'limoneide_dependency_duration_seconds_count{job="limoneide"}')
+            yield url
+        finally:
+            proc.stop()
+
+
+def _wait_for_series(url: str, promql: str, attempts: int = 120) -> None:
+    """Poll until ``promql`` has a series (the first scrapes happened); fail after the limit."""
+    for _ in range(attempts):
+        body = requests.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5).json()
+        if body["data"]["result"]:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Prometheus at {url} never scraped {promql}")
+
+
+def _check(spec_text: str, tmp_path: Path, url: str) -> Result:
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(spec_text, encoding="utf-8")
+    return CliRunner().invoke(main, ["check", "--spec", str(spec), "--prometheus", url])
+
+
+@pytest.mark.integration
+def test_check_prometheus_accepts_the_committed_spec_against_a_live_app(
+    live_prometheus: str, tmp_path: Path
+) -> None:
+    """Every SLI query of the committed spec returns series: exit 0; no 5xx yet is a note."""
+    result = _check(spec_text(), tmp_path, live_prometheus)
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert (0, True, True) == (
+        result.exit_code,
+        "every SLI query answered by" in result.output,
+        any("(availability).errors" in note for note in notes),
+    ), result.output
+
+
+@pytest.mark.integration
+def test_check_prometheus_names_each_query_without_series(
+    live_prometheus: str, tmp_path: Path
+) -> None:
+    """A user's own metric that Prometheus does not have is named at its SLO and field."""
+    text = edited("    total: limoneide_requests_total\n", "    total: shop_orders_total\n")
+    text = text.replace(
+        'errors: limoneide_requests_total{status=~"5.."}', "errors: shop_orders_failed_total", 1
+    )
+    result = _check(text, tmp_path, live_prometheus)
+    where = f"error: {tmp_path / 'slo.yaml'}: slos[0] (availability).total: "
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert (2, [f'{where}shop_orders_total{{job="limoneide"}} returns no series']) == (
+        result.exit_code,
+        [line.split(" from ")[0] for line in errors],
+    ), result.output
+
+
+@pytest.mark.integration
+def test_check_prometheus_names_every_query_of_a_wrong_job(
+    live_prometheus: str, tmp_path: Path
+) -> None:
+    """job: billing (not what Prometheus scrapes): every required SLI query is named."""
+    result = _check(edited("job: limoneide", "job: billing"), tmp_path, live_prometheus)
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    fields = sorted({line.split(": ")[2] for line in errors})
+    assert (2, True) == (
+        result.exit_code,
+        fields
+        == sorted(
+            {
+                "slos[0] (availability).total",
+                "slos[1] (latency).histogram",
+                "slos[2] (errors).total",
+                "slos[3] (ai-latency).histogram",
+                "slos[4] (up).job",
+            }
+        ),
+    ), result.output
+
+
+def test_check_prometheus_unreachable_exits_2(tmp_path: Path) -> None:
+    """A Prometheus that does not answer: one error line naming the URL, exit 2."""
+    url = f"http://{procs.LOOPBACK}:{procs.free_port()}"
+    result = _check(spec_text(), tmp_path, url)
+    assert (2, f"error: --prometheus {url}: cannot query it") == (
+        result.exit_code,
+        result.output.split(" (")[0],
+    )

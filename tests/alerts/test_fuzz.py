@@ -1,4 +1,7 @@
-"""Any value in any field of the spec gives a valid model or a SpecError, never a crash."""
+"""Any value in any field of the spec gives a valid model or a SpecError, never a crash.
+
+The catalogue pass of ``limone-obs check`` runs on every input too and must not raise.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from limone_obs.alerts import build
+from limone_obs.alerts._reader import load_yaml
+from limone_obs.alerts.cli import lint
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.errors import SpecError
 from tests.alerts.helpers import spec_text
@@ -66,9 +71,25 @@ def test_any_field_value_is_accepted_or_reported(path: tuple[Any, ...], value: A
     assert outcome in ("generated", "located error"), outcome
 
 
+#: YAML's structural characters and the constructs the loader refuses, to splice in.
+SPLICES = st.text(alphabet="[]{}&*?!:,-|>'\"#%@` \n\t\\abc01", max_size=40) | st.sampled_from(
+    ["&a ", "*a", "? [a, b]\n: x\n", "[" * 300, "!!python/object:os.system ", "<<: *a\n"]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(at=st.integers(0, len(spec_text())), splice=SPLICES)
+def test_any_text_spliced_into_the_spec_is_accepted_or_reported(at: int, splice: str) -> None:
+    """Any characters inserted anywhere in the spec text: a model or a located SpecError."""
+    text = spec_text()
+    outcome = _outcome(text[:at] + splice + text[at:])
+    assert outcome in ("generated", "located error"), outcome
+
+
 def _outcome(text: str) -> str:
     """What parsing and generating ``text`` gave, as a word (or the unexpected error)."""
     try:
+        lint(load_yaml(text, "alerts/slo.yaml"), "alerts/slo.yaml")  # check's catalogue pass
         files = build.generate(parse_spec(text))
     except SpecError as exc:
         return "located error" if exc.location.startswith("alerts/slo.yaml") else repr(exc)

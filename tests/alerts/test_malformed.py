@@ -12,10 +12,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from limone_obs.alerts import _reader, alertmanager
+from limone_obs.alerts._reader import MAX_MESSAGE_CHARS, MAX_SPEC_BYTES
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import SpecError
@@ -42,6 +46,48 @@ def _edit(old: str, new: str) -> Callable[[], str]:
 def _truncate_slos() -> str:
     text = spec_text()
     return text[: text.index("\nslos:\n")] + "\nslos: []\n"
+
+
+def _billion_laughs() -> str:
+    """About 1 KB of YAML whose aliases expand to 10^9 strings."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 10)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    return edited("\nslos:\n", "\n" + "\n".join(lines) + "\nslos:\n")
+
+
+def _laughs_in_label() -> str:
+    """The billion laughs, then its root used as a label value (the field that repr'd it)."""
+    return _billion_laughs().replace("  team: limoneide\n", "  team: *a9\n", 1)
+
+
+def _aliases_in_extra() -> str:
+    """An anchored webhook block repeated by aliases in a receiver's extra."""
+    return edited(
+        "      webhook_url: http://127.0.0.1:9095/alerts\n",
+        "      webhook_url: http://127.0.0.1:9095/alerts\n"
+        "      extra:\n"
+        "        webhook_configs: &hooks [{url: 'http://h.example/a'}]\n"
+        "        slack_configs: *hooks\n",
+    )
+
+
+def _deep_brackets() -> str:
+    return edited("  team: limoneide\n", "  team: " + "[" * 2000 + "]" * 2000 + "\n")
+
+
+def _complex_key() -> str:
+    return edited("  team: limoneide\n", "  ? [a, b]\n  : limoneide\n")
+
+
+def _huge_value() -> str:
+    return edited("service: limoneide", "service: " + "X" * 200_000)
+
+
+def _over_the_size_limit() -> str:
+    """Valid YAML up to the limit, then a comment that takes it over: refused unparsed."""
+    return spec_text() + "#" * (MAX_SPEC_BYTES + 1) + "\n"
 
 
 CASES = [
@@ -290,6 +336,22 @@ CASES = [
         f"{FILE}: slos[2] (errors).for",
         "'soon' is not a duration",
     ),
+    Case("billion-laughs", _billion_laughs, f"{FILE}: line", "an anchor (&name) is not allowed"),
+    Case("laughs-in-a-label", _laughs_in_label, f"{FILE}: line", "is not allowed"),
+    Case("aliases-in-extra", _aliases_in_extra, f"{FILE}: line", "anchor (&name) is not allowed"),
+    Case("2000-nested-brackets", _deep_brackets, f"{FILE}: line", "nesting deeper than"),
+    Case("complex-key", _complex_key, f"{FILE}: line", "a key must be a plain word"),
+    Case("huge-value", _huge_value, f"{FILE}: service", "is not allowed"),
+    Case("over-the-size-limit", _over_the_size_limit, FILE, "byte limit of a spec: not parsed"),
+    Case(
+        "extra-not-a-configs-list",
+        _edit(
+            "      webhook_url: http://127.0.0.1:9095/alerts\n",
+            "      webhook_url: http://127.0.0.1:9095/alerts\n      extra: {slack: {}}\n",
+        ),
+        f"{FILE}: alertmanager.receivers.page.extra.slack",
+        "*_configs list",
+    ),
     Case(
         "bad-severity",
         _edit("    severity: page\n\n", "    severity: critical\n\n"),
@@ -338,3 +400,199 @@ def test_build_exits_2_and_writes_nothing(case: Case, tmp_path: Path) -> None:
     before = snapshot(root)
     result = CliRunner().invoke(main, ["build", "--root", str(root)])
     assert (2, before) == (result.exit_code, snapshot(root)), result.output
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_the_message_is_bounded(case: Case) -> None:
+    """Whatever the value, the message stays short: values are cut, never printed whole."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(case.make(), source=FILE)
+    assert len(info.value.detail) <= MAX_MESSAGE_CHARS + 40, info.value.detail[:200]
+
+
+def test_an_alias_is_refused_where_it_is_written() -> None:
+    """An alias is reported at its own line, before pyyaml looks up what it names."""
+    text = edited("  team: limoneide\n", "  team: *laughs\n")
+    line = text.split("\n").index("  team: *laughs") + 1
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source=FILE)
+    assert (f"{FILE}: line {line}", True) == (
+        info.value.location,
+        info.value.detail.startswith("invalid YAML: an alias (*name) is not allowed"),
+    )
+
+
+def test_a_50_mb_spec_is_refused_before_parsing(tmp_path: Path) -> None:
+    """50 MB of spec: build exits 2 with the size error, before any YAML is read.
+
+    The text starts with invalid YAML: a parse would report that instead of the size.
+    """
+    root = _tree(tmp_path, "slos: [\n" + "# padding\n" * 5_000_000)
+    before = snapshot(root)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert (2, True, before) == (
+        result.exit_code,
+        "byte limit of a spec: not parsed" in result.output,
+        snapshot(root),
+    ), result.output[:300]
+
+
+def test_build_parses_the_spec_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The areas of ``build`` (alerts, dashboards, compose) share one parse of the text."""
+    root = _tree(tmp_path, spec_text() + f"# {tmp_path.name}\n")  # a text no test parsed yet
+    calls = []
+    real_load = yaml.load
+
+    def counting_load(text: str, Loader: Any) -> Any:  # noqa: N803 - pyyaml's keyword
+        calls.append(len(text))
+        return real_load(text, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "load", counting_load)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert (0, 1) == (result.exit_code, len(calls)), result.output
+
+
+def test_each_load_gets_its_own_copy() -> None:
+    """The cached parse is never shared: changing one result leaves the next one intact."""
+    text = spec_text()
+    first = _reader.load_yaml(text, FILE)
+    first["slos"].clear()
+    assert 5 == len(_reader.load_yaml(text, FILE)["slos"])
+
+
+def _with_extra_webhook() -> str:
+    return edited(
+        "      webhook_url: http://127.0.0.1:9095/alerts\n",
+        "      webhook_url: http://127.0.0.1:9095/alerts\n"
+        "      extra:\n"
+        "        webhook_configs: [{url: 'http://oncall.example/hook'}]\n",
+    )
+
+
+def test_extra_webhooks_are_kept_next_to_webhook_url() -> None:
+    """``webhook_url`` and ``extra.webhook_configs`` both set: the page receiver gets both."""
+    config = alertmanager.config(parse_spec(_with_extra_webhook()))
+    [page] = [r for r in config["receivers"] if r["name"] == "page"]
+    assert ["http://127.0.0.1:9095/alerts", "http://oncall.example/hook"] == [
+        hook["url"] for hook in page["webhook_configs"]
+    ]
+
+
+def test_an_overriding_webhook_keeps_the_extra_webhooks() -> None:
+    """The local stack's override replaces the spec's webhook_url, not the extra's."""
+    config = alertmanager.config(parse_spec(_with_extra_webhook()), webhook_url="http://x:1/a")
+    [page] = [r for r in config["receivers"] if r["name"] == "page"]
+    assert ["http://x:1/a", "http://oncall.example/hook"] == [
+        hook["url"] for hook in page["webhook_configs"]
+    ]
+
+
+#: Specs the model accepts but whose selectors can never match the exporter's series, in
+#: SLOs of each kind with selectors (ratio, latency, threshold; ``up`` has none):
+#: ``limone-obs check`` rejects them (the catalogue of the exporter), located at the field.
+CHECK_CASES = [
+    Case(
+        "typo-in-histogram-name",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            "histogram: limoneide_request_duration\n",
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "did you mean limoneide_request_duration_seconds?",
+    ),
+    Case(
+        "status-on-the-duration-histogram",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            'histogram: limoneide_request_duration_seconds{status="200"}\n',
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "has no label 'status'",
+    ),
+    Case(
+        "namespace-differs-from-the-selectors",
+        _edit("namespace: limoneide", "namespace: billing"),
+        f"{FILE}: slos[1] (latency).histogram",
+        "the spec's namespace is 'billing'",
+    ),
+    Case(
+        "objective-as-a-ratio",
+        _edit("objective: 99.9", "objective: 0.999"),
+        f"{FILE}: slos[0] (availability).objective",
+        "give a percentage, e.g. 99.9",
+    ),
+    Case(
+        "status-regex-with-equals",
+        _edit(
+            'errors: limoneide_requests_total{status=~"5.."}',
+            'errors: limoneide_requests_total{status="5.."}',
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "a regex needs =~",
+    ),
+    Case(
+        "unknown-outcome-value",
+        _edit('dependency="ai_api",outcome="ok"', 'dependency="ai_api",outcome="success"'),
+        f"{FILE}: slos[3] (ai-latency).good",
+        "matches no value the exporter writes for 'outcome' (ok, error)",
+    ),
+    Case(
+        "counter-as-histogram",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            "histogram: limoneide_requests_total\n",
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "is a counter, not a histogram",
+    ),
+    Case(
+        "threshold-off-the-histogram-buckets",
+        _edit(
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api"}\n'
+            '    good: limoneide_dependency_duration_seconds{dependency="ai_api",outcome="ok"}\n'
+            "    threshold_seconds: 1.0\n",
+            "histogram: limoneide_dependency_calls_per_request\n    threshold_seconds: 0.6\n",
+        ),
+        f"{FILE}: slos[3] (ai-latency).threshold_seconds",
+        "not a bucket boundary of limoneide_dependency_calls_per_request",
+    ),
+    Case(
+        "threshold-slo-typo-in-total",
+        _edit(
+            "5xx over 5 minutes.\n    total: limoneide_requests_total\n",
+            "5xx over 5 minutes.\n    total: limoneide_request_total\n",
+        ),
+        f"{FILE}: slos[2] (errors).total",
+        "did you mean limoneide_requests_total?",
+    ),
+    Case(
+        "latency-slo-label-of-another-series",
+        _edit(
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api"}',
+            'histogram: limoneide_dependency_duration_seconds{dependency="ai_api",endpoint="/ai"}',
+        ),
+        f"{FILE}: slos[3] (ai-latency).histogram",
+        "has no label 'endpoint'",
+    ),
+    Case(
+        "bucket-series-label-on-count",
+        _edit(
+            "total: limoneide_requests_total\n",
+            'total: limoneide_request_duration_seconds_count{le="1.0"}\n',
+        ),
+        f"{FILE}: slos[0] (availability).total",
+        "has no label 'le'",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CHECK_CASES, ids=[c.id for c in CHECK_CASES])
+def test_check_knows_the_exporter(case: Case, tmp_path: Path) -> None:
+    """A selector that can never match the exporter: ``check`` names file, SLO, field; exit 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(case.make(), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    where = case.location.replace(FILE, str(spec), 1)
+    line = f"error: {where}: "
+    found = [row for row in result.output.splitlines() if row.startswith(line)]
+    assert (2, True) == (result.exit_code, any(case.says in row for row in found)), result.output

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 
+from limone_obs import conventions as c
 from limone_obs.alerts import samples
-from limone_obs.alerts.selectors import Matcher, parse_selector
+from limone_obs.alerts.selectors import Catalogue, Matcher, parse_selector
+from limone_obs.exporter._instruments import Instruments
 
 
 def test_round_trip_keeps_escapes() -> None:
@@ -54,4 +58,87 @@ def test_good_and_bad_sample_labels() -> None:
     assert ({"job": "a", "status": "500"}, {"job": "a", "status": "200"}) == (
         samples.bad_labels(errors, total),
         samples.good_labels(errors, total),
+    )
+
+
+def _exporter_families() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """PromQL base name -> (type, label names) of every family the exporter registers."""
+    registry = CollectorRegistry()
+    inst = Instruments(c.MetricNames(), registry, c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS)
+    found = {}
+    for metric in vars(inst).values():
+        if isinstance(metric, MetricWrapperBase):
+            [family] = metric.describe()
+            name = family.name + ("_total" if family.type == "counter" else "")
+            found[name] = (family.type, tuple(metric._labelnames))  # no public accessor
+    return found
+
+
+def test_the_catalogue_lists_every_family_of_the_exporter() -> None:
+    """conventions.EXPORTER_SERIES agrees with the exporter's instruments: names, types, labels.
+
+    ``check`` reads the catalogue from conventions (the generators never import the
+    exporter); this keeps the two from drifting apart.
+    """
+    families = _exporter_families()
+    listed = {
+        f"{c.DEFAULT_NAMESPACE}_{info.suffix}": (info.type, info.labels)
+        for info in c.EXPORTER_SERIES
+        if f"{c.DEFAULT_NAMESPACE}_{info.suffix}" in families
+    }
+    assert (families, True) == (listed, len(families) >= 7)
+
+
+def test_catalogue_histogram_buckets_are_the_exporters() -> None:
+    """The catalogue's request and dependency buckets are the exporter's defaults."""
+    catalogue = Catalogue.of("limoneide")
+    assert (c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS) == (
+        catalogue.buckets(parse_selector("limoneide_request_duration_seconds")),
+        catalogue.buckets(parse_selector("limoneide_dependency_duration_seconds")),
+    )
+
+
+def test_the_users_own_metrics_are_not_checked() -> None:
+    """A series outside the namespace with its own labels is the user's: no problem, no guess."""
+    catalogue = Catalogue.of("limoneide")
+    selector = parse_selector('celery_tasks_total{state="FAILURE"}')
+    assert ([], None) == (catalogue.problems(selector), catalogue.foreign_namespace(selector))
+
+
+def test_a_matcher_accepting_the_empty_value_is_fine_on_an_absent_label() -> None:
+    """status!="500" on the duration histogram matches every series: not a problem."""
+    catalogue = Catalogue.of("limoneide")
+    selector = parse_selector('limoneide_request_duration_seconds{status!="500"}')
+    assert [] == catalogue.problems(selector)
+
+
+def test_job_instance_and_le_are_known_labels() -> None:
+    """Prometheus' target labels everywhere, le on a histogram's _bucket series."""
+    catalogue = Catalogue.of("limoneide")
+    selector = parse_selector(
+        'limoneide_request_duration_seconds_bucket{job="a",instance="b:1",le="1.0"}'
+    )
+    assert [] == catalogue.problems(selector)
+
+
+def test_a_status_class_regex_matches_known_codes() -> None:
+    """status=~"5.." accepts 500..599: fine; status=~"6.." accepts none: a problem."""
+    catalogue = Catalogue.of("limoneide")
+    good = parse_selector('limoneide_requests_total{status=~"5.."}')
+    bad = parse_selector('limoneide_requests_total{status=~"6.."}')
+    assert (0, 1) == (len(catalogue.problems(good)), len(catalogue.problems(bad)))
+
+
+def test_another_softwares_requests_total_is_not_a_namespace_mismatch() -> None:
+    """nginx_http_requests_total (no exporter label) is someone else's series: not flagged."""
+    catalogue = Catalogue.of("limoneide")
+    assert None is catalogue.foreign_namespace(parse_selector("nginx_http_requests_total"))
+
+
+def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> None:
+    """A distinctive exporter name, or a generic one with an exporter label, names its prefix."""
+    catalogue = Catalogue.of("limoneide")
+    assert ("billing", "billing") == (
+        catalogue.foreign_namespace(parse_selector("billing_request_duration_seconds")),
+        catalogue.foreign_namespace(parse_selector('billing_requests_total{status=~"5.."}')),
     )

@@ -1,14 +1,22 @@
-"""Reading the SLO spec's YAML: strict loading and typed field access with located errors.
+"""Reading the SLO spec's YAML: strict, bounded loading and typed field access with located errors.
 
 Every error raised here is a :class:`SpecError` whose location names the file and the
 field path (``alerts/slo.yaml: slos[1] (latency).objective``) and whose message gives the
-value found and what is allowed.
+value found (cut to :data:`SHOWN_CHARS` characters) and what is allowed.
+
+Loading is bounded whatever the input: a text over :data:`MAX_SPEC_BYTES` is refused
+before parsing, anchors and aliases (``&x`` / ``*x``, the "billion laughs" expansion) are
+refused where they appear, nesting deeper than :data:`MAX_DEPTH` is refused before the
+parser recurses, and a key must be a plain scalar (``? [a, b]`` is refused).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
+import reprlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -20,22 +28,87 @@ from limone_obs.errors import SpecError
 
 _URL_RE: Final = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _MISSING: Final[Any] = object()
+#: Largest spec accepted, in bytes (UTF-8): real specs are a few kilobytes (about 400
+#: bytes per SLO), and pure-Python YAML reads roughly 50-100 KB per second.
+MAX_SPEC_BYTES: Final = 256 * 1024
+#: Deepest nesting of lists and mappings accepted; the spec itself needs 5 levels.
+MAX_DEPTH: Final = 50
+#: Longest rendering of a value inside an error message.
+SHOWN_CHARS: Final = 80
+#: Longest error message (the value parts are already cut; this bounds the rest).
+MAX_MESSAGE_CHARS: Final = 600
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = SHOWN_CHARS
+_SHOWN.maxother = SHOWN_CHARS
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to about :data:`SHOWN_CHARS` characters, for error messages.
+
+    reprlib stops at a few items and two levels, so the cost does not grow with the value.
+    """
+    text = _SHOWN.repr(value)
+    return text if len(text) <= SHOWN_CHARS + 10 else text[:SHOWN_CHARS] + "..."
+
+
+def cut(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE_CHARS`, saying how much was left out."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return f"{message[:MAX_MESSAGE_CHARS]}... ({len(message) - MAX_MESSAGE_CHARS} characters cut)"
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects a key written twice in one mapping (pyyaml keeps the last)."""
+    """A SafeLoader without aliases, complex keys, deep nesting or repeated keys.
+
+    pyyaml keeps the last of two equal keys and expands aliases into shared objects that
+    blow up when printed; both are refused here at the node that shows them.
+    """
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """pyyaml's hook for every node: refuse aliases, anchors and deep nesting first."""
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # pyyaml is untyped
+        if isinstance(event, yaml.AliasEvent):
+            raise _refused(
+                "an alias (*name) is not allowed in the spec: write the value out", event
+            )
+        if getattr(event, "anchor", None) is not None:
+            raise _refused("an anchor (&name) is not allowed in the spec: write values out", event)
+        if self.depth >= MAX_DEPTH:
+            raise _refused(f"nesting deeper than {MAX_DEPTH} levels is not allowed", event)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _refused(problem: str, event: Any) -> yaml.composer.ComposerError:
+    return yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "a key must be a plain word or string, not a list or mapping (? [a, b])",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node)
         if key in seen:
             line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"key {key!r} appears twice (lines {seen[key]} and {line})",
+                f"key {shown(key)} appears twice (lines {seen[key]} and {line})",
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line + 1
@@ -49,16 +122,37 @@ _StrictLoader.add_constructor(
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> Any:
+    """The YAML data of ``text``, kept for the next caller of the same text.
+
+    ``limone-obs build`` reads the spec once per area (alerts, dashboards, compose): the
+    text is parsed once; each caller gets its own deep copy.
+    """
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+
+
 def load_yaml(text: str, file: str) -> Any:
-    """Parse ``text``; a syntax error or a repeated key becomes a SpecError naming the line."""
+    """Parse ``text``; any YAML problem becomes a SpecError naming the line.
+
+    Refused with a located error: more than :data:`MAX_SPEC_BYTES` (before parsing),
+    anchors and aliases, nesting deeper than :data:`MAX_DEPTH`, non-scalar keys and
+    a key written twice in one mapping. The same text is parsed only once per process
+    (the result is cached; each call returns a fresh copy).
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            file, f"is {size} bytes, over the {MAX_SPEC_BYTES}-byte limit of a spec: not parsed"
+        )
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        return copy.deepcopy(_parsed(text))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}: line {mark.line + 1}" if mark else file
-        raise SpecError(where, f"invalid YAML: {exc.problem or exc.context}") from None
+        raise SpecError(where, cut(f"invalid YAML: {exc.problem or exc.context}")) from None
     except yaml.YAMLError as exc:
-        raise SpecError(file, f"invalid YAML: {exc}") from None
+        raise SpecError(file, cut(f"invalid YAML: {exc}")) from None
 
 
 def kind_name(value: Any) -> str:
@@ -87,7 +181,7 @@ class Reader:
             raise SpecError(_join(file, path), f"must be a mapping, found {kind_name(value)}")
         for key in value:
             if not isinstance(key, str):
-                raise SpecError(_join(file, path), f"key {key!r} must be a string")
+                raise SpecError(_join(file, path), f"key {shown(key)} must be a string")
         return cls(file, path, value)
 
     def where(self, key: str | None = None) -> str:
@@ -97,15 +191,17 @@ class Reader:
         return _join(self.file, f"{self.path}.{key}" if self.path else key)
 
     def fail(self, key: str | None, message: str) -> NoReturn:
-        """Raise a SpecError located at ``key``."""
-        raise SpecError(self.where(key), message)
+        """Raise a SpecError located at ``key``; ``message`` is cut to a bounded length."""
+        raise SpecError(self.where(key), cut(message))
 
     def only(self, allowed: Collection[str], what: str = "") -> None:
         """Reject keys outside ``allowed``, listing the allowed ones."""
         for key in self.data:
             if key not in allowed:
                 scope = f" for {what}" if what else ""
-                self.fail(key, f"unknown key {key!r}{scope}; allowed: {', '.join(sorted(allowed))}")
+                self.fail(
+                    key, f"unknown key {shown(key)}{scope}; allowed: {', '.join(sorted(allowed))}"
+                )
 
     def has(self, key: str) -> bool:
         """True if ``key`` is present (even with a null value)."""
@@ -130,39 +226,41 @@ class Reader:
         """A non-empty string; with ``pattern`` it must match that regex (``hint`` says how)."""
         value = self.raw(key, default)
         if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"must be a non-empty string, found {kind_name(value)} {value!r}")
+            self.fail(key, f"must be a non-empty string, found {kind_name(value)} {shown(value)}")
         if pattern is not None and re.fullmatch(pattern, value) is None:
-            self.fail(key, f"{value!r} is not allowed: {hint or 'it must match'} ({pattern})")
+            self.fail(key, f"{shown(value)} is not allowed: {hint or 'it must match'} ({pattern})")
         return value
 
     def choice(self, key: str, allowed: Collection[str], default: Any = _MISSING) -> str:
         """One of ``allowed``."""
         value = self.raw(key, default)
         if value not in allowed:
-            self.fail(key, f"{value!r} is not allowed; use one of: {', '.join(sorted(allowed))}")
+            self.fail(
+                key, f"{shown(value)} is not allowed; use one of: {', '.join(sorted(allowed))}"
+            )
         return str(value)
 
     def number(self, key: str, default: Any = _MISSING) -> float:
         """An int or float (booleans are not numbers here)."""
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(key, f"must be a number, found {kind_name(value)} {value!r}")
+            self.fail(key, f"must be a number, found {kind_name(value)} {shown(value)}")
         if not math.isfinite(value):
-            self.fail(key, f"must be a finite number, found {value!r}")
+            self.fail(key, f"must be a finite number, found {shown(value)}")
         return float(value)
 
     def duration(self, key: str, default: Any = _MISSING) -> str:
         """A Prometheus duration with one unit: 30s, 5m, 1h, 3d, 2w."""
         value = self.raw(key, default)
         if not _durations.is_duration(value):
-            self.fail(key, f"{value!r} is not a duration; write e.g. 30s, 5m, 1h, 3d or 2w")
+            self.fail(key, f"{shown(value)} is not a duration; write e.g. 30s, 5m, 1h, 3d or 2w")
         return str(value)
 
     def url(self, key: str, default: Any = _MISSING) -> str:
         """An absolute http(s) URL."""
         value = self.raw(key, default)
         if not isinstance(value, str) or _URL_RE.match(value) is None:
-            self.fail(key, f"{value!r} is not an http:// or https:// URL")
+            self.fail(key, f"{shown(value)} is not an http:// or https:// URL")
         return value
 
     def items(self) -> list[tuple[str, Any]]:

@@ -26,7 +26,9 @@ def _receiver(name: str, receiver: Receiver, webhook_url: str | None) -> dict[st
     block: dict[str, Any] = {"name": name, **{k: list(v) for k, v in receiver.extra.items()}}
     url = webhook_url or receiver.webhook_url
     if url is not None:
-        block["webhook_configs"] = [{"url": url, "send_resolved": receiver.send_resolved}]
+        # The spec's webhook comes first; the extra's own webhook_configs are kept after it.
+        own = {"url": url, "send_resolved": receiver.send_resolved}
+        block["webhook_configs"] = [own, *block.get("webhook_configs", [])]
     return block
 
 

@@ -1,17 +1,37 @@
 """The ``limone-obs`` subcommands of the alerts area: ``check`` validates the SLO spec.
 
-Errors are :class:`~limone_obs.errors.SpecError`; the top-level command prints them as
-``error: <file>: <field>: <message>`` and exits 2.
+``check`` reads the spec once (bounded, see :mod:`limone_obs.alerts._reader`), checks the
+selectors of each SLO against the exporter's catalogue (names, labels, label values,
+histogram buckets: :class:`~limone_obs.alerts.selectors.Catalogue`), then validates the
+whole model. With ``--prometheus URL`` it also runs every SLI query against that
+Prometheus and names each one that returns no series. Every problem is printed as
+``error: <file>: slos[i] (<slo>).<field>: <message>``; any problem exits 2.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
+import requests
 
+from limone_obs import conventions as c
 from limone_obs.alerts import alerting
-from limone_obs.alerts.spec import SPEC_PATH, load_spec
+from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
+from limone_obs.alerts.model import KIND_UP, ServiceSpec, Slo, job_matcher
+from limone_obs.alerts.rules import le_matcher
+from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
+from limone_obs.alerts.spec import SPEC_PATH, parse_spec
+from limone_obs.errors import ConfigError, SpecError
+
+#: SLO fields holding a series selector, and whether each names a histogram.
+SELECTOR_FIELDS = {"total": False, "errors": False, "histogram": True, "good": True}
+#: Fields whose selector may rightly select nothing yet (no 5xx so far, no fast call).
+MAY_BE_EMPTY = frozenset({"errors", "good"})
 
 
 @click.command("check")
@@ -23,11 +43,257 @@ from limone_obs.alerts.spec import SPEC_PATH, load_spec
     show_default=True,
     help="SLO spec to validate.",
 )
-def check(spec_path: Path) -> None:
-    """Validate the SLO spec; exit 2 with the located error when it is invalid."""
-    spec = load_spec(spec_path)
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    metavar="URL",
+    default=None,
+    help="Also run every SLI query against this Prometheus; name each that returns no series.",
+)
+def check(spec_path: Path, prometheus_url: str | None) -> None:
+    """Validate the SLO spec; exit 2 with every located error when it is invalid."""
+    text = read_spec(spec_path)
+    source = str(spec_path)
+    problems = lint(load_yaml(text, source), source)
+    if not problems:
+        spec = parse_spec(text, source)
+        if prometheus_url is not None:
+            problems = live_problems(spec, prometheus_url, source)
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
     alerts = sum(len(alerting.alerts(spec, slo)) for slo in spec.slos)
-    click.echo(f"{spec_path}: valid, {len(spec.slos)} SLOs, {alerts} alert rules")
+    live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
+    click.echo(f"{spec_path}: valid, {len(spec.slos)} SLOs, {alerts} alert rules{live}")
+
+
+def read_spec(path: Path) -> str:
+    """The spec's text; SpecError when missing, unreadable or over the size limit.
+
+    At most one byte past the limit is read, so a huge file (or ``/dev/zero``) costs
+    nothing before it is refused.
+    """
+    try:
+        with path.open("rb") as spec:
+            data = spec.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(str(path), f"is over the {MAX_SPEC_BYTES}-byte limit of a spec")
+        return data.decode("utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "file not found: create it (see alerts/README.md)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), f"cannot be read: {exc}") from None
+
+
+# --- the spec against the exporter's catalogue ---------------------------------------
+
+
+def lint(data: Any, file: str) -> list[SpecError]:
+    """Problems of the raw spec ``data`` that the model cannot see, each located.
+
+    Reads only values of the right shape (the model reports the rest): selectors against
+    the exporter's catalogue, histogram thresholds against that histogram's buckets, and
+    an ``objective`` written as a ratio (0.999) instead of a percentage.
+    """
+    if not isinstance(data, Mapping):
+        return []
+    namespace = data.get("namespace", c.DEFAULT_NAMESPACE)
+    slos = data.get("slos")
+    if not isinstance(namespace, str) or not isinstance(slos, list):
+        return []
+    try:
+        catalogue = Catalogue.of(c.check_namespace(namespace))
+    except ValueError:
+        return []  # an invalid namespace: the model says so
+    problems = []
+    for index, item in enumerate(slos):
+        if isinstance(item, Mapping):
+            problems += _slo_problems(catalogue, item, f"{file}: {_slo_path(index, item)}")
+    return problems
+
+
+def _slo_path(index: int, item: Mapping[Any, Any]) -> str:
+    name = item.get("name")
+    return f"slos[{index}] ({name})" if isinstance(name, str) else f"slos[{index}]"
+
+
+def _slo_problems(catalogue: Catalogue, item: Mapping[Any, Any], where: str) -> list[SpecError]:
+    problems = [SpecError(f"{where}.{path}", msg) for path, msg in _objective_problems(item)]
+    for key, is_histogram in SELECTOR_FIELDS.items():
+        selector = _selector(item.get(key))
+        if selector is not None:
+            problems += [
+                SpecError(f"{where}.{key}", message)
+                for message in _selector_problems(catalogue, selector, histogram=is_histogram)
+            ]
+    histogram = _selector(item.get("histogram"))
+    if histogram is None and item.get("kind") == "latency" and "histogram" not in item:
+        histogram = Selector(c.MetricNames(catalogue.namespace).request_duration)
+    if histogram is not None:
+        buckets = catalogue.buckets(histogram)
+        problems += [
+            SpecError(f"{where}.{path}", msg)
+            for path, msg in _bucket_problems(item, histogram, buckets)
+        ]
+    return problems
+
+
+def _selector(value: Any) -> Selector | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_selector(value)
+    except ValueError:
+        return None  # a syntax error: the model reports it with its own message
+
+
+def _selector_problems(catalogue: Catalogue, selector: Selector, *, histogram: bool) -> list[str]:
+    other = catalogue.foreign_namespace(selector)
+    if other is not None:
+        return [
+            f"{selector.metric} is the exporter's series in namespace {other!r}, but the spec's "
+            f"namespace is {catalogue.namespace!r}: set `namespace: {other}` or fix the selector"
+        ]
+    return catalogue.problems(selector, histogram=histogram)
+
+
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) of every mapping entry below ``node``, lists included."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str):
+                here = f"{path}.{key}" if path else key
+                yield here, key, value
+                yield from _walk(value, here)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}[{index}]")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _objective_problems(item: Mapping[Any, Any]) -> Iterator[tuple[str, str]]:
+    for path, key, value in _walk(item):
+        number = _number(value)
+        if key == "objective" and number is not None and 0 < number < 1:
+            yield (
+                path,
+                (
+                    f"{shown(value)} looks like a ratio: give a percentage, "
+                    f"e.g. {number * 100:g} for {number:g}"
+                ),
+            )
+
+
+def _bucket_problems(
+    item: Mapping[Any, Any], histogram: Selector, buckets: tuple[float, ...] | None
+) -> Iterator[tuple[str, str]]:
+    if buckets is None:
+        return
+    bounds = ", ".join(f"{b:g}" for b in buckets)
+    for path, key, value in _walk(item):
+        number = _number(value)
+        if key == "threshold_seconds" and number is not None and number not in buckets:
+            yield (
+                path,
+                (
+                    f"{number:g} s is not a bucket boundary of {histogram.metric}, so no series "
+                    f"counts the events under it; its buckets: {bounds}"
+                ),
+            )
+
+
+# --- the SLI queries against a live Prometheus ---------------------------------------
+
+
+@dataclass(frozen=True)
+class SliQuery:
+    """One series selection an SLO's rules read: where it comes from and its PromQL."""
+
+    location: str
+    promql: str
+    may_be_empty: bool
+
+
+def sli_queries(spec: ServiceSpec, file: str) -> list[SliQuery]:
+    """Every series selection of every SLO's SLI, located at its SLO and field."""
+    queries = []
+    for index, slo in enumerate(spec.slos):
+        where = f"{file}: slos[{index}] ({slo.name})"
+        found = _of(spec, slo)
+        if not found:  # a kind whose series this command does not know: say so, never pass
+            raise SpecError(where, f"check --prometheus cannot query an SLO of kind {slo.kind!r}")
+        queries += [SliQuery(f"{where}.{key}", q, key in MAY_BE_EMPTY) for key, q in found]
+    return queries
+
+
+def _of(spec: ServiceSpec, slo: Slo) -> list[tuple[str, str]]:
+    if slo.kind == KIND_UP:
+        return [("job", Selector(c.SERIES_UP).promql(job_matcher(spec.job)))]
+    found = []
+    for key in ("total", "errors"):
+        selector = getattr(slo, key, None)
+        if isinstance(selector, Selector):
+            found.append((key, selector.promql()))
+    threshold = getattr(slo, "threshold_seconds", None)
+    for key in ("histogram", "good"):
+        selector = getattr(slo, key, None)
+        if key == "good" and selector == getattr(slo, "histogram", None):
+            continue  # no `good` in the spec: it is the histogram, queried already
+        if isinstance(selector, Selector):
+            found.append((key, selector.with_metric(f"{selector.metric}_count").promql()))
+            if threshold is not None:
+                bucket = selector.with_metric(f"{selector.metric}_bucket")
+                found.append((key, bucket.promql(le_matcher(threshold))))
+    return found
+
+
+def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
+    """The SLI queries of ``spec`` that return no series from the Prometheus at ``url``.
+
+    A selection that may rightly be empty (``errors`` before the first error, ``good``)
+    is printed as a note and is not a problem.
+    """
+    problems = []
+    for query in sli_queries(spec, file):
+        if _count_series(url, query.promql) > 0:
+            continue
+        if query.may_be_empty:
+            click.echo(
+                f"note: {query.location}: {query.promql} returns no series from {url} "
+                "(fine while there are no such events yet)",
+                err=True,
+            )
+            continue
+        problems.append(
+            SpecError(
+                query.location,
+                f"{query.promql} returns no series from {url}: check the job name, the "
+                "metric name and the label values against what Prometheus scrapes",
+            )
+        )
+    return problems
+
+
+def _count_series(url: str, promql: str) -> int:
+    """How many series ``promql`` selects now at the Prometheus ``url``."""
+    endpoint = f"{url.rstrip('/')}/api/v1/query"
+    try:
+        resp = requests.get(endpoint, params={"query": f"count({promql})"}, timeout=10)
+        body = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise ConfigError(
+            f"--prometheus {url}: cannot query it ({type(exc).__name__}): is it running there?"
+        ) from None
+    if body.get("status") != "success":
+        raise ConfigError(f"--prometheus {url}: refused {promql}: {body.get('error', '?')}")
+    result = body["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
 
 
 commands: list[click.Command] = [check]

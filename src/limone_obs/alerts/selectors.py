@@ -7,10 +7,14 @@ can build sample series that the selector matches (or not).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts._reader import shown
 
 _METRIC_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MATCHER_RE: Final = re.compile(
@@ -89,14 +93,18 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
     for part in _split_top(body):
         found = _MATCHER_RE.fullmatch(part)
         if found is None:
-            raise ValueError(f'matcher {part.strip()!r} is not like label="value" or label=~"re"')
+            raise ValueError(
+                f'matcher {shown(part.strip())} is not like label="value" or label=~"re"'
+            )
         name, op, raw = found.groups()
         value = _unescape(raw)
         if op in ("=~", "!~"):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise ValueError(f"regex {value!r} of label {name!r} is invalid: {exc}") from None
+                raise ValueError(
+                    f"regex {shown(value)} of label {name!r} is invalid: {exc}"
+                ) from None
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
 
@@ -135,3 +143,127 @@ def parse_selector(text: str) -> Selector:
     if not (rest.startswith("{") and rest.endswith("}")):
         raise ValueError("must be a metric name, optionally followed by {label matchers}")
     return Selector(name.group(0), _parse_matchers(rest[1:-1]))
+
+
+# --- the exporter's catalogue (``limone-obs check``) ---------------------------------
+
+#: The series names a family shows in PromQL: a histogram's base and its three parts.
+_HISTOGRAM_PARTS: Final = ("", "_bucket", "_count", "_sum")
+#: Family names common outside limone-obs (nginx_http_requests_total, celery_workers).
+_GENERIC_SUFFIXES: Final = frozenset(
+    {
+        c.MetricNames("x").requests_total[2:],
+        c.MetricNames("x").build_info[2:],
+        c.SUFFIX_WORKERS,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The series the exporter exposes under one namespace, by PromQL name.
+
+    Built from :data:`limone_obs.conventions.EXPORTER_SERIES` (the generators never import
+    the exporter package). ``names`` maps ``limoneide_request_duration_seconds_bucket`` to
+    its family and the part (``""``, ``_bucket``, ``_count``, ``_sum``).
+    """
+
+    namespace: str
+    names: Mapping[str, tuple[c.SeriesInfo, str]]
+
+    @classmethod
+    def of(cls, namespace: str) -> Catalogue:
+        """The catalogue of ``namespace``."""
+        names: dict[str, tuple[c.SeriesInfo, str]] = {}
+        for info in c.EXPORTER_SERIES:
+            parts = _HISTOGRAM_PARTS if info.type == c.TYPE_HISTOGRAM else ("",)
+            for part in parts:
+                names[f"{namespace}_{info.suffix}{part}"] = (info, part)
+        return cls(namespace, names)
+
+    def foreign_namespace(self, selector: Selector) -> str | None:
+        """The other namespace ``selector`` seems written for, or None.
+
+        A metric outside this namespace named like an exporter series
+        (``billing_request_duration_seconds``) whose matchers use only that series' labels
+        is the exporter's under another namespace. Names other software uses too
+        (``*_requests_total``, ``*_workers``, ``*_build_info``) count only when a matcher
+        uses one of the exporter's own labels of that series (``status``, ``state``, ...).
+        Any other outside metric is the user's own and is not checked.
+        """
+        if selector.metric.startswith(f"{self.namespace}_"):
+            return None
+        used = set(selector.label_names())
+        for name, (info, part) in self.names.items():
+            tail = name[len(self.namespace) :]
+            labels = {*info.labels, *c.TARGET_LABELS, *((c.LABEL_LE,) if part == "_bucket" else ())}
+            if not selector.metric.endswith(tail) or not used <= labels:
+                continue
+            if info.suffix in _GENERIC_SUFFIXES and not used & set(info.labels):
+                continue
+            return selector.metric[: -len(tail)] or None
+        return None
+
+    def problems(self, selector: Selector, *, histogram: bool = False) -> list[str]:
+        """Why ``selector`` can never match a series of the exporter (empty if it can).
+
+        Outside the namespace nothing is checked (see :meth:`foreign_namespace`). Inside:
+        the name must be the exporter's (a histogram's base name when ``histogram``), each
+        matcher on a label the series lacks must accept the empty value, and a matcher on
+        a label of known values (``status``, ``outcome``, ...) must accept one of them.
+        """
+        if not selector.metric.startswith(f"{self.namespace}_"):
+            return []
+        found = self.names.get(selector.metric)
+        if found is None:
+            return [self._unknown(selector.metric)]
+        info, part = found
+        if histogram and (info.type != c.TYPE_HISTOGRAM or part):
+            return [
+                f"{selector.metric} is a {info.type}{' series' if part else ''}, not a "
+                f"histogram's base name; the exporter's histograms: {self._histograms()}"
+            ]
+        labels = (*info.labels, *c.TARGET_LABELS, *((c.LABEL_LE,) if part == "_bucket" else ()))
+        return [p for m in selector.matchers if (p := _matcher_problem(selector, m, labels))]
+
+    def _unknown(self, metric: str) -> str:
+        close = difflib.get_close_matches(metric, self.names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return (
+            f"{metric} is not a series of the exporter in namespace {self.namespace!r}: "
+            f"{hint}exporter/METRICS.md lists them"
+        )
+
+    def _histograms(self) -> str:
+        return ", ".join(
+            name for name, (info, part) in self.names.items()
+            if info.type == c.TYPE_HISTOGRAM and not part
+        )  # fmt: skip
+
+    def buckets(self, selector: Selector) -> tuple[float, ...] | None:
+        """The bucket bounds of the histogram ``selector`` names, when the catalogue has them."""
+        found = self.names.get(selector.metric)
+        return found[0].buckets if found is not None else None
+
+
+def _matcher_problem(selector: Selector, matcher: Matcher, labels: tuple[str, ...]) -> str:
+    if matcher.name not in labels:
+        if matcher.matches(""):
+            return ""  # the label is absent, and the matcher accepts that
+        return (
+            f"{matcher.promql()}: {selector.metric} has no label {matcher.name!r} (its labels: "
+            f"{', '.join(labels)}), so this matcher selects no series"
+        )
+    values = c.LABEL_VALUES.get(matcher.name)
+    if values is None or any(matcher.matches(v) for v in values):
+        return ""
+    shown_values = ", ".join(values) if len(values) <= 12 else "3-digit HTTP codes such as 200"
+    hint = (
+        " (a regex needs =~)"
+        if matcher.op == "=" and re.search(r"[.*+?|\[]", matcher.value)
+        else ""
+    )
+    return (
+        f"{matcher.promql()} matches no value the exporter writes for {matcher.name!r} "
+        f"({shown_values}){hint}"
+    )
