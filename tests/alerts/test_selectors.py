@@ -10,6 +10,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts import samples
 from limone_obs.alerts.selectors import Catalogue, Matcher, parse_selector
 from limone_obs.exporter._instruments import Instruments
+from limone_obs.exporter.fast_path import PUBLIC
 
 
 def test_round_trip_keeps_escapes() -> None:
@@ -64,9 +65,13 @@ def test_good_and_bad_sample_labels() -> None:
 def _exporter_families() -> dict[str, tuple[str, tuple[str, ...]]]:
     """PromQL base name -> (type, label names) of every family the exporter registers."""
     registry = CollectorRegistry()
-    inst = Instruments(c.MetricNames(), registry, c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS)
+    inst = Instruments(
+        c.MetricNames(), registry, c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS, PUBLIC
+    )
+    # The metrics held directly, and those of the groups it holds (queue time, per request).
+    groups = [vars(inst), *(vars(v) for v in vars(inst).values() if hasattr(v, "__dict__"))]
     found = {}
-    for metric in vars(inst).values():
+    for metric in (m for group in groups for m in group.values()):
         if isinstance(metric, MetricWrapperBase):
             [family] = metric.describe()
             name = family.name + ("_total" if family.type == "counter" else "")
