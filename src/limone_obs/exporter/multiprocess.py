@@ -146,7 +146,14 @@ def claim_directory(path: str) -> None:
             f"(e.g. {ENV_VAR}=/dev/shm/<service>-<port>) or stop the other server first"
         ) from None
     _own(fd, real)
-    _clear_dead(path)
+    try:
+        _clear_dead(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{ENV_VAR}={path!r}: the files an earlier server left there cannot be removed "
+            f"({exc.strerror or exc}: {exc.filename}); they would add to this server's "
+            "counts. Empty the directory, or use another one"
+        ) from None
 
 
 def _own(fd: int, real: str) -> None:
