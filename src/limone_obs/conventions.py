@@ -157,6 +157,19 @@ class MetricNames:
     def dependency_duration_sum(self) -> str:
         return self._n("dependency_duration_seconds_sum")
 
+    # Series shared across areas (see the block "series shared across areas" below).
+    @property
+    def request_dependency_seconds_total(self) -> str:
+        return self._n(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL)
+
+    @property
+    def dependency_calls_per_request_bucket(self) -> str:
+        return self._n(f"{SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket")
+
+    @property
+    def workers(self) -> str:
+        return self._n(SUFFIX_WORKERS)
+
 
 #: Labels of each series, in exposition order (the exporter creates them in this order).
 REQUESTS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_STATUS)

@@ -132,15 +132,16 @@ def test_panel_ids_are_unique_and_stable(boards: dict[str, dict[str, Any]]) -> N
 
 
 def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]]) -> None:
-    """datasource, job and instance everywhere; endpoint on the drill-down."""
+    """datasource, job and instance everywhere; endpoint on the drill-down; baseline on the
+    overview and the drill-down; env and endpoint on the logs."""
     names = {n: [v["name"] for v in b["templating"]["list"]] for n, b in boards.items()}
     base = ["datasource", "job", "instance"]
     expected = {
-        "overview.json": base,
+        "overview.json": [*base, "baseline"],
         "slos.json": base,
         "dependencies.json": base,
-        "endpoint.json": [*base, "endpoint"],
-        "logs.json": ["loki", "service", "request_id"],
+        "endpoint.json": [*base, "endpoint", "baseline"],
+        "logs.json": ["loki", "service", "env", "endpoint", "request_id"],
     }
     assert expected == names
 
@@ -158,7 +159,8 @@ def test_heatmaps_use_the_current_options(boards: dict[str, dict[str, Any]]) -> 
 def test_stat_panels_do_not_print_none(boards: dict[str, dict[str, Any]]) -> None:
     """grafanalib's noValue "none" is gone from every stat panel."""
     stats = [p for p in all_panels(boards) if p["type"] == "stat"]
-    assert [] == [p["title"] for p in stats if "noValue" in p["fieldConfig"]["defaults"]]
+    no_value = [p["title"] for p in stats if p["fieldConfig"]["defaults"].get("noValue") == "none"]
+    assert [] == no_value
 
 
 def test_decimal_bounds_survive_the_fixups() -> None:
@@ -295,7 +297,7 @@ def test_readme_lists_every_dashboard_and_says_do_not_edit() -> None:
 
 def test_provisioned_datasource_uids_are_the_dashboards_defaults() -> None:
     """The provisioned Prometheus and Loki uids are the ones the variables default to."""
-    files = provisioning.files()
+    files = provisioning.files([load_service(ROOT)])
     doc = yaml.safe_load(files[f"{provisioning.OUTPUT_DIR}/datasources/datasources.yml"])
     uids = {d["type"]: d["uid"] for d in doc["datasources"]}
     expected = {"prometheus": c.DATASOURCE_UID_PROMETHEUS, "loki": c.DATASOURCE_UID_LOKI}
@@ -304,7 +306,7 @@ def test_provisioned_datasource_uids_are_the_dashboards_defaults() -> None:
 
 def test_dashboard_provider_reads_the_mounted_folder() -> None:
     """The file provider reads the container path the dashboards are mounted at."""
-    files = provisioning.files()
+    files = provisioning.files([load_service(ROOT)])
     doc = yaml.safe_load(files[f"{provisioning.OUTPUT_DIR}/dashboards/limoneide.yml"])
     provider = doc["providers"][0]
     expected = (provisioning.CONTAINER_DASHBOARDS, c.DASHBOARD_FOLDER_UID, "file")
