@@ -142,3 +142,15 @@ def test_saturation_draws_in_flight_against_a_dashed_capacity(board: dict[str, A
         capacity == f'sum ({names.workers}{{job="$job", instance=~"$instance"}})',
         style,
     )
+
+
+def test_slo_rules_are_shown_only_for_the_specs_job(board: dict[str, Any]) -> None:
+    """The SLO table (rules over the spec's job, all instances) is empty for another $job."""
+    guard = 'and on ()\n(count(up{job="$job", job="limoneide"}) > 0)'
+    assert [True] * 4 == [e.endswith(guard) for e in exprs(panel(board, "SLOs"))]
+
+
+def test_job_opens_on_the_specs_job(board: dict[str, Any]) -> None:
+    """$job is preselected to the spec's scrape job, not the first job Prometheus lists."""
+    (job,) = [v for v in board["templating"]["list"] if v["name"] == c.VAR_JOB]
+    assert "limoneide" == job["current"]["value"]

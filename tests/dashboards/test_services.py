@@ -123,3 +123,15 @@ def test_cli_writes_the_tree(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     written = sorted(p.name for p in (out / TREE_DASHBOARDS / "billing").iterdir())
     assert (0, 5) == (result.exit_code, len(written))
+
+
+def test_billing_dashboards_open_on_billings_job(files: dict[str, bytes]) -> None:
+    """Each service's dashboards preselect its own scrape job in $job."""
+    jobs = {
+        path.split("/")[1]: variable["current"]["value"]
+        for path, board in boards(files).items()
+        if path.endswith("/overview.json")
+        for variable in board["templating"]["list"]
+        if variable["name"] == "job"
+    }
+    assert {"billing": "billing", "limoneide": "limoneide"} == jobs

@@ -266,13 +266,21 @@ def datasource_variable(name: str, kind: str, label: str, default: str) -> g.Tem
 
 
 def query_variable(
-    name: str, query: str, label: str, *, datasource: dict[str, str], multi: bool = False
+    name: str,
+    query: str,
+    label: str,
+    *,
+    datasource: dict[str, str],
+    multi: bool = False,
+    default: str | None = None,
 ) -> g.Template:
-    """A variable filled from ``label_values(...)``; ``multi`` adds "All" (regex ``.*``)."""
+    """A variable filled from ``label_values(...)``; ``multi`` adds "All" (regex ``.*``);
+    ``default`` is selected when the dashboard opens (else Grafana picks the first)."""
     return g.Template(
         name=name,
         query=query,
         label=label,
+        default=default,
         dataSource=datasource,
         refresh=2,  # on time range change: new jobs/endpoints appear without a reload
         includeAll=multi,

@@ -122,7 +122,8 @@ Prometheus ones select a datasource with `$datasource` (default uid
   `{provisioning.CONTAINER_PROVISIONING}`): one folder per service, no shared uid.
 - Any Grafana: `limone-obs dashboards push --url https://grafana.example --token $TOKEN`
   (or `--basic-auth user:password`) saves every file here through the HTTP API,
-  overwriting, into `--folder` (default `{c.DASHBOARD_FOLDER_UID}`; give each service its own).
+  overwriting, into `--folder` (default: each dashboard's service folder, here
+  `{service.service}`).
 
 Error ratios (5xx, dependency errors, bad events), the cache hit ratio and the
 exceptions panel show 0, not "No data", while no call failed, no lookup hit or no

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
 from limone_obs.dashboards.build import tree
 from limone_obs.dashboards.generate import OUTPUT_DIR
@@ -123,12 +122,15 @@ def _load(path: Path) -> dict[str, Any]:
 )
 @click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN).")
 @click.option("--basic-auth", help="user:password instead of a token.")
-@click.option("--folder", default=c.DASHBOARD_FOLDER_UID, show_default=True, help="Folder uid.")
+@click.option(
+    "--folder",
+    default=None,
+    help="Folder uid for every dashboard [default: each dashboard's service, e.g. limoneide].",
+)
 @click.option(
     "--folder-title",
-    default=c.DASHBOARD_FOLDER_TITLE,
-    show_default=True,
-    help="Title given to the folder if it has to be created.",
+    default=None,
+    help="Title given to the folder if it has to be created [default: the service's title].",
 )
 @click.option("--retries", default=3, show_default=True, help="Retries on 5xx / network errors.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -137,12 +139,13 @@ def push_command(
     url: str,
     token: str | None,
     basic_auth: str | None,
-    folder: str,
-    folder_title: str,
+    folder: str | None,
+    folder_title: str | None,
     retries: int,
     paths: tuple[Path, ...],
 ) -> None:
-    """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder."""
+    """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder
+    (default: each dashboard's service folder)."""
     target = Target(url=url, token=token, basic_auth=_basic_auth(basic_auth), retries=retries)
     boards = {path.name: _load(path) for path in _dashboard_files(paths)}
     for saved in push(target, boards, folder, folder_title):

@@ -60,9 +60,15 @@ def title(service: ServiceView, what: str) -> str:
     return f"{service_title(service)} / {what}"
 
 
-def variables(queries: Queries, *, endpoint: bool = False, baseline: bool = False) -> list[object]:
+def variables(
+    queries: Queries,
+    *,
+    endpoint: bool = False,
+    baseline: bool = False,
+    service: ServiceView | None = None,
+) -> list[object]:
     """``$datasource``, ``$job``, ``$instance`` (multi), optionally ``$endpoint`` and
-    ``$baseline``."""
+    ``$baseline``; ``$job`` opens on ``service``'s scrape job when given."""
     series = queries.names.requests_total
     job_filter = f'{c.LABEL_JOB}="${c.VAR_JOB}"'
     out: list[object] = [
@@ -77,6 +83,7 @@ def variables(queries: Queries, *, endpoint: bool = False, baseline: bool = Fals
             f"label_values({series}, {c.LABEL_JOB})",
             "Job",
             datasource=gf.PROMETHEUS,
+            default=service.job if service is not None else None,
         ),
         gf.query_variable(
             c.VAR_INSTANCE,
@@ -92,6 +99,16 @@ def variables(queries: Queries, *, endpoint: bool = False, baseline: bool = Fals
     if baseline:
         out.append(baseline_variable())
     return out
+
+
+def for_spec_job(expr: str, service: ServiceView) -> str:
+    """``expr`` (a recording rule of ``service``) only while ``$job`` is the spec's job.
+
+    The SLO rules are computed over the spec's job, all instances: shown next to panels
+    of another ``$job`` they would be wrong without a word; empty is honest.
+    """
+    up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="${c.VAR_JOB}", {c.LABEL_JOB}="{service.job}"}}'
+    return f"({expr})\nand on ()\n(count({up}) > 0)"
 
 
 def find_slo(service: ServiceView, kind: str) -> SloView | None:

@@ -44,7 +44,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         "Dependencies",
         "Calls, errors and latency of the AI API, the database, the cache and templates.",
         grid,
-        variables=common.variables(queries),
+        variables=common.variables(queries, service=service),
         annotations=common.timeline(queries, service),
     )
 

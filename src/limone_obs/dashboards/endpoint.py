@@ -38,7 +38,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         "Rate, errors, latency, time per dependency and exceptions of one URL rule; pick it "
         "in $endpoint.",
         grid,
-        variables=common.variables(queries, endpoint=True, baseline=True),
+        variables=common.variables(queries, endpoint=True, baseline=True, service=service),
         annotations=common.timeline(queries, service),
     )
 

@@ -45,7 +45,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         "Service overview",
         f"Every SLO of {service.service} first, then rate, errors and duration, and where.",
         grid,
-        variables=common.variables(queries, baseline=True),
+        variables=common.variables(queries, baseline=True, service=service),
         annotations=common.timeline(queries, service),
     )
 
@@ -122,7 +122,8 @@ def slo_table(service: ServiceView) -> Any:
     rename = {**dict(columns), "Value #D": "burning"}
     look = Look(
         f"Every SLO of {service.service}, service-wide (all instances of job "
-        f"{service.job}): objective, SLI over {service.period} (over "
+        f"{service.job}; empty while $job is another job): objective, SLI over "
+        f"{service.period} (over "
         f"{c.SLI_WINDOWS[0]} for SLOs without a budget), share of the error budget left, "
         "and the fastest burn-rate tier firing now.",
         "short",
@@ -137,7 +138,7 @@ def slo_table(service: ServiceView) -> Any:
             ],
         },
     )
-    queries = [Query(e, instant=True, table=True) for e in exprs]
+    queries = [Query(common.for_spec_job(e, service), instant=True, table=True) for e in exprs]
     return gf.table("SLOs", queries, look)
 
 
