@@ -321,3 +321,10 @@ def test_ai_latency_good_events_are_fast_successful_calls() -> None:
     total = bad.split("\n- ")[0]
     assert "_count" in total
     assert 'outcome="ok"' not in total
+
+
+def test_scrape_target_up_shows_the_last_value(boards: dict[str, dict[str, Any]]) -> None:
+    """ "Scrape target up" reduces with last, not lastNotNull (which stays green after the
+    target vanished)."""
+    (panel,) = by_title(boards["slos.json"], "Scrape target up")
+    assert ["last"] == panel["options"]["reduceOptions"]["calcs"]

@@ -66,7 +66,18 @@ def lint(name: str, dashboard: Mapping[str, Any]) -> list[Finding]:
     for panel in panels(dashboard):
         found.extend(_panel_rules(name, panel))
         found.extend(_query_rules(name, panel))
+    found.extend(_annotation_rules(name, dashboard))
     return found
+
+
+def _annotation_rules(name: str, dashboard: Mapping[str, Any]) -> Iterator[Finding]:
+    """The PromQL rules on every Prometheus annotation query (deploys, alerts)."""
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        ds = annotation.get("datasource")
+        if isinstance(ds, dict) and ds.get("type") == c.DATASOURCE_TYPE_PROMETHEUS:
+            label = f'annotation "{annotation.get("name", "")}"'
+            for rule, msg in check_expr(str(annotation.get("expr", ""))):
+                yield Finding(name, label, rule, msg)
 
 
 def lint_file(path: Path) -> list[Finding]:

@@ -131,6 +131,7 @@ def _up() -> object:
             (("red", None), ("green", 1.0)),
             extra={"fieldConfig": {"defaults": {"mappings": _up_mappings()}}},
         ),
+        reduce="last",  # a vanished target must not stay green on its last value
     )
 
 
