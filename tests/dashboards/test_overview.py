@@ -81,7 +81,7 @@ def test_targets_read_down_when_the_scrape_fails_or_the_target_vanishes(
     assert (("DOWN", "UP", "DOWN"), ["last"], True) == (
         shape,
         p["options"]["reduceOptions"]["calcs"],
-        "or on ()\nvector(0)" in exprs(p)[0],
+        'or on ()\nlabel_replace(vector(0), "instance", "no target"' in exprs(p)[0],
     )
 
 
@@ -154,3 +154,13 @@ def test_job_opens_on_the_specs_job(board: dict[str, Any]) -> None:
     """$job is preselected to the spec's scrape job, not the first job Prometheus lists."""
     (job,) = [v for v in board["templating"]["list"] if v["name"] == c.VAR_JOB]
     assert "limoneide" == job["current"]["value"]
+
+
+@pytest.mark.parametrize("title", ["SLOs", "Endpoints", "Instances"])
+def test_table_columns_are_named_by_their_own_override(board: dict[str, Any], title: str) -> None:
+    """Columns get displayName, unit and decimals in one override on the query's field
+    (``Value #A``...), and no rename transformation hides that name from the matchers."""
+    p = panel(board, title)
+    values = {k: v for k, v in overrides(p).items() if k.startswith("Value #")}
+    renames = [t for t in p["transformations"] if "renameByName" in t.get("options", {})]
+    assert ([], True) == (renames, all("displayName" in v and "unit" in v for v in values.values()))

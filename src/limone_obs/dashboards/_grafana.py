@@ -181,6 +181,23 @@ def override(field: str, prop: str, value: object) -> dict[str, Any]:
     }
 
 
+def column(field: str, title: str, unit: str, **more: object) -> dict[str, Any]:
+    """Override naming table column ``field`` (``Value #A``) ``title``, in ``unit``.
+
+    The name is set by the override itself (``displayName``), not by a rename
+    transformation, so the matcher still sees the query's field name. Percentages get
+    :data:`PERCENT_DECIMALS`; ``more`` adds properties (``mappings``...).
+    """
+    props: dict[str, object] = {"displayName": title, "unit": unit}
+    if unit == "percentunit":
+        props["decimals"] = PERCENT_DECIMALS
+    props.update(more)
+    return {
+        "matcher": {"id": "byName", "options": field},
+        "properties": [{"id": key, "value": value} for key, value in props.items()],
+    }
+
+
 def heatmap(title: str, query: Query, look: Look) -> g.Heatmap:
     """A heatmap of histogram buckets: y axis in ``look.unit``, cells in requests/s.
 

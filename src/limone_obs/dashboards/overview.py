@@ -116,10 +116,8 @@ def slo_table(service: ServiceView) -> Any:
         fastest_tier(service),
     )
     columns = (("Value #A", "objective"), ("Value #B", "SLI"), ("Value #C", "budget left"))
-    overrides = [override(name, "unit", "percentunit") for name, _ in columns]
-    overrides += [override(name, "decimals", gf.PERCENT_DECIMALS) for name, _ in columns]
-    overrides.append(override("Value #D", "mappings", _tier_mappings(service)))
-    rename = {**dict(columns), "Value #D": "burning"}
+    overrides = [gf.column(field, title, "percentunit") for field, title in columns]
+    overrides.append(gf.column("Value #D", "burning", "none", mappings=_tier_mappings(service)))
     look = Look(
         f"Every SLO of {service.service}, service-wide (all instances of job "
         f"{service.job}; empty while $job is another job): objective, SLI over "
@@ -131,10 +129,7 @@ def slo_table(service: ServiceView) -> Any:
             "fieldConfig": {"overrides": overrides},
             "transformations": [
                 {"id": "merge", "options": {}},
-                {
-                    "id": "organize",
-                    "options": {"excludeByName": {"Time": True}, "renameByName": rename},
-                },
+                {"id": "organize", "options": {"excludeByName": {"Time": True}}},
             ],
         },
     )
@@ -143,7 +138,8 @@ def slo_table(service: ServiceView) -> Any:
 
 
 def _targets() -> Any:
-    expr = f"{c.SERIES_UP}{matchers()}\nor on ()\nvector(0)"
+    none = f'label_replace(vector(0), "{c.LABEL_INSTANCE}", "no target", "", "")'
+    expr = f"{c.SERIES_UP}{matchers()}\nor on ()\n{none}"
     texts = {
         "0": {"text": "DOWN", "color": "red", "index": 0},
         "1": {"text": "UP", "color": "green", "index": 1},
@@ -210,11 +206,10 @@ _COLUMNS = (
 
 
 def _summary_table(title: str, q: Queries, by: str, description: str, links: list[Any]) -> Any:
-    overrides = [override(name, "unit", unit) for name, _, unit in _COLUMNS]
-    overrides.append(override("Value #B", "decimals", gf.PERCENT_DECIMALS))
+    overrides = [gf.column(field, title, unit) for field, title, unit in _COLUMNS]
     if links:
         overrides.append(override(by, "links", links))
-    rename = {"excludeByName": {"Time": True}, "renameByName": {n: t for n, t, _ in _COLUMNS}}
+    rename = {"excludeByName": {"Time": True}}
     look = Look(
         description,
         "short",
