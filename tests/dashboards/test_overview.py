@@ -73,7 +73,8 @@ def test_burning_column_names_each_tier(board: dict[str, Any]) -> None:
 def test_targets_read_down_when_the_scrape_fails_or_the_target_vanishes(
     board: dict[str, Any],
 ) -> None:
-    """``up`` maps 0 to DOWN, shows the last value (not the last non-null), no target = DOWN."""
+    """``up`` maps 0 to DOWN, is read now (an instant query: no old value stays green), a
+    target seen in the range but gone now is 0, and no target at all is DOWN."""
     p = panel(board, "Targets")
     defaults = p["fieldConfig"]["defaults"]
     values = defaults["mappings"][0]["options"]
@@ -81,7 +82,9 @@ def test_targets_read_down_when_the_scrape_fails_or_the_target_vanishes(
     assert (("DOWN", "UP", "DOWN"), ["last"], True) == (
         shape,
         p["options"]["reduceOptions"]["calcs"],
-        'or on ()\nlabel_replace(vector(0), "instance", "no target"' in exprs(p)[0],
+        "or on (instance)\nmax_over_time(up{" in exprs(p)[0]
+        and 'or on ()\nlabel_replace(vector(0), "instance", "no target"' in exprs(p)[0]
+        and p["targets"][0]["instant"],
     )
 
 

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.integration
 EXPECTED_ALERTS = frozenset(
     {"AvailabilityErrorBudgetBurn", "ErrorsHigh", "LatencyP95High", c.ALERT_TARGET_DOWN}
 )
+#: How far back a comparison of two queries looks, so no sample of that moment is in flight.
+SETTLED_SECONDS = 5
 #: Panels (dashboard, title, SLO) allowed to return no series, and why. Everything else
 #: must return data (error ratios without any failure show 0, see test_zero_fallback.py).
 ALLOWED_EMPTY = {
@@ -176,8 +178,8 @@ def test_targets_read_down_for_the_dead_target(
     results: list[tuple[PanelQuery, dict[str, Any]]],
 ) -> None:
     """The overview's Targets stat has a 1 (UP) for the app and a 0 (DOWN) for the dead one."""
-    last = {float(s["values"][-1][1]) for s in _where(results, ("overview.json", "Targets", "A"))}
-    assert {0.0, 1.0} == last
+    now = {float(s["value"][1]) for s in _where(results, ("overview.json", "Targets", "A"))}
+    assert {0.0, 1.0} == now
 
 
 def test_slo_table_lists_every_slo_with_a_budget(
@@ -220,12 +222,18 @@ def test_ai_calls_within_one_second_equal_the_slo_good_ratio(scenario: Scenario)
         q for q in prometheus_queries(scenario.dashboards, values) if q.title == "Calls within 1 s"
     ]
     rule = _rule_expr(scenario.url, c.sli_error_ratio_rule("5m"), "ai-latency")
-    at = time.time()
+    # Samples still arriving for "now" would change the second answer: ask about a moment
+    # whose scrapes (every second) are all stored.
+    at = time.time() - SETTLED_SECONDS
     shown = float(_instant_at(scenario.url, panel.expr, at)[0]["value"][1])
     good = float(_instant_at(scenario.url, f"1 - ({rule})", at)[0]["value"][1])
     any_outcome = panel.expr.replace(f', {c.LABEL_OUTCOME}="{c.OUTCOME_OK}"', "")
     naive = float(_instant_at(scenario.url, any_outcome, at)[0]["value"][1])
-    assert (True, True) == (good == pytest.approx(shown, rel=1e-9), naive > shown)
+    assert (True, True) == (good == pytest.approx(shown, rel=1e-9), naive > shown), (
+        good,
+        shown,
+        naive,
+    )
 
 
 def _instant_at(url: str, expr: str, at: float) -> list[dict[str, Any]]:

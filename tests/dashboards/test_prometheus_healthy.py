@@ -117,3 +117,21 @@ def test_the_healthy_load_answers_no_5xx(results: list[tuple[PanelQuery, Any]]) 
         for series in body["data"]["result"]
     }
     assert (True, False) == ("2xx" in classes, "5xx" in classes)
+
+
+def _answer(results: list[tuple[PanelQuery, Any]], key: tuple[str, str, str]) -> Any:
+    (body,) = [body for q, body in results if _key(q) == key]
+    return body
+
+
+def test_slo_table_shows_no_burning_tier(results: list[tuple[PanelQuery, Any]]) -> None:
+    """On the healthy service every SLO's "burning" column is 0 ("none")."""
+    body = _answer(results, ("overview.json", "SLOs", "D"))
+    assert (True, [0.0]) == (len(body["data"]["result"]) >= 3, sorted(set(_values(body))))
+
+
+def test_targets_are_all_up(results: list[tuple[PanelQuery, Any]]) -> None:
+    """The one scrape target reads UP (1) and no "no target" fallback is drawn."""
+    series = _answer(results, ("overview.json", "Targets", "A"))["data"]["result"]
+    now = {s["metric"].get(c.LABEL_INSTANCE, ""): float(s["value"][1]) for s in series}
+    assert ([1.0], False) == (sorted(set(now.values())), "no target" in now)

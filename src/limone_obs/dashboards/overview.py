@@ -15,7 +15,14 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query, override
-from limone_obs.dashboards.queries import Queries, matchers, over_range, rate, slo_matchers
+from limone_obs.dashboards.queries import (
+    RANGE,
+    Queries,
+    matchers,
+    over_range,
+    rate,
+    slo_matchers,
+)
 from limone_obs.dashboards.slo_inputs import ServiceView, SloView
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -138,22 +145,27 @@ def slo_table(service: ServiceView) -> Any:
 
 
 def _targets() -> Any:
+    up = f"{c.SERIES_UP}{matchers()}"
+    # Now: up (0 after a failed scrape); a target seen in the range but gone now: 0; none
+    # at all: one 0 named "no target". Instant, so nothing stays green on an old value.
+    gone = f"max_over_time({up}[{RANGE}]) * 0"
     none = f'label_replace(vector(0), "{c.LABEL_INSTANCE}", "no target", "", "")'
-    expr = f"{c.SERIES_UP}{matchers()}\nor on ()\n{none}"
+    expr = f"{up}\nor on ({c.LABEL_INSTANCE})\n{gone}\nor on ()\n{none}"
     texts = {
         "0": {"text": "DOWN", "color": "red", "index": 0},
         "1": {"text": "UP", "color": "green", "index": 1},
     }
-    gone = {"match": "null", "result": {"text": "DOWN", "color": "red", "index": 2}}
-    mappings = [{"type": "value", "options": texts}, {"type": "special", "options": gone}]
+    null = {"match": "null", "result": {"text": "DOWN", "color": "red", "index": 2}}
+    mappings = [{"type": "value", "options": texts}, {"type": "special", "options": null}]
     look = Look(
-        "Each scrape target of $job: UP when Prometheus scraped it last time, DOWN when the "
-        "scrape failed, the target vanished or no target of $job is left.",
+        "Each scrape target of $job now: UP when Prometheus scraped it last time, DOWN when "
+        "the scrape failed, when the target was seen in the selected range but is gone, or "
+        "when no target of $job is left.",
         "none",
         (("red", None), ("green", 1.0)),
         extra={"fieldConfig": {"defaults": {"mappings": mappings, "noValue": "DOWN"}}},
     )
-    return gf.stat("Targets", [Query(expr, "{{instance}}")], look, reduce="last")
+    return gf.stat("Targets", [Query(expr, "{{instance}}", instant=True)], look, reduce="last")
 
 
 def _firing(service: ServiceView) -> Any:
