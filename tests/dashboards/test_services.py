@@ -135,3 +135,11 @@ def test_billing_dashboards_open_on_billings_job(files: dict[str, bytes]) -> Non
         if variable["name"] == "job"
     }
     assert {"billing": "billing", "limoneide": "limoneide"} == jobs
+
+
+def test_provisioning_escapes_grafana_variables(files: dict[str, bytes]) -> None:
+    """Grafana expands ${...} in provisioning files from its environment: every Grafana
+    variable there is written $${...}, so the links keep ${__value.raw}."""
+    text = files[f"{TREE_PROVISIONING}/datasources/datasources.yml"].decode()
+    unescaped = re.findall(r"(?<!\$)\$\{", text)
+    assert (True, []) == ("$${__value.raw}" in text, unescaped)

@@ -38,6 +38,12 @@ HEADER = (
 )
 
 
+#: The derived field's value in a link. Grafana expands ``$NAME`` and ``${NAME}`` in
+#: provisioning files from its environment; ``$$`` is a literal ``$``.
+VALUE = "$${__value.raw}"
+VALUE_ENCODED = "$${__value.raw:percentencode}"
+
+
 def derived_fields(services: Sequence[ServiceView]) -> list[dict[str, Any]]:
     """Links from a log line's ``request_id`` and ``endpoint`` to each service's dashboards."""
     out: list[dict[str, Any]] = []
@@ -50,14 +56,14 @@ def derived_fields(services: Sequence[ServiceView]) -> list[dict[str, Any]]:
                 "name": c.LOG_REQUEST_ID,
                 "matcherType": "label",  # structured metadata, not a regex on the line
                 "matcherRegex": c.LOG_REQUEST_ID,
-                "url": f"{logs}&var-{c.LOG_REQUEST_ID}=${{__value.raw}}",
+                "url": f"{logs}&var-{c.LOG_REQUEST_ID}={VALUE}",
                 "urlDisplayLabel": f"{name}: every line of this request",
             },
             {
                 "name": c.LOG_ENDPOINT,
                 "matcherType": "label",
                 "matcherRegex": c.LOG_ENDPOINT,
-                "url": f"{drill_down}${{__value.raw:percentencode}}",
+                "url": f"{drill_down}{VALUE_ENCODED}",
                 "urlDisplayLabel": f"{name}: endpoint drill-down",
             },
         ]
