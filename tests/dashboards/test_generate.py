@@ -133,7 +133,7 @@ def test_panel_ids_are_unique_and_stable(boards: dict[str, dict[str, Any]]) -> N
 
 def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]]) -> None:
     """datasource, job and instance everywhere; endpoint on the drill-down; baseline on the
-    overview and the drill-down; env and endpoint on the logs."""
+    overview and the drill-down; env and endpoint on the logs (Prometheus for its alerts)."""
     names = {n: [v["name"] for v in b["templating"]["list"]] for n, b in boards.items()}
     base = ["datasource", "job", "instance"]
     expected = {
@@ -141,7 +141,7 @@ def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]
         "slos.json": base,
         "dependencies.json": base,
         "endpoint.json": [*base, "endpoint", "baseline"],
-        "logs.json": ["loki", "service", "env", "endpoint", "request_id"],
+        "logs.json": ["loki", "datasource", "service", "env", "endpoint", "request_id"],
     }
     assert expected == names
 

@@ -45,7 +45,7 @@ def test_deploys_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> 
     )
 
 
-@pytest.mark.parametrize("name", PROMETHEUS_BOARDS)
+@pytest.mark.parametrize("name", [*PROMETHEUS_BOARDS, "logs.json"])
 def test_alerts_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> None:
     """Firing alerts of the service are annotation regions titled by alert name."""
     alerts = annotation_queries(boards[name])["Alerts"]

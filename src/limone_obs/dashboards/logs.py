@@ -43,6 +43,7 @@ def build(service: ServiceView) -> Dashboard:
         "requests and every line of one request.",
         grid,
         variables=_variables(),
+        annotations=[common.alert_annotation(service)],
     )
 
 
@@ -97,6 +98,13 @@ def _variables() -> list[object]:
     )
     return [
         gf.datasource_variable(c.VAR_LOKI, c.DATASOURCE_TYPE_LOKI, "Loki", c.DATASOURCE_UID_LOKI),
+        # Prometheus only for the alert annotations on the volume graph.
+        gf.datasource_variable(
+            c.VAR_DATASOURCE,
+            c.DATASOURCE_TYPE_PROMETHEUS,
+            "Prometheus (alerts)",
+            c.DATASOURCE_UID_PROMETHEUS,
+        ),
         gf.query_variable(
             c.LOG_SERVICE, f"label_values({c.LOG_SERVICE})", "Service", datasource=gf.LOKI
         ),
