@@ -99,8 +99,8 @@ Prometheus ones select a datasource with `$datasource` (default uid
   the numbers now and where (endpoints and instances over the selected time range).
   Click an endpoint for its drill-down on the same time range and instances.
 - **Timeline**: deploys (an instance reporting a new `version`/`revision` in
-  `{c.DEFAULT_NAMESPACE}_build_info`) and firing alerts are annotations on every
-  Prometheus dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
+  `{c.DEFAULT_NAMESPACE}_build_info`) are annotations on every Prometheus dashboard,
+  firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
   that long ago as a grey dashed line.
 - **Endpoint drill-down**: where that endpoint's time goes (seconds per request in each
   dependency, and "other"), and links to its log lines on the same time range.

@@ -81,7 +81,12 @@ def lint_command(paths: tuple[Path, ...]) -> None:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="An SLO spec (slo.yaml) per service; repeat for each service.",
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder receiving dashboards/<service>/ and provisioning/.",
+)
 def tree_command(specs: tuple[Path, ...], out: Path) -> None:
     """Write one Grafana provisioning tree for several services into --out.
 
