@@ -149,12 +149,6 @@ class Queries:
         """The ``q`` quantile of dependency call duration, in seconds."""
         return quantile(q, self.names.dependency_duration_bucket, *extra, by=by)
 
-    def dependency_share_within(self, threshold: float, *extra: str) -> str:
-        """Share of dependency calls that took at most ``threshold`` seconds."""
-        bucket, count = self.names.dependency_duration_bucket, self.names.dependency_duration_count
-        fast = sum_rate(bucket, *extra, le_matcher(threshold))
-        return ratio(fast, sum_rate(count, *extra))
-
     def dependency_seconds_per_request(self) -> str:
         """Seconds spent in each dependency per answered request (stackable)."""
         spent = sum_rate(self.names.dependency_duration_sum, by=c.LABEL_DEPENDENCY)
