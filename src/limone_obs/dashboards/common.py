@@ -31,11 +31,11 @@ LATENCY_STEPS: gf.Steps = (
 DEFAULT_ERROR_LIMIT = 0.01
 #: The dashboards of one service, by the name given to ``conventions.dashboard_uid``.
 OVERVIEW, SLOS, DEPENDENCIES, ENDPOINT, LOGS = (
-    "overview",
-    "slos",
-    "dependencies",
-    "endpoint",
-    "logs",
+    c.DASHBOARD_OVERVIEW,
+    c.DASHBOARD_SLOS,
+    c.DASHBOARD_DEPENDENCIES,
+    c.DASHBOARD_ENDPOINT,
+    c.DASHBOARD_LOGS,
 )
 PROCESS_NOTE = (
     " Only in single-process mode: under gunicorn's multiprocess mode the exporter does "
@@ -193,8 +193,7 @@ def board(
 
 
 # --- timeline: deploys, alerts and the baseline --------------------------------------
-#: ``$baseline``: how far back the baseline series are drawn, in seconds (0 = none).
-VAR_BASELINE = "baseline"
+VAR_BASELINE = c.VAR_BASELINE
 BASELINES = (("none", "0"), ("1 d", "86400"), ("1 w", "604800"))
 BASELINE_LEGEND = "baseline"
 
