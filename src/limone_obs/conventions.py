@@ -206,6 +206,10 @@ class MetricNames:
     def request_queue_ignored_total(self) -> str:
         return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL)
 
+    @property
+    def workers(self) -> str:
+        return self._n(SUFFIX_WORKERS)
+
 
 #: Labels of each series, in exposition order (the exporter creates them in this order).
 REQUESTS_LABELS: Final = (LABEL_METHOD, LABEL_ENDPOINT, LABEL_STATUS)
@@ -288,6 +292,14 @@ VAR_LOKI: Final = "loki"
 VAR_JOB: Final = "job"
 VAR_INSTANCE: Final = "instance"
 VAR_ENDPOINT: Final = "endpoint"
+#: ``$baseline``: seconds back at which the baseline series are drawn (0 = none).
+VAR_BASELINE: Final = "baseline"
+#: The dashboards of one service, as named to :func:`dashboard_uid` (``<service>-<name>``).
+DASHBOARD_OVERVIEW: Final = "overview"
+DASHBOARD_SLOS: Final = "slos"
+DASHBOARD_DEPENDENCIES: Final = "dependencies"
+DASHBOARD_ENDPOINT: Final = "endpoint"
+DASHBOARD_LOGS: Final = "logs"
 #: The logs dashboard uses the logging section's names directly: Loki labels
 #: ``LOG_SERVICE``/``LOG_LEVEL`` (see ``LOKI_LABELS``) and the ``LOG_REQUEST_ID`` field.
 #: Prometheus' synthetic series of pending and firing alerts.

@@ -8,13 +8,27 @@ from typing import Any
 
 from limone_obs import conventions as c
 from limone_obs.dashboards import promql
-from limone_obs.dashboards.common import PROCESS_NOTE
+from limone_obs.dashboards.common import PROCESS_NOTE, VAR_BASELINE
 from limone_obs.dashboards.lint import panels, prometheus_targets
 from tests.dashboards.example_app import PROJECT_ENDPOINT
 
 #: ``$__rate_interval`` with a 1 s scrape interval: Grafana uses max(4 x scrape, step +
 #: scrape); 10 s keeps a few samples in every window.
 RATE_INTERVAL = "10s"
+#: ``$baseline`` in the scenarios: 5 s back, so the baseline series has data in a test
+#: that has run for a few seconds (1 d / 1 w in Grafana).
+BASELINE_SECONDS = "5"
+#: True once the baseline series can have data (a rate window ``BASELINE_SECONDS`` back).
+BASELINE_READY = (
+    f"count(rate({c.MetricNames(c.DEFAULT_NAMESPACE).requests_total}[{RATE_INTERVAL}] "
+    f"offset {BASELINE_SECONDS}s)) > 0"
+)
+#: (dashboard, title, query ref) of queries on series other branches add, with the series
+#: and the branch: empty until those are merged (their own tests are strict xfails).
+PENDING_SERIES = {
+    ("overview.json", "In flight vs capacity", "B"): (c.SUFFIX_WORKERS, "ux"),
+    ("overview.json", "In flight vs capacity", "C"): (c.SUFFIX_WORKERS, "ux"),
+}
 
 
 def variable_values(job: str) -> dict[str, str]:
@@ -25,6 +39,8 @@ def variable_values(job: str) -> dict[str, str]:
         c.VAR_ENDPOINT: PROJECT_ENDPOINT,
         "__rate_interval": RATE_INTERVAL,
         "__range": "1m",
+        "__interval": "2s",
+        VAR_BASELINE: BASELINE_SECONDS,
     }
 
 
@@ -39,6 +55,11 @@ class PanelQuery:
     expr: str
     instant: bool
     process: bool
+
+    @property
+    def pending(self) -> bool:
+        """True for a query on a series another branch adds (see ``PENDING_SERIES``)."""
+        return (self.dashboard, self.title, self.ref) in PENDING_SERIES
 
     @property
     def where(self) -> str:

@@ -132,15 +132,16 @@ def test_panel_ids_are_unique_and_stable(boards: dict[str, dict[str, Any]]) -> N
 
 
 def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]]) -> None:
-    """datasource, job and instance everywhere; endpoint on the drill-down."""
+    """datasource, job and instance everywhere; endpoint on the drill-down; baseline on the
+    overview and the drill-down; env and endpoint on the logs (Prometheus for its alerts)."""
     names = {n: [v["name"] for v in b["templating"]["list"]] for n, b in boards.items()}
     base = ["datasource", "job", "instance"]
     expected = {
-        "overview.json": base,
+        "overview.json": [*base, "baseline"],
         "slos.json": base,
         "dependencies.json": base,
-        "endpoint.json": [*base, "endpoint"],
-        "logs.json": ["loki", "service", "request_id"],
+        "endpoint.json": [*base, "endpoint", "baseline"],
+        "logs.json": ["loki", "datasource", "service", "env", "endpoint", "request_id"],
     }
     assert expected == names
 
@@ -158,7 +159,8 @@ def test_heatmaps_use_the_current_options(boards: dict[str, dict[str, Any]]) -> 
 def test_stat_panels_do_not_print_none(boards: dict[str, dict[str, Any]]) -> None:
     """grafanalib's noValue "none" is gone from every stat panel."""
     stats = [p for p in all_panels(boards) if p["type"] == "stat"]
-    assert [] == [p["title"] for p in stats if "noValue" in p["fieldConfig"]["defaults"]]
+    no_value = [p["title"] for p in stats if p["fieldConfig"]["defaults"].get("noValue") == "none"]
+    assert [] == no_value
 
 
 def test_decimal_bounds_survive_the_fixups() -> None:
@@ -295,7 +297,7 @@ def test_readme_lists_every_dashboard_and_says_do_not_edit() -> None:
 
 def test_provisioned_datasource_uids_are_the_dashboards_defaults() -> None:
     """The provisioned Prometheus and Loki uids are the ones the variables default to."""
-    files = provisioning.files()
+    files = provisioning.files([load_service(ROOT)])
     doc = yaml.safe_load(files[f"{provisioning.OUTPUT_DIR}/datasources/datasources.yml"])
     uids = {d["type"]: d["uid"] for d in doc["datasources"]}
     expected = {"prometheus": c.DATASOURCE_UID_PROMETHEUS, "loki": c.DATASOURCE_UID_LOKI}
@@ -304,7 +306,7 @@ def test_provisioned_datasource_uids_are_the_dashboards_defaults() -> None:
 
 def test_dashboard_provider_reads_the_mounted_folder() -> None:
     """The file provider reads the container path the dashboards are mounted at."""
-    files = provisioning.files()
+    files = provisioning.files([load_service(ROOT)])
     doc = yaml.safe_load(files[f"{provisioning.OUTPUT_DIR}/dashboards/limoneide.yml"])
     provider = doc["providers"][0]
     expected = (provisioning.CONTAINER_DASHBOARDS, c.DASHBOARD_FOLDER_UID, "file")
@@ -319,3 +321,10 @@ def test_ai_latency_good_events_are_fast_successful_calls() -> None:
     total = bad.split("\n- ")[0]
     assert "_count" in total
     assert 'outcome="ok"' not in total
+
+
+def test_scrape_target_up_shows_the_last_value(boards: dict[str, dict[str, Any]]) -> None:
+    """ "Scrape target up" reduces with last, not lastNotNull (which stays green after the
+    target vanished)."""
+    (panel,) = by_title(boards["slos.json"], "Scrape target up")
+    assert ["last"] == panel["options"]["reduceOptions"]["calcs"]

@@ -237,3 +237,55 @@ def test_cli_lint_fails_with_exit_1_on_findings(tmp_path: Path) -> None:
     path.write_text(json.dumps(board))
     result = CliRunner().invoke(main, ["dashboards", "lint", str(path)])
     assert (1, True) == (result.exit_code, "[legacy-panel]" in result.output)
+
+
+def test_unbalanced_parenthesis_is_reported() -> None:
+    """A query missing a ``)`` is a syntax error (the old tokenizer let it through)."""
+    board = good()
+    board["panels"][0]["targets"][0]["expr"] = GOOD_EXPR[:-1]
+    findings = lint("test.json", board)
+    assert [("promql-syntax", True)] == [(f.rule, "parenthesis" in f.message) for f in findings]
+
+
+def test_cli_lint_keeps_going_past_an_unreadable_file(tmp_path: Path) -> None:
+    """An unreadable file is reported, the files after it are still linted, exit 1."""
+    (tmp_path / "a_broken.json").write_text("{not json")
+    board = copy.deepcopy(good())
+    board["panels"][0]["type"] = "graph"
+    (tmp_path / "b_bad.json").write_text(json.dumps(board))
+    (tmp_path / "c_list.json").write_text("[]")
+    result = CliRunner().invoke(main, ["dashboards", "lint", str(tmp_path)])
+    assert (1, True, True, True) == (
+        result.exit_code,
+        "a_broken.json: cannot read a dashboard" in result.output,
+        "[legacy-panel]" in result.output,
+        "c_list.json: a dashboard is a JSON object" in result.output,
+    )
+
+
+def test_annotation_queries_are_checked() -> None:
+    """A Prometheus annotation query without $job is reported like a panel query."""
+    board = good()
+    board["annotations"] = {
+        "list": [
+            {
+                "name": "Deploys",
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "expr": "limoneide_build_info",
+            }
+        ]
+    }
+    findings = lint("test.json", board)
+    assert [("missing-job", 'annotation "Deploys"')] == [(f.rule, f.panel) for f in findings]
+
+
+def test_cli_lint_reports_a_missing_file_and_lints_the_others(tmp_path: Path) -> None:
+    """A path that does not exist is reported; the other files are still linted."""
+    (tmp_path / "ok.json").write_text(json.dumps(good()))
+    missing = tmp_path / "gone.json"
+    result = CliRunner().invoke(main, ["dashboards", "lint", str(missing), str(tmp_path)])
+    assert (1, True, True) == (
+        result.exit_code,
+        "gone.json: cannot read a dashboard" in result.output,
+        "0 finding(s) in 2 dashboard(s), 1 unreadable" in result.output,
+    )

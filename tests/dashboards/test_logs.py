@@ -66,3 +66,44 @@ def test_level_values_are_schema_levels() -> None:
     }
     levels = set(_schema()["properties"][c.LOG_LEVEL]["enum"])
     assert ({"error", "critical"}, set()) == (values, values - levels)
+
+
+def _panel_expr(title: str) -> str:
+    board = build_from(ROOT)["logs.json"]
+    (expr,) = [t["expr"] for p in panels(board) if p.get("title") == title for t in p["targets"]]
+    return str(expr)
+
+
+def test_one_request_uses_structured_metadata_and_needs_an_id() -> None:
+    """ "Lines of one request" filters request_id without parsing, and an empty id matches
+    nothing (``request_id!=""`` first) instead of every line."""
+    expr = _panel_expr("Lines of one request")
+    assert (False, True) == ("| json" in expr, f'| {c.LOG_REQUEST_ID}!="" |' in expr)
+
+
+def test_volume_is_a_rate_whose_scale_does_not_change_with_zoom() -> None:
+    """Lines per second (rate), not a count per $__auto step."""
+    expr = _panel_expr("Lines per second by level")
+    assert (True, False) == (expr.startswith("sum by (level) (rate("), "count_over_time" in expr)
+
+
+def test_slow_or_5xx_requests_panel_reads_the_access_lines() -> None:
+    """Access lines with a 5xx or slower than the latency SLO's 1 s, to get request ids."""
+    expr = _panel_expr("Slow or 5xx requests")
+    assert (True, True, True) == (
+        f'logger="{c.ACCESS_LOGGER}"' in expr,
+        "status_code >= 500" in expr,
+        "duration > 1" in expr,
+    )
+
+
+def test_streams_filter_env_and_endpoint() -> None:
+    """Every panel but "one request" honours $env and $endpoint."""
+    board = build_from(ROOT)["logs.json"]
+    found = {
+        p["title"]: ('env=~"$env"' in t["expr"], 'endpoint=~"$endpoint"' in t["expr"])
+        for p in panels(board)
+        for t in p.get("targets", [])
+        if p["title"] != "Lines of one request"
+    }
+    assert dict.fromkeys(found, (True, True)) == found

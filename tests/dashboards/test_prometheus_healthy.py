@@ -17,7 +17,7 @@ import pytest
 from limone_obs import conventions as c
 from limone_obs.dashboards.dependencies import DEPENDENCIES
 from tests.dashboards.example_app import create_app
-from tests.dashboards.helpers import RATE_INTERVAL, PanelQuery
+from tests.dashboards.helpers import BASELINE_READY, RATE_INTERVAL, PanelQuery
 from tests.dashboards.scenario import instant, run_all, running
 from tests.support import need
 
@@ -39,13 +39,14 @@ ZERO_QUERIES = frozenset(
     }
 )
 #: Panels that rightly stay empty on a healthy service.
-EMPTY_WHEN_HEALTHY = frozenset({("slos.json", "Firing alerts")})
+EMPTY_WHEN_HEALTHY = frozenset({("slos.json", "Firing alerts"), ("overview.json", "Firing alerts")})
 #: What the load must have produced before the panels are queried (denominators only).
 READY = (
     f"count(sum by ({c.LABEL_DEPENDENCY}) (rate({NAMES.dependency_duration_count}"
     f"[{RATE_INTERVAL}]))) >= {len(DEPENDENCIES)}",
     f"count(sum by ({c.LABEL_ENDPOINT}) (rate({NAMES.requests_total}[{RATE_INTERVAL}]))) >= 3",
     f"count({c.RULE_PERIOD_BUDGET_REMAINING}) >= 3",
+    BASELINE_READY,
 )
 
 
@@ -94,11 +95,13 @@ def test_error_ratio_panels_show_zero(results: list[tuple[PanelQuery, Any]]) -> 
 
 
 def test_core_panels_return_series(results: list[tuple[PanelQuery, Any]]) -> None:
-    """Every non-process panel query returns series on the healthy service (but alerts)."""
+    """Every non-process panel query returns series on the healthy service (but alerts and
+    the queries on other branches' series, ``PENDING_SERIES``)."""
     empty = [
         q.where
         for q, body in results
         if not q.process
+        and not q.pending
         and (q.dashboard, q.title) not in EMPTY_WHEN_HEALTHY
         and not body["data"]["result"]
     ]
@@ -114,3 +117,21 @@ def test_the_healthy_load_answers_no_5xx(results: list[tuple[PanelQuery, Any]]) 
         for series in body["data"]["result"]
     }
     assert (True, False) == ("2xx" in classes, "5xx" in classes)
+
+
+def _answer(results: list[tuple[PanelQuery, Any]], key: tuple[str, str, str]) -> Any:
+    (body,) = [body for q, body in results if _key(q) == key]
+    return body
+
+
+def test_slo_table_shows_no_burning_tier(results: list[tuple[PanelQuery, Any]]) -> None:
+    """On the healthy service every SLO's "burning" column is 0 ("none")."""
+    body = _answer(results, ("overview.json", "SLOs", "D"))
+    assert (True, [0.0]) == (len(body["data"]["result"]) >= 3, sorted(set(_values(body))))
+
+
+def test_targets_are_all_up(results: list[tuple[PanelQuery, Any]]) -> None:
+    """The one scrape target reads UP (1) and no "no target" fallback is drawn."""
+    series = _answer(results, ("overview.json", "Targets", "A"))["data"]["result"]
+    now = {s["metric"].get(c.LABEL_INSTANCE, ""): float(s["value"][1]) for s in series}
+    assert ([1.0], False) == (sorted(set(now.values())), "no target" in now)

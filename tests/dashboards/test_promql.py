@@ -1,4 +1,4 @@
-"""The linter's PromQL reading: selectors, ranges, rate() arguments, variables."""
+"""The linter's PromQL reading (a real parser): selectors, ranges, rate() arguments, variables."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_selectors_skip_functions_keywords_and_grouping_labels() -> None:
         "/ on () group_left\nsum(rate(b_count[5m]))"
     )
     found = [(s.name, s.matchers) for s in promql.selectors(expr)]
-    assert [("a_bucket", '{job="$job"}'), ("b_count", "")] == found
+    assert [("a_bucket", (("job", "=", "$job"),)), ("b_count", ())] == found
 
 
 def test_braces_inside_strings_do_not_end_a_selector() -> None:
@@ -33,14 +33,34 @@ def test_recording_rules_are_recognised() -> None:
 
 
 def test_ranges_are_listed() -> None:
-    """Every [...] window is returned without its brackets."""
-    assert ["$__rate_interval", "5m"] == promql.ranges("rate(a[$__rate_interval]) + rate(b[5m])")
+    """Every [...] window is returned; Grafana's range variables by their own name."""
+    expr = "rate(a[$__rate_interval]) + rate(b[5m]) + rate(c[$__range]) + max_over_time(d[1h:])"
+    assert ["$__rate_interval", "5m", "$__range", "1h"] == promql.ranges(expr)
 
 
 def test_rate_arguments_name_the_series() -> None:
     """rate/irate/increase report the series they are applied to, not nested calls."""
     expr = "rate(a_total[1m]) + increase(b[1m]) + rate(sum(c)[1m:])"
     assert [("rate", "a_total"), ("increase", "b")] == list(promql.rate_arguments(expr))
+
+
+def test_an_unbalanced_parenthesis_is_a_syntax_error() -> None:
+    """The parser rejects what the old tokenizer let through: a missing ``)``."""
+    with pytest.raises(promql.PromQLSyntaxError, match="parenthesis"):
+        promql.read('sum(rate(x_total{job="$job"}[$__rate_interval])')
+
+
+def test_variables_outside_strings_are_substituted_inside_kept() -> None:
+    """``offset ${baseline}s`` and ``[$__rate_interval]`` parse; ``"$job"`` stays a value."""
+    expr = 'rate(x_total{job="$job"}[$__rate_interval] offset ${baseline}s) and vector($baseline)'
+    (selector,) = promql.read(expr).selectors
+    assert "$job" == selector.value_of("job")
+
+
+def test_a_selector_named_by_its_name_matcher_is_read() -> None:
+    """``{__name__="x_total", job="$job"}`` is the series x_total."""
+    (selector,) = promql.selectors('{__name__="x_total", job="$job"}')
+    assert ("x_total", "$job") == (selector.name, selector.value_of("job"))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ dashboard endpoints the way Grafana documents them, including 401, 404, 412 and 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +16,13 @@ from click.testing import CliRunner
 
 from limone_obs import conventions as c
 from limone_obs.cli import main
+from limone_obs.dashboards.build import tree
 from limone_obs.dashboards.generate import build_from
 from limone_obs.dashboards.push import Target, push
 from limone_obs.errors import DashboardError
 from limone_obs.stack import procs
 from tests.dashboards.fake_grafana import FakeGrafana, running
+from tests.dashboards.test_services import services
 from tests.support import ROOT
 
 DB = "/api/dashboards/db"
@@ -174,3 +177,17 @@ def test_cli_push_exits_2_on_refused_credentials(grafana: FakeGrafana) -> None:
     args = ["dashboards", "push", "--url", grafana.url, "--basic-auth", "admin:bad"]
     result = CliRunner().invoke(main, [*args, str(ROOT / "dashboards")])
     assert (2, True) == (result.exit_code, "error: GET" in result.output)
+
+
+def test_two_services_go_to_their_own_folders(grafana: FakeGrafana) -> None:
+    """Without --folder, limoneide's and billing's dashboards land in their own folders,
+    each titled like the service, and none overwrites another."""
+    files = tree(services())
+    both = {p: json.loads(b) for p, b in files.items() if p.endswith(".json")}
+    push(target(grafana), both)
+    folders = {b["dashboard"]["uid"]: b["folderUid"] for b in grafana.dashboards.values()}
+    assert (
+        {"limoneide": "LimoneIDE", "billing": "billing"},
+        10,
+        {uid.split("-")[0] for uid in folders} == set(folders.values()),
+    ) == (grafana.folders, len(folders), True)

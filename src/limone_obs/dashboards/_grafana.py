@@ -27,6 +27,8 @@ LOKI: dict[str, str] = {"type": c.DATASOURCE_TYPE_LOKI, "uid": f"${{{c.VAR_LOKI}
 #: Threshold steps as (colour, lower bound); the first bound is None (from -inf).
 Steps = Sequence[tuple[str, float | None]]
 NEUTRAL: Steps = (("green", None),)
+#: Decimals of every ratio shown in percent: 99.896 % and 99.904 % must not both read 99.9 %.
+PERCENT_DECIMALS = 3
 
 
 def steps(*bounds: tuple[str, float | None]) -> list[dict[str, Any]]:
@@ -91,6 +93,8 @@ def _common(title: str, queries: Sequence[Query], look: Look, ds: dict[str, str]
         extra["fieldConfig"]["defaults"]["min"] = low
     if high is not None:
         extra["fieldConfig"]["defaults"]["max"] = high
+    if look.unit == "percentunit":
+        extra["fieldConfig"]["defaults"]["decimals"] = PERCENT_DECIMALS
     _merge(extra, look.extra)
     return {
         "title": title,
@@ -127,12 +131,18 @@ def timeseries(
     )
 
 
-def stat(title: str, queries: Sequence[Query], look: Look) -> g.Stat:
-    """A stat panel showing the last value, coloured by the thresholds."""
+def stat(
+    title: str, queries: Sequence[Query], look: Look, *, reduce: str = "lastNotNull"
+) -> g.Stat:
+    """A stat panel showing the last value, coloured by the thresholds.
+
+    ``reduce="last"`` shows "no value" once a series ends instead of its last value (a
+    vanished scrape target must not stay green).
+    """
     return g.Stat(
         **_common(title, queries, look, PROMETHEUS),
         format=look.unit,
-        reduceCalc="lastNotNull",
+        reduceCalc=reduce,
         colorMode="value",
         graphMode="area",
     )
@@ -146,6 +156,46 @@ def table(title: str, queries: Sequence[Query], look: Look) -> g.Table:
         filterable=True,
         displayMode="color-text",
     )
+
+
+#: Colours of HTTP status (classes) on stacked panels: 5xx red whatever the palette says.
+STATUS_COLOURS = (("2", "green"), ("3", "blue"), ("4", "orange"), ("5", "red"))
+
+
+def status_colours() -> list[dict[str, Any]]:
+    """Field overrides colouring series named ``2..``/``2xx`` green ... ``5..`` red."""
+    return [
+        {
+            "matcher": {"id": "byRegexp", "options": f"/^{digit}/"},
+            "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}],
+        }
+        for digit, colour in STATUS_COLOURS
+    ]
+
+
+def override(field: str, prop: str, value: object) -> dict[str, Any]:
+    """A field override setting ``prop`` to ``value`` on the field named ``field``."""
+    return {
+        "matcher": {"id": "byName", "options": field},
+        "properties": [{"id": prop, "value": value}],
+    }
+
+
+def column(field: str, title: str, unit: str, **more: object) -> dict[str, Any]:
+    """Override naming table column ``field`` (``Value #A``) ``title``, in ``unit``.
+
+    The name is set by the override itself (``displayName``), not by a rename
+    transformation, so the matcher still sees the query's field name. Percentages get
+    :data:`PERCENT_DECIMALS`; ``more`` adds properties (``mappings``...).
+    """
+    props: dict[str, object] = {"displayName": title, "unit": unit}
+    if unit == "percentunit":
+        props["decimals"] = PERCENT_DECIMALS
+    props.update(more)
+    return {
+        "matcher": {"id": "byName", "options": field},
+        "properties": [{"id": key, "value": value} for key, value in props.items()],
+    }
 
 
 def heatmap(title: str, query: Query, look: Look) -> g.Heatmap:
@@ -233,13 +283,21 @@ def datasource_variable(name: str, kind: str, label: str, default: str) -> g.Tem
 
 
 def query_variable(
-    name: str, query: str, label: str, *, datasource: dict[str, str], multi: bool = False
+    name: str,
+    query: str,
+    label: str,
+    *,
+    datasource: dict[str, str],
+    multi: bool = False,
+    default: str | None = None,
 ) -> g.Template:
-    """A variable filled from ``label_values(...)``; ``multi`` adds "All" (regex ``.*``)."""
+    """A variable filled from ``label_values(...)``; ``multi`` adds "All" (regex ``.*``);
+    ``default`` is selected when the dashboard opens (else Grafana picks the first)."""
     return g.Template(
         name=name,
         query=query,
         label=label,
+        default=default,
         dataSource=datasource,
         refresh=2,  # on time range change: new jobs/endpoints appear without a reload
         includeAll=multi,
@@ -249,19 +307,27 @@ def query_variable(
     )
 
 
-def textbox_variable(name: str, label: str) -> g.Template:
+def textbox_variable(name: str, label: str, default: str = "") -> g.Template:
     """A free-text variable (the request id to search logs for)."""
-    return g.Template(name=name, query="", type="textbox", label=label, default="")
+    return g.Template(name=name, query=default, type="textbox", label=label, default=default)
 
 
 def dashboard(
-    uid: str, title: str, description: str, grid: Grid, variables: Sequence[g.Template]
+    uid: str,
+    title: str,
+    description: str,
+    grid: Grid,
+    variables: Sequence[object],
+    *,
+    tag: str = c.DASHBOARD_TAG,
+    link_title: str = c.DASHBOARD_FOLDER_TITLE,
+    annotations: Sequence[dict[str, Any]] = (),
 ) -> g.Dashboard:
-    """A dashboard tagged ``limoneide`` with links to its siblings."""
+    """A dashboard tagged ``tag`` (its service) with links to the others of that tag."""
     link = g.DashboardLink(
-        title="LimoneIDE",
+        title=link_title,
         type="dashboards",
-        tags=[c.DASHBOARD_TAG],
+        tags=[tag],
         asDropdown=True,
         includeVars=True,
         keepTime=True,
@@ -270,9 +336,10 @@ def dashboard(
         title=title,
         uid=uid,
         description=description,
-        tags=[c.DASHBOARD_TAG],
+        tags=[tag],
         panels=grid.numbered(),
         templating=g.Templating(list=list(variables)),
+        annotations=g.Annotations(list=list(annotations)),
         links=[link],
         refresh="1m",
         timezone="browser",

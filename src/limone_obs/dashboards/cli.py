@@ -1,4 +1,4 @@
-"""The ``limone-obs dashboards`` subcommands: ``lint`` and ``push``."""
+"""The ``limone-obs dashboards`` subcommands: ``lint``, ``tree`` and ``push``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 
 import click
 
-from limone_obs import conventions as c
+from limone_obs.alerts.spec import load_spec
+from limone_obs.dashboards.build import tree
 from limone_obs.dashboards.generate import OUTPUT_DIR
 from limone_obs.dashboards.lint import lint_file
 from limone_obs.dashboards.push import Target, push
+from limone_obs.dashboards.slo_inputs import from_spec
 from limone_obs.errors import DashboardError
 
 
@@ -21,10 +23,8 @@ def _dashboard_files(paths: tuple[Path, ...]) -> list[Path]:
     for path in paths or (Path(OUTPUT_DIR),):
         if path.is_dir():
             files.extend(sorted(path.glob("*.json")))
-        elif path.is_file():
+        else:  # a file, or a missing one: linting reports it and goes on
             files.append(path)
-        else:
-            raise DashboardError(f"{path}: no such file or folder of dashboard JSON")
     if not files:
         raise DashboardError(
             f"no *.json dashboards in {', '.join(map(str, paths or (OUTPUT_DIR,)))}"
@@ -37,18 +37,67 @@ def group() -> None:
     """Check and publish the generated Grafana dashboards."""
 
 
+def _lint_each(files: list[Path]) -> tuple[int, int]:
+    """Print every finding of every file; return (findings, unreadable files)."""
+    findings = unreadable = 0
+    for path in files:
+        try:
+            found = lint_file(path)
+        except DashboardError as exc:  # report it and go on with the other files
+            click.echo(f"{exc} [unreadable]")
+            unreadable += 1
+            continue
+        for finding in found:
+            click.echo(str(finding))
+        findings += len(found)
+    return findings, unreadable
+
+
 @group.command("lint")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def lint_command(paths: tuple[Path, ...]) -> None:
-    """Lint dashboard JSON files or folders (default: dashboards/); exit 1 on findings."""
+    """Lint dashboard JSON files or folders (default: dashboards/).
+
+    Every file is read, even after one that cannot be: exit 1 if any file had findings or
+    could not be read.
+    """
     files = _dashboard_files(paths)
-    findings = [finding for path in files for finding in lint_file(path)]
-    for finding in findings:
-        click.echo(str(finding))
-    if findings:
-        click.echo(f"{len(findings)} finding(s) in {len(files)} dashboard(s)", err=True)
+    findings, unreadable = _lint_each(files)
+    if findings or unreadable:
+        click.echo(
+            f"{findings} finding(s) in {len(files)} dashboard(s), {unreadable} unreadable",
+            err=True,
+        )
         sys.exit(1)
     click.echo(f"{len(files)} dashboard(s), no findings")
+
+
+@group.command("tree")
+@click.option(
+    "--spec",
+    "specs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="An SLO spec (slo.yaml) per service; repeat for each service.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder receiving dashboards/<service>/ and provisioning/.",
+)
+def tree_command(specs: tuple[Path, ...], out: Path) -> None:
+    """Write one Grafana provisioning tree for several services into --out.
+
+    Every spec is read and every dashboard built before the first file is written.
+    """
+    files = tree([from_spec(load_spec(spec)) for spec in specs])
+    for rel, content in sorted(files.items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    click.echo(f"wrote {len(files)} file(s) for {len(specs)} service(s) into {out}")
 
 
 def _basic_auth(value: str | None) -> tuple[str, str] | None:
@@ -76,12 +125,15 @@ def _load(path: Path) -> dict[str, Any]:
 )
 @click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN).")
 @click.option("--basic-auth", help="user:password instead of a token.")
-@click.option("--folder", default=c.DASHBOARD_FOLDER_UID, show_default=True, help="Folder uid.")
+@click.option(
+    "--folder",
+    default=None,
+    help="Folder uid for every dashboard [default: each dashboard's service, e.g. limoneide].",
+)
 @click.option(
     "--folder-title",
-    default=c.DASHBOARD_FOLDER_TITLE,
-    show_default=True,
-    help="Title given to the folder if it has to be created.",
+    default=None,
+    help="Title given to the folder if it has to be created [default: the service's title].",
 )
 @click.option("--retries", default=3, show_default=True, help="Retries on 5xx / network errors.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -90,12 +142,13 @@ def push_command(
     url: str,
     token: str | None,
     basic_auth: str | None,
-    folder: str,
-    folder_title: str,
+    folder: str | None,
+    folder_title: str | None,
     retries: int,
     paths: tuple[Path, ...],
 ) -> None:
-    """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder."""
+    """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder
+    (default: each dashboard's service folder)."""
     target = Target(url=url, token=token, basic_auth=_basic_auth(basic_auth), retries=retries)
     boards = {path.name: _load(path) for path in _dashboard_files(paths)}
     for saved in push(target, boards, folder, folder_title):

@@ -1,10 +1,18 @@
-"""What several dashboards share: variables, SLO lookups, SLO queries, thresholds."""
+"""What several dashboards share: names per service, variables, SLO lookups and queries.
+
+The service name (``slo_service`` of the spec) drives every name a dashboard carries in
+Grafana: its uid (``conventions.dashboard_uid``), its title, its tag (the dashboards of
+one service link to each other by it) and its folder, so several services share one
+Grafana without overwriting each other.
+"""
 
 from __future__ import annotations
 
+from grafanalib.core import Dashboard
+
 from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
-from limone_obs.dashboards.queries import Queries, slo_matchers
+from limone_obs.dashboards.queries import RATE_INTERVAL, Queries, matchers, slo_matchers
 from limone_obs.dashboards.slo_inputs import (
     KIND_LATENCY,
     KIND_RATIO,
@@ -21,14 +29,46 @@ LATENCY_STEPS: gf.Steps = (
 )
 #: Error ratio limit when the spec has no ``errors`` SLO (1 %, the mission's).
 DEFAULT_ERROR_LIMIT = 0.01
+#: The dashboards of one service, by the name given to ``conventions.dashboard_uid``.
+OVERVIEW, SLOS, DEPENDENCIES, ENDPOINT, LOGS = (
+    c.DASHBOARD_OVERVIEW,
+    c.DASHBOARD_SLOS,
+    c.DASHBOARD_DEPENDENCIES,
+    c.DASHBOARD_ENDPOINT,
+    c.DASHBOARD_LOGS,
+)
 PROCESS_NOTE = (
     " Only in single-process mode: under gunicorn's multiprocess mode the exporter does "
     "not publish process metrics, so this panel stays empty there."
 )
 
 
-def variables(queries: Queries, *, endpoint: bool = False) -> list[object]:
-    """``$datasource``, ``$job``, ``$instance`` (multi) and optionally ``$endpoint``."""
+def uid(service: ServiceView, dashboard: str) -> str:
+    """uid of ``dashboard`` (``overview``, ``slos``...) of ``service``."""
+    return c.dashboard_uid(service.service, dashboard)
+
+
+def service_title(service: ServiceView) -> str:
+    """Display name of ``service``: "LimoneIDE" for the kit's own service, else its name."""
+    if service.service == c.DASHBOARD_FOLDER_UID:
+        return c.DASHBOARD_FOLDER_TITLE
+    return service.service
+
+
+def title(service: ServiceView, what: str) -> str:
+    """Dashboard title ``<service title> / <what>``, unique per service."""
+    return f"{service_title(service)} / {what}"
+
+
+def variables(
+    queries: Queries,
+    *,
+    endpoint: bool = False,
+    baseline: bool = False,
+    service: ServiceView | None = None,
+) -> list[object]:
+    """``$datasource``, ``$job``, ``$instance`` (multi), optionally ``$endpoint`` and
+    ``$baseline``; ``$job`` opens on ``service``'s scrape job when given."""
     series = queries.names.requests_total
     job_filter = f'{c.LABEL_JOB}="${c.VAR_JOB}"'
     out: list[object] = [
@@ -43,6 +83,7 @@ def variables(queries: Queries, *, endpoint: bool = False) -> list[object]:
             f"label_values({series}, {c.LABEL_JOB})",
             "Job",
             datasource=gf.PROMETHEUS,
+            default=service.job if service is not None else None,
         ),
         gf.query_variable(
             c.VAR_INSTANCE,
@@ -55,7 +96,19 @@ def variables(queries: Queries, *, endpoint: bool = False) -> list[object]:
     if endpoint:
         query = f"label_values({series}{{{job_filter}}}, {c.LABEL_ENDPOINT})"
         out.append(gf.query_variable(c.VAR_ENDPOINT, query, "Endpoint", datasource=gf.PROMETHEUS))
+    if baseline:
+        out.append(baseline_variable())
     return out
+
+
+def for_spec_job(expr: str, service: ServiceView) -> str:
+    """``expr`` (a recording rule of ``service``) only while ``$job`` is the spec's job.
+
+    The SLO rules are computed over the spec's job, all instances: shown next to panels
+    of another ``$job`` they would be wrong without a word; empty is honest.
+    """
+    up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="${c.VAR_JOB}", {c.LABEL_JOB}="{service.job}"}}'
+    return f"({expr})\nand on ()\n(count({up}) > 0)"
 
 
 def find_slo(service: ServiceView, kind: str) -> SloView | None:
@@ -113,3 +166,121 @@ def burn_steps(slo: SloView) -> gf.Steps:
         if tier.factor > 1.0:
             out.append((colour, tier.factor))
     return tuple(out)
+
+
+def board(
+    service: ServiceView,
+    dashboard: str,
+    what: str,
+    description: str,
+    grid: gf.Grid,
+    *,
+    variables: list[object],
+    annotations: list[dict[str, object]] | None = None,
+) -> Dashboard:
+    """Dashboard ``dashboard`` of ``service``: its uid, title ``<service> / <what>``, the
+    service's tag (links between its dashboards) and the given timeline annotations."""
+    return gf.dashboard(
+        uid(service, dashboard),
+        title(service, what),
+        description,
+        grid,
+        variables,
+        tag=service.service,
+        link_title=service_title(service),
+        annotations=annotations or [],
+    )
+
+
+# --- timeline: deploys, alerts and the baseline --------------------------------------
+VAR_BASELINE = c.VAR_BASELINE
+BASELINES = (("none", "0"), ("1 d", "86400"), ("1 w", "604800"))
+BASELINE_LEGEND = "baseline"
+
+
+def baseline_variable() -> dict[str, object]:
+    """A custom variable offering no baseline, yesterday or last week (seconds)."""
+    options = [
+        {"text": text, "value": value, "selected": index == 0}
+        for index, (text, value) in enumerate(BASELINES)
+    ]
+    return {
+        "name": VAR_BASELINE,
+        "label": "Baseline",
+        "type": "custom",
+        "description": "Draw the same series this long ago, dashed, to compare with today.",
+        "query": ",".join(f"{text} : {value}" for text, value in BASELINES),
+        "current": {"text": BASELINES[0][0], "value": BASELINES[0][1]},
+        "options": options,
+        "hide": 0,
+        "multi": False,
+        "includeAll": False,
+    }
+
+
+def baseline(expr: str) -> str:
+    """``expr`` with every rate window shifted back by ``$baseline`` seconds.
+
+    With ``$baseline`` at 0 ("none") the query returns nothing, so no line duplicates the
+    current one. ``expr`` must be built from ``queries.rate`` (every selector in a window).
+    """
+    window = f"[{RATE_INTERVAL}]"
+    if window not in expr:
+        raise ValueError(f"no [{RATE_INTERVAL}] window to shift in {expr!r}")
+    shifted = expr.replace(window, f"{window} offset ${{{VAR_BASELINE}}}s")
+    return f"({shifted})\nand on () (vector(${{{VAR_BASELINE}}}) > 0)"
+
+
+def baseline_style() -> dict[str, object]:
+    """Field override drawing the baseline series as a grey dashed line."""
+    return {
+        "matcher": {"id": "byRegexp", "options": f"/{BASELINE_LEGEND}/"},
+        "properties": [
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}},
+            {"id": "custom.fillOpacity", "value": 0},
+        ],
+    }
+
+
+def deploy_annotation(queries: Queries) -> dict[str, object]:
+    """A mark where an instance starts reporting a new version or revision (a deploy)."""
+    keys = f"{c.LABEL_INSTANCE}, {c.LABEL_VERSION}, {c.LABEL_REVISION}"
+    series = f"{queries.names.build_info}{matchers()}"
+    expr = f"group by ({keys}) ({series})\nunless\ngroup by ({keys}) ({series} offset $__interval)"
+    return {
+        "name": "Deploys",
+        "datasource": gf.PROMETHEUS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "blue",
+        "expr": expr,
+        "step": "$__interval",
+        "titleFormat": "Deploy {{version}}",
+        "textFormat": "{{instance}} now runs {{version}} ({{revision}})",
+        "tagKeys": f"{c.LABEL_INSTANCE},{c.LABEL_VERSION}",
+        "useValueForTime": False,
+    }
+
+
+def alert_annotation(service: ServiceView) -> dict[str, object]:
+    """A region while an alert of ``service`` fires (Prometheus' ``ALERTS`` series)."""
+    scope = f'{c.LABEL_SLO_SERVICE}="{service.service}"'
+    return {
+        "name": "Alerts",
+        "datasource": gf.PROMETHEUS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "red",
+        "expr": f'{c.SERIES_ALERTS}{{alertstate="firing", {scope}}}',
+        "step": "$__interval",
+        "titleFormat": "{{alertname}}",
+        "textFormat": "{{severity}}: SLO {{slo}}",
+        "tagKeys": f"{c.LABEL_SEVERITY},{c.LABEL_SLO}",
+        "useValueForTime": False,
+    }
+
+
+def timeline(queries: Queries, service: ServiceView) -> list[dict[str, object]]:
+    """The annotations of every time-series dashboard: deploys, then alerts."""
+    return [deploy_annotation(queries), alert_annotation(service)]

@@ -10,8 +10,9 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
-from limone_obs.dashboards.queries import Queries
+from limone_obs.dashboards.queries import Queries, le_matcher, ratio, sum_rate
 from limone_obs.dashboards.slo_inputs import ServiceView, SloView
+from limone_obs.errors import DashboardError
 
 #: Dependencies with their own row, in the order a request usually meets them.
 DEPENDENCIES = (
@@ -23,10 +24,11 @@ DEPENDENCIES = (
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
-    """The dependency breakdown (uid ``conventions.DASHBOARD_UID_DEPENDENCIES``)."""
+    """The dependency breakdown (uid ``dashboard_uid(service, "dependencies")``)."""
     grid = gf.Grid()
     grid.row("Where the time goes")
     grid.add_all([(_seconds_per_request(queries), 16, 9), (_cache_hit_ratio(queries), 8, 9)])
+    grid.add(calls_per_request(queries), 24, 8)
     grid.row("All dependencies")
     grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries)])
     for name, title in DEPENDENCIES:
@@ -35,14 +37,31 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     slo = common.latency_slo(service, queries.names.dependency_duration)
     if slo is not None:
         grid.row(f"SLO {slo.name}")
-        grid.add_all(_dependency_slo(queries, service, slo))
-    return gf.dashboard(
-        c.DASHBOARD_UID_DEPENDENCIES,
-        "LimoneIDE / Dependencies",
+        grid.add_all(_dependency_slo(service, slo))
+    return common.board(
+        service,
+        common.DEPENDENCIES,
+        "Dependencies",
         "Calls, errors and latency of the AI API, the database, the cache and templates.",
         grid,
-        common.variables(queries),
+        variables=common.variables(queries, service=service),
+        annotations=common.timeline(queries, service),
     )
+
+
+def calls_per_request(q: Queries) -> Any:
+    """p50 and p95 of the calls one request makes to each dependency, by endpoint."""
+    legend = "{{endpoint}} {{dependency}}"
+    queries = [Query(q.calls_per_request(p), f"p{p * 100:.0f} {legend}") for p in (0.5, 0.95)]
+    look = Look(
+        "How many times one request calls each dependency, by endpoint (median and 95th "
+        "percentile, counted by track() per request). A count that grows with the data, "
+        "not 1, is an N+1 query loop; the cache cutting AI or DB calls shows here too.",
+        "short",
+        gf.higher_is_worse(10, 20),
+        bounds=(0, None),
+    )
+    return gf.timeseries("Calls per request p50 / p95", queries, look)
 
 
 def _seconds_per_request(q: Queries) -> Any:
@@ -100,10 +119,14 @@ def _dependency_panels(q: Queries, name: str, title: str) -> list[Any]:
     calls = Look(f"Calls per second to {title}, by operation.", "ops")
     errors = Look(f"Share of {title} calls that failed, by operation.", "percentunit", ERROR_STEPS)
     latency = Look(
-        f"Median and 95th percentile duration of {title} calls.", "s", common.LATENCY_STEPS
+        f"Median and 95th percentile duration of successful {title} calls (failures, often "
+        "fast timeouts or refusals, are in the error ratio instead).",
+        "s",
+        common.LATENCY_STEPS,
     )
+    ok = f'{c.LABEL_OUTCOME}="{c.OUTCOME_OK}"'
     percentiles = [
-        Query(q.dependency_latency(p, dep, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)
+        Query(q.dependency_latency(p, dep, ok, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)
     ]
     return [
         gf.timeseries(
@@ -116,12 +139,27 @@ def _dependency_panels(q: Queries, name: str, title: str) -> list[Any]:
     ]
 
 
-def _dependency_slo(q: Queries, service: ServiceView, slo: SloView) -> list[tuple[Any, int, int]]:
+def good_ratio(slo: SloView) -> str:
+    """Share of ``slo``'s events that are good, exactly as its SLI counts them.
+
+    Good: within the threshold AND in the SLO's good part (``outcome="ok"``: a failed AI
+    call is never good, however fast); all: every call of the histogram.
+    """
+    if slo.histogram is None:
+        raise DashboardError(f"SLO {slo.name!r} has no histogram to draw calls within")
+    le = le_matcher(slo.threshold_seconds or 1.0)
+    good = slo.good or slo.histogram
+    fast = sum_rate(f"{good.metric}_bucket", *good.matchers, le)
+    total = sum_rate(f"{slo.histogram.metric}_count", *slo.histogram.matchers)
+    return ratio(fast, total)
+
+
+def _dependency_slo(service: ServiceView, slo: SloView) -> list[tuple[Any, int, int]]:
     threshold = slo.threshold_seconds or 1.0
-    matchers = slo.histogram.matchers if slo.histogram else ()
     dependency = slo.histogram.label_value(c.LABEL_DEPENDENCY) if slo.histogram else None
     share = Look(
-        f"Share of {dependency or 'dependency'} calls answered within {threshold:g} s; the SLO "
+        f"Share of {dependency or 'dependency'} calls answered successfully within "
+        f"{threshold:g} s, the SLO's good ratio (a failed call is bad however fast); the SLO "
         f"wants {slo.objective:g} % (dashed line).",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target),
@@ -132,7 +170,7 @@ def _dependency_slo(q: Queries, service: ServiceView, slo: SloView) -> list[tupl
     )
     window = slo.windows[0] if slo.windows else "1h"
     burn = Look(f"Budget burn rate of {slo.name} over {window}.", "x", common.burn_steps(slo))
-    within = Query(q.dependency_share_within(threshold, *matchers), "within")
+    within = Query(good_ratio(slo), "good")
     return [
         (gf.timeseries(f"Calls within {threshold:g} s", [within], share, lines=True), 12, 7),
         (gf.stat("Budget left", [Query(common.budget_remaining(service, slo))], budget), 6, 7),

@@ -14,25 +14,60 @@ from limone_obs.dashboards.queries import Queries
 from limone_obs.dashboards.slo_inputs import ServiceView
 
 ENDPOINT = f'{c.LABEL_ENDPOINT}="${c.VAR_ENDPOINT}"'
+#: Legend of the request time spent outside every tracked dependency.
+OTHER_LEGEND = "other"
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
-    """The drill-down of one endpoint (uid ``conventions.DASHBOARD_UID_ENDPOINT``)."""
+    """The drill-down of one endpoint (uid ``dashboard_uid(service, "endpoint")``)."""
     limit = common.error_limit(service)
+    logs = [logs_link(service)]
     grid = gf.Grid()
     grid.row("$endpoint")
     grid.add_all([(panel, 6, 4) for panel in _stats(queries, limit)])
+    grid.row("Where the time goes")
+    grid.add(time_breakdown(queries, logs), 24, 9)
     grid.row("Traffic and errors")
-    grid.add_all([(panel, 12, 8) for panel in _traffic(queries, limit)])
+    grid.add_all([(panel, 12, 8) for panel in _traffic(queries, limit, logs)])
     grid.row("Latency")
     grid.add_all([(panel, 12, 8) for panel in _latency(queries)])
-    return gf.dashboard(
-        c.DASHBOARD_UID_ENDPOINT,
-        "LimoneIDE / Endpoint drill-down",
-        "Rate, errors, latency and exceptions of one URL rule; pick it in $endpoint.",
+    return common.board(
+        service,
+        common.ENDPOINT,
+        "Endpoint drill-down",
+        "Rate, errors, latency, time per dependency and exceptions of one URL rule; pick it "
+        "in $endpoint.",
         grid,
-        common.variables(queries, endpoint=True),
+        variables=common.variables(queries, endpoint=True, baseline=True, service=service),
+        annotations=common.timeline(queries, service),
     )
+
+
+def logs_link(service: ServiceView) -> dict[str, object]:
+    """Panel link to this endpoint's log lines, on the same time range."""
+    url = (
+        f"/d/{common.uid(service, common.LOGS)}?var-{c.LOG_SERVICE}={service.service}"
+        f"&var-{c.LOG_ENDPOINT}=${{{c.VAR_ENDPOINT}:percentencode}}&${{__url_time_range}}"
+    )
+    return {"title": "Log lines of $endpoint", "url": url}
+
+
+def time_breakdown(q: Queries, links: list[dict[str, object]]) -> Any:
+    """Seconds per request of ``$endpoint`` in each dependency, plus everything else."""
+    queries = [
+        Query(q.endpoint_dependency_seconds(ENDPOINT), "{{dependency}}"),
+        Query(q.endpoint_other_seconds(ENDPOINT), OTHER_LEGEND),
+    ]
+    look = Look(
+        "Average seconds one request of $endpoint spends in each dependency (AI API, "
+        "database, cache, templates), and outside all of them (other), stacked: the top "
+        "is the endpoint's mean duration (dashed lines at 0.6 s and 1 s). Counted by track() "
+        "at the end of each request.",
+        "s",
+        common.LATENCY_STEPS,
+        extra={"links": links},
+    )
+    return gf.timeseries("Time per request by dependency", queries, look, stacked=True, lines=True)
 
 
 def _stats(q: Queries, limit: float) -> list[Any]:
@@ -59,36 +94,51 @@ def _stats(q: Queries, limit: float) -> list[Any]:
 
 def _rate_by(q: Queries, label: str, description: str) -> Any:
     query = Query(q.request_rate(ENDPOINT, by=label), f"{{{{{label}}}}}")
-    return gf.timeseries(f"Rate by {label}", [query], Look(description, "reqps"), stacked=True)
+    extra = {"fieldConfig": {"overrides": gf.status_colours()}} if label == c.LABEL_STATUS else {}
+    look = Look(description, "reqps", extra=extra)
+    return gf.timeseries(f"Rate by {label}", [query], look, stacked=True)
 
 
-def _traffic(q: Queries, limit: float) -> list[Any]:
+def _traffic(q: Queries, limit: float, logs: list[dict[str, object]]) -> list[Any]:
     exceptions = Look(
         "Unhandled exceptions per second by class; each one became a 500. "
-        "Find the lines in the Logs dashboard.",
+        "The panel link opens this endpoint's log lines on the same time range.",
         "ops",
         (("green", None), ("red", 0.001)),
+        extra={"links": logs},
     )
     errors = Look(
-        "Share of 5xx responses of this endpoint; dashed line at the limit.",
+        "Share of 5xx responses of this endpoint; dashed line at the limit. With $baseline "
+        "set, the grey dashed line is the same ratio then.",
         "percentunit",
         gf.higher_is_worse(limit, limit),
+        extra={"links": logs, "fieldConfig": {"overrides": [common.baseline_style()]}},
     )
+    ratio = [
+        Query(q.error_ratio(ENDPOINT), "5xx ratio"),
+        Query(common.baseline(q.error_ratio(ENDPOINT)), f"5xx ratio {common.BASELINE_LEGEND}"),
+    ]
     return [
         _rate_by(q, c.LABEL_STATUS, "Requests per second by status code."),
         _rate_by(q, c.LABEL_METHOD, "Requests per second by HTTP method."),
         gf.timeseries(
             "Exceptions by class", [Query(q.exceptions(ENDPOINT), "{{exception}}")], exceptions
         ),
-        gf.timeseries(
-            "5xx ratio", [Query(q.error_ratio(ENDPOINT), "5xx ratio")], errors, lines=True
-        ),
+        gf.timeseries("5xx ratio", ratio, errors, lines=True),
     ]
 
 
 def _latency(q: Queries) -> list[Any]:
     percentiles = [Query(q.latency(p, ENDPOINT), f"p{p * 100:.0f}") for p in (0.5, 0.95, 0.99)]
-    lines = Look("Duration percentiles; dashed lines at 0.6 s and 1 s.", "s", common.LATENCY_STEPS)
+    baseline = common.baseline(q.latency(0.95, ENDPOINT))
+    percentiles.append(Query(baseline, f"p95 {common.BASELINE_LEGEND}"))
+    lines = Look(
+        "Duration percentiles; dashed lines at 0.6 s and 1 s. With $baseline set, the grey "
+        "dashed line is the p95 then.",
+        "s",
+        common.LATENCY_STEPS,
+        extra={"fieldConfig": {"overrides": [common.baseline_style()]}},
+    )
     heatmap = Query(q.heatmap(ENDPOINT), "{{le}}", heatmap=True)
     return [
         gf.timeseries("Latency percentiles", percentiles, lines, lines=True),

@@ -3,9 +3,10 @@
 Each rule returns :class:`Finding` objects naming the dashboard, the panel and what to
 change. Rules: legacy panel types and heatmap options, old ``schemaVersion``, missing
 description / unit / thresholds, datasources given as strings, duplicate or missing
-panel ids, overlapping or out-of-grid ``gridPos``, undefined variables, ``rate()`` on a
-series that is not a counter, exporter series queried without ``$job``, and ranges that
-are not ``$__rate_interval`` (or ``$__range``).
+panel ids, overlapping or out-of-grid ``gridPos``, undefined variables, and, reading each
+Prometheus query with a real PromQL parser (:mod:`~limone_obs.dashboards.promql`): syntax
+errors, ``rate()`` on a series that is not a counter, exporter series queried without
+``$job``, and ranges that are not ``$__rate_interval`` (or ``$__range``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ LEGACY_HEATMAP_KEYS = ("dataFormat", "cards", "xAxis", "yAxis", "yBucketBound")
 NUMERIC_TYPES = frozenset({"timeseries", "stat", "gauge", "bargauge", "table", "heatmap"})
 ALLOWED_RANGES = frozenset({"$__rate_interval", "$__range"})
 GRID_WIDTH = 24
-_JOB_MATCHER = f"{c.LABEL_JOB}="
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,18 @@ def lint(name: str, dashboard: Mapping[str, Any]) -> list[Finding]:
     for panel in panels(dashboard):
         found.extend(_panel_rules(name, panel))
         found.extend(_query_rules(name, panel))
+    found.extend(_annotation_rules(name, dashboard))
     return found
+
+
+def _annotation_rules(name: str, dashboard: Mapping[str, Any]) -> Iterator[Finding]:
+    """The PromQL rules on every Prometheus annotation query (deploys, alerts)."""
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        ds = annotation.get("datasource")
+        if isinstance(ds, dict) and ds.get("type") == c.DATASOURCE_TYPE_PROMETHEUS:
+            label = f'annotation "{annotation.get("name", "")}"'
+            for rule, msg in check_expr(str(annotation.get("expr", ""))):
+                yield Finding(name, label, rule, msg)
 
 
 def lint_file(path: Path) -> list[Finding]:
@@ -243,26 +254,31 @@ def _query_rules(name: str, panel: Mapping[str, Any]) -> Iterator[Finding]:
 
 def check_expr(expr: str) -> Iterator[tuple[str, str]]:
     """``(rule, message)`` for each problem of one PromQL expression of a dashboard."""
-    for func, series in promql.rate_arguments(expr):
+    try:
+        reading = promql.read(expr)
+    except promql.PromQLSyntaxError as exc:
+        yield ("promql-syntax", f"not PromQL: {exc}: fix the query")
+        return
+    for func, series in reading.rate_arguments:
         if not promql.is_counter(series):
             yield (
                 "rate-on-non-counter",
                 f"{func}({series}) but {series} is not a counter "
                 "(no _total/_count/_sum/_bucket): use the gauge directly or deriv()",
             )
-    for window in promql.ranges(expr):
+    for window in reading.ranges:
         if window not in ALLOWED_RANGES:
             yield (
                 "missing-rate-interval",
                 f"range [{window}] is hard-coded: use "
                 "[$__rate_interval] so the window follows the scrape interval",
             )
-    for sel in promql.selectors(expr):
+    for sel in reading.selectors:
         if sel.recording_rule or sel.name == c.SERIES_ALERTS:
             continue  # already scoped by slo_service / the alert's labels
-        if _JOB_MATCHER not in sel.matchers.replace(" ", "") or "$job" not in sel.matchers:
+        if f"${c.VAR_JOB}" not in (sel.value_of(c.LABEL_JOB) or ""):
             yield (
                 "missing-job",
-                f"{sel.name or 'selector'}{sel.matchers} does not filter "
+                f"{sel} does not filter "
                 'job="$job": other services sharing Prometheus would be mixed in',
             )

@@ -1,8 +1,12 @@
-"""Just enough PromQL reading for the linter: selectors, range windows, rate() arguments.
+"""PromQL of a dashboard, read with a real parser (``promql-parser``, Prometheus' grammar).
 
-This is not a parser (promtool and Prometheus are, and the tests use them): it splits an
-expression into strings, ``{...}`` matcher blocks, identifiers and other characters,
-which is enough to find every vector selector and what ``rate()`` is applied to.
+Grafana queries are not PromQL until Grafana expands their variables: ``[$__rate_interval]``
+does not parse. :func:`parse` first replaces every variable outside a string literal
+(``$__rate_interval`` and ``$__range`` by durations no dashboard writes, so the linter can
+still tell them from a hard-coded window; any other variable by ``1``) and leaves
+variables inside string literals (``job="$job"``) as they are. What the linter needs is
+then read from the syntax tree: vector selectors, range windows and what ``rate()`` is
+applied to. A syntax error raises :class:`PromQLSyntaxError` with the parser's message.
 """
 
 from __future__ import annotations
@@ -10,114 +14,143 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
-_TOKEN = re.compile(
-    r'(?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)'
-    r'|(?P<braces>\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\})'
-    r"|(?P<range>\[[^\]]*\])"
-    r"|(?P<ident>[A-Za-z_:][\w:]*)"
-    r"|(?P<space>\s+)"
-    r"|(?P<other>.)",
-    re.DOTALL,
-)
-#: Words that look like identifiers but are not series names.
-_KEYWORDS = frozenset(
-    {
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "and",
-        "or",
-        "unless",
-        "offset",
-        "inf",
-        "nan",
-        "atan2",
-        "start",
-        "end",
-    }
-)
-_GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+import promql_parser
+
+#: Stand-ins for Grafana's range variables: durations no dashboard would type by hand.
+RANGE_STAND_INS: dict[str, str] = {
+    "__rate_interval": "7777777ms",
+    "__range": "8888888ms",
+    "__interval": "9999999ms",
+}
+#: Stand-in of every other variable outside a string (``offset ${baseline}s``).
+OTHER_STAND_IN = "1"
 _COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
 _RANGE_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 #: ``$name``, ``${name}``, ``${name:format}``, ``${__value.raw}``, ``[[name]]``.
 VARIABLE = re.compile(r"\$\{(\w+)[^}]*\}|\$(\w+)|\[\[(\w+)(?::\w+)?\]\]")
+_STRING_OR_VARIABLE = re.compile(
+    r'(?P<string>"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)|' + VARIABLE.pattern,
+    re.DOTALL,
+)
 
 
-@dataclass(frozen=True)
-class Token:
-    """One lexical piece of an expression (``kind`` is a group name of ``_TOKEN``)."""
-
-    kind: str
-    text: str
+class PromQLSyntaxError(ValueError):
+    """The expression is not PromQL (after variable expansion); the message says why."""
 
 
 @dataclass(frozen=True)
 class Selector:
-    """A vector selector: ``name`` (may be empty) and its ``{...}`` block (may be empty)."""
+    """A vector selector: its metric ``name`` (may be empty) and ``(label, op, value)``."""
 
     name: str
-    matchers: str
+    matchers: tuple[tuple[str, str, str], ...]
 
     @property
     def recording_rule(self) -> bool:
         """Recording rules have a colon in their name (``slo:sli_error:ratio_rate5m``)."""
         return ":" in self.name
 
+    def value_of(self, label: str) -> str | None:
+        """The value of the first matcher on ``label``, or None."""
+        return next((value for name, _, value in self.matchers if name == label), None)
 
-def tokens(expr: str) -> list[Token]:
-    """Split ``expr`` into tokens, whitespace dropped."""
-    out = []
-    for match in _TOKEN.finditer(expr):
-        kind = match.lastgroup or "other"
-        if kind != "space":
-            out.append(Token(kind, match.group()))
-    return out
+    def __str__(self) -> str:
+        inner = ", ".join(f'{name}{op}"{value}"' for name, op, value in self.matchers)
+        return f"{self.name}{{{inner}}}"
 
 
-def _grouping_labels(toks: list[Token]) -> set[int]:
-    """Indexes of the label names inside ``by (...)``, ``on (...)``... lists."""
-    inside: set[int] = set()
-    for i, tok in enumerate(toks):
-        if tok.kind == "ident" and tok.text in _GROUPING and i + 1 < len(toks):
-            j = i + 2 if toks[i + 1].text == "(" else len(toks)
-            while j < len(toks) and toks[j].text != ")":
-                inside.add(j)
-                j += 1
-    return inside
+@dataclass(frozen=True)
+class Reading:
+    """What the linter reads in one expression."""
+
+    selectors: tuple[Selector, ...]
+    #: Every range window and subquery range, as written (``$__rate_interval``, ``5m``).
+    ranges: tuple[str, ...]
+    #: ``(function, series)`` of every rate/irate/increase applied to a series directly.
+    rate_arguments: tuple[tuple[str, str], ...]
+
+
+def substitute(expr: str) -> str:
+    """``expr`` with every variable outside a string literal replaced by its stand-in."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group("string") is not None:
+            return match.group()
+        name = next(g for g in match.groups()[1:] if g)
+        if name.isdigit():
+            return match.group()
+        return RANGE_STAND_INS.get(name, OTHER_STAND_IN)
+
+    return _STRING_OR_VARIABLE.sub(sub, expr)
+
+
+def parse(expr: str) -> promql_parser.Expr:
+    """The syntax tree of dashboard query ``expr``; PromQLSyntaxError if it is not PromQL."""
+    try:
+        return promql_parser.parse(substitute(expr))
+    except ValueError as exc:
+        raise PromQLSyntaxError(str(exc)) from None
+
+
+_STAND_IN_NAMES = {
+    promql_parser.parse_duration(duration): f"${name}" for name, duration in RANGE_STAND_INS.items()
+}
+
+
+def _window(delta: timedelta) -> str:
+    return _STAND_IN_NAMES.get(delta) or promql_parser.display_duration(delta)
+
+
+def _selector(node: promql_parser.VectorSelector) -> Selector:
+    found = tuple((m.name, _OPS.get(str(m.op), str(m.op)), m.value) for m in node.matchers.matchers)
+    name = node.name or next((v for n, _, v in found if n == "__name__"), "")
+    return Selector(name, tuple(m for m in found if m[0] != "__name__"))
+
+
+_OPS = {
+    "MatchOp.Equal": "=",
+    "MatchOp.NotEqual": "!=",
+    "MatchOp.Re": "=~",
+    "MatchOp.NotRe": "!~",
+}
+
+
+def read(expr: str) -> Reading:
+    """Selectors, windows and rate() arguments of ``expr`` (PromQLSyntaxError if invalid)."""
+    selectors: list[Selector] = []
+    ranges: list[str] = []
+    rates: list[tuple[str, str]] = []
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            selectors.append(_selector(node))
+        elif isinstance(node, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
+            if node.range is not None:
+                ranges.append(_window(node.range))
+        elif isinstance(node, promql_parser.Call) and node.func.name in _RANGE_FUNCTIONS:
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, promql_parser.MatrixSelector):
+                rates.append((node.func.name, _selector(arg.vector_selector).name))
+
+    promql_parser.walk(parse(expr), pre_visit=visit)
+    return Reading(tuple(selectors), tuple(ranges), tuple(rates))
 
 
 def selectors(expr: str) -> Iterator[Selector]:
     """Every vector selector of ``expr``, in order."""
-    toks = tokens(expr)
-    labels = _grouping_labels(toks)
-    for i, tok in enumerate(toks):
-        after = toks[i + 1] if i + 1 < len(toks) else Token("end", "")
-        if tok.kind == "ident" and i not in labels and tok.text not in _KEYWORDS:
-            if after.text != "(" and after.text not in _GROUPING:  # sum by (...) (...)
-                yield Selector(tok.text, after.text if after.kind == "braces" else "")
-        elif tok.kind == "braces" and (i == 0 or toks[i - 1].kind != "ident"):
-            yield Selector("", tok.text)
+    yield from read(expr).selectors
 
 
 def ranges(expr: str) -> list[str]:
-    """The text inside every ``[...]`` range or subquery of ``expr``."""
-    return [t.text[1:-1].strip() for t in tokens(expr) if t.kind == "range"]
+    """Every range window and subquery range of ``expr`` (Grafana's variables by name)."""
+    return list(read(expr).ranges)
 
 
 def rate_arguments(expr: str) -> Iterator[tuple[str, str]]:
     """``(function, series name)`` for every ``rate``/``irate``/``increase`` of a selector."""
-    toks = tokens(expr)
-    for i, tok in enumerate(toks[:-2]):
-        if tok.kind == "ident" and tok.text in _RANGE_FUNCTIONS and toks[i + 1].text == "(":
-            arg = toks[i + 2]
-            follows = toks[i + 3] if i + 3 < len(toks) else Token("end", "")
-            if arg.kind == "ident" and follows.text != "(":
-                yield tok.text, arg.text
+    yield from read(expr).rate_arguments
 
 
 def is_counter(name: str) -> bool:

@@ -1,22 +1,32 @@
-"""Grafana provisioning files for the compose stack (datasources and the dashboard folder).
+"""Grafana provisioning files: the datasources, and one dashboard folder per service.
 
 The compose stack mounts ``compose/grafana/provisioning`` at
 :data:`CONTAINER_PROVISIONING` and the generated ``dashboards/`` folder at
-:data:`CONTAINER_DASHBOARDS`; the datasource uids are the ones the dashboards' variables
-default to (``conventions.DATASOURCE_UID_*``).
+:data:`CONTAINER_DASHBOARDS` (``<CONTAINER_DASHBOARDS_ROOT>/<service>``); the datasource
+uids are the ones the dashboards' variables default to (``conventions.DATASOURCE_UID_*``).
+Each service gets its own file provider, folder (uid = the service name) and path, so
+several services share one Grafana: see :func:`limone_obs.dashboards.build.tree`.
+
+Loki's derived fields make a log line's structured metadata clickable: ``request_id``
+opens every line of that request (the service's logs dashboard), ``endpoint`` the
+service's endpoint drill-down.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from limone_obs import conventions as c
+from limone_obs.dashboards import common
+from limone_obs.dashboards.slo_inputs import ServiceView
 
 OUTPUT_DIR = "compose/grafana/provisioning"
 CONTAINER_PROVISIONING = "/etc/grafana/provisioning"
-CONTAINER_DASHBOARDS = "/var/lib/grafana/dashboards/limoneide"
+CONTAINER_DASHBOARDS_ROOT = "/var/lib/grafana/dashboards"
+CONTAINER_DASHBOARDS = f"{CONTAINER_DASHBOARDS_ROOT}/{c.DASHBOARD_FOLDER_UID}"
 #: Compose service names and ports of Prometheus and Loki.
 PROMETHEUS_URL = "http://prometheus:9090"
 LOKI_URL = "http://loki:3100"
@@ -28,7 +38,39 @@ HEADER = (
 )
 
 
-def datasources() -> dict[str, Any]:
+#: The derived field's value in a link. Grafana expands ``$NAME`` and ``${NAME}`` in
+#: provisioning files from its environment; ``$$`` is a literal ``$``.
+VALUE = "$${__value.raw}"
+VALUE_ENCODED = "$${__value.raw:percentencode}"
+
+
+def derived_fields(services: Sequence[ServiceView]) -> list[dict[str, Any]]:
+    """Links from a log line's ``request_id`` and ``endpoint`` to each service's dashboards."""
+    out: list[dict[str, Any]] = []
+    for service in services:
+        name = common.service_title(service)
+        logs = f"/d/{common.uid(service, common.LOGS)}?var-{c.LOG_SERVICE}={service.service}"
+        drill_down = f"/d/{common.uid(service, common.ENDPOINT)}?var-{c.VAR_ENDPOINT}="
+        out += [
+            {
+                "name": c.LOG_REQUEST_ID,
+                "matcherType": "label",  # structured metadata, not a regex on the line
+                "matcherRegex": c.LOG_REQUEST_ID,
+                "url": f"{logs}&var-{c.LOG_REQUEST_ID}={VALUE}",
+                "urlDisplayLabel": f"{name}: every line of this request",
+            },
+            {
+                "name": c.LOG_ENDPOINT,
+                "matcherType": "label",
+                "matcherRegex": c.LOG_ENDPOINT,
+                "url": f"{drill_down}{VALUE_ENCODED}",
+                "urlDisplayLabel": f"{name}: endpoint drill-down",
+            },
+        ]
+    return out
+
+
+def datasources(services: Sequence[ServiceView]) -> dict[str, Any]:
     """Prometheus (default) and Loki, with the uids the dashboards reference."""
     return {
         "apiVersion": 1,
@@ -48,27 +90,32 @@ def datasources() -> dict[str, Any]:
                 "uid": c.DATASOURCE_UID_LOKI,
                 "access": "proxy",
                 "url": LOKI_URL,
-                "jsonData": {"maxLines": 1000},
+                "jsonData": {"maxLines": 1000, "derivedFields": derived_fields(services)},
             },
         ],
     }
 
 
-def dashboard_provider() -> dict[str, Any]:
-    """A file provider loading the generated JSON into the LimoneIDE folder, read-only."""
+def container_path(service: ServiceView) -> str:
+    """Where the service's dashboards are mounted in the Grafana container."""
+    return f"{CONTAINER_DASHBOARDS_ROOT}/{service.service}"
+
+
+def dashboard_provider(service: ServiceView) -> dict[str, Any]:
+    """A file provider loading the service's dashboards into its own folder, read-only."""
     return {
         "apiVersion": 1,
         "providers": [
             {
-                "name": c.DASHBOARD_TAG,
+                "name": service.service,
                 "orgId": 1,
-                "folder": c.DASHBOARD_FOLDER_TITLE,
-                "folderUid": c.DASHBOARD_FOLDER_UID,
+                "folder": common.service_title(service),
+                "folderUid": service.service,
                 "type": "file",
                 "disableDeletion": True,
                 "allowUiUpdates": False,  # the JSON is generated: edit the Python instead
                 "updateIntervalSeconds": 30,
-                "options": {"path": CONTAINER_DASHBOARDS},
+                "options": {"path": container_path(service)},
             }
         ],
     }
@@ -80,9 +127,9 @@ def render(document: dict[str, Any]) -> bytes:
     return (HEADER + body).encode()
 
 
-def files() -> dict[str, bytes]:
-    """``{relative path: bytes}`` of every provisioning file."""
-    return {
-        f"{OUTPUT_DIR}/datasources/datasources.yml": render(datasources()),
-        f"{OUTPUT_DIR}/dashboards/limoneide.yml": render(dashboard_provider()),
-    }
+def files(services: Sequence[ServiceView], folder: str = OUTPUT_DIR) -> dict[str, bytes]:
+    """``{relative path: bytes}`` of every provisioning file, below ``folder``."""
+    out = {f"{folder}/datasources/datasources.yml": render(datasources(services))}
+    for service in services:
+        out[f"{folder}/dashboards/{service.service}.yml"] = render(dashboard_provider(service))
+    return out

@@ -107,17 +107,45 @@ def ensure_folder(client: Client, uid: str, title: str) -> None:
         client.call("POST", "/api/folders", {"uid": uid, "title": title})
 
 
+def folder_of(dashboard: Mapping[str, Any]) -> tuple[str, str]:
+    """``(uid, title)`` of the folder of a generated dashboard: its service's.
+
+    The generators tag every dashboard with its service name and title the links to
+    its siblings with the service's display name (``common.board``).
+    """
+    tags = dashboard.get("tags") or []
+    if not tags or not isinstance(tags[0], str):
+        raise DashboardError(
+            f"dashboard {dashboard.get('uid')!r} has no tag naming its service: give --folder"
+        )
+    links = dashboard.get("links") or []
+    title = links[0].get("title") if links and isinstance(links[0], dict) else None
+    return tags[0], str(title or tags[0])
+
+
 def push(
-    target: Target, dashboards: Mapping[str, Mapping[str, Any]], folder_uid: str, folder_title: str
+    target: Target,
+    dashboards: Mapping[str, Mapping[str, Any]],
+    folder_uid: str | None = None,
+    folder_title: str | None = None,
 ) -> list[str]:
-    """Save every dashboard into the folder, overwriting; return Grafana's URL of each."""
+    """Save every dashboard, overwriting; return Grafana's URL of each.
+
+    Into folder ``folder_uid`` (titled ``folder_title`` if it has to be created), or,
+    without one, each dashboard into its service's folder (:func:`folder_of`), so two
+    services pushed to one Grafana keep their own folders.
+    """
     client = Client(target)
-    ensure_folder(client, folder_uid, folder_title)
     urls = []
+    folders: set[str] = set()
     for name, dashboard in sorted(dashboards.items()):
+        uid, title = folder_of(dashboard) if folder_uid is None else (folder_uid, "")
+        if uid not in folders:
+            ensure_folder(client, uid, folder_title or title or uid)
+            folders.add(uid)
         body = {
             "dashboard": {**dashboard, "id": None},  # id is per Grafana instance; uid rules
-            "folderUid": folder_uid,
+            "folderUid": uid,
             "overwrite": True,
             "message": f"limone-obs push of {name}",
         }

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from limone_obs import conventions as c
 
 RATE_INTERVAL = "$__rate_interval"
+#: The whole selected time range: what a summary table of "this incident" is over.
+RANGE = "$__range"
 
 
 def le_matcher(threshold: float) -> str:
@@ -65,6 +67,14 @@ def or_zero(part: str, whole: str, by: str = "") -> str:
     if not by:
         return f"({part} or vector(0))"
     return f"({part}\nor\n{whole} * 0)"
+
+
+def over_range(expr: str) -> str:
+    """``expr`` with its rate windows over the selected range instead of the rate interval.
+
+    A table summarises the range the engineer zoomed on, not the last minute of it.
+    """
+    return expr.replace(f"[{RATE_INTERVAL}]", f"[{RANGE}]")
 
 
 def slo_matchers(service: str, slo: str) -> str:
@@ -137,12 +147,6 @@ class Queries:
         """The ``q`` quantile of dependency call duration, in seconds."""
         return quantile(q, self.names.dependency_duration_bucket, *extra, by=by)
 
-    def dependency_share_within(self, threshold: float, *extra: str) -> str:
-        """Share of dependency calls that took at most ``threshold`` seconds."""
-        bucket, count = self.names.dependency_duration_bucket, self.names.dependency_duration_count
-        fast = sum_rate(bucket, *extra, le_matcher(threshold))
-        return ratio(fast, sum_rate(count, *extra))
-
     def dependency_seconds_per_request(self) -> str:
         """Seconds spent in each dependency per answered request (stackable)."""
         spent = sum_rate(self.names.dependency_duration_sum, by=c.LABEL_DEPENDENCY)
@@ -157,6 +161,33 @@ class Queries:
         in_deps = or_zero(sum_rate(self.names.dependency_duration_sum), "")
         count = sum_rate(self.names.request_duration_count)
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
+
+    def endpoint_dependency_seconds(self, *extra: str) -> str:
+        """Seconds each request spends in each dependency (requests matching ``extra``).
+
+        From the per-request counter fed by ``track`` at the end of every request, divided
+        by the requests answered, so it stacks with :meth:`endpoint_other_seconds` up to
+        the mean request duration.
+        """
+        spent = sum_rate(self.names.request_dependency_seconds_total, *extra, by=c.LABEL_DEPENDENCY)
+        answered = sum_rate(self.names.request_duration_count, *extra)
+        return f"{spent}\n/ on () group_left\n{answered}"
+
+    def endpoint_other_seconds(self, *extra: str) -> str:
+        """Seconds per request outside every tracked dependency (never below 0)."""
+        total = sum_rate(self.names.request_duration_sum, *extra)
+        in_deps = or_zero(sum_rate(self.names.request_dependency_seconds_total, *extra), "")
+        count = sum_rate(self.names.request_duration_count, *extra)
+        return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
+
+    def calls_per_request(self, q: float, *extra: str) -> str:
+        """The ``q`` quantile of calls made to each dependency by one request, per endpoint."""
+        by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
+        return quantile(q, self.names.dependency_calls_per_request_bucket, *extra, by=by)
+
+    def workers(self, *extra: str) -> str:
+        """Workers (threads) able to serve a request: busy plus idle, the capacity."""
+        return f"sum ({self.names.workers}{matchers(*extra)})"
 
     def cache_hit_ratio(self) -> str:
         """Share of cache lookups that hit, by cache (0 for a cache that only missed)."""

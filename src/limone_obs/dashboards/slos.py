@@ -14,16 +14,18 @@ from limone_obs.errors import DashboardError
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
-    """The SLO dashboard of ``service`` (uid ``conventions.DASHBOARD_UID_SLOS``)."""
+    """The SLO dashboard of ``service`` (uid ``dashboard_uid(service, "slos")``)."""
     grid = gf.Grid()
     for slo in service.slos:
         _slo_row(grid, service, slo)
-    return gf.dashboard(
-        c.DASHBOARD_UID_SLOS,
-        "LimoneIDE / SLOs and error budgets",
+    return common.board(
+        service,
+        common.SLOS,
+        "SLOs and error budgets",
         f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts.",
         grid,
-        common.variables(queries),
+        variables=common.variables(queries),
+        annotations=common.timeline(queries, service),
     )
 
 
@@ -129,6 +131,7 @@ def _up() -> object:
             (("red", None), ("green", 1.0)),
             extra={"fieldConfig": {"defaults": {"mappings": _up_mappings()}}},
         ),
+        reduce="last",  # a vanished target must not stay green on its last value
     )
 
 

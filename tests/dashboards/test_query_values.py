@@ -1,0 +1,125 @@
+"""The new panels' queries give the right numbers on Prometheus' own engine (promtool).
+
+The per-request dependency series (seed branch) and the workers series (ux branch) are
+written here by hand under their agreed names (``conventions``), so the queries are
+checked before those branches are merged; the scenario tests read them from a real
+exporter once they are (tests/dashboards/test_prometheus.py, strict xfails until then).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.dashboards import common
+from limone_obs.dashboards.overview import saturation
+from limone_obs.dashboards.queries import Queries
+from tests.dashboards.test_zero_fallback import ONE_PER_SECOND, N, _assert_holds, _evaluate, _series
+
+pytestmark = pytest.mark.integration
+
+Q = Queries(N)
+X = f'{c.LABEL_ENDPOINT}="/x"'
+
+
+def _spent(endpoint: str, dependency: str, per_minute: float) -> dict[str, str]:
+    labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_DEPENDENCY: dependency}
+    return _series(N.request_dependency_seconds_total, labels, f"0+{per_minute:g}x10")
+
+
+def _requests(endpoint: str, seconds_per_minute: float) -> list[dict[str, str]]:
+    """One request per second at ``endpoint``, taking ``seconds_per_minute`` / 60 s each."""
+    labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_METHOD: "GET"}
+    return [
+        _series(N.request_duration_count, labels, ONE_PER_SECOND),
+        _series(N.request_duration_sum, labels, f"0+{seconds_per_minute:g}x10"),
+    ]
+
+
+def _breakdown_series() -> list[dict[str, str]]:
+    """/x: 0.875 s per request, 0.5 s in the AI API and 0.25 s in the DB; /y elsewhere."""
+    return [
+        *_requests("/x", 52.5),
+        _spent("/x", c.DEPENDENCY_AI, 30),
+        _spent("/x", c.DEPENDENCY_DB, 15),
+        *_requests("/y", 120),
+        _spent("/y", c.DEPENDENCY_AI, 90),
+    ]
+
+
+def test_time_per_request_in_each_dependency_of_one_endpoint(tmp_path: Path) -> None:
+    """Seconds of each dependency per request of /x only (not /y's)."""
+    expected = {'{dependency="ai_api"}': 0.5, '{dependency="db"}': 0.25}
+    expr = Q.endpoint_dependency_seconds(X)
+    _assert_holds(_evaluate(tmp_path, _breakdown_series(), expr, expected))
+
+
+def test_other_is_the_request_time_outside_dependencies(tmp_path: Path) -> None:
+    """ "other" = mean duration of /x minus its dependency time: 0.875 - 0.75."""
+    expr = Q.endpoint_other_seconds(X)
+    _assert_holds(_evaluate(tmp_path, _breakdown_series(), expr, {"{}": 0.125}))
+
+
+def test_other_is_the_whole_request_before_any_dependency_series(tmp_path: Path) -> None:
+    """Without the per-request counter (no dependency called yet) "other" is all of it."""
+    expr = Q.endpoint_other_seconds(X)
+    _assert_holds(_evaluate(tmp_path, _requests("/x", 52.5), expr, {"{}": 0.875}))
+
+
+def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]:
+    """One request per second calling ``dependency`` ``calls`` times (histogram buckets)."""
+    labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_DEPENDENCY: dependency}
+    bounds = [*(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS), "+Inf"]
+    name = N.dependency_calls_per_request_bucket
+    return [
+        _series(
+            name,
+            {**labels, c.LABEL_LE: le},
+            ONE_PER_SECOND if le == "+Inf" or float(le) >= calls else "0+0x10",
+        )
+        for le in bounds
+    ]
+
+
+def test_calls_per_request_show_an_n_plus_one_loop(tmp_path: Path) -> None:
+    """p50 of calls: /x calling the DB once per request reads 0.5 (inside the (0, 1]
+    bucket); /loop calling it 5 times reads 3.5 (inside (2, 5])."""
+    series = [*_calls("/x", c.DEPENDENCY_DB, 1), *_calls("/loop", c.DEPENDENCY_DB, 5)]
+    expected = {'{dependency="db", endpoint="/loop"}': 3.5, '{dependency="db", endpoint="/x"}': 0.5}
+    _assert_holds(_evaluate(tmp_path, series, Q.calls_per_request(0.5), expected))
+
+
+def _workers(busy: str, idle: str) -> list[dict[str, str]]:
+    return [
+        _series(N.workers, {c.LABEL_STATE: c.WORKER_BUSY}, busy),
+        _series(N.workers, {c.LABEL_STATE: c.WORKER_IDLE}, idle),
+    ]
+
+
+def _saturation_exprs() -> tuple[str, str, str]:
+    in_flight, busy, capacity = (t.expr for t in saturation(Q).targets)
+    return in_flight, busy, capacity
+
+
+def test_capacity_is_busy_plus_idle_workers(tmp_path: Path) -> None:
+    """The dashed capacity line is every worker (3 busy + 5 idle = 8)."""
+    _, _, capacity = _saturation_exprs()
+    _assert_holds(_evaluate(tmp_path, _workers("3x10", "5x10"), capacity, {"{}": 8}))
+
+
+def test_without_workers_series_in_flight_is_still_drawn(tmp_path: Path) -> None:
+    """Without the workers series the capacity is empty, not 0; in flight is still drawn."""
+    in_flight, _, capacity = _saturation_exprs()
+    gauge = _series(N.requests_in_progress, {c.LABEL_ENDPOINT: "/x"}, "2x10")
+    _assert_holds(_evaluate(tmp_path, [gauge], capacity, {}))
+    _assert_holds(_evaluate(tmp_path, [gauge], in_flight, {"{}": 2}))
+
+
+def test_baseline_is_the_series_that_long_ago(tmp_path: Path) -> None:
+    """With $baseline 120 s the request rate drawn is the one of 2 minutes ago (1/s), not
+    the current one (2/s)."""
+    series = [_series(N.requests_total, {c.LABEL_STATUS: "200"}, "0+60x4 420+180x6")]
+    expr = common.baseline(Q.request_rate()).replace("${baseline}", "120")
+    _assert_holds(_evaluate(tmp_path, series, expr, {"{}": 1}))

@@ -1,0 +1,119 @@
+"""Deploys and alerts on every Prometheus dashboard; a baseline to compare with; decimals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.dashboards import common
+from limone_obs.dashboards.generate import build_from
+from limone_obs.dashboards.lint import panels
+from tests.support import ROOT
+
+PROMETHEUS_BOARDS = ("overview.json", "slos.json", "dependencies.json", "endpoint.json")
+#: Panels drawing a baseline series: (dashboard, title).
+BASELINE_PANELS = (
+    ("overview.json", "5xx ratio"),
+    ("overview.json", "Latency percentiles"),
+    ("endpoint.json", "5xx ratio"),
+    ("endpoint.json", "Latency percentiles"),
+)
+
+
+@pytest.fixture(scope="module")
+def boards() -> dict[str, dict[str, Any]]:
+    """The dashboards built from the committed spec."""
+    return build_from(ROOT)
+
+
+def annotation_queries(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dashboard's annotation queries by name."""
+    return {a["name"]: a for a in board["annotations"]["list"]}
+
+
+@pytest.mark.parametrize("name", PROMETHEUS_BOARDS)
+def test_deploys_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> None:
+    """A new version/revision of build_info per instance is a deploy mark."""
+    deploys = annotation_queries(boards[name])["Deploys"]
+    build_info = c.MetricNames(c.DEFAULT_NAMESPACE).build_info
+    assert (True, True, True) == (
+        build_info in deploys["expr"],
+        "unless" in deploys["expr"],
+        "offset $__interval" in deploys["expr"],
+    )
+
+
+@pytest.mark.parametrize("name", [*PROMETHEUS_BOARDS, "logs.json"])
+def test_alerts_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> None:
+    """Firing alerts of the service are annotation regions titled by alert name."""
+    alerts = annotation_queries(boards[name])["Alerts"]
+    expected = ('ALERTS{alertstate="firing", slo_service="limoneide"}', "{{alertname}}")
+    assert expected == (alerts["expr"], alerts["titleFormat"])
+
+
+def test_baseline_variable_offers_none_a_day_and_a_week(
+    boards: dict[str, dict[str, Any]],
+) -> None:
+    """$baseline: none (0), 1 d, 1 w in seconds, none selected."""
+    (variable,) = [
+        v for v in boards["overview.json"]["templating"]["list"] if v["name"] == "baseline"
+    ]
+    options = [(o["text"], o["value"]) for o in variable["options"]]
+    expected = [("none", "0"), ("1 d", "86400"), ("1 w", "604800")]
+    assert (expected, "0") == (options, variable["current"]["value"])
+
+
+@pytest.mark.parametrize(("name", "title"), BASELINE_PANELS)
+def test_baseline_series_are_the_same_query_offset(
+    boards: dict[str, dict[str, Any]], name: str, title: str
+) -> None:
+    """Each baseline query is a current query with every window offset by $baseline."""
+    (p,) = [
+        p for p in panels(boards[name]) if p.get("title") == title and p["type"] == "timeseries"
+    ]
+    targets = {t["legendFormat"]: t["expr"] for t in p["targets"]}
+    (legend,) = [k for k in targets if k.endswith(common.BASELINE_LEGEND)]
+    current = targets[legend.removesuffix(f" {common.BASELINE_LEGEND}")]
+    assert common.baseline(current) == targets[legend]
+
+
+def test_no_baseline_draws_nothing() -> None:
+    """The baseline query is guarded: with $baseline 0 ("none") it returns nothing."""
+    expr = common.baseline('rate(x_total{job="$job"}[$__rate_interval])')
+    assert expr.endswith("and on () (vector(${baseline}) > 0)")
+
+
+def test_percentages_show_three_decimals(boards: dict[str, dict[str, Any]]) -> None:
+    """Every percentunit field says decimals 3: 99.896 % and 99.904 % read differently."""
+    missing = [
+        (name, p["title"])
+        for name, board in boards.items()
+        for p in panels(board)
+        if p.get("fieldConfig", {}).get("defaults", {}).get("unit") == "percentunit"
+        and p["fieldConfig"]["defaults"].get("decimals") != 3
+    ]
+    assert [] == missing
+
+
+def test_percent_columns_of_tables_show_three_decimals(
+    boards: dict[str, dict[str, Any]],
+) -> None:
+    """Every table column overridden to percentunit also gets decimals 3."""
+    missing = []
+    for name, board in boards.items():
+        for p in panels(board):
+            for o in p.get("fieldConfig", {}).get("overrides", []):
+                props = {prop["id"]: prop["value"] for prop in o["properties"]}
+                field = o["matcher"]["options"]
+                decimals = [
+                    x
+                    for x in p["fieldConfig"]["overrides"]
+                    if x["matcher"]["options"] == field
+                    for prop in x["properties"]
+                    if prop["id"] == "decimals"
+                ]
+                if props.get("unit") == "percentunit" and not decimals:
+                    missing.append((name, p["title"], field))
+    assert [] == missing
