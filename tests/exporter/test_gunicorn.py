@@ -113,13 +113,15 @@ def _scrape(url: str, accept: str) -> str:
 
 
 def _series(text: str) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
-    """Every (sample, labels) of a text scrape, and the values of counters and counts."""
+    """Every (sample, labels) of a text scrape, and the values of counters and counts
+    (not of counters of seconds: two runs spend different times)."""
     keys, counts = set(), {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             key = (sample.name, json.dumps(sorted(sample.labels.items())))
             keys.add(key)
-            exact = family.type == "counter" or sample.name.endswith("_count")
+            counted = family.type == "counter" and not family.name.endswith("_seconds")
+            exact = counted or sample.name.endswith("_count")
             if exact and not sample.name.endswith("_created"):
                 counts[key] = sample.value
     return keys, counts

@@ -62,13 +62,23 @@ def test_a_multiprocess_server_without_storage_is_reported_on_the_first_request(
     assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in errors[0]
 
 
-def test_the_first_request_check_gets_out_of_the_way() -> None:
-    """After the first request, the app's WSGI callable is the exporter's again."""
-    app, _ = make_app()
-    wrapped = app.wsgi_app
-    app.test_client().get("/projects/1")
-    assert wrapped is not app.wsgi_app
-    assert "first_request" != getattr(app.wsgi_app, "__name__", "")
+def test_the_first_request_check_runs_once_and_adds_no_wrapper() -> None:
+    """The check is the request recorder's, dropped after the first request: the app's WSGI
+    callable stays the lifecycle's one wrapper, and a later multiprocess request is not
+    looked at (the problem was not set by it)."""
+    app, metrics = make_app()
+    wrapper = app.wsgi_app
+    recorder = app.extensions["limone_obs"].recorder
+    assert recorder.first_request is not None
+    client = app.test_client()
+    client.get("/projects/1")
+    client.get("/projects/1", environ_overrides={"wsgi.multiprocess": True})
+    problem = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_MISSING}
+    assert (wrapper, None, 0.0) == (
+        app.wsgi_app,
+        recorder.first_request,
+        value(metrics, PROBLEMS, problem),
+    )
 
 
 def test_a_single_process_server_is_not_reported(caplog: pytest.LogCaptureFixture) -> None:
