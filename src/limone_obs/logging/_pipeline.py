@@ -65,7 +65,9 @@ class Pipeline:
     service: str = field(default_factory=default_service)
     env: str = field(default_factory=default_env)
     level: int = logging.INFO
-    redactor: Redactor | None = field(default_factory=Redactor)
+    redactor: Redactor | None = field(
+        default_factory=lambda: Redactor(max_text=2 * DEFAULT_MAX_LINE_BYTES)
+    )
     max_line_bytes: int = field(default_factory=default_line_cap)
     processors: tuple[Processor, ...] = ()
     sink: Sink | None = None

@@ -59,12 +59,16 @@ def configure_logging(
     Raises ConfigError on an unknown level or a cap below 1024 bytes.
     """
     stream = stream if stream is not None else sys.stdout
+    cap = _check_cap(_line_cap(max_line_bytes, stream))
+    # A text over twice the cap cannot fit a line: cut it before it is scanned (its
+    # head still overflows the line, which is then marked truncated as before).
+    redactor = Redactor(redact_keys, extra_keys=extra_redact_keys, max_text=2 * cap)
     pipeline = _pipeline.Pipeline(
         service=service or _pipeline.default_service(),
         env=env or _pipeline.default_env(),
         level=_level_number(level),
-        redactor=Redactor(redact_keys, extra_keys=extra_redact_keys) if redact else None,
-        max_line_bytes=_check_cap(_line_cap(max_line_bytes, stream)),
+        redactor=redactor if redact else None,
+        max_line_bytes=cap,
         processors=tuple(processors),
         sink=Sink(stream, _rotating(file, file_max_bytes, file_backups)),
     )
