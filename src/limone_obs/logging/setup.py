@@ -13,7 +13,7 @@ import structlog
 
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _structlog
-from limone_obs.logging._sink import RotatingFile, Sink
+from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
@@ -35,6 +35,7 @@ def configure_logging(
     file: str | Path | None = None,
     file_max_bytes: int = 50 * 1024 * 1024,
     file_backups: int = 5,
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
     processors: Sequence[_pipeline.Processor] = (),
     capture_warnings: bool = True,
 ) -> None:
@@ -56,7 +57,11 @@ def configure_logging(
     sharing the pipe (gunicorn workers on one stdout) never interleave. For longer lines
     log to a file (``stream=open(path, "ab")`` or ``file=`` with the stream elsewhere) or
     pass ``max_line_bytes`` when one process alone writes to the pipe.
-    Raises ConfigError on an unknown level or a cap below 1024 bytes.
+    ``write_timeout`` (seconds, default 0.1) bounds the wait when stdout is a pipe or
+    socket whose reader stopped: then lines are dropped without waiting, counted
+    (``<ns>_log_lines_dropped_total``) and one line says how many once the reader is back.
+
+    Raises ConfigError on an unknown level, a cap below 1024 bytes or a negative timeout.
     """
     stream = stream if stream is not None else sys.stdout
     cap = _check_cap(_line_cap(max_line_bytes, stream))
@@ -70,7 +75,12 @@ def configure_logging(
         redactor=redactor if redact else None,
         max_line_bytes=cap,
         processors=tuple(processors),
-        sink=Sink(stream, _rotating(file, file_max_bytes, file_backups)),
+        sink=Sink(
+            stream,
+            _rotating(file, file_max_bytes, file_backups),
+            timeout=_check_timeout(write_timeout),
+            notice=_pipeline.dropped_notice,
+        ),
     )
     old = _pipeline.current.sink
     _pipeline.install(pipeline)
@@ -104,6 +114,15 @@ def _check_cap(max_line_bytes: int) -> int:
             f"use at least {MIN_LINE_BYTES}"
         )
     return max_line_bytes
+
+
+def _check_timeout(seconds: float) -> float:
+    if not 0 <= seconds <= 60:
+        raise ConfigError(
+            f"configure_logging(write_timeout={seconds!r}): use 0 to 60 seconds "
+            "(the longest a log call may wait for a blocked stdout)"
+        )
+    return seconds
 
 
 def _rotating(file: str | Path | None, max_bytes: int, backups: int) -> RotatingFile | None:
