@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.logging import _context
+from limone_obs.logging import _context, _identity
 from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
@@ -32,8 +32,8 @@ METHOD_LEVELS = {
     "debug": "debug", "info": "info", "msg": "info", "warning": "warning", "warn": "warning",
     "error": "error", "exception": "error", "critical": "critical", "fatal": "critical",
 }  # fmt: skip
-DEFAULT_SERVICE = "limoneide"
-DEFAULT_ENV = "development"
+DEFAULT_SERVICE = _identity.DEFAULT_SERVICE
+DEFAULT_ENV = _identity.DEFAULT_ENV
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
 #: Logger name of the lines the logging layer writes about itself.
 NOTICE_LOGGER = "limone_obs.logging"

@@ -5,6 +5,11 @@ In ``gunicorn.conf.py``::
     logger_class = "limone_obs.logging.gunicorn.Logger"
     logconfig_dict = limone_obs.logging.gunicorn.logconfig_dict
 
+(``limone_obs.gunicorn_conf`` sets both.) Service and env of every line, the master's
+included, come from ``LIMONE_OBS_SERVICE`` / ``LIMONE_OBS_ENV``: set them where gunicorn
+starts; the logger class exports them (or the defaults) to the workers, and the app's
+``configure_logging`` then uses the same values.
+
 :class:`Logger` puts :class:`~limone_obs.logging.stdlib.JsonFormatter` on every handler of
 ``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``), and writes
 access lines with fields (method, path, status_code, duration, request_id) instead of an
@@ -15,15 +20,19 @@ trace ids, and two lines per request would double the log volume.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from gunicorn import glogging
 
 from limone_obs import conventions as c
-from limone_obs.logging import _context
+from limone_obs.logging import _context, _identity, _pipeline
 from limone_obs.logging.stdlib import JsonFormatter
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
+#: Longest path and user agent written to gunicorn's access line (the app's caps too).
+MAX_PATH_CHARS = 2048
+MAX_USER_AGENT_CHARS = 512
 
 #: A ``logging.config.dictConfig`` dict for gunicorn's ``logconfig_dict`` setting: JSON on
 #: stdout for the root and access loggers, on stderr for ``gunicorn.error``; gunicorn's
@@ -66,7 +75,10 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
     """A gunicorn ``logger_class`` whose every line is one JSON object."""
 
     def setup(self, cfg: Any) -> None:
-        """Let gunicorn set up its handlers, then make each of them write JSON."""
+        """Take service/env from the environment (exported for the workers, so every
+        line agrees: see :mod:`limone_obs.logging._identity`), let gunicorn set up its
+        handlers, then make each of them write JSON."""
+        adopt_identity()
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
@@ -89,15 +101,24 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
             self.error_log.exception("could not write the access line")
 
 
+def adopt_identity() -> None:
+    """Make this process's lines (gunicorn's master: it never calls
+    ``configure_logging``) use ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV``, and export them
+    for the workers, so the app's ``configure_logging`` writes the same values."""
+    service, env = _identity.from_environment()
+    _pipeline.install(dataclasses.replace(_pipeline.current, service=service, env=env))
+
+
 def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-    """The schema fields gunicorn knows about one request."""
+    """The schema fields gunicorn knows about one request. Client-sent text is capped
+    (like the app's access line) before it is redacted: bounded work per line."""
     fields: dict[str, Any] = {
-        c.LOG_METHOD: environ.get("REQUEST_METHOD", ""),
-        c.LOG_PATH: environ.get("PATH_INFO", ""),
+        c.LOG_METHOD: str(environ.get("REQUEST_METHOD", ""))[:16],
+        c.LOG_PATH: str(environ.get("PATH_INFO", ""))[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
-        "remote_addr": environ.get("REMOTE_ADDR", ""),
-        "user_agent": environ.get("HTTP_USER_AGENT", ""),
+        "remote_addr": str(environ.get("REMOTE_ADDR", ""))[:64],
+        "user_agent": str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
         "response_bytes": getattr(resp, "sent", None),
     }
     # The client's header is unchecked input: kept only if it is a safe id (no newline).

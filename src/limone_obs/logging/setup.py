@@ -12,7 +12,7 @@ import flask.logging
 import structlog
 
 from limone_obs.errors import ConfigError
-from limone_obs.logging import _context, _pipeline, _structlog
+from limone_obs.logging import _context, _identity, _pipeline, _structlog
 from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
@@ -46,9 +46,14 @@ def configure_logging(
     handlers we did not create are kept (Sentry's, files), except console handlers
     (e.g. from ``basicConfig``), which would print every line twice.
 
-    ``service``/``env`` default to ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` (else
-    ``limoneide``/``development``). ``stream`` defaults to ``sys.stdout``; ``file`` adds a
-    copy of every line to a file rotated at ``file_max_bytes``. ``processors`` are
+    ``service``/``env``: ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` win when set (a
+    warning line says when they differ from the arguments), so gunicorn's master, which
+    never calls this function, writes the same values; else the arguments, else
+    ``limoneide``/``development``, exported to the environment for processes started
+    later (see :mod:`limone_obs.logging._identity`).
+
+    ``stream`` defaults to ``sys.stdout``; ``file`` adds a copy of every line to a file
+    rotated at ``file_max_bytes``. ``processors`` are
     structlog processors run on an app event's own fields before redaction.
 
     ``max_line_bytes`` caps each line (longer ones are cut, keeping the end of a
@@ -68,9 +73,10 @@ def configure_logging(
     # A text over twice the cap cannot fit a line: cut it before it is scanned (its
     # head still overflows the line, which is then marked truncated as before).
     redactor = Redactor(redact_keys, extra_keys=extra_redact_keys, max_text=2 * cap)
+    service, env, warnings = _identity.resolve(service, env)
     pipeline = _pipeline.Pipeline(
-        service=service or _pipeline.default_service(),
-        env=env or _pipeline.default_env(),
+        service=service,
+        env=env,
         level=_level_number(level),
         redactor=redactor if redact else None,
         max_line_bytes=cap,
@@ -89,6 +95,8 @@ def configure_logging(
     _install_root_handler(pipeline)
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
+    for warning in warnings:
+        logging.getLogger(_pipeline.NOTICE_LOGGER).warning(warning)
 
 
 def _level_number(level: str | int) -> int:
@@ -215,5 +223,6 @@ def reset_for_tests() -> None:
     if old is not None:
         old.close()
     _context.clear_context()
+    _identity.forget_exports()
     structlog.reset_defaults()
     logging.captureWarnings(False)
