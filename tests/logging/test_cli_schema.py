@@ -65,8 +65,8 @@ def test_file_output_rotates(tmp_path: Path) -> None:
     for n in range(60):
         get_logger().info("line", n=n, pad="x" * 100)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert ["app.log", "app.log.1", "app.log.2"] == names
-    sizes = [p.stat().st_size for p in tmp_path.iterdir()]
+    assert [".app.log.lock", "app.log", "app.log.1", "app.log.2"] == names
+    sizes = [p.stat().st_size for p in tmp_path.glob("app.log*")]
     assert all(size <= 2048 for size in sizes)
     assert 59 == parse_lines(path.read_bytes())[-1]["n"]
 

@@ -25,6 +25,7 @@ another process fills the pipe between the two calls.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import select
@@ -42,6 +43,8 @@ from limone_obs.errors import ConfigError
 
 #: Seconds between two reports of dropped lines on ``sys.__stderr__``.
 REPORT_INTERVAL = 60.0
+#: Most processes writing one ``configure_logging(file=...)`` at once.
+MAX_FILES = 256
 #: Default longest wait for a pipe or socket to take a line (``configure_logging``).
 DEFAULT_WRITE_TIMEOUT = 0.1
 _FAILURES = (OSError, ValueError)  # ValueError: write to a closed file
@@ -266,7 +269,17 @@ def _byte_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[
 
 
 class RotatingFile:
-    """Append lines to ``path``; past ``max_bytes`` move it to ``path.1`` (``backups`` kept)."""
+    """Append lines to ``path``; past ``max_bytes`` move it to ``path.1`` (``backups`` kept).
+
+    One writing process per file, so rotation never loses another process's lines and no
+    file grows past its cap: the first process that writes takes ``path``; another one
+    writing at the same time (gunicorn workers) takes the first free of
+    ``<stem>-1<suffix>``, ``<stem>-2<suffix>`` ... A process holds its file by a lock on
+    ``.<file name>.lock`` beside it for as long as it lives, so the files of dead
+    processes are reused: there are never more files than processes alive at once. The
+    file is chosen at the first write in each process (a forked child never writes to the
+    file its parent holds).
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         if max_bytes < 1024 or backups < 0:
@@ -277,34 +290,80 @@ class RotatingFile:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("ab")
+            path.open("ab").close()
         except OSError as exc:
             raise ConfigError(
                 f"configure_logging(file={str(path)!r}): cannot open: {exc}"
             ) from None
-        self._size = self._fh.tell()
+        #: The file this process writes (``path`` or a numbered sibling), once it wrote.
+        self.current = path
+        self._pid = -1
+        self._fh: IO[bytes] | None = None
+        self._lock_fd = -1
+        self._size = 0
 
     def write(self, line: bytes) -> None:
         """Append ``line``, rotating first if it would push the file past ``max_bytes``."""
+        if self._pid != os.getpid():
+            self._bind()
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
+        assert self._fh is not None  # bound above
         self._fh.write(line)
         self._fh.flush()
         self._size += len(line)
 
+    def _bind(self) -> None:
+        """Take the first file no live process holds (see the class docstring)."""
+        self._release()  # a forked child drops its copies; the parent keeps its lock
+        for slot in range(MAX_FILES):
+            candidate = self._slot_path(slot)
+            lock_fd = os.open(
+                candidate.with_name(f".{candidate.name}.lock"),
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                0o644,
+            )
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                continue
+            self._lock_fd, self.current = lock_fd, candidate
+            self._fh = candidate.open("ab")
+            self._size = self._fh.tell()
+            self._pid = os.getpid()
+            return
+        raise OSError(f"{MAX_FILES} processes already write {self.path}")
+
+    def _slot_path(self, slot: int) -> Path:
+        if slot == 0:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}-{slot}{self.path.suffix}")
+
     def _rotate(self) -> None:
+        assert self._fh is not None
         self._fh.close()
+        current = self.current
         for index in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
+            older = current.with_name(f"{current.name}.{index}")
             if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+                os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
         if self.backups:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            os.replace(current, current.with_name(f"{current.name}.1"))
         else:
-            self.path.unlink(missing_ok=True)
-        self._fh = self.path.open("ab")
+            current.unlink(missing_ok=True)
+        self._fh = current.open("ab")
         self._size = 0
 
+    def _release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # a child's copy: the parent's lock stays
+            self._lock_fd = -1
+        self._pid = -1
+
     def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
+        """Close the file and give it up for another process."""
+        self._release()
