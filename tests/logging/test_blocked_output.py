@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from typing import IO, Any
 
 import pytest
+import requests
 from flask import Flask
 
 from limone_obs import health
 from limone_obs.logging import configure_logging, get_logger, init_app
+from limone_obs.stack import procs
+from tests.support import ROOT
 
 TIMEOUT = 0.1
 PAUSE = 5.0
@@ -148,3 +155,71 @@ def test_socket_reader_that_never_reads_does_not_block() -> None:
         ours.close()
         theirs.close()
         health.reset()
+
+
+@pytest.mark.integration
+def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
+    """gunicorn (shipped config, 2 workers, gunicorn's access lines on) with stdout and
+    stderr on one pipe whose reader stops for 5 s: every request is answered, none waits
+    longer than the timeout plus slack, the median stays within 5x the baseline's; lines
+    were dropped and the notices after the pause count them; every line read is whole."""
+    read_fd, write_fd = os.pipe()
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": "-",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+            "tests.logging.gunicorn_app:create_app()"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tmp
+        proc = subprocess.Popen(argv, stdout=write_fd, stderr=write_fd, env=env, cwd=ROOT)
+        os.close(write_fd)
+        reader = PausingReader(read_fd)
+        try:
+            base = f"http://{procs.LOOPBACK}:{port}"
+            _wait_ready(f"{base}/ready")
+            baseline = _timed_http(f"{base}/work/1", time.monotonic() + 1.0)
+            reader.pause()
+            during = _timed_http(f"{base}/work/2", time.monotonic() + PAUSE)
+            reader.resume()
+            time.sleep(0.5)
+            _timed_http(f"{base}/work/3", time.monotonic() + 0.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # only the server this test started
+                proc.wait()
+        reader.join()
+    events = [json.loads(line) for line in bytes(reader.data).splitlines()]
+    assert max(during) < TIMEOUT * 3 + 1.5, max(during)
+    assert statistics.median(during) / statistics.median(baseline) < 5
+    notices = [e for e in events if "dropped_lines" in e]
+    assert sum(e["dropped_lines"] for e in notices) > 0
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not answer {url}")
+
+
+def _timed_http(url: str, until: float) -> list[float]:
+    durations: list[float] = []
+    with requests.Session() as session:
+        while time.monotonic() < until or not durations:
+            start = time.perf_counter()
+            assert 200 == session.get(url, timeout=30).status_code
+            durations.append(time.perf_counter() - start)
+    return durations

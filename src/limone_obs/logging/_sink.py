@@ -142,16 +142,10 @@ class Sink:
         if now - self._reported_at < REPORT_INTERVAL:
             return
         self._reported_at = now
-        report = (
+        report_on_stderr(
             f"limone-obs logging: output failed ({type(exc).__name__}: {exc}); "
             f"{self.dropped} line(s) dropped so far\n"
         )
-        try:
-            if sys.__stderr__ is not None:
-                sys.__stderr__.write(report)
-                sys.__stderr__.flush()
-        except _FAILURES:
-            pass  # stderr is gone too: nothing left to tell
 
     def close(self) -> None:
         """Close the rotating file and our private pipe descriptor (the stream belongs to
@@ -161,6 +155,28 @@ class Sink:
                 self.file.close()
             if self._pipe is not None:
                 self._pipe.close()
+
+
+_stderr_pipe: tuple[IO[Any], PipeWriter] | None = None
+
+
+def report_on_stderr(text: str) -> None:
+    """Write ``text`` to ``sys.__stderr__`` without ever blocking: stderr is often the
+    same pipe as stdout, whose reader may be the one that stopped."""
+    global _stderr_pipe  # noqa: PLW0603 - one writer per process, made on first use
+    stderr = sys.__stderr__
+    try:
+        if stderr is None:
+            return
+        if not is_pipe_or_socket(stderr):
+            stderr.write(text)
+            stderr.flush()
+            return
+        if _stderr_pipe is None or _stderr_pipe[0] is not stderr:
+            _stderr_pipe = (stderr, PipeWriter(stderr))
+        _stderr_pipe[1].write(text.encode("utf-8", "replace"), 0.0)
+    except _FAILURES:
+        pass  # stderr is gone too: nothing left to tell
 
 
 class PipeWriter:
@@ -187,8 +203,11 @@ class PipeWriter:
     def write(self, line: bytes, wait: float) -> bool:
         """Write ``line``; False when it was not (wholly) taken within ``wait`` seconds.
         Raises OSError or ValueError when the output failed (EPIPE, a closed stream)."""
-        self._stream.flush()  # text printed earlier goes first (a no-op when none is pending)
         self._bind(self._stream.fileno())
+        if self._poll.poll(0):
+            # Text printed earlier goes first (a no-op when none is pending); skipped when
+            # the pipe is full: the stream's own descriptor blocks.
+            self._stream.flush()
         view = memoryview(b"\n" + line if self._partial else line)
         size = len(view)
         deadline = 0.0

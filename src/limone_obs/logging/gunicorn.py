@@ -11,7 +11,9 @@ starts; the logger class exports them (or the defaults) to the workers, and the 
 ``configure_logging`` then uses the same values.
 
 :class:`Logger` puts :class:`~limone_obs.logging.stdlib.JsonFormatter` on every handler of
-``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``), and writes
+``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``); a handler
+writing to stdout or stderr is replaced by one writing through a sink, so a stopped
+reader never blocks a worker for long (see :mod:`limone_obs.logging._sink`); and it writes
 access lines with fields (method, path, status_code, duration, request_id) instead of an
 Apache format string. gunicorn's access log stays off unless ``accesslog`` is set: the
 app's own access line (``limone_obs.access``) already carries the endpoint, user and
@@ -21,13 +23,16 @@ trace ids, and two lines per request would double the log volume.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sys
 from typing import Any
 
 from gunicorn import glogging
 
 from limone_obs import conventions as c
 from limone_obs.logging import _context, _identity, _pipeline
-from limone_obs.logging.stdlib import JsonFormatter
+from limone_obs.logging._sink import Sink
+from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
 #: Longest path and user agent written to gunicorn's access line (the app's caps too).
@@ -81,8 +86,11 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         adopt_identity()
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
-            for handler in log.handlers:
-                if not isinstance(handler.formatter, JsonFormatter):
+            for handler in list(log.handlers):
+                if _is_console(handler):
+                    log.removeHandler(handler)
+                    log.addHandler(_sink_handler(handler))
+                elif not isinstance(handler.formatter, JsonFormatter):
                     handler.setFormatter(JsonFormatter())
 
     def _compute_access_log_enabled(self) -> bool:
@@ -99,6 +107,26 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
             )
         except Exception:
             self.error_log.exception("could not write the access line")
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    """A plain StreamHandler on stdout or stderr (not a file)."""
+    return type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (
+        sys.stdout,
+        sys.stderr,
+        sys.__stdout__,
+        sys.__stderr__,
+    )
+
+
+def _sink_handler(handler: logging.StreamHandler[Any]) -> JsonLineHandler:
+    """The same output through a :class:`Sink`: whole lines, and a bounded wait when the
+    reader stops (a StreamHandler would block the worker, and its request, for good)."""
+    sink = Sink(handler.stream, notice=_pipeline.dropped_notice)
+    replacement = JsonLineHandler(sink, handler.level)
+    for log_filter in handler.filters:
+        replacement.addFilter(log_filter)
+    return replacement
 
 
 def adopt_identity() -> None:
