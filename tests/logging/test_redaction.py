@@ -295,7 +295,7 @@ JWT = (
     "key",
     ["password_confirmation", "passwordHash", "new_password2", "jwt", "otp", "privatekey",
      "auth", "passphrase", "pass%77ord", "api%5Fkey", "X-Auth", "private_rsa_key",
-     "clientSecret", "csrftoken", "otp_code", "pass%2577ord"],
+     "clientSecret", "csrftoken", "otp_code", "pass%2577ord", "session_id"],
 )  # fmt: skip
 def test_secret_name_parts_are_masked(key: str) -> None:
     """Keys the old exact list missed (issue 12 point 6) are masked by their name parts,

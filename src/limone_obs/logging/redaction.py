@@ -15,8 +15,9 @@
 
 Not sensitive (kept visible on purpose): ``prompt_tokens``/``token_count`` (AI token
 counts: ``tokens`` is not ``token``), ``author``, ``oauth_provider``, ``auth_method`` (auth
-is only a secret as the last part), ``key`` alone (cache keys), ``session_id`` is masked
-(``sessionid``) but ``session_count`` is not. ``bytes`` keys are read as text.
+is only a secret as the last part), ``key`` alone (cache keys), ``session_count``
+(``session``, ``session_id`` and ``sessionid`` are masked). ``bytes`` keys are read as
+text.
 
 **Values** (any text: messages, fields, tracebacks) are masked when they look like a
 bearer/basic credential (after basic, token or digest a plain word is kept, so "basic
@@ -58,8 +59,8 @@ DEFAULT_KEYS: Final = frozenset(
         "authorization", "proxy_authorization", "cookie", "set_cookie", "password", "passwd",
         "pwd", "secret", "client_secret", "token", "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
-        "secret_key", "credentials", "x_api_key", "session", "sessionid", "csrf_token",
-        "xsrf_token", "signature", "dsn", "connection_string", "access_key",
+        "secret_key", "credentials", "x_api_key", "session", "sessionid", "session_id",
+        "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
         "access_key_id", "secret_access_key", "signing_key", "encryption_key",
         "master_key", "ssh_key", "license_key",
     }
