@@ -242,8 +242,9 @@ class PipeWriter:
             return
         self.close()
         if stat.S_ISSOCK(info.st_mode):
-            # MSG_DONTWAIT is per call: the socket's own mode is unchanged.
-            self._fd, self._sock = fd, socket.socket(fileno=fd)
+            # MSG_DONTWAIT is per call: the socket's own mode is unchanged. A duplicate:
+            # the socket object closes its descriptor when collected, never the stream's.
+            self._fd, self._sock = fd, socket.socket(fileno=os.dup(fd))
         else:
             self._fd, self._private = _nonblocking_reopen(fd)
         self._poll = select.poll()
@@ -253,7 +254,7 @@ class PipeWriter:
     def close(self) -> None:
         """Release the private descriptor (never the stream's own)."""
         if self._sock is not None:
-            self._sock.detach()  # the descriptor is the stream's: do not close it
+            self._sock.close()  # our duplicate only
             self._sock = None
         elif self._private:
             with contextlib.suppress(OSError):  # already closed: nothing to release
