@@ -116,7 +116,12 @@ class Sink:
                     self._drop(exc)
 
     def _write_pipe(self, pipe: PipeWriter, line: bytes) -> None:
-        # Stalled: one try without waiting per line, so a stopped reader costs no latency.
+        # Stalled: one try without waiting per line, so a stopped reader costs no latency,
+        # and only once the pipe has a free page (the reader took one): a nearly full pipe
+        # would otherwise take a short line now and then between dropped ones.
+        if self._stalled and not pipe.has_room():
+            self._stall()
+            return
         wait = 0.0 if self._stalled else self.timeout
         if self._unreported and self._notice is not None:
             if not pipe.write(self._notice(self._unreported), wait):
@@ -223,6 +228,11 @@ class PipeWriter:
                 break
         self._partial = 0 < len(view) < size
         return not view
+
+    def has_room(self) -> bool:
+        """True when a line of up to ``PIPE_BUF`` bytes can be written without waiting."""
+        self._bind(self._stream.fileno())
+        return bool(self._poll.poll(0))
 
     def _send(self, view: memoryview) -> int:
         """Bytes written now, 0 when the output has no room (never blocks)."""
