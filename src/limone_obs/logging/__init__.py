@@ -7,7 +7,7 @@ masked. Quick start::
 
     from limone_obs.logging import configure_logging, get_logger, init_app
 
-    configure_logging(service="limoneide", env="production")
+    configure_logging(service="limoneide", env="production")  # LIMONE_OBS_* env vars win
     init_app(app, user_id=lambda: getattr(g, "user_id", None))
     log = get_logger(__name__)
     log.info("completion finished", model="gpt", tokens=812)
