@@ -166,10 +166,6 @@ def test_gunicorn_lines_have_the_same_service_and_env(run: Run) -> None:
     assert {(SERVICE, ENV)} == set(gunicorn)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the thread-pool context helper limone_obs.context from the "
-    "logging branch (then submit through it in tests/adopter/shop/views.py)",
-)  # fmt: skip
 def test_a_thread_pool_line_keeps_the_request_id(run: Run) -> None:
     """The line logged inside the thread pool carries the id of the request that submitted it."""
     pooled = [line for line in run.lines() if line["message"] == "summarised in a thread"]

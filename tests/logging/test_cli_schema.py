@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from limone_obs.cli import main
 from limone_obs.errors import ConfigError
 from limone_obs.logging import configure_logging, get_logger
-from limone_obs.logging.schema import SCHEMA_PATH, artifacts, render, schema
+from limone_obs.logging.schema import SCHEMA_PATH, artifacts, problems, render, schema
 from tests.logging.helpers import SCHEMA_FILE, parse_lines
 from tests.support import ROOT
 
@@ -60,8 +65,8 @@ def test_file_output_rotates(tmp_path: Path) -> None:
     for n in range(60):
         get_logger().info("line", n=n, pad="x" * 100)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert ["app.log", "app.log.1", "app.log.2"] == names
-    sizes = [p.stat().st_size for p in tmp_path.iterdir()]
+    assert [".app.log.lock", "app.log", "app.log.1", "app.log.2"] == names
+    sizes = [p.stat().st_size for p in tmp_path.glob("app.log*")]
     assert all(size <= 2048 for size in sizes)
     assert 59 == parse_lines(path.read_bytes())[-1]["n"]
 
@@ -72,3 +77,64 @@ def test_unwritable_file_is_a_config_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="not-a-dir"):
         configure_logging(file=blocker / "app.log")
+
+
+# --- issue 13: log-check on a plain install (no jsonschema) --------------------------
+
+_RUN_WITHOUT_JSONSCHEMA = (
+    "import sys; sys.modules['jsonschema'] = None; "  # any import of it raises ImportError
+    "from limone_obs.cli import main; sys.argv[0] = 'limone-obs'; main()"
+)
+
+
+def _log_check_without_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _RUN_WITHOUT_JSONSCHEMA, "log-check", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_log_check_works_without_jsonschema(tmp_path: Path) -> None:
+    """With jsonschema unimportable, log-check accepts good lines (exit 0) and names the
+    field of a bad one (exit 1)."""
+    good = tmp_path / "good.log"
+    with good.open("w") as stream:
+        configure_logging(stream=stream)
+        get_logger().info("hello", request_id="r1", status_code=200, duration=0.5)
+    bad = tmp_path / "bad.log"
+    bad.write_text(good.read_text().replace('"level":"info"', '"level":"LOUD"'))
+    ok, failed = _log_check_without_jsonschema(good), _log_check_without_jsonschema(bad)
+    assert (0, "1 line(s) checked, 0 problem(s)\n") == (ok.returncode, ok.stdout), ok.stderr
+    assert 1 == failed.returncode
+    assert f"{bad}:1: level: 'LOUD' is not one of" in failed.stderr
+
+
+field_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 700), st.floats(allow_nan=False),
+    st.sampled_from(["", "info", "LOUD", "2026-01-02T03:04:05.678Z", "0" * 32, "a" * 16,
+                     "abc-123", "bad id!", "x\n"]),
+    st.dictionaries(st.sampled_from(["type", "message", "traceback"]), st.text(max_size=3)),
+    st.lists(st.integers(), max_size=2),
+)  # fmt: skip
+events = st.dictionaries(
+    st.sampled_from([*schema()["properties"], "other"]), field_values, max_size=12
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=events)
+def test_own_checker_agrees_with_jsonschema(event: dict[str, Any]) -> None:
+    """On arbitrary events (valid and broken fields of every kind), the built-in checker
+    finds a problem exactly where jsonschema does (same fields)."""
+    validator = Draft202012Validator(schema())
+    expected = {
+        ".".join(map(str, e.absolute_path)) or "(line)" for e in validator.iter_errors(event)
+    }
+    actual = {problem.split(": ", 1)[0] for problem in problems(event)}
+    assert expected == actual
+
+
+def test_own_checker_refuses_unknown_keywords() -> None:
+    """A schema keyword the checker does not implement is an error, never skipped."""
+    with pytest.raises(ValueError, match="maxLength"):
+        list(problems("x", {"type": "string", "maxLength": 3}))

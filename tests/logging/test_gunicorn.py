@@ -12,7 +12,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from limone_obs.logging.gunicorn import access_fields
+from limone_obs.logging.gunicorn import MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, access_fields
 from limone_obs.stack import procs
 from tests.support import ROOT
 
@@ -134,3 +134,16 @@ def test_access_fields_keep_a_safe_request_id() -> None:
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": "abc-123.x"}
     fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
     assert "abc-123.x" == fields["request_id"]
+
+
+def test_access_fields_cap_client_text() -> None:
+    """A 100 KB path and user agent are cut to fixed caps before they are redacted and
+    written (bounded work per access line, whatever the client sends)."""
+    environ = {"REQUEST_METHOD": "GET" * 100, "PATH_INFO": "/x=" + "a" * 100_000,
+               "HTTP_USER_AGENT": "u" * 100_000}  # fmt: skip
+    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    assert (16, MAX_PATH_CHARS, MAX_USER_AGENT_CHARS) == (
+        len(fields["method"]),
+        len(fields["path"]),
+        len(fields["user_agent"]),
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
 from limone_obs.logging import configure_logging, get_logger
-from limone_obs.logging.redaction import DEFAULT_KEYS, MASK, Redactor
+from limone_obs.logging.redaction import CUT_MARK, DEFAULT_KEYS, MASK, Redactor
 from tests.logging.helpers import parse_lines, stdlib_logger
 
 SECRET = "s3cr3t-VALUE-9f8e7d"
@@ -279,3 +281,179 @@ def test_property_bearer_and_url_secrets_in_text(text: str, secret: str) -> None
     events = parse_lines(buffer.getvalue())
     assert 2 == len(events)
     assert all(secret not in e["message"] for e in events)
+
+
+# --- issue 12: the names and values the key list missed -----------------------------
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password_confirmation", "passwordHash", "new_password2", "jwt", "otp", "privatekey",
+     "auth", "passphrase", "pass%77ord", "api%5Fkey", "X-Auth", "private_rsa_key",
+     "clientSecret", "csrftoken", "otp_code", "pass%2577ord", "session_id"],
+)  # fmt: skip
+def test_secret_name_parts_are_masked(key: str) -> None:
+    """Keys the old exact list missed (issue 12 point 6) are masked by their name parts,
+    also percent-encoded (once or twice)."""
+    assert {key: MASK} == Redactor().redact({key: SECRET})
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["author", "oauth_provider", "auth_method", "secretary", "key", "passage",
+     "session_count", "prompt_tokens", "completion_tokens", "token_count_total"],
+)  # fmt: skip
+def test_ordinary_names_with_secret_fragments_are_kept(key: str) -> None:
+    """Ordinary names that contain a secret word's letters stay visible (documented)."""
+    assert {key: "visible-value"} == Redactor().redact({key: "visible-value"})
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["sk-live-4f9a8b7c6d5e4f3a2b1c0d9e", "sk-proj-AbCdEfGhIjKlMnOpQrStUv12", JWT,
+     "sk_live_51HabcdefGHIJKLmnop", "AKIAIOSFODNN7EXAMPLE",
+     "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "xoxb-1234567890-abcdefghij",
+     "AIzaSyA1234567890abcdefghijklmnopqrstuv"],
+)  # fmt: skip
+def test_token_formats_are_masked_in_any_value(token: str, out: io.BytesIO) -> None:
+    """A bare API key, JWT, AWS key id, GitHub/Slack/Google token is masked wherever it
+    appears: as an innocent-named field, in a message, in a stdlib record."""
+    configure_logging(stream=out)
+    get_logger().info(f"calling with {token} now", note=token, nested={"v": [token]})
+    stdlib_logger("lib").info("got %s", token, extra={"value": token})
+    events = parse_lines(out.getvalue())
+    assert (2, False) == (len(events), token.encode() in out.getvalue())
+    assert f"calling with {MASK} now" == events[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the sk-learn package", "task-runner and back_end", "see ASIAN markets", "eyJ is short",
+     "through the high road"],
+)  # fmt: skip
+def test_words_resembling_token_prefixes_are_kept(text: str) -> None:
+    """Text that only starts like a token format keeps its words."""
+    assert text == Redactor().redact_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(f"password_confirmation={SECRET}&x=1", f"password_confirmation={MASK}&x=1"),
+     (f"pass%77ord={SECRET} ok", f"pass%77ord={MASK} ok"),
+     (f'{{"jwt": "{SECRET}"}}', f'{{"jwt": "{MASK}"}}')],
+)  # fmt: skip
+def test_secret_name_parts_in_text_pairs(text: str, expected: str) -> None:
+    """The name-part rules apply to ``name=value`` pairs in free text too."""
+    assert expected == Redactor().redact_text(text)
+
+
+def test_name_rules_can_be_turned_off() -> None:
+    """``name_rules=False`` leaves only the exact/suffix key list."""
+    assert {"password_confirmation": "x"} == Redactor(name_rules=False).redact(
+        {"password_confirmation": "x"}
+    )
+
+
+# --- issue 12: linear time, whatever the input --------------------------------------
+
+SIZES = (10_000, 100_000, 1_000_000)
+HOSTILE = {
+    "pair-then-letters": lambda n: "x=" + "a" * n,
+    "pairs": lambda n: "a=" * (n // 2),
+    "quoted-pairs": lambda n: '"a": "' * (n // 6),
+    "url-then-letters": lambda n: "https://" + "a" * n,
+    "schemes": lambda n: "a.b" * (n // 3) + "://" + "c" * n,
+    "many-urls": lambda n: "a://" * (n // 4) + "@",
+    "bearer-words": lambda n: "Bearer " * (n // 7),
+    "jwt-like": lambda n: "eyJaaaaaaaaa." * (n // 13),
+    "spaces": lambda n: "a" + " " * n + "=b",
+    "secret-pairs": lambda n: "password=x " * (n // 11),
+}
+
+
+#: A plain linear pass over the same text (one object per word or other character): its
+#: time carries the same cache and allocator effects as the redactor's on a large input.
+_REFERENCE = re.compile(r"\w+|\W")
+
+
+def _best_time(func: Any, text: str, runs: int) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        func(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _growth(func: Any, make: Any) -> list[float]:
+    """How the time of ``func`` per unit of a linear reference pass grows from 10 KB to
+    100 KB and 1 MB: about 1 when ``func`` is linear, about 10 and 100 when quadratic."""
+    norms = []
+    for size in SIZES:
+        text = make(size)
+        runs = 3 if size < 10**6 else 2
+        norms.append(_best_time(func(), text, runs) / _best_time(_REFERENCE.findall, text, runs))
+    return [norm / norms[0] for norm in norms[1:]]
+
+
+@pytest.mark.parametrize("shape", sorted(HOSTILE))
+def test_redaction_time_grows_linearly(shape: str) -> None:
+    """Redacting 10 KB, 100 KB and 1 MB of a hostile shape takes time linear in the size.
+    Asserted as ratios between sizes, never a time: the redactor's time over a reference
+    linear pass on the same text (which cancels the machine's load and the cache effects
+    of a 1 MB string) grows by under 10x from 10 KB to 1 MB (measured: about 1;
+    quadratic: 100). A fresh Redactor per run: nothing comes from a cache."""
+    growth = _growth(lambda: Redactor().redact_text, HOSTILE[shape])
+    assert max(growth) < 10, growth
+
+
+def test_long_key_name_costs_linear_time() -> None:
+    """A key name of many parts (up to 1 MB) is judged in time linear in its length."""
+    growth = _growth(lambda: Redactor().is_sensitive, lambda n: "a_" * (n // 2))
+    assert max(growth) < 10, growth
+
+
+def test_text_over_the_cap_is_cut_without_a_secret_fragment() -> None:
+    """``max_text`` bounds the work: a longer text keeps its head and tail around a mark;
+    the partial word at each cut is dropped, so a cut secret leaves no fragment."""
+    text = "start ok " + f"password={SECRET}" * 1000 + " the end"
+    cut = Redactor(max_text=200).redact_text(text)
+    assert cut.startswith("start ok ")
+    assert cut.endswith(" the end")
+    assert len(cut) <= 200 + len(CUT_MARK)
+    assert "s3cr3t" not in cut
+
+
+def test_configured_logging_caps_the_work_per_line(out: io.BytesIO) -> None:
+    """Through ``configure_logging``, a 1 MB field is cut to twice the line cap before it is
+    scanned: the line is written, schema-shaped and without the field's secret."""
+    configure_logging(stream=out)
+    get_logger().info("big", body=("x=" + "a" * 10**6), other=f"token={SECRET}")
+    events = parse_lines(out.getvalue())
+    assert 1 == len(events)
+    assert SECRET.encode() not in out.getvalue()
+
+
+def test_hostile_request_path_costs_like_a_plain_one() -> None:
+    """``GET /x=aaaa...`` (2040 letters: reachable without credentials) costs about what a
+    plain path of the same length costs, access line included (it cost 50x and more when
+    redaction was quadratic). Ratio of the best of 15 requests each, never a time."""
+    from flask import Flask  # noqa: PLC0415
+
+    from limone_obs.logging import init_app  # noqa: PLC0415
+
+    configure_logging(stream=io.BytesIO())
+    app = Flask(__name__)
+    init_app(app)
+    client = app.test_client()
+
+    def best(path: str) -> float:
+        return _best_time(lambda p: client.get(p).close(), path, 15)
+
+    hostile, plain = best("/x=" + "a" * 2040), best("/" + "b" * 2042)
+    assert hostile / plain < 5, (hostile, plain)

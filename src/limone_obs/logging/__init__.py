@@ -7,12 +7,16 @@ masked. Quick start::
 
     from limone_obs.logging import configure_logging, get_logger, init_app
 
-    configure_logging(service="limoneide", env="production")
+    configure_logging(service="limoneide", env="production")  # LIMONE_OBS_* env vars win
     init_app(app, user_id=lambda: getattr(g, "user_id", None))
     log = get_logger(__name__)
     log.info("completion finished", model="gpt", tokens=812)
+
+Work handed to a thread pool keeps the request's context with :func:`submit`,
+:func:`run_in_executor` or :func:`wrap` (from :mod:`limone_obs.context`).
 """
 
+from limone_obs.context import run_in_executor, submit, wrap
 from limone_obs.logging.flask_ext import init_app
 from limone_obs.logging.redaction import Redactor
 from limone_obs.logging.setup import (
@@ -35,5 +39,8 @@ __all__ = [
     "get_context",
     "get_logger",
     "init_app",
+    "run_in_executor",
+    "submit",
     "unbind",
+    "wrap",
 ]

@@ -10,6 +10,7 @@ import logging
 import os
 import select
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.logging import _context
-from limone_obs.logging._encode import encode_line, safe_str
+from limone_obs.logging import _context, _identity
+from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
 
@@ -31,9 +32,11 @@ METHOD_LEVELS = {
     "debug": "debug", "info": "info", "msg": "info", "warning": "warning", "warn": "warning",
     "error": "error", "exception": "error", "critical": "critical", "fatal": "critical",
 }  # fmt: skip
-DEFAULT_SERVICE = "limoneide"
-DEFAULT_ENV = "development"
+DEFAULT_SERVICE = _identity.DEFAULT_SERVICE
+DEFAULT_ENV = _identity.DEFAULT_ENV
 DEFAULT_MAX_LINE_BYTES = 16 * 1024
+#: Logger name of the lines the logging layer writes about itself.
+NOTICE_LOGGER = "limone_obs.logging"
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -65,7 +68,9 @@ class Pipeline:
     service: str = field(default_factory=default_service)
     env: str = field(default_factory=default_env)
     level: int = logging.INFO
-    redactor: Redactor | None = field(default_factory=Redactor)
+    redactor: Redactor | None = field(
+        default_factory=lambda: Redactor(max_text=2 * DEFAULT_MAX_LINE_BYTES)
+    )
     max_line_bytes: int = field(default_factory=default_line_cap)
     processors: tuple[Processor, ...] = ()
     sink: Sink | None = None
@@ -129,9 +134,23 @@ def write(line: bytes) -> None:
     sink = current.sink
     if sink is None:
         if _fallback is None:
-            _fallback = Sink(sys.stdout)
+            _fallback = Sink(sys.stdout, notice=dropped_notice)
         sink = _fallback
     sink.write(line)
+
+
+def dropped_notice(count: int) -> bytes:
+    """The line written when the output takes lines again after ``count`` were dropped."""
+    p = current
+    event = p.head(
+        rfc3339(time.time()),
+        "warning",
+        NOTICE_LOGGER,
+        f"{count} log line(s) dropped: the output did not take them in time",
+        {},
+    )
+    event["dropped_lines"] = count
+    return p.render(event)
 
 
 def install(pipeline: Pipeline) -> None:

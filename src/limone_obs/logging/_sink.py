@@ -7,14 +7,29 @@ line goes out in one ``write(2)`` call, so lines up to ``PIPE_BUF`` bytes never 
 with other processes' lines either (``configure_logging`` caps lines at that size there).
 
 A failing output (a closed pipe, a full disk) never raises into the caller: the line is
-dropped, counted in :attr:`Sink.dropped`, and reported to ``sys.__stderr__`` at most once
-per :data:`REPORT_INTERVAL` seconds.
+dropped, counted in :attr:`Sink.dropped` and in :func:`limone_obs.health.add_dropped_lines`
+(the exporter's ``<ns>_log_lines_dropped_total``), and reported to ``sys.__stderr__`` at
+most once per :data:`REPORT_INTERVAL` seconds.
+
+A pipe or socket whose reader stops reading never blocks the caller for long: a line
+waits at most ``timeout`` seconds for room, then it is dropped and counted, and the sink
+is *stalled*: later lines are tried once without waiting (so requests keep their normal
+latency) until the reader takes lines again; then one line says how many were dropped.
+The pipe is written through a private non-blocking descriptor (``/proc/self/fd``), so
+the process's own ``sys.stdout`` and other processes sharing the pipe keep blocking
+semantics; a socket is written with ``MSG_DONTWAIT``. Without ``/proc`` (not Linux) a
+line is written only when ``poll`` reports room, which bounds the wait except when
+another process fills the pipe between the two calls.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
+import select
+import socket
 import stat
 import sys
 import threading
@@ -23,10 +38,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from limone_obs import health
 from limone_obs.errors import ConfigError
 
 #: Seconds between two reports of dropped lines on ``sys.__stderr__``.
 REPORT_INTERVAL = 60.0
+#: Most processes writing one ``configure_logging(file=...)`` at once.
+MAX_FILES = 256
+#: Default longest wait for a pipe or socket to take a line (``configure_logging``).
+DEFAULT_WRITE_TIMEOUT = 0.1
 _FAILURES = (OSError, ValueError)  # ValueError: write to a closed file
 
 
@@ -40,24 +60,50 @@ def is_pipe_or_socket(stream: IO[Any]) -> bool:
 
 
 class Sink:
-    """Write each line to ``stream`` (text or binary) and to an optional rotating file."""
+    """Write each line to ``stream`` (text or binary) and to an optional rotating file.
 
-    def __init__(self, stream: IO[Any] | None, file: RotatingFile | None = None) -> None:
+    ``timeout`` bounds the wait on a pipe or socket (see the module docstring);
+    ``notice(count)`` returns the line written when the output takes lines again after
+    ``count`` were dropped (None: nothing is written, the lines are only counted).
+    """
+
+    def __init__(
+        self,
+        stream: IO[Any] | None,
+        file: RotatingFile | None = None,
+        *,
+        timeout: float = DEFAULT_WRITE_TIMEOUT,
+        notice: Callable[[int], bytes] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._stream = stream
         self._write_bytes: Callable[[bytes], object] | None = None
         self._flush: Callable[[], object] | None = None
-        if stream is not None:
+        self._pipe: PipeWriter | None = None
+        if stream is not None and is_pipe_or_socket(stream):
+            self._pipe = PipeWriter(stream)
+        elif stream is not None:
             self._write_bytes, self._flush = _byte_writer(stream)
         self.file = file
-        #: Lines (per target) lost because the output failed.
+        self.timeout = timeout
+        self._notice = notice
+        #: Lines (per target) lost because the output failed or did not take them in time.
         self.dropped = 0
+        #: Lines dropped since the pipe last took one (said in the recovery line).
+        self._unreported = 0
+        self._stalled = False
         self._reported_at = -REPORT_INTERVAL
 
     def write(self, line: bytes) -> None:
-        """Write one complete line (ending in ``\\n``) to every target; never raises."""
+        """Write one complete line (ending in ``\\n``) to every target; never raises and
+        never waits longer than ``timeout`` on a pipe or socket."""
         with self._lock:
-            if self._write_bytes is not None and self._flush is not None:
+            if self._pipe is not None:
+                try:
+                    self._write_pipe(self._pipe, line)
+                except _FAILURES as exc:
+                    self._drop(exc)
+            elif self._write_bytes is not None and self._flush is not None:
                 try:
                     self._write_bytes(line)
                     self._flush()
@@ -69,34 +115,174 @@ class Sink:
                 except _FAILURES as exc:
                     self._drop(exc)
 
+    def _write_pipe(self, pipe: PipeWriter, line: bytes) -> None:
+        # Stalled: one try without waiting per line, so a stopped reader costs no latency,
+        # and only once the pipe has a free page (the reader took one): a nearly full pipe
+        # would otherwise take a short line now and then between dropped ones.
+        if self._stalled and not pipe.has_room():
+            self._stall()
+            return
+        wait = 0.0 if self._stalled else self.timeout
+        if self._unreported and self._notice is not None:
+            if not pipe.write(self._notice(self._unreported), wait):
+                self._stall()
+                return
+            self._unreported = 0
+        if pipe.write(line, wait):
+            self._stalled = False
+            self._unreported = 0
+            return
+        self._stall()
+
+    def _stall(self) -> None:
+        self._stalled = True
+        self._unreported += 1
+        self._drop(TimeoutError(f"the output took no line for {self.timeout} s"))
+
     def _drop(self, exc: Exception) -> None:
         # Called with the lock held. Report rarely: a dead pipe fails on every line.
         self.dropped += 1
+        health.add_dropped_lines(1)
         now = time.monotonic()
         if now - self._reported_at < REPORT_INTERVAL:
             return
         self._reported_at = now
-        report = (
+        report_on_stderr(
             f"limone-obs logging: output failed ({type(exc).__name__}: {exc}); "
             f"{self.dropped} line(s) dropped so far\n"
         )
-        try:
-            if sys.__stderr__ is not None:
-                sys.__stderr__.write(report)
-                sys.__stderr__.flush()
-        except _FAILURES:
-            pass  # stderr is gone too: nothing left to tell
 
     def close(self) -> None:
-        """Close the rotating file (the stream belongs to the caller and stays open)."""
+        """Close the rotating file and our private pipe descriptor (the stream belongs to
+        the caller and stays open)."""
         with self._lock:
             if self.file is not None:
                 self.file.close()
+            if self._pipe is not None:
+                self._pipe.close()
+
+
+_stderr_pipe: tuple[IO[Any], PipeWriter] | None = None
+
+
+def report_on_stderr(text: str) -> None:
+    """Write ``text`` to ``sys.__stderr__`` without ever blocking: stderr is often the
+    same pipe as stdout, whose reader may be the one that stopped."""
+    global _stderr_pipe  # noqa: PLW0603 - one writer per process, made on first use
+    stderr = sys.__stderr__
+    try:
+        if stderr is None:
+            return
+        if not is_pipe_or_socket(stderr):
+            stderr.write(text)
+            stderr.flush()
+            return
+        if _stderr_pipe is None or _stderr_pipe[0] is not stderr:
+            _stderr_pipe = (stderr, PipeWriter(stderr))
+        _stderr_pipe[1].write(text.encode("utf-8", "replace"), 0.0)
+    except _FAILURES:
+        pass  # stderr is gone too: nothing left to tell
+
+
+class PipeWriter:
+    """Writes whole lines to a pipe or socket, waiting at most a given time for room.
+
+    A line up to ``PIPE_BUF`` bytes is written whole or not at all (a non-blocking pipe
+    write of that size is atomic). A longer line cut short by the timeout leaves a partial
+    line in the pipe: the next line then starts with a newline, so it still parses.
+
+    The private pipe descriptor is opened at the first write and reopened when the
+    stream's descriptor points elsewhere (``dup2``), so a process that never logs holds
+    no extra writer (its reader still sees end-of-file when the stream is closed).
+    """
+
+    def __init__(self, stream: IO[Any]) -> None:
+        self._stream = stream
+        self._fd = -1
+        self._private = False
+        self._sock: socket.socket | None = None
+        self._identity: tuple[int, int] = (-1, -1)
+        self._poll = select.poll()
+        self._partial = False
+
+    def write(self, line: bytes, wait: float) -> bool:
+        """Write ``line``; False when it was not (wholly) taken within ``wait`` seconds.
+        Raises OSError or ValueError when the output failed (EPIPE, a closed stream)."""
+        self._bind(self._stream.fileno())
+        if self._poll.poll(0):
+            # Text printed earlier goes first (a no-op when none is pending); skipped when
+            # the pipe is full: the stream's own descriptor blocks.
+            self._stream.flush()
+        view = memoryview(b"\n" + line if self._partial else line)
+        size = len(view)
+        deadline = 0.0
+        while view:
+            written = self._send(view)
+            if written:
+                view = view[written:]
+                continue
+            if not deadline:
+                deadline = time.monotonic() + wait
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._poll.poll(remaining * 1000):
+                break
+        self._partial = 0 < len(view) < size
+        return not view
+
+    def has_room(self) -> bool:
+        """True when a line of up to ``PIPE_BUF`` bytes can be written without waiting."""
+        self._bind(self._stream.fileno())
+        return bool(self._poll.poll(0))
+
+    def _send(self, view: memoryview) -> int:
+        """Bytes written now, 0 when the output has no room (never blocks)."""
+        try:
+            if self._sock is not None:
+                return self._sock.send(view, socket.MSG_DONTWAIT)
+            if not self._private and not self._poll.poll(0):
+                return 0  # no private descriptor: only write when poll says there is room
+            return os.write(self._fd, view)
+        except BlockingIOError:
+            return 0
+
+    def _bind(self, fd: int) -> None:
+        """Point at the pipe or socket ``fd`` refers to now (one ``fstat`` per line)."""
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) == self._identity:
+            return
+        self.close()
+        if stat.S_ISSOCK(info.st_mode):
+            # MSG_DONTWAIT is per call: the socket's own mode is unchanged. A duplicate:
+            # the socket object closes its descriptor when collected, never the stream's.
+            self._fd, self._sock = fd, socket.socket(fileno=os.dup(fd))
+        else:
+            self._fd, self._private = _nonblocking_reopen(fd)
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLOUT)
+        self._identity = (info.st_dev, info.st_ino)
+
+    def close(self) -> None:
+        """Release the private descriptor (never the stream's own)."""
+        if self._sock is not None:
+            self._sock.close()  # our duplicate only
+            self._sock = None
+        elif self._private:
+            with contextlib.suppress(OSError):  # already closed: nothing to release
+                os.close(self._fd)
+        self._fd, self._private, self._identity = -1, False, (-1, -1)
+
+
+def _nonblocking_reopen(fd: int) -> tuple[int, bool]:
+    """A new descriptor of the pipe ``fd`` writes to, non-blocking without changing the
+    mode of ``fd`` itself (shared with ``sys.stdout`` and other processes); ``(fd,
+    False)`` where that is impossible (no ``/proc``: a poll-guarded blocking write)."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC), True
+    except OSError:
+        return fd, False
 
 
 def _byte_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[], object]]:
-    if is_pipe_or_socket(stream):
-        return _fd_writer(stream)
     buffer = getattr(stream, "buffer", None)
     if buffer is not None:
         # Text streams over a binary buffer (sys.stdout): skip the text layer, but first
@@ -112,27 +298,18 @@ def _byte_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[
     return stream.write, stream.flush
 
 
-def _fd_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[], object]]:
-    """Write straight to the descriptor: one ``write(2)`` per line, which the kernel
-    keeps whole on a pipe up to ``PIPE_BUF`` bytes (a buffered writer may split a line
-    or join it with buffered text into one oversized write)."""
-    fd = stream.fileno()
-
-    def write_line(line: bytes) -> None:
-        stream.flush()  # text printed earlier goes first (a no-op when nothing is pending)
-        view = memoryview(line)
-        while view:  # only a line over PIPE_BUF can be written in parts
-            view = view[os.write(fd, view) :]
-
-    return write_line, _no_flush
-
-
-def _no_flush() -> None:
-    """Nothing to flush: :func:`_fd_writer` does not buffer."""
-
-
 class RotatingFile:
-    """Append lines to ``path``; past ``max_bytes`` move it to ``path.1`` (``backups`` kept)."""
+    """Append lines to ``path``; past ``max_bytes`` move it to ``path.1`` (``backups`` kept).
+
+    One writing process per file, so rotation never loses another process's lines and no
+    file grows past its cap: the first process that writes takes ``path``; another one
+    writing at the same time (gunicorn workers) takes the first free of
+    ``<stem>-1<suffix>``, ``<stem>-2<suffix>`` ... A process holds its file by a lock on
+    ``.<file name>.lock`` beside it for as long as it lives, so the files of dead
+    processes are reused: there are never more files than processes alive at once. The
+    file is chosen at the first write in each process (a forked child never writes to the
+    file its parent holds).
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
         if max_bytes < 1024 or backups < 0:
@@ -143,34 +320,80 @@ class RotatingFile:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("ab")
+            path.open("ab").close()
         except OSError as exc:
             raise ConfigError(
                 f"configure_logging(file={str(path)!r}): cannot open: {exc}"
             ) from None
-        self._size = self._fh.tell()
+        #: The file this process writes (``path`` or a numbered sibling), once it wrote.
+        self.current = path
+        self._pid = -1
+        self._fh: IO[bytes] | None = None
+        self._lock_fd = -1
+        self._size = 0
 
     def write(self, line: bytes) -> None:
         """Append ``line``, rotating first if it would push the file past ``max_bytes``."""
+        if self._pid != os.getpid():
+            self._bind()
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
+        assert self._fh is not None  # bound above
         self._fh.write(line)
         self._fh.flush()
         self._size += len(line)
 
+    def _bind(self) -> None:
+        """Take the first file no live process holds (see the class docstring)."""
+        self._release()  # a forked child drops its copies; the parent keeps its lock
+        for slot in range(MAX_FILES):
+            candidate = self._slot_path(slot)
+            lock_fd = os.open(
+                candidate.with_name(f".{candidate.name}.lock"),
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                0o644,
+            )
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock_fd)
+                continue
+            self._lock_fd, self.current = lock_fd, candidate
+            self._fh = candidate.open("ab")
+            self._size = self._fh.tell()
+            self._pid = os.getpid()
+            return
+        raise OSError(f"{MAX_FILES} processes already write {self.path}")
+
+    def _slot_path(self, slot: int) -> Path:
+        if slot == 0:
+            return self.path
+        return self.path.with_name(f"{self.path.stem}-{slot}{self.path.suffix}")
+
     def _rotate(self) -> None:
+        assert self._fh is not None
         self._fh.close()
+        current = self.current
         for index in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
+            older = current.with_name(f"{current.name}.{index}")
             if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+                os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
         if self.backups:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+            os.replace(current, current.with_name(f"{current.name}.1"))
         else:
-            self.path.unlink(missing_ok=True)
-        self._fh = self.path.open("ab")
+            current.unlink(missing_ok=True)
+        self._fh = current.open("ab")
         self._size = 0
 
+    def _release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # a child's copy: the parent's lock stays
+            self._lock_fd = -1
+        self._pid = -1
+
     def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
+        """Close the file and give it up for another process."""
+        self._release()

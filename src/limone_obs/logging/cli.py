@@ -1,7 +1,8 @@
 """The ``limone-obs`` subcommands of the logging area.
 
 ``limone-obs log-check FILE...`` validates captured log output (``-`` for stdin) line by
-line against the log event schema, e.g. after ``gunicorn ... > app.log 2>&1``.
+line against the log event schema, e.g. after ``gunicorn ... > app.log 2>&1``. It needs
+no jsonschema: :func:`limone_obs.logging.schema.problems` checks the schema's rules.
 """
 
 from __future__ import annotations
@@ -9,25 +10,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import IO
 
 import click
 
-from limone_obs.errors import ConfigError
 from limone_obs.logging import schema
 
 
-def _validator() -> Any:
-    try:
-        from jsonschema import Draft202012Validator  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        raise ConfigError(
-            "log-check needs jsonschema: pip install jsonschema (or limone-obs[dev])"
-        ) from None
-    return Draft202012Validator(schema.schema())
-
-
-def check_lines(lines: Iterable[str], validator: Any) -> Iterator[tuple[int, str]]:
+def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """Yield ``(line number, problem)`` for each line that is not a valid log event."""
     for number, line in enumerate(lines, 1):
         try:
@@ -38,22 +28,20 @@ def check_lines(lines: Iterable[str], validator: Any) -> Iterator[tuple[int, str
         if not isinstance(event, dict):
             yield number, "not a JSON object"
             continue
-        for error in validator.iter_errors(event):
-            where = ".".join(str(p) for p in error.absolute_path) or "(line)"
-            yield number, f"{where}: {error.message}"
+        for problem in schema.problems(event):
+            yield number, problem
 
 
 @click.command("log-check")
 @click.argument("files", nargs=-1, type=click.File("r", encoding="utf-8", errors="replace"))
 def log_check(files: tuple[IO[str], ...]) -> None:
     """Check that every line of FILES (default stdin) is a valid limone-obs log event."""
-    validator = _validator()
     total = bad = 0
     handles: tuple[IO[str], ...] = files or (sys.stdin,)
     for handle in handles:
         lines = handle.read().splitlines()
         total += len(lines)
-        for number, problem in check_lines(lines, validator):
+        for number, problem in check_lines(lines):
             bad += 1
             click.echo(f"{handle.name}:{number}: {problem}", err=True)
     click.echo(f"{total} line(s) checked, {bad} problem(s)")

@@ -5,8 +5,15 @@ In ``gunicorn.conf.py``::
     logger_class = "limone_obs.logging.gunicorn.Logger"
     logconfig_dict = limone_obs.logging.gunicorn.logconfig_dict
 
+(``limone_obs.gunicorn_conf`` sets both.) Service and env of every line, the master's
+included, come from ``LIMONE_OBS_SERVICE`` / ``LIMONE_OBS_ENV``: set them where gunicorn
+starts; the logger class exports them (or the defaults) to the workers, and the app's
+``configure_logging`` then uses the same values.
+
 :class:`Logger` puts :class:`~limone_obs.logging.stdlib.JsonFormatter` on every handler of
-``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``), and writes
+``gunicorn.error`` and ``gunicorn.access`` (also without ``logconfig_dict``); a handler
+writing to stdout or stderr is replaced by one writing through a sink, so a stopped
+reader never blocks a worker for long (see :mod:`limone_obs.logging._sink`); and it writes
 access lines with fields (method, path, status_code, duration, request_id) instead of an
 Apache format string. gunicorn's access log stays off unless ``accesslog`` is set: the
 app's own access line (``limone_obs.access``) already carries the endpoint, user and
@@ -15,15 +22,22 @@ trace ids, and two lines per request would double the log volume.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sys
 from typing import Any
 
 from gunicorn import glogging
 
 from limone_obs import conventions as c
-from limone_obs.logging import _context
-from limone_obs.logging.stdlib import JsonFormatter
+from limone_obs.logging import _context, _identity, _pipeline
+from limone_obs.logging._sink import Sink
+from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
+#: Longest path and user agent written to gunicorn's access line (the app's caps too).
+MAX_PATH_CHARS = 2048
+MAX_USER_AGENT_CHARS = 512
 
 #: A ``logging.config.dictConfig`` dict for gunicorn's ``logconfig_dict`` setting: JSON on
 #: stdout for the root and access loggers, on stderr for ``gunicorn.error``; gunicorn's
@@ -66,11 +80,17 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
     """A gunicorn ``logger_class`` whose every line is one JSON object."""
 
     def setup(self, cfg: Any) -> None:
-        """Let gunicorn set up its handlers, then make each of them write JSON."""
+        """Take service/env from the environment (exported for the workers, so every
+        line agrees: see :mod:`limone_obs.logging._identity`), let gunicorn set up its
+        handlers, then make each of them write JSON."""
+        adopt_identity()
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
-            for handler in log.handlers:
-                if not isinstance(handler.formatter, JsonFormatter):
+            for handler in list(log.handlers):
+                if _is_console(handler):
+                    log.removeHandler(handler)
+                    log.addHandler(_sink_handler(handler))
+                elif not isinstance(handler.formatter, JsonFormatter):
                     handler.setFormatter(JsonFormatter())
 
     def _compute_access_log_enabled(self) -> bool:
@@ -89,15 +109,44 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
             self.error_log.exception("could not write the access line")
 
 
+def _is_console(handler: logging.Handler) -> bool:
+    """A plain StreamHandler on stdout or stderr (not a file)."""
+    return type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (
+        sys.stdout,
+        sys.stderr,
+        sys.__stdout__,
+        sys.__stderr__,
+    )
+
+
+def _sink_handler(handler: logging.StreamHandler[Any]) -> JsonLineHandler:
+    """The same output through a :class:`Sink`: whole lines, and a bounded wait when the
+    reader stops (a StreamHandler would block the worker, and its request, for good)."""
+    sink = Sink(handler.stream, notice=_pipeline.dropped_notice)
+    replacement = JsonLineHandler(sink, handler.level)
+    for log_filter in handler.filters:
+        replacement.addFilter(log_filter)
+    return replacement
+
+
+def adopt_identity() -> None:
+    """Make this process's lines (gunicorn's master: it never calls
+    ``configure_logging``) use ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV``, and export them
+    for the workers, so the app's ``configure_logging`` writes the same values."""
+    service, env = _identity.from_environment()
+    _pipeline.install(dataclasses.replace(_pipeline.current, service=service, env=env))
+
+
 def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-    """The schema fields gunicorn knows about one request."""
+    """The schema fields gunicorn knows about one request. Client-sent text is capped
+    (like the app's access line) before it is redacted: bounded work per line."""
     fields: dict[str, Any] = {
-        c.LOG_METHOD: environ.get("REQUEST_METHOD", ""),
-        c.LOG_PATH: environ.get("PATH_INFO", ""),
+        c.LOG_METHOD: str(environ.get("REQUEST_METHOD", ""))[:16],
+        c.LOG_PATH: str(environ.get("PATH_INFO", ""))[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
-        "remote_addr": environ.get("REMOTE_ADDR", ""),
-        "user_agent": environ.get("HTTP_USER_AGENT", ""),
+        "remote_addr": str(environ.get("REMOTE_ADDR", ""))[:64],
+        "user_agent": str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
         "response_bytes": getattr(resp, "sent", None),
     }
     # The client's header is unchecked input: kept only if it is a safe id (no newline).

@@ -1,18 +1,42 @@
 """Mask secrets in log events: by key at any depth, and by the shape of a value.
 
-A key is sensitive when, lower-cased with ``-`` and spaces read as ``_`` (and also after
-splitting camelCase), it equals a configured name or ends in ``_<name>``: ``Password``,
-``db_password``, ``X-Api-Key``, ``authToken``. ``prompt_tokens`` is not (``tokens`` is not
-``token``), so AI token counts stay visible. ``bytes`` keys are read as text.
+**Keys.** A key is read lower-cased, percent-decoded (``pass%77ord``), with ``-``, ``.``,
+``+``, ``%`` and spaces as ``_``, and also after splitting camelCase (``passwordHash`` ->
+``password_hash``). It is sensitive when:
 
-Values are masked when they look like a bearer/basic credential (after basic, token or
-digest a plain word is kept, so "basic authentication" stays readable), a URL's user info (``scheme://user:pass@``,
-``scheme://token@``) or a ``password=...`` pair inside free text, also in a URL's query
-string (``?api_key=...``). Values other than text, numbers, containers and dates (bytes,
-dataclasses, arbitrary objects) are first turned into what the line would show (their
-fields, decoded bytes, ``repr()``) and then checked, so a secret in an object's ``repr``
-is masked too. ``(name, value)`` pairs in lists (header lists) mask the value of a
-sensitive name.
+* it equals a configured name or ends in ``_<name>`` (:data:`DEFAULT_KEYS`: ``Password``,
+  ``db_password``, ``X-Api-Key``, ``authToken``, ``aws_secret_access_key`` ...);
+* or, with the built-in name rules (``name_rules=True``, the default), one of its parts
+  starts with ``password``, ``passwd`` or ``passphrase`` (``password_confirmation``,
+  ``new_password2``), contains ``secret`` (``clientSecret``; not ``secretary``), is
+  ``jwt``, ``otp``, ``totp`` or ``hotp``; its last part ends in ``token`` (``csrftoken``,
+  ``github_token``) or is ``auth`` (``X-Auth``, ``basic_auth``); or it holds ``private``
+  followed by ``key`` (``privatekey``, ``private_rsa_key``).
+
+Not sensitive (kept visible on purpose): ``prompt_tokens``/``token_count`` (AI token
+counts: ``tokens`` is not ``token``), ``author``, ``oauth_provider``, ``auth_method`` (auth
+is only a secret as the last part), ``key`` alone (cache keys), ``session_count``
+(``session``, ``session_id`` and ``sessionid`` are masked). ``bytes`` keys are read as
+text.
+
+**Values** (any text: messages, fields, tracebacks) are masked when they look like a
+bearer/basic credential (after basic, token or digest a plain word is kept, so "basic
+authentication" stays readable), a URL's user info (``scheme://user:pass@``,
+``scheme://token@``), a ``password=...`` pair inside free text (also in a URL's query
+string, ``?api_key=...``), or a common token format: a JWT (``eyJ...`` in three dotted
+parts), an API key of the ``sk-``/``sk_live_``/``rk_live_`` family, an AWS access key id
+(``AKIA``/``ASIA`` + 16), a GitHub token (``ghp_``, ``github_pat_`` ...), a Slack token
+(``xoxb-`` ...) or a Google API key (``AIza`` + 35). Values other than text, numbers,
+containers and dates (bytes, dataclasses, arbitrary objects) are first turned into what
+the line would show (their fields, decoded bytes, ``repr()``) and then checked, so a
+secret in an object's ``repr`` is masked too. ``(name, value)`` pairs in lists (header
+lists) mask the value of a sensitive name.
+
+**Cost.** Every scan is one linear pass (no pattern is retried at every offset with a
+look-ahead to the end), so redaction time grows linearly with the input, whatever its
+shape. ``max_text`` (set by ``configure_logging`` to twice the line cap) bounds the work
+per text: a longer text could not fit in a line anyway and is cut first (see
+:func:`cut_text`); the line it ends up in is still marked ``truncated``.
 """
 
 from __future__ import annotations
@@ -24,6 +48,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 from limone_obs.logging._encode import as_text
 
@@ -34,49 +59,117 @@ DEFAULT_KEYS: Final = frozenset(
         "authorization", "proxy_authorization", "cookie", "set_cookie", "password", "passwd",
         "pwd", "secret", "client_secret", "token", "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
-        "secret_key", "credentials", "x_api_key", "session", "sessionid", "csrf_token",
-        "xsrf_token", "signature", "dsn", "connection_string", "access_key",
-        "access_key_id", "secret_access_key",
+        "secret_key", "credentials", "x_api_key", "session", "sessionid", "session_id",
+        "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
+        "access_key_id", "secret_access_key", "signing_key", "encryption_key",
+        "master_key", "ssh_key", "license_key",
     }
 )  # fmt: skip
 #: Nesting searched for secrets; anything deeper is replaced by the mask as a whole.
 MAX_DEPTH: Final = 32
 _CACHE_LIMIT = 4096
+#: Keys longer than this are judged every time (never cached: memory stays bounded).
+_CACHED_KEY_LEN = 256
 _SCALARS = frozenset({int, float, bool})
 #: Types orjson writes natively as dates/ids: no secret can hide in them.
 _PLAIN_TYPES = (dt.datetime, dt.date, dt.time, uuid.UUID)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_SEPARATORS = re.compile(r"[\s\-.]+")
+_SEPARATORS = re.compile(r"[\s\-.+%]+")
+#: Name parts that are secrets wherever they appear in a key (``otp_code``, ``user_jwt``).
+_SECRET_PARTS = frozenset({"jwt", "otp", "totp", "hotp"})
+#: Prefixes of a secret name part (``password_confirmation``, ``new_password2``).
+_SECRET_PREFIXES = ("password", "passwd", "passphrase")
+#: Ordinary words that contain ``secret``.
+_NOT_SECRET = frozenset({"secretary", "secretaries", "secretariat"})
 #: Authorization-style credentials in text: "Bearer eyJ...", "Basic dXNlcjpw...".
 #: The credential is checked by :func:`_looks_like_credential` (plain words are kept).
+#: Linear: it can only start at a scheme word, and ``\s+`` and the credential's class
+#: are disjoint, so no position is scanned twice.
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~+/=\-]{6,})")
-#: User info in a URL: scheme://user:password@host, scheme://token@host.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@?#]+@")
-#: ``name=value`` / ``"name": "value"`` pairs; the name is checked like a dict key. Only
-#: the name and separator are consumed: the value (which may start with an auth scheme)
-#: is looked ahead at, so a pair inside a non-secret value (``url=https://h/?token=x``)
-#: is still found. ``https://...`` is no pair (``//`` after the colon).
-_PAIR = re.compile(
-    r"""([A-Za-z0-9_\-]+)(["']?\s*[:=]\s*["']?)(?!//)"""
-    r"""(?=((?i:bearer|basic|token|digest)\s+)?([^\s"'&,;]+))"""
+#: Characters of a ``name`` in a ``name=value`` pair.
+_NAME_CHARS = r"A-Za-z0-9_%\-"
+#: ``name=`` / ``"name": `` in free text; the name is checked like a dict key. A name can
+#: only start where a run of name characters starts (the look-behind): a pattern tried
+#: at every offset of a long run would rescan the run each time (quadratic). Only the
+#: name and separator are consumed, so a pair inside a non-secret value
+#: (``url=https://h/?token=x``) is still found. ``https://...`` is no pair.
+_PAIR = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*[:=]\s*["']?)(?!//)""")
+#: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
+_VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
+#: Where a pair's value ends.
+_VALUE_END = re.compile(r"""[\s"'&,;]""")
+#: Where a URL's user info ends (``@``: it was user info; anything else: it was not).
+_USERINFO_END = re.compile(r"[/\s@?#]")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_TOKEN = r"A-Za-z0-9_\-"
+#: Common token formats, masked wherever they appear. Each starts only where a run of
+#: token characters starts (look-behind), so each run is tried once: linear.
+_TOKEN_SHAPES = re.compile(
+    rf"(?<![{_TOKEN}])(?:"
+    rf"eyJ[{_TOKEN}]{{8,}}\.eyJ[{_TOKEN}]{{8,}}\.[{_TOKEN}]*"  # JWT: header.payload.sig
+    rf"|[sr]k[-_](?:(?:live|test|proj|ant)[-_])?[{_TOKEN}]{{16,}}"  # sk-..., sk_live_...
+    r"|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])"  # AWS access key id
+    rf"|gh[pousr]_[A-Za-z0-9]{{30,}}|github_pat_[{_TOKEN}]{{30,}}"  # GitHub
+    rf"|xox[abposr]-[{_TOKEN}]{{10,}}"  # Slack
+    rf"|AIza[{_TOKEN}]{{35}}"  # Google API key
+    r")"
 )
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
+CUT_MARK: Final = "...[cut]..."
+#: A head's last word shorter than this is dropped by :func:`cut_text`.
+_SHORT_WORD = 64
 
 
 def normalise_key(key: str) -> tuple[str, str]:
-    """Return ``key`` lower-cased with separators as ``_``, plain and camelCase-split."""
+    """Return ``key`` percent-decoded, lower-cased, separators as ``_``: plain and
+    camelCase-split."""
+    if "%" in key:
+        for _ in range(3):  # double-encoded names too, but never loop on hostile input
+            decoded = unquote(key)
+            if decoded == key:
+                break
+            key = decoded
     plain = _SEPARATORS.sub("_", key).lower()
     split = _SEPARATORS.sub("_", _CAMEL.sub("_", key)).lower()
     return plain, split
 
 
+def cut_text(text: str, limit: int) -> str:
+    """Return ``text`` cut to at most ``limit`` characters and :data:`CUT_MARK`: its head
+    and its tail (the tail names the failing line of a traceback).
+
+    No fragment of a secret survives without its name: the tail's first word (maybe the
+    end of a value whose name was cut away) is dropped, however long; the head's last word
+    (maybe a token cut too short to be recognised) is dropped when shorter than
+    :data:`_SHORT_WORD`.
+    """
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2, 1)
+    head, tail = text[:half], text[-half:]
+    boundary = _VALUE_END.search(tail)
+    tail = tail[boundary.start() :] if boundary else ""
+    last = _last_boundary(head[-_SHORT_WORD:])
+    if last or len(head) <= _SHORT_WORD:
+        head = head[: len(head) - min(len(head), _SHORT_WORD) + last]
+    return head + CUT_MARK + tail
+
+
+def _last_boundary(text: str) -> int:
+    """Index just after the last value-ending character of ``text`` (0 if none)."""
+    return max(text.rfind(ch) for ch in (" ", "\n", "\t", '"', "'", "&", ",", ";")) + 1
+
+
 class Redactor:
     """A structlog processor (and plain function) that masks secrets in an event.
 
-    ``keys`` replaces the default names; ``extra_keys`` adds to them. ``patterns=False``
-    turns off value-shape masking (keys are still masked). Containers are copied, never
-    changed in place, except the top-level event dict a processor owns.
+    ``keys`` replaces the default names; ``extra_keys`` adds to them; ``name_rules=False``
+    turns off the built-in name-part rules (``password*``, ``*secret*``, ``jwt`` ...).
+    ``patterns=False`` turns off value-shape masking (keys are still masked).
+    ``max_text`` bounds the work per text: a longer one is cut by :func:`cut_text` before
+    it is scanned (``configure_logging`` passes twice its line cap; None: no bound). Containers
+    are copied, never changed in place, except the top-level event dict a processor owns.
     """
 
     def __init__(
@@ -86,10 +179,15 @@ class Redactor:
         extra_keys: Iterable[str] = (),
         patterns: bool = True,
         mask: str = MASK,
+        name_rules: bool = True,
+        max_text: int | None = None,
     ) -> None:
         self.keys = frozenset(normalise_key(k)[0] for k in (*keys, *extra_keys))
+        self._longest_key = max(map(len, self.keys), default=0)
         self.mask = mask
         self.patterns = patterns
+        self.name_rules = name_rules
+        self.max_text = max_text
         self._verdicts: dict[object, bool] = {}
         self._texts: dict[str, str] = {}
         self._safe_keys: set[str] = set()
@@ -106,24 +204,38 @@ class Redactor:
         if verdict is None:
             text = key if isinstance(key, str) else key.decode("utf-8", "replace")
             verdict = any(self._matches(form) for form in normalise_key(text))
-            if len(self._verdicts) >= _CACHE_LIMIT:
-                self._verdicts.clear()  # keys from user data must not grow memory forever
-            self._verdicts[key] = verdict
+            if len(key) <= _CACHED_KEY_LEN:
+                if len(self._verdicts) >= _CACHE_LIMIT:
+                    self._verdicts.clear()  # keys from user data must not grow memory
+                self._verdicts[key] = verdict
         return verdict
 
     def _matches(self, form: str) -> bool:
+        return self._names_a_key(form) or (self.name_rules and _has_secret_part(form))
+
+    def _names_a_key(self, form: str) -> bool:
+        """``form`` is a configured name or ends in ``_<name>``. Only suffixes as long as
+        the longest name are looked at: linear in the key, whatever its length."""
         if form in self.keys:
             return True
-        parts = form.split("_")
-        return any("_".join(parts[i:]) in self.keys for i in range(1, len(parts)))
+        floor = len(form) - self._longest_key - 1
+        cut = form.rfind("_")
+        while cut >= 0 and cut >= floor:
+            if form[cut + 1 :] in self.keys:
+                return True
+            cut = form.rfind("_", 0, cut)
+        return False
 
     def redact_text(self, text: str) -> str:
-        """Mask credential-shaped parts of free text (bearer tokens, URL passwords, pairs)."""
+        """Mask credential-shaped parts of free text (bearer tokens, URL passwords, pairs,
+        token formats); a text over ``max_text`` is cut first (:func:`cut_text`)."""
         cached = self._texts.get(text)  # first: most texts (messages) repeat
         if cached is not None:
             return cached
         if not self.patterns or len(text) < 8:
             return text
+        if self.max_text is not None and len(text) > self.max_text:
+            return self._scan(cut_text(text, self.max_text))
         redacted = self._scan(text)
         if len(text) <= _TEXT_CACHE_MAX_LEN:
             if len(self._texts) >= _CACHE_LIMIT:
@@ -134,21 +246,47 @@ class Redactor:
     def _scan(self, text: str) -> str:
         # Each pattern needs a character most ids and names lack: test for it first.
         if "://" in text and "@" in text:
-            text = _URL_CREDENTIALS.sub(rf"\1{self.mask}@", text)
+            text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
             text = self._mask_pairs(text)
         if " " in text or "\t" in text:
             text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
+        if _may_hold_token(text):
+            text = _TOKEN_SHAPES.sub(self.mask, text)
         return text
+
+    def _mask_url_credentials(self, text: str) -> str:
+        """``scheme://userinfo@`` -> ``scheme://[REDACTED]@``, in one pass: each ``://``
+        is looked at once, backwards over its scheme and forwards to its user info's end
+        (both stop at a ``/``, so no character is scanned for two ``://``)."""
+        parts: list[str] = []
+        done = 0
+        at = text.find("://")
+        while at >= 0:
+            end = _USERINFO_END.search(text, at + 3)
+            if (
+                end
+                and end.start() > at + 3
+                and text[end.start()] == "@"
+                and _scheme_before(text, at)
+            ):
+                parts += (text[done : at + 3], self.mask)
+                done = end.start()
+            at = text.find("://", max(at + 3, done))
+        return "".join(parts) + text[done:] if parts else text
 
     def _mask_pairs(self, text: str) -> str:
         parts: list[str] = []
         done = 0  # text before this index is already in parts
+        ends = _ValueEnds(text)
         for match in _PAIR.finditer(text):
-            if match.start() < done or not self.is_sensitive(match.group(1)):
-                continue  # inside a masked value, or a harmless name
+            if match.start() < done:
+                continue  # inside a masked value
+            span = _value_span(text, match.end(), ends)
+            if span is None or not self.is_sensitive(match.group(1)):
+                continue  # no value, or a harmless name
             parts += (text[done : match.end()], self.mask)
-            done = match.end() + len(match.group(3) or "") + len(match.group(4))
+            done = span
         return "".join(parts) + text[done:] if parts else text
 
     def _scheme_replacement(self, match: re.Match[str]) -> str:
@@ -246,3 +384,82 @@ def _looks_like_credential(scheme: str, word: str) -> bool:
 def _is_header_object(value: object) -> bool:
     # werkzeug Headers, http.client.HTTPMessage, requests' CaseInsensitiveDict, ...
     return callable(getattr(value, "items", None)) and not isinstance(value, type)
+
+
+def _may_hold_token(text: str) -> bool:
+    """False when ``text`` cannot hold any of :data:`_TOKEN_SHAPES` (a few substring
+    tests in C cost far less than running the pattern over every new text)."""
+    return (
+        "eyJ" in text
+        or "k-" in text
+        or "k_" in text
+        or "IA" in text  # AKIA, ASIA, ABIA
+        or "ACCA" in text
+        or "xox" in text
+        or "AIza" in text
+        or ("gh" in text and "_" in text)
+    )
+
+
+def _has_secret_part(form: str) -> bool:
+    """The built-in name rules (module docstring) on a normalised key."""
+    parts = form.split("_")
+    last = parts[-1]
+    if last.endswith("token") or last == "auth":
+        return True
+    for part in parts:
+        if part in _SECRET_PARTS or part.startswith(_SECRET_PREFIXES):
+            return True
+        if "secret" in part and part not in _NOT_SECRET:
+            return True
+    private = form.find("private")
+    return private >= 0 and form.find("key", private) >= 0
+
+
+def _scheme_before(text: str, at: int) -> bool:
+    """A URL scheme (``[a-z][a-z0-9+.-]*`` starting at a word boundary) ends at ``at``."""
+    start = at
+    while start > 0 and text[start - 1] in _SCHEME_CHARS:
+        start -= 1
+    for pos in range(start, at):
+        if (
+            text[pos].isascii()
+            and text[pos].isalpha()
+            and (pos == 0 or not _is_word(text[pos - 1]))
+        ):
+            return True
+    return False
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+class _ValueEnds:
+    """Where the value starting at a position ends, for increasing positions: a search
+    is reused while no value end lies between, so all lookups of one text are linear."""
+
+    __slots__ = ("_end", "_start", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._start = self._end = -1
+
+    def after(self, pos: int) -> int:
+        """Index of the first value-ending character at or after ``pos`` (or the length)."""
+        if not self._start <= pos <= self._end:
+            found = _VALUE_END.search(self._text, pos)
+            self._start, self._end = pos, found.start() if found else len(self._text)
+        return self._end
+
+
+def _value_span(text: str, pos: int, ends: _ValueEnds) -> int | None:
+    """End of the value of a pair whose separator ends at ``pos`` (an auth scheme word
+    before it belongs to it: ``Authorization: Bearer x``); None when there is no value."""
+    scheme = _VALUE_SCHEME.match(text, pos)
+    if scheme is not None:
+        end = ends.after(scheme.end())
+        if end > scheme.end():
+            return end
+    end = ends.after(pos)
+    return end if end > pos else None

@@ -1,12 +1,18 @@
-"""The log line schema as data, and the generator of ``logging/log-event.schema.json``.
+"""The log line schema as data, the generator of ``logging/log-event.schema.json``, and
+a small checker of exactly the rules it uses.
 
 The schema is built from the field names in :mod:`limone_obs.conventions`, so the
 document, the code and the tests cannot drift apart; ``limone-obs build`` writes it.
+:func:`problems` checks an event against it without jsonschema (``log-check`` works on a
+plain install); it knows the keywords this schema uses and refuses any other, so a
+schema change can never be skipped silently (the tests compare it with jsonschema).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +90,84 @@ def render() -> bytes:
 def artifacts(root: Path) -> Generated:  # noqa: ARG001 - the generator signature
     """``limone-obs build`` generator: ``logging/log-event.schema.json``."""
     return Generated(files={SCHEMA_PATH: render()})
+
+
+#: Keywords :func:`problems` checks; ``$schema``, ``$id``, ``title`` and ``description``
+#: are annotations.
+_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
+_CHECKED = frozenset(
+    {"type", "required", "properties", "additionalProperties", "enum", "const", "pattern",
+     "minLength", "minimum", "maximum"}
+)  # fmt: skip
+
+
+def problems(value: Any, node: dict[str, Any] | None = None, path: str = "") -> Iterator[str]:
+    """Yield ``"<field path>: <message>"`` for each rule of the schema ``value`` breaks
+    (``node`` defaults to the log event schema). Raises ValueError on a keyword it does
+    not implement: a rule that is not checked must not pass silently."""
+    node = schema() if node is None else node
+    unknown = set(node) - _CHECKED - _ANNOTATIONS
+    if unknown or node.get("additionalProperties", True) is not True:
+        raise ValueError(f"log-check cannot check the schema keyword(s) {sorted(unknown)}")
+    where = path or "(line)"
+    if "type" in node and not _has_type(value, node["type"]):
+        yield f"{where}: {value!r:.80} is not of type {node['type']!r}"
+        return
+    for message in _value_problems(value, node):
+        yield f"{where}: {message}"
+    if isinstance(value, dict):
+        yield from _object_problems(value, node, path)
+
+
+def _value_problems(value: Any, node: dict[str, Any]) -> Iterator[str]:
+    if "enum" in node and not any(_same(value, option) for option in node["enum"]):
+        yield f"{value!r:.80} is not one of {node['enum']!r}"
+    if "const" in node and not _same(value, node["const"]):
+        yield f"{node['const']!r} was expected"
+    if isinstance(value, str):
+        if len(value) < node.get("minLength", 0):
+            yield f"{value!r:.80} is too short"
+        if "pattern" in node and not re.search(node["pattern"], value):
+            yield f"{value!r:.80} does not match {node['pattern']!r}"
+    if _is_number(value):
+        if "minimum" in node and value < node["minimum"]:
+            yield f"{value!r} is less than the minimum of {node['minimum']!r}"
+        if "maximum" in node and value > node["maximum"]:
+            yield f"{value!r} is greater than the maximum of {node['maximum']!r}"
+
+
+def _object_problems(value: dict[str, Any], node: dict[str, Any], path: str) -> Iterator[str]:
+    for name in node.get("required", ()):
+        if name not in value:
+            yield f"{path or '(line)'}: {name!r} is a required property"
+    for name, sub in node.get("properties", {}).items():
+        if name in value:
+            yield from problems(value[name], sub, f"{path}.{name}" if path else name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "number": _is_number,
+    # JSON Schema: a number with a zero fractional part (200.0) is an integer.
+    "integer": lambda v: _is_number(v) and (isinstance(v, int) or float(v).is_integer()),
+}
+
+
+def _has_type(value: Any, expected: str | list[str]) -> bool:
+    names = [expected] if isinstance(expected, str) else expected
+    return any(_TYPES[name](value) for name in names)
+
+
+def _same(value: Any, option: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``."""
+    if isinstance(value, bool) or isinstance(option, bool):
+        return value is option
+    return bool(value == option)

@@ -12,8 +12,8 @@ import flask.logging
 import structlog
 
 from limone_obs.errors import ConfigError
-from limone_obs.logging import _context, _pipeline, _structlog
-from limone_obs.logging._sink import RotatingFile, Sink
+from limone_obs.logging import _context, _identity, _pipeline, _structlog
+from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
 
@@ -35,6 +35,7 @@ def configure_logging(
     file: str | Path | None = None,
     file_max_bytes: int = 50 * 1024 * 1024,
     file_backups: int = 5,
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
     processors: Sequence[_pipeline.Processor] = (),
     capture_warnings: bool = True,
 ) -> None:
@@ -45,9 +46,14 @@ def configure_logging(
     handlers we did not create are kept (Sentry's, files), except console handlers
     (e.g. from ``basicConfig``), which would print every line twice.
 
-    ``service``/``env`` default to ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` (else
-    ``limoneide``/``development``). ``stream`` defaults to ``sys.stdout``; ``file`` adds a
-    copy of every line to a file rotated at ``file_max_bytes``. ``processors`` are
+    ``service``/``env``: ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` win when set (a
+    warning line says when they differ from the arguments), so gunicorn's master, which
+    never calls this function, writes the same values; else the arguments, else
+    ``limoneide``/``development``, exported to the environment for processes started
+    later (see :mod:`limone_obs.logging._identity`).
+
+    ``stream`` defaults to ``sys.stdout``; ``file`` adds a copy of every line to a file
+    rotated at ``file_max_bytes``. ``processors`` are
     structlog processors run on an app event's own fields before redaction.
 
     ``max_line_bytes`` caps each line (longer ones are cut, keeping the end of a
@@ -56,17 +62,31 @@ def configure_logging(
     sharing the pipe (gunicorn workers on one stdout) never interleave. For longer lines
     log to a file (``stream=open(path, "ab")`` or ``file=`` with the stream elsewhere) or
     pass ``max_line_bytes`` when one process alone writes to the pipe.
-    Raises ConfigError on an unknown level or a cap below 1024 bytes.
+    ``write_timeout`` (seconds, default 0.1) bounds the wait when stdout is a pipe or
+    socket whose reader stopped: then lines are dropped without waiting, counted
+    (``<ns>_log_lines_dropped_total``) and one line says how many once the reader is back.
+
+    Raises ConfigError on an unknown level, a cap below 1024 bytes or a negative timeout.
     """
     stream = stream if stream is not None else sys.stdout
+    cap = _check_cap(_line_cap(max_line_bytes, stream))
+    # A text over twice the cap cannot fit a line: cut it before it is scanned (its
+    # head still overflows the line, which is then marked truncated as before).
+    redactor = Redactor(redact_keys, extra_keys=extra_redact_keys, max_text=2 * cap)
+    service, env, warnings = _identity.resolve(service, env)
     pipeline = _pipeline.Pipeline(
-        service=service or _pipeline.default_service(),
-        env=env or _pipeline.default_env(),
+        service=service,
+        env=env,
         level=_level_number(level),
-        redactor=Redactor(redact_keys, extra_keys=extra_redact_keys) if redact else None,
-        max_line_bytes=_check_cap(_line_cap(max_line_bytes, stream)),
+        redactor=redactor if redact else None,
+        max_line_bytes=cap,
         processors=tuple(processors),
-        sink=Sink(stream, _rotating(file, file_max_bytes, file_backups)),
+        sink=Sink(
+            stream,
+            _rotating(file, file_max_bytes, file_backups),
+            timeout=_check_timeout(write_timeout),
+            notice=_pipeline.dropped_notice,
+        ),
     )
     old = _pipeline.current.sink
     _pipeline.install(pipeline)
@@ -75,6 +95,8 @@ def configure_logging(
     _install_root_handler(pipeline)
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
+    for warning in warnings:
+        logging.getLogger(_pipeline.NOTICE_LOGGER).warning(warning)
 
 
 def _level_number(level: str | int) -> int:
@@ -100,6 +122,15 @@ def _check_cap(max_line_bytes: int) -> int:
             f"use at least {MIN_LINE_BYTES}"
         )
     return max_line_bytes
+
+
+def _check_timeout(seconds: float) -> float:
+    if not 0 <= seconds <= 60:
+        raise ConfigError(
+            f"configure_logging(write_timeout={seconds!r}): use 0 to 60 seconds "
+            "(the longest a log call may wait for a blocked stdout)"
+        )
+    return seconds
 
 
 def _rotating(file: str | Path | None, max_bytes: int, backups: int) -> RotatingFile | None:
@@ -192,5 +223,6 @@ def reset_for_tests() -> None:
     if old is not None:
         old.close()
     _context.clear_context()
+    _identity.forget_exports()
     structlog.reset_defaults()
     logging.captureWarnings(False)

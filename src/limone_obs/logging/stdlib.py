@@ -9,7 +9,6 @@ them to the schema, and encoding goes through the same orjson path as app events
 from __future__ import annotations
 
 import logging
-import sys
 from itertools import islice
 from typing import Any
 
@@ -19,7 +18,7 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 from limone_obs import conventions as c
 from limone_obs.logging import _pipeline
 from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
-from limone_obs.logging._sink import Sink
+from limone_obs.logging._sink import Sink, report_on_stderr
 
 #: LogRecord attributes that are not ``extra=`` fields.
 _RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
@@ -179,8 +178,4 @@ def _failure_line(record: logging.LogRecord, exc: Exception) -> bytes:
 
 def _last_resort(record: logging.LogRecord) -> None:
     # Only reached if even the failure line failed (e.g. a broken redaction processor).
-    try:
-        if sys.__stderr__ is not None:
-            sys.__stderr__.write(f"limone-obs logging: lost a record of {record.name!r}\n")
-    except Exception:
-        pass  # nothing left to write to
+    report_on_stderr(f"limone-obs logging: lost a record of {record.name!r}\n")  # never raises

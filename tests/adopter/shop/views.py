@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, Response, stream_with_context
 
-from limone_obs.logging import get_logger
+from limone_obs.logging import get_logger, submit
 from tests.adopter.shop.extensions import metrics
 
 DB_SLEEP = 0.02
@@ -74,7 +74,7 @@ def _summarise(text: str) -> str:
 @bp.get("/pool")
 def summarise() -> dict[str, str]:
     """A sync AI SDK call handed to a thread pool, as such SDKs usually are."""
-    # At merge with the logging branch: submit through limone_obs.context's helper, so the
-    # line logged in the thread keeps this request's id.
-    summary = pool.submit(_summarise, "a long text").result(timeout=30)
+    # Through limone_obs.context's helper: the line logged in the thread keeps this
+    # request's id (a plain pool.submit starts the thread with an empty context).
+    summary = submit(pool, _summarise, "a long text").result(timeout=30)
     return {"summary": summary}

@@ -1,0 +1,72 @@
+"""One ``service`` and ``env`` for every line of a service: app events, stdlib records,
+gunicorn's master and workers.
+
+The one place is the environment: ``LIMONE_OBS_SERVICE`` and ``LIMONE_OBS_ENV``, when
+set, win over ``configure_logging(service=..., env=...)`` (one warning line says when
+they differ), because only the environment reaches every process: gunicorn's master
+writes its lines (``Worker ... was sent SIGKILL!``) before, and without, loading the app.
+When they are not set, ``configure_logging``'s values (else ``limoneide`` /
+``development``) are exported to the environment, so processes started later (the
+workers of a preloaded app, subprocesses) agree; the gunicorn logger class exports what
+the master uses, so its workers agree with it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from limone_obs import conventions as c
+
+DEFAULT_SERVICE = "limoneide"
+DEFAULT_ENV = "development"
+#: Values this process exported itself (a later ``configure_logging`` may replace them).
+_exported: dict[str, str] = {}
+
+
+def _external(var: str) -> str | None:
+    """The variable's value unless unset, empty or exported by ``configure_logging``."""
+    value = os.environ.get(var) or None
+    return None if value is None or _exported.get(var) == value else value
+
+
+def resolve(service: str | None, env: str | None) -> tuple[str, str, list[str]]:
+    """Return ``(service, env, warnings)`` by the rule of the module docstring and export
+    the result when the environment did not set it."""
+    warnings: list[str] = []
+    chosen = []
+    for var, arg, default, name in (
+        (c.ENV_SERVICE, service, DEFAULT_SERVICE, "service"),
+        (c.ENV_ENV, env, DEFAULT_ENV, "env"),
+    ):
+        external = _external(var)
+        if external is None:
+            value = arg or default
+            os.environ[var] = _exported[var] = value
+        else:
+            value = external
+            if arg and arg != external:
+                warnings.append(
+                    f"configure_logging({name}={arg!r}) is overridden by {var}={external!r} "
+                    f"from the environment, so every line of the service (gunicorn's master "
+                    f"too) says {name}={external!r}; set {var}={arg!r} where the server "
+                    "starts to use that value"
+                )
+        chosen.append(value)
+    return chosen[0], chosen[1], warnings
+
+
+def from_environment() -> tuple[str, str]:
+    """``(service, env)`` from the environment (else the defaults), exported as the
+    environment of the processes this one starts (the gunicorn master's workers)."""
+    service = os.environ.get(c.ENV_SERVICE) or DEFAULT_SERVICE
+    env = os.environ.get(c.ENV_ENV) or DEFAULT_ENV
+    os.environ[c.ENV_SERVICE], os.environ[c.ENV_ENV] = service, env
+    return service, env
+
+
+def forget_exports() -> None:
+    """Remove the variables ``configure_logging`` exported (tests)."""
+    for var, value in _exported.items():
+        if os.environ.get(var) == value:
+            del os.environ[var]
+    _exported.clear()

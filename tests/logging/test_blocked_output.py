@@ -1,0 +1,237 @@
+"""A stdout reader that stops reading never blocks the app for long (issue 12, point 4).
+
+The sink waits at most ``write_timeout`` for room, then drops and counts lines without
+waiting until the reader is back, and then writes one line saying how many were dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pytest
+import requests
+from flask import Flask
+
+from limone_obs import health
+from limone_obs.logging import configure_logging, get_logger, init_app
+from limone_obs.stack import procs
+from tests.support import ROOT
+
+TIMEOUT = 0.1
+PAUSE = 5.0
+
+
+class PausingReader:
+    """Reads a pipe in a thread; ``pause()`` stops reading until ``resume()``."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._reading = threading.Event()
+        self._reading.set()
+        self.data = bytearray()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._reading.wait()
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                return
+            self.data += chunk
+
+    def pause(self) -> None:
+        self._reading.clear()
+        time.sleep(0.2)  # let a read that is in progress finish
+
+    def resume(self) -> None:
+        self._reading.set()
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[IO[bytes], PausingReader]]:
+    """A real pipe: our write end as a stream, its read end in a pausing reader thread."""
+    read_fd, write_fd = os.pipe()
+    stream = os.fdopen(write_fd, "wb")
+    reader = PausingReader(read_fd)
+    health.reset()
+    yield stream, reader
+    health.reset()
+
+
+def _app() -> Flask:
+    app = Flask(__name__)
+    init_app(app)
+    log = get_logger("blocked")
+
+    @app.get("/work")
+    def work() -> str:
+        for step in range(3):
+            log.info("working", step=step, payload="x" * 200)
+        return "ok"
+
+    return app
+
+
+def _timed_requests(app: Flask, until: float) -> list[float]:
+    client = app.test_client()
+    durations: list[float] = []
+    while time.monotonic() < until or not durations:
+        start = time.perf_counter()
+        with client.get("/work") as response:  # closed: the access line is written
+            assert 200 == response.status_code
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def _close_and_read(stream: IO[bytes], reader: PausingReader) -> list[dict[str, Any]]:
+    from limone_obs.logging.setup import reset_for_tests  # noqa: PLC0415 - closes the sink
+
+    reset_for_tests()
+    stream.close()
+    reader.join()
+    return [json.loads(line) for line in bytes(reader.data).splitlines()]
+
+
+def test_stopped_reader_keeps_request_latency(pipe: tuple[IO[bytes], PausingReader]) -> None:
+    """While the reader stops for 5 s, requests keep their latency: no request waits
+    longer than the timeout plus slack, and the median stays within 5x the baseline's
+    (without the bound every request would wait the full 5 s). Lines are dropped and
+    counted; when the reader is back a line says how many; every line read is whole."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=TIMEOUT)
+    app = _app()
+    baseline = _timed_requests(app, time.monotonic() + 1.0)
+    reader.pause()
+    during = _timed_requests(app, time.monotonic() + PAUSE)
+    reader.resume()
+    time.sleep(0.3)
+    after = _timed_requests(app, time.monotonic() + 0.5)
+    dropped = health.dropped_lines()
+    events = _close_and_read(stream, reader)
+
+    assert max(during) < TIMEOUT + 1.5, max(during)
+    assert statistics.median(during) / statistics.median(baseline) < 5
+    assert dropped > 0
+    notices = [e for e in events if "dropped_lines" in e]
+    # Each notice counts the lines dropped since the previous one (a nearly full pipe may
+    # take a short notice between two dropped lines): together they count every one.
+    assert dropped == sum(e["dropped_lines"] for e in notices)
+    requests = len(baseline) + len(during) + len(after)
+    assert 4 * requests == len(events) - len(notices) + dropped  # 3 app + 1 access line
+
+
+def test_socket_reader_that_never_reads_does_not_block() -> None:
+    """On a socket (stdout to a shipper over a socket) whose peer never reads, 5000 log
+    calls all return and the lines that did not fit are counted as dropped."""
+    ours, theirs = socket.socketpair()
+    health.reset()
+    try:
+        stream = ours.makefile("wb")
+        configure_logging(stream=stream, write_timeout=TIMEOUT)
+        log = get_logger("sock")
+        worker = threading.Thread(target=lambda: [log.info("x", n=n) for n in range(5000)])
+        worker.start()
+        worker.join(timeout=60)
+        assert (False, True) == (worker.is_alive(), health.dropped_lines() > 0)
+    finally:
+        from limone_obs.logging.setup import reset_for_tests  # noqa: PLC0415
+
+        reset_for_tests()
+        ours.close()
+        theirs.close()
+        health.reset()
+
+
+@pytest.mark.integration
+def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
+    """gunicorn (shipped config, 2 workers, gunicorn's access lines on) with stdout and
+    stderr on one pipe whose reader stops for 5 s: every request is answered, none waits
+    longer than the timeout plus slack, the median stays within 5x the baseline's; lines
+    were dropped and the notices after the pause count them; every line read is whole."""
+    read_fd, write_fd = os.pipe()
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESSLOG": "-",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
+            "tests.logging.gunicorn_app:create_app()"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tmp
+        proc = subprocess.Popen(argv, stdout=write_fd, stderr=write_fd, env=env, cwd=ROOT)
+        os.close(write_fd)
+        reader = PausingReader(read_fd)
+        try:
+            base = f"http://{procs.LOOPBACK}:{port}"
+            _wait_ready(f"{base}/ready")
+            baseline = _timed_http(f"{base}/work/1", time.monotonic() + 1.0)
+            reader.pause()
+            during = _timed_http(f"{base}/work/2", time.monotonic() + PAUSE)
+            reader.resume()
+            time.sleep(0.5)
+            _timed_http(f"{base}/work/3", time.monotonic() + 0.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # only the server this test started
+                proc.wait()
+        reader.join()
+    lines = bytes(reader.data).splitlines()
+    # stderr shares the pipe: the sink's plain-text report of dropped lines may be there.
+    broken = [line for line in lines if not _is_json(line) and b"limone-obs logging:" not in line]
+    assert [] == broken
+    events = [json.loads(line) for line in lines if _is_json(line)]
+    assert max(during) < TIMEOUT * 3 + 1.5, max(during)
+    assert statistics.median(during) / statistics.median(baseline) < 5
+    notices = [e for e in events if "dropped_lines" in e]
+    assert sum(e["dropped_lines"] for e in notices) > 0
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not answer {url}")
+
+
+def _timed_http(url: str, until: float) -> list[float]:
+    durations: list[float] = []
+    with requests.Session() as session:
+        while time.monotonic() < until or not durations:
+            start = time.perf_counter()
+            assert 200 == session.get(url, timeout=30).status_code
+            durations.append(time.perf_counter() - start)
+    return durations

@@ -1,0 +1,57 @@
+"""Where service and env come from: the environment wins, configure_logging's values are
+exported for processes started later (issue 13)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+
+from limone_obs.logging import configure_logging, get_logger
+from tests.logging.helpers import parse_lines
+
+
+@pytest.fixture(autouse=True)
+def no_identity_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without LIMONE_OBS_SERVICE / LIMONE_OBS_ENV."""
+    monkeypatch.delenv("LIMONE_OBS_SERVICE", raising=False)
+    monkeypatch.delenv("LIMONE_OBS_ENV", raising=False)
+
+
+def test_environment_wins_and_a_warning_says_so(
+    out: io.BytesIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With LIMONE_OBS_ENV set, configure_logging(env=other) writes the variable's value
+    on every line, and one warning line names the variable to set."""
+    monkeypatch.setenv("LIMONE_OBS_ENV", "production")
+    configure_logging(stream=out, service="svc", env="staging")
+    get_logger("app").info("hello")
+    events = parse_lines(out.getvalue())
+    assert {("svc", "production")} == {(e["service"], e["env"]) for e in events}
+    [warning] = [e for e in events if e["logger"] == "limone_obs.logging"]
+    assert "LIMONE_OBS_ENV='staging'" in warning["message"]
+
+
+def test_arguments_are_exported_to_child_processes(out: io.BytesIO) -> None:
+    """Without the variables, configure_logging's values are exported: a process started
+    afterwards (a preloaded app's worker, a subprocess) logs the same service/env."""
+    configure_logging(stream=out, service="svc", env="staging")
+    code = "from limone_obs.logging import get_logger; get_logger('child').info('hi')"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=True, env=os.environ
+    )
+    [event] = parse_lines(done.stdout)
+    assert ("svc", "staging") == (event["service"], event["env"])
+
+
+def test_a_later_call_replaces_its_own_export(out: io.BytesIO) -> None:
+    """A second configure_logging in the same process may change the values it exported
+    itself (no warning: the variable was not set by the environment)."""
+    configure_logging(stream=out, env="one")
+    configure_logging(stream=out, env="two")
+    get_logger("app").info("hello")
+    events = parse_lines(out.getvalue())
+    assert [("app", "two")] == [(e["logger"], e["env"]) for e in events]
