@@ -24,6 +24,8 @@ NOW_COLOUR: Final = "#1f77b4"
 THEN_COLOUR: Final = "#9a9a9a"
 LIMIT_COLOUR: Final = "#d62728"
 _SIZE: Final = (8.0, 3.2)
+#: Fewer points than this get markers.
+FEW_POINTS: Final = 5
 
 
 def _figure() -> Figure:
@@ -69,10 +71,14 @@ def line_chart(
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot([t for t, _ in now], [v * scale for _, v in now], color=NOW_COLOUR, label="window")
+    # A few points (a short run in a long window) are drawn as dots: a line needs two.
+    marker = "o" if len(now) < FEW_POINTS else None
+    xs, ys = [t for t, _ in now], [v * scale for _, v in now]
+    ax.plot(xs, ys, color=NOW_COLOUR, marker=marker, label="window")
     if then:
         xs, ys = [t for t, _ in then], [v * scale for _, v in then]
-        ax.plot(xs, ys, color=THEN_COLOUR, linestyle="--", label="baseline")
+        marker = "o" if len(then) < FEW_POINTS else None
+        ax.plot(xs, ys, color=THEN_COLOUR, linestyle="--", marker=marker, label="baseline")
     for value, label in limits:
         ax.axhline(value * scale, color=LIMIT_COLOUR, linestyle=":", linewidth=1, label=label)
     ax.set_xlabel("seconds since the window's start")

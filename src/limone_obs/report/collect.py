@@ -27,8 +27,12 @@ from limone_obs.report.window import Span
 ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
 #: Points per chart line; the step of range queries follows from it.
 CHART_POINTS: Final = 120
-#: Shortest rate window of the charts: two scrapes at Prometheus' 15 s default and more.
-MIN_RATE_WINDOW: Final = 60
+#: Scrape interval assumed when Prometheus does not say (its own default).
+DEFAULT_SCRAPE_SECONDS: Final = 15.0
+#: Longest sampling step of the peaks: the 1-minute rate must be seen at least every minute.
+PEAK_STEP_MAX: Final = 60
+#: Peaks are of this rate window (seconds), or four scrapes when scrapes are slower.
+PEAK_RATE_WINDOW: Final = 60
 #: Name of the time not spent in any tracked dependency.
 OTHER: Final = "other"
 
@@ -38,6 +42,7 @@ class _Source:
 
     def __init__(self, prom: Prometheus, namespace: str, job: str, service: str) -> None:
         self.prom, self.names, self.job, self.service = prom, MetricNames(namespace), job, service
+        self.scrape_seconds = prom.scrape_interval(job) or DEFAULT_SCRAPE_SECONDS
 
     def total(self, span: Span) -> float:
         expr = f"sum({q.counts(self.names, self.job, c.LABEL_JOB, span.seconds, dependency=False)})"
@@ -131,10 +136,12 @@ def _throughput(src: _Source, window: Span, baseline: Span | None) -> Throughput
         if span is None:
             return None, None, None
         n, job, secs = src.names, src.job, span.seconds
-        step = max(1, secs // CHART_POINTS)
+        # Sampled at least every minute: a one-minute peak between samples is not missed.
+        step = max(1, min(PEAK_STEP_MAX, secs // CHART_POINTS))
+        window = max(PEAK_RATE_WINDOW, round(4 * src.scrape_seconds))
         return (
             src.prom.scalar(q.average_rate(n, job, secs), span.end),
-            src.prom.scalar(q.peak_rate(n, job, secs, step), span.end),
+            src.prom.scalar(q.peak_rate(n, job, secs, step, window), span.end),
             src.prom.scalar(q.peak_in_flight(n, job, secs, step), span.end),
         )
 
@@ -153,7 +160,9 @@ def _series(src: _Source, expr: str, span: Span | None) -> tuple[tuple[float, fl
 
 
 def _timeline(src: _Source, window: Span, baseline: Span | None) -> Timeline:
-    rate_window = max(MIN_RATE_WINDOW, 4 * window.seconds // CHART_POINTS)
+    # Four scrapes at least (a rate needs two samples), else as wide as two chart steps;
+    # a fixed minute would draw a steady load of a short run as a ramp from zero.
+    rate_window = max(round(4 * src.scrape_seconds), 2 * window.seconds // CHART_POINTS)
     n, job = src.names, src.job
     exprs = (q.rate_series(n, job, rate_window), q.p95_series(n, job, rate_window),
              q.error_series(n, job, rate_window))  # fmt: skip

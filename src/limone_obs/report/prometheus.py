@@ -11,6 +11,19 @@ import requests
 
 from limone_obs.errors import ReportError
 
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(text: str) -> float | None:
+    """Prometheus' ``15s`` / ``1m`` / ``500ms`` as seconds; None if not of that form."""
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit):
+            try:
+                return float(text.removesuffix(unit)) * _UNIT_SECONDS[unit]
+            except ValueError:
+                return None
+    return None
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -74,6 +87,20 @@ class Prometheus:
         """``expr``'s values at ``at`` keyed by ``label``; NaN values (0/0) are left out."""
         samples = self.instant(expr, at)
         return {s.labels.get(label, ""): s.value for s in samples if not math.isnan(s.value)}
+
+    def scrape_interval(self, job: str) -> float | None:
+        """Seconds between scrapes of ``job``'s targets (the shortest), or None if unknown."""
+        try:
+            data = self._get("/api/v1/targets", {"query": "targets", "state": "active"})
+            intervals = [
+                _seconds(t.get("scrapeInterval", ""))
+                for t in data.get("activeTargets", [])
+                if t.get("labels", {}).get("job") == job
+            ]
+        except (ReportError, AttributeError, TypeError):
+            return None
+        known = [i for i in intervals if i is not None]
+        return min(known) if known else None
 
     def range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """The matrix of ``expr`` from ``start`` to ``end`` every ``step`` seconds."""

@@ -69,9 +69,9 @@ def average_rate(names: MetricNames, job: str, seconds: int) -> str:
     return f"sum({_increase(names.requests_total, _sel(job), seconds)}) / {seconds}"
 
 
-def peak_rate(names: MetricNames, job: str, seconds: int, step: int) -> str:
-    """Highest one-minute request rate within the window (sampled every ``step`` s)."""
-    rate = f"sum(rate({names.requests_total}{_sel(job)}[1m]))"
+def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int = 60) -> str:
+    """Highest request rate over ``window`` s within the window (sampled every ``step`` s)."""
+    rate = f"sum(rate({names.requests_total}{_sel(job)}[{window}s]))"
     return f"max_over_time({rate}[{seconds}s:{step}s])"
 
 

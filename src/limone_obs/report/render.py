@@ -162,8 +162,12 @@ def _charts(report: Report) -> dict[str, str]:
 
 def _summary(report: Report) -> list[str]:
     verdicts = report.verdicts()
-    lines = [f"{count} {verdict}" for verdict, count in sorted(verdicts.items())]
-    lines = [f"Endpoints and dependencies: {', '.join(lines) or 'none'}."]
+    if report.baseline is None:
+        rows = sum(verdicts.values())
+        lines = [f"Endpoints and dependencies: {rows}, without a baseline to compare with."]
+    else:
+        counted = [f"{count} {verdict}" for verdict, count in sorted(verdicts.items())]
+        lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
     for step in report.steps:
         lines.append(
             f"{percent(step.share_now, 1)} of requests within {seconds(step.threshold)}"
