@@ -20,7 +20,7 @@ from prometheus_client import (
 
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import _failsafe, exposition, multiprocess
+from limone_obs.exporter import _failsafe, exposition, multiprocess, process, rum, workers
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._wsgi import STATE_KEY, InstrumentedWSGI
 from limone_obs.exporter.tracking import Track
@@ -137,13 +137,18 @@ class Metrics:
                 "once per app (an app factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
+        # User experience (limone_obs.exporter.rum/workers/process): beacon paths stay out
+        # of the request series; worker and process collectors join the scrape.
+        rum_paths = rum.init_app(app, self)
+        workers.register(self)
+        process.register(self)
         metrics_app = exposition.MetricsApp(self.exposition_registry, settings.token)
         wsgi = InstrumentedWSGI(
             app.wsgi_app,
             self._instruments,
             metrics_path=settings.path,
             metrics_app=metrics_app,
-            excluded=settings.excluded,
+            excluded=settings.excluded | rum_paths,
             exemplars=settings.exemplars and not self.multiprocess,
         )
         # A bound method: Flask calls it on every request, and calling an instance with
