@@ -236,6 +236,7 @@ DASHBOARD_UID_SLOS: Final = "limoneide-slos"
 DASHBOARD_UID_DEPENDENCIES: Final = "limoneide-dependencies"
 DASHBOARD_UID_ENDPOINT: Final = "limoneide-endpoint"
 DASHBOARD_UID_LOGS: Final = "limoneide-logs"
+DASHBOARD_UID_UX: Final = "limoneide-ux"
 #: Tag shared by every generated dashboard (the dashboards link to each other by it).
 DASHBOARD_TAG: Final = "limoneide"
 #: Grafana folder the dashboards are provisioned or pushed into.

@@ -85,6 +85,7 @@ def test_files_and_uids_are_the_conventions_ones(boards: dict[str, dict[str, Any
         "dependencies.json": c.DASHBOARD_UID_DEPENDENCIES,
         "endpoint.json": c.DASHBOARD_UID_ENDPOINT,
         "logs.json": c.DASHBOARD_UID_LOGS,
+        "ux.json": c.DASHBOARD_UID_UX,
     }
     assert expected == uids
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.dashboards import dependencies, endpoint, logs, overview, slos
+from limone_obs.dashboards import dependencies, endpoint, logs, overview, slos, ux
 from limone_obs.dashboards._fixups import modernise
 from limone_obs.dashboards.queries import Queries
 from limone_obs.dashboards.slo_inputs import ServiceView, load_service
@@ -30,6 +30,7 @@ def build_all(service: ServiceView) -> dict[str, dict[str, Any]]:
         "dependencies.json": dependencies.build(queries, service),
         "endpoint.json": endpoint.build(queries, service),
         "logs.json": logs.build(),
+        "ux.json": ux.build(queries, service),
     }
     return {name: modernise(board) for name, board in built.items()}
 
