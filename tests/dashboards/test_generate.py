@@ -142,6 +142,7 @@ def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]
         "dependencies.json": base,
         "endpoint.json": [*base, "endpoint"],
         "logs.json": ["loki", "service", "request_id"],
+        "ux.json": base,
     }
     assert expected == names
 
