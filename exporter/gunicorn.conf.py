@@ -69,6 +69,13 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     retire(server, worker)
 
 
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Publish the worker's request slots (threads) for ``<ns>_workers{state="idle"}``."""
+    from limone_obs.exporter.workers import post_worker_init as publish_slots  # noqa: PLC0415
+
+    publish_slots(worker)
+
+
 # --- logging (limone_obs.logging) ---------------------------------------------------
 # JSON lines for the master, error and access logs are wired here by the logging area.
 # The master, error and (if enabled) access lines become JSON objects in the limone-obs

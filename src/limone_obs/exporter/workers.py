@@ -102,15 +102,19 @@ class WorkersCollector:
 
     def _read(self) -> tuple[float, float]:
         """(requests in flight, request slots) over the live processes."""
-        in_flight = self._names.requests_in_progress
         path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if self._metrics.multiprocess else None
-        if path is None:
-            registry = self._metrics.registry.restricted_registry([in_flight])
-            busy = _sum(registry.collect(), in_flight)
-            return busy, float(_state.get("slots", 0))
-        merge: Any = MultiProcessCollector.merge  # untyped in prometheus-client
-        families = list(merge(live_gauge_files(path), accumulate=True))
-        return _sum(families, in_flight), _sum(families, self._names.worker_threads)
+        if path is not None:
+            return read_files(path, self._names)
+        in_flight = self._names.requests_in_progress
+        registry = self._metrics.registry.restricted_registry([in_flight])
+        return _sum(registry.collect(), in_flight), float(_state.get("slots", 0))
+
+
+def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
+    """(requests in flight, request slots) of the live processes writing below ``path``."""
+    merge: Any = MultiProcessCollector.merge  # untyped in prometheus-client
+    families = list(merge(live_gauge_files(path), accumulate=True))
+    return _sum(families, names.requests_in_progress), _sum(families, names.worker_threads)
 
 
 def _sum(families: Iterable[Metric], name: str) -> float:

@@ -1,0 +1,109 @@
+"""Worker saturation and server-wide process series under a real gunicorn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from limone_obs import conventions as c
+from limone_obs.exporter import workers
+from tests.support import gunicorn_server
+
+pytestmark = pytest.mark.integration
+N = c.MetricNames()
+APP = "tests.exporter.ux_gunicorn_app:create_app()"
+#: The process series published under gunicorn, one sample each whatever the churn.
+PROCESS_SERIES = (
+    c.SERIES_PROCESS_CPU, c.SERIES_PROCESS_MEMORY, c.SERIES_PROCESS_FDS,
+    c.SERIES_PROCESS_WORKER_MAX_MEMORY, c.SERIES_PROCESS_WORKER_MAX_FDS, c.SERIES_PROCESS_WORKERS,
+)  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples of one scrape of ``url``/metrics, by sample name."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def env(tmp_path: Path, workers_: int, threads: int, max_requests: int = 0) -> dict[str, str]:
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    return {
+        "GUNICORN_WORKERS": str(workers_),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_MAX_REQUESTS": str(max_requests),
+        "PROMETHEUS_MULTIPROC_DIR": str(mp),
+    }
+
+
+def until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
+    """3 workers recycled after 5 requests each: after 20+ new workers the process series
+    are one sample each (no pid label), cover the 3 live workers, and CPU never went down."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 3, 1, max_requests=5)) as (url, _):
+        pids: set[str] = set()
+        cpu: list[float] = []
+        for _ in range(40):
+            with requests.Session() as session:  # a new connection may reach a new worker
+                for _ in range(5):
+                    pids.add(session.get(f"{url}/pid", timeout=30).text)
+            cpu.append(scrape(url)[c.SERIES_PROCESS_CPU][0][1])
+            if len(pids) >= 23:
+                break
+        assert len(pids) >= 23, f"only {len(pids)} workers served requests"
+        samples = scrape(url)
+    assert {name: len(samples.get(name, [])) for name in PROCESS_SERIES} == dict.fromkeys(
+        PROCESS_SERIES, 1
+    )
+    assert samples[c.SERIES_PROCESS_WORKERS][0][1] == 3
+    memory = samples[c.SERIES_PROCESS_MEMORY][0][1]
+    largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
+    assert 3 * 1e6 < largest * 3 <= memory < 3e9
+    assert cpu == sorted(cpu)
+    assert cpu[-1] > 0
+    generations = {labels[c.LABEL_GC_GENERATION] for labels, _ in samples[c.SERIES_GC_COLLECTIONS]}
+    assert generations <= {"0", "1", "2"}
+    assert "0" in generations
+
+
+@pytest.mark.parametrize(("workers_", "threads"), [(3, 1), (2, 2)], ids=["sync", "gthread"])
+def test_busy_workers_reach_the_slots_and_return_to_zero(
+    tmp_path: Path, workers_: int, threads: int
+) -> None:
+    """As many slow requests as slots make every slot busy; afterwards busy is 0, idle all."""
+    slots = workers_ * threads
+    server_env = env(tmp_path, workers_, threads)
+    mp = server_env["PROMETHEUS_MULTIPROC_DIR"]
+    with gunicorn_server(APP, tmp_path, server_env) as (url, _):
+        assert until(lambda: workers.read_files(mp, N)[1] == slots)
+        seen: list[float] = []
+
+        def slow(_: int) -> int:
+            return requests.get(f"{url}/slow", params={"seconds": 3}, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            futures = [pool.submit(slow, i) for i in range(slots)]
+            reached = until(lambda: seen.append(workers.read_files(mp, N)[0]) or seen[-1] == slots)
+            assert [f.result() for f in futures] == [200] * slots
+        assert reached, f"busy never reached {slots}: max {max(seen)}"
+        assert max(seen) == slots
+        state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
+    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
