@@ -55,6 +55,12 @@ def until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
     return False
 
 
+def record(seen: list[float], value: float) -> float:
+    """Append ``value`` to ``seen`` and return it (a poll that keeps what it saw)."""
+    seen.append(value)
+    return value
+
+
 def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
     """3 workers recycled after 5 requests each: after 20+ new workers the process series
     are one sample each (no pid label), cover the 3 live workers, and CPU never went down."""
@@ -101,7 +107,7 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
 
         with ThreadPoolExecutor(max_workers=slots) as pool:
             futures = [pool.submit(slow, i) for i in range(slots)]
-            reached = until(lambda: seen.append(workers.read_files(mp, N)[0]) or seen[-1] == slots)
+            reached = until(lambda: record(seen, workers.read_files(mp, N)[0]) == slots)
             assert [f.result() for f in futures] == [200] * slots
         assert reached, f"busy never reached {slots}: max {max(seen)}"
         assert max(seen) == slots
