@@ -125,8 +125,7 @@ class ServerProcessCollector:
 
     def _families(self) -> list[Metric]:
         master, workers = server_pids()
-        stats = [s for s in map(read_stat, workers) if s is not None]
-        top = read_stat(master) if master is not None else None
+        stats, top = _snapshot(master, workers)
         every = [*stats, top] if top is not None else stats
         cpu = sum(s.cpu for s in every) + (top.children_cpu if top is not None else 0.0)
         return [
@@ -143,6 +142,29 @@ class ServerProcessCollector:
             _gauge(c.SERIES_PROCESS_WORKERS, "Live workers read for the process series.",
                    float(len(stats))),
         ]  # fmt: skip
+
+
+#: Reads of the server's processes tried before taking one that raced with a reap.
+_ATTEMPTS = 5
+
+
+def _snapshot(master: int | None, pids: list[int]) -> tuple[list[ProcStat], ProcStat | None]:
+    """The workers' and the master's stats, consistent with one another.
+
+    A worker reaped while the workers are read would count twice (its own times, then in
+    the master's ``cutime``) or not at all, and CPU seconds would go down at the next
+    scrape. So the master is read before and after the workers and the read is repeated
+    while its reaped-children time changed in between.
+    """
+    for _ in range(_ATTEMPTS):
+        before = read_stat(master) if master is not None else None
+        if master is not None:
+            pids = children(master)
+        stats = [s for s in map(read_stat, pids) if s is not None]
+        after = read_stat(master) if master is not None else None
+        if before is None or after is None or before.children_cpu == after.children_cpu:
+            return stats, after
+    return stats, after
 
 
 def _counter(name: str, text: str, value: float) -> Metric:
