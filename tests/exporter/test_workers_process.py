@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,25 @@ def until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_beacons_reach_the_scrape_from_any_worker(tmp_path: Path) -> None:
+    """Under 3 workers, beacons for a page rendered by one worker are recorded by any
+    worker (one signing key) and every worker's observations show in one scrape."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 3, 1)) as (url, _):
+        html = requests.get(f"{url}/page", timeout=30).text
+        token = html.split('data-page="')[1].split('"')[0].replace("&lt;", "<").replace("&gt;", ">")
+        body = json.dumps({"p": token, "v": {c.PHASE_LOAD: 1.5}})
+        for _ in range(12):
+            with requests.Session() as session:  # new connections spread over the workers
+                response = session.post(f"{url}/rum", data=body, timeout=30)
+                assert response.status_code == 204
+        samples = scrape(url)
+    counts = {s[0][c.LABEL_PHASE]: s[1] for s in samples[f"{N.page_load}_count"]}
+    assert counts == {c.PHASE_LOAD: 12.0}
+    assert N.requests_total not in samples or all(
+        labels[c.LABEL_ENDPOINT] == "/page" for labels, _ in samples[N.requests_total]
+    )
 
 
 def record(seen: list[float], value: float) -> float:

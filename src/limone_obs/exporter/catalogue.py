@@ -8,12 +8,14 @@ is stale.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from limone_obs import conventions as c
 from limone_obs.artifacts import Generated
 from limone_obs.exporter._instruments import Instruments
+from limone_obs.exporter.rum import RumInstruments
 
 CATALOGUE_PATH = "exporter/METRICS.md"
 _HEADER = """\
@@ -37,20 +39,39 @@ Label values:
 - `result`: `{hit}` or `{miss}`.
 - `exception`: the class name of an unhandled exception (e.g. `ValueError`).
 
+"""
+_UX = """
 In single-process mode the registry also holds prometheus-client's `process_*`,
-`python_gc_*` and `python_info` series; in multiprocess mode (gunicorn) they are left
-out, since they would describe only the worker that answered the scrape.
+`python_gc_*` and `python_info` series. In multiprocess mode (gunicorn) those would
+describe only the worker that answered the scrape; instead `{cpu}`, `{memory}` and
+`{fds}` cover the master and every live worker (summed; CPU includes retired workers),
+`{max_memory}` and `{max_fds}` the largest worker, `{workers}` the live workers, and
+`{gc}{{generation}}` every process's collections. No `pid` label: recycled workers add
+no series.
+
+User experience (`limone_obs.exporter.rum`, `.workers`):
+
+- `page_load_seconds` buckets (seconds): {page_buckets}; `page` is the URL rule of the
+  page that rendered the RUM script, `phase` one of {phases} or a registered mark
+  (default {marks}); `rum_beacons_total{{result}}`: {results}.
+- `{ns}_workers{{state}}` (gauge, computed at scrape time): `busy` = requests the app is
+  serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, from
+  gunicorn's `post_worker_init` hook) minus `busy`, only when the slots are known.
 """
 
 
 def _rows(inst: Instruments) -> list[str]:
-    rows = []
     metrics = (
         (inst.requests, c.REQUESTS_LABELS), (inst.duration, c.DURATION_LABELS),
         (inst.in_progress, c.IN_PROGRESS_LABELS), (inst.exceptions, c.EXCEPTIONS_LABELS),
         (inst.dependency, c.DEPENDENCY_LABELS), (inst.cache, c.CACHE_LABELS),
         (inst.build_info, c.BUILD_INFO_LABELS),
     )  # fmt: skip
+    return _family_rows(metrics)
+
+
+def _family_rows(metrics: tuple[tuple[Any, tuple[str, ...]], ...]) -> list[str]:
+    rows = []
     for metric, labelnames in metrics:
         for family in metric.describe():
             name = family.name + ("_total" if family.type == "counter" else "")
@@ -73,7 +94,22 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         thresholds=", ".join(f"{t:g} s" for t in c.SLO_LATENCY_THRESHOLDS),
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
     )  # fmt: skip
-    return header + "\n".join(_rows(inst)) + "\n" + footer
+    footer += _UX.format(
+        ns=namespace, cpu=c.SERIES_PROCESS_CPU, memory=c.SERIES_PROCESS_MEMORY,
+        fds=c.SERIES_PROCESS_FDS, max_memory=c.SERIES_PROCESS_WORKER_MAX_MEMORY,
+        max_fds=c.SERIES_PROCESS_WORKER_MAX_FDS, workers=c.SERIES_PROCESS_WORKERS,
+        gc=c.SERIES_GC_COLLECTIONS, page_buckets=", ".join(f"{b:g}" for b in c.PAGE_LOAD_BUCKETS),
+        phases=", ".join(f"`{p}`" for p in c.RUM_PHASES),
+        marks=", ".join(f"`{m}`" for m in c.DEFAULT_RUM_MARKS),
+        results=", ".join(f"`{r}`" for r in c.RUM_RESULTS),
+    )  # fmt: skip
+    rum_instruments = RumInstruments(names, CollectorRegistry())
+    ux_metrics = (
+        (rum_instruments.page_load, c.PAGE_LOAD_LABELS),
+        (rum_instruments.beacons, (c.LABEL_RESULT,)),
+    )
+    rows = _rows(inst) + _family_rows(ux_metrics)
+    return header + "\n".join(rows) + "\n" + footer
 
 
 def artifacts(root: Path) -> Generated:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, current_app, has_request_context, request
 from itsdangerous import BadData, TimestampSigner
 from markupsafe import Markup, escape
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
@@ -81,17 +81,16 @@ def script_source() -> bytes:
 class RumInstruments:
     """The page-load histogram and the beacon counter of one :class:`Metrics`."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        names = metrics.names
+    def __init__(self, names: c.MetricNames, registry: CollectorRegistry) -> None:
         self.page_load = Histogram(
             names.page_load,
             "Real-user page timing from the browser, by URL rule of the page and phase, "
             "in seconds since the navigation started (marks: since the mark's start).",
-            c.PAGE_LOAD_LABELS, registry=metrics.registry, buckets=c.PAGE_LOAD_BUCKETS,
+            c.PAGE_LOAD_LABELS, registry=registry, buckets=c.PAGE_LOAD_BUCKETS,
         )  # fmt: skip
         self.beacons = Counter(
             names.rum_beacons, "RUM beacons received, by what became of them.",
-            (c.LABEL_RESULT,), registry=metrics.registry,
+            (c.LABEL_RESULT,), registry=registry,
         )  # fmt: skip
         self.results = {result: self.beacons.labels(result) for result in c.RUM_RESULTS}
 
@@ -105,7 +104,7 @@ def instruments_for(metrics: Metrics) -> RumInstruments:
     with _INSTRUMENTS_LOCK:
         found = _INSTRUMENTS.get(metrics)
         if found is None:
-            found = _INSTRUMENTS[metrics] = RumInstruments(metrics)
+            found = _INSTRUMENTS[metrics] = RumInstruments(metrics.names, metrics.registry)
         return found
 
 
