@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,11 +11,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.exporter import workers
-from tests.support import gunicorn_server
+from tests.support import gunicorn_server, serve
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
@@ -136,3 +140,27 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
         assert max(seen) == slots
         state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+
+
+def test_single_process_reports_busy_only() -> None:
+    """Outside gunicorn: busy follows the requests in flight, and idle is absent (the
+    request slots of a server the kit did not configure are unknown)."""
+    release = threading.Event()
+    app = Flask("single")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    app.add_url_rule("/wait", "wait", lambda: str(release.wait(30)))
+
+    def state() -> dict[str, float]:
+        return {
+            s.labels[c.LABEL_STATE]: s.value
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if s.name == N.workers
+        }
+
+    with serve(app, quiet=True) as url, ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(requests.get, f"{url}/wait", timeout=60) for _ in range(2)]
+        assert until(lambda: state() == {c.WORKER_BUSY: 2.0})
+        release.set()
+        assert [f.result().status_code for f in futures] == [200, 200]
+        assert until(lambda: state() == {c.WORKER_BUSY: 0.0})

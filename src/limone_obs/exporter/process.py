@@ -199,13 +199,26 @@ class _GcCounts:
                 text = "Garbage collections of the server's processes, by generation."
                 labels = (c.LABEL_GC_GENERATION,)
                 self._counter = Counter(name, text, labels, registry=None)
-                os.register_at_fork(after_in_child=self._forked)
+                # Hold the lock across fork(): a flush in progress could otherwise leave
+                # prometheus-client's value lock taken in the child (a preloaded master
+                # forking its workers), and the child's first metric write would hang.
+                os.register_at_fork(
+                    before=self._lock_for_fork,
+                    after_in_parent=self._unlock_after_fork,
+                    after_in_child=self._forked,
+                )
             self._pid = os.getpid()
             self._seen = [s["collections"] for s in gc.get_stats()]
         threading.Thread(target=self._run, name="limone-obs-gc", daemon=True).start()
 
+    def _lock_for_fork(self) -> None:
+        self._lock.acquire()
+
+    def _unlock_after_fork(self) -> None:
+        self._lock.release()
+
     def _forked(self) -> None:
-        self._lock = threading.Lock()  # a lock held at fork time stays held in the child
+        self._lock = threading.Lock()  # the parent's is held (see start): start afresh
         self._pid = 0
         self.start()
 
