@@ -253,10 +253,10 @@ def test_firing_alert_tables_are_scoped_to_their_slo(boards: dict[str, dict[str,
     assert [True] * len(names) == [f'slo="{n}"' in e for n, e in zip(names, exprs, strict=True)]
 
 
-def test_process_panels_say_they_need_single_process_mode(
+def test_process_panels_say_what_they_cover_under_gunicorn(
     boards: dict[str, dict[str, Any]],
 ) -> None:
-    """CPU, memory, fds and GC panels explain that multiprocess mode leaves them empty."""
+    """CPU, memory, fds and GC panels explain they sum the master and workers under gunicorn."""
     titles = {"CPU", "Resident memory", "Open file descriptors", "GC collections"}
     found = {p["title"] for p in all_panels(boards) if PROCESS_NOTE in p.get("description", "")}
     assert titles == found

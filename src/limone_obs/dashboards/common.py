@@ -22,8 +22,8 @@ LATENCY_STEPS: gf.Steps = (
 #: Error ratio limit when the spec has no ``errors`` SLO (1 %, the mission's).
 DEFAULT_ERROR_LIMIT = 0.01
 PROCESS_NOTE = (
-    " Only in single-process mode: under gunicorn's multiprocess mode the exporter does "
-    "not publish process metrics, so this panel stays empty there."
+    " Under gunicorn (multiprocess mode): the master and every live worker, summed; CPU "
+    "and GC include retired workers."
 )
 
 

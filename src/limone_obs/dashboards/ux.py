@@ -151,19 +151,23 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
 
 
 def _memory_panels() -> list[Any]:
-    largest = f"max by ({c.LABEL_INSTANCE}) ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})"
-    total = f"sum by ({c.LABEL_INSTANCE}) ({c.SERIES_PROCESS_MEMORY}{matchers()})"
-    workers = f"sum by ({c.LABEL_INSTANCE}) ({c.SERIES_PROCESS_WORKERS}{matchers()})"
+    by = f"by ({c.LABEL_INSTANCE})"
+    total = f"sum {by} ({c.SERIES_PROCESS_MEMORY}{matchers()})"
+    workers = f"sum {by} ({c.SERIES_PROCESS_WORKERS}{matchers()})"
+    # Single-process servers have no worker series: their one process is the worker.
+    largest = f"max {by} ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})\nor\n{total}"
+    mean = f"({total})\n/\n({workers})\nor\n{total}"
     return [
         gf.timeseries(
             "Memory per worker",
             [
                 Query(largest, "largest worker {{instance}}"),
-                Query(f"({total})\n/\n({workers})", "mean per worker {{instance}}"),
+                Query(mean, "mean per worker {{instance}}"),
             ],
             Look(
                 "Resident memory of the largest live gunicorn worker and the server's "
-                "total divided by its workers (master included), per instance.",
+                "total divided by its workers (master included), per instance; a "
+                "single-process server shows its one process.",
                 "bytes",
             ),
         ),
