@@ -217,9 +217,9 @@ def test_slo_dashboard_has_a_row_per_slo_of_the_spec(boards: dict[str, dict[str,
         "SLO latency: 95 %",
         "SLO errors: 99 %",
         "SLO ai-latency: 95 %",
+        "SLO up",
         "SLO page-load: 95 %",
         "SLO ai-answer-shown: 95 %",
-        "SLO up",
     ]
     assert expected == rows
 
