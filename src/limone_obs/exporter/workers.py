@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe
+from limone_obs.exporter import _failsafe, multiprocess
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -102,7 +102,7 @@ class WorkersCollector:
 
     def _read(self) -> tuple[float, float]:
         """(requests in flight, request slots) over the live processes."""
-        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if self._metrics.multiprocess else None
+        path = multiprocess.multiprocess_dir() if self._metrics.multiprocess else None
         if path is not None:
             return read_files(path, self._names)
         in_flight = self._names.requests_in_progress
