@@ -63,7 +63,7 @@ def _per_call(fn: object, n: int) -> float:
 
 def run(quick: bool) -> str:
     """Return the markdown section: cost per beacon, whole request and receiver parts."""
-    n = 50 if quick else 3000
+    n = 10 if quick else 3000
     app, token = _app()
     client = app.test_client()
     body = json.dumps({"p": token, "v": VALUES}).encode()
