@@ -115,8 +115,7 @@ def _browser_panels(names: c.MetricNames) -> list[Any]:
 def _server_panels(names: c.MetricNames) -> list[Any]:
     queue = [Query(quantile(q, names.request_queue_bucket), f"p{q * 100:.0f}") for q in (0.5, 0.95)]
     workers = f"{names.workers}{matchers()}"
-    busy_state = f'{c.LABEL_STATE}="{c.WORKER_BUSY}"'
-    busy = f"{names.workers}{matchers(busy_state)}"
+    slots = f"sum({names.worker_threads}{matchers()})"
     return [
         gf.timeseries(
             "Queue time p50 / p95",
@@ -140,9 +139,12 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
         ),
         gf.timeseries(
             "Worker saturation",
-            [Query(f"sum({busy})\n/\nsum({workers})", "busy share")],
+            [Query(f"{sum_rate(names.request_duration_sum)}\n/\n{slots}", "mean busy share")],
             Look(
-                "Share of worker slots busy; at 100 % new requests queue.",
+                "Mean share of the gunicorn worker slots serving requests over the interval "
+                "(request seconds per second / slots, Little's law); at 100 % new requests "
+                "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
+                "pool waits for a free worker. Needs gunicorn's post_worker_init hook.",
                 "percentunit", gf.higher_is_worse(0.8, 1.0), bounds=(0, 1),
             ),
             lines=True,

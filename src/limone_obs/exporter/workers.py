@@ -13,7 +13,11 @@ be wrong is worse than none.
 
 A scrape is served by a worker too. Under a saturated pool of sync workers it waits in
 gunicorn's queue like any request, and the worker that serves it is counted idle (it is
-not serving the app); the scrape itself is never counted busy. Files of processes that
+not serving the app); the scrape itself is never counted busy. So a scrape of a saturated
+sync pool reads at most ``slots - 1`` busy: for "every worker busy for 5 minutes" use the
+mean over time, ``sum(rate(<ns>_request_duration_seconds_sum[5m])) /
+sum(<ns>_worker_threads)`` (request seconds per second per slot, Little's law), as the
+dashboard's saturation panel does. Files of processes that
 are no longer alive are ignored, so a killed worker's in-flight requests do not stay busy.
 """
 
