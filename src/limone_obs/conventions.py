@@ -189,6 +189,23 @@ class MetricNames:
     def dependency_duration_sum(self) -> str:
         return self._n("dependency_duration_seconds_sum")
 
+    # User experience: browser timing, queueing, workers.
+    @property
+    def page_load(self) -> str:
+        return self._n(SUFFIX_PAGE_LOAD_SECONDS)
+
+    @property
+    def page_load_bucket(self) -> str:
+        return self._n(f"{SUFFIX_PAGE_LOAD_SECONDS}_bucket")
+
+    @property
+    def rum_beacons(self) -> str:
+        return self._n(SUFFIX_RUM_BEACONS)
+
+    @property
+    def rum_beacons_total(self) -> str:
+        return self._n(f"{SUFFIX_RUM_BEACONS}_total")
+
     @property
     def request_queue(self) -> str:
         return self._n(SUFFIX_REQUEST_QUEUE_SECONDS)
@@ -207,8 +224,16 @@ class MetricNames:
         return self._n(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL)
 
     @property
+    def request_queue_bucket(self) -> str:
+        return self._n(f"{SUFFIX_REQUEST_QUEUE_SECONDS}_bucket")
+
+    @property
     def workers(self) -> str:
         return self._n(SUFFIX_WORKERS)
+
+    @property
+    def worker_threads(self) -> str:
+        return self._n(SUFFIX_WORKER_THREADS)
 
 
 #: Labels of each series, in exposition order (the exporter creates them in this order).
@@ -300,6 +325,7 @@ DASHBOARD_SLOS: Final = "slos"
 DASHBOARD_DEPENDENCIES: Final = "dependencies"
 DASHBOARD_ENDPOINT: Final = "endpoint"
 DASHBOARD_LOGS: Final = "logs"
+DASHBOARD_UX: Final = "ux"
 #: The logs dashboard uses the logging section's names directly: Loki labels
 #: ``LOG_SERVICE``/``LOG_LEVEL`` (see ``LOKI_LABELS``) and the ``LOG_REQUEST_ID`` field.
 #: Prometheus' synthetic series of pending and firing alerts.
@@ -527,3 +553,47 @@ LABEL_VALUES: Final = {
     LABEL_REASON: QUEUE_IGNORED_REASONS,
     LABEL_STATE: (WORKER_BUSY, WORKER_IDLE),
 }
+# --- user experience (names added by the RUM, worker and process modules) -----------
+#: Navigation phases the RUM script reports (seconds since the navigation started):
+#: time to first byte, first contentful paint, DOM content loaded, the load event, and the
+#: largest contentful paint (sent once, when the page is first hidden). CLS is left out: it
+#: has no unit of time.
+PHASE_TTFB: Final = "ttfb"
+PHASE_FCP: Final = "fcp"
+PHASE_DOM_CONTENT_LOADED: Final = "dom_content_loaded"
+PHASE_LOAD: Final = "load"
+PHASE_LCP: Final = "lcp"
+RUM_PHASES: Final = (PHASE_TTFB, PHASE_FCP, PHASE_DOM_CONTENT_LOADED, PHASE_LOAD, PHASE_LCP)
+#: Marks the app sets in JavaScript (``limoneObs.mark(name)``) accepted by default; an app
+#: registers its own with ``LIMONE_OBS_RUM_MARKS``. Each is a ``phase`` value.
+MARK_AI_ANSWER_SHOWN: Final = "ai_answer_shown"
+DEFAULT_RUM_MARKS: Final = (MARK_AI_ANSWER_SHOWN,)
+#: Page-load buckets: fine around the 1 s and 2 s targets (and Google's 2.5 s LCP "good").
+PAGE_LOAD_BUCKETS: Final = (
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+#: Page-load thresholds of the user-experience SLOs (page load 2 s, AI answer shown 1 s).
+RUM_THRESHOLDS: Final = (1.0, 2.0)
+PAGE_LOAD_LABELS: Final = (LABEL_PAGE, LABEL_PHASE)
+#: ``<ns>_rum_beacons_total{result}``: beacons received, by what became of them.
+SUFFIX_RUM_BEACONS: Final = "rum_beacons"
+RUM_ACCEPTED: Final = "accepted"
+RUM_MALFORMED: Final = "malformed"
+RUM_TOO_LARGE: Final = "too_large"
+RUM_BAD_PAGE: Final = "bad_page"
+RUM_RATE_LIMITED: Final = "rate_limited"
+RUM_RESULTS: Final = (RUM_ACCEPTED, RUM_MALFORMED, RUM_TOO_LARGE, RUM_BAD_PAGE, RUM_RATE_LIMITED)
+#: Default beacon path (``LIMONE_OBS_RUM_PATH``); the script is served at ``<path>.js``.
+RUM_DEFAULT_PATH: Final = "/rum"
+#: Name of the Jinja global rendering the script tag.
+RUM_JINJA_GLOBAL: Final = "limone_obs_rum"
+#: ``<ns>_worker_threads``: request slots of each live gunicorn worker (threads for
+#: gthread, 1 for sync), summed; ``<ns>_workers{state}`` is derived from it at scrape time.
+SUFFIX_WORKER_THREADS: Final = "worker_threads"
+#: Under gunicorn (multiprocess mode) the process series cover the master and every live
+#: worker: the ``SERIES_PROCESS_*`` names hold the host's sum (CPU includes retired
+#: workers, so it never goes down), these the largest single worker.
+SERIES_PROCESS_WORKER_MAX_MEMORY: Final = "process_worker_max_resident_memory_bytes"
+SERIES_PROCESS_WORKER_MAX_FDS: Final = "process_worker_max_open_fds"
+#: Live gunicorn workers (master not included) seen by the process collector.
+SERIES_PROCESS_WORKERS: Final = "process_workers"

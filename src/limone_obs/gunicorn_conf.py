@@ -32,7 +32,7 @@ from typing import Any
 __all__ = [
     "accesslog", "bind", "child_exit", "control_socket_disable", "graceful_timeout",
     "logconfig_dict", "logger_class", "max_requests", "max_requests_jitter", "on_exit",
-    "threads", "timeout", "workers",
+    "post_worker_init", "threads", "timeout", "workers",
 ]  # fmt: skip
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -88,6 +88,13 @@ control_socket_disable = True
 def child_exit(server: Any, worker: Any) -> None:
     """Retire a dead worker's metric files into the compaction archive (in the master)."""
     multiprocess.child_exit(server, worker)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Publish the worker's request slots (threads) for ``<ns>_workers{state="idle"}``."""
+    from limone_obs.exporter.workers import post_worker_init as publish_slots  # noqa: PLC0415
+
+    publish_slots(worker)
 
 
 def on_exit(server: Any) -> None:

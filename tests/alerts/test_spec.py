@@ -25,7 +25,8 @@ slos:
 
 
 def test_committed_spec_has_the_mission_slos() -> None:
-    """availability 99.9 ratio, latency 95 at 1 s, errors < 1 %, ai-latency, up."""
+    """availability 99.9 ratio, latency 95 at 1 s, errors < 1 %, ai-latency, up, and the
+    user-experience SLOs page-load (2 s) and ai-answer-shown (1 s)."""
     spec = load_spec(SPEC_FILE)
     expected = [
         ("availability", KIND_RATIO, 99.9),
@@ -33,6 +34,8 @@ def test_committed_spec_has_the_mission_slos() -> None:
         ("errors", KIND_THRESHOLD, 99.0),
         ("ai-latency", KIND_LATENCY, 95.0),
         ("up", KIND_UP, None),
+        ("page-load", KIND_LATENCY, 95.0),
+        ("ai-answer-shown", KIND_LATENCY, 95.0),
     ]
     assert expected == [(s.name, s.kind, s.objective) for s in spec.slos]
 

@@ -2,14 +2,15 @@
 
 The routes produce everything the dashboards draw: fast and slow (> 1 s) requests,
 5xx answers and unhandled exceptions, AI calls that fail or take > 1 s, DB calls, cache
-hits and misses, template rendering. With ``faults=False`` the same routes are healthy:
-no 5xx, no exception, no failed or slow dependency call (4xx of unknown paths remain).
-The app is served from a thread by werkzeug on 127.0.0.1 and the load stops by itself
-after a fixed number of requests.
+hits and misses, template rendering, RUM beacons of a page (fast and slow). With
+``faults=False`` the same routes are healthy: no 5xx, no exception, no failed or slow
+dependency call (4xx of unknown paths remain). The app is served from a thread by
+werkzeug on 127.0.0.1 and the load stops by itself after a fixed number of requests.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -78,21 +79,57 @@ def create_app(seed: int = 7, *, faults: bool = True) -> Flask:
     ai_view = _ai_view(metrics, rng, faults)
     app.add_url_rule("/ai/complete", "complete", ai_view, methods=["POST"])
     app.add_url_rule("/health", "health", lambda: "ok")
+    # A page with the RUM script: the driver posts its beacons like a browser would.
+    # A page with the RUM script: the driver posts its beacons like a browser would. With
+    # faults, every third view tells the driver to report a slow load.
+    views = iter(range(10**9))
+    app.add_url_rule(
+        "/editor",
+        "editor",
+        lambda: render_template_string(RUM_PAGE, slow=faults and next(views) % 3 == 0),
+    )
     return app
+
+
+RUM_PAGE = "<title>editor</title>{{ limone_obs_rum() }}{% if slow %}<i>slow</i>{% endif %}"
+
+
+def _page_view(base: str) -> None:
+    """One page view as a browser reports it: the page, then its RUM beacon.
+
+    A view the page marks slow reports load 2.5 s and AI answer 1.5 s: above both targets.
+    """
+    html = requests.get(f"{base}/editor", timeout=10, headers=_proxy_headers()).text
+    token = html.split('data-page="')[1].split('"')[0].replace("&lt;", "<").replace("&gt;", ">")
+    slow = "<i>slow</i>" in html
+    values = {
+        c.PHASE_TTFB: 0.05, c.PHASE_FCP: 0.3, c.PHASE_DOM_CONTENT_LOADED: 0.4,
+        c.PHASE_LOAD: 2.5 if slow else 0.8, c.PHASE_LCP: 0.9,
+        c.MARK_AI_ANSWER_SHOWN: 1.5 if slow else 0.5,
+    }  # fmt: skip
+    body = json.dumps({"p": token, "v": values})
+    requests.post(f"{base}/rum", data=body, headers={"Content-Type": "text/plain"}, timeout=10)
+
+
+def _proxy_headers() -> dict[str, str]:
+    """``X-Request-Start`` as nginx sets it, for the queue-time panel."""
+    return {c.QUEUE_START_HEADER: f"t={time.time():.3f}"}
 
 
 def _one(base: str, i: int, stop: threading.Event) -> None:
     if stop.is_set():
         return
     kind = i % 10
+    headers = _proxy_headers()
     if kind < 4:
-        requests.get(f"{base}/projects/{i}", timeout=10)
+        requests.get(f"{base}/projects/{i}", timeout=10, headers=headers)
     elif kind < 8:
-        requests.post(f"{base}/ai/complete", timeout=10)
+        requests.post(f"{base}/ai/complete", timeout=10, headers=headers)
     elif kind == 8:
-        requests.get(f"{base}/health", timeout=10)
+        requests.get(f"{base}/health", timeout=10, headers=headers)
+        _page_view(base)
     else:
-        requests.get(f"{base}/no/such/page", timeout=10)
+        requests.get(f"{base}/no/such/page", timeout=10, headers=headers)
 
 
 def drive(target: str, max_requests: int, stop: threading.Event, workers: int = 8) -> None:

@@ -85,6 +85,7 @@ def test_files_and_uids_are_the_conventions_ones(boards: dict[str, dict[str, Any
         "dependencies.json": c.DASHBOARD_UID_DEPENDENCIES,
         "endpoint.json": c.DASHBOARD_UID_ENDPOINT,
         "logs.json": c.DASHBOARD_UID_LOGS,
+        "ux.json": c.dashboard_uid(c.DEFAULT_NAMESPACE, c.DASHBOARD_UX),
     }
     assert expected == uids
 
@@ -142,6 +143,7 @@ def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]
         "dependencies.json": base,
         "endpoint.json": [*base, "endpoint", "baseline"],
         "logs.json": ["loki", "datasource", "service", "env", "endpoint", "request_id"],
+        "ux.json": base,
     }
     assert expected == names
 
@@ -218,6 +220,8 @@ def test_slo_dashboard_has_a_row_per_slo_of_the_spec(boards: dict[str, dict[str,
         "SLO errors: 99 %",
         "SLO ai-latency: 95 %",
         "SLO up",
+        "SLO page-load: 95 %",
+        "SLO ai-answer-shown: 95 %",
     ]
     assert expected == rows
 
@@ -251,10 +255,10 @@ def test_firing_alert_tables_are_scoped_to_their_slo(boards: dict[str, dict[str,
     assert [True] * len(names) == [f'slo="{n}"' in e for n, e in zip(names, exprs, strict=True)]
 
 
-def test_process_panels_say_they_need_single_process_mode(
+def test_process_panels_say_what_they_cover_under_gunicorn(
     boards: dict[str, dict[str, Any]],
 ) -> None:
-    """CPU, memory, fds and GC panels explain that multiprocess mode leaves them empty."""
+    """CPU, memory, fds and GC panels explain they sum the master and workers under gunicorn."""
     titles = {"CPU", "Resident memory", "Open file descriptors", "GC collections"}
     found = {p["title"] for p in all_panels(boards) if PROCESS_NOTE in p.get("description", "")}
     assert titles == found
@@ -292,7 +296,7 @@ def test_readme_lists_every_dashboard_and_says_do_not_edit() -> None:
     """dashboards/README.md names each file and uid and warns against editing."""
     text = build.artifacts(ROOT).files["dashboards/README.md"].decode()
     names = [f"[{n}]({n})" in text for n in build_from(ROOT)]
-    assert (True, [True] * 5) == ("DO NOT EDIT" in text, names)
+    assert (True, [True] * 6) == ("DO NOT EDIT" in text, names)
 
 
 def test_provisioned_datasource_uids_are_the_dashboards_defaults() -> None:

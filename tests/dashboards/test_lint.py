@@ -226,7 +226,7 @@ def test_lint_file_rejects_invalid_json(tmp_path: Path) -> None:
 def test_cli_lint_passes_on_the_committed_dashboards() -> None:
     """`limone-obs dashboards lint dashboards/` exits 0 on the committed files."""
     result = CliRunner().invoke(main, ["dashboards", "lint", str(ROOT / "dashboards")])
-    assert (0, "5 dashboard(s), no findings\n") == (result.exit_code, result.output)
+    assert (0, "6 dashboard(s), no findings\n") == (result.exit_code, result.output)
 
 
 def test_cli_lint_fails_with_exit_1_on_findings(tmp_path: Path) -> None:

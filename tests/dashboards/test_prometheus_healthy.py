@@ -39,7 +39,14 @@ ZERO_QUERIES = frozenset(
     }
 )
 #: Panels that rightly stay empty on a healthy service.
-EMPTY_WHEN_HEALTHY = frozenset({("slos.json", "Firing alerts"), ("overview.json", "Firing alerts")})
+EMPTY_WHEN_HEALTHY = frozenset(
+    {
+        ("slos.json", "Firing alerts"),
+        ("overview.json", "Firing alerts"),
+        # Worker slots come from gunicorn's post_worker_init hook; this app is single-process.
+        ("ux.json", "Worker saturation"),
+    }
+)
 #: What the load must have produced before the panels are queried (denominators only).
 READY = (
     f"count(sum by ({c.LABEL_DEPENDENCY}) (rate({NAMES.dependency_duration_count}"

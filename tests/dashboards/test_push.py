@@ -164,7 +164,7 @@ def test_cli_push_saves_the_committed_dashboards(grafana: FakeGrafana) -> None:
     """`limone-obs dashboards push --url --token` saves dashboards/*.json and says where."""
     args = ["dashboards", "push", "--url", grafana.url, "--token", "t", str(ROOT / "dashboards")]
     result = CliRunner().invoke(main, args)
-    assert (0, 5, c.DASHBOARD_FOLDER_TITLE) == (
+    assert (0, 6, c.DASHBOARD_FOLDER_TITLE) == (
         result.exit_code,
         result.output.count("saved /d/"),
         grafana.folders[c.DASHBOARD_FOLDER_UID],

@@ -130,6 +130,7 @@ exceptions panel show 0, not "No data", while no call failed, no lookup hit or n
 exception was raised: a counter has no series until its first increment, so each query
 falls back to 0 for every group that has traffic. Only without traffic are they empty.
 
-Process panels (CPU, memory, file descriptors, GC) stay empty under gunicorn's
-multiprocess mode: the exporter publishes process metrics only in single-process mode.
+Process panels (CPU, memory, file descriptors, GC) show the one process of a
+single-process server, and under gunicorn (multiprocess mode) the master and every live
+worker summed, with CPU and GC including retired workers.
 """

@@ -30,16 +30,17 @@ LATENCY_STEPS: gf.Steps = (
 #: Error ratio limit when the spec has no ``errors`` SLO (1 %, the mission's).
 DEFAULT_ERROR_LIMIT = 0.01
 #: The dashboards of one service, by the name given to ``conventions.dashboard_uid``.
-OVERVIEW, SLOS, DEPENDENCIES, ENDPOINT, LOGS = (
+OVERVIEW, SLOS, DEPENDENCIES, ENDPOINT, LOGS, UX = (
     c.DASHBOARD_OVERVIEW,
     c.DASHBOARD_SLOS,
     c.DASHBOARD_DEPENDENCIES,
     c.DASHBOARD_ENDPOINT,
     c.DASHBOARD_LOGS,
+    c.DASHBOARD_UX,
 )
 PROCESS_NOTE = (
-    " Only in single-process mode: under gunicorn's multiprocess mode the exporter does "
-    "not publish process metrics, so this panel stays empty there."
+    " Under gunicorn (multiprocess mode): the master and every live worker, summed; CPU "
+    "and GC include retired workers."
 )
 
 

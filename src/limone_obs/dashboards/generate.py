@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.dashboards import dependencies, endpoint, logs, overview, slos
+from limone_obs.dashboards import dependencies, endpoint, logs, overview, slos, ux
 from limone_obs.dashboards._fixups import modernise
 from limone_obs.dashboards.queries import Queries
 from limone_obs.dashboards.slo_inputs import ServiceView, load_service
@@ -32,6 +32,7 @@ def build_all(service: ServiceView) -> dict[str, dict[str, Any]]:
         "dependencies.json": dependencies.build(queries, service),
         "endpoint.json": endpoint.build(queries, service),
         "logs.json": logs.build(service),
+        "ux.json": ux.build(queries, service),
     }
     for board in built.values():
         _check_uid(service, board.uid)

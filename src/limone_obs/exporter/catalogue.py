@@ -8,6 +8,7 @@ is stale.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +17,7 @@ from limone_obs.artifacts import Generated
 from limone_obs.exporter import health_series
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter.fast_path import PUBLIC
+from limone_obs.exporter.rum import RumInstruments
 
 CATALOGUE_PATH = "exporter/METRICS.md"
 _HEADER = """\
@@ -45,14 +47,28 @@ Label values:
   garbage; see `limone_obs.exporter.cache`).
 - `exception`: the class name of an unhandled exception (e.g. `ValueError`).
 
+"""
+_UX = """
 In single-process mode the registry also holds prometheus-client's `process_*`,
-`python_gc_*` and `python_info` series; in multiprocess mode (gunicorn) they are left
-out, since they would describe only the worker that answered the scrape.
+`python_gc_*` and `python_info` series. In multiprocess mode (gunicorn) those would
+describe only the worker that answered the scrape; instead `{cpu}`, `{memory}` and
+`{fds}` cover the master and every live worker (summed; CPU includes retired workers),
+`{max_memory}` and `{max_fds}` the largest worker, `{workers}` the live workers, and
+`{gc}{{generation}}` every process's collections. No `pid` label: recycled workers add
+no series.
+
+User experience (`limone_obs.exporter.rum`, `.workers`):
+
+- `page_load_seconds` buckets (seconds): {page_buckets}; `page` is the URL rule of the
+  page that rendered the RUM script, `phase` one of {phases} or a registered mark
+  (default {marks}); `rum_beacons_total{{result}}`: {results}.
+- `{ns}_workers{{state}}` (gauge, computed at scrape time): `busy` = requests the app is
+  serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, from
+  gunicorn's `post_worker_init` hook) minus `busy`, only when the slots are known.
 """
 
 
 def _rows(inst: Instruments) -> list[str]:
-    rows = []
     metrics = (
         (inst.requests, c.REQUESTS_LABELS), (inst.duration, c.DURATION_LABELS),
         (inst.in_progress, c.IN_PROGRESS_LABELS), (inst.exceptions, c.EXCEPTIONS_LABELS),
@@ -62,6 +78,11 @@ def _rows(inst: Instruments) -> list[str]:
         (inst.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
         (inst.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
     )  # fmt: skip
+    return _family_rows(metrics)
+
+
+def _family_rows(metrics: tuple[tuple[Any, tuple[str, ...]], ...]) -> list[str]:
+    rows = []
     for metric, labelnames in metrics:
         for family in metric.describe():
             name = family.name + ("_total" if family.type == "counter" else "")
@@ -91,7 +112,21 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         cache_error=c.CACHE_ERROR,
         call_buckets=", ".join(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS),
     )  # fmt: skip
-    rows = _rows(inst) + health_series.catalogue_rows(namespace)  # the kit's own health
+    footer += _UX.format(
+        ns=namespace, cpu=c.SERIES_PROCESS_CPU, memory=c.SERIES_PROCESS_MEMORY,
+        fds=c.SERIES_PROCESS_FDS, max_memory=c.SERIES_PROCESS_WORKER_MAX_MEMORY,
+        max_fds=c.SERIES_PROCESS_WORKER_MAX_FDS, workers=c.SERIES_PROCESS_WORKERS,
+        gc=c.SERIES_GC_COLLECTIONS, page_buckets=", ".join(f"{b:g}" for b in c.PAGE_LOAD_BUCKETS),
+        phases=", ".join(f"`{p}`" for p in c.RUM_PHASES),
+        marks=", ".join(f"`{m}`" for m in c.DEFAULT_RUM_MARKS),
+        results=", ".join(f"`{r}`" for r in c.RUM_RESULTS),
+    )  # fmt: skip
+    rum_instruments = RumInstruments(names, CollectorRegistry())
+    ux_metrics = (
+        (rum_instruments.page_load, c.PAGE_LOAD_LABELS),
+        (rum_instruments.beacons, (c.LABEL_RESULT,)),
+    )
+    rows = _rows(inst) + _family_rows(ux_metrics) + health_series.catalogue_rows(namespace)
     return header + "\n".join(rows) + "\n" + footer
 
 

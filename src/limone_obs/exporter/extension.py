@@ -21,7 +21,15 @@ from prometheus_client import (
 from limone_obs import conventions as c
 from limone_obs import lifecycle
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import _failsafe, exposition, health_series, multiprocess
+from limone_obs.exporter import (
+    _failsafe,
+    exposition,
+    health_series,
+    multiprocess,
+    process,
+    rum,
+    workers,
+)
 from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._recorder import RequestRecorder
@@ -152,8 +160,13 @@ class Metrics:
                 "once per app (an app factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
+        # User experience (limone_obs.exporter.rum/workers/process): beacon paths stay out
+        # of the request series; worker and process collectors join the scrape.
+        rum_paths = rum.init_app(app, self)
+        workers.register(self)
+        process.register(self)
         metrics_app = exposition.MetricsApp(self.exposition_registry, settings.token)
-        recorder = self._join_lifecycle(app, settings, metrics_app)
+        recorder = self._join_lifecycle(app, settings, metrics_app, rum_paths)
         if settings.template_timing:
             self._time_templates(app)
         self._instruments.set_build_info(settings.version, settings.revision)
@@ -166,12 +179,20 @@ class Metrics:
         multiprocess.check_server(self.multiprocess)
 
     def _join_lifecycle(
-        self, app: Flask, settings: _Settings, metrics_app: exposition.MetricsApp
+        self,
+        app: Flask,
+        settings: _Settings,
+        metrics_app: exposition.MetricsApp,
+        rum_paths: frozenset[str],
     ) -> RequestRecorder:
-        """Add the request recorder to ``app``'s lifecycle and mount the metrics path."""
+        """Add the request recorder to ``app``'s lifecycle and mount the metrics path.
+
+        ``rum_paths`` (the beacon and its script) are not recorded, like the excluded paths.
+        """
+        excluded = settings.excluded | rum_paths
         recorder = RequestRecorder(
             self._instruments,
-            excluded=settings.excluded,
+            excluded=excluded,
             exemplars=settings.exemplars and not self.multiprocess,
             queue=self._instruments.queue,
             first_request=None if self.multiprocess else multiprocess.check_environ,
@@ -179,7 +200,7 @@ class Metrics:
         life = lifecycle.install(app)
         if settings.path is not None:
             life.mount(settings.path, metrics_app)
-        life.add(recorder, settings.excluded)
+        life.add(recorder, excluded)
         return recorder
 
     def _time_templates(self, app: Flask) -> None:

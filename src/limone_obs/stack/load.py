@@ -3,8 +3,9 @@
 ``run_load(url, rps=..., duration=..., concurrency=..., mix=...)`` sends request *i* at
 ``start + i / rps`` (never earlier) from ``concurrency`` threads, each with its own
 keep-alive session, and stops when ``max_requests`` were sent or ``duration`` has passed,
-whichever comes first. It targets loopback addresses only unless ``allow_remote`` is set,
-so a typo cannot load somebody else's server. Response bodies are read in full, so a
+whichever comes first. Each request carries ``X-Request-Start`` as a proxy would set it.
+It targets loopback addresses only unless ``allow_remote`` is set, so a typo cannot load
+somebody else's server. Response bodies are read in full, so a
 streamed response counts when its last byte arrived (as the exporter counts it).
 """
 
@@ -21,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 
 #: Default request mix for the demo service: ``[METHOD ]PATH=WEIGHT``.
@@ -225,12 +227,22 @@ def _send(run: _Run, session: requests.Session, target: Target, timeout: float) 
     body = {"prompt": "def fib(n):"} if target.method in ("POST", "PUT", "PATCH") else None
     began = time.monotonic()
     try:
-        resp = session.request(target.method, url, json=body, timeout=timeout)
+        headers = {c.QUEUE_START_HEADER: queue_start()}
+        resp = session.request(target.method, url, json=body, headers=headers, timeout=timeout)
         resp.content  # noqa: B018 -- read the whole (possibly streamed) body
     except requests.RequestException as exc:
         run.record(target, time.monotonic() - began, None, type(exc).__name__)
         return
     run.record(target, time.monotonic() - began, resp.status_code, "")
+
+
+def queue_start() -> str:
+    """``X-Request-Start`` as nginx sends it (``t=<epoch seconds>.<ms>``, its ``$msec``).
+
+    The load plays the proxy of a real deployment, so the app's queue-time series has data
+    in the local stack too.
+    """
+    return f"t={time.time():.3f}"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

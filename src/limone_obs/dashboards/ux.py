@@ -1,0 +1,186 @@
+"""User experience: what users feel (page load, AI answer shown) and why (queue, workers).
+
+Real-user timing (``<ns>_page_load_seconds``, limone_obs.exporter.rum) against the 2 s
+page-load and 1 s AI-answer targets, the time requests wait before a worker takes them
+(``<ns>_request_queue_seconds``, from the proxy's ``X-Request-Start``), busy and idle
+workers (``<ns>_workers``) and memory per worker (the server-wide process series).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grafanalib.core import Dashboard
+
+from limone_obs import conventions as c
+from limone_obs.dashboards import _grafana as gf
+from limone_obs.dashboards import common
+from limone_obs.dashboards._grafana import Look, Query
+from limone_obs.dashboards.queries import Queries, matchers, quantile, sum_rate
+from limone_obs.dashboards.slo_inputs import ServiceView
+
+PAGE_LOAD_TARGET = max(c.RUM_THRESHOLDS)
+AI_ANSWER_TARGET = min(c.RUM_THRESHOLDS)
+#: Navigation phases drawn side by side (marks have their own panels).
+NAVIGATION = "|".join(c.RUM_PHASES)
+
+
+def _phase(value: str) -> str:
+    return f'{c.LABEL_PHASE}="{value}"'
+
+
+def _target_steps(target: float) -> gf.Steps:
+    return (("green", None), ("red", target))
+
+
+def build(queries: Queries, service: ServiceView) -> Dashboard:
+    """The user-experience dashboard of ``service`` (uid ``<service>-ux``)."""
+    names = queries.names
+    grid = gf.Grid()
+    grid.row("In the browser (real users)")
+    grid.add_all([(panel, 12, 8) for panel in _browser_panels(names)])
+    grid.row("Before the app: queueing and workers")
+    grid.add_all([(panel, 8, 8) for panel in _server_panels(names)])
+    grid.row("Memory")
+    grid.add_all([(panel, 12, 8) for panel in _memory_panels()])
+    return common.board(
+        service,
+        common.UX,
+        "User experience",
+        "Page load and AI answers as users' browsers time them, the queue before the "
+        "workers, busy workers and memory per worker.",
+        grid,
+        variables=common.variables(queries, service=service),
+        annotations=common.timeline(queries, service),
+    )
+
+
+def _browser_panels(names: c.MetricNames) -> list[Any]:
+    bucket, load = names.page_load_bucket, _phase(c.PHASE_LOAD)
+    ai = _phase(c.MARK_AI_ANSWER_SHOWN)
+    page_load = [
+        Query(quantile(q, bucket, load, by=c.LABEL_PAGE), f"p{q * 100:.0f} {{{{page}}}}")
+        for q in (0.75, 0.95)
+    ]
+    answers = [
+        Query(quantile(q, bucket, ai, by=c.LABEL_PAGE), f"p{q * 100:.0f} {{{{page}}}}")
+        for q in (0.75, 0.95)
+    ]
+    phases = f'{c.LABEL_PHASE}=~"{NAVIGATION}"'
+    return [
+        gf.timeseries(
+            "Page load p75 / p95 by page",
+            page_load,
+            Look(
+                f"Time from navigation start to the load event in users' browsers, 75th and "
+                f"95th percentile by page (URL rule); the target is {PAGE_LOAD_TARGET:g} s "
+                "(dashed line).",
+                "s", _target_steps(PAGE_LOAD_TARGET),
+            ),
+            lines=True,
+        ),
+        gf.timeseries(
+            "AI answer shown p75 / p95",
+            answers,
+            Look(
+                f"Time from asking to the AI answer being shown (the page's "
+                f"'{c.MARK_AI_ANSWER_SHOWN}' mark), by page; the target is "
+                f"{AI_ANSWER_TARGET:g} s (dashed line).",
+                "s", _target_steps(AI_ANSWER_TARGET),
+            ),
+            lines=True,
+        ),
+        gf.timeseries(
+            "Page load phases p75",
+            [Query(quantile(0.75, bucket, phases, by=c.LABEL_PHASE), "{{phase}}")],
+            Look(
+                "75th percentile of each navigation phase: first byte, first contentful "
+                "paint, DOM content loaded, load, largest contentful paint.",
+                "s", _target_steps(PAGE_LOAD_TARGET),
+            ),
+            lines=True,
+        ),
+        gf.timeseries(
+            "RUM beacons by result",
+            [Query(sum_rate(names.rum_beacons_total, by=c.LABEL_RESULT), "{{result}}")],
+            Look(
+                "Beacons received per second: accepted, or refused as malformed, too large, "
+                "for a page the server did not sign, or over the rate limit.",
+                "ops",
+            ),
+            stacked=True,
+        ),
+    ]  # fmt: skip
+
+
+def _server_panels(names: c.MetricNames) -> list[Any]:
+    queue = [Query(quantile(q, names.request_queue_bucket), f"p{q * 100:.0f}") for q in (0.5, 0.95)]
+    workers = f"{names.workers}{matchers()}"
+    slots = f"sum({names.worker_threads}{matchers()})"
+    return [
+        gf.timeseries(
+            "Queue time p50 / p95",
+            queue,
+            Look(
+                "Time requests waited between the proxy (X-Request-Start) and a worker "
+                "taking them: a queue in front of too few workers.",
+                "s", common.LATENCY_STEPS,
+            ),
+            lines=True,
+        ),
+        gf.timeseries(
+            "Busy and idle workers",
+            [Query(f"sum by ({c.LABEL_STATE}) ({workers})", "{{state}}")],
+            Look(
+                "Worker request slots (threads under gthread) serving the app, and idle "
+                "ones (idle needs gunicorn's post_worker_init hook).",
+                "short",
+            ),
+            stacked=True,
+        ),
+        gf.timeseries(
+            "Worker saturation",
+            [Query(f"{sum_rate(names.request_duration_sum)}\n/\n{slots}", "mean busy share")],
+            Look(
+                "Mean share of the gunicorn worker slots serving requests over the interval "
+                "(request seconds per second / slots, Little's law); at 100 % new requests "
+                "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
+                "pool waits for a free worker. Needs gunicorn's post_worker_init hook.",
+                "percentunit", gf.higher_is_worse(0.8, 1.0), bounds=(0, 1),
+            ),
+            lines=True,
+        ),
+    ]  # fmt: skip
+
+
+def _memory_panels() -> list[Any]:
+    by = f"by ({c.LABEL_INSTANCE})"
+    total = f"sum {by} ({c.SERIES_PROCESS_MEMORY}{matchers()})"
+    workers = f"sum {by} ({c.SERIES_PROCESS_WORKERS}{matchers()})"
+    # Single-process servers have no worker series: their one process is the worker.
+    largest = f"max {by} ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})\nor\n{total}"
+    mean = f"({total})\n/\n({workers})\nor\n{total}"
+    return [
+        gf.timeseries(
+            "Memory per worker",
+            [
+                Query(largest, "largest worker {{instance}}"),
+                Query(mean, "mean per worker {{instance}}"),
+            ],
+            Look(
+                "Resident memory of the largest live gunicorn worker and the server's "
+                "total divided by its workers (master included), per instance; a "
+                "single-process server shows its one process.",
+                "bytes",
+            ),
+        ),
+        gf.timeseries(
+            "Resident memory, whole server",
+            [Query(total, "{{instance}}")],
+            Look(
+                "Resident memory of the gunicorn master and every live worker, summed: "
+                "the trend the memory goal is measured on.",
+                "bytes",
+            ),
+        ),
+    ]  # fmt: skip

@@ -1,0 +1,256 @@
+"""Process metrics of a gunicorn server (master + live workers) in multiprocess mode.
+
+prometheus-client's process collector describes one process, and a multiprocess scrape
+merges every worker's files, so the exporter leaves it out there. This module brings the
+series back for the whole server, read from Linux's ``/proc`` at scrape time by the
+worker serving the scrape, with no ``pid`` label (recycled workers add no series):
+
+- ``process_resident_memory_bytes`` and ``process_open_fds``: summed over the master and
+  every live worker; ``process_worker_max_resident_memory_bytes`` and
+  ``process_worker_max_open_fds``: the largest single worker; ``process_workers``: how
+  many live workers were read;
+- ``process_cpu_seconds_total``: the master's and live workers' CPU plus that of every
+  worker the master has reaped (the kernel's ``cutime``/``cstime``), so it never goes
+  down when a worker is recycled;
+- ``python_gc_collections_total{generation}``: each process counts its own collections
+  (a daemon thread adds them to a multiprocess counter every few seconds, so a retired
+  worker's count is kept like any counter's).
+
+The server is this process's parent and the parent's children when the process runs
+under gunicorn (``gunicorn`` imported, parent not pid 1); otherwise just this process.
+Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from limone_obs import conventions as c
+from limone_obs.exporter import _failsafe
+
+if TYPE_CHECKING:
+    from limone_obs.exporter.extension import Metrics
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: Seconds between two flushes of this process's GC counts.
+GC_FLUSH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """What ``/proc/<pid>`` says about one process."""
+
+    cpu: float  # own user + system seconds
+    children_cpu: float  # seconds of reaped children
+    rss: float  # bytes
+    fds: float
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """Read ``/proc/<pid>/stat`` and count ``/proc/<pid>/fd``; None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # Fields after the command name, which may hold spaces and parentheses.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        fds = float(len(os.listdir(f"/proc/{pid}/fd")))
+    except OSError:  # a zombie or another user's process
+        fds = 0.0
+    return ProcStat(
+        cpu=(int(fields[11]) + int(fields[12])) / _TICKS,
+        children_cpu=(int(fields[13]) + int(fields[14])) / _TICKS,
+        rss=float(int(fields[21]) * _PAGE),
+        fds=fds,
+    )
+
+
+def children(pid: int) -> list[int]:
+    """Child pids of ``pid`` (the kernel's list, or a scan of /proc where it is missing)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            if int(raw[raw.rfind(b")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def server_pids() -> tuple[int | None, list[int]]:
+    """(master pid or None, worker pids) of the server this process belongs to."""
+    me, parent = os.getpid(), os.getppid()
+    if "gunicorn" in sys.modules and parent > 1:
+        workers = children(parent)
+        if me in workers:
+            return parent, workers
+    return None, [me]
+
+
+class ServerProcessCollector:
+    """Yields the server-wide process series described in the module docstring."""
+
+    def describe(self) -> list[Metric]:
+        return []  # dynamic: no names claimed, so no clash with another registry's
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            families = self._families()
+        except Exception as exc:  # /proc trouble must not fail the whole scrape
+            _failsafe.report("process metrics", exc)
+            return
+        _GC.flush()
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        master, workers = server_pids()
+        stats, top = _snapshot(master, workers)
+        every = [*stats, top] if top is not None else stats
+        cpu = sum(s.cpu for s in every) + (top.children_cpu if top is not None else 0.0)
+        return [
+            _counter(c.SERIES_PROCESS_CPU, "CPU seconds of the master and every worker, "
+                     "retired workers included.", cpu),
+            _gauge(c.SERIES_PROCESS_MEMORY, "Resident memory of the master and the live "
+                   "workers, summed, in bytes.", sum(s.rss for s in every)),
+            _gauge(c.SERIES_PROCESS_FDS, "Open file descriptors of the master and the live "
+                   "workers, summed.", sum(s.fds for s in every)),
+            _gauge(c.SERIES_PROCESS_WORKER_MAX_MEMORY, "Resident memory of the largest live "
+                   "worker, in bytes.", max((s.rss for s in stats), default=0.0)),
+            _gauge(c.SERIES_PROCESS_WORKER_MAX_FDS, "Open file descriptors of the live worker "
+                   "holding most.", max((s.fds for s in stats), default=0.0)),
+            _gauge(c.SERIES_PROCESS_WORKERS, "Live workers read for the process series.",
+                   float(len(stats))),
+        ]  # fmt: skip
+
+
+#: Reads of the server's processes tried before taking one that raced with a reap.
+_ATTEMPTS = 5
+
+
+def _snapshot(master: int | None, pids: list[int]) -> tuple[list[ProcStat], ProcStat | None]:
+    """The workers' and the master's stats, consistent with one another.
+
+    A worker reaped while the workers are read would count twice (its own times, then in
+    the master's ``cutime``) or not at all, and CPU seconds would go down at the next
+    scrape. So the master is read before and after the workers and the read is repeated
+    while its reaped-children time changed in between.
+    """
+    for _ in range(_ATTEMPTS):
+        before = read_stat(master) if master is not None else None
+        if master is not None:
+            pids = children(master)
+        stats = [s for s in map(read_stat, pids) if s is not None]
+        after = read_stat(master) if master is not None else None
+        if before is None or after is None or before.children_cpu == after.children_cpu:
+            return stats, after
+    return stats, after
+
+
+def _counter(name: str, text: str, value: float) -> Metric:
+    # prometheus-client's family appends _total to the sample name itself.
+    return CounterMetricFamily(name.removesuffix("_total"), text, value=value)
+
+
+def _gauge(name: str, text: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, text, value=value)
+
+
+class _GcCounts:
+    """Adds this process's new GC collections to a multiprocess counter, per generation.
+
+    Never from a ``gc.callbacks`` hook: a collection may start while this thread holds
+    prometheus-client's value lock, and taking it again there would deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter: Any = None
+        self._seen: list[int] = []
+        self._pid = 0
+
+    def start(self) -> None:
+        """Start counting in this process (once; again in each forked child)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if self._counter is None:
+                name = c.SERIES_GC_COLLECTIONS.removesuffix("_total")
+                text = "Garbage collections of the server's processes, by generation."
+                labels = (c.LABEL_GC_GENERATION,)
+                self._counter = Counter(name, text, labels, registry=None)
+                # Hold the lock across fork(): a flush in progress could otherwise leave
+                # prometheus-client's value lock taken in the child (a preloaded master
+                # forking its workers), and the child's first metric write would hang.
+                os.register_at_fork(
+                    before=self._lock_for_fork,
+                    after_in_parent=self._unlock_after_fork,
+                    after_in_child=self._forked,
+                )
+            self._pid = os.getpid()
+            self._seen = [s["collections"] for s in gc.get_stats()]
+        threading.Thread(target=self._run, name="limone-obs-gc", daemon=True).start()
+
+    def _lock_for_fork(self) -> None:
+        self._lock.acquire()
+
+    def _unlock_after_fork(self) -> None:
+        self._lock.release()
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()  # the parent's is held (see start): start afresh
+        self._pid = 0
+        self.start()
+
+    def flush(self) -> None:
+        """Add the collections since the last flush (no-op before :meth:`start`)."""
+        with self._lock:
+            if self._counter is None or self._pid != os.getpid():
+                return
+            now = [s["collections"] for s in gc.get_stats()]
+            for generation, (new, old) in enumerate(zip(now, self._seen, strict=False)):
+                if new > old:
+                    self._counter.labels(str(generation)).inc(new - old)
+            self._seen = now
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        event = threading.Event()
+        while self._pid == pid and not event.wait(GC_FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception as exc:  # never let the thread die silently mid-run
+                _failsafe.report("GC counting", exc)
+
+
+_GC = _GcCounts()
+_registered: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def register(metrics: Metrics) -> None:
+    """Add the server's process series to ``metrics``' scrape (multiprocess mode only)."""
+    if not metrics.multiprocess or metrics in _registered:
+        return
+    _registered.add(metrics)
+    metrics.exposition_registry().register(ServerProcessCollector())
+    _GC.start()

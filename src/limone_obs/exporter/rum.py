@@ -1,0 +1,352 @@
+"""Real-user page timing (RUM): the browser script, its Jinja tag and the beacon endpoint.
+
+``Metrics(app)`` calls :func:`init_app`, which registers (unless ``LIMONE_OBS_RUM`` is
+false) a Jinja global ``limone_obs_rum()`` rendering the script tag, ``GET <path>.js``
+serving the script (``static/limone-obs-rum.js``, also usable as a plain file) and
+``POST <path>`` receiving beacons. Each accepted beacon adds observations to
+``<ns>_page_load_seconds{page,phase}``:
+
+- ``page`` is the URL rule of the request that rendered the tag, signed into the tag
+  (``data-page``): the server never takes a URL from the browser, and accepts only pages
+  it signed that are rules of the app;
+- ``phase`` is one of ``conventions.RUM_PHASES`` or a registered mark name.
+
+Hostile beacons cost bounded work and add no series: a body over :data:`MAX_BODY_BYTES`
+gets 413, a malformed one or a bad page 400, a flood beyond the per-process rate 429;
+unknown phases and values that are not finite seconds in ``[0, MAX_SECONDS]`` are
+dropped. ``<ns>_rum_beacons_total{result}`` counts what became of each beacon.
+
+The beacon and script paths are left out of the request series (their own counter says
+how many came): a page view's beacon is not a user request, and thousands of 1 ms
+beacons would make the request latency SLO look better than users have it.
+
+Flask config keys (defaults in brackets):
+
+- ``LIMONE_OBS_RUM`` [``True``]: register the endpoint, the script and the Jinja global.
+- ``LIMONE_OBS_RUM_PATH`` [``"/rum"``]: the beacon path; the script is at ``<path>.js``.
+- ``LIMONE_OBS_RUM_MARKS`` [``("ai_answer_shown",)``]: mark names accepted as phases.
+- ``LIMONE_OBS_RUM_KEY`` [``SECRET_KEY``]: key signing the page tokens. Without either,
+  tokens are signed with a fixed, public key: a client can then claim any page of the
+  app (still no new series beyond its rules); a warning is logged.
+- ``LIMONE_OBS_RUM_MAX_AGE`` [``86400``]: seconds a page token stays valid.
+- ``LIMONE_OBS_RUM_RATE`` [``200``]: beacons per second accepted per process; more get 429.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, current_app, has_request_context, request
+from itsdangerous import BadData, TimestampSigner
+from markupsafe import Markup, escape
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from limone_obs import conventions as c
+from limone_obs.errors import ConfigError
+
+if TYPE_CHECKING:
+    from limone_obs.exporter.extension import Metrics
+
+#: Largest beacon body read; a real one is about 150 bytes.
+MAX_BODY_BYTES = 2048
+#: Most values taken from one beacon (the navigation beacon carries four phases + marks).
+MAX_VALUES = 16
+#: Longest page load believed (seconds); longer values are dropped, not observed.
+MAX_SECONDS = 600.0
+#: Longest page token read (characters): a URL rule plus a timestamp and a signature.
+MAX_TOKEN_CHARS = 512
+SCRIPT_FILE = "limone-obs-rum.js"
+_BLUEPRINT = "limone_obs_rum"
+_SALT = "limone-obs-rum"
+_UNSIGNED_KEY = "limone-obs-rum: no SECRET_KEY or LIMONE_OBS_RUM_KEY set"
+_MARK_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_log = logging.getLogger(__name__)
+
+
+def script_source() -> bytes:
+    """The RUM script shipped in the package (``limone_obs/exporter/static/``)."""
+    return resources.files("limone_obs.exporter").joinpath("static", SCRIPT_FILE).read_bytes()
+
+
+class RumInstruments:
+    """The page-load histogram and the beacon counter of one :class:`Metrics`."""
+
+    def __init__(self, names: c.MetricNames, registry: CollectorRegistry) -> None:
+        self.page_load = Histogram(
+            names.page_load,
+            "Real-user page timing from the browser, by URL rule of the page and phase, "
+            "in seconds since the navigation started (marks: since the mark's start).",
+            c.PAGE_LOAD_LABELS, registry=registry, buckets=c.PAGE_LOAD_BUCKETS,
+        )  # fmt: skip
+        self.beacons = Counter(
+            names.rum_beacons, "RUM beacons received, by what became of them.",
+            (c.LABEL_RESULT,), registry=registry,
+        )  # fmt: skip
+        self.results = {result: self.beacons.labels(result) for result in c.RUM_RESULTS}
+
+
+_INSTRUMENTS: weakref.WeakKeyDictionary[Metrics, RumInstruments] = weakref.WeakKeyDictionary()
+_INSTRUMENTS_LOCK = threading.Lock()
+
+
+def instruments_for(metrics: Metrics) -> RumInstruments:
+    """The RUM series of ``metrics``, created on first use (one set per registry)."""
+    with _INSTRUMENTS_LOCK:
+        found = _INSTRUMENTS.get(metrics)
+        if found is None:
+            found = _INSTRUMENTS[metrics] = RumInstruments(metrics.names, metrics.registry)
+        return found
+
+
+@dataclass(frozen=True)
+class RumSettings:
+    """The ``LIMONE_OBS_RUM*`` settings of one app, validated."""
+
+    enabled: bool
+    path: str
+    marks: frozenset[str]
+    key: str
+    signed: bool
+    max_age: int
+    rate: float
+
+    @property
+    def script_path(self) -> str:
+        return self.path + ".js"
+
+    @classmethod
+    def from_config(cls, cfg: MutableMapping[str, Any]) -> RumSettings:
+        """Read and check the settings (``cfg`` is ``app.config``; defaults are set in it)."""
+        enabled = bool(cfg.setdefault("LIMONE_OBS_RUM", True))
+        path = cfg.setdefault("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
+        if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*", path):
+            raise ConfigError(
+                f"LIMONE_OBS_RUM_PATH={path!r}: use a path starting with '/' "
+                "(letters, digits, '_', '-', '.', '/'), or LIMONE_OBS_RUM=False to turn RUM off"
+            )
+        key = cfg.setdefault("LIMONE_OBS_RUM_KEY", None) or cfg.get("SECRET_KEY")
+        return cls(
+            enabled=enabled,
+            path=path,
+            marks=_marks(cfg.setdefault("LIMONE_OBS_RUM_MARKS", c.DEFAULT_RUM_MARKS)),
+            key=str(key) if key else _UNSIGNED_KEY,
+            signed=bool(key),
+            max_age=_positive(cfg, "LIMONE_OBS_RUM_MAX_AGE", 86400),
+            rate=_positive(cfg, "LIMONE_OBS_RUM_RATE", 200),
+        )
+
+
+def _marks(value: object) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"LIMONE_OBS_RUM_MARKS={value!r}: use a list of mark names")
+    marks = frozenset(value)
+    for mark in marks:
+        if not isinstance(mark, str) or not _MARK_RE.match(mark) or mark in c.RUM_PHASES:
+            raise ConfigError(
+                f"LIMONE_OBS_RUM_MARKS: {mark!r} is not a valid mark name: use lower-case "
+                f"letters, digits and '_' (up to 63), not one of the phases {c.RUM_PHASES}"
+            )
+    return marks
+
+
+def _positive(cfg: MutableMapping[str, Any], name: str, default: int) -> int:
+    value = cfg.setdefault(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name}={value!r}: use a positive integer")
+    return value
+
+
+class RateLimit:
+    """A token bucket: ``rate`` beacons per second, bursts up to ``rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        """Take one token; False when the bucket is empty."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+class BeaconReceiver:
+    """Turns one beacon body into observations; per app (its pages, marks and key)."""
+
+    def __init__(self, app: Flask, settings: RumSettings, instruments: RumInstruments) -> None:
+        self._app = app
+        self.settings = settings
+        self.instruments = instruments
+        self.signer = TimestampSigner(settings.key, salt=_SALT)
+        self.phases = frozenset(c.RUM_PHASES) | settings.marks
+        self.limit = RateLimit(settings.rate)
+        self._pages: frozenset[str] | None = None
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def pages(self) -> frozenset[str]:
+        """URL rules of the app a page token may name (the RUM routes excluded)."""
+        if self._pages is None:
+            own = {self.settings.path, self.settings.script_path}
+            rules = {rule.rule for rule in self._app.url_map.iter_rules()}
+            self._pages = frozenset(rules - own)
+        return self._pages
+
+    def token(self, rule: str) -> str:
+        """The signed ``data-page`` value naming URL rule ``rule``."""
+        return self.signer.sign(rule).decode()
+
+    def page_of(self, token: object) -> str | None:
+        """The URL rule a token names, or None if it is not a valid, current token."""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            return None
+        try:
+            rule = self.signer.unsign(token, max_age=self.settings.max_age).decode()
+        except (BadData, UnicodeDecodeError):
+            return None
+        return rule if rule in self.pages() else None
+
+    def receive(self, body: bytes) -> str:
+        """Record the beacon ``body``; return its result (``conventions.RUM_RESULTS``)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return c.RUM_MALFORMED
+        if not isinstance(payload, dict) or not isinstance(payload.get("v"), dict):
+            return c.RUM_MALFORMED
+        page = self.page_of(payload.get("p"))
+        if page is None:
+            return c.RUM_BAD_PAGE
+        values = [(k, v) for k, v in list(payload["v"].items())[:MAX_VALUES] if self._valid(k, v)]
+        for phase, seconds in values:
+            self._child(page, phase).observe(float(seconds))
+        return c.RUM_ACCEPTED if values else c.RUM_MALFORMED
+
+    def _valid(self, phase: object, seconds: object) -> bool:
+        if phase not in self.phases or isinstance(seconds, bool):
+            return False
+        if not isinstance(seconds, int | float):
+            return False
+        return math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS
+
+    def _child(self, page: str, phase: str) -> Any:
+        # Bounded: page is one of the app's rules and phase one of self.phases.
+        child = self._children.get((page, phase))
+        if child is None:
+            child = self._children[(page, phase)] = self.instruments.page_load.labels(page, phase)
+        return child
+
+
+#: HTTP status of each beacon result.
+STATUS = {
+    c.RUM_ACCEPTED: 204,
+    c.RUM_MALFORMED: 400,
+    c.RUM_BAD_PAGE: 400,
+    c.RUM_TOO_LARGE: 413,
+    c.RUM_RATE_LIMITED: 429,
+}
+
+
+def _read_body() -> bytes | None:
+    """The request body, or None when it is larger than :data:`MAX_BODY_BYTES`."""
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        return None
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    return None if len(body) > MAX_BODY_BYTES else body
+
+
+def _beacon_view(receiver: BeaconReceiver) -> Any:
+    def beacon() -> Response:
+        """Receive one beacon: 204 when recorded, 4xx otherwise; never raises."""
+        try:
+            if not receiver.limit.allow():
+                result = c.RUM_RATE_LIMITED
+            else:
+                body = _read_body()
+                result = c.RUM_TOO_LARGE if body is None else receiver.receive(body)
+        except Exception as exc:  # a beacon must never become a 500 or a traceback
+            _log.warning("limone-obs: RUM beacon dropped: %s", type(exc).__name__)
+            result = c.RUM_MALFORMED
+        receiver.instruments.results[result].inc()
+        return Response(status=STATUS[result])
+
+    return beacon
+
+
+def _script_view() -> Response:
+    response = Response(script_source(), mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+def _jinja_global(receiver: BeaconReceiver) -> Any:
+    def limone_obs_rum(src: str | None = None) -> Markup:
+        """The RUM ``<script>`` tag for the page being rendered ('' outside a routed request).
+
+        ``src`` replaces the script URL (e.g. your own static copy of the file).
+        """
+        if not has_request_context() or request.url_rule is None:
+            return Markup("")
+        root = request.script_root
+        script = src if src is not None else root + receiver.settings.script_path
+        return Markup(
+            f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
+            f' data-page="{escape(receiver.token(request.url_rule.rule))}" defer></script>'
+        )
+
+    return limone_obs_rum
+
+
+def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:
+    """Register the beacon endpoint, the script and the Jinja global on ``app``.
+
+    Returns the paths to leave out of the request series (empty when RUM is off).
+    """
+    settings = RumSettings.from_config(app.config)
+    if not settings.enabled:
+        return frozenset()
+    if not settings.signed:
+        _log.warning(
+            "limone-obs: RUM page tokens are not signed (no SECRET_KEY or LIMONE_OBS_RUM_KEY): "
+            "a browser can report timing for any page of %r",
+            app.name,
+        )
+    receiver = BeaconReceiver(app, settings, instruments_for(metrics))
+    blueprint = Blueprint(_BLUEPRINT, __name__)
+    blueprint.add_url_rule(settings.path, "beacon", _beacon_view(receiver), methods=["POST"])
+    blueprint.add_url_rule(settings.script_path, "script", _script_view, methods=["GET"])
+    app.register_blueprint(blueprint)
+    app.add_template_global(_jinja_global(receiver), c.RUM_JINJA_GLOBAL)
+    app.extensions[_BLUEPRINT] = receiver
+    return frozenset({settings.path, settings.script_path})
+
+
+def page_token(rule: str, app: Flask | None = None) -> str:
+    """The signed ``data-page`` value for URL rule ``rule`` (pages not rendered with Jinja).
+
+    Raises ConfigError when RUM is off on the app.
+    """
+    target = app if app is not None else current_app
+    receiver = target.extensions.get(_BLUEPRINT)
+    if receiver is None:
+        raise ConfigError(f"RUM is not on for Flask app {target.name!r}: call Metrics(app)")
+    token: str = receiver.token(rule)
+    return token

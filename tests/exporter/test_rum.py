@@ -1,0 +1,200 @@
+"""RUM: the script tag, the beacon endpoint and what a beacon may and may not record."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask, render_template_string
+from prometheus_client import CollectorRegistry
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.errors import ConfigError
+from limone_obs.exporter import rum
+from tests.exporter.rum_app import PAGES, N, counts, make_rum_app, samples
+
+EDITOR = "/editor/<int:project_id>"
+
+
+def token_of(html: str) -> str:
+    found = re.search(r'data-page="([^"]+)"', html)
+    assert found is not None, html
+    return found.group(1).replace("&lt;", "<").replace("&gt;", ">")
+
+
+def page_token(app: Flask, path: str = "/editor/7") -> str:
+    return token_of(app.test_client().get(path).get_data(as_text=True))
+
+
+def post(app: Flask, body: Any, **kwargs: Any) -> int:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return (
+        app.test_client().post("/rum", data=data, content_type="text/plain", **kwargs).status_code
+    )
+
+
+def beacons(metrics: Metrics) -> dict[str, float]:
+    return {dict(k)[c.LABEL_RESULT]: v for k, v in samples(metrics, N.rum_beacons_total).items()}
+
+
+def test_tag_names_the_rendering_url_rule_signed() -> None:
+    """The Jinja global renders a deferred script tag whose page token names the URL rule."""
+    app, _ = make_rum_app()
+    html = app.test_client().get("/editor/42").get_data(as_text=True)
+    assert '<script src="/rum.js" data-beacon="/rum" data-page="' in html
+    token = token_of(html)
+    assert token.startswith(EDITOR + ".")
+    assert rum.page_token(EDITOR, app).split(".")[0] == EDITOR
+
+
+def test_tag_is_empty_outside_a_request() -> None:
+    """Rendering outside a request (no URL rule to name) gives an empty string, no error."""
+    app, _ = make_rum_app()
+    with app.app_context():
+        assert render_template_string("{{ limone_obs_rum() }}") == ""
+
+
+def test_script_is_served_and_shipped_as_a_file() -> None:
+    """GET /rum.js serves the packaged script, as JavaScript."""
+    app, _ = make_rum_app()
+    response = app.test_client().get("/rum.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.data == rum.script_source()
+    assert b"sendBeacon" in response.data
+
+
+def test_beacon_records_each_phase_once() -> None:
+    """A navigation beacon adds one observation per phase to the page's histogram."""
+    app, metrics = make_rum_app()
+    values = {"ttfb": 0.05, "fcp": 0.2, "dom_content_loaded": 0.3, "load": 1.4}
+    assert post(app, {"p": page_token(app), "v": values}) == 204
+    assert counts(metrics) == {(EDITOR, phase): 1.0 for phase in values}
+    total = samples(metrics, f"{N.page_load}_sum")
+    assert sum(total.values()) == pytest.approx(sum(values.values()))
+    assert beacons(metrics)[c.RUM_ACCEPTED] == 1
+
+
+def test_registered_mark_is_a_phase() -> None:
+    """A mark named in LIMONE_OBS_RUM_MARKS is recorded as its own phase; others are not."""
+    app, metrics = make_rum_app(LIMONE_OBS_RUM_MARKS=["ai_answer_shown", "saved"])
+    token = page_token(app)
+    assert post(app, {"p": token, "v": {"saved": 0.4, "ai_answer_shown": 0.9}}) == 204
+    assert post(app, {"p": token, "v": {"unknown_mark": 0.4}}) == 400
+    assert counts(metrics) == {(EDITOR, "saved"): 1.0, (EDITOR, "ai_answer_shown"): 1.0}
+
+
+def test_buckets_hold_both_targets() -> None:
+    """The page-load buckets contain the 1 s and 2 s targets (the SLOs count below them)."""
+    for threshold in c.RUM_THRESHOLDS:
+        assert threshold in c.PAGE_LOAD_BUCKETS
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "result"),
+    [
+        (b"not json", 400, c.RUM_MALFORMED),
+        (b"[1, 2]", 400, c.RUM_MALFORMED),
+        (b'{"p": "x"}', 400, c.RUM_MALFORMED),
+        (b'{"p": 1, "v": {"load": 1}}', 400, c.RUM_BAD_PAGE),
+        (b'{"p": "/about", "v": {"load": 1}}', 400, c.RUM_BAD_PAGE),
+        (b"[" * 1500, 400, c.RUM_MALFORMED),
+        (b"x" * (rum.MAX_BODY_BYTES + 1), 413, c.RUM_TOO_LARGE),
+    ],
+)
+def test_hostile_beacons_get_4xx_and_no_series(body: bytes, status: int, result: str) -> None:
+    """Malformed, unsigned or oversized beacons get a 4xx, are counted, add no series."""
+    app, metrics = make_rum_app()
+    assert post(app, body) == status
+    assert counts(metrics) == {}
+    assert beacons(metrics)[result] == 1
+
+
+def test_forged_page_token_is_refused() -> None:
+    """A token for a page the server did not sign (or re-signed with another key) is refused."""
+    app, metrics = make_rum_app()
+    other, _ = make_rum_app(SECRET_KEY="another key")
+    assert post(app, {"p": page_token(other), "v": {"load": 1.0}}) == 400
+    forged = rum.page_token("/not/a/rule", app)
+    assert post(app, {"p": forged, "v": {"load": 1.0}}) == 400
+    assert counts(metrics) == {}
+
+
+@pytest.mark.parametrize(
+    "value", [-0.1, 1e9, float("nan"), float("inf"), "1.0", True, None, [1], {"a": 1}]
+)
+def test_absurd_values_are_dropped(value: object) -> None:
+    """Negative, huge, non-finite or non-numeric values are not observed."""
+    app, metrics = make_rum_app()
+    body = json.dumps({"p": page_token(app), "v": {"load": value}}, allow_nan=True)
+    assert post(app, body) == 400
+    assert counts(metrics) == {}
+
+
+def test_flood_is_rate_limited() -> None:
+    """Beyond LIMONE_OBS_RUM_RATE beacons per second a beacon gets 429 and is not recorded."""
+    app, metrics = make_rum_app(LIMONE_OBS_RUM_RATE=5)
+    token = page_token(app)
+    statuses = [post(app, {"p": token, "v": {"load": 1.0}}) for _ in range(20)]
+    assert statuses.count(204) < 20
+    assert 429 in statuses
+    assert counts(metrics)[(EDITOR, "load")] == statuses.count(204)
+
+
+def test_beacons_stay_out_of_the_request_series() -> None:
+    """Beacon and script requests add nothing to the request counter (their own counter)."""
+    app, metrics = make_rum_app()
+    token = page_token(app)
+    app.test_client().get("/rum.js")
+    post(app, {"p": token, "v": {"load": 1.0}})
+    endpoints = {dict(k)[c.LABEL_ENDPOINT] for k in samples(metrics, N.requests_total)}
+    assert endpoints == {EDITOR}
+
+
+def test_rum_off_registers_nothing() -> None:
+    """LIMONE_OBS_RUM=False: no beacon route, no script route, no Jinja global."""
+    app, metrics = make_rum_app(LIMONE_OBS_RUM=False)
+    assert app.test_client().post("/rum", data="{}").status_code == 404
+    assert c.RUM_JINJA_GLOBAL not in app.jinja_env.globals
+    assert samples(metrics, N.rum_beacons_total) == {}
+
+
+def test_beacon_path_is_configurable() -> None:
+    """LIMONE_OBS_RUM_PATH moves the beacon and the script; the tag follows."""
+    app, metrics = make_rum_app(LIMONE_OBS_RUM_PATH="/_obs/rum")
+    html = app.test_client().get("/editor/1").get_data(as_text=True)
+    assert 'src="/_obs/rum.js" data-beacon="/_obs/rum"' in html
+    body = json.dumps({"p": token_of(html), "v": {"load": 0.5}})
+    client = app.test_client()
+    assert client.post("/_obs/rum", data=body, content_type="text/plain").status_code == 204
+    assert counts(metrics) == {(EDITOR, "load"): 1.0}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("LIMONE_OBS_RUM_PATH", "rum"),
+        ("LIMONE_OBS_RUM_MARKS", "ai_answer_shown"),
+        ("LIMONE_OBS_RUM_MARKS", ["Bad Name"]),
+        ("LIMONE_OBS_RUM_MARKS", ["load"]),
+        ("LIMONE_OBS_RUM_RATE", 0),
+    ],
+)
+def test_bad_settings_are_config_errors(key: str, value: object) -> None:
+    """An invalid RUM setting fails Metrics(app) with a ConfigError naming the setting."""
+    app = Flask("bad")
+    app.config[key] = value
+    with pytest.raises(ConfigError, match=key):
+        Metrics(app, registry=CollectorRegistry())
+
+
+def test_every_allowed_page_is_an_app_rule() -> None:
+    """The pages a token may name are exactly the app's URL rules (RUM routes excluded)."""
+    app, _ = make_rum_app()
+    receiver = app.extensions["limone_obs_rum"]
+    assert set(PAGES) <= receiver.pages()
+    assert "/rum" not in receiver.pages()
+    assert "/rum.js" not in receiver.pages()

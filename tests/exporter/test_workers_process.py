@@ -1,0 +1,166 @@
+"""Worker saturation and server-wide process series under a real gunicorn."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.exporter import workers
+from tests.support import gunicorn_server, serve
+
+pytestmark = pytest.mark.integration
+N = c.MetricNames()
+APP = "tests.exporter.ux_gunicorn_app:create_app()"
+#: The process series published under gunicorn, one sample each whatever the churn.
+PROCESS_SERIES = (
+    c.SERIES_PROCESS_CPU, c.SERIES_PROCESS_MEMORY, c.SERIES_PROCESS_FDS,
+    c.SERIES_PROCESS_WORKER_MAX_MEMORY, c.SERIES_PROCESS_WORKER_MAX_FDS, c.SERIES_PROCESS_WORKERS,
+)  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples of one scrape of ``url``/metrics, by sample name."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def env(tmp_path: Path, workers_: int, threads: int, max_requests: int = 0) -> dict[str, str]:
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    return {
+        "GUNICORN_WORKERS": str(workers_),
+        "GUNICORN_THREADS": str(threads),
+        "GUNICORN_MAX_REQUESTS": str(max_requests),
+        "PROMETHEUS_MULTIPROC_DIR": str(mp),
+    }
+
+
+def until(check: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_beacons_reach_the_scrape_from_any_worker(tmp_path: Path) -> None:
+    """Under 3 workers, beacons for a page rendered by one worker are recorded by any
+    worker (one signing key) and every worker's observations show in one scrape."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 3, 1)) as (url, _):
+        html = requests.get(f"{url}/page", timeout=30).text
+        token = html.split('data-page="')[1].split('"')[0].replace("&lt;", "<").replace("&gt;", ">")
+        body = json.dumps({"p": token, "v": {c.PHASE_LOAD: 1.5}})
+        for _ in range(12):
+            with requests.Session() as session:  # new connections spread over the workers
+                response = session.post(f"{url}/rum", data=body, timeout=30)
+                assert response.status_code == 204
+        samples = scrape(url)
+    counts = {s[0][c.LABEL_PHASE]: s[1] for s in samples[f"{N.page_load}_count"]}
+    assert counts == {c.PHASE_LOAD: 12.0}
+    assert N.requests_total not in samples or all(
+        labels[c.LABEL_ENDPOINT] == "/page" for labels, _ in samples[N.requests_total]
+    )
+
+
+def record(seen: list[float], value: float) -> float:
+    """Append ``value`` to ``seen`` and return it (a poll that keeps what it saw)."""
+    seen.append(value)
+    return value
+
+
+def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
+    """3 workers recycled after 5 requests each: after 20+ new workers the process series
+    are one sample each (no pid label), cover the 3 live workers, and CPU never went down."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 3, 1, max_requests=5)) as (url, _):
+        pids: set[str] = set()
+        cpu: list[float] = []
+        for _ in range(40):
+            with requests.Session() as session:  # a new connection may reach a new worker
+                for _ in range(5):
+                    pids.add(session.get(f"{url}/pid", timeout=30).text)
+            cpu.append(scrape(url)[c.SERIES_PROCESS_CPU][0][1])
+            if len(pids) >= 23:
+                break
+        assert len(pids) >= 23, f"only {len(pids)} workers served requests"
+        samples = scrape(url)
+    assert {name: len(samples.get(name, [])) for name in PROCESS_SERIES} == dict.fromkeys(
+        PROCESS_SERIES, 1
+    )
+    assert samples[c.SERIES_PROCESS_WORKERS][0][1] == 3
+    memory = samples[c.SERIES_PROCESS_MEMORY][0][1]
+    largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
+    assert 3 * 1e6 < largest * 3 <= memory < 3e9
+    assert cpu == sorted(cpu)
+    assert cpu[-1] > 0
+    generations = {labels[c.LABEL_GC_GENERATION] for labels, _ in samples[c.SERIES_GC_COLLECTIONS]}
+    assert generations <= {"0", "1", "2"}
+    assert "0" in generations
+
+
+@pytest.mark.parametrize(("workers_", "threads"), [(3, 1), (2, 2)], ids=["sync", "gthread"])
+def test_busy_workers_reach_the_slots_and_return_to_zero(
+    tmp_path: Path, workers_: int, threads: int
+) -> None:
+    """Three slow requests per slot make every slot busy; afterwards busy is 0, idle all.
+
+    More requests than slots: a gthread worker accepts connections beyond its threads,
+    so exactly one request per slot may leave a thread of another worker idle."""
+    slots = workers_ * threads
+    server_env = env(tmp_path, workers_, threads)
+    mp = server_env["PROMETHEUS_MULTIPROC_DIR"]
+    with gunicorn_server(APP, tmp_path, server_env) as (url, _):
+        assert until(lambda: workers.read_files(mp, N)[1] == slots)
+        seen: list[float] = []
+
+        def slow(_: int) -> int:
+            return requests.get(f"{url}/slow", params={"seconds": 2}, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=3 * slots) as pool:
+            futures = [pool.submit(slow, i) for i in range(3 * slots)]
+            reached = until(lambda: record(seen, workers.read_files(mp, N)[0]) == slots)
+            assert [f.result() for f in futures] == [200] * 3 * slots
+        assert reached, f"busy never reached {slots}: max {max(seen)}"
+        assert max(seen) == slots
+        state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
+    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+
+
+def test_single_process_reports_busy_only() -> None:
+    """Outside gunicorn: busy follows the requests in flight, and idle is absent (the
+    request slots of a server the kit did not configure are unknown)."""
+    release = threading.Event()
+    app = Flask("single")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    app.add_url_rule("/wait", "wait", lambda: str(release.wait(30)))
+
+    def state() -> dict[str, float]:
+        return {
+            s.labels[c.LABEL_STATE]: s.value
+            for family in metrics.registry.collect()
+            for s in family.samples
+            if s.name == N.workers
+        }
+
+    with serve(app, quiet=True) as url, ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(requests.get, f"{url}/wait", timeout=60) for _ in range(2)]
+        assert until(lambda: state() == {c.WORKER_BUSY: 2.0})
+        release.set()
+        assert [f.result().status_code for f in futures] == [200, 200]
+        assert until(lambda: state() == {c.WORKER_BUSY: 0.0})
