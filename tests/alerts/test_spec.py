@@ -86,28 +86,26 @@ def test_selectors_carry_the_job_matcher() -> None:
     """Every selector is restricted to job="<job>", placed first."""
     spec = load_spec(SPEC_FILE)
     assert 'limoneide_requests_total{job="limoneide",status=~"5.."}' == (
-        spec.slo("availability").errors.promql()  # type: ignore[union-attr]
+        spec.slo("availability").sli.selectors()["errors"].promql()
     )
-    histogram = spec.slo("ai-latency").histogram
-    assert histogram is not None
+    histogram = spec.slo("ai-latency").sli.selectors()["histogram"]
     expected = 'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api"}'
     assert expected == histogram.promql()
 
 
 def test_ai_latency_counts_only_successful_calls_as_good() -> None:
     """ai-latency's good events are the fast calls with outcome="ok" (all calls count)."""
-    slo = load_spec(SPEC_FILE).slo("ai-latency")
-    assert slo.good is not None
+    selectors = load_spec(SPEC_FILE).slo("ai-latency").sli.selectors()
     expected = (
         'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api",outcome="ok"}'
     )
-    assert expected == slo.good.promql()
+    assert expected == selectors["good"].promql()
 
 
 def test_good_defaults_to_the_whole_histogram() -> None:
     """A latency SLO without good counts every fast event as good (the latency SLO)."""
-    slo = load_spec(SPEC_FILE).slo("latency")
-    assert slo.histogram == slo.good
+    selectors = load_spec(SPEC_FILE).slo("latency").sli.selectors()
+    assert selectors["histogram"] == selectors["good"]
 
 
 def test_a_minimal_spec_gets_every_default() -> None:
@@ -118,7 +116,7 @@ def test_a_minimal_spec_gets_every_default() -> None:
         spec.job,
         spec.namespace,
         spec.period,
-        slo.total.promql() if slo.total else None,
+        slo.sli.selectors()["total"].promql(),
         len(slo.tiers),
     )
 

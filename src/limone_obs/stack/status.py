@@ -2,8 +2,10 @@
 
 Budget SLOs (``ratio``, ``latency``) come from the recording rules the alerts area
 generates: the period SLI (request-weighted), the error budget left and burn rates over
-several windows. ``threshold`` SLOs show their error ratio over their window, ``up`` the
-share of targets up. Every row lists the alerts firing for that SLO (``ALERTS``).
+several windows. Other kinds show the SLI their kind module gives
+(:meth:`~limone_obs.alerts.model.Sli.status_sli`): ``threshold`` the good share over its
+window (100 % with requests and no error series), ``up`` the share of targets up. Every
+row lists the alerts firing for that SLO (``ALERTS``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import requests
 
 from limone_obs import conventions as c
-from limone_obs.alerts.model import BUDGET_KINDS, KIND_THRESHOLD, KIND_UP, ServiceSpec, Slo
+from limone_obs.alerts.model import ServiceSpec
 from limone_obs.errors import StackError
 
 #: Burn-rate windows shown in the table (a subset of conventions.SLI_WINDOWS).
@@ -94,19 +96,6 @@ def _burn_rates(prom: Prometheus, spec: ServiceSpec) -> dict[str, dict[str, floa
     return rates
 
 
-def _plain_sli(prom: Prometheus, slo: Slo, job: str) -> float | None:
-    """SLI of a ``threshold`` SLO (good share over its window) or ``up`` (share of targets up)."""
-    if slo.kind == KIND_THRESHOLD and slo.errors and slo.total and slo.window:
-        w = slo.window
-        ratio = prom.scalar(
-            f"sum(rate({slo.errors.promql()}[{w}])) / sum(rate({slo.total.promql()}[{w}]))"
-        )
-        return None if ratio is None else 1 - ratio
-    if slo.kind == KIND_UP:
-        return prom.scalar(f'avg(up{{{c.LABEL_JOB}="{job}"}})')
-    return None
-
-
 def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
     """Read every SLO of ``spec`` from Prometheus, in spec order."""
     sel = f"{{{_service(spec)}}}"
@@ -116,8 +105,10 @@ def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
     firing = _firing(prom, spec)
     rows = []
     for slo in spec.slos:
-        row = SloStatus(slo.name, slo.kind, slo.objective, _plain_sli(prom, slo, spec.job), None)
-        if slo.kind in BUDGET_KINDS:
+        plain = slo.sli.status_sli(spec, slo)
+        sli = None if plain is None else prom.scalar(plain)
+        row = SloStatus(slo.name, slo.kind, slo.objective, sli, None)
+        if plain is None:
             error = sli_error.get(slo.name)
             row = replace(
                 row,
