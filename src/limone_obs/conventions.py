@@ -362,3 +362,42 @@ def dashboard_uid(service: str, dashboard: str) -> str:
     so several services' dashboards share one Grafana without overwriting each other.
     """
     return f"{service}-{dashboard}"
+
+
+# --- SLO stages, low traffic, absent series, kit health (names added by limone_obs.alerts)
+#: Share of a staged latency SLO's events within one of its next thresholds (progress
+#: toward the roadmap's next steps), labelled ``stage_seconds`` with the threshold.
+LABEL_STAGE: Final = "stage_seconds"
+RULE_STAGE_SLI_PREFIX: Final = "slo:stage_sli:ratio_rate"
+#: Windows the stage progress is recorded over (from the raw histogram).
+STAGE_WINDOWS: Final = ("5m", "1h")
+
+
+def stage_sli_rule(window: str) -> str:
+    """Recording-rule name of a stage's good ratio over ``window`` (``5m``, ``1h``)."""
+    return f"{RULE_STAGE_SLI_PREFIX}{window}"
+
+
+#: ``<Slo>AllFailing``: events arrive and none is good, whatever the traffic (the burn
+#: alerts stay quiet below ``min_rate``); ``<Slo>SliAbsent``: the SLI's series are missing.
+ALERT_SUFFIX_ALL_FAILING: Final = "AllFailing"
+ALERT_SUFFIX_SLI_ABSENT: Final = "SliAbsent"
+#: Buckets of ``<ns>_page_load_seconds`` (real-user page timing): the page-load SLO's
+#: thresholds (2 s, 1 s) and its stages must be among them.
+PAGE_LOAD_BUCKETS: Final = (
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+)  # fmt: skip
+#: Buckets of each histogram by name without the namespace; a latency SLO's thresholds
+#: must be boundaries of its histogram's buckets.
+HISTOGRAM_BUCKETS: Final = {
+    "request_duration_seconds": DEFAULT_BUCKETS,
+    "dependency_duration_seconds": DEFAULT_DEPENDENCY_BUCKETS,
+    SUFFIX_PAGE_LOAD_SECONDS: PAGE_LOAD_BUCKETS,
+}
+
+
+def histogram_buckets(namespace: str, metric: str) -> tuple[float, ...]:
+    """The bucket boundaries of the exporter's histogram ``metric`` (base name) in
+    ``namespace``; :data:`DEFAULT_BUCKETS` for a histogram the exporter does not define."""
+    suffix = metric.removeprefix(f"{namespace}_")
+    return HISTOGRAM_BUCKETS.get(suffix, DEFAULT_BUCKETS) if suffix != metric else DEFAULT_BUCKETS

@@ -53,11 +53,12 @@ def test_promtool_hand_written_unit_tests_pass() -> None:
 
 
 def test_generated_tests_hold_for_another_spec(tmp_path: Path) -> None:
-    """A 28-day spec with custom objectives, no guard and a 0.6 s threshold also passes."""
+    """A 28-day spec with custom objectives, no guard and a 1 s threshold without stages
+    also passes."""
     text = edited("period: 30d", "period: 28d")
     text = edited("min_rate: 0.05", "min_rate: 0", text)
     text = edited("objective: 99.9", "objective: 99.5", text)
-    text = edited("threshold_seconds: 1.0", "threshold_seconds: 0.6", text)
+    text = edited("threshold_seconds: 2.5\n    stages: [1.0, 0.6]", "threshold_seconds: 1.0", text)
     write_tree(tmp_path, build.generate(parse_spec(text)))
     tests = sorted(str(p) for p in (tmp_path / build.GENERATED_TESTS_DIR).glob("*.yml"))
     result = _run(need("promtool"), "test", "rules", *tests, cwd=tmp_path)

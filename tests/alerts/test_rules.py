@@ -105,9 +105,15 @@ def test_missing_error_series_count_as_zero() -> None:
     assert "or vector(0)" in _records("availability")["slo:sli_error:ratio_rate5m"]["expr"]
 
 
-def test_latency_sli_matches_both_bucket_notations() -> None:
-    """The 1 s bucket is matched with le=~"1(\\.0)?" (Prometheus 2 and 3)."""
-    expr = _records("latency")["slo:sli_error:ratio_rate5m"]["expr"]
+def test_latency_stage_matches_both_bucket_notations() -> None:
+    """The 1 s stage's bucket is matched with le=~"1(\\.0)?" ("1.0" and "1")."""
+    groups = rules.slo_recording_groups(SPEC, SPEC.slo("latency"))
+    (expr,) = [
+        r["expr"]
+        for g in groups
+        for r in g["rules"]
+        if r["record"] == c.stage_sli_rule("5m") and r["labels"].get(c.LABEL_STAGE) == "1"
+    ]
     assert c.LE_ONE_SECOND_MATCHER in expr
 
 

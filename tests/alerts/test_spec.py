@@ -13,6 +13,7 @@ from limone_obs.alerts.spec import (
     load_spec,
     parse_spec,
 )
+from limone_obs.errors import SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
 
 MINIMAL = """
@@ -138,8 +139,8 @@ def test_runbook_and_dashboard_urls() -> None:
 def test_extra_labels_and_annotations_pass_through() -> None:
     """labels: and annotations: of an SLO add to the service-wide labels."""
     text = edited(
-        "    description: Requests served within 1 second.\n",
-        "    description: Requests served within 1 second.\n"
+        "    histogram: limoneide_request_duration_seconds\n",
+        "    histogram: limoneide_request_duration_seconds\n"
         "    labels: {component: web}\n    annotations: {owner: perf-team}\n",
     )
     slo = parse_spec(text).slo("latency")
@@ -162,3 +163,14 @@ def test_the_model_is_frozen() -> None:
     slo = load_spec(SPEC_FILE).slo("latency")
     with pytest.raises(AttributeError):
         slo.objective = 1  # type: ignore[misc]
+
+
+def test_an_objective_written_as_a_ratio_asks_for_a_percentage() -> None:
+    """objective: 0.999 is refused with "give a percentage" and the value it meant."""
+    with pytest.raises(SpecError) as caught:
+        parse_edited("objective: 99.9", "objective: 0.999")
+    message = str(caught.value)
+    assert (
+        "slos[0] (availability).objective" in message,
+        "give a percentage, e.g. 99.9" in message,
+    ) == (True, True), message

@@ -226,8 +226,18 @@ def _slo(ctx: Context, item: Reader) -> Slo:
 
 
 def objective(item: Reader) -> float:
-    """The SLO's ``objective``: a percentage strictly between 0 and 100."""
+    """The SLO's ``objective``: a percentage strictly between 0 and 100.
+
+    A value up to 1 is taken for a ratio written where a percentage belongs (0.999 for
+    99.9 %) and rejected with that hint, before any burn-factor check could confuse.
+    """
     objective = item.number("objective")
+    if 0 < objective <= 1:
+        item.fail(
+            "objective",
+            f"{objective:g} looks like a ratio: give a percentage, e.g. "
+            f"{round(objective * 100, 6):g} for {objective:g}",
+        )
     if not 0 < objective < 100:
         item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
     return objective
@@ -296,17 +306,45 @@ def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
         )
 
 
-def threshold(item: Reader) -> float:
-    """``threshold_seconds``: one of the exporter's bucket boundaries."""
-    threshold = item.number("threshold_seconds")
-    if threshold not in c.DEFAULT_BUCKETS:
-        allowed = ", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS)
+def threshold(ctx: Context, item: Reader, histogram: Selector) -> float:
+    """``threshold_seconds``: one of the bucket boundaries of ``histogram``."""
+    return _bucket(ctx, item, "threshold_seconds", item.number("threshold_seconds"), histogram)
+
+
+def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selector) -> float:
+    buckets = c.histogram_buckets(ctx.names.namespace, histogram.metric)
+    if value not in buckets:
+        allowed = ", ".join(f"{b:g}" for b in buckets)
         item.fail(
-            "threshold_seconds",
-            f"{threshold:g} s is not a bucket boundary of the exporter's histograms, so no "
+            key,
+            f"{value:g} s is not a bucket boundary of the exporter's histograms, so no "
             f"series counts requests under it; use one of: {allowed}",
         )
-    return threshold
+    return value
+
+
+def stages(ctx: Context, item: Reader, histogram: Selector, committed: float) -> tuple[float, ...]:
+    """``stages``: the roadmap's next thresholds in seconds, each a bucket boundary of
+    ``histogram``, below the committed ``threshold_seconds`` and below the one before."""
+    raw = item.raw("stages", [])
+    if not isinstance(raw, list):
+        item.fail(
+            "stages", f"must be a list of thresholds in seconds, e.g. [1.0, 0.6]; found {raw!r}"
+        )
+    found: list[float] = []
+    for index, value in enumerate(raw):
+        key = f"stages[{index}]"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            item.fail(key, f"must be a number of seconds, found {value!r}")
+        previous = found[-1] if found else committed
+        if value >= previous:
+            item.fail(
+                key,
+                f"{value:g} s is not below {previous:g} s: list the next thresholds from the "
+                "committed threshold_seconds downwards, e.g. [1.0, 0.6]",
+            )
+        found.append(_bucket(ctx, item, key, float(value), histogram))
+    return tuple(found)
 
 
 def _tier_overrides(ctx: Context, item: Reader) -> dict[str, str]:

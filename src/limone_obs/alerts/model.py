@@ -137,6 +137,12 @@ class Sli(ABC):
     def runbook(self, spec: ServiceSpec, slo: Slo) -> str:
         """The Markdown sections of ``slo``'s runbook, one per alert."""
 
+    def status_progress(self, spec: ServiceSpec, slo: Slo) -> dict[str, str]:
+        """PromQL of the progress ``limone-obs status`` shows (a share per next stage, by
+        a short title such as ``<=1s``); empty for kinds without stages."""
+        del spec, slo
+        return {}
+
     @abstractmethod
     def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
         """PromQL of the SLI shown by ``limone-obs status`` (good share, 0..1), or None

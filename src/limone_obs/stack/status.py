@@ -36,13 +36,17 @@ class SloStatus:
     budget_left: float | None
     burn: Mapping[str, float | None] = field(default_factory=dict)
     firing: tuple[str, ...] = ()
+    #: Share of events within each next stage of a staged latency SLO (``<=1s`` -> 0.25).
+    progress: Mapping[str, float | None] = field(default_factory=dict)
 
 
 class Prometheus:
     """A minimal client of Prometheus' instant-query API."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        """``url`` without a scheme (``127.0.0.1:9090``) is taken as ``http://``; another
+        scheme than http or https is a StackError naming it."""
+        self.url = base_url(url)
         self.timeout = timeout
 
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -69,6 +73,20 @@ class Prometheus:
         """The value of a one-element result, else None."""
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
+
+
+def base_url(url: str) -> str:
+    """``url`` with ``http://`` added when it has no scheme, without a trailing slash."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        text = f"http://{text}"
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in ("http", "https") or text == f"{scheme}://":
+        raise StackError(
+            f"--prometheus {url!r} is not an http(s) URL: give e.g. http://127.0.0.1:9090 "
+            "(or 127.0.0.1:9090, http:// is assumed)"
+        )
+    return text
 
 
 def _service(spec: ServiceSpec) -> str:
@@ -116,7 +134,8 @@ def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
                 budget_left=budget.get(slo.name),
                 burn={w: burns[w].get(slo.name) for w in BURN_WINDOWS},
             )
-        rows.append(replace(row, firing=tuple(firing.get(slo.name, ()))))
+        progress = {t: prom.scalar(e) for t, e in slo.sli.status_progress(spec, slo).items()}
+        rows.append(replace(row, firing=tuple(firing.get(slo.name, ())), progress=progress))
     return rows
 
 
@@ -132,15 +151,22 @@ def _burn(value: float | None) -> str:
     return f"{value:.2f}x"
 
 
+def _progress(progress: Mapping[str, float | None]) -> str:
+    """``<=1s 25.0 %, <=0.6s 12.5 %``: the share of events within each next stage."""
+    return ", ".join(f"{title} {_pct(value, 1)}" for title, value in progress.items()) or "-"
+
+
 def render(rows: Sequence[SloStatus]) -> str:
-    """The table as text: one line per SLO, ``-`` where Prometheus has no value yet."""
+    """The table as text: one line per SLO, ``-`` where Prometheus has no value yet; a
+    staged latency SLO lists the share of events within each next stage (last hour)."""
     header = ["SLO", "kind", "objective", "SLI", "budget left"]
-    header += [f"burn {w}" for w in BURN_WINDOWS] + ["firing"]
+    header += [f"burn {w}" for w in BURN_WINDOWS] + ["next stages", "firing"]
     table = [header]
     for row in rows:
         objective = "-" if row.objective is None else f"{row.objective:g} %"
         cells = [row.name, row.kind, objective, _pct(row.sli), _pct(row.budget_left, 1)]
         cells += [_burn(row.burn.get(w)) for w in BURN_WINDOWS]
+        cells.append(_progress(row.progress))
         cells.append(", ".join(row.firing) or "-")
         table.append(cells)
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]

@@ -3,27 +3,41 @@
 Spec fields: ``objective``, ``histogram`` (base name and matchers: every event counted),
 ``good`` (optional: the part of ``histogram`` whose fast events are good, e.g.
 ``outcome="ok"``; a fast event outside it is bad), ``threshold_seconds`` (a bucket
-boundary), ``tiers``, ``min_rate``, ``quantile_alert: {for, severity}``. Alerts:
-``<Slo>ErrorBudgetBurn`` per enabled tier, ``<Slo>P95High`` (the objective's quantile).
+boundary), ``stages`` (the roadmap's next thresholds, e.g. ``[1.0, 0.6]``), ``tiers``,
+``min_rate``, ``quantile_alert: {for, severity}``. Alerts: ``<Slo>ErrorBudgetBurn`` per
+enabled tier, ``<Slo>P95High`` (the objective's quantile). Only ``threshold_seconds``, the
+committed step, alerts; each stage records the share of events within it
+(``slo:stage_sli:ratio_rate<w>{stage_seconds}``), shown on the SLO dashboard and by
+``limone-obs status`` as progress.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts import _parse, alerting, runbooks, samples, unittests
+from limone_obs.alerts import _durations, _parse, alerting, runbooks, samples, unittests
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.kinds._rated import BudgetSli
-from limone_obs.alerts.model import KIND_LATENCY, QuantileAlert, Rule, ServiceSpec, Slo, job_matcher
-from limone_obs.alerts.rules import le_matcher, number
+from limone_obs.alerts.model import (
+    KIND_LATENCY,
+    Group,
+    QuantileAlert,
+    Rule,
+    ServiceSpec,
+    Slo,
+    job_matcher,
+)
+from limone_obs.alerts.rules import le_matcher, number, record, slo_labels
 from limone_obs.alerts.selectors import Selector
 from limone_obs.alerts.unittests import Pairs, Traffic
 
 KEYS: Final = (
-    "objective", "histogram", "good", "threshold_seconds", "tiers", "min_rate", "quantile_alert",
+    "objective", "histogram", "good", "threshold_seconds", "stages", "tiers", "min_rate",
+    "quantile_alert",
 )  # fmt: skip
 #: Window of the quantile alert's rate (the quantile of the last 5 minutes).
 QUANTILE_WINDOW: Final = "5m"
@@ -42,6 +56,8 @@ class LatencySli(BudgetSli):
     good: Selector
     threshold_seconds: float
     quantile_alert: QuantileAlert | None = None
+    #: The roadmap's next thresholds, below ``threshold_seconds``, descending.
+    stages: tuple[float, ...] = ()
 
     def selectors(self) -> Mapping[str, Selector]:
         """``histogram`` and ``good``."""
@@ -56,6 +72,41 @@ class LatencySli(BudgetSli):
         total = f"sum(rate({count}[{window}]))"
         return f"({total} - sum(rate({fast_sel}[{window}])))", total
 
+    def recording_groups(self, spec: ServiceSpec, slo: Slo) -> list[Group]:
+        """The budget groups; the fast one also records each stage's progress."""
+        groups = super().recording_groups(spec, slo)
+        groups[0]["rules"].extend(self.stage_records(spec, slo))
+        return groups
+
+    def stage_records(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
+        """Per stage and window of :data:`~limone_obs.conventions.STAGE_WINDOWS`: good
+        events within the stage's threshold over all events (the same good and all events
+        as the SLI)."""
+        return [
+            record(
+                c.stage_sli_rule(window),
+                self.within_expr(stage, window),
+                {**slo_labels(spec, slo), c.LABEL_STAGE: number(stage)},
+            )
+            for stage in self.stages
+            for window in c.STAGE_WINDOWS
+        ]
+
+    def within_expr(self, seconds: float, window: str) -> str:
+        """PromQL: the share of events over ``window`` that are good within ``seconds``."""
+        fast = self.good.with_metric(f"{self.good.metric}_bucket").promql(le_matcher(seconds))
+        count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
+        return f"sum(rate({fast}[{window}]))\n/\nsum(rate({count}[{window}]))"
+
+    def status_progress(self, spec: ServiceSpec, slo: Slo) -> dict[str, str]:
+        """Each stage's recorded share of events within it over 1h, by ``<= 1 s``."""
+        scope = f'{c.LABEL_SLO}="{slo.name}",{c.LABEL_SLO_SERVICE}="{spec.service}"'
+        rule = c.stage_sli_rule(c.STAGE_WINDOWS[-1])
+        return {
+            f"<={stage:g}s": f'{rule}{{{scope},{c.LABEL_STAGE}="{number(stage)}"}}'
+            for stage in self.stages
+        }
+
     def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
         """A histogram of good events where ``load.ratio`` of them fall just above the
         threshold."""
@@ -63,7 +114,7 @@ class LatencySli(BudgetSli):
         labels.pop(c.LABEL_LE, None)
         metric, per_minute = self.histogram.metric, load.rps * 60
         fast = per_minute * (1 - load.ratio)
-        above = repr(_next_bucket(self.threshold_seconds))
+        above = repr(_next_bucket(spec, self.histogram, self.threshold_seconds))
         buckets = ((repr(self.threshold_seconds), fast), (above, per_minute), ("+Inf", per_minute))
         found = [
             unittests.counter({**labels, c.LABEL_LE: le}, f"{metric}_bucket", rate, length)
@@ -100,13 +151,95 @@ class LatencySli(BudgetSli):
         return found
 
     def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
-        """The burn scenarios, then those of the quantile alert."""
+        """The burn scenarios, those of the quantile alert, then (with stages) the staged
+        objective's: every event within the committed threshold pages nobody, and each
+        stage's share is recorded."""
         found = super().scenarios(spec, slo)
         if self.quantile_alert is not None:
             rule = self.quantile_rule(spec, slo, self.quantile_alert)
             pairs: Pairs = [(rule, slo.error_budget)]
             found.extend(unittests.rate_scenarios(spec, slo, pairs, self._series_fn(spec)))
+        if self.stages:
+            found.append(self.stage_scenario(spec, slo))
         return found
+
+    def stage_scenario(self, spec: ServiceSpec, slo: Slo) -> dict[str, Any]:
+        """Events averaging 0.8 x the committed threshold (2 s for 2.5 s), all within it; a
+        quarter within the first stage, an eighth within the next, and so on (powers of
+        two keep promtool's exact comparisons true). Checked after every alert's ``for``:
+        nothing fires; the recorded stage shares and the average are as fed."""
+        rules = self.alerts(spec, slo)
+        end = max(unittests.FIRST_RATE + unittests.minutes(r["for"]) for r in rules) + 2
+        shares = [0.5 ** (index + 2) for index in range(len(self.stages))]
+        per_minute = _staged_rate(slo, self.rate_pairs(spec, slo), len(self.stages))
+        average = round(0.8 * self.threshold_seconds, 6)
+        when = _durations.format_duration(end * 60)
+        return {
+            "name": (
+                f"{slo.name}: staged objective at a {average:g} s average pages nobody and "
+                "records the progress of each stage"
+            ),
+            "interval": f"{unittests.STEP}m",
+            "input_series": self._staged_series(spec, per_minute, shares, end + 1, average),
+            "alert_rule_test": [
+                {"eval_time": when, "alertname": name, "exp_alerts": []}
+                for name in dict.fromkeys(r["alert"] for r in rules)
+            ],
+            "promql_expr_test": [
+                *self._stage_checks(spec, slo, shares, when),
+                self._average_check(when, average),
+            ],
+        }
+
+    def _staged_series(
+        self, spec: ServiceSpec, per_minute: int, shares: list[float], length: int, average: float
+    ) -> list[dict[str, str]]:
+        labels = {**unittests.base_labels(spec), **(samples.solve(self.good.matchers) or {})}
+        labels.pop(c.LABEL_LE, None)
+        metric = self.histogram.metric
+        above = repr(_next_bucket(spec, self.histogram, self.threshold_seconds))
+        buckets = [
+            (repr(s), per_minute * share) for s, share in zip(self.stages, shares, strict=True)
+        ]
+        buckets += [(repr(self.threshold_seconds), per_minute), (above, per_minute)]
+        buckets.append(("+Inf", per_minute))
+        found = [
+            unittests.counter({**labels, c.LABEL_LE: le}, f"{metric}_bucket", rate, length)
+            for le, rate in buckets
+        ]
+        found.append(unittests.counter(labels, f"{metric}_count", per_minute, length))
+        found.append(unittests.counter(labels, f"{metric}_sum", per_minute * average, length))
+        return found
+
+    def _stage_checks(
+        self, spec: ServiceSpec, slo: Slo, shares: list[float], when: str
+    ) -> list[dict[str, Any]]:
+        checks = []
+        for stage, share in zip(self.stages, shares, strict=True):
+            for window in c.STAGE_WINDOWS:
+                labels = {**slo_labels(spec, slo), c.LABEL_STAGE: number(stage)}
+                body = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                series = f"{c.stage_sli_rule(window)}{{{body}}}"
+                checks.append(
+                    {
+                        "expr": series,
+                        "eval_time": when,
+                        "exp_samples": [{"labels": series, "value": share}],
+                    }
+                )
+        return checks
+
+    def _average_check(self, when: str, average: float) -> dict[str, Any]:
+        """The fed average, in milliseconds (rounded: the ratio of two rates is inexact)."""
+        hist = self.histogram
+        total = hist.with_metric(f"{hist.metric}_sum").promql()
+        count = hist.with_metric(f"{hist.metric}_count").promql()
+        expr = f"round(1000 * sum(rate({total}[5m])) / sum(rate({count}[5m])))"
+        return {
+            "expr": expr,
+            "eval_time": when,
+            "exp_samples": [{"labels": "{}", "value": round(average * 1000)}],
+        }
 
     def runbook(self, spec: ServiceSpec, slo: Slo) -> str:
         """Burn sections and the quantile section, with the latency diagnosis."""
@@ -153,19 +286,30 @@ _MITIGATE: Final = (
 )
 
 
-def _next_bucket(threshold: float) -> float:
-    return min(b for b in c.DEFAULT_BUCKETS if b > threshold)
+def _staged_rate(slo: Slo, pairs: Pairs, stages: int) -> int:
+    """Events per minute above every guard, a multiple of 2 ** (stages + 1)."""
+    unit = 1 << (stages + 1)
+    rps = unittests.busy_rps(slo, pairs) if pairs else 1.0
+    return unit * math.ceil(rps * 60 / unit)
+
+
+def _next_bucket(spec: ServiceSpec, histogram: Selector, threshold: float) -> float:
+    """The histogram's bucket boundary after ``threshold`` (+Inf stands after the last)."""
+    buckets = c.histogram_buckets(spec.namespace, histogram.metric)
+    return min((b for b in buckets if b > threshold), default=math.inf)
 
 
 def parse(ctx: _parse.Context, item: Reader) -> LatencySli:
     """Read the ``latency`` fields of the SLO at ``item``."""
     objective = _parse.objective(item)
     histogram = _parse.selector(ctx, item, "histogram")
+    committed = _parse.threshold(ctx, item, histogram)
     return LatencySli(
         objective=objective,
         histogram=histogram,
         good=_parse.good(ctx, item, histogram),
-        threshold_seconds=_parse.threshold(item),
+        threshold_seconds=committed,
+        stages=_parse.stages(ctx, item, histogram, committed),
         tiers=_parse.slo_tiers(ctx, item, objective),
         quantile_alert=_parse.quantile_alert(item),
     )
