@@ -12,9 +12,9 @@ from tests.support import ROOT
 
 
 def test_check_accepts_the_committed_spec() -> None:
-    """The committed spec is valid: 5 SLOs and 15 alert rules, exit 0."""
+    """The committed spec is valid: 5 SLOs and 20 alert rules, exit 0."""
     result = CliRunner().invoke(main, ["check", "--spec", str(ROOT / "alerts" / "slo.yaml")])
-    expected = f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 5 SLOs, 15 alert rules\n"
+    expected = f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 5 SLOs, 20 alert rules\n"
     assert (0, expected) == (result.exit_code, result.output)
 
 

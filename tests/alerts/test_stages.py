@@ -97,7 +97,7 @@ def test_the_staged_scenario_checks_every_stage_and_the_average() -> None:
     silent = {check["alertname"]: check["exp_alerts"] for check in staged["alert_rule_test"]}
     assert (
         [0.25, 0.25, 0.125, 0.125, 2000],
-        {"LatencyErrorBudgetBurn": [], "LatencyP95High": []},
+        {"LatencyErrorBudgetBurn": [], "LatencyP95High": [], "LatencySliAbsent": []},
     ) == (
         values,
         silent,

@@ -39,7 +39,9 @@ def _route(spec: ServiceSpec, severity: str) -> dict[str, Any]:
 
 
 def inhibit_rules(spec: ServiceSpec) -> list[dict[str, Any]]:
-    """A firing page of an SLO of ``spec`` silences the ticket of the same SLO, nothing else.
+    """A firing page of an SLO of ``spec`` silences the ticket of the same SLO; then each
+    kind's rules for one page per incident (the availability burn page silences
+    ``ErrorsHigh`` and ``AvailabilityAllFailing``).
 
     Both sides must carry ``slo_service="<service>"`` and a non-empty ``slo``: Alertmanager
     treats an ``equal`` label missing on both alerts as equal, so without these matchers
@@ -47,13 +49,12 @@ def inhibit_rules(spec: ServiceSpec) -> list[dict[str, Any]]:
     silence every ticket lacking them too.
     """
     own = [f'{c.LABEL_SLO_SERVICE}="{spec.service}"', f'{c.LABEL_SLO}=~".+"']
-    return [
-        {
-            "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', *own],
-            "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"', *own],
-            "equal": list(INHIBIT_EQUAL),
-        }
-    ]
+    tickets = {
+        "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', *own],
+        "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"', *own],
+        "equal": list(INHIBIT_EQUAL),
+    }
+    return [tickets, *(rule for slo in spec.slos for rule in slo.sli.inhibit_rules(spec, slo))]
 
 
 def config(

@@ -137,6 +137,12 @@ class Sli(ABC):
     def runbook(self, spec: ServiceSpec, slo: Slo) -> str:
         """The Markdown sections of ``slo``'s runbook, one per alert."""
 
+    def inhibit_rules(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """Alertmanager inhibit rules silencing ``slo``'s alerts while another alert of the
+        same incident already pages (one page per incident); none by default."""
+        del spec, slo
+        return []
+
     def status_progress(self, spec: ServiceSpec, slo: Slo) -> dict[str, str]:
         """PromQL of the progress ``limone-obs status`` shows (a share per next stage, by
         a short title such as ``<=1s``); empty for kinds without stages."""

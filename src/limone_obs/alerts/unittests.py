@@ -74,9 +74,9 @@ def counter(labels: dict[str, str], metric: str, per_minute: float, length: int)
     return {"series": f"{metric}{{{body}}}", "values": f"0+{number(per_minute)}x{length}"}
 
 
-def base_labels(spec: ServiceSpec) -> dict[str, str]:
+def base_labels(spec: ServiceSpec, instance: str = INSTANCE) -> dict[str, str]:
     """``job`` and ``instance`` of the generated series."""
-    return {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: INSTANCE}
+    return {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: instance}
 
 
 def expected(rule: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def _checks(
     return [{"eval_time": when, "alertname": n, "exp_alerts": e} for n, e in by_name.items()]
 
 
-def _scenario(
+def scenario(
     spec: ServiceSpec,
     slo: Slo,
     pairs: Pairs,
@@ -186,7 +186,7 @@ def rate_scenarios(
         low = Traffic(slo.min_rate / 4, worst.ratio)
         loads.append(("errors below the minimum rate fire nothing", low))
     return [
-        _scenario(
+        scenario(
             spec, slo, pairs, title, load=load, times=around_for(pairs, load, end), series=series
         )
         for title, load in loads
@@ -201,7 +201,7 @@ def _subst_instance(rule: dict[str, Any], instance: str) -> dict[str, Any]:
     return {**rule, "annotations": notes}
 
 
-def up_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> dict[str, Any]:
+def alert_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> dict[str, Any]:
     """Expect ``rule`` at minute ``at``: firing with labels ``extra``, or quiet for None."""
     instance = (extra or {}).get(c.LABEL_INSTANCE, INSTANCE)
     alerts = [] if extra is None else [expected(_subst_instance(rule, instance), extra)]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts import _durations, alerting, samples, unittests
+from limone_obs.alerts import _durations, alerting, runbooks, samples, unittests
 from limone_obs.alerts.model import BurnTier, Group, Rule, ServiceSpec, Sli, Slo
 from limone_obs.alerts.rules import (
     LONG_GROUP_INTERVAL,
@@ -28,6 +28,9 @@ from limone_obs.alerts.rules import (
 )
 from limone_obs.alerts.selectors import Selector
 from limone_obs.alerts.unittests import Pairs, Traffic
+
+#: How long an SLI's event series may be missing before ``<Slo>SliAbsent`` opens a ticket.
+SLI_ABSENT_FOR: Final = "30m"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +51,28 @@ class RatedSli(Sli):
     @abstractmethod
     def rate_pairs(self, spec: ServiceSpec, slo: Slo) -> Pairs:
         """(alert rule, error ratio above which it fires) of the rate-based alerts."""
+
+    @abstractmethod
+    def events(self) -> Selector:
+        """The series counting every event of the SLI (a counter or a histogram's
+        ``_count``): when it is absent, the SLI measures nothing."""
+
+    def absent_alert(self, spec: ServiceSpec, slo: Slo) -> Rule:
+        """``<Slo>SliAbsent`` (ticket): no series of :meth:`events` for
+        :data:`SLI_ABSENT_FOR`. The selectors may be the user's own, which no catalogue
+        knows: a typo, a renamed label or a missing exporter leaves an SLO that never
+        alerts, and this says so."""
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
+        events = self.events().promql()
+        summary = f"{spec.service} {slo.name}: no series for its SLI"
+        description = (
+            f"{slo.description} Prometheus has had no {events} series for {SLI_ABSENT_FOR}: "
+            "the SLO measures nothing and none of its alerts can fire. A selector in the "
+            "spec may not match what the service exposes, or the service sends no traffic."
+        )
+        notes = alerting.alert_annotations(slo, name, summary, description)
+        labels = alerting.alert_labels(spec, slo, c.SEVERITY_TICKET)
+        return alerting.make_alert(name, f"absent({events})", SLI_ABSENT_FOR, labels, notes)
 
     def windows(self) -> list[str]:
         """Windows recorded: the SLI windows plus every tier window, shortest first."""
@@ -93,11 +118,50 @@ class RatedSli(Sli):
         return [{"name": f"slo-sli-{slo.name}", "rules": rules}, _long_group(spec, slo, self)]
 
     def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
-        """Burn (or above-the-limit), healthy and low-traffic scenarios of the rate alerts."""
+        """Burn (or above-the-limit), healthy and low-traffic scenarios of the rate alerts,
+        then the SLI-absent ones."""
         pairs = self.rate_pairs(spec, slo)
-        if not pairs:
-            return []
-        return unittests.rate_scenarios(spec, slo, pairs, self._series_fn(spec))
+        found = unittests.rate_scenarios(spec, slo, pairs, self._series_fn(spec)) if pairs else []
+        return found + self.absent_scenarios(spec, slo)
+
+    def absent_runbook(self, spec: ServiceSpec, slo: Slo) -> str:
+        """The ``<Slo>SliAbsent`` section."""
+        events = self.events().promql()
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
+        body = (
+            f"Prometheus has no `{events}` series: the SLO measures nothing and none of its "
+            "alerts can fire.\n\n1. Does the service expose it? "
+            "`curl -s http://<instance>/metrics | grep <metric>` (the metric name, namespace "
+            "and label values must match the spec's selectors exactly).\n"
+            "2. Run `limone-obs check` on the spec; compare its selectors with "
+            "`/api/v1/series` of Prometheus.\n"
+            "3. No traffic at all since the last restart also leaves a labelled series "
+            "unborn: send one request and see whether the ticket resolves.\n"
+        )
+        meaning = f"The series the {slo.name} SLI counts are missing."
+        return runbooks.section(spec, slo, name, meaning, body)
+
+    def absent_scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """No series of the SLI fires ``<Slo>SliAbsent`` after its ``for`` (a minute
+        before: quiet); with the series present it stays quiet."""
+        rule = self.absent_alert(spec, slo)
+        wait = unittests.minutes(rule["for"])
+        # absent() keeps the selector's equality matchers as labels.
+        own = {m.name: m.value for m in self.events().matchers if m.op == "="}
+        up = unittests.constant(c.SERIES_UP, unittests.base_labels(spec), "1", wait + 2)
+        present = self.sample_series(spec, Traffic(1.0, 0.0), wait + 2)
+        checks = [
+            unittests.alert_check(rule, wait - 1, None),
+            unittests.alert_check(rule, wait + 1, own),
+        ]
+        return [
+            unittests.plain_test(f"{slo.name}: no SLI series fires {rule['alert']}", [up], checks),
+            unittests.plain_test(
+                f"{slo.name}: SLI series present fire no {rule['alert']}",
+                present,
+                [unittests.alert_check(rule, wait + 1, None)],
+            ),
+        ]
 
     def _series_fn(self, spec: ServiceSpec) -> unittests.SeriesFn:
         def make(load: Traffic, length: int) -> list[dict[str, str]]:
@@ -206,17 +270,49 @@ def counter_rates(errors: Selector, total: Selector, window: str) -> tuple[str, 
 
 
 def counter_series(
-    spec: ServiceSpec, errors: Selector, total: Selector, load: Traffic, length: int
+    spec: ServiceSpec,
+    errors: Selector,
+    total: Selector,
+    load: Traffic,
+    length: int,
+    *,
+    instance: str = unittests.INSTANCE,
 ) -> list[dict[str, str]]:
-    """Counters of a ratio/threshold SLO: good and bad series its selectors pick."""
+    """Counters of a ratio/threshold SLO on one instance: good and bad series its
+    selectors pick."""
     bad = samples.bad_labels(errors, total) or {}
     good = samples.good_labels(errors, total) or {}
     per_minute = load.rps * 60
     good_rate = per_minute * (1 - load.ratio) if errors.metric == total.metric else per_minute
-    base = unittests.base_labels(spec)
+    base = unittests.base_labels(spec, instance)
     found = [unittests.counter({**base, **good}, total.metric, good_rate, length)]
     if load.ratio > 0:
         found.append(
             unittests.counter({**base, **bad}, errors.metric, per_minute * load.ratio, length)
         )
     return found
+
+
+def two_instances_scenario(
+    spec: ServiceSpec, slo: Slo, sli: RatedSli, errors: Selector, total: Selector
+) -> dict[str, Any]:
+    """Two instances of the job, one answering only errors, the other only successes:
+    the SLO's alerts fire once for the service (no ``instance`` label), as for one
+    instance failing half of the requests."""
+    pairs = sli.rate_pairs(spec, slo)
+    rps = unittests.busy_rps(slo, pairs)
+    load = Traffic(rps, 0.5)
+    end = max(unittests.FIRST_RATE + unittests.minutes(r["for"]) for r, _ in pairs) + 2
+
+    def series(load: Traffic, length: int) -> list[dict[str, str]]:
+        half = load.rps / 2
+        return [
+            *counter_series(spec, errors, total, Traffic(half, 0.0), length),
+            *counter_series(
+                spec, errors, total, Traffic(half, 1.0), length, instance=unittests.SECOND_INSTANCE
+            ),
+        ]
+
+    title = "two instances, one failing every request, alert once for the service"
+    times = unittests.around_for(pairs, load, end)
+    return unittests.scenario(spec, slo, pairs, title, load=load, times=times, series=series)

@@ -63,6 +63,10 @@ class LatencySli(BudgetSli):
         """``histogram`` and ``good``."""
         return {"histogram": self.histogram, "good": self.good}
 
+    def events(self) -> Selector:
+        """The histogram's ``_count``."""
+        return self.histogram.with_metric(f"{self.histogram.metric}_count")
+
     def rates(self, window: str) -> tuple[str, str]:
         """All events minus the fast good ones, and all events, per second."""
         count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
@@ -148,10 +152,10 @@ class LatencySli(BudgetSli):
         found = self.burn_alerts(spec, slo)
         if self.quantile_alert is not None:
             found.append(self.quantile_rule(spec, slo, self.quantile_alert))
-        return found
+        return [*found, self.absent_alert(spec, slo)]
 
     def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
-        """The burn scenarios, those of the quantile alert, then (with stages) the staged
+        """The burn and absent scenarios, those of the quantile alert, then (with stages) the staged
         objective's: every event within the committed threshold pages nobody, and each
         stage's share is recorded."""
         found = super().scenarios(spec, slo)
@@ -249,7 +253,7 @@ class LatencySli(BudgetSli):
             name = c.slo_alert_name(slo.name, c.quantile_suffix(self.objective))
             meaning = f"The latency quantile of {slo.name} is above {self.threshold_seconds:g} s."
             out += runbooks.section(spec, slo, name, meaning, body)
-        return out
+        return out + self.absent_runbook(spec, slo)
 
     def diagnosis(self, spec: ServiceSpec) -> str:
         """Where the slow events are: by endpoint (or operation), p95, dependencies,

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _parse, alerting, runbooks
 from limone_obs.alerts._reader import Reader
-from limone_obs.alerts.kinds._rated import RatedSli, counter_rates, counter_series
+from limone_obs.alerts.kinds._rated import (
+    RatedSli,
+    counter_rates,
+    counter_series,
+    two_instances_scenario,
+)
 from limone_obs.alerts.model import KIND_THRESHOLD, SEVERITIES, Rule, ServiceSpec, Slo
 from limone_obs.alerts.rules import number, slo_selector
 from limone_obs.alerts.selectors import Selector
@@ -39,6 +44,10 @@ class ThresholdSli(RatedSli):
     def selectors(self) -> Mapping[str, Selector]:
         """``errors`` and ``total``."""
         return {"errors": self.errors, "total": self.total}
+
+    def events(self) -> Selector:
+        """``total``."""
+        return self.total
 
     def windows(self) -> list[str]:
         """Only the alert's window is recorded."""
@@ -70,8 +79,35 @@ class ThresholdSli(RatedSli):
         return alerting.make_alert(name, expr, self.for_, labels, notes)
 
     def alerts(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
-        """The threshold alert."""
-        return [self.alert(spec, slo)]
+        """The threshold alert and SliAbsent."""
+        return [self.alert(spec, slo), self.absent_alert(spec, slo)]
+
+    def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """The rated scenarios and two instances with one failing."""
+        found = super().scenarios(spec, slo)
+        return [*found, two_instances_scenario(spec, slo, self, self.errors, self.total)]
+
+    def inhibit_rules(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """While a budget SLO counting the same events (same ``errors`` and ``total``)
+        pages for its burn rate, this alert stays silent: one burst of errors, one page.
+        Below that burn rate this alert is the only page."""
+        own = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_THRESHOLD)
+        service = f'{c.LABEL_SLO_SERVICE}="{spec.service}"'
+        return [
+            {
+                "source_matchers": [
+                    f'alertname="{c.slo_alert_name(other.name, c.ALERT_SUFFIX_BURN)}"',
+                    f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', service,
+                    f'{c.LABEL_SLO}="{other.name}"',
+                ],
+                "target_matchers": [f'alertname="{own}"', service, f'{c.LABEL_SLO}="{slo.name}"'],
+                "equal": [c.LABEL_SLO_SERVICE],
+            }
+            for other in spec.slos
+            if other.tiers
+            and any(t.severity == c.SEVERITY_PAGE for t in other.tiers)
+            and other.sli.selectors() == self.selectors()
+        ]  # fmt: skip
 
     def rate_pairs(self, spec: ServiceSpec, slo: Slo) -> Pairs:
         """The alert fires above the error budget."""
@@ -84,10 +120,8 @@ class ThresholdSli(RatedSli):
             f"{self.window} for {self.for_}: users see errors now."
         )
         body = runbooks.errors_diagnosis(spec, self.errors)
-        return "".join(
-            runbooks.section(spec, slo, alert, meaning, body)
-            for alert in alerting.alert_names(spec, slo)
-        )
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_THRESHOLD)
+        return runbooks.section(spec, slo, name, meaning, body) + self.absent_runbook(spec, slo)
 
     def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
         """Good share over the window; 1 when there were requests but no error series."""

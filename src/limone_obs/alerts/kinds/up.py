@@ -28,10 +28,10 @@ from limone_obs.alerts.selectors import Selector
 from limone_obs.alerts.unittests import (
     INSTANCE,
     SECOND_INSTANCE,
+    alert_check,
     constant,
     minutes,
     plain_test,
-    up_check,
 )
 
 KEYS: Final = ("for", "severity", "absent_for")
@@ -110,17 +110,17 @@ class UpSli(Sli):
         up_ok, job = constant(c.SERIES_UP, own, "1", end + 1), {c.LABEL_JOB: spec.job}
 
         def fires(rule: Rule, wait: int, labels: dict[str, str]) -> list[dict[str, Any]]:
-            return [up_check(rule, wait - 1, None), up_check(rule, wait + 1, labels)]
+            return [alert_check(rule, wait - 1, None), alert_check(rule, wait + 1, labels)]
 
         cases = [
             ("target down fires TargetDown after for", [constant(c.SERIES_UP, own, "0", end + 1)],
-             [*fires(down, wait_down, own), up_check(no_metrics, end, None)]),
+             [*fires(down, wait_down, own), alert_check(no_metrics, end, None)]),
             ("target up with its metrics fires nothing",
              [up_ok, constant(spec.names.build_info, info, "1", end + 1)],
-             [up_check(rule, end, None) for rule in (down, absent, no_metrics)]),
+             [alert_check(rule, end, None) for rule in (down, absent, no_metrics)]),
             ("no up series of the job fires TargetAbsent after for",
              [constant(c.SERIES_UP, other, "1", end + 1)],
-             [*fires(absent, wait_absent, job), up_check(no_metrics, end, None)]),
+             [*fires(absent, wait_absent, job), alert_check(no_metrics, end, None)]),
             ("target up without limone-obs metrics fires MetricsAbsent after for", [up_ok],
              fires(no_metrics, wait_absent, own)),
             ("one of two instances without limone-obs metrics fires MetricsAbsent for it",
