@@ -82,9 +82,12 @@ def test_amtool_check_config() -> None:
     assert 0 == result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("severity", "receiver"), [("page", "page"), ("ticket", "ticket")])
+@pytest.mark.parametrize(
+    ("severity", "receiver"), [("page", "limoneide-page"), ("ticket", "limoneide-ticket")]
+)
 def test_routes_send_each_severity_to_its_receiver(severity: str, receiver: str) -> None:
-    """`amtool config routes test` routes severity=page to page and ticket to ticket."""
+    """`amtool config routes test` routes the service's pages and tickets to its own
+    receivers."""
     result = _run(
         need("amtool"),
         "config",
@@ -93,6 +96,7 @@ def test_routes_send_each_severity_to_its_receiver(severity: str, receiver: str)
         f"--config.file={build.ALERTMANAGER}",
         f"severity={severity}",
         "slo=availability",
+        "slo_service=limoneide",
     )
     assert (0, receiver) == (result.returncode, result.stdout.strip())
 

@@ -204,10 +204,11 @@ def test_every_alert_has_the_required_labels_and_annotations() -> None:
 
 
 def test_runbook_url_points_at_the_alerts_section() -> None:
-    """runbook_url = <base>/<slo>.md#<alertname lowercased>."""
+    """runbook_url = <base>/<service>/<slo>.md#<alertname lowercased>."""
     url = _alerts("errors")[0]["annotations"][c.ANNOTATION_RUNBOOK]
     expected = (
-        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/errors.md#errorshigh"
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/limoneide/errors.md"
+        "#errorshigh"
     )
     assert expected == url
 

@@ -128,11 +128,12 @@ def test_error_budget_is_exact() -> None:
 
 
 def test_runbook_and_dashboard_urls() -> None:
-    """Each SLO links to <runbook_base_url>/<slo>.md and the SLO dashboard."""
+    """Each SLO links to <runbook_base_url>/<service>/<slo>.md and the service's SLO
+    dashboard (uid dashboard_uid(service, "slos"))."""
     slo = load_spec(SPEC_FILE).slo("latency")
     assert (
-        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/latency.md",
-        f"http://127.0.0.1:3000/d/{c.DASHBOARD_UID_SLOS}",
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/limoneide/latency.md",
+        f"http://127.0.0.1:3000/d/{c.dashboard_uid('limoneide', 'slos')}",
     ) == (slo.runbook_url, slo.dashboard_url)
 
 
@@ -174,3 +175,12 @@ def test_an_objective_written_as_a_ratio_asks_for_a_percentage() -> None:
         "slos[0] (availability).objective" in message,
         "give a percentage, e.g. 99.9" in message,
     ) == (True, True), message
+
+
+def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
+    """service: billing links to /d/billing-slos and runbooks/billing/<slo>.md."""
+    slo = parse_spec(MINIMAL.replace("service: shop", "service: billing")).slo("availability")
+    assert (
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/billing/availability.md",
+        "http://127.0.0.1:3000/d/billing-slos",
+    ) == (slo.runbook_url, slo.dashboard_url)

@@ -90,7 +90,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         period=_period(top),
         labels=labels(top, "labels"),
         min_rate=_min_rate(top, 0.0),
-        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.DASHBOARD_UID_SLOS}"),
+        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.dashboard_uid(name, 'slos')}"),
         runbooks=top.url("runbook_base_url", DEFAULT_RUNBOOKS).rstrip("/"),
     )
     ctx.tiers = _tiers(top, ctx.period)
@@ -220,7 +220,7 @@ def _slo(ctx: Context, item: Reader) -> Slo:
         min_rate=_min_rate(item, ctx.min_rate) if "min_rate" in parser.keys else 0.0,
         labels=frozen({**ctx.labels, **labels(item, "labels")}),
         annotations=frozen(labels(item, "annotations", RESERVED_ANNOTATIONS)),
-        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{name}.md"),
+        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{ctx.service}/{name}.md"),
         dashboard_url=item.url("dashboard_url", ctx.dashboard_url),
     )
 

@@ -1,6 +1,8 @@
-"""Runbooks generated from the spec: ``alerts/runbooks/<slo>.md``, one section per alert.
+"""Runbooks generated from the spec: ``alerts/runbooks/<service>/<slo>.md``, one section per
+alert.
 
-Each alert's ``runbook_url`` annotation points at ``<slo>.md#<alertname lowercased>``,
+Each alert's ``runbook_url`` annotation points at ``<service>/<slo>.md#<alertname
+lowercased>``,
 the anchor GitHub and most Markdown renderers give the ``## <AlertName>`` heading. The
 queries in the runbooks use the spec's own selectors, so they stay true when it changes.
 """
@@ -145,7 +147,9 @@ def index(spec: ServiceSpec) -> str:
 
 
 def files(spec: ServiceSpec, folder: str) -> dict[str, bytes]:
-    """Every runbook file below ``folder``."""
-    found = {f"{folder}/{slo.name}.md": runbook(spec, slo).encode() for slo in spec.slos}
-    found[f"{folder}/README.md"] = index(spec).encode()
+    """Every runbook file: ``<folder>/<service>/<slo>.md`` and its ``README.md`` index (the
+    service name keeps several services' runbooks apart)."""
+    base = f"{folder}/{spec.service}"
+    found = {f"{base}/{slo.name}.md": runbook(spec, slo).encode() for slo in spec.slos}
+    found[f"{base}/README.md"] = index(spec).encode()
     return found

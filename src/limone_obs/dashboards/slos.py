@@ -14,17 +14,23 @@ from limone_obs.errors import DashboardError
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
-    """The SLO dashboard of ``service`` (uid ``conventions.DASHBOARD_UID_SLOS``)."""
+    """The SLO dashboard of ``service`` (uid ``dashboard_uid(service, "slos")``, so several
+    services' SLO dashboards share one Grafana)."""
     grid = gf.Grid()
     for slo in service.slos:
         _slo_row(grid, service, slo)
     return gf.dashboard(
-        c.DASHBOARD_UID_SLOS,
-        "LimoneIDE / SLOs and error budgets",
+        c.dashboard_uid(service.service, "slos"),
+        f"{title(service.service)} / SLOs and error budgets",
         f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts.",
         grid,
         common.variables(queries),
     )
+
+
+def title(service: str) -> str:
+    """The service as dashboard titles name it (``LimoneIDE`` for the default service)."""
+    return c.DASHBOARD_FOLDER_TITLE if service == c.DEFAULT_NAMESPACE else service
 
 
 def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
