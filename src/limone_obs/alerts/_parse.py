@@ -23,6 +23,7 @@ from limone_obs.alerts.model import (
     TIER_OFF,
     AlertmanagerSpec,
     BurnTier,
+    HealthSpec,
     QuantileAlert,
     Receiver,
     ServiceSpec,
@@ -56,7 +57,7 @@ DEFAULT_TIERS: Final = {
 }
 TOP_KEYS: Final = (
     "version", "service", "job", "namespace", "period", "grafana_url", "dashboard_url",
-    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "slos",
+    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "health", "slos",
 )  # fmt: skip
 COMMON_SLO_KEYS: Final = (
     "name", "kind", "description", "labels", "annotations", "runbook_url", "dashboard_url",
@@ -106,7 +107,43 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         slos=_slos(ctx),
         alertmanager=_alertmanager(top.child("alertmanager", {})),
         source=top.file,
+        health=_health(top),
     )
+
+
+def _health(top: Reader) -> HealthSpec:
+    """``health:``: thresholds of the kit-health tickets (defaults when left out; ``"off"``
+    switches them off)."""
+    if top.raw("health", {}) in (False, TIER_OFF):
+        return HealthSpec(enabled=False)
+    block = top.child("health", {})
+    block.only(
+        ("exporter_problem", "log_lines_dropped", "workers_saturated", "calls_per_request"),
+        "health",
+    )
+    default = HealthSpec()
+    problem = _health_block(block, "exporter_problem", ("for",))
+    dropped = _health_block(block, "log_lines_dropped", ("window", "for"))
+    workers = _health_block(block, "workers_saturated", ("for",))
+    calls = _health_block(block, "calls_per_request", ("dependency", "above", "for"))
+    above = calls.number("above", default.calls_per_request)
+    if above <= 0:
+        calls.fail("above", f"{above:g} must be a positive number of calls per request")
+    return HealthSpec(
+        exporter_problem_for=problem.duration("for", default.exporter_problem_for),
+        dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
+        dropped_lines_for=dropped.duration("for", default.dropped_lines_for),
+        workers_saturated_for=workers.duration("for", default.workers_saturated_for),
+        calls_dependency=calls.text("dependency", default.calls_dependency),
+        calls_per_request=above,
+        calls_for=calls.duration("for", default.calls_for),
+    )
+
+
+def _health_block(block: Reader, key: str, allowed: tuple[str, ...]) -> Reader:
+    child = block.child(key, {})
+    child.only(allowed, f"health.{key}")
+    return child
 
 
 @dataclass

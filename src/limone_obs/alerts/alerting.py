@@ -10,6 +10,7 @@ fixed text, so promtool tests can expect them exactly. Each kind builds its own 
 from __future__ import annotations
 
 from limone_obs import conventions as c
+from limone_obs.alerts import health
 from limone_obs.alerts.model import Group, Rule, ServiceSpec, Slo
 
 
@@ -53,8 +54,10 @@ def alerts(spec: ServiceSpec, slo: Slo) -> list[Rule]:
 
 
 def alert_groups(spec: ServiceSpec) -> list[Group]:
-    """Every alerting group of the spec (``slo-alerts-<slo>``), in SLO order."""
-    return [{"name": f"slo-alerts-{s.name}", "rules": alerts(spec, s)} for s in spec.slos]
+    """Every alerting group of the spec (``slo-alerts-<slo>``) in SLO order, then the
+    kit-health tickets (:mod:`.health`)."""
+    groups = [{"name": f"slo-alerts-{s.name}", "rules": alerts(spec, s)} for s in spec.slos]
+    return groups + health.groups(spec)
 
 
 def alert_names(spec: ServiceSpec, slo: Slo) -> list[str]:

@@ -203,6 +203,29 @@ class Slo:
 
 
 @dataclass(frozen=True)
+class HealthSpec:
+    """Thresholds of the kit-health and saturation tickets (``health:`` in the spec).
+
+    - ``exporter_problem_for``: how long ``<ns>_exporter_problems`` may be > 0;
+    - ``dropped_lines_window`` / ``dropped_lines_for``: log lines dropped (any increase)
+      over the window, for that long;
+    - ``workers_saturated_for``: every worker busy (none idle) for that long;
+    - ``calls_dependency`` / ``calls_per_request`` / ``calls_for``: the p95 of the calls one
+      request makes to that dependency above the count, for that long;
+    - ``enabled``: False switches all four off (a service without those series).
+    """
+
+    enabled: bool = True
+    exporter_problem_for: str = "5m"
+    dropped_lines_window: str = "10m"
+    dropped_lines_for: str = "5m"
+    workers_saturated_for: str = "5m"
+    calls_dependency: str = "db"
+    calls_per_request: float = 20.0
+    calls_for: str = "15m"
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """The whole spec of one service.
 
@@ -228,6 +251,7 @@ class ServiceSpec:
     slos: tuple[Slo, ...]
     alertmanager: AlertmanagerSpec
     source: str
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     @property
     def period_seconds(self) -> int:

@@ -10,7 +10,7 @@ queries in the runbooks use the spec's own selectors, so they stay true when it 
 from __future__ import annotations
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alerting, rules
+from limone_obs.alerts import alerting, health, rules
 from limone_obs.alerts.model import ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Selector
 
@@ -137,11 +137,9 @@ def runbook(spec: ServiceSpec, slo: Slo) -> str:
 
 def index(spec: ServiceSpec) -> str:
     """``alerts/runbooks/README.md``: every alert and its runbook section."""
-    rows = [
-        f"| {alert} | [{slo.name}.md#{alert.lower()}]({slo.name}.md#{alert.lower()}) |"
-        for slo in spec.slos
-        for alert in alerting.alert_names(spec, slo)
-    ]
+    pages = [(slo.name, alert) for slo in spec.slos for alert in alerting.alert_names(spec, slo)]
+    pages += [(health.RUNBOOK, rule["alert"]) for rule in health.alerts(spec)]
+    rows = [f"| {a} | [{p}.md#{a.lower()}]({p}.md#{a.lower()}) |" for p, a in pages]
     table = "\n".join(["| alert | runbook |", "|---|---|", *rows])
     return f"{HEADER}# Runbooks of {spec.service}\n\nOne section per alert.\n\n{table}\n"
 
@@ -152,4 +150,6 @@ def files(spec: ServiceSpec, folder: str) -> dict[str, bytes]:
     base = f"{folder}/{spec.service}"
     found = {f"{base}/{slo.name}.md": runbook(spec, slo).encode() for slo in spec.slos}
     found[f"{base}/README.md"] = index(spec).encode()
+    if spec.health.enabled:
+        found[f"{base}/{health.RUNBOOK}.md"] = health.runbook(spec).encode()
     return found

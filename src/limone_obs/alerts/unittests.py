@@ -233,12 +233,14 @@ def eval_order(spec: ServiceSpec) -> list[str]:
     return [group["name"] for group in groups]
 
 
-def document(spec: ServiceSpec, slo: Slo, rule_files: list[str]) -> dict[str, Any]:
-    """The promtool test file of ``slo``; ``rule_files`` relative to the test file."""
+def document(
+    spec: ServiceSpec, tests: list[dict[str, Any]], rule_files: list[str]
+) -> dict[str, Any]:
+    """A promtool test file of ``tests``; ``rule_files`` relative to the test file."""
     order = eval_order(spec)
     return {
         "rule_files": rule_files,
         "evaluation_interval": f"{STEP}m",
         "group_eval_order": order,
-        "tests": slo.sli.scenarios(spec, slo),
+        "tests": tests,
     }
