@@ -167,7 +167,8 @@ DEPENDENCY_LABELS: Final = (LABEL_DEPENDENCY, LABEL_OPERATION, LABEL_OUTCOME)
 CACHE_LABELS: Final = (LABEL_CACHE, LABEL_RESULT)
 BUILD_INFO_LABELS: Final = (LABEL_VERSION, LABEL_REVISION, LABEL_PYTHON)
 
-#: PromQL matcher for the 1 s bucket that works on Prometheus 2 (``le="1.0"``) and 3.
+#: PromQL matcher for the 1 s bucket in both notations: ``le="1.0"`` (prometheus-client, and
+#: every client on Prometheus 3, which normalises ``"1"`` to ``"1.0"``) and ``le="1"``.
 LE_ONE_SECOND_MATCHER: Final = 'le=~"1(\\\\.0)?"'
 
 # --- SLO recording rules and alerts ------------------------------------------------
