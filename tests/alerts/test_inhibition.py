@@ -156,3 +156,14 @@ def test_one_burst_of_errors_delivers_one_page(
     time.sleep(SETTLE)  # time for any second notification to arrive
     delivered = [a["labels"]["alertname"] for p in receiver.payloads for a in p["alerts"]]
     assert [BURN] == delivered
+
+
+def test_a_target_down_page_suppresses_the_sli_absent_tickets(alertmanager: str) -> None:
+    """The target is down: its SLOs' SliAbsent tickets are the same incident, silenced."""
+    absent = c.slo_alert_name("availability", c.ALERT_SUFFIX_SLI_ABSENT)
+    _post(
+        alertmanager,
+        {**_slo_alert(c.ALERT_TARGET_DOWN, PAGE, "up"), c.LABEL_INSTANCE: "app:8000"},
+        _slo_alert(absent, TICKET, "availability"),
+    )
+    assert {c.ALERT_TARGET_DOWN: False, absent: True} == _suppressed(alertmanager)

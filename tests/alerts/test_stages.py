@@ -120,3 +120,31 @@ def test_the_staged_scenario_fails_when_the_committed_threshold_is_lower(tmp_pat
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, "LatencyP95High" in output), output
+
+
+PAGE_LOAD_SLO = """
+  - name: page-load
+    kind: latency
+    objective: 75
+    description: Pages loaded within 2 seconds in the browser (next step 1 s).
+    histogram: limoneide_page_load_seconds{phase="load"}
+    threshold_seconds: 2.0
+    stages: [1.0]
+    tiers: {page-fast: "off", page-slow: "off"}
+"""
+
+
+@pytest.mark.integration
+def test_a_staged_page_load_slo_passes_its_generated_promtool_tests(tmp_path: Path) -> None:
+    """A page-load SLO (2 s committed, 1 s next) on its own histogram's buckets generates
+    rules and tests that promtool passes, the staged scenario included."""
+    spec = parse_spec(SPEC_FILE.read_text() + PAGE_LOAD_SLO)
+    write_tree(tmp_path, build.generate(spec))
+    test = tmp_path / build.GENERATED_TESTS_DIR / "page-load.yml"
+    doc = yaml.safe_load(test.read_text())
+    result = subprocess.run(
+        [need("promtool"), "test", "rules", str(test)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    staged = [t["name"] for t in doc["tests"] if "staged objective" in t["name"]]
+    assert (0, 1) == (result.returncode, len(staged)), result.stdout[-3000:] + result.stderr

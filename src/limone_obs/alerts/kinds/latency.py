@@ -262,11 +262,7 @@ class LatencySli(BudgetSli):
         fast = bucket.promql(le_matcher(self.threshold_seconds))
         count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
         job = job_matcher(spec.job).promql()
-        by = (
-            c.LABEL_ENDPOINT
-            if self.histogram.metric == spec.names.request_duration
-            else "operation"
-        )
+        by = _breakdown_label(spec, self.histogram.metric)
         code = runbooks.code
         return (
             f"1. Share of events slower than {self.threshold_seconds:g} s, by {by}:\n\n"
@@ -288,6 +284,16 @@ _MITIGATE: Final = (
     "- The AI API slow: lower its timeout, stream the answer, or serve a cached one.\n"
     "- All endpoints slow with many requests in flight: add gunicorn workers or replicas.\n"
 )
+
+
+def _breakdown_label(spec: ServiceSpec, metric: str) -> str:
+    """The label the diagnosis breaks slow events down by: the request's endpoint, a
+    page load's page, a dependency call's operation."""
+    if metric == spec.names.request_duration:
+        return c.LABEL_ENDPOINT
+    if metric == f"{spec.namespace}_{c.SUFFIX_PAGE_LOAD_SECONDS}":
+        return c.LABEL_PAGE
+    return c.LABEL_OPERATION
 
 
 def _staged_rate(slo: Slo, pairs: Pairs, stages: int) -> int:

@@ -130,6 +130,19 @@ class UpSli(Sli):
         ]  # fmt: skip
         return [plain_test(f"{slo.name}: {title}", lines, checks) for title, lines, checks in cases]
 
+    def inhibit_rules(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """While the target is down or gone (a page), the SLOs' ``SliAbsent`` tickets of the
+        same service stay silent: their series are missing for that very reason."""
+        down = f"{c.ALERT_TARGET_DOWN}|{c.ALERT_TARGET_ABSENT}"
+        service = f'{c.LABEL_SLO_SERVICE}="{spec.service}"'
+        return [
+            {
+                "source_matchers": [f'alertname=~"{down}"', service, f'{c.LABEL_SLO}="{slo.name}"'],
+                "target_matchers": [f'alertname=~".+{c.ALERT_SUFFIX_SLI_ABSENT}"', service],
+                "equal": [c.LABEL_SLO_SERVICE],
+            }
+        ]
+
     def runbook(self, spec: ServiceSpec, slo: Slo) -> str:
         """One section per target alert."""
         return runbooks.up_sections(spec, slo)
