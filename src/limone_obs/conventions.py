@@ -249,8 +249,9 @@ BUILD_INFO_LABELS: Final = (LABEL_VERSION, LABEL_REVISION, LABEL_PYTHON)
 def le_match(threshold: float) -> tuple[str, str]:
     """The ``le`` matcher of bucket ``threshold`` as (operator, unescaped regex or value).
 
-    prometheus-client writes ``le="1.0"``; other clients and Prometheus 3 write ``"1"``:
-    a whole number matches both spellings (``=~ 1(\\.0)?``), any other bound its
+    prometheus-client writes ``le="1.0"``; other clients write ``"1"``, which Prometheus 3
+    normalises to ``"1.0"`` (Prometheus 2 keeps it as written): a whole number matches both
+    spellings (``=~ 1(\\.0)?``), any other bound its
     ``repr`` exactly. The one rule for the alerts and the dashboards.
     """
     if float(threshold).is_integer():
@@ -265,7 +266,8 @@ def le_matcher(threshold: float) -> str:
     return f'{LABEL_LE}{op}"{escaped}"'
 
 
-#: PromQL matcher for the 1 s bucket that works on Prometheus 2 (``le="1.0"``) and 3.
+#: PromQL matcher for the 1 s bucket in both notations: ``le="1.0"`` (prometheus-client, and
+#: every client on Prometheus 3, which normalises ``"1"`` to ``"1.0"``) and ``le="1"``.
 LE_ONE_SECOND_MATCHER: Final = le_matcher(1.0)
 
 # --- SLO recording rules and alerts ------------------------------------------------
@@ -597,3 +599,35 @@ SERIES_PROCESS_WORKER_MAX_MEMORY: Final = "process_worker_max_resident_memory_by
 SERIES_PROCESS_WORKER_MAX_FDS: Final = "process_worker_max_open_fds"
 #: Live gunicorn workers (master not included) seen by the process collector.
 SERIES_PROCESS_WORKERS: Final = "process_workers"
+# --- SLO stages, low traffic, absent series, kit health (names added by limone_obs.alerts)
+#: Share of a staged latency SLO's events within one of its next thresholds (progress
+#: toward the roadmap's next steps), labelled ``stage_seconds`` with the threshold.
+LABEL_STAGE: Final = "stage_seconds"
+RULE_STAGE_SLI_PREFIX: Final = "slo:stage_sli:ratio_rate"
+#: Windows the stage progress is recorded over (from the raw histogram).
+STAGE_WINDOWS: Final = ("5m", "1h")
+
+
+def stage_sli_rule(window: str) -> str:
+    """Recording-rule name of a stage's good ratio over ``window`` (``5m``, ``1h``)."""
+    return f"{RULE_STAGE_SLI_PREFIX}{window}"
+
+
+#: ``<Slo>AllFailing``: events arrive and none is good, whatever the traffic (the burn
+#: alerts stay quiet below ``min_rate``); ``<Slo>SliAbsent``: the SLI's series are missing.
+ALERT_SUFFIX_ALL_FAILING: Final = "AllFailing"
+ALERT_SUFFIX_SLI_ABSENT: Final = "SliAbsent"
+#: Buckets of each histogram by name without the namespace; a latency SLO's thresholds
+#: must be boundaries of its histogram's buckets.
+HISTOGRAM_BUCKETS: Final = {
+    "request_duration_seconds": DEFAULT_BUCKETS,
+    "dependency_duration_seconds": DEFAULT_DEPENDENCY_BUCKETS,
+    SUFFIX_PAGE_LOAD_SECONDS: PAGE_LOAD_BUCKETS,
+}
+
+
+def histogram_buckets(namespace: str, metric: str) -> tuple[float, ...]:
+    """The bucket boundaries of the exporter's histogram ``metric`` (base name) in
+    ``namespace``; :data:`DEFAULT_BUCKETS` for a histogram the exporter does not define."""
+    suffix = metric.removeprefix(f"{namespace}_")
+    return HISTOGRAM_BUCKETS.get(suffix, DEFAULT_BUCKETS) if suffix != metric else DEFAULT_BUCKETS

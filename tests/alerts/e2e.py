@@ -21,7 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs.alerts.build import ALERTING_RULES, RECORDING_RULES, generate
-from limone_obs.alerts.spec import KIND_THRESHOLD, ServiceSpec
+from limone_obs.alerts.kinds.threshold import ThresholdSli
+from limone_obs.alerts.spec import ServiceSpec
 
 
 def faulty_app(faults: threading.Event) -> Flask:
@@ -61,7 +62,10 @@ def traffic(url: str, *, every: float = 0.05, limit: float = 150.0) -> Iterator[
 
 def fast_spec(spec: ServiceSpec, for_: str) -> ServiceSpec:
     """``spec`` with every threshold alert's ``for`` shortened to ``for_`` (e2e timing only)."""
-    slos = tuple(replace(s, for_=for_) if s.kind == KIND_THRESHOLD else s for s in spec.slos)
+    slos = tuple(
+        replace(s, sli=replace(s.sli, for_=for_)) if isinstance(s.sli, ThresholdSli) else s
+        for s in spec.slos
+    )
     return replace(spec, slos=slos)
 
 

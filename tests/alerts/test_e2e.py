@@ -130,7 +130,7 @@ def test_error_page_reaches_the_receiver_and_survives_an_alertmanager_restart(
     time.sleep(5.0)  # Prometheus keeps evaluating and fails to send meanwhile
     stack.start_alertmanager_again()
     again, _ = _page(stack.receiver, after=seen)
-    assert [("page", "page", "errors"), "page"] == [first, again["receiver"]]
+    assert [("limoneide-page", "page", "errors"), "limoneide-page"] == [first, again["receiver"]]
 
 
 def test_the_page_carries_runbook_and_dashboard_links(stack: Stack) -> None:

@@ -51,7 +51,8 @@ def test_every_alert_has_a_runbook_section() -> None:
         alert
         for slo in spec.slos
         for alert in alerting.alert_names(spec, slo)
-        if f"## {alert}\n" not in (ROOT / build.RUNBOOKS_DIR / f"{slo.name}.md").read_text()
+        if f"## {alert}\n"
+        not in (ROOT / build.RUNBOOKS_DIR / spec.service / f"{slo.name}.md").read_text()
     ]
     assert [] == missing
 

@@ -17,6 +17,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts.alertmanager import render_config
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.stack import procs
+from limone_obs.stack.webhook import WebhookReceiver
 from tests.support import ROOT, need
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -30,8 +31,27 @@ SETTLE = 3.0
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on 127.0.0.1 with the generated config; yields its base URL."""
+    yield from _alertmanager(tmp_path, render_config(SPEC, webhook_url="http://127.0.0.1:9/unused"))
+
+
+@pytest.fixture
+def delivering(tmp_path: Path) -> Iterator[tuple[str, WebhookReceiver]]:
+    """A real Alertmanager delivering to a webhook receiver here (1 s group wait)."""
+    with WebhookReceiver() as receiver:
+        text = render_config(
+            SPEC,
+            webhook_url=f"{receiver.url}/alerts",
+            group_wait="1s",
+            group_interval="1s",
+            repeat_interval="1h",
+        )
+        for url in _alertmanager(tmp_path, text):
+            yield url, receiver
+
+
+def _alertmanager(tmp_path: Path, text: str) -> Iterator[str]:
     config = tmp_path / "alertmanager.yml"
-    config.write_text(render_config(SPEC, webhook_url="http://127.0.0.1:9/unused"))
+    config.write_text(text)
     port = procs.free_port()
     argv = procs.alertmanager_argv(need("alertmanager"), config, tmp_path / "data", port)
     proc = procs.start("alertmanager", argv, tmp_path / "alertmanager.log")
@@ -87,3 +107,63 @@ def test_a_page_of_an_slo_suppresses_that_slos_ticket_only(alertmanager: str) ->
     )
     expected = {"LatencyBudgetBurn": False, "LatencyP95High": True, "AiLatencyBudgetBurn": False}
     assert expected == _suppressed(alertmanager)
+
+
+BURN = c.slo_alert_name("availability", c.ALERT_SUFFIX_BURN)
+ERRORS_HIGH = c.slo_alert_name("errors", c.ALERT_SUFFIX_THRESHOLD)
+ALL_FAILING = c.slo_alert_name("availability", c.ALERT_SUFFIX_ALL_FAILING)
+
+
+def _burn_page() -> dict[str, str]:
+    return {
+        **_slo_alert(BURN, PAGE, "availability"),
+        c.LABEL_LONG_WINDOW: "1h",
+        c.LABEL_SHORT_WINDOW: "5m",
+        "team": "limoneide",
+    }
+
+
+def test_the_availability_burn_page_suppresses_errors_high(alertmanager: str) -> None:
+    """One burst of 5xx fires both pages; Alertmanager keeps only the burn page."""
+    _post(alertmanager, _burn_page(), _slo_alert(ERRORS_HIGH, PAGE, "errors"))
+    assert {BURN: False, ERRORS_HIGH: True} == _suppressed(alertmanager)
+
+
+def test_errors_high_alone_still_pages(alertmanager: str) -> None:
+    """Below the burn threshold (1.2 % 5xx) ErrorsHigh is the page, not suppressed."""
+    _post(alertmanager, _slo_alert(ERRORS_HIGH, PAGE, "errors"))
+    assert {ERRORS_HIGH: False} == _suppressed(alertmanager)
+
+
+def test_the_burn_page_suppresses_all_failing_of_the_same_slo(alertmanager: str) -> None:
+    """An outage at busy hours fires the burn page and AllFailing; AllFailing is silenced."""
+    _post(alertmanager, _burn_page(), _slo_alert(ALL_FAILING, PAGE, "availability"))
+    assert {BURN: False, ALL_FAILING: True} == _suppressed(alertmanager)
+
+
+def test_one_burst_of_errors_delivers_one_page(
+    delivering: tuple[str, WebhookReceiver],
+) -> None:
+    """The three pages one burst of 5xx fires reach the receiver as one notification."""
+    url, receiver = delivering
+    _post(
+        url,
+        _burn_page(),
+        _slo_alert(ERRORS_HIGH, PAGE, "errors"),
+        _slo_alert(ALL_FAILING, PAGE, "availability"),
+    )
+    assert receiver.wait_for(lambda p: bool(p["alerts"]), timeout=15.0) is not None
+    time.sleep(SETTLE)  # time for any second notification to arrive
+    delivered = [a["labels"]["alertname"] for p in receiver.payloads for a in p["alerts"]]
+    assert [BURN] == delivered
+
+
+def test_a_target_down_page_suppresses_the_sli_absent_tickets(alertmanager: str) -> None:
+    """The target is down: its SLOs' SliAbsent tickets are the same incident, silenced."""
+    absent = c.slo_alert_name("availability", c.ALERT_SUFFIX_SLI_ABSENT)
+    _post(
+        alertmanager,
+        {**_slo_alert(c.ALERT_TARGET_DOWN, PAGE, "up"), c.LABEL_INSTANCE: "app:8000"},
+        _slo_alert(absent, TICKET, "availability"),
+    )
+    assert {c.ALERT_TARGET_DOWN: False, absent: True} == _suppressed(alertmanager)

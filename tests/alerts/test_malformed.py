@@ -187,7 +187,7 @@ CASES = [
     ),
     Case(
         "threshold-not-a-bucket",
-        _edit("threshold_seconds: 1.0", "threshold_seconds: 0.8"),
+        _edit("threshold_seconds: 2.5", "threshold_seconds: 0.8"),
         f"{FILE}: slos[1] (latency).threshold_seconds",
         "0.8 s is not a bucket boundary",
     ),

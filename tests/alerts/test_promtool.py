@@ -43,7 +43,9 @@ def test_promtool_generated_unit_tests_pass() -> None:
     )
     result = _run(need("promtool"), "test", "rules", *files)
     slos = yaml.safe_load((ROOT / "alerts" / "slo.yaml").read_text())["slos"]
-    assert (0, len(slos)) == (result.returncode, len(files)), result.stdout[-4000:] + result.stderr
+    # One file per SLO, and one for the kit's health and saturation tickets.
+    expected = len(slos) + 1
+    assert (0, expected) == (result.returncode, len(files)), result.stdout[-4000:] + result.stderr
 
 
 def test_promtool_hand_written_unit_tests_pass() -> None:
@@ -54,11 +56,12 @@ def test_promtool_hand_written_unit_tests_pass() -> None:
 
 
 def test_generated_tests_hold_for_another_spec(tmp_path: Path) -> None:
-    """A 28-day spec with custom objectives, no guard and a 0.6 s threshold also passes."""
+    """A 28-day spec with custom objectives, no guard and a 1 s threshold without stages
+    also passes."""
     text = edited("period: 30d", "period: 28d")
     text = edited("min_rate: 0.05", "min_rate: 0", text)
     text = edited("objective: 99.9", "objective: 99.5", text)
-    text = edited("threshold_seconds: 1.0", "threshold_seconds: 0.6", text)
+    text = edited("threshold_seconds: 2.5\n    stages: [1.0, 0.6]", "threshold_seconds: 1.0", text)
     write_tree(tmp_path, build.generate(parse_spec(text)))
     tests = sorted(str(p) for p in (tmp_path / build.GENERATED_TESTS_DIR).glob("*.yml"))
     result = _run(need("promtool"), "test", "rules", *tests, cwd=tmp_path)
@@ -82,9 +85,12 @@ def test_amtool_check_config() -> None:
     assert 0 == result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("severity", "receiver"), [("page", "page"), ("ticket", "ticket")])
+@pytest.mark.parametrize(
+    ("severity", "receiver"), [("page", "limoneide-page"), ("ticket", "limoneide-ticket")]
+)
 def test_routes_send_each_severity_to_its_receiver(severity: str, receiver: str) -> None:
-    """`amtool config routes test` routes severity=page to page and ticket to ticket."""
+    """`amtool config routes test` routes the service's pages and tickets to its own
+    receivers."""
     result = _run(
         need("amtool"),
         "config",
@@ -93,6 +99,7 @@ def test_routes_send_each_severity_to_its_receiver(severity: str, receiver: str)
         f"--config.file={build.ALERTMANAGER}",
         f"severity={severity}",
         "slo=availability",
+        "slo_service=limoneide",
     )
     assert (0, receiver) == (result.returncode, result.stdout.strip())
 

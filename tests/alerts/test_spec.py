@@ -13,6 +13,7 @@ from limone_obs.alerts.spec import (
     load_spec,
     parse_spec,
 )
+from limone_obs.errors import SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
 
 MINIMAL = """
@@ -89,28 +90,26 @@ def test_selectors_carry_the_job_matcher() -> None:
     """Every selector is restricted to job="<job>", placed first."""
     spec = load_spec(SPEC_FILE)
     assert 'limoneide_requests_total{job="limoneide",status=~"5.."}' == (
-        spec.slo("availability").errors.promql()  # type: ignore[union-attr]
+        spec.slo("availability").sli.selectors()["errors"].promql()
     )
-    histogram = spec.slo("ai-latency").histogram
-    assert histogram is not None
+    histogram = spec.slo("ai-latency").sli.selectors()["histogram"]
     expected = 'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api"}'
     assert expected == histogram.promql()
 
 
 def test_ai_latency_counts_only_successful_calls_as_good() -> None:
     """ai-latency's good events are the fast calls with outcome="ok" (all calls count)."""
-    slo = load_spec(SPEC_FILE).slo("ai-latency")
-    assert slo.good is not None
+    selectors = load_spec(SPEC_FILE).slo("ai-latency").sli.selectors()
     expected = (
         'limoneide_dependency_duration_seconds{job="limoneide",dependency="ai_api",outcome="ok"}'
     )
-    assert expected == slo.good.promql()
+    assert expected == selectors["good"].promql()
 
 
 def test_good_defaults_to_the_whole_histogram() -> None:
     """A latency SLO without good counts every fast event as good (the latency SLO)."""
-    slo = load_spec(SPEC_FILE).slo("latency")
-    assert slo.histogram == slo.good
+    selectors = load_spec(SPEC_FILE).slo("latency").sli.selectors()
+    assert selectors["histogram"] == selectors["good"]
 
 
 def test_a_minimal_spec_gets_every_default() -> None:
@@ -121,7 +120,7 @@ def test_a_minimal_spec_gets_every_default() -> None:
         spec.job,
         spec.namespace,
         spec.period,
-        slo.total.promql() if slo.total else None,
+        slo.sli.selectors()["total"].promql(),
         len(slo.tiers),
     )
 
@@ -132,19 +131,20 @@ def test_error_budget_is_exact() -> None:
 
 
 def test_runbook_and_dashboard_urls() -> None:
-    """Each SLO links to <runbook_base_url>/<slo>.md and the SLO dashboard."""
+    """Each SLO links to <runbook_base_url>/<service>/<slo>.md and the service's SLO
+    dashboard (uid dashboard_uid(service, "slos"))."""
     slo = load_spec(SPEC_FILE).slo("latency")
     assert (
-        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/latency.md",
-        f"http://127.0.0.1:3000/d/{c.DASHBOARD_UID_SLOS}",
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/limoneide/latency.md",
+        f"http://127.0.0.1:3000/d/{c.dashboard_uid('limoneide', 'slos')}",
     ) == (slo.runbook_url, slo.dashboard_url)
 
 
 def test_extra_labels_and_annotations_pass_through() -> None:
     """labels: and annotations: of an SLO add to the service-wide labels."""
     text = edited(
-        "    description: Requests served within 1 second.\n",
-        "    description: Requests served within 1 second.\n"
+        "    histogram: limoneide_request_duration_seconds\n",
+        "    histogram: limoneide_request_duration_seconds\n"
         "    labels: {component: web}\n    annotations: {owner: perf-team}\n",
     )
     slo = parse_spec(text).slo("latency")
@@ -167,3 +167,23 @@ def test_the_model_is_frozen() -> None:
     slo = load_spec(SPEC_FILE).slo("latency")
     with pytest.raises(AttributeError):
         slo.objective = 1  # type: ignore[misc]
+
+
+def test_an_objective_written_as_a_ratio_asks_for_a_percentage() -> None:
+    """objective: 0.999 is refused with "give a percentage" and the value it meant."""
+    with pytest.raises(SpecError) as caught:
+        parse_edited("objective: 99.9", "objective: 0.999")
+    message = str(caught.value)
+    assert (
+        "slos[0] (availability).objective" in message,
+        "give a percentage, e.g. 99.9" in message,
+    ) == (True, True), message
+
+
+def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
+    """service: billing links to /d/billing-slos and runbooks/billing/<slo>.md."""
+    slo = parse_spec(MINIMAL.replace("service: shop", "service: billing")).slo("availability")
+    assert (
+        "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/billing/availability.md",
+        "http://127.0.0.1:3000/d/billing-slos",
+    ) == (slo.runbook_url, slo.dashboard_url)

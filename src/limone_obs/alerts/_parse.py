@@ -9,6 +9,7 @@ thresholds on bucket boundaries, errors within total) are checked here, once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -17,20 +18,16 @@ from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.model import (
-    BUDGET_KINDS,
-    KIND_LATENCY,
-    KIND_RATIO,
-    KIND_THRESHOLD,
-    KIND_UP,
-    KINDS,
     SEVERITIES,
     SPEC_VERSION,
     TIER_OFF,
     AlertmanagerSpec,
     BurnTier,
+    HealthSpec,
     QuantileAlert,
     Receiver,
     ServiceSpec,
+    Sli,
     Slo,
     frozen,
     job_matcher,
@@ -60,24 +57,24 @@ DEFAULT_TIERS: Final = {
 }
 TOP_KEYS: Final = (
     "version", "service", "job", "namespace", "period", "grafana_url", "dashboard_url",
-    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "slos",
+    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "health", "slos",
 )  # fmt: skip
 COMMON_SLO_KEYS: Final = (
     "name", "kind", "description", "labels", "annotations", "runbook_url", "dashboard_url",
 )  # fmt: skip
-KIND_KEYS: Final = {
-    KIND_RATIO: ("objective", "errors", "total", "tiers", "min_rate"),
-    KIND_LATENCY: (
-        "objective", "histogram", "good", "threshold_seconds", "tiers", "min_rate",
-        "quantile_alert",
-    ),
-    KIND_THRESHOLD: ("objective", "errors", "total", "window", "for", "severity", "min_rate"),
-    KIND_UP: ("for", "severity", "absent_for"),
-}  # fmt: skip
 
 
-def service(top: Reader) -> ServiceSpec:
-    """Validate the top-level mapping of the spec."""
+@dataclass(frozen=True)
+class KindParser:
+    """How one SLO kind reads its part of an SLO: the keys it allows and its parser."""
+
+    keys: tuple[str, ...]
+    parse: Callable[[Context, Reader], Sli]
+
+
+def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
+    """Validate the top-level mapping of the spec; ``kinds`` maps each kind to its parser
+    (:data:`limone_obs.alerts.kinds.PARSERS`)."""
     top.only(TOP_KEYS)
     version = top.raw("version", SPEC_VERSION)
     if version != SPEC_VERSION:
@@ -85,15 +82,16 @@ def service(top: Reader) -> ServiceSpec:
     name = top.text("service", pattern=NAME_PATTERN, hint=NAME_HINT)
     namespace = top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN, hint=LABEL_HINT)
     grafana = top.url("grafana_url", DEFAULT_GRAFANA).rstrip("/")
-    ctx = _Context(
+    ctx = Context(
         top=top,
+        kinds=kinds,
         service=name,
         job=top.text("job", name),
         names=c.MetricNames(namespace),
         period=_period(top),
         labels=labels(top, "labels"),
         min_rate=_min_rate(top, 0.0),
-        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.DASHBOARD_UID_SLOS}"),
+        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.dashboard_uid(name, 'slos')}"),
         runbooks=top.url("runbook_base_url", DEFAULT_RUNBOOKS).rstrip("/"),
     )
     ctx.tiers = _tiers(top, ctx.period)
@@ -109,14 +107,51 @@ def service(top: Reader) -> ServiceSpec:
         slos=_slos(ctx),
         alertmanager=_alertmanager(top.child("alertmanager", {})),
         source=top.file,
+        health=_health(top),
     )
 
 
+def _health(top: Reader) -> HealthSpec:
+    """``health:``: thresholds of the kit-health tickets (defaults when left out; ``"off"``
+    switches them off)."""
+    if top.raw("health", {}) in (False, TIER_OFF):
+        return HealthSpec(enabled=False)
+    block = top.child("health", {})
+    block.only(
+        ("exporter_problem", "log_lines_dropped", "workers_saturated", "calls_per_request"),
+        "health",
+    )
+    default = HealthSpec()
+    problem = _health_block(block, "exporter_problem", ("for",))
+    dropped = _health_block(block, "log_lines_dropped", ("window", "for"))
+    workers = _health_block(block, "workers_saturated", ("for",))
+    calls = _health_block(block, "calls_per_request", ("dependency", "above", "for"))
+    above = calls.number("above", default.calls_per_request)
+    if above <= 0:
+        calls.fail("above", f"{above:g} must be a positive number of calls per request")
+    return HealthSpec(
+        exporter_problem_for=problem.duration("for", default.exporter_problem_for),
+        dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
+        dropped_lines_for=dropped.duration("for", default.dropped_lines_for),
+        workers_saturated_for=workers.duration("for", default.workers_saturated_for),
+        calls_dependency=calls.text("dependency", default.calls_dependency),
+        calls_per_request=above,
+        calls_for=calls.duration("for", default.calls_for),
+    )
+
+
+def _health_block(block: Reader, key: str, allowed: tuple[str, ...]) -> Reader:
+    child = block.child(key, {})
+    child.only(allowed, f"health.{key}")
+    return child
+
+
 @dataclass
-class _Context:
+class Context:
     """Service-wide settings every SLO inherits while it is parsed."""
 
     top: Reader
+    kinds: Mapping[str, KindParser]
     service: str
     job: str
     names: c.MetricNames
@@ -193,7 +228,7 @@ def _tier(name: str, values: tuple[str, str, str, float, str], period: str) -> B
     return BurnTier(name, severity, long, short, share, for_, round(factor, 6))
 
 
-def _slos(ctx: _Context) -> tuple[Slo, ...]:
+def _slos(ctx: Context) -> tuple[Slo, ...]:
     raw = ctx.top.raw("slos")
     if not isinstance(raw, list) or not raw:
         ctx.top.fail("slos", "must be a non-empty list of SLOs (name, kind, ...)")
@@ -207,58 +242,45 @@ def _slos(ctx: _Context) -> tuple[Slo, ...]:
     return tuple(slos)
 
 
-def _slo(ctx: _Context, item: Reader) -> Slo:
+def _slo(ctx: Context, item: Reader) -> Slo:
     name = item.text("name", pattern=NAME_PATTERN, hint=NAME_HINT)
     item = Reader(item.file, f"{item.path} ({name})", item.data)
-    kind = item.choice("kind", KINDS)
-    item.only((*COMMON_SLO_KEYS, *KIND_KEYS[kind]), f"an SLO of kind {kind!r}")
-    objective = _objective(item) if kind != KIND_UP else None
-    errors = _selector(ctx, item, "errors") if kind in (KIND_RATIO, KIND_THRESHOLD) else None
-    total = _selector(ctx, item, "total") if kind in (KIND_RATIO, KIND_THRESHOLD) else None
-    if errors is not None and total is not None:
-        _check_subset(item, errors, total)
-    histogram = _selector(ctx, item, "histogram") if kind == KIND_LATENCY else None
+    kind = item.choice("kind", tuple(ctx.kinds))
+    parser = ctx.kinds[kind]
+    item.only((*COMMON_SLO_KEYS, *parser.keys), f"an SLO of kind {kind!r}")
+    sli = parser.parse(ctx, item)
     return Slo(
         name=name,
         kind=kind,
         description=item.text("description", f"{kind} SLO {name} of {ctx.service}"),
-        objective=objective,
-        errors=errors,
-        total=total,
-        histogram=histogram,
-        good=_good(ctx, item, histogram) if histogram is not None else None,
-        threshold_seconds=_threshold(item) if kind == KIND_LATENCY else None,
-        tiers=_slo_tiers(ctx, item, objective) if objective and kind in BUDGET_KINDS else (),
-        window=item.duration("window", "5m") if kind == KIND_THRESHOLD else None,
-        for_=item.duration("for", _DEFAULT_FOR[kind]) if kind in _DEFAULT_FOR else None,
-        severity=_severity(item, kind),
-        absent_for=item.duration("absent_for", "5m") if kind == KIND_UP else None,
-        quantile_alert=_quantile_alert(item) if kind == KIND_LATENCY else None,
-        min_rate=_min_rate(item, ctx.min_rate) if kind != KIND_UP else 0.0,
+        sli=sli,
+        min_rate=_min_rate(item, ctx.min_rate) if "min_rate" in parser.keys else 0.0,
         labels=frozen({**ctx.labels, **labels(item, "labels")}),
         annotations=frozen(labels(item, "annotations", RESERVED_ANNOTATIONS)),
-        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{name}.md"),
+        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{ctx.service}/{name}.md"),
         dashboard_url=item.url("dashboard_url", ctx.dashboard_url),
     )
 
 
-_DEFAULT_FOR: Final = {KIND_THRESHOLD: "5m", KIND_UP: "1m"}
+def objective(item: Reader) -> float:
+    """The SLO's ``objective``: a percentage strictly between 0 and 100.
 
-
-def _severity(item: Reader, kind: str) -> str | None:
-    if kind not in (KIND_THRESHOLD, KIND_UP):
-        return None
-    return item.choice("severity", SEVERITIES, c.SEVERITY_PAGE)
-
-
-def _objective(item: Reader) -> float:
+    A value up to 1 is taken for a ratio written where a percentage belongs (0.999 for
+    99.9 %) and rejected with that hint, before any burn-factor check could confuse.
+    """
     objective = item.number("objective")
+    if 0 < objective <= 1:
+        item.fail(
+            "objective",
+            f"{objective:g} looks like a ratio: give a percentage, e.g. "
+            f"{round(objective * 100, 6):g} for {objective:g}",
+        )
     if not 0 < objective < 100:
         item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
     return objective
 
 
-def _default_selector(ctx: _Context, key: str) -> Selector:
+def _default_selector(ctx: Context, key: str) -> Selector:
     if key == "total":
         return Selector(ctx.names.requests_total)
     if key == "errors":
@@ -266,7 +288,8 @@ def _default_selector(ctx: _Context, key: str) -> Selector:
     return Selector(ctx.names.request_duration)
 
 
-def _selector(ctx: _Context, item: Reader, key: str) -> Selector:
+def selector(ctx: Context, item: Reader, key: str) -> Selector:
+    """The selector at ``key`` (or the exporter's default series), with the job matcher."""
     if not item.has(key):
         selector = _default_selector(ctx, key)
     else:
@@ -283,11 +306,11 @@ def _selector(ctx: _Context, item: Reader, key: str) -> Selector:
     return selector
 
 
-def _good(ctx: _Context, item: Reader, histogram: Selector) -> Selector:
+def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:
     """The ``good`` selector of a latency SLO: ``histogram`` narrowed by more matchers."""
     if not item.has("good"):
         return histogram
-    good = _selector(ctx, item, "good")
+    good = selector(ctx, item, "good")
     if good.metric != histogram.metric or not set(histogram.matchers) <= set(good.matchers):
         item.fail(
             "good",
@@ -295,6 +318,13 @@ def _good(ctx: _Context, item: Reader, histogram: Selector) -> Selector:
             f'for the good events, e.g. {histogram.promql()[:-1]},outcome="ok"}}',
         )
     return good
+
+
+def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
+    """The ``errors`` and ``total`` selectors, errors a proper subset of total."""
+    errors, total = selector(ctx, item, "errors"), selector(ctx, item, "total")
+    _check_subset(item, errors, total)
+    return errors, total
 
 
 def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
@@ -313,19 +343,48 @@ def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
         )
 
 
-def _threshold(item: Reader) -> float:
-    threshold = item.number("threshold_seconds")
-    if threshold not in c.DEFAULT_BUCKETS:
-        allowed = ", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS)
+def threshold(ctx: Context, item: Reader, histogram: Selector) -> float:
+    """``threshold_seconds``: one of the bucket boundaries of ``histogram``."""
+    return _bucket(ctx, item, "threshold_seconds", item.number("threshold_seconds"), histogram)
+
+
+def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selector) -> float:
+    buckets = c.histogram_buckets(ctx.names.namespace, histogram.metric)
+    if value not in buckets:
+        allowed = ", ".join(f"{b:g}" for b in buckets)
         item.fail(
-            "threshold_seconds",
-            f"{threshold:g} s is not a bucket boundary of the exporter's histograms, so no "
+            key,
+            f"{value:g} s is not a bucket boundary of the exporter's histograms, so no "
             f"series counts requests under it; use one of: {allowed}",
         )
-    return threshold
+    return value
 
 
-def _tier_overrides(ctx: _Context, item: Reader) -> dict[str, str]:
+def stages(ctx: Context, item: Reader, histogram: Selector, committed: float) -> tuple[float, ...]:
+    """``stages``: the roadmap's next thresholds in seconds, each a bucket boundary of
+    ``histogram``, below the committed ``threshold_seconds`` and below the one before."""
+    raw = item.raw("stages", [])
+    if not isinstance(raw, list):
+        item.fail(
+            "stages", f"must be a list of thresholds in seconds, e.g. [1.0, 0.6]; found {raw!r}"
+        )
+    found: list[float] = []
+    for index, value in enumerate(raw):
+        key = f"stages[{index}]"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            item.fail(key, f"must be a number of seconds, found {value!r}")
+        previous = found[-1] if found else committed
+        if value >= previous:
+            item.fail(
+                key,
+                f"{value:g} s is not below {previous:g} s: list the next thresholds from the "
+                "committed threshold_seconds downwards, e.g. [1.0, 0.6]",
+            )
+        found.append(_bucket(ctx, item, key, float(value), histogram))
+    return tuple(found)
+
+
+def _tier_overrides(ctx: Context, item: Reader) -> dict[str, str]:
     """The SLO's ``tiers:`` mapping, tier name -> page | ticket | off.
 
     An unquoted ``off`` is a boolean false in YAML 1.1; it is read as ``"off"``.
@@ -342,7 +401,8 @@ def _tier_overrides(ctx: _Context, item: Reader) -> dict[str, str]:
     return found
 
 
-def _slo_tiers(ctx: _Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
+def slo_tiers(ctx: Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
+    """The service's tiers with the SLO's overrides; each must be able to fire."""
     overrides = _tier_overrides(ctx, item)
     budget = round((100 - objective) / 100, 12)
     enabled = []
@@ -369,7 +429,8 @@ def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
     )
 
 
-def _quantile_alert(item: Reader) -> QuantileAlert | None:
+def quantile_alert(item: Reader) -> QuantileAlert | None:
+    """The optional ``quantile_alert: {for, severity}`` block."""
     if not item.has("quantile_alert"):
         return None
     block = item.child("quantile_alert")

@@ -1,15 +1,18 @@
 """The Alertmanager configuration generated from the spec (``alerts/alertmanager.yml``).
 
-One receiver per severity (``page``, ``ticket``), each a webhook by default plus any raw
-``*_configs`` blocks of the spec (Slack, email, PagerDuty); routes by ``severity``,
-grouped by ``slo_service`` and ``slo``; a firing page of one of the spec's SLOs inhibits
-the ticket of the same SLO and no other alert.
+One receiver per service and severity (``<service>-page``, ``<service>-ticket``), each a
+webhook by default plus any raw ``*_configs`` blocks of the spec (Slack, email,
+PagerDuty); one route per service (``slo_service``), then by ``severity``, grouped by
+``slo_service`` and ``slo``; a firing page of one of the spec's SLOs inhibits the ticket
+of the same SLO, and the kinds add their one-page-per-incident rules.
+:func:`render_shared_config` puts several services into one Alertmanager.
 :func:`render_config` can point every receiver at another webhook and shorten the timers,
 which the local stack and the end-to-end tests do; the committed file uses the spec.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from limone_obs import conventions as c
@@ -22,6 +25,11 @@ GROUP_BY = ("alertname", c.LABEL_SLO_SERVICE, c.LABEL_SLO, c.LABEL_SEVERITY)
 INHIBIT_EQUAL = (c.LABEL_SLO_SERVICE, c.LABEL_SLO)
 
 
+def receiver_name(spec: ServiceSpec, severity: str) -> str:
+    """The receiver of ``spec``'s alerts of ``severity``: ``<service>-<severity>``."""
+    return f"{spec.service}-{severity}"
+
+
 def _receiver(name: str, receiver: Receiver, webhook_url: str | None) -> dict[str, Any]:
     block: dict[str, Any] = {"name": name, **{k: list(v) for k, v in receiver.extra.items()}}
     url = webhook_url or receiver.webhook_url
@@ -32,16 +40,28 @@ def _receiver(name: str, receiver: Receiver, webhook_url: str | None) -> dict[st
     return block
 
 
-def _route(spec: ServiceSpec, severity: str) -> dict[str, Any]:
+def _route(spec: ServiceSpec, severity: str, repeat_interval: str | None) -> dict[str, Any]:
     return {
-        "receiver": severity,
+        "receiver": receiver_name(spec, severity),
         "matchers": [f'{c.LABEL_SEVERITY}="{severity}"'],
-        "repeat_interval": spec.alertmanager.repeat_interval[severity],
+        "repeat_interval": repeat_interval or spec.alertmanager.repeat_interval[severity],
+    }
+
+
+def service_route(spec: ServiceSpec, repeat_interval: str | None = None) -> dict[str, Any]:
+    """The route of ``spec``'s alerts (``slo_service="<service>"``), one child per
+    severity; an alert of the service without a known severity goes to its ticket."""
+    return {
+        "receiver": receiver_name(spec, c.SEVERITY_TICKET),
+        "matchers": [f'{c.LABEL_SLO_SERVICE}="{spec.service}"'],
+        "routes": [_route(spec, severity, repeat_interval) for severity in SEVERITIES],
     }
 
 
 def inhibit_rules(spec: ServiceSpec) -> list[dict[str, Any]]:
-    """A firing page of an SLO of ``spec`` silences the ticket of the same SLO, nothing else.
+    """A firing page of an SLO of ``spec`` silences the ticket of the same SLO; then each
+    kind's rules for one page per incident (the availability burn page silences
+    ``ErrorsHigh`` and ``AvailabilityAllFailing``).
 
     Both sides must carry ``slo_service="<service>"`` and a non-empty ``slo``: Alertmanager
     treats an ``equal`` label missing on both alerts as equal, so without these matchers
@@ -49,13 +69,12 @@ def inhibit_rules(spec: ServiceSpec) -> list[dict[str, Any]]:
     silence every ticket lacking them too.
     """
     own = [f'{c.LABEL_SLO_SERVICE}="{spec.service}"', f'{c.LABEL_SLO}=~".+"']
-    return [
-        {
-            "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', *own],
-            "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"', *own],
-            "equal": list(INHIBIT_EQUAL),
-        }
-    ]
+    tickets = {
+        "source_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_PAGE}"', *own],
+        "target_matchers": [f'{c.LABEL_SEVERITY}="{c.SEVERITY_TICKET}"', *own],
+        "equal": list(INHIBIT_EQUAL),
+    }
+    return [tickets, *(rule for slo in spec.slos for rule in slo.sli.inhibit_rules(spec, slo))]
 
 
 def config(
@@ -66,28 +85,56 @@ def config(
     group_interval: str | None = None,
     repeat_interval: str | None = None,
 ) -> dict[str, Any]:
-    """The Alertmanager configuration as data; keyword arguments override the spec.
+    """The Alertmanager configuration of one service as data; keyword arguments override
+    the spec (see :func:`shared_config`)."""
+    return shared_config(
+        [spec],
+        webhook_url=webhook_url,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        repeat_interval=repeat_interval,
+    )
+
+
+def shared_config(
+    specs: Sequence[ServiceSpec],
+    *,
+    webhook_url: str | None = None,
+    group_wait: str | None = None,
+    group_interval: str | None = None,
+    repeat_interval: str | None = None,
+) -> dict[str, Any]:
+    """One Alertmanager configuration for several services: a route per service (matched
+    on ``slo_service``), receivers ``<service>-page`` / ``<service>-ticket``, each
+    service's inhibit rules scoped to it. Timers come from the first spec.
 
     ``webhook_url`` replaces every receiver's webhook (receivers without one get it);
-    ``repeat_interval`` replaces the per-severity repeat intervals.
+    ``repeat_interval`` replaces the per-severity repeat intervals. ValueError when two
+    specs name the same service.
     """
-    am = spec.alertmanager
-    routes = [_route(spec, severity) for severity in SEVERITIES]
-    if repeat_interval is not None:
-        routes = [{**route, "repeat_interval": repeat_interval} for route in routes]
+    services = [spec.service for spec in specs]
+    if not specs or len(set(services)) != len(services):
+        raise ValueError(f"services must be distinct and at least one: {services}")
+    first = specs[0]
+    am = first.alertmanager
     root = {
-        "receiver": c.SEVERITY_TICKET,  # an alert without a known severity is not lost
+        # An alert of no known service is not lost: the first service's tickets get it.
+        "receiver": receiver_name(first, c.SEVERITY_TICKET),
         "group_by": list(GROUP_BY),
         "group_wait": group_wait or am.group_wait,
         "group_interval": group_interval or am.group_interval,
         "repeat_interval": repeat_interval or am.repeat_interval[c.SEVERITY_TICKET],
-        "routes": routes,
+        "routes": [service_route(spec, repeat_interval) for spec in specs],
     }
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
         "route": root,
-        "inhibit_rules": inhibit_rules(spec),
-        "receivers": [_receiver(s, am.receivers[s], webhook_url) for s in SEVERITIES],
+        "inhibit_rules": [rule for spec in specs for rule in inhibit_rules(spec)],
+        "receivers": [
+            _receiver(receiver_name(spec, s), spec.alertmanager.receivers[s], webhook_url)
+            for spec in specs
+            for s in SEVERITIES
+        ],
     }
 
 
@@ -102,6 +149,25 @@ def render_config(
     """The Alertmanager configuration as YAML text (see :func:`config` for the overrides)."""
     data = config(
         spec,
+        webhook_url=webhook_url,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        repeat_interval=repeat_interval,
+    )
+    return render.to_yaml(data)
+
+
+def render_shared_config(
+    specs: Sequence[ServiceSpec],
+    *,
+    webhook_url: str | None = None,
+    group_wait: str | None = None,
+    group_interval: str | None = None,
+    repeat_interval: str | None = None,
+) -> str:
+    """:func:`shared_config` as YAML text: one Alertmanager for several services."""
+    data = shared_config(
+        specs,
         webhook_url=webhook_url,
         group_wait=group_wait,
         group_interval=group_interval,

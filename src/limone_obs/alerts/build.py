@@ -17,7 +17,16 @@ import posixpath
 from pathlib import Path
 from typing import Final
 
-from limone_obs.alerts import alerting, alertmanager, kubernetes, render, rules, runbooks, unittests
+from limone_obs.alerts import (
+    alerting,
+    alertmanager,
+    health,
+    kubernetes,
+    render,
+    rules,
+    runbooks,
+    unittests,
+)
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.artifacts import Generated
@@ -43,14 +52,20 @@ def rule_files(spec: ServiceSpec) -> dict[str, bytes]:
 
 
 def test_files(spec: ServiceSpec) -> dict[str, bytes]:
-    """One promtool test file per SLO, loading both rule files."""
+    """One promtool test file per SLO and one of the kit-health tickets, loading both rule
+    files."""
     loads = [posixpath.relpath(p, GENERATED_TESTS_DIR) for p in (RECORDING_RULES, ALERTING_RULES)]
-    return {
+    found = {
         f"{GENERATED_TESTS_DIR}/{slo.name}.yml": render.to_bytes(
-            unittests.document(spec, slo, loads)
+            unittests.document(spec, slo.sli.scenarios(spec, slo), loads)
         )
         for slo in spec.slos
     }
+    kit = health.scenarios(spec)
+    if kit:
+        path = f"{GENERATED_TESTS_DIR}/{health.GROUP}.yml"
+        found[path] = render.to_bytes(unittests.document(spec, kit, loads))
+    return found
 
 
 def generate(spec: ServiceSpec) -> dict[str, bytes]:

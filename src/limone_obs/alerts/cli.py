@@ -237,13 +237,13 @@ def _of(spec: ServiceSpec, slo: Slo) -> list[tuple[str, str]]:
         return [("job", Selector(c.SERIES_UP).promql(job_matcher(spec.job)))]
     found = []
     for key in ("total", "errors"):
-        selector = getattr(slo, key, None)
+        selector = getattr(slo.sli, key, None)
         if isinstance(selector, Selector):
             found.append((key, selector.promql()))
-    threshold = getattr(slo, "threshold_seconds", None)
+    threshold = getattr(slo.sli, "threshold_seconds", None)
     for key in ("histogram", "good"):
-        selector = getattr(slo, key, None)
-        if key == "good" and selector == getattr(slo, "histogram", None):
+        selector = getattr(slo.sli, key, None)
+        if key == "good" and selector == getattr(slo.sli, "histogram", None):
             continue  # no `good` in the spec: it is the histogram, queried already
         if isinstance(selector, Selector):
             found.append((key, selector.with_metric(f"{selector.metric}_count").promql()))

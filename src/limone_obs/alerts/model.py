@@ -11,14 +11,18 @@ Kinds of SLO (:data:`KINDS`):
 ``ratio`` and ``latency`` SLOs get multi-window multi-burn-rate alerts, one per enabled
 :class:`BurnTier`; the burn factor of a tier is computed from the share of the error
 budget it may spend, the period and its long window, never typed in.
+
+An :class:`Slo` holds what every kind shares; its ``sli`` (a :class:`Sli` subclass from
+:mod:`limone_obs.alerts.kinds`) holds the kind's own fields and generates its artifacts.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations
@@ -35,6 +39,10 @@ SEVERITIES: Final = (c.SEVERITY_PAGE, c.SEVERITY_TICKET)
 #: Value of a per-SLO tier override that switches the tier off.
 TIER_OFF: Final = "off"
 SPEC_VERSION: Final = 1
+
+#: A rule and a rule group as plain data, in the shape of a Prometheus rule file.
+Rule = dict[str, Any]
+Group = dict[str, Any]
 
 
 def frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
@@ -92,26 +100,68 @@ class AlertmanagerSpec:
     resolve_timeout: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Sli(ABC):
+    """The kind-specific part of an SLO: its fields and everything generated from them.
+
+    One subclass per kind, in :mod:`limone_obs.alerts.kinds` (the shape of Sloth's SLI
+    plugins): it brings its recording rules, alerting rules, promtool scenarios, runbook
+    sections and the query of its row in ``limone-obs status``. The generators call these
+    methods and never branch on the kind; adding a kind adds a module.
+    """
+
+    #: The ``kind`` value of the spec (``ratio``, ``latency``, ...).
+    kind: ClassVar[str]
+    #: Percent of good events (99.9); None for kinds without one (``up``).
+    objective: float | None = None
+    #: The enabled burn-rate tiers; empty for kinds without an error budget.
+    tiers: tuple[BurnTier, ...] = ()
+
+    def selectors(self) -> Mapping[str, Selector]:
+        """The spec's selectors of this SLO by field name (``total``, ``histogram``, ...)."""
+        return {}
+
+    @abstractmethod
+    def recording_groups(self, spec: ServiceSpec, slo: Slo) -> list[Group]:
+        """The recording rule groups of ``slo`` (may be empty)."""
+
+    @abstractmethod
+    def alerts(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
+        """Every alerting rule of ``slo``, in a stable order."""
+
+    @abstractmethod
+    def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """The promtool unit tests (``tests:`` entries) of every alert of ``slo``."""
+
+    @abstractmethod
+    def runbook(self, spec: ServiceSpec, slo: Slo) -> str:
+        """The Markdown sections of ``slo``'s runbook, one per alert."""
+
+    def inhibit_rules(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """Alertmanager inhibit rules silencing ``slo``'s alerts while another alert of the
+        same incident already pages (one page per incident); none by default."""
+        del spec, slo
+        return []
+
+    def status_progress(self, spec: ServiceSpec, slo: Slo) -> dict[str, str]:
+        """PromQL of the progress ``limone-obs status`` shows (a share per next stage, by
+        a short title such as ``<=1s``); empty for kinds without stages."""
+        del spec, slo
+        return {}
+
+    @abstractmethod
+    def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
+        """PromQL of the SLI shown by ``limone-obs status`` (good share, 0..1), or None
+        when the row reads the recorded period SLI instead."""
+
+
 @dataclass(frozen=True)
 class Slo:
     """One SLO of the service.
 
     - ``name``: the ``slo`` label value (lowercase, digits, dashes).
-    - ``kind``: one of :data:`KINDS`.
-    - ``objective``: percent of good events (99.9); for ``threshold`` the alert fires above
-      ``100 - objective`` percent errors; None for ``up``.
-    - ``errors`` / ``total``: counters of bad / all events (``ratio``, ``threshold``).
-    - ``histogram``: histogram base name and matchers (``latency``), e.g.
-      ``limoneide_request_duration_seconds{job="limoneide"}``; ``threshold_seconds`` is one
-      of its bucket boundaries. Every event it counts is in the SLI.
-    - ``good``: the part of ``histogram`` whose fast events are good (``latency``; the
-      whole histogram unless the spec narrows it, e.g. ``outcome="ok"``: a fast failure
-      is not a fast answer). Events outside it count as bad however fast.
-    - Every selector already carries the service's ``job`` matcher.
-    - ``tiers``: the enabled burn tiers (``ratio``, ``latency``), severity overrides applied.
-    - ``window``, ``for_``, ``severity``: the plain alert of ``threshold`` and ``up`` SLOs.
-    - ``absent_for``: how long the ``up`` series may be missing before paging (``up``).
-    - ``quantile_alert``: optional p-quantile alert of a ``latency`` SLO.
+    - ``kind``: one of :data:`KINDS`; ``sli``: that kind's fields and generators
+      (:class:`Sli`; every selector there already carries the service's ``job`` matcher).
     - ``min_rate``: events per second below which burn and threshold alerts stay quiet.
     - ``labels`` / ``annotations``: passed through to every alert of the SLO.
     - ``runbook_url``: the SLO's runbook page (each alert links to its own section);
@@ -121,23 +171,23 @@ class Slo:
     name: str
     kind: str
     description: str
-    objective: float | None
-    errors: Selector | None
-    total: Selector | None
-    histogram: Selector | None
-    good: Selector | None
-    threshold_seconds: float | None
-    tiers: tuple[BurnTier, ...]
-    window: str | None
-    for_: str | None
-    severity: str | None
-    absent_for: str | None
-    quantile_alert: QuantileAlert | None
+    sli: Sli
     min_rate: float
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     runbook_url: str
     dashboard_url: str
+
+    @property
+    def objective(self) -> float | None:
+        """Percent of good events (99.9); for ``threshold`` the alert fires above
+        ``100 - objective`` percent errors; None for ``up``."""
+        return self.sli.objective
+
+    @property
+    def tiers(self) -> tuple[BurnTier, ...]:
+        """The enabled burn tiers (budget kinds), severity overrides applied."""
+        return self.sli.tiers
 
     @property
     def error_budget(self) -> float:
@@ -150,6 +200,29 @@ class Slo:
     def target(self) -> float:
         """The objective as a ratio (0.999)."""
         return round(1 - self.error_budget, 12)
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """Thresholds of the kit-health and saturation tickets (``health:`` in the spec).
+
+    - ``exporter_problem_for``: how long ``<ns>_exporter_problems`` may be > 0;
+    - ``dropped_lines_window`` / ``dropped_lines_for``: log lines dropped (any increase)
+      over the window, for that long;
+    - ``workers_saturated_for``: every worker busy (none idle) for that long;
+    - ``calls_dependency`` / ``calls_per_request`` / ``calls_for``: the p95 of the calls one
+      request makes to that dependency above the count, for that long;
+    - ``enabled``: False switches all four off (a service without those series).
+    """
+
+    enabled: bool = True
+    exporter_problem_for: str = "5m"
+    dropped_lines_window: str = "10m"
+    dropped_lines_for: str = "5m"
+    workers_saturated_for: str = "5m"
+    calls_dependency: str = "db"
+    calls_per_request: float = 20.0
+    calls_for: str = "15m"
 
 
 @dataclass(frozen=True)
@@ -178,6 +251,7 @@ class ServiceSpec:
     slos: tuple[Slo, ...]
     alertmanager: AlertmanagerSpec
     source: str
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     @property
     def period_seconds(self) -> int:

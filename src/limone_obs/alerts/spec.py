@@ -16,6 +16,7 @@ from typing import Final
 
 from limone_obs.alerts import _parse
 from limone_obs.alerts._reader import Reader, kind_name, load_yaml
+from limone_obs.alerts.kinds import PARSERS
 from limone_obs.alerts.model import (
     BUDGET_KINDS,
     KIND_LATENCY,
@@ -82,4 +83,4 @@ def parse_spec(text: str, source: str = str(SPEC_PATH)) -> ServiceSpec:
         raise SpecError(source, "is empty: it must be a mapping with service, job and slos")
     if not isinstance(data, Mapping):
         raise SpecError(source, f"must be a mapping at the top level, found {kind_name(data)}")
-    return _parse.service(Reader.of(source, "", data))
+    return _parse.service(Reader.of(source, "", data), PARSERS)

@@ -29,6 +29,11 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     )
 
 
+def title(service: str) -> str:
+    """The service as dashboard titles name it (``LimoneIDE`` for the default service)."""
+    return c.DASHBOARD_FOLDER_TITLE if service == c.DEFAULT_NAMESPACE else service
+
+
 def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
     objective = f": {slo.objective:g} %" if slo.objective is not None else ""
     grid.row(f"SLO {slo.name}{objective}")
@@ -41,8 +46,13 @@ def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
         _budget_stats(grid, service, slo)
         grid.add(_burn_rates(service, slo), 5, 8)
     else:
-        grid.add(_current_sli(slo), 6, 8)
+        grid.add(_current_sli(service, slo), 6, 8)
     grid.add(_firing(service, slo), 6, 8)
+    if slo.tiers:
+        grid.add(_sli_series(service, slo), 12, 8)
+        grid.add(_burn_series(service, slo), 12, 8)
+    if slo.stages:
+        grid.add(_progress(service, slo), 24, 8)
     if slo.tiers:
         grid.add(_burndown(service, slo), 12, 8)
     grid.add(_events(slo), 12 if slo.tiers else 18, 8)
@@ -99,21 +109,112 @@ def _burn_rates(service: ServiceView, slo: SloView) -> object:
         [Query(common.burn_rate(service, slo, w), w) for w in slo.windows],
         Look(
             "Error-budget burn rate over each alert window (1 = spending exactly the "
-            "budget over the period); colours switch at the alert factors.",
+            "budget over the period); each window turns red at the factor of the tier "
+            "that reads it (a page tier), orange at a ticket tier's.",
             "x",
             common.burn_steps(slo),
+            extra={"fieldConfig": {"overrides": window_overrides(slo)}},
         ),
     )
 
 
-def _current_sli(slo: SloView) -> object:
-    good, bad = good_bad(slo)
+def window_steps(slo: SloView, window: str) -> gf.Steps:
+    """Green below 1x, then the factor of each tier with ``window`` as its long or short
+    window (red for a page, orange for a ticket)."""
+    out: list[tuple[str, float | None]] = [("green", None), ("yellow", 1.0)]
+    tiers = [t for t in slo.tiers if window in (t.long_window, t.short_window)]
+    for tier in sorted(tiers, key=lambda t: t.factor):
+        out.append(("red" if tier.severity == c.SEVERITY_PAGE else "orange", tier.factor))
+    return tuple(out)
+
+
+def window_overrides(slo: SloView) -> list[dict[str, object]]:
+    """Per-window thresholds (field overrides by the series' name, the window)."""
+    return [
+        {
+            "matcher": {"id": "byName", "options": window},
+            "properties": [
+                {
+                    "id": "thresholds",
+                    "value": {"mode": "absolute", "steps": gf.steps(*window_steps(slo, window))},
+                }
+            ],
+        }
+        for window in slo.windows
+    ]
+
+
+def _sli_series(service: ServiceView, slo: SloView) -> object:
+    """The SLI over the short and long page windows, the objective drawn."""
+    scope = slo_matchers(service.service, slo.name)
+    windows: list[str] = [w for w in ("5m", "1h", "6h") if w in slo.windows]
+    windows = windows or list(slo.windows[:2])
+    queries = [Query(f"1 - {c.sli_error_ratio_rule(w)}{scope}", f"SLI {w}") for w in windows]
+    look = Look(
+        f"Share of good events over the last {', '.join(windows)} (recorded rules; the "
+        f"whole service: the rules aggregate every job instance). Dashed: the objective "
+        f"{slo.objective:g} %.",
+        "percentunit",
+        gf.lower_is_worse(slo.target, slo.target),
+    )
+    return gf.timeseries("SLI over time", queries, look, lines=True)
+
+
+def _burn_series(service: ServiceView, slo: SloView) -> object:
+    """Each window's burn rate over time, each tier's factor drawn (Sloth's detail view)."""
+    queries = [Query(common.burn_rate(service, slo, w), w) for w in slo.windows]
+    factors = ", ".join(
+        f"{t.severity} x{t.factor:g} ({t.long_window}/{t.short_window})" for t in slo.tiers
+    )
+    look = Look(
+        f"Burn rate over each alert window; a tier fires when both its windows stay above "
+        f"its factor (dashed lines: {factors}).",
+        "x",
+        common.burn_steps(slo),
+        extra={
+            "fieldConfig": {
+                "defaults": {"custom": {"scaleDistribution": {"type": "log", "log": 10}}}
+            }
+        },
+    )
+    return gf.timeseries("Burn rate over time", queries, look, lines=True)
+
+
+def _progress(service: ServiceView, slo: SloView) -> object:
+    """Share of events within the committed threshold and within each next stage (1h)."""
+    scope = slo_matchers(service.service, slo.name)[1:-1]
+    window = c.STAGE_WINDOWS[-1]
+    committed = Query(
+        f"1 - {c.sli_error_ratio_rule(window)}{{{scope}}}",
+        f"within {slo.threshold_seconds:g} s (committed)",
+    )
+    stages = [
+        Query(
+            f'{c.stage_sli_rule(window)}{{{scope},{c.LABEL_STAGE}="{stage:g}"}}',
+            f"within {stage:g} s (next)",
+        )
+        for stage in slo.stages
+    ]
+    look = Look(
+        f"Progress on the roadmap: the share of events over the last {window} within the "
+        f"committed threshold (it pages) and within each next stage (recorded, never "
+        f"alerting). Dashed: the {slo.objective:g} % objective each step must reach.",
+        "percentunit",
+        gf.lower_is_worse(slo.target, slo.target),
+    )
+    return gf.timeseries("Progress toward the next stages", [committed, *stages], look, lines=True)
+
+
+def _current_sli(service: ServiceView, slo: SloView) -> object:
     limit = slo.budget
+    window = slo.window or c.SLI_WINDOWS[0]
+    expr = f"{c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}"
     return gf.stat(
         "Bad event ratio now",
-        [Query(f"{bad}\n/\n({good}\n+ {bad})")],
+        [Query(expr)],
         Look(
-            f"Share of bad events over the rate interval; the SLO allows {limit:.0%}.",
+            f"Share of bad events over the last {window} (the recorded rule its alert "
+            f"reads); the SLO allows {limit:.0%}.",
             "percentunit",
             gf.higher_is_worse(limit / 2, limit),
         ),

@@ -2,8 +2,10 @@
 
 Budget SLOs (``ratio``, ``latency``) come from the recording rules the alerts area
 generates: the period SLI (request-weighted), the error budget left and burn rates over
-several windows. ``threshold`` SLOs show their error ratio over their window, ``up`` the
-share of targets up. Every row lists the alerts firing for that SLO (``ALERTS``).
+several windows. Other kinds show the SLI their kind module gives
+(:meth:`~limone_obs.alerts.model.Sli.status_sli`): ``threshold`` the good share over its
+window (100 % with requests and no error series), ``up`` the share of targets up. Every
+row lists the alerts firing for that SLO (``ALERTS``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import requests
 
 from limone_obs import conventions as c
-from limone_obs.alerts.model import BUDGET_KINDS, KIND_THRESHOLD, KIND_UP, ServiceSpec, Slo
+from limone_obs.alerts.model import ServiceSpec
 from limone_obs.errors import StackError
 
 #: Burn-rate windows shown in the table (a subset of conventions.SLI_WINDOWS).
@@ -34,13 +36,17 @@ class SloStatus:
     budget_left: float | None
     burn: Mapping[str, float | None] = field(default_factory=dict)
     firing: tuple[str, ...] = ()
+    #: Share of events within each next stage of a staged latency SLO (``<=1s`` -> 0.25).
+    progress: Mapping[str, float | None] = field(default_factory=dict)
 
 
 class Prometheus:
     """A minimal client of Prometheus' instant-query API."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        """``url`` without a scheme (``127.0.0.1:9090``) is taken as ``http://``; another
+        scheme than http or https is a StackError naming it."""
+        self.url = base_url(url)
         self.timeout = timeout
 
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -69,6 +75,20 @@ class Prometheus:
         return float(result[0]["value"][1]) if result else None
 
 
+def base_url(url: str) -> str:
+    """``url`` with ``http://`` added when it has no scheme, without a trailing slash."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        text = f"http://{text}"
+    scheme = text.split("://", 1)[0].lower()
+    if scheme not in ("http", "https") or text == f"{scheme}://":
+        raise StackError(
+            f"--prometheus {url!r} is not an http(s) URL: give e.g. http://127.0.0.1:9090 "
+            "(or 127.0.0.1:9090, http:// is assumed)"
+        )
+    return text
+
+
 def _service(spec: ServiceSpec) -> str:
     return f'{c.LABEL_SLO_SERVICE}="{spec.service}"'
 
@@ -94,19 +114,6 @@ def _burn_rates(prom: Prometheus, spec: ServiceSpec) -> dict[str, dict[str, floa
     return rates
 
 
-def _plain_sli(prom: Prometheus, slo: Slo, job: str) -> float | None:
-    """SLI of a ``threshold`` SLO (good share over its window) or ``up`` (share of targets up)."""
-    if slo.kind == KIND_THRESHOLD and slo.errors and slo.total and slo.window:
-        w = slo.window
-        ratio = prom.scalar(
-            f"sum(rate({slo.errors.promql()}[{w}])) / sum(rate({slo.total.promql()}[{w}]))"
-        )
-        return None if ratio is None else 1 - ratio
-    if slo.kind == KIND_UP:
-        return prom.scalar(f'avg(up{{{c.LABEL_JOB}="{job}"}})')
-    return None
-
-
 def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
     """Read every SLO of ``spec`` from Prometheus, in spec order."""
     sel = f"{{{_service(spec)}}}"
@@ -116,8 +123,10 @@ def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
     firing = _firing(prom, spec)
     rows = []
     for slo in spec.slos:
-        row = SloStatus(slo.name, slo.kind, slo.objective, _plain_sli(prom, slo, spec.job), None)
-        if slo.kind in BUDGET_KINDS:
+        plain = slo.sli.status_sli(spec, slo)
+        sli = None if plain is None else prom.scalar(plain)
+        row = SloStatus(slo.name, slo.kind, slo.objective, sli, None)
+        if plain is None:
             error = sli_error.get(slo.name)
             row = replace(
                 row,
@@ -125,7 +134,8 @@ def collect(prom: Prometheus, spec: ServiceSpec) -> list[SloStatus]:
                 budget_left=budget.get(slo.name),
                 burn={w: burns[w].get(slo.name) for w in BURN_WINDOWS},
             )
-        rows.append(replace(row, firing=tuple(firing.get(slo.name, ()))))
+        progress = {t: prom.scalar(e) for t, e in slo.sli.status_progress(spec, slo).items()}
+        rows.append(replace(row, firing=tuple(firing.get(slo.name, ())), progress=progress))
     return rows
 
 
@@ -141,15 +151,22 @@ def _burn(value: float | None) -> str:
     return f"{value:.2f}x"
 
 
+def _progress(progress: Mapping[str, float | None]) -> str:
+    """``<=1s 25.0 %, <=0.6s 12.5 %``: the share of events within each next stage."""
+    return ", ".join(f"{title} {_pct(value, 1)}" for title, value in progress.items()) or "-"
+
+
 def render(rows: Sequence[SloStatus]) -> str:
-    """The table as text: one line per SLO, ``-`` where Prometheus has no value yet."""
+    """The table as text: one line per SLO, ``-`` where Prometheus has no value yet; a
+    staged latency SLO lists the share of events within each next stage (last hour)."""
     header = ["SLO", "kind", "objective", "SLI", "budget left"]
-    header += [f"burn {w}" for w in BURN_WINDOWS] + ["firing"]
+    header += [f"burn {w}" for w in BURN_WINDOWS] + ["next stages", "firing"]
     table = [header]
     for row in rows:
         objective = "-" if row.objective is None else f"{row.objective:g} %"
         cells = [row.name, row.kind, objective, _pct(row.sli), _pct(row.budget_left, 1)]
         cells += [_burn(row.burn.get(w)) for w in BURN_WINDOWS]
+        cells.append(_progress(row.progress))
         cells.append(", ".join(row.firing) or "-")
         table.append(cells)
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]

@@ -1,0 +1,266 @@
+"""Kit-health and saturation tickets, generated from the conventions' series names (pure).
+
+Group ``kit-health`` of the alerting rules; every alert is a ticket carrying
+``slo_service`` (routed with the service's SLO alerts) but no ``slo``:
+
+- ``ExporterProblem``: ``<ns>_exporter_problems`` > 0 (the exporter knows it is
+  degraded: multiprocess not configured, storage full or unwritable), per instance and
+  problem;
+- ``LogLinesDropped``: ``<ns>_log_lines_dropped_total`` increased over a window (the log
+  sink blocked, lines were dropped rather than block requests), per instance;
+- ``WorkersSaturated``: no idle worker while some are busy (``<ns>_workers{state}``),
+  per instance: requests queue in front of the workers;
+- ``DependencyCallsPerRequestHigh``: the p95 of ``<ns>_dependency_calls_per_request`` for
+  one dependency (``db``) above a count (N+1 queries), per endpoint.
+
+Thresholds come from the spec's ``health:`` block (:class:`~.model.HealthSpec`). The
+series come from the exporter and logging; these rules are tested with promtool on
+synthetic series (:func:`scenarios`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts import _durations, runbooks, unittests
+from limone_obs.alerts.model import Group, Rule, ServiceSpec, job_matcher
+from limone_obs.alerts.rules import number
+from limone_obs.alerts.selectors import Matcher, Selector
+
+GROUP: Final = "kit-health"
+#: Name of the runbook page of these alerts (``alerts/runbooks/<service>/health.md``).
+RUNBOOK: Final = "health"
+#: Window of the calls-per-request quantile.
+CALLS_WINDOW: Final = "5m"
+
+
+def _series(spec: ServiceSpec, suffix: str, *matchers: Matcher) -> str:
+    name = f"{spec.namespace}_{suffix}"
+    return Selector(name, (job_matcher(spec.job), *matchers)).promql()
+
+
+def _alert(spec: ServiceSpec, name: str, expr: str, for_: str, text: tuple[str, str]) -> Rule:
+    summary, description = text
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": for_,
+        "labels": {
+            **spec_labels(spec),
+            c.LABEL_SEVERITY: c.SEVERITY_TICKET,
+            c.LABEL_SLO_SERVICE: spec.service,
+        },
+        "annotations": {
+            c.ANNOTATION_SUMMARY: summary,
+            c.ANNOTATION_DESCRIPTION: description,
+            c.ANNOTATION_RUNBOOK: f"{spec.runbook_base_url}/{spec.service}/{RUNBOOK}.md"
+            f"#{name.lower()}",
+            c.ANNOTATION_DASHBOARD: spec.dashboard_url,
+        },
+    }
+
+
+def spec_labels(spec: ServiceSpec) -> dict[str, str]:
+    """The spec's extra labels (``labels:``), on every kit-health alert too."""
+    return dict(spec.labels)
+
+
+def alerts(spec: ServiceSpec) -> list[Rule]:
+    """The four tickets, or none when ``health: "off"``."""
+    h = spec.health
+    if not h.enabled:
+        return []
+    idle = Matcher(c.LABEL_STATE, "=", c.WORKER_IDLE)
+    busy = Matcher(c.LABEL_STATE, "=", c.WORKER_BUSY)
+    dep = Matcher(c.LABEL_DEPENDENCY, "=", h.calls_dependency)
+    calls = _series(spec, f"{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket", dep)
+    by = f"{c.LABEL_INSTANCE}"
+    return [
+        _alert(
+            spec, c.ALERT_EXPORTER_PROBLEM,
+            f"max by ({by}, {c.LABEL_PROBLEM}) "
+            f"({_series(spec, c.SUFFIX_EXPORTER_PROBLEMS)}) > 0",
+            h.exporter_problem_for,
+            (f"{spec.service}: the exporter reports {{{{ $labels.problem }}}} on "
+             "{{ $labels.instance }}",
+             f"limone-obs' exporter on {{{{ $labels.instance }}}} has reported the problem "
+             f"{{{{ $labels.problem }}}} for {h.exporter_problem_for}: its numbers may be "
+             "incomplete (see the runbook for each problem)."),
+        ),
+        _alert(
+            spec, c.ALERT_LOG_LINES_DROPPED,
+            f"sum by ({by}) (increase("
+            f"{_series(spec, c.SUFFIX_LOG_LINES_DROPPED_TOTAL)}[{h.dropped_lines_window}])) > 0",
+            h.dropped_lines_for,
+            (f"{spec.service}: log lines dropped on {{{{ $labels.instance }}}}",
+             f"The log sink of {{{{ $labels.instance }}}} blocked and lines were dropped in "
+             f"the last {h.dropped_lines_window} (for {h.dropped_lines_for}): requests were "
+             "kept fast, the logs are incomplete."),
+        ),
+        _alert(
+            spec, c.ALERT_WORKERS_SATURATED,
+            f"sum by ({by}) ({_series(spec, c.SUFFIX_WORKERS, idle)}) == 0\n"
+            f"and on ({by})\nsum by ({by}) ({_series(spec, c.SUFFIX_WORKERS, busy)}) > 0",
+            h.workers_saturated_for,
+            (f"{spec.service}: every worker busy on {{{{ $labels.instance }}}}",
+             f"No worker of {{{{ $labels.instance }}}} has been idle for "
+             f"{h.workers_saturated_for}: new requests wait in the queue (latency grows "
+             "without the app being slower)."),
+        ),
+        _alert(
+            spec, c.ALERT_CALLS_PER_REQUEST_HIGH,
+            f"histogram_quantile(0.95, sum by ({c.LABEL_LE}, {c.LABEL_ENDPOINT}) "
+            f"(rate({calls}[{CALLS_WINDOW}])))\n> {number(h.calls_per_request)}",
+            h.calls_for,
+            (f"{spec.service}: {{{{ $labels.endpoint }}}} makes over "
+             f"{h.calls_per_request:g} {h.calls_dependency} calls per request",
+             f"The p95 of {h.calls_dependency} calls per request of {{{{ $labels.endpoint }}}} "
+             f"has been above {h.calls_per_request:g} for {h.calls_for}: an N+1 query "
+             "pattern or a loop calling the dependency."),
+        ),
+    ]  # fmt: skip
+
+
+def groups(spec: ServiceSpec) -> list[Group]:
+    """The ``kit-health`` alerting group (none when switched off)."""
+    found = alerts(spec)
+    return [{"name": GROUP, "rules": found}] if found else []
+
+
+def _expand(rule: Rule, labels: dict[str, str]) -> dict[str, Any]:
+    """The exp_alerts entry of ``rule`` firing with ``labels`` (templates expanded)."""
+    notes = {}
+    for key, template in rule["annotations"].items():
+        text = template
+        for name, value in labels.items():
+            text = text.replace(f"{{{{ $labels.{name} }}}}", value)
+        notes[key] = text
+    return {"exp_labels": {**rule["labels"], **labels}, "exp_annotations": notes}
+
+
+def _test(
+    title: str, rule: Rule, series: list[dict[str, str]], at: int, labels: dict[str, str] | None
+) -> dict[str, Any]:
+    """A test of ``rule``: quiet one minute before ``at`` + its ``for``; one minute after,
+    firing with ``labels`` (or still quiet for None)."""
+    fires = at + unittests.minutes(rule["for"])
+    when = [_durations.format_duration(m * 60) for m in (fires - 1, fires + 1)]
+    after = [] if labels is None else [_expand(rule, labels)]
+    checks = [
+        {"eval_time": when[0], "alertname": rule["alert"], "exp_alerts": []},
+        {"eval_time": when[1], "alertname": rule["alert"], "exp_alerts": after},
+    ]
+    return unittests.plain_test(f"{GROUP}: {title}", series, checks)
+
+
+def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
+    """Each ticket fires one minute after its ``for`` on a synthetic fault (quiet a minute
+    before), and stays quiet on healthy series. Gauges hold from t = 0; rates from 1m."""
+    found = alerts(spec)
+    if not found:
+        return []
+    problem, dropped, workers, calls = found
+    inst = unittests.base_labels(spec)
+    instance = {c.LABEL_INSTANCE: inst[c.LABEL_INSTANCE]}
+    n = 4 + max(unittests.minutes(r["for"]) for r in found)
+    ns = spec.namespace
+
+    def gauge(suffix: str, value: str, **labels: str) -> dict[str, str]:
+        return unittests.constant(f"{ns}_{suffix}", {**inst, **labels}, value, n)
+
+    def counter(suffix: str, per_minute: float, **labels: str) -> dict[str, str]:
+        return unittests.counter({**inst, **labels}, f"{ns}_{suffix}", per_minute, n)
+
+    storage = c.PROBLEM_STORAGE_FULL
+    return [
+        _test("an exporter problem opens ExporterProblem", problem,
+              [gauge(c.SUFFIX_EXPORTER_PROBLEMS, "1", problem=storage)], 0,
+              {**instance, c.LABEL_PROBLEM: storage}),
+        _test("no exporter problem opens nothing", problem,
+              [gauge(c.SUFFIX_EXPORTER_PROBLEMS, "0", problem=storage)], 0, None),
+        _test("dropped log lines open LogLinesDropped", dropped,
+              [counter(c.SUFFIX_LOG_LINES_DROPPED_TOTAL, 5)], unittests.FIRST_RATE, instance),
+        _test("no dropped line opens nothing", dropped,
+              [counter(c.SUFFIX_LOG_LINES_DROPPED_TOTAL, 0)], unittests.FIRST_RATE, None),
+        _test("no idle worker opens WorkersSaturated", workers,
+              [gauge(c.SUFFIX_WORKERS, "0", state=c.WORKER_IDLE),
+               gauge(c.SUFFIX_WORKERS, "4", state=c.WORKER_BUSY)], 0, instance),
+        _test("one idle worker opens nothing", workers,
+              [gauge(c.SUFFIX_WORKERS, "1", state=c.WORKER_IDLE),
+               gauge(c.SUFFIX_WORKERS, "3", state=c.WORKER_BUSY)], 0, None),
+        _test("too many calls per request open DependencyCallsPerRequestHigh", calls,
+              _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
+        _test("few calls per request open nothing", calls,
+              _calls(spec, n, 0.25), unittests.FIRST_RATE, None),
+    ]  # fmt: skip
+
+
+#: Endpoint label of the synthetic calls-per-request histogram.
+ENDPOINT: Final = "/projects/<int:project_id>"
+
+
+def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str, str]]:
+    """A calls-per-request histogram where every request makes ``times_limit`` x the
+    spec's limit of calls (60 requests a minute)."""
+    calls = spec.health.calls_per_request * times_limit
+    labels = {
+        **unittests.base_labels(spec),
+        c.LABEL_ENDPOINT: ENDPOINT,
+        c.LABEL_DEPENDENCY: spec.health.calls_dependency,
+    }
+    metric = f"{spec.namespace}_{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}"
+    found = [
+        unittests.counter(
+            {**labels, c.LABEL_LE: repr(b)}, f"{metric}_bucket", 60 * (calls <= b), length
+        )
+        for b in c.CALLS_PER_REQUEST_BUCKETS
+    ]
+    found.append(unittests.counter({**labels, c.LABEL_LE: "+Inf"}, f"{metric}_bucket", 60, length))
+    found.append(unittests.counter(labels, f"{metric}_count", 60, length))
+    return found
+
+
+def runbook(spec: ServiceSpec) -> str:
+    """The sections of the four tickets (``alerts/runbooks/<service>/health.md``)."""
+    job = job_matcher(spec.job).promql()
+    ns, h = spec.namespace, spec.health
+    sections = {
+        c.ALERT_EXPORTER_PROBLEM: (
+            f"`{ns}_{c.SUFFIX_EXPORTER_PROBLEMS}{{{job}}}` names the problem: "
+            f"`{c.PROBLEM_MULTIPROCESS_MISSING}` (several gunicorn workers without "
+            "`PROMETHEUS_MULTIPROC_DIR`: each scrape sees one worker's share; use "
+            f"`gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}`), `{c.PROBLEM_STORAGE_FULL}` / "
+            f"`{c.PROBLEM_STORAGE_UNWRITABLE}` (the multiprocess directory's disk is full or "
+            "read-only: free space or fix permissions). The service keeps serving; its "
+            "numbers are incomplete until then.\n"
+        ),
+        c.ALERT_LOG_LINES_DROPPED: (
+            "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "
+            "the logger dropped them rather than block requests. Check the shipper (Alloy, "
+            "Vector, Fluent Bit) is running and keeping up, and the disk of the log file:\n\n"
+            f"```promql\nsum by (instance) (rate({ns}_{c.SUFFIX_LOG_LINES_DROPPED_TOTAL}"
+            f"{{{job}}}[5m]))\n```\n"
+        ),
+        c.ALERT_WORKERS_SATURATED: (
+            "Every worker (thread) is busy: new requests queue in front of them and their "
+            "latency grows while the app itself is not slower (queue time "
+            f"`{ns}_{c.SUFFIX_REQUEST_QUEUE_SECONDS}`). Add workers or threads, move slow "
+            "calls (the AI API) off the request, or add replicas.\n"
+        ),
+        c.ALERT_CALLS_PER_REQUEST_HIGH: (
+            f"Requests of the endpoint make more than {h.calls_per_request:g} "
+            f"`{h.calls_dependency}` calls each (p95): usually an N+1 query (one query per "
+            "item of a list). Load the items in one query or cache them:\n\n"
+            f"```promql\nhistogram_quantile(0.95, sum by (le, endpoint) (rate("
+            f"{ns}_{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket{{{job},"
+            f'dependency="{h.calls_dependency}"}}[5m])))\n```\n'
+        ),
+    }
+    body = "".join(
+        f"## {name}\n\n{text}\nDashboard: {spec.dashboard_url}\n\n"
+        for name, text in sections.items()
+    )
+    return (
+        f"{runbooks.HEADER}# {spec.service}: kit health and saturation (tickets)\n\n{body}"
+    ).rstrip("\n") + "\n"

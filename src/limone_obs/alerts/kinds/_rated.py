@@ -1,0 +1,318 @@
+"""What the kinds counting bad and all events share: recording groups, guards, burn alerts.
+
+A rated kind (``ratio``, ``latency``, ``threshold``) says how to count its bad and all
+events per second over a window (:meth:`RatedSli.rates`) and how to fake them for promtool
+(:meth:`RatedSli.sample_series`); the rest follows here. A budget kind
+(:class:`BudgetSli`) also records the 5m event rates, the long windows and the period SLI,
+and alerts per burn tier.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from limone_obs import conventions as c
+from limone_obs.alerts import _durations, alerting, runbooks, samples, unittests
+from limone_obs.alerts.model import BurnTier, Group, Rule, ServiceSpec, Sli, Slo
+from limone_obs.alerts.rules import (
+    LONG_GROUP_INTERVAL,
+    LONG_WINDOW,
+    RATE_WINDOW,
+    burn_threshold,
+    number,
+    record,
+    slo_labels,
+    slo_selector,
+)
+from limone_obs.alerts.selectors import Selector
+from limone_obs.alerts.unittests import Pairs, Traffic
+
+#: How long an SLI's event series may be missing before ``<Slo>SliAbsent`` opens a ticket.
+SLI_ABSENT_FOR: Final = "30m"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatedSli(Sli):
+    """A kind whose SLI is bad events over all events, recorded per window."""
+
+    #: True for kinds with an error budget: 5m event rates, long windows, period SLI.
+    has_budget: ClassVar[bool] = True
+
+    @abstractmethod
+    def rates(self, window: str) -> tuple[str, str]:
+        """PromQL (bad events, all events) per second over ``window``, from raw series."""
+
+    @abstractmethod
+    def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
+        """promtool input series under ``load`` that this SLI's selectors pick up."""
+
+    @abstractmethod
+    def rate_pairs(self, spec: ServiceSpec, slo: Slo) -> Pairs:
+        """(alert rule, error ratio above which it fires) of the rate-based alerts."""
+
+    @abstractmethod
+    def events(self) -> Selector:
+        """The series counting every event of the SLI (a counter or a histogram's
+        ``_count``): when it is absent, the SLI measures nothing."""
+
+    def absent_alert(self, spec: ServiceSpec, slo: Slo) -> Rule:
+        """``<Slo>SliAbsent`` (ticket): no series of :meth:`events` for
+        :data:`SLI_ABSENT_FOR`. The selectors may be the user's own, which no catalogue
+        knows: a typo, a renamed label or a missing exporter leaves an SLO that never
+        alerts, and this says so."""
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
+        events = self.events().promql()
+        summary = f"{spec.service} {slo.name}: no series for its SLI"
+        description = (
+            f"{slo.description} Prometheus has had no {events} series for {SLI_ABSENT_FOR}: "
+            "the SLO measures nothing and none of its alerts can fire. A selector in the "
+            "spec may not match what the service exposes, or the service sends no traffic."
+        )
+        notes = alerting.alert_annotations(slo, name, summary, description)
+        labels = alerting.alert_labels(spec, slo, c.SEVERITY_TICKET)
+        return alerting.make_alert(name, f"absent({events})", SLI_ABSENT_FOR, labels, notes)
+
+    def windows(self) -> list[str]:
+        """Windows recorded: the SLI windows plus every tier window, shortest first."""
+        found = set(c.SLI_WINDOWS)
+        found.update(w for t in self.tiers for w in (t.long_window, t.short_window))
+        return sorted(found, key=_durations.seconds)
+
+    def is_long(self, window: str) -> bool:
+        """True if the SLI over ``window`` comes from the recorded 5m rates (slow group)."""
+        long = _durations.seconds(window) >= _durations.seconds(LONG_WINDOW)
+        return self.has_budget and long
+
+    def error_ratio_expr(self, window: str) -> str:
+        """PromQL for the error ratio over ``window``."""
+        bad, total = self.rates(window)
+        return f"{bad}\n/\n{total}"
+
+    def total_rate(self, spec: ServiceSpec, slo: Slo, window: str) -> str:
+        """Events per second over ``window`` (the minimum-rate guard); a long window
+        averages the recorded 5m rate instead of reading every raw series."""
+        if self.is_long(window):
+            return f"avg_over_time({c.RULE_EVENTS_RATE5M}{slo_selector(spec, slo)}[{window}])"
+        return self.rates(window)[1]
+
+    def guard(self, spec: ServiceSpec, slo: Slo, window: str) -> str:
+        """``and`` clause keeping an alert quiet below the SLO's minimum request rate."""
+        if slo.min_rate <= 0:
+            return ""
+        return f"\nand on ()\n{self.total_rate(spec, slo, window)} >= {number(slo.min_rate)}"
+
+    def recording_groups(self, spec: ServiceSpec, slo: Slo) -> list[Group]:
+        """The fast group (raw series), then for budget kinds the long group."""
+        labels = slo_labels(spec, slo)
+        rules = [
+            record(c.sli_error_ratio_rule(w), self.error_ratio_expr(w), labels)
+            for w in self.windows()
+            if not self.is_long(w)
+        ]
+        rules.append(record(c.RULE_OBJECTIVE, f"vector({number(slo.target)})", labels))
+        if not self.has_budget:
+            return [{"name": f"slo-sli-{slo.name}", "rules": rules}]
+        rules.extend(_fast_budget_records(spec, slo, self))
+        return [{"name": f"slo-sli-{slo.name}", "rules": rules}, _long_group(spec, slo, self)]
+
+    def scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """Burn (or above-the-limit), healthy and low-traffic scenarios of the rate alerts,
+        then the SLI-absent ones."""
+        pairs = self.rate_pairs(spec, slo)
+        found = unittests.rate_scenarios(spec, slo, pairs, self._series_fn(spec)) if pairs else []
+        return found + self.absent_scenarios(spec, slo)
+
+    def absent_runbook(self, spec: ServiceSpec, slo: Slo) -> str:
+        """The ``<Slo>SliAbsent`` section."""
+        events = self.events().promql()
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
+        body = (
+            f"Prometheus has no `{events}` series: the SLO measures nothing and none of its "
+            "alerts can fire.\n\n1. Does the service expose it? "
+            "`curl -s http://<instance>/metrics | grep <metric>` (the metric name, namespace "
+            "and label values must match the spec's selectors exactly).\n"
+            "2. Run `limone-obs check` on the spec; compare its selectors with "
+            "`/api/v1/series` of Prometheus.\n"
+            "3. No traffic at all since the last restart also leaves a labelled series "
+            "unborn: send one request and see whether the ticket resolves.\n"
+        )
+        meaning = f"The series the {slo.name} SLI counts are missing."
+        return runbooks.section(spec, slo, name, meaning, body)
+
+    def absent_scenarios(self, spec: ServiceSpec, slo: Slo) -> list[dict[str, Any]]:
+        """No series of the SLI fires ``<Slo>SliAbsent`` after its ``for`` (a minute
+        before: quiet); with the series present it stays quiet."""
+        rule = self.absent_alert(spec, slo)
+        wait = unittests.minutes(rule["for"])
+        # absent() keeps the selector's equality matchers as labels.
+        own = {m.name: m.value for m in self.events().matchers if m.op == "="}
+        up = unittests.constant(c.SERIES_UP, unittests.base_labels(spec), "1", wait + 2)
+        present = self.sample_series(spec, Traffic(1.0, 0.0), wait + 2)
+        checks = [
+            unittests.alert_check(rule, wait - 1, None),
+            unittests.alert_check(rule, wait + 1, own),
+        ]
+        return [
+            unittests.plain_test(f"{slo.name}: no SLI series fires {rule['alert']}", [up], checks),
+            unittests.plain_test(
+                f"{slo.name}: SLI series present fire no {rule['alert']}",
+                present,
+                [unittests.alert_check(rule, wait + 1, None)],
+            ),
+        ]
+
+    def _series_fn(self, spec: ServiceSpec) -> unittests.SeriesFn:
+        def make(load: Traffic, length: int) -> list[dict[str, str]]:
+            return self.sample_series(spec, load, length)
+
+        return make
+
+    def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
+        """Budget kinds show the recorded period SLI (None here)."""
+        del spec, slo
+        return None
+
+
+def long_ratio_expr(spec: ServiceSpec, slo: Slo, window: str) -> str:
+    """The error ratio over ``window`` from the recorded 5m rates, weighted by requests:
+    the sum of bad rates over the sum of all rates (equal sample spacing)."""
+    sel = slo_selector(spec, slo)
+    return (
+        f"sum_over_time({c.RULE_BAD_EVENTS_RATE5M}{sel}[{window}])\n/\n"
+        f"sum_over_time({c.RULE_EVENTS_RATE5M}{sel}[{window}])"
+    )
+
+
+def _fast_budget_records(spec: ServiceSpec, slo: Slo, sli: RatedSli) -> list[Rule]:
+    labels, sel = slo_labels(spec, slo), slo_selector(spec, slo)
+    bad, total = sli.rates(RATE_WINDOW)
+    on = f"on ({c.LABEL_SLO}, {c.LABEL_SLO_SERVICE})"
+    return [
+        record(c.RULE_BAD_EVENTS_RATE5M, bad, labels),
+        record(c.RULE_EVENTS_RATE5M, total, labels),
+        record(c.RULE_ERROR_BUDGET, f"vector({number(slo.error_budget)})", labels),
+        record(
+            c.RULE_CURRENT_BURN_RATE,
+            f"{c.sli_error_ratio_rule(RATE_WINDOW)}{sel}\n/ {on}\n{c.RULE_ERROR_BUDGET}{sel}",
+            labels,
+        ),
+    ]
+
+
+def _long_group(spec: ServiceSpec, slo: Slo, sli: RatedSli) -> Group:
+    """The slow group of a budget SLO: long-window SLIs, the period SLI and budget."""
+    labels, sel = slo_labels(spec, slo), slo_selector(spec, slo)
+    on = f"on ({c.LABEL_SLO}, {c.LABEL_SLO_SERVICE})"
+    windows = [w for w in sli.windows() if sli.is_long(w)]
+    rules = [
+        record(c.sli_error_ratio_rule(w), long_ratio_expr(spec, slo, w), labels) for w in windows
+    ]
+    rules += [
+        record(c.RULE_PERIOD_SLI_ERROR, long_ratio_expr(spec, slo, spec.period), labels),
+        record(
+            c.RULE_PERIOD_BURN_RATE,
+            f"{c.RULE_PERIOD_SLI_ERROR}{sel}\n/ {on}\n{c.RULE_ERROR_BUDGET}{sel}",
+            labels,
+        ),
+        record(c.RULE_PERIOD_BUDGET_REMAINING, f"1 - {c.RULE_PERIOD_BURN_RATE}{sel}", labels),
+    ]
+    return {"name": f"slo-sli-{slo.name}-long", "interval": LONG_GROUP_INTERVAL, "rules": rules}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetSli(RatedSli):
+    """A rated kind with an error budget and one burn-rate alert per enabled tier."""
+
+    objective: float
+
+    def burn_alert(self, spec: ServiceSpec, slo: Slo, tier: BurnTier) -> Rule:
+        """The alert of one burn tier: both windows above factor x budget, enough traffic."""
+        name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_BURN)
+        threshold, sel = number(burn_threshold(slo, tier)), slo_selector(spec, slo)
+        expr = (
+            f"{c.sli_error_ratio_rule(tier.long_window)}{sel} > {threshold}\n"
+            f"and\n{c.sli_error_ratio_rule(tier.short_window)}{sel} > {threshold}"
+            f"{self.guard(spec, slo, tier.long_window)}"
+        )
+        windows = {c.LABEL_LONG_WINDOW: tier.long_window, c.LABEL_SHORT_WINDOW: tier.short_window}
+        labels = alerting.alert_labels(spec, slo, tier.severity, **windows)
+        notes = _burn_notes(spec, slo, tier, name)
+        return alerting.make_alert(name, expr, tier.for_, labels, notes)
+
+    def burn_alerts(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
+        """One burn alert per enabled tier, in spec order."""
+        return [self.burn_alert(spec, slo, tier) for tier in self.tiers]
+
+    def rate_pairs(self, spec: ServiceSpec, slo: Slo) -> Pairs:
+        """The burn alerts and the error ratio above which each fires."""
+        return [(self.burn_alert(spec, slo, t), burn_threshold(slo, t)) for t in self.tiers]
+
+
+def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str) -> dict[str, str]:
+    exhaustion = _durations.humanize(spec.period_seconds / tier.factor)
+    description = (
+        f"{slo.description} The error ratio is above "
+        f"{alerting.percent(burn_threshold(slo, tier))} over both the last {tier.long_window} "
+        f"and {tier.short_window}: {tier.factor:g} times the "
+        f"{alerting.percent(slo.error_budget)} that the {slo.objective:g} % objective allows. "
+        f"At this rate the {spec.period} error budget is spent in {exhaustion}."
+    )
+    summary = f"{spec.service} {slo.name}: error budget burning {tier.factor:g}x too fast"
+    return alerting.alert_annotations(slo, name, summary, description)
+
+
+def counter_rates(errors: Selector, total: Selector, window: str) -> tuple[str, str]:
+    """(bad, all) events per second of two counters; a missing error series counts as 0."""
+    bad = f"(sum(rate({errors.promql()}[{window}])) or vector(0))"
+    return bad, f"sum(rate({total.promql()}[{window}]))"
+
+
+def counter_series(
+    spec: ServiceSpec,
+    errors: Selector,
+    total: Selector,
+    load: Traffic,
+    length: int,
+    *,
+    instance: str = unittests.INSTANCE,
+) -> list[dict[str, str]]:
+    """Counters of a ratio/threshold SLO on one instance: good and bad series its
+    selectors pick."""
+    bad = samples.bad_labels(errors, total) or {}
+    good = samples.good_labels(errors, total) or {}
+    per_minute = load.rps * 60
+    good_rate = per_minute * (1 - load.ratio) if errors.metric == total.metric else per_minute
+    base = unittests.base_labels(spec, instance)
+    found = [unittests.counter({**base, **good}, total.metric, good_rate, length)]
+    if load.ratio > 0:
+        found.append(
+            unittests.counter({**base, **bad}, errors.metric, per_minute * load.ratio, length)
+        )
+    return found
+
+
+def two_instances_scenario(
+    spec: ServiceSpec, slo: Slo, sli: RatedSli, errors: Selector, total: Selector
+) -> dict[str, Any]:
+    """Two instances of the job, one answering only errors, the other only successes:
+    the SLO's alerts fire once for the service (no ``instance`` label), as for one
+    instance failing half of the requests."""
+    pairs = sli.rate_pairs(spec, slo)
+    rps = unittests.busy_rps(slo, pairs)
+    load = Traffic(rps, 0.5)
+    end = max(unittests.FIRST_RATE + unittests.minutes(r["for"]) for r, _ in pairs) + 2
+
+    def series(load: Traffic, length: int) -> list[dict[str, str]]:
+        half = load.rps / 2
+        return [
+            *counter_series(spec, errors, total, Traffic(half, 0.0), length),
+            *counter_series(
+                spec, errors, total, Traffic(half, 1.0), length, instance=unittests.SECOND_INSTANCE
+            ),
+        ]
+
+    title = "two instances, one failing every request, alert once for the service"
+    times = unittests.around_for(pairs, load, end)
+    return unittests.scenario(spec, slo, pairs, title, load=load, times=times, series=series)

@@ -1,0 +1,112 @@
+"""Kit-health and saturation tickets: names from conventions, thresholds from the spec,
+promtool-tested before and after their ``for`` on synthetic series."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from limone_obs import conventions as c
+from limone_obs.alerts import alerting, build, health
+from limone_obs.alerts.spec import load_spec, parse_spec
+from limone_obs.errors import SpecError
+from tests.alerts.helpers import SPEC_FILE, edited, write_tree
+from tests.support import need
+
+SPEC = load_spec(SPEC_FILE)
+NAMES = [
+    c.ALERT_EXPORTER_PROBLEM,
+    c.ALERT_LOG_LINES_DROPPED,
+    c.ALERT_WORKERS_SATURATED,
+    c.ALERT_CALLS_PER_REQUEST_HIGH,
+]
+
+
+def _rules(text: str | None = None) -> dict[str, dict[str, object]]:
+    spec = SPEC if text is None else parse_spec(text)
+    return {str(r["alert"]): r for r in health.alerts(spec)}
+
+
+def test_four_tickets_in_their_own_group_routed_with_the_service() -> None:
+    """The kit-health group holds the four tickets, each with slo_service and no slo."""
+    (group,) = [g for g in alerting.alert_groups(SPEC) if g["name"] == health.GROUP]
+    labels = [(r["alert"], r["labels"]) for r in group["rules"]]
+    assert [(n, "ticket", "limoneide", False) for n in NAMES] == [
+        (n, lab[c.LABEL_SEVERITY], lab[c.LABEL_SLO_SERVICE], c.LABEL_SLO in lab)
+        for n, lab in labels
+    ]
+
+
+def test_the_series_names_come_from_conventions() -> None:
+    """Each expression reads the agreed series in the spec's namespace."""
+    exprs = [str(r["expr"]) for r in _rules().values()]
+    suffixes = [
+        c.SUFFIX_EXPORTER_PROBLEMS,
+        c.SUFFIX_LOG_LINES_DROPPED_TOTAL,
+        c.SUFFIX_WORKERS,
+        c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST,
+    ]
+    assert [True] * 4 == [f"limoneide_{s}" in e for s, e in zip(suffixes, exprs, strict=True)]
+
+
+def test_thresholds_are_configurable_in_the_spec() -> None:
+    """health.calls_per_request.above and .for reach the rule."""
+    text = edited(
+        "calls_per_request: {dependency: db, above: 20, for: 15m}",
+        "calls_per_request: {dependency: db, above: 50, for: 30m}",
+    )
+    rule = _rules(text)[c.ALERT_CALLS_PER_REQUEST_HIGH]
+    assert (True, "30m") == (str(rule["expr"]).endswith("> 50"), rule["for"])
+
+
+def test_health_off_removes_the_tickets() -> None:
+    """health: "off" generates no kit-health group and no test file."""
+    text = edited("health:\n", 'health: "off"\n')
+    spec = parse_spec(_without_health_block(text))
+    assert ([], []) == (health.groups(spec), health.scenarios(spec))
+
+
+def _without_health_block(text: str) -> str:
+    start = text.index('health: "off"\n') + len('health: "off"\n')
+    end = text.index("\nslos:")
+    return text[:start] + text[end:]
+
+
+def test_an_unknown_health_key_is_located() -> None:
+    """A typo in health: names the block and the allowed keys."""
+    with pytest.raises(SpecError, match="health"):
+        parse_spec(edited("  workers_saturated: {for: 5m}", "  workers_saturaded: {for: 5m}"))
+
+
+def test_every_ticket_is_checked_before_and_after_its_for() -> None:
+    """The generated kit-health tests expect each ticket firing in one scenario."""
+    path = SPEC_FILE.parent / "tests" / "generated" / f"{health.GROUP}.yml"
+    doc = yaml.safe_load(path.read_text())
+    fired = {
+        check["alertname"]
+        for test in doc["tests"]
+        for check in test["alert_rule_test"]
+        if check["exp_alerts"]
+    }
+    assert set(NAMES) == fired
+
+
+@pytest.mark.integration
+def test_the_workers_test_fails_when_the_rule_ignores_idle_workers(tmp_path: Path) -> None:
+    """The generated tests can fail: a rule firing on busy workers alone fires early."""
+    write_tree(tmp_path, build.generate(SPEC))
+    path = tmp_path / build.ALERTING_RULES
+    text = path.read_text()
+    broken = text.replace('state="idle"}) == 0', 'state="idle"}) >= 0')
+    assert broken != text
+    path.write_text(broken)
+    test = tmp_path / build.GENERATED_TESTS_DIR / f"{health.GROUP}.yml"
+    result = subprocess.run(
+        [need("promtool"), "test", "rules", str(test)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert (1, True) == (result.returncode, c.ALERT_WORKERS_SATURATED in output), output

@@ -1,0 +1,84 @@
+"""The SLO dashboard: time series of SLI and burn rate with each tier's factor, per-window
+thresholds, the stage progress of a staged SLO, the recorded 5m ratio of the errors SLO,
+and a uid and title per service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.alerts.spec import parse_spec
+from limone_obs.dashboards.generate import build_all, build_from
+from limone_obs.dashboards.lint import panels
+from limone_obs.dashboards.queries import slo_matchers
+from limone_obs.dashboards.slo_inputs import from_spec
+from tests.alerts.helpers import edited
+from tests.support import ROOT
+
+
+@pytest.fixture(scope="module")
+def board() -> dict[str, Any]:
+    """The SLO dashboard built from the committed spec."""
+    return build_from(ROOT)["slos.json"]
+
+
+def _titled(board: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    return [p for p in panels(board) if p.get("title") == title]
+
+
+def test_burn_rate_over_time_draws_every_tier_factor(board: dict[str, Any]) -> None:
+    """Availability's burn-rate series has one query per window and a dashed line at each
+    tier's factor (14.4, 6, 3, 1 for 30 days)."""
+    panel = _titled(board, "Burn rate over time")[0]
+    steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    style = panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"]
+    legends = [t["legendFormat"] for t in panel["targets"]]
+    assert (["5m", "30m", "1h", "2h", "6h", "1d", "3d"], "dashed", [3.0, 6.0, 14.4]) == (
+        legends,
+        style,
+        [v for v in steps if v is not None and v > 1],
+    )
+
+
+def test_each_window_turns_red_at_its_own_tiers_factor(board: dict[str, Any]) -> None:
+    """The 1h and 5m windows (page-fast) turn red at 14.4; 1d (ticket-fast) orange at 3."""
+    panel = _titled(board, "Burn rate by window")[0]
+    overrides = {
+        o["matcher"]["options"]: [
+            (s["color"], s["value"]) for s in o["properties"][0]["value"]["steps"]
+        ]
+        for o in panel["fieldConfig"]["overrides"]
+    }
+    assert (
+        [("green", None), ("yellow", 1.0), ("red", 14.4)],
+        [("green", None), ("yellow", 1.0), ("orange", 3.0)],
+    ) == (overrides["1h"], overrides["1d"])
+
+
+def test_the_staged_latency_slo_shows_progress_toward_1_s_and_0_6_s(board: dict[str, Any]) -> None:
+    """One progress panel (the latency SLO; ai-latency has one too): committed share and
+    one recorded stage series per next stage."""
+    latency = _titled(board, "Progress toward the next stages")[0]
+    exprs = [t["expr"] for t in latency["targets"]]
+    scope = slo_matchers("limoneide", "latency")[1:-1]
+    assert [
+        f"1 - slo:sli_error:ratio_rate1h{{{scope}}}",
+        f'slo:stage_sli:ratio_rate1h{{{scope},stage_seconds="1"}}',
+        f'slo:stage_sli:ratio_rate1h{{{scope},stage_seconds="0.6"}}',
+    ] == exprs
+
+
+def test_the_errors_bad_ratio_now_reads_the_recorded_5m_rule(board: dict[str, Any]) -> None:
+    """ "Bad event ratio now" is the recorded ratio over the alert's window, as ErrorsHigh."""
+    (panel,) = _titled(board, "Bad event ratio now")
+    expected = f"{c.sli_error_ratio_rule('5m')}{slo_matchers('limoneide', 'errors')}"
+    assert [expected] == [t["expr"] for t in panel["targets"]]
+
+
+def test_another_service_gets_its_own_slo_dashboard_uid_and_title() -> None:
+    """service: billing builds uid billing-slos titled "billing / SLOs and error budgets"."""
+    text = edited("service: limoneide", "service: billing")
+    board = build_all(from_spec(parse_spec(text)))["slos.json"]
+    assert ("billing-slos", "billing / SLOs and error budgets") == (board["uid"], board["title"])
