@@ -85,7 +85,7 @@ def run(quick: bool) -> str:
     """Return the markdown section: medians and the lock's share of a request."""
     n, rounds, instances = (100, 2, 1) if quick else (300, 9, 3)
     rows = []
-    for label, factory in (("limone-obs", _apps.limone), ("limone-obs + access log", _apps.logged)):
+    for label, factory in (("metrics", _apps.limone), ("metrics + access log", _apps.logged)):
         got = samples(factory, n, rounds, instances)
         lock, free = (statistics.median(got[name]) for name in LOCKS)
         ratios = [a / b for a, b in zip(got["threading.Lock"], got["no lock"], strict=True)]

@@ -74,7 +74,7 @@ class RequestState:
 
     __slots__ = (
         "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "log",
-        "method", "metrics", "path", "start", "status",
+        "method", "metrics", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -93,6 +93,8 @@ class RequestState:
     #: The exporter's and the logging integration's own per-request data.
     metrics: Any
     log: Any
+    #: The exporter's count of dependency calls (``metrics.track``), flushed at the end.
+    tally: Any
     _start_response: StartResponse
     _lifecycle: Lifecycle
     _body: Iterable[bytes]
@@ -235,6 +237,7 @@ class Lifecycle:
         state.headers = None
         state.metrics = None
         state.log = None
+        state.tally = None
         state._start_response = start_response
         state._lifecycle = self
         environ[STATE_KEY] = state

@@ -298,9 +298,12 @@ class _Log:
         self.errors.append(message % args)
 
 
-def test_child_exit_logs_a_failure_and_keeps_the_files(mpdir: Path) -> None:
+def test_child_exit_logs_a_failure_and_keeps_the_files(
+    mpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A corrupt archive makes the hook log an error naming it instead of raising (which
     would stop the gunicorn master); the worker's files stay where they were."""
+    monkeypatch.setenv(c.ENV_FAST_PATH, "1")
     write_worker(mpdir, 42, ("counter",))
     (mpdir / compaction.ARCHIVE).write_bytes(b"not json")
     log = _Log()

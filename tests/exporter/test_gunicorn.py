@@ -89,9 +89,10 @@ def test_four_workers_count_every_answered_request_exactly(tmp_path: Path) -> No
         assert scraped_total(url) == summary["answered"] == 1200
 
 
-def test_threaded_workers_count_every_request_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast-path", "public-api"])
+def test_threaded_workers_count_every_request_exactly(tmp_path: Path, fast: str) -> None:
     """gthread workers (2 x 8 threads) write concurrently: counts stay exact, in-flight is 0."""
-    with gunicorn(tmp_path, workers=2, threads=8) as url:
+    with gunicorn(tmp_path, workers=2, threads=8, fast=fast) as url:
         summary = drive(url, 1600, concurrency=16)
         assert summary["failed"] == 0
         assert scraped_total(url) == summary["answered"] == 1600
@@ -100,9 +101,10 @@ def test_threaded_workers_count_every_request_exactly(tmp_path: Path) -> None:
         assert scraped_total(url, N.requests_in_progress) == 0
 
 
-def test_recycled_workers_keep_their_counts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast-path", "public-api"])
+def test_recycled_workers_keep_their_counts(tmp_path: Path, fast: str) -> None:
     """With max_requests=20 workers die and respawn many times; no count is lost."""
-    with gunicorn(tmp_path, max_requests=20) as url:
+    with gunicorn(tmp_path, max_requests=20, fast=fast) as url:
         summary = drive(url, 1000)
         assert scraped_total(url) == summary["answered"]
         assert summary["answered"] >= 990

@@ -9,23 +9,23 @@ request records its duration, count and exception in one call.
 from __future__ import annotations
 
 from time import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
-from limone_obs.exporter.tracking import RequestTally, start_request
+from limone_obs.exporter._instruments import RequestChildren
+from limone_obs.exporter.tracking import start_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from _typeshed.wsgi import WSGIEnvironment
 
-    from limone_obs.exporter._instruments import Instruments, RequestChildren
+    from limone_obs.exporter._instruments import Instruments
     from limone_obs.exporter.queue_time import QueueTime
     from limone_obs.lifecycle import RequestState
 
-_new = object.__new__
 _METHOD_LABELS = {method: method for method in c.KNOWN_METHODS}
 
 
@@ -40,18 +40,19 @@ def trace_id_from(traceparent: str | None) -> str | None:
     return parsed[0] if parsed is not None else None
 
 
-class _Request:
-    """The exporter's data about one request (``RequestState.metrics``)."""
+class _Traced:
+    """``RequestState.metrics`` of a request carrying a W3C ``traceparent`` (exemplars on).
 
-    __slots__ = ("children", "method", "tally", "traceparent")
+    Untraced requests allocate nothing: their ``metrics`` is the recorder itself until
+    routed, then the :class:`RequestChildren` of their URL rule.
+    """
 
-    method: str
-    #: Set once routed: the series of the request's URL rule, counted in flight.
-    children: RequestChildren | None
-    #: The W3C ``traceparent`` header when exemplars are on (not the environ: a cycle).
-    traceparent: str | None
-    #: The request's dependency calls (``metrics.track``), flushed at its end.
-    tally: RequestTally
+    __slots__ = ("children", "traceparent")
+
+    def __init__(self, traceparent: str) -> None:
+        #: Not the environ: environ -> state -> environ would be a reference cycle.
+        self.traceparent = traceparent
+        self.children: RequestChildren | None = None
 
 
 class RequestRecorder:
@@ -74,62 +75,70 @@ class RequestRecorder:
         self.first_request = first_request
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
-        """Label the request with its method; observe its queue time if a proxy sent it."""
+        """Mark the request as recorded; observe its queue time if a proxy sent it."""
         if self.first_request is not None:
             check, self.first_request = self.first_request, None
             check(environ)
         if state.path in self.excluded:
             return
-        request = _new(_Request)
-        method = state.method
-        request.method = _METHOD_LABELS.get(method) or normalise_method(method)
-        request.children = None
-        request.traceparent = environ.get("HTTP_TRACEPARENT") if self.exemplars else None
+        state.metrics = self  # recorded, not routed yet
         # Here, in the context that runs the app: its tasks and threads share the tally.
-        request.tally = start_request()
-        state.metrics = request
+        state.tally = start_request()
+        if self.exemplars:
+            traceparent = environ.get("HTTP_TRACEPARENT")
+            if traceparent is not None:
+                state.metrics = _Traced(traceparent)
         queue_start = environ.get("HTTP_X_REQUEST_START")
         if queue_start is not None:
             self.queue.observe(queue_start, time())
 
     def routed(self, state: RequestState) -> None:
-        """Count the request in flight under its URL rule."""
-        request = state.metrics
-        if request is None:
+        """Count the request in flight under its method and URL rule."""
+        marker = state.metrics
+        if marker is None:
             return
         try:
-            endpoint = state.endpoint or c.ENDPOINT_UNMATCHED
-            children = self.instruments.children_by_method[request.method].get(endpoint)
-            if children is None:
-                children = self.instruments.request_children(request.method, endpoint)
+            children = self._children(state.method, state.endpoint or c.ENDPOINT_UNMATCHED)
             children.enter(1.0)
-            request.children = children
+            if marker is self:
+                state.metrics = children
+            else:
+                marker.children = children
         except Exception as exc:  # metrics must never fail a request
             _failsafe.report("the routing hook", exc)
 
+    def _children(self, method: str, endpoint: str) -> RequestChildren:
+        label = _METHOD_LABELS.get(method) or normalise_method(method)
+        children = self.instruments.children_by_method[label].get(endpoint)
+        if children is None:
+            children = self.instruments.request_children(label, endpoint)
+        return children
+
     def end(self, state: RequestState, elapsed: float) -> None:
         """Record the request: duration, count, exception; free its in-flight slot."""
-        request = state.metrics
-        if request is None:
+        recorded = state.metrics
+        if recorded is None:
             return
         try:
-            children = request.children
-            if children is not None and request.traceparent is None and state.exception is None:
-                children.record(elapsed, state.status, True)  # the common case: one call
+            if type(recorded) is RequestChildren and state.exception is None:
+                recorded.record(elapsed, state.status, True)  # the common case: one call
             else:
-                self._record_rare(state, request, elapsed)
+                self._record_rare(state, recorded, elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
         # The one place that knows the request's endpoint and its end (never raises).
-        self.instruments.per_request.flush(request.tally, request.children)
+        route = recorded.children if type(recorded) is _Traced else recorded
+        route = route if type(route) is RequestChildren else None
+        self.instruments.per_request.flush(state.tally, route)
 
-    def _record_rare(self, state: RequestState, request: _Request, elapsed: float) -> None:
+    def _record_rare(self, state: RequestState, recorded: Any, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""
-        children = request.children
-        if children is None:  # not routed: failed before, or served by inner middleware
-            children = self.instruments.request_children(request.method, c.ENDPOINT_UNMATCHED)
-        routed = request.children is not None  # then it was counted in flight
-        trace_id = trace_id_from(request.traceparent) if request.traceparent else None
+        traced = recorded if type(recorded) is _Traced else None
+        children = recorded.children if traced is not None else recorded
+        routed = type(children) is RequestChildren  # then it was counted in flight
+        if not routed:  # failed before routing, or served by inner middleware
+            children = self._children(state.method, c.ENDPOINT_UNMATCHED)
+        trace_id = trace_id_from(traced.traceparent) if traced is not None else None
         if trace_id is None:
             children.record(elapsed, state.status, routed)
         else:  # single-process only: exemplars are off in multiprocess mode
