@@ -68,7 +68,8 @@ def test_the_sli_queries_of_the_committed_spec() -> None:
     """Each SLO's series selections, located at SLO and field, with the job matcher."""
     spec = load_spec(ROOT / "alerts" / "slo.yaml")
     job = 'job="limoneide"'
-    le = 'le=~"1(\\\\.0)?"'
+    le, le2 = 'le="2.5"', 'le=~"2(\\\\.0)?"'
+    load, shown = 'phase="load"', 'phase="ai_answer_shown"'
     assert [
         ("slos[0] (availability).total", f"limoneide_requests_total{{{job}}}"),
         ("slos[0] (availability).errors", f'limoneide_requests_total{{{job},status=~"5.."}}'),
@@ -94,6 +95,19 @@ def test_the_sli_queries_of_the_committed_spec() -> None:
             f'{{{job},dependency="ai_api",outcome="ok",{le}}}',
         ),
         ("slos[4] (up).job", f"up{{{job}}}"),
+        ("slos[5] (page-load).histogram", f"limoneide_page_load_seconds_count{{{job},{load}}}"),
+        (
+            "slos[5] (page-load).histogram",
+            f"limoneide_page_load_seconds_bucket{{{job},{load},{le2}}}",
+        ),
+        (
+            "slos[6] (ai-answer-shown).histogram",
+            f"limoneide_page_load_seconds_count{{{job},{shown}}}",
+        ),
+        (
+            "slos[6] (ai-answer-shown).histogram",
+            f"limoneide_page_load_seconds_bucket{{{job},{shown},{le}}}",
+        ),
     ] == [(q.location.split(": ", 1)[1], q.promql) for q in sli_queries(spec, "f")]
 
 
@@ -212,6 +226,8 @@ def test_check_prometheus_names_every_query_of_a_wrong_job(
                 "slos[2] (errors).total",
                 "slos[3] (ai-latency).histogram",
                 "slos[4] (up).job",
+                "slos[5] (page-load).histogram",
+                "slos[6] (ai-answer-shown).histogram",
             }
         ),
     ), result.output

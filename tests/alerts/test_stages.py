@@ -123,7 +123,7 @@ def test_the_staged_scenario_fails_when_the_committed_threshold_is_lower(tmp_pat
 
 
 PAGE_LOAD_SLO = """
-  - name: page-load
+  - name: page-load-staged
     kind: latency
     objective: 75
     description: Pages loaded within 2 seconds in the browser (next step 1 s).
@@ -140,7 +140,7 @@ def test_a_staged_page_load_slo_passes_its_generated_promtool_tests(tmp_path: Pa
     rules and tests that promtool passes, the staged scenario included."""
     spec = parse_spec(SPEC_FILE.read_text() + PAGE_LOAD_SLO)
     write_tree(tmp_path, build.generate(spec))
-    test = tmp_path / build.GENERATED_TESTS_DIR / "page-load.yml"
+    test = tmp_path / build.GENERATED_TESTS_DIR / "page-load-staged.yml"
     doc = yaml.safe_load(test.read_text())
     result = subprocess.run(
         [need("promtool"), "test", "rules", str(test)],
