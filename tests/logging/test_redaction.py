@@ -457,3 +457,9 @@ def test_hostile_request_path_costs_like_a_plain_one() -> None:
 
     hostile, plain = best("/x=" + "a" * 2040), best("/" + "b" * 2042)
     assert hostile / plain < 5, (hostile, plain)
+
+
+def test_a_scheme_word_before_bearer_does_not_hide_the_token() -> None:
+    """ "TOKEN Bearer <secret>" masks the secret: the first scheme word does not take
+    "Bearer" as its credential and skip past it (found by the property test above)."""
+    assert "TOKEN Bearer [REDACTED] TOKEN" == Redactor().redact_text("TOKEN Bearer 00000000 TOKEN")

@@ -84,8 +84,12 @@ _NOT_SECRET = frozenset({"secretary", "secretaries", "secretariat"})
 #: Authorization-style credentials in text: "Bearer eyJ...", "Basic dXNlcjpw...".
 #: The credential is checked by :func:`_looks_like_credential` (plain words are kept).
 #: Linear: it can only start at a scheme word, and ``\s+`` and the credential's class
-#: are disjoint, so no position is scanned twice.
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)(\s+)([A-Za-z0-9._~+/=\-]{6,})")
+#: are disjoint, so no position is scanned twice. A scheme word is never taken as the
+#: credential of the word before it ("TOKEN Bearer x": the match is "Bearer x").
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(bearer|basic|token|digest)(\s+)"
+    r"(?!(?:bearer|basic|token|digest)\b)([A-Za-z0-9._~+/=\-]{6,})"
+)
 #: Characters of a ``name`` in a ``name=value`` pair.
 _NAME_CHARS = r"A-Za-z0-9_%\-"
 #: ``name=`` / ``"name": `` in free text; the name is checked like a dict key. A name can
