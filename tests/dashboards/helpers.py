@@ -23,12 +23,6 @@ BASELINE_READY = (
     f"count(rate({c.MetricNames(c.DEFAULT_NAMESPACE).requests_total}[{RATE_INTERVAL}] "
     f"offset {BASELINE_SECONDS}s)) > 0"
 )
-#: (dashboard, title, query ref) of queries on series other branches add, with the series
-#: and the branch: empty until those are merged (their own tests are strict xfails).
-PENDING_SERIES = {
-    ("overview.json", "In flight vs capacity", "B"): (c.SUFFIX_WORKERS, "ux"),
-    ("overview.json", "In flight vs capacity", "C"): (c.SUFFIX_WORKERS, "ux"),
-}
 
 
 def variable_values(job: str) -> dict[str, str]:
@@ -55,11 +49,6 @@ class PanelQuery:
     expr: str
     instant: bool
     process: bool
-
-    @property
-    def pending(self) -> bool:
-        """True for a query on a series another branch adds (see ``PENDING_SERIES``)."""
-        return (self.dashboard, self.title, self.ref) in PENDING_SERIES
 
     @property
     def where(self) -> str:

@@ -188,6 +188,6 @@ def test_two_services_go_to_their_own_folders(grafana: FakeGrafana) -> None:
     folders = {b["dashboard"]["uid"]: b["folderUid"] for b in grafana.dashboards.values()}
     assert (
         {"limoneide": "LimoneIDE", "billing": "billing"},
-        10,
+        12,
         {uid.split("-")[0] for uid in folders} == set(folders.values()),
     ) == (grafana.folders, len(folders), True)
