@@ -119,6 +119,8 @@ def _series(text: str) -> tuple[set[tuple[str, str]], dict[tuple[str, str], floa
     (not of counters of seconds: two runs spend different times)."""
     keys, counts = set(), {}
     for family in text_string_to_metric_families(text):
+        if family.name.startswith(("process_", "python_gc_")):
+            continue  # the processes' own state (GC runs, memory), not the requests'
         for sample in family.samples:
             key = (sample.name, json.dumps(sorted(sample.labels.items())))
             keys.add(key)
