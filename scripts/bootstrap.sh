@@ -56,10 +56,15 @@ if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   fi
   rm -f .venv/.limone-obs-installed
 fi
-# Reinstall only when pyproject.toml changed since the last install.
-if [ ! -f .venv/.limone-obs-installed ] || [ pyproject.toml -nt .venv/.limone-obs-installed ]; then
-  echo "bootstrap: pip install -e .[dev] (quiet)"
+# The extras to install: the demo needs only the stack's (LIMONE_OBS_EXTRAS=stack), the
+# tests the development tools (the default). Reinstall when pyproject.toml changed since
+# the last install, or when these extras are not among those installed.
+extras=${LIMONE_OBS_EXTRAS:-dev}
+marker=.venv/.limone-obs-installed
+if [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ] || ! grep -qx "$extras" "$marker"; then
+  echo "bootstrap: pip install -e .[$extras] (quiet)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-  touch .venv/.limone-obs-installed
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  # dev includes stack: a dev install serves the demo too.
+  if [ "$extras" = dev ]; then printf 'dev\nstack\n' > "$marker"; else echo "$extras" >> "$marker"; fi
 fi

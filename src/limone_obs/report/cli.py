@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from limone_obs import conventions as c
+from limone_obs.alerts.kinds.latency import LatencySli
+from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
-from limone_obs.report.collect import collect
+from limone_obs.report.collect import ROADMAP_THRESHOLDS, collect
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import write_report
 from limone_obs.report.window import parse_baseline, parse_window
@@ -16,14 +18,27 @@ from limone_obs.report.window import parse_baseline, parse_window
 
 def _names(
     spec: Path | None, job: str | None, service: str | None, namespace: str | None
-) -> tuple[str, str, str]:
-    """job, service and namespace: the options, else the spec's, else the defaults."""
+) -> tuple[str, str, str, tuple[float, ...]]:
+    """job, service, namespace (the options, else the spec's, else the defaults) and the
+    latency roadmap (the request latency SLO's committed threshold and its stages)."""
     path = spec if spec is not None else (SPEC_PATH if SPEC_PATH.is_file() else None)
     if path is not None:
         loaded = load_spec(path)
-        return job or loaded.job, service or loaded.service, namespace or loaded.namespace
+        ns = namespace or loaded.namespace
+        return job or loaded.job, service or loaded.service, ns, roadmap(loaded, ns)
     default = c.DEFAULT_NAMESPACE
-    return job or default, service or default, namespace or default
+    return job or default, service or default, namespace or default, ROADMAP_THRESHOLDS
+
+
+def roadmap(spec: ServiceSpec, namespace: str) -> tuple[float, ...]:
+    """The committed threshold and the stages of the spec's SLO on the request histogram
+    (the seed's 2 s -> 1 s -> 0.6 s when it has none)."""
+    histogram = c.MetricNames(namespace).request_duration
+    for slo in spec.slos:
+        sli = slo.sli
+        if isinstance(sli, LatencySli) and sli.histogram.metric == histogram:
+            return (sli.threshold_seconds, *sli.stages)
+    return ROADMAP_THRESHOLDS
 
 
 @click.command("report")
@@ -79,7 +94,7 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
     """
     window = parse_window(start, end)
     base = parse_baseline(baseline, window)
-    job_, service_, namespace_ = _names(spec, job, service, namespace)
+    job_, service_, namespace_, steps = _names(spec, job, service, namespace)
     data = collect(
         Prometheus(prometheus),
         job=job_,
@@ -87,6 +102,7 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
         namespace=namespace_,
         window=window,
         baseline=base,
+        roadmap=steps,
     )
     html_path, md_path = write_report(data, output)
     for note in data.notes:

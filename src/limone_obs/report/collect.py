@@ -121,14 +121,16 @@ def _slos(src: _Source, window: Span, baseline: Span | None) -> tuple[SloRow, ..
     )  # fmt: skip
 
 
-def _steps(src: _Source, window: Span, baseline: Span | None) -> tuple[LatencyStep, ...]:
+def _steps(
+    src: _Source, window: Span, baseline: Span | None, roadmap: tuple[float, ...]
+) -> tuple[LatencyStep, ...]:
     def share(threshold: float, span: Span | None) -> float | None:
         if span is None:
             return None
         expr = q.within(src.names, src.job, threshold, span.seconds)
         return src.prom.scalar(expr, span.end)
 
-    return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in ROADMAP_THRESHOLDS)
+    return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in roadmap)
 
 
 def _throughput(src: _Source, window: Span, baseline: Span | None) -> Throughput:
@@ -178,11 +180,14 @@ def collect(
     namespace: str,
     window: Span,
     baseline: Span | None,
+    roadmap: tuple[float, ...] = ROADMAP_THRESHOLDS,
 ) -> Report:
     """Query Prometheus for ``window`` (and ``baseline``) and return the report's data.
 
     Raises ReportError when Prometheus cannot be reached or holds no request of ``job``
-    in the window; a baseline without data becomes a note and no comparison.
+    in the window; a baseline without data becomes a note and no comparison. ``roadmap``
+    are the latency thresholds whose share of requests is shown (the spec's committed
+    threshold and stages; every one a bucket boundary).
     """
     src = _Source(prom, namespace, job, service)
     if src.total(window) <= 0:
@@ -201,6 +206,6 @@ def collect(
         endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
         dependencies=_rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True),
         breakdown=_breakdown(src, window, baseline), slos=_slos(src, window, baseline),
-        steps=_steps(src, window, baseline), throughput=_throughput(src, window, baseline),
+        steps=_steps(src, window, baseline, roadmap), throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),
     )  # fmt: skip

@@ -108,7 +108,8 @@ def _throughput_rows(report: Report) -> list[list[str]]:
 TITLES: Final = {
     "endpoints": "Endpoints", "dependencies": "Dependencies (AI API, DB, cache, templates)",
     "breakdown": "Where a request's time goes", "slos": "SLOs",
-    "steps": "Latency roadmap (2 s -> 1 s -> 0.6 s)", "throughput": "Throughput and concurrency",
+    "steps": "Latency roadmap (the SLO's committed threshold, then its next stages)",
+    "throughput": "Throughput and concurrency",
 }  # fmt: skip
 
 
