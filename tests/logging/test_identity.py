@@ -55,3 +55,21 @@ def test_a_later_call_replaces_its_own_export(out: io.BytesIO) -> None:
     get_logger("app").info("hello")
     events = parse_lines(out.getvalue())
     assert [("app", "two")] == [(e["logger"], e["env"]) for e in events]
+
+
+def test_a_gunicorn_default_is_named_as_such(out: io.BytesIO) -> None:
+    """When gunicorn's master filled in the defaults (the variables were unset where it
+    started), the worker's warning says so instead of "set in the environment"."""
+    from limone_obs.logging import _identity  # noqa: PLC0415 - the master's side, in-process
+
+    try:
+        _identity.from_environment()  # what the gunicorn logger class does in the master
+        configure_logging(stream=out, service="svc", env="staging")
+        events = parse_lines(out.getvalue())
+    finally:  # the master's exports are not configure_logging's: remove them here
+        for var in ("LIMONE_OBS_SERVICE", "LIMONE_OBS_ENV", "LIMONE_OBS_IDENTITY_DEFAULTED"):
+            os.environ.pop(var, None)
+    warnings = [e["message"] for e in events if e["logger"] == "limone_obs.logging"]
+    assert 2 == len(warnings)
+    assert all("gunicorn's master, where LIMONE_OBS_" in w for w in warnings)
+    assert not any("set in the environment" in w for w in warnings)

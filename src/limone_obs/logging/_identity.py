@@ -19,6 +19,9 @@ from limone_obs import conventions as c
 
 DEFAULT_SERVICE = "limoneide"
 DEFAULT_ENV = "development"
+#: Names of the variables a gunicorn master set to their defaults (comma-separated): its
+#: workers then say where the value came from when ``configure_logging`` differs.
+_DEFAULTED = "LIMONE_OBS_IDENTITY_DEFAULTED"
 #: Values this process exported itself (a later ``configure_logging`` may replace them).
 _exported: dict[str, str] = {}
 
@@ -45,22 +48,33 @@ def resolve(service: str | None, env: str | None) -> tuple[str, str, list[str]]:
         else:
             value = external
             if arg and arg != external:
-                warnings.append(
-                    f"configure_logging({name}={arg!r}) is overridden by {var}={external!r} "
-                    f"from the environment, so every line of the service (gunicorn's master "
-                    f"too) says {name}={external!r}; set {var}={arg!r} where the server "
-                    "starts to use that value"
-                )
+                warnings.append(_override_warning(name, var, arg, external))
         chosen.append(value)
     return chosen[0], chosen[1], warnings
 
 
+def _override_warning(name: str, var: str, arg: str, external: str) -> str:
+    if var in os.environ.get(_DEFAULTED, "").split(","):
+        source = f"gunicorn's master, where {var} was not set, used its default {external!r}"
+    else:
+        source = f"{var}={external!r} is set in the environment"
+    return (
+        f"configure_logging({name}={arg!r}) is overridden: {source}, so every line of the "
+        f"service (gunicorn's master too) says {name}={external!r}; set {var}={arg!r} where "
+        "the server starts to use that value"
+    )
+
+
 def from_environment() -> tuple[str, str]:
     """``(service, env)`` from the environment (else the defaults), exported as the
-    environment of the processes this one starts (the gunicorn master's workers)."""
+    environment of the processes this one starts (the gunicorn master's workers); the
+    variables that took their default are named in ``LIMONE_OBS_IDENTITY_DEFAULTED``."""
+    defaulted = [var for var in (c.ENV_SERVICE, c.ENV_ENV) if not os.environ.get(var)]
     service = os.environ.get(c.ENV_SERVICE) or DEFAULT_SERVICE
     env = os.environ.get(c.ENV_ENV) or DEFAULT_ENV
     os.environ[c.ENV_SERVICE], os.environ[c.ENV_ENV] = service, env
+    if defaulted:
+        os.environ[_DEFAULTED] = ",".join(defaulted)
     return service, env
 
 
@@ -70,3 +84,4 @@ def forget_exports() -> None:
         if os.environ.get(var) == value:
             del os.environ[var]
     _exported.clear()
+    os.environ.pop(_DEFAULTED, None)
