@@ -139,13 +139,20 @@ def merge_files(archive: Archive, path: str, names: Iterable[str]) -> Entries:
 
 
 def write_tmp(path: str, archive: Archive) -> Step:
-    """Step: write ``archive`` to the temporary file and flush it to disk."""
+    """Step: write ``archive`` to the temporary file and flush it to disk; a failed write
+    (a full disk) removes the partial file instead of leaving it behind."""
 
     def step() -> None:
-        with open(os.path.join(path, ARCHIVE + TMP_SUFFIX), "wb") as handle:
-            handle.write(archive.to_bytes())
-            handle.flush()
-            os.fsync(handle.fileno())
+        tmp = os.path.join(path, ARCHIVE + TMP_SUFFIX)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(archive.to_bytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     return step
 
