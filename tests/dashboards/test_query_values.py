@@ -1,9 +1,8 @@
 """The new panels' queries give the right numbers on Prometheus' own engine (promtool).
 
-The per-request dependency series (seed branch) and the workers series (ux branch) are
-written here by hand under their agreed names (``conventions``), so the queries are
-checked before those branches are merged; the scenario tests read them from a real
-exporter once they are (tests/dashboards/test_prometheus.py, strict xfails until then).
+The per-request dependency series and the workers series are written here by hand under
+their names in ``conventions``, so the queries are checked on exact values; the scenario
+tests (tests/dashboards/test_prometheus.py) read them from a real exporter.
 """
 
 from __future__ import annotations
