@@ -81,7 +81,10 @@ def exposition_registry(
     problems (``<namespace>_exporter_problems``) are merged in: a worker whose storage is
     full cannot write them to its files.
     """
-    registry = CollectorRegistry(auto_describe=True)
+    # No auto_describe: it would collect (read every worker's files) at registration, i.e.
+    # while a worker boots, where a file another worker is creating (still 0 bytes) made
+    # prometheus-client's reader raise and gunicorn stop the whole server.
+    registry = CollectorRegistry(auto_describe=False)
     files: Any = (
         FlatCollector(path) if fast else MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
     )
