@@ -112,7 +112,9 @@ def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
     assert samples[c.SERIES_PROCESS_WORKERS][0][1] == 3
     memory = samples[c.SERIES_PROCESS_MEMORY][0][1]
     largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
-    assert 3 * 1e6 < largest * 3 <= memory < 3e9
+    # The sum covers the master and every live worker, so it is above the largest one
+    # (workers differ in size: a fresh one is smaller, so 3 x the largest may exceed it).
+    assert 1e6 < largest < memory < 3e9
     assert cpu == sorted(cpu)
     assert cpu[-1] > 0
     generations = {labels[c.LABEL_GC_GENERATION] for labels, _ in samples[c.SERIES_GC_COLLECTIONS]}
