@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from flask import Flask, send_file
+from flask import Flask, request_started, send_file
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import EnvironBuilder
@@ -290,3 +290,68 @@ def test_a_failing_participant_does_not_cost_another_its_end() -> None:
     with pytest.raises(RuntimeError, match="end failed"):
         app.test_client().get("/x", buffered=True)
     assert {"/x": 1.0} == _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+
+
+def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched() -> None:
+    """One view under two URL rules: each request counts under the rule it matched."""
+    app = Flask("two_rules")
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+
+    @app.get("/files/<int:file_id>")
+    @app.get("/f/<int:file_id>")
+    def show(file_id: int) -> str:
+        return str(file_id)
+
+    app.get("/one")(lambda: "one")
+    client = app.test_client()
+    for path in ("/files/1", "/f/2", "/f/3", "/one", "/one"):
+        client.get(path, buffered=True)
+    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {"/files/<int:file_id>": 1.0, "/f/<int:file_id>": 2.0, "/one": 2.0} == counts
+
+
+def test_an_instrumented_app_called_inside_another_keeps_both_labels() -> None:
+    """App A's view serves a request of app B in process: each counts its own URL rule."""
+    outer, inner = Flask("outer"), Flask("inner")
+    outer_registry, inner_registry = CollectorRegistry(), CollectorRegistry()
+    Metrics(outer, registry=outer_registry)
+    Metrics(inner, registry=inner_registry)
+
+    @inner.get("/inner/<int:n>")
+    def number(n: int) -> str:
+        return str(n)
+
+    inner_client = inner.test_client()
+
+    @outer.get("/outer")
+    def call_inner() -> str:
+        return inner_client.get("/inner/7", buffered=True).get_data(as_text=True)
+
+    outer.test_client().get("/outer", buffered=True)
+    outer_counts = _per_endpoint(generate_latest(outer_registry).decode(), N.requests_total)
+    inner_counts = _per_endpoint(generate_latest(inner_registry).decode(), N.requests_total)
+    assert ({"/outer": 1.0}, {"/inner/<int:n>": 1.0}) == (outer_counts, inner_counts)
+
+
+def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
+    """A request that failed before routing, then a test request context dispatched by
+    hand: the ended request is not routed afterwards (no in-flight slot taken forever)."""
+    app = Flask("by_hand")
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+    app.get("/x")(lambda: "x")
+    failures = [RuntimeError("before routing")]
+
+    def fail_once(_sender: Flask, **_extra: Any) -> None:
+        if failures:
+            raise failures.pop()
+
+    request_started.connect(fail_once, app)
+    app.test_client().get("/x", buffered=True)  # fails in request_started: never routed
+    with app.test_request_context("/x"):
+        app.full_dispatch_request()
+    text = generate_latest(registry).decode()
+    in_progress = _per_endpoint(text, N.requests_in_progress)
+    assert {c.ENDPOINT_UNMATCHED: 1.0} == _per_endpoint(text, N.requests_total)
+    assert all(value == 0.0 for value in in_progress.values())

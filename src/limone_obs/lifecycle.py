@@ -24,7 +24,9 @@ in ``after_request``, is what makes a streamed AI answer count its full duration
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,12 +37,15 @@ from limone_obs import conventions as c
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from werkzeug.routing import Map
 
 #: Key of the app's :class:`Lifecycle` in ``app.extensions``.
 EXTENSION_KEY = "limone_obs.lifecycle"
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.request"
 _new = object.__new__
+#: Guards every request's ``tally``: thread-pool work of one request may add at once.
+TALLY_LOCK = threading.Lock()
 
 
 class Participant(Protocol):
@@ -93,8 +98,9 @@ class RequestState:
     #: The exporter's and the logging integration's own per-request data.
     metrics: Any
     log: Any
-    #: The exporter's count of dependency calls (``metrics.track``), flushed at the end.
-    tally: Any
+    #: Dependency calls of this request (``dependency -> [calls, seconds]``), None until
+    #: the first one: added by :func:`add_call`, read by the exporter at the end.
+    tally: dict[str, list[float]] | None
     _start_response: StartResponse
     _lifecycle: Lifecycle
     _body: Iterable[bytes]
@@ -151,9 +157,50 @@ class RequestState:
             self.finish()
 
 
+#: The state of the request this context serves (set on arrival, never reset: a streamed
+#: body is produced after the WSGI call returned, and asyncio tasks and thread-pool work
+#: copied from the request's context must find it). Read where the request is not at
+#: hand: the routing hook, and dependency calls made anywhere in the app.
+_CURRENT: ContextVar[RequestState | None] = ContextVar("limone_obs_request", default=None)
+_set_current = _CURRENT.set
+_get_current = _CURRENT.get
+
+
+def add_call(dependency: str, elapsed: float) -> None:
+    """Count a dependency call of ``elapsed`` seconds in this context's request, if any.
+
+    Ignored outside a request, and once the request has ended (a thread still running
+    after its response cannot change what was recorded).
+    """
+    state = _get_current()
+    if state is None:
+        return
+    with TALLY_LOCK:
+        if state.start is None:
+            return
+        calls = state.tally
+        if calls is None:
+            state.tally = {dependency: [1.0, elapsed]}
+            return
+        entry = calls.get(dependency)
+        if entry is None:
+            calls[dependency] = [1.0, elapsed]
+        else:
+            entry[0] += 1.0
+            entry[1] += elapsed
+
+
 def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    present = {name.lower() for name, _ in headers}
-    return [*headers, *(h for h in extra if h[0].lower() not in present)]
+    """``headers`` plus each of ``extra`` whose name (any case) is not among them."""
+    out = list(headers)
+    for header in extra:
+        name = header[0].lower()
+        for present, _ in headers:
+            if present.lower() == name:
+                break
+        else:
+            out.append(header)
+    return out
 
 
 def _finish_on_close(body: Any, state: RequestState) -> bool:
@@ -187,8 +234,11 @@ class Lifecycle:
     excludes passes through untouched.
     """
 
-    def __init__(self, wsgi_app: WSGIApplication) -> None:
+    def __init__(self, wsgi_app: WSGIApplication, url_map: Map | None = None) -> None:
         self.wsgi_app = wsgi_app
+        self.url_map = url_map
+        #: Endpoint -> its URL rule, for endpoints with exactly one rule (see on_routed).
+        self._rules: dict[str, str] = {}
         self.mounts: dict[str, WSGIApplication] = {}
         self.participants: tuple[Participant, ...] = ()
         self.begins: tuple[Any, ...] = ()
@@ -223,6 +273,7 @@ class Lifecycle:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
+            _set_current(None)
             mounted = self.mounts.get(path)
             return (mounted or self.wsgi_app)(environ, start_response)
         # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
@@ -241,6 +292,7 @@ class Lifecycle:
         state._start_response = start_response
         state._lifecycle = self
         environ[STATE_KEY] = state
+        _set_current(state)
         for begin in self.begins:
             begin(state, environ)
         try:
@@ -256,13 +308,33 @@ class Lifecycle:
         state._body = body
         return state
 
-    def on_routed(self, _endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    def _rule_of(self, endpoint: str) -> str:
+        """The URL rule the request matched; remembered for an endpoint of one rule only.
+
+        Flask passes the routing hook the endpoint, not the rule; asking the request for
+        its rule goes through Flask's context proxy (the dearest step of the hook), so an
+        endpoint's only rule is remembered. Flask allows no new rule once it has served a
+        request, so the answer stays true; an endpoint of several rules always asks.
+        """
+        rules = list(self.url_map.iter_rules(endpoint)) if self.url_map is not None else []
+        if len(rules) == 1:
+            self._rules[endpoint] = rules[0].rule
+            return rules[0].rule
+        rule = request.url_rule  # several rules (or none known): the one that matched
+        return rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+
+    def on_routed(self, endpoint: str | None, _values: dict[str, Any] | None) -> None:
         """Flask's URL value preprocessor: learn the URL rule once, tell the participants."""
-        state = request.environ.get(STATE_KEY)
-        if state is None or state.endpoint is not None:
+        state = _get_current()
+        if state is None or state._lifecycle is not self:
+            # Another instrumented app served a request inside this one's: ask Flask.
+            state = request.environ.get(STATE_KEY)
+        if state is None or state.endpoint is not None or state.start is None:
             return
-        rule = request.url_rule
-        state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+        if endpoint is None:
+            state.endpoint = c.ENDPOINT_UNMATCHED
+        else:
+            state.endpoint = self._rules.get(endpoint) or self._rule_of(endpoint)
         for routed in self.routeds:
             routed(state)
 
@@ -278,7 +350,7 @@ def install(app: Flask) -> Lifecycle:
     lifecycle: Lifecycle | None = app.extensions.get(EXTENSION_KEY)
     if lifecycle is not None:
         return lifecycle
-    lifecycle = Lifecycle(app.wsgi_app)
+    lifecycle = Lifecycle(app.wsgi_app, app.url_map)
     # A bound method: Flask calls it on every request, and calling an instance with
     # __call__ takes CPython's slower generic path.
     app.wsgi_app = lifecycle.__call__  # type: ignore[method-assign]

@@ -15,7 +15,6 @@ from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.exporter import _failsafe
 from limone_obs.exporter._instruments import RequestChildren
-from limone_obs.exporter.tracking import start_request
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,8 +81,6 @@ class RequestRecorder:
         if state.path in self.excluded:
             return
         state.metrics = self  # recorded, not routed yet
-        # Here, in the context that runs the app: its tasks and threads share the tally.
-        state.tally = start_request()
         if self.exemplars:
             traceparent = environ.get("HTTP_TRACEPARENT")
             if traceparent is not None:
@@ -98,7 +95,11 @@ class RequestRecorder:
         if marker is None:
             return
         try:
-            children = self._children(state.method, state.endpoint or c.ENDPOINT_UNMATCHED)
+            # The usual case inline: a known method and a URL rule seen before.
+            by_endpoint = self.instruments.children_by_method.get(state.method)
+            children = by_endpoint.get(state.endpoint) if by_endpoint is not None else None  # type: ignore[arg-type]
+            if children is None:
+                children = self._children(state.method, state.endpoint or c.ENDPOINT_UNMATCHED)
             children.enter(1.0)
             if marker is self:
                 state.metrics = children
@@ -126,10 +127,13 @@ class RequestRecorder:
                 self._record_rare(state, recorded, elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
+        per_request = self.instruments.per_request
+        if state.tally is None and not per_request.seen:
+            return  # no dependency call in this request, nor ever one to record as 0
         # The one place that knows the request's endpoint and its end (never raises).
         route = recorded.children if type(recorded) is _Traced else recorded
         route = route if type(route) is RequestChildren else None
-        self.instruments.per_request.flush(state.tally, route)
+        per_request.flush(state, route)
 
     def _record_rare(self, state: RequestState, recorded: Any, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""

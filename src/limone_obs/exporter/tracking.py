@@ -5,12 +5,13 @@ for sync and async functions, generator functions and async generator functions.
 outcome label is ``ok`` or ``error``; the exception class is deliberately not a label, so
 a misbehaving dependency cannot add series.
 
-Every timed call is also added to the current request's :class:`RequestTally`, kept in a
-context variable that the exporter sets when a request arrives. The tally object is
-shared, not copied: ``asyncio.gather`` tasks and thread-pool work run with a copy of the
-request's context (``asyncio`` copies it for each task; use :mod:`limone_obs.context` for
-thread pools) and so add to the same tally. When the response is closed, the exporter
-flushes it once into ``<ns>_dependency_calls_per_request{endpoint,dependency}`` and
+Every timed call is also added to the current request's tally
+(:func:`limone_obs.lifecycle.add_call`), found through a context variable the request
+lifecycle sets when a request arrives. The request's state is shared, not copied:
+``asyncio.gather`` tasks and thread-pool work run with a copy of the request's context
+(``asyncio`` copies it for each task; use :mod:`limone_obs.context` for thread pools) and
+so add to the same tally. When the response is closed, the exporter flushes it once into
+``<ns>_dependency_calls_per_request{endpoint,dependency}`` and
 ``<ns>_request_dependency_seconds_total{endpoint,dependency}`` (:class:`PerRequestSeries`).
 """
 
@@ -20,7 +21,6 @@ import functools
 import inspect
 import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable
-from contextvars import ContextVar
 from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -28,83 +28,19 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
+from limone_obs import lifecycle
 from limone_obs.exporter import _failsafe
+from limone_obs.lifecycle import add_call
 
 if TYPE_CHECKING:
     from limone_obs.exporter._instruments import RequestChildren
+    from limone_obs.lifecycle import RequestState
+
+_NO_CALLS: dict[str, list[float]] = {}
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-#: Guards every tally's dict: thread-pool work of one request may add at the same time.
-_TALLY_LOCK = threading.Lock()
-
-
-class RequestTally:
-    """The dependency calls of one request: ``dependency -> [calls, seconds]``.
-
-    Made by :func:`start_request` on every request, so it costs no dict until the first
-    call is added. Calls added after :meth:`close` are ignored (a thread still running
-    after its request ended cannot change a flushed tally).
-    """
-
-    __slots__ = ("calls", "open")
-
-    calls: dict[str, list[float]] | None
-    open: bool
-
-    def add(self, dependency: str, elapsed: float) -> None:
-        """Count one call of ``dependency`` that took ``elapsed`` seconds."""
-        with _TALLY_LOCK:
-            if not self.open:
-                return
-            calls = self.calls
-            if calls is None:
-                self.calls = {dependency: [1.0, elapsed]}
-                return
-            entry = calls.get(dependency)
-            if entry is None:
-                calls[dependency] = [1.0, elapsed]
-            else:
-                entry[0] += 1.0
-                entry[1] += elapsed
-
-    def close(self) -> dict[str, list[float]]:
-        """Stop counting and return the calls (``dependency -> [calls, seconds]``)."""
-        if self.calls is None:  # no call so far: no lock needed to stop counting
-            self.open = False
-            if self.calls is None:
-                return _NO_CALLS
-        with _TALLY_LOCK:
-            self.open = False
-            return self.calls or _NO_CALLS
-
-
-_NO_CALLS: dict[str, list[float]] = {}
-_new = object.__new__
-_TALLY: ContextVar[RequestTally | None] = ContextVar("limone_obs_request_tally", default=None)
-
-
-def start_request() -> RequestTally:
-    """Begin counting dependency calls for a new request in the current context.
-
-    Called by the exporter when a request arrives, before the app runs, so that every
-    task and thread the request spawns later inherits the same tally.
-    """
-    # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through a
-    # slow generic path, and this runs on every request.
-    tally = _new(RequestTally)
-    tally.calls = None
-    tally.open = True
-    _TALLY.set(tally)
-    return tally
-
-
-def _tally_call(dependency: str, elapsed: float) -> None:
-    tally = _TALLY.get()
-    if tally is not None:
-        tally.add(dependency, elapsed)
 
 
 class PerRequestSeries:
@@ -128,7 +64,8 @@ class PerRequestSeries:
             "Seconds requests spent in each dependency, by URL rule.",
             c.REQUEST_DEPENDENCY_LABELS, registry=registry,
         )  # fmt: skip
-        self._seen: dict[str, set[str]] = {}
+        #: Endpoint -> every dependency its requests called so far (empty: none ever did).
+        self.seen: dict[str, set[str]] = {}
         #: (endpoint, dependency) -> the two label children (``labels()`` costs ~4 incs).
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
@@ -142,20 +79,29 @@ class PerRequestSeries:
             self._children[key] = pair
         return pair
 
-    def flush(self, tally: RequestTally | None, route: RequestChildren | None) -> None:
-        """Record ``tally`` (closing it) as one request of ``route``; never raises.
+    def flush(self, state: RequestState, route: RequestChildren | None) -> None:
+        """Record the dependency calls of ``state``, an ended request of ``route``.
 
         ``route`` is the exporter's series of the request's URL rule (its ``.endpoint``),
-        or None for a request that matched no rule.
+        or None for a request that matched no rule. Never raises.
         """
         try:
             endpoint = route.endpoint if route is not None else c.ENDPOINT_UNMATCHED
-            calls = tally.close() if tally is not None else _NO_CALLS
-            seen = self._seen.get(endpoint)
+            calls = state.tally
+            if calls is None:
+                # None before the request ended: nothing was added in time. (A call that
+                # ends at the very moment the response does may be left out.)
+                calls = _NO_CALLS
+            else:
+                # The request has ended: once an add_call in progress has let go of the
+                # lock, every later one sees it ended and adds nothing.
+                with lifecycle.TALLY_LOCK:
+                    calls = dict(calls)
+            seen = self.seen.get(endpoint)
             if not calls and not seen:
                 return  # the common case for endpoints that call no tracked dependency
             with self._lock:
-                seen = self._seen.setdefault(endpoint, set())
+                seen = self.seen.setdefault(endpoint, set())
                 seen.update(calls)
                 dependencies = sorted(seen)
             for dependency in dependencies:
@@ -199,7 +145,7 @@ class Track:
         outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
         try:
             self._histogram.labels(self._dependency, self._operation, outcome).observe(elapsed)
-            _tally_call(self._dependency, elapsed)
+            add_call(self._dependency, elapsed)
         except Exception as exc:  # never fail the caller's dependency call
             _failsafe.report("dependency tracking", exc)
 
