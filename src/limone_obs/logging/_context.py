@@ -9,7 +9,7 @@ Each thread starts with no context, so one request's fields never reach another.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -28,9 +28,10 @@ def valid_request_id(value: object) -> str | None:
     return None
 
 
-def get_context() -> dict[str, Any]:
-    """Return the fields bound in the current context (do not modify the result)."""
-    return _CONTEXT.get()
+#: Return the fields bound in the current context (do not modify the result). The
+#: context variable's own methods, here and in :data:`replace_context`: every log line and
+#: every request calls them, and a Python function around them would add a frame.
+get_context: Callable[[], dict[str, Any]] = _CONTEXT.get
 
 
 def merge(fields: Mapping[str, Any]) -> None:
@@ -44,9 +45,8 @@ def unbind(*names: str) -> None:
     _CONTEXT.set({k: v for k, v in current.items() if k not in names})
 
 
-def replace_context(fields: dict[str, Any]) -> Token[dict[str, Any]]:
-    """Make ``fields`` the whole context; return the token :func:`reset_context` takes."""
-    return _CONTEXT.set(fields)
+#: Make the given dict the whole context; return the token :func:`reset_context` takes.
+replace_context: Callable[[dict[str, Any]], Token[dict[str, Any]]] = _CONTEXT.set
 
 
 def reset_context(token: Token[dict[str, Any]] | None = None) -> None:

@@ -180,8 +180,3 @@ def exc_info_of(value: Any) -> ExcInfo | None:
         info = sys.exc_info()
         return info if info[0] is not None else None
     return None
-
-
-def access_level(status_code: int) -> str:
-    """Level of an access line: error for 5xx, else info."""
-    return "error" if status_code >= 500 else "info"

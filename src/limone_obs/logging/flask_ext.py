@@ -24,7 +24,7 @@ from limone_obs import lifecycle
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
-from limone_obs.logging._encode import rfc3339, safe_str
+from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -214,8 +214,12 @@ _ACCESS_MESSAGE = "request finished"
 
 def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes:
     p = _pipeline.current
-    status_code = _status_code(state.status)
-    level = "error" if state.exception is not None else _pipeline.access_level(status_code)
+    try:
+        status_code = int(state.status)
+    except ValueError:
+        status_code = 500
+    # An unhandled exception or a 5xx is an error; anything else was served.
+    level = "error" if state.exception is not None or status_code >= 500 else "info"
     context = _context.get_context()
     if context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]:
         context = log.context  # ended from another context: use only this request's fields
@@ -238,11 +242,4 @@ def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes
     exc = state.exception
     if exc is not None:
         event[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
-    return p.render(event)
-
-
-def _status_code(status: str) -> int:
-    try:
-        return int(status[:3])
-    except ValueError:
-        return 500
+    return encode_line(event, p.max_line_bytes)
