@@ -4,16 +4,20 @@ and a uid and title per service."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from limone_obs import conventions as c
+from limone_obs.alerts.model import Panel, PanelName
 from limone_obs.alerts.spec import parse_spec
+from limone_obs.dashboards import slos
 from limone_obs.dashboards.generate import build_all, build_from
 from limone_obs.dashboards.lint import panels
 from limone_obs.dashboards.queries import slo_matchers
-from limone_obs.dashboards.slo_inputs import from_spec
+from limone_obs.dashboards.slo_inputs import from_spec, load_service
+from limone_obs.errors import DashboardError
 from tests.alerts.helpers import edited
 from tests.support import ROOT
 
@@ -82,3 +86,19 @@ def test_another_service_gets_its_own_slo_dashboard_uid_and_title() -> None:
     text = edited("service: limoneide", "service: billing")
     board = build_all(from_spec(parse_spec(text)))["slos.json"]
     assert ("billing-slos", "billing / SLOs and error budgets") == (board["uid"], board["title"])
+
+
+def test_an_unknown_panel_in_a_kinds_row_names_the_slo_kind_and_panel() -> None:
+    """A kind laying out a panel the dashboards cannot draw gets a DashboardError naming
+    the SLO, its kind and the panel, and listing the panels there are."""
+    service = load_service(ROOT)
+    slo = replace(service.slos[0], panels=(Panel(PanelName.DEFINITION, 6), Panel("sparkline", 6)))
+    broken = replace(service, slos=(slo, *service.slos[1:]))
+    with pytest.raises(DashboardError) as caught:
+        build_all(broken)
+    known = ", ".join(sorted(slos.PANELS))
+    expected = (
+        f"SLO 'availability' (kind 'ratio') lays out an unknown dashboard panel 'sparkline'; "
+        f"known panels: {known}"
+    )
+    assert (expected, True) == (str(caught.value), PanelName.DEFINITION in known)
