@@ -49,13 +49,17 @@ def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
 
 def _builder(slo: SloView, name: str) -> PanelBuilder:
     """The builder of the panel called ``name``; DashboardError naming the SLO, its kind
-    and the panel when the dashboards do not know it."""
-    builder = PANELS.get(name)
-    if builder is None:
-        known = ", ".join(sorted(PANELS))
+    and the panel when the dashboards do not know it or the SLO lacks what it draws."""
+    if name not in PANELS:
         raise DashboardError(
             f"SLO {slo.name!r} (kind {slo.kind!r}) lays out an unknown dashboard panel "
-            f"{name!r}; known panels: {known}"
+            f"{name!r}; known panels: {', '.join(sorted(PANELS))}"
+        )
+    builder, needs = PANELS[name]
+    if not _HAS[needs](slo):
+        raise DashboardError(
+            f"SLO {slo.name!r} (kind {slo.kind!r}) lays out the dashboard panel {name!r}, "
+            f"which needs {needs}; the SLO has none: remove the panel from its kind's row"
         )
     return builder
 
@@ -299,21 +303,32 @@ def _events(service: ServiceView, slo: SloView) -> object:
 #: Draws one panel of an SLO row from the service and the SLO.
 PanelBuilder = Callable[[ServiceView, SloView], object]
 
-#: The panels an SLO kind may lay out in its row (``Sli.dashboard_row``), by name.
-PANELS: Final[Mapping[str, PanelBuilder]] = MappingProxyType(
+#: What a panel needs from its SLO, by the words error messages use.
+_HAS: Final[Mapping[str, Callable[[SloView], bool]]] = MappingProxyType(
     {
-        model.PanelName.DEFINITION: _definition,
-        model.PanelName.OBJECTIVE_SLI: _objective_sli,
-        model.PanelName.BUDGET_LEFT: _budget_left,
-        model.PanelName.BURN_RATES: _burn_rates,
-        model.PanelName.CURRENT_SLI: _current_sli,
-        model.PanelName.FIRING: _firing,
-        model.PanelName.SLI_SERIES: _sli_series,
-        model.PanelName.BURN_SERIES: _burn_series,
-        model.PanelName.PROGRESS: _progress,
-        model.PanelName.BURNDOWN: _burndown,
-        model.PanelName.EVENTS: _events,
-        model.PanelName.UP: _up,
+        "nothing": lambda _: True,
+        "an objective": lambda slo: slo.objective is not None,
+        "burn tiers": lambda slo: bool(slo.tiers),
+        "stages": lambda slo: bool(slo.stages) and slo.threshold_seconds is not None,
+    }
+)
+
+#: The panels an SLO kind may lay out in its row (``Sli.dashboard_row``), by name: the
+#: builder and what it needs from the SLO (a key of ``_HAS``).
+PANELS: Final[Mapping[str, tuple[PanelBuilder, str]]] = MappingProxyType(
+    {
+        model.PanelName.DEFINITION: (_definition, "nothing"),
+        model.PanelName.OBJECTIVE_SLI: (_objective_sli, "burn tiers"),
+        model.PanelName.BUDGET_LEFT: (_budget_left, "burn tiers"),
+        model.PanelName.BURN_RATES: (_burn_rates, "burn tiers"),
+        model.PanelName.CURRENT_SLI: (_current_sli, "an objective"),
+        model.PanelName.FIRING: (_firing, "nothing"),
+        model.PanelName.SLI_SERIES: (_sli_series, "burn tiers"),
+        model.PanelName.BURN_SERIES: (_burn_series, "burn tiers"),
+        model.PanelName.PROGRESS: (_progress, "stages"),
+        model.PanelName.BURNDOWN: (_burndown, "burn tiers"),
+        model.PanelName.EVENTS: (_events, "nothing"),  # good_bad names missing series
+        model.PanelName.UP: (_up, "nothing"),
     }
 )
 
