@@ -4,16 +4,20 @@ and a uid and title per service."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from limone_obs import conventions as c
+from limone_obs.alerts.model import Panel, PanelName
 from limone_obs.alerts.spec import parse_spec
+from limone_obs.dashboards import slos
 from limone_obs.dashboards.generate import build_all, build_from
 from limone_obs.dashboards.lint import panels
 from limone_obs.dashboards.queries import slo_matchers
-from limone_obs.dashboards.slo_inputs import from_spec
+from limone_obs.dashboards.slo_inputs import ServiceView, from_spec, load_service
+from limone_obs.errors import DashboardError
 from tests.alerts.helpers import edited
 from tests.support import ROOT
 
@@ -82,3 +86,37 @@ def test_another_service_gets_its_own_slo_dashboard_uid_and_title() -> None:
     text = edited("service: limoneide", "service: billing")
     board = build_all(from_spec(parse_spec(text)))["slos.json"]
     assert ("billing-slos", "billing / SLOs and error budgets") == (board["uid"], board["title"])
+
+
+def _with_row(slo_name: str, *row: Panel) -> ServiceView:
+    """The committed spec's SLOs with ``slo_name``'s row replaced by ``row``."""
+    service = load_service(ROOT)
+    changed = [replace(s, panels=row) if s.name == slo_name else s for s in service.slos]
+    return replace(service, slos=tuple(changed))
+
+
+def test_an_unknown_panel_in_a_kinds_row_names_the_slo_kind_and_panel() -> None:
+    """A kind laying out a panel the dashboards cannot draw gets a DashboardError naming
+    the SLO, its kind and the panel, and listing the panels there are."""
+    broken = _with_row("availability", Panel(PanelName.DEFINITION, 6), Panel("sparkline", 6))
+    with pytest.raises(DashboardError) as caught:
+        build_all(broken)
+    known = ", ".join(sorted(slos.PANELS))
+    expected = (
+        f"SLO 'availability' (kind 'ratio') lays out an unknown dashboard panel 'sparkline'; "
+        f"known panels: {known}"
+    )
+    assert (expected, True) == (str(caught.value), PanelName.DEFINITION in known)
+
+
+def test_a_panel_the_slo_has_nothing_for_names_what_it_needs() -> None:
+    """Burn rates laid out for an SLO without burn tiers (``up``) is a DashboardError
+    saying the panel needs burn tiers, not a panel of empty queries."""
+    broken = _with_row("up", Panel(PanelName.DEFINITION, 6), Panel(PanelName.BURN_RATES, 6))
+    with pytest.raises(DashboardError) as caught:
+        build_all(broken)
+    expected = (
+        "SLO 'up' (kind 'up') lays out the dashboard panel 'burn-rates', which needs burn "
+        "tiers; the SLO has none: remove the panel from its kind's row"
+    )
+    assert expected == str(caught.value)

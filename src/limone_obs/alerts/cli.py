@@ -22,8 +22,7 @@ import requests
 from limone_obs import conventions as c
 from limone_obs.alerts import alerting
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
-from limone_obs.alerts.model import KIND_UP, ServiceSpec, Slo, job_matcher
-from limone_obs.alerts.rules import le_matcher
+from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
 from limone_obs.alerts.spec import SPEC_PATH, parse_spec
 from limone_obs.errors import ConfigError, SpecError
@@ -225,32 +224,11 @@ def sli_queries(spec: ServiceSpec, file: str) -> list[SliQuery]:
     queries = []
     for index, slo in enumerate(spec.slos):
         where = f"{file}: slos[{index}] ({slo.name})"
-        found = _of(spec, slo)
+        found = slo.sli.live_queries(spec)
         if not found:  # a kind whose series this command does not know: say so, never pass
             raise SpecError(where, f"check --prometheus cannot query an SLO of kind {slo.kind!r}")
         queries += [SliQuery(f"{where}.{key}", q, key in MAY_BE_EMPTY) for key, q in found]
     return queries
-
-
-def _of(spec: ServiceSpec, slo: Slo) -> list[tuple[str, str]]:
-    if slo.kind == KIND_UP:
-        return [("job", Selector(c.SERIES_UP).promql(job_matcher(spec.job)))]
-    found = []
-    for key in ("total", "errors"):
-        selector = getattr(slo.sli, key, None)
-        if isinstance(selector, Selector):
-            found.append((key, selector.promql()))
-    threshold = getattr(slo.sli, "threshold_seconds", None)
-    for key in ("histogram", "good"):
-        selector = getattr(slo.sli, key, None)
-        if key == "good" and selector == getattr(slo.sli, "histogram", None):
-            continue  # no `good` in the spec: it is the histogram, queried already
-        if isinstance(selector, Selector):
-            found.append((key, selector.with_metric(f"{selector.metric}_count").promql()))
-            if threshold is not None:
-                bucket = selector.with_metric(f"{selector.metric}_bucket")
-                found.append((key, bucket.promql(le_matcher(threshold))))
-    return found
 
 
 def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:

@@ -14,6 +14,9 @@ budget it may spend, the period and its long window, never typed in.
 
 An :class:`Slo` holds what every kind shares; its ``sli`` (a :class:`Sli` subclass from
 :mod:`limone_obs.alerts.kinds`) holds the kind's own fields and generates its artifacts.
+Its row on the SLO dashboard is data too (:class:`Panel`, :class:`PanelName`): the kind
+lists the panels, :mod:`limone_obs.dashboards.slos` draws them, and no kind imports the
+dashboards.
 """
 
 from __future__ import annotations
@@ -77,6 +80,41 @@ class QuantileAlert:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """One panel of an SLO's row on the SLO dashboard, as data.
+
+    ``name`` is one of :class:`PanelName` (the dashboards know how to draw each);
+    ``width`` is in grid columns (24 per line, a panel that does not fit starts a new
+    line) and ``height`` in grid units.
+    """
+
+    name: str
+    width: int
+    height: int = 8
+
+
+class PanelName:
+    """The panels an SLO row of the SLO dashboard can hold, by name (drawn by
+    :mod:`limone_obs.dashboards.slos`): the SLO's text, its objective and SLI stats, the
+    error budget left, burn rate per window, the bad-event ratio now (kinds without a
+    budget), the firing alerts, the SLI and burn rates over time, the stages' progress, the
+    budget burndown, good and bad events, and the scrape targets' ``up``."""
+
+    DEFINITION: Final = "definition"
+    OBJECTIVE_SLI: Final = "objective-sli"
+    BUDGET_LEFT: Final = "budget-left"
+    BURN_RATES: Final = "burn-rates"
+    CURRENT_SLI: Final = "current-sli"
+    FIRING: Final = "firing"
+    SLI_SERIES: Final = "sli-series"
+    BURN_SERIES: Final = "burn-series"
+    PROGRESS: Final = "progress"
+    BURNDOWN: Final = "burndown"
+    EVENTS: Final = "events"
+    UP: Final = "up"
+
+
+@dataclass(frozen=True)
 class Receiver:
     """An Alertmanager receiver: a webhook URL (or None) plus raw ``*_configs`` blocks."""
 
@@ -106,8 +144,9 @@ class Sli(ABC):
 
     One subclass per kind, in :mod:`limone_obs.alerts.kinds` (the shape of Sloth's SLI
     plugins): it brings its recording rules, alerting rules, promtool scenarios, runbook
-    sections and the query of its row in ``limone-obs status``. The generators call these
-    methods and never branch on the kind; adding a kind adds a module.
+    sections, its row on the SLO dashboard, the query of its row in ``limone-obs status``
+    and the series ``check --prometheus`` looks for. The generators call these methods and
+    never branch on the kind; adding a kind adds a module.
     """
 
     #: The ``kind`` value of the spec (``ratio``, ``latency``, ...).
@@ -153,6 +192,35 @@ class Sli(ABC):
     def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
         """PromQL of the SLI shown by ``limone-obs status`` (good share, 0..1), or None
         when the row reads the recorded period SLI instead."""
+
+    @abstractmethod
+    def dashboard_row(self) -> tuple[Panel, ...]:
+        """The panels of this SLO's row on the SLO dashboard, left to right."""
+
+    def good_within_seconds(self) -> float | None:
+        """Seconds within which an event is good (a latency SLI's threshold), or None."""
+        return None
+
+    def next_stages(self) -> tuple[float, ...]:
+        """The roadmap's next thresholds (seconds, descending); empty without stages."""
+        return ()
+
+    def ratio_window(self) -> str | None:
+        """The window of the recorded error ratio a kind without burn tiers alerts on
+        (``threshold``: ``5m``), or None."""
+        return None
+
+    def roadmap(self, histogram: str) -> tuple[float, ...]:
+        """The committed threshold then the next stages when this SLI counts events of the
+        histogram ``histogram`` (base name); empty otherwise."""
+        del histogram
+        return ()
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """(spec field, PromQL) of every series selection the SLI reads, for
+        ``check --prometheus``; empty when the kind cannot say (the check then refuses)."""
+        del spec
+        return []
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from limone_obs import conventions as c
 from limone_obs.alerts import model
-from limone_obs.alerts.kinds.latency import LatencySli
-from limone_obs.alerts.kinds.threshold import ThresholdSli
 from limone_obs.alerts.selectors import Selector
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 
@@ -74,6 +72,8 @@ class SloView:
     stages: tuple[float, ...] = ()
     #: The window of a ``threshold`` SLO's recorded error ratio (its alert's window).
     window: str | None = None
+    #: The panels of the SLO's dashboard row, as its kind lays them out.
+    panels: tuple[model.Panel, ...] = ()
 
     @property
     def target(self) -> float:
@@ -128,20 +128,19 @@ def _series(selector: Selector | None) -> Series | None:
 
 def _slo(slo: model.Slo) -> SloView:
     selectors = slo.sli.selectors()
-    latency = slo.sli if isinstance(slo.sli, LatencySli) else None
-    window = slo.sli.window if isinstance(slo.sli, ThresholdSli) else None
     return SloView(
         name=slo.name,
         kind=slo.kind,
         objective=slo.objective,
         description=slo.description,
         runbook_url=slo.runbook_url,
-        threshold_seconds=latency.threshold_seconds if latency else None,
+        threshold_seconds=slo.sli.good_within_seconds(),
         errors=_series(selectors.get("errors")),
         total=_series(selectors.get("total")),
         histogram=_series(selectors.get("histogram")),
         good=_series(selectors.get("good")),
         tiers=tuple(Tier(t.severity, t.factor, t.long_window, t.short_window) for t in slo.tiers),
-        stages=latency.stages if latency else (),
-        window=window,
+        stages=slo.sli.next_stages(),
+        window=slo.sli.ratio_window(),
+        panels=slo.sli.dashboard_row(),
     )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Final
+
 from grafanalib.core import Dashboard
 
 from limone_obs import conventions as c
+from limone_obs.alerts import model
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
 from limone_obs.dashboards.queries import Queries, le_matcher, matchers, slo_matchers, sum_rate
-from limone_obs.dashboards.slo_inputs import KIND_UP, Series, ServiceView, SloView
+from limone_obs.dashboards.slo_inputs import Series, ServiceView, SloView
 from limone_obs.errors import DashboardError
 
 
@@ -35,27 +40,28 @@ def title(service: str) -> str:
 
 
 def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
+    """The SLO's row: its title, then each panel its kind lays out (:data:`PANELS`)."""
     objective = f": {slo.objective:g} %" if slo.objective is not None else ""
     grid.row(f"SLO {slo.name}{objective}")
-    grid.add(_definition(service, slo), 6, 8)
-    if slo.kind == KIND_UP:
-        grid.add(_up(), 12, 8)
-        grid.add(_firing(service, slo), 6, 8)
-        return
-    if slo.tiers:
-        _budget_stats(grid, service, slo)
-        grid.add(_burn_rates(service, slo), 5, 8)
-    else:
-        grid.add(_current_sli(service, slo), 6, 8)
-    grid.add(_firing(service, slo), 6, 8)
-    if slo.tiers:
-        grid.add(_sli_series(service, slo), 12, 8)
-        grid.add(_burn_series(service, slo), 12, 8)
-    if slo.stages:
-        grid.add(_progress(service, slo), 24, 8)
-    if slo.tiers:
-        grid.add(_burndown(service, slo), 12, 8)
-    grid.add(_events(slo), 12 if slo.tiers else 18, 8)
+    for panel in slo.panels:
+        grid.add(_builder(slo, panel.name)(service, slo), panel.width, panel.height)
+
+
+def _builder(slo: SloView, name: str) -> PanelBuilder:
+    """The builder of the panel called ``name``; DashboardError naming the SLO, its kind
+    and the panel when the dashboards do not know it or the SLO lacks what it draws."""
+    if name not in PANELS:
+        raise DashboardError(
+            f"SLO {slo.name!r} (kind {slo.kind!r}) lays out an unknown dashboard panel "
+            f"{name!r}; known panels: {', '.join(sorted(PANELS))}"
+        )
+    builder, needs = PANELS[name]
+    if not _HAS[needs](slo):
+        raise DashboardError(
+            f"SLO {slo.name!r} (kind {slo.kind!r}) lays out the dashboard panel {name!r}, "
+            f"which needs {needs}; the SLO has none: remove the panel from its kind's row"
+        )
+    return builder
 
 
 def _objective_text(service: ServiceView, slo: SloView) -> str:
@@ -78,7 +84,7 @@ def _definition(service: ServiceView, slo: SloView) -> object:
     return gf.text("Definition", content, f"What the {slo.name} SLO counts, its alert tiers.")
 
 
-def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
+def _objective_sli(service: ServiceView, slo: SloView) -> object:
     objective = f"{c.RULE_OBJECTIVE}{slo_matchers(service.service, slo.name)}"
     sli = Query(common.period_availability(service, slo), f"SLI {service.period}")
     window = c.SLI_WINDOWS[0]
@@ -92,15 +98,17 @@ def _budget_stats(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target + slo.budget / 2),
     )
+    return gf.stat("Objective and SLI", [Query(objective, "objective"), sli, now], both)
+
+
+def _budget_left(service: ServiceView, slo: SloView) -> object:
     left = Look(
         f"Share of the {service.period} error budget ({slo.budget:.2%} of events) not "
         "yet spent; below 0 the SLO is missed.",
         "percentunit",
         gf.lower_is_worse(0.0, 0.25),
     )
-    remaining = Query(common.budget_remaining(service, slo))
-    grid.add(gf.stat("Objective and SLI", [Query(objective, "objective"), sli, now], both), 4, 8)
-    grid.add(gf.stat("Budget left", [remaining], left), 3, 8)
+    return gf.stat("Budget left", [Query(common.budget_remaining(service, slo))], left)
 
 
 def _burn_rates(service: ServiceView, slo: SloView) -> object:
@@ -221,7 +229,8 @@ def _current_sli(service: ServiceView, slo: SloView) -> object:
     )
 
 
-def _up() -> object:
+def _up(service: ServiceView, slo: SloView) -> object:
+    del service, slo  # every target of $job/$instance, whatever the SLO
     expr = f"{c.SERIES_UP}{matchers()}"
     return gf.stat(
         "Scrape target up",
@@ -280,7 +289,8 @@ def _burndown(service: ServiceView, slo: SloView) -> object:
     return gf.timeseries("Budget burndown", [query], look, lines=True)
 
 
-def _events(slo: SloView) -> object:
+def _events(service: ServiceView, slo: SloView) -> object:
+    del service
     good, bad = good_bad(slo)
     return gf.timeseries(
         "Good and bad events",
@@ -288,6 +298,39 @@ def _events(slo: SloView) -> object:
         Look(f"Events per second counted by the {slo.name} SLI, from the spec's series.", "ops"),
         stacked=True,
     )
+
+
+#: Draws one panel of an SLO row from the service and the SLO.
+PanelBuilder = Callable[[ServiceView, SloView], object]
+
+#: What a panel needs from its SLO, by the words error messages use.
+_HAS: Final[Mapping[str, Callable[[SloView], bool]]] = MappingProxyType(
+    {
+        "nothing": lambda _: True,
+        "an objective": lambda slo: slo.objective is not None,
+        "burn tiers": lambda slo: bool(slo.tiers),
+        "stages": lambda slo: bool(slo.stages) and slo.threshold_seconds is not None,
+    }
+)
+
+#: The panels an SLO kind may lay out in its row (``Sli.dashboard_row``), by name: the
+#: builder and what it needs from the SLO (a key of ``_HAS``).
+PANELS: Final[Mapping[str, tuple[PanelBuilder, str]]] = MappingProxyType(
+    {
+        model.PanelName.DEFINITION: (_definition, "nothing"),
+        model.PanelName.OBJECTIVE_SLI: (_objective_sli, "burn tiers"),
+        model.PanelName.BUDGET_LEFT: (_budget_left, "burn tiers"),
+        model.PanelName.BURN_RATES: (_burn_rates, "burn tiers"),
+        model.PanelName.CURRENT_SLI: (_current_sli, "an objective"),
+        model.PanelName.FIRING: (_firing, "nothing"),
+        model.PanelName.SLI_SERIES: (_sli_series, "burn tiers"),
+        model.PanelName.BURN_SERIES: (_burn_series, "burn tiers"),
+        model.PanelName.PROGRESS: (_progress, "stages"),
+        model.PanelName.BURNDOWN: (_burndown, "burn tiers"),
+        model.PanelName.EVENTS: (_events, "nothing"),  # good_bad names missing series
+        model.PanelName.UP: (_up, "nothing"),
+    }
+)
 
 
 def _events_of(series: Series, *extra: str) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from limone_obs import conventions as c
-from limone_obs.alerts.kinds.latency import LatencySli
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.report.collect import ROADMAP_THRESHOLDS, collect
@@ -34,11 +33,8 @@ def roadmap(spec: ServiceSpec, namespace: str) -> tuple[float, ...]:
     """The committed threshold and the stages of the spec's SLO on the request histogram
     (the seed's 2 s -> 1 s -> 0.6 s when it has none)."""
     histogram = c.MetricNames(namespace).request_duration
-    for slo in spec.slos:
-        sli = slo.sli
-        if isinstance(sli, LatencySli) and sli.histogram.metric == histogram:
-            return (sli.threshold_seconds, *sli.stages)
-    return ROADMAP_THRESHOLDS
+    found = (slo.sli.roadmap(histogram) for slo in spec.slos)
+    return next((steps for steps in found if steps), ROADMAP_THRESHOLDS)
 
 
 @click.command("report")

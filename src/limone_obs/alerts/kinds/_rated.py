@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, alerting, runbooks, samples, unittests
-from limone_obs.alerts.model import BurnTier, Group, Rule, ServiceSpec, Sli, Slo
+from limone_obs.alerts.model import BurnTier, Group, Panel, PanelName, Rule, ServiceSpec, Sli, Slo
 from limone_obs.alerts.rules import (
     LONG_GROUP_INTERVAL,
     LONG_WINDOW,
@@ -174,6 +174,27 @@ class RatedSli(Sli):
         del spec, slo
         return None
 
+    def dashboard_row(self) -> tuple[Panel, ...]:
+        """With burn tiers: objective and SLI, budget left, burn rates now and over time,
+        the SLI over time and the budget burndown; without: the bad-event ratio now. Then
+        the firing alerts, :meth:`progress_panels` and the good and bad events."""
+        name = PanelName
+        if not self.tiers:
+            return (
+                Panel(name.DEFINITION, 6), Panel(name.CURRENT_SLI, 6), Panel(name.FIRING, 6),
+                *self.progress_panels(), Panel(name.EVENTS, 18),
+            )  # fmt: skip
+        return (
+            Panel(name.DEFINITION, 6), Panel(name.OBJECTIVE_SLI, 4), Panel(name.BUDGET_LEFT, 3),
+            Panel(name.BURN_RATES, 5), Panel(name.FIRING, 6), Panel(name.SLI_SERIES, 12),
+            Panel(name.BURN_SERIES, 12), *self.progress_panels(), Panel(name.BURNDOWN, 12),
+            Panel(name.EVENTS, 12),
+        )  # fmt: skip
+
+    def progress_panels(self) -> tuple[Panel, ...]:
+        """Panels of the roadmap's progress in the dashboard row; none by default."""
+        return ()
+
 
 def long_ratio_expr(spec: ServiceSpec, slo: Slo, window: str) -> str:
     """The error ratio over ``window`` from the recorded 5m rates, weighted by requests:
@@ -267,6 +288,11 @@ def counter_rates(errors: Selector, total: Selector, window: str) -> tuple[str, 
     """(bad, all) events per second of two counters; a missing error series counts as 0."""
     bad = f"(sum(rate({errors.promql()}[{window}])) or vector(0))"
     return bad, f"sum(rate({total.promql()}[{window}]))"
+
+
+def counter_queries(errors: Selector, total: Selector) -> list[tuple[str, str]]:
+    """The ``total`` and ``errors`` counters' selections, for ``check --prometheus``."""
+    return [("total", total.promql()), ("errors", errors.promql())]
 
 
 def counter_series(

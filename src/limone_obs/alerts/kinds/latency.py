@@ -25,6 +25,8 @@ from limone_obs.alerts.kinds._rated import BudgetSli
 from limone_obs.alerts.model import (
     KIND_LATENCY,
     Group,
+    Panel,
+    PanelName,
     QuantileAlert,
     Rule,
     ServiceSpec,
@@ -62,6 +64,35 @@ class LatencySli(BudgetSli):
     def selectors(self) -> Mapping[str, Selector]:
         """``histogram`` and ``good``."""
         return {"histogram": self.histogram, "good": self.good}
+
+    def good_within_seconds(self) -> float | None:
+        """``threshold_seconds``."""
+        return self.threshold_seconds
+
+    def next_stages(self) -> tuple[float, ...]:
+        """``stages``."""
+        return self.stages
+
+    def roadmap(self, histogram: str) -> tuple[float, ...]:
+        """``threshold_seconds`` then ``stages`` when this SLI counts ``histogram``."""
+        return (self.threshold_seconds, *self.stages) if self.histogram.metric == histogram else ()
+
+    def progress_panels(self) -> tuple[Panel, ...]:
+        """The stages' progress, when the SLO has stages."""
+        return (Panel(PanelName.PROGRESS, 24),) if self.stages else ()
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """``_count`` and the threshold's ``_bucket`` of ``histogram``, then of ``good``
+        when the spec narrows it (else it is ``histogram``, queried already)."""
+        del spec
+        found = []
+        for key, selector in (("histogram", self.histogram), ("good", self.good)):
+            if key == "good" and selector == self.histogram:
+                continue
+            bucket = selector.with_metric(f"{selector.metric}_bucket")
+            found.append((key, selector.with_metric(f"{selector.metric}_count").promql()))
+            found.append((key, bucket.promql(le_matcher(self.threshold_seconds))))
+        return found
 
     def events(self) -> Selector:
         """The histogram's ``_count``."""

@@ -20,6 +20,7 @@ from limone_obs.alerts import _parse, alerting, runbooks, unittests
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.kinds._rated import (
     BudgetSli,
+    counter_queries,
     counter_rates,
     counter_series,
     two_instances_scenario,
@@ -75,6 +76,11 @@ class RatioSli(BudgetSli):
     def rates(self, window: str) -> tuple[str, str]:
         """Error counter rate (0 when missing) and total counter rate."""
         return counter_rates(self.errors, self.total, window)
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """``total`` and ``errors``."""
+        del spec
+        return counter_queries(self.errors, self.total)
 
     def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
         """A good and (when ``load`` has errors) a bad counter series."""

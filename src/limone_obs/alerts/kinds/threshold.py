@@ -16,6 +16,7 @@ from limone_obs.alerts import _parse, alerting, runbooks
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.kinds._rated import (
     RatedSli,
+    counter_queries,
     counter_rates,
     counter_series,
     two_instances_scenario,
@@ -53,9 +54,18 @@ class ThresholdSli(RatedSli):
         """Only the alert's window is recorded."""
         return [self.window]
 
+    def ratio_window(self) -> str | None:
+        """The alert's window."""
+        return self.window
+
     def rates(self, window: str) -> tuple[str, str]:
         """Error counter rate (0 when missing) and total counter rate."""
         return counter_rates(self.errors, self.total, window)
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """``total`` and ``errors``."""
+        del spec
+        return counter_queries(self.errors, self.total)
 
     def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
         """A good and (when ``load`` has errors) a bad counter series."""

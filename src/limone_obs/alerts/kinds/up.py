@@ -18,6 +18,8 @@ from limone_obs.alerts.model import (
     KIND_UP,
     SEVERITIES,
     Group,
+    Panel,
+    PanelName,
     Rule,
     ServiceSpec,
     Sli,
@@ -151,6 +153,14 @@ class UpSli(Sli):
         """Share of the job's targets up."""
         del slo
         return f'avg({c.SERIES_UP}{{{c.LABEL_JOB}="{spec.job}"}})'
+
+    def dashboard_row(self) -> tuple[Panel, ...]:
+        """The SLO's text, each target's ``up`` and the firing alerts."""
+        return (Panel(PanelName.DEFINITION, 6), Panel(PanelName.UP, 12), Panel(PanelName.FIRING, 6))
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """The job's ``up`` series."""
+        return [("job", Selector(c.SERIES_UP).promql(job_matcher(spec.job)))]
 
 
 def parse(ctx: _parse.Context, item: Reader) -> UpSli:
