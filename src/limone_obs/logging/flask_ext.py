@@ -180,7 +180,9 @@ class AccessLog:
             if trace is not None:
                 context[c.LOG_TRACE_ID], context[c.LOG_SPAN_ID] = trace
         context[c.LOG_METHOD] = state.method[:16]
-        context[c.LOG_PATH] = _pipeline.current.redact_text(state.path[:2048])
+        redactor = _pipeline.current.redactor
+        path = state.path[:2048]
+        context[c.LOG_PATH] = path if redactor is None else redactor.redact_text(path)
         log = _new(RequestLog)
         log.context = context
         log.token = _context.replace_context(context)
@@ -221,7 +223,10 @@ def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes
     # An unhandled exception or a 5xx is an error; anything else was served.
     level = "error" if state.exception is not None or status_code >= 500 else "info"
     context = _context.get_context()
-    if context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]:
+    # The usual case: the very dict begin() bound; a bind() in the view made a new one.
+    if context is not log.context and (
+        context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]
+    ):
         context = log.context  # ended from another context: use only this request's fields
     # The core fields in schema order, as Pipeline.head writes them; the message is a
     # constant with nothing to redact, and the context was redacted when bound.
