@@ -35,9 +35,14 @@ ROOT = HERE.parent
 #: Runs of each size and variant; the least count is kept (see _per_request).
 REPEATS = 2
 _TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
+#: Warm up, then freeze the garbage collector's view of the heap: a full collection (one
+#: every few thousand requests, ~6M instructions over the start-up objects) falling inside
+#: one run and not the other would move a per-request figure by ~1 %.
 _CLIENT = (
-    "import sys; sys.path.insert(0, {here!r}); import _apps; "
+    "import gc, sys; sys.path.insert(0, {here!r}); import _apps; "
     "client = getattr(_apps, {variant!r})().test_client(); paths = _apps.PATHS; "
+    "[client.get(paths[i % len(paths)], buffered=True) for i in range(50)]; "
+    "gc.collect(); gc.freeze(); "
     "[client.get(paths[i % len(paths)], buffered=True) for i in range({n})]"
 )
 
@@ -45,11 +50,23 @@ _CLIENT = (
 def _variants(quick: bool) -> list[str]:
     if quick:
         return ["bare", "limone"]
+    names = ["bare", "limone", "logged"]
     try:
         import prometheus_flask_exporter  # noqa: F401, PLC0415
     except ImportError:
-        return ["bare", "limone"]
-    return ["bare", "limone", "peer"]
+        return names
+    return [*names, "peer"]
+
+
+#: Without address-space randomisation (where ``setarch`` exists): the same layout, and so
+#: the same dict probes and allocator paths, in every run.
+_FIXED = ["setarch", "-R"] if shutil.which("setarch") else []
+
+
+def _fixed_env() -> dict[str, str]:
+    """The environment with a fixed hash seed: string hashes, and so dict and set
+    layouts, are the same in every run."""
+    return dict(os.environ, PYTHONHASHSEED="0")
 
 
 def _callgrind_total(out_file: Path) -> int:
@@ -65,8 +82,9 @@ def client_instructions(variant: str, n: int, tmp: Path) -> int:
     out = tmp / f"client-{variant}-{n}.cg"
     code = _CLIENT.format(here=str(HERE), variant=variant, n=n)
     subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
-        check=True, capture_output=True, cwd=ROOT, timeout=600,
+        [*_FIXED, "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+         sys.executable, "-c", code],
+        check=True, capture_output=True, cwd=ROOT, timeout=600, env=_fixed_env(),
     )  # fmt: skip
     return _callgrind_total(out)
 
@@ -105,10 +123,10 @@ def worker_instructions(variant: str, n: int, tmp: Path) -> int:
     run_dir = tmp / f"gunicorn-{variant}-{n}"
     (run_dir / "mp").mkdir(parents=True)
     port = _free_port()
-    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(run_dir / "mp"), GUNICORN_WORKERS="1",
+    env = dict(_fixed_env(), PROMETHEUS_MULTIPROC_DIR=str(run_dir / "mp"), GUNICORN_WORKERS="1",
                GUNICORN_BIND=f"127.0.0.1:{port}")  # fmt: skip
     argv = [
-        "valgrind", "--tool=callgrind", "--trace-children=yes",
+        *_FIXED, "valgrind", "--tool=callgrind", "--trace-children=yes",
         f"--callgrind-out-file={run_dir}/cg.%p", sys.executable, "-m", "gunicorn",
         "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
         "--chdir", str(HERE), f"_apps:{variant}()",
