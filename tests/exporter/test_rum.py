@@ -198,3 +198,21 @@ def test_every_allowed_page_is_an_app_rule() -> None:
     assert set(PAGES) <= receiver.pages()
     assert "/rum" not in receiver.pages()
     assert "/rum.js" not in receiver.pages()
+
+
+def test_unsigned_tokens_are_warned_about_once_and_only_when_rum_is_used(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No key: no warning at start (an app may never use RUM); one at the first tag."""
+    app = Flask("no_key")
+    Metrics(app, registry=CollectorRegistry())
+    app.add_url_rule("/page", "page", lambda: render_template_string("{{ limone_obs_rum() }}"))
+    app.add_url_rule("/plain", "plain", lambda: "plain")
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        app.test_client().get("/plain")
+        before = [r.getMessage() for r in caplog.records if "not signed" in r.getMessage()]
+        for _ in range(3):
+            app.test_client().get("/page")
+    after = [r.getMessage() for r in caplog.records if "not signed" in r.getMessage()]
+    assert ([], 1) == (before, len(after))
+    assert ("'no_key'" in after[0], "LIMONE_OBS_RUM = False" in after[0]) == (True, True)

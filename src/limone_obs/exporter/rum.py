@@ -199,6 +199,7 @@ class BeaconReceiver:
         self.limit = RateLimit(settings.rate)
         self._pages: frozenset[str] | None = None
         self._children: dict[tuple[str, str], Any] = {}
+        self._warned = False
 
     def pages(self) -> frozenset[str]:
         """URL rules of the app a page token may name (the RUM routes excluded)."""
@@ -209,7 +210,20 @@ class BeaconReceiver:
         return self._pages
 
     def token(self, rule: str) -> str:
-        """The signed ``data-page`` value naming URL rule ``rule``."""
+        """The signed ``data-page`` value naming URL rule ``rule``.
+
+        The first token of an app without a key logs a warning: only then does the app
+        use RUM (an app that never renders the tag has nothing to warn about).
+        """
+        if not self._warned:
+            self._warned = True
+            if not self.settings.signed:
+                _log.warning(
+                    "limone-obs: RUM page tokens are not signed (no SECRET_KEY or "
+                    "LIMONE_OBS_RUM_KEY): a browser can report timing for any page of %r; "
+                    "set one of them, or LIMONE_OBS_RUM = False to turn RUM off",
+                    self._app.name,
+                )
         return self.signer.sign(rule).decode()
 
     def page_of(self, token: object) -> str | None:
@@ -323,12 +337,6 @@ def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:
     settings = RumSettings.from_config(app.config)
     if not settings.enabled:
         return frozenset()
-    if not settings.signed:
-        _log.warning(
-            "limone-obs: RUM page tokens are not signed (no SECRET_KEY or LIMONE_OBS_RUM_KEY): "
-            "a browser can report timing for any page of %r",
-            app.name,
-        )
     receiver = BeaconReceiver(app, settings, instruments_for(metrics))
     blueprint = Blueprint(_BLUEPRINT, __name__)
     blueprint.add_url_rule(settings.path, "beacon", _beacon_view(receiver), methods=["POST"])
