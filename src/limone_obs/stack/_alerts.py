@@ -17,8 +17,10 @@ from limone_obs.errors import StackError
 
 @dataclass(frozen=True)
 class AlertInputs:
-    """The scrape job, rule files (file name -> YAML) and Alertmanager config (YAML)."""
+    """The service and scrape job of the spec, rule files (file name -> YAML) and
+    Alertmanager config (YAML)."""
 
+    service: str
     job: str
     rules: dict[str, str]
     alertmanager: str
@@ -42,4 +44,4 @@ def inputs(root: Path, webhook_url: str, *, fast: bool, spec: Path | None = None
     rules = {Path(rel).name: text.decode() for rel, text in build.rule_files(model).items()}
     grouping = {"group_wait": "1s", "group_interval": "5s"} if fast else {}
     config = alertmanager.render_config(model, webhook_url=webhook_url, **grouping)
-    return AlertInputs(job=model.job, rules=rules, alertmanager=config)
+    return AlertInputs(service=model.service, job=model.job, rules=rules, alertmanager=config)

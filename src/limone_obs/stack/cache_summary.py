@@ -21,8 +21,13 @@ from limone_obs import conventions as c
 MAX_PAIRS = 8
 
 
-def hit_ratio_lines(app_url: str, names: c.MetricNames) -> list[str]:
-    """``cache     <name>: 91 % hits (...)`` per cache, from one scrape of the service."""
+#: What the summary says when the demo counted no cache lookup.
+DEMO_NO_CACHE = "no cache lookups (no Redis: the demo ran without a cache)"
+
+
+def hit_ratio_lines(app_url: str, names: c.MetricNames, *, none: str = DEMO_NO_CACHE) -> list[str]:
+    """``cache     <name>: 91 % hits (...)`` per cache, from one scrape of the service;
+    ``cache     <none>`` when it counted no cache lookup."""
     counts: dict[str, dict[str, float]] = defaultdict(dict)
     try:
         text = requests.get(f"{app_url}/metrics", timeout=5).text
@@ -34,7 +39,7 @@ def hit_ratio_lines(app_url: str, names: c.MetricNames) -> list[str]:
     except (requests.RequestException, ValueError, KeyError) as exc:
         return [f"cache     not read ({type(exc).__name__} from {app_url}/metrics)"]
     if not counts:
-        return ["cache     no cache lookups (no Redis: the demo ran without a cache)"]
+        return [f"cache     {none}"]
     return [f"cache     {_ratio(cache, counts[cache])}" for cache in sorted(counts)]
 
 

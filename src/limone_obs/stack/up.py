@@ -151,13 +151,17 @@ class Stack:
             )
         fresh_workdir(self.opts.workdir)
         _write_secret(self.opts.workdir / ADMIN_TOKEN_FILE, self.admin_token)
-        self._start_redis()
-        self._start_app()
+        if not self.opts.own_app:  # the demo's cache; a service of your own brings its own
+            self._start_redis()
+        self._start_app(inputs.service if inputs is not None else None)
         if inputs is not None:
             self._start_monitoring(inputs)
 
-    def _start_app(self) -> None:
+    def _start_app(self, service: str | None) -> None:
+        """Start the app under gunicorn; its log lines name ``service`` (the spec's) unless
+        ``LIMONE_OBS_SERVICE`` is set."""
         work = self.opts.workdir
+        named = {c.ENV_SERVICE: service} if service and c.ENV_SERVICE not in os.environ else {}
         env = {
             **_base_env(),
             "GUNICORN_BIND": f"{LOOPBACK}:{self.opts.app_port}",
@@ -167,6 +171,7 @@ class Stack:
             "LIMONE_DEMO_DATA_DIR": str(work / "data" / "demo"),
             "LIMONE_DEMO_AI_LATENCY": self.opts.ai_latency,
             "LIMONE_OBS_ENV": os.environ.get("LIMONE_OBS_ENV", "local"),
+            **named,
             c.DEMO_ADMIN_TOKEN_ENV: self.admin_token,
             **({c.DEMO_REDIS_URL_ENV: self.redis_url} if self.redis_url else {}),
         }
@@ -387,7 +392,7 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     stack = Stack(opts, clock.say, out, stop)
     report = UpReport()
     load: _Load | None = None
-    _report_missing(stack.binaries, clock.say)
+    _report_missing(stack.binaries, clock.say, own_app=stack.opts.own_app)
     try:
         clock.say(f"starting {opts.app or 'the demo service'} under gunicorn ...")
         stack.start()
@@ -413,15 +418,17 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     return report
 
 
-def _report_missing(binaries: dict[str, str | None], say: Callable[[str], None]) -> None:
+def _report_missing(
+    binaries: dict[str, str | None], say: Callable[[str], None], *, own_app: bool
+) -> None:
     for service, path in binaries.items():
-        if path is None:
+        if path is None and not (own_app and service == "redis-server"):  # the demo's only
             say(
                 f"{service} not found on PATH: install it with `sudo {procs.install_hint(service)}`"
             )
     if binaries["prometheus"] is None:
         say("running the demo service and the load without Prometheus and Alertmanager")
-    if binaries["redis-server"] is None:
+    if binaries["redis-server"] is None and not own_app:
         say("running the demo service without a Redis cache (it says so in its log)")
 
 
@@ -534,7 +541,8 @@ def _fixes_summary(stack: Stack, began: float) -> list[str]:
     if "app" not in stack.procs or not stack.procs["app"].alive():
         return []
     names = c.MetricNames()
-    lines = cache_summary.hit_ratio_lines(stack.app_url, names)
+    none = "no cache lookups" if stack.opts.own_app else cache_summary.DEMO_NO_CACHE
+    lines = cache_summary.hit_ratio_lines(stack.app_url, names, none=none)
     if "prometheus" in stack.procs:
         prometheus = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
         lines += cache_summary.calls_per_request_lines(prometheus, names, began, time.time())
