@@ -2,13 +2,14 @@
 
 Wall and CPU times on a shared 2-core machine move by several percent between runs;
 instruction counts do not (the same binary, inputs and environment give the same total).
-Each variant is run with a small and a large number of requests, and the difference
-divided by the difference in requests gives the cost of one request without start-up;
-each size runs twice and the lesser count is kept (a rare one-off in a run only adds).
+Each run is made twice and the lesser count kept (a rare one-off in a run only adds).
 
-1. Flask test client, single process (the ``_apps`` variants).
+1. Flask test client, single process (the ``_apps`` variants): each variant is run with
+   a small and a large number of requests, and the difference divided by the difference
+   in requests gives the cost of one request without start-up.
 2. One gunicorn sync worker under ``exporter/gunicorn.conf.py`` (multiprocess storage),
-   sequential requests from this process on 127.0.0.1; only the worker's count is read.
+   sequential requests from this process on 127.0.0.1: the worker's counters are zeroed
+   after a warm-up and dumped after the measured requests (``callgrind_control``).
 
 Skipped, with a note, when valgrind is not installed (``apt-get install valgrind``).
 """
@@ -34,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Runs of each size and variant; the least count is kept (see _per_request).
 REPEATS = 2
+#: Requests a gunicorn worker serves before its counters are zeroed.
+WARM_UP = 50
 _TOTAL = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 #: Warm up, then freeze the garbage collector's view of the heap: a full collection (one
 #: every few thousand requests, ~6M instructions over the start-up objects) falling inside
@@ -118,8 +121,25 @@ def _free_port() -> int:
         return port
 
 
-def worker_instructions(variant: str, n: int, tmp: Path) -> int:
-    """Instructions of the one gunicorn worker that served ``n`` requests."""
+def _only_child(pid: int) -> int:
+    """The one child process of ``pid`` (the gunicorn worker of the master ``pid``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if len(children) != 1:
+        raise RuntimeError(f"expected one gunicorn worker under {pid}, found {children}")
+    return int(children[0])
+
+
+def _callgrind_control(*args: str) -> None:
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True, timeout=120)
+
+
+def worker_per_request(variant: str, n: int, tmp: Path) -> float:
+    """Instructions per request of one gunicorn worker serving ``n`` sequential requests.
+
+    Counted only while it serves them (``callgrind_control``: counters zeroed after a
+    warm-up, dumped after the last request), so the worker's start-up, whose cost varies
+    from run to run by tens of millions of instructions, is never in the figure.
+    """
     run_dir = tmp / f"gunicorn-{variant}-{n}"
     (run_dir / "mp").mkdir(parents=True)
     port = _free_port()
@@ -135,21 +155,30 @@ def worker_instructions(variant: str, n: int, tmp: Path) -> int:
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)
     try:
         _wait_port(port)
+        worker = _only_child(proc.pid)
+        for i in range(WARM_UP):
+            _get(port, PATHS[i % len(PATHS)])
+        _callgrind_control("--zero", str(worker))
         for i in range(n):
             _get(port, PATHS[i % len(PATHS)])
+        _callgrind_control("--dump=measured", str(worker))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=120)
-    worker = [f for f in run_dir.glob("cg.*") if f.name != f"cg.{proc.pid}"]
-    return max(_callgrind_total(f) for f in worker)
+    dumps = list(run_dir.glob(f"cg.{worker}.*"))
+    if len(dumps) != 1:
+        raise RuntimeError(f"expected one callgrind dump of worker {worker}, found {dumps}")
+    return _callgrind_total(dumps[0]) / n
 
 
 def _per_request(measure: str, variant: str, sizes: tuple[int, int], tmp: Path) -> float:
-    fn = client_instructions if measure == "client" else worker_instructions
-    # A run now and then does a one-off piece of work (seen: +77M instructions at start-up,
-    # timing-dependent) that would add ~150k to the per-request figure; it only ever adds,
-    # so the least of a few runs of each size is the clean one.
-    small, large = (min(fn(variant, n, tmp / f"r{i}") for i in range(REPEATS)) for n in sizes)
+    if measure == "worker":
+        return min(worker_per_request(variant, sizes[1], tmp / f"r{i}") for i in range(REPEATS))
+    # A run now and then does a one-off piece of work that would add to the per-request
+    # figure; it only ever adds, so the least of a few runs of each size is the clean one.
+    small, large = (
+        min(client_instructions(variant, n, tmp / f"r{i}") for i in range(REPEATS)) for n in sizes
+    )
     return (large - small) / (sizes[1] - sizes[0])
 
 
@@ -173,16 +202,17 @@ def run(quick: bool) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             client = _rows("client", (5, 15), Path(tmp), quick)
         return head + "Quick run (test client only):\n\n" + table(header, client) + "\n"
-    client_sizes, worker_sizes = (200, 1000), (100, 600)
+    client_sizes, worker_requests = (200, 1000), 500
     with tempfile.TemporaryDirectory() as tmp:
         client = _rows("client", client_sizes, Path(tmp), quick)
-        worker = _rows("worker", worker_sizes, Path(tmp), quick)
+        worker = _rows("worker", (0, worker_requests), Path(tmp), quick)
     return (
         head
         + "Deterministic counterpart of the timings above: the difference between runs of "
-        + f"{client_sizes[0]} and {client_sizes[1]} requests (test client) and of "
-        + f"{worker_sizes[0]} and {worker_sizes[1]} requests (one gunicorn worker, "
-        + "multiprocess storage), per request.\n\nFlask test client:\n\n"
+        + f"{client_sizes[0]} and {client_sizes[1]} requests (test client, after a warm-up "
+        + f"and gc.freeze()), and {worker_requests} requests counted alone after "
+        + f"{WARM_UP} of warm-up (one gunicorn worker, multiprocess storage), per request."
+        + "\n\nFlask test client:\n\n"
         + table(header, client)
         + "\n\ngunicorn worker (exporter/gunicorn.conf.py):\n\n"
         + table(header, worker)
