@@ -13,7 +13,7 @@ from limone_obs.alerts.spec import (
     load_spec,
     parse_spec,
 )
-from limone_obs.errors import SpecError
+from limone_obs.errors import SpecError, SpecErrors
 from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
 
 MINIMAL = """
@@ -187,3 +187,63 @@ def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
         "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/billing/availability.md",
         "http://127.0.0.1:3000/d/billing-slos",
     ) == (slo.runbook_url, slo.dashboard_url)
+
+
+def test_parse_spec_raises_every_independent_error() -> None:
+    """Errors in two SLOs and in a top-level field come out together, each located."""
+    text = edited("service: limoneide\n", "service: ''\n")
+    text = edited("    objective: 99.9\n", "    objective: 0.999\n", text)
+    text = edited("period: 30d\n", "period: 1h\n", text)
+    with pytest.raises(SpecErrors) as info:
+        parse_spec(text, source="slo.yaml")
+    assert [
+        "slo.yaml: service",
+        "slo.yaml: period",
+        "slo.yaml: slos[0] (availability).objective",
+    ] == [error.location for error in info.value.errors]
+
+
+def test_a_single_error_reads_as_before() -> None:
+    """With one problem, the raised error's text is that problem's ``location: message``."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(edited("service: limoneide\n", "service: ''\n"), source="slo.yaml")
+    assert str(info.value) == "slo.yaml: service: must be a non-empty string, found a string ''"
+
+
+def test_errors_of_another_exporter_metric_than_total_is_refused() -> None:
+    """Cache-lookup errors over requests: both the exporter's, not the same metric: refused
+    at ``errors``, naming both selectors."""
+    text = edited(
+        'errors: limoneide_requests_total{status=~"5.."}',
+        'errors: limoneide_cache_requests_total{result="error"}',
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    error = info.value
+    assert (
+        "slo.yaml: slos[0] (availability).errors",
+        True,
+    ) == (error.location, "limoneide_cache_requests_total" in error.detail and
+          "is not a part of total limoneide_requests_total" in error.detail)  # fmt: skip
+
+
+def test_errors_without_totals_matchers_is_refused() -> None:
+    """errors on total's metric must keep total's matchers: GET requests over all methods'
+    5xx would count POST errors that total leaves out."""
+    text = edited(
+        "total: limoneide_requests_total\n", 'total: limoneide_requests_total{method="GET"}\n'
+    )
+    with pytest.raises(SpecError, match="with total's matchers and more"):
+        parse_spec(text, source="slo.yaml")
+
+
+def test_errors_of_the_users_own_counters_are_not_checked_against_total() -> None:
+    """Outside the exporter's namespace the series are the service's own: another counter
+    as errors is accepted (the docs say the rule is checked only for the exporter's)."""
+    text = edited("    total: limoneide_requests_total\n", "    total: shop_orders_total\n")
+    text = edited(
+        'errors: limoneide_requests_total{status=~"5.."}',
+        'errors: shop_orders_failed_total{reason="payment"}',
+        text,
+    )
+    assert parse_spec(text).slos[0].name == "availability"

@@ -229,9 +229,15 @@ class Catalogue:
     def _unknown(self, metric: str) -> str:
         close = difflib.get_close_matches(metric, self.names, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""
+        families = ", ".join(
+            name[len(self.namespace) + 1 :]
+            for name, (info, part) in self.names.items()
+            if not part and info.suffix != metric[len(self.namespace) + 1 :]
+        )
         return (
             f"{metric} is not a series of the exporter in namespace {self.namespace!r}: "
-            f"{hint}exporter/METRICS.md lists them"
+            f"{hint}its series are {self.namespace}_ + one of: {families} (histograms also "
+            "as _bucket, _count, _sum)"
         )
 
     def _histograms(self) -> str:
