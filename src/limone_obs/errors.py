@@ -28,7 +28,7 @@ class SpecError(LimoneObsError):
         super().__init__(f"{location}: {message}")
 
 
-class SpecErrors(SpecError):
+class CollectedSpecError(SpecError):
     """Several independent problems of one spec, each a located :class:`SpecError`.
 
     ``errors`` keeps them in the order found; the message is one ``location: message``
@@ -37,7 +37,7 @@ class SpecErrors(SpecError):
 
     def __init__(self, errors: list[SpecError]) -> None:
         if not errors:
-            raise ValueError("SpecErrors needs at least one error")
+            raise ValueError("CollectedSpecError needs at least one error")
         self.errors = list(errors)
         super().__init__(errors[0].location, errors[0].detail)
         self.args = ("\n".join(str(error) for error in self.errors),)

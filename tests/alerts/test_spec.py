@@ -13,7 +13,7 @@ from limone_obs.alerts.spec import (
     load_spec,
     parse_spec,
 )
-from limone_obs.errors import SpecError, SpecErrors
+from limone_obs.errors import CollectedSpecError, SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
 
 MINIMAL = """
@@ -194,7 +194,7 @@ def test_parse_spec_raises_every_independent_error() -> None:
     text = edited("service: limoneide\n", "service: ''\n")
     text = edited("    objective: 99.9\n", "    objective: 0.999\n", text)
     text = edited("period: 30d\n", "period: 1h\n", text)
-    with pytest.raises(SpecErrors) as info:
+    with pytest.raises(CollectedSpecError) as info:
         parse_spec(text, source="slo.yaml")
     assert [
         "slo.yaml: service",

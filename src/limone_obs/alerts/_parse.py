@@ -34,7 +34,7 @@ from limone_obs.alerts.model import (
     job_matcher,
 )
 from limone_obs.alerts.selectors import Catalogue, Matcher, Selector, parse_selector
-from limone_obs.errors import SpecError, SpecErrors
+from limone_obs.errors import CollectedSpecError, SpecError
 
 T = TypeVar("T")
 
@@ -90,16 +90,16 @@ class Found:
         """``read()``, or ``fallback`` after keeping the error(s) it raised."""
         try:
             return read()
-        except SpecErrors as exc:
+        except CollectedSpecError as exc:
             self.errors += exc.errors
         except SpecError as exc:
             self.errors.append(exc)
         return fallback
 
     def raise_any(self) -> None:
-        """Raise every error kept (one :class:`SpecErrors`), if any."""
+        """Raise every error kept (one :class:`CollectedSpecError`), if any."""
         if self.errors:
-            raise SpecErrors(self.errors)
+            raise CollectedSpecError(self.errors)
 
 
 def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
@@ -107,7 +107,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     (:data:`limone_obs.alerts.kinds.PARSERS`).
 
     Every top-level field, every tier and every SLO is checked even after another fails;
-    all the errors found are raised together as one :class:`SpecErrors`. Within one SLO,
+    all the errors found are raised together as one :class:`CollectedSpecError`. Within one SLO,
     unknown keys and the common fields are all reported, and the kind's own fields stop
     at their first error (later ones depend on it).
     """

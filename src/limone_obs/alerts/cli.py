@@ -26,7 +26,7 @@ from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
 from limone_obs.alerts.spec import SPEC_PATH, parse_spec
-from limone_obs.errors import ConfigError, SpecError, SpecErrors
+from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
 
 #: SLO fields holding a series selector, and whether each names a histogram.
 SELECTOR_FIELDS = {"total": False, "errors": False, "histogram": True, "good": True}
@@ -83,7 +83,7 @@ def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, li
     problems = lint(data, source)
     try:
         spec = parse_spec(text, source)
-    except SpecErrors as exc:
+    except CollectedSpecError as exc:
         return None, _merged(exc.errors, problems)
     except SpecError as exc:
         return None, _merged([exc], problems)

@@ -5,10 +5,10 @@ Spec fields: ``objective``, ``histogram`` (base name and matchers: every event c
 ``outcome="ok"``; a fast event outside it is bad), ``threshold_seconds`` (a bucket
 boundary), ``stages`` (the roadmap's next thresholds, e.g. ``[1.0, 0.6]``), ``tiers``,
 ``min_rate``, ``quantile_alert: {for, severity}``. Alerts: ``<Slo>ErrorBudgetBurn`` per
-enabled tier, ``<Slo>P95High`` (the objective's quantile). Only ``threshold_seconds``, the
-committed step, alerts; each stage records the share of events within it
-(``slo:stage_sli:ratio_rate<w>{stage_seconds}``), shown on the SLO dashboard and by
-``limone-obs status`` as progress.
+enabled tier, ``<Slo>P<objective>High`` (the objective's quantile: ``P95High`` for 95,
+``P99High`` for 99). Only ``threshold_seconds``, the committed step, alerts; each stage
+records the share of events within it (``slo:stage_sli:ratio_rate<w>{stage_seconds}``),
+shown on the SLO dashboard and by ``limone-obs status`` as progress.
 """
 
 from __future__ import annotations
