@@ -190,16 +190,18 @@ def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
 
 
 def test_parse_spec_raises_every_independent_error() -> None:
-    """Errors in two SLOs and in a top-level field come out together, each located."""
+    """Errors in two top-level fields and in two SLOs come out together, each located."""
     text = edited("service: limoneide\n", "service: ''\n")
     text = edited("    objective: 99.9\n", "    objective: 0.999\n", text)
     text = edited("period: 30d\n", "period: 1h\n", text)
+    text = edited("    threshold_seconds: 2.5\n", "    threshold_seconds: 0.7\n", text)
     with pytest.raises(CollectedSpecError) as info:
         parse_spec(text, source="slo.yaml")
     assert [
         "slo.yaml: service",
         "slo.yaml: period",
         "slo.yaml: slos[0] (availability).objective",
+        "slo.yaml: slos[1] (latency).threshold_seconds",
     ] == [error.location for error in info.value.errors]
 
 
