@@ -53,10 +53,12 @@ MAY_BE_EMPTY = frozenset({"errors", "good"})
 def check(spec_path: Path, prometheus_url: str | None) -> None:
     """Validate the SLO spec; exit 2 printing every located error found.
 
-    Every top-level field, every tier, every SLO (its unknown keys, its common fields and
-    the first error of its kind's own fields) and every selector against the exporter's
-    catalogue is checked even after another one fails. A YAML syntax error stops
-    everything: nothing else can be read until the file parses.
+    Each top-level field (the first error within it), each tier, each SLO (all its
+    unknown keys and common fields, the first error of its kind's own fields) and each
+    selector against the exporter's catalogue is checked even after another one fails.
+    A YAML syntax error stops everything: nothing else can be read until the file
+    parses. --prometheus runs only on a valid spec. A valid spec prints its SLOs and the
+    alert rules written (SLO alerts + kit-health alerts).
     """
     text = read_spec(spec_path)
     source = str(spec_path)
