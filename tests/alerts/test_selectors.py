@@ -140,6 +140,12 @@ def test_another_softwares_requests_total_is_not_a_namespace_mismatch() -> None:
     assert None is catalogue.foreign_namespace(parse_selector("nginx_http_requests_total"))
 
 
+def test_another_softwares_worker_threads_is_not_a_namespace_mismatch() -> None:
+    """celery_worker_threads has no label to tell it from the exporter's: it is not flagged."""
+    catalogue = Catalogue.of("limoneide")
+    assert None is catalogue.foreign_namespace(parse_selector("celery_worker_threads"))
+
+
 def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> None:
     """A distinctive exporter name, or a generic one with an exporter label, names its prefix."""
     catalogue = Catalogue.of("limoneide")
