@@ -189,20 +189,25 @@ def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
     ) == (slo.runbook_url, slo.dashboard_url)
 
 
+def _locations(text: str) -> list[str]:
+    """The location of each error parse_spec raises at once for ``text``."""
+    with pytest.raises(CollectedSpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    return [error.location for error in info.value.errors]
+
+
 def test_parse_spec_raises_every_independent_error() -> None:
     """Errors in two top-level fields and in two SLOs come out together, each located."""
     text = edited("service: limoneide\n", "service: ''\n")
     text = edited("    objective: 99.9\n", "    objective: 0.999\n", text)
     text = edited("period: 30d\n", "period: 1h\n", text)
     text = edited("    threshold_seconds: 2.5\n", "    threshold_seconds: 0.7\n", text)
-    with pytest.raises(CollectedSpecError) as info:
-        parse_spec(text, source="slo.yaml")
-    assert [
+    assert _locations(text) == [
         "slo.yaml: service",
         "slo.yaml: period",
         "slo.yaml: slos[0] (availability).objective",
         "slo.yaml: slos[1] (latency).threshold_seconds",
-    ] == [error.location for error in info.value.errors]
+    ]
 
 
 def test_a_single_error_reads_as_before() -> None:
@@ -249,3 +254,14 @@ def test_errors_of_the_users_own_counters_are_not_checked_against_total() -> Non
         text,
     )
     assert parse_spec(text).slos[0].name == "availability"
+
+
+def test_two_errors_of_one_slos_kind_fields_are_both_reported() -> None:
+    """A missing objective does not hide a bad stages list or quantile_alert of that SLO."""
+    text = edited("    objective: 95\n", "", edited("stages: [1.0, 0.6]", "stages: [3]"))
+    text = edited("quantile_alert: {", "quantile_alert: {window: 5m, ", text)
+    assert _locations(text) == [
+        "slo.yaml: slos[1] (latency).objective",
+        "slo.yaml: slos[1] (latency).stages[0]",
+        "slo.yaml: slos[1] (latency).quantile_alert.window",
+    ]

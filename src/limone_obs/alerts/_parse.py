@@ -107,9 +107,9 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     (:data:`limone_obs.alerts.kinds.PARSERS`).
 
     Every top-level field, every tier and every SLO is checked even after another fails;
-    all the errors found are raised together as one :class:`CollectedSpecError`. Within one SLO,
-    unknown keys and the common fields are all reported, and the kind's own fields stop
-    at their first error (later ones depend on it).
+    all the errors found are raised together as one :class:`CollectedSpecError`. Within one
+    SLO every field is read (the kinds' parsers collect too), except one that depends on a
+    field in error (``threshold_seconds`` on ``histogram``).
     """
     found = Found()
     found.errors += top.unknown(TOP_KEYS)
@@ -523,6 +523,17 @@ def _tier_overrides(ctx: Context, item: Reader) -> dict[str, str]:
         else:
             found[name] = block.choice(name, (*SEVERITIES, TIER_OFF))
     return found
+
+
+def tiers_of(
+    found: Found, ctx: Context, item: Reader, objective: float | None
+) -> tuple[BurnTier, ...]:
+    """:func:`slo_tiers`, its error kept in ``found``; without a valid ``objective`` only
+    the overrides are checked (whether a tier can fire depends on the objective)."""
+    if objective is None:
+        found.get(lambda: _tier_overrides(ctx, item), None)
+        return ()
+    return found.get(lambda: slo_tiers(ctx, item, objective), ())
 
 
 def slo_tiers(ctx: Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:

@@ -53,9 +53,9 @@ MAY_BE_EMPTY = frozenset({"errors", "good"})
 def check(spec_path: Path, prometheus_url: str | None) -> None:
     """Validate the SLO spec; exit 2 printing every located error found.
 
-    Each top-level field (the first error within it), each tier, each SLO (all its
-    unknown keys and common fields, the first error of its kind's own fields) and each
-    selector against the exporter's catalogue is checked even after another one fails.
+    Each top-level field, each tier, each field of each SLO (the first error within
+    each; a field that depends on one in error waits) and each selector against the
+    exporter's catalogue is checked even after another one fails.
     A YAML syntax error stops everything: nothing else can be read until the file
     parses. --prometheus runs only on a valid spec. A valid spec prints its SLOs and the
     alert rules written (SLO alerts + kit-health alerts).
