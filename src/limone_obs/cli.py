@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from limone_obs import artifacts
-from limone_obs.errors import LimoneObsError
+from limone_obs.errors import CollectedSpecError, LimoneObsError
 
 #: Areas whose ``cli.commands`` are added to the group.
 _AREAS = ("exporter", "logging", "alerts", "dashboards", "stack", "report")
@@ -27,6 +27,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CollectedSpecError as exc:  # one line per located error
+            for error in exc.errors:
+                click.echo(f"error: {error}", err=True)
+            sys.exit(2)
         except LimoneObsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

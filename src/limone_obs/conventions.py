@@ -464,6 +464,9 @@ LABEL_PAGE: Final = "page"
 LABEL_PHASE: Final = "phase"
 #: ``<ns>_workers{state}``: gunicorn workers (threads for gthread) busy or idle.
 SUFFIX_WORKERS: Final = "workers"
+#: ``<ns>_worker_threads``: request slots of each live gunicorn worker (threads for
+#: gthread, 1 for sync), summed; ``<ns>_workers{state}`` is derived from it at scrape time.
+SUFFIX_WORKER_THREADS: Final = "worker_threads"
 LABEL_STATE: Final = "state"
 WORKER_BUSY: Final = "busy"
 WORKER_IDLE: Final = "idle"
@@ -540,6 +543,7 @@ EXPORTER_SERIES: Final = (
     SeriesInfo(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL, TYPE_COUNTER, (LABEL_REASON,)),
     SeriesInfo(SUFFIX_PAGE_LOAD_SECONDS, TYPE_HISTOGRAM, (LABEL_PAGE, LABEL_PHASE)),
     SeriesInfo(SUFFIX_WORKERS, TYPE_GAUGE, (LABEL_STATE,)),
+    SeriesInfo(SUFFIX_WORKER_THREADS, TYPE_GAUGE, ()),
 )
 #: Labels Prometheus adds to every scraped series.
 TARGET_LABELS: Final = (LABEL_JOB, LABEL_INSTANCE)
@@ -589,9 +593,6 @@ RUM_RESULTS: Final = (RUM_ACCEPTED, RUM_MALFORMED, RUM_TOO_LARGE, RUM_BAD_PAGE, 
 RUM_DEFAULT_PATH: Final = "/rum"
 #: Name of the Jinja global rendering the script tag.
 RUM_JINJA_GLOBAL: Final = "limone_obs_rum"
-#: ``<ns>_worker_threads``: request slots of each live gunicorn worker (threads for
-#: gthread, 1 for sync), summed; ``<ns>_workers{state}`` is derived from it at scrape time.
-SUFFIX_WORKER_THREADS: Final = "worker_threads"
 #: Under gunicorn (multiprocess mode) the process series cover the master and every live
 #: worker: the ``SERIES_PROCESS_*`` names hold the host's sum (CPU includes retired
 #: workers, so it never goes down), these the largest single worker.

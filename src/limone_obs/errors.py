@@ -28,6 +28,24 @@ class SpecError(LimoneObsError):
         super().__init__(f"{location}: {message}")
 
 
+class CollectedSpecError(SpecError):
+    """Several independent problems of one spec, each a located :class:`SpecError`.
+
+    ``errors`` keeps them in the order found; the message is one ``location: message``
+    line per problem, so with one problem it reads exactly like that SpecError.
+    """
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        if not errors:
+            raise ValueError("CollectedSpecError needs at least one error")
+        self.errors = list(errors)
+        super().__init__(errors[0].location, errors[0].detail)
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ArtifactError(LimoneObsError):
     """A generated artifact is stale, missing, or could not be written."""
 

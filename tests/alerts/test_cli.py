@@ -25,10 +25,73 @@ from tests.support import ROOT, need, serve
 
 
 def test_check_accepts_the_committed_spec() -> None:
-    """The committed spec is valid: 7 SLOs and 26 alert rules, exit 0."""
+    """The committed spec is valid: 7 SLOs, 26 SLO alert rules + 4 health alerts, and the
+    sum is the number of alert rules the generated rule files hold (what promtool counts)."""
     result = CliRunner().invoke(main, ["check", "--spec", str(ROOT / "alerts" / "slo.yaml")])
-    expected = f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 7 SLOs, 26 alert rules\n"
+    written = sum(
+        len([rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
+             if "alert" in rule])
+        for path in (ROOT / "alerts" / "rules").glob("*.yml")
+    )  # fmt: skip
+    expected = (
+        f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 7 SLOs, 26 SLO alert rules + 4 health alerts "
+        f"= {written} alert rules\n"
+    )
     assert (0, expected) == (result.exit_code, result.output)
+
+
+THREE_ERRORS = """\
+version: 1
+service: ""
+tiers:
+  page-fast: {severity: page, long_window: 1h, short_window: 5m, budget_percent: 2, for: 2 minutes}
+slos:
+  - name: availability
+    kind: ratio
+    objectiv: 99.9
+"""
+
+
+def test_check_prints_every_independent_error_each_located(tmp_path: Path) -> None:
+    """An empty service, a tier's `for: 2 minutes` and an SLO's typo `objectiv:` are three
+    independent errors: check prints all of them (and the missing objective), exit 2."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(THREE_ERRORS)
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    located = [line.split(": ", 3)[2] for line in result.output.splitlines()]
+    expected = [
+        "service",
+        "tiers.page-fast.for",
+        "slos[0] (availability).objectiv",
+        "slos[0] (availability).objective",
+    ]
+    assert (2, expected) == (result.exit_code, located)
+
+
+def test_check_prints_catalogue_and_model_errors_together(tmp_path: Path) -> None:
+    """A misspelt metric (the catalogue's error) does not hide an error of another field."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(
+        edited("service: limoneide\n", "service: Limone IDE\n").replace(
+            "total: limoneide_requests_total\n", "total: limoneide_request_total\n", 1
+        )
+    )
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    located = [line.split(": ", 3)[2] for line in result.output.splitlines()]
+    assert (2, ["service", "slos[0] (availability).total"]) == (result.exit_code, located)
+
+
+def test_check_says_a_yaml_syntax_error_stops_the_checks(tmp_path: Path) -> None:
+    """Invalid YAML: the located syntax error, then a note that nothing else was checked."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text("service: shop\nslos: [\n")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    lines = result.output.splitlines()
+    assert (2, f"error: {spec}: line 3: invalid YAML", "note: nothing else is checked") == (
+        result.exit_code,
+        lines[0][: len(f"error: {spec}: line 3: invalid YAML")],
+        lines[1][:29],
+    )
 
 
 def test_check_reads_alerts_slo_yaml_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

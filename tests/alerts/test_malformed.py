@@ -597,3 +597,14 @@ def test_check_knows_the_exporter(case: Case, tmp_path: Path) -> None:
     line = f"error: {where}: "
     found = [row for row in result.output.splitlines() if row.startswith(line)]
     assert (2, True) == (result.exit_code, any(case.says in row for row in found)), result.output
+
+
+def test_build_prints_every_error_on_its_own_line(tmp_path: Path) -> None:
+    """build on a spec with errors in two places: one ``error:`` line each, nothing written."""
+    text = edited("service: limoneide\n", "service: ''\n")
+    text = edited("period: 30d\n", "period: 1h\n", text)
+    root = _tree(tmp_path, text)
+    before = snapshot(root)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    starts = [line.split(": ", 3)[2] for line in result.output.splitlines()]
+    assert (2, ["service", "period"], before) == (result.exit_code, starts, snapshot(root))

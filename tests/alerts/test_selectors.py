@@ -140,6 +140,12 @@ def test_another_softwares_requests_total_is_not_a_namespace_mismatch() -> None:
     assert None is catalogue.foreign_namespace(parse_selector("nginx_http_requests_total"))
 
 
+def test_another_softwares_worker_threads_is_not_a_namespace_mismatch() -> None:
+    """celery_worker_threads has no label to tell it from the exporter's: it is not flagged."""
+    catalogue = Catalogue.of("limoneide")
+    assert None is catalogue.foreign_namespace(parse_selector("celery_worker_threads"))
+
+
 def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> None:
     """A distinctive exporter name, or a generic one with an exporter label, names its prefix."""
     catalogue = Catalogue.of("limoneide")
@@ -147,3 +153,12 @@ def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> 
         catalogue.foreign_namespace(parse_selector("billing_request_duration_seconds")),
         catalogue.foreign_namespace(parse_selector('billing_requests_total{status=~"5.."}')),
     )
+
+
+def test_an_unknown_exporter_name_lists_the_exporters_series() -> None:
+    """A name in the namespace the exporter lacks: the message lists the valid names
+    (a pip user has no exporter/METRICS.md to look at)."""
+    catalogue = Catalogue.of("shop")
+    [problem] = catalogue.problems(parse_selector("shop_request_total"))
+    listed = [f"{info.suffix}" for info in c.EXPORTER_SERIES if info.suffix != "request_total"]
+    assert (True, "METRICS.md" in problem) == (all(name in problem for name in listed), False)

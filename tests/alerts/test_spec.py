@@ -13,7 +13,7 @@ from limone_obs.alerts.spec import (
     load_spec,
     parse_spec,
 )
-from limone_obs.errors import SpecError
+from limone_obs.errors import CollectedSpecError, SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, parse_edited
 
 MINIMAL = """
@@ -187,3 +187,81 @@ def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
         "https://github.com/limoneide/limone-obs/blob/main/alerts/runbooks/billing/availability.md",
         "http://127.0.0.1:3000/d/billing-slos",
     ) == (slo.runbook_url, slo.dashboard_url)
+
+
+def _locations(text: str) -> list[str]:
+    """The location of each error parse_spec raises at once for ``text``."""
+    with pytest.raises(CollectedSpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    return [error.location for error in info.value.errors]
+
+
+def test_parse_spec_raises_every_independent_error() -> None:
+    """Errors in two top-level fields and in two SLOs come out together, each located."""
+    text = edited("service: limoneide\n", "service: ''\n")
+    text = edited("    objective: 99.9\n", "    objective: 0.999\n", text)
+    text = edited("period: 30d\n", "period: 1h\n", text)
+    text = edited("    threshold_seconds: 2.5\n", "    threshold_seconds: 0.7\n", text)
+    assert _locations(text) == [
+        "slo.yaml: service",
+        "slo.yaml: period",
+        "slo.yaml: slos[0] (availability).objective",
+        "slo.yaml: slos[1] (latency).threshold_seconds",
+    ]
+
+
+def test_a_single_error_reads_as_before() -> None:
+    """With one problem, the raised error's text is that problem's ``location: message``."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(edited("service: limoneide\n", "service: ''\n"), source="slo.yaml")
+    assert str(info.value) == "slo.yaml: service: must be a non-empty string, found a string ''"
+
+
+def test_errors_of_another_exporter_metric_than_total_is_refused() -> None:
+    """Cache-lookup errors over requests: both the exporter's, not the same metric: refused
+    at ``errors``, naming both selectors."""
+    text = edited(
+        'errors: limoneide_requests_total{status=~"5.."}',
+        'errors: limoneide_cache_requests_total{result="error"}',
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    error = info.value
+    assert (
+        "slo.yaml: slos[0] (availability).errors",
+        True,
+    ) == (error.location, "limoneide_cache_requests_total" in error.detail and
+          "is not a part of total limoneide_requests_total" in error.detail)  # fmt: skip
+
+
+def test_errors_without_totals_matchers_is_refused() -> None:
+    """errors on total's metric must keep total's matchers: GET requests over all methods'
+    5xx would count POST errors that total leaves out."""
+    text = edited(
+        "total: limoneide_requests_total\n", 'total: limoneide_requests_total{method="GET"}\n'
+    )
+    with pytest.raises(SpecError, match="with total's matchers and more"):
+        parse_spec(text, source="slo.yaml")
+
+
+def test_errors_of_the_users_own_counters_are_not_checked_against_total() -> None:
+    """Outside the exporter's namespace the series are the service's own: another counter
+    as errors is accepted (the docs say the rule is checked only for the exporter's)."""
+    text = edited("    total: limoneide_requests_total\n", "    total: shop_orders_total\n")
+    text = edited(
+        'errors: limoneide_requests_total{status=~"5.."}',
+        'errors: shop_orders_failed_total{reason="payment"}',
+        text,
+    )
+    assert parse_spec(text).slos[0].name == "availability"
+
+
+def test_two_errors_of_one_slos_kind_fields_are_both_reported() -> None:
+    """A missing objective does not hide a bad stages list or quantile_alert of that SLO."""
+    text = edited("    objective: 95\n", "", edited("stages: [1.0, 0.6]", "stages: [3]"))
+    text = edited("quantile_alert: {", "quantile_alert: {window: 5m, ", text)
+    assert _locations(text) == [
+        "slo.yaml: slos[1] (latency).objective",
+        "slo.yaml: slos[1] (latency).stages[0]",
+        "slo.yaml: slos[1] (latency).quantile_alert.window",
+    ]

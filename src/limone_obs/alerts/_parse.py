@@ -8,11 +8,12 @@ thresholds on bucket boundaries, errors within total) are checked here, once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
@@ -32,7 +33,10 @@ from limone_obs.alerts.model import (
     frozen,
     job_matcher,
 )
-from limone_obs.alerts.selectors import Selector, parse_selector
+from limone_obs.alerts.selectors import Catalogue, Matcher, Selector, parse_selector
+from limone_obs.errors import CollectedSpecError, SpecError
+
+T = TypeVar("T")
 
 NAME_PATTERN: Final = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
 LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
@@ -72,29 +76,74 @@ class KindParser:
     parse: Callable[[Context, Reader], Sli]
 
 
+class Found:
+    """The located errors found so far; parsing goes on past each independent one.
+
+    :meth:`get` runs one read and, when it raises a :class:`SpecError`, keeps the error
+    and returns a fallback so that the checks after it still run.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[SpecError] = []
+
+    def get(self, read: Callable[[], T], fallback: T) -> T:
+        """``read()``, or ``fallback`` after keeping the error(s) it raised."""
+        try:
+            return read()
+        except CollectedSpecError as exc:
+            self.errors += exc.errors
+        except SpecError as exc:
+            self.errors.append(exc)
+        return fallback
+
+    def raise_any(self) -> None:
+        """Raise every error kept (one :class:`CollectedSpecError`), if any."""
+        if self.errors:
+            raise CollectedSpecError(self.errors)
+
+
 def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     """Validate the top-level mapping of the spec; ``kinds`` maps each kind to its parser
-    (:data:`limone_obs.alerts.kinds.PARSERS`)."""
-    top.only(TOP_KEYS)
-    version = top.raw("version", SPEC_VERSION)
-    if version != SPEC_VERSION:
-        top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
-    name = top.text("service", pattern=NAME_PATTERN, hint=NAME_HINT)
-    namespace = top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN, hint=LABEL_HINT)
-    grafana = top.url("grafana_url", DEFAULT_GRAFANA).rstrip("/")
+    (:data:`limone_obs.alerts.kinds.PARSERS`).
+
+    Every top-level field, every tier and every SLO is checked even after another fails;
+    all the errors found are raised together as one :class:`CollectedSpecError`. Within one
+    SLO every field is read (the kinds' parsers collect too), except one that depends on a
+    field in error (``threshold_seconds`` on ``histogram``).
+    """
+    found = Found()
+    found.errors += top.unknown(TOP_KEYS)
+    found.get(lambda: _version(top), None)
+    name = found.get(lambda: top.text("service", pattern=NAME_PATTERN, hint=NAME_HINT), "service")
+    namespace = found.get(
+        lambda: top.text("namespace", c.DEFAULT_NAMESPACE, pattern=LABEL_PATTERN, hint=LABEL_HINT),
+        c.DEFAULT_NAMESPACE,
+    )
+    grafana = found.get(lambda: top.url("grafana_url", DEFAULT_GRAFANA), DEFAULT_GRAFANA).rstrip(
+        "/"
+    )
+    dashboard = f"{grafana}/d/{c.dashboard_uid(name, 'slos')}"
     ctx = Context(
         top=top,
         kinds=kinds,
         service=name,
-        job=top.text("job", name),
+        job=found.get(lambda: top.text("job", name), name),
         names=c.MetricNames(namespace),
-        period=_period(top),
-        labels=labels(top, "labels"),
-        min_rate=_min_rate(top, 0.0),
-        dashboard_url=top.url("dashboard_url", f"{grafana}/d/{c.dashboard_uid(name, 'slos')}"),
-        runbooks=top.url("runbook_base_url", DEFAULT_RUNBOOKS).rstrip("/"),
+        period=found.get(lambda: _period(top), "30d"),
+        labels=found.get(lambda: labels(top, "labels"), dict[str, str]()),
+        min_rate=found.get(lambda: _min_rate(top, 0.0), 0.0),
+        dashboard_url=found.get(lambda: top.url("dashboard_url", dashboard), dashboard),
+        runbooks=found.get(
+            lambda: top.url("runbook_base_url", DEFAULT_RUNBOOKS), DEFAULT_RUNBOOKS
+        ).rstrip("/"),
     )
-    ctx.tiers = _tiers(top, ctx.period)
+    ctx.tiers = _tiers(top, ctx.period, found)
+    slos = _slos(ctx, found)
+    alertmanager = found.get(lambda: _alertmanager(top.child("alertmanager", {})), None)
+    health = found.get(lambda: _health(top), None)
+    found.raise_any()
+    assert alertmanager is not None  # else raise_any raised
+    assert health is not None
     return ServiceSpec(
         service=name,
         job=ctx.job,
@@ -104,11 +153,17 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         dashboard_url=ctx.dashboard_url,
         runbook_base_url=ctx.runbooks,
         labels=ctx.labels,
-        slos=_slos(ctx),
-        alertmanager=_alertmanager(top.child("alertmanager", {})),
+        slos=slos,
+        alertmanager=alertmanager,
         source=top.file,
-        health=_health(top),
+        health=health,
     )
+
+
+def _version(top: Reader) -> None:
+    version = top.raw("version", SPEC_VERSION)
+    if version != SPEC_VERSION:
+        top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
 
 
 def _health(top: Reader) -> HealthSpec:
@@ -193,18 +248,34 @@ def labels(reader: Reader, key: str, reserved: frozenset[str] = RESERVED_LABELS)
     return found
 
 
-def _tiers(top: Reader, period: str) -> dict[str, BurnTier]:
+def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:
+    """The service's tiers; a tier in error is kept in ``found`` and stands in with the
+    defaults so that the SLOs naming it are still checked."""
     if not top.has("tiers"):
         return {name: _tier(name, values, period) for name, values in DEFAULT_TIERS.items()}
-    block = top.child("tiers")
+    block = found.get(lambda: top.child("tiers"), None)
+    if block is None:
+        return {}
     if not block.data:
-        block.fail(None, "must define at least one tier (or be left out for the defaults)")
+        found.get(
+            lambda: block.fail(
+                None, "must define at least one tier (or be left out for the defaults)"
+            ),
+            None,
+        )
     tiers = {}
     for name, _ in block.items():
         if re.fullmatch(NAME_PATTERN, name) is None:
-            block.fail(name, f"tier name {name!r} must match {NAME_PATTERN}")
-        tiers[name] = _tier_from(block.child(name), name, period)
+            found.errors.append(
+                SpecError(block.where(name), f"tier name {name!r} must match {NAME_PATTERN}")
+            )
+        stand_in = _tier(name, DEFAULT_TIERS.get(name, DEFAULT_TIERS["page-fast"]), period)
+        tiers[name] = found.get(functools.partial(_tier_at, block, name, period), stand_in)
     return tiers
+
+
+def _tier_at(block: Reader, name: str, period: str) -> BurnTier:
+    return _tier_from(block.child(name), name, period)
 
 
 def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
@@ -228,37 +299,68 @@ def _tier(name: str, values: tuple[str, str, str, float, str], period: str) -> B
     return BurnTier(name, severity, long, short, share, for_, round(factor, 6))
 
 
-def _slos(ctx: Context) -> tuple[Slo, ...]:
+def _slos(ctx: Context, found: Found) -> tuple[Slo, ...]:
+    if not ctx.top.has("slos"):
+        found.get(lambda: ctx.top.raw("slos"), None)  # "is required"
+        return ()
     raw = ctx.top.raw("slos")
     if not isinstance(raw, list) or not raw:
-        ctx.top.fail("slos", "must be a non-empty list of SLOs (name, kind, ...)")
+        message = "must be a non-empty list of SLOs (name, kind, ...)"
+        found.errors.append(SpecError(ctx.top.where("slos"), message))
+        return ()
     slos: list[Slo] = []
     for index, item in enumerate(raw):
-        slo = _slo(ctx, Reader.of(ctx.top.file, f"slos[{index}]", item))
-        for earlier in slos:
-            if earlier.name == slo.name:
-                ctx.top.fail(f"slos[{index}].name", f"{slo.name!r} is used by an earlier SLO")
+        where = f"slos[{index}]"
+        slo = found.get(functools.partial(_slo_at, ctx, where, item, found), None)
+        if slo is None:
+            continue
+        if any(earlier.name == slo.name for earlier in slos):
+            message = f"{slo.name!r} is used by an earlier SLO"
+            found.errors.append(SpecError(ctx.top.where(f"{where}.name"), message))
         slos.append(slo)
     return tuple(slos)
 
 
-def _slo(ctx: Context, item: Reader) -> Slo:
-    name = item.text("name", pattern=NAME_PATTERN, hint=NAME_HINT)
-    item = Reader(item.file, f"{item.path} ({name})", item.data)
-    kind = item.choice("kind", tuple(ctx.kinds))
-    parser = ctx.kinds[kind]
-    item.only((*COMMON_SLO_KEYS, *parser.keys), f"an SLO of kind {kind!r}")
-    sli = parser.parse(ctx, item)
+def _slo_at(ctx: Context, where: str, item: object, found: Found) -> Slo | None:
+    return _slo(ctx, Reader.of(ctx.top.file, where, item), found)
+
+
+def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
+    """One SLO, or None when it has errors (kept in ``found``)."""
+    before = len(found.errors)
+    name = found.get(lambda: item.text("name", pattern=NAME_PATTERN, hint=NAME_HINT), None)
+    if name is not None:
+        item = Reader(item.file, f"{item.path} ({name})", item.data)
+    kind = found.get(lambda: item.choice("kind", tuple(ctx.kinds)), None)
+    sli = None
+    if kind is not None:
+        parser = ctx.kinds[kind]
+        found.errors += item.unknown((*COMMON_SLO_KEYS, *parser.keys), f"an SLO of kind {kind!r}")
+        sli = found.get(lambda: parser.parse(ctx, item), None)
+    slo_name = name or "slo"
+    default_runbook = f"{ctx.runbooks}/{ctx.service}/{slo_name}.md"
+    has_min_rate = kind is not None and "min_rate" in ctx.kinds[kind].keys
+    no_labels: dict[str, str] = {}
+    description = found.get(
+        lambda: item.text("description", f"{kind} SLO {name} of {ctx.service}"), ""
+    )
+    min_rate = found.get(lambda: _min_rate(item, ctx.min_rate) if has_min_rate else 0.0, 0.0)
+    own_labels = found.get(lambda: labels(item, "labels"), no_labels)
+    annotations = found.get(lambda: labels(item, "annotations", RESERVED_ANNOTATIONS), no_labels)
+    runbook_url = found.get(lambda: item.url("runbook_url", default_runbook), "")
+    dashboard_url = found.get(lambda: item.url("dashboard_url", ctx.dashboard_url), "")
+    if name is None or kind is None or sli is None or len(found.errors) > before:
+        return None
     return Slo(
         name=name,
         kind=kind,
-        description=item.text("description", f"{kind} SLO {name} of {ctx.service}"),
+        description=description,
         sli=sli,
-        min_rate=_min_rate(item, ctx.min_rate) if "min_rate" in parser.keys else 0.0,
-        labels=frozen({**ctx.labels, **labels(item, "labels")}),
-        annotations=frozen(labels(item, "annotations", RESERVED_ANNOTATIONS)),
-        runbook_url=item.url("runbook_url", f"{ctx.runbooks}/{ctx.service}/{name}.md"),
-        dashboard_url=item.url("dashboard_url", ctx.dashboard_url),
+        min_rate=min_rate,
+        labels=frozen({**ctx.labels, **own_labels}),
+        annotations=frozen(annotations),
+        runbook_url=runbook_url,
+        dashboard_url=dashboard_url,
     )
 
 
@@ -324,7 +426,29 @@ def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
     """The ``errors`` and ``total`` selectors, errors a proper subset of total."""
     errors, total = selector(ctx, item, "errors"), selector(ctx, item, "total")
     _check_subset(item, errors, total)
+    _check_same_series(ctx, item, errors, total)
     return errors, total
+
+
+def _check_same_series(ctx: Context, item: Reader, errors: Selector, total: Selector) -> None:
+    """Within the exporter's series, errors must be total's metric with total's matchers
+    and more: a different metric (cache lookups over requests) is no share of total.
+
+    Outside the exporter's namespace the series are the user's own and cannot be
+    checked; ``errors`` may then name another counter.
+    """
+    known = Catalogue.of(ctx.names.namespace).names
+    if errors.metric not in known or total.metric not in known:
+        return
+    if errors.metric == total.metric and set(total.matchers) <= set(errors.matchers):
+        return
+    item.fail(
+        "errors",
+        f"{errors.promql()} is not a part of total {total.promql()}: errors must be the same "
+        f"metric as total ({total.metric}) with total's matchers and more, e.g. "
+        f"{total.promql(Matcher(c.LABEL_STATUS, '=~', '5..'))}; for another "
+        "counter's share, give total that counter too",
+    )
 
 
 def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
@@ -399,6 +523,17 @@ def _tier_overrides(ctx: Context, item: Reader) -> dict[str, str]:
         else:
             found[name] = block.choice(name, (*SEVERITIES, TIER_OFF))
     return found
+
+
+def tiers_of(
+    found: Found, ctx: Context, item: Reader, objective: float | None
+) -> tuple[BurnTier, ...]:
+    """:func:`slo_tiers`, its error kept in ``found``; without a valid ``objective`` only
+    the overrides are checked (whether a tier can fire depends on the objective)."""
+    if objective is None:
+        found.get(lambda: _tier_overrides(ctx, item), None)
+        return ()
+    return found.get(lambda: slo_tiers(ctx, item, objective), ())
 
 
 def slo_tiers(ctx: Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:

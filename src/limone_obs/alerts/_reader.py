@@ -195,13 +195,19 @@ class Reader:
         raise SpecError(self.where(key), cut(message))
 
     def only(self, allowed: Collection[str], what: str = "") -> None:
-        """Reject keys outside ``allowed``, listing the allowed ones."""
-        for key in self.data:
-            if key not in allowed:
-                scope = f" for {what}" if what else ""
-                self.fail(
-                    key, f"unknown key {shown(key)}{scope}; allowed: {', '.join(sorted(allowed))}"
-                )
+        """Reject keys outside ``allowed``, listing the allowed ones (the first one found)."""
+        for error in self.unknown(allowed, what):
+            raise error
+
+    def unknown(self, allowed: Collection[str], what: str = "") -> list[SpecError]:
+        """One located error per key outside ``allowed``, each listing the allowed ones."""
+        scope = f" for {what}" if what else ""
+        listed = ", ".join(sorted(allowed))
+        return [
+            SpecError(self.where(key), cut(f"unknown key {shown(key)}{scope}; allowed: {listed}"))
+            for key in self.data
+            if key not in allowed
+        ]
 
     def has(self, key: str) -> bool:
         """True if ``key`` is present (even with a null value)."""

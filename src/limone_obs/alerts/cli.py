@@ -4,8 +4,9 @@
 selectors of each SLO against the exporter's catalogue (names, labels, label values,
 histogram buckets: :class:`~limone_obs.alerts.selectors.Catalogue`), then validates the
 whole model. With ``--prometheus URL`` it also runs every SLI query against that
-Prometheus and names each one that returns no series. Every problem is printed as
-``error: <file>: slos[i] (<slo>).<field>: <message>``; any problem exits 2.
+Prometheus and names each one that returns no series. Every problem found is printed as
+``error: <file>: slos[i] (<slo>).<field>: <message>``; any problem exits 2 (see
+:func:`check` for how far the checks go past an error).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import click
 import requests
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alerting
+from limone_obs.alerts import alerting, health
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
 from limone_obs.alerts.spec import SPEC_PATH, parse_spec
-from limone_obs.errors import ConfigError, SpecError
+from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
 
 #: SLO fields holding a series selector, and whether each names a histogram.
 SELECTOR_FIELDS = {"total": False, "errors": False, "histogram": True, "good": True}
@@ -50,21 +51,61 @@ MAY_BE_EMPTY = frozenset({"errors", "good"})
     help="Also run every SLI query against this Prometheus; name each that returns no series.",
 )
 def check(spec_path: Path, prometheus_url: str | None) -> None:
-    """Validate the SLO spec; exit 2 with every located error when it is invalid."""
+    """Validate the SLO spec; exit 2 printing every located error found.
+
+    Each top-level field, each tier, each field of each SLO (the first error within
+    each; a field that depends on one in error waits) and each selector against the
+    exporter's catalogue is checked even after another one fails.
+    A YAML syntax error stops everything: nothing else can be read until the file
+    parses. --prometheus runs only on a valid spec. A valid spec prints its SLOs and the
+    alert rules written (SLO alerts + kit-health alerts).
+    """
     text = read_spec(spec_path)
     source = str(spec_path)
-    problems = lint(load_yaml(text, source), source)
-    if not problems:
-        spec = parse_spec(text, source)
-        if prometheus_url is not None:
-            problems = live_problems(spec, prometheus_url, source)
-    if problems:
+    try:
+        data = load_yaml(text, source)
+    except SpecError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo("note: nothing else is checked until the file parses as YAML", err=True)
+        sys.exit(2)
+    spec, problems = _validate(data, text, source)
+    if spec is not None and prometheus_url is not None:
+        problems = live_problems(spec, prometheus_url, source)
+    if problems or spec is None:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(2)
-    alerts = sum(len(alerting.alerts(spec, slo)) for slo in spec.slos)
     live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
-    click.echo(f"{spec_path}: valid, {len(spec.slos)} SLOs, {alerts} alert rules{live}")
+    click.echo(f"{spec_path}: valid, {_summary(spec)}{live}")
+
+
+def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, list[SpecError]]:
+    """The spec (None when invalid) and every problem found, in the model's order; a
+    field the catalogue faults too is reported once, in the catalogue's words."""
+    problems = lint(data, source)
+    try:
+        spec = parse_spec(text, source)
+    except CollectedSpecError as exc:
+        return None, _merged(exc.errors, problems)
+    except SpecError as exc:
+        return None, _merged([exc], problems)
+    return (spec if not problems else None), problems
+
+
+def _merged(model: list[SpecError], catalogue: list[SpecError]) -> list[SpecError]:
+    by_location = {problem.location: problem for problem in catalogue}
+    merged = [by_location.pop(error.location, error) for error in model]
+    return merged + [problem for problem in catalogue if problem.location in by_location]
+
+
+def _summary(spec: ServiceSpec) -> str:
+    """``3 SLOs, 15 SLO alert rules + 4 health alerts`` (every alert rule written)."""
+    alerts = sum(len(alerting.alerts(spec, slo)) for slo in spec.slos)
+    kit = len(health.alerts(spec))  # none when health is off
+    return (
+        f"{len(spec.slos)} SLOs, {alerts} SLO alert rules + {kit} health alerts "
+        f"= {alerts + kit} alert rules"
+    )
 
 
 def read_spec(path: Path) -> str:

@@ -155,6 +155,7 @@ _GENERIC_SUFFIXES: Final = frozenset(
         c.MetricNames("x").requests_total[2:],
         c.MetricNames("x").build_info[2:],
         c.SUFFIX_WORKERS,
+        c.SUFFIX_WORKER_THREADS,
     }
 )
 
@@ -187,8 +188,9 @@ class Catalogue:
         A metric outside this namespace named like an exporter series
         (``billing_request_duration_seconds``) whose matchers use only that series' labels
         is the exporter's under another namespace. Names other software uses too
-        (``*_requests_total``, ``*_workers``, ``*_build_info``) count only when a matcher
-        uses one of the exporter's own labels of that series (``status``, ``state``, ...).
+        (``*_requests_total``, ``*_workers``, ``*_worker_threads``, ``*_build_info``) count
+        only when a matcher uses one of the exporter's own labels of that series
+        (``status``, ``state``, ...).
         Any other outside metric is the user's own and is not checked.
         """
         if selector.metric.startswith(f"{self.namespace}_"):
@@ -229,9 +231,15 @@ class Catalogue:
     def _unknown(self, metric: str) -> str:
         close = difflib.get_close_matches(metric, self.names, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}? " if close else ""
+        families = ", ".join(
+            name[len(self.namespace) + 1 :]
+            for name, (info, part) in self.names.items()
+            if not part and info.suffix != metric[len(self.namespace) + 1 :]
+        )
         return (
             f"{metric} is not a series of the exporter in namespace {self.namespace!r}: "
-            f"{hint}exporter/METRICS.md lists them"
+            f"{hint}its series are {self.namespace}_ + one of: {families} (histograms also "
+            "as _bucket, _count, _sum)"
         )
 
     def _histograms(self) -> str:

@@ -2,9 +2,11 @@
 
 :func:`load_spec` / :func:`parse_spec` read the YAML once and return a :class:`ServiceSpec`;
 every later layer (rules, Alertmanager config, promtool tests, dashboards, the local stack)
-reads this model, never the YAML. Any problem raises :class:`~limone_obs.errors.SpecError`
+reads this model, never the YAML. Problems raise :class:`~limone_obs.errors.SpecError`
 located at the file and field (``alerts/slo.yaml: slos[1] (latency).threshold_seconds``)
-with the value found and what is allowed. The dataclasses are defined in
+with the value found and what is allowed; when the spec parses as YAML, every independent
+problem is raised at once as a :class:`~limone_obs.errors.CollectedSpecError` (a
+SpecError whose ``errors`` lists them). The dataclasses are defined in
 :mod:`limone_obs.alerts.model` and re-exported here.
 """
 

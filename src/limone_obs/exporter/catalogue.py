@@ -7,14 +7,15 @@ is stale.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
 from limone_obs import conventions as c
 from limone_obs.artifacts import Generated
-from limone_obs.exporter import health_series
+from limone_obs.exporter import health_series, workers
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter.fast_path import PUBLIC
 from limone_obs.exporter.rum import RumInstruments
@@ -93,6 +94,30 @@ def _family_rows(metrics: tuple[tuple[Any, tuple[str, ...]], ...]) -> list[str]:
     return rows
 
 
+def _worker_rows(names: c.MetricNames) -> list[str]:
+    """Rows of ``<ns>_workers{state}`` (its help read off the collector) and of
+    ``<ns>_worker_threads``, which only gunicorn's multiprocess mode serves."""
+    collector = workers.WorkersCollector(cast(Any, _Named(names)), slots=None)
+    rows = _family_rows(((collector, (c.LABEL_STATE,)),))
+    values = f"`{c.LABEL_STATE}` (`{c.WORKER_BUSY}`, `{c.WORKER_IDLE}`)"
+    rows[0] = rows[0].replace(
+        f"| gauge () | `{c.LABEL_STATE}` |", f"| gauge (at scrape) | {values} |"
+    )
+    rows.append(
+        f"| `{names.worker_threads}` | gauge (livesum) |  | Request slots (threads) of the "
+        "live gunicorn workers, summed; served only in multiprocess mode (gunicorn), once "
+        "the post_worker_init hook ran. |"
+    )
+    return rows
+
+
+@dataclass(frozen=True)
+class _Named:
+    """What the workers collector reads of a Metrics to describe its family: the names."""
+
+    names: c.MetricNames
+
+
 def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
     """Return the catalogue as Markdown for ``namespace``."""
     names = c.MetricNames(namespace)
@@ -126,7 +151,12 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         (rum_instruments.page_load, c.PAGE_LOAD_LABELS),
         (rum_instruments.beacons, (c.LABEL_RESULT,)),
     )
-    rows = _rows(inst) + _family_rows(ux_metrics) + health_series.catalogue_rows(namespace)
+    rows = (
+        _rows(inst)
+        + _family_rows(ux_metrics)
+        + _worker_rows(names)
+        + health_series.catalogue_rows(namespace)
+    )
     return header + "\n".join(rows) + "\n" + footer
 
 

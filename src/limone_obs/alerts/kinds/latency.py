@@ -5,10 +5,10 @@ Spec fields: ``objective``, ``histogram`` (base name and matchers: every event c
 ``outcome="ok"``; a fast event outside it is bad), ``threshold_seconds`` (a bucket
 boundary), ``stages`` (the roadmap's next thresholds, e.g. ``[1.0, 0.6]``), ``tiers``,
 ``min_rate``, ``quantile_alert: {for, severity}``. Alerts: ``<Slo>ErrorBudgetBurn`` per
-enabled tier, ``<Slo>P95High`` (the objective's quantile). Only ``threshold_seconds``, the
-committed step, alerts; each stage records the share of events within it
-(``slo:stage_sli:ratio_rate<w>{stage_seconds}``), shown on the SLO dashboard and by
-``limone-obs status`` as progress.
+enabled tier, ``<Slo>P<objective>High`` (the objective's quantile: ``P95High`` for 95,
+``P99High`` for 99). Only ``threshold_seconds``, the committed step, alerts; each stage
+records the share of events within it (``slo:stage_sli:ratio_rate<w>{stage_seconds}``),
+shown on the SLO dashboard and by ``limone-obs status`` as progress.
 """
 
 from __future__ import annotations
@@ -342,15 +342,29 @@ def _next_bucket(spec: ServiceSpec, histogram: Selector, threshold: float) -> fl
 
 def parse(ctx: _parse.Context, item: Reader) -> LatencySli:
     """Read the ``latency`` fields of the SLO at ``item``."""
-    objective = _parse.objective(item)
-    histogram = _parse.selector(ctx, item, "histogram")
-    committed = _parse.threshold(ctx, item, histogram)
+    found = _parse.Found()  # every field's first error, not only the SLO's first
+    objective = found.get(lambda: _parse.objective(item), None)
+    histogram = found.get(lambda: _parse.selector(ctx, item, "histogram"), None)
+    good, committed = None, None
+    stages: tuple[float, ...] = ()
+    if histogram is not None:  # good, threshold_seconds and stages depend on it
+        good = found.get(lambda: _parse.good(ctx, item, histogram), None)
+        committed = found.get(lambda: _parse.threshold(ctx, item, histogram), None)
+    if histogram is not None and committed is not None:
+        stages = found.get(lambda: _parse.stages(ctx, item, histogram, committed), stages)
+    tiers = _parse.tiers_of(found, ctx, item, objective)
+    quantile = found.get(lambda: _parse.quantile_alert(item), None)
+    found.raise_any()
+    assert objective is not None  # else raise_any raised
+    assert histogram is not None
+    assert good is not None
+    assert committed is not None
     return LatencySli(
         objective=objective,
         histogram=histogram,
-        good=_parse.good(ctx, item, histogram),
+        good=good,
         threshold_seconds=committed,
-        stages=_parse.stages(ctx, item, histogram, committed),
-        tiers=_parse.slo_tiers(ctx, item, objective),
-        quantile_alert=_parse.quantile_alert(item),
+        stages=stages,
+        tiers=tiers,
+        quantile_alert=quantile,
     )

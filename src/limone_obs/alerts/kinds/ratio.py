@@ -166,14 +166,20 @@ class RatioSli(BudgetSli):
 
 def parse(ctx: _parse.Context, item: Reader) -> RatioSli:
     """Read the ``ratio`` fields of the SLO at ``item``."""
-    objective = _parse.objective(item)
-    errors, total = _parse.counters(ctx, item)
+    found = _parse.Found()  # every field's first error, not only the SLO's first
+    objective = found.get(lambda: _parse.objective(item), None)
+    counters = found.get(lambda: _parse.counters(ctx, item), None)
+    tiers = _parse.tiers_of(found, ctx, item, objective)
+    all_failing = found.get(lambda: _all_failing(item), None)
+    found.raise_any()
+    assert objective is not None  # else raise_any raised
+    assert counters is not None
     return RatioSli(
         objective=objective,
-        errors=errors,
-        total=total,
-        tiers=_parse.slo_tiers(ctx, item, objective),
-        all_failing=_all_failing(item),
+        errors=counters[0],
+        total=counters[1],
+        tiers=tiers,
+        all_failing=all_failing,
     )
 
 

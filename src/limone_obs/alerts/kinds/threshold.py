@@ -142,13 +142,20 @@ class ThresholdSli(RatedSli):
 
 def parse(ctx: _parse.Context, item: Reader) -> ThresholdSli:
     """Read the ``threshold`` fields of the SLO at ``item``."""
-    objective = _parse.objective(item)
-    errors, total = _parse.counters(ctx, item)
+    found = _parse.Found()  # every field's first error, not only the SLO's first
+    objective = found.get(lambda: _parse.objective(item), None)
+    counters = found.get(lambda: _parse.counters(ctx, item), None)
+    window = found.get(lambda: item.duration("window", "5m"), "")
+    for_ = found.get(lambda: item.duration("for", "5m"), "")
+    severity = found.get(lambda: item.choice("severity", SEVERITIES, c.SEVERITY_PAGE), "")
+    found.raise_any()
+    assert objective is not None  # else raise_any raised
+    assert counters is not None
     return ThresholdSli(
         objective=objective,
-        errors=errors,
-        total=total,
-        window=item.duration("window", "5m"),
-        for_=item.duration("for", "5m"),
-        severity=item.choice("severity", SEVERITIES, c.SEVERITY_PAGE),
+        errors=counters[0],
+        total=counters[1],
+        window=window,
+        for_=for_,
+        severity=severity,
     )
