@@ -32,8 +32,10 @@ class Generated:
     """What one generator produces.
 
     ``files`` maps a path relative to the project root to its exact bytes. ``owned`` lists
-    folders (relative) whose every file is generated: a file there that the generator no
-    longer produces is stale, reported by ``--check`` and removed by a build.
+    folders (relative) whose every file is generated: each gets a :data:`MANIFEST` of the
+    files built there, so a file the generator no longer produces is known as ours, reported
+    by ``--check`` and removed by a build, while a file nobody generated (the user's own,
+    in a folder the kit writes to) is reported and never removed.
     """
 
     files: Mapping[str, bytes]
@@ -41,6 +43,13 @@ class Generated:
 
 
 Generator = Callable[[Path], Generated]
+
+#: In every owned folder: the files the last build wrote there, one per line.
+MANIFEST = ".limone-obs-generated"
+_MANIFEST_HEAD = (
+    b"# Written by `limone-obs build`: the files it generated in this folder (a build\n"
+    b"# removes only these when it stops generating one). Do not edit.\n"
+)
 
 
 def _load(spec: str) -> Generator:
@@ -60,20 +69,41 @@ def collect(root: Path, generators: Iterable[str] = GENERATORS) -> Generated:
             raise ArtifactError(f"generator {spec} writes {sorted(clash)} already written")
         files.update(out.files)
         owned.extend(out.owned)
+    for folder in owned:
+        inside = sorted(rel[len(folder) + 1 :] for rel in files if rel.startswith(folder + "/"))
+        listing = "".join(f"{name}\n" for name in inside).encode()
+        files[f"{folder}/{MANIFEST}"] = _MANIFEST_HEAD + listing
     return Generated(files=files, owned=tuple(owned))
 
 
-def _stale_extras(root: Path, gen: Generated) -> list[str]:
-    extras = []
+def _built_before(root: Path, folder: str) -> set[str]:
+    """Paths (relative to the root) the last build listed in ``folder``'s manifest."""
+    path = root / folder / MANIFEST
+    if not path.is_file():
+        return set()
+    names = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return {f"{folder}/{name}" for name in names if name and not name.startswith("#")}
+
+
+def _extras(root: Path, gen: Generated) -> tuple[list[str], list[str]]:
+    """Files in the owned folders that this build does not write: (built by an earlier
+    build, so stale and ours to remove; written by someone else, so left alone)."""
+    stale: list[str] = []
+    foreign: list[str] = []
     for folder in gen.owned:
         base = root / folder
         if not base.is_dir():
             continue
+        before = _built_before(root, folder)
         for path in sorted(base.rglob("*")):
             rel = path.relative_to(root).as_posix()
             if path.is_file() and rel not in gen.files:
-                extras.append(rel)
-    return extras
+                (stale if rel in before else foreign).append(rel)
+    return stale, foreign
+
+
+def _foreign_line(rel: str) -> str:
+    return f"not written by limone-obs: {rel} (left as is; build writes this folder: move it out)"
 
 
 def diff(root: Path, gen: Generated) -> list[str]:
@@ -85,7 +115,9 @@ def diff(root: Path, gen: Generated) -> list[str]:
             problems.append(f"missing: {rel}")
         elif path.read_bytes() != content:
             problems.append(f"stale: {rel}")
-    problems.extend(f"not generated any more: {rel}" for rel in _stale_extras(root, gen))
+    stale, foreign = _extras(root, gen)
+    problems.extend(f"not generated any more: {rel}" for rel in stale)
+    problems.extend(_foreign_line(rel) for rel in foreign)
     return problems
 
 
@@ -103,19 +135,26 @@ def write_atomic(path: Path, content: bytes) -> None:
         raise
 
 
-def build(root: Path, generators: Iterable[str] = GENERATORS) -> list[str]:
+def build(
+    root: Path, generators: Iterable[str] = GENERATORS, *, left: list[str] | None = None
+) -> list[str]:
     """Regenerate every artifact below ``root``; return the paths that changed.
 
-    All generators run before anything is written: if one raises, no file changes.
+    All generators run before anything is written: if one raises, no file changes. A file
+    of an owned folder that an earlier build wrote and this one does not is removed; one
+    that no build wrote is left, and a line about it is appended to ``left`` (if given).
     """
     gen = collect(root, generators)
+    stale, foreign = _extras(root, gen)
     changed = []
     for rel, content in sorted(gen.files.items()):
         path = root / rel
         if not path.is_file() or path.read_bytes() != content:
             write_atomic(path, content)
             changed.append(rel)
-    for rel in _stale_extras(root, gen):
+    for rel in stale:
         (root / rel).unlink()
         changed.append(rel)
+    if left is not None:
+        left.extend(_foreign_line(rel) for rel in foreign)
     return changed

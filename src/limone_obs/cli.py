@@ -62,9 +62,12 @@ def build(root: Path, check: bool) -> None:
             sys.exit(1)
         click.echo("artifacts are up to date")
         return
-    changed = artifacts.build(root)
+    left: list[str] = []
+    changed = artifacts.build(root, left=left)
     for rel in changed:
         click.echo(f"wrote {rel}")
+    for line in left:
+        click.echo(line, err=True)
     click.echo(f"{len(changed)} file(s) changed")
 
 

@@ -85,7 +85,31 @@ def test_check_reports_an_extra_file_in_an_owned_folder(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / build.RULES_DIR / "extra.yml").write_text("groups: []\n")
     problems = artifacts.diff(root, artifacts.collect(root, ALERTS_ONLY))
-    assert [f"not generated any more: {build.RULES_DIR}/extra.yml"] == problems
+    assert [f"not written by limone-obs: {build.RULES_DIR}/extra.yml"] == [
+        line.split(" (")[0] for line in problems
+    ]
+
+
+def test_build_keeps_a_file_it_did_not_write_and_removes_one_it_no_longer_writes(
+    tmp_path: Path,
+) -> None:
+    """The user's own file in an owned folder survives a build (and is reported); a file
+    an earlier build wrote (listed in the folder's manifest) and this one does not is
+    removed."""
+    root = _copy(tmp_path)
+    artifacts.build(root, ALERTS_ONLY)
+    rules = root / build.RULES_DIR
+    (rules / "mine.yml").write_text("groups: []\n")
+    (rules / "retired.yml").write_text("groups: []\n")
+    manifest = rules / artifacts.MANIFEST
+    manifest.write_text(manifest.read_text() + "retired.yml\n")  # as if an old build wrote it
+    left: list[str] = []
+    changed = artifacts.build(root, ALERTS_ONLY, left=left)
+    assert ((rules / "mine.yml").is_file(), (rules / "retired.yml").exists()) == (True, False)
+    assert f"{build.RULES_DIR}/retired.yml" in changed
+    assert [f"not written by limone-obs: {build.RULES_DIR}/mine.yml"] == [
+        line.split(" (")[0] for line in left
+    ]
 
 
 def test_build_check_exits_1_on_drift(tmp_path: Path) -> None:
