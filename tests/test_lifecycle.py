@@ -25,6 +25,7 @@ import requests
 from flask import Flask, request_started, send_file
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.routing import Map
 from werkzeug.test import EnvironBuilder
 
 from limone_obs import Metrics, lifecycle
@@ -358,3 +359,13 @@ def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
     in_progress = _per_endpoint(text, N.requests_in_progress)
     assert {c.ENDPOINT_UNMATCHED: 1.0} == _per_endpoint(text, N.requests_total)
     assert all(value == 0.0 for value in in_progress.values())
+
+
+def test_an_endpoint_missing_from_the_url_map_is_asked_of_the_request() -> None:
+    """An endpoint the lifecycle's URL map does not know (a rule matched elsewhere) is no
+    error inside the request: the rule comes from the request itself."""
+    app = Flask("elsewhere")
+    app.add_url_rule("/a/<int:n>", "a", lambda **_: "a")
+    life = lifecycle.Lifecycle(app.wsgi_app, Map())
+    with app.test_request_context("/a/1"):
+        assert "/a/<int:n>" == life._rule_of("a")

@@ -316,7 +316,10 @@ class Lifecycle:
         endpoint's only rule is remembered. Flask allows no new rule once it has served a
         request, so the answer stays true; an endpoint of several rules always asks.
         """
-        rules = list(self.url_map.iter_rules(endpoint)) if self.url_map is not None else []
+        try:
+            rules = list(self.url_map.iter_rules(endpoint)) if self.url_map is not None else []
+        except KeyError:  # not in the app's map (a rule matched elsewhere): ask the request
+            rules = []
         if len(rules) == 1:
             self._rules[endpoint] = rules[0].rule
             return rules[0].rule
