@@ -96,10 +96,11 @@ class RequestRecorder:
             return
         try:
             # The usual case inline: a known method and a URL rule seen before.
+            endpoint = state.endpoint or c.ENDPOINT_UNMATCHED
             by_endpoint = self.instruments.children_by_method.get(state.method)
-            children = by_endpoint.get(state.endpoint) if by_endpoint is not None else None  # type: ignore[arg-type]
+            children = by_endpoint.get(endpoint) if by_endpoint is not None else None
             if children is None:
-                children = self._children(state.method, state.endpoint or c.ENDPOINT_UNMATCHED)
+                children = self._children(state.method, endpoint)
             children.enter(1.0)
             if marker is self:
                 state.metrics = children

@@ -55,16 +55,18 @@ _new = object.__new__
 class RequestLog:
     """What the logging layer adds to one request while it is served (``state.log``).
 
-    Made by :meth:`AccessLog.begin` without calling ``__init__`` (CPython 3.11 calls a
-    Python ``__init__`` through a slow generic path); keep both in step.
+    Made and filled by :meth:`AccessLog.begin`, without an ``__init__``: CPython 3.11
+    calls a Python ``__init__`` through a slow generic path, and this runs per request.
     """
 
     __slots__ = ("context", "token", "user_id")
 
-    def __init__(self, context: dict[str, Any], token: Token[dict[str, Any]]) -> None:
-        self.context = context
-        self.token = token
-        self.user_id: str | None = None
+    #: The request's own log context (the dict begin() bound; the endpoint added in place).
+    context: dict[str, Any]
+    #: Restores the context that was current before the request.
+    token: Token[dict[str, Any]]
+    #: Filled at teardown by the ``user_id`` getter given to init_app; None until then.
+    user_id: str | None
 
 
 @dataclass(frozen=True)
