@@ -42,8 +42,12 @@ def test_concurrent_contexts_do_not_bleed_or_interleave() -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    events = parse_lines(out.getvalue())
-    assert THREADS * LINES * 2 == len(events)
+    parsed = parse_lines(out.getvalue())  # every line, whoever wrote it, must parse
+    # Threads that earlier tests of this process left running (collectors, servers) may log
+    # into this configuration too (seen once in CI): count this test's lines only.
+    events = [e for e in parsed if e.get("logger") in ("worker", "worker.lib")]
+    others = [e for e in parsed if e.get("logger") not in ("worker", "worker.lib")]
+    assert THREADS * LINES * 2 == len(events), others[:5]
     wrong = [
         e for e in events
         if e["request_id"] != f"req-{e['worker']}-{e['n']}" or e["user_id"] != f"user-{e['worker']}"
