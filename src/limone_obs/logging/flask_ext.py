@@ -44,11 +44,6 @@ def new_request_id() -> str:
     return os.urandom(16).hex()
 
 
-def request_id_from(value: str | None) -> str:
-    """Return ``value`` if it is a safe request id (length and charset), else a new one."""
-    return _context.valid_request_id(value) or new_request_id()
-
-
 _new = object.__new__
 
 
@@ -169,8 +164,8 @@ class AccessLog:
         """Bind this request's context and ask for the request id header on the response."""
         if state.path in self.excluded:
             return
-        # request_id_from() and parse_traceparent() inlined for their usual case: this
-        # runs on every request.
+        # The client's request id if it is a safe one (length and charset), else a new one;
+        # each header parsed only when present: this runs on every request.
         incoming = environ.get(self._environ_header)
         request_id = (incoming is not None and _context.valid_request_id(incoming)) or (
             new_request_id()
