@@ -10,6 +10,7 @@ and alerts per burn tier.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -282,6 +283,35 @@ def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str) -> dict[
     )
     summary = f"{spec.service} {slo.name}: error budget burning {tier.factor:g}x too fast"
     return alerting.alert_annotations(slo, name, summary, description)
+
+
+class CounterPair:
+    """The SLI methods of a kind counting ``errors`` over ``total`` (two counters): put it
+    before the kind's base class; the kind declares both fields."""
+
+    errors: Selector
+    total: Selector
+
+    def selectors(self) -> Mapping[str, Selector]:
+        """``errors`` and ``total``."""
+        return {"errors": self.errors, "total": self.total}
+
+    def events(self) -> Selector:
+        """``total``."""
+        return self.total
+
+    def rates(self, window: str) -> tuple[str, str]:
+        """Error counter rate (0 when missing) and total counter rate."""
+        return counter_rates(self.errors, self.total, window)
+
+    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
+        """``total`` and ``errors``."""
+        del spec
+        return counter_queries(self.errors, self.total)
+
+    def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
+        """A good and (when ``load`` has errors) a bad counter series."""
+        return counter_series(spec, self.errors, self.total, load, length)
 
 
 def counter_rates(errors: Selector, total: Selector, window: str) -> tuple[str, str]:

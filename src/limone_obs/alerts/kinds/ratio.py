@@ -11,7 +11,6 @@ quiet hour must still page), inhibited while the SLO's burn page fires; ``<Slo>S
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,9 +19,7 @@ from limone_obs.alerts import _parse, alerting, runbooks, unittests
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.kinds._rated import (
     BudgetSli,
-    counter_queries,
-    counter_rates,
-    counter_series,
+    CounterPair,
     two_instances_scenario,
 )
 from limone_obs.alerts.model import KIND_RATIO, SEVERITIES, TIER_OFF, Rule, ServiceSpec, Slo
@@ -42,21 +39,13 @@ class AllFailing:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RatioSli(BudgetSli):
+class RatioSli(CounterPair, BudgetSli):
     """``errors`` over ``total`` (both carry the job matcher), with burn tiers."""
 
     kind = KIND_RATIO
     errors: Selector
     total: Selector
     all_failing: AllFailing | None = None
-
-    def selectors(self) -> Mapping[str, Selector]:
-        """``errors`` and ``total``."""
-        return {"errors": self.errors, "total": self.total}
-
-    def events(self) -> Selector:
-        """``total``."""
-        return self.total
 
     def all_failing_alert(self, spec: ServiceSpec, slo: Slo, rule: AllFailing) -> Rule:
         """Events arrive over ``window`` and none is good (bad / all >= 1), for ``for``;
@@ -72,19 +61,6 @@ class RatioSli(BudgetSli):
         notes = alerting.alert_annotations(slo, name, summary, description)
         labels = alerting.alert_labels(spec, slo, rule.severity)
         return alerting.make_alert(name, expr, rule.for_, labels, notes)
-
-    def rates(self, window: str) -> tuple[str, str]:
-        """Error counter rate (0 when missing) and total counter rate."""
-        return counter_rates(self.errors, self.total, window)
-
-    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
-        """``total`` and ``errors``."""
-        del spec
-        return counter_queries(self.errors, self.total)
-
-    def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
-        """A good and (when ``load`` has errors) a bad counter series."""
-        return counter_series(spec, self.errors, self.total, load, length)
 
     def alerts(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
         """One burn alert per tier, AllFailing (unless off), SliAbsent."""

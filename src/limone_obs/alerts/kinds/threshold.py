@@ -7,7 +7,6 @@ more than 1 % 5xx over 5 minutes, for 5 minutes). No error budget, no burn tiers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -15,22 +14,20 @@ from limone_obs import conventions as c
 from limone_obs.alerts import _parse, alerting, runbooks
 from limone_obs.alerts._reader import Reader
 from limone_obs.alerts.kinds._rated import (
+    CounterPair,
     RatedSli,
-    counter_queries,
-    counter_rates,
-    counter_series,
     two_instances_scenario,
 )
 from limone_obs.alerts.model import KIND_THRESHOLD, SEVERITIES, Rule, ServiceSpec, Slo
 from limone_obs.alerts.rules import number, slo_selector
 from limone_obs.alerts.selectors import Selector
-from limone_obs.alerts.unittests import Pairs, Traffic
+from limone_obs.alerts.unittests import Pairs
 
 KEYS: Final = ("objective", "errors", "total", "window", "for", "severity", "min_rate")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ThresholdSli(RatedSli):
+class ThresholdSli(CounterPair, RatedSli):
     """``errors`` over ``total`` over ``window``; alerts above ``100 - objective`` %."""
 
     kind = KIND_THRESHOLD
@@ -42,14 +39,6 @@ class ThresholdSli(RatedSli):
     for_: str
     severity: str
 
-    def selectors(self) -> Mapping[str, Selector]:
-        """``errors`` and ``total``."""
-        return {"errors": self.errors, "total": self.total}
-
-    def events(self) -> Selector:
-        """``total``."""
-        return self.total
-
     def windows(self) -> list[str]:
         """Only the alert's window is recorded."""
         return [self.window]
@@ -57,19 +46,6 @@ class ThresholdSli(RatedSli):
     def ratio_window(self) -> str | None:
         """The alert's window."""
         return self.window
-
-    def rates(self, window: str) -> tuple[str, str]:
-        """Error counter rate (0 when missing) and total counter rate."""
-        return counter_rates(self.errors, self.total, window)
-
-    def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
-        """``total`` and ``errors``."""
-        del spec
-        return counter_queries(self.errors, self.total)
-
-    def sample_series(self, spec: ServiceSpec, load: Traffic, length: int) -> list[dict[str, str]]:
-        """A good and (when ``load`` has errors) a bad counter series."""
-        return counter_series(spec, self.errors, self.total, load, length)
 
     def alert(self, spec: ServiceSpec, slo: Slo) -> Rule:
         """The error ratio over ``window`` above ``100 - objective`` percent, enough traffic."""
