@@ -237,8 +237,10 @@ class Lifecycle:
     def __init__(self, wsgi_app: WSGIApplication, url_map: Map | None = None) -> None:
         self.wsgi_app = wsgi_app
         self.url_map = url_map
-        #: Endpoint -> its URL rule, for endpoints with exactly one rule (see on_routed).
+        #: Endpoint -> its URL rule, for endpoints with exactly one rule (see on_routed);
+        #: endpoints of several rules (or none in the map) ask the request every time.
         self._rules: dict[str, str] = {}
+        self._ask_request: set[str] = set()
         self.mounts: dict[str, WSGIApplication] = {}
         self.participants: tuple[Participant, ...] = ()
         self.begins: tuple[Any, ...] = ()
@@ -316,13 +318,16 @@ class Lifecycle:
         endpoint's only rule is remembered. Flask allows no new rule once it has served a
         request, so the answer stays true; an endpoint of several rules always asks.
         """
-        try:
-            rules = list(self.url_map.iter_rules(endpoint)) if self.url_map is not None else []
-        except KeyError:  # not in the app's map (a rule matched elsewhere): ask the request
-            rules = []
-        if len(rules) == 1:
-            self._rules[endpoint] = rules[0].rule
-            return rules[0].rule
+        if endpoint not in self._ask_request:
+            url_map = self.url_map
+            try:
+                rules = list(url_map.iter_rules(endpoint)) if url_map is not None else []
+            except KeyError:  # not in the app's map (a rule matched elsewhere)
+                rules = []
+            if len(rules) == 1:
+                self._rules[endpoint] = rules[0].rule
+                return rules[0].rule
+            self._ask_request.add(endpoint)  # the map is not read again for it
         rule = request.url_rule  # several rules (or none known): the one that matched
         return rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
 
