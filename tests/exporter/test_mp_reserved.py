@@ -55,6 +55,23 @@ def test_no_space_at_creation_keeps_values_in_memory(
     assert "is full" in errors[0].getMessage()
 
 
+def test_writes_after_close_stay_in_memory(tmp_path: Path) -> None:
+    """A value updated after its file was closed (prometheus-client's
+    ``close_all_multiprocess_files``) keeps counting in memory and leaves the file as it
+    was at the close, instead of raising."""
+    name = str(tmp_path / "counter_1.db")
+    store = ReservedMmapedDict(name)
+    store.write_value("k", 3.0, 0.0)
+    store.close()
+    store.write_value("k", 4.0, 0.0)
+    store.write_value("new", 1.0, 0.0)
+    stored = mmap_dict.MmapedDict.read_all_values_from_file(name)  # type: ignore[no-untyped-call]
+    assert [("k", 3.0)] == [(k, v) for k, v, _, _ in stored]
+    assert (4.0, 0.0) == store.read_value("k")
+    assert (1.0, 0.0) == store.read_value("new")
+    store.close()
+
+
 def test_no_space_to_grow_keeps_earlier_keys_in_the_file(tmp_path: Path) -> None:
     """Keys written before the filesystem filled stay in the file; later ones go to memory."""
     with small_tmpfs(tmp_path / "mp", "96k") as mp:

@@ -128,12 +128,14 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
 ) -> None:
     """Three slow requests per slot make every slot busy; afterwards busy is 0, idle all.
 
-    More requests than slots: a gthread worker accepts connections beyond its threads,
-    so exactly one request per slot may leave a thread of another worker idle."""
+    A gthread worker accepts connections beyond its threads (up to worker_connections)
+    and queues them: one worker could take almost every request and leave another's
+    threads idle. Capping its connections at its threads makes the spread certain."""
     slots = workers_ * threads
     server_env = env(tmp_path, workers_, threads)
     mp = server_env["PROMETHEUS_MULTIPROC_DIR"]
-    with gunicorn_server(APP, tmp_path, server_env) as (url, _):
+    capped = ["--worker-connections", str(threads)]
+    with gunicorn_server(APP, tmp_path, server_env, args=capped) as (url, _):
         assert until(lambda: workers.read_files(mp, N)[1] == slots)
         seen: list[float] = []
 

@@ -169,8 +169,16 @@ class ReservedMmapedDict(mmap_dict.MmapedDict):
         return super().read_all_values()  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
-        """Close the mapping and the file (memory-only dicts have neither)."""
+        """Close the mapping and the file (memory-only dicts have neither).
+
+        Values written afterwards stay in memory, as when the file could not be made: a
+        thread that still holds this dict (the GC counter, after the application closed
+        prometheus-client's files) must not raise in the middle of its update.
+        """
         if self._m is not None:
+            for key, pos in self._positions.items():
+                self._overflow[key] = _TWO_DOUBLES.unpack_from(self._m, pos)
+            self._positions.clear()
             self._m.close()
         self._close_file()
 
