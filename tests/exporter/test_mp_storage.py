@@ -81,10 +81,34 @@ def test_direct_writes_match_the_public_api(tmp_path: Path, mp_value_class: None
     public.record_public()
     recorder: Any = record.__self__
     assert isinstance(recorder, _mp_storage.Record)
-    assert recorder._hist is not None  # bound, like the gauge and every status's counter
+    assert recorder.histogram._hist is not None  # bound, like the gauge and every status's counter
     assert gauge.__self__.view is not None
     assert sorted(recorder._counts) == ["200", "404", "500"]
     assert all(count.view is not None for count in recorder._counts.values())
+    assert public.samples() == fast.samples()
+
+
+def test_observer_writes_the_file_like_the_public_observe(
+    tmp_path: Path, mp_value_class: None
+) -> None:
+    """A multiprocess histogram observed through ``observer`` (the queue time) leaves the
+    samples the public ``observe`` leaves; it binds once, and shares its one binding with
+    the request recorder of the same histogram."""
+    fast = Series(tmp_path / "fast", 16)  # each Series is one worker: fast, then public
+    observe = _updaters.observer(fast.duration.labels("/x"))
+    for elapsed in DURATIONS:
+        observe(elapsed)
+    histogram: Any = observe.__self__  # type: ignore[attr-defined]
+    assert isinstance(histogram, _mp_storage.Observe)
+    assert histogram._hist is not None  # bound after its first, public, write
+    record, _ = fast.record_fast()
+    assert record.__self__.histogram is histogram
+    again = _updaters.observer(fast.duration.labels("/x"))
+    assert again.__self__ is histogram  # type: ignore[attr-defined]
+    public = Series(tmp_path / "public", 17)
+    for elapsed in DURATIONS:
+        public.duration.labels("/x").observe(elapsed)
+    public.record_public()
     assert public.samples() == fast.samples()
 
 

@@ -32,9 +32,11 @@ from limone_obs.exporter import value_lock
 
 #: Path -> a ``double`` view of this process's latest mapping of that file.
 _views: dict[str, memoryview[float]] = {}
-_bound: weakref.WeakSet[Inc | Record] = weakref.WeakSet()
-#: prometheus-client value -> its one Inc (see Inc.of); a histogram's sum -> its Record.
+_bound: weakref.WeakSet[Inc | Observe] = weakref.WeakSet()
+#: prometheus-client value -> its one Inc (see Inc.of); a histogram's sum -> its one
+#: Observe and, for a request histogram, its Record.
 _incs: weakref.WeakKeyDictionary[Any, Inc] = weakref.WeakKeyDictionary()
+_observes: weakref.WeakKeyDictionary[Any, Observe] = weakref.WeakKeyDictionary()
 _records: weakref.WeakKeyDictionary[Any, Record] = weakref.WeakKeyDictionary()
 
 
@@ -129,6 +131,64 @@ class Inc:
         self.view = None
 
 
+class Observe:
+    """``observe(amount)`` of one multiprocess histogram child: two stores under one lock.
+
+    Get it with :meth:`of`: one per histogram child, for the reason given at :class:`Inc`
+    (the request histogram's :class:`Record` shares it).
+    """
+
+    __slots__ = ("__weakref__", "_bounds", "_buckets", "_hist", "_sum", "_values")
+
+    @classmethod
+    def of(cls, sum_value: Any, bucket_values: Sequence[Any], bounds: tuple[float, ...]) -> Observe:
+        """The one ``Observe`` of the histogram whose sum is ``sum_value``."""
+        with value_lock.LOCK:
+            found = _observes.get(sum_value)
+            if found is None:
+                found = _observes[sum_value] = cls(sum_value, bucket_values, bounds)
+            return found
+
+    def __init__(
+        self, sum_value: Any, bucket_values: Sequence[Any], bounds: tuple[float, ...]
+    ) -> None:
+        self._values = (sum_value, *bucket_values)
+        self._bounds = bounds
+        #: The bound file (``_hist[_sum]``, ``_hist[_buckets[i]]``); None while unbound.
+        self._hist: memoryview[float] | None = None
+        self._sum = 0
+        self._buckets: tuple[int, ...] = ()
+
+    def observe(self, amount: float) -> None:
+        """Add ``amount`` to the sum and 1 to its bucket (a bound method: the cheapest call)."""
+        with value_lock.LOCK:
+            hist = self._hist
+            if hist is None:
+                self.observe_unbound(amount)
+            else:
+                hist[self._sum] += amount
+                # bounds end with +Inf: any non-NaN amount lands in a bucket, as in observe().
+                hist[self._buckets[bisect_left(self._bounds, amount)]] += 1.0
+
+    def observe_unbound(self, amount: float) -> None:
+        """Observe through the public methods, then bind; the caller holds value_lock.LOCK.
+
+        Public first: it notices a fork and opens this process's file.
+        """
+        self._values[0].inc(amount)
+        self._values[1 + bisect_left(self._bounds, amount)].inc(1.0)
+        bound = _bind(self._values)
+        if bound is not None:
+            view, indexes = bound
+            self._sum, self._buckets = indexes[0], indexes[1:]
+            self._hist = view
+            _bound.add(self)
+
+    def unbind(self) -> None:
+        """Go back to the public methods (after a fork)."""
+        self._hist = None
+
+
 class Record:
     """``record(elapsed, status, in_flight)`` of one multiprocess (method, endpoint).
 
@@ -148,33 +208,21 @@ class Record:
         counter: Callable[[str], Any],
     ) -> Record:
         """The one ``Record`` of the histogram whose sum is ``sum_value``."""
+        histogram = Observe.of(sum_value, bucket_values, bounds)  # takes the lock itself
         with value_lock.LOCK:
             record = _records.get(sum_value)
             if record is None:
-                record = _records[sum_value] = cls(sum_value, bucket_values, bounds, gauge, counter)
+                record = _records[sum_value] = cls(histogram, gauge, counter)
             return record
 
-    __slots__ = (
-        "__weakref__", "_bounds", "_buckets", "_counter", "_counts", "_gauge", "_hist", "_sum",
-        "_values",
-    )  # fmt: skip
+    __slots__ = ("_counter", "_counts", "_gauge", "histogram")
 
-    def __init__(
-        self,
-        sum_value: Any,
-        bucket_values: Sequence[Any],
-        bounds: tuple[float, ...],
-        gauge: Inc,
-        counter: Callable[[str], Any],
-    ) -> None:
-        self._values = (sum_value, *bucket_values)
-        self._bounds = bounds
+    def __init__(self, histogram: Observe, gauge: Inc, counter: Callable[[str], Any]) -> None:
+        #: The duration histogram's one :class:`Observe`.
+        self.histogram = histogram
         self._gauge = gauge
         self._counter = counter
         self._counts: dict[str, Inc] = {}
-        self._hist: memoryview[float] | None = None
-        self._sum = 0
-        self._buckets: tuple[int, ...] = ()
 
     def record(self, elapsed: float, status: str, in_flight: bool) -> None:
         """Observe ``elapsed``, count the request under ``status``, free its in-flight slot."""
@@ -182,14 +230,14 @@ class Record:
         if count is None:
             count = self._count(status)
         gauge = self._gauge
+        histogram = self.histogram
         with value_lock.LOCK:
-            hist = self._hist
+            hist = histogram._hist
             if hist is None:
-                self._observe_public(elapsed)
-            else:
-                hist[self._sum] += elapsed
-                # bounds end with +Inf: any non-NaN duration lands in a bucket, as in observe().
-                hist[self._buckets[bisect_left(self._bounds, elapsed)]] += 1.0
+                histogram.observe_unbound(elapsed)
+            else:  # Observe.observe, inline: the lock is taken once for the four stores
+                hist[histogram._sum] += elapsed
+                hist[histogram._buckets[bisect_left(histogram._bounds, elapsed)]] += 1.0
             # A bound value must never see a public write again: its in-memory copy is old.
             if count is not None and count.view is not None:
                 count.view[count.index] += 1.0
@@ -211,21 +259,6 @@ class Record:
             return count
         child.inc()
         return None
-
-    def _observe_public(self, elapsed: float) -> None:
-        # The caller holds value_lock.LOCK. Public: notices a fork and opens this process's file.
-        self._values[0].inc(elapsed)
-        self._values[1 + bisect_left(self._bounds, elapsed)].inc(1.0)
-        bound = _bind(self._values)
-        if bound is not None:
-            view, indexes = bound
-            self._sum, self._buckets = indexes[0], indexes[1:]
-            self._hist = view
-            _bound.add(self)
-
-    def unbind(self) -> None:
-        """Go back to the public methods (after a fork)."""
-        self._hist = None
 
 
 def _after_fork_in_child() -> None:

@@ -40,19 +40,25 @@ Counter = Callable[[str], Any]
 
 
 class _Observe:
-    """``observe(amount)`` of one histogram child, without exemplar support."""
+    """``observe(amount)`` of one in-memory histogram child: two additions, one lock.
+
+    No exemplar support. Under the exporter's lock (:mod:`.value_lock`), not each value's
+    own: only the exporter writes the histograms it observes this way.
+    """
 
     __slots__ = ("_bounds", "_buckets", "_sum")
 
-    def __init__(self, sum_inc: Update, buckets: tuple[Update, ...], bounds: tuple[float, ...]):
-        self._sum = sum_inc
-        self._buckets = buckets
+    def __init__(self, values: tuple[Any, ...], bounds: tuple[float, ...]) -> None:
+        self._sum = values[0]
+        self._buckets = values[1:]
         self._bounds = bounds
 
-    def __call__(self, amount: float) -> None:
-        self._sum(amount)
-        # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
-        self._buckets[bisect_left(self._bounds, amount)](1.0)
+    def observe(self, amount: float) -> None:
+        """Add ``amount`` to the sum and 1 to its bucket (a bound method: the cheapest call)."""
+        with value_lock.LOCK:
+            self._sum._value += amount
+            # bounds end with +Inf, so any non-NaN amount lands in a bucket, as in observe().
+            self._buckets[bisect_left(self._bounds, amount)]._value += 1.0
 
 
 class _LockedInc:
@@ -138,17 +144,20 @@ def _histogram_parts(child: Any) -> tuple[tuple[float, ...], tuple[Any, ...]] | 
 def observer(child: Any) -> Update:
     """Return a fast ``observe(amount)`` for a histogram label child (or its own method).
 
-    In multiprocess mode this is the child's own method: requests are observed through
-    :func:`recorder`, which writes the files directly.
+    In one process: two float additions under the exporter's lock; in multiprocess mode:
+    two stores into the worker's file (:class:`._mp_storage.Observe`). Any other layout
+    gets the child's own method. Only for histograms no one else writes (see
+    :mod:`.value_lock`).
     """
     parts = _histogram_parts(child)
-    if parts is None or _mp_storage.is_mmaped(parts[1][0]):
+    if parts is None:
         return cast("Update", child.observe)
     bounds, values = parts
-    try:
-        return _Observe(values[0].inc, tuple(value.inc for value in values[1:]), bounds)
-    except AttributeError:
-        return cast("Update", child.observe)
+    if all(map(_mp_storage.is_mmaped, values)):
+        return _mp_storage.Observe.of(values[0], values[1:], bounds).observe
+    if all(map(_is_in_memory, values)):
+        return _Observe(values, bounds).observe
+    return cast("Update", child.observe)
 
 
 def in_flight(child: Any) -> tuple[Update, Leave]:

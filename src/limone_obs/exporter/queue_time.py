@@ -28,19 +28,20 @@ from limone_obs.exporter.fast_path import Updaters
 _MAX_HEADER = 40
 #: Below this a number is seconds, below the next milliseconds, then us, then ns.
 _UNIT_LIMITS = ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6), (1e20, 1e-9))
+_SECONDS_BELOW = _UNIT_LIMITS[0][0]
+_MAX_WAIT: float = c.QUEUE_MAX_SECONDS
 
 
 def parse_start(header: str) -> float | None:
     """Return the Unix time (seconds) an ``X-Request-Start`` value names, or None."""
     if len(header) > _MAX_HEADER:
         return None
-    text = header.strip()
-    if text[:2] == "t=":
-        text = text[2:]
     try:
-        number = float(text)
+        number = float(header.strip().removeprefix("t="))
     except ValueError:
         return None
+    if 0.0 < number < _SECONDS_BELOW:  # seconds (nginx), the usual form: one comparison
+        return number
     if not math.isfinite(number) or number <= 0:
         return None
     for limit, scale in _UNIT_LIMITS:
@@ -55,7 +56,7 @@ def queue_seconds(header: str, now: float) -> float | str:
     if start is None:
         return c.QUEUE_IGNORED_MALFORMED
     waited = now - start
-    if waited > c.QUEUE_MAX_SECONDS:
+    if waited > _MAX_WAIT:
         return c.QUEUE_IGNORED_TOO_LONG
     return max(waited, 0.0)
 
@@ -78,18 +79,23 @@ class QueueTime:
             (c.LABEL_REASON,), registry=registry,
         )  # fmt: skip
         self._observe: Update = updaters.observer(self.histogram)
-        self._ignored: dict[str, Update] = {
-            reason: updaters.incrementer(self.ignored.labels(reason))
-            for reason in c.QUEUE_IGNORED_REASONS
-        }
+        self._malformed: Update = updaters.incrementer(
+            self.ignored.labels(c.QUEUE_IGNORED_MALFORMED)
+        )
+        self._too_long: Update = updaters.incrementer(self.ignored.labels(c.QUEUE_IGNORED_TOO_LONG))
 
     def observe(self, header: str, now: float) -> None:
         """Observe the wait ``header`` announces before ``now`` (Unix time); never raises."""
+        # queue_seconds() inline: this runs on every request behind a proxy.
         try:
-            waited = queue_seconds(header, now)
-            if isinstance(waited, str):
-                self._ignored[waited](1.0)
+            start = parse_start(header)
+            if start is None:
+                self._malformed(1.0)
+                return
+            waited = now - start
+            if waited > _MAX_WAIT:
+                self._too_long(1.0)
             else:
-                self._observe(waited)
+                self._observe(waited if waited > 0.0 else 0.0)
         except Exception as exc:  # metrics must never fail a request
             _failsafe.report("queue time", exc)

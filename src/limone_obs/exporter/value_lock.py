@@ -4,9 +4,10 @@ prometheus-client's public methods guard each value with that value's own lock. 
 exporter's fast path (:mod:`._updaters`, :mod:`._mp_storage`) adds to its request series'
 values directly, three or four of them per request under a single lock instead of one
 each. A value written under two different locks is not protected by either, so every
-writer of those values takes :data:`LOCK`: the fast updaters, the public ``observe`` of an
-exemplar-carrying request (``RequestChildren.record_exemplar``), the first public write
-that binds a multiprocess value, and the bindings themselves.
+writer of those values takes :data:`LOCK`: the fast updaters (the request series and the
+queue-time histogram), the public ``observe`` of an exemplar-carrying request
+(``RequestChildren.record_exemplar``), the first public write that binds a multiprocess
+value, and the bindings themselves.
 
 A plain ``threading.Lock``: it blocks without spinning, also on free-threaded builds.
 Same-process A/B in ``bench/bench_lock.py``: against no lock at all it costs less than
