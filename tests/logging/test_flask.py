@@ -96,6 +96,30 @@ def test_incoming_request_id_is_kept_and_echoed(out: io.BytesIO) -> None:
     assert ["abc-123.x"] == [e["request_id"] for e in access_lines(parse_lines(out.getvalue()))]
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Request-ID": "mine"}, ["mine"]),
+        ({"x-request-id": "mine"}, ["mine"]),
+        ({"X-Note": "('x-request-id', 'no')"}, ["abc-123"]),
+        ({"X-Request-IDs": "other"}, ["abc-123"]),
+    ],
+    ids=["set-by-app", "any-case", "quoted-in-a-value", "longer-name"],
+)
+def test_request_id_header_set_by_the_app_is_not_doubled(
+    headers: dict[str, str], expected: list[str], out: io.BytesIO
+) -> None:
+    """A response that already has the request id header (any case) keeps only its own;
+    a value or a longer name that merely contains the name still gets the echo."""
+    configure_logging(stream=out)
+    app = Flask("echo")
+    app.add_url_rule("/", "index", lambda: ("ok", 200, headers))
+    init_app(app)
+    resp = app.test_client().get("/", headers={"X-Request-ID": "abc-123"})
+    resp.close()
+    assert expected == resp.headers.getlist("X-Request-ID")
+
+
 @pytest.mark.parametrize("bad", ["x" * 129, "has space", "semi;colon", "<script>"])
 def test_invalid_request_id_is_replaced(bad: str, out: io.BytesIO) -> None:
     """An over-long or odd-character request id is replaced by a new 32-hex one."""
