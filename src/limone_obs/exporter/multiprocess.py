@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, values
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from limone_obs import conventions as c
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+#: Size of a multiprocess file's header (its used-bytes count, padded): a shorter file
+#: was just created and holds no samples yet.
+_HEADER_BYTES = 8
 #: Lock file of the server that owns a directory (holds its master's pid, under flock).
 SERVER_LOCK = "limone_server.lock"
 logger = logging.getLogger("limone_obs.exporter")
@@ -85,11 +91,44 @@ def exposition_registry(
     # while a worker boots, where a file another worker is creating (still 0 bytes) made
     # prometheus-client's reader raise and gunicorn stop the whole server.
     registry = CollectorRegistry(auto_describe=False)
-    files: Any = (
-        FlatCollector(path) if fast else MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
-    )
+    files: Any = FlatCollector(path) if fast else StartedFilesCollector(path)
     registry.register(health_series.WithLocalProblems(files, namespace))
     return registry
+
+
+class StartedFilesCollector:
+    """prometheus-client's ``MultiProcessCollector`` over the files past their creation.
+
+    The public-API path's collector. A worker's file is empty for a moment between its
+    creation and its sizing; prometheus-client's reader raises on it, which answers the
+    whole scrape with a 500. Such a file holds no samples yet, so it is left out, as the
+    flat collector does. A file removed between listing and reading (a worker's files
+    retired at its exit) makes the scrape list the directory once more.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> Iterable[Metric]:
+        """The merged families of every started file (a prometheus-client collector)."""
+        for attempt in range(2):
+            files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _started(f)]
+            try:
+                merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+            except FileNotFoundError:
+                if attempt == 1:
+                    raise
+                continue
+            return merged
+        return []  # not reached: the second attempt returns or raises
+
+
+def _started(filename: str) -> bool:
+    """True once ``filename`` is longer than its header (False if it is gone)."""
+    try:
+        return os.stat(filename).st_size >= _HEADER_BYTES
+    except FileNotFoundError:
+        return False
 
 
 def child_exit(server: Any, worker: Any) -> None:
