@@ -5,14 +5,41 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _recorder
-from limone_obs.exporter.queue_time import parse_start, queue_seconds
+from limone_obs.exporter import _recorder, fast_path
+from limone_obs.exporter.queue_time import QueueTime, parse_start
 from tests.exporter.helpers import make_app, value
 
 N = c.MetricNames()
 NOW = 1700000000.0
+
+
+@pytest.fixture(params=["fast", "public"])
+def updaters(request: pytest.FixtureRequest) -> fast_path.Updaters:
+    """The exporter's fast updaters and prometheus-client's public methods."""
+    return fast_path.FAST if request.param == "fast" else fast_path.PUBLIC
+
+
+def queue_seconds(header: str, now: float, updaters: fast_path.Updaters) -> float | str:
+    """What ``QueueTime.observe`` makes of ``header``: the wait it observed, or the reason
+    it counted; fails unless exactly one of the two happened."""
+    registry = CollectorRegistry()
+    QueueTime(N, registry, updaters).observe(header, now)
+    count = registry.get_sample_value(N.request_queue_count)
+    reasons = [
+        reason
+        for reason in c.QUEUE_IGNORED_REASONS
+        if registry.get_sample_value(N.request_queue_ignored_total, {c.LABEL_REASON: reason})
+    ]
+    if count:
+        assert (1.0, []) == (count, reasons)
+        waited = registry.get_sample_value(N.request_queue + "_sum")
+        assert waited is not None
+        return waited
+    assert 1 == len(reasons), reasons
+    return reasons[0]
 
 
 @pytest.mark.parametrize(
@@ -36,26 +63,26 @@ def test_header_forms_name_the_same_instant(header: str, start: float) -> None:
 @pytest.mark.parametrize(
     "header", ["", "t=", "abc", "t=nan", "t=inf", "t=-5", "0", "t=1e30", "1" * 41, "t=0x10"]
 )
-def test_garbage_is_malformed(header: str) -> None:
+def test_garbage_is_malformed(header: str, updaters: fast_path.Updaters) -> None:
     """Unreadable, non-finite, non-positive, absurd or overlong values are malformed."""
-    assert c.QUEUE_IGNORED_MALFORMED == queue_seconds(header, NOW)
+    assert c.QUEUE_IGNORED_MALFORMED == queue_seconds(header, NOW, updaters)
 
 
-def test_start_after_now_is_clock_skew_and_counts_as_zero() -> None:
+def test_start_after_now_is_clock_skew_and_counts_as_zero(updaters: fast_path.Updaters) -> None:
     """A proxy clock ahead of the worker's gives a negative wait: observed as 0."""
-    assert 0.0 == queue_seconds(f"t={NOW + 2}", NOW)
+    assert 0.0 == queue_seconds(f"t={NOW + 2}", NOW, updaters)
 
 
-def test_wait_beyond_the_limit_is_ignored() -> None:
+def test_wait_beyond_the_limit_is_ignored(updaters: fast_path.Updaters) -> None:
     """More than QUEUE_MAX_SECONDS is not a believable wait: too_long, not observed."""
-    assert c.QUEUE_IGNORED_TOO_LONG == queue_seconds(f"t={NOW - 61}", NOW)
-    assert 60.0 == queue_seconds(f"t={NOW - 60}", NOW)
+    assert c.QUEUE_IGNORED_TOO_LONG == queue_seconds(f"t={NOW - 61}", NOW, updaters)
+    assert 60.0 == queue_seconds(f"t={NOW - 60}", NOW, updaters)
 
 
 @given(st.text(max_size=60))
 def test_any_header_gives_a_wait_within_bounds_or_a_reason(header: str) -> None:
     """No input raises; a wait is within 0..QUEUE_MAX_SECONDS, else a known reason."""
-    got = queue_seconds(header, NOW)
+    got = queue_seconds(header, NOW, fast_path.FAST)
     if isinstance(got, str):
         assert got in c.QUEUE_IGNORED_REASONS
     else:

@@ -20,7 +20,8 @@ from prometheus_client.utils import floatToGoString
 from limone_obs.errors import ArtifactError
 
 _INT = struct.Struct("=i")
-_HEADER_BYTES = 8
+#: A file's header: the count of bytes in use (an int), padded to 8.
+HEADER_BYTES = 8
 _ENTRY_TAIL = 16  # value + timestamp
 #: Above this many distinct keys the table is rebuilt: guards memory if keys churn.
 MAX_KEYS = 200_000
@@ -75,7 +76,7 @@ class FileLayout:
     """Where the values of one file sit, as far as it had been written at the last read."""
 
     inode: int
-    used: int = _HEADER_BYTES
+    used: int = HEADER_BYTES
     key_ids: list[int] = field(default_factory=list)
     fmt: list[str] = field(default_factory=list)
     unpacker: struct.Struct = field(default_factory=lambda: struct.Struct("="))
@@ -87,17 +88,17 @@ def read_used(data: bytes) -> int:
     A worker creates its file empty, then sizes it, then writes the header: a file caught
     in between reads as holding no entries yet (8, the header's own size).
     """
-    if len(data) < _HEADER_BYTES:
-        return _HEADER_BYTES
-    return max(int(_INT.unpack_from(data, 0)[0]), _HEADER_BYTES)
+    if len(data) < HEADER_BYTES:
+        return HEADER_BYTES
+    return max(int(_INT.unpack_from(data, 0)[0]), HEADER_BYTES)
 
 
 def read_file(filename: str) -> bytes:
     """Return the used part of a multiprocess file (raises FileNotFoundError if gone)."""
     with open(filename, "rb") as handle:  # a read is cheaper than a mmap for a few pages
         data = handle.read(mmap.PAGESIZE)
-        if len(data) < _HEADER_BYTES:
-            return bytes(_HEADER_BYTES)  # just created: no header, no entries yet
+        if len(data) < HEADER_BYTES:
+            return bytes(HEADER_BYTES)  # just created: no header, no entries yet
         used = read_used(data)
         if used > len(data):
             data += handle.read(used - len(data))
@@ -124,7 +125,7 @@ def extend_layout(layout: FileLayout, data: bytes, keys: KeyTable, filename: str
         layout.fmt.append(f"{4 + padded}xdd")
         pos += 4 + padded + _ENTRY_TAIL
     layout.used = used
-    layout.unpacker = struct.Struct("=" + f"{_HEADER_BYTES}x" + "".join(layout.fmt))
+    layout.unpacker = struct.Struct("=" + f"{HEADER_BYTES}x" + "".join(layout.fmt))
 
 
 def values_of(layout: FileLayout, data: bytes) -> tuple[float, ...]:

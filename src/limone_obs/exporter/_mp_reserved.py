@@ -32,11 +32,11 @@ from prometheus_client import mmap_dict, values
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.exporter import fast_path
+from limone_obs.exporter._mp_files import HEADER_BYTES
 
 logger = logging.getLogger("limone_obs.exporter")
 _INT = struct.Struct("i")
 _TWO_DOUBLES = struct.Struct("dd")
-_HEADER_BYTES = 8
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: Attributes of prometheus-client's MmapedDict this module relies on.
 _EXPECTED = ("_init_value", "read_value", "write_value", "close", "read_all_values")
@@ -75,7 +75,7 @@ class ReservedMmapedDict(mmap_dict.MmapedDict):
         self._f: Any = None
         self._m: Any = None
         self._capacity = 0
-        self._used = _HEADER_BYTES
+        self._used = HEADER_BYTES
         try:
             self._open(filename)
         except OSError as exc:
@@ -99,7 +99,7 @@ class ReservedMmapedDict(mmap_dict.MmapedDict):
         self._m = mmap.mmap(self._f.fileno(), capacity)
         self._used = _INT.unpack_from(self._m, 0)[0]
         if self._used == 0:
-            self._used = _HEADER_BYTES
+            self._used = HEADER_BYTES
             _INT.pack_into(self._m, 0, self._used)
         else:
             for key, _, _, pos in mmap_dict._read_all_values(self._m, self._used):  # type: ignore[no-untyped-call]

@@ -34,16 +34,20 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import _mp_reserved, compaction, fast_path, health_series, merge_rules
+from limone_obs.exporter import (
+    _mp_files,
+    _mp_reserved,
+    compaction,
+    fast_path,
+    health_series,
+    merge_rules,
+)
 from limone_obs.exporter._mp_collector import FlatCollector
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
-#: Size of a multiprocess file's header (its used-bytes count, padded): a shorter file
-#: was just created and holds no samples yet.
-_HEADER_BYTES = 8
 #: Lock file of the server that owns a directory (holds its master's pid, under flock).
 SERVER_LOCK = "limone_server.lock"
 logger = logging.getLogger("limone_obs.exporter")
@@ -111,22 +115,22 @@ class StartedFilesCollector:
 
     def collect(self) -> Iterable[Metric]:
         """The merged families of every started file (a prometheus-client collector)."""
-        for attempt in range(2):
-            files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _started(f)]
-            try:
-                merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
-            except FileNotFoundError:
-                if attempt == 1:
-                    raise
-                continue
-            return merged
-        return []  # not reached: the second attempt returns or raises
+        try:
+            return self._merge()
+        except FileNotFoundError:  # retired between listing and reading: list again
+            return self._merge()
+
+    def _merge(self) -> Iterable[Metric]:
+        files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _started(f)]
+        merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
 
 
 def _started(filename: str) -> bool:
     """True once ``filename`` is longer than its header (False if it is gone)."""
     try:
-        return os.stat(filename).st_size >= _HEADER_BYTES
+        # Shorter than the header (its used-bytes count): just created, no samples yet.
+        return os.stat(filename).st_size >= _mp_files.HEADER_BYTES
     except FileNotFoundError:
         return False
 

@@ -50,17 +50,6 @@ def parse_start(header: str) -> float | None:
     return None
 
 
-def queue_seconds(header: str, now: float) -> float | str:
-    """Return the wait before ``now`` (>= 0), or the reason it is ignored (a str)."""
-    start = parse_start(header)
-    if start is None:
-        return c.QUEUE_IGNORED_MALFORMED
-    waited = now - start
-    if waited > _MAX_WAIT:
-        return c.QUEUE_IGNORED_TOO_LONG
-    return max(waited, 0.0)
-
-
 class QueueTime:
     """The queue-time histogram and the counter of ignored headers."""
 
@@ -85,8 +74,11 @@ class QueueTime:
         self._too_long: Update = updaters.incrementer(self.ignored.labels(c.QUEUE_IGNORED_TOO_LONG))
 
     def observe(self, header: str, now: float) -> None:
-        """Observe the wait ``header`` announces before ``now`` (Unix time); never raises."""
-        # queue_seconds() inline: this runs on every request behind a proxy.
+        """Observe the wait ``header`` announces before ``now`` (Unix time); never raises.
+
+        A negative wait (the proxy's clock ahead) is observed as 0; a wait beyond
+        ``QUEUE_MAX_SECONDS`` and an unreadable header are counted as ignored, by reason.
+        """
         try:
             start = parse_start(header)
             if start is None:
