@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from flask import Flask, request_started, send_file
+from flask import Flask, Request, copy_current_request_context, request, send_file
+from flask.sessions import SecureCookieSessionInterface
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.routing import Map
 from werkzeug.test import EnvironBuilder
 
 from limone_obs import Metrics, lifecycle
@@ -224,8 +224,9 @@ def test_both_extensions_install_one_lifecycle(metrics_first: bool) -> None:
     if not metrics_first:
         Metrics(app, registry=CollectorRegistry())
     life = app.extensions[lifecycle.EXTENSION_KEY]
-    hooks = [f for f in app.url_value_preprocessors[None] if f == life.on_routed]
-    assert (app.wsgi_app, 1, 2) == (life.__call__, len(hooks), len(life.participants))
+    bases = [k for k in app.request_class.__mro__ if getattr(k, lifecycle.ROUTING_MARK, None)]
+    assert (app.wsgi_app, 1, 2) == (life.__call__, len(bases), len(life.participants))
+    assert not app.url_value_preprocessors  # the request class routes: no preprocessor
     reset_for_tests()
 
 
@@ -336,6 +337,18 @@ def test_an_instrumented_app_called_inside_another_keeps_both_labels() -> None:
     assert ({"/outer": 1.0}, {"/inner/<int:n>": 1.0}) == (outer_counts, inner_counts)
 
 
+class _FailingOnce(SecureCookieSessionInterface):
+    """Flask opens the session before it routes: failing there leaves a request unrouted."""
+
+    def __init__(self) -> None:
+        self.failures = [RuntimeError("before routing")]
+
+    def open_session(self, app: Flask, request: Request) -> Any:
+        if self.failures:
+            raise self.failures.pop()
+        return super().open_session(app, request)
+
+
 def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
     """A request that failed before routing, then a test request context dispatched by
     hand: the ended request is not routed afterwards (no in-flight slot taken forever)."""
@@ -343,14 +356,8 @@ def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
     registry = CollectorRegistry()
     Metrics(app, registry=registry)
     app.get("/x")(lambda: "x")
-    failures = [RuntimeError("before routing")]
-
-    def fail_once(_sender: Flask, **_extra: Any) -> None:
-        if failures:
-            raise failures.pop()
-
-    request_started.connect(fail_once, app)
-    app.test_client().get("/x", buffered=True)  # fails in request_started: never routed
+    app.session_interface = _FailingOnce()
+    app.test_client().get("/x", buffered=True)  # fails opening the session: never routed
     with app.test_request_context("/x") as ctx:
         # Flask 3.2 passes the context explicitly; 3.0 and 3.1 take no argument.
         takes_ctx = bool(inspect.signature(app.preprocess_request).parameters)
@@ -361,11 +368,94 @@ def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
     assert all(value == 0.0 for value in in_progress.values())
 
 
-def test_an_endpoint_missing_from_the_url_map_is_asked_of_the_request() -> None:
-    """An endpoint the lifecycle's URL map does not know (a rule matched elsewhere) is no
-    error inside the request: the rule comes from the request itself."""
-    app = Flask("elsewhere")
-    app.add_url_rule("/a/<int:n>", "a", lambda **_: "a")
-    life = lifecycle.Lifecycle(app.wsgi_app, Map())
-    with app.test_request_context("/a/1"):
-        assert "/a/<int:n>" == life._rule_of("a")
+class _TeamRequest(Request):
+    """An app's own request class, as a team's service may have."""
+
+    team = "limoneide"
+
+
+def _count_app(name: str, registry: CollectorRegistry) -> Flask:
+    app = Flask(name)
+    Metrics(app, registry=registry)
+
+    @app.get("/p/<int:n>")
+    def page(n: int) -> str:
+        return f"{request.view_args}-{n}"
+
+    return app
+
+
+def test_an_app_request_class_set_before_install_is_kept_and_routes() -> None:
+    """A team's request class set first: the lifecycle's class derives from it."""
+    app = Flask("own_request")
+    app.request_class = _TeamRequest
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+
+    @app.get("/p/<int:n>")
+    def page(n: int) -> str:
+        own = request._get_current_object()  # type: ignore[attr-defined]
+        return f"{type(own).__name__} {own.team} {own.view_args}"
+
+    body = app.test_client().get("/p/3", buffered=True).get_data(as_text=True)
+    assert "_TeamRequest limoneide {'n': 3}" == body
+    assert issubclass(app.request_class, _TeamRequest)
+    assert {"/p/<int:n>": 1.0} == _per_endpoint(
+        generate_latest(registry).decode(), N.requests_total
+    )
+
+
+def test_a_request_class_set_after_install_still_routes_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another request class set after Metrics(app): a URL value preprocessor takes over
+    from the next request on, with one warning naming the class; counts stay right."""
+    registry = CollectorRegistry()
+    app = _count_app("late_request", registry)
+    client = app.test_client()
+    client.get("/p/1", buffered=True)
+    app.request_class = _TeamRequest
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        bodies = [client.get(path, buffered=True) for path in ("/p/2", "/p/3", "/nope")]
+    warnings = [r.getMessage() for r in caplog.records if "request_class" in r.getMessage()]
+    assert 1 == len(warnings), warnings
+    assert "_TeamRequest" in warnings[0]
+    assert [200, 200, 404] == [r.status_code for r in bodies]
+    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {"/p/<int:n>": 3.0, c.ENDPOINT_UNMATCHED: 1.0} == counts
+
+
+def test_a_subclass_of_the_routing_class_set_after_install_needs_no_fallback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A class derived from the app's (routing) request class keeps the hook: no warning."""
+    registry = CollectorRegistry()
+    app = _count_app("derived_request", registry)
+    app.request_class = type("Derived", (app.request_class,), {})
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        app.test_client().get("/p/4", buffered=True)
+    assert not [r for r in caplog.records if "request_class" in r.getMessage()]
+    assert not app.url_value_preprocessors
+    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {"/p/<int:n>": 1.0} == counts
+
+
+def test_a_copied_request_context_routes_once() -> None:
+    """``copy_current_request_context`` matches the URL again: the request counts once and
+    its in-flight slot is freed once."""
+    registry = CollectorRegistry()
+    app = Flask("copied")
+    Metrics(app, registry=registry)
+
+    @app.get("/copy")
+    def copy() -> str:
+        @copy_current_request_context
+        def again() -> str:
+            return str(request.view_args)
+
+        return again()
+
+    assert "{}" == app.test_client().get("/copy", buffered=True).get_data(as_text=True)
+    text = generate_latest(registry).decode()
+    assert {"/copy": 1.0} == _per_endpoint(text, N.requests_total)
+    assert {"/copy": 0.0} == _per_endpoint(text, N.requests_in_progress)

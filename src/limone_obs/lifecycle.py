@@ -8,13 +8,17 @@ WSGI call -> start clock -> participants' begin (queue time, request id, context
 ```
 
 :func:`install` wraps ``app.wsgi_app`` once per app (Flask's documented way to add WSGI
-middleware) and registers the routing hook as the app's first URL value preprocessor:
-Flask calls those with the request routed (``request.url_rule`` set, or the routing
-error pending) before any ``before_request`` function, and calls them directly, without
-the ``ensure_sync`` lookup it makes for every ``before_request`` function. Unhandled
-exceptions arrive through the ``got_request_exception`` signal. Nothing on the app
-instance is replaced and no private attribute of Flask or Werkzeug is read, so the same
-code runs on Flask 3.0, 3.1 and 3.2.
+middleware) and learns the URL rule where Flask stores it: the app's ``request_class``
+(a documented setting) becomes a subclass whose ``view_args`` and ``routing_exception``
+setters are the routing hook. Flask assigns one of them once it has matched the request,
+while pushing the request context, before any ``before_request`` function, so every hook
+and line of the request already sees the endpoint. Nothing is looked up through Flask's
+``request`` proxy on the way (each lookup costs more than the rest of the hook). An app
+that sets another ``request_class`` after the lifecycle is installed gets, from its next
+request on, a URL value preprocessor doing the same work, and one warning line saying so.
+Unhandled exceptions arrive through the ``got_request_exception`` signal. No method of the
+app is replaced and no private attribute of Flask or Werkzeug is read, so the same code
+runs on Flask 3.0, 3.1 and 3.2.
 
 The exporter and the logging integration each add a :class:`Participant`; whichever is
 initialised first installs the lifecycle, the second joins it. Timing at ``close()``, not
@@ -24,26 +28,29 @@ in ``after_request``, is what makes a streamed AI answer count its full duration
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import Flask, request
+from flask import Flask, Request, request
 from flask.signals import got_request_exception
 
 from limone_obs import conventions as c
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-    from werkzeug.routing import Map
 
 #: Key of the app's :class:`Lifecycle` in ``app.extensions``.
 EXTENSION_KEY = "limone_obs.lifecycle"
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.request"
 _new = object.__new__
+#: Set on the request classes :func:`routing_request_class` makes (and their subclasses).
+ROUTING_MARK = "limone_obs_routing_hook"
+logger = logging.getLogger("limone_obs")
 #: Guards every request's ``tally``: thread-pool work of one request may add at once.
 TALLY_LOCK = threading.Lock()
 
@@ -160,7 +167,7 @@ class RequestState:
 #: The state of the request this context serves (set on arrival, never reset: a streamed
 #: body is produced after the WSGI call returned, and asyncio tasks and thread-pool work
 #: copied from the request's context must find it). Read where the request is not at
-#: hand: the routing hook, and dependency calls made anywhere in the app.
+#: hand: dependency calls made anywhere in the app.
 _CURRENT: ContextVar[RequestState | None] = ContextVar("limone_obs_request", default=None)
 _set_current = _CURRENT.set
 _get_current = _CURRENT.get
@@ -226,6 +233,68 @@ def _finish_on_close(body: Any, state: RequestState) -> bool:
     return True
 
 
+def _route(state: RequestState, endpoint: str) -> None:
+    """The routing hook's work: set ``state.endpoint`` once, then tell the participants.
+
+    A request already routed (a copied request context matches again) or already ended
+    (a test request context dispatched by hand afterwards) is left as it is.
+    """
+    if state.endpoint is not None or state.start is None:
+        return
+    state.endpoint = endpoint
+    for routed in state._lifecycle.routeds:
+        routed(state)
+
+
+def _get_view_args(self: Request) -> dict[str, Any] | None:
+    args: dict[str, Any] | None = self.limone_obs_view_args  # type: ignore[attr-defined]
+    return args
+
+
+def _set_view_args(self: Request, args: dict[str, Any] | None) -> None:
+    self.limone_obs_view_args = args  # type: ignore[attr-defined]
+    state = self.environ.get(STATE_KEY)  # None outside a lifecycle (test_request_context)
+    if state is not None:
+        # Flask assigns the rule, then its arguments, in one statement (url_rule is read
+        # several times per request, view_args once: the hook sits on the latter).
+        rule = self.url_rule
+        _route(state, rule.rule if rule is not None else c.ENDPOINT_UNMATCHED)
+
+
+def _get_routing_exception(self: Request) -> Exception | None:
+    exc: Exception | None = self.limone_obs_routing_exception  # type: ignore[attr-defined]
+    return exc
+
+
+def _set_routing_exception(self: Request, exc: Exception | None) -> None:
+    self.limone_obs_routing_exception = exc  # type: ignore[attr-defined]
+    state = self.environ.get(STATE_KEY)
+    if state is not None and exc is not None:
+        _route(state, c.ENDPOINT_UNMATCHED)  # 404, 405, a redirect: no URL rule
+
+
+def routing_request_class(base: type[Request]) -> type[Request]:
+    """A subclass of ``base`` whose ``view_args`` and ``routing_exception`` setters route.
+
+    Flask assigns ``url_rule`` and ``view_args`` once it has matched the request, or
+    ``routing_exception`` when it could not; the setter stores the value, as the plain
+    attribute did, and hands the request's :class:`RequestState` (found in its environ)
+    the URL rule or ENDPOINT_UNMATCHED. The subclass keeps ``base``'s name, module and
+    behaviour.
+    """
+    namespace: dict[str, Any] = {
+        "__module__": base.__module__,
+        "__qualname__": base.__qualname__,
+        "__doc__": base.__doc__,
+        ROUTING_MARK: True,
+        "limone_obs_view_args": None,
+        "limone_obs_routing_exception": None,
+        "view_args": property(_get_view_args, _set_view_args),
+        "routing_exception": property(_get_routing_exception, _set_routing_exception),
+    }
+    return type(base.__name__, (base,), namespace)
+
+
 class Lifecycle:
     """The WSGI wrapper of one app: starts, routes and ends every request for its participants.
 
@@ -234,13 +303,14 @@ class Lifecycle:
     excludes passes through untouched.
     """
 
-    def __init__(self, wsgi_app: WSGIApplication, url_map: Map | None = None) -> None:
+    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self.app = app
         self.wsgi_app = wsgi_app
-        self.url_map = url_map
-        #: Endpoint -> its URL rule, for endpoints with exactly one rule (see on_routed);
-        #: endpoints of several rules (or none in the map) ask the request every time.
-        self._rules: dict[str, str] = {}
-        self._ask_request: set[str] = set()
+        #: The ``app.request_class`` the lifecycle last saw (see _request_class_changed).
+        self.request_class: type[Request] = app.request_class
+        #: True once the URL value preprocessor stands in for the request class's setters.
+        self.preprocessing = False
+        self._lock = threading.Lock()
         self.mounts: dict[str, WSGIApplication] = {}
         self.participants: tuple[Participant, ...] = ()
         self.begins: tuple[Any, ...] = ()
@@ -278,6 +348,8 @@ class Lifecycle:
             _set_current(None)
             mounted = self.mounts.get(path)
             return (mounted or self.wsgi_app)(environ, start_response)
+        if self.app.request_class is not self.request_class:
+            self._request_class_changed()
         # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
         # a slow generic path, and this runs on every request.
         state = _new(RequestState)
@@ -310,41 +382,42 @@ class Lifecycle:
         state._body = body
         return state
 
-    def _rule_of(self, endpoint: str) -> str:
-        """The URL rule the request matched; remembered for an endpoint of one rule only.
+    def _request_class_changed(self) -> None:
+        """``app.request_class`` was set after install: keep routing, and say how.
 
-        Flask passes the routing hook the endpoint, not the rule; asking the request for
-        its rule goes through Flask's context proxy (the dearest step of the hook), so an
-        endpoint's only rule is remembered. Flask allows no new rule once it has served a
-        request, so the answer stays true; an endpoint of several rules always asks.
+        A subclass of the routing class still routes. Any other class gets the URL value
+        preprocessor (same work, slower: it asks Flask's ``request`` proxy), once, with a
+        warning naming the class; nothing of the app's own class is changed.
         """
-        if endpoint not in self._ask_request:
-            url_map = self.url_map
-            try:
-                rules = list(url_map.iter_rules(endpoint)) if url_map is not None else []
-            except KeyError:  # not in the app's map (a rule matched elsewhere)
-                rules = []
-            if len(rules) == 1:
-                self._rules[endpoint] = rules[0].rule
-                return rules[0].rule
-            self._ask_request.add(endpoint)  # the map is not read again for it
-        rule = request.url_rule  # several rules (or none known): the one that matched
-        return rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
+        with self._lock:
+            current = self.app.request_class
+            if current is self.request_class:
+                return  # another thread got here first
+            self.request_class = current
+            if getattr(current, ROUTING_MARK, False) or self.preprocessing:
+                return
+            self.preprocessing = True
+            # First in line, so every other preprocessor and before_request hook (and the
+            # lines they log) already sees the endpoint.
+            self.app.url_value_preprocessors.setdefault(None, []).insert(0, self.on_routed)
+        logger.warning(
+            "limone_obs: Flask app %r got request_class %s.%s after limone-obs was "
+            "initialised; the URL rule is now learnt by a URL value preprocessor, which "
+            "costs more per request. Set app.request_class before Metrics(app) or "
+            "limone_obs.logging.init_app(app) to keep the faster hook.",
+            self.app.name,
+            current.__module__,
+            current.__qualname__,
+        )
 
-    def on_routed(self, endpoint: str | None, _values: dict[str, Any] | None) -> None:
-        """Flask's URL value preprocessor: learn the URL rule once, tell the participants."""
-        state = _get_current()
-        if state is None or state._lifecycle is not self:
-            # Another instrumented app served a request inside this one's: ask Flask.
-            state = request.environ.get(STATE_KEY)
-        if state is None or state.endpoint is not None or state.start is None:
-            return
-        if endpoint is None:
-            state.endpoint = c.ENDPOINT_UNMATCHED
-        else:
-            state.endpoint = self._rules.get(endpoint) or self._rule_of(endpoint)
-        for routed in self.routeds:
-            routed(state)
+    def on_routed(self, _endpoint: str | None, _values: dict[str, Any] | None) -> None:
+        """The URL value preprocessor used when the app's request class cannot route."""
+        # Flask's documented way to the proxied request: one proxy lookup, not two.
+        routed = request._get_current_object()  # type: ignore[attr-defined]
+        state = routed.environ.get(STATE_KEY)
+        if state is not None:
+            rule = routed.url_rule
+            _route(state, rule.rule if rule is not None else c.ENDPOINT_UNMATCHED)
 
     def on_exception(self, _sender: Flask, exception: BaseException, **_extra: Any) -> None:
         """Flask's ``got_request_exception`` signal: remember the request's exception."""
@@ -358,13 +431,12 @@ def install(app: Flask) -> Lifecycle:
     lifecycle: Lifecycle | None = app.extensions.get(EXTENSION_KEY)
     if lifecycle is not None:
         return lifecycle
-    lifecycle = Lifecycle(app.wsgi_app, app.url_map)
+    if not getattr(app.request_class, ROUTING_MARK, False):
+        app.request_class = routing_request_class(app.request_class)
+    lifecycle = Lifecycle(app, app.wsgi_app)
     # A bound method: Flask calls it on every request, and calling an instance with
     # __call__ takes CPython's slower generic path.
     app.wsgi_app = lifecycle.__call__  # type: ignore[method-assign]
-    # First in line, so every other preprocessor and before_request hook (and the lines
-    # they log) already sees the endpoint.
-    app.url_value_preprocessors.setdefault(None, []).insert(0, lifecycle.on_routed)
     got_request_exception.connect(lifecycle.on_exception, app, weak=False)
     app.extensions[EXTENSION_KEY] = lifecycle
     return lifecycle

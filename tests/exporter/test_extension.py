@@ -66,7 +66,8 @@ def test_endpoint_label_is_the_url_rule_not_the_path() -> None:
 
 @pytest.mark.parametrize("with_logging", [False, True])
 def test_only_wsgi_app_is_set_on_the_app_instance(with_logging: bool) -> None:
-    """Flask's public API only: init_app sets ``wsgi_app`` and replaces nothing else."""
+    """Flask's public API only: init_app sets ``wsgi_app`` and ``request_class`` (a subclass
+    of the app's own, the routing hook) and replaces nothing else."""
     app = Flask("instance_check")
     before = dict(vars(app))
     Metrics(app, registry=CollectorRegistry())
@@ -75,7 +76,8 @@ def test_only_wsgi_app_is_set_on_the_app_instance(with_logging: bool) -> None:
     after = vars(app)
     # jinja_env is Flask's own cached property, created by its public add_template_global
     # (the RUM script's Jinja global).
-    assert {"wsgi_app"} == set(after) - set(before) - {"jinja_env"}
+    assert {"wsgi_app", "request_class"} == set(after) - set(before) - {"jinja_env"}
+    assert issubclass(app.request_class, Flask.request_class)
     assert [] == [name for name, obj in before.items() if after[name] is not obj]
 
 
