@@ -117,7 +117,8 @@ class RequestState:
         self.status = status[:3]
         if self.headers is not None:
             headers = _with_headers(headers, self.headers)
-        return self._start_response(status, headers, exc_info)
+        start_response = self._start_response  # loaded, then called: see Lifecycle.__call__
+        return start_response(status, headers, exc_info)
 
     def record_exception(self, exc: BaseException) -> None:
         """Remember the first unhandled exception of this request."""
@@ -369,8 +370,12 @@ class Lifecycle:
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)
+        # Loaded, then called: CPython 3.11 specialises neither calling an attribute that
+        # holds a callable (it looks for a method on the class first, every time) nor
+        # self.wsgi_app(...) as written in one expression; the split form is.
+        wsgi_app = self.wsgi_app
         try:
-            body = self.wsgi_app(environ, state.start_response)
+            body = wsgi_app(environ, state.start_response)
         except BaseException as exc:
             state.status = "500"
             state.record_exception(exc)

@@ -101,7 +101,8 @@ class RequestRecorder:
             children = by_endpoint.get(endpoint) if by_endpoint is not None else None
             if children is None:
                 children = self._children(state.method, endpoint)
-            children.enter(1.0)
+            enter = children.enter  # loaded, then called: see lifecycle.Lifecycle.__call__
+            enter(1.0)
             if marker is self:
                 state.metrics = children
             else:
@@ -123,7 +124,8 @@ class RequestRecorder:
             return
         try:
             if type(recorded) is RequestChildren and state.exception is None:
-                recorded.record(elapsed, state.status, True)  # the common case: one call
+                record = recorded.record  # loaded, then called: see lifecycle.Lifecycle.__call__
+                record(elapsed, state.status, True)  # the common case: one call
             else:
                 self._record_rare(state, recorded, elapsed)
         except Exception as exc:  # metrics must never fail a response

@@ -107,7 +107,8 @@ class _Record:
             if count is not None:
                 count._value += 1.0
         if in_flight:
-            self._leave()
+            leave = self._leave  # loaded, then called: see lifecycle.Lifecycle.__call__
+            leave()
 
     def _count(self, status: str) -> Any:
         """The counter's in-memory value for ``status``; None once counted publicly."""

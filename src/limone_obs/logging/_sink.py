@@ -103,10 +103,12 @@ class Sink:
                     self._write_pipe(self._pipe, line)
                 except _FAILURES as exc:
                     self._drop(exc)
-            elif self._write_bytes is not None and self._flush is not None:
+            elif (write := self._write_bytes) is not None and (flush := self._flush) is not None:
+                # Loaded, then called: CPython 3.11 cannot specialise calling an attribute
+                # that holds a callable (see lifecycle.Lifecycle.__call__).
                 try:
-                    self._write_bytes(line)
-                    self._flush()
+                    write(line)
+                    flush()
                 except _FAILURES as exc:
                     self._drop(exc)
             if self.file is not None:
