@@ -88,6 +88,7 @@ class QueueTime:
             if waited > _MAX_WAIT:
                 self._too_long(1.0)
             else:
-                self._observe(waited if waited > 0.0 else 0.0)
+                observe = self._observe  # loaded, then called: see lifecycle.Lifecycle.__call__
+                observe(waited if waited > 0.0 else 0.0)
         except Exception as exc:  # metrics must never fail a request
             _failsafe.report("queue time", exc)
