@@ -181,6 +181,38 @@ def test_public_path_scrape_skips_a_file_being_created(mpdir: Path, content: byt
     assert expected == snapshot(registry.collect())
 
 
+class _RetiringCollector(multiprocess.StartedFilesCollector):
+    """The public path's collector, with one worker's file retired right after the first
+    listing (as the gunicorn master does at a worker's exit): the first read fails."""
+
+    def __init__(self, path: str, retired: Path) -> None:
+        super().__init__(path)
+        self.retired: Path | None = retired
+        self.listings = 0
+
+    def _merge(self) -> Iterable[Metric]:
+        self.listings += 1
+        if self.retired is None:
+            return super()._merge()
+        files = sorted(str(f) for f in Path(self.path).glob("*.db"))
+        self.retired.unlink()
+        self.retired = None
+        merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
+
+
+def test_public_path_scrape_lists_again_when_a_file_is_retired_meanwhile(mpdir: Path) -> None:
+    """A file removed between listing and reading: prometheus-client raises
+    FileNotFoundError, the collector lists once more and reports the files left."""
+    write_worker(mpdir, 505, ("counter",))
+    write_worker(mpdir, 506, ("counter",))
+    retired = mpdir / "counter_506.db"
+    expected_after = reference_without(mpdir, "counter_506.db")
+    collector = _RetiringCollector(str(mpdir), retired)
+    assert expected_after == snapshot(collector.collect())
+    assert (2, False) == (collector.listings, retired.exists())
+
+
 def reference_without(path: Path, name: str) -> Snapshot:
     """MultiProcessCollector's view of ``path`` without file ``name`` (it cannot read it)."""
     data = (path / name).read_bytes()
