@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, g, stream_with_context
+from flask import Flask, Response, g, request_started, stream_with_context
 from flask.logging import default_handler
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
@@ -85,6 +85,26 @@ def test_app_lines_in_request_share_its_context(out: io.BytesIO) -> None:
     view, access = parse_lines(out.getvalue())
     keys = ("request_id", "endpoint", "method", "path")
     assert {k: access[k] for k in keys} == {k: view[k] for k in keys}
+
+
+def test_lines_of_request_started_and_before_request_carry_the_endpoint(
+    out: io.BytesIO,
+) -> None:
+    """Flask routes while it pushes the request context: a ``request_started`` receiver
+    and a ``before_request`` function already log the request's endpoint."""
+    configure_logging(stream=out)
+    app = make_app()
+    log = get_logger("logtest.hooks")
+
+    def started(_sender: Flask, **_extra: Any) -> None:
+        log.info("started")
+
+    request_started.connect(started, app)
+    app.before_request(lambda: log.info("before"))
+    app.test_client().get("/projects/1").close()
+    lines = {e["message"]: e for e in parse_lines(out.getvalue())}
+    endpoints = {m: lines[m].get("endpoint") for m in ("started", "before", "request finished")}
+    assert dict.fromkeys(endpoints, "/projects/<int:project_id>") == endpoints
 
 
 def test_incoming_request_id_is_kept_and_echoed(out: io.BytesIO) -> None:
