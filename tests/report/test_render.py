@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from limone_obs.errors import ReportError
+from limone_obs.report.collect import peak_rate_window
 from limone_obs.report.model import (
     REGRESSION,
     Component,
@@ -67,6 +69,23 @@ def test_markdown_tables_name_the_regression() -> None:
     assert "+111 %" in text  # p95 1.9 s against 0.9 s
     assert REGRESSION in text
     assert "ErrorsHigh (page)" in text
+
+
+def test_peak_rate_names_its_rate_window() -> None:
+    """The peak rate row says which rate it is: a minute's, or the short window's own."""
+    assert "| peak requests per second (1 m rate) | 30.00 | 20.00 |" in to_markdown(sample())
+    short = replace(sample(), throughput=Throughput(12.0, 10.0, 30.0, 20.0, 8.0, 5.0, 45))
+    assert "| peak requests per second (45 s rate) | 30.00 |" in to_markdown(short)
+
+
+@pytest.mark.parametrize(
+    ("span", "scrape", "expected"),
+    [(3600, 15.0, 60), (45, 1.0, 45), (45, 15.0, 60), (3600, 60.0, 240), (10, 5.0, 20)],
+)
+def test_peak_rate_window_fits_the_report_window(span: int, scrape: float, expected: int) -> None:
+    """A minute, no longer than the window (else idle time before it dilutes the peak),
+    never under four scrapes."""
+    assert expected == peak_rate_window(span, scrape)
 
 
 def test_write_into_a_file_path_fails_cleanly(tmp_path: Path) -> None:

@@ -104,6 +104,22 @@ def test_numbers_match_direct_promql(scenario: Run) -> None:
     assert ai.now > 3 * ai.then
 
 
+def test_peak_rate_of_a_short_window_is_not_below_its_average(scenario: Run) -> None:
+    """A window shorter than a minute (the first phase, load from its start): the peak is
+    a rate within the window. A minute's rate reached back into the idle time before the
+    load and came out below the window's average."""
+    report = report_of(scenario, scenario.healthy, scenario.recovered)
+    t = report.throughput
+    assert phase(scenario.healthy).seconds == t.peak_window
+    assert t.avg_now is not None
+    assert t.peak_now is not None
+    assert t.peak_now >= 0.95 * t.avg_now
+    assert t.avg_now == pytest.approx(
+        promql(scenario, f'sum(increase(limoneide_requests_total{{job="{scenario.job}"}}'
+               f"[{t.peak_window}s])) / {t.peak_window}", phase(scenario.healthy).end),
+    )  # fmt: skip
+
+
 def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
     """The SLO rows come from the loaded rules: availability drops, an errors alert fired."""
     report = report_of(scenario, scenario.fault, scenario.healthy)

@@ -31,7 +31,8 @@ CHART_POINTS: Final = 120
 DEFAULT_SCRAPE_SECONDS: Final = 15.0
 #: Longest sampling step of the peaks: the 1-minute rate must be seen at least every minute.
 PEAK_STEP_MAX: Final = 60
-#: Peaks are of this rate window (seconds), or four scrapes when scrapes are slower.
+#: Peaks are of this rate window (seconds): shorter in a shorter report window, and never
+#: under four scrapes (see :func:`peak_rate_window`).
 PEAK_RATE_WINDOW: Final = 60
 #: Name of the time not spent in any tracked dependency.
 OTHER: Final = "other"
@@ -133,22 +134,34 @@ def _steps(
     return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in roadmap)
 
 
+def peak_rate_window(span_seconds: int, scrape_seconds: float) -> int:
+    """Seconds of the rate window of the peak rate in a report window of ``span_seconds``.
+
+    A minute, but never longer than the report window: a longer rate window reaches back
+    before it and averages the window's traffic with what came before (in a 45 s run,
+    with the idle time before the load: the "peak" came out below the average). Never
+    under four scrapes, which a rate needs to see more than one increase.
+    """
+    return max(min(PEAK_RATE_WINDOW, span_seconds), round(4 * scrape_seconds))
+
+
 def _throughput(src: _Source, window: Span, baseline: Span | None) -> Throughput:
+    rate_window = peak_rate_window(window.seconds, src.scrape_seconds)
+
     def three(span: Span | None) -> tuple[float | None, float | None, float | None]:
         if span is None:
             return None, None, None
         n, job, secs = src.names, src.job, span.seconds
         # Sampled at least every minute: a one-minute peak between samples is not missed.
         step = max(1, min(PEAK_STEP_MAX, secs // CHART_POINTS))
-        window = max(PEAK_RATE_WINDOW, round(4 * src.scrape_seconds))
         return (
             src.prom.scalar(q.average_rate(n, job, secs), span.end),
-            src.prom.scalar(q.peak_rate(n, job, secs, step, window), span.end),
+            src.prom.scalar(q.peak_rate(n, job, secs, step, rate_window), span.end),
             src.prom.scalar(q.peak_in_flight(n, job, secs, step), span.end),
         )
 
     now, then = three(window), three(baseline)
-    return Throughput(now[0], then[0], now[1], then[1], now[2], then[2])
+    return Throughput(now[0], then[0], now[1], then[1], now[2], then[2], rate_window)
 
 
 def _series(src: _Source, expr: str, span: Span | None) -> tuple[tuple[float, float], ...]:

@@ -92,6 +92,8 @@ class Throughput:
     peak_then: float | None
     in_flight_now: float | None
     in_flight_then: float | None
+    #: Seconds of the rate window the peaks are of (a minute, or less in a short window).
+    peak_window: int = 60
 
     def steps_reached(self) -> tuple[float, ...]:
         """The seed's throughput steps the peak rate of this window reached."""

@@ -90,14 +90,20 @@ def _tables(report: Report) -> dict[str, tuple[Sequence[str], list[list[str]]]]:
     }  # fmt: skip
 
 
+def _rate_window(seconds: int) -> str:
+    """``1 m`` for whole minutes, else ``45 s``."""
+    return f"{seconds // 60} m" if seconds % 60 == 0 else f"{seconds} s"
+
+
 def _throughput_rows(report: Report) -> list[list[str]]:
     t = report.throughput
     reached = (
         ", ".join(f"{s:.0f} req/s" for s in t.steps_reached()) or "none of 100 / 500 / 1000 req/s"
     )
+    peak = f"peak requests per second ({_rate_window(t.peak_window)} rate)"
     return [
         ["average requests per second", number(t.avg_now, 2), number(t.avg_then, 2)],
-        ["peak requests per second (1 m rate)", number(t.peak_now, 2), number(t.peak_then, 2)],
+        [peak, number(t.peak_now, 2), number(t.peak_then, 2)],
         ["peak requests in flight", number(t.in_flight_now, 0), number(t.in_flight_then, 0)],
         ["throughput steps reached", reached, ""],
     ]
