@@ -462,6 +462,21 @@ QUEUE_BUCKETS: Final = (
 SUFFIX_PAGE_LOAD_SECONDS: Final = "page_load_seconds"
 LABEL_PAGE: Final = "page"
 LABEL_PHASE: Final = "phase"
+#: Page-load buckets: fine around the 1 s and 2 s targets (and Google's 2.5 s LCP "good").
+PAGE_LOAD_BUCKETS: Final = (
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+#: Page-load thresholds of the user-experience SLOs (page load 2 s, AI answer shown 1 s).
+RUM_THRESHOLDS: Final = (1.0, 2.0)
+PAGE_LOAD_LABELS: Final = (LABEL_PAGE, LABEL_PHASE)
+#: ``<ns>_rum_beacons_total{result}``: beacons received, by what became of them.
+SUFFIX_RUM_BEACONS: Final = "rum_beacons"
+RUM_ACCEPTED: Final = "accepted"
+RUM_MALFORMED: Final = "malformed"
+RUM_TOO_LARGE: Final = "too_large"
+RUM_BAD_PAGE: Final = "bad_page"
+RUM_RATE_LIMITED: Final = "rate_limited"
+RUM_RESULTS: Final = (RUM_ACCEPTED, RUM_MALFORMED, RUM_TOO_LARGE, RUM_BAD_PAGE, RUM_RATE_LIMITED)
 #: ``<ns>_workers{state}``: gunicorn workers (threads for gthread) busy or idle.
 SUFFIX_WORKERS: Final = "workers"
 #: ``<ns>_worker_threads``: request slots of each live gunicorn worker (threads for
@@ -513,6 +528,16 @@ class SeriesInfo:
     type: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] | None = None
+    #: The values the exporter writes for a label of this series, where they are not
+    #: those of :data:`LABEL_VALUES` (the beacons' ``result`` is not a cache result).
+    label_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def values_of(self, label: str) -> tuple[str, ...] | None:
+        """The values the exporter writes for ``label`` on this series (None: any)."""
+        for name, values in self.label_values:
+            if name == label:
+                return values
+        return LABEL_VALUES.get(label)
 
 
 #: Every family of the exporter and of the shared series above. The generators read this
@@ -541,7 +566,13 @@ EXPORTER_SERIES: Final = (
     SeriesInfo(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL, TYPE_COUNTER, REQUEST_DEPENDENCY_LABELS),
     SeriesInfo(SUFFIX_REQUEST_QUEUE_SECONDS, TYPE_HISTOGRAM, (), QUEUE_BUCKETS),
     SeriesInfo(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL, TYPE_COUNTER, (LABEL_REASON,)),
-    SeriesInfo(SUFFIX_PAGE_LOAD_SECONDS, TYPE_HISTOGRAM, (LABEL_PAGE, LABEL_PHASE)),
+    SeriesInfo(SUFFIX_PAGE_LOAD_SECONDS, TYPE_HISTOGRAM, PAGE_LOAD_LABELS, PAGE_LOAD_BUCKETS),
+    SeriesInfo(
+        f"{SUFFIX_RUM_BEACONS}_total",
+        TYPE_COUNTER,
+        (LABEL_RESULT,),
+        label_values=((LABEL_RESULT, RUM_RESULTS),),
+    ),
     SeriesInfo(SUFFIX_WORKERS, TYPE_GAUGE, (LABEL_STATE,)),
     SeriesInfo(SUFFIX_WORKER_THREADS, TYPE_GAUGE, ()),
 )
@@ -574,21 +605,6 @@ RUM_PHASES: Final = (PHASE_TTFB, PHASE_FCP, PHASE_DOM_CONTENT_LOADED, PHASE_LOAD
 #: registers its own with ``LIMONE_OBS_RUM_MARKS``. Each is a ``phase`` value.
 MARK_AI_ANSWER_SHOWN: Final = "ai_answer_shown"
 DEFAULT_RUM_MARKS: Final = (MARK_AI_ANSWER_SHOWN,)
-#: Page-load buckets: fine around the 1 s and 2 s targets (and Google's 2.5 s LCP "good").
-PAGE_LOAD_BUCKETS: Final = (
-    0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
-)  # fmt: skip
-#: Page-load thresholds of the user-experience SLOs (page load 2 s, AI answer shown 1 s).
-RUM_THRESHOLDS: Final = (1.0, 2.0)
-PAGE_LOAD_LABELS: Final = (LABEL_PAGE, LABEL_PHASE)
-#: ``<ns>_rum_beacons_total{result}``: beacons received, by what became of them.
-SUFFIX_RUM_BEACONS: Final = "rum_beacons"
-RUM_ACCEPTED: Final = "accepted"
-RUM_MALFORMED: Final = "malformed"
-RUM_TOO_LARGE: Final = "too_large"
-RUM_BAD_PAGE: Final = "bad_page"
-RUM_RATE_LIMITED: Final = "rate_limited"
-RUM_RESULTS: Final = (RUM_ACCEPTED, RUM_MALFORMED, RUM_TOO_LARGE, RUM_BAD_PAGE, RUM_RATE_LIMITED)
 #: Default beacon path (``LIMONE_OBS_RUM_PATH``); the script is served at ``<path>.js``.
 RUM_DEFAULT_PATH: Final = "/rum"
 #: Name of the Jinja global rendering the script tag.

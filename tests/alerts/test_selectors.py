@@ -11,6 +11,7 @@ from limone_obs.alerts import samples
 from limone_obs.alerts.selectors import Catalogue, Matcher, parse_selector
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter.fast_path import PUBLIC
+from limone_obs.exporter.rum import RumInstruments
 
 
 def test_round_trip_keeps_escapes() -> None:
@@ -68,8 +69,13 @@ def _exporter_families() -> dict[str, tuple[str, tuple[str, ...]]]:
     inst = Instruments(
         c.MetricNames(), registry, c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS, PUBLIC
     )
+    rum = RumInstruments(c.MetricNames(), registry)  # registered by Metrics beside them
     # The metrics held directly, and those of the groups it holds (queue time, per request).
-    groups = [vars(inst), *(vars(v) for v in vars(inst).values() if hasattr(v, "__dict__"))]
+    groups = [
+        vars(inst),
+        vars(rum),
+        *(vars(v) for v in vars(inst).values() if hasattr(v, "__dict__")),
+    ]
     found = {}
     for metric in (m for group in groups for m in group.values()):
         if isinstance(metric, MetricWrapperBase):
@@ -92,6 +98,21 @@ def test_the_catalogue_lists_every_family_of_the_exporter() -> None:
         if f"{c.DEFAULT_NAMESPACE}_{info.suffix}" in families
     }
     assert (families, True) == (listed, len(families) >= 7)
+
+
+def test_label_values_are_those_of_the_series() -> None:
+    """``result`` of the RUM beacons is not a cache result: each series' own values count."""
+    catalogue = Catalogue.of("limoneide")
+    assert [] == catalogue.problems(
+        parse_selector('limoneide_rum_beacons_total{result="accepted"}')
+    )
+    assert [] == catalogue.problems(parse_selector('limoneide_cache_requests_total{result="hit"}'))
+    [problem] = catalogue.problems(parse_selector('limoneide_rum_beacons_total{result="hit"}'))
+    assert "accepted, malformed, too_large, bad_page, rate_limited" in problem
+    [problem] = catalogue.problems(
+        parse_selector('limoneide_cache_requests_total{result="bad_page"}')
+    )
+    assert "hit, miss, error" in problem
 
 
 def test_catalogue_histogram_buckets_are_the_exporters() -> None:

@@ -226,7 +226,7 @@ class Catalogue:
                 f"histogram's base name; the exporter's histograms: {self._histograms()}"
             ]
         labels = (*info.labels, *c.TARGET_LABELS, *((c.LABEL_LE,) if part == "_bucket" else ()))
-        return [p for m in selector.matchers if (p := _matcher_problem(selector, m, labels))]
+        return [p for m in selector.matchers if (p := _matcher_problem(selector, m, labels, info))]
 
     def _unknown(self, metric: str) -> str:
         close = difflib.get_close_matches(metric, self.names, n=1, cutoff=0.6)
@@ -254,7 +254,9 @@ class Catalogue:
         return found[0].buckets if found is not None else None
 
 
-def _matcher_problem(selector: Selector, matcher: Matcher, labels: tuple[str, ...]) -> str:
+def _matcher_problem(
+    selector: Selector, matcher: Matcher, labels: tuple[str, ...], info: c.SeriesInfo
+) -> str:
     if matcher.name not in labels:
         if matcher.matches(""):
             return ""  # the label is absent, and the matcher accepts that
@@ -262,7 +264,7 @@ def _matcher_problem(selector: Selector, matcher: Matcher, labels: tuple[str, ..
             f"{matcher.promql()}: {selector.metric} has no label {matcher.name!r} (its labels: "
             f"{', '.join(labels)}), so this matcher selects no series"
         )
-    values = c.LABEL_VALUES.get(matcher.name)
+    values = info.values_of(matcher.name)
     if values is None or any(matcher.matches(v) for v in values):
         return ""
     shown_values = ", ".join(values) if len(values) <= 12 else "3-digit HTTP codes such as 200"
