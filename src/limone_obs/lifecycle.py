@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import Flask, Request, request
+from flask import Flask, Request, has_request_context, request
 from flask.signals import got_request_exception
 
 from limone_obs import conventions as c
@@ -182,7 +182,9 @@ def add_call(dependency: str, elapsed: float) -> None:
     """
     state = _get_current()
     if state is None:
-        return
+        state = state_of_request_context()
+        if state is None:
+            return
     with TALLY_LOCK:
         if state.start is None:
             return
@@ -448,6 +450,19 @@ def install(app: Flask) -> Lifecycle:
     got_request_exception.connect(lifecycle.on_exception, app, weak=False)
     app.extensions[EXTENSION_KEY] = lifecycle
     return lifecycle
+
+
+def state_of_request_context() -> RequestState | None:
+    """The state of the request whose Flask request context is pushed here, or None.
+
+    The fallback where this context's variable is empty: a thread running in a copy of
+    the request context (``flask.copy_current_request_context``) has Flask's request
+    context but none of the request's context variables (Flask copies none).
+    """
+    if not has_request_context():
+        return None
+    state: RequestState | None = request.environ.get(STATE_KEY)
+    return state
 
 
 def current_state() -> RequestState | None:

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response, g, request_started, stream_with_context
+from flask import (
+    Flask,
+    Response,
+    copy_current_request_context,
+    g,
+    request_started,
+    stream_with_context,
+)
 from flask.logging import default_handler
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
+from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 from limone_obs.logging import bind, configure_logging, get_context, get_logger, init_app
 from limone_obs.logging.flask_ext import EXTENSION_KEY
@@ -284,6 +293,46 @@ def test_works_with_exporter_in_either_order(logging_first: bool, out: io.BytesI
     [access] = access_lines(parse_lines(out.getvalue()))
     assert (1.0, "/p/<int:pid>") == (count, access["endpoint"])
     assert {"limone_obs", EXTENSION_KEY} <= set(app.extensions)
+
+
+def test_thread_in_a_copied_request_context_logs_and_counts_for_the_request(
+    out: io.BytesIO,
+) -> None:
+    """``flask.copy_current_request_context`` copies no context variable: the thread's
+    lines still carry the request's fields and its tracked call counts for the request;
+    a thread outside a request gets neither."""
+    configure_logging(stream=out)
+    app = Flask("copied")
+    registry = CollectorRegistry()
+    metrics = Metrics(app, registry=registry)
+    init_app(app)
+    log = get_logger("copied.worker")
+
+    def work(fields: list[dict[str, Any]]) -> None:
+        with metrics.track(c.DEPENDENCY_DB, "select"):
+            log.info("in the thread")
+            logging.getLogger("copied.stdlib").warning("stdlib in the thread")
+        fields.append(get_context())
+
+    @app.get("/copied")
+    def copied() -> str:
+        fields: list[dict[str, Any]] = []
+        thread = threading.Thread(target=copy_current_request_context(work), args=(fields,))
+        thread.start()
+        thread.join()
+        return str(fields[0]["request_id"])
+
+    request_id = app.test_client().get("/copied", headers={"X-Request-ID": "req-1"}).text
+    outside: list[dict[str, Any]] = []
+    thread = threading.Thread(target=work, args=(outside,))
+    thread.start()
+    thread.join()
+    events = parse_lines(out.getvalue())
+    in_thread = [e for e in events if "in the thread" in e["message"]]
+    assert ["req-1"] * 2 + [None] * 2 == [e.get("request_id") for e in in_thread]
+    assert ("req-1", "/copied", [{}]) == (request_id, in_thread[0]["endpoint"], outside)
+    labels = {"endpoint": "/copied", "dependency": c.DEPENDENCY_DB}
+    assert 1.0 == registry.get_sample_value("limoneide_dependency_calls_per_request_sum", labels)
 
 
 def test_init_twice_is_an_error() -> None:

@@ -17,8 +17,10 @@ from typing import Any
 #: in a response header and written to logs, so no line breaks or odd characters.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
-_EMPTY: dict[str, Any] = {}
-_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("limone_obs_log_context", default=_EMPTY)
+#: The context of a thread or task where nothing was bound (``clear_context`` binds a
+#: dict of its own: after it, a copied request context's fields are not asked for).
+EMPTY: dict[str, Any] = {}
+_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("limone_obs_log_context", default=EMPTY)
 
 
 def valid_request_id(value: object) -> str | None:
@@ -34,15 +36,31 @@ def valid_request_id(value: object) -> str | None:
 get_context: Callable[[], dict[str, Any]] = _CONTEXT.get
 
 
+#: Set by the Flask integration: the fields of the request whose Flask request context
+#: is pushed here, or None. Asked only where nothing was ever bound in this context: a
+#: thread running in a copy of the request context (``copy_current_request_context``)
+#: gets Flask's request context but none of the context variables.
+request_fields: Callable[[], Mapping[str, Any] | None] | None = None
+
+
+def current() -> Mapping[str, Any]:
+    """The fields of this context's lines: the bound ones, else the request's (see
+    :data:`request_fields`). Do not modify the result."""
+    context = _CONTEXT.get()
+    if context is EMPTY and request_fields is not None:
+        return request_fields() or EMPTY
+    return context
+
+
 def merge(fields: Mapping[str, Any]) -> None:
     """Add ``fields`` (already redacted) to the current context (request, thread, task)."""
-    _CONTEXT.set({**_CONTEXT.get(), **fields})
+    _CONTEXT.set({**current(), **fields})
 
 
 def unbind(*names: str) -> None:
     """Remove ``names`` from the current context."""
-    current = _CONTEXT.get()
-    _CONTEXT.set({k: v for k, v in current.items() if k not in names})
+    fields = current()
+    _CONTEXT.set({k: v for k, v in fields.items() if k not in names})
 
 
 #: Make the given dict the whole context; return the token :func:`reset_context` takes.
@@ -57,9 +75,10 @@ def reset_context(token: Token[dict[str, Any]] | None = None) -> None:
             return
         except ValueError:
             pass  # created in another Context (e.g. close() called from another thread)
-    _CONTEXT.set(_EMPTY)
+    _CONTEXT.set(EMPTY)
 
 
 def clear_context() -> None:
-    """Remove every bound field from the current context."""
-    _CONTEXT.set(_EMPTY)
+    """Remove every bound field from the current context (the request's fields of a copied
+    request context too: see :data:`request_fields`)."""
+    _CONTEXT.set({})

@@ -94,6 +94,9 @@ class Pipeline:
         }
         if context is None:
             context = _context.get_context()
+            if context is _context.EMPTY and _context.request_fields is not None:
+                # Nothing bound here: a copy of a request context (see request_fields).
+                context = _context.request_fields() or context
         if context:
             out.update(context)  # redacted when bound
         return out

@@ -131,6 +131,17 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     app.extensions[EXTENSION_KEY] = AppState(access, settings, user_id)
 
 
+def _request_fields() -> dict[str, Any] | None:
+    """The log context of the request whose Flask request context is pushed here, if any
+    (for threads running in a copy of it: :data:`_context.request_fields`)."""
+    state = lifecycle.state_of_request_context()
+    log = state.log if state is not None else None
+    return log.context if log is not None else None
+
+
+_context.request_fields = _request_fields
+
+
 def _make_teardown(user_id: UserIdGetter) -> Callable[[BaseException | None], None]:
     def teardown(_exc: BaseException | None) -> None:
         state = lifecycle.current_state()

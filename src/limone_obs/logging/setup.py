@@ -208,8 +208,9 @@ def clear_context() -> None:
 
 
 def get_context() -> dict[str, Any]:
-    """Return a copy of the fields bound in the current context."""
-    return dict(_context.get_context())
+    """Return a copy of the fields of the current context's lines: those bound in it, or
+    in a thread running in a copy of Flask's request context, the request's."""
+    return dict(_context.current())
 
 
 def reset_for_tests() -> None:
