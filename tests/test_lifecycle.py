@@ -315,26 +315,41 @@ def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched()
 
 
 def test_an_instrumented_app_called_inside_another_keeps_both_labels() -> None:
-    """App A's view serves a request of app B in process: each counts its own URL rule."""
+    """App A's view serves a request of app B in process: each counts its own URL rule,
+    and A's tracked calls after B's request ended still count for A's request."""
     outer, inner = Flask("outer"), Flask("inner")
     outer_registry, inner_registry = CollectorRegistry(), CollectorRegistry()
-    Metrics(outer, registry=outer_registry)
+    metrics = Metrics(outer, registry=outer_registry)
     Metrics(inner, registry=inner_registry)
 
     @inner.get("/inner/<int:n>")
     def number(n: int) -> str:
-        return str(n)
+        with metrics.track(c.DEPENDENCY_AI, "inner"):
+            return str(n)
 
     inner_client = inner.test_client()
 
     @outer.get("/outer")
     def call_inner() -> str:
-        return inner_client.get("/inner/7", buffered=True).get_data(as_text=True)
+        with metrics.track(c.DEPENDENCY_DB, "before"):
+            pass
+        text = inner_client.get("/inner/7", buffered=True).get_data(as_text=True)
+        with metrics.track(c.DEPENDENCY_DB, "after"):
+            return text
 
     outer.test_client().get("/outer", buffered=True)
     outer_counts = _per_endpoint(generate_latest(outer_registry).decode(), N.requests_total)
     inner_counts = _per_endpoint(generate_latest(inner_registry).decode(), N.requests_total)
     assert ({"/outer": 1.0}, {"/inner/<int:n>": 1.0}) == (outer_counts, inner_counts)
+    calls = {
+        dependency: outer_registry.get_sample_value(
+            f"{N.dependency_calls_per_request}_sum",
+            {"endpoint": "/outer", "dependency": dependency},
+        )
+        for dependency in (c.DEPENDENCY_DB, c.DEPENDENCY_AI)
+    }
+    # The AI call was made in the inner app's request: its tally, not the outer's.
+    assert {c.DEPENDENCY_DB: 2.0, c.DEPENDENCY_AI: None} == calls
 
 
 class _FailingOnce(SecureCookieSessionInterface):

@@ -177,11 +177,15 @@ _get_current = _CURRENT.get
 def add_call(dependency: str, elapsed: float) -> None:
     """Count a dependency call of ``elapsed`` seconds in this context's request, if any.
 
-    Ignored outside a request, and once the request has ended (a thread still running
-    after its response cannot change what was recorded).
+    The request is the one this context's variable names, else the one whose Flask request
+    context is pushed here. Ignored outside a request, and once the request has ended (a
+    thread still running after its response cannot change what was recorded).
     """
     state = _get_current()
-    if state is None:
+    if state is None or state.start is None:
+        # Nothing set here (a thread of copy_current_request_context), or an ended request:
+        # another instrumented app's request served inside this one (its state stays set)
+        # leaves this request's own state reachable through Flask's request context.
         state = state_of_request_context()
         if state is None:
             return
