@@ -400,12 +400,18 @@ def _count_app(name: str, registry: CollectorRegistry) -> Flask:
     return app
 
 
-def test_an_app_request_class_set_before_install_is_kept_and_routes() -> None:
-    """A team's request class set first: the lifecycle's class derives from it."""
-    app = Flask("own_request")
-    app.request_class = _TeamRequest
+def _instrumented_with(request_class: type[Request]) -> tuple[Flask, CollectorRegistry]:
+    """An app with ``request_class`` set before ``Metrics``, and the registry it counts in."""
+    app = Flask(request_class.__name__)
+    app.request_class = request_class
     registry = CollectorRegistry()
     Metrics(app, registry=registry)
+    return app, registry
+
+
+def test_an_app_request_class_set_before_install_is_kept_and_routes() -> None:
+    """A team's request class set first: the lifecycle's class derives from it."""
+    app, registry = _instrumented_with(_TeamRequest)
 
     @app.get("/p/<int:n>")
     def page(n: int) -> str:
@@ -416,6 +422,40 @@ def test_an_app_request_class_set_before_install_is_kept_and_routes() -> None:
     assert "_TeamRequest limoneide {'n': 3}" == body
     assert issubclass(app.request_class, _TeamRequest)
     assert {"/p/<int:n>": 1.0} == _per_endpoint(
+        generate_latest(registry).decode(), N.requests_total
+    )
+
+
+class _PropertyRequest(Request):
+    """A request class with its own ``view_args`` property: it keeps what it is given in a
+    list and shows the arguments with one added."""
+
+    kept: list[dict[str, Any] | None]
+
+    @property
+    def view_args(self) -> dict[str, Any] | None:
+        kept = self.__dict__.get("kept")
+        return None if not kept or kept[-1] is None else {**kept[-1], "seen": True}
+
+    @view_args.setter
+    def view_args(self, value: dict[str, Any] | None) -> None:
+        self.__dict__.setdefault("kept", []).append(value)
+
+
+def test_an_app_request_class_with_its_own_view_args_property_keeps_it() -> None:
+    """The app's own property still stores and reads the value; routing follows its setter."""
+    app, registry = _instrumented_with(_PropertyRequest)
+
+    @app.get("/p/<int:n>")
+    def page(n: int, seen: bool) -> str:
+        own = request._get_current_object()  # type: ignore[attr-defined]
+        return f"{n} {seen} {own.kept}"
+
+    client = app.test_client()
+    body = client.get("/p/3", buffered=True).get_data(as_text=True)
+    assert 404 == client.get("/nowhere", buffered=True).status_code
+    assert "3 True [{'n': 3}]" == body
+    assert {"/p/<int:n>": 1.0, c.ENDPOINT_UNMATCHED: 1.0} == _per_endpoint(
         generate_latest(registry).decode(), N.requests_total
     )
 

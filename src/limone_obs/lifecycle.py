@@ -28,9 +28,10 @@ in ``after_request``, is what makes a streamed AI answer count its full duration
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -289,7 +290,9 @@ def routing_request_class(base: type[Request]) -> type[Request]:
     Flask assigns ``url_rule`` and ``view_args`` once it has matched the request, or
     ``routing_exception`` when it could not; the setter stores the value, as the plain
     attribute did, and hands the request's :class:`RequestState` (found in its environ)
-    the URL rule or ENDPOINT_UNMATCHED. The subclass keeps ``base``'s name, module and
+    the URL rule or ENDPOINT_UNMATCHED. Where ``base`` defines either attribute with a
+    descriptor of its own (a property), that descriptor still stores and reads the value
+    and routing follows its setter. The subclass keeps ``base``'s name, module and
     behaviour.
     """
     namespace: dict[str, Any] = {
@@ -299,10 +302,30 @@ def routing_request_class(base: type[Request]) -> type[Request]:
         ROUTING_MARK: True,
         "limone_obs_view_args": None,
         "limone_obs_routing_exception": None,
-        "view_args": property(_get_view_args, _set_view_args),
-        "routing_exception": property(_get_routing_exception, _set_routing_exception),
     }
+    for name, getter, setter in (
+        ("view_args", _get_view_args, _set_view_args),
+        ("routing_exception", _get_routing_exception, _set_routing_exception),
+    ):
+        own = inspect.getattr_static(base, name, None)
+        if hasattr(type(own), "__set__"):
+            namespace[name] = _after_own_setter(own, setter)
+        else:
+            namespace[name] = property(getter, setter)
     return type(base.__name__, (base,), namespace)
+
+
+def _after_own_setter(own: Any, route: Callable[[Request, Any], None]) -> property:
+    """A property that keeps the app's own data descriptor ``own`` and routes after it set."""
+
+    def get(self: Request) -> Any:
+        return own.__get__(self, type(self))
+
+    def set_(self: Request, value: Any) -> None:
+        own.__set__(self, value)  # raises as it did (a read-only property): nothing routed
+        route(self, value)  # also keeps the value in its own attribute, unread here
+
+    return property(get, set_)
 
 
 class Lifecycle:
