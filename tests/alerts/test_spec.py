@@ -256,6 +256,40 @@ def test_errors_of_the_users_own_counters_are_not_checked_against_total() -> Non
     assert parse_spec(text).slos[0].name == "availability"
 
 
+def _beacons_spec(errors: str, total: str = "limoneide_rum_beacons_total") -> str:
+    """The shipped spec with the availability SLO counting RUM beacons instead."""
+    text = edited("    total: limoneide_requests_total\n", f"    total: {total}\n")
+    return edited('errors: limoneide_requests_total{status=~"5.."}', f"errors: {errors}", text)
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        'limoneide_rum_beacons_total{result=~"malformed|too_large|bad_page|rate_limited"}',
+        'limoneide_rum_beacons_total{result!="accepted"}',
+    ],
+)
+def test_errors_over_the_beacons_own_values_are_accepted(errors: str) -> None:
+    """A regex over the beacons' result values: tried with the values the exporter writes
+    for that series (the usual HTTP-ish values matched none of them)."""
+    assert parse_spec(_beacons_spec(errors)).slos[0].name == "availability"
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        # A typo in a negative matcher selects every beacon: refused, the values named.
+        ('limoneide_rum_beacons_total{result!="acceptd"}', "selects every series of total"),
+        ('limoneide_rum_beacons_total{result=~"acceptd|malfromed"}', "must be a subset of total"),
+    ],
+)
+def test_errors_over_values_the_beacons_never_have_are_refused(errors: str, expected: str) -> None:
+    """Only values the exporter writes count: a typo shows instead of passing."""
+    with pytest.raises(SpecError, match=expected) as info:
+        parse_spec(_beacons_spec(errors), source="slo.yaml")
+    assert "accepted, malformed, too_large, bad_page, rate_limited" in str(info.value)
+
+
 def test_two_errors_of_one_slos_kind_fields_are_both_reported() -> None:
     """A missing objective does not hide a bad stages list or quantile_alert of that SLO."""
     text = edited("    objective: 95\n", "", edited("stages: [1.0, 0.6]", "stages: [3]"))

@@ -425,7 +425,7 @@ def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:
 def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
     """The ``errors`` and ``total`` selectors, errors a proper subset of total."""
     errors, total = selector(ctx, item, "errors"), selector(ctx, item, "total")
-    _check_subset(item, errors, total)
+    _check_subset(item, errors, total, Catalogue.of(ctx.names.namespace).domain)
     _check_same_series(ctx, item, errors, total)
     return errors, total
 
@@ -451,20 +451,36 @@ def _check_same_series(ctx: Context, item: Reader, errors: Selector, total: Sele
     )
 
 
-def _check_subset(item: Reader, errors: Selector, total: Selector) -> None:
-    """errors must pick some of total's series (same metric) and not all of them."""
-    if samples.bad_labels(errors, total) is None:
+def _check_subset(
+    item: Reader, errors: Selector, total: Selector, domains: Callable[[str], samples.Domain]
+) -> None:
+    """errors must pick some of total's series (same metric) and not all of them; a label
+    of the exporter's with known values counts only those values (``domains``)."""
+    if samples.bad_labels(errors, total, domains) is None:
         item.fail(
             "errors",
-            f"{errors.promql()} selects no series that total ({total.promql()}) also counts: "
-            "errors must be a subset of total (tried usual label values)",
+            f"{errors.promql()} selects no series that total ({total.promql()}) also counts"
+            f"{_written_values(errors, domains)}: errors must be a subset of total (tried the "
+            "label values the exporter writes, else usual ones)",
         )
-    if samples.good_labels(errors, total) is None:
+    if samples.good_labels(errors, total, domains) is None:
         item.fail(
             "errors",
-            f"{errors.promql()} selects every series of total ({total.promql()}): add a "
-            'matcher for the bad events, e.g. status=~"5.."',
+            f"{errors.promql()} selects every series of total ({total.promql()})"
+            f"{_written_values(errors, domains)}: add a matcher that only the bad events pass, "
+            'e.g. status=~"5.." on the request series',
         )
+
+
+def _written_values(errors: Selector, domains: Callable[[str], samples.Domain]) -> str:
+    """Which values were tried, when the exporter's are known (a typo then selects all)."""
+    domain = domains(errors.metric)
+    known = [
+        f"{m.name}: {', '.join(values)}"
+        for m in errors.matchers
+        if (values := domain(m.name)) is not None and len(values) <= 12
+    ]
+    return f" (of the values the exporter writes: {'; '.join(known)})" if known else ""
 
 
 def threshold(ctx: Context, item: Reader, histogram: Selector) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -248,10 +248,23 @@ class Catalogue:
             if info.type == c.TYPE_HISTOGRAM and not part
         )  # fmt: skip
 
+    def domain(self, metric: str) -> Callable[[str], tuple[str, ...] | None]:
+        """The values each label of ``metric`` can have, where the exporter's are known
+        (None for a label of unknown values, and for every label of a series not ours)."""
+        found = self.names.get(metric)
+        if found is None:
+            return _unknown_values
+        info = found[0]
+        return lambda label: info.values_of(label) if label in info.labels else None
+
     def buckets(self, selector: Selector) -> tuple[float, ...] | None:
         """The bucket bounds of the histogram ``selector`` names, when the catalogue has them."""
         found = self.names.get(selector.metric)
         return found[0].buckets if found is not None else None
+
+
+def _unknown_values(_label: str) -> tuple[str, ...] | None:
+    return None
 
 
 def _matcher_problem(

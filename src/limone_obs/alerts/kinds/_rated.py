@@ -27,7 +27,7 @@ from limone_obs.alerts.rules import (
     slo_labels,
     slo_selector,
 )
-from limone_obs.alerts.selectors import Selector
+from limone_obs.alerts.selectors import Catalogue, Selector
 from limone_obs.alerts.unittests import Pairs, Traffic
 
 #: How long an SLI's event series may be missing before ``<Slo>SliAbsent`` opens a ticket.
@@ -336,8 +336,9 @@ def counter_series(
 ) -> list[dict[str, str]]:
     """Counters of a ratio/threshold SLO on one instance: good and bad series its
     selectors pick."""
-    bad = samples.bad_labels(errors, total) or {}
-    good = samples.good_labels(errors, total) or {}
+    domains = Catalogue.of(spec.namespace).domain
+    bad = samples.bad_labels(errors, total, domains) or {}
+    good = samples.good_labels(errors, total, domains) or {}
     per_minute = load.rps * 60
     good_rate = per_minute * (1 - load.ratio) if errors.metric == total.metric else per_minute
     base = unittests.base_labels(spec, instance)
