@@ -47,6 +47,27 @@ def test_invalid_selectors_raise(text: str) -> None:
         parse_selector(text)
 
 
+def test_sample_labels_of_a_series_with_known_values_use_them() -> None:
+    """The beacons' result: the bad series is a result the exporter writes (not 500), and the
+    request series still get the usual 500 / 200 among the HTTP codes."""
+    domains = Catalogue.of("limoneide").domain
+    beacons = parse_selector("limoneide_rum_beacons_total")
+    failed = parse_selector('limoneide_rum_beacons_total{result!="accepted"}')
+    requests = parse_selector("limoneide_requests_total")
+    five_xx = parse_selector('limoneide_requests_total{status=~"5.."}')
+    assert (
+        {"result": "malformed"},
+        {"result": "accepted"},
+        {"status": "500"},
+        {"status": "200"},
+    ) == (
+        samples.bad_labels(failed, beacons, domains),
+        samples.good_labels(failed, beacons, domains),
+        samples.bad_labels(five_xx, requests, domains),
+        samples.good_labels(five_xx, requests, domains),
+    )
+
+
 def test_with_default_keeps_an_explicit_matcher() -> None:
     """A selector naming job keeps its own job matcher."""
     sel = parse_selector('x{job="other"}').with_default(Matcher("job", "=", "limoneide"))
