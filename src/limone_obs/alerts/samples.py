@@ -14,16 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-from limone_obs.alerts.selectors import Matcher, Selector
+from limone_obs.alerts.selectors import Matcher, Selector, unknown_values
 
 #: Values tried for a label whose matchers are not plain equalities ("" = label absent).
 CANDIDATES: Final = ("500", "503", "200", "404", "ok", "error", "true", "false", "x", "")
 #: The values a label of the series can have (None: not known, any value may occur).
 Domain = Callable[[str], "tuple[str, ...] | None"]
-
-
-def _any_value(_label: str) -> tuple[str, ...] | None:
-    return None
 
 
 def _candidates(matchers: Iterable[Matcher], known: tuple[str, ...] | None) -> list[str]:
@@ -48,7 +44,7 @@ def _pick(
 
 
 def solve(
-    required: Sequence[Matcher], violate: Matcher | None = None, domain: Domain = _any_value
+    required: Sequence[Matcher], violate: Matcher | None = None, domain: Domain = unknown_values
 ) -> dict[str, str] | None:
     """Labels passing all ``required`` matchers and failing ``violate``; None if none found.
 
@@ -78,7 +74,7 @@ def bad_labels(
     required = list(errors.matchers)
     if errors.metric == total.metric:
         required.extend(total.matchers)
-    return solve(required, domain=domains(errors.metric) if domains else _any_value)
+    return solve(required, domain=domains(errors.metric) if domains else unknown_values)
 
 
 def good_labels(
@@ -86,7 +82,7 @@ def good_labels(
 ) -> dict[str, str] | None:
     """Labels of a series selected by ``total`` but not by ``errors`` (``domains``: as
     :func:`bad_labels`)."""
-    domain = domains(total.metric) if domains else _any_value
+    domain = domains(total.metric) if domains else unknown_values
     if errors.metric != total.metric:
         return solve(total.matchers, domain=domain)
     for matcher in errors.matchers:

@@ -253,7 +253,7 @@ class Catalogue:
         (None for a label of unknown values, and for every label of a series not ours)."""
         found = self.names.get(metric)
         if found is None:
-            return _unknown_values
+            return unknown_values
         info = found[0]
         return lambda label: info.values_of(label) if label in info.labels else None
 
@@ -263,7 +263,8 @@ class Catalogue:
         return found[0].buckets if found is not None else None
 
 
-def _unknown_values(_label: str) -> tuple[str, ...] | None:
+def unknown_values(_label: str) -> tuple[str, ...] | None:
+    """The domain of a series that is not the exporter's: no label's values are known."""
     return None
 
 
