@@ -187,7 +187,7 @@ def add_call(dependency: str, elapsed: float) -> None:
         # Nothing set here (a thread of copy_current_request_context), or an ended request:
         # another instrumented app's request served inside this one (its state stays set)
         # leaves this request's own state reachable through Flask's request context.
-        state = state_of_request_context()
+        state = current_state()
         if state is None:
             return
     with TALLY_LOCK:
@@ -479,20 +479,14 @@ def install(app: Flask) -> Lifecycle:
     return lifecycle
 
 
-def state_of_request_context() -> RequestState | None:
+def current_state() -> RequestState | None:
     """The state of the request whose Flask request context is pushed here, or None.
 
-    The fallback where this context's variable is empty: a thread running in a copy of
-    the request context (``flask.copy_current_request_context``) has Flask's request
+    Also the fallback where this context's variable is empty: a thread running in a copy
+    of the request context (``flask.copy_current_request_context``) has Flask's request
     context but none of the request's context variables (Flask copies none).
     """
     if not has_request_context():
         return None
-    state: RequestState | None = request.environ.get(STATE_KEY)
-    return state
-
-
-def current_state() -> RequestState | None:
-    """The state of the request being served in this context (inside a request), or None."""
     state: RequestState | None = request.environ.get(STATE_KEY)
     return state

@@ -134,7 +134,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
 def _request_fields() -> dict[str, Any] | None:
     """The log context of the request whose Flask request context is pushed here, if any
     (for threads running in a copy of it: :data:`_context.request_fields`)."""
-    state = lifecycle.state_of_request_context()
+    state = lifecycle.current_state()
     log = state.log if state is not None else None
     return log.context if log is not None else None
 
