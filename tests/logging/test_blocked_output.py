@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import statistics
@@ -26,37 +27,58 @@ from flask import Flask
 from limone_obs import health
 from limone_obs.logging import configure_logging, get_logger, init_app
 from limone_obs.stack import procs
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 TIMEOUT = 0.1
 PAUSE = 5.0
 
 
 class PausingReader:
-    """Reads a pipe in a thread; ``pause()`` stops reading until ``resume()``."""
+    """Reads a pipe in a thread; ``pause()`` stops reading until ``resume()``.
+
+    Both return only once the thread has done as asked (polled, with a deadline), so a
+    test never guesses with a fixed sleep: after ``pause()`` nothing more is read, and
+    after ``resume()`` the pipe has been drained at least once.
+    """
+
+    #: How often the thread looks at its orders while no data comes.
+    TICK = 0.02
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._reading = threading.Event()
         self._reading.set()
+        self._parked = threading.Event()
+        #: Reads done so far (``resume()`` waits for one more).
+        self.reads = 0
         self.data = bytearray()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            self._reading.wait()
+            if not self._reading.is_set():
+                self._parked.set()
+                self._reading.wait()
+                self._parked.clear()
+            ready, _, _ = select.select([self._fd], [], [], self.TICK)
+            if not ready:
+                continue
             chunk = os.read(self._fd, 65536)
             if not chunk:
+                self._parked.set()  # end of file: nothing more will be read
                 return
             self.data += chunk
+            self.reads += 1
 
     def pause(self) -> None:
         self._reading.clear()
-        time.sleep(0.2)  # let a read that is in progress finish
+        assert self._parked.wait(timeout=10), "the reader thread did not stop reading"
 
     def resume(self) -> None:
+        reads = self.reads
         self._reading.set()
+        wait_until(lambda: self.reads > reads, "the reader thread to read again", timeout=10)
 
     def join(self) -> None:
         self._thread.join(timeout=30)
@@ -119,7 +141,6 @@ def test_stopped_reader_keeps_request_latency(pipe: tuple[IO[bytes], PausingRead
     reader.pause()
     during = _timed_requests(app, time.monotonic() + PAUSE)
     reader.resume()
-    time.sleep(0.3)
     after = _timed_requests(app, time.monotonic() + 0.5)
     dropped = health.dropped_lines()
     events = _close_and_read(stream, reader)
@@ -191,7 +212,6 @@ def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
             reader.pause()
             during = _timed_http(f"{base}/work/2", time.monotonic() + PAUSE)
             reader.resume()
-            time.sleep(0.5)
             _timed_http(f"{base}/work/3", time.monotonic() + 0.5)
         finally:
             proc.send_signal(signal.SIGTERM)
