@@ -33,6 +33,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
+from operator import attrgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -254,9 +255,10 @@ def _route(state: RequestState, endpoint: str) -> None:
         routed(state)
 
 
-def _get_view_args(self: Request) -> dict[str, Any] | None:
-    args: dict[str, Any] | None = self.limone_obs_view_args  # type: ignore[attr-defined]
-    return args
+#: The getters are C functions: Flask reads each attribute on every request, and a
+#: property calls a C getter without making a Python frame.
+_get_view_args = attrgetter("limone_obs_view_args")
+_get_routing_exception = attrgetter("limone_obs_routing_exception")
 
 
 def _set_view_args(self: Request, args: dict[str, Any] | None) -> None:
@@ -270,11 +272,6 @@ def _set_view_args(self: Request, args: dict[str, Any] | None) -> None:
         state.endpoint = rule.rule if rule is not None else c.ENDPOINT_UNMATCHED
         for routed in state._lifecycle.routeds:
             routed(state)
-
-
-def _get_routing_exception(self: Request) -> Exception | None:
-    exc: Exception | None = self.limone_obs_routing_exception  # type: ignore[attr-defined]
-    return exc
 
 
 def _set_routing_exception(self: Request, exc: Exception | None) -> None:
