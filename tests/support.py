@@ -8,6 +8,7 @@ never pass by skipping what it must run.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -173,3 +174,12 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> N
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s: {what}")
         time.sleep(0.02)
+
+
+def promtool_test(test: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``promtool test rules test`` in ``cwd`` (rule files are found from there);
+    the caller reads the exit code and output. Fails the test if promtool is missing."""
+    return subprocess.run(
+        [need("promtool"), "test", "rules", str(test)],
+        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip

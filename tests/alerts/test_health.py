@@ -3,7 +3,6 @@ promtool-tested before and after their ``for`` on synthetic series."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from limone_obs.alerts import alerting, build, health
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.errors import SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, write_tree
-from tests.support import need
+from tests.support import promtool_test
 
 SPEC = load_spec(SPEC_FILE)
 NAMES = [
@@ -104,9 +103,6 @@ def test_the_workers_test_fails_when_the_rule_ignores_idle_workers(tmp_path: Pat
     assert broken != text
     path.write_text(broken)
     test = tmp_path / build.GENERATED_TESTS_DIR / f"{health.GROUP}.yml"
-    result = subprocess.run(
-        [need("promtool"), "test", "rules", str(test)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = promtool_test(test, tmp_path)
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, c.ALERT_WORKERS_SATURATED in output), output

@@ -3,7 +3,6 @@ failing alert once for the service. The scenarios are generated promtool tests."
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts import build
 from limone_obs.alerts.spec import load_spec
 from tests.alerts.helpers import SPEC_FILE, write_tree
-from tests.support import ROOT, need
+from tests.support import ROOT, promtool_test
 
 SPEC = load_spec(SPEC_FILE)
 ALL_FAILING = c.slo_alert_name("availability", c.ALERT_SUFFIX_ALL_FAILING)
@@ -67,9 +66,6 @@ def test_the_outage_test_fails_when_all_failing_keeps_the_min_rate_guard(tmp_pat
     doc = yaml.safe_load(test.read_text())
     doc["tests"] = [t for t in doc["tests"] if "every request failing" in t["name"]]
     test.write_text(yaml.safe_dump(doc))
-    result = subprocess.run(
-        [need("promtool"), "test", "rules", str(test)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = promtool_test(test, tmp_path)
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, ALL_FAILING in output), output

@@ -9,7 +9,6 @@ restart. It is registered for each test through :data:`limone_obs.alerts.kinds.P
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from limone_obs.dashboards.slo_inputs import from_spec
 from limone_obs.stack import procs
 from limone_obs.stack.status import Prometheus, SloStatus, collect, render
 from tests.alerts.helpers import spec_text, write_tree
-from tests.support import need
+from tests.support import need, promtool_test
 
 KIND: Final = "restarts"
 START_TIME: Final = "process_start_time_seconds"
@@ -151,10 +150,7 @@ def test_the_new_kinds_promtool_tests_pass(spec: ServiceSpec, tmp_path: Path) ->
     against the generated rule files and they pass, and its runbook has its section."""
     write_tree(tmp_path, build.generate(spec))
     test_file = f"{build.GENERATED_TESTS_DIR}/restarts.yml"
-    argv = [need("promtool"), "test", "rules", test_file]
-    result = subprocess.run(
-        argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
+    result = promtool_test(test_file, tmp_path)
     runbook = (tmp_path / build.RUNBOOKS_DIR / spec.service / "restarts.md").read_text()
     assert (0, True) == (result.returncode, f"## {ALERT}" in runbook), result.stdout[-3000:]
 

@@ -3,7 +3,6 @@ its progress; the stages are validated like thresholds."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from limone_obs.alerts.kinds.latency import LatencySli
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.errors import SpecError
 from tests.alerts.helpers import SPEC_FILE, edited, write_tree
-from tests.support import ROOT, need
+from tests.support import ROOT, promtool_test
 
 SPEC = load_spec(SPEC_FILE)
 STAGED = "threshold_seconds: 2.5\n    stages: [1.0, 0.6]"
@@ -114,10 +113,7 @@ def test_the_staged_scenario_fails_when_the_committed_threshold_is_lower(tmp_pat
     doc = yaml.safe_load(test.read_text())
     doc["tests"] = [t for t in doc["tests"] if "staged objective" in t["name"]]
     test.write_text(yaml.safe_dump(doc))
-    result = subprocess.run(
-        [need("promtool"), "test", "rules", str(test)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = promtool_test(test, tmp_path)
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, "LatencyP95High" in output), output
 
@@ -142,9 +138,6 @@ def test_a_staged_page_load_slo_passes_its_generated_promtool_tests(tmp_path: Pa
     write_tree(tmp_path, build.generate(spec))
     test = tmp_path / build.GENERATED_TESTS_DIR / "page-load-staged.yml"
     doc = yaml.safe_load(test.read_text())
-    result = subprocess.run(
-        [need("promtool"), "test", "rules", str(test)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = promtool_test(test, tmp_path)
     staged = [t["name"] for t in doc["tests"] if "staged objective" in t["name"]]
     assert (0, 1) == (result.returncode, len(staged)), result.stdout[-3000:] + result.stderr

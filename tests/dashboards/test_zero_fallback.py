@@ -19,7 +19,7 @@ import yaml
 from limone_obs import conventions as c
 from limone_obs.dashboards import promql
 from limone_obs.dashboards.queries import Queries
-from tests.support import need
+from tests.support import promtool_test
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +67,7 @@ def _evaluate(
     }
     path = tmp_path / "zero_test.yml"
     path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
-    return subprocess.run(
-        [need("promtool"), "test", "rules", str(path)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return promtool_test(path, tmp_path)
 
 
 def _assert_holds(result: subprocess.CompletedProcess[str]) -> None:
