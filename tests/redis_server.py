@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from limone_obs.stack import procs
-from tests.support import PORT_ATTEMPTS, need
+from tests.support import need, on_a_free_port
 
 
 @contextmanager
@@ -19,21 +19,9 @@ def redis_server(workdir: Path, name: str = "redis") -> Iterator[tuple[str, proc
     binary = need("redis-server")
     data = workdir / name
     data.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = procs.free_port()
-        proc = procs.start(name, procs.redis_argv(binary, port, data), data / "redis.log")
-        try:
-            procs.wait_redis(proc, port)
-        except procs.PortInUseError:
-            proc.stop()
-            if attempt == PORT_ATTEMPTS:
-                raise
-            continue
-        except BaseException:
-            proc.stop()
-            raise
-        try:
-            yield f"redis://{procs.LOOPBACK}:{port}/0", proc
-        finally:
-            proc.stop()
-        return
+
+    def start(port: int) -> procs.Proc:
+        return procs.start(name, procs.redis_argv(binary, port, data), data / "redis.log")
+
+    with on_a_free_port(start, procs.wait_redis) as (port, proc):
+        yield f"redis://{procs.LOOPBACK}:{port}/0", proc

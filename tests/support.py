@@ -96,16 +96,37 @@ def gunicorn_server(
     PORT_ATTEMPTS times. The log is ``logdir / f"{name}.log"``.
     """
     argv = [sys.executable, "-m", "gunicorn", *(["-c", config] if config else []), *args]
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = procs.free_port()
+    log = logdir / f"{name}.log"
+
+    def start(port: int) -> procs.Proc:
         bound = ["--no-control-socket", "--bind", f"{procs.LOOPBACK}:{port}"] if not config else []
         server_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         server_env.update(env, GUNICORN_BIND=f"{procs.LOOPBACK}:{port}", PYTHONPATH=str(ROOT))
-        log = logdir / f"{name}.log"
-        proc = procs.start(name, [*argv, *bound, app], log, env=server_env, cwd=ROOT)
-        url = f"http://{procs.LOOPBACK}:{port}"
+        return procs.start(name, [*argv, *bound, app], log, env=server_env, cwd=ROOT)
+
+    def ready(proc: procs.Proc, port: int) -> None:
+        procs.wait_http(proc, f"http://{procs.LOOPBACK}:{port}{ready_path}", timeout=timeout)
+
+    with on_a_free_port(start, ready) as (port, proc):
+        yield f"http://{procs.LOOPBACK}:{port}", proc
+
+
+@contextmanager
+def on_a_free_port(
+    start: Callable[[int], procs.Proc], ready: Callable[[procs.Proc, int], None]
+) -> Iterator[tuple[int, procs.Proc]]:
+    """Start a server with ``start(port)`` on a port from free_port(), wait with
+    ``ready(proc, port)``, yield ``(port, proc)`` and stop it on exit.
+
+    Another process may take the port between free_port() and the server's bind: when
+    ``ready`` raises PortInUseError the server is stopped and started again on a new port,
+    up to PORT_ATTEMPTS times. Any other failure stops it and propagates.
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = procs.free_port()
+        proc = start(port)
         try:
-            procs.wait_http(proc, url + ready_path, timeout=timeout)
+            ready(proc, port)
         except procs.PortInUseError:
             proc.stop()
             if attempt == PORT_ATTEMPTS:
@@ -115,7 +136,7 @@ def gunicorn_server(
             proc.stop()
             raise
         try:
-            yield url, proc
+            yield port, proc
         finally:
             proc.stop()
         return

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import sys
 import threading
+from pathlib import Path
 
 import pytest
+import requests
 
-from tests.support import race, wait_until
+from limone_obs.errors import StackError
+from limone_obs.stack import procs
+from tests.support import on_a_free_port, race, wait_until
 
 
 class HelperError(RuntimeError):
@@ -34,3 +40,46 @@ def test_wait_until_fails_naming_what_it_waited_for() -> None:
     """A condition that never holds fails the test with its description."""
     with pytest.raises(pytest.fail.Exception, match="the flag"):
         wait_until(threading.Event().is_set, "the flag", timeout=0.1)
+
+
+def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path) -> None:
+    """The first port is taken by another socket before the server binds it: the server
+    exits (address already in use), and on_a_free_port starts it again on a new port."""
+    taken = socket.socket()
+    taken.bind((procs.LOOPBACK, 0))
+    taken.listen()
+    ports: list[int] = []
+
+    def start(port: int) -> procs.Proc:
+        port = taken.getsockname()[1] if not ports else port  # the race, made certain
+        ports.append(port)
+        argv = [sys.executable, "-m", "http.server", "--bind", procs.LOOPBACK, str(port)]
+        return procs.start("http", argv, tmp_path / f"http-{len(ports)}.log", cwd=tmp_path)
+
+    def ready(proc: procs.Proc, port: int) -> None:
+        procs.wait_http(proc, f"http://{procs.LOOPBACK}:{ports[-1]}/", timeout=30)
+
+    try:
+        with on_a_free_port(start, ready) as (_port, proc):
+            answer = requests.get(f"http://{procs.LOOPBACK}:{ports[-1]}/", timeout=5)
+            assert (2, 200, True) == (len(ports), answer.status_code, proc.alive())
+    finally:
+        taken.close()
+    assert not proc.alive()  # stopped on exit
+
+
+def test_a_server_that_fails_otherwise_is_not_started_again(tmp_path: Path) -> None:
+    """A server that exits for another reason fails at once, after one attempt."""
+    starts: list[int] = []
+
+    def start(port: int) -> procs.Proc:
+        starts.append(port)
+        argv = [sys.executable, "-c", "raise SystemExit('broken config')"]
+        return procs.start("broken", argv, tmp_path / "broken.log", cwd=tmp_path)
+
+    def ready(proc: procs.Proc, port: int) -> None:
+        procs.wait_http(proc, f"http://{procs.LOOPBACK}:{port}/", timeout=30)
+
+    with pytest.raises(StackError) as raised, on_a_free_port(start, ready):
+        pass
+    assert (1, False) == (len(starts), isinstance(raised.value, procs.PortInUseError))
