@@ -131,6 +131,9 @@ def on_a_free_port(
             proc.stop()
             if attempt == PORT_ATTEMPTS:
                 raise
+            # The next attempt starts a fresh log: its own failure must not be judged by
+            # this attempt's "address already in use" line.
+            proc.log.replace(proc.log.with_name(f"{proc.log.name}.port-taken-{attempt}"))
             continue
         except BaseException:
             proc.stop()

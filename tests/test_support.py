@@ -54,7 +54,7 @@ def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path) -
         port = taken.getsockname()[1] if not ports else port  # the race, made certain
         ports.append(port)
         argv = [sys.executable, "-m", "http.server", "--bind", procs.LOOPBACK, str(port)]
-        return procs.start("http", argv, tmp_path / f"http-{len(ports)}.log", cwd=tmp_path)
+        return procs.start("http", argv, tmp_path / "http.log", cwd=tmp_path)
 
     def ready(proc: procs.Proc, port: int) -> None:
         procs.wait_http(proc, f"http://{procs.LOOPBACK}:{ports[-1]}/", timeout=30)
@@ -66,6 +66,9 @@ def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path) -
     finally:
         taken.close()
     assert not proc.alive()  # stopped on exit
+    # The taken port's attempt kept its own log; the second one started a fresh file.
+    assert "already in use" in (tmp_path / "http.log.port-taken-1").read_text().lower()
+    assert "already in use" not in (tmp_path / "http.log").read_text().lower()
 
 
 def test_a_server_that_fails_otherwise_is_not_started_again(tmp_path: Path) -> None:

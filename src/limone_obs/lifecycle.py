@@ -308,7 +308,9 @@ def routing_request_class(base: type[Request]) -> type[Request]:
         if hasattr(type(own), "__set__"):
             namespace[name] = _after_own_setter(own, setter)
         else:
-            namespace[name] = property(getter, setter)
+            namespace[name] = property(
+                getter, setter, doc=f"{name}, as Flask sets it; setting it routes."
+            )
     return type(base.__name__, (base,), namespace)
 
 

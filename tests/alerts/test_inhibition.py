@@ -75,9 +75,11 @@ def _suppressed(url: str) -> dict[str, bool]:
     """Alert name -> whether Alertmanager marks it suppressed, once the inhibitor has seen
     every alert of the last :func:`_post` (the control pair's own name left out).
 
-    Alertmanager feeds posted alerts to the inhibitor in order and asynchronously: once
-    the control ticket, posted last, reads suppressed, the inhibitor has the alerts
-    before it too, so each answer below is final, "not suppressed" included.
+    Alertmanager feeds the alerts of one post to the inhibitor in order and
+    asynchronously, and computes "suppressed" when asked: once the control ticket reads
+    suppressed, the inhibitor has seen the control page, posted after every test alert,
+    so each answer below is final, "not suppressed" included. All these tests rely on
+    the generated page -> ticket rule of one SLO: without it they fail here, on the wait.
     """
     states: dict[str, bool] = {}
 

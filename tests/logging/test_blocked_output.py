@@ -49,6 +49,8 @@ class PausingReader:
         self._reading = threading.Event()
         self._reading.set()
         self._parked = threading.Event()
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
         #: Reads done so far (``resume()`` waits for one more).
         self.reads = 0
         self.data = bytearray()
@@ -61,8 +63,7 @@ class PausingReader:
                 self._parked.set()
                 self._reading.wait()
                 self._parked.clear()
-            ready, _, _ = select.select([self._fd], [], [], self.TICK)
-            if not ready:
+            if not self._poll.poll(self.TICK * 1000):
                 continue
             chunk = os.read(self._fd, 65536)
             if not chunk:
@@ -72,13 +73,23 @@ class PausingReader:
             self.reads += 1
 
     def pause(self) -> None:
+        """Stop reading; returns once the thread reads no more (parked or ended)."""
         self._reading.clear()
-        assert self._parked.wait(timeout=10), "the reader thread did not stop reading"
+        wait_until(
+            lambda: self._parked.is_set() or not self._thread.is_alive(),
+            "the reader thread to stop reading",
+            timeout=10,
+        )
 
     def resume(self) -> None:
+        """Read again; returns once a read was done (call it with data in the pipe)."""
         reads = self.reads
         self._reading.set()
-        wait_until(lambda: self.reads > reads, "the reader thread to read again", timeout=10)
+        wait_until(
+            lambda: self.reads > reads or not self._thread.is_alive(),
+            "the reader thread to read again",
+            timeout=10,
+        )
 
     def join(self) -> None:
         self._thread.join(timeout=30)
