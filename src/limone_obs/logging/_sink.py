@@ -80,9 +80,14 @@ class Sink:
         self._write_bytes: Callable[[bytes], object] | None = None
         self._flush: Callable[[], object] | None = None
         self._pipe: PipeWriter | None = None
+        #: The descriptor of a plain file or terminal stream, written with os.write (-1: none),
+        #: and the stream's raw file, whose ``closed`` is the cheapest to ask.
+        self._fd = -1
+        self._raw: io.FileIO | None = None
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
+            self._fd, self._raw = _plain_descriptor(stream)
             self._write_bytes, self._flush = _byte_writer(stream)
         self.file = file
         self.timeout = timeout
@@ -98,7 +103,19 @@ class Sink:
         """Write one complete line (ending in ``\\n``) to every target; never raises and
         never waits longer than ``timeout`` on a pipe or socket."""
         with self._lock:
-            if self._pipe is not None:
+            fd = self._fd
+            if fd >= 0:
+                try:
+                    # The stream's own check: its descriptor number may belong to another
+                    # file once the stream is closed.
+                    if self._raw.closed:  # type: ignore[union-attr]
+                        raise ValueError("write to a closed stream")
+                    written = _write(fd, line)
+                    if written != len(line):
+                        _write_rest(fd, line, written)
+                except _FAILURES as exc:
+                    self._drop(exc)
+            elif self._pipe is not None:
                 try:
                     self._write_pipe(self._pipe, line)
                 except _FAILURES as exc:
@@ -282,6 +299,51 @@ def _nonblocking_reopen(fd: int) -> tuple[int, bool]:
         return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC), True
     except OSError:
         return fd, False
+
+
+#: Stream classes whose ``write`` only writes: a stream of exactly one of them may be
+#: written through its descriptor. A subclass (pytest's capture, a tee) keeps its ``write``.
+_PLAIN_STREAMS = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
+_write = os.write
+
+
+def _plain_descriptor(stream: IO[Any]) -> tuple[int, io.FileIO | None]:
+    """The descriptor of ``stream`` and its raw file if lines may go straight to it, else
+    ``(-1, None)``.
+
+    That is a stream of one of :data:`_PLAIN_STREAMS` over a ``FileIO`` on a regular file
+    or a character device (a terminal, ``/dev/null``): one ``os.write`` per line instead
+    of the stream's buffer and flush, which cost more than the rest of the write. Each
+    line then reaches the file whole, before any partial line the stream still buffers
+    (the stream is flushed here once, so what was written before comes first).
+    """
+    if type(stream) not in _PLAIN_STREAMS:
+        return -1, None
+    raw: Any = stream
+    while not isinstance(raw, io.FileIO):
+        raw = getattr(raw, "buffer", None) or getattr(raw, "raw", None)
+        if raw is None:
+            return -1, None
+    try:
+        fd = raw.fileno()
+        mode = os.fstat(fd).st_mode
+        stream.flush()
+    except _FAILURES:
+        return -1, None
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        return -1, None
+    return fd, raw
+
+
+def _write_rest(fd: int, line: bytes, written: int) -> None:
+    """Finish a line the first ``os.write`` took only ``written`` bytes of (a signal, or a
+    nearly full disk: then the error of the next call is raised)."""
+    view = memoryview(line)[written:]
+    while view:
+        written = _write(fd, view)
+        if not written:
+            raise OSError(f"descriptor {fd} took no bytes of a log line")
+        view = view[written:]
 
 
 def _byte_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[], object]]:

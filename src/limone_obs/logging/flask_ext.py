@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from limone_obs import lifecycle
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
-from limone_obs.logging._encode import encode_line, rfc3339, safe_str
+from limone_obs.logging._encode import dumps, encode_line, rfc3339, safe_str
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -39,12 +40,41 @@ REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
 
 
+#: Request ids drawn from the OS's random source at once (one system call per batch).
+ID_BATCH = 256
+_ids: deque[str] = deque()
+# A forked child (a gunicorn worker) must not hand out ids its parent may also use.
+os.register_at_fork(after_in_child=_ids.clear)
+
+
 def new_request_id() -> str:
-    """Return a fresh request id: 32 random hex digits."""
-    return os.urandom(16).hex()
+    """Return a fresh request id: 32 random hex digits (128 bits from ``os.urandom``).
+
+    The ids are drawn :data:`ID_BATCH` at a time: every request without a usable incoming
+    id takes one, and a system call per request cost more than the rest of the id's work.
+    ``deque.popleft`` hands each id to one caller only, in every thread (free-threaded
+    builds included); a forked child starts with an empty batch.
+    """
+    try:
+        return _ids.popleft()
+    except IndexError:
+        return _refill()
+
+
+def _refill() -> str:
+    """Draw a new batch; return one of its ids and queue the others.
+
+    Two threads refilling at once each queue fresh ids: nothing is handed out twice.
+    """
+    # hex() with a separator after every 16 bytes, then split: the batch is cut in C.
+    ids = os.urandom(16 * ID_BATCH).hex(" ", 16).split()
+    _ids.extend(ids[1:])
+    return ids[0]
 
 
 _new = object.__new__
+_REQUEST_ID, _TRACE_ID, _SPAN_ID = c.LOG_REQUEST_ID, c.LOG_TRACE_ID, c.LOG_SPAN_ID
+_METHOD, _PATH = c.LOG_METHOD, c.LOG_PATH
 
 
 class RequestLog:
@@ -169,11 +199,14 @@ class AccessLog:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.excluded = settings.excluded
+        self.access = settings.access
+        self._header = settings.header
         self._environ_header = "HTTP_" + settings.header.upper().replace("-", "_")
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Bind this request's context and ask for the request id header on the response."""
-        if state.path in self.excluded:
+        path = state.path
+        if path in self.excluded:
             return
         # The client's request id if it is a safe one (length and charset), else a new one;
         # each header parsed only when present: this runs on every request.
@@ -181,22 +214,29 @@ class AccessLog:
         request_id = (incoming is not None and _context.valid_request_id(incoming)) or (
             new_request_id()
         )
-        context: dict[str, Any] = {c.LOG_REQUEST_ID: request_id}
-        traceparent = environ.get("HTTP_TRACEPARENT")
-        if traceparent is not None:
-            trace = parse_traceparent(traceparent)
-            if trace is not None:
-                context[c.LOG_TRACE_ID], context[c.LOG_SPAN_ID] = trace
-        context[c.LOG_METHOD] = state.method[:16]
+        method = state.method[:16]
         redactor = _pipeline.current.redactor
-        path = state.path[:2048]
-        context[c.LOG_PATH] = path if redactor is None else redactor.redact_text(path)
+        path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
+        traceparent = environ.get("HTTP_TRACEPARENT")
+        trace = None if traceparent is None else parse_traceparent(traceparent)
+        # One dict display per case: cheaper than adding the fields one by one.
+        context: dict[str, Any] = (
+            {_REQUEST_ID: request_id, _METHOD: method, _PATH: path}
+            if trace is None
+            else {
+                _REQUEST_ID: request_id,
+                _TRACE_ID: trace[0],
+                _SPAN_ID: trace[1],
+                _METHOD: method,
+                _PATH: path,
+            }
+        )
         log = _new(RequestLog)
         log.context = context
         log.token = _context.replace_context(context)
         log.user_id = None
         state.log = log
-        header = (self.settings.header, request_id)
+        header = (self._header, request_id)
         state.headers = [header] if state.headers is None else [*state.headers, header]
 
     def routed(self, state: RequestState) -> None:
@@ -213,16 +253,52 @@ class AccessLog:
         if log is None:
             return
         try:
-            if self.settings.access:
-                _pipeline.write(_access_line(state, log, elapsed))
+            if self.access:
+                line = _access_line(state, log, elapsed)
+                # The pipeline's sink, called here (one frame less than _pipeline.write).
+                sink = _pipeline.current.sink
+                if sink is None:
+                    _pipeline.write(line)
+                else:
+                    sink.write(line)
         finally:
             _context.reset_context(log.token)
 
 
 _ACCESS_MESSAGE = "request finished"
+#: The line's core fields after the timestamp, by level, for one pipeline (see _heads).
+_heads_of: tuple[_pipeline.Pipeline | None, dict[str, bytes]] = (None, {})
+
+
+def _heads(p: _pipeline.Pipeline) -> dict[str, bytes]:
+    """The encoded core fields after the timestamp (level to env), for each access level,
+    made for ``p`` and cached in :data:`_heads_of`.
+
+    Every access line of a pipeline shares them: encoded once per pipeline, not per line.
+    ``Pipeline`` is frozen and ``configure_logging`` installs a new one, so the pipeline's
+    identity is the cache key.
+    """
+    global _heads_of  # noqa: PLW0603 - a one-entry cache, replaced atomically
+    heads = {
+        level: dumps(
+            {
+                c.LOG_LEVEL: level,
+                c.LOG_LOGGER: c.ACCESS_LOGGER,
+                c.LOG_MESSAGE: _ACCESS_MESSAGE,
+                c.LOG_SERVICE: p.service,
+                c.LOG_ENV: p.env,
+            }
+        )[1:-1]
+        + b","
+        for level in ("info", "error")
+    }
+    _heads_of = (p, heads)
+    return heads
 
 
 def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes:
+    """The access line: the core fields in schema order, the request's context, then the
+    request's outcome; one JSON line, capped like every other line."""
     p = _pipeline.current
     try:
         status_code = int(state.status)
@@ -236,25 +312,37 @@ def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes
         context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]
     ):
         context = log.context  # ended from another context: use only this request's fields
-    # The core fields in schema order, as Pipeline.head writes them; the message is a
-    # constant with nothing to redact, and the context was redacted when bound.
+    # The context was redacted when bound and holds no core field (bind() renames them).
+    fields = {**context}
+    fields[c.LOG_ENDPOINT] = state.endpoint or c.ENDPOINT_UNMATCHED
+    fields[c.LOG_STATUS_CODE] = status_code
+    # To the microsecond; round(x, 6) goes through a decimal string and back, this
+    # integer rounding does not (the JSON shows the same digits).
+    fields[c.LOG_DURATION] = round(duration * 1e6) / 1e6
+    if log.user_id is not None:
+        fields[c.LOG_USER_ID] = log.user_id
+    exc = state.exception
+    if exc is not None:
+        fields[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
+    timestamp = rfc3339(time.time())
+    # The core fields come from _heads, encoded once per pipeline; only the request's own
+    # fields are encoded here. ``fields`` always holds the status, so its JSON object is
+    # never empty and dropping its "{" leaves a valid continuation.
+    cached = _heads_of  # read once: another thread may replace it meanwhile
+    heads = cached[1] if cached[0] is p else _heads(p)
+    line = b"".join(
+        (b'{"timestamp":"', timestamp.encode(), b'",', heads[level], dumps(fields)[1:], b"\n")
+    )
+    if len(line) <= p.max_line_bytes:
+        return line
+    # Over the cap: the common encoder cuts it down, as for every other line.
     event = {
-        c.LOG_TIMESTAMP: rfc3339(time.time()),
+        c.LOG_TIMESTAMP: timestamp,
         c.LOG_LEVEL: level,
         c.LOG_LOGGER: c.ACCESS_LOGGER,
         c.LOG_MESSAGE: _ACCESS_MESSAGE,
         c.LOG_SERVICE: p.service,
         c.LOG_ENV: p.env,
-        **context,
+        **fields,
     }
-    event[c.LOG_ENDPOINT] = state.endpoint or c.ENDPOINT_UNMATCHED
-    event[c.LOG_STATUS_CODE] = status_code
-    # To the microsecond; round(x, 6) goes through a decimal string and back, this
-    # integer rounding does not (the JSON shows the same digits).
-    event[c.LOG_DURATION] = round(duration * 1e6) / 1e6
-    if log.user_id is not None:
-        event[c.LOG_USER_ID] = log.user_id
-    exc = state.exception
-    if exc is not None:
-        event[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
     return encode_line(event, p.max_line_bytes)
