@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator, Mapping
 
 import structlog
+from flask import Flask
 from jsonschema import Draft202012Validator
 
-from limone_obs.logging import bind, configure_logging, get_logger
+from limone_obs.logging import bind, configure_logging, get_logger, init_app
 from tests.logging.helpers import parse_lines, schema_errors
 
 
@@ -86,6 +88,39 @@ def test_keyword_named_like_core_field_is_kept_aside(out: io.BytesIO) -> None:
         event["extra_level"],
         event["extra_message"],
     )
+
+
+def test_context_field_named_like_core_field_is_kept_aside(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """``bind(level=..., message=..., timestamp=...)`` cannot overwrite any line's own
+    fields (app events, stdlib records, access lines): they are bound as ``extra_*``."""
+    configure_logging(stream=out)
+    app = Flask("core_bind")
+
+    @app.get("/")
+    def index() -> str:
+        bind(level="fake", message="other", timestamp="then", exception="none")
+        get_logger("app").info("real")
+        logging.getLogger("stdlib").warning("also real")
+        return "ok"
+
+    init_app(app)
+    assert b"ok" == app.test_client().get("/").data  # read to the end: the request ends
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    assert [("info", "real"), ("warning", "also real"), ("info", "request finished")] == [
+        (e["level"], e["message"]) for e in events
+    ]
+    for event in events:
+        assert event["timestamp"].endswith("Z")
+        assert "exception" not in event
+        assert ("fake", "other", "then", "none") == (
+            event["extra_level"],
+            event["extra_message"],
+            event["extra_timestamp"],
+            event["extra_exception"],
+        )
 
 
 def test_bound_logger_adds_fields(out: io.BytesIO) -> None:

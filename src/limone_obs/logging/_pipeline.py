@@ -23,6 +23,9 @@ from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
 
+#: Fields the line's own machinery fills. A field of that name given by the app (a
+#: keyword, ``extra=``, ``bind()``) is kept as ``extra_<name>``: see :func:`keep_core`.
+CORE_NAMES = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
 #: Level numbers by schema name.
 LEVEL_NUMBERS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 #: Schema level name of each standard stdlib level number.
@@ -125,6 +128,16 @@ class Pipeline:
             "message": self.redact_text(safe_str(exc)),
             "traceback": self.redact_text(text),
         }
+
+
+def keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Rename, in place, each field of ``fields`` named like one of :data:`CORE_NAMES` to
+    ``extra_<name>`` and return ``fields``: an app's ``level=`` or ``message=`` must not
+    replace the line's own (nor break the schema)."""
+    if not CORE_NAMES.isdisjoint(fields):
+        for key in CORE_NAMES.intersection(fields):
+            fields[f"extra_{key}"] = fields.pop(key)
+    return fields
 
 
 current = Pipeline()

@@ -5,6 +5,8 @@ Both the structlog path and the stdlib handler write whole lines through one
 interleave within the process. On a pipe or socket (gunicorn workers sharing stdout) each
 line goes out in one ``write(2)`` call, so lines up to ``PIPE_BUF`` bytes never interleave
 with other processes' lines either (``configure_logging`` caps lines at that size there).
+A stream of Python's own file classes on a regular file or a terminal is written the
+same way, one ``os.write`` per line on its descriptor (see :func:`_plain_descriptor`).
 
 A failing output (a closed pipe, a full disk) never raises into the caller: the line is
 dropped, counted in :attr:`Sink.dropped` and in :func:`limone_obs.health.add_dropped_lines`
@@ -84,6 +86,8 @@ class Sink:
         #: and the stream's raw file, whose ``closed`` is the cheapest to ask.
         self._fd = -1
         self._raw: io.FileIO | None = None
+        #: True when a line written to ``_fd`` was cut short by a failure.
+        self._cut = False
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
@@ -110,9 +114,13 @@ class Sink:
                     # file once the stream is closed.
                     if self._raw.closed:  # type: ignore[union-attr]
                         raise ValueError("write to a closed stream")
+                    if self._cut:
+                        line = b"\n" + line  # ends the line cut short, so this one parses
                     written = _write(fd, line)
                     if written != len(line):
+                        self._cut = True
                         _write_rest(fd, line, written)
+                    self._cut = False
                 except _FAILURES as exc:
                     self._drop(exc)
             elif self._pipe is not None:
@@ -337,7 +345,7 @@ def _plain_descriptor(stream: IO[Any]) -> tuple[int, io.FileIO | None]:
 
 def _write_rest(fd: int, line: bytes, written: int) -> None:
     """Finish a line the first ``os.write`` took only ``written`` bytes of (a signal, or a
-    nearly full disk: then the error of the next call is raised)."""
+    nearly full disk or file size limit: then the next call raises OSError)."""
     view = memoryview(line)[written:]
     while view:
         written = _write(fd, view)

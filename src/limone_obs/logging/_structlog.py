@@ -18,9 +18,6 @@ from limone_obs import conventions as c
 from limone_obs.logging import _pipeline
 from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
 
-#: Fields the line's own machinery fills; a keyword of that name is renamed ``extra_*``.
-_CORE = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
-
 
 def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
     """structlog processor: the event dict as one schema line (bytes, newline included).
@@ -48,8 +45,8 @@ def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> b
     if event_dict:
         if p.redactor is not None:
             p.redactor.redact_event(event_dict)
-        if not _CORE.isdisjoint(event_dict):
-            _keep_core(event_dict)
+        if not _pipeline.CORE_NAMES.isdisjoint(event_dict):  # checked here: most lines have none
+            _pipeline.keep_core(event_dict)  # a keyword named like a core field: extra_<name>
         out.update(event_dict)
     if exc is not None:
         out[c.LOG_EXCEPTION] = p.exception(exc)
@@ -72,15 +69,6 @@ def _failure_line(logger: Any, exc: Exception) -> bytes:
     out = p.head(rfc3339(time.time()), "error", _name(logger), "log event could not be rendered")
     out["render_error"] = p.redact_text(f"{type(exc).__name__}: {safe_str(exc)}")
     return p.render(out)
-
-
-def _keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    # A keyword named like a core field (level=..., message=...) must not break the schema:
-    # it is kept under an ``extra_`` name instead.
-    clash = _CORE.intersection(fields)
-    for key in clash:
-        fields[f"extra_{key}"] = fields.pop(key)
-    return fields
 
 
 class SinkLogger:

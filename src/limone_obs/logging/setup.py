@@ -193,8 +193,12 @@ def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogge
 
 
 def bind(**fields: Any) -> None:
-    """Add ``fields`` (redacted now, once) to every line of the current request or task."""
-    _context.merge(_pipeline.current.redact_fields(dict(fields)))
+    """Add ``fields`` (redacted now, once) to every line of the current request or task.
+
+    A field named like one the line fills itself (``level``, ``message``, ``timestamp``
+    ...) is bound as ``extra_<name>``, as a keyword of a log call is.
+    """
+    _context.merge(_pipeline.keep_core(_pipeline.current.redact_fields(dict(fields))))
 
 
 def unbind(*names: str) -> None:

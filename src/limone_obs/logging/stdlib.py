@@ -22,7 +22,6 @@ from limone_obs.logging._sink import Sink, report_on_stderr
 
 #: LogRecord attributes that are not ``extra=`` fields.
 _RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
-_CORE = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
 #: Keys python-json-logger puts in ``message_dict`` for the traceback and stack.
 _FORMATTED = frozenset({"exc_info", "stack_info"})
 
@@ -52,8 +51,8 @@ class JsonFormatter(OrjsonFormatter):
             extras.update((k, v) for k, v in message_dict.items() if k not in _FORMATTED)
         if extras:
             p.redact_fields(extras)
-            if not _CORE.isdisjoint(extras):
-                _rename_core(extras)
+            if not _pipeline.CORE_NAMES.isdisjoint(extras):  # checked here: most lines have none
+                _pipeline.keep_core(extras)  # extra={"level": ...}: kept as extra_level
             log_data.update(extras)
         if record.exc_info or record.exc_text or record.stack_info:
             _add_exception(p, log_data, record, message_dict)
@@ -127,13 +126,6 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     last = next(islice(attrs, _N_STANDARD - 1, None), None)
     items = islice(attrs.items(), _N_STANDARD, None) if last == _LAST_STANDARD else attrs.items()
     return {k: v for k, v in items if k not in _RESERVED and k[:1] != "_"}
-
-
-def _rename_core(fields: dict[str, Any]) -> dict[str, Any]:
-    # extra={"level": ...} must not overwrite the schema's level; keep it as extra_level.
-    for key in _CORE.intersection(fields):
-        fields[f"extra_{key}"] = fields.pop(key)
-    return fields
 
 
 class JsonLineHandler(logging.Handler):

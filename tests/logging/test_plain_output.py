@@ -1,0 +1,153 @@
+"""Lines to a plain file or terminal stream (one ``os.write`` each), and request ids."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from flask import Flask
+
+from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
+from limone_obs.logging._sink import Sink
+from limone_obs.logging.flask_ext import ID_BATCH, new_request_id
+from tests.logging.helpers import parse_lines, stdlib_logger
+
+
+def _sink() -> Sink:
+    sink = _pipeline.current.sink
+    assert sink is not None
+    return sink
+
+
+def test_lines_reach_a_text_file_at_once_after_what_was_written_before(tmp_path: Path) -> None:
+    """Each line is in the file as soon as the call returns, without a flush, and text
+    the stream held before ``configure_logging`` comes first."""
+    path = tmp_path / "app.log"
+    with path.open("a") as stream:
+        stream.write("written before\n")  # still in the stream's buffer
+        configure_logging(stream=stream)
+        app = Flask("plain")
+        app.get("/")(lambda: "ok")
+        init_app(app)
+        get_logger("app").info("event")
+        stdlib_logger("std").warning("record")
+        assert b"ok" == app.test_client().get("/").data
+        lines = path.read_text().splitlines()
+    assert "written before" == lines[0]
+    events = parse_lines("\n".join(lines[1:]))
+    assert ["event", "record", "request finished"] == [e["message"] for e in events]
+
+
+def test_closed_plain_stream_drops_the_line_and_writes_nowhere_else(tmp_path: Path) -> None:
+    """After the stream is closed its descriptor number may be another file's: the line
+    is dropped and counted, and that other file gets nothing."""
+    stream = (tmp_path / "app.log").open("ab")
+    configure_logging(stream=stream)
+    number = stream.fileno()
+    stream.close()
+    with (tmp_path / "other.log").open("ab") as other:
+        assert number == other.fileno()  # Linux hands out the lowest free number
+        get_logger("t").info("after close")
+        stdlib_logger("x").error("after close")
+    assert 2 == _sink().dropped
+    assert b"" == (tmp_path / "other.log").read_bytes()
+    assert b"" == (tmp_path / "app.log").read_bytes()
+
+
+def test_a_stream_subclass_keeps_its_own_write(tmp_path: Path) -> None:
+    """A stream of a subclass (a tee, a test capture) is written through its ``write``."""
+    written: list[bytes] = []
+
+    class Tee(io.BufferedWriter):
+        def write(self, data: object) -> int:
+            written.append(bytes(data))  # type: ignore[call-overload]
+            return super().write(data)  # type: ignore[arg-type]
+
+    with Tee(io.FileIO(tmp_path / "app.log", "a")) as stream:
+        configure_logging(stream=stream)
+        get_logger("t").info("through write")
+    assert ["through write"] == [e["message"] for e in parse_lines(b"".join(written))]
+    assert written == [(tmp_path / "app.log").read_bytes()]
+
+
+_CUT_SCRIPT = """
+import resource, signal, sys
+from limone_obs.logging import _pipeline, configure_logging, get_logger
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
+stream = open(sys.argv[1], "ab")
+configure_logging(stream=stream)
+log = get_logger("t")
+log.info("first", pad="x" * 100)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (stream.tell() + 50, hard))
+log.info("second", pad="y" * 200)  # 50 bytes fit, the rest fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+log.info("third")
+print(_pipeline.current.sink.dropped)
+"""
+
+
+def test_a_line_cut_short_by_the_file_size_limit_does_not_spoil_the_next(tmp_path: Path) -> None:
+    """A write the file takes only part of (a size limit, a full disk) drops that line,
+    and the next line starts on a line of its own (a real partial write: RLIMIT_FSIZE)."""
+    path = tmp_path / "app.log"
+    done = subprocess.run(
+        [sys.executable, "-c", _CUT_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert "1" == done.stdout.strip()
+    first, cut, third = path.read_text().splitlines()
+    assert ("first", "third") == tuple(e["message"] for e in parse_lines(f"{first}\n{third}"))
+    assert cut.startswith('{"timestamp"')
+    assert 50 == len(cut)
+
+
+def test_request_ids_are_unique_across_threads() -> None:
+    """Threads taking ids at once (several batches) never get the same one."""
+    per_thread = 3 * ID_BATCH
+    taken: list[list[str]] = [[] for _ in range(8)]
+    start = threading.Barrier(len(taken))
+
+    def take(out: list[str]) -> None:
+        start.wait()
+        out.extend(new_request_id() for _ in range(per_thread))
+
+    threads = [threading.Thread(target=take, args=(out,)) for out in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [i for out in taken for i in out]
+    assert len(ids) == len(set(ids)) == 8 * per_thread
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_forked_child_never_hands_out_its_parents_ids() -> None:
+    """A child forked while its parent holds a batch draws a batch of its own."""
+    new_request_id()  # the parent now holds the rest of a batch
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its ids, then leave without pytest's teardown
+        code = 1
+        try:
+            os.close(read_fd)
+            os.write(write_fd, " ".join(new_request_id() for _ in range(20)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        child = set(reader.read().decode().split())
+    _, status = os.waitpid(pid, 0)
+    assert 0 == status
+    parent = {new_request_id() for _ in range(20)}
+    assert 20 == len(child) == len(parent)
+    assert not child & parent
