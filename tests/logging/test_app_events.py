@@ -10,7 +10,14 @@ import structlog
 from flask import Flask
 from jsonschema import Draft202012Validator
 
-from limone_obs.logging import bind, configure_logging, get_logger, init_app
+from limone_obs.logging import (
+    bind,
+    clear_context,
+    configure_logging,
+    get_logger,
+    init_app,
+    unbind,
+)
 from tests.logging.helpers import parse_lines, schema_errors
 
 
@@ -121,6 +128,20 @@ def test_context_field_named_like_core_field_is_kept_aside(
             event["extra_timestamp"],
             event["extra_exception"],
         )
+
+
+def test_unbind_removes_a_core_named_field_bound_aside(out: io.BytesIO) -> None:
+    """``unbind("message")`` undoes ``bind(message=...)``, which was bound as
+    ``extra_message``."""
+    configure_logging(stream=out)
+    bind(message="other", level="fake", user="u1")
+    unbind("message", "user")
+    get_logger("app").info("after")
+    clear_context()
+    (event,) = parse_lines(out.getvalue())
+    assert ("after", "fake") == (event["message"], event["extra_level"])
+    assert "extra_message" not in event
+    assert "user" not in event
 
 
 def test_bound_logger_adds_fields(out: io.BytesIO) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import subprocess
 import sys
 import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
+import pytest
 from flask import Flask
 
 from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
@@ -30,6 +35,7 @@ def test_lines_reach_a_text_file_at_once_after_what_was_written_before(tmp_path:
     with path.open("a") as stream:
         stream.write("written before\n")  # still in the stream's buffer
         configure_logging(stream=stream)
+        assert stream.fileno() == _sink()._fd  # written through the descriptor
         app = Flask("plain")
         app.get("/")(lambda: "ok")
         init_app(app)
@@ -48,6 +54,7 @@ def test_closed_plain_stream_drops_the_line_and_writes_nowhere_else(tmp_path: Pa
     stream = (tmp_path / "app.log").open("ab")
     configure_logging(stream=stream)
     number = stream.fileno()
+    assert number == _sink()._fd  # written through the descriptor
     stream.close()
     with (tmp_path / "other.log").open("ab") as other:
         assert number == other.fileno()  # Linux hands out the lowest free number
@@ -74,29 +81,80 @@ def test_a_stream_subclass_keeps_its_own_write(tmp_path: Path) -> None:
     assert written == [(tmp_path / "app.log").read_bytes()]
 
 
+#: What the layers below with a write of their own were given.
+_seen: list[bytes] = []
+
+
+class _TeeBuffer(io.BufferedWriter):
+    """A buffered layer with a write of its own, under a plain text layer."""
+
+    def write(self, data: object) -> int:
+        _seen.append(bytes(data))  # type: ignore[call-overload]
+        return super().write(data)  # type: ignore[arg-type]
+
+
+class _TeeFile(io.FileIO):
+    """A raw file with a write of its own, under a plain buffered layer."""
+
+    def write(self, data: object) -> int:
+        _seen.append(bytes(data))  # type: ignore[call-overload]
+        return super().write(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda path: io.TextIOWrapper(_TeeBuffer(io.FileIO(path, "a"))),
+        lambda path: io.BufferedWriter(_TeeFile(path, "a")),
+    ],
+    ids=["text-over-tee-buffer", "buffer-over-tee-file"],
+)
+def test_a_layer_with_its_own_write_below_a_plain_stream_is_kept(
+    tmp_path: Path, layers: Callable[[Path], IO[Any]]
+) -> None:
+    """Not only the outer stream: a subclass at any layer keeps the stream's own path."""
+    _seen.clear()
+    with layers(tmp_path / "app.log") as stream:
+        configure_logging(stream=stream)
+        assert -1 == _sink()._fd
+        get_logger("t").info("through write")
+    written = b"".join(_seen)
+    assert ["through write"] == [e["message"] for e in parse_lines(written)]
+
+
 _CUT_SCRIPT = """
-import resource, signal, sys
+import io, resource, signal, sys
 from limone_obs.logging import _pipeline, configure_logging, get_logger
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
 stream = open(sys.argv[1], "ab")
 configure_logging(stream=stream)
+sink = _pipeline.current.sink
 log = get_logger("t")
 log.info("first", pad="x" * 100)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (stream.tell() + 50, hard))
-log.info("second", pad="y" * 200)  # 50 bytes fit, the rest fails (EFBIG)
+log.info("second", pad="y" * 200)  # 50 bytes fit, the rest fails (EFBIG) and is kept
+log.info("lost")  # the rest still does not fit: this line is dropped
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-log.info("third")
-print(_pipeline.current.sink.dropped)
+if sys.argv[2] == "next":
+    log.info("third")  # the rest of "second" first, then this line
+else:
+    configure_logging(stream=io.BytesIO())  # closing the old output finishes the line
+print(sink.dropped)
 """
 
 
-def test_a_line_cut_short_by_the_file_size_limit_does_not_spoil_the_next(tmp_path: Path) -> None:
-    """A write the file takes only part of (a size limit, a full disk) drops that line,
-    and the next line starts on a line of its own (a real partial write: RLIMIT_FSIZE)."""
+@pytest.mark.parametrize(("then", "messages"), [("next", 3), ("close", 2)])
+def test_a_line_cut_short_by_the_file_size_limit_is_finished_later(
+    tmp_path: Path, then: str, messages: int
+) -> None:
+    """A line the file takes only part of (a size limit, a full disk) is finished before
+    the next line once the file takes bytes again, or when the output is replaced; a line
+    that comes while it cannot is dropped and counted (a real partial write:
+    RLIMIT_FSIZE)."""
     path = tmp_path / "app.log"
     done = subprocess.run(
-        [sys.executable, "-c", _CUT_SCRIPT, str(path)],
+        [sys.executable, "-c", _CUT_SCRIPT, str(path), then],
         capture_output=True,
         text=True,
         timeout=60,
@@ -104,10 +162,9 @@ def test_a_line_cut_short_by_the_file_size_limit_does_not_spoil_the_next(tmp_pat
     )
     assert 0 == done.returncode, done.stderr
     assert "1" == done.stdout.strip()
-    first, cut, third = path.read_text().splitlines()
-    assert ("first", "third") == tuple(e["message"] for e in parse_lines(f"{first}\n{third}"))
-    assert cut.startswith('{"timestamp"')
-    assert 50 == len(cut)
+    events = parse_lines(path.read_bytes())
+    assert ["first", "second", "third"][:messages] == [e["message"] for e in events]
+    assert "y" * 200 == events[1]["pad"]
 
 
 def test_request_ids_are_unique_across_threads() -> None:
@@ -151,3 +208,21 @@ def test_a_forked_child_never_hands_out_its_parents_ids() -> None:
     parent = {new_request_id() for _ in range(20)}
     assert 20 == len(child) == len(parent)
     assert not child & parent
+
+
+def test_a_replaced_pipeline_is_not_kept_alive_by_the_access_line(tmp_path: Path) -> None:
+    """After ``configure_logging`` again, the old output (and its stream) can be freed:
+    the access line's cache of encoded fields holds no pipeline."""
+    app = Flask("replaced")
+    app.get("/")(lambda: "ok")
+    init_app(app)
+    configure_logging(stream=io.BytesIO(), service="one")
+    old = weakref.ref(_sink())
+    assert b"ok" == app.test_client().get("/").data
+    second = io.BytesIO()
+    configure_logging(stream=second, service="two")
+    gc.collect()
+    assert old() is None
+    assert b"ok" == app.test_client().get("/").data
+    (line,) = parse_lines(second.getvalue())
+    assert ("two", "request finished") == (line["service"], line["message"])

@@ -86,8 +86,9 @@ class Sink:
         #: and the stream's raw file, whose ``closed`` is the cheapest to ask.
         self._fd = -1
         self._raw: io.FileIO | None = None
-        #: True when a line written to ``_fd`` was cut short by a failure.
-        self._cut = False
+        #: The end of a line ``_fd`` took only part of (a full disk, a size limit), written
+        #: before the next line so no line is left broken (b"": none).
+        self._rest = b""
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
@@ -114,13 +115,13 @@ class Sink:
                     # file once the stream is closed.
                     if self._raw.closed:  # type: ignore[union-attr]
                         raise ValueError("write to a closed stream")
-                    if self._cut:
-                        line = b"\n" + line  # ends the line cut short, so this one parses
+                    if self._rest:
+                        self._rest = _write_all(fd, self._rest, 0)
+                        if self._rest:
+                            raise OSError(f"descriptor {fd} did not take the rest of a cut line")
                     written = _write(fd, line)
                     if written != len(line):
-                        self._cut = True
-                        _write_rest(fd, line, written)
-                    self._cut = False
+                        self._rest = _write_all(fd, line, written)
                 except _FAILURES as exc:
                     self._drop(exc)
             elif self._pipe is not None:
@@ -179,10 +180,23 @@ class Sink:
             f"{self.dropped} line(s) dropped so far\n"
         )
 
+    def _finish_cut_line(self) -> None:
+        # Last chance for the end of a cut line; the line counts as dropped if it fails.
+        try:
+            if self._raw is None or self._raw.closed:
+                raise ValueError("write to a closed stream")
+            if _write_all(self._fd, self._rest, 0):
+                raise OSError(f"descriptor {self._fd} did not take the rest of a cut line")
+        except _FAILURES as exc:
+            self._drop(exc)
+        self._rest = b""
+
     def close(self) -> None:
         """Close the rotating file and our private pipe descriptor (the stream belongs to
         the caller and stays open)."""
         with self._lock:
+            if self._rest:
+                self._finish_cut_line()
             if self.file is not None:
                 self.file.close()
             if self._pipe is not None:
@@ -319,19 +333,28 @@ def _plain_descriptor(stream: IO[Any]) -> tuple[int, io.FileIO | None]:
     """The descriptor of ``stream`` and its raw file if lines may go straight to it, else
     ``(-1, None)``.
 
-    That is a stream of one of :data:`_PLAIN_STREAMS` over a ``FileIO`` on a regular file
-    or a character device (a terminal, ``/dev/null``): one ``os.write`` per line instead
-    of the stream's buffer and flush, which cost more than the rest of the write. Each
-    line then reaches the file whole, before any partial line the stream still buffers
-    (the stream is flushed here once, so what was written before comes first).
+    That is a stream of one of :data:`_PLAIN_STREAMS` whose every layer is one of them
+    too, down to a ``FileIO`` (not a subclass, so no layer has a ``write`` of its own), on
+    a regular file or a character device (a terminal, ``/dev/null``): one ``os.write`` per
+    line instead of the stream's buffer and flush, which cost more than the rest of the
+    write. The stream is flushed here once, so what was written to it before comes first.
+
+    Two consequences, both by design: each line reaches the file whole and at once, so
+    text the app itself writes to the same stream later and that sits in the stream's
+    buffer lands after the log lines written meanwhile (no line is broken by it); and if
+    another thread closes the stream between the ``closed`` check and the write, and a
+    file opened meanwhile takes its descriptor number, that one line goes to that file
+    (a window of a few instructions; closing a stream the logging still writes to is the
+    app's bug, and the next line is dropped and counted).
     """
-    if type(stream) not in _PLAIN_STREAMS:
-        return -1, None
     raw: Any = stream
-    while not isinstance(raw, io.FileIO):
-        raw = getattr(raw, "buffer", None) or getattr(raw, "raw", None)
-        if raw is None:
-            return -1, None
+    try:
+        while type(raw) is not io.FileIO:  # every layer exactly ours: none has its own write
+            if type(raw) not in _PLAIN_STREAMS:
+                return -1, None
+            raw = getattr(raw, "buffer", None) or getattr(raw, "raw", None)
+    except ValueError:  # a detached layer
+        return -1, None
     try:
         fd = raw.fileno()
         mode = os.fstat(fd).st_mode
@@ -343,15 +366,27 @@ def _plain_descriptor(stream: IO[Any]) -> tuple[int, io.FileIO | None]:
     return fd, raw
 
 
-def _write_rest(fd: int, line: bytes, written: int) -> None:
-    """Finish a line the first ``os.write`` took only ``written`` bytes of (a signal, or a
-    nearly full disk or file size limit: then the next call raises OSError)."""
+def _write_all(fd: int, line: bytes, written: int) -> bytes:
+    """Write ``line`` from byte ``written`` on; return what ``fd`` did not take (b"": all).
+
+    A write that fails after part of a line went out (a full disk, a file size limit)
+    returns the rest instead of raising, so the caller can finish the line later rather
+    than leave it broken; one that takes nothing raises.
+    """
     view = memoryview(line)[written:]
     while view:
-        written = _write(fd, view)
+        try:
+            written = _write(fd, view)
+        except OSError:
+            if len(view) == len(line):
+                raise
+            return bytes(view)
         if not written:
-            raise OSError(f"descriptor {fd} took no bytes of a log line")
+            if len(view) == len(line):
+                raise OSError(f"descriptor {fd} took no bytes of a log line")
+            return bytes(view)
         view = view[written:]
+    return b""
 
 
 def _byte_writer(stream: IO[Any]) -> tuple[Callable[[bytes], object], Callable[[], object]]:

@@ -53,7 +53,11 @@ def new_request_id() -> str:
     The ids are drawn :data:`ID_BATCH` at a time: every request without a usable incoming
     id takes one, and a system call per request cost more than the rest of the id's work.
     ``deque.popleft`` hands each id to one caller only, in every thread (free-threaded
-    builds included); a forked child starts with an empty batch.
+    builds included); a forked child starts with an empty batch. That takes Python's
+    fork hooks (``os.register_at_fork``): a server forking without them (uWSGI without
+    ``--py-call-uwsgi-fork-hooks``) would let a child hand out ids its parent drew
+    before the fork, so there the parent must not serve requests before forking
+    (``lazy-apps``).
     """
     try:
         return _ids.popleft()
@@ -266,17 +270,19 @@ class AccessLog:
 
 
 _ACCESS_MESSAGE = "request finished"
-#: The line's core fields after the timestamp, by level, for one pipeline (see _heads).
-_heads_of: tuple[_pipeline.Pipeline | None, dict[str, bytes]] = (None, {})
+#: The line's core fields after the timestamp, by level, for one service and env (see
+#: _heads): the strings themselves, not the pipeline, so an old pipeline's sink and stream
+#: are not kept alive by the cache.
+_heads_of: tuple[str | None, str | None, dict[str, bytes]] = (None, None, {})
 
 
 def _heads(p: _pipeline.Pipeline) -> dict[str, bytes]:
     """The encoded core fields after the timestamp (level to env), for each access level,
     made for ``p`` and cached in :data:`_heads_of`.
 
-    Every access line of a pipeline shares them: encoded once per pipeline, not per line.
-    ``Pipeline`` is frozen and ``configure_logging`` installs a new one, so the pipeline's
-    identity is the cache key.
+    Every access line of a pipeline shares them: encoded once, not per line. The cache is
+    looked up by the identity of ``p.service`` and ``p.env`` (cheaper than comparing
+    them; a pipeline with equal values in other string objects only encodes them again).
     """
     global _heads_of  # noqa: PLW0603 - a one-entry cache, replaced atomically
     heads = {
@@ -292,7 +298,7 @@ def _heads(p: _pipeline.Pipeline) -> dict[str, bytes]:
         + b","
         for level in ("info", "error")
     }
-    _heads_of = (p, heads)
+    _heads_of = (p.service, p.env, heads)
     return heads
 
 
@@ -325,11 +331,11 @@ def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes
     if exc is not None:
         fields[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
     timestamp = rfc3339(time.time())
-    # The core fields come from _heads, encoded once per pipeline; only the request's own
+    # The core fields come from _heads, encoded once per service and env; only the request's own
     # fields are encoded here. ``fields`` always holds the status, so its JSON object is
     # never empty and dropping its "{" leaves a valid continuation.
     cached = _heads_of  # read once: another thread may replace it meanwhile
-    heads = cached[1] if cached[0] is p else _heads(p)
+    heads = cached[2] if cached[0] is p.service and cached[1] is p.env else _heads(p)
     line = b"".join(
         (b'{"timestamp":"', timestamp.encode(), b'",', heads[level], dumps(fields)[1:], b"\n")
     )

@@ -202,8 +202,10 @@ def bind(**fields: Any) -> None:
 
 
 def unbind(*names: str) -> None:
-    """Remove fields from the current context."""
-    _context.unbind(*names)
+    """Remove fields from the current context, by the names given to :func:`bind` (a
+    core name removes the ``extra_<name>`` field it was bound as)."""
+    core = _pipeline.CORE_NAMES.intersection(names)
+    _context.unbind(*names, *(f"extra_{name}" for name in core))
 
 
 def clear_context() -> None:
