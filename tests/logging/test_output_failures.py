@@ -139,6 +139,30 @@ def test_line_cap_stays_16_kib_on_a_file(tmp_path: Path) -> None:
         assert (16 * 1024, 8192) == (default_cap, _pipeline.current.max_line_bytes)
 
 
+def test_a_file_put_over_a_pipe_stream_is_appended_to(tmp_path: Path) -> None:
+    """``dup2`` of a file over the pipe the logging writes to (a log reopen): the next
+    lines are appended to the file, after what it held, not written over it."""
+    path = tmp_path / "out.log"
+    path.write_bytes(b"kept 1\nkept 2\n")
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as stream:
+        configure_logging(stream=stream)
+        get_logger("t").info("to the pipe")
+        file_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.dup2(file_fd, write_fd)
+        finally:
+            os.close(file_fd)
+        get_logger("t").info("to the file")
+        stdlib_logger("s").warning("to the file too")
+        os.set_blocking(read_fd, False)
+        piped = reader.read()
+    first, second, lines = path.read_bytes().split(b"\n", 2)
+    assert (b"kept 1", b"kept 2") == (first, second)
+    assert ["to the file", "to the file too"] == [e["message"] for e in parse_lines(lines)]
+    assert ["to the pipe"] == [e["message"] for e in parse_lines(piped)]
+
+
 def _log_big_lines(worker: int) -> None:
     log = get_logger("w")
     for i in range(300):

@@ -234,7 +234,8 @@ class PipeWriter:
 
     The private pipe descriptor is opened at the first write and reopened when the
     stream's descriptor points elsewhere (``dup2``), so a process that never logs holds
-    no extra writer (its reader still sees end-of-file when the stream is closed).
+    no extra writer (its reader still sees end-of-file when the stream is closed). A file
+    or terminal put there is written through the stream's own descriptor.
     """
 
     def __init__(self, stream: IO[Any]) -> None:
@@ -296,8 +297,13 @@ class PipeWriter:
             # MSG_DONTWAIT is per call: the socket's own mode is unchanged. A duplicate:
             # the socket object closes its descriptor when collected, never the stream's.
             self._fd, self._sock = fd, socket.socket(fileno=os.dup(fd))
-        else:
+        elif stat.S_ISFIFO(info.st_mode):
             self._fd, self._private = _nonblocking_reopen(fd)
+        else:
+            # Now a file or terminal (dup2 over the stream's descriptor): written through
+            # the stream's own descriptor, whose O_APPEND and offset a reopen would lose
+            # (it would write from offset 0, over what the file held).
+            self._fd = fd
         self._poll = select.poll()
         self._poll.register(self._fd, select.POLLOUT)
         self._identity = (info.st_dev, info.st_ino)
