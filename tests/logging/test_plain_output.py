@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gc
 import io
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -123,48 +126,96 @@ def test_a_layer_with_its_own_write_below_a_plain_stream_is_kept(
 
 
 _CUT_SCRIPT = """
-import io, resource, signal, sys
-from limone_obs.logging import _pipeline, configure_logging, get_logger
+import io, os, resource, signal, sys
+from limone_obs import health
+from limone_obs.logging import configure_logging, get_logger
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
-stream = open(sys.argv[1], "ab")
-configure_logging(stream=stream)
-sink = _pipeline.current.sink
+mode, other = sys.argv[1], sys.argv[2]
+if mode == "pipe":  # a pipe when configured, then the log file is put over it
+    read_fd, write_fd = os.pipe()
+    configure_logging(stream=os.fdopen(write_fd, "wb"))
+    os.dup2(1, write_fd)
+elif mode != "fallback":  # else lines go to stdout before configure_logging
+    configure_logging(stream=sys.stdout)  # stdout is the log file, opened for appending
 log = get_logger("t")
 log.info("first", pad="x" * 100)
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-resource.setrlimit(resource.RLIMIT_FSIZE, (stream.tell() + 50, hard))
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.lseek(1, 0, os.SEEK_END) + 50, hard))
 log.info("second", pad="y" * 200)  # 50 bytes fit, the rest fails (EFBIG) and is kept
 log.info("lost")  # the rest still does not fit: this line is dropped
+if mode in ("fallback", "reconfigure"):  # the new output takes over the cut line
+    configure_logging(stream=open(1, "ab", closefd=False))
+    log.info("lost")
+if mode == "reopen":  # a log reopen puts another file on the descriptor
+    fd = os.open(other, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.dup2(fd, 1)
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-if sys.argv[2] == "next":
-    log.info("third")  # the rest of "second" first, then this line
+if mode == "fork":  # the child neither writes the parent's rest nor glues onto its head
+    pid = os.fork()
+    if pid == 0:
+        log.info("child")
+        os._exit(0)
+    os.waitpid(pid, 0)
+if mode == "close":
+    configure_logging(stream=io.BytesIO())  # the old output finishes the line
 else:
-    configure_logging(stream=io.BytesIO())  # closing the old output finishes the line
-print(sink.dropped)
+    log.info("third")  # the rest of "second" first, then this line
+print(health.dropped_lines(), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize(("then", "messages"), [("next", 3), ("close", 2)])
+@pytest.mark.parametrize(
+    ("mode", "lines", "dropped", "pad"),
+    [
+        ("next", ["first", "second", "third"], 1, 200),
+        ("close", ["first", "second"], 1, 200),
+        ("reconfigure", ["first", "second", "third"], 2, 200),
+        ("fallback", ["first", "second", "third"], 2, 200),
+        ("reopen", ["first"], 2, 0),
+        ("fork", ["first", "child", "third"], 1, 200),
+        ("pipe", ["first", "third"], 2, 0),
+    ],
+)
 def test_a_line_cut_short_by_the_file_size_limit_is_finished_later(
-    tmp_path: Path, then: str, messages: int
+    tmp_path: Path, mode: str, lines: list[str], dropped: int, pad: int
 ) -> None:
     """A line the file takes only part of (a size limit, a full disk) is finished before
-    the next line once the file takes bytes again, or when the output is replaced; a line
-    that comes while it cannot is dropped and counted (a real partial write:
-    RLIMIT_FSIZE)."""
-    path = tmp_path / "app.log"
-    done = subprocess.run(
-        [sys.executable, "-c", _CUT_SCRIPT, str(path), then],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    the next line once the file takes bytes again, also by the output that replaces this
+    one (or when this one is closed); a line that comes while it cannot is dropped and
+    counted. Only the process and the file of the cut line finish it: after a log reopen
+    the rest is dropped and counted, and a forked child's lines start on a line of their
+    own. A file put over a pipe stream drops the cut line, and the next line starts on a
+    line of its own (a real partial write: RLIMIT_FSIZE)."""
+    path, other = tmp_path / "app.log", tmp_path / "reopened.log"
+    with path.open("ab") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-c", _CUT_SCRIPT, mode, str(other)],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert 0 == done.returncode, done.stderr
-    assert "1" == done.stdout.strip()
-    events = parse_lines(path.read_bytes())
-    assert ["first", "second", "third"][:messages] == [e["message"] for e in events]
-    assert "y" * 200 == events[1]["pad"]
+    assert str(dropped) == done.stderr.split()[-1]
+    data = path.read_bytes()
+    whole = [e["message"] for e in parse_lines(b"\n".join(_json_lines(data)))]
+    assert lines == whole
+    if mode == "reopen":
+        assert ["third"] == [e["message"] for e in parse_lines(other.read_bytes())]
+    assert pad == data.count(b"y"), "the rest of the cut line is written once, or not at all"
+
+
+def _json_lines(data: bytes) -> list[bytes]:
+    """The lines of ``data`` that parse as JSON (a cut line's head and rest do not)."""
+    out = []
+    for line in data.splitlines():
+        try:
+            json.loads(line)
+        except ValueError:
+            continue
+        out.append(line)
+    return out
 
 
 def test_request_ids_are_unique_across_threads() -> None:
@@ -226,3 +277,48 @@ def test_a_replaced_pipeline_is_not_kept_alive_by_the_access_line(tmp_path: Path
     assert b"ok" == app.test_client().get("/").data
     (line,) = parse_lines(second.getvalue())
     assert ("two", "request finished") == (line["service"], line["message"])
+
+
+def test_a_child_forked_while_another_thread_writes_can_log(tmp_path: Path) -> None:
+    """The sink's lock is held by another thread at the fork: the child gets a free lock
+    (that thread does not exist in the child and would never release it)."""
+    path = tmp_path / "app.log"
+    with path.open("ab") as stream:
+        configure_logging(stream=stream)
+        sink = _sink()
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with sink._lock:
+                held.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(10)
+            pid = os.fork()
+            if pid == 0:  # child: log, then leave without pytest's teardown
+                code = 1
+                try:
+                    get_logger("t").info("from the child")
+                    code = 0
+                finally:
+                    os._exit(code)
+            status = _wait_for(pid, deadline=time.monotonic() + 20)
+        finally:
+            release.set()
+            holder.join()
+    assert 0 == status, "the child hung on the lock (killed) or failed"
+    assert ["from the child"] == [e["message"] for e in parse_lines(path.read_bytes())]
+
+
+def _wait_for(pid: int, deadline: float) -> int:
+    """The child's wait status; kill it (SIGKILL) once ``deadline`` passes."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]

@@ -155,6 +155,14 @@ def write(line: bytes) -> None:
     sink.write(line)
 
 
+def take_fallback() -> Sink | None:
+    """Return the stdout sink used before ``configure_logging`` (None if never used) and
+    forget it: the caller closes it."""
+    global _fallback
+    sink, _fallback = _fallback, None
+    return sink
+
+
 def dropped_notice(count: int) -> bytes:
     """The line written when the output takes lines again after ``count`` were dropped."""
     p = current

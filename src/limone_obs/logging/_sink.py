@@ -36,6 +36,7 @@ import stat
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +60,24 @@ def is_pipe_or_socket(stream: IO[Any]) -> bool:
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         return False  # no file descriptor (StringIO, BytesIO): process-local
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+#: Every live sink, for the fork hook below.
+_sinks: weakref.WeakSet[Sink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for sink in list(_sinks):
+        sink.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _where(fd: int) -> tuple[int, int, int]:
+    """This process and the file ``fd`` names: (pid, device, inode)."""
+    info = os.fstat(fd)
+    return os.getpid(), info.st_dev, info.st_ino
 
 
 class Sink:
@@ -87,8 +106,11 @@ class Sink:
         self._fd = -1
         self._raw: io.FileIO | None = None
         #: The end of a line ``_fd`` took only part of (a full disk, a size limit), written
-        #: before the next line so no line is left broken (b"": none).
+        #: before the next line (b"": none), and where the head went: (pid, device,
+        #: inode). Only this process finishes it, and only in that same file; a sink
+        #: that replaces this one on that file takes it over (hand_over).
         self._rest = b""
+        self._rest_of = (-1, -1, -1)
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
@@ -103,6 +125,7 @@ class Sink:
         self._unreported = 0
         self._stalled = False
         self._reported_at = -REPORT_INTERVAL
+        _sinks.add(self)
 
     def write(self, line: bytes) -> None:
         """Write one complete line (ending in ``\\n``) to every target; never raises and
@@ -116,12 +139,12 @@ class Sink:
                     if self._raw.closed:  # type: ignore[union-attr]
                         raise ValueError("write to a closed stream")
                     if self._rest:
-                        self._rest = _write_all(fd, self._rest, 0)
-                        if self._rest:
-                            raise OSError(f"descriptor {fd} did not take the rest of a cut line")
+                        self._finish_rest(fd)
                     written = _write(fd, line)
                     if written != len(line):
                         self._rest = _write_all(fd, line, written)
+                        if self._rest:
+                            self._rest_of = _where(fd)
                 except _FAILURES as exc:
                     self._drop(exc)
             elif self._pipe is not None:
@@ -180,23 +203,57 @@ class Sink:
             f"{self.dropped} line(s) dropped so far\n"
         )
 
-    def _finish_cut_line(self) -> None:
-        # Last chance for the end of a cut line; the line counts as dropped if it fails.
-        try:
-            if self._raw is None or self._raw.closed:
-                raise ValueError("write to a closed stream")
-            if _write_all(self._fd, self._rest, 0):
-                raise OSError(f"descriptor {self._fd} did not take the rest of a cut line")
-        except _FAILURES as exc:
-            self._drop(exc)
-        self._rest = b""
+    def _finish_rest(self, fd: int) -> None:
+        """Write the rest of the cut line before the next one; raise (the next line is
+        dropped) while the file does not take it. A rest whose file is no longer the one
+        ``fd`` names (a log reopen) is dropped and counted: its head is in the old file."""
+        if self._rest_of != _where(fd):
+            self._rest = b""
+            if self._rest_of[0] == os.getpid():  # else a forked copy: the parent's line
+                self._drop(OSError(f"descriptor {fd} names another file than the cut line's"))
+            return
+        self._rest = _write_all(fd, self._rest, 0)
+        if self._rest:
+            raise OSError(f"descriptor {fd} did not take the rest of a cut line")
+
+    def hand_over(self, new: Sink | None) -> None:
+        """Before ``new`` replaces this sink: give it the rest of a cut line when it writes
+        the same file, so its first line comes after that line's end; else try to finish
+        the line here once more (counted as dropped if that fails)."""
+        with self._lock:
+            if not self._rest:
+                return
+            try:
+                if (
+                    new is not None
+                    and new._fd >= 0
+                    and not new._rest
+                    and _where(new._fd) == self._rest_of
+                ):
+                    new._rest, new._rest_of = self._rest, self._rest_of
+                elif self._raw is None or self._raw.closed:
+                    raise ValueError("write to a closed stream")
+                else:
+                    self._finish_rest(self._fd)
+            except _FAILURES as exc:
+                self._drop(exc)
+            self._rest = b""
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with a free lock (another thread of the parent may have
+        held it) and without the parent's cut line: the parent finishes it, and the
+        child's first line starts on a line of its own instead of after the cut head."""
+        self._lock = threading.Lock()
+        if self._rest:
+            self._rest = b""
+            with contextlib.suppress(OSError):
+                self._rest, self._rest_of = b"\n", _where(self._fd)
 
     def close(self) -> None:
         """Close the rotating file and our private pipe descriptor (the stream belongs to
-        the caller and stays open)."""
+        the caller and stays open). Call :meth:`hand_over` first when another sink takes
+        over: a cut line's rest is finished there."""
         with self._lock:
-            if self._rest:
-                self._finish_cut_line()
             if self.file is not None:
                 self.file.close()
             if self._pipe is not None:
@@ -258,17 +315,24 @@ class PipeWriter:
         view = memoryview(b"\n" + line if self._partial else line)
         size = len(view)
         deadline = 0.0
-        while view:
-            written = self._send(view)
-            if written:
-                view = view[written:]
-                continue
-            if not deadline:
-                deadline = time.monotonic() + wait
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._poll.poll(remaining * 1000):
-                break
-        self._partial = 0 < len(view) < size
+        try:
+            while view:
+                written = self._send(view)
+                if written:
+                    view = view[written:]
+                    continue
+                if not deadline:
+                    deadline = time.monotonic() + wait
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._poll.poll(remaining * 1000):
+                    break
+        finally:
+            # A line that went out in part leaves the next to start with a newline (also
+            # when the write failed midway: a full disk under a file put over the pipe's
+            # descriptor); one that went out whole clears that; one of which nothing
+            # went out leaves it as it was.
+            if len(view) < size:
+                self._partial = bool(view)
         return not view
 
     def has_room(self) -> bool:

@@ -258,9 +258,10 @@ class AccessLog:
             return
         try:
             if self.access:
-                line = _access_line(state, log, elapsed)
+                p = _pipeline.current  # read once: the line goes where it was made for
+                line = _access_line(p, state, log, elapsed)
                 # The pipeline's sink, called here (one frame less than _pipeline.write).
-                sink = _pipeline.current.sink
+                sink = p.sink
                 if sink is None:
                     _pipeline.write(line)
                 else:
@@ -302,10 +303,11 @@ def _heads(p: _pipeline.Pipeline) -> dict[str, bytes]:
     return heads
 
 
-def _access_line(state: RequestState, log: RequestLog, duration: float) -> bytes:
-    """The access line: the core fields in schema order, the request's context, then the
-    request's outcome; one JSON line, capped like every other line."""
-    p = _pipeline.current
+def _access_line(
+    p: _pipeline.Pipeline, state: RequestState, log: RequestLog, duration: float
+) -> bytes:
+    """The access line of pipeline ``p``: the core fields in schema order, the request's
+    context, then the request's outcome; one JSON line, capped like every other line."""
     try:
         status_code = int(state.status)
     except ValueError:

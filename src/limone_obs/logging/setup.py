@@ -88,10 +88,7 @@ def configure_logging(
             notice=_pipeline.dropped_notice,
         ),
     )
-    old = _pipeline.current.sink
-    _pipeline.install(pipeline)
-    if old is not None and old is not pipeline.sink:
-        old.close()
+    _replace_pipeline(pipeline)
     _install_root_handler(pipeline)
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
@@ -213,6 +210,23 @@ def clear_context() -> None:
     _context.clear_context()
 
 
+def _replace_pipeline(pipeline: _pipeline.Pipeline) -> None:
+    """Install ``pipeline``; the sinks it replaces (the previous pipeline's, and the
+    stdout one used before ``configure_logging``) hand a cut line's rest over first, so
+    the new sink's first line cannot run into it, and are closed after."""
+    new = pipeline.sink
+    old = [
+        sink
+        for sink in (_pipeline.current.sink, _pipeline.take_fallback())
+        if sink is not None and sink is not new
+    ]
+    for sink in old:
+        sink.hand_over(new)
+    _pipeline.install(pipeline)
+    for sink in old:
+        sink.close()
+
+
 def get_context() -> dict[str, Any]:
     """Return a copy of the fields of the current context's lines: those bound in it, or
     in a thread running in a copy of Flask's request context, the request's."""
@@ -225,10 +239,7 @@ def reset_for_tests() -> None:
     for handler in list(root.handlers):
         if getattr(handler, _OURS, False):
             root.removeHandler(handler)
-    old = _pipeline.current.sink
-    _pipeline.install(_pipeline.Pipeline())
-    if old is not None:
-        old.close()
+    _replace_pipeline(_pipeline.Pipeline())
     _context.clear_context()
     _identity.forget_exports()
     structlog.reset_defaults()
