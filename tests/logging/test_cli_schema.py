@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from limone_obs.cli import main
 from limone_obs.errors import ConfigError
-from limone_obs.logging import configure_logging, get_logger
+from limone_obs.logging import _pipeline, configure_logging, get_logger
 from limone_obs.logging.schema import SCHEMA_PATH, artifacts, problems, render, schema
 from tests.logging.helpers import SCHEMA_FILE, parse_lines
 from tests.support import ROOT
@@ -69,6 +69,32 @@ def test_file_output_rotates(tmp_path: Path) -> None:
     sizes = [p.stat().st_size for p in tmp_path.glob("app.log*")]
     assert all(size <= 2048 for size in sizes)
     assert 59 == parse_lines(path.read_bytes())[-1]["n"]
+
+
+def test_file_moved_away_is_started_again_at_its_path(tmp_path: Path) -> None:
+    """A file moved away by something else (``mv``, logrotate) keeps this process's lines
+    until it is full; then a new file starts at the path, no line lost, and no backup
+    shifted (the moved file is not ours to rotate)."""
+    path = tmp_path / "app.log"
+    configure_logging(stream=io.BytesIO(), file=path, file_max_bytes=2048, file_backups=2)
+    log = get_logger()
+    for n in range(5):
+        log.info("line", n=n, pad="x" * 100)
+    path.rename(tmp_path / "moved.log")
+    for n in range(5, 20):
+        log.info("line", n=n, pad="x" * 100)
+    sink = _pipeline.current.sink
+    assert sink is not None
+    assert 0 == sink.dropped
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [".app.log.lock", "app.log", "app.log.1", "moved.log"] == names
+    logged = [
+        e["n"]
+        for name in ("moved.log", "app.log.1", "app.log")
+        for e in parse_lines((tmp_path / name).read_bytes())
+    ]
+    assert list(range(20)) == logged
+    assert all(p.stat().st_size <= 2048 for p in tmp_path.glob("*.log*"))
 
 
 def test_unwritable_file_is_a_config_error(tmp_path: Path) -> None:

@@ -211,3 +211,18 @@ def test_formatter_format_never_raises() -> None:
     record = logging.LogRecord("lib", logging.INFO, __file__, 1, "%d things", ("many",), None)
     [event] = parse_lines(JsonFormatter().format(record))
     assert "log record could not be formatted" == event["message"]
+
+
+def test_terminal_escapes_are_taken_out_of_messages(out: io.BytesIO) -> None:
+    """werkzeug's development server colours its request lines for a terminal; in a JSON
+    line the escape codes are noise, so they are taken out (a real server and request)."""
+    configure_logging(stream=out)
+    app = Flask("coloured")
+    with serve(app) as base:
+        assert 404 == requests.get(f"{base}/missing", timeout=10).status_code
+    (line,) = [e for e in parse_lines(out.getvalue()) if e["logger"] == "werkzeug"]
+    assert '"GET /missing HTTP/1.1" 404 -' in line["message"]
+    assert b"\\u001b" not in out.getvalue()
+    # A window title (OSC), bold and reset (CSI) and a two-byte sequence.
+    logging.getLogger("werkzeug").warning("\x1b]0;title\x07\x1b[1mbold\x1b[0m \x1b=keypad")
+    assert "bold keypad" == parse_lines(out.getvalue())[-1]["message"]

@@ -513,9 +513,11 @@ class RotatingFile:
         """Append ``line``, rotating first if it would push the file past ``max_bytes``."""
         if self._pid != os.getpid():
             self._bind()
+        if self._fh is None:  # an earlier rotation could not open the new file: again
+            self._open()
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
-        assert self._fh is not None  # bound above
+        assert self._fh is not None  # opened above, or raised
         self._fh.write(line)
         self._fh.flush()
         self._size += len(line)
@@ -536,9 +538,8 @@ class RotatingFile:
                 os.close(lock_fd)
                 continue
             self._lock_fd, self.current = lock_fd, candidate
-            self._fh = candidate.open("ab")
-            self._size = self._fh.tell()
             self._pid = os.getpid()
+            self._open()
             return
         raise OSError(f"{MAX_FILES} processes already write {self.path}")
 
@@ -547,20 +548,33 @@ class RotatingFile:
             return self.path
         return self.path.with_name(f"{self.path.stem}-{slot}{self.path.suffix}")
 
+    def _open(self) -> None:
+        """Open (or create) :attr:`current` for appending; its size is where we are."""
+        self._fh = self.current.open("ab")
+        self._size = self._fh.tell()
+
     def _rotate(self) -> None:
+        """Move the full file to ``.1`` (older ones up by one), then start a new one.
+
+        A file that is no longer at its path (moved away by hand or by logrotate) is not
+        ours to shift: only a new file is started. If anything fails, the next write
+        opens the file again instead of rotating again (so the backups are not shifted
+        twice) and the line is dropped and counted.
+        """
         assert self._fh is not None
-        self._fh.close()
+        fh, self._fh = self._fh, None
+        fh.close()
         current = self.current
-        for index in range(self.backups - 1, 0, -1):
-            older = current.with_name(f"{current.name}.{index}")
-            if older.exists():
-                os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
-        if self.backups:
-            os.replace(current, current.with_name(f"{current.name}.1"))
-        else:
-            current.unlink(missing_ok=True)
-        self._fh = current.open("ab")
-        self._size = 0
+        if current.exists():
+            for index in range(self.backups - 1, 0, -1):
+                older = current.with_name(f"{current.name}.{index}")
+                if older.exists():
+                    os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
+            if self.backups:
+                os.replace(current, current.with_name(f"{current.name}.1"))
+            else:
+                current.unlink(missing_ok=True)
+        self._open()
 
     def _release(self) -> None:
         if self._fh is not None:

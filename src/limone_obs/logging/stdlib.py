@@ -9,6 +9,7 @@ them to the schema, and encoding goes through the same orjson path as app events
 from __future__ import annotations
 
 import logging
+import re
 from itertools import islice
 from typing import Any
 
@@ -22,6 +23,12 @@ from limone_obs.logging._sink import Sink, report_on_stderr
 
 #: LogRecord attributes that are not ``extra=`` fields.
 _RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
+#: A terminal escape sequence (colours and bold: CSI ``ESC [ ... letter``; a window title:
+#: OSC ``ESC ] ... BEL``; or ``ESC`` and one character): meaningless in a JSON line, and
+#: noise in every aggregator's search.
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])"
+)
 #: Keys python-json-logger puts in ``message_dict`` for the traceback and stack.
 _FORMATTED = frozenset({"exc_info", "stack_info"})
 
@@ -72,6 +79,8 @@ class JsonFormatter(OrjsonFormatter):
             record.message = ""
         else:
             record.message = record.getMessage()
+            if "\x1b" in record.message:  # werkzeug colours its lines for a terminal
+                record.message = _TERMINAL_ESCAPE.sub("", record.message)
         if record.exc_info and record.exc_info[0] is not None:
             message_dict["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
