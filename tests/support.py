@@ -8,6 +8,7 @@ never pass by skipping what it must run.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -208,3 +210,40 @@ def promtool_test(test: Path | str, cwd: Path) -> subprocess.CompletedProcess[st
         [need("promtool"), "test", "rules", str(test)],
         cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
+
+
+def fork_while_held(lock: Any, child: Callable[[], object], timeout: float = 20.0) -> int:
+    """Fork while another thread holds ``lock``; run ``child()`` in the child, which then
+    leaves without pytest's teardown (exit 0, or 1 if it raised). Return the child's wait
+    status; a child still running after ``timeout`` seconds (hung on the lock) is killed
+    (SIGKILL)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait(timeout + 10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10), "the holding thread did not take the lock"
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child()
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.05)  # polling the child's exit, bounded by the deadline
+        os.kill(pid, signal.SIGKILL)
+        return os.waitpid(pid, 0)[1]
+    finally:
+        release.set()
+        holder.join()

@@ -8,6 +8,7 @@ import pytest
 
 from limone_obs import health
 from limone_obs.conventions import PROBLEM_STORAGE_FULL
+from tests.support import fork_while_held
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +44,10 @@ def test_dropped_lines_add_up() -> None:
     health.add_dropped_lines(3)
     health.add_dropped_lines(2)
     assert 5 == health.dropped_lines()
+
+
+def test_a_child_forked_while_the_lock_is_held_can_count() -> None:
+    """The parent's lock held by another thread at the fork does not hang the child's
+    first dropped log line (the child gets a free lock)."""
+    status = fork_while_held(health._lock, lambda: health.add_dropped_lines(1))
+    assert 0 == status, "the child hung on the lock (killed) or failed"

@@ -9,6 +9,7 @@ never raises and never blocks for long: it runs inside the user's requests.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -20,6 +21,16 @@ _problems: dict[str, str] = {}
 _dropped_lines = 0
 #: References to the listeners (see subscribe); a dead weak reference returns None.
 _listeners: list[Callable[[], Callable[[], None] | None]] = []
+
+
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held the lock at the fork: it would never
+    # be released in the child, whose first dropped log line would then hang.
+    global _lock  # noqa: PLW0603 - replaced, not shared, in the child
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def subscribe(listener: Callable[[], None]) -> None:

@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from limone_obs.cli import main
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _pipeline, configure_logging, get_logger
+from limone_obs.logging._sink import RotatingFile
 from limone_obs.logging.schema import SCHEMA_PATH, artifacts, problems, render, schema
 from tests.logging.helpers import SCHEMA_FILE, parse_lines
 from tests.support import ROOT
@@ -51,11 +52,12 @@ def test_log_check_accepts_our_output(tmp_path: Path) -> None:
 def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     """log-check names the file, line and field of each problem and exits 1."""
     log = tmp_path / "mixed.log"
-    log.write_text('plain text\n{"level": "LOUD"}\n')
+    log.write_text('plain text\n\n{"level": "LOUD"}\n')  # an empty line is skipped
     result = CliRunner().invoke(main, ["log-check", str(log)])
     assert 1 == result.exit_code
     assert f"{log}:1: not JSON" in result.stderr
-    assert f"{log}:2: level:" in result.stderr
+    assert f"{log}:3: level:" in result.stderr
+    assert result.stdout.startswith("2 line(s) checked, ")
 
 
 def test_file_output_rotates(tmp_path: Path) -> None:
@@ -71,30 +73,61 @@ def test_file_output_rotates(tmp_path: Path) -> None:
     assert 59 == parse_lines(path.read_bytes())[-1]["n"]
 
 
-def test_file_moved_away_is_started_again_at_its_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("create", "lines", "files"),
+    [
+        (False, 20, ["app.log", "app.log.1", "moved.log"]),
+        (True, 12, ["app.log", "moved.log"]),
+    ],
+    ids=["moved", "moved-and-created"],
+)
+def test_file_moved_away_is_not_shifted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, create: bool, lines: int, files: list[str]
+) -> None:
     """A file moved away by something else (``mv``, logrotate) keeps this process's lines
-    until it is full; then a new file starts at the path, no line lost, and no backup
-    shifted (the moved file is not ours to rotate)."""
+    until it is full; then the process goes on in the file at the path: a new one, or the
+    empty one logrotate's ``create`` put there, which it does not shift into the backups
+    as if it were its own. No line lost, no file past the cap."""
+    for name in ("LIMONE_OBS_SERVICE", "LIMONE_OBS_ENV"):  # they set the lines' length
+        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "app.log"
     configure_logging(stream=io.BytesIO(), file=path, file_max_bytes=2048, file_backups=2)
     log = get_logger()
     for n in range(5):
         log.info("line", n=n, pad="x" * 100)
     path.rename(tmp_path / "moved.log")
-    for n in range(5, 20):
+    if create:
+        path.touch()
+    for n in range(5, lines):
         log.info("line", n=n, pad="x" * 100)
     sink = _pipeline.current.sink
     assert sink is not None
     assert 0 == sink.dropped
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert [".app.log.lock", "app.log", "app.log.1", "moved.log"] == names
+    assert files == sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     logged = [
         e["n"]
         for name in ("moved.log", "app.log.1", "app.log")
+        if name in files
         for e in parse_lines((tmp_path / name).read_bytes())
     ]
-    assert list(range(20)) == logged
+    assert list(range(lines)) == logged
     assert all(p.stat().st_size <= 2048 for p in tmp_path.glob("*.log*"))
+
+
+def test_a_retried_rotation_does_not_push_backups_over_a_gap(tmp_path: Path) -> None:
+    """A rotation that failed after moving some backups up left a gap; trying again moves
+    only the backups before the gap, so none is overwritten."""
+    path = tmp_path / "app.log"
+    (tmp_path / "app.log").write_bytes(b"current\n")
+    (tmp_path / "app.log.2").write_bytes(b"two\n")  # .1 is the gap a failed rotation left
+    (tmp_path / "app.log.3").write_bytes(b"three\n")
+    configure_logging(stream=io.BytesIO(), file=path, file_max_bytes=1024, file_backups=3)
+    get_logger().info("line", pad="x" * 1100)  # over the cap: the file is rotated first
+    assert b"current\n" == (tmp_path / "app.log.1").read_bytes()
+    assert (b"two\n", b"three\n") == (
+        (tmp_path / "app.log.2").read_bytes(),
+        (tmp_path / "app.log.3").read_bytes(),
+    )
 
 
 def test_unwritable_file_is_a_config_error(tmp_path: Path) -> None:
@@ -164,3 +197,18 @@ def test_own_checker_refuses_unknown_keywords() -> None:
     """A schema keyword the checker does not implement is an error, never skipped."""
     with pytest.raises(ValueError, match="maxLength"):
         list(problems("x", {"type": "string", "maxLength": 3}))
+
+
+def test_a_closed_log_file_takes_no_file_again(tmp_path: Path) -> None:
+    """Writing to a closed file output raises (the sink drops and counts the line)
+    instead of taking ``app.log`` or a numbered sibling again for good."""
+    file = RotatingFile(tmp_path / "app.log", 2048, 1)
+    file.write(b"one\n")
+    file.close()
+    with pytest.raises(ValueError, match="closed log file"):
+        file.write(b"two\n")
+    other = RotatingFile(tmp_path / "app.log", 2048, 1)
+    other.write(b"three\n")  # the path is free again: no app-1.log
+    other.close()
+    assert b"one\nthree\n" == (tmp_path / "app.log").read_bytes()
+    assert not (tmp_path / "app-1.log").exists()

@@ -6,11 +6,9 @@ import gc
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +21,7 @@ from limone_obs.logging import _pipeline, configure_logging, get_logger, init_ap
 from limone_obs.logging._sink import Sink
 from limone_obs.logging.flask_ext import ID_BATCH, new_request_id
 from tests.logging.helpers import parse_lines, stdlib_logger
+from tests.support import fork_while_held
 
 
 def _sink() -> Sink:
@@ -158,6 +157,12 @@ if mode == "fork":  # the child neither writes the parent's rest nor glues onto 
     os.waitpid(pid, 0)
 if mode == "close":
     configure_logging(stream=io.BytesIO())  # the old output finishes the line
+elif mode == "handover":  # a thread that read the old pipeline writes after the hand-over
+    from limone_obs.logging import _pipeline
+    from limone_obs.logging._sink import Sink
+    old = _pipeline.current.sink
+    old.hand_over(Sink(open(1, "ab", closefd=False)))
+    old.write(b'{"message": "racer"}' + bytes([10]))  # to the new sink, after the rest
 else:
     log.info("third")  # the rest of "second" first, then this line
 print(health.dropped_lines(), file=sys.stderr)
@@ -174,6 +179,7 @@ print(health.dropped_lines(), file=sys.stderr)
         ("reopen", ["first"], 2, 0),
         ("fork", ["first", "child", "third"], 1, 200),
         ("pipe", ["first", "third"], 2, 0),
+        ("handover", ["first", "second", "racer"], 1, 200),
     ],
 )
 def test_a_line_cut_short_by_the_file_size_limit_is_finished_later(
@@ -285,40 +291,21 @@ def test_a_child_forked_while_another_thread_writes_can_log(tmp_path: Path) -> N
     path = tmp_path / "app.log"
     with path.open("ab") as stream:
         configure_logging(stream=stream)
-        sink = _sink()
-        held, release = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with sink._lock:
-                held.set()
-                release.wait(30)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        try:
-            assert held.wait(10)
-            pid = os.fork()
-            if pid == 0:  # child: log, then leave without pytest's teardown
-                code = 1
-                try:
-                    get_logger("t").info("from the child")
-                    code = 0
-                finally:
-                    os._exit(code)
-            status = _wait_for(pid, deadline=time.monotonic() + 20)
-        finally:
-            release.set()
-            holder.join()
+        status = fork_while_held(_sink()._lock, lambda: get_logger("t").info("from the child"))
     assert 0 == status, "the child hung on the lock (killed) or failed"
     assert ["from the child"] == [e["message"] for e in parse_lines(path.read_bytes())]
 
 
-def _wait_for(pid: int, deadline: float) -> int:
-    """The child's wait status; kill it (SIGKILL) once ``deadline`` passes."""
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return os.waitpid(pid, 0)[1]
+def test_a_replaced_sink_sends_its_lines_to_the_new_one(tmp_path: Path) -> None:
+    """A caller that still holds the old output (it read the pipeline before
+    ``configure_logging`` switched it) writes to the new one, and the old file output
+    never takes a file again."""
+    first, second = io.BytesIO(), io.BytesIO()
+    configure_logging(stream=first, file=tmp_path / "app.log")
+    old = _sink()
+    configure_logging(stream=second, file=tmp_path / "app.log")
+    old.write(b'{"message": "late"}\n')
+    assert b"" == first.getvalue()
+    assert [b'{"message": "late"}'] == second.getvalue().splitlines()
+    assert ["app.log"] == sorted(p.name for p in tmp_path.glob("*.log"))
+    assert [{"message": "late"}] == parse_lines((tmp_path / "app.log").read_bytes())

@@ -226,3 +226,6 @@ def test_terminal_escapes_are_taken_out_of_messages(out: io.BytesIO) -> None:
     # A window title (OSC), bold and reset (CSI) and a two-byte sequence.
     logging.getLogger("werkzeug").warning("\x1b]0;title\x07\x1b[1mbold\x1b[0m \x1b=keypad")
     assert "bold keypad" == parse_lines(out.getvalue())[-1]["message"]
+    # An unterminated window title only loses its ESC ]: the text after it stays.
+    logging.getLogger("app").warning("user %s from %s", "mallory\x1b]", "10.0.0.1")
+    assert "user mallory from 10.0.0.1" == parse_lines(out.getvalue())[-1]["message"]

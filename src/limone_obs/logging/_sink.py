@@ -111,6 +111,11 @@ class Sink:
         #: that replaces this one on that file takes it over (hand_over).
         self._rest = b""
         self._rest_of = (-1, -1, -1)
+        #: The sink that replaced this one (hand_over): a caller that still holds this one
+        #: (a thread that read the old pipeline) writes there instead; and this one's own
+        #: targets, kept for close().
+        self._successor: Sink | None = None
+        self._retired: tuple[RotatingFile | None, PipeWriter | None] = (None, None)
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
@@ -131,6 +136,7 @@ class Sink:
         """Write one complete line (ending in ``\\n``) to every target; never raises and
         never waits longer than ``timeout`` on a pipe or socket."""
         with self._lock:
+            successor = self._successor  # read under the lock: hand_over sets it there
             fd = self._fd
             if fd >= 0:
                 try:
@@ -142,9 +148,7 @@ class Sink:
                         self._finish_rest(fd)
                     written = _write(fd, line)
                     if written != len(line):
-                        self._rest = _write_all(fd, line, written)
-                        if self._rest:
-                            self._rest_of = _where(fd)
+                        self._finish_cut(fd, line, written)
                 except _FAILURES as exc:
                     self._drop(exc)
             elif self._pipe is not None:
@@ -165,6 +169,8 @@ class Sink:
                     self.file.write(line)
                 except _FAILURES as exc:
                     self._drop(exc)
+        if successor is not None:  # replaced (hand_over): the line goes where lines go now
+            successor.write(line)
 
     def _write_pipe(self, pipe: PipeWriter, line: bytes) -> None:
         # Stalled: one try without waiting per line, so a stopped reader costs no latency,
@@ -203,6 +209,13 @@ class Sink:
             f"{self.dropped} line(s) dropped so far\n"
         )
 
+    def _finish_cut(self, fd: int, line: bytes, written: int) -> None:
+        """Write the rest of a line ``fd`` took only ``written`` bytes of; keep what it
+        does not take (see ``_rest``)."""
+        self._rest = _write_all(fd, line, written)
+        if self._rest:
+            self._rest_of = _where(fd)
+
     def _finish_rest(self, fd: int) -> None:
         """Write the rest of the cut line before the next one; raise (the next line is
         dropped) while the file does not take it. A rest whose file is no longer the one
@@ -217,27 +230,32 @@ class Sink:
             raise OSError(f"descriptor {fd} did not take the rest of a cut line")
 
     def hand_over(self, new: Sink | None) -> None:
-        """Before ``new`` replaces this sink: give it the rest of a cut line when it writes
-        the same file, so its first line comes after that line's end; else try to finish
-        the line here once more (counted as dropped if that fails)."""
+        """Before ``new`` replaces this sink: from now on lines written here go to ``new``
+        (callers that read the old pipeline before the switch); give it the rest of a cut
+        line when it writes the same file, so its first line comes after that line's end,
+        else try to finish the line here once more (counted as dropped if that fails)."""
         with self._lock:
-            if not self._rest:
-                return
-            try:
-                if (
-                    new is not None
-                    and new._fd >= 0
-                    and not new._rest
-                    and _where(new._fd) == self._rest_of
-                ):
-                    new._rest, new._rest_of = self._rest, self._rest_of
-                elif self._raw is None or self._raw.closed:
-                    raise ValueError("write to a closed stream")
-                else:
-                    self._finish_rest(self._fd)
-            except _FAILURES as exc:
-                self._drop(exc)
-            self._rest = b""
+            if self._rest:
+                try:
+                    if (
+                        new is not None
+                        and new._fd >= 0
+                        and not new._rest
+                        and _where(new._fd) == self._rest_of
+                    ):
+                        new._rest, new._rest_of = self._rest, self._rest_of
+                    elif self._raw is None or self._raw.closed:
+                        raise ValueError("write to a closed stream")
+                    else:
+                        self._finish_rest(self._fd)
+                except _FAILURES as exc:
+                    self._drop(exc)
+                self._rest = b""
+            if new is not None:
+                # Every target off (close() still closes them): write() only forwards.
+                self._successor, self._retired = new, (self.file, self._pipe)
+                self._fd, self._raw = -1, None
+                self._write_bytes = self._flush = self.file = self._pipe = None
 
     def after_fork_in_child(self) -> None:
         """A forked child starts with a free lock (another thread of the parent may have
@@ -254,10 +272,9 @@ class Sink:
         the caller and stays open). Call :meth:`hand_over` first when another sink takes
         over: a cut line's rest is finished there."""
         with self._lock:
-            if self.file is not None:
-                self.file.close()
-            if self._pipe is not None:
-                self._pipe.close()
+            for target in (self.file, self._pipe, *self._retired):
+                if target is not None:
+                    target.close()
 
 
 _stderr_pipe: tuple[IO[Any], PipeWriter] | None = None
@@ -508,9 +525,12 @@ class RotatingFile:
         self._fh: IO[bytes] | None = None
         self._lock_fd = -1
         self._size = 0
+        self._closed = False
 
     def write(self, line: bytes) -> None:
         """Append ``line``, rotating first if it would push the file past ``max_bytes``."""
+        if self._closed:  # a sink still held after close(): never take a file again
+            raise ValueError(f"write to a closed log file ({self.path})")
         if self._pid != os.getpid():
             self._bind()
         if self._fh is None:  # an earlier rotation could not open the new file: again
@@ -556,25 +576,38 @@ class RotatingFile:
     def _rotate(self) -> None:
         """Move the full file to ``.1`` (older ones up by one), then start a new one.
 
-        A file that is no longer at its path (moved away by hand or by logrotate) is not
-        ours to shift: only a new file is started. If anything fails, the next write
-        opens the file again instead of rotating again (so the backups are not shifted
-        twice) and the line is dropped and counted.
+        A file that is no longer the one at its path (moved away by hand or by logrotate,
+        which may have created an empty one there) is not ours to shift: writing goes on
+        in the file at the path. Only the unbroken run ``.1``, ``.2`` ... moves up, so a
+        rotation that failed midway and is tried again never pushes a backup over the
+        gap it left. If anything fails, the line is dropped and counted and the next
+        write tries again.
         """
         assert self._fh is not None
         fh, self._fh = self._fh, None
+        mine = os.fstat(fh.fileno())
         fh.close()
         current = self.current
-        if current.exists():
-            for index in range(self.backups - 1, 0, -1):
-                older = current.with_name(f"{current.name}.{index}")
-                if older.exists():
-                    os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
-            if self.backups:
-                os.replace(current, current.with_name(f"{current.name}.1"))
-            else:
-                current.unlink(missing_ok=True)
+        try:
+            there = os.stat(current)
+        except FileNotFoundError:
+            there = None
+        if there is not None and (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            self._shift(current)
         self._open()
+
+    def _shift(self, current: Path) -> None:
+        """Move ``current`` to ``.1``, the backups before it one up, the oldest out."""
+        if not self.backups:
+            current.unlink(missing_ok=True)
+            return
+        top = 1  # the first missing backup (or the oldest kept, overwritten)
+        while top < self.backups and current.with_name(f"{current.name}.{top}").exists():
+            top += 1
+        for index in range(top - 1, 0, -1):
+            older = current.with_name(f"{current.name}.{index}")
+            os.replace(older, current.with_name(f"{current.name}.{index + 1}"))
+        os.replace(current, current.with_name(f"{current.name}.1"))
 
     def _release(self) -> None:
         if self._fh is not None:
@@ -588,3 +621,4 @@ class RotatingFile:
     def close(self) -> None:
         """Close the file and give it up for another process."""
         self._release()
+        self._closed = True

@@ -66,6 +66,9 @@ def configure_logging(
     socket whose reader stopped: then lines are dropped without waiting, counted
     (``<ns>_log_lines_dropped_total``) and one line says how many once the reader is back.
 
+    Calling it again replaces the output: lines that other threads write meanwhile go to
+    the new one. Not from a signal handler: it waits for the line being written.
+
     Raises ConfigError on an unknown level, a cap below 1024 bytes or a negative timeout.
     """
     stream = stream if stream is not None else sys.stdout

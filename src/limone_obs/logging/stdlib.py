@@ -24,10 +24,11 @@ from limone_obs.logging._sink import Sink, report_on_stderr
 #: LogRecord attributes that are not ``extra=`` fields.
 _RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
 #: A terminal escape sequence (colours and bold: CSI ``ESC [ ... letter``; a window title:
-#: OSC ``ESC ] ... BEL``; or ``ESC`` and one character): meaningless in a JSON line, and
-#: noise in every aggregator's search.
+#: OSC ``ESC ] ... BEL``, only with its end, so an ``ESC ]`` in hostile text cannot hide
+#: the rest of the message; or ``ESC`` and one character): meaningless in a JSON line,
+#: and noise in every aggregator's search.
 _TERMINAL_ESCAPE = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[ -/]*[0-~])"
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])"
 )
 #: Keys python-json-logger puts in ``message_dict`` for the traceback and stack.
 _FORMATTED = frozenset({"exc_info", "stack_info"})
