@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 
 from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
-from limone_obs.logging._sink import Sink
+from limone_obs.logging._sink import RotatingFile, Sink
 from limone_obs.logging.flask_ext import ID_BATCH, new_request_id
 from tests.logging.helpers import parse_lines, stdlib_logger
 from tests.support import fork_while_held
@@ -159,7 +159,7 @@ if mode == "close":
     configure_logging(stream=io.BytesIO())  # the old output finishes the line
 elif mode == "handover":  # a thread that read the old pipeline writes after the hand-over
     from limone_obs.logging import _pipeline
-    from limone_obs.logging._sink import Sink
+    from limone_obs.logging._sink import RotatingFile, Sink
     old = _pipeline.current.sink
     old.hand_over(Sink(open(1, "ab", closefd=False)))
     old.write(b'{"message": "racer"}' + bytes([10]))  # to the new sink, after the rest
@@ -309,3 +309,21 @@ def test_a_replaced_sink_sends_its_lines_to_the_new_one(tmp_path: Path) -> None:
     assert [b'{"message": "late"}'] == second.getvalue().splitlines()
     assert ["app.log"] == sorted(p.name for p in tmp_path.glob("*.log"))
     assert [{"message": "late"}] == parse_lines((tmp_path / "app.log").read_bytes())
+
+
+def test_a_line_forwarded_during_the_switch_keeps_the_file(tmp_path: Path) -> None:
+    """A line reaching the new output between the hand-over and the old output's close
+    (a thread logging while ``configure_logging`` runs again) finds the file free: it
+    goes to ``app.log``, not to a numbered sibling for the rest of the process."""
+    path = tmp_path / "app.log"
+    old = Sink(io.BytesIO(), RotatingFile(path, 4096, 1))
+    old.write(b'{"message": "first"}\n')  # takes app.log
+    new = Sink(io.BytesIO(), RotatingFile(path, 4096, 1))
+    old.hand_over(new)
+    old.write(b'{"message": "forwarded"}\n')
+    old.close()
+    new.write(b'{"message": "after"}\n')
+    new.close()
+    assert ["app.log"] == sorted(p.name for p in tmp_path.glob("*.log"))
+    messages = [e["message"] for e in parse_lines(path.read_bytes())]
+    assert ["first", "forwarded", "after"] == messages

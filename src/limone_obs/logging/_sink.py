@@ -112,10 +112,10 @@ class Sink:
         self._rest = b""
         self._rest_of = (-1, -1, -1)
         #: The sink that replaced this one (hand_over): a caller that still holds this one
-        #: (a thread that read the old pipeline) writes there instead; and this one's own
-        #: targets, kept for close().
+        #: (a thread that read the old pipeline) writes there instead; and this one's pipe
+        #: writer, released by close().
         self._successor: Sink | None = None
-        self._retired: tuple[RotatingFile | None, PipeWriter | None] = (None, None)
+        self._retired: list[PipeWriter] = []
         if stream is not None and is_pipe_or_socket(stream):
             self._pipe = PipeWriter(stream)
         elif stream is not None:
@@ -234,16 +234,16 @@ class Sink:
         (callers that read the old pipeline before the switch); give it the rest of a cut
         line when it writes the same file, so its first line comes after that line's end,
         else try to finish the line here once more (counted as dropped if that fails)."""
+        if new is self:
+            return
         with self._lock:
             if self._rest:
                 try:
-                    if (
-                        new is not None
-                        and new._fd >= 0
-                        and not new._rest
-                        and _where(new._fd) == self._rest_of
-                    ):
-                        new._rest, new._rest_of = self._rest, self._rest_of
+                    if new is not None and new._fd >= 0 and _where(new._fd) == self._rest_of:
+                        with new._lock:  # new may already take forwarded lines
+                            if new._rest:
+                                raise OSError("the new output already has a cut line")
+                            new._rest, new._rest_of = self._rest, self._rest_of
                     elif self._raw is None or self._raw.closed:
                         raise ValueError("write to a closed stream")
                     else:
@@ -252,9 +252,14 @@ class Sink:
                     self._drop(exc)
                 self._rest = b""
             if new is not None:
-                # Every target off (close() still closes them): write() only forwards.
-                self._successor, self._retired = new, (self.file, self._pipe)
-                self._fd, self._raw = -1, None
+                # Every target off: write() only forwards. The file output is closed now,
+                # so the new one can take the same file (its lock) at its first line; our
+                # pipe descriptor is released by close().
+                if self.file is not None:
+                    self.file.close()
+                if self._pipe is not None:
+                    self._retired.append(self._pipe)
+                self._successor, self._fd, self._raw = new, -1, None
                 self._write_bytes = self._flush = self.file = self._pipe = None
 
     def after_fork_in_child(self) -> None:
@@ -585,8 +590,10 @@ class RotatingFile:
         """
         assert self._fh is not None
         fh, self._fh = self._fh, None
-        mine = os.fstat(fh.fileno())
-        fh.close()
+        try:
+            mine = os.fstat(fh.fileno())
+        finally:
+            fh.close()
         current = self.current
         try:
             there = os.stat(current)

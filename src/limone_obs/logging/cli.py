@@ -20,7 +20,7 @@ from limone_obs.logging import schema
 def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     """Yield ``(line number, problem)`` for each line that is not a valid log event.
 
-    Empty lines are skipped: the output writes one to end a line a failed write cut
+    Empty and blank lines are skipped: the output writes one to end a line a failed write cut
     short (see ``logging/README.md``), and shippers skip them too."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -41,7 +41,7 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 @click.argument("files", nargs=-1, type=click.File("r", encoding="utf-8", errors="replace"))
 def log_check(files: tuple[IO[str], ...]) -> None:
     """Check that every line of FILES (default stdin) is a valid limone-obs log event
-    (empty lines are skipped)."""
+    (empty and blank lines are skipped)."""
     total = bad = 0
     handles: tuple[IO[str], ...] = files or (sys.stdin,)
     for handle in handles:
