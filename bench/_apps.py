@@ -78,6 +78,16 @@ def logging_available() -> bool:
 
 def logged() -> Flask:
     """limone-obs metrics plus the JSON access log (``limone_obs.logging``) to a file."""
+    return _with_logging(access=True)
+
+
+def logged_context() -> Flask:
+    """As :func:`logged` with the access line off (``LIMONE_OBS_LOG_ACCESS=False``): the
+    request context and request id alone, what the access line's cost is measured against."""
+    return _with_logging(access=False)
+
+
+def _with_logging(*, access: bool) -> Flask:
     # Imported here: the logging area may not have landed in every checkout.
     from limone_obs.logging import configure_logging, init_app  # noqa: PLC0415
 
@@ -85,5 +95,6 @@ def logged() -> Flask:
     _LOG_SINKS.append(sink)  # kept open for the process's life
     configure_logging(stream=sink, service="bench", env="bench")
     app = limone()
+    app.config["LIMONE_OBS_LOG_ACCESS"] = access
     init_app(app)
     return app

@@ -12,7 +12,8 @@ when that package is present. Targets (issues 2 and 20): limone-obs <= 1.05x bar
 (also with an ``X-Request-Start`` header on every request, compared with bare Flask
 receiving the same header: the test client's cost of sending it is not the exporter's;
 the gunicorn load always sends one), limone-obs + access log <= 1.10x; the fast-path-off
-row shows what the public API costs.
+row shows what the public API costs, and the row with the access line off what the
+logging integration costs before its line is encoded and written.
 
 Why the design (these are 2-core shared machines; the differences are a few percent):
 
@@ -65,6 +66,7 @@ LABELS = {
     "public": "limone-obs, fast path off (LIMONE_OBS_FAST_PATH=0)",
     "peer": "prometheus-flask-exporter",
     "logged": "limone-obs + JSON access log",
+    "logged_context": "limone-obs + log context and request id, access line off",
 }
 #: Target ratio vs bare of each variant that has one (issue 20).
 TARGETS = {"limone": 1.05, "queued": 1.05, "logged": 1.10}
@@ -85,7 +87,7 @@ def variants() -> list[str]:
     names = ["bare", "limone", "bare_queued", "queued", "public"]
     if importlib.util.find_spec("prometheus_flask_exporter") is not None:
         names.append("peer")
-    return names + (["logged"] if _apps.logging_available() else [])
+    return names + (["logged", "logged_context"] if _apps.logging_available() else [])
 
 
 def _rotated(items: list[T], by: int) -> list[T]:
