@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+from limone_obs import _forking
 from limone_obs import conventions as c
 from limone_obs.exporter import _updaters
 from limone_obs.exporter._updaters import Counter, Leave, Record, Update
@@ -109,5 +110,18 @@ PUBLIC = Updaters(
 
 
 def updaters() -> Updaters:
-    """The updaters to use, as :func:`enabled` decides."""
-    return FAST if enabled() else PUBLIC
+    """The updaters to use: as :func:`enabled` decides, and the public ones in a process
+    a server forks without Python's fork hooks (:mod:`limone_obs._forking`), where the
+    fast path's bindings to the master's files would reach the workers; prometheus-client
+    notices a fork on every write."""
+    if not enabled():
+        return PUBLIC
+    server = _forking.unhooked_fork()
+    if server is not None:
+        _warn_once(
+            f"limone-obs: {server}: the exporter uses prometheus-client's public API, which "
+            "notices the fork on every write (exact counts, a higher cost per request); "
+            f"for the faster path, {_forking.UWSGI_FIX}"
+        )
+        return PUBLIC
+    return FAST

@@ -1,4 +1,4 @@
-"""Process metrics of a gunicorn server (master + live workers) in multiprocess mode.
+"""Process metrics of a gunicorn or uWSGI server (master + live workers), multiprocess mode.
 
 prometheus-client's process collector describes one process, and a multiprocess scrape
 merges every worker's files, so the exporter leaves it out there. This module brings the
@@ -14,10 +14,12 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
   down when a worker is recycled;
 - ``python_gc_collections_total{generation}``: each process counts its own collections
   (a daemon thread adds them to a multiprocess counter every few seconds, so a retired
-  worker's count is kept like any counter's).
+  worker's count is kept like any counter's). Under uWSGI without fork hooks
+  (:mod:`limone_obs._forking`) a worker starts counting at the first scrape it answers.
 
 The server is this process's parent and the parent's children when the process runs
-under gunicorn (``gunicorn`` imported, parent not pid 1); otherwise just this process.
+under gunicorn (``gunicorn`` imported, parent not pid 1), or the parent and its workers
+under a uWSGI master; otherwise just this process.
 Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 """
 
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from limone_obs import _forking
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe
 
@@ -101,11 +104,32 @@ def children(pid: int) -> list[int]:
 def server_pids() -> tuple[int | None, list[int]]:
     """(master pid or None, worker pids) of the server this process belongs to."""
     me, parent = os.getpid(), os.getppid()
-    if "gunicorn" in sys.modules and parent > 1:
+    if parent > 1 and "gunicorn" in sys.modules:
         workers = children(parent)
         if me in workers:
             return parent, workers
+    if parent > 1 and "uwsgi" in sys.modules:
+        workers = _uwsgi_workers(parent)
+        if me in workers:
+            return parent, workers
     return None, [me]
+
+
+def _uwsgi_workers(master: int) -> list[int]:
+    """The live workers of uWSGI master ``master``; empty when this is not one.
+
+    Its worker table, not all its children: the master also runs an HTTP router, mules
+    and spoolers, which are no workers. Only pids that are still its children count (the
+    table keeps the pid of a worker that is being respawned).
+    """
+    uwsgi = sys.modules["uwsgi"]
+    try:
+        if uwsgi.masterpid() != master:
+            return []
+        table = {int(worker["pid"]) for worker in uwsgi.workers()}
+    except Exception:  # another module called uwsgi, or an older one: not uWSGI's master
+        return []
+    return [pid for pid in children(master) if pid in table]
 
 
 class ServerProcessCollector:
@@ -120,6 +144,9 @@ class ServerProcessCollector:
         except Exception as exc:  # /proc trouble must not fail the whole scrape
             _failsafe.report("process metrics", exc)
             return
+        # Idempotent; starts counting in a worker forked without Python's fork hooks,
+        # which register() left alone (see there).
+        _GC.start()
         _GC.flush()
         yield from families
 
@@ -253,4 +280,8 @@ def register(metrics: Metrics) -> None:
         return
     _registered.add(metrics)
     metrics.exposition_registry().register(ServerProcessCollector())
-    _GC.start()
+    if _forking.unhooked_fork() is None:
+        _GC.start()
+    # Else the process is about to be forked without the hooks that restart the counting
+    # thread in each worker (and that keep its lock from being copied while held): each
+    # worker starts counting at the first scrape it answers (ServerProcessCollector).

@@ -10,6 +10,7 @@ request histogram observes.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
+from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
-from limone_obs import lifecycle
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from limone_obs.lifecycle import RequestState
 
 EXTENSION_KEY = "limone_obs_logging"
+logger = logging.getLogger(_pipeline.NOTICE_LOGGER)
 #: An incoming request id is kept only if it fully matches this (else a new one is made).
 REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
@@ -47,6 +49,10 @@ _ids: deque[str] = deque()
 os.register_at_fork(after_in_child=_ids.clear)
 
 
+#: Ids drawn per system call: ID_BATCH, or 1 where a fork would copy a batch unseen.
+_batch = ID_BATCH
+
+
 def new_request_id() -> str:
     """Return a fresh request id: 32 random hex digits (128 bits from ``os.urandom``).
 
@@ -54,10 +60,9 @@ def new_request_id() -> str:
     id takes one, and a system call per request cost more than the rest of the id's work.
     ``deque.popleft`` hands each id to one caller only, in every thread (free-threaded
     builds included); a forked child starts with an empty batch. That takes Python's
-    fork hooks (``os.register_at_fork``): a server forking without them (uWSGI without
-    ``--py-call-uwsgi-fork-hooks``) would let a child hand out ids its parent drew
-    before the fork, so there the parent must not serve requests before forking
-    (``lazy-apps``).
+    fork hooks (``os.register_at_fork``): where the server forks without them (uWSGI
+    without ``py-call-uwsgi-fork-hooks``, see :mod:`limone_obs._forking`),
+    :func:`init_app` turns batching off, so no id is left over for a child to repeat.
     """
     try:
         return _ids.popleft()
@@ -70,10 +75,29 @@ def _refill() -> str:
 
     Two threads refilling at once each queue fresh ids: nothing is handed out twice.
     """
+    if _batch == 1:
+        return os.urandom(16).hex()
     # hex() with a separator after every 16 bytes, then split: the batch is cut in C.
-    ids = os.urandom(16 * ID_BATCH).hex(" ", 16).split()
+    ids = os.urandom(16 * _batch).hex(" ", 16).split()
     _ids.extend(ids[1:])
     return ids[0]
+
+
+def _unbatch_if_forked_unhooked() -> None:
+    """Draw one id per request where the server forks without Python's fork hooks (a
+    batch drawn before the fork would reach every worker); say so once per process."""
+    global _batch  # noqa: PLW0603 - set once, before the app serves
+    server = _forking.unhooked_fork()
+    if server is None or _batch == 1:
+        return
+    _batch = 1
+    _ids.clear()
+    logger.warning(
+        "limone-obs: %s: request ids are drawn one system call per request (a batch "
+        "could be copied into every worker); for the faster path, %s",
+        server,
+        _forking.UWSGI_FIX,
+    )
 
 
 _new = object.__new__
@@ -158,6 +182,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
             "call it once per app"
         )
     settings = Settings.from_config(app)
+    _unbatch_if_forked_unhooked()
     access = AccessLog(settings)
     lifecycle.install(app).add(access, settings.excluded)
     if user_id is not None:

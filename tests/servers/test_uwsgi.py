@@ -1,0 +1,118 @@
+"""uWSGI, a server the kit does not configure: exact counts and unique request ids.
+
+uWSGI imports the app in its master and forks the workers from it; Python's fork hooks
+run in the workers only with ``py-call-uwsgi-fork-hooks``. Without them the exporter and
+the logging integration take their fork-safe paths and say so in one line each; with
+them, no line. Either way every request is counted once and every request id is new,
+also for the app that answered a request in the master before the fork.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from limone_obs.stack import procs
+from tests.support import ROOT, in_ci, metric_sum, on_a_free_port
+
+pytestmark = pytest.mark.integration
+REQUESTS = 300
+UNHOOKED_LINES = (
+    "the exporter uses prometheus-client's public API",
+    "request ids are drawn one system call per request",
+)
+
+
+def _uwsgi() -> str:
+    """The uwsgi executable of this virtualenv (pip install uwsgi); skip locally, fail in CI."""
+    path = Path(sys.executable).parent / "uwsgi"
+    if not path.exists():
+        message = f"uWSGI is not in this virtualenv: {sys.executable} -m pip install uwsgi"
+        if in_ci():
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    return str(path)
+
+
+@contextmanager
+def uwsgi_server(tmp_path: Path, *options: str) -> Iterator[tuple[str, procs.Proc]]:
+    """uWSGI with a master and 2 processes serving tests/servers/uwsgi_app.py on 127.0.0.1."""
+    mpdir = tmp_path / "mp"
+    mpdir.mkdir()
+    binary = _uwsgi()
+
+    def start(port: int) -> procs.Proc:
+        argv = [
+            binary, "--http-socket", f"{procs.LOOPBACK}:{port}", "--master", "--processes", "2",
+            "--enable-threads", "--die-on-term", "--disable-logging", "--need-app",
+            "--virtualenv", sys.prefix, "--chdir", str(ROOT), "--pythonpath", str(ROOT),
+            "--module", "tests.servers.uwsgi_app:app",
+            "--env", f"PROMETHEUS_MULTIPROC_DIR={mpdir}", *options,
+        ]  # fmt: skip
+        return procs.start("uwsgi", argv, tmp_path / "uwsgi.log", cwd=ROOT)
+
+    def ready(proc: procs.Proc, port: int) -> None:
+        procs.wait_http(proc, f"http://{procs.LOOPBACK}:{port}/pid", timeout=60)
+
+    with on_a_free_port(start, ready) as (port, proc):
+        yield f"http://{procs.LOOPBACK}:{port}", proc
+
+
+def _requests_in_files_of(pid: int, mpdir: Path, tmp_path: Path) -> float:
+    """The requests counted in process ``pid``'s own multiprocess files."""
+    alone = tmp_path / f"files-of-{pid}"
+    alone.mkdir()
+    for path in mpdir.glob(f"*_{pid}.db"):
+        shutil.copy(path, alone)
+    collector = MultiProcessCollector(None, path=str(alone))  # type: ignore[no-untyped-call]
+    return sum(
+        sample.value
+        for family in collector.collect()  # type: ignore[no-untyped-call]
+        for sample in family.samples
+        if sample.name == "limoneide_requests_total"
+    )
+
+
+def _load(url: str) -> list[tuple[str, str]]:
+    """(worker pid, X-Request-ID) of REQUESTS requests sent 4 at a time."""
+
+    def get(_: int) -> tuple[str, str]:
+        answer = requests.get(f"{url}/pid", timeout=10)
+        answer.raise_for_status()
+        return answer.text, answer.headers["X-Request-ID"]
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(get, range(REQUESTS)))
+
+
+@pytest.mark.parametrize("hooks", [False, True], ids=["default", "fork-hooks"])
+def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> None:
+    """Both workers serve; each request is counted once, in its worker's own files, and
+    gets an id of its own; the process series cover both workers."""
+    options = ("--py-call-uwsgi-fork-hooks",) if hooks else ()
+    with uwsgi_server(tmp_path, *options) as (url, proc):
+        served = _load(url)
+        counted = metric_sum(url, "limoneide_requests_total")
+        workers_read = metric_sum(url, "process_workers")
+        log = proc.log.read_text(errors="replace")
+    pids = {pid for pid, _ in served}
+    ids = [request_id for _, request_id in served]
+    assert 2 == len(pids), log
+    assert len(ids) == len(set(ids))
+    # The master's files hold its warm-up request alone: no worker wrote into them.
+    assert 1 == _requests_in_files_of(proc.pid, tmp_path / "mp", tmp_path)
+    # The readiness probe's requests and the master's warm-up request count too.
+    probes = log.count('"path":"/pid"') - REQUESTS
+    assert REQUESTS + probes == counted, log
+    # The process series read the master's two workers (not its other children).
+    assert 2 == workers_read
+    for line in UNHOOKED_LINES:
+        assert (0 if hooks else 1) == log.count(line), log

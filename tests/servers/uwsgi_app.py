@@ -1,0 +1,33 @@
+"""The app the uWSGI test serves: ``tests.servers.uwsgi_app:app``, imported by the master.
+
+It answers one request while it is imported, as apps that warm up at start do: in the
+master, before uWSGI forks the workers, so the exporter's and the logging integration's
+per-process state is in use when the fork copies it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from limone_obs import Metrics
+from limone_obs.logging import configure_logging, init_app
+
+
+def create_app() -> Flask:
+    """Metrics and the access log; ``/pid`` names the worker that answered."""
+    configure_logging(service="uwsgi-test", env="test")
+    app = Flask("uwsgi_app")
+    Metrics(app)
+    init_app(app)
+
+    @app.get("/pid")
+    def pid() -> str:
+        return str(os.getpid())
+
+    return app
+
+
+app = create_app()
+app.test_client().get("/pid").close()  # the warm-up, in the master (counted when closed)

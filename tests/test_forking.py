@@ -1,0 +1,101 @@
+"""Which uWSGI settings fork the app without Python's fork hooks (limone_obs._forking).
+
+uWSGI's ``uwsgi`` module exists only inside a uWSGI process, so these tests give the
+detector a module of the same shape (``opt`` as uWSGI fills it: ``True`` for a flag
+given without a value, the value as text, a list when an option is repeated). The real
+server runs in tests/servers/test_uwsgi.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from limone_obs import _forking
+from limone_obs.exporter import fast_path
+from limone_obs.logging import flask_ext
+
+
+def _in_uwsgi(monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], numproc: int) -> None:
+    module = types.ModuleType("uwsgi")
+    module.opt = options  # type: ignore[attr-defined]
+    module.numproc = numproc  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uwsgi", module)
+
+
+def test_outside_uwsgi_nothing_forks_unhooked() -> None:
+    """No ``uwsgi`` module (gunicorn, werkzeug, this test run): None."""
+    assert _forking.unhooked_fork() is None
+
+
+@pytest.mark.parametrize(
+    ("options", "numproc", "unhooked"),
+    [
+        ({"master": True}, 1, True),
+        ({}, 4, True),
+        ({"master": "true", "processes": "4"}, 4, True),
+        ({}, 1, False),  # one process, no master: never forked
+        ({"master": "false"}, 1, False),
+        ({"master": True, "py-call-uwsgi-fork-hooks": True}, 4, False),
+        ({"master": True, "py-call-osafterfork": "1"}, 4, False),
+        ({"master": True, "lazy-apps": "yes"}, 4, False),
+        ({"master": True, "lazy": True}, 4, False),
+        ({"master": True, "lazy-apps": "off"}, 4, True),
+        ({"master": True, "py-call-uwsgi-fork-hooks": "0"}, 4, True),
+        ({"master": True, "lazy-apps": ["true", "false"]}, 4, True),  # the last one wins
+        ({"master": True, "lazy-apps": [True]}, 4, False),
+        ({"master": b"1"}, 1, True),
+    ],
+)
+def test_uwsgi_options(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], numproc: int, unhooked: bool
+) -> None:
+    """A master or several processes fork; either fork-hook option or lazy apps do not
+    need the hooks; off values are uWSGI's own (false, off, no, 0)."""
+    _in_uwsgi(monkeypatch, options, numproc)
+    assert unhooked == (_forking.unhooked_fork() is not None)
+
+
+def test_a_uwsgi_module_without_options_is_not_uwsgi(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another module called uwsgi (no ``opt`` mapping) is not taken for the server."""
+    monkeypatch.setitem(sys.modules, "uwsgi", types.ModuleType("uwsgi"))
+    assert _forking.unhooked_fork() is None
+
+
+def test_unhooked_fork_selects_the_public_updaters(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exporter takes prometheus-client's public API and says why, naming the fix."""
+    assert fast_path.updaters() is (fast_path.FAST if fast_path.enabled() else fast_path.PUBLIC)
+    _in_uwsgi(monkeypatch, {"master": True}, 2)
+    monkeypatch.setattr(fast_path, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
+        assert fast_path.updaters() is fast_path.PUBLIC
+    assert "--py-call-uwsgi-fork-hooks" in caplog.text
+    assert "public API" in caplog.text
+
+
+def test_unhooked_fork_draws_one_request_id_per_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """init_app turns the id batch off (and empties it): no id is left for a fork to copy."""
+    monkeypatch.setattr(flask_ext, "_batch", flask_ext.ID_BATCH)
+    flask_ext.new_request_id()
+    assert flask_ext._ids  # a batch is waiting
+    _in_uwsgi(monkeypatch, {"master": True}, 2)
+    with caplog.at_level(logging.WARNING):
+        flask_ext.init_app(Flask("unhooked"))
+    assert 1 == flask_ext._batch
+    assert not flask_ext._ids
+    ids = {flask_ext.new_request_id() for _ in range(50)}
+    assert 50 == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert not flask_ext._ids
+    assert 1 == caplog.text.count("request ids are drawn one system call per request")
+    flask_ext.init_app(Flask("second"))  # said once per process
+    assert 1 == caplog.text.count("request ids are drawn one system call per request")
