@@ -2,8 +2,9 @@
 
 uWSGI's ``uwsgi`` module exists only inside a uWSGI process, so these tests give the
 detector a module of the same shape (``opt`` as uWSGI fills it: ``True`` for a flag
-given without a value, the value as text, a list when an option is repeated). The real
-server runs in tests/servers/test_uwsgi.py.
+given without a value, the value as bytes, a list when an option is repeated;
+``masterpid()``, ``worker_id()``, ``numproc``, ``has_threads``). The real server runs in
+tests/servers/test_uwsgi.py.
 """
 
 from __future__ import annotations
@@ -21,10 +22,23 @@ from limone_obs.exporter import fast_path
 from limone_obs.logging import flask_ext
 
 
-def _in_uwsgi(monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], numproc: int) -> None:
+def _in_uwsgi(
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    numproc: int,
+    *,
+    master: int = 0,
+    worker: int = 0,
+    threads: bool = True,
+) -> None:
+    """Give this process a ``uwsgi`` module: ``master`` is ``masterpid()`` (0: none),
+    ``worker`` is ``worker_id()`` (0: the app is imported before any fork)."""
     module = types.ModuleType("uwsgi")
     module.opt = options  # type: ignore[attr-defined]
     module.numproc = numproc  # type: ignore[attr-defined]
+    module.has_threads = int(threads)  # type: ignore[attr-defined]
+    module.masterpid = lambda: master  # type: ignore[attr-defined]
+    module.worker_id = lambda: worker  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "uwsgi", module)
 
 
@@ -33,32 +47,52 @@ def test_outside_uwsgi_nothing_forks_unhooked() -> None:
     assert _forking.unhooked_fork() is None
 
 
+MASTER = 4242
+
+
 @pytest.mark.parametrize(
-    ("options", "numproc", "unhooked"),
+    ("options", "numproc", "master", "unhooked"),
     [
-        ({"master": True}, 1, True),
-        ({}, 4, True),
-        ({"master": "true", "processes": "4"}, 4, True),
-        ({}, 1, False),  # one process, no master: never forked
-        ({"master": "false"}, 1, False),
-        ({"master": True, "py-call-uwsgi-fork-hooks": True}, 4, False),
-        ({"master": True, "py-call-osafterfork": "1"}, 4, False),
-        ({"master": True, "lazy-apps": "yes"}, 4, False),
-        ({"master": True, "lazy": True}, 4, False),
-        ({"master": True, "lazy-apps": "off"}, 4, True),
-        ({"master": True, "py-call-uwsgi-fork-hooks": "0"}, 4, True),
-        ({"master": True, "lazy-apps": ["true", "false"]}, 4, True),  # the last one wins
-        ({"master": True, "lazy-apps": [True]}, 4, False),
-        ({"master": b"1"}, 1, True),
+        ({"master": True}, 1, MASTER, True),
+        ({"stats": b"127.0.0.1:9191"}, 1, MASTER, True),  # an option that implies a master
+        ({}, 4, 0, True),  # no master: worker 1 imports the app, then forks the others
+        ({"processes": b"4"}, 4, 0, True),
+        ({}, 1, 0, False),  # one process, no master: never forked
+        ({"master": True, "py-call-uwsgi-fork-hooks": True}, 4, MASTER, False),
+        ({"master": True, "py-call-osafterfork": True}, 4, MASTER, True),  # part of the hooks
+        ({"master": True, "lazy-apps": b"yes"}, 4, MASTER, False),
+        ({"master": True, "lazy": True}, 4, MASTER, False),
+        ({"master": True, "lazy-apps": b"off"}, 4, MASTER, True),
+        ({"master": True, "lazy-apps": "FALSE"}, 4, MASTER, True),
+        ({"master": True, "py-call-uwsgi-fork-hooks": b"0"}, 4, MASTER, True),
+        ({"master": True, "lazy-apps": [b"true", b"false"]}, 4, MASTER, True),  # last wins
+        ({"master": True, "lazy-apps": [True]}, 4, MASTER, False),
     ],
 )
 def test_uwsgi_options(
-    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], numproc: int, unhooked: bool
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    numproc: int,
+    master: int,
+    unhooked: bool,
 ) -> None:
-    """A master or several processes fork; either fork-hook option or lazy apps do not
-    need the hooks; off values are uWSGI's own (false, off, no, 0)."""
-    _in_uwsgi(monkeypatch, options, numproc)
+    """A master (``masterpid()``) or several processes fork; the fork hooks or lazy apps
+    make that safe; off values are uWSGI's own (false, off, no, 0), as text or bytes."""
+    _in_uwsgi(monkeypatch, options, numproc, master=master)
     assert unhooked == (_forking.unhooked_fork() is not None)
+
+
+def test_fork_hooks_without_threads_run_no_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before uWSGI 2.0.31 ``py-call-uwsgi-fork-hooks`` ran the hooks only with threads on."""
+    options = {"master": True, "py-call-uwsgi-fork-hooks": True}
+    _in_uwsgi(monkeypatch, options, 2, master=MASTER, threads=False)
+    assert _forking.unhooked_fork() is not None
+
+
+def test_an_app_imported_in_a_worker_is_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app made inside a worker (a worker's own or mounted app) sees no fork after it."""
+    _in_uwsgi(monkeypatch, {"master": True}, 4, master=MASTER, worker=2)
+    assert _forking.unhooked_fork() is None
 
 
 def test_a_uwsgi_module_without_options_is_not_uwsgi(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +106,7 @@ def test_unhooked_fork_selects_the_public_updaters(
 ) -> None:
     """The exporter takes prometheus-client's public API and says why, naming the fix."""
     assert fast_path.updaters() is (fast_path.FAST if fast_path.enabled() else fast_path.PUBLIC)
-    _in_uwsgi(monkeypatch, {"master": True}, 2)
+    _in_uwsgi(monkeypatch, {"master": True}, 2, master=MASTER)
     monkeypatch.setattr(fast_path, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
         assert fast_path.updaters() is fast_path.PUBLIC
@@ -87,7 +121,7 @@ def test_unhooked_fork_draws_one_request_id_per_call(
     monkeypatch.setattr(flask_ext, "_batch", flask_ext.ID_BATCH)
     flask_ext.new_request_id()
     assert flask_ext._ids  # a batch is waiting
-    _in_uwsgi(monkeypatch, {"master": True}, 2)
+    _in_uwsgi(monkeypatch, {"master": True}, 2, master=MASTER)
     with caplog.at_level(logging.WARNING):
         flask_ext.init_app(Flask("unhooked"))
     assert 1 == flask_ext._batch

@@ -30,8 +30,9 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -101,18 +102,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def server_pids() -> tuple[int | None, list[int]]:
-    """(master pid or None, worker pids) of the server this process belongs to."""
+def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
+    """(master pid or None, a function listing the live worker pids) of this process's
+    server; without a known master the list is this process alone."""
     me, parent = os.getpid(), os.getppid()
-    if parent > 1 and "gunicorn" in sys.modules:
-        workers = children(parent)
-        if me in workers:
-            return parent, workers
-    if parent > 1 and "uwsgi" in sys.modules:
-        workers = _uwsgi_workers(parent)
-        if me in workers:
-            return parent, workers
-    return None, [me]
+    if parent > 1 and "gunicorn" in sys.modules and me in children(parent):
+        return parent, partial(children, parent)
+    # No ``parent > 1`` here: a uWSGI master is often a container's pid 1.
+    if "uwsgi" in sys.modules and me in _uwsgi_workers(parent):
+        return parent, partial(_uwsgi_workers, parent)
+    return None, lambda: [me]
 
 
 def _uwsgi_workers(master: int) -> list[int]:
@@ -124,7 +123,7 @@ def _uwsgi_workers(master: int) -> list[int]:
     """
     uwsgi = sys.modules["uwsgi"]
     try:
-        if uwsgi.masterpid() != master:
+        if master <= 0 or uwsgi.masterpid() != master:
             return []
         table = {int(worker["pid"]) for worker in uwsgi.workers()}
     except Exception:  # another module called uwsgi, or an older one: not uWSGI's master
@@ -175,8 +174,11 @@ class ServerProcessCollector:
 _ATTEMPTS = 5
 
 
-def _snapshot(master: int | None, pids: list[int]) -> tuple[list[ProcStat], ProcStat | None]:
-    """The workers' and the master's stats, consistent with one another.
+def _snapshot(
+    master: int | None, workers: Callable[[], list[int]]
+) -> tuple[list[ProcStat], ProcStat | None]:
+    """The stats of the workers ``workers()`` lists and of the master, consistent with
+    one another.
 
     A worker reaped while the workers are read would count twice (its own times, then in
     the master's ``cutime``) or not at all, and CPU seconds would go down at the next
@@ -185,9 +187,7 @@ def _snapshot(master: int | None, pids: list[int]) -> tuple[list[ProcStat], Proc
     """
     for _ in range(_ATTEMPTS):
         before = read_stat(master) if master is not None else None
-        if master is not None:
-            pids = children(master)
-        stats = [s for s in map(read_stat, pids) if s is not None]
+        stats = [s for s in map(read_stat, workers()) if s is not None]
         after = read_stat(master) if master is not None else None
         if before is None or after is None or before.children_cpu == after.children_cpu:
             return stats, after
