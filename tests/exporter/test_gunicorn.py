@@ -116,12 +116,19 @@ def _scrape(url: str, accept: str) -> str:
 
 def _series(text: str) -> tuple[set[tuple[str, str]], dict[tuple[str, str], float]]:
     """Every (sample, labels) of a text scrape, and the values of counters and counts
-    (not of counters of seconds: two runs spend different times)."""
+    (not of counters of seconds: two runs spend different times).
+
+    Idle in-flight series (0) are left out: they are live gauges, which exist for the URL
+    rules the live workers have served, and which workers are alive at the scrape (and
+    what each served) differs between two runs of a recycling server.
+    """
     keys, counts = set(), {}
     for family in text_string_to_metric_families(text):
         if family.name.startswith(("process_", "python_gc_")):
             continue  # the processes' own state (GC runs, memory), not the requests'
         for sample in family.samples:
+            if sample.name == "limoneide_requests_in_progress" and sample.value == 0:
+                continue
             key = (sample.name, json.dumps(sorted(sample.labels.items())))
             keys.add(key)
             counted = family.type == "counter" and not family.name.endswith("_seconds")
