@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from prometheus_client import CollectorRegistry
 
-from limone_obs import _forking
+from limone_obs import Metrics, _forking
 from limone_obs.exporter import fast_path
 from limone_obs.logging import flask_ext
 
@@ -104,13 +105,20 @@ def test_a_uwsgi_module_without_options_is_not_uwsgi(monkeypatch: pytest.MonkeyP
 def test_unhooked_fork_selects_the_public_updaters(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The exporter takes prometheus-client's public API and says why, naming the fix."""
+    """The exporter takes prometheus-client's public API and says why, naming the fix,
+    when the app is instrumented (a Metrics made at import, before configure_logging(),
+    must not print the line before logging is set up)."""
     assert fast_path.updaters() is (fast_path.FAST if fast_path.enabled() else fast_path.PUBLIC)
     _in_uwsgi(monkeypatch, {"master": True}, 2, master=MASTER)
     monkeypatch.setattr(fast_path, "_warned", set())
+    assert fast_path.updaters() is fast_path.PUBLIC
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
-        assert fast_path.updaters() is fast_path.PUBLIC
-    assert "--py-call-uwsgi-fork-hooks" in caplog.text
+        metrics = Metrics(registry=CollectorRegistry())
+        assert not metrics.fast_path
+        assert "fork hooks" not in caplog.text
+        metrics.init_app(Flask("unhooked"))
+        metrics.init_app(Flask("another"))
+    assert 1 == caplog.text.count("--py-call-uwsgi-fork-hooks --enable-threads")
     assert "public API" in caplog.text
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 #: What the warnings tell a uWSGI user to add (either makes the kit's fast paths safe).
-UWSGI_FIX = "start uWSGI with --py-call-uwsgi-fork-hooks (or lazy-apps = true)"
+UWSGI_FIX = "start uWSGI with --py-call-uwsgi-fork-hooks --enable-threads (or lazy-apps = true)"
 _LAZY_OPTIONS = ("lazy-apps", "lazy")
 #: The values uWSGI itself reads as "off" for a flag (``uwsgi_opt_true``).
 _FALSE = frozenset({"0", "false", "no", "off"})

@@ -119,6 +119,8 @@ class Metrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         updaters = _fast_path.updaters()
+        #: Logged by init_app (see fast_path.fork_notice); None on the fast path.
+        self._fork_notice = None if updaters.fast else _fast_path.fork_notice()
         self._instruments = Instruments(
             self.names, self.registry, buckets, dependency_buckets, updaters
         )
@@ -160,6 +162,8 @@ class Metrics:
                 "once per app (an app factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
+        if self._fork_notice is not None:
+            _fast_path.warn_once(self._fork_notice)
         # User experience (limone_obs.exporter.rum/workers/process): beacon paths stay out
         # of the request series; worker and process collectors join the scrape.
         rum_paths = rum.init_app(app, self)

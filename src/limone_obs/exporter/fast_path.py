@@ -46,14 +46,14 @@ def tested_client() -> bool:
 def enabled() -> bool:
     """True when the fast path may be used; else logs why not (once per process)."""
     if os.environ.get(c.ENV_FAST_PATH, "1").strip() == "0":
-        _warn_once(
+        warn_once(
             f"limone-obs: {c.ENV_FAST_PATH}=0, the exporter uses prometheus-client's public "
             "API (exact counts, a higher cost per request)"
         )
         return False
     found = client_version()
     if found not in TESTED_VERSIONS:
-        _warn_once(
+        warn_once(
             f"limone-obs: prometheus-client {found} is not among the releases its fast path "
             f"was tested with ({', '.join(sorted(TESTED_VERSIONS))}): using the public API "
             "(exact counts, a higher cost per request)"
@@ -62,7 +62,8 @@ def enabled() -> bool:
     return True
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
+    """Log ``message`` as a warning, once per process."""
     with _warn_lock:
         if message in _warned:
             return
@@ -111,17 +112,27 @@ PUBLIC = Updaters(
 
 def updaters() -> Updaters:
     """The updaters to use: as :func:`enabled` decides, and the public ones in a process
-    a server forks without Python's fork hooks (:mod:`limone_obs._forking`), where the
-    fast path's bindings to the master's files would reach the workers; prometheus-client
-    notices a fork on every write."""
-    if not enabled():
-        return PUBLIC
-    server = _forking.unhooked_fork()
-    if server is not None:
-        _warn_once(
-            f"limone-obs: {server}: the exporter uses prometheus-client's public API, which "
-            "notices the fork on every write (exact counts, a higher cost per request); "
-            f"for the faster path, {_forking.UWSGI_FIX}"
-        )
+    a server forks without Python's fork hooks (see :func:`fork_notice`)."""
+    if not enabled() or fork_notice() is not None:
         return PUBLIC
     return FAST
+
+
+def fork_notice() -> str | None:
+    """The warning for a process a server forks without Python's fork hooks
+    (:mod:`limone_obs._forking`), else None.
+
+    There the fast path's bindings to the master's files would reach the workers, so the
+    public API is used: prometheus-client notices a fork on every write. The caller logs
+    the line (:func:`warn_once`) when the app is instrumented, not when ``Metrics()`` is
+    made: an extension object made at import, before ``configure_logging()``, would
+    otherwise print it as bare text instead of a log line in the app's format.
+    """
+    server = _forking.unhooked_fork()
+    if server is None:
+        return None
+    return (
+        f"limone-obs: {server}: the exporter uses prometheus-client's public API, which "
+        "notices the fork on every write (exact counts, a higher cost per request); "
+        f"for the faster path, {_forking.UWSGI_FIX}"
+    )
