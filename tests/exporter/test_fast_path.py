@@ -44,11 +44,15 @@ def test_tested_release_uses_the_fast_path() -> None:
 def test_switch_selects_the_public_api_with_one_warning_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """LIMONE_OBS_FAST_PATH=0: public API, one warning line however many apps."""
+    """LIMONE_OBS_FAST_PATH=0: public API, one warning line however many apps, logged when
+    an app is instrumented (a Metrics made at import comes before configure_logging())."""
     monkeypatch.setenv(c.ENV_FAST_PATH, "0")
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
-        flags = [Metrics(registry=CollectorRegistry()).fast_path for _ in range(3)]
-    assert [False, False, False] == flags
+        extensions = [Metrics(registry=CollectorRegistry()) for _ in range(3)]
+        assert [] == _gate_warnings(caplog)
+        for i, metrics in enumerate(extensions):
+            metrics.init_app(Flask(f"app{i}"))
+    assert [False, False, False] == [metrics.fast_path for metrics in extensions]
     [line] = _gate_warnings(caplog)
     assert f"{c.ENV_FAST_PATH}=0" in line
 
@@ -59,7 +63,7 @@ def test_untested_release_selects_the_public_api(
     """A prometheus-client release the fast path was not tested with: public API, warned."""
     monkeypatch.setattr(fast_path, "client_version", lambda: "0.99.0")
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
-        metrics = Metrics(registry=CollectorRegistry())
+        metrics = Metrics(Flask("untested"), registry=CollectorRegistry())
     assert not metrics.fast_path
     [line] = _gate_warnings(caplog)
     assert "prometheus-client 0.99.0" in line

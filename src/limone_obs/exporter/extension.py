@@ -118,9 +118,9 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        updaters = _fast_path.updaters()
-        #: Logged by init_app (see fast_path.fork_notice); None on the fast path.
-        self._fork_notice = None if updaters.fast else _fast_path.fork_notice()
+        #: Logged by init_app (see fast_path.public_reason); None on the fast path.
+        self._public_reason = _fast_path.public_reason()
+        updaters = _fast_path.PUBLIC if self._public_reason else _fast_path.FAST
         self._instruments = Instruments(
             self.names, self.registry, buckets, dependency_buckets, updaters
         )
@@ -162,8 +162,8 @@ class Metrics:
                 "once per app (an app factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
-        if self._fork_notice is not None:
-            _fast_path.warn_once(self._fork_notice)
+        if self._public_reason is not None:
+            _fast_path.warn_once(self._public_reason)
         # User experience (limone_obs.exporter.rum/workers/process): beacon paths stay out
         # of the request series; worker and process collectors join the scrape.
         rum_paths = rum.init_app(app, self)

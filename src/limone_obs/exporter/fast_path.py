@@ -44,22 +44,41 @@ def tested_client() -> bool:
 
 
 def enabled() -> bool:
-    """True when the fast path may be used; else logs why not (once per process)."""
+    """True when the fast path may be used (the setting, the prometheus-client release);
+    else logs why not (once per process)."""
+    reason = _release_reason()
+    if reason is not None:
+        warn_once(reason)
+    return reason is None
+
+
+def _release_reason() -> str | None:
+    """Why the setting or the prometheus-client release rules the fast path out, or None."""
     if os.environ.get(c.ENV_FAST_PATH, "1").strip() == "0":
-        warn_once(
+        return (
             f"limone-obs: {c.ENV_FAST_PATH}=0, the exporter uses prometheus-client's public "
             "API (exact counts, a higher cost per request)"
         )
-        return False
     found = client_version()
     if found not in TESTED_VERSIONS:
-        warn_once(
+        return (
             f"limone-obs: prometheus-client {found} is not among the releases its fast path "
             f"was tested with ({', '.join(sorted(TESTED_VERSIONS))}): using the public API "
             "(exact counts, a higher cost per request)"
         )
-        return False
-    return True
+    return None
+
+
+def public_reason() -> str | None:
+    """Why this process's request series use prometheus-client's public API (the warning
+    line), or None for the fast path: the setting, the release, or a server forking the
+    process without Python's fork hooks (:func:`fork_notice`).
+
+    Not logged here: ``Metrics`` logs it when an app is instrumented, not when it is made,
+    since an extension object made at import, before ``configure_logging()``, would
+    print it as bare text instead of a log line in the app's format.
+    """
+    return _release_reason() or fork_notice()
 
 
 def warn_once(message: str) -> None:
@@ -111,23 +130,15 @@ PUBLIC = Updaters(
 
 
 def updaters() -> Updaters:
-    """The updaters to use: as :func:`enabled` decides, and the public ones in a process
-    a server forks without Python's fork hooks (see :func:`fork_notice`)."""
-    if not enabled() or fork_notice() is not None:
-        return PUBLIC
-    return FAST
+    """The updaters to use: the public ones when :func:`public_reason` names a reason."""
+    return PUBLIC if public_reason() is not None else FAST
 
 
 def fork_notice() -> str | None:
-    """The warning for a process a server forks without Python's fork hooks
-    (:mod:`limone_obs._forking`), else None.
-
-    There the fast path's bindings to the master's files would reach the workers, so the
-    public API is used: prometheus-client notices a fork on every write. The caller logs
-    the line (:func:`warn_once`) when the app is instrumented, not when ``Metrics()`` is
-    made: an extension object made at import, before ``configure_logging()``, would
-    otherwise print it as bare text instead of a log line in the app's format.
-    """
+    """The reason for a process a server forks without Python's fork hooks
+    (:mod:`limone_obs._forking`), else None: there the fast path's bindings to the
+    master's files would reach the workers, while prometheus-client notices a fork on
+    every write."""
     server = _forking.unhooked_fork()
     if server is None:
         return None
