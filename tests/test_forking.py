@@ -108,10 +108,12 @@ def test_unhooked_fork_selects_the_public_updaters(
     """The exporter takes prometheus-client's public API and says why, naming the fix,
     when the app is instrumented (a Metrics made at import, before configure_logging(),
     must not print the line before logging is set up)."""
-    assert fast_path.updaters() is (fast_path.FAST if fast_path.enabled() else fast_path.PUBLIC)
+    assert Metrics(registry=CollectorRegistry()).fast_path == fast_path.enabled()
     _in_uwsgi(monkeypatch, {"master": True}, 2, master=MASTER)
     monkeypatch.setattr(fast_path, "_warned", set())
-    assert fast_path.updaters() is fast_path.PUBLIC
+    reason = fast_path.public_reason()
+    assert reason is not None
+    assert "fork hooks" in reason
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter"):
         metrics = Metrics(registry=CollectorRegistry())
         assert not metrics.fast_path

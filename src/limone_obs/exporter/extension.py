@@ -118,7 +118,7 @@ class Metrics:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
-        #: Logged by init_app (see fast_path.public_reason); None on the fast path.
+        #: Why the public API is used, logged by init_app (fast_path.public_reason).
         self._public_reason = _fast_path.public_reason()
         updaters = _fast_path.PUBLIC if self._public_reason else _fast_path.FAST
         self._instruments = Instruments(

@@ -72,13 +72,13 @@ def _release_reason() -> str | None:
 def public_reason() -> str | None:
     """Why this process's request series use prometheus-client's public API (the warning
     line), or None for the fast path: the setting, the release, or a server forking the
-    process without Python's fork hooks (:func:`fork_notice`).
+    process without Python's fork hooks (:func:`_fork_reason`).
 
     Not logged here: ``Metrics`` logs it when an app is instrumented, not when it is made,
     since an extension object made at import, before ``configure_logging()``, would
     print it as bare text instead of a log line in the app's format.
     """
-    return _release_reason() or fork_notice()
+    return _release_reason() or _fork_reason()
 
 
 def warn_once(message: str) -> None:
@@ -129,12 +129,7 @@ PUBLIC = Updaters(
 )
 
 
-def updaters() -> Updaters:
-    """The updaters to use: the public ones when :func:`public_reason` names a reason."""
-    return PUBLIC if public_reason() is not None else FAST
-
-
-def fork_notice() -> str | None:
+def _fork_reason() -> str | None:
     """The reason for a process a server forks without Python's fork hooks
     (:mod:`limone_obs._forking`), else None: there the fast path's bindings to the
     master's files would reach the workers, while prometheus-client notices a fork on
