@@ -83,12 +83,15 @@ def gunicorn_server(
     name: str = "gunicorn",
     config: str | None = str(ROOT / "exporter" / "gunicorn.conf.py"),
     args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
 ) -> Iterator[tuple[str, procs.Proc]]:
     """Run ``app`` (``"module:factory()"``) under exporter/gunicorn.conf.py on 127.0.0.1.
 
     ``config`` is gunicorn's ``-c`` value (e.g. ``python:limone_obs.gunicorn_conf``); None
     runs gunicorn without a config file (as a user would), bound with ``--bind`` and
-    without its control socket; ``args`` are more command-line options (e.g. ``-w 3``).
+    without its control socket; ``args`` are more command-line options (e.g. ``-w 3``);
+    ``prefix`` is a command gunicorn runs under (e.g. ``unshare``; it is the process
+    stopped at the end).
 
     ``env`` is laid over this process's environment, from which PROMETHEUS_MULTIPROC_DIR
     is dropped (an outer value must not leak into a test's server); GUNICORN_BIND is set
@@ -97,7 +100,7 @@ def gunicorn_server(
     process took it meanwhile (PortInUseError), it starts again on a new port, up to
     PORT_ATTEMPTS times. The log is ``logdir / f"{name}.log"``.
     """
-    argv = [sys.executable, "-m", "gunicorn", *(["-c", config] if config else []), *args]
+    argv = [*prefix, sys.executable, "-m", "gunicorn", *(["-c", config] if config else []), *args]
     log = logdir / f"{name}.log"
 
     def start(port: int) -> procs.Proc:

@@ -53,7 +53,7 @@ ALLOWED_EMPTY_PANELS = {
         "the exporter records X-Request-Start (sent by the load) from the queue-time change on"
     ),
     ("ux.json", "Worker saturation"): (
-        "worker slots come from gunicorn's post_worker_init hook; the example app runs "
+        "worker slots are published by gunicorn and uWSGI workers; the example app runs "
         "single-process (tests/exporter/test_workers_process.py covers gunicorn)"
     ),
 }

@@ -43,7 +43,7 @@ EMPTY_WHEN_HEALTHY = frozenset(
     {
         ("slos.json", "Firing alerts"),
         ("overview.json", "Firing alerts"),
-        # Worker slots come from gunicorn's post_worker_init hook; this app is single-process.
+        # Worker slots are published by gunicorn and uWSGI workers; this app is single-process.
         ("ux.json", "Worker saturation"),
     }
 )

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import values
 
 from limone_obs import conventions as c
 from limone_obs import health
@@ -99,17 +98,7 @@ def test_metrics_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (401, 200) == (missing, right.status_code)
 
 
-@pytest.fixture
-def mpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Multiprocess mode in this process, prometheus-client's value class restored after."""
-    path = tmp_path / "mp"
-    path.mkdir()
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(path))
-    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # type: ignore[no-untyped-call]
-    return path
-
-
-def test_multiprocess_scrape_shows_problems_and_dropped_lines(mpdir: Path) -> None:
+def test_multiprocess_scrape_shows_problems_and_dropped_lines(mp_in_process: Path) -> None:
     """In multiprocess mode the series come from the files, this worker's problems merged in."""
     _, metrics = make_app()
     assert metrics.multiprocess
@@ -121,4 +110,4 @@ def test_multiprocess_scrape_shows_problems_and_dropped_lines(mpdir: Path) -> No
     while value(metrics, DROPPED, {}) != 2.0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert 2.0 == value(metrics, DROPPED, {})
-    assert any(p.name.startswith("gauge_livemax_") for p in mpdir.iterdir())
+    assert any(p.name.startswith("gauge_livemax_") for p in mp_in_process.iterdir())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -150,6 +152,70 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
         assert max(seen) == slots
         state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+
+
+@pytest.mark.parametrize(
+    ("args", "workers_", "slots"),
+    [(["-w", "2", "--threads", "2"], 2, 4), (["-w", "3", "--preload"], 3, 3)],
+    ids=["gthread", "sync-preloaded"],
+)
+def test_slots_without_the_kit_gunicorn_config(
+    tmp_path: Path, args: list[str], workers_: int, slots: int
+) -> None:
+    """gunicorn run without our config (so without its post_worker_init hook): each worker
+    publishes its slots by itself, at once when it loads the app, else (app preloaded in
+    the master) at its first request; idle and worker_threads are then whole, and no
+    process says its slots are unknown."""
+    server_env = env(tmp_path, 1, 1)  # GUNICORN_* are read by our config only: unused here
+    mp = server_env["PROMETHEUS_MULTIPROC_DIR"]
+    with gunicorn_server(APP, tmp_path, server_env, config=None, args=args) as (url, _):
+        pids: set[str] = set()
+        assert until(lambda: record_pid(pids, url) == workers_), f"{len(pids)} workers served"
+        assert until(lambda: workers.read_files(mp, N)[1] == slots)
+        samples = scrape(url)
+    state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
+    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+    assert [v for _, v in samples[N.worker_threads]] == [float(slots)]
+    assert "slots are unknown" not in (tmp_path / "gunicorn.log").read_text()
+
+
+#: gunicorn as the first process (pid 1) of a new pid namespace, as in a container
+#: started with ``exec gunicorn``; killed with everything in it when unshare stops.
+AS_PID_1 = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+
+
+def _can_run_as_pid_1() -> bool:
+    try:
+        done = subprocess.run([*AS_PID_1, "true"], check=False, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def test_gunicorn_as_pid_1_reads_every_worker(tmp_path: Path) -> None:
+    """gunicorn as a container's first process (the compose stack's app, ``exec gunicorn``):
+    the process series and the worker slots still cover the master's 3 workers (the
+    children of pid 1 are read because the worker object names pid 1 as its master)."""
+    if not _can_run_as_pid_1():
+        if os.environ.get("CI") == "true" and os.geteuid() == 0:
+            pytest.fail("CI=true as root and `unshare --pid --fork --mount-proc` fails")
+        pytest.skip("needs root (a new pid namespace): unshare --pid --fork --mount-proc")
+    server_env = env(tmp_path, 3, 1)
+    with gunicorn_server(APP, tmp_path, server_env, prefix=AS_PID_1) as (url, _):
+        pids: set[str] = set()
+        assert until(lambda: record_pid(pids, url) == 3), f"{len(pids)} workers served"
+        assert pids <= {str(p) for p in range(2, 100)}, pids  # pids of the new namespace
+        assert until(lambda: scrape(url)[c.SERIES_PROCESS_WORKERS][0][1] == 3)
+        samples = scrape(url)
+    assert [v for _, v in samples[N.worker_threads]] == [3.0]
+    largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
+    assert 1e6 < largest < samples[c.SERIES_PROCESS_MEMORY][0][1]
+
+
+def record_pid(pids: set[str], url: str) -> int:
+    """Add the pid of the worker answering ``url``/pid to ``pids``; return how many."""
+    pids.add(requests.get(f"{url}/pid", timeout=30).text)
+    return len(pids)
 
 
 def test_single_process_reports_busy_only() -> None:

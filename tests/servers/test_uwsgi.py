@@ -44,7 +44,8 @@ def _uwsgi() -> str:
 
 @contextmanager
 def uwsgi_server(tmp_path: Path, *options: str) -> Iterator[tuple[str, procs.Proc]]:
-    """uWSGI with a master, 2 processes and a mule serving tests/servers/uwsgi_app.py."""
+    """uWSGI with a master, 2 processes of 2 threads and a mule serving
+    tests/servers/uwsgi_app.py."""
     mpdir = tmp_path / "mp"
     mpdir.mkdir()
     binary = _uwsgi()
@@ -52,7 +53,8 @@ def uwsgi_server(tmp_path: Path, *options: str) -> Iterator[tuple[str, procs.Pro
     def start(port: int) -> procs.Proc:
         argv = [
             binary, "--http-socket", f"{procs.LOOPBACK}:{port}", "--master", "--processes", "2",
-            "--mule", "--enable-threads", "--die-on-term", "--disable-logging", "--need-app",
+            "--threads", "2", "--mule", "--enable-threads", "--die-on-term", "--disable-logging",
+            "--need-app",
             "--virtualenv", sys.prefix, "--chdir", str(ROOT), "--pythonpath", str(ROOT),
             "--module", "tests.servers.uwsgi_app:app",
             "--env", f"PROMETHEUS_MULTIPROC_DIR={mpdir}", *options,
@@ -96,7 +98,7 @@ def _load(url: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("hooks", [False, True], ids=["default", "fork-hooks"])
 def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> None:
     """Both workers serve; each request is counted once, in its worker's own files, and
-    gets an id of its own; the process series cover both workers."""
+    gets an id of its own; the process series and the worker slots cover both workers."""
     options = ("--py-call-uwsgi-fork-hooks",) if hooks else ()
     with uwsgi_server(tmp_path, *options) as (url, proc):
         served = _load(url)
@@ -108,6 +110,8 @@ def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> 
 
         wait_until(every_access_line_counted, "the requests counted", timeout=20)
         workers_read = metric_sum(url, "process_workers")
+        slots = metric_sum(url, "limoneide_worker_threads")
+        busy_and_idle = metric_sum(url, "limoneide_workers")
         log = proc.log.read_text(errors="replace")
     pids = {pid for pid, _ in served}
     ids = [request_id for _, request_id in served]
@@ -119,5 +123,8 @@ def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> 
     assert REQUESTS < log.count('"path":"/pid"') <= REQUESTS + 200
     # The process series read the master's two workers, not its mule.
     assert 2 == workers_read
+    # Each worker published its 2 threads by itself (no gunicorn hook here); the master
+    # and the mule none. Nothing is busy once the load is done: busy + idle = the slots.
+    assert (4, 4) == (slots, busy_and_idle)
     for line in UNHOOKED_LINES:
         assert (0 if hooks else 1) == log.count(line), log

@@ -133,7 +133,8 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
             [Query(f"sum by ({c.LABEL_STATE}) ({workers})", "{{state}}")],
             Look(
                 "Worker request slots (threads under gthread) serving the app, and idle "
-                "ones (idle needs gunicorn's post_worker_init hook).",
+                "ones (idle needs the workers' slots: gunicorn and uWSGI workers publish "
+                "them).",
                 "short",
             ),
             stacked=True,
@@ -145,7 +146,7 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
                 "Mean share of the gunicorn worker slots serving requests over the interval "
                 "(request seconds per second / slots, Little's law); at 100 % new requests "
                 "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
-                "pool waits for a free worker. Needs gunicorn's post_worker_init hook.",
+                "pool waits for a free worker. Needs the workers' slots (gunicorn, uWSGI).",
                 "percentunit", gf.higher_is_worse(0.8, 1.0), bounds=(0, 1),
             ),
             lines=True,

@@ -64,20 +64,21 @@ class RequestRecorder:
         excluded: frozenset[str],
         exemplars: bool,
         queue: QueueTime,
-        first_request: Callable[[WSGIEnvironment], None] | None = None,
+        first_request: Callable[[WSGIEnvironment], bool] | None = None,
     ) -> None:
         self.instruments = instruments
         self.excluded = excluded
         self.exemplars = exemplars
         self.queue = queue
-        #: Called with the first request's environ, then dropped (one test per request).
+        #: Called with each request's environ until it returns True, then dropped (one
+        #: test per request while it is set): the first request's checks.
         self.first_request = first_request
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Mark the request as recorded; observe its queue time if a proxy sent it."""
-        if self.first_request is not None:
-            check, self.first_request = self.first_request, None
-            check(environ)
+        check = self.first_request
+        if check is not None and check(environ):
+            self.first_request = None
         if state.path in self.excluded:
             return
         state.metrics = self  # recorded, not routed yet

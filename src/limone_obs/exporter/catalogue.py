@@ -64,8 +64,8 @@ User experience (`limone_obs.exporter.rum`, `.workers`):
   page that rendered the RUM script, `phase` one of {phases} or a registered mark
   (default {marks}); `rum_beacons_total{{result}}`: {results}.
 - `{ns}_workers{{state}}` (gauge, computed at scrape time): `busy` = requests the app is
-  serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, from
-  gunicorn's `post_worker_init` hook) minus `busy`, only when the slots are known.
+  serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, each
+  gunicorn or uWSGI worker publishes its own) minus `busy`, only when the slots are known.
 """
 
 
@@ -105,8 +105,8 @@ def _worker_rows(names: c.MetricNames) -> list[str]:
     )
     rows.append(
         f"| `{names.worker_threads}` | gauge (livesum) |  | Request slots (threads) of the "
-        "live gunicorn workers, summed; served only in multiprocess mode (gunicorn), once "
-        "the post_worker_init hook ran. |"
+        "live workers, summed; served only in multiprocess mode (gunicorn, uWSGI), each "
+        "worker's once it has loaded the app or served a request. |"
     )
     return rows
 

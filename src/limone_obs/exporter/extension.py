@@ -194,12 +194,14 @@ class Metrics:
         ``rum_paths`` (the beacon and its script) are not recorded, like the excluded paths.
         """
         excluded = settings.excluded | rum_paths
+        # First requests: a worker publishes its slots; a single process checks its server.
+        first = workers.first_request if self.multiprocess else multiprocess.check_environ
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
             exemplars=settings.exemplars and not self.multiprocess,
             queue=self._instruments.queue,
-            first_request=None if self.multiprocess else multiprocess.check_environ,
+            first_request=first,
         )
         life = lifecycle.install(app)
         if settings.path is not None:

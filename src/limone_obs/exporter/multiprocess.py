@@ -331,11 +331,12 @@ def check_server(multiprocess: bool) -> None:
             report_not_configured(server)
 
 
-def check_environ(environ: WSGIEnvironment) -> None:
+def check_environ(environ: WSGIEnvironment) -> bool:
     """On the first request: report a server that says ``wsgi.multiprocess`` (no storage).
 
-    The exporter's request recorder calls this once, only when the multiprocess directory
-    is not set.
+    The exporter's request recorder calls this once (it returns True: done), only when
+    the multiprocess directory is not set.
     """
     if environ.get("wsgi.multiprocess"):
         report_not_configured(str(environ.get("SERVER_SOFTWARE") or "the WSGI server"))
+    return True

@@ -17,9 +17,10 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
   worker's count is kept like any counter's). Under uWSGI without fork hooks
   (:mod:`limone_obs._forking`) a worker starts counting at the first scrape it answers.
 
-The server is this process's parent and the parent's children when the process runs
-under gunicorn (``gunicorn`` imported, parent not pid 1), or the parent and its workers
-under a uWSGI master; otherwise just this process.
+The server is this process's parent and the parent's children when the process is a
+gunicorn worker (its worker object names its master: pid 1 too, gunicorn as a
+container's first process), or the parent and its workers under a uWSGI master;
+otherwise just this process.
 Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 """
 
@@ -40,7 +41,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from limone_obs import _forking
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe
+from limone_obs.exporter import _failsafe, workers
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -106,12 +107,26 @@ def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
     """(master pid or None, a function listing the live worker pids) of this process's
     server; without a known master the list is this process alone."""
     me, parent = os.getpid(), os.getppid()
-    if parent > 1 and "gunicorn" in sys.modules and me in children(parent):
+    if "gunicorn" in sys.modules and _under_gunicorn(me, parent):
         return parent, partial(children, parent)
     # No ``parent > 1`` here: a uWSGI master is often a container's pid 1.
     if "uwsgi" in sys.modules and me in _uwsgi_workers(parent):
         return parent, partial(_uwsgi_workers, parent)
     return None, lambda: [me]
+
+
+def _under_gunicorn(me: int, parent: int) -> bool:
+    """True if ``parent`` is the gunicorn master of this worker process.
+
+    The worker object knows its master's pid, whatever it is (1 where gunicorn is a
+    container's first process). Without one (a worker class that handles SIGQUIT some
+    other way) the parent must be no pid 1: the children of an init process are not a
+    server's workers.
+    """
+    worker = workers.gunicorn_worker()
+    if worker is not None:
+        return bool(getattr(worker, "ppid", None) == parent)
+    return parent > 1 and me in children(parent)
 
 
 def _uwsgi_workers(master: int) -> list[int]:

@@ -3,13 +3,18 @@
 ``busy`` is the number of requests the app is serving right now, summed over the live
 processes: the in-flight gauge (``<ns>_requests_in_progress``) the exporter keeps anyway,
 so saturation costs nothing per request. ``idle`` is the request slots of the live
-gunicorn workers (``<ns>_worker_threads``: threads for gthread, 1 for sync,
-``worker_connections`` for async workers) minus ``busy``.
+workers (``<ns>_worker_threads``: threads for gunicorn's gthread, 1 for sync,
+``worker_connections`` for async workers; uWSGI's threads or async cores) minus ``busy``.
 
-Each worker learns its slots in gunicorn's ``post_worker_init`` hook: :func:`post_worker_init`
-(wired by ``exporter/gunicorn.conf.py``; with a config of your own, call it from yours).
-Without the hook, or outside gunicorn, only ``busy`` is published: an ``idle`` that could
-be wrong is worse than none.
+Each worker publishes its slots (``<ns>_worker_threads``, a livesum gauge) as soon as it
+knows them: in gunicorn's ``post_worker_init`` hook (:func:`post_worker_init`, wired by
+``exporter/gunicorn.conf.py``), else by itself (:func:`publish_slots`): when the app is
+instrumented inside a worker, on the worker's first request and on every scrape it
+answers. A gunicorn worker is found as the owner of its SIGQUIT handler (gunicorn sets it
+before it loads the app), so a config of your own, or none, needs no hook; a uWSGI worker
+reads its threads or async cores (``uwsgi.cores``). A multiprocess process that is neither
+says so in one warning line. Without slots only ``busy`` is published: an ``idle`` that
+could be wrong is worse than none.
 
 A scrape is served by a worker too. Under a saturated pool of sync workers it waits in
 gunicorn's queue like any request, and the worker that serves it is counted idle (it is
@@ -24,7 +29,10 @@ are no longer alive are ignored, so a killed worker's in-flight requests do not 
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import signal
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -40,7 +48,10 @@ from limone_obs.exporter import _failsafe, multiprocess
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
 
-#: Request slots of this process (``"slots"``), once the gunicorn hook told us.
+logger = logging.getLogger("limone_obs.exporter")
+#: Request slots of this process (``"slots"``), once known, and the pid they were learnt in
+#: (``"pid"``: a forked child learns its own); ``"pid"`` alone once this process was found
+#: to be no worker (and said so).
 _state: dict[str, int] = {}
 _gauges: weakref.WeakSet[Any] = weakref.WeakSet()
 #: Metrics objects whose scrape has the collector already (one Metrics may serve many apps).
@@ -65,12 +76,115 @@ def post_worker_init(worker: Any) -> None:
     Never raises (a metrics hook must not stop a worker from booting).
     """
     try:
-        with _lock:
-            slots = _state["slots"] = worker_slots(worker)
-            for gauge in list(_gauges):
-                gauge.set(slots)
+        set_slots(worker_slots(worker))
     except Exception as exc:
         _failsafe.report("the worker slots hook", exc)
+
+
+def set_slots(slots: int) -> None:
+    """Publish ``slots``, the requests this process serves at once (for a server the kit
+    does not recognise; gunicorn and uWSGI workers are found by themselves)."""
+    with _lock:
+        _state.update(pid=os.getpid(), slots=slots)
+        for gauge in list(_gauges):
+            gauge.set(slots)
+
+
+#: What :func:`server_role` finds: a worker (with its slots), a server's master (serves
+#: no requests: nothing to publish yet, its workers will) or neither.
+MASTER = "master"
+NEITHER = "neither"
+
+
+def server_role() -> int | str:
+    """This process's request slots if it is a gunicorn or uWSGI worker, else MASTER or
+    NEITHER. Never raises (an unexpected server object counts as NEITHER)."""
+    try:
+        gunicorn = _gunicorn_role()
+        if gunicorn is not None:
+            return gunicorn
+        return _uwsgi_role()
+    except Exception:  # an object of another version: say it is unknown, never fail
+        return NEITHER
+
+
+def _sigquit_owner() -> object:
+    """The object whose bound method handles SIGQUIT here, or None.
+
+    gunicorn installs the worker's (in the master, the arbiter's) bound methods as signal
+    handlers before it loads the app; a handler's ``__self__`` is that object.
+    """
+    return getattr(signal.getsignal(signal.SIGQUIT), "__self__", None)
+
+
+def gunicorn_worker() -> Any:
+    """This process's gunicorn worker object, or None when it is no gunicorn worker."""
+    base = sys.modules.get("gunicorn.workers.base")
+    owner = _sigquit_owner() if base is not None else None
+    return owner if base is not None and isinstance(owner, base.Worker) else None
+
+
+def _gunicorn_role() -> int | str | None:
+    """A gunicorn worker's slots, MASTER for gunicorn's arbiter, None outside gunicorn."""
+    worker = gunicorn_worker()
+    if worker is not None:
+        return worker_slots(worker)
+    arbiter = sys.modules.get("gunicorn.arbiter")
+    if arbiter is not None and isinstance(_sigquit_owner(), arbiter.Arbiter):
+        return MASTER
+    return None
+
+
+def _uwsgi_role() -> int | str:
+    """A uWSGI worker's threads or async cores, MASTER for uWSGI's master, else NEITHER."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None or not hasattr(uwsgi, "worker_id"):
+        return NEITHER
+    if uwsgi.worker_id() <= 0:
+        return MASTER  # the master (or a mule): it serves no request
+    return max(1, int(uwsgi.cores))
+
+
+def publish_slots() -> bool:
+    """Publish this process's slots unless they are known here already; never raises.
+
+    False only for a server's master (its workers publish their own; ask again in a
+    worker). Elsewhere True: published, or, in multiprocess mode, one warning line saying
+    that ``idle`` leaves this process out and how to tell its slots.
+    """
+    pid = os.getpid()
+    if _state.get("pid") == pid:
+        return True
+    role = server_role()
+    if role == MASTER:
+        return False
+    if isinstance(role, int):
+        with _lock:
+            if _state.get("pid") == pid:  # the hook or another thread got here first
+                return True
+        set_slots(role)
+        return True
+    with _lock:
+        if _state.get("pid") == pid:
+            return True
+        _state.clear()
+        _state["pid"] = pid
+    if multiprocess.multiprocess_dir() is not None:
+        logger.warning(
+            "limone-obs: process %d serves requests in multiprocess mode but is neither a "
+            "gunicorn nor a uWSGI worker, so its request slots are unknown: the "
+            '*_worker_threads series and workers{state="idle"} leave it out. If your '
+            "server runs it as a worker, call limone_obs.exporter.workers.set_slots(n) "
+            "when the worker starts (n: requests it serves at once).",
+            pid,
+        )
+    return True
+
+
+def first_request(_environ: Any) -> bool:
+    """The request recorder's first-request check in multiprocess mode: publish the slots
+    (True once done; False in a master, so its workers check again)."""
+    return publish_slots()
 
 
 class WorkersCollector:
@@ -87,12 +201,13 @@ class WorkersCollector:
     def _family(self) -> GaugeMetricFamily:
         return GaugeMetricFamily(
             self._names.workers,
-            "Request slots of the live workers (gunicorn threads) busy serving the app, "
-            "or idle (only when gunicorn's post_worker_init hook told the slots).",
+            "Request slots of the live workers (gunicorn or uWSGI threads) busy serving "
+            "the app, or idle (only where the workers' slots are known).",
             labels=(c.LABEL_STATE,),
         )
 
     def collect(self) -> Iterator[Metric]:
+        publish_slots()  # a worker serving a scrape before any request (never raises)
         try:
             busy, slots = self._read()
         except Exception as exc:  # a broken file must not fail the whole scrape
@@ -111,7 +226,8 @@ class WorkersCollector:
             return read_files(path, self._names)
         in_flight = self._names.requests_in_progress
         registry = self._metrics.registry.restricted_registry([in_flight])
-        return _sum(registry.collect(), in_flight), float(_state.get("slots", 0))
+        known = _state.get("slots", 0) if _state.get("pid") == os.getpid() else 0
+        return _sum(registry.collect(), in_flight), float(known)
 
 
 def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
@@ -154,11 +270,16 @@ def register(metrics: Metrics) -> None:
         _registered.add(metrics)
     slots = Gauge(
         metrics.names.worker_threads,
-        "Request slots (threads) of the live gunicorn workers, summed.",
+        "Request slots (threads) of the live workers, summed.",
         registry=None, multiprocess_mode="livesum",
     )  # fmt: skip
     with _lock:
         _gauges.add(slots)
-        if "slots" in _state:
-            slots.set(_state["slots"])
+        known = _state.get("slots") if _state.get("pid") == os.getpid() else None
+        if known is not None:
+            slots.set(known)
     metrics.exposition_registry().register(WorkersCollector(metrics, slots))
+    if known is None:
+        role = server_role()  # the app is instrumented inside a worker (no preload)
+        if isinstance(role, int):
+            set_slots(role)

@@ -1,0 +1,81 @@
+"""Worker slots learnt without gunicorn's hook: what a process that is no worker does.
+
+The real servers are in tests/exporter/test_workers_process.py (gunicorn without our
+config, preloaded or not) and tests/servers/test_uwsgi.py (uWSGI threads).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.exporter import workers
+from tests.exporter.helpers import make_app
+
+N = c.MetricNames()
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no slots known in this process."""
+    monkeypatch.setattr(workers, "_state", {})
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "slots are unknown" in r.getMessage()
+    ]
+
+
+def slots_series(mpdir: Path) -> tuple[float, float]:
+    """(in flight, slots) of the live processes, as a scrape reads them."""
+    return workers.read_files(str(mpdir), N)
+
+
+def test_a_multiprocess_process_that_is_no_worker_says_so_once(
+    mp_in_process: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test client in multiprocess mode is neither a gunicorn nor a uWSGI worker: its
+    first request and scrapes give one warning naming set_slots, and no idle series."""
+    app, _ = make_app()
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/projects/1").close()
+        client.get("/metrics")
+    lines = warnings_of(caplog)
+    assert 1 == len(lines), lines
+    assert "limone_obs.exporter.workers.set_slots(n)" in lines[0]
+    assert 0.0 == slots_series(mp_in_process)[1]
+    assert f'{N.workers}{{state="idle"}}' not in client.get("/metrics").text
+
+
+def test_set_slots_publishes_them(mp_in_process: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server the kit does not recognise tells the slots itself: idle and
+    worker_threads follow, and nothing is said about unknown slots."""
+    app, _ = make_app()
+    workers.set_slots(3)
+    client = app.test_client()
+    client.get("/projects/1").close()
+    text = client.get("/metrics").text
+    assert (0.0, 3.0) == slots_series(mp_in_process)
+    assert f'{N.workers}{{state="idle"}} 3.0' in text
+    assert [] == warnings_of(caplog)
+
+
+def test_a_single_process_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Outside multiprocess mode the slots are simply unknown (busy only), no warning."""
+    app, _ = make_app()
+    client = app.test_client()
+    client.get("/projects/1").close()
+    client.get("/metrics")
+    assert [] == warnings_of(caplog)
+
+
+def test_outside_a_server_the_role_is_neither() -> None:
+    """This test process is no gunicorn or uWSGI worker, nor their master."""
+    assert workers.NEITHER == workers.server_role()
