@@ -7,12 +7,15 @@ config, preloaded or not) and tests/servers/test_uwsgi.py (uWSGI threads).
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from limone_obs import conventions as c
-from limone_obs.exporter import workers
+from limone_obs.exporter import compaction, multiprocess, workers
 from tests.exporter.helpers import make_app
 
 N = c.MetricNames()
@@ -79,3 +82,35 @@ def test_a_single_process_says_nothing(caplog: pytest.LogCaptureFixture) -> None
 def test_outside_a_server_the_role_is_neither() -> None:
     """This test process is no gunicorn or uWSGI worker, nor their master."""
     assert workers.NEITHER == workers.server_role()
+
+
+def test_a_worker_first_scraped_shows_its_slots_in_that_scrape(
+    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose first request is a scrape publishes its slots before the files are
+    read: worker_threads and idle agree within that very scrape."""
+    app, _ = make_app()
+    # This process as a worker from now on (the app was instrumented before it knew).
+    monkeypatch.setattr(workers, "server_role", lambda: 3)
+    text = app.test_client().get("/metrics").text
+    assert f"{N.worker_threads} 3.0" in text
+    assert f'{N.workers}{{state="idle"}} 3.0' in text
+
+
+def test_live_gauges_of_dead_processes_are_retired(tmp_path: Path) -> None:
+    """Only the live gauges (gauge_live*) of a process that is gone are removed: its
+    counters stay (they keep their counts) and a running process keeps everything."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    mine = str(os.getpid())
+    names = [
+        f"gauge_livesum_{dead}.db", f"gauge_liveall_{dead}.db", f"counter_{dead}.db",
+        f"gauge_all_{dead}.db", f"gauge_livesum_{mine}.db", "limone_archive.json",
+    ]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert 2 == multiprocess.retire_dead_live(str(tmp_path))
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != compaction.LOCK)
+    assert left == sorted(names[2:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -19,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from limone_obs.exporter import workers
+from limone_obs.exporter import process, workers
 from tests.support import gunicorn_server, serve
 
 pytestmark = pytest.mark.integration
@@ -177,6 +178,34 @@ def test_slots_without_the_kit_gunicorn_config(
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
     assert [v for _, v in samples[N.worker_threads]] == [float(slots)]
     assert "slots are unknown" not in (tmp_path / "gunicorn.log").read_text()
+
+
+def test_a_killed_worker_leaves_the_scrape_without_the_kit_hooks(tmp_path: Path) -> None:
+    """gunicorn without our config (no child_exit hook): a worker killed in the middle of a
+    request leaves neither its slots nor that request in flight behind; its replacement's
+    slots are counted once."""
+    server_env = env(tmp_path, 1, 1)
+    args = ["-w", "1", "--threads", "2"]
+    with gunicorn_server(APP, tmp_path, server_env, config=None, args=args) as (url, master):
+        assert until(lambda: series(url, N.worker_threads) == 2.0)
+        with ThreadPoolExecutor(1) as pool:
+            hanging = pool.submit(requests.get, f"{url}/slow", params={"seconds": 8}, timeout=60)
+            assert until(lambda: series(url, N.requests_in_progress) == 1.0)
+            (worker,) = process.children(master.pid)
+            os.kill(worker, signal.SIGKILL)
+            with pytest.raises(requests.ConnectionError):
+                hanging.result()
+        assert until(lambda: process.children(master.pid) not in ([], [worker]))
+        assert until(lambda: series(url, N.worker_threads) == 2.0)
+        samples = scrape(url)
+    assert 0.0 == sum(v for _, v in samples.get(N.requests_in_progress, []))
+    state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
+    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 2.0}
+
+
+def series(url: str, name: str) -> float:
+    """The sum of the samples named ``name`` in one scrape of ``url``."""
+    return sum(v for _, v in scrape(url).get(name, []))
 
 
 #: gunicorn as the first process (pid 1) of a new pid namespace, as in a container

@@ -218,10 +218,11 @@ def dead_pids(path: str, live: Iterable[int]) -> set[int]:
         parts = split_name(name)
         if parts is not None and parts[1].isdigit():
             found.add(int(parts[1]))
-    return {p for p in found - known if not _running(p)}
+    return {p for p in found - known if not running(p)}
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """True if process ``pid`` exists (a zombie too; another user's too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -141,8 +141,14 @@ class Metrics:
         if self._mp_dir is None:
             return self.registry
         if self._exposition is None:
+            # Before the files are read, this worker publishes its slots (so the scrape's
+            # worker_threads and idle agree) and dead workers' live gauges go.
             self._exposition = multiprocess.exposition_registry(
-                self._mp_dir, self.fast_path, self.names.namespace
+                self._mp_dir,
+                self.fast_path,
+                self.names.namespace,
+                before=workers.publish_slots,
+                retire_dead=True,
             )
         return self._exposition
 

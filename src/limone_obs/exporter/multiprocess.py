@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, values
@@ -82,22 +82,78 @@ def multiprocess_dir() -> str | None:
 
 
 def exposition_registry(
-    path: str, fast: bool = True, namespace: str = c.DEFAULT_NAMESPACE
+    path: str,
+    fast: bool = True,
+    namespace: str = c.DEFAULT_NAMESPACE,
+    before: Callable[[], object] | None = None,
+    *,
+    retire_dead: bool = False,
 ) -> CollectorRegistry:
     """Return a registry that reads every worker's files below ``path`` at each scrape.
 
     ``fast`` (the fast path is on): the flat collector, which also reads the compaction
     archive; else prometheus-client's own ``MultiProcessCollector``. This process's own
     problems (``<namespace>_exporter_problems``) are merged in: a worker whose storage is
-    full cannot write them to its files.
+    full cannot write them to its files. Each scrape first calls ``before`` (it must not
+    raise), then, if ``retire_dead``, drops the live gauges of processes that are gone
+    (:func:`retire_dead_live`: for a server's own directory, not files copied elsewhere).
     """
     # No auto_describe: it would collect (read every worker's files) at registration, i.e.
     # while a worker boots, where a file another worker is creating (still 0 bytes) made
     # prometheus-client's reader raise and gunicorn stop the whole server.
     registry = CollectorRegistry(auto_describe=False)
+    if before is not None or retire_dead:
+        registry.register(_BeforeScrape(path, before, retire_dead))
     files: Any = FlatCollector(path) if fast else StartedFilesCollector(path)
     registry.register(health_series.WithLocalProblems(files, namespace))
     return registry
+
+
+class _BeforeScrape:
+    """A collector of no samples, first in the scrape: prepares what the others read."""
+
+    def __init__(self, path: str, before: Callable[[], object] | None, retire: bool) -> None:
+        self._path = path
+        self._before = before
+        self._retire = retire
+
+    def collect(self) -> Iterable[Metric]:
+        if self._before is not None:
+            self._before()
+        if not self._retire:
+            return ()
+        try:
+            retire_dead_live(self._path)
+        except OSError as exc:  # the files stay and are read as before: never fail a scrape
+            logger.warning("limone-obs: could not drop dead processes' live gauges: %s", exc)
+        return ()
+
+
+def retire_dead_live(path: str) -> int:
+    """Remove the live-gauge files (``gauge_live*_<pid>.db``) of processes that are gone;
+    return how many.
+
+    What prometheus-client's ``mark_process_dead`` does from a server's worker-exit hook
+    (ours compacts, see :func:`child_exit`), done at scrape time so that a server run
+    without that hook (gunicorn with a config of your own, uWSGI) does not keep counting a
+    dead worker's requests in flight and request slots. Under the compaction lock, so no
+    scrape reads a file while it goes.
+    """
+    dead = [
+        name
+        for name in os.listdir(path)
+        if (parts := merge_rules.split_name(name)) is not None
+        and parts[0] in merge_rules.LIVE_PREFIXES
+        and parts[1].isdigit()
+        and not compaction.running(int(parts[1]))
+    ]
+    if not dead:
+        return 0
+    with compaction.locked(path, exclusive=True):
+        for name in dead:
+            with contextlib.suppress(FileNotFoundError):  # another scrape was first
+                os.remove(os.path.join(path, name))
+    return len(dead)
 
 
 class StartedFilesCollector:

@@ -16,14 +16,16 @@ reads its threads or async cores (``uwsgi.cores``). A multiprocess process that 
 says so in one warning line. Without slots only ``busy`` is published: an ``idle`` that
 could be wrong is worse than none.
 
-A scrape is served by a worker too. Under a saturated pool of sync workers it waits in
-gunicorn's queue like any request, and the worker that serves it is counted idle (it is
-not serving the app); the scrape itself is never counted busy. So a scrape of a saturated
-sync pool reads at most ``slots - 1`` busy: for "every worker busy for 5 minutes" use the
-mean over time, ``sum(rate(<ns>_request_duration_seconds_sum[5m])) /
-sum(<ns>_worker_threads)`` (request seconds per second per slot, Little's law), as the
-dashboard's saturation panel does. Files of processes that
-are no longer alive are ignored, so a killed worker's in-flight requests do not stay busy.
+A scrape is served by a worker too. Under a saturated pool (sync workers, or gthread with
+every thread busy) it waits in the server's queue like any request, and the slot that
+serves it is counted idle (it is not serving the app); the scrape itself is never counted
+busy. So a scrape of a saturated pool reads at most ``slots - 1`` busy: for "every worker
+busy for 5 minutes" use the mean over time, ``sum(rate(<ns>_request_duration_seconds_sum[5m]))
+/ sum(<ns>_worker_threads)`` (request seconds per second per slot, Little's law), as the
+dashboard's saturation panel does. Files of processes that are no longer alive are
+ignored, and each multiprocess scrape removes their live gauges
+(:func:`limone_obs.exporter.multiprocess.retire_dead_live`), so a killed worker's
+in-flight requests and slots do not stay.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe, multiprocess
+from limone_obs.exporter import _failsafe, compaction, multiprocess
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -207,7 +209,9 @@ class WorkersCollector:
         )
 
     def collect(self) -> Iterator[Metric]:
-        publish_slots()  # a worker serving a scrape before any request (never raises)
+        # A worker serving a scrape before any request (never raises); in multiprocess mode
+        # the scrape did so already, before reading the files (Metrics.exposition_registry).
+        publish_slots()
         try:
             busy, slots = self._read()
         except Exception as exc:  # a broken file must not fail the whole scrape
@@ -248,15 +252,7 @@ def live_gauge_files(path: str) -> list[str]:
 
 def _alive(file: str) -> bool:
     pid = os.path.basename(file)[len("gauge_livesum_") : -len(".db")]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
+    return pid.isdigit() and compaction.running(int(pid))
 
 
 def register(metrics: Metrics) -> None:
