@@ -165,15 +165,19 @@ def test_slots_without_the_kit_gunicorn_config(
 ) -> None:
     """gunicorn run without our config (so without its post_worker_init hook): each worker
     publishes its slots by itself, at once when it loads the app, else (app preloaded in
-    the master) at its first request; idle and worker_threads are then whole, and no
-    process says its slots are unknown."""
+    the master, which serves a warm-up request) at its first request; idle and
+    worker_threads are then whole, and no process says its slots are unknown."""
     server_env = env(tmp_path, 1, 1)  # GUNICORN_* are read by our config only: unused here
+    server_env["UX_WARM_UP"] = "1"
     mp = server_env["PROMETHEUS_MULTIPROC_DIR"]
     with gunicorn_server(APP, tmp_path, server_env, config=None, args=args) as (url, _):
         pids: set[str] = set()
         assert until(lambda: record_pid(pids, url) == workers_), f"{len(pids)} workers served"
         assert until(lambda: workers.read_files(mp, N)[1] == slots)
+        # A process a worker forks is no worker: it would count the slots twice.
+        forked = requests.get(f"{url}/forked-role", timeout=30).text
         samples = scrape(url)
+    assert forked == workers.NEITHER
     state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
     assert [v for _, v in samples[N.worker_threads]] == [float(slots)]
@@ -224,18 +228,23 @@ def _can_run_as_pid_1() -> bool:
 def test_gunicorn_as_pid_1_reads_every_worker(tmp_path: Path) -> None:
     """gunicorn as a container's first process (the compose stack's app, ``exec gunicorn``):
     the process series and the worker slots still cover the master's 3 workers (the
-    children of pid 1 are read because the worker object names pid 1 as its master)."""
+    children of pid 1 are read because the worker object names pid 1 as its master), and
+    not a background job the app left orphaned (pid 1 adopts it)."""
     if not _can_run_as_pid_1():
         if os.environ.get("CI") == "true" and os.geteuid() == 0:
             pytest.fail("CI=true as root and `unshare --pid --fork --mount-proc` fails")
         pytest.skip("needs root (a new pid namespace): unshare --pid --fork --mount-proc")
     server_env = env(tmp_path, 3, 1)
-    with gunicorn_server(APP, tmp_path, server_env, prefix=AS_PID_1) as (url, _):
+    with gunicorn_server(APP, tmp_path, server_env, prefix=AS_PID_1) as (url, unshare):
+        (master,) = process.children(unshare.pid)  # its host pid
         pids: set[str] = set()
         assert until(lambda: record_pid(pids, url) == 3), f"{len(pids)} workers served"
         assert pids <= {str(p) for p in range(2, 100)}, pids  # pids of the new namespace
         assert until(lambda: scrape(url)[c.SERIES_PROCESS_WORKERS][0][1] == 3)
+        assert requests.post(f"{url}/orphan", timeout=30).status_code == 200
+        assert until(lambda: len(process.children(master)) == 4)  # adopted, for 120 s
         samples = scrape(url)
+    assert [v for _, v in samples[c.SERIES_PROCESS_WORKERS]] == [3.0]
     assert [v for _, v in samples[N.worker_threads]] == [3.0]
     largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
     assert 1e6 < largest < samples[c.SERIES_PROCESS_MEMORY][0][1]

@@ -143,7 +143,7 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
             "Worker saturation",
             [Query(f"{sum_rate(names.request_duration_sum)}\n/\n{slots}", "mean busy share")],
             Look(
-                "Mean share of the gunicorn worker slots serving requests over the interval "
+                "Mean share of the worker slots serving requests over the interval "
                 "(request seconds per second / slots, Little's law); at 100 % new requests "
                 "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
                 "pool waits for a free worker. Needs the workers' slots (gunicorn, uWSGI).",

@@ -106,7 +106,7 @@ def _worker_rows(names: c.MetricNames) -> list[str]:
     rows.append(
         f"| `{names.worker_threads}` | gauge (livesum) |  | Request slots (threads) of the "
         "live workers, summed; served only in multiprocess mode (gunicorn, uWSGI), each "
-        "worker's once it has loaded the app or served a request. |"
+        "worker's once it has loaded the app or served a request or a scrape. |"
     )
     return rows
 

@@ -19,8 +19,9 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
 
 The server is this process's parent and the parent's children when the process is a
 gunicorn worker (its worker object names its master: pid 1 too, gunicorn as a
-container's first process), or the parent and its workers under a uWSGI master;
-otherwise just this process.
+container's first process, where only children running the master's command count: pid
+1 also adopts the container's orphans), or the parent and its workers under a uWSGI
+master; otherwise just this process.
 Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 """
 
@@ -108,7 +109,7 @@ def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
     server; without a known master the list is this process alone."""
     me, parent = os.getpid(), os.getppid()
     if "gunicorn" in sys.modules and _under_gunicorn(me, parent):
-        return parent, partial(children, parent)
+        return parent, partial(gunicorn_workers, parent)
     # No ``parent > 1`` here: a uWSGI master is often a container's pid 1.
     if "uwsgi" in sys.modules and me in _uwsgi_workers(parent):
         return parent, partial(_uwsgi_workers, parent)
@@ -127,6 +128,36 @@ def _under_gunicorn(me: int, parent: int) -> bool:
     if worker is not None:
         return bool(getattr(worker, "ppid", None) == parent)
     return parent > 1 and me in children(parent)
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    """The live workers of gunicorn master ``master``: its children.
+
+    As pid 1 (a container's first process) the master also adopts every orphan of the
+    container (a background job an app started); then only the children that run what
+    the master runs count: the same command line, or a gunicorn process title
+    (``gunicorn: worker [...]`` where setproctitle is installed).
+    """
+    found = children(master)
+    if master != 1:
+        return found
+    own = _cmdline(master)
+    return [pid for pid in found if _same_server(_cmdline(pid), own)]
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _same_server(cmdline: bytes | None, master: bytes | None) -> bool:
+    if not cmdline or not master:
+        return False
+    titled = b"gunicorn: "
+    return cmdline == master or (cmdline.startswith(titled) and master.startswith(titled))
 
 
 def _uwsgi_workers(master: int) -> list[int]:

@@ -113,26 +113,41 @@ def server_role() -> int | str:
 def _sigquit_owner() -> object:
     """The object whose bound method handles SIGQUIT here, or None.
 
-    gunicorn installs the worker's (in the master, the arbiter's) bound methods as signal
-    handlers before it loads the app; a handler's ``__self__`` is that object.
+    A gunicorn worker installs its bound methods as signal handlers before it loads the
+    app, the master (the arbiter) once it starts, after loading a preloaded app; a
+    handler's ``__self__`` is that object.
     """
     return getattr(signal.getsignal(signal.SIGQUIT), "__self__", None)
 
 
 def gunicorn_worker() -> Any:
-    """This process's gunicorn worker object, or None when it is no gunicorn worker."""
+    """This process's gunicorn worker object, or None when it is no gunicorn worker.
+
+    Not a process forked by a worker (``os.fork``, multiprocessing): it inherits the
+    worker's handlers, but the worker object names another pid.
+    """
     base = sys.modules.get("gunicorn.workers.base")
     owner = _sigquit_owner() if base is not None else None
-    return owner if base is not None and isinstance(owner, base.Worker) else None
+    if base is None or not isinstance(owner, base.Worker):
+        return None
+    return owner if getattr(owner, "pid", None) == os.getpid() else None
 
 
 def _gunicorn_role() -> int | str | None:
-    """A gunicorn worker's slots, MASTER for gunicorn's arbiter, None outside gunicorn."""
+    """A gunicorn worker's slots, MASTER for gunicorn's arbiter, None outside gunicorn.
+
+    The master loads a preloaded app (and serves any warm-up request the app makes)
+    before it installs its handlers: gunicorn's arbiter imported and SIGQUIT still at its
+    default is the master too.
+    """
     worker = gunicorn_worker()
     if worker is not None:
         return worker_slots(worker)
     arbiter = sys.modules.get("gunicorn.arbiter")
-    if arbiter is not None and isinstance(_sigquit_owner(), arbiter.Arbiter):
+    if arbiter is None:
+        return None
+    handler = signal.getsignal(signal.SIGQUIT)
+    if handler == signal.SIG_DFL or isinstance(_sigquit_owner(), arbiter.Arbiter):
         return MASTER
     return None
 
@@ -154,6 +169,14 @@ def publish_slots() -> bool:
     worker). Elsewhere True: published, or, in multiprocess mode, one warning line saying
     that ``idle`` leaves this process out and how to tell its slots.
     """
+    try:
+        return _publish_slots()
+    except Exception as exc:  # e.g. the multiprocess directory went away: say so, go on
+        _failsafe.report("the worker slots", exc)
+        return True
+
+
+def _publish_slots() -> bool:
     pid = os.getpid()
     if _state.get("pid") == pid:
         return True
