@@ -372,8 +372,8 @@ def report_not_configured(server: str) -> None:
         f"not set: each scrape shows only the counts of the process that answered it "
         f"(this is pid {os.getpid()}). "
         f"Fix: start gunicorn with the kit's config, gunicorn -c python:{c.GUNICORN_CONFIG_MODULE} "
-        f"'yourapp:create_app()' (other servers: set {ENV_VAR} to an empty directory "
-        "before the app starts)"
+        f"'yourapp:create_app()' (a gunicorn config of your own or another server: set "
+        f"{ENV_VAR} to an empty directory before the server starts)"
     )
     if health.report_problem(c.PROBLEM_MULTIPROCESS_MISSING, message):
         logger.error(message)
