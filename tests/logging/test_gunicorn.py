@@ -12,9 +12,10 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
+from limone_obs.exporter.process import children
 from limone_obs.logging.gunicorn import MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, access_fields
 from limone_obs.stack import procs
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +40,10 @@ def gunicorn_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     try:
         base = f"http://{procs.LOOPBACK}:{port}"
         procs.wait_http(proc, f"{base}/ready", timeout=30)
+        # Both workers up before the stop: a worker forked while the master handles the
+        # stop still has the master's signal handlers, ignores its SIGTERM and keeps the
+        # master waiting past the stop's grace (then killed, without its last line).
+        wait_until(lambda: len(children(proc.pid)) == 2, "gunicorn's 2 workers")
         for n in range(1, 11):
             requests.get(f"{base}/work/{n}", timeout=5)
         requests.get(f"{base}/fail", timeout=5)
