@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ def test_load_request_count_equals_the_exporter_count(tmp_path: Path) -> None:
     """Every request the load generator finished is counted once by the exporter (2 workers)."""
     name = c.MetricNames().requests_total
     with demo_under_gunicorn(tmp_path) as url:
-        before = metric_sum(url, name)  # the readiness checks on /health
+        before = settled(lambda: metric_sum(url, name))  # the readiness checks on /health
         result = run_load(url, rps=60, duration=3, concurrency=6, mix=DEFAULT_MIX)
         deadline = time.monotonic() + 5
         # A worker records a request when the body's close() runs, just after the client
@@ -28,3 +29,17 @@ def test_load_request_count_equals_the_exporter_count(tmp_path: Path) -> None:
         counted = metric_sum(url, name) - before
     assert 180 == result.requests
     assert float(result.requests) == counted
+
+
+def settled(read: Callable[[], float], timeout: float = 5.0) -> float:
+    """``read()`` once it gave the same value twice 0.2 s apart (the last readiness
+    request is counted just after its client had the answer, maybe after a first read)."""
+    deadline = time.monotonic() + timeout
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
