@@ -232,9 +232,11 @@ class WorkersCollector:
         )
 
     def collect(self) -> Iterator[Metric]:
-        # A worker serving a scrape before any request (never raises); in multiprocess mode
-        # the scrape did so already, before reading the files (Metrics.exposition_registry).
-        publish_slots()
+        if not self._metrics.multiprocess:
+            # A single worker serving a scrape before any request (never raises); in
+            # multiprocess mode the scrape did so before reading the files
+            # (Metrics.exposition_registry).
+            publish_slots()
         try:
             busy, slots = self._read()
         except Exception as exc:  # a broken file must not fail the whole scrape
