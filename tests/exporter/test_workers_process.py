@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.exporter import process, workers
-from tests.support import gunicorn_server, serve
+from tests.support import gunicorn_server, metric_sum, serve
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
@@ -191,25 +191,20 @@ def test_a_killed_worker_leaves_the_scrape_without_the_kit_hooks(tmp_path: Path)
     server_env = env(tmp_path, 1, 1)
     args = ["-w", "1", "--threads", "2"]
     with gunicorn_server(APP, tmp_path, server_env, config=None, args=args) as (url, master):
-        assert until(lambda: series(url, N.worker_threads) == 2.0)
+        assert until(lambda: metric_sum(url, N.worker_threads) == 2.0)
         with ThreadPoolExecutor(1) as pool:
             hanging = pool.submit(requests.get, f"{url}/slow", params={"seconds": 8}, timeout=60)
-            assert until(lambda: series(url, N.requests_in_progress) == 1.0)
+            assert until(lambda: metric_sum(url, N.requests_in_progress) == 1.0)
             (worker,) = process.children(master.pid)
             os.kill(worker, signal.SIGKILL)
             with pytest.raises(requests.ConnectionError):
                 hanging.result()
         assert until(lambda: process.children(master.pid) not in ([], [worker]))
-        assert until(lambda: series(url, N.worker_threads) == 2.0)
+        assert until(lambda: metric_sum(url, N.worker_threads) == 2.0)
         samples = scrape(url)
     assert 0.0 == sum(v for _, v in samples.get(N.requests_in_progress, []))
     state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 2.0}
-
-
-def series(url: str, name: str) -> float:
-    """The sum of the samples named ``name`` in one scrape of ``url``."""
-    return sum(v for _, v in scrape(url).get(name, []))
 
 
 #: gunicorn as the first process (pid 1) of a new pid namespace, as in a container

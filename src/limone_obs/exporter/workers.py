@@ -83,6 +83,11 @@ def post_worker_init(worker: Any) -> None:
         _failsafe.report("the worker slots hook", exc)
 
 
+def _known_slots() -> int | None:
+    """The slots learnt in this very process (a forked child's are its own to learn)."""
+    return _state.get("slots") if _state.get("pid") == os.getpid() else None
+
+
 def set_slots(slots: int) -> None:
     """Publish ``slots``, the requests this process serves at once (for a server the kit
     does not recognise; gunicorn and uWSGI workers are found by themselves)."""
@@ -184,10 +189,7 @@ def _publish_slots() -> bool:
     if role == MASTER:
         return False
     if isinstance(role, int):
-        with _lock:
-            if _state.get("pid") == pid:  # the hook or another thread got here first
-                return True
-        set_slots(role)
+        set_slots(role)  # the same value if the hook or another thread was first
         return True
     with _lock:
         if _state.get("pid") == pid:
@@ -255,8 +257,7 @@ class WorkersCollector:
             return read_files(path, self._names)
         in_flight = self._names.requests_in_progress
         registry = self._metrics.registry.restricted_registry([in_flight])
-        known = _state.get("slots", 0) if _state.get("pid") == os.getpid() else 0
-        return _sum(registry.collect(), in_flight), float(known)
+        return _sum(registry.collect(), in_flight), float(_known_slots() or 0)
 
 
 def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
@@ -296,7 +297,7 @@ def register(metrics: Metrics) -> None:
     )  # fmt: skip
     with _lock:
         _gauges.add(slots)
-        known = _state.get("slots") if _state.get("pid") == os.getpid() else None
+        known = _known_slots()
         if known is not None:
             slots.set(known)
     metrics.exposition_registry().register(WorkersCollector(metrics, slots))
