@@ -193,6 +193,16 @@ def race(target: Callable[[], object], threads: int = 8) -> None:
         raise first
 
 
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Stop a server this test started: SIGTERM, then SIGKILL if it is not gone in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # only the server this test started
+        proc.wait()
+
+
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     """Poll ``check`` every 20 ms until it holds; fail after ``timeout`` s naming ``what``.
 

@@ -36,8 +36,11 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def subscribe(listener: Callable[[], None]) -> None:
     """Call ``listener()`` after every change of the problems or the dropped-line count.
 
-    It runs in the reporting thread (inside a request, or the log sink): keep it short.
-    Its exceptions are swallowed, since reporting never raises. A bound method is held
+    It runs in the reporting thread (inside a request, or with the reporter's locks held,
+    such as prometheus-client's value lock): keep it short, and never block or switch
+    greenlets in it (no ``threading.Thread.start``: under gevent, another greenlet could
+    then wait for good on a lock held here). Its exceptions are swallowed, since
+    reporting never raises. A bound method is held
     weakly, so an exporter that is gone stops listening.
     """
     ref: Callable[[], Callable[[], None] | None] = (

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import socket
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from flask import Flask
 from limone_obs import health
 from limone_obs.logging import configure_logging, get_logger, init_app
 from limone_obs.stack import procs
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, stop_server, wait_until
 
 TIMEOUT = 0.1
 PAUSE = 5.0
@@ -225,12 +224,7 @@ def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
             reader.resume()
             _timed_http(f"{base}/work/3", time.monotonic() + 0.5)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()  # only the server this test started
-                proc.wait()
+            stop_server(proc)
         reader.join()
     lines = bytes(reader.data).splitlines()
     # stderr shares the pipe: the sink's plain-text report of dropped lines may be there.

@@ -13,6 +13,7 @@ can tell "no problem" from "no data".
 
 from __future__ import annotations
 
+import _thread
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -90,19 +91,34 @@ class MultiprocessHealth:
         self._written_dropped = 0
         self._wake = threading.Event()
         self._thread_pid = 0
+        self._start_lock = threading.Lock()
         self.sync()
         health.subscribe(self.changed)
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     def changed(self) -> None:
-        """health listener: wake this process's writer thread (started on first use)."""
-        if self._thread_pid != os.getpid():  # none yet, or the one of the parent (fork)
-            self._thread_pid = os.getpid()
-            self._wake = threading.Event()
-            threading.Thread(target=self._run, name="limone-obs-health", daemon=True).start()
+        """health listener: wake this process's writer thread (started on first use).
+
+        Runs inside whatever the reporter holds (a log handler's lock, prometheus-client's
+        value lock), so it neither blocks nor switches greenlets: the writer is started
+        with ``_thread.start_new_thread``, which returns at once, where
+        ``threading.Thread.start`` waits for the thread to run (under gevent a switch to
+        another greenlet, which could then wait for good on the lock held here).
+        """
+        pid = os.getpid()
+        if self._thread_pid != pid:  # none yet, or the one of the parent (fork)
+            with self._start_lock:
+                if self._thread_pid != pid:
+                    self._wake = threading.Event()
+                    _thread.start_new_thread(self._run, (self._wake,))
+                    self._thread_pid = pid
         self._wake.set()
 
-    def _run(self) -> None:
-        wake = self._wake
+    def _after_fork_in_child(self) -> None:
+        # The parent's other thread may have held the lock at the fork.
+        self._start_lock = threading.Lock()
+
+    def _run(self, wake: threading.Event) -> None:
         while True:
             wake.wait()
             wake.clear()

@@ -126,6 +126,9 @@ class Sink:
         self._notice = notice
         #: Lines (per target) lost because the output failed or did not take them in time.
         self.dropped = 0
+        #: Of those, the ones not yet added to limone_obs.health: added after the lock is
+        #: released (see _tell_health).
+        self._untold = 0
         #: Lines dropped since the pipe last took one (said in the recovery line).
         self._unreported = 0
         self._stalled = False
@@ -137,40 +140,50 @@ class Sink:
         never waits longer than ``timeout`` on a pipe or socket."""
         with self._lock:
             successor = self._successor  # read under the lock: hand_over sets it there
-            fd = self._fd
-            if fd >= 0:
-                try:
-                    # The stream's own check: its descriptor number may belong to another
-                    # file once the stream is closed.
-                    if self._raw.closed:  # type: ignore[union-attr]
-                        raise ValueError("write to a closed stream")
-                    if self._rest:
-                        self._finish_rest(fd)
-                    written = _write(fd, line)
-                    if written != len(line):
-                        self._finish_cut(fd, line, written)
-                except _FAILURES as exc:
-                    self._drop(exc)
-            elif self._pipe is not None:
-                try:
-                    self._write_pipe(self._pipe, line)
-                except _FAILURES as exc:
-                    self._drop(exc)
-            elif (write := self._write_bytes) is not None and (flush := self._flush) is not None:
-                # Loaded, then called: CPython 3.11 cannot specialise calling an attribute
-                # that holds a callable (see lifecycle.Lifecycle.__call__).
-                try:
-                    write(line)
-                    flush()
-                except _FAILURES as exc:
-                    self._drop(exc)
-            if self.file is not None:
-                try:
-                    self.file.write(line)
-                except _FAILURES as exc:
-                    self._drop(exc)
+            self._write_targets(line)
+            untold = self._untold
+            if untold:
+                self._untold = 0
+        if untold:
+            _tell_health(untold)
         if successor is not None:  # replaced (hand_over): the line goes where lines go now
             successor.write(line)
+
+    def _write_targets(self, line: bytes) -> None:
+        """Write ``line`` to the stream (descriptor, pipe or the stream's own methods) and
+        the file, with the lock held; a failing target drops the line (counted)."""
+        fd = self._fd
+        if fd >= 0:
+            try:
+                # The stream's own check: its descriptor number may belong to another
+                # file once the stream is closed.
+                if self._raw.closed:  # type: ignore[union-attr]
+                    raise ValueError("write to a closed stream")
+                if self._rest:
+                    self._finish_rest(fd)
+                written = _write(fd, line)
+                if written != len(line):
+                    self._finish_cut(fd, line, written)
+            except _FAILURES as exc:
+                self._drop(exc)
+        elif self._pipe is not None:
+            try:
+                self._write_pipe(self._pipe, line)
+            except _FAILURES as exc:
+                self._drop(exc)
+        elif (write := self._write_bytes) is not None and (flush := self._flush) is not None:
+            # Loaded, then called: CPython 3.11 cannot specialise calling an attribute
+            # that holds a callable (see lifecycle.Lifecycle.__call__).
+            try:
+                write(line)
+                flush()
+            except _FAILURES as exc:
+                self._drop(exc)
+        if self.file is not None:
+            try:
+                self.file.write(line)
+            except _FAILURES as exc:
+                self._drop(exc)
 
     def _write_pipe(self, pipe: PipeWriter, line: bytes) -> None:
         # Stalled: one try without waiting per line, so a stopped reader costs no latency,
@@ -199,7 +212,7 @@ class Sink:
     def _drop(self, exc: Exception) -> None:
         # Called with the lock held. Report rarely: a dead pipe fails on every line.
         self.dropped += 1
-        health.add_dropped_lines(1)
+        self._untold += 1
         now = time.monotonic()
         if now - self._reported_at < REPORT_INTERVAL:
             return
@@ -261,12 +274,16 @@ class Sink:
                     self._retired.append(self._pipe)
                 self._successor, self._fd, self._raw = new, -1, None
                 self._write_bytes = self._flush = self.file = self._pipe = None
+            untold, self._untold = self._untold, 0
+        if untold:
+            _tell_health(untold)
 
     def after_fork_in_child(self) -> None:
         """A forked child starts with a free lock (another thread of the parent may have
         held it) and without the parent's cut line: the parent finishes it, and the
         child's first line starts on a line of its own instead of after the cut head."""
         self._lock = threading.Lock()
+        self._untold = 0  # a parent's thread was reporting them: the parent tells health
         if self._rest:
             self._rest = b""
             with contextlib.suppress(OSError):
@@ -280,6 +297,17 @@ class Sink:
             for target in (self.file, self._pipe, *self._retired):
                 if target is not None:
                     target.close()
+
+
+def _tell_health(count: int) -> None:
+    """Add ``count`` dropped lines to :mod:`limone_obs.health`, with no lock of the sink held.
+
+    Health's listeners are not the sink's to know: one that switches greenlets (under
+    gevent, starting a thread does) while this greenlet held the sink's lock (a thread
+    lock when the app was preloaded before gevent's patching) would leave every other
+    greenlet of the worker waiting for that lock for good.
+    """
+    health.add_dropped_lines(count)
 
 
 _stderr_pipe: tuple[IO[Any], PipeWriter] | None = None
@@ -323,7 +351,7 @@ class PipeWriter:
         self._private = False
         self._sock: socket.socket | None = None
         self._identity: tuple[int, int] = (-1, -1)
-        self._poll = select.poll()
+        self._poll = _unpatched("select", "poll")()
         self._partial = False
 
     def write(self, line: bytes, wait: float) -> bool:
@@ -382,7 +410,8 @@ class PipeWriter:
         if stat.S_ISSOCK(info.st_mode):
             # MSG_DONTWAIT is per call: the socket's own mode is unchanged. A duplicate:
             # the socket object closes its descriptor when collected, never the stream's.
-            self._fd, self._sock = fd, socket.socket(fileno=os.dup(fd))
+            native_socket = _unpatched("socket", "socket")
+            self._fd, self._sock = fd, native_socket(fileno=os.dup(fd))
         elif stat.S_ISFIFO(info.st_mode):
             self._fd, self._private = _nonblocking_reopen(fd)
         else:
@@ -390,7 +419,7 @@ class PipeWriter:
             # the stream's own descriptor, whose O_APPEND and offset a reopen would lose
             # (it would write from offset 0, over what the file held).
             self._fd = fd
-        self._poll = select.poll()
+        self._poll = _unpatched("select", "poll")()
         self._poll.register(self._fd, select.POLLOUT)
         self._identity = (info.st_dev, info.st_ino)
 
@@ -403,6 +432,24 @@ class PipeWriter:
             with contextlib.suppress(OSError):  # already closed: nothing to release
                 os.close(self._fd)
         self._fd, self._private, self._identity = -1, False, (-1, -1)
+
+
+def _unpatched(module: str, name: str) -> Any:
+    """``module.name`` as the standard library defines it, also where gevent's monkey
+    patching (gunicorn's gevent worker) replaced it.
+
+    The pipe writer waits for room with the sink's lock held. A lock made before the
+    patching (an app preloaded in gunicorn's master) is a thread lock, so a wait that
+    lets another greenlet run would let that greenlet block the whole worker on the lock
+    for good; a gevent socket would also make the shared descriptor non-blocking for the
+    app's own ``sys.stdout``. These waits block the thread instead, for at most the
+    write timeout, as in every other server.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        with contextlib.suppress(Exception):  # gevent's own API; fall back to the module
+            return monkey.get_original(module, name)
+    return getattr(sys.modules[module], name)
 
 
 def _nonblocking_reopen(fd: int) -> tuple[int, bool]:
