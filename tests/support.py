@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,7 +242,11 @@ def fork_while_held(lock: Any, child: Callable[[], object], timeout: float = 20.
     holder.start()
     try:
         assert held.wait(10), "the holding thread did not take the lock"
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of exactly this (a fork with another thread running),
+            # through logging where the kit captures warnings: the point of the helper.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             code = 1
             try:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from limone_obs import conventions as c
+from limone_obs import health
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import compaction, multiprocess
 from tests.exporter.tmpfs import small_tmpfs
@@ -101,3 +104,51 @@ def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
         pytest.raises(ConfigError, match=expected),
     ):
         multiprocess.claim_directory(str(path))
+
+
+def test_leftover_files_are_those_of_the_dead_made_before_the_start(tmp_path: Path) -> None:
+    """A dead process's files and an archive made before the server started are an earlier
+    server's; a live process's files, and anything made after the start, are not."""
+    path = tmp_path / "mp"
+    path.mkdir()
+    dead, live = _dead_pid(), os.getpid()
+    names = (f"counter_{dead}.db", f"histogram_{dead}.db", f"counter_{live}.db")
+    for name in (*names, compaction.ARCHIVE):
+        (path / name).write_bytes(b"\0" * 8)
+    after_them, before_them = time.time() + 60, time.time() - 60
+    assert [*names[:2], compaction.ARCHIVE] == multiprocess.leftover_files(str(path), after_them)
+    assert [] == multiprocess.leftover_files(str(path), before_them)
+
+
+def test_process_started_is_this_process_start() -> None:
+    """The start time read from /proc is this process's, to about a second."""
+    started = multiprocess.process_started(os.getpid())
+    assert started is not None
+    assert time.time() - 3600 < started <= time.time()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        child_started = multiprocess.process_started(child.pid)
+        assert child_started is not None
+        assert child_started >= started - 1
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert multiprocess.process_started(_dead_pid()) is None
+
+
+def test_a_directory_the_kit_manages_is_not_checked(tmp_path: Path) -> None:
+    """With the kit's lock file in place (its gunicorn config claimed the directory, and a
+    USR2 upgrade continues the old server's counts there), nothing is reported."""
+    path = tmp_path / "mp"
+    path.mkdir()
+    (path / f"counter_{_dead_pid()}.db").write_bytes(b"\0" * 8)
+    (path / multiprocess.SERVER_LOCK).write_bytes(b"")
+    health.reset()
+    try:
+        multiprocess.check_leftovers(str(path), started=time.time() + 60)
+        assert c.PROBLEM_MULTIPROCESS_LEFTOVERS not in health.problems()
+        (path / multiprocess.SERVER_LOCK).unlink()
+        multiprocess.check_leftovers(str(path), started=time.time() + 60)
+        assert c.PROBLEM_MULTIPROCESS_LEFTOVERS in health.problems()
+    finally:
+        health.reset()

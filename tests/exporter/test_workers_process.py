@@ -20,12 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from limone_obs.exporter import process, workers
+from limone_obs.exporter import multiprocess, process, workers
 from tests.support import gunicorn_server, metric_sum, serve
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
 APP = "tests.exporter.ux_gunicorn_app:create_app()"
+PROBLEMS = f"{N.namespace}_{c.SUFFIX_EXPORTER_PROBLEMS}"
 #: The process series published under gunicorn, one sample each whatever the churn.
 PROCESS_SERIES = (
     c.SERIES_PROCESS_CPU, c.SERIES_PROCESS_MEMORY, c.SERIES_PROCESS_FDS,
@@ -153,6 +154,38 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
         assert max(seen) == slots
         state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+
+
+def test_an_earlier_servers_files_are_reported(tmp_path: Path) -> None:
+    """gunicorn without our config, started twice on one multiprocess directory: the
+    second server's workers say the first one's files are added to its counts (a log
+    line, the problem series); the kit's config, which clears the directory, sees none."""
+    server_env = env(tmp_path, 1, 1)
+    mp = Path(server_env["PROMETHEUS_MULTIPROC_DIR"])
+    two = ["-w", "2"]  # gunicorn without the kit's config (config=None)
+    first = gunicorn_server(APP, tmp_path, server_env, name="first", config=None, args=two)
+    with first as (url, _):
+        for _ in range(10):
+            assert 200 == requests.get(f"{url}/pid", timeout=30).status_code
+    # The next server must start clearly after these files were last changed.
+    newest = max(f.stat().st_ctime for f in mp.iterdir())
+    time.sleep(max(0.0, newest + multiprocess.LEFTOVER_SLACK + 1.0 - time.time()))
+    leftovers = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_LEFTOVERS}
+    second = gunicorn_server(APP, tmp_path, server_env, name="second", config=None, args=two)
+    with second as (url, _):
+        pids: set[str] = set()
+        assert until(lambda: record_pid(pids, url) == 2), f"{len(pids)} workers served"
+        reported = [v for labels, v in scrape(url)[PROBLEMS] if labels == leftovers]
+        total = metric_sum(url, f"{N.requests}_total")
+    assert [1.0] == reported
+    assert total > 10  # the first server's requests are counted again
+    assert "holds" in (tmp_path / "second.log").read_text()
+    with gunicorn_server(APP, tmp_path, server_env, name="third") as (url, _):
+        assert 200 == requests.get(f"{url}/pid", timeout=30).status_code
+        reported = [v for labels, v in scrape(url)[PROBLEMS] if labels == leftovers]
+        total = metric_sum(url, f"{N.requests}_total")
+    assert [0.0] == reported
+    assert 1 == total
 
 
 @pytest.mark.parametrize(

@@ -232,8 +232,11 @@ def runbook(spec: ServiceSpec) -> str:
             "`PROMETHEUS_MULTIPROC_DIR`: each scrape sees one worker's share; use "
             f"`gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}`), `{c.PROBLEM_STORAGE_FULL}` / "
             f"`{c.PROBLEM_STORAGE_UNWRITABLE}` (the multiprocess directory's disk is full or "
-            "read-only: free space or fix permissions). The service keeps serving; its "
-            "numbers are incomplete until then.\n"
+            "read-only: free space or fix permissions), "
+            f"`{c.PROBLEM_MULTIPROCESS_LEFTOVERS}` (the directory holds an earlier server's "
+            "files, added to every count: empty it before each start, or use the kit's "
+            "gunicorn config). The service keeps serving; its numbers are incomplete, or "
+            "too high, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (
             "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from flask import Flask, g
@@ -34,6 +34,9 @@ from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._recorder import RequestRecorder
 from limone_obs.exporter.tracking import Track
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION_KEY = "limone_obs"
 _TEMPLATE_STARTS = "_limone_obs_template_starts"
@@ -200,8 +203,9 @@ class Metrics:
         ``rum_paths`` (the beacon and its script) are not recorded, like the excluded paths.
         """
         excluded = settings.excluded | rum_paths
-        # First requests: a worker publishes its slots; a single process checks its server.
-        first = workers.first_request if self.multiprocess else multiprocess.check_environ
+        # First requests: a worker publishes its slots and looks for an earlier server's
+        # files; a single process checks its server.
+        first = _first_worker_request if self.multiprocess else multiprocess.check_environ
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
@@ -339,3 +343,14 @@ def metrics_for(app: Flask) -> Metrics:
         raise ConfigError(f"Flask app {app.name!r} is not instrumented: call Metrics(app)")
     metrics: Metrics = state.metrics
     return metrics
+
+
+def _first_worker_request(environ: WSGIEnvironment) -> bool:
+    """The recorder's first-request check in multiprocess mode (see workers.first_request):
+    once this process is known to be a worker, it also looks for an earlier server's files."""
+    if not workers.first_request(environ):
+        return False  # a server's master: its workers will ask
+    path = multiprocess.multiprocess_dir()
+    if path is not None and isinstance(workers.server_role(), int):
+        multiprocess.check_leftovers(path)
+    return True

@@ -332,6 +332,77 @@ def clear_directory(path: str) -> None:
     os.close(fd)
 
 
+#: Seconds a leftover file must predate its server's start (the start time is known to
+#: about a second: boot time in whole seconds plus clock ticks).
+LEFTOVER_SLACK = 2.0
+
+
+def leftover_files(path: str, started: float) -> list[str]:
+    """Sample files below ``path`` (and an archive) of processes that are gone, last
+    changed before ``started`` (Unix time): what a server stopped before this one left.
+
+    A file's change time moves when it is created or grows, never by a sample write; a
+    worker of this server that died (recycled) created its files after ``started``.
+    """
+    dead = {str(pid) for pid in compaction.dead_pids(path, ())}
+    found = []
+    for name in sorted(os.listdir(path)):
+        parts = merge_rules.split_name(name)
+        if not name.startswith(compaction.ARCHIVE) and (parts is None or parts[1] not in dead):
+            continue
+        try:
+            changed = os.stat(os.path.join(path, name)).st_ctime
+        except FileNotFoundError:
+            continue  # retired meanwhile
+        if changed < started - LEFTOVER_SLACK:
+            found.append(name)
+    return found
+
+
+def process_started(pid: int) -> float | None:
+    """Unix time process ``pid`` started (Linux ``/proc``), or None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        ticks = int(raw[raw.rfind(b")") + 2 :].split()[19])  # field 22: starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def check_leftovers(path: str, started: float | None = None) -> None:
+    """In a server's worker: report files of an earlier server in ``path`` (once per
+    process: a log line and the problem series); never raises. ``started``: when this
+    server started (Unix time; default: this process's parent, the server's master).
+
+    They are summed into every scrape of this server, silently, when nothing cleared the
+    directory at start (the kit's gunicorn config does: a directory it manages, which
+    holds its lock file, is left alone, since a gunicorn upgrade (USR2) continues the
+    old server's counts there on purpose).
+    """
+    if os.path.exists(os.path.join(path, SERVER_LOCK)):
+        return
+    try:
+        if started is None:
+            started = process_started(os.getppid())  # the master: gunicorn's or uWSGI's
+        leftovers = leftover_files(path, started) if started is not None else []
+    except OSError:
+        return  # the directory went away: the storage's own checks say so
+    if not leftovers:
+        return
+    message = (
+        f"limone-obs: {ENV_VAR}={path!r} holds {len(leftovers)} file(s) of processes that "
+        f"ended before this server started (e.g. {leftovers[0]}): their counts are added "
+        "to this server's in every scrape. Empty the directory before each start "
+        f"(rm -rf {path} && mkdir {path}), or start gunicorn with the kit's config "
+        f"(-c python:{c.GUNICORN_CONFIG_MODULE}), which clears it"
+    )
+    if health.report_problem(c.PROBLEM_MULTIPROCESS_LEFTOVERS, message):
+        logger.error(message)
+
+
 # --- a multi-process server without PROMETHEUS_MULTIPROC_DIR -------------------------
 
 
