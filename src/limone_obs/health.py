@@ -40,8 +40,8 @@ def subscribe(listener: Callable[[], None]) -> None:
     such as prometheus-client's value lock): keep it short, and never block or switch
     greenlets in it (no ``threading.Thread.start``: under gevent, another greenlet could
     then wait for good on a lock held here). Its exceptions are swallowed, since
-    reporting never raises. A bound method is held
-    weakly, so an exporter that is gone stops listening.
+    reporting never raises. A bound method is held weakly, so an exporter that is gone
+    stops listening.
     """
     ref: Callable[[], Callable[[], None] | None] = (
         weakref.WeakMethod(listener)
