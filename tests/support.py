@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -242,11 +241,7 @@ def fork_while_held(lock: Any, child: Callable[[], object], timeout: float = 20.
     holder.start()
     try:
         assert held.wait(10), "the holding thread did not take the lock"
-        with warnings.catch_warnings():
-            # Python 3.12+ warns of exactly this (a fork with another thread running),
-            # through logging where the kit captures warnings: the point of the helper.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+        pid = os.fork()
         if pid == 0:
             code = 1
             try:

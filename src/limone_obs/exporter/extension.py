@@ -351,6 +351,6 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
     if not workers.first_request(environ):
         return False  # a server's master: its workers will ask
     path = multiprocess.multiprocess_dir()
-    if path is not None and isinstance(workers.server_role(), int):
+    if path is not None and workers.known_slots() is not None:  # a worker, slots published
         multiprocess.check_leftovers(path)
     return True

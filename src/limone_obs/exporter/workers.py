@@ -83,7 +83,7 @@ def post_worker_init(worker: Any) -> None:
         _failsafe.report("the worker slots hook", exc)
 
 
-def _known_slots() -> int | None:
+def known_slots() -> int | None:
     """The slots learnt in this very process (a forked child's are its own to learn)."""
     return _state.get("slots") if _state.get("pid") == os.getpid() else None
 
@@ -257,7 +257,7 @@ class WorkersCollector:
             return read_files(path, self._names)
         in_flight = self._names.requests_in_progress
         registry = self._metrics.registry.restricted_registry([in_flight])
-        return _sum(registry.collect(), in_flight), float(_known_slots() or 0)
+        return _sum(registry.collect(), in_flight), float(known_slots() or 0)
 
 
 def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
@@ -297,7 +297,7 @@ def register(metrics: Metrics) -> None:
     )  # fmt: skip
     with _lock:
         _gauges.add(slots)
-        known = _known_slots()
+        known = known_slots()
         if known is not None:
             slots.set(known)
     metrics.exposition_registry().register(WorkersCollector(metrics, slots))
