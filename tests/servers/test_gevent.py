@@ -270,7 +270,7 @@ def _load(url: str, seconds: float, clients: int = 48) -> list[float]:
 
 
 def _worker_of(url: str) -> int:
-    """The pid of the worker answering ``url`` (its fast route answers it)."""
+    """The pid of the worker answering ``url`` (``/slow`` answers it)."""
     return int(json.loads(requests.get(f"{url}/slow", timeout=10).text)["pid"])
 
 
