@@ -71,13 +71,16 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_every_line_has_one_service_and_env(run: Any) -> None:
-    """Master, worker, access and app lines all carry the same service/env; with the
-    variables set, theirs."""
+    """Master, worker, access and app lines all carry the same service/env: with the
+    variables set, theirs; without them the defaults, also on the app's lines (the master
+    exported them; the app's configure_logging values lose, as the README says)."""
     source, events = run
     identities = {(e["service"], e["env"]) for e in events}
     assert 1 == len(identities), identities
     if source == "from-environment":
         assert {("limoneide", "production")} == identities
+    else:
+        assert {("limoneide", "development")} == identities
     loggers = {e["logger"] for e in events}
     assert {"gunicorn.error", "gunicorn.access", "limone_obs.access", "gunicorn_app"} <= loggers
 
