@@ -237,10 +237,16 @@ def test_build_info_carries_configured_version() -> None:
 
 
 def test_double_init_is_a_clear_error() -> None:
-    """Instrumenting an app twice raises ConfigError naming the app."""
-    app, _ = make_app()
-    with pytest.raises(ConfigError, match="already initialised on Flask app 'exporter_tests'"):
+    """Instrumenting an app twice raises ConfigError naming the app and both ways in
+    (a second ``Metrics(app)`` never called ``init_app`` by that name)."""
+    app, metrics = make_app()
+    with pytest.raises(
+        ConfigError, match="already initialised on Flask app 'exporter_tests'"
+    ) as err:
         Metrics(app, registry=CollectorRegistry())
+    assert "Metrics(app) or metrics.init_app(app)" in str(err.value)
+    with pytest.raises(ConfigError, match="instrument each app once"):
+        metrics.init_app(app)
 
 
 def test_app_factory_pattern_with_one_metrics_object() -> None:

@@ -167,8 +167,9 @@ class Metrics:
         """
         if EXTENSION_KEY in app.extensions:
             raise ConfigError(
-                f"Metrics is already initialised on Flask app {app.name!r}: call init_app "
-                "once per app (an app factory creates a new app each time, that is fine)"
+                f"Metrics is already initialised on Flask app {app.name!r}: instrument "
+                "each app once, with Metrics(app) or metrics.init_app(app) (an app "
+                "factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
         if self._public_reason is not None:
