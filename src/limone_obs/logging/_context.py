@@ -67,6 +67,12 @@ def unbind(*names: str) -> None:
 replace_context: Callable[[dict[str, Any]], Token[dict[str, Any]]] = _CONTEXT.set
 
 
+#: Restore the context before ``token``; raises ValueError for a token of another Context
+#: (what :func:`reset_context` falls back from). The variable's own method: every request
+#: calls it, and a Python function around it would add a frame.
+reset_token: Callable[[Token[dict[str, Any]]], None] = _CONTEXT.reset
+
+
 def reset_context(token: Token[dict[str, Any]] | None = None) -> None:
     """Restore the context before ``token`` (or clear it when the token is not usable here)."""
     if token is not None:
