@@ -133,18 +133,12 @@ def sanitise(obj: Any, depth: int = 0) -> Any:
     return sanitise(default(obj), depth + 1)
 
 
-#: The ``option`` of :func:`dumps` that ends the JSON with a newline, without a copy to
-#: append it.
-NEWLINE = orjson.OPT_APPEND_NEWLINE
-
-
-def dumps(event: Mapping[str, Any], option: int = 0) -> bytes:
-    """Encode ``event`` as JSON (without a newline unless ``option`` is :data:`NEWLINE`);
-    falls back to :func:`sanitise`."""
+def dumps(event: Mapping[str, Any]) -> bytes:
+    """Encode ``event`` as JSON without a newline; falls back to :func:`sanitise`."""
     try:
-        line = orjson.dumps(event, default=default, option=option)
+        line = orjson.dumps(event, default=default)
     except (TypeError, ValueError):
-        line = orjson.dumps(sanitise(event), option=option)
+        line = orjson.dumps(sanitise(event))
     if not line.isascii():
         for raw, escaped in _RAW_BREAKS:
             line = line.replace(raw, escaped)

@@ -26,7 +26,7 @@ from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
-from limone_obs.logging._encode import NEWLINE, dumps, encode_line, rfc3339, safe_str
+from limone_obs.logging._encode import dumps, encode_line, rfc3339, safe_str
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -305,26 +305,29 @@ _ACCESS_MESSAGE = "request finished"
 #: The line's core fields after the timestamp, by level, for one service and env (see
 #: _heads): the strings themselves, not the pipeline, so an old pipeline's sink and stream
 #: are not kept alive by the cache.
-_heads_of: tuple[str | None, str | None, dict[str, dict[str, str]]] = (None, None, {})
+_heads_of: tuple[str | None, str | None, dict[str, bytes]] = (None, None, {})
 
 
-def _heads(p: _pipeline.Pipeline) -> dict[str, dict[str, str]]:
-    """The core fields after the timestamp (level to env), for each access level, made
-    for ``p`` and cached in :data:`_heads_of`.
+def _heads(p: _pipeline.Pipeline) -> dict[str, bytes]:
+    """The encoded core fields after the timestamp (level to env), for each access level,
+    made for ``p`` and cached in :data:`_heads_of`.
 
-    Every access line of a pipeline shares them: built once, not per line. The cache is
+    Every access line of a pipeline shares them: encoded once, not per line. The cache is
     looked up by the identity of ``p.service`` and ``p.env`` (cheaper than comparing
-    them; a pipeline with equal values in other string objects only builds them again).
+    them; a pipeline with equal values in other string objects only encodes them again).
     """
     global _heads_of  # noqa: PLW0603 - a one-entry cache, replaced atomically
     heads = {
-        level: {
-            c.LOG_LEVEL: level,
-            c.LOG_LOGGER: c.ACCESS_LOGGER,
-            c.LOG_MESSAGE: _ACCESS_MESSAGE,
-            c.LOG_SERVICE: p.service,
-            c.LOG_ENV: p.env,
-        }
+        level: dumps(
+            {
+                c.LOG_LEVEL: level,
+                c.LOG_LOGGER: c.ACCESS_LOGGER,
+                c.LOG_MESSAGE: _ACCESS_MESSAGE,
+                c.LOG_SERVICE: p.service,
+                c.LOG_ENV: p.env,
+            }
+        )[1:-1]
+        + b","
         for level in ("info", "error")
     }
     _heads_of = (p.service, p.env, heads)
@@ -348,25 +351,37 @@ def _access_line(
         context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]
     ):
         context = log.context  # ended from another context: use only this request's fields
-    cached = _heads_of  # read once: another thread may replace it meanwhile
-    heads = cached[2] if cached[0] is p.service and cached[1] is p.env else _heads(p)
-    # One dict, encoded by one orjson call with its newline: cheaper than encoding the
-    # request's fields alone and joining them to pre-encoded core fields. The context was
-    # redacted when bound and holds no core field (bind() renames them), so the order is
-    # the schema's: timestamp, the core fields, the context, then the outcome.
-    event = {c.LOG_TIMESTAMP: rfc3339(time.time()), **heads[level], **context}
-    event[c.LOG_ENDPOINT] = state.endpoint or c.ENDPOINT_UNMATCHED
-    event[c.LOG_STATUS_CODE] = status_code
+    # The context was redacted when bound and holds no core field (bind() renames them).
+    fields = {**context}
+    fields[c.LOG_ENDPOINT] = state.endpoint or c.ENDPOINT_UNMATCHED
+    fields[c.LOG_STATUS_CODE] = status_code
     # To the microsecond; round(x, 6) goes through a decimal string and back, this
     # integer rounding does not (the JSON shows the same digits).
-    event[c.LOG_DURATION] = round(duration * 1e6) / 1e6
+    fields[c.LOG_DURATION] = round(duration * 1e6) / 1e6
     if log.user_id is not None:
-        event[c.LOG_USER_ID] = log.user_id
+        fields[c.LOG_USER_ID] = log.user_id
     exc = state.exception
     if exc is not None:
-        event[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
-    line = dumps(event, NEWLINE)
+        fields[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
+    timestamp = rfc3339(time.time())
+    # The core fields come from _heads, encoded once per service and env; only the request's own
+    # fields are encoded here. ``fields`` always holds the status, so its JSON object is
+    # never empty and dropping its "{" leaves a valid continuation.
+    cached = _heads_of  # read once: another thread may replace it meanwhile
+    heads = cached[2] if cached[0] is p.service and cached[1] is p.env else _heads(p)
+    line = b"".join(
+        (b'{"timestamp":"', timestamp.encode(), b'",', heads[level], dumps(fields)[1:], b"\n")
+    )
     if len(line) <= p.max_line_bytes:
         return line
     # Over the cap: the common encoder cuts it down, as for every other line.
+    event = {
+        c.LOG_TIMESTAMP: timestamp,
+        c.LOG_LEVEL: level,
+        c.LOG_LOGGER: c.ACCESS_LOGGER,
+        c.LOG_MESSAGE: _ACCESS_MESSAGE,
+        c.LOG_SERVICE: p.service,
+        c.LOG_ENV: p.env,
+        **fields,
+    }
     return encode_line(event, p.max_line_bytes)
