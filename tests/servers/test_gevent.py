@@ -76,7 +76,11 @@ def test_counts_slots_and_request_context(tmp_path: Path) -> None:
             return busy[-1] == 8
 
         def slow(tag: int) -> requests.Response:
-            params: dict[str, str | float] = {"seconds": 2, "tag": f"t{tag}"}
+            # Longer than gunicorn's keepalive (2 s): a connection waiting for its next
+            # request holds a worker's slot until then without being busy (seen right
+            # after the readiness probe: 7 busy, the 8th request queued for 2 s), so
+            # shorter requests need not all overlap.
+            params: dict[str, str | float] = {"seconds": 4, "tag": f"t{tag}"}
             return requests.get(f"{url}/slow", params=params, timeout=60)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
