@@ -14,7 +14,7 @@ import pytest
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import compaction, multiprocess
+from limone_obs.exporter import compaction, multiprocess, process
 from tests.exporter.tmpfs import small_tmpfs
 
 HOLDER = """
@@ -120,20 +120,20 @@ def test_leftover_files_are_those_of_the_dead_made_before_the_start(tmp_path: Pa
     assert [] == multiprocess.leftover_files(str(path), before_them)
 
 
-def test_process_started_is_this_process_start() -> None:
+def test_process_start_is_this_process_start() -> None:
     """The start time read from /proc is this process's, to about a second."""
-    started = multiprocess.process_started(os.getpid())
+    started = process.started(os.getpid())
     assert started is not None
     assert time.time() - 3600 < started <= time.time()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        child_started = multiprocess.process_started(child.pid)
+        child_started = process.started(child.pid)
         assert child_started is not None
         assert child_started >= started - 1
     finally:
         child.kill()
         child.wait(timeout=10)
-    assert multiprocess.process_started(_dead_pid()) is None
+    assert process.started(_dead_pid()) is None
 
 
 def test_a_directory_the_kit_manages_is_not_checked(tmp_path: Path) -> None:

@@ -353,5 +353,6 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
         return False  # a server's master: its workers will ask
     path = multiprocess.multiprocess_dir()
     if path is not None and workers.known_slots() is not None:  # a worker, slots published
-        multiprocess.check_leftovers(path)
+        # This server's start: its master's (gunicorn's or uWSGI's), this worker's parent.
+        multiprocess.check_leftovers(path, process.started(os.getppid()))
     return True

@@ -359,35 +359,21 @@ def leftover_files(path: str, started: float) -> list[str]:
     return found
 
 
-def process_started(pid: int) -> float | None:
-    """Unix time process ``pid`` started (Linux ``/proc``), or None when unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
-        ticks = int(raw[raw.rfind(b")") + 2 :].split()[19])  # field 22: starttime
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
-
-
-def check_leftovers(path: str, started: float | None = None) -> None:
+def check_leftovers(path: str, started: float | None) -> None:
     """In a server's worker: report files of an earlier server in ``path`` (once per
     process: a log line and the problem series); never raises. ``started``: when this
-    server started (Unix time; default: this process's parent, the server's master).
+    server started (Unix time: its master's start, see ``process.started``); None (not
+    known) checks nothing.
 
     They are summed into every scrape of this server, silently, when nothing cleared the
     directory at start (the kit's gunicorn config does: a directory it manages, which
     holds its lock file, is left alone, since a gunicorn upgrade (USR2) continues the
     old server's counts there on purpose).
     """
-    if os.path.exists(os.path.join(path, SERVER_LOCK)):
+    if started is None or os.path.exists(os.path.join(path, SERVER_LOCK)):
         return
     try:
-        if started is None:
-            started = process_started(os.getppid())  # the master: gunicorn's or uWSGI's
-        leftovers = leftover_files(path, started) if started is not None else []
+        leftovers = leftover_files(path, started)
     except OSError:
         return  # the directory went away: the storage's own checks say so
     if not leftovers:

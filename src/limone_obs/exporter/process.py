@@ -63,15 +63,22 @@ class ProcStat:
     fds: float
 
 
-def read_stat(pid: int) -> ProcStat | None:
-    """Read ``/proc/<pid>/stat`` and count ``/proc/<pid>/fd``; None if the process is gone."""
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces
+    and parentheses), from the state on (field 3); None if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
     except OSError:
         return None
-    # Fields after the command name, which may hold spaces and parentheses.
-    fields = raw[raw.rfind(b")") + 2 :].split()
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """Read ``/proc/<pid>/stat`` and count ``/proc/<pid>/fd``; None if the process is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     try:
         fds = float(len(os.listdir(f"/proc/{pid}/fd")))
     except OSError:  # a zombie or another user's process
@@ -94,14 +101,23 @@ def children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    raw = f.read()
-            except OSError:
-                continue
-            if int(raw[raw.rfind(b")") + 2 :].split()[1]) == pid:
+            fields = _stat_fields(entry)
+            if fields is not None and int(fields[1]) == pid:
                 found.append(int(entry))
     return found
+
+
+def started(pid: int) -> float | None:
+    """Unix time process ``pid`` started (Linux ``/proc``), to about a second (the boot
+    time is in whole seconds), or None when unknown."""
+    fields = _stat_fields(pid)
+    try:
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        ticks = int(fields[19]) if fields is not None else None  # field 22: starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return None if ticks is None else boot + ticks / _TICKS
 
 
 def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
