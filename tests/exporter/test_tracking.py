@@ -302,3 +302,62 @@ def test_streamed_flask_response_is_timed_to_its_last_chunk() -> None:
     per_request = {"endpoint": "/complete", "dependency": "ai_api"}
     assert 1 == value(metrics, N.dependency_calls_per_request_count, per_request)
     assert 1 == value(metrics, N.dependency_calls_per_request_sum, per_request)
+
+
+def _unserved_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "has no app yet" in r.getMessage()]
+
+
+def test_calls_recorded_without_an_app_say_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Metrics() whose init_app was forgotten: the first recorded call says where the
+    series went (nowhere served) and what to call; later calls say nothing more."""
+    metrics = Metrics()  # its own registry, like an extensions.py module's
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        with metrics.track("ai_api", "complete"):
+            pass
+        metrics.cache_hit("projects")
+        with metrics.track("db", "select"):
+            pass
+    lines = _unserved_lines(caplog)
+    assert len(lines) == 1, lines
+    assert "track('ai_api', 'complete')" in lines[0]
+    assert "metrics.init_app(app)" in lines[0]
+    assert _count(metrics, "db", "select", c.OUTCOME_OK) == 1  # still recorded
+
+
+def test_a_cache_lookup_without_an_app_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """The cache counters are recorded the same way and warn the same way."""
+    metrics = Metrics()
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        metrics.cache_miss("projects")
+    assert ["cache_result('projects')" in line for line in _unserved_lines(caplog)] == [True]
+
+
+def test_calls_after_init_app_or_on_a_given_registry_say_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once an app serves the series, or when the caller owns the registry (and may serve
+    it itself), no warning: a decorator applied at import, called in requests, is the
+    usual case."""
+    later = Metrics()
+    tracked = later.track("db", "select")  # made before init_app, used after
+    later.init_app(Flask("served_later"))
+    given = Metrics(registry=CollectorRegistry())
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        with tracked:
+            pass
+        with given.track("db", "select"):
+            pass
+        given.cache_error("projects")
+    assert _unserved_lines(caplog) == []
+
+
+def test_multiprocess_calls_without_an_app_say_nothing(
+    mp_in_process: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In multiprocess mode the series go to the worker's files, which any worker's
+    metrics path reads: nothing to warn about."""
+    metrics = Metrics()
+    with caplog.at_level("WARNING", logger="limone_obs"), metrics.track("db", "select"):
+        pass
+    assert _unserved_lines(caplog) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION_KEY = "limone_obs"
+_logger = logging.getLogger("limone_obs")
 _TEMPLATE_STARTS = "_limone_obs_template_starts"
 
 
@@ -131,6 +133,10 @@ class Metrics:
         self._version = version
         self._revision = revision
         self._exposition: CollectorRegistry | None = None
+        #: True while recorded series may be unread: our own registry (nobody else was
+        #: given it), one process, and no app yet (see _recorded_unserved).
+        self.unserved = registry is None and self._mp_dir is None
+        self._unserved_said = False
         if app is not None:
             self.init_app(app)
 
@@ -188,6 +194,7 @@ class Metrics:
         if settings.port is not None:
             server = exposition.serve(metrics_app, settings.port, settings.addr)
         app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
+        self.unserved = False
         # Several worker processes without shared storage: say so, at start-up if it
         # can be told now, else on the first request (wsgi.multiprocess, the recorder).
         multiprocess.check_server(self.multiprocess)
@@ -243,7 +250,24 @@ class Metrics:
         was called), else ``ok``. Keep ``dependency`` and ``operation`` to a fixed set of
         names: every distinct value is a new series.
         """
-        return Track(self._instruments.dependency, dependency, operation)
+        return Track(self._instruments.dependency, dependency, operation, self)
+
+    def recorded_unserved(self, what: str) -> None:
+        """Say once that ``what`` was recorded where no scrape reads it (no app yet).
+
+        Called by the recording methods while :attr:`unserved` is True: ``Metrics()`` in
+        an extension module whose ``init_app(app)`` was never called would otherwise
+        leave every dependency panel empty without a word.
+        """
+        if self._unserved_said or not self.unserved:
+            return
+        self._unserved_said = True
+        _logger.warning(
+            "limone_obs: %s was recorded by a Metrics object that has no app yet, in its "
+            "own registry: no metrics path serves these series. Call metrics.init_app(app) "
+            "in your app factory (or pass registry= a registry you expose yourself).",
+            what,
+        )
 
     def cache_hit(self, cache: str) -> None:
         """Count a hit of the named cache."""
@@ -256,6 +280,8 @@ class Metrics:
     def cache_error(self, cache: str) -> None:
         """Count a lookup of the named cache that got no answer (down, slow, failing)."""
         try:
+            if self.unserved:
+                self.recorded_unserved(f"cache_error({cache!r})")
             self._instruments.cache.labels(cache, c.CACHE_ERROR).inc()
         except Exception as exc:  # metrics must never fail the caller's lookup
             _failsafe.report("cache counting", exc)
@@ -263,6 +289,8 @@ class Metrics:
     def cache_result(self, cache: str, hit: bool) -> None:
         """Count a lookup of the named cache as a hit or a miss (never raises)."""
         try:
+            if self.unserved:
+                self.recorded_unserved(f"cache_result({cache!r})")
             self._instruments.cache.labels(cache, c.CACHE_HIT if hit else c.CACHE_MISS).inc()
         except Exception as exc:  # metrics must never fail the caller's lookup
             _failsafe.report("cache counting", exc)

@@ -34,6 +34,7 @@ from limone_obs.lifecycle import add_call
 
 if TYPE_CHECKING:
     from limone_obs.exporter._instruments import RequestChildren
+    from limone_obs.exporter.extension import Metrics
     from limone_obs.lifecycle import RequestState
 
 _NO_CALLS: dict[str, list[float]] = {}
@@ -128,10 +129,14 @@ class Track:
     or :meth:`aiterate`. Each call counts once in the request's calls per dependency.
     """
 
-    __slots__ = ("_dependency", "_failed", "_histogram", "_operation", "_start")
+    __slots__ = ("_dependency", "_failed", "_histogram", "_metrics", "_operation", "_start")
 
-    def __init__(self, histogram: Histogram, dependency: str, operation: str) -> None:
+    def __init__(
+        self, histogram: Histogram, dependency: str, operation: str, metrics: Metrics
+    ) -> None:
         self._histogram = histogram
+        #: The owner, asked at each call whether anything serves its series yet.
+        self._metrics = metrics
         self._dependency = dependency
         self._operation = operation
         self._start = 0.0
@@ -144,6 +149,8 @@ class Track:
     def _observe(self, elapsed: float, failed: bool) -> None:
         outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
         try:
+            if self._metrics.unserved:
+                self._metrics.recorded_unserved(f"track({self._dependency!r}, {self._operation!r})")
             self._histogram.labels(self._dependency, self._operation, outcome).observe(elapsed)
             add_call(self._dependency, elapsed)
         except Exception as exc:  # never fail the caller's dependency call
