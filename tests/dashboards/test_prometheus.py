@@ -18,6 +18,7 @@ import requests
 
 from limone_obs import conventions as c
 from limone_obs.dashboards import promql
+from limone_obs.dashboards.common import NO_BASELINE, VAR_BASELINE
 from limone_obs.dashboards.overview import FIRING_WITHOUT_TIER
 from limone_obs.dashboards.slo_inputs import load_service
 from tests.dashboards.example_app import PROJECT_ENDPOINT, create_app
@@ -185,6 +186,21 @@ def test_baseline_series_return_data(results: list[tuple[PanelQuery, dict[str, A
         (q.where, bool(body["data"]["result"])) for q, body in results if "offset" in q.expr
     ]
     assert (4, []) == (len(baselines), [where for where, found in baselines if not found])
+
+
+def test_baseline_none_runs_and_draws_nothing(scenario: Scenario) -> None:
+    """With $baseline at its default ("none") every baseline query is valid PromQL for
+    Prometheus (it refuses ``offset 0s``) and returns no series."""
+    values = {**variable_values(scenario.job), VAR_BASELINE: NO_BASELINE}
+    answers = [
+        (q.where, run(scenario.url, q))
+        for q in prometheus_queries(scenario.dashboards, values)
+        if "offset" in q.expr
+    ]
+    outcome = [
+        (where, body.get("error"), body.get("data", {}).get("result")) for where, body in answers
+    ]
+    assert (4, []) == (len(outcome), [o for o in outcome if o[1:] != (None, [])])
 
 
 def test_targets_read_down_for_the_dead_target(

@@ -56,13 +56,14 @@ def test_alerts_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> N
 def test_baseline_variable_offers_none_a_day_and_a_week(
     boards: dict[str, dict[str, Any]],
 ) -> None:
-    """$baseline: none (0), 1 d, 1 w in seconds, none selected."""
+    """$baseline: none (1 s: Prometheus refuses offset 0s), 1 d, 1 w in seconds, none
+    selected."""
     (variable,) = [
         v for v in boards["overview.json"]["templating"]["list"] if v["name"] == "baseline"
     ]
     options = [(o["text"], o["value"]) for o in variable["options"]]
-    expected = [("none", "0"), ("1 d", "86400"), ("1 w", "604800")]
-    assert (expected, "0") == (options, variable["current"]["value"])
+    expected = [("none", "1"), ("1 d", "86400"), ("1 w", "604800")]
+    assert (expected, "1") == (options, variable["current"]["value"])
 
 
 @pytest.mark.parametrize(("name", "title"), BASELINE_PANELS)
@@ -80,9 +81,10 @@ def test_baseline_series_are_the_same_query_offset(
 
 
 def test_no_baseline_draws_nothing() -> None:
-    """The baseline query is guarded: with $baseline 0 ("none") it returns nothing."""
+    """The baseline query is guarded: with $baseline at "none" it returns nothing
+    (tests/dashboards/test_prometheus.py runs it against Prometheus)."""
     expr = common.baseline('rate(x_total{job="$job"}[$__rate_interval])')
-    assert expr.endswith("and on () (vector(${baseline}) > 0)")
+    assert expr.endswith("and on () (vector(${baseline}) > 1)")
 
 
 def test_percentages_show_three_decimals(boards: dict[str, dict[str, Any]]) -> None:

@@ -195,7 +195,10 @@ def board(
 
 # --- timeline: deploys, alerts and the baseline --------------------------------------
 VAR_BASELINE = c.VAR_BASELINE
-BASELINES = (("none", "0"), ("1 d", "86400"), ("1 w", "604800"))
+#: "none" is 1 s, not 0: Prometheus refuses ``offset 0s`` (a parse error in every panel
+#: drawing a baseline); :func:`baseline`'s guard hides a shift that short.
+NO_BASELINE = "1"
+BASELINES = (("none", NO_BASELINE), ("1 d", "86400"), ("1 w", "604800"))
 BASELINE_LEGEND = "baseline"
 
 
@@ -222,14 +225,15 @@ def baseline_variable() -> dict[str, object]:
 def baseline(expr: str) -> str:
     """``expr`` with every rate window shifted back by ``$baseline`` seconds.
 
-    With ``$baseline`` at 0 ("none") the query returns nothing, so no line duplicates the
-    current one. ``expr`` must be built from ``queries.rate`` (every selector in a window).
+    With ``$baseline`` at :data:`NO_BASELINE` ("none") the query is valid and returns
+    nothing, so no line duplicates the current one. ``expr`` must be built from
+    ``queries.rate`` (every selector in a window).
     """
     window = f"[{RATE_INTERVAL}]"
     if window not in expr:
         raise ValueError(f"no [{RATE_INTERVAL}] window to shift in {expr!r}")
     shifted = expr.replace(window, f"{window} offset ${{{VAR_BASELINE}}}s")
-    return f"({shifted})\nand on () (vector(${{{VAR_BASELINE}}}) > 0)"
+    return f"({shifted})\nand on () (vector(${{{VAR_BASELINE}}}) > {NO_BASELINE})"
 
 
 def baseline_style() -> dict[str, object]:
