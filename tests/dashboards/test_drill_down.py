@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from limone_obs import conventions as c
+from limone_obs.dashboards.dependencies import CALLS_PER_REQUEST_TITLE
 from limone_obs.dashboards.generate import build_from
 from limone_obs.dashboards.lint import panels
 from tests.support import ROOT
@@ -67,21 +68,20 @@ def test_status_codes_have_fixed_colours(boards: dict[str, dict[str, Any]]) -> N
     assert "red" == colours["/^5/"]
 
 
-def test_calls_per_request_p50_and_p95_by_endpoint_and_dependency(
+def test_calls_per_request_mean_and_p95_by_endpoint_and_dependency(
     boards: dict[str, dict[str, Any]],
 ) -> None:
-    """The dependencies dashboard draws the calls-per-request quantiles per endpoint and dep."""
-    p = panel(boards["dependencies.json"], "Calls per request p50 / p95")
-    found = [t["expr"] for t in p["targets"]]
-    by = f"by ({c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}, le)"
-    assert [(True, True, True)] * 2 == [
-        (
-            e.startswith(f"histogram_quantile({q},"),
-            NAMES.dependency_calls_per_request_bucket in e,
-            by in e,
-        )
-        for q, e in zip((0.5, 0.95), found, strict=True)
-    ]
+    """The dependencies dashboard draws the mean and the p95 (whole calls) of calls per
+    request, per endpoint and dependency."""
+    p = panel(boards["dependencies.json"], CALLS_PER_REQUEST_TITLE)
+    mean, p95 = (t["expr"] for t in p["targets"])
+    by = f"by ({c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
+    assert (True, True, True, True) == (
+        p95.startswith("ceil(histogram_quantile(0.95,"),
+        f"{by}, le)" in p95,
+        NAMES.dependency_calls_per_request_sum in mean,
+        f"{by})" in mean,
+    )
 
 
 def test_ai_calls_within_one_second_count_only_successful_calls(

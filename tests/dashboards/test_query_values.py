@@ -68,26 +68,55 @@ def test_other_is_the_whole_request_before_any_dependency_series(tmp_path: Path)
 
 
 def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]:
-    """One request per second calling ``dependency`` ``calls`` times (histogram buckets)."""
+    """One request per second calling ``dependency`` ``calls`` times (the histogram)."""
     labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_DEPENDENCY: dependency}
     bounds = [*(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS), "+Inf"]
     name = N.dependency_calls_per_request_bucket
     return [
-        _series(
-            name,
-            {**labels, c.LABEL_LE: le},
-            ONE_PER_SECOND if le == "+Inf" or float(le) >= calls else "0+0x10",
-        )
-        for le in bounds
+        *(
+            _series(
+                name,
+                {**labels, c.LABEL_LE: le},
+                ONE_PER_SECOND if le == "+Inf" or float(le) >= calls else "0+0x10",
+            )
+            for le in bounds
+        ),
+        _series(N.dependency_calls_per_request_count, labels, ONE_PER_SECOND),
+        _series(N.dependency_calls_per_request_sum, labels, f"0+{60 * calls:g}x10"),
     ]
 
 
-def test_calls_per_request_show_an_n_plus_one_loop(tmp_path: Path) -> None:
-    """p50 of calls: /x calling the DB once per request reads 0.5 (inside the (0, 1]
-    bucket); /loop calling it 5 times reads 3.5 (inside (2, 5])."""
-    series = [*_calls("/x", c.DEPENDENCY_DB, 1), *_calls("/loop", c.DEPENDENCY_DB, 5)]
-    expected = {'{dependency="db", endpoint="/loop"}': 3.5, '{dependency="db", endpoint="/x"}': 0.5}
-    _assert_holds(_evaluate(tmp_path, series, Q.calls_per_request(0.5), expected))
+def _calls_series() -> list[dict[str, str]]:
+    """/x calls the DB once per request, /loop 5 times, /three 3 times."""
+    return [
+        *_calls("/x", c.DEPENDENCY_DB, 1),
+        *_calls("/loop", c.DEPENDENCY_DB, 5),
+        *_calls("/three", c.DEPENDENCY_DB, 3),
+    ]
+
+
+def _by(endpoint: str) -> str:
+    return f'{{dependency="db", endpoint="{endpoint}"}}'
+
+
+def test_calls_per_request_p95_is_whole_calls(tmp_path: Path) -> None:
+    """p95 of calls, rounded up to whole calls: one call per request reads 1 (not 0.95,
+    inside the (0, 1] bucket), 5 calls read 5; 3 calls, off the bucket bounds, read 5
+    (2 + 0.95 x 3 = 4.85, inside (2, 5])."""
+    expected = {_by("/x"): 1, _by("/loop"): 5, _by("/three"): 5}
+    _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.95), expected))
+
+
+def test_calls_per_request_p50_of_one_call_is_one(tmp_path: Path) -> None:
+    """The median of requests that each make one call is 1 (histogram_quantile: 0.5)."""
+    expected = {_by("/x"): 1, _by("/loop"): 4, _by("/three"): 4}
+    _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.5), expected))
+
+
+def test_mean_calls_per_request_is_exact(tmp_path: Path) -> None:
+    """The mean reads the calls each request made: 1, 5 and 3."""
+    expected = {_by("/x"): 1, _by("/loop"): 5, _by("/three"): 3}
+    _assert_holds(_evaluate(tmp_path, _calls_series(), Q.mean_calls_per_request(), expected))
 
 
 def _workers(busy: str, idle: str) -> list[dict[str, str]]:

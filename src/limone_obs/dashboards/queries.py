@@ -181,9 +181,24 @@ class Queries:
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 
     def calls_per_request(self, q: float, *extra: str) -> str:
-        """The ``q`` quantile of calls made to each dependency by one request, per endpoint."""
+        """The ``q`` quantile of calls made to each dependency by one request, per endpoint,
+        as a whole number of calls.
+
+        ``histogram_quantile`` interpolates inside a bucket: requests that all make 1 call
+        (bucket (0, 1]) would read 0.5 at p50. Calls are whole, so the quantile is rounded
+        up: exact where the counts sit on bucket bounds (0, 1, 2, 5, 10, ...), else an
+        upper estimate inside the bucket (3 calls read 5 at p95, in (2, 5]).
+        """
         by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
-        return quantile(q, self.names.dependency_calls_per_request_bucket, *extra, by=by)
+        return f"ceil({quantile(q, self.names.dependency_calls_per_request_bucket, *extra, by=by)})"
+
+    def mean_calls_per_request(self, *extra: str) -> str:
+        """Calls made to each dependency per request, per endpoint: the exact mean."""
+        by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
+        return ratio(
+            sum_rate(self.names.dependency_calls_per_request_sum, *extra, by=by),
+            sum_rate(self.names.dependency_calls_per_request_count, *extra, by=by),
+        )
 
     def workers(self, *extra: str) -> str:
         """Workers (threads) able to serve a request: busy plus idle, the capacity."""
