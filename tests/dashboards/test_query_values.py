@@ -103,19 +103,19 @@ def test_calls_per_request_p95_is_whole_calls(tmp_path: Path) -> None:
     """p95 of calls, rounded up to whole calls: one call per request reads 1 (not 0.95,
     inside the (0, 1] bucket), 5 calls read 5; 3 calls, off the bucket bounds, read 5
     (2 + 0.95 x 3 = 4.85, inside (2, 5])."""
-    expected = {_by("/x"): 1, _by("/loop"): 5, _by("/three"): 5}
+    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 5.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.95), expected))
 
 
 def test_calls_per_request_p50_of_one_call_is_one(tmp_path: Path) -> None:
     """The median of requests that each make one call is 1 (histogram_quantile: 0.5)."""
-    expected = {_by("/x"): 1, _by("/loop"): 4, _by("/three"): 4}
+    expected = {_by("/x"): 1.0, _by("/loop"): 4.0, _by("/three"): 4.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.5), expected))
 
 
 def test_mean_calls_per_request_is_exact(tmp_path: Path) -> None:
     """The mean reads the calls each request made: 1, 5 and 3."""
-    expected = {_by("/x"): 1, _by("/loop"): 5, _by("/three"): 3}
+    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.mean_calls_per_request(), expected))
 
 
