@@ -289,3 +289,17 @@ def test_cli_lint_reports_a_missing_file_and_lints_the_others(tmp_path: Path) ->
         "gone.json: cannot read a dashboard" in result.output,
         "0 finding(s) in 2 dashboard(s), 1 unreadable" in result.output,
     )
+
+
+def test_cli_lint_without_a_dashboards_folder_says_what_to_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a project without dashboards/ (built with --root elsewhere), lint without
+    arguments is an error naming the folder to pass, not one unreadable "dashboard"."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["dashboards", "lint"])
+    assert (2, True, False) == (
+        result.exit_code,
+        "limone-obs build --root DIR" in result.output,
+        "unreadable" in result.output,
+    ), result.output

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
 from limone_obs.dashboards import provisioning
-from limone_obs.dashboards.build import TREE_DASHBOARDS, TREE_PROVISIONING, tree
+from limone_obs.dashboards.build import TREE_DASHBOARDS, TREE_PROVISIONING, readme, tree
 from limone_obs.dashboards.generate import build_all
 from limone_obs.dashboards.slo_inputs import ServiceView, from_spec, load_service
 from limone_obs.errors import DashboardError
@@ -126,15 +126,26 @@ def test_cli_writes_the_tree(tmp_path: Path) -> None:
 
 
 def test_billing_dashboards_open_on_billings_job(files: dict[str, bytes]) -> None:
-    """Each service's dashboards preselect its own scrape job in $job."""
+    """Each service's dashboards (every one with a $job, the SLO dashboard too) preselect
+    its own scrape job."""
     jobs = {
-        path.split("/")[1]: variable["current"]["value"]
+        (path.split("/")[1], path.split("/")[2]): variable["current"]["value"]
         for path, board in boards(files).items()
-        if path.endswith("/overview.json")
         for variable in board["templating"]["list"]
         if variable["name"] == "job"
     }
-    assert {"billing": "billing", "limoneide": "limoneide"} == jobs
+    assert 10 == len(jobs)
+    assert [] == [(key, job) for key, job in jobs.items() if job != key[0]]
+
+
+def test_the_readme_names_the_services_own_series() -> None:
+    """The dashboards README of a service with its own namespace names its series
+    (shop_build_info, shop_workers), none of the default namespace's."""
+    text = billing_spec().replace("namespace: limoneide\n", "namespace: shop\n", 1)
+    service = from_spec(parse_spec(text))
+    written = readme(build_all(service), service)
+    assert ("shop_build_info" in written, "shop_workers" in written) == (True, True)
+    assert "limoneide_" not in written
 
 
 def test_provisioning_escapes_grafana_variables(files: dict[str, bytes]) -> None:

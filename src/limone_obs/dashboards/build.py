@@ -99,7 +99,7 @@ Prometheus ones select a datasource with `$datasource` (default uid
   the numbers now and where (endpoints and instances over the selected time range).
   Click an endpoint for its drill-down on the same time range and instances.
 - **Timeline**: deploys (an instance reporting a new `version`/`revision` in
-  `{c.DEFAULT_NAMESPACE}_build_info`) are annotations on every Prometheus dashboard,
+  `{service.namespace}_build_info`) are annotations on every Prometheus dashboard,
   firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
   that long ago as a grey dashed line.
 - **Endpoint drill-down**: where that endpoint's time goes (seconds per request in each
@@ -107,7 +107,7 @@ Prometheus ones select a datasource with `$datasource` (default uid
 - **Logs**: a log line's `request_id` and `endpoint` (structured metadata) link back to
   every line of that request and to the endpoint drill-down (Loki derived fields).
 - **Saturation**: in-flight requests against the workers' capacity (dashed), from
-  `{c.DEFAULT_NAMESPACE}_workers` (the packaged gunicorn config); without that series only
+  `{service.namespace}_workers` (the packaged gunicorn config); without that series only
   the in-flight requests are drawn.
 
 ## Loading them into Grafana

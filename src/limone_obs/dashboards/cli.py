@@ -19,6 +19,13 @@ from limone_obs.errors import DashboardError
 
 
 def _dashboard_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The dashboard files of ``paths`` (folders give their ``*.json``), default the
+    ``dashboards/`` folder here; DashboardError if there is none to read."""
+    if not paths and not Path(OUTPUT_DIR).is_dir():
+        raise DashboardError(
+            f"no {OUTPUT_DIR}/ folder in {Path.cwd()}: name the dashboards to read, e.g. "
+            f"DIR/{OUTPUT_DIR} for the folder `limone-obs build --root DIR` wrote"
+        )
     files: list[Path] = []
     for path in paths or (Path(OUTPUT_DIR),):
         if path.is_dir():
