@@ -57,6 +57,30 @@ def test_tag_is_empty_outside_a_request() -> None:
         assert render_template_string("{{ limone_obs_rum() }}") == ""
 
 
+def test_a_page_of_no_url_rule_gets_the_script_without_a_page() -> None:
+    """A 404 handler's page (no URL rule): the script without data-page, so the page's own
+    limoneObs.mark() calls exist and record nothing."""
+    app, _ = make_rum_app()
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> tuple[str, int]:
+        return render_template_string("<p>not here</p>{{ limone_obs_rum() }}"), 404
+
+    html = app.test_client().get("/no/such/page").get_data(as_text=True)
+    assert ('<script src="/rum.js" defer></script>' in html, "data-page" in html) == (True, False)
+
+
+def test_a_huge_integer_is_dropped_without_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A 400-digit integer (math.isfinite raises on it) is a plain 400: no line per beacon
+    (any visitor has a token), nothing observed."""
+    app, metrics = make_rum_app()
+    body = json.dumps({"p": page_token(app), "v": {"load": 10**400}})
+    with caplog.at_level("DEBUG"):
+        statuses = [post(app, body) for _ in range(3)]
+    assert (statuses, counts(metrics)) == ([400] * 3, {})
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
+
+
 def test_script_is_served_and_shipped_as_a_file() -> None:
     """GET /rum.js serves the packaged script, as JavaScript."""
     app, _ = make_rum_app()
@@ -124,7 +148,7 @@ def test_forged_page_token_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [-0.1, 1e9, float("nan"), float("inf"), "1.0", True, None, [1], {"a": 1}]
+    "value", [-0.1, 1e9, 10**400, float("nan"), float("inf"), "1.0", True, None, [1], {"a": 1}]
 )
 def test_absurd_values_are_dropped(value: object) -> None:
     """Negative, huge, non-finite or non-numeric values are not observed."""

@@ -53,6 +53,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
+from limone_obs.exporter import _failsafe
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -255,7 +256,9 @@ class BeaconReceiver:
     def _valid(self, phase: object, seconds: object) -> bool:
         if phase not in self.phases or isinstance(seconds, bool):
             return False
-        if not isinstance(seconds, int | float):
+        if isinstance(seconds, int):  # any size: JSON allows a 400-digit integer
+            return 0 <= seconds <= MAX_SECONDS
+        if not isinstance(seconds, float):
             return False
         return math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS
 
@@ -296,7 +299,8 @@ def _beacon_view(receiver: BeaconReceiver) -> Any:
                 body = _read_body()
                 result = c.RUM_TOO_LARGE if body is None else receiver.receive(body)
         except Exception as exc:  # a beacon must never become a 500 or a traceback
-            _log.warning("limone-obs: RUM beacon dropped: %s", type(exc).__name__)
+            # Our bug, reachable by any visitor: at most one line a minute (_failsafe).
+            _failsafe.report("a RUM beacon (dropped)", exc)
             result = c.RUM_MALFORMED
         receiver.instruments.results[result].inc()
         return Response(status=STATUS[result])
@@ -313,14 +317,18 @@ def _script_view() -> Response:
 
 def _jinja_global(receiver: BeaconReceiver) -> Any:
     def limone_obs_rum(src: str | None = None) -> Markup:
-        """The RUM ``<script>`` tag for the page being rendered ('' outside a routed request).
+        """The RUM ``<script>`` tag for the page being rendered ('' outside a request).
 
-        ``src`` replaces the script URL (e.g. your own static copy of the file).
+        ``src`` replaces the script URL (e.g. your own static copy of the file). A page
+        of no URL rule (a 404 handler's) gets the script without a page: it records
+        nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
         """
-        if not has_request_context() or request.url_rule is None:
+        if not has_request_context():
             return Markup("")
         root = request.script_root
         script = src if src is not None else root + receiver.settings.script_path
+        if request.url_rule is None:
+            return Markup(f'<script src="{escape(script)}" defer></script>')
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
             f' data-page="{escape(receiver.token(request.url_rule.rule))}" defer></script>'

@@ -3,16 +3,19 @@
  *
  * Include it with the Jinja global {{ limone_obs_rum() }}, or as a plain static file:
  *   <script src="/rum.js" data-beacon="/rum" data-page="TOKEN" defer></script>
- * where TOKEN is limone_obs.exporter.rum.page_token(app, "/the/url/rule") (the server
+ * where TOKEN is limone_obs.exporter.rum.page_token("/the/url/rule", app) (the server
  * accepts only tokens it signed, so a page label is never a URL the browser chose).
  *
- * After the load event it sends one beacon with the navigation phases, in seconds since
- * the navigation started: ttfb, fcp, dom_content_loaded, load. When the page is first
- * hidden it sends the largest contentful paint (lcp), which is final only then. The app
- * adds named marks: limoneObs.mark("ai_answer_shown") records seconds since the
- * navigation started, limoneObs.mark("ai_answer_shown", t0) seconds since t0 (a
+ * Once the load event has ended and the first contentful paint is known (a small page
+ * often paints only after its load event; at most FCP_WAIT_MS later, or when the page is
+ * hidden first, it goes without fcp) it sends one beacon with the navigation phases, in
+ * seconds since the navigation started: ttfb, fcp, dom_content_loaded, load. When the
+ * page is first hidden it sends the largest contentful paint (lcp), which is final only
+ * then. The app adds named marks: limoneObs.mark("ai_answer_shown") records seconds since
+ * the navigation started, limoneObs.mark("ai_answer_shown", t0) seconds since t0 (a
  * performance.now() value taken when the user asked). The server accepts only the mark
- * names it was configured with (LIMONE_OBS_RUM_MARKS).
+ * names it was configured with (LIMONE_OBS_RUM_MARKS). The script is deferred: call
+ * limoneObs.mark from DOMContentLoaded on, not from an inline script that runs earlier.
  */
 (function () {
   "use strict";
@@ -29,8 +32,13 @@
     window.limoneObs = noop;
     return;
   }
+  // A page that never paints content (blank) must still report its other phases.
+  var FCP_WAIT_MS = 3000;
   var pending = {};
-  var loaded = false;
+  var loadEnded = false;
+  var sent = false;
+  var waiting = null;
+  var fcp = null;
   var lcp = null;
   var lcpSent = false;
 
@@ -61,32 +69,78 @@
       v.dom_content_loaded = seconds(t.domContentLoadedEventEnd - t.navigationStart);
       v.load = seconds(t.loadEventEnd - t.navigationStart);
     }
-    var paint = perf.getEntriesByName ? perf.getEntriesByName("first-contentful-paint")[0] : null;
-    if (paint) {
-      v.fcp = seconds(paint.startTime);
+    var paint = firstPaint();
+    if (paint !== null) {
+      v.fcp = seconds(paint);
     }
     return v;
+  }
+
+  function firstPaint() {
+    if (fcp !== null) {
+      return fcp;
+    }
+    var entry = perf.getEntriesByName ? perf.getEntriesByName("first-contentful-paint")[0] : null;
+    return entry ? entry.startTime : null;
+  }
+
+  // The navigation beacon, once: merges the marks set before it.
+  function sendNavigation() {
+    if (sent) {
+      return;
+    }
+    sent = true;
+    if (waiting !== null) {
+      clearTimeout(waiting);
+    }
+    var v = navigationPhases();
+    for (var name in pending) {
+      if (Object.prototype.hasOwnProperty.call(pending, name)) {
+        v[name] = pending[name];
+      }
+    }
+    pending = {};
+    send(v);
   }
 
   function onLoad() {
     // loadEventEnd is set only once the load handlers have returned: wait one task.
     setTimeout(function () {
-      loaded = true;
-      var v = navigationPhases();
-      for (var name in pending) {
-        if (Object.prototype.hasOwnProperty.call(pending, name)) {
-          v[name] = pending[name];
-        }
+      loadEnded = true;
+      if (firstPaint() !== null) {
+        sendNavigation();
+      } else {
+        waiting = setTimeout(sendNavigation, FCP_WAIT_MS);
       }
-      pending = {};
-      send(v);
     }, 0);
   }
 
-  function onHidden() {
-    if (document.visibilityState === "hidden" && !lcpSent && lcp !== null) {
+  function onPaint(list) {
+    var entries = list.getEntries();
+    for (var i = 0; i < entries.length; i++) {
+      if (entries[i].name === "first-contentful-paint") {
+        fcp = entries[i].startTime;
+        if (loadEnded) {
+          sendNavigation();
+        }
+      }
+    }
+  }
+
+  // Hidden or leaving: what is known goes now (no later chance), then the final LCP.
+  function onLeave() {
+    if (loadEnded) {
+      sendNavigation();
+    }
+    if (!lcpSent && lcp !== null) {
       lcpSent = true;
       send({ lcp: seconds(lcp) });
+    }
+  }
+
+  function onHidden() {
+    if (document.visibilityState === "hidden") {
+      onLeave();
     }
   }
 
@@ -96,7 +150,7 @@
         return;
       }
       var value = seconds(perf.now() - (typeof since === "number" ? since : 0));
-      if (loaded) {
+      if (sent) {
         var v = {};
         v[name] = value;
         send(v);
@@ -116,14 +170,14 @@
   } catch (e) {
     /* no LCP in this browser */
   }
+  try {
+    new PerformanceObserver(onPaint).observe({ type: "paint", buffered: true });
+  } catch (e) {
+    /* no paint observer: firstPaint() reads the entry at load, if there is one */
+  }
   document.addEventListener("visibilitychange", onHidden);
-  window.addEventListener("pagehide", function () {
-    // pagehide fires before visibilitychange in some browsers: report hidden either way.
-    if (!lcpSent && lcp !== null) {
-      lcpSent = true;
-      send({ lcp: seconds(lcp) });
-    }
-  });
+  // pagehide fires before visibilitychange in some browsers: report hidden either way.
+  window.addEventListener("pagehide", onLeave);
   if (document.readyState === "complete") {
     onLoad();
   } else {
