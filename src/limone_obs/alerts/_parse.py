@@ -9,6 +9,7 @@ thresholds on bucket boundaries, errors within total) are checked here, once.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -572,12 +573,31 @@ def _tier_rest(tier: BurnTier) -> tuple[str, str, float, str, float]:
 
 
 def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
+    """Refuse ``tier`` for this SLO, naming the lowest objective it can fire at.
+
+    A higher objective is a smaller budget, so the fix is to raise it (never to lower
+    it), or to lower the factor: a longer long window or a smaller share of the budget.
+    """
+    lowest = 100 * (1 - 1 / tier.factor)  # factor x budget < 1 needs objective above this
     item.fail(
         f"tiers.{tier.name}",
         f"burn factor {tier.factor:g} x error budget {budget:g} = {tier.factor * budget:.4g} "
-        ">= 1: the error ratio can never exceed it, so this alert could never fire; lower the "
-        f'objective, switch the tier off ({tier.name}: "off") or change its windows',
+        ">= 1: the error ratio can never exceed it, so this alert could never fire; raise "
+        f"the objective above 100 x (1 - 1/{tier.factor:g}) = {lowest:.4f} (e.g. "
+        f'{_just_above(lowest)}), switch the tier off for this SLO (tiers: {{{tier.name}: "off"}}) '
+        "or lower its factor in the top-level tiers: (a longer long_window or a smaller "
+        "budget_percent)",
     )
+
+
+def _just_above(bound: float) -> str:
+    """The shortest objective above ``bound`` with 2 or more decimals, below 100."""
+    for digits in range(2, 10):
+        step = 10**-digits
+        value = math.floor(bound / step + 1e-6) * step + step  # strictly above the bound
+        if value < 100:
+            return f"{value:.{digits}f}"
+    return f"{bound:.10f}"
 
 
 def quantile_alert(item: Reader) -> QuantileAlert | None:
