@@ -40,3 +40,86 @@ def test_the_objective_the_message_names_is_the_lowest_that_works() -> None:
     example = float(found.group(1))
     assert parse_spec(SPEC.format(objective=example)).slos[0].objective == example
     assert "tiers.page-fast" in _error(SPEC.format(objective=round(example - 0.01, 2)))
+
+
+def test_a_percent_sign_on_a_number_is_named() -> None:
+    """objective: 99.9% is a string in YAML: the message says to write 99.9 without %."""
+    message = _error(SPEC.format(objective="99.9%"))
+    assert (
+        "slo.yaml: slos[0] (availability).objective: must be a number, found a string "
+        "'99.9%': write 99.9, a plain number without %"
+    ) in message
+
+
+def test_a_quoted_number_is_named() -> None:
+    """objective: "99.9" (quoted) is a string: the message says to drop the quotes."""
+    message = _error(SPEC.format(objective='"99.9"'))
+    assert "found a string '99.9': write 99.9, a plain number without quotes" in message
+
+
+def test_a_word_that_is_no_number_gets_no_hint() -> None:
+    """A string that is no number once % goes gets the message as before, no guess."""
+    message = _error(SPEC.format(objective="three nines"))
+    assert message.endswith("must be a number, found a string 'three nines'")
+
+
+def test_a_misspelt_key_is_told_the_closest_allowed_one() -> None:
+    """treshold_seconds in a latency SLO: "did you mean threshold_seconds?" then the list."""
+    text = """
+service: shop
+slos:
+  - name: latency
+    kind: latency
+    objective: 95
+    treshold_seconds: 1.0
+"""
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    messages = [str(error) for error in getattr(info.value, "errors", [info.value])]
+    assert (
+        "slo.yaml: slos[0] (latency).treshold_seconds: unknown key 'treshold_seconds' for an "
+        "SLO of kind 'latency'; did you mean threshold_seconds? allowed: "
+    ) in messages[0]
+
+
+def test_a_misspelt_top_level_key_and_kind_are_told_the_closest() -> None:
+    """perod -> period at the top level; kind: ratios -> ratio."""
+    text = SPEC.format(objective=99.9).replace("kind: ratio", "kind: ratios")
+    text = text.replace("service: shop", "service: shop\nperod: 28d")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source="slo.yaml")
+    message = str(info.value)
+    assert "slo.yaml: perod: unknown key 'perod'; did you mean period? allowed:" in message
+    assert "kind: 'ratios' is not allowed; did you mean ratio? use one of:" in message
+
+
+def test_a_key_unlike_any_allowed_one_gets_no_guess() -> None:
+    """A key far from every allowed one lists them without a "did you mean"."""
+    text = SPEC.format(objective=99.9).replace("service: shop", "service: shop\nzzz: 1")
+    message = _error(text)
+    assert "slo.yaml: zzz: unknown key 'zzz'; allowed: " in message
+
+
+@pytest.mark.parametrize(
+    ("added", "says"),
+    [
+        ("period: 0d", "slo.yaml: period: '0d' must be greater than zero; write e.g. 28d or 30d"),
+        (
+            "alertmanager: {group_wait: 0s}",
+            "slo.yaml: alertmanager.group_wait: '0s' must be greater than zero; write e.g. 30s, "
+            "5m, 1h, 3d or 2w",
+        ),
+    ],
+)
+def test_a_zero_duration_must_be_greater_than_zero(added: str, says: str) -> None:
+    """0d is a duration of nothing: the message says so instead of "not a duration"."""
+    text = SPEC.format(objective=99.9).replace("service: shop", f"service: shop\n{added}")
+    assert says in _error(text)
+
+
+def test_a_non_duration_period_suggests_periods() -> None:
+    """period: 30 days is no duration; the message suggests 28d or 30d, not 30s."""
+    message = _error(
+        SPEC.format(objective=99.9).replace("service: shop", "service: shop\nperiod: 30 days")
+    )
+    assert "slo.yaml: period: '30 days' is not a duration; write e.g. 28d or 30d" in message

@@ -6,12 +6,19 @@ import re
 from typing import Final
 
 _DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)(s|m|h|d|w)$")
+_ZERO_RE: Final = re.compile(r"^0+(s|m|h|d|w)$")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def is_duration(text: object) -> bool:
     """True if ``text`` is one positive whole number followed by one unit (s, m, h, d, w)."""
     return isinstance(text, str) and _DURATION_RE.match(text) is not None
+
+
+def is_zero(text: object) -> bool:
+    """True if ``text`` is a zero length written as a duration (``0d``, ``0s``): its own
+    message says it must be greater than zero, where ``is_duration`` only says no."""
+    return isinstance(text, str) and _ZERO_RE.match(text) is not None
 
 
 def seconds(text: str) -> int:

@@ -220,7 +220,7 @@ class Context:
 
 
 def _period(top: Reader) -> str:
-    period = top.duration("period", "30d")
+    period = top.duration("period", "30d", examples="28d or 30d")
     if _durations.seconds(period) < 86400:
         top.fail("period", f"{period!r} is too short for an SLO period; use e.g. 28d or 30d")
     return period

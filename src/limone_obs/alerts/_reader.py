@@ -13,11 +13,12 @@ parser recurses, and a key must be a plain scalar (``? [a, b]`` is refused).
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import math
 import re
 import reprlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
@@ -200,11 +201,18 @@ class Reader:
             raise error
 
     def unknown(self, allowed: Collection[str], what: str = "") -> list[SpecError]:
-        """One located error per key outside ``allowed``, each listing the allowed ones."""
+        """One located error per key outside ``allowed``, each listing the allowed ones
+        after the closest of them, if one is close (``did you mean threshold_seconds?``)."""
         scope = f" for {what}" if what else ""
         listed = ", ".join(sorted(allowed))
         return [
-            SpecError(self.where(key), cut(f"unknown key {shown(key)}{scope}; allowed: {listed}"))
+            SpecError(
+                self.where(key),
+                cut(
+                    f"unknown key {shown(key)}{scope}; {did_you_mean(key, allowed)}"
+                    f"allowed: {listed}"
+                ),
+            )
             for key in self.data
             if key not in allowed
         ]
@@ -238,28 +246,36 @@ class Reader:
         return value
 
     def choice(self, key: str, allowed: Collection[str], default: Any = _MISSING) -> str:
-        """One of ``allowed``."""
+        """One of ``allowed`` (a misspelt word is told the closest one)."""
         value = self.raw(key, default)
         if value not in allowed:
-            self.fail(
-                key, f"{shown(value)} is not allowed; use one of: {', '.join(sorted(allowed))}"
-            )
+            hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+            listed = ", ".join(sorted(allowed))
+            self.fail(key, f"{shown(value)} is not allowed; {hint}use one of: {listed}")
         return str(value)
 
     def number(self, key: str, default: Any = _MISSING) -> float:
         """An int or float (booleans are not numbers here)."""
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(key, f"must be a number, found {kind_name(value)} {shown(value)}")
+            found = f"{kind_name(value)} {shown(value)}"
+            self.fail(key, f"must be a number, found {found}{_plain_number_hint(value)}")
         if not math.isfinite(value):
             self.fail(key, f"must be a finite number, found {shown(value)}")
         return float(value)
 
-    def duration(self, key: str, default: Any = _MISSING) -> str:
-        """A Prometheus duration with one unit: 30s, 5m, 1h, 3d, 2w."""
+    def duration(
+        self, key: str, default: Any = _MISSING, examples: str = "30s, 5m, 1h, 3d or 2w"
+    ) -> str:
+        """A Prometheus duration with one unit, greater than zero: 30s, 5m, 1h, 3d, 2w.
+
+        ``examples`` are the values a message suggests (``28d or 30d`` for a period).
+        """
         value = self.raw(key, default)
+        if _durations.is_zero(value):
+            self.fail(key, f"{shown(value)} must be greater than zero; write e.g. {examples}")
         if not _durations.is_duration(value):
-            self.fail(key, f"{shown(value)} is not a duration; write e.g. 30s, 5m, 1h, 3d or 2w")
+            self.fail(key, f"{shown(value)} is not a duration; write e.g. {examples}")
         return str(value)
 
     def url(self, key: str, default: Any = _MISSING) -> str:
@@ -272,6 +288,29 @@ class Reader:
     def items(self) -> list[tuple[str, Any]]:
         """The key/value pairs, in file order."""
         return list(self.data.items())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``did you mean <choice>? `` for the choice closest to a misspelt ``word``, or ``""``
+    when none is close; put it before the rest of the message."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
+
+
+def _plain_number_hint(value: Any) -> str:
+    """``: write 99.9 ...`` for a string that is a number once its % sign or quotes go
+    (``objective: 99.9%`` is a string in YAML); empty for any other value."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    bare = text.removesuffix("%").strip()
+    try:
+        number = float(bare)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    return f": write {bare}, a plain number without {'%' if text.endswith('%') else 'quotes'}"
 
 
 def _join(file: str, path: str) -> str:

@@ -7,14 +7,13 @@ can build sample series that the selector matches (or not).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts._reader import shown
+from limone_obs.alerts._reader import did_you_mean, shown
 
 _METRIC_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MATCHER_RE: Final = re.compile(
@@ -229,8 +228,7 @@ class Catalogue:
         return [p for m in selector.matchers if (p := _matcher_problem(selector, m, labels, info))]
 
     def _unknown(self, metric: str) -> str:
-        close = difflib.get_close_matches(metric, self.names, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(metric, self.names)
         families = ", ".join(
             name[len(self.namespace) + 1 :]
             for name, (info, part) in self.names.items()
