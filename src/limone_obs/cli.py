@@ -8,6 +8,7 @@ one-line message on stderr and exit status 2 (no traceback).
 from __future__ import annotations
 
 import importlib
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def build(root: Path, check: bool) -> None:
         for line in problems:
             click.echo(line, err=True)
         if problems:
-            click.echo("artifacts are stale: run `limone-obs build` and commit", err=True)
+            click.echo(f"artifacts are stale: run `{_build_command(root)}` and commit", err=True)
             sys.exit(1)
         click.echo("artifacts are up to date")
         return
@@ -69,6 +70,15 @@ def build(root: Path, check: bool) -> None:
     for line in left:
         click.echo(line, err=True)
     click.echo(f"{len(changed)} file(s) changed")
+
+
+def _build_command(root: Path) -> str:
+    """The ``limone-obs build`` command line that rebuilds ``root``, ready to copy: every
+    option that changes what is built (only ``--root``), quoted for a POSIX shell."""
+    words = ["limone-obs", "build"]
+    if root != Path("."):
+        words += ["--root", str(root)]
+    return shlex.join(words)
 
 
 def _add_area_commands() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from pathlib import Path
 
@@ -119,6 +120,28 @@ def test_build_check_exits_1_on_drift(tmp_path: Path) -> None:
     rules.write_text(rules.read_text() + "# edited\n")
     result = CliRunner().invoke(main, ["build", "--check", "--root", str(root)])
     assert (1, True) == (result.exit_code, f"stale: {build.ALERTING_RULES}" in result.output)
+
+
+@pytest.mark.parametrize("folder", ["ops", "my ops"])
+def test_build_check_suggests_the_build_of_the_same_root(tmp_path: Path, folder: str) -> None:
+    """The command `build --root R --check` suggests carries the same --root (quoted for a
+    shell), so that copying it rebuilds what was checked."""
+    root = tmp_path / folder
+    shutil.copytree(ROOT / "alerts", root / "alerts")
+    result = CliRunner().invoke(main, ["build", "--check", "--root", str(root)])
+    suggested = f"artifacts are stale: run `limone-obs build --root {shlex.quote(str(root))}`"
+    assert (1, f"{suggested} and commit") == (result.exit_code, result.output.splitlines()[-1])
+
+
+def test_build_check_in_the_root_suggests_plain_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run in the project root without --root, the suggestion has no --root either."""
+    shutil.copytree(ROOT / "alerts", tmp_path / "alerts")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["build", "--check"])
+    expected = "artifacts are stale: run `limone-obs build` and commit"
+    assert (1, expected) == (result.exit_code, result.output.splitlines()[-1])
 
 
 def test_build_restores_the_generated_files(tmp_path: Path) -> None:
