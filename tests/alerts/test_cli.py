@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.alerts.cli import sli_queries
-from limone_obs.alerts.spec import load_spec
+from limone_obs.alerts.spec import SPEC_DOCS, load_spec
 from limone_obs.cli import main
 from limone_obs.exporter import rum
 from limone_obs.stack import procs
@@ -105,8 +105,28 @@ def test_check_on_a_missing_file_exits_2(tmp_path: Path) -> None:
     """A missing spec is reported with its path, exit 2, no traceback."""
     missing = tmp_path / "nope.yaml"
     result = CliRunner().invoke(main, ["check", "--spec", str(missing)])
-    expected = f"error: {missing}: file not found: create it (see alerts/README.md)\n"
+    expected = (
+        f"error: {missing}: file not found: give the path of yours with --spec PATH, or write "
+        f"your spec there; its format is documented at {SPEC_DOCS} (the kit's commented "
+        "alerts/slo.yaml beside it is an example)\n"
+    )
     assert (2, expected) == (result.exit_code, result.output)
+
+
+def test_build_without_a_spec_names_root_and_the_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`build` in a folder without alerts/slo.yaml says how to point it at one (--root) and
+    where the format is documented: a user's project has no alerts/README.md."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["build"])
+    expected = (
+        "error: alerts/slo.yaml: file not found: `limone-obs build` reads alerts/slo.yaml "
+        f"below --root (here {tmp_path.resolve()}): pass --root DIR if yours is "
+        f"DIR/alerts/slo.yaml (e.g. --root ops), or write your spec there; its format is "
+        f"documented at {SPEC_DOCS}"
+    )
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])
 
 
 def test_check_reads_no_more_than_the_limit() -> None:

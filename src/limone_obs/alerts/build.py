@@ -79,6 +79,14 @@ def generate(spec: ServiceSpec) -> dict[str, bytes]:
 
 
 def artifacts(root: Path) -> Generated:
-    """Read ``alerts/slo.yaml`` below ``root`` and return the alerts artifacts."""
-    spec = load_spec(root / SPEC_PATH)
+    """Read ``alerts/slo.yaml`` below ``root`` and return the alerts artifacts.
+
+    A missing spec is a SpecError saying how ``build`` finds it (``--root``).
+    """
+    how = (
+        f"`limone-obs build` reads {SPEC_PATH.as_posix()} below --root (here "
+        f"{root.resolve()}): pass --root DIR if yours is DIR/{SPEC_PATH.as_posix()} (e.g. "
+        "--root ops)"
+    )
+    spec = load_spec(root / SPEC_PATH, missing=how)
     return Generated(files=generate(spec), owned=OWNED)

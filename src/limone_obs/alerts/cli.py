@@ -25,7 +25,7 @@ from limone_obs.alerts import alerting, health
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
-from limone_obs.alerts.spec import SPEC_PATH, parse_spec
+from limone_obs.alerts.spec import SPEC_PATH, not_found, parse_spec
 from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
 
 #: SLO fields holding a series selector, and whether each names a histogram.
@@ -121,7 +121,7 @@ def read_spec(path: Path) -> str:
             raise SpecError(str(path), f"is over the {MAX_SPEC_BYTES}-byte limit of a spec")
         return data.decode("utf-8")
     except FileNotFoundError:
-        raise SpecError(str(path), "file not found: create it (see alerts/README.md)") from None
+        raise not_found(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), f"cannot be read: {exc}") from None
 

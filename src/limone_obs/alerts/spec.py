@@ -47,6 +47,7 @@ __all__ = [
     "KIND_THRESHOLD",
     "KIND_UP",
     "SEVERITIES",
+    "SPEC_DOCS",
     "SPEC_PATH",
     "TIER_OFF",
     "AlertmanagerSpec",
@@ -59,20 +60,39 @@ __all__ = [
     "Slo",
     "job_matcher",
     "load_spec",
+    "not_found",
     "parse_spec",
 ]
 
 #: Where ``limone-obs build`` and ``check`` read the spec, relative to the project root.
 SPEC_PATH: Final = Path("alerts") / "slo.yaml"
+#: Where the spec's format is documented, next to the kit's own commented spec: a pip
+#: install ships neither, so a message about a missing spec links here.
+SPEC_DOCS: Final = "https://github.com/limoneide/limone-obs/blob/main/alerts/README.md"
+#: How a command with a ``--spec`` option is pointed at a spec elsewhere.
+SPEC_OPTION_HINT: Final = "give the path of yours with --spec PATH"
 
 
-def load_spec(path: Path | str = SPEC_PATH) -> ServiceSpec:
-    """Read and validate the spec at ``path``; SpecError when missing, unreadable or invalid."""
+def not_found(path: Path | str, how: str = SPEC_OPTION_HINT) -> SpecError:
+    """The error of a spec missing at ``path``: ``how`` says how this command reads another
+    file; then where the format is documented."""
+    return SpecError(
+        str(path),
+        f"file not found: {how}, or write your spec there; its format is documented at "
+        f"{SPEC_DOCS} (the kit's commented alerts/slo.yaml beside it is an example)",
+    )
+
+
+def load_spec(path: Path | str = SPEC_PATH, *, missing: str = SPEC_OPTION_HINT) -> ServiceSpec:
+    """Read and validate the spec at ``path``; SpecError when missing, unreadable or invalid.
+
+    ``missing`` is what the error of a missing file says to do (:func:`not_found`).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(str(path), "file not found: create it (see alerts/README.md)") from None
+        raise not_found(path, missing) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), f"cannot be read: {exc}") from None
     return parse_spec(text, source=str(path))
