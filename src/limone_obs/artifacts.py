@@ -136,13 +136,19 @@ def write_atomic(path: Path, content: bytes) -> None:
 
 
 def build(
-    root: Path, generators: Iterable[str] = GENERATORS, *, left: list[str] | None = None
+    root: Path,
+    generators: Iterable[str] = GENERATORS,
+    *,
+    left: list[str] | None = None,
+    removed: list[str] | None = None,
 ) -> list[str]:
-    """Regenerate every artifact below ``root``; return the paths that changed.
+    """Regenerate every artifact below ``root``; return the paths that changed (written,
+    then removed).
 
     All generators run before anything is written: if one raises, no file changes. A file
-    of an owned folder that an earlier build wrote and this one does not is removed; one
-    that no build wrote is left, and a line about it is appended to ``left`` (if given).
+    of an owned folder that an earlier build wrote and this one does not is removed (and
+    its path appended to ``removed``, if given); one that no build wrote is left, and a
+    line about it is appended to ``left`` (if given).
     """
     gen = collect(root, generators)
     stale, foreign = _extras(root, gen)
@@ -155,6 +161,8 @@ def build(
     for rel in stale:
         (root / rel).unlink()
         changed.append(rel)
+    if removed is not None:
+        removed.extend(stale)
     if left is not None:
         left.extend(_foreign_line(rel) for rel in foreign)
     return changed

@@ -53,7 +53,11 @@ def main() -> None:
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any artifact is stale.")
 def build(root: Path, check: bool) -> None:
-    """Regenerate every artifact (rules, Alertmanager config, tests, dashboards, catalogue)."""
+    """Regenerate every artifact (rules, Alertmanager config, tests, dashboards, catalogue).
+
+    Prints `wrote PATH` for each file written and `removed PATH` for each file an earlier
+    build wrote that this one no longer makes (an SLO taken out of the spec).
+    """
     if check:
         problems = artifacts.diff(root, artifacts.collect(root))
         for line in problems:
@@ -64,9 +68,10 @@ def build(root: Path, check: bool) -> None:
         click.echo("artifacts are up to date")
         return
     left: list[str] = []
-    changed = artifacts.build(root, left=left)
+    removed: list[str] = []
+    changed = artifacts.build(root, left=left, removed=removed)
     for rel in changed:
-        click.echo(f"wrote {rel}")
+        click.echo(f"{'removed' if rel in removed else 'wrote'} {rel}")
     for line in left:
         click.echo(line, err=True)
     click.echo(f"{len(changed)} file(s) changed")

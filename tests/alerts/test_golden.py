@@ -144,6 +144,39 @@ def test_build_check_in_the_root_suggests_plain_build(
     assert (1, expected) == (result.exit_code, result.output.splitlines()[-1])
 
 
+TWO_SLOS = """
+service: shop
+slos:
+  - name: availability
+    kind: ratio
+    objective: 99.5
+  - name: latency
+    kind: latency
+    objective: 95
+    threshold_seconds: 1.0
+"""
+
+
+def test_build_says_removed_for_the_files_of_an_slo_taken_out(tmp_path: Path) -> None:
+    """After an SLO leaves the spec, `build` prints `removed` (not `wrote`) for each of its
+    files it deletes, and `wrote` for the files it rewrites."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir()
+    spec.write_text(TWO_SLOS)
+    assert 0 == CliRunner().invoke(main, ["build", "--root", str(tmp_path)]).exit_code
+    spec.write_text(TWO_SLOS[: TWO_SLOS.index("  - name: latency")])
+    result = CliRunner().invoke(main, ["build", "--root", str(tmp_path)])
+    gone = ["alerts/runbooks/shop/latency.md", "alerts/tests/generated/latency.yml"]
+    lines = result.output.splitlines()
+    assert (0, True, True) == (
+        result.exit_code,
+        all(f"removed {rel}" in lines for rel in gone),
+        f"wrote {build.RECORDING_RULES}" in lines,
+    ), result.output
+    assert [] == [line for line in lines if line.startswith("wrote") and "latency." in line]
+    assert [False, False] == [(tmp_path / rel).exists() for rel in gone]
+
+
 def test_build_restores_the_generated_files(tmp_path: Path) -> None:
     """`artifacts.build` with the alerts generator rewrites an edited file to the golden one."""
     root = _copy(tmp_path)
