@@ -316,6 +316,21 @@ def test_check_prometheus_names_every_query_of_a_wrong_job(
     ), result.output
 
 
+def test_check_prometheus_at_a_server_that_is_not_prometheus(tmp_path: Path) -> None:
+    """--prometheus pointed at a web app: exit 2, the message says something answered but
+    not as Prometheus's HTTP API (status, content type) and to check the URL and port."""
+    app = Flask(__name__)
+    app.add_url_rule("/api/v1/query", "query", lambda: {"hello": "world"})
+    with serve(app, quiet=True) as url:
+        result = _check(spec_text(), tmp_path, url)
+    expected = (
+        f"error: {url} answered /api/v1/query with HTTP 200 (application/json), not as "
+        "Prometheus's HTTP API: something else listens there; check the URL and port given "
+        "to --prometheus"
+    )
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])
+
+
 def test_check_prometheus_unreachable_exits_2(tmp_path: Path) -> None:
     """A Prometheus that does not answer: one error line naming the URL, exit 2."""
     url = f"http://{procs.LOOPBACK}:{procs.free_port()}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 
 from limone_obs.alerts.spec import load_spec
 from limone_obs.cli import main
 from limone_obs.errors import StackError
 from limone_obs.stack.status import SloStatus, base_url, render
-from tests.support import ROOT
+from tests.support import ROOT, serve
 
 
 def test_render_formats_ratios_burns_and_missing_values() -> None:
@@ -81,3 +82,24 @@ def test_unreachable_prometheus_is_exit_2_with_the_url() -> None:
     result = CliRunner().invoke(main, args)
     assert 2 == result.exit_code
     assert "cannot query Prometheus at http://127.0.0.1:9" in result.output
+
+
+def _not_prometheus() -> Flask:
+    """A web app on the port given as Prometheus (the trial pointed status at the app)."""
+    app = Flask(__name__)
+    app.add_url_rule("/", "index", lambda: "hello")
+    return app
+
+
+def test_a_server_that_is_not_prometheus_is_named_as_such() -> None:
+    """Something answers, but not as Prometheus: exit 2, the message says it answered, with
+    the HTTP status and content type, and to check the URL and port (no JSONDecodeError)."""
+    spec = str(ROOT / "alerts" / "slo.yaml")
+    with serve(_not_prometheus(), quiet=True) as url:
+        result = CliRunner().invoke(main, ["status", "--prometheus", url, "--spec", spec])
+    expected = (
+        f"error: {url} answered /api/v1/query with HTTP 404 (text/html; charset=utf-8), not as "
+        "Prometheus's HTTP API: something else listens there; check the URL and port given "
+        "to --prometheus"
+    )
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])

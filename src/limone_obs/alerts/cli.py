@@ -21,6 +21,7 @@ import click
 import requests
 
 from limone_obs import conventions as c
+from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import alerting, health
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import ServiceSpec
@@ -301,14 +302,16 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
 
 def _count_series(url: str, promql: str) -> int:
     """How many series ``promql`` selects now at the Prometheus ``url``."""
-    endpoint = f"{url.rstrip('/')}/api/v1/query"
+    base, path = url.rstrip("/"), "/api/v1/query"
     try:
-        resp = requests.get(endpoint, params={"query": f"count({promql})"}, timeout=10)
-        body = resp.json()
-    except (requests.RequestException, ValueError) as exc:
+        resp = requests.get(f"{base}{path}", params={"query": f"count({promql})"}, timeout=10)
+    except requests.RequestException as exc:
         raise ConfigError(
             f"--prometheus {url}: cannot query it ({type(exc).__name__}): is it running there?"
         ) from None
+    body = api_body(resp)
+    if body is None:
+        raise ConfigError(not_the_api(base, path, resp))
     if body.get("status") != "success":
         raise ConfigError(f"--prometheus {url}: refused {promql}: {body.get('error', '?')}")
     result = body["data"]["result"]

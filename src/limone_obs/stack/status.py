@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from limone_obs import conventions as c
+from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.errors import StackError
 
@@ -50,16 +51,20 @@ class Prometheus:
         self.timeout = timeout
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """The instant vector for ``expr``; raise StackError if Prometheus fails or refuses."""
-        endpoint = f"{self.url}/api/v1/query"
+        """The instant vector for ``expr``; raise StackError if nothing answers at the URL,
+        something that is not Prometheus's HTTP API answers (its status and content type
+        named), or Prometheus refuses the query."""
+        path = "/api/v1/query"
         try:
-            resp = requests.get(endpoint, params={"query": expr}, timeout=self.timeout)
-            body = resp.json()
-        except (requests.RequestException, ValueError) as exc:
+            resp = requests.get(f"{self.url}{path}", params={"query": expr}, timeout=self.timeout)
+        except requests.RequestException as exc:
             raise StackError(
                 f"cannot query Prometheus at {self.url} ({type(exc).__name__}): is it running? "
                 "pass its URL with --prometheus"
             ) from None
+        body = api_body(resp)
+        if body is None:
+            raise StackError(not_the_api(self.url, path, resp))
         if body.get("status") != "success":
             raise StackError(f"Prometheus refused {expr!r}: {body.get('error', resp.text)}")
         result: list[dict[str, Any]] = body["data"]["result"]
