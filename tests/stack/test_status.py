@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from flask import Flask
 
-from limone_obs.alerts.spec import load_spec
+from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import StackError
-from limone_obs.stack.status import SloStatus, base_url, render
-from tests.support import ROOT, serve
+from limone_obs.stack import procs
+from limone_obs.stack.status import SloStatus, base_url, has_values, no_data_hint, render
+from tests.support import ROOT, need, serve
 
 
 def test_render_formats_ratios_burns_and_missing_values() -> None:
@@ -103,3 +108,176 @@ def test_a_server_that_is_not_prometheus_is_named_as_such() -> None:
         "to --prometheus"
     )
     assert (2, expected) == (result.exit_code, result.output[: len(expected)])
+
+
+SHOP = """
+service: shop
+slos:
+  - name: availability
+    kind: ratio
+    objective: 99.5
+"""
+OPS_SPEC = Path("ops/alerts/slo.yaml")
+OPS_RULES = "ops/alerts/rules/slo-recording.yml and ops/alerts/rules/slo-alerts.yml"
+
+
+def _group(service: str, last: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    """One recording rule group as /api/v1/rules lists it."""
+    rule = {
+        "name": "slo:objective:ratio",
+        "labels": {"slo": "availability", "slo_service": service},
+    }
+    return {
+        "name": "slo-sli-availability",
+        "file": "/etc/prometheus/rules/slo-recording.yml",
+        "interval": 15,
+        "lastEvaluation": last,
+        "rules": [rule],
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (SloStatus("a", "ratio", 99.9, None, None, {"5m": None}), False),
+        (SloStatus("a", "ratio", 99.9, float("nan"), None, {"5m": float("nan")}), False),
+        (SloStatus("a", "latency", 95.0, None, None, progress={"<=1s": None}), False),
+        (SloStatus("a", "ratio", 99.9, None, None, {"5m": 0.0}), True),
+        (SloStatus("a", "ratio", 99.9, None, None, firing=("ASliAbsent(ticket)",)), True),
+        (SloStatus("a", "latency", 95.0, None, None, progress={"<=1s": 0.5}), True),
+    ],
+)
+def test_has_values_is_false_only_when_every_cell_is_a_dash(row: SloStatus, expected: bool) -> None:
+    """None and NaN print as "-"; any number or firing alert is a value."""
+    assert expected == has_values([row])
+
+
+def test_the_hint_names_the_rule_files_when_no_rule_of_the_service_is_loaded() -> None:
+    """No rule group carries the spec's service: add these rule files to rule_files."""
+    hint = no_data_hint(parse_spec(SHOP), OPS_SPEC, "http://p:9090", [])
+    expected = (
+        "no SLO of ops/alerts/slo.yaml (service 'shop') has a value in Prometheus at "
+        "http://p:9090: Prometheus has no recording rule of service 'shop': add "
+        f"{OPS_RULES} (written from this spec by `limone-obs build`) to rule_files in "
+        "Prometheus's configuration and reload it (SIGHUP or a restart)"
+    )
+    assert expected == hint
+
+
+def test_the_hint_names_the_service_whose_rules_prometheus_has() -> None:
+    """Rules of another service only: --spec likely names the wrong spec."""
+    hint = no_data_hint(parse_spec(SHOP), OPS_SPEC, "http://p:9090", [_group("billing")])
+    assert hint.endswith(
+        "; it has rules of service 'billing': for that service, pass its spec with --spec"
+    )
+
+
+def test_the_hint_says_to_wait_for_rules_not_evaluated_yet() -> None:
+    """The service's rules are loaded but no group has been evaluated: wait an interval."""
+    groups = [_group("shop", last="0001-01-01T00:00:00Z")]
+    hint = no_data_hint(parse_spec(SHOP), OPS_SPEC, "http://p:9090", groups)
+    assert hint.endswith(
+        ": its rules are loaded (/etc/prometheus/rules/slo-recording.yml) but not evaluated "
+        "yet: wait one evaluation interval (15 s), then run status again"
+    )
+
+
+def test_the_hint_points_at_the_scrape_when_rules_run_but_find_nothing() -> None:
+    """Rules loaded and evaluated, still nothing: the job name or traffic, and check."""
+    hint = no_data_hint(parse_spec(SHOP), OPS_SPEC, "http://p:9090", [_group("shop")])
+    assert hint.endswith(
+        ": its rules are loaded and evaluated but find no series: does Prometheus scrape "
+        "the job 'shop' (the spec's job), and did the service get requests in the last 5 "
+        "minutes? `limone-obs check --spec ops/alerts/slo.yaml --prometheus http://p:9090` "
+        "names each SLI query that finds nothing"
+    )
+
+
+def test_without_the_rules_api_the_hint_lists_every_likely_cause() -> None:
+    """Prometheus does not tell its rules: the three causes, one per line."""
+    lines = no_data_hint(parse_spec(SHOP), Path("t/my-slos.yaml"), "http://p", None).splitlines()
+    assert [
+        "no SLO of t/my-slos.yaml (service 'shop') has a value in Prometheus at http://p; "
+        "likely causes:",
+        "  - the spec's recording rules are not loaded: add alerts/rules/slo-recording.yml and "
+        "alerts/rules/slo-alerts.yml below the --root you build with (written from this spec "
+        "by `limone-obs build`) to rule_files in Prometheus's configuration and reload it "
+        "(SIGHUP or a restart)",
+        "  - Prometheus has not evaluated them yet: wait one evaluation interval, then retry",
+        "  - --spec names another service's spec than the one whose rules Prometheus has",
+    ] == lines
+
+
+def _fake_prometheus(value: str | None, groups: list[dict[str, Any]]) -> Flask:
+    """Answers every query with one sample of ``value`` for the SLO availability (none
+    when None) and /api/v1/rules with ``groups``."""
+    app = Flask(__name__)
+    sample = {"metric": {"slo": "availability", "slo_service": "shop"}, "value": [0, value]}
+    result = [sample] if value is not None else []
+    vector = {"status": "success", "data": {"resultType": "vector", "result": result}}
+    app.add_url_rule("/api/v1/query", "query", lambda: vector)
+    rules = {"status": "success", "data": {"groups": groups}}
+    app.add_url_rule("/api/v1/rules", "rules", lambda: rules)
+    return app
+
+
+def _status_at(tmp_path: Path, url: str, *extra: str) -> Result:
+    """``limone-obs status`` of the shop spec (``tmp_path/alerts/slo.yaml``) at ``url``."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir(exist_ok=True)
+    spec.write_text(SHOP)
+    return CliRunner().invoke(main, ["status", "--prometheus", url, "--spec", str(spec), *extra])
+
+
+def _status(tmp_path: Path, prometheus: Flask, *extra: str) -> Result:
+    with serve(prometheus, quiet=True) as url:
+        return _status_at(tmp_path, url, *extra)
+
+
+def test_status_without_any_data_exits_1_with_the_hint_on_stderr(tmp_path: Path) -> None:
+    """Every cell "-": the table still prints, then the hint on stderr, exit 1."""
+    result = _status(tmp_path, _fake_prometheus(None, []))
+    rules = f"{tmp_path}/alerts/rules/slo-recording.yml"
+    assert (1, True, True) == (
+        result.exit_code,
+        result.stdout.startswith("SLO "),
+        f"Prometheus has no recording rule of service 'shop': add {rules}" in result.stderr,
+    ), result.output
+
+
+def test_status_with_data_exits_0_and_says_nothing_more(tmp_path: Path) -> None:
+    """The normal case is unchanged: a value in the table, exit 0, nothing on stderr."""
+    result = _status(tmp_path, _fake_prometheus("0.5", [_group("shop")]))
+    assert (0, "") == (result.exit_code, result.stderr), result.output
+
+
+def test_status_watch_exits_by_its_last_table(tmp_path: Path) -> None:
+    """With --watch the hint comes with each empty table; the last one decides: exit 1."""
+    result = _status(
+        tmp_path, _fake_prometheus(None, []), "--watch", "--count", "2", "--interval", "0.5"
+    )
+    assert (1, 2) == (result.exit_code, result.stderr.count("error: no SLO of ")), result.output
+
+
+@pytest.mark.integration
+def test_status_against_a_real_prometheus_with_another_services_rules(tmp_path: Path) -> None:
+    """A real Prometheus loading the kit's rules (service limoneide), status with a shop
+    spec: exit 1, the hint names the shop rule files and the service Prometheus has."""
+    binary = need("prometheus")
+    rules = ROOT / "alerts" / "rules" / "slo-recording.yml"
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"rule_files: [{json.dumps(str(rules))}]\n")
+    port = procs.free_port()
+    argv = procs.prometheus_argv(binary, config, tmp_path / "data", port)
+    proc = procs.start("prometheus", argv, tmp_path / "prometheus.log")
+    try:
+        url = f"http://{procs.LOOPBACK}:{port}"
+        procs.wait_http(proc, f"{url}/-/ready")
+        result = _status_at(tmp_path, url)
+    finally:
+        proc.stop()
+    assert (1, True, True) == (
+        result.exit_code,
+        "Prometheus has no recording rule of service 'shop'" in result.stderr,
+        "it has rules of service 'limoneide': for that service, pass its spec" in result.stderr,
+    ), result.output

@@ -407,21 +407,35 @@ def _latency_pairs(items: tuple[str, ...]) -> dict[str, float]:
 def status_command(
     prometheus_url: str, spec_path: Path, watch: bool, interval: float, count: int | None
 ) -> None:
-    """Table of every SLO: objective, SLI, error budget left, burn rates, firing alerts."""
+    """Table of every SLO: objective, SLI, error budget left, burn rates, firing alerts.
+
+    Exits 0 when the table shows something (one SLO with a value, or a firing alert);
+    1 when every cell is "-": no SLO of the spec has data in that Prometheus. A message on
+    stderr then says why (the spec's rule files not in Prometheus's rule_files, rules not
+    evaluated yet, another service's spec, or no series scraped) and what to do. With
+    --watch, the last table shown decides. 2 when Prometheus cannot be queried.
+    """
     spec = load_spec(spec_path)
     prom = status_mod.Prometheus(prometheus_url)
     stop = threading.Event()
     shown = 0
+    empty = False
     with stop_on_signals(stop):
         while True:
-            table = status_mod.render(status_mod.collect(prom, spec))
+            rows = status_mod.collect(prom, spec)
             if watch:
                 click.clear()
                 click.echo(f"{spec.service} SLOs at {prometheus_url}  {time.strftime('%H:%M:%S')}")
-            click.echo(table)
+            click.echo(status_mod.render(rows))
+            empty = not status_mod.has_values(rows)
+            if empty:  # a table of "-" alone reads like "all fine, no traffic"
+                hint = status_mod.no_data_hint(spec, spec_path, prom.url, prom.rule_groups())
+                click.echo(f"error: {hint}", err=True)
             shown += 1
             if not watch or (count is not None and shown >= count) or stop.wait(interval):
-                return
+                break
+    if empty:
+        sys.exit(1)
 
 
 commands: list[click.Command] = [

@@ -5,21 +5,26 @@ generates: the period SLI (request-weighted), the error budget left and burn rat
 several windows. Other kinds show the SLI their kind module gives
 (:meth:`~limone_obs.alerts.model.Sli.status_sli`): ``threshold`` the good share over its
 window (100 % with requests and no error series), ``up`` the share of targets up. Every
-row lists the alerts firing for that SLO (``ALERTS``).
+row lists the alerts firing for that SLO (``ALERTS``). When no SLO has any value,
+:func:`no_data_hint` says why, from the rule groups Prometheus has loaded.
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
+from limone_obs.alerts import build
 from limone_obs.alerts.model import ServiceSpec
+from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
 
 #: Burn-rate windows shown in the table (a subset of conventions.SLI_WINDOWS).
@@ -69,6 +74,22 @@ class Prometheus:
             raise StackError(f"Prometheus refused {expr!r}: {body.get('error', resp.text)}")
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
+
+    def rule_groups(self) -> list[dict[str, Any]] | None:
+        """The recording rule groups Prometheus has loaded (``/api/v1/rules``), or None
+        when it does not tell (no answer, or a server without that API)."""
+        try:
+            resp = requests.get(
+                f"{self.url}/api/v1/rules", params={"type": "record"}, timeout=self.timeout
+            )
+        except requests.RequestException:
+            return None
+        body = api_body(resp)
+        data = body.get("data") if body is not None else None
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list):
+            return None
+        return [group for group in groups if isinstance(group, dict)]
 
     def by_slo(self, expr: str) -> dict[str, float]:
         """``expr``'s values keyed by their ``slo`` label (NaN when 0/0, i.e. no traffic)."""
@@ -178,3 +199,90 @@ def render(rows: Sequence[SloStatus]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) for r in table]
     lines = [f"{line}  {r[-1]}".rstrip() for line, r in zip(lines, table, strict=True)]
     return "\n".join(lines)
+
+
+def has_values(rows: Sequence[SloStatus]) -> bool:
+    """True if any cell of the table holds something: a number (not NaN) for an SLI,
+    budget, burn rate or stage, or a firing alert; False when every cell is ``-``."""
+    for row in rows:
+        numbers = [row.sli, row.budget_left, *row.burn.values(), *row.progress.values()]
+        if row.firing or any(n is not None and not math.isnan(n) for n in numbers):
+            return True
+    return False
+
+
+#: ``lastEvaluation`` of a rule group Prometheus has not evaluated yet (Go's zero time).
+_NEVER_EVALUATED = "0001-01-01T00:00:00Z"
+
+
+def no_data_hint(
+    spec: ServiceSpec, spec_path: Path, url: str, groups: list[dict[str, Any]] | None
+) -> str:
+    """Why no SLO of ``spec`` has a value at the Prometheus ``url``, and what to do.
+
+    ``groups`` are the recording rule groups Prometheus has loaded
+    (:meth:`Prometheus.rule_groups`): they tell whether this service's rules are loaded,
+    evaluated yet, or whether only another service's are. Without them (None) every
+    likely cause is listed, one per line.
+    """
+    head = f"no SLO of {spec_path} (service {spec.service!r}) has a value in Prometheus at {url}"
+    load = (
+        f"add {_rule_files(spec_path)} (written from this spec by `limone-obs build`) to "
+        "rule_files in Prometheus's configuration and reload it (SIGHUP or a restart)"
+    )
+    if groups is None:
+        causes = (
+            f"the spec's recording rules are not loaded: {load}",
+            "Prometheus has not evaluated them yet: wait one evaluation interval, then retry",
+            "--spec names another service's spec than the one whose rules Prometheus has",
+        )
+        return f"{head}; likely causes:" + "".join(f"\n  - {cause}" for cause in causes)
+    ours = [group for group in groups if spec.service in _services(group)]
+    if not ours:
+        others = sorted(set().union(*(_services(group) for group in groups)) - {spec.service})
+        also = ""
+        if others:  # the likely mix-up: status run with one service's spec, rules of another
+            named = ", ".join(repr(other) for other in others)
+            also = f"; it has rules of service {named}: for that service, pass its spec with --spec"
+        return f"{head}: Prometheus has no recording rule of service {spec.service!r}: {load}{also}"
+    if all(group.get("lastEvaluation") == _NEVER_EVALUATED for group in ours):
+        files = ", ".join(sorted({str(group.get("file")) for group in ours}))
+        return (
+            f"{head}: its rules are loaded ({files}) but not evaluated yet: wait one "
+            f"evaluation interval ({_interval(ours)}), then run status again"
+        )
+    return (
+        f"{head}: its rules are loaded and evaluated but find no series: does Prometheus "
+        f"scrape the job {spec.job!r} (the spec's job), and did the service get requests in "
+        f"the last 5 minutes? `{shlex.join(['limone-obs', 'check', '--spec', str(spec_path)])} "
+        f"--prometheus {shlex.quote(url)}` names each SLI query that finds nothing"
+    )
+
+
+def _services(group: Mapping[str, Any]) -> set[str]:
+    """The ``slo_service`` label values of the rules of one group of ``/api/v1/rules``."""
+    rules = group.get("rules")
+    found = set()
+    for rule in rules if isinstance(rules, list) else ():
+        labels = rule.get("labels") if isinstance(rule, dict) else None
+        service = labels.get(c.LABEL_SLO_SERVICE) if isinstance(labels, dict) else None
+        if isinstance(service, str):
+            found.add(service)
+    return found
+
+
+def _interval(groups: Sequence[Mapping[str, Any]]) -> str:
+    """The shortest evaluation interval of ``groups`` (``15 s``); the setting to read when
+    Prometheus did not give one."""
+    seconds = [g["interval"] for g in groups if isinstance(g.get("interval"), int | float)]
+    return f"{min(seconds):g} s" if seconds else "see evaluation_interval"
+
+
+def _rule_files(spec_path: Path) -> str:
+    """The rule files ``limone-obs build`` writes from the spec at ``spec_path``: below the
+    root it was read from (``ops/alerts/slo.yaml`` -> ``ops/alerts/rules/...``)."""
+    written = (build.RECORDING_RULES, build.ALERTING_RULES)
+    if spec_path.parts[-2:] != SPEC_PATH.parts:  # not <root>/alerts/slo.yaml: root unknown
+        return " and ".join(written) + " below the --root you build with"
+    root = spec_path.parent.parent
+    return " and ".join((root / rel).as_posix() for rel in written)
