@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from flask import Flask
+from flask import Flask, request
 
+from limone_obs import conventions as c
 from limone_obs.cli import main
 from limone_obs.stack import procs
 from tests.stack.helpers import serve
@@ -79,3 +80,46 @@ def test_load_command_error_rate_at_the_threshold_passes() -> None:
     with serve(_failing_app()) as url:
         result = CliRunner().invoke(main, _load(url, "/ok,/boom", "--max-error-rate", "0.5"))
     assert 0 == result.exit_code, result.output
+
+
+def _recording_app(seen: list[str | None]) -> Flask:
+    """Answers /ok and keeps each request's X-Request-Start (None when absent)."""
+    app = Flask(__name__)
+
+    def ok() -> str:
+        seen.append(request.headers.get(c.QUEUE_START_HEADER))
+        return "ok"
+
+    app.add_url_rule("/ok", "ok", ok)
+    return app
+
+
+def test_load_command_says_first_what_it_sends() -> None:
+    """The first line names the requests, the URL, the rate and the queue header (it was a
+    bare ``load``: the progress bar's label, printed alone when stdout is not a terminal)."""
+    with serve(_recording_app([])) as url:
+        result = CliRunner().invoke(main, _load(url, "/ok"))
+    expected = f"load: 10 requests to {url} at 50/s (with X-Request-Start)"
+    assert (0, expected) == (result.exit_code, result.output.splitlines()[0])
+    assert "load" not in result.output.splitlines()
+
+
+def test_load_command_no_queue_header_sends_none() -> None:
+    """--no-queue-header: no request carries X-Request-Start, and the first line says so."""
+    seen: list[str | None] = []
+    with serve(_recording_app(seen)) as url:
+        result = CliRunner().invoke(main, _load(url, "/ok", "--no-queue-header"))
+    assert (0, [None] * 10, True) == (
+        result.exit_code,
+        seen,
+        result.output.startswith(f"load: 10 requests to {url} at 50/s (no X-Request-Start)"),
+    ), result.output
+
+
+def test_load_help_says_it_sends_the_queue_header() -> None:
+    """--help says each request carries X-Request-Start and how to switch it off."""
+    text = " ".join(CliRunner().invoke(main, ["load", "--help"]).output.split())
+    assert (True, True) == (
+        "Each request carries X-Request-Start" in text,
+        "--queue-header / --no-queue-header" in text,
+    )

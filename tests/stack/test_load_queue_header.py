@@ -1,4 +1,5 @@
-"""The load generator plays the proxy: every request carries ``X-Request-Start``."""
+"""The load generator plays the proxy: every request carries ``X-Request-Start``, unless
+switched off for an app without a proxy."""
 
 from __future__ import annotations
 
@@ -30,3 +31,19 @@ def test_every_request_carries_an_nginx_style_request_start() -> None:
     stamps = [re.fullmatch(r"t=(\d+\.\d{3})", value or "") for value in seen]
     assert all(stamps), seen
     assert all(before - 0.001 <= float(m.group(1)) <= after for m in stamps if m)
+
+
+def test_without_the_queue_header_no_request_carries_it() -> None:
+    """queue_header=False: an app without a proxy gets no X-Request-Start, so its queue
+    time stays empty."""
+    seen: list[str | None] = []
+    app = Flask(__name__)
+
+    @app.get("/ok")
+    def ok() -> str:
+        seen.append(request.headers.get(c.QUEUE_START_HEADER))
+        return "ok"
+
+    with serve(app) as url:
+        run_load(url, rps=50, duration=5, max_requests=4, mix="GET /ok", queue_header=False)
+    assert [None] * 4 == seen

@@ -7,7 +7,8 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,15 @@ from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
     show_default=True,
     help="Exit 1 when 5xx answers and transport failures exceed this share of requests.",
 )
+@click.option(
+    "--queue-header/--no-queue-header",
+    default=True,
+    show_default=True,
+    help=(
+        f"Send {c.QUEUE_START_HEADER}: t=<now> on each request, as a proxy (nginx) would, so "
+        "the app records queue time; --no-queue-header for an app with no proxy in front."
+    ),
+)
 def load_command(  # noqa: PLR0917 - click passes each option positionally
     url: str,
     rps: float,
@@ -55,8 +65,14 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
     max_requests: int | None,
     allow_remote: bool,
     max_error_rate: float,
+    queue_header: bool,
 ) -> None:
     """Send a bounded load to URL and print requests, errors and p50/p95/p99.
+
+    Each request carries X-Request-Start (the time it left) as a proxy in front of the
+    app would set it: the app's queue-time series and the UX dashboard's queue time then
+    show the load generator's own delay. Pass --no-queue-header when your app has no
+    proxy. The first line says what is sent; a progress bar follows on a terminal.
 
     Exits 0 when the run passed; 1 when any request got no HTTP answer (refused, reset,
     timed out) or errors exceeded --max-error-rate (5xx answers count as errors in the
@@ -66,13 +82,9 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
     load_mod.check_target(url, allow_remote=allow_remote)
     planned = max(1, math.ceil(rps * duration))
     total = min(max_requests, planned) if max_requests else planned
-    with click.progressbar(length=total, label="load", show_pos=True) as bar:
-        seen = [0]
-
-        def advance(done: int) -> None:
-            bar.update(done - seen[0])
-            seen[0] = done
-
+    header = f"with {c.QUEUE_START_HEADER}" if queue_header else f"no {c.QUEUE_START_HEADER}"
+    click.echo(f"load: {total} requests to {url} at {rps:g}/s ({header})")
+    with _progress(total) as advance:
         result = load_mod.run_load(
             url,
             rps=rps,
@@ -82,12 +94,30 @@ def load_command(  # noqa: PLR0917 - click passes each option positionally
             max_requests=max_requests,
             allow_remote=allow_remote,
             progress=advance,
+            queue_header=queue_header,
         )
     click.echo(result.summary())
     reason = result.failed(max_error_rate)
     if reason is not None:
         click.echo(f"error: {reason}", err=True)
         raise SystemExit(1)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar's update callback on a terminal; None when stdout is a file or a
+    pipe, where click would print only the bar's label, as a bare line."""
+    if not sys.stdout.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label="sent", show_pos=True) as bar:
+        seen = [0]
+
+        def advance(done: int) -> None:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        yield advance
 
 
 @click.command("webhook")

@@ -3,7 +3,8 @@
 ``run_load(url, rps=..., duration=..., concurrency=..., mix=...)`` sends request *i* at
 ``start + i / rps`` (never earlier) from ``concurrency`` threads, each with its own
 keep-alive session, and stops when ``max_requests`` were sent or ``duration`` has passed,
-whichever comes first. Each request carries ``X-Request-Start`` as a proxy would set it.
+whichever comes first. Each request carries ``X-Request-Start`` as a proxy would set it
+(so the app's queue-time series has data), unless ``queue_header=False``.
 It targets loopback addresses only unless ``allow_remote`` is set, so a typo cannot load
 somebody else's server. Response bodies are read in full, so a
 streamed response counts when its last byte arrived (as the exporter counts it).
@@ -172,8 +173,11 @@ def _check_bounds(rps: float, duration: float, concurrency: int, max_requests: i
 class _Run:
     """State shared by the worker threads of one :func:`run_load` call."""
 
-    def __init__(self, base: str, order: Sequence[Target], rps: float, limit: int) -> None:
+    def __init__(
+        self, base: str, order: Sequence[Target], rps: float, limit: int, queue_header: bool
+    ) -> None:
         self.base = base
+        self.queue_header = queue_header
         self.order = order
         self.rps = rps
         self.limit = limit
@@ -227,7 +231,7 @@ def _send(run: _Run, session: requests.Session, target: Target, timeout: float) 
     body = {"prompt": "def fib(n):"} if target.method in ("POST", "PUT", "PATCH") else None
     began = time.monotonic()
     try:
-        headers = {c.QUEUE_START_HEADER: queue_start()}
+        headers = {c.QUEUE_START_HEADER: queue_start()} if run.queue_header else {}
         resp = session.request(target.method, url, json=body, headers=headers, timeout=timeout)
         resp.content  # noqa: B018 -- read the whole (possibly streamed) body
     except requests.RequestException as exc:
@@ -266,19 +270,23 @@ def run_load(
     allow_remote: bool = False,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    queue_header: bool = True,
 ) -> LoadResult:
     """Send ``rps`` requests per second to ``url`` for ``duration`` s; return what happened.
 
     Stops after ``max_requests`` (default ``ceil(rps * duration)``), after ``duration``
     seconds (requests in flight then finish, each within ``timeout``), or when ``stop`` is
     set. ``progress`` is called from the calling thread with the number of requests
-    finished so far, a few times per second. Raises ConfigError on invalid arguments.
+    finished so far, a few times per second. ``queue_header`` sends ``X-Request-Start``
+    (:func:`queue_start`) on each request, as a proxy in front of the app would; switch it
+    off for an app that has none, whose queue time should stay empty. Raises ConfigError
+    on invalid arguments.
     """
     base = check_target(url, allow_remote=allow_remote)
     targets = parse_mix(mix) if isinstance(mix, str) else tuple(mix)
     limit = max_requests if max_requests is not None else math.ceil(rps * duration)
     _check_bounds(rps, duration, concurrency, limit)
-    run = _Run(base, schedule(targets), rps, limit)
+    run = _Run(base, schedule(targets), rps, limit, queue_header)
     run.deadline = run.start + duration
     threads = [
         threading.Thread(target=_worker, args=(run, timeout), name=f"load-{i}", daemon=True)
