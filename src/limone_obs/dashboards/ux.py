@@ -1,13 +1,15 @@
 """User experience: what users feel (page load, AI answer shown) and why (queue, workers).
 
-Real-user timing (``<ns>_page_load_seconds``, limone_obs.exporter.rum) against the 2 s
-page-load and 1 s AI-answer targets, the time requests wait before a worker takes them
+Real-user timing (``<ns>_page_load_seconds``, limone_obs.exporter.rum) against the
+thresholds of the spec's page-load and AI-answer SLOs, the time requests wait before a
+worker takes them
 (``<ns>_request_queue_seconds``, from the proxy's ``X-Request-Start``), busy and idle
 workers (``<ns>_workers``) and memory per worker (the server-wide process series).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from grafanalib.core import Dashboard
@@ -19,6 +21,7 @@ from limone_obs.dashboards._grafana import Look, Query
 from limone_obs.dashboards.queries import Queries, matchers, quantile, sum_rate
 from limone_obs.dashboards.slo_inputs import ServiceView
 
+#: Targets drawn when the spec has no SLO on the phase (the seed's goals: 2 s, 1 s).
 PAGE_LOAD_TARGET = max(c.RUM_THRESHOLDS)
 AI_ANSWER_TARGET = min(c.RUM_THRESHOLDS)
 #: Navigation phases drawn side by side (marks have their own panels).
@@ -29,8 +32,46 @@ def _phase(value: str) -> str:
     return f'{c.LABEL_PHASE}="{value}"'
 
 
-def _target_steps(target: float) -> gf.Steps:
-    return (("green", None), ("red", target))
+@dataclass(frozen=True)
+class Target:
+    """What a RUM panel draws its time against: the threshold (red from there), the next
+    stage if the SLO has one (orange from there), and where they come from (the text)."""
+
+    threshold: float
+    stage: float | None
+    source: str
+
+    def steps(self) -> gf.Steps:
+        """Grafana threshold steps: red from the threshold, orange from the next stage."""
+        if self.stage is None:
+            return (("green", None), ("red", self.threshold))
+        return gf.higher_is_worse(self.stage, self.threshold)
+
+    def text(self) -> str:
+        """Where the dashed lines are, for the panel description."""
+        if self.stage is None:
+            return f"dashed line at the {self.threshold:g} s target ({self.source})"
+        return (
+            f"dashed lines at the {self.threshold:g} s target and the {self.stage:g} s next "
+            f"stage ({self.source})"
+        )
+
+
+def rum_target(service: ServiceView, metric: str, phase: str, default: float) -> Target:
+    """The target of ``phase`` of the page-load histogram ``metric``: the committed
+    threshold and next stage of the spec's SLO on that phase (the first, if several),
+    else ``default`` with no stage."""
+    for slo in service.slos:
+        series = slo.histogram
+        if (
+            series is not None
+            and slo.threshold_seconds is not None
+            and series.metric.removesuffix("_bucket") == metric
+            and series.label_value(c.LABEL_PHASE) == phase
+        ):
+            stage = slo.stages[0] if slo.stages else None
+            return Target(slo.threshold_seconds, stage, f"SLO {slo.name}")
+    return Target(default, None, f"no SLO of {service.service} times it: the default")
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
@@ -38,7 +79,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     names = queries.names
     grid = gf.Grid()
     grid.row("In the browser (real users)")
-    grid.add_all([(panel, 12, 8) for panel in _browser_panels(names)])
+    grid.add_all([(panel, 12, 8) for panel in _browser_panels(names, service)])
     grid.row("Before the app: queueing and workers")
     grid.add_all([(panel, 8, 8) for panel in _server_panels(names)])
     grid.row("Memory")
@@ -55,8 +96,10 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     )
 
 
-def _browser_panels(names: c.MetricNames) -> list[Any]:
+def _browser_panels(names: c.MetricNames, service: ServiceView) -> list[Any]:
     bucket, load = names.page_load_bucket, _phase(c.PHASE_LOAD)
+    load_target = rum_target(service, names.page_load, c.PHASE_LOAD, PAGE_LOAD_TARGET)
+    ai_target = rum_target(service, names.page_load, c.MARK_AI_ANSWER_SHOWN, AI_ANSWER_TARGET)
     ai = _phase(c.MARK_AI_ANSWER_SHOWN)
     page_load = [
         Query(quantile(q, bucket, load, by=c.LABEL_PAGE), f"p{q * 100:.0f} {{{{page}}}}")
@@ -73,9 +116,8 @@ def _browser_panels(names: c.MetricNames) -> list[Any]:
             page_load,
             Look(
                 f"Time from navigation start to the load event in users' browsers, 75th and "
-                f"95th percentile by page (URL rule); the target is {PAGE_LOAD_TARGET:g} s "
-                "(dashed line).",
-                "s", _target_steps(PAGE_LOAD_TARGET),
+                f"95th percentile by page (URL rule); {load_target.text()}.",
+                "s", load_target.steps(),
             ),
             lines=True,
         ),
@@ -84,9 +126,8 @@ def _browser_panels(names: c.MetricNames) -> list[Any]:
             answers,
             Look(
                 f"Time from asking to the AI answer being shown (the page's "
-                f"'{c.MARK_AI_ANSWER_SHOWN}' mark), by page; the target is "
-                f"{AI_ANSWER_TARGET:g} s (dashed line).",
-                "s", _target_steps(AI_ANSWER_TARGET),
+                f"'{c.MARK_AI_ANSWER_SHOWN}' mark), by page; {ai_target.text()}.",
+                "s", ai_target.steps(),
             ),
             lines=True,
         ),
@@ -95,8 +136,9 @@ def _browser_panels(names: c.MetricNames) -> list[Any]:
             [Query(quantile(0.75, bucket, phases, by=c.LABEL_PHASE), "{{phase}}")],
             Look(
                 "75th percentile of each navigation phase: first byte, first contentful "
-                "paint, DOM content loaded, load, largest contentful paint.",
-                "s", _target_steps(PAGE_LOAD_TARGET),
+                "paint, DOM content loaded, load, largest contentful paint; colours "
+                "from the page-load target.",
+                "s", load_target.steps(),
             ),
             lines=True,
         ),
