@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,6 +105,19 @@ def test_files_are_written_whole(tmp_path: Path) -> None:
     assert html_path.read_text().endswith("</html>\n")
     assert md_path.read_text().startswith("## Performance review: limoneide")
     assert ["review.html", "review.md"] == sorted(p.name for p in (tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002], ids=oct)
+def test_files_get_the_usual_mode(tmp_path: Path, umask: int) -> None:
+    """Both files are 0666 minus the umask, like any file a tool writes (a report is
+    shared in a pull request), not mkstemp's 0600; a replaced report too."""
+    previous = os.umask(umask)
+    try:
+        write_report(sample(), tmp_path / "review")
+        paths = write_report(sample(), tmp_path / "review")  # replaces both
+    finally:
+        os.umask(previous)
+    assert [0o666 & ~umask] * 2 == [stat.S_IMODE(p.stat().st_mode) for p in paths]
 
 
 def test_prometheus_down_is_a_clear_error() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import html
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -244,15 +245,34 @@ def to_markdown(report: Report) -> str:
     return "\n".join(out)
 
 
+#: Attempts at a free temporary name next to a report file (random names: one is plenty).
+_TEMP_ATTEMPTS: Final = 3
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty file beside ``path``, opened for writing, with the mode a plain
+    ``open(path, "w")`` gives: 0666 minus the umask (the kernel applies it).
+    ``tempfile.mkstemp`` makes 0600 files, meant for secrets; a report is meant to be shared."""
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
 def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: no reader sees half a file, and a
+    failure leaves neither a partial report nor a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
