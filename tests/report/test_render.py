@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,3 +126,14 @@ def test_prometheus_down_is_a_clear_error() -> None:
     url = f"http://{procs.LOOPBACK}:{procs.free_port()}"
     with pytest.raises(ReportError, match=r"cannot reach Prometheus at .*--prometheus"):
         Prometheus(url, timeout=5).instant("up", 0)
+
+
+def test_html_without_matplotlib_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without matplotlib the page has every table, no figure, and one sentence naming
+    the install command where the charts over time go."""
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
+    page = to_html(sample())
+    assert "<figure" not in page
+    assert 1 == page.count("pip install &#x27;limone-obs[report]&#x27;")
+    assert 6 == page.count("<table>")

@@ -2,7 +2,8 @@
 
 matplotlib's object API (``Figure``) is used instead of ``pyplot``: no global state, no
 GUI backend, safe in a server thread. A chart without data is not drawn: the caller
-shows a sentence instead of an empty frame.
+shows a sentence instead of an empty frame. matplotlib is optional (the ``report`` extra):
+without it :func:`available` is False and the report is written without charts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ LIMIT_COLOUR: Final = "#d62728"
 _SIZE: Final = (8.0, 3.2)
 #: Fewer points than this get markers.
 FEW_POINTS: Final = 5
+#: How to get the charts when matplotlib is missing.
+INSTALL_HINT: Final = "pip install 'limone-obs[report]'"
+
+
+def available() -> bool:
+    """True when matplotlib can be imported, so the charts can be drawn.
+
+    Not cached: an import that already happened is a dictionary look-up, and tests take
+    matplotlib away with ``sys.modules``.
+    """
+    try:
+        import matplotlib.figure  # noqa: F401, PLC0415 - optional dependency
+    except ImportError:
+        return False
+    return True
 
 
 def _figure() -> Figure:
@@ -33,8 +49,7 @@ def _figure() -> Figure:
         from matplotlib.figure import Figure  # noqa: PLC0415 - optional dependency
     except ImportError:
         raise ReportError(
-            "the report draws its charts with matplotlib, which is not installed: "
-            "pip install 'limone-obs[report]'"
+            f"the report draws its charts with matplotlib, which is not installed: {INSTALL_HINT}"
         ) from None
     return Figure(figsize=_SIZE, dpi=100, layout="constrained")
 

@@ -9,6 +9,7 @@ import click
 from limone_obs import conventions as c
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
+from limone_obs.report import charts
 from limone_obs.report.collect import ROADMAP_THRESHOLDS, collect
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import write_report
@@ -103,6 +104,12 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
     html_path, md_path = write_report(data, output)
     for note in data.notes:
         click.echo(f"note: {note}", err=True)
+    if not charts.available():
+        click.echo(
+            f"warning: {html_path} has no charts: matplotlib is not installed: "
+            f"{charts.INSTALL_HINT}",
+            err=True,
+        )
     click.echo(f"report: {html_path} (open in a browser) and {md_path} (Markdown summary)")
 
 

@@ -185,9 +185,18 @@ def _summary(report: Report) -> list[str]:
     return [*lines, *report.notes]
 
 
+_NO_CHARTS: Final = (
+    '<p class="empty">No charts: matplotlib is not installed '
+    f"({html.escape(charts.INSTALL_HINT)}). The tables below are complete.</p>"
+)
+
+
 def to_html(report: Report) -> str:
-    """The whole report as one HTML document with its charts embedded."""
-    tables, figures = _tables(report), _charts(report)
+    """The whole report as one HTML document with its charts embedded (without charts,
+    saying so, when matplotlib is not installed)."""
+    drawn = charts.available()
+    # Without matplotlib: no figure anywhere, one sentence where the charts over time go.
+    tables, figures = _tables(report), _charts(report) if drawn else {}
     baseline = report.baseline.label() if report.baseline else "none"
     meta = (
         f"Window {report.window.label()} &middot; baseline {html.escape(baseline)} &middot; "
@@ -200,9 +209,7 @@ def to_html(report: Report) -> str:
         f'<p class="meta">{meta}</p>',
         f'<section id="summary"><h2>Summary</h2><ul>{summary}</ul></section>',
         '<section id="timeline"><h2>Over time</h2>'
-        + figures["rate"]
-        + figures["p95"]
-        + figures["errors"]
+        + (figures["rate"] + figures["p95"] + figures["errors"] if drawn else _NO_CHARTS)
         + "</section>",
     ]
     for key, title in TITLES.items():

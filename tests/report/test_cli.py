@@ -1,0 +1,61 @@
+"""limone_obs.report.cli: what ``limone-obs report`` writes and says, Prometheus stubbed out.
+
+The numbers themselves are tested against a real Prometheus (test_report_prometheus.py);
+here :func:`~limone_obs.report.cli.collect` returns a fixed report.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from limone_obs.cli import main
+from limone_obs.report import cli as report_cli
+from limone_obs.report.model import Report
+from tests.report.test_render import sample
+
+
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stub out Prometheus: ``collect`` returns :func:`sample` and records its arguments."""
+    seen: dict[str, Any] = {}
+
+    def fake_collect(prom: object, **kwargs: Any) -> Report:
+        seen.update(kwargs)
+        return sample()
+
+    monkeypatch.setattr(report_cli, "collect", fake_collect)
+    return seen
+
+
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import matplotlib`` (and its figure module) fail, as when it is not installed."""
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def report(tmp_path: Path, *extra: str) -> Result:
+    args = ["report", "--from", "now-10m", "--to", "now", "--baseline", "1h",
+            "--output", str(tmp_path / "review"), *extra]  # fmt: skip
+    return CliRunner().invoke(main, args)
+
+
+def test_without_matplotlib_the_report_is_written_without_charts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collected: dict[str, Any]
+) -> None:
+    """No matplotlib: exit 0, the Markdown and an HTML without charts are written, and one
+    warning line names the install command."""
+    no_matplotlib(monkeypatch)
+    result = report(tmp_path, "--spec", "alerts/slo.yaml")
+    assert 0 == result.exit_code, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert 1 == len(warnings)
+    assert "pip install 'limone-obs[report]'" in warnings[0]
+    page = (tmp_path / "review.html").read_text()
+    assert "<figure" not in page
+    assert "No charts: matplotlib is not installed" in page
+    assert (tmp_path / "review.md").read_text().startswith("## Performance review")
