@@ -17,6 +17,7 @@ from limone_obs.cli import main
 from limone_obs.report import cli as report_cli
 from limone_obs.report.model import Report
 from tests.report.test_render import sample
+from tests.support import ROOT
 
 
 @pytest.fixture
@@ -59,3 +60,42 @@ def test_without_matplotlib_the_report_is_written_without_charts(
     assert "<figure" not in page
     assert "No charts: matplotlib is not installed" in page
     assert (tmp_path / "review.md").read_text().startswith("## Performance review")
+
+
+def test_without_a_spec_the_names_used_are_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, collected: dict[str, Any]
+) -> None:
+    """No --spec and no alerts/slo.yaml: one line on stderr names the job, service and
+    namespace used and where each came from (an option or the default)."""
+    monkeypatch.chdir(tmp_path)
+    result = report(tmp_path, "--job", "shop")
+    assert 0 == result.exit_code, result.output
+    assert ("shop", "limoneide", "limoneide") == (
+        collected["job"], collected["service"], collected["namespace"])  # fmt: skip
+    notes = [line for line in result.stderr.splitlines() if "no SLO spec" in line]
+    assert [
+        "note: no SLO spec (no --spec, no alerts/slo.yaml here): using job 'shop' (--job), "
+        "service 'limoneide' (default), namespace 'limoneide' (default); "
+        "pass --spec or --job/--service/--namespace"
+    ] == notes
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("--spec", str(ROOT / "alerts" / "slo.yaml")),
+        ("--job", "shop", "--service", "shop", "--namespace", "shop"),
+    ],
+    ids=["spec", "all-options"],
+)
+def test_names_from_a_spec_or_options_need_no_note(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    collected: dict[str, Any],
+    options: tuple[str, ...],
+) -> None:
+    """With a spec, or with all three options, nothing came from a default: no note."""
+    monkeypatch.chdir(tmp_path)  # no alerts/slo.yaml here
+    result = report(tmp_path, *options)
+    assert 0 == result.exit_code, result.output
+    assert "no SLO spec" not in result.stderr

@@ -18,16 +18,29 @@ from limone_obs.report.window import parse_baseline, parse_window
 
 def _names(
     spec: Path | None, job: str | None, service: str | None, namespace: str | None
-) -> tuple[str, str, str, tuple[float, ...]]:
-    """job, service, namespace (the options, else the spec's, else the defaults) and the
-    latency roadmap (the request latency SLO's committed threshold and its stages)."""
+) -> tuple[str, str, str, tuple[float, ...], str | None]:
+    """job, service, namespace (the options, else the spec's, else the defaults), the
+    latency roadmap (the request latency SLO's committed threshold and its stages), and
+    a note naming what was used when a value came from the defaults (no spec to read)."""
     path = spec if spec is not None else (SPEC_PATH if SPEC_PATH.is_file() else None)
     if path is not None:
         loaded = load_spec(path)
         ns = namespace or loaded.namespace
-        return job or loaded.job, service or loaded.service, ns, roadmap(loaded, ns)
+        return job or loaded.job, service or loaded.service, ns, roadmap(loaded, ns), None
     default = c.DEFAULT_NAMESPACE
-    return job or default, service or default, namespace or default, ROADMAP_THRESHOLDS
+    given = {"job": job, "service": service, "namespace": namespace}
+    used = {name: value or default for name, value in given.items()}
+    note = None
+    if None in given.values():
+        # A silent default reads another service's data (or none) without a hint why.
+        sources = [
+            f"{name} {used[name]!r} ({'--' + name if given[name] else 'default'})" for name in given
+        ]
+        note = (
+            f"no SLO spec (no --spec, no {SPEC_PATH} here): using {', '.join(sources)}; "
+            "pass --spec or --job/--service/--namespace"
+        )
+    return used["job"], used["service"], used["namespace"], ROADMAP_THRESHOLDS, note
 
 
 def roadmap(spec: ServiceSpec, namespace: str) -> tuple[float, ...]:
@@ -91,7 +104,9 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
     """
     window = parse_window(start, end)
     base = parse_baseline(baseline, window)
-    job_, service_, namespace_, steps = _names(spec, job, service, namespace)
+    job_, service_, namespace_, steps, note = _names(spec, job, service, namespace)
+    if note is not None:
+        click.echo(f"note: {note}", err=True)
     data = collect(
         Prometheus(prometheus),
         job=job_,
