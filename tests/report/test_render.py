@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from limone_obs.errors import ReportError
+from limone_obs.report import charts
 from limone_obs.report.collect import peak_rate_window
 from limone_obs.report.model import (
     REGRESSION,
@@ -137,3 +138,22 @@ def test_html_without_matplotlib_says_so_once(monkeypatch: pytest.MonkeyPatch) -
     assert "<figure" not in page
     assert 1 == page.count("pip install &#x27;limone-obs[report]&#x27;")
     assert 6 == page.count("<table>")
+
+
+def test_p95_chart_draws_the_specs_roadmap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The p95 chart's lines are the latency SLO's committed threshold and its next
+    stages, labelled so, not fixed 1 s / 0.6 s lines."""
+    drawn: dict[str, object] = {}
+
+    def record(title: str, *args: object, **kwargs: object) -> str:
+        drawn[title] = kwargs.get("limits")
+        return "data:image/svg+xml;base64,"
+
+    monkeypatch.setattr(charts, "line_chart", record)
+    steps = (LatencyStep(2.5, 0.99, 0.98), LatencyStep(1.0, 0.6, 0.5), LatencyStep(0.6, 0.1, 0.1))
+    to_html(replace(sample(), steps=steps, roadmap_slo="latency"))
+    assert (
+        (2.5, "2.50 s: latency SLO threshold"),
+        (1.0, "1.00 s: next stage"),
+        (0.6, "600 ms: next stage"),
+    ) == drawn["p95 latency (all requests)"]

@@ -10,7 +10,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.report import charts
-from limone_obs.report.collect import ROADMAP_THRESHOLDS, collect
+from limone_obs.report.collect import collect
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import write_report
 from limone_obs.report.window import parse_baseline, parse_window
@@ -18,15 +18,15 @@ from limone_obs.report.window import parse_baseline, parse_window
 
 def _names(
     spec: Path | None, job: str | None, service: str | None, namespace: str | None
-) -> tuple[str, str, str, tuple[float, ...], str | None]:
+) -> tuple[str, str, str, ServiceSpec | None, str | None]:
     """job, service, namespace (the options, else the spec's, else the defaults), the
-    latency roadmap (the request latency SLO's committed threshold and its stages), and
-    a note naming what was used when a value came from the defaults (no spec to read)."""
+    spec (None without one), and a note naming what was used when a value came from the
+    defaults (no spec to read)."""
     path = spec if spec is not None else (SPEC_PATH if SPEC_PATH.is_file() else None)
     if path is not None:
         loaded = load_spec(path)
         ns = namespace or loaded.namespace
-        return job or loaded.job, service or loaded.service, ns, roadmap(loaded, ns), None
+        return job or loaded.job, service or loaded.service, ns, loaded, None
     default = c.DEFAULT_NAMESPACE
     given = {"job": job, "service": service, "namespace": namespace}
     used = {name: value or default for name, value in given.items()}
@@ -40,15 +40,7 @@ def _names(
             f"no SLO spec (no --spec, no {SPEC_PATH} here): using {', '.join(sources)}; "
             "pass --spec or --job/--service/--namespace"
         )
-    return used["job"], used["service"], used["namespace"], ROADMAP_THRESHOLDS, note
-
-
-def roadmap(spec: ServiceSpec, namespace: str) -> tuple[float, ...]:
-    """The committed threshold and the stages of the spec's SLO on the request histogram
-    (the seed's 2 s -> 1 s -> 0.6 s when it has none)."""
-    histogram = c.MetricNames(namespace).request_duration
-    found = (slo.sli.roadmap(histogram) for slo in spec.slos)
-    return next((steps for steps in found if steps), ROADMAP_THRESHOLDS)
+    return used["job"], used["service"], used["namespace"], None, note
 
 
 @click.command("report")
@@ -104,7 +96,7 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
     """
     window = parse_window(start, end)
     base = parse_baseline(baseline, window)
-    job_, service_, namespace_, steps, note = _names(spec, job, service, namespace)
+    job_, service_, namespace_, loaded, note = _names(spec, job, service, namespace)
     if note is not None:
         click.echo(f"note: {note}", err=True)
     data = collect(
@@ -114,7 +106,7 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
         namespace=namespace_,
         window=window,
         baseline=base,
-        roadmap=steps,
+        spec=loaded,
     )
     html_path, md_path = write_report(data, output)
     for note in data.notes:

@@ -6,9 +6,11 @@ import time
 from typing import Final
 
 from limone_obs import conventions as c
+from limone_obs.alerts.model import ServiceSpec
 from limone_obs.conventions import MetricNames
 from limone_obs.errors import ReportError
 from limone_obs.report import queries as q
+from limone_obs.report import slos
 from limone_obs.report.model import (
     Component,
     LatencyStep,
@@ -23,8 +25,6 @@ from limone_obs.report.model import (
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.window import Span
 
-#: The seed's latency roadmap (2 s -> 1 s -> 0.6 s): share of requests within each.
-ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
 #: Points per chart line; the step of range queries follows from it.
 CHART_POINTS: Final = 120
 #: Scrape interval assumed when Prometheus does not say (its own default).
@@ -193,15 +193,17 @@ def collect(
     namespace: str,
     window: Span,
     baseline: Span | None,
-    roadmap: tuple[float, ...] = ROADMAP_THRESHOLDS,
+    spec: ServiceSpec | None = None,
 ) -> Report:
     """Query Prometheus for ``window`` (and ``baseline``) and return the report's data.
 
     Raises ReportError when Prometheus cannot be reached or holds no request of ``job``
-    in the window; a baseline without data becomes a note and no comparison. ``roadmap``
-    are the latency thresholds whose share of requests is shown (the spec's committed
-    threshold and stages; every one a bucket boundary).
+    in the window; a baseline without data becomes a note and no comparison. ``spec``
+    (optional) gives the latency roadmap: the share of requests within its request
+    latency SLO's committed threshold and stages (every one a bucket boundary), else
+    within the seed's 2 s, 1 s and 0.6 s.
     """
+    plan = slos.roadmap(spec, namespace)
     src = _Source(prom, namespace, job, service)
     if src.total(window) <= 0:
         raise ReportError(
@@ -219,6 +221,7 @@ def collect(
         endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
         dependencies=_rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True),
         breakdown=_breakdown(src, window, baseline), slos=_slos(src, window, baseline),
-        steps=_steps(src, window, baseline, roadmap), throughput=_throughput(src, window, baseline),
+        steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
+        throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),
     )  # fmt: skip

@@ -131,6 +131,8 @@ class Report:
     throughput: Throughput
     timeline: Timeline
     notes: tuple[str, ...] = ()
+    #: The spec's SLO the latency roadmap (``steps``) comes from; None: the seed's roadmap.
+    roadmap_slo: str | None = None
 
     def verdicts(self) -> Mapping[str, int]:
         """How many endpoints and dependencies got each verdict."""

@@ -143,6 +143,19 @@ def _figure(name: str, title: str, uri: str | None) -> str:
     )
 
 
+def latency_limits(report: Report) -> tuple[tuple[float, str], ...]:
+    """The p95 chart's lines: the latency roadmap of the report (the spec's latency SLO's
+    committed threshold, then its next stages; the seed's roadmap without one)."""
+    if not report.steps:
+        return ()
+    first, *stages = (step.threshold for step in report.steps)
+    owner = f"{report.roadmap_slo} SLO threshold" if report.roadmap_slo else "default roadmap"
+    return (
+        (first, f"{seconds(first)}: {owner}"),
+        *((t, f"{seconds(t)}: next stage") for t in stages),
+    )
+
+
 def _charts(report: Report) -> dict[str, str]:
     tl = report.timeline
     eps = report.endpoints[:8]
@@ -153,8 +166,7 @@ def _charts(report: Report) -> dict[str, str]:
             "Requests per second", "req/s", tl.rate_now, tl.rate_then)),
         "p95": _figure("p95", "p95 latency", charts.line_chart(
             "p95 latency (all requests)", "seconds", tl.p95_now, tl.p95_then,
-            limits=((1.0, "1 s objective"), (0.6, "0.6 s next"))
-        )),
+            limits=latency_limits(report))),
         "errors": _figure("errors", "5xx ratio", charts.line_chart(
             "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=((0.01, "1 % limit"),),
             scale=100.0)),

@@ -9,7 +9,6 @@ from pathlib import Path
 from limone_obs.alerts.spec import load_spec
 from limone_obs.errors import LimoneObsError
 from limone_obs.report import collect, write_report
-from limone_obs.report.cli import roadmap
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.window import Span
 
@@ -30,7 +29,7 @@ def write_run_report(
         data = collect(
             Prometheus(prometheus_url), job=spec.job, service=spec.service,
             namespace=spec.namespace, window=Span(started, time.time()), baseline=None,
-            roadmap=roadmap(spec, spec.namespace),
+            spec=spec,
         )  # fmt: skip
         html_path, _ = write_report(data, workdir / REPORT_NAME)
     except LimoneObsError as exc:
