@@ -1,8 +1,9 @@
 """A real Prometheus scraping an instrumented app through a fault and a recovery.
 
 Three phases of ``PHASE`` seconds each under a bounded load: healthy, faulty (slow and
-failing /projects and slow AI calls), recovered. :func:`run` yields the Prometheus URL
-and the phase start times; everything started is stopped on exit.
+failing /projects and slow AI calls), recovered. /new (a cache read) is requested only
+from the fault on, like an endpoint the change added. :func:`run` yields the Prometheus
+URL and the phase start times; everything started is stopped on exit.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ PHASE = 24.0
 RPS = 25.0
 PROJECT = "/projects/<int:project_id>"
 AI = "/ai/complete"
+NEW = "/new"
+#: Seconds between two requests to /new (from the fault on).
+NEW_EVERY = 0.1
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ def create_app(fault: threading.Event) -> Flask:
             time.sleep(0.6 if fault.is_set() else 0.05)
         return "completion"
 
+    @app.get(NEW)
+    def new() -> str:
+        with metrics.track(c.DEPENDENCY_CACHE, "get"):
+            time.sleep(0.002)
+        return "new"
+
     return app
 
 
@@ -83,6 +93,19 @@ def _load(base: str, stop: threading.Event) -> None:
         except requests.RequestException:
             pass
         time.sleep(1 / RPS)
+
+
+def _load_new(base: str, start: threading.Event, stop: threading.Event) -> None:
+    """/new every NEW_EVERY seconds once ``start`` is set (none before: no baseline)."""
+    session = requests.Session()
+    deadline = time.time() + 4 * PHASE
+    while not start.is_set():
+        if stop.wait(0.2) or time.time() > deadline:
+            return
+    while not stop.is_set() and time.time() < deadline:
+        with suppress(requests.RequestException):
+            session.get(f"{base}{NEW}", timeout=5)
+        time.sleep(NEW_EVERY)
 
 
 def _config(folder: Path, job: str, target: str) -> Path:
@@ -108,6 +131,7 @@ def run(folder: Path, binary: str) -> Iterator[Run]:
                            folder / "prometheus.log")  # fmt: skip
         url = f"http://{procs.LOOPBACK}:{port}"
         loaders = [threading.Thread(target=_load, args=(base, stop)) for _ in range(3)]
+        loaders.append(threading.Thread(target=_load_new, args=(base, fault, stop)))
         try:
             procs.wait_http(proc, f"{url}/-/ready")
             time.sleep(2)  # one scrape before the load: the counters start from 0

@@ -40,5 +40,11 @@ def test_verdicts(now: Stats, then: Stats, expected: str) -> None:
 
 
 def test_without_baseline() -> None:
-    """No baseline: no verdict but saying so."""
+    """No baseline window (--baseline none): no verdict but saying so."""
     assert NO_BASELINE == judge(stats(1.0), None)
+
+
+def test_none_in_the_baseline_window_is_too_few() -> None:
+    """A baseline window without a request of this name is too few to compare (below
+    MIN_COUNT like any sparse window), not "no baseline"."""
+    assert TOO_FEW == judge(stats(1.0), Stats.none())

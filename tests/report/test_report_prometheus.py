@@ -21,10 +21,10 @@ from PIL import Image
 from limone_obs.cli import main
 from limone_obs.errors import ReportError
 from limone_obs.report import collect, write_report
-from limone_obs.report.model import IMPROVEMENT, REGRESSION, Report, Row
+from limone_obs.report.model import IMPROVEMENT, MIN_COUNT, REGRESSION, TOO_FEW, Report, Row
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.window import Span
-from tests.report.scenario import AI, PHASE, PROJECT, Run, run
+from tests.report.scenario import AI, NEW, PHASE, PROJECT, Run, run
 from tests.support import need
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,19 @@ def test_recovery_reads_as_an_improvement(scenario: Run) -> None:
     assert IMPROVEMENT == row(report.endpoints, PROJECT).verdict
     assert IMPROVEMENT == row(report.endpoints, AI).verdict
     assert IMPROVEMENT == row(report.dependencies, "ai_api").verdict
+
+
+def test_endpoint_without_baseline_requests_is_too_few_not_no_baseline(scenario: Run) -> None:
+    """/new has requests in the fault window and none in the healthy baseline: with a
+    baseline window given, it and its cache calls are too few to compare, and its row
+    says the baseline had 0 requests."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    new = row(report.endpoints, NEW)
+    assert new.now.count >= MIN_COUNT
+    assert TOO_FEW == new.verdict
+    assert new.then is not None
+    assert 0 == new.then.count
+    assert TOO_FEW == row(report.dependencies, "cache").verdict
 
 
 def test_numbers_match_direct_promql(scenario: Run) -> None:

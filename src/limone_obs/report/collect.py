@@ -75,11 +75,12 @@ def _rows(
     then = src.stats(baseline, by, dependency=dependency) if baseline else {}
     total = sum(s.count for s in now.values()) or 1.0
     ordered = sorted(now.items(), key=lambda item: (-item[1].count, item[0]))
+    # A name without requests in a baseline window has a baseline: with none in it.
+    before = {name: then.get(name, Stats.none()) if baseline else None for name in now}
     return tuple(
-        Row(name, stats, then.get(name), stats.count / total,
-            judge(stats, then.get(name)) if baseline else judge(stats, None))
+        Row(name, stats, before[name], stats.count / total, judge(stats, before[name]))
         for name, stats in ordered
-    )  # fmt: skip
+    )
 
 
 def _breakdown(src: _Source, window: Span, baseline: Span | None) -> tuple[Component, ...]:
@@ -198,7 +199,8 @@ def collect(
     """Query Prometheus for ``window`` (and ``baseline``) and return the report's data.
 
     Raises ReportError when Prometheus cannot be reached or holds no request of ``job``
-    in the window; a baseline without data becomes a note and no comparison. ``spec``
+    in the window; a baseline window without data is said in a note (its rows are too
+    few to compare). ``spec``
     (optional) gives the latency roadmap: the share of requests within its request
     latency SLO's committed threshold and stages (every one a bucket boundary), else
     within the seed's 2 s, 1 s and 0.6 s.
@@ -213,8 +215,8 @@ def collect(
         )
     notes: list[str] = []
     if baseline is not None and src.total(baseline) <= 0:
+        # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
-        baseline = None
     return Report(
         prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
         generated=time.time(),

@@ -40,6 +40,11 @@ class Stats:
         """Share of failed requests or calls; None without any."""
         return self.errors / self.count if self.count > 0 else None
 
+    @classmethod
+    def none(cls) -> Stats:
+        """A window without a single request (or call) of this name."""
+        return cls(count=0.0, errors=0.0, p50=None, p95=None, p99=None)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -142,16 +147,30 @@ class Report:
         return counts
 
 
+def not_compared(now: float, then: float | None) -> str | None:
+    """Why two windows with ``now`` and ``then`` requests (or calls) are not compared:
+    NO_BASELINE when there is no baseline window (``then`` None), TOO_FEW when either
+    holds fewer than MIN_COUNT (none at all included); None when they are compared."""
+    if then is None:
+        return NO_BASELINE
+    if now < MIN_COUNT or then < MIN_COUNT:
+        return TOO_FEW
+    return None
+
+
 def judge(now: Stats, then: Stats | None) -> str:
     """Regression, improvement, unchanged, or why the two windows cannot be compared.
 
-    A regression is a p95 more than 10 % and 5 ms slower, or an error ratio more than 0.5
-    points higher; an improvement the reverse; a regression wins over an improvement.
+    ``then`` is None without a baseline window (:data:`NO_BASELINE`); a name without
+    requests in the baseline window is :meth:`Stats.none` (:data:`TOO_FEW`). A regression
+    is a p95 more than 10 % and 5 ms slower, or an error ratio more than 0.5 points
+    higher; an improvement the reverse; a regression wins over an improvement.
     """
     if then is None:
         return NO_BASELINE
-    if now.count < MIN_COUNT or then.count < MIN_COUNT:
-        return TOO_FEW
+    reason = not_compared(now.count, then.count)
+    if reason is not None:
+        return reason
     slower, faster = _p95_moves(now, then)
     delta = (now.error_ratio or 0.0) - (then.error_ratio or 0.0)
     if slower or delta > ERROR_DELTA:
