@@ -16,6 +16,7 @@ from limone_obs.report import charts
 from limone_obs.report.collect import peak_rate_window
 from limone_obs.report.model import (
     REGRESSION,
+    TOO_FEW,
     Component,
     LatencyStep,
     Report,
@@ -26,7 +27,7 @@ from limone_obs.report.model import (
     Timeline,
 )
 from limone_obs.report.prometheus import Prometheus
-from limone_obs.report.render import to_html, to_markdown, write_report
+from limone_obs.report.render import seconds_change, to_html, to_markdown, write_report
 from limone_obs.report.window import Span
 from limone_obs.stack import procs
 
@@ -73,6 +74,41 @@ def test_markdown_tables_name_the_regression() -> None:
     assert "+111 %" in text  # p95 1.9 s against 0.9 s
     assert REGRESSION in text
     assert "ErrorsHigh (page)" in text
+
+
+@pytest.mark.parametrize(
+    ("now", "then", "expected"),
+    [
+        (1.9, 0.9, "+111 %"),
+        (0.111, 0.250, "-56 %"),
+        (0.00023, 0.0002, "±0 ms"),  # both "< 1 ms": no percentage of noise
+        (0.0, 0.0003, "±0 ms"),
+        (0.05, 0.0003, "+50 ms"),  # from under a millisecond: in milliseconds
+        (0.0, 0.005, "-5 ms"),
+        (None, 0.5, "n/a"),
+    ],
+)
+def test_seconds_change_is_meaningful_at_the_printed_precision(
+    now: float | None, then: float | None, expected: str
+) -> None:
+    """Relative when both print as whole milliseconds or more, else in milliseconds."""
+    assert expected == seconds_change(now, then)
+
+
+def test_breakdown_and_rows_not_compared_show_no_change() -> None:
+    """A part whose windows are too few to compare says so instead of a change; a row
+    that is too few to compare shows no p95 change (its verdict says why)."""
+    few = Row("/search", Stats(10, 0, 0.1, 0.2, 0.3), Stats(12, 0, 0.1, 0.4, 0.5), 1.0, TOO_FEW)
+    report = replace(
+        sample(),
+        endpoints=(few,),
+        breakdown=(Component("ai_api", 0.111, 0.250, TOO_FEW), Component("other", 0.0003, 0.0002)),
+    )
+    lines = to_markdown(report).splitlines()
+    assert f"| ai_api | 111 ms | 250 ms | {TOO_FEW} |" in lines
+    assert "| other | < 1 ms | < 1 ms | ±0 ms |" in lines
+    cells = "| 100 ms | 200 ms | 300 ms | 400 ms | - | 0.00 % | 0.00 % |"
+    assert f"| /search | 100.0 % | 10 {cells} {TOO_FEW} |" in lines
 
 
 def test_peak_rate_names_its_rate_window() -> None:

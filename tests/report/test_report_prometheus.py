@@ -23,6 +23,7 @@ from limone_obs.errors import ReportError
 from limone_obs.report import collect, write_report
 from limone_obs.report.model import IMPROVEMENT, MIN_COUNT, REGRESSION, TOO_FEW, Report, Row
 from limone_obs.report.prometheus import Prometheus
+from limone_obs.report.render import seconds, to_markdown
 from limone_obs.report.window import Span
 from tests.report.scenario import AI, NEW, PHASE, PROJECT, Run, run
 from tests.support import need
@@ -89,6 +90,32 @@ def test_endpoint_without_baseline_requests_is_too_few_not_no_baseline(scenario:
     assert new.then is not None
     assert 0 == new.then.count
     assert TOO_FEW == row(report.dependencies, "cache").verdict
+
+
+def test_empty_baseline_window_is_too_few_with_a_note(scenario: Run) -> None:
+    """A baseline window before the load: every row is too few to compare, and a note
+    says the baseline had no requests; the report keeps the baseline it was given."""
+    window = phase(scenario.healthy)
+    empty = window.shifted(3 * PHASE)
+    report = collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
+                     namespace="limoneide", window=window, baseline=empty)  # fmt: skip
+    assert empty == report.baseline
+    assert {TOO_FEW} == {r.verdict for r in (*report.endpoints, *report.dependencies)}
+    assert any("has no requests" in note for note in report.notes)
+
+
+def test_breakdown_compares_only_what_the_verdicts_compare(scenario: Run) -> None:
+    """Time per request: the cache (calls only in the window) is too few to compare; the
+    template (microseconds, in both windows) changes by whole milliseconds, never by a
+    percentage of two values printed as under 1 ms."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    parts = {p.name: p for p in report.breakdown}
+    assert TOO_FEW == parts["cache"].not_compared
+    assert parts["template"].not_compared is None
+    lines = to_markdown(report).splitlines()
+    assert f"| cache | {seconds(parts['cache'].now)} | n/a | {TOO_FEW} |" in lines
+    template = next(line for line in lines if line.startswith("| template | < 1 ms |"))
+    assert template.endswith("| < 1 ms | ±0 ms |")
 
 
 def test_numbers_match_direct_promql(scenario: Run) -> None:

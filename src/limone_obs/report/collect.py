@@ -21,6 +21,7 @@ from limone_obs.report.model import (
     Throughput,
     Timeline,
     judge,
+    not_compared,
 )
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.window import Span
@@ -83,7 +84,28 @@ def _rows(
     )
 
 
-def _breakdown(src: _Source, window: Span, baseline: Span | None) -> tuple[Component, ...]:
+def _breakdown(
+    src: _Source,
+    window: Span,
+    baseline: Span | None,
+    requests: tuple[float, float | None],
+    dependencies: tuple[Row, ...],
+) -> tuple[Component, ...]:
+    """Seconds per request in each dependency and in none (``other``), now and then.
+
+    Compared under the verdicts' rule (:func:`~.model.not_compared`): ``other`` on the
+    ``requests`` of each window, a dependency on its calls as well (its row in
+    ``dependencies``).
+    """
+    calls = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in dependencies}
+
+    def why(name: str) -> str | None:
+        now, then = requests
+        if name != OTHER:
+            now = min(now, calls.get(name, (0.0, 0.0))[0])
+            then = None if then is None else min(then, calls.get(name, (0.0, 0.0))[1])
+        return not_compared(now, then)
+
     def parts(span: Span | None) -> dict[str, float]:
         if span is None:
             return {}
@@ -97,7 +119,9 @@ def _breakdown(src: _Source, window: Span, baseline: Span | None) -> tuple[Compo
 
     now, then = parts(window), parts(baseline)
     names = [*sorted(set(now) - {OTHER}, key=lambda name: -now[name]), OTHER]
-    return tuple(Component(name, now.get(name), then.get(name)) for name in names if name in now)
+    return tuple(
+        Component(name, now.get(name), then.get(name), why(name)) for name in names if name in now
+    )
 
 
 def _slos(src: _Source, window: Span, baseline: Span | None) -> tuple[SloRow, ...]:
@@ -207,22 +231,25 @@ def collect(
     """
     plan = slos.roadmap(spec, namespace)
     src = _Source(prom, namespace, job, service)
-    if src.total(window) <= 0:
+    requests = src.total(window), src.total(baseline) if baseline else None
+    if requests[0] <= 0:
         raise ReportError(
             f"Prometheus at {prom.url} has no requests of job={job!r} in {window.label()}: "
             "check --job and --namespace, the time window, and that Prometheus scraped the "
             "app then"
         )
     notes: list[str] = []
-    if baseline is not None and src.total(baseline) <= 0:
+    if baseline is not None and not requests[1]:
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
+    dependencies = _rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True)
     return Report(
         prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
         generated=time.time(),
         endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
-        dependencies=_rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True),
-        breakdown=_breakdown(src, window, baseline), slos=_slos(src, window, baseline),
+        dependencies=dependencies,
+        breakdown=_breakdown(src, window, baseline, requests, dependencies),
+        slos=_slos(src, window, baseline),
         steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
         throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),

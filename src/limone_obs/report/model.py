@@ -23,6 +23,8 @@ IMPROVEMENT: Final = "improvement"
 UNCHANGED: Final = "unchanged"
 TOO_FEW: Final = "too few to compare"
 NO_BASELINE: Final = "no baseline"
+#: The verdicts of two windows that were compared.
+COMPARED: Final = (REGRESSION, IMPROVEMENT, UNCHANGED)
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,13 @@ class Row:
 
 @dataclass(frozen=True)
 class Component:
-    """Average seconds per request spent in one part (AI API, DB, template, other)."""
+    """Average seconds per request spent in one part (AI API, DB, template, other), and
+    why the two windows are not compared (:func:`not_compared`), None when they are."""
 
     name: str
     now: float | None
     then: float | None
+    not_compared: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Final
 
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
-from limone_obs.report.model import IMPROVEMENT, REGRESSION, Report, Row, Stats
+from limone_obs.report.model import COMPARED, IMPROVEMENT, REGRESSION, Report, Row, Stats
 
 _CSS: Final = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
@@ -27,10 +27,17 @@ figure.chart{margin:1rem 0}figure.chart img{width:100%;max-width:800px;height:au
 """
 
 
+#: Durations below this print as ``< 1 ms`` (whole milliseconds below a second).
+_UNDER_A_MS: Final = 0.0005
+
+
 def seconds(value: float | None) -> str:
-    """``0.0123`` -> ``12 ms``, ``1.5`` -> ``1.50 s``, None -> ``n/a``."""
+    """``0.0123`` -> ``12 ms``, ``1.5`` -> ``1.50 s``, ``0.0002`` -> ``< 1 ms``, ``0`` ->
+    ``0 ms``, None -> ``n/a``."""
     if value is None:
         return "n/a"
+    if 0 < value < _UNDER_A_MS:
+        return "< 1 ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
@@ -39,10 +46,16 @@ def percent(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value * 100:.{digits}f} %"
 
 
-def change(now: float | None, then: float | None) -> str:
-    """Relative change ``+12 %`` / ``-30 %``; ``n/a`` when either side is unknown or zero."""
-    if now is None or then is None or then == 0:
+def seconds_change(now: float | None, then: float | None) -> str:
+    """The change between two durations, meaningful at the precision they print with:
+    relative (``+12 %``) when both print as 1 ms or more, else in whole milliseconds
+    (``+3 ms``, ``±0 ms``), since a percentage of values under a millisecond (two
+    ``< 1 ms``, or ``0 ms`` and ``< 1 ms``) is noise; ``n/a`` when either is unknown."""
+    if now is None or then is None:
         return "n/a"
+    if min(now, then) < _UNDER_A_MS:
+        diff = round((now - then) * 1000)
+        return f"{diff:+d} ms" if diff else "±0 ms"
     return f"{(now - then) / then * 100:+.0f} %"
 
 
@@ -51,12 +64,18 @@ def number(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+#: A change not shown because the verdict says why the windows are not compared.
+NOT_COMPARED: Final = "-"
+
+
 def _row_cells(row: Row) -> list[str]:
     then: Stats | None = row.then
+    p95_change = seconds_change(row.now.p95, then.p95 if then else None)
     return [
         row.name, percent(row.share, 1), number(row.now.count, 0),
         seconds(row.now.p50), seconds(row.now.p95), seconds(row.now.p99),
-        seconds(then.p95 if then else None), change(row.now.p95, then.p95 if then else None),
+        seconds(then.p95 if then else None),
+        p95_change if row.verdict in COMPARED else NOT_COMPARED,
         percent(row.now.error_ratio), percent(then.error_ratio if then else None), row.verdict,
     ]  # fmt: skip
 
@@ -74,7 +93,8 @@ def _tables(report: Report) -> dict[str, tuple[Sequence[str], list[list[str]]]]:
         "dependencies": (ROW_HEADER, [_row_cells(r) for r in report.dependencies]),
         "breakdown": (
             ("part of a request", "time per request", "baseline", "change"),
-            [[p.name, seconds(p.now), seconds(p.then), change(p.now, p.then)]
+            [[p.name, seconds(p.now), seconds(p.then),
+              p.not_compared or seconds_change(p.now, p.then)]
              for p in report.breakdown],
         ),
         "slos": (slo_header, [
