@@ -2,8 +2,9 @@
 
 Three phases of ``PHASE`` seconds each under a bounded load: healthy, faulty (slow and
 failing /projects and slow AI calls), recovered. /new (a cache read) is requested only
-from the fault on, like an endpoint the change added. :func:`run` yields the Prometheus
-URL and the phase start times; everything started is stopped on exit.
+from the fault on, like an endpoint the change added. /stream streams for 1.05 s, and
+1.30 s under the fault: every request stays in the (1, 1.5] bucket. :func:`run` yields
+the Prometheus URL and the phase start times; everything started is stopped on exit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import requests
 import yaml
-from flask import Flask
+from flask import Flask, Response
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
@@ -36,6 +37,11 @@ AI = "/ai/complete"
 NEW = "/new"
 #: Seconds between two requests to /new (from the fault on).
 NEW_EVERY = 0.1
+STREAM = "/stream"
+#: Seconds a /stream response takes, healthy and under the fault: both in (1, 1.5].
+STREAM_SECONDS = (1.05, 1.30)
+#: Clients of /stream, one request at a time each: 30+ requests per phase window.
+STREAM_CLIENTS = 4
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,17 @@ def create_app(fault: threading.Event) -> Flask:
             time.sleep(0.6 if fault.is_set() else 0.05)
         return "completion"
 
+    @app.get(STREAM)
+    def stream() -> Response:
+        pause = STREAM_SECONDS[fault.is_set()] / 2
+
+        def chunks() -> Iterator[str]:
+            for part in ("first half\n", "second half\n"):
+                time.sleep(pause)
+                yield part
+
+        return Response(chunks(), mimetype="text/plain")
+
     @app.get(NEW)
     def new() -> str:
         with metrics.track(c.DEPENDENCY_CACHE, "get"):
@@ -95,6 +112,15 @@ def _load(base: str, stop: threading.Event) -> None:
         except requests.RequestException:
             pass
         time.sleep(1 / RPS)
+
+
+def _load_stream(base: str, stop: threading.Event) -> None:
+    """/stream one request after the other, read to its end."""
+    session = requests.Session()
+    deadline = time.time() + 4 * PHASE
+    while not stop.is_set() and time.time() < deadline:
+        with suppress(requests.RequestException):
+            session.get(f"{base}{STREAM}", timeout=5).content  # noqa: B018 - read it all
 
 
 def _load_new(base: str, start: threading.Event, stop: threading.Event) -> None:
@@ -134,6 +160,9 @@ def run(folder: Path, binary: str) -> Iterator[Run]:
         url = f"http://{procs.LOOPBACK}:{port}"
         loaders = [threading.Thread(target=_load, args=(base, stop)) for _ in range(3)]
         loaders.append(threading.Thread(target=_load_new, args=(base, fault, stop)))
+        loaders += [
+            threading.Thread(target=_load_stream, args=(base, stop)) for _ in range(STREAM_CLIENTS)
+        ]
         try:
             procs.wait_http(proc, f"{url}/-/ready")
             time.sleep(2)  # one scrape before the load: the counters start from 0

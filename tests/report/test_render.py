@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 import os
 import re
 import stat
@@ -27,16 +29,40 @@ from limone_obs.report.model import (
     Timeline,
 )
 from limone_obs.report.prometheus import Prometheus
-from limone_obs.report.render import seconds_change, to_html, to_markdown, write_report
+from limone_obs.report.render import (
+    ESTIMATES_NOTE,
+    bucket,
+    seconds_change,
+    to_html,
+    to_markdown,
+    write_report,
+)
 from limone_obs.report.window import Span
 from limone_obs.stack import procs
 
 POINTS = tuple((float(t), 1.0 + t / 10) for t in range(30))
+INF = math.inf
 
 
 def sample(*, timeline: bool = True) -> Report:
-    now = Stats(count=900, errors=90, p50=0.3, p95=1.9, p99=2.5)
-    then = Stats(count=800, errors=0, p50=0.2, p95=0.9, p99=1.2)
+    now = Stats(
+        count=900,
+        errors=90,
+        p50=0.3,
+        p95=1.9,
+        p99=2.5,
+        mean=0.6,
+        buckets=((0.25, 300), (0.5, 500), (1.0, 700), (1.5, 800), (2.0, 870), (INF, 900)),
+    )
+    then = Stats(
+        count=800,
+        errors=0,
+        p50=0.2,
+        p95=0.9,
+        p99=1.2,
+        mean=0.3,
+        buckets=((0.25, 380), (0.5, 600), (1.0, 780), (INF, 800)),
+    )
     series = POINTS if timeline else ()
     return Report(
         prometheus="http://127.0.0.1:9090", job="limoneide", service="limoneide",
@@ -98,7 +124,8 @@ def test_seconds_change_is_meaningful_at_the_printed_precision(
 def test_breakdown_and_rows_not_compared_show_no_change() -> None:
     """A part whose windows are too few to compare says so instead of a change; a row
     that is too few to compare shows no p95 change (its verdict says why)."""
-    few = Row("/search", Stats(10, 0, 0.1, 0.2, 0.3), Stats(12, 0, 0.1, 0.4, 0.5), 1.0, TOO_FEW)
+    few = Row("/search", Stats(10, 0, 0.1, 0.2, 0.3, 0.15), Stats(12, 0, 0.1, 0.4, 0.5, 0.3),
+              1.0, TOO_FEW)  # fmt: skip
     report = replace(
         sample(),
         endpoints=(few,),
@@ -107,8 +134,35 @@ def test_breakdown_and_rows_not_compared_show_no_change() -> None:
     lines = to_markdown(report).splitlines()
     assert f"| ai_api | 111 ms | 250 ms | {TOO_FEW} |" in lines
     assert "| other | < 1 ms | < 1 ms | ±0 ms |" in lines
-    cells = "| 100 ms | 200 ms | 300 ms | 400 ms | - | 0.00 % | 0.00 % |"
+    cells = "| 150 ms | 300 ms | - | 100 ms | 200 ms | 300 ms | 400 ms | - | 0.00 % | 0.00 % |"
     assert f"| /search | 100.0 % | 10 {cells} {TOO_FEW} |" in lines
+
+
+def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:
+    """Each row has the exact mean, its baseline and change; the p95 cells name the
+    bucket they were interpolated in; both formats say the percentiles are estimates."""
+    text = to_markdown(sample())
+    cells = "| 600 ms | 300 ms | +100 % | 300 ms | 1.90 s (1.5-2 s) | 2.50 s | 900 ms (0.5-1 s) |"
+    assert f"| /projects/<int:project_id> | 100.0 % | 900 {cells}" in text
+    assert 2 == text.count(ESTIMATES_NOTE)
+    assert 2 == to_html(sample()).count(f'<p class="note">{html.escape(ESTIMATES_NOTE)}</p>')
+
+
+@pytest.mark.parametrize(
+    ("bounds", "expected"),
+    [
+        ((1.0, 1.5), "1-1.5 s"),
+        ((0.1, 0.25), "100-250 ms"),
+        ((0.0, 0.005), "0-5 ms"),
+        ((0.75, 1.0), "0.75-1 s"),
+        ((30.0, INF), "> 30 s"),
+        ((0.5, INF), "> 500 ms"),
+        (None, ""),
+    ],
+)
+def test_bucket_labels(bounds: tuple[float, float] | None, expected: str) -> None:
+    """Bucket bounds in the unit of the upper bound; above the last bound: ``> bound``."""
+    assert expected == bucket(bounds)
 
 
 def test_peak_rate_names_its_rate_window() -> None:

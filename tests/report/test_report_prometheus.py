@@ -25,7 +25,7 @@ from limone_obs.report.model import IMPROVEMENT, MIN_COUNT, REGRESSION, TOO_FEW,
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import seconds, to_markdown
 from limone_obs.report.window import Span
-from tests.report.scenario import AI, NEW, PHASE, PROJECT, Run, run
+from tests.report.scenario import AI, NEW, PHASE, PROJECT, STREAM, STREAM_SECONDS, Run, run
 from tests.support import need
 
 pytestmark = pytest.mark.integration
@@ -69,6 +69,7 @@ def test_fault_reads_as_a_regression(scenario: Run) -> None:
     assert REGRESSION == row(report.endpoints, AI).verdict
     assert REGRESSION == row(report.dependencies, "db").verdict
     assert REGRESSION == row(report.dependencies, "ai_api").verdict
+    assert REGRESSION == row(report.endpoints, STREAM).verdict
 
 
 def test_recovery_reads_as_an_improvement(scenario: Run) -> None:
@@ -77,6 +78,40 @@ def test_recovery_reads_as_an_improvement(scenario: Run) -> None:
     assert IMPROVEMENT == row(report.endpoints, PROJECT).verdict
     assert IMPROVEMENT == row(report.endpoints, AI).verdict
     assert IMPROVEMENT == row(report.dependencies, "ai_api").verdict
+    assert IMPROVEMENT == row(report.endpoints, STREAM).verdict
+
+
+def test_a_change_inside_one_bucket_reads_in_the_exact_mean(scenario: Run) -> None:
+    """/stream goes from 1.05 s to 1.30 s: every request of both windows lies in the
+    (1, 1.5] bucket, so the p95 estimates are alike (not a regression on their own),
+    while the exact means (sum / count, as written here) differ by about a quarter."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    stream = row(report.endpoints, STREAM)
+    assert stream.then is not None
+    assert (1.0, 1.5) == stream.now.bucket_of(0.95) == stream.then.bucket_of(0.95)
+    assert stream.now.p95 is not None
+    assert stream.then.p95 is not None
+    assert abs(stream.now.p95 - stream.then.p95) < 0.1 * stream.then.p95
+    span = phase(scenario.fault)
+    rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",endpoint="{STREAM}"'
+    mean = promql(scenario, f"sum(increase(limoneide_request_duration_seconds_sum{{{sel}}}{rng}))"
+                  f" / sum(increase(limoneide_request_duration_seconds_count{{{sel}}}{rng}))",
+                  span.end)  # fmt: skip
+    assert mean == pytest.approx(stream.now.mean)
+    assert stream.now.mean == pytest.approx(STREAM_SECONDS[1], abs=0.05)
+    assert stream.then.mean == pytest.approx(STREAM_SECONDS[0], abs=0.05)
+    assert REGRESSION == stream.verdict
+
+
+def test_dependency_mean_is_exact(scenario: Run) -> None:
+    """The DB's mean call duration equals its histogram's sum over its count."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    span = phase(scenario.fault)
+    rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",dependency="db"'
+    mean = promql(scenario, f"sum(increase(limoneide_dependency_duration_seconds_sum{{{sel}}}"
+                  f"{rng})) / sum(increase(limoneide_dependency_duration_seconds_count"
+                  f"{{{sel}}}{rng}))", span.end)  # fmt: skip
+    assert mean == pytest.approx(row(report.dependencies, "db").now.mean)
 
 
 def test_endpoint_without_baseline_requests_is_too_few_not_no_baseline(scenario: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Final
 
@@ -60,13 +61,26 @@ class _Source:
             )
             for level in (0.5, 0.95, 0.99)
         }
+        mean = self.prom.by_label(q.mean(n, job, by, secs, dependency=dependency), by, span.end)
+        buckets = self.buckets(span, by, dependency=dependency)
         return {
-            name: Stats(
-                count, bad.get(name, 0.0), qs[0.5].get(name), qs[0.95].get(name), qs[0.99].get(name)
-            )
+            name: Stats(count, bad.get(name, 0.0), qs[0.5].get(name), qs[0.95].get(name),
+                        qs[0.99].get(name), mean.get(name), buckets.get(name, ()))
             for name, count in counts.items()
             if count > 0
-        }
+        }  # fmt: skip
+
+    def buckets(
+        self, span: Span, by: str, *, dependency: bool
+    ) -> dict[str, tuple[tuple[float, float], ...]]:
+        """Per ``by`` value: the histogram's ``(le, cumulative count)`` in ``span``, ascending."""
+        expr = q.buckets(self.names, self.job, by, span.seconds, dependency=dependency)
+        found: dict[str, list[tuple[float, float]]] = {}
+        for sample in self.prom.instant(expr, span.end):
+            le = sample.labels.get(c.LABEL_LE)
+            if le is not None and not math.isnan(sample.value):
+                found.setdefault(sample.labels.get(by, ""), []).append((float(le), sample.value))
+        return {name: tuple(sorted(pairs)) for name, pairs in found.items()}
 
 
 def _rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -10,9 +11,10 @@ from limone_obs.report.window import Span
 
 #: Fewer requests (or calls) than this in either window: quantiles are not compared.
 MIN_COUNT: Final = 30
-#: A p95 change counts when it is larger than this share and this many seconds.
-P95_RELATIVE: Final = 0.10
-P95_ABSOLUTE: Final = 0.005
+#: A change of the p95 or of the mean counts when it is larger than this share and this
+#: many seconds.
+LATENCY_RELATIVE: Final = 0.10
+LATENCY_ABSOLUTE: Final = 0.005
 #: An error-ratio change counts when it moves by more than this (0.5 percentage points).
 ERROR_DELTA: Final = 0.005
 #: The seed's throughput steps, requests per second.
@@ -29,18 +31,44 @@ COMPARED: Final = (REGRESSION, IMPROVEMENT, UNCHANGED)
 
 @dataclass(frozen=True)
 class Stats:
-    """One window's numbers for one endpoint or dependency (seconds; None when unknown)."""
+    """One window's numbers for one endpoint or dependency (seconds; None when unknown).
+
+    ``mean`` is exact (the histogram's sum over its count); ``p50`` / ``p95`` / ``p99``
+    are ``histogram_quantile`` estimates, interpolated inside the bucket that holds each
+    (:meth:`bucket_of`). ``buckets`` are the histogram's ``(le, cumulative count)`` in
+    the window, ascending, ``+Inf`` last.
+    """
 
     count: float
     errors: float
     p50: float | None
     p95: float | None
     p99: float | None
+    mean: float | None = None
+    buckets: tuple[tuple[float, float], ...] = ()
 
     @property
     def error_ratio(self) -> float | None:
         """Share of failed requests or calls; None without any."""
         return self.errors / self.count if self.count > 0 else None
+
+    def bucket_of(self, q: float) -> tuple[float, float] | None:
+        """Bounds ``(lower, upper]`` of the bucket holding the ``q`` quantile, where both
+        the true value and ``histogram_quantile``'s estimate lie; ``upper`` is ``inf``
+        above the last finite bound (the estimate is that bound). None without buckets.
+
+        The bucket is found as ``histogram_quantile`` finds it: the first whose
+        cumulative count reaches ``q`` times the total (counts made monotonic first).
+        """
+        if len(self.buckets) < 2 or self.buckets[-1][1] <= 0:
+            return None
+        rank, cumulative, lower = q * self.buckets[-1][1], 0.0, 0.0
+        for le, count in self.buckets[:-1]:
+            cumulative = max(cumulative, count)
+            if cumulative >= rank:
+                return lower, le
+            lower = le
+        return lower, math.inf
 
     @classmethod
     def none(cls) -> Stats:
@@ -167,15 +195,19 @@ def judge(now: Stats, then: Stats | None) -> str:
 
     ``then`` is None without a baseline window (:data:`NO_BASELINE`); a name without
     requests in the baseline window is :meth:`Stats.none` (:data:`TOO_FEW`). A regression
-    is a p95 more than 10 % and 5 ms slower, or an error ratio more than 0.5 points
-    higher; an improvement the reverse; a regression wins over an improvement.
+    is a p95 or a mean more than 10 % and 5 ms slower, or an error ratio more than 0.5
+    points higher; an improvement the reverse; a regression wins over an improvement.
+    The mean counts as well as the p95 because the p95 is an estimate inside a bucket:
+    requests going from 1.05 s to 1.45 s all stay in the (1, 1.5] bucket, and the p95
+    estimate with them.
     """
     if then is None:
         return NO_BASELINE
     reason = not_compared(now.count, then.count)
     if reason is not None:
         return reason
-    slower, faster = _p95_moves(now, then)
+    moves = [_moves(now.p95, then.p95), _moves(now.mean, then.mean)]
+    slower, faster = any(up for up, _ in moves), any(down for _, down in moves)
     delta = (now.error_ratio or 0.0) - (then.error_ratio or 0.0)
     if slower or delta > ERROR_DELTA:
         return REGRESSION
@@ -184,9 +216,10 @@ def judge(now: Stats, then: Stats | None) -> str:
     return UNCHANGED
 
 
-def _p95_moves(now: Stats, then: Stats) -> tuple[bool, bool]:
-    if now.p95 is None or then.p95 is None:
+def _moves(now: float | None, then: float | None) -> tuple[bool, bool]:
+    """(slower, faster): a latency moving by more than the thresholds, either way."""
+    if now is None or then is None:
         return False, False
-    diff = now.p95 - then.p95
-    big = abs(diff) > P95_ABSOLUTE and abs(diff) > P95_RELATIVE * then.p95
+    diff = now - then
+    big = abs(diff) > LATENCY_ABSOLUTE and abs(diff) > LATENCY_RELATIVE * then
     return big and diff > 0, big and diff < 0

@@ -38,9 +38,22 @@ def quantile(
     names: MetricNames, job: str, by: str, q: float, seconds: int, *, dependency: bool
 ) -> str:
     """The ``q`` quantile per endpoint (or dependency) over the window, from the histogram."""
+    return f"histogram_quantile({q:g}, {buckets(names, job, by, seconds, dependency=dependency)})"
+
+
+def mean(names: MetricNames, job: str, by: str, seconds: int, *, dependency: bool) -> str:
+    """The exact mean duration per endpoint (or dependency): the histogram's sum over its
+    count in the window."""
+    total = names.dependency_duration_sum if dependency else names.request_duration_sum
+    count = names.dependency_duration_count if dependency else names.request_duration_count
+    spent = f"sum by ({by}) ({_increase(total, _sel(job), seconds)})"
+    return f"{spent} / sum by ({by}) ({_increase(count, _sel(job), seconds)})"
+
+
+def buckets(names: MetricNames, job: str, by: str, seconds: int, *, dependency: bool) -> str:
+    """The histogram's cumulative bucket counts per endpoint (or dependency) and ``le``."""
     bucket = names.dependency_duration_bucket if dependency else names.request_duration_bucket
-    grouped = f"sum by ({by}, {c.LABEL_LE}) ({_increase(bucket, _sel(job), seconds)})"
-    return f"histogram_quantile({q:g}, {grouped})"
+    return f"sum by ({by}, {c.LABEL_LE}) ({_increase(bucket, _sel(job), seconds)})"
 
 
 def time_per_request(names: MetricNames, job: str, seconds: int) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import html
+import math
 import os
 import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
@@ -22,7 +23,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .regression{color:#b00020;font-weight:600}.improvement{color:#137333;font-weight:600}
-.meta{color:#555}.empty{color:#555;font-style:italic}
+.meta{color:#555}.empty{color:#555;font-style:italic}.note{color:#555;font-size:.85rem}
 figure.chart{margin:1rem 0}figure.chart img{width:100%;max-width:800px;height:auto}
 """
 
@@ -68,46 +69,90 @@ def number(value: float | None, digits: int = 1) -> str:
 NOT_COMPARED: Final = "-"
 
 
+def bucket(bounds: tuple[float, float] | None) -> str:
+    """A histogram bucket ``(lower, upper]`` as ``1-1.5 s``, ``100-250 ms`` or ``> 30 s``."""
+    if bounds is None:
+        return ""
+    lower, upper = bounds
+    if math.isinf(upper):
+        return f"> {lower:g} s" if lower >= 1 else f"> {lower * 1000:g} ms"
+    if upper < 1:
+        return f"{lower * 1000:g}-{upper * 1000:g} ms"
+    return f"{lower:g}-{upper:g} s"
+
+
+def _estimate(stats: Stats | None) -> str:
+    """The p95 with the bucket it was interpolated in: ``1.48 s (1-1.5 s)``."""
+    if stats is None or stats.p95 is None:
+        return seconds(None)
+    where = bucket(stats.bucket_of(0.95))
+    return f"{seconds(stats.p95)} ({where})" if where else seconds(stats.p95)
+
+
 def _row_cells(row: Row) -> list[str]:
-    then: Stats | None = row.then
-    p95_change = seconds_change(row.now.p95, then.p95 if then else None)
+    now, then = row.now, row.then
+    compared = row.verdict in COMPARED  # else the verdict says why there is no change
+
+    def moved(a: float | None, b: float | None) -> str:
+        return seconds_change(a, b) if compared else NOT_COMPARED
+
     return [
-        row.name, percent(row.share, 1), number(row.now.count, 0),
-        seconds(row.now.p50), seconds(row.now.p95), seconds(row.now.p99),
-        seconds(then.p95 if then else None),
-        p95_change if row.verdict in COMPARED else NOT_COMPARED,
-        percent(row.now.error_ratio), percent(then.error_ratio if then else None), row.verdict,
+        row.name, percent(row.share, 1), number(now.count, 0),
+        seconds(now.mean), seconds(then.mean if then else None),
+        moved(now.mean, then.mean if then else None),
+        seconds(now.p50), _estimate(now), seconds(now.p99), _estimate(then),
+        moved(now.p95, then.p95 if then else None),
+        percent(now.error_ratio), percent(then.error_ratio if then else None), row.verdict,
     ]  # fmt: skip
 
 
 ROW_HEADER: Final = (
-    "name", "share", "count", "p50", "p95", "p99", "p95 baseline", "p95 change",
-    "errors", "errors baseline", "verdict",
+    "name", "share", "count", "mean", "mean baseline", "mean change", "p50", "p95", "p99",
+    "p95 baseline", "p95 change", "errors", "errors baseline", "verdict",
 )  # fmt: skip
+#: Under the endpoint and dependency tables: which numbers are exact and which estimated.
+ESTIMATES_NOTE: Final = (
+    "The mean is exact: the histogram's sum over its count. p50, p95 and p99 are "
+    "estimates: histogram_quantile interpolates inside the histogram's bucket that holds "
+    "each (the p95's bucket in brackets), and the true value can be anywhere in it. A "
+    "change within one bucket can leave them unchanged; the verdict reads the mean too."
+)
 
 
-def _tables(report: Report) -> dict[str, tuple[Sequence[str], list[list[str]]]]:
+class Table(NamedTuple):
+    """A table of the report: header, rows of cells, and sentences printed under it."""
+
+    header: Sequence[str]
+    rows: list[list[str]]
+    notes: Sequence[str] = ()
+
+
+def _tables(report: Report) -> dict[str, Table]:
     slo_header = ("SLO", "objective", "SLI", "SLI baseline", "budget left", "alerts fired")
     return {
-        "endpoints": (ROW_HEADER, [_row_cells(r) for r in report.endpoints]),
-        "dependencies": (ROW_HEADER, [_row_cells(r) for r in report.dependencies]),
-        "breakdown": (
+        "endpoints": Table(
+            ROW_HEADER, [_row_cells(r) for r in report.endpoints], (ESTIMATES_NOTE,)
+        ),
+        "dependencies": Table(
+            ROW_HEADER, [_row_cells(r) for r in report.dependencies], (ESTIMATES_NOTE,)
+        ),
+        "breakdown": Table(
             ("part of a request", "time per request", "baseline", "change"),
             [[p.name, seconds(p.now), seconds(p.then),
               p.not_compared or seconds_change(p.now, p.then)]
              for p in report.breakdown],
         ),
-        "slos": (slo_header, [
+        "slos": Table(slo_header, [
             [s.name, percent(s.objective), percent(s.sli_now, 3), percent(s.sli_then, 3),
              percent(s.budget_left, 1), ", ".join(s.fired) or "none"]
             for s in report.slos
         ]),
-        "steps": (
+        "steps": Table(
             ("served within", "share of requests", "baseline"),
             [[seconds(s.threshold), percent(s.share_now, 1), percent(s.share_then, 1)]
              for s in report.steps],
         ),
-        "throughput": (("measure", "window", "baseline"), _throughput_rows(report)),
+        "throughput": Table(("measure", "window", "baseline"), _throughput_rows(report)),
     }  # fmt: skip
 
 
@@ -140,12 +185,13 @@ TITLES: Final = {
 }  # fmt: skip
 
 
-def _html_table(header: Sequence[str], rows: list[list[str]]) -> str:
-    if not rows:
+def _html_table(table: Table) -> str:
+    if not table.rows:
         return '<p class="empty">No data in this window.</p>'
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in table.rows)
+    notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in table.notes)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
 
 
 def _td(cell: str) -> str:
@@ -245,7 +291,7 @@ def to_html(report: Report) -> str:
         + "</section>",
     ]
     for key, title in TITLES.items():
-        content = _html_table(*tables[key]) + figures.get(key, "")
+        content = _html_table(tables[key]) + figures.get(key, "")
         body.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>')
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -261,11 +307,12 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: Sequence[str], rows: list[list[str]]) -> str:
-    if not rows:
+def _md_table(table: Table) -> str:
+    if not table.rows:
         return "_No data in this window._\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
+    lines += [f"\n{note}" for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -280,7 +327,7 @@ def to_markdown(report: Report) -> str:
         "",
     ]
     for key, title in TITLES.items():
-        out += [f"### {title}\n", _md_table(*tables[key])]
+        out += [f"### {title}\n", _md_table(tables[key])]
     return "\n".join(out)
 
 
