@@ -37,6 +37,7 @@ from limone_obs.report.render import (
     to_markdown,
     write_report,
 )
+from limone_obs.report.slos import WEIGHTED_NOTE
 from limone_obs.report.window import Span
 from limone_obs.stack import procs
 
@@ -163,6 +164,24 @@ def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:
 def test_bucket_labels(bounds: tuple[float, float] | None, expected: str) -> None:
     """Bucket bounds in the unit of the upper bound; above the last bound: ``> bound``."""
     assert expected == bucket(bounds)
+
+
+def test_slo_table_says_why_instead_of_n_a() -> None:
+    """Missing numbers read as their reason, an SLI read otherwise than request-weighted
+    says how, and the notes under the table explain both kinds of SLI."""
+    rows = (
+        SloRow("errors", 0.99, 0.985, 1.0, None, ("ErrorsHigh (page)",), "lowest 5m",
+               {"budget_left": "no budget (threshold SLO)"}, "errors: lowest 5m note."),
+        SloRow("up", None, 1.0, 1.0, None, (), "mean over time",
+               {"objective": "none (up SLO)", "budget_left": "no budget (up SLO)"}),
+    )  # fmt: skip
+    text = to_markdown(replace(sample(), slos=rows))
+    assert ("| errors | 99.00 % | 98.500 % (lowest 5m) | 100.000 % (lowest 5m) | "
+            "no budget (threshold SLO) | ErrorsHigh (page) |") in text  # fmt: skip
+    assert ("| up | none (up SLO) | 100.000 % (mean over time) | 100.000 % (mean over time) | "
+            "no budget (up SLO) | none |") in text  # fmt: skip
+    assert "errors: lowest 5m note." in text
+    assert WEIGHTED_NOTE in text
 
 
 def test_peak_rate_names_its_rate_window() -> None:

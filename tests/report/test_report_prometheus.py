@@ -18,6 +18,7 @@ import requests
 from click.testing import CliRunner
 from PIL import Image
 
+from limone_obs.alerts.spec import load_spec
 from limone_obs.cli import main
 from limone_obs.errors import ReportError
 from limone_obs.report import collect, write_report
@@ -26,7 +27,7 @@ from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import seconds, to_markdown
 from limone_obs.report.window import Span
 from tests.report.scenario import AI, NEW, PHASE, PROJECT, STREAM, STREAM_SECONDS, Run, run
-from tests.support import need
+from tests.support import ROOT, need
 
 pytestmark = pytest.mark.integration
 
@@ -46,10 +47,13 @@ def phase(start: float) -> Span:
     return Span(start + MARGIN_START, start + PHASE - MARGIN_END)
 
 
+SPEC = load_spec(ROOT / "alerts" / "slo.yaml")
+
+
 def report_of(scenario: Run, window: float, baseline: float) -> Report:
     prom = Prometheus(scenario.url)
     return collect(prom, job=scenario.job, service="limoneide", namespace="limoneide",
-                   window=phase(window), baseline=phase(baseline))  # fmt: skip
+                   window=phase(window), baseline=phase(baseline), spec=SPEC)  # fmt: skip
 
 
 def row(rows: tuple[Row, ...], name: str) -> Row:
@@ -203,6 +207,31 @@ def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
     assert availability.sli_then is not None
     assert availability.sli_now < availability.sli_then
     assert any("ErrorsHigh" in alert for s in report.slos for alert in s.fired)
+
+
+def test_every_slo_of_the_spec_has_a_row_with_what_its_rules_allow(scenario: Run) -> None:
+    """The threshold SLO's SLI is the lowest recorded 5m ratio (hand-written PromQL here),
+    below its objective under the fault; the up SLO's is the share of scrapes up; SLOs
+    without events (browser timing: none here) and without a budget say why."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    assert [slo.name for slo in SPEC.slos] == [s.name for s in report.slos]
+    slo = {s.name: s for s in report.slos}
+    span = phase(scenario.fault)
+    rng, sel = f"[{span.seconds}s]", 'slo="errors",slo_service="limoneide"'
+    worst = promql(scenario, f"max_over_time(slo:sli_error:ratio_rate5m{{{sel}}}{rng})", span.end)
+    errors = slo["errors"]
+    assert (0.99, 1 - worst, "lowest 5m") == (errors.objective, errors.sli_now, errors.basis)
+    assert errors.sli_now is not None
+    assert errors.sli_now < 0.99
+    assert "no budget (threshold SLO)" == errors.why["budget_left"]
+    up = promql(scenario, f'avg(avg_over_time(up{{job="{scenario.job}"}}{rng}))', span.end)
+    assert up == pytest.approx(slo["up"].sli_now)
+    assert 1.0 == pytest.approx(up)
+    assert "none (up SLO)" == slo["up"].why["objective"]
+    assert "no events in the window" == slo["page-load"].why["sli_now"]
+    assert slo["availability"].budget_left is not None
+    table = to_markdown(report).split("### SLOs")[1].split("###")[0]
+    assert "n/a" not in table
 
 
 def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:

@@ -1,9 +1,21 @@
-"""limone_obs.report.slos: what the report reads from the SLO spec."""
+"""limone_obs.report.slos: what the report reads from the SLO spec (the roadmap, and
+how each SLO's row is read from what its recording rules record)."""
 
 from __future__ import annotations
 
+from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec
-from limone_obs.report.slos import ROADMAP_THRESHOLDS, Roadmap, roadmap
+from limone_obs.report.slos import (
+    BASIS_RAW,
+    ROADMAP_THRESHOLDS,
+    Read,
+    Roadmap,
+    SloPlan,
+    basis_lowest,
+    plans,
+    roadmap,
+    row,
+)
 from tests.support import ROOT
 
 SPEC = load_spec(ROOT / "alerts" / "slo.yaml")
@@ -19,3 +31,55 @@ def test_roadmap_without_a_matching_slo_is_the_seeds() -> None:
     """No spec, or no SLO on the namespace's request histogram: the seed's roadmap."""
     assert Roadmap(ROADMAP_THRESHOLDS, None) == roadmap(None, "limoneide")
     assert Roadmap(ROADMAP_THRESHOLDS, None) == roadmap(SPEC, "shop")
+
+
+def plan(name: str) -> SloPlan:
+    return next(p for p in plans(SPEC) if p.name == name)
+
+
+def test_every_slo_of_the_spec_gets_a_plan_in_its_order() -> None:
+    """The table lists every SLO of the spec (the up SLO too), then the names only
+    Prometheus knows (rules or alerts of another spec), sorted."""
+    names = [slo.name for slo in SPEC.slos]
+    assert names == [p.name for p in plans(SPEC)]
+    assert [*names, "other"] == [p.name for p in plans(SPEC, ["other", "availability", ""])]
+
+
+def test_plans_follow_what_the_rules_record() -> None:
+    """A budget SLO records event rates (request-weighted SLI); the threshold SLO only its
+    5m error ratio; the up SLO nothing (its SLI is status's, from up)."""
+    assert plan("availability").weighted
+    assert plan("availability").records(c.RULE_PERIOD_BUDGET_REMAINING)
+    errors = plan("errors")
+    assert (False, "5m") == (errors.weighted, errors.ratio_window)
+    assert not errors.records(c.RULE_PERIOD_BUDGET_REMAINING)
+    up = plan("up")
+    assert (frozenset(), None, None) == (up.recorded, up.objective, up.ratio_window)
+    assert 'avg(up{job="limoneide"})' == up.raw_sli
+
+
+def test_threshold_row_says_how_its_sli_was_read_and_why_it_has_no_budget() -> None:
+    """errors: the lowest 5m SLI, a note saying so, 'no budget (threshold SLO)'."""
+    read = Read(0.99, (0.985, basis_lowest("5m")), None, None, ("ErrorsHigh (page)",))
+    got = row(plan("errors"), read, baseline=True)
+    assert (0.99, 0.985, None, "lowest 5m") == (got.objective, got.sli_now, got.sli_then,
+                                                 got.basis)  # fmt: skip
+    assert {"sli_then": "no events in the window",
+            "budget_left": "no budget (threshold SLO)"} == got.why  # fmt: skip
+    assert "lowest 5m value in the window" in got.note
+
+
+def test_up_row_has_no_objective_nor_budget_and_says_so() -> None:
+    """up: no objective, no budget (said as such); its SLI is the mean of status's."""
+    got = row(plan("up"), Read(None, (1.0, BASIS_RAW), None, None, ()), baseline=False)
+    assert {"objective": "none (up SLO)", "sli_then": "no baseline",
+            "budget_left": "no budget (up SLO)"} == got.why  # fmt: skip
+    assert 'mean of avg(up{job="limoneide"})' in got.note
+
+
+def test_rules_missing_from_prometheus_are_named() -> None:
+    """A spec SLO whose recorded objective Prometheus lacks: its rules are not loaded."""
+    got = row(plan("availability"), Read(None, None, None, None, ()), baseline=True)
+    assert 0.999 == got.objective  # the spec's
+    assert {"sli_now", "sli_then", "budget_left"} == set(got.why)
+    assert {"rules not loaded in Prometheus"} == set(got.why.values())

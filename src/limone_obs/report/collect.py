@@ -138,26 +138,54 @@ def _breakdown(
     )
 
 
-def _slos(src: _Source, window: Span, baseline: Span | None) -> tuple[SloRow, ...]:
-    prom, service = src.prom, src.service
-    objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
-    sli_now = prom.by_label(q.slo_sli(service, window.seconds), c.LABEL_SLO, window.end)
-    sli_then = (
-        prom.by_label(q.slo_sli(service, baseline.seconds), c.LABEL_SLO, baseline.end)
-        if baseline
-        else {}
-    )
-    budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
+def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
+    """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
-    for sample in prom.instant(q.alerts_fired(service, window.seconds), window.end):
+    for sample in src.prom.instant(q.alerts_fired(src.service, window.seconds), window.end):
         labels = sample.labels
         text = f"{labels.get('alertname', '?')} ({labels.get(c.LABEL_SEVERITY, '?')})"
         fired.setdefault(labels.get(c.LABEL_SLO, ""), []).append(text)
-    names = sorted(set(objectives) | set(fired) - {""})
+    return {name: tuple(sorted(texts)) for name, texts in fired.items()}
+
+
+def _slis(
+    src: _Source, span: Span | None, plans: tuple[slos.SloPlan, ...]
+) -> dict[str, tuple[float, str]]:
+    """Each SLO's SLI over ``span`` and how it was read (:mod:`.slos`); absent if unknown."""
+    if span is None:
+        return {}
+    weighted = src.prom.by_label(q.slo_sli(src.service, span.seconds), c.LABEL_SLO, span.end)
+    step = max(1, round(src.scrape_seconds))
+    found: dict[str, tuple[float, str]] = {}
+    for plan in plans:
+        value = weighted.get(plan.name) if plan.weighted else None
+        basis = ""
+        if value is None and plan.ratio_window:
+            expr = q.slo_lowest(src.service, plan.name, plan.ratio_window, span.seconds)
+            value, basis = src.prom.scalar(expr, span.end), slos.basis_lowest(plan.ratio_window)
+        elif value is None and plan.raw_sli:
+            expr = q.mean_over_time(plan.raw_sli, span.seconds, step)
+            value, basis = src.prom.scalar(expr, span.end), slos.BASIS_RAW
+        if value is not None:
+            found[plan.name] = (value, basis)
+    return found
+
+
+def _slos(
+    src: _Source, window: Span, baseline: Span | None, spec: ServiceSpec | None
+) -> tuple[SloRow, ...]:
+    """Every SLO of the spec (then any other Prometheus knows) with what can be read."""
+    prom, service = src.prom, src.service
+    objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
+    budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
+    fired = _fired(src, window)
+    plans = slos.plans(spec, [*objectives, *fired])
+    now, then = _slis(src, window, plans), _slis(src, baseline, plans)
     return tuple(
-        SloRow(name, objectives.get(name), sli_now.get(name), sli_then.get(name),
-               budget.get(name), tuple(sorted(fired.get(name, []))))
-        for name in names
+        slos.row(plan, slos.Read(objectives.get(plan.name), now.get(plan.name),
+                                 then.get(plan.name), budget.get(plan.name),
+                                 fired.get(plan.name, ())), baseline=baseline is not None)
+        for plan in plans
     )  # fmt: skip
 
 
@@ -238,10 +266,10 @@ def collect(
 
     Raises ReportError when Prometheus cannot be reached or holds no request of ``job``
     in the window; a baseline window without data is said in a note (its rows are too
-    few to compare). ``spec``
-    (optional) gives the latency roadmap: the share of requests within its request
-    latency SLO's committed threshold and stages (every one a bucket boundary), else
-    within the seed's 2 s, 1 s and 0.6 s.
+    few to compare). ``spec`` (optional) lists the SLOs of the table (every one gets a
+    row; without a spec, those Prometheus has rules or alerts of) and gives the latency
+    roadmap: the share of requests within its request latency SLO's committed threshold
+    and stages (every one a bucket boundary), else within the seed's 2 s, 1 s and 0.6 s.
     """
     plan = slos.roadmap(spec, namespace)
     src = _Source(prom, namespace, job, service)
@@ -263,7 +291,7 @@ def collect(
         endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
         dependencies=dependencies,
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
-        slos=_slos(src, window, baseline),
+        slos=_slos(src, window, baseline, spec),
         steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
         throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from limone_obs.report.window import Span
@@ -100,7 +100,13 @@ class Component:
 
 @dataclass(frozen=True)
 class SloRow:
-    """One SLO over the window: objective, SLI now and then, budget left at the end."""
+    """One SLO over the window: objective, SLI now and then, budget left at the end.
+
+    ``basis`` says how the SLI was read when it is not the request-weighted one
+    (``lowest 5m``); ``why`` says, by field name (``objective``, ``sli_now``,
+    ``sli_then``, ``budget_left``), why that number is missing; ``note`` is a sentence
+    on how this row's SLI was read, for under the table ("" when there is none).
+    """
 
     name: str
     objective: float | None
@@ -108,6 +114,9 @@ class SloRow:
     sli_then: float | None
     budget_left: float | None
     fired: tuple[str, ...]
+    basis: str = ""
+    why: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
 
 
 @dataclass(frozen=True)

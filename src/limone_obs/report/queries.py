@@ -129,6 +129,18 @@ def slo_sli(service: str, seconds: int) -> str:
     return f"1 - {bad} / {total}"
 
 
+def slo_lowest(service: str, slo: str, window: str, seconds: int) -> str:
+    """The lowest good share over the window of an SLO that records only its error ratio
+    over ``window`` (the worst value its plain alert compared with the objective)."""
+    ratio = f'{c.sli_error_ratio_rule(window)}{{{_service(service)},{c.LABEL_SLO}="{slo}"}}'
+    return f"1 - max(max_over_time({ratio}[{seconds}s]))"
+
+
+def mean_over_time(expr: str, seconds: int, step: int) -> str:
+    """The mean of the instant expression ``expr`` over the window, sampled every ``step`` s."""
+    return f"avg_over_time(({expr})[{seconds}s:{step}s])"
+
+
 def slo_budget_left(service: str) -> str:
     """Share of the period's error budget left (evaluate at the window's end)."""
     return f"max by ({c.LABEL_SLO}) ({c.RULE_PERIOD_BUDGET_REMAINING}{{{_service(service)}}})"

@@ -14,7 +14,8 @@ from typing import Final, NamedTuple
 
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
-from limone_obs.report.model import COMPARED, IMPROVEMENT, REGRESSION, Report, Row, Stats
+from limone_obs.report.model import COMPARED, IMPROVEMENT, REGRESSION, Report, Row, SloRow, Stats
+from limone_obs.report.slos import WEIGHTED_NOTE
 
 _CSS: Final = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
@@ -119,6 +120,22 @@ ESTIMATES_NOTE: Final = (
 )
 
 
+def _slo_cells(row: SloRow) -> list[str]:
+    """Numbers, or why each is missing; an SLI not request-weighted says how it was read."""
+
+    def shown(name: str, value: float | None, digits: int) -> str:
+        if value is None:
+            return row.why.get(name, "n/a")
+        text = percent(value, digits)
+        return f"{text} ({row.basis})" if row.basis and name.startswith("sli") else text
+
+    return [
+        row.name, shown("objective", row.objective, 2), shown("sli_now", row.sli_now, 3),
+        shown("sli_then", row.sli_then, 3), shown("budget_left", row.budget_left, 1),
+        ", ".join(row.fired) or "none",
+    ]  # fmt: skip
+
+
 class Table(NamedTuple):
     """A table of the report: header, rows of cells, and sentences printed under it."""
 
@@ -142,11 +159,10 @@ def _tables(report: Report) -> dict[str, Table]:
               p.not_compared or seconds_change(p.now, p.then)]
              for p in report.breakdown],
         ),
-        "slos": Table(slo_header, [
-            [s.name, percent(s.objective), percent(s.sli_now, 3), percent(s.sli_then, 3),
-             percent(s.budget_left, 1), ", ".join(s.fired) or "none"]
-            for s in report.slos
-        ]),
+        "slos": Table(
+            slo_header, [_slo_cells(s) for s in report.slos],
+            (WEIGHTED_NOTE, *(s.note for s in report.slos if s.note)) if report.slos else (),
+        ),
         "steps": Table(
             ("served within", "share of requests", "baseline"),
             [[seconds(s.threshold), percent(s.share_now, 1), percent(s.share_then, 1)]

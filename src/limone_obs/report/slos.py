@@ -3,18 +3,40 @@
 - :func:`roadmap`: the latency thresholds whose share of requests the report shows and
   the p95 chart draws: the committed threshold of the SLO on the request histogram, then
   its next stages.
+- :func:`plans` and :func:`row`: the SLO table. Every SLO of the spec gets a row with
+  the numbers its recording rules allow, decided from the names those rules record (the
+  kinds are never named here): the request-weighted SLI from the recorded event rates;
+  else the lowest value of the one recorded error ratio (what a plain threshold alert
+  compares with its objective); else, for an SLO without recording rules, the window's
+  mean of the SLI ``limone-obs status`` shows. A number that cannot be read says why.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts.model import ServiceSpec
+from limone_obs.alerts.model import ServiceSpec, Slo
+from limone_obs.report.model import SloRow
 
 #: The seed's latency roadmap (2 s -> 1 s -> 0.6 s), for a spec without a request latency SLO.
 ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
+#: The window of the recorded error ratio tried for an SLO not in a spec.
+DEFAULT_RATIO_WINDOW: Final = c.SLI_WINDOWS[0]
+#: How the SLI was read, shown beside it: the lowest recorded ratio, a raw series' mean.
+BASIS_RAW: Final = "mean over time"
+#: The usual SLI, under the SLO table.
+WEIGHTED_NOTE: Final = (
+    "SLI: good events over all events in the window, from the recorded 5-minute rates "
+    "(like the alerts; in a window of a few minutes they lag the raw counts)."
+)
+
+
+def basis_lowest(window: str) -> str:
+    """The basis of an SLI that is the lowest recorded ``window`` ratio: ``lowest 5m``."""
+    return f"lowest {window}"
 
 
 @dataclass(frozen=True)
@@ -35,3 +57,131 @@ def roadmap(spec: ServiceSpec | None, namespace: str) -> Roadmap:
         if steps:
             return Roadmap(steps, slo.name)
     return Roadmap(ROADMAP_THRESHOLDS, None)
+
+
+@dataclass(frozen=True)
+class SloPlan:
+    """How the report reads one SLO.
+
+    - ``kind``: the spec's kind, for the reasons' wording ("" for an SLO found only in
+      Prometheus);
+    - ``objective``: the spec's objective as a ratio (None: none, or not in a spec);
+    - ``recorded``: the names its recording rules record (None: unknown, try each);
+    - ``ratio_window``: the window of the one error ratio it records without event rates;
+    - ``raw_sli``: for an SLO without recording rules, PromQL of its SLI now (0..1).
+    """
+
+    name: str
+    kind: str = ""
+    objective: float | None = None
+    recorded: frozenset[str] | None = None
+    ratio_window: str | None = None
+    raw_sli: str | None = None
+
+    def records(self, rule: str) -> bool:
+        """True when its recording rules record ``rule`` (or when that is unknown)."""
+        return self.recorded is None or rule in self.recorded
+
+    @property
+    def weighted(self) -> bool:
+        """True when the request-weighted SLI can be read (the event rates are recorded)."""
+        return self.records(c.RULE_BAD_EVENTS_RATE5M) and self.records(c.RULE_EVENTS_RATE5M)
+
+
+def _plan(spec: ServiceSpec, slo: Slo) -> SloPlan:
+    recorded = frozenset(
+        rule["record"]
+        for group in slo.sli.recording_groups(spec, slo)
+        for rule in group["rules"]
+        if "record" in rule
+    )
+    window = slo.sli.ratio_window()
+    return SloPlan(
+        name=slo.name,
+        kind=slo.kind,
+        objective=slo.target if slo.objective is not None else None,
+        recorded=recorded,
+        ratio_window=window if window and c.sli_error_ratio_rule(window) in recorded else None,
+        raw_sli=None if recorded else slo.sli.status_sli(spec, slo),
+    )
+
+
+def plans(spec: ServiceSpec | None, found: Sequence[str] = ()) -> tuple[SloPlan, ...]:
+    """The spec's SLOs in its order, then SLOs ``found`` in Prometheus (names of its
+    objectives and alerts) that the spec does not have, read as best they can be."""
+    known = tuple(_plan(spec, slo) for slo in spec.slos) if spec is not None else ()
+    names = {plan.name for plan in known}
+    extra = sorted({name for name in found if name and name not in names})
+    return (*known, *(SloPlan(name, ratio_window=DEFAULT_RATIO_WINDOW) for name in extra))
+
+
+@dataclass(frozen=True)
+class Read:
+    """What Prometheus answered for one SLO: objective, SLI now and then (value, basis),
+    budget left at the window's end, alerts fired; None where it had nothing."""
+
+    objective: float | None
+    now: tuple[float, str] | None
+    then: tuple[float, str] | None
+    budget_left: float | None
+    fired: tuple[str, ...]
+
+
+def row(plan: SloPlan, read: Read, *, baseline: bool) -> SloRow:
+    """The SLO table's row of ``plan``: the numbers read, and why each missing one is."""
+    objective = read.objective if read.objective is not None else plan.objective
+    basis = (read.now or read.then or (0.0, ""))[1]
+    return SloRow(
+        plan.name, objective, read.now[0] if read.now else None,
+        read.then[0] if read.then else None, read.budget_left, read.fired, basis,
+        _why(plan, read, objective, baseline=baseline), _note(plan, basis),
+    )  # fmt: skip
+
+
+def _why(
+    plan: SloPlan, read: Read, objective: float | None, *, baseline: bool
+) -> Mapping[str, str]:
+    kind = f"{plan.kind} SLO" if plan.kind else "no such rule"
+    # Rules that record the objective but left no series: Prometheus lacks the rules.
+    unloaded = (
+        plan.records(c.RULE_OBJECTIVE) and plan.recorded is not None and (read.objective is None)
+    )
+    reasons: dict[str, str] = {}
+    if objective is None:
+        reasons["objective"] = f"none ({kind})" if plan.kind else "not recorded"
+    sli = _why_sli(plan, unloaded)
+    if read.now is None:
+        reasons["sli_now"] = sli
+    if read.then is None:
+        reasons["sli_then"] = sli if baseline else "no baseline"
+    if read.budget_left is None:
+        budget = "not recorded at the window's end"
+        if not plan.records(c.RULE_PERIOD_BUDGET_REMAINING):
+            budget = f"no budget ({kind})"
+        reasons["budget_left"] = "rules not loaded in Prometheus" if unloaded else budget
+    return reasons
+
+
+def _why_sli(plan: SloPlan, unloaded: bool) -> str:
+    if unloaded:
+        return "rules not loaded in Prometheus"
+    if plan.weighted or plan.ratio_window or plan.raw_sli:
+        return "no events in the window"
+    return f"not recorded ({plan.kind} SLO)" if plan.kind else "not recorded"
+
+
+def _note(plan: SloPlan, basis: str) -> str:
+    """A sentence under the table for an SLI that is not the request-weighted one."""
+    if plan.ratio_window and basis == basis_lowest(plan.ratio_window):
+        window = plan.ratio_window
+        return (
+            f"{plan.name}: its rules record only the error ratio over {window}, no event "
+            f"counts: the SLI shown is the lowest {window} value in the window, the one its "
+            "alert compares with the objective."
+        )
+    if plan.raw_sli and basis == BASIS_RAW:
+        return (
+            f"{plan.name}: no recording rules: the SLI shown is the window's mean of "
+            f"{plan.raw_sli}, which limone-obs status shows now."
+        )
+    return ""
