@@ -18,10 +18,11 @@ from limone_obs.report.model import COMPARED, IMPROVEMENT, REGRESSION, Report, R
 from limone_obs.report.slos import WEIGHTED_NOTE
 
 _CSS: Final = """
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#222}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:84rem;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
+td{white-space:nowrap}.wide{overflow-x:auto}
 th:first-child,td:first-child{text-align:left}
 .regression{color:#b00020;font-weight:600}.improvement{color:#137333;font-weight:600}
 .meta{color:#555}.empty{color:#555;font-style:italic}.note{color:#555;font-size:.85rem}
@@ -207,7 +208,9 @@ def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(_td(cell) for cell in row) + "</tr>" for row in table.rows)
     notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in table.notes)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"
+    # Cells stay on one line ("1.48 s (1-1.5 s)"); a wide table scrolls on its own.
+    table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide">{table_html}</div>{notes}'
 
 
 def _td(cell: str) -> str:
