@@ -90,9 +90,10 @@ def report_command(  # noqa: PLR0917 - click passes each option positionally
 ) -> None:
     """Compare a time window with a baseline: latency, errors, SLOs, throughput.
 
-    Per endpoint and dependency: request share, p50/p95/p99 and their change; where a
-    request's time goes; every SLO with the alerts that fired; throughput against the
-    100 / 500 / 1000 req/s steps. Writes a self-contained HTML file and a Markdown summary.
+    Per endpoint and dependency: request share, exact mean and p50/p95/p99 estimates with
+    their change; where a request's time goes; every SLO of the spec with the alerts that
+    fired; throughput against the 100 / 500 / 1000 req/s steps. Writes a self-contained
+    HTML file (charts need matplotlib) and a Markdown summary.
     """
     window = parse_window(start, end)
     base = parse_baseline(baseline, window)
