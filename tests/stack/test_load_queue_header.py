@@ -13,8 +13,8 @@ from limone_obs.stack.load import run_load
 from tests.stack.helpers import serve
 
 
-def test_every_request_carries_an_nginx_style_request_start() -> None:
-    """Each request has ``X-Request-Start: t=<epoch seconds with ms>``, taken when it left."""
+def _recording_app() -> tuple[Flask, list[str | None]]:
+    """An app whose /ok keeps each request's X-Request-Start (None: absent)."""
     seen: list[str | None] = []
     app = Flask(__name__)
 
@@ -22,6 +22,13 @@ def test_every_request_carries_an_nginx_style_request_start() -> None:
     def ok() -> str:
         seen.append(request.headers.get(c.QUEUE_START_HEADER))
         return "ok"
+
+    return app, seen
+
+
+def test_every_request_carries_an_nginx_style_request_start() -> None:
+    """Each request has ``X-Request-Start: t=<epoch seconds with ms>``, taken when it left."""
+    app, seen = _recording_app()
 
     before = time.time()
     with serve(app) as url:
@@ -36,13 +43,7 @@ def test_every_request_carries_an_nginx_style_request_start() -> None:
 def test_without_the_queue_header_no_request_carries_it() -> None:
     """queue_header=False: an app without a proxy gets no X-Request-Start, so its queue
     time stays empty."""
-    seen: list[str | None] = []
-    app = Flask(__name__)
-
-    @app.get("/ok")
-    def ok() -> str:
-        seen.append(request.headers.get(c.QUEUE_START_HEADER))
-        return "ok"
+    app, seen = _recording_app()
 
     with serve(app) as url:
         run_load(url, rps=50, duration=5, max_requests=4, mix="GET /ok", queue_header=False)
