@@ -266,3 +266,18 @@ def test_p95_chart_draws_the_specs_roadmap(monkeypatch: pytest.MonkeyPatch) -> N
         (1.0, "1.00 s: next stage"),
         (0.6, "600 ms: next stage"),
     ) == drawn["p95 latency (all requests)"]
+
+
+def test_5xx_chart_draws_the_reports_error_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 5xx chart's lines are the report's error limits (the spec's SLOs on the 5xx
+    share), not a fixed 1 % line."""
+    drawn: dict[str, object] = {}
+
+    def record(title: str, *args: object, **kwargs: object) -> str:
+        drawn[title] = kwargs.get("limits")
+        return "data:image/svg+xml;base64,"
+
+    monkeypatch.setattr(charts, "line_chart", record)
+    limits = ((0.005, "0.5 %: availability SLO"),)
+    to_html(replace(sample(), error_limits=limits))
+    assert limits == drawn["5xx ratio"]

@@ -4,7 +4,8 @@ how each SLO's row is read from what its recording rules record)."""
 from __future__ import annotations
 
 from limone_obs import conventions as c
-from limone_obs.alerts.spec import load_spec
+from limone_obs.alerts.spec import load_spec, parse_spec
+from limone_obs.report.model import DEFAULT_ERROR_LIMITS
 from limone_obs.report.slos import (
     BASIS_RAW,
     ROADMAP_THRESHOLDS,
@@ -12,6 +13,7 @@ from limone_obs.report.slos import (
     Roadmap,
     SloPlan,
     basis_lowest,
+    error_limits,
     plans,
     roadmap,
     row,
@@ -31,6 +33,29 @@ def test_roadmap_without_a_matching_slo_is_the_seeds() -> None:
     """No spec, or no SLO on the namespace's request histogram: the seed's roadmap."""
     assert Roadmap(ROADMAP_THRESHOLDS, None) == roadmap(None, "limoneide")
     assert Roadmap(ROADMAP_THRESHOLDS, None) == roadmap(SPEC, "shop")
+
+
+def test_error_limits_are_the_budgets_of_the_slos_on_the_5xx_share() -> None:
+    """The shipped spec: the errors SLO's 1 % (threshold kind) and the availability SLO's
+    0.1 % (ratio kind), largest first, each named."""
+    assert ((0.01, "1 %: errors SLO"), (0.001, "0.1 %: availability SLO")) == error_limits(
+        SPEC, SPEC.namespace
+    )
+
+
+def test_error_limits_follow_the_objective_and_skip_narrower_slis() -> None:
+    """Another objective moves its line; an SLI narrowed to some endpoints is not the
+    chart's share of all requests and draws none; nothing left: the seed's 1 %."""
+    text = (ROOT / "alerts" / "slo.yaml").read_text()
+    assert "objective: 99.9\n" in text
+    assert 'errors: limoneide_requests_total{status=~"5.."}\n    window: 5m' in text
+    changed = text.replace("objective: 99.9\n", "objective: 99.5\n", 1).replace(
+        'errors: limoneide_requests_total{status=~"5.."}\n    window: 5m',
+        'errors: limoneide_requests_total{status=~"5..",endpoint="/api"}\n    window: 5m',
+    )
+    assert ((0.005, "0.5 %: availability SLO"),) == error_limits(parse_spec(changed), "limoneide")
+    assert DEFAULT_ERROR_LIMITS == error_limits(None, "limoneide")
+    assert DEFAULT_ERROR_LIMITS == error_limits(SPEC, "shop")
 
 
 def plan(name: str) -> SloPlan:

@@ -269,7 +269,8 @@ def collect(
     few to compare). ``spec`` (optional) lists the SLOs of the table (every one gets a
     row; without a spec, those Prometheus has rules or alerts of) and gives the latency
     roadmap: the share of requests within its request latency SLO's committed threshold
-    and stages (every one a bucket boundary), else within the seed's 2 s, 1 s and 0.6 s.
+    and stages (every one a bucket boundary), else within the seed's 2 s, 1 s and 0.6 s;
+    and the 5xx chart's lines: the error budgets of its SLOs on the 5xx share, else 1 %.
     """
     plan = slos.roadmap(spec, namespace)
     src = _Source(prom, namespace, job, service)
@@ -293,6 +294,7 @@ def collect(
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
         slos=_slos(src, window, baseline, spec),
         steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
+        error_limits=slos.error_limits(spec, namespace),
         throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),
     )  # fmt: skip

@@ -159,6 +159,10 @@ class Timeline:
     errors_then: tuple[tuple[float, float], ...]
 
 
+#: The 5xx chart's line without an SLO on the 5xx share: the seed's goal, under 1 % errors.
+DEFAULT_ERROR_LIMITS: Final = ((0.01, "1 %: default limit"),)
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything one report shows."""
@@ -179,6 +183,9 @@ class Report:
     notes: tuple[str, ...] = ()
     #: The spec's SLO the latency roadmap (``steps``) comes from; None: the seed's roadmap.
     roadmap_slo: str | None = None
+    #: The 5xx chart's lines, ``(ratio, label)``: the error budgets of the spec's SLOs on
+    #: the share of 5xx answers (report.slos.error_limits), else the seed's 1 %.
+    error_limits: tuple[tuple[float, str], ...] = DEFAULT_ERROR_LIMITS
 
     def verdicts(self) -> Mapping[str, int]:
         """How many endpoints and dependencies got each verdict."""

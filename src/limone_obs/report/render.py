@@ -253,7 +253,7 @@ def _charts(report: Report) -> dict[str, str]:
             "p95 latency (all requests)", "seconds", tl.p95_now, tl.p95_then,
             limits=latency_limits(report))),
         "errors": _figure("errors", "5xx ratio", charts.line_chart(
-            "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=((0.01, "1 % limit"),),
+            "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=report.error_limits,
             scale=100.0)),
         "endpoints": _figure("endpoints", "p95 per endpoint", charts.bar_chart(
             "p95 per endpoint", "seconds", [r.name for r in eps], [r.now.p95 or 0 for r in eps],

@@ -3,6 +3,8 @@
 - :func:`roadmap`: the latency thresholds whose share of requests the report shows and
   the p95 chart draws: the committed threshold of the SLO on the request histogram, then
   its next stages.
+- :func:`error_limits`: the lines of the 5xx chart: the error budget of every SLO whose
+  SLI is the share of 5xx answers among the requests.
 - :func:`plans` and :func:`row`: the SLO table. Every SLO of the spec gets a row with
   the numbers its recording rules allow, decided from the names those rules record (the
   kinds are never named here): the request-weighted SLI from the recorded event rates;
@@ -19,7 +21,8 @@ from typing import Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts.model import ServiceSpec, Slo
-from limone_obs.report.model import SloRow
+from limone_obs.alerts.selectors import Selector
+from limone_obs.report.model import DEFAULT_ERROR_LIMITS, SloRow
 
 #: The seed's latency roadmap (2 s -> 1 s -> 0.6 s), for a spec without a request latency SLO.
 ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
@@ -57,6 +60,39 @@ def roadmap(spec: ServiceSpec | None, namespace: str) -> Roadmap:
         if steps:
             return Roadmap(steps, slo.name)
     return Roadmap(ROADMAP_THRESHOLDS, None)
+
+
+def error_limits(spec: ServiceSpec | None, namespace: str) -> tuple[tuple[float, str], ...]:
+    """The 5xx chart's lines, ``(ratio, label)``: the error budget (``1 - objective``) of
+    each SLO of the spec that counts 5xx answers (``status=~"5.."``) among all requests of
+    ``namespace``'s request counter, as the chart does (the ``ratio`` and ``threshold``
+    kinds); the seed's 1 % without a spec or without such an SLO."""
+    counter = c.MetricNames(namespace).requests_total
+    found = [
+        (slo.error_budget, f"{_percent(slo.error_budget)}: {slo.name} SLO")
+        for slo in (spec.slos if spec is not None else ())
+        if _counts_5xx(slo, counter)
+    ]
+    return tuple(sorted(set(found), reverse=True)) or DEFAULT_ERROR_LIMITS
+
+
+def _counts_5xx(slo: Slo, counter: str) -> bool:
+    """True if ``slo``'s SLI is 5xx answers (``errors``) over all requests (``total``) of
+    ``counter``: no label narrows either beyond the job and, for errors, the status."""
+    errors, total = getattr(slo.sli, "errors", None), getattr(slo.sli, "total", None)
+    if not isinstance(errors, Selector) or not isinstance(total, Selector):
+        return False
+    if slo.objective is None or errors.metric != counter or total.metric != counter:
+        return False
+    narrowing = {(m.name, m.op, m.value) for m in errors.matchers if m.name != c.LABEL_JOB}
+    return narrowing == {(c.LABEL_STATUS, "=~", "5..")} and all(
+        m.name == c.LABEL_JOB for m in total.matchers
+    )
+
+
+def _percent(ratio: float) -> str:
+    """``0.001`` -> ``0.1 %``, ``0.01`` -> ``1 %`` (the spec's own digits, no padding)."""
+    return f"{ratio * 100:g} %"
 
 
 @dataclass(frozen=True)
