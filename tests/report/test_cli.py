@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask, Response, jsonify
 
 from limone_obs.cli import main
 from limone_obs.report import cli as report_cli
 from limone_obs.report.model import Report
 from tests.report.test_render import sample
-from tests.support import ROOT
+from tests.support import ROOT, serve
 
 
 @pytest.fixture
@@ -99,3 +100,29 @@ def test_names_from_a_spec_or_options_need_no_note(
     result = report(tmp_path, *options)
     assert 0 == result.exit_code, result.output
     assert "no SLO spec" not in result.stderr
+
+
+def _json_api_app() -> Flask:
+    """An app whose every path answers JSON of its own (a list), as an app's API would."""
+    app = Flask(__name__)
+
+    @app.get("/<path:_path>")
+    def anything(_path: str) -> Response:
+        return jsonify([])
+
+    return app
+
+
+def test_a_json_answer_that_is_not_prometheus_is_named_as_such(tmp_path: Path) -> None:
+    """A server answering JSON that is not Prometheus's API (the app's port given as
+    Prometheus): exit 2 and the message every command gives for it, no traceback."""
+    with serve(_json_api_app(), quiet=True) as url:
+        result = CliRunner().invoke(
+            main, ["report", "--prometheus", url, "--output", str(tmp_path / "r")]
+        )
+    expected = (
+        f"error: {url} answered /api/v1/query with HTTP 200 (application/json), not as "
+        "Prometheus's HTTP API: something else listens there; check the URL and port given "
+        "to --prometheus"
+    )
+    assert (2, expected) == (result.exit_code, result.output[: len(expected)])

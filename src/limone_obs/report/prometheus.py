@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.errors import ReportError
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -53,17 +54,14 @@ class Prometheus:
     def _get(self, path: str, params: Mapping[str, Any]) -> Any:
         try:
             resp = requests.get(f"{self.url}{path}", params=params, timeout=self.timeout)
-            body = resp.json()
         except requests.RequestException as exc:
             raise ReportError(
                 f"cannot reach Prometheus at {self.url} ({type(exc).__name__}): is it running? "
                 "pass its URL with --prometheus"
             ) from None
-        except ValueError:
-            raise ReportError(
-                f"{self.url} answered {path} with HTTP {resp.status_code} and no JSON: "
-                "is this the Prometheus URL?"
-            ) from None
+        body = api_body(resp)
+        if body is None:  # another server: its page, or JSON of its own (an app's API)
+            raise ReportError(not_the_api(self.url, path, resp))
         if body.get("status") != "success":
             error = str(body.get("error", ""))[:300]
             raise ReportError(f"Prometheus at {self.url} refused {params['query']!r}: {error}")
