@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from flask import Flask
+from flask import Flask, request
 
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import StackError
 from limone_obs.stack import procs
-from limone_obs.stack.status import SloStatus, base_url, has_values, no_data_hint, render
+from limone_obs.stack.status import (
+    SloStatus,
+    base_url,
+    has_values,
+    missing_rules_hint,
+    no_data_hint,
+    render,
+)
 from tests.support import ROOT, need, serve
 
 
@@ -280,4 +288,90 @@ def test_status_against_a_real_prometheus_with_another_services_rules(tmp_path: 
         result.exit_code,
         "Prometheus has no recording rule of service 'shop'" in result.stderr,
         "it has rules of service 'limoneide': for that service, pass its spec" in result.stderr,
+    ), result.output
+
+
+SHOP_TWO = (
+    SHOP
+    + """
+  - name: errors
+    kind: threshold
+    objective: 99
+"""
+)
+#: The shop table with the threshold SLO read and the budget SLO empty.
+PARTIAL = [
+    SloStatus("availability", "ratio", 99.5, None, None, {"5m": None}),
+    SloStatus("errors", "threshold", 99.0, 1.0, None),
+]
+
+
+def test_a_budget_slo_without_rules_is_named_while_others_have_values() -> None:
+    """The spec gained an SLO after Prometheus loaded its rules (here: only the rules of
+    an old SLO): the empty SLO is named, with the build and the reload to do."""
+    groups = [_group("shop")]
+    groups[0]["rules"][0]["labels"]["slo"] = "old-availability"
+    hint = missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
+    assert (
+        "SLO 'availability' of ops/alerts/slo.yaml (service 'shop') has no recording rule "
+        "in Prometheus at http://p:9090: its rule files come from an older build of this "
+        "spec, or from another spec. Run `limone-obs build`, then make Prometheus load "
+        f"{OPS_RULES} again (SIGHUP or a restart)"
+    ) == hint
+
+
+def test_a_budget_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
+    groups = [_group("shop", last="0001-01-01T00:00:00Z")]
+    hint = missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
+    assert (
+        "SLO 'availability' of ops/alerts/slo.yaml (service 'shop'): the rules are loaded but "
+        "not evaluated yet: wait one evaluation interval (15 s), then run status again"
+    ) == hint
+
+
+@pytest.mark.parametrize(
+    ("rows", "groups"),
+    [
+        (PARTIAL, [_group("shop")]),  # loaded and evaluated: no sure cause to name
+        (PARTIAL, None),  # Prometheus does not tell its rules
+        ([replace(PARTIAL[0], sli=0.999), PARTIAL[1]], []),  # every budget SLO has a value
+        ([PARTIAL[0], replace(PARTIAL[1], sli=None)], [_group("shop")]),  # only a plain SLO
+    ],
+)
+def test_no_partial_hint_without_a_sure_cause(
+    rows: list[SloStatus], groups: list[dict[str, Any]] | None
+) -> None:
+    assert None is missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p", rows, groups)
+
+
+def _recording_rules_empty(groups: list[dict[str, Any]]) -> Flask:
+    """Queries of recorded series (``slo:...``) find nothing; any other query one sample."""
+    app = Flask(__name__)
+
+    def query() -> dict[str, Any]:
+        recorded = "slo:" in request.args.get("query", "")
+        result = [] if recorded else [{"metric": {}, "value": [0, "1"]}]
+        return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+    app.add_url_rule("/api/v1/query", "query", query)
+    rules = {"status": "success", "data": {"groups": groups}}
+    app.add_url_rule("/api/v1/rules", "rules", lambda: rules)
+    return app
+
+
+def test_status_warns_of_missing_rules_and_exits_0(tmp_path: Path) -> None:
+    """The threshold SLO has a value, the budget SLO none and no rule: the table, then
+    one warning naming the SLO; exit 0 (the table shows something)."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SHOP_TWO)
+    groups = [_group("shop")]
+    groups[0]["rules"][0]["labels"]["slo"] = "old-availability"
+    with serve(_recording_rules_empty(groups), quiet=True) as url:
+        result = CliRunner().invoke(main, ["status", "--prometheus", url, "--spec", str(spec)])
+    assert (0, True) == (
+        result.exit_code,
+        result.stderr.startswith(
+            f"warning: SLO 'availability' of {spec} (service 'shop') has no recording rule"
+        ),
     ), result.output

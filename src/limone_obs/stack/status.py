@@ -6,7 +6,9 @@ several windows. Other kinds show the SLI their kind module gives
 (:meth:`~limone_obs.alerts.model.Sli.status_sli`): ``threshold`` the good share over its
 window (100 % with requests and no error series), ``up`` the share of targets up. Every
 row lists the alerts firing for that SLO (``ALERTS``). When no SLO has any value,
-:func:`no_data_hint` says why, from the rule groups Prometheus has loaded.
+:func:`no_data_hint` says why, from the rule groups Prometheus has loaded; when only some
+of those read from recording rules have none, :func:`missing_rules_hint` says whether
+Prometheus lacks their rules (a spec changed since the rule files were loaded).
 """
 
 from __future__ import annotations
@@ -204,11 +206,65 @@ def render(rows: Sequence[SloStatus]) -> str:
 def has_values(rows: Sequence[SloStatus]) -> bool:
     """True if any cell of the table holds something: a number (not NaN) for an SLI,
     budget, burn rate or stage, or a firing alert; False when every cell is ``-``."""
-    for row in rows:
-        numbers = [row.sli, row.budget_left, *row.burn.values(), *row.progress.values()]
-        if row.firing or any(n is not None and not math.isnan(n) for n in numbers):
-            return True
-    return False
+    return any(_row_has_values(row) for row in rows)
+
+
+def _row_has_values(row: SloStatus) -> bool:
+    numbers = [row.sli, row.budget_left, *row.burn.values(), *row.progress.values()]
+    return bool(row.firing) or any(n is not None and not math.isnan(n) for n in numbers)
+
+
+def _empty_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> list[str]:
+    """The SLOs read from recording rules whose every cell is ``-``, in table order."""
+    from_rules = {slo.name for slo in spec.slos if slo.sli.status_sli(spec, slo) is None}
+    return [row.name for row in rows if row.name in from_rules and not _row_has_values(row)]
+
+
+def has_empty_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> bool:
+    """True if an SLO read from the recording rules shows only ``-``."""
+    return bool(_empty_rule_rows(spec, rows))
+
+
+def missing_rules_hint(
+    spec: ServiceSpec,
+    spec_path: Path,
+    url: str,
+    rows: Sequence[SloStatus],
+    groups: list[dict[str, Any]] | None,
+) -> str | None:
+    """Why some SLOs read from recording rules have no value while others have, or None.
+
+    Said only when ``groups`` (the rule groups Prometheus has loaded) tell it for sure:
+    no rule of this service carries the SLO's name (the spec gained or renamed an SLO
+    after its rule files were built or loaded), or its rules are not evaluated yet.
+    """
+    empty = _empty_rule_rows(spec, rows)
+    if not empty or groups is None:
+        return None
+    ours = [group for group in groups if spec.service in _services(group)]
+    ruled = {slo for group in ours for slo in _slos(group, spec.service)}
+    head = f"{_names(empty)} of {spec_path} (service {spec.service!r})"
+    missing = [name for name in empty if name not in ruled]
+    if missing:
+        verb = "has" if len(missing) == 1 else "have"
+        return (
+            f"{_names(missing)} of {spec_path} (service {spec.service!r}) {verb} no "
+            f"recording rule in Prometheus at {url}: its rule files come from an older "
+            "build of this spec, or from another spec. Run `limone-obs build`, then make "
+            f"Prometheus load {_rule_files(spec_path)} again (SIGHUP or a restart)"
+        )
+    waiting = [group for group in ours if set(empty) & _slos(group, spec.service)]
+    if waiting and all(g.get("lastEvaluation") == _NEVER_EVALUATED for g in waiting):
+        return (
+            f"{head}: the rules are loaded but not evaluated yet: wait one evaluation "
+            f"interval ({_interval(waiting)}), then run status again"
+        )
+    return None
+
+
+def _names(slos: Sequence[str]) -> str:
+    """``SLO 'a'`` or ``SLOs 'a', 'b'``."""
+    return ("SLO " if len(slos) == 1 else "SLOs ") + ", ".join(repr(name) for name in slos)
 
 
 #: ``lastEvaluation`` of a rule group Prometheus has not evaluated yet (Go's zero time).
@@ -268,6 +324,19 @@ def _services(group: Mapping[str, Any]) -> set[str]:
         service = labels.get(c.LABEL_SLO_SERVICE) if isinstance(labels, dict) else None
         if isinstance(service, str):
             found.add(service)
+    return found
+
+
+def _slos(group: Mapping[str, Any], service: str) -> set[str]:
+    """The ``slo`` label values of the rules of ``service`` in one group of ``/api/v1/rules``."""
+    rules = group.get("rules")
+    found = set()
+    for rule in rules if isinstance(rules, list) else ():
+        labels = rule.get("labels") if isinstance(rule, dict) else None
+        if isinstance(labels, dict) and labels.get(c.LABEL_SLO_SERVICE) == service:
+            slo = labels.get(c.LABEL_SLO)
+            if isinstance(slo, str):
+                found.add(slo)
     return found
 
 
