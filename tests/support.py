@@ -24,7 +24,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from limone_obs.stack import procs
+from limone_obs.stack import configs, procs
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Attempts at starting a server on a port from free_port() (another process may take it).
@@ -114,6 +114,29 @@ def gunicorn_server(
 
     with on_a_free_port(start, ready) as (port, proc):
         yield f"http://{procs.LOOPBACK}:{port}", proc
+
+
+@contextmanager
+def prometheus_server(
+    tmp_path: Path, target: str, *, job: str, rule_files: Sequence[str] = ()
+) -> Iterator[str]:
+    """A real Prometheus scraping ``target`` as ``job`` every second and evaluating
+    ``rule_files`` as often; yields its base URL, stops it on exit."""
+    binary = need("prometheus")
+    config = configs.prometheus_config(
+        job=job, app_target=target, alertmanager_target=None,
+        scrape_interval="1s", rule_files=list(rule_files),
+    )  # fmt: skip
+    (tmp_path / "prometheus.yml").write_text(config)
+    port = procs.free_port()
+    argv = procs.prometheus_argv(binary, tmp_path / "prometheus.yml", tmp_path / "prom-data", port)
+    proc = procs.start("prometheus", argv, tmp_path / "prometheus.log")
+    try:
+        url = f"http://{procs.LOOPBACK}:{port}"
+        procs.wait_http(proc, f"{url}/-/ready", timeout=60)
+        yield url
+    finally:
+        proc.stop()
 
 
 @contextmanager

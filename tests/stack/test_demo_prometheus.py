@@ -12,10 +12,10 @@ import pytest
 import requests
 
 from limone_obs import conventions as c
-from limone_obs.stack import cache_summary, configs, procs
+from limone_obs.stack import cache_summary
 from limone_obs.stack.faultctl import switch_faults
 from tests.redis_server import redis_server
-from tests.support import gunicorn_server, need
+from tests.support import gunicorn_server, prometheus_server
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
@@ -39,26 +39,6 @@ def demo(tmp_path: Path, redis_url: str) -> Iterator[str]:
     app = "limone_obs.demo:create_app()"
     with gunicorn_server(app, tmp_path, env, ready_path="/health", name="demo") as (url, _):
         yield url
-
-
-@contextmanager
-def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
-    """A real Prometheus scraping ``target`` every second; yields its base URL."""
-    binary = need("prometheus")
-    config = configs.prometheus_config(
-        job="demo", app_target=target, alertmanager_target=None,
-        scrape_interval="1s", rule_files=[],
-    )  # fmt: skip
-    (tmp_path / "prometheus.yml").write_text(config)
-    port = procs.free_port()
-    argv = procs.prometheus_argv(binary, tmp_path / "prometheus.yml", tmp_path / "prom-data", port)
-    proc = procs.start("prometheus", argv, tmp_path / "prometheus.log")
-    try:
-        url = f"http://{procs.LOOPBACK}:{port}"
-        procs.wait_http(proc, f"{url}/-/ready", timeout=60)
-        yield url
-    finally:
-        proc.stop()
 
 
 def _query(prom: str, expr: str, at: float | None = None) -> list[float]:
@@ -94,7 +74,7 @@ def test_n_plus_one_switch_raises_calls_per_request_p95(tmp_path: Path) -> None:
     with (
         redis_server(tmp_path) as (redis_url, _),
         demo(tmp_path, redis_url) as url,
-        prometheus(tmp_path, url.removeprefix("http://")) as prom,
+        prometheus_server(tmp_path, url.removeprefix("http://"), job="demo") as prom,
     ):
         _get_projects(url)
         off_until = _scraped(prom, REQUESTS)

@@ -1,7 +1,8 @@
 """Integration: ``limone-obs status``'s hints read a real Prometheus's ``/api/v1/rules``.
 
 Prometheus loads the rule files of an older build of the spec (its SLO was called
-``uptime``); the spec has since renamed it ``availability`` and gained a threshold SLO.
+``uptime``); the spec (``SHOP_TWO``) has since renamed it ``availability`` and gained a
+threshold SLO.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from click.testing import CliRunner
 
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
-from limone_obs.stack import configs, procs
 from limone_obs.stack.status import Prometheus, SloStatus, missing_rules_hint
-from tests.support import need
+from tests.stack.test_status import PARTIAL, SHOP_TWO
+from tests.support import prometheus_server
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +28,6 @@ slos:
     kind: ratio
     objective: 99.5
 """
-NEW = """
-service: shop
-slos:
-  - name: availability
-    kind: ratio
-    objective: 99.5
-  - name: errors
-    kind: threshold
-    objective: 99
-"""
-#: The table of NEW: the threshold SLO read from the raw counter, the budget SLO empty.
-ROWS = [
-    SloStatus("availability", "ratio", 99.5, None, None, {"5m": None}),
-    SloStatus("errors", "threshold", 99.0, 1.0, None),
-]
 
 
 def _evaluated(prom: Prometheus) -> list[dict[str, object]]:
@@ -56,28 +42,17 @@ def _evaluated(prom: Prometheus) -> list[dict[str, object]]:
 
 
 def test_the_renamed_slo_is_named_from_the_rules_prometheus_loaded(tmp_path: Path) -> None:
-    binary = need("prometheus")
     old = tmp_path / "old" / "alerts" / "slo.yaml"
     old.parent.mkdir(parents=True)
     old.write_text(OLD)
     built = CliRunner().invoke(main, ["build", "--root", str(tmp_path / "old")])
     assert 0 == built.exit_code, built.output
     rules = tmp_path / "old" / "alerts" / "rules" / "slo-recording.yml"
-    config = configs.prometheus_config(
-        job="shop", app_target="127.0.0.1:9", alertmanager_target=None,
-        scrape_interval="1s", rule_files=[str(rules)],
-    )  # fmt: skip
-    (tmp_path / "prometheus.yml").write_text(config)
-    port = procs.free_port()
-    argv = procs.prometheus_argv(binary, tmp_path / "prometheus.yml", tmp_path / "data", port)
-    proc = procs.start("prometheus", argv, tmp_path / "prometheus.log")
-    try:
-        url = f"http://{procs.LOOPBACK}:{port}"
-        procs.wait_http(proc, f"{url}/-/ready", timeout=60)
+    with prometheus_server(tmp_path, "127.0.0.1:9", job="shop", rule_files=[str(rules)]) as url:
         groups = _evaluated(Prometheus(url))
-        hint = missing_rules_hint(parse_spec(NEW), Path("alerts/slo.yaml"), url, ROWS, groups)
-    finally:
-        proc.stop()
+        hint = missing_rules_hint(
+            parse_spec(SHOP_TWO), Path("alerts/slo.yaml"), url, PARTIAL, groups
+        )
     assert hint is not None
     assert hint.startswith(
         "SLO 'availability' of alerts/slo.yaml (service 'shop') has no recording rule in "
