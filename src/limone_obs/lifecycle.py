@@ -478,6 +478,12 @@ def install(app: Flask) -> Lifecycle:
     return lifecycle
 
 
+def this_request() -> RequestState | None:
+    """The state of the request this context serves (set on arrival, ended or not), or
+    None where nothing set it: a thread running in a copy of a request context."""
+    return _get_current()
+
+
 def current_state() -> RequestState | None:
     """The state of the request whose Flask request context is pushed here, or None.
 

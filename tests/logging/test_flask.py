@@ -25,7 +25,14 @@ from prometheus_client import CollectorRegistry
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
-from limone_obs.logging import bind, configure_logging, get_context, get_logger, init_app
+from limone_obs.logging import (
+    bind,
+    configure_logging,
+    get_context,
+    get_logger,
+    init_app,
+    unbind,
+)
 from limone_obs.logging.flask_ext import EXTENSION_KEY
 from tests.logging.helpers import parse_lines, schema_errors
 
@@ -338,6 +345,46 @@ def test_thread_in_a_copied_request_context_logs_and_counts_for_the_request(
     assert ("req-1", "/copied", [{}]) == (request_id, in_thread[0]["endpoint"], outside)
     labels = {"endpoint": "/copied", "dependency": c.DEPENDENCY_DB}
     assert 1.0 == registry.get_sample_value("limoneide_dependency_calls_per_request_sum", labels)
+
+
+def test_a_copied_request_context_sees_what_the_view_bound_so_far(out: io.BytesIO) -> None:
+    """A thread started with ``copy_current_request_context`` logs the request's fields as
+    the view has bound and unbound them so far; what the thread binds stays its own; the
+    access line keeps the request id even when the view unbound it."""
+    configure_logging(stream=out)
+    app = Flask("bound")
+    init_app(app)
+    log = get_logger("bound.worker")
+
+    def work(step: str) -> None:
+        log.info("thread", step=step)
+        bind(thread_only=step)
+        log.info("thread after its bind", step=step)
+
+    def in_a_copy(step: str) -> None:
+        thread = threading.Thread(target=copy_current_request_context(work), args=(step,))
+        thread.start()
+        thread.join()
+
+    @app.get("/bound")
+    def bound() -> str:
+        bind(user_id="u-7", project=3)
+        in_a_copy("bound")
+        unbind("project")
+        in_a_copy("unbound")
+        log.info("view")
+        unbind("request_id")
+        return "ok"
+
+    assert "ok" == app.test_client().get("/bound", headers={"X-Request-ID": "req-9"}).text
+    events = {(e["message"], e.get("step")): e for e in parse_lines(out.getvalue())}
+    keys = ("request_id", "user_id", "project", "thread_only")
+    seen = {k: tuple(event.get(key) for key in keys) for k, event in events.items()}
+    assert ("req-9", "u-7", 3, None) == seen["thread", "bound"]
+    assert ("req-9", "u-7", 3, "bound") == seen["thread after its bind", "bound"]
+    assert ("req-9", "u-7", None, None) == seen["thread", "unbound"]
+    assert ("req-9", "u-7", None, None) == seen["view", None]
+    assert ("req-9", "u-7", None, None) == seen["request finished", None]
 
 
 def test_init_twice_is_an_error() -> None:

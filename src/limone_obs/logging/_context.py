@@ -52,15 +52,28 @@ def current() -> Mapping[str, Any]:
     return context
 
 
+#: Set by the Flask integration: told ``(old, new)`` when :func:`merge` or :func:`unbind`
+#: replaces the context dict ``old``, so that the request whose fields ``old`` are takes
+#: ``new`` as its fields (what :data:`request_fields` gives a copied request context).
+on_replace: Callable[[Mapping[str, Any], dict[str, Any]], None] | None = None
+
+
+def _replace(old: Mapping[str, Any], new: dict[str, Any]) -> None:
+    _CONTEXT.set(new)
+    if on_replace is not None:
+        on_replace(old, new)
+
+
 def merge(fields: Mapping[str, Any]) -> None:
     """Add ``fields`` (already redacted) to the current context (request, thread, task)."""
-    _CONTEXT.set({**current(), **fields})
+    old = current()
+    _replace(old, {**old, **fields})
 
 
 def unbind(*names: str) -> None:
     """Remove ``names`` from the current context."""
-    fields = current()
-    _CONTEXT.set({k: v for k, v in fields.items() if k not in names})
+    old = current()
+    _replace(old, {k: v for k, v in old.items() if k not in names})
 
 
 #: Make the given dict the whole context; return the token :func:`reset_context` takes.

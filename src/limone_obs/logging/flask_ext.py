@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -113,10 +113,13 @@ class RequestLog:
     calls a Python ``__init__`` through a slow generic path, and this runs per request.
     """
 
-    __slots__ = ("context", "token", "user_id")
+    __slots__ = ("context", "request_id", "token", "user_id")
 
-    #: The request's own log context (the dict begin() bound; the endpoint added in place).
+    #: The request's fields: the dict begin() bound (the endpoint added in place), then
+    #: each one ``bind``/``unbind`` made from it in the request's context (_follow_bind).
     context: dict[str, Any]
+    #: The request's id, also when a view unbinds it (its access line still carries it).
+    request_id: str
     #: Restores the context that was current before the request.
     token: Token[dict[str, Any]]
     #: Filled at teardown by the ``user_id`` getter given to init_app; None until then.
@@ -202,6 +205,24 @@ def _request_fields() -> dict[str, Any] | None:
 _context.request_fields = _request_fields
 
 
+def _follow_bind(old: Mapping[str, Any], new: dict[str, Any]) -> None:
+    """``bind``/``unbind`` replaced the context ``old`` by ``new``: if ``old`` was the
+    fields of this context's request, ``new`` is now (for threads running in a copy of
+    the request context, which see the request's fields, not its context variable).
+
+    A bind made where the request's latest fields are current (the view, or an asyncio
+    task of it that bound nothing else before) becomes the request's; a thread of a
+    copied request context has no request of its own here, so what it binds stays its own.
+    """
+    state = lifecycle.this_request()
+    log = state.log if state is not None and state.start is not None else None
+    if log is not None and log.context is old:
+        log.context = new
+
+
+_context.on_replace = _follow_bind
+
+
 def _make_teardown(user_id: UserIdGetter) -> Callable[[BaseException | None], None]:
     def teardown(_exc: BaseException | None) -> None:
         state = lifecycle.current_state()
@@ -263,6 +284,7 @@ class AccessLog:
         )
         log = _new(RequestLog)
         log.context = context
+        log.request_id = request_id
         log.token = _context.replace_context(context)
         log.user_id = None
         state.log = log
@@ -346,13 +368,13 @@ def _access_line(
     # An unhandled exception or a 5xx is an error; anything else was served.
     level = "error" if state.exception is not None or status_code >= 500 else "info"
     context = _context.get_context()
-    # The usual case: the very dict begin() bound; a bind() in the view made a new one.
-    if context is not log.context and (
-        context.get(c.LOG_REQUEST_ID) != log.context[c.LOG_REQUEST_ID]
-    ):
+    # The usual case: the request's fields (what begin() bound, or a bind() in the view).
+    if context is not log.context and context.get(c.LOG_REQUEST_ID) != log.request_id:
         context = log.context  # ended from another context: use only this request's fields
     # The context was redacted when bound and holds no core field (bind() renames them).
     fields = {**context}
+    if c.LOG_REQUEST_ID not in fields:  # the view unbound it: the access line keeps it
+        fields[c.LOG_REQUEST_ID] = log.request_id
     fields[c.LOG_ENDPOINT] = state.endpoint or c.ENDPOINT_UNMATCHED
     fields[c.LOG_STATUS_CODE] = status_code
     # To the microsecond; round(x, 6) goes through a decimal string and back, this
