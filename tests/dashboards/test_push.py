@@ -101,7 +101,8 @@ def test_401_stops_at_once_with_a_hint(
 ) -> None:
     """Refused credentials are not retried and the error says what to check."""
     grafana.fail("/api/folders/limoneide", 401)
-    with pytest.raises(DashboardError, match=r"HTTP 401 Unauthorized: .*check --token"):
+    expected = r"HTTP 401 Unauthorized: .*check GRAFANA_TOKEN or --token"
+    with pytest.raises(DashboardError, match=expected):
         push(target(grafana), boards, "limoneide", "LimoneIDE")
     assert 1 == len(grafana.seen)
 
@@ -156,7 +157,8 @@ def test_unreachable_grafana_is_reported(boards: dict[str, dict[str, Any]]) -> N
 )
 def test_exactly_one_kind_of_credentials(token: str | None, basic: tuple[str, str] | None) -> None:
     """Target needs a token or basic auth, not both and not none."""
-    with pytest.raises(DashboardError, match="exactly one of --token or --basic-auth"):
+    expected = r"exactly one of a token \(GRAFANA_TOKEN, or --token\) or user:password"
+    with pytest.raises(DashboardError, match=expected):
         Target(url="http://127.0.0.1:3000", token=token, basic_auth=basic)
 
 
@@ -177,6 +179,25 @@ def test_cli_push_exits_2_on_refused_credentials(grafana: FakeGrafana) -> None:
     args = ["dashboards", "push", "--url", grafana.url, "--basic-auth", "admin:bad"]
     result = CliRunner().invoke(main, [*args, str(ROOT / "dashboards")])
     assert (2, True) == (result.exit_code, "error: GET" in result.output)
+
+
+def test_cli_credentials_from_the_environment_or_with_a_warning(grafana: FakeGrafana) -> None:
+    """GRAFANA_TOKEN and GRAFANA_BASIC_AUTH are read silently; the same secrets given as
+    options still work, each with a warning that says where to put them instead."""
+    args = ["dashboards", "push", "--url", grafana.url, str(ROOT / "dashboards" / "slos.json")]
+    quiet = CliRunner().invoke(main, args, env={"GRAFANA_TOKEN": "t"})
+    basic = CliRunner().invoke(main, args, env={"GRAFANA_BASIC_AUTH": "admin:admin"})
+    loud = CliRunner().invoke(main, [*args, "--token", "t"])
+    assert (0, 0, "") == (quiet.exit_code, basic.exit_code, quiet.stderr + basic.stderr)
+    assert (0, True) == (
+        loud.exit_code,
+        loud.stderr.startswith(
+            "warning: --token on the command line is visible in the process list and stays "
+            "in the shell history; set GRAFANA_TOKEN in the environment instead"
+        ),
+    ), loud.output
+    basic_header = "Basic " + base64.b64encode(b"admin:admin").decode()
+    assert {"Bearer t", basic_header} == {s.authorization for s in grafana.seen}
 
 
 def test_two_services_go_to_their_own_folders(grafana: FakeGrafana) -> None:

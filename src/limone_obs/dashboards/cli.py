@@ -126,12 +126,42 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+#: The environment variables ``push`` reads its credentials from.
+TOKEN_ENV = "GRAFANA_TOKEN"
+BASIC_AUTH_ENV = "GRAFANA_BASIC_AUTH"
+
+
+def _warn_of_secrets_in_argv(ctx: click.Context) -> None:
+    """One warning per credential given as a command-line option rather than from the
+    environment: other users of the machine see it in the process list, and the shell
+    keeps it in its history."""
+    for name, option, env in (
+        ("token", "--token", TOKEN_ENV),
+        ("basic_auth", "--basic-auth", BASIC_AUTH_ENV),
+    ):
+        if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            click.echo(
+                f"warning: {option} on the command line is visible in the process list and "
+                f"stays in the shell history; set {env} in the environment instead",
+                err=True,
+            )
+
+
 @group.command("push")
 @click.option(
     "--url", required=True, envvar="GRAFANA_URL", help="Grafana root URL (or GRAFANA_URL)."
 )
-@click.option("--token", envvar="GRAFANA_TOKEN", help="Service account token (or GRAFANA_TOKEN).")
-@click.option("--basic-auth", help="user:password instead of a token.")
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    help=f"Service account token; prefer {TOKEN_ENV} (a value given here is visible in "
+    "the process list and shell history).",
+)
+@click.option(
+    "--basic-auth",
+    envvar=BASIC_AUTH_ENV,
+    help=f"user:password instead of a token; prefer {BASIC_AUTH_ENV} (as for --token).",
+)
 @click.option(
     "--folder",
     default=None,
@@ -156,6 +186,7 @@ def push_command(
 ) -> None:
     """Save dashboards (default: dashboards/*.json) to Grafana, overwriting, into --folder
     (default: each dashboard's service folder)."""
+    _warn_of_secrets_in_argv(click.get_current_context())
     target = Target(url=url, token=token, basic_auth=_basic_auth(basic_auth), retries=retries)
     boards = {path.name: _load(path) for path in _dashboard_files(paths)}
     for saved in push(target, boards, folder, folder_title):

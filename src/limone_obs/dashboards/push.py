@@ -19,8 +19,8 @@ import requests
 from limone_obs.errors import DashboardError
 
 _HINTS = {
-    401: "Grafana refused the credentials: check --token (a service account token) or "
-    "--basic-auth user:password",
+    401: "Grafana refused the credentials: check GRAFANA_TOKEN or --token (a service "
+    "account token), or GRAFANA_BASIC_AUTH or --basic-auth (user:password)",
     403: "the credentials lack permission: the service account needs the Editor role on the folder",
     404: "not found: check that --url is Grafana's root URL (e.g. http://localhost:3000) "
     "and the folder exists",
@@ -42,7 +42,10 @@ class Target:
 
     def __post_init__(self) -> None:
         if (self.token is None) == (self.basic_auth is None):
-            raise DashboardError("push: give exactly one of --token or --basic-auth user:pass")
+            raise DashboardError(
+                "push: give exactly one of a token (GRAFANA_TOKEN, or --token) or "
+                "user:password (GRAFANA_BASIC_AUTH, or --basic-auth)"
+            )
         if not self.url.startswith(("http://", "https://")):
             raise DashboardError(f"push: --url {self.url!r} must start with http:// or https://")
 
