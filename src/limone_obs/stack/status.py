@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -315,29 +315,29 @@ def no_data_hint(
     )
 
 
-def _services(group: Mapping[str, Any]) -> set[str]:
-    """The ``slo_service`` label values of the rules of one group of ``/api/v1/rules``."""
+def _rule_labels(group: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The labels of each rule of one group of ``/api/v1/rules`` (malformed ones skipped)."""
     rules = group.get("rules")
-    found = set()
     for rule in rules if isinstance(rules, list) else ():
         labels = rule.get("labels") if isinstance(rule, dict) else None
-        service = labels.get(c.LABEL_SLO_SERVICE) if isinstance(labels, dict) else None
-        if isinstance(service, str):
-            found.add(service)
-    return found
+        if isinstance(labels, dict):
+            yield labels
+
+
+def _services(group: Mapping[str, Any]) -> set[str]:
+    """The ``slo_service`` label values of the rules of one group of ``/api/v1/rules``."""
+    found = (labels.get(c.LABEL_SLO_SERVICE) for labels in _rule_labels(group))
+    return {service for service in found if isinstance(service, str)}
 
 
 def _slos(group: Mapping[str, Any], service: str) -> set[str]:
     """The ``slo`` label values of the rules of ``service`` in one group of ``/api/v1/rules``."""
-    rules = group.get("rules")
-    found = set()
-    for rule in rules if isinstance(rules, list) else ():
-        labels = rule.get("labels") if isinstance(rule, dict) else None
-        if isinstance(labels, dict) and labels.get(c.LABEL_SLO_SERVICE) == service:
-            slo = labels.get(c.LABEL_SLO)
-            if isinstance(slo, str):
-                found.add(slo)
-    return found
+    found = (
+        labels.get(c.LABEL_SLO)
+        for labels in _rule_labels(group)
+        if labels.get(c.LABEL_SLO_SERVICE) == service
+    )
+    return {slo for slo in found if isinstance(slo, str)}
 
 
 def _interval(groups: Sequence[Mapping[str, Any]]) -> str:
