@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,15 @@ GENERATORS: tuple[str, ...] = (
     "limone_obs.dashboards.build:artifacts",
     "limone_obs.stack.compose:artifacts",
 )
+
+
+def build_command(root: Path) -> str:
+    """The ``limone-obs build`` command line that rebuilds ``root``, ready to copy: every
+    option that changes what is built (only ``--root``), quoted for a POSIX shell."""
+    words = ["limone-obs", "build"]
+    if root != Path("."):
+        words += ["--root", str(root)]
+    return shlex.join(words)
 
 
 @dataclass(frozen=True)

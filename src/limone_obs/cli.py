@@ -8,7 +8,6 @@ one-line message on stderr and exit status 2 (no traceback).
 from __future__ import annotations
 
 import importlib
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,8 @@ def build(root: Path, check: bool) -> None:
         for line in problems:
             click.echo(line, err=True)
         if problems:
-            click.echo(f"artifacts are stale: run `{_build_command(root)}` and commit", err=True)
+            command = artifacts.build_command(root)
+            click.echo(f"artifacts are stale: run `{command}` and commit", err=True)
             sys.exit(1)
         click.echo("artifacts are up to date")
         return
@@ -75,15 +75,6 @@ def build(root: Path, check: bool) -> None:
     for line in left:
         click.echo(line, err=True)
     click.echo(f"{len(changed)} file(s) changed")
-
-
-def _build_command(root: Path) -> str:
-    """The ``limone-obs build`` command line that rebuilds ``root``, ready to copy: every
-    option that changes what is built (only ``--root``), quoted for a POSIX shell."""
-    words = ["limone-obs", "build"]
-    if root != Path("."):
-        words += ["--root", str(root)]
-    return shlex.join(words)
 
 
 def _add_area_commands() -> None:

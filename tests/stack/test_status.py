@@ -19,9 +19,9 @@ from limone_obs.stack.status import (
     SloStatus,
     base_url,
     has_values,
-    missing_rules_hint,
     no_data_hint,
     render,
+    rules_hint,
 )
 from tests.support import ROOT, need, serve
 
@@ -129,18 +129,20 @@ OPS_SPEC = Path("ops/alerts/slo.yaml")
 OPS_RULES = "ops/alerts/rules/slo-recording.yml and ops/alerts/rules/slo-alerts.yml"
 
 
-def _group(service: str, last: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
-    """One recording rule group as /api/v1/rules lists it."""
-    rule = {
-        "name": "slo:objective:ratio",
-        "labels": {"slo": "availability", "slo_service": service},
-    }
+def _group(
+    service: str, last: str = "2026-01-01T00:00:00Z", slos: tuple[str, ...] = ("availability",)
+) -> dict[str, Any]:
+    """One recording rule group as /api/v1/rules lists it, a rule for each of ``slos``."""
+    rules = [
+        {"name": "slo:objective:ratio", "labels": {"slo": slo, "slo_service": service}}
+        for slo in slos
+    ]
     return {
         "name": "slo-sli-availability",
         "file": "/etc/prometheus/rules/slo-recording.yml",
         "interval": 15,
         "lastEvaluation": last,
-        "rules": [rule],
+        "rules": rules,
     }
 
 
@@ -306,23 +308,33 @@ PARTIAL = [
 ]
 
 
-def test_a_budget_slo_without_rules_is_named_while_others_have_values() -> None:
-    """The spec gained an SLO after Prometheus loaded its rules (here: only the rules of
-    an old SLO): the empty SLO is named, with the build and the reload to do."""
-    groups = [_group("shop")]
-    groups[0]["rules"][0]["labels"]["slo"] = "old-availability"
-    hint = missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
+#: Rules of both SLOs of SHOP_TWO, evaluated.
+BOTH = ("availability", "errors")
+
+
+def test_slos_without_rules_are_named_with_the_build_to_run() -> None:
+    """The spec renamed an SLO and gained one after Prometheus loaded its rules (here:
+    only the rules of the old name): both are named, the one whose SLI the table reads
+    from the raw series too (its alert is missing), with the build and the reload."""
+    groups = [_group("shop", slos=("old-availability",))]
+    hint = rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
     assert (
-        "SLO 'availability' of ops/alerts/slo.yaml (service 'shop') has no recording rule "
-        "in Prometheus at http://p:9090: its rule files come from an older build of this "
-        "spec, or from another spec. Run `limone-obs build`, then make Prometheus load "
-        f"{OPS_RULES} again (SIGHUP or a restart)"
+        "SLOs 'availability', 'errors' of ops/alerts/slo.yaml (service 'shop') have no "
+        "recording rule in Prometheus at http://p:9090: the rule files Prometheus loaded "
+        "come from an older build of this spec, or from another spec. Run `limone-obs build "
+        f"--root ops`, then make Prometheus load {OPS_RULES} again (SIGHUP or a restart)"
     ) == hint
+    full = [replace(PARTIAL[0], sli=0.999), PARTIAL[1]]  # a full table changes nothing
+    groups = [_group("shop")]  # only the errors SLO's rules missing
+    hint = rules_hint(parse_spec(SHOP_TWO), Path("t/my.yaml"), "http://p", full, groups)
+    assert hint is not None
+    assert hint.startswith("SLO 'errors' of t/my.yaml (service 'shop') has no recording")
+    assert "Run `limone-obs build --root DIR` (DIR: the folder holding alerts/slo.yaml)" in hint
 
 
-def test_a_budget_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
-    groups = [_group("shop", last="0001-01-01T00:00:00Z")]
-    hint = missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
+def test_an_empty_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
+    groups = [_group("shop", last="0001-01-01T00:00:00Z", slos=BOTH)]
+    hint = rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
     assert (
         "SLO 'availability' of ops/alerts/slo.yaml (service 'shop'): the rules are loaded but "
         "not evaluated yet: wait one evaluation interval (15 s), then run status again"
@@ -332,16 +344,19 @@ def test_a_budget_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
 @pytest.mark.parametrize(
     ("rows", "groups"),
     [
-        (PARTIAL, [_group("shop")]),  # loaded and evaluated: no sure cause to name
+        (PARTIAL, [_group("shop", slos=BOTH)]),  # loaded and evaluated: no sure cause
         (PARTIAL, None),  # Prometheus does not tell its rules
-        ([replace(PARTIAL[0], sli=0.999), PARTIAL[1]], []),  # every budget SLO has a value
-        ([PARTIAL[0], replace(PARTIAL[1], sli=None)], [_group("shop")]),  # only a plain SLO
+        # Rules not evaluated yet, but every SLO has a value: nothing to wait for.
+        (
+            [replace(PARTIAL[0], sli=0.999), PARTIAL[1]],
+            [_group("shop", "0001-01-01T00:00:00Z", BOTH)],
+        ),
     ],
 )
-def test_no_partial_hint_without_a_sure_cause(
+def test_no_rules_hint_without_a_sure_cause(
     rows: list[SloStatus], groups: list[dict[str, Any]] | None
 ) -> None:
-    assert None is missing_rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p", rows, groups)
+    assert None is rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p", rows, groups)
 
 
 def _recording_rules_empty(groups: list[dict[str, Any]]) -> Flask:
@@ -360,18 +375,19 @@ def _recording_rules_empty(groups: list[dict[str, Any]]) -> Flask:
 
 
 def test_status_warns_of_missing_rules_and_exits_0(tmp_path: Path) -> None:
-    """The threshold SLO has a value, the budget SLO none and no rule: the table, then
-    one warning naming the SLO; exit 0 (the table shows something)."""
+    """The threshold SLO has a value, the budget SLO none, and neither has rules: the
+    table, then one warning naming them; exit 0 (the table shows something)."""
     spec = tmp_path / "alerts" / "slo.yaml"
     spec.parent.mkdir()
     spec.write_text(SHOP_TWO)
-    groups = [_group("shop")]
-    groups[0]["rules"][0]["labels"]["slo"] = "old-availability"
+    groups = [_group("shop", slos=("old-availability",))]
     with serve(_recording_rules_empty(groups), quiet=True) as url:
         result = CliRunner().invoke(main, ["status", "--prometheus", url, "--spec", str(spec)])
-    assert (0, True) == (
+    assert (0, True, 1) == (
         result.exit_code,
         result.stderr.startswith(
-            f"warning: SLO 'availability' of {spec} (service 'shop') has no recording rule"
+            f"warning: SLOs 'availability', 'errors' of {spec} (service 'shop') have no "
+            "recording rule"
         ),
+        result.stderr.count("\n"),
     ), result.output

@@ -2,7 +2,8 @@
 
 Prometheus loads the rule files of an older build of the spec (its SLO was called
 ``uptime``); the spec (``SHOP_TWO``) has since renamed it ``availability`` and gained a
-threshold SLO.
+threshold SLO, whose SLI the table reads from the raw series but whose rules (its alert
+among them) Prometheus lacks as well.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
-from limone_obs.stack.status import Prometheus, SloStatus, missing_rules_hint
+from limone_obs.stack.status import Prometheus, SloStatus, rules_hint
 from tests.stack.test_status import PARTIAL, SHOP_TWO
 from tests.support import prometheus_server
 
@@ -50,14 +51,13 @@ def test_the_renamed_slo_is_named_from_the_rules_prometheus_loaded(tmp_path: Pat
     rules = tmp_path / "old" / "alerts" / "rules" / "slo-recording.yml"
     with prometheus_server(tmp_path, "127.0.0.1:9", job="shop", rule_files=[str(rules)]) as url:
         groups = _evaluated(Prometheus(url))
-        hint = missing_rules_hint(
-            parse_spec(SHOP_TWO), Path("alerts/slo.yaml"), url, PARTIAL, groups
-        )
+        hint = rules_hint(parse_spec(SHOP_TWO), Path("alerts/slo.yaml"), url, PARTIAL, groups)
     assert hint is not None
     assert hint.startswith(
-        "SLO 'availability' of alerts/slo.yaml (service 'shop') has no recording rule in "
-        f"Prometheus at {url}: its rule files come from an older build of this spec"
+        "SLOs 'availability', 'errors' of alerts/slo.yaml (service 'shop') have no recording "
+        f"rule in Prometheus at {url}: the rule files Prometheus loaded come from an older "
+        "build of this spec, or from another spec. Run `limone-obs build`, then"
     ), hint
     # The same rules seen for the old spec: every SLO of it has its rules, nothing to say.
     uptime = [SloStatus("uptime", "ratio", 99.5, None, None, {"5m": None})]
-    assert None is missing_rules_hint(parse_spec(OLD), old, url, uptime, groups)
+    assert None is rules_hint(parse_spec(OLD), old, url, uptime, groups)

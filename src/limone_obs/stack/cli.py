@@ -442,11 +442,13 @@ def status_command(
     Exits 0 when the table shows something (one SLO with a value, or a firing alert);
     1 when every cell is "-": no SLO of the spec has data in that Prometheus. A message on
     stderr then says why (the spec's rule files not in Prometheus's rule_files, rules not
-    evaluated yet, another service's spec, or no series scraped) and what to do. When only
-    SLOs read from recording rules show "-" and Prometheus lacks their rules (a spec
-    changed since its rule files were loaded) or has not evaluated them yet, a warning on
-    stderr says so (exit 0). With --watch, the last table shown decides. 2 when Prometheus
-    cannot be queried.
+    evaluated yet, another service's spec, or no series scraped) and what to do.
+
+    When the table shows something, a warning on stderr (exit 0) names any SLO of the
+    spec Prometheus has no recording rule of (its rule files come from an older build of
+    the spec: rebuild and reload them), and any SLO shown as "-" whose rules are not
+    evaluated yet. With --watch, the last table shown decides the exit status; it is 2
+    when Prometheus cannot be queried.
     """
     spec = load_spec(spec_path)
     prom = status_mod.Prometheus(prometheus_url)
@@ -464,12 +466,10 @@ def status_command(
             if empty:  # a table of "-" alone reads like "all fine, no traffic"
                 hint = status_mod.no_data_hint(spec, spec_path, prom.url, prom.rule_groups())
                 click.echo(f"error: {hint}", err=True)
-            elif status_mod.has_empty_rule_rows(spec, rows):  # ask for the rules only then
-                partial = status_mod.missing_rules_hint(
-                    spec, spec_path, prom.url, rows, prom.rule_groups()
-                )
-                if partial is not None:
-                    click.echo(f"warning: {partial}", err=True)
+            else:
+                lacking = status_mod.rules_hint(spec, spec_path, prom.url, rows, prom.rule_groups())
+                if lacking is not None:
+                    click.echo(f"warning: {lacking}", err=True)
             shown += 1
             if not watch or (count is not None and shown >= count) or stop.wait(interval):
                 break

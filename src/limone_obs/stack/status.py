@@ -7,8 +7,8 @@ several windows. Other kinds show the SLI their kind module gives
 window (100 % with requests and no error series), ``up`` the share of targets up. Every
 row lists the alerts firing for that SLO (``ALERTS``). When no SLO has any value,
 :func:`no_data_hint` says why, from the rule groups Prometheus has loaded; when only some
-of those read from recording rules have none, :func:`missing_rules_hint` says whether
-Prometheus lacks their rules (a spec changed since the rule files were loaded).
+have values, :func:`rules_hint` says whether Prometheus lacks rules of the spec (a spec
+changed since its rule files were loaded) or has not evaluated them yet.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from typing import Any
 
 import requests
 
+from limone_obs import artifacts
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
-from limone_obs.alerts import build
+from limone_obs.alerts import build, rules
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
@@ -220,44 +221,46 @@ def _empty_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> list[str]:
     return [row.name for row in rows if row.name in from_rules and not _row_has_values(row)]
 
 
-def has_empty_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> bool:
-    """True if an SLO read from the recording rules shows only ``-``."""
-    return bool(_empty_rule_rows(spec, rows))
-
-
-def missing_rules_hint(
+def rules_hint(
     spec: ServiceSpec,
     spec_path: Path,
     url: str,
     rows: Sequence[SloStatus],
     groups: list[dict[str, Any]] | None,
 ) -> str | None:
-    """Why some SLOs read from recording rules have no value while others have, or None.
+    """What Prometheus lacks of the spec's rules, for a table that shows something, or None.
 
-    Said only when ``groups`` (the rule groups Prometheus has loaded) tell it for sure:
-    no rule of this service carries the SLO's name (the spec gained or renamed an SLO
-    after its rule files were built or loaded), or its rules are not evaluated yet.
+    Said only when ``groups`` (the recording rule groups Prometheus has loaded) tell it for
+    sure: an SLO of the spec that records series has no recording rule there (the spec
+    gained or renamed an SLO after its rule files were built or loaded: its alerts are
+    missing too, even where the table reads the SLI from the raw series), or an SLO
+    whose row is all ``-`` has rules not evaluated yet.
     """
-    empty = _empty_rule_rows(spec, rows)
-    if not empty or groups is None:
+    if groups is None:
         return None
     ours = [group for group in groups if spec.service in _services(group)]
     ruled = {slo for group in ours for slo in _slos(group, spec.service)}
-    head = f"{_names(empty)} of {spec_path} (service {spec.service!r})"
-    missing = [name for name in empty if name not in ruled]
+    missing = [
+        slo.name
+        for slo in spec.slos
+        if slo.name not in ruled and rules.slo_recording_groups(spec, slo)
+    ]
     if missing:
         verb = "has" if len(missing) == 1 else "have"
         return (
             f"{_names(missing)} of {spec_path} (service {spec.service!r}) {verb} no "
-            f"recording rule in Prometheus at {url}: its rule files come from an older "
-            "build of this spec, or from another spec. Run `limone-obs build`, then make "
-            f"Prometheus load {_rule_files(spec_path)} again (SIGHUP or a restart)"
+            f"recording rule in Prometheus at {url}: the rule files Prometheus loaded come "
+            f"from an older build of this spec, or from another spec. {_build_advice(spec_path)}, "
+            f"then make Prometheus load {_rule_files(spec_path)} again (SIGHUP or a restart)"
         )
-    waiting = [group for group in ours if set(empty) & _slos(group, spec.service)]
+    empty = set(_empty_rule_rows(spec, rows))
+    waiting = [group for group in ours if empty & _slos(group, spec.service)]
     if waiting and all(g.get("lastEvaluation") == _NEVER_EVALUATED for g in waiting):
+        named = [name for name in (row.name for row in rows) if name in empty]
         return (
-            f"{head}: the rules are loaded but not evaluated yet: wait one evaluation "
-            f"interval ({_interval(waiting)}), then run status again"
+            f"{_names(named)} of {spec_path} (service {spec.service!r}): the rules are "
+            f"loaded but not evaluated yet: wait one evaluation interval "
+            f"({_interval(waiting)}), then run status again"
         )
     return None
 
@@ -345,6 +348,14 @@ def _interval(groups: Sequence[Mapping[str, Any]]) -> str:
     Prometheus did not give one."""
     seconds = [g["interval"] for g in groups if isinstance(g.get("interval"), int | float)]
     return f"{min(seconds):g} s" if seconds else "see evaluation_interval"
+
+
+def _build_advice(spec_path: Path) -> str:
+    """How to build the rule files of the spec at ``spec_path``: with its ``--root`` when
+    the path is ``<root>/alerts/slo.yaml``."""
+    if spec_path.parts[-2:] != SPEC_PATH.parts:
+        return "Run `limone-obs build --root DIR` (DIR: the folder holding alerts/slo.yaml)"
+    return f"Run `{artifacts.build_command(spec_path.parent.parent)}`"
 
 
 def _rule_files(spec_path: Path) -> str:
