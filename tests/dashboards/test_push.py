@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 
 from limone_obs import conventions as c
 from limone_obs.cli import main
@@ -23,7 +24,7 @@ from limone_obs.errors import DashboardError
 from limone_obs.stack import procs
 from tests.dashboards.fake_grafana import FakeGrafana, running
 from tests.dashboards.test_services import services
-from tests.support import ROOT
+from tests.support import ROOT, serve
 
 DB = "/api/dashboards/db"
 
@@ -146,10 +147,30 @@ def test_5xx_gives_up_after_the_retries(
 
 
 def test_unreachable_grafana_is_reported(boards: dict[str, dict[str, Any]]) -> None:
-    """A port nobody listens on fails after the retries with the connection error."""
+    """A port nobody listens on fails after the retries, saying what to check (not
+    urllib3's text)."""
     closed = Target(url=f"http://127.0.0.1:{procs.free_port()}", token="t", retries=1, backoff=0.01)
-    with pytest.raises(DashboardError, match="failed after 2 attempts: ConnectionError"):
+    expected = (
+        r"failed after 2 attempts: cannot reach Grafana \(ConnectionError\): is it running, "
+        r"and is --url \(or GRAFANA_URL\) its root URL\?$"
+    )
+    with pytest.raises(DashboardError, match=expected):
         push(closed, boards, "limoneide", "LimoneIDE")
+
+
+def test_another_servers_page_is_named_by_its_content_type(
+    boards: dict[str, dict[str, Any]],
+) -> None:
+    """--url pointing at another web server: its HTML 404 page is not pasted into the
+    message; its content type is named, with the hint to check --url."""
+    with serve(Flask(__name__), quiet=True) as url:
+        other = Target(url=url, token="t", retries=0)
+        with pytest.raises(DashboardError) as raised:
+            push(other, boards, "limoneide", "LimoneIDE")
+    assert str(raised.value).startswith(
+        f"GET {url}/api/folders/limoneide: HTTP 404 (text/html; charset=utf-8, not Grafana's "
+        "JSON API): not found: check that --url is Grafana's root URL"
+    ), str(raised.value)
 
 
 @pytest.mark.parametrize(

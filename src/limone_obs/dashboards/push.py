@@ -83,8 +83,11 @@ class Client:
     ) -> requests.Response | str:
         try:
             resp = self.session.request(method, url, json=body, timeout=self.target.timeout)
-        except requests.RequestException as exc:
-            return f"{type(exc).__name__}: {exc}"
+        except requests.RequestException as exc:  # the exception's text is urllib3's maze
+            return (
+                f"cannot reach Grafana ({type(exc).__name__}): is it running, and is --url "
+                "(or GRAFANA_URL) its root URL?"
+            )
         if resp.status_code in ok:
             return resp
         if resp.status_code >= 500:
@@ -94,10 +97,13 @@ class Client:
 
 
 def _message(resp: requests.Response) -> str:
+    """Grafana's own message of an error answer; for a body that is not JSON (a proxy's or
+    another server's page), its content type only: the page itself is no message."""
     try:
         body = resp.json()
     except ValueError:
-        return resp.text[:200]
+        kind = (resp.headers.get("Content-Type") or "no Content-Type")[:80]
+        return f"({kind}, not Grafana's JSON API)"
     if isinstance(body, dict):
         return str(body.get("message") or body.get("status") or body)
     return str(body)[:200]
@@ -105,8 +111,12 @@ def _message(resp: requests.Response) -> str:
 
 def ensure_folder(client: Client, uid: str, title: str) -> None:
     """Create folder ``uid`` titled ``title`` unless it exists."""
-    resp = client.call("GET", f"/api/folders/{uid}", ok=(200, 404))
+    path = f"/api/folders/{uid}"
+    resp = client.call("GET", path, ok=(200, 404))
     if resp.status_code == 404:
+        if "json" not in resp.headers.get("Content-Type", ""):  # another server's 404 page
+            url = client.target.url.rstrip("/") + path
+            raise DashboardError(f"GET {url}: HTTP 404 {_message(resp)}: {_HINTS[404]}")
         client.call("POST", "/api/folders", {"uid": uid, "title": title})
 
 
