@@ -39,7 +39,11 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="limone-obs")
 def main() -> None:
-    """limone-obs: metrics, logs, SLO alerts and dashboards for the LimoneIDE service."""
+    """limone-obs: metrics, logs, SLO alerts and dashboards for a Flask service.
+
+    The defaults are LimoneIDE's (service limoneide); your own service's come from its
+    SLO spec (alerts/slo.yaml below --root, or --spec).
+    """
 
 
 @main.command()

@@ -234,6 +234,26 @@ def test_every_slo_of_the_spec_has_a_row_with_what_its_rules_allow(scenario: Run
     assert "n/a" not in table
 
 
+def test_without_a_spec_another_service_has_no_slo_and_a_note_says_what_to_pass(
+    scenario: Run,
+) -> None:
+    """No spec, and a service whose SLO rules Prometheus does not have (the trial's
+    --job without --service): no SLO row, and a note naming --service and --spec; with
+    the right service, the rules' SLOs and no such note."""
+    prom, window = Prometheus(scenario.url), phase(scenario.fault)
+    other = collect(prom, job=scenario.job, service="shop-api", namespace="limoneide",
+                    window=window, baseline=None)  # fmt: skip
+    assert () == other.slos
+    assert [
+        "No SLO: Prometheus has no SLO rule or alert of service 'shop-api' (their "
+        "slo_service label). Pass --service with the service of your SLO spec, or --spec."
+    ] == [note for note in other.notes if note.startswith("No SLO")]
+    ours = collect(prom, job=scenario.job, service="limoneide", namespace="limoneide",
+                   window=window, baseline=None)  # fmt: skip
+    assert "availability" in {s.name for s in ours.slos}
+    assert not any(note.startswith("No SLO") for note in ours.notes)
+
+
 def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:
     """A window before anything was scraped names the job and what to check."""
     empty = Span(scenario.healthy - 3600, scenario.healthy - 3000)

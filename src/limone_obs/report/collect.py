@@ -286,13 +286,20 @@ def collect(
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
     dependencies = _rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True)
+    slo_rows = _slos(src, window, baseline, spec)
+    if not slo_rows:  # only without a spec: a spec's SLOs always get rows
+        notes.append(
+            f"No SLO: Prometheus has no SLO rule or alert of service {service!r} (their "
+            f"{c.LABEL_SLO_SERVICE} label). Pass --service with the service of your SLO "
+            "spec, or --spec."
+        )
     return Report(
         prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
         generated=time.time(),
         endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
         dependencies=dependencies,
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
-        slos=_slos(src, window, baseline, spec),
+        slos=slo_rows,
         steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
         error_limits=slos.error_limits(spec, namespace),
         throughput=_throughput(src, window, baseline),
