@@ -332,13 +332,19 @@ def test_slos_without_rules_are_named_with_the_build_to_run() -> None:
     assert "Run `limone-obs build --root DIR` (DIR: the folder holding alerts/slo.yaml)" in hint
 
 
-def test_an_empty_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
-    groups = [_group("shop", last="0001-01-01T00:00:00Z", slos=BOTH)]
-    hint = rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
-    assert (
-        "SLO 'availability' of ops/alerts/slo.yaml (service 'shop'): the rules are loaded but "
-        "not evaluated yet: wait one evaluation interval (15 s), then run status again"
-    ) == hint
+def test_an_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
+    """Right after a start or a reload: an SLO whose SLI or budget shows "-" while one of
+    its groups never ran (the long group, every minute) is named, with that interval."""
+    never = "0001-01-01T00:00:00Z"
+    groups = [_group("shop", slos=BOTH), {**_group("shop", never, BOTH), "interval": 60}]
+    half = [replace(PARTIAL[0], burn={"5m": 0.0}), PARTIAL[1]]  # 5m burn read, SLI not yet
+    for rows in (PARTIAL, half):
+        hint = rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", rows, groups)
+        assert (
+            "SLO 'availability' of ops/alerts/slo.yaml (service 'shop'): some of the rules are "
+            "loaded but not evaluated yet: wait up to one evaluation interval (60 s), then run "
+            "status again"
+        ) == hint
 
 
 @pytest.mark.parametrize(
@@ -348,7 +354,7 @@ def test_an_empty_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
         (PARTIAL, None),  # Prometheus does not tell its rules
         # Rules not evaluated yet, but every SLO has a value: nothing to wait for.
         (
-            [replace(PARTIAL[0], sli=0.999), PARTIAL[1]],
+            [replace(PARTIAL[0], sli=0.999, budget_left=0.5), PARTIAL[1]],
             [_group("shop", "0001-01-01T00:00:00Z", BOTH)],
         ),
     ],

@@ -215,10 +215,18 @@ def _row_has_values(row: SloStatus) -> bool:
     return bool(row.firing) or any(n is not None and not math.isnan(n) for n in numbers)
 
 
-def _empty_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> list[str]:
-    """The SLOs read from recording rules whose every cell is ``-``, in table order."""
+def _unread_rule_rows(spec: ServiceSpec, rows: Sequence[SloStatus]) -> set[str]:
+    """The SLOs read from recording rules whose SLI or budget left shows ``-``."""
     from_rules = {slo.name for slo in spec.slos if slo.sli.status_sli(spec, slo) is None}
-    return [row.name for row in rows if row.name in from_rules and not _row_has_values(row)]
+    return {
+        row.name
+        for row in rows
+        if row.name in from_rules and (_missing(row.sli) or _missing(row.budget_left))
+    }
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
 
 
 def rules_hint(
@@ -234,7 +242,7 @@ def rules_hint(
     sure: an SLO of the spec that records series has no recording rule there (the spec
     gained or renamed an SLO after its rule files were built or loaded: its alerts are
     missing too, even where the table reads the SLI from the raw series), or an SLO
-    whose row is all ``-`` has rules not evaluated yet.
+    whose SLI or budget shows ``-`` has rules not evaluated yet.
     """
     if groups is None:
         return None
@@ -253,14 +261,21 @@ def rules_hint(
             f"from an older build of this spec, or from another spec. {_build_advice(spec_path)}, "
             f"then make Prometheus load {_rule_files(spec_path)} again (SIGHUP or a restart)"
         )
-    empty = set(_empty_rule_rows(spec, rows))
-    waiting = [group for group in ours if empty & _slos(group, spec.service)]
-    if waiting and all(g.get("lastEvaluation") == _NEVER_EVALUATED for g in waiting):
-        named = [name for name in (row.name for row in rows) if name in empty]
+    unread = _unread_rule_rows(spec, rows)
+    # Groups evaluate on their own intervals (the long windows' every minute): right after
+    # a start or a reload, an SLO's SLI and budget stay "-" until its long group has run.
+    pending = [
+        group
+        for group in ours
+        if unread & _slos(group, spec.service) and group.get("lastEvaluation") == _NEVER_EVALUATED
+    ]
+    if pending:
+        waiting = unread & {slo for group in pending for slo in _slos(group, spec.service)}
+        named = [row.name for row in rows if row.name in waiting]
         return (
-            f"{_names(named)} of {spec_path} (service {spec.service!r}): the rules are "
-            f"loaded but not evaluated yet: wait one evaluation interval "
-            f"({_interval(waiting)}), then run status again"
+            f"{_names(named)} of {spec_path} (service {spec.service!r}): some of the rules "
+            f"are loaded but not evaluated yet: wait up to one evaluation interval "
+            f"({_interval(pending, longest=True)}), then run status again"
         )
     return None
 
@@ -343,11 +358,13 @@ def _slos(group: Mapping[str, Any], service: str) -> set[str]:
     return {slo for slo in found if isinstance(slo, str)}
 
 
-def _interval(groups: Sequence[Mapping[str, Any]]) -> str:
-    """The shortest evaluation interval of ``groups`` (``15 s``); the setting to read when
-    Prometheus did not give one."""
+def _interval(groups: Sequence[Mapping[str, Any]], *, longest: bool = False) -> str:
+    """The shortest (or ``longest``) evaluation interval of ``groups`` (``15 s``); the
+    setting to read when Prometheus did not give one."""
     seconds = [g["interval"] for g in groups if isinstance(g.get("interval"), int | float)]
-    return f"{min(seconds):g} s" if seconds else "see evaluation_interval"
+    if not seconds:
+        return "see evaluation_interval"
+    return f"{(max if longest else min)(seconds):g} s"
 
 
 def _build_advice(spec_path: Path) -> str:
