@@ -56,7 +56,7 @@ def test_without_matplotlib_the_report_is_written_without_charts(
     assert 0 == result.exit_code, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert 1 == len(warnings)
-    assert "pip install 'limone-obs[report]'" in warnings[0]
+    assert "pip install matplotlib (the 'report' extra of limone-obs)" in warnings[0]
     page = (tmp_path / "review.html").read_text()
     assert "<figure" not in page
     assert "No charts: matplotlib is not installed" in page

@@ -245,7 +245,7 @@ def test_html_without_matplotlib_says_so_once(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setitem(sys.modules, name, None)
     page = to_html(sample())
     assert "<figure" not in page
-    assert 1 == page.count("pip install &#x27;limone-obs[report]&#x27;")
+    assert 1 == page.count("pip install matplotlib (the &#x27;report&#x27; extra of limone-obs)")
     assert 6 == page.count("<table>")
 
 

@@ -28,7 +28,9 @@ _SIZE: Final = (8.0, 3.2)
 #: Fewer points than this get markers.
 FEW_POINTS: Final = 5
 #: How to get the charts when matplotlib is missing.
-INSTALL_HINT: Final = "pip install 'limone-obs[report]'"
+#: matplotlib alone, not ``limone-obs[report]``: a checkout installed from its path would
+#: look for limone-obs on the package index.
+INSTALL_HINT: Final = "pip install matplotlib (the 'report' extra of limone-obs)"
 
 
 def available() -> bool:

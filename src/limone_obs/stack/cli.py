@@ -447,8 +447,8 @@ def status_command(
     When the table shows something, a warning on stderr (exit 0) names any SLO of the
     spec Prometheus has no recording rule of (its rule files come from an older build of
     the spec: rebuild and reload them), and any SLO whose SLI or budget shows "-" while
-    some of its rules are not evaluated yet. With --watch, the last table shown decides the exit status; it is 2
-    when Prometheus cannot be queried.
+    some of its rules are not evaluated yet. With --watch, the last table shown
+    decides the exit status; it is 2 when Prometheus cannot be queried.
     """
     spec = load_spec(spec_path)
     prom = status_mod.Prometheus(prometheus_url)
