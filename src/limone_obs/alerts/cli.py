@@ -103,10 +103,8 @@ def _summary(spec: ServiceSpec) -> str:
     """``3 SLOs, 15 SLO alert rules + 4 health alerts`` (every alert rule written)."""
     alerts = sum(len(alerting.alerts(spec, slo)) for slo in spec.slos)
     kit = len(health.alerts(spec))  # none when health is off
-    return (
-        f"{len(spec.slos)} SLOs, {alerts} SLO alert rules + {kit} health alerts "
-        f"= {alerts + kit} alert rules"
-    )
+    slos = f"{len(spec.slos)} SLO" + ("" if len(spec.slos) == 1 else "s")
+    return f"{slos}, {alerts} SLO alert rules + {kit} health alerts = {alerts + kit} alert rules"
 
 
 def read_spec(path: Path) -> str:

@@ -22,8 +22,7 @@ _HINTS = {
     401: "Grafana refused the credentials: check GRAFANA_TOKEN or --token (a service "
     "account token), or GRAFANA_BASIC_AUTH or --basic-auth (user:password)",
     403: "the credentials lack permission: the service account needs the Editor role on the folder",
-    404: "not found: check that --url is Grafana's root URL (e.g. http://localhost:3000) "
-    "and the folder exists",
+    404: "not found: check that --url is Grafana's root URL (e.g. http://localhost:3000)",
     412: "precondition failed: a dashboard with the same name or uid exists elsewhere, or "
     "it was changed concurrently; delete or rename the other one",
 }

@@ -439,16 +439,16 @@ def status_command(
 ) -> None:
     """Table of every SLO: objective, SLI, error budget left, burn rates, firing alerts.
 
-    Exits 0 when the table shows something (one SLO with a value, or a firing alert);
-    1 when every cell is "-": no SLO of the spec has data in that Prometheus. A message on
-    stderr then says why (the spec's rule files not in Prometheus's rule_files, rules not
-    evaluated yet, another service's spec, or no series scraped) and what to do.
+    Exits 0 when the table shows something (at least one SLO with a value, or a firing
+    alert); 1 when every cell is "-": no SLO of the spec has data in that Prometheus. A
+    message on stderr then says why (the spec's rule files not in Prometheus's rule_files,
+    rules not evaluated yet, another service's spec, or no series scraped) and what to do;
+    2 when Prometheus cannot be queried. With --watch, the last table shown decides.
 
     When the table shows something, a warning on stderr (exit 0) names any SLO of the
     spec Prometheus has no recording rule of (its rule files come from an older build of
     the spec: rebuild and reload them), and any SLO whose SLI or budget shows "-" while
-    some of its rules are not evaluated yet. With --watch, the last table shown
-    decides the exit status; it is 2 when Prometheus cannot be queried.
+    some of its rules are not evaluated yet.
     """
     spec = load_spec(spec_path)
     prom = status_mod.Prometheus(prometheus_url)
