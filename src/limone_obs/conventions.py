@@ -609,6 +609,13 @@ MARK_AI_ANSWER_SHOWN: Final = "ai_answer_shown"
 DEFAULT_RUM_MARKS: Final = (MARK_AI_ANSWER_SHOWN,)
 #: Default beacon path (``LIMONE_OBS_RUM_PATH``); the script is served at ``<path>.js``.
 RUM_DEFAULT_PATH: Final = "/rum"
+
+
+def rum_script_path(beacon_path: str) -> str:
+    """Where the RUM script is served for the beacon path ``beacon_path``: ``<path>.js``."""
+    return beacon_path + ".js"
+
+
 #: Name of the Jinja global rendering the script tag.
 RUM_JINJA_GLOBAL: Final = "limone_obs_rum"
 #: Under gunicorn (multiprocess mode) the process series cover the master and every live

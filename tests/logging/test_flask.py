@@ -285,6 +285,28 @@ def test_metrics_path_is_not_logged(out: io.BytesIO) -> None:
     assert [] == access_lines(parse_lines(out.getvalue()))
 
 
+@pytest.mark.parametrize("rum", [True, False])
+def test_rum_beacon_and_script_are_not_logged(rum: bool, out: io.BytesIO) -> None:
+    """The RUM script and its beacons (counted in rum_beacons_total) write no access line,
+    like the metrics path; with RUM off those paths are ordinary (404) requests."""
+    configure_logging(stream=out)
+    app = Flask("rum")
+    app.add_url_rule("/projects/<int:pid>", "p", lambda pid: f"project {pid}")
+    app.config.update(LIMONE_OBS_RUM=rum, LIMONE_OBS_RUM_PATH="/t/rum")
+    init_app(app)  # before Metrics: the settings are read from the config alone
+    Metrics(app, registry=CollectorRegistry())
+    client = app.test_client()
+    script = client.get("/t/rum.js")
+    script.close()  # the line is written when the server closes the body
+    beacon = client.post("/t/rum", data=b"{}")
+    beacon.close()
+    client.get("/projects/1").close()
+    paths = [line["path"] for line in access_lines(parse_lines(out.getvalue()))]
+    expected = ["/projects/1"] if rum else ["/t/rum.js", "/t/rum", "/projects/1"]
+    statuses = (200, 400) if rum else (404, 404)
+    assert (expected, statuses) == (paths, (script.status_code, beacon.status_code))
+
+
 @pytest.mark.parametrize("logging_first", [True, False])
 def test_works_with_exporter_in_either_order(logging_first: bool, out: io.BytesIO) -> None:
     """With Metrics on the same app, each request is both counted and logged once."""

@@ -123,7 +123,7 @@ class RumSettings:
 
     @property
     def script_path(self) -> str:
-        return self.path + ".js"
+        return c.rum_script_path(self.path)
 
     @classmethod
     def from_config(cls, cfg: MutableMapping[str, Any]) -> RumSettings:

@@ -144,7 +144,12 @@ class Settings:
                 "such as X-Request-ID"
             )
         metrics_path = app.config.get("LIMONE_OBS_METRICS_PATH", "/metrics")
-        default_excluded = (metrics_path,) if metrics_path else ()
+        default_excluded: tuple[str, ...] = (metrics_path,) if metrics_path else ()
+        # The RUM beacon and script (Metrics(app) serves them unless LIMONE_OBS_RUM is
+        # off): one or two per page view, counted in <ns>_rum_beacons_total already.
+        rum_path = app.config.get("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
+        if app.config.get("LIMONE_OBS_RUM", True) and isinstance(rum_path, str):
+            default_excluded += (rum_path, c.rum_script_path(rum_path))
         excluded = app.config.setdefault("LIMONE_OBS_LOG_EXCLUDED_PATHS", default_excluded)
         if isinstance(excluded, str) or not all(isinstance(p, str) for p in excluded):
             raise ConfigError(
@@ -175,7 +180,8 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     - ``LIMONE_OBS_LOG_REQUEST_ID_HEADER`` [``"X-Request-ID"``]: header read for the
       incoming id (kept if 1-128 chars of ``A-Za-z0-9._:-``) and echoed in the response.
     - ``LIMONE_OBS_LOG_ACCESS`` [``True``]: write the access line.
-    - ``LIMONE_OBS_LOG_EXCLUDED_PATHS`` [the exporter's metrics path]: exact paths that
+    - ``LIMONE_OBS_LOG_EXCLUDED_PATHS`` [the exporter's metrics path, and its RUM beacon
+      and script paths unless ``LIMONE_OBS_RUM`` is off]: exact paths that
       are neither logged nor given a context.
 
     Raises ConfigError if ``app`` is already initialised or a setting is invalid.
