@@ -48,7 +48,8 @@ CACHE_ERROR: Final = "error"
 CACHE_RESULTS: Final = (CACHE_HIT, CACHE_MISS, CACHE_ERROR)
 #: Dependency name used by the automatic Jinja template timing.
 DEPENDENCY_TEMPLATE: Final = "template"
-#: Dependency names the demo service and the dashboards know about.
+#: Dependency names of the demo service and the examples; the dashboards draw whatever
+#: names an app gives ``track()`` (``$dependency``), these included.
 DEPENDENCY_AI: Final = "ai_api"
 DEPENDENCY_DB: Final = "db"
 DEPENDENCY_CACHE: Final = "cache"
@@ -319,6 +320,9 @@ VAR_LOKI: Final = "loki"
 VAR_JOB: Final = "job"
 VAR_INSTANCE: Final = "instance"
 VAR_ENDPOINT: Final = "endpoint"
+#: ``$dependency``: the dependencies the dependencies dashboard repeats its per-dependency
+#: row for (every ``dependency`` label value of the service, whatever the app names them).
+VAR_DEPENDENCY: Final = "dependency"
 #: ``$baseline``: seconds back at which the baseline series are drawn (0 = none).
 VAR_BASELINE: Final = "baseline"
 #: The dashboards of one service, as named to :func:`dashboard_uid` (``<service>-<name>``).

@@ -2,7 +2,8 @@
 
 The routes produce everything the dashboards draw: fast and slow (> 1 s) requests,
 5xx answers and unhandled exceptions, AI calls that fail or take > 1 s, DB calls, cache
-hits and misses, template rendering, RUM beacons of a page (fast and slow). With
+hits and misses, template rendering, calls to a dependency of the app's own naming,
+RUM beacons of a page (fast and slow). With
 ``faults=False`` the same routes are healthy: no 5xx, no exception, no failed or slow
 dependency call (4xx of unknown paths remain). The app is served from a thread by
 werkzeug on 127.0.0.1 and the load stops by itself after a fixed number of requests.
@@ -25,6 +26,13 @@ from limone_obs import conventions as c
 
 #: The endpoint the drill-down dashboard is checked with.
 PROJECT_ENDPOINT = "/projects/<int:project_id>"
+#: A dependency named as a team's own service might name it: nothing in the kit knows the
+#: name, and its dot is a regex metacharacter in Grafana's ``$dependency``.
+OWN_DEPENDENCY = "payments.v2"
+#: Every dependency the app calls (template: the automatic Jinja timing).
+DEPENDENCIES = (
+    c.DEPENDENCY_AI, c.DEPENDENCY_CACHE, c.DEPENDENCY_DB, OWN_DEPENDENCY, c.DEPENDENCY_TEMPLATE
+)  # fmt: skip
 #: Share of /projects requests that fail with a 500 (an unhandled exception).
 FAILURE_SHARE = 0.15
 #: Time of a slow AI call: above the committed 2.5 s threshold of both latency SLOs.
@@ -47,6 +55,8 @@ def _project_view(metrics: Metrics, rng: random.Random, faults: bool) -> Callabl
         with metrics.track(c.DEPENDENCY_CACHE, "get") as call:
             if faults and project_id % 7 == 0:
                 call.fail()
+        with metrics.track(OWN_DEPENDENCY, "charge"):
+            time.sleep(0.001)
         if faults and rng.random() < FAILURE_SHARE:
             raise ProjectLoadError(f"project {project_id} failed to load")
         return render_template_string("<h1>{{ id }}</h1>", id=project_id)

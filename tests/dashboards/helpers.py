@@ -9,8 +9,8 @@ from typing import Any
 from limone_obs import conventions as c
 from limone_obs.dashboards import promql
 from limone_obs.dashboards.common import PROCESS_NOTE, VAR_BASELINE
-from limone_obs.dashboards.lint import panels, prometheus_targets
-from tests.dashboards.example_app import PROJECT_ENDPOINT
+from limone_obs.dashboards.lint import panels, prometheus_targets, repeated_by
+from tests.dashboards.example_app import DEPENDENCIES, PROJECT_ENDPOINT
 
 #: ``$__rate_interval`` with a 1 s scrape interval: Grafana uses max(4 x scrape, step +
 #: scrape); 10 s keeps a few samples in every window.
@@ -38,6 +38,21 @@ def variable_values(job: str) -> dict[str, str]:
     }
 
 
+#: What the scenarios' Grafana repeats rows over: ``$dependency`` = every dependency the
+#: example app calls, as ``label_values`` lists them.
+REPEATS: dict[str, tuple[str, ...]] = {c.VAR_DEPENDENCY: tuple(sorted(DEPENDENCIES))}
+#: Regex metacharacters Grafana escapes in a multi-value variable's value for Prometheus.
+_REGEX_SPECIALS = frozenset("^$*+?.()|{}[]")
+
+
+def grafana_regex_value(value: str) -> str:
+    """``value`` as Grafana writes one value of a multi-value variable into a Prometheus
+    query: each regex metacharacter behind a backslash, itself escaped for the PromQL
+    string (``payments.v2`` -> ``payments\\\\.v2``)."""
+    value = value.replace("\\", "\\" * 4)  # a backslash: a literal one in the regex
+    return "".join(f"\\\\{ch}" if ch in _REGEX_SPECIALS else ch for ch in value)
+
+
 @dataclass(frozen=True)
 class PanelQuery:
     """One Prometheus query of one panel."""
@@ -57,18 +72,34 @@ class PanelQuery:
 
 
 def prometheus_queries(
-    dashboards: Mapping[str, Mapping[str, Any]], values: Mapping[str, str]
+    dashboards: Mapping[str, Mapping[str, Any]],
+    values: Mapping[str, str],
+    repeats: Mapping[str, tuple[str, ...]] = REPEATS,
 ) -> Iterator[PanelQuery]:
-    """Every Prometheus query of every panel, variables expanded with ``values``."""
+    """Every Prometheus query of every panel, variables expanded with ``values``.
+
+    A panel of a repeated row gives one query per value ``repeats`` lists for the row's
+    variable, as Grafana draws one copy of it per value: the value escaped as Grafana
+    escapes it in the query, as it is in the title.
+    """
     for name, board in sorted(dashboards.items()):
+        repeated = repeated_by(board)
         for panel in panels(board):
-            for target in prometheus_targets(panel):
-                yield PanelQuery(
-                    dashboard=name,
-                    panel_id=panel["id"],
-                    title=panel["title"],
-                    ref=target["refId"],
-                    expr=promql.expand(target["expr"], values),
-                    instant=bool(target.get("instant")),
-                    process=PROCESS_NOTE.strip() in panel.get("description", ""),
-                )
+            var = repeated.get(panel["id"])
+            copies = [(values, panel["title"])]
+            if var is not None:
+                copies = [
+                    ({**values, var: grafana_regex_value(v)}, panel["title"].replace(f"${var}", v))
+                    for v in repeats[var]
+                ]
+            for scoped, title in copies:
+                for target in prometheus_targets(panel):
+                    yield PanelQuery(
+                        dashboard=name,
+                        panel_id=panel["id"],
+                        title=title,
+                        ref=target["refId"],
+                        expr=promql.expand(target["expr"], scoped),
+                        instant=bool(target.get("instant")),
+                        process=PROCESS_NOTE.strip() in panel.get("description", ""),
+                    )

@@ -98,6 +98,6 @@ def test_ai_calls_within_one_second_count_only_successful_calls(
 def test_ai_latency_percentiles_are_of_successful_calls(
     boards: dict[str, dict[str, Any]],
 ) -> None:
-    """ "AI API: p50 / p95" leaves failed calls out (they are in the error ratio)."""
-    p = panel(boards["dependencies.json"], "AI API: p50 / p95")
+    """ "$dependency: p50 / p95" leaves failed calls out (they are in the error ratio)."""
+    p = panel(boards["dependencies.json"], "$dependency: p50 / p95")
     assert [True, True] == [f'{c.LABEL_OUTCOME}="ok"' in t["expr"] for t in p["targets"]]

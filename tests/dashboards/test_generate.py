@@ -133,14 +133,15 @@ def test_panel_ids_are_unique_and_stable(boards: dict[str, dict[str, Any]]) -> N
 
 
 def test_variables_of_the_prometheus_dashboards(boards: dict[str, dict[str, Any]]) -> None:
-    """datasource, job and instance everywhere; endpoint on the drill-down; baseline on the
-    overview and the drill-down; env and endpoint on the logs (Prometheus for its alerts)."""
+    """datasource, job and instance everywhere; endpoint on the drill-down; dependency on
+    the dependencies; baseline on the overview and the drill-down; env and endpoint on the
+    logs (Prometheus for its alerts)."""
     names = {n: [v["name"] for v in b["templating"]["list"]] for n, b in boards.items()}
     base = ["datasource", "job", "instance"]
     expected = {
         "overview.json": [*base, "baseline"],
         "slos.json": base,
-        "dependencies.json": base,
+        "dependencies.json": [*base, "dependency"],
         "endpoint.json": [*base, "endpoint", "baseline"],
         "logs.json": ["loki", "datasource", "service", "env", "endpoint", "request_id"],
         "ux.json": base,
@@ -332,3 +333,17 @@ def test_scrape_target_up_shows_the_last_value(boards: dict[str, dict[str, Any]]
     target vanished)."""
     (panel,) = by_title(boards["slos.json"], "Scrape target up")
     assert ["last"] == panel["options"]["reduceOptions"]["calcs"]
+
+
+def test_the_dependency_section_repeats_over_every_dependency_of_the_job(
+    boards: dict[str, dict[str, Any]],
+) -> None:
+    """One row, repeated over $dependency: multi-value, all selected when the dashboard
+    opens, its values the job's dependency names, whatever the app calls them."""
+    board = boards["dependencies.json"]
+    (var,) = [v for v in board["templating"]["list"] if v["name"] == c.VAR_DEPENDENCY]
+    (row,) = [p for p in board["panels"] if p.get("repeat")]
+    shape = (row["repeat"], var["multi"], var["includeAll"], var["current"]["value"], var["query"])
+    names = c.MetricNames(c.DEFAULT_NAMESPACE)
+    query = f'label_values({names.dependency_duration_count}{{job="$job"}}, dependency)'
+    assert (c.VAR_DEPENDENCY, True, True, ["$__all"], query) == shape

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from limone_obs.cli import main
 from limone_obs.dashboards.generate import build_from
-from limone_obs.dashboards.lint import lint, lint_file
+from limone_obs.dashboards.lint import lint, lint_file, repeated_by
 from limone_obs.errors import DashboardError
 from tests.support import ROOT
 
@@ -156,6 +156,55 @@ def test_undefined_variable_is_reported() -> None:
     board["panels"][0]["targets"][0]["expr"] = expr
     findings = lint("test.json", board)
     assert [("undefined-variable", True)] == [(f.rule, "$endpoint" in f.message) for f in findings]
+
+
+DEP_EXPR = (
+    'sum(rate(limoneide_dependency_duration_seconds_count{job="$job", dependency=~"$dependency"}'
+    "[$__rate_interval]))"
+)
+
+
+def repeated(multi: bool = True, expr: str = DEP_EXPR, var: str = "dependency") -> dict[str, Any]:
+    """``good()`` plus a row repeated over ``$var`` holding one panel querying ``expr``."""
+    board = good()
+    board["templating"]["list"].append({"name": "dependency", "multi": multi, "includeAll": multi})
+    row = {"id": 3, "type": "row", "title": "$dependency", "repeat": var, "panels": []}
+    row["gridPos"] = {"x": 0, "y": 8, "w": 24, "h": 1}
+    board["panels"] += [row, _panel(4, y=9, expr=expr)]
+    return board
+
+
+def test_a_row_repeated_over_a_multi_value_variable_its_panels_use_is_clean() -> None:
+    """The good shape: $dependency multi-value, the row's panel filters on it."""
+    assert [] == rules(repeated())
+
+
+def test_a_panel_of_a_repeated_row_not_using_the_variable_is_reported() -> None:
+    """Every copy of such a panel would draw the same lines."""
+    findings = lint("test.json", repeated(expr=GOOD_EXPR))
+    assert [("repeat-unused", 'panel 4 "panel 4"')] == [(f.rule, f.panel) for f in findings]
+
+
+def test_a_row_repeated_over_a_single_value_variable_is_reported() -> None:
+    """Grafana repeats only over the values of a multi-value (or All) variable."""
+    assert ["repeat-single-value"] == rules(repeated(multi=False))
+
+
+def test_a_row_repeated_over_an_undefined_variable_is_reported() -> None:
+    """The repeat names a variable templating does not define (a typo)."""
+    findings = lint("test.json", repeated(var="dependencies"))
+    assert [("undefined-variable", True)] == [
+        (f.rule, "$dependencies" in f.message) for f in findings if f.panel.startswith("panel 3")
+    ]
+
+
+def test_panels_of_a_collapsed_repeated_row_are_its_own() -> None:
+    """A collapsed row holds its panels; the panel after it belongs to no repeat."""
+    board = repeated()
+    row, inner = board["panels"][2], board["panels"].pop()
+    row["collapsed"], row["panels"] = True, [inner]
+    board["panels"].append(_panel(5, y=10))
+    assert {4: "dependency"} == repeated_by(board)
 
 
 def test_builtin_and_regex_group_variables_are_not_reported() -> None:

@@ -21,7 +21,7 @@ from limone_obs.dashboards import promql
 from limone_obs.dashboards.common import NO_BASELINE, VAR_BASELINE
 from limone_obs.dashboards.overview import FIRING_WITHOUT_TIER
 from limone_obs.dashboards.slo_inputs import load_service
-from tests.dashboards.example_app import PROJECT_ENDPOINT, create_app
+from tests.dashboards.example_app import DEPENDENCIES, OWN_DEPENDENCY, PROJECT_ENDPOINT, create_app
 from tests.dashboards.helpers import (
     BASELINE_READY,
     PanelQuery,
@@ -166,6 +166,34 @@ def test_variable_queries_offer_the_scenario_values(scenario: Scenario) -> None:
     jobs = _label_values(scenario.url, c.LABEL_JOB, series)
     endpoints = _label_values(scenario.url, c.LABEL_ENDPOINT, f'{series}{{job="{scenario.job}"}}')
     assert (True, True) == (scenario.job in jobs, PROJECT_ENDPOINT in endpoints)
+
+
+def test_dependency_variable_offers_every_dependency_the_app_calls(scenario: Scenario) -> None:
+    """$dependency's own query, as Grafana runs it, lists the app's dependency names: the
+    kit's (template), the usual ones and one only this app knows (payments.v2)."""
+    board = scenario.dashboards["dependencies.json"]
+    (var,) = [v for v in board["templating"]["list"] if v["name"] == c.VAR_DEPENDENCY]
+    query = promql.expand(var["query"], variable_values(scenario.job))
+    series, label = query.removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
+    assert sorted(DEPENDENCIES) == sorted(_label_values(scenario.url, label, series))
+
+
+def test_each_repeated_dependency_row_shows_its_own_operations(
+    results: list[tuple[PanelQuery, dict[str, Any]]],
+) -> None:
+    """Every copy of "$dependency: calls" draws the operations of its dependency only."""
+    shown = {
+        q.title: {s["metric"][c.LABEL_OPERATION] for s in body["data"]["result"]}
+        for q, body in results
+        if q.dashboard == "dependencies.json" and q.title.endswith(": calls")
+    }
+    expected = {
+        f"{c.DEPENDENCY_AI}: calls": {"complete"},
+        f"{c.DEPENDENCY_CACHE}: calls": {"get"},
+        f"{c.DEPENDENCY_DB}: calls": {"select_project"},
+        f"{OWN_DEPENDENCY}: calls": {"charge"},
+    }
+    assert expected == {title: ops for title, ops in shown.items() if title in expected}
 
 
 def _label_values(url: str, label: str, match: str) -> list[str]:

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from limone_obs import conventions as c
-from limone_obs.dashboards.dependencies import DEPENDENCIES
-from tests.dashboards.example_app import create_app
+from tests.dashboards.example_app import DEPENDENCIES, create_app
 from tests.dashboards.helpers import BASELINE_READY, RATE_INTERVAL, PanelQuery
 from tests.dashboards.scenario import instant, run_all, running
 from tests.support import need
@@ -33,7 +32,7 @@ ZERO_QUERIES = frozenset(
         ("endpoint.json", "5xx ratio", "A"),
         ("endpoint.json", "Exceptions by class", "A"),
         ("dependencies.json", "Error ratio by dependency", "A"),
-        *(("dependencies.json", f"{title}: error ratio", "A") for _, title in DEPENDENCIES),
+        *(("dependencies.json", f"{name}: error ratio", "A") for name in DEPENDENCIES),
         ("slos.json", "Bad event ratio now", "A"),
         ("slos.json", "Good and bad events", "B"),
     }

@@ -13,9 +13,21 @@ import pytest
 
 from limone_obs import conventions as c
 from limone_obs.dashboards import common
+from limone_obs.dashboards.generate import build_from
+from limone_obs.dashboards.lint import panels
 from limone_obs.dashboards.overview import saturation
 from limone_obs.dashboards.queries import Queries
-from tests.dashboards.test_zero_fallback import ONE_PER_SECOND, N, _assert_holds, _evaluate, _series
+from tests.dashboards.helpers import grafana_regex_value
+from tests.dashboards.test_zero_fallback import (
+    ONE_PER_SECOND,
+    THREE_PER_SECOND,
+    N,
+    _assert_holds,
+    _call,
+    _evaluate,
+    _series,
+)
+from tests.support import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +163,39 @@ def test_baseline_is_the_series_that_long_ago(tmp_path: Path) -> None:
     series = [_series(N.requests_total, {c.LABEL_STATUS: "200"}, "0+60x4 420+180x6")]
     expr = common.baseline(Q.request_rate()).replace("${baseline}", "120")
     _assert_holds(_evaluate(tmp_path, series, expr, {"{}": 1}))
+
+
+def _repeated_expr(title: str, dependency: str) -> str:
+    """The query of the dependencies dashboard's repeated panel ``title`` in the copy Grafana
+    draws for ``dependency`` (its value escaped as Grafana escapes it)."""
+    board = build_from(ROOT)["dependencies.json"]
+    ((target,),) = [p["targets"] for p in panels(board) if p.get("title") == title]
+    expr: str = target["expr"]
+    return expr.replace(f"${c.VAR_DEPENDENCY}", grafana_regex_value(dependency))
+
+
+#: payments.v2's calls a second: 1 charge (ok), 2 refunds (1 ok, 1 failed); and those of
+#: paymentsXv2, which the dot would match unescaped: 3 failed charges.
+PAYMENTS = [
+    _call("payments.v2", "charge", c.OUTCOME_OK, ONE_PER_SECOND),
+    _call("payments.v2", "refund", c.OUTCOME_OK, ONE_PER_SECOND),
+    _call("payments.v2", "refund", c.OUTCOME_ERROR, ONE_PER_SECOND),
+    _call("paymentsXv2", "charge", c.OUTCOME_ERROR, THREE_PER_SECOND),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("$dependency: calls", {'{operation="charge"}': 1.0, '{operation="refund"}': 2.0}),
+        ("$dependency: error ratio", {'{operation="charge"}': 0.0, '{operation="refund"}': 0.5}),
+    ],
+)
+def test_a_repeated_dependency_row_reads_its_own_dependency_only(
+    tmp_path: Path, title: str, expected: dict[str, float]
+) -> None:
+    """The copy of a repeated panel for a name no one told the kit about (payments.v2, a
+    dot in it) reads that dependency's calls by operation, not paymentsXv2's; a failure-
+    free operation has an error ratio of 0, not "No data"."""
+    expr = _repeated_expr(title, "payments.v2")
+    _assert_holds(_evaluate(tmp_path, PAYMENTS, expr, expected))

@@ -133,7 +133,7 @@ def _panel(panel: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row(panel: dict[str, Any]) -> dict[str, Any]:
-    keep = ("collapsed", "gridPos", "id", "panels", "title", "type")
+    keep = ("collapsed", "gridPos", "id", "panels", "repeat", "title", "type")
     row = {key: panel[key] for key in keep if key in panel}
     row["panels"] = [_panel(p) for p in row.get("panels", [])]
     return row

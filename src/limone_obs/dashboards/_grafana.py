@@ -249,11 +249,16 @@ class Grid:
         self._x = 0
         self._line_height = 0
 
-    def row(self, title: str) -> None:
-        """Start a new section titled ``title`` on its own line."""
+    def row(self, title: str, *, repeat: str | None = None) -> None:
+        """Start a new section titled ``title`` on its own line.
+
+        With ``repeat`` (a multi-value variable's name), Grafana draws the section once per
+        selected value of ``$repeat``, each copy's panels seeing that one value.
+        """
         self._newline()
         pos = g.GridPos(h=1, w=GRID_WIDTH, x=0, y=self._y)
-        self.panels.append(g.RowPanel(title=title, gridPos=pos))
+        row = g.RowPanel(title=title, gridPos=pos, repeat=g.Repeat(variable=repeat))
+        self.panels.append(row)
         self._y += 1
 
     def add(self, panel: Any, width: int, height: int) -> None:

@@ -65,11 +65,13 @@ def variables(
     queries: Queries,
     *,
     endpoint: bool = False,
+    dependency: bool = False,
     baseline: bool = False,
     service: ServiceView | None = None,
 ) -> list[object]:
-    """``$datasource``, ``$job``, ``$instance`` (multi), optionally ``$endpoint`` and
-    ``$baseline``; ``$job`` opens on ``service``'s scrape job when given."""
+    """``$datasource``, ``$job``, ``$instance`` (multi), optionally ``$endpoint``,
+    ``$dependency`` (multi: the job's dependency names, all selected) and ``$baseline``;
+    ``$job`` opens on ``service``'s scrape job when given."""
     series = queries.names.requests_total
     job_filter = f'{c.LABEL_JOB}="${c.VAR_JOB}"'
     out: list[object] = [
@@ -97,6 +99,14 @@ def variables(
     if endpoint:
         query = f"label_values({series}{{{job_filter}}}, {c.LABEL_ENDPOINT})"
         out.append(gf.query_variable(c.VAR_ENDPOINT, query, "Endpoint", datasource=gf.PROMETHEUS))
+    if dependency:
+        calls = queries.names.dependency_duration_count
+        query = f"label_values({calls}{{{job_filter}}}, {c.LABEL_DEPENDENCY})"
+        out.append(
+            gf.query_variable(
+                c.VAR_DEPENDENCY, query, "Dependency", datasource=gf.PROMETHEUS, multi=True
+            )
+        )
     if baseline:
         out.append(baseline_variable())
     return out

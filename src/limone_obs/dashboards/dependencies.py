@@ -1,4 +1,10 @@
-"""Dependencies: where the 2 s go (AI API, database, cache, templates)."""
+"""Dependencies: where the 2 s go (the AI API, the database, the cache, templates...).
+
+One section per dependency the service tracks, whatever the app calls it: the section is
+a row Grafana repeats over ``$dependency`` (the job's ``dependency`` label values, all
+selected), so a service tracking ``stripe`` and ``s3`` gets their rows, and none stays
+empty for a name it never uses.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +20,8 @@ from limone_obs.dashboards.queries import Queries, le_matcher, ratio, sum_rate
 from limone_obs.dashboards.slo_inputs import ServiceView, SloView
 from limone_obs.errors import DashboardError
 
-#: Dependencies with their own row, in the order a request usually meets them.
-DEPENDENCIES = (
-    (c.DEPENDENCY_AI, "AI API"),
-    (c.DEPENDENCY_DB, "Database"),
-    (c.DEPENDENCY_CACHE, "Cache"),
-    (c.DEPENDENCY_TEMPLATE, "Templates"),
-)
+#: The repeated section's dependency, as each of its copies sees it.
+DEPENDENCY = f"${c.VAR_DEPENDENCY}"
 
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
@@ -31,9 +32,8 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     grid.add(calls_per_request(queries), 24, 8)
     grid.row("All dependencies")
     grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries)])
-    for name, title in DEPENDENCIES:
-        grid.row(title)
-        grid.add_all([(panel, 8, 7) for panel in _dependency_panels(queries, name, title)])
+    grid.row(DEPENDENCY, repeat=c.VAR_DEPENDENCY)
+    grid.add_all([(panel, 8, 7) for panel in _dependency_panels(queries)])
     slo = common.latency_slo(service, queries.names.dependency_duration)
     if slo is not None:
         grid.row(f"SLO {slo.name}")
@@ -42,9 +42,10 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         service,
         common.DEPENDENCIES,
         "Dependencies",
-        "Calls, errors and latency of the AI API, the database, the cache and templates.",
+        "Where a request's time goes, and the calls, errors and latency of every dependency "
+        "the service tracks (one row each).",
         grid,
-        variables=common.variables(queries, service=service),
+        variables=common.variables(queries, dependency=True, service=service),
         annotations=common.timeline(queries, service),
     )
 
@@ -123,13 +124,17 @@ def _all_dependencies(q: Queries) -> list[Any]:
     ]
 
 
-def _dependency_panels(q: Queries, name: str, title: str) -> list[Any]:
-    dep, by, legend = f'{c.LABEL_DEPENDENCY}="{name}"', c.LABEL_OPERATION, "{{operation}}"
-    calls = Look(f"Calls per second to {title}, by operation.", "ops")
-    errors = Look(f"Share of {title} calls that failed, by operation.", "percentunit", ERROR_STEPS)
+def _dependency_panels(q: Queries) -> list[Any]:
+    """The repeated section's panels: calls, errors and latency of ``$dependency``."""
+    # =~: Grafana regex-escapes a multi-value variable's value (a name may hold a dot).
+    dep, by, legend = f'{c.LABEL_DEPENDENCY}=~"{DEPENDENCY}"', c.LABEL_OPERATION, "{{operation}}"
+    calls = Look(f"Calls per second to {DEPENDENCY}, by operation.", "ops")
+    errors = Look(
+        f"Share of {DEPENDENCY} calls that failed, by operation.", "percentunit", ERROR_STEPS
+    )
     latency = Look(
-        f"Median and 95th percentile duration of successful {title} calls (failures, often "
-        "fast timeouts or refusals, are in the error ratio instead).",
+        f"Median and 95th percentile duration of successful {DEPENDENCY} calls (failures, "
+        "often fast timeouts or refusals, are in the error ratio instead).",
         "s",
         common.LATENCY_STEPS,
     )
@@ -137,6 +142,7 @@ def _dependency_panels(q: Queries, name: str, title: str) -> list[Any]:
     percentiles = [
         Query(q.dependency_latency(p, dep, ok, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)
     ]
+    title = DEPENDENCY
     return [
         gf.timeseries(
             f"{title}: calls", [Query(q.dependency_rate(dep, by=by), legend)], calls, stacked=True

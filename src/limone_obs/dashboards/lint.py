@@ -3,7 +3,8 @@
 Each rule returns :class:`Finding` objects naming the dashboard, the panel and what to
 change. Rules: legacy panel types and heatmap options, old ``schemaVersion``, missing
 description / unit / thresholds, datasources given as strings, duplicate or missing
-panel ids, overlapping or out-of-grid ``gridPos``, undefined variables, and, reading each
+panel ids, overlapping or out-of-grid ``gridPos``, undefined variables, rows repeated over
+a variable that is undefined, single-valued or unused by their panels, and, reading each
 Prometheus query with a real PromQL parser (:mod:`~limone_obs.dashboards.promql`): syntax
 errors, ``rate()`` on a series that is not a counter, exporter series queried without
 ``$job``, and ranges that are not ``$__rate_interval`` (or ``$__range``).
@@ -53,6 +54,25 @@ def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
+def repeated_by(dashboard: Mapping[str, Any]) -> dict[int, str]:
+    """``{panel id: variable}`` of every panel in a row Grafana repeats over ``$variable``.
+
+    An open row owns the panels after it up to the next row; a collapsed one, its own
+    ``panels``. Each copy of such a panel sees one value of the variable.
+    """
+    out: dict[int, str] = {}
+    repeat: str | None = None
+    for panel in dashboard.get("panels", []):
+        if panel.get("type") == "row":
+            repeat = panel.get("repeat") or None
+            if repeat is not None and panel.get("collapsed"):
+                out.update((inner.get("id"), repeat) for inner in panel.get("panels", []))
+                repeat = None  # what follows a collapsed row is not in it
+        elif repeat is not None:
+            out[panel.get("id")] = repeat
+    return out
+
+
 def panel_label(panel: Mapping[str, Any]) -> str:
     """``panel 3 "Request rate"``, for messages."""
     return f'panel {panel.get("id", "?")} "{panel.get("title", "")}"'
@@ -61,7 +81,7 @@ def panel_label(panel: Mapping[str, Any]) -> str:
 def lint(name: str, dashboard: Mapping[str, Any]) -> list[Finding]:
     """Every finding of every rule on ``dashboard`` (``name`` labels the findings)."""
     found: list[Finding] = []
-    for rule in (_dashboard_rules, _id_rules, _grid_rules, _variable_rules):
+    for rule in (_dashboard_rules, _id_rules, _grid_rules, _variable_rules, _repeat_rules):
         found.extend(rule(name, dashboard))
     for panel in panels(dashboard):
         found.extend(_panel_rules(name, panel))
@@ -228,6 +248,49 @@ def _variable_rules(name: str, dashboard: Mapping[str, Any]) -> Iterator[Finding
                     "undefined-variable",
                     f"${var} is not defined in templating.list: add the variable or fix the name",
                 )
+
+
+def _repeat_rules(name: str, dashboard: Mapping[str, Any]) -> Iterator[Finding]:
+    """A repeated row needs a multi-value variable, and panels that each use it."""
+    variables = {v.get("name"): v for v in dashboard.get("templating", {}).get("list", [])}
+    for panel in dashboard.get("panels", []):
+        var = panel.get("repeat")
+        if panel.get("type") != "row" or not var:
+            continue
+        found = variables.get(var)
+        if found is None:
+            yield Finding(
+                name,
+                panel_label(panel),
+                "undefined-variable",
+                f"the row repeats over ${var}, which is not defined in templating.list: add "
+                "the variable or fix the name",
+            )
+        elif not (found.get("multi") or found.get("includeAll")):
+            yield Finding(
+                name,
+                panel_label(panel),
+                "repeat-single-value",
+                f"the row repeats over ${var}, which takes one value: make it multi-value "
+                "with All, or drop the repeat",
+            )
+    repeats = repeated_by(dashboard)
+    for panel in panels(dashboard):
+        pid = panel.get("id")
+        var = repeats.get(pid) if isinstance(pid, int) else None
+        if var is None:
+            continue
+        used: set[str] = set()
+        for target in prometheus_targets(panel):
+            used |= promql.variables(target["expr"])
+        if var not in used:
+            yield Finding(
+                name,
+                panel_label(panel),
+                "repeat-unused",
+                f"the panel sits in a row repeated over ${var} but none of its queries use "
+                f"${var}: every copy draws the same lines; filter on ${var} or move the panel",
+            )
 
 
 def prometheus_targets(panel: Mapping[str, Any]) -> list[dict[str, Any]]:
