@@ -47,14 +47,36 @@ def test_arguments_are_exported_to_child_processes(out: io.BytesIO) -> None:
     assert ("svc", "staging") == (event["service"], event["env"])
 
 
-def test_a_later_call_replaces_its_own_export(out: io.BytesIO) -> None:
-    """A second configure_logging in the same process may change the values it exported
-    itself (no warning: the variable was not set by the environment)."""
+def test_a_later_call_replaces_its_own_export_and_says_so(out: io.BytesIO) -> None:
+    """A second configure_logging in the same process may change the value it exported
+    itself; one warning line names both values (the lines before say the old one)."""
     configure_logging(stream=out, env="one")
     configure_logging(stream=out, env="two")
     get_logger("app").info("hello")
     events = parse_lines(out.getvalue())
-    assert [("app", "two")] == [(e["logger"], e["env"]) for e in events]
+    [warning] = [e["message"] for e in events if e["logger"] == "limone_obs.logging"]
+    lines = [e["env"] for e in events if e["logger"] == "app"]
+    assert (["two"], True, True) == (lines, "env='two'" in warning, "'one'" in warning)
+
+
+def test_a_later_call_without_the_values_keeps_the_earlier_ones(out: io.BytesIO) -> None:
+    """configure_logging(level="debug") after configure_logging(service=..., env=...)
+    keeps that service and env (not the defaults), in this process and its children,
+    without a warning."""
+    configure_logging(stream=out, service="billing-api", env="staging")
+    configure_logging(stream=out, level="debug")
+    get_logger("app").debug("hello")
+    events = parse_lines(out.getvalue())
+    exported = (os.environ.get("LIMONE_OBS_SERVICE"), os.environ.get("LIMONE_OBS_ENV"))
+    found = ([(e["logger"], e["service"], e["env"]) for e in events], exported)
+    assert ([("app", "billing-api", "staging")], ("billing-api", "staging")) == found
+
+
+def test_the_same_values_again_say_nothing(out: io.BytesIO) -> None:
+    """An app factory run twice with the same settings (tests) writes no warning."""
+    for _ in range(2):
+        configure_logging(stream=out, service="billing-api", env="staging")
+    assert [] == [e for e in parse_lines(out.getvalue()) if e["logger"] == "limone_obs.logging"]
 
 
 def test_a_gunicorn_default_is_named_as_such(out: io.BytesIO) -> None:

@@ -5,10 +5,13 @@ The one place is the environment: ``LIMONE_OBS_SERVICE`` and ``LIMONE_OBS_ENV``,
 set, win over ``configure_logging(service=..., env=...)`` (one warning line says when
 they differ), because only the environment reaches every process: gunicorn's master
 writes its lines (``Worker ... was sent SIGKILL!``) before, and without, loading the app.
-When they are not set, ``configure_logging``'s values (else ``limoneide`` /
-``development``) are exported to the environment, so processes started later (the
-workers of a preloaded app, subprocesses) agree; the gunicorn logger class exports what
-the master uses, so its workers agree with it.
+When they are not set, ``configure_logging``'s values are exported to the environment,
+so processes started later (the workers of a preloaded app, subprocesses) agree; the
+gunicorn logger class exports what the master uses, so its workers agree with it. A
+later call that leaves a value out keeps the earlier call's (``configure_logging(level=
+"debug")`` does not turn ``billing-api`` back into ``limoneide``); one that gives another
+value changes it, with a warning line, since the lines before say the old one. Without
+any value: ``limoneide`` / ``development``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ def resolve(service: str | None, env: str | None) -> tuple[str, str, list[str]]:
     ):
         external = _external(var)
         if external is None:
-            value = arg or default
+            earlier = _exported.get(var)
+            value = arg or earlier or default
+            if earlier is not None and value != earlier:
+                warnings.append(_changed_warning(name, earlier, value))
             os.environ[var] = _exported[var] = value
         else:
             value = external
@@ -51,6 +57,15 @@ def resolve(service: str | None, env: str | None) -> tuple[str, str, list[str]]:
                 warnings.append(_override_warning(name, var, arg, external))
         chosen.append(value)
     return chosen[0], chosen[1], warnings
+
+
+def _changed_warning(name: str, earlier: str, value: str) -> str:
+    return (
+        f"configure_logging({name}={value!r}) changes the {name} an earlier call of this "
+        f"process set, {earlier!r}: its lines so far, and the processes it started, say "
+        f"{name}={earlier!r}; give every call the same {name} (or leave it out of the later "
+        "ones)"
+    )
 
 
 def _override_warning(name: str, var: str, arg: str, external: str) -> str:

@@ -48,8 +48,9 @@ def configure_logging(
 
     ``service``/``env``: ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` win when set (a
     warning line says when they differ from the arguments), so gunicorn's master, which
-    never calls this function, writes the same values; else the arguments, else
-    ``limoneide``/``development``, exported to the environment for processes started
+    never calls this function, writes the same values; else the arguments, else an
+    earlier call's values (a later call that changes one says so in a warning line),
+    else ``limoneide``/``development``, exported to the environment for processes started
     later (see :mod:`limone_obs.logging._identity`).
 
     ``stream`` defaults to ``sys.stdout``; ``file`` adds a copy of every line to a file
