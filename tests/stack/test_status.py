@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask, request
 
+from limone_obs.alerts import build
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import StackError
@@ -330,6 +331,20 @@ def test_slos_without_rules_are_named_with_the_build_to_run() -> None:
     assert hint is not None
     assert hint.startswith("SLO 'errors' of t/my.yaml (service 'shop') has no recording")
     assert "Run `limone-obs build --root DIR` (DIR: the folder holding alerts/slo.yaml)" in hint
+
+
+def test_a_spec_named_from_inside_its_alerts_folder_gets_the_root_above(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """status --spec slo.yaml run in ops/alerts/: the advice builds --root .. and names
+    the rule files under it."""
+    (tmp_path / "ops" / "alerts").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "ops" / "alerts")
+    groups = [_group("shop", slos=("availability",))]
+    hint = rules_hint(parse_spec(SHOP_TWO), Path("slo.yaml"), "http://p", PARTIAL, groups)
+    rules = " and ".join(f"../{path}" for path in (build.RECORDING_RULES, build.ALERTING_RULES))
+    assert hint is not None
+    assert f"Run `limone-obs build --root ..`, then make Prometheus load {rules} again" in hint
 
 
 def test_an_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:

@@ -14,6 +14,7 @@ changed since its rule files were loaded) or has not evaluated them yet.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -367,19 +368,31 @@ def _interval(groups: Sequence[Mapping[str, Any]], *, longest: bool = False) -> 
     return f"{(max if longest else min)(seconds):g} s"
 
 
+def _spec_root(spec_path: Path) -> Path | None:
+    """The ``--root`` the spec at ``spec_path`` is built with, when the path is
+    ``<root>/alerts/slo.yaml`` (also as ``slo.yaml`` from inside ``alerts/``: ``..``)."""
+    if spec_path.parts[-2:] == SPEC_PATH.parts:
+        return spec_path.parent.parent
+    absolute = spec_path.absolute()
+    if absolute.parts[-2:] == SPEC_PATH.parts:
+        return Path(os.path.relpath(absolute.parent.parent))
+    return None
+
+
 def _build_advice(spec_path: Path) -> str:
     """How to build the rule files of the spec at ``spec_path``: with its ``--root`` when
     the path is ``<root>/alerts/slo.yaml``."""
-    if spec_path.parts[-2:] != SPEC_PATH.parts:
+    root = _spec_root(spec_path)
+    if root is None:
         return "Run `limone-obs build --root DIR` (DIR: the folder holding alerts/slo.yaml)"
-    return f"Run `{artifacts.build_command(spec_path.parent.parent)}`"
+    return f"Run `{artifacts.build_command(root)}`"
 
 
 def _rule_files(spec_path: Path) -> str:
     """The rule files ``limone-obs build`` writes from the spec at ``spec_path``: below the
     root it was read from (``ops/alerts/slo.yaml`` -> ``ops/alerts/rules/...``)."""
     written = (build.RECORDING_RULES, build.ALERTING_RULES)
-    if spec_path.parts[-2:] != SPEC_PATH.parts:  # not <root>/alerts/slo.yaml: root unknown
+    root = _spec_root(spec_path)
+    if root is None:  # not <root>/alerts/slo.yaml: root unknown
         return " and ".join(written) + " below the --root you build with"
-    root = spec_path.parent.parent
     return " and ".join((root / rel).as_posix() for rel in written)
