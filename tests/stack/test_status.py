@@ -362,10 +362,23 @@ def test_an_slo_whose_rules_are_not_evaluated_yet_says_to_wait() -> None:
         ) == hint
 
 
+def test_an_slo_whose_rules_ran_but_counted_no_event_is_named() -> None:
+    """Rules loaded and evaluated, the SLI still "-": no event of it yet (an AI API not
+    called since Prometheus started); the check command names the empty SLI queries."""
+    groups = [_group("shop", slos=BOTH)]
+    hint = rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p:9090", PARTIAL, groups)
+    assert (
+        "SLO 'availability' of ops/alerts/slo.yaml (service 'shop'): its rules run but count "
+        "no event of its SLI yet (no request or call of the kind its SLI counts since "
+        "Prometheus began scraping): the SLI and budget show - until the first one; if there "
+        "was such traffic, `limone-obs check --spec ops/alerts/slo.yaml --prometheus "
+        "http://p:9090` names each SLI query that finds nothing"
+    ) == hint
+
+
 @pytest.mark.parametrize(
     ("rows", "groups"),
     [
-        (PARTIAL, [_group("shop", slos=BOTH)]),  # loaded and evaluated: no sure cause
         (PARTIAL, None),  # Prometheus does not tell its rules
         # Rules not evaluated yet, but every SLO has a value: nothing to wait for.
         (

@@ -58,6 +58,9 @@ def test_the_renamed_slo_is_named_from_the_rules_prometheus_loaded(tmp_path: Pat
         f"rule in Prometheus at {url}: the rule files Prometheus loaded come from an older "
         "build of this spec, or from another spec. Run `limone-obs build`, then"
     ), hint
-    # The same rules seen for the old spec: every SLO of it has its rules, nothing to say.
+    # The same rules seen for the old spec: every SLO of it has its rules, evaluated; the
+    # scraped target is down, so they count no event: that is what is said.
     uptime = [SloStatus("uptime", "ratio", 99.5, None, None, {"5m": None})]
-    assert None is rules_hint(parse_spec(OLD), old, url, uptime, groups)
+    hint = rules_hint(parse_spec(OLD), old, url, uptime, groups)
+    assert hint is not None
+    assert f"SLO 'uptime' of {old} (service 'shop'): its rules run but count no event" in hint

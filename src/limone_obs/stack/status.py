@@ -242,8 +242,9 @@ def rules_hint(
     Said only when ``groups`` (the recording rule groups Prometheus has loaded) tell it for
     sure: an SLO of the spec that records series has no recording rule there (the spec
     gained or renamed an SLO after its rule files were built or loaded: its alerts are
-    missing too, even where the table reads the SLI from the raw series), or an SLO
-    whose SLI or budget shows ``-`` has rules not evaluated yet.
+    missing too, even where the table reads the SLI from the raw series), an SLO whose
+    SLI or budget shows ``-`` has rules not evaluated yet, or has rules that ran and
+    counted no event (an AI API not called yet).
     """
     if groups is None:
         return None
@@ -277,6 +278,17 @@ def rules_hint(
             f"{_names(named)} of {spec_path} (service {spec.service!r}): some of the rules "
             f"are loaded but not evaluated yet: wait up to one evaluation interval "
             f"({_interval(pending, longest=True)}), then run status again"
+        )
+    if unread:  # rules loaded and run: no event of the SLI in its window yet
+        named = [row.name for row in rows if row.name in unread]
+        its = "its" if len(named) == 1 else "their"
+        check = shlex.join(["limone-obs", "check", "--spec", str(spec_path)])
+        return (
+            f"{_names(named)} of {spec_path} (service {spec.service!r}): {its} rules run but "
+            f"count no event of {its} SLI yet (no request or call of the kind {its} SLI "
+            "counts since Prometheus began scraping): the SLI and budget show - until the "
+            f"first one; if there was such traffic, `{check} --prometheus {shlex.quote(url)}` "
+            "names each SLI query that finds nothing"
         )
     return None
 
