@@ -94,6 +94,20 @@ def test_threshold_row_says_how_its_sli_was_read_and_why_it_has_no_budget() -> N
     assert "lowest 5m value in the window" in got.note
 
 
+def test_a_threshold_slo_found_only_in_prometheus_says_it_has_no_budget() -> None:
+    """Without a spec: an SLO whose SLI came from its recorded error ratio alone (no event
+    rates) is a threshold SLO's rules, so its budget cell says there is none; one read
+    from event rates keeps "not recorded at the window's end"."""
+    (other,) = plans(None, ["other"])
+    threshold = Read(0.99, (0.985, basis_lowest("5m")), None, None, ())
+    budget = Read(0.999, (0.9995, ""), None, None, ())
+    reasons = [row(other, read, baseline=False).why["budget_left"] for read in (threshold, budget)]
+    assert [
+        "no budget (only its error ratio is recorded: a threshold SLO)",
+        "not recorded at the window's end",
+    ] == reasons
+
+
 def test_up_row_has_no_objective_nor_budget_and_says_so() -> None:
     """up: no objective, no budget (said as such); its SLI is the mean of status's."""
     got = row(plan("up"), Read(None, (1.0, BASIS_RAW), None, None, ()), baseline=False)

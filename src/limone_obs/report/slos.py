@@ -166,7 +166,7 @@ class Read:
 def row(plan: SloPlan, read: Read, *, baseline: bool) -> SloRow:
     """The SLO table's row of ``plan``: the numbers read, and why each missing one is."""
     objective = read.objective if read.objective is not None else plan.objective
-    basis = (read.now or read.then or (0.0, ""))[1]
+    basis = _basis(read)
     return SloRow(
         plan.name, objective, read.now[0] if read.now else None,
         read.then[0] if read.then else None, read.budget_left, read.fired, basis,
@@ -194,8 +194,22 @@ def _why(
         budget = "not recorded at the window's end"
         if not plan.records(c.RULE_PERIOD_BUDGET_REMAINING):
             budget = f"no budget ({kind})"
+        elif not plan.kind and _read_from_ratio(plan, read):
+            # Not in a spec, and Prometheus records its error ratio but no event rates:
+            # the rules of an SLO without a budget (a threshold SLO's).
+            budget = "no budget (only its error ratio is recorded: a threshold SLO)"
         reasons["budget_left"] = "rules not loaded in Prometheus" if unloaded else budget
     return reasons
+
+
+def _read_from_ratio(plan: SloPlan, read: Read) -> bool:
+    """True when the SLI of ``read`` is the lowest recorded error ratio (no event rates)."""
+    return plan.ratio_window is not None and _basis(read) == basis_lowest(plan.ratio_window)
+
+
+def _basis(read: Read) -> str:
+    """How the SLI of ``read`` was read (its basis), "" when it was not."""
+    return (read.now or read.then or (0.0, ""))[1]
 
 
 def _why_sli(plan: SloPlan, unloaded: bool) -> str:
