@@ -98,6 +98,15 @@ CASES = [
         f"{FILE}: line",
         "appears twice",
     ),
+    Case(
+        "unfeedable-regex",
+        _edit(
+            "histogram: limoneide_request_duration_seconds\n",
+            'histogram: limoneide_request_duration_seconds{endpoint=~"[^\\\\w\\\\s./0-]+"}\n',
+        ),
+        f"{FILE}: slos[1] (latency).histogram",
+        "no label value found that passes every matcher",
+    ),
     Case("top-level-list", lambda: "- service: x\n", FILE, "mapping at the top level"),
     Case("empty-file", lambda: "# nothing yet\n", FILE, "is empty"),
     Case(

@@ -68,6 +68,51 @@ def test_generated_tests_hold_for_another_spec(tmp_path: Path) -> None:
     assert 0 == result.returncode, result.stdout[-4000:] + result.stderr
 
 
+SCOPED = """
+service: billing-api
+job: billing-api
+namespace: limoneide
+slos:
+  - name: availability
+    kind: ratio
+    objective: 99.9
+    total: limoneide_requests_total{endpoint=~"/invoices.*",method=~"GET|POST"}
+    errors: limoneide_requests_total{endpoint=~"/invoices.*",method=~"GET|POST",status=~"5.."}
+  - name: invoices-latency
+    kind: latency
+    objective: 95
+    histogram: limoneide_request_duration_seconds{endpoint=~"/invoices/.*"}
+    threshold_seconds: 0.25
+    quantile_alert: {for: 15m, severity: ticket}
+  - name: payments-latency
+    kind: latency
+    objective: 99
+    histogram: limoneide_dependency_duration_seconds{dependency=~"stripe|adyen"}
+    good: limoneide_dependency_duration_seconds{dependency=~"stripe|adyen",outcome="ok"}
+    threshold_seconds: 1.0
+  - name: errors
+    kind: threshold
+    objective: 99
+    total: limoneide_requests_total{endpoint!~"/health|/metrics"}
+    errors: limoneide_requests_total{endpoint!~"/health|/metrics",status=~"5.."}
+    window: 5m
+    for: 5m
+    severity: page
+"""
+
+
+def test_generated_tests_hold_for_slos_scoped_by_regex(tmp_path: Path) -> None:
+    """SLOs narrowed with =~ and !~ matchers (an endpoint prefix, methods, dependencies):
+    the generated tests feed their rules series those matchers select, and pass."""
+    write_tree(tmp_path, build.generate(parse_spec(SCOPED)))
+    tests = sorted(str(p) for p in (tmp_path / build.GENERATED_TESTS_DIR).glob("*.yml"))
+    series = "".join(Path(t).read_text() for t in tests)
+    result = _run(need("promtool"), "test", "rules", *tests, cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout[-4000:] + result.stderr
+    fed = ['endpoint="/invoices/"', 'dependency="stripe"']
+    assert fed == [label for label in fed if label in series]
+
+
 def test_generated_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
     """The generated tests fail when a burn threshold in the rules is wrong (they can fail)."""
     files = build.generate(parse_spec((ROOT / "alerts" / "slo.yaml").read_text()))

@@ -204,3 +204,38 @@ def test_an_unknown_exporter_name_lists_the_exporters_series() -> None:
     [problem] = catalogue.problems(parse_selector("shop_request_total"))
     listed = [f"{info.suffix}" for info in c.EXPORTER_SERIES if info.suffix != "request_total"]
     assert (True, "METRICS.md" in problem) == (all(name in problem for name in listed), False)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "examples"),
+    [
+        ("/invoices/.*", ["/invoices/"]),
+        ("GET|POST", ["GET", "POST"]),
+        ("(GET|POST)", ["GET"]),
+        ("/a/[0-9]+/b", ["/a/0/b"]),
+        ("[^/]+", ["x"]),
+        ("a{2,3}b", ["aab"]),
+        (r"\d+\.json", ["0.json"]),
+        (r"/x/(?P<id>\d+)", ["/x/0"]),
+        ("(?:a|b)c?", ["a"]),
+        ("[]a]", ["]"]),
+        ("(unclosed", []),
+        ("(a{1000000}){1000000}", []),  # given up, not built
+    ],
+)
+def test_regex_examples_are_the_shortest_strings_the_pattern_spells(
+    pattern: str, examples: list[str]
+) -> None:
+    """Each example is what the pattern's text spells with every repeat at its least."""
+    assert examples == samples.regex_examples(pattern)
+
+
+def test_a_regex_scoped_selector_gets_sample_labels_it_matches() -> None:
+    """An endpoint prefix and a set of methods: the sample series is one they select."""
+    selector = parse_selector('x{endpoint=~"/invoices/.*",method=~"GET|POST",path!~"/health"}')
+    labels = samples.solve(selector.matchers)
+    assert labels is not None
+    assert selector.matches("x", labels)
+    assert {"endpoint": "/invoices/", "method": "GET"} == {
+        k: v for k, v in labels.items() if k != "path"
+    }

@@ -412,6 +412,7 @@ def selector(ctx: Context, item: Reader, key: str) -> Selector:
 def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:
     """The ``good`` selector of a latency SLO: ``histogram`` narrowed by more matchers."""
     if not item.has("good"):
+        _check_testable(item, "histogram", histogram)
         return histogram
     good = selector(ctx, item, "good")
     if good.metric != histogram.metric or not set(histogram.matchers) <= set(good.matchers):
@@ -420,7 +421,22 @@ def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:
             f"{good.promql()} must be the histogram {histogram.promql()} with matchers added "
             f'for the good events, e.g. {histogram.promql()[:-1]},outcome="ok"}}',
         )
+    _check_testable(item, "good", good)
     return good
+
+
+def _check_testable(item: Reader, key: str, chosen: Selector) -> None:
+    """The generated promtool tests feed the rules a series ``chosen`` selects: some value
+    of each label must pass its matchers (a regex no usual value matches, and whose own
+    text spells none out, cannot be fed)."""
+    if samples.solve(chosen.matchers) is None:
+        item.fail(
+            key,
+            f"{chosen.promql()}: no label value found that passes every matcher (tried the "
+            "values the matchers spell out, then usual ones), so the generated promtool tests "
+            "could not feed it a series: check the regexes (Prometheus anchors them: "
+            '"/invoices/.*", not "invoices")',
+        )
 
 
 def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
