@@ -18,7 +18,7 @@ import requests
 from click.testing import CliRunner
 from PIL import Image
 
-from limone_obs.alerts.spec import load_spec
+from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.cli import main
 from limone_obs.errors import ReportError
 from limone_obs.report import collect, write_report
@@ -26,6 +26,7 @@ from limone_obs.report.model import IMPROVEMENT, MIN_COUNT, REGRESSION, TOO_FEW,
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.render import seconds, to_markdown
 from limone_obs.report.window import Span
+from tests.alerts.helpers import edited
 from tests.report.scenario import AI, NEW, PHASE, PROJECT, STREAM, STREAM_SECONDS, Run, run
 from tests.support import ROOT, need
 
@@ -181,6 +182,33 @@ def test_numbers_match_direct_promql(scenario: Run) -> None:
     assert ai.now is not None
     assert ai.then is not None
     assert ai.now > 3 * ai.then
+
+
+def test_the_latency_roadmap_is_of_the_requests_its_slo_counts(scenario: Run) -> None:
+    """A latency SLO scoped to /projects (a regex matcher): the roadmap's shares are of
+    those requests (hand-written PromQL), not of every request of the job, which differ
+    at its last stage, 0.6 s, in the fault (slow AI answers, /projects within 0.6 s)."""
+    scoped = 'histogram: limoneide_request_duration_seconds{endpoint=~"/projects/.*"}\n'
+    spec = parse_spec(edited("histogram: limoneide_request_duration_seconds\n", scoped))
+    span = phase(scenario.fault)
+    report = collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
+                     namespace="limoneide", window=span, baseline=None, spec=spec)  # fmt: skip
+    *_, last = report.steps
+    rng, job = f"[{span.seconds}s]", f'job="{scenario.job}"'
+
+    def share(matchers: str) -> float:
+        within = f'{job},{matchers}le="{last.threshold!r}"'
+        return promql(
+            scenario,
+            f"sum(increase(limoneide_request_duration_seconds_bucket{{{within}}}{rng})) / "
+            f"sum(increase(limoneide_request_duration_seconds_count{{{job},{matchers}}}{rng}))",
+            span.end,
+        )
+
+    projects, every = share('endpoint=~"/projects/.*",'), share("")
+    assert 'endpoint=~"/projects/.*"' == report.roadmap_scope
+    assert projects == pytest.approx(last.share_now)
+    assert abs(projects - every) > 0.01, (projects, every)
 
 
 def test_peak_rate_of_a_short_window_is_not_below_its_average(scenario: Run) -> None:

@@ -18,6 +18,7 @@ from limone_obs.report.slos import (
     roadmap,
     row,
 )
+from tests.alerts.helpers import edited
 from tests.support import ROOT
 
 SPEC = load_spec(ROOT / "alerts" / "slo.yaml")
@@ -27,6 +28,16 @@ def test_roadmap_is_the_request_latency_slos() -> None:
     """The shipped spec: the latency SLO's committed 2.5 s, then its stages 1 s and 0.6 s
     (not ai-latency, whose histogram is another)."""
     assert Roadmap((2.5, 1.0, 0.6), "latency") == roadmap(SPEC, SPEC.namespace)
+
+
+def test_roadmap_of_a_scoped_slo_carries_its_matchers_without_the_job() -> None:
+    """A latency SLO on /invoices only: its shares are of those requests (good: within
+    the threshold among them), the job's matcher left to the report's own."""
+    scoped = 'histogram: limoneide_request_duration_seconds{endpoint=~"/invoices/.*"}\n'
+    spec = parse_spec(edited("histogram: limoneide_request_duration_seconds\n", scoped))
+    got = roadmap(spec, spec.namespace)
+    matchers = ('endpoint=~"/invoices/.*"',)
+    assert Roadmap((2.5, 1.0, 0.6), "latency", matchers, matchers) == got
 
 
 def test_roadmap_without_a_matching_slo_is_the_seeds() -> None:

@@ -216,6 +216,13 @@ class Sli(ABC):
         del histogram
         return ()
 
+    def roadmap_events(self, histogram: str) -> tuple[Selector, Selector] | None:
+        """``(good, all)``: the selections of the histogram ``histogram`` (base name) whose
+        events this SLI counts (good ones within its threshold), when :meth:`roadmap` has
+        thresholds; else None."""
+        del histogram
+        return None
+
     def live_queries(self, spec: ServiceSpec) -> list[tuple[str, str]]:
         """(spec field, PromQL) of every series selection the SLI reads, for
         ``check --prometheus``; empty when the kind cannot say (the check then refuses)."""

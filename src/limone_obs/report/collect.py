@@ -190,15 +190,17 @@ def _slos(
 
 
 def _steps(
-    src: _Source, window: Span, baseline: Span | None, roadmap: tuple[float, ...]
+    src: _Source, window: Span, baseline: Span | None, roadmap: slos.Roadmap
 ) -> tuple[LatencyStep, ...]:
     def share(threshold: float, span: Span | None) -> float | None:
         if span is None:
             return None
-        expr = q.within(src.names, src.job, threshold, span.seconds)
+        expr = q.within(
+            src.names, src.job, threshold, span.seconds, good=roadmap.good, scope=roadmap.scope
+        )
         return src.prom.scalar(expr, span.end)
 
-    return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in roadmap)
+    return tuple(LatencyStep(t, share(t, window), share(t, baseline)) for t in roadmap.thresholds)
 
 
 def peak_rate_window(span_seconds: int, scrape_seconds: float) -> int:
@@ -300,7 +302,8 @@ def collect(
         dependencies=dependencies,
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
         slos=slo_rows,
-        steps=_steps(src, window, baseline, plan.thresholds), roadmap_slo=plan.slo,
+        steps=_steps(src, window, baseline, plan), roadmap_slo=plan.slo,
+        roadmap_scope=", ".join(plan.scope),
         error_limits=slos.error_limits(spec, namespace),
         throughput=_throughput(src, window, baseline),
         timeline=_timeline(src, window, baseline), notes=tuple(notes),

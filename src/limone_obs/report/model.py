@@ -183,6 +183,9 @@ class Report:
     notes: tuple[str, ...] = ()
     #: The spec's SLO the latency roadmap (``steps``) comes from; None: the seed's roadmap.
     roadmap_slo: str | None = None
+    #: The label matchers of the requests that SLO counts (``endpoint=~"/invoices/.*"``),
+    #: the job's left out; "": every request of the job.
+    roadmap_scope: str = ""
     #: The 5xx chart's lines, ``(ratio, label)``: the error budgets of the spec's SLOs on
     #: the share of 5xx answers (report.slos.error_limits), else the seed's 1 %.
     error_limits: tuple[tuple[float, str], ...] = DEFAULT_ERROR_LIMITS

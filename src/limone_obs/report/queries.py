@@ -70,11 +70,22 @@ def mean_duration(names: MetricNames, job: str, seconds: int) -> str:
     return f"{total} / sum({_increase(names.request_duration_count, _sel(job), seconds)})"
 
 
-def within(names: MetricNames, job: str, threshold: float, seconds: int) -> str:
-    """Share of requests served within ``threshold`` seconds (a bucket boundary)."""
+def within(
+    names: MetricNames,
+    job: str,
+    threshold: float,
+    seconds: int,
+    *,
+    good: tuple[str, ...] = (),
+    scope: tuple[str, ...] = (),
+) -> str:
+    """Share of requests served within ``threshold`` seconds (a bucket boundary): of the
+    requests ``scope`` selects (label matchers, PromQL; all of the job's when empty), those
+    ``good`` selects within the threshold (an SLO's good events)."""
     le = c.LE_ONE_SECOND_MATCHER if threshold == 1.0 else f'{c.LABEL_LE}="{threshold!r}"'
-    good = f"sum({_increase(names.request_duration_bucket, _sel(job, le), seconds)})"
-    return f"{good} / sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+    within_ = f"sum({_increase(names.request_duration_bucket, _sel(job, *good, le), seconds)})"
+    every = _increase(names.request_duration_count, _sel(job, *scope), seconds)
+    return f"{within_} / sum({every})"
 
 
 def average_rate(names: MetricNames, job: str, seconds: int) -> str:

@@ -165,7 +165,7 @@ def _tables(report: Report) -> dict[str, Table]:
             (WEIGHTED_NOTE, *(s.note for s in report.slos if s.note)) if report.slos else (),
         ),
         "steps": Table(
-            ("served within", "share of requests", "baseline"),
+            ("served within", f"share of {_requests(report)}", "baseline"),
             [[seconds(s.threshold), percent(s.share_now, 1), percent(s.share_then, 1)]
              for s in report.steps],
         ),
@@ -195,7 +195,7 @@ def _throughput_rows(report: Report) -> list[list[str]]:
 # --- HTML -----------------------------------------------------------------------------
 
 TITLES: Final = {
-    "endpoints": "Endpoints", "dependencies": "Dependencies (AI API, DB, cache, templates)",
+    "endpoints": "Endpoints", "dependencies": "Dependencies",
     "breakdown": "Where a request's time goes", "slos": "SLOs",
     "steps": "Latency roadmap (the SLO's committed threshold, then its next stages)",
     "throughput": "Throughput and concurrency",
@@ -226,6 +226,11 @@ def _figure(name: str, title: str, uri: str | None) -> str:
         f'<figure class="chart" data-chart="{name}"><img alt="{html.escape(title)}" '
         f'src="{uri}"></figure>'
     )
+
+
+def _requests(report: Report) -> str:
+    """``requests``, or the requests the roadmap's SLO counts: ``requests (endpoint=~...)``."""
+    return f"requests ({report.roadmap_scope})" if report.roadmap_scope else "requests"
 
 
 def latency_limits(report: Report) -> tuple[tuple[float, str], ...]:
@@ -275,7 +280,8 @@ def _summary(report: Report) -> list[str]:
         lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
     for step in report.steps:
         lines.append(
-            f"{percent(step.share_now, 1)} of requests within {seconds(step.threshold)}"
+            f"{percent(step.share_now, 1)} of {_requests(report)} within "
+            f"{seconds(step.threshold)}"
             + (f" (baseline {percent(step.share_then, 1)})" if report.baseline else "")
             + "."
         )

@@ -45,10 +45,18 @@ def basis_lowest(window: str) -> str:
 @dataclass(frozen=True)
 class Roadmap:
     """Latency thresholds in seconds, the committed one first, then the next stages; ``slo``
-    names the spec's SLO they come from (None: the seed's roadmap, no such SLO)."""
+    names the spec's SLO they come from (None: the seed's roadmap, no such SLO).
+
+    ``good`` and ``scope`` are the label matchers (PromQL, the job's left out: the report
+    adds it) of the requests the SLO counts within a threshold and of all it counts: a
+    share within a threshold is the SLO's own (``endpoint=~"/invoices/.*"``), not every
+    request's. Empty: every request of the job.
+    """
 
     thresholds: tuple[float, ...]
     slo: str | None
+    good: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
 
 
 def roadmap(spec: ServiceSpec | None, namespace: str) -> Roadmap:
@@ -57,9 +65,16 @@ def roadmap(spec: ServiceSpec | None, namespace: str) -> Roadmap:
     histogram = c.MetricNames(namespace).request_duration
     for slo in spec.slos if spec is not None else ():
         steps = slo.sli.roadmap(histogram)
-        if steps:
-            return Roadmap(steps, slo.name)
+        events = slo.sli.roadmap_events(histogram)
+        if steps and events is not None:
+            good, every = events
+            return Roadmap(steps, slo.name, _matchers(good), _matchers(every))
     return Roadmap(ROADMAP_THRESHOLDS, None)
+
+
+def _matchers(selector: Selector) -> tuple[str, ...]:
+    """The selector's matchers as PromQL, without the job's (``endpoint=~"/a/.*"``)."""
+    return tuple(m.promql() for m in selector.matchers if m.name != c.LABEL_JOB)
 
 
 def error_limits(spec: ServiceSpec | None, namespace: str) -> tuple[tuple[float, str], ...]:

@@ -77,6 +77,10 @@ class LatencySli(BudgetSli):
         """``threshold_seconds`` then ``stages`` when this SLI counts ``histogram``."""
         return (self.threshold_seconds, *self.stages) if self.histogram.metric == histogram else ()
 
+    def roadmap_events(self, histogram: str) -> tuple[Selector, Selector] | None:
+        """``(good, histogram)`` when this SLI counts ``histogram``."""
+        return (self.good, self.histogram) if self.histogram.metric == histogram else None
+
     def progress_panels(self) -> tuple[Panel, ...]:
         """The stages' progress, when the SLO has stages."""
         return (Panel(PanelName.PROGRESS, 24),) if self.stages else ()
