@@ -59,7 +59,8 @@ def build(root: Path, check: bool) -> None:
     """Regenerate every artifact (rules, Alertmanager config, tests, dashboards, catalogue).
 
     Prints `wrote PATH` for each file written and `removed PATH` for each file an earlier
-    build wrote that this one no longer makes (an SLO taken out of the spec).
+    build wrote that this one no longer makes (an SLO taken out of the spec), PATH below
+    the current folder (`ops/alerts/...` with `--root ops`).
     """
     if check:
         problems = artifacts.diff(root, artifacts.collect(root))
@@ -75,7 +76,7 @@ def build(root: Path, check: bool) -> None:
     removed: list[str] = []
     changed = artifacts.build(root, left=left, removed=removed)
     for rel in changed:
-        click.echo(f"{'removed' if rel in removed else 'wrote'} {rel}")
+        click.echo(f"{'removed' if rel in removed else 'wrote'} {(root / rel).as_posix()}")
     for line in left:
         click.echo(line, err=True)
     click.echo(f"{len(changed)} file(s) changed")

@@ -168,10 +168,11 @@ def test_build_says_removed_for_the_files_of_an_slo_taken_out(tmp_path: Path) ->
     result = CliRunner().invoke(main, ["build", "--root", str(tmp_path)])
     gone = ["alerts/runbooks/shop/latency.md", "alerts/tests/generated/latency.yml"]
     lines = result.output.splitlines()
+    # Paths below the current folder, the root's included (what to open or commit).
     assert (0, True, True) == (
         result.exit_code,
-        all(f"removed {rel}" in lines for rel in gone),
-        f"wrote {build.RECORDING_RULES}" in lines,
+        all(f"removed {(tmp_path / rel).as_posix()}" in lines for rel in gone),
+        f"wrote {(tmp_path / build.RECORDING_RULES).as_posix()}" in lines,
     ), result.output
     assert [] == [line for line in lines if line.startswith("wrote") and "latency." in line]
     assert [False, False] == [(tmp_path / rel).exists() for rel in gone]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
+from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.exporter import catalogue
 from tests.exporter.helpers import make_app
+from tests.support import ROOT
 
 
 def _row_names() -> set[str]:
@@ -34,3 +38,23 @@ def test_the_worker_series_have_rows() -> None:
     """``<ns>_workers`` and ``<ns>_worker_threads`` are rows, not only prose."""
     names = c.MetricNames(c.DEFAULT_NAMESPACE)
     assert {names.workers, names.worker_threads} <= _row_names()
+
+
+def test_a_services_build_lists_the_series_under_its_specs_namespace(tmp_path: Path) -> None:
+    """``build --root ops`` for a spec with ``namespace: billing``: the catalogue names
+    ``billing_requests_total``, not the default prefix, and says whose namespace it is."""
+    spec = tmp_path / SPEC_PATH
+    spec.parent.mkdir(parents=True)
+    spec.write_text(
+        (ROOT / SPEC_PATH).read_text().replace("namespace: limoneide", "namespace: billing")
+    )
+    text = catalogue.artifacts(tmp_path).files[catalogue.CATALOGUE_PATH].decode()
+    found = ("| `billing_requests_total`" in text, "limoneide_" in text, "spec's namespace" in text)
+    assert (True, False, True) == found
+
+
+def test_without_a_spec_the_catalogue_has_the_default_namespace(tmp_path: Path) -> None:
+    """No alerts/slo.yaml below the root: the default prefix, said to be the default."""
+    text = catalogue.artifacts(tmp_path).files[catalogue.CATALOGUE_PATH].decode()
+    assert text == catalogue.render()
+    assert f"default namespace `{c.DEFAULT_NAMESPACE}`" in text
