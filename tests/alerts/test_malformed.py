@@ -201,6 +201,34 @@ CASES = [
         "0.8 s is not a bucket boundary",
     ),
     Case(
+        "threshold-off-the-declared-buckets",
+        _edit(
+            "min_rate: 0.05\n",
+            "min_rate: 0.05\nbuckets:\n  limoneide_request_duration_seconds: [0.3, 1, 2.5]\n",
+        ),
+        f"{FILE}: slos[1] (latency).stages[1]",
+        "0.6 s is not a bucket boundary of limoneide_request_duration_seconds (the buckets: "
+        "of the spec)",
+    ),
+    Case(
+        "buckets-descending",
+        _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds: [1, 0.5]\n"),
+        f"{FILE}: buckets.my_seconds",
+        "0.5: the boundaries must be positive, finite and ascending",
+    ),
+    Case(
+        "buckets-not-a-list",
+        _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds: 0.5\n"),
+        f"{FILE}: buckets.my_seconds",
+        "must be a list of 1 to 64 bucket boundaries",
+    ),
+    Case(
+        "buckets-of-the-bucket-series",
+        _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds_bucket: [1]\n"),
+        f"{FILE}: buckets.my_seconds_bucket",
+        "is not a histogram's base name",
+    ),
+    Case(
         "tier-never-fires",
         _edit("objective: 95", "objective: 90"),
         f"{FILE}: slos[1] (latency).tiers.page-fast",

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from limone_obs.alerts import alertmanager, build
 from limone_obs.alerts.spec import parse_spec
+from limone_obs.cli import main
 from tests.alerts.helpers import edited, write_tree
 from tests.support import ROOT, need
 
@@ -72,6 +74,8 @@ SCOPED = """
 service: billing-api
 job: billing-api
 namespace: limoneide
+buckets:  # the app's Metrics(buckets=...): 0.3 s is a boundary
+  limoneide_request_duration_seconds: [0.05, 0.1, 0.3, 0.5, 1, 2.5, 5]
 slos:
   - name: availability
     kind: ratio
@@ -82,7 +86,8 @@ slos:
     kind: latency
     objective: 95
     histogram: limoneide_request_duration_seconds{endpoint=~"/invoices/.*"}
-    threshold_seconds: 0.25
+    threshold_seconds: 0.3
+    stages: [0.1]
     quantile_alert: {for: 15m, severity: ticket}
   - name: payments-latency
     kind: latency
@@ -102,14 +107,21 @@ slos:
 
 
 def test_generated_tests_hold_for_slos_scoped_by_regex(tmp_path: Path) -> None:
-    """SLOs narrowed with =~ and !~ matchers (an endpoint prefix, methods, dependencies):
-    the generated tests feed their rules series those matchers select, and pass."""
+    """SLOs narrowed with =~ and !~ matchers (an endpoint prefix, methods, dependencies),
+    and a 0.3 s threshold on buckets the spec declares: `check` passes, and the generated
+    tests feed the rules series those matchers select, on those buckets, and pass."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SCOPED)
+    checked = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert 0 == checked.exit_code, checked.output
     write_tree(tmp_path, build.generate(parse_spec(SCOPED)))
     tests = sorted(str(p) for p in (tmp_path / build.GENERATED_TESTS_DIR).glob("*.yml"))
     series = "".join(Path(t).read_text() for t in tests)
     result = _run(need("promtool"), "test", "rules", *tests, cwd=tmp_path)
     assert 0 == result.returncode, result.stdout[-4000:] + result.stderr
-    fed = ['endpoint="/invoices/"', 'dependency="stripe"']
+    # The threshold's next boundary is the declared 0.5, not the default buckets' next.
+    fed = ['endpoint="/invoices/"', 'dependency="stripe"', 'le="0.5"']
     assert fed == [label for label in fed if label in series]
 
 

@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
-from limone_obs.alerts._reader import Reader
+from limone_obs.alerts._reader import Reader, shown
 from limone_obs.alerts.model import (
     SEVERITIES,
     SPEC_VERSION,
@@ -43,6 +43,9 @@ NAME_PATTERN: Final = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
 LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
 NAME_HINT: Final = "use lowercase letters, digits and single dashes, starting with a letter"
 LABEL_HINT: Final = "use letters, digits and underscores, not starting with a digit"
+METRIC_NAME_PATTERN: Final = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+#: The series a histogram's base name stands for (``buckets:`` takes the base name).
+_SERIES_SUFFIXES: Final = ("_bucket", "_count", "_sum")
 #: Labels and annotations the generator sets itself; the spec may not override them.
 RESERVED_LABELS: Final = frozenset(
     {"alertname", c.LABEL_SEVERITY, c.LABEL_SLO, c.LABEL_SLO_SERVICE, "long_window", "short_window"}
@@ -62,8 +65,11 @@ DEFAULT_TIERS: Final = {
 }
 TOP_KEYS: Final = (
     "version", "service", "job", "namespace", "period", "grafana_url", "dashboard_url",
-    "runbook_base_url", "labels", "min_rate", "tiers", "alertmanager", "health", "slos",
+    "runbook_base_url", "labels", "min_rate", "buckets", "tiers", "alertmanager", "health",
+    "slos",
 )  # fmt: skip
+#: Most bucket boundaries one histogram may declare under ``buckets:``.
+MAX_BUCKETS: Final = 64
 COMMON_SLO_KEYS: Final = (
     "name", "kind", "description", "labels", "annotations", "runbook_url", "dashboard_url",
 )  # fmt: skip
@@ -130,6 +136,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         service=name,
         job=found.get(lambda: top.text("job", name), name),
         names=c.MetricNames(namespace),
+        buckets=found.get(lambda: _buckets(top), dict[str, tuple[float, ...]]()),
         period=found.get(lambda: _period(top), "30d"),
         labels=found.get(lambda: labels(top, "labels"), dict[str, str]()),
         min_rate=found.get(lambda: _min_rate(top, 0.0), 0.0),
@@ -158,7 +165,44 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         alertmanager=alertmanager,
         source=top.file,
         health=health,
+        buckets=ctx.buckets,
     )
+
+
+def _buckets(top: Reader) -> dict[str, tuple[float, ...]]:
+    """``buckets:``: histogram base name -> its bucket boundaries in seconds, for the
+    histograms whose buckets are not the exporter's defaults (``Metrics(buckets=...)``,
+    ``dependency_buckets=...``, or a histogram of the app's own)."""
+    block = top.child("buckets", {})
+    found: dict[str, tuple[float, ...]] = {}
+    for name, raw in block.items():
+        if not re.fullmatch(METRIC_NAME_PATTERN, name) or name.endswith(_SERIES_SUFFIXES):
+            block.fail(
+                name,
+                "is not a histogram's base name: give the name without _bucket, e.g. "
+                "billing_request_duration_seconds",
+            )
+        found[name] = _bounds(block, name, raw)
+    return found
+
+
+def _bounds(block: Reader, name: str, raw: Any) -> tuple[float, ...]:
+    """The boundaries listed for one histogram: finite, positive and ascending."""
+    example = "e.g. [0.05, 0.1, 0.3, 0.5, 1, 2.5, 5], what the app gives Metrics(buckets=...)"
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_BUCKETS:
+        block.fail(name, f"must be a list of 1 to {MAX_BUCKETS} bucket boundaries, {example}")
+    bounds: list[float] = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            block.fail(name, f"{shown(value)} is not a number of seconds; {example}")
+        if not (0 < value < math.inf) or (bounds and value <= bounds[-1]):
+            block.fail(
+                name,
+                f"{shown(value)}: the boundaries must be positive, finite and ascending "
+                f"(+Inf is implied); {example}",
+            )
+        bounds.append(float(value))
+    return tuple(bounds)
 
 
 def _version(top: Reader) -> None:
@@ -211,6 +255,8 @@ class Context:
     service: str
     job: str
     names: c.MetricNames
+    #: The spec's ``buckets:``: histogram base name -> boundaries (see :func:`_buckets`).
+    buckets: dict[str, tuple[float, ...]]
     period: str
     labels: dict[str, str]
     min_rate: float
@@ -506,13 +552,21 @@ def threshold(ctx: Context, item: Reader, histogram: Selector) -> float:
 
 
 def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selector) -> float:
-    buckets = c.histogram_buckets(ctx.names.namespace, histogram.metric)
+    declared = ctx.buckets.get(histogram.metric)
+    buckets = declared or c.histogram_buckets(ctx.names.namespace, histogram.metric)
     if value not in buckets:
         allowed = ", ".join(f"{b:g}" for b in buckets)
+        whose = "the buckets: of the spec" if declared else "the exporter's default buckets"
         item.fail(
             key,
-            f"{value:g} s is not a bucket boundary of the exporter's histograms, so no "
-            f"series counts requests under it; use one of: {allowed}",
+            f"{value:g} s is not a bucket boundary of {histogram.metric} ({whose}), so no "
+            f"series counts the events under it; use one of: {allowed}"
+            + (
+                ""
+                if declared
+                else f"; if the app gives it other buckets (Metrics(buckets=...)), list them "
+                f"in the spec: buckets: {{{histogram.metric}: [...]}}"
+            ),
         )
     return value
 

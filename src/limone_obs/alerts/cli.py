@@ -145,10 +145,14 @@ def lint(data: Any, file: str) -> list[SpecError]:
         catalogue = Catalogue.of(c.check_namespace(namespace))
     except ValueError:
         return []  # an invalid namespace: the model says so
+    # Histograms the spec gives buckets of itself: the model checks thresholds on those.
+    own = data.get("buckets")
+    declared = frozenset(own) if isinstance(own, Mapping) else frozenset()
     problems = []
     for index, item in enumerate(slos):
         if isinstance(item, Mapping):
-            problems += _slo_problems(catalogue, item, f"{file}: {_slo_path(index, item)}")
+            where = f"{file}: {_slo_path(index, item)}"
+            problems += _slo_problems(catalogue, item, where, declared)
     return problems
 
 
@@ -157,7 +161,9 @@ def _slo_path(index: int, item: Mapping[Any, Any]) -> str:
     return f"slos[{index}] ({name})" if isinstance(name, str) else f"slos[{index}]"
 
 
-def _slo_problems(catalogue: Catalogue, item: Mapping[Any, Any], where: str) -> list[SpecError]:
+def _slo_problems(
+    catalogue: Catalogue, item: Mapping[Any, Any], where: str, declared: frozenset[Any]
+) -> list[SpecError]:
     problems = [SpecError(f"{where}.{path}", msg) for path, msg in _objective_problems(item)]
     for key, is_histogram in SELECTOR_FIELDS.items():
         selector = _selector(item.get(key))
@@ -169,7 +175,7 @@ def _slo_problems(catalogue: Catalogue, item: Mapping[Any, Any], where: str) -> 
     histogram = _selector(item.get("histogram"))
     if histogram is None and item.get("kind") == "latency" and "histogram" not in item:
         histogram = Selector(c.MetricNames(catalogue.namespace).request_duration)
-    if histogram is not None:
+    if histogram is not None and histogram.metric not in declared:
         buckets = catalogue.buckets(histogram)
         problems += [
             SpecError(f"{where}.{path}", msg)
@@ -242,7 +248,9 @@ def _bucket_problems(
                 path,
                 (
                     f"{number:g} s is not a bucket boundary of {histogram.metric}, so no series "
-                    f"counts the events under it; its buckets: {bounds}"
+                    f"counts the events under it; its buckets: {bounds}; if the app gives it "
+                    "other buckets (Metrics(buckets=...)), list them in the spec: buckets: "
+                    f"{{{histogram.metric}: [...]}}"
                 ),
             )
 

@@ -327,6 +327,14 @@ class ServiceSpec:
     alertmanager: AlertmanagerSpec
     source: str
     health: HealthSpec = field(default_factory=HealthSpec)
+    #: ``buckets:``: histogram base name -> the boundaries the app gives it, where they
+    #: are not the exporter's defaults.
+    buckets: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def histogram_buckets(self, metric: str) -> tuple[float, ...]:
+        """The bucket boundaries of the histogram ``metric`` (base name): the spec's
+        ``buckets:`` entry, else the exporter's defaults for it."""
+        return self.buckets.get(metric) or c.histogram_buckets(self.namespace, metric)
 
     @property
     def period_seconds(self) -> int:

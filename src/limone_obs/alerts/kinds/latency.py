@@ -340,7 +340,7 @@ def _staged_rate(slo: Slo, pairs: Pairs, stages: int) -> int:
 
 def _next_bucket(spec: ServiceSpec, histogram: Selector, threshold: float) -> float:
     """The histogram's bucket boundary after ``threshold`` (+Inf stands after the last)."""
-    buckets = c.histogram_buckets(spec.namespace, histogram.metric)
+    buckets = spec.histogram_buckets(histogram.metric)
     return min((b for b in buckets if b > threshold), default=math.inf)
 
 
