@@ -93,6 +93,21 @@ def test_cloud_key_names_are_masked(key: str) -> None:
     assert {key: MASK} == Redactor().redact({key: SECRET})
 
 
+@pytest.mark.parametrize(
+    "key", ["cardNumber", "card_number", "credit_card", "cvc", "CVV", "card_cvc", "iban",
+            "billing_iban", "payment.pan"],
+)  # fmt: skip
+def test_payment_card_and_bank_account_names_are_masked(key: str) -> None:
+    """Card numbers, security codes and IBANs are never logged (PCI DSS), in any case."""
+    assert {key: MASK} == Redactor().redact({key: "4242424242424242"})
+
+
+@pytest.mark.parametrize("key", ["company", "span", "panel", "card_count", "ibans_checked"])
+def test_names_resembling_card_keys_are_kept(key: str) -> None:
+    """``pan`` and ``iban`` match as whole name parts only."""
+    assert {key: "visible-value"} == Redactor().redact({key: "visible-value"})
+
+
 @dataclasses.dataclass
 class Creds:
     """A dataclass holding a password (orjson writes its fields natively)."""

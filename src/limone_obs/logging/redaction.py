@@ -63,6 +63,9 @@ DEFAULT_KEYS: Final = frozenset(
         "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
         "access_key_id", "secret_access_key", "signing_key", "encryption_key",
         "master_key", "ssh_key", "license_key",
+        # Payment card data (PCI DSS: never logged) and bank account numbers.
+        "card_number", "cardnumber", "credit_card", "cc_number", "pan", "cvc", "cvc2", "cvv",
+        "cvv2", "card_cvc", "iban",
     }
 )  # fmt: skip
 #: Nesting searched for secrets; anything deeper is replaced by the mask as a whole.
