@@ -99,7 +99,7 @@ def good_labels(
     return None
 
 
-#: What a shorthand class (``\\d``) or ``.`` stands for in an example string.
+#: What a shorthand class (``\d``) stands for in an example string (``.`` is ``x``).
 _CLASS_EXAMPLES: Final = {"d": "0", "w": "a", "s": " ", "D": "a", "W": "-", "S": "a"}
 #: Characters tried for a negated class (``[^/]``) until one is outside it.
 _NEGATED_TRIES: Final = "xa0-_/. "
