@@ -238,6 +238,20 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> N
         time.sleep(0.02)
 
 
+def wait_answering(url: str, proc: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until ``url`` answers 200 (a server starting); fail at once if ``proc`` (the
+    server's process, when given) exits meanwhile, else after 30 s."""
+
+    def ready() -> bool:
+        assert proc is None or proc.poll() is None, f"the server of {url} exited"
+        try:
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(ready, f"a server answering {url}")
+
+
 def promtool_test(test: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``promtool test rules test`` in ``cwd`` (rule files are found from there);
     the caller reads the exit code and output. Without promtool: skipped, or failed

@@ -26,7 +26,7 @@ from flask import Flask
 from limone_obs import health
 from limone_obs.logging import configure_logging, get_logger, init_app
 from limone_obs.stack import procs
-from tests.support import ROOT, stop_server, wait_until
+from tests.support import ROOT, stop_server, wait_answering, wait_until
 
 TIMEOUT = 0.1
 PAUSE = 5.0
@@ -217,7 +217,7 @@ def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
         reader = PausingReader(read_fd)
         try:
             base = f"http://{procs.LOOPBACK}:{port}"
-            _wait_ready(f"{base}/ready")
+            wait_answering(f"{base}/ready", proc)
             baseline = _timed_http(f"{base}/work/1", time.monotonic() + 1.0)
             reader.pause()
             during = _timed_http(f"{base}/work/2", time.monotonic() + PAUSE)
@@ -243,17 +243,6 @@ def _is_json(line: bytes) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"gunicorn did not answer {url}")
 
 
 def _timed_http(url: str, until: float) -> list[float]:

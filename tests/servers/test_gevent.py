@@ -34,7 +34,15 @@ from limone_obs.exporter import workers
 from limone_obs.stack import procs
 from tests.logging.test_blocked_output import PausingReader
 from tests.servers.gevent_locks import GREENLETS
-from tests.support import ROOT, gunicorn_server, in_ci, metric_sum, stop_server, wait_until
+from tests.support import (
+    ROOT,
+    gunicorn_server,
+    in_ci,
+    metric_sum,
+    stop_server,
+    wait_answering,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 APP = "tests.servers.gevent_app:create_app()"
@@ -182,7 +190,7 @@ def _stuck_server(
         os.close(ours)
         try:
             url = f"http://{procs.LOOPBACK}:{port}"
-            _wait_ready(proc, f"{url}/ready")
+            wait_answering(f"{url}/ready", proc)
             yield url, stop, lambda: Path(err.name).read_text(errors="replace")
         finally:
             stop_server(proc)
@@ -237,17 +245,6 @@ class _Drain:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=10)
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
-    def ready() -> bool:
-        assert proc.poll() is None, "gunicorn exited"
-        try:
-            return requests.get(url, timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(ready, f"gunicorn answering {url}")
 
 
 def _load(url: str, seconds: float, clients: int = 48) -> list[float]:
