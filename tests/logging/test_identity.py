@@ -72,6 +72,16 @@ def test_a_later_call_without_the_values_keeps_the_earlier_ones(out: io.BytesIO)
     assert ([("app", "billing-api", "staging")], ("billing-api", "staging")) == found
 
 
+def test_a_value_given_after_the_default_says_nothing(out: io.BytesIO) -> None:
+    """configure_logging() early (defaults), then with the service: no earlier call gave
+    one, so no warning; the lines from then on say it."""
+    configure_logging(stream=out)
+    configure_logging(stream=out, service="billing-api")
+    get_logger("app").info("hello")
+    events = parse_lines(out.getvalue())
+    assert [("app", "billing-api")] == [(e["logger"], e["service"]) for e in events]
+
+
 def test_the_same_values_again_say_nothing(out: io.BytesIO) -> None:
     """An app factory run twice with the same settings (tests) writes no warning."""
     for _ in range(2):

@@ -10,8 +10,9 @@ so processes started later (the workers of a preloaded app, subprocesses) agree;
 gunicorn logger class exports what the master uses, so its workers agree with it. A
 later call that leaves a value out keeps the earlier call's (``configure_logging(level=
 "debug")`` does not turn ``billing-api`` back into ``limoneide``); one that gives another
-value changes it, with a warning line, since the lines before say the old one. Without
-any value: ``limoneide`` / ``development``.
+value than an earlier call gave changes it, with a warning line, since the lines before
+say the old one (a default replaced by a first given value says nothing). Without any
+value: ``limoneide`` / ``development``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ DEFAULT_ENV = "development"
 _DEFAULTED = "LIMONE_OBS_IDENTITY_DEFAULTED"
 #: Values this process exported itself (a later ``configure_logging`` may replace them).
 _exported: dict[str, str] = {}
+#: The values ``configure_logging`` calls of this process were given (not defaulted).
+_given: dict[str, str] = {}
 
 
 def _external(var: str) -> str | None:
@@ -46,10 +49,12 @@ def resolve(service: str | None, env: str | None) -> tuple[str, str, list[str]]:
     ):
         external = _external(var)
         if external is None:
-            earlier = _exported.get(var)
+            earlier = _given.get(var)
             value = arg or earlier or default
-            if earlier is not None and value != earlier:
-                warnings.append(_changed_warning(name, earlier, value))
+            if arg and earlier is not None and arg != earlier:
+                warnings.append(_changed_warning(name, earlier, arg))
+            if arg:
+                _given[var] = arg
             os.environ[var] = _exported[var] = value
         else:
             value = external
@@ -99,4 +104,5 @@ def forget_exports() -> None:
         if os.environ.get(var) == value:
             del os.environ[var]
     _exported.clear()
+    _given.clear()
     os.environ.pop(_DEFAULTED, None)
