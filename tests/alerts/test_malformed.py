@@ -213,8 +213,14 @@ CASES = [
     Case(
         "buckets-descending",
         _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds: [1, 0.5]\n"),
-        f"{FILE}: buckets.my_seconds",
-        "0.5: the boundaries must be positive, finite and ascending",
+        f"{FILE}: buckets.my_seconds[1]",
+        "0.5 is not above the boundary before it (1): list the boundaries in ascending order",
+    ),
+    Case(
+        "buckets-not-finite",
+        _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds: [1, .inf]\n"),
+        f"{FILE}: buckets.my_seconds[1]",
+        "must be a positive, finite number of seconds",
     ),
     Case(
         "buckets-not-a-list",
@@ -645,3 +651,20 @@ def test_build_prints_every_error_on_its_own_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["build", "--root", str(root)])
     starts = [line.split(": ", 3)[2] for line in result.output.splitlines()]
     assert (2, ["service", "period"], before) == (result.exit_code, starts, snapshot(root))
+
+
+def test_a_malformed_bucket_list_leaves_the_others_declared() -> None:
+    """One broken list is one error: the valid list of another histogram still holds (a
+    0.3 s threshold on it passes), and the SLOs on the broken one wait for it."""
+    text = edited(
+        "min_rate: 0.05\n",
+        "min_rate: 0.05\nbuckets:\n"
+        "  limoneide_request_duration_seconds: [0.1, 0.3, 0.6, 1, 2.5]\n"
+        "  limoneide_dependency_duration_seconds: [0.3, 0.1]\n",
+    )
+    text = edited("threshold_seconds: 2.5\n    stages: [1.0, 0.6]", "threshold_seconds: 0.3", text)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    lines = str(caught.value).splitlines()
+    assert 1 == len(lines), lines
+    assert lines[0].startswith(f"{FILE}: buckets.limoneide_dependency_duration_seconds[1]: 0.1")

@@ -58,3 +58,28 @@ def test_without_a_spec_the_catalogue_has_the_default_namespace(tmp_path: Path) 
     text = catalogue.artifacts(tmp_path).files[catalogue.CATALOGUE_PATH].decode()
     assert text == catalogue.render()
     assert f"default namespace `{c.DEFAULT_NAMESPACE}`" in text
+
+
+SHOP = """
+service: shop
+buckets:
+  limoneide_request_duration_seconds: [0.1, 0.3, 1]
+slos:
+  - name: latency
+    kind: latency
+    objective: 95
+    threshold_seconds: 0.3
+"""
+
+
+def test_the_catalogue_lists_the_buckets_the_spec_declares(tmp_path: Path) -> None:
+    """A spec declaring the request histogram's buckets (0.3 s among them): the catalogue
+    lists those for it, says they are the spec's, and the defaults for the dependency one."""
+    spec = tmp_path / SPEC_PATH
+    spec.parent.mkdir(parents=True)
+    spec.write_text(SHOP)
+    text = catalogue.artifacts(tmp_path).files[catalogue.CATALOGUE_PATH].decode()
+    request = "Buckets of the request histogram (seconds, the spec's `buckets:`): 0.1, 0.3, 1."
+    default = ", ".join(f"{b:g}" for b in c.DEFAULT_DEPENDENCY_BUCKETS)
+    dependency = f"Buckets of the dependency histogram (seconds): {default}."
+    assert (True, True) == (request in text, dependency in text)

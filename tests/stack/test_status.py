@@ -204,6 +204,17 @@ def test_the_hint_points_at_the_scrape_when_rules_run_but_find_nothing() -> None
     )
 
 
+def test_the_hint_says_to_wait_for_a_first_scrape_when_the_job_has_none() -> None:
+    """Rules run, but no up series of the job: Prometheus just started (or no job of that
+    name is scraped), not a service without requests."""
+    hint = no_data_hint(parse_spec(SHOP), OPS_SPEC, "http://p:9090", [_group("shop")], False)
+    assert hint.endswith(
+        ": its rules run, but Prometheus has no scrape of the job 'shop' (no up{job='shop'} "
+        "series): right after Prometheus starts, wait for its first scrapes and run status "
+        "again; if it stays so, no scrape_configs job is named 'shop' (the spec's job)"
+    )
+
+
 def test_without_the_rules_api_the_hint_lists_every_likely_cause() -> None:
     """Prometheus does not tell its rules: the three causes, one per line."""
     lines = no_data_hint(parse_spec(SHOP), Path("t/my-slos.yaml"), "http://p", None).splitlines()
@@ -253,6 +264,16 @@ def test_status_without_any_data_exits_1_with_the_hint_on_stderr(tmp_path: Path)
         result.exit_code,
         result.stdout.startswith("SLO "),
         f"Prometheus has no recording rule of service 'shop': add {rules}" in result.stderr,
+    ), result.output
+
+
+def test_status_right_after_prometheus_starts_says_no_scrape_yet(tmp_path: Path) -> None:
+    """Rules evaluated, every query empty, up of the job too (Prometheus has not scraped
+    yet): the hint says to wait for a scrape, not to look for a missing job or traffic."""
+    result = _status(tmp_path, _fake_prometheus(None, [_group("shop")]))
+    assert (1, True) == (
+        result.exit_code,
+        "Prometheus has no scrape of the job 'shop' (no up{job='shop'} series)" in result.stderr,
     ), result.output
 
 

@@ -136,7 +136,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         service=name,
         job=found.get(lambda: top.text("job", name), name),
         names=c.MetricNames(namespace),
-        buckets=found.get(lambda: _buckets(top), dict[str, tuple[float, ...]]()),
+        buckets=_buckets(top, found),
         period=found.get(lambda: _period(top), "30d"),
         labels=found.get(lambda: labels(top, "labels"), dict[str, str]()),
         min_rate=found.get(lambda: _min_rate(top, 0.0), 0.0),
@@ -165,41 +165,52 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         alertmanager=alertmanager,
         source=top.file,
         health=health,
-        buckets=ctx.buckets,
+        buckets={name: bounds for name, bounds in ctx.buckets.items() if bounds is not None},
     )
 
 
-def _buckets(top: Reader) -> dict[str, tuple[float, ...]]:
+def _buckets(top: Reader, found: Found) -> dict[str, tuple[float, ...] | None]:
     """``buckets:``: histogram base name -> its bucket boundaries in seconds, for the
     histograms whose buckets are not the exporter's defaults (``Metrics(buckets=...)``,
-    ``dependency_buckets=...``, or a histogram of the app's own)."""
-    block = top.child("buckets", {})
-    found: dict[str, tuple[float, ...]] = {}
-    for name, raw in block.items():
-        if not re.fullmatch(METRIC_NAME_PATTERN, name) or name.endswith(_SERIES_SUFFIXES):
-            block.fail(
-                name,
-                "is not a histogram's base name: give the name without _bucket, e.g. "
-                "billing_request_duration_seconds",
-            )
-        found[name] = _bounds(block, name, raw)
-    return found
+    ``dependency_buckets=...``, or a histogram of the app's own).
+
+    Each list is read on its own: a malformed one is a located error kept in ``found``
+    and maps to None, so the SLOs on that histogram wait for it (their thresholds are not
+    checked against buckets that are not known) while the other lists still hold.
+    """
+    block = found.get(lambda: top.child("buckets", {}), None)
+    if block is None:
+        return {}
+    return {
+        name: found.get(functools.partial(_bounds, block, name, raw), None)
+        for name, raw in block.items()
+    }
 
 
 def _bounds(block: Reader, name: str, raw: Any) -> tuple[float, ...]:
     """The boundaries listed for one histogram: finite, positive and ascending."""
-    example = "e.g. [0.05, 0.1, 0.3, 0.5, 1, 2.5, 5], what the app gives Metrics(buckets=...)"
+    if not re.fullmatch(METRIC_NAME_PATTERN, name) or name.endswith(_SERIES_SUFFIXES):
+        block.fail(
+            name,
+            "is not a histogram's base name: give the name without _bucket, e.g. "
+            "billing_request_duration_seconds",
+        )
+    example = "e.g. [0.05, 0.1, 0.3, 0.5, 1, 2.5, 5], the list the app gives Metrics(buckets=...)"
     if not isinstance(raw, list) or not raw or len(raw) > MAX_BUCKETS:
         block.fail(name, f"must be a list of 1 to {MAX_BUCKETS} bucket boundaries, {example}")
     bounds: list[float] = []
-    for value in raw:
+    for index, value in enumerate(raw):
+        key = f"{name}[{index}]"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            block.fail(name, f"{shown(value)} is not a number of seconds; {example}")
-        if not (0 < value < math.inf) or (bounds and value <= bounds[-1]):
+            block.fail(key, f"{shown(value)} is not a number of seconds; {example}")
+        if not 0 < value < math.inf:
+            block.fail(key, f"{shown(value)} must be a positive, finite number of seconds "
+                       "(+Inf is implied)")  # fmt: skip
+        if bounds and value <= bounds[-1]:
             block.fail(
-                name,
-                f"{shown(value)}: the boundaries must be positive, finite and ascending "
-                f"(+Inf is implied); {example}",
+                key,
+                f"{shown(value)} is not above the boundary before it ({bounds[-1]:g}): list "
+                "the boundaries in ascending order, each once",
             )
         bounds.append(float(value))
     return tuple(bounds)
@@ -255,8 +266,9 @@ class Context:
     service: str
     job: str
     names: c.MetricNames
-    #: The spec's ``buckets:``: histogram base name -> boundaries (see :func:`_buckets`).
-    buckets: dict[str, tuple[float, ...]]
+    #: The spec's ``buckets:``: histogram base name -> boundaries, None for a malformed
+    #: list (see :func:`_buckets`).
+    buckets: dict[str, tuple[float, ...] | None]
     period: str
     labels: dict[str, str]
     min_rate: float
@@ -552,6 +564,8 @@ def threshold(ctx: Context, item: Reader, histogram: Selector) -> float:
 
 
 def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selector) -> float:
+    if histogram.metric in ctx.buckets and ctx.buckets[histogram.metric] is None:
+        return value  # its buckets: list is in error (said there): nothing to check against
     declared = ctx.buckets.get(histogram.metric)
     buckets = declared or c.histogram_buckets(ctx.names.namespace, histogram.metric)
     if value not in buckets:

@@ -196,8 +196,8 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-#: Endpoint label of the synthetic calls-per-request histogram.
-ENDPOINT: Final = "/projects/<int:project_id>"
+#: Endpoint label of the synthetic calls-per-request histogram (any service's URL rule).
+ENDPOINT: Final = "/items/<int:item_id>"
 
 
 def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str, str]]:

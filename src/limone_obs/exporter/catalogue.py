@@ -7,6 +7,7 @@ is stale.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -34,8 +35,7 @@ Flask URL rule or `{unmatched}`, `method` is a standard HTTP method or `{other}`
 |---|---|---|---|
 """
 _FOOTER = """
-Buckets of the request and dependency histograms (seconds): {buckets}.
-They include every latency threshold an SLO may use ({thresholds}).
+{histogram_buckets}
 Queue-time buckets (seconds): {queue_buckets}; the queue time is observed only for
 requests carrying `X-Request-Start` (negative waits count as 0, waits beyond {queue_max:g} s
 are counted in `reason="{too_long}"`, unreadable headers in `reason="{malformed}"`).
@@ -119,9 +119,40 @@ class _Named:
     names: c.MetricNames
 
 
-def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
+def _histogram_buckets(names: c.MetricNames, declared: Mapping[str, tuple[float, ...]]) -> str:
+    """The footer's sentences on the request and dependency buckets: the exporter's
+    defaults, or the boundaries the spec declares for either (``buckets:``)."""
+    request = declared.get(names.request_duration)
+    dependency = declared.get(names.dependency_duration)
+    if request is None and dependency is None:
+        return (
+            "Buckets of the request and dependency histograms (seconds): "
+            f"{_listed(c.DEFAULT_BUCKETS)}.\nThey include every latency threshold an SLO "
+            f"may use ({', '.join(f'{t:g} s' for t in c.SLO_LATENCY_THRESHOLDS)})."
+        )
+    lines = [
+        _bucket_line("request", request, c.DEFAULT_BUCKETS),
+        _bucket_line("dependency", dependency, c.DEFAULT_DEPENDENCY_BUCKETS),
+    ]
+    return "\n".join([*lines, "A latency SLO's threshold must be one of its histogram's."])
+
+
+def _bucket_line(what: str, own: tuple[float, ...] | None, default: tuple[float, ...]) -> str:
+    if own is None:
+        return f"Buckets of the {what} histogram (seconds): {_listed(default)}."
+    return f"Buckets of the {what} histogram (seconds, the spec's `buckets:`): {_listed(own)}."
+
+
+def _listed(bounds: tuple[float, ...]) -> str:
+    return ", ".join(f"{b:g}" for b in bounds)
+
+
+def render(
+    namespace: str = c.DEFAULT_NAMESPACE, buckets: Mapping[str, tuple[float, ...]] | None = None
+) -> str:
     """Return the catalogue as Markdown for ``namespace`` (said to be the spec's unless it
-    is the default)."""
+    is the default), with the request and dependency histograms' ``buckets`` a spec
+    declares (histogram name -> boundaries; the exporter's defaults otherwise)."""
     names = c.MetricNames(namespace)
     inst = Instruments(
         names, CollectorRegistry(), c.DEFAULT_BUCKETS, c.DEFAULT_DEPENDENCY_BUCKETS, PUBLIC
@@ -131,8 +162,7 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
         whose=whose, namespace=namespace, unmatched=c.ENDPOINT_UNMATCHED, other=c.METHOD_OTHER
     )
     footer = _FOOTER.format(
-        buckets=", ".join(f"{b:g}" for b in c.DEFAULT_BUCKETS),
-        thresholds=", ".join(f"{t:g} s" for t in c.SLO_LATENCY_THRESHOLDS),
+        histogram_buckets=_histogram_buckets(names, buckets or {}),
         queue_buckets=", ".join(f"{b:g}" for b in c.QUEUE_BUCKETS),
         queue_max=c.QUEUE_MAX_SECONDS, too_long=c.QUEUE_IGNORED_TOO_LONG,
         malformed=c.QUEUE_IGNORED_MALFORMED,
@@ -165,7 +195,10 @@ def render(namespace: str = c.DEFAULT_NAMESPACE) -> str:
 
 def artifacts(root: Path) -> Generated:
     """Return ``exporter/METRICS.md`` under the namespace of ``root``'s ``alerts/slo.yaml``
-    (a service's own, ``billing_requests_total``), the default one without a spec."""
+    (a service's own, ``billing_requests_total``) and with its histograms' ``buckets:``;
+    the default namespace and buckets without a spec."""
     path = root / SPEC_PATH
-    namespace = load_spec(path).namespace if path.is_file() else c.DEFAULT_NAMESPACE
-    return Generated(files={CATALOGUE_PATH: render(namespace).encode()})
+    if not path.is_file():
+        return Generated(files={CATALOGUE_PATH: render().encode()})
+    spec = load_spec(path)
+    return Generated(files={CATALOGUE_PATH: render(spec.namespace, spec.buckets).encode()})

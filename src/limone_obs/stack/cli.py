@@ -464,7 +464,8 @@ def status_command(
             click.echo(status_mod.render(rows))
             empty = not status_mod.has_values(rows)
             if empty:  # a table of "-" alone reads like "all fine, no traffic"
-                hint = status_mod.no_data_hint(spec, spec_path, prom.url, prom.rule_groups())
+                groups, scraped = prom.rule_groups(), prom.scraped(spec.job)
+                hint = status_mod.no_data_hint(spec, spec_path, prom.url, groups, scraped)
                 click.echo(f"error: {hint}", err=True)
             else:
                 lacking = status_mod.rules_hint(spec, spec_path, prom.url, rows, prom.rule_groups())

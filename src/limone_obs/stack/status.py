@@ -28,6 +28,7 @@ from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import build, rules
 from limone_obs.alerts.model import ServiceSpec
+from limone_obs.alerts.selectors import Matcher
 from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
 
@@ -103,6 +104,11 @@ class Prometheus:
         """The value of a one-element result, else None."""
         result = self.query(expr)
         return float(result[0]["value"][1]) if result else None
+
+    def scraped(self, job: str) -> bool:
+        """True if Prometheus has an ``up`` series of ``job`` (it scraped it at least once
+        in the last 5 minutes, or is scraping it)."""
+        return bool(self.query(f"up{{{Matcher(c.LABEL_JOB, '=', job).promql()}}}"))
 
 
 def base_url(url: str) -> str:
@@ -303,14 +309,20 @@ _NEVER_EVALUATED = "0001-01-01T00:00:00Z"
 
 
 def no_data_hint(
-    spec: ServiceSpec, spec_path: Path, url: str, groups: list[dict[str, Any]] | None
+    spec: ServiceSpec,
+    spec_path: Path,
+    url: str,
+    groups: list[dict[str, Any]] | None,
+    scraped: bool | None = None,
 ) -> str:
     """Why no SLO of ``spec`` has a value at the Prometheus ``url``, and what to do.
 
     ``groups`` are the recording rule groups Prometheus has loaded
     (:meth:`Prometheus.rule_groups`): they tell whether this service's rules are loaded,
-    evaluated yet, or whether only another service's are. Without them (None) every
-    likely cause is listed, one per line.
+    evaluated yet, or whether only another service's are. ``scraped`` tells whether
+    Prometheus has an ``up`` series of the spec's job (:meth:`Prometheus.scraped`; None:
+    unknown): without one, rules that run find nothing because nothing was scraped yet.
+    Without the groups (None) every likely cause is listed, one per line.
     """
     head = f"no SLO of {spec_path} (service {spec.service!r}) has a value in Prometheus at {url}"
     load = (
@@ -337,6 +349,13 @@ def no_data_hint(
         return (
             f"{head}: its rules are loaded ({files}) but not evaluated yet: wait one "
             f"evaluation interval ({_interval(ours)}), then run status again"
+        )
+    if scraped is False:
+        return (
+            f"{head}: its rules run, but Prometheus has no scrape of the job {spec.job!r} (no "
+            f"up{{job={spec.job!r}}} series): right after Prometheus starts, wait for its "
+            "first scrapes and run status again; if it stays so, no scrape_configs job is "
+            f"named {spec.job!r} (the spec's job)"
         )
     return (
         f"{head}: its rules are loaded and evaluated but find no series: does Prometheus "
