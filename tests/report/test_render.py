@@ -281,3 +281,15 @@ def test_5xx_chart_draws_the_reports_error_limits(monkeypatch: pytest.MonkeyPatc
     limits = ((0.005, "0.5 %: availability SLO"),)
     to_html(replace(sample(), error_limits=limits))
     assert limits == drawn["5xx ratio"]
+
+
+def test_the_roadmap_section_names_its_slo_and_scope() -> None:
+    """The roadmap's title names the SLO it comes from, its column the requests counted;
+    without an SLO it says the roadmap is the default one."""
+    scoped = replace(sample(), roadmap_slo="orders-latency", roadmap_scope='endpoint=~"/o/.*"')
+    text = to_markdown(scoped)
+    assert "### Latency roadmap of SLO orders-latency (its threshold" in text
+    assert '| served within | share of requests (endpoint=~"/o/.*") | baseline |' in text
+    assert "### Latency roadmap (the default: no request latency SLO given)" in to_markdown(
+        replace(sample(), roadmap_slo=None)
+    )

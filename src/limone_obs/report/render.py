@@ -228,6 +228,14 @@ def _figure(name: str, title: str, uri: str | None) -> str:
     )
 
 
+def _titles(report: Report) -> dict[str, str]:
+    """The sections' titles; the latency roadmap's names the SLO it comes from."""
+    if report.roadmap_slo is None:
+        return {**TITLES, "steps": "Latency roadmap (the default: no request latency SLO given)"}
+    steps = f"Latency roadmap of SLO {report.roadmap_slo} (its threshold, then its next stages)"
+    return {**TITLES, "steps": steps}
+
+
 def _requests(report: Report) -> str:
     """``requests``, or the requests the roadmap's SLO counts: ``requests (endpoint=~...)``."""
     return f"requests ({report.roadmap_scope})" if report.roadmap_scope else "requests"
@@ -315,7 +323,7 @@ def to_html(report: Report) -> str:
         + (figures["rate"] + figures["p95"] + figures["errors"] if drawn else _NO_CHARTS)
         + "</section>",
     ]
-    for key, title in TITLES.items():
+    for key, title in _titles(report).items():
         content = _html_table(tables[key]) + figures.get(key, "")
         body.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>')
     return (
@@ -351,7 +359,7 @@ def to_markdown(report: Report) -> str:
         *(f"- {line}" for line in _summary(report)),
         "",
     ]
-    for key, title in TITLES.items():
+    for key, title in _titles(report).items():
         out += [f"### {title}\n", _md_table(tables[key])]
     return "\n".join(out)
 
