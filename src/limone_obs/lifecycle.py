@@ -88,7 +88,7 @@ class RequestState:
 
     __slots__ = (
         "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "log",
-        "method", "metrics", "path", "start", "status", "tally",
+        "logged_exception", "method", "metrics", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -110,6 +110,10 @@ class RequestState:
     #: Dependency calls of this request (``dependency -> [calls, seconds]``), None until
     #: the first one: added by :func:`add_call`, read by the exporter at the end.
     tally: dict[str, list[float]] | None
+    #: The last exception whose traceback a log line of this request carried (set by the
+    #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
+    #: most requests log none, and this costs them nothing).
+    logged_exception: BaseException
     _start_response: StartResponse
     _lifecycle: Lifecycle
     _body: Iterable[bytes]
@@ -204,6 +208,14 @@ def add_call(dependency: str, elapsed: float) -> None:
         else:
             entry[0] += 1.0
             entry[1] += elapsed
+
+
+def traceback_logged(exc: BaseException) -> None:
+    """Remember that a log line of this context's request, still being served, carried
+    ``exc``'s traceback: its access line then need not repeat it."""
+    state = _get_current()
+    if state is not None and state.start is not None:
+        state.logged_exception = exc
 
 
 def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:

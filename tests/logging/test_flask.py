@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 import time
@@ -227,6 +228,45 @@ def test_failing_view_logs_exception_and_500(
         access["level"],
     )
     assert flask_line["request_id"] == access["request_id"]
+
+
+def test_a_500s_traceback_is_written_once(out: io.BytesIO, validator: Draft202012Validator) -> None:
+    """Flask's "Exception on /boom" line carries the traceback; the access line of the same
+    request gives the exception's type and message only (the schema allows it)."""
+    configure_logging(stream=out)
+    make_app().test_client().get("/boom").close()
+    events = parse_lines(out.getvalue())
+    flask_line = next(e for e in events if "exception" in e and e["logger"] != c.ACCESS_LOGGER)
+    [access] = access_lines(events)
+    written = [e for e in events if "Traceback (most recent call last)" in json.dumps(e)]
+    assert ([flask_line], {"type", "message"}, []) == (
+        written,
+        set(access["exception"]),
+        schema_errors(validator, events),
+    )
+    assert access["exception"]["type"] == flask_line["exception"]["type"]
+
+
+@pytest.mark.parametrize("silence", ["propagate", "logger disabled"])
+def test_the_access_line_keeps_the_traceback_no_other_line_wrote(
+    out: io.BytesIO, silence: str
+) -> None:
+    """When Flask does not log the exception (PROPAGATE_EXCEPTIONS: it re-raises; or its
+    logger is off), the access line is the one place of the traceback: it keeps it."""
+    configure_logging(stream=out)
+    app = make_app()
+    if silence == "propagate":
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+    else:
+        app.logger.disabled = True
+    try:
+        app.test_client().get("/boom").close()
+    except RuntimeError:
+        assert silence == "propagate"
+    events = parse_lines(out.getvalue())
+    [access] = access_lines(events)
+    written = [e["logger"] for e in events if "Traceback (most recent call last)" in json.dumps(e)]
+    assert ([c.ACCESS_LOGGER], "RuntimeError") == (written, access["exception"]["type"])
 
 
 def test_streamed_response_logs_full_duration(out: io.BytesIO) -> None:

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from limone_obs import conventions as c
+from limone_obs import lifecycle
 from limone_obs.logging import _context, _identity
 from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
@@ -119,14 +120,24 @@ class Pipeline:
         return encode_line(event, self.max_line_bytes)
 
     def exception(self, exc_info: ExcInfo, text: str | None = None) -> dict[str, str]:
-        """Return the ``exception`` field: type, message, traceback (no local variables)."""
+        """Return the ``exception`` field: type, message, traceback (no local variables).
+
+        The request being served (if any) remembers that a line carried this traceback
+        (:func:`limone_obs.lifecycle.traceback_logged`).
+        """
         exc_type, exc, tb = exc_info
         if text is None:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
+        if exc is not None:
+            lifecycle.traceback_logged(exc)
+        return {**self.exception_summary(exc_info), "traceback": self.redact_text(text)}
+
+    def exception_summary(self, exc_info: ExcInfo) -> dict[str, str]:
+        """The ``exception`` field without its traceback: type and message."""
+        exc_type, exc, _ = exc_info
         return {
             "type": getattr(exc_type, "__qualname__", safe_str(exc_type)),
             "message": self.redact_text(safe_str(exc)),
-            "traceback": self.redact_text(text),
         }
 
 

@@ -390,7 +390,11 @@ def _access_line(
         fields[c.LOG_USER_ID] = log.user_id
     exc = state.exception
     if exc is not None:
-        fields[c.LOG_EXCEPTION] = p.exception((type(exc), exc, exc.__traceback__))
+        exc_info = (type(exc), exc, exc.__traceback__)
+        # Flask's "Exception on ..." error line (or the view's own) carried the traceback,
+        # with this request's id: the access line gives the type and message only.
+        logged = getattr(state, "logged_exception", None) is exc
+        fields[c.LOG_EXCEPTION] = p.exception_summary(exc_info) if logged else p.exception(exc_info)
     timestamp = rfc3339(time.time())
     # The core fields come from _heads, encoded once per service and env; only the request's own
     # fields are encoded here. ``fields`` always holds the status, so its JSON object is

@@ -54,11 +54,18 @@ def _properties() -> dict[str, Any]:
 def _exception_schema() -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["type", "message", "traceback"],
+        "required": ["type", "message"],
         "properties": {
             "type": {"type": "string"},
             "message": {"type": "string"},
-            "traceback": {"type": "string", "description": "the whole traceback, one string"},
+            "traceback": {
+                "type": "string",
+                "description": (
+                    "the whole traceback, one string; left out of an access line when an "
+                    "earlier line of the same request (same request_id: Flask's 'Exception "
+                    "on ...' error line) carries it"
+                ),
+            },
         },
     }
 
