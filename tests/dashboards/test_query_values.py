@@ -14,10 +14,10 @@ import pytest
 from limone_obs import conventions as c
 from limone_obs.dashboards import common
 from limone_obs.dashboards.generate import build_from
-from limone_obs.dashboards.lint import panels
 from limone_obs.dashboards.overview import saturation
 from limone_obs.dashboards.queries import Queries
 from tests.dashboards.helpers import grafana_regex_value
+from tests.dashboards.test_drill_down import panel
 from tests.dashboards.test_zero_fallback import (
     ONE_PER_SECOND,
     THREE_PER_SECOND,
@@ -168,8 +168,7 @@ def test_baseline_is_the_series_that_long_ago(tmp_path: Path) -> None:
 def _repeated_expr(title: str, dependency: str) -> str:
     """The query of the dependencies dashboard's repeated panel ``title`` in the copy Grafana
     draws for ``dependency`` (its value escaped as Grafana escapes it)."""
-    board = build_from(ROOT)["dependencies.json"]
-    ((target,),) = [p["targets"] for p in panels(board) if p.get("title") == title]
+    (target,) = panel(build_from(ROOT)["dependencies.json"], title)["targets"]
     expr: str = target["expr"]
     return expr.replace(f"${c.VAR_DEPENDENCY}", grafana_regex_value(dependency))
 

@@ -142,15 +142,19 @@ def _dependency_panels(q: Queries) -> list[Any]:
     percentiles = [
         Query(q.dependency_latency(p, dep, ok, by=""), f"p{p * 100:.0f}") for p in (0.5, 0.95)
     ]
-    title = DEPENDENCY
     return [
         gf.timeseries(
-            f"{title}: calls", [Query(q.dependency_rate(dep, by=by), legend)], calls, stacked=True
+            f"{DEPENDENCY}: calls",
+            [Query(q.dependency_rate(dep, by=by), legend)],
+            calls,
+            stacked=True,
         ),
         gf.timeseries(
-            f"{title}: error ratio", [Query(q.dependency_error_ratio(dep, by=by), legend)], errors
+            f"{DEPENDENCY}: error ratio",
+            [Query(q.dependency_error_ratio(dep, by=by), legend)],
+            errors,
         ),
-        gf.timeseries(f"{title}: p50 / p95", percentiles, latency, lines=True),
+        gf.timeseries(f"{DEPENDENCY}: p50 / p95", percentiles, latency, lines=True),
     ]
 
 

@@ -163,18 +163,18 @@ def render(
     )
     footer = _FOOTER.format(
         histogram_buckets=_histogram_buckets(names, buckets or {}),
-        queue_buckets=", ".join(f"{b:g}" for b in c.QUEUE_BUCKETS),
+        queue_buckets=_listed(c.QUEUE_BUCKETS),
         queue_max=c.QUEUE_MAX_SECONDS, too_long=c.QUEUE_IGNORED_TOO_LONG,
         malformed=c.QUEUE_IGNORED_MALFORMED,
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
         cache_error=c.CACHE_ERROR,
-        call_buckets=", ".join(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS),
+        call_buckets=_listed(c.CALLS_PER_REQUEST_BUCKETS),
     )  # fmt: skip
     footer += _UX.format(
         ns=namespace, cpu=c.SERIES_PROCESS_CPU, memory=c.SERIES_PROCESS_MEMORY,
         fds=c.SERIES_PROCESS_FDS, max_memory=c.SERIES_PROCESS_WORKER_MAX_MEMORY,
         max_fds=c.SERIES_PROCESS_WORKER_MAX_FDS, workers=c.SERIES_PROCESS_WORKERS,
-        gc=c.SERIES_GC_COLLECTIONS, page_buckets=", ".join(f"{b:g}" for b in c.PAGE_LOAD_BUCKETS),
+        gc=c.SERIES_GC_COLLECTIONS, page_buckets=_listed(c.PAGE_LOAD_BUCKETS),
         phases=", ".join(f"`{p}`" for p in c.RUM_PHASES),
         marks=", ".join(f"`{m}`" for m in c.DEFAULT_RUM_MARKS),
         results=", ".join(f"`{r}`" for r in c.RUM_RESULTS),
