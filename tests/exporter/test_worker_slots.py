@@ -114,3 +114,19 @@ def test_live_gauges_of_dead_processes_are_retired(tmp_path: Path) -> None:
     assert 2 == multiprocess.retire_dead_live(str(tmp_path))
     left = sorted(p.name for p in tmp_path.iterdir() if p.name != compaction.LOCK)
     assert left == sorted(names[2:])
+
+
+def test_a_worker_file_caught_while_created_is_read_as_empty(
+    mp_in_process: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A live worker's gauge file is empty for a moment after its creation (then sized):
+    a scrape then reads the other files, and neither fails nor reports a problem."""
+    app, _ = make_app()
+    workers.set_slots(3)
+    client = app.test_client()
+    client.get("/projects/1").close()
+    (mp_in_process / f"gauge_livesum_{os.getppid()}.db").touch()  # a live pid, empty file
+    text = client.get("/metrics").text
+    assert (0.0, 3.0) == slots_series(mp_in_process)
+    assert f'{N.workers}{{state="idle"}} 3.0' in text
+    assert [] == [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -177,12 +177,12 @@ class StartedFilesCollector:
             return self._merge()
 
     def _merge(self) -> Iterable[Metric]:
-        files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if _started(f)]
+        files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if started(f)]
         merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
         return merged
 
 
-def _started(filename: str) -> bool:
+def started(filename: str) -> bool:
     """True once ``filename`` is longer than its header (False if it is gone)."""
     try:
         # Shorter than the header (its used-bytes count): just created, no samples yet.

@@ -261,9 +261,17 @@ class WorkersCollector:
 
 
 def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
-    """(requests in flight, request slots) of the live processes writing below ``path``."""
+    """(requests in flight, request slots) of the live processes writing below ``path``.
+
+    As in the public-API collector (:class:`.multiprocess`'s): a file still being created
+    holds nothing yet and is left out, and one retired between listing and reading (its
+    worker exited) makes the directory be listed once more.
+    """
     merge: Any = MultiProcessCollector.merge  # untyped in prometheus-client
-    families = list(merge(live_gauge_files(path), accumulate=True))
+    try:
+        families = list(merge(live_gauge_files(path), accumulate=True))
+    except FileNotFoundError:
+        families = list(merge(live_gauge_files(path), accumulate=True))
     return _sum(families, names.requests_in_progress), _sum(families, names.worker_threads)
 
 
@@ -272,8 +280,10 @@ def _sum(families: Iterable[Metric], name: str) -> float:
 
 
 def live_gauge_files(path: str) -> list[str]:
-    """``gauge_livesum_<pid>.db`` files below ``path`` whose process is alive."""
-    return [f for f in glob.glob(os.path.join(path, "gauge_livesum_*.db")) if _alive(f)]
+    """``gauge_livesum_<pid>.db`` files below ``path`` whose process is alive, past their
+    creation (an empty file's reader would raise)."""
+    files = glob.glob(os.path.join(path, "gauge_livesum_*.db"))
+    return [f for f in files if _alive(f) and multiprocess.started(f)]
 
 
 def _alive(file: str) -> bool:
