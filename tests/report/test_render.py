@@ -293,3 +293,19 @@ def test_the_roadmap_section_names_its_slo_and_scope() -> None:
     assert "### Latency roadmap (the default: no request latency SLO given)" in to_markdown(
         replace(sample(), roadmap_slo=None)
     )
+
+
+def test_the_p95_chart_names_the_requests_it_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The p95 chart draws the roadmap SLO's thresholds over that SLO's requests: its
+    title names them; without a scope, all requests."""
+    titles: list[str] = []
+
+    def record(title: str, *args: object, **kwargs: object) -> str:
+        titles.append(title)
+        return "data:image/svg+xml;base64,"
+
+    monkeypatch.setattr(charts, "line_chart", record)
+    to_html(replace(sample(), roadmap_slo="orders-latency", roadmap_scope='endpoint=~"/o/.*"'))
+    to_html(sample())
+    p95 = [title for title in titles if title.startswith("p95")]
+    assert ['p95 latency of requests (endpoint=~"/o/.*")', "p95 latency (all requests)"] == p95

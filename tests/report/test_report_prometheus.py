@@ -185,9 +185,9 @@ def test_numbers_match_direct_promql(scenario: Run) -> None:
 
 
 def test_the_latency_roadmap_is_of_the_requests_its_slo_counts(scenario: Run) -> None:
-    """A latency SLO scoped to /projects (a regex matcher): the roadmap's shares are of
-    those requests (hand-written PromQL), not of every request of the job, which differ
-    at its last stage, 0.6 s, in the fault (slow AI answers, /projects within 0.6 s)."""
+    """A latency SLO scoped to /projects (a regex matcher): the roadmap's shares and the
+    p95 chart are of those requests (hand-written PromQL), not of every request of the
+    job, which differ in the fault (slow AI answers, /projects within 0.6 s)."""
     scoped = 'histogram: limoneide_request_duration_seconds{endpoint=~"/projects/.*"}\n'
     spec = parse_spec(edited("histogram: limoneide_request_duration_seconds\n", scoped))
     span = phase(scenario.fault)
@@ -209,6 +209,17 @@ def test_the_latency_roadmap_is_of_the_requests_its_slo_counts(scenario: Run) ->
     assert 'endpoint=~"/projects/.*"' == report.roadmap_scope
     assert projects == pytest.approx(last.share_now)
     assert abs(projects - every) > 0.01, (projects, every)
+    # The p95 chart, which draws this SLO's thresholds, is of the same requests. Its rate
+    # window: four scrapes (1 s here) or two of the chart's 120 steps, the longer.
+    rate = f"[{max(4, 2 * span.seconds // 120)}s]"
+
+    def p95(matchers: str, at: float) -> float:
+        buckets = f"limoneide_request_duration_seconds_bucket{{{job}{matchers}}}{rate}"
+        return promql(scenario, f"histogram_quantile(0.95, sum by (le) (rate({buckets})))", at)
+
+    at, drawn = report.timeline.p95_now[-1]
+    assert p95(',endpoint=~"/projects/.*"', span.start + at) == pytest.approx(drawn)
+    assert p95("", span.start + at) != pytest.approx(drawn)
 
 
 def test_peak_rate_of_a_short_window_is_not_below_its_average(scenario: Run) -> None:

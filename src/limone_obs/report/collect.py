@@ -243,12 +243,16 @@ def _series(src: _Source, expr: str, span: Span | None) -> tuple[tuple[float, fl
     return tuple((t - span.start, v) for t, v in result[0].points)
 
 
-def _timeline(src: _Source, window: Span, baseline: Span | None) -> Timeline:
+def _timeline(
+    src: _Source, window: Span, baseline: Span | None, scope: tuple[str, ...]
+) -> Timeline:
+    """The charts' series; the p95 is of the requests the latency roadmap's SLO counts
+    (``scope``), since the chart draws that SLO's thresholds."""
     # Four scrapes at least (a rate needs two samples), else as wide as two chart steps;
     # a fixed minute would draw a steady load of a short run as a ramp from zero.
     rate_window = max(round(4 * src.scrape_seconds), 2 * window.seconds // CHART_POINTS)
     n, job = src.names, src.job
-    exprs = (q.rate_series(n, job, rate_window), q.p95_series(n, job, rate_window),
+    exprs = (q.rate_series(n, job, rate_window), q.p95_series(n, job, rate_window, scope),
              q.error_series(n, job, rate_window))  # fmt: skip
     rate, p95, errors = ((_series(src, e, window), _series(src, e, baseline)) for e in exprs)
     return Timeline(rate[0], rate[1], p95[0], p95[1], errors[0], errors[1])
@@ -306,5 +310,5 @@ def collect(
         roadmap_scope=", ".join(plan.scope),
         error_limits=slos.error_limits(spec, namespace),
         throughput=_throughput(src, window, baseline),
-        timeline=_timeline(src, window, baseline), notes=tuple(notes),
+        timeline=_timeline(src, window, baseline, plan.scope), notes=tuple(notes),
     )  # fmt: skip

@@ -117,9 +117,10 @@ def error_series(names: MetricNames, job: str, window: int) -> str:
     return f"({bad} or vector(0)) / {rate_series(names, job, window)}"
 
 
-def p95_series(names: MetricNames, job: str, window: int) -> str:
-    """p95 of all requests over time (range query)."""
-    bucket = f"rate({names.request_duration_bucket}{_sel(job)}[{window}s])"
+def p95_series(names: MetricNames, job: str, window: int, scope: tuple[str, ...] = ()) -> str:
+    """p95 over time (range query) of the requests ``scope`` selects (label matchers,
+    PromQL; all of the job's when empty)."""
+    bucket = f"rate({names.request_duration_bucket}{_sel(job, *scope)}[{window}s])"
     return f"histogram_quantile(0.95, sum by ({c.LABEL_LE}) ({bucket}))"
 
 

@@ -241,6 +241,14 @@ def _requests(report: Report) -> str:
     return f"requests ({report.roadmap_scope})" if report.roadmap_scope else "requests"
 
 
+def _p95_title(report: Report) -> str:
+    """The p95 chart's title: of the requests the roadmap's SLO counts, whose thresholds
+    it draws (``p95 latency of requests (endpoint=~...)``), else of all requests."""
+    if report.roadmap_scope:
+        return f"p95 latency of {_requests(report)}"
+    return "p95 latency (all requests)"
+
+
 def latency_limits(report: Report) -> tuple[tuple[float, str], ...]:
     """The p95 chart's lines: the latency roadmap of the report (the spec's latency SLO's
     committed threshold, then its next stages; the seed's roadmap without one)."""
@@ -263,7 +271,7 @@ def _charts(report: Report) -> dict[str, str]:
         "rate": _figure("rate", "Requests per second", charts.line_chart(
             "Requests per second", "req/s", tl.rate_now, tl.rate_then)),
         "p95": _figure("p95", "p95 latency", charts.line_chart(
-            "p95 latency (all requests)", "seconds", tl.p95_now, tl.p95_then,
+            _p95_title(report), "seconds", tl.p95_now, tl.p95_then,
             limits=latency_limits(report))),
         "errors": _figure("errors", "5xx ratio", charts.line_chart(
             "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=report.error_limits,
