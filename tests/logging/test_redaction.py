@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -161,6 +162,33 @@ def test_app_event_and_record_are_redacted(out: io.BytesIO) -> None:
     get_logger().info(f"token {SECRET}", password=SECRET, cfg={"db": {"secret": SECRET}})
     stdlib_logger("lib").info("url %s", f"https://u:{SECRET}@h", extra={"api_key": SECRET})
     assert 2 == len(parse_lines(out.getvalue()))
+    assert SECRET.encode() not in out.getvalue()
+
+
+def test_secret_values_of_a_mapping_argument_are_masked(out: io.BytesIO) -> None:
+    """``"%(user)s %(password)s"`` with a dict: the formatted message no longer names the
+    secret, so the mapping's secret values are masked before formatting, in both paths;
+    the record keeps its arguments (other handlers format it themselves)."""
+    configure_logging(stream=out)
+    args = {"user": "bob", "password": SECRET}
+    logger = stdlib_logger("lib")
+    records: list[logging.LogRecord] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        records.append(record)
+        return True
+
+    logger.addFilter(keep)
+    try:
+        logger.info("login %(user)s %(password)s", args)
+    finally:
+        logger.filters.clear()
+    get_logger().info("login %(user)s %(password)s", args)
+    get_logger().info("login %s", {"user": "bob"})  # one mapping, %s: its repr, as stdlib
+    lines = parse_lines(out.getvalue())
+    assert [f"login bob {MASK}"] * 2 == [line["message"] for line in lines[:2]]
+    assert "login {'user': 'bob'}" == lines[2]["message"]
+    assert args is records[0].args
     assert SECRET.encode() not in out.getvalue()
 
 

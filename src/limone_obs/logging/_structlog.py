@@ -9,7 +9,7 @@ call follow it: no stale level, stream or redaction settings.
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -102,10 +102,7 @@ class BoundLogger(structlog.BoundLoggerBase):
         if level < _pipeline.current.level:
             return None
         if args and isinstance(event, str):
-            try:
-                event = event % args
-            except Exception:
-                event = f"{event} {safe_repr(args)}"
+            event = _formatted(event, args)
         return self._proxy_to_logger(method, event, **kw)
 
     def debug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
@@ -141,6 +138,20 @@ class BoundLogger(structlog.BoundLoggerBase):
         """Log at a stdlib level number."""
         name = _pipeline.level_name(level)
         return self._log(level, name, event, args, kw)
+
+
+def _formatted(event: str, args: tuple[Any, ...]) -> str:
+    """``event % args`` as stdlib logging formats it (one mapping argument fills
+    ``%(name)s``, its secret values masked), or the event and the arguments' repr when
+    they do not fit."""
+    values: Any = args
+    if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+        redactor = _pipeline.current.redactor
+        values = args[0] if redactor is None else redactor.mask_arguments(args[0])
+    try:
+        return str(event % values)
+    except Exception:
+        return f"{event} {safe_repr(args)}"
 
 
 def configure_structlog() -> None:

@@ -217,6 +217,14 @@ class Redactor:
                 self._verdicts[key] = verdict
         return verdict
 
+    def mask_arguments(self, args: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        """``args`` of a ``"%(user)s %(password)s"`` message, with the values of secret
+        keys masked: once formatted, the message no longer names them, so its text scan
+        cannot find them. ``args`` itself when it names no secret."""
+        if not any(self.is_sensitive(key) for key in args):
+            return args
+        return {key: self.mask if self.is_sensitive(key) else v for key, v in args.items()}
+
     def _matches(self, form: str) -> bool:
         return self._names_a_key(form) or (self.name_rules and _has_secret_part(form))
 

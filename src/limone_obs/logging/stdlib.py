@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
@@ -79,7 +80,7 @@ class JsonFormatter(OrjsonFormatter):
             message_dict = record.msg.copy()
             record.message = ""
         else:
-            record.message = record.getMessage()
+            record.message = _message(record)
             if "\x1b" in record.message:  # werkzeug colours its lines for a terminal
                 record.message = _TERMINAL_ESCAPE.sub("", record.message)
         if record.exc_info and record.exc_info[0] is not None:
@@ -98,6 +99,18 @@ class JsonFormatter(OrjsonFormatter):
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Encode like the app events: capped, one line, never raising (no trailing newline)."""
         return _pipeline.current.render(log_data)[:-1].decode("utf-8")
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()``, with secret values of a mapping argument masked
+    (``log.info("%(user)s %(password)s", {...})``); the record itself is not changed."""
+    args = record.args
+    redactor = _pipeline.current.redactor
+    if redactor is not None and isinstance(args, Mapping) and args:
+        masked = redactor.mask_arguments(args)
+        if masked is not args:
+            return str(record.msg) % masked
+    return record.getMessage()
 
 
 def _add_exception(
