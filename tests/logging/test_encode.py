@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from limone_obs.errors import ConfigError
-from limone_obs.logging import configure_logging, get_logger
-from tests.logging.helpers import parse_lines, schema_errors
+from limone_obs.logging import bind, configure_logging, get_logger
+from tests.logging.helpers import parse_lines, schema_errors, stdlib_logger
 
 
 class BrokenRepr:
@@ -130,3 +133,79 @@ def test_unknown_level_is_rejected() -> None:
     """An unknown level name is a ConfigError listing the valid ones."""
     with pytest.raises(ConfigError, match="level='loud'"):
         configure_logging(level="loud")
+
+
+def test_a_cut_line_keeps_every_small_field(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """Over the cap (a pipe's 4096 bytes), only the large values are cut, keeping their
+    type and head; the small fields, bound ones too, stay whole."""
+    configure_logging(stream=out, max_line_bytes=4096)
+    bind(tenant="acme")
+    rows = [{"id": n, "name": "x" * 40} for n in range(200)]
+    get_logger("k").info("order", order_id=42, note="n" * 5000, amount=10, rows=rows)
+    stdlib_logger("lib").warning("m" * 5000)
+    raw = out.getvalue()
+    order, warning = parse_lines(raw)
+    assert [] == schema_errors(validator, [order, warning])
+    assert all(len(line) < 4096 for line in raw.splitlines(keepends=True))
+    assert (42, 10, "acme", "order") == (
+        order["order_id"], order["amount"], order["tenant"], order["message"]
+    )  # fmt: skip
+    assert order["note"].startswith("nnn")
+    assert order["note"].endswith("...[truncated]")
+    assert 1000 < len(order["note"]) < 5000
+    assert 10 < len(order["rows"]) < 200
+    assert rows[: len(order["rows"]) - 1] == order["rows"][:-1]  # whole items, the last cut
+    assert (True, True) == (order["truncated"], warning["truncated"])
+    # The message alone over the cap gets nearly all of it (it was cut to ~1 KiB).
+    assert 3500 < len(warning["message"]) < 4096
+
+
+def test_a_line_of_many_fields_keeps_the_smallest_whole(out: io.BytesIO) -> None:
+    """Too many fields for useful shares: the message and the smallest fields, whole."""
+    configure_logging(stream=out, max_line_bytes=4096)
+    fields = {f"f{n:03d}": "v" * (30 + n % 7) for n in range(300)}
+    get_logger().info("many", tiny=1, **fields)
+    raw = out.getvalue()
+    [event] = parse_lines(raw)
+    assert len(raw) <= 4096
+    assert ("many", 1) == (event["message"], event["tiny"])
+    kept = [key for key in fields if key in event]
+    assert len(kept) > 50
+    assert all(event[key] == fields[key] for key in kept)
+
+
+#: Text as it is written (no lone surrogates, which are replaced) and masks nothing.
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=3000)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(alphabet="abcdefgh_", min_size=1, max_size=12),
+        st.recursive(
+            _TEXT | st.integers(-(2**63), 2**63 - 1) | st.none(),
+            lambda inner: st.lists(inner, max_size=30)
+            | st.dictionaries(st.text(alphabet="0123456789", max_size=8), inner, max_size=10),
+            max_leaves=60,
+        ),
+        max_size=12,
+    ),
+    st.text(st.characters(codec="utf-8"), max_size=6000),
+)
+def test_property_a_cut_line_fits_and_keeps_small_fields(
+    fields: dict[str, Any], message: str
+) -> None:
+    """Whatever the event, its line fits the cap, parses, and keeps its core fields and
+    every value under 60 encoded bytes (it has at most 12 fields)."""
+    out = io.BytesIO()
+    configure_logging(stream=out, max_line_bytes=1024)
+    fields = {f"x_{key}": value for key, value in fields.items()}  # no core names
+    get_logger("p").info(message, **fields)
+    raw = out.getvalue()
+    [event] = parse_lines(raw)
+    assert len(raw) <= 1024
+    assert {"timestamp", "level", "logger", "message", "service", "env"} <= set(event)
+    small = {k: v for k, v in fields.items() if len(json.dumps(v, ensure_ascii=False)) < 60}
+    assert small == {k: event[k] for k in small}

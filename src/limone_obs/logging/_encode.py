@@ -133,12 +133,13 @@ def sanitise(obj: Any, depth: int = 0) -> Any:
     return sanitise(default(obj), depth + 1)
 
 
-def dumps(event: Mapping[str, Any]) -> bytes:
-    """Encode ``event`` as JSON without a newline; falls back to :func:`sanitise`."""
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` (an event, or one of its values) as JSON without a newline; falls
+    back to :func:`sanitise`."""
     try:
-        line = orjson.dumps(event, default=default)
+        line = orjson.dumps(value, default=default)
     except (TypeError, ValueError):
-        line = orjson.dumps(sanitise(event))
+        line = orjson.dumps(sanitise(value))
     if not line.isascii():
         for raw, escaped in _RAW_BREAKS:
             line = line.replace(raw, escaped)
@@ -147,12 +148,152 @@ def dumps(event: Mapping[str, Any]) -> bytes:
 
 def _cut(value: Any, limit: int) -> Any:
     if isinstance(value, str) and len(value) > limit:
-        return value[:limit] + "...[truncated]"
+        return value[:limit] + _CUT_MARK
     return value
 
 
 def shrink(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
-    """Return the schema fields of an over-long ``event`` (``size`` bytes) cut to fit ``cap``."""
+    """Return ``event`` (``size`` bytes encoded) cut to fit ``cap``.
+
+    The schema fields other than the message stay whole (strings over 512 characters
+    cut). The message and the other fields share what is left, water-filled: each one
+    small enough for an equal share stays whole, and only the largest are cut (strings
+    keep their head and a ``...[truncated]`` mark, a traceback its end; a list its first
+    items, a mapping each of its keys). Types are kept, so an aggregator's field mapping
+    still holds. When the fields are too many for useful shares, the message and as many
+    of the smallest fields as fit are kept whole, and the others left out. The line is
+    marked ``truncated`` with its ``original_bytes``.
+    """
+    fixed = {k: _cut(event[k], _FIELD_CAP) for k in _SCHEMA_KEYS if k in event}
+    fixed.pop(c.LOG_MESSAGE, None)
+    markers = {c.LOG_TRUNCATED: True, c.LOG_ORIGINAL_BYTES: size}
+    rest = {k: v for k, v in event.items() if k not in fixed and k not in markers}
+    budget = cap - len(dumps({**fixed, **markers})) - _SLACK
+    sizes = {k: _size(k, v) for k, v in rest.items()}
+    fitted = None
+    if _level(list(sizes.values()), budget) >= _MIN_SHARE:
+        fitted = _fit_items(rest, budget, 0, sizes)
+    if fitted is None or len(dumps(fitted)) > budget:
+        fitted = _smallest_with_message(rest, budget, sizes)
+    return {
+        k: fixed[k] if k in fixed else fitted[k] for k in event if k in fixed or k in fitted
+    } | markers
+
+
+def _smallest_with_message(
+    items: Mapping[str, Any], budget: int, sizes: Mapping[str, int]
+) -> dict[str, Any]:
+    """The message (a quarter of ``budget`` at most), then as many of the smallest other
+    ``items`` as fit, whole."""
+    text = safe_str(items.get(c.LOG_MESSAGE, ""))
+    share = budget // 4
+    message = {
+        c.LOG_MESSAGE: text if len(dumps(text)) <= share else _fit_text(text, share, tail=False)
+    }
+    others = {k: v for k, v in items.items() if k != c.LOG_MESSAGE}
+    return message | _smallest(others, budget - len(dumps(message)), sizes)
+
+
+#: Bytes kept free by :func:`shrink` for separators and the newline.
+_SLACK = 16
+#: The smallest share of a cut field worth keeping: below it, :func:`shrink` keeps the
+#: smallest fields whole instead of every field cut to a stub.
+_MIN_SHARE = 48
+_CUT_MARK = "...[truncated]"
+_TAIL_MARK = "[truncated]..."
+#: Keys whose text keeps its end when cut (the failing line ends a traceback).
+_TAIL_KEYS = frozenset({"traceback", "stack_info"})
+
+
+def _size(key: Any, value: Any) -> int:
+    """Bytes ``"key":value,`` takes in a JSON object."""
+    return len(dumps({key: value}))  # the braces stand for the colon's and comma's room
+
+
+def _level(sizes: list[int], budget: int) -> int:
+    """The largest share each of ``sizes`` may keep so that together they fit ``budget``:
+    the ones under it stay whole, the others are cut to it."""
+    left = budget
+    ordered = sorted(sizes)
+    for done, size in enumerate(ordered):
+        share = left // (len(ordered) - done)
+        if size > share:
+            return share
+        left -= size
+    return budget
+
+
+def _fit_items(
+    items: Mapping[Any, Any], budget: int, depth: int, sizes: Mapping[Any, int] | None = None
+) -> dict[Any, Any]:
+    """``items`` cut so that their members take at most ``budget`` bytes (``sizes``:
+    each member's :func:`_size`, when known)."""
+    if sizes is None:
+        sizes = {k: _size(k, v) for k, v in items.items()}
+    limit = _level(list(sizes.values()), budget)
+    return {
+        k: v if sizes[k] <= limit else _fit(k, v, limit - (sizes[k] - len(dumps(v))), depth)
+        for k, v in items.items()
+    }
+
+
+def _smallest(items: Mapping[Any, Any], budget: int, sizes: Mapping[Any, int]) -> dict[Any, Any]:
+    """The smallest of ``items`` (each of ``sizes[key]`` bytes), whole, as many as fit."""
+    kept: set[Any] = set()
+    for key in sorted(items, key=sizes.__getitem__):
+        if sizes[key] > budget:
+            break
+        budget -= sizes[key]
+        kept.add(key)
+    return {k: v for k, v in items.items() if k in kept}
+
+
+def _fit(key: Any, value: Any, budget: int, depth: int) -> Any:
+    """``value`` cut to about ``budget`` encoded bytes, its type kept (an object orjson
+    cannot write: the stand-in the line shows, cut)."""
+    value = default_or_self(value)
+    if isinstance(value, str):
+        return _fit_text(value, budget, tail=key in _TAIL_KEYS)
+    if depth >= MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return _fit_items(value, budget - 2, depth + 1)
+    if isinstance(value, list | tuple):
+        return _fit_list(value, budget - 2, depth + 1)
+    return value  # numbers, booleans, None: small already
+
+
+def _fit_list(items: list[Any] | tuple[Any, ...], budget: int, depth: int) -> list[Any]:
+    """The first of ``items`` that fit ``budget`` bytes; the first that does not, cut."""
+    kept: list[Any] = []
+    left = budget
+    for item in items:
+        size = len(dumps(item)) + 1
+        if size > left:
+            if left > len(_CUT_MARK) + 8:
+                kept.append(_fit(None, item, left - 1, depth))
+            break
+        kept.append(item)
+        left -= size
+    return kept
+
+
+def _fit_text(text: str, budget: int, *, tail: bool) -> str:
+    """``text`` cut to at most ``budget`` encoded bytes (quotes and escapes counted) with
+    a mark where it was cut: its head kept, or its end when ``tail``."""
+    keep = max(budget - 2 - len(_CUT_MARK), 0)
+    while True:
+        part = text[-keep:] if tail and keep else text[:keep]
+        size = len(dumps(part)) + len(_CUT_MARK)
+        if size <= budget or not part:
+            return _TAIL_MARK + part if tail else part + _CUT_MARK
+        # Escapes or UTF-8 made it longer than its characters: shrink in proportion.
+        keep = max(len(part) * max(budget, 0) // size - 1, 0)
+
+
+def _schema_only(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
+    """The schema fields of an over-long ``event`` cut to fit ``cap``: when even
+    :func:`shrink`'s fair shares do not fit (thousands of small fields)."""
     budget = max(cap // 4, 64)
     small: dict[str, Any] = {k: _cut(event[k], _FIELD_CAP) for k in _SCHEMA_KEYS if k in event}
     small[c.LOG_MESSAGE] = _cut(safe_str(event.get(c.LOG_MESSAGE, "")), budget)
@@ -163,7 +304,7 @@ def shrink(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
             "type": _cut(safe_str(exc.get("type", "")), _FIELD_CAP),
             "message": _cut(safe_str(exc.get("message", "")), budget // 2),
             # The end of a traceback names the failing line: keep the tail.
-            "traceback": trace if len(trace) <= budget else "[truncated]..." + trace[-budget:],
+            "traceback": trace if len(trace) <= budget else _TAIL_MARK + trace[-budget:],
         }
     small[c.LOG_TRUNCATED] = True
     small[c.LOG_ORIGINAL_BYTES] = size
@@ -174,9 +315,12 @@ def encode_line(event: Mapping[str, Any], cap: int) -> bytes:
     """Return ``event`` as one JSON line ending in ``\\n``, at most ``cap`` bytes long."""
     line = dumps(event)
     if len(line) >= cap:
-        line = dumps(shrink(event, len(line), cap))
+        size = len(line)
+        line = dumps(shrink(event, size, cap))
         if len(line) >= cap:
-            line = dumps(_minimal(event, len(line)))
+            line = dumps(_schema_only(event, size, cap))
+        if len(line) >= cap:
+            line = dumps(_minimal(event, size))
     return line + b"\n"
 
 
