@@ -5,7 +5,7 @@ surrogates, deep nesting, cycles) is converted by :func:`sanitise` and encoded a
 log call never raises and never loses its line. NaN and infinities are not JSON: both paths
 write them as ``null``; ints over 64 bits are written as decimal strings. Characters that
 ``str.splitlines()`` treats as line ends and orjson writes raw (U+2028, U+2029, U+0085) are
-escaped, and a line over the cap is rebuilt from its schema fields with a ``truncated`` marker.
+escaped, and a line over the cap is cut to fit it (:func:`shrink`) with a ``truncated`` marker.
 """
 
 from __future__ import annotations
