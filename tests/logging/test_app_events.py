@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any
 
+import pytest
 import structlog
 from flask import Flask
 from jsonschema import Draft202012Validator
@@ -256,3 +258,35 @@ def test_plain_structlog_loggers_use_the_same_schema(
     events = parse_lines(out.getvalue())
     assert [] == schema_errors(validator, events)
     assert ("direct", "warning", 1) == (events[0]["logger"], events[0]["level"], events[0]["k"])
+
+
+def test_a_logger_without_a_name_is_named_after_its_module(out: io.BytesIO) -> None:
+    """structlog.get_logger() and get_logger() without a name fill ``logger`` with the
+    calling module's name, as structlog's own stdlib factory does (not the service)."""
+    configure_logging(stream=out, service="svc")
+    structlog.get_logger().info("from structlog")
+    get_logger().info("from the kit")
+    assert [__name__, __name__] == [e["logger"] for e in parse_lines(out.getvalue())]
+
+
+def test_a_structlog_configuration_made_before_is_replaced_loudly(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's own structlog.configure is replaced (its processors would silently stop
+    running): a warning line names them and the argument that keeps them. The kit's own
+    configuration, made again by a second call, is not warned about."""
+
+    def add_team(
+        _logger: object, _method: str, event: MutableMapping[str, Any]
+    ) -> Mapping[str, Any]:
+        return {**event, "team": "ledger"}
+
+    structlog.configure(processors=[add_team, structlog.processors.JSONRenderer()])
+    configure_logging(stream=out)
+    configure_logging(stream=out)
+    replaced = [
+        r.getMessage() for r in caplog.records if "structlog configuration" in r.getMessage()
+    ]
+    assert 1 == len(replaced)
+    assert "add_team, JSONRenderer" in replaced[0]
+    assert "configure_logging(processors=[...])" in replaced[0]

@@ -186,8 +186,10 @@ _TEXT = st.text(st.characters(codec="utf-8"), max_size=3000)
         st.text(alphabet="abcdefgh_", min_size=1, max_size=12),
         st.recursive(
             _TEXT | st.integers(-(2**63), 2**63 - 1) | st.none(),
-            lambda inner: st.lists(inner, max_size=30)
-            | st.dictionaries(st.text(alphabet="0123456789", max_size=8), inner, max_size=10),
+            lambda inner: (
+                st.lists(inner, max_size=30)
+                | st.dictionaries(st.text(alphabet="0123456789", max_size=8), inner, max_size=10)
+            ),
             max_leaves=60,
         ),
         max_size=12,

@@ -7,6 +7,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -148,17 +149,78 @@ def test_text_console_handler_is_replaced(out: io.BytesIO) -> None:
         logging.getLogger().removeHandler(plain)
 
 
-def test_non_propagating_text_handler_becomes_json(out: io.BytesIO) -> None:
-    """A console handler on a logger that does not propagate is switched to JSON."""
+def test_non_propagating_text_handler_writes_to_the_output(out: io.BytesIO) -> None:
+    """A console handler on a logger that does not propagate (an app.logger set up by
+    the app) is replaced by one writing JSON to the configured output, with its level and
+    filters; a later configure_logging moves it to the new output."""
     logger = logging.getLogger("island")
     logger.propagate = False
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(lambda record: "hidden" not in record.getMessage())
     logger.addHandler(handler)
     try:
         configure_logging(stream=out)
-        assert isinstance(handler.formatter, JsonFormatter)
+        assert handler not in logger.handlers
+        logger.warning("kept")
+        logger.warning("hidden line")
+        logger.info("below the level")
+        later = io.BytesIO()
+        configure_logging(stream=later)
+        logger.error("moved")
+        [replacement] = logger.handlers
     finally:
-        logger.removeHandler(handler)
+        logger.handlers.clear()
+    assert ["kept"] == [
+        e["message"] for e in parse_lines(out.getvalue()) if e["logger"] == "island"
+    ]
+    assert ["moved"] == [e["message"] for e in parse_lines(later.getvalue())]
+    assert isinstance(replacement, JsonLineHandler)
+
+
+def test_the_apps_own_text_file_handler_is_named_once(
+    out: io.BytesIO, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A text FileHandler of the app's own (an audit log) writes lines the kit neither
+    formats nor masks: one warning line names its logger and file, once per process; with
+    the kit's JsonFormatter, as the line advises, its lines are JSON and masked."""
+    audit = logging.getLogger("ledger.audit")
+    audit.propagate = False
+    text = logging.FileHandler(tmp_path / "audit.log")
+    audit.addHandler(text)
+    try:
+        configure_logging(stream=out)
+        configure_logging(stream=out)
+        named = [r.getMessage() for r in caplog.records if "audit.log" in r.getMessage()]
+        assert 1 == len(named)
+        assert "logger 'ledger.audit'" in named[0]
+        assert "limone_obs.logging.JsonFormatter" in named[0]
+        text.setFormatter(JsonFormatter())
+        audit.warning("login password=%s", "s3cret-value")
+    finally:
+        audit.removeHandler(text)
+        text.close()
+    [line] = parse_lines((tmp_path / "audit.log").read_bytes())
+    assert "s3cret-value" not in line["message"]
+
+
+def test_in_memory_and_json_handlers_are_not_named(
+    out: io.BytesIO, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Handlers whose lines stay in the process (a StringIO capture) or are already the
+    kit's JSON are not warned about."""
+    lib = logging.getLogger("lib.quiet")
+    memory = logging.StreamHandler(io.StringIO())
+    json_file = logging.FileHandler(tmp_path / "json.log")
+    json_file.setFormatter(JsonFormatter())
+    lib.addHandler(memory)
+    lib.addHandler(json_file)
+    try:
+        configure_logging(stream=out)
+    finally:
+        lib.handlers.clear()
+        json_file.close()
+    assert not [r for r in caplog.records if "has a handler of its own" in r.getMessage()]
 
 
 def test_library_basic_config_adds_no_duplicate(out: io.BytesIO) -> None:

@@ -8,8 +8,10 @@ call follow it: no stale level, stream or redaction settings.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, MutableMapping
+from types import FrameType
 from typing import Any
 
 import structlog
@@ -87,8 +89,25 @@ class SinkLogger:
 
 
 def logger_factory(*args: Any) -> SinkLogger:
-    """structlog ``logger_factory``: the first positional argument is the logger name."""
-    return SinkLogger(str(args[0]) if args and args[0] is not None else None)
+    """structlog ``logger_factory``: the first positional argument is the logger name;
+    without one, the calling module's name (as structlog's stdlib ``LoggerFactory``)."""
+    return SinkLogger(str(args[0]) if args and args[0] is not None else caller_module())
+
+
+def caller_module() -> str | None:
+    """The ``__name__`` of the first calling frame outside structlog and this package."""
+    # sys._getframe is documented (CPython); structlog's own factory walks frames too.
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and not name.startswith(_OWN_FRAMES):
+            return name
+        frame = frame.f_back
+    return None
+
+
+#: Modules whose frames :func:`caller_module` looks past.
+_OWN_FRAMES = ("structlog.", "limone_obs.logging")
 
 
 class BoundLogger(structlog.BoundLoggerBase):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +46,10 @@ def configure_logging(
     Idempotent: a second call replaces the first's handler and settings, so lines are
     never duplicated, and loggers obtained earlier follow the new settings. Root-logger
     handlers we did not create are kept (Sentry's, files), except console handlers
-    (e.g. from ``basicConfig``), which would print every line twice.
+    (e.g. from ``basicConfig``), which would print every line twice; a non-propagating
+    logger's console handler is replaced by one writing to this output. A kept text
+    handler writing to a file, and a structlog configuration made by the app (replaced),
+    are each named in a warning line (logging/README.md, "An app that already logs").
 
     ``service``/``env``: ``LIMONE_OBS_SERVICE``/``LIMONE_OBS_ENV`` win when set (a
     warning line says when they differ from the arguments), so gunicorn's master, which
@@ -92,12 +97,14 @@ def configure_logging(
             notice=_pipeline.dropped_notice,
         ),
     )
+    replaced = _foreign_structlog_config()
     _replace_pipeline(pipeline)
     _install_root_handler(pipeline)
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
-    for warning in warnings:
-        logging.getLogger(_pipeline.NOTICE_LOGGER).warning(warning)
+    notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
+    for warning in (*warnings, *replaced, *_unmanaged_handlers()):
+        notices.warning(warning)
 
 
 def _level_number(level: str | int) -> int:
@@ -149,7 +156,7 @@ def _install_root_handler(pipeline: _pipeline.Pipeline) -> None:
     setattr(handler, _OURS, True)
     root.addHandler(handler)
     root.setLevel(pipeline.level)
-    _fix_library_handlers()
+    _fix_library_handlers(pipeline)
 
 
 def _is_console(handler: logging.Handler) -> bool:
@@ -166,23 +173,107 @@ def _is_text_console(handler: logging.Handler) -> bool:
     return _is_console(handler) and not isinstance(handler.formatter, JsonFormatter)
 
 
-def _fix_library_handlers() -> None:
+def _fix_library_handlers(pipeline: _pipeline.Pipeline) -> None:
     """Stray text console handlers on named loggers: dropped if the line also reaches
-    the root handler (it would print twice), else switched to JSON (e.g. gunicorn's)."""
-    for logger in list(logging.root.manager.loggerDict.values()):
-        if not isinstance(logger, logging.Logger):
-            continue
+    the root handler (it would print twice), else replaced by one writing JSON to the
+    pipeline's output (e.g. a non-propagating ``app.logger``'s), at the same level and
+    with the same filters, so its lines get the file copy, the cap and the bounded wait
+    too. Such a handler of an earlier call moves to the new output."""
+    for logger in _named_loggers():
         for handler in list(logger.handlers):
-            if not _is_text_console(handler):
+            if getattr(handler, _OURS, False):
+                handler.sink = pipeline.sink  # type: ignore[attr-defined]
+            elif not _is_text_console(handler):
                 continue
-            if logger.propagate:
+            elif logger.propagate:
                 logger.removeHandler(handler)
             else:
-                handler.setFormatter(JsonFormatter())
+                logger.removeHandler(handler)
+                logger.addHandler(_on_pipeline(pipeline, handler))
+
+
+def _named_loggers() -> list[logging.Logger]:
+    return [
+        logger
+        for logger in list(logging.root.manager.loggerDict.values())
+        if isinstance(logger, logging.Logger)
+    ]
+
+
+def _on_pipeline(pipeline: _pipeline.Pipeline, handler: logging.Handler) -> JsonLineHandler:
+    replacement = JsonLineHandler(pipeline.sink, handler.level)  # type: ignore[arg-type]
+    for log_filter in handler.filters:
+        replacement.addFilter(log_filter)
+    setattr(replacement, _OURS, True)
+    return replacement
+
+
+#: Handlers already named in a warning line (each is named once per process).
+_warned: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
+
+
+def _unmanaged_handlers() -> list[str]:
+    """Warning lines for the app's own text handlers (a ``FileHandler`` on the root or an
+    audit logger) that write lines neither JSON nor masked; one line per handler, once."""
+    lines = []
+    for logger in [logging.getLogger(), *_named_loggers()]:
+        for handler in logger.handlers:
+            if _writes_unmasked_text(handler) and handler not in _warned:
+                _warned.add(handler)
+                lines.append(
+                    f"limone-obs: logger {logger.name!r} has a handler of its own, "
+                    f"{_describe(handler)}, whose lines are neither JSON nor masked "
+                    "(passwords, tokens) by limone-obs: give it the formatter "
+                    "limone_obs.logging.JsonFormatter (in dictConfig: "
+                    '{"()": "limone_obs.logging.JsonFormatter"}), or remove it'
+                )
+    return lines
+
+
+def _writes_unmasked_text(handler: logging.Handler) -> bool:
+    """A text handler writing out of the process: to a file, or to a stream with a file
+    descriptor (not an in-memory capture such as pytest's, nor ``/dev/null``)."""
+    if (
+        not isinstance(handler, logging.StreamHandler)
+        or getattr(handler, _OURS, False)
+        or isinstance(handler.formatter, JsonFormatter)
+    ):
+        return False
+    path = getattr(handler, "baseFilename", None)
+    if path is not None:
+        return bool(path != os.devnull)
+    try:
+        handler.stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True
+
+
+def _describe(handler: logging.Handler) -> str:
+    path = getattr(handler, "baseFilename", None)
+    return f"{type(handler).__name__}({path})" if path else type(handler).__name__
+
+
+def _foreign_structlog_config() -> list[str]:
+    """A warning line when structlog was configured by someone else: configure_logging
+    replaces that configuration (its processors would no longer run)."""
+    if not structlog.is_configured():
+        return []
+    processors = structlog.get_config().get("processors", [])
+    if list(processors) == [_structlog.render]:
+        return []
+    names = ", ".join(getattr(p, "__name__", type(p).__name__) for p in processors)
+    return [
+        "limone-obs: configure_logging replaces the structlog configuration made before "
+        f"it (processors: {names}); pass the processors to keep as "
+        "configure_logging(processors=[...]): they run on an event's own fields before "
+        "redaction"
+    ]
 
 
 def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogger:
-    """Return a structlog logger for the app's events; ``name`` fills the ``logger`` field.
+    """Return a structlog logger for the app's events; ``name`` fills the ``logger`` field
+    (default: the calling module's ``__name__``).
 
     ``initial`` fields are bound to every event of this logger (``log.bind(k=v)`` returns
     a logger with more). It follows the active ``configure_logging`` settings on every
@@ -190,6 +281,8 @@ def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogge
     configuration, lines go to stdout with the default settings. No lazy proxy: a
     structlog proxy costs about 1-2 us per call.
     """
+    if name is None:
+        name = _structlog.caller_module()
     return _structlog.BoundLogger(_structlog.SinkLogger(name), [_structlog.render], dict(initial))
 
 
