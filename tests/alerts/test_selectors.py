@@ -197,6 +197,17 @@ def test_the_exporters_series_under_another_prefix_is_a_namespace_mismatch() -> 
     )
 
 
+def test_the_kits_default_namespace_in_another_namespaces_spec_is_a_mismatch() -> None:
+    """limoneide_requests_total with no matcher (a spec copied from the kit's, given
+    namespace: ledger) is flagged although the name is generic; ledger's own is not."""
+    catalogue = Catalogue.of("ledger")
+    assert ("limoneide", None, None) == (
+        catalogue.foreign_namespace(parse_selector("limoneide_requests_total")),
+        catalogue.foreign_namespace(parse_selector("ledger_requests_total")),
+        catalogue.foreign_namespace(parse_selector("limoneide_orders_total")),
+    )
+
+
 def test_an_unknown_exporter_name_lists_the_exporters_series() -> None:
     """A name in the namespace the exporter lacks: the message lists the valid names
     (a pip user has no exporter/METRICS.md to look at)."""

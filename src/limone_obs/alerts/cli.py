@@ -198,7 +198,8 @@ def _selector_problems(catalogue: Catalogue, selector: Selector, *, histogram: b
     if other is not None:
         return [
             f"{selector.metric} is the exporter's series in namespace {other!r}, but the spec's "
-            f"namespace is {catalogue.namespace!r}: set `namespace: {other}` or fix the selector"
+            f"namespace is {catalogue.namespace!r}: write "
+            f"{catalogue.namespace}{selector.metric[len(other) :]}, or set `namespace: {other}`"
         ]
     return catalogue.problems(selector, histogram=histogram)
 

@@ -189,11 +189,18 @@ class Catalogue:
         is the exporter's under another namespace. Names other software uses too
         (``*_requests_total``, ``*_workers``, ``*_worker_threads``, ``*_build_info``) count
         only when a matcher uses one of the exporter's own labels of that series
-        (``status``, ``state``, ...).
+        (``status``, ``state``, ...), except under the kit's default namespace
+        (``limoneide_requests_total`` in a spec copied from the kit's and given another
+        namespace).
         Any other outside metric is the user's own and is not checked.
         """
         if selector.metric.startswith(f"{self.namespace}_"):
             return None
+        default = f"{c.DEFAULT_NAMESPACE}_"
+        if selector.metric.startswith(default):
+            own_name = f"{self.namespace}_{selector.metric[len(default) :]}"
+            if own_name in self.names:
+                return c.DEFAULT_NAMESPACE
         used = set(selector.label_names())
         for name, (info, part) in self.names.items():
             tail = name[len(self.namespace) :]
