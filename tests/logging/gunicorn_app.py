@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from flask import Flask
+from flask import Flask, Response
 
 from limone_obs.logging import configure_logging, get_logger, init_app
 
 
 def create_app() -> Flask:
-    """A Flask app that logs an app event and a library record per request."""
+    """A Flask app that logs an app event and a library record per request; one view
+    fails, one streamed body fails after its first chunk."""
     configure_logging(service="gunicorn-test", env="test")
     app = Flask("gunicorn_app")
     log = get_logger("gunicorn_app")
@@ -28,6 +30,14 @@ def create_app() -> Flask:
     @app.get("/fail")
     def fail() -> str:
         raise RuntimeError("worker view failed")
+
+    @app.get("/broken-stream")
+    def broken_stream() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "first chunk\n"
+            raise RuntimeError("stream broke after the headers")
+
+        return Response(chunks(), mimetype="text/plain")
 
     init_app(app, user_id=lambda: "gunicorn-user")
     return app

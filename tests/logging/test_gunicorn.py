@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -47,6 +48,8 @@ def gunicorn_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         for n in range(1, 11):
             requests.get(f"{base}/work/{n}", timeout=5)
         requests.get(f"{base}/fail", timeout=5)
+        with contextlib.suppress(requests.RequestException):  # the body is cut short
+            requests.get(f"{base}/broken-stream", timeout=5)
     finally:
         code = proc.stop()
     assert code is not None
@@ -114,6 +117,22 @@ def test_worker_exception_is_one_line(gunicorn_lines: list[str]) -> None:
     failed = [e for e in events if e.get("exception", {}).get("type") == "RuntimeError"]
     assert 1 <= len(failed)
     assert "worker view failed" in failed[0]["exception"]["traceback"]
+
+
+def test_a_stream_failing_after_its_headers_writes_its_traceback_once(
+    gunicorn_lines: list[str],
+) -> None:
+    """A streamed body that raises after its first chunk: the access line (written when
+    gunicorn closes the body) carries the traceback, and gunicorn's own "Error handling
+    request" line that follows only the exception's type and message."""
+    events = _events(gunicorn_lines)
+    broke = [e for e in events if "stream broke" in e.get("exception", {}).get("message", "")]
+    access = [e for e in broke if e["logger"] == "limone_obs.access"]
+    others = [e for e in broke if e["logger"] != "limone_obs.access"]
+    assert 1 == len(access)
+    assert "stream broke" in access[0]["exception"]["traceback"]
+    assert [e for e in others if e["logger"] == "gunicorn.error"]
+    assert all("traceback" not in e["exception"] for e in others)
 
 
 class _Sent:

@@ -6,6 +6,7 @@ every logger created before or after follows the new one (nothing caches a copy)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -120,16 +121,22 @@ class Pipeline:
         return encode_line(event, self.max_line_bytes)
 
     def exception(self, exc_info: ExcInfo, text: str | None = None) -> dict[str, str]:
-        """Return the ``exception`` field: type, message, traceback (no local variables).
+        """Return the ``exception`` field: type, message, traceback (no local variables);
+        type and message only when an earlier line already carried this exception's
+        traceback (gunicorn's "Error handling request" after the access line of a stream
+        that failed).
 
         The request being served (if any) remembers that a line carried this traceback
-        (:func:`limone_obs.lifecycle.traceback_logged`).
+        (:func:`limone_obs.lifecycle.traceback_logged`), and so does the exception.
         """
         exc_type, exc, tb = exc_info
+        if exc is not None:
+            if getattr(exc, _TRACEBACK_LOGGED, None) is True:
+                return self.exception_summary(exc_info)
+            lifecycle.traceback_logged(exc)
+            _mark_logged(exc)
         if text is None:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
-        if exc is not None:
-            lifecycle.traceback_logged(exc)
         return {**self.exception_summary(exc_info), "traceback": self.redact_text(text)}
 
     def exception_summary(self, exc_info: ExcInfo) -> dict[str, str]:
@@ -139,6 +146,16 @@ class Pipeline:
             "type": getattr(exc_type, "__qualname__", safe_str(exc_type)),
             "message": self.redact_text(safe_str(exc)),
         }
+
+
+#: Set on an exception once a line carried its traceback.
+_TRACEBACK_LOGGED = "limone_obs_traceback_logged"
+
+
+def _mark_logged(exc: BaseException) -> None:
+    # An exception object that refuses attributes only loses the deduplication.
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _TRACEBACK_LOGGED, True)
 
 
 def keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
