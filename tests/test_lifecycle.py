@@ -295,6 +295,29 @@ def test_a_failing_participant_does_not_cost_another_its_end() -> None:
     assert {"/x": 1.0} == _per_endpoint(generate_latest(registry).decode(), N.requests_total)
 
 
+def test_a_stream_read_until_it_breaks_ends_without_a_close() -> None:
+    """The test client's unbuffered response, read until the stream raises and never
+    closed: the request still ends there (counted, out of flight, one access line)."""
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    try:
+        client = create_app(stream=out, registry=registry).test_client()
+        with pytest.raises(StreamBrokeError):
+            client.get("/broken-stream").get_data()  # not closed
+    finally:
+        reset_for_tests()
+    text = generate_latest(registry).decode()
+    lines = [
+        line for line in _access_lines(out.getvalue()) if line[c.LOG_ENDPOINT] == "/broken-stream"
+    ]
+    assert ({"/broken-stream": 1.0}, {"/broken-stream": 0.0}, 1) == (
+        _per_endpoint(text, N.requests_total),
+        _per_endpoint(text, N.requests_in_progress),
+        len(lines),
+    )
+    assert {"/broken-stream": 1.0} == _per_endpoint(text, N.request_exceptions_total)
+
+
 def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched() -> None:
     """One view under two URL rules: each request counts under the rule it matched."""
     app = Flask("two_rules")

@@ -28,6 +28,7 @@ in ``after_request``, is what makes a streamed AI answer count its full duration
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
@@ -153,8 +154,12 @@ class RequestState:
         except GeneratorExit:
             raise
         except BaseException as exc:
-            # The status line is already sent; keep it, but record the broken stream.
+            # The status line is already sent; keep it, but record the broken stream, and
+            # end the request here: nothing more will be sent, and a client that reads the
+            # body and gets this exception (Werkzeug's test client) may never close it.
             self.record_exception(exc)
+            with contextlib.suppress(Exception):  # each participant reports its own failure
+                self.finish()
             raise
         # The server asks for the next chunk only after writing the previous one, so the
         # body is fully sent here; ending now also serves clients that never close()
