@@ -433,9 +433,10 @@ PROBLEM_MULTIPROCESS_MISSING: Final = "multiprocess_not_configured"
 PROBLEM_STORAGE_FULL: Final = "storage_full"
 PROBLEM_STORAGE_UNWRITABLE: Final = "storage_unwritable"
 PROBLEM_MULTIPROCESS_LEFTOVERS: Final = "multiprocess_leftover_files"
+PROBLEM_METRIC_NAME_CLASH: Final = "metric_name_clash"
 EXPORTER_PROBLEMS: Final = (
     PROBLEM_MULTIPROCESS_MISSING, PROBLEM_STORAGE_FULL, PROBLEM_STORAGE_UNWRITABLE,
-    PROBLEM_MULTIPROCESS_LEFTOVERS,
+    PROBLEM_MULTIPROCESS_LEFTOVERS, PROBLEM_METRIC_NAME_CLASH,
 )  # fmt: skip
 SUFFIX_EXPORTER_PROBLEMS: Final = "exporter_problems"
 #: ``<ns>_log_lines_dropped_total``: log lines dropped because the sink was blocked.

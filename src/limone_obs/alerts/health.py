@@ -235,8 +235,11 @@ def runbook(spec: ServiceSpec) -> str:
             "read-only: free space or fix permissions), "
             f"`{c.PROBLEM_MULTIPROCESS_LEFTOVERS}` (the directory holds an earlier server's "
             "files, added to every count: empty it before each start, or use the kit's "
-            "gunicorn config). The service keeps serving; its numbers are incomplete, or "
-            "too high, until then.\n"
+            "gunicorn config), "
+            f"`{c.PROBLEM_METRIC_NAME_CLASH}` (the app has a metric of its own under one of "
+            "the kit's series names, left out of the scrape: rename it, or give `Metrics` "
+            "another `namespace`). The service keeps serving; its numbers are incomplete, "
+            "or too high, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (
             "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "

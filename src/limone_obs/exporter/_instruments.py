@@ -82,6 +82,19 @@ class Instruments:
             method: {} for method in (*sorted(c.KNOWN_METHODS), c.METHOD_OTHER)
         }
 
+    def described(self) -> tuple[tuple[Any, tuple[str, ...]], ...]:
+        """Each series object with its label names: what the catalogue lists and what a
+        scrape tells other metrics of the same names apart by (:mod:`.name_clash`)."""
+        return (
+            (self.requests, c.REQUESTS_LABELS), (self.duration, c.DURATION_LABELS),
+            (self.in_progress, c.IN_PROGRESS_LABELS), (self.exceptions, c.EXCEPTIONS_LABELS),
+            (self.dependency, c.DEPENDENCY_LABELS), (self.cache, c.CACHE_LABELS),
+            (self.build_info, c.BUILD_INFO_LABELS), (self.queue.histogram, ()),
+            (self.queue.ignored, (c.LABEL_REASON,)),
+            (self.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
+            (self.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
+        )  # fmt: skip
+
     def set_build_info(self, version: str, revision: str) -> None:
         """Publish the build-info series (value 1)."""
         self.build_info.labels(version, revision, platform.python_version()).set(1)

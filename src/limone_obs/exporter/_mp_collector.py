@@ -5,19 +5,23 @@
 samples of retired workers kept in the compaction archive (see
 :mod:`limone_obs.exporter.compaction`). It reads each file with a cached layout
 (:mod:`._mp_files`) and decodes each key once per process, so a scrape costs about one
-pass over the live workers' values.
+pass over the live workers' values. Given the kit's own series (``own``), it leaves out
+the samples another metric stored under their names (:mod:`.name_clash`), classifying each
+key once.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.metrics_core import Metric
 
 from limone_obs.exporter import compaction as cp
 from limone_obs.exporter import merge_rules as mr
+from limone_obs.exporter import name_clash
 from limone_obs.exporter._mp_files import MAX_KEYS, FileReader, KeyInfo, KeyTable
+from limone_obs.exporter.name_clash import Clash, OwnSeries
 
 Labels = tuple[tuple[str, str], ...]
 #: (file prefix, key id, pid ("" unless the prefix keeps one sample per pid))
@@ -45,11 +49,45 @@ class _Acc:
             values[ref] = mr.combine(rule, values.get(ref), (value, stamp))
 
 
-class FlatCollector:
-    """Collects every worker's samples below ``path`` plus the compaction archive."""
+class _ForeignKeys:
+    """The ids of a key table's keys that are other metrics under the kit's series names.
 
-    def __init__(self, path: str) -> None:
+    Each key is classified once, when it is first met; ``own`` is asked only then, so a
+    family the kit adds later (at ``init_app``) is known to the keys that follow.
+    """
+
+    def __init__(self, own: Callable[[], OwnSeries]) -> None:
+        self._own = own
+        self._checked = 0
+        self.clashes: dict[int, Clash] = {}
+        #: The namespace of the kit's series (known once a key was classified).
+        self.namespace = ""
+
+    def update(self, infos: list[KeyInfo]) -> dict[int, Clash]:
+        """Classify the keys added since the last call; return every foreign key so far."""
+        if self._checked < len(infos):
+            own = self._own()
+            self.namespace = own.namespace
+            for kid in range(self._checked, len(infos)):
+                info = infos[kid]
+                labels = (name for name, _ in info.base_labels)
+                clash = name_clash.classify(own, info.metric, info.sample, labels, info.help)
+                if clash is not None:
+                    self.clashes[kid] = clash
+            self._checked = len(infos)
+        return self.clashes
+
+
+class FlatCollector:
+    """Collects every worker's samples below ``path`` plus the compaction archive.
+
+    With ``own`` (the kit's series), samples of other metrics under their names are left
+    out and reported (:mod:`.name_clash`).
+    """
+
+    def __init__(self, path: str, own: Callable[[], OwnSeries] | None = None) -> None:
         self._path = path
+        self._own = own
         self._reset()
 
     def _reset(self) -> None:
@@ -59,6 +97,7 @@ class FlatCollector:
         self._archive = cp.Archive()
         # The archive as "files": (prefix, pid) -> (key ids, flat values), built per change.
         self._archive_files: dict[tuple[str, str], tuple[list[int], tuple[float, ...]]] = {}
+        self._foreign = _ForeignKeys(self._own) if self._own is not None else None
 
     def collect(self) -> Iterable[Metric]:
         """Return the merged families (the interface of a prometheus-client collector)."""
@@ -69,7 +108,20 @@ class FlatCollector:
             self._load_archive()
             self._add_archive(acc)
             self._add_files(acc)
+        self._leave_out_foreign(acc)
         return _families(acc, self._keys.infos)
+
+    def _leave_out_foreign(self, acc: _Acc) -> None:
+        """Drop the samples other metrics stored under the kit's series names; report them."""
+        if self._foreign is None:
+            return
+        foreign = self._foreign.update(self._keys.infos)
+        if not foreign:
+            return  # the usual case: only the new keys were looked at
+        dropped = [ref for ref in acc.values if ref[1] in foreign]
+        for ref in dropped:
+            del acc.values[ref]
+        name_clash.report((foreign[kid] for _, kid, _ in dropped), self._foreign.namespace)
 
     def _load_archive(self) -> None:
         data = cp.read_archive_bytes(self._path)

@@ -70,19 +70,6 @@ User experience (`limone_obs.exporter.rum`, `.workers`):
 """
 
 
-def _rows(inst: Instruments) -> list[str]:
-    metrics = (
-        (inst.requests, c.REQUESTS_LABELS), (inst.duration, c.DURATION_LABELS),
-        (inst.in_progress, c.IN_PROGRESS_LABELS), (inst.exceptions, c.EXCEPTIONS_LABELS),
-        (inst.dependency, c.DEPENDENCY_LABELS), (inst.cache, c.CACHE_LABELS),
-        (inst.build_info, c.BUILD_INFO_LABELS), (inst.queue.histogram, ()),
-        (inst.queue.ignored, (c.LABEL_REASON,)),
-        (inst.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
-        (inst.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
-    )  # fmt: skip
-    return _family_rows(metrics)
-
-
 def _family_rows(metrics: tuple[tuple[Any, tuple[str, ...]], ...]) -> list[str]:
     rows = []
     for metric, labelnames in metrics:
@@ -180,13 +167,9 @@ def render(
         results=", ".join(f"`{r}`" for r in c.RUM_RESULTS),
     )  # fmt: skip
     rum_instruments = RumInstruments(names, CollectorRegistry())
-    ux_metrics = (
-        (rum_instruments.page_load, c.PAGE_LOAD_LABELS),
-        (rum_instruments.beacons, (c.LABEL_RESULT,)),
-    )
     rows = (
-        _rows(inst)
-        + _family_rows(ux_metrics)
+        _family_rows(inst.described())
+        + _family_rows(rum_instruments.described())
         + _worker_rows(names)
         + health_series.catalogue_rows(namespace)
     )

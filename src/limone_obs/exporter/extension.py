@@ -27,6 +27,7 @@ from limone_obs.exporter import (
     exposition,
     health_series,
     multiprocess,
+    name_clash,
     process,
     rum,
     workers,
@@ -158,8 +159,21 @@ class Metrics:
                 self.names.namespace,
                 before=workers.publish_slots,
                 retire_dead=True,
+                own=self._own_series,
             )
         return self._exposition
+
+    def _own_series(self) -> name_clash.OwnSeries:
+        """The kit's series of this namespace as the multiprocess files store them, and
+        the workers gauge computed at scrape time: what a scrape tells other metrics of
+        the same names apart by."""
+        described = list(self._instruments.described())
+        rum_instruments = rum.instruments_of(self)
+        if rum_instruments is not None:
+            described += rum_instruments.described()
+        files = [name_clash.family_of(metric, labels) for metric, labels in described]
+        files += health_series.families(self.names.namespace) + workers.families(self.names)
+        return name_clash.OwnSeries.of(self.names.namespace, files, [self.names.workers])
 
     @property
     def fast_path(self) -> bool:

@@ -26,6 +26,7 @@ from prometheus_client.samples import Sample
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.exporter import _failsafe
+from limone_obs.exporter.name_clash import Family
 
 PROBLEMS_HELP = (
     "1 while the observability kit knows of a problem in itself (see the exporter's log "
@@ -136,6 +137,16 @@ class MultiprocessHealth:
         if dropped > self._written_dropped:
             self._dropped.inc(dropped - self._written_dropped)
         self._written_dropped = dropped
+
+
+def families(namespace: str) -> list[Family]:
+    """The two series as :class:`MultiprocessHealth` writes them to the files (what a
+    scrape tells other metrics of the same names apart by, :mod:`.name_clash`)."""
+    dropped = dropped_name(namespace).removesuffix("_total")
+    return [
+        Family(problems_name(namespace), "gauge", PROBLEMS_HELP, frozenset({c.LABEL_PROBLEM})),
+        Family(dropped, "counter", DROPPED_HELP, frozenset()),
+    ]
 
 
 def merge_local_problems(families: Iterable[Metric], namespace: str) -> Iterator[Metric]:

@@ -23,6 +23,7 @@ import glob
 import logging
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,14 +36,17 @@ from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import (
+    _failsafe,
     _mp_files,
     _mp_reserved,
     compaction,
     fast_path,
     health_series,
     merge_rules,
+    name_clash,
 )
 from limone_obs.exporter._mp_collector import FlatCollector
+from limone_obs.exporter.name_clash import OwnSeries
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -88,6 +92,7 @@ def exposition_registry(
     before: Callable[[], object] | None = None,
     *,
     retire_dead: bool = False,
+    own: Callable[[], OwnSeries] | None = None,
 ) -> CollectorRegistry:
     """Return a registry that reads every worker's files below ``path`` at each scrape.
 
@@ -97,6 +102,8 @@ def exposition_registry(
     full cannot write them to its files. Each scrape first calls ``before`` (it must not
     raise), then, if ``retire_dead``, drops the live gauges of processes that are gone
     (:func:`retire_dead_live`: for a server's own directory, not files copied elsewhere).
+    ``own`` returns the kit's series: both collectors then leave out, and report, the
+    samples of other metrics stored under their names (:mod:`.name_clash`).
     """
     # No auto_describe: it would collect (read every worker's files) at registration, i.e.
     # while a worker boots, where a file another worker is creating (still 0 bytes) made
@@ -104,7 +111,7 @@ def exposition_registry(
     registry = CollectorRegistry(auto_describe=False)
     if before is not None or retire_dead:
         registry.register(_BeforeScrape(path, before, retire_dead))
-    files: Any = FlatCollector(path) if fast else StartedFilesCollector(path)
+    files: Any = FlatCollector(path, own) if fast else StartedFilesCollector(path, own)
     registry.register(health_series.WithLocalProblems(files, namespace))
     return registry
 
@@ -163,11 +170,14 @@ class StartedFilesCollector:
     creation and its sizing; prometheus-client's reader raises on it, which answers the
     whole scrape with a 500. Such a file holds no samples yet, so it is left out, as the
     flat collector does. A file removed between listing and reading (a worker's files
-    retired at its exit) makes the scrape list the directory once more.
+    retired at its exit) makes the scrape list the directory once more. With ``own`` (the
+    kit's series), the samples of other metrics under their names are left out and
+    reported, as the flat collector does (:mod:`.name_clash`).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, own: Callable[[], OwnSeries] | None = None) -> None:
         self.path = path
+        self._foreign = name_clash.ForeignKeyTexts(own) if own is not None else None
 
     def collect(self) -> Iterable[Metric]:
         """The merged families of every started file (a prometheus-client collector)."""
@@ -178,8 +188,36 @@ class StartedFilesCollector:
 
     def _merge(self) -> Iterable[Metric]:
         files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if started(f)]
-        merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        merged = _merged(files)
+        if self._foreign is None:
+            return merged
+        try:
+            return _without_foreign(self._foreign, files, merged)
+        except Exception as exc:  # a prometheus-client whose file class changed: serve, say so
+            _failsafe.report("the check for other metrics under the kit's series names", exc)
+            return merged
+
+
+def _without_foreign(
+    foreign: name_clash.ForeignKeyTexts, files: list[str], merged: Iterable[Metric]
+) -> Iterable[Metric]:
+    """``merged`` (prometheus-client's merge of ``files``) without the samples of other
+    metrics under the kit's series names, which are reported."""
+    # Read after the merge: files only grow, so no foreign key now means none merged.
+    clashes = foreign.in_files(files)
+    if not clashes:
         return merged
+    name_clash.report(clashes, foreign.namespace)
+    # prometheus-client merges by family name: merge copies without the foreign keys.
+    with tempfile.TemporaryDirectory(prefix="limone-obs-") as folder:
+        copies = (foreign.copy_without(f, folder) for f in files)
+        return _merged([copy for copy in copies if copy is not None])
+
+
+def _merged(files: list[str]) -> Iterable[Metric]:
+    """prometheus-client's merge of ``files`` (done when it returns)."""
+    merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+    return merged
 
 
 def started(filename: str) -> bool:

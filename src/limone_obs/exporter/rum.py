@@ -95,6 +95,10 @@ class RumInstruments:
         )  # fmt: skip
         self.results = {result: self.beacons.labels(result) for result in c.RUM_RESULTS}
 
+    def described(self) -> tuple[tuple[Any, tuple[str, ...]], ...]:
+        """Each series object with its label names (the catalogue, :mod:`.name_clash`)."""
+        return ((self.page_load, c.PAGE_LOAD_LABELS), (self.beacons, (c.LABEL_RESULT,)))
+
 
 _INSTRUMENTS: weakref.WeakKeyDictionary[Metrics, RumInstruments] = weakref.WeakKeyDictionary()
 _INSTRUMENTS_LOCK = threading.Lock()
@@ -107,6 +111,12 @@ def instruments_for(metrics: Metrics) -> RumInstruments:
         if found is None:
             found = _INSTRUMENTS[metrics] = RumInstruments(metrics.names, metrics.registry)
         return found
+
+
+def instruments_of(metrics: Metrics) -> RumInstruments | None:
+    """The RUM series of ``metrics`` if it has them (RUM on for one of its apps)."""
+    with _INSTRUMENTS_LOCK:
+        return _INSTRUMENTS.get(metrics)
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe, compaction, multiprocess
+from limone_obs.exporter.name_clash import Family
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
 
 logger = logging.getLogger("limone_obs.exporter")
+SLOTS_HELP = "Request slots (threads) of the live workers, summed."
 #: Request slots of this process (``"slots"``), once known, and the pid they were learnt in
 #: (``"pid"``: a forked child learns its own); ``"pid"`` alone once this process was found
 #: to be no worker (and said so).
@@ -260,6 +262,11 @@ class WorkersCollector:
         return _sum(registry.collect(), in_flight), float(known_slots() or 0)
 
 
+def families(names: c.MetricNames) -> list[Family]:
+    """The slots gauge as the workers write it to the files (:mod:`.name_clash`)."""
+    return [Family(names.worker_threads, "gauge", SLOTS_HELP, frozenset())]
+
+
 def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
     """(requests in flight, request slots) of the live processes writing below ``path``.
 
@@ -301,10 +308,8 @@ def register(metrics: Metrics) -> None:
             return
         _registered.add(metrics)
     slots = Gauge(
-        metrics.names.worker_threads,
-        "Request slots (threads) of the live workers, summed.",
-        registry=None, multiprocess_mode="livesum",
-    )  # fmt: skip
+        metrics.names.worker_threads, SLOTS_HELP, registry=None, multiprocess_mode="livesum"
+    )
     with _lock:
         _gauges.add(slots)
         known = known_slots()
