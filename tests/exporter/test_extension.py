@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, Response, send_file
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from werkzeug.test import EnvironBuilder
 
 from limone_obs import ConfigError, Metrics, metrics_for
@@ -404,3 +404,25 @@ def test_server_file_wrapper_is_returned_as_is_and_recorded_on_close(tmp_path: P
     body.close()
     assert value(metrics, N.requests_total, labels) == 1
     assert statuses == ["200 OK"]
+
+
+def test_default_registry_metrics_a_single_process_does_not_serve_are_named_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In one process the metrics path serves the kit's registry: the app's own metrics on
+    prometheus-client's default registry are named in one warning line at the first
+    scrape, with the argument that serves them; with that argument, no line."""
+    own = Counter("ledger_trial_entries", "entries posted", registry=REGISTRY)
+    try:
+        apps = [Flask("unserved"), Flask("served")]
+        Metrics(apps[0], registry=CollectorRegistry())
+        Metrics(apps[1], registry=REGISTRY, namespace="served", process_metrics=False)
+        for app in apps:
+            for _ in range(2):
+                app.test_client().get("/metrics").close()
+    finally:
+        REGISTRY.unregister(own)
+    said = [r.getMessage() for r in caplog.records if "default registry" in r.getMessage()]
+    assert 1 == len(said)
+    assert "ledger_trial_entries" in said[0]
+    assert "registry=prometheus_client.REGISTRY" in said[0]

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIServer
 from flask import Flask, g
 from flask.signals import before_render_template, template_rendered
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     GCCollector,
     PlatformCollector,
@@ -138,6 +139,7 @@ class Metrics:
         #: given it), one process, and no app yet (see _recorded_unserved).
         self.unserved = registry is None and self._mp_dir is None
         self._unserved_said = False
+        self._default_registry_checked = False
         if app is not None:
             self.init_app(app)
 
@@ -175,6 +177,15 @@ class Metrics:
         files += health_series.families(self.names.namespace) + workers.families(self.names)
         return name_clash.OwnSeries.of(self.names.namespace, files, [self.names.workers])
 
+    def _scraped_registry(self) -> CollectorRegistry:
+        """:meth:`exposition_registry`, for the metrics path; the first scrape of a single
+        process also says which default-registry metrics it does not serve."""
+        if not self._default_registry_checked:
+            self._default_registry_checked = True
+            if self._mp_dir is None and self.registry is not REGISTRY:
+                _warn_unserved_default_metrics()
+        return self.exposition_registry()
+
     @property
     def fast_path(self) -> bool:
         """True when requests are recorded (and scrapes read) through the fast path."""
@@ -199,7 +210,7 @@ class Metrics:
         rum_paths = rum.init_app(app, self)
         workers.register(self)
         process.register(self)
-        metrics_app = exposition.MetricsApp(self.exposition_registry, settings.token)
+        metrics_app = exposition.MetricsApp(self._scraped_registry, settings.token)
         recorder = self._join_lifecycle(app, settings, metrics_app, rum_paths)
         if settings.template_timing:
             self._time_templates(app)
@@ -398,3 +409,28 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
         # This server's start: its master's (gunicorn's or uWSGI's), this worker's parent.
         multiprocess.check_leftovers(path, process.started(os.getppid()))
     return True
+
+
+#: Families prometheus-client's default registry holds by itself (process, GC, platform).
+_STOCK_FAMILIES = ("process_", "python_gc_", "python_info")
+
+
+def _warn_unserved_default_metrics() -> None:
+    """One warning line naming the app's own metrics on prometheus-client's default
+    registry, which the metrics path of a single process does not serve (a team moving
+    from prometheus-flask-exporter would otherwise see them vanish without a word)."""
+    try:
+        names = sorted(
+            {f.name for f in REGISTRY.collect() if not f.name.startswith(_STOCK_FAMILIES)}
+        )
+    except Exception:  # an app's own collector failing: its scrape would say so
+        return
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        _logger.warning(
+            "limone_obs: prometheus-client's default registry holds metrics the metrics "
+            "path does not serve (%s): in one process Metrics serves its own registry; pass "
+            "Metrics(app, registry=prometheus_client.REGISTRY) to serve them too (under "
+            "gunicorn with the kit's config they are served from the multiprocess directory)",
+            shown,
+        )
