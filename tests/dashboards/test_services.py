@@ -138,6 +138,19 @@ def test_billing_dashboards_open_on_billings_job(files: dict[str, bytes]) -> Non
     assert [] == [(key, job) for key, job in jobs.items() if job != key[0]]
 
 
+def test_each_logs_dashboard_opens_on_its_own_service(files: dict[str, bytes]) -> None:
+    """The Logs dashboard's $service (the logs' service label) preselects the spec's
+    service: in a Loki shared by several services Grafana would pick the first."""
+    services = {
+        path.split("/")[1]: variable["current"]["value"]
+        for path, board in boards(files).items()
+        if path.endswith("/logs.json")
+        for variable in board["templating"]["list"]
+        if variable["name"] == "service"
+    }
+    assert {"limoneide": "limoneide", "billing": "billing"} == services
+
+
 def test_the_readme_names_the_services_own_series() -> None:
     """The dashboards README of a service with its own namespace names its series
     (shop_build_info, shop_workers), none of the default namespace's."""

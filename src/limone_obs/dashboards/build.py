@@ -91,7 +91,9 @@ All dashboards carry the tag `{service.service}` (the service name) and link to 
 other; their uids are `<service>-<dashboard>`, so several services share one Grafana. The
 Prometheus ones select a datasource with `$datasource` (default uid
 `{c.DATASOURCE_UID_PROMETHEUS}`), the logs one with `$loki` (default uid
-`{c.DATASOURCE_UID_LOKI}`).
+`{c.DATASOURCE_UID_LOKI}`). Each opens on its service: `$job` preselects the spec's
+`job` (`{service.job}`), the logs' `$service` its `service` (`{service.service}`, the
+`service` label of its log lines: `LIMONE_OBS_SERVICE`).
 
 ## Reading them in an incident
 

@@ -42,7 +42,7 @@ def build(service: ServiceView) -> Dashboard:
         f"JSON log lines of {service.service} in Loki: volume, errors, slow or failed "
         "requests and every line of one request.",
         grid,
-        variables=_variables(),
+        variables=_variables(service),
         annotations=[common.alert_annotation(service)],
     )
 
@@ -92,7 +92,7 @@ def one_request() -> object:
     return gf.logs("Lines of one request", Query(expr), description)
 
 
-def _variables() -> list[object]:
+def _variables(service: ServiceView) -> list[object]:
     env = gf.query_variable(
         c.LOG_ENV, f"label_values({c.LOG_ENV})", "Env", datasource=gf.LOKI, multi=True
     )
@@ -105,8 +105,14 @@ def _variables() -> list[object]:
             "Prometheus (alerts)",
             c.DATASOURCE_UID_PROMETHEUS,
         ),
+        # The spec's service selected (the logs' service label, LIMONE_OBS_SERVICE):
+        # Grafana would pick the first of every service's in a shared Loki.
         gf.query_variable(
-            c.LOG_SERVICE, f"label_values({c.LOG_SERVICE})", "Service", datasource=gf.LOKI
+            c.LOG_SERVICE,
+            f"label_values({c.LOG_SERVICE})",
+            "Service",
+            datasource=gf.LOKI,
+            default=service.service,
         ),
         env,
         gf.textbox_variable(c.LOG_ENDPOINT, "Endpoint (regex)", default=".*"),
