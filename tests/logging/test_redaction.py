@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import Headers
 
-from limone_obs.logging import configure_logging, get_logger
+from limone_obs.logging import JsonFormatter, configure_logging, get_logger
 from limone_obs.logging.redaction import CUT_MARK, DEFAULT_KEYS, MASK, Redactor
 from tests.logging.helpers import parse_lines, stdlib_logger
 
@@ -185,6 +185,16 @@ def test_secret_values_of_a_mapping_argument_are_masked(out: io.BytesIO) -> None
         logger.filters.clear()
     get_logger().info("login %(user)s %(password)s", args)
     get_logger().info("login %s", {"user": "bob"})  # one mapping, %s: its repr, as stdlib
+    # The app's own handler given the kit's formatter (as its warning line advises).
+    own = io.StringIO()
+    handler = logging.StreamHandler(own)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    try:
+        logger.info("again %(user)s %(password)s", args)
+    finally:
+        logger.removeHandler(handler)
+    assert f"again bob {MASK}" == parse_lines(own.getvalue())[0]["message"]
     lines = parse_lines(out.getvalue())
     assert [f"login bob {MASK}"] * 2 == [line["message"] for line in lines[:2]]
     assert "login {'user': 'bob'}" == lines[2]["message"]

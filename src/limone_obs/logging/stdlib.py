@@ -90,9 +90,11 @@ class JsonFormatter(OrjsonFormatter):
         return message_dict
 
     def format(self, record: logging.LogRecord) -> str:
-        """python-json-logger's ``format()``; a failure gives a line saying so, not a raise."""
+        """The line of :meth:`format_bytes` (what any stdlib handler given this formatter
+        writes: the same fields and masking as the kit's own handler); a failure gives a
+        line saying so, not a raise."""
         try:
-            return str(super().format(record))
+            return self.format_bytes(record)[:-1].decode("utf-8")
         except Exception as exc:
             return _failure_line(record, exc)[:-1].decode("utf-8")
 
