@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from limone_obs.errors import ConfigError
 from limone_obs.logging import bind, configure_logging, get_logger
+from limone_obs.logging._encode import encode_line
 from tests.logging.helpers import parse_lines, schema_errors, stdlib_logger
 
 
@@ -176,6 +177,10 @@ def test_a_line_of_many_fields_keeps_the_smallest_whole(out: io.BytesIO) -> None
     assert all(event[key] == fields[key] for key in kept)
 
 
+def _utf8_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
 #: Text as it is written (no lone surrogates, which are replaced) and masks nothing.
 _TEXT = st.text(st.characters(codec="utf-8"), max_size=3000)
 
@@ -200,7 +205,7 @@ def test_property_a_cut_line_fits_and_keeps_small_fields(
     fields: dict[str, Any], message: str
 ) -> None:
     """Whatever the event, its line fits the cap, parses, and keeps its core fields and
-    every value under 60 encoded bytes (it has at most 12 fields)."""
+    every value under 40 encoded bytes (it has at most 12 fields)."""
     out = io.BytesIO()
     configure_logging(stream=out, max_line_bytes=1024)
     fields = {f"x_{key}": value for key, value in fields.items()}  # no core names
@@ -209,5 +214,21 @@ def test_property_a_cut_line_fits_and_keeps_small_fields(
     [event] = parse_lines(raw)
     assert len(raw) <= 1024
     assert {"timestamp", "level", "logger", "message", "service", "env"} <= set(event)
-    small = {k: v for k, v in fields.items() if len(json.dumps(v, ensure_ascii=False)) < 60}
+    small = {k: v for k, v in fields.items() if len(_utf8_json(v)) < 40}
     assert small == {k: event[k] for k in small}
+
+
+@pytest.mark.parametrize("cap", range(2048, 8192, 100))
+def test_a_large_list_or_mapping_is_cut_never_dropped(cap: int) -> None:
+    """Whatever the cap, a list of 300 records or a mapping of 1500 keys over it keeps its
+    first items (or its smallest keys), beside every small field: never left out."""
+    base: dict[str, Any] = {"timestamp": "2026-12-05T08:00:00.000Z", "level": "info"}
+    base["logger"] = "k"
+    base |= {"message": "big", "service": "s", "env": "e", "tenant": "acme", "order_id": 1}
+    rows = [{"id": n, "name": "x" * 30, "qty": n} for n in range(300)]
+    for field, value in (("rows", rows), ("stock", {f"k{n}": n for n in range(1500)})):
+        line = encode_line({**base, field: value}, cap)
+        event = json.loads(line)
+        assert len(line) <= cap
+        assert ("acme", 1) == (event["tenant"], event["order_id"])
+        assert 0 < len(event[field]) < len(value)

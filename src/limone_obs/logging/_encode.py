@@ -170,10 +170,8 @@ def shrink(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
     rest = {k: v for k, v in event.items() if k not in fixed and k not in markers}
     budget = cap - len(dumps({**fixed, **markers})) - _SLACK
     sizes = {k: _size(k, v) for k, v in rest.items()}
-    fitted = None
-    if _level(list(sizes.values()), budget) >= _MIN_SHARE:
-        fitted = _fit_items(rest, budget, 0, sizes)
-    if fitted is None or len(dumps(fitted)) > budget:
+    fitted = _water_fill(rest, budget, 0, sizes)
+    if fitted is None:
         fitted = _smallest_with_message(rest, budget, sizes)
     return {
         k: fixed[k] if k in fixed else fitted[k] for k in event if k in fixed or k in fitted
@@ -223,18 +221,28 @@ def _level(sizes: list[int], budget: int) -> int:
     return budget
 
 
-def _fit_items(
-    items: Mapping[Any, Any], budget: int, depth: int, sizes: Mapping[Any, int] | None = None
-) -> dict[Any, Any]:
-    """``items`` cut so that their members take at most ``budget`` bytes (``sizes``:
-    each member's :func:`_size`, when known)."""
-    if sizes is None:
-        sizes = {k: _size(k, v) for k, v in items.items()}
+def _fit_items(items: Mapping[Any, Any], budget: int, depth: int) -> dict[Any, Any]:
+    """``items`` cut so that their members take at most ``budget`` bytes: water-filled,
+    else (too many for useful shares) the smallest of them whole."""
+    sizes = {k: _size(k, v) for k, v in items.items()}
+    fitted = _water_fill(items, budget, depth, sizes)
+    return _smallest(items, budget, sizes) if fitted is None else fitted
+
+
+def _water_fill(
+    items: Mapping[Any, Any], budget: int, depth: int, sizes: Mapping[Any, int]
+) -> dict[Any, Any] | None:
+    """Every one of ``items`` (``sizes``: each one's :func:`_size`), those over an equal
+    share of ``budget`` cut to it; None when the shares are too small to be useful or the
+    cut members still take more than ``budget`` bytes."""
     limit = _level(list(sizes.values()), budget)
-    return {
+    if limit < _MIN_SHARE:
+        return None
+    fitted = {
         k: v if sizes[k] <= limit else _fit(k, v, limit - (sizes[k] - len(dumps(v))), depth)
         for k, v in items.items()
     }
+    return fitted if len(dumps(fitted)) - 2 <= budget else None
 
 
 def _smallest(items: Mapping[Any, Any], budget: int, sizes: Mapping[Any, int]) -> dict[Any, Any]:
@@ -270,8 +278,9 @@ def _fit_list(items: list[Any] | tuple[Any, ...], budget: int, depth: int) -> li
     for item in items:
         size = len(dumps(item)) + 1
         if size > left:
-            if left > len(_CUT_MARK) + 8:
-                kept.append(_fit(None, item, left - 1, depth))
+            cut = _fit(None, item, left - 1, depth) if left > len(_CUT_MARK) + 8 else None
+            if cut is not None and len(dumps(cut)) + 1 <= left:
+                kept.append(cut)
             break
         kept.append(item)
         left -= size
