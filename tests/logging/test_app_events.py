@@ -12,6 +12,7 @@ import structlog
 from flask import Flask
 from jsonschema import Draft202012Validator
 
+from limone_obs.errors import ConfigError
 from limone_obs.logging import (
     bind,
     clear_context,
@@ -290,3 +291,29 @@ def test_a_structlog_configuration_made_before_is_replaced_loudly(
     assert 1 == len(replaced)
     assert "add_team, JSONRenderer" in replaced[0]
     assert "configure_logging(processors=[...])" in replaced[0]
+
+
+def test_a_renderer_among_the_processors_is_refused() -> None:
+    """structlog's renderers turn the event into text the kit cannot write: refused at
+    configure time, naming the renderer."""
+    with pytest.raises(ConfigError, match="JSONRenderer is a renderer"):
+        configure_logging(processors=[structlog.processors.JSONRenderer()])  # type: ignore[list-item]
+
+
+def test_a_processor_that_fails_loses_nothing_of_the_event(out: io.BytesIO) -> None:
+    """A processor returning text, or raising: the line has the event's message and
+    fields as they were, and render_error names the processor."""
+
+    def to_text(_logger: object, _method: str, event: MutableMapping[str, Any]) -> str:
+        return str(event)
+
+    def broken(_logger: object, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        raise KeyError("missing")
+
+    for processor in (to_text, broken):
+        configure_logging(stream=out, processors=[processor])  # type: ignore[list-item]
+        get_logger("p").info("kept", order_id=7)
+    first, second = parse_lines(out.getvalue())
+    for line, name in ((first, "to_text returned a str"), (second, "broken raised KeyError")):
+        assert ("kept", 7) == (line["message"], line["order_id"])
+        assert name in line["render_error"]

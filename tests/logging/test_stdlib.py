@@ -291,3 +291,26 @@ def test_terminal_escapes_are_taken_out_of_messages(out: io.BytesIO) -> None:
     # An unterminated window title only loses its ESC ]: the text after it stays.
     logging.getLogger("app").warning("user %s from %s", "mallory\x1b]", "10.0.0.1")
     assert "user mallory from 10.0.0.1" == parse_lines(out.getvalue())[-1]["message"]
+
+
+def test_the_kits_loggers_disabled_by_a_dict_config_are_turned_back_on(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dictConfig leaving disable_existing_loggers true, run after the kit's loggers
+    exist, disables them (and their problem reports): configure_logging turns them back
+    on and says so; the app's other loggers stay as the app left them."""
+    kit = logging.getLogger("limone_obs.exporter")
+    other = logging.getLogger("lib.disabled_by_the_app")
+    # What dictConfig does to every existing logger it does not name (a real dictConfig
+    # would also close every handler of this test process).
+    kit.disabled = other.disabled = True
+    try:
+        configure_logging(stream=out)
+        assert (False, True) == (kit.disabled, other.disabled)
+    finally:
+        other.disabled = False
+    said = [
+        r.getMessage() for r in caplog.records if "disabled the kit's loggers" in r.getMessage()
+    ]
+    assert 1 == len(said)
+    assert "limone_obs.exporter" in said[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -37,9 +37,9 @@ def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> b
     p = _pipeline.current
     message = event_dict.pop("event", None)
     exc = _pop_exc_info(event_dict)
+    failed = None
     if p.processors:
-        for processor in p.processors:
-            event_dict = processor(logger, method, event_dict)
+        event_dict, failed = _processed(p.processors, logger, method, event_dict)
     text = message if isinstance(message, str) else ("" if message is None else safe_str(message))
     out = p.head(
         rfc3339(time.time()), _pipeline.METHOD_LEVELS.get(method, "info"), _name(logger), text
@@ -52,7 +52,44 @@ def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> b
         out.update(event_dict)
     if exc is not None:
         out[c.LOG_EXCEPTION] = p.exception(exc)
+    if failed is not None:
+        out[_RENDER_ERROR] = p.redact_text(failed)
     return p.render(out)
+
+
+_RENDER_ERROR = "render_error"
+
+
+def _processed(
+    processors: Sequence[_pipeline.Processor],
+    logger: Any,
+    method: str,
+    event_dict: MutableMapping[str, Any],
+) -> tuple[MutableMapping[str, Any], str | None]:
+    """The event after ``configure_logging``'s processors, and why one failed (None if
+    none did): a processor that raises, or returns something other than the event dict (a
+    renderer), is skipped with the event as it was, so the line loses nothing."""
+    for processor in processors:
+        try:
+            result = processor(logger, method, event_dict)
+        except Exception as exc:
+            return event_dict, f"processor {_name_of(processor)} raised {_describe(exc)}"
+        if not isinstance(result, MutableMapping):
+            return event_dict, (
+                f"processor {_name_of(processor)} returned a {type(result).__name__}, not the "
+                "event dict: configure_logging's processors add or change fields, the kit "
+                "renders the line"
+            )
+        event_dict = result
+    return event_dict, None
+
+
+def _name_of(processor: object) -> str:
+    return getattr(processor, "__name__", type(processor).__name__)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {safe_str(exc)}"
 
 
 def _name(logger: Any) -> str:
@@ -69,7 +106,7 @@ def _pop_exc_info(event_dict: MutableMapping[str, Any]) -> _pipeline.ExcInfo | N
 def _failure_line(logger: Any, exc: Exception) -> bytes:
     p = _pipeline.current
     out = p.head(rfc3339(time.time()), "error", _name(logger), "log event could not be rendered")
-    out["render_error"] = p.redact_text(f"{type(exc).__name__}: {safe_str(exc)}")
+    out[_RENDER_ERROR] = p.redact_text(_describe(exc))
     return p.render(out)
 
 

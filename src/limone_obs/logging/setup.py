@@ -75,8 +75,10 @@ def configure_logging(
     Calling it again replaces the output: lines that other threads write meanwhile go to
     the new one. Not from a signal handler: it waits for the line being written.
 
-    Raises ConfigError on an unknown level, a cap below 1024 bytes or a negative timeout.
+    Raises ConfigError on an unknown level, a cap below 1024 bytes, a negative timeout or
+    a structlog renderer among ``processors``.
     """
+    _check_processors(processors)
     stream = stream if stream is not None else sys.stdout
     cap = _check_cap(_line_cap(max_line_bytes, stream))
     # A text over twice the cap cannot fit a line: cut it before it is scanned (its
@@ -103,8 +105,30 @@ def configure_logging(
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
     notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
-    for warning in (*warnings, *replaced, *_unmanaged_handlers()):
+    for warning in (*warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
         notices.warning(warning)
+
+
+def _check_processors(processors: Sequence[_pipeline.Processor]) -> None:
+    """Refuse a structlog renderer among ``processors``: the kit renders every line, and
+    a processor must return the event dict (a renderer's text would lose the event)."""
+    renderers = tuple(
+        cls
+        for cls in (
+            getattr(structlog.processors, "JSONRenderer", None),
+            getattr(structlog.processors, "KeyValueRenderer", None),
+            getattr(structlog.processors, "LogfmtRenderer", None),
+            getattr(structlog.dev, "ConsoleRenderer", None),
+        )
+        if isinstance(cls, type)
+    )
+    for processor in processors:
+        if isinstance(processor, renderers):
+            raise ConfigError(
+                f"configure_logging(processors=[...]): {type(processor).__name__} is a "
+                "renderer; the kit renders every line itself: pass only the processors that "
+                "add or change fields"
+            )
 
 
 def _level_number(level: str | int) -> int:
@@ -249,6 +273,28 @@ def _writes_unmasked_text(handler: logging.Handler) -> bool:
     return True
 
 
+def _enable_own_loggers() -> list[str]:
+    """Turn the kit's own loggers back on where the app's logging configuration disabled
+    them (``dictConfig`` with ``disable_existing_loggers`` left true, run after the kit
+    was imported): they carry its problem reports. A warning line when it did."""
+    disabled = [
+        logger
+        for logger in [logging.getLogger("limone_obs"), *_named_loggers()]
+        if logger.disabled
+        and (logger.name == "limone_obs" or logger.name.startswith("limone_obs."))
+    ]
+    for logger in disabled:
+        logger.disabled = False
+    if not disabled:
+        return []
+    names = ", ".join(sorted({logger.name for logger in disabled}))
+    return [
+        f"limone-obs: the app's logging configuration had disabled the kit's loggers ({names}), "
+        "which report its problems (wrong counts, dropped lines): turned back on; in "
+        'dictConfig, set "disable_existing_loggers": False to leave loggers on'
+    ]
+
+
 def _describe(handler: logging.Handler) -> str:
     path = getattr(handler, "baseFilename", None)
     return f"{type(handler).__name__}({path})" if path else type(handler).__name__
@@ -265,9 +311,11 @@ def _foreign_structlog_config() -> list[str]:
     names = ", ".join(getattr(p, "__name__", type(p).__name__) for p in processors)
     return [
         "limone-obs: configure_logging replaces the structlog configuration made before "
-        f"it (processors: {names}); pass the processors to keep as "
-        "configure_logging(processors=[...]): they run on an event's own fields before "
-        "redaction"
+        f"it (processors: {names}); pass the ones to keep, not its renderer, as "
+        "configure_logging(processors=[...]) (they run on an event's own fields before "
+        "redaction), and remove the structlog.configure call. Loggers bound before this "
+        "call (structlog.get_logger().bind(...) at import) keep that configuration: bind "
+        "them after it, or use limone_obs.logging.get_logger, which follows it"
     ]
 
 
