@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, Response, send_file
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter
 from werkzeug.test import EnvironBuilder
 
 from limone_obs import ConfigError, Metrics, metrics_for
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe
+from limone_obs.exporter import _failsafe, extension
 from limone_obs.logging import init_app as log_init_app
 from tests.exporter.helpers import (
     STREAM_CHUNKS,
@@ -407,22 +407,28 @@ def test_server_file_wrapper_is_returned_as_is_and_recorded_on_close(tmp_path: P
 
 
 def test_default_registry_metrics_a_single_process_does_not_serve_are_named_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In one process the metrics path serves the kit's registry: the app's own metrics on
-    prometheus-client's default registry are named in one warning line at the first
-    scrape, with the argument that serves them; with that argument, no line."""
-    own = Counter("ledger_trial_entries", "entries posted", registry=REGISTRY)
-    try:
-        apps = [Flask("unserved"), Flask("served")]
-        Metrics(apps[0], registry=CollectorRegistry())
-        Metrics(apps[1], registry=REGISTRY, namespace="served", process_metrics=False)
-        for app in apps:
-            for _ in range(2):
-                app.test_client().get("/metrics").close()
-    finally:
-        REGISTRY.unregister(own)
+    prometheus-client's default registry are named (as written: a counter with _total) in
+    one warning line at the first scrape, with the argument that serves them, and the one
+    named like a kit series is to be renamed first; with that argument, no line. Passing
+    the default registry while it holds that metric is a ConfigError saying so."""
+    # A default registry of this test's own: the process's stays as other tests left it.
+    default = CollectorRegistry()
+    monkeypatch.setattr(extension, "REGISTRY", default)
+    Counter("trial_entries", "entries posted", registry=default)
+    Counter("trial_requests", "the old request counter", ["route"], registry=default)
+    unserved, served = Flask("unserved"), Flask("served")
+    Metrics(unserved, registry=CollectorRegistry(), namespace="trial")
+    for _ in range(2):
+        unserved.test_client().get("/metrics").close()
+    Metrics(served, registry=default, namespace="served", process_metrics=False)
+    served.test_client().get("/metrics").close()
+    with pytest.raises(ConfigError, match="rename that metric"):
+        Metrics(Flask("refused"), registry=default, namespace="trial")
     said = [r.getMessage() for r in caplog.records if "default registry" in r.getMessage()]
     assert 1 == len(said)
-    assert "ledger_trial_entries" in said[0]
+    assert "(trial_entries_total, trial_requests_total)" in said[0]
+    assert "first rename trial_requests_total" in said[0]
     assert "registry=prometheus_client.REGISTRY" in said[0]

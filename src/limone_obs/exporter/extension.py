@@ -128,10 +128,17 @@ class Metrics:
         #: Why the public API is used, logged by init_app (fast_path.public_reason).
         self._public_reason = _fast_path.public_reason()
         updaters = _fast_path.PUBLIC if self._public_reason else _fast_path.FAST
-        self._instruments = Instruments(
-            self.names, self.registry, buckets, dependency_buckets, updaters
-        )
-        health_series.attach(self.names.namespace, self.registry, self._mp_dir)
+        try:
+            self._instruments = Instruments(
+                self.names, self.registry, buckets, dependency_buckets, updaters
+            )
+            health_series.attach(self.names.namespace, self.registry, self._mp_dir)
+        except ValueError as exc:  # prometheus-client's "Duplicated timeseries in ..."
+            raise ConfigError(
+                f"Metrics(namespace={self.names.namespace!r}): the registry already holds a "
+                f"metric named like one of the kit's series ({exc}): rename that metric, or "
+                "give Metrics another namespace"
+            ) from exc
         self._version = version
         self._revision = revision
         self._exposition: CollectorRegistry | None = None
@@ -183,7 +190,7 @@ class Metrics:
         if not self._default_registry_checked:
             self._default_registry_checked = True
             if self._mp_dir is None and self.registry is not REGISTRY:
-                _warn_unserved_default_metrics()
+                _warn_unserved_default_metrics(self._own_series())
         return self.exposition_registry()
 
     @property
@@ -415,22 +422,36 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
 _STOCK_FAMILIES = ("process_", "python_gc_", "python_info")
 
 
-def _warn_unserved_default_metrics() -> None:
+def _warn_unserved_default_metrics(own: name_clash.OwnSeries) -> None:
     """One warning line naming the app's own metrics on prometheus-client's default
     registry, which the metrics path of a single process does not serve (a team moving
-    from prometheus-flask-exporter would otherwise see them vanish without a word)."""
+    from prometheus-flask-exporter would otherwise see them vanish without a word), and
+    those of them named like the kit's series (``own``), which it could not serve."""
     try:
-        names = sorted(
-            {f.name for f in REGISTRY.collect() if not f.name.startswith(_STOCK_FAMILIES)}
-        )
+        families = [f for f in REGISTRY.collect() if not f.name.startswith(_STOCK_FAMILIES)]
     except Exception:  # an app's own collector failing: its scrape would say so
         return
-    if names:
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        _logger.warning(
-            "limone_obs: prometheus-client's default registry holds metrics the metrics "
-            "path does not serve (%s): in one process Metrics serves its own registry; pass "
-            "Metrics(app, registry=prometheus_client.REGISTRY) to serve them too (under "
-            "gunicorn with the kit's config they are served from the multiprocess directory)",
-            shown,
-        )
+    names = sorted({_exposed(f.name, f.type) for f in families})
+    if not names:
+        return
+    clashing = sorted(
+        {_exposed(f.name, f.type) for f in families if f.name in own.families}
+        | {name for name in names if name in own.sample_names}
+    )
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    advice = (
+        f"; first rename {', '.join(clashing)}, named like the kit's series" if clashing else ""
+    )
+    _logger.warning(
+        "limone_obs: prometheus-client's default registry holds metrics the metrics path "
+        "does not serve (%s): in one process Metrics serves its own registry; pass "
+        "Metrics(app, registry=prometheus_client.REGISTRY) to serve them too%s (under "
+        "gunicorn with the kit's config they are served from the multiprocess directory)",
+        shown,
+        advice,
+    )
+
+
+def _exposed(name: str, kind: str) -> str:
+    """The name a family's samples are written under (a counter's with ``_total``)."""
+    return f"{name}_total" if kind == "counter" else name
