@@ -159,7 +159,8 @@ def shrink(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
     cut). The message and the other fields share what is left, water-filled: each one
     small enough for an equal share stays whole, and only the largest are cut (strings
     keep their head and a ``...[truncated]`` mark, a traceback its end; a list its first
-    items, a mapping each of its keys). Types are kept, so an aggregator's field mapping
+    items, a mapping each of its keys, cut the same way, or its smallest members whole
+    when they are too many). Types are kept, so an aggregator's field mapping
     still holds. When the fields are too many for useful shares, the message and as many
     of the smallest fields as fit are kept whole, and the others left out. The line is
     marked ``truncated`` with its ``original_bytes``.
