@@ -314,3 +314,32 @@ def test_the_kits_loggers_disabled_by_a_dict_config_are_turned_back_on(
     ]
     assert 1 == len(said)
     assert "limone_obs.exporter" in said[0]
+
+
+def test_a_record_formatted_by_two_handlers_keeps_its_traceback_in_both(
+    out: io.BytesIO, tmp_path: Path
+) -> None:
+    """An app's own file handler given the kit's formatter, before the kit's own on the
+    same logger: each formats the one record with its traceback (the once-only rule is
+    for other lines about the same exception)."""
+    audit = logging.FileHandler(tmp_path / "audit.log")
+    audit.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(audit)
+    try:
+        configure_logging(stream=out)
+        root.handlers.remove(audit)
+        root.handlers.insert(0, audit)  # the app's handler formats first
+        try:
+            raise RuntimeError("upstream refused")
+        except RuntimeError:
+            stdlib_logger("lib.calls").exception("call failed")
+            stdlib_logger("lib.calls").exception("again, the same exception")
+    finally:
+        root.removeHandler(audit)
+        audit.close()
+    first, again = parse_lines(out.getvalue())
+    [in_file, _] = parse_lines((tmp_path / "audit.log").read_bytes())
+    assert "upstream refused" in first["exception"]["traceback"]
+    assert "upstream refused" in in_file["exception"]["traceback"]
+    assert "traceback" not in again["exception"]

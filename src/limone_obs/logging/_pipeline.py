@@ -120,21 +120,27 @@ class Pipeline:
         """Encode a finished event as one capped JSON line."""
         return encode_line(event, self.max_line_bytes)
 
-    def exception(self, exc_info: ExcInfo, text: str | None = None) -> dict[str, str]:
+    def exception(
+        self, exc_info: ExcInfo, text: str | None = None, origin: object = None
+    ) -> dict[str, str]:
         """Return the ``exception`` field: type, message, traceback (no local variables);
         type and message only when an earlier line already carried this exception's
         traceback (gunicorn's "Error handling request" after the access line of a stream
-        that failed).
+        that failed). ``origin`` is the log record being formatted: every handler that
+        formats the same record (the kit's output and an app's own file given the kit's
+        formatter) gets the traceback.
 
         The request being served (if any) remembers that a line carried this traceback
         (:func:`limone_obs.lifecycle.traceback_logged`), and so does the exception.
         """
         exc_type, exc, tb = exc_info
         if exc is not None:
-            if getattr(exc, _TRACEBACK_LOGGED, None) is True:
+            first = _NO_ORIGIN if origin is None else id(origin)
+            marked = getattr(exc, _TRACEBACK_LOGGED, None)
+            if marked is not None and (marked != first or first == _NO_ORIGIN):
                 return self.exception_summary(exc_info)
             lifecycle.traceback_logged(exc)
-            _mark_logged(exc)
+            _mark_logged(exc, first)
         if text is None:
             text = "".join(traceback.format_exception(exc_type, exc, tb))
         return {**self.exception_summary(exc_info), "traceback": self.redact_text(text)}
@@ -148,14 +154,16 @@ class Pipeline:
         }
 
 
-#: Set on an exception once a line carried its traceback.
+#: Set on an exception once a line carried its traceback: the ``id()`` of the record it
+#: came from, or _NO_ORIGIN (an app event or an access line: formatted once).
 _TRACEBACK_LOGGED = "limone_obs_traceback_logged"
+_NO_ORIGIN = -1
 
 
-def _mark_logged(exc: BaseException) -> None:
+def _mark_logged(exc: BaseException, origin: int) -> None:
     # An exception object that refuses attributes only loses the deduplication.
     with contextlib.suppress(AttributeError, TypeError):
-        setattr(exc, _TRACEBACK_LOGGED, True)
+        setattr(exc, _TRACEBACK_LOGGED, origin)
 
 
 def keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -123,7 +123,9 @@ def _add_exception(
 ) -> None:
     """Add ``exception`` (type, message, one-string traceback) and ``stack_info``."""
     if record.exc_info and record.exc_info[0] is not None:
-        log_data[c.LOG_EXCEPTION] = p.exception(record.exc_info, message_dict.get("exc_info"))
+        log_data[c.LOG_EXCEPTION] = p.exception(
+            record.exc_info, message_dict.get("exc_info"), origin=record
+        )
     elif record.exc_text:
         # Only the text survived (e.g. a record pickled from another process).
         traceback = p.redact_text(record.exc_text)
