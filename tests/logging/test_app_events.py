@@ -317,3 +317,27 @@ def test_a_processor_that_fails_loses_nothing_of_the_event(out: io.BytesIO) -> N
     for line, name in ((first, "to_text returned a str"), (second, "broken raised KeyError")):
         assert ("kept", 7) == (line["message"], line["order_id"])
         assert name in line["render_error"]
+
+
+def test_processors_see_the_message_as_event(out: io.BytesIO) -> None:
+    """configure_logging's processors get the message under "event", as structlog's do:
+    a scrubber of the message scrubs it, a filter on it drops the event."""
+
+    def scrub(
+        _logger: object, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {**event, "event": str(event["event"]).replace("alice@example.com", "<email>")}
+
+    def drop(
+        _logger: object, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if event.get("event") == "drop me":
+            raise structlog.DropEvent
+        return event
+
+    configure_logging(stream=out, processors=[scrub, drop])
+    get_logger("p").info("invoice sent to alice@example.com", n=1)
+    get_logger("p").info("drop me")
+    [line] = parse_lines(out.getvalue())
+    assert ("invoice sent to <email>", 1) == (line["message"], line["n"])
+    assert "event" not in line

@@ -35,11 +35,13 @@ def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> by
 
 def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
     p = _pipeline.current
-    message = event_dict.pop("event", None)
     exc = _pop_exc_info(event_dict)
     failed = None
     if p.processors:
+        # structlog's convention: a processor sees the message as "event" (a scrubber,
+        # a filter raising DropEvent); it becomes the line's message afterwards.
         event_dict, failed = _processed(p.processors, logger, method, event_dict)
+    message = event_dict.pop("event", None)
     text = message if isinstance(message, str) else ("" if message is None else safe_str(message))
     out = p.head(
         rfc3339(time.time()), _pipeline.METHOD_LEVELS.get(method, "info"), _name(logger), text
