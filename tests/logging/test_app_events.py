@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
@@ -341,3 +344,42 @@ def test_processors_see_the_message_as_event(out: io.BytesIO) -> None:
     [line] = parse_lines(out.getvalue())
     assert ("invoice sent to <email>", 1) == (line["message"], line["n"])
     assert "event" not in line
+
+
+def test_a_structlog_logger_bound_at_import_follows_configure_logging() -> None:
+    """A module binding a structlog logger when it is imported (before the app factory
+    calls configure_logging), with no structlog configuration of the app's: its lines are
+    the kit's JSON with secrets masked, at the level configure_logging set."""
+    script = (
+        "import structlog, limone_obs.logging as kit\n"
+        "log = structlog.get_logger().bind(component='stock')\n"
+        "kit.configure_logging(service='svc', level='info')\n"
+        "log.debug('hidden')\n"
+        "log.info('bound at import', password='hunter2')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    [line] = parse_lines(done.stdout)
+    assert ("bound at import", "stock", "svc") == (
+        line["message"],
+        line["component"],
+        line["service"],
+    )
+    assert "hunter2" not in done.stdout
+
+
+def test_structlogs_async_and_filtering_methods_work(out: io.BytesIO) -> None:
+    """Code written for structlog's own bound logger (await log.ainfo, is_enabled_for)
+    keeps working once configure_logging took structlog over."""
+    configure_logging(stream=out, level="info")
+    log = structlog.get_logger("async.user")
+
+    async def handler() -> None:
+        await log.ainfo("async line", n=1)
+        await log.adebug("filtered")
+
+    asyncio.run(handler())
+    [line] = parse_lines(out.getvalue())
+    assert ("async line", 1) == (line["message"], line["n"])
+    assert (True, False) == (log.is_enabled_for(logging.INFO), log.is_enabled_for(logging.DEBUG))

@@ -232,3 +232,26 @@ def test_a_large_list_or_mapping_is_cut_never_dropped(cap: int) -> None:
         assert len(line) <= cap
         assert ("acme", 1) == (event["tenant"], event["order_id"])
         assert 0 < len(event[field]) < len(value)
+
+
+def test_a_long_exception_message_leaves_the_traceback_its_frames(out: io.BytesIO) -> None:
+    """An exception whose message alone overflows the cap (a long SQL statement): the cut
+    traceback keeps its last frames, where it failed, not only the message's tail (the
+    exception's message field holds the message)."""
+    configure_logging(stream=out, max_line_bytes=4096)
+
+    def query(depth: int) -> None:
+        if depth == 0:
+            raise RuntimeError("SELECT " + ", ".join(f"col_{n}" for n in range(500)))
+        query(depth - 1)
+
+    try:
+        query(30)
+    except RuntimeError:
+        get_logger().exception("query failed")
+    raw = out.getvalue()
+    [event] = parse_lines(raw)
+    assert len(raw) <= 4096
+    assert event["exception"]["message"].startswith("SELECT col_0, col_1")
+    assert event["exception"]["traceback"].count('File "') >= 3
+    assert "in query" in event["exception"]["traceback"]

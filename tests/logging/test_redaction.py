@@ -518,3 +518,16 @@ def test_a_scheme_word_before_bearer_does_not_hide_the_token() -> None:
     """ "TOKEN Bearer <secret>" masks the secret: the first scheme word does not take
     "Bearer" as its credential and skip past it (found by the property test above)."""
     assert "TOKEN Bearer [REDACTED] TOKEN" == Redactor().redact_text("TOKEN Bearer 00000000 TOKEN")
+
+
+def test_a_value_nested_too_deep_is_marked_not_masked(out: io.BytesIO) -> None:
+    """Nesting deeper than the scan goes is replaced by a marker saying so, not by the
+    mask, which would read as if a secret was there."""
+    configure_logging(stream=out)
+    deep: Any = "hello-leaf"
+    for _ in range(40):
+        deep = {"c": deep}
+    get_logger().info("deep", tree=deep)
+    text = out.getvalue().decode()
+    assert "<nested too deep>" in text
+    assert MASK not in text

@@ -446,7 +446,8 @@ def _warn_unserved_default_metrics(own: name_clash.OwnSeries) -> None:
         "limone_obs: prometheus-client's default registry holds metrics the metrics path "
         "does not serve (%s): in one process Metrics serves its own registry; pass "
         "Metrics(app, registry=prometheus_client.REGISTRY) to serve them too%s (under "
-        "gunicorn with the kit's config they are served from the multiprocess directory)",
+        "gunicorn with the kit's config they are served from the multiprocess directory, "
+        "but for those named like the kit's series)",
         shown,
         advice,
     )

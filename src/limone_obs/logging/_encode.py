@@ -23,6 +23,8 @@ from limone_obs import conventions as c
 
 #: Nesting kept by :func:`sanitise`; deeper values become a marker string.
 MAX_DEPTH = 32
+#: What stands for a value nested deeper (here and in the redactor's scan).
+TOO_DEEP = "<nested too deep>"
 #: Longest string kept in a truncated line (the message gets more, see :func:`shrink`).
 _FIELD_CAP = 512
 _RAW_BREAKS = (
@@ -121,7 +123,7 @@ def _fix_key(key: Any) -> str:
 def sanitise(obj: Any, depth: int = 0) -> Any:
     """Return a copy of ``obj`` that orjson encodes: str keys, 64-bit ints, valid UTF-8."""
     if depth > MAX_DEPTH:
-        return "<nested too deep>"
+        return TOO_DEEP
     if isinstance(obj, str):
         return _fix_str(obj)
     if obj is None or isinstance(obj, bool | int | float):
@@ -262,7 +264,9 @@ def _fit(key: Any, value: Any, budget: int, depth: int) -> Any:
     cannot write: the stand-in the line shows, cut)."""
     value = default_or_self(value)
     if isinstance(value, str):
-        return _fit_text(value, budget, tail=key in _TAIL_KEYS)
+        if key in _TAIL_KEYS:
+            return _fit_traceback(value, budget)
+        return _fit_text(value, budget, tail=False)
     if depth >= MAX_DEPTH:
         return value
     if isinstance(value, Mapping):
@@ -286,6 +290,23 @@ def _fit_list(items: list[Any] | tuple[Any, ...], budget: int, depth: int) -> li
         kept.append(item)
         left -= size
     return kept
+
+
+def _fit_traceback(text: str, budget: int) -> str:
+    """A traceback cut to ``budget`` bytes, keeping the end of its frames (where it
+    failed): its last lines after the last frame (the exception's type and message, which
+    the ``exception.message`` field holds too) get a quarter of the room at most."""
+    frame = text.rfind('\n  File "')
+    if frame < 0:
+        return _fit_text(text, budget, tail=True)
+    source = text.find("\n", frame + 1)  # the frame's own line, then its source line
+    end = text.find("\n", source + 1) + 1 if source >= 0 else 0
+    if end <= 0 or end >= len(text):
+        return _fit_text(text, budget, tail=True)
+    frames, last = text[:end], text[end:]
+    if len(dumps(last)) > budget // 4:
+        last = _fit_text(last, budget // 4, tail=False)
+    return _fit_text(frames, budget - len(dumps(last)) + 2, tail=True) + last
 
 
 def _fit_text(text: str, budget: int, *, tail: bool) -> str:

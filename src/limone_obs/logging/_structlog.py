@@ -197,6 +197,53 @@ class BoundLogger(structlog.BoundLoggerBase):
         name = _pipeline.level_name(level)
         return self._log(level, name, event, args, kw)
 
+    msg = info
+
+    def is_enabled_for(self, level: int) -> bool:
+        """True when a line at stdlib ``level`` is written (structlog's filtering API)."""
+        return level >= _pipeline.current.level
+
+    def get_effective_level(self) -> int:
+        """The active level, a stdlib level number (structlog's filtering API)."""
+        return _pipeline.current.level
+
+    # structlog's async methods (``await log.ainfo(...)``), so code written for its own
+    # bound logger keeps working: a line is written at once (its wait is bounded by
+    # configure_logging's write_timeout), not in a thread as structlog does.
+    async def adebug(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at debug level."""
+        return self.debug(event, *args, **kw)
+
+    async def ainfo(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at info level."""
+        return self.info(event, *args, **kw)
+
+    amsg = ainfo
+
+    async def awarning(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at warning level."""
+        return self.warning(event, *args, **kw)
+
+    awarn = awarning
+
+    async def aerror(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level."""
+        return self.error(event, *args, **kw)
+
+    async def aexception(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at error level with the exception being handled."""
+        return self.exception(event, *args, **kw)
+
+    async def acritical(self, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at critical level."""
+        return self.critical(event, *args, **kw)
+
+    afatal = acritical
+
+    async def alog(self, level: int, event: Any = None, *args: Any, **kw: Any) -> Any:
+        """Log at a stdlib level number."""
+        return self.log(level, event, *args, **kw)
+
 
 def _formatted(event: str, args: tuple[Any, ...]) -> str:
     """``event % args`` as stdlib logging formats it (one mapping argument fills

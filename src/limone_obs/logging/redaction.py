@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote
 
-from limone_obs.logging._encode import as_text
+from limone_obs.logging._encode import TOO_DEEP, as_text
 
 MASK: Final = "[REDACTED]"
 #: Key names masked by default (matched as described in the module docstring).
@@ -68,7 +68,7 @@ DEFAULT_KEYS: Final = frozenset(
         "cvv2", "card_cvc", "iban",
     }
 )  # fmt: skip
-#: Nesting searched for secrets; anything deeper is replaced by the mask as a whole.
+#: Nesting searched for secrets; anything deeper is replaced by TOO_DEEP as a whole.
 MAX_DEPTH: Final = 32
 _CACHE_LIMIT = 4096
 #: Keys longer than this are judged every time (never cached: memory stays bounded).
@@ -310,13 +310,15 @@ class Redactor:
         return match.group(0)
 
     def redact(self, value: Any, depth: int = 0) -> Any:
-        """Return ``value`` with secrets masked at any depth (dicts, lists, header objects)."""
+        """Return ``value`` with secrets masked at any depth (dicts, lists, header objects);
+        what is nested deeper than MAX_DEPTH is replaced by a marker saying so (unscanned,
+        it could hold a secret)."""
         if isinstance(value, str):
             return self.redact_text(value)
         if value is None or isinstance(value, int | float):
             return value
         if depth >= MAX_DEPTH:
-            return self.mask
+            return TOO_DEEP
         if isinstance(value, Mapping) or _is_header_object(value):
             return self._redact_items(value.items(), depth)
         if isinstance(value, list | tuple | set | frozenset):

@@ -319,6 +319,14 @@ def _foreign_structlog_config() -> list[str]:
     ]
 
 
+# structlog pointed at the kit's pipeline as soon as this package is imported, unless the
+# app configured it already: a logger bound at import (``structlog.get_logger().bind()``
+# in a views module) before configure_logging would otherwise keep structlog's defaults
+# (text, no masking) for good. The kit's render reads the active settings at every call.
+if not structlog.is_configured():
+    _structlog.configure_structlog()
+
+
 def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogger:
     """Return a structlog logger for the app's events; ``name`` fills the ``logger`` field
     (default: the calling module's ``__name__``).
