@@ -87,16 +87,19 @@ def test_recovery_reads_as_an_improvement(scenario: Run) -> None:
 
 
 def test_a_change_inside_one_bucket_reads_in_the_exact_mean(scenario: Run) -> None:
-    """/stream goes from 1.05 s to 1.30 s: every request of both windows lies in the
-    (1, 1.5] bucket, so the p95 estimates are alike (not a regression on their own),
-    while the exact means (sum / count, as written here) differ by about a quarter."""
+    """/stream goes from 1.05 s to 1.30 s: the requests of both windows lie in the
+    (1, 1.5] bucket, so the quantile estimates are alike (not a regression on their own),
+    while the exact means (sum / count, as written here) differ by about a quarter. The
+    median is compared: on this shared 2-core machine a stall of the whole process during
+    the suite made a few requests of the ~70 of a window take 1.5 s and more, enough to
+    move a p95 over the bucket's edge."""
     report = report_of(scenario, scenario.fault, scenario.healthy)
     stream = row(report.endpoints, STREAM)
     assert stream.then is not None
-    assert (1.0, 1.5) == stream.now.bucket_of(0.95) == stream.then.bucket_of(0.95)
-    assert stream.now.p95 is not None
-    assert stream.then.p95 is not None
-    assert abs(stream.now.p95 - stream.then.p95) < 0.1 * stream.then.p95
+    assert (1.0, 1.5) == stream.now.bucket_of(0.5) == stream.then.bucket_of(0.5)
+    assert stream.now.p50 is not None
+    assert stream.then.p50 is not None
+    assert abs(stream.now.p50 - stream.then.p50) < 0.1 * stream.then.p50
     span = phase(scenario.fault)
     rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",endpoint="{STREAM}"'
     mean = promql(scenario, f"sum(increase(limoneide_request_duration_seconds_sum{{{sel}}}{rng}))"
