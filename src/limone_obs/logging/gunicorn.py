@@ -32,7 +32,7 @@ from gunicorn import glogging
 from limone_obs import conventions as c
 from limone_obs.logging import _context, _identity, _pipeline
 from limone_obs.logging._sink import Sink
-from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
+from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
 #: Longest path and user agent written to gunicorn's access line (the app's caps too).
@@ -122,11 +122,7 @@ def _is_console(handler: logging.Handler) -> bool:
 def _sink_handler(handler: logging.StreamHandler[Any]) -> JsonLineHandler:
     """The same output through a :class:`Sink`: whole lines, and a bounded wait when the
     reader stops (a StreamHandler would block the worker, and its request, for good)."""
-    sink = Sink(handler.stream, notice=_pipeline.dropped_notice)
-    replacement = JsonLineHandler(sink, handler.level)
-    for log_filter in handler.filters:
-        replacement.addFilter(log_filter)
-    return replacement
+    return in_place_of(handler, Sink(handler.stream, notice=_pipeline.dropped_notice))
 
 
 def adopt_identity() -> None:

@@ -17,7 +17,7 @@ from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _identity, _pipeline, _structlog
 from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
-from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler
+from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
 
 #: Smallest accepted line cap: room for the schema fields and a useful message.
 MIN_LINE_BYTES = 1024
@@ -225,9 +225,7 @@ def _named_loggers() -> list[logging.Logger]:
 
 
 def _on_pipeline(pipeline: _pipeline.Pipeline, handler: logging.Handler) -> JsonLineHandler:
-    replacement = JsonLineHandler(pipeline.sink, handler.level)  # type: ignore[arg-type]
-    for log_filter in handler.filters:
-        replacement.addFilter(log_filter)
+    replacement = in_place_of(handler, pipeline.sink)  # type: ignore[arg-type] # set by now
     setattr(replacement, _OURS, True)
     return replacement
 

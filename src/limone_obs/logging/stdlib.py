@@ -185,6 +185,15 @@ class JsonLineHandler(logging.Handler):
             return _failure_line(record, exc)
 
 
+def in_place_of(handler: logging.Handler, sink: Sink) -> JsonLineHandler:
+    """A :class:`JsonLineHandler` writing to ``sink`` in ``handler``'s place: at its level,
+    with its filters."""
+    replacement = JsonLineHandler(sink, handler.level)
+    for log_filter in handler.filters:
+        replacement.addFilter(log_filter)
+    return replacement
+
+
 def _failure_line(record: logging.LogRecord, exc: Exception) -> bytes:
     p = _pipeline.current
     head = p.head(
