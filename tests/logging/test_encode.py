@@ -255,3 +255,22 @@ def test_a_long_exception_message_leaves_the_traceback_its_frames(out: io.BytesI
     assert event["exception"]["message"].startswith("SELECT col_0, col_1")
     assert event["exception"]["traceback"].count('File "') >= 3
     assert "in query" in event["exception"]["traceback"]
+
+
+def test_an_integer_past_pythons_conversion_limit_keeps_its_line(out: io.BytesIO) -> None:
+    """An int of 5000 digits (past str()'s 4300-digit limit) becomes a marker giving its
+    size, on both paths, and the line keeps its level and other fields; one of 4000
+    digits on a pipe-sized cap is cut as text, not dropped."""
+    configure_logging(stream=out, max_line_bytes=4096)
+    get_logger("a").info("huge", order_id="o-2", d={"x": [10**5000]})
+    stdlib_logger("s").warning("stdlib huge", extra={"order_id": "o-1", "n": 10**5000})
+    get_logger("a").info("long", s=10**4000, order_id="o-3")
+    huge, stdlib_huge, long = parse_lines(out.getvalue())
+    assert ("info", "o-2", "<integer of about 5001 digits>") == (
+        huge["level"], huge["order_id"], huge["d"]["x"][0]
+    )  # fmt: skip
+    assert ("warning", "o-1") == (stdlib_huge["level"], stdlib_huge["order_id"])
+    assert stdlib_huge["n"].startswith("<integer of about")
+    assert ("o-3", True) == (long["order_id"], long["truncated"])
+    assert long["s"].startswith("1000")
+    assert long["s"].endswith("...[truncated]")

@@ -112,8 +112,18 @@ def _fix_scalar(value: float | None) -> float | str | None:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
+        return value if -(2**63) <= value < 2**64 else _int_text(value)
     return value if math.isfinite(value) else None
+
+
+def _int_text(value: int) -> str:
+    """The decimal digits of an int too large for JSON's 64 bits, or, past Python's
+    conversion limit (4300 digits by default), a marker giving its size."""
+    try:
+        return str(value)
+    except ValueError:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"<integer of about {digits} digits>"
 
 
 def _fix_key(key: Any) -> str:
@@ -263,6 +273,8 @@ def _fit(key: Any, value: Any, budget: int, depth: int) -> Any:
     """``value`` cut to about ``budget`` encoded bytes, its type kept (an object orjson
     cannot write: the stand-in the line shows, cut)."""
     value = default_or_self(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = _fix_scalar(value)  # one over 64 bits is written as text: cut it as text
     if isinstance(value, str):
         if key in _TAIL_KEYS:
             return _fit_traceback(value, budget)
