@@ -383,3 +383,22 @@ def test_structlogs_async_and_filtering_methods_work(out: io.BytesIO) -> None:
     [line] = parse_lines(out.getvalue())
     assert ("async line", 1) == (line["message"], line["n"])
     assert (True, False) == (log.is_enabled_for(logging.INFO), log.is_enabled_for(logging.DEBUG))
+
+
+def test_a_replaced_structlog_level_is_named_not_its_default_processors(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that configured only structlog's level (a filtering wrapper class): the
+    warning names that class and where the level now comes from, and calls the processors
+    structlog's defaults rather than listing them as if the app had set them."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    configure_logging(stream=out)
+    # The same after the kit's import-time configuration (processors the kit's own).
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    configure_logging(stream=out)
+    said = [r.getMessage() for r in caplog.records if "structlog configuration" in r.getMessage()]
+    assert 2 == len(said)
+    assert (
+        "(processors: structlog's defaults; wrapper class: BoundLoggerFilteringAtWarning" in said[0]
+    )
+    assert "(wrapper class: BoundLoggerFilteringAtError, whose level gives way" in said[1]

@@ -298,18 +298,34 @@ def _describe(handler: logging.Handler) -> str:
     return f"{type(handler).__name__}({path})" if path else type(handler).__name__
 
 
+#: The names of structlog's default processors (a configuration that set none of its own).
+_STRUCTLOG_DEFAULTS = [
+    "merge_contextvars", "add_log_level", "StackInfoRenderer", "set_exc_info", "TimeStamper",
+    "ConsoleRenderer",
+]  # fmt: skip
+
+
 def _foreign_structlog_config() -> list[str]:
     """A warning line when structlog was configured by someone else: configure_logging
     replaces that configuration (its processors would no longer run)."""
     if not structlog.is_configured():
         return []
-    processors = structlog.get_config().get("processors", [])
-    if list(processors) == [_structlog.render]:
+    config = structlog.get_config()
+    processors = config.get("processors", [])
+    wrapper = config.get("wrapper_class")
+    parts = []
+    if list(processors) != [_structlog.render]:
+        names = [getattr(p, "__name__", type(p).__name__) for p in processors]
+        listed = "structlog's defaults" if names == _STRUCTLOG_DEFAULTS else ", ".join(names)
+        parts.append(f"processors: {listed}")
+    if isinstance(wrapper, type) and wrapper is not _structlog.BoundLogger:
+        # make_filtering_bound_logger's classes carry the app's level.
+        parts.append(f"wrapper class: {wrapper.__name__}, whose level gives way to configure_logging(level=...)")
+    if not parts:
         return []
-    names = ", ".join(getattr(p, "__name__", type(p).__name__) for p in processors)
     return [
         "limone-obs: configure_logging replaces the structlog configuration made before "
-        f"it (processors: {names}); pass the ones to keep, not its renderer, as "
+        f"it ({'; '.join(parts)}); pass the processors to keep, not a renderer, as "
         "configure_logging(processors=[...]) (they run on an event's own fields before "
         "redaction), and remove the structlog.configure call. Loggers bound before this "
         "call (structlog.get_logger().bind(...) at import) keep that configuration: bind "
