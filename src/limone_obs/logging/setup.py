@@ -320,7 +320,10 @@ def _foreign_structlog_config() -> list[str]:
         parts.append(f"processors: {listed}")
     if isinstance(wrapper, type) and wrapper is not _structlog.BoundLogger:
         # make_filtering_bound_logger's classes carry the app's level.
-        parts.append(f"wrapper class: {wrapper.__name__}, whose level gives way to configure_logging(level=...)")
+        parts.append(
+            f"wrapper class: {wrapper.__name__}, whose level gives way to "
+            "configure_logging(level=...)"
+        )
     if not parts:
         return []
     return [
