@@ -202,6 +202,55 @@ def test_secret_values_of_a_mapping_argument_are_masked(out: io.BytesIO) -> None
     assert SECRET.encode() not in out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password=('x') next", f"password={MASK} next"),
+        ("password=['x'] next", f"password={MASK} next"),
+        ("password=b'x' next", f"password={MASK} next"),
+        ("password=f'x' next", f"password={MASK} next"),
+        ("login(password=get('x')) next", f"login(password={MASK}) next"),
+        ('get(url, auth=("svc", "pw pw"), timeout=1)', f"get(url, auth={MASK}, timeout=1)"),
+        ("password='two words' next", f"password='{MASK}' next"),
+        ('{"token": "a \\"b\\" c", "user": "x"}', f'{{"token": "{MASK}", "user": "x"}}'),
+        ("[('Host', 'h'), ('X-Auth', 'tok 1')]", f"[('Host', 'h'), ('X-Auth', {MASK})]"),
+        ("('password','x') next", f"('password',{MASK}) next"),
+        ('["api_key", "k k"], ["name", "bob"]', f'["api_key", {MASK}], ["name", "bob"]'),
+        ("[('password', b'x y')]", f"[('password', {MASK})]"),
+        ("('secret', Secret('x')) next", f"('secret', {MASK}) next"),
+        ("password='' next", "password='' next"),
+    ],
+)
+def test_a_value_is_masked_whole_whatever_its_brackets_and_quotes(text: str, expected: str) -> None:
+    """A secret's value in text is masked to its end: a quoted value to its closing quote
+    (spaces included), a bracketed one or a call to its closing bracket, a prefixed string
+    (``b'x'``) whole; and ``(name, value)`` pairs as Python or JSON write them (the repr of
+    a header list) mask the value of a sensitive name. Before, only the first character
+    of ``('x')`` was masked, and a pair in a list not at all."""
+    assert expected == Redactor().redact_text(text)
+
+
+def test_header_lists_and_traceback_source_lines_are_masked(out: io.BytesIO) -> None:
+    """What a view logs with ``%s``: the request's header list and form items (both paths),
+    and a traceback whose source line passes a secret in a tuple."""
+    configure_logging(stream=out)
+    headers = Headers({"Authorization": f"tok {SECRET}", "X-Api-Key": SECRET, "Host": "h"})
+    stdlib_logger("lib").info("headers: %s", list(headers))
+    get_logger().info("form: %s", [("user", "bob"), ("password", SECRET)])
+    try:
+        _fail(auth=("svc", "s3cr3t-VALUE-9f8e7d"))  # the source line shows SECRET
+    except ValueError:
+        stdlib_logger("lib").exception("call failed")
+    lines = parse_lines(out.getvalue())
+    assert "('Host', 'h')" in lines[0]["message"]
+    assert f"_fail(auth={MASK})" in lines[2]["exception"]["traceback"]
+    assert SECRET.encode() not in out.getvalue()
+
+
+def _fail(auth: tuple[str, str]) -> None:
+    raise ValueError(f"refused for {auth[0]}")
+
+
 def test_redaction_can_be_turned_off(out: io.BytesIO) -> None:
     """``redact=False`` writes values as given."""
     configure_logging(stream=out, redact=False)
@@ -428,6 +477,10 @@ HOSTILE = {
     "jwt-like": lambda n: "eyJaaaaaaaaa." * (n // 13),
     "spaces": lambda n: "a" + " " * n + "=b",
     "secret-pairs": lambda n: "password=x " * (n // 11),
+    "secret-open-brackets": lambda n: "password=(" * (n // 10),
+    "secret-open-quotes": lambda n: "password='" * (n // 10),
+    "item-pairs-unclosed": lambda n: "('password', (" * (n // 14),
+    "item-names-unclosed": lambda n: "('" + "a" * n,
 }
 
 

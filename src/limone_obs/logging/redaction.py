@@ -30,7 +30,11 @@ parts), an API key of the ``sk-``/``sk_live_``/``rk_live_`` family, an AWS acces
 containers and dates (bytes, dataclasses, arbitrary objects) are first turned into what
 the line would show (their fields, decoded bytes, ``repr()``) and then checked, so a
 secret in an object's ``repr`` is masked too. ``(name, value)`` pairs in lists (header
-lists) mask the value of a sensitive name.
+lists) mask the value of a sensitive name, and so do such pairs in text (``('password',
+'x')``, ``["token", "x"]``: the repr of a header list). A pair's value in text is masked to
+its end: a quoted value to its closing quote, a bracketed value or a call (``auth=("u",
+"pw")``, ``password=get('x')``) to its closing bracket, a prefixed string (``b'x'``)
+whole; each is followed at most to the end of its line and 1024 characters.
 
 **Cost.** Every scan is one linear pass (no pattern is retried at every offset with a
 look-ahead to the end), so redaction time grows linearly with the input, whatever its
@@ -105,6 +109,15 @@ _PAIR = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*[:=]\s*["
 _VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
 #: Where a pair's value ends.
 _VALUE_END = re.compile(r"""[\s"'&,;]""")
+#: ``('name', `` / ``["name", `` in text: a (name, value) pair as Python or JSON writes it.
+#: Each try starts at a bracket and reads at most 128 name characters: linear.
+_ITEM_PAIR = re.compile(r"""[(\[]\s*(['"])([^'"\n]{1,128})\1\s*,\s*""")
+#: A masked value is followed at most this far to its closing quote or bracket (a longer
+#: one is masked that far: nothing of it is shown, and the scan stays linear).
+_MAX_VALUE = 1024
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+#: Python's string prefixes (``b'...'``, ``f"..."``), lower-cased.
+_STRING_PREFIXES = frozenset({"b", "r", "u", "f", "br", "rb", "fr", "rf"})
 #: Where a URL's user info ends (``@``: it was user info; anything else: it was not).
 _USERINFO_END = re.compile(r"[/\s@?#]")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
@@ -264,6 +277,8 @@ class Redactor:
             text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
             text = self._mask_pairs(text)
+        if "," in text and ("(" in text or "[" in text):
+            text = self._mask_item_pairs(text)
         if " " in text or "\t" in text:
             text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
         if _may_hold_token(text):
@@ -295,13 +310,36 @@ class Redactor:
         done = 0  # text before this index is already in parts
         ends = _ValueEnds(text)
         for match in _PAIR.finditer(text):
-            if match.start() < done:
-                continue  # inside a masked value
-            span = _value_span(text, match.end(), ends)
-            if span is None or not self.is_sensitive(match.group(1)):
-                continue  # no value, or a harmless name
-            parts += (text[done : match.end()], self.mask)
+            if match.start() < done or not self.is_sensitive(match.group(1)):
+                continue  # inside a masked value, or a harmless name
+            pos = match.end()
+            opened = match.group(2)[-1]
+            if opened in "'\"":
+                # A quoted value ends at its closing quote (kept), spaces and commas included.
+                span: int | None = _closing_quote(text, pos - 1)
+            else:
+                span = _value_span(text, pos, ends)
+                if span is not None:
+                    span = _whole_value_end(text, pos, span)
+            if span is None or span <= pos:
+                continue  # no value
+            parts += (text[done:pos], self.mask)
             done = span
+        return "".join(parts) + text[done:] if parts else text
+
+    def _mask_item_pairs(self, text: str) -> str:
+        """``('password', 'x')`` / ``["token", "x"]`` in text (the repr of a header list,
+        a JSON array of pairs): the value of a sensitive name is masked."""
+        parts: list[str] = []
+        done = 0
+        for match in _ITEM_PAIR.finditer(text):
+            if match.start() < done or not self.is_sensitive(match.group(2)):
+                continue
+            pos = match.end()
+            end = _item_value_end(text, pos)
+            if end > pos:
+                parts += (text[done:pos], self.mask)
+                done = end
         return "".join(parts) + text[done:] if parts else text
 
     def _scheme_replacement(self, match: re.Match[str]) -> str:
@@ -431,6 +469,90 @@ def _has_secret_part(form: str) -> bool:
             return True
     private = form.find("private")
     return private >= 0 and form.find("key", private) >= 0
+
+
+def _closing_quote(text: str, at: int) -> int:
+    """Index of the quote closing the one at ``at`` (a backslash escapes a quote); without
+    one on the same line within :data:`_MAX_VALUE`, the end of that stretch."""
+    quote = text[at]
+    limit = _line_limit(text, at + 1)
+    pos = at + 1
+    while True:
+        pos = text.find(quote, pos, limit)
+        if pos < 0 or text[pos - 1] != "\\":
+            return limit if pos < 0 else pos
+        pos += 1
+
+
+def _quote_end(text: str, at: int) -> int:
+    """Index just after the quoted text starting at ``at`` (see :func:`_closing_quote`)."""
+    end = _closing_quote(text, at)
+    return end + 1 if end < len(text) and text[end] == text[at] else end
+
+
+def _line_limit(text: str, pos: int) -> int:
+    """How far a value starting at ``pos`` may reach: its line, at most _MAX_VALUE."""
+    limit = min(len(text), pos + _MAX_VALUE)
+    newline = text.find("\n", pos, limit)
+    return limit if newline < 0 else newline
+
+
+def _whole_value_end(text: str, pos: int, end: int) -> int:
+    """``end`` (where a pair's plain value ends) moved past a value it would cut open: an
+    opening bracket (``auth=("svc", "pw")``, ``password=get('x')``) is followed to its
+    closing bracket, a string prefix (``password=b'x'``) to its closing quote."""
+    value = text[pos:end]
+    if not value or end >= len(text):
+        return end
+    if value[-1] in _CLOSING:
+        return _bracket_end(text, end - 1)
+    if text[end] in "'\"" and value.lower() in _STRING_PREFIXES:
+        return _quote_end(text, end)
+    return end
+
+
+def _bracket_end(text: str, at: int) -> int:
+    """Index just after the bracket closing the one at ``at`` (quoted text skipped); without
+    one on the same line within :data:`_MAX_VALUE`, the end of that stretch."""
+    limit = _line_limit(text, at)
+    depth = 0
+    pos = at
+    while pos < limit:
+        char = text[pos]
+        if char in "'\"":
+            pos = _quote_end(text, pos)
+            continue
+        if char in _CLOSING:
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return pos + 1
+        pos += 1
+    return limit
+
+
+def _item_value_end(text: str, pos: int) -> int:
+    """End of the value after ``('name', ``: a quoted string (maybe with a prefix), or
+    anything up to the pair's closing bracket, comma or line end."""
+    if pos >= len(text):
+        return pos
+    if text[pos] in "'\"":
+        return _quote_end(text, pos)
+    quote = pos
+    while quote < len(text) and quote - pos < 2 and text[quote].isalpha():
+        quote += 1  # past a string prefix (b'...')
+    prefixed = text[pos:quote].lower() in _STRING_PREFIXES
+    if prefixed and quote < len(text) and text[quote] in "'\"":
+        return _quote_end(text, quote)
+    limit = _line_limit(text, pos)
+    end = pos
+    while end < limit and text[end] not in ")],":
+        if text[end] in _CLOSING:
+            end = _bracket_end(text, end)
+            continue
+        end += 1
+    return end
 
 
 def _scheme_before(text: str, at: int) -> bool:
