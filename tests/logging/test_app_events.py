@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 from flask import Flask
@@ -346,12 +347,23 @@ def test_processors_see_the_message_as_event(out: io.BytesIO) -> None:
     assert "event" not in line
 
 
-def test_a_structlog_logger_bound_at_import_follows_configure_logging() -> None:
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        "",
+        "structlog.configure(processors=[structlog.processors.add_log_level,\n"
+        "                                structlog.processors.JSONRenderer()])\n",
+    ],
+    ids=["no-app-config", "app-json-renderer"],
+)
+def test_a_structlog_logger_bound_at_import_follows_configure_logging(app_config: str) -> None:
     """A module binding a structlog logger when it is imported (before the app factory
-    calls configure_logging), with no structlog configuration of the app's: its lines are
-    the kit's JSON with secrets masked, at the level configure_logging set."""
+    calls configure_logging): its lines are the kit's JSON with secrets masked, at the
+    level configure_logging set. Also when it was bound under the app's own structlog
+    configuration (a JSON renderer): its calls raised a TypeError there."""
     script = (
         "import structlog, limone_obs.logging as kit\n"
+        f"{app_config}"
         "log = structlog.get_logger().bind(component='stock')\n"
         "kit.configure_logging(service='svc', level='info')\n"
         "log.debug('hidden')\n"
@@ -360,11 +372,12 @@ def test_a_structlog_logger_bound_at_import_follows_configure_logging() -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
-    [line] = parse_lines(done.stdout)
-    assert ("bound at import", "stock", "svc") == (
+    [line] = [line for line in parse_lines(done.stdout) if line.get("component")]
+    assert ("bound at import", "stock", "svc", "info") == (
         line["message"],
         line["component"],
         line["service"],
+        line["level"],
     )
     assert "hunter2" not in done.stdout
 
@@ -402,3 +415,83 @@ def test_a_replaced_structlog_level_is_named_not_its_default_processors(
         "(processors: structlog's defaults; wrapper class: BoundLoggerFilteringAtWarning" in said[0]
     )
     assert "(wrapper class: BoundLoggerFilteringAtError, whose level gives way" in said[1]
+
+
+SECRET = "s3cr3t-VALUE-9f8e7d"
+
+
+def _masked_team(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    return {**event, "team": "ledger"}
+
+
+def _to_tuple(_logger: object, _method: str, event: MutableMapping[str, Any]) -> Any:
+    return ((event.pop("event"), "extra-arg"), event)
+
+
+@pytest.mark.parametrize(
+    ("last", "kind", "fields_kept"),
+    [
+        (structlog.processors.JSONRenderer(), "a str", True),
+        (structlog.processors.JSONRenderer(serializer=orjson.dumps), "a bytes", True),
+        (structlog.dev.ConsoleRenderer(colors=True), "a str", False),
+        (structlog.processors.KeyValueRenderer(), "a str", False),
+        (None, "an event dict (no renderer)", True),
+        (_to_tuple, "a str", True),
+    ],
+)
+def test_an_app_structlog_configuration_made_after_never_fails_a_request(
+    out: io.BytesIO,
+    caplog: pytest.LogCaptureFixture,
+    validator: Draft202012Validator,
+    *,
+    last: Any,
+    kind: str,
+    fields_kept: bool,
+) -> None:
+    """The app configures structlog after configure_logging (the team's old setup left in
+    its factory), with a renderer of its own or none, and stdlib processors that ask the
+    logger for its level: every line is still one JSON line of the schema with its
+    secrets masked, the request answers 200 (it answered 500: the kit's logger took
+    only bytes), and one warning line says what happened and what to do."""
+    configure_logging(stream=out)
+    chain: list[Any] = [
+        structlog.stdlib.filter_by_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+        _masked_team,
+        structlog.processors.format_exc_info,
+    ]
+    structlog.configure(processors=chain if last is None else [*chain, last])
+    app = Flask(__name__)
+    init_app(app)
+
+    @app.get("/ping")
+    def ping() -> str:
+        log = structlog.get_logger("orders")
+        log.info("ping", password=SECRET, user="bob")
+        try:
+            raise ValueError(f"refused token={SECRET}")
+        except ValueError:
+            log.exception("failed")
+        return "ok"
+
+    assert [200, 200] == [app.test_client().get("/ping").status_code for _ in range(2)]
+    lines = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, lines)
+    mine = [line for line in lines if line["logger"] == "orders"]
+    assert 4 == len(mine), lines
+    assert ["info", "error"] * 2 == [line["level"] for line in mine]
+    assert "ping" in mine[0]["message"]
+    assert SECRET not in out.getvalue().decode()
+    if fields_kept:  # a JSON renderer's or the event dict's fields stay fields
+        assert ("ledger", "bob") == (mine[0]["team"], mine[0]["user"])
+        assert ("ValueError", "refused token=[REDACTED]") == (
+            mine[1]["exception"]["type"],
+            mine[1]["exception"]["message"],
+        )
+    told = [r.getMessage() for r in caplog.records if "are not the kit's" in r.getMessage()]
+    assert 1 == len(told), told
+    assert f"returned {kind}," in told[0]

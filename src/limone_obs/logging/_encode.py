@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -25,6 +26,13 @@ from limone_obs import conventions as c
 MAX_DEPTH = 32
 #: What stands for a value nested deeper (here and in the redactor's scan).
 TOO_DEEP = "<nested too deep>"
+#: A terminal escape sequence (colours and bold: CSI ``ESC [ ... letter``; a window title:
+#: OSC ``ESC ] ... BEL``, only with its end, so an ``ESC ]`` in hostile text cannot hide
+#: the rest of the message; or ``ESC`` and one character): meaningless in a JSON line,
+#: and noise in every aggregator's search.
+TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])"
+)
 #: Longest string kept in a truncated line (the message gets more, see :func:`shrink`).
 _FIELD_CAP = 512
 _RAW_BREAKS = (

@@ -8,17 +8,19 @@ call follow it: no stale level, stream or redaction settings.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 from types import FrameType
 from typing import Any
 
+import orjson
 import structlog
 
 from limone_obs import conventions as c
 from limone_obs.logging import _pipeline
-from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
+from limone_obs.logging._encode import TERMINAL_ESCAPE, rfc3339, safe_repr, safe_str
 
 
 def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
@@ -33,7 +35,14 @@ def render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> by
         return _failure_line(logger, exc)
 
 
-def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> bytes:
+def _render(
+    logger: Any,
+    method: str,
+    event_dict: MutableMapping[str, Any],
+    exception: dict[str, str] | None = None,
+) -> bytes:
+    """:func:`render`'s work; ``exception`` is an exception field already made from text
+    (a processor chain of the app's own formatted it), masked here."""
     p = _pipeline.current
     exc = _pop_exc_info(event_dict)
     failed = None
@@ -54,6 +63,8 @@ def _render(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> b
         out.update(event_dict)
     if exc is not None:
         out[c.LOG_EXCEPTION] = p.exception(exc)
+    elif exception is not None:
+        out[c.LOG_EXCEPTION] = {key: p.redact_text(text) for key, text in exception.items()}
     if failed is not None:
         out[_RENDER_ERROR] = p.redact_text(failed)
     return p.render(out)
@@ -112,25 +123,173 @@ def _failure_line(logger: Any, exc: Exception) -> bytes:
     return p.render(out)
 
 
+def _writer(method: str) -> Any:
+    """SinkLogger's method ``method``: writes the line :func:`render` made (the only bytes
+    it gets: :func:`logger_factory` makes it under the kit's processors alone); anything
+    else becomes a line of the schema."""
+
+    def write(self: SinkLogger, line: Any) -> None:
+        if type(line) is bytes:
+            _pipeline.write(line)
+        else:
+            _write_foreign(self, method, line, (), {})
+
+    return _named(write, method)
+
+
+def _foreign_writer(method: str) -> Any:
+    """ForeignSinkLogger's method ``method``: takes whatever structlog hands on from a
+    processor chain of the app's own (text, bytes, the event dict, a tuple's parts)."""
+
+    def write(self: SinkLogger, line: Any = None, *args: Any, **kw: Any) -> None:
+        # render's lines, and only they, are bytes ending in a newline.
+        if type(line) is bytes and not args and not kw and line.endswith(b"\n"):
+            _pipeline.write(line)
+        else:
+            _write_foreign(self, method, line, args, kw)
+
+    return _named(write, method)
+
+
+def _named(write: Any, method: str) -> Any:
+    write.__name__ = write.__qualname__ = method
+    write.__doc__ = f"Write one rendered line (structlog's ``{method}``)."
+    return write
+
+
 class SinkLogger:
-    """structlog's final logger: writes the rendered line to the active pipeline's sink."""
+    """structlog's final logger: writes the rendered line to the active pipeline's sink.
+
+    Anything but :func:`render`'s line becomes a line of the schema
+    (:func:`_write_foreign`), with one warning line saying why; it never raises into the
+    caller. ``isEnabledFor``, ``getEffectiveLevel`` and ``disabled`` serve structlog's
+    stdlib processors (``filter_by_level``) in a processor chain of the app's own.
+    """
 
     __slots__ = ("name",)
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
 
-    def msg(self, line: bytes) -> None:
-        """Write one rendered line."""
-        _pipeline.write(line)
+    #: Read by structlog's ``filter_by_level``, as on a stdlib logger.
+    disabled = False
 
-    debug = info = warning = warn = error = exception = critical = fatal = log = msg
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - the stdlib logger's API
+        """True when a line at stdlib ``level`` is written."""
+        return level >= _pipeline.current.level
+
+    def getEffectiveLevel(self) -> int:  # noqa: N802 - the stdlib logger's API
+        """The active level, a stdlib level number."""
+        return _pipeline.current.level
+
+
+class ForeignSinkLogger(SinkLogger):
+    """The SinkLogger :func:`logger_factory` makes while structlog's processors are not
+    the kit's (``structlog.configure(processors=[..., JSONRenderer()])`` made after the
+    kit's): its methods also take what structlog hands on from such a chain besides one
+    line (the event dict as keywords, a tuple's parts). Kept apart so the kit's own
+    lines do not pay for those arguments."""
+
+    __slots__ = ()
+
+
+#: structlog's method names on the final logger, and the method each writes as.
+_METHODS = (
+    ("msg", "info"), ("debug", "debug"), ("info", "info"), ("warning", "warning"),
+    ("warn", "warning"), ("error", "error"), ("exception", "exception"),
+    ("critical", "critical"), ("fatal", "critical"), ("log", "info"),
+)  # fmt: skip
+for _attribute, _level_method in _METHODS:
+    setattr(SinkLogger, _attribute, _writer(_level_method))
+    setattr(ForeignSinkLogger, _attribute, _foreign_writer(_level_method))
+
+
+#: Set once the warning about a processor chain of the app's own was written (per process).
+_foreign_told: list[bool] = []
+
+
+def _write_foreign(logger: SinkLogger, method: str, result: Any, args: Any, kw: Any) -> None:
+    """Write what a processor chain of the app's own returned (``result``, ``args``, ``kw``
+    as structlog hands them on) as a line of the schema: a JSON object's fields
+    (``JSONRenderer``), other text as the message (a console renderer's, terminal colours
+    removed), an event dict as the kit renders one. Never raises."""
+    try:
+        event = _foreign_event(result, args, kw)
+        level = event.get(c.LOG_LEVEL)
+        if isinstance(level, str) and level.lower() in _pipeline.METHOD_LEVELS:
+            method = event.pop(c.LOG_LEVEL).lower()
+        event.pop(c.LOG_TIMESTAMP, None)  # the kit's own clock, in its format
+        name = event.pop(c.LOG_LOGGER, None) or event.pop("logger_name", None)
+        exception = None
+        if isinstance(event.get(c.LOG_EXCEPTION), str):  # structlog's format_exc_info
+            exception = _exception_from_text(event.pop(c.LOG_EXCEPTION))
+        named = logger if logger.name or not isinstance(name, str) else SinkLogger(name)
+        line = _render(named, method, event, exception)
+    except Exception as exc:
+        line = _failure_line(logger, exc)
+    _pipeline.write(line)
+    if not _foreign_told:
+        _foreign_told.append(True)
+        _tell_foreign(result, kw)
+
+
+def forget_warnings() -> None:
+    """Warn again about a processor chain of the app's own (tests use this)."""
+    _foreign_told.clear()
+
+
+def _foreign_event(line: Any, args: Any, kw: Any) -> dict[str, Any]:
+    """The event dict behind what the app's processor chain returned."""
+    if line is None and not args:
+        return dict(kw)  # the chain ended without a renderer: the event dict itself
+    if isinstance(line, bytes | bytearray):
+        line = bytes(line).decode("utf-8", "replace")
+    if isinstance(line, str) and not args and not kw:
+        text = line.rstrip("\n")
+        if text.startswith("{"):
+            try:
+                parsed = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                return parsed
+        if "\x1b" in text:
+            text = TERMINAL_ESCAPE.sub("", text)
+        return {"event": text}
+    words = " ".join(safe_str(part) for part in (line, *args) if part is not None)
+    return {**kw, "event": words}
+
+
+def _exception_from_text(text: str) -> dict[str, str]:
+    """structlog's formatted traceback (``format_exc_info``) as the schema's exception."""
+    last = text.rstrip().rsplit("\n", 1)[-1]
+    kind, _, message = last.partition(": ")
+    return {"type": kind.strip(), "message": message, "traceback": text}
+
+
+def _tell_foreign(line: Any, kw: Any) -> None:
+    what = "an event dict (no renderer)" if line is None and kw else f"a {type(line).__name__}"
+    logging.getLogger(_pipeline.NOTICE_LOGGER).warning(
+        "limone_obs: a structlog logger's processors are not the kit's (the app's own "
+        "structlog.configure(processors=...), made after limone_obs.logging was imported "
+        "or configured, or a logger bound under it): they returned %s, which is now "
+        "written as a line of the kit's schema, its secrets masked. Remove that "
+        "structlog.configure call, or pass its processors, without the renderer, to "
+        "configure_logging(processors=[...]).",
+        what,
+    )
 
 
 def logger_factory(*args: Any) -> SinkLogger:
     """structlog ``logger_factory``: the first positional argument is the logger name;
-    without one, the calling module's name (as structlog's stdlib ``LoggerFactory``)."""
-    return SinkLogger(str(args[0]) if args and args[0] is not None else caller_module())
+    without one, the calling module's name (as structlog's stdlib ``LoggerFactory``).
+    Called when a logger is bound or first used, under the processors configured then: a
+    :class:`ForeignSinkLogger` unless they are the kit's."""
+    name = str(args[0]) if args and args[0] is not None else caller_module()
+    processors = structlog.get_config()["processors"]
+    if len(processors) == 1 and processors[0] is render:
+        return SinkLogger(name)
+    return ForeignSinkLogger(name)
 
 
 def caller_module() -> str | None:

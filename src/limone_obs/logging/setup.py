@@ -413,4 +413,5 @@ def reset_for_tests() -> None:
     _context.clear_context()
     _identity.forget_exports()
     structlog.reset_defaults()
+    _structlog.forget_warnings()
     logging.captureWarnings(False)

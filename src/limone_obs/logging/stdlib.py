@@ -9,7 +9,6 @@ them to the schema, and encoding goes through the same orjson path as app events
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from itertools import islice
 from typing import Any
@@ -19,18 +18,11 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 
 from limone_obs import conventions as c
 from limone_obs.logging import _pipeline
-from limone_obs.logging._encode import rfc3339, safe_repr, safe_str
+from limone_obs.logging._encode import TERMINAL_ESCAPE, rfc3339, safe_repr, safe_str
 from limone_obs.logging._sink import Sink, report_on_stderr
 
 #: LogRecord attributes that are not ``extra=`` fields.
 _RESERVED = frozenset((*RESERVED_ATTRS, "message", "asctime", "taskName", "color_message"))
-#: A terminal escape sequence (colours and bold: CSI ``ESC [ ... letter``; a window title:
-#: OSC ``ESC ] ... BEL``, only with its end, so an ``ESC ]`` in hostile text cannot hide
-#: the rest of the message; or ``ESC`` and one character): meaningless in a JSON line,
-#: and noise in every aggregator's search.
-_TERMINAL_ESCAPE = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[ -/]*[0-~])"
-)
 #: Keys python-json-logger puts in ``message_dict`` for the traceback and stack.
 _FORMATTED = frozenset({"exc_info", "stack_info"})
 
@@ -82,7 +74,7 @@ class JsonFormatter(OrjsonFormatter):
         else:
             record.message = _message(record)
             if "\x1b" in record.message:  # werkzeug colours its lines for a terminal
-                record.message = _TERMINAL_ESCAPE.sub("", record.message)
+                record.message = TERMINAL_ESCAPE.sub("", record.message)
         if record.exc_info and record.exc_info[0] is not None:
             message_dict["exc_info"] = self.formatException(record.exc_info)
         if record.stack_info:
