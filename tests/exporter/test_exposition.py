@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import re
+import socket
+from pathlib import Path
 
+import pytest
 import requests
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from limone_obs import Metrics
+from limone_obs import ConfigError, Metrics
 from limone_obs import conventions as c
 from limone_obs.exporter.extension import EXTENSION_KEY
 from tests.exporter.helpers import make_app
@@ -134,3 +138,50 @@ def test_separate_port_serves_the_same_registry() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+@pytest.mark.parametrize("where", ["environment", "config"])
+def test_an_empty_token_is_an_error_not_an_open_metrics_path(
+    monkeypatch: pytest.MonkeyPatch, token: str, where: str
+) -> None:
+    """A token set but empty (a secret that failed to mount) is a ConfigError naming the
+    key and where it was set; before, it served /metrics without authentication."""
+    app = Flask("empty-token")
+    if where == "environment":
+        monkeypatch.setenv(c.ENV_METRICS_TOKEN, token)
+    else:
+        app.config["LIMONE_OBS_METRICS_TOKEN"] = token
+    said = "environment" if where == "environment" else "app's config"
+    with pytest.raises(
+        ConfigError, match=re.escape(f"LIMONE_OBS_METRICS_TOKEN={token!r} (in the {said})")
+    ):
+        Metrics(app, registry=CollectorRegistry())
+    assert EXTENSION_KEY not in app.extensions
+
+
+def test_a_taken_port_is_a_clear_error_and_changes_nothing() -> None:
+    """LIMONE_OBS_METRICS_PORT on a port in use (a second gunicorn worker's case) is a
+    ConfigError naming the key, the address and what to do, not a bare OSError, and the
+    app is left uninstrumented."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = Flask("taken")
+        app.config["LIMONE_OBS_METRICS_PORT"] = port
+        with pytest.raises(
+            ConfigError, match=f"LIMONE_OBS_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port}"
+        ):
+            Metrics(app, registry=CollectorRegistry())
+    assert EXTENSION_KEY not in app.extensions
+    assert app.wsgi_app.__self__ is app  # type: ignore[attr-defined]  # no lifecycle installed
+
+
+def test_a_metrics_port_in_multiprocess_mode_is_refused(mp_in_process: Path) -> None:
+    """Every gunicorn worker would try to listen on it: refused with the way to scrape."""
+    app = Flask("mp-port")
+    app.config["LIMONE_OBS_METRICS_PORT"] = 0
+    with pytest.raises(ConfigError, match=r"is for a single-process server.*metrics path /metrics"):
+        Metrics(app)
+    assert EXTENSION_KEY not in app.extensions

@@ -286,6 +286,9 @@ def test_metrics_for_an_uninstrumented_app_is_a_clear_error() -> None:
         ({"LIMONE_OBS_METRICS_PATH": "metrics"}, "LIMONE_OBS_METRICS_PATH='metrics'"),
         ({"LIMONE_OBS_METRICS_PORT": "9100"}, "LIMONE_OBS_METRICS_PORT='9100'"),
         ({"LIMONE_OBS_EXCLUDED_PATHS": "/health"}, "use a list of paths"),
+        ({"LIMONE_OBS_EXEMPLARS": "maybe"}, "LIMONE_OBS_EXEMPLARS='maybe': use True or False"),
+        ({"LIMONE_OBS_TEMPLATE_TIMING": 2}, "LIMONE_OBS_TEMPLATE_TIMING=2: use True or False"),
+        ({"LIMONE_OBS_RUM": "nope"}, "LIMONE_OBS_RUM='nope': use True or False"),
     ],
 )
 def test_invalid_settings_name_the_key_and_value(config: dict[str, object], message: str) -> None:
@@ -432,3 +435,38 @@ def test_default_registry_metrics_a_single_process_does_not_serve_are_named_once
     assert "(trial_entries_total, trial_requests_total)" in said[0]
     assert "first rename trial_requests_total" in said[0]
     assert "registry=prometheus_client.REGISTRY" in said[0]
+
+
+@pytest.mark.parametrize("text", ["false", "False", "0", "no", "off", " OFF "])
+def test_on_off_settings_read_from_text_mean_what_they_say(text: str) -> None:
+    """Settings from the environment arrive as text (``from_mapping(os.environ)``): "false"
+    turns RUM, exemplars and template timing off (``bool("false")`` had kept them on),
+    and the config then holds the bool."""
+    app = Flask("flags")
+    keys = ("LIMONE_OBS_RUM", "LIMONE_OBS_EXEMPLARS", "LIMONE_OBS_TEMPLATE_TIMING")
+    app.config.update(dict.fromkeys(keys, text))
+
+    @app.get("/page")
+    def page() -> str:
+        return "ok"
+
+    Metrics(app, registry=CollectorRegistry())
+    client = app.test_client()
+    assert [False, False, False] == [app.config[key] for key in keys]
+    assert 404 == client.get(c.rum_script_path(c.RUM_DEFAULT_PATH)).status_code
+    assert "limone_obs_rum" not in app.jinja_env.globals
+    assert not app.extensions[extension.EXTENSION_KEY].recorder.exemplars
+
+
+def test_a_second_metrics_on_the_same_registry_is_told_apart() -> None:
+    """An app factory creating Metrics(app, registry=REGISTRY) per app (a test suite): the
+    error says a Metrics already registered there and how to share one, not that an app
+    metric is named like the kit's; an app metric of that name still gets that message."""
+    registry = CollectorRegistry()
+    Metrics(Flask("first"), registry=registry)
+    with pytest.raises(ConfigError, match="a Metrics of this namespace already registered"):
+        Metrics(Flask("second"), registry=registry)
+    own = CollectorRegistry()
+    Counter("limoneide_requests", "the app's own", registry=own)
+    with pytest.raises(ConfigError, match="already holds a metric named like one"):
+        Metrics(Flask("third"), registry=own)

@@ -464,11 +464,13 @@ def test_bad_header_setting_is_an_error() -> None:
         init_app(app)
 
 
-def test_access_line_can_be_turned_off(out: io.BytesIO) -> None:
-    """LIMONE_OBS_LOG_ACCESS=False keeps the context but writes no access line."""
+@pytest.mark.parametrize("off", [False, "false", "0", "off"])
+def test_access_line_can_be_turned_off(out: io.BytesIO, off: object) -> None:
+    """LIMONE_OBS_LOG_ACCESS=False keeps the context but writes no access line; so does
+    the text "false" of a setting read from the environment (``bool("false")`` is True)."""
     configure_logging(stream=out)
     app = Flask("quiet")
-    app.config["LIMONE_OBS_LOG_ACCESS"] = False
+    app.config["LIMONE_OBS_LOG_ACCESS"] = off
     app.add_url_rule("/", "i", lambda: (get_logger().info("view"), "ok")[1])
     init_app(app)
     app.test_client().get("/").close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from prometheus_client import (
 
 from limone_obs import conventions as c
 from limone_obs import lifecycle
+from limone_obs._config import flag
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import (
     _failsafe,
@@ -70,10 +72,12 @@ class Metrics:
     - ``LIMONE_OBS_METRICS_PATH`` [``"/metrics"``]: path served by the app; ``None`` turns
       it off (e.g. when only the separate port should answer).
     - ``LIMONE_OBS_METRICS_PORT`` [``None``]: also serve metrics on this port, from a
-      daemon thread (single-process servers; under gunicorn use the path).
+      daemon thread (single-process servers; ConfigError in multiprocess mode, where the
+      path serves every worker, and when the port is taken).
     - ``LIMONE_OBS_METRICS_ADDR`` [``"127.0.0.1"``]: address for the separate port.
     - ``LIMONE_OBS_METRICS_TOKEN`` [the environment variable of that name, else
-      ``None``]: require ``Authorization: Bearer <token>``.
+      ``None``]: require ``Authorization: Bearer <token>``; set but empty is a
+      ConfigError (not an open metrics path).
     - ``LIMONE_OBS_EXCLUDED_PATHS`` [``()``]: exact paths not recorded (the metrics path
       never is).
     - ``LIMONE_OBS_EXEMPLARS`` [``True``]: attach a ``trace_id`` exemplar from the W3C
@@ -82,6 +86,9 @@ class Metrics:
       ``template``.
     - ``LIMONE_OBS_VERSION`` / ``LIMONE_OBS_REVISION`` [``version`` / ``revision``
       arguments]: labels of the build-info series.
+
+    On/off keys take a bool, 0/1 or the text true/false, yes/no, on/off
+    (:func:`limone_obs._config.flag`); anything else is a ConfigError.
 
     Request series are updated through prometheus-client's internals (and, under gunicorn,
     read by a flat collector that compacts dead workers' files) only on the releases
@@ -134,11 +141,8 @@ class Metrics:
             )
             health_series.attach(self.names.namespace, self.registry, self._mp_dir)
         except ValueError as exc:  # prometheus-client's "Duplicated timeseries in ..."
-            raise ConfigError(
-                f"Metrics(namespace={self.names.namespace!r}): the registry already holds a "
-                f"metric named like one of the kit's series ({exc}): rename that metric, or "
-                "give Metrics another namespace"
-            ) from exc
+            raise _duplicate_error(self.names.namespace, self.registry, exc) from exc
+        _REGISTERED.setdefault(self.registry, set()).add(self.names.namespace)
         self._version = version
         self._revision = revision
         self._exposition: CollectorRegistry | None = None
@@ -210,6 +214,26 @@ class Metrics:
                 "factory creates a new app each time, that is fine)"
             )
         settings = _Settings.from_config(app, self._version, self._revision)
+        metrics_app = exposition.MetricsApp(self._scraped_registry, settings.token)
+        # The port first: one that cannot be had leaves the app as it was.
+        server = self._serve_port(settings, metrics_app)
+        try:
+            recorder = self._instrument(app, settings, metrics_app)
+        except BaseException:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+            raise
+        app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
+        self.unserved = False
+        # Several worker processes without shared storage: say so, at start-up if it
+        # can be told now, else on the first request (wsgi.multiprocess, the recorder).
+        multiprocess.check_server(self.multiprocess)
+
+    def _instrument(
+        self, app: Flask, settings: _Settings, metrics_app: exposition.MetricsApp
+    ) -> RequestRecorder:
+        """init_app's changes to ``app``: the lifecycle, RUM, templates, build info."""
         if self._public_reason is not None:
             _fast_path.warn_once(self._public_reason)
         # User experience (limone_obs.exporter.rum/workers/process): beacon paths stay out
@@ -217,19 +241,43 @@ class Metrics:
         rum_paths = rum.init_app(app, self)
         workers.register(self)
         process.register(self)
-        metrics_app = exposition.MetricsApp(self._scraped_registry, settings.token)
         recorder = self._join_lifecycle(app, settings, metrics_app, rum_paths)
         if settings.template_timing:
             self._time_templates(app)
         self._instruments.set_build_info(settings.version, settings.revision)
-        server = None
-        if settings.port is not None:
-            server = exposition.serve(metrics_app, settings.port, settings.addr)
-        app.extensions[EXTENSION_KEY] = AppState(self, recorder, server)
-        self.unserved = False
-        # Several worker processes without shared storage: say so, at start-up if it
-        # can be told now, else on the first request (wsgi.multiprocess, the recorder).
-        multiprocess.check_server(self.multiprocess)
+        return recorder
+
+    def _serve_port(
+        self, settings: _Settings, metrics_app: exposition.MetricsApp
+    ) -> WSGIServer | None:
+        """The server of ``LIMONE_OBS_METRICS_PORT``, listening; None when it is unset.
+
+        ConfigError in multiprocess mode (every worker would try to listen on it) and
+        when the port cannot be had (in use: often a second worker process)."""
+        port = settings.port
+        if port is None:
+            return None
+        key = f"LIMONE_OBS_METRICS_PORT={port}"
+        instead = (
+            f"the metrics path {settings.path} on the app's own port"
+            if settings.path
+            else "a metrics path on the app's own port (LIMONE_OBS_METRICS_PATH)"
+        )
+        if self._mp_dir is not None:
+            raise ConfigError(
+                f"{key}: a port of its own is for a single-process server; in multiprocess "
+                "mode (PROMETHEUS_MULTIPROC_DIR is set: gunicorn, uWSGI) every worker would "
+                f"listen on it. Leave it None and scrape {instead}: any worker serves "
+                "every worker's samples there"
+            )
+        try:
+            return exposition.serve(metrics_app, port, settings.addr)
+        except OSError as exc:
+            raise ConfigError(
+                f"{key}: cannot listen on {settings.addr}:{port} ({exc.strerror or exc}). "
+                f"Choose a free port, or leave it None and scrape {instead}; under a "
+                "server of several worker processes only one could listen on it"
+            ) from exc
 
     def _join_lifecycle(
         self,
@@ -328,6 +376,29 @@ class Metrics:
             _failsafe.report("cache counting", exc)
 
 
+#: The namespaces a Metrics registered its series under, per registry: a second Metrics
+#: on the same registry and namespace is told apart from an app metric of the same name.
+_REGISTERED: weakref.WeakKeyDictionary[CollectorRegistry, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _duplicate_error(namespace: str, registry: CollectorRegistry, exc: ValueError) -> ConfigError:
+    """The ConfigError for prometheus-client's "Duplicated timeseries" on ``registry``."""
+    if namespace in _REGISTERED.get(registry, ()):
+        return ConfigError(
+            f"Metrics(namespace={namespace!r}, registry=...): a Metrics of this namespace "
+            "already registered its series on this registry (an app factory creating "
+            "Metrics(app, registry=...) for every app, as a test suite does). Create "
+            "Metrics once, at import (metrics = Metrics(registry=...)), and call "
+            "metrics.init_app(app) in the factory; or leave registry unset: each Metrics "
+            "then has a registry of its own"
+        )
+    return ConfigError(
+        f"Metrics(namespace={namespace!r}): the registry already holds a metric named like "
+        f"one of the kit's series ({exc}): rename that metric, or give Metrics another "
+        "namespace"
+    )
+
+
 def _check_buckets(buckets: Sequence[float], field: str) -> None:
     values = list(buckets)
     if not values or values != sorted(values) or len(set(values)) != len(values):
@@ -374,16 +445,34 @@ class _Settings:
             path=path,
             port=port,
             addr=cfg.setdefault("LIMONE_OBS_METRICS_ADDR", "127.0.0.1"),
-            token=cfg.setdefault(
-                "LIMONE_OBS_METRICS_TOKEN", os.environ.get(c.ENV_METRICS_TOKEN) or None
-            )
-            or None,
+            token=_token(cfg),
             excluded=_excluded_paths(excluded, path),
-            exemplars=bool(cfg.setdefault("LIMONE_OBS_EXEMPLARS", True)),
-            template_timing=bool(cfg.setdefault("LIMONE_OBS_TEMPLATE_TIMING", True)),
+            exemplars=flag(cfg, "LIMONE_OBS_EXEMPLARS", True),
+            template_timing=flag(cfg, "LIMONE_OBS_TEMPLATE_TIMING", True),
             version=str(cfg.setdefault("LIMONE_OBS_VERSION", version)),
             revision=str(cfg.setdefault("LIMONE_OBS_REVISION", revision)),
         )
+
+
+def _token(cfg: MutableMapping[str, Any]) -> str | None:
+    """``LIMONE_OBS_METRICS_TOKEN`` (else the environment variable of that name): None
+    when neither is set. Set but empty is a ConfigError, not an open metrics path: a
+    secret that failed to mount must not turn authentication off without a word."""
+    key = "LIMONE_OBS_METRICS_TOKEN"
+    where = "in the app's config"
+    if key not in cfg:
+        where = "in the environment"
+        cfg[key] = os.environ.get(c.ENV_METRICS_TOKEN)
+    token = cfg[key]
+    if token is None:
+        return None
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(
+            f"{key}={token!r} ({where}): set a token (scrapes then send Authorization: "
+            "Bearer <token>), or leave it unset to serve the metrics path without one; "
+            "an empty token would leave it open"
+        )
+    return token
 
 
 def _excluded_paths(paths: Iterable[str] | str, metrics_path: str | None) -> frozenset[str]:

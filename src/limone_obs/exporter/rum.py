@@ -52,6 +52,7 @@ from markupsafe import Markup, escape
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from limone_obs import conventions as c
+from limone_obs._config import flag
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import _failsafe
 
@@ -138,7 +139,7 @@ class RumSettings:
     @classmethod
     def from_config(cls, cfg: MutableMapping[str, Any]) -> RumSettings:
         """Read and check the settings (``cfg`` is ``app.config``; defaults are set in it)."""
-        enabled = bool(cfg.setdefault("LIMONE_OBS_RUM", True))
+        enabled = flag(cfg, "LIMONE_OBS_RUM", True)
         path = cfg.setdefault("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
         if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*", path):
             raise ConfigError(

@@ -23,6 +23,7 @@ from flask import Flask
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
+from limone_obs._config import flag
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline
@@ -148,14 +149,14 @@ class Settings:
         # The RUM beacon and script (Metrics(app) serves them unless LIMONE_OBS_RUM is
         # off): one or two per page view, counted in <ns>_rum_beacons_total already.
         rum_path = app.config.get("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
-        if app.config.get("LIMONE_OBS_RUM", True) and isinstance(rum_path, str):
+        if flag(app.config, "LIMONE_OBS_RUM", True) and isinstance(rum_path, str):
             default_excluded += (rum_path, c.rum_script_path(rum_path))
         excluded = app.config.setdefault("LIMONE_OBS_LOG_EXCLUDED_PATHS", default_excluded)
         if isinstance(excluded, str) or not all(isinstance(p, str) for p in excluded):
             raise ConfigError(
                 f"LIMONE_OBS_LOG_EXCLUDED_PATHS={excluded!r}: use a list of exact paths"
             )
-        access = bool(app.config.setdefault("LIMONE_OBS_LOG_ACCESS", True))
+        access = flag(app.config, "LIMONE_OBS_LOG_ACCESS", True)
         return cls(header, access, frozenset(excluded))
 
 

@@ -1,0 +1,37 @@
+"""Reading the kit's Flask config keys: one rule for every on/off setting.
+
+A setting read from the environment arrives as text (``app.config.from_mapping(os.environ)``,
+a ``.env`` file), and ``bool("false")`` is True: an on/off key therefore takes a bool, the
+ints 0 and 1, or the words below; anything else is a ConfigError naming the key and value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from limone_obs.errors import ConfigError
+
+_WORDS = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False,
+}  # fmt: skip
+
+
+def flag(config: MutableMapping[str, Any], key: str, default: bool) -> bool:
+    """The on/off setting ``key`` of ``config`` (``default`` when unset), stored back as a
+    bool so every later reader of ``config`` sees the same value; ConfigError when it is
+    neither a bool, 0 or 1, nor one of true/false, yes/no, on/off, 1/0 (any case)."""
+    value = config.get(key, default)
+    if isinstance(value, bool):
+        parsed = value
+    elif isinstance(value, int) and value in (0, 1):
+        parsed = bool(value)
+    elif isinstance(value, str) and value.strip().lower() in _WORDS:
+        parsed = _WORDS[value.strip().lower()]
+    else:
+        raise ConfigError(
+            f"{key}={value!r}: use True or False (or the text true/false, yes/no, on/off, 1/0)"
+        )
+    config[key] = parsed
+    return parsed
