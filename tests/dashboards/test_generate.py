@@ -186,12 +186,13 @@ def test_threshold_base_step_is_null(boards: dict[str, dict[str, Any]]) -> None:
     assert {None} == firsts
 
 
-def test_latency_panels_draw_the_06_and_1_second_lines(boards: dict[str, dict[str, Any]]) -> None:
-    """The overview's latency percentiles panel has dashed thresholds at 0.6 s and 1 s."""
+def test_latency_panels_draw_the_latency_slos_lines(boards: dict[str, dict[str, Any]]) -> None:
+    """The overview's latency percentiles panel has dashed thresholds at the committed
+    spec's latency SLO: its 2.5 s and its next stages, 1 s and 0.6 s."""
     panel = by_title(boards["overview.json"], "Latency percentiles")[0]
     steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     style = panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"]
-    assert ([None, 0.6, 1.0], "dashed") == (steps, style)
+    assert ([None, 0.6, 1.0, 2.5], "dashed") == (steps, style)
 
 
 def test_error_ratio_line_comes_from_the_errors_slo() -> None:

@@ -8,6 +8,8 @@ Grafana without overwriting each other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from grafanalib.core import Dashboard
 
 from limone_obs import conventions as c
@@ -21,12 +23,9 @@ from limone_obs.dashboards.slo_inputs import (
     SloView,
 )
 
-#: Latency lines drawn on latency panels: orange at the 0.6 s target, red at 1 s.
-LATENCY_STEPS: gf.Steps = (
-    ("green", None),
-    ("orange", min(c.SLO_LATENCY_THRESHOLDS)),
-    ("red", max(c.SLO_LATENCY_THRESHOLDS)),
-)
+#: The request latency targets when the spec has no latency SLO on the request
+#: histogram: the kit's 0.6 s and 1 s.
+DEFAULT_LATENCY_TARGETS: tuple[float, ...] = tuple(sorted(c.SLO_LATENCY_THRESHOLDS))
 #: Error ratio limit when the spec has no ``errors`` SLO (1 %, the mission's).
 DEFAULT_ERROR_LIMIT = 0.01
 #: The dashboards of one service, by the name given to ``conventions.dashboard_uid``.
@@ -122,11 +121,6 @@ def for_spec_job(expr: str, service: ServiceView) -> str:
     return f"({expr})\nand on ()\n(count({up}) > 0)"
 
 
-def find_slo(service: ServiceView, kind: str) -> SloView | None:
-    """The first SLO of ``kind`` in the spec, or None."""
-    return next((slo for slo in service.slos if slo.kind == kind), None)
-
-
 def availability(service: ServiceView) -> SloView | None:
     """The first ``ratio`` SLO with burn tiers: availability (drawn on the overview)."""
     return next((s for s in service.slos if s.kind == KIND_RATIO and s.tiers), None)
@@ -144,10 +138,71 @@ def latency_slo(service: ServiceView, histogram: str) -> SloView | None:
     )
 
 
-def error_limit(service: ServiceView) -> float:
-    """The highest acceptable 5xx ratio: the budget of the ``threshold`` SLO (1 %)."""
-    slo = find_slo(service, KIND_THRESHOLD)
-    return slo.budget if slo is not None else DEFAULT_ERROR_LIMIT
+@dataclass(frozen=True)
+class LatencyTargets:
+    """The latency lines of a service's panels, from its request latency SLO.
+
+    ``seconds``: ascending, the last one the committed threshold (``threshold_seconds``),
+    those below it the SLO's next ``stages``; without a latency SLO on the request
+    histogram, the kit's 0.6 s and 1 s.
+    """
+
+    seconds: tuple[float, ...]
+    #: What the lines are, for panel descriptions.
+    goal: str
+
+    @property
+    def steps(self) -> gf.Steps:
+        """Green below the lowest target, red from the committed threshold, the stages
+        between yellow and (the one just below the threshold) orange."""
+        *stages, committed = self.seconds
+        colours = ["yellow"] * (len(stages) - 1) + ["orange"] if stages else []
+        return (("green", None), *zip(colours, stages, strict=True), ("red", committed))
+
+    @property
+    def lines(self) -> str:
+        """``dashed lines at 0.6 s and 1 s (<goal>)``: the targets, ascending."""
+        shown = [f"{t:g} s" for t in self.seconds]
+        joined = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        return f"dashed line{'s' if len(shown) > 1 else ''} at {joined} ({self.goal})"
+
+    @property
+    def colours(self) -> str:
+        """``red from 1 s, orange from 0.6 s (<goal>)``: what :attr:`steps` colour."""
+        named = [f"{colour} from {value:g} s" for colour, value in reversed(self.steps[1:])]
+        return f"{', '.join(named)} ({self.goal})"
+
+
+def latency_targets(service: ServiceView, histogram: str) -> LatencyTargets:
+    """The latency lines of ``service``'s panels, from the latency SLO counting
+    ``histogram`` (the request duration), else the kit's defaults."""
+    slo = latency_slo(service, histogram)
+    if slo is None or not slo.threshold_seconds:
+        return LatencyTargets(
+            DEFAULT_LATENCY_TARGETS, "the kit's default targets: the spec has no latency SLO"
+        )
+    committed = slo.threshold_seconds
+    stages = sorted(t for t in slo.stages if t < committed)
+    goal = f"SLO {slo.name}: {slo.objective:g} % within {committed:g} s"
+    if stages:
+        goal += f", next {' then '.join(f'{t:g} s' for t in reversed(stages))}"
+    return LatencyTargets((*stages, committed), goal)
+
+
+def error_limit(service: ServiceView, requests_total: str) -> float:
+    """The highest acceptable 5xx ratio of all the job's requests (``requests_total``):
+    the budget of a ``threshold`` SLO over all of them, else of the availability SLO over
+    all of them, else 1 %. An SLO whose total keeps a matcher besides the job (one
+    endpoint's errors) is no limit for the whole service."""
+    whole = [
+        slo
+        for slo in service.slos
+        if slo.total is not None and slo.total.metric == requests_total and not slo.total.matchers
+    ]
+    for slo in (*(s for s in whole if s.kind == KIND_THRESHOLD), availability(service)):
+        if slo is not None and slo in whole:
+            return slo.budget
+    return DEFAULT_ERROR_LIMIT
 
 
 def period_availability(service: ServiceView, slo: SloView) -> str:

@@ -28,12 +28,15 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     """The dependency breakdown (uid ``dashboard_uid(service, "dependencies")``)."""
     grid = gf.Grid()
     grid.row("Where the time goes")
-    grid.add_all([(_seconds_per_request(queries), 16, 9), (_cache_hit_ratio(queries), 8, 9)])
+    targets = common.latency_targets(service, queries.names.request_duration)
+    grid.add_all(
+        [(_seconds_per_request(queries, targets), 16, 9), (_cache_hit_ratio(queries), 8, 9)]
+    )
     grid.add(calls_per_request(queries), 24, 8)
     grid.row("All dependencies")
-    grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries)])
+    grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries, targets)])
     grid.row(DEPENDENCY, repeat=c.VAR_DEPENDENCY)
-    grid.add_all([(panel, 8, 7) for panel in _dependency_panels(queries)])
+    grid.add_all([(panel, 8, 7) for panel in _dependency_panels(queries, targets)])
     slo = common.latency_slo(service, queries.names.dependency_duration)
     if slo is not None:
         grid.row(f"SLO {slo.name}")
@@ -74,16 +77,16 @@ def calls_per_request(q: Queries) -> Any:
     return gf.timeseries(CALLS_PER_REQUEST_TITLE, queries, look)
 
 
-def _seconds_per_request(q: Queries) -> Any:
+def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
     queries = [
         Query(q.dependency_seconds_per_request(), "{{dependency}}"),
         Query(q.app_seconds_per_request(), "app (outside dependencies)"),
     ]
     look = Look(
         "Average seconds each request spends in each dependency, stacked; the top of the "
-        "stack is the mean request duration (dashed lines at 0.6 s and 1 s).",
+        f"stack is the mean request duration; {targets.lines}.",
         "s",
-        common.LATENCY_STEPS,
+        targets.steps,
     )
     return gf.timeseries("Seconds per request", queries, look, stacked=True, lines=True)
 
@@ -102,7 +105,7 @@ def _cache_hit_ratio(q: Queries) -> Any:
 ERROR_STEPS = gf.higher_is_worse(0.01, 0.05)
 
 
-def _all_dependencies(q: Queries) -> list[Any]:
+def _all_dependencies(q: Queries, targets: common.LatencyTargets) -> list[Any]:
     legend = "{{dependency}}"
     return [
         gf.timeseries(
@@ -118,13 +121,17 @@ def _all_dependencies(q: Queries) -> list[Any]:
         gf.timeseries(
             "p95 by dependency",
             [Query(q.dependency_latency(0.95), legend)],
-            Look("95th percentile call duration.", "s", common.LATENCY_STEPS),
+            Look(
+                f"95th percentile call duration; {targets.colours}.",
+                "s",
+                targets.steps,
+            ),
             lines=True,
         ),
     ]
 
 
-def _dependency_panels(q: Queries) -> list[Any]:
+def _dependency_panels(q: Queries, targets: common.LatencyTargets) -> list[Any]:
     """The repeated section's panels: calls, errors and latency of ``$dependency``."""
     # =~: Grafana regex-escapes a multi-value variable's value (a name may hold a dot).
     dep, by, legend = f'{c.LABEL_DEPENDENCY}=~"{DEPENDENCY}"', c.LABEL_OPERATION, "{{operation}}"
@@ -134,9 +141,10 @@ def _dependency_panels(q: Queries) -> list[Any]:
     )
     latency = Look(
         f"Median and 95th percentile duration of successful {DEPENDENCY} calls (failures, "
-        "often fast timeouts or refusals, are in the error ratio instead).",
+        "often fast timeouts or refusals, are in the error ratio instead); "
+        f"{targets.colours}.",
         "s",
-        common.LATENCY_STEPS,
+        targets.steps,
     )
     ok = f'{c.LABEL_OUTCOME}="{c.OUTCOME_OK}"'
     percentiles = [

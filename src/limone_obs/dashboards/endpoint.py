@@ -20,17 +20,18 @@ OTHER_LEGEND = "other"
 
 def build(queries: Queries, service: ServiceView) -> Dashboard:
     """The drill-down of one endpoint (uid ``dashboard_uid(service, "endpoint")``)."""
-    limit = common.error_limit(service)
+    limit = common.error_limit(service, queries.names.requests_total)
+    targets = common.latency_targets(service, queries.names.request_duration)
     logs = [logs_link(service)]
     grid = gf.Grid()
     grid.row("$endpoint")
-    grid.add_all([(panel, 6, 4) for panel in _stats(queries, limit)])
+    grid.add_all([(panel, 6, 4) for panel in _stats(queries, limit, targets)])
     grid.row("Where the time goes")
-    grid.add(time_breakdown(queries, logs), 24, 9)
+    grid.add(time_breakdown(queries, logs, targets), 24, 9)
     grid.row("Traffic and errors")
     grid.add_all([(panel, 12, 8) for panel in _traffic(queries, limit, logs)])
     grid.row("Latency")
-    grid.add_all([(panel, 12, 8) for panel in _latency(queries)])
+    grid.add_all([(panel, 12, 8) for panel in _latency(queries, targets)])
     return common.board(
         service,
         common.ENDPOINT,
@@ -52,7 +53,9 @@ def logs_link(service: ServiceView) -> dict[str, object]:
     return {"title": "Log lines of $endpoint", "url": url}
 
 
-def time_breakdown(q: Queries, links: list[dict[str, object]]) -> Any:
+def time_breakdown(
+    q: Queries, links: list[dict[str, object]], targets: common.LatencyTargets
+) -> Any:
     """Seconds per request of ``$endpoint`` in each dependency, plus everything else."""
     queries = [
         Query(q.endpoint_dependency_seconds(ENDPOINT), "{{dependency}}"),
@@ -61,16 +64,16 @@ def time_breakdown(q: Queries, links: list[dict[str, object]]) -> Any:
     look = Look(
         "Average seconds one request of $endpoint spends in each dependency (AI API, "
         "database, cache, templates), and outside all of them (other), stacked: the top "
-        "is the endpoint's mean duration (dashed lines at 0.6 s and 1 s). Counted by track() "
-        "at the end of each request.",
+        f"is the endpoint's mean duration; {targets.lines}. Counted by track() at the end "
+        "of each request.",
         "s",
-        common.LATENCY_STEPS,
+        targets.steps,
         extra={"links": links},
     )
     return gf.timeseries("Time per request by dependency", queries, look, stacked=True, lines=True)
 
 
-def _stats(q: Queries, limit: float) -> list[Any]:
+def _stats(q: Queries, limit: float, targets: common.LatencyTargets) -> list[Any]:
     errors = gf.higher_is_worse(limit / 2, limit)
     return [
         gf.stat("Request rate", [Query(q.request_rate(ENDPOINT))], Look("Requests/s.", "reqps")),
@@ -82,7 +85,11 @@ def _stats(q: Queries, limit: float) -> list[Any]:
         gf.stat(
             "p95 latency",
             [Query(q.latency(0.95, ENDPOINT))],
-            Look("95 % of requests finish within this time.", "s", common.LATENCY_STEPS),
+            Look(
+                f"95 % of requests finish within this time; {targets.colours}.",
+                "s",
+                targets.steps,
+            ),
         ),
         gf.stat(
             "In flight",
@@ -128,15 +135,15 @@ def _traffic(q: Queries, limit: float, logs: list[dict[str, object]]) -> list[An
     ]
 
 
-def _latency(q: Queries) -> list[Any]:
+def _latency(q: Queries, targets: common.LatencyTargets) -> list[Any]:
     percentiles = [Query(q.latency(p, ENDPOINT), f"p{p * 100:.0f}") for p in (0.5, 0.95, 0.99)]
     baseline = common.baseline(q.latency(0.95, ENDPOINT))
     percentiles.append(Query(baseline, f"p95 {common.BASELINE_LEGEND}"))
     lines = Look(
-        "Duration percentiles; dashed lines at 0.6 s and 1 s. With $baseline set, the grey "
-        "dashed line is the p95 then.",
+        f"Duration percentiles; {targets.lines}. With $baseline set, the grey dashed line "
+        "is the p95 then.",
         "s",
-        common.LATENCY_STEPS,
+        targets.steps,
         extra={"fieldConfig": {"overrides": [common.baseline_style()]}},
     )
     heatmap = Query(q.heatmap(ENDPOINT), "{{le}}", heatmap=True)

@@ -15,7 +15,7 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
-from limone_obs.dashboards.slo_inputs import KIND_LATENCY, ServiceView
+from limone_obs.dashboards.slo_inputs import ServiceView
 
 SERVICE = f'{c.LOG_SERVICE}="${c.LOG_SERVICE}", {c.LOG_ENV}=~"${c.LOG_ENV}"'
 STREAM = f"{{{SERVICE}}}"
@@ -63,9 +63,10 @@ def _errors() -> object:
 
 
 def slow_threshold(service: ServiceView) -> float:
-    """Seconds above which a request is slow: the latency SLO's threshold (1 s)."""
-    slo = common.find_slo(service, KIND_LATENCY)
-    return slo.threshold_seconds if slo and slo.threshold_seconds else 1.0
+    """Seconds above which a request is slow: the committed threshold of the latency SLO
+    on the request duration (not a dependency's), else the kit's 1 s."""
+    names = c.MetricNames(service.namespace)
+    return common.latency_targets(service, names.request_duration).seconds[-1]
 
 
 def slow_or_failed(service: ServiceView) -> object:

@@ -35,7 +35,9 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     grid.row("Service level")
     grid.add_all([(slo_table(service), 10, 7), (_targets(), 4, 7), (_firing(service), 10, 7)])
     grid.row("Now")
-    grid.add_all(_request_stats(queries, common.error_limit(service)))
+    targets = common.latency_targets(service, queries.names.request_duration)
+    limit = common.error_limit(service, queries.names.requests_total)
+    grid.add_all(_request_stats(queries, limit, targets))
     grid.row("Where")
     grid.add_all([(endpoint_table(queries, service), 14, 9), (_instance_table(queries), 10, 9)])
     grid.row("Errors and latency")
@@ -184,10 +186,10 @@ def _firing(service: ServiceView) -> Any:
 
 
 # --- now -----------------------------------------------------------------------------
-def _request_stats(q: Queries, limit: float) -> list[Cell]:
+def _request_stats(q: Queries, limit: float, targets: common.LatencyTargets) -> list[Cell]:
     rate_look = Look("Requests answered per second, all endpoints.", "reqps")
     error_look = Look(
-        f"Share of responses with a 5xx status; the limit is {limit:.0%}.",
+        f"Share of responses with a 5xx status; the limit is {limit * 100:g} %.",
         "percentunit",
         gf.higher_is_worse(limit / 2, limit),
     )
@@ -197,9 +199,9 @@ def _request_stats(q: Queries, limit: float) -> list[Cell]:
     ]
     for quantile in (0.95, 0.99):
         look = Look(
-            f"{quantile:.0%} of requests finish within this time (target 1 s, then 0.6 s).",
+            f"{quantile:.0%} of requests finish within this time; {targets.colours}.",
             "s",
-            common.LATENCY_STEPS,
+            targets.steps,
         )
         title = f"p{quantile * 100:.0f} latency"
         cells.append((gf.stat(title, [Query(q.latency(quantile))], look), 5, 4))
@@ -296,19 +298,20 @@ def _with_baseline(description: str) -> str:
 
 
 def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
-    limit = common.error_limit(service)
+    limit = common.error_limit(service, q.names.requests_total)
+    targets = common.latency_targets(service, q.names.request_duration)
     dashed = {"fieldConfig": {"overrides": [common.baseline_style()]}}
     errors = Look(
-        _with_baseline(f"Share of 5xx responses; the dashed line is the {limit:.0%} limit."),
+        _with_baseline(f"Share of 5xx responses; the dashed line is the {limit * 100:g} % limit."),
         "percentunit",
         gf.higher_is_worse(limit, limit),
         bounds=(0, None),
         extra=dashed,
     )
     latency = Look(
-        _with_baseline("Request duration percentiles; dashed lines at the 0.6 s and 1 s targets."),
+        _with_baseline(f"Request duration percentiles; {targets.lines}."),
         "s",
-        common.LATENCY_STEPS,
+        targets.steps,
         bounds=(0, None),
         extra=dashed,
     )
@@ -322,7 +325,7 @@ def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
     return [
         (gf.timeseries("5xx ratio", ratio, errors, lines=True), 12, 8),
         (gf.timeseries("Latency percentiles", percentiles, latency, lines=True), 12, 8),
-        (_share_within(q, service), 12, 8),
+        (_share_within(q, service, targets), 12, 8),
         (
             gf.heatmap("Latency distribution", Query(q.heatmap(), "{{le}}", heatmap=True), heatmap),
             12,
@@ -331,20 +334,20 @@ def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
     ]
 
 
-def _share_within(q: Queries, service: ServiceView) -> Any:
+def _share_within(q: Queries, service: ServiceView, targets: common.LatencyTargets) -> Any:
+    """The share of requests within each latency target, the committed one first."""
     slo = common.latency_slo(service, q.names.request_duration)
-    threshold = slo.threshold_seconds if slo and slo.threshold_seconds else 1.0
+    threshold = targets.seconds[-1]
     objective = slo.target if slo else 0.95
+    wants = f"the latency SLO wants {objective * 100:g} %" if slo else "95 % is"
     look = Look(
-        f"Share of requests served within the latency targets; the latency SLO wants "
-        f"{objective:.0%} within {threshold:g} s (dashed line).",
+        f"Share of requests served within each latency target ({targets.goal}); {wants} "
+        f"within {threshold:g} s (dashed line).",
         "percentunit",
         gf.lower_is_worse(objective, objective),
         bounds=(0, 1),
     )
-    queries = [
-        Query(q.share_within(t), f"within {t:g} s") for t in sorted(c.SLO_LATENCY_THRESHOLDS)
-    ]
+    queries = [Query(q.share_within(t), f"within {t:g} s") for t in reversed(targets.seconds)]
     return gf.timeseries(f"Requests within {threshold:g} s", queries, look, lines=True)
 
 

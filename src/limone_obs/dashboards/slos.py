@@ -222,7 +222,7 @@ def _current_sli(service: ServiceView, slo: SloView) -> object:
         [Query(expr)],
         Look(
             f"Share of bad events over the last {window} (the recorded rule its alert "
-            f"reads); the SLO allows {limit:.0%}.",
+            f"reads); the SLO allows {limit * 100:g} %.",
             "percentunit",
             gf.higher_is_worse(limit / 2, limit),
         ),

@@ -81,7 +81,8 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     grid.row("In the browser (real users)")
     grid.add_all([(panel, 12, 8) for panel in _browser_panels(names, service)])
     grid.row("Before the app: queueing and workers")
-    grid.add_all([(panel, 8, 8) for panel in _server_panels(names)])
+    targets = common.latency_targets(service, names.request_duration)
+    grid.add_all([(panel, 8, 8) for panel in _server_panels(names, targets)])
     grid.row("Memory")
     grid.add_all([(panel, 12, 8) for panel in _memory_panels()])
     return common.board(
@@ -155,7 +156,7 @@ def _browser_panels(names: c.MetricNames, service: ServiceView) -> list[Any]:
     ]  # fmt: skip
 
 
-def _server_panels(names: c.MetricNames) -> list[Any]:
+def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list[Any]:
     queue = [Query(quantile(q, names.request_queue_bucket), f"p{q * 100:.0f}") for q in (0.5, 0.95)]
     workers = f"{names.workers}{matchers()}"
     slots = f"sum({names.worker_threads}{matchers()})"
@@ -165,8 +166,9 @@ def _server_panels(names: c.MetricNames) -> list[Any]:
             queue,
             Look(
                 "Time requests waited between the proxy (X-Request-Start) and a worker "
-                "taking them: a queue in front of too few workers.",
-                "s", common.LATENCY_STEPS,
+                "taking them: a queue in front of too few workers; "
+                f"{targets.colours}.",
+                "s", targets.steps,
             ),
             lines=True,
         ),
