@@ -81,6 +81,61 @@ def test_check_prints_catalogue_and_model_errors_together(tmp_path: Path) -> Non
     assert (2, ["service", "slos[0] (availability).total"]) == (result.exit_code, located)
 
 
+ORDERS_LATENCY = """\
+version: 1
+service: orders-api
+job: orders
+namespace: orders
+buckets:
+  orders_request_duration_seconds: [0.1, 0.3, 0.6, 1, 2.5]
+slos:
+  - name: latency
+    kind: latency
+    objective: 95
+    histogram: HISTOGRAM
+    threshold_seconds: 0.3
+    stages: [0.1]
+"""
+
+
+@pytest.mark.parametrize(
+    "histogram", ["orders_request_duration", "orders_request_duration_seconds_bucket"]
+)
+def test_a_bad_histogram_is_the_only_error_of_its_slo(tmp_path: Path, histogram: str) -> None:
+    """A misspelt histogram: only its own error, not a threshold "not a bucket boundary"
+    of the misspelt name's guessed buckets with advice to declare buckets for a metric
+    that does not exist (the buckets declared for the real one were ignored)."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(ORDERS_LATENCY.replace("HISTOGRAM", histogram))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    located = [line.split(": ", 3)[2] for line in result.output.splitlines()]
+    assert (2, ["slos[0] (latency).histogram"]) == (result.exit_code, located), result.output
+    assert "bucket boundary" not in result.output
+
+
+def test_build_refuses_the_kits_default_namespace_in_another_namespaces_spec(
+    tmp_path: Path,
+) -> None:
+    """A spec of namespace orders whose total is limoneide_requests_total (copied from the
+    kit's): its SLI selects nothing, so the SLO could never page. check refused it while
+    build wrote 38 files and build --check passed; now build refuses it with the name to
+    write, and writes nothing."""
+    root = tmp_path / "ops"
+    (root / "alerts").mkdir(parents=True)
+    text = ORDERS_LATENCY.replace("HISTOGRAM", "orders_request_duration_seconds") + (
+        "  - name: availability\n    kind: ratio\n    objective: 99.5\n"
+        "    total: limoneide_requests_total\n"
+        '    errors: orders_requests_total{status=~"5.."}\n'
+    )
+    (root / "alerts" / "slo.yaml").write_text(text)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert 2 == result.exit_code, result.output
+    assert "slos[1] (availability).total: limoneide_requests_total" in result.output
+    assert "write orders_requests_total" in result.output
+    assert ["alerts"] == sorted(path.name for path in root.iterdir())
+    assert ["slo.yaml"] == sorted(path.name for path in (root / "alerts").iterdir())
+
+
 def test_check_says_a_yaml_syntax_error_stops_the_checks(tmp_path: Path) -> None:
     """Invalid YAML: the located syntax error, then a note that nothing else was checked."""
     spec = tmp_path / "slo.yaml"

@@ -460,11 +460,35 @@ def selector(ctx: Context, item: Reader, key: str) -> Selector:
         except ValueError as exc:
             item.fail(key, f"{text!r} is not a PromQL series selector: {exc}")
     selector = selector.with_default(job_matcher(ctx.job))
+    own = _kit_default_series(ctx.names.namespace, selector)
+    if own is not None:
+        item.fail(
+            key,
+            f"{selector.metric} is the exporter's series in namespace "
+            f"{c.DEFAULT_NAMESPACE!r}, but the spec's namespace is {ctx.names.namespace!r}: "
+            f"write {own}, or set `namespace: {c.DEFAULT_NAMESPACE}`",
+        )
     if key in ("histogram", "good") and selector.metric.endswith(("_bucket", "_count", "_sum")):
         item.fail(key, f"{selector.metric!r}: give the histogram's base name, without _bucket")
     if any(m.name == c.LABEL_LE for m in selector.matchers):
         item.fail(key, "must not match on le: limone-obs adds the threshold's bucket itself")
     return selector
+
+
+def _kit_default_series(namespace: str, selector: Selector) -> str | None:
+    """The name to write when ``selector`` is an exporter series of the kit's default
+    namespace in a spec of another (a spec copied from the kit's and given its own
+    namespace: its SLI would select nothing, and its alerts never fire); else None."""
+    if namespace == c.DEFAULT_NAMESPACE:
+        return None
+    if _catalogue(namespace).foreign_namespace(selector) != c.DEFAULT_NAMESPACE:
+        return None
+    return f"{namespace}{selector.metric[len(c.DEFAULT_NAMESPACE) :]}"
+
+
+@functools.cache
+def _catalogue(namespace: str) -> Catalogue:
+    return Catalogue.of(namespace)
 
 
 def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:

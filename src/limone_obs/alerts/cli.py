@@ -93,10 +93,33 @@ def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, li
     return (spec if not problems else None), problems
 
 
+#: Fields of an SLO read against its histogram: they wait while the catalogue faults it.
+_ON_HISTOGRAM = (".threshold_seconds", ".stages", ".good")
+
+
 def _merged(model: list[SpecError], catalogue: list[SpecError]) -> list[SpecError]:
+    """The model's errors then the catalogue's, one per location (the catalogue's words);
+    none about a field read against a histogram the catalogue faults (its buckets are
+    not that histogram's: `threshold_seconds` would be checked against the wrong ones)."""
+    faulted = tuple(
+        problem.location.removesuffix(".histogram")
+        for problem in catalogue
+        if problem.location.endswith(".histogram")
+    )
     by_location = {problem.location: problem for problem in catalogue}
-    merged = [by_location.pop(error.location, error) for error in model]
+    merged = [
+        by_location.pop(error.location, error)
+        for error in model
+        if not _waits_for_histogram(error.location, faulted)
+    ]
     return merged + [problem for problem in catalogue if problem.location in by_location]
+
+
+def _waits_for_histogram(location: str, faulted: tuple[str, ...]) -> bool:
+    return any(
+        location.startswith(slo) and location[len(slo) :].startswith(_ON_HISTOGRAM)
+        for slo in faulted
+    )
 
 
 def _summary(spec: ServiceSpec) -> str:
@@ -165,17 +188,17 @@ def _slo_problems(
     catalogue: Catalogue, item: Mapping[Any, Any], where: str, declared: frozenset[Any]
 ) -> list[SpecError]:
     problems = [SpecError(f"{where}.{path}", msg) for path, msg in _objective_problems(item)]
+    faulted = False  # the histogram is in error: its thresholds wait for it
     for key, is_histogram in SELECTOR_FIELDS.items():
         selector = _selector(item.get(key))
         if selector is not None:
-            problems += [
-                SpecError(f"{where}.{key}", message)
-                for message in _selector_problems(catalogue, selector, histogram=is_histogram)
-            ]
+            found = _selector_problems(catalogue, selector, histogram=is_histogram)
+            faulted = faulted or (key == "histogram" and bool(found))
+            problems += [SpecError(f"{where}.{key}", message) for message in found]
     histogram = _selector(item.get("histogram"))
     if histogram is None and item.get("kind") == "latency" and "histogram" not in item:
         histogram = Selector(c.MetricNames(catalogue.namespace).request_duration)
-    if histogram is not None and histogram.metric not in declared:
+    if histogram is not None and histogram.metric not in declared and not faulted:
         buckets = catalogue.buckets(histogram)
         problems += [
             SpecError(f"{where}.{path}", msg)
