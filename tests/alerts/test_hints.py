@@ -33,6 +33,15 @@ def test_a_tier_that_cannot_fire_asks_to_raise_the_objective() -> None:
     assert "lower the objective" not in message
 
 
+def test_every_tier_that_cannot_fire_is_named_in_one_run() -> None:
+    """objective: 1.5 leaves only ticket-slow (factor 1) able to fire: the other three are
+    named at once (only the first was, and each of the others showed up after the one
+    before was switched off)."""
+    message = _error(SPEC.format(objective=1.5))
+    named = re.findall(r"tiers\.([a-z-]+): burn factor", message)
+    assert ["page-fast", "page-slow", "ticket-fast"] == named
+
+
 def test_the_objective_the_message_names_is_the_lowest_that_works() -> None:
     """The example objective the message gives is accepted, and 0.01 below it is not."""
     found = re.search(r"\(e\.g\. ([0-9.]+)\)", _error(SPEC.format(objective=90)))

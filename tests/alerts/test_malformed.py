@@ -244,7 +244,7 @@ CASES = [
         "duplicate-slo-name",
         _edit("- name: errors", "- name: availability"),
         f"{FILE}: slos[2].name",
-        "used by an earlier SLO",
+        "used by an earlier SLO, slos[0]: give each SLO a name of its own",
     ),
     Case(
         "bad-slo-name",

@@ -368,14 +368,19 @@ def _slos(ctx: Context, found: Found) -> tuple[Slo, ...]:
         found.errors.append(SpecError(ctx.top.where("slos"), message))
         return ()
     slos: list[Slo] = []
+    first: dict[str, int] = {}  # name -> index of the SLO that has it
     for index, item in enumerate(raw):
         where = f"slos[{index}]"
         slo = found.get(functools.partial(_slo_at, ctx, where, item, found), None)
         if slo is None:
             continue
-        if any(earlier.name == slo.name for earlier in slos):
-            message = f"{slo.name!r} is used by an earlier SLO"
+        if slo.name in first:
+            message = (
+                f"{slo.name!r} is used by an earlier SLO, slos[{first[slo.name]}]: give each "
+                "SLO a name of its own (it labels its rules, alerts and runbook)"
+            )
             found.errors.append(SpecError(ctx.top.where(f"{where}.name"), message))
+        first.setdefault(slo.name, index)
         slos.append(slo)
     return tuple(slos)
 
@@ -662,17 +667,20 @@ def tiers_of(
 
 
 def slo_tiers(ctx: Context, item: Reader, objective: float) -> tuple[BurnTier, ...]:
-    """The service's tiers with the SLO's overrides; each must be able to fire."""
+    """The service's tiers with the SLO's overrides; each must be able to fire (every
+    tier that cannot is named, in one CollectedSpecError)."""
     overrides = _tier_overrides(ctx, item)
     budget = round((100 - objective) / 100, 12)
     enabled = []
+    found = Found()
     for name, tier in ctx.tiers.items():
         severity = overrides.get(name, tier.severity)
         if severity == TIER_OFF:
             continue
         if tier.factor * budget >= 1:
-            _never_fires(item, tier, budget)
+            found.get(functools.partial(_never_fires, item, tier, budget), None)
         enabled.append(BurnTier(name, severity, *_tier_rest(tier)))
+    found.raise_any()
     return tuple(enabled)
 
 
