@@ -137,6 +137,9 @@ def test_breakdown_and_rows_not_compared_show_no_change() -> None:
     assert "| other | < 1 ms | < 1 ms | ±0 ms |" in lines
     cells = "| 150 ms | 300 ms | - | 100 ms | 200 ms | 300 ms | 400 ms | - | 0.00 % | 0.00 % |"
     assert f"| /search | 100.0 % | 10 {cells} {TOO_FEW} |" in lines
+    # The summary counts it in words ("1 too few to compare" read as garbled).
+    summary = next(line for line in lines if line.startswith("- Endpoints and dependencies: "))
+    assert "1 with too few requests to compare" in summary, summary
 
 
 def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:

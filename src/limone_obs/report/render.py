@@ -14,7 +14,17 @@ from typing import Final, NamedTuple
 
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
-from limone_obs.report.model import COMPARED, IMPROVEMENT, REGRESSION, Report, Row, SloRow, Stats
+from limone_obs.report.model import (
+    COMPARED,
+    IMPROVEMENT,
+    REGRESSION,
+    TOO_FEW,
+    UNCHANGED,
+    Report,
+    Row,
+    SloRow,
+    Stats,
+)
 from limone_obs.report.slos import WEIGHTED_NOTE
 
 _CSS: Final = """
@@ -286,13 +296,25 @@ def _charts(report: Report) -> dict[str, str]:
     }  # fmt: skip
 
 
+#: How the summary counts rows of each verdict ("2 regressed, 6 with too few requests").
+_SUMMARY_WORDS = {
+    REGRESSION: "regressed",
+    IMPROVEMENT: "improved",
+    UNCHANGED: "unchanged",
+    TOO_FEW: "with too few requests to compare",
+}
+
+
 def _summary(report: Report) -> list[str]:
     verdicts = report.verdicts()
     if report.baseline is None:
         rows = sum(verdicts.values())
         lines = [f"Endpoints and dependencies: {rows}, without a baseline to compare with."]
     else:
-        counted = [f"{count} {verdict}" for verdict, count in sorted(verdicts.items())]
+        counted = [
+            f"{count} {_SUMMARY_WORDS.get(verdict, verdict)}"
+            for verdict, count in sorted(verdicts.items())
+        ]
         lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
     for step in report.steps:
         lines.append(
