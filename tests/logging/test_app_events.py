@@ -426,6 +426,12 @@ def _masked_team(
     return {**event, "team": "ledger"}
 
 
+def _renamed_json(logger: Any, method: str, event: MutableMapping[str, Any]) -> Any:
+    """structlog's EventRenamer("message") then JSONRenderer: the message under "message"."""
+    renamed = structlog.processors.EventRenamer("message")(logger, method, event)
+    return structlog.processors.JSONRenderer()(logger, method, renamed)
+
+
 def _to_tuple(_logger: object, _method: str, event: MutableMapping[str, Any]) -> Any:
     return ((event.pop("event"), "extra-arg"), event)
 
@@ -439,6 +445,7 @@ def _to_tuple(_logger: object, _method: str, event: MutableMapping[str, Any]) ->
         (structlog.processors.KeyValueRenderer(), "a str", False),
         (None, "an event dict (no renderer)", True),
         (_to_tuple, "a str", True),
+        (_renamed_json, "a str", True),
     ],
 )
 def test_an_app_structlog_configuration_made_after_never_fails_a_request(
@@ -485,6 +492,8 @@ def test_an_app_structlog_configuration_made_after_never_fails_a_request(
     assert 4 == len(mine), lines
     assert ["info", "error"] * 2 == [line["level"] for line in mine]
     assert "ping" in mine[0]["message"]
+    if fields_kept and last is not _to_tuple:  # a tuple's parts are joined
+        assert "ping" == mine[0]["message"]
     assert SECRET not in out.getvalue().decode()
     if fields_kept:  # a JSON renderer's or the event dict's fields stay fields
         assert ("ledger", "bob") == (mine[0]["team"], mine[0]["user"])

@@ -215,6 +215,8 @@ def _write_foreign(logger: SinkLogger, method: str, result: Any, args: Any, kw: 
     removed), an event dict as the kit renders one. Never raises."""
     try:
         event = _foreign_event(result, args, kw)
+        if "event" not in event and isinstance(event.get(c.LOG_MESSAGE), str):
+            event["event"] = event.pop(c.LOG_MESSAGE)  # structlog's EventRenamer("message")
         level = event.get(c.LOG_LEVEL)
         if isinstance(level, str) and level.lower() in _pipeline.METHOD_LEVELS:
             method = event.pop(c.LOG_LEVEL).lower()
