@@ -46,7 +46,10 @@ def test_a_services_build_lists_the_series_under_its_specs_namespace(tmp_path: P
     spec = tmp_path / SPEC_PATH
     spec.parent.mkdir(parents=True)
     spec.write_text(
-        (ROOT / SPEC_PATH).read_text().replace("namespace: limoneide", "namespace: billing")
+        (ROOT / SPEC_PATH)
+        .read_text()
+        .replace("namespace: limoneide", "namespace: billing")
+        .replace("limoneide_", "billing_")  # the spec's series are the namespace's
     )
     text = catalogue.artifacts(tmp_path).files[catalogue.CATALOGUE_PATH].decode()
     found = ("| `billing_requests_total`" in text, "limoneide_" in text, "spec's namespace" in text)
