@@ -447,8 +447,9 @@ def status_command(
 
     When the table shows something, a warning on stderr (exit 0) names any SLO of the
     spec Prometheus has no recording rule of (its rule files come from an older build of
-    the spec: rebuild and reload them), and any SLO whose SLI or budget shows "-" while
-    some of its rules are not evaluated yet.
+    the spec: rebuild and reload them), any SLO whose SLI or budget shows "-" while
+    some of its rules are not evaluated yet, and a spec whose ``job`` Prometheus scrapes
+    no target of (the values shown then come from rules of another spec of the service).
     """
     spec = load_spec(spec_path)
     prom = status_mod.Prometheus(prometheus_url)
@@ -471,6 +472,9 @@ def status_command(
                 lacking = status_mod.rules_hint(spec, spec_path, prom.url, rows, prom.rule_groups())
                 if lacking is not None:
                     click.echo(f"warning: {lacking}", err=True)
+                if not prom.scraped(spec.job):
+                    unscraped = status_mod.unscraped_job_hint(spec, spec_path)
+                    click.echo(f"warning: {unscraped}", err=True)
             shown += 1
             if not watch or (count is not None and shown >= count) or stop.wait(interval):
                 break

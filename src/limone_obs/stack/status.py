@@ -236,6 +236,18 @@ def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
+def unscraped_job_hint(spec: ServiceSpec, spec_path: Path) -> str:
+    """Why some rows show values and others "-" when Prometheus has no target of the
+    spec's job: the recording rules it reads (by ``slo_service``) were built from another
+    spec, and the SLOs read from the raw series of the job find none."""
+    return (
+        f"Prometheus scrapes no target of job {spec.job!r} (`job:` of {spec_path}): the "
+        f"values shown come from recording rules of service {spec.service!r} built from "
+        "another spec, and SLOs read from the job's own series show '-'. Set `job:` to "
+        "the job_name of the scrape config, or pass the spec the rules were built from"
+    )
+
+
 def rules_hint(
     spec: ServiceSpec,
     spec_path: Path,
