@@ -136,6 +136,23 @@ def test_build_refuses_the_kits_default_namespace_in_another_namespaces_spec(
     assert ["slo.yaml"] == sorted(path.name for path in (root / "alerts").iterdir())
 
 
+def test_build_refuses_a_misspelt_histogram_even_with_buckets_declared(tmp_path: Path) -> None:
+    """build named only the threshold ("not a bucket boundary ... list its buckets"), and
+    once buckets were declared for the misspelt name it wrote rules on a series that does
+    not exist. It now refuses the histogram itself, with the name to write."""
+    root = tmp_path / "ops"
+    (root / "alerts").mkdir(parents=True)
+    text = ORDERS_LATENCY.replace("HISTOGRAM", "orders_request_duration").replace(
+        "  orders_request_duration_seconds: [", "  orders_request_duration: ["
+    )
+    (root / "alerts" / "slo.yaml").write_text(text)
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    located = [line.split(": ", 3)[2] for line in result.output.splitlines()]
+    assert (2, ["slos[0] (latency).histogram"]) == (result.exit_code, located), result.output
+    assert "did you mean orders_request_duration_seconds?" in result.output
+    assert ["slo.yaml"] == sorted(path.name for path in (root / "alerts").iterdir())
+
+
 def test_check_says_a_yaml_syntax_error_stops_the_checks(tmp_path: Path) -> None:
     """Invalid YAML: the located syntax error, then a note that nothing else was checked."""
     spec = tmp_path / "slo.yaml"

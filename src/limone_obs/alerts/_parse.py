@@ -477,7 +477,19 @@ def selector(ctx: Context, item: Reader, key: str) -> Selector:
         item.fail(key, f"{selector.metric!r}: give the histogram's base name, without _bucket")
     if any(m.name == c.LABEL_LE for m in selector.matchers):
         item.fail(key, "must not match on le: limone-obs adds the threshold's bucket itself")
+    if key != "good":  # good: after its own check against the histogram (see good())
+        _check_catalogue(ctx, item, key, selector)
     return selector
+
+
+def _check_catalogue(ctx: Context, item: Reader, key: str, selector: Selector) -> None:
+    """A series of the spec's namespace must be the exporter's, as ``check`` says too:
+    rules built on a misspelt name or an impossible matcher select nothing and never fire
+    (a histogram's thresholds then wait for it)."""
+    histogram = key in ("histogram", "good")
+    wrong = _catalogue(ctx.names.namespace).problems(selector, histogram=histogram)
+    if wrong:
+        item.fail(key, wrong[0])
 
 
 def _kit_default_series(namespace: str, selector: Selector) -> str | None:
@@ -508,6 +520,7 @@ def good(ctx: Context, item: Reader, histogram: Selector) -> Selector:
             f"{good.promql()} must be the histogram {histogram.promql()} with matchers added "
             f'for the good events, e.g. {histogram.promql()[:-1]},outcome="ok"}}',
         )
+    _check_catalogue(ctx, item, "good", good)
     _check_testable(item, "good", good)
     return good
 
