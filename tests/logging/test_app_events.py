@@ -504,3 +504,44 @@ def test_an_app_structlog_configuration_made_after_never_fails_a_request(
     told = [r.getMessage() for r in caplog.records if "are not the kit's" in r.getMessage()]
     assert 1 == len(told), told
     assert f"returned {kind}," in told[0]
+
+
+def test_structlogs_stdlib_setup_made_after_keeps_message_and_exception(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """structlog's documented stdlib setup (``ProcessorFormatter.wrap_for_formatter``,
+    stdlib ``LoggerFactory``) made after configure_logging hands the kit's handler records
+    whose msg is the event dict: the event is the message (it was written empty, the text
+    under "event", the level twice as extra_level), secrets masked, and ``log.exception``
+    carries the exception."""
+    configure_logging(stream=out)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    log = structlog.get_logger("shop.orders")
+    log.info("order placed", password=SECRET, n=1)
+    try:
+        raise ValueError("card declined")
+    except ValueError:
+        log.exception("payment failed")
+    lines = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, lines)
+    placed, failed = lines
+    assert ("order placed", "info", "[REDACTED]", 1) == (
+        placed["message"],
+        placed["level"],
+        placed["password"],
+        placed["n"],
+    )
+    assert not {"event", "extra_level", "extra_timestamp"} & (placed.keys() | failed.keys())
+    assert ("payment failed", "error", "ValueError") == (
+        failed["message"],
+        failed["level"],
+        failed["exception"]["type"],
+    )

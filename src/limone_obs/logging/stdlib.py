@@ -70,7 +70,7 @@ class JsonFormatter(OrjsonFormatter):
         message_dict: dict[str, Any] = {}
         if isinstance(record.msg, dict):
             message_dict = record.msg.copy()
-            record.message = ""
+            record.message = _structlog_event(record, message_dict)
         else:
             record.message = _message(record)
             if "\x1b" in record.message:  # werkzeug colours its lines for a terminal
@@ -93,6 +93,28 @@ class JsonFormatter(OrjsonFormatter):
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Encode like the app events: capped, one line, never raising (no trailing newline)."""
         return _pipeline.current.render(log_data)[:-1].decode("utf-8")
+
+
+def _structlog_event(record: logging.LogRecord, fields: dict[str, Any]) -> str:
+    """The message of a record whose ``msg`` is a dict: ``fields`` (a copy of it) loses
+    what becomes the line's own. A structlog event dict (``ProcessorFormatter.
+    wrap_for_formatter`` with the stdlib ``LoggerFactory``, made after the kit's
+    configuration) gives its ``event`` as the message; its ``level``, ``timestamp`` and
+    ``logger`` repeat the record's and are dropped, and ``exc_info=True`` is the exception
+    being handled. Any other dict keeps python-json-logger's rule: fields, empty message."""
+    event = fields.get("event")
+    if "message" in fields or not isinstance(event, str):
+        return ""
+    del fields["event"]
+    for key in (c.LOG_LEVEL, c.LOG_TIMESTAMP):
+        if isinstance(fields.get(key), str):
+            del fields[key]
+    if fields.get(c.LOG_LOGGER) in (record.name, None):
+        fields.pop(c.LOG_LOGGER, None)
+    exc_info = fields.pop("exc_info", None)
+    if exc_info and not record.exc_info:
+        record.exc_info = _pipeline.exc_info_of(exc_info)
+    return event
 
 
 def _message(record: logging.LogRecord) -> str:
