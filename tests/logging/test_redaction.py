@@ -219,6 +219,9 @@ def test_secret_values_of_a_mapping_argument_are_masked(out: io.BytesIO) -> None
         ("[('password', b'x y')]", f"[('password', {MASK})]"),
         ("('secret', Secret('x')) next", f"('secret', {MASK}) next"),
         ("password='' next", "password='' next"),
+        ('password="""two words""" next', f'password="""{MASK}""" next'),
+        ("connect(password='''x y''')", f"connect(password='''{MASK}''')"),
+        ('password = get_pw ("x y") next', f"password = {MASK} next"),
     ],
 )
 def test_a_value_is_masked_whole_whatever_its_brackets_and_quotes(text: str, expected: str) -> None:
@@ -481,6 +484,8 @@ HOSTILE = {
     "secret-open-quotes": lambda n: "password='" * (n // 10),
     "item-pairs-unclosed": lambda n: "('password', (" * (n // 14),
     "item-names-unclosed": lambda n: "('" + "a" * n,
+    "secret-triple-quotes": lambda n: 'password="""' * (n // 12),
+    "secret-calls-unclosed": lambda n: "password=f (" * (n // 12),
 }
 
 

@@ -314,9 +314,12 @@ class Redactor:
                 continue  # inside a masked value, or a harmless name
             pos = match.end()
             opened = match.group(2)[-1]
-            if opened in "'\"":
+            if opened in "'\"" and text.startswith(opened * 2, pos):
+                pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
+                span: int | None = _closing_triple(text, pos, opened * 3)
+            elif opened in "'\"":
                 # A quoted value ends at its closing quote (kept), spaces and commas included.
-                span: int | None = _closing_quote(text, pos - 1)
+                span = _closing_quote(text, pos - 1)
             else:
                 span = _value_span(text, pos, ends)
                 if span is not None:
@@ -484,6 +487,14 @@ def _closing_quote(text: str, at: int) -> int:
         pos += 1
 
 
+def _closing_triple(text: str, start: int, quotes: str) -> int:
+    """Index of the ``quotes`` (three of a kind) closing a value starting at ``start``; the
+    end of the text, or :data:`_MAX_VALUE` on, without one (such a value spans lines)."""
+    limit = min(len(text), start + _MAX_VALUE)
+    end = text.find(quotes, start, limit)
+    return limit if end < 0 else end
+
+
 def _quote_end(text: str, at: int) -> int:
     """Index just after the quoted text starting at ``at`` (see :func:`_closing_quote`)."""
     end = _closing_quote(text, at)
@@ -500,7 +511,8 @@ def _line_limit(text: str, pos: int) -> int:
 def _whole_value_end(text: str, pos: int, end: int) -> int:
     """``end`` (where a pair's plain value ends) moved past a value it would cut open: an
     opening bracket (``auth=("svc", "pw")``, ``password=get('x')``) is followed to its
-    closing bracket, a string prefix (``password=b'x'``) to its closing quote."""
+    closing bracket (also after spaces: ``get_pw ("x")``), a string prefix
+    (``password=b'x'``) to its closing quote."""
     value = text[pos:end]
     if not value or end >= len(text):
         return end
@@ -508,6 +520,11 @@ def _whole_value_end(text: str, pos: int, end: int) -> int:
         return _bracket_end(text, end - 1)
     if text[end] in "'\"" and value.lower() in _STRING_PREFIXES:
         return _quote_end(text, end)
+    call = end
+    while call < len(text) and call - end < 8 and text[call] == " ":
+        call += 1  # get_pw ("x"): a call written with a space before its bracket
+    if call < len(text) and text[call] == "(" and value.isidentifier():
+        return _bracket_end(text, call)
     return end
 
 
