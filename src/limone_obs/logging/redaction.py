@@ -32,9 +32,11 @@ the line would show (their fields, decoded bytes, ``repr()``) and then checked, 
 secret in an object's ``repr`` is masked too. ``(name, value)`` pairs in lists (header
 lists) mask the value of a sensitive name, and so do such pairs in text (``('password',
 'x')``, ``["token", "x"]``: the repr of a header list). A pair's value in text is masked to
-its end: a quoted value to its closing quote, a bracketed value or a call (``auth=("u",
-"pw")``, ``password=get('x')``) to its closing bracket, a prefixed string (``b'x'``)
-whole; each is followed at most to the end of its line and 1024 characters.
+its end: a quoted value to its closing quote (a triple-quoted one to its closing
+triple), a bracketed value or a call (``auth=("u", "pw")``, ``password=get('x')``, also
+``get ('x')``) to its closing bracket, a prefixed string (``b'x'``) whole; each is
+followed at most to the end of its line (a triple-quoted one across lines) and 1024
+characters.
 
 **Cost.** Every scan is one linear pass (no pattern is retried at every offset with a
 look-ahead to the end), so redaction time grows linearly with the input, whatever its
