@@ -100,15 +100,17 @@ def _structlog_event(record: logging.LogRecord, fields: dict[str, Any]) -> str:
     what becomes the line's own. A structlog event dict (``ProcessorFormatter.
     wrap_for_formatter`` with the stdlib ``LoggerFactory``, made after the kit's
     configuration) gives its ``event`` as the message; its ``level``, ``timestamp`` and
-    ``logger`` repeat the record's and are dropped, and ``exc_info=True`` is the exception
-    being handled. Any other dict keeps python-json-logger's rule: fields, empty message."""
+    ``logger`` repeat the record's and are dropped (a level only when it is the record's),
+    and ``exc_info=True`` is the exception being handled. Any other dict keeps
+    python-json-logger's rule: fields, empty message."""
     event = fields.get("event")
     if "message" in fields or not isinstance(event, str):
         return ""
     del fields["event"]
-    for key in (c.LOG_LEVEL, c.LOG_TIMESTAMP):
-        if isinstance(fields.get(key), str):
-            del fields[key]
+    if fields.get(c.LOG_LEVEL) == _pipeline.LEVEL_NAMES.get(record.levelno):
+        del fields[c.LOG_LEVEL]  # add_log_level's: the record's own level
+    if isinstance(fields.get(c.LOG_TIMESTAMP), str):
+        del fields[c.LOG_TIMESTAMP]  # TimeStamper's: the line has the record's own
     if fields.get(c.LOG_LOGGER) in (record.name, None):
         fields.pop(c.LOG_LOGGER, None)
     exc_info = fields.pop("exc_info", None)
