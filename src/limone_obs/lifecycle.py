@@ -454,7 +454,7 @@ class Lifecycle:
             # lines they log) already sees the endpoint.
             self.app.url_value_preprocessors.setdefault(None, []).insert(0, self.on_routed)
         logger.warning(
-            "limone_obs: Flask app %r got request_class %s.%s after limone-obs was "
+            "limone-obs: Flask app %r got request_class %s.%s after limone-obs was "
             "initialised; the URL rule is now learnt by a URL value preprocessor, which "
             "costs more per request. Set app.request_class before the first of "
             "Metrics(app) and limone_obs.logging.init_app(app) to keep the faster hook.",

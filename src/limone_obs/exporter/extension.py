@@ -343,7 +343,7 @@ class Metrics:
             return
         self._unserved_said = True
         _logger.warning(
-            "limone_obs: %s was recorded by a Metrics object that has no app yet, in its "
+            "limone-obs: %s was recorded by a Metrics object that has no app yet, in its "
             "own registry: no metrics path serves these series. Call metrics.init_app(app) "
             "in your app factory (or pass registry= a registry you expose yourself).",
             what,
@@ -532,7 +532,7 @@ def _warn_unserved_default_metrics(own: name_clash.OwnSeries) -> None:
         f"; first rename {', '.join(clashing)}, named like the kit's series" if clashing else ""
     )
     _logger.warning(
-        "limone_obs: prometheus-client's default registry holds metrics the metrics path "
+        "limone-obs: prometheus-client's default registry holds metrics the metrics path "
         "does not serve (%s): in one process Metrics serves its own registry; pass "
         "Metrics(app, registry=prometheus_client.REGISTRY) to serve them too%s (under "
         "gunicorn with the kit's config they are served from the multiprocess directory, "

@@ -272,7 +272,7 @@ def _exception_from_text(text: str) -> dict[str, str]:
 def _tell_foreign(line: Any, kw: Any) -> None:
     what = "an event dict (no renderer)" if line is None and kw else f"a {type(line).__name__}"
     logging.getLogger(_pipeline.NOTICE_LOGGER).warning(
-        "limone_obs: a structlog logger's processors are not the kit's (the app's own "
+        "limone-obs: a structlog logger's processors are not the kit's (the app's own "
         "structlog.configure(processors=...), made after limone_obs.logging was imported "
         "or configured, or a logger bound under it): they returned %s, which is now "
         "written as a line of the kit's schema, its secrets masked. Remove that "
