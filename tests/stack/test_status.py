@@ -414,13 +414,16 @@ def test_no_rules_hint_without_a_sure_cause(
     assert None is rules_hint(parse_spec(SHOP_TWO), OPS_SPEC, "http://p", rows, groups)
 
 
-def _recording_rules_empty(groups: list[dict[str, Any]]) -> Flask:
-    """Queries of recorded series (``slo:...``) find nothing; any other query one sample."""
+def _recording_rules_empty(groups: list[dict[str, Any]], *, only: bool = False) -> Flask:
+    """Queries of recorded series (``slo:...``) find nothing and any other query one
+    sample; with ``only``, the other way round: recorded series answer (the service's
+    rules, built from another spec) and the job's own series (``up``, counters) do not."""
     app = Flask(__name__)
+    sample = {"metric": {"slo": "availability", "slo_service": "shop"}, "value": [0, "0.5"]}
 
     def query() -> dict[str, Any]:
         recorded = "slo:" in request.args.get("query", "")
-        result = [] if recorded else [{"metric": {}, "value": [0, "1"]}]
+        result = [sample] if recorded == only else []
         return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     app.add_url_rule("/api/v1/query", "query", query)
@@ -448,28 +451,11 @@ def test_status_warns_of_missing_rules_and_exits_0(tmp_path: Path) -> None:
     ), result.output
 
 
-def _rules_of_another_spec(groups: list[dict[str, Any]]) -> Flask:
-    """Recorded series (``slo:...``) answer, the job's own series (``up{job="shop"}``,
-    the raw counters) find nothing: rules built from another spec of the service."""
-    app = Flask(__name__)
-
-    def query() -> dict[str, Any]:
-        recorded = "slo:" in request.args.get("query", "")
-        sample = {"metric": {"slo": "availability", "slo_service": "shop"}, "value": [0, "0.5"]}
-        result = [sample] if recorded else []
-        return {"status": "success", "data": {"resultType": "vector", "result": result}}
-
-    app.add_url_rule("/api/v1/query", "query", query)
-    rules = {"status": "success", "data": {"groups": groups}}
-    app.add_url_rule("/api/v1/rules", "rules", lambda: rules)
-    return app
-
-
 def test_status_warns_when_the_specs_job_is_not_scraped(tmp_path: Path) -> None:
     """Some rows show values (the service's rules) while Prometheus scrapes no target of
     the spec's job (a copy of the spec with another `job:`): a warning names the job and
     what to set; exit 0. It printed the partial table without a word."""
-    result = _status(tmp_path, _rules_of_another_spec([_group("shop")]))
+    result = _status(tmp_path, _recording_rules_empty([_group("shop")], only=True))
     assert (0, True) == (
         result.exit_code,
         "warning: Prometheus scrapes no target of job 'shop'" in result.stderr,
