@@ -150,6 +150,8 @@ class LatencyTargets:
     seconds: tuple[float, ...]
     #: What the lines are, for panel descriptions.
     goal: str
+    #: The latency SLO's objective as a ratio (0.95), None without such an SLO.
+    objective: float | None = None
 
     @property
     def steps(self) -> gf.Steps:
@@ -186,7 +188,7 @@ def latency_targets(service: ServiceView, histogram: str) -> LatencyTargets:
     goal = f"SLO {slo.name}: {slo.objective:g} % within {committed:g} s"
     if stages:
         goal += f", next {' then '.join(f'{t:g} s' for t in reversed(stages))}"
-    return LatencyTargets((*stages, committed), goal)
+    return LatencyTargets((*stages, committed), goal, slo.target)
 
 
 def error_limit(service: ServiceView, requests_total: str) -> float:

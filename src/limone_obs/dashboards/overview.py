@@ -325,7 +325,7 @@ def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
     return [
         (gf.timeseries("5xx ratio", ratio, errors, lines=True), 12, 8),
         (gf.timeseries("Latency percentiles", percentiles, latency, lines=True), 12, 8),
-        (_share_within(q, service, targets), 12, 8),
+        (_share_within(q, targets), 12, 8),
         (
             gf.heatmap("Latency distribution", Query(q.heatmap(), "{{le}}", heatmap=True), heatmap),
             12,
@@ -334,12 +334,11 @@ def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
     ]
 
 
-def _share_within(q: Queries, service: ServiceView, targets: common.LatencyTargets) -> Any:
+def _share_within(q: Queries, targets: common.LatencyTargets) -> Any:
     """The share of requests within each latency target, the committed one first."""
-    slo = common.latency_slo(service, q.names.request_duration)
     threshold = targets.seconds[-1]
-    objective = slo.target if slo else 0.95
-    wants = f"the latency SLO wants {objective * 100:g} %" if slo else "95 % is"
+    objective = targets.objective if targets.objective is not None else 0.95
+    wants = f"the latency SLO wants {objective * 100:g} %" if targets.objective else "95 % is"
     look = Look(
         f"Share of requests served within each latency target ({targets.goal}); {wants} "
         f"within {threshold:g} s (dashed line).",
