@@ -93,33 +93,11 @@ def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, li
     return (spec if not problems else None), problems
 
 
-#: Fields of an SLO read against its histogram: they wait while the catalogue faults it.
-_ON_HISTOGRAM = (".threshold_seconds", ".stages", ".good")
-
-
 def _merged(model: list[SpecError], catalogue: list[SpecError]) -> list[SpecError]:
-    """The model's errors then the catalogue's, one per location (the catalogue's words);
-    none about a field read against a histogram the catalogue faults (its buckets are
-    not that histogram's: `threshold_seconds` would be checked against the wrong ones)."""
-    faulted = tuple(
-        problem.location.removesuffix(".histogram")
-        for problem in catalogue
-        if problem.location.endswith(".histogram")
-    )
+    """The model's errors then the catalogue's, one per location (the catalogue's words)."""
     by_location = {problem.location: problem for problem in catalogue}
-    merged = [
-        by_location.pop(error.location, error)
-        for error in model
-        if not _waits_for_histogram(error.location, faulted)
-    ]
+    merged = [by_location.pop(error.location, error) for error in model]
     return merged + [problem for problem in catalogue if problem.location in by_location]
-
-
-def _waits_for_histogram(location: str, faulted: tuple[str, ...]) -> bool:
-    return any(
-        location.startswith(slo) and location[len(slo) :].startswith(_ON_HISTOGRAM)
-        for slo in faulted
-    )
 
 
 def _summary(spec: ServiceSpec) -> str:
