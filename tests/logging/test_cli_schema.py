@@ -195,8 +195,8 @@ def test_own_checker_agrees_with_jsonschema(event: dict[str, Any]) -> None:
 
 def test_own_checker_refuses_unknown_keywords() -> None:
     """A schema keyword the checker does not implement is an error, never skipped."""
-    with pytest.raises(ValueError, match="maxLength"):
-        list(problems("x", {"type": "string", "maxLength": 3}))
+    with pytest.raises(ValueError, match="maxItems"):
+        list(problems(["x"], {"type": "array", "maxItems": 3}))
 
 
 def test_a_closed_log_file_takes_no_file_again(tmp_path: Path) -> None:

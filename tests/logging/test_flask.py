@@ -289,7 +289,8 @@ def test_context_is_cleared_after_request(out: io.BytesIO) -> None:
 
 
 def test_bound_user_id_reaches_access_line(out: io.BytesIO) -> None:
-    """``bind(user_id=...)`` inside a view shows on the access line."""
+    """``bind(user_id=...)`` inside a view shows on the access line, an integer as its text
+    (one type for the field in every line)."""
     configure_logging(stream=out)
     app = make_app()
 
@@ -300,7 +301,7 @@ def test_bound_user_id_reaches_access_line(out: io.BytesIO) -> None:
 
     app.test_client().get("/me").close()
     [access] = access_lines(parse_lines(out.getvalue()))
-    assert 99 == access["user_id"]
+    assert access["user_id"] == "99"
 
 
 def test_failing_user_id_callable_does_not_break_request(out: io.BytesIO) -> None:

@@ -13,20 +13,23 @@ import select
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping
+import uuid
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import structlog.contextvars as _structlog_contextvars
+
 from limone_obs import conventions as c
 from limone_obs import lifecycle
-from limone_obs.logging import _context, _identity
+from limone_obs.logging import _context, _identity, schema
 from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
 
 #: Fields the line's own machinery fills. A field of that name given by the app (a
-#: keyword, ``extra=``, ``bind()``) is kept as ``extra_<name>``: see :func:`keep_core`.
+#: keyword, ``extra=``, ``bind()``) is kept as ``extra_<name>``: see :func:`keep_own`.
 CORE_NAMES = frozenset((*c.LOG_CORE_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES))
 #: Level numbers by schema name.
 LEVEL_NUMBERS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -104,7 +107,25 @@ class Pipeline:
                 context = _context.request_fields() or context
         if context:
             out.update(context)  # redacted when bound
+        if STRUCTLOG_VARS is None or STRUCTLOG_VARS:  # nothing was ever bound: one test
+            self.add_structlog_context(out)
         return out
+
+    def add_structlog_context(self, out: dict[str, Any]) -> None:
+        """Add to ``out`` the fields structlog's ``bind_contextvars`` bound in this context
+        (masked, checked as a keyword of a log call is): the app's structlog context, on
+        every line as the kit's own. A field ``out`` has already keeps its value (the
+        request's, or one the kit's ``bind()`` bound); structlog's is then ``extra_<name>``.
+        """
+        fields = structlog_context()
+        if fields:
+            self.redact_fields(fields)
+            keep_own(fields)
+            for key, value in fields.items():
+                if key in out:
+                    out.setdefault(f"extra_{key}", value)
+                else:
+                    out[key] = value
 
     def redact_text(self, text: str) -> str:
         """Mask credential-shaped parts of ``text`` (identity when redaction is off)."""
@@ -166,14 +187,101 @@ def _mark_logged(exc: BaseException, origin: int) -> None:
         setattr(exc, _TRACEBACK_LOGGED, origin)
 
 
-def keep_core(fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Rename, in place, each field of ``fields`` named like one of :data:`CORE_NAMES` to
-    ``extra_<name>`` and return ``fields``: an app's ``level=`` or ``message=`` must not
-    replace the line's own (nor break the schema)."""
-    if not CORE_NAMES.isdisjoint(fields):
-        for key in CORE_NAMES.intersection(fields):
-            fields[f"extra_{key}"] = fields.pop(key)
+#: Fields the request's context puts on every line of a request (the logging integration
+#: binds them), and those its access line adds: the request's own values.
+REQUEST_NAMES = frozenset(
+    (c.LOG_REQUEST_ID, c.LOG_TRACE_ID, c.LOG_SPAN_ID, c.LOG_METHOD, c.LOG_PATH, c.LOG_ENDPOINT)
+)
+ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION))
+#: Every name an app's field may not simply take: the core ones, and the schema's typed
+#: request fields (``user_id`` too: the app's to give, as a string).
+OWN_NAMES = CORE_NAMES | frozenset(c.LOG_CONTEXT_FIELDS)
+_USER_ID_MAX = 256
+_FIELD_RULES: dict[str, Any] = {}
+
+
+def keep_own(
+    fields: MutableMapping[str, Any], held: Collection[str] = ()
+) -> MutableMapping[str, Any]:
+    """Rename, in place, each field of ``fields`` the line must not take as given to
+    ``extra_<name>``, and return ``fields``.
+
+    Renamed: a core name (an app's ``level=`` or ``message=`` must not replace the
+    line's own); a request field named in ``held`` (the
+    request's own value is on the line: see :func:`held_by_request`); a request field
+    whose value breaks the schema (``status_code="200"``, ``request_id=42``): one field
+    name keeps one type in every line, which Elasticsearch's mappings need. A ``user_id``
+    given as an integer or a UUID is written as its text, cut to 256 characters.
+    """
+    if OWN_NAMES.isdisjoint(fields):
+        return fields
+    for key in [key for key in fields if key in OWN_NAMES]:  # in the event's order
+        if key not in CORE_NAMES and key not in held:
+            value = fields[key]
+            if key == c.LOG_USER_ID:
+                value = user_id_text(value)
+                if value is not None:
+                    fields[key] = value
+                    continue
+            elif _valid(key, value):
+                continue
+        fields[f"extra_{key}"] = fields.pop(key)
     return fields
+
+
+def user_id_text(value: Any) -> str | None:
+    """The ``user_id`` field for ``value``: a string (cut to 256 characters), an integer's
+    or a UUID's text; None for anything else (a bool, an object, None)."""
+    if isinstance(value, str):
+        return value[:_USER_ID_MAX]
+    if (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, uuid.UUID):
+        return str(value)[:_USER_ID_MAX]
+    return None
+
+
+def _valid(key: str, value: Any) -> bool:
+    if not _FIELD_RULES:
+        _FIELD_RULES.update(schema.field_rules())
+    return next(schema.problems(value, _FIELD_RULES[key]), None) is None
+
+
+#: The context variables structlog's ``bind_contextvars`` made, by key: structlog's own
+#: registry, read (never changed) so that a line of an app that never bound one costs one
+#: test. None where a structlog version lacks it: its public ``get_contextvars`` then
+#: runs for every line (about 0.5 us).
+STRUCTLOG_VARS: dict[str, Any] | None = getattr(_structlog_contextvars, "_CONTEXT_VARS", None)
+if not isinstance(STRUCTLOG_VARS, dict):
+    STRUCTLOG_VARS = None
+#: What structlog puts before each key in its registry (and its variables' names).
+_PREFIX = getattr(_structlog_contextvars, "STRUCTLOG_KEY_PREFIX", "structlog_")
+_PREFIX_LEN = len(_PREFIX)
+
+
+def structlog_context() -> dict[str, Any]:
+    """The fields bound with ``structlog.contextvars.bind_contextvars`` in this context
+    (those ``clear_contextvars`` or ``unbind_contextvars`` removed left out)."""
+    registry = STRUCTLOG_VARS
+    if registry is None:
+        return _structlog_contextvars.get_contextvars()
+    fields: dict[str, Any] = {}
+    for name, var in list(registry.items()):  # list(): a thread may bind a new key meanwhile
+        value = var.get(Ellipsis)  # structlog's mark of an unbound key
+        if value is not Ellipsis:
+            fields[name[_PREFIX_LEN:] if name.startswith(_PREFIX) else name] = value
+    return fields
+
+
+def held_by_request(present: Collection[str], *, access: bool = False) -> frozenset[str]:
+    """The request fields an app's field of a line must leave alone: those of
+    :data:`REQUEST_NAMES` in ``present`` (the line's fields so far), plus the access
+    line's :data:`ACCESS_NAMES` when ``access`` (a field bound for the rest of the
+    request), while a request the logging integration serves is current here; else none
+    (a job binding its own ``request_id`` outside a request keeps it)."""
+    state = lifecycle.this_request() or lifecycle.current_state()
+    if state is None or state.start is None or state.log is None:
+        return frozenset()
+    held = REQUEST_NAMES.intersection(present)
+    return held | ACCESS_NAMES if access else held
 
 
 current = Pipeline()

@@ -58,8 +58,10 @@ def _render(
     if event_dict:
         if p.redactor is not None:
             p.redactor.redact_event(event_dict)
-        if not _pipeline.CORE_NAMES.isdisjoint(event_dict):  # checked here: most lines have none
-            _pipeline.keep_core(event_dict)  # a keyword named like a core field: extra_<name>
+        if not _pipeline.OWN_NAMES.isdisjoint(event_dict):  # checked here: most lines have none
+            # A keyword named like a core field, or a request field the request already
+            # set or of the wrong type: extra_<name>.
+            _pipeline.keep_own(event_dict, _pipeline.held_by_request(out))
         out.update(event_dict)
     if exc is not None:
         out[c.LOG_EXCEPTION] = p.exception(exc)

@@ -44,7 +44,7 @@ def _properties() -> dict[str, Any]:
         c.LOG_PATH: {"type": "string"},
         c.LOG_STATUS_CODE: {"type": "integer", "minimum": 100, "maximum": 599},
         c.LOG_DURATION: {"type": "number", "minimum": 0, "description": "seconds"},
-        c.LOG_USER_ID: {"type": ["string", "integer"]},
+        c.LOG_USER_ID: {"type": "string", "maxLength": 256},
         c.LOG_EXCEPTION: _exception_schema(),
         c.LOG_TRUNCATED: {"const": True, "description": "the line was cut to the size cap"},
         c.LOG_ORIGINAL_BYTES: {"type": "integer", "minimum": 0},
@@ -68,6 +68,11 @@ def _exception_schema() -> dict[str, Any]:
             },
         },
     }
+
+
+def field_rules() -> dict[str, Any]:
+    """The schema of each named field (what :func:`problems` checks a field's value by)."""
+    return _properties()
 
 
 def schema() -> dict[str, Any]:
@@ -104,7 +109,7 @@ def artifacts(root: Path) -> Generated:  # noqa: ARG001 - the generator signatur
 _ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
 _CHECKED = frozenset(
     {"type", "required", "properties", "additionalProperties", "enum", "const", "pattern",
-     "minLength", "minimum", "maximum"}
+     "minLength", "maxLength", "minimum", "maximum"}
 )  # fmt: skip
 
 
@@ -134,6 +139,8 @@ def _value_problems(value: Any, node: dict[str, Any]) -> Iterator[str]:
     if isinstance(value, str):
         if len(value) < node.get("minLength", 0):
             yield f"{value!r:.80} is too short"
+        if len(value) > node.get("maxLength", len(value)):
+            yield f"{value!r:.80} is longer than {node['maxLength']} characters"
         if "pattern" in node and not re.search(node["pattern"], value):
             yield f"{value!r:.80} does not match {node['pattern']!r}"
     if _is_number(value):

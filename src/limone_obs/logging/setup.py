@@ -363,16 +363,25 @@ def bind(**fields: Any) -> None:
     """Add ``fields`` (redacted now, once) to every line of the current request or task.
 
     A field named like one the line fills itself (``level``, ``message``, ``timestamp``
-    ...) is bound as ``extra_<name>``, as a keyword of a log call is.
+    ...) is bound as ``extra_<name>``, as a keyword of a log call is; so is one named like
+    a request field while a logged request is served here (its ``request_id``, ``method``,
+    ``path``, ``endpoint``, trace ids, and the access line's ``status_code`` and
+    ``duration`` stay the request's own), and one whose value the schema refuses
+    (``status_code="200"``). ``user_id`` is the app's to bind: an integer or a UUID is
+    bound as its text.
     """
-    _context.merge(_pipeline.keep_core(_pipeline.current.redact_fields(dict(fields))))
+    bound = _pipeline.current.redact_fields(dict(fields))
+    if not _pipeline.OWN_NAMES.isdisjoint(bound):
+        _pipeline.keep_own(bound, _pipeline.held_by_request(_context.current(), access=True))
+    _context.merge(bound)
 
 
 def unbind(*names: str) -> None:
     """Remove fields from the current context, by the names given to :func:`bind` (a
-    core name removes the ``extra_<name>`` field it was bound as)."""
-    core = _pipeline.CORE_NAMES.intersection(names)
-    _context.unbind(*names, *(f"extra_{name}" for name in core))
+    core or request field's name also removes the ``extra_<name>`` field it may have been
+    bound as)."""
+    own = _pipeline.OWN_NAMES.intersection(names)
+    _context.unbind(*names, *(f"extra_{name}" for name in own))
 
 
 def clear_context() -> None:

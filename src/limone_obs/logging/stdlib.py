@@ -52,8 +52,9 @@ class JsonFormatter(OrjsonFormatter):
             extras.update((k, v) for k, v in message_dict.items() if k not in _FORMATTED)
         if extras:
             p.redact_fields(extras)
-            if not _pipeline.CORE_NAMES.isdisjoint(extras):  # checked here: most lines have none
-                _pipeline.keep_core(extras)  # extra={"level": ...}: kept as extra_level
+            if not _pipeline.OWN_NAMES.isdisjoint(extras):  # checked here: most lines have none
+                # extra={"level": ...} or {"request_id": 42}: kept as extra_<name>
+                _pipeline.keep_own(extras, _pipeline.held_by_request(log_data))
             log_data.update(extras)
         if record.exc_info or record.exc_text or record.stack_info:
             _add_exception(p, log_data, record, message_dict)

@@ -1,0 +1,217 @@
+"""An app's fields named like the request's own: the request's values stay, one type per
+field in every line (what an Elasticsearch mapping needs), structlog's own context too."""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog.contextvars
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from limone_obs import conventions as c
+from limone_obs.logging import _pipeline, bind, configure_logging, get_logger, init_app, unbind
+from limone_obs.logging.schema import problems
+from tests.logging.helpers import parse_lines, schema_errors
+
+REQUEST_FIELDS = (c.LOG_REQUEST_ID, c.LOG_METHOD, c.LOG_PATH, c.LOG_ENDPOINT)
+
+
+@pytest.fixture(autouse=True)
+def no_structlog_context() -> Iterator[None]:
+    """structlog's context variables are its own global state: none before or after."""
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.contextvars.clear_contextvars()
+
+
+def serve(view: Any, out: io.BytesIO) -> list[dict[str, Any]]:
+    """The lines of one GET /items/<int:item_id> served by ``view``, access line last."""
+    configure_logging(stream=out)
+    app = Flask("ownfields")
+    app.add_url_rule("/items/<int:item_id>", view_func=view)
+    init_app(app)
+    response = app.test_client().get("/items/7")
+    response.close()
+    assert response.status_code == 200
+    lines = parse_lines(out.getvalue())
+    assert lines[-1][c.LOG_LOGGER] == c.ACCESS_LOGGER
+    return lines
+
+
+def assert_request_values(line: dict[str, Any], request_id: str) -> None:
+    assert line[c.LOG_REQUEST_ID] == request_id
+    assert line[c.LOG_METHOD] == "GET"
+    assert line[c.LOG_PATH] == "/items/7"
+    assert line[c.LOG_ENDPOINT] == "/items/<int:item_id>"
+
+
+def test_event_fields_named_like_the_requests_own_are_kept_as_extra(out: io.BytesIO) -> None:
+    """A structlog keyword or a stdlib ``extra=`` named request_id, method, path or
+    endpoint inside a request is written as ``extra_<name>``: the line keeps the
+    request's own value, which correlates its lines."""
+    log = get_logger("views")
+    std = logging.getLogger("views.std")
+
+    def view(item_id: int) -> str:
+        log.info("s", request_id="fake", method="POST", path="/x", endpoint="fe")
+        std.warning("w", extra={"request_id": 42, "endpoint": {"a": 1}, "method": None})
+        return "ok"
+
+    app_line, std_line, access = serve(view, out)
+    request_id = access[c.LOG_REQUEST_ID]
+    for line in (app_line, std_line, access):
+        assert_request_values(line, request_id)
+    assert (app_line["extra_request_id"], app_line["extra_method"]) == ("fake", "POST")
+    assert (app_line["extra_path"], app_line["extra_endpoint"]) == ("/x", "fe")
+    assert std_line["extra_request_id"] == 42
+    assert std_line["extra_endpoint"] == {"a": 1}
+    assert "extra_method" in std_line
+    assert std_line["extra_method"] is None
+
+
+def test_bind_cannot_replace_the_requests_fields_on_any_line(out: io.BytesIO) -> None:
+    """``bind()`` of a request field inside a request binds ``extra_<name>``; the access
+    line keeps its own method, path, status and duration; ``unbind`` removes the extra."""
+    log = get_logger("views")
+
+    def view(item_id: int) -> str:
+        bind(method=5, path=None, request_id="mine", status_code=201, duration="slow")
+        log.info("bound")
+        unbind("duration")
+        return "ok"
+
+    bound, access = serve(view, out)
+    request_id = access[c.LOG_REQUEST_ID]
+    assert request_id != "mine"
+    for line in (bound, access):
+        assert_request_values(line, request_id)
+        assert (line["extra_method"], line["extra_request_id"]) == (5, "mine")
+        assert line["extra_status_code"] == 201
+    assert bound["extra_duration"] == "slow"
+    assert "extra_duration" not in access
+    assert access[c.LOG_STATUS_CODE] == 200
+    assert isinstance(access[c.LOG_DURATION], float)
+    assert c.LOG_STATUS_CODE not in bound
+    assert c.LOG_DURATION not in bound
+
+
+def test_outside_a_request_valid_fields_are_the_apps(out: io.BytesIO) -> None:
+    """A job correlating its lines with ``bind(request_id=...)`` keeps the name, and may
+    bind it again; a status or duration of the schema's type is kept, any other is not."""
+    configure_logging(stream=out)
+    log = get_logger("jobs")
+    bind(request_id="job-1")
+    bind(request_id="job-2")
+    log.info("done", status_code=200, duration=0.5, user_id=12)
+    log.info("odd", status_code="200", duration="slow", endpoint=3)
+    done, odd = parse_lines(out.getvalue())
+    assert done[c.LOG_REQUEST_ID] == "job-2"
+    assert "extra_request_id" not in done
+    assert (done[c.LOG_STATUS_CODE], done[c.LOG_DURATION]) == (200, 0.5)
+    assert done[c.LOG_USER_ID] == "12"
+    assert odd[c.LOG_REQUEST_ID] == "job-2"
+    for name, value in ((c.LOG_STATUS_CODE, "200"), (c.LOG_DURATION, "slow"), ("endpoint", 3)):
+        assert name not in odd
+        assert odd[f"extra_{name}"] == value
+
+
+def test_user_id_is_always_text(out: io.BytesIO) -> None:
+    """An integer or UUID user id is written as its text (cut to 256 characters); a
+    bool, a list or None is no user id: kept as ``extra_user_id``."""
+    configure_logging(stream=out)
+    log = get_logger("users")
+    some = uuid.UUID(int=5)
+    for value in (7, some, "x" * 300, True, ["u"], None):
+        log.info("user", user_id=value)
+    lines = parse_lines(out.getvalue())
+    assert [line.get(c.LOG_USER_ID) for line in lines] == ["7", str(some), "x" * 256, *[None] * 3]
+    assert [line.get("extra_user_id") for line in lines[3:]] == [True, ["u"], None]
+    assert all(c.LOG_USER_ID not in line for line in lines[3:])
+
+
+#: JSON-able values of every type, as an app might log them under any name.
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.uuids(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+OWN = sorted((*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS, c.LOG_EXCEPTION, c.LOG_TRUNCATED))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.dictionaries(st.sampled_from(OWN), VALUES, min_size=1))
+def test_any_value_under_an_own_name_leaves_a_valid_line(
+    fields: dict[str, Any], validator: Draft202012Validator
+) -> None:
+    """Whatever an app logs or binds under the schema's own names, every line validates
+    against the committed schema: a field never changes type from line to line."""
+    out = io.BytesIO()
+    configure_logging(stream=out)
+    log = get_logger("fuzz")
+    std = logging.getLogger("fuzz.std")
+    log.info("kw", **fields)
+    std.info("extra", extra={k: v for k, v in fields.items() if k != c.LOG_MESSAGE})
+    bind(**fields)
+    log.info("bound")
+    unbind(*fields)
+    lines = parse_lines(out.getvalue())
+    assert len(lines) == 3
+    assert schema_errors(validator, lines) == []
+    assert all(list(problems(line)) == [] for line in lines)
+
+
+def test_structlog_contextvars_reach_every_line(out: io.BytesIO) -> None:
+    """``structlog.contextvars.bind_contextvars`` in a view reaches the structlog, stdlib
+    and access lines of the request, masked and checked like the kit's ``bind()``;
+    ``clear_contextvars`` removes it."""
+    log = get_logger("views")
+    std = logging.getLogger("views.std")
+
+    def view(item_id: int) -> str:
+        structlog.contextvars.bind_contextvars(
+            tenant="acme", password="hunter2", request_id="theirs", level="x"
+        )
+        log.info("s")
+        std.info("w")
+        return "ok"
+
+    lines = serve(view, out)
+    request_id = lines[-1][c.LOG_REQUEST_ID]
+    for line in lines:
+        assert line["tenant"] == "acme"
+        assert line["password"] == "[REDACTED]"
+        assert (line["extra_request_id"], line["extra_level"]) == ("theirs", "x")
+        assert_request_values(line, request_id)
+    assert "hunter2" not in out.getvalue().decode()
+    structlog.contextvars.clear_contextvars()
+    log.info("after")
+    assert "tenant" not in parse_lines(out.getvalue())[-1]
+
+
+def test_structlog_contextvars_without_structlogs_registry(
+    out: io.BytesIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A structlog without the registry the kit reads first: its public
+    ``get_contextvars`` gives the same fields."""
+    monkeypatch.setattr(_pipeline, "STRUCTLOG_VARS", None)
+    configure_logging(stream=out)
+    structlog.contextvars.bind_contextvars(tenant="acme")
+    get_logger("jobs").info("job")
+    structlog.contextvars.unbind_contextvars("tenant")
+    get_logger("jobs").info("job")
+    first, second = parse_lines(out.getvalue())
+    assert first["tenant"] == "acme"
+    assert "tenant" not in second
