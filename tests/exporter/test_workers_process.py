@@ -126,6 +126,22 @@ def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
     assert "0" in generations
 
 
+def test_a_recycled_workers_last_collections_are_counted(tmp_path: Path) -> None:
+    """A worker recycled right after its collections (well within the counting thread's
+    flush period) still adds them: after the start-up check, 2 requests of 10 full
+    collections each, then the worker exits (max_requests=3) and its successor's scrape
+    shows at least 20."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 1, 1, max_requests=3)) as (url, _):
+        # The start-up check (a scrape) was the worker's first request.
+        for _ in range(2):
+            assert requests.get(f"{url}/gc", timeout=30).text == "collected"
+        samples = scrape(url)  # served by the next worker: the first one has exited
+    by_generation = {
+        labels[c.LABEL_GC_GENERATION]: value for labels, value in samples[c.SERIES_GC_COLLECTIONS]
+    }
+    assert by_generation.get("2", 0) >= 20
+
+
 @pytest.mark.parametrize(("workers_", "threads"), [(3, 1), (2, 2)], ids=["sync", "gthread"])
 def test_busy_workers_reach_the_slots_and_return_to_zero(
     tmp_path: Path, workers_: int, threads: int

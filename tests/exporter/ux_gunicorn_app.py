@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import time
@@ -27,6 +28,12 @@ def create_app() -> Flask:
     @app.get("/pid")
     def pid() -> str:
         return str(os.getpid())
+
+    @app.get("/gc")
+    def collect() -> str:
+        for _ in range(10):
+            gc.collect()
+        return "collected"
 
     @app.get("/slow")
     def slow() -> str:

@@ -13,8 +13,9 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
   worker the master has reaped (the kernel's ``cutime``/``cstime``), so it never goes
   down when a worker is recycled;
 - ``python_gc_collections_total{generation}``: each process counts its own collections
-  (a daemon thread adds them to a multiprocess counter every few seconds, so a retired
-  worker's count is kept like any counter's). Under uWSGI without fork hooks
+  (a daemon thread adds them to a multiprocess counter every few seconds, and a worker
+  exiting normally adds its last ones, so a retired worker's count is kept like any
+  counter's; a killed worker loses those of its last few seconds). Under uWSGI without fork hooks
   (:mod:`limone_obs._forking`) a worker starts counting at the first scrape it answers.
 
 The server is this process's parent and the parent's children when the process is a
@@ -27,6 +28,7 @@ Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -296,6 +298,9 @@ class _GcCounts:
                     after_in_parent=self._unlock_after_fork,
                     after_in_child=self._forked,
                 )
+                # A worker recycled (max_requests) or stopped between two flushes adds
+                # its last collections as it exits; forked children inherit the hook.
+                atexit.register(self.flush)
             self._pid = os.getpid()
             self._seen = [s["collections"] for s in gc.get_stats()]
         threading.Thread(target=self._run, name="limone-obs-gc", daemon=True).start()
