@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import uuid
 from collections import Counter
@@ -22,7 +23,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
-from limone_obs.exporter import health_series
+from limone_obs.exporter import health_series, process
 from tests.adopter.shop import views
 from tests.support import gunicorn_server
 
@@ -189,6 +190,49 @@ def test_plain_gunicorn_without_the_config_is_loud(tmp_path: Path) -> None:
     assert [1.0] * 6 == [float(m.group(1)) if m else None for m in found]
     assert 3 == len(pids)
     assert len(set(pids)) == len(pids)
+
+
+def _scraped_problem(url: str) -> float | None:
+    name = health_series.problems_name(N.namespace)
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = re.search(
+        rf'^{name}{{problem="{c.PROBLEM_MULTIPROCESS_MISSING}"}} (\S+)$', text, re.MULTILINE
+    )
+    return float(found.group(1)) if found else None
+
+
+def test_plain_gunicorn_grown_with_ttin_is_loud(tmp_path: Path) -> None:
+    """``gunicorn -w 1`` without the kit's config, then two ``TTIN`` signals: three
+    workers, each with counts of its own. A worker that started alone finds its siblings
+    at the next scrape it answers, a new one at its start; every scrape then shows the
+    problem, and the error line names the live workers."""
+    plain_app = "tests.adopter.shop.wsgi:app"
+    server = gunicorn_server(plain_app, tmp_path, {}, config=None, args=["-w", "1"])
+    with server as (url, proc):
+        assert _scraped_problem(url) == 0.0  # one worker, no recycling: nothing wrong
+        for count in (2, 3):  # one at a time: two signals at once may arrive as one
+            proc.signal(signal.SIGTTIN)
+            deadline = time.monotonic() + 30
+            while len(process.children(proc.pid)) < count and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(process.children(proc.pid)) == count
+        scraped = [_scraped_problem(url) for _ in range(6)]
+        text = proc.log.read_text(errors="replace")
+    assert scraped == [1.0] * 6
+    assert re.search(r"gunicorn with 3 (live )?workers serves .*?not set", text)
+
+
+def test_plain_gunicorn_recycling_its_one_worker_is_loud(tmp_path: Path) -> None:
+    """``gunicorn -w 1 --max-requests 20`` without the kit's config: each recycled worker
+    starts at 0 and loses what it counted since the last scrape; said at start-up."""
+    plain_app = "tests.adopter.shop.wsgi:app"
+    args = ["-w", "1", "--max-requests", "20"]
+    with gunicorn_server(plain_app, tmp_path, {}, config=None, args=args) as (url, proc):
+        scraped = _scraped_problem(url)
+        text = proc.log.read_text(errors="replace")
+    assert scraped == 1.0
+    assert "gunicorn recycles its worker every 20 requests (max_requests), but" in text
+    assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in text
 
 
 def _reported_pids(log: Path, want: int) -> list[str]:

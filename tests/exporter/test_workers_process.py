@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.exporter import multiprocess, process, workers
-from tests.support import gunicorn_server, metric_sum, serve
+from tests.support import ROOT, gunicorn_server, metric_sum, serve
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
@@ -140,6 +140,37 @@ def test_a_recycled_workers_last_collections_are_counted(tmp_path: Path) -> None
         labels[c.LABEL_GC_GENERATION]: value for labels, value in samples[c.SERIES_GC_COLLECTIONS]
     }
     assert by_generation.get("2", 0) >= 20
+
+
+#: A gunicorn config of the app's own that replaces the kit's child_exit hook.
+OWN_CHILD_EXIT = """from limone_obs.gunicorn_conf import *
+
+def child_exit(server, worker):
+    server.log.info("the app's own child_exit for %s", worker.pid)
+"""
+
+
+@pytest.mark.parametrize("own_hook", [True, False], ids=["own-child-exit", "kit-config"])
+def test_a_replaced_child_exit_hook_is_reported(tmp_path: Path, own_hook: bool) -> None:
+    """A config of the app's own that defines child_exit without calling the kit's: the
+    recycled workers' files stay, and a new worker says so (problem series and an error
+    line naming the kit's hook). With the kit's hooks the same churn reports nothing."""
+    config = tmp_path / "own.conf.py"
+    config.write_text(OWN_CHILD_EXIT)
+    kit = str(ROOT / "exporter" / "gunicorn.conf.py")
+    with gunicorn_server(
+        APP, tmp_path, env(tmp_path, 1, 1, max_requests=3), config=str(config) if own_hook else kit
+    ) as (url, proc):
+        pids: list[str] = []
+        while len(set(pids)) < 4 and len(pids) < 40:  # a 4th worker found 3 exited ones
+            pids.append(requests.get(f"{url}/pid", timeout=30).text)
+        samples = scrape(url)
+        log = proc.log.read_text(errors="replace")
+    assert len(set(pids)) == 4
+    problem = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_LEFTOVERS}
+    shown = [value for labels, value in samples[PROBLEMS] if labels == problem]
+    assert shown == [1.0 if own_hook else 0.0]
+    assert ("limone_obs.gunicorn_conf.child_exit(server, worker)" in log) is own_hook
 
 
 @pytest.mark.parametrize(("workers_", "threads"), [(3, 1), (2, 2)], ids=["sync", "gthread"])

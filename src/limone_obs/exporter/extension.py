@@ -139,7 +139,9 @@ class Metrics:
             self._instruments = Instruments(
                 self.names, self.registry, buckets, dependency_buckets, updaters
             )
-            health_series.attach(self.names.namespace, self.registry, self._mp_dir)
+            health_series.attach(
+                self.names.namespace, self.registry, self._mp_dir, multiprocess.check_at_scrape
+            )
         except ValueError as exc:  # prometheus-client's "Duplicated timeseries in ..."
             raise _duplicate_error(self.names.namespace, self.registry, exc) from exc
         _REGISTERED.setdefault(self.registry, set()).add(self.names.namespace)
@@ -504,6 +506,7 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
     if path is not None and workers.known_slots() is not None:  # a worker, slots published
         # This server's start: its master's (gunicorn's or uWSGI's), this worker's parent.
         multiprocess.check_leftovers(path, process.started(os.getppid()))
+        multiprocess.check_retiring(path)
     return True
 
 

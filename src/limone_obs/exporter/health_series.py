@@ -16,7 +16,7 @@ from __future__ import annotations
 import _thread
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -46,13 +46,26 @@ def dropped_name(namespace: str) -> str:
 
 
 class HealthCollector:
-    """Single-process collector: this process's problems and dropped lines at each scrape."""
+    """Single-process collector: this process's problems and dropped lines at each scrape.
 
-    def __init__(self, namespace: str) -> None:
+    ``before`` runs first at each scrape (it must not raise): a check whose problem the
+    same scrape then shows.
+    """
+
+    def __init__(self, namespace: str, before: Callable[[], None] | None = None) -> None:
         self._namespace = namespace
+        self._before = before
+
+    def describe(self) -> Iterator[Metric]:
+        """The families, without a check: registering the collector must not run ``before``."""
+        yield _local_gauge(self._namespace, {})
+        name = dropped_name(self._namespace).removesuffix("_total")
+        yield CounterMetricFamily(name, DROPPED_HELP, value=0)
 
     def collect(self) -> Iterator[Metric]:
         """Yield the problems gauge (every problem, 0 or 1) and the dropped-lines counter."""
+        if self._before is not None:
+            self._before()
         yield _local_gauge(self._namespace, health.problems())
         name = dropped_name(self._namespace).removesuffix("_total")
         yield CounterMetricFamily(name, DROPPED_HELP, value=health.dropped_lines())
@@ -199,8 +212,14 @@ def catalogue_rows(namespace: str) -> list[str]:
     ]
 
 
-def attach(namespace: str, registry: CollectorRegistry, mp_dir: str | None) -> None:
-    """Expose the kit's health for an exporter: a collector, or this worker's file series.
+def attach(
+    namespace: str,
+    registry: CollectorRegistry,
+    mp_dir: str | None,
+    before: Callable[[], None] | None = None,
+) -> None:
+    """Expose the kit's health for an exporter: a collector (which calls ``before`` at
+    each scrape), or this worker's file series.
 
     Never raises: the kit's health must not keep the app from starting.
     """
@@ -210,4 +229,4 @@ def attach(namespace: str, registry: CollectorRegistry, mp_dir: str | None) -> N
         except Exception as exc:
             _failsafe.report("the kit's health series", exc)
     else:
-        registry.register(HealthCollector(namespace))
+        registry.register(HealthCollector(namespace, before))

@@ -427,6 +427,41 @@ def check_leftovers(path: str, started: float | None) -> None:
         logger.error(message)
 
 
+#: Dead workers whose files a worker may find at its first request while the kit's
+#: ``child_exit`` runs (it retires each one before the master starts its successor: a
+#: worker killed meanwhile, not yet reaped, is the one allowed).
+UNRETIRED_ALLOWED = 1
+
+
+def check_retiring(path: str) -> None:
+    """In a worker of a server started with the kit's gunicorn config: report (once per
+    process) dead workers' files that nothing retired, the sign that a config of the
+    app's own replaced the kit's ``child_exit`` hook. Counts stay exact, but every
+    recycled worker leaves its files (about 300 KiB) until the directory's filesystem is
+    full. Never raises. Nothing is checked with the fast path off (its ``child_exit``
+    keeps dead workers' files on purpose) or without the kit's config."""
+    if _KIT_CONFIG not in sys.modules or not fast_path.enabled():
+        return
+    try:
+        dead = compaction.dead_pids(path, ())
+    except OSError:
+        return  # the directory went away: the storage's own checks say so
+    if len(dead) <= UNRETIRED_ALLOWED:
+        return
+    message = (
+        f"limone-obs: {ENV_VAR}={path!r} holds the files of {len(dead)} workers that have "
+        "exited: the kit's child_exit hook, which retires them, does not run (a gunicorn "
+        "config of your own defines child_exit). Counts stay exact, but the directory "
+        "grows with every recycled worker. Call the kit's hook from yours: "
+        f"{_KIT_CONFIG}.child_exit(server, worker)"
+    )
+    if health.report_problem(c.PROBLEM_MULTIPROCESS_LEFTOVERS, message):
+        logger.error(message)
+
+
+_KIT_CONFIG = c.GUNICORN_CONFIG_MODULE
+
+
 # --- a multi-process server without PROMETHEUS_MULTIPROC_DIR -------------------------
 
 
@@ -438,9 +473,11 @@ def multiprocess_server() -> str | None:
     when not known at start-up (then :func:`check_environ` decides).
     """
     if "gunicorn" in sys.modules:
-        workers = _gunicorn_workers()
+        workers, max_requests = _gunicorn_settings()
         if workers is not None and workers > 1:
             return f"gunicorn with {workers} workers"
+        if max_requests:
+            return _recycling(max_requests)
     uwsgi = sys.modules.get("uwsgi")
     processes = getattr(uwsgi, "numproc", 0) if uwsgi is not None else 0
     if isinstance(processes, int) and processes > 1:
@@ -448,24 +485,73 @@ def multiprocess_server() -> str | None:
     return None
 
 
-def _gunicorn_workers() -> int | None:
+def _gunicorn_settings() -> tuple[int | None, int]:
+    """(worker count, ``max_requests``) of the gunicorn objects on the call stack: the
+    largest count any of them holds (the arbiter's ``num_workers`` has the ``TTIN``
+    signals' extra workers, its config only the start's), ``(None, 0)`` when none is."""
+    counts: list[int] = []
+    max_requests = 0
     frame = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if type(owner).__module__.startswith("gunicorn."):
-            workers = getattr(getattr(owner, "cfg", None), "workers", None)
-            if isinstance(workers, int):
-                return workers
+            cfg = getattr(owner, "cfg", None)
+            for count in (getattr(owner, "num_workers", None), getattr(cfg, "workers", None)):
+                if isinstance(count, int):
+                    counts.append(count)
+            recycle = getattr(cfg, "max_requests", 0)
+            max_requests = max(max_requests, recycle if isinstance(recycle, int) else 0)
         frame = frame.f_back  # type: ignore[assignment]
-    return None
+    return (max(counts) if counts else None), max_requests
+
+
+def _recycling(max_requests: int) -> str:
+    return f"gunicorn recycles its worker every {max_requests} requests (max_requests)"
+
+
+def check_at_scrape() -> None:
+    """A single process's check at each scrape: report a gunicorn worker whose master has
+    several live workers now (more than at start: ``TTIN``; a preloaded app checked in the
+    master) or recycles it. Never raises (a scrape must answer)."""
+    if c.PROBLEM_MULTIPROCESS_MISSING in health.problems():
+        return
+    try:
+        server = _live_gunicorn()
+    except Exception:  # /proc unreadable, a worker object of another version: no verdict
+        return
+    if server is not None:
+        report_not_configured(server)
+
+
+def _live_gunicorn() -> str | None:
+    """What is wrong with this gunicorn worker's server now, or None (also when this
+    process is no gunicorn worker: only its worker object makes the master certain)."""
+    # Imported here: workers (and process through it) import this module.
+    from limone_obs.exporter import process, workers  # noqa: PLC0415
+
+    worker = workers.gunicorn_worker()
+    if worker is None:
+        return None
+    count = len(process.gunicorn_workers(os.getppid()))
+    if count > 1:
+        return f"gunicorn with {count} live workers"
+    recycle = getattr(getattr(worker, "cfg", None), "max_requests", 0)
+    return _recycling(recycle) if isinstance(recycle, int) and recycle > 0 else None
 
 
 def report_not_configured(server: str) -> None:
     """Report (once per process: a log line, and the problem series) the missing directory."""
+    recycling = "max_requests" in server
+    claim = server if recycling else f"{server} serves this app from several processes"
+    what = (
+        "each new worker starts its counts at 0, and what it counted since the last "
+        "scrape is lost when it exits"
+        if recycling
+        else "each scrape shows only the counts of the process that answered it"
+    )
     message = (
-        f"limone-obs: {server} serves this app from several processes, but {ENV_VAR} is "
-        f"not set: each scrape shows only the counts of the process that answered it "
-        f"(this is pid {os.getpid()}). "
+        f"limone-obs: {claim}, but {ENV_VAR} is not set: {what} (this is pid "
+        f"{os.getpid()}). "
         f"Fix: start gunicorn with the kit's config, gunicorn -c python:{c.GUNICORN_CONFIG_MODULE} "
         f"'yourapp:create_app()' (a gunicorn config of your own or another server: set "
         f"{ENV_VAR} to an empty directory before the server starts)"
