@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import io
 import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +75,26 @@ def test_non_finite_float_is_null_on_both_paths(
     extra: dict[str, Any] = {"int_keys": {1: "a"}} if forced_fallback else {}
     get_logger().info("x", v=value, **extra)
     assert None is parse_lines(out.getvalue())[0]["v"]
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize("forced_fallback", [False, True])
+def test_uuids_and_enums_are_written_alike_on_both_paths(
+    forced_fallback: bool, out: io.BytesIO
+) -> None:
+    """A UUID is its text and an enum member its value, also nested in a list or a set,
+    whether orjson writes the line or the sanitising fallback does (forced by an int
+    dict key orjson refuses): never their ``repr()``."""
+    configure_logging(stream=out)
+    some = uuid.UUID(int=7)
+    extra: dict[str, Any] = {"int_keys": {1: "a"}} if forced_fallback else {}
+    get_logger().info("x", u=some, nested=[some], members={Colour.RED}, c=Colour.RED, **extra)
+    line = parse_lines(out.getvalue())[0]
+    assert (line["u"], line["nested"]) == (str(some), [str(some)])
+    assert (line["members"], line["c"]) == (["red"], "red")
 
 
 def test_self_referencing_dict_does_not_raise(out: io.BytesIO) -> None:

@@ -11,9 +11,11 @@ escaped, and a line over the cap is cut to fit it (:func:`shrink`) with a ``trun
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -65,17 +67,21 @@ def rfc3339(epoch: float) -> str:
 
 
 def default(obj: Any) -> Any:
-    """orjson's fallback for types it does not know: a JSON-able stand-in, never a raise."""
+    """orjson's fallback for types it does not know (and :func:`sanitise`'s for every
+    type but JSON's own): a JSON-able stand-in, what orjson writes for the types it
+    knows (a UUID's text, an enum member's value), never a raise."""
     if isinstance(obj, set | frozenset):
         return [default_or_self(item) for item in obj]
     if isinstance(obj, Mapping):
         return dict(obj.items())
+    if isinstance(obj, enum.Enum):
+        return default_or_self(obj.value)
     return as_text(obj)
 
 
 def as_text(obj: Any) -> str:
     """The text a line shows for a value orjson cannot write (``repr()`` as a last resort)."""
-    if isinstance(obj, Decimal):
+    if isinstance(obj, Decimal | uuid.UUID):
         return str(obj)
     if isinstance(obj, dt.datetime | dt.date | dt.time):
         return obj.isoformat()
