@@ -78,6 +78,30 @@ def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     assert expected == Redactor().redact_text(text)
 
 
+PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"key -----BEGIN PRIVATE KEY-----\n{PEM_BODY}\n-----END PRIVATE KEY----- loaded",
+         f"key -----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY----- loaded"),
+        (f"-----BEGIN RSA PRIVATE KEY-----\\n{PEM_BODY}\\n-----END RSA PRIVATE KEY-----",
+         f"-----BEGIN RSA PRIVATE KEY-----{MASK}-----END RSA PRIVATE KEY-----"),
+        (f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}...[cut]",
+         f"-----BEGIN OPENSSH PRIVATE KEY-----{MASK}"),
+        (f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n{PEM_BODY}\n-----END PGP PRIVATE KEY BLOCK-----",
+         f"-----BEGIN PGP PRIVATE KEY BLOCK-----{MASK}-----END PGP PRIVATE KEY BLOCK-----"),
+        (f"-----BEGIN CERTIFICATE-----\n{PEM_BODY}\n-----END CERTIFICATE-----",
+         f"-----BEGIN CERTIFICATE-----\n{PEM_BODY}\n-----END CERTIFICATE-----"),
+    ],
+)  # fmt: skip
+def test_pem_private_keys_in_text_are_masked(text: str, expected: str) -> None:
+    """A private key's PEM body (its lines real or escaped, its end cut off or not) is
+    masked between its armour lines; a certificate, which is public, is kept."""
+    assert Redactor().redact_text(text) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     ["Using basic authentication", "refresh token expired", "Token Expired for user 42",
@@ -486,6 +510,9 @@ HOSTILE = {
     "item-names-unclosed": lambda n: "('" + "a" * n,
     "secret-triple-quotes": lambda n: 'password="""' * (n // 12),
     "secret-calls-unclosed": lambda n: "password=f (" * (n // 12),
+    "pem-begins-unended": lambda n: "-----BEGIN PRIVATE KEY-----" * (n // 27),
+    "pem-blocks": lambda n: "-----BEGIN EC PRIVATE KEY-----x-----END " * (n // 40),
+    "pem-almost-begins": lambda n: "-----BEGIN " + "A" * n,
 }
 
 

@@ -126,6 +126,9 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 _TOKEN = r"A-Za-z0-9_\-"
 #: Common token formats, masked wherever they appear. Each starts only where a run of
 #: token characters starts (look-behind), so each run is tried once: linear.
+#: The armour line opening a PEM private key (PKCS#1, PKCS#8, EC, OpenSSH, encrypted)
+#: or a PGP private key block.
+_PEM_PRIVATE_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,10}-----")
 _TOKEN_SHAPES = re.compile(
     rf"(?<![{_TOKEN}])(?:"
     rf"eyJ[{_TOKEN}]{{8,}}\.eyJ[{_TOKEN}]{{8,}}\.[{_TOKEN}]*"  # JWT: header.payload.sig
@@ -275,6 +278,8 @@ class Redactor:
 
     def _scan(self, text: str) -> str:
         # Each pattern needs a character most ids and names lack: test for it first.
+        if "-----BEGIN " in text:
+            text = self._mask_private_keys(text)
         if "://" in text and "@" in text:
             text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
@@ -286,6 +291,22 @@ class Redactor:
         if _may_hold_token(text):
             text = _TOKEN_SHAPES.sub(self.mask, text)
         return text
+
+    def _mask_private_keys(self, text: str) -> str:
+        """A PEM private key's body (``-----BEGIN RSA PRIVATE KEY-----`` ... ``-----END``)
+        is masked, its armour lines kept; a block whose end is missing (a cut text) is
+        masked to the end. One pass: the search for each block's end starts after it."""
+        parts: list[str] = []
+        done = 0
+        for match in _PEM_PRIVATE_BEGIN.finditer(text):
+            if match.start() < done:
+                continue
+            end = text.find("-----END ", match.end())
+            parts += (text[done : match.end()], self.mask)
+            done = len(text) if end < 0 else end
+            if end < 0:
+                break
+        return "".join(parts) + text[done:] if parts else text
 
     def _mask_url_credentials(self, text: str) -> str:
         """``scheme://userinfo@`` -> ``scheme://[REDACTED]@``, in one pass: each ``://``
