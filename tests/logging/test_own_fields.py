@@ -137,6 +137,30 @@ def test_user_id_is_always_text(out: io.BytesIO) -> None:
     assert all(c.LOG_USER_ID not in line for line in lines[3:])
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (c.LOG_STATUS_CODE, "200"), (c.LOG_STATUS_CODE, 200.5), (c.LOG_STATUS_CODE, True),
+        (c.LOG_STATUS_CODE, 99), (c.LOG_STATUS_CODE, 600), (c.LOG_STATUS_CODE, 2**70),
+        (c.LOG_DURATION, float("nan")), (c.LOG_DURATION, float("inf")),
+        (c.LOG_DURATION, -1.0), (c.LOG_DURATION, "1"), (c.LOG_REQUEST_ID, ""),
+        (c.LOG_REQUEST_ID, "two words"), (c.LOG_REQUEST_ID, "x" * 129),
+        (c.LOG_TRACE_ID, "zz"), (c.LOG_SPAN_ID, 7), (c.LOG_USER_ID, 1.5),
+    ],
+)  # fmt: skip
+def test_a_value_the_schema_refuses_is_extra(
+    name: str, value: Any, out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """Each value the schema refuses for a request field (as the line would show it: NaN
+    is ``null``) is written as ``extra_<name>``, and the line validates."""
+    configure_logging(stream=out)
+    get_logger("edges").info("edge", **{name: value})
+    [line] = parse_lines(out.getvalue())
+    assert name not in line
+    assert f"extra_{name}" in line
+    assert schema_errors(validator, [line]) == []
+
+
 #: JSON-able values of every type, as an app might log them under any name.
 VALUES = st.recursive(
     st.none()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import select
 import sys
@@ -240,6 +241,10 @@ def user_id_text(value: Any) -> str | None:
 
 
 def _valid(key: str, value: Any) -> bool:
+    """True when ``value`` is what the schema allows under ``key``, as the line will show
+    it (NaN and infinities are written as ``null``: not a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     if not _FIELD_RULES:
         _FIELD_RULES.update(schema.field_rules())
     return next(schema.problems(value, _FIELD_RULES[key]), None) is None
