@@ -431,6 +431,7 @@ def check_leftovers(path: str, started: float | None) -> None:
 #: ``child_exit`` runs (it retires each one before the master starts its successor: a
 #: worker killed meanwhile, not yet reaped, is the one allowed).
 UNRETIRED_ALLOWED = 1
+_KIT_CONFIG = c.GUNICORN_CONFIG_MODULE
 
 
 def check_retiring(path: str) -> None:
@@ -459,9 +460,6 @@ def check_retiring(path: str) -> None:
         logger.error(message)
 
 
-_KIT_CONFIG = c.GUNICORN_CONFIG_MODULE
-
-
 # --- a multi-process server without PROMETHEUS_MULTIPROC_DIR -------------------------
 
 
@@ -473,11 +471,9 @@ def multiprocess_server() -> str | None:
     when not known at start-up (then :func:`check_environ` decides).
     """
     if "gunicorn" in sys.modules:
-        workers, max_requests = _gunicorn_settings()
+        workers = _gunicorn_settings()[0]
         if workers is not None and workers > 1:
             return f"gunicorn with {workers} workers"
-        if max_requests:
-            return _recycling(max_requests)
     uwsgi = sys.modules.get("uwsgi")
     processes = getattr(uwsgi, "numproc", 0) if uwsgi is not None else 0
     if isinstance(processes, int) and processes > 1:
@@ -505,10 +501,6 @@ def _gunicorn_settings() -> tuple[int | None, int]:
     return (max(counts) if counts else None), max_requests
 
 
-def _recycling(max_requests: int) -> str:
-    return f"gunicorn recycles its worker every {max_requests} requests (max_requests)"
-
-
 def check_at_scrape() -> None:
     """A single process's check at each scrape: report a gunicorn worker whose master has
     several live workers now (more than at start: ``TTIN``; a preloaded app checked in the
@@ -516,39 +508,48 @@ def check_at_scrape() -> None:
     if c.PROBLEM_MULTIPROCESS_MISSING in health.problems():
         return
     try:
-        server = _live_gunicorn()
+        _check_live_gunicorn()
     except Exception:  # /proc unreadable, a worker object of another version: no verdict
         return
-    if server is not None:
-        report_not_configured(server)
 
 
-def _live_gunicorn() -> str | None:
-    """What is wrong with this gunicorn worker's server now, or None (also when this
-    process is no gunicorn worker: only its worker object makes the master certain)."""
+def _check_live_gunicorn() -> None:
+    """Report what is wrong with this gunicorn worker's server now; nothing when this
+    process is no gunicorn worker (only its worker object makes the master certain)."""
     # Imported here: workers (and process through it) import this module.
     from limone_obs.exporter import process, workers  # noqa: PLC0415
 
     worker = workers.gunicorn_worker()
     if worker is None:
-        return None
+        return
     count = len(process.gunicorn_workers(os.getppid()))
-    if count > 1:
-        return f"gunicorn with {count} live workers"
     recycle = getattr(getattr(worker, "cfg", None), "max_requests", 0)
-    return _recycling(recycle) if isinstance(recycle, int) and recycle > 0 else None
+    if count > 1:
+        report_not_configured(f"gunicorn with {count} live workers")
+    elif isinstance(recycle, int) and recycle > 0:
+        report_recycling(recycle)
 
 
 def report_not_configured(server: str) -> None:
-    """Report (once per process: a log line, and the problem series) the missing directory."""
-    recycling = "max_requests" in server
-    claim = server if recycling else f"{server} serves this app from several processes"
-    what = (
-        "each new worker starts its counts at 0, and what it counted since the last "
-        "scrape is lost when it exits"
-        if recycling
-        else "each scrape shows only the counts of the process that answered it"
+    """Report (once per process: a log line, and the problem series) the missing directory
+    of ``server``, which serves the app from several processes."""
+    _report_missing(
+        f"{server} serves this app from several processes",
+        "each scrape shows only the counts of the process that answered it",
     )
+
+
+def report_recycling(max_requests: int) -> None:
+    """Report (as :func:`report_not_configured`) one gunicorn worker recycled every
+    ``max_requests`` requests without the directory."""
+    _report_missing(
+        f"gunicorn recycles its worker every {max_requests} requests (max_requests)",
+        "each new worker starts its counts at 0, and what it counted since the last "
+        "scrape is lost when it exits",
+    )
+
+
+def _report_missing(claim: str, what: str) -> None:
     message = (
         f"limone-obs: {claim}, but {ENV_VAR} is not set: {what} (this is pid "
         f"{os.getpid()}). "
@@ -561,11 +562,15 @@ def report_not_configured(server: str) -> None:
 
 
 def check_server(multiprocess: bool) -> None:
-    """At start-up: report a detected multi-process server without multiprocess storage."""
-    if not multiprocess:
-        server = multiprocess_server()
-        if server is not None:
-            report_not_configured(server)
+    """At start-up: report a detected multi-process server, or a gunicorn recycling its one
+    worker, without multiprocess storage."""
+    if multiprocess:
+        return
+    server = multiprocess_server()
+    if server is not None:
+        report_not_configured(server)
+    elif "gunicorn" in sys.modules and (every := _gunicorn_settings()[1]) > 0:
+        report_recycling(every)
 
 
 def check_environ(environ: WSGIEnvironment) -> bool:
