@@ -91,10 +91,14 @@ def test_uuids_and_enums_are_written_alike_on_both_paths(
     configure_logging(stream=out)
     some = uuid.UUID(int=7)
     extra: dict[str, Any] = {"int_keys": {1: "a"}} if forced_fallback else {}
-    get_logger().info("x", u=some, nested=[some], members={Colour.RED}, c=Colour.RED, **extra)
+    get_logger().info(
+        "x", u=some, nested=[some], members={Colour.RED}, c=Colour.RED, keyed={Colour.RED: 1},
+        **extra,
+    )  # fmt: skip
     line = parse_lines(out.getvalue())[0]
     assert (line["u"], line["nested"]) == (str(some), [str(some)])
     assert (line["members"], line["c"]) == (["red"], "red")
+    assert line["keyed"] == {"red": 1}
 
 
 def test_self_referencing_dict_does_not_raise(out: io.BytesIO) -> None:

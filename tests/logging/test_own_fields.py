@@ -225,6 +225,24 @@ def test_structlog_contextvars_reach_every_line(out: io.BytesIO) -> None:
     assert "tenant" not in parse_lines(out.getvalue())[-1]
 
 
+def test_structlog_contextvars_are_checked_as_bind_is(out: io.BytesIO) -> None:
+    """A status or duration bound with ``bind_contextvars`` in a request is ``extra_<name>``
+    on every line of it, as with the kit's ``bind()``: the access line has its own."""
+    log = get_logger("views")
+
+    def view(item_id: int) -> str:
+        structlog.contextvars.bind_contextvars(status_code=201, duration=5.0)
+        log.info("s")
+        return "ok"
+
+    app_line, access = serve(view, out)
+    for line in (app_line, access):
+        assert (line["extra_status_code"], line["extra_duration"]) == (201, 5.0)
+    assert c.LOG_STATUS_CODE not in app_line
+    assert c.LOG_DURATION not in app_line
+    assert access[c.LOG_STATUS_CODE] == 200
+
+
 def test_structlog_contextvars_without_structlogs_registry(
     out: io.BytesIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:

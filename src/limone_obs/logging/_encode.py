@@ -141,6 +141,8 @@ def _int_text(value: int) -> str:
 
 
 def _fix_key(key: Any) -> str:
+    if isinstance(key, enum.Enum):  # its value, as orjson writes a member elsewhere
+        key = key.value
     return _fix_str(key) if isinstance(key, str) else safe_str(key)
 
 

@@ -121,7 +121,8 @@ class Pipeline:
         fields = structlog_context()
         if fields:
             self.redact_fields(fields)
-            keep_own(fields)
+            # As bind()'s: bound for the rest of the request, like it.
+            keep_own(fields, held_by_request(out, access=True))
             for key, value in fields.items():
                 if key in out:
                     out.setdefault(f"extra_{key}", value)
