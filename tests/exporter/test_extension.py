@@ -66,18 +66,19 @@ def test_endpoint_label_is_the_url_rule_not_the_path() -> None:
 
 @pytest.mark.parametrize("with_logging", [False, True])
 def test_only_wsgi_app_is_set_on_the_app_instance(with_logging: bool) -> None:
-    """Flask's public API only: init_app sets ``wsgi_app`` and ``request_class`` (a subclass
-    of the app's own, the routing hook) and replaces nothing else."""
+    """Flask's public API only: init_app sets ``wsgi_app``, ``request_class`` (a subclass
+    of the app's own, the routing hook) and ``jinja_environment`` (a subclass of the app's
+    own: the RUM global and template timing), replaces nothing else, and does not create
+    the Jinja environment (options the app sets afterwards must still apply)."""
     app = Flask("instance_check")
     before = dict(vars(app))
     Metrics(app, registry=CollectorRegistry())
     if with_logging:
         log_init_app(app)
     after = vars(app)
-    # jinja_env is Flask's own cached property, created by its public add_template_global
-    # (the RUM script's Jinja global).
-    assert {"wsgi_app", "request_class"} == set(after) - set(before) - {"jinja_env"}
+    assert {"wsgi_app", "request_class", "jinja_environment"} == set(after) - set(before)
     assert issubclass(app.request_class, Flask.request_class)
+    assert issubclass(app.jinja_environment, Flask.jinja_environment)
     assert [] == [name for name, obj in before.items() if after[name] is not obj]
 
 

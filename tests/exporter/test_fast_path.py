@@ -14,7 +14,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 
 from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
-from limone_obs.exporter import _recorder, extension, fast_path, tracking
+from limone_obs.exporter import _recorder, fast_path, templates, tracking
 from tests.exporter.helpers import make_app, value
 from tests.support import race
 
@@ -102,7 +102,7 @@ def _exposition(monkeypatch: pytest.MonkeyPatch, switch: str) -> tuple[str, str]
     monkeypatch.setenv(c.ENV_FAST_PATH, switch)
     ticks = itertools.count(1)
     clock = lambda: next(ticks) * TICK  # noqa: E731 - a clock is a one-liner
-    for module in (lifecycle, extension, tracking):
+    for module in (lifecycle, templates, tracking):
         monkeypatch.setattr(module, "perf_counter", clock)
     monkeypatch.setattr(_recorder, "time", lambda: 1700000000.0)
     app, metrics = make_app(PROPAGATE_EXCEPTIONS=False)

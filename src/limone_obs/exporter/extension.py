@@ -7,12 +7,10 @@ import os
 import weakref
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
-from flask import Flask, g
-from flask.signals import before_render_template, template_rendered
+from flask import Flask
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -33,19 +31,20 @@ from limone_obs.exporter import (
     name_clash,
     process,
     rum,
+    templates,
     workers,
 )
 from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._recorder import RequestRecorder
 from limone_obs.exporter.tracking import Track
+from limone_obs.lifecycle import add_call
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 EXTENSION_KEY = "limone_obs"
 _logger = logging.getLogger("limone_obs")
-_TEMPLATE_STARTS = "_limone_obs_template_starts"
 
 
 @dataclass
@@ -310,18 +309,15 @@ class Metrics:
         return recorder
 
     def _time_templates(self, app: Flask) -> None:
-        before_render_template.connect(_on_template_start, app, weak=False)
-        template_rendered.connect(self._on_template_done, app, weak=False)
+        templates.install(app, self._template_rendered)
 
-    def _on_template_done(self, _sender: Flask, template: Any, **_extra: Any) -> None:
+    def _template_rendered(self, name: str | None, elapsed: float, failed: bool) -> None:
+        """One render of template ``name``: a call of the ``template`` dependency."""
         try:
-            starts = g.get(_TEMPLATE_STARTS)
-            if not starts:
-                return
-            elapsed = perf_counter() - starts.pop()
-            name = template.name or "<string>"
-            labels = (c.DEPENDENCY_TEMPLATE, name, c.OUTCOME_OK)
+            outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
+            labels = (c.DEPENDENCY_TEMPLATE, name or "<string>", outcome)
             self._instruments.dependency.labels(*labels).observe(elapsed)
+            add_call(c.DEPENDENCY_TEMPLATE, elapsed)
         except Exception as exc:  # metrics must never fail a rendered page
             _failsafe.report("template timing", exc)
 
@@ -412,11 +408,6 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
             "latency SLOs (requests, AI calls) count observations below a bucket "
             "boundary, so add them"
         )
-
-
-def _on_template_start(_sender: Flask, **_extra: Any) -> None:
-    starts = g.setdefault(_TEMPLATE_STARTS, [])
-    starts.append(perf_counter())
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from limone_obs import conventions as c
 from limone_obs._config import flag
 from limone_obs.errors import ConfigError
-from limone_obs.exporter import _failsafe
+from limone_obs.exporter import _failsafe, templates
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -361,7 +361,7 @@ def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:
     blueprint.add_url_rule(settings.path, "beacon", _beacon_view(receiver), methods=["POST"])
     blueprint.add_url_rule(settings.script_path, "script", _script_view, methods=["GET"])
     app.register_blueprint(blueprint)
-    app.add_template_global(_jinja_global(receiver), c.RUM_JINJA_GLOBAL)
+    templates.add_global(app, c.RUM_JINJA_GLOBAL, _jinja_global(receiver))
     app.extensions[_BLUEPRINT] = receiver
     return frozenset({settings.path, settings.script_path})
 
