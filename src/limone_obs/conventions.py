@@ -36,6 +36,13 @@ LABEL_INSTANCE: Final = "instance"
 ENDPOINT_UNMATCHED: Final = "<unmatched>"
 #: Method value for any HTTP method outside :data:`KNOWN_METHODS`.
 METHOD_OTHER: Final = "OTHER"
+#: ``dependency`` / ``operation`` value of ``track()`` calls past the exporter's limits
+#: (:data:`MAX_TRACKED_DEPENDENCIES`, :data:`MAX_TRACKED_OPERATIONS`).
+TRACKED_OTHER: Final = "<other>"
+#: Distinct ``dependency`` values ``track()`` records, and ``operation`` values per
+#: dependency; later new ones are recorded under :data:`TRACKED_OTHER`.
+MAX_TRACKED_DEPENDENCIES: Final = 30
+MAX_TRACKED_OPERATIONS: Final = 50
 KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from tests.exporter.helpers import value
+from tests.exporter.helpers import samples, value
 
 N = c.MetricNames()
 
@@ -361,3 +361,46 @@ def test_multiprocess_calls_without_an_app_say_nothing(
     with caplog.at_level("WARNING", logger="limone_obs"), metrics.track("db", "select"):
         pass
     assert _unserved_lines(caplog) == []
+
+
+def _operations(metrics: Metrics, dependency: str) -> set[str]:
+    return {
+        dict(labels)["operation"]
+        for (name, labels) in samples(metrics)
+        if name == N.dependency_duration_count and dict(labels)["dependency"] == dependency
+    }
+
+
+def test_operations_built_from_requests_are_bounded(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """track("api", <a URL>) per request: the query string (a token) never reaches a
+    label, values are cut to 100 characters, and past MAX_TRACKED_OPERATIONS new
+    operations of a dependency share ``<other>``, said once in a warning line."""
+    for i in range(c.MAX_TRACKED_OPERATIONS + 20):
+        with metrics.track("api", f"/items/{i}?token=secret{i}"):
+            pass
+    with metrics.track("api", "/items/0?token=other"):  # an admitted name, new query
+        pass
+    with metrics.track("long", "x" * 300):
+        pass
+    operations = _operations(metrics, "api")
+    assert len(operations) == c.MAX_TRACKED_OPERATIONS + 1
+    assert c.TRACKED_OTHER in operations
+    assert not any("secret" in op or "?" in op for op in operations)
+    assert _count(metrics, "api", "/items/0", c.OUTCOME_OK) == 2
+    assert _count(metrics, "api", c.TRACKED_OTHER, c.OUTCOME_OK) == 20
+    assert _operations(metrics, "long") == {"x" * 100}
+    warnings = [r.getMessage() for r in caplog.records if "track('api'" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "fixed set" in warnings[0]
+
+
+def test_dependencies_are_bounded(metrics: Metrics) -> None:
+    """Past MAX_TRACKED_DEPENDENCIES names, a new dependency is recorded as ``<other>``
+    (operation too); the admitted ones keep theirs."""
+    for i in range(c.MAX_TRACKED_DEPENDENCIES + 5):
+        with metrics.track(f"dep{i}", "call"):
+            pass
+    assert _count(metrics, "dep0", "call", c.OUTCOME_OK) == 1
+    assert _count(metrics, c.TRACKED_OTHER, c.TRACKED_OTHER, c.OUTCOME_OK) == 5

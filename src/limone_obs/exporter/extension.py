@@ -37,7 +37,7 @@ from limone_obs.exporter import (
 from limone_obs.exporter import fast_path as _fast_path
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter._recorder import RequestRecorder
-from limone_obs.exporter.tracking import Track
+from limone_obs.exporter.tracking import Track, TrackLabels
 from limone_obs.lifecycle import add_call
 
 if TYPE_CHECKING:
@@ -133,6 +133,8 @@ class Metrics:
             GCCollector(registry=self.registry)
         #: Why the public API is used, logged by init_app (fast_path.public_reason).
         self._public_reason = _fast_path.public_reason()
+        #: The bounded label values of track() calls.
+        self._track_labels = TrackLabels(_logger.warning)
         updaters = _fast_path.PUBLIC if self._public_reason else _fast_path.FAST
         try:
             self._instruments = Instruments(
@@ -326,8 +328,9 @@ class Metrics:
 
         The outcome is ``error`` when the block or function raises (or :meth:`Track.fail`
         was called), else ``ok``. Keep ``dependency`` and ``operation`` to a fixed set of
-        names: every distinct value is a new series.
+        names: every distinct value is a new series (bounded: see :class:`TrackLabels`).
         """
+        dependency, operation = self._track_labels.admit(dependency, operation)
         return Track(self._instruments.dependency, dependency, operation, self)
 
     def recorded_unserved(self, what: str) -> None:

@@ -115,6 +115,68 @@ class PerRequestSeries:
             _failsafe.report("dependency calls per request", exc)
 
 
+#: Longest ``dependency`` or ``operation`` value kept (longer ones are cut).
+MAX_LABEL_CHARS = 100
+
+
+class TrackLabels:
+    """The ``(dependency, operation)`` label values of ``track()`` calls, bounded.
+
+    Names are meant to be a fixed set (``track("ai_api", "complete")``); a name built from
+    a request (``track("api", request.full_path)``) would add a series per URL and carry
+    its query string (tokens) into Prometheus. So an operation loses what follows a
+    ``?``, each value is cut to :data:`MAX_LABEL_CHARS` characters, and past
+    :data:`~limone_obs.conventions.MAX_TRACKED_DEPENDENCIES` dependencies or
+    :data:`~limone_obs.conventions.MAX_TRACKED_OPERATIONS` operations of one dependency,
+    new values are recorded as ``<other>``, with one warning line per dependency naming
+    it. Admitted pairs are remembered (one dict lookup per call); refused ones are not,
+    so hostile input cannot grow the memory either.
+    """
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self._warn = warn
+        self._known: dict[tuple[str, str], tuple[str, str]] = {}
+        self._operations: dict[str, set[str]] = {}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def admit(self, dependency: str, operation: str) -> tuple[str, str]:
+        """The label values to record a call of ``dependency``/``operation`` under."""
+        found = self._known.get((dependency, operation))
+        if found is not None:
+            return found
+        with self._lock:
+            return self._admit(dependency, operation)
+
+    def _admit(self, dependency: str, operation: str) -> tuple[str, str]:
+        dep = str(dependency)[:MAX_LABEL_CHARS]
+        op = str(operation).partition("?")[0][:MAX_LABEL_CHARS]
+        operations = self._operations.get(dep)
+        if operations is None:
+            if len(self._operations) >= c.MAX_TRACKED_DEPENDENCIES:
+                self._over(dep, f"more than {c.MAX_TRACKED_DEPENDENCIES} dependencies")
+                return c.TRACKED_OTHER, c.TRACKED_OTHER
+            operations = self._operations[dep] = set()
+        if op not in operations:
+            if len(operations) >= c.MAX_TRACKED_OPERATIONS:
+                self._over(dep, f"more than {c.MAX_TRACKED_OPERATIONS} operations")
+                return dep, c.TRACKED_OTHER
+            operations.add(op)
+        labels = (dep, op)
+        self._known[(dependency, operation)] = labels
+        return labels
+
+    def _over(self, dependency: str, what: str) -> None:
+        if dependency in self._warned:
+            return
+        self._warned.add(dependency)
+        self._warn(
+            f"limone-obs: track({dependency!r}, ...) has {what}: new names are recorded as "
+            f"{c.TRACKED_OTHER!r}. Name dependencies and operations from a fixed set "
+            "(never a URL, an id or user input): every distinct value is a series."
+        )
+
+
 class Track:
     """Times one dependency call; see :meth:`limone_obs.Metrics.track`.
 
