@@ -453,7 +453,7 @@ SUFFIX_LOG_LINES_DROPPED_TOTAL: Final = "log_lines_dropped_total"
 #: spent in each dependency, per endpoint): both fed by ``track`` at the end of a request.
 SUFFIX_DEPENDENCY_CALLS_PER_REQUEST: Final = "dependency_calls_per_request"
 SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL: Final = "request_dependency_seconds_total"
-CALLS_PER_REQUEST_BUCKETS: Final = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+CALLS_PER_REQUEST_BUCKETS: Final = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 REQUEST_DEPENDENCY_LABELS: Final = (LABEL_ENDPOINT, LABEL_DEPENDENCY)
 #: ``<ns>_request_queue_seconds``: time between the proxy's ``X-Request-Start`` and the
 #: worker starting the request.

@@ -99,11 +99,12 @@ def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]
 
 
 def _calls_series() -> list[dict[str, str]]:
-    """/x calls the DB once per request, /loop 5 times, /three 3 times."""
+    """/x calls the DB once per request, /loop 5 times, /three 3 times, /seven 7 times."""
     return [
         *_calls("/x", c.DEPENDENCY_DB, 1),
         *_calls("/loop", c.DEPENDENCY_DB, 5),
         *_calls("/three", c.DEPENDENCY_DB, 3),
+        *_calls("/seven", c.DEPENDENCY_DB, 7),
     ]
 
 
@@ -113,21 +114,22 @@ def _by(endpoint: str) -> str:
 
 def test_calls_per_request_p95_is_whole_calls(tmp_path: Path) -> None:
     """p95 of calls, rounded up to whole calls: one call per request reads 1 (not 0.95,
-    inside the (0, 1] bucket), 5 calls read 5; 3 calls, off the bucket bounds, read 5
-    (2 + 0.95 x 3 = 4.85, inside (2, 5])."""
-    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 5.0}
+    inside the (0, 1] bucket), 5 calls read 5, a fan-out of 3 reads 3 (every count up to
+    5 is a bucket bound); 7 calls, off the bounds, read 10 (5 + 0.95 x 5 = 9.75, inside
+    (5, 10])."""
+    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0, _by("/seven"): 10.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.95), expected))
 
 
 def test_calls_per_request_p50_of_one_call_is_one(tmp_path: Path) -> None:
     """The median of requests that each make one call is 1 (histogram_quantile: 0.5)."""
-    expected = {_by("/x"): 1.0, _by("/loop"): 4.0, _by("/three"): 4.0}
+    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0, _by("/seven"): 8.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.calls_per_request(0.5), expected))
 
 
 def test_mean_calls_per_request_is_exact(tmp_path: Path) -> None:
-    """The mean reads the calls each request made: 1, 5 and 3."""
-    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0}
+    """The mean reads the calls each request made: 1, 5, 3 and 7."""
+    expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0, _by("/seven"): 7.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.mean_calls_per_request(), expected))
 
 

@@ -186,8 +186,9 @@ class Queries:
 
         ``histogram_quantile`` interpolates inside a bucket: requests that all make 1 call
         (bucket (0, 1]) would read 0.5 at p50. Calls are whole, so the quantile is rounded
-        up: exact where the counts sit on bucket bounds (0, 1, 2, 5, 10, ...), else an
-        upper estimate inside the bucket (3 calls read 5 at p95, in (2, 5]).
+        up: exact where the counts sit on bucket bounds (0 to 5 each, then 10, 20, ...: a
+        fan-out of 3 or 4 calls reads as it is), else an upper estimate inside the bucket
+        (7 calls read 10 at p95, in (5, 10]).
         """
         by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
         return f"ceil({quantile(q, self.names.dependency_calls_per_request_bucket, *extra, by=by)})"
