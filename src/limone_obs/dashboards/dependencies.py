@@ -84,7 +84,10 @@ def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
     ]
     look = Look(
         "Average seconds each request spends in each dependency, stacked; the top of the "
-        f"stack is the mean request duration; {targets.lines}.",
+        f"stack is the mean request duration; {targets.lines}. Calls that run at the same "
+        "time (a thread pool, asyncio.gather) or inside another tracked call each add "
+        "their whole time: then the stack rises above the request's duration and app "
+        "(never below 0) reads 0.",
         "s",
         targets.steps,
     )

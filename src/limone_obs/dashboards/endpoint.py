@@ -65,7 +65,9 @@ def time_breakdown(
         "Average seconds one request of $endpoint spends in each dependency (AI API, "
         "database, cache, templates), and outside all of them (other), stacked: the top "
         f"is the endpoint's mean duration; {targets.lines}. Counted by track() at the end "
-        "of each request.",
+        "of each request. Calls that run at the same time (a thread pool, "
+        "asyncio.gather) or inside another tracked call each add their whole time: the "
+        "stack then rises above the endpoint's duration and other (never below 0) reads 0.",
         "s",
         targets.steps,
         extra={"links": links},
