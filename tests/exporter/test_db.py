@@ -1,0 +1,131 @@
+"""SQLAlchemy statements timed as the ``db`` dependency (track_sqlalchemy)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from limone_obs import ConfigError, Metrics
+from limone_obs import conventions as c
+from limone_obs.exporter.db import operation_of, track_sqlalchemy
+from tests.exporter.helpers import value
+
+N = c.MetricNames()
+SLEEP = 0.01
+
+
+def sleepy_engine() -> Engine:
+    """An in-memory SQLite engine with a ``sleep(seconds)`` SQL function."""
+    engine = create_engine("sqlite://")
+
+    def sleep(seconds: float) -> int:
+        time.sleep(seconds)
+        return 0
+
+    @event.listens_for(engine, "connect")
+    def add_sleep(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.create_function("sleep", 1, sleep)
+
+    return engine
+
+
+def make_app() -> tuple[Flask, Metrics, Engine]:
+    app = Flask("db_tests")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    engine = sleepy_engine()
+    track_sqlalchemy(engine, metrics)
+
+    @app.get("/items")
+    def items() -> str:
+        with engine.connect() as conn:
+            for _ in range(5):  # an N+1 loop
+                conn.execute(text("SELECT sleep(:s)"), {"s": SLEEP})
+        return "ok"
+
+    @app.get("/broken")
+    def broken() -> str:
+        with engine.connect() as conn:
+            try:
+                conn.execute(text("SELECT * FROM no_such_table"))
+            except OperationalError:
+                return "handled"
+        return "not reached"
+
+    return app, metrics, engine
+
+
+def db(metrics: Metrics, operation: str, outcome: str, what: str) -> float | None:
+    labels = {"dependency": c.DEPENDENCY_DB, "operation": operation, "outcome": outcome}
+    name = N.dependency_duration_count if what == "count" else N.dependency_duration_sum
+    return value(metrics, name, labels)
+
+
+def test_every_statement_is_a_call_counted_in_its_request() -> None:
+    """Five queries a request: five ``select`` calls of ``db``, each at least the SQL
+    sleep long, and five calls in the request's calls per dependency."""
+    app, metrics, _ = make_app()
+    for _ in range(2):
+        assert app.test_client().get("/items", buffered=True).get_data(as_text=True) == "ok"
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 10
+    seconds = db(metrics, "select", c.OUTCOME_OK, "sum")
+    assert seconds is not None
+    assert seconds >= 10 * SLEEP
+    per_request = {"endpoint": "/items", "dependency": c.DEPENDENCY_DB}
+    assert value(metrics, N.dependency_calls_per_request_sum, per_request) == 10
+    assert value(metrics, N.dependency_calls_per_request_count, per_request) == 2
+
+
+def test_a_failing_statement_is_an_error_call() -> None:
+    """A statement the database refuses (caught by the view) is one ``error`` call, and
+    the connection's next statement is timed on its own."""
+    app, metrics, engine = make_app()
+    assert app.test_client().get("/broken", buffered=True).get_data(as_text=True) == "handled"
+    assert db(metrics, "select", c.OUTCOME_ERROR, "count") == 1
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 1
+
+
+@pytest.mark.parametrize(
+    ("statement", "operation"),
+    [
+        ("SELECT 1", "select"), ("  insert into t values (1)", "insert"),
+        ("(SELECT 1) UNION (SELECT 2)", "select"), ("WITH x AS (SELECT 1) SELECT * FROM x", "with"),
+        ("VACUUM", "other"), ("", "other"), ("DROP TABLE users; --secret", "drop"),
+    ],
+)  # fmt: skip
+def test_the_operation_is_the_statements_keyword(statement: str, operation: str) -> None:
+    """Never the SQL text (a series per query, with its literal values)."""
+    assert operation_of(statement) == operation
+
+
+def test_an_object_that_is_no_engine_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not an SQLAlchemy engine"):
+        track_sqlalchemy(object(), Metrics(registry=CollectorRegistry()))
+
+
+def test_an_async_engine_is_timed_through_its_sync_engine() -> None:
+    """An AsyncEngine (an async view's database): its statements are calls too."""
+    import asyncio  # noqa: PLC0415
+
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    metrics = Metrics(registry=CollectorRegistry())
+    engine = create_async_engine("sqlite+aiosqlite://")
+    track_sqlalchemy(engine, metrics)
+
+    async def run() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await conn.execute(text("SELECT 2"))
+        await engine.dispose()
+
+    asyncio.run(run())
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 2
