@@ -396,11 +396,15 @@ def test_operations_built_from_requests_are_bounded(
     assert "fixed set" in warnings[0]
 
 
-def test_dependencies_are_bounded(metrics: Metrics) -> None:
+def test_dependencies_are_bounded(metrics: Metrics, caplog: pytest.LogCaptureFixture) -> None:
     """Past MAX_TRACKED_DEPENDENCIES names, a new dependency is recorded as ``<other>``
-    (operation too); the admitted ones keep theirs."""
-    for i in range(c.MAX_TRACKED_DEPENDENCIES + 5):
-        with metrics.track(f"dep{i}", "call"):
+    (operation too), said in one warning line that names none of them; the admitted ones
+    keep theirs, without their query string."""
+    for i in range(c.MAX_TRACKED_DEPENDENCIES + 50):
+        with metrics.track(f"dep{i}?token=secret{i}", "call"):
             pass
     assert _count(metrics, "dep0", "call", c.OUTCOME_OK) == 1
-    assert _count(metrics, c.TRACKED_OTHER, c.TRACKED_OTHER, c.OUTCOME_OK) == 5
+    assert _count(metrics, c.TRACKED_OTHER, c.TRACKED_OTHER, c.OUTCOME_OK) == 50
+    warnings = [r.getMessage() for r in caplog.records if "dependencies" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "secret" not in caplog.text

@@ -124,20 +124,23 @@ class TrackLabels:
 
     Names are meant to be a fixed set (``track("ai_api", "complete")``); a name built from
     a request (``track("api", request.full_path)``) would add a series per URL and carry
-    its query string (tokens) into Prometheus. So an operation loses what follows a
-    ``?``, each value is cut to :data:`MAX_LABEL_CHARS` characters, and past
+    its query string (tokens) into Prometheus. So each value loses what follows a ``?``
+    and is cut to :data:`MAX_LABEL_CHARS` characters, and past
     :data:`~limone_obs.conventions.MAX_TRACKED_DEPENDENCIES` dependencies or
     :data:`~limone_obs.conventions.MAX_TRACKED_OPERATIONS` operations of one dependency,
-    new values are recorded as ``<other>``, with one warning line per dependency naming
-    it. Admitted pairs are remembered (one dict lookup per call); refused ones are not,
-    so hostile input cannot grow the memory either.
+    new values are recorded as ``<other>``, with one warning line for the dependencies
+    and one per dependency for its operations. Admitted pairs are remembered (one dict
+    lookup per call); refused ones are not, so hostile input cannot grow the memory
+    either. The bound is this process's: under gunicorn each worker (a recycled one
+    too) admits its own.
     """
 
     def __init__(self, warn: Callable[[str], None]) -> None:
         self._warn = warn
         self._known: dict[tuple[str, str], tuple[str, str]] = {}
         self._operations: dict[str, set[str]] = {}
-        self._warned: set[str] = set()
+        #: Said once each: the dependencies' limit (key ``None``), each dependency's.
+        self._warned: set[str | None] = set()
         self._lock = threading.Lock()
 
     def admit(self, dependency: str, operation: str) -> tuple[str, str]:
@@ -149,32 +152,38 @@ class TrackLabels:
             return self._admit(dependency, operation)
 
     def _admit(self, dependency: str, operation: str) -> tuple[str, str]:
-        dep = str(dependency)[:MAX_LABEL_CHARS]
-        op = str(operation).partition("?")[0][:MAX_LABEL_CHARS]
+        dep, op = _label_text(dependency), _label_text(operation)
         operations = self._operations.get(dep)
         if operations is None:
             if len(self._operations) >= c.MAX_TRACKED_DEPENDENCIES:
-                self._over(dep, f"more than {c.MAX_TRACKED_DEPENDENCIES} dependencies")
+                self._over(None, f"more than {c.MAX_TRACKED_DEPENDENCIES} dependencies")
                 return c.TRACKED_OTHER, c.TRACKED_OTHER
             operations = self._operations[dep] = set()
         if op not in operations:
             if len(operations) >= c.MAX_TRACKED_OPERATIONS:
-                self._over(dep, f"more than {c.MAX_TRACKED_OPERATIONS} operations")
+                limit = c.MAX_TRACKED_OPERATIONS
+                self._over(dep, f"track({dep!r}, ...) has more than {limit} operations")
                 return dep, c.TRACKED_OTHER
             operations.add(op)
         labels = (dep, op)
         self._known[(dependency, operation)] = labels
         return labels
 
-    def _over(self, dependency: str, what: str) -> None:
-        if dependency in self._warned:
+    def _over(self, key: str | None, what: str) -> None:
+        if key in self._warned:
             return
-        self._warned.add(dependency)
+        self._warned.add(key)
         self._warn(
-            f"limone-obs: track({dependency!r}, ...) has {what}: new names are recorded as "
-            f"{c.TRACKED_OTHER!r}. Name dependencies and operations from a fixed set "
-            "(never a URL, an id or user input): every distinct value is a series."
+            f"limone-obs: {what}: new names are recorded as {c.TRACKED_OTHER!r}. Name "
+            "dependencies and operations from a fixed set (never a URL, an id or user "
+            "input): every distinct value is a series."
         )
+
+
+def _label_text(value: object) -> str:
+    """A ``track()`` name as a label value: its text before any ``?`` (a query string's
+    tokens never reach Prometheus or a warning line), cut to MAX_LABEL_CHARS."""
+    return str(value).partition("?")[0][:MAX_LABEL_CHARS]
 
 
 class Track:
