@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
@@ -154,3 +155,42 @@ def test_iterating_items_of_a_streamed_template() -> None:
         stream.close()  # type: ignore[attr-defined]
     assert template(metrics, "page.html", c.OUTCOME_OK) == 1
     assert template(metrics, "page.html", c.OUTCOME_ERROR) is None
+
+
+def test_a_template_loaded_before_metrics_is_timed_too() -> None:
+    """A factory that loaded (or rendered) a template before ``Metrics(app)``: Jinja's
+    cache would keep it in the class it was loaded with; it is timed all the same."""
+    app = Flask("template_early")
+    app.jinja_loader = DictLoader(TEMPLATES)
+    app.jinja_env.filters.update(slow=slow)
+    app.jinja_env.get_template("page.html")
+    metrics = Metrics(app, registry=CollectorRegistry())
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template("page.html")
+
+    app.test_client().get("/page", buffered=True)
+    assert template(metrics, "page.html", c.OUTCOME_OK) == 1
+
+
+def test_async_renders_are_timed_once() -> None:
+    """An environment with ``enable_async``: ``render_async`` and ``generate_async`` are
+    timed, and ``render`` (which Jinja runs through ``render_async``) counts once."""
+    app = Flask("template_async")
+    app.jinja_options = {**app.jinja_options, "enable_async": True}
+    app.jinja_loader = DictLoader(TEMPLATES)
+    metrics = Metrics(app, registry=CollectorRegistry())
+    app.add_template_filter(slow)
+
+    async def both() -> list[str]:
+        page = app.jinja_env.get_template("page.html")
+        text = await page.render_async()
+        items = [item async for item in page.generate_async()]
+        return [text, "".join(items)]
+
+    with app.app_context():
+        assert asyncio.run(both()) == ["012", "012"]
+        assert render_template("page.html") == "012"
+        assert "".join(app.jinja_env.get_template("page.html").generate()) == "012"
+    assert template(metrics, "page.html", c.OUTCOME_OK) == 4

@@ -3,14 +3,16 @@
 Each render of a template of the app's Jinja environment is one call, named by the
 template (``<string>`` for ``render_template_string``): ``render()`` (Flask's
 ``render_template``) from its start to its return, or to its exception (outcome
-``error``), and ``generate()`` (``stream_template``) over its iteration. It counts in the
+``error``), and ``generate()`` (``stream_template``) over its iteration; their async
+forms (an environment with ``enable_async``) alike, once each. It counts in the
 request's calls per dependency like any tracked call.
 
 The timing sits in the template class of the app's environment, Jinja's documented
 ``template_class``: the environment class Flask instantiates (``app.jinja_environment``,
 also a documented setting) becomes a subclass whose template class times; where the app
 already created its environment (it used ``app.jinja_env`` before ``Metrics(app)``), that
-environment's ``template_class`` is replaced. Each render times itself, so a render that
+environment's ``template_class`` is replaced and its template cache emptied (a template
+loaded before would keep its class). Each render times itself, so a render that
 fails, or one nested in another (a template calling ``render_template``), leaves the
 others' times whole: Flask's ``before_render_template``/``template_rendered`` signals
 could not tell (no signal for a render that raised). ``{% include %}`` and
@@ -19,7 +21,7 @@ could not tell (no signal for a render that raised). ``{% include %}`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter
 from typing import Any
 
@@ -37,6 +39,8 @@ def install(app: Flask, record: Record) -> None:
     if _created(app):
         env = app.jinja_env
         env.template_class = timed_template_class(env.template_class, record)
+        if env.cache is not None:  # templates loaded already keep their class: load again
+            env.cache.clear()
         return
     base = app.jinja_environment
     _replace_environment(app, {"template_class": timed_template_class(base.template_class, record)})
@@ -84,6 +88,8 @@ def timed_template_class(base: type[Template], record: Record) -> type[Template]
         return base
 
     def render(self: Template, *args: Any, **kwargs: Any) -> str:
+        if self.environment.is_async:  # Jinja runs render_async, which times itself
+            return base.render(self, *args, **kwargs)
         start = perf_counter()
         try:
             text = base.render(self, *args, **kwargs)
@@ -93,11 +99,37 @@ def timed_template_class(base: type[Template], record: Record) -> type[Template]
         record(self.name, perf_counter() - start, False)
         return text
 
+    async def render_async(self: Template, *args: Any, **kwargs: Any) -> str:
+        start = perf_counter()
+        try:
+            text = await base.render_async(self, *args, **kwargs)
+        except BaseException:
+            record(self.name, perf_counter() - start, True)
+            raise
+        record(self.name, perf_counter() - start, False)
+        return text
+
     def generate(self: Template, *args: Any, **kwargs: Any) -> Iterator[str]:
+        if self.environment.is_async:  # Jinja runs generate_async, which times itself
+            yield from base.generate(self, *args, **kwargs)
+            return
         start, failed = perf_counter(), False
         try:
             yield from base.generate(self, *args, **kwargs)
         except GeneratorExit:  # the consumer stopped: the template did not fail
+            raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            record(self.name, perf_counter() - start, failed)
+
+    async def generate_async(self: Template, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
+        start, failed = perf_counter(), False
+        try:
+            async for item in base.generate_async(self, *args, **kwargs):
+                yield item
+        except GeneratorExit:
             raise
         except BaseException:
             failed = True
@@ -111,7 +143,9 @@ def timed_template_class(base: type[Template], record: Record) -> type[Template]
         "__doc__": base.__doc__,
         TIMED_MARK: True,
         "render": render,
+        "render_async": render_async,
         "generate": generate,
+        "generate_async": generate_async,
     }
     timed: type[Template] = type(base.__name__, (base,), namespace)
     return timed
