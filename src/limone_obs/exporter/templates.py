@@ -82,8 +82,8 @@ def _replace_environment(app: Flask, members: dict[str, Any]) -> None:
 
 
 def timed_template_class(base: type[Template], record: Record) -> type[Template]:
-    """A subclass of ``base`` whose ``render`` and ``generate`` report to ``record``;
-    ``base`` itself when it times already."""
+    """A subclass of ``base`` whose ``render`` and ``generate`` (and their async forms)
+    report to ``record``, once per render; ``base`` itself when it times already."""
     if getattr(base, TIMED_MARK, False):
         return base
 
