@@ -37,7 +37,12 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
                     "name": "g",
                     "interval": "30s",
                     "rules": [
-                        {"alert": "A", "expr": "x > 1", "for": "5m"},
+                        {
+                            "alert": "A",
+                            "expr": "x > 1",
+                            "for": "5m",
+                            "annotations": {"description": "x over the last 5m, for 5m."},
+                        },
                         {"alert": "B", "expr": "y > 1", "for": "2s"},
                         {"record": "r", "expr": "sum(z)"},
                         {"alert": "C", "expr": "absent(up)", "for": "5m"},
@@ -57,6 +62,8 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
         ("absent(up)", "30s"),
     ]
     assert expected == [(r["expr"], r.get("for")) for r in group["rules"]]
+    # The page describes the rule that fired: its new for, the window unchanged.
+    assert group["rules"][0]["annotations"]["description"] == "x over the last 5m, for 10s."
 
 
 def test_generated_stack_config_passes_promtool(tmp_path: Path) -> None:

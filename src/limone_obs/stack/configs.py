@@ -66,12 +66,23 @@ def _rules(doc: Any) -> Iterator[dict[str, Any]]:
 ABSENT_FLOOR = "1m"
 
 
+def _retell_for(rule: dict[str, Any], old: str, new: str) -> None:
+    """Replace ``for <old>`` by ``for <new>`` in ``rule``'s text annotations."""
+    said = re.compile(rf"\bfor {re.escape(old)}\b")
+    annotations = rule.get("annotations")
+    if isinstance(annotations, dict):
+        for key, value in annotations.items():
+            if isinstance(value, str):
+                annotations[key] = said.sub(f"for {new}", value)
+
+
 def fast_rules(text: str, max_for: str) -> str:
     """Return the rule file ``text`` with every ``for:`` capped at ``max_for``.
 
     Alerts on ``absent(...)`` keep at least :data:`ABSENT_FLOOR`. Group ``interval:``
     settings are dropped too, so rules follow the (short) global evaluation interval.
-    Expressions are unchanged.
+    Expressions are unchanged; an annotation saying ``for <the old duration>`` says the
+    new one (a page must describe the rule that fired).
     """
     doc = yaml.safe_load(text)
     cap = duration_seconds(max_for, "--alert-for")
@@ -82,8 +93,10 @@ def fast_rules(text: str, max_for: str) -> str:
         if "absent(" in str(rule.get("expr", "")):
             floor = duration_seconds(ABSENT_FLOOR)
             limit, limit_text = (floor, ABSENT_FLOOR) if floor > cap else (cap, max_for)
-        if duration_seconds(str(rule["for"]), "rule for") > limit:
+        old = str(rule["for"])
+        if duration_seconds(old, "rule for") > limit:
             rule["for"] = limit_text
+            _retell_for(rule, old, limit_text)
     for group in doc.get("groups", []) if isinstance(doc, dict) else []:
         group.pop("interval", None)
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
