@@ -37,7 +37,46 @@ def test_check_accepts_the_committed_spec() -> None:
         f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 7 SLOs, 26 SLO alert rules + 4 health alerts "
         f"= {written} alert rules\n"
     )
-    assert (0, expected) == (result.exit_code, result.output)
+    assert (0, expected) == (result.exit_code, result.stdout)
+
+
+BILLING = """\
+version: 1
+service: billing
+job: billing
+namespace: billing
+period: 28d
+slos:
+  - name: availability
+    kind: ratio
+    objective: 99.5
+    total: billing_requests_total
+    errors: billing_requests_total{status=~"5.."}
+  - name: latency
+    kind: latency
+    objective: 95
+    histogram: billing_request_duration_seconds
+    threshold_seconds: 0.5
+"""
+
+
+def test_check_notes_a_page_that_reacts_to_a_total_slowdown_late(tmp_path: Path) -> None:
+    """A 95 % latency SLO: with every request slow after a healthy hour, its 1h/5m page
+    fires only once the hour's error ratio passes 13.44 x 5 % (about 42 minutes with the
+    2m for): check says so and how to page sooner, and exits 0. The 99.5 % availability
+    SLO pages within minutes (and has AllFailing): no note. A quantile page removes it."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(BILLING)
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert result.exit_code == 0
+    assert len(notes) == 1
+    assert "slos[1] (latency)" in notes[0]
+    assert "after about 42 minutes" in notes[0]
+    assert "quantile_alert: {for: 5m, severity: page}" in notes[0]
+    spec.write_text(BILLING + "    quantile_alert: {for: 5m, severity: page}\n")
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 THREE_ERRORS = """\

@@ -23,8 +23,9 @@ import requests
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import alerting, health
+from limone_obs.alerts._durations import seconds
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
-from limone_obs.alerts.model import ServiceSpec
+from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
 from limone_obs.alerts.spec import SPEC_PATH, not_found, parse_spec
 from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
@@ -78,6 +79,58 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
         sys.exit(2)
     live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
     click.echo(f"{spec_path}: valid, {_summary(spec)}{live}")
+    for note in slow_page_notes(spec):
+        click.echo(f"note: {note}", err=True)
+
+
+#: A page that reacts to every event failing later than this is worth a note.
+SLOW_PAGE_MINUTES = 15
+
+
+def slow_page_notes(spec: ServiceSpec) -> list[str]:
+    """One note per SLO whose first page, when every event turns bad after a healthy
+    stretch, comes later than SLOW_PAGE_MINUTES: a burn tier pages once its long
+    window's error ratio passes ``factor x budget`` (72 % of an hour for a 95 %
+    objective: 43 minutes), and no AllFailing or quantile page covers the case."""
+    notes = []
+    for index, slo in enumerate(spec.slos):
+        pages = [tier for tier in slo.tiers if tier.severity == c.SEVERITY_PAGE]
+        if not pages or _fast_page(slo):
+            continue
+        minutes = min(_minutes_to_page(tier, slo.error_budget) for tier in pages)
+        if minutes <= SLOW_PAGE_MINUTES:
+            continue
+        first = min(pages, key=lambda tier: _minutes_to_page(tier, slo.error_budget))
+        ratio = first.factor * slo.error_budget
+        advice = (
+            "add quantile_alert: {for: 5m, severity: page}"
+            if slo.kind == KIND_LATENCY
+            else "keep all_failing on (it pages a total outage in about 10 minutes)"
+        )
+        notes.append(
+            f"slos[{index}] ({slo.name}): if every event turns bad after a healthy "
+            f"stretch, the first page ({first.long_window}/{first.short_window} tier) fires "
+            f"after about {minutes:.0f} minutes: its {first.long_window} error ratio must "
+            f"pass {ratio * 100:g} % first. For a faster page, {advice}, or use a tighter "
+            "objective"
+        )
+    return notes
+
+
+def _minutes_to_page(tier: BurnTier, budget: float) -> float:
+    """Minutes from every event failing to the tier's page: its long window's error
+    ratio passing ``factor x budget`` (healthy before), then its ``for``."""
+    return tier.factor * budget * seconds(tier.long_window) / 60 + seconds(tier.for_) / 60
+
+
+def _fast_page(slo: Slo) -> bool:
+    """True when an AllFailing or quantile alert pages the SLO within the limit."""
+    for extra in (getattr(slo.sli, "all_failing", None), getattr(slo.sli, "quantile_alert", None)):
+        if extra is not None and extra.severity == c.SEVERITY_PAGE:
+            window = seconds(getattr(extra, "window", "5m"))
+            if (window + seconds(extra.for_)) / 60 <= SLOW_PAGE_MINUTES:
+                return True
+    return False
 
 
 def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, list[SpecError]]:
