@@ -102,11 +102,13 @@ def slow_page_notes(spec: ServiceSpec) -> list[str]:
             continue
         first = min(pages, key=lambda tier: _minutes_to_page(tier, slo.error_budget))
         ratio = first.factor * slo.error_budget
-        advice = (
-            "add quantile_alert: {for: 5m, severity: page}"
-            if slo.kind == KIND_LATENCY
-            else "keep all_failing on (it pages a total outage in about 10 minutes)"
-        )
+        quantile = getattr(slo.sli, "quantile_alert", None)
+        if slo.kind != KIND_LATENCY:
+            advice = "keep all_failing on (it pages a total outage in about 10 minutes)"
+        elif quantile is None:
+            advice = "add quantile_alert: {for: 5m, severity: page}"
+        else:
+            advice = "make its quantile_alert page: {for: 5m, severity: page}"
         notes.append(
             f"slos[{index}] ({slo.name}): if every event turns bad after a healthy "
             f"stretch, the first page ({first.long_window}/{first.short_window} tier) fires "
