@@ -21,12 +21,15 @@ could not tell (no signal for a render that raised). ``{% include %}`` and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from time import perf_counter
 from typing import Any
 
 from flask import Flask
 from jinja2 import Template
+
+from limone_obs.exporter.tracking import timed_aiteration, timed_iteration
 
 #: Called after each render: (template name or None, seconds, failed).
 Record = Callable[[str | None, float, bool], None]
@@ -110,32 +113,14 @@ def timed_template_class(base: type[Template], record: Record) -> type[Template]
         return text
 
     def generate(self: Template, *args: Any, **kwargs: Any) -> Iterator[str]:
+        items = base.generate(self, *args, **kwargs)
         if self.environment.is_async:  # Jinja runs generate_async, which times itself
-            yield from base.generate(self, *args, **kwargs)
-            return
-        start, failed = perf_counter(), False
-        try:
-            yield from base.generate(self, *args, **kwargs)
-        except GeneratorExit:  # the consumer stopped: the template did not fail
-            raise
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            record(self.name, perf_counter() - start, failed)
+            return items
+        return timed_iteration(items, functools.partial(record, self.name))
 
-    async def generate_async(self: Template, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
-        start, failed = perf_counter(), False
-        try:
-            async for item in base.generate_async(self, *args, **kwargs):
-                yield item
-        except GeneratorExit:
-            raise
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            record(self.name, perf_counter() - start, failed)
+    def generate_async(self: Template, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
+        items = base.generate_async(self, *args, **kwargs)
+        return timed_aiteration(items, functools.partial(record, self.name))
 
     namespace = {
         "__module__": base.__module__,

@@ -321,19 +321,7 @@ class Track:
         """
         if not isinstance(iterable, Iterable):
             raise TypeError(f"track(...).iterate() needs an iterator, not {type(iterable)}")
-        return self._iterate(iterable)
-
-    def _iterate(self, iterable: Iterable[T]) -> Generator[T, Any, Any]:
-        start, failed = perf_counter(), False
-        try:
-            return (yield from iterable)
-        except GeneratorExit:
-            raise
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            self._observe(perf_counter() - start, failed)
+        return timed_iteration(iterable, self._observe)
 
     def aiterate(self, iterable: AsyncIterable[T]) -> AsyncGenerator[T, Any]:
         """Async :meth:`iterate`: time an async iterator's iteration as one call.
@@ -343,23 +331,46 @@ class Track:
         """
         if not isinstance(iterable, AsyncIterable):
             raise TypeError(f"track(...).aiterate() needs an async iterator, not {type(iterable)}")
-        return self._aiterate(iterable)
+        return timed_aiteration(iterable, self._observe)
 
-    async def _aiterate(self, iterable: AsyncIterable[T]) -> AsyncGenerator[T, Any]:
-        start, failed = perf_counter(), False
-        source = aiter(iterable)
+
+#: Told once, when a timed iteration ends: (seconds, failed).
+Done = Callable[[float, bool], None]
+
+
+def timed_iteration(iterable: Iterable[T], done: Done) -> Generator[T, Any, Any]:
+    """Yield from ``iterable`` (``send``/``throw``/``close`` reach a generator
+    unchanged), then tell ``done`` the seconds from the first item asked for: failed
+    when it raised, not when it was exhausted or closed early (the consumer stopped)."""
+    start, failed = perf_counter(), False
+    try:
+        return (yield from iterable)
+    except GeneratorExit:
+        raise
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        done(perf_counter() - start, failed)
+
+
+async def timed_aiteration(iterable: AsyncIterable[T], done: Done) -> AsyncGenerator[T, Any]:
+    """Async :func:`timed_iteration`: items and ``aclose()`` reach the source (closed
+    before ``done`` is told); ``asend``/``athrow`` are not forwarded."""
+    start, failed = perf_counter(), False
+    source = aiter(iterable)
+    try:
+        async for item in source:
+            yield item
+    except GeneratorExit:
+        raise
+    except BaseException:
+        failed = True
+        raise
+    finally:
         try:
-            async for item in source:
-                yield item
-        except GeneratorExit:
-            raise
-        except BaseException:
-            failed = True
-            raise
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
         finally:
-            try:
-                close = getattr(source, "aclose", None)
-                if close is not None:
-                    await close()
-            finally:
-                self._observe(perf_counter() - start, failed)
+            done(perf_counter() - start, failed)
