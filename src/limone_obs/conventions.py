@@ -504,6 +504,7 @@ ALERT_EXPORTER_PROBLEM: Final = "ExporterProblem"
 ALERT_LOG_LINES_DROPPED: Final = "LogLinesDropped"
 ALERT_WORKERS_SATURATED: Final = "WorkersSaturated"
 ALERT_CALLS_PER_REQUEST_HIGH: Final = "DependencyCallsPerRequestHigh"
+ALERT_TRAFFIC_STOPPED: Final = "TrafficStopped"
 #: Environment variables read by the kit (documented in README "Use it in your service").
 ENV_SERVICE: Final = "LIMONE_OBS_SERVICE"
 ENV_ENV: Final = "LIMONE_OBS_ENV"

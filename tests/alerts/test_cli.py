@@ -25,7 +25,7 @@ from tests.support import ROOT, need, serve
 
 
 def test_check_accepts_the_committed_spec() -> None:
-    """The committed spec is valid: 7 SLOs, 26 SLO alert rules + 4 health alerts, and the
+    """The committed spec is valid: 7 SLOs, 26 SLO alert rules + 5 health alerts, and the
     sum is the number of alert rules the generated rule files hold (what promtool counts)."""
     result = CliRunner().invoke(main, ["check", "--spec", str(ROOT / "alerts" / "slo.yaml")])
     written = sum(
@@ -34,7 +34,7 @@ def test_check_accepts_the_committed_spec() -> None:
         for path in (ROOT / "alerts" / "rules").glob("*.yml")
     )  # fmt: skip
     expected = (
-        f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 7 SLOs, 26 SLO alert rules + 4 health alerts "
+        f"{ROOT / 'alerts' / 'slo.yaml'}: valid, 7 SLOs, 26 SLO alert rules + 5 health alerts "
         f"= {written} alert rules\n"
     )
     assert (0, expected) == (result.exit_code, result.stdout)

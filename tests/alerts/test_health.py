@@ -21,6 +21,7 @@ NAMES = [
     c.ALERT_LOG_LINES_DROPPED,
     c.ALERT_WORKERS_SATURATED,
     c.ALERT_CALLS_PER_REQUEST_HIGH,
+    c.ALERT_TRAFFIC_STOPPED,
 ]
 
 
@@ -29,8 +30,8 @@ def _rules(text: str | None = None) -> dict[str, dict[str, object]]:
     return {str(r["alert"]): r for r in health.alerts(spec)}
 
 
-def test_four_tickets_in_their_own_group_routed_with_the_service() -> None:
-    """The kit-health group holds the four tickets, each with slo_service and no slo."""
+def test_five_tickets_in_their_own_group_routed_with_the_service() -> None:
+    """The kit-health group holds the five tickets, each with slo_service and no slo."""
     (group,) = [g for g in alerting.alert_groups(SPEC) if g["name"] == health.GROUP]
     labels = [(r["alert"], r["labels"]) for r in group["rules"]]
     assert [(n, "ticket", "limoneide", False) for n in NAMES] == [
@@ -47,8 +48,9 @@ def test_the_series_names_come_from_conventions() -> None:
         c.SUFFIX_LOG_LINES_DROPPED_TOTAL,
         c.SUFFIX_WORKERS,
         c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST,
+        "requests_total",
     ]
-    assert [True] * 4 == [f"limoneide_{s}" in e for s, e in zip(suffixes, exprs, strict=True)]
+    assert [True] * 5 == [f"limoneide_{s}" in e for s, e in zip(suffixes, exprs, strict=True)]
 
 
 def test_thresholds_are_configurable_in_the_spec() -> None:
@@ -106,3 +108,62 @@ def test_the_workers_test_fails_when_the_rule_ignores_idle_workers(tmp_path: Pat
     result = promtool_test(test, tmp_path)
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, c.ALERT_WORKERS_SATURATED in output), output
+
+
+def test_traffic_stopped_is_configurable_and_can_be_switched_off() -> None:
+    """health.traffic_stopped's window, for and severity reach the rule; "off" (quoted or
+    YAML's bare off) removes it alone, its tests and its runbook section with it."""
+    text = edited(
+        "traffic_stopped: {window: 15m, for: 5m, severity: ticket}",
+        "traffic_stopped: {window: 30m, for: 10m, severity: page}",
+    )
+    rule = _rules(text)[c.ALERT_TRAFFIC_STOPPED]
+    labels = rule["labels"]
+    assert isinstance(labels, dict)
+    assert ("[30m]" in str(rule["expr"]), rule["for"], labels[c.LABEL_SEVERITY]) == (
+        True, "10m", "page",
+    )  # fmt: skip
+    for off in ('"off"', "off"):
+        spec = parse_spec(text.replace("{window: 30m, for: 10m, severity: page}", off))
+        tested = {t["name"] for t in health.scenarios(spec)}
+        assert (
+            [r["alert"] for r in health.alerts(spec)],
+            any("TrafficStopped" in name for name in tested),
+            c.ALERT_TRAFFIC_STOPPED in health.runbook(spec),
+        ) == (NAMES[:4], False, False)
+
+
+def test_a_bad_traffic_stopped_severity_is_located() -> None:
+    """A severity other than page or ticket names the block."""
+    text = edited(
+        "traffic_stopped: {window: 15m, for: 5m, severity: ticket}",
+        "traffic_stopped: {severity: urgent}",
+    )
+    with pytest.raises(SpecError, match=r"traffic_stopped.*severity|severity.*urgent"):
+        parse_spec(text)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("before", "after", "failing"),
+    [
+        # Without the fallback, a service that never served a request stays silent.
+        (" or on () vector(0))", ")", "never served a request"),
+        # Without the up guard, a target down also fires (the up SLO pages for it).
+        ('sum(up{job="limoneide"}) > 0', 'sum(up{job="limoneide"}) >= 0', "target down"),
+    ],
+)
+def test_the_traffic_tests_fail_on_a_broken_rule(
+    tmp_path: Path, before: str, after: str, failing: str
+) -> None:
+    """The generated TrafficStopped tests can fail: each part of the rule is needed."""
+    write_tree(tmp_path, build.generate(SPEC))
+    path = tmp_path / build.ALERTING_RULES
+    text = path.read_text()
+    broken = text.replace(before, after)
+    assert broken != text
+    path.write_text(broken)
+    test = tmp_path / build.GENERATED_TESTS_DIR / f"{health.GROUP}.yml"
+    result = promtool_test(test, tmp_path)
+    output = result.stdout + result.stderr
+    assert (1, True) == (result.returncode, failing in output), output

@@ -84,10 +84,10 @@ def test_long_windows_are_recorded_in_their_own_slower_group() -> None:
 
 def test_no_rule_reads_a_day_or_more_of_raw_series() -> None:
     """Every raw-series range in any rule is shorter than 1d (long ones read recordings);
-    10m is the kit-health window of dropped log lines."""
+    10m and 15m are the kit-health windows of dropped log lines and of TrafficStopped."""
     groups = rules.recording_groups(SPEC) + alerting.alert_groups(SPEC)
     windows = {w for g in groups for r in g["rules"] for w in _raw_windows(r["expr"])}
-    assert {"5m", "10m", "30m", "1h", "2h", "6h"} == windows
+    assert {"5m", "10m", "15m", "30m", "1h", "2h", "6h"} == windows
 
 
 def test_the_fast_group_records_the_5m_event_rates() -> None:

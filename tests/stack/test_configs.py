@@ -28,7 +28,8 @@ def test_duration_seconds_rejects_garbage(text: str) -> None:
 
 
 def test_fast_rules_caps_for_and_keeps_expressions() -> None:
-    """Every ``for:`` above the cap becomes the cap (absent() alerts: the 1m floor);
+    """Every ``for:`` above the cap becomes the cap (alerts on missing series, absent()
+    or ``vector(0)``: the 1m floor);
     shorter ones and expressions stay."""
     text = yaml.safe_dump(
         {
@@ -47,6 +48,7 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
                         {"record": "r", "expr": "sum(z)"},
                         {"alert": "C", "expr": "absent(up)", "for": "5m"},
                         {"alert": "D", "expr": "absent(up)", "for": "30s"},
+                        {"alert": "E", "expr": "(sum(x) or on () vector(0)) == 0", "for": "5m"},
                     ],
                 }
             ]
@@ -60,6 +62,7 @@ def test_fast_rules_caps_for_and_keeps_expressions() -> None:
         ("sum(z)", None),
         ("absent(up)", configs.ABSENT_FLOOR),
         ("absent(up)", "30s"),
+        ("(sum(x) or on () vector(0)) == 0", configs.ABSENT_FLOOR),
     ]
     assert expected == [(r["expr"], r.get("for")) for r in group["rules"]]
     # The page describes the rule that fired: its new for, the window unchanged.

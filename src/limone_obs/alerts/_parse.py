@@ -229,9 +229,12 @@ def _health(top: Reader) -> HealthSpec:
         return HealthSpec(enabled=False)
     block = top.child("health", {})
     block.only(
-        ("exporter_problem", "log_lines_dropped", "workers_saturated", "calls_per_request"),
+        (
+            "exporter_problem", "log_lines_dropped", "workers_saturated", "calls_per_request",
+            "traffic_stopped",
+        ),
         "health",
-    )
+    )  # fmt: skip
     default = HealthSpec()
     problem = _health_block(block, "exporter_problem", ("for",))
     dropped = _health_block(block, "log_lines_dropped", ("window", "for"))
@@ -240,7 +243,20 @@ def _health(top: Reader) -> HealthSpec:
     above = calls.number("above", default.calls_per_request)
     if above <= 0:
         calls.fail("above", f"{above:g} must be a positive number of calls per request")
+    if block.raw("traffic_stopped", {}) in (False, TIER_OFF):
+        traffic = HealthSpec(traffic=False)
+    else:
+        stopped = _health_block(block, "traffic_stopped", ("window", "for", "severity"))
+        traffic = HealthSpec(
+            traffic_window=stopped.duration("window", default.traffic_window),
+            traffic_for=stopped.duration("for", default.traffic_for),
+            traffic_severity=stopped.choice("severity", SEVERITIES, default.traffic_severity),
+        )
     return HealthSpec(
+        traffic=traffic.traffic,
+        traffic_window=traffic.traffic_window,
+        traffic_for=traffic.traffic_for,
+        traffic_severity=traffic.traffic_severity,
         exporter_problem_for=problem.duration("for", default.exporter_problem_for),
         dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
         dropped_lines_for=dropped.duration("for", default.dropped_lines_for),

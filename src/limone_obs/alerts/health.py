@@ -11,7 +11,11 @@ Group ``kit-health`` of the alerting rules; every alert is a ticket carrying
 - ``WorkersSaturated``: no idle worker while some are busy (``<ns>_workers{state}``),
   per instance: requests queue in front of the workers;
 - ``DependencyCallsPerRequestHigh``: the p95 of ``<ns>_dependency_calls_per_request`` for
-  one dependency (``db``) above a count (N+1 queries), per endpoint.
+  one dependency (``db``) above a count (N+1 queries), per endpoint;
+- ``TrafficStopped``: no request served over a window while Prometheus scrapes the
+  service (``up``): nothing reaches the app, and every SLO of the service is blind, since
+  no request means no error. Service-wide (one replica drained is not an outage); its
+  severity is configurable, a ticket by default.
 
 Thresholds come from the spec's ``health:`` block (:class:`~.model.HealthSpec`). The
 series come from the exporter and logging; these rules are tested with promtool on
@@ -40,7 +44,15 @@ def _series(spec: ServiceSpec, suffix: str, *matchers: Matcher) -> str:
     return Selector(name, (job_matcher(spec.job), *matchers)).promql()
 
 
-def _alert(spec: ServiceSpec, name: str, expr: str, for_: str, text: tuple[str, str]) -> Rule:
+def _alert(
+    spec: ServiceSpec,
+    name: str,
+    expr: str,
+    for_: str,
+    text: tuple[str, str],
+    *,
+    severity: str = c.SEVERITY_TICKET,
+) -> Rule:
     summary, description = text
     return {
         "alert": name,
@@ -48,7 +60,7 @@ def _alert(spec: ServiceSpec, name: str, expr: str, for_: str, text: tuple[str, 
         "for": for_,
         "labels": {
             **spec_labels(spec),
-            c.LABEL_SEVERITY: c.SEVERITY_TICKET,
+            c.LABEL_SEVERITY: severity,
             c.LABEL_SLO_SERVICE: spec.service,
         },
         "annotations": {
@@ -67,7 +79,8 @@ def spec_labels(spec: ServiceSpec) -> dict[str, str]:
 
 
 def alerts(spec: ServiceSpec) -> list[Rule]:
-    """The four tickets, or none when ``health: "off"``."""
+    """The tickets (``TrafficStopped`` last, unless switched off), or none when
+    ``health: "off"``."""
     h = spec.health
     if not h.enabled:
         return []
@@ -119,7 +132,33 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
              f"has been above {h.calls_per_request:g} for {h.calls_for}: an N+1 query "
              "pattern or a loop calling the dependency."),
         ),
-    ]  # fmt: skip
+    ] + ([traffic_stopped(spec)] if h.traffic else [])  # fmt: skip
+
+
+def traffic_stopped(spec: ServiceSpec) -> Rule:
+    """``TrafficStopped``: no request over the window, while some target is scraped.
+
+    ``or on () vector(0)``: a service that never served a request since Prometheus knows
+    it (a deploy the load balancer never routed to) has no request series at all, and is
+    the case this alert is for. ``up`` > 0: a service Prometheus cannot scrape pages
+    through the ``up`` SLO instead.
+    """
+    h = spec.health
+    job = (job_matcher(spec.job),)
+    requests = Selector(spec.names.requests_total, job).promql()
+    up = Selector(c.SERIES_UP, job).promql()
+    return _alert(
+        spec, c.ALERT_TRAFFIC_STOPPED,
+        f"(sum(rate({requests}[{h.traffic_window}])) or on () vector(0)) == 0\n"
+        f"and on ()\nsum({up}) > 0",
+        h.traffic_for,
+        (f"{spec.service}: no request served for {h.traffic_window}",
+         f"{spec.service} has served no request in {h.traffic_window} (for {h.traffic_for}) "
+         "while Prometheus scrapes it: nothing reaches the app (load balancer, ingress, DNS, "
+         "the proxy in front of it) or nobody uses it. Every SLO of the service is blind "
+         "meanwhile: no request, no error."),
+        severity=h.traffic_severity,
+    )  # fmt: skip
 
 
 def groups(spec: ServiceSpec) -> list[Group]:
@@ -160,7 +199,7 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
     found = alerts(spec)
     if not found:
         return []
-    problem, dropped, workers, calls = found
+    problem, dropped, workers, calls = found[:4]
     inst = unittests.base_labels(spec)
     instance = {c.LABEL_INSTANCE: inst[c.LABEL_INSTANCE]}
     n = 4 + max(unittests.minutes(r["for"]) for r in found)
@@ -193,6 +232,31 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
               _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
         _test("few calls per request open nothing", calls,
               _calls(spec, n, 0.25), unittests.FIRST_RATE, None),
+    ] + (_traffic_tests(spec, found[4], n) if spec.health.traffic else [])  # fmt: skip
+
+
+def _traffic_tests(spec: ServiceSpec, rule: Rule, length: int) -> list[dict[str, Any]]:
+    """TrafficStopped fires on a scraped service without requests, also one that never
+    had any; it stays quiet while requests flow and while the target is down."""
+    inst = unittests.base_labels(spec)
+    requests = spec.names.requests_total
+    labels = {**inst, c.LABEL_METHOD: "GET", c.LABEL_ENDPOINT: ENDPOINT, c.LABEL_STATUS: "200"}
+
+    def up(value: str) -> dict[str, str]:
+        return unittests.constant(c.SERIES_UP, inst, value, length)
+
+    def served(per_minute: float) -> dict[str, str]:
+        return unittests.counter(labels, requests, per_minute, length)
+
+    # No sample of a rate at t = 0 reads as no request too (the `or on () vector(0)`).
+    return [
+        _test("no request served while scraped opens TrafficStopped", rule,
+              [up("1"), served(0)], 0, {}),
+        _test("a service that never served a request opens TrafficStopped", rule,
+              [up("1")], 0, {}),
+        _test("requests flowing open nothing", rule, [up("1"), served(60)], 0, None),
+        _test("a target down opens nothing (the up SLO pages)", rule,
+              [up("0"), served(0)], 0, None),
     ]  # fmt: skip
 
 
@@ -222,7 +286,7 @@ def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str,
 
 
 def runbook(spec: ServiceSpec) -> str:
-    """The sections of the four tickets (``alerts/runbooks/<service>/health.md``)."""
+    """The sections of the kit-health alerts (``alerts/runbooks/<service>/health.md``)."""
     job = job_matcher(spec.job).promql()
     ns, h = spec.namespace, spec.health
     sections = {
@@ -266,6 +330,19 @@ def runbook(spec: ServiceSpec) -> str:
             f'dependency="{h.calls_dependency}"}}[5m])))\n```\n'
         ),
     }
+    if h.traffic:
+        sections[c.ALERT_TRAFFIC_STOPPED] = (
+            f"No request has reached the app for {h.traffic_window} while Prometheus "
+            "scrapes it (the process runs). Users get nothing from it, and no SLO of the "
+            "service can alert meanwhile: with no request there is no error. Look in front "
+            "of the app: the load balancer or ingress (its targets and health checks), DNS, "
+            "the proxy before gunicorn (nginx answering 502 itself never reaches the app), "
+            "a deploy that left the old routes. Compare with the proxy's own request count; "
+            "if nobody uses the service at this hour, lengthen "
+            "`health.traffic_stopped.window`, or switch it off with "
+            '`traffic_stopped: "off"`:\n\n'
+            f"```promql\nsum(rate({ns}_requests_total{{{job}}}[5m]))\n```\n"
+        )
     body = "".join(
         f"## {name}\n\n{text}\nDashboard: {spec.dashboard_url}\n\n"
         for name, text in sections.items()

@@ -287,7 +287,10 @@ class HealthSpec:
     - ``workers_saturated_for``: every worker busy (none idle) for that long;
     - ``calls_dependency`` / ``calls_per_request`` / ``calls_for``: the p95 of the calls one
       request makes to that dependency above the count, for that long;
-    - ``enabled``: False switches all four off (a service without those series).
+    - ``traffic_window`` / ``traffic_for`` / ``traffic_severity``: no request served over
+      the window while Prometheus scrapes the service, for that long (``traffic`` False:
+      that alert is off);
+    - ``enabled``: False switches them all off (a service without those series).
     """
 
     enabled: bool = True
@@ -298,6 +301,10 @@ class HealthSpec:
     calls_dependency: str = "db"
     calls_per_request: float = 20.0
     calls_for: str = "15m"
+    traffic: bool = True
+    traffic_window: str = "15m"
+    traffic_for: str = "5m"
+    traffic_severity: str = "ticket"
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
     "--alert-for",
     default="10s",
     show_default=True,
-    help="Cap every alert's `for:` (absent() alerts: 1m at least) and use 1s/5s "
+    help="Cap every alert's `for:` (alerts on missing series: 1m at least) and use 1s/5s "
     "Alertmanager grouping, so the demo pages within a minute; 'production' keeps the "
     "generated values.",
 )

@@ -61,9 +61,12 @@ def _rules(doc: Any) -> Iterator[dict[str, Any]]:
         yield from group.get("rules", [])
 
 
-#: Shortest ``for:`` kept on ``absent()`` alerts: right after start Prometheus has not
-#: scraped yet, and a capped absent alert would page for the stack's own startup.
+#: Shortest ``for:`` kept on alerts about missing series (``absent()``, and ``or on ()
+#: vector(0)``: no request yet reads as none): right after start Prometheus has not scraped
+#: yet, and such an alert, capped, would page for the stack's own startup.
 ABSENT_FLOOR = "1m"
+#: What marks those alerts' expressions.
+_ABSENT_MARKS = ("absent(", "vector(0)")
 
 
 def _retell_for(rule: dict[str, Any], old: str, new: str) -> None:
@@ -79,7 +82,8 @@ def _retell_for(rule: dict[str, Any], old: str, new: str) -> None:
 def fast_rules(text: str, max_for: str) -> str:
     """Return the rule file ``text`` with every ``for:`` capped at ``max_for``.
 
-    Alerts on ``absent(...)`` keep at least :data:`ABSENT_FLOOR`. Group ``interval:``
+    Alerts on missing series (``absent(...)``, ``vector(0)``) keep at least
+    :data:`ABSENT_FLOOR`. Group ``interval:``
     settings are dropped too, so rules follow the (short) global evaluation interval.
     Expressions are unchanged; an annotation saying ``for <the old duration>`` says the
     new one (a page must describe the rule that fired).
@@ -90,7 +94,8 @@ def fast_rules(text: str, max_for: str) -> str:
         if "for" not in rule:
             continue
         limit, limit_text = cap, max_for
-        if "absent(" in str(rule.get("expr", "")):
+        expr = str(rule.get("expr", ""))
+        if any(mark in expr for mark in _ABSENT_MARKS):
             floor = duration_seconds(ABSENT_FLOOR)
             limit, limit_text = (floor, ABSENT_FLOOR) if floor > cap else (cap, max_for)
         old = str(rule["for"])
