@@ -102,6 +102,29 @@ def test_token_required_when_configured() -> None:
     assert b"s3cret" not in missing.data
 
 
+def test_a_refused_head_request_gets_no_body() -> None:
+    """HEAD without the token: 401 and its headers, no body (a body on HEAD made gunicorn
+    log a warning per request, which any client could cause)."""
+    app, _ = make_app(LIMONE_OBS_METRICS_TOKEN="s3cret")
+    refused = app.test_client().head("/metrics", buffered=True)
+    assert (refused.status_code, refused.data) == (401, b"")
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("token", ["s3cret\n", " s3cret ", "\ts3cret\r\n"])
+def test_a_token_with_surrounding_whitespace_is_matched(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    """A token read from a secret file ends with a newline (Prometheus trims its own
+    ``credentials_file``): the token without it is the one scrapes must send."""
+    monkeypatch.setenv(c.ENV_METRICS_TOKEN, token)
+    app, _ = make_app()
+    client = app.test_client()
+    right = client.get("/metrics", headers={"Authorization": "Bearer s3cret"}, buffered=True)
+    missing = client.get("/metrics", buffered=True)
+    assert (right.status_code, missing.status_code) == (200, 401)
+
+
 def test_custom_metrics_path() -> None:
     """LIMONE_OBS_METRICS_PATH moves the endpoint."""
     app, _ = make_app(LIMONE_OBS_METRICS_PATH="/internal/metrics")

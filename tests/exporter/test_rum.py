@@ -168,6 +168,22 @@ def test_flood_is_rate_limited() -> None:
     assert counts(metrics)[(EDITOR, "load")] == statuses.count(204)
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [b"garbage", b'{"p": "forged.token.sig", "v": {"load": 1.0}}', b"x" * 4096],
+    ids=["malformed", "forged-token", "too-large"],
+)
+def test_a_flood_of_garbage_does_not_crowd_out_real_beacons(garbage: bytes) -> None:
+    """The rate is spent only by beacons whose page token checks out: far more bad
+    beacons than the rate allows leave every real one of the same second recorded."""
+    app, metrics = make_rum_app(LIMONE_OBS_RUM_RATE=5)
+    token = page_token(app)
+    refused = [post(app, garbage) for _ in range(50)]
+    real = [post(app, {"p": token, "v": {"load": 1.0}}) for _ in range(4)]
+    assert (set(refused), real) == ({413 if len(garbage) > 2048 else 400}, [204] * 4)
+    assert counts(metrics)[(EDITOR, "load")] == 4
+
+
 def test_beacons_stay_out_of_the_request_series() -> None:
     """Beacon and script requests add nothing to the request counter (their own counter)."""
     app, metrics = make_rum_app()

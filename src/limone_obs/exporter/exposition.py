@@ -51,7 +51,10 @@ class MetricsApp:
                 "401 Unauthorized",
                 [("WWW-Authenticate", 'Bearer realm="metrics"'), ("Content-Type", "text/plain")],
             )
-            return [b"unauthorized: send Authorization: Bearer <token>\n"]
+            # HEAD gets the headers alone (RFC 9110): gunicorn logs a warning per response
+            # otherwise, which anyone could cause without a token.
+            head = environ.get("REQUEST_METHOD") == "HEAD"
+            return [b"" if head else b"unauthorized: send Authorization: Bearer <token>\n"]
         encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
         body = encoder(self._registry())
         headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]

@@ -451,9 +451,12 @@ class _Settings:
 
 
 def _token(cfg: MutableMapping[str, Any]) -> str | None:
-    """``LIMONE_OBS_METRICS_TOKEN`` (else the environment variable of that name): None
-    when neither is set. Set but empty is a ConfigError, not an open metrics path: a
-    secret that failed to mount must not turn authentication off without a word."""
+    """``LIMONE_OBS_METRICS_TOKEN`` (else the environment variable of that name), without
+    surrounding whitespace: None when neither is set. Set but empty is a ConfigError, not
+    an open metrics path: a secret that failed to mount must not turn authentication off
+    without a word. Stripped because a secret file usually ends with a newline, which
+    Prometheus trims from its ``credentials_file`` (and no header value can carry it):
+    kept, every scrape would be refused."""
     key = "LIMONE_OBS_METRICS_TOKEN"
     where = "in the app's config"
     if key not in cfg:
@@ -468,7 +471,7 @@ def _token(cfg: MutableMapping[str, Any]) -> str | None:
             "Bearer <token>), or leave it unset to serve the metrics path without one; "
             "an empty token would leave it open"
         )
-    return token
+    return token.strip()
 
 
 def _excluded_paths(paths: Iterable[str] | str, metrics_path: str | None) -> frozenset[str]:

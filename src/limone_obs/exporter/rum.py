@@ -12,9 +12,13 @@ serving the script (``static/limone-obs-rum.js``, also usable as a plain file) a
 - ``phase`` is one of ``conventions.RUM_PHASES`` or a registered mark name.
 
 Hostile beacons cost bounded work and add no series: a body over :data:`MAX_BODY_BYTES`
-gets 413, a malformed one or a bad page 400, a flood beyond the per-process rate 429;
-unknown phases and values that are not finite seconds in ``[0, MAX_SECONDS]`` are
-dropped. ``<ns>_rum_beacons_total{result}`` counts what became of each beacon.
+gets 413, a malformed one or a bad page 400, a flood of well-formed beacons with a valid
+page token beyond the per-process rate 429; unknown phases and values that are not
+finite seconds in ``[0, MAX_SECONDS]`` are dropped. The rate is spent only once the page
+token checks out: a flood of garbage, whose work is bounded by the body's size, cannot
+crowd out real browsers' beacons. A page token is not bound to one page view: a client
+holding one can send timings for that page until the token expires (why the RUM SLOs
+open tickets only). ``<ns>_rum_beacons_total{result}`` counts what became of each beacon.
 
 The beacon and script paths are left out of the request series (their own counter says
 how many came): a page view's beacon is not a user request, and thousands of 1 ms
@@ -259,6 +263,10 @@ class BeaconReceiver:
         page = self.page_of(payload.get("p"))
         if page is None:
             return c.RUM_BAD_PAGE
+        # Spent here, after the token's check: garbage and forged tokens (bounded work
+        # each, by the body's size) must not use up what real beacons get.
+        if not self.limit.allow():
+            return c.RUM_RATE_LIMITED
         values = [(k, v) for k, v in list(payload["v"].items())[:MAX_VALUES] if self._valid(k, v)]
         for phase, seconds in values:
             self._child(page, phase).observe(float(seconds))
@@ -304,11 +312,8 @@ def _beacon_view(receiver: BeaconReceiver) -> Any:
     def beacon() -> Response:
         """Receive one beacon: 204 when recorded, 4xx otherwise; never raises."""
         try:
-            if not receiver.limit.allow():
-                result = c.RUM_RATE_LIMITED
-            else:
-                body = _read_body()
-                result = c.RUM_TOO_LARGE if body is None else receiver.receive(body)
+            body = _read_body()
+            result = c.RUM_TOO_LARGE if body is None else receiver.receive(body)
         except Exception as exc:  # a beacon must never become a 500 or a traceback
             # Our bug, reachable by any visitor: at most one line a minute (_failsafe).
             _failsafe.report("a RUM beacon (dropped)", exc)
