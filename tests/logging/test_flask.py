@@ -183,6 +183,40 @@ def test_request_id_with_line_break_is_replaced(bad: str, out: io.BytesIO) -> No
     )
 
 
+SECRET_IDS = [
+    "AKIAIOSFODNN7EXAMPLE",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijk",
+    "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+    "password:hunter2hunter2",
+]
+
+
+@pytest.mark.parametrize("secret", SECRET_IDS)
+def test_a_request_id_the_redactor_would_mask_is_replaced(secret: str, out: io.BytesIO) -> None:
+    """A client's X-Request-ID shaped like a key or a JWT is neither logged nor echoed: the
+    request gets a new id (the id is written in clear on every line of the request)."""
+    configure_logging(stream=out)
+    resp = make_app().test_client().get("/projects/1", headers={"X-Request-ID": secret})
+    resp.close()
+    new = resp.headers["X-Request-ID"]
+    assert (32, True, False) == (
+        len(new),
+        all(ch in "0123456789abcdef" for ch in new),
+        secret in out.getvalue().decode(),
+    )
+
+
+@pytest.mark.parametrize(
+    "kept", ["4bf92f3577b34da6a3ce929d0e0e4736", "0b6c1e2a-1f7e-4c1d-9a37-5f8e2d3c4b5a"]
+)
+def test_hex_and_uuid_request_ids_are_kept_with_redaction_on(kept: str, out: io.BytesIO) -> None:
+    """nginx's $request_id (32 hex digits) and UUIDs pass as they are."""
+    configure_logging(stream=out)
+    resp = make_app().test_client().get("/projects/1", headers={"X-Request-ID": kept})
+    resp.close()
+    assert kept == resp.headers["X-Request-ID"]
+
+
 def test_missing_request_id_is_generated(out: io.BytesIO) -> None:
     """Without the header each request gets its own new id."""
     configure_logging(stream=out)

@@ -153,6 +153,14 @@ def test_access_fields_drop_an_unsafe_request_id(raw: str) -> None:
     assert "request_id" not in fields
 
 
+def test_access_fields_drop_a_request_id_the_redactor_would_mask() -> None:
+    """A client's X-Request-ID shaped like an access key is not logged in clear."""
+    key = "AKIAIOSFODNN7EXAMPLE"
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": key}
+    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    assert "request_id" not in fields
+
+
 def test_access_fields_keep_a_safe_request_id() -> None:
     """A well-formed X-Request-ID from the client is logged as given."""
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": "abc-123.x"}

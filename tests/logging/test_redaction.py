@@ -133,6 +133,28 @@ def test_names_resembling_card_keys_are_kept(key: str) -> None:
     assert {key: "visible-value"} == Redactor().redact({key: "visible-value"})
 
 
+@pytest.mark.parametrize(
+    "key", ["pass", "pw", "PIN", "passcode", "sig", "db_pass", "newPass", "card_pin", "url.sig"]
+)
+def test_short_password_and_signature_names_are_masked(key: str) -> None:
+    """Everyday short names of passwords, PINs and signed URLs' signatures are secrets."""
+    assert {key: MASK} == Redactor().redact({key: SECRET})
+
+
+@pytest.mark.parametrize(
+    "key", ["bypass", "compass", "passenger", "pinned", "spin", "signal", "design", "pwm"]
+)
+def test_names_containing_short_secret_names_are_kept(key: str) -> None:
+    """``pass``, ``pw``, ``pin`` and ``sig`` match as whole name parts only."""
+    assert {key: "visible-value"} == Redactor().redact({key: "visible-value"})
+
+
+@pytest.mark.parametrize("text", ["GET /login?user=bob&pass=QS9leak", "db pw=QS9leak"])
+def test_short_password_names_in_text_are_masked(text: str) -> None:
+    """The same names in query strings and ``name=value`` text."""
+    assert "QS9leak" not in Redactor().redact_text(text)
+
+
 @dataclasses.dataclass
 class Creds:
     """A dataclass holding a password (orjson writes its fields natively)."""

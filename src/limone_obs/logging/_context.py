@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Protocol
 
 #: A request id taken from a client is kept only if it fully matches this: it is echoed
 #: in a response header and written to logs, so no line breaks or odd characters.
@@ -23,9 +23,22 @@ EMPTY: dict[str, Any] = {}
 _CONTEXT: ContextVar[dict[str, Any]] = ContextVar("limone_obs_log_context", default=EMPTY)
 
 
-def valid_request_id(value: object) -> str | None:
-    """Return ``value`` if it is a safe request id (length and charset), else None."""
-    if isinstance(value, str) and REQUEST_ID_RE.fullmatch(value):
+#: Request ids nothing could mask: hex digits and dashes (nginx's ``$request_id``, UUIDs,
+#: the kit's own ids), checked first so the usual id costs no redaction scan.
+_PLAIN_ID_RE = re.compile(r"[0-9A-Fa-f\-]{1,128}")
+
+
+class _Masker(Protocol):
+    def would_mask(self, text: str) -> bool: ...
+
+
+def valid_request_id(value: object, redactor: _Masker | None = None) -> str | None:
+    """Return ``value`` if it is a safe request id (length and charset) and, with a
+    ``redactor``, holds nothing it would mask (a client may send a key or a JWT as its
+    id: the request then gets a new id, not a secret in every line), else None."""
+    if not isinstance(value, str) or not REQUEST_ID_RE.fullmatch(value):
+        return None
+    if redactor is None or _PLAIN_ID_RE.fullmatch(value) or not redactor.would_mask(value):
         return value
     return None
 

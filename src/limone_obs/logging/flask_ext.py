@@ -269,11 +269,11 @@ class AccessLog:
         # The client's request id if it is a safe one (length and charset), else a new one;
         # each header parsed only when present: this runs on every request.
         incoming = environ.get(self._environ_header)
-        request_id = (incoming is not None and _context.valid_request_id(incoming)) or (
+        redactor = _pipeline.current.redactor
+        request_id = (incoming is not None and _context.valid_request_id(incoming, redactor)) or (
             new_request_id()
         )
         method = state.method[:16]
-        redactor = _pipeline.current.redactor
         path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
         traceparent = environ.get("HTTP_TRACEPARENT")
         trace = None if traceparent is None else parse_traceparent(traceparent)

@@ -145,9 +145,11 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
         "user_agent": str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
         "response_bytes": getattr(resp, "sent", None),
     }
-    # The client's header is unchecked input: kept only if it is a safe id (no newline).
+    # The client's header is unchecked input: kept only if it is a safe id (no newline,
+    # nothing the redactor would mask).
     request_id = _context.valid_request_id(
-        _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID")
+        _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID"),
+        _pipeline.current.redactor,
     )
     if request_id:
         fields[c.LOG_REQUEST_ID] = request_id

@@ -63,7 +63,8 @@ MASK: Final = "[REDACTED]"
 DEFAULT_KEYS: Final = frozenset(
     {
         "authorization", "proxy_authorization", "cookie", "set_cookie", "password", "passwd",
-        "pwd", "secret", "client_secret", "token", "api_key", "apikey", "access_token",
+        "pwd", "pw", "pass", "passcode", "pin", "sig", "secret", "client_secret", "token",
+        "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
         "secret_key", "credentials", "x_api_key", "session", "sessionid", "session_id",
         "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
@@ -275,6 +276,11 @@ class Redactor:
                 self._texts.clear()
             self._texts[text] = redacted
         return redacted
+
+    def would_mask(self, text: str) -> bool:
+        """True if :meth:`redact_text` would mask part of ``text``; nothing is cached (for
+        texts seen once, such as a client's request id)."""
+        return bool(self.patterns) and len(text) >= 8 and self._scan(text) != text
 
     def _scan(self, text: str) -> str:
         # Each pattern needs a character most ids and names lack: test for it first.
