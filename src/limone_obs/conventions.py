@@ -505,6 +505,9 @@ ALERT_LOG_LINES_DROPPED: Final = "LogLinesDropped"
 ALERT_WORKERS_SATURATED: Final = "WorkersSaturated"
 ALERT_CALLS_PER_REQUEST_HIGH: Final = "DependencyCallsPerRequestHigh"
 ALERT_TRAFFIC_STOPPED: Final = "TrafficStopped"
+#: WSGI environ key of the request's path as its log lines show it, when that differs from
+#: PATH_INFO (a secret URL variable masked): gunicorn's access line writes it too.
+ENVIRON_LOG_PATH: Final = "limone_obs.log_path"
 #: Environment variables read by the kit (documented in README "Use it in your service").
 ENV_SERVICE: Final = "LIMONE_OBS_SERVICE"
 ENV_ENV: Final = "LIMONE_OBS_ENV"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
@@ -35,6 +36,7 @@ from limone_obs.logging import (
     unbind,
 )
 from limone_obs.logging.flask_ext import EXTENSION_KEY
+from limone_obs.logging.gunicorn import access_fields
 from tests.logging.helpers import parse_lines, schema_errors
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -530,3 +532,81 @@ def test_flask_default_handler_is_replaced(out: io.BytesIO) -> None:
         default_handler in app.logger.handlers,
         [e["message"] for e in parse_lines(out.getvalue())],
     )
+
+
+def _reset_app() -> Flask:
+    """Routes whose URL variables name secrets (a reset token, an API key) and one that
+    does not."""
+    app = Flask("secret-urls")
+    log = get_logger("secret-urls")
+
+    @app.get("/reset-password/<token>")
+    def reset(token: str) -> str:
+        log.info("reset asked")
+        return "ok"
+
+    @app.get("/users/<int:user_id>/keys/<path:api_key>")
+    def key(user_id: int, api_key: str) -> str:
+        return "ok"
+
+    @app.get("/docs/<name>")
+    def docs(name: str) -> str:
+        return "ok"
+
+    init_app(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "expected"),
+    [
+        ("/reset-password/PATHTOKEN1leak9f8e", "PATHTOKEN1leak9f8e", "/reset-password/[REDACTED]"),
+        ("/users/7/keys/k3y/with/slashes", "k3y/with/slashes", "/users/7/keys/[REDACTED]"),
+        ("/reset-password/t%C3%B6ken-%C3%A9", "töken-é", "/reset-password/[REDACTED]"),
+    ],
+    ids=["token", "path-converter", "non-ascii"],
+)
+def test_a_secret_url_variable_is_masked_in_the_path(
+    url: str, secret: str, expected: str, out: io.BytesIO
+) -> None:
+    """A URL rule variable that names a secret (``<token>``, ``<api_key>``) is masked in
+    the ``path`` of every line of the request; ``endpoint`` still shows the rule."""
+    configure_logging(stream=out)
+    _reset_app().test_client().get(url).close()
+    events = parse_lines(out.getvalue())
+    paths = {e["path"] for e in events if "path" in e}
+    assert (paths, secret in out.getvalue().decode()) == ({expected}, False)
+
+
+def test_other_url_variables_are_kept_in_the_path(out: io.BytesIO) -> None:
+    """A variable with an ordinary name keeps its value in the path."""
+    configure_logging(stream=out)
+    _reset_app().test_client().get("/docs/token-guide").close()
+    (line,) = access_lines(parse_lines(out.getvalue()))
+    assert (line["path"], line["endpoint"]) == ("/docs/token-guide", "/docs/<name>")
+
+
+def test_gunicorn_access_line_gets_the_masked_path(out: io.BytesIO) -> None:
+    """gunicorn's access line (``access_fields``, after the response, from the same
+    environ) writes the masked path too, not PATH_INFO."""
+    configure_logging(stream=out)
+    app = _reset_app()
+    served: list[dict[str, Any]] = []
+    inner = app.wsgi_app
+
+    def outermost(environ: Any, start_response: Any) -> Any:
+        served.append(environ)  # the environ the server (gunicorn) holds
+        return inner(environ, start_response)
+
+    app.wsgi_app = outermost  # type: ignore[method-assign]
+    app.test_client().get("/reset-password/PATHTOKEN1leak9f8e").close()
+    fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
+    assert fields["path"] == "/reset-password/[REDACTED]"
+
+
+class _Sent:
+    """What gunicorn's access log reads of a response."""
+
+    status = "200 OK"
+    sent = 2
+    headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, request
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
@@ -260,6 +260,10 @@ class AccessLog:
         self.access = settings.access
         self._header = settings.header
         self._environ_header = "HTTP_" + settings.header.upper().replace("-", "_")
+        #: The redactor the cache below was made with, and per URL rule the names of its
+        #: variables that name a secret (``/reset/<token>``: ``("token",)``): bounded by
+        #: the app's rules.
+        self._secret_vars: tuple[Any, dict[str | None, tuple[str, ...]]] = (None, {})
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Bind this request's context and ask for the request id header on the response."""
@@ -299,12 +303,31 @@ class AccessLog:
         state.headers = [header] if state.headers is None else [*state.headers, header]
 
     def routed(self, state: RequestState) -> None:
-        """Add the endpoint to the context, for the lines the view logs."""
+        """Add the endpoint to the context, for the lines the view logs; mask the path's
+        values of URL variables that name a secret (``/reset-password/<token>``)."""
         log = state.log
         if log is not None:
             # In place: begin() made this dict for this request alone, and routing comes
             # before the view, so no line or task has read it yet.
-            log.context[c.LOG_ENDPOINT] = state.endpoint
+            endpoint = state.endpoint
+            log.context[c.LOG_ENDPOINT] = endpoint
+            redactor, cache = self._secret_vars
+            secret = cache.get(endpoint) if redactor is _pipeline.current.redactor else None
+            if secret is None:
+                secret = self._secret_vars_of(endpoint)
+            if secret:
+                _mask_path_values(log.context, secret)
+
+    def _secret_vars_of(self, endpoint: str | None) -> tuple[str, ...]:
+        """The variables of URL rule ``endpoint`` whose names the current redactor masks,
+        cached (a new cache when the redactor changed)."""
+        redactor = _pipeline.current.redactor
+        if self._secret_vars[0] is not redactor:
+            self._secret_vars = (redactor, {})
+        names = _RULE_VARIABLE.findall(endpoint or "")
+        found = tuple(n for n in names if redactor is not None and redactor.is_sensitive(n))
+        self._secret_vars[1][endpoint] = found
+        return found
 
     def end(self, state: RequestState, elapsed: float) -> None:
         """Write the access line once and clear the request's context."""
@@ -328,6 +351,34 @@ class AccessLog:
                 _reset_context(log.token)
             except ValueError:
                 _context.reset_context(None)
+
+
+#: A variable of a Flask URL rule (``<token>``, ``<int:id>``, ``<re("x"):name>``): its name.
+_RULE_VARIABLE = re.compile(r"<(?:[^<>]*:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+def _mask_path_values(context: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Mask in the request's ``path`` the values Flask matched for ``names`` (a token in
+    a password-reset or magic-link URL), there and for gunicorn's access line; the
+    ``endpoint`` field still shows the rule. Rare (only rules with such variables), so
+    Flask's request is asked for the values here."""
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    args = current.view_args or {}
+    redactor = _pipeline.current.redactor
+    mask = redactor.mask if redactor is not None else "[REDACTED]"
+    path = context.get(c.LOG_PATH)
+    if not isinstance(path, str):
+        return
+    for name in names:
+        value = args.get(name)
+        text = value if isinstance(value, str) else str(value) if value is not None else ""
+        if not text:
+            continue
+        # PATH_INFO holds the URL's bytes as Latin-1; the value is decoded text.
+        for form in dict.fromkeys((text, text.encode("utf-8", "replace").decode("latin-1"))):
+            path = path.replace(form, mask)
+    context[c.LOG_PATH] = path
+    current.environ[c.ENVIRON_LOG_PATH] = path
 
 
 _ACCESS_MESSAGE = "request finished"
