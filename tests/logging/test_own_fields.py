@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from limone_obs import conventions as c
 from limone_obs.logging import _pipeline, bind, configure_logging, get_logger, init_app, unbind
-from limone_obs.logging.schema import problems
+from limone_obs.logging.schema import checker, field_rules, problems
 from tests.logging.helpers import parse_lines, schema_errors
 
 REQUEST_FIELDS = (c.LOG_REQUEST_ID, c.LOG_METHOD, c.LOG_PATH, c.LOG_ENDPOINT)
@@ -257,3 +257,50 @@ def test_structlog_contextvars_without_structlogs_registry(
     first, second = parse_lines(out.getvalue())
     assert first["tenant"] == "acme"
     assert "tenant" not in second
+
+
+#: Values near each field rule's edges: ids of the right and wrong shapes and lengths,
+#: status codes around their range, integral floats (JSON integers), negative durations.
+EDGES = (
+    VALUES
+    | st.from_regex(r"[0-9a-f]{15,33}", fullmatch=True)
+    | st.from_regex(r"[A-Za-z0-9._:\-]{0,130}", fullmatch=True)
+    | st.integers(90, 610)
+    | st.floats(-1.0, 700.0)
+    | st.sampled_from([200.0, 200.5, True, False, -0.0, "x" * 256, "x" * 257])
+)
+
+
+RULES = field_rules()
+
+
+def _edges(rule: dict[str, Any]) -> list[Any]:
+    """Values on and beside each bound of ``rule``, as ints, floats and strings."""
+    found: list[Any] = [None, True, "", "x", {}, [], float("nan"), 1.5]
+    for bound in ("minimum", "maximum"):
+        if bound in rule:
+            edge = rule[bound]
+            found += [edge - 1, edge, edge + 1, float(edge), edge - 0.5, edge + 0.5]
+    for bound in ("minLength", "maxLength"):
+        if bound in rule:
+            found += ["a" * max(rule[bound] + d, 0) for d in (-1, 0, 1)]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, rule in sorted(RULES.items()) for value in _edges(rule)],
+)
+def test_the_compiled_field_test_agrees_with_the_schema_on_edges(name: str, value: Any) -> None:
+    """On every bound of every field rule, schema.checker says what schema.problems says."""
+    rule = RULES[name]
+    assert checker(rule)(value) is (next(problems(value, rule), None) is None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(sorted(RULES)), value=EDGES)
+def test_the_compiled_field_test_agrees_with_the_schema(name: str, value: Any) -> None:
+    """schema.checker (made once, run per line) says what schema.problems says, value for
+    value: too strict would rename an app's valid field, too lax would break the line."""
+    rule = RULES[name]
+    assert checker(rule)(value) is (next(problems(value, rule), None) is None)

@@ -199,7 +199,8 @@ ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION))
 #: request fields (``user_id`` too: the app's to give, as a string).
 OWN_NAMES = CORE_NAMES | frozenset(c.LOG_CONTEXT_FIELDS)
 _USER_ID_MAX = 256
-_FIELD_RULES: dict[str, Any] = {}
+#: Per field name, the schema's test of a value (:func:`schema.checker`), made at first use.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {}
 
 
 def keep_own(
@@ -217,6 +218,7 @@ def keep_own(
     """
     if OWN_NAMES.isdisjoint(fields):
         return fields
+    checks = _FIELD_CHECKS or _field_checks()
     for key in [key for key in fields if key in OWN_NAMES]:  # in the event's order
         if key not in CORE_NAMES and key not in held:
             value = fields[key]
@@ -225,8 +227,10 @@ def keep_own(
                 if value is not None:
                     fields[key] = value
                     continue
-            elif _valid(key, value):
-                continue
+            else:
+                valid = checks[key]  # loaded, then called: see lifecycle.Lifecycle.__call__
+                if valid(value):
+                    continue
         fields[f"extra_{key}"] = fields.pop(key)
     return fields
 
@@ -241,14 +245,21 @@ def user_id_text(value: Any) -> str | None:
     return None
 
 
-def _valid(key: str, value: Any) -> bool:
-    """True when ``value`` is what the schema allows under ``key``, as the line will show
-    it (NaN and infinities are written as ``null``: not a number)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    if not _FIELD_RULES:
-        _FIELD_RULES.update(schema.field_rules())
-    return next(schema.problems(value, _FIELD_RULES[key]), None) is None
+def _field_checks() -> dict[str, Callable[[Any], bool]]:
+    """Fill :data:`_FIELD_CHECKS`: per field, True when a value is what the schema allows
+    under that name, as the line will show it (NaN and infinities are written as
+    ``null``: not a number)."""
+    for key, rule in schema.field_rules().items():
+        check = schema.checker(rule)
+        _FIELD_CHECKS[key] = check if rule.get("type") == "string" else _finite_and(check)
+    return _FIELD_CHECKS
+
+
+def _finite_and(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def finite_and_valid(value: Any) -> bool:
+        return not (isinstance(value, float) and not math.isfinite(value)) and check(value)
+
+    return finite_and_valid
 
 
 #: The context variables structlog's ``bind_contextvars`` made, by key: structlog's own

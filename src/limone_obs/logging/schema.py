@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,60 @@ def problems(value: Any, node: dict[str, Any] | None = None, path: str = "") -> 
         yield f"{where}: {message}"
     if isinstance(value, dict):
         yield from _object_problems(value, node, path)
+
+
+def checker(node: dict[str, Any]) -> Callable[[Any], bool]:
+    """A test of one value against ``node`` that says what :func:`problems` would (True:
+    no problem), made once: per log line, walking the schema costs microseconds a field.
+
+    Fast for the scalar rules the request fields use (type, pattern, length, minimum,
+    maximum); a node with any other keyword, and a dict value, are left to
+    :func:`problems`.
+    """
+    rules = set(node) - _ANNOTATIONS
+    if not rules <= {"type", "pattern", "minLength", "maxLength", "minimum", "maximum"}:
+        return lambda value: next(problems(value, node), None) is None
+    expected = node.get("type", ())
+    types = tuple(_TYPES[name] for name in ([expected] if isinstance(expected, str) else expected))
+    search = re.compile(node["pattern"]).search if "pattern" in node else None
+    shortest, longest = node.get("minLength", 0), node.get("maxLength")
+    low, high = node.get("minimum"), node.get("maximum")
+
+    def check(value: Any) -> bool:
+        if isinstance(value, dict) or (types and not any(t(value) for t in types)):
+            return isinstance(value, dict) and next(problems(value, node), None) is None
+        if isinstance(value, str):
+            if len(value) < shortest or (longest is not None and len(value) > longest):
+                return False
+            if search is not None and not search(value):
+                return False
+        if not _is_number(value):
+            return True
+        # As problems() compares (NaN is neither below nor above a bound).
+        return not ((low is not None and value < low) or (high is not None and value > high))
+
+    if expected in ("integer", "number") and search is None:
+
+        def check_int(value: Any) -> bool:
+            """``check`` for a numeric rule, with a plain ``int`` (the usual value) first."""
+            if type(value) is not int:
+                return check(value)
+            return not ((low is not None and value < low) or (high is not None and value > high))
+
+        return check_int
+    if expected != "string" or low is not None or high is not None:
+        return check
+
+    def check_text(value: Any) -> bool:
+        """``check`` for a string rule, with a plain ``str`` (the usual value) tested first."""
+        if type(value) is not str:
+            return check(value)
+        size = len(value)
+        if size < shortest or (longest is not None and size > longest):
+            return False
+        return search is None or search(value) is not None
+
+    return check_text
 
 
 def _value_problems(value: Any, node: dict[str, Any]) -> Iterator[str]:
