@@ -638,3 +638,44 @@ def test_a_value_nested_too_deep_is_marked_not_masked(out: io.BytesIO) -> None:
     text = out.getvalue().decode()
     assert "<nested too deep>" in text
     assert MASK not in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "charged card 4111111111111111 for the plan",
+        "card 4111 1111 1111 1111 exp 12/29",
+        "amex 378282246310005",
+        "mc 5555-5555-5555-4444",
+        "mc 2223003122003222",
+        "RuntimeError: declined: 6011111111111117",
+    ],
+)
+def test_card_numbers_in_text_are_masked(text: str) -> None:
+    """A payment card number (a network's range, Luhn-valid, 13-19 digits, spaced or
+    dashed as printed) is masked wherever it is in text: PCI DSS."""
+    redacted = Redactor().redact_text(text)
+    number = re.search(r"\d[\d -]{11,}\d", text)
+    assert number is not None
+    assert (MASK in redacted, number.group() in redacted) == (True, False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 4111111111111112 shipped",  # fails the Luhn check
+        "at 1733432400123 ms",  # a millisecond timestamp: no card network's range
+        "call +4915112345678",  # a phone number
+        "id 12345678901234567890123",  # too long for a card
+        "took 4111 ms for 12 items",
+        "uuid 550e8400-e29b-41d4-a716-446655440000",
+    ],
+)
+def test_other_long_numbers_are_kept(text: str) -> None:
+    """Numbers that are not card numbers stay readable."""
+    assert Redactor().redact_text(text) == text
+
+
+def test_card_masking_follows_patterns_off() -> None:
+    """Redactor(patterns=False) keeps card numbers in text, like every value shape."""
+    assert Redactor(patterns=False).redact_text("card 4111111111111111") == "card 4111111111111111"
