@@ -638,6 +638,9 @@ RUM_JINJA_GLOBAL: Final = "limone_obs_rum"
 #: worker: the ``SERIES_PROCESS_*`` names hold the host's sum (CPU includes retired
 #: workers, so it never goes down), these the largest single worker.
 SERIES_PROCESS_WORKER_MAX_MEMORY: Final = "process_worker_max_resident_memory_bytes"
+#: The live workers' resident memory summed, the master left out (a mean per worker is
+#: this over SERIES_PROCESS_WORKERS).
+SERIES_PROCESS_WORKER_SUM_MEMORY: Final = "process_worker_sum_resident_memory_bytes"
 SERIES_PROCESS_WORKER_MAX_FDS: Final = "process_worker_max_open_fds"
 #: Live gunicorn workers (master not included) seen by the process collector.
 SERIES_PROCESS_WORKERS: Final = "process_workers"

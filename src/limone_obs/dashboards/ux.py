@@ -204,7 +204,8 @@ def _memory_panels() -> list[Any]:
     workers = f"sum {by} ({c.SERIES_PROCESS_WORKERS}{matchers()})"
     # Single-process servers have no worker series: their one process is the worker.
     largest = f"max {by} ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})\nor\n{total}"
-    mean = f"({total})\n/\n({workers})\nor\n{total}"
+    summed = f"sum {by} ({c.SERIES_PROCESS_WORKER_SUM_MEMORY}{matchers()})"
+    mean = f"({summed})\n/\n({workers})\nor\n{total}"
     return [
         gf.timeseries(
             "Memory per worker",
@@ -213,9 +214,9 @@ def _memory_panels() -> list[Any]:
                 Query(mean, "mean per worker {{instance}}"),
             ],
             Look(
-                "Resident memory of the largest live gunicorn worker and the server's "
-                "total divided by its workers (master included), per instance; a "
-                "single-process server shows its one process.",
+                "Resident memory of the largest live gunicorn worker and the mean of the "
+                "live workers (the master left out), per instance; a single-process "
+                "server shows its one process.",
                 "bytes",
             ),
         ),

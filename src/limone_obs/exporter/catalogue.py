@@ -55,7 +55,8 @@ In single-process mode the registry also holds prometheus-client's `process_*`,
 `python_gc_*` and `python_info` series. In multiprocess mode (gunicorn) those would
 describe only the worker that answered the scrape; instead `{cpu}`, `{memory}` and
 `{fds}` cover the master and every live worker (summed; CPU includes retired workers),
-`{max_memory}` and `{max_fds}` the largest worker, `{workers}` the live workers, and
+`{max_memory}` and `{max_fds}` the largest worker, `{sum_memory}` the live workers'
+memory without the master's, `{workers}` the live workers, and
 `{gc}{{generation}}` every process's collections. No `pid` label: recycled workers add
 no series.
 
@@ -161,6 +162,7 @@ def render(
         ns=namespace, cpu=c.SERIES_PROCESS_CPU, memory=c.SERIES_PROCESS_MEMORY,
         fds=c.SERIES_PROCESS_FDS, max_memory=c.SERIES_PROCESS_WORKER_MAX_MEMORY,
         max_fds=c.SERIES_PROCESS_WORKER_MAX_FDS, workers=c.SERIES_PROCESS_WORKERS,
+        sum_memory=c.SERIES_PROCESS_WORKER_SUM_MEMORY,
         gc=c.SERIES_GC_COLLECTIONS, page_buckets=_listed(c.PAGE_LOAD_BUCKETS),
         phases=", ".join(f"`{p}`" for p in c.RUM_PHASES),
         marks=", ".join(f"`{m}`" for m in c.DEFAULT_RUM_MARKS),

@@ -7,8 +7,9 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
 
 - ``process_resident_memory_bytes`` and ``process_open_fds``: summed over the master and
   every live worker; ``process_worker_max_resident_memory_bytes`` and
-  ``process_worker_max_open_fds``: the largest single worker; ``process_workers``: how
-  many live workers were read;
+  ``process_worker_max_open_fds``: the largest single worker;
+  ``process_worker_sum_resident_memory_bytes``: the live workers alone, summed (over
+  ``process_workers``, how many live workers were read: the mean per worker);
 - ``process_cpu_seconds_total``: the master's and live workers' CPU plus that of every
   worker the master has reaped (the kernel's ``cutime``/``cstime``), so it never goes
   down when a worker is recycled;
@@ -227,6 +228,8 @@ class ServerProcessCollector:
                    "workers, summed.", sum(s.fds for s in every)),
             _gauge(c.SERIES_PROCESS_WORKER_MAX_MEMORY, "Resident memory of the largest live "
                    "worker, in bytes.", max((s.rss for s in stats), default=0.0)),
+            _gauge(c.SERIES_PROCESS_WORKER_SUM_MEMORY, "Resident memory of the live workers, "
+                   "summed (the master left out), in bytes.", sum(s.rss for s in stats)),
             _gauge(c.SERIES_PROCESS_WORKER_MAX_FDS, "Open file descriptors of the live worker "
                    "holding most.", max((s.fds for s in stats), default=0.0)),
             _gauge(c.SERIES_PROCESS_WORKERS, "Live workers read for the process series.",
