@@ -408,3 +408,18 @@ def test_dependencies_are_bounded(metrics: Metrics, caplog: pytest.LogCaptureFix
     warnings = [r.getMessage() for r in caplog.records if "dependencies" in r.getMessage()]
     assert len(warnings) == 1
     assert "secret" not in caplog.text
+
+
+def test_sub_millisecond_calls_land_in_their_own_buckets(metrics: Metrics) -> None:
+    """A call of well under a millisecond (a local database, a cache) is told apart from
+    one of a few milliseconds: the dependency buckets go down to 0.1 ms."""
+    with metrics.track("db", "select"):
+        pass  # microseconds
+    with metrics.track("db", "select"):
+        time.sleep(0.003)
+    labels = {"dependency": "db", "operation": "select", "outcome": c.OUTCOME_OK}
+    within = {
+        le: value(metrics, f"{N.dependency_duration}_bucket", {**labels, "le": le})
+        for le in ("0.001", "+Inf")
+    }
+    assert within == {"0.001": 1.0, "+Inf": 2.0}

@@ -113,9 +113,14 @@ def _histogram_buckets(names: c.MetricNames, declared: Mapping[str, tuple[float,
     request = declared.get(names.request_duration)
     dependency = declared.get(names.dependency_duration)
     if request is None and dependency is None:
+        finer = c.DEFAULT_DEPENDENCY_BUCKETS[
+            : c.DEFAULT_DEPENDENCY_BUCKETS.index(c.DEFAULT_BUCKETS[0])
+        ]
         return (
             "Buckets of the request and dependency histograms (seconds): "
-            f"{_listed(c.DEFAULT_BUCKETS)}.\nThey include every latency threshold an SLO "
+            f"{_listed(c.DEFAULT_BUCKETS)}; the dependency histogram also has "
+            f"{_listed(finer)} (a local database or cache answers in well under 5 ms)."
+            f"\nThey include every latency threshold an SLO "
             f"may use ({', '.join(f'{t:g} s' for t in c.SLO_LATENCY_THRESHOLDS)})."
         )
     lines = [
