@@ -266,6 +266,12 @@ VAR_BASELINE = c.VAR_BASELINE
 #: drawing a baseline); :func:`baseline`'s guard hides a shift that short.
 NO_BASELINE = "1"
 BASELINES = (("none", NO_BASELINE), ("1 d", "86400"), ("1 w", "604800"))
+#: Said on latency percentile panels: a quantile of a histogram is estimated.
+QUANTILE_NOTE = (
+    "Percentiles are interpolated within the histogram's buckets, so they read between "
+    "two bounds (with the default buckets, a p99 between 0.75 s and 1 s may be up to "
+    "0.25 s off); the share-within panel counts requests exactly."
+)
 BASELINE_LEGEND = "baseline"
 
 

@@ -143,7 +143,7 @@ def _latency(q: Queries, targets: common.LatencyTargets) -> list[Any]:
     percentiles.append(Query(baseline, f"p95 {common.BASELINE_LEGEND}"))
     lines = Look(
         f"Duration percentiles; {targets.lines}. With $baseline set, the grey dashed line "
-        "is the p95 then.",
+        f"is the p95 then. {common.QUANTILE_NOTE}",
         "s",
         targets.steps,
         extra={"fieldConfig": {"overrides": [common.baseline_style()]}},

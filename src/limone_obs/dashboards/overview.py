@@ -309,7 +309,7 @@ def _errors_and_latency(q: Queries, service: ServiceView) -> list[Cell]:
         extra=dashed,
     )
     latency = Look(
-        _with_baseline(f"Request duration percentiles; {targets.lines}."),
+        _with_baseline(f"Request duration percentiles; {targets.lines}. {common.QUANTILE_NOTE}"),
         "s",
         targets.steps,
         bounds=(0, None),

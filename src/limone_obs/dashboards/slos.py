@@ -92,11 +92,17 @@ def _objective_sli(service: ServiceView, slo: SloView) -> object:
         f"1 - {c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}",
         f"SLI {window}",
     )
+    # The objective is a reference, not a reading: it would sit in its own orange band.
+    neutral = {
+        "matcher": {"id": "byName", "options": "objective"},
+        "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}}],
+    }
     both = Look(
         f"The objective, the SLI over the last {service.period} (request-weighted) and "
         f"over the last {window}; an SLI turns red below the objective.",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target + slo.budget / 2),
+        extra={"fieldConfig": {"overrides": [neutral]}},
     )
     return gf.stat("Objective and SLI", [Query(objective, "objective"), sli, now], both)
 
