@@ -341,7 +341,7 @@ def runbook(spec: ServiceSpec) -> str:
             "if nobody uses the service at this hour, lengthen "
             "`health.traffic_stopped.window`, or switch it off with "
             '`traffic_stopped: "off"`:\n\n'
-            f"```promql\nsum(rate({ns}_requests_total{{{job}}}[5m]))\n```\n"
+            f"```promql\nsum(rate({ns}_requests_total{{{job}}}[{h.traffic_window}]))\n```\n"
         )
     body = "".join(
         f"## {name}\n\n{text}\nDashboard: {spec.dashboard_url}\n\n"
