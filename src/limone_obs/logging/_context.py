@@ -98,6 +98,21 @@ replace_context: Callable[[dict[str, Any]], Token[dict[str, Any]]] = _CONTEXT.se
 #: calls it, and a Python function around it would add a frame.
 reset_token: Callable[[Token[dict[str, Any]]], None] = _CONTEXT.reset
 
+#: Texts of the request served in this context that no line may show: the values of its
+#: URL variables with secret names (``/reset-password/<token>``), set at routing by the
+#: Flask integration, cleared when the next request of this context begins. Kept past
+#: the request's end: the server's own line about it (werkzeug's request line) comes after.
+_SECRETS: ContextVar[tuple[str, ...]] = ContextVar("limone_obs_request_secrets", default=())
+request_secrets: Callable[[], tuple[str, ...]] = _SECRETS.get
+set_request_secrets: Callable[[tuple[str, ...]], Token[tuple[str, ...]]] = _SECRETS.set
+
+
+def scrub(text: str, mask: str) -> str:
+    """``text`` with each of this context's request secrets replaced by ``mask``."""
+    for secret in request_secrets():
+        text = text.replace(secret, mask)
+    return text
+
 
 def reset_context(token: Token[dict[str, Any]] | None = None) -> None:
     """Restore the context before ``token`` (or clear it when the token is not usable here)."""

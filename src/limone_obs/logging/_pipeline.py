@@ -93,11 +93,15 @@ class Pipeline:
         context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Return the core fields plus ``context`` (default: the bound one), in schema order."""
+        if self.redactor is not None:
+            message = self.redactor.redact_text(message)
+            if _request_secrets():  # a secret URL value of this context's request
+                message = _context.scrub(message, self.redactor.mask)
         out = {
             c.LOG_TIMESTAMP: timestamp,
             c.LOG_LEVEL: level,
             c.LOG_LOGGER: logger,
-            c.LOG_MESSAGE: message if self.redactor is None else self.redactor.redact_text(message),
+            c.LOG_MESSAGE: message,
             c.LOG_SERVICE: self.service,
             c.LOG_ENV: self.env,
         }
@@ -130,8 +134,12 @@ class Pipeline:
                     out[key] = value
 
     def redact_text(self, text: str) -> str:
-        """Mask credential-shaped parts of ``text`` (identity when redaction is off)."""
-        return text if self.redactor is None else self.redactor.redact_text(text)
+        """Mask credential-shaped parts of ``text``, and this context's request secrets
+        (identity when redaction is off)."""
+        if self.redactor is None:
+            return text
+        text = self.redactor.redact_text(text)
+        return _context.scrub(text, self.redactor.mask) if _request_secrets() else text
 
     def redact_fields(self, fields: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """Mask secrets of ``fields`` in place and return it."""
@@ -198,6 +206,7 @@ ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION))
 #: Every name an app's field may not simply take: the core ones, and the schema's typed
 #: request fields (``user_id`` too: the app's to give, as a string).
 OWN_NAMES = CORE_NAMES | frozenset(c.LOG_CONTEXT_FIELDS)
+_request_secrets = _context.request_secrets
 _USER_ID_MAX = 256
 #: Per field name, the schema's test of a value (:func:`schema.checker`), made at first use.
 _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {}

@@ -105,6 +105,7 @@ _new = object.__new__
 _REQUEST_ID, _TRACE_ID, _SPAN_ID = c.LOG_REQUEST_ID, c.LOG_TRACE_ID, c.LOG_SPAN_ID
 _METHOD, _PATH = c.LOG_METHOD, c.LOG_PATH
 _reset_context = _context.reset_token
+_request_secrets = _context.request_secrets
 
 
 class RequestLog:
@@ -270,6 +271,8 @@ class AccessLog:
         path = state.path
         if path in self.excluded:
             return
+        if _request_secrets():  # the previous request served in this context had some
+            _context.set_request_secrets(())
         # The client's request id if it is a safe one (length and charset), else a new one;
         # each header parsed only when present: this runs on every request.
         incoming = environ.get(self._environ_header)
@@ -353,15 +356,19 @@ class AccessLog:
                 _context.reset_context(None)
 
 
+#: Secret URL values shorter than this are masked in the path only, not in every text of
+#: the request's lines (replacing "a" everywhere would garble them).
+_MIN_SCRUBBED = 4
 #: A variable of a Flask URL rule (``<token>``, ``<int:id>``, ``<re("x"):name>``): its name.
 _RULE_VARIABLE = re.compile(r"<(?:[^<>]*:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 def _mask_path_values(context: dict[str, Any], names: tuple[str, ...]) -> None:
     """Mask in the request's ``path`` the values Flask matched for ``names`` (a token in
-    a password-reset or magic-link URL), there and for gunicorn's access line; the
-    ``endpoint`` field still shows the rule. Rare (only rules with such variables), so
-    Flask's request is asked for the values here."""
+    a password-reset or magic-link URL), there and for gunicorn's access line, and have
+    every line of the request scrubbed of them; the ``endpoint`` field still shows the
+    rule. Rare (only rules with such variables), so Flask's request is asked for the
+    values here."""
     current = request._get_current_object()  # type: ignore[attr-defined]
     args = current.view_args or {}
     redactor = _pipeline.current.redactor
@@ -369,6 +376,7 @@ def _mask_path_values(context: dict[str, Any], names: tuple[str, ...]) -> None:
     path = context.get(c.LOG_PATH)
     if not isinstance(path, str):
         return
+    secrets: list[str] = []
     for name in names:
         value = args.get(name)
         text = value if isinstance(value, str) else str(value) if value is not None else ""
@@ -377,8 +385,13 @@ def _mask_path_values(context: dict[str, Any], names: tuple[str, ...]) -> None:
         # PATH_INFO holds the URL's bytes as Latin-1; the value is decoded text.
         for form in dict.fromkeys((text, text.encode("utf-8", "replace").decode("latin-1"))):
             path = path.replace(form, mask)
+            if len(form) >= _MIN_SCRUBBED:  # a shorter one would garble every line
+                secrets.append(form)
     context[c.LOG_PATH] = path
     current.environ[c.ENVIRON_LOG_PATH] = path
+    # Every other line of the request too (the server's request line, a message quoting
+    # the URL): their text is scrubbed of these values.
+    _context.set_request_secrets(tuple(secrets))
 
 
 _ACCESS_MESSAGE = "request finished"
