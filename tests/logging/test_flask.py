@@ -630,3 +630,17 @@ def test_werkzeugs_request_line_is_scrubbed_of_the_secret(out: io.BytesIO) -> No
     assert ("PATHTOKEN1leak9f8e" in text, len(server_lines)) == (False, 3)
     assert any("GET /reset-password/[REDACTED] HTTP/1.1" in m for m in server_lines)
     assert any("GET /docs/token-guide HTTP/1.1" in m for m in server_lines)  # no stale secret
+
+
+def test_a_refused_method_on_a_secret_url_is_masked_too(out: io.BytesIO) -> None:
+    """A POST to a GET-only ``/reset-password/<token>`` (405) matched no URL variables,
+    but its path holds the token: it is masked as for a GET. A 404 keeps its path."""
+    configure_logging(stream=out)
+    with serve(_reset_app()) as url:
+        refused = requests.post(f"{url}/reset-password/PostSecretTok999", timeout=10)
+        missing = requests.get(f"{url}/nothing/here", timeout=10)
+    assert (refused.status_code, missing.status_code) == (405, 404)
+    lines = parse_lines(out.getvalue())
+    paths = [e["path"] for e in access_lines(lines)]
+    assert paths == ["/reset-password/[REDACTED]", "/nothing/here"]
+    assert "PostSecretTok999" not in out.getvalue().decode()

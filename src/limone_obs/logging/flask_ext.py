@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
+from flask import Flask, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
@@ -320,6 +321,30 @@ class AccessLog:
                 secret = self._secret_vars_of(endpoint)
             if secret:
                 _mask_path_values(log.context, secret)
+            elif endpoint == c.ENDPOINT_UNMATCHED:
+                self._mask_refused_method(log.context)
+
+    def _mask_refused_method(self, context: dict[str, Any]) -> None:
+        """A 405 (the path matches a rule, not for this method) has no URL variables, but
+        its path holds them all the same: match it again for a method the rule takes, and
+        mask its secret ones. A 404 matches nothing: its path stays as sent."""
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        refused = current.routing_exception
+        methods = getattr(refused, "valid_methods", None)
+        if not isinstance(refused, MethodNotAllowed) or not methods:
+            return
+        try:
+            adapter = current_app.create_url_adapter(current)
+            if adapter is None:
+                return
+            rule, args = adapter.match(method=next(iter(methods)), return_rule=True)
+        except Exception:  # no match after all (a custom converter's own error): as sent
+            return
+        names = self._secret_vars[1].get(rule.rule)
+        if names is None:
+            names = self._secret_vars_of(rule.rule)
+        if names:
+            _mask_path_values(context, names, args)
 
     def _secret_vars_of(self, endpoint: str | None) -> tuple[str, ...]:
         """The variables of URL rule ``endpoint`` whose names the current redactor masks,
@@ -363,14 +388,17 @@ _MIN_SCRUBBED = 4
 _RULE_VARIABLE = re.compile(r"<(?:[^<>]*:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
-def _mask_path_values(context: dict[str, Any], names: tuple[str, ...]) -> None:
+def _mask_path_values(
+    context: dict[str, Any], names: tuple[str, ...], args: Mapping[str, Any] | None = None
+) -> None:
     """Mask in the request's ``path`` the values Flask matched for ``names`` (a token in
     a password-reset or magic-link URL), there and for gunicorn's access line, and have
     every line of the request scrubbed of them; the ``endpoint`` field still shows the
     rule. Rare (only rules with such variables), so Flask's request is asked for the
-    values here."""
+    values here (``args``: values matched otherwise, for a refused method)."""
     current = request._get_current_object()  # type: ignore[attr-defined]
-    args = current.view_args or {}
+    if args is None:
+        args = current.view_args or {}
     redactor = _pipeline.current.redactor
     mask = redactor.mask if redactor is not None else "[REDACTED]"
     path = context.get(c.LOG_PATH)
