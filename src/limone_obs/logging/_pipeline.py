@@ -228,18 +228,24 @@ def keep_own(
     if OWN_NAMES.isdisjoint(fields):
         return fields
     checks = _FIELD_CHECKS or _field_checks()
-    for key in [key for key in fields if key in OWN_NAMES]:  # in the event's order
+    renamed: list[str] = []
+    for key, value in fields.items():  # in the event's order (one walk: this is per line)
+        if key not in OWN_NAMES:
+            continue
         if key not in CORE_NAMES and key not in held:
-            value = fields[key]
+            if type(value) is str and key in _ANY_TEXT:
+                continue  # the usual value of a field the schema only wants text for
             if key == c.LOG_USER_ID:
-                value = user_id_text(value)
-                if value is not None:
-                    fields[key] = value
+                text = user_id_text(value)
+                if text is not None:
+                    fields[key] = text  # the same key: the walk goes on
                     continue
             else:
                 valid = checks[key]  # loaded, then called: see lifecycle.Lifecycle.__call__
                 if valid(value):
                     continue
+        renamed.append(key)
+    for key in renamed:
         fields[f"extra_{key}"] = fields.pop(key)
     return fields
 
@@ -252,6 +258,14 @@ def user_id_text(value: Any) -> str | None:
     if (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, uuid.UUID):
         return str(value)[:_USER_ID_MAX]
     return None
+
+
+#: Fields whose schema rule is "a string" and nothing more: a ``str`` value needs no test.
+_ANY_TEXT = frozenset(
+    key
+    for key, rule in schema.field_rules().items()
+    if set(rule) - {"description"} == {"type"} and rule["type"] == "string"
+)
 
 
 def _field_checks() -> dict[str, Callable[[Any], bool]]:
