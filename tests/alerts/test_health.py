@@ -46,7 +46,7 @@ def test_the_series_names_come_from_conventions() -> None:
     suffixes = [
         c.SUFFIX_EXPORTER_PROBLEMS,
         c.SUFFIX_LOG_LINES_DROPPED_TOTAL,
-        c.SUFFIX_WORKERS,
+        c.SUFFIX_WORKER_THREADS,
         c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST,
         "requests_total",
     ]
@@ -79,7 +79,7 @@ def _without_health_block(text: str) -> str:
 def test_an_unknown_health_key_is_located() -> None:
     """A typo in health: names the block and the allowed keys."""
     with pytest.raises(SpecError, match="health"):
-        parse_spec(edited("  workers_saturated: {for: 5m}", "  workers_saturaded: {for: 5m}"))
+        parse_spec(edited("  workers_saturated: {above: 0.9, for: 5m}", "  workers_saturaded: {for: 5m}"))
 
 
 def test_every_ticket_is_checked_before_and_after_its_for() -> None:
@@ -95,13 +95,38 @@ def test_every_ticket_is_checked_before_and_after_its_for() -> None:
     assert set(NAMES) == fired
 
 
+def test_workers_saturated_reads_the_busy_share_not_idle_slots() -> None:
+    """A scrape is served by a worker too, so a saturated pool reads one idle slot at
+    every scrape: the rule reads request seconds per second over the slots instead, and
+    its limit is the spec's health.workers_saturated.above."""
+    rule = _rules(
+        edited("workers_saturated: {above: 0.9, for: 5m}", "workers_saturated: {above: 0.8, for: 10m}")
+    )[c.ALERT_WORKERS_SATURATED]
+    expr = str(rule["expr"])
+    assert (
+        "limoneide_request_duration_seconds_sum" in expr,
+        "limoneide_worker_threads" in expr,
+        'state="idle"' in expr,
+        expr.endswith("> 0.8"),
+        rule["for"],
+    ) == (True, True, False, True, "10m")
+
+
+@pytest.mark.parametrize("above", ["0", "1.5", "-0.1"])
+def test_a_busy_share_outside_0_to_1_is_located(above: str) -> None:
+    """health.workers_saturated.above is a share of the time: (0, 1]."""
+    with pytest.raises(SpecError, match=r"workers_saturated.above"):
+        parse_spec(edited("workers_saturated: {above: 0.9, for: 5m}", f"workers_saturated: {{above: {above}}}"))
+
+
 @pytest.mark.integration
-def test_the_workers_test_fails_when_the_rule_ignores_idle_workers(tmp_path: Path) -> None:
-    """The generated tests can fail: a rule firing on busy workers alone fires early."""
+def test_the_workers_test_fails_when_the_rule_fires_on_a_half_busy_pool(tmp_path: Path) -> None:
+    """The generated tests can fail: a limit far below the busy share fires on a pool
+    busy half the time."""
     write_tree(tmp_path, build.generate(SPEC))
     path = tmp_path / build.ALERTING_RULES
     text = path.read_text()
-    broken = text.replace('state="idle"}) == 0', 'state="idle"}) >= 0')
+    broken = text.replace("limoneide_worker_threads{job=\"limoneide\"})\n      > 0.9", "limoneide_worker_threads{job=\"limoneide\"})\n      > 0.4")
     assert broken != text
     path.write_text(broken)
     test = tmp_path / build.GENERATED_TESTS_DIR / f"{health.GROUP}.yml"

@@ -238,7 +238,10 @@ def _health(top: Reader) -> HealthSpec:
     default = HealthSpec()
     problem = _health_block(block, "exporter_problem", ("for",))
     dropped = _health_block(block, "log_lines_dropped", ("window", "for"))
-    workers = _health_block(block, "workers_saturated", ("for",))
+    workers = _health_block(block, "workers_saturated", ("above", "for"))
+    busy = workers.number("above", default.workers_saturated_above)
+    if not 0 < busy <= 1:
+        workers.fail("above", f"{busy:g} must be a share of the time above 0, at most 1 (0.9)")
     calls = _health_block(block, "calls_per_request", ("dependency", "above", "for"))
     above = calls.number("above", default.calls_per_request)
     if above <= 0:
@@ -260,6 +263,7 @@ def _health(top: Reader) -> HealthSpec:
         exporter_problem_for=problem.duration("for", default.exporter_problem_for),
         dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
         dropped_lines_for=dropped.duration("for", default.dropped_lines_for),
+        workers_saturated_above=busy,
         workers_saturated_for=workers.duration("for", default.workers_saturated_for),
         calls_dependency=calls.text("dependency", default.calls_dependency),
         calls_per_request=above,

@@ -8,8 +8,11 @@ Group ``kit-health`` of the alerting rules; every alert is a ticket carrying
   problem;
 - ``LogLinesDropped``: ``<ns>_log_lines_dropped_total`` increased over a window (the log
   sink blocked, lines were dropped rather than block requests), per instance;
-- ``WorkersSaturated``: no idle worker while some are busy (``<ns>_workers{state}``),
-  per instance: requests queue in front of the workers;
+- ``WorkersSaturated``: the workers' mean busy share over 5 minutes above a limit (0.9),
+  per instance: request seconds per second (``<ns>_request_duration_seconds_sum``) over
+  their slots (``<ns>_worker_threads``), Little's law. Not ``<ns>_workers{state="idle"}
+  == 0``: a scrape is served by a worker too, so a saturated pool reads one idle slot at
+  every scrape;
 - ``DependencyCallsPerRequestHigh``: the p95 of ``<ns>_dependency_calls_per_request`` for
   one dependency (``db``) above a count (N+1 queries), per endpoint;
 - ``TrafficStopped``: no request served over a window while Prometheus scrapes the
@@ -44,6 +47,25 @@ def _series(spec: ServiceSpec, suffix: str, *matchers: Matcher) -> str:
     return Selector(name, (job_matcher(spec.job), *matchers)).promql()
 
 
+#: The dashboard each alert links to (its series are there), unless the spec names one.
+DASHBOARDS: Final = {
+    c.ALERT_EXPORTER_PROBLEM: c.DASHBOARD_OVERVIEW,
+    c.ALERT_LOG_LINES_DROPPED: c.DASHBOARD_OVERVIEW,
+    c.ALERT_WORKERS_SATURATED: c.DASHBOARD_UX,
+    c.ALERT_CALLS_PER_REQUEST_HIGH: c.DASHBOARD_DEPENDENCIES,
+    c.ALERT_TRAFFIC_STOPPED: c.DASHBOARD_OVERVIEW,
+}
+
+
+def dashboard_url(spec: ServiceSpec, alert: str) -> str:
+    """The dashboard ``alert`` links to: the one showing its series, or the spec's own
+    ``dashboard_url`` when the spec sets one (every alert then links there)."""
+    default = f"{spec.grafana_url}/d/{c.dashboard_uid(spec.service, c.DASHBOARD_SLOS)}"
+    if spec.dashboard_url != default:
+        return spec.dashboard_url
+    return f"{spec.grafana_url}/d/{c.dashboard_uid(spec.service, DASHBOARDS[alert])}"
+
+
 def _alert(
     spec: ServiceSpec,
     name: str,
@@ -68,7 +90,7 @@ def _alert(
             c.ANNOTATION_DESCRIPTION: description,
             c.ANNOTATION_RUNBOOK: f"{spec.runbook_base_url}/{spec.service}/{RUNBOOK}.md"
             f"#{name.lower()}",
-            c.ANNOTATION_DASHBOARD: spec.dashboard_url,
+            c.ANNOTATION_DASHBOARD: dashboard_url(spec, name),
         },
     }
 
@@ -84,8 +106,6 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
     h = spec.health
     if not h.enabled:
         return []
-    idle = Matcher(c.LABEL_STATE, "=", c.WORKER_IDLE)
-    busy = Matcher(c.LABEL_STATE, "=", c.WORKER_BUSY)
     dep = Matcher(c.LABEL_DEPENDENCY, "=", h.calls_dependency)
     calls = _series(spec, f"{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket", dep)
     by = f"{c.LABEL_INSTANCE}"
@@ -113,13 +133,14 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
         ),
         _alert(
             spec, c.ALERT_WORKERS_SATURATED,
-            f"sum by ({by}) ({_series(spec, c.SUFFIX_WORKERS, idle)}) == 0\n"
-            f"and on ({by})\nsum by ({by}) ({_series(spec, c.SUFFIX_WORKERS, busy)}) > 0",
+            f"{busy_share(spec, by)}\n> {number(h.workers_saturated_above)}",
             h.workers_saturated_for,
             (f"{spec.service}: every worker busy on {{{{ $labels.instance }}}}",
-             f"No worker of {{{{ $labels.instance }}}} has been idle for "
-             f"{h.workers_saturated_for}: new requests wait in the queue (latency grows "
-             "without the app being slower)."),
+             f"The workers of {{{{ $labels.instance }}}} have been serving requests "
+             f"{h.workers_saturated_above * 100:g} % of the time or more "
+             f"(over {SATURATION_WINDOW}, for {h.workers_saturated_for}): new requests wait "
+             "in the queue (latency grows without the app being slower), and scrapes time "
+             "out (TargetDown can fire for the same cause)."),
         ),
         _alert(
             spec, c.ALERT_CALLS_PER_REQUEST_HIGH,
@@ -133,6 +154,21 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
              "pattern or a loop calling the dependency."),
         ),
     ] + ([traffic_stopped(spec)] if h.traffic else [])  # fmt: skip
+
+
+#: Window of the workers' busy share.
+SATURATION_WINDOW: Final = "5m"
+
+
+def busy_share(spec: ServiceSpec, by: str) -> str:
+    """PromQL: the workers' mean busy share per ``by`` over :data:`SATURATION_WINDOW`."""
+    job = (job_matcher(spec.job),)
+    seconds = Selector(spec.names.request_duration_sum, job).promql()
+    slots = Selector(spec.names.worker_threads, job).promql()
+    return (
+        f"sum by ({by}) (rate({seconds}[{SATURATION_WINDOW}]))\n/\n"
+        f"sum by ({by}) ({slots})"
+    )
 
 
 def traffic_stopped(spec: ServiceSpec) -> Rule:
@@ -202,7 +238,7 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
     problem, dropped, workers, calls = found[:4]
     inst = unittests.base_labels(spec)
     instance = {c.LABEL_INSTANCE: inst[c.LABEL_INSTANCE]}
-    n = 4 + max(unittests.minutes(r["for"]) for r in found)
+    n = 4 + unittests.minutes(SATURATION_WINDOW) + max(unittests.minutes(r["for"]) for r in found)
     ns = spec.namespace
 
     def gauge(suffix: str, value: str, **labels: str) -> dict[str, str]:
@@ -212,6 +248,7 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
         return unittests.counter({**inst, **labels}, f"{ns}_{suffix}", per_minute, n)
 
     storage = c.PROBLEM_STORAGE_FULL
+    full_window = unittests.minutes(SATURATION_WINDOW)
     return [
         _test("an exporter problem opens ExporterProblem", problem,
               [gauge(c.SUFFIX_EXPORTER_PROBLEMS, "1", problem=storage)], 0,
@@ -222,12 +259,14 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
               [counter(c.SUFFIX_LOG_LINES_DROPPED_TOTAL, 5)], unittests.FIRST_RATE, instance),
         _test("no dropped line opens nothing", dropped,
               [counter(c.SUFFIX_LOG_LINES_DROPPED_TOTAL, 0)], unittests.FIRST_RATE, None),
-        _test("no idle worker opens WorkersSaturated", workers,
-              [gauge(c.SUFFIX_WORKERS, "0", state=c.WORKER_IDLE),
-               gauge(c.SUFFIX_WORKERS, "4", state=c.WORKER_BUSY)], 0, instance),
-        _test("one idle worker opens nothing", workers,
-              [gauge(c.SUFFIX_WORKERS, "1", state=c.WORKER_IDLE),
-               gauge(c.SUFFIX_WORKERS, "3", state=c.WORKER_BUSY)], 0, None),
+        # The busy share is a rate over its window divided by a count: a counter born at
+        # t = 0 reaches its full rate once the window is filled.
+        _test("workers busy all the time open WorkersSaturated", workers,
+              [gauge(c.SUFFIX_WORKER_THREADS, "4"),
+               counter(SUFFIX_DURATION_SUM, 4 * 60)], full_window, instance),
+        _test("workers busy half the time open nothing", workers,
+              [gauge(c.SUFFIX_WORKER_THREADS, "4"),
+               counter(SUFFIX_DURATION_SUM, 2 * 60)], full_window, None),
         _test("too many calls per request open DependencyCallsPerRequestHigh", calls,
               _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
         _test("few calls per request open nothing", calls,
@@ -260,6 +299,8 @@ def _traffic_tests(spec: ServiceSpec, rule: Rule, length: int) -> list[dict[str,
     ]  # fmt: skip
 
 
+#: ``<ns>_`` + this: the request seconds the busy share is computed from.
+SUFFIX_DURATION_SUM: Final = "request_duration_seconds_sum"
 #: Endpoint label of the synthetic calls-per-request histogram (any service's URL rule).
 ENDPOINT: Final = "/items/<int:item_id>"
 
@@ -318,8 +359,16 @@ def runbook(spec: ServiceSpec) -> str:
         c.ALERT_WORKERS_SATURATED: (
             "Every worker (thread) is busy: new requests queue in front of them and their "
             "latency grows while the app itself is not slower (queue time "
-            f"`{ns}_{c.SUFFIX_REQUEST_QUEUE_SECONDS}`). Add workers or threads, move slow "
-            "calls (the AI API) off the request, or add replicas.\n"
+            f"`{ns}_{c.SUFFIX_REQUEST_QUEUE_SECONDS}`), and scrapes, served by the same "
+            "workers, can time out (a TargetDown page with `context deadline exceeded` on "
+            "Prometheus' targets page). Which dependency holds the workers, and the busy "
+            "share:\n\n"
+            f"```promql\nhistogram_quantile(0.95, sum by (le, dependency) (rate("
+            f"{ns}_dependency_duration_seconds_bucket{{{job}}}[5m])))\n```\n\n"
+            f"```promql\n{busy_share(spec, 'instance')}\n```\n\n"
+            "Add workers or threads, move slow calls (the AI API) off the request, lower "
+            "the slow dependency's timeout, or add replicas. Restarting only drops the "
+            "queued requests.\n"
         ),
         c.ALERT_CALLS_PER_REQUEST_HIGH: (
             f"Requests of the endpoint make more than {h.calls_per_request:g} "
@@ -344,7 +393,7 @@ def runbook(spec: ServiceSpec) -> str:
             f"```promql\nsum(rate({ns}_requests_total{{{job}}}[{h.traffic_window}]))\n```\n"
         )
     body = "".join(
-        f"## {name}\n\n{text}\nDashboard: {spec.dashboard_url}\n\n"
+        f"## {name}\n\n{text}\nDashboard: {dashboard_url(spec, name)}\n\n"
         for name, text in sections.items()
     )
     return (

@@ -284,7 +284,8 @@ class HealthSpec:
     - ``exporter_problem_for``: how long ``<ns>_exporter_problems`` may be > 0;
     - ``dropped_lines_window`` / ``dropped_lines_for``: log lines dropped (any increase)
       over the window, for that long;
-    - ``workers_saturated_for``: every worker busy (none idle) for that long;
+    - ``workers_saturated_above`` / ``workers_saturated_for``: the workers' mean busy share
+      (request seconds per second over their slots, Little's law) above that, for that long;
     - ``calls_dependency`` / ``calls_per_request`` / ``calls_for``: the p95 of the calls one
       request makes to that dependency above the count, for that long;
     - ``traffic_window`` / ``traffic_for`` / ``traffic_severity``: no request served over
@@ -297,6 +298,7 @@ class HealthSpec:
     exporter_problem_for: str = "5m"
     dropped_lines_window: str = "10m"
     dropped_lines_for: str = "5m"
+    workers_saturated_above: float = 0.9
     workers_saturated_for: str = "5m"
     calls_dependency: str = "db"
     calls_per_request: float = 20.0

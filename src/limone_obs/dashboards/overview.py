@@ -48,6 +48,8 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     grid.add_all([(saturation(queries), 12, 8), (_in_flight(queries), 12, 8)])
     grid.row("Process")
     grid.add_all([(panel, 6, 7) for panel in _process_panels()])
+    grid.row("Kit health")
+    grid.add_all([(_kit_health(queries), 24, 6)])
     return common.board(
         service,
         common.OVERVIEW,
@@ -386,6 +388,25 @@ def _in_flight(q: Queries) -> Any:
     look = Look("Requests being served right now, by endpoint (summed over workers).", "short")
     query = Query(q.in_progress(by=c.LABEL_ENDPOINT), "{{endpoint}}")
     return gf.timeseries("In-flight requests", [query], look, stacked=True)
+
+
+def _kit_health(q: Queries) -> Any:
+    """What the ExporterProblem and LogLinesDropped tickets read (their alerts link here)."""
+    ns = q.names.namespace
+    problems = f"max by ({c.LABEL_PROBLEM}) ({ns}_{c.SUFFIX_EXPORTER_PROBLEMS}{matchers()})"
+    dropped = f"sum({rate(f'{ns}_{c.SUFFIX_LOG_LINES_DROPPED_TOTAL}')}) or vector(0)"
+    look = Look(
+        "1 while the exporter knows of a problem in itself (by problem: multiprocess not "
+        "configured, storage full or unwritable, leftover files, a metric name clash): its "
+        "numbers are incomplete until it is fixed (runbook: health.md). And log lines "
+        "dropped per second because the log sink was blocked.",
+        "short",
+    )
+    return gf.timeseries(
+        "Exporter problems and dropped log lines",
+        [Query(problems, "{{problem}}"), Query(dropped, "log lines dropped/s")],
+        look,
+    )
 
 
 def _process_panels() -> list[Any]:
