@@ -99,7 +99,14 @@ def up_sections(spec: ServiceSpec, slo: Slo) -> str:
         "lines say why it stopped.\n2. Does it answer `curl -s http://<instance>/metrics`?\n"
         "3. What Prometheus reports for the target:\n\n"
         "```sh\ncurl -s http://127.0.0.1:9090/api/v1/targets | python3 -m json.tool\n```\n\n"
-        "Restart the process; if it crashes again, roll back the last deploy.\n"
+        "A `lastError` of `context deadline exceeded` while the process runs is often "
+        "saturation, not a crash: the scrape waits behind requests for a free worker "
+        "(every worker busy on a slow dependency). Then the app's own series, read just "
+        "before, show it:\n\n"
+        f"```promql\nsum(max_over_time({spec.names.requests_in_progress}{{{job}}}[10m]))\n```\n\n"
+        "(near the workers' slots) and the latency alerts' runbooks say which dependency "
+        "holds them; restarting only drops the queued requests. Otherwise restart the "
+        "process; if it crashes again, roll back the last deploy.\n"
     )
     absent = (
         f"Prometheus has no `up{{{job}}}` series at all: the scrape config or service "
