@@ -79,7 +79,9 @@ def _without_health_block(text: str) -> str:
 def test_an_unknown_health_key_is_located() -> None:
     """A typo in health: names the block and the allowed keys."""
     with pytest.raises(SpecError, match="health"):
-        parse_spec(edited("  workers_saturated: {above: 0.9, for: 5m}", "  workers_saturaded: {for: 5m}"))
+        parse_spec(
+            edited("  workers_saturated: {above: 0.9, for: 5m}", "  workers_saturaded: {for: 5m}")
+        )
 
 
 def test_every_ticket_is_checked_before_and_after_its_for() -> None:
@@ -100,7 +102,9 @@ def test_workers_saturated_reads_the_busy_share_not_idle_slots() -> None:
     every scrape: the rule reads request seconds per second over the slots instead, and
     its limit is the spec's health.workers_saturated.above."""
     rule = _rules(
-        edited("workers_saturated: {above: 0.9, for: 5m}", "workers_saturated: {above: 0.8, for: 10m}")
+        edited(
+            "workers_saturated: {above: 0.9, for: 5m}", "workers_saturated: {above: 0.8, for: 10m}"
+        )
     )[c.ALERT_WORKERS_SATURATED]
     expr = str(rule["expr"])
     assert (
@@ -116,7 +120,11 @@ def test_workers_saturated_reads_the_busy_share_not_idle_slots() -> None:
 def test_a_busy_share_outside_0_to_1_is_located(above: str) -> None:
     """health.workers_saturated.above is a share of the time: (0, 1]."""
     with pytest.raises(SpecError, match=r"workers_saturated.above"):
-        parse_spec(edited("workers_saturated: {above: 0.9, for: 5m}", f"workers_saturated: {{above: {above}}}"))
+        parse_spec(
+            edited(
+                "workers_saturated: {above: 0.9, for: 5m}", f"workers_saturated: {{above: {above}}}"
+            )
+        )
 
 
 @pytest.mark.integration
@@ -126,7 +134,10 @@ def test_the_workers_test_fails_when_the_rule_fires_on_a_half_busy_pool(tmp_path
     write_tree(tmp_path, build.generate(SPEC))
     path = tmp_path / build.ALERTING_RULES
     text = path.read_text()
-    broken = text.replace("limoneide_worker_threads{job=\"limoneide\"})\n      > 0.9", "limoneide_worker_threads{job=\"limoneide\"})\n      > 0.4")
+    broken = text.replace(
+        'limoneide_worker_threads{job="limoneide"})\n      > 0.9',
+        'limoneide_worker_threads{job="limoneide"})\n      > 0.4',
+    )
     assert broken != text
     path.write_text(broken)
     test = tmp_path / build.GENERATED_TESTS_DIR / f"{health.GROUP}.yml"

@@ -165,10 +165,7 @@ def busy_share(spec: ServiceSpec, by: str) -> str:
     job = (job_matcher(spec.job),)
     seconds = Selector(spec.names.request_duration_sum, job).promql()
     slots = Selector(spec.names.worker_threads, job).promql()
-    return (
-        f"sum by ({by}) (rate({seconds}[{SATURATION_WINDOW}]))\n/\n"
-        f"sum by ({by}) ({slots})"
-    )
+    return f"sum by ({by}) (rate({seconds}[{SATURATION_WINDOW}]))\n/\nsum by ({by}) ({slots})"
 
 
 def traffic_stopped(spec: ServiceSpec) -> Rule:
