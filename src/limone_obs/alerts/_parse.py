@@ -31,6 +31,7 @@ from limone_obs.alerts.model import (
     ServiceSpec,
     Sli,
     Slo,
+    dashboard_link,
     frozen,
     job_matcher,
 )
@@ -129,7 +130,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     grafana = found.get(lambda: top.url("grafana_url", DEFAULT_GRAFANA), DEFAULT_GRAFANA).rstrip(
         "/"
     )
-    dashboard = f"{grafana}/d/{c.dashboard_uid(name, 'slos')}"
+    dashboard = dashboard_link(grafana, name, c.DASHBOARD_SLOS)
     ctx = Context(
         top=top,
         kinds=kinds,
@@ -246,20 +247,12 @@ def _health(top: Reader) -> HealthSpec:
     above = calls.number("above", default.calls_per_request)
     if above <= 0:
         calls.fail("above", f"{above:g} must be a positive number of calls per request")
-    if block.raw("traffic_stopped", {}) in (False, TIER_OFF):
-        traffic = HealthSpec(traffic=False)
-    else:
-        stopped = _health_block(block, "traffic_stopped", ("window", "for", "severity"))
-        traffic = HealthSpec(
-            traffic_window=stopped.duration("window", default.traffic_window),
-            traffic_for=stopped.duration("for", default.traffic_for),
-            traffic_severity=stopped.choice("severity", SEVERITIES, default.traffic_severity),
-        )
+    traffic, window, for_, severity = _traffic_stopped(block, default)
     return HealthSpec(
-        traffic=traffic.traffic,
-        traffic_window=traffic.traffic_window,
-        traffic_for=traffic.traffic_for,
-        traffic_severity=traffic.traffic_severity,
+        traffic=traffic,
+        traffic_window=window,
+        traffic_for=for_,
+        traffic_severity=severity,
         exporter_problem_for=problem.duration("for", default.exporter_problem_for),
         dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
         dropped_lines_for=dropped.duration("for", default.dropped_lines_for),
@@ -268,6 +261,19 @@ def _health(top: Reader) -> HealthSpec:
         calls_dependency=calls.text("dependency", default.calls_dependency),
         calls_per_request=above,
         calls_for=calls.duration("for", default.calls_for),
+    )
+
+
+def _traffic_stopped(block: Reader, default: HealthSpec) -> tuple[bool, str, str, str]:
+    """``health.traffic_stopped``: (on, window, for, severity); ``"off"`` switches it off."""
+    if block.raw("traffic_stopped", {}) in (False, TIER_OFF):
+        return False, default.traffic_window, default.traffic_for, default.traffic_severity
+    stopped = _health_block(block, "traffic_stopped", ("window", "for", "severity"))
+    return (
+        True,
+        stopped.duration("window", default.traffic_window),
+        stopped.duration("for", default.traffic_for),
+        stopped.choice("severity", SEVERITIES, default.traffic_severity),
     )
 
 

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, runbooks, unittests
-from limone_obs.alerts.model import Group, Rule, ServiceSpec, job_matcher
+from limone_obs.alerts.model import Group, Rule, ServiceSpec, dashboard_link, job_matcher
 from limone_obs.alerts.rules import number
 from limone_obs.alerts.selectors import Matcher, Selector
 
@@ -60,10 +60,9 @@ DASHBOARDS: Final = {
 def dashboard_url(spec: ServiceSpec, alert: str) -> str:
     """The dashboard ``alert`` links to: the one showing its series, or the spec's own
     ``dashboard_url`` when the spec sets one (every alert then links there)."""
-    default = f"{spec.grafana_url}/d/{c.dashboard_uid(spec.service, c.DASHBOARD_SLOS)}"
-    if spec.dashboard_url != default:
+    if spec.dashboard_url != dashboard_link(spec.grafana_url, spec.service, c.DASHBOARD_SLOS):
         return spec.dashboard_url
-    return f"{spec.grafana_url}/d/{c.dashboard_uid(spec.service, DASHBOARDS[alert])}"
+    return dashboard_link(spec.grafana_url, spec.service, DASHBOARDS[alert])
 
 
 def _alert(
@@ -241,6 +240,10 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
     def gauge(suffix: str, value: str, **labels: str) -> dict[str, str]:
         return unittests.constant(f"{ns}_{suffix}", {**inst, **labels}, value, n)
 
+    def seconds(per_minute: float) -> dict[str, str]:
+        """The request seconds the busy share reads, ``per_minute`` a minute."""
+        return unittests.counter(inst, spec.names.request_duration_sum, per_minute, n)
+
     def counter(suffix: str, per_minute: float, **labels: str) -> dict[str, str]:
         return unittests.counter({**inst, **labels}, f"{ns}_{suffix}", per_minute, n)
 
@@ -260,10 +263,10 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
         # t = 0 reaches its full rate once the window is filled.
         _test("workers busy all the time open WorkersSaturated", workers,
               [gauge(c.SUFFIX_WORKER_THREADS, "4"),
-               counter(SUFFIX_DURATION_SUM, 4 * 60)], full_window, instance),
+               seconds(4 * 60)], full_window, instance),
         _test("workers busy half the time open nothing", workers,
               [gauge(c.SUFFIX_WORKER_THREADS, "4"),
-               counter(SUFFIX_DURATION_SUM, 2 * 60)], full_window, None),
+               seconds(2 * 60)], full_window, None),
         _test("too many calls per request open DependencyCallsPerRequestHigh", calls,
               _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
         _test("few calls per request open nothing", calls,
@@ -296,8 +299,6 @@ def _traffic_tests(spec: ServiceSpec, rule: Rule, length: int) -> list[dict[str,
     ]  # fmt: skip
 
 
-#: ``<ns>_`` + this: the request seconds the busy share is computed from.
-SUFFIX_DURATION_SUM: Final = "request_duration_seconds_sum"
 #: Endpoint label of the synthetic calls-per-request histogram (any service's URL rule).
 ENDPOINT: Final = "/items/<int:item_id>"
 

@@ -363,6 +363,11 @@ class ServiceSpec:
         raise KeyError(name)
 
 
+def dashboard_link(grafana_url: str, service: str, dashboard: str) -> str:
+    """The URL of ``service``'s ``dashboard`` (``slos``, ``overview``...) in Grafana."""
+    return f"{grafana_url}/d/{c.dashboard_uid(service, dashboard)}"
+
+
 def job_matcher(job: str) -> Matcher:
     """The matcher every selector of the spec carries: ``job="<job>"``."""
     return Matcher(c.LABEL_JOB, "=", job)
