@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import keyword
 import logging
 import re
 import time
@@ -374,7 +375,8 @@ def secret_holders() -> st.SearchStrategy[Any]:
     """The secret in a dataclass field, an object's repr, bytes keys/values, header pairs
     as lists or bytes tuples, and URL query strings (also inside a ``url=`` pair)."""
     key = secret_key()
-    identifier = key.filter(str.isidentifier)
+    # A dataclass field or attribute name: an identifier, and no keyword (``pass``).
+    identifier = key.filter(lambda k: k.isidentifier() and not keyword.iskeyword(k))
     query = st.sampled_from(["https://api.example.com/v1?{}={}&x=1", "url=https://h/p?{}={}"])
     return st.one_of(
         identifier.map(_dataclass_with),
