@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +129,34 @@ def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
     generations = {labels[c.LABEL_GC_GENERATION] for labels, _ in samples[c.SERIES_GC_COLLECTIONS]}
     assert generations <= {"0", "1", "2"}
     assert "0" in generations
+
+
+def test_an_exited_unreaped_worker_counts_its_cpu_but_is_no_live_worker() -> None:
+    """A worker that exited and was not reaped yet (a zombie) keeps its CPU seconds in the
+    server's total, but is no live worker: the worker count and the memory per worker
+    leave it out (it reads 0 bytes, which pulled the mean per worker down)."""
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    exited = subprocess.Popen([sys.executable, "-c", "sum(range(3_000_000))"])
+    try:
+        # Not waited for: it stays a zombie, a child of this process, until reaped.
+        assert until(lambda: (s := process.read_stat(exited.pid)) is not None and not s.live)
+        found = process.families(None, lambda: [live.pid, exited.pid])
+        read = {s.name: s.value for family in found for s in family.samples}
+        live_stat, exited_stat = process.read_stat(live.pid), process.read_stat(exited.pid)
+        assert live_stat is not None
+        assert exited_stat is not None
+        assert live_stat.live
+    finally:
+        live.kill()
+        live.wait()
+        exited.wait()
+    assert read[c.SERIES_PROCESS_WORKERS] == 1
+    assert exited_stat.rss == 0
+    assert (
+        read[c.SERIES_PROCESS_WORKER_SUM_MEMORY] == read[c.SERIES_PROCESS_WORKER_MAX_MEMORY] > 1e6
+    )
+    assert exited_stat.cpu > 0  # it ran a while: its seconds are in the total
+    assert read[c.SERIES_PROCESS_CPU] >= exited_stat.cpu + live_stat.cpu
 
 
 def test_a_recycled_workers_last_collections_are_counted(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ worker serving the scrape, with no ``pid`` label (recycled workers add no series
   every live worker; ``process_worker_max_resident_memory_bytes`` and
   ``process_worker_max_open_fds``: the largest single worker;
   ``process_worker_sum_resident_memory_bytes``: the live workers alone, summed (over
-  ``process_workers``, how many live workers were read: the mean per worker);
+  ``process_workers``, how many live workers were read: the mean per worker; a worker
+  that exited and is not reaped yet, a zombie, is none);
 - ``process_cpu_seconds_total``: the master's and live workers' CPU plus that of every
   worker the master has reaped (the kernel's ``cutime``/``cstime``), so it never goes
   down when a worker is recycled;
@@ -64,6 +65,10 @@ class ProcStat:
     children_cpu: float  # seconds of reaped children
     rss: float  # bytes
     fds: float
+    #: False for a zombie: a worker that exited and its master has not reaped yet. Its CPU
+    #: seconds still count (they move to the master's ``cutime`` only once it is reaped),
+    #: but it holds no memory or descriptors and serves nothing: no live worker.
+    live: bool = True
 
 
 def _stat_fields(pid: int | str) -> list[bytes] | None:
@@ -91,6 +96,7 @@ def read_stat(pid: int) -> ProcStat | None:
         children_cpu=(int(fields[13]) + int(fields[14])) / _TICKS,
         rss=float(int(fields[21]) * _PAGE),
         fds=fds,
+        live=fields[0] != b"Z",
     )
 
 
@@ -204,7 +210,8 @@ class ServerProcessCollector:
 
     def collect(self) -> Iterator[Metric]:
         try:
-            families = self._families()
+            master, workers = server_pids()
+            found = families(master, workers)
         except Exception as exc:  # /proc trouble must not fail the whole scrape
             _failsafe.report("process metrics", exc)
             return
@@ -212,29 +219,34 @@ class ServerProcessCollector:
         # which register() left alone (see there).
         _GC.start()
         _GC.flush()
-        yield from families
+        yield from found
 
-    def _families(self) -> list[Metric]:
-        master, workers = server_pids()
-        stats, top = _snapshot(master, workers)
-        every = [*stats, top] if top is not None else stats
-        cpu = sum(s.cpu for s in every) + (top.children_cpu if top is not None else 0.0)
-        return [
-            _counter(c.SERIES_PROCESS_CPU, "CPU seconds of the master and every worker, "
-                     "retired workers included.", cpu),
-            _gauge(c.SERIES_PROCESS_MEMORY, "Resident memory of the master and the live "
-                   "workers, summed, in bytes.", sum(s.rss for s in every)),
-            _gauge(c.SERIES_PROCESS_FDS, "Open file descriptors of the master and the live "
-                   "workers, summed.", sum(s.fds for s in every)),
-            _gauge(c.SERIES_PROCESS_WORKER_MAX_MEMORY, "Resident memory of the largest live "
-                   "worker, in bytes.", max((s.rss for s in stats), default=0.0)),
-            _gauge(c.SERIES_PROCESS_WORKER_SUM_MEMORY, "Resident memory of the live workers, "
-                   "summed (the master left out), in bytes.", sum(s.rss for s in stats)),
-            _gauge(c.SERIES_PROCESS_WORKER_MAX_FDS, "Open file descriptors of the live worker "
-                   "holding most.", max((s.fds for s in stats), default=0.0)),
-            _gauge(c.SERIES_PROCESS_WORKERS, "Live workers read for the process series.",
-                   float(len(stats))),
-        ]  # fmt: skip
+
+def families(master: int | None, workers: Callable[[], list[int]]) -> list[Metric]:
+    """The process series of master ``master`` (None: no master) and the workers that
+    ``workers()`` lists, read now (see the module docstring)."""
+    read, top = _snapshot(master, workers)
+    # CPU from every worker read, exited ones too (see ProcStat.live); the rest from
+    # the live ones alone, so an exited worker does not pull the mean per worker down.
+    cpu = sum(s.cpu for s in read) + (top.cpu + top.children_cpu if top is not None else 0.0)
+    stats = [s for s in read if s.live]
+    every = [*stats, top] if top is not None else stats
+    return [
+        _counter(c.SERIES_PROCESS_CPU, "CPU seconds of the master and every worker, "
+                 "retired workers included.", cpu),
+        _gauge(c.SERIES_PROCESS_MEMORY, "Resident memory of the master and the live "
+               "workers, summed, in bytes.", sum(s.rss for s in every)),
+        _gauge(c.SERIES_PROCESS_FDS, "Open file descriptors of the master and the live "
+               "workers, summed.", sum(s.fds for s in every)),
+        _gauge(c.SERIES_PROCESS_WORKER_MAX_MEMORY, "Resident memory of the largest live "
+               "worker, in bytes.", max((s.rss for s in stats), default=0.0)),
+        _gauge(c.SERIES_PROCESS_WORKER_SUM_MEMORY, "Resident memory of the live workers, "
+               "summed (the master left out), in bytes.", sum(s.rss for s in stats)),
+        _gauge(c.SERIES_PROCESS_WORKER_MAX_FDS, "Open file descriptors of the live worker "
+               "holding most.", max((s.fds for s in stats), default=0.0)),
+        _gauge(c.SERIES_PROCESS_WORKERS, "Live workers read for the process series.",
+               float(len(stats))),
+    ]  # fmt: skip
 
 
 #: Reads of the server's processes tried before taking one that raced with a reap.
