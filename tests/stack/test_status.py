@@ -17,11 +17,13 @@ from limone_obs.cli import main
 from limone_obs.errors import StackError
 from limone_obs.stack import procs
 from limone_obs.stack.status import (
+    HealthAlert,
     SloStatus,
     base_url,
     has_values,
     no_data_hint,
     render,
+    render_health,
     rules_hint,
 )
 from tests.support import ROOT, need, serve
@@ -55,6 +57,29 @@ def test_render_shows_the_progress_of_each_next_stage() -> None:
     row = SloStatus("latency", "latency", 95.0, 0.99, 0.8, progress={"<=1s": 0.25, "<=0.6s": None})
     line = render([row]).splitlines()[1]
     assert "<=1s 25.0 %, <=0.6s -" in line
+
+
+def test_render_health_lists_each_alert_firing_with_its_labels() -> None:
+    """A kit-health alert firing is ``Name(severity)`` as in the firing column, then the
+    labels that tell it from another firing; a service-wide one shows "-"."""
+    alerts = [
+        HealthAlert("ExporterProblem", "ticket", (("instance", "10.0.0.5:8000"), ("problem", "x"))),
+        HealthAlert("TrafficStopped", "page"),
+    ]
+    expected = [
+        "kit health               labels",
+        "ExporterProblem(ticket)  instance=10.0.0.5:8000, problem=x",
+        "TrafficStopped(page)     -",
+    ]
+    assert expected == (render_health(parse_spec(SHOP), alerts) or "").splitlines()
+
+
+def test_render_health_says_none_firing_unless_the_spec_switches_them_off() -> None:
+    """None firing is said in so many words; with ``health: "off"`` (no such rule) and
+    none firing, the section is left out."""
+    off = parse_spec(f'{SHOP}health: "off"\n')
+    expected = ("kit health: none firing", None)
+    assert expected == (render_health(parse_spec(SHOP), []), render_health(off, []))
 
 
 def test_the_errors_slo_reads_100_percent_without_any_5xx() -> None:
@@ -264,6 +289,16 @@ def test_status_without_any_data_exits_1_with_the_hint_on_stderr(tmp_path: Path)
         result.exit_code,
         result.stdout.startswith("SLO "),
         f"Prometheus has no recording rule of service 'shop': add {rules}" in result.stderr,
+    ), result.output
+
+
+def test_status_ends_with_the_kit_health_line_and_a_newline(tmp_path: Path) -> None:
+    """The table, then the kit-health line, each ending in a newline: the message on
+    stderr that follows starts a line of its own."""
+    result = _status(tmp_path, _fake_prometheus(None, []))
+    assert (True, True) == (
+        result.stdout.endswith("\n\nkit health: none firing\n"),
+        "\nkit health: none firing\nerror: no SLO of " in result.output,
     ), result.output
 
 

@@ -233,7 +233,8 @@ def test_up_error_fault_pages_the_webhook_receiver(stack: Stack) -> None:
 def test_status_shows_every_slo_with_values(stack: Stack) -> None:
     """``limone-obs status`` prints one row per SLO; availability has an SLI and a firing page."""
     result = _limone_obs("status", "--prometheus", stack.url("prometheus"))
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    table = result.stdout.split("\n\n")[0]  # the kit-health section follows a blank line
+    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     spec = load_spec(ROOT / "alerts" / "slo.yaml")
     assert [slo.name for slo in spec.slos] == list(rows)
     assert "%" in rows["availability"].split()[3]

@@ -439,11 +439,17 @@ def status_command(
 ) -> None:
     """Table of every SLO: objective, SLI, error budget left, burn rates, firing alerts.
 
+    Below it, the kit-health alerts firing (exporter problems, dropped log lines,
+    saturated workers, N+1 calls, traffic stopped) with their severity and the labels
+    that tell one firing from another (instance, problem, endpoint), or "kit health:
+    none firing"; left out when the spec switches them off and none fires.
+
     Exits 0 when the table shows something (at least one SLO with a value, or a firing
-    alert); 1 when every cell is "-": no SLO of the spec has data in that Prometheus. A
-    message on stderr then says why (the spec's rule files not in Prometheus's rule_files,
-    rules not evaluated yet, another service's spec, or no series scraped) and what to do;
-    2 when Prometheus cannot be queried. With --watch, the last table shown decides.
+    SLO alert; kit-health alerts do not count); 1 when every cell is "-": no SLO of the
+    spec has data in that Prometheus. A message on stderr then says why (the spec's rule
+    files not in Prometheus's rule_files, rules not evaluated yet, another service's spec,
+    or no series scraped) and what to do; 2 when Prometheus cannot be queried. With
+    --watch, the last table shown decides.
 
     When the table shows something, a warning on stderr (exit 0) names any SLO of the
     spec Prometheus has no recording rule of (its rule files come from an older build of
@@ -463,6 +469,9 @@ def status_command(
                 click.clear()
                 click.echo(f"{spec.service} SLOs at {prometheus_url}  {time.strftime('%H:%M:%S')}")
             click.echo(status_mod.render(rows))
+            health = status_mod.render_health(spec, status_mod.collect_health(prom, spec))
+            if health is not None:
+                click.echo(f"\n{health}")
             empty = not status_mod.has_values(rows)
             if empty:  # a table of "-" alone reads like "all fine, no traffic"
                 groups, scraped = prom.rule_groups(), prom.scraped(spec.job)

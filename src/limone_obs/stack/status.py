@@ -5,7 +5,9 @@ generates: the period SLI (request-weighted), the error budget left and burn rat
 several windows. Other kinds show the SLI their kind module gives
 (:meth:`~limone_obs.alerts.model.Sli.status_sli`): ``threshold`` the good share over its
 window (100 % with requests and no error series), ``up`` the share of targets up. Every
-row lists the alerts firing for that SLO (``ALERTS``). When no SLO has any value,
+row lists the alerts firing for that SLO (``ALERTS``); the kit-health alerts firing
+(:mod:`limone_obs.alerts.health`: no ``slo`` label, so no row of their own) follow the
+table, with the labels that tell one firing from another. When no SLO has any value,
 :func:`no_data_hint` says why, from the rule groups Prometheus has loaded; when only some
 have values, :func:`rules_hint` says whether Prometheus lacks rules of the spec (a spec
 changed since its rule files were loaded) or has not evaluated them yet.
@@ -28,7 +30,7 @@ from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import build, rules
 from limone_obs.alerts.model import ServiceSpec
-from limone_obs.alerts.selectors import Matcher
+from limone_obs.alerts.selectors import Matcher, Selector
 from limone_obs.alerts.spec import SPEC_PATH
 from limone_obs.errors import StackError
 
@@ -49,6 +51,17 @@ class SloStatus:
     firing: tuple[str, ...] = ()
     #: Share of events within each next stage of a staged latency SLO (``<=1s`` -> 0.25).
     progress: Mapping[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, order=True)
+class HealthAlert:
+    """A kit-health alert firing: its name, severity and the labels that tell this firing
+    from another of the same alert (``instance``, ``problem``, ``endpoint``: sorted pairs,
+    none for a service-wide alert such as ``TrafficStopped``)."""
+
+    name: str
+    severity: str
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 class Prometheus:
@@ -138,6 +151,39 @@ def _firing(prom: Prometheus, spec: ServiceSpec) -> dict[str, list[str]]:
     return {slo: sorted(set(names)) for slo, names in firing.items()}
 
 
+#: Labels every alert of the service carries (or ``ALERTS`` adds): they tell no firing
+#: from another. The spec's own ``labels:`` are added per spec.
+_SHARED_ALERT_LABELS = frozenset(
+    {"__name__", "alertname", "alertstate", c.LABEL_SEVERITY, c.LABEL_SLO_SERVICE}
+)
+
+
+def collect_health(prom: Prometheus, spec: ServiceSpec) -> list[HealthAlert]:
+    """The kit-health alerts of ``spec``'s service firing in Prometheus, sorted.
+
+    They are the service's alerts without an ``slo`` label (``slo=""`` matches its
+    absence): every SLO alert carries one and shows in its row of the table instead.
+    """
+    expr = Selector(
+        c.SERIES_ALERTS,
+        (
+            Matcher("alertstate", "=", "firing"),
+            Matcher(c.LABEL_SLO_SERVICE, "=", spec.service),
+            Matcher(c.LABEL_SLO, "=", ""),
+        ),
+    ).promql()
+    shared = _SHARED_ALERT_LABELS | set(spec.labels)
+    found = {_health_alert(sample["metric"], shared) for sample in prom.query(expr)}
+    return sorted(found)
+
+
+def _health_alert(labels: Mapping[str, str], shared: frozenset[str]) -> HealthAlert:
+    """The alert of one ``ALERTS`` sample, keeping the labels not in ``shared``."""
+    own = tuple(sorted((k, v) for k, v in labels.items() if k not in shared))
+    name = labels.get("alertname", "?")
+    return HealthAlert(name, labels.get(c.LABEL_SEVERITY, "?"), own)
+
+
 def _burn_rates(prom: Prometheus, spec: ServiceSpec) -> dict[str, dict[str, float]]:
     sel = f"{{{_service(spec)}}}"
     rates = {}
@@ -209,6 +255,24 @@ def render(rows: Sequence[SloStatus]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) for r in table]
     lines = [f"{line}  {r[-1]}".rstrip() for line, r in zip(lines, table, strict=True)]
     return "\n".join(lines)
+
+
+def render_health(spec: ServiceSpec, alerts: Sequence[HealthAlert]) -> str | None:
+    """The kit-health section shown below the table: a header, then one line per firing
+    alert, ``Name(severity)`` as in the table's firing column and its labels (``-`` for a
+    service-wide one); ``kit health: none firing`` when none fires; None when none fires
+    and the spec switches them off (``health: "off"``: there is nothing to watch)."""
+    if not alerts:
+        return "kit health: none firing" if spec.health.enabled else None
+    table = [("kit health", "labels")]
+    table += [(f"{a.name}({a.severity})", _label_text(a.labels)) for a in alerts]
+    width = max(len(name) for name, _ in table)
+    return "\n".join(f"{name.ljust(width)}  {labels}" for name, labels in table)
+
+
+def _label_text(labels: Sequence[tuple[str, str]]) -> str:
+    """``instance=10.0.0.5:8000, problem=storage_full``, or ``-`` without labels."""
+    return ", ".join(f"{key}={value}" for key, value in labels) or "-"
 
 
 def has_values(rows: Sequence[SloStatus]) -> bool:
