@@ -251,6 +251,21 @@ def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
     assert any("ErrorsHigh" in alert for s in report.slos for alert in s.fired)
 
 
+def test_kit_health_alerts_fired_are_named_in_a_note(scenario: Run) -> None:
+    """Kit-health alerts have no SLO, so no row: a note names those that fired. Before
+    the load started the service was scraped and served nothing: TrafficStopped fired
+    (its ``for:`` is 0s here); none fired in the healthy phase."""
+    prom = Prometheus(scenario.url)
+    start = Span(scenario.healthy - 3, scenario.healthy + PHASE - MARGIN_END)
+    around = collect(prom, job=scenario.job, service="limoneide", namespace="limoneide",
+                     window=start, baseline=None, spec=SPEC)  # fmt: skip
+    (note,) = [n for n in around.notes if n.startswith("Kit-health alerts fired")]
+    assert "TrafficStopped (ticket)" in note
+    assert all("TrafficStopped" not in alert for s in around.slos for alert in s.fired)
+    healthy = report_of(scenario, scenario.healthy, scenario.recovered)
+    assert not [n for n in healthy.notes if n.startswith("Kit-health alerts fired")]
+
+
 def test_every_slo_of_the_spec_has_a_row_with_what_its_rules_allow(scenario: Run) -> None:
     """The threshold SLO's SLI is the lowest recorded 5m ratio (hand-written PromQL here),
     below its objective under the fault; the up SLO's is the share of scrapes up; SLOs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Final
 
 from limone_obs import conventions as c
@@ -172,13 +173,17 @@ def _slis(
 
 
 def _slos(
-    src: _Source, window: Span, baseline: Span | None, spec: ServiceSpec | None
+    src: _Source,
+    window: Span,
+    baseline: Span | None,
+    spec: ServiceSpec | None,
+    fired: Mapping[str, tuple[str, ...]],
 ) -> tuple[SloRow, ...]:
-    """Every SLO of the spec (then any other Prometheus knows) with what can be read."""
+    """Every SLO of the spec (then any other Prometheus knows) with what can be read;
+    ``fired`` is :func:`_fired`'s answer for the window."""
     prom, service = src.prom, src.service
     objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
     budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
-    fired = _fired(src, window)
     plans = slos.plans(spec, [*objectives, *fired])
     now, then = _slis(src, window, plans), _slis(src, baseline, plans)
     return tuple(
@@ -292,7 +297,14 @@ def collect(
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
     dependencies = _rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True)
-    slo_rows = _slos(src, window, baseline, spec)
+    fired = _fired(src, window)
+    slo_rows = _slos(src, window, baseline, spec, fired)
+    # Kit-health alerts (TrafficStopped, WorkersSaturated...) have no SLO, so no row.
+    if fired.get(""):
+        notes.append(
+            f"Kit-health alerts fired in {window.label()} (no SLO row of their own): "
+            f"{', '.join(fired[''])}."
+        )
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows
         notes.append(
             f"No SLO: Prometheus has no SLO rule or alert of service {service!r} (their "
