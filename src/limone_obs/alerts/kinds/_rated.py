@@ -126,19 +126,10 @@ class RatedSli(Sli):
         return found + self.absent_scenarios(spec, slo)
 
     def absent_runbook(self, spec: ServiceSpec, slo: Slo) -> str:
-        """The ``<Slo>SliAbsent`` section."""
-        events = self.events().promql()
+        """The ``<Slo>SliAbsent`` section: the series to look for, by the metric names of
+        the SLO's selectors (:func:`~limone_obs.alerts.runbooks.absent_diagnosis`)."""
         name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
-        body = (
-            f"Prometheus has no `{events}` series: the SLO measures nothing and none of its "
-            "alerts can fire.\n\n1. Does the service expose it? "
-            "`curl -s http://<instance>/metrics | grep <metric>` (the metric name, namespace "
-            "and label values must match the spec's selectors exactly).\n"
-            "2. Run `limone-obs check` on the spec; compare its selectors with "
-            "`/api/v1/series` of Prometheus.\n"
-            "3. No traffic at all since the last restart also leaves a labelled series "
-            "unborn: send one request and see whether the ticket resolves.\n"
-        )
+        body = runbooks.absent_diagnosis(spec, self.events(), self.selectors().values())
         meaning = f"The series the {slo.name} SLI counts are missing."
         return runbooks.section(spec, slo, name, meaning, body)
 

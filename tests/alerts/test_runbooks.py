@@ -1,0 +1,118 @@
+"""Runbooks generated from the spec: what the spec knows is filled in, never left as a
+``<placeholder>``, and the SliAbsent runbook of a browser SLO says why its series may not
+exist yet."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from limone_obs import conventions as c
+from limone_obs.alerts import runbooks, unittests
+from limone_obs.alerts.spec import load_spec, parse_spec
+from tests.alerts.helpers import (
+    SPEC_FILE,
+    edited,
+    evaluate,
+    promql_blocks,
+    runbook_section,
+)
+
+SPEC = load_spec(SPEC_FILE)
+#: The browser (RUM) SLOs of the kit's spec: they read <ns>_page_load_seconds.
+BROWSER = ("page-load", "ai-answer-shown")
+#: The kit's SLOs reading the server's own series.
+SERVER = ("availability", "latency", "errors", "ai-latency")
+BEACONS_QUERY = 'sum by (result) (limoneide_rum_beacons_total{job="limoneide"})'
+
+
+def _absent_section(name: str, text: str | None = None) -> str:
+    spec = SPEC if text is None else parse_spec(text)
+    alert = c.slo_alert_name(name, c.ALERT_SUFFIX_SLI_ABSENT)
+    return runbook_section(runbooks.runbook(spec, spec.slo(name)), alert)
+
+
+def _grep(section: str) -> list[str]:
+    """The grep commands the section pipes the service's /metrics into."""
+    return re.findall(r"/metrics \| (grep [^`]+)`", section)
+
+
+def test_sli_absent_runbooks_grep_for_the_metric_each_slo_reads() -> None:
+    """Each SliAbsent runbook greps /metrics for its SLO's own metric, not `<metric>`."""
+    assert {
+        "availability": ["grep limoneide_requests_total"],
+        "latency": ["grep limoneide_request_duration_seconds"],
+        "errors": ["grep limoneide_requests_total"],
+        "ai-latency": ["grep limoneide_dependency_duration_seconds"],
+        "page-load": ["grep limoneide_page_load_seconds"],
+        "ai-answer-shown": ["grep limoneide_page_load_seconds"],
+    } == {name: _grep(_absent_section(name)) for name in SERVER + BROWSER}
+
+
+def test_an_sli_of_two_metrics_greps_for_both() -> None:
+    """A ratio SLO counting errors and all events in two counters of the service's own
+    greps for either name."""
+    text = edited(
+        'total: limoneide_requests_total\n    errors: limoneide_requests_total{status=~"5.."}',
+        "total: orders_total\n    errors: orders_failed_total",
+    )
+    assert ["grep -E 'orders_failed_total|orders_total'"] == _grep(
+        _absent_section("availability", text)
+    )
+
+
+def test_only_browser_sli_absent_runbooks_say_a_browser_must_send_beacons() -> None:
+    """A browser SLO's series exist only once a browser sent page timing: its SliAbsent
+    runbook says so and shows what became of the beacons, instead of "send one request";
+    an SLO on the server's series keeps "send one request", with no browser note."""
+    says = (
+        "no browser has loaded a page that includes `limone_obs_rum()` since the server "
+        "started, or the beacon endpoint is off or blocked"
+    )
+    expected = {
+        **dict.fromkeys(BROWSER, (True, True, False)),
+        **dict.fromkeys(SERVER, (False, False, True)),
+    }
+    assert expected == {
+        name: (
+            says in section,
+            BEACONS_QUERY in promql_blocks(section),
+            "send one request" in section,
+        )
+        for name in BROWSER + SERVER
+        for section in [_absent_section(name)]
+    }
+
+
+def test_no_runbook_leaves_a_placeholder_the_spec_can_fill() -> None:
+    """The only `<...>` left in any runbook is `<instance>`, the service's host:port,
+    which the spec does not know (the reader fills it in)."""
+    texts = [body.decode() for body in runbooks.files(SPEC, "alerts/runbooks").values()]
+    found = {p for text in texts for p in re.findall(r"<[a-z_-]+>", text)}
+    assert {"<instance>"} == found
+
+
+@pytest.mark.integration
+def test_the_beacons_query_reads_the_beacon_counter(tmp_path: Path) -> None:
+    """The browser note's query is valid PromQL that reads the exporter's beacon counter
+    by result (evaluated by promtool, Prometheus' engine)."""
+    (query,) = [q for q in promql_blocks(_absent_section("page-load")) if "beacons" in q]
+    labels = unittests.base_labels(SPEC)
+    series = [
+        unittests.constant(
+            SPEC.names.rum_beacons_total, {**labels, c.LABEL_RESULT: c.RUM_ACCEPTED}, "0", 5
+        ),
+        unittests.counter(
+            {**labels, c.LABEL_RESULT: c.RUM_BAD_PAGE}, SPEC.names.rum_beacons_total, 1, 5
+        ),
+    ]
+    samples = [
+        {"labels": f'{{result="{c.RUM_ACCEPTED}"}}', "value": 0},
+        {"labels": f'{{result="{c.RUM_BAD_PAGE}"}}', "value": 5},
+    ]
+    result = evaluate(
+        tmp_path, series, [{"expr": query, "eval_time": "5m", "exp_samples": samples}]
+    )
+    assert 0 == result.returncode, result.stdout + result.stderr
