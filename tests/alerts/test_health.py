@@ -9,10 +9,17 @@ import pytest
 import yaml
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alerting, build, health
+from limone_obs.alerts import alerting, build, health, unittests
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.errors import SpecError
-from tests.alerts.helpers import SPEC_FILE, edited, write_tree
+from tests.alerts.helpers import (
+    SPEC_FILE,
+    edited,
+    evaluate,
+    promql_blocks,
+    runbook_section,
+    write_tree,
+)
 from tests.support import promtool_test
 
 SPEC = load_spec(SPEC_FILE)
@@ -203,3 +210,65 @@ def test_the_traffic_tests_fail_on_a_broken_rule(
     result = promtool_test(test, tmp_path)
     output = result.stdout + result.stderr
     assert (1, True) == (result.returncode, failing in output), output
+
+
+def _calls_section() -> str:
+    return runbook_section(health.runbook(SPEC), c.ALERT_CALLS_PER_REQUEST_HIGH)
+
+
+def test_the_calls_runbook_gives_the_exact_mean_first() -> None:
+    """The N+1 runbook's first query is the mean calls per request by endpoint: the calls
+    counted over the requests, exact (a quantile of the buckets is interpolated)."""
+    mean = (
+        "sum by (endpoint) (rate(limoneide_dependency_calls_per_request_sum"
+        '{job="limoneide",dependency="db"}[5m]))\n/\n'
+        "sum by (endpoint) (rate(limoneide_dependency_calls_per_request_count"
+        '{job="limoneide",dependency="db"}[5m]))'
+    )
+    assert mean == promql_blocks(_calls_section())[0]
+
+
+def test_the_calls_runbook_labels_its_p95_an_estimate() -> None:
+    """The p95 the alert reads is kept, introduced as an estimate from the buckets."""
+    section = _calls_section()
+    (p95,) = [q for q in promql_blocks(section) if q.startswith("histogram_quantile(")]
+    # The prose between the previous code block and this one introduces it.
+    before = section[: section.index(f"```promql\n{p95}")].rsplit("```", 1)[-1]
+    assert (True, True) == ("estimate" in before, "buckets" in before)
+
+
+def _calls_of(per_request: int) -> list[dict[str, str]]:
+    """A calls-per-request histogram, _sum included: 60 requests a minute, each making
+    ``per_request`` db calls."""
+    labels = {
+        **unittests.base_labels(SPEC),
+        c.LABEL_ENDPOINT: health.ENDPOINT,
+        c.LABEL_DEPENDENCY: SPEC.health.calls_dependency,
+    }
+    metric = SPEC.names.dependency_calls_per_request
+    les = [*(repr(b) for b in c.CALLS_PER_REQUEST_BUCKETS), "+Inf"]
+    uppers = [*c.CALLS_PER_REQUEST_BUCKETS, float("inf")]
+    found = [
+        unittests.counter(
+            {**labels, c.LABEL_LE: le}, f"{metric}_bucket", 60 * (per_request <= b), 10
+        )
+        for le, b in zip(les, uppers, strict=True)
+    ]
+    found.append(unittests.counter(labels, f"{metric}_count", 60, 10))
+    found.append(unittests.counter(labels, f"{metric}_sum", 60 * per_request, 10))
+    return found
+
+
+@pytest.mark.integration
+def test_the_calls_runbooks_mean_is_the_true_count(tmp_path: Path) -> None:
+    """Evaluated by promtool (Prometheus' engine) on requests of 21 db calls each, the
+    runbook's mean reads 21, where its p95 estimate reads 48.5 (interpolated within the
+    20-50 bucket)."""
+    mean, p95 = promql_blocks(_calls_section())
+    endpoint = f'{{endpoint="{health.ENDPOINT}"}}'
+    checks = [
+        {"expr": q, "eval_time": "10m", "exp_samples": [{"labels": endpoint, "value": v}]}
+        for q, v in ((mean, 21), (p95, 48.5))
+    ]
+    result = evaluate(tmp_path, _calls_of(21), checks)
+    assert 0 == result.returncode, result.stdout + result.stderr

@@ -105,8 +105,6 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
     h = spec.health
     if not h.enabled:
         return []
-    dep = Matcher(c.LABEL_DEPENDENCY, "=", h.calls_dependency)
-    calls = _series(spec, f"{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket", dep)
     by = f"{c.LABEL_INSTANCE}"
     return [
         _alert(
@@ -143,8 +141,7 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
         ),
         _alert(
             spec, c.ALERT_CALLS_PER_REQUEST_HIGH,
-            f"histogram_quantile(0.95, sum by ({c.LABEL_LE}, {c.LABEL_ENDPOINT}) "
-            f"(rate({calls}[{CALLS_WINDOW}])))\n> {number(h.calls_per_request)}",
+            f"{calls_p95(spec)}\n> {number(h.calls_per_request)}",
             h.calls_for,
             (f"{spec.service}: {{{{ $labels.endpoint }}}} makes over "
              f"{h.calls_per_request:g} {h.calls_dependency} calls per request",
@@ -153,6 +150,36 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
              "pattern or a loop calling the dependency."),
         ),
     ] + ([traffic_stopped(spec)] if h.traffic else [])  # fmt: skip
+
+
+def _calls_series(spec: ServiceSpec, part: str) -> str:
+    """The calls-per-request histogram's ``part`` (``_bucket``, ...) of the spec's
+    dependency."""
+    dep = Matcher(c.LABEL_DEPENDENCY, "=", spec.health.calls_dependency)
+    return _series(spec, f"{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}{part}", dep)
+
+
+def calls_p95(spec: ServiceSpec) -> str:
+    """PromQL: the p95 of the calls one request makes to the spec's dependency, per
+    endpoint, over :data:`CALLS_WINDOW`: what the alert reads. An estimate, interpolated
+    within the bucket it falls in (:data:`~limone_obs.conventions.CALLS_PER_REQUEST_BUCKETS`)."""
+    buckets = _calls_series(spec, "_bucket")
+    return (
+        f"histogram_quantile(0.95, sum by ({c.LABEL_LE}, {c.LABEL_ENDPOINT}) "
+        f"(rate({buckets}[{CALLS_WINDOW}])))"
+    )
+
+
+def mean_calls(spec: ServiceSpec) -> str:
+    """PromQL: the mean calls one request makes to the spec's dependency, per endpoint,
+    over :data:`CALLS_WINDOW`: the calls counted (``_sum``) over the requests (``_count``),
+    exact, which the buckets' p95 is not."""
+    by = c.LABEL_ENDPOINT
+    calls, requests = _calls_series(spec, "_sum"), _calls_series(spec, "_count")
+    return (
+        f"sum by ({by}) (rate({calls}[{CALLS_WINDOW}]))\n/\n"
+        f"sum by ({by}) (rate({requests}[{CALLS_WINDOW}]))"
+    )
 
 
 #: Window of the workers' busy share.
@@ -324,6 +351,24 @@ def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str,
     return found
 
 
+def _calls_section(spec: ServiceSpec) -> str:
+    """The ``DependencyCallsPerRequestHigh`` section: the exact mean first (the typical
+    request), then the p95 the alert reads, labelled as the estimate it is."""
+    h = spec.health
+    bounds = ", ".join(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS)
+    return (
+        f"The p95 of the `{h.calls_dependency}` calls one request of the endpoint makes is "
+        f"above {h.calls_per_request:g}: usually an N+1 query (one query per item of a "
+        "list). Load the items in one query or cache them. The mean calls per request, by "
+        "endpoint (exact: the calls counted over the requests):\n\n"
+        + runbooks.code(mean_calls(spec))
+        + "\nThe p95 the alert reads, by endpoint, is an estimate from the histogram's "
+        f"buckets ({bounds}): interpolated within the bucket it falls in, it may read "
+        "anywhere up to that bucket's upper bound, far above the true count:\n\n"
+        + runbooks.code(calls_p95(spec))
+    )
+
+
 def runbook(spec: ServiceSpec) -> str:
     """The sections of the kit-health alerts (``alerts/runbooks/<service>/health.md``)."""
     job = job_matcher(spec.job).promql()
@@ -368,14 +413,7 @@ def runbook(spec: ServiceSpec) -> str:
             "the slow dependency's timeout, or add replicas. Restarting only drops the "
             "queued requests.\n"
         ),
-        c.ALERT_CALLS_PER_REQUEST_HIGH: (
-            f"Requests of the endpoint make more than {h.calls_per_request:g} "
-            f"`{h.calls_dependency}` calls each (p95): usually an N+1 query (one query per "
-            "item of a list). Load the items in one query or cache them:\n\n"
-            f"```promql\nhistogram_quantile(0.95, sum by (le, endpoint) (rate("
-            f"{ns}_{c.SUFFIX_DEPENDENCY_CALLS_PER_REQUEST}_bucket{{{job},"
-            f'dependency="{h.calls_dependency}"}}[5m])))\n```\n'
-        ),
+        c.ALERT_CALLS_PER_REQUEST_HIGH: _calls_section(spec),
     }
     if h.traffic:
         sections[c.ALERT_TRAFFIC_STOPPED] = (
