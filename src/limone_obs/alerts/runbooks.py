@@ -156,7 +156,8 @@ def browser_unborn(spec: ServiceSpec) -> str:
         "none for this SLO's page or phase (a mark is sent only by pages calling "
         "`limoneObs.mark(...)`, and kept only when named in `LIMONE_OBS_RUM_MARKS`). "
         f"`{c.RUM_BAD_PAGE}` growing: page tokens expired (`LIMONE_OBS_RUM_MAX_AGE`) or "
-        "signed with another key (replicas with different `SECRET_KEY`s).\n"
+        "signed with another key (replicas with different `LIMONE_OBS_RUM_KEY` or "
+        "`SECRET_KEY` values).\n"
     )
 
 
