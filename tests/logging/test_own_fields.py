@@ -225,6 +225,60 @@ def test_structlog_contextvars_reach_every_line(out: io.BytesIO) -> None:
     assert "tenant" not in parse_lines(out.getvalue())[-1]
 
 
+@pytest.mark.parametrize("registry", [True, False], ids=["registry", "public-api-only"])
+def test_what_a_request_binds_with_structlog_ends_with_it(
+    out: io.BytesIO, monkeypatch: pytest.MonkeyPatch, registry: bool
+) -> None:
+    """A sync worker serves requests one after another in one context: what a request
+    bound with ``bind_contextvars`` (a user id) must not reach the next request's lines.
+    What was bound before the requests (at start-up) stays on every line, and a request
+    that rebound it gets it back afterwards. Also with a structlog without the registry
+    the kit reads first."""
+    if not registry:
+        monkeypatch.setattr(_pipeline, "STRUCTLOG_VARS", None)
+    configure_logging(stream=out)
+    app = Flask("carry")
+
+    @app.get("/login/<user>")
+    def login(user: str) -> str:
+        structlog.contextvars.bind_contextvars(user=user, worker="rebound")
+        return "ok"
+
+    @app.get("/anonymous")
+    def anonymous() -> str:
+        get_logger("views").info("anonymous page")
+        return "ok"
+
+    init_app(app)
+    structlog.contextvars.bind_contextvars(worker="w1")  # at start-up, before any request
+    client = app.test_client()
+    for path in ("/login/alice", "/anonymous"):
+        assert client.get(path).data == b"ok"  # read to its end: the request ends
+    login_line, view_line, anonymous_line = parse_lines(out.getvalue())
+    assert (login_line["user"], login_line["worker"]) == ("alice", "rebound")
+    for line in (view_line, anonymous_line):
+        assert "user" not in line
+        assert line["worker"] == "w1"
+    assert structlog.contextvars.get_contextvars() == {"worker": "w1"}
+
+
+def test_a_request_binding_structlog_first_leaves_nothing_bound(out: io.BytesIO) -> None:
+    """The first ``bind_contextvars`` of the process made in a request: nothing was bound
+    before it, so nothing is after it."""
+    configure_logging(stream=out)
+    app = Flask("first")
+
+    @app.get("/")
+    def index() -> str:
+        structlog.contextvars.bind_contextvars(order_id=42)
+        return "ok"
+
+    init_app(app)
+    assert app.test_client().get("/").data == b"ok"
+    assert parse_lines(out.getvalue())[-1]["order_id"] == 42
+    assert structlog.contextvars.get_contextvars() == {}
+
+
 def test_structlog_contextvars_are_checked_as_bind_is(out: io.BytesIO) -> None:
     """A status or duration bound with ``bind_contextvars`` in a request is ``extra_<name>``
     on every line of it, as with the kit's ``bind()``: the access line has its own."""

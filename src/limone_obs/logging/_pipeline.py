@@ -311,6 +311,29 @@ def structlog_context() -> dict[str, Any]:
     return fields
 
 
+def structlog_snapshot() -> dict[str, Any] | None:
+    """What ``bind_contextvars`` bound in this context (:func:`structlog_context`), or None
+    while nothing was ever bound in this process (one test: the common case)."""
+    if STRUCTLOG_VARS is None or STRUCTLOG_VARS:
+        return structlog_context()
+    return None
+
+
+def restore_structlog_context(before: dict[str, Any] | None) -> None:
+    """Make this context's structlog fields ``before`` again (a :func:`structlog_snapshot`):
+    what a request bound with ``bind_contextvars`` ends with it, what was bound before it
+    (at start-up, by a WSGI middleware) stays. Values are compared by identity: an
+    object's own ``__eq__`` is never called."""
+    if before is None and STRUCTLOG_VARS is not None and not STRUCTLOG_VARS:
+        return  # nothing bound before, nor during the request
+    now, before = structlog_context(), before or {}
+    if len(now) == len(before) and all(k in now and now[k] is v for k, v in before.items()):
+        return
+    _structlog_contextvars.clear_contextvars()
+    if before:
+        _structlog_contextvars.bind_contextvars(**before)
+
+
 def held_by_request(present: Collection[str], *, access: bool = False) -> frozenset[str]:
     """The request fields an app's field of a line must leave alone: those of
     :data:`REQUEST_NAMES` in ``present`` (the line's fields so far), plus the access

@@ -107,6 +107,7 @@ _REQUEST_ID, _TRACE_ID, _SPAN_ID = c.LOG_REQUEST_ID, c.LOG_TRACE_ID, c.LOG_SPAN_
 _METHOD, _PATH = c.LOG_METHOD, c.LOG_PATH
 _reset_context = _context.reset_token
 _request_secrets = _context.request_secrets
+_structlog_snapshot = _pipeline.structlog_snapshot
 
 
 class RequestLog:
@@ -116,7 +117,7 @@ class RequestLog:
     calls a Python ``__init__`` through a slow generic path, and this runs per request.
     """
 
-    __slots__ = ("context", "request_id", "token", "user_id")
+    __slots__ = ("context", "request_id", "structlog", "token", "user_id")
 
     #: The request's fields: the dict begin() bound (the endpoint added in place), then
     #: each one ``bind``/``unbind`` made from it in the request's context (_follow_bind).
@@ -127,6 +128,9 @@ class RequestLog:
     token: Token[dict[str, Any]]
     #: Filled at teardown by the ``user_id`` getter given to init_app; None until then.
     user_id: str | None
+    #: structlog's ``bind_contextvars`` fields before the request (restored at its end),
+    #: or None while nothing was ever bound in this process.
+    structlog: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,7 @@ class AccessLog:
         log.request_id = request_id
         log.token = _context.replace_context(context)
         log.user_id = None
+        log.structlog = _structlog_snapshot()
         state.log = log
         header = (self._header, request_id)
         state.headers = [header] if state.headers is None else [*state.headers, header]
@@ -379,6 +384,11 @@ class AccessLog:
                 _reset_context(log.token)
             except ValueError:
                 _context.reset_context(None)
+            else:
+                # In the request's own context only: what the request bound with
+                # structlog's bind_contextvars would be on the next request's lines (a
+                # sync worker serves them one after another in one context).
+                _pipeline.restore_structlog_context(log.structlog)
 
 
 #: Secret URL values shorter than this are masked in the path only, not in every text of
