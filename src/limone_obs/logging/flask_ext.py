@@ -306,7 +306,9 @@ class AccessLog:
         log.request_id = request_id
         log.token = _context.replace_context(context)
         log.user_id = None
-        log.structlog = _structlog_snapshot()
+        # structlog_snapshot()'s test, inline: no call while nothing was ever bound.
+        bound = _pipeline.STRUCTLOG_VARS
+        log.structlog = _structlog_snapshot() if bound is None or bound else None
         state.log = log
         header = (self._header, request_id)
         state.headers = [header] if state.headers is None else [*state.headers, header]
@@ -388,7 +390,8 @@ class AccessLog:
                 # In the request's own context only: what the request bound with
                 # structlog's bind_contextvars would be on the next request's lines (a
                 # sync worker serves them one after another in one context).
-                _pipeline.restore_structlog_context(log.structlog)
+                if log.structlog is not None or _pipeline.STRUCTLOG_VARS:
+                    _pipeline.restore_structlog_context(log.structlog)
 
 
 #: Secret URL values shorter than this are masked in the path only, not in every text of
