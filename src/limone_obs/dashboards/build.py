@@ -140,6 +140,11 @@ exceptions panel show 0, not "No data", while no call failed, no lookup hit or n
 exception was raised: a counter has no series until its first increment, so each query
 falls back to 0 for every group that has traffic. Only without traffic are they empty.
 
+Percentile panels (latency, dependency calls, calls per request, page load, queue time)
+show "No data", not NaN, for a histogram, or one group of it, that observed nothing over
+the window: no request, no call, no beacon, no `X-Request-Start` header (each query drops
+`histogram_quantile`'s NaN with `>= 0`).
+
 Process panels (CPU, memory, file descriptors, GC) show the one process of a
 single-process server, and under gunicorn (multiprocess mode) the master and every live
 worker summed, with CPU and GC including retired workers.

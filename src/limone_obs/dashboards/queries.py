@@ -45,9 +45,17 @@ def sum_rate(series: str, *extra: str, by: str = "") -> str:
 
 
 def quantile(q: float, bucket: str, *extra: str, by: str = "") -> str:
-    """``histogram_quantile(q, sum by (<by>, le) (rate(bucket[...])))``."""
+    """``histogram_quantile(q, sum by (<by>, le) (rate(bucket[...]))) >= 0``: the ``q``
+    quantile of each group, and no sample for a group without observations in the window.
+
+    When every bucket's rate is 0 (nothing observed in the window: no request carried
+    X-Request-Start, no call to that dependency) ``histogram_quantile`` returns NaN, which
+    Grafana draws as a NaN line or stat instead of "No data". NaN compares false, so
+    ``>= 0`` drops it and keeps every other value: the histograms of the dashboards count
+    non-negative amounts (seconds, calls), whose quantiles are never below 0.
+    """
     labels = f"{by}, {c.LABEL_LE}" if by else c.LABEL_LE
-    return f"histogram_quantile({q}, {sum_rate(bucket, *extra, by=labels)})"
+    return f"histogram_quantile({q}, {sum_rate(bucket, *extra, by=labels)}) >= 0"
 
 
 def ratio(numerator: str, denominator: str) -> str:

@@ -168,8 +168,8 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
                 "Time requests waited between the proxy (X-Request-Start) and a worker "
                 "taking them: a queue in front of too few workers; "
                 f"{targets.colours}. Without a proxy sending X-Request-Start (the nginx and "
-                "HAProxy lines: exporter/README.md) its lines stay empty (NaN): nothing "
-                "was measured.",
+                "HAProxy lines: exporter/README.md), or without requests, the panel shows "
+                "No data: nothing was measured.",
                 "s", targets.steps,
             ),
             lines=True,
