@@ -20,7 +20,7 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import promql
 from limone_obs.dashboards.common import NO_BASELINE, VAR_BASELINE
 from limone_obs.dashboards.overview import FIRING_WITHOUT_TIER
-from limone_obs.dashboards.slo_inputs import load_service
+from limone_obs.dashboards.slo_inputs import KIND_UP, load_service
 from tests.dashboards.example_app import DEPENDENCIES, OWN_DEPENDENCY, PROJECT_ENDPOINT, create_app
 from tests.dashboards.helpers import (
     BASELINE_READY,
@@ -245,6 +245,23 @@ def test_slo_table_lists_every_slo_with_a_budget(
     """The overview's SLO table has the budget left of each SLO with burn tiers."""
     found = {s["metric"][c.LABEL_SLO] for s in _where(results, ("overview.json", "SLOs", "C"))}
     assert {slo.name for slo in load_service(ROOT).slos if slo.tiers} == found
+
+
+def test_slo_table_reads_the_up_slo_as_the_share_of_targets_up(
+    results: list[tuple[PanelQuery, dict[str, Any]]],
+) -> None:
+    """The up SLO records no rules, yet has its row in the overview's SLO table: its SLI is
+    the share of the job's targets up (the app up, the dead target down: 0.5), and it
+    reads "firing" while TargetDown fires."""
+    (up,) = [slo.name for slo in load_service(ROOT).slos if slo.kind == KIND_UP]
+    sli, burning = _slo_column(results, "B"), _slo_column(results, "D")
+    assert (0.5, FIRING_WITHOUT_TIER) == (sli.get(up), burning.get(up))
+
+
+def _slo_column(results: list[tuple[PanelQuery, dict[str, Any]]], ref: str) -> dict[str, float]:
+    """The overview SLO table's query ``ref`` (a column): value by SLO name."""
+    series = _where(results, ("overview.json", "SLOs", ref))
+    return {s["metric"][c.LABEL_SLO]: float(s["value"][1]) for s in series}
 
 
 def test_slo_table_shows_the_burning_tier_of_availability(

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from limone_obs import conventions as c
+from limone_obs.dashboards.slo_inputs import KIND_UP, load_service
 from tests.dashboards.example_app import DEPENDENCIES, create_app
 from tests.dashboards.helpers import BASELINE_READY, RATE_INTERVAL, PanelQuery
 from tests.dashboards.scenario import instant, run_all, running
-from tests.support import need
+from tests.support import ROOT, need
 
 pytestmark = pytest.mark.integration
 
@@ -133,6 +134,20 @@ def test_slo_table_shows_no_burning_tier(results: list[tuple[PanelQuery, Any]]) 
     """On the healthy service every SLO's "burning" column is 0 ("none")."""
     body = _answer(results, ("overview.json", "SLOs", "D"))
     assert (True, [0.0]) == (len(body["data"]["result"]) >= 3, sorted(set(_values(body))))
+
+
+def test_slo_table_has_a_row_for_the_up_slo(results: list[tuple[PanelQuery, Any]]) -> None:
+    """The up SLO, which records no rules and so no objective, has its row in the overview's
+    SLO table: SLI 1 (its one target up) and nothing burning (0)."""
+    (up,) = [slo.name for slo in load_service(ROOT).slos if slo.kind == KIND_UP]
+    sli, burning = _slo_column(results, "B"), _slo_column(results, "D")
+    assert (1.0, 0.0) == (sli.get(up), burning.get(up))
+
+
+def _slo_column(results: list[tuple[PanelQuery, Any]], ref: str) -> dict[str, float]:
+    """The overview SLO table's query ``ref`` (a column): value by SLO name."""
+    series = _answer(results, ("overview.json", "SLOs", ref))["data"]["result"]
+    return {s["metric"][c.LABEL_SLO]: float(s["value"][1]) for s in series}
 
 
 def test_targets_are_all_up(results: list[tuple[PanelQuery, Any]]) -> None:

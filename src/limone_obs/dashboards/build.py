@@ -98,7 +98,9 @@ Prometheus ones select a datasource with `$datasource` (default uid
 ## Reading them in an incident
 
 - **Overview, first row = the answer**: every SLO (objective, SLI, budget left, the
-  fastest burn-rate tier firing), the scrape targets as UP/DOWN, the firing alerts; then
+  fastest burn-rate tier firing; an `up` SLO, which records no rules, has no objective or
+  budget and its SLI is the share of its targets up now), the scrape targets as UP/DOWN,
+  the firing alerts; then
   the numbers now and where (endpoints and instances over the selected time range).
   Click an endpoint for its drill-down on the same time range and instances.
 - **Timeline**: deploys (an instance reporting a new `version`/`revision` in

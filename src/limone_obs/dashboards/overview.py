@@ -85,9 +85,11 @@ def _tier_firing(service: ServiceView, slo: SloView) -> list[str]:
 
 
 def fastest_tier(service: ServiceView) -> str:
-    """Per SLO: the factor of its fastest-burning tier firing now, else 0.
+    """Per SLO: the factor of its fastest-burning tier firing now, else 0 (an SLO with an
+    objective record, or with an SLI from the raw series: see :func:`_raw_slis`).
 
-    An alert of an SLO without tiers (a threshold) shows as ``FIRING_WITHOUT_TIER``.
+    An alert of an SLO without tiers (a threshold, an up SLO) shows as
+    ``FIRING_WITHOUT_TIER``.
     """
     terms = [term for slo in service.slos for term in _tier_firing(service, slo)]
     scope = f'{c.LABEL_SLO_SERVICE}="{service.service}"'
@@ -96,8 +98,31 @@ def fastest_tier(service: ServiceView) -> str:
     if untiered:
         alert = f'{c.SERIES_ALERTS}{{alertstate="firing", {scope}, slo=~"{"|".join(untiered)}"}}'
         parts.append(f"{_by_slo(alert)} * 0 + {FIRING_WITHOUT_TIER}")
-    parts.append(_by_slo(f"{c.RULE_OBJECTIVE}{{{scope}}}") + " * 0")
+    listed = "\nor\n".join([f"{c.RULE_OBJECTIVE}{{{scope}}}", *_raw_slis(service)])
+    parts.append(_by_slo(listed) + " * 0")
     return "\nor\n".join(f"({part})" for part in parts)
+
+
+def _raw_slis(service: ServiceView) -> list[str]:
+    """The SLI now of each SLO without recording rules (an up SLO: the share of its
+    targets up), labelled ``slo="<name>"``: the table's row of an SLO that has no objective
+    record to list it."""
+    return [
+        f'label_replace({slo.raw_sli}, "{c.LABEL_SLO}", "{slo.name}", "", "")'
+        for slo in service.slos
+        if slo.raw_sli is not None
+    ]
+
+
+def _unrecorded_note(service: ServiceView) -> str:
+    names = [slo.name for slo in service.slos if slo.raw_sli is not None]
+    if not names:
+        return ""
+    return (
+        f" SLOs without recording rules ({', '.join(names)}) have no objective or budget: "
+        "their SLI is read now from the raw series (an up SLO: the share of its scrape "
+        "targets up)."
+    )
 
 
 def _tier_mappings(service: ServiceView) -> list[dict[str, Any]]:
@@ -116,10 +141,13 @@ def _tier_mappings(service: ServiceView) -> list[dict[str, Any]]:
 
 
 def slo_table(service: ServiceView) -> Any:
-    """One row per SLO: objective, SLI, budget left, the fastest burn tier firing now."""
+    """One row per SLO of the spec: objective, SLI, budget left, the fastest burn tier
+    firing now. An SLO without recording rules (``up``) has no objective or budget: its
+    row comes from its SLI read from the raw series (:func:`_raw_slis`)."""
     scope = f'{{{c.LABEL_SLO_SERVICE}="{service.service}"}}'
-    sli = f"1 - ({c.RULE_PERIOD_SLI_ERROR}{scope}\nor on ({c.LABEL_SLO})\n"
-    sli += f"{c.sli_error_ratio_rule(c.SLI_WINDOWS[0])}{scope})"
+    recorded = f"1 - ({c.RULE_PERIOD_SLI_ERROR}{scope}\nor on ({c.LABEL_SLO})\n"
+    recorded += f"{c.sli_error_ratio_rule(c.SLI_WINDOWS[0])}{scope})"
+    sli = f"\nor on ({c.LABEL_SLO})\n".join([f"({recorded})", *_raw_slis(service)])
     exprs = (
         _by_slo(f"{c.RULE_OBJECTIVE}{scope}"),
         _by_slo(sli),
@@ -134,7 +162,7 @@ def slo_table(service: ServiceView) -> Any:
         f"{service.job}; empty while $job is another job): objective, SLI over "
         f"{service.period} (over "
         f"{c.SLI_WINDOWS[0]} for SLOs without a budget), share of the error budget left, "
-        "and the fastest burn-rate tier firing now.",
+        f"and the fastest burn-rate tier firing now.{_unrecorded_note(service)}",
         "short",
         extra={
             "fieldConfig": {"overrides": overrides},

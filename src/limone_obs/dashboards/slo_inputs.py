@@ -1,9 +1,10 @@
 """What the dashboards need from the SLO spec (``alerts/slo.yaml``), behind one function.
 
 :func:`load_service` reads the spec with :func:`limone_obs.alerts.spec.load_spec` and keeps
-only what a panel draws: objectives, thresholds, burn-rate tiers, runbooks and the series
-each SLI counts. The spec's selectors carry ``job="<job>"``; the dashboards replace that
-matcher with their own ``$job``/``$instance`` filters, keeping every other matcher.
+only what a panel draws: objectives, thresholds, burn-rate tiers, runbooks, the series
+each SLI counts and, for an SLO without recording rules, its SLI from the raw series. The
+spec's selectors carry ``job="<job>"``; the dashboards replace that matcher with their own
+``$job``/``$instance`` filters, keeping every other matcher.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class SloView:
     window: str | None = None
     #: The panels of the SLO's dashboard row, as its kind lays them out.
     panels: tuple[model.Panel, ...] = ()
+    #: PromQL of the SLI now (good share, 0..1) of an SLO whose kind records no rules
+    #: (``up``: the share of the job's targets up), as ``limone-obs status`` reads it but
+    #: with ``$job`` filtered too; None when the recording rules carry the SLI.
+    raw_sli: str | None = None
 
     @property
     def target(self) -> float:
@@ -115,7 +120,7 @@ def from_spec(spec: model.ServiceSpec) -> ServiceView:
         job=spec.job,
         namespace=spec.namespace,
         period=spec.period,
-        slos=tuple(_slo(slo) for slo in spec.slos),
+        slos=tuple(_slo(spec, slo) for slo in spec.slos),
     )
 
 
@@ -126,7 +131,20 @@ def _series(selector: Selector | None) -> Series | None:
     return Series(selector.metric, kept)
 
 
-def _slo(slo: model.Slo) -> SloView:
+def _raw_sli(spec: model.ServiceSpec, slo: model.Slo) -> str | None:
+    """The kind's SLI of an SLO without recording rules; None for one with rules (or
+    none). Each ``job="<job>"`` of it also filters ``$job``, like every series a panel
+    reads: the SLI stays the spec's job's, and is empty while ``$job`` is another job."""
+    if slo.sli.recording_groups(spec, slo):
+        return None
+    sli = slo.sli.status_sli(spec, slo)
+    if sli is None:
+        return None
+    spec_job = model.job_matcher(spec.job).promql()
+    return sli.replace(spec_job, f'{c.LABEL_JOB}="${c.VAR_JOB}", {spec_job}')
+
+
+def _slo(spec: model.ServiceSpec, slo: model.Slo) -> SloView:
     selectors = slo.sli.selectors()
     return SloView(
         name=slo.name,
@@ -143,4 +161,5 @@ def _slo(slo: model.Slo) -> SloView:
         stages=slo.sli.next_stages(),
         window=slo.sli.ratio_window(),
         panels=slo.sli.dashboard_row(),
+        raw_sli=_raw_sli(spec, slo),
     )
