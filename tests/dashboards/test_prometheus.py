@@ -50,9 +50,6 @@ ALLOWED_EMPTY = {
 }
 #: Panels (dashboard, title) allowed to return no series, and why.
 ALLOWED_EMPTY_PANELS = {
-    ("ux.json", "Queue time p50 / p95"): (
-        "the exporter records X-Request-Start (sent by the load) from the queue-time change on"
-    ),
     ("ux.json", "Worker saturation"): (
         "worker slots are published by gunicorn and uWSGI workers; the example app runs "
         "single-process (tests/exporter/test_workers_process.py covers gunicorn)"
