@@ -193,6 +193,14 @@ class Sli(ABC):
         """PromQL of the SLI shown by ``limone-obs status`` (good share, 0..1), or None
         when the row reads the recorded period SLI instead."""
 
+    def unrecorded_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
+        """The :meth:`status_sli` of an SLO whose kind records no rules (``up``: the share
+        of its targets up), which the dashboards and the report read from the raw series;
+        None for an SLO with recording rules, whose SLI they read from those."""
+        if self.recording_groups(spec, slo):
+            return None
+        return self.status_sli(spec, slo)
+
     @abstractmethod
     def dashboard_row(self) -> tuple[Panel, ...]:
         """The panels of this SLO's row on the SLO dashboard, left to right."""

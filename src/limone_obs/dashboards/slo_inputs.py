@@ -135,9 +135,7 @@ def _raw_sli(spec: model.ServiceSpec, slo: model.Slo) -> str | None:
     """The kind's SLI of an SLO without recording rules; None for one with rules (or
     none). Each ``job="<job>"`` of it also filters ``$job``, like every series a panel
     reads: the SLI stays the spec's job's, and is empty while ``$job`` is another job."""
-    if slo.sli.recording_groups(spec, slo):
-        return None
-    sli = slo.sli.status_sli(spec, slo)
+    sli = slo.sli.unrecorded_sli(spec, slo)
     if sli is None:
         return None
     spec_job = model.job_matcher(spec.job).promql()

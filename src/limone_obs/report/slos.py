@@ -153,7 +153,7 @@ def _plan(spec: ServiceSpec, slo: Slo) -> SloPlan:
         objective=slo.target if slo.objective is not None else None,
         recorded=recorded,
         ratio_window=window if window and c.sli_error_ratio_rule(window) in recorded else None,
-        raw_sli=None if recorded else slo.sli.status_sli(spec, slo),
+        raw_sli=slo.sli.unrecorded_sli(spec, slo),
     )
 
 
