@@ -7,7 +7,8 @@ Every worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` and any worker's
 prometheus-client chooses its storage when first imported: gunicorn imports the
 ``limone_obs`` package before this module, and that import does not load
 prometheus-client (its exporter names are imported lazily). Without the variable, a
-private directory on ``/dev/shm`` is made for this master and removed when it exits.
+private directory on ``/dev/shm`` is made for this master and removed when it exits (or,
+if it was killed, by the next server of this config to start on the machine).
 
 Importing this module (gunicorn does it once per master) also makes the directory this
 server's (:func:`limone_obs.exporter.multiprocess.claim_directory`): a directory in use
@@ -55,6 +56,10 @@ _master_pid = os.getpid()
 # Only now, with the variable set, may prometheus-client be imported.
 from limone_obs.errors import ConfigError  # noqa: E402
 from limone_obs.exporter import multiprocess  # noqa: E402
+
+if _multiproc_dir == _default_dir:
+    # What servers of this config killed with SIGKILL left (nothing could remove it).
+    multiprocess.remove_abandoned(_tmp_base, "limone-obs-")
 
 try:
     multiprocess.claim_directory(_multiproc_dir)

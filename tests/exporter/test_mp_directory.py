@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from limone_obs import health
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import compaction, multiprocess, process
 from tests.exporter.tmpfs import small_tmpfs
+from tests.support import gunicorn_server
 
 HOLDER = """
 import sys, time
@@ -56,6 +59,40 @@ def test_a_directory_held_by_a_live_server_is_refused(holder: tuple[Path, int]) 
         multiprocess.claim_directory(str(path))
 
 
+FORKING_HOLDER = """
+import os, sys, time
+from limone_obs.exporter import multiprocess
+multiprocess.claim_directory(sys.argv[1])
+worker = os.fork()
+if worker == 0:
+    time.sleep(60)  # a worker: shares the lock, outlives its master
+    os._exit(0)
+print(worker, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_directory_held_by_the_workers_of_a_dead_master_says_so(tmp_path: Path) -> None:
+    """A master killed alone (an OOM kill) leaves its workers holding the directory for a
+    while: the refusal says the master has exited and to wait for its workers, not that
+    the dead master runs."""
+    path = tmp_path / "mp"
+    master = subprocess.Popen(
+        [sys.executable, "-c", FORKING_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert master.stdout is not None
+    worker = int(master.stdout.readline())
+    try:
+        master.kill()
+        master.wait(timeout=10)
+        with pytest.raises(ConfigError) as refused:
+            multiprocess.claim_directory(str(path))
+    finally:
+        os.kill(worker, 9)
+    assert f"a server whose master (pid {master.pid}) has exited" in str(refused.value)
+    assert "in use by another running server" not in str(refused.value)
+
+
 def test_a_directory_is_free_again_once_its_server_is_gone(holder: tuple[Path, int]) -> None:
     """The lock dies with its holder: a later server claims the directory."""
     path, _pid = holder
@@ -82,6 +119,83 @@ def test_only_files_of_dead_processes_are_cleared(tmp_path: Path) -> None:
         (path / f"counter_{live}.db").unlink()
         multiprocess.clear_directory(str(path))
     assert sorted([f"counter_{live}.db", multiprocess.SERVER_LOCK]) == left
+
+
+def test_files_of_an_exited_unreaped_server_are_cleared(holder: tuple[Path, int]) -> None:
+    """A server killed with its workers, not reaped yet (zombies: its parent is slow to
+    reap, or is an init that does not): its files are complete and nobody writes them any
+    more, so a server claiming the directory meanwhile starts from zero (a trial: they
+    were kept, and the dead server's requests were counted again)."""
+    path, pid = holder
+    (path / f"counter_{pid}.db").write_bytes(b"\0" * 8)
+    os.kill(pid, 9)  # not waited for: a zombie, a child of this process, until reaped
+    deadline = time.monotonic() + 30
+    while (stat := process.read_stat(pid)) is None or stat.live:
+        assert time.monotonic() < deadline, "the killed holder never became a zombie"
+        time.sleep(0.01)
+    try:
+        multiprocess.claim_directory(str(path))
+        left = sorted(p.name for p in path.iterdir())
+    finally:
+        multiprocess.clear_directory(str(path))
+    assert [multiprocess.SERVER_LOCK] == left
+    assert not compaction.running(pid)
+
+
+def _server_dir(base: Path, pid: int, *, lock: bool = True) -> Path:
+    path = base / f"limone-obs-{pid}"
+    path.mkdir()
+    (path / "counter_1.db").write_bytes(b"\0" * 8)
+    if lock:
+        (path / multiprocess.SERVER_LOCK).write_text(str(pid))
+    return path
+
+
+def test_directories_of_killed_servers_are_removed(tmp_path: Path) -> None:
+    """A server killed with SIGKILL cannot remove its directory: the next one removes
+    it, when its pid runs no more and nobody holds its lock. A running server's, one whose
+    lock is still held (the workers of a killed master), one without a lock and any other
+    name stay."""
+    held = tmp_path / f"limone-obs-{_dead_pid()}"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(held)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        assert b"claimed" == holder.stdout.readline().strip()
+        killed = _server_dir(tmp_path, _dead_pid())
+        running = _server_dir(tmp_path, os.getpid())
+        unlocked = _server_dir(tmp_path, _dead_pid(), lock=False)
+        other = tmp_path / "limone-obs-report"
+        other.mkdir()
+        removed = multiprocess.remove_abandoned(str(tmp_path), "limone-obs-")
+        left = {p.name for p in tmp_path.iterdir()}
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert [str(killed)] == removed
+    assert {held.name, running.name, unlocked.name, other.name} == left
+
+
+@pytest.mark.integration
+def test_the_next_server_removes_a_killed_servers_default_directory(tmp_path: Path) -> None:
+    """The kit's gunicorn config without PROMETHEUS_MULTIPROC_DIR: a server killed with
+    its workers (SIGKILL) leaves its /dev/shm directory; the next server removes it."""
+    app = "tests.exporter.ux_gunicorn_app:create_app()"
+    config = "python:limone_obs.gunicorn_conf"
+    env = {"GUNICORN_WORKERS": "2"}
+    with gunicorn_server(app, tmp_path, env, config=config, name="killed") as (_, first):
+        left = Path(multiprocess_base()) / f"limone-obs-{first.pid}"
+        assert left.is_dir()
+        first.signal(signal.SIGKILL)  # the master and its workers: one process group
+        first.popen.wait(timeout=30)
+    assert left.is_dir()  # nothing could remove it
+    with gunicorn_server(app, tmp_path, env, config=config, name="next") as (_, second):
+        assert not left.exists()
+        assert (Path(multiprocess_base()) / f"limone-obs-{second.pid}").is_dir()
+
+
+def multiprocess_base() -> str:
+    """Where the kit's gunicorn config makes its default directory."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 
 
 def test_clear_directory_leaves_no_file_of_the_stopped_server(tmp_path: Path) -> None:

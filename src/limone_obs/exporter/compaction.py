@@ -222,11 +222,27 @@ def dead_pids(path: str, live: Iterable[int]) -> set[int]:
 
 
 def running(pid: int) -> bool:
-    """True if process ``pid`` exists (a zombie too; another user's too)."""
+    """True if process ``pid`` exists and has not exited (another user's too).
+
+    A zombie (exited, not reaped yet: its parent was killed with it and nothing has
+    reaped it, or the parent is slow to) is not running: its files are complete and no
+    longer written, and a server started meanwhile must not take them for a live one's.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """True if Linux's ``/proc`` says ``pid`` is a zombie; False where it cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    # The state follows the command name, which may hold spaces and parentheses.
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"

@@ -22,6 +22,7 @@ import fcntl
 import glob
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -279,12 +280,7 @@ def claim_directory(path: str) -> None:
         if owner is not None and owner == os.getppid():
             _take_over_later(path)  # our parent master hands over to us (USR2)
             return
-        raise ConfigError(
-            f"{ENV_VAR}={path!r} is in use by another running server (master pid "
-            f"{owner if owner is not None else 'unknown'}): two servers on one directory "
-            "delete and mix each other's samples. Give each server its own directory "
-            f"(e.g. {ENV_VAR}=/dev/shm/<service>-<port>) or stop the other server first"
-        ) from None
+        raise ConfigError(_in_use(path, owner)) from None
     _own(fd, real)
     try:
         _clear_dead(path)
@@ -294,6 +290,24 @@ def claim_directory(path: str) -> None:
             f"({exc.strerror or exc}: {exc.filename}); they would add to this server's "
             "counts. Empty the directory, or use another one"
         ) from None
+
+
+def _in_use(path: str, owner: int | None) -> str:
+    """Why ``path`` cannot be claimed: the server of master ``owner`` holds its lock."""
+    if owner is not None and not compaction.running(owner):
+        # Its workers share the lock: a master killed alone leaves them holding it.
+        return (
+            f"{ENV_VAR}={path!r} is still held by processes of a server whose master (pid "
+            f"{owner}) has exited: its workers, orphaned, run until they notice. Wait for "
+            "them to exit (or stop them) and start again; two servers on one directory "
+            "delete and mix each other's samples"
+        )
+    return (
+        f"{ENV_VAR}={path!r} is in use by another running server (master pid "
+        f"{owner if owner is not None else 'unknown'}): two servers on one directory "
+        "delete and mix each other's samples. Give each server its own directory "
+        f"(e.g. {ENV_VAR}=/dev/shm/<service>-<port>) or stop the other server first"
+    )
 
 
 def _own(fd: int, real: str) -> None:
@@ -312,6 +326,43 @@ def _take_over_later(path: str) -> None:
         _own(fd, real)
 
     threading.Thread(target=wait, name="limone-obs-directory", daemon=True).start()
+
+
+def remove_abandoned(base: str, prefix: str) -> list[str]:
+    """Remove the directories ``<base>/<prefix><pid>`` that servers killed before they
+    could remove them left behind (``kill -9``: on ``/dev/shm`` they hold RAM until the
+    machine restarts); return their paths.
+
+    A directory goes only when its pid is no running process and no process holds its
+    lock (a server's workers hold it until the last one exits). Others' directories that
+    cannot be read or removed (another user's) are left as they are; never raises.
+    """
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            pid = name[len(prefix) :] if name.startswith(prefix) else ""
+            path = os.path.join(base, name)
+            if pid.isdigit() and not compaction.running(int(pid)) and _lock_free(path):
+                shutil.rmtree(path, ignore_errors=True)
+                if not os.path.exists(path):
+                    removed.append(path)
+    return removed
+
+
+def _lock_free(path: str) -> bool:
+    """True if directory ``path`` has a server lock (it is a server's directory: nothing
+    else is touched) and no process holds it."""
+    try:
+        fd = os.open(os.path.join(path, SERVER_LOCK), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases the lock if it was taken
+    return True
 
 
 def handing_over(server: Any) -> bool:
