@@ -165,6 +165,21 @@ def test_variable_queries_offer_the_scenario_values(scenario: Scenario) -> None:
     assert (True, True) == (scenario.job in jobs, PROJECT_ENDPOINT in endpoints)
 
 
+def test_the_slo_dashboard_offers_only_its_specs_job(scenario: Scenario) -> None:
+    """Every panel of the SLO dashboard is of the spec's SLOs: its $job lists the spec's
+    job alone (two services in one namespace: another job beside these SLO numbers would
+    mix the two), as Grafana runs the query; the overview still lists every job."""
+    queries = {}
+    for name in ("slos.json", "overview.json"):
+        board = scenario.dashboards[name]
+        (var,) = [v for v in board["templating"]["list"] if v["name"] == c.VAR_JOB]
+        queries[name] = var["query"].removeprefix("label_values(").removesuffix(")")
+    series, label = queries["slos.json"].rsplit(", ", 1)
+    assert [scenario.job] == _label_values(scenario.url, label, series)
+    assert f'{{job="{scenario.job}"}}' in series
+    assert "{" not in queries["overview.json"]
+
+
 def test_dependency_variable_offers_every_dependency_the_app_calls(scenario: Scenario) -> None:
     """$dependency's own query, as Grafana runs it, lists the app's dependency names: the
     kit's (template), the usual ones and one only this app knows (payments.v2)."""

@@ -93,7 +93,9 @@ Prometheus ones select a datasource with `$datasource` (default uid
 `{c.DATASOURCE_UID_PROMETHEUS}`), the logs one with `$loki` (default uid
 `{c.DATASOURCE_UID_LOKI}`). Each opens on its service: `$job` preselects the spec's
 `job` (`{service.job}`), the logs' `$service` its `service` (`{service.service}`, the
-`service` label of its log lines: `LIMONE_OBS_SERVICE`).
+`service` label of its log lines: `LIMONE_OBS_SERVICE`). The SLO dashboard's `$job`
+offers that job alone: its every panel is of the spec's SLOs, and another service's
+traffic beside them would mix two services without a word.
 
 ## Reading them in an incident
 

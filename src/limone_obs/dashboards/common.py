@@ -67,12 +67,21 @@ def variables(
     dependency: bool = False,
     baseline: bool = False,
     service: ServiceView | None = None,
+    spec_job_only: bool = False,
 ) -> list[object]:
     """``$datasource``, ``$job``, ``$instance`` (multi), optionally ``$endpoint``,
     ``$dependency`` (multi: the job's dependency names, all selected) and ``$baseline``;
-    ``$job`` opens on ``service``'s scrape job when given."""
+    ``$job`` opens on ``service``'s scrape job when given, and offers no other job with
+    ``spec_job_only`` (a dashboard whose every panel is of that job's SLOs: another
+    service's traffic in the same namespace beside this one's SLO numbers would mix the
+    two without a word)."""
     series = queries.names.requests_total
     job_filter = f'{c.LABEL_JOB}="${c.VAR_JOB}"'
+    jobs = (
+        f'{series}{{{c.LABEL_JOB}="{service.job}"}}'
+        if spec_job_only and service is not None
+        else series
+    )
     out: list[object] = [
         gf.datasource_variable(
             c.VAR_DATASOURCE,
@@ -82,7 +91,7 @@ def variables(
         ),
         gf.query_variable(
             c.VAR_JOB,
-            f"label_values({series}, {c.LABEL_JOB})",
+            f"label_values({jobs}, {c.LABEL_JOB})",
             "Job",
             datasource=gf.PROMETHEUS,
             default=service.job if service is not None else None,

@@ -29,7 +29,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         "SLOs and error budgets",
         f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts.",
         grid,
-        variables=common.variables(queries, service=service),
+        variables=common.variables(queries, service=service, spec_job_only=True),
         annotations=common.timeline(queries, service),
     )
 
