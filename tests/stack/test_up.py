@@ -404,6 +404,10 @@ def test_up_runs_your_own_app_with_your_own_spec(tmp_path: Path) -> None:
             up.kill(children)
     assert {"shop"} == services
     assert "tests.adopter.shop:create_app()" in "\n".join(up.lines)
+    # The status command it prints reads this spec (from the directory it ran in, the
+    # default alerts/slo.yaml is the demo's).
+    prom = f"http://{LOOPBACK}:{ports['prometheus']}"
+    assert f"limone-obs status --prometheus {prom} --spec {spec}" in "\n".join(up.lines)
     # Named by the spec's service, and without the demo's Redis and its lines.
     log = (tmp_path / "work" / "logs" / "app.log").read_text()
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]

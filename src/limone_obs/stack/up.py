@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import sys
 import threading
@@ -444,7 +445,7 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
         prom = f"http://{LOOPBACK}:{o.prometheus_port}"
         lines += [
             f"Prometheus     {prom}/graph  (API: {prom}/api/v1/rules, {prom}/api/v1/alerts)",
-            f"SLO status     limone-obs status --prometheus {prom}",
+            f"SLO status     limone-obs status --prometheus {prom}{_spec_option(o)}",
         ]
     if "alertmanager" in stack.procs:
         lines.append(f"Alertmanager   http://{LOOPBACK}:{o.alertmanager_port}/api/v2/alerts")
@@ -465,6 +466,15 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
     ]
     for line in lines:
         say(line)
+
+
+def _spec_option(o: UpOptions) -> str:
+    """`` --spec <path>`` when the spec of this run is not the one ``limone-obs status``
+    reads from the current directory (``alerts/slo.yaml``), else nothing."""
+    spec = (o.spec or o.root / SPEC_PATH).resolve()
+    if spec == (Path.cwd() / SPEC_PATH).resolve():
+        return ""
+    return f" --spec {shlex.quote(str(spec))}"
 
 
 def _timeline(stack: Stack, load: _Load, clock: _Clock, stop: threading.Event) -> bool:
