@@ -164,8 +164,10 @@ def render_shared_config(
     group_wait: str | None = None,
     group_interval: str | None = None,
     repeat_interval: str | None = None,
+    header: str = render.HEADER,
 ) -> str:
-    """:func:`shared_config` as YAML text: one Alertmanager for several services."""
+    """:func:`shared_config` as YAML text: one Alertmanager for several services, after
+    ``header`` (a comment line saying what generated it)."""
     data = shared_config(
         specs,
         webhook_url=webhook_url,
@@ -173,4 +175,4 @@ def render_shared_config(
         group_interval=group_interval,
         repeat_interval=repeat_interval,
     )
-    return render.to_yaml(data)
+    return render.to_yaml(data, header=header)
