@@ -1,4 +1,4 @@
-"""Percentile panels show "No data", not NaN, while their histogram observed nothing.
+"""Percentile and ratio panels show "No data", not NaN, while nothing was observed.
 
 ``histogram_quantile`` over buckets whose rates are all 0 returns NaN, which Grafana draws
 as a NaN line or stat. Every percentile query of every generated dashboard must instead
@@ -10,6 +10,7 @@ for the queue-time panel (no ``X-Request-Start``, then requests carrying it).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,79 @@ def test_every_percentile_query_is_empty_once_its_histogram_is_idle(tmp_path: Pa
     path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
     boards = {q.dashboard for q in queries}
     assert {"overview.json", "endpoint.json", "dependencies.json", "ux.json"} == boards
+    _assert_holds(promtool_test(path, tmp_path))
+
+
+def _counter(name: str, labels: dict[str, str]) -> dict[str, str]:
+    return _series(name, labels, BUSY_THEN_IDLE)
+
+
+#: The bounds the share-within panels read (the latency SLO's threshold and stages, the
+#: AI API's 2.5 s), all busy then idle like every other counter here.
+SHARE_BOUNDS = ("0.5", "0.6", "1.0", "2.5", "+Inf")
+
+
+def _buckets(bucket: str, labels: dict[str, str]) -> list[dict[str, str]]:
+    return [_counter(bucket, {**labels, c.LABEL_LE: le}) for le in SHARE_BOUNDS]
+
+
+def _every_counter_divided() -> list[dict[str, str]]:
+    """Every counter the dashboards divide by or into, busy for 10 minutes, then idle:
+    requests (200s and 500s), their durations, dependency calls and seconds, calls per
+    request, cache lookups."""
+    endpoint = {c.LABEL_ENDPOINT: PROJECT_ENDPOINT, c.LABEL_METHOD: "GET"}
+    found = [_counter(N.requests_total, {**endpoint, c.LABEL_STATUS: s}) for s in ("200", "500")]
+    found += [
+        _counter(N.request_duration_sum, endpoint),
+        _counter(N.request_duration_count, endpoint),
+    ]
+    found += _buckets(N.request_duration_bucket, endpoint)
+    for dependency in DEPENDENCIES:
+        call = {c.LABEL_DEPENDENCY: dependency, c.LABEL_OPERATION: "op"}
+        for outcome in (c.OUTCOME_OK, c.OUTCOME_ERROR):
+            found.append(_counter(N.dependency_duration_count, {**call, c.LABEL_OUTCOME: outcome}))
+            found.append(_counter(N.dependency_duration_sum, {**call, c.LABEL_OUTCOME: outcome}))
+        found += _buckets(N.dependency_duration_bucket, {**call, c.LABEL_OUTCOME: c.OUTCOME_OK})
+        per_request = {c.LABEL_ENDPOINT: PROJECT_ENDPOINT, c.LABEL_DEPENDENCY: dependency}
+        found.append(_counter(N.request_dependency_seconds_total, per_request))
+        found.append(_counter(N.dependency_calls_per_request_sum, per_request))
+        found.append(_counter(N.dependency_calls_per_request_count, per_request))
+    for result in (c.CACHE_HIT, c.CACHE_MISS):
+        found.append(_counter(N.cache_requests_total, {c.LABEL_CACHE: "c", c.LABEL_RESULT: result}))
+    return found
+
+
+def _division_queries() -> list[PanelQuery]:
+    """Every panel query of the generated dashboards that divides by a rate (a ratio, a
+    mean, time per request)."""
+    boards = build_from(ROOT)
+    found = prometheus_queries(boards, PROMTOOL_VALUES)
+    return [q for q in found if "histogram_quantile" not in q.expr and "rate(" in _divisor(q.expr)]
+
+
+#: A division sign as the dashboards' queries write it (``ratio``, time per request).
+DIVISION = re.compile(r"\n/\n|\) / \(|\n/ on \(\) group_left")
+
+
+def _divisor(expr: str) -> str:
+    """What follows the first division sign of ``expr`` ("" without one)."""
+    parts = DIVISION.split(expr, maxsplit=1)
+    return parts[1] if len(parts) == 2 else ""
+
+
+def test_every_division_query_is_empty_once_its_counters_are_idle(tmp_path: Path) -> None:
+    """5xx ratios, shares within a threshold, failure and hit ratios, means and time per
+    request (every dashboard, every copy of a repeated row) return samples while their
+    counters count and no sample, not NaN (0 / 0), once nothing was counted over the
+    window."""
+    queries = _division_queries()
+    checks = [check for q in queries for check in _busy_and_idle_checks(q)]
+    test = {"interval": "1m", "input_series": _every_counter_divided(), "promql_expr_test": checks}
+    path = tmp_path / "idle_ratios_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
+    boards = {q.dashboard for q in queries}
+    assert {"overview.json", "endpoint.json", "dependencies.json"} <= boards
+    assert len(queries) >= 10
     _assert_holds(promtool_test(path, tmp_path))
 
 

@@ -147,7 +147,9 @@ falls back to 0 for every group that has traffic. Only without traffic are they 
 Percentile panels (latency, dependency calls, calls per request, page load, queue time)
 show "No data", not NaN, for a histogram, or one group of it, that observed nothing over
 the window: no request, no call, no beacon, no `X-Request-Start` header (each query drops
-`histogram_quantile`'s NaN with `>= 0`).
+`histogram_quantile`'s NaN with `>= 0`). So do ratios and means (5xx ratio, share within a
+threshold, error and hit ratios, calls and time per request) where nothing was counted:
+they divide by the rate only where it is above 0, since 0 / 0 is NaN.
 
 Process panels (CPU, memory, file descriptors, GC) show the one process of a
 single-process server, and under gunicorn (multiprocess mode) the master and every live

@@ -59,8 +59,20 @@ def quantile(q: float, bucket: str, *extra: str, by: str = "") -> str:
 
 
 def ratio(numerator: str, denominator: str) -> str:
-    """``numerator / denominator`` with both sides parenthesised."""
-    return f"({numerator})\n/\n({denominator})"
+    """``numerator / denominator`` with both sides parenthesised, for the groups whose
+    denominator is above 0 (:func:`positive`)."""
+    return f"({numerator})\n/\n{positive(denominator)}"
+
+
+def positive(denominator: str) -> str:
+    """``denominator`` without its zero samples: what a panel divides by.
+
+    A group with series but nothing counted over the window (no request, no call, no
+    lookup: an idle service, endpoint or dependency) has a rate of 0, and 0 / 0 is NaN,
+    which Grafana draws as a NaN line or stat; divided by nothing, the group has no
+    sample and the panel says "No data". Every other value is kept as it is.
+    """
+    return f"(({denominator}) > 0)"
 
 
 def or_zero(part: str, whole: str, by: str = "") -> str:
@@ -158,7 +170,8 @@ class Queries:
     def dependency_seconds_per_request(self) -> str:
         """Seconds spent in each dependency per answered request (stackable)."""
         spent = sum_rate(self.names.dependency_duration_sum, by=c.LABEL_DEPENDENCY)
-        return f"{spent}\n/ on () group_left\n{sum_rate(self.names.request_duration_count)}"
+        count = positive(sum_rate(self.names.request_duration_count))
+        return f"{spent}\n/ on () group_left ()\n{count}"
 
     def app_seconds_per_request(self) -> str:
         """Seconds per request spent outside every tracked dependency (never below 0).
@@ -167,7 +180,7 @@ class Queries:
         """
         total = sum_rate(self.names.request_duration_sum)
         in_deps = or_zero(sum_rate(self.names.dependency_duration_sum), "")
-        count = sum_rate(self.names.request_duration_count)
+        count = positive(sum_rate(self.names.request_duration_count))
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 
     def endpoint_dependency_seconds(self, *extra: str) -> str:
@@ -178,14 +191,14 @@ class Queries:
         the mean request duration.
         """
         spent = sum_rate(self.names.request_dependency_seconds_total, *extra, by=c.LABEL_DEPENDENCY)
-        answered = sum_rate(self.names.request_duration_count, *extra)
-        return f"{spent}\n/ on () group_left\n{answered}"
+        answered = positive(sum_rate(self.names.request_duration_count, *extra))
+        return f"{spent}\n/ on () group_left ()\n{answered}"
 
     def endpoint_other_seconds(self, *extra: str) -> str:
         """Seconds per request outside every tracked dependency (never below 0)."""
         total = sum_rate(self.names.request_duration_sum, *extra)
         in_deps = or_zero(sum_rate(self.names.request_dependency_seconds_total, *extra), "")
-        count = sum_rate(self.names.request_duration_count, *extra)
+        count = positive(sum_rate(self.names.request_duration_count, *extra))
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 
     def calls_per_request(self, q: float, *extra: str) -> str:
