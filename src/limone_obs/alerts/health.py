@@ -360,7 +360,9 @@ def _calls_section(spec: ServiceSpec) -> str:
         f"The p95 of the `{h.calls_dependency}` calls one request of the endpoint makes is "
         f"above {h.calls_per_request:g}: usually an N+1 query (one query per item of a "
         "list). Load the items in one query or cache them. The mean calls per request, by "
-        "endpoint (exact: the calls counted over the requests):\n\n"
+        "endpoint (exact: the calls counted over the requests, once the series are older "
+        "than the window; within the first window after they appear, `rate()` extrapolates "
+        "the two a little differently):\n\n"
         + runbooks.code(mean_calls(spec))
         + "\nThe p95 the alert reads, by endpoint, is an estimate from the histogram's "
         f"buckets ({bounds}): interpolated within the bucket it falls in, it may read "

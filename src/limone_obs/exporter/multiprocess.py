@@ -298,7 +298,8 @@ def _in_use(path: str, owner: int | None) -> str:
         # Its workers share the lock: a master killed alone leaves them holding it.
         return (
             f"{ENV_VAR}={path!r} is still held by processes of a server whose master (pid "
-            f"{owner}) has exited: its workers, orphaned, run until they notice. Wait for "
+            f"{owner}) has exited: its workers, orphaned, run until they notice (a gunicorn "
+            "worker within about half its timeout: 30 s under the kit's config). Wait for "
             "them to exit (or stop them) and start again; two servers on one directory "
             "delete and mix each other's samples"
         )
