@@ -138,7 +138,9 @@ def test_burn_threshold_is_factor_times_budget() -> None:
     expected = (
         'slo:sli_error:ratio_rate1h{slo="availability",slo_service="limoneide"} > 0.0144\n'
         'and\nslo:sli_error:ratio_rate5m{slo="availability",slo_service="limoneide"} > 0.0144\n'
-        'and on ()\nsum(rate(limoneide_requests_total{job="limoneide"}[1h])) >= 0.05'
+        "and on ()\n"
+        'avg_over_time(slo:sli_events:rate5m{slo="availability",slo_service="limoneide"}[1h])'
+        " >= 0.05"
     )
     assert expected == expr
 

@@ -185,6 +185,13 @@ def rate_scenarios(
     if slo.min_rate > 0:
         low = Traffic(slo.min_rate / 4, worst.ratio)
         loads.append(("errors below the minimum rate fire nothing", low))
+    if burn and pages and slo.min_rate > 0:
+        # Burn tiers guard with the mean of the recorded 5m rate: a service (or a
+        # Prometheus) younger than the page's long window pages at low traffic too. Its
+        # first 5m rates read low (the window is longer than the history): 8x the minimum
+        # passes from the first one; the raw 1h rate would stay below it for 7.5 minutes.
+        young = Traffic(8 * slo.min_rate, worst.ratio)
+        loads.append(("low traffic pages a young service right after for", young))
     return [
         scenario(
             spec, slo, pairs, title, load=load, times=around_for(pairs, load, end), series=series

@@ -92,9 +92,17 @@ class RatedSli(Sli):
         return f"{bad}\n/\n{total}"
 
     def total_rate(self, spec: ServiceSpec, slo: Slo, window: str) -> str:
-        """Events per second over ``window`` (the minimum-rate guard); a long window
-        averages the recorded 5m rate instead of reading every raw series."""
-        if self.is_long(window):
+        """Events per second over ``window`` (the minimum-rate guard).
+
+        With a budget (the recorded 5m rate exists) it is the mean of that rate over the
+        window, for every window of 5m and more: ``rate()`` over a window longer than
+        Prometheus' history (a new Prometheus or service) divides the events of the few
+        minutes it holds by the whole window, so the 1h page tier stayed below
+        ``min_rate`` for its first hour at low traffic while the 1d ticket tier, reading
+        the mean, fired: tickets before pages. The mean also spares reading every raw
+        series over a long window. Otherwise the raw rate.
+        """
+        if self.has_budget and _durations.seconds(window) >= _durations.seconds("5m"):
             return f"avg_over_time({c.RULE_EVENTS_RATE5M}{slo_selector(spec, slo)}[{window}])"
         return self.rates(window)[1]
 
