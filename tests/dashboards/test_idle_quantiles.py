@@ -11,6 +11,7 @@ for the queue-time panel (no ``X-Request-Start``, then requests carrying it).
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,13 +97,21 @@ def test_every_percentile_query_is_empty_once_its_histogram_is_idle(tmp_path: Pa
     dashboard, every copy of a repeated row) return samples while their histogram observes
     and no sample, not NaN, once it has observed nothing over the window."""
     queries = _quantile_queries()
-    checks = [check for q in queries for check in _busy_and_idle_checks(q)]
-    test = {"interval": "1m", "input_series": _every_histogram(), "promql_expr_test": checks}
-    path = tmp_path / "idle_quantiles_test.yml"
-    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
     boards = {q.dashboard for q in queries}
     assert {"overview.json", "endpoint.json", "dependencies.json", "ux.json"} == boards
-    _assert_holds(promtool_test(path, tmp_path))
+    _assert_holds(_busy_then_idle(tmp_path, queries, _every_histogram()))
+
+
+def _busy_then_idle(
+    tmp_path: Path, queries: list[PanelQuery], series: list[dict[str, str]]
+) -> subprocess.CompletedProcess[str]:
+    """promtool's run of :func:`_busy_and_idle_checks` for each of ``queries`` over
+    ``series`` (busy, then idle)."""
+    checks = [check for q in queries for check in _busy_and_idle_checks(q)]
+    test = {"interval": "1m", "input_series": series, "promql_expr_test": checks}
+    path = tmp_path / "busy_then_idle_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
+    return promtool_test(path, tmp_path)
 
 
 def _counter(name: str, labels: dict[str, str]) -> dict[str, str]:
@@ -168,14 +177,10 @@ def test_every_division_query_is_empty_once_its_counters_are_idle(tmp_path: Path
     counters count and no sample, not NaN (0 / 0), once nothing was counted over the
     window."""
     queries = _division_queries()
-    checks = [check for q in queries for check in _busy_and_idle_checks(q)]
-    test = {"interval": "1m", "input_series": _every_counter_divided(), "promql_expr_test": checks}
-    path = tmp_path / "idle_ratios_test.yml"
-    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
     boards = {q.dashboard for q in queries}
     assert {"overview.json", "endpoint.json", "dependencies.json"} <= boards
     assert len(queries) >= 10
-    _assert_holds(promtool_test(path, tmp_path))
+    _assert_holds(_busy_then_idle(tmp_path, queries, _every_counter_divided()))
 
 
 def _app() -> Flask:
