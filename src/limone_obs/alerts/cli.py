@@ -384,8 +384,8 @@ def _count_series(url: str, promql: str) -> int:
     return int(float(result[0]["value"][1])) if result else 0
 
 
-@click.command("alertmanager")
-@click.option(
+#: ``--spec`` of the commands that take one spec per service (``specs``: the paths).
+specs_option = click.option(
     "--spec",
     "specs",
     multiple=True,
@@ -393,6 +393,10 @@ def _count_series(url: str, promql: str) -> int:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="An SLO spec (slo.yaml) per service; repeat for each service.",
 )
+
+
+@click.command("alertmanager")
+@specs_option
 @click.option(
     "--out",
     required=True,

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from limone_obs.alerts.cli import specs_option
 from limone_obs.alerts.spec import load_spec
 from limone_obs.dashboards.build import tree
 from limone_obs.dashboards.generate import OUTPUT_DIR
@@ -80,14 +81,7 @@ def lint_command(paths: tuple[Path, ...]) -> None:
 
 
 @group.command("tree")
-@click.option(
-    "--spec",
-    "specs",
-    multiple=True,
-    required=True,
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="An SLO spec (slo.yaml) per service; repeat for each service.",
-)
+@specs_option
 @click.option(
     "--out",
     required=True,
