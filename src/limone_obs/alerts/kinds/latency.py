@@ -326,7 +326,7 @@ def _breakdown_label(spec: ServiceSpec, metric: str) -> str:
     page load's page, a dependency call's operation."""
     if metric == spec.names.request_duration:
         return c.LABEL_ENDPOINT
-    if metric == f"{spec.namespace}_{c.SUFFIX_PAGE_LOAD_SECONDS}":
+    if runbooks.reads_browser_timing(spec, metric):
         return c.LABEL_PAGE
     return c.LABEL_OPERATION
 
