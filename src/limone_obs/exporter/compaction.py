@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from limone_obs.errors import ArtifactError
+from limone_obs.exporter import _procfs
 from limone_obs.exporter._mp_files import FileReader, KeyTable
 from limone_obs.exporter.merge_rules import LIVE_PREFIXES, PER_PID, RULES, combine, split_name
 
@@ -234,15 +235,5 @@ def running(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """True if Linux's ``/proc`` says ``pid`` is a zombie; False where it cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    # The state follows the command name, which may hold spaces and parentheses.
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+    fields = _procfs.stat_fields(pid)  # None without /proc: then it runs, as far as known
+    return fields is None or not _procfs.zombie(fields)

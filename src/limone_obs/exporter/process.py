@@ -46,7 +46,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from limone_obs import _forking
 from limone_obs import conventions as c
-from limone_obs.exporter import _failsafe, workers
+from limone_obs.exporter import _failsafe, _procfs, workers
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -71,20 +71,9 @@ class ProcStat:
     live: bool = True
 
 
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces
-    and parentheses), from the state on (field 3); None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return raw[raw.rfind(b")") + 2 :].split()
-
-
 def read_stat(pid: int) -> ProcStat | None:
     """Read ``/proc/<pid>/stat`` and count ``/proc/<pid>/fd``; None if the process is gone."""
-    fields = _stat_fields(pid)
+    fields = _procfs.stat_fields(pid)
     if fields is None:
         return None
     try:
@@ -96,7 +85,7 @@ def read_stat(pid: int) -> ProcStat | None:
         children_cpu=(int(fields[13]) + int(fields[14])) / _TICKS,
         rss=float(int(fields[21]) * _PAGE),
         fds=fds,
-        live=fields[0] != b"Z",
+        live=not _procfs.zombie(fields),
     )
 
 
@@ -110,7 +99,7 @@ def children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _stat_fields(entry)
+            fields = _procfs.stat_fields(entry)
             if fields is not None and int(fields[1]) == pid:
                 found.append(int(entry))
     return found
@@ -119,7 +108,7 @@ def children(pid: int) -> list[int]:
 def started(pid: int) -> float | None:
     """Unix time process ``pid`` started (Linux ``/proc``), to about a second (the boot
     time is in whole seconds), or None when unknown."""
-    fields = _stat_fields(pid)
+    fields = _procfs.stat_fields(pid)
     try:
         with open("/proc/stat", "rb") as f:
             boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
