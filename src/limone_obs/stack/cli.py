@@ -36,7 +36,8 @@ from limone_obs.stack.webhook import WebhookReceiver, print_alert_lines
     "--mix",
     default=load_mod.DEFAULT_MIX,
     show_default=True,
-    help="Comma-separated '[METHOD ]/path[=weight]' entries.",
+    help="Comma-separated '[METHOD ]/path[=weight]' entries (weight: a whole number >= 1, "
+    "default 1).",
 )
 @click.option("--max-requests", type=int, default=None, help="Default: rps x duration.")
 @click.option("--allow-remote", is_flag=True, help="Allow a host other than loopback.")
@@ -209,7 +210,8 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
 @click.option(
     "--mix",
     default=None,
-    help="Load: '[METHOD ]/path[=weight],...' (default: the demo's mix; with --app, GET /).",
+    help="Load: '[METHOD ]/path[=weight],...', weights whole numbers >= 1 (default: the "
+    "demo's mix; with --app, GET /).",
 )
 @click.option(
     "--scrape-interval",
