@@ -18,7 +18,7 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
-from limone_obs.dashboards.queries import Queries, matchers, quantile, sum_rate
+from limone_obs.dashboards.queries import Queries, matchers, positive, quantile, sum_rate
 from limone_obs.dashboards.slo_inputs import ServiceView
 
 #: Targets drawn when the spec has no SLO on the phase (the seed's goals: 2 s, 1 s).
@@ -204,10 +204,16 @@ def _memory_panels() -> list[Any]:
     by = f"by ({c.LABEL_INSTANCE})"
     total = f"sum {by} ({c.SERIES_PROCESS_MEMORY}{matchers()})"
     workers = f"sum {by} ({c.SERIES_PROCESS_WORKERS}{matchers()})"
-    # Single-process servers have no worker series: their one process is the worker.
-    largest = f"max {by} ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})\nor\n{total}"
+    # Single-process servers have no worker series: their one process is the worker. A
+    # server whose every worker is being replaced reads 0 live workers for a moment: no
+    # sample then (its largest worker would read 0 bytes, the mean 0 / 0), not the master.
+    single = f"({total})\nunless\n({workers})"
+    largest = (
+        f"max {by} ({c.SERIES_PROCESS_WORKER_MAX_MEMORY}{matchers()})\n"
+        f"and\n{positive(workers)}\nor\n{single}"
+    )
     summed = f"sum {by} ({c.SERIES_PROCESS_WORKER_SUM_MEMORY}{matchers()})"
-    mean = f"({summed})\n/\n({workers})\nor\n{total}"
+    mean = f"({summed})\n/\n{positive(workers)}\nor\n{single}"
     return [
         gf.timeseries(
             "Memory per worker",
@@ -218,7 +224,8 @@ def _memory_panels() -> list[Any]:
             Look(
                 "Resident memory of the largest live gunicorn worker and the mean of the "
                 "live workers (the master left out), per instance; a single-process "
-                "server shows its one process.",
+                "server shows its one process. The lines break while no worker is live "
+                "(every one being replaced).",
                 "bytes",
             ),
         ),
