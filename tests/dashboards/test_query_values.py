@@ -79,6 +79,55 @@ def test_other_is_the_whole_request_before_any_dependency_series(tmp_path: Path)
     _assert_holds(_evaluate(tmp_path, _requests("/x", 52.5), expr, {"{}": 0.875}))
 
 
+def _service_series() -> list[dict[str, str]]:
+    """/compare: 0.5 s per request making two overlapping AI calls of 0.375 s (0.75 s
+    charged); /slow: 1.2 s, no call; and 0.25 s per second of AI calls of no request
+    (a background thread), in the dependency's own duration only."""
+    call = {c.LABEL_DEPENDENCY: c.DEPENDENCY_AI, c.LABEL_OPERATION: "complete"}
+    every_call = {**call, c.LABEL_OUTCOME: c.OUTCOME_OK}
+    return [
+        *_requests("/compare", 30),
+        _spent("/compare", c.DEPENDENCY_AI, 45),
+        *_requests("/slow", 72),
+        _series(N.dependency_duration_sum, every_call, f"0+{45 + 15}x10"),
+    ]
+
+
+def test_service_breakdown_charges_requests_with_their_own_calls_only(tmp_path: Path) -> None:
+    """Dependencies dashboard, Seconds per request: the AI API's share is the time the
+    requests' own calls took (0.75 s per /compare request over 2 requests a second), not
+    the background thread's."""
+    expr = Q.dependency_seconds_per_request()
+    expected = {'{dependency="ai_api"}': 0.375}
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, expected))
+
+
+def test_service_app_time_keeps_each_endpoints_own_time(tmp_path: Path) -> None:
+    """App time outside dependencies, endpoint by endpoint: /compare's overlapping calls
+    leave it 0 there, and take nothing off /slow's 1.2 s (0.6 s over 2 requests a
+    second; one subtraction for the whole service read 0.35)."""
+    expr = Q.app_seconds_per_request()
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, {"{}": 0.6}))
+
+
+def test_dependency_time_outside_requests_is_what_no_request_was_charged(
+    tmp_path: Path,
+) -> None:
+    """The AI API's calls of no request: 1 s per second in all, 0.75 of it charged."""
+    expr = Q.dependency_seconds_outside_requests()
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, {'{dependency="ai_api"}': 0.25}))
+
+
+def test_dependency_time_outside_requests_is_all_before_any_request_called(
+    tmp_path: Path,
+) -> None:
+    """Without the per-request counter, every call's time is outside requests."""
+    call = {c.LABEL_DEPENDENCY: c.DEPENDENCY_DB, c.LABEL_OPERATION: "q", c.LABEL_OUTCOME: "ok"}
+    series = [_series(N.dependency_duration_sum, call, "0+30x10")]
+    expr = Q.dependency_seconds_outside_requests()
+    _assert_holds(_evaluate(tmp_path, series, expr, {'{dependency="db"}': 0.5}))
+
+
 def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]:
     """One request per second calling ``dependency`` ``calls`` times (the histogram)."""
     labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_DEPENDENCY: dependency}

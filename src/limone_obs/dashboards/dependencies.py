@@ -32,7 +32,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     grid.add_all(
         [(_seconds_per_request(queries, targets), 16, 9), (_cache_hit_ratio(queries), 8, 9)]
     )
-    grid.add(calls_per_request(queries), 24, 8)
+    grid.add_all([(calls_per_request(queries), 16, 8), (_outside_requests(queries), 8, 8)])
     grid.row("All dependencies")
     grid.add_all([(panel, 8, 8) for panel in _all_dependencies(queries, targets)])
     grid.row(DEPENDENCY, repeat=c.VAR_DEPENDENCY)
@@ -86,12 +86,27 @@ def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
         "Average seconds each request spends in each dependency, stacked; the top of the "
         f"stack is the mean request duration; {targets.lines}. Calls that run at the same "
         "time (a thread pool, asyncio.gather) or inside another tracked call each add "
-        "their whole time: then the stack rises above the request's duration and app "
-        "(never below 0) reads 0.",
+        "their whole time: then the stack rises above the duration of that endpoint's "
+        "requests, whose app time (never below 0) reads 0; other endpoints' app time is "
+        "kept. Calls of no request are in Dependency time outside requests.",
         "s",
         targets.steps,
     )
     return gf.timeseries("Seconds per request", queries, look, stacked=True, lines=True)
+
+
+def _outside_requests(q: Queries) -> Any:
+    look = Look(
+        "Seconds per second each dependency spends in calls that no request is charged "
+        "with (not in Seconds per request): background jobs, and thread-pool work "
+        "submitted without the request's context, which limone_obs.context.submit "
+        "carries. Also up to a few seconds while a long request's calls wait for its "
+        "end to be charged.",
+        "s",
+        bounds=(0, None),
+    )
+    query = Query(q.dependency_seconds_outside_requests(), "{{dependency}}")
+    return gf.timeseries("Dependency time outside requests", [query], look)
 
 
 def _cache_hit_ratio(q: Queries) -> Any:

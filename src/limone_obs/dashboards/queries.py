@@ -168,20 +168,45 @@ class Queries:
         return quantile(q, self.names.dependency_duration_bucket, *extra, by=by)
 
     def dependency_seconds_per_request(self) -> str:
-        """Seconds spent in each dependency per answered request (stackable)."""
-        spent = sum_rate(self.names.dependency_duration_sum, by=c.LABEL_DEPENDENCY)
+        """Seconds each answered request spends in each dependency (stackable).
+
+        From the per-request counter (the calls a request made, counted when it ends), so
+        calls outside every request (a background job, thread-pool work not run in the
+        request's context) are not spread over the requests: see
+        :meth:`dependency_seconds_outside_requests`.
+        """
+        spent = sum_rate(self.names.request_dependency_seconds_total, by=c.LABEL_DEPENDENCY)
         count = positive(sum_rate(self.names.request_duration_count))
         return f"{spent}\n/ on () group_left ()\n{count}"
 
     def app_seconds_per_request(self) -> str:
         """Seconds per request spent outside every tracked dependency (never below 0).
 
-        With no dependency call in the window, all of the request time is the app's.
+        Taken endpoint by endpoint, each never below 0, then summed: calls of one endpoint
+        that overlap (``asyncio.gather``, a thread pool) add up to more than its requests'
+        time, and that excess must not be taken off another endpoint's own time. With no
+        dependency call in the window, all of the request time is the app's.
         """
-        total = sum_rate(self.names.request_duration_sum)
-        in_deps = or_zero(sum_rate(self.names.dependency_duration_sum), "")
+        by = c.LABEL_ENDPOINT
+        total = sum_rate(self.names.request_duration_sum, by=by)
+        in_deps = or_zero(sum_rate(self.names.request_dependency_seconds_total, by=by), total, by)
         count = positive(sum_rate(self.names.request_duration_count))
-        return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
+        return f"sum(clamp_min({total}\n-\n{in_deps}, 0))\n/\n{count}"
+
+    def dependency_seconds_outside_requests(self) -> str:
+        """Seconds per second spent in each dependency by calls of no request (never below 0).
+
+        Every tracked call counts in the dependency's duration; those made in a request's
+        context also in the request's own tally. The difference is work no request is
+        charged with: background jobs, or thread-pool work submitted without the request's
+        context (``limone_obs.context.submit`` carries it).
+        """
+        by = c.LABEL_DEPENDENCY
+        every = sum_rate(self.names.dependency_duration_sum, by=by)
+        in_requests = or_zero(
+            sum_rate(self.names.request_dependency_seconds_total, by=by), every, by
+        )
+        return f"clamp_min({every}\n-\n{in_requests}, 0)"
 
     def endpoint_dependency_seconds(self, *extra: str) -> str:
         """Seconds each request spends in each dependency (requests matching ``extra``).

@@ -127,9 +127,10 @@ def _breakdown(
         spent = src.prom.by_label(
             q.time_per_request(src.names, src.job, span.seconds), c.LABEL_DEPENDENCY, span.end
         )
-        mean = src.prom.scalar(q.mean_duration(src.names, src.job, span.seconds), span.end)
-        if mean is not None:
-            spent[OTHER] = max(0.0, mean - sum(spent.values()))
+        other = q.outside_dependencies(src.names, src.job, span.seconds)
+        outside = src.prom.scalar(other, span.end)
+        if outside is not None:
+            spent[OTHER] = outside
         return spent
 
     now, then = parts(window), parts(baseline)

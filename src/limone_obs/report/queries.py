@@ -57,17 +57,24 @@ def buckets(names: MetricNames, job: str, by: str, seconds: int, *, dependency: 
 
 
 def time_per_request(names: MetricNames, job: str, seconds: int) -> str:
-    """Seconds spent in each dependency per request (all calls, successful or not)."""
-    spent_in = _increase(names.dependency_duration_sum, _sel(job), seconds)
+    """Seconds spent in each dependency per request (all calls, successful or not): the
+    calls each request made (the per-request counter), not calls of no request."""
+    spent_in = _increase(names.request_dependency_seconds_total, _sel(job), seconds)
     spent = f"sum by ({c.LABEL_DEPENDENCY}) ({spent_in})"
     requests = f"sum({_increase(names.request_duration_count, _sel(job), seconds)})"
     return f"{spent} / scalar({requests})"
 
 
-def mean_duration(names: MetricNames, job: str, seconds: int) -> str:
-    """Average request duration over the window."""
-    total = f"sum({_increase(names.request_duration_sum, _sel(job), seconds)})"
-    return f"{total} / sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+def outside_dependencies(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds per request outside every dependency call ("other"), endpoint by endpoint
+    (each never below 0: one endpoint's overlapping calls take nothing off another's
+    time), summed over all requests."""
+    by = c.LABEL_ENDPOINT
+    total = f"sum by ({by}) ({_increase(names.request_duration_sum, _sel(job), seconds)})"
+    in_deps = _increase(names.request_dependency_seconds_total, _sel(job), seconds)
+    charged = f"(sum by ({by}) ({in_deps}) or {total} * 0)"
+    requests = f"sum({_increase(names.request_duration_count, _sel(job), seconds)})"
+    return f"sum(clamp_min({total} - {charged}, 0)) / {requests}"
 
 
 def within(

@@ -1,0 +1,44 @@
+"""The report's "where the time goes" queries on Prometheus' own engine (promtool).
+
+Written series, exact values: an endpoint whose two AI calls overlap (more call time
+than request time), one without calls, and AI calls of no request (a background
+thread). Each request is charged its own calls; "other" is each endpoint's time outside
+them, never below 0, summed: one endpoint's overlap takes nothing off another's time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from limone_obs.report import queries as q
+from tests.dashboards.test_query_values import _service_series
+from tests.dashboards.test_zero_fallback import N, _assert_holds, _evaluate
+
+pytestmark = pytest.mark.integration
+
+#: The series' job; a 2-minute window (samples one minute apart: no extrapolation).
+JOB, WINDOW = "limoneide", 120
+
+
+def test_dependency_time_per_request_is_the_requests_own_calls(tmp_path: Path) -> None:
+    """0.75 s of AI calls per /compare request over 2 requests a second: 0.375 s; the
+    background thread's 0.25 s per second is nobody's request time."""
+    expr = q.time_per_request(N, JOB, WINDOW)
+    expected = {'{dependency="ai_api"}': 0.375}
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, expected))
+
+
+def test_other_keeps_each_endpoints_time_outside_its_own_calls(tmp_path: Path) -> None:
+    """/compare: 0.5 s per request, 0.75 s of overlapping calls -> 0; /slow: 1.2 s, no
+    call -> 1.2; over 2 requests a second: 0.6 s (the mean minus every call read 0.35)."""
+    expr = q.outside_dependencies(N, JOB, WINDOW)
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, {"{}": 0.6}))
+
+
+def test_other_is_all_of_the_time_before_any_call(tmp_path: Path) -> None:
+    """Without the per-request counter (no call yet), "other" is the mean duration."""
+    series = [s for s in _service_series() if "/slow" in s["series"]]
+    expr = q.outside_dependencies(N, JOB, WINDOW)
+    _assert_holds(_evaluate(tmp_path, series, expr, {"{}": 1.2}))
