@@ -48,12 +48,28 @@ def _route(spec: ServiceSpec, severity: str, repeat_interval: str | None) -> dic
     }
 
 
-def service_route(spec: ServiceSpec, repeat_interval: str | None = None) -> dict[str, Any]:
+def service_route(
+    spec: ServiceSpec,
+    *,
+    group_wait: str | None = None,
+    group_interval: str | None = None,
+    repeat_interval: str | None = None,
+) -> dict[str, Any]:
     """The route of ``spec``'s alerts (``slo_service="<service>"``), one child per
-    severity; an alert of the service without a known severity goes to its ticket."""
+    severity; an alert of the service without a known severity goes to its ticket.
+
+    It carries the kit's grouping and the spec's timers itself (not only the root
+    route): copied into an Alertmanager of the user's own, under a root whose
+    ``group_by`` is another (``[alertname, job]``: the SLO alerts have no ``job``), its
+    alerts are still grouped one notification per SLO and severity.
+    """
+    am = spec.alertmanager
     return {
         "receiver": receiver_name(spec, c.SEVERITY_TICKET),
         "matchers": [f'{c.LABEL_SLO_SERVICE}="{spec.service}"'],
+        "group_by": list(GROUP_BY),
+        "group_wait": group_wait or am.group_wait,
+        "group_interval": group_interval or am.group_interval,
         "routes": [_route(spec, severity, repeat_interval) for severity in SEVERITIES],
     }
 
@@ -106,7 +122,8 @@ def shared_config(
 ) -> dict[str, Any]:
     """One Alertmanager configuration for several services: a route per service (matched
     on ``slo_service``), receivers ``<service>-page`` / ``<service>-ticket``, each
-    service's inhibit rules scoped to it. Timers come from the first spec.
+    service's inhibit rules scoped to it. Each service's route has its spec's timers;
+    the root route (alerts of no listed service) the first spec's.
 
     ``webhook_url`` replaces every receiver's webhook (receivers without one get it);
     ``repeat_interval`` replaces the per-severity repeat intervals. ValueError when two
@@ -124,7 +141,15 @@ def shared_config(
         "group_wait": group_wait or am.group_wait,
         "group_interval": group_interval or am.group_interval,
         "repeat_interval": repeat_interval or am.repeat_interval[c.SEVERITY_TICKET],
-        "routes": [service_route(spec, repeat_interval) for spec in specs],
+        "routes": [
+            service_route(
+                spec,
+                group_wait=group_wait,
+                group_interval=group_interval,
+                repeat_interval=repeat_interval,
+            )
+            for spec in specs
+        ],
     }
     return {
         "global": {"resolve_timeout": am.resolve_timeout},
