@@ -46,6 +46,8 @@ service: billing
 job: billing
 namespace: billing
 period: 28d
+grafana_url: https://grafana.billing.example
+runbook_base_url: https://git.billing.example/ops/alerts/runbooks
 slos:
   - name: availability
     kind: ratio
@@ -77,6 +79,31 @@ def test_check_notes_a_page_that_reacts_to_a_total_slowdown_late(tmp_path: Path)
     spec.write_text(BILLING + "    quantile_alert: {for: 5m, severity: page}\n")
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     assert (result.exit_code, result.stderr) == (0, "")
+
+
+def test_check_notes_alert_links_left_at_the_kits_own(tmp_path: Path) -> None:
+    """A spec of another service whose runbook and Grafana URLs are the defaults (the
+    kit's repository, a Grafana on 127.0.0.1): one note each, exit 0; none once set, and
+    none for the kit's own service."""
+    spec = tmp_path / "slo.yaml"
+    own = "grafana_url: https://grafana.billing.example\n"
+    runbooks = "runbook_base_url: https://git.billing.example/ops/alerts/runbooks\n"
+    spec.write_text(BILLING.replace(own, "").replace(runbooks, ""))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert result.exit_code == 0
+    assert [
+        "note: runbook_base_url is https://github.com/limoneide/limone-obs/blob/main/alerts/"
+        "runbooks, limone-obs' own repository: it has no runbooks of service 'billing', so "
+        "every alert's runbook link is broken. Set it to where the built alerts/runbooks/ "
+        "folder is published (alerts link to <runbook_base_url>/billing/<slo>.md#<alert>)",
+        "note: the alerts' dashboard links open http://127.0.0.1:3000/d/billing-slos: a "
+        "Grafana on the machine of whoever clicks them (grafana_url defaults to "
+        "http://127.0.0.1:3000). Set grafana_url to your Grafana's URL",
+    ] == [note for note in notes if "slos[" not in note]
+    spec.write_text(spec_text())
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert not [line for line in result.stderr.splitlines() if "link" in line]
 
 
 THREE_ERRORS = """\

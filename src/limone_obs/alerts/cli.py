@@ -25,6 +25,7 @@ from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import alerting, alertmanager, health
 from limone_obs.alerts._durations import seconds
+from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
@@ -81,8 +82,36 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
         sys.exit(2)
     live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
     click.echo(f"{spec_path}: valid, {_summary(spec)}{live}")
-    for note in slow_page_notes(spec):
+    for note in (*link_notes(spec), *slow_page_notes(spec)):
         click.echo(f"note: {note}", err=True)
+
+
+#: The service of the kit's own spec (alerts/slo.yaml), whose links the defaults are.
+KIT_SERVICE = c.DEFAULT_NAMESPACE
+
+
+def link_notes(spec: ServiceSpec) -> list[str]:
+    """Notes on the alerts' links of a service other than the kit's own that still point
+    where the kit's own spec points (the defaults, or a copied spec): the runbook links
+    would open the kit's repository, which has no runbook of this service, and the
+    dashboard links a Grafana on the on-call's own machine."""
+    if spec.service == KIT_SERVICE:
+        return []
+    notes = []
+    if spec.runbook_base_url.startswith(DEFAULT_RUNBOOKS):
+        notes.append(
+            f"runbook_base_url is {spec.runbook_base_url}, limone-obs' own repository: it "
+            f"has no runbooks of service {spec.service!r}, so every alert's runbook link "
+            "is broken. Set it to where the built alerts/runbooks/ folder is published "
+            f"(alerts link to <runbook_base_url>/{spec.service}/<slo>.md#<alert>)"
+        )
+    if spec.dashboard_url.startswith(f"{DEFAULT_GRAFANA}/"):
+        notes.append(
+            f"the alerts' dashboard links open {spec.dashboard_url}: a Grafana on the "
+            "machine of whoever clicks them (grafana_url defaults to "
+            f"{DEFAULT_GRAFANA}). Set grafana_url to your Grafana's URL"
+        )
+    return notes
 
 
 #: A page that reacts to every event failing later than this is worth a note.
