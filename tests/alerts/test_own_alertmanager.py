@@ -12,7 +12,7 @@ the team's receiver.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,11 @@ def _merged(url: str) -> str:
     return yaml.safe_dump(team)
 
 
+def _to(name: str) -> Callable[[dict[str, Any]], bool]:
+    """A test of a webhook payload: sent to the receiver ``name``."""
+    return lambda payload: bool(payload["receiver"] == name)
+
+
 @pytest.fixture
 def merged(tmp_path: Path) -> Iterator[tuple[str, WebhookReceiver]]:
     with WebhookReceiver() as receiver:
@@ -86,7 +91,7 @@ def test_kit_alerts_keep_their_route_and_grouping_in_a_teams_alertmanager(
     )
     page = receiver_name(SPEC, c.SEVERITY_PAGE)
     for name in (page, TEAM_RECEIVER):
-        assert receiver.wait_for(lambda p, n=name: p["receiver"] == n, timeout=15.0) is not None
+        assert receiver.wait_for(_to(name), timeout=15.0) is not None
     time.sleep(QUIET)  # an observation window: late or regrouped notifications show here
     delivered = sorted(
         (p["receiver"], tuple(sorted(a["labels"].get("slo", "-") for a in p["alerts"])))
