@@ -4,14 +4,19 @@ exist yet."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from limone_obs import conventions as c
 from limone_obs.alerts import runbooks, unittests
+from limone_obs.alerts.alertmanager import render_config
 from limone_obs.alerts.spec import load_spec, parse_spec
+from limone_obs.stack.webhook import WebhookReceiver
 from tests.alerts.helpers import (
     SPEC_FILE,
     edited,
@@ -19,6 +24,8 @@ from tests.alerts.helpers import (
     promql_blocks,
     runbook_section,
 )
+from tests.alerts.test_inhibition import _alertmanager
+from tests.support import need
 
 SPEC = load_spec(SPEC_FILE)
 #: The browser (RUM) SLOs of the kit's spec: they read <ns>_page_load_seconds.
@@ -116,3 +123,34 @@ def test_the_beacons_query_reads_the_beacon_counter(tmp_path: Path) -> None:
         tmp_path, series, [{"expr": query, "eval_time": "5m", "exp_samples": samples}]
     )
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)\n```", text, flags=re.DOTALL)
+
+
+@pytest.mark.integration
+def test_the_silence_command_of_a_runbook_silences_its_alert(tmp_path: Path) -> None:
+    """The amtool line of the availability runbook, run by a shell with
+    ``ALERTMANAGER_URL`` set, adds a silence to that Alertmanager matching the alert."""
+    burn = c.slo_alert_name("availability", c.ALERT_SUFFIX_BURN)
+    section = runbook_section(runbooks.runbook(SPEC, SPEC.slo("availability")), burn)
+    (command,) = [block for block in _sh_blocks(section) if "silence add" in block]
+    amtool = need("amtool")
+    with WebhookReceiver() as receiver:
+        config = render_config(SPEC, webhook_url=f"{receiver.url}/unused")
+        for url in _alertmanager(tmp_path, config):
+            env = {**os.environ, "ALERTMANAGER_URL": url, "PATH": str(Path(amtool).parent)}
+            done = subprocess.run(
+                ["bash", "-c", command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert 0 == done.returncode, done.stderr
+            (silence,) = requests.get(f"{url}/api/v2/silences", timeout=5).json()
+    matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+    assert burn == matchers["alertname"]
+    assert SPEC.service == matchers[c.LABEL_SLO_SERVICE]
