@@ -109,6 +109,12 @@ traffic beside them would mix two services without a word.
   `{service.namespace}_build_info`) are annotations on every Prometheus dashboard,
   firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
   that long ago as a grey dashed line.
+- **Dependencies**: where the whole service's time goes, each request charged with the
+  calls it made; an endpoint whose calls overlap (`asyncio.gather`, a thread pool) can
+  exceed its requests' time and then adds no app time, without taking any off the
+  other endpoints'. "Dependency time outside requests" shows calls no request is
+  charged with: background work, or thread-pool work submitted without the request's
+  context (`limone_obs.context.submit` carries it).
 - **Endpoint drill-down**: where that endpoint's time goes (seconds per request in each
   dependency, and "other"), and links to its log lines on the same time range.
 - **Logs**: a log line's `request_id` and `endpoint` (structured metadata) link back to
