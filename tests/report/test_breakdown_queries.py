@@ -4,6 +4,7 @@ Written series, exact values: an endpoint whose two AI calls overlap (more call 
 than request time), one without calls, and AI calls of no request (a background
 thread). Each request is charged its own calls; "other" is each endpoint's time outside
 them, never below 0, summed: one endpoint's overlap takes nothing off another's time.
+The calls of no request are counted apart, for a note.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from limone_obs.report import queries as q
+from limone_obs.report.collect import outside_notes
 from tests.dashboards.test_query_values import _service_series
 from tests.dashboards.test_zero_fallback import N, _assert_holds, _evaluate
 
@@ -42,3 +44,23 @@ def test_other_is_all_of_the_time_before_any_call(tmp_path: Path) -> None:
     series = [s for s in _service_series() if "/slow" in s["series"]]
     expr = q.outside_dependencies(N, JOB, WINDOW)
     _assert_holds(_evaluate(tmp_path, series, expr, {"{}": 1.2}))
+
+
+def test_outside_requests_is_the_time_no_request_was_charged(tmp_path: Path) -> None:
+    """Of the AI API's 120 s of calls in the window, 90 s were /compare's (0.75 s per
+    request, 120 requests): 30 s were of no request."""
+    expr = q.outside_requests(N, JOB, WINDOW)
+    expected = {'{dependency="ai_api"}': 30}
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, expected))
+
+
+def test_a_note_names_a_dependency_called_mostly_outside_requests() -> None:
+    """30 s of 120 s outside any request: a note with both numbers; 3 s (within what
+    requests still running at the window's end explain) or 4 % of the time: none."""
+    notes = outside_notes({"ai_api": 120.0, "db": 100.0}, {"ai_api": 30.0, "db": 3.0}, "today")
+    assert [
+        "ai_api: 30 s of its 120 s of calls in today were made outside any request "
+        "(background work, or thread-pool work submitted without the request's context: "
+        "limone_obs.context.submit carries it); the time per request leaves them out."
+    ] == notes
+    assert [] == outside_notes({"db": 1000.0}, {"db": 40.0}, "today")

@@ -140,6 +140,41 @@ def _breakdown(
     )
 
 
+#: Calls of no request worth a note: at least this share of a dependency's time in the
+#: window and OUTSIDE_MIN_SECONDS (calls of requests still running at the window's end
+#: are charged only when those end: a few seconds at most).
+OUTSIDE_MIN_SHARE: Final = 0.1
+OUTSIDE_MIN_SECONDS: Final = 5.0
+
+
+def _outside_notes(src: _Source, window: Span) -> list[str]:
+    """A note per dependency whose calls in ``window`` were largely of no request."""
+    spent = src.prom.by_label(
+        q.dependency_seconds(src.names, src.job, window.seconds), c.LABEL_DEPENDENCY, window.end
+    )
+    outside = src.prom.by_label(
+        q.outside_requests(src.names, src.job, window.seconds), c.LABEL_DEPENDENCY, window.end
+    )
+    return outside_notes(spent, outside, window.label())
+
+
+def outside_notes(spent: Mapping[str, float], outside: Mapping[str, float], when: str) -> list[str]:
+    """Notes on the dependencies whose call time ``spent`` in the window ``when`` was, for
+    ``outside`` seconds of it, of no request: the breakdown leaves that time out."""
+    notes = []
+    for name in sorted(outside):
+        seconds, total = outside[name], spent.get(name, 0.0)
+        if seconds < OUTSIDE_MIN_SECONDS or seconds < OUTSIDE_MIN_SHARE * total:
+            continue
+        notes.append(
+            f"{name}: {seconds:.0f} s of its {total:.0f} s of calls in {when} were made "
+            "outside any request (background work, or thread-pool work submitted without "
+            "the request's context: limone_obs.context.submit carries it); the time per "
+            "request leaves them out."
+        )
+    return notes
+
+
 def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
@@ -306,6 +341,7 @@ def collect(
             f"Kit-health alerts fired in {window.label()} (no SLO row of their own): "
             f"{', '.join(fired[''])}."
         )
+    notes += _outside_notes(src, window)
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows
         notes.append(
             f"No SLO: Prometheus has no SLO rule or alert of service {service!r} (their "

@@ -77,6 +77,21 @@ def outside_dependencies(names: MetricNames, job: str, seconds: int) -> str:
     return f"sum(clamp_min({total} - {charged}, 0)) / {requests}"
 
 
+def dependency_seconds(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds spent in each dependency's calls in the window, in requests or not."""
+    spent = _increase(names.dependency_duration_sum, _sel(job), seconds)
+    return f"sum by ({c.LABEL_DEPENDENCY}) ({spent})"
+
+
+def outside_requests(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds of each dependency's calls in the window that no request was charged with
+    (never below 0): background work, thread-pool work without the request's context."""
+    every = dependency_seconds(names, job, seconds)
+    charged_in = _increase(names.request_dependency_seconds_total, _sel(job), seconds)
+    charged = f"(sum by ({c.LABEL_DEPENDENCY}) ({charged_in}) or {every} * 0)"
+    return f"clamp_min({every} - {charged}, 0)"
+
+
 def within(
     names: MetricNames,
     job: str,
