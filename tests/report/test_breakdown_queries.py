@@ -50,7 +50,7 @@ def test_outside_requests_is_the_time_no_request_was_charged(tmp_path: Path) -> 
     """Of the AI API's 120 s of calls in the window, 90 s were /compare's (0.75 s per
     request, 120 requests): 30 s were of no request."""
     expr = q.outside_requests(N, JOB, WINDOW)
-    expected = {'{dependency="ai_api"}': 30}
+    expected = {'{dependency="ai_api"}': 30.0}
     _assert_holds(_evaluate(tmp_path, _service_series(), expr, expected))
 
 
