@@ -169,7 +169,7 @@ def up_sections(spec: ServiceSpec, slo: Slo) -> str:
         "1. Is the process running (systemd, the container, `limone-obs up`)? Its last log "
         "lines say why it stopped.\n2. Does it answer `curl -s http://<instance>/metrics`?\n"
         "3. What Prometheus reports for the target:\n\n"
-        "```sh\ncurl -s \"${PROMETHEUS_URL:-http://127.0.0.1:9090}/api/v1/targets\" "
+        '```sh\ncurl -s "${PROMETHEUS_URL:-http://127.0.0.1:9090}/api/v1/targets" '
         "| python3 -m json.tool\n```\n\n(`PROMETHEUS_URL`: your Prometheus' URL.) "
         "A `lastError` of `context deadline exceeded` while the process runs is often "
         "saturation, not a crash: the scrape waits behind requests for a free worker "
