@@ -443,9 +443,11 @@ PROBLEM_STORAGE_FULL: Final = "storage_full"
 PROBLEM_STORAGE_UNWRITABLE: Final = "storage_unwritable"
 PROBLEM_MULTIPROCESS_LEFTOVERS: Final = "multiprocess_leftover_files"
 PROBLEM_METRIC_NAME_CLASH: Final = "metric_name_clash"
+PROBLEM_MULTIPROCESS_OTHER_READER: Final = "multiprocess_other_reader"
 EXPORTER_PROBLEMS: Final = (
     PROBLEM_MULTIPROCESS_MISSING, PROBLEM_STORAGE_FULL, PROBLEM_STORAGE_UNWRITABLE,
     PROBLEM_MULTIPROCESS_LEFTOVERS, PROBLEM_METRIC_NAME_CLASH,
+    PROBLEM_MULTIPROCESS_OTHER_READER,
 )  # fmt: skip
 SUFFIX_EXPORTER_PROBLEMS: Final = "exporter_problems"
 #: ``<ns>_log_lines_dropped_total``: log lines dropped because the sink was blocked.

@@ -391,8 +391,13 @@ def runbook(spec: ServiceSpec) -> str:
             "from its `child_exit`), "
             f"`{c.PROBLEM_METRIC_NAME_CLASH}` (the app has a metric of its own under one of "
             "the kit's series names, left out of the scrape: rename it, or give `Metrics` "
-            "another `namespace`). The service keeps serving; its numbers are incomplete, "
-            "or too high, until then.\n"
+            "another `namespace`), "
+            f"`{c.PROBLEM_MULTIPROCESS_OTHER_READER}` (the gunicorn master also serves the "
+            "metrics on a port of its own, such as prometheus-flask-exporter's "
+            "`start_http_server_when_ready`: that port misses every exited worker's "
+            "counts; scrape the app's metrics path, which serves the same series, and "
+            "remove the other server). The service keeps serving; its numbers are "
+            "incomplete, or too high, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (
             "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "

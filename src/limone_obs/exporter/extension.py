@@ -7,6 +7,7 @@ import os
 import weakref
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
@@ -29,6 +30,7 @@ from limone_obs.exporter import (
     health_series,
     multiprocess,
     name_clash,
+    other_readers,
     process,
     rum,
     templates,
@@ -296,7 +298,11 @@ class Metrics:
         excluded = settings.excluded | rum_paths
         # First requests: a worker publishes its slots and looks for an earlier server's
         # files; a single process checks its server.
-        first = _first_worker_request if self.multiprocess else multiprocess.check_environ
+        first = (
+            partial(_first_worker_request, self.names.worker_threads)
+            if self.multiprocess
+            else multiprocess.check_environ
+        )
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
@@ -494,9 +500,11 @@ def metrics_for(app: Flask) -> Metrics:
     return metrics
 
 
-def _first_worker_request(environ: WSGIEnvironment) -> bool:
+def _first_worker_request(marker: str, environ: WSGIEnvironment) -> bool:
     """The recorder's first-request check in multiprocess mode (see workers.first_request):
-    once this process is known to be a worker, it also looks for an earlier server's files."""
+    once this process is known to be a worker, it also looks for an earlier server's
+    files, and under the kit's gunicorn config for another server of its master serving
+    the directory (``marker``: a series name every worker writes, see other_readers)."""
     if not workers.first_request(environ):
         return False  # a server's master: its workers will ask
     path = multiprocess.multiprocess_dir()
@@ -504,6 +512,9 @@ def _first_worker_request(environ: WSGIEnvironment) -> bool:
         # This server's start: its master's (gunicorn's or uWSGI's), this worker's parent.
         multiprocess.check_leftovers(path, process.started(os.getppid()))
         multiprocess.check_retiring(path)
+        listeners = workers.gunicorn_listeners()
+        if listeners is not None and multiprocess.compacting():
+            other_readers.check(listeners, marker)
     return True
 
 

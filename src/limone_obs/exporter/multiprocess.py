@@ -486,6 +486,12 @@ UNRETIRED_ALLOWED = 1
 _KIT_CONFIG = c.GUNICORN_CONFIG_MODULE
 
 
+def compacting() -> bool:
+    """Whether this process runs under the kit's gunicorn config with compaction on (its
+    ``child_exit`` merges exited workers' files into the archive)."""
+    return _KIT_CONFIG in sys.modules and fast_path.enabled()
+
+
 def check_retiring(path: str) -> None:
     """In a worker of a server started with the kit's gunicorn config: report (once per
     process) dead workers' files that nothing retired, the sign that a config of the
@@ -493,7 +499,7 @@ def check_retiring(path: str) -> None:
     recycled worker leaves its files (about 300 KiB) until the directory's filesystem is
     full. Never raises. Nothing is checked with the fast path off (its ``child_exit``
     keeps dead workers' files on purpose) or without the kit's config."""
-    if _KIT_CONFIG not in sys.modules or not fast_path.enabled():
+    if not compacting():
         return
     try:
         dead = compaction.dead_pids(path, ())

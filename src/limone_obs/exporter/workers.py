@@ -58,6 +58,9 @@ SLOTS_HELP = "Request slots (threads) of the live workers, summed."
 #: to be no worker (and said so).
 _state: dict[str, int] = {}
 _gauges: weakref.WeakSet[Any] = weakref.WeakSet()
+#: The file descriptors of gunicorn's listening sockets in this worker, and its pid (a
+#: forked child has its own), learnt by :func:`post_worker_init`.
+_listeners: list[tuple[int, tuple[int, ...]]] = []
 #: Metrics objects whose scrape has the collector already (one Metrics may serve many apps).
 _registered: weakref.WeakSet[Metrics] = weakref.WeakSet()
 _lock = threading.Lock()
@@ -81,8 +84,18 @@ def post_worker_init(worker: Any) -> None:
     """
     try:
         set_slots(worker_slots(worker))
+        _listeners[:] = [(os.getpid(), tuple(sock.fileno() for sock in worker.sockets))]
     except Exception as exc:
         _failsafe.report("the worker slots hook", exc)
+
+
+def gunicorn_listeners() -> tuple[int, ...] | None:
+    """The file descriptors gunicorn's listening sockets have in this worker, or None
+    where :func:`post_worker_init` did not run in this very process."""
+    for pid, fds in _listeners:
+        if pid == os.getpid():
+            return fds
+    return None
 
 
 def known_slots() -> int | None:
