@@ -96,7 +96,8 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Publish the worker's request slots (threads) for ``<ns>_workers{state="idle"}``."""
+    """Publish the worker's request slots (threads) for ``<ns>_workers{state="idle"}``, and
+    note gunicorn's listeners (a worker looks for other servers of its master)."""
     from limone_obs.exporter.workers import post_worker_init as publish_slots  # noqa: PLC0415
 
     publish_slots(worker)

@@ -78,7 +78,8 @@ def worker_slots(worker: Any) -> int:
 
 
 def post_worker_init(worker: Any) -> None:
-    """gunicorn ``post_worker_init`` hook: publish this worker's request slots.
+    """gunicorn ``post_worker_init`` hook: publish this worker's request slots, and learn
+    gunicorn's listening sockets (see :func:`gunicorn_listeners`).
 
     Never raises (a metrics hook must not stop a worker from booting).
     """
