@@ -83,8 +83,9 @@ def test_check_notes_a_page_that_reacts_to_a_total_slowdown_late(tmp_path: Path)
 
 def test_check_notes_alert_links_left_at_the_kits_own(tmp_path: Path) -> None:
     """A spec of another service whose runbook and Grafana URLs are the defaults (the
-    kit's repository, a Grafana on 127.0.0.1): one note each, exit 0; none once set, and
-    none for the kit's own service."""
+    kit's repository, a Grafana on 127.0.0.1), or another view of that repository and a
+    Grafana on localhost or ::1: one note each, exit 0; none once set, and none for the
+    kit's own service."""
     spec = tmp_path / "slo.yaml"
     own = "grafana_url: https://grafana.billing.example\n"
     runbooks = "runbook_base_url: https://git.billing.example/ops/alerts/runbooks\n"
@@ -101,6 +102,18 @@ def test_check_notes_alert_links_left_at_the_kits_own(tmp_path: Path) -> None:
         "Grafana on the machine of whoever clicks them (grafana_url defaults to "
         "http://127.0.0.1:3000). Set grafana_url to your Grafana's URL",
     ] == [note for note in notes if "slos[" not in note]
+    for grafana, runbooks_url in (
+        ("http://localhost:3000", "https://github.com/limoneide/limone-obs/tree/main/x"),
+        ("http://[::1]:3000", "https://github.com/limoneide/limone-obs/blob/v1/alerts/runbooks"),
+    ):
+        spec.write_text(
+            BILLING.replace("https://grafana.billing.example", grafana).replace(
+                "https://git.billing.example/ops/alerts/runbooks", runbooks_url
+            )
+        )
+        result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+        linked = [line for line in result.stderr.splitlines() if "link" in line]
+        assert 2 == len(linked), result.stderr
     spec.write_text(spec_text())
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     assert not [line for line in result.stderr.splitlines() if "link" in line]

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -88,6 +89,10 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
 
 #: The service of the kit's own spec (alerts/slo.yaml), whose links the defaults are.
 KIT_SERVICE = c.DEFAULT_NAMESPACE
+#: The kit's own repository, where its runbook_base_url points (any branch or view).
+KIT_REPOSITORY = DEFAULT_RUNBOOKS.split("/blob/", 1)[0]
+#: Hosts that name the machine of whoever opens the link.
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
 def link_notes(spec: ServiceSpec) -> list[str]:
@@ -98,14 +103,14 @@ def link_notes(spec: ServiceSpec) -> list[str]:
     if spec.service == KIT_SERVICE:
         return []
     notes = []
-    if spec.runbook_base_url.startswith(DEFAULT_RUNBOOKS):
+    if spec.runbook_base_url.startswith(f"{KIT_REPOSITORY}/"):
         notes.append(
             f"runbook_base_url is {spec.runbook_base_url}, limone-obs' own repository: it "
             f"has no runbooks of service {spec.service!r}, so every alert's runbook link "
             "is broken. Set it to where the built alerts/runbooks/ folder is published "
             f"(alerts link to <runbook_base_url>/{spec.service}/<slo>.md#<alert>)"
         )
-    if spec.dashboard_url.startswith(f"{DEFAULT_GRAFANA}/"):
+    if urlsplit(spec.dashboard_url).hostname in _LOCAL_HOSTS:
         notes.append(
             f"the alerts' dashboard links open {spec.dashboard_url}: a Grafana on the "
             "machine of whoever clicks them (grafana_url defaults to "
