@@ -10,6 +10,7 @@ a server started in its ``when_ready`` hook; and the probe's parts on real socke
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -50,10 +51,11 @@ def when_ready(server):
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            with open(os.environ["PROBED"], "a") as out:
-                out.write(self.path + "\\n")
             self.send_response(404)
             self.end_headers()
+            self.wfile.flush()
+            with open(os.environ["PROBED"], "a") as out:  # once the prober has its answer
+                out.write(self.path + "\\n")
 
         def log_message(self, *args):
             pass
@@ -80,14 +82,16 @@ def test_a_metrics_server_of_the_master_is_reported_and_misses_exited_workers(
     reads fewer requests than the app's metrics path once workers were recycled."""
     config = tmp_path / "own.conf.py"
     config.write_text(WITH_OTHER_SERVER)
-    server_env = _server_env(tmp_path, max_requests=3)
+    # Recycled every 8 requests: a worker lives through several scrapes (each a request),
+    # time enough for its probe to answer.
+    server_env = _server_env(tmp_path, max_requests=8)
     with gunicorn_server(APP, tmp_path, server_env, config=str(config)) as (url, proc):
-        pids = {requests.get(f"{url}/pid", timeout=30).text for _ in range(10)}
+        pids = {requests.get(f"{url}/pid", timeout=30).text for _ in range(12)}
         assert until(lambda: _problem(url) == 1.0)
         counted = sum(v for _, v in scrape(url)[f"{c.DEFAULT_NAMESPACE}_requests_total"])
         other = requests.get(f"http://127.0.0.1:{server_env['OTHER_PORT']}/metrics", timeout=10)
         log = proc.log.read_text(errors="replace")
-    assert len(pids) >= 3  # recycled every 3 requests
+    assert len(pids) >= 2  # recycled
     total = f'{c.DEFAULT_NAMESPACE}_requests_total{{endpoint="/pid"'
     seen = [line for line in other.text.splitlines() if line.startswith(total)]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in seen) < counted
@@ -142,23 +146,74 @@ def metrics_server() -> Iterator[tuple[str, int]]:
 
 def test_extra_listeners_are_listening_tcp_sockets_other_than_the_servers_own() -> None:
     """A listening TCP socket (IPv4 or IPv6) is found unless it is one of the server's
-    own; a UDP socket and an unbound TCP socket are not listeners."""
+    own; a UDP socket and a connected TCP socket are not listeners."""
     own, other = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
     six = socket.create_server(("::1", 0), family=socket.AF_INET6)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
-    plain = socket.socket()
-    with own, other, six, udp, plain:
+    client = socket.create_connection(other.getsockname())
+    with own, other, six, udp, client:
         found = other_readers.extra_listeners([own.fileno()])
-        assert other.getsockname() in found
-        assert six.getsockname()[:2] in found
+        assert sorted([other.getsockname(), six.getsockname()[:2]]) == found
         assert own.getsockname() not in found
         assert udp.getsockname() not in found
+        assert client.getsockname() not in found
+
+
+#: Rows of /proc/net/tcp and /proc/net/tcp6 (header first): a listener on 127.0.0.1:8080
+#: (state 0A) and a connection to it (01); listeners on [::1]:9100 and [::]:9101.
+TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+    "timeout inode\n"
+    "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0  "
+    "      0 111 1\n"
+    "   1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0  "
+    "      0 112 1\n"
+)
+TCP6 = (
+    "  sl  local_address                         remote_address                        st "
+    "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    "   0: 00000000000000000000000001000000:238C 00000000000000000000000000000000:0000 0A "
+    "00000000:00000000 00:00000000 00000000     0        0 211 1\n"
+    "   1: 00000000000000000000000000000000:238D 00000000000000000000000000000000:0000 0A "
+    "00000000:00000000 00:00000000 00000000     0        0 212 1\n"
+)
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the rows are a little-endian kernel's")
+def test_the_kernel_tables_rows_read_as_listening_addresses(tmp_path: Path) -> None:
+    """Only state 0A rows are listeners; their addresses read as the kernel wrote them."""
+    tcp, tcp6 = tmp_path / "tcp", tmp_path / "tcp6"
+    tcp.write_text(TCP)
+    tcp6.write_text(TCP6)
+    rows = other_readers._listening(str(tcp)) + other_readers._listening(str(tcp6))
+    assert [
+        ("0100007F:1F90", "111"),
+        ("00000000000000000000000001000000:238C", "211"),
+        ("00000000000000000000000000000000:238D", "212"),
+    ] == rows
+    families = (socket.AF_INET, socket.AF_INET6, socket.AF_INET6)
+    locals_ = [local for local, _ in rows]
+    addresses = [other_readers._address(a, f) for a, f in zip(locals_, families, strict=True)]
+    assert [("127.0.0.1", 8080), ("::1", 9100), ("::", 9101)] == addresses
+
+
+def test_the_check_skips_when_no_thread_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the process' thread limit the check does nothing and raises nothing (it runs
+    inside a user's request)."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    other_readers.check([], "limoneide_worker_threads")
 
 
 def test_serves_reads_the_marker_from_metrics(metrics_server: tuple[str, int]) -> None:
-    """Yes for a series name in the answer, no for another, and no where nothing listens."""
+    """Yes for a series name in the answer, no for another (also one the answer's name
+    ends with), and no where nothing listens."""
     host, port = metrics_server
     assert other_readers.serves(host, port, "shop_workers")
     assert not other_readers.serves(host, port, "limoneide_workers")
+    assert not other_readers.serves(host, port, "p_workers")
     assert not other_readers.serves("127.0.0.1", procs.free_port(), "shop_workers")

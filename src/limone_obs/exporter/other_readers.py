@@ -7,11 +7,12 @@ compaction archive, which only the kit's collector reads. A prometheus-client
 ``prometheus_client.start_http_server`` in a hook of the master) then loses every exited
 worker's counts (recycling, crashes, reloads), and its counters go down: silently, on a
 port the team may still scrape. Such a server runs in the master, so every worker
-inherits its listening socket. A worker looks once, at its first request, for listening
-TCP sockets other than gunicorn's; only if there is one, it asks it for ``/metrics`` in a
-background thread (never in the request), and reports one that serves this server's
-request series: an error line and ``<ns>_exporter_problems{problem=
-"multiprocess_other_reader"}``.
+inherits its listening socket. Once, at its first request, a worker starts a background
+thread (nothing of it runs in the request) that lists its listening TCP sockets other
+than gunicorn's (inherited from the master, or opened by the app itself, e.g. with
+``preload_app``), asks each for ``/metrics`` and reports one whose answer holds a series
+every worker of this server writes (``<ns>_worker_threads``): an error line and
+``<ns>_exporter_problems{problem="multiprocess_other_reader"}``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -30,7 +32,7 @@ from limone_obs import health
 logger = logging.getLogger("limone_obs")
 #: Seconds a probe waits for the other server's answer.
 PROBE_TIMEOUT = 2.0
-#: Bytes of its answer read at most (the marker is near the top of any exposition).
+#: Bytes of its answer read at most (a larger exposition is read no further).
 PROBE_LIMIT = 8 * 1024 * 1024
 _FDS = "/proc/self/fd"
 
@@ -105,10 +107,9 @@ def _address(local: str, family: int) -> tuple[str, int]:
 
 
 def serves(host: str, port: int, marker: str) -> bool:
-    """Whether ``GET /metrics`` at ``host:port`` answers with text holding ``marker``.
-
-    A wildcard address is asked on the loopback. Any failure (refused, timeout, not HTTP)
-    reads as no.
+    """Whether ``GET /metrics`` at ``host:port`` answers with a sample of the series
+    ``marker`` (a line starting with that exact name). A wildcard address is asked on the
+    loopback. Any failure (refused, timeout, not HTTP) reads as no.
     """
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     connection = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT)
@@ -120,28 +121,31 @@ def serves(host: str, port: int, marker: str) -> bool:
         return False
     finally:
         connection.close()
-    return marker.encode() in body
+    sample = re.compile(rb"(?:^|\n)" + re.escape(marker.encode()) + rb"[ {]")
+    return sample.search(body) is not None
 
 
 def check(own: Iterable[int], marker: str) -> None:
     """In a worker under the kit's gunicorn config: report another server of this master
-    that serves ``marker`` (this server's request series) from /metrics. Returns at once;
-    any probing runs in a daemon thread. Never raises."""
+    serving the series ``marker`` from /metrics. Returns at once: the work runs in a
+    daemon thread. Never raises (no thread can be started: nothing is checked)."""
+    listeners = tuple(own)
     try:
-        listeners = extra_listeners(own)
-    except Exception:  # a check must never fail the request it runs in
-        return
-    if listeners:
         threading.Thread(
             target=_probe, args=(listeners, marker), name="limone-obs-readers", daemon=True
         ).start()
+    except RuntimeError:  # the process' or container's thread limit: skip the check
+        return
 
 
-def _probe(listeners: list[tuple[str, int]], marker: str) -> None:
-    for host, port in listeners:
-        if serves(host, port, marker):
-            _report(host, port)
-            return
+def _probe(own: tuple[int, ...], marker: str) -> None:
+    try:
+        for host, port in extra_listeners(own):
+            if serves(host, port, marker):
+                _report(host, port)
+                return
+    except Exception as exc:  # a check of the kit's must not end with a traceback
+        logger.debug("limone-obs: the check for other metrics servers failed: %r", exc)
 
 
 def _report(host: str, port: int) -> None:
