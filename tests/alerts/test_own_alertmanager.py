@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from limone_obs import conventions as c
-from limone_obs.alerts.alertmanager import receiver_name, render_config
+from limone_obs.alerts.alertmanager import GROUP_BY, receiver_name, render_config
 from limone_obs.stack.webhook import WebhookReceiver
 from tests.alerts.test_inhibition import QUIET, SPEC, _alertmanager, _post, _slo_alert
 
@@ -99,3 +99,13 @@ def test_kit_alerts_keep_their_route_and_grouping_in_a_teams_alertmanager(
     )
     expected = [(page, ("ai-latency",)), (page, ("latency",)), (TEAM_RECEIVER, ("-",))]
     assert expected == delivered
+
+
+def test_the_service_route_carries_every_timer_of_the_spec() -> None:
+    """Copied alone, the service route keeps the spec's grouping and timers, the ticket's
+    repeat interval for an alert of no known severity included."""
+    (route,) = yaml.safe_load(render_config(SPEC))["route"]["routes"]
+    am = SPEC.alertmanager
+    expected = (list(GROUP_BY), am.group_wait, am.group_interval, am.repeat_interval["ticket"])
+    timers = ("group_by", "group_wait", "group_interval", "repeat_interval")
+    assert expected == tuple(route[key] for key in timers)

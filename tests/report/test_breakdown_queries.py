@@ -60,7 +60,8 @@ def test_a_note_names_a_dependency_called_mostly_outside_requests() -> None:
     notes = outside_notes({"ai_api": 120.0, "db": 100.0}, {"ai_api": 30.0, "db": 3.0}, "today")
     assert [
         "ai_api: 30 s of its 120 s of calls in today were made outside any request "
-        "(background work, or thread-pool work submitted without the request's context: "
-        "limone_obs.context.submit carries it); the time per request leaves them out."
+        "(background work, thread-pool work submitted without the request's context: "
+        "limone_obs.context.submit carries it, requests to excluded paths, or long "
+        "requests still running at the window's end); the time per request leaves them out."
     ] == notes
     assert [] == outside_notes({"db": 1000.0}, {"db": 40.0}, "today")

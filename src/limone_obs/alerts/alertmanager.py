@@ -58,10 +58,11 @@ def service_route(
     """The route of ``spec``'s alerts (``slo_service="<service>"``), one child per
     severity; an alert of the service without a known severity goes to its ticket.
 
-    It carries the kit's grouping and the spec's timers itself (not only the root
-    route): copied into an Alertmanager of the user's own, under a root whose
-    ``group_by`` is another (``[alertname, job]``: the SLO alerts have no ``job``), its
-    alerts are still grouped one notification per SLO and severity.
+    It carries the kit's grouping and the spec's timers itself, not only the root route
+    (an alert of no known severity repeats as a ticket): copied into an Alertmanager of
+    the user's own, under a root whose ``group_by`` is another (``[alertname, job]``: the
+    SLO alerts have no ``job``), its alerts are still grouped one notification per SLO
+    and severity.
     """
     am = spec.alertmanager
     return {
@@ -70,6 +71,7 @@ def service_route(
         "group_by": list(GROUP_BY),
         "group_wait": group_wait or am.group_wait,
         "group_interval": group_interval or am.group_interval,
+        "repeat_interval": repeat_interval or am.repeat_interval[c.SEVERITY_TICKET],
         "routes": [_route(spec, severity, repeat_interval) for severity in SEVERITIES],
     }
 

@@ -396,8 +396,8 @@ def runbook(spec: ServiceSpec) -> str:
             "metrics on a port of its own, such as prometheus-flask-exporter's "
             "`start_http_server_when_ready`: that port misses every exited worker's "
             "counts; scrape the app's metrics path, which serves the same series, and "
-            "remove the other server). The service keeps serving; its numbers are "
-            "incomplete, or too high, until then.\n"
+            "remove the other server: the app's own path is exact). The service keeps "
+            "serving; its numbers are incomplete, or too high, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (
             "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "

@@ -112,9 +112,10 @@ traffic beside them would mix two services without a word.
 - **Dependencies**: where the whole service's time goes, each request charged with the
   calls it made; an endpoint whose calls overlap (`asyncio.gather`, a thread pool) can
   exceed its requests' time and then adds no app time, without taking any off the
-  other endpoints'. "Dependency time outside requests" shows calls no request is
-  charged with: background work, or thread-pool work submitted without the request's
-  context (`limone_obs.context.submit` carries it).
+  other endpoints' (calls are counted per endpoint, not per method). "Dependency time
+  outside requests" shows calls no request is charged with: background work,
+  thread-pool work submitted without the request's context (`limone_obs.context.submit`
+  carries it), requests to excluded paths; a long request's calls until it ends.
 - **Endpoint drill-down**: where that endpoint's time goes (seconds per request in each
   dependency, and "other"), and links to its log lines on the same time range.
 - **Logs**: a log line's `request_id` and `endpoint` (structured metadata) link back to

@@ -88,7 +88,8 @@ def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
         "time (a thread pool, asyncio.gather) or inside another tracked call each add "
         "their whole time: then the stack rises above the duration of that endpoint's "
         "requests, whose app time (never below 0) reads 0; other endpoints' app time is "
-        "kept. Calls of no request are in Dependency time outside requests.",
+        "kept (not another method's of the same endpoint: the calls are counted per "
+        "endpoint). Calls of no request are in Dependency time outside requests.",
         "s",
         targets.steps,
     )
@@ -98,10 +99,11 @@ def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
 def _outside_requests(q: Queries) -> Any:
     look = Look(
         "Seconds per second each dependency spends in calls that no request is charged "
-        "with (not in Seconds per request): background jobs, and thread-pool work "
-        "submitted without the request's context, which limone_obs.context.submit "
-        "carries. Also up to a few seconds while a long request's calls wait for its "
-        "end to be charged.",
+        "with (not in Seconds per request): background jobs, thread-pool work submitted "
+        "without the request's context (limone_obs.context.submit carries it), and "
+        "requests to the excluded paths (LIMONE_OBS_EXCLUDED_PATHS: a health check "
+        "pinging the database). A request's calls are charged when it ends, so a long "
+        "(streamed) request's show here until then.",
         "s",
         bounds=(0, None),
     )

@@ -198,8 +198,9 @@ class Queries:
 
         Every tracked call counts in the dependency's duration; those made in a request's
         context also in the request's own tally. The difference is work no request is
-        charged with: background jobs, or thread-pool work submitted without the request's
-        context (``limone_obs.context.submit`` carries it).
+        charged with: background jobs, thread-pool work submitted without the request's
+        context (``limone_obs.context.submit`` carries it), requests to excluded paths;
+        and a running request's calls until it ends.
         """
         by = c.LABEL_DEPENDENCY
         every = sum_rate(self.names.dependency_duration_sum, by=by)

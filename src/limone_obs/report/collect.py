@@ -142,7 +142,7 @@ def _breakdown(
 
 #: Calls of no request worth a note: at least this share of a dependency's time in the
 #: window and OUTSIDE_MIN_SECONDS (calls of requests still running at the window's end
-#: are charged only when those end: a few seconds at most).
+#: are charged only when those end: up to the longest request's duration).
 OUTSIDE_MIN_SHARE: Final = 0.1
 OUTSIDE_MIN_SECONDS: Final = 5.0
 
@@ -168,9 +168,10 @@ def outside_notes(spent: Mapping[str, float], outside: Mapping[str, float], when
             continue
         notes.append(
             f"{name}: {seconds:.0f} s of its {total:.0f} s of calls in {when} were made "
-            "outside any request (background work, or thread-pool work submitted without "
-            "the request's context: limone_obs.context.submit carries it); the time per "
-            "request leaves them out."
+            "outside any request (background work, thread-pool work submitted without "
+            "the request's context: limone_obs.context.submit carries it, requests to "
+            "excluded paths, or long requests still running at the window's end); the "
+            "time per request leaves them out."
         )
     return notes
 
