@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_NAMESPACE: Final = "limoneide"
+#: The kit's own service (alerts/slo.yaml's ``service``; log lines' default ``service``).
+DEFAULT_SERVICE: Final = "limoneide"
 
 # --- labels -------------------------------------------------------------------------
 LABEL_METHOD: Final = "method"

@@ -88,7 +88,7 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
 
 
 #: The service of the kit's own spec (alerts/slo.yaml), whose links the defaults are.
-KIT_SERVICE = c.DEFAULT_NAMESPACE
+KIT_SERVICE = c.DEFAULT_SERVICE
 #: The kit's own repository, where its runbook_base_url points (any branch or view).
 KIT_REPOSITORY = DEFAULT_RUNBOOKS.split("/blob/", 1)[0]
 #: Hosts that name the machine of whoever opens the link.

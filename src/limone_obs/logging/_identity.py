@@ -21,7 +21,7 @@ import os
 
 from limone_obs import conventions as c
 
-DEFAULT_SERVICE = "limoneide"
+DEFAULT_SERVICE = c.DEFAULT_SERVICE
 DEFAULT_ENV = "development"
 #: Names of the variables a gunicorn master set to their defaults (comma-separated): its
 #: workers then say where the value came from when ``configure_logging`` differs.
