@@ -160,27 +160,31 @@ def test_extra_listeners_are_listening_tcp_sockets_other_than_the_servers_own() 
         assert client.getsockname() not in found
 
 
+#: 127.0.0.1 and ::1 as the kernel writes them: 32-bit words in the host's byte order.
+V4, V6 = {
+    "little": ("0100007F", "00000000000000000000000001000000"),
+    "big": ("7F000001", "00000000000000000000000000000001"),
+}[sys.byteorder]
 #: Rows of /proc/net/tcp and /proc/net/tcp6 (header first): a listener on 127.0.0.1:8080
 #: (state 0A) and a connection to it (01); listeners on [::1]:9100 and [::]:9101.
 TCP = (
     "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
     "timeout inode\n"
-    "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0  "
+    f"   0: {V4}:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0  "
     "      0 111 1\n"
-    "   1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0  "
+    f"   1: {V4}:D431 {V4}:1F90 01 00000000:00000000 00:00000000 00000000     0  "
     "      0 112 1\n"
 )
 TCP6 = (
     "  sl  local_address                         remote_address                        st "
     "tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    "   0: 00000000000000000000000001000000:238C 00000000000000000000000000000000:0000 0A "
+    f"   0: {V6}:238C 00000000000000000000000000000000:0000 0A "
     "00000000:00000000 00:00000000 00000000     0        0 211 1\n"
     "   1: 00000000000000000000000000000000:238D 00000000000000000000000000000000:0000 0A "
     "00000000:00000000 00:00000000 00000000     0        0 212 1\n"
 )
 
 
-@pytest.mark.skipif(sys.byteorder != "little", reason="the rows are a little-endian kernel's")
 def test_the_kernel_tables_rows_read_as_listening_addresses(tmp_path: Path) -> None:
     """Only state 0A rows are listeners; their addresses read as the kernel wrote them."""
     tcp, tcp6 = tmp_path / "tcp", tmp_path / "tcp6"
@@ -188,8 +192,8 @@ def test_the_kernel_tables_rows_read_as_listening_addresses(tmp_path: Path) -> N
     tcp6.write_text(TCP6)
     rows = other_readers._listening(str(tcp)) + other_readers._listening(str(tcp6))
     assert [
-        ("0100007F:1F90", "111"),
-        ("00000000000000000000000001000000:238C", "211"),
+        (f"{V4}:1F90", "111"),
+        (f"{V6}:238C", "211"),
         ("00000000000000000000000000000000:238D", "212"),
     ] == rows
     families = (socket.AF_INET, socket.AF_INET6, socket.AF_INET6)
