@@ -442,7 +442,8 @@ def alertmanager_command(specs: tuple[Path, ...], out: Path) -> None:
 
     A route per service (its alerts' slo_service), receivers <service>-page and
     <service>-ticket from each spec's alertmanager: block, each service's inhibit rules;
-    timers from the first spec. An alert of none of these services (no slo_service of
+    each route with its spec's grouping and timers (the root route's from the first
+    spec). An alert of none of these services (no slo_service of
     theirs: another team's, a rule of your own) goes to the first spec's ticket receiver,
     which the output names: list another spec first to change it. Every spec is read
     before the file is written, whole, in one rename.
