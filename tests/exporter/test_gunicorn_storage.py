@@ -106,17 +106,30 @@ def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) 
     with gunicorn_server(APP, tmp_path, env, config=CONFIG, name="server-a") as (url, first):
         for i in range(20):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
-        before = metric_sum(url, N.requests_total)
+        before = _count_reaching(url, 20.0)
         second = _start_on(tmp_path, mpdir, "server-b")
         code = second.popen.wait(timeout=60)
         for i in range(10):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
-        after = metric_sum(url, N.requests_total)
+        after = _count_reaching(url, 30.0)
     output = second.log.read_text(errors="replace")
     assert 2 == code, output
     assert f"in use by another running server (master pid {first.pid})" in output
     assert "Traceback" not in output
     assert (20.0, 30.0) == (before, after)
+
+
+def _count_reaching(url: str, expected: float, timeout: float = 10.0) -> float:
+    """The request count of a scrape of ``url`` once it is at least ``expected`` (or the
+    last one read after ``timeout`` s). A request is recorded when the server closes its
+    response, after the client has it: a scrape answered by another worker right after
+    can come first. A count above ``expected`` is returned at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = metric_sum(url, N.requests_total)
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.02)
 
 
 def _url_of(proc: procs.Proc) -> str:
