@@ -19,10 +19,13 @@ RATE_INTERVAL = "10s"
 #: that has run for a few seconds (1 d / 1 w in Grafana).
 BASELINE_SECONDS = "5"
 #: True once the baseline series have data: requests observed in a rate window
-#: ``BASELINE_SECONDS`` back. Series merely present there are not enough: the baseline
-#: p95 of a window without observations is empty (not NaN).
+#: ``BASELINE_SECONDS`` back, of the endpoint the drill-down shows (its baseline panels
+#: read that endpoint alone; the service's other requests can come first). Series merely
+#: present there are not enough: the baseline p95 of a window without observations is
+#: empty (not NaN).
 BASELINE_READY = (
-    f"sum(rate({c.MetricNames(c.DEFAULT_NAMESPACE).request_duration_count}[{RATE_INTERVAL}] "
+    f"sum(rate({c.MetricNames(c.DEFAULT_NAMESPACE).request_duration_count}"
+    f'{{{c.LABEL_ENDPOINT}="{PROJECT_ENDPOINT}"}}[{RATE_INTERVAL}] '
     f"offset {BASELINE_SECONDS}s)) > 0"
 )
 
