@@ -10,13 +10,11 @@ import json
 import os
 import select
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import pytest
@@ -25,11 +23,14 @@ from flask import Flask
 
 from limone_obs import health
 from limone_obs.logging import configure_logging, get_logger, init_app
+from limone_obs.logging._sink import PipeWriter
 from limone_obs.stack import procs
 from tests.support import ROOT, stop_server, wait_answering, wait_until
 
 TIMEOUT = 0.1
-PAUSE = 5.0
+#: Longest the requests made while the reader stops may take before the test calls them
+#: stuck: a guard against a hang, far above what they take on a loaded machine.
+HANG_GUARD = 90.0
 
 
 class PausingReader:
@@ -119,15 +120,39 @@ def _app() -> Flask:
     return app
 
 
-def _timed_requests(app: Flask, until: float) -> list[float]:
+def _requests(app: Flask, count: int) -> int:
+    """Serve ``count`` requests of ``/work`` on the test client; return how many."""
     client = app.test_client()
-    durations: list[float] = []
-    while time.monotonic() < until or not durations:
-        start = time.perf_counter()
+    for _ in range(count):
         with client.get("/work") as response:  # closed: the access line is written
             assert 200 == response.status_code
-        durations.append(time.perf_counter() - start)
-    return durations
+    return count
+
+
+def _done_while_stopped(work: Callable[[], object], reader: PausingReader) -> None:
+    """Run ``work`` in a thread while ``reader`` reads nothing; fail if it does not end.
+
+    A sink that blocked on the full pipe would never let it end while the reader is
+    stopped: after the guard the reader is resumed (the blocked writes can go on) and the
+    test fails. The guard only stops a hang; no speed is asserted.
+    """
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported by the test, below
+            failures.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=HANG_GUARD)
+    stuck = worker.is_alive()
+    if stuck:
+        reader.resume()
+        worker.join(timeout=HANG_GUARD)
+    assert not stuck, f"the requests did not end within {HANG_GUARD} s while the reader stopped"
+    assert [] == failures
 
 
 def _close_and_read(stream: IO[bytes], reader: PausingReader) -> list[dict[str, Any]]:
@@ -139,30 +164,48 @@ def _close_and_read(stream: IO[bytes], reader: PausingReader) -> list[dict[str, 
     return [json.loads(line) for line in bytes(reader.data).splitlines()]
 
 
-def test_stopped_reader_keeps_request_latency(pipe: tuple[IO[bytes], PausingReader]) -> None:
-    """While the reader stops for 5 s, requests keep their latency: no request waits
-    longer than the timeout plus slack, and the median stays within 5x the baseline's
-    (without the bound every request would wait the full 5 s). Lines are dropped and
-    counted; when the reader is back a line says how many; every line read is whole."""
+def test_stopped_reader_costs_requests_one_wait(
+    pipe: tuple[IO[bytes], PausingReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the reader stops, requests end without it: the line that finds the pipe full
+    waits (at most the timeout) and is dropped, and every later line is dropped without
+    waiting, so 200 requests (800 lines, far more than the pipe holds) are all served
+    before the reader is back. Lines are dropped and counted; when the reader is back a
+    line says how many; every line read is whole. Counted, not timed: a machine's speed
+    changes nothing here."""
     stream, reader = pipe
+    waits: list[bool] = []  # per PipeWriter.write given time to wait: was the line taken?
+    write = PipeWriter.write
+
+    def counting_write(self: PipeWriter, line: bytes, wait: float) -> bool:
+        taken = write(self, line, wait)
+        if wait > 0:
+            waits.append(taken)
+        return taken
+
+    monkeypatch.setattr(PipeWriter, "write", counting_write)
     configure_logging(stream=stream, write_timeout=TIMEOUT)
     app = _app()
-    baseline = _timed_requests(app, time.monotonic() + 1.0)
+    baseline = _requests(app, 20)
+    assert [] == [taken for taken in waits if not taken]  # the reader took every line
     reader.pause()
-    during = _timed_requests(app, time.monotonic() + PAUSE)
+    waited = len(waits)
+    _done_while_stopped(lambda: _requests(app, 200), reader)
+    # Lines taken until the pipe filled, one wait that timed out, then no more waiting.
+    during = waits[waited:]
+    assert 1 == during.count(False), during
+    assert not during[-1], during
+    assert health.dropped_lines() > 0
     reader.resume()
-    after = _timed_requests(app, time.monotonic() + 0.5)
+    after = _requests(app, 10)
     dropped = health.dropped_lines()
     events = _close_and_read(stream, reader)
 
-    assert max(during) < TIMEOUT + 1.5, max(during)
-    assert statistics.median(during) / statistics.median(baseline) < 5
-    assert dropped > 0
     notices = [e for e in events if "dropped_lines" in e]
     # Each notice counts the lines dropped since the previous one (a nearly full pipe may
     # take a short notice between two dropped lines): together they count every one.
     assert dropped == sum(e["dropped_lines"] for e in notices)
-    requests = len(baseline) + len(during) + len(after)
+    requests = baseline + 200 + after
     # 3 app lines + 1 access line a request. Threads that earlier tests of this process
     # left running (collectors, servers) may log during the pause too: their lines are
     # dropped and counted like these, so allow a few lines more, never fewer.
@@ -193,10 +236,10 @@ def test_socket_reader_that_never_reads_does_not_block() -> None:
 
 
 @pytest.mark.integration
-def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
+def test_gunicorn_workers_keep_serving_when_stdout_stops() -> None:
     """gunicorn (shipped config, 2 workers, gunicorn's access lines on) with stdout and
-    stderr on one pipe whose reader stops for 5 s: every request is answered, none waits
-    longer than the timeout plus slack, the median stays within 5x the baseline's; lines
+    stderr on one pipe whose reader stops: 300 requests (several pipes' worth of lines)
+    are all answered before the reader is back, no worker is killed for hanging; lines
     were dropped and the notices after the pause count them; every line read is whole."""
     read_fd, write_fd = os.pipe()
     port = procs.free_port()
@@ -218,11 +261,13 @@ def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
         try:
             base = f"http://{procs.LOOPBACK}:{port}"
             wait_answering(f"{base}/ready", proc)
-            baseline = _timed_http(f"{base}/work/1", time.monotonic() + 1.0)
+            _http(f"{base}/work/1", 20)
             reader.pause()
-            during = _timed_http(f"{base}/work/2", time.monotonic() + PAUSE)
+            # About 1.5 KB of lines a request (the app's two, the access line, gunicorn's
+            # own): 300 requests are several times what the pipe holds.
+            _done_while_stopped(lambda: _http(f"{base}/work/2", 300), reader)
             reader.resume()
-            _timed_http(f"{base}/work/3", time.monotonic() + 0.5)
+            _http(f"{base}/work/3", 20)
         finally:
             stop_server(proc)
         reader.join()
@@ -231,8 +276,7 @@ def test_gunicorn_workers_keep_latency_when_stdout_stops() -> None:
     broken = [line for line in lines if not _is_json(line) and b"limone-obs logging:" not in line]
     assert [] == broken
     events = [json.loads(line) for line in lines if _is_json(line)]
-    assert max(during) < TIMEOUT * 3 + 1.5, max(during)
-    assert statistics.median(during) / statistics.median(baseline) < 5
+    assert not any(b"WORKER TIMEOUT" in line for line in lines)
     notices = [e for e in events if "dropped_lines" in e]
     assert sum(e["dropped_lines"] for e in notices) > 0
 
@@ -245,11 +289,8 @@ def _is_json(line: bytes) -> bool:
     return True
 
 
-def _timed_http(url: str, until: float) -> list[float]:
-    durations: list[float] = []
+def _http(url: str, count: int) -> None:
+    """Ask ``url`` ``count`` times on one connection; each must answer 200."""
     with requests.Session() as session:
-        while time.monotonic() < until or not durations:
-            start = time.perf_counter()
+        for _ in range(count):
             assert 200 == session.get(url, timeout=30).status_code
-            durations.append(time.perf_counter() - start)
-    return durations
