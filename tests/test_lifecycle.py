@@ -537,3 +537,54 @@ def test_a_copied_request_context_routes_once() -> None:
     text = generate_latest(registry).decode()
     assert {"/copy": 1.0} == _per_endpoint(text, N.requests_total)
     assert {"/copy": 0.0} == _per_endpoint(text, N.requests_in_progress)
+
+
+def _ignore_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+    """A server's ``start_response`` that sends nothing (the test reads the body)."""
+    del status, headers, exc_info
+
+
+def _closes_counted(app: Flask) -> list[str]:
+    """Add ``/plain`` (a Content-Length body) to ``app``; each close of its response
+    appends "closed" to the list returned."""
+    closes: list[str] = []
+
+    @app.get("/plain")
+    def plain() -> Any:
+        response = app.make_response("plain body")
+        response.call_on_close(lambda: closes.append("closed"))
+        return response
+
+    return closes
+
+
+@pytest.mark.parametrize("then_close", [False, True], ids=["never-closed", "closed-after"])
+def test_a_server_that_drops_the_iteration_ends_the_request_and_closes_once(
+    then_close: bool,
+) -> None:
+    """A server that stops iterating once it has the Content-Length bytes and drops the
+    iterator (asgiref's WsgiToAsgi, which never calls close()): the request is counted,
+    out of flight and logged when the iteration is dropped, and the response is closed
+    once, also when the server does call close() afterwards."""
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    try:
+        app = create_app(stream=out, registry=registry)
+        closes = _closes_counted(app)
+        environ = EnvironBuilder(path="/plain").get_environ()
+        body = app(environ, _ignore_start_response)
+        for chunk in body:  # as asgiref: stop at Content-Length, drop the iterator
+            assert b"plain body" == chunk
+            break
+        text = generate_latest(registry).decode()
+        if then_close:
+            body.close()  # type: ignore[attr-defined]
+    finally:
+        reset_for_tests()
+    lines = [line for line in _access_lines(out.getvalue()) if line[c.LOG_ENDPOINT] == "/plain"]
+    assert ({"/plain": 1.0}, {"/plain": 0.0}, 1, ["closed"]) == (
+        _per_endpoint(text, N.requests_total),
+        _per_endpoint(text, N.requests_in_progress),
+        len(lines),
+        closes,
+    )

@@ -150,26 +150,38 @@ class RequestState:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._body
+            # A loop, not ``yield from``: that would close the body when the iteration is
+            # dropped, and the server's close() would close it a second time.
+            for chunk in self._body:  # noqa: UP028 - see above
+                yield chunk
         except GeneratorExit:
+            # The server dropped the iteration before the body's end: a client gone, or a
+            # server that stops once it has sent Content-Length bytes and never calls
+            # close() (asgiref's WsgiToAsgi). End the request now, and close the body as
+            # PEP 3333 asks of the server (once: a close() from the server comes too late).
+            self.close()
             raise
         except BaseException as exc:
             # The status line is already sent; keep it, but record the broken stream, and
             # end the request here: nothing more will be sent, and a client that reads the
-            # body and gets this exception (Werkzeug's test client) may never close it.
+            # body and gets this exception (Werkzeug's test client) or a server (asgiref)
+            # may never close it.
             self.record_exception(exc)
             with contextlib.suppress(Exception):  # each participant reports its own failure
-                self.finish()
+                self.close()
             raise
         # The server asks for the next chunk only after writing the previous one, so the
-        # body is fully sent here; ending now also serves clients that never close()
-        # (Werkzeug's test client without buffered=True). close() then finds it done.
-        self.finish()
+        # body is fully sent here; closing it and ending now also serves servers and
+        # clients that never close() (asgiref's WsgiToAsgi, Werkzeug's test client without
+        # buffered=True). The server's close() then finds it done.
+        self.close()
 
     def close(self) -> None:
-        """Close the wrapped body, then end the request (even if closing failed)."""
+        """Close the wrapped body (once), then end the request (even if closing failed)."""
+        body = self._body
+        self._body = ()  # a second close(), from the server after the iteration, is a no-op
         try:
-            close = getattr(self._body, "close", None)
+            close = getattr(body, "close", None)
             if close is not None:
                 close()
         finally:
