@@ -142,8 +142,8 @@ def test_the_workers_test_fails_when_the_rule_fires_on_a_half_busy_pool(tmp_path
     path = tmp_path / build.ALERTING_RULES
     text = path.read_text()
     broken = text.replace(
-        'limoneide_worker_threads{job="limoneide"})\n      > 0.9',
-        'limoneide_worker_threads{job="limoneide"})\n      > 0.4',
+        'limoneide_worker_threads{job="limoneide"}) > 0)\n      > 0.9',
+        'limoneide_worker_threads{job="limoneide"}) > 0)\n      > 0.4',
     )
     assert broken != text
     path.write_text(broken)

@@ -208,6 +208,25 @@ def test_without_workers_series_in_flight_is_still_drawn(tmp_path: Path) -> None
     _assert_holds(_evaluate(tmp_path, [gauge], in_flight, {"{}": 2}))
 
 
+def _busy_share_expr() -> str:
+    """The UX dashboard's "Worker saturation" query, as generated."""
+    (target,) = panel(build_from(ROOT)["ux.json"], "Worker saturation")["targets"]
+    return str(target["expr"])
+
+
+@pytest.mark.parametrize(("slots", "expected"), [("4", {"{}": 0.5}), ("0", {})])
+def test_worker_saturation_reads_only_published_slots(
+    tmp_path: Path, slots: str, expected: dict[str, float]
+) -> None:
+    """2 request seconds per second on 4 slots: half busy. On workers that published no
+    slots (0): no sample, not +Inf (requests / 0)."""
+    series = [
+        _series(N.request_duration_sum, {c.LABEL_ENDPOINT: "/x"}, "0+120x10"),
+        _series(N.worker_threads, {}, f"{slots}x10"),
+    ]
+    _assert_holds(_evaluate(tmp_path, series, _busy_share_expr(), expected))
+
+
 def test_baseline_is_the_series_that_long_ago(tmp_path: Path) -> None:
     """With $baseline 120 s the request rate drawn is the one of 2 minutes ago (1/s), not
     the current one (2/s)."""

@@ -187,11 +187,16 @@ SATURATION_WINDOW: Final = "5m"
 
 
 def busy_share(spec: ServiceSpec, by: str) -> str:
-    """PromQL: the workers' mean busy share per ``by`` over :data:`SATURATION_WINDOW`."""
+    """PromQL: the workers' mean busy share per ``by`` over :data:`SATURATION_WINDOW`.
+
+    Only where the slots sum above 0: a server whose workers publish none (a server the
+    kit cannot count the slots of, before ``set_slots``) reads 0, and requests / 0 is
+    +Inf, which would fire the alert on any traffic.
+    """
     job = (job_matcher(spec.job),)
     seconds = Selector(spec.names.request_duration_sum, job).promql()
     slots = Selector(spec.names.worker_threads, job).promql()
-    return f"sum by ({by}) (rate({seconds}[{SATURATION_WINDOW}]))\n/\nsum by ({by}) ({slots})"
+    return f"sum by ({by}) (rate({seconds}[{SATURATION_WINDOW}]))\n/\n(sum by ({by}) ({slots}) > 0)"
 
 
 def traffic_stopped(spec: ServiceSpec) -> Rule:
@@ -294,6 +299,9 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
         _test("workers busy half the time open nothing", workers,
               [gauge(c.SUFFIX_WORKER_THREADS, "4"),
                seconds(2 * 60)], full_window, None),
+        _test("requests on workers that published no slots open nothing", workers,
+              [gauge(c.SUFFIX_WORKER_THREADS, "0"),
+               seconds(4 * 60)], full_window, None),
         _test("too many calls per request open DependencyCallsPerRequestHigh", calls,
               _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
         _test("few calls per request open nothing", calls,

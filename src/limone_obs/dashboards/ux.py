@@ -187,12 +187,14 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
         ),
         gf.timeseries(
             "Worker saturation",
-            [Query(f"{sum_rate(names.request_duration_sum)}\n/\n{slots}", "mean busy share")],
+            [Query(f"{sum_rate(names.request_duration_sum)}\n/\n{positive(slots)}",
+                   "mean busy share")],
             Look(
                 "Mean share of the worker slots serving requests over the interval "
                 "(request seconds per second / slots, Little's law); at 100 % new requests "
                 "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
-                "pool waits for a free worker. Needs the workers' slots (gunicorn, uWSGI).",
+                "pool waits for a free worker. Needs the workers' slots (gunicorn, uWSGI, or "
+                "set_slots): without them, No data.",
                 "percentunit", gf.higher_is_worse(0.8, 1.0), bounds=(0, 1),
             ),
             lines=True,
