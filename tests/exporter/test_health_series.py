@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +17,7 @@ from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.exporter import health_series
 from tests.exporter.helpers import make_app, value
+from tests.support import ROOT
 
 PROBLEMS = health_series.problems_name(c.DEFAULT_NAMESPACE)
 DROPPED = health_series.dropped_name(c.DEFAULT_NAMESPACE)
@@ -46,19 +51,57 @@ def test_a_reported_problem_and_dropped_lines_are_exposed() -> None:
     assert 3.0 == value(metrics, DROPPED, {})
 
 
+def _copies(start: str, count: int) -> list[dict[str, Any]]:
+    """Run ``tests/exporter/copies_app.py``: each copy's problem value and error lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.exporter.copies_app", start, str(count)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stdout + done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("start", "count"), [("spawn", 2), ("fork", 1)], ids=["spawned-workers", "forked-copy"]
+)
 def test_a_multiprocess_server_without_storage_is_reported_on_the_first_request(
+    start: str, count: int
+) -> None:
+    """wsgi.multiprocess, no PROMETHEUS_MULTIPROC_DIR, and copies of the process (two
+    spawned workers, as uvicorn --workers; a copy forked by its parent, as a server
+    forking per request): in each, one error line naming the fix and the processes, and
+    problem 1."""
+    served = _copies(start, count)
+    assert [1.0] * count == [copy["problem"] for copy in served]
+    assert [1] * count == [len(copy["errors"]) for copy in served]
+    pids = sorted(copy["pid"] for copy in served)
+    for copy in served:
+        assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in copy["errors"][0]
+        assert f"(processes {', '.join(map(str, pids))})" in copy["errors"][0]
+        # The process series read the parent as the master, and every copy as a worker.
+        assert (copy["ppid"], pids) == (copy["master"], copy["workers"])
+
+
+def test_a_multiprocess_claim_of_a_lone_process_is_not_reported() -> None:
+    """An ASGI adapter says wsgi.multiprocess whatever the server runs: a lone spawned
+    worker (uvicorn without --workers) has no copy, and neither its first request nor a
+    scrape reports the problem."""
+    (served,) = _copies("spawn", 1)
+    assert (0.0, []) == (served["problem"], served["errors"])
+    assert (None, [served["pid"]]) == (served["master"], served["workers"])
+
+
+def test_a_multiprocess_claim_in_this_lone_process_is_not_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """wsgi.multiprocess, no PROMETHEUS_MULTIPROC_DIR: one error line naming the fix, problem 1."""
+    """The same in the test process (no copy of it runs): no problem, no line."""
     app, metrics = make_app()
     client = app.test_client()
     for _ in range(3):
         client.get("/projects/1", environ_overrides={"wsgi.multiprocess": True})
+    client.get("/metrics", buffered=True)
     problem = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_MISSING}
-    assert 1.0 == value(metrics, PROBLEMS, problem)
-    errors = _errors(caplog)
-    assert 1 == len(errors)
-    assert f"gunicorn -c python:{c.GUNICORN_CONFIG_MODULE}" in errors[0]
+    assert (0.0, []) == (value(metrics, PROBLEMS, problem), _errors(caplog))
 
 
 def test_the_first_request_check_runs_once_and_adds_no_wrapper() -> None:

@@ -79,6 +79,18 @@ def test_a_single_process_says_nothing(caplog: pytest.LogCaptureFixture) -> None
     assert [] == warnings_of(caplog)
 
 
+def test_set_slots_in_a_single_process_publishes_idle_and_slots() -> None:
+    """A threaded single-process server (waitress --threads=8) tells its slots with
+    set_slots: idle and worker_threads, which the saturation panel and alert read."""
+    app, _ = make_app()
+    workers.set_slots(8)
+    client = app.test_client()
+    client.get("/projects/1").close()
+    text = client.get("/metrics").text
+    assert f"{N.worker_threads} 8.0" in text
+    assert f'{N.workers}{{state="idle"}} 8.0' in text
+
+
 def test_outside_a_server_the_role_is_neither() -> None:
     """This test process is no gunicorn or uWSGI worker, nor their master."""
     assert workers.NEITHER == workers.server_role()

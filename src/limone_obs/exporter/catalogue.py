@@ -67,7 +67,8 @@ User experience (`limone_obs.exporter.rum`, `.workers`):
   (default {marks}); `rum_beacons_total{{result}}`: {results}.
 - `{ns}_workers{{state}}` (gauge, computed at scrape time): `busy` = requests the app is
   serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, each
-  gunicorn or uWSGI worker publishes its own) minus `busy`, only when the slots are known.
+  gunicorn or uWSGI worker publishes its own, another server calls `set_slots`) minus
+  `busy`, only when the slots are known.
 """
 
 
@@ -85,7 +86,7 @@ def _family_rows(metrics: tuple[tuple[Any, tuple[str, ...]], ...]) -> list[str]:
 
 def _worker_rows(names: c.MetricNames) -> list[str]:
     """Rows of ``<ns>_workers{state}`` (its help read off the collector) and of
-    ``<ns>_worker_threads``, which only gunicorn's multiprocess mode serves."""
+    ``<ns>_worker_threads``, served where the slots are known."""
     collector = workers.WorkersCollector(cast(Any, _Named(names)), slots=None)
     rows = _family_rows(((collector, (c.LABEL_STATE,)),))
     values = f"`{c.LABEL_STATE}` (`{c.WORKER_BUSY}`, `{c.WORKER_IDLE}`)"
@@ -94,8 +95,9 @@ def _worker_rows(names: c.MetricNames) -> list[str]:
     )
     rows.append(
         f"| `{names.worker_threads}` | gauge (livesum) |  | Request slots (threads) of the "
-        "live workers, summed; served only in multiprocess mode (gunicorn, uWSGI), each "
-        "worker's once it has loaded the app or served a request or a scrape. |"
+        "live workers, summed; in multiprocess mode (gunicorn, uWSGI) each worker's once it "
+        "has loaded the app or served a request or a scrape; another server's once it calls "
+        "`limone_obs.exporter.workers.set_slots(n)` (a single process too). |"
     )
     return rows
 

@@ -562,11 +562,13 @@ def _gunicorn_settings() -> tuple[int | None, int]:
 def check_at_scrape() -> None:
     """A single process's check at each scrape: report a gunicorn worker whose master has
     several live workers now (more than at start: ``TTIN``; a preloaded app checked in the
-    master) or recycles it. Never raises (a scrape must answer)."""
+    master) or recycles it, and a server that said ``wsgi.multiprocess`` once this process
+    has copies (:func:`check_environ`). Never raises (a scrape must answer)."""
     if c.PROBLEM_MULTIPROCESS_MISSING in health.problems():
         return
     try:
         _check_live_gunicorn()
+        _check_claim()
     except Exception:  # /proc unreadable, a worker object of another version: no verdict
         return
 
@@ -631,12 +633,39 @@ def check_server(multiprocess: bool) -> None:
         report_recycling(every)
 
 
+#: The server that said ``wsgi.multiprocess`` while this process had no copy yet (see
+#: :func:`check_environ`): looked at again at each scrape.
+_claimed: list[str] = []
+
+
 def check_environ(environ: WSGIEnvironment) -> bool:
     """On the first request: report a server that says ``wsgi.multiprocess`` (no storage).
 
     The exporter's request recorder calls this once (it returns True: done), only when
-    the multiprocess directory is not set.
+    the multiprocess directory is not set. ASGI adapters (asgiref's ``WsgiToAsgi``,
+    a2wsgi) say ``wsgi.multiprocess`` whatever the server runs, so the claim is taken
+    only with the processes to show for it (:func:`limone_obs.exporter.process.copies`):
+    copies of this process under its parent, or /proc unable to tell. Until then each
+    scrape looks again (a worker started after this one's first request).
     """
     if environ.get("wsgi.multiprocess"):
-        report_not_configured(str(environ.get("SERVER_SOFTWARE") or "the WSGI server"))
+        _claimed[:] = [str(environ.get("SERVER_SOFTWARE") or "the WSGI server")]
+        _check_claim()
     return True
+
+
+def _check_claim() -> None:
+    """Report the server :func:`check_environ` heard once this process has copies."""
+    # Imported here: workers (and process through it) import this module.
+    from limone_obs.exporter import process  # noqa: PLC0415
+
+    if not _claimed:
+        return
+    found = process.copies()
+    if found is None:
+        report_not_configured(_claimed[0])
+    elif found[0] is not None:
+        report_not_configured(f"{_claimed[0]} (processes {', '.join(map(str, sorted(found[1])))})")
+    else:
+        return
+    _claimed.clear()

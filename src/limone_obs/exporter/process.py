@@ -24,7 +24,9 @@ The server is this process's parent and the parent's children when the process i
 gunicorn worker (its worker object names its master: pid 1 too, gunicorn as a
 container's first process, where only children running the master's command count: pid
 1 also adopts the container's orphans), or the parent and its workers under a uWSGI
-master; otherwise just this process.
+master; under another server, the parent and its children that run this process's
+command line, numbers aside, when it runs several (uvicorn or hypercorn ``--workers``) or
+is one itself (a server forking per request: :func:`copies`); otherwise just this process.
 Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import re
 import sys
 import threading
 import weakref
@@ -127,7 +130,52 @@ def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
     # No ``parent > 1`` here: a uWSGI master is often a container's pid 1.
     if "uwsgi" in sys.modules and me in _uwsgi_workers(parent):
         return parent, partial(_uwsgi_workers, parent)
+    found = copies()
+    if found is not None and found[0] is not None:
+        return parent, partial(_copies_of, parent, _program(_cmdline(me)))
     return None, lambda: [me]
+
+
+#: Numbers in a command line: workers a server spawned differ only in them (uvicorn's and
+#: hypercorn's ``spawn_main(tracker_fd=5, pipe_handle=11)``).
+_NUMBERS = re.compile(rb"[0-9]+")
+
+
+def _program(cmdline: bytes | None) -> bytes | None:
+    """``cmdline`` with its numbers blanked (None, or empty for a zombie: None)."""
+    return _NUMBERS.sub(b"#", cmdline) if cmdline else None
+
+
+def _copies_of(parent: int, program: bytes | None) -> list[int]:
+    """The children of ``parent`` that run ``program`` (see :func:`_program`)."""
+    if program is None:
+        return []
+    return [pid for pid in children(parent) if _program(_cmdline(pid)) == program]
+
+
+def copies() -> tuple[int | None, list[int]] | None:
+    """This process's server when the kit does not know it by name, from /proc.
+
+    ``(parent, workers)`` when the parent runs several copies of this process, or is one
+    itself (a server forking per request): ``workers`` are the parent's children running
+    this process's command line, numbers aside (uvicorn or hypercorn ``--workers``), this
+    one included. ``(None, [this pid])`` when it is alone, None when /proc cannot tell.
+    """
+    me, parent = os.getpid(), os.getppid()
+    program = _program(_cmdline(me))
+    if program is None:
+        return None
+    if parent <= 0:  # pid 1 itself, a container's first process: no parent to share
+        return None, [me]
+    try:
+        workers = _copies_of(parent, program)
+    except OSError:
+        return None
+    if me not in workers:  # /proc without this process among its parent's children
+        return None
+    if len(workers) > 1 or _program(_cmdline(parent)) == program:
+        return parent, workers
+    return None, [me]
 
 
 def _under_gunicorn(me: int, parent: int) -> bool:

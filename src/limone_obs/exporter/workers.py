@@ -265,6 +265,10 @@ class WorkersCollector:
         if slots:
             family.add_metric((c.WORKER_IDLE,), max(0.0, slots - busy))
         yield family
+        if slots and not self._metrics.multiprocess:
+            # One process has no file to carry them (set_slots on a threaded server such as
+            # waitress): the saturation panel and alert read this series.
+            yield GaugeMetricFamily(self._names.worker_threads, SLOTS_HELP, value=slots)
 
     def _read(self) -> tuple[float, float]:
         """(requests in flight, request slots) over the live processes."""
