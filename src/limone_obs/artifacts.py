@@ -112,8 +112,27 @@ def _extras(root: Path, gen: Generated) -> tuple[list[str], list[str]]:
     return stale, foreign
 
 
+#: How a ``build --check`` line about a file of someone else's starts.
+FOREIGN = "not written by limone-obs: "
+
+
 def _foreign_line(rel: str) -> str:
-    return f"not written by limone-obs: {rel} (left as is; build writes this folder: move it out)"
+    return f"{FOREIGN}{rel} (left as is; build writes this folder: move it out)"
+
+
+def _remove_emptied(root: Path, rel: str, owned: Iterable[str]) -> None:
+    """Remove the folders ``rel``'s removal left empty, up to its owned folder (kept):
+    a service renamed leaves no empty ``alerts/runbooks/<old service>/`` behind."""
+    top = next((folder for folder in owned if rel.startswith(f"{folder}/")), None)
+    if top is None:
+        return
+    folder = (root / rel).parent
+    while folder != root / top and folder.is_relative_to(root / top):
+        try:
+            folder.rmdir()  # only when empty: a file of the user's keeps it
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def diff(root: Path, gen: Generated) -> list[str]:
@@ -171,6 +190,7 @@ def build(
     for rel in stale:
         (root / rel).unlink()
         changed.append(rel)
+        _remove_emptied(root, rel, gen.owned)
     if removed is not None:
         removed.extend(stale)
     if left is not None:

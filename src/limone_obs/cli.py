@@ -66,9 +66,9 @@ def build(root: Path, check: bool) -> None:
         problems = artifacts.diff(root, artifacts.collect(root))
         for line in problems:
             click.echo(line, err=True)
+        _spec_warnings(root)
         if problems:
-            command = artifacts.build_command(root)
-            click.echo(f"artifacts are stale: run `{command}` and commit", err=True)
+            click.echo(_stale_advice(root, problems), err=True)
             sys.exit(1)
         click.echo("artifacts are up to date")
         return
@@ -79,7 +79,28 @@ def build(root: Path, check: bool) -> None:
         click.echo(f"{'removed' if rel in removed else 'wrote'} {(root / rel).as_posix()}")
     for line in left:
         click.echo(line, err=True)
+    _spec_warnings(root)
     click.echo(f"{len(changed)} file(s) changed")
+
+
+def _stale_advice(root: Path, problems: list[str]) -> str:
+    """The last line of a failed ``build --check``: rebuild, move files out, or both (a
+    rebuild leaves a file it did not write where it is)."""
+    foreign = [line for line in problems if line.startswith(artifacts.FOREIGN)]
+    move = "move the files not written by limone-obs out of its folders"
+    if len(foreign) == len(problems):
+        return f"artifacts are up to date, but {move}"
+    command = artifacts.build_command(root)
+    return f"artifacts are stale: run `{command}`{f', {move},' if foreign else ''} and commit"
+
+
+def _spec_warnings(root: Path) -> None:
+    """Print what ``limone-obs check`` would refuse in the spec ``build`` just used."""
+    # Imported here: the alerts area's command module, loaded by _add_area_commands too.
+    from limone_obs.alerts.cli import build_warnings  # noqa: PLC0415
+
+    for warning in build_warnings(root):
+        click.echo(f"warning: {warning} (`limone-obs check` refuses this)", err=True)
 
 
 def _add_area_commands() -> None:

@@ -215,6 +215,43 @@ def test_build_refuses_the_kits_default_namespace_in_another_namespaces_spec(
     assert ["slo.yaml"] == sorted(path.name for path in (root / "alerts").iterdir())
 
 
+@pytest.mark.parametrize("check", [False, True], ids=["build", "build-check"])
+def test_build_warns_of_another_namespaces_series_that_check_refuses(
+    tmp_path: Path, check: bool
+) -> None:
+    """A service renamed (namespace orders -> orders_api) with its selectors left behind:
+    the rules, tests and dashboards agree with each other, so build wrote them and build
+    --check passed without a word while check refused the spec. Both now say it (a
+    warning, not an error: a series of other software may look like the exporter's)."""
+    root = tmp_path / "ops"
+    (root / "alerts").mkdir(parents=True)
+    text = ORDERS_LATENCY.replace("HISTOGRAM", "orders_request_duration_seconds") + (
+        "  - name: availability\n    kind: ratio\n    objective: 99.5\n"
+        "    total: orders_requests_total\n"
+        '    errors: orders_requests_total{status=~"5.."}\n'
+    )
+    renamed = text.replace("namespace: orders\n", "namespace: orders_api\n").replace(
+        "  orders_request_duration_seconds: [", "  orders_api_request_duration_seconds: ["
+    )
+    (root / "alerts" / "slo.yaml").write_text(
+        renamed.replace(
+            "histogram: orders_request_duration_seconds",
+            "histogram: orders_api_request_duration_seconds",
+        )
+    )
+    assert 0 == CliRunner().invoke(main, ["build", "--root", str(root)]).exit_code
+    args = ["build", "--root", str(root), *(["--check"] if check else [])]
+    result = CliRunner().invoke(main, args)
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert 0 == result.exit_code, result.output
+    # errors (a status matcher makes it the exporter's); total has none: other
+    # software's *_requests_total looks the same, and check leaves it alone too.
+    assert 1 == len(warnings), result.output
+    assert "(availability).errors: orders_requests_total" in warnings[0]
+    assert "write orders_api_requests_total" in warnings[0]
+    assert "`limone-obs check` refuses this" in warnings[0]
+
+
 def test_build_refuses_a_misspelt_histogram_even_with_buckets_declared(tmp_path: Path) -> None:
     """build named only the threshold ("not a bucket boundary ... list its buckets"), and
     once buckets were declared for the misspelt name it wrote rules on a series that does

@@ -113,6 +113,54 @@ def test_build_keeps_a_file_it_did_not_write_and_removes_one_it_no_longer_writes
     ]
 
 
+@pytest.mark.parametrize("stale", [False, True], ids=["only-that", "and-stale"])
+def test_build_check_on_a_file_of_someone_elses_says_to_move_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stale: bool
+) -> None:
+    """A file of the user's own in a generated folder fails the check; the advice was
+    "run build and commit", which leaves it there. It now says to move it out (and to
+    rebuild only when something is stale too)."""
+    monkeypatch.chdir(tmp_path)
+    root = Path("ops")
+    shutil.copytree(ROOT / "alerts", root / "alerts")
+    assert 0 == CliRunner().invoke(main, ["build", "--root", "ops"]).exit_code
+    (root / build.RULES_DIR / "mine.yml").write_text("groups: []\n")
+    if stale:
+        rules = root / build.ALERTING_RULES
+        rules.write_text(rules.read_text() + "# edited\n")
+    result = CliRunner().invoke(main, ["build", "--check", "--root", "ops"])
+    move = "move the files not written by limone-obs out of its folders"
+    expected = (
+        f"artifacts are stale: run `limone-obs build --root ops`, {move}, and commit"
+        if stale
+        else f"artifacts are up to date, but {move}"
+    )
+    assert (1, expected) == (result.exit_code, result.output.splitlines()[-1])
+
+
+def test_a_renamed_service_leaves_no_empty_runbook_folder(tmp_path: Path) -> None:
+    """Renaming the service moves its runbooks to alerts/runbooks/<new>/: the old
+    folder's files are removed, and the folder with them, unless a file of the user's
+    is in it."""
+    root = _copy(tmp_path)
+    spec = root / "alerts" / "slo.yaml"
+    runbooks = root / build.RUNBOOKS_DIR
+
+    def renamed(old: str, new: str) -> list[str]:
+        spec.write_text(spec.read_text().replace(f"service: {old}\n", f"service: {new}\n", 1))
+        artifacts.build(root, ALERTS_ONLY)
+        return sorted(p.name for p in runbooks.iterdir() if p.is_dir())
+
+    artifacts.build(root, ALERTS_ONLY)
+    assert ["shop"] == renamed("limoneide", "shop")
+    (runbooks / "shop" / "notes").mkdir()
+    (runbooks / "shop" / "notes" / "mine.md").write_text("mine\n")
+    assert ["books", "shop"] == renamed("shop", "books")
+    assert [Path("notes/mine.md")] == [
+        p.relative_to(runbooks / "shop") for p in (runbooks / "shop").rglob("*") if p.is_file()
+    ]
+
+
 def test_build_check_exits_1_on_drift(tmp_path: Path) -> None:
     """`limone-obs build --check` exits 1 and names the stale alerts file."""
     root = _copy(tmp_path)

@@ -180,6 +180,16 @@ def test_an_objective_written_as_a_ratio_asks_for_a_percentage() -> None:
     ) == (True, True), message
 
 
+def test_an_objective_of_1_asks_for_the_share_of_good_events() -> None:
+    """objective: 1 (written for "errors under 1 %") was told "e.g. 100 for 1", and 100 is
+    refused: the hint now gives the share of good events below 100."""
+    with pytest.raises(SpecError) as caught:
+        parse_edited("objective: 99.9", "objective: 1")
+    message = str(caught.value)
+    assert "e.g. 99 for at most 1 % bad" in message, message
+    assert "100 for 1" not in message
+
+
 def test_another_service_gets_its_own_dashboard_and_runbook_links() -> None:
     """service: billing links to /d/billing-slos and runbooks/billing/<slo>.md."""
     slo = parse_spec(MINIMAL.replace("service: shop", "service: billing")).slo("availability")

@@ -461,7 +461,13 @@ def objective(item: Reader) -> float:
     99.9 %) and rejected with that hint, before any burn-factor check could confuse.
     """
     objective = item.number("objective")
-    if 0 < objective <= 1:
+    if objective == 1:  # as a ratio it is 100 %, itself refused: maybe a limit of bad ones
+        item.fail(
+            "objective",
+            "1 looks like a ratio (100 %, which no SLO can meet) or a limit of bad events: "
+            "give the percentage of good events, below 100, e.g. 99 for at most 1 % bad",
+        )
+    if 0 < objective < 1:
         item.fail(
             "objective",
             f"{objective:g} looks like a ratio: give a percentage, e.g. "

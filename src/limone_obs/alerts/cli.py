@@ -221,6 +221,19 @@ def read_spec(path: Path) -> str:
 # --- the spec against the exporter's catalogue ---------------------------------------
 
 
+def build_warnings(root: Path) -> list[str]:
+    """What ``check`` refuses in the spec below ``root`` that ``build`` accepted: selectors
+    of the exporter's series under another namespace (left after a rename, whose rules
+    and promtool tests then agree with each other and select nothing live). Empty when
+    the spec is missing or does not parse (``build`` said so already)."""
+    path = root / SPEC_PATH
+    try:
+        data = load_yaml(read_spec(path), str(path))
+    except (SpecError, ConfigError):
+        return []
+    return [str(problem) for problem in lint(data, str(path))]
+
+
 def lint(data: Any, file: str) -> list[SpecError]:
     """Problems of the raw spec ``data`` that the model cannot see, each located.
 
