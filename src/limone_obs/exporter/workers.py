@@ -55,7 +55,7 @@ logger = logging.getLogger("limone_obs.exporter")
 SLOTS_HELP = "Request slots (threads) of the live workers, summed."
 #: Request slots of this process (``"slots"``), once known, and the pid they were learnt in
 #: (``"pid"``: a forked child learns its own); ``"pid"`` alone once this process was found
-#: to be no worker (and said so).
+#: to be no worker (and said so); ``"told"`` 1 when the app gave them (:func:`set_slots`).
 _state: dict[str, int] = {}
 _gauges: weakref.WeakSet[Any] = weakref.WeakSet()
 #: The file descriptors of gunicorn's listening sockets in this worker, and its pid (a
@@ -66,15 +66,26 @@ _registered: weakref.WeakSet[Metrics] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def worker_slots(worker: Any) -> int:
-    """Requests one gunicorn worker serves at once: threads, 1 (sync) or connections (async)."""
-    kind = type(worker).__name__
+#: gunicorn's own worker classes that serve at most ``worker_connections`` at once.
+_CONNECTION_WORKERS = frozenset(
+    {"gunicorn.workers.ggevent", "gunicorn.workers.geventlet", "gunicorn.workers.gtornado"}
+)
+
+
+def worker_slots(worker: Any) -> int | None:
+    """Requests one gunicorn worker serves at once: threads (gthread), 1 (sync),
+    ``worker_connections`` (gunicorn's gevent, eventlet and tornado workers); None for a
+    worker class of another package (uvicorn's ``UvicornWorker`` limits nothing to
+    ``worker_connections``: the app's adapter decides, a2wsgi's thread pool for one)."""
+    kind = type(worker)
     cfg = worker.cfg
-    if kind == "ThreadWorker":
+    if kind.__module__ == "gunicorn.workers.gthread" and kind.__name__ == "ThreadWorker":
         return max(1, int(cfg.threads))
-    if kind == "SyncWorker":
+    if kind.__module__ == "gunicorn.workers.sync" and kind.__name__ == "SyncWorker":
         return 1
-    return max(1, int(getattr(cfg, "worker_connections", 1)))
+    if any(klass.__module__ in _CONNECTION_WORKERS for klass in kind.__mro__):
+        return max(1, int(getattr(cfg, "worker_connections", 1)))
+    return None
 
 
 def post_worker_init(worker: Any) -> None:
@@ -84,7 +95,9 @@ def post_worker_init(worker: Any) -> None:
     Never raises (a metrics hook must not stop a worker from booting).
     """
     try:
-        set_slots(worker_slots(worker))
+        slots = worker_slots(worker)
+        if slots is not None:
+            _detected(slots)
         _listeners[:] = [(os.getpid(), tuple(sock.fileno() for sock in worker.sockets))]
     except Exception as exc:
         _failsafe.report("the worker slots hook", exc)
@@ -106,9 +119,26 @@ def known_slots() -> int | None:
 
 def set_slots(slots: int) -> None:
     """Publish ``slots``, the requests this process serves at once (for a server the kit
-    does not recognise; gunicorn and uWSGI workers are found by themselves)."""
+    does not recognise; gunicorn's own workers and uWSGI's are found by themselves).
+
+    What the app tells wins over what the kit finds later in the same process (gunicorn's
+    ``post_worker_init`` runs after the app module called this).
+    """
+    _publish(slots, told=True)
+
+
+def _detected(slots: int) -> None:
+    """Publish ``slots`` the kit found, unless the app told its own in this process."""
+    _publish(slots, told=False)
+
+
+def _publish(slots: int, *, told: bool) -> None:
     with _lock:
-        _state.update(pid=os.getpid(), slots=slots)
+        pid = os.getpid()
+        if not told and _state.get("pid") == pid and _state.get("told"):
+            return
+        _state.clear()
+        _state.update(pid=pid, slots=slots, told=int(told))
         for gauge in list(_gauges):
             gauge.set(slots)
 
@@ -163,7 +193,8 @@ def _gunicorn_role() -> int | str | None:
     """
     worker = gunicorn_worker()
     if worker is not None:
-        return worker_slots(worker)
+        slots = worker_slots(worker)
+        return NEITHER if slots is None else slots
     arbiter = sys.modules.get("gunicorn.arbiter")
     if arbiter is None:
         return None
@@ -205,7 +236,7 @@ def _publish_slots() -> bool:
     if role == MASTER:
         return False
     if isinstance(role, int):
-        set_slots(role)  # the same value if the hook or another thread was first
+        _detected(role)  # the same value if the hook or another thread was first
         return True
     with _lock:
         if _state.get("pid") == pid:
@@ -214,11 +245,12 @@ def _publish_slots() -> bool:
         _state["pid"] = pid
     if multiprocess.multiprocess_dir() is not None:
         logger.warning(
-            "limone-obs: process %d serves requests in multiprocess mode but is neither a "
-            "gunicorn nor a uWSGI worker, so its request slots are unknown: the "
-            '*_worker_threads series and workers{state="idle"} leave it out. If your '
-            "server runs it as a worker, call limone_obs.exporter.workers.set_slots(n) "
-            "when the worker starts (n: requests it serves at once).",
+            "limone-obs: process %d serves requests in multiprocess mode but is no worker "
+            "of gunicorn's own classes (sync, gthread, gevent, eventlet, tornado) nor a "
+            "uWSGI worker, so its request slots are unknown: the *_worker_threads series "
+            'and workers{state="idle"} leave it out. If your server runs it as a worker, '
+            "call limone_obs.exporter.workers.set_slots(n) when the worker starts (n: "
+            "requests it serves at once, e.g. a2wsgi's workers under uvicorn).",
             pid,
         )
     return True

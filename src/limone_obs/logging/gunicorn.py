@@ -15,9 +15,10 @@ starts; the logger class exports them (or the defaults) to the workers, and the 
 writing to stdout or stderr is replaced by one writing through a sink, so a stopped
 reader never blocks a worker for long (see :mod:`limone_obs.logging._sink`); and it writes
 access lines with fields (method, path, status_code, duration, request_id) instead of an
-Apache format string. gunicorn's access log stays off unless ``accesslog`` is set: the
-app's own access line (``limone_obs.access``) already carries the endpoint, user and
-trace ids, and two lines per request would double the log volume.
+Apache format string. gunicorn's access log stays off unless ``accesslog`` is set (also
+for uvicorn's ``UvicornWorker``, which writes its access lines through it): the app's own
+access line (``limone_obs.access``) already carries the endpoint, user and trace ids, and
+two lines per request would double the log volume.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         handlers, then make each of them write JSON."""
         adopt_identity()
         super().setup(cfg)
+        if not cfg.accesslog:
+            # Off for other writers too: uvicorn's UvicornWorker gives its uvicorn.access
+            # logger this logger's handlers and level, and would write a second access
+            # line per request (and one per scrape) beside the app's.
+            self.access_log.setLevel(logging.CRITICAL + 1)
         for log in (self.error_log, self.access_log):
             for handler in list(log.handlers):
                 if _is_console(handler):
