@@ -282,6 +282,33 @@ def test_check_says_a_yaml_syntax_error_stops_the_checks(tmp_path: Path) -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "hint"),
+    [
+        ("service: shop\nslos:\n  - name: a\n    kind: ratio\n   total: shop_total\n", 5,
+         "this line or the one above is indented wrongly"),
+        ("service: shop\nslos:\n  - name: a\n    kind: ratio objective: 99\n", 4,
+         "a second `key:` on this line"),
+    ],
+    ids=["indented-wrongly", "two-keys-on-a-line"],
+)  # fmt: skip
+def test_a_yaml_error_says_what_it_most_likely_is(
+    tmp_path: Path, text: str, line: int, hint: str
+) -> None:
+    """PyYAML names a token ("expected <block end>, but found '?'"), not the mistake: the
+    error adds the likely one and the line as written."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(text)
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    first = result.output.splitlines()[0]
+    written = text.splitlines()[line - 1]
+    assert (2, True, True) == (
+        result.exit_code,
+        hint in first,
+        f"(line {line}: {written!r})" in first,
+    ), first
+
+
 def test_check_reads_alerts_slo_yaml_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --spec, check reads alerts/slo.yaml below the working directory."""
     monkeypatch.chdir(ROOT)

@@ -151,9 +151,32 @@ def load_yaml(text: str, file: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}: line {mark.line + 1}" if mark else file
-        raise SpecError(where, cut(f"invalid YAML: {exc.problem or exc.context}")) from None
+        problem = f"invalid YAML: {exc.problem or exc.context}"
+        hint = _hint(str(exc.problem or exc.context))
+        if mark is not None and hint is not None:
+            problem += f": {hint} (line {mark.line + 1}: {_line(text, mark.line)!r})"
+        raise SpecError(where, cut(problem)) from None
     except yaml.YAMLError as exc:
         raise SpecError(file, cut(f"invalid YAML: {exc}")) from None
+
+
+#: What PyYAML's words (they name a token, not the mistake) most likely mean.
+_HINTS = (
+    ("expected <block end>", "most likely this line or the one above is indented wrongly "
+     "(spaces only; the keys of one mapping at one depth)"),
+    ("mapping values are not allowed", "most likely a second `key:` on this line (quote a "
+     "value holding ': '), or a line indented deeper than the key above it"),
+)  # fmt: skip
+
+
+def _hint(problem: str) -> str | None:
+    return next((hint for words, hint in _HINTS if words in problem), None)
+
+
+def _line(text: str, index: int) -> str:
+    """Line ``index`` (0-based) of ``text``, cut to 80 characters."""
+    lines = text.splitlines()
+    return lines[index][:80] if 0 <= index < len(lines) else ""
 
 
 def kind_name(value: Any) -> str:
