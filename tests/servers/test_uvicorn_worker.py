@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -91,9 +92,20 @@ def _items_counted(url: str) -> float:
 def test_one_access_line_per_request(served: tuple[str, Path, int | None]) -> None:
     """The app's access line only: none of uvicorn's (gunicorn's access log is off)."""
     _, log, _ = served
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    loggers = [line.get(c.LOG_LOGGER) for line in lines]
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in log.read_text().splitlines() if line[:1] == "{"]
+
+    def items() -> int:
+        return sum(
+            1
+            for line in lines()
+            if line.get(c.LOG_LOGGER) == c.ACCESS_LOGGER
+            and line[c.LOG_ENDPOINT] == "/items/<int:item_id>"
+        )
+
+    # A request's line is written when its response closes, after the client has it.
+    wait_until(lambda: items() >= REQUESTS, "an access line for every request")
+    assert REQUESTS == items()
+    loggers = [line.get(c.LOG_LOGGER) for line in lines()]
     assert 0 == loggers.count("uvicorn.access"), log.read_text()[-2000:]
-    access = [line for line in lines if line.get(c.LOG_LOGGER) == c.ACCESS_LOGGER]
-    items = [line for line in access if line[c.LOG_ENDPOINT] == "/items/<int:item_id>"]
-    assert REQUESTS == len(items)
