@@ -184,6 +184,17 @@ def metric_sum(url: str, name: str) -> float:
     )
 
 
+def per_endpoint(text: str, name: str) -> dict[str, float]:
+    """The samples called ``name`` in exposition ``text``, summed by their endpoint label."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                endpoint = sample.labels["endpoint"]
+                out[endpoint] = out.get(endpoint, 0.0) + sample.value
+    return out
+
+
 def race(target: Callable[[], object], threads: int = 8) -> None:
     """Run ``target`` in ``threads`` threads released together, switching as often as
     the interpreter allows; return when all have finished. An exception raised in any

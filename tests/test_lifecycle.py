@@ -33,7 +33,7 @@ from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import StreamBrokeError, create_app
-from tests.support import gunicorn_server, serve, wait_until
+from tests.support import gunicorn_server, per_endpoint, serve, wait_until
 
 N = c.MetricNames()
 #: Scenario -> (path, status the server answered)
@@ -96,7 +96,7 @@ def _over_test_client(app: Flask) -> None:
 
 
 def _recorded_everything(text: Callable[[], str], lines: Callable[[], str]) -> bool:
-    counts = _per_endpoint(text(), N.requests_total)
+    counts = per_endpoint(text(), N.requests_total)
     return len(_access_lines(lines())) >= len(SCENARIOS) and all(
         counts.get(path) for path, _ in SCENARIOS.values()
     )
@@ -170,16 +170,6 @@ SERVERS = [
 ]
 
 
-def _per_endpoint(text: str, name: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                endpoint = sample.labels[c.LABEL_ENDPOINT]
-                out[endpoint] = out.get(endpoint, 0.0) + sample.value
-    return out
-
-
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_one_count_one_observation_one_access_line(
@@ -188,8 +178,8 @@ def test_one_count_one_observation_one_access_line(
     """However the request ends, it is counted, observed and logged exactly once."""
     served: Served = request.getfixturevalue(server)
     path, _ = SCENARIOS[scenario]
-    counts = _per_endpoint(served.metrics_text, N.requests_total)
-    observations = _per_endpoint(served.metrics_text, N.request_duration_count)
+    counts = per_endpoint(served.metrics_text, N.requests_total)
+    observations = per_endpoint(served.metrics_text, N.request_duration_count)
     lines = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
     assert (1, 1, 1) == (counts.get(path), observations.get(path), len(lines))
 
@@ -203,7 +193,7 @@ def test_access_line_and_histogram_share_status_and_duration(
     served: Served = request.getfixturevalue(server)
     path, status = SCENARIOS[scenario]
     [line] = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
-    total = _per_endpoint(served.metrics_text, N.request_duration_sum)[path]
+    total = per_endpoint(served.metrics_text, N.request_duration_sum)[path]
     statuses = {
         s.labels[c.LABEL_STATUS]
         for f in text_string_to_metric_families(served.metrics_text)
@@ -244,7 +234,7 @@ def test_each_extension_works_alone() -> None:
     metrics_app.test_client().get("/x", buffered=True)
     log_app.test_client().get("/y", buffered=True)
     reset_for_tests()
-    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert ({"/x": 1.0}, ["/y"]) == (counts, [e["endpoint"] for e in _access_lines(out.getvalue())])
 
 
@@ -264,7 +254,7 @@ def test_server_file_wrapper_is_returned_as_is_with_both(tmp_path: Path) -> None
     returned = type(body)
     body.close()  # type: ignore[attr-defined]
     reset_for_tests()
-    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert (FileWrapper, {"/file": 1.0}) == (returned, counts)
     assert ["/file"] == [e["endpoint"] for e in _access_lines(out.getvalue())]
 
@@ -292,7 +282,7 @@ def test_a_failing_participant_does_not_cost_another_its_end() -> None:
     app.get("/x")(lambda: "x")
     with pytest.raises(RuntimeError, match="end failed"):
         app.test_client().get("/x", buffered=True)
-    assert {"/x": 1.0} == _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {"/x": 1.0} == per_endpoint(generate_latest(registry).decode(), N.requests_total)
 
 
 def test_a_stream_read_until_it_breaks_ends_without_a_close() -> None:
@@ -311,11 +301,11 @@ def test_a_stream_read_until_it_breaks_ends_without_a_close() -> None:
         line for line in _access_lines(out.getvalue()) if line[c.LOG_ENDPOINT] == "/broken-stream"
     ]
     assert ({"/broken-stream": 1.0}, {"/broken-stream": 0.0}, 1) == (
-        _per_endpoint(text, N.requests_total),
-        _per_endpoint(text, N.requests_in_progress),
+        per_endpoint(text, N.requests_total),
+        per_endpoint(text, N.requests_in_progress),
         len(lines),
     )
-    assert {"/broken-stream": 1.0} == _per_endpoint(text, N.request_exceptions_total)
+    assert {"/broken-stream": 1.0} == per_endpoint(text, N.request_exceptions_total)
 
 
 def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched() -> None:
@@ -333,7 +323,7 @@ def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched()
     client = app.test_client()
     for path in ("/files/1", "/f/2", "/f/3", "/one", "/one"):
         client.get(path, buffered=True)
-    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert {"/files/<int:file_id>": 1.0, "/f/<int:file_id>": 2.0, "/one": 2.0} == counts
 
 
@@ -361,8 +351,8 @@ def test_an_instrumented_app_called_inside_another_keeps_both_labels() -> None:
             return text
 
     outer.test_client().get("/outer", buffered=True)
-    outer_counts = _per_endpoint(generate_latest(outer_registry).decode(), N.requests_total)
-    inner_counts = _per_endpoint(generate_latest(inner_registry).decode(), N.requests_total)
+    outer_counts = per_endpoint(generate_latest(outer_registry).decode(), N.requests_total)
+    inner_counts = per_endpoint(generate_latest(inner_registry).decode(), N.requests_total)
     assert ({"/outer": 1.0}, {"/inner/<int:n>": 1.0}) == (outer_counts, inner_counts)
     calls = {
         dependency: outer_registry.get_sample_value(
@@ -401,8 +391,8 @@ def test_a_dispatch_outside_the_lifecycle_changes_no_earlier_request() -> None:
         takes_ctx = bool(inspect.signature(app.preprocess_request).parameters)
         app.preprocess_request(*([ctx] if takes_ctx else []))
     text = generate_latest(registry).decode()
-    in_progress = _per_endpoint(text, N.requests_in_progress)
-    assert {c.ENDPOINT_UNMATCHED: 1.0} == _per_endpoint(text, N.requests_total)
+    in_progress = per_endpoint(text, N.requests_in_progress)
+    assert {c.ENDPOINT_UNMATCHED: 1.0} == per_endpoint(text, N.requests_total)
     assert all(value == 0.0 for value in in_progress.values())
 
 
@@ -444,9 +434,7 @@ def test_an_app_request_class_set_before_install_is_kept_and_routes() -> None:
     body = app.test_client().get("/p/3", buffered=True).get_data(as_text=True)
     assert "_TeamRequest limoneide {'n': 3}" == body
     assert issubclass(app.request_class, _TeamRequest)
-    assert {"/p/<int:n>": 1.0} == _per_endpoint(
-        generate_latest(registry).decode(), N.requests_total
-    )
+    assert {"/p/<int:n>": 1.0} == per_endpoint(generate_latest(registry).decode(), N.requests_total)
 
 
 class _PropertyRequest(Request):
@@ -478,7 +466,7 @@ def test_an_app_request_class_with_its_own_view_args_property_keeps_it() -> None
     body = client.get("/p/3", buffered=True).get_data(as_text=True)
     assert 404 == client.get("/nowhere", buffered=True).status_code
     assert "3 True [{'n': 3}]" == body
-    assert {"/p/<int:n>": 1.0, c.ENDPOINT_UNMATCHED: 1.0} == _per_endpoint(
+    assert {"/p/<int:n>": 1.0, c.ENDPOINT_UNMATCHED: 1.0} == per_endpoint(
         generate_latest(registry).decode(), N.requests_total
     )
 
@@ -499,7 +487,7 @@ def test_a_request_class_set_after_install_still_routes_and_warns_once(
     assert 1 == len(warnings), warnings
     assert "_TeamRequest" in warnings[0]
     assert [200, 200, 404] == [r.status_code for r in bodies]
-    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert {"/p/<int:n>": 3.0, c.ENDPOINT_UNMATCHED: 1.0} == counts
 
 
@@ -514,7 +502,7 @@ def test_a_subclass_of_the_routing_class_set_after_install_needs_no_fallback(
         app.test_client().get("/p/4", buffered=True)
     assert not [r for r in caplog.records if "request_class" in r.getMessage()]
     assert not app.url_value_preprocessors
-    counts = _per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert {"/p/<int:n>": 1.0} == counts
 
 
@@ -535,8 +523,8 @@ def test_a_copied_request_context_routes_once() -> None:
 
     assert "{}" == app.test_client().get("/copy", buffered=True).get_data(as_text=True)
     text = generate_latest(registry).decode()
-    assert {"/copy": 1.0} == _per_endpoint(text, N.requests_total)
-    assert {"/copy": 0.0} == _per_endpoint(text, N.requests_in_progress)
+    assert {"/copy": 1.0} == per_endpoint(text, N.requests_total)
+    assert {"/copy": 0.0} == per_endpoint(text, N.requests_in_progress)
 
 
 def _ignore_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -583,8 +571,8 @@ def test_a_server_that_drops_the_iteration_ends_the_request_and_closes_once(
         reset_for_tests()
     lines = [line for line in _access_lines(out.getvalue()) if line[c.LOG_ENDPOINT] == "/plain"]
     assert ({"/plain": 1.0}, {"/plain": 0.0}, 1, ["closed"]) == (
-        _per_endpoint(text, N.requests_total),
-        _per_endpoint(text, N.requests_in_progress),
+        per_endpoint(text, N.requests_total),
+        per_endpoint(text, N.requests_in_progress),
         len(lines),
         closes,
     )

@@ -17,12 +17,12 @@ from typing import Any
 from asgiref.wsgi import WsgiToAsgi
 from flask import Flask
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from limone_obs.logging import get_logger
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import create_app
+from tests.support import per_endpoint
 
 N = c.MetricNames()
 #: path -> requests sent of it (each answered as the adapter answers it).
@@ -63,16 +63,6 @@ def _serve_all(app: Flask) -> dict[str, list[int]]:
     return asyncio.run(run())
 
 
-def _per_endpoint(text: str, name: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                endpoint = sample.labels[c.LABEL_ENDPOINT]
-                out[endpoint] = out.get(endpoint, 0.0) + sample.value
-    return out
-
-
 def test_every_request_through_wsgitoasgi_is_counted_logged_and_closed_once() -> None:
     """Responses with a Content-Length (the adapter stops at it, never closing them), a
     stream, a failing view and a 404: each request is counted once with its duration,
@@ -98,21 +88,21 @@ def test_every_request_through_wsgitoasgi_is_counted_logged_and_closed_once() ->
     assert {"/ready": [200] * 3, "/stream": [200] * 2, "/fail": [500] * 2,
             "/nowhere": [404]} == statuses  # fmt: skip
     expected = {"/ready": 3.0, "/stream": 2.0, "/fail": 2.0, c.ENDPOINT_UNMATCHED: 1.0}
-    assert expected == _per_endpoint(text, N.requests_total)
-    assert expected == _per_endpoint(text, N.request_duration_count)
-    assert dict.fromkeys(expected, 0.0) == _per_endpoint(text, N.requests_in_progress)
-    assert {"/fail": 2.0} == _per_endpoint(text, N.request_exceptions_total)
+    assert expected == per_endpoint(text, N.requests_total)
+    assert expected == per_endpoint(text, N.request_duration_count)
+    assert dict.fromkeys(expected, 0.0) == per_endpoint(text, N.requests_in_progress)
+    assert {"/fail": 2.0} == per_endpoint(text, N.request_exceptions_total)
     assert sum(SENT.values()) == len(closes)  # /fail's 500 is closed too, once
 
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get(c.LOG_LOGGER) == c.ACCESS_LOGGER]
-    per_endpoint: dict[str, int] = {}
+    logged: dict[str, int] = {}
     for line in access:
-        per_endpoint[line[c.LOG_ENDPOINT]] = per_endpoint.get(line[c.LOG_ENDPOINT], 0) + 1
-    assert {path: int(n) for path, n in expected.items()} == per_endpoint
+        logged[line[c.LOG_ENDPOINT]] = logged.get(line[c.LOG_ENDPOINT], 0) + 1
+    assert {path: int(n) for path, n in expected.items()} == logged
     assert len({line[c.LOG_REQUEST_ID] for line in access}) == len(access)
     # The histogram observed the access lines' very durations (rounded to the microsecond).
-    observed = sum(_per_endpoint(text, N.request_duration_sum).values())
+    observed = sum(per_endpoint(text, N.request_duration_sum).values())
     assert abs(observed - sum(line[c.LOG_DURATION] for line in access)) < 1e-5 * len(access)
     (after,) = [line for line in lines if line.get(c.LOG_MESSAGE) == "outside any request"]
     assert c.LOG_REQUEST_ID not in after
