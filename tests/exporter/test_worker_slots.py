@@ -10,7 +10,9 @@ import logging
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +144,29 @@ def test_a_worker_file_caught_while_created_is_read_as_empty(
     assert (0.0, 3.0) == slots_series(mp_in_process)
     assert f'{N.workers}{{state="idle"}} 3.0' in text
     assert [] == [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def _worker_of(klass: type) -> object:
+    """An instance of gunicorn worker class ``klass`` with a config, not started."""
+    worker: Any = object.__new__(klass)
+    worker.cfg = types.SimpleNamespace(threads=4, worker_connections=50)
+    return worker
+
+
+def test_slots_by_worker_class() -> None:
+    """gunicorn's own classes (and subclasses of them) give threads, 1 or connections;
+    another package's class (uvicorn's UvicornWorker) none: it holds to no
+    worker_connections, the app's adapter decides."""
+    from gunicorn.workers.ggevent import GeventWorker  # noqa: PLC0415 - needs gevent
+    from gunicorn.workers.gthread import ThreadWorker  # noqa: PLC0415
+    from gunicorn.workers.sync import SyncWorker  # noqa: PLC0415
+    from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    class OwnThreads(ThreadWorker):  # type: ignore[misc]
+        pass
+
+    found = [
+        workers.worker_slots(_worker_of(k))
+        for k in (SyncWorker, ThreadWorker, OwnThreads, GeventWorker, UvicornWorker)
+    ]
+    assert [1, 4, 4, 50, None] == found

@@ -77,14 +77,17 @@ def worker_slots(worker: Any) -> int | None:
     ``worker_connections`` (gunicorn's gevent, eventlet and tornado workers); None for a
     worker class of another package (uvicorn's ``UvicornWorker`` limits nothing to
     ``worker_connections``: the app's adapter decides, a2wsgi's thread pool for one)."""
-    kind = type(worker)
     cfg = worker.cfg
-    if kind.__module__ == "gunicorn.workers.gthread" and kind.__name__ == "ThreadWorker":
-        return max(1, int(cfg.threads))
-    if kind.__module__ == "gunicorn.workers.sync" and kind.__name__ == "SyncWorker":
-        return 1
-    if any(klass.__module__ in _CONNECTION_WORKERS for klass in kind.__mro__):
-        return max(1, int(getattr(cfg, "worker_connections", 1)))
+    # The class or the first of its bases that is one of gunicorn's (a subclass of
+    # gunicorn's gthread worker serves threads too).
+    for klass in type(worker).__mro__:
+        where = (klass.__module__, klass.__name__)
+        if where == ("gunicorn.workers.gthread", "ThreadWorker"):
+            return max(1, int(cfg.threads))
+        if where == ("gunicorn.workers.sync", "SyncWorker"):
+            return 1
+        if klass.__module__ in _CONNECTION_WORKERS:
+            return max(1, int(getattr(cfg, "worker_connections", 1)))
     return None
 
 
