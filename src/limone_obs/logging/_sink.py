@@ -39,6 +39,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from threading import get_ident
 from typing import IO, Any
 
 from limone_obs import health
@@ -97,6 +98,9 @@ class Sink:
         notice: Callable[[int], bytes] | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        #: The thread writing a line now (0: none): a write of that same thread is the
+        #: stream logging the line again (see write).
+        self._writer = 0
         self._stream = stream
         self._write_bytes: Callable[[bytes], object] | None = None
         self._flush: Callable[[], object] | None = None
@@ -137,10 +141,23 @@ class Sink:
 
     def write(self, line: bytes) -> None:
         """Write one complete line (ending in ``\\n``) to every target; never raises and
-        never waits longer than ``timeout`` on a pipe or socket."""
+        never waits longer than ``timeout`` on a pipe or socket.
+
+        A stream that writes into logging (Celery's ``LoggingProxy`` over ``sys.stdout``)
+        brings the line back here from within this call: that line is dropped (counted),
+        as waiting for the lock this very call holds would hang the thread for good.
+        """
+        me = get_ident()
+        if self._writer == me:
+            self._looped()
+            return
         with self._lock:
-            successor = self._successor  # read under the lock: hand_over sets it there
-            self._write_targets(line)
+            self._writer = me
+            try:
+                successor = self._successor  # read under the lock: hand_over sets it there
+                self._write_targets(line)
+            finally:
+                self._writer = 0
             untold = self._untold
             if untold:
                 self._untold = 0
@@ -203,6 +220,12 @@ class Sink:
             self._unreported = 0
             return
         self._stall()
+
+    def _looped(self) -> None:
+        """A line that came back while this thread writes one (the stream logs what it is
+        given): dropped, counted, reported like any other (never waits). The outer
+        write, which holds the lock, tells health once it has released it."""
+        self._drop(RecursionError("the output stream writes its lines into logging again"))
 
     def _stall(self) -> None:
         self._stalled = True

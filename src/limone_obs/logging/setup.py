@@ -79,7 +79,7 @@ def configure_logging(
     a structlog renderer among ``processors``.
     """
     _check_processors(processors)
-    stream = stream if stream is not None else sys.stdout
+    stream, looped = _real_stream(stream if stream is not None else sys.stdout)
     cap = _check_cap(_line_cap(max_line_bytes, stream))
     # A text over twice the cap cannot fit a line: cut it before it is scanned (its
     # head still overflows the line, which is then marked truncated as before).
@@ -105,8 +105,23 @@ def configure_logging(
     _structlog.configure_structlog()
     logging.captureWarnings(capture_warnings)
     notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
-    for warning in (*warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
+    for warning in (*looped, *warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
         notices.warning(warning)
+
+
+def _real_stream(stream: IO[Any]) -> tuple[IO[Any], tuple[str, ...]]:
+    """``stream``, or the process's own stdout in place of a stream that writes into
+    logging (Celery's worker redirects ``sys.stdout`` to a ``LoggingProxy``): each line
+    written there would be logged again, and again. With the warning saying so."""
+    logger = getattr(stream, "logger", None)
+    if not isinstance(logger, logging.Logger) or sys.__stdout__ is None:
+        return stream, ()
+    return sys.__stdout__, (
+        f"limone-obs: the log stream ({type(stream).__module__}.{type(stream).__qualname__}) "
+        f"writes into the logger {logger.name!r} (Celery redirects sys.stdout so while a "
+        "worker runs): the JSON lines go to the process's own stdout instead, as a line "
+        "written there would be logged again without end",
+    )
 
 
 def _check_processors(processors: Sequence[_pipeline.Processor]) -> None:
