@@ -88,8 +88,8 @@ class RequestState:
     """
 
     __slots__ = (
-        "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "log",
-        "logged_exception", "method", "metrics", "path", "start", "status", "tally",
+        "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "inner",
+        "log", "logged_exception", "method", "metrics", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -105,6 +105,11 @@ class RequestState:
     exception: BaseException | None
     #: Response headers a participant adds unless the app set them (e.g. the request id).
     headers: list[tuple[str, str]] | None
+    #: The same request's state in another instrumented app that this app's WSGI stack
+    #: handed it to (a ``DispatcherMiddleware`` mount inside the wrapper), else None. The
+    #: app that routed the request records it: participants record nothing for a state
+    #: with an ``inner`` one (its own counts and access line would repeat that app's).
+    inner: RequestState | None
     #: The exporter's and the logging integration's own per-request data.
     metrics: Any
     log: Any
@@ -139,6 +144,8 @@ class RequestState:
             return
         self.start = None
         elapsed = perf_counter() - start
+        if self.endpoint is None and self.inner is None and self.exception is None:
+            self._lifecycle.unrouted(self)  # answered by WSGI middleware, not by Flask
         failed: BaseException | None = None
         for end in self._lifecycle.ends:
             try:
@@ -371,6 +378,8 @@ class Lifecycle:
         self.request_class: type[Request] = app.request_class
         #: True once the URL value preprocessor stands in for the request class's setters.
         self.preprocessing = False
+        #: True once :meth:`unrouted` has said its warning (once per app).
+        self.unrouted_said = False
         self._lock = threading.Lock()
         self.mounts: dict[str, WSGIApplication] = {}
         self.participants: tuple[Participant, ...] = ()
@@ -413,6 +422,7 @@ class Lifecycle:
             self._request_class_changed()
         # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
         # a slow generic path, and this runs on every request.
+        outer = environ.get(STATE_KEY)
         state = _new(RequestState)
         state.start = perf_counter()
         state.method = environ.get("REQUEST_METHOD", "")
@@ -424,9 +434,14 @@ class Lifecycle:
         state.metrics = None
         state.log = None
         state.tally = None
+        state.inner = None
         state._start_response = start_response
         state._lifecycle = self
         environ[STATE_KEY] = state
+        if outer is not None and outer.start is not None:
+            # Another instrumented app's wrapper handed this request on (a mount inside
+            # it): this app routes it and records it, that one records nothing.
+            outer.inner = state
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)
@@ -474,6 +489,29 @@ class Lifecycle:
             current.__module__,
             current.__qualname__,
         )
+
+    def unrouted(self, state: RequestState) -> None:
+        """A request ended that the app's Flask routing never saw, without an exception:
+        WSGI middleware between the wrapper and Flask answered it (a ``DispatcherMiddleware``
+        mount of an app without the kit, ``SharedDataMiddleware``). Participants record it
+        as unmatched; this says so once per app, with what to do (never raises)."""
+        if self.unrouted_said:
+            return
+        self.unrouted_said = True
+        with contextlib.suppress(Exception):  # a warning must not fail the request's end
+            logger.warning(
+                "limone-obs: Flask app %r did not route %s %r (status %s): WSGI middleware "
+                "applied to app.wsgi_app before Metrics(app) or limone_obs.logging.init_app "
+                "answered it (a DispatcherMiddleware mount, SharedDataMiddleware). Such "
+                "requests are recorded under endpoint %s. Instrument the mounted app as well "
+                "(it then records its own requests and this app none of them), or apply the "
+                "middleware after the kit so this app never sees them. Said once per app.",
+                self.app.name,
+                state.method[:16],
+                state.path[:200],
+                state.status,
+                c.ENDPOINT_UNMATCHED,
+            )
 
     def on_routed(self, _endpoint: str | None, _values: dict[str, Any] | None) -> None:
         """The URL value preprocessor used when the app's request class cannot route."""

@@ -376,12 +376,17 @@ def _nginx() -> str:
 
 
 def _echo_app() -> Flask:
-    """An app answering with the X-Request-Start header it received."""
+    """An app answering with the headers nginx sets that it received."""
     app = Flask("nginx-echo")
 
     @app.get("/<path:anything>")
     def echo(anything: str) -> dict[str, str | None]:
-        return {"path": anything, "start": request.headers.get(c.QUEUE_START_HEADER)}
+        return {
+            "path": anything,
+            "start": request.headers.get(c.QUEUE_START_HEADER),
+            "request_id": request.headers.get(c.REQUEST_ID_HEADER),
+            "host": request.headers.get("Host"),
+        }
 
     return app
 
@@ -438,6 +443,21 @@ def test_nginx_replaces_a_client_sent_request_start(nginx_url: str) -> None:
         f"{nginx_url}/projects", headers={c.QUEUE_START_HEADER: "t=1"}, timeout=10
     ).json()
     assert re.fullmatch(r"t=\d{10,}\.\d{3}", body["start"] or ""), body
+
+
+@pytest.mark.integration
+def test_nginx_sends_its_own_request_id_and_the_clients_host(nginx_url: str) -> None:
+    """Each request gets nginx's own id (32 hex digits), whatever id the client sent, and
+    the Host the client used, port included."""
+    ids = [
+        requests.get(
+            f"{nginx_url}/projects", headers={c.REQUEST_ID_HEADER: "same-for-all"}, timeout=10
+        ).json()
+        for _ in range(2)
+    ]
+    assert [True, True] == [bool(re.fullmatch(r"[0-9a-f]{32}", b["request_id"] or "")) for b in ids]
+    assert ids[0]["request_id"] != ids[1]["request_id"]
+    assert nginx_url.removeprefix("http://") == ids[0]["host"]
 
 
 @pytest.mark.integration

@@ -124,7 +124,11 @@ class RequestRecorder:
         if recorded is None:
             return
         try:
-            if type(recorded) is RequestChildren and state.exception is None:
+            if (
+                type(recorded) is RequestChildren
+                and state.exception is None
+                and state.inner is None
+            ):
                 record = recorded.record  # loaded, then called: see lifecycle.Lifecycle.__call__
                 record(elapsed, state.status, True)  # the common case: one call
             else:
@@ -144,6 +148,10 @@ class RequestRecorder:
         traced = recorded if type(recorded) is _Traced else None
         children = recorded.children if traced is not None else recorded
         routed = type(children) is RequestChildren  # then it was counted in flight
+        if state.inner is not None:  # another instrumented app served it: it records it
+            if routed:
+                children.leave()
+            return
         if not routed:  # failed before routing, or served by inner middleware
             children = self._children(state.method, c.ENDPOINT_UNMATCHED)
         trace_id = trace_id_from(traced.traceparent) if traced is not None else None

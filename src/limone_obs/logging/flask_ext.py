@@ -276,6 +276,9 @@ class AccessLog:
         path = state.path
         if path in self.excluded:
             return
+        script = environ.get("SCRIPT_NAME")
+        if script:  # the app's mount point: a proxy's prefix (ProxyFix), a dispatcher mount
+            path = script + path
         if _request_secrets():  # the previous request served in this context had some
             _context.set_request_secrets(())
         # The client's request id if it is a safe one (length and charset), else a new one;
@@ -370,7 +373,9 @@ class AccessLog:
         if log is None:
             return
         try:
-            if self.access:
+            # A request another instrumented app served inside this one's WSGI stack (a
+            # mount) has its access line from that app, with the URL rule it matched.
+            if self.access and state.inner is None:
                 p = _pipeline.current  # read once: the line goes where it was made for
                 line = _access_line(p, state, log, elapsed)
                 # The pipeline's sink, called here (one frame less than _pipeline.write).

@@ -144,10 +144,12 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
     (like the app's access line) before it is redacted: bounded work per line."""
     fields: dict[str, Any] = {
         c.LOG_METHOD: str(environ.get("REQUEST_METHOD", ""))[:16],
-        # The app's masked path when it masked one (a secret URL variable), else PATH_INFO.
-        c.LOG_PATH: str(environ.get(c.ENVIRON_LOG_PATH) or environ.get("PATH_INFO", ""))[
-            :MAX_PATH_CHARS
-        ],
+        # The app's masked path when it masked one (a secret URL variable), else the path
+        # with the app's mount point, as the app's own access line has it.
+        c.LOG_PATH: str(
+            environ.get(c.ENVIRON_LOG_PATH)
+            or f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+        )[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
         "remote_addr": str(environ.get("REMOTE_ADDR", ""))[:64],

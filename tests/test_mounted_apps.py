@@ -1,0 +1,189 @@
+"""Apps mounted in one another (``DispatcherMiddleware``) and apps behind a path prefix.
+
+A request the outer app's WSGI stack hands to a mounted, instrumented app is recorded
+once, by the app that routed it: one count under its URL rule, one access line. A mount
+without the kit inside the outer app's wrapper is recorded as unmatched, with a warning
+once. The access lines' ``path`` carries the app's mount point (``SCRIPT_NAME``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry, generate_latest
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from limone_obs import Metrics
+from limone_obs import conventions as c
+from limone_obs.logging import configure_logging, init_app
+from limone_obs.logging.gunicorn import access_fields
+from limone_obs.logging.setup import reset_for_tests
+from tests.support import per_endpoint
+
+N = c.MetricNames()
+
+
+@pytest.fixture
+def out() -> Iterator[io.BytesIO]:
+    """The JSON lines of the test, then the logging setup as it was."""
+    stream = io.BytesIO()
+    configure_logging(stream=stream)
+    yield stream
+    reset_for_tests()
+
+
+def _app(name: str, rule: str) -> Flask:
+    app = Flask(name)
+
+    @app.get(rule)
+    def view(**_args: Any) -> str:
+        return name
+
+    return app
+
+
+def _access(out: io.BytesIO) -> list[tuple[str, str, int]]:
+    """(path, endpoint, status) of every access line written so far."""
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith(b"{")]
+    return [
+        (e["path"], e["endpoint"], e["status_code"])
+        for e in lines
+        if e.get("logger") == c.ACCESS_LOGGER
+    ]
+
+
+def _in_flight(registry: CollectorRegistry, names: c.MetricNames) -> float:
+    text = generate_latest(registry).decode()
+    return sum(per_endpoint(text, names.requests_in_progress).values())
+
+
+def _mounted_inside(shared: bool) -> tuple[Flask, CollectorRegistry, CollectorRegistry]:
+    """notes (outer) with admin mounted at /admin inside notes' kit wrapper (the
+    dispatcher applied before the kit), both instrumented; one Metrics or one each."""
+    notes, admin = _app("notes", "/search"), _app("admin", "/users/<int:n>")
+    notes.wsgi_app = DispatcherMiddleware(notes.wsgi_app, {"/admin": admin})  # type: ignore[method-assign]
+    outer, inner = CollectorRegistry(), CollectorRegistry()
+    if shared:
+        metrics = Metrics(registry=outer)
+        metrics.init_app(notes)
+        metrics.init_app(admin)
+        inner = outer
+    else:
+        Metrics(notes, registry=outer)
+        Metrics(admin, registry=inner, namespace="admin")
+    init_app(notes)
+    init_app(admin)
+    return notes, outer, inner
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-metrics", "metrics-each"])
+def test_a_mounted_instrumented_app_records_its_requests_once(
+    out: io.BytesIO, shared: bool
+) -> None:
+    """Each request is counted once, by the app that routed it, under its URL rule, and
+    has one access line with the full path; nothing stays in flight."""
+    notes, outer, inner = _mounted_inside(shared)
+    client = notes.test_client()
+    statuses = [
+        client.get(path, buffered=True).status_code
+        for path in ("/admin/users/1", "/admin/users/2", "/search", "/admin/nope")
+    ]
+    assert [200, 200, 200, 404] == statuses
+    names = N if shared else c.MetricNames("admin")
+    admin_counts = per_endpoint(generate_latest(inner).decode(), names.requests_total)
+    notes_counts = per_endpoint(generate_latest(outer).decode(), N.requests_total)
+    if shared:
+        expected = {"/users/<int:n>": 2.0, "/search": 1.0, c.ENDPOINT_UNMATCHED: 1.0}
+        assert expected == admin_counts
+    else:
+        assert {"/users/<int:n>": 2.0, c.ENDPOINT_UNMATCHED: 1.0} == admin_counts
+        assert {"/search": 1.0} == notes_counts
+    assert (0.0, 0.0) == (_in_flight(outer, N), _in_flight(inner, names))
+    assert [
+        ("/admin/users/1", "/users/<int:n>", 200),
+        ("/admin/users/2", "/users/<int:n>", 200),
+        ("/search", "/search", 200),
+        ("/admin/nope", c.ENDPOINT_UNMATCHED, 404),
+    ] == _access(out)
+
+
+def test_the_mounted_apps_request_id_is_the_one_echoed_and_logged(out: io.BytesIO) -> None:
+    """One request, one id: the response header and the access line agree."""
+    notes, _, _ = _mounted_inside(shared=True)
+    response = notes.test_client().get("/admin/users/7", buffered=True)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    (line,) = [e for e in lines if e.get("logger") == c.ACCESS_LOGGER]
+    assert response.headers[c.REQUEST_ID_HEADER] == line["request_id"]
+
+
+def test_a_mount_without_the_kit_is_unmatched_and_said_once(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outer app records what a bare mounted app answered as unmatched with the real
+    status, and says once which app, request and what to do."""
+    notes, bare = _app("notes", "/search"), _app("bare_admin", "/users/<int:n>")
+    notes.wsgi_app = DispatcherMiddleware(notes.wsgi_app, {"/admin": bare})  # type: ignore[method-assign]
+    registry = CollectorRegistry()
+    Metrics(notes, registry=registry)
+    init_app(notes)
+    client = notes.test_client()
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        for path in ("/admin/users/1", "/admin/users/2", "/search"):
+            assert 200 == client.get(path, buffered=True).status_code
+    said = [r.getMessage() for r in caplog.records if "did not route" in r.getMessage()]
+    assert 1 == len(said), said
+    assert all(part in said[0] for part in ("'notes'", "'/admin/users/1'", "DispatcherMiddleware"))
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {c.ENDPOINT_UNMATCHED: 2.0, "/search": 1.0} == counts
+    assert ("/admin/users/1", c.ENDPOINT_UNMATCHED, 200) == _access(out)[0]
+
+
+def test_routed_requests_are_never_said_to_be_unrouted(caplog: pytest.LogCaptureFixture) -> None:
+    """404, 405 and redirects are routed (unmatched): no warning for them."""
+    app = _app("plain", "/dir/")
+    Metrics(app, registry=CollectorRegistry())
+    client = app.test_client()
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        codes = [client.get(p, buffered=True).status_code for p in ("/dir/", "/nope", "/dir")]
+        codes.append(client.post("/dir/", buffered=True).status_code)
+    assert [200, 404, 308, 405] == codes
+    assert not [r for r in caplog.records if "did not route" in r.getMessage()]
+
+
+def test_the_path_carries_a_proxy_prefix_set_by_proxyfix(out: io.BytesIO) -> None:
+    """Behind a proxy that strips /notes-svc and says so in X-Forwarded-Prefix, with
+    ProxyFix applied after the kit: the app's and gunicorn's lines show the full path."""
+    app = _app("notes", "/search")
+    registry = CollectorRegistry()
+    Metrics(app, registry=registry)
+    init_app(app)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_prefix=1)  # type: ignore[method-assign]
+    served: list[dict[str, Any]] = []
+    inner = app.wsgi_app
+
+    def server(environ: Any, start_response: Any) -> Any:
+        served.append(environ)  # the environ gunicorn holds for its access line
+        return inner(environ, start_response)
+
+    app.wsgi_app = server  # type: ignore[method-assign]
+    headers = {"X-Forwarded-Prefix": "/notes-svc"}
+    assert 200 == app.test_client().get("/search", headers=headers, buffered=True).status_code
+    assert [("/notes-svc/search", "/search", 200)] == _access(out)
+    fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
+    assert "/notes-svc/search" == fields["path"]
+    assert {"/search": 1.0} == per_endpoint(generate_latest(registry).decode(), N.requests_total)
+
+
+class _Sent:
+    """What gunicorn's access log reads of a response."""
+
+    status = "200 OK"
+    sent = 5
+    headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only
