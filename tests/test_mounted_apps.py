@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from prometheus_client import CollectorRegistry, generate_latest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from limone_obs import Metrics
+from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
@@ -143,6 +143,33 @@ def test_a_mount_without_the_kit_is_unmatched_and_said_once(
     counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert {c.ENDPOINT_UNMATCHED: 2.0, "/search": 1.0} == counts
     assert ("/admin/users/1", c.ENDPOINT_UNMATCHED, 200) == _access(out)[0]
+
+
+def test_a_view_serving_its_environ_to_another_app_is_recorded_too(out: io.BytesIO) -> None:
+    """A routed request whose view hands its own environ to another instrumented app
+    (an internal proxy) is the view's request: both apps record theirs."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    inner = _app("inner", "/data")
+    outer = Flask("outer")
+
+    @outer.get("/proxy")
+    def proxy() -> bytes:
+        environ = dict(request.environ, PATH_INFO="/data")
+        environ[lifecycle.STATE_KEY] = request.environ[lifecycle.STATE_KEY]
+        body = inner.wsgi_app(environ, lambda *_args: lambda _data: None)
+        try:
+            return b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+
+    for app in (outer, inner):
+        metrics.init_app(app)
+        init_app(app)
+    assert b"inner" == outer.test_client().get("/proxy", buffered=True).data
+    counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
+    assert {"/proxy": 1.0, "/data": 1.0} == counts
+    assert {("/proxy", "/proxy", 200), ("/data", "/data", 200)} == set(_access(out))
 
 
 def test_routed_requests_are_never_said_to_be_unrouted(caplog: pytest.LogCaptureFixture) -> None:

@@ -438,9 +438,11 @@ class Lifecycle:
         state._start_response = start_response
         state._lifecycle = self
         environ[STATE_KEY] = state
-        if outer is not None and outer.start is not None:
-            # Another instrumented app's wrapper handed this request on (a mount inside
-            # it): this app routes it and records it, that one records nothing.
+        if outer is not None and outer.start is not None and outer.endpoint is None:
+            # Another instrumented app's wrapper handed this request on before its Flask
+            # routed it (a mount inside it): this app routes it and records it, that one
+            # records nothing. (A view that serves its environ to another app was routed:
+            # both record their own.)
             outer.inner = state
         _set_current(state)
         for begin in self.begins:
