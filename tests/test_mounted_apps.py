@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -112,6 +114,26 @@ def test_a_mounted_instrumented_app_records_its_requests_once(
         ("/search", "/search", 200),
         ("/admin/nope", c.ENDPOINT_UNMATCHED, 404),
     ] == _access(out)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one-metrics", "metrics-each"])
+def test_the_queue_time_of_a_mounted_apps_request_is_observed_once(shared: bool) -> None:
+    """The server's wait (X-Request-Start) is one per request, by the outermost app."""
+    notes, outer, inner = _mounted_inside(shared)
+    client = notes.test_client()
+    for path in ("/admin/users/1", "/admin/users/2", "/search"):
+        headers = {c.QUEUE_START_HEADER: f"t={time.time() - 0.004:.3f}"}
+        assert 200 == client.get(path, headers=headers, buffered=True).status_code
+    registries = [outer] if shared else [outer, inner]
+    names = [N] if shared else [N, c.MetricNames("admin")]
+    observed = sum(
+        sample.value
+        for registry, name in zip(registries, names, strict=True)
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+        if sample.name == name.request_queue_count
+    )
+    assert 3.0 == observed
 
 
 def test_the_mounted_apps_request_id_is_the_one_echoed_and_logged(out: io.BytesIO) -> None:

@@ -514,6 +514,9 @@ ALERT_TRAFFIC_STOPPED: Final = "TrafficStopped"
 #: WSGI environ key of the request's path as its log lines show it, when that differs from
 #: PATH_INFO (a secret URL variable masked): gunicorn's access line writes it too.
 ENVIRON_LOG_PATH: Final = "limone_obs.log_path"
+#: WSGI environ key set once a request's ``X-Request-Start`` was taken: an app mounted
+#: inside another instrumented app's wrapper does not observe the same wait again.
+ENVIRON_QUEUE_TAKEN: Final = "limone_obs.queue_taken"
 #: Environment variables read by the kit (documented in README "Use it in your service").
 ENV_SERVICE: Final = "LIMONE_OBS_SERVICE"
 ENV_ENV: Final = "LIMONE_OBS_ENV"

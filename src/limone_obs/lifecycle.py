@@ -496,7 +496,8 @@ class Lifecycle:
         """A request ended that the app's Flask routing never saw, without an exception:
         WSGI middleware between the wrapper and Flask answered it (a ``DispatcherMiddleware``
         mount of an app without the kit, ``SharedDataMiddleware``). Participants record it
-        as unmatched; this says so once per app, with what to do (never raises)."""
+        as unmatched; this says so once per app and process, with what to do (never
+        raises)."""
         if self.unrouted_said:
             return
         self.unrouted_said = True
@@ -507,7 +508,8 @@ class Lifecycle:
                 "answered it (a DispatcherMiddleware mount, SharedDataMiddleware). Such "
                 "requests are recorded under endpoint %s. Instrument the mounted app as well "
                 "(it then records its own requests and this app none of them), or apply the "
-                "middleware after the kit so this app never sees them. Said once per app.",
+                "middleware after the kit so this app never sees them. Said once per app and "
+                "process.",
                 self.app.name,
                 state.method[:16],
                 state.path[:200],

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from limone_obs.lifecycle import RequestState
 
 _METHOD_LABELS = {method: method for method in c.KNOWN_METHODS}
+_QUEUE_TAKEN = c.ENVIRON_QUEUE_TAKEN
 
 
 def normalise_method(raw: str) -> str:
@@ -87,7 +88,10 @@ class RequestRecorder:
             if traceparent is not None:
                 state.metrics = _Traced(traceparent)
         queue_start = environ.get("HTTP_X_REQUEST_START")
-        if queue_start is not None:
+        if queue_start is not None and _QUEUE_TAKEN not in environ:
+            # The server's wait, once per request: by the outermost instrumented app (an
+            # app mounted inside its wrapper sees the same header).
+            environ[_QUEUE_TAKEN] = True
             self.queue.observe(queue_start, time())
 
     def routed(self, state: RequestState) -> None:
