@@ -1,9 +1,11 @@
 """Apps mounted in one another (``DispatcherMiddleware``) and apps behind a path prefix.
 
 A request the outer app's WSGI stack hands to a mounted, instrumented app is recorded
-once, by the app that routed it: one count under its URL rule, one access line. A mount
-without the kit inside the outer app's wrapper is recorded as unmatched, with a warning
-once. The access lines' ``path`` carries the app's mount point (``SCRIPT_NAME``).
+once, by the app that routed it: one count under its URL rule, one access line, one
+queue time. A mount without the kit inside the outer app's wrapper is recorded as
+unmatched, with a warning once. The access lines' ``path`` carries the app's mount point
+(``SCRIPT_NAME``). Under gunicorn the workers serve both apps: each namespace's busy
+workers count both apps' requests (``tests/mounted_app.py``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,7 +32,7 @@ from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
 from limone_obs.logging.setup import reset_for_tests
-from tests.support import per_endpoint
+from tests.support import gunicorn_server, per_endpoint, wait_until
 
 N = c.MetricNames()
 
@@ -236,3 +241,38 @@ class _Sent:
     status = "200 OK"
     sent = 5
     headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only
+
+
+@pytest.mark.integration
+def test_requests_of_a_mounted_apps_namespace_hold_the_shared_workers(tmp_path: Path) -> None:
+    """gunicorn (one gthread worker, 4 threads) serving notes with admin mounted, each
+    with its own namespace: two slow admin requests are two busy slots of the server in
+    notes' workers series too (the workers serve both apps)."""
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    server_env = {"GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4"}
+    server_env["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
+    capped = ["--worker-connections", "4"]
+    with gunicorn_server("tests.mounted_app:create()", tmp_path, server_env, args=capped) as (
+        url,
+        _,
+    ):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            slow = [
+                pool.submit(requests.get, f"{url}/admin/slow", params={"seconds": 6}, timeout=30)
+                for _ in range(2)
+            ]
+            wait_until(lambda: _workers(url).get(c.WORKER_BUSY) == 2.0, "2 busy slots", 5.0)
+            assert [200, 200] == [f.result().status_code for f in slow]
+        assert {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 4.0} == _workers(url)
+
+
+def _workers(url: str) -> dict[str, float]:
+    """notes' workers series by state, from one scrape."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {
+        sample.labels[c.LABEL_STATE]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == N.workers
+    }

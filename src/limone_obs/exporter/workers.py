@@ -309,7 +309,9 @@ class WorkersCollector:
         """(requests in flight, request slots) over the live processes."""
         path = multiprocess.multiprocess_dir() if self._metrics.multiprocess else None
         if path is not None:
-            return read_files(path, self._names)
+            # The workers serve every app of the process: a request of another
+            # namespace's app (a mounted app with a Metrics of its own) holds a slot too.
+            return read_files(path, self._names, busy_in=_in_flight_names(self._names))
         in_flight = self._names.requests_in_progress
         registry = self._metrics.registry.restricted_registry([in_flight])
         return _sum(registry.collect(), in_flight), float(known_slots() or 0)
@@ -320,8 +322,21 @@ def families(names: c.MetricNames) -> list[Family]:
     return [Family(names.worker_threads, "gauge", SLOTS_HELP, frozenset())]
 
 
-def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
+def _in_flight_names(own: c.MetricNames) -> tuple[str, ...]:
+    """The in-flight series of every namespace registered in this process, ``own``'s
+    first."""
+    names = dict.fromkeys([own.requests_in_progress])
+    names.update(dict.fromkeys(m.names.requests_in_progress for m in list(_registered)))
+    return tuple(names)
+
+
+def read_files(
+    path: str, names: c.MetricNames, busy_in: tuple[str, ...] | None = None
+) -> tuple[float, float]:
     """(requests in flight, request slots) of the live processes writing below ``path``.
+
+    In flight sums the series ``busy_in`` (default: ``names``' own) over the processes;
+    slots are ``names``' (every namespace of a process publishes the same ones).
 
     As in the public-API collector (:class:`.multiprocess`'s): a file still being created
     holds nothing yet and is left out, and one retired between listing and reading (its
@@ -332,7 +347,8 @@ def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
         families = list(merge(live_gauge_files(path), accumulate=True))
     except FileNotFoundError:
         families = list(merge(live_gauge_files(path), accumulate=True))
-    return _sum(families, names.requests_in_progress), _sum(families, names.worker_threads)
+    busy = busy_in if busy_in is not None else (names.requests_in_progress,)
+    return sum(_sum(families, name) for name in busy), _sum(families, names.worker_threads)
 
 
 def _sum(families: Iterable[Metric], name: str) -> float:
