@@ -24,7 +24,7 @@ from limone_obs import Metrics, health
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe, catalogue, health_series, name_clash
 from tests.exporter.clash_app import NAMESPACE, OLD_HELP
-from tests.support import gunicorn_server
+from tests.support import gunicorn_server, wait_until
 
 N = c.MetricNames(NAMESPACE)
 PROBLEMS = health_series.problems_name(NAMESPACE)
@@ -218,7 +218,9 @@ def test_every_series_of_the_catalogue_is_checked() -> None:
 
 def _clash_server(tmp_path: Path, switch: str, max_requests: int) -> list[dict[str, Metric]]:
     """Serve ``clash_app`` under gunicorn with the kit's config (2 workers, fast path
-    ``switch``), send 20 requests, and return 6 scrapes."""
+    ``switch``), send 20 requests, and return 6 scrapes, taken once a scrape shows every
+    request: a request is recorded after its last byte was sent, so a scrape the other
+    worker answers at once may come before the last one is."""
     env = {
         "GUNICORN_WORKERS": "2",
         "GUNICORN_MAX_REQUESTS": str(max_requests),
@@ -228,7 +230,19 @@ def _clash_server(tmp_path: Path, switch: str, max_requests: int) -> list[dict[s
     with gunicorn_server("tests.exporter.clash_app:create_app()", tmp_path, env) as (url, _):
         for _ in range(20):
             assert 200 == requests.get(url, timeout=30).status_code
-        return [_families(requests.get(f"{url}/metrics", timeout=30).text) for _ in range(6)]
+
+        def scrape() -> dict[str, Metric]:
+            return _families(requests.get(f"{url}/metrics", timeout=30).text)
+
+        wait_until(lambda: _counted(scrape()) >= 20, "the 20 requests recorded", 10.0)
+        return [scrape() for _ in range(6)]
+
+
+def _counted(families: dict[str, Metric]) -> float:
+    """Requests the kit's request series counts in one scrape."""
+    return sum(
+        value for name, _, value in _samples(families[N.requests]) if name == N.requests_total
+    )
 
 
 @pytest.mark.integration
