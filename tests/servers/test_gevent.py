@@ -39,6 +39,7 @@ from tests.support import (
     gunicorn_server,
     in_ci,
     metric_sum,
+    per_endpoint,
     stop_server,
     wait_answering,
     wait_until,
@@ -114,11 +115,7 @@ def test_counts_slots_and_request_context(tmp_path: Path) -> None:
 def _ready_requests(url: str) -> float:
     """Requests of the readiness checks (``/ready``) counted so far."""
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(f"{N.requests}_total{{") and 'endpoint="/ready"' in line
-    )
+    return per_endpoint(text, N.requests_total).get("/ready", 0.0)
 
 
 def _events(path: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from limone_obs import conventions as c
-from tests.support import gunicorn_server, metric_sum, wait_until
+from tests.support import gunicorn_server, metric_sum, per_endpoint, wait_until
 
 pytestmark = pytest.mark.integration
 APP = "tests.servers.uvicorn_app:create_asgi()"
@@ -82,11 +82,7 @@ def test_counts_are_exact_and_slots_are_the_apps_or_none(
 
 def _items_counted(url: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(f"{N.requests_total}{{") and 'endpoint="/items/<int:item_id>"' in line
-    )
+    return per_endpoint(text, N.requests_total).get("/items/<int:item_id>", 0.0)
 
 
 def test_one_access_line_per_request(served: tuple[str, Path, int | None]) -> None:
