@@ -4,8 +4,9 @@ A request the outer app's WSGI stack hands to a mounted, instrumented app is rec
 once, by the app that routed it: one count under its URL rule, one access line, one
 queue time. A mount without the kit inside the outer app's wrapper is recorded as
 unmatched, with a warning once. The access lines' ``path`` carries the app's mount point
-(``SCRIPT_NAME``). Under gunicorn the workers serve both apps: each namespace's busy
-workers count both apps' requests (``tests/mounted_app.py``).
+(``SCRIPT_NAME``). Under gunicorn (``tests/mounted_app.py``) and on a threaded
+single-process server the workers serve both apps: each namespace's busy workers count
+both apps' requests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +31,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
+from limone_obs.exporter import workers
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
 from limone_obs.logging.setup import reset_for_tests
-from tests.support import gunicorn_server, per_endpoint, wait_until
+from tests.support import gunicorn_server, per_endpoint, serve, wait_until
 
 N = c.MetricNames()
 
@@ -276,3 +279,36 @@ def _workers(url: str) -> dict[str, float]:
         for sample in family.samples
         if sample.name == N.workers
     }
+
+
+def test_a_single_process_server_counts_the_mounted_apps_busy_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A threaded single-process server (werkzeug's, as waitress) serving notes with admin
+    mounted, each with its own namespace: two admin requests in flight are two busy
+    threads in notes' workers series too, and none once they ended."""
+    monkeypatch.setattr(workers, "_state", {})  # no slots known: busy alone
+    notes, admin = _app("notes", "/search"), Flask("admin")
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    @admin.get("/slow")
+    def slow() -> str:
+        entered.release()
+        release.wait(10)
+        return "done"
+
+    notes.wsgi_app = DispatcherMiddleware(notes.wsgi_app, {"/admin": admin})  # type: ignore[method-assign]
+    Metrics(notes, registry=CollectorRegistry())
+    Metrics(admin, registry=CollectorRegistry(), namespace="admin")
+    with serve(notes, quiet=True) as url, ThreadPoolExecutor(max_workers=2) as pool:
+        try:
+            pending = [pool.submit(requests.get, f"{url}/admin/slow", timeout=30) for _ in "ab"]
+            for _ in pending:
+                assert entered.acquire(timeout=10), "an admin request never reached its view"
+            assert {c.WORKER_BUSY: 2.0} == _workers(url)
+        finally:
+            release.set()
+        assert [200, 200] == [f.result().status_code for f in pending]
+        # Recorded after the last byte: a scrape right after the answers may come first.
+        wait_until(lambda: _workers(url) == {c.WORKER_BUSY: 0.0}, "no busy thread", 10.0)

@@ -312,9 +312,7 @@ class WorkersCollector:
             # The workers serve every app of the process: a request of another
             # namespace's app (a mounted app with a Metrics of its own) holds a slot too.
             return read_files(path, self._names, busy_in=_in_flight_names(self._names))
-        in_flight = self._names.requests_in_progress
-        registry = self._metrics.registry.restricted_registry([in_flight])
-        return _sum(registry.collect(), in_flight), float(known_slots() or 0)
+        return _in_flight_here(self._metrics), float(known_slots() or 0)
 
 
 def families(names: c.MetricNames) -> list[Family]:
@@ -328,6 +326,23 @@ def _in_flight_names(own: c.MetricNames) -> tuple[str, ...]:
     names = dict.fromkeys([own.requests_in_progress])
     names.update(dict.fromkeys(m.names.requests_in_progress for m in list(_registered)))
     return tuple(names)
+
+
+def _in_flight_here(own: Metrics) -> float:
+    """Requests in flight in this process (no files: a single-process server), over the
+    in-flight series of every :class:`Metrics` registered here, each registry and name
+    once: the server's threads serve every app of the process (a mounted app with a
+    namespace of its own holds a thread too)."""
+    seen: set[tuple[int, str]] = set()
+    total = 0.0
+    for metrics in (own, *list(_registered)):
+        name = metrics.names.requests_in_progress
+        key = (id(metrics.registry), name)
+        if metrics.multiprocess or key in seen:
+            continue
+        seen.add(key)
+        total += _sum(metrics.registry.restricted_registry([name]).collect(), name)
+    return total
 
 
 def read_files(
