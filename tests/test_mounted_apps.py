@@ -250,12 +250,14 @@ class _Sent:
 def test_requests_of_a_mounted_apps_namespace_hold_the_shared_workers(tmp_path: Path) -> None:
     """gunicorn (one gthread worker, 4 threads) serving notes with admin mounted, each
     with its own namespace: two slow admin requests are two busy slots of the server in
-    notes' workers series too (the workers serve both apps)."""
+    notes' workers series too (the workers serve both apps). Each metrics path serves
+    both namespaces' workers series, as it serves both namespaces' files."""
     mp = tmp_path / "mp"
     mp.mkdir()
     server_env = {"GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4"}
     server_env["PROMETHEUS_MULTIPROC_DIR"] = str(mp)
     capped = ["--worker-connections", "4"]
+    both = (N.workers, c.MetricNames("admin").workers)
     with gunicorn_server("tests.mounted_app:create()", tmp_path, server_env, args=capped) as (
         url,
         _,
@@ -266,19 +268,33 @@ def test_requests_of_a_mounted_apps_namespace_hold_the_shared_workers(tmp_path: 
                 for _ in range(2)
             ]
             wait_until(lambda: _workers(url).get(c.WORKER_BUSY) == 2.0, "2 busy slots", 5.0)
+            for path in ("/metrics", "/admin/metrics"):
+                assert dict.fromkeys(both, 2.0) == _busy_by_series(f"{url}{path}")
             assert [200, 200] == [f.result().status_code for f in slow]
         assert {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 4.0} == _workers(url)
 
 
 def _workers(url: str) -> dict[str, float]:
     """notes' workers series by state, from one scrape."""
-    text = requests.get(f"{url}/metrics", timeout=10).text
     return {
         sample.labels[c.LABEL_STATE]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        for sample in _samples(f"{url}/metrics")
         if sample.name == N.workers
     }
+
+
+def _busy_by_series(url: str) -> dict[str, float]:
+    """The busy sample of every workers series one scrape of ``url`` serves."""
+    return {
+        sample.name: sample.value
+        for sample in _samples(url)
+        if sample.name.endswith("_workers") and sample.labels.get(c.LABEL_STATE) == c.WORKER_BUSY
+    }
+
+
+def _samples(url: str) -> list[Any]:
+    text = requests.get(url, timeout=10).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 def test_a_single_process_server_counts_the_mounted_apps_busy_threads(

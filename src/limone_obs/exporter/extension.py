@@ -191,7 +191,9 @@ class Metrics:
             described += rum_instruments.described()
         files = [name_clash.family_of(metric, labels) for metric, labels in described]
         files += health_series.families(self.names.namespace) + workers.families(self.names)
-        return name_clash.OwnSeries.of(self.names.namespace, files, [self.names.workers])
+        # Every namespace's workers family: a multiprocess scrape computes them all.
+        computed = [names.workers for names in workers.namespaces(self.names)]
+        return name_clash.OwnSeries.of(self.names.namespace, files, computed)
 
     def _scraped_registry(self) -> CollectorRegistry:
         """:meth:`exposition_registry`, for the metrics path; the first scrape of a single

@@ -266,7 +266,12 @@ def first_request(_environ: Any) -> bool:
 
 
 class WorkersCollector:
-    """Yields ``<ns>_workers{state}`` for one :class:`Metrics` at each scrape."""
+    """Yields ``<ns>_workers{state}`` for one :class:`Metrics` at each scrape.
+
+    In multiprocess mode a scrape serves every series of the process's files, those of
+    other namespaces too (a mounted app on a ``Metrics`` of its own): it also yields
+    their ``<ns>_workers``, so one metrics path carries the saturation of each.
+    """
 
     def __init__(self, metrics: Metrics, slots: Any) -> None:
         self._metrics = metrics
@@ -274,15 +279,7 @@ class WorkersCollector:
         self._names = metrics.names
 
     def describe(self) -> list[Metric]:
-        return [self._family()]
-
-    def _family(self) -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            self._names.workers,
-            "Request slots of the live workers (gunicorn or uWSGI threads) busy serving "
-            "the app, or idle (only where the workers' slots are known).",
-            labels=(c.LABEL_STATE,),
-        )
+        return [_family(self._names)]
 
     def collect(self) -> Iterator[Metric]:
         if not self._metrics.multiprocess:
@@ -291,41 +288,60 @@ class WorkersCollector:
             # (Metrics.exposition_registry).
             publish_slots()
         try:
-            busy, slots = self._read()
+            read = self._read()
         except Exception as exc:  # a broken file must not fail the whole scrape
             _failsafe.report("worker saturation", exc)
             return
-        family = self._family()
-        family.add_metric((c.WORKER_BUSY,), busy)
-        if slots:
-            family.add_metric((c.WORKER_IDLE,), max(0.0, slots - busy))
-        yield family
+        busy = read[0]
+        for names, slots in read[1]:
+            family = _family(names)
+            family.add_metric((c.WORKER_BUSY,), busy)
+            if slots:
+                family.add_metric((c.WORKER_IDLE,), max(0.0, slots - busy))
+            yield family
+        slots = read[1][0][1]
         if slots and not self._metrics.multiprocess:
             # One process has no file to carry them (set_slots on a threaded server such as
             # waitress): the saturation panel and alert read this series.
             yield GaugeMetricFamily(self._names.worker_threads, SLOTS_HELP, value=slots)
 
-    def _read(self) -> tuple[float, float]:
-        """(requests in flight, request slots) over the live processes."""
+    def _read(self) -> tuple[float, list[tuple[c.MetricNames, float]]]:
+        """(requests in flight, [(namespace, its request slots)]) over the live processes:
+        this namespace's first, then in multiprocess mode every other one registered."""
         path = multiprocess.multiprocess_dir() if self._metrics.multiprocess else None
-        if path is not None:
-            # The workers serve every app of the process: a request of another
-            # namespace's app (a mounted app with a Metrics of its own) holds a slot too.
-            return read_files(path, self._names, busy_in=_in_flight_names(self._names))
-        return _in_flight_here(self._metrics), float(known_slots() or 0)
+        if path is None:
+            return _in_flight_here(self._metrics), [(self._names, float(known_slots() or 0))]
+        # The workers serve every app of the process: a request of another namespace's
+        # app (a mounted app with a Metrics of its own) holds a slot too.
+        families = live_families(path)
+        spaces = namespaces(self._names)
+        busy = sum(_sum(families, names.requests_in_progress) for names in spaces)
+        return busy, [(names, _sum(families, names.worker_threads)) for names in spaces]
+
+
+def _family(names: c.MetricNames) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        names.workers,
+        "Request slots of the live workers (gunicorn or uWSGI threads) busy serving "
+        "the app, or idle (only where the workers' slots are known).",
+        labels=(c.LABEL_STATE,),
+    )
+
+
+def namespaces(own: c.MetricNames) -> list[c.MetricNames]:
+    """The series names of ``own`` and of every other namespace whose :class:`Metrics`
+    is registered in this process in multiprocess mode (each once, ``own`` first): the
+    namespaces one multiprocess scrape serves."""
+    found = {own.namespace: own}
+    for metrics in list(_registered):
+        if metrics.multiprocess:
+            found.setdefault(metrics.names.namespace, metrics.names)
+    return list(found.values())
 
 
 def families(names: c.MetricNames) -> list[Family]:
     """The slots gauge as the workers write it to the files (:mod:`.name_clash`)."""
     return [Family(names.worker_threads, "gauge", SLOTS_HELP, frozenset())]
-
-
-def _in_flight_names(own: c.MetricNames) -> tuple[str, ...]:
-    """The in-flight series of every namespace registered in this process, ``own``'s
-    first."""
-    names = dict.fromkeys([own.requests_in_progress])
-    names.update(dict.fromkeys(m.names.requests_in_progress for m in list(_registered)))
-    return tuple(names)
 
 
 def _in_flight_here(own: Metrics) -> float:
@@ -345,13 +361,16 @@ def _in_flight_here(own: Metrics) -> float:
     return total
 
 
-def read_files(
-    path: str, names: c.MetricNames, busy_in: tuple[str, ...] | None = None
-) -> tuple[float, float]:
-    """(requests in flight, request slots) of the live processes writing below ``path``.
+def read_files(path: str, names: c.MetricNames) -> tuple[float, float]:
+    """(requests in flight, request slots) of namespace ``names`` over the live processes
+    writing below ``path``."""
+    families = live_families(path)
+    return _sum(families, names.requests_in_progress), _sum(families, names.worker_threads)
 
-    In flight sums the series ``busy_in`` (default: ``names``' own) over the processes;
-    slots are ``names``' (every namespace of a process publishes the same ones).
+
+def live_families(path: str) -> list[Metric]:
+    """The live gauges (in flight, slots) of the live processes writing below ``path``,
+    merged over the processes.
 
     As in the public-API collector (:class:`.multiprocess`'s): a file still being created
     holds nothing yet and is left out, and one retired between listing and reading (its
@@ -359,11 +378,9 @@ def read_files(
     """
     merge: Any = MultiProcessCollector.merge  # untyped in prometheus-client
     try:
-        families = list(merge(live_gauge_files(path), accumulate=True))
+        return list(merge(live_gauge_files(path), accumulate=True))
     except FileNotFoundError:
-        families = list(merge(live_gauge_files(path), accumulate=True))
-    busy = busy_in if busy_in is not None else (names.requests_in_progress,)
-    return sum(_sum(families, name) for name in busy), _sum(families, names.worker_threads)
+        return list(merge(live_gauge_files(path), accumulate=True))
 
 
 def _sum(families: Iterable[Metric], name: str) -> float:
