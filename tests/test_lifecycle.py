@@ -272,6 +272,9 @@ class _FailingEnd:
         del state, elapsed
         raise RuntimeError("end failed")
 
+    def unnest(self, state: lifecycle.RequestState) -> None:
+        del state
+
 
 def test_a_failing_participant_does_not_cost_another_its_end() -> None:
     """A participant added first that raises at the end: the recorder still counts."""

@@ -28,11 +28,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
 from limone_obs.exporter import workers
-from limone_obs.logging import configure_logging, init_app
+from limone_obs.logging import bind, configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
 from limone_obs.logging.setup import reset_for_tests
 from tests.support import gunicorn_server, per_endpoint, serve, wait_until
@@ -200,6 +201,66 @@ def test_a_view_serving_its_environ_to_another_app_is_recorded_too(out: io.Bytes
     counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert {"/proxy": 1.0, "/data": 1.0} == counts
     assert {("/proxy", "/proxy", 200), ("/data", "/data", 200)} == set(_access(out))
+
+
+def test_a_view_serving_its_own_environ_keeps_its_request(out: io.BytesIO) -> None:
+    """A view that serves its very environ to another instrumented app
+    (``Response.from_app(legacy, request.environ)``) and then goes on: its dependency
+    calls, its bound fields and its exception after that call stay its own request's.
+    An unbuffered answer the view drops (never closed) is legacy's request all the same,
+    ended with the view's."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    legacy = _app("legacy", "/old/<path:page>")
+    outer = Flask("outer")
+
+    @outer.get("/old/<path:rest>")
+    def forward(rest: str) -> Response | str:
+        # Unbuffered: legacy's request ends once its body is sent, or, dropped (the
+        # exception's traceback keeps it alive), with the view's request.
+        answer = Response.from_app(legacy, request.environ)
+        with metrics.track(c.DEPENDENCY_AI, "complete"):
+            pass
+        bind(after_legacy=rest)
+        if rest == "boom":
+            raise RuntimeError("after the legacy answer")
+        return "fallback" if rest == "gone" else answer
+
+    for app in (outer, legacy):
+        metrics.init_app(app)
+        init_app(app)
+    client = outer.test_client()
+    assert b"legacy" == client.get("/old/page", buffered=True).data
+    assert 500 == client.get("/old/boom", buffered=True).status_code
+    assert b"fallback" == client.get("/old/gone", buffered=True).data
+    text = generate_latest(registry).decode()
+    calls = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == N.dependency_calls_per_request_count
+    ]
+    # The view's three requests, each with its one call (none of legacy's).
+    assert [("/old/<path:rest>", 3.0)] == [(s.labels["endpoint"], s.value) for s in calls]
+    counts = per_endpoint(text, N.requests_total)
+    assert {"/old/<path:rest>": 3.0, "/old/<path:page>": 3.0} == counts
+    failed = [
+        s.labels
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == N.request_exceptions_total and s.value
+    ]
+    assert [("/old/<path:rest>", "RuntimeError")] == [
+        (e["endpoint"], e["exception"]) for e in failed
+    ]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    access = [e for e in lines if e.get("logger") == c.ACCESS_LOGGER]
+    assert 6 == len(access)  # legacy's three and outer's three
+    by_outer = [e for e in access if e["endpoint"] == "/old/<path:rest>"]
+    assert ["page", "boom", "gone"] == [e.get("after_legacy") for e in by_outer]
+    assert not any("after_legacy" in e for e in access if e not in by_outer)
+    assert "RuntimeError" in json.dumps(by_outer[1].get("exception"))
+    assert 0.0 == _in_flight(registry, N)
 
 
 def test_routed_requests_are_never_said_to_be_unrouted(caplog: pytest.LogCaptureFixture) -> None:

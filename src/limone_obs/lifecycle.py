@@ -77,6 +77,12 @@ class Participant(Protocol):
         Every participant's ``end`` runs even if another one raised (then re-raised).
         """
 
+    def unnest(self, state: RequestState) -> None:
+        """The app answered ``state`` inside a routed view of another instrumented app
+        that served it its own environ; the view goes on (``state``'s body may still be
+        sent): undo what ``begin`` made current in the context, so the view's own
+        request is current again."""
+
 
 class RequestState:
     """One request while it is served, as every participant sees it.
@@ -89,7 +95,8 @@ class RequestState:
 
     __slots__ = (
         "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "inner",
-        "log", "logged_exception", "method", "metrics", "path", "start", "status", "tally",
+        "log", "logged_exception", "method", "metrics", "nested", "path", "start", "status",
+        "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -110,6 +117,11 @@ class RequestState:
     #: app that routed the request records it: participants record nothing for a state
     #: with an ``inner`` one (its own counts and access line would repeat that app's).
     inner: RequestState | None
+    #: The requests of other instrumented apps that a view of this request served its own
+    #: environ to (``Response.from_app``), still unended when they gave it back; ended
+    #: with this one at the latest (a view that drops such an unbuffered answer never
+    #: closes it). None while there is none.
+    nested: list[RequestState] | None
     #: The exporter's and the logging integration's own per-request data.
     metrics: Any
     log: Any
@@ -144,6 +156,8 @@ class RequestState:
             return
         self.start = None
         elapsed = perf_counter() - start
+        if self.nested is not None:
+            self._end_nested()
         if self.endpoint is None and self.inner is None and self.exception is None:
             self._lifecycle.unrouted(self)  # answered by WSGI middleware, not by Flask
         failed: BaseException | None = None
@@ -154,6 +168,19 @@ class RequestState:
                 failed = failed or exc
         if failed is not None:
             raise failed
+
+    def _end_nested(self) -> None:
+        """End the nested requests still open (their bodies were dropped unclosed), as
+        the server's close() would have: their counts and lines are recorded now."""
+        nested, self.nested = self.nested or [], None
+        for other in nested:
+            if other.start is None:
+                continue
+            with contextlib.suppress(Exception):  # each participant reports its own failure
+                if hasattr(other, "_body"):
+                    other.close()
+                else:  # the server's file wrapper, returned unwrapped: not at hand here
+                    other.finish()
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -386,6 +413,7 @@ class Lifecycle:
         self.begins: tuple[Any, ...] = ()
         self.routeds: tuple[Any, ...] = ()
         self.ends: tuple[Any, ...] = ()
+        self.unnests: tuple[Any, ...] = ()
         #: Paths no participant records, and the mounts: one set lookup per request.
         self._skip: frozenset[str] = frozenset()
         self._excluded: list[frozenset[str]] = []
@@ -400,6 +428,7 @@ class Lifecycle:
         self.begins = (*self.begins, participant.begin)
         self.routeds = (*self.routeds, participant.routed)
         self.ends = (*self.ends, participant.end)
+        self.unnests = (*self.unnests, participant.unnest)
         self._excluded.append(excluded)
         self._update_skip()
 
@@ -435,6 +464,7 @@ class Lifecycle:
         state.log = None
         state.tally = None
         state.inner = None
+        state.nested = None
         state._start_response = start_response
         state._lifecycle = self
         environ[STATE_KEY] = state
@@ -457,12 +487,39 @@ class Lifecycle:
             state.status = "500"
             state.record_exception(exc)
             state.finish()
+            if outer is not None:
+                self._give_back(outer, state, environ)
             raise
+        if outer is not None:
+            self._give_back(outer, state, environ)
         # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
         if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
             return body
         state._body = body
         return state
+
+    def _give_back(
+        self, outer: RequestState, state: RequestState, environ: WSGIEnvironment
+    ) -> None:
+        """Once this app has routed and answered ``state`` (its body may still be sent),
+        give the environ and the context back to ``outer``, the request of the routed view
+        that served its very environ to this app (``Response.from_app(app,
+        request.environ)``): what that view does next (dependency calls, ``bind``, an
+        exception) is its own request's. A request handed over before the outer app routed
+        it (a mount) keeps them: the outer app's Flask never sees it."""
+        if outer.inner is state:
+            return
+        if state.start is not None:
+            if outer.nested is None:
+                outer.nested = [state]
+            else:
+                outer.nested.append(state)
+        for unnest in self.unnests:
+            unnest(state)
+        if environ.get(STATE_KEY) is state:
+            environ[STATE_KEY] = outer
+        if _get_current() is state:
+            _set_current(outer)
 
     def _request_class_changed(self) -> None:
         """``app.request_class`` was set after install: keep routing, and say how.

@@ -147,6 +147,9 @@ class RequestRecorder:
         route = route if type(route) is RequestChildren else None
         per_request.flush(state, route)
 
+    def unnest(self, state: RequestState) -> None:
+        """Nothing to give back: the recorder keeps no per-request data in the context."""
+
     def _record_rare(self, state: RequestState, recorded: Any, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""
         traced = recorded if type(recorded) is _Traced else None

@@ -124,8 +124,8 @@ class RequestLog:
     context: dict[str, Any]
     #: The request's id, also when a view unbinds it (its access line still carries it).
     request_id: str
-    #: Restores the context that was current before the request.
-    token: Token[dict[str, Any]]
+    #: Restores the context that was current before the request; None once it did.
+    token: Token[dict[str, Any]] | None
     #: Filled at teardown by the ``user_id`` getter given to init_app; None until then.
     user_id: str | None
     #: structlog's ``bind_contextvars`` fields before the request (restored at its end),
@@ -385,18 +385,36 @@ class AccessLog:
                 else:
                     sink.write(line)
         finally:
-            # The context variable's own reset (one frame less than reset_context); a
-            # token of another Context (close() called from another thread) clears it.
-            try:
-                _reset_context(log.token)
-            except ValueError:
-                _context.reset_context(None)
-            else:
-                # In the request's own context only: what the request bound with
-                # structlog's bind_contextvars would be on the next request's lines (a
-                # sync worker serves them one after another in one context).
-                if log.structlog is not None or _pipeline.STRUCTLOG_VARS:
-                    _pipeline.restore_structlog_context(log.structlog)
+            if log.token is not None:  # None: unnest() gave the context back already
+                _leave_context(log)
+
+    def unnest(self, state: RequestState) -> None:
+        """Give the context back to the view that served this request its own environ:
+        its lines, and its ``bind`` calls, are its own request's again."""
+        log = state.log
+        if log is not None and log.token is not None:
+            _leave_context(log)
+
+
+def _leave_context(log: RequestLog) -> None:
+    """Restore the log context (and structlog's) that was current before ``log``'s
+    request began; once (``log.token`` is None after)."""
+    token = log.token
+    if token is None:
+        return
+    log.token = None
+    # The context variable's own reset (one frame less than reset_context); a token of
+    # another Context (close() called from another thread) clears it.
+    try:
+        _reset_context(token)
+    except ValueError:
+        _context.reset_context(None)
+    else:
+        # In the request's own context only: what the request bound with structlog's
+        # bind_contextvars would be on the next request's lines (a sync worker serves
+        # them one after another in one context).
+        if log.structlog is not None or _pipeline.STRUCTLOG_VARS:
+            _pipeline.restore_structlog_context(log.structlog)
 
 
 #: Secret URL values shorter than this are masked in the path only, not in every text of
