@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -29,6 +29,9 @@ from limone_obs.stack import configs, procs
 ROOT = Path(__file__).resolve().parent.parent
 #: Attempts at starting a server on a port from free_port() (another process may take it).
 PORT_ATTEMPTS = 3
+#: Longest wait, in seconds, of :func:`settled` for the last answered requests' records.
+SETTLE_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 def in_ci() -> bool:
@@ -182,6 +185,30 @@ def metric_sum(url: str, name: str) -> float:
         for sample in family.samples
         if sample.name == name
     )
+
+
+def settled(read: Callable[[], T], reached: Callable[[T], bool]) -> T:
+    """``read()`` once ``reached`` holds for its value, or the last value read after
+    SETTLE_TIMEOUT seconds; the caller then asserts the exact value.
+
+    The kit records a request (count, duration, in-flight slot, calls per request, access
+    line) after the server has sent its last byte. A scrape that another worker process
+    or thread answers, or a read of a log another one writes, right after the client got
+    the response may come before that. ``reached`` holds at or past the expected value
+    (``total >= answered``, ``busy <= 0``): a value past it is returned at once, one that
+    never gets there after the deadline, and either fails the caller's equality.
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    value = read()
+    while not reached(value) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = read()
+    return value
+
+
+def settled_total(url: str, at_least: float, name: str) -> float:
+    """:func:`metric_sum` of ``name`` once it counts ``at_least`` (see :func:`settled`)."""
+    return settled(lambda: metric_sum(url, name), lambda total: total >= at_least)
 
 
 def per_endpoint(text: str, name: str) -> dict[str, float]:

@@ -12,7 +12,8 @@ import requests
 
 from limone_obs.errors import StackError
 from limone_obs.stack import procs
-from tests.support import on_a_free_port, race, wait_until
+from tests import support
+from tests.support import on_a_free_port, race, settled, wait_until
 
 
 class HelperError(RuntimeError):
@@ -40,6 +41,33 @@ def test_wait_until_fails_naming_what_it_waited_for() -> None:
     """A condition that never holds fails the test with its description."""
     with pytest.raises(pytest.fail.Exception, match="the flag"):
         wait_until(threading.Event().is_set, "the flag", timeout=0.1)
+
+
+def test_settled_waits_until_the_value_is_reached() -> None:
+    """A count still short of the expected value is read again until it gets there."""
+    reads = iter([18.0, 19.0, 20.0, 21.0])
+    assert 20.0 == settled(lambda: next(reads), lambda total: total >= 20)
+
+
+def test_settled_returns_a_value_past_the_expected_one_at_once() -> None:
+    """A count already above the expected value is returned as read (its test fails)."""
+    reads = iter([21.0, 20.0])
+    assert 21.0 == settled(lambda: next(reads), lambda total: total >= 20)
+
+
+def test_settled_returns_the_last_value_read_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A count that never gets there is returned as last read once the time is up."""
+    monkeypatch.setattr(support, "SETTLE_TIMEOUT", 0.1)
+    reads: list[float] = []
+
+    def read() -> float:
+        reads.append(19.0)
+        return 19.0
+
+    assert 19.0 == settled(read, lambda total: total >= 20)
+    assert len(reads) > 1
 
 
 def test_a_server_whose_port_was_taken_starts_again_on_another(tmp_path: Path) -> None:

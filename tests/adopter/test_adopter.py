@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from limone_obs import conventions as c
 from limone_obs.exporter import health_series, process
 from tests.adopter.shop import views
-from tests.support import gunicorn_server
+from tests.support import gunicorn_server, per_endpoint, settled
 
 pytestmark = pytest.mark.integration
 APP = "tests.adopter.shop:create_app()"
@@ -100,7 +100,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "mp")}  # fmt: skip
     with gunicorn_server(APP, tmp, env, config=CONFIG) as (url, proc):
         sent = _send(url)
-        scrape = requests.get(f"{url}/metrics", timeout=10).text
+        # A request is recorded after its last byte: scrape once all of them are.
+        scrape = settled(
+            lambda: requests.get(f"{url}/metrics", timeout=10).text,
+            lambda text: sum(per_endpoint(text, N.requests_total).values()) >= len(sent),
+        )
     return Run(sent, scrape, proc.log)
 
 

@@ -27,7 +27,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from limone_obs.stack import procs
-from tests.support import ROOT, gunicorn_server, metric_sum, wait_until
+from tests.support import (
+    ROOT,
+    gunicorn_server,
+    metric_sum,
+    per_endpoint,
+    settled,
+    settled_total,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -81,27 +89,12 @@ def scraped_total(url: str, name: str = N.requests_total) -> float:
     return metric_sum(url, name)
 
 
-def settled_total(url: str, at_least: float, name: str = N.requests_total) -> float:
-    """:func:`scraped_total` once it reaches ``at_least``, or the last one after 10 s.
-
-    The kit records a request after its last byte is sent: a scrape that another worker
-    answers right after the last response may come before that response is recorded.
-    Counting more than ``at_least`` is returned at once (the caller's assertion fails).
-    """
-    deadline = time.monotonic() + 10.0
-    total = scraped_total(url, name)
-    while total < at_least and time.monotonic() < deadline:
-        time.sleep(0.02)
-        total = scraped_total(url, name)
-    return total
-
-
 def test_four_workers_count_every_answered_request_exactly(tmp_path: Path) -> None:
     """N requests over 4 workers: the scrape (any worker) sums to exactly N."""
     with gunicorn(tmp_path) as url:
         summary = drive(url, 1200)
         assert summary["failed"] == 0
-        assert settled_total(url, 1200) == summary["answered"] == 1200
+        assert settled_total(url, 1200, N.requests_total) == summary["answered"] == 1200
 
 
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast-path", "public-api"])
@@ -110,10 +103,12 @@ def test_threaded_workers_count_every_request_exactly(tmp_path: Path, fast: str)
     with gunicorn(tmp_path, workers=2, threads=8, fast=fast) as url:
         summary = drive(url, 1600, concurrency=16)
         assert summary["failed"] == 0
-        assert settled_total(url, 1600) == summary["answered"] == 1600
+        assert settled_total(url, 1600, N.requests_total) == summary["answered"] == 1600
         assert settled_total(url, 1600, N.request_duration_count) == 1600
-        # The scrape answering this is not counted in flight (the metrics path is excluded).
-        assert scraped_total(url, N.requests_in_progress) == 0
+        # A scrape is not counted in flight (the metrics path is excluded); the last
+        # request leaves its slot just after it is counted.
+        in_flight = settled(lambda: scraped_total(url, N.requests_in_progress), lambda n: n <= 0)
+        assert in_flight == 0
 
 
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast-path", "public-api"])
@@ -121,7 +116,7 @@ def test_recycled_workers_keep_their_counts(tmp_path: Path, fast: str) -> None:
     """With max_requests=20 workers die and respawn many times; no count is lost."""
     with gunicorn(tmp_path, max_requests=20, fast=fast) as url:
         summary = drive(url, 1000)
-        assert settled_total(url, summary["answered"]) == summary["answered"]
+        assert settled_total(url, summary["answered"], N.requests_total) == summary["answered"]
         assert summary["answered"] >= 990
 
 
@@ -153,6 +148,17 @@ def _series(text: str) -> tuple[set[tuple[str, str]], dict[tuple[str, str], floa
     return keys, counts
 
 
+def _recorded(text: str, answered: int) -> bool:
+    """True once scrape ``text`` holds the ``answered`` requests of :data:`FAST_PATHS` to
+    their end: counted, out of flight, and the calls of each GET /projects/<id> (half of
+    them), which a request adds last."""
+    total = sum(per_endpoint(text, N.requests_total).values())
+    in_flight = sum(per_endpoint(text, N.requests_in_progress).values())
+    calls = per_endpoint(text, N.dependency_calls_per_request_count)
+    projects = calls.get("/projects/<int:project_id>", 0.0)
+    return total >= answered and in_flight <= 0 and projects >= answered / 2
+
+
 def test_both_fast_path_modes_serve_the_same_series_with_recycling(tmp_path: Path) -> None:
     """4 recycled workers, the same requests one by one: same series, same counts, both
     formats parse strictly (the flat collector and compaction vs MultiProcessCollector)."""
@@ -161,7 +167,7 @@ def test_both_fast_path_modes_serve_the_same_series_with_recycling(tmp_path: Pat
         with gunicorn(tmp_path / fast, max_requests=10, fast=fast) as url:
             summary = drive(url, 200, concurrency=1)
             assert (200, 0) == (summary["answered"], summary["failed"])
-            text = _scrape(url, "text/plain")
+            text = settled(lambda: _scrape(url, "text/plain"), lambda t: _recorded(t, 200))
             om = _scrape(url, "application/openmetrics-text; version=1.0.0")
             parse = openmetrics_parser.text_string_to_metric_families
             assert list(parse(om))  # type: ignore[no-untyped-call]
@@ -184,7 +190,7 @@ def test_sigkilled_worker_loses_no_answered_request(tmp_path: Path) -> None:
         slow.join(timeout=30)
         (summary,) = results
         assert summary["answered"] + summary["failed"] == 800
-        assert settled_total(url, summary["answered"]) == summary["answered"]
+        assert settled_total(url, summary["answered"], N.requests_total) == summary["answered"]
         assert requests.get(f"{url}/metrics", timeout=10).status_code == 200
 
 
@@ -212,7 +218,7 @@ def test_reload_keeps_the_counts(tmp_path: Path) -> None:
         # Old workers finish and are retired, new ones start.
         wait_until(lambda: _worker_pids(master.pid).isdisjoint(old), "every worker replaced")
         wait_until(lambda: len(_worker_pids(master.pid)) == 2, "two new workers")
-        assert settled_total(url, 300) == summary["answered"] == 300
+        assert settled_total(url, 300, N.requests_total) == summary["answered"] == 300
 
 
 def _worker_pids(master: int) -> set[int]:

@@ -24,7 +24,7 @@ from limone_obs import conventions as c
 from limone_obs.exporter import health_series
 from limone_obs.stack import procs
 from tests.exporter.tmpfs import small_tmpfs
-from tests.support import ROOT, gunicorn_server, metric_sum
+from tests.support import ROOT, gunicorn_server, metric_sum, settled_total
 
 pytestmark = pytest.mark.integration
 CONFIG = f"python:{c.GUNICORN_CONFIG_MODULE}"
@@ -106,30 +106,17 @@ def test_a_second_server_on_the_same_directory_refuses_to_start(tmp_path: Path) 
     with gunicorn_server(APP, tmp_path, env, config=CONFIG, name="server-a") as (url, first):
         for i in range(20):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
-        before = _count_reaching(url, 20.0)
+        before = settled_total(url, 20, N.requests_total)
         second = _start_on(tmp_path, mpdir, "server-b")
         code = second.popen.wait(timeout=60)
         for i in range(10):
             requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
-        after = _count_reaching(url, 30.0)
+        after = settled_total(url, 30, N.requests_total)
     output = second.log.read_text(errors="replace")
     assert 2 == code, output
     assert f"in use by another running server (master pid {first.pid})" in output
     assert "Traceback" not in output
     assert (20.0, 30.0) == (before, after)
-
-
-def _count_reaching(url: str, expected: float, timeout: float = 10.0) -> float:
-    """The request count of a scrape of ``url`` once it is at least ``expected`` (or the
-    last one read after ``timeout`` s). A request is recorded when the server closes its
-    response, after the client has it: a scrape answered by another worker right after
-    can come first. A count above ``expected`` is returned at once."""
-    deadline = time.monotonic() + timeout
-    while True:
-        count = metric_sum(url, N.requests_total)
-        if count >= expected or time.monotonic() > deadline:
-            return count
-        time.sleep(0.02)
 
 
 def _url_of(proc: procs.Proc) -> str:
@@ -195,7 +182,7 @@ def test_a_usr2_upgrade_hands_the_directory_over_with_its_counts(tmp_path: Path)
             kept = metric_sum(url, N.requests_total)
             for i in range(5):
                 requests.get(f"{url}/items/{i}", timeout=10).raise_for_status()
-            after = metric_sum(url, N.requests_total)
+            after = settled_total(url, 15, N.requests_total)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(new_pid, signal.SIGTERM)

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs.exporter import compaction
-from tests.support import gunicorn_server
+from tests.support import gunicorn_server, settled
 
 pytestmark = pytest.mark.integration
 REQUESTS = 2000
@@ -81,7 +81,8 @@ Run = tuple[int, list[float | None], float | None, Path]
 
 @pytest.fixture(scope="module")
 def run(server: tuple[int, Path]) -> Run:
-    """Drive the load while scraping; return (answered, totals seen, final total, dir)."""
+    """Drive the load while scraping; return (answered, totals seen, final total once it
+    counts every answered request, dir)."""
     port, mpdir = server
     stop, totals = threading.Event(), list[float | None]()
     scraper = threading.Thread(target=_scrape_during, args=(port, stop, totals))
@@ -91,7 +92,8 @@ def run(server: tuple[int, Path]) -> Run:
     finally:
         stop.set()
         scraper.join(30)
-    return answered, totals, scraped_total(port), mpdir
+    final = settled(lambda: scraped_total(port), lambda total: (total or 0) >= answered)
+    return answered, totals, final, mpdir
 
 
 def test_scraped_total_equals_answered_requests(run: Run) -> None:

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from limone_obs import Metrics
 from limone_obs import conventions as c
 from limone_obs.exporter import multiprocess, process, workers
-from tests.support import ROOT, gunicorn_server, metric_sum, serve
+from tests.support import ROOT, gunicorn_server, metric_sum, serve, settled
 
 pytestmark = pytest.mark.integration
 N = c.MetricNames()
@@ -36,9 +36,13 @@ PROCESS_SERIES = (
 )  # fmt: skip
 
 
-def scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+#: Samples of a scrape, by sample name: (labels, value) each.
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def scrape(url: str) -> Samples:
     """Samples of one scrape of ``url``/metrics, by sample name."""
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    out: Samples = {}
     text = requests.get(f"{url}/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -83,6 +87,16 @@ def test_beacons_reach_the_scrape_from_any_worker(tmp_path: Path) -> None:
     assert N.requests_total not in samples or all(
         labels[c.LABEL_ENDPOINT] == "/page" for labels, _ in samples[N.requests_total]
     )
+
+
+def worker_state(samples: Samples) -> dict[str, float]:
+    """``<ns>_workers`` of a scrape, by state (busy, idle)."""
+    return {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
+
+
+def idle_again(state: dict[str, float]) -> bool:
+    """True once no slot is busy: a request leaves its slot after its last byte was sent."""
+    return state.get(c.WORKER_BUSY, 0.0) <= 0
 
 
 def record(seen: list[float], value: float) -> float:
@@ -232,7 +246,7 @@ def test_busy_workers_reach_the_slots_and_return_to_zero(
             assert [f.result() for f in futures] == [200] * 3 * slots
         assert reached, f"busy never reached {slots}: max {max(seen)}"
         assert max(seen) == slots
-        state = {labels[c.LABEL_STATE]: v for labels, v in scrape(url)[N.workers]}
+        state = settled(lambda: worker_state(scrape(url)), idle_again)
     assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
 
 
@@ -289,10 +303,9 @@ def test_slots_without_the_kit_gunicorn_config(
         assert until(lambda: workers.read_files(mp, N)[1] == slots)
         # A process a worker forks is no worker: it would count the slots twice.
         forked = requests.get(f"{url}/forked-role", timeout=30).text
-        samples = scrape(url)
+        samples = settled(lambda: scrape(url), lambda s: idle_again(worker_state(s)))
     assert forked == workers.NEITHER
-    state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
-    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
+    assert worker_state(samples) == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: float(slots)}
     assert [v for _, v in samples[N.worker_threads]] == [float(slots)]
     assert "slots are unknown" not in (tmp_path / "gunicorn.log").read_text()
 
@@ -316,8 +329,7 @@ def test_a_killed_worker_leaves_the_scrape_without_the_kit_hooks(tmp_path: Path)
         assert until(lambda: metric_sum(url, N.worker_threads) == 2.0)
         samples = scrape(url)
     assert 0.0 == sum(v for _, v in samples.get(N.requests_in_progress, []))
-    state = {labels[c.LABEL_STATE]: v for labels, v in samples[N.workers]}
-    assert state == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 2.0}
+    assert worker_state(samples) == {c.WORKER_BUSY: 0.0, c.WORKER_IDLE: 2.0}
 
 
 #: gunicorn as the first process (pid 1) of a new pid namespace, as in a container

@@ -39,7 +39,7 @@ from limone_obs.logging import (
 from limone_obs.logging.flask_ext import EXTENSION_KEY
 from limone_obs.logging.gunicorn import access_fields
 from tests.logging.helpers import parse_lines, schema_errors
-from tests.support import serve
+from tests.support import serve, settled
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -625,9 +625,11 @@ def test_werkzeugs_request_line_is_scrubbed_of_the_secret(out: io.BytesIO) -> No
         for token in ("PATHTOKEN1leak9f8e", "abc"):
             assert requests.get(f"{url}/reset-password/{token}", timeout=10).status_code == 200
         assert requests.get(f"{url}/docs/token-guide", timeout=10).status_code == 200
+    # Werkzeug's line comes before the body, the access line after it: wait for the last.
+    access = settled(lambda: access_lines(parse_lines(out.getvalue())), lambda ls: len(ls) >= 3)
     text = out.getvalue().decode()
     server_lines = [e["message"] for e in parse_lines(out.getvalue()) if e["logger"] == "werkzeug"]
-    assert ("PATHTOKEN1leak9f8e" in text, len(server_lines)) == (False, 3)
+    assert ("PATHTOKEN1leak9f8e" in text, len(server_lines), len(access)) == (False, 3, 3)
     assert any("GET /reset-password/[REDACTED] HTTP/1.1" in m for m in server_lines)
     assert any("GET /docs/token-guide HTTP/1.1" in m for m in server_lines)  # no stale secret
 
@@ -640,7 +642,9 @@ def test_a_refused_method_on_a_secret_url_is_masked_too(out: io.BytesIO) -> None
         refused = requests.post(f"{url}/reset-password/PostSecretTok999", timeout=10)
         missing = requests.get(f"{url}/nothing/here", timeout=10)
     assert (refused.status_code, missing.status_code) == (405, 404)
-    lines = parse_lines(out.getvalue())
-    paths = [e["path"] for e in access_lines(lines)]
-    assert paths == ["/reset-password/[REDACTED]", "/nothing/here"]
+    # The server's threads write each access line after the response's last byte: wait
+    # for both, in either order.
+    lines = settled(lambda: parse_lines(out.getvalue()), lambda ls: len(access_lines(ls)) >= 2)
+    paths = sorted(e["path"] for e in access_lines(lines))
+    assert paths == ["/nothing/here", "/reset-password/[REDACTED]"]
     assert "PostSecretTok999" not in out.getvalue().decode()

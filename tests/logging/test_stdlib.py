@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from limone_obs.logging import JsonFormatter, JsonLineHandler, bind, configure_logging, init_app
 from limone_obs.logging._sink import Sink
 from tests.logging.helpers import parse_lines, schema_errors, stdlib_logger
-from tests.support import serve
+from tests.support import serve, settled
 
 
 def test_record_has_core_fields_and_extras(out: io.BytesIO) -> None:
@@ -262,7 +262,11 @@ def test_werkzeug_dev_server_lines_are_json(validator: Draft202012Validator) -> 
     init_app(app)
     with serve(app) as base:
         assert 200 == requests.get(f"{base}/hello", timeout=5).status_code
-    events = parse_lines(out.getvalue())
+    # The server's thread writes the access line after the response's last byte.
+    events = settled(
+        lambda: parse_lines(out.getvalue()),
+        lambda lines: any(e["logger"] == "limone_obs.access" for e in lines),
+    )
     assert [] == schema_errors(validator, events)
     loggers = {e["logger"] for e in events}
     assert {"werkzeug", "limone_obs.access"} <= loggers
