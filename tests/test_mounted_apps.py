@@ -94,6 +94,34 @@ def _mounted_inside(shared: bool) -> tuple[Flask, CollectorRegistry, CollectorRe
     return notes, outer, inner
 
 
+def test_the_readmes_mount_records_each_apps_requests_in_its_namespace(out: io.BytesIO) -> None:
+    """The README's shape: one Metrics and init_app per app, the dispatcher applied after
+    the kit. Each app counts its own requests in its namespace, serves them on its own
+    metrics path (single process) and writes their access lines with the mount's path."""
+    notes, admin = _app("notes", "/search"), _app("admin", "/users/<int:n>")
+    Metrics(notes, registry=CollectorRegistry())
+    Metrics(admin, registry=CollectorRegistry(), namespace="admin")
+    init_app(notes)
+    init_app(admin)
+    notes.wsgi_app = DispatcherMiddleware(notes.wsgi_app, {"/admin": admin})  # type: ignore[method-assign]
+    client = notes.test_client()
+    for path in ("/search", "/admin/users/1", "/admin/users/2", "/admin/nowhere"):
+        client.get(path, buffered=True)
+    admin_names = c.MetricNames("admin")
+    notes_text = client.get("/metrics").text
+    admin_text = client.get("/admin/metrics").text
+    assert {"/search": 1.0} == per_endpoint(notes_text, N.requests_total)
+    assert "admin_" not in notes_text
+    admin_counts = per_endpoint(admin_text, admin_names.requests_total)
+    assert {"/users/<int:n>": 2.0, c.ENDPOINT_UNMATCHED: 1.0} == admin_counts
+    assert [
+        ("/search", "/search", 200),
+        ("/admin/users/1", "/users/<int:n>", 200),
+        ("/admin/users/2", "/users/<int:n>", 200),
+        ("/admin/nowhere", c.ENDPOINT_UNMATCHED, 404),
+    ] == _access(out)
+
+
 @pytest.mark.parametrize("shared", [True, False], ids=["one-metrics", "metrics-each"])
 def test_a_mounted_instrumented_app_records_its_requests_once(
     out: io.BytesIO, shared: bool
@@ -206,9 +234,9 @@ def test_a_view_serving_its_environ_to_another_app_is_recorded_too(out: io.Bytes
 def test_a_view_serving_its_own_environ_keeps_its_request(out: io.BytesIO) -> None:
     """A view that serves its very environ to another instrumented app
     (``Response.from_app(legacy, request.environ)``) and then goes on: its dependency
-    calls, its bound fields and its exception after that call stay its own request's.
-    An unbuffered answer the view drops (never closed) is legacy's request all the same,
-    ended with the view's."""
+    calls, its bound fields and its exception after that call stay its own request's,
+    and legacy's line has the view's request id. An unbuffered answer the view drops
+    (never closed) is legacy's request all the same, ended with the view's."""
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
     legacy = _app("legacy", "/old/<path:page>")
@@ -259,6 +287,10 @@ def test_a_view_serving_its_own_environ_keeps_its_request(out: io.BytesIO) -> No
     by_outer = [e for e in access if e["endpoint"] == "/old/<path:rest>"]
     assert ["page", "boom", "gone"] == [e.get("after_legacy") for e in by_outer]
     assert not any("after_legacy" in e for e in access if e not in by_outer)
+    # One client request, one id: the view's line and legacy's line share it.
+    ids = [e["request_id"] for e in by_outer]
+    assert sorted(ids * 2) == sorted(e["request_id"] for e in access)
+    assert 3 == len(set(ids))
     assert "RuntimeError" in json.dumps(by_outer[1].get("exception"))
     assert 0.0 == _in_flight(registry, N)
 

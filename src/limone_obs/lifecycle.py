@@ -66,7 +66,9 @@ class Participant(Protocol):
     """
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
-        """The request arrived (clock started, nothing routed yet)."""
+        """The request arrived (clock started, nothing routed yet). ``environ[STATE_KEY]``
+        is still the request of another instrumented app whose WSGI stack or view serves
+        this one (a mount, ``Response.from_app``), if any."""
 
     def routed(self, state: RequestState) -> None:
         """Flask matched the request: ``state.endpoint`` is its URL rule (or unmatched)."""
@@ -467,7 +469,6 @@ class Lifecycle:
         state.nested = None
         state._start_response = start_response
         state._lifecycle = self
-        environ[STATE_KEY] = state
         if outer is not None and outer.start is not None and outer.endpoint is None:
             # Another instrumented app's wrapper handed this request on before its Flask
             # routed it (a mount inside it): this app routes it and records it, that one
@@ -477,6 +478,9 @@ class Lifecycle:
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)
+        # After the begins: there, the environ still holds the request of another
+        # instrumented app serving this one, if any (its request id is this one's).
+        environ[STATE_KEY] = state
         # Loaded, then called: CPython 3.11 specialises neither calling an attribute that
         # holds a callable (it looks for a method on the class first, every time) nor
         # self.wsgi_app(...) as written in one expression; the split form is.

@@ -281,13 +281,17 @@ class AccessLog:
             path = script + path
         if _request_secrets():  # the previous request served in this context had some
             _context.set_request_secrets(())
-        # The client's request id if it is a safe one (length and charset), else a new one;
-        # each header parsed only when present: this runs on every request.
+        # The client's request id if it is a safe one (length and charset), else the one
+        # of another instrumented app's request serving this one (a mount, a view's
+        # Response.from_app: one client request, one id), else a new one; each header
+        # parsed only when present: this runs on every request.
         incoming = environ.get(self._environ_header)
         redactor = _pipeline.current.redactor
-        request_id = (incoming is not None and _context.valid_request_id(incoming, redactor)) or (
-            new_request_id()
-        )
+        request_id = incoming is not None and _context.valid_request_id(incoming, redactor)
+        if not request_id:
+            outer = environ.get(lifecycle.STATE_KEY)
+            outer_log = outer.log if outer is not None else None
+            request_id = outer_log.request_id if outer_log is not None else new_request_id()
         method = state.method[:16]
         path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
         traceparent = environ.get("HTTP_TRACEPARENT")
@@ -504,8 +508,12 @@ def _access_line(
     level = "error" if state.exception is not None or status_code >= 500 else "info"
     context = _context.get_context()
     # The usual case: the request's fields (what begin() bound, or a bind() in the view).
-    if context is not log.context and context.get(c.LOG_REQUEST_ID) != log.request_id:
-        context = log.context  # ended from another context: use only this request's fields
+    if context is not log.context and (
+        context.get(c.LOG_REQUEST_ID) != log.request_id or lifecycle.this_request() is not state
+    ):
+        # Ended from another context (another thread's, or the request of a view that
+        # served this one, with the same id): use only this request's fields.
+        context = log.context
     # The context was redacted when bound and holds no core field (bind() renames them).
     fields = {**context}
     if c.LOG_REQUEST_ID not in fields:  # the view unbound it: the access line keeps it
