@@ -24,6 +24,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from limone_obs import lifecycle
 from limone_obs.stack import configs, procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -335,3 +336,23 @@ def fork_while_held(lock: Any, child: Callable[[], object], timeout: float = 20.
     finally:
         release.set()
         holder.join()
+
+
+class FailingEnd:
+    """A lifecycle participant whose end of request raises (and that does nothing else)."""
+
+    def begin(self, state: lifecycle.RequestState, environ: object) -> None:
+        del state, environ
+
+    def routed(self, state: lifecycle.RequestState) -> None:
+        del state
+
+    def end(self, state: lifecycle.RequestState, elapsed: float) -> None:
+        del state, elapsed
+        raise RuntimeError("end failed")
+
+    def unnest(self, state: lifecycle.RequestState) -> None:
+        del state
+
+    def reenter(self, state: lifecycle.RequestState) -> None:
+        del state

@@ -33,7 +33,7 @@ from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import StreamBrokeError, create_app
-from tests.support import gunicorn_server, per_endpoint, serve, wait_until
+from tests.support import FailingEnd, gunicorn_server, per_endpoint, serve, wait_until
 
 N = c.MetricNames()
 #: Scenario -> (path, status the server answered)
@@ -259,27 +259,10 @@ def test_server_file_wrapper_is_returned_as_is_with_both(tmp_path: Path) -> None
     assert ["/file"] == [e["endpoint"] for e in _access_lines(out.getvalue())]
 
 
-class _FailingEnd:
-    """A participant whose end of request raises."""
-
-    def begin(self, state: lifecycle.RequestState, environ: object) -> None:
-        del state, environ
-
-    def routed(self, state: lifecycle.RequestState) -> None:
-        del state
-
-    def end(self, state: lifecycle.RequestState, elapsed: float) -> None:
-        del state, elapsed
-        raise RuntimeError("end failed")
-
-    def unnest(self, state: lifecycle.RequestState) -> None:
-        del state
-
-
 def test_a_failing_participant_does_not_cost_another_its_end() -> None:
     """A participant added first that raises at the end: the recorder still counts."""
     app = Flask("failing_end")
-    lifecycle.install(app).add(_FailingEnd())
+    lifecycle.install(app).add(FailingEnd())
     registry = CollectorRegistry()
     Metrics(app, registry=registry)
     app.get("/x")(lambda: "x")

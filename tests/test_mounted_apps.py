@@ -11,9 +11,11 @@ both apps' requests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +38,7 @@ from limone_obs.exporter import workers
 from limone_obs.logging import bind, configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
 from limone_obs.logging.setup import reset_for_tests
-from tests.support import gunicorn_server, per_endpoint, serve, wait_until
+from tests.support import FailingEnd, gunicorn_server, per_endpoint, serve, wait_until
 
 N = c.MetricNames()
 
@@ -182,6 +184,27 @@ def test_the_mounted_apps_request_id_is_the_one_echoed_and_logged(out: io.BytesI
     assert response.headers[c.REQUEST_ID_HEADER] == line["request_id"]
 
 
+def test_a_mounted_apps_metrics_path_is_recorded_by_neither_app(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrape of the mounted app's metrics path through the outer app's wrapper: the
+    mounted app serves its series and records nothing (as for its own metrics path), and
+    the outer app neither counts it as unmatched nor warns that it did not route it."""
+    notes, outer, inner = _mounted_inside(shared=False)
+    client = notes.test_client()
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        scraped = client.get("/admin/metrics", buffered=True)
+        client.get("/search", buffered=True)
+    assert c.MetricNames("admin").requests_total in scraped.text
+    assert {"/search": 1.0} == per_endpoint(generate_latest(outer).decode(), N.requests_total)
+    assert {} == per_endpoint(
+        generate_latest(inner).decode(), c.MetricNames("admin").requests_total
+    )
+    assert [] == [r.getMessage() for r in caplog.records if "did not route" in r.getMessage()]
+    assert [("/search", "/search", 200)] == _access(out)
+    assert 0.0 == _in_flight(outer, N)
+
+
 def test_a_mount_without_the_kit_is_unmatched_and_said_once(
     out: io.BytesIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -293,6 +316,115 @@ def test_a_view_serving_its_own_environ_keeps_its_request(out: io.BytesIO) -> No
     assert 3 == len(set(ids))
     assert "RuntimeError" in json.dumps(by_outer[1].get("exception"))
     assert 0.0 == _in_flight(registry, N)
+
+
+def _by_endpoint(registry: CollectorRegistry, name: str) -> dict[str, float]:
+    """``name``'s samples of ``registry`` summed by their endpoint label."""
+    return per_endpoint(generate_latest(registry).decode(), name)
+
+
+def _lines(out: io.BytesIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -> None:
+    """legacy answers with a generator the view forwards unbuffered: what the generator
+    does while the view's response is sent (a dependency call, a log line, ``bind``) is
+    legacy's request's, and the view's lines stay its own."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    legacy, outer = Flask("legacy"), Flask("outer")
+
+    @legacy.get("/answer")
+    def answer() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "a"
+            with metrics.track(c.DEPENDENCY_AI, "stream"):
+                pass
+            bind(streamed="yes")
+            logging.getLogger("legacy").warning("streaming")
+            yield "b"
+
+        return Response(chunks())
+
+    @outer.get("/<path:rest>")
+    def forward(rest: str) -> Response:
+        return Response.from_app(legacy, request.environ)
+
+    for app in (outer, legacy):
+        metrics.init_app(app)
+        init_app(app)
+    assert b"ab" == outer.test_client().get("/answer", buffered=True).data
+    calls = _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/answer": 1.0} == calls
+    lines = {(e["logger"], e["endpoint"]): e for e in _lines(out)}
+    assert {
+        ("legacy", "/answer"),
+        (c.ACCESS_LOGGER, "/answer"),
+        (c.ACCESS_LOGGER, "/<path:rest>"),
+    } == set(lines)
+    assert "yes" == lines[(c.ACCESS_LOGGER, "/answer")].get("streamed")
+    assert "streamed" not in lines[(c.ACCESS_LOGGER, "/<path:rest>")]
+
+
+def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_fields(
+    out: io.BytesIO,
+) -> None:
+    """A view that calls another instrumented app through that app's test client (an
+    environ of its own, nothing to give back) and then binds: the field is on the view's
+    access line, not lost."""
+    metrics = Metrics(registry=CollectorRegistry())
+    other, outer = _app("other", "/x"), Flask("outer")
+
+    @outer.get("/v")
+    def view() -> str:
+        bind(before="1")
+        other.test_client().get("/x", buffered=True)
+        bind(after="1")
+        return "v"
+
+    for app in (outer, other):
+        metrics.init_app(app)
+        init_app(app)
+    outer.test_client().get("/v", buffered=True)
+    access = {e["endpoint"]: e for e in _lines(out) if e["logger"] == c.ACCESS_LOGGER}
+    assert ("1", "1") == (access["/v"].get("before"), access["/v"].get("after"))
+    assert "after" not in access["/x"]
+
+
+def test_a_nested_request_whose_end_fails_still_gives_the_request_back(
+    out: io.BytesIO,
+) -> None:
+    """The other app's view raises and one of its participants fails at the end: the
+    view that served it its environ gets its request back all the same (its dependency
+    call and ``bind`` after the call are its own)."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    other, outer = Flask("other"), Flask("outer")
+    lifecycle.install(other).add(FailingEnd())
+
+    @other.get("/<path:rest>")
+    def fails(rest: str) -> str:
+        raise ValueError(rest)
+
+    @outer.get("/call/<path:rest>")
+    def view(rest: str) -> str:
+        with contextlib.suppress(RuntimeError):
+            other.wsgi_app(request.environ, lambda *_args: lambda _data: None)
+        with metrics.track(c.DEPENDENCY_DB, "select"):
+            pass
+        bind(after="1")
+        return "v"
+
+    for app in (outer, other):
+        metrics.init_app(app)
+        init_app(app)
+    other.config["PROPAGATE_EXCEPTIONS"] = True
+    assert 200 == outer.test_client().get("/call/x", buffered=True).status_code
+    calls = _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/call/<path:rest>": 1.0} == calls
+    access = {e["endpoint"]: e for e in _lines(out) if e["logger"] == c.ACCESS_LOGGER}
+    assert "1" == access["/call/<path:rest>"].get("after")
 
 
 def test_routed_requests_are_never_said_to_be_unrouted(caplog: pytest.LogCaptureFixture) -> None:
@@ -411,13 +543,15 @@ def test_a_single_process_server_counts_the_mounted_apps_busy_threads(
     Metrics(notes, registry=CollectorRegistry())
     Metrics(admin, registry=CollectorRegistry(), namespace="admin")
     with serve(notes, quiet=True) as url, ThreadPoolExecutor(max_workers=2) as pool:
+        # Busy sums every Metrics alive in this process: another test's may hold some.
+        before = _workers(url)[c.WORKER_BUSY]
         try:
             pending = [pool.submit(requests.get, f"{url}/admin/slow", timeout=30) for _ in "ab"]
             for _ in pending:
                 assert entered.acquire(timeout=10), "an admin request never reached its view"
-            assert {c.WORKER_BUSY: 2.0} == _workers(url)
+            assert {c.WORKER_BUSY: before + 2.0} == _workers(url)
         finally:
             release.set()
         assert [200, 200] == [f.result().status_code for f in pending]
         # Recorded after the last byte: a scrape right after the answers may come first.
-        wait_until(lambda: _workers(url) == {c.WORKER_BUSY: 0.0}, "no busy thread", 10.0)
+        wait_until(lambda: _workers(url) == {c.WORKER_BUSY: before}, "no busy thread", 10.0)

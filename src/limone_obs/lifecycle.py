@@ -81,9 +81,13 @@ class Participant(Protocol):
 
     def unnest(self, state: RequestState) -> None:
         """The app answered ``state`` inside a routed view of another instrumented app
-        that served it its own environ; the view goes on (``state``'s body may still be
+        that served it its environ; the view goes on (``state``'s body may still be
         sent): undo what ``begin`` made current in the context, so the view's own
         request is current again."""
+
+    def reenter(self, state: RequestState) -> Callable[[], None] | None:
+        """A chunk of unnested ``state``'s body is about to be made: make ``state``'s
+        context current again; return what undoes that once the chunk is made (or None)."""
 
 
 class RequestState:
@@ -118,6 +122,7 @@ class RequestState:
     #: handed it to (a ``DispatcherMiddleware`` mount inside the wrapper), else None. The
     #: app that routed the request records it: participants record nothing for a state
     #: with an ``inner`` one (its own counts and access line would repeat that app's).
+    #: A placeholder state when that app does not record the path (its metrics path).
     inner: RequestState | None
     #: The requests of other instrumented apps that a view of this request served its own
     #: environ to (``Response.from_app``), still unended when they gave it back; ended
@@ -174,7 +179,8 @@ class RequestState:
     def _end_nested(self) -> None:
         """End the nested requests still open (their bodies were dropped unclosed), as
         the server's close() would have: their counts and lines are recorded now."""
-        nested, self.nested = self.nested or [], None
+        with TALLY_LOCK:
+            nested, self.nested = self.nested or [], None
         for other in nested:
             if other.start is None:
                 continue
@@ -222,6 +228,41 @@ class RequestState:
                 close()
         finally:
             self.finish()
+
+
+class _SentAs:
+    """The body of a nested request sent after its view got the context back: each chunk
+    is made with that request current in the context again (its generator's dependency
+    calls, log lines and ``bind`` calls are its own: each participant's ``reenter``),
+    then the view's is current again. ``close()`` closes the body."""
+
+    __slots__ = ("_body", "_chunks", "_state")
+
+    def __init__(self, state: RequestState, body: Iterable[bytes]) -> None:
+        self._state = state
+        self._body = body
+        self._chunks: Iterator[bytes] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._chunks is None:
+            self._chunks = iter(self._body)
+        state = self._state
+        token = _CURRENT.set(state)
+        undo = [u for reenter in state._lifecycle.reenters if (u := reenter(state)) is not None]
+        try:
+            return next(self._chunks)
+        finally:
+            for step in reversed(undo):
+                step()
+            _CURRENT.reset(token)
+
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
 
 
 #: The state of the request this context serves (set on arrival, never reset: a streamed
@@ -416,6 +457,7 @@ class Lifecycle:
         self.routeds: tuple[Any, ...] = ()
         self.ends: tuple[Any, ...] = ()
         self.unnests: tuple[Any, ...] = ()
+        self.reenters: tuple[Any, ...] = ()
         #: Paths no participant records, and the mounts: one set lookup per request.
         self._skip: frozenset[str] = frozenset()
         self._excluded: list[frozenset[str]] = []
@@ -431,6 +473,7 @@ class Lifecycle:
         self.routeds = (*self.routeds, participant.routed)
         self.ends = (*self.ends, participant.end)
         self.unnests = (*self.unnests, participant.unnest)
+        self.reenters = (*self.reenters, participant.reenter)
         self._excluded.append(excluded)
         self._update_skip()
 
@@ -447,6 +490,12 @@ class Lifecycle:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
             _set_current(None)
+            outer = environ.get(STATE_KEY)
+            if outer is not None and outer.start is not None and outer.endpoint is None:
+                # A path this app does not record (its metrics path), handed on by another
+                # instrumented app's wrapper (a mount inside it): that app records it
+                # neither (as it does not record its own metrics path).
+                outer.inner = _UNRECORDED
             mounted = self.mounts.get(path)
             return (mounted or self.wsgi_app)(environ, start_response)
         if self.app.request_class is not self.request_class:
@@ -490,34 +539,43 @@ class Lifecycle:
         except BaseException as exc:
             state.status = "500"
             state.record_exception(exc)
-            state.finish()
-            if outer is not None:
-                self._give_back(outer, state, environ)
+            try:
+                state.finish()
+            finally:
+                if outer is not None:
+                    self._give_back(outer, state, environ)
             raise
-        if outer is not None:
-            self._give_back(outer, state, environ)
         # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
         if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
+            if outer is not None:
+                self._give_back(outer, state, environ)
             return body
         state._body = body
+        if outer is not None:
+            self._give_back(outer, state, environ)
         return state
 
     def _give_back(
         self, outer: RequestState, state: RequestState, environ: WSGIEnvironment
     ) -> None:
         """Once this app has routed and answered ``state`` (its body may still be sent),
-        give the environ and the context back to ``outer``, the request of the routed view
-        that served its very environ to this app (``Response.from_app(app,
-        request.environ)``): what that view does next (dependency calls, ``bind``, an
-        exception) is its own request's. A request handed over before the outer app routed
-        it (a mount) keeps them: the outer app's Flask never sees it."""
+        give the context back to ``outer``, the request of the routed view that served
+        this app its environ (``Response.from_app(app, request.environ)`` serves a copy; a
+        direct call the environ itself, whose ``STATE_KEY`` goes back too): what that view
+        does next (dependency calls, ``bind``, an exception) is its own request's. The body
+        still to be sent is made with ``state`` current again (its dependency calls are
+        its own). A request handed over before the outer app routed it (a mount) keeps
+        all: the outer app's Flask never sees it."""
         if outer.inner is state:
             return
-        if state.start is not None:
-            if outer.nested is None:
-                outer.nested = [state]
-            else:
-                outer.nested.append(state)
+        if state.start is not None and outer.start is not None:
+            with TALLY_LOCK:  # a view may serve other apps from several threads at once
+                if outer.nested is None:
+                    outer.nested = [state]
+                else:
+                    outer.nested.append(state)
+            if hasattr(state, "_body"):
+                state._body = _SentAs(state, state._body)
         for unnest in self.unnests:
             unnest(state)
         if environ.get(STATE_KEY) is state:
@@ -592,6 +650,12 @@ class Lifecycle:
         state = request.environ.get(STATE_KEY)
         if state is not None:
             state.record_exception(exception)
+
+
+#: ``RequestState.inner`` of a request handed on to a path the mounted app does not
+#: record (its metrics path, its excluded paths): no app records it.
+_UNRECORDED = _new(RequestState)
+_UNRECORDED.start = None
 
 
 def install(app: Flask) -> Lifecycle:

@@ -150,6 +150,9 @@ class RequestRecorder:
     def unnest(self, state: RequestState) -> None:
         """Nothing to give back: the recorder keeps no per-request data in the context."""
 
+    def reenter(self, state: RequestState) -> None:
+        """Nothing to make current: the lifecycle's own context variable suffices."""
+
     def _record_rare(self, state: RequestState, recorded: Any, elapsed: float) -> None:
         """Record a request that was not routed, carries a trace context or raised."""
         traced = recorded if type(recorded) is _Traced else None

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, request
@@ -399,6 +400,15 @@ class AccessLog:
         if log is not None and log.token is not None:
             _leave_context(log)
 
+    def reenter(self, state: RequestState) -> Callable[[], None] | None:
+        """Make this request's log context current again while a chunk of its body is
+        made after unnest() (its lines and ``bind`` calls are its own)."""
+        log = state.log
+        if log is None:
+            return None
+        token = _context.replace_context(log.context)
+        return partial(_reset_context, token)
+
 
 def _leave_context(log: RequestLog) -> None:
     """Restore the log context (and structlog's) that was current before ``log``'s
@@ -509,10 +519,11 @@ def _access_line(
     context = _context.get_context()
     # The usual case: the request's fields (what begin() bound, or a bind() in the view).
     if context is not log.context and (
-        context.get(c.LOG_REQUEST_ID) != log.request_id or lifecycle.this_request() is not state
+        context.get(c.LOG_REQUEST_ID) != log.request_id or log.token is None
     ):
-        # Ended from another context (another thread's, or the request of a view that
-        # served this one, with the same id): use only this request's fields.
+        # Ended from another context (another thread's, or, once unnest() gave it back,
+        # that of the view that served this request, with the same id): use only this
+        # request's fields.
         context = log.context
     # The context was redacted when bound and holds no core field (bind() renames them).
     fields = {**context}
