@@ -189,19 +189,34 @@ def test_a_mounted_apps_metrics_path_is_recorded_by_neither_app(
 ) -> None:
     """A scrape of the mounted app's metrics path through the outer app's wrapper: the
     mounted app serves its series and records nothing (as for its own metrics path), and
-    the outer app neither counts it as unmatched nor warns that it did not route it."""
-    notes, outer, inner = _mounted_inside(shared=False)
+    the outer app neither counts it as unmatched (nor as a request of its calls-per-
+    request series) nor warns that it did not route it."""
+    notes, admin = _app("notes", "/search"), _app("admin", "/users/<int:n>")
+    notes.wsgi_app = DispatcherMiddleware(notes.wsgi_app, {"/admin": admin})  # type: ignore[method-assign]
+    outer, inner = CollectorRegistry(), CollectorRegistry()
+    metrics = Metrics(notes, registry=outer)
+    Metrics(admin, registry=inner, namespace="admin")
+    init_app(notes)
+    init_app(admin)
+
+    @notes.before_request
+    def load_session() -> None:  # a dependency call on every request, 404s included
+        with metrics.track(c.DEPENDENCY_DB, "session"):
+            pass
+
     client = notes.test_client()
     with caplog.at_level(logging.WARNING, logger="limone_obs"):
-        scraped = client.get("/admin/metrics", buffered=True)
-        client.get("/search", buffered=True)
-    assert c.MetricNames("admin").requests_total in scraped.text
-    assert {"/search": 1.0} == per_endpoint(generate_latest(outer).decode(), N.requests_total)
-    assert {} == per_endpoint(
-        generate_latest(inner).decode(), c.MetricNames("admin").requests_total
-    )
+        client.get("/nowhere", buffered=True)
+        scraped = [client.get("/admin/metrics", buffered=True).text for _ in range(2)]
+    assert all(c.MetricNames("admin").requests_total in text for text in scraped)
+    notes_text = generate_latest(outer).decode()
+    assert {c.ENDPOINT_UNMATCHED: 1.0} == per_endpoint(notes_text, N.requests_total)
+    per_request = per_endpoint(notes_text, N.dependency_calls_per_request_count)
+    assert {c.ENDPOINT_UNMATCHED: 1.0} == per_request
+    admin_text = generate_latest(inner).decode()
+    assert {} == per_endpoint(admin_text, c.MetricNames("admin").requests_total)
     assert [] == [r.getMessage() for r in caplog.records if "did not route" in r.getMessage()]
-    assert [("/search", "/search", 200)] == _access(out)
+    assert [("/nowhere", c.ENDPOINT_UNMATCHED, 404)] == _access(out)
     assert 0.0 == _in_flight(outer, N)
 
 
@@ -329,42 +344,61 @@ def _lines(out: io.BytesIO) -> list[dict[str, Any]]:
 
 def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -> None:
     """legacy answers with a generator the view forwards unbuffered: what the generator
-    does while the view's response is sent (a dependency call, a log line, ``bind``) is
-    legacy's request's, and the view's lines stay its own."""
+    does while the view's response is sent (a dependency call, a log line, ``bind``,
+    after serving a third app) and what its close does are legacy's request's, and the
+    view's lines stay its own."""
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
     legacy, outer = Flask("legacy"), Flask("outer")
 
+    third = _app("third", "/t")
+
     @legacy.get("/answer")
     def answer() -> Response:
+        environ = dict(request.environ, PATH_INFO="/t")
+
         def chunks() -> Iterator[str]:
             yield "a"
+            # Another app served from the generator: the context goes back to legacy's.
+            Response.from_app(third, environ, buffered=True)
             with metrics.track(c.DEPENDENCY_AI, "stream"):
                 pass
             bind(streamed="yes")
             logging.getLogger("legacy").warning("streaming")
             yield "b"
 
-        return Response(chunks())
+        def cleanup() -> None:
+            with metrics.track(c.DEPENDENCY_DB, "cleanup"):
+                pass
+            logging.getLogger("legacy").warning("closed")
+
+        response = Response(chunks())
+        response.call_on_close(cleanup)
+        return response
 
     @outer.get("/<path:rest>")
     def forward(rest: str) -> Response:
         return Response.from_app(legacy, request.environ)
 
-    for app in (outer, legacy):
+    for app in (outer, legacy, third):
         metrics.init_app(app)
         init_app(app)
     assert b"ab" == outer.test_client().get("/answer", buffered=True).data
     calls = _by_endpoint(registry, N.dependency_calls_per_request_sum)
-    assert {"/answer": 1.0} == calls
-    lines = {(e["logger"], e["endpoint"]): e for e in _lines(out)}
+    assert {"/answer": 2.0} == calls  # the stream's AI call and the close's DB call
+    lines = {(e["logger"], e["endpoint"], e["message"]): e for e in _lines(out)}
     assert {
-        ("legacy", "/answer"),
-        (c.ACCESS_LOGGER, "/answer"),
-        (c.ACCESS_LOGGER, "/<path:rest>"),
+        ("legacy", "/answer", "streaming"),
+        ("legacy", "/answer", "closed"),
+        (c.ACCESS_LOGGER, "/t", "request finished"),
+        (c.ACCESS_LOGGER, "/answer", "request finished"),
+        (c.ACCESS_LOGGER, "/<path:rest>", "request finished"),
     } == set(lines)
-    assert "yes" == lines[(c.ACCESS_LOGGER, "/answer")].get("streamed")
-    assert "streamed" not in lines[(c.ACCESS_LOGGER, "/<path:rest>")]
+    access = {
+        endpoint: e for (logger, endpoint, _), e in lines.items() if logger == c.ACCESS_LOGGER
+    }
+    assert "yes" == access["/answer"].get("streamed")
+    assert "streamed" not in access["/<path:rest>"]
 
 
 def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_fields(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from operator import attrgetter
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from flask import Flask, Request, has_request_context, request
 from flask.signals import got_request_exception
@@ -51,6 +51,7 @@ EXTENSION_KEY = "limone_obs.lifecycle"
 #: Key of the per-request :class:`RequestState` in the WSGI environ.
 STATE_KEY = "limone_obs.request"
 _new = object.__new__
+_T = TypeVar("_T")
 #: Set on the request classes :func:`routing_request_class` makes (and their subclasses).
 ROUTING_MARK = "limone_obs_routing_hook"
 logger = logging.getLogger("limone_obs")
@@ -232,9 +233,9 @@ class RequestState:
 
 class _SentAs:
     """The body of a nested request sent after its view got the context back: each chunk
-    is made with that request current in the context again (its generator's dependency
-    calls, log lines and ``bind`` calls are its own: each participant's ``reenter``),
-    then the view's is current again. ``close()`` closes the body."""
+    is made, and the body closed, with that request current in the context again (what
+    its generator, its cleanup and its ``call_on_close`` functions call, log and bind is
+    its own: each participant's ``reenter``), then the view's is current again."""
 
     __slots__ = ("_body", "_chunks", "_state")
 
@@ -249,20 +250,23 @@ class _SentAs:
     def __next__(self) -> bytes:
         if self._chunks is None:
             self._chunks = iter(self._body)
-        state = self._state
-        token = _CURRENT.set(state)
-        undo = [u for reenter in state._lifecycle.reenters if (u := reenter(state)) is not None]
-        try:
-            return next(self._chunks)
-        finally:
-            for step in reversed(undo):
-                step()
-            _CURRENT.reset(token)
+        return self._as_current(self._chunks.__next__)
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)
         if close is not None:
-            close()
+            self._as_current(close)
+
+    def _as_current(self, step: Callable[[], _T]) -> _T:
+        state = self._state
+        token = _CURRENT.set(state)
+        undo = [u for reenter in state._lifecycle.reenters if (u := reenter(state)) is not None]
+        try:
+            return step()
+        finally:
+            for leave in reversed(undo):
+                leave()
+            _CURRENT.reset(token)
 
 
 #: The state of the request this context serves (set on arrival, never reset: a streamed
@@ -524,6 +528,8 @@ class Lifecycle:
             # records nothing. (A view that serves its environ to another app was routed:
             # both record their own.)
             outer.inner = state
+        # What a nested request gives the context back to (see _give_back).
+        previous = _get_current() if outer is not None else None
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)
@@ -543,37 +549,47 @@ class Lifecycle:
                 state.finish()
             finally:
                 if outer is not None:
-                    self._give_back(outer, state, environ)
+                    self._give_back(outer, state, environ, previous)
             raise
         # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
         if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
             if outer is not None:
-                self._give_back(outer, state, environ)
+                self._give_back(outer, state, environ, previous)
             return body
         state._body = body
         if outer is not None:
-            self._give_back(outer, state, environ)
+            self._give_back(outer, state, environ, previous)
         return state
 
     def _give_back(
-        self, outer: RequestState, state: RequestState, environ: WSGIEnvironment
+        self,
+        outer: RequestState,
+        state: RequestState,
+        environ: WSGIEnvironment,
+        previous: RequestState | None,
     ) -> None:
         """Once this app has routed and answered ``state`` (its body may still be sent),
-        give the context back to ``outer``, the request of the routed view that served
-        this app its environ (``Response.from_app(app, request.environ)`` serves a copy; a
-        direct call the environ itself, whose ``STATE_KEY`` goes back too): what that view
-        does next (dependency calls, ``bind``, an exception) is its own request's. The body
-        still to be sent is made with ``state`` current again (its dependency calls are
-        its own). A request handed over before the outer app routed it (a mount) keeps
-        all: the outer app's Flask never sees it."""
+        give the context back to the request current before it (``previous``, else
+        ``outer``): that of the routed view that served this app its environ
+        (``Response.from_app(app, request.environ)`` serves a copy; a direct call the
+        environ itself, whose ``STATE_KEY`` goes back to ``outer`` too), or of a nested
+        body being sent. What that view does next (dependency calls, ``bind``, an
+        exception) is its own request's. The body still to be sent is made with
+        ``state`` current again (:class:`_SentAs`). A request handed over before the
+        outer app routed it (a mount) keeps all: the outer app's Flask never sees it.
+
+        ``state``, still open, is ended with ``outer`` at the latest (``nested``); if
+        ``outer`` ends in another thread meanwhile, ``state`` ends by itself only.
+        """
         if outer.inner is state:
             return
-        if state.start is not None and outer.start is not None:
+        if state.start is not None:
             with TALLY_LOCK:  # a view may serve other apps from several threads at once
-                if outer.nested is None:
-                    outer.nested = [state]
-                else:
-                    outer.nested.append(state)
+                if outer.start is not None:
+                    if outer.nested is None:
+                        outer.nested = [state]
+                    else:
+                        outer.nested.append(state)
             if hasattr(state, "_body"):
                 state._body = _SentAs(state, state._body)
         for unnest in self.unnests:
@@ -581,7 +597,7 @@ class Lifecycle:
         if environ.get(STATE_KEY) is state:
             environ[STATE_KEY] = outer
         if _get_current() is state:
-            _set_current(outer)
+            _set_current(previous if previous is not None else outer)
 
     def _request_class_changed(self) -> None:
         """``app.request_class`` was set after install: keep routing, and say how.
