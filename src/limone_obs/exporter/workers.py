@@ -288,22 +288,21 @@ class WorkersCollector:
             # (Metrics.exposition_registry).
             publish_slots()
         try:
-            read = self._read()
+            busy, spaces = self._read()
         except Exception as exc:  # a broken file must not fail the whole scrape
             _failsafe.report("worker saturation", exc)
             return
-        busy = read[0]
-        for names, slots in read[1]:
+        for names, slots in spaces:
             family = _family(names)
             family.add_metric((c.WORKER_BUSY,), busy)
             if slots:
                 family.add_metric((c.WORKER_IDLE,), max(0.0, slots - busy))
             yield family
-        slots = read[1][0][1]
-        if slots and not self._metrics.multiprocess:
+        own_slots = spaces[0][1]
+        if own_slots and not self._metrics.multiprocess:
             # One process has no file to carry them (set_slots on a threaded server such as
             # waitress): the saturation panel and alert read this series.
-            yield GaugeMetricFamily(self._names.worker_threads, SLOTS_HELP, value=slots)
+            yield GaugeMetricFamily(self._names.worker_threads, SLOTS_HELP, value=own_slots)
 
     def _read(self) -> tuple[float, list[tuple[c.MetricNames, float]]]:
         """(requests in flight, [(namespace, its request slots)]) over the live processes:
