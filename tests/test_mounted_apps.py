@@ -342,6 +342,32 @@ def _lines(out: io.BytesIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+def test_a_dropped_nested_answer_ends_within_its_views_request(out: io.BytesIO) -> None:
+    """A view that keeps legacy's unbuffered answer and fails: legacy's request (its close
+    included, 50 ms here) ends with the view's, whose duration holds it."""
+    metrics = Metrics(registry=CollectorRegistry())
+    legacy, outer = Flask("legacy"), Flask("outer")
+
+    @legacy.get("/<path:rest>")
+    def answer(rest: str) -> Response:
+        response = Response(rest)
+        response.call_on_close(lambda: time.sleep(0.05))
+        return response
+
+    @outer.get("/keep/<path:rest>")
+    def keep(rest: str) -> str:
+        kept = Response.from_app(legacy, request.environ)
+        raise RuntimeError(f"after {kept.status}")
+
+    for app in (outer, legacy):
+        metrics.init_app(app)
+        init_app(app)
+    assert 500 == outer.test_client().get("/keep/x", buffered=True).status_code
+    access = {e["endpoint"]: e for e in _lines(out) if e["logger"] == c.ACCESS_LOGGER}
+    assert access["/<path:rest>"]["duration"] >= 0.05
+    assert access["/keep/<path:rest>"]["duration"] >= access["/<path:rest>"]["duration"]
+
+
 def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -> None:
     """legacy answers with a generator the view forwards unbuffered: what the generator
     does while the view's response is sent (a dependency call, a log line, ``bind``,

@@ -163,9 +163,9 @@ class RequestState:
         if start is None:
             return
         self.start = None
-        elapsed = perf_counter() - start
         if self.nested is not None:
-            self._end_nested()
+            self._end_nested()  # first: a request lasts as long as those nested in it
+        elapsed = perf_counter() - start
         if self.endpoint is None and self.inner is None and self.exception is None:
             self._lifecycle.unrouted(self)  # answered by WSGI middleware, not by Flask
         failed: BaseException | None = None
