@@ -139,11 +139,11 @@ class RequestRecorder:
                 self._record_rare(state, recorded, elapsed)
         except Exception as exc:  # metrics must never fail a response
             _failsafe.report("request recording", exc)
-        if state.inner is not None:
-            return  # the app it was handed on to records it (or none: its metrics path)
         per_request = self.instruments.per_request
         if state.tally is None and not per_request.seen:
             return  # no dependency call in this request, nor ever one to record as 0
+        if state.inner is not None:
+            return  # the app it was handed on to records it (or none: its metrics path)
         # The one place that knows the request's endpoint and its end (never raises).
         route = recorded.children if type(recorded) is _Traced else recorded
         route = route if type(route) is RequestChildren else None
