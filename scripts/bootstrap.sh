@@ -3,7 +3,8 @@
 # - as root on Debian: Prometheus, Alertmanager, Redis (and the python venv module) via apt;
 #   for the tests also docker-compose and nginx (LIMONE_OBS_WITH_COMPOSE=1) and chromium with its
 #   driver (LIMONE_OBS_WITH_BROWSER=1);
-# - always: a virtualenv in .venv with limone-obs and its dev dependencies.
+# - always: a virtualenv in .venv with limone-obs and its dev dependencies, at the releases
+#   of scripts/constraints.txt.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -58,13 +59,16 @@ if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
 fi
 # The extras to install: the demo needs only the stack's (LIMONE_OBS_EXTRAS=stack), the
 # tests the development tools (the default). Reinstall when pyproject.toml changed since
-# the last install, or when these extras are not among those installed.
+# the last install, or when these extras are not among those installed. The releases are
+# those of scripts/constraints.txt (what the suite last passed with), not the newest.
 extras=${LIMONE_OBS_EXTRAS:-dev}
 marker=.venv/.limone-obs-installed
-if [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ] || ! grep -qx "$extras" "$marker"; then
+if [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ] \
+  || [ scripts/constraints.txt -nt "$marker" ] || ! grep -qx "$extras" "$marker"; then
   echo "bootstrap: pip install -e .[$extras] (quiet)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check \
+    --constraint scripts/constraints.txt -e ".[$extras]"
   # dev includes stack: a dev install serves the demo too.
   if [ "$extras" = dev ]; then printf 'dev\nstack\n' > "$marker"; else echo "$extras" >> "$marker"; fi
 fi
