@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
 
 from limone_obs import conventions as c
 from limone_obs import health
-from limone_obs.exporter import health_series
+from limone_obs.exporter import Metrics, health_series
 from tests.exporter.helpers import make_app, value
 from tests.support import ROOT
 
@@ -154,3 +156,26 @@ def test_multiprocess_scrape_shows_problems_and_dropped_lines(mp_in_process: Pat
         time.sleep(0.05)
     assert 2.0 == value(metrics, DROPPED, {})
     assert any(p.name.startswith("gauge_livemax_") for p in mp_in_process.iterdir())
+
+
+def test_one_multiprocess_scrape_shows_this_worker_s_problems_in_every_namespace(
+    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps of one server (one namespace each): a scrape of either path serves both
+    namespaces' file series, and both problem gauges carry this worker's problems, also
+    when the worker cannot write them to its files (storage full: simulated here by a
+    writer that never writes)."""
+    monkeypatch.setattr(health_series.MultiprocessHealth, "changed", lambda _self: None)
+    _, metrics = make_app()
+    other = Metrics(Flask("shop"), registry=CollectorRegistry(), namespace="shop")
+    assert metrics.multiprocess
+    assert other.multiprocess
+    health.report_problem(c.PROBLEM_STORAGE_FULL, "full")
+    full = {c.LABEL_PROBLEM: c.PROBLEM_STORAGE_FULL}
+    shop = health_series.problems_name("shop")
+    unwritable = {c.LABEL_PROBLEM: c.PROBLEM_STORAGE_UNWRITABLE}
+    for scraped in (metrics, other):
+        assert (1.0, 1.0) == (value(scraped, PROBLEMS, full), value(scraped, shop, full))
+        assert (0.0, 0.0) == (
+            value(scraped, PROBLEMS, unwritable), value(scraped, shop, unwritable)
+        )  # fmt: skip

@@ -94,6 +94,12 @@ class MultiprocessHealth:
                 series = cls._instances[(namespace, path)] = cls(namespace)
         return series
 
+    @classmethod
+    def namespaces_under(cls, path: str) -> list[str]:
+        """The namespaces whose series this process writes below ``path``."""
+        with cls._guard:
+            return [namespace for namespace, where in cls._instances if where == path]
+
     def __init__(self, namespace: str) -> None:
         # registry=None: the values reach scrapes through the files, not a registry.
         self._problems = Gauge(
@@ -162,17 +168,20 @@ def families(namespace: str) -> list[Family]:
     ]
 
 
-def merge_local_problems(families: Iterable[Metric], namespace: str) -> Iterator[Metric]:
-    """Yield ``families`` with this process's own problems raised to 1 in the problems gauge."""
-    name = problems_name(namespace)
+def merge_local_problems(families: Iterable[Metric], namespaces: list[str]) -> Iterator[Metric]:
+    """Yield ``families`` with this process's own problems raised to 1 in the problems
+    gauge of each of ``namespaces`` (a gauge of them that no file holds is added).
+
+    The problems are the process's, not a namespace's (one storage, one log sink): each
+    namespace's gauge shows them.
+    """
+    unseen = {problems_name(namespace): namespace for namespace in namespaces}
     local = health.problems()
-    seen = False
     for family in families:
-        if family.name == name:
-            seen = True
+        if unseen.pop(family.name, None) is not None:
             family.samples = [_raised(sample, local) for sample in family.samples]
         yield family
-    if not seen:
+    for namespace in unseen.values():
         yield _local_gauge(namespace, local)
 
 
@@ -190,16 +199,23 @@ def _local_gauge(namespace: str, local: dict[str, str]) -> GaugeMetricFamily:
 
 
 class WithLocalProblems:
-    """Collector wrapper: ``inner``'s families with :func:`merge_local_problems` applied."""
+    """Collector wrapper: ``inner``'s families with :func:`merge_local_problems` applied,
+    for ``namespace`` and every other namespace this process writes below ``path`` (a
+    scrape of one app's metrics path serves the file series of every app of the server)."""
 
-    def __init__(self, inner: object, namespace: str) -> None:
+    def __init__(self, inner: object, namespace: str, path: str) -> None:
         self._inner = inner
         self._namespace = namespace
+        self._path = path
 
     def collect(self) -> Iterator[Metric]:
         """Yield the inner collector's families, this process's problems merged in."""
         families = self._inner.collect()  # type: ignore[attr-defined]
-        yield from merge_local_problems(families, self._namespace)
+        namespaces = [self._namespace]
+        for other in MultiprocessHealth.namespaces_under(self._path):
+            if other not in namespaces:
+                namespaces.append(other)
+        yield from merge_local_problems(families, namespaces)
 
 
 def catalogue_rows(namespace: str) -> list[str]:

@@ -99,8 +99,9 @@ def exposition_registry(
 
     ``fast`` (the fast path is on): the flat collector, which also reads the compaction
     archive; else prometheus-client's own ``MultiProcessCollector``. This process's own
-    problems (``<namespace>_exporter_problems``) are merged in: a worker whose storage is
-    full cannot write them to its files. Each scrape first calls ``before`` (it must not
+    problems are merged in (``<namespace>_exporter_problems``, and that of every other
+    namespace it writes below ``path``): a worker whose storage is full cannot write them
+    to its files. Each scrape first calls ``before`` (it must not
     raise), then, if ``retire_dead``, drops the live gauges of processes that are gone
     (:func:`retire_dead_live`: for a server's own directory, not files copied elsewhere).
     ``own`` returns the kit's series: both collectors then leave out, and report, the
@@ -113,7 +114,7 @@ def exposition_registry(
     if before is not None or retire_dead:
         registry.register(_BeforeScrape(path, before, retire_dead))
     files: Any = FlatCollector(path, own) if fast else StartedFilesCollector(path, own)
-    registry.register(health_series.WithLocalProblems(files, namespace))
+    registry.register(health_series.WithLocalProblems(files, namespace, path))
     return registry
 
 
