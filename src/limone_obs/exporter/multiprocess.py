@@ -101,8 +101,8 @@ def exposition_registry(
     archive; else prometheus-client's own ``MultiProcessCollector``. This process's own
     problems are merged in (``<namespace>_exporter_problems``, and that of every other
     namespace it writes below ``path``): a worker whose storage is full cannot write them
-    to its files. Each scrape first calls ``before`` (it must not
-    raise), then, if ``retire_dead``, drops the live gauges of processes that are gone
+    to its files. Each scrape first calls ``before`` (it must not raise), then, if
+    ``retire_dead``, drops the live gauges of processes that are gone
     (:func:`retire_dead_live`: for a server's own directory, not files copied elsewhere).
     ``own`` returns the kit's series: both collectors then leave out, and report, the
     samples of other metrics stored under their names (:mod:`.name_clash`).
