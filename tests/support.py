@@ -22,7 +22,7 @@ import pytest
 import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
 
 from limone_obs import lifecycle
 from limone_obs.stack import configs, procs
@@ -62,17 +62,33 @@ class _QuietHandler(WSGIRequestHandler):
 def serve(app: Flask, *, quiet: bool = False) -> Iterator[str]:
     """Serve ``app`` threaded on a free 127.0.0.1 port; yield its base URL; stop on exit.
 
+    On exit the request threads still running are waited for (10 s at most in all):
+    werkzeug's are daemon threads that may still be ending a request (its metrics, its
+    access line) after the client got the last byte.
+
     ``quiet`` drops werkzeug's line per request (tests that send many requests).
     """
     handler = _QuietHandler if quiet else None
     server = make_server(procs.LOOPBACK, 0, app, threaded=True, request_handler=handler)
+    assert isinstance(server, ThreadedWSGIServer)
+    requests_served: list[threading.Thread] = []
+    serve_one = server.process_request_thread
+
+    def tracked(request: Any, client_address: Any) -> None:
+        requests_served.append(threading.current_thread())
+        serve_one(request, client_address)
+
+    server.process_request_thread = tracked  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://{procs.LOOPBACK}:{server.server_port}"
     finally:
         server.shutdown()
+        deadline = time.monotonic() + 10
         thread.join(timeout=10)
+        for served in list(requests_served):
+            served.join(timeout=max(0.0, deadline - time.monotonic()))
         server.server_close()
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask, Response
 
 from limone_obs.errors import StackError
 from limone_obs.stack import procs
@@ -114,3 +116,25 @@ def test_a_server_that_fails_otherwise_is_not_started_again(tmp_path: Path) -> N
     with pytest.raises(StackError) as raised, on_a_free_port(start, ready):
         pass
     assert (1, False) == (len(starts), isinstance(raised.value, procs.PortInUseError))
+
+
+def test_serve_waits_for_the_request_threads_still_ending_a_request() -> None:
+    """The client has the whole body before the server's request thread closes the
+    response (where the kit records it): serve() returns only after that thread ended."""
+    app = Flask("serve_waits")
+    closed: list[str] = []
+
+    def slow_close() -> None:
+        time.sleep(0.5)
+        closed.append("closed")
+
+    @app.get("/")
+    def index() -> Response:
+        response = Response("done")
+        response.call_on_close(slow_close)
+        return response
+
+    with support.serve(app, quiet=True) as base:
+        assert "done" == requests.get(base, timeout=10).text
+        assert [] == closed  # still closing: the wait below is serve()'s
+    assert ["closed"] == closed
