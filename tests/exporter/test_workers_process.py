@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from limone_obs.exporter import multiprocess, process, workers
+from limone_obs.exporter import _failsafe, multiprocess, process, workers
 from tests.support import ROOT, gunicorn_server, metric_sum, serve, settled
 
 pytestmark = pytest.mark.integration
@@ -398,3 +398,23 @@ def test_single_process_reports_busy_only() -> None:
         release.set()
         assert [f.result().status_code for f in futures] == [200, 200]
         assert until(lambda: state() == {c.WORKER_BUSY: 0.0})
+
+
+def test_a_gc_count_the_storage_refuses_does_not_fail_the_scrape(
+    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The GC counts are written to the worker's files at each scrape: a write the storage
+    refuses (full) is reported, and the scrape still serves every other series."""
+
+    def refused() -> None:
+        raise OSError(28, "No space left on device")
+
+    app = Flask("gc_refused")
+    Metrics(app, registry=CollectorRegistry())
+    monkeypatch.setattr(process._GC, "flush", refused)
+    monkeypatch.setattr(_failsafe, "_last", {})
+    scraped = app.test_client().get("/metrics")
+    assert 200 == scraped.status_code
+    names = {f.name for f in text_string_to_metric_families(scraped.get_data(as_text=True))}
+    assert "process_resident_memory_bytes" in names
+    assert any("GC counting" in r.getMessage() for r in caplog.records)

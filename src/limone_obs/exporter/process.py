@@ -252,10 +252,13 @@ class ServerProcessCollector:
         except Exception as exc:  # /proc trouble must not fail the whole scrape
             _failsafe.report("process metrics", exc)
             return
-        # Idempotent; starts counting in a worker forked without Python's fork hooks,
-        # which register() left alone (see there).
-        _GC.start()
-        _GC.flush()
+        try:
+            # Idempotent; starts counting in a worker forked without Python's fork hooks,
+            # which register() left alone (see there).
+            _GC.start()
+            _GC.flush()
+        except Exception as exc:  # a storage that refuses the write must not fail the scrape
+            _failsafe.report("GC counting", exc)
         yield from found
 
 
