@@ -180,6 +180,7 @@ def test_dead_pids_skips_live_processes(mpdir: Path) -> None:
     assert {gone.pid} == compaction.dead_pids(str(mpdir), [4_000_000])
 
 
+@pytest.mark.fast_path
 def test_child_exit_hook_compacts_the_worker(
     mpdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,6 +299,7 @@ class _Log:
         self.errors.append(message % args)
 
 
+@pytest.mark.fast_path
 def test_child_exit_logs_a_failure_and_keeps_the_files(
     mpdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

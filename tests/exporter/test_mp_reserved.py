@@ -29,6 +29,7 @@ def _fresh_health() -> Iterator[None]:
     health.reset()
 
 
+@pytest.mark.fast_path
 def test_prometheus_client_creates_reserved_files() -> None:
     """Importing the exporter makes prometheus-client's multiprocess values reserve space."""
     assert values.MmapedDict is ReservedMmapedDict  # type: ignore[attr-defined]
@@ -112,6 +113,7 @@ print(sorted(health.problems()))
 """
 
 
+@pytest.mark.fast_path
 def test_a_process_filling_the_disk_lives_on(tmp_path: Path) -> None:
     """A multiprocess counter on a filesystem that fills up: the process ends normally."""
     with small_tmpfs(tmp_path / "mp", "128k") as mp:

@@ -21,13 +21,24 @@ STATUSES = ("200", "200", "404", "500", "200", "404", "200", "200")
 
 @pytest.fixture
 def mp_value_class(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Restore prometheus-client's value class and its environment after the test."""
+    """Restore prometheus-client's value class and its environment after the test, and
+    close the files of the value classes the test made (theirs only: the kit's
+    process-wide series, such as the GC counts, keep the files they write to)."""
     monkeypatch.setattr(values, "ValueClass", values.ValueClass)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    made: list[Any] = []
+    make = values.MultiProcessValue
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        made.append(make(*args, **kwargs))  # type: ignore[no-untyped-call]
+        return made[-1]
+
+    monkeypatch.setattr(values, "MultiProcessValue", recorded)
     yield
-    close = getattr(values, "close_all_multiprocess_files", None)  # since 0.26
-    if close is not None:
-        close()
+    for value_class in made:
+        close = getattr(value_class, "close_all_files", None)  # since 0.26
+        if close is not None:
+            close()
 
 
 class Series:

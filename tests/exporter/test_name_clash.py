@@ -24,6 +24,7 @@ from limone_obs import Metrics, health
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe, catalogue, health_series, name_clash
 from tests.exporter.clash_app import NAMESPACE, OLD_HELP
+from tests.exporter.helpers import UNTESTED_CLIENT
 from tests.support import gunicorn_server, wait_until
 
 N = c.MetricNames(NAMESPACE)
@@ -36,6 +37,8 @@ REQUESTS = 3
 @pytest.fixture(params=["1", "0"], ids=["fast-path", "public-api"])
 def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """The fast path on, then off (prometheus-client's public API and collector)."""
+    if request.param == "1" and UNTESTED_CLIENT is not None:
+        pytest.skip(UNTESTED_CLIENT)
     monkeypatch.setenv(c.ENV_FAST_PATH, request.param)
     return bool(request.param == "1")
 
