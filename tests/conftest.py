@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, UNTESTED_CLIENT
 
 
 @pytest.fixture
@@ -27,3 +27,12 @@ def clean_multiproc_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     os.environ.pop("prometheus_multiproc_dir", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the ``fast_path`` tests where the fast path is never selected."""
+    if UNTESTED_CLIENT is None:
+        return
+    for item in items:
+        if item.get_closest_marker("fast_path") is not None:
+            item.add_marker(pytest.mark.skip(reason=UNTESTED_CLIENT))

@@ -25,9 +25,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler, make_server
 
 from limone_obs import lifecycle
+from limone_obs.exporter import fast_path
 from limone_obs.stack import configs, procs
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Why a ``fast_path`` test cannot run (None: it can). On a prometheus-client release the
+#: fast path was not tested with (./scripts/compat with a new release), the exporter uses
+#: the public API: those tests skip, and test_tested_release_uses_the_fast_path fails
+#: saying what to do. CI installs a tested release (scripts/constraints.txt).
+UNTESTED_CLIENT = (
+    None
+    if fast_path.tested_client()
+    else f"prometheus-client {fast_path.client_version()} is not a release the fast path "
+    "was tested with (exporter/fast_path.py TESTED_VERSIONS): the exporter uses the public API"
+)
+
 #: Attempts at starting a server on a port from free_port() (another process may take it).
 PORT_ATTEMPTS = 3
 #: Longest wait, in seconds, of :func:`settled` for the last answered requests' records.

@@ -102,6 +102,7 @@ def test_a_uwsgi_module_without_options_is_not_uwsgi(monkeypatch: pytest.MonkeyP
     assert _forking.unhooked_fork() is None
 
 
+@pytest.mark.fast_path
 def test_unhooked_fork_selects_the_public_updaters(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

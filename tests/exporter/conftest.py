@@ -7,17 +7,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import values
 
-from tests.exporter.helpers import UNTESTED_CLIENT
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip the ``fast_path`` tests where the fast path is never selected."""
-    if UNTESTED_CLIENT is None:
-        return
-    for item in items:
-        if item.get_closest_marker("fast_path") is not None:
-            item.add_marker(pytest.mark.skip(reason=UNTESTED_CLIENT))
-
 
 @pytest.fixture
 def mp_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

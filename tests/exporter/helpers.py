@@ -10,21 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import Metrics
-from limone_obs.exporter import fast_path
 
 STREAM_CHUNKS = 3
 STREAM_PAUSE = 0.05
-
-#: Why a ``fast_path`` test cannot run (None: it can). On a prometheus-client release the
-#: fast path was not tested with (./scripts/compat with a new release), the exporter uses
-#: the public API: those tests skip, and test_tested_release_uses_the_fast_path fails
-#: saying what to do. CI installs a tested release (scripts/constraints.txt).
-UNTESTED_CLIENT = (
-    None
-    if fast_path.tested_client()
-    else f"prometheus-client {fast_path.client_version()} is not a release the fast path "
-    "was tested with (exporter/fast_path.py TESTED_VERSIONS): the exporter uses the public API"
-)
 
 
 class BoomError(RuntimeError):

@@ -24,8 +24,7 @@ from limone_obs import Metrics, health
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe, catalogue, health_series, name_clash
 from tests.exporter.clash_app import NAMESPACE, OLD_HELP
-from tests.exporter.helpers import UNTESTED_CLIENT
-from tests.support import gunicorn_server, wait_until
+from tests.support import UNTESTED_CLIENT, gunicorn_server, wait_until
 
 N = c.MetricNames(NAMESPACE)
 PROBLEMS = health_series.problems_name(NAMESPACE)
