@@ -63,12 +63,25 @@ fi
 # those of scripts/constraints.txt (what the suite last passed with), not the newest.
 extras=${LIMONE_OBS_EXTRAS:-dev}
 marker=.venv/.limone-obs-installed
+stale=0
 if [ ! -f "$marker" ] || [ pyproject.toml -nt "$marker" ] \
-  || [ scripts/constraints.txt -nt "$marker" ] || ! grep -qx "$extras" "$marker"; then
+  || [ scripts/constraints.txt -nt "$marker" ]; then
+  stale=1
+fi
+if [ "$stale" = 1 ] || ! grep -qx "$extras" "$marker"; then
   echo "bootstrap: pip install -e .[$extras] (quiet)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check \
     --constraint scripts/constraints.txt -e ".[$extras]"
-  # dev includes stack: a dev install serves the demo too.
-  if [ "$extras" = dev ]; then printf 'dev\nstack\n' > "$marker"; else echo "$extras" >> "$marker"; fi
+  # The marker lists the extras installed as the files now say. dev includes stack (a
+  # dev install serves the demo too). A stale marker is replaced, not added to: the
+  # extras it listed were installed as the files said before (./scripts/demo after a
+  # pin moved must not leave ./scripts/test's tools on the old pins).
+  if [ "$extras" = dev ]; then
+    printf 'dev\nstack\n' > "$marker"
+  elif [ "$stale" = 1 ]; then
+    echo "$extras" > "$marker"
+  else
+    echo "$extras" >> "$marker"
+  fi
 fi

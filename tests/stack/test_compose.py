@@ -177,6 +177,14 @@ def test_dockerfile_copies_only_existing_paths() -> None:
     ]
     assert sources
     assert [] == [src for src in sources if not (ROOT / src).exists()]
+    # .dockerignore leaves out everything but what it lets through with "!path": a COPY
+    # of anything else fails the build.
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert [] == [src for src in sources if src.rstrip("/") not in allowed]
 
 
 def test_alloy_gets_the_loki_url_its_config_reads(resolved: dict[str, Any]) -> None:
