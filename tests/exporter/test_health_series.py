@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.exporter import Metrics, health_series
-from tests.exporter.helpers import make_app, value
+from tests.exporter.helpers import make_app, metrics_text, value
 from tests.support import ROOT
 
 PROBLEMS = health_series.problems_name(c.DEFAULT_NAMESPACE)
@@ -158,14 +158,23 @@ def test_multiprocess_scrape_shows_problems_and_dropped_lines(mp_in_process: Pat
     assert any(p.name.startswith("gauge_livemax_") for p in mp_in_process.iterdir())
 
 
+@pytest.mark.parametrize("written", [True, False], ids=["in-the-files", "never-written"])
+@pytest.mark.parametrize(
+    "fast",
+    [pytest.param("1", id="fast-path", marks=pytest.mark.fast_path),
+     pytest.param("0", id="public-api")],
+)  # fmt: skip
 def test_one_multiprocess_scrape_shows_this_worker_s_problems_in_every_namespace(
-    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch
+    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch, fast: str, written: bool
 ) -> None:
     """Two apps of one server (one namespace each): a scrape of either path serves both
-    namespaces' file series, and both problem gauges carry this worker's problems, also
-    when the worker cannot write them to its files (storage full: simulated here by a
-    writer that never writes)."""
+    namespaces' problem gauges, each once, with this worker's problems, which it cannot
+    write to its files (storage full: simulated by a writer that never writes again, or
+    never at all, when no file holds either gauge)."""
+    monkeypatch.setenv(c.ENV_FAST_PATH, fast)
     monkeypatch.setattr(health_series.MultiprocessHealth, "changed", lambda _self: None)
+    if not written:
+        monkeypatch.setattr(health_series.MultiprocessHealth, "sync", lambda _self: None)
     _, metrics = make_app()
     other = Metrics(Flask("shop"), registry=CollectorRegistry(), namespace="shop")
     assert metrics.multiprocess
@@ -179,3 +188,28 @@ def test_one_multiprocess_scrape_shows_this_worker_s_problems_in_every_namespace
         assert (0.0, 0.0) == (
             value(scraped, PROBLEMS, unwritable), value(scraped, shop, unwritable)
         )  # fmt: skip
+        text = metrics_text(scraped)
+        assert (1, 1) == (
+            text.count(f"# TYPE {PROBLEMS} gauge"),
+            text.count(f"# TYPE {shop} gauge"),
+        )
+
+
+def test_the_namespaces_under_a_directory_whatever_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory named by another string (a trailing slash, a symlink) has the same
+    namespaces; one whose series could not be set up (the first write refused) is among
+    them: its problems still merge in."""
+    real = tmp_path / "mp"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    monkeypatch.setattr(health_series.MultiprocessHealth, "__init__", _refused)
+    with pytest.raises(OSError, match="refused"):
+        health_series.MultiprocessHealth.of("broken", f"{real}/")
+    for name in (str(real), f"{real}/", str(tmp_path / "link"), f"{real}/."):
+        assert ["broken"] == health_series.MultiprocessHealth.namespaces_under(name)
+
+
+def _refused(_self: object, _namespace: str) -> None:
+    raise OSError("refused")

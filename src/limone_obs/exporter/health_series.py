@@ -79,6 +79,9 @@ class MultiprocessHealth:
     """
 
     _instances: ClassVar[dict[tuple[str, str], MultiprocessHealth]] = {}
+    #: (namespace, directory) of every :meth:`of` call, also those whose instance could
+    #: not be made (a storage that refuses the first write): their problems still merge.
+    _asked: ClassVar[set[tuple[str, str]]] = set()
     _guard: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
@@ -88,17 +91,27 @@ class MultiprocessHealth:
         Created and synced on first use: several exporters of one namespace (an app
         factory called twice) must not add their dropped lines twice.
         """
+        key = (namespace, os.path.realpath(path))
         with cls._guard:
-            series = cls._instances.get((namespace, path))
+            cls._asked.add(key)
+            series = cls._instances.get(key)
             if series is None:
-                series = cls._instances[(namespace, path)] = cls(namespace)
+                series = cls._instances[key] = cls(namespace)
         return series
 
     @classmethod
     def namespaces_under(cls, path: str) -> list[str]:
-        """The namespaces whose series this process writes below ``path``."""
+        """The namespaces whose health series this process writes below ``path`` (or
+        was asked to: see ``_asked``), whatever string names that directory.
+
+        Not :func:`limone_obs.exporter.workers.namespaces`: that one lists the live
+        ``Metrics`` of the process (the workers family is computed from them at each
+        scrape); a problem of the process belongs to every namespace whose series it
+        writes here, its ``Metrics`` gone or not.
+        """
+        where = os.path.realpath(path)
         with cls._guard:
-            return [namespace for namespace, where in cls._instances if where == path]
+            return sorted({namespace for namespace, at in cls._asked if at == where})
 
     def __init__(self, namespace: str) -> None:
         # registry=None: the values reach scrapes through the files, not a registry.
@@ -206,7 +219,7 @@ class WithLocalProblems:
     def __init__(self, inner: object, namespace: str, path: str) -> None:
         self._inner = inner
         self._namespace = namespace
-        self._path = path
+        self._path = os.path.realpath(path)  # once: namespaces_under compares it so
 
     def collect(self) -> Iterator[Metric]:
         """Yield the inner collector's families, this process's problems merged in."""
