@@ -252,13 +252,9 @@ class ServerProcessCollector:
         except Exception as exc:  # /proc trouble must not fail the whole scrape
             _failsafe.report("process metrics", exc)
             return
-        try:
-            # Idempotent; starts counting in a worker forked without Python's fork hooks,
-            # which register() left alone (see there).
-            _GC.start()
-            _GC.flush()
-        except Exception as exc:  # a storage that refuses the write must not fail the scrape
-            _failsafe.report("GC counting", exc)
+        # Starts counting in a worker forked without Python's fork hooks, which
+        # register() left alone (see there), and adds the latest collections.
+        _GC.flush_safely(start=True)
         yield from found
 
 
@@ -355,7 +351,7 @@ class _GcCounts:
                 )
                 # A worker recycled (max_requests) or stopped between two flushes adds
                 # its last collections as it exits; forked children inherit the hook.
-                atexit.register(self.flush)
+                atexit.register(self.flush_safely)
             self._pid = os.getpid()
             self._seen = [s["collections"] for s in gc.get_stats()]
         threading.Thread(target=self._run, name="limone-obs-gc", daemon=True).start()
@@ -382,14 +378,22 @@ class _GcCounts:
                     self._counter.labels(str(generation)).inc(new - old)
             self._seen = now
 
+    def flush_safely(self, *, start: bool = False) -> None:
+        """:meth:`flush` (after :meth:`start` if ``start``), a failure reported instead of
+        raised: a write to the worker's files that fails must neither fail the scrape nor
+        stop the counting thread, nor print a traceback at exit."""
+        try:
+            if start:
+                self.start()
+            self.flush()
+        except Exception as exc:
+            _failsafe.report("GC counting", exc)
+
     def _run(self) -> None:
         pid = os.getpid()
         event = threading.Event()
         while self._pid == pid and not event.wait(GC_FLUSH_SECONDS):
-            try:
-                self.flush()
-            except Exception as exc:  # never let the thread die silently mid-run
-                _failsafe.report("GC counting", exc)
+            self.flush_safely()
 
 
 _GC = _GcCounts()
