@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,13 +86,17 @@ def serve(app: Flask, *, quiet: bool = False) -> Iterator[str]:
     server = make_server(procs.LOOPBACK, 0, app, threaded=True, request_handler=handler)
     assert isinstance(server, ThreadedWSGIServer)
     requests_served: list[threading.Thread] = []
-    serve_one = server.process_request_thread
 
-    def tracked(request: Any, client_address: Any) -> None:
-        requests_served.append(threading.current_thread())
-        serve_one(request, client_address)
+    def process_request(request: Any, client_address: Any) -> None:
+        # ThreadingMixIn's, with each thread listed before it starts, by the serving
+        # thread: shutdown() returns after the last one was listed.
+        served = threading.Thread(
+            target=server.process_request_thread, args=(request, client_address), daemon=True
+        )
+        requests_served.append(served)
+        served.start()
 
-    server.process_request_thread = tracked  # type: ignore[method-assign]
+    server.process_request = process_request  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -100,9 +105,13 @@ def serve(app: Flask, *, quiet: bool = False) -> Iterator[str]:
         server.shutdown()
         deadline = time.monotonic() + 10
         thread.join(timeout=10)
-        for served in list(requests_served):
+        for served in requests_served:
             served.join(timeout=max(0.0, deadline - time.monotonic()))
+        running = sum(served.is_alive() for served in requests_served)
         server.server_close()
+        if running:
+            warnings.warn(f"serve(): {running} request thread(s) still running after 10 s",
+                          stacklevel=2)  # fmt: skip
 
 
 @contextmanager

@@ -43,8 +43,8 @@ def test_tested_release_uses_the_fast_path() -> None:
     found = fast_path.client_version()
     assert found in fast_path.TESTED_VERSIONS, (
         f"prometheus-client {found} is not in TESTED_VERSIONS: the tests marked fast_path "
-        "were skipped. To support it, add it to exporter/fast_path.py's TESTED_VERSIONS and "
-        "run ./scripts/test with it installed (scripts/constraints.txt pins the release)"
+        "were skipped. To support it, move scripts/constraints.txt's prometheus-client pin "
+        "to it, add it to exporter/fast_path.py's TESTED_VERSIONS, and run ./scripts/test"
     )
     assert Metrics(registry=CollectorRegistry()).fast_path
 

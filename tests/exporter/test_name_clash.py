@@ -24,7 +24,7 @@ from limone_obs import Metrics, health
 from limone_obs import conventions as c
 from limone_obs.exporter import _failsafe, catalogue, health_series, name_clash
 from tests.exporter.clash_app import NAMESPACE, OLD_HELP
-from tests.support import UNTESTED_CLIENT, gunicorn_server, wait_until
+from tests.support import gunicorn_server, wait_until
 
 N = c.MetricNames(NAMESPACE)
 PROBLEMS = health_series.problems_name(NAMESPACE)
@@ -33,11 +33,12 @@ KIT_REQUEST = {c.LABEL_METHOD: "GET", c.LABEL_ENDPOINT: "/", c.LABEL_STATUS: "20
 REQUESTS = 3
 
 
-@pytest.fixture(params=["1", "0"], ids=["fast-path", "public-api"])
+@pytest.fixture(
+    params=[pytest.param("1", id="fast-path", marks=pytest.mark.fast_path),
+            pytest.param("0", id="public-api")],
+)  # fmt: skip
 def fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """The fast path on, then off (prometheus-client's public API and collector)."""
-    if request.param == "1" and UNTESTED_CLIENT is not None:
-        pytest.skip(UNTESTED_CLIENT)
     monkeypatch.setenv(c.ENV_FAST_PATH, request.param)
     return bool(request.param == "1")
 
