@@ -219,7 +219,7 @@ class WithLocalProblems:
     def __init__(self, inner: object, namespace: str, path: str) -> None:
         self._inner = inner
         self._namespace = namespace
-        self._path = os.path.realpath(path)  # once: namespaces_under compares it so
+        self._path = path
 
     def collect(self) -> Iterator[Metric]:
         """Yield the inner collector's families, this process's problems merged in."""
