@@ -80,6 +80,7 @@ def test_the_kit_s_own_dependencies_are_pinned() -> None:
 
 
 def test_prometheus_client_pin_is_one_the_fast_path_was_tested_with() -> None:
-    """Otherwise CI would run the public-API fallback, and the fast-path tests would fail."""
+    """Otherwise CI would run the public-API fallback, and the fast path would go untested
+    (its tests skip on such a release; test_tested_release_uses_the_fast_path fails)."""
     (version,) = [str(v) for name, v in _pins() if name == "prometheus-client"]
     assert version in fast_path.TESTED_VERSIONS
