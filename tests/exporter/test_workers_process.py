@@ -419,3 +419,21 @@ def test_a_failed_write_of_the_gc_counts_does_not_fail_the_scrape(
     names = {f.name for f in text_string_to_metric_families(scraped.get_data(as_text=True))}
     assert "process_resident_memory_bytes" in names
     assert any("GC counting" in r.getMessage() for r in caplog.records)
+
+
+def test_gc_counting_that_cannot_start_does_not_keep_the_app_from_starting(
+    mp_in_process: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The GC counts start when the first Metrics of a multiprocess worker is set up: a
+    failure there (a thread that cannot start) is reported, and the app serves."""
+
+    def cannot_start() -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(process._GC, "start", cannot_start)
+    monkeypatch.setattr(process, "_registered", type(process._registered)())
+    monkeypatch.setattr(_failsafe, "_last", {})
+    app = Flask("gc_cannot_start")
+    Metrics(app, registry=CollectorRegistry())
+    assert 200 == app.test_client().get("/metrics").status_code
+    assert any("GC counting" in r.getMessage() for r in caplog.records)

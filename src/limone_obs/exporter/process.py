@@ -407,7 +407,9 @@ def register(metrics: Metrics) -> None:
     _registered.add(metrics)
     metrics.exposition_registry().register(ServerProcessCollector())
     if _forking.unhooked_fork() is None:
-        _GC.start()
+        # Guarded: the GC counts must not keep the app from starting (the flush right
+        # after the start has nothing to add).
+        _GC.flush_safely(start=True)
     # Else the process is about to be forked without the hooks that restart the counting
     # thread in each worker (and that keep its lock from being copied while held): each
     # worker starts counting at the first scrape it answers (ServerProcessCollector).
