@@ -427,29 +427,45 @@ def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -
     assert "streamed" not in access["/<path:rest>"]
 
 
-def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_fields(
-    out: io.BytesIO,
+@pytest.mark.parametrize("answer", ["buffered", "read", "dropped"])
+def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
+    out: io.BytesIO, answer: str
 ) -> None:
     """A view that calls another instrumented app through that app's test client (an
-    environ of its own, nothing to give back) and then binds: the field is on the view's
-    access line, not lost."""
-    metrics = Metrics(registry=CollectorRegistry())
+    environ of its own) and then goes on: its dependency call, ``bind`` and log line are
+    its own request's, whether the answer was buffered, read after them, or dropped
+    unread; a dropped answer is the other app's request all the same, ended with the
+    view's at the latest (counted once, nothing left in flight)."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
     other, outer = _app("other", "/x"), Flask("outer")
 
     @outer.get("/v")
     def view() -> str:
         bind(before="1")
-        other.test_client().get("/x", buffered=True)
+        response = other.test_client().get("/x", buffered=answer == "buffered")
+        with metrics.track(c.DEPENDENCY_DB, "select"):
+            pass
         bind(after="1")
+        logging.getLogger("outer").warning("after the call")
+        if answer == "read":
+            assert b"other" == response.data
         return "v"
 
     for app in (outer, other):
         metrics.init_app(app)
         init_app(app)
-    outer.test_client().get("/v", buffered=True)
-    access = {e["endpoint"]: e for e in _lines(out) if e["logger"] == c.ACCESS_LOGGER}
+    assert 200 == outer.test_client().get("/v", buffered=True).status_code
+    assert {"/v": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/v": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
+    assert 0.0 == _in_flight(registry, N)
+    lines = _lines(out)
+    access = {e["endpoint"]: e for e in lines if e["logger"] == c.ACCESS_LOGGER}
     assert ("1", "1") == (access["/v"].get("before"), access["/v"].get("after"))
     assert "after" not in access["/x"]
+    assert access["/x"]["request_id"] != access["/v"]["request_id"]  # an environ of its own
+    (after,) = [e for e in lines if e["message"] == "after the call"]
+    assert (access["/v"]["request_id"], "/v") == (after["request_id"], after["endpoint"])
 
 
 def test_a_nested_request_whose_end_fails_still_gives_the_request_back(

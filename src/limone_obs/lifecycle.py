@@ -493,15 +493,7 @@ class Lifecycle:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
-            _set_current(None)
-            outer = environ.get(STATE_KEY)
-            if outer is not None and outer.start is not None and outer.endpoint is None:
-                # A path this app does not record (its metrics path), handed on by another
-                # instrumented app's wrapper (a mount inside it): that app records it
-                # neither (as it does not record its own metrics path).
-                outer.inner = _UNRECORDED
-            mounted = self.mounts.get(path)
-            return (mounted or self.wsgi_app)(environ, start_response)
+            return self._pass_through(path, environ, start_response)
         if self.app.request_class is not self.request_class:
             self._request_class_changed()
         # Filled here, not in an __init__: CPython 3.11 calls a Python __init__ through
@@ -528,8 +520,16 @@ class Lifecycle:
             # records nothing. (A view that serves its environ to another app was routed:
             # both record their own.)
             outer.inner = state
-        # What a nested request gives the context back to (see _give_back).
-        previous = _get_current() if outer is not None else None
+        # What a nested request gives the context back to (see _give_back): the request of
+        # another instrumented app that handed this one its environ, else that of a view
+        # still being served here that called this app with an environ of its own (its
+        # test client, a batch endpoint's sub-requests); in a sync worker the previous
+        # request of this context has ended.
+        previous = _get_current()
+        back = outer
+        shared: WSGIEnvironment | None = environ
+        if outer is None and previous is not None and previous.start is not None:
+            back, shared = _view_serving(previous), None
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)
@@ -548,33 +548,48 @@ class Lifecycle:
             try:
                 state.finish()
             finally:
-                if outer is not None:
-                    self._give_back(outer, state, environ, previous)
+                if back is not None:
+                    self._give_back(back, state, shared, previous)
             raise
         # The server's own file wrapper (send_file) goes back unwrapped: see _finish_on_close.
         if type(body) is environ.get("wsgi.file_wrapper") and _finish_on_close(body, state):
-            if outer is not None:
-                self._give_back(outer, state, environ, previous)
+            if back is not None:
+                self._give_back(back, state, shared, previous)
             return body
         state._body = body
-        if outer is not None:
-            self._give_back(outer, state, environ, previous)
+        if back is not None:
+            self._give_back(back, state, shared, previous)
         return state
+
+    def _pass_through(
+        self, path: str, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Serve a path no participant records (the metrics path, a mount) untouched."""
+        _set_current(None)
+        outer = environ.get(STATE_KEY)
+        if outer is not None and outer.start is not None and outer.endpoint is None:
+            # A path this app does not record (its metrics path), handed on by another
+            # instrumented app's wrapper (a mount inside it): that app records it
+            # neither (as it does not record its own metrics path).
+            outer.inner = _UNRECORDED
+        mounted = self.mounts.get(path)
+        return (mounted or self.wsgi_app)(environ, start_response)
 
     def _give_back(
         self,
         outer: RequestState,
         state: RequestState,
-        environ: WSGIEnvironment,
+        environ: WSGIEnvironment | None,
         previous: RequestState | None,
     ) -> None:
         """Once this app has routed and answered ``state`` (its body may still be sent),
         give the context back to the request current before it (``previous``, else
         ``outer``): that of the routed view that served this app its environ
         (``Response.from_app(app, request.environ)`` serves a copy; a direct call the
-        environ itself, whose ``STATE_KEY`` goes back to ``outer`` too), or of a nested
-        body being sent. What that view does next (dependency calls, ``bind``, an
-        exception) is its own request's. The body still to be sent is made with
+        environ itself, whose ``STATE_KEY`` goes back to ``outer`` too), or called it
+        with an environ of its own (``environ`` None: that environ stays ``state``'s), or
+        of a nested body being sent. What that view does next (dependency calls, ``bind``,
+        an exception) is its own request's. The body still to be sent is made with
         ``state`` current again (:class:`_SentAs`). A request handed over before the
         outer app routed it (a mount) keeps all: the outer app's Flask never sees it.
 
@@ -594,7 +609,7 @@ class Lifecycle:
                 state._body = _SentAs(state, state._body)
         for unnest in self.unnests:
             unnest(state)
-        if environ.get(STATE_KEY) is state:
+        if environ is not None and environ.get(STATE_KEY) is state:
             environ[STATE_KEY] = outer
         if _get_current() is state:
             _set_current(previous if previous is not None else outer)
@@ -666,6 +681,13 @@ class Lifecycle:
         state = request.environ.get(STATE_KEY)
         if state is not None:
             state.record_exception(exception)
+
+
+def _view_serving(previous: RequestState) -> RequestState | None:
+    """``previous``, still being served in this context, if its Flask request context is
+    the one pushed here (a view of it is calling another app), else None (a request left
+    unread before this one, as a test's unbuffered test client leaves it)."""
+    return previous if current_state() is previous else None
 
 
 #: ``RequestState.inner`` of a request handed on to a path the mounted app does not
