@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask, request
+from flask import Flask, request, stream_with_context
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -34,6 +34,7 @@ from werkzeug.wrappers import Response
 
 from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
+from limone_obs.context import submit
 from limone_obs.exporter import workers
 from limone_obs.logging import bind, configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
@@ -427,15 +428,22 @@ def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -
     assert "streamed" not in access["/<path:rest>"]
 
 
-@pytest.mark.parametrize("answer", ["buffered", "read", "dropped"])
+#: Answers of the other app that outlive the view's request (never read nor closed).
+_KEPT: list[Any] = []
+#: Futures of threads a view starts, kept outside the view (as an app's would be).
+_FUTURES: list[Any] = []
+
+
+@pytest.mark.parametrize("answer", ["buffered", "read", "kept", "failing"])
 def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     out: io.BytesIO, answer: str
 ) -> None:
     """A view that calls another instrumented app through that app's test client (an
     environ of its own) and then goes on: its dependency call, ``bind`` and log line are
-    its own request's, whether the answer was buffered, read after them, or dropped
-    unread; a dropped answer is the other app's request all the same, ended with the
-    view's at the latest (counted once, nothing left in flight)."""
+    its own request's, whether the answer was buffered, read after them, kept unread
+    past the view, or held by a view that then fails; an answer never read is the other
+    app's request all the same, ended with the view's (counted once, nothing left in
+    flight)."""
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
     other, outer = _app("other", "/x"), Flask("outer")
@@ -450,22 +458,113 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
         logging.getLogger("outer").warning("after the call")
         if answer == "read":
             assert b"other" == response.data
+        elif answer == "kept":
+            _KEPT.append(response)  # alive after the view: only the view's end closes it
+        elif answer == "failing":
+            raise RuntimeError(f"after {response.status}")  # the traceback holds it
         return "v"
 
     for app in (outer, other):
         metrics.init_app(app)
         init_app(app)
-    assert 200 == outer.test_client().get("/v", buffered=True).status_code
-    assert {"/v": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
-    assert {"/v": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
-    assert 0.0 == _in_flight(registry, N)
+    try:
+        status = outer.test_client().get("/v", buffered=True).status_code
+        assert (500 if answer == "failing" else 200) == status
+        assert {"/v": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
+        assert {"/v": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
+        assert 0.0 == _in_flight(registry, N)
+    finally:
+        _KEPT.clear()
     lines = _lines(out)
     access = {e["endpoint"]: e for e in lines if e["logger"] == c.ACCESS_LOGGER}
     assert ("1", "1") == (access["/v"].get("before"), access["/v"].get("after"))
+    assert 200 == access["/x"]["status_code"]
     assert "after" not in access["/x"]
     assert access["/x"]["request_id"] != access["/v"]["request_id"]  # an environ of its own
     (after,) = [e for e in lines if e["message"] == "after the call"]
     assert (access["/v"]["request_id"], "/v") == (after["request_id"], after["endpoint"])
+
+
+def test_a_stream_calling_another_app_keeps_only_the_open_answers(out: io.BytesIO) -> None:
+    """A streamed body (``stream_with_context``) that calls another app on every chunk and
+    reads each answer: the view's request keeps no ended answer (a long stream would
+    hold every one of them until it ends), and each call is counted once."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    other, outer = _app("other", "/x"), Flask("outer")
+    held: list[int] = []
+
+    @outer.get("/stream")
+    def stream() -> Response:
+        def chunks() -> Iterator[bytes]:
+            own = lifecycle.this_request()
+            for _ in range(20):
+                data = other.test_client().get("/x").data
+                held.append(len(own.nested or ()) if own is not None else -1)
+                yield data
+
+        return Response(stream_with_context(chunks()))
+
+    for app in (outer, other):
+        metrics.init_app(app)
+        init_app(app)
+    assert b"other" * 20 == outer.test_client().get("/stream", buffered=True).data
+    assert [1] * 20 == held  # the answer just read, no earlier one
+    assert {"/stream": 1.0, "/x": 20.0} == _by_endpoint(registry, N.requests_total)
+    assert 0.0 == _in_flight(registry, N)
+
+
+def test_an_answer_a_thread_reads_past_the_view_is_left_to_it(out: io.BytesIO) -> None:
+    """A thread in a copy of the view's context (``submit``) calls another app and is
+    still reading its streamed answer when the view's request ends: that answer is not
+    cut there; it ends when the thread has read it, with its own duration and the
+    dependency call its body makes after the view's end."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    other, outer = Flask("other"), Flask("outer")
+    waiting, go_on = threading.Event(), threading.Event()
+
+    @other.get("/slow")
+    def slow() -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b"a"
+            waiting.set()  # the thread is making this answer's next chunk
+            assert go_on.wait(10)
+            with metrics.track(c.DEPENDENCY_AI, "complete"):
+                pass
+            yield b"b"
+
+        return Response(chunks())
+
+    def read() -> bytes:
+        data: bytes = other.test_client().get("/slow").data
+        return data
+
+    pool = ThreadPoolExecutor(1)
+
+    @outer.get("/v")
+    def view() -> str:
+        future = submit(pool, read)
+        _FUTURES.append(future)
+        assert waiting.wait(10)
+        return "v"
+
+    for app in (outer, other):
+        metrics.init_app(app)
+        init_app(app)
+    try:
+        assert b"v" == outer.test_client().get("/v", buffered=True).data
+        time.sleep(0.05)  # the answer's request lasts past the view's end
+        go_on.set()
+        assert b"ab" == _FUTURES[0].result(10)
+    finally:
+        go_on.set()
+        _FUTURES.clear()
+        pool.shutdown(wait=True)
+    assert {"/slow": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/v": 1.0, "/slow": 1.0} == _by_endpoint(registry, N.requests_total)
+    access = {e["endpoint"]: e for e in _lines(out) if e["logger"] == c.ACCESS_LOGGER}
+    assert access["/slow"]["duration"] >= 0.05  # not cut at the view's end
 
 
 def test_a_nested_request_whose_end_fails_still_gives_the_request_back(

@@ -82,9 +82,9 @@ class Participant(Protocol):
 
     def unnest(self, state: RequestState) -> None:
         """The app answered ``state`` inside a routed view of another instrumented app
-        that served it its environ; the view goes on (``state``'s body may still be
-        sent): undo what ``begin`` made current in the context, so the view's own
-        request is current again."""
+        (or of this one) that served it its environ or called it with one of its own;
+        the view goes on (``state``'s body may still be sent): undo what ``begin`` made
+        current in the context, so the view's own request is current again."""
 
     def reenter(self, state: RequestState) -> Callable[[], None] | None:
         """A chunk of unnested ``state``'s body is about to be made: make ``state``'s
@@ -125,10 +125,12 @@ class RequestState:
     #: with an ``inner`` one (its own counts and access line would repeat that app's).
     #: A placeholder state when that app does not record the path (its metrics path).
     inner: RequestState | None
-    #: The requests of other instrumented apps that a view of this request served its own
-    #: environ to (``Response.from_app``), still unended when they gave it back; ended
-    #: with this one at the latest (a view that drops such an unbuffered answer never
-    #: closes it). None while there is none.
+    #: The requests of instrumented apps that a view of this request served its own
+    #: environ to (``Response.from_app``) or called with one of their own (a test
+    #: client), still unended when they gave it back; ended with this one at the latest
+    #: (a view that drops such an unbuffered answer never closes it), unless their body is
+    #: being made in another thread right then (that thread ends them). None while there
+    #: is none; the ended ones are dropped whenever another is added.
     nested: list[RequestState] | None
     #: The exporter's and the logging integration's own per-request data.
     metrics: Any
@@ -185,6 +187,12 @@ class RequestState:
         for other in nested:
             if other.start is None:
                 continue
+            body = getattr(other, "_body", None)
+            if type(body) is _SentAs and body.making:
+                # Its body is being made in another thread right now (a sub-request of a
+                # thread that outlives the view): closing it there would cut it short;
+                # that thread ends it once it has read it.
+                continue
             with contextlib.suppress(Exception):  # each participant reports its own failure
                 if hasattr(other, "_body"):
                     other.close()
@@ -237,12 +245,15 @@ class _SentAs:
     its generator, its cleanup and its ``call_on_close`` functions call, log and bind is
     its own: each participant's ``reenter``), then the view's is current again."""
 
-    __slots__ = ("_body", "_chunks", "_state")
+    __slots__ = ("_body", "_chunks", "_state", "making")
 
     def __init__(self, state: RequestState, body: Iterable[bytes]) -> None:
         self._state = state
         self._body = body
         self._chunks: Iterator[bytes] | None = None
+        #: True while a chunk is being made (read by the outer request's end, which may
+        #: run in another thread).
+        self.making = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -261,9 +272,11 @@ class _SentAs:
         state = self._state
         token = _CURRENT.set(state)
         undo = [u for reenter in state._lifecycle.reenters if (u := reenter(state)) is not None]
+        self.making = True
         try:
             return step()
         finally:
+            self.making = False
             for leave in reversed(undo):
                 leave()
             _CURRENT.reset(token)
@@ -601,10 +614,11 @@ class Lifecycle:
         if state.start is not None:
             with TALLY_LOCK:  # a view may serve other apps from several threads at once
                 if outer.start is not None:
-                    if outer.nested is None:
-                        outer.nested = [state]
-                    else:
-                        outer.nested.append(state)
+                    # Without the ones that ended by themselves: a long stream that calls
+                    # another app on every chunk keeps only those still open.
+                    kept = [s for s in outer.nested or () if s.start is not None]
+                    kept.append(state)
+                    outer.nested = kept
             if hasattr(state, "_body"):
                 state._body = _SentAs(state, state._body)
         for unnest in self.unnests:

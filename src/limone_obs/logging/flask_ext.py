@@ -394,8 +394,9 @@ class AccessLog:
                 _leave_context(log)
 
     def unnest(self, state: RequestState) -> None:
-        """Give the context back to the view that served this request its own environ:
-        its lines, and its ``bind`` calls, are its own request's again."""
+        """Give the context back to the view that served this request its own environ
+        (or called this app with one of its own): its lines, and its ``bind`` calls, are
+        its own request's again."""
         log = state.log
         if log is not None and log.token is not None:
             _leave_context(log)
