@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -428,12 +428,6 @@ def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -
     assert "streamed" not in access["/<path:rest>"]
 
 
-#: Answers of the other app that outlive the view's request (never read nor closed).
-_KEPT: list[Any] = []
-#: Futures of threads a view starts, kept outside the view (as an app's would be).
-_FUTURES: list[Any] = []
-
-
 @pytest.mark.parametrize("answer", ["buffered", "read", "kept", "failing"])
 def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     out: io.BytesIO, answer: str
@@ -447,6 +441,7 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
     other, outer = _app("other", "/x"), Flask("outer")
+    kept: list[Any] = []  # answers that outlive the view's request, never read nor closed
 
     @outer.get("/v")
     def view() -> str:
@@ -459,7 +454,7 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
         if answer == "read":
             assert b"other" == response.data
         elif answer == "kept":
-            _KEPT.append(response)  # alive after the view: only the view's end closes it
+            kept.append(response)  # alive after the view: only the view's end closes it
         elif answer == "failing":
             raise RuntimeError(f"after {response.status}")  # the traceback holds it
         return "v"
@@ -467,14 +462,11 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     for app in (outer, other):
         metrics.init_app(app)
         init_app(app)
-    try:
-        status = outer.test_client().get("/v", buffered=True).status_code
-        assert (500 if answer == "failing" else 200) == status
-        assert {"/v": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
-        assert {"/v": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
-        assert 0.0 == _in_flight(registry, N)
-    finally:
-        _KEPT.clear()
+    status = outer.test_client().get("/v", buffered=True).status_code
+    assert (500 if answer == "failing" else 200) == status
+    assert {"/v": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/v": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
+    assert 0.0 == _in_flight(registry, N)
     lines = _lines(out)
     access = {e["endpoint"]: e for e in lines if e["logger"] == c.ACCESS_LOGGER}
     assert ("1", "1") == (access["/v"].get("before"), access["/v"].get("after"))
@@ -541,11 +533,11 @@ def test_an_answer_a_thread_reads_past_the_view_is_left_to_it(out: io.BytesIO) -
         return data
 
     pool = ThreadPoolExecutor(1)
+    futures: list[Future[bytes]] = []
 
     @outer.get("/v")
     def view() -> str:
-        future = submit(pool, read)
-        _FUTURES.append(future)
+        futures.append(submit(pool, read))
         assert waiting.wait(10)
         return "v"
 
@@ -556,10 +548,9 @@ def test_an_answer_a_thread_reads_past_the_view_is_left_to_it(out: io.BytesIO) -
         assert b"v" == outer.test_client().get("/v", buffered=True).data
         time.sleep(0.05)  # the answer's request lasts past the view's end
         go_on.set()
-        assert b"ab" == _FUTURES[0].result(10)
+        assert b"ab" == futures[0].result(10)
     finally:
         go_on.set()
-        _FUTURES.clear()
         pool.shutdown(wait=True)
     assert {"/slow": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
     assert {"/v": 1.0, "/slow": 1.0} == _by_endpoint(registry, N.requests_total)

@@ -194,7 +194,7 @@ class RequestState:
                 # that thread ends it once it has read it.
                 continue
             with contextlib.suppress(Exception):  # each participant reports its own failure
-                if hasattr(other, "_body"):
+                if body is not None:
                     other.close()
                 else:  # the server's file wrapper, returned unwrapped: not at hand here
                     other.finish()
