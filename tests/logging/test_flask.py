@@ -319,6 +319,43 @@ def test_streamed_response_logs_full_duration(out: io.BytesIO) -> None:
     assert len({e["request_id"] for e in events}) == 1
 
 
+def test_an_earlier_request_ended_during_a_later_one_leaves_it_its_fields(
+    out: io.BytesIO,
+) -> None:
+    """A request that ends while a later one of the same context is still served (a
+    test's unread answer closed while the next streams; the garbage collector does the
+    same) does not take the later request's fields from its lines: restoring what was
+    current before the earlier one began would."""
+    configure_logging(stream=out)
+    app = Flask("order")
+    log = get_logger("order")
+
+    @app.get("/first")
+    def first() -> str:
+        return "first"
+
+    @app.get("/later")
+    def later() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "a"
+            log.info("after the first chunk")  # a plain generator: the context as it is
+            yield "b"
+
+        return Response(chunks())
+
+    init_app(app)
+    client = app.test_client()
+    earlier = client.get("/first")  # unread: its request is still being served
+    streaming = client.get("/later")  # its first chunk is made
+    earlier.close()  # the earlier request ends now
+    assert b"ab" == streaming.data
+    events = parse_lines(out.getvalue())
+    (line,) = [e for e in events if e["message"] == "after the first chunk"]
+    access = {e["endpoint"]: e for e in access_lines(events)}
+    assert (access["/later"]["request_id"], "/later") == (line.get("request_id"), line["endpoint"])
+    assert get_context() == {}  # both ended: nothing of either is left here
+
+
 def test_context_is_cleared_after_request(out: io.BytesIO) -> None:
     """After the response is closed, nothing of the request stays bound."""
     configure_logging(stream=out)
