@@ -36,7 +36,7 @@ from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
 from limone_obs.context import submit
 from limone_obs.exporter import workers
-from limone_obs.logging import bind, configure_logging, init_app
+from limone_obs.logging import bind, configure_logging, get_context, init_app
 from limone_obs.logging.gunicorn import access_fields
 from limone_obs.logging.setup import reset_for_tests
 from tests.support import FailingEnd, gunicorn_server, per_endpoint, serve, wait_until
@@ -428,6 +428,13 @@ def test_a_forwarded_streamed_body_is_made_as_its_own_request(out: io.BytesIO) -
     assert "streamed" not in access["/<path:rest>"]
 
 
+def _caller_and_other() -> tuple[CollectorRegistry, Metrics, Flask, Flask]:
+    """A registry, a ``Metrics`` on it, app ``other`` answering ``/x``, and an empty
+    app ``outer`` whose views call it (init_app them once their routes are added)."""
+    registry = CollectorRegistry()
+    return registry, Metrics(registry=registry), _app("other", "/x"), Flask("outer")
+
+
 @pytest.mark.parametrize("answer", ["buffered", "read", "kept", "failing"])
 def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     out: io.BytesIO, answer: str
@@ -438,9 +445,7 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     past the view, or held by a view that then fails; an answer never read is the other
     app's request all the same, ended with the view's (counted once, nothing left in
     flight)."""
-    registry = CollectorRegistry()
-    metrics = Metrics(registry=registry)
-    other, outer = _app("other", "/x"), Flask("outer")
+    registry, metrics, other, outer = _caller_and_other()
     kept: list[Any] = []  # answers that outlive the view's request, never read nor closed
 
     @outer.get("/v")
@@ -477,13 +482,53 @@ def test_a_view_calling_another_app_with_a_fresh_environ_keeps_its_request(
     assert (access["/v"]["request_id"], "/v") == (after["request_id"], after["endpoint"])
 
 
+@pytest.mark.parametrize("answer", ["read", "kept"])
+def test_a_plain_generator_body_calling_another_app_keeps_its_request(
+    out: io.BytesIO, answer: str
+) -> None:
+    """A streamed body without ``stream_with_context`` (no Flask request context) that
+    calls another app through its test client: what the body does next is its own
+    request's, and an answer it keeps unread past its end is ended with it; once both
+    ended, nothing of either is left in the context (a sync worker's next lines, e.g.
+    gunicorn's access line, would carry it)."""
+    registry, metrics, other, outer = _caller_and_other()
+    kept: list[Any] = []
+
+    @outer.get("/stream")
+    def stream() -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b"a"
+            response = other.test_client().get("/x")
+            with metrics.track(c.DEPENDENCY_DB, "select"):
+                pass
+            logging.getLogger("outer").warning("after the call")
+            if answer == "read":
+                yield response.data
+            else:
+                kept.append(response)
+
+        return Response(chunks())
+
+    for app in (outer, other):
+        metrics.init_app(app)
+        init_app(app)
+    data = outer.test_client().get("/stream", buffered=True).data
+    assert (b"aother" if answer == "read" else b"a") == data
+    assert {"/stream": 1.0} == _by_endpoint(registry, N.dependency_calls_per_request_sum)
+    assert {"/stream": 1.0, "/x": 1.0} == _by_endpoint(registry, N.requests_total)
+    assert 0.0 == _in_flight(registry, N)
+    lines = _lines(out)
+    access = {e["endpoint"]: e for e in lines if e["logger"] == c.ACCESS_LOGGER}
+    (after,) = [e for e in lines if e["message"] == "after the call"]
+    assert access["/stream"]["request_id"] == after.get("request_id")
+    assert {} == get_context()
+
+
 def test_a_stream_calling_another_app_keeps_only_the_open_answers(out: io.BytesIO) -> None:
     """A streamed body (``stream_with_context``) that calls another app on every chunk and
     reads each answer: the view's request keeps no ended answer (a long stream would
     hold every one of them until it ends), and each call is counted once."""
-    registry = CollectorRegistry()
-    metrics = Metrics(registry=registry)
-    other, outer = _app("other", "/x"), Flask("outer")
+    registry, metrics, other, outer = _caller_and_other()
     held: list[int] = []
 
     @outer.get("/stream")

@@ -698,10 +698,36 @@ class Lifecycle:
 
 
 def _view_serving(previous: RequestState) -> RequestState | None:
-    """``previous``, still being served in this context, if its Flask request context is
-    the one pushed here (a view of it is calling another app), else None (a request left
-    unread before this one, as a test's unbuffered test client leaves it)."""
-    return previous if current_state() is previous else None
+    """``previous``, still being served in this context, if it is calling another app
+    right now: its Flask request context is the one pushed here (its view, an async view,
+    a ``stream_with_context`` body), or its body is being made further up this call
+    stack (a plain generator body); else None (a request left unread before this one, as
+    a test's unbuffered test client leaves it)."""
+    if current_state() is previous or _making_body_of(previous):
+        return previous
+    return None
+
+
+#: Frames :func:`_making_body_of` looks through at most.
+_MAX_FRAMES = 256
+
+
+def _making_body_of(state: RequestState) -> bool:
+    """True when ``state``'s body is being made further up this call stack.
+
+    Looked for only where a request arrives while an earlier one of its context is still
+    open and no Flask request context says whose call it is; the body's frames are on
+    the stack while it runs, and absent while it waits for the server's next read.
+    """
+    code = RequestState.__iter__.__code__
+    frame = inspect.currentframe()
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return False
+        if frame.f_code is code and frame.f_locals.get("self") is state:
+            return True
+        frame = frame.f_back
+    return False
 
 
 #: ``RequestState.inner`` of a request handed on to a path the mounted app does not

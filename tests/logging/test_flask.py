@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import io
 import json
 import logging
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+import structlog
 from flask import (
     Flask,
     Response,
@@ -319,23 +321,28 @@ def test_streamed_response_logs_full_duration(out: io.BytesIO) -> None:
     assert len({e["request_id"] for e in events}) == 1
 
 
+@pytest.mark.parametrize("ended_by", ["close", "garbage collector"])
 def test_an_earlier_request_ended_during_a_later_one_leaves_it_its_fields(
-    out: io.BytesIO,
+    out: io.BytesIO, ended_by: str
 ) -> None:
     """A request that ends while a later one of the same context is still served (a
-    test's unread answer closed while the next streams; the garbage collector does the
-    same) does not take the later request's fields from its lines: restoring what was
-    current before the earlier one began would."""
+    test's unread answer closed, or collected, while the next streams) does not take the
+    later request's fields, its own and structlog's, from its lines: restoring what was
+    current before the earlier one began would. Once both ended, neither's are left."""
     configure_logging(stream=out)
     app = Flask("order")
     log = get_logger("order")
 
     @app.get("/first")
     def first() -> str:
+        structlog.contextvars.bind_contextvars(tenant="t-0")  # what /later begins with
         return "first"
 
     @app.get("/later")
     def later() -> Response:
+        bind(user="u-1")
+        structlog.contextvars.bind_contextvars(tenant="t-1")
+
         def chunks() -> Iterator[str]:
             yield "a"
             log.info("after the first chunk")  # a plain generator: the context as it is
@@ -347,13 +354,25 @@ def test_an_earlier_request_ended_during_a_later_one_leaves_it_its_fields(
     client = app.test_client()
     earlier = client.get("/first")  # unread: its request is still being served
     streaming = client.get("/later")  # its first chunk is made
-    earlier.close()  # the earlier request ends now
-    assert b"ab" == streaming.data
-    events = parse_lines(out.getvalue())
-    (line,) = [e for e in events if e["message"] == "after the first chunk"]
-    access = {e["endpoint"]: e for e in access_lines(events)}
-    assert (access["/later"]["request_id"], "/later") == (line.get("request_id"), line["endpoint"])
-    assert get_context() == {}  # both ended: nothing of either is left here
+    if ended_by == "close":
+        earlier.close()
+    else:
+        del earlier
+        gc.collect()
+    try:
+        assert b"ab" == streaming.data
+        events = parse_lines(out.getvalue())
+        (line,) = [e for e in events if e["message"] == "after the first chunk"]
+        access = {e["endpoint"]: e for e in access_lines(events)}
+        assert 2 == len(access)  # the earlier request ended too
+        fields = ("request_id", "endpoint", "user", "tenant")
+        assert (access["/later"]["request_id"], "/later", "u-1", "t-1") == tuple(
+            line.get(k) for k in fields
+        )
+        assert {} == get_context()
+        assert {} == structlog.contextvars.get_contextvars()
+    finally:
+        structlog.contextvars.clear_contextvars()
 
 
 def test_context_is_cleared_after_request(out: io.BytesIO) -> None:

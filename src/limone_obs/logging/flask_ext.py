@@ -391,10 +391,9 @@ class AccessLog:
                     sink.write(line)
         finally:
             if log.token is not None:  # None: unnest() gave the context back already
-                context = _context.get_context()
-                if context is log.context or _own_or_none(context, log):
+                if _context.get_context() is log.context:
                     _leave_context(log)
-                else:  # ended out of order: the fields current here are a later request's
+                else:  # bound elsewhere, or ended out of order (see _hand_over_context)
                     _hand_over_context(log)
 
     def unnest(self, state: RequestState) -> None:
@@ -415,22 +414,16 @@ class AccessLog:
         return partial(_reset_context, token)
 
 
-def _own_or_none(context: Mapping[str, Any], log: RequestLog) -> bool:
-    """True unless ``context``, the log fields current where ``log``'s request ends, are
-    another request's (its request id). That request began after this one in this context
-    and is still served: this one ends out of order (a test's unread answer closed, or
-    collected, while a later request streams), and restoring what was current before it
-    began would take the later request's fields from its lines."""
-    return context.get(c.LOG_REQUEST_ID) in (None, log.request_id)
-
-
 def _hand_over_context(log: RequestLog) -> None:
-    """End ``log``'s request out of order: leave the later request's fields current, and
-    give that request, if it is the one this context serves and began right after this
-    one, what to restore at its end (what was current before this one began); else that
-    is lost, and this one's fields stay after the later one ends (until the next
-    request here begins)."""
-    token, log.token = log.token, None
+    """End ``log``'s request where its own fields are not the current ones. If those are
+    the fields of the request this context serves, still open and begun right after this
+    one (this one ends out of order: a test's unread answer closed, or collected, while
+    the next streams), leave them and give that request what to restore at its end (what
+    was current before this one began). Else restore that now, as an in-order end does
+    (a view's task bound elsewhere, ``clear_context()``): a token dropped here would leave
+    this request's fields current for good (each later request of the context restores
+    them at its end), while a later request only loses its fields for the rest of its
+    lines."""
     later = lifecycle.this_request()
     later_log = later.log if later is not None and later.start is not None else None
     if (
@@ -438,8 +431,10 @@ def _hand_over_context(log: RequestLog) -> None:
         and later_log.token is not None
         and later_log.token.old_value is log.context
     ):
-        later_log.token = token
+        later_log.token, log.token = log.token, None
         later_log.structlog = log.structlog
+    else:
+        _leave_context(log)
 
 
 def _leave_context(log: RequestLog) -> None:
