@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import gc
 import io
@@ -32,6 +33,7 @@ from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 from limone_obs.logging import (
     bind,
+    clear_context,
     configure_logging,
     get_context,
     get_logger,
@@ -375,10 +377,27 @@ def test_an_earlier_request_ended_during_a_later_one_leaves_it_its_fields(
         structlog.contextvars.clear_contextvars()
 
 
-def test_context_is_cleared_after_request(out: io.BytesIO) -> None:
-    """After the response is closed, nothing of the request stays bound."""
+@pytest.mark.parametrize("view", ["plain", "cleared", "task"])
+def test_context_is_cleared_after_request(out: io.BytesIO, view: str) -> None:
+    """After the response is closed, nothing of the request stays bound: also when the
+    view cleared its fields and bound others, or a thread of its own context's copy
+    bound some (the request's fields are then no longer the dict current here)."""
     configure_logging(stream=out)
-    make_app().test_client().get("/projects/1").close()
+    app = make_app()
+
+    @app.get("/cleared")
+    def cleared() -> str:
+        clear_context()
+        bind(user="u-1")
+        return "ok"
+
+    @app.get("/task")
+    def task() -> str:
+        contextvars.copy_context().run(bind, job="j-1")  # a copy of the request's context
+        return "ok"
+
+    path = {"plain": "/projects/1", "cleared": "/cleared", "task": "/task"}[view]
+    app.test_client().get(path).close()
     assert {} == get_context()
 
 

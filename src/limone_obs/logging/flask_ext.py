@@ -420,10 +420,9 @@ def _hand_over_context(log: RequestLog) -> None:
     one (this one ends out of order: a test's unread answer closed, or collected, while
     the next streams), leave them and give that request what to restore at its end (what
     was current before this one began). Else restore that now, as an in-order end does
-    (a view's task bound elsewhere, ``clear_context()``): a token dropped here would leave
-    this request's fields current for good (each later request of the context restores
-    them at its end), while a later request only loses its fields for the rest of its
-    lines."""
+    (a view's task bound elsewhere, ``clear_context()``; or a chain of such requests, in
+    tests only: the later one then loses its fields for the rest of its lines): a token
+    dropped here would leave this request's fields current after it ended."""
     later = lifecycle.this_request()
     later_log = later.log if later is not None and later.start is not None else None
     if (
