@@ -13,12 +13,10 @@ import contextlib
 import inspect
 import io
 import json
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -33,7 +31,14 @@ from limone_obs import conventions as c
 from limone_obs.logging import configure_logging, init_app
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import StreamBrokeError, create_app
-from tests.support import FailingEnd, gunicorn_server, per_endpoint, serve, wait_until
+from tests.support import (
+    FailingEnd,
+    gunicorn_server,
+    leave_mid_body,
+    per_endpoint,
+    serve,
+    wait_until,
+)
 
 N = c.MetricNames()
 #: Scenario -> (path, status the server answered)
@@ -64,20 +69,10 @@ def _access_lines(data: str) -> list[dict[str, Any]]:
     return lines
 
 
-def _abort_over_http(base: str, path: str) -> None:
-    """Read the first bytes of the response body, then drop the connection."""
-    url = urlsplit(base)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += sock.recv(65536)
-
-
 def _over_http(base: str) -> None:
     for name, (path, _) in SCENARIOS.items():
         if name == "aborted-by-client":
-            _abort_over_http(base, path)
+            leave_mid_body(base, path)
             continue
         # The broken stream: the server drops the connection mid-body.
         with contextlib.suppress(requests.RequestException):
@@ -202,6 +197,23 @@ def test_access_line_and_histogram_share_status_and_duration(
     }
     assert ({str(status)}, status) == (statuses, line[c.LOG_STATUS_CODE])
     assert abs(total - line[c.LOG_DURATION]) <= 1e-6
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_only_a_body_the_client_left_is_marked_aborted(
+    server: str, scenario: str, request: pytest.FixtureRequest
+) -> None:
+    """A server that stops reading the body mid-stream (the client went away) gets
+    ``client_aborted: true`` on the access line; a body sent whole, a failed view and a
+    stream that broke do not. Werkzeug's test client closes the response first, without
+    dropping the iteration: nothing tells a client gone from one that has read enough,
+    so it is not marked."""
+    served: Served = request.getfixturevalue(server)
+    path, _ = SCENARIOS[scenario]
+    [line] = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
+    left = scenario == "aborted-by-client" and server != "test_client_run"
+    assert (left, left) == (c.LOG_CLIENT_ABORTED in line, line.get(c.LOG_CLIENT_ABORTED) is True)
 
 
 @pytest.mark.parametrize("metrics_first", [True, False])

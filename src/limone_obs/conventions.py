@@ -403,6 +403,9 @@ LOG_PATH: Final = "path"
 LOG_STATUS_CODE: Final = "status_code"
 LOG_DURATION: Final = "duration"
 LOG_USER_ID: Final = "user_id"
+#: True on the access line of a request whose body the server stopped sending before its
+#: end (the client went away mid-body); absent otherwise.
+LOG_CLIENT_ABORTED: Final = "client_aborted"
 #: ``{"type", "message", "traceback"}`` of a logged exception.
 LOG_EXCEPTION: Final = "exception"
 #: Set to true on a line cut to the size cap; ``original_bytes`` holds its full size.
@@ -411,7 +414,7 @@ LOG_ORIGINAL_BYTES: Final = "original_bytes"
 LOG_CORE_FIELDS: Final = (LOG_TIMESTAMP, LOG_LEVEL, LOG_LOGGER, LOG_MESSAGE, LOG_SERVICE, LOG_ENV)
 LOG_CONTEXT_FIELDS: Final = (
     LOG_REQUEST_ID, LOG_TRACE_ID, LOG_SPAN_ID, LOG_METHOD, LOG_ENDPOINT, LOG_PATH,
-    LOG_STATUS_CODE, LOG_DURATION, LOG_USER_ID,
+    LOG_STATUS_CODE, LOG_DURATION, LOG_USER_ID, LOG_CLIENT_ABORTED,
 )  # fmt: skip
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 #: The only Loki labels (few values each); ids stay in structured metadata / the body.

@@ -101,9 +101,9 @@ class RequestState:
     """
 
     __slots__ = (
-        "_body", "_lifecycle", "_start_response", "endpoint", "exception", "headers", "inner",
-        "log", "logged_exception", "method", "metrics", "nested", "path", "start", "status",
-        "tally",
+        "_app_headers", "_body", "_lifecycle", "_start_response", "client_aborted", "endpoint",
+        "exception", "headers", "inner", "log", "logged_exception", "method", "metrics",
+        "nested", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -142,6 +142,12 @@ class RequestState:
     #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
     #: most requests log none, and this costs them nothing).
     logged_exception: BaseException
+    #: True when the server stopped reading the body before its end (the client went
+    #: away mid-body: see __iter__); unset otherwise (read with getattr, as above).
+    client_aborted: bool
+    #: The headers the app gave ``start_response`` (read only when the server stops
+    #: reading the body early: its ``Content-Length`` says whether all was sent).
+    _app_headers: Any
     _start_response: StartResponse
     _lifecycle: Lifecycle
     _body: Iterable[bytes]
@@ -149,6 +155,7 @@ class RequestState:
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         """The ``start_response`` the app sees: remembers the status, adds headers, delegates."""
         self.status = status[:3]
+        self._app_headers = headers
         if self.headers is not None:
             headers = _with_headers(headers, self.headers)
         start_response = self._start_response  # loaded, then called: see Lifecycle.__call__
@@ -200,16 +207,20 @@ class RequestState:
                     other.finish()
 
     def __iter__(self) -> Iterator[bytes]:
+        sent = 0
         try:
             # A loop, not ``yield from``: that would close the body when the iteration is
             # dropped, and the server's close() would close it a second time.
-            for chunk in self._body:  # noqa: UP028 - see above
+            for chunk in self._body:
+                sent += len(chunk)
                 yield chunk
         except GeneratorExit:
             # The server dropped the iteration before the body's end: a client gone, or a
             # server that stops once it has sent Content-Length bytes and never calls
             # close() (asgiref's WsgiToAsgi). End the request now, and close the body as
             # PEP 3333 asks of the server (once: a close() from the server comes too late).
+            if self.start is not None and sent < _content_length(getattr(self, "_app_headers", ())):
+                self.client_aborted = True
             self.close()
             raise
         except BaseException as exc:
@@ -340,6 +351,18 @@ def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str,
         else:
             out.append(header)
     return out
+
+
+def _content_length(headers: Any) -> float:
+    """The ``Content-Length`` among ``headers`` (a WSGI header list), else infinity: a
+    body without one (a stream) is whole only at its end."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    return float("inf")
 
 
 def _finish_on_close(body: Any, state: RequestState) -> bool:

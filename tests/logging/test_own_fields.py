@@ -79,11 +79,15 @@ def test_event_fields_named_like_the_requests_own_are_kept_as_extra(out: io.Byte
 
 def test_bind_cannot_replace_the_requests_fields_on_any_line(out: io.BytesIO) -> None:
     """``bind()`` of a request field inside a request binds ``extra_<name>``; the access
-    line keeps its own method, path, status and duration; ``unbind`` removes the extra."""
+    line keeps its own method, path, status, duration and abort marker; ``unbind``
+    removes the extra."""
     log = get_logger("views")
 
     def view(item_id: int) -> str:
-        bind(method=5, path=None, request_id="mine", status_code=201, duration="slow")
+        bind(
+            method=5, path=None, request_id="mine", status_code=201, duration="slow",
+            client_aborted=True,
+        )  # fmt: skip
         log.info("bound")
         unbind("duration")
         return "ok"
@@ -95,6 +99,8 @@ def test_bind_cannot_replace_the_requests_fields_on_any_line(out: io.BytesIO) ->
         assert_request_values(line, request_id)
         assert (line["extra_method"], line["extra_request_id"]) == (5, "mine")
         assert line["extra_status_code"] == 201
+        # A valid marker bound by the view is not the server's: the body was sent whole.
+        assert (line["extra_client_aborted"], c.LOG_CLIENT_ABORTED in line) == (True, False)
     assert bound["extra_duration"] == "slow"
     assert "extra_duration" not in access
     assert access[c.LOG_STATUS_CODE] == 200

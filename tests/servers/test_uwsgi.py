@@ -9,6 +9,7 @@ also for the app that answered a request in the master before the fork.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,15 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from limone_obs.stack import procs
-from tests.support import ROOT, in_ci, metric_sum, on_a_free_port, wait_until
+from tests.support import (
+    ROOT,
+    in_ci,
+    leave_mid_body,
+    metric_sum,
+    on_a_free_port,
+    per_endpoint,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 REQUESTS = 300
@@ -134,3 +143,20 @@ def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> 
     assert (4, 4) == (slots, busy_and_idle)
     for line in UNHOOKED_LINES:
         assert (0 if hooks else 1) == log.count(line), log
+
+
+def test_a_client_gone_mid_stream_is_marked_aborted(tmp_path: Path) -> None:
+    """uWSGI drops the body's iteration when the client leaves a stream: one access line,
+    with ``client_aborted`` and the status it sent, counted once."""
+    with uwsgi_server(tmp_path) as (url, proc):
+        leave_mid_body(url, "/long-stream")
+
+        def logged() -> bool:
+            return '"path":"/long-stream"' in proc.log.read_text(errors="replace")
+
+        wait_until(logged, "the stream's access line", timeout=20)
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        log = proc.log.read_text(errors="replace")
+    [line] = [json.loads(x) for x in log.splitlines() if '"path":"/long-stream"' in x]
+    assert (200, True) == (line["status_code"], line.get("client_aborted"))
+    assert 1.0 == per_endpoint(text, "limoneide_requests_total")["/long-stream"]

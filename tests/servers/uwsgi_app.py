@@ -8,15 +8,18 @@ per-process state is in use when the fork copies it.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 
-from flask import Flask
+from flask import Flask, Response
 
 from limone_obs import Metrics
 from limone_obs.logging import configure_logging, init_app
 
 
 def create_app() -> Flask:
-    """Metrics and the access log; ``/pid`` names the worker that answered."""
+    """Metrics and the access log; ``/pid`` names the worker that answered, ``/long-stream``
+    streams for seconds (a client leaves it mid-body)."""
     configure_logging(service="uwsgi-test", env="test")
     app = Flask("uwsgi_app")
     Metrics(app)
@@ -25,6 +28,15 @@ def create_app() -> Flask:
     @app.get("/pid")
     def pid() -> str:
         return str(os.getpid())
+
+    @app.get("/long-stream")
+    def long_stream() -> Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(400):
+                time.sleep(0.01)
+                yield b"x" * 65536
+
+        return Response(chunks())
 
     return app
 

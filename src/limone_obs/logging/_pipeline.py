@@ -202,7 +202,7 @@ def _mark_logged(exc: BaseException, origin: int) -> None:
 REQUEST_NAMES = frozenset(
     (c.LOG_REQUEST_ID, c.LOG_TRACE_ID, c.LOG_SPAN_ID, c.LOG_METHOD, c.LOG_PATH, c.LOG_ENDPOINT)
 )
-ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION))
+ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION, c.LOG_CLIENT_ABORTED))
 #: Every name an app's field may not simply take: the core ones, and the schema's typed
 #: request fields (``user_id`` too: the app's to give, as a string).
 OWN_NAMES = CORE_NAMES | frozenset(c.LOG_CONTEXT_FIELDS)

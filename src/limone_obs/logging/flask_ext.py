@@ -562,6 +562,8 @@ def _access_line(
     fields[c.LOG_DURATION] = round(duration * 1e6) / 1e6
     if log.user_id is not None:
         fields[c.LOG_USER_ID] = log.user_id
+    if getattr(state, "client_aborted", False):  # unset on most requests: see RequestState
+        fields[c.LOG_CLIENT_ABORTED] = True
     if _pipeline.STRUCTLOG_VARS is None or _pipeline.STRUCTLOG_VARS:  # see Pipeline.head
         p.add_structlog_context(fields)
     exc = state.exception

@@ -45,6 +45,13 @@ def _properties() -> dict[str, Any]:
         c.LOG_STATUS_CODE: {"type": "integer", "minimum": 100, "maximum": 599},
         c.LOG_DURATION: {"type": "number", "minimum": 0, "description": "seconds"},
         c.LOG_USER_ID: {"type": "string", "maxLength": 256},
+        c.LOG_CLIENT_ABORTED: {
+            "const": True,
+            "description": (
+                "access line only: the server stopped sending the body before its end "
+                "(the client went away mid-body); duration is the time until then"
+            ),
+        },
         c.LOG_EXCEPTION: _exception_schema(),
         c.LOG_TRUNCATED: {"const": True, "description": "the line was cut to the size cap"},
         c.LOG_ORIGINAL_BYTES: {"type": "integer", "minimum": 0},
