@@ -611,6 +611,19 @@ def test_flask_default_handler_is_replaced(out: io.BytesIO) -> None:
     )
 
 
+def _environs_served(app: Flask) -> list[dict[str, Any]]:
+    """The environs ``app`` is served from now on, as the server (gunicorn) holds them."""
+    served: list[dict[str, Any]] = []
+    inner = app.wsgi_app
+
+    def outermost(environ: Any, start_response: Any) -> Any:
+        served.append(environ)
+        return inner(environ, start_response)
+
+    app.wsgi_app = outermost  # type: ignore[method-assign]
+    return served
+
+
 def _reset_app() -> Flask:
     """Routes whose URL variables name secrets (a reset token, an API key) and one that
     does not."""
@@ -655,12 +668,23 @@ def test_a_secret_url_variable_is_masked_in_the_path(
     assert (paths, secret in out.getvalue().decode()) == ({expected}, False)
 
 
-def test_other_url_variables_are_kept_in_the_path(out: io.BytesIO) -> None:
-    """A variable with an ordinary name keeps its value in the path."""
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("/docs/token-guide", "/docs/token-guide"), ("/docs/caf%C3%A9-%E2%82%AC", "/docs/café-€")],
+    ids=["ascii", "non-ascii"],
+)
+def test_other_url_variables_are_kept_in_the_path(url: str, path: str, out: io.BytesIO) -> None:
+    """A variable with an ordinary name keeps its value in the path, decoded as Flask
+    decodes it (not the URL's bytes as Latin-1 characters, which PEP 3333 servers pass);
+    gunicorn's access line has the same path."""
     configure_logging(stream=out)
-    _reset_app().test_client().get("/docs/token-guide").close()
+    app = _reset_app()
+    served = _environs_served(app)
+    app.test_client().get(url).close()
     (line,) = access_lines(parse_lines(out.getvalue()))
-    assert (line["path"], line["endpoint"]) == ("/docs/token-guide", "/docs/<name>")
+    assert (line["path"], line["endpoint"]) == (path, "/docs/<name>")
+    fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
+    assert fields["path"] == path
 
 
 def test_gunicorn_access_line_gets_the_masked_path(out: io.BytesIO) -> None:
@@ -668,14 +692,7 @@ def test_gunicorn_access_line_gets_the_masked_path(out: io.BytesIO) -> None:
     environ) writes the masked path too, not PATH_INFO."""
     configure_logging(stream=out)
     app = _reset_app()
-    served: list[dict[str, Any]] = []
-    inner = app.wsgi_app
-
-    def outermost(environ: Any, start_response: Any) -> Any:
-        served.append(environ)  # the environ the server (gunicorn) holds
-        return inner(environ, start_response)
-
-    app.wsgi_app = outermost  # type: ignore[method-assign]
+    served = _environs_served(app)
     app.test_client().get("/reset-password/PATHTOKEN1leak9f8e").close()
     fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
     assert fields["path"] == "/reset-password/[REDACTED]"

@@ -24,7 +24,7 @@ import structlog.contextvars as _structlog_contextvars
 
 from limone_obs import conventions as c
 from limone_obs import lifecycle
-from limone_obs.logging import _context, _identity, schema
+from limone_obs.logging import _context, _identity, _url_secrets, schema
 from limone_obs.logging._encode import encode_line, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
@@ -148,8 +148,16 @@ class Pipeline:
         return fields
 
     def render(self, event: Mapping[str, Any]) -> bytes:
-        """Encode a finished event as one capped JSON line."""
-        return encode_line(event, self.max_line_bytes)
+        """Encode a finished event as one capped JSON line (this context's request
+        secrets masked in it, wherever they are)."""
+        line = encode_line(event, self.max_line_bytes)
+        return self.scrub_line(line) if _request_secrets() else line
+
+    def scrub_line(self, line: bytes) -> bytes:
+        """``line`` with this context's request secrets (secret URL values) masked in
+        every field; a line without them is returned as it is."""
+        mask = self.redactor.mask if self.redactor is not None else "[REDACTED]"
+        return _url_secrets.scrub_line(line, mask, self.max_line_bytes)
 
     def exception(
         self, exc_info: ExcInfo, text: str | None = None, origin: object = None

@@ -28,7 +28,7 @@ from limone_obs import conventions as c
 from limone_obs._config import flag
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
-from limone_obs.logging import _context, _pipeline
+from limone_obs.logging import _context, _pipeline, _url_secrets
 from limone_obs.logging._encode import dumps, encode_line, rfc3339, safe_str
 
 if TYPE_CHECKING:
@@ -280,6 +280,8 @@ class AccessLog:
         script = environ.get("SCRIPT_NAME")
         if script:  # the app's mount point: a proxy's prefix (ProxyFix), a dispatcher mount
             path = script + path
+        if not path.isascii():  # the URL's bytes as Latin-1 (PEP 3333): as Flask decodes it
+            path = _url_secrets.wsgi_text(path)
         if _request_secrets():  # the previous request served in this context had some
             _context.set_request_secrets(())
         # The client's request id if it is a safe one (length and charset), else the one
@@ -383,6 +385,8 @@ class AccessLog:
             if self.access and state.inner is None:
                 p = _pipeline.current  # read once: the line goes where it was made for
                 line = _access_line(p, state, log, elapsed)
+                if _request_secrets():  # a secret URL value: in a field bound by the view?
+                    line = p.scrub_line(line)
                 # The pipeline's sink, called here (one frame less than _pipeline.write).
                 sink = p.sink
                 if sink is None:
@@ -475,27 +479,32 @@ def _mask_path_values(
     current = request._get_current_object()  # type: ignore[attr-defined]
     if args is None:
         args = current.view_args or {}
+    if not isinstance(context.get(c.LOG_PATH), str):
+        return
     redactor = _pipeline.current.redactor
     mask = redactor.mask if redactor is not None else "[REDACTED]"
-    path = context.get(c.LOG_PATH)
-    if not isinstance(path, str):
-        return
+    environ = current.environ
+    # Made again from the whole path: begin() cut it to 2048 characters, which may have
+    # cut a long value, and then it would not be found.
+    raw = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    path = _url_secrets.wsgi_text(raw)
+    uri = str(environ.get("REQUEST_URI") or environ.get("RAW_URI") or "")
     secrets: list[str] = []
     for name in names:
         value = args.get(name)
         text = value if isinstance(value, str) else str(value) if value is not None else ""
         if not text:
             continue
-        # PATH_INFO holds the URL's bytes as Latin-1; the value is decoded text.
-        for form in dict.fromkeys((text, text.encode("utf-8", "replace").decode("latin-1"))):
-            path = path.replace(form, mask)
-            if len(form) >= _MIN_SCRUBBED:  # a shorter one would garble every line
-                secrets.append(form)
+        path = path.replace(text, mask)
+        # Every other form a line of the request may hold it in (request.url quotes it,
+        # the server's request line has it as the client encoded it).
+        secrets += [f for f in _url_secrets.forms(text, raw, uri) if len(f) >= _MIN_SCRUBBED]
+    path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
     context[c.LOG_PATH] = path
-    current.environ[c.ENVIRON_LOG_PATH] = path
-    # Every other line of the request too (the server's request line, a message quoting
-    # the URL): their text is scrubbed of these values.
-    _context.set_request_secrets(tuple(secrets))
+    environ[c.ENVIRON_LOG_PATH] = path
+    # Every line of the request is scrubbed of these values (a shorter one would garble
+    # every line: it is masked in the path only).
+    _context.set_request_secrets(tuple(dict.fromkeys(secrets)))
 
 
 _ACCESS_MESSAGE = "request finished"

@@ -33,6 +33,7 @@ from gunicorn import glogging
 from limone_obs import conventions as c
 from limone_obs.logging import _context, _identity, _pipeline
 from limone_obs.logging._sink import Sink
+from limone_obs.logging._url_secrets import wsgi_text
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
 
 _FORMATTER = "limone_obs.logging.stdlib.JsonFormatter"
@@ -145,10 +146,10 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
     fields: dict[str, Any] = {
         c.LOG_METHOD: str(environ.get("REQUEST_METHOD", ""))[:16],
         # The app's masked path when it masked one (a secret URL variable), else the path
-        # with the app's mount point, as the app's own access line has it.
+        # with the app's mount point, decoded as the app's own access line has it.
         c.LOG_PATH: str(
             environ.get(c.ENVIRON_LOG_PATH)
-            or f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+            or wsgi_text(f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}")
         )[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
