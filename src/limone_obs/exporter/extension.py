@@ -22,7 +22,7 @@ from prometheus_client import (
 
 from limone_obs import conventions as c
 from limone_obs import lifecycle
-from limone_obs._config import flag
+from limone_obs._config import flag, warn_unread_environment
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import (
     _failsafe,
@@ -220,6 +220,7 @@ class Metrics:
                 "each app once, with Metrics(app) or metrics.init_app(app) (an app "
                 "factory creates a new app each time, that is fine)"
             )
+        warn_unread_environment(app.config, FLASK_KEYS, app.name)
         settings = _Settings.from_config(app, self._version, self._revision)
         metrics_app = exposition.MetricsApp(self._scraped_registry, settings.token)
         # The port first: one that cannot be had leaves the app as it was.
@@ -419,6 +420,17 @@ def _check_buckets(buckets: Sequence[float], field: str) -> None:
             "latency SLOs (requests, AI calls) count observations below a bucket "
             "boundary, so add them"
         )
+
+
+#: The exporter's Flask config keys (``LIMONE_OBS_METRICS_TOKEN`` is also read from the
+#: environment; these are not).
+FLASK_KEYS = (
+    "LIMONE_OBS_METRICS_PATH", "LIMONE_OBS_METRICS_PORT", "LIMONE_OBS_METRICS_ADDR",
+    "LIMONE_OBS_EXCLUDED_PATHS", "LIMONE_OBS_EXEMPLARS", "LIMONE_OBS_TEMPLATE_TIMING",
+    "LIMONE_OBS_VERSION", "LIMONE_OBS_REVISION", "LIMONE_OBS_RUM", "LIMONE_OBS_RUM_PATH",
+    "LIMONE_OBS_RUM_MARKS", "LIMONE_OBS_RUM_KEY", "LIMONE_OBS_RUM_MAX_AGE",
+    "LIMONE_OBS_RUM_RATE",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
-from limone_obs._config import flag
+from limone_obs._config import flag, warn_unread_environment
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _url_secrets
@@ -43,6 +43,10 @@ logger = logging.getLogger(_pipeline.NOTICE_LOGGER)
 #: An incoming request id is kept only if it fully matches this (else a new one is made).
 REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
+#: The logging integration's Flask config keys (read by init_app, not from the environment).
+FLASK_KEYS = (
+    "LIMONE_OBS_LOG_REQUEST_ID_HEADER", "LIMONE_OBS_LOG_ACCESS", "LIMONE_OBS_LOG_EXCLUDED_PATHS",
+)  # fmt: skip
 
 
 #: Request ids drawn from the OS's random source at once (one system call per batch).
@@ -199,6 +203,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
             f"limone_obs.logging.init_app was already called on Flask app {app.name!r}: "
             "call it once per app"
         )
+    warn_unread_environment(app.config, FLASK_KEYS, app.name)
     settings = Settings.from_config(app)
     _unbatch_if_forked_unhooked()
     access = AccessLog(settings)

@@ -1,0 +1,74 @@
+"""Flask config keys exported as environment variables: not read, and said so once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from prometheus_client import CollectorRegistry
+
+from limone_obs import Metrics, _config
+from limone_obs.exporter import extension
+from limone_obs.logging import flask_ext, init_app
+from limone_obs.logging.setup import reset_for_tests
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    """No variable reported yet in this process; the logging state reset after."""
+    saved = set(_config._told)
+    _config._told.clear()
+    yield
+    _config._told.clear()
+    _config._told.update(saved)
+    reset_for_tests()
+
+
+def _instrumented(name: str) -> Flask:
+    app = Flask(name)
+    Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    return app
+
+
+def test_every_key_listed_is_one_the_extensions_read() -> None:
+    """The lists the check walks are exactly the keys the two extensions set defaults for."""
+    app = Flask("keys")
+    before = set(app.config)
+    Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    read = {k for k in set(app.config) - before if k.startswith("LIMONE_OBS_")}
+    # The token is also read from the environment: not one to warn about.
+    assert read - {"LIMONE_OBS_METRICS_TOKEN"} == {*extension.FLASK_KEYS, *flask_ext.FLASK_KEYS}
+
+
+@pytest.mark.parametrize("key", ["LIMONE_OBS_LOG_ACCESS", "LIMONE_OBS_EXEMPLARS"])
+def test_a_key_set_only_in_the_environment_is_reported_once(
+    key: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exported, not in app.config: one warning naming it and what to do, for the first
+    app only; the default applies."""
+    monkeypatch.setenv(key, "false")
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        first = _instrumented("first")
+        _instrumented("second")
+    told = [r.getMessage() for r in caplog.records if key in r.getMessage()]
+    assert 1 == len(told), told
+    assert f"app.config['{key}']" in told[0]
+    assert first.config[key] is True
+
+
+def test_a_key_the_app_set_is_not_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's config has it (from os.environ, as the warning says): nothing to say."""
+    monkeypatch.setenv("LIMONE_OBS_LOG_ACCESS", "false")
+    app = Flask("set")
+    app.config["LIMONE_OBS_LOG_ACCESS"] = os.environ["LIMONE_OBS_LOG_ACCESS"]
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        init_app(app)
+    assert not [r for r in caplog.records if "LIMONE_OBS_LOG_ACCESS" in r.getMessage()]
+    assert app.config["LIMONE_OBS_LOG_ACCESS"] is False
