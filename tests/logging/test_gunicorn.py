@@ -168,6 +168,24 @@ def test_access_fields_keep_a_safe_request_id() -> None:
     assert "abc-123.x" == fields["request_id"]
 
 
+@pytest.mark.parametrize(
+    ("header", "ids"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+         ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", None),
+        ("garbage", None),
+    ],
+    ids=["valid", "all-zero", "garbage"],
+)  # fmt: skip
+def test_access_fields_carry_the_trace_ids(header: str, ids: tuple[str, str] | None) -> None:
+    """A valid ``traceparent`` gives gunicorn's access line the trace and span ids the
+    app's lines of the request have; an invalid one gives none."""
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_TRACEPARENT": header}
+    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    assert (ids or (None, None)) == (fields.get("trace_id"), fields.get("span_id"))
+
+
 def test_access_fields_cap_client_text() -> None:
     """A 100 KB path and user agent are cut to fixed caps before they are redacted and
     written (bounded work per access line, whatever the client sends)."""

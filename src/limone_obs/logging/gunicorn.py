@@ -31,6 +31,7 @@ from typing import Any
 from gunicorn import glogging
 
 from limone_obs import conventions as c
+from limone_obs._tracecontext import parse_traceparent
 from limone_obs.logging import _context, _identity, _pipeline
 from limone_obs.logging._sink import Sink
 from limone_obs.logging._url_secrets import wsgi_text
@@ -165,6 +166,10 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
     )
     if request_id:
         fields[c.LOG_REQUEST_ID] = request_id
+    # The W3C trace ids, as the app's own lines of the request have them.
+    trace = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
+    if trace is not None:
+        fields[c.LOG_TRACE_ID], fields[c.LOG_SPAN_ID] = trace
     return fields
 
 
