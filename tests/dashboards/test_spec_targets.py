@@ -127,6 +127,24 @@ def test_without_a_latency_slo_the_kits_targets_are_drawn_and_said() -> None:
     assert "the kit's default targets" in p95["description"]
 
 
+def test_a_latency_slo_of_one_endpoint_is_no_target_of_the_whole_service() -> None:
+    """95 % of /quote within 0.4 s says nothing of the other endpoints: the service's
+    panels draw the kit's targets and say why (they drew 0.4 s, and the share of all
+    requests within it read 100 % while /quote missed its objective)."""
+    scoped = ORDERS.replace(
+        "    histogram: limoneide_request_duration_seconds\n",
+        '    histogram: limoneide_request_duration_seconds{endpoint="/quote"}\n',
+    )
+    boards = _boards(scoped)
+    overview = boards["overview"]
+    within = _panel(overview, "Requests within 1 s")
+    assert ["1", "0.6"] == [le.split("(")[0] for le in _les(within)]
+    for panel in (_panel(overview, "p95 latency"), _panel(boards["endpoint"], "p95 latency")):
+        assert [("green", None), ("orange", 0.6), ("red", 1.0)] == _steps(panel)
+        assert 'SLO latency counts only endpoint="/quote"' in panel["description"]
+    assert "within 0.4 s" not in str(overview)
+
+
 def test_the_5xx_limit_is_an_slo_over_all_requests_not_one_endpoints() -> None:
     """A 2 % error SLO on /checkout only is no limit for the whole service: the 5xx
     panels use the availability SLO over all requests (0.5 %), and without one the

@@ -135,13 +135,17 @@ def availability(service: ServiceView) -> SloView | None:
     return next((s for s in service.slos if s.kind == KIND_RATIO and s.tiers), None)
 
 
-def latency_slo(service: ServiceView, histogram: str) -> SloView | None:
-    """The ``latency`` SLO counting the histogram ``histogram`` (base name), or None."""
+def latency_slo(service: ServiceView, histogram: str, *, whole: bool = False) -> SloView | None:
+    """The ``latency`` SLO counting the histogram ``histogram`` (base name), or None;
+    with ``whole``, only one counting all of the job's observations (no other matcher)."""
     return next(
         (
             slo
             for slo in service.slos
-            if slo.kind == KIND_LATENCY and slo.histogram and slo.histogram.metric == histogram
+            if slo.kind == KIND_LATENCY
+            and slo.histogram
+            and slo.histogram.metric == histogram
+            and not (whole and slo.histogram.matchers)
         ),
         None,
     )
@@ -185,13 +189,18 @@ class LatencyTargets:
 
 
 def latency_targets(service: ServiceView, histogram: str) -> LatencyTargets:
-    """The latency lines of ``service``'s panels, from the latency SLO counting
-    ``histogram`` (the request duration), else the kit's defaults."""
-    slo = latency_slo(service, histogram)
+    """The latency lines of ``service``'s panels, from the latency SLO counting all of
+    ``histogram`` (the request duration), else the kit's defaults. An SLO on some of it
+    (one endpoint's requests) is no target for the whole service's panels."""
+    slo = latency_slo(service, histogram, whole=True)
     if slo is None or not slo.threshold_seconds:
-        return LatencyTargets(
-            DEFAULT_LATENCY_TARGETS, "the kit's default targets: the spec has no latency SLO"
+        some = latency_slo(service, histogram)
+        why = (
+            "the spec has no latency SLO over all requests"
+            if some is None or some.histogram is None
+            else f"SLO {some.name} counts only {', '.join(some.histogram.matchers)}"
         )
+        return LatencyTargets(DEFAULT_LATENCY_TARGETS, f"the kit's default targets: {why}")
     committed = slo.threshold_seconds
     stages = sorted(t for t in slo.stages if t < committed)
     goal = f"SLO {slo.name}: {slo.objective:g} % within {committed:g} s"
