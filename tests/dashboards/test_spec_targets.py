@@ -155,3 +155,14 @@ def test_the_5xx_limit_is_an_slo_over_all_requests_not_one_endpoints() -> None:
     assert ("red", 0.005) == _steps(ratio)[-1]
     bare = _panel(_boards(BARE)["overview"], "5xx ratio")
     assert ("red", 0.01) == _steps(bare)[-1]
+
+
+def test_no_panel_has_two_colour_steps_at_one_value() -> None:
+    """A warn band as wide as nothing is left out, not written as a step Grafana lists
+    (orange 0.005 then red 0.005 on the 5xx ratio): for the kit's spec and this one."""
+    for spec in (ORDERS, BARE):
+        for name, board in _boards(spec).items():
+            for panel in _panels(board):
+                thresholds = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds")
+                values = [s["value"] for s in (thresholds or {}).get("steps", [])]
+                assert len(values) == len(set(values)), (name, panel["title"], values)

@@ -37,12 +37,18 @@ def steps(*bounds: tuple[str, float | None]) -> list[dict[str, Any]]:
 
 
 def higher_is_worse(warn: float, bad: float) -> Steps:
-    """Green below ``warn``, orange from ``warn``, red from ``bad``."""
+    """Green below ``warn``, orange from ``warn``, red from ``bad``; no orange band (and
+    no step of it, which Grafana would list) when the two are equal."""
+    if warn == bad:
+        return (("green", None), ("red", bad))
     return (("green", None), ("orange", warn), ("red", bad))
 
 
 def lower_is_worse(bad: float, ok: float) -> Steps:
-    """Red below ``bad``, orange below ``ok``, green from ``ok``."""
+    """Red below ``bad``, orange below ``ok``, green from ``ok``; no orange band (and no
+    step of it) when the two are equal."""
+    if bad == ok:
+        return (("red", None), ("green", ok))
     return (("red", None), ("orange", bad), ("green", ok))
 
 

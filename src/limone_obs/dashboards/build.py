@@ -124,9 +124,11 @@ traffic beside them would mix two services without a word.
   `{service.namespace}_workers` (the packaged gunicorn config); without that series only
   the in-flight requests are drawn.
 - **Targets on the panels** come from the spec: every latency panel colours red from the
-  `threshold_seconds` of the latency SLO on `{service.namespace}_request_duration_seconds`
-  and orange, then yellow, from its `stages` ("Requests within" draws the share within
-  each; without such an SLO, the kit's 0.6 s and 1 s); the 5xx limit is the budget of a
+  `threshold_seconds` of the latency SLO on all of
+  `{service.namespace}_request_duration_seconds` and orange, then yellow, from its
+  `stages` ("Requests within" draws the share within each; without such an SLO, the
+  kit's 0.6 s and 1 s, and a latency SLO on one endpoint's requests is no target for
+  the service: its own panels are on the SLOs dashboard); the 5xx limit is the budget of a
   `threshold` SLO over all requests, else of the availability SLO over all of them, else
   1 % (an SLO on one endpoint is no limit for the service).
 
