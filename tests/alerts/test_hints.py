@@ -34,12 +34,23 @@ def test_a_tier_that_cannot_fire_asks_to_raise_the_objective() -> None:
 
 
 def test_every_tier_that_cannot_fire_is_named_in_one_run() -> None:
-    """objective: 1.5 leaves only ticket-slow (factor 1) able to fire: the other three are
+    """objective: 60 leaves only ticket-slow (factor 1) able to fire: the other three are
     named at once (only the first was, and each of the others showed up after the one
     before was switched off)."""
-    message = _error(SPEC.format(objective=1.5))
+    message = _error(SPEC.format(objective=60))
     named = re.findall(r"tiers\.([a-z-]+): burn factor", message)
     assert ["page-fast", "page-slow", "ticket-fast"] == named
+
+
+def test_an_objective_under_50_is_read_as_a_limit_of_bad_events() -> None:
+    """objective: 1.5 (written for "at most 1.5 % errors") is named as such, with the
+    percentage of good events to write instead; not three burn-factor messages."""
+    message = _error(SPEC.format(objective=1.5))
+    assert (
+        "slo.yaml: slos[0] (availability).objective: 1.5 lets 98.5 % of events be bad: give "
+        "the percentage of good events, e.g. 98.5 for at most 1.5 % bad"
+    ) in message
+    assert "burn factor" not in message
 
 
 def test_the_objective_the_message_names_is_the_lowest_that_works() -> None:
@@ -73,7 +84,8 @@ def test_a_word_that_is_no_number_gets_no_hint() -> None:
 
 
 def test_a_misspelt_key_is_told_the_closest_allowed_one() -> None:
-    """treshold_seconds in a latency SLO: "did you mean threshold_seconds?" then the list."""
+    """treshold_seconds in a latency SLO: "did you mean threshold_seconds?" then the list,
+    and no second message that threshold_seconds is missing."""
     text = """
 service: shop
 slos:
@@ -89,6 +101,7 @@ slos:
         "slo.yaml: slos[0] (latency).treshold_seconds: unknown key 'treshold_seconds' for an "
         "SLO of kind 'latency'; did you mean threshold_seconds? allowed: "
     ) in messages[0]
+    assert not [m for m in messages if m.endswith("threshold_seconds: is required")], messages
 
 
 def test_a_misspelt_top_level_key_and_kind_are_told_the_closest() -> None:

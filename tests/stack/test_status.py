@@ -21,6 +21,7 @@ from limone_obs.stack.status import (
     SloStatus,
     base_url,
     has_values,
+    history_note,
     no_data_hint,
     render,
     render_health,
@@ -495,3 +496,21 @@ def test_status_warns_when_the_specs_job_is_not_scraped(tmp_path: Path) -> None:
         result.exit_code,
         "warning: Prometheus scrapes no target of job 'shop'" in result.stderr,
     ), result.output
+
+
+@pytest.mark.parametrize(
+    ("seconds", "held"),
+    [(None, None), (float("nan"), None), (30 * 86400, None), (29 * 86400, None),
+     (20 * 86400, "20.0 d"), (18 * 60 + 20, "18 min"), (20, "1 min"), (2 * 3600, "2.0 h")],
+)  # fmt: skip
+def test_the_history_note_says_how_much_of_the_period_prometheus_holds(
+    seconds: float | None, held: str | None
+) -> None:
+    """Less than the 30d period: a note naming about how long; the period or more
+    (or no scrape): none."""
+    note = history_note(parse_spec(SHOP), seconds)
+    if held is None:
+        assert note is None
+    else:
+        assert note is not None
+        assert note.startswith(f"note: Prometheus holds about {held} of job 'shop', less ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -239,6 +240,11 @@ def test_status_shows_every_slo_with_values(stack: Stack) -> None:
     assert [slo.name for slo in spec.slos] == list(rows)
     assert "%" in rows["availability"].split()[3]
     assert "(page)" in rows["errors"] or "(page)" in rows["availability"]
+    # A fresh Prometheus: the period figures cover its few minutes, and the note says so.
+    note = result.stdout.rstrip().splitlines()[-1]
+    held = re.fullmatch(r"note: Prometheus holds about (\d+) min of job .*", note)
+    assert held is not None, result.stdout
+    assert 1 <= int(held.group(1)) <= 30
 
 
 def test_status_watch_refreshes_the_table(stack: Stack) -> None:

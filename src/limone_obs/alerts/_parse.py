@@ -425,8 +425,16 @@ def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
     sli = None
     if kind is not None:
         parser = ctx.kinds[kind]
-        found.errors += item.unknown((*COMMON_SLO_KEYS, *parser.keys), f"an SLO of kind {kind!r}")
+        allowed = (*COMMON_SLO_KEYS, *parser.keys)
+        found.errors += item.unknown(allowed, f"an SLO of kind {kind!r}")
+        at = len(found.errors)
         sli = found.get(lambda: parser.parse(ctx, item), None)
+        # A misspelt key already got "did you mean threshold_seconds?": the key it meant
+        # is missing, and saying so again adds nothing.
+        meant = {item.where(m) for m in item.meant(allowed)}
+        found.errors[at:] = [
+            e for e in found.errors[at:] if not (e.location in meant and e.detail == "is required")
+        ]
     slo_name = name or "slo"
     default_runbook = f"{ctx.runbooks}/{ctx.service}/{slo_name}.md"
     has_min_rate = kind is not None and "min_rate" in ctx.kinds[kind].keys
@@ -458,7 +466,8 @@ def objective(item: Reader) -> float:
     """The SLO's ``objective``: a percentage strictly between 0 and 100.
 
     A value up to 1 is taken for a ratio written where a percentage belongs (0.999 for
-    99.9 %) and rejected with that hint, before any burn-factor check could confuse.
+    99.9 %), and one below 50 for a limit of bad events (1.5 for "at most 1.5 % errors"),
+    and rejected with that hint, before any burn-factor check could confuse.
     """
     objective = item.number("objective")
     if objective == 1:  # as a ratio it is 100 %, itself refused: maybe a limit of bad ones
@@ -475,6 +484,12 @@ def objective(item: Reader) -> float:
         )
     if not 0 < objective < 100:
         item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
+    if objective < 50:  # no SLO lets most events be bad: a limit of bad ones, or a typo
+        item.fail(
+            "objective",
+            f"{objective:g} lets {100 - objective:g} % of events be bad: give the percentage "
+            f"of good events, e.g. {100 - objective:g} for at most {objective:g} % bad",
+        )
     return objective
 
 

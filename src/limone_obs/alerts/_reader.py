@@ -240,6 +240,12 @@ class Reader:
             if key not in allowed
         ]
 
+    def meant(self, allowed: Collection[str]) -> set[str]:
+        """The keys of ``allowed`` that a key outside them is a close misspelling of (what
+        :meth:`unknown` suggests: ``treshold_seconds`` -> ``threshold_seconds``)."""
+        meant = (closest(str(key), allowed) for key in self.data if key not in allowed)
+        return {key for key in meant if key is not None}
+
     def has(self, key: str) -> bool:
         """True if ``key`` is present (even with a null value)."""
         return key in self.data
@@ -316,8 +322,14 @@ class Reader:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``did you mean <choice>? `` for the choice closest to a misspelt ``word``, or ``""``
     when none is close; put it before the rest of the message."""
+    close = closest(word, choices)
+    return f"did you mean {close}? " if close else ""
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to a misspelt ``word``, or None when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]}? " if close else ""
+    return close[0] if close else None
 
 
 def _plain_number_hint(value: Any) -> str:

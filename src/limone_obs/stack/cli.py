@@ -453,6 +453,9 @@ def status_command(
     or no series scraped) and what to do; 2 when Prometheus cannot be queried. With
     --watch, the last table shown decides.
 
+    When Prometheus holds less than the SLO period of the job (a fresh one), a note at
+    the end says the period figures cover that time alone.
+
     When the table shows something, a warning on stderr (exit 0) names any SLO of the
     spec Prometheus has no recording rule of (its rule files come from an older build of
     the spec: rebuild and reload them), any SLO whose SLI or budget shows "-" while
@@ -474,6 +477,9 @@ def status_command(
             health = status_mod.render_health(spec, status_mod.collect_health(prom, spec))
             if health is not None:
                 click.echo(f"\n{health}")
+            note = status_mod.history_note(spec, status_mod.history_seconds(prom, spec))
+            if note is not None and status_mod.has_values(rows):
+                click.echo(f"\n{note}")
             empty = not status_mod.has_values(rows)
             if empty:  # a table of "-" alone reads like "all fine, no traffic"
                 groups, scraped = prom.rule_groups(), prom.scraped(spec.job)

@@ -300,6 +300,36 @@ def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
+def history_seconds(prom: Prometheus, spec: ServiceSpec) -> float | None:
+    """About how long Prometheus has scraped the spec's job within the SLO period: the
+    most scrapes of one target over the period, at the rate of the last 5 minutes; None
+    when it has no scrape in the last 5 minutes."""
+    job = Matcher(c.LABEL_JOB, "=", spec.job).promql()
+    return prom.scalar(
+        f"max(count_over_time(up{{{job}}}[{spec.period}])) "
+        f"/ max(count_over_time(up{{{job}}}[5m])) * 300"
+    )
+
+
+def history_note(spec: ServiceSpec, seconds: float | None) -> str | None:
+    """What the table's period figures cover when Prometheus holds less than the SLO
+    period of the job (a fresh Prometheus: a budget of -2000 % after 20 minutes of
+    errors is not 20 periods' budget spent); None when it holds the period."""
+    if seconds is None or math.isnan(seconds) or seconds >= 0.95 * spec.period_seconds:
+        return None
+    if seconds >= 2 * 86400:
+        held = f"{seconds / 86400:.1f} d"
+    elif seconds >= 5400:
+        held = f"{seconds / 3600:.1f} h"
+    else:
+        held = f"{max(1, round(seconds / 60))} min"
+    return (
+        f"note: Prometheus holds about {held} of job {spec.job!r}, less than the SLO "
+        f"period ({spec.period}): SLI and budget left are over that time alone, as if it "
+        "were the whole period (its error ratio against the period's budget)"
+    )
+
+
 def unscraped_job_hint(spec: ServiceSpec, spec_path: Path) -> str:
     """Why some rows show values and others "-" when Prometheus has no target of the
     spec's job: the recording rules it reads (by ``slo_service``) were built from another
