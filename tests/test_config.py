@@ -27,10 +27,13 @@ def fresh() -> Iterator[None]:
     reset_for_tests()
 
 
-def _instrumented(name: str) -> Flask:
+def _instrumented(name: str, *, logging_first: bool = False) -> Flask:
     app = Flask(name)
+    if logging_first:
+        init_app(app)
     Metrics(app, registry=CollectorRegistry())
-    init_app(app)
+    if not logging_first:
+        init_app(app)
     return app
 
 
@@ -45,16 +48,21 @@ def test_every_key_listed_is_one_the_extensions_read() -> None:
     assert read - {"LIMONE_OBS_METRICS_TOKEN"} == {*extension.FLASK_KEYS, *flask_ext.FLASK_KEYS}
 
 
-@pytest.mark.parametrize("key", ["LIMONE_OBS_LOG_ACCESS", "LIMONE_OBS_EXEMPLARS"])
+@pytest.mark.parametrize("logging_first", [False, True], ids=["metrics-first", "logging-first"])
+@pytest.mark.parametrize("key", ["LIMONE_OBS_LOG_ACCESS", "LIMONE_OBS_EXEMPLARS", "LIMONE_OBS_RUM"])
 def test_a_key_set_only_in_the_environment_is_reported_once(
-    key: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    key: str,
+    logging_first: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Exported, not in app.config: one warning naming it and what to do, for the first
-    app only; the default applies."""
+    app only, whichever extension comes first (the logging reads LIMONE_OBS_RUM too);
+    the default applies."""
     monkeypatch.setenv(key, "false")
     with caplog.at_level(logging.WARNING, logger="limone_obs"):
-        first = _instrumented("first")
-        _instrumented("second")
+        first = _instrumented("first", logging_first=logging_first)
+        _instrumented("second", logging_first=logging_first)
     told = [r.getMessage() for r in caplog.records if key in r.getMessage()]
     assert 1 == len(told), told
     assert f"app.config['{key}']" in told[0]

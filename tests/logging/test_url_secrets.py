@@ -1,5 +1,6 @@
 """A secret URL value (``/reset-password/<token>``) is in no field of any line of its
-request, in any form a line can hold it, whatever the server and the URL's encoding."""
+request, in any form a line can hold it, whatever the server and the URL's encoding; and
+a client choosing its token cannot rewrite the lines' own fields."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ import requests
 from limone_obs.logging import configure_logging
 from tests.logging.helpers import parse_lines
 from tests.logging.url_secrets_app import create_app
-from tests.support import gunicorn_server, settled
+from tests.support import gunicorn_server, serve, settled
 
-#: The value as Flask decodes it, the URL path sent, and the texts a line could leak it
-#: as (decoded; quoted as request.url has it; as the client sent it).
+MASKED_URL = "http://localhost/reset-password/[REDACTED]"
+#: The value as Flask decodes it, the URL path sent, and the other texts a line could
+#: leak it as (request.url's quoting, the client's own percent-encoding, the bytes as
+#: PATH_INFO holds them).
 CASES = {
     "plain": ("PATHTOKEN1leak9f8e", "PATHTOKEN1leak9f8e", ()),
     "quoted": ('abc\ndef"ghi-tok', "abc%0Adef%22ghi-tok", ("abc%0Adef%22ghi-tok",)),
-    "non-ascii": ("töken-é-42", "t%C3%B6ken-%C3%A9-42", ("t%C3%B6ken-%C3%A9-42",)),
-    "lower-hex": ("töken-é-42", "t%c3%b6ken-%c3%a9-42", ("t%c3%b6ken-%c3%a9-42",)),
+    "space": ("ab cdef-tok", "ab%20cdef-tok", ("ab%20cdef-tok", "ab+cdef-tok")),
+    "non-ascii": ("töken-é-42", "t%C3%B6ken-%C3%A9-42", ("t%C3%B6ken-%C3%A9-42", "tÃ¶ken")),
+    "lower-hex": ("töken-é-42", "t%c3%b6ken-%c3%a9-42", ("t%c3%b6ken-%c3%a9-42", "tÃ¶ken")),
+    "mixed": ("töken-é-42", "t%C3%B6k%65n-%C3%A9-42", ("t%C3%B6k%65n-%C3%A9-42", "k%65n")),
 }
 
 
@@ -44,52 +49,136 @@ def _leaks(events: list[dict[str, Any]], texts: tuple[str, ...]) -> list[str]:
     return [s for e in events for s in _strings(e) if any(t in s for t in texts)]
 
 
-def _lines_of(out: io.BytesIO, path: str) -> list[dict[str, Any]]:
+def _get(out: io.BytesIO, url: str, **environ: str) -> list[dict[str, Any]]:
     configure_logging(stream=out)
-    create_app(stream=out).test_client().get(f"/reset-password/{path}").close()
+    create_app(stream=out).test_client().get(url, environ_overrides=environ).close()
     return parse_lines(out.getvalue())
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_value_is_masked_in_every_field(case: str, out: io.BytesIO) -> None:
     """Fields quoting request.url (nested too), an ``extra=`` field, a keyword named like
-    the path, a bound field on the access line: masked, the lines' shape kept."""
+    the path, a bound field on the access line, the environ's REQUEST_URI, RAW_URI and
+    PATH_INFO, a url_for link (path and query): masked, the lines' shape kept."""
     value, sent, forms = CASES[case]
-    events = _lines_of(out, sent)
+    events = _get(out, f"/reset-password/{sent}")
     assert [] == _leaks(events, (value, *forms))
-    [app_line] = [e for e in events if e["logger"] == "views"]
+    [app_line, link] = [e for e in events if e["logger"] == "views"]
     [std_line] = [e for e in events if e["logger"] == "views.std"]
     [access] = [e for e in events if e["logger"] == "limone_obs.access"]
-    masked = "http://localhost/reset-password/[REDACTED]"
     assert (app_line["url"], app_line["links"], app_line["extra_path"]) == (
-        masked, {"all": [masked]}, "/reset-password/[REDACTED]",
+        MASKED_URL, {"all": [MASKED_URL]}, "/reset-password/[REDACTED]",
     )  # fmt: skip
-    assert (std_line["link"], access["referer"]) == (masked, masked)
+    assert (std_line["link"], access["referer"]) == (MASKED_URL, MASKED_URL)
+    assert link["again"] == f"{MASKED_URL}?t=[REDACTED]"
     assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
+
+
+@pytest.mark.parametrize("token", ["info", "url-secrets", "test", "views", "error"])
+def test_a_token_named_like_a_field_of_the_line_leaves_that_field_alone(
+    token: str, out: io.BytesIO
+) -> None:
+    """A client choosing ``info``, the service's or env's name, a logger's name or
+    ``error`` (with a failing view: its error line) as its token: level, service, env,
+    logger and endpoint keep their values on every line; the token is masked elsewhere."""
+    events = _get(out, f"/reset-password/{token}?fail=1")
+    assert {e["level"] for e in events} == {"info", "error"}
+    assert {(e["service"], e["env"]) for e in events} == {("url-secrets", "test")}
+    assert {"views", "views.std", "limone_obs.access"} <= {e["logger"] for e in events}
+    assert {e.get("endpoint") for e in events} == {"/reset-password/<token>"}
+    [access] = [e for e in events if e["logger"] == "limone_obs.access"]
+    assert (access["status_code"], access["exception"]["message"]) == (
+        500, f"reset failed for {MASKED_URL}?fail=1",
+    )  # fmt: skip
 
 
 def test_a_value_longer_than_the_paths_cap_is_masked(out: io.BytesIO) -> None:
     """The path field is cut to 2048 characters: a longer value is masked before the cut."""
-    value = "y" * 2100
-    events = _lines_of(out, value)
+    events = _get(out, "/reset-password/" + "y" * 2100)
     assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
     assert [] == _leaks(events, ("y" * 64,))
+
+
+def test_a_field_cut_to_the_line_cap_keeps_no_part_of_the_value(out: io.BytesIO) -> None:
+    """A field over the line cap is cut: the value is masked before, so no head of it is
+    left at the cut."""
+    events = _get(out, "/reset-password/SECRETTOKEN0xyz/big")
+    [big] = [e for e in events if e.get("message") == "big"]
+    assert big.get("truncated") is True
+    assert [] == _leaks(events, ("SECRETTOK", "ECRETTOKEN0", "TOKEN0xyz"))
+
+
+def test_a_thread_of_a_copied_request_context_has_it_masked(out: io.BytesIO) -> None:
+    """``copy_current_request_context`` runs the thread without the request's context
+    variables: its lines are scrubbed of the request's secret values all the same."""
+    events = _get(out, "/reset-password/PATHTOKEN1leak9f8e/thread")
+    [mail] = [e for e in events if e.get("message") == "mail sent"]
+    assert mail["link"] == f"{MASKED_URL}/thread"
+    assert [] == _leaks(events, ("PATHTOKEN1leak9f8e",))
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [("/magic/0A5F2A1C-3B4D-4E5F-8A9B-0C1D2E3F4A5B", "0A5F2A1C-3B4D"),
+     ("/pin/000123456", "123456")],
+    ids=["uuid-upper-case", "int-leading-zeros"],
+)  # fmt: skip
+def test_a_converters_value_is_masked_as_the_url_wrote_it(
+    url: str, secret: str, out: io.BytesIO
+) -> None:
+    """``<uuid:token>`` matches an upper-case UUID (Flask's value is lower-case), and
+    ``<int:pin>`` one with leading zeros: the text of the URL is masked."""
+    events = _get(out, url)
+    assert {e["path"] for e in events} == {url.rsplit("/", 1)[0] + "/[REDACTED]"}
+    assert [] == _leaks(events, (secret, secret.lower()))
 
 
 def test_a_url_that_is_not_utf8_is_masked_as_the_server_passed_it(out: io.BytesIO) -> None:
     """gunicorn passes the URL's bytes as they came (``%ff%fe`` as ``\\xff\\xfe``, PEP
     3333); Flask matches U+FFFD for them. Neither form, nor the client's, is left."""
-    configure_logging(stream=out)
-    environ = {
-        "PATH_INFO": "/reset-password/\xff\xfeTOKENVALUE",
-        "REQUEST_URI": "/reset-password/%ff%feTOKENVALUE",
-        "RAW_URI": "/reset-password/%ff%feTOKENVALUE",
-    }
-    client = create_app(stream=out).test_client()
-    client.get("/", environ_overrides=environ).close()
-    events = parse_lines(out.getvalue())
+    events = _get(
+        out,
+        "/",
+        PATH_INFO="/reset-password/\xff\xfeTOKENVALUE",
+        REQUEST_URI="/reset-password/%ff%feTOKENVALUE",
+        RAW_URI="/reset-password/%ff%feTOKENVALUE",
+    )
     assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
     assert [] == _leaks(events, ("TOKENVALUE",))
+
+
+def test_many_bad_bytes_cost_linear_time(out: io.BytesIO) -> None:
+    """64 bad bytes in a secret value: found in linear time (a pattern per U+FFFD
+    backtracked exponentially: 40 such bytes held the worker for minutes). The suite's
+    per-test timeout fails this test if that comes back."""
+    bad = "\xff" * 64
+    events = _get(
+        out,
+        "/",
+        PATH_INFO=f"/reset-password/{bad}a",
+        REQUEST_URI=f"/reset-password/{'%ff' * 64}a",
+    )
+    assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
+    assert [] == _leaks(events, ("%ff%ff", bad[:8]))
+
+
+def test_werkzeugs_request_line_is_masked_for_every_encoding(out: io.BytesIO) -> None:
+    """Werkzeug's development server logs the request target as an IRI (valid UTF-8
+    decoded, bad bytes re-quoted upper-case, reserved escapes as sent): masked too."""
+    configure_logging(stream=out)
+    sent = ["%ff%feTOKENVALUE", "%C3%B6abcd%3fTOK", "t%c3%b6ken-%c3%a9-42"]
+    with serve(create_app(stream=out)) as url:
+        for path in sent:
+            assert requests.get(f"{url}/reset-password/{path}", timeout=10).status_code == 200
+    events = settled(
+        lambda: parse_lines(out.getvalue()),
+        lambda ls: sum(e["logger"] == "limone_obs.access" for e in ls) >= len(sent),
+    )
+    server = [e["message"] for e in events if e["logger"] == "werkzeug"]
+    assert len(server) == len(sent)
+    assert all("GET /reset-password/[REDACTED] HTTP/1.1" in m for m in server), server
+    texts = ("TOKENVALUE", "abcd", "öabcd", "t%c3%b6ken", "töken")
+    assert [] == _leaks(events, texts)
 
 
 @pytest.mark.integration
@@ -113,13 +202,13 @@ def test_under_gunicorn_no_form_of_the_value_is_logged(tmp_path: Path) -> None:
             text = log.read_text(encoding="utf-8", errors="replace")
             return [json.loads(x) for x in text.splitlines() if x.startswith("{")]
 
-        # App, stdlib, the kit's and gunicorn's access lines: the last come after the body.
+        # App (2), stdlib, the kit's and gunicorn's access lines: the last after the body.
         events = settled(
             lines,
-            lambda ls: sum("reset-password" in e.get("path", "") for e in ls) >= 4 * len(sent),
+            lambda ls: sum("reset-password" in e.get("path", "") for e in ls) >= 5 * len(sent),
         )
     secret = [e for e in events if "reset-password" in str(e.get("path", ""))]
-    assert 4 * len(sent) == len(secret)
+    assert 5 * len(sent) == len(secret)
     assert {e["path"] for e in secret} == {"/reset-password/[REDACTED]"}
     texts = ("TOKENVALUE", 'abc\ndef"ghi-tok', "abc%0Adef%22ghi-tok", "PATHTOKEN1leak9f8e")
     assert [] == _leaks(events, texts)

@@ -4,17 +4,26 @@
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from typing import IO, Any
 
-from flask import Flask, request
+from flask import Flask, copy_current_request_context, request, url_for
 
 from limone_obs.logging import bind, configure_logging, get_logger, init_app
+
+#: Characters of each of the 4 fields /reset-password/<token>/big logs: together over the
+#: line cap (16 KiB), each under the redactor's own cut (twice the cap).
+BIG = 10_000
 
 
 def create_app(stream: IO[Any] | None = None) -> Flask:
     """``/reset-password/<token>`` logs the URL in a structlog field (nested too), a stdlib
-    ``extra=`` field, a keyword named like the path and a bound field (on the access line
-    too); ``/ready`` answers when the server is up."""
+    ``extra=`` field, a keyword named like the path, a bound field (on the access line
+    too), the environ's raw forms and a ``url_for`` link, and fails when asked; ``/big``
+    logs a field over the line cap; ``/thread`` logs from a copied request context;
+    ``/magic/<uuid:token>`` and ``/pin/<int:pin>`` have converters; ``/ready`` answers
+    when the server is up."""
     if stream is not None or not logging.getLogger().handlers:
         configure_logging(service="url-secrets", env="test", stream=stream)
     app = Flask("url_secrets")
@@ -29,7 +38,39 @@ def create_app(stream: IO[Any] | None = None) -> Flask:
     def reset(token: str) -> str:
         bind(referer=request.base_url)
         log.info("reset asked", url=request.url, links={"all": [request.url]}, path=request.path)
-        std.info("reset asked", extra={"link": request.url, "full": request.full_path})
+        environ = request.environ
+        raw = {k: environ.get(k) for k in ("REQUEST_URI", "RAW_URI", "PATH_INFO")}
+        std.info("reset asked", extra={"link": request.url, "full": request.full_path, **raw})
+        log.info("link", again=url_for("reset", token=token, t=token, _external=True))
+        if request.args.get("fail"):
+            raise RuntimeError(f"reset failed for {request.url}")
+        return "ok"
+
+    @app.get("/reset-password/<token>/big")
+    def big(token: str) -> str:
+        tokens = (token * (BIG // len(token) + 1))[:BIG]
+        log.info("big", **{f"tokens{i}": tokens for i in range(4)})
+        return "ok"
+
+    @app.get("/reset-password/<token>/thread")
+    def in_thread(token: str) -> str:
+        @copy_current_request_context
+        def send_mail() -> None:
+            log.info("mail sent", link=request.url)
+
+        worker = threading.Thread(target=send_mail)
+        worker.start()
+        worker.join()
+        return "ok"
+
+    @app.get("/magic/<uuid:token>")
+    def magic(token: uuid.UUID) -> str:
+        log.info("magic", url=request.url)
+        return "ok"
+
+    @app.get("/pin/<int:pin>")
+    def pin(pin: int) -> str:
+        log.info("pin", url=request.url)
         return "ok"
 
     init_app(app)

@@ -150,14 +150,21 @@ class Pipeline:
     def render(self, event: Mapping[str, Any]) -> bytes:
         """Encode a finished event as one capped JSON line (this context's request
         secrets masked in it, wherever they are)."""
-        line = encode_line(event, self.max_line_bytes)
-        return self.scrub_line(line) if _request_secrets() else line
+        if not _request_secrets():
+            return encode_line(event, self.max_line_bytes)
+        # Before encoding too: a field cut to the line cap would keep a secret's head.
+        line = encode_line(_url_secrets.scrub_event(event, self.mask), self.max_line_bytes)
+        return self.scrub_line(line)
+
+    @property
+    def mask(self) -> str:
+        """What a masked value is written as."""
+        return self.redactor.mask if self.redactor is not None else "[REDACTED]"
 
     def scrub_line(self, line: bytes) -> bytes:
         """``line`` with this context's request secrets (secret URL values) masked in
-        every field; a line without them is returned as it is."""
-        mask = self.redactor.mask if self.redactor is not None else "[REDACTED]"
-        return _url_secrets.scrub_line(line, mask, self.max_line_bytes)
+        every field but the line's own; a line without them is returned as it is."""
+        return _url_secrets.scrub_line(line, self.mask, self.max_line_bytes)
 
     def exception(
         self, exc_info: ExcInfo, text: str | None = None, origin: object = None

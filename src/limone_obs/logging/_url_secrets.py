@@ -3,32 +3,54 @@
 A value Flask matched for a URL variable that names a secret is masked in the request's
 ``path``, and no line of the request may show it: not a message quoting ``request.url``,
 not a field holding it, not the server's request line. Those lines hold the value as
-Flask decoded it, as ``request.url`` and ``url_for`` quote it, as ``PATH_INFO`` carries its bytes
-(Latin-1, PEP 3333) and as the client percent-encoded it in the request line; a URL that
-is not UTF-8 reaches Flask with U+FFFD in place of its bad bytes. :func:`forms` finds
-each of them, and :func:`scrub_line` takes them out of a finished line, whatever field
-or nesting they are in. Only requests of rules with such variables pay for any of it.
+Flask decoded it, as ``request.url`` and ``url_for`` quote it, as ``PATH_INFO`` carries
+its bytes (Latin-1, PEP 3333), as the client percent-encoded it in the request line and
+as Werkzeug's development server shows that (an IRI); a URL that is not UTF-8 reaches
+Flask with U+FFFD in place of its bad bytes. :func:`forms` finds each of them, and
+:func:`scrub_event` / :func:`scrub_line` take them out of a line, whatever field or
+nesting they are in, except the line's own fields (level, service, ids...): a client
+choosing its token cannot rewrite those. Only requests of rules with such variables pay
+for any of it, and the work is linear in the URL's length, whatever the client sends.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import orjson
 from werkzeug.urls import uri_to_iri
 
+from limone_obs import conventions as c
 from limone_obs.logging._context import request_secrets, scrub
 from limone_obs.logging._encode import encode_line
 
 #: What Werkzeug leaves unquoted when it builds ``request.url`` (``get_current_url``).
 _URL_SAFE = "!$&'()*+,/:;=@%"
+#: And in a query string ``url_for`` builds (``urlencode``, spaces as ``+``).
+_QUERY_SAFE = "!$'()*,/:;?@"
 #: Longest URL scanned for a value's client-encoded form (a request line of gunicorn is
 #: 4094 bytes at most; Werkzeug's development server sets no limit): bounded work.
 _MAX_SCANNED = 16384
+#: Spellings kept per value (a client can write each character plain or percent-encoded).
+_MAX_SPELLINGS = 16
 _HEX = frozenset("0123456789abcdefABCDEF")
+#: Longest path matched against a rule's shape (two variables in one segment backtrack:
+#: quadratic in the segment's length).
+_MAX_RULE_MATCHED = 1024
+#: Nesting scrubbed (the encoder writes what is deeper than 32 levels as a marker).
+_MAX_DEPTH = 34
+#: The line's own fields, never scrubbed: their values are the kit's (a client whose token
+#: is ``info`` or the service's name must not turn them into the mask).
+KEPT = frozenset(
+    (*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES)
+) - {c.LOG_MESSAGE, c.LOG_PATH, c.LOG_USER_ID}
+#: A variable of a Flask URL rule: its converter (``int``, ``path``...) and name.
+_RULE_VARIABLE = re.compile(
+    r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>"
+)
 
 
 def wsgi_text(raw: str) -> str:
@@ -43,77 +65,177 @@ def wsgi_text(raw: str) -> str:
         return raw
 
 
-def forms(value: str, raw_path: str, uri: str) -> list[str]:
+def rule_values(rule: str, path: str) -> dict[str, str]:
+    """The text of each variable of URL rule ``rule`` in ``path`` (decoded, without the
+    mount point) as the client wrote it: a converter's value can read otherwise
+    (``<uuid:token>`` upper-case in the URL, ``<int:id>`` with leading zeros). Empty when
+    the path does not match the rule's shape."""
+    parts: list[str] = []
+    at = 0
+    for match in _RULE_VARIABLE.finditer(rule):
+        parts.append(re.escape(rule[at : match.start()]))
+        converter, name = match.groups()
+        parts.append(f"(?P<{name}>.+)" if converter == "path" else f"(?P<{name}>[^/]+)")
+        at = match.end()
+    parts.append(re.escape(rule[at:].rstrip("/")))
+    if len(path) > _MAX_RULE_MATCHED:
+        return {}
+    try:
+        found = re.fullmatch("".join(parts) + "/?", path)
+    except re.error:  # a rule this reading of rules does not cover
+        return {}
+    return {k: v for k, v in found.groupdict().items() if v} if found else {}
+
+
+def forms(value: str, path: str, raw_path: str, uri: str) -> list[str]:
     """Every text of secret URL value ``value`` (as Flask decoded it) that a line of its
-    request can hold: itself, quoted as in ``request.url``, its bytes as ``raw_path``
-    (``SCRIPT_NAME`` + ``PATH_INFO``) holds them, and as the client wrote them in
-    ``uri`` (the request line's target); each once, in that order."""
+    request can hold: itself, as ``request.url`` and ``url_for`` quote it, its bytes as
+    ``raw_path`` (``SCRIPT_NAME`` + ``PATH_INFO``; ``path`` is its decoded text) holds
+    them, and as the client wrote them in ``uri`` (the request line's target), plain and
+    as Werkzeug's server logs it; each once, in that order."""
     quoted = quote(value, safe=_URL_SAFE)
     # request.url is an IRI: Werkzeug quotes the path, then unquotes what an IRI may hold.
-    out = [value, uri_to_iri(quoted), quoted, quote(value, safe="")]
-    raws = list(_in_raw_path(value, raw_path))
+    out = [value, uri_to_iri(quoted), quoted, quote(value, safe=""), quote_plus(value)]
+    out.append(quote_plus(value, safe=_QUERY_SAFE))
+    raws = _raw_spans(value, path, raw_path)
+    if not raws and "\ufffd" not in value:
+        raws = [value.encode("utf-8").decode("latin-1")]
     out += raws
-    for raw in raws:
-        out += _client_written(raw, uri)
+    if uri:
+        index = _UriIndex(uri)
+        # Found by the value's bytes, and by its text in the target decoded as Flask
+        # decodes a path (a server that replaced bad bytes before PATH_INFO: Werkzeug's).
+        written = [*(s for raw in raws for s in index.spellings(raw)), *index.decoded_as(value)]
+        out += written
+        out += [uri_to_iri(text) for text in written]
     return list(dict.fromkeys(out))
 
 
-def _in_raw_path(value: str, raw_path: str) -> Iterator[str]:
-    """``value``'s bytes as Latin-1 characters, as ``raw_path`` holds them; where a bad
-    byte sequence became U+FFFD, the bytes the path actually holds there."""
-    if "\ufffd" not in value:
-        yield value.encode("utf-8").decode("latin-1")
-        return
-    # U+FFFD stands for one to three bytes from 0x80 up (an invalid or cut sequence).
-    parts = (
-        "[\x80-\xff]{1,3}" if ch == "\ufffd" else re.escape(ch.encode().decode("latin-1"))
-        for ch in value
-    )
-    yield from dict.fromkeys(m.group() for m in re.finditer("".join(parts), raw_path))
+def _raw_spans(value: str, path: str, raw_path: str) -> list[str]:
+    """The texts of ``raw_path`` that decode to the occurrences of ``value`` in ``path``
+    (one per distinct text, at most :data:`_MAX_SPELLINGS`). ASCII characters decode to
+    themselves and no bad byte sequence takes one in, so each run of other characters of
+    ``path`` is the same run of ``raw_path`` (a value ending inside a run takes it whole)."""
+    if value not in path:
+        return []
+    runs = _run_map(path[:_MAX_SCANNED], raw_path[: 4 * _MAX_SCANNED])
+    found: dict[str, None] = {}
+    at = path.find(value)
+    while at != -1 and at + len(value) <= len(runs) and len(found) < _MAX_SPELLINGS:
+        found[raw_path[runs[at][0] : runs[at + len(value) - 1][1]]] = None
+        at = path.find(value, at + 1)
+    return list(found)
 
 
-def _client_written(latin: str, uri: str) -> list[str]:
-    """The spans of ``uri`` that percent-decode to ``latin`` (the value's bytes as Latin-1
-    characters): the value as the client encoded it (``%ff``, ``%C3%B6``, plain)."""
-    uri = uri[:_MAX_SCANNED]
-    decoded: list[str] = []
-    starts: list[int] = []
-    i = 0
-    while i < len(uri):
-        starts.append(i)
-        if uri[i] == "%" and i + 2 < len(uri) and set(uri[i + 1 : i + 3]) <= _HEX:
-            decoded.append(chr(int(uri[i + 1 : i + 3], 16)))
-            i += 3
-        else:
-            decoded.append(uri[i])
-            i += 1
-    starts.append(len(uri))
-    text = "".join(decoded)
-    found: list[str] = []
-    at = text.find(latin)
-    while at != -1 and latin:
-        found.append(uri[starts[at] : starts[at + len(latin)]])
-        at = text.find(latin, at + 1)
-    return found
+def _run_map(path: str, raw_path: str) -> list[tuple[int, int]]:
+    """Per character of ``path``, the span of ``raw_path`` it was decoded from: an ASCII
+    character its own, any other the whole run of non-ASCII characters it is part of.
+    Stops where the two stop agreeing (a server that passed other text)."""
+    spans: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(path) and j < len(raw_path):
+        if path[i] < "\x80":
+            if raw_path[j] != path[i]:
+                break
+            spans.append((j, j + 1))
+            i, j = i + 1, j + 1
+            continue
+        end_i, end_j = i, j
+        while end_i < len(path) and path[end_i] >= "\x80":
+            end_i += 1
+        while end_j < len(raw_path) and raw_path[end_j] >= "\x80":
+            end_j += 1
+        spans += [(j, end_j)] * (end_i - i)
+        i, j = end_i, end_j
+    return spans
+
+
+class _UriIndex:
+    """A request target percent-decoded once, with where each decoded character starts,
+    to find the spellings of several texts in it."""
+
+    def __init__(self, uri: str) -> None:
+        uri = uri[:_MAX_SCANNED]
+        decoded: list[str] = []
+        starts: list[int] = []
+        i = 0
+        while i < len(uri):
+            starts.append(i)
+            if uri[i] == "%" and i + 2 < len(uri) and set(uri[i + 1 : i + 3]) <= _HEX:
+                decoded.append(chr(int(uri[i + 1 : i + 3], 16)))
+                i += 3
+            else:
+                decoded.append(uri[i])
+                i += 1
+        starts.append(len(uri))
+        self.uri, self.text, self.starts = uri, "".join(decoded), starts
+        self._utf8: tuple[str, list[tuple[int, int]]] | None = None
+
+    def spellings(self, latin: str) -> list[str]:
+        """The distinct spans of the target that percent-decode to ``latin`` (a value's
+        bytes as Latin-1 characters): ``%ff``, ``%C3%B6``, plain; at most
+        :data:`_MAX_SPELLINGS`."""
+        found: dict[str, None] = {}
+        at = self.text.find(latin) if latin else -1
+        while at != -1 and len(found) < _MAX_SPELLINGS:
+            found[self.uri[self.starts[at] : self.starts[at + len(latin)]]] = None
+            at = self.text.find(latin, at + 1)
+        return list(found)
+
+    def decoded_as(self, value: str) -> list[str]:
+        """The distinct spans of the target whose bytes decode (UTF-8, bad bytes as
+        U+FFFD) to ``value``; at most :data:`_MAX_SPELLINGS`."""
+        if self._utf8 is None:
+            utf8 = wsgi_text(self.text)
+            self._utf8 = (utf8, _run_map(utf8, self.text))
+        utf8, runs = self._utf8
+        found: dict[str, None] = {}
+        at = utf8.find(value) if value else -1
+        while at != -1 and at + len(value) <= len(runs) and len(found) < _MAX_SPELLINGS:
+            start, end = runs[at][0], runs[at + len(value) - 1][1]
+            found[self.uri[self.starts[start] : self.starts[end]]] = None
+            at = utf8.find(value, at + 1)
+        return list(found)
+
+
+def scrub_event(event: Mapping[str, Any], mask: str) -> dict[str, Any]:
+    """``event`` with this context's request secrets masked in every key and string, at
+    any depth, except the line's own fields (:data:`KEPT`)."""
+    return {
+        key if key in KEPT or not isinstance(key, str) else scrub(key, mask): (
+            value if key in KEPT else _scrubbed(value, mask, 1)
+        )
+        for key, value in event.items()
+    }
 
 
 def scrub_line(line: bytes, mask: str, cap: int) -> bytes:
-    """``line`` (one encoded JSON line) with this context's request secrets masked in
-    every key and string value, any depth; the line itself when it holds none (the usual
-    case, found without decoding it). Re-encoded under the same size cap ``cap``."""
+    """``line`` (one encoded JSON line) with this context's request secrets masked as
+    :func:`scrub_event` does (a value only its encoding made text: an object's repr);
+    the line itself when it holds none (found without decoding it). Re-encoded under
+    the same size cap ``cap``."""
     secrets = request_secrets()
     # JSON escapes a string character by character: a secret inside any string of the
     # line shows there as its own escaped form.
     if not any(orjson.dumps(secret)[1:-1] in line for secret in secrets):
         return line
-    return encode_line(_scrubbed(orjson.loads(line), mask), cap)
+    event = orjson.loads(line)
+    if not isinstance(event, dict):
+        return line
+    scrubbed = scrub_event(event, mask)
+    return line if scrubbed == event else encode_line(scrubbed, cap)
 
 
-def _scrubbed(value: Any, mask: str) -> Any:
+def _scrubbed(value: Any, mask: str, depth: int) -> Any:
     if isinstance(value, str):
         return scrub(value, mask)
-    if isinstance(value, dict):
-        return {scrub(k, mask): _scrubbed(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v, mask) for v in value]
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {
+            scrub(k, mask) if isinstance(k, str) else k: _scrubbed(v, mask, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v, mask, depth + 1) for v in value]
     return value

@@ -122,7 +122,7 @@ class RequestLog:
     calls a Python ``__init__`` through a slow generic path, and this runs per request.
     """
 
-    __slots__ = ("context", "request_id", "structlog", "token", "user_id")
+    __slots__ = ("context", "request_id", "secrets", "structlog", "token", "user_id")
 
     #: The request's fields: the dict begin() bound (the endpoint added in place), then
     #: each one ``bind``/``unbind`` made from it in the request's context (_follow_bind).
@@ -133,6 +133,10 @@ class RequestLog:
     token: Token[dict[str, Any]] | None
     #: Filled at teardown by the ``user_id`` getter given to init_app; None until then.
     user_id: str | None
+    #: The forms of its secret URL values no line may show (set at routing; empty for
+    #: most requests): for threads of a copied request context, which see the request's
+    #: fields but not its context variables (see _request_fields).
+    secrets: tuple[str, ...]
     #: structlog's ``bind_contextvars`` fields before the request (restored at its end),
     #: or None while nothing was ever bound in this process.
     structlog: dict[str, Any] | None
@@ -160,7 +164,11 @@ class Settings:
         # The RUM beacon and script (Metrics(app) serves them unless LIMONE_OBS_RUM is
         # off): one or two per page view, counted in <ns>_rum_beacons_total already.
         rum_path = app.config.get("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
-        if flag(app.config, "LIMONE_OBS_RUM", True) and isinstance(rum_path, str):
+        # Read, not stored back: Metrics(app), if it comes next, tells whether the app
+        # set it (an environment variable of that name is not read).
+        key = "LIMONE_OBS_RUM"
+        rum = flag({key: app.config.get(key, True)}, key, True)
+        if rum and isinstance(rum_path, str):
             default_excluded += (rum_path, c.rum_script_path(rum_path))
         excluded = app.config.setdefault("LIMONE_OBS_LOG_EXCLUDED_PATHS", default_excluded)
         if isinstance(excluded, str) or not all(isinstance(p, str) for p in excluded):
@@ -215,10 +223,16 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
 
 def _request_fields() -> dict[str, Any] | None:
     """The log context of the request whose Flask request context is pushed here, if any
-    (for threads running in a copy of it: :data:`_context.request_fields`)."""
+    (for threads running in a copy of it: :data:`_context.request_fields`). Its secret
+    URL values become this context's too: the thread's lines are scrubbed of them."""
     state = lifecycle.current_state()
     log = state.log if state is not None else None
-    return log.context if log is not None else None
+    if log is None:
+        return None
+    if _request_secrets() is not log.secrets:
+        _context.set_request_secrets(log.secrets)
+    fields: dict[str, Any] = log.context
+    return fields
 
 
 _context.request_fields = _request_fields
@@ -279,6 +293,8 @@ class AccessLog:
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Bind this request's context and ask for the request id header on the response."""
+        if _request_secrets():  # the previous request served in this context had some
+            _context.set_request_secrets(())
         path = state.path
         if path in self.excluded:
             return
@@ -287,8 +303,6 @@ class AccessLog:
             path = script + path
         if not path.isascii():  # the URL's bytes as Latin-1 (PEP 3333): as Flask decodes it
             path = _url_secrets.wsgi_text(path)
-        if _request_secrets():  # the previous request served in this context had some
-            _context.set_request_secrets(())
         # The client's request id if it is a safe one (length and charset), else the one
         # of another instrumented app's request serving this one (a mount, a view's
         # Response.from_app: one client request, one id), else a new one; each header
@@ -321,6 +335,7 @@ class AccessLog:
         log.request_id = request_id
         log.token = _context.replace_context(context)
         log.user_id = None
+        log.secrets = ()
         # structlog_snapshot()'s test, inline: no call while nothing was ever bound.
         bound = _pipeline.STRUCTLOG_VARS
         log.structlog = _structlog_snapshot() if bound is None or bound else None
@@ -342,11 +357,11 @@ class AccessLog:
             if secret is None:
                 secret = self._secret_vars_of(endpoint)
             if secret:
-                _mask_path_values(log.context, secret)
+                log.secrets = _mask_path_values(log.context, secret, endpoint or "")
             elif endpoint == c.ENDPOINT_UNMATCHED:
-                self._mask_refused_method(log.context)
+                self._mask_refused_method(log)
 
-    def _mask_refused_method(self, context: dict[str, Any]) -> None:
+    def _mask_refused_method(self, log: RequestLog) -> None:
         """A 405 (the path matches a rule, not for this method) has no URL variables, but
         its path holds them all the same: match it again for a method the rule takes, and
         mask its secret ones. A 404 matches nothing: its path stays as sent."""
@@ -366,7 +381,7 @@ class AccessLog:
         if names is None:
             names = self._secret_vars_of(rule.rule)
         if names:
-            _mask_path_values(context, names, args)
+            log.secrets = _mask_path_values(log.context, names, rule.rule, args)
 
     def _secret_vars_of(self, endpoint: str | None) -> tuple[str, ...]:
         """The variables of URL rule ``endpoint`` whose names the current redactor masks,
@@ -390,7 +405,7 @@ class AccessLog:
             if self.access and state.inner is None:
                 p = _pipeline.current  # read once: the line goes where it was made for
                 line = _access_line(p, state, log, elapsed)
-                if _request_secrets():  # a secret URL value: in a field bound by the view?
+                if _request_secrets():  # a secret URL value in a bound object's repr?
                     line = p.scrub_line(line)
                 # The pipeline's sink, called here (one frame less than _pipeline.write).
                 sink = p.sink
@@ -474,42 +489,52 @@ _RULE_VARIABLE = re.compile(r"<(?:[^<>]*:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 def _mask_path_values(
-    context: dict[str, Any], names: tuple[str, ...], args: Mapping[str, Any] | None = None
-) -> None:
-    """Mask in the request's ``path`` the values Flask matched for ``names`` (a token in
-    a password-reset or magic-link URL), there and for gunicorn's access line, and have
-    every line of the request scrubbed of them; the ``endpoint`` field still shows the
-    rule. Rare (only rules with such variables), so Flask's request is asked for the
-    values here (``args``: values matched otherwise, for a refused method)."""
+    context: dict[str, Any],
+    names: tuple[str, ...],
+    rule: str,
+    args: Mapping[str, Any] | None = None,
+) -> tuple[str, ...]:
+    """Mask in the request's ``path`` the values Flask matched for ``names`` of URL rule
+    ``rule`` (a token in a password-reset or magic-link URL), there and for gunicorn's
+    access line, and have every line of the request scrubbed of them; the ``endpoint``
+    field still shows the rule. Rare (only rules with such variables), so Flask's request
+    is asked for the values here (``args``: values matched otherwise, for a refused
+    method). Returns the texts every line is scrubbed of."""
     current = request._get_current_object()  # type: ignore[attr-defined]
     if args is None:
         args = current.view_args or {}
     if not isinstance(context.get(c.LOG_PATH), str):
-        return
+        return ()
     redactor = _pipeline.current.redactor
     mask = redactor.mask if redactor is not None else "[REDACTED]"
     environ = current.environ
     # Made again from the whole path: begin() cut it to 2048 characters, which may have
     # cut a long value, and then it would not be found.
-    raw = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
-    path = _url_secrets.wsgi_text(raw)
+    script, info = str(environ.get("SCRIPT_NAME", "")), str(environ.get("PATH_INFO", ""))
+    raw = script + info
+    decoded = _url_secrets.wsgi_text(raw)
     uri = str(environ.get("REQUEST_URI") or environ.get("RAW_URI") or "")
+    # A converter's value may read otherwise than the URL (<uuid:token> in upper case).
+    as_sent = _url_secrets.rule_values(rule, _url_secrets.wsgi_text(info))
+    path = decoded
     secrets: list[str] = []
     for name in names:
         value = args.get(name)
         text = value if isinstance(value, str) else str(value) if value is not None else ""
-        if not text:
-            continue
-        path = path.replace(text, mask)
-        # Every other form a line of the request may hold it in (request.url quotes it,
-        # the server's request line has it as the client encoded it).
-        secrets += [f for f in _url_secrets.forms(text, raw, uri) if len(f) >= _MIN_SCRUBBED]
+        # The longer first: "000123" is masked whole before "123" could cut into it.
+        for one in sorted({t for t in (text, as_sent.get(name, "")) if t}, key=len, reverse=True):
+            path = path.replace(one, mask)
+            # Every other form a line of the request may hold it in (request.url quotes
+            # it, the server's request line has it as the client encoded it); a shorter
+            # one would garble every line: it is masked in the path only.
+            if len(one) >= _MIN_SCRUBBED:
+                secrets += _url_secrets.forms(one, decoded, raw, uri)
     path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
     context[c.LOG_PATH] = path
     environ[c.ENVIRON_LOG_PATH] = path
-    # Every line of the request is scrubbed of these values (a shorter one would garble
-    # every line: it is masked in the path only).
-    _context.set_request_secrets(tuple(dict.fromkeys(secrets)))
+    found = tuple(f for f in dict.fromkeys(secrets) if len(f) >= _MIN_SCRUBBED)
+    _context.set_request_secrets(found)
+    return found
 
 
 _ACCESS_MESSAGE = "request finished"
@@ -580,6 +605,8 @@ def _access_line(
         fields[c.LOG_CLIENT_ABORTED] = True
     if _pipeline.STRUCTLOG_VARS is None or _pipeline.STRUCTLOG_VARS:  # see Pipeline.head
         p.add_structlog_context(fields)
+    if _request_secrets():  # a secret URL value, maybe in a field bound by the view
+        fields = _url_secrets.scrub_event(fields, p.mask)
     exc = state.exception
     if exc is not None:
         exc_info = (type(exc), exc, exc.__traceback__)

@@ -301,14 +301,11 @@ def _missing(value: float | None) -> bool:
 
 
 def history_seconds(prom: Prometheus, spec: ServiceSpec) -> float | None:
-    """About how long Prometheus has scraped the spec's job within the SLO period: the
-    most scrapes of one target over the period, at the rate of the last 5 minutes; None
-    when it has no scrape in the last 5 minutes."""
+    """About how long Prometheus holds the spec's job within the SLO period (any of its
+    targets, so replaced ones count too): the 5-minute steps of the period with an ``up``
+    sample of the job; None when it has none."""
     job = Matcher(c.LABEL_JOB, "=", spec.job).promql()
-    return prom.scalar(
-        f"max(count_over_time(up{{{job}}}[{spec.period}])) "
-        f"/ max(count_over_time(up{{{job}}}[5m])) * 300"
-    )
+    return prom.scalar(f"count_over_time(count(up{{{job}}})[{spec.period}:5m]) * 300")
 
 
 def history_note(spec: ServiceSpec, seconds: float | None) -> str | None:
