@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 import requests
+from flask import Flask
+from jsonschema import Draft202012Validator
+from prometheus_client import CollectorRegistry
 
-from limone_obs.logging import configure_logging
+from limone_obs import Metrics
+from limone_obs.logging import _context, configure_logging, init_app
 from tests.logging.helpers import parse_lines
 from tests.logging.url_secrets_app import create_app
 from tests.support import gunicorn_server, serve, settled
@@ -74,14 +78,19 @@ def test_the_value_is_masked_in_every_field(case: str, out: io.BytesIO) -> None:
     assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
 
 
-@pytest.mark.parametrize("token", ["info", "url-secrets", "test", "views", "error"])
+@pytest.mark.parametrize(
+    "token",
+    ["info", "url-secrets", "test", "views", "error", "message", "path", "exception", "type"],
+)
 def test_a_token_named_like_a_field_of_the_line_leaves_that_field_alone(
-    token: str, out: io.BytesIO
+    token: str, out: io.BytesIO, validator: Draft202012Validator
 ) -> None:
-    """A client choosing ``info``, the service's or env's name, a logger's name or
-    ``error`` (with a failing view: its error line) as its token: level, service, env,
-    logger and endpoint keep their values on every line; the token is masked elsewhere."""
+    """A client choosing ``info``, the service's or env's name, a logger's name,
+    ``error`` (with a failing view: its error line) or a field's name as its token:
+    level, service, env, logger and endpoint keep their values, and no field or part of
+    the exception is renamed, on every line (each valid); the token is masked elsewhere."""
     events = _get(out, f"/reset-password/{token}?fail=1")
+    assert [] == [e for e in events if not validator.is_valid(e)]
     assert {e["level"] for e in events} == {"info", "error"}
     assert {(e["service"], e["env"]) for e in events} == {("url-secrets", "test")}
     assert {"views", "views.std", "limone_obs.access"} <= {e["logger"] for e in events}
@@ -90,6 +99,50 @@ def test_a_token_named_like_a_field_of_the_line_leaves_that_field_alone(
     assert (access["status_code"], access["exception"]["message"]) == (
         500, f"reset failed for {MASKED_URL}?fail=1",
     )  # fmt: skip
+
+
+def test_only_the_values_place_in_the_path_is_masked(out: io.BytesIO) -> None:
+    """A one-letter value is masked where the rule puts it, not wherever that letter is
+    (``/r[REDACTED]s[REDACTED]t-password/[REDACTED]``)."""
+    events = _get(out, "/reset-password/e")
+    assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
+
+
+def test_a_redirect_of_routing_is_masked(out: io.BytesIO) -> None:
+    """``/slash/<token>/`` asked without its slash: Flask answers 308 before any view;
+    the value is masked as for a 405."""
+    events = _get(out, "/slash/SLASHTOKEN99")
+    [access] = [e for e in events if e["logger"] == "limone_obs.access"]
+    assert (access["status_code"], access["path"]) == (308, "/slash/[REDACTED]")
+    assert [] == _leaks(events, ("SLASHTOKEN99",))
+
+
+def test_a_value_that_breaks_url_quoting_fails_nothing(out: io.BytesIO) -> None:
+    """A ``path`` value that reads like a URL with a bad port (``http://x:y/abcd``), which
+    Werkzeug's IRI helper refuses: the request is served, the value masked."""
+    configure_logging(stream=out)
+    client = create_app(stream=out).test_client()
+    assert 200 == client.get("/go/http://x:y/abcd").status_code
+    events = parse_lines(out.getvalue())
+    assert {e["path"] for e in events} == {"/go/[REDACTED]"}
+    assert [] == _leaks(events, ("x:y/abcd",))
+
+
+def test_an_excluded_path_clears_the_previous_requests_values(out: io.BytesIO) -> None:
+    """A path the log excludes (but the metrics record) served next in the same context
+    does not keep the previous request's values: its lines would be scrubbed of them."""
+    configure_logging(stream=out)
+    app = Flask("excluded")
+    app.config["LIMONE_OBS_LOG_EXCLUDED_PATHS"] = ["/health"]
+    Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    app.add_url_rule("/reset-password/<token>", "reset", lambda **_: "ok")
+    app.add_url_rule("/health", "health", lambda: "ok")
+    client = app.test_client()
+    client.get("/reset-password/PATHTOKEN1leak9f8e").close()
+    assert _context.request_secrets()
+    client.get("/health").close()
+    assert () == _context.request_secrets()
 
 
 def test_a_value_longer_than_the_paths_cap_is_masked(out: io.BytesIO) -> None:

@@ -22,8 +22,9 @@ def create_app(stream: IO[Any] | None = None) -> Flask:
     ``extra=`` field, a keyword named like the path, a bound field (on the access line
     too), the environ's raw forms and a ``url_for`` link, and fails when asked; ``/big``
     logs a field over the line cap; ``/thread`` logs from a copied request context;
-    ``/magic/<uuid:token>`` and ``/pin/<int:pin>`` have converters; ``/ready`` answers
-    when the server is up."""
+    ``/magic/<uuid:token>`` and ``/pin/<int:pin>`` have converters, ``/slash/<token>/``
+    redirects a request without its slash, ``/go/<path:token>`` takes a URL; ``/ready``
+    answers when the server is up."""
     if stream is not None or not logging.getLogger().handlers:
         configure_logging(service="url-secrets", env="test", stream=stream)
     app = Flask("url_secrets")
@@ -71,6 +72,15 @@ def create_app(stream: IO[Any] | None = None) -> Flask:
     @app.get("/pin/<int:pin>")
     def pin(pin: int) -> str:
         log.info("pin", url=request.url)
+        return "ok"
+
+    @app.get("/slash/<token>/")
+    def slash(token: str) -> str:
+        return "ok"
+
+    @app.get("/go/<path:token>", merge_slashes=False)
+    def go(token: str) -> str:
+        log.info("go", url=request.url)
         return "ok"
 
     init_app(app)

@@ -37,9 +37,8 @@ _MAX_SCANNED = 16384
 #: Spellings kept per value (a client can write each character plain or percent-encoded).
 _MAX_SPELLINGS = 16
 _HEX = frozenset("0123456789abcdefABCDEF")
-#: Longest path matched against a rule's shape (two variables in one segment backtrack:
-#: quadratic in the segment's length).
-_MAX_RULE_MATCHED = 1024
+#: Longest path matched against a rule's shape.
+_MAX_RULE_MATCHED = 4096
 #: Nesting scrubbed (the encoder writes what is deeper than 32 levels as a marker).
 _MAX_DEPTH = 34
 #: The line's own fields, never scrubbed: their values are the kit's (a client whose token
@@ -47,6 +46,8 @@ _MAX_DEPTH = 34
 KEPT = frozenset(
     (*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES)
 ) - {c.LOG_MESSAGE, c.LOG_PATH, c.LOG_USER_ID}
+#: Names a client's token may not rename: the schema's fields.
+OWN_NAMES = frozenset((*KEPT, c.LOG_MESSAGE, c.LOG_PATH, c.LOG_USER_ID, c.LOG_EXCEPTION))
 #: A variable of a Flask URL rule: its converter (``int``, ``path``...) and name.
 _RULE_VARIABLE = re.compile(
     r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>"
@@ -65,26 +66,32 @@ def wsgi_text(raw: str) -> str:
         return raw
 
 
-def rule_values(rule: str, path: str) -> dict[str, str]:
-    """The text of each variable of URL rule ``rule`` in ``path`` (decoded, without the
-    mount point) as the client wrote it: a converter's value can read otherwise
+def rule_spans(rule: str, path: str) -> dict[str, tuple[int, int]]:
+    """Where each variable of URL rule ``rule`` is in ``path`` (decoded, without the mount
+    point): the text the client wrote, which can read otherwise than the converter's value
     (``<uuid:token>`` upper-case in the URL, ``<int:id>`` with leading zeros). Empty when
-    the path does not match the rule's shape."""
+    the path does not match the rule's shape, and for a rule this cannot read in linear
+    time: two variables in one segment, or a ``path`` variable beside another."""
     parts: list[str] = []
     at = 0
-    for match in _RULE_VARIABLE.finditer(rule):
-        parts.append(re.escape(rule[at : match.start()]))
+    variables = list(_RULE_VARIABLE.finditer(rule))
+    converters = [match.group(1) for match in variables]
+    if len(path) > _MAX_RULE_MATCHED or ("path" in converters and len(variables) > 1):
+        return {}
+    for match in variables:
+        literal = rule[at : match.start()]
+        if at and "/" not in literal:  # a second variable in the segment: backtracking
+            return {}
+        parts.append(re.escape(literal))
         converter, name = match.groups()
         parts.append(f"(?P<{name}>.+)" if converter == "path" else f"(?P<{name}>[^/]+)")
         at = match.end()
     parts.append(re.escape(rule[at:].rstrip("/")))
-    if len(path) > _MAX_RULE_MATCHED:
-        return {}
     try:
         found = re.fullmatch("".join(parts) + "/?", path)
     except re.error:  # a rule this reading of rules does not cover
         return {}
-    return {k: v for k, v in found.groupdict().items() if v} if found else {}
+    return {k: found.span(k) for k, v in found.groupdict().items() if v} if found else {}
 
 
 def forms(value: str, path: str, raw_path: str, uri: str) -> list[str]:
@@ -200,13 +207,19 @@ class _UriIndex:
 
 def scrub_event(event: Mapping[str, Any], mask: str) -> dict[str, Any]:
     """``event`` with this context's request secrets masked in every key and string, at
-    any depth, except the line's own fields (:data:`KEPT`)."""
-    return {
-        key if key in KEPT or not isinstance(key, str) else scrub(key, mask): (
-            value if key in KEPT else _scrubbed(value, mask, 1)
-        )
-        for key, value in event.items()
-    }
+    any depth, except the line's own: the values of :data:`KEPT`, the names of the
+    schema's fields and of the exception's parts (a client whose token is ``message``
+    must not rename a field)."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key in KEPT:
+            out[key] = value
+        elif key == c.LOG_EXCEPTION and isinstance(value, Mapping):
+            out[key] = {k: _scrubbed(v, mask, 2) for k, v in value.items()}
+        else:
+            own = key in OWN_NAMES or not isinstance(key, str)
+            out[key if own else scrub(key, mask)] = _scrubbed(value, mask, 1)
+    return out
 
 
 def scrub_line(line: bytes, mask: str, cap: int) -> bytes:

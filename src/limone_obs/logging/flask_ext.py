@@ -19,9 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
@@ -356,25 +358,36 @@ class AccessLog:
             secret = cache.get(endpoint) if redactor is _pipeline.current.redactor else None
             if secret is None:
                 secret = self._secret_vars_of(endpoint)
-            if secret:
-                log.secrets = _mask_path_values(log.context, secret, endpoint or "")
-            elif endpoint == c.ENDPOINT_UNMATCHED:
-                self._mask_refused_method(log)
+            try:
+                if secret:
+                    log.secrets = _mask_path_values(log.context, secret, endpoint or "")
+                elif endpoint == c.ENDPOINT_UNMATCHED:
+                    self._mask_refused_method(log)
+            except Exception:  # never the user's request's failure
+                _masking_failed(log, endpoint if secret else None)
 
     def _mask_refused_method(self, log: RequestLog) -> None:
-        """A 405 (the path matches a rule, not for this method) has no URL variables, but
-        its path holds them all the same: match it again for a method the rule takes, and
-        mask its secret ones. A 404 matches nothing: its path stays as sent."""
+        """A 405 (the path matches a rule, not for this method) or a redirect of routing
+        (308: ``/reset/<token>/`` asked without its slash) has no URL variables, but its
+        path holds them all the same: match it again (for a method the rule takes, or at
+        the redirect's target), and mask its secret ones. A 404 matches nothing: its path
+        stays as sent."""
         current = request._get_current_object()  # type: ignore[attr-defined]
         refused = current.routing_exception
-        methods = getattr(refused, "valid_methods", None)
-        if not isinstance(refused, MethodNotAllowed) or not methods:
-            return
         try:
             adapter = current_app.create_url_adapter(current)
             if adapter is None:
                 return
-            rule, args = adapter.match(method=next(iter(methods)), return_rule=True)
+            if isinstance(refused, MethodNotAllowed) and refused.valid_methods:
+                method = next(iter(refused.valid_methods))
+                rule, args = adapter.match(method=method, return_rule=True)
+            elif isinstance(refused, RequestRedirect):
+                target = unquote(urlsplit(refused.new_url).path)
+                root = current.script_root
+                target = target[len(root) :] if root and target.startswith(root) else target
+                rule, args = adapter.match(target, current.method, return_rule=True)
+            else:
+                return
         except Exception:  # no match after all (a custom converter's own error): as sent
             return
         names = self._secret_vars[1].get(rule.rule)
@@ -512,29 +525,63 @@ def _mask_path_values(
     # cut a long value, and then it would not be found.
     script, info = str(environ.get("SCRIPT_NAME", "")), str(environ.get("PATH_INFO", ""))
     raw = script + info
-    decoded = _url_secrets.wsgi_text(raw)
+    decoded_info = _url_secrets.wsgi_text(info)
+    decoded = _url_secrets.wsgi_text(script) + decoded_info
     uri = str(environ.get("REQUEST_URI") or environ.get("RAW_URI") or "")
-    # A converter's value may read otherwise than the URL (<uuid:token> in upper case).
-    as_sent = _url_secrets.rule_values(rule, _url_secrets.wsgi_text(info))
-    path = decoded
+    # Where each variable is in the path, as the URL wrote it (a converter's value may
+    # read otherwise: <uuid:token> in upper case): masked there, static parts kept.
+    spans = _url_secrets.rule_spans(rule, decoded_info)
+    path = decoded_info
+    for start, end in sorted((spans[n] for n in names if n in spans), reverse=True):
+        path = f"{path[:start]}{mask}{path[end:]}"
+    path = _url_secrets.wsgi_text(script) + path
     secrets: list[str] = []
     for name in names:
         value = args.get(name)
         text = value if isinstance(value, str) else str(value) if value is not None else ""
+        as_sent = decoded_info[slice(*spans[name])] if name in spans else ""
         # The longer first: "000123" is masked whole before "123" could cut into it.
-        for one in sorted({t for t in (text, as_sent.get(name, "")) if t}, key=len, reverse=True):
-            path = path.replace(one, mask)
+        for one in sorted({t for t in (text, as_sent) if t}, key=len, reverse=True):
+            if name not in spans:  # the rule's shape could not place it: wherever it is
+                path = path.replace(one, mask)
             # Every other form a line of the request may hold it in (request.url quotes
             # it, the server's request line has it as the client encoded it); a shorter
             # one would garble every line: it is masked in the path only.
             if len(one) >= _MIN_SCRUBBED:
-                secrets += _url_secrets.forms(one, decoded, raw, uri)
+                secrets += _forms(one, decoded, raw, uri)
     path = path[:2048] if redactor is None else redactor.redact_text(path[:2048])
     context[c.LOG_PATH] = path
     environ[c.ENVIRON_LOG_PATH] = path
     found = tuple(f for f in dict.fromkeys(secrets) if len(f) >= _MIN_SCRUBBED)
     _context.set_request_secrets(found)
     return found
+
+
+_told_masking_failed: list[bool] = []
+
+
+def _masking_failed(log: RequestLog, rule: str | None) -> None:
+    """Masking the secret URL values of ``log``'s request failed (a URL this code did not
+    foresee): its path becomes its URL rule (``/reset-password/<token>``, no value at all)
+    when the rule has such values, and one error line per process says so."""
+    if rule is not None:
+        log.context[c.LOG_PATH] = rule
+        request.environ[c.ENVIRON_LOG_PATH] = rule
+    if not _told_masking_failed:
+        _told_masking_failed.append(True)
+        logger.exception(
+            "limone-obs: masking the secret URL values of a request failed; its path is "
+            "logged as its URL rule. Please report this with the traceback."
+        )
+
+
+def _forms(value: str, path: str, raw_path: str, uri: str) -> list[str]:
+    """:func:`_url_secrets.forms`, or ``value`` alone if an odd URL made that fail: this
+    runs in Flask's routing, inside the user's request, and must never fail it."""
+    try:
+        return _url_secrets.forms(value, path, raw_path, uri)
+    except Exception:
+        return [value]
 
 
 _ACCESS_MESSAGE = "request finished"

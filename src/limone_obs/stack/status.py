@@ -302,10 +302,11 @@ def _missing(value: float | None) -> bool:
 
 def history_seconds(prom: Prometheus, spec: ServiceSpec) -> float | None:
     """About how long Prometheus holds the spec's job within the SLO period (any of its
-    targets, so replaced ones count too): the 5-minute steps of the period with an ``up``
-    sample of the job; None when it has none."""
+    targets, so replaced ones count too): the minutes of the period with an ``up`` sample
+    of the job (one minute when it has scraped it for less); None when it has none."""
     job = Matcher(c.LABEL_JOB, "=", spec.job).promql()
-    return prom.scalar(f"count_over_time(count(up{{{job}}})[{spec.period}:5m]) * 300")
+    held = prom.scalar(f"count_over_time(count(up{{{job}}})[{spec.period}:1m]) * 60")
+    return 60.0 if held is None and prom.scraped(spec.job) else held
 
 
 def history_note(spec: ServiceSpec, seconds: float | None) -> str | None:
