@@ -574,3 +574,19 @@ def test_a_server_that_drops_the_iteration_ends_the_request_and_closes_once(
         len(lines),
         closes,
     )
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [([("Content-Type", "text/plain"), ("content-length", "12")], 12),
+     ([("Content-Length", "twelve")], float("inf")), ([], float("inf")),
+     (None, float("inf")), ([("Content-Length",)], float("inf"))],
+    ids=["set", "not-a-number", "none-set", "no-headers", "odd-shape"],
+)  # fmt: skip
+def test_content_length_of_odd_headers_is_none_and_never_raises(
+    headers: Any, length: float
+) -> None:
+    """The length read when a server stops reading a body early (is it all sent?): any
+    header list a middleware may have passed counts as no length rather than raising
+    where the request must still end."""
+    assert length == lifecycle._content_length(headers)

@@ -355,13 +355,14 @@ def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str,
 
 def _content_length(headers: Any) -> float:
     """The ``Content-Length`` among ``headers`` (a WSGI header list), else infinity: a
-    body without one (a stream) is whole only at its end."""
-    for name, value in headers:
-        if name.lower() == "content-length":
-            try:
+    body without one (a stream) is whole only at its end. Never raises: it runs where
+    the request must still end (headers of an odd shape count as none)."""
+    try:
+        for name, value in headers:
+            if name.lower() == "content-length":
                 return int(value)
-            except ValueError:
-                break
+    except Exception:
+        pass
     return float("inf")
 
 
