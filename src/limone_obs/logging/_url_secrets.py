@@ -16,7 +16,7 @@ for any of it, and the work is linear in the URL's length, whatever the client s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -126,11 +126,27 @@ def _raw_spans(value: str, path: str, raw_path: str) -> list[str]:
     if value not in path:
         return []
     runs = _run_map(path[:_MAX_SCANNED], raw_path[: 4 * _MAX_SCANNED])
+    n = len(value)
+    return _distinct(raw_path[runs[at][0] : runs[at + n - 1][1]] for at in _at(value, path, runs))
+
+
+def _at(value: str, text: str, runs: list[tuple[int, int]] | None = None) -> Iterator[int]:
+    """Where ``value`` starts in ``text``, each occurrence (within the mapped part when
+    ``runs`` maps ``text``'s characters: see :func:`_run_map`)."""
+    end = len(text) if runs is None else len(runs)
+    at = text.find(value) if value else -1
+    while at != -1 and at + len(value) <= end:
+        yield at
+        at = text.find(value, at + 1)
+
+
+def _distinct(texts: Iterable[str]) -> list[str]:
+    """The first :data:`_MAX_SPELLINGS` distinct ``texts``, in order."""
     found: dict[str, None] = {}
-    at = path.find(value)
-    while at != -1 and at + len(value) <= len(runs) and len(found) < _MAX_SPELLINGS:
-        found[raw_path[runs[at][0] : runs[at + len(value) - 1][1]]] = None
-        at = path.find(value, at + 1)
+    for text in texts:
+        found[text] = None
+        if len(found) == _MAX_SPELLINGS:
+            break
     return list(found)
 
 
@@ -182,12 +198,8 @@ class _UriIndex:
         """The distinct spans of the target that percent-decode to ``latin`` (a value's
         bytes as Latin-1 characters): ``%ff``, ``%C3%B6``, plain; at most
         :data:`_MAX_SPELLINGS`."""
-        found: dict[str, None] = {}
-        at = self.text.find(latin) if latin else -1
-        while at != -1 and len(found) < _MAX_SPELLINGS:
-            found[self.uri[self.starts[at] : self.starts[at + len(latin)]]] = None
-            at = self.text.find(latin, at + 1)
-        return list(found)
+        n, starts = len(latin), self.starts
+        return _distinct(self.uri[starts[at] : starts[at + n]] for at in _at(latin, self.text))
 
     def decoded_as(self, value: str) -> list[str]:
         """The distinct spans of the target whose bytes decode (UTF-8, bad bytes as
@@ -196,13 +208,11 @@ class _UriIndex:
             utf8 = wsgi_text(self.text)
             self._utf8 = (utf8, _run_map(utf8, self.text))
         utf8, runs = self._utf8
-        found: dict[str, None] = {}
-        at = utf8.find(value) if value else -1
-        while at != -1 and at + len(value) <= len(runs) and len(found) < _MAX_SPELLINGS:
-            start, end = runs[at][0], runs[at + len(value) - 1][1]
-            found[self.uri[self.starts[start] : self.starts[end]]] = None
-            at = utf8.find(value, at + 1)
-        return list(found)
+        n, starts = len(value), self.starts
+        return _distinct(
+            self.uri[starts[runs[at][0]] : starts[runs[at + n - 1][1]]]
+            for at in _at(value, utf8, runs)
+        )
 
 
 def scrub_event(event: Mapping[str, Any], mask: str) -> dict[str, Any]:
