@@ -65,7 +65,9 @@ def test_a_key_set_only_in_the_environment_is_reported_once(
         _instrumented("second", logging_first=logging_first)
     told = [r.getMessage() for r in caplog.records if key in r.getMessage()]
     assert 1 == len(told), told
-    assert f"app.config['{key}']" in told[0]
+    reader = "init_app(app)" if key.startswith("LIMONE_OBS_LOG_") else "Metrics(app)"
+    assert f"app.config['{key}'] before " in told[0]
+    assert reader in told[0]
     assert first.config[key] is True
 
 

@@ -43,21 +43,23 @@ def flag(config: MutableMapping[str, Any], key: str, default: bool) -> bool:
     return parsed
 
 
-def warn_unread_environment(config: Mapping[str, Any], keys: Iterable[str], app: str) -> None:
+def warn_unread_environment(
+    config: Mapping[str, Any], keys: Iterable[str], app: str, reader: str
+) -> None:
     """Say, in one warning line per name and process, that an environment variable named
-    like one of ``keys`` (Flask config keys, not read from the environment) is set while
-    ``config`` does not have it: ``LIMONE_OBS_LOG_ACCESS=false`` exported in a shell or a
-    container would otherwise change nothing, without a word. Call it before the keys'
-    defaults are stored in ``config``."""
+    like one of ``keys`` (Flask config keys that ``reader`` reads, not read from the
+    environment) is set while ``config`` does not have it: ``LIMONE_OBS_LOG_ACCESS=false``
+    exported in a shell or a container would otherwise change nothing, without a word.
+    Call it before the keys' defaults are stored in ``config``."""
     for key in keys:
         if key in os.environ and key not in config and key not in _told:
             _told.add(key)
             logger.warning(
                 "limone-obs: the environment variable %s is set, but it is a Flask config "
                 "key, not read from the environment: app %r uses its default. Set "
-                "app.config[%r] before calling Metrics(app) / init_app(app) (e.g. from "
-                "os.environ), or unset the variable.",
+                "app.config[%r] before %s (e.g. from os.environ), or unset the variable.",
                 key,
                 app,
                 key,
+                reader,
             )

@@ -406,6 +406,10 @@ LOG_USER_ID: Final = "user_id"
 #: True on the access line of a request whose body the server stopped sending before its
 #: end (the client went away mid-body); absent otherwise.
 LOG_CLIENT_ABORTED: Final = "client_aborted"
+#: The server's own fields of gunicorn's access line (``GUNICORN_ACCESSLOG``).
+LOG_REMOTE_ADDR: Final = "remote_addr"
+LOG_USER_AGENT: Final = "user_agent"
+LOG_RESPONSE_BYTES: Final = "response_bytes"
 #: ``{"type", "message", "traceback"}`` of a logged exception.
 LOG_EXCEPTION: Final = "exception"
 #: Set to true on a line cut to the size cap; ``original_bytes`` holds its full size.

@@ -4,8 +4,10 @@ a client choosing its token cannot rewrite the lines' own fields."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs.logging import _context, configure_logging, init_app
+from limone_obs.logging.gunicorn import access_fields
 from tests.logging.helpers import parse_lines
 from tests.logging.url_secrets_app import create_app
 from tests.support import gunicorn_server, serve, settled
@@ -101,10 +104,12 @@ def test_a_token_named_like_a_field_of_the_line_leaves_that_field_alone(
     )  # fmt: skip
 
 
-def test_only_the_values_place_in_the_path_is_masked(out: io.BytesIO) -> None:
-    """A one-letter value is masked where the rule puts it, not wherever that letter is
-    (``/r[REDACTED]s[REDACTED]t-password/[REDACTED]``)."""
-    events = _get(out, "/reset-password/e")
+@pytest.mark.parametrize("token", ["e", "reset"])
+def test_only_the_values_place_in_the_path_is_masked(token: str, out: io.BytesIO) -> None:
+    """A value that is also part of the rule's static text is masked where the rule puts
+    it, not wherever it occurs (``/r[REDACTED]s[REDACTED]t-password/[REDACTED]``), in
+    the path of every line (the line's scrub leaves the path as routing masked it)."""
+    events = _get(out, f"/reset-password/{token}")
     assert {e["path"] for e in events} == {"/reset-password/[REDACTED]"}
 
 
@@ -115,6 +120,55 @@ def test_a_redirect_of_routing_is_masked(out: io.BytesIO) -> None:
     [access] = [e for e in events if e["logger"] == "limone_obs.access"]
     assert (access["status_code"], access["path"]) == (308, "/slash/[REDACTED]")
     assert [] == _leaks(events, ("SLASHTOKEN99",))
+
+
+def test_a_404_for_a_slash_too_many_is_masked(out: io.BytesIO) -> None:
+    """``/reset-password/<token>`` asked with a slash appended (a mail client's link):
+    Flask answers 404; the path matches the rule without that slash: masked. Any other
+    404 stays as sent."""
+    _get(out, "/reset-password/TrailTok55/")
+    events = _get(out, "/nothing/TrailTok66/")  # the lines of both
+    access = [(e["status_code"], e["path"]) for e in events if e["logger"] == "limone_obs.access"]
+    assert [(404, "/reset-password/[REDACTED]/"), (404, "/nothing/TrailTok66/")] == access
+    assert [] == _leaks(events, ("TrailTok55",))
+
+
+def test_a_token_equal_to_the_clients_address_or_agent_keeps_them(out: io.BytesIO) -> None:
+    """A client whose token is its own address or user agent cannot blank them in
+    gunicorn's access line (written after the response, with the request's values still
+    this context's, through the logger gunicorn's access log uses): log evasion."""
+    configure_logging(stream=out)
+    app = create_app(stream=out)
+    served = _environs_served(app)
+    client = app.test_client()
+    for token, agent in (("127.0.0.1", "Agent"), ("UaTok5678", "UaTok5678")):
+        client.get(f"/reset-password/{token}", headers={"User-Agent": agent}).close()
+        fields = access_fields(_Sent(), served[-1], datetime.timedelta(milliseconds=5))
+        logging.getLogger("gunicorn.access").info("request finished", extra=fields)
+        line = parse_lines(out.getvalue())[-1]
+        assert (line["logger"], line["path"]) == ("gunicorn.access", "/reset-password/[REDACTED]")
+        assert (line["remote_addr"], line["user_agent"]) == ("127.0.0.1", agent)
+
+
+class _Sent:
+    """What gunicorn's access log reads of a response."""
+
+    status = "200 OK"
+    sent = 2
+    headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only
+
+
+def _environs_served(app: Flask) -> list[dict[str, Any]]:
+    """The environs ``app`` is served from now on, as the server (gunicorn) holds them."""
+    served: list[dict[str, Any]] = []
+    inner = app.wsgi_app
+
+    def outermost(environ: Any, start_response: Any) -> Any:
+        served.append(environ)
+        return inner(environ, start_response)
+
+    app.wsgi_app = outermost  # type: ignore[method-assign]
+    return served
 
 
 def test_a_value_that_breaks_url_quoting_fails_nothing(out: io.BytesIO) -> None:

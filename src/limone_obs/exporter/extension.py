@@ -220,7 +220,7 @@ class Metrics:
                 "each app once, with Metrics(app) or metrics.init_app(app) (an app "
                 "factory creates a new app each time, that is fine)"
             )
-        warn_unread_environment(app.config, FLASK_KEYS, app.name)
+        warn_unread_environment(app.config, FLASK_KEYS, app.name, "Metrics(app)")
         settings = _Settings.from_config(app, self._version, self._revision)
         metrics_app = exposition.MetricsApp(self._scraped_registry, settings.token)
         # The port first: one that cannot be had leaves the app as it was.

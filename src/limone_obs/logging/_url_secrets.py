@@ -41,13 +41,15 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _MAX_RULE_MATCHED = 4096
 #: Nesting scrubbed (the encoder writes what is deeper than 32 levels as a marker).
 _MAX_DEPTH = 34
-#: The line's own fields, never scrubbed: their values are the kit's (a client whose token
-#: is ``info`` or the service's name must not turn them into the mask).
+#: The line's own fields, never scrubbed: their values are the kit's or the server's (a
+#: client whose token is ``info``, the service's name or its own address must not turn
+#: them into the mask). ``path`` is masked already, where the rule puts the value.
 KEPT = frozenset(
-    (*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES)
-) - {c.LOG_MESSAGE, c.LOG_PATH, c.LOG_USER_ID}
+    (*c.LOG_CORE_FIELDS, *c.LOG_CONTEXT_FIELDS, c.LOG_TRUNCATED, c.LOG_ORIGINAL_BYTES,
+     c.LOG_REMOTE_ADDR, c.LOG_USER_AGENT, c.LOG_RESPONSE_BYTES)
+) - {c.LOG_MESSAGE, c.LOG_USER_ID}  # fmt: skip
 #: Names a client's token may not rename: the schema's fields.
-OWN_NAMES = frozenset((*KEPT, c.LOG_MESSAGE, c.LOG_PATH, c.LOG_USER_ID, c.LOG_EXCEPTION))
+OWN_NAMES = frozenset((*KEPT, c.LOG_MESSAGE, c.LOG_USER_ID, c.LOG_EXCEPTION))
 #: A variable of a Flask URL rule: its converter (``int``, ``path``...) and name.
 _RULE_VARIABLE = re.compile(
     r"<(?:([A-Za-z_][A-Za-z0-9_]*)(?:\([^)]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>"

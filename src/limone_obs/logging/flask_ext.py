@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from limone_obs import _forking, lifecycle
@@ -213,7 +213,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
             f"limone_obs.logging.init_app was already called on Flask app {app.name!r}: "
             "call it once per app"
         )
-    warn_unread_environment(app.config, FLASK_KEYS, app.name)
+    warn_unread_environment(app.config, FLASK_KEYS, app.name, "limone_obs.logging.init_app(app)")
     settings = Settings.from_config(app)
     _unbatch_if_forked_unhooked()
     access = AccessLog(settings)
@@ -370,8 +370,9 @@ class AccessLog:
         """A 405 (the path matches a rule, not for this method) or a redirect of routing
         (308: ``/reset/<token>/`` asked without its slash) has no URL variables, but its
         path holds them all the same: match it again (for a method the rule takes, or at
-        the redirect's target), and mask its secret ones. A 404 matches nothing: its path
-        stays as sent."""
+        the redirect's target), and mask its secret ones. So does a 404 whose path matches
+        a rule without its trailing slash; any other 404 matches nothing: its path stays
+        as sent."""
         current = request._get_current_object()  # type: ignore[attr-defined]
         refused = current.routing_exception
         try:
@@ -386,6 +387,12 @@ class AccessLog:
                 root = current.script_root
                 target = target[len(root) :] if root and target.startswith(root) else target
                 rule, args = adapter.match(target, current.method, return_rule=True)
+            elif isinstance(refused, NotFound) and len(current.path) > 1:
+                # A slash too many (a link with "/" appended): the rule without it.
+                if not current.path.endswith("/"):
+                    return
+                path = current.path.rstrip("/")
+                rule, args = adapter.match(path, current.method, return_rule=True)
             else:
                 return
         except Exception:  # no match after all (a custom converter's own error): as sent

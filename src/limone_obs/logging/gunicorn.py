@@ -154,9 +154,9 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
         )[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
-        "remote_addr": str(environ.get("REMOTE_ADDR", ""))[:64],
-        "user_agent": str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
-        "response_bytes": getattr(resp, "sent", None),
+        c.LOG_REMOTE_ADDR: str(environ.get("REMOTE_ADDR", ""))[:64],
+        c.LOG_USER_AGENT: str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
+        c.LOG_RESPONSE_BYTES: getattr(resp, "sent", None),
     }
     # The client's header is unchecked input: kept only if it is a safe id (no newline,
     # nothing the redactor would mask).
