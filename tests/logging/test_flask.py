@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from flask import (
     Response,
     copy_current_request_context,
     g,
+    request,
     request_started,
     stream_with_context,
 )
@@ -561,6 +563,49 @@ def test_a_copied_request_context_sees_what_the_view_bound_so_far(out: io.BytesI
     assert ("req-9", "u-7", None, None) == seen["thread", "unbound"]
     assert ("req-9", "u-7", None, None) == seen["view", None]
     assert ("req-9", "u-7", None, None) == seen["request finished", None]
+
+
+def test_a_pool_thread_does_not_carry_an_earlier_jobs_request(out: io.BytesIO) -> None:
+    """A pool's one thread runs ``copy_current_request_context`` jobs of two requests;
+    the first job binds a field. The second job's lines carry the second request's id,
+    path and endpoint (they carried the first's, and its bound field), and are scrubbed
+    of its secret URL value."""
+    configure_logging(stream=out)
+    app = Flask("pool")
+    init_app(app)
+    log = get_logger("pool.job")
+    pool = ThreadPoolExecutor(1)
+
+    def first_job() -> None:
+        bind(job="first")
+        log.info("first job")
+
+    def second_job() -> None:
+        log.info("second job", link=request.url)
+
+    @app.get("/first")
+    def first() -> str:
+        pool.submit(copy_current_request_context(first_job)).result()
+        return "ok"
+
+    @app.get("/reset-password/<token>")
+    def second(token: str) -> str:
+        pool.submit(copy_current_request_context(second_job)).result()
+        return "ok"
+
+    client = app.test_client()
+    with pool:
+        client.get("/first", headers={"X-Request-ID": "req-first"}).close()
+        client.get("/reset-password/PoolTok123", headers={"X-Request-ID": "req-second"}).close()
+    events = {e["message"]: e for e in parse_lines(out.getvalue())}
+    assert ("req-first", "first") == (events["first job"]["request_id"], events["first job"]["job"])
+    second_line = events["second job"]
+    assert ("req-second", "/reset-password/[REDACTED]", "/reset-password/<token>", None) == (
+        second_line["request_id"], second_line["path"], second_line["endpoint"],
+        second_line.get("job"),
+    )  # fmt: skip
+    assert second_line["link"] == "http://localhost/reset-password/[REDACTED]"
+    assert "PoolTok123" not in out.getvalue().decode()
 
 
 def test_init_twice_is_an_error() -> None:

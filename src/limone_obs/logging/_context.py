@@ -13,6 +13,9 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
+from limone_obs import lifecycle
+from limone_obs.conventions import LOG_REQUEST_ID
+
 #: A request id taken from a client is kept only if it fully matches this: it is echoed
 #: in a response header and written to logs, so no line breaks or odd characters.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -50,18 +53,27 @@ get_context: Callable[[], dict[str, Any]] = _CONTEXT.get
 
 
 #: Set by the Flask integration: the fields of the request whose Flask request context
-#: is pushed here, or None. Asked only where nothing was ever bound in this context: a
-#: thread running in a copy of the request context (``copy_current_request_context``)
-#: gets Flask's request context but none of the context variables.
+#: is pushed here, or None. Asked where nothing was bound in this context, or where no
+#: request of the kit was ever served (:func:`lifecycle.this_request` is None): a thread
+#: running in a copy of the request context (``copy_current_request_context``) gets
+#: Flask's request context but none of the context variables.
 request_fields: Callable[[], Mapping[str, Any] | None] | None = None
 
 
 def current() -> Mapping[str, Any]:
-    """The fields of this context's lines: the bound ones, else the request's (see
-    :data:`request_fields`). Do not modify the result."""
+    """The fields of this context's lines (do not modify the result): the bound ones, else
+    the request's (see :data:`request_fields`). Also the request's where what is bound
+    names another request: a pool's thread keeps what an earlier job bound in a copy of
+    an earlier request's context, and its lines of this job must not carry that one's id."""
     context = _CONTEXT.get()
-    if context is EMPTY and request_fields is not None:
+    if request_fields is None:
+        return context
+    if context is EMPTY:
         return request_fields() or EMPTY
+    if lifecycle.this_request() is None and context.get(LOG_REQUEST_ID) is not None:
+        fields = request_fields()
+        if fields is not None and fields.get(LOG_REQUEST_ID) != context[LOG_REQUEST_ID]:
+            return fields
     return context
 
 

@@ -107,9 +107,10 @@ class Pipeline:
         }
         if context is None:
             context = _context.get_context()
-            if context is _context.EMPTY and _context.request_fields is not None:
-                # Nothing bound here: a copy of a request context (see request_fields).
-                context = _context.request_fields() or context
+            if context is _context.EMPTY or _this_request() is None:
+                # Nothing bound here, or no request of the kit's served here: maybe a copy
+                # of a request context (see _context.request_fields).
+                context = _context.current()
         if context:
             out.update(context)  # redacted when bound
         if STRUCTLOG_VARS is None or STRUCTLOG_VARS:  # nothing was ever bound: one test
@@ -222,6 +223,7 @@ ACCESS_NAMES = frozenset((c.LOG_STATUS_CODE, c.LOG_DURATION, c.LOG_CLIENT_ABORTE
 #: request fields (``user_id`` too: the app's to give, as a string).
 OWN_NAMES = CORE_NAMES | frozenset(c.LOG_CONTEXT_FIELDS)
 _request_secrets = _context.request_secrets
+_this_request = lifecycle._get_current  # the context variable's own get: per line
 _USER_ID_MAX = 256
 #: Per field name, the schema's test of a value (:func:`schema.checker`), made at first use.
 _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {}
