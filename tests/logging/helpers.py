@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from flask import Flask
 from jsonschema import Draft202012Validator
 
 from tests.support import ROOT
@@ -36,3 +38,26 @@ def stdlib_logger(name: str) -> logging.Logger:
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
     return logger
+
+
+class Sent:
+    """The attributes of a gunicorn ``Response`` that ``access_fields`` reads."""
+
+    status = "200 OK"
+    sent = 2
+
+    def __init__(self, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.headers = list(headers)
+
+
+def environs_served(app: Flask) -> list[dict[str, Any]]:
+    """The environs ``app`` is served from now on, as the server (gunicorn) holds them."""
+    served: list[dict[str, Any]] = []
+    inner = app.wsgi_app
+
+    def outermost(environ: Any, start_response: Any) -> Any:
+        served.append(environ)
+        return inner(environ, start_response)
+
+    app.wsgi_app = outermost  # type: ignore[method-assign]
+    return served

@@ -44,7 +44,7 @@ from limone_obs.logging import (
 )
 from limone_obs.logging.flask_ext import EXTENSION_KEY
 from limone_obs.logging.gunicorn import access_fields
-from tests.logging.helpers import parse_lines, schema_errors
+from tests.logging.helpers import Sent, environs_served, parse_lines, schema_errors
 from tests.support import serve, settled
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -656,19 +656,6 @@ def test_flask_default_handler_is_replaced(out: io.BytesIO) -> None:
     )
 
 
-def _environs_served(app: Flask) -> list[dict[str, Any]]:
-    """The environs ``app`` is served from now on, as the server (gunicorn) holds them."""
-    served: list[dict[str, Any]] = []
-    inner = app.wsgi_app
-
-    def outermost(environ: Any, start_response: Any) -> Any:
-        served.append(environ)
-        return inner(environ, start_response)
-
-    app.wsgi_app = outermost  # type: ignore[method-assign]
-    return served
-
-
 def _reset_app() -> Flask:
     """Routes whose URL variables name secrets (a reset token, an API key) and one that
     does not."""
@@ -724,11 +711,11 @@ def test_other_url_variables_are_kept_in_the_path(url: str, path: str, out: io.B
     gunicorn's access line has the same path."""
     configure_logging(stream=out)
     app = _reset_app()
-    served = _environs_served(app)
+    served = environs_served(app)
     app.test_client().get(url).close()
     (line,) = access_lines(parse_lines(out.getvalue()))
     assert (line["path"], line["endpoint"]) == (path, "/docs/<name>")
-    fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), served[0], datetime.timedelta(milliseconds=5))
     assert fields["path"] == path
 
 
@@ -737,18 +724,10 @@ def test_gunicorn_access_line_gets_the_masked_path(out: io.BytesIO) -> None:
     environ) writes the masked path too, not PATH_INFO."""
     configure_logging(stream=out)
     app = _reset_app()
-    served = _environs_served(app)
+    served = environs_served(app)
     app.test_client().get("/reset-password/PATHTOKEN1leak9f8e").close()
-    fields = access_fields(_Sent(), served[0], datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), served[0], datetime.timedelta(milliseconds=5))
     assert fields["path"] == "/reset-password/[REDACTED]"
-
-
-class _Sent:
-    """What gunicorn's access log reads of a response."""
-
-    status = "200 OK"
-    sent = 2
-    headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only
 
 
 def test_werkzeugs_request_line_is_scrubbed_of_the_secret(out: io.BytesIO) -> None:

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from limone_obs.exporter.process import children
 from limone_obs.logging.gunicorn import MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, access_fields
 from limone_obs.stack import procs
+from tests.logging.helpers import Sent
 from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -135,21 +136,11 @@ def test_a_stream_failing_after_its_headers_writes_its_traceback_once(
     assert all("traceback" not in e["exception"] for e in others)
 
 
-class _Sent:
-    """The attributes of a gunicorn ``Response`` that ``access_fields`` reads."""
-
-    status = "200 OK"
-    sent = 2
-
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        self.headers = headers
-
-
 @pytest.mark.parametrize("raw", ["abc\n", "has space", "x" * 129, "a\r\nSet-Cookie: x=1"])
 def test_access_fields_drop_an_unsafe_request_id(raw: str) -> None:
     """A client's X-Request-ID with a newline, space or over 128 chars is not logged."""
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": raw}
-    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), environ, datetime.timedelta(milliseconds=5))
     assert "request_id" not in fields
 
 
@@ -157,14 +148,14 @@ def test_access_fields_drop_a_request_id_the_redactor_would_mask() -> None:
     """A client's X-Request-ID shaped like an access key is not logged in clear."""
     key = "AKIAIOSFODNN7EXAMPLE"
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": key}
-    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), environ, datetime.timedelta(milliseconds=5))
     assert "request_id" not in fields
 
 
 def test_access_fields_keep_a_safe_request_id() -> None:
     """A well-formed X-Request-ID from the client is logged as given."""
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_X_REQUEST_ID": "abc-123.x"}
-    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), environ, datetime.timedelta(milliseconds=5))
     assert "abc-123.x" == fields["request_id"]
 
 
@@ -182,7 +173,7 @@ def test_access_fields_carry_the_trace_ids(header: str, ids: tuple[str, str] | N
     """A valid ``traceparent`` gives gunicorn's access line the trace and span ids the
     app's lines of the request have; an invalid one gives none."""
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_TRACEPARENT": header}
-    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), environ, datetime.timedelta(milliseconds=5))
     assert (ids or (None, None)) == (fields.get("trace_id"), fields.get("span_id"))
 
 
@@ -191,7 +182,7 @@ def test_access_fields_cap_client_text() -> None:
     written (bounded work per access line, whatever the client sends)."""
     environ = {"REQUEST_METHOD": "GET" * 100, "PATH_INFO": "/x=" + "a" * 100_000,
                "HTTP_USER_AGENT": "u" * 100_000}  # fmt: skip
-    fields = access_fields(_Sent([]), environ, datetime.timedelta(milliseconds=5))
+    fields = access_fields(Sent(), environ, datetime.timedelta(milliseconds=5))
     assert (16, MAX_PATH_CHARS, MAX_USER_AGENT_CHARS) == (
         len(fields["method"]),
         len(fields["path"]),

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from limone_obs import Metrics
 from limone_obs.logging import _context, configure_logging, init_app
 from limone_obs.logging.gunicorn import access_fields
-from tests.logging.helpers import parse_lines
+from tests.logging.helpers import Sent, environs_served, parse_lines
 from tests.logging.url_secrets_app import create_app
 from tests.support import gunicorn_server, serve, settled
 
@@ -139,36 +139,15 @@ def test_a_token_equal_to_the_clients_address_or_agent_keeps_them(out: io.BytesI
     this context's, through the logger gunicorn's access log uses): log evasion."""
     configure_logging(stream=out)
     app = create_app(stream=out)
-    served = _environs_served(app)
+    served = environs_served(app)
     client = app.test_client()
     for token, agent in (("127.0.0.1", "Agent"), ("UaTok5678", "UaTok5678")):
         client.get(f"/reset-password/{token}", headers={"User-Agent": agent}).close()
-        fields = access_fields(_Sent(), served[-1], datetime.timedelta(milliseconds=5))
+        fields = access_fields(Sent(), served[-1], datetime.timedelta(milliseconds=5))
         logging.getLogger("gunicorn.access").info("request finished", extra=fields)
         line = parse_lines(out.getvalue())[-1]
         assert (line["logger"], line["path"]) == ("gunicorn.access", "/reset-password/[REDACTED]")
         assert (line["remote_addr"], line["user_agent"]) == ("127.0.0.1", agent)
-
-
-class _Sent:
-    """What gunicorn's access log reads of a response."""
-
-    status = "200 OK"
-    sent = 2
-    headers: list[tuple[str, str]] = []  # noqa: RUF012 - read only
-
-
-def _environs_served(app: Flask) -> list[dict[str, Any]]:
-    """The environs ``app`` is served from now on, as the server (gunicorn) holds them."""
-    served: list[dict[str, Any]] = []
-    inner = app.wsgi_app
-
-    def outermost(environ: Any, start_response: Any) -> Any:
-        served.append(environ)
-        return inner(environ, start_response)
-
-    app.wsgi_app = outermost  # type: ignore[method-assign]
-    return served
 
 
 def test_a_value_that_breaks_url_quoting_fails_nothing(out: io.BytesIO) -> None:
