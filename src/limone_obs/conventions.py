@@ -468,6 +468,43 @@ SUFFIX_DEPENDENCY_CALLS_PER_REQUEST: Final = "dependency_calls_per_request"
 SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL: Final = "request_dependency_seconds_total"
 CALLS_PER_REQUEST_BUCKETS: Final = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 REQUEST_DEPENDENCY_LABELS: Final = (LABEL_ENDPOINT, LABEL_DEPENDENCY)
+
+
+def calls_per_request_mean(calls: str, requests: str, observed: str) -> str:
+    """PromQL: the mean calls one request makes to each dependency, per endpoint.
+
+    ``calls`` sums the rate of ``<ns>_dependency_calls_per_request_sum`` by endpoint (and
+    dependency, unless the selector picks one), ``observed`` that of its ``_count`` the
+    same way, ``requests`` that of ``<ns>_request_duration_seconds_count`` by endpoint (all
+    over the same window). The histogram's own count is the denominator only where the
+    request histogram has no series: a worker observes a request's 0 calls of a
+    dependency only once it has seen that endpoint call it, so the requests before (every
+    request of a fresh or recycled worker until then) are not in that count, and an
+    endpoint that calls a dependency only sometimes read up to twice its true mean. The
+    request histogram counts every request of the endpoint.
+    """
+    return (
+        f"(\n{calls}\n/ on ({LABEL_ENDPOINT}) group_left ()\n{requests}\n)\n"
+        f"or\n(\n{calls}\n/\n{observed}\n)"
+    )
+
+
+def calls_per_request_buckets(buckets: str, observed: str, requests: str, by: str) -> str:
+    """PromQL: the calls-per-request buckets with every request of the endpoint in them.
+
+    ``buckets`` sums the rate of ``<ns>_dependency_calls_per_request_bucket`` by ``by``
+    and ``le``, ``observed`` that of its ``_count`` by ``by`` (the endpoint, and the
+    dependency unless the selectors pick one), ``requests`` that of
+    ``<ns>_request_duration_seconds_count`` by endpoint. The requests the histogram did not
+    observe (see :func:`calls_per_request_mean`) made 0 calls of the dependency: they are
+    added to every bucket, so ``histogram_quantile`` of the result is the quantile over
+    all the endpoint's requests, not over those after its first call. Groups without
+    a request series keep the histogram's own buckets.
+    """
+    unobserved = f"clamp_min(\n{requests}\n- on ({LABEL_ENDPOINT}) group_right ()\n{observed},\n0)"
+    return f"(\n{buckets}\n+ on ({by}) group_left ()\n{unobserved}\n)\nor\n{buckets}"
+
+
 #: ``<ns>_request_queue_seconds``: time between the proxy's ``X-Request-Start`` and the
 #: worker starting the request.
 SUFFIX_REQUEST_QUEUE_SECONDS: Final = "request_queue_seconds"

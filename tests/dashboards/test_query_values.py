@@ -128,8 +128,12 @@ def test_dependency_time_outside_requests_is_all_before_any_request_called(
     _assert_holds(_evaluate(tmp_path, series, expr, {'{dependency="db"}': 0.5}))
 
 
-def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]:
-    """One request per second calling ``dependency`` ``calls`` times (the histogram)."""
+def _calls(
+    endpoint: str, dependency: str, calls: float, requests: str = ONE_PER_SECOND
+) -> list[dict[str, str]]:
+    """One request per second calling ``dependency`` ``calls`` times (the histogram), among
+    ``requests`` of the endpoint (the request histogram's count; the others were not
+    observed: 0 calls)."""
     labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_DEPENDENCY: dependency}
     bounds = [*(f"{b:g}" for b in c.CALLS_PER_REQUEST_BUCKETS), "+Inf"]
     name = N.dependency_calls_per_request_bucket
@@ -144,6 +148,7 @@ def _calls(endpoint: str, dependency: str, calls: float) -> list[dict[str, str]]
         ),
         _series(N.dependency_calls_per_request_count, labels, ONE_PER_SECOND),
         _series(N.dependency_calls_per_request_sum, labels, f"0+{60 * calls:g}x10"),
+        _series(N.request_duration_count, {c.LABEL_ENDPOINT: endpoint}, requests),
     ]
 
 
@@ -180,6 +185,26 @@ def test_mean_calls_per_request_is_exact(tmp_path: Path) -> None:
     """The mean reads the calls each request made: 1, 5, 3 and 7."""
     expected = {_by("/x"): 1.0, _by("/loop"): 5.0, _by("/three"): 3.0, _by("/seven"): 7.0}
     _assert_holds(_evaluate(tmp_path, _calls_series(), Q.mean_calls_per_request(), expected))
+
+
+def _sometimes_series() -> list[dict[str, str]]:
+    """/maybe: 1 request in 3 calls the DB 4 times, observed; the other 2 of its 3
+    requests a second came before the worker first saw it call (not observed)."""
+    return _calls("/maybe", c.DEPENDENCY_DB, 4, requests=THREE_PER_SECOND)
+
+
+def test_mean_calls_per_request_counts_the_requests_not_observed(tmp_path: Path) -> None:
+    """4 calls over 3 requests: 1.33 (the histogram's own count would say 4)."""
+    expected = {_by("/maybe"): 4 / 3}
+    _assert_holds(_evaluate(tmp_path, _sometimes_series(), Q.mean_calls_per_request(), expected))
+
+
+def test_calls_per_request_quantiles_count_the_requests_not_observed(tmp_path: Path) -> None:
+    """2 of 3 requests made no call: the median is 0, the p95 4 (the histogram's own
+    buckets would say 4 for both)."""
+    series = _sometimes_series()
+    _assert_holds(_evaluate(tmp_path, series, Q.calls_per_request(0.5), {_by("/maybe"): 0.0}))
+    _assert_holds(_evaluate(tmp_path, series, Q.calls_per_request(0.95), {_by("/maybe"): 4.0}))
 
 
 def _workers(busy: str, idle: str) -> list[dict[str, str]]:

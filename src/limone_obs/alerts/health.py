@@ -161,25 +161,37 @@ def _calls_series(spec: ServiceSpec, part: str) -> str:
 
 def calls_p95(spec: ServiceSpec) -> str:
     """PromQL: the p95 of the calls one request makes to the spec's dependency, per
-    endpoint, over :data:`CALLS_WINDOW`: what the alert reads. An estimate, interpolated
-    within the bucket it falls in (:data:`~limone_obs.conventions.CALLS_PER_REQUEST_BUCKETS`)."""
-    buckets = _calls_series(spec, "_bucket")
-    return (
-        f"histogram_quantile(0.95, sum by ({c.LABEL_LE}, {c.LABEL_ENDPOINT}) "
-        f"(rate({buckets}[{CALLS_WINDOW}])))"
+    endpoint, over :data:`CALLS_WINDOW`, over every request of the endpoint
+    (:func:`~limone_obs.conventions.calls_per_request_buckets`): what the alert reads. An
+    estimate, interpolated within the bucket it falls in
+    (:data:`~limone_obs.conventions.CALLS_PER_REQUEST_BUCKETS`)."""
+    by = c.LABEL_ENDPOINT
+    buckets = c.calls_per_request_buckets(
+        f"sum by ({c.LABEL_LE}, {by}) (rate({_calls_series(spec, '_bucket')}[{CALLS_WINDOW}]))",
+        f"sum by ({by}) (rate({_calls_series(spec, '_count')}[{CALLS_WINDOW}]))",
+        _requests_by_endpoint(spec),
+        by,
     )
+    return f"histogram_quantile(0.95,\n{buckets}\n)"
 
 
 def mean_calls(spec: ServiceSpec) -> str:
     """PromQL: the mean calls one request makes to the spec's dependency, per endpoint,
-    over :data:`CALLS_WINDOW`: the calls counted (``_sum``) over the requests (``_count``),
-    exact, which the buckets' p95 is not."""
+    over :data:`CALLS_WINDOW`: the calls counted (``_sum``) over the endpoint's requests,
+    exact, which the buckets' p95 is not
+    (:func:`~limone_obs.conventions.calls_per_request_mean`)."""
     by = c.LABEL_ENDPOINT
-    calls, requests = _calls_series(spec, "_sum"), _calls_series(spec, "_count")
-    return (
-        f"sum by ({by}) (rate({calls}[{CALLS_WINDOW}]))\n/\n"
-        f"sum by ({by}) (rate({requests}[{CALLS_WINDOW}]))"
+    return c.calls_per_request_mean(
+        f"sum by ({by}) (rate({_calls_series(spec, '_sum')}[{CALLS_WINDOW}]))",
+        _requests_by_endpoint(spec),
+        f"sum by ({by}) (rate({_calls_series(spec, '_count')}[{CALLS_WINDOW}]))",
     )
+
+
+def _requests_by_endpoint(spec: ServiceSpec) -> str:
+    """PromQL: the spec's requests per second over :data:`CALLS_WINDOW`, by endpoint."""
+    requests = Selector(spec.names.request_duration_count, (job_matcher(spec.job),)).promql()
+    return f"sum by ({c.LABEL_ENDPOINT}) (rate({requests}[{CALLS_WINDOW}]))"
 
 
 #: Window of the workers' busy share.
@@ -306,6 +318,10 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
               _calls(spec, n, 2.5), unittests.FIRST_RATE, {c.LABEL_ENDPOINT: ENDPOINT}),
         _test("few calls per request open nothing", calls,
               _calls(spec, n, 0.25), unittests.FIRST_RATE, None),
+        # A worker observes 0 calls of a dependency only once it has seen the endpoint
+        # call it: the requests it did not observe count as 0 calls all the same.
+        _test("many calls in 1 of 20 requests open nothing", calls,
+              _calls(spec, n, 2.5, requests=20 * 60), unittests.FIRST_RATE, None),
     ] + (_traffic_tests(spec, found[4], n) if spec.health.traffic else [])  # fmt: skip
 
 
@@ -338,9 +354,12 @@ def _traffic_tests(spec: ServiceSpec, rule: Rule, length: int) -> list[dict[str,
 ENDPOINT: Final = "/items/<int:item_id>"
 
 
-def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str, str]]:
-    """A calls-per-request histogram where every request makes ``times_limit`` x the
-    spec's limit of calls (60 requests a minute)."""
+def _calls(
+    spec: ServiceSpec, length: int, times_limit: float, requests: float = 60
+) -> list[dict[str, str]]:
+    """A calls-per-request histogram observing 60 requests a minute that each make
+    ``times_limit`` x the spec's limit of calls, among ``requests`` a minute of the
+    endpoint (the others were not observed: 0 calls)."""
     calls = spec.health.calls_per_request * times_limit
     labels = {
         **unittests.base_labels(spec),
@@ -356,6 +375,8 @@ def _calls(spec: ServiceSpec, length: int, times_limit: float) -> list[dict[str,
     ]
     found.append(unittests.counter({**labels, c.LABEL_LE: "+Inf"}, f"{metric}_bucket", 60, length))
     found.append(unittests.counter(labels, f"{metric}_count", 60, length))
+    served = {**unittests.base_labels(spec), c.LABEL_METHOD: "GET", c.LABEL_ENDPOINT: ENDPOINT}
+    found.append(unittests.counter(served, spec.names.request_duration_count, requests, length))
     return found
 
 
@@ -368,9 +389,9 @@ def _calls_section(spec: ServiceSpec) -> str:
         f"The p95 of the `{h.calls_dependency}` calls one request of the endpoint makes is "
         f"above {h.calls_per_request:g}: usually an N+1 query (one query per item of a "
         "list). Load the items in one query or cache them. The mean calls per request, by "
-        "endpoint (exact: the calls counted over the requests, once the series are older "
-        "than the window; within the first window after they appear, `rate()` extrapolates "
-        "the two a little differently):\n\n"
+        "endpoint (exact: the calls counted over every request of the endpoint, from the "
+        "request histogram, once the series are older than the window; within the first "
+        "window after they appear, `rate()` extrapolates the two a little differently):\n\n"
         + runbooks.code(mean_calls(spec))
         + "\nThe p95 the alert reads, by endpoint, is an estimate from the histogram's "
         f"buckets ({bounds}): interpolated within the bucket it falls in, it may read "

@@ -227,9 +227,10 @@ class Queries:
         count = positive(sum_rate(self.names.request_duration_count, *extra))
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 
-    def calls_per_request(self, q: float, *extra: str) -> str:
+    def calls_per_request(self, q: float) -> str:
         """The ``q`` quantile of calls made to each dependency by one request, per endpoint,
-        as a whole number of calls.
+        as a whole number of calls, over every request of the endpoint
+        (:func:`~limone_obs.conventions.calls_per_request_buckets`).
 
         ``histogram_quantile`` interpolates inside a bucket: requests that all make 1 call
         (bucket (0, 1]) would read 0.5 at p50. Calls are whole, so the quantile is rounded
@@ -238,14 +239,22 @@ class Queries:
         (7 calls read 10 at p95, in (5, 10]).
         """
         by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
-        return f"ceil({quantile(q, self.names.dependency_calls_per_request_bucket, *extra, by=by)})"
+        buckets = c.calls_per_request_buckets(
+            sum_rate(self.names.dependency_calls_per_request_bucket, by=f"{by}, {c.LABEL_LE}"),
+            sum_rate(self.names.dependency_calls_per_request_count, by=by),
+            sum_rate(self.names.request_duration_count, by=c.LABEL_ENDPOINT),
+            by,
+        )
+        return f"ceil(histogram_quantile({q},\n{buckets}\n) >= 0)"
 
-    def mean_calls_per_request(self, *extra: str) -> str:
-        """Calls made to each dependency per request, per endpoint: the exact mean."""
+    def mean_calls_per_request(self) -> str:
+        """Calls made to each dependency per request, per endpoint: the exact mean, over
+        every request of the endpoint (:func:`~limone_obs.conventions.calls_per_request_mean`)."""
         by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
-        return ratio(
-            sum_rate(self.names.dependency_calls_per_request_sum, *extra, by=by),
-            sum_rate(self.names.dependency_calls_per_request_count, *extra, by=by),
+        return c.calls_per_request_mean(
+            sum_rate(self.names.dependency_calls_per_request_sum, by=by),
+            positive(sum_rate(self.names.request_duration_count, by=c.LABEL_ENDPOINT)),
+            positive(sum_rate(self.names.dependency_calls_per_request_count, by=by)),
         )
 
     def workers(self, *extra: str) -> str:

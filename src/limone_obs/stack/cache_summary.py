@@ -55,9 +55,10 @@ def calls_per_request_lines(
 ) -> list[str]:
     """``calls/req <endpoint> <dependency>: lowest -> highest`` over the run, from Prometheus."""
     by = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}"
-    expr = (
-        f"sum by ({by}) (rate({names.dependency_calls_per_request_sum}[30s])) / "
-        f"sum by ({by}) (rate({names.dependency_calls_per_request_count}[30s]))"
+    expr = c.calls_per_request_mean(
+        f"sum by ({by}) (rate({names.dependency_calls_per_request_sum}[30s]))",
+        f"(sum by ({c.LABEL_ENDPOINT}) (rate({names.request_duration_count}[30s])) > 0)",
+        f"(sum by ({by}) (rate({names.dependency_calls_per_request_count}[30s])) > 0)",
     )
     params: dict[str, str | float] = {"query": expr, "start": start, "end": end, "step": 5}
     try:
