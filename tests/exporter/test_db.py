@@ -129,3 +129,72 @@ def test_an_async_engine_is_timed_through_its_sync_engine() -> None:
 
     asyncio.run(run())
     assert db(metrics, "select", c.OUTCOME_OK, "count") == 2
+
+
+def _items_app(metrics: Metrics, engine: Engine) -> Flask:
+    """An app of a factory: ``/items`` runs 5 queries on the module's ``engine``."""
+    app = Flask("db_factory")
+    metrics.init_app(app)
+    track_sqlalchemy(engine, metrics)
+
+    @app.get("/items")
+    def items() -> str:
+        with engine.connect() as conn:
+            for _ in range(5):
+                conn.execute(text("SELECT 1"))
+        return "ok"
+
+    return app
+
+
+def _calls_of_items(metrics: Metrics) -> tuple[float | None, float | None]:
+    """(calls summed, requests observed) of /items' ``db`` calls per request."""
+    per_request = {"endpoint": "/items", "dependency": c.DEPENDENCY_DB}
+    return (
+        value(metrics, N.dependency_calls_per_request_sum, per_request),
+        value(metrics, N.dependency_calls_per_request_count, per_request),
+    )
+
+
+def test_an_engine_tracked_again_by_the_factory_counts_each_statement_once() -> None:
+    """An app factory run twice (once per test) with a module-level engine and Metrics:
+    5 queries a request stay 5 calls (they were 10, then 15)."""
+    metrics, engine = Metrics(registry=CollectorRegistry()), sleepy_engine()
+    _items_app(metrics, engine)
+    app = _items_app(metrics, engine)
+    with app.test_client().get("/items") as resp:
+        assert resp.status_code == 200
+    assert (5, 1) == _calls_of_items(metrics)
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 5
+
+
+def test_an_engine_shared_by_two_apps_counts_each_statement_in_its_apps_metrics() -> None:
+    """Two apps, each with Metrics of its own, one engine: a request's statements count
+    in its own app's series only; a statement outside any app, in the last tracker's."""
+    engine = sleepy_engine()
+    first, second = Metrics(registry=CollectorRegistry()), Metrics(registry=CollectorRegistry())
+    apps = _items_app(first, engine), _items_app(second, engine)
+    with apps[0].test_client().get("/items") as resp:
+        assert resp.status_code == 200
+    assert ((5, 1), (None, None)) == (_calls_of_items(first), _calls_of_items(second))
+    for _ in range(2):
+        with apps[1].test_client().get("/items") as resp:
+            assert resp.status_code == 200
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert ((5, 1), (10, 2)) == (_calls_of_items(first), _calls_of_items(second))
+    assert (5, 11) == (
+        db(first, "select", c.OUTCOME_OK, "count"),
+        db(second, "select", c.OUTCOME_OK, "count"),
+    )
+
+
+def test_an_engine_tracked_under_another_name_is_refused() -> None:
+    """Tracked as ``db``, then as ``postgres``: every statement would count under both."""
+    metrics, engine = Metrics(registry=CollectorRegistry()), sleepy_engine()
+    track_sqlalchemy(engine, metrics)
+    with pytest.raises(ConfigError, match="tracked already as dependency 'db'"):
+        track_sqlalchemy(engine, metrics, dependency="postgres")
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 1

@@ -14,9 +14,15 @@ is called.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, cast
+
+from flask import current_app, has_app_context
 
 from limone_obs import conventions as c
+from limone_obs.errors import ConfigError
+from limone_obs.exporter.extension import EXTENSION_KEY
 
 if TYPE_CHECKING:
     from limone_obs.exporter.extension import Metrics
@@ -42,42 +48,95 @@ def operation_of(statement: object) -> str:
     return word if word in OPERATIONS else OTHER
 
 
-def track_sqlalchemy(engine: Any, metrics: Metrics, dependency: str = c.DEPENDENCY_DB) -> None:
-    """Time every statement ``engine`` executes as a call of ``dependency``.
+class _EngineTracking:
+    """The one set of event listeners of a tracked engine, and the ``Metrics`` it times
+    statements with: the current app's among those that tracked it (an engine made at
+    module level serves every app the factory makes), else the one that tracked it last."""
 
-    ``engine`` is an SQLAlchemy ``Engine`` or ``AsyncEngine`` (its ``sync_engine`` takes
-    the events). Call once per engine, e.g. in the app factory after creating it. Raises
-    ConfigError when the object is no engine SQLAlchemy can listen to.
-    """
-    from sqlalchemy import event  # noqa: PLC0415 - optional: imported when used
-    from sqlalchemy.exc import InvalidRequestError  # noqa: PLC0415
+    def __init__(self, dependency: str) -> None:
+        self.dependency = dependency
+        self.metrics: weakref.WeakSet[Metrics] = weakref.WeakSet()
+        self.latest: weakref.ref[Metrics] | None = None
 
-    from limone_obs.errors import ConfigError  # noqa: PLC0415
+    def add(self, metrics: Metrics) -> None:
+        self.metrics.add(metrics)
+        self.latest = weakref.ref(metrics)
 
-    target = getattr(engine, "sync_engine", engine)
+    def current(self) -> Metrics | None:
+        """The ``Metrics`` of the app whose context is pushed, if it tracked the engine,
+        else the one that tracked it last (None once that one is gone)."""
+        if has_app_context():
+            state = current_app.extensions.get(EXTENSION_KEY)
+            metrics = getattr(state, "metrics", None)
+            if metrics is not None and metrics in self.metrics:
+                return cast("Metrics", metrics)
+        return self.latest() if self.latest is not None else None
 
-    def before(conn: Any, _cursor: Any, statement: Any, *_args: Any) -> None:
-        track = metrics.track(dependency, operation_of(statement))
+    def before(self, conn: Any, _cursor: Any, statement: Any, *_args: Any) -> None:
+        metrics = self.current()
+        if metrics is None:
+            return
+        track = metrics.track(self.dependency, operation_of(statement))
         track.__enter__()
         conn.info.setdefault(_RUNNING, []).append(track)
 
-    def after(conn: Any, *_args: Any) -> None:
+    def after(self, conn: Any, *_args: Any) -> None:
         _finish(conn, failed=False)
 
-    def failed(context: Any) -> None:
+    def failed(self, context: Any) -> None:
         conn = getattr(context, "connection", None)
         if conn is not None:
             _finish(conn, failed=True)
 
-    try:
-        event.listen(target, "before_cursor_execute", before)
-        event.listen(target, "after_cursor_execute", after)
-        event.listen(target, "handle_error", failed)
-    except InvalidRequestError as exc:
-        raise ConfigError(
-            f"track_sqlalchemy({engine!r}): not an SQLAlchemy engine ({exc}); pass the "
-            "Engine or AsyncEngine the app creates"
-        ) from None
+
+#: Tracked engines (their ``sync_engine``): one set of listeners each, whatever the
+#: number of ``track_sqlalchemy`` calls, so no statement is timed twice.
+_tracked: weakref.WeakKeyDictionary[Any, _EngineTracking] = weakref.WeakKeyDictionary()
+_tracked_lock = threading.Lock()
+
+
+def track_sqlalchemy(engine: Any, metrics: Metrics, dependency: str = c.DEPENDENCY_DB) -> None:
+    """Time every statement ``engine`` executes as a call of ``dependency``.
+
+    ``engine`` is an SQLAlchemy ``Engine`` or ``AsyncEngine`` (its ``sync_engine`` takes
+    the events). Call it in the app factory after creating the engine. Calling it again
+    for the same engine (an app factory run once per test, an engine made at module level
+    and shared by several apps) times each statement once all the same: with the
+    ``Metrics`` of the app serving it (the one whose app context is pushed), or outside
+    any app, with the one given last. Raises ConfigError when the object is no engine
+    SQLAlchemy can listen to, or when the engine is tracked already under another
+    ``dependency`` name (each statement would count under both).
+    """
+    from sqlalchemy import event  # noqa: PLC0415 - optional: imported when used
+    from sqlalchemy.exc import InvalidRequestError  # noqa: PLC0415
+
+    target = getattr(engine, "sync_engine", engine)
+    with _tracked_lock:
+        try:
+            tracking = _tracked.get(target)
+        except TypeError:  # not weak-referable: no engine either
+            tracking = None
+        if tracking is not None:
+            if tracking.dependency != dependency:
+                raise ConfigError(
+                    f"track_sqlalchemy({engine!r}, dependency={dependency!r}): this engine is "
+                    f"tracked already as dependency {tracking.dependency!r}; each statement "
+                    "would count under both names. Track an engine under one name"
+                )
+            tracking.add(metrics)
+            return
+        tracking = _EngineTracking(dependency)
+        try:
+            event.listen(target, "before_cursor_execute", tracking.before)
+            event.listen(target, "after_cursor_execute", tracking.after)
+            event.listen(target, "handle_error", tracking.failed)
+            _tracked[target] = tracking
+        except (InvalidRequestError, TypeError) as exc:
+            raise ConfigError(
+                f"track_sqlalchemy({engine!r}): not an SQLAlchemy engine ({exc}); pass the "
+                "Engine or AsyncEngine the app creates"
+            ) from None
+        tracking.add(metrics)
 
 
 def _finish(conn: Any, *, failed: bool) -> None:
