@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template_string
+import secrets
+
+from flask import Flask, Response, g, make_response, render_template_string
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -11,7 +13,7 @@ from limone_obs import conventions as c
 
 N = c.MetricNames()
 #: The app's page rules (the RUM routes and /static excluded): every allowed ``page`` value.
-PAGES = ("/editor/<int:project_id>", "/about")
+PAGES = ("/editor/<int:project_id>", "/about", "/strict/<int:project_id>")
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>editor</title>{{ limone_obs_rum() }}</head>
 <body><h1>Editor {{ project_id }}</h1><pre>print("hello")</pre>
@@ -23,6 +25,23 @@ PAGE = """<!doctype html>
 </script>
 </body></html>
 """
+
+
+#: A page under a strict Content-Security-Policy (scripts by nonce only): the kit's tag
+#: gets the nonce from limone_obs_rum(nonce=...), the page's own script carries it too.
+CSP_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>strict</title>{{ limone_obs_rum(nonce=g.nonce) }}</head>
+<body><h1>Strict {{ project_id }}</h1>
+<script nonce="{{ g.nonce }}">
+  window.addEventListener("load", function () {
+    var asked = performance.now();
+    setTimeout(function () { limoneObs.mark("ai_answer_shown", asked); }, 120);
+  });
+</script>
+</body></html>
+"""
+#: The policy of CSP_PAGE, as Flask-Talisman and hand-made after_request hooks set it.
+STRICT_CSP = "default-src 'none'; script-src 'nonce-{nonce}' 'strict-dynamic'; connect-src 'self'"
 
 
 def make_rum_app(**config: object) -> tuple[Flask, Metrics]:
@@ -42,6 +61,13 @@ def make_rum_app(**config: object) -> tuple[Flask, Metrics]:
     @app.get("/api")
     def api() -> dict[str, bool]:
         return {"ok": True}
+
+    @app.get("/strict/<int:project_id>")
+    def strict(project_id: int) -> Response:
+        g.nonce = secrets.token_urlsafe(16)
+        response = make_response(render_template_string(CSP_PAGE, project_id=project_id))
+        response.headers["Content-Security-Policy"] = STRICT_CSP.format(nonce=g.nonce)
+        return response
 
     return app, metrics
 

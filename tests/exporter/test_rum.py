@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, request
 from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
@@ -48,6 +48,24 @@ def test_tag_names_the_rendering_url_rule_signed() -> None:
     token = token_of(html)
     assert token.startswith(EDITOR + ".")
     assert rum.page_token(EDITOR, app).split(".")[0] == EDITOR
+
+
+def test_tag_carries_the_nonce_given_or_flask_talismans() -> None:
+    """``limone_obs_rum(nonce=...)`` puts the page's CSP nonce on the tag (escaped); with
+    none given, Flask-Talisman's ``request.csp_nonce``; with neither, no attribute."""
+    app, _ = make_rum_app()
+    tag = "{{ limone_obs_rum(nonce=n) }}"
+    with app.test_request_context("/editor/1"):
+        given = render_template_string(tag, n='a"b')
+        request.csp_nonce = "talisman1"  # type: ignore[attr-defined]
+        talisman = render_template_string("{{ limone_obs_rum() }}")
+        del request.csp_nonce  # type: ignore[attr-defined]
+        plain = render_template_string("{{ limone_obs_rum() }}")
+    assert (' nonce="a&#34;b" defer>' in given, ' nonce="talisman1" defer>' in talisman) == (
+        True,
+        True,
+    )
+    assert "nonce" not in plain
 
 
 def test_tag_is_empty_outside_a_request() -> None:

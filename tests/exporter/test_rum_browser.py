@@ -36,16 +36,19 @@ def browser(profile: Path) -> Any:
     return webdriver.Chrome(options=options, service=Service(need("chromedriver")))
 
 
-def settle(read: object, views: int, timeout: float = 20.0) -> dict[tuple[str, str], float]:
-    """Poll the histogram counts until every required phase has ``views`` observations
-    and two reads 0.3 s apart agree (beacons in flight); the last read at the deadline."""
+def settle(
+    read: object, views: int, timeout: float = 20.0, page: str = EDITOR
+) -> dict[tuple[str, str], float]:
+    """Poll the histogram counts until every required phase of ``page`` has ``views``
+    observations and two reads 0.3 s apart agree (beacons in flight); the last read at
+    the deadline."""
     assert callable(read)
     deadline = time.monotonic() + timeout
     last = read()
     while time.monotonic() < deadline:
         time.sleep(0.3)
         now = read()
-        if now == last and all(now.get((EDITOR, p), 0) >= views for p in REQUIRED):
+        if now == last and all(now.get((page, p), 0) >= views for p in REQUIRED):
             return dict(now)
         last = now
     return dict(last)
@@ -75,3 +78,19 @@ def test_each_page_view_reports_each_phase_once(tmp_path: Path) -> None:
     assert 0 < sums[c.PHASE_TTFB] <= sums[c.PHASE_DOM_CONTENT_LOADED] <= sums[c.PHASE_LOAD] < 60
     assert sums[c.PHASE_TTFB] <= sums[c.PHASE_FCP] < 60
     assert 0.2 <= sums[c.MARK_AI_ANSWER_SHOWN] < 60  # two marks set 120 ms after asking
+
+
+def test_a_page_under_a_strict_nonce_policy_reports_with_the_nonce(tmp_path: Path) -> None:
+    """A Content-Security-Policy allowing scripts by nonce only ('strict-dynamic'): the
+    tag given the page's nonce loads, and every phase and the page's mark arrive."""
+    app, metrics = make_rum_app()
+    strict = "/strict/<int:project_id>"
+    with serve(app, quiet=True) as url:
+        driver = browser(tmp_path / "profile")
+        try:
+            driver.get(f"{url}/strict/7")
+            assert "Strict 7" in driver.page_source
+            found = settle(lambda: counts(metrics), 1, page=strict)
+        finally:
+            driver.quit()
+    assert {p: found.get((strict, p)) for p in REQUIRED} == dict.fromkeys(REQUIRED, 1)

@@ -332,10 +332,13 @@ def _script_view() -> Response:
 
 
 def _jinja_global(receiver: BeaconReceiver) -> Any:
-    def limone_obs_rum(src: str | None = None) -> Markup:
+    def limone_obs_rum(src: str | None = None, nonce: str | None = None) -> Markup:
         """The RUM ``<script>`` tag for the page being rendered ('' outside a request).
 
-        ``src`` replaces the script URL (e.g. your own static copy of the file). A page
+        ``src`` replaces the script URL (e.g. your own static copy of the file). ``nonce``
+        is the page's Content-Security-Policy nonce, for a policy that allows scripts by
+        nonce (``script-src 'nonce-...'``): without it such a policy blocks the script;
+        Flask-Talisman's ``request.csp_nonce`` is taken when no nonce is given. A page
         of no URL rule (a 404 handler's) gets the script without a page: it records
         nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
         """
@@ -343,11 +346,14 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
             return Markup("")
         root = request.script_root
         script = src if src is not None else root + receiver.settings.script_path
+        if nonce is None:
+            nonce = getattr(request, "csp_nonce", None)
+        extra = f' nonce="{escape(nonce)}"' if isinstance(nonce, str) and nonce else ""
         if request.url_rule is None:
-            return Markup(f'<script src="{escape(script)}" defer></script>')
+            return Markup(f'<script src="{escape(script)}"{extra} defer></script>')
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
-            f' data-page="{escape(receiver.token(request.url_rule.rule))}" defer></script>'
+            f' data-page="{escape(receiver.token(request.url_rule.rule))}"{extra} defer></script>'
         )
 
     return limone_obs_rum
