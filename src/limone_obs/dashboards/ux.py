@@ -180,7 +180,9 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
             Look(
                 "Worker request slots (threads under gthread) serving the app, and idle "
                 "ones (idle needs the workers' slots: gunicorn and uWSGI workers publish "
-                "them).",
+                "them), as counted at each scrape. A scrape is a request too: while every "
+                "slot is busy it waits for a free one (or times out), so this count "
+                "rarely shows saturation; the Worker saturation panel does.",
                 "short",
             ),
             stacked=True,
