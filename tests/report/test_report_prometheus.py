@@ -135,6 +135,19 @@ def test_endpoint_without_baseline_requests_is_too_few_not_no_baseline(scenario:
     assert TOO_FEW == row(report.dependencies, "cache").verdict
 
 
+def test_a_note_names_the_endpoints_whose_series_began_in_the_window(scenario: Run) -> None:
+    """A window from just before the fault: /new's first request came in it (and
+    /projects' first 500), so a note names them, as their first scrape's requests are not
+    counted; the recovery window, whose series all began before it, gets none."""
+    window = Span(scenario.fault - 2.0, scenario.fault + PHASE - MARGIN_END)
+    fault = collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
+                    namespace="limoneide", window=window, baseline=None, spec=SPEC)  # fmt: skip
+    (began,) = [note for note in fault.notes if " began within " in note]
+    assert (True, True) == (NEW in began, PROJECT in began), began
+    recovered = report_of(scenario, scenario.recovered, scenario.fault)
+    assert [] == [note for note in recovered.notes if " began within " in note]
+
+
 def test_empty_baseline_window_is_too_few_with_a_note(scenario: Run) -> None:
     """A baseline window before the load: every row is too few to compare, and a note
     says the baseline had no requests; the report keeps the baseline it was given."""

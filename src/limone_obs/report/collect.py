@@ -176,6 +176,35 @@ def outside_notes(spent: Mapping[str, float], outside: Mapping[str, float], when
     return notes
 
 
+#: Endpoints a "began within the window" note names; the others are counted.
+BEGAN_NAMED: Final = 5
+
+
+def _began_notes(src: _Source, span: Span | None) -> list[str]:
+    """A note on the endpoints whose request series began within ``span`` (a deploy, a
+    restart, a first request): their counts lack the requests before the first scrape."""
+    if span is None:
+        return []
+    found = sorted(
+        sample.labels.get(c.LABEL_ENDPOINT, "")
+        for sample in src.prom.instant(q.began(src.names, src.job, span.seconds), span.end)
+    )
+    if not found:
+        return []
+    named = ", ".join(found[:BEGAN_NAMED]) + (
+        f" and {len(found) - BEGAN_NAMED} more" if len(found) > BEGAN_NAMED else ""
+    )
+    return [
+        f"Request series of {len(found)} endpoint(s) began within {span.label()} ({named}): "
+        "after a deploy or a restart, or at an endpoint's first request or first answer "
+        "of a status. Prometheus cannot "
+        f"count what such a series served before its first scrape (up to "
+        f"{src.scrape_seconds:.0f} s of its traffic), so their counts, and the time per "
+        "request of their dependencies, read low; calls they made may show as made outside "
+        "any request. A window starting a minute after the deploy counts them whole."
+    ]
+
+
 def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
@@ -343,6 +372,7 @@ def collect(
             f"{', '.join(fired[''])}."
         )
     notes += _outside_notes(src, window)
+    notes += _began_notes(src, window) + _began_notes(src, baseline)
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows
         notes.append(
             f"No SLO: Prometheus has no SLO rule or alert of service {service!r} (their "

@@ -121,6 +121,13 @@ def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int
     return f"max_over_time({rate}[{seconds}s:{step}s])"
 
 
+def began(names: MetricNames, job: str, seconds: int) -> str:
+    """The endpoints with a request series that began within the window (none in the
+    5 minutes before it): ``increase()`` cannot count such a series' first scrape."""
+    series = f"{names.requests_total}{_sel(job)}"
+    return f"group by ({c.LABEL_ENDPOINT}) ({series} unless {series} offset {seconds}s)"
+
+
 def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:
     """Most requests in flight at once within the window (sampled every ``step`` s)."""
     gauge = f"sum({names.requests_in_progress}{_sel(job)})"

@@ -197,7 +197,13 @@ def _throughput_rows(report: Report) -> list[list[str]]:
     return [
         ["average requests per second", number(t.avg_now, 2), number(t.avg_then, 2)],
         [peak, number(t.peak_now, 2), number(t.peak_then, 2)],
-        ["peak requests in flight", number(t.in_flight_now, 0), number(t.in_flight_then, 0)],
+        # A scrape is served like a request: while every worker is busy it waits for one,
+        # so a pool of sync workers shows at most all but one of them busy.
+        [
+            "peak requests in flight (seen by scrapes, which wait for a free worker)",
+            number(t.in_flight_now, 0),
+            number(t.in_flight_then, 0),
+        ],
         ["throughput steps reached", reached, ""],
     ]
 
