@@ -141,8 +141,7 @@ def test_process_series_survive_20_recycled_workers(tmp_path: Path) -> None:
     assert cpu == sorted(cpu)
     assert cpu[-1] > 0
     generations = {labels[c.LABEL_GC_GENERATION] for labels, _ in samples[c.SERIES_GC_COLLECTIONS]}
-    assert generations <= {"0", "1", "2"}
-    assert "0" in generations
+    assert generations == {"0", "1", "2"}  # each from the start, 0 until it collects
 
 
 def test_an_exited_unreaped_worker_counts_its_cpu_but_is_no_live_worker() -> None:

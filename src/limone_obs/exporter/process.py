@@ -329,6 +329,8 @@ class _GcCounts:
         self._lock = threading.Lock()
         self._counter: Any = None
         self._seen: list[int] = []
+        #: True from start() until the first flush of this process.
+        self._fresh = False
         self._pid = 0
 
     def start(self) -> None:
@@ -354,6 +356,7 @@ class _GcCounts:
                 atexit.register(self.flush_safely)
             self._pid = os.getpid()
             self._seen = [s["collections"] for s in gc.get_stats()]
+            self._fresh = True
         threading.Thread(target=self._run, name="limone-obs-gc", daemon=True).start()
 
     def _lock_for_fork(self) -> None:
@@ -374,9 +377,12 @@ class _GcCounts:
                 return
             now = [s["collections"] for s in gc.get_stats()]
             for generation, (new, old) in enumerate(zip(now, self._seen, strict=False)):
-                if new > old:
+                # The first flush of a process writes every generation, 0 included: a
+                # series exists from the start (not only after its first collection, as
+                # generation 2 may take a long while), and rate() counts from there.
+                if new > old or self._fresh:
                     self._counter.labels(str(generation)).inc(new - old)
-            self._seen = now
+            self._seen, self._fresh = now, False
 
     def flush_safely(self, *, start: bool = False) -> None:
         """:meth:`flush` (after :meth:`start` if ``start``), a failure reported instead of
