@@ -480,7 +480,8 @@ def calls_per_request_mean(calls: str, requests: str, observed: str) -> str:
     request histogram has no series: a worker observes a request's 0 calls of a
     dependency only once it has seen that endpoint call it, so the requests before (every
     request of a fresh or recycled worker until then) are not in that count, and an
-    endpoint that calls a dependency only sometimes read up to twice its true mean. The
+    endpoint that calls a dependency only sometimes read too high (most on a fresh or
+    recycled worker, whose first window may hold few such requests). The
     request histogram counts every request of the endpoint.
     """
     return (

@@ -198,3 +198,19 @@ def test_an_engine_tracked_under_another_name_is_refused() -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     assert db(metrics, "select", c.OUTCOME_OK, "count") == 1
+
+
+def test_a_proxy_of_an_engine_is_refused_and_leaves_no_listener() -> None:
+    """A proxy (Werkzeug's LocalProxy, as Flask extensions hand out) cannot be tracked:
+    ConfigError, and the engine behind it times nothing until it is tracked itself."""
+    from werkzeug.local import LocalProxy  # noqa: PLC0415
+
+    metrics, engine = Metrics(registry=CollectorRegistry()), sleepy_engine()
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="a proxy of one"):
+            track_sqlalchemy(LocalProxy(lambda: engine), metrics)
+    assert 0 == len(engine.dispatch.before_cursor_execute)
+    track_sqlalchemy(engine, metrics)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 1

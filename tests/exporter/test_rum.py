@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -66,6 +67,26 @@ def test_tag_carries_the_nonce_given_or_flask_talismans() -> None:
         True,
     )
     assert "nonce" not in plain
+
+
+def test_tag_takes_a_nonce_function_and_warns_once_of_a_value_it_cannot_use(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Flask-Talisman's ``csp_nonce`` global is a function: called. A misspelt template
+    variable (Jinja's Undefined, which raises when called) or a number renders the tag
+    without a nonce, never a failed page, and one warning line per kind of value."""
+    app, _ = make_rum_app()
+    with app.test_request_context("/editor/1"):
+        called = render_template_string("{{ limone_obs_rum(nonce=f) }}", f=lambda: "fn1")
+        with caplog.at_level(logging.WARNING, logger="limone_obs.exporter.rum"):
+            for _ in range(2):
+                undefined = render_template_string("{{ limone_obs_rum(nonce=no_such_name) }}")
+                number = render_template_string("{{ limone_obs_rum(nonce=7) }}")
+    assert ' nonce="fn1" defer>' in called
+    assert ("nonce" in undefined, "nonce" in number) == (False, False)
+    assert "data-page" in undefined
+    warned = [r.getMessage() for r in caplog.records if "limone_obs_rum(nonce=" in r.getMessage()]
+    assert 2 == len(warned), warned
 
 
 def test_tag_is_empty_outside_a_request() -> None:

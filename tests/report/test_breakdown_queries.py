@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from limone_obs import conventions as c
 from limone_obs.report import queries as q
 from limone_obs.report.collect import outside_notes
 from tests.dashboards.test_query_values import _service_series
-from tests.dashboards.test_zero_fallback import N, _assert_holds, _evaluate
+from tests.dashboards.test_zero_fallback import N, _assert_holds, _evaluate, _series
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +66,21 @@ def test_a_note_names_a_dependency_called_mostly_outside_requests() -> None:
         "requests still running at the window's end); the time per request leaves them out."
     ] == notes
     assert [] == outside_notes({"db": 1000.0}, {"db": 40.0}, "today")
+
+
+def test_began_names_a_new_series_not_one_after_a_failed_scrape(tmp_path: Path) -> None:
+    """Over the last 3 minutes: /new's series began in them; /a's scrape at their start
+    failed (Prometheus wrote stale markers) and is counted whole all the same; /b ran
+    throughout. Only /new is named."""
+    labels = {c.LABEL_METHOD: "GET", c.LABEL_STATUS: "200"}
+
+    def served(endpoint: str, values: str) -> dict[str, str]:
+        return _series(N.requests_total, {**labels, c.LABEL_ENDPOINT: endpoint}, values)
+
+    series = [
+        served("/a", "0+60x1 stale 180+60x2"),
+        served("/b", "0+60x5"),
+        served("/new", "_x3 0+60x2"),
+    ]
+    expr = q.began(N, JOB, 3 * 60)
+    _assert_holds(_evaluate(tmp_path, series, expr, {'{endpoint="/new"}': 1}))

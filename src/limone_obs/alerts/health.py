@@ -320,8 +320,8 @@ def scenarios(spec: ServiceSpec) -> list[dict[str, Any]]:
               _calls(spec, n, 0.25), unittests.FIRST_RATE, None),
         # A worker observes 0 calls of a dependency only once it has seen the endpoint
         # call it: the requests it did not observe count as 0 calls all the same.
-        _test("many calls in 1 of 20 requests open nothing", calls,
-              _calls(spec, n, 2.5, requests=20 * 60), unittests.FIRST_RATE, None),
+        _test("many calls in 1 of 40 requests open nothing", calls,
+              _calls(spec, n, 2.5, requests=40 * 60), unittests.FIRST_RATE, None),
     ] + (_traffic_tests(spec, found[4], n) if spec.health.traffic else [])  # fmt: skip
 
 

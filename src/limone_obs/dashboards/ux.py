@@ -180,9 +180,10 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
             Look(
                 "Worker request slots (threads under gthread) serving the app, and idle "
                 "ones (idle needs the workers' slots: gunicorn and uWSGI workers publish "
-                "them), as counted at each scrape. A scrape is a request too: while every "
-                "slot is busy it waits for a free one (or times out), so this count "
-                "rarely shows saturation; the Worker saturation panel does.",
+                "them), as counted at each scrape. Where the app's workers serve the "
+                "metrics path, a scrape waits like a request for a free slot (or times "
+                "out) while every slot is busy, so this count rarely shows saturation; "
+                "the Worker saturation panel does.",
                 "short",
             ),
             stacked=True,

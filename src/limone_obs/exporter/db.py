@@ -64,13 +64,17 @@ class _EngineTracking:
 
     def current(self) -> Metrics | None:
         """The ``Metrics`` of the app whose context is pushed, if it tracked the engine,
-        else the one that tracked it last (None once that one is gone)."""
+        else the one that tracked it last, else any that tracked it and is still alive
+        (None once all are gone)."""
         if has_app_context():
             state = current_app.extensions.get(EXTENSION_KEY)
             metrics = getattr(state, "metrics", None)
             if metrics is not None and metrics in self.metrics:
                 return cast("Metrics", metrics)
-        return self.latest() if self.latest is not None else None
+        latest = self.latest() if self.latest is not None else None
+        if latest is None:
+            latest = next(iter(self.metrics), None)
+        return latest
 
     def before(self, conn: Any, _cursor: Any, statement: Any, *_args: Any) -> None:
         metrics = self.current()
@@ -99,44 +103,61 @@ def track_sqlalchemy(engine: Any, metrics: Metrics, dependency: str = c.DEPENDEN
     """Time every statement ``engine`` executes as a call of ``dependency``.
 
     ``engine`` is an SQLAlchemy ``Engine`` or ``AsyncEngine`` (its ``sync_engine`` takes
-    the events). Call it in the app factory after creating the engine. Calling it again
-    for the same engine (an app factory run once per test, an engine made at module level
-    and shared by several apps) times each statement once all the same: with the
-    ``Metrics`` of the app serving it (the one whose app context is pushed), or outside
-    any app, with the one given last. Raises ConfigError when the object is no engine
-    SQLAlchemy can listen to, or when the engine is tracked already under another
-    ``dependency`` name (each statement would count under both).
+    the events); not a copy made by its ``execution_options()``, which shares the
+    engine's listeners (tracking both times its statements twice). Call it in the app
+    factory after creating the engine. Calling it again for the same engine (an app
+    factory run once per test, an engine made at module level and shared by several
+    apps) times each statement once all the same: with the ``Metrics`` of the app whose
+    context is pushed, if it tracked the engine, else with the one given last. Raises
+    ConfigError when the object is no engine SQLAlchemy can listen to, or when the engine
+    is tracked already under another ``dependency`` name by a live ``Metrics`` (each
+    statement would count under both).
     """
+    target = getattr(engine, "sync_engine", engine)
+    try:
+        weakref.ref(target)
+    except TypeError:
+        raise ConfigError(
+            f"track_sqlalchemy({engine!r}): not an SQLAlchemy engine (a proxy of one?); "
+            "pass the Engine or AsyncEngine the app creates"
+        ) from None
+    with _tracked_lock:
+        tracking = _tracked.get(target)
+        if tracking is not None and tracking.metrics and tracking.dependency != dependency:
+            raise ConfigError(
+                f"track_sqlalchemy({engine!r}, dependency={dependency!r}): this engine is "
+                f"tracked already as dependency {tracking.dependency!r}; each statement "
+                "would count under both names. Track an engine under one name"
+            )
+        if tracking is None:
+            tracking = _tracked[target] = _listen(engine, target, dependency)
+        tracking.dependency = dependency
+        tracking.add(metrics)
+
+
+def _listen(engine: Any, target: Any, dependency: str) -> _EngineTracking:
+    """Attach a new tracking's three listeners to ``target``: all of them, or none."""
     from sqlalchemy import event  # noqa: PLC0415 - optional: imported when used
     from sqlalchemy.exc import InvalidRequestError  # noqa: PLC0415
 
-    target = getattr(engine, "sync_engine", engine)
-    with _tracked_lock:
-        try:
-            tracking = _tracked.get(target)
-        except TypeError:  # not weak-referable: no engine either
-            tracking = None
-        if tracking is not None:
-            if tracking.dependency != dependency:
-                raise ConfigError(
-                    f"track_sqlalchemy({engine!r}, dependency={dependency!r}): this engine is "
-                    f"tracked already as dependency {tracking.dependency!r}; each statement "
-                    "would count under both names. Track an engine under one name"
-                )
-            tracking.add(metrics)
-            return
-        tracking = _EngineTracking(dependency)
-        try:
-            event.listen(target, "before_cursor_execute", tracking.before)
-            event.listen(target, "after_cursor_execute", tracking.after)
-            event.listen(target, "handle_error", tracking.failed)
-            _tracked[target] = tracking
-        except (InvalidRequestError, TypeError) as exc:
-            raise ConfigError(
-                f"track_sqlalchemy({engine!r}): not an SQLAlchemy engine ({exc}); pass the "
-                "Engine or AsyncEngine the app creates"
-            ) from None
-        tracking.add(metrics)
+    tracking = _EngineTracking(dependency)
+    added: list[tuple[str, Any]] = []
+    try:
+        for name, listener in (
+            ("before_cursor_execute", tracking.before),
+            ("after_cursor_execute", tracking.after),
+            ("handle_error", tracking.failed),
+        ):
+            event.listen(target, name, listener)
+            added.append((name, listener))
+    except (InvalidRequestError, TypeError) as exc:
+        for name, listener in added:
+            event.remove(target, name, listener)
+        raise ConfigError(
+            f"track_sqlalchemy({engine!r}): not an SQLAlchemy engine ({exc}); pass the "
+            "Engine or AsyncEngine the app creates"
+        ) from None
+    return tracking
 
 
 def _finish(conn: Any, *, failed: bool) -> None:

@@ -336,9 +336,11 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         """The RUM ``<script>`` tag for the page being rendered ('' outside a request).
 
         ``src`` replaces the script URL (e.g. your own static copy of the file). ``nonce``
-        is the page's Content-Security-Policy nonce, for a policy that allows scripts by
-        nonce (``script-src 'nonce-...'``): without it such a policy blocks the script;
-        Flask-Talisman's ``request.csp_nonce`` is taken when no nonce is given. A page
+        is the page's Content-Security-Policy nonce (a string, or a function returning
+        it, such as Flask-Talisman's ``csp_nonce`` global), for a policy that allows
+        scripts by nonce (``script-src 'nonce-...'``): without it such a policy blocks
+        the script. Flask-Talisman's ``request.csp_nonce`` is taken when no nonce is
+        given; a nonce of another type logs a warning (once) and is left out. A page
         of no URL rule (a 404 handler's) gets the script without a page: it records
         nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
         """
@@ -346,9 +348,7 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
             return Markup("")
         root = request.script_root
         script = src if src is not None else root + receiver.settings.script_path
-        if nonce is None:
-            nonce = getattr(request, "csp_nonce", None)
-        extra = f' nonce="{escape(nonce)}"' if isinstance(nonce, str) and nonce else ""
+        extra = _nonce_attribute(nonce)
         if request.url_rule is None:
             return Markup(f'<script src="{escape(script)}"{extra} defer></script>')
         return Markup(
@@ -357,6 +357,39 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         )
 
     return limone_obs_rum
+
+
+#: Nonce values already warned about (by type name): one line each per process.
+_bad_nonces: set[str] = set()
+
+
+def _nonce_attribute(nonce: object) -> str:
+    """`` nonce="..."`` for the RUM tag: ``nonce``, called if it is a function, else
+    Flask-Talisman's ``request.csp_nonce``; '' when neither gives a non-empty string.
+
+    Never raises (the page must render): a nonce that is no string, or a function that
+    fails, gives a tag without it, and one warning line per kind of value says why.
+    """
+    try:
+        if callable(nonce):
+            nonce = nonce()
+    except Exception as exc:  # a misspelt template variable (Jinja's Undefined) raises
+        nonce = exc
+    if nonce is None:
+        nonce = getattr(request, "csp_nonce", None)
+        return f' nonce="{escape(nonce)}"' if isinstance(nonce, str) and nonce else ""
+    if isinstance(nonce, str):
+        return f' nonce="{escape(nonce)}"' if nonce else ""
+    kind = type(nonce).__name__
+    if kind not in _bad_nonces:
+        _bad_nonces.add(kind)
+        _log.warning(
+            "limone-obs: limone_obs_rum(nonce=...) got %s, not the page's Content-Security-"
+            "Policy nonce as a string (or a function returning it): the tag goes without a "
+            "nonce, and a policy allowing scripts by nonce blocks it (no page-load numbers)",
+            kind,
+        )
+    return ""
 
 
 def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:

@@ -197,11 +197,11 @@ def _began_notes(src: _Source, span: Span | None) -> list[str]:
     return [
         f"Request series of {len(found)} endpoint(s) began within {span.label()} ({named}): "
         "after a deploy or a restart, or at an endpoint's first request or first answer "
-        "of a status. Prometheus cannot "
-        f"count what such a series served before its first scrape (up to "
-        f"{src.scrape_seconds:.0f} s of its traffic), so their counts, and the time per "
-        "request of their dependencies, read low; calls they made may show as made outside "
-        "any request. A window starting a minute after the deploy counts them whole."
+        "of a status. Prometheus cannot count what such a series served before its first "
+        f"scrape (up to {src.scrape_seconds:.0f} s of its traffic), so their request "
+        "counts read low, and calls they made may show as made outside any request. A "
+        "window starting a minute after a deploy counts the series the deploy started "
+        "whole."
     ]
 
 

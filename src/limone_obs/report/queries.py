@@ -122,10 +122,14 @@ def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int
 
 
 def began(names: MetricNames, job: str, seconds: int) -> str:
-    """The endpoints with a request series that began within the window (none in the
-    5 minutes before it): ``increase()`` cannot count such a series' first scrape."""
+    """The endpoints with a request series that began within the window: a sample at its
+    end and none in the 5 minutes before its start. ``increase()`` cannot count such a
+    series' first scrape. A range selector, as stale markers (a failed scrape writes one
+    for every series of its target) are no samples there: one timed-out scrape at the
+    window's start does not make every series look new."""
     series = f"{names.requests_total}{_sel(job)}"
-    return f"group by ({c.LABEL_ENDPOINT}) ({series} unless {series} offset {seconds}s)"
+    before = f"last_over_time({series}[5m] offset {seconds}s)"
+    return f"group by ({c.LABEL_ENDPOINT}) ({series} unless {before})"
 
 
 def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:

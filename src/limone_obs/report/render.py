@@ -197,10 +197,11 @@ def _throughput_rows(report: Report) -> list[list[str]]:
     return [
         ["average requests per second", number(t.avg_now, 2), number(t.avg_then, 2)],
         [peak, number(t.peak_now, 2), number(t.peak_then, 2)],
-        # A scrape is served like a request: while every worker is busy it waits for one,
-        # so a pool of sync workers shows at most all but one of them busy.
+        # A scrape the app's workers serve waits, like a request, for a free one: a pool of
+        # sync workers shows at most all but one of them busy (not so on a metrics port).
         [
-            "peak requests in flight (seen by scrapes, which wait for a free worker)",
+            "peak requests in flight (seen by scrapes, which the app's workers serve: "
+            "they wait for a free one)",
             number(t.in_flight_now, 0),
             number(t.in_flight_then, 0),
         ],
