@@ -68,10 +68,12 @@ def test_a_note_names_a_dependency_called_mostly_outside_requests() -> None:
     assert [] == outside_notes({"db": 1000.0}, {"db": 40.0}, "today")
 
 
-def test_began_names_a_new_series_not_one_after_a_failed_scrape(tmp_path: Path) -> None:
-    """Over the last 3 minutes: /new's series began in them; /a's scrape at their start
-    failed (Prometheus wrote stale markers) and is counted whole all the same; /b ran
-    throughout. Only /new is named."""
+def test_began_names_new_and_restarted_series_not_one_after_a_failed_scrape(tmp_path: Path) -> None:
+    """Over the last 3 minutes: /new's series began in them; /again's process restarted
+    just before their first scrape (the window holds only the new process's samples);
+    /a's scrape at their start failed (Prometheus wrote stale markers) and is counted
+    whole all the same, as is /inside, restarted between two scrapes of the window
+    (increase() counts a reset); /b ran throughout. /new and /again are named."""
     labels = {c.LABEL_METHOD: "GET", c.LABEL_STATUS: "200"}
 
     def served(endpoint: str, values: str) -> dict[str, str]:
@@ -81,6 +83,9 @@ def test_began_names_a_new_series_not_one_after_a_failed_scrape(tmp_path: Path) 
         served("/a", "0+60x1 stale 180+60x2"),
         served("/b", "0+60x5"),
         served("/new", "_x3 0+60x2"),
+        served("/again", "0 60 _ 20 80 140"),
+        served("/inside", "0 60 120 180 10 70"),
     ]
     expr = q.began(N, JOB, 3 * 60)
-    _assert_holds(_evaluate(tmp_path, series, expr, {'{endpoint="/new"}': 1}))
+    expected = {'{endpoint="/new"}': 1.0, '{endpoint="/again"}': 1.0}
+    _assert_holds(_evaluate(tmp_path, series, expr, expected))

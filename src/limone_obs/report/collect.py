@@ -195,13 +195,14 @@ def _began_notes(src: _Source, span: Span | None) -> list[str]:
         f" and {len(found) - BEGAN_NAMED} more" if len(found) > BEGAN_NAMED else ""
     )
     return [
-        f"Request series of {len(found)} endpoint(s) began within {span.label()} ({named}): "
-        "after a deploy or a restart, or at an endpoint's first request or first answer "
-        "of a status. Prometheus cannot count what such a series served before its first "
-        f"scrape (up to {src.scrape_seconds:.0f} s of its traffic), so their request "
-        "counts read low, and calls they made may show as made outside any request. A "
-        "window starting a minute after a deploy counts the series the deploy started "
-        "whole."
+        f"Request series of {len(found)} endpoint(s) began within {span.label()}, or "
+        f"started again at its start ({named}): after a deploy or a restart, or at an "
+        "endpoint's first request or first answer of a status. Prometheus cannot count "
+        "what such a series served before its first scrape (a scrape interval of "
+        f"traffic, {src.scrape_seconds:.0f} s, or more: a scrape during a boot may fail), "
+        "so their request counts may read low, and calls they made may show as made "
+        "outside any request. A window starting 10 s before a deploy counts the series "
+        "that existed before it whole."
     ]
 
 

@@ -122,14 +122,25 @@ def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int
 
 
 def began(names: MetricNames, job: str, seconds: int) -> str:
-    """The endpoints with a request series that began within the window: a sample at its
-    end and none in the 5 minutes before its start. ``increase()`` cannot count such a
-    series' first scrape. A range selector, as stale markers (a failed scrape writes one
-    for every series of its target) are no samples there: one timed-out scrape at the
-    window's start does not make every series look new."""
+    """The endpoints with a request series that began within the window, or started
+    again at its start.
+
+    Began: a sample at its end and none in the 5 minutes before its start. Started again:
+    its lowest value in the window is below its last one before, with no reset between
+    the window's own samples (its process restarted between the last scrape before the
+    window and the first in it: the window holds only the new process's samples, the
+    first of them taken as where it began; a reset inside the window, ``increase()``
+    counts). ``increase()`` counts neither series' requests before its first scrape. Range
+    selectors, as stale markers (a failed scrape writes one for every series of its
+    target) are no samples there: one timed-out scrape at the window's start does not
+    make every series look new.
+    """
     series = f"{names.requests_total}{_sel(job)}"
     before = f"last_over_time({series}[5m] offset {seconds}s)"
-    return f"group by ({c.LABEL_ENDPOINT}) ({series} unless {before})"
+    restarted = (
+        f"min_over_time({series}[{seconds}s]) < {before}\nunless resets({series}[{seconds}s]) > 0"
+    )
+    return f"group by ({c.LABEL_ENDPOINT}) (({series} unless {before}) or ({restarted}))"
 
 
 def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:
