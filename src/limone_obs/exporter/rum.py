@@ -45,7 +45,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -332,7 +332,9 @@ def _script_view() -> Response:
 
 
 def _jinja_global(receiver: BeaconReceiver) -> Any:
-    def limone_obs_rum(src: str | None = None, nonce: str | None = None) -> Markup:
+    def limone_obs_rum(
+        src: str | None = None, nonce: str | Callable[[], str] | None = None
+    ) -> Markup:
         """The RUM ``<script>`` tag for the page being rendered ('' outside a request).
 
         ``src`` replaces the script URL (e.g. your own static copy of the file). ``nonce``
