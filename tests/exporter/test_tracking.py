@@ -410,6 +410,21 @@ def test_dependencies_are_bounded(metrics: Metrics, caplog: pytest.LogCaptureFix
     assert "secret" not in caplog.text
 
 
+def test_an_empty_name_is_recorded_as_other(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``track("")`` (or a name that is only a query string): a label of "" is no label
+    in Prometheus, so such calls show as ``<other>``, said once."""
+    for dependency, operation in (("", "call"), ("ai_api", "?key=secret"), ("", "call")):
+        with metrics.track(dependency, operation):
+            pass
+    assert _count(metrics, c.TRACKED_OTHER, "call", c.OUTCOME_OK) == 2
+    assert _count(metrics, "ai_api", c.TRACKED_OTHER, c.OUTCOME_OK) == 1
+    warnings = [r.getMessage() for r in caplog.records if "empty name" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "secret" not in caplog.text
+
+
 def test_sub_millisecond_calls_land_in_their_own_buckets(metrics: Metrics) -> None:
     """A call of well under a millisecond (a local database, a cache) is told apart from
     one of a few milliseconds: the dependency buckets go down to 0.1 ms."""

@@ -153,6 +153,11 @@ class TrackLabels:
 
     def _admit(self, dependency: str, operation: str) -> tuple[str, str]:
         dep, op = _label_text(dependency), _label_text(operation)
+        if not dep or not op:
+            # An empty label value is no label at all in Prometheus: the calls would be
+            # in the totals and in no dependency's (or operation's) row.
+            self._over("", f"track({dep!r}, {op!r}) has an empty name", "empty names")
+            dep, op = dep or c.TRACKED_OTHER, op or c.TRACKED_OTHER
         operations = self._operations.get(dep)
         if operations is None:
             if len(self._operations) >= c.MAX_TRACKED_DEPENDENCIES:
@@ -169,12 +174,12 @@ class TrackLabels:
         self._known[(dependency, operation)] = labels
         return labels
 
-    def _over(self, key: str | None, what: str) -> None:
+    def _over(self, key: str | None, what: str, names: str = "new names") -> None:
         if key in self._warned:
             return
         self._warned.add(key)
         self._warn(
-            f"limone-obs: {what}: new names are recorded as {c.TRACKED_OTHER!r}. Name "
+            f"limone-obs: {what}: {names} are recorded as {c.TRACKED_OTHER!r}. Name "
             "dependencies and operations from a fixed set (never a URL, an id or user "
             "input): every distinct value is a series."
         )
