@@ -176,13 +176,14 @@ def outside_notes(spent: Mapping[str, float], outside: Mapping[str, float], when
     return notes
 
 
-#: Endpoints a "began within the window" note names; the others are counted.
+#: Endpoints a "began within the window" note names; the others are only counted.
 BEGAN_NAMED: Final = 5
 
 
 def _began_notes(src: _Source, span: Span | None) -> list[str]:
-    """A note on the endpoints whose request series began within ``span`` (a deploy, a
-    restart, a first request): their counts lack the requests before the first scrape."""
+    """A note on the endpoints whose request series began within ``span``, or started
+    again at its start (:func:`~.queries.began`: a deploy, a restart, a first request):
+    their counts may lack the requests before the series' first scrape."""
     if span is None:
         return []
     found = sorted(
