@@ -16,7 +16,7 @@ import pytest
 from limone_obs import conventions as c
 from limone_obs.report import queries as q
 from limone_obs.report.collect import outside_notes
-from tests.dashboards.test_query_values import _service_series
+from tests.dashboards.test_query_values import _service_series, _sometimes_series
 from tests.dashboards.test_zero_fallback import N, _assert_holds, _evaluate, _series
 
 pytestmark = pytest.mark.integration
@@ -66,6 +66,13 @@ def test_a_note_names_a_dependency_called_mostly_outside_requests() -> None:
         "requests still running at the window's end); the time per request leaves them out."
     ] == notes
     assert [] == outside_notes({"db": 1000.0}, {"db": 40.0}, "today")
+
+
+def test_calls_per_request_count_the_requests_not_observed(tmp_path: Path) -> None:
+    """/maybe: 4 calls in 1 of its 3 requests a second (the other 2 not observed): 1.33."""
+    expr = q.calls_per_request(N, JOB, WINDOW)
+    expected = {'{dependency="db", endpoint="/maybe"}': 4 / 3}
+    _assert_holds(_evaluate(tmp_path, _sometimes_series(), expr, expected))
 
 
 def test_began_names_new_and_restarted_series_not_one_after_a_failed_scrape(tmp_path: Path) -> None:

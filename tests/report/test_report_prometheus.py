@@ -148,6 +148,28 @@ def test_a_note_names_the_endpoints_whose_series_began_in_the_window(scenario: R
     assert [] == [note for note in recovered.notes if " began within " in note]
 
 
+def test_calls_per_request_show_the_calls_a_fault_cut(scenario: Run) -> None:
+    """/projects calls the DB once a request and renders its template unless it fails:
+    1 and 1 before the fault; under it the DB stays at 1 and the template drops with the
+    30 % of 500s, as hand-written PromQL over all of the endpoint's requests says."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    calls = {p.name: p for p in report.calls}
+    db, template = calls[f"{PROJECT} db"], calls[f"{PROJECT} template"]
+    span = phase(scenario.fault)
+    rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",endpoint="{PROJECT}"'
+    expected = promql(
+        scenario,
+        f'sum(increase(limoneide_dependency_calls_per_request_sum{{{sel},dependency="template"}}'
+        f"{rng})) / sum(increase(limoneide_request_duration_seconds_count{{{sel}}}{rng}))",
+        span.end,
+    )
+    assert (db.now, db.then, template.then) == pytest.approx((1.0, 1.0, 1.0))
+    assert template.now == pytest.approx(expected)
+    assert 0.5 < expected < 0.9
+    assert (None, None) == (db.not_compared, template.not_compared)
+    assert f"| {PROJECT} template |" in to_markdown(report)
+
+
 def test_empty_baseline_window_is_too_few_with_a_note(scenario: Run) -> None:
     """A baseline window before the load: every row is too few to compare, and a note
     says the baseline had no requests; the report keeps the baseline it was given."""

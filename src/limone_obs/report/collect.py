@@ -207,6 +207,33 @@ def _began_notes(src: _Source, span: Span | None) -> list[str]:
     ]
 
 
+def _calls(
+    src: _Source, window: Span, baseline: Span | None, endpoints: tuple[Row, ...]
+) -> tuple[Component, ...]:
+    """Calls per request of each endpoint to each dependency, now and then, compared on
+    the endpoint's requests of each window (:func:`~.model.not_compared`)."""
+    counts = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in endpoints}
+
+    def per_pair(span: Span | None) -> dict[tuple[str, str], float]:
+        if span is None:
+            return {}
+        expr = q.calls_per_request(src.names, src.job, span.seconds)
+        return {
+            (s.labels.get(c.LABEL_ENDPOINT, ""), s.labels.get(c.LABEL_DEPENDENCY, "")): s.value
+            for s in src.prom.instant(expr, span.end)
+            if not math.isnan(s.value)
+        }
+
+    now, then = per_pair(window), per_pair(baseline)
+    rows = []
+    for endpoint, dependency in sorted(set(now) | set(then)):
+        requests = counts.get(endpoint, (0.0, 0.0))
+        why = not_compared(requests[0], None if baseline is None else requests[1])
+        pair = (endpoint, dependency)
+        rows.append(Component(f"{endpoint} {dependency}", now.get(pair), then.get(pair), why))
+    return tuple(rows)
+
+
 def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
@@ -381,10 +408,11 @@ def collect(
             f"{c.LABEL_SLO_SERVICE} label). Pass --service with the service of your SLO "
             "spec, or --spec."
         )
+    endpoints = _rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False)
     return Report(
         prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
         generated=time.time(),
-        endpoints=_rows(src, window, baseline, c.LABEL_ENDPOINT, dependency=False),
+        endpoints=endpoints, calls=_calls(src, window, baseline, endpoints),
         dependencies=dependencies,
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
         slos=slo_rows,

@@ -181,6 +181,8 @@ class Report:
     throughput: Throughput
     timeline: Timeline
     notes: tuple[str, ...] = ()
+    #: Calls per request of each endpoint (``name``: ``<endpoint> <dependency>``).
+    calls: tuple[Component, ...] = ()
     #: The spec's SLO the latency roadmap (``steps``) comes from; None: the seed's roadmap.
     roadmap_slo: str | None = None
     #: The label matchers of the requests that SLO counts (``endpoint=~"/invoices/.*"``),

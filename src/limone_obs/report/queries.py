@@ -65,6 +65,21 @@ def time_per_request(names: MetricNames, job: str, seconds: int) -> str:
     return f"{spent} / scalar({requests})"
 
 
+def calls_per_request(names: MetricNames, job: str, seconds: int) -> str:
+    """Calls each request made to each dependency in the window, by endpoint and
+    dependency: the exact mean over every request of the endpoint
+    (:func:`~limone_obs.conventions.calls_per_request_mean`)."""
+    by, sel = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}", _sel(job)
+    calls = _increase(names.dependency_calls_per_request_sum, sel, seconds)
+    observed = _increase(names.dependency_calls_per_request_count, sel, seconds)
+    requests = _increase(names.request_duration_count, sel, seconds)
+    return c.calls_per_request_mean(
+        f"sum by ({by}) ({calls})",
+        f"(sum by ({c.LABEL_ENDPOINT}) ({requests}) > 0)",
+        f"(sum by ({by}) ({observed}) > 0)",
+    )
+
+
 def outside_dependencies(names: MetricNames, job: str, seconds: int) -> str:
     """Seconds per request outside every dependency call ("other"), endpoint by endpoint
     (each never below 0: one endpoint's overlapping calls take nothing off another's

@@ -131,6 +131,22 @@ ESTIMATES_NOTE: Final = (
 )
 
 
+#: Under the calls-per-request table.
+CALLS_NOTE: Final = (
+    "Exact means: each dependency's calls in the endpoint's requests (track(), template "
+    "renders, track_sqlalchemy's statements), over all of its requests (those that made no "
+    "such call count as 0)."
+)
+
+
+def _calls_change(now: float | None, then: float | None) -> str:
+    """``+1.00`` / ``-0.50`` calls per request, ``±0`` for none, ``n/a`` without both."""
+    if now is None or then is None:
+        return "n/a"
+    change = now - then
+    return "±0" if abs(change) < 0.005 else f"{change:+.2f}"
+
+
 def _slo_cells(row: SloRow) -> list[str]:
     """Numbers, or why each is missing; an SLI not request-weighted says how it was read."""
 
@@ -169,6 +185,13 @@ def _tables(report: Report) -> dict[str, Table]:
             [[p.name, seconds(p.now), seconds(p.then),
               p.not_compared or seconds_change(p.now, p.then)]
              for p in report.breakdown],
+        ),
+        "calls": Table(
+            ("endpoint and dependency", "calls per request", "baseline", "change"),
+            [[p.name, number(p.now, 2), number(p.then, 2),
+              p.not_compared or _calls_change(p.now, p.then)]
+             for p in report.calls],
+            (CALLS_NOTE,),
         ),
         "slos": Table(
             slo_header, [_slo_cells(s) for s in report.slos],
@@ -213,7 +236,8 @@ def _throughput_rows(report: Report) -> list[list[str]]:
 
 TITLES: Final = {
     "endpoints": "Endpoints", "dependencies": "Dependencies",
-    "breakdown": "Where a request's time goes", "slos": "SLOs",
+    "breakdown": "Where a request's time goes",
+    "calls": "Calls per request (each endpoint's calls of each dependency)", "slos": "SLOs",
     "steps": "Latency roadmap (the SLO's committed threshold, then its next stages)",
     "throughput": "Throughput and concurrency",
 }  # fmt: skip
