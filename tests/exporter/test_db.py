@@ -214,3 +214,59 @@ def test_a_proxy_of_an_engine_is_refused_and_leaves_no_listener() -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     assert db(metrics, "select", c.OUTCOME_OK, "count") == 1
+
+
+def _select_on(*engines: Engine) -> None:
+    """One ``SELECT 1`` on each of ``engines``."""
+    for engine in engines:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def test_an_engine_and_its_execution_options_copies_count_each_statement_once() -> None:
+    """A copy made by ``execution_options()`` shares the engine's listeners: the engine
+    and a copy (and a copy of the copy) tracked together count each statement once
+    (the copy's counted twice), in either order."""
+    for copy_first in (False, True):
+        metrics, engine = Metrics(registry=CollectorRegistry()), sleepy_engine()
+        copy = engine.execution_options(isolation_level="AUTOCOMMIT")
+        copy_of_copy = copy.execution_options(stream_results=True)
+        order = (copy, engine, copy_of_copy) if copy_first else (engine, copy, copy_of_copy)
+        for tracked in order:
+            track_sqlalchemy(tracked, metrics)
+        _select_on(engine, copy, copy_of_copy)
+        assert db(metrics, "select", c.OUTCOME_OK, "count") == 3, copy_first
+        assert 1 == len(engine.dispatch.before_cursor_execute)
+
+
+def test_a_copy_tracked_alone_times_its_engine_too() -> None:
+    """Tracking only the copy is tracking its engine: the engine's own statements count
+    too (they went uncounted), and another name for the engine is refused."""
+    metrics, engine = Metrics(registry=CollectorRegistry()), sleepy_engine()
+    track_sqlalchemy(engine.execution_options(isolation_level="AUTOCOMMIT"), metrics)
+    _select_on(engine)
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 1
+    with pytest.raises(ConfigError, match="tracked already as dependency 'db'"):
+        track_sqlalchemy(engine, metrics, dependency="reports")
+
+
+def test_an_async_engines_copy_counts_each_statement_once() -> None:
+    """``AsyncEngine.execution_options()``: its ``sync_engine`` is a copy of the engine's."""
+    import asyncio  # noqa: PLC0415
+
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    metrics = Metrics(registry=CollectorRegistry())
+    engine = create_async_engine("sqlite+aiosqlite://")
+    copy = engine.execution_options(isolation_level="AUTOCOMMIT")
+    track_sqlalchemy(engine, metrics)
+    track_sqlalchemy(copy, metrics)
+
+    async def run() -> None:
+        for each in (engine, copy):
+            async with each.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        await engine.dispose()
+
+    asyncio.run(run())
+    assert db(metrics, "select", c.OUTCOME_OK, "count") == 2
