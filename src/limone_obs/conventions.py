@@ -211,6 +211,18 @@ class MetricNames:
         return self._n(f"{SUFFIX_PAGE_LOAD_SECONDS}_bucket")
 
     @property
+    def page_load_count(self) -> str:
+        return self._n(f"{SUFFIX_PAGE_LOAD_SECONDS}_count")
+
+    @property
+    def rum_pages(self) -> str:
+        return self._n(SUFFIX_RUM_PAGES)
+
+    @property
+    def rum_pages_total(self) -> str:
+        return self._n(f"{SUFFIX_RUM_PAGES}_total")
+
+    @property
     def rum_beacons(self) -> str:
         return self._n(SUFFIX_RUM_BEACONS)
 
@@ -544,6 +556,9 @@ RUM_TOO_LARGE: Final = "too_large"
 RUM_BAD_PAGE: Final = "bad_page"
 RUM_RATE_LIMITED: Final = "rate_limited"
 RUM_RESULTS: Final = (RUM_ACCEPTED, RUM_MALFORMED, RUM_TOO_LARGE, RUM_BAD_PAGE, RUM_RATE_LIMITED)
+#: ``<ns>_rum_pages_total{page}``: pages rendered with the RUM script tag, by URL rule:
+#: what the page-load beacons are compared with (the share of page views timed).
+SUFFIX_RUM_PAGES: Final = "rum_pages"
 #: ``<ns>_workers{state}``: gunicorn workers (threads for gthread) busy or idle.
 SUFFIX_WORKERS: Final = "workers"
 #: ``<ns>_worker_threads``: request slots of each live gunicorn worker (threads for
@@ -647,6 +662,7 @@ EXPORTER_SERIES: Final = (
         (LABEL_RESULT,),
         label_values=((LABEL_RESULT, RUM_RESULTS),),
     ),
+    SeriesInfo(f"{SUFFIX_RUM_PAGES}_total", TYPE_COUNTER, (LABEL_PAGE,)),
     SeriesInfo(SUFFIX_WORKERS, TYPE_GAUGE, (LABEL_STATE,)),
     SeriesInfo(SUFFIX_WORKER_THREADS, TYPE_GAUGE, ()),
 )

@@ -130,7 +130,7 @@ def _buckets(bucket: str, labels: dict[str, str]) -> list[dict[str, str]]:
 def _every_counter_divided() -> list[dict[str, str]]:
     """Every counter the dashboards divide by or into, busy for 10 minutes, then idle:
     requests (200s and 500s), their durations, dependency calls and seconds, calls per
-    request, cache lookups."""
+    request, cache lookups, pages rendered with the RUM tag and their load beacons."""
     endpoint = {c.LABEL_ENDPOINT: PROJECT_ENDPOINT, c.LABEL_METHOD: "GET"}
     found = [_counter(N.requests_total, {**endpoint, c.LABEL_STATUS: s}) for s in ("200", "500")]
     found += [
@@ -150,6 +150,8 @@ def _every_counter_divided() -> list[dict[str, str]]:
         found.append(_counter(N.dependency_calls_per_request_count, per_request))
     for result in (c.CACHE_HIT, c.CACHE_MISS):
         found.append(_counter(N.cache_requests_total, {c.LABEL_CACHE: "c", c.LABEL_RESULT: result}))
+    load = {c.LABEL_PAGE: "/p", c.LABEL_PHASE: c.PHASE_LOAD}
+    found += [_counter(N.rum_pages_total, {c.LABEL_PAGE: "/p"}), _counter(N.page_load_count, load)]
     return found
 
 

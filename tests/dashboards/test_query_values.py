@@ -293,3 +293,25 @@ def test_a_repeated_dependency_row_reads_its_own_dependency_only(
     free operation has an error ratio of 0, not "No data"."""
     expr = _repeated_expr(title, "payments.v2")
     _assert_holds(_evaluate(tmp_path, PAYMENTS, expr, expected))
+
+
+def _timed_share_expr() -> str:
+    """The UX dashboard's "Page views timed" query, as generated."""
+    (target,) = panel(build_from(ROOT)["ux.json"], "Page views timed")["targets"]
+    return str(target["expr"])
+
+
+def test_page_views_timed_is_load_beacons_per_page_rendered(tmp_path: Path) -> None:
+    """/editor renders 3 pages a second and gets 1 load beacon (its other phases do not
+    count): a third timed. /blocked renders 1 a second and no beacon ever came (a content
+    blocker): 0 %, not No data. /idle rendered nothing in the window: no sample."""
+    load = {c.LABEL_PAGE: "/editor", c.LABEL_PHASE: c.PHASE_LOAD}
+    series = [
+        _series(N.rum_pages_total, {c.LABEL_PAGE: "/editor"}, THREE_PER_SECOND),
+        _series(N.page_load_count, load, ONE_PER_SECOND),
+        _series(N.page_load_count, {**load, c.LABEL_PHASE: c.PHASE_TTFB}, THREE_PER_SECOND),
+        _series(N.rum_pages_total, {c.LABEL_PAGE: "/blocked"}, ONE_PER_SECOND),
+        _series(N.rum_pages_total, {c.LABEL_PAGE: "/idle"}, "5x10"),
+    ]
+    expected = {'{page="/editor"}': 1 / 3, '{page="/blocked"}': 0.0}
+    _assert_holds(_evaluate(tmp_path, series, _timed_share_expr(), expected))

@@ -109,6 +109,26 @@ def test_a_page_of_no_url_rule_gets_the_script_without_a_page() -> None:
     assert ('<script src="/rum.js" defer></script>' in html, "data-page" in html) == (True, False)
 
 
+def test_each_tag_with_a_page_counts_as_a_page_rendered() -> None:
+    """``rum_pages_total{page}`` counts the tags rendered with a page token, by URL rule:
+    what the beacons are compared with. A tag without a page (a 404 handler's, outside
+    a request) and the beacons themselves do not count."""
+    app, metrics = make_rum_app()
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> tuple[str, int]:
+        return render_template_string("{{ limone_obs_rum() }}"), 404
+
+    client = app.test_client()
+    for path in ("/editor/1", "/editor/2", "/about", "/no/such/page"):
+        assert client.get(path).status_code in (200, 404)
+    with app.app_context():
+        render_template_string("{{ limone_obs_rum() }}")
+    assert post(app, {"p": page_token(app), "v": {"load": 1.0}}) == 204
+    rendered = {dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, N.rum_pages_total).items()}
+    assert rendered == {EDITOR: 3.0, "/about": 1.0}
+
+
 def test_a_huge_integer_is_dropped_without_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     """A 400-digit integer (math.isfinite raises on it) is a plain 400: no line per beacon
     (any visitor has a token), nothing observed."""

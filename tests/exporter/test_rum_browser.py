@@ -71,6 +71,10 @@ def test_each_page_view_reports_each_phase_once(tmp_path: Path) -> None:
         finally:
             driver.quit()
     assert {page for page, _ in found} == {EDITOR}
+    # Two views rendered the tag twice: every view timed.
+    assert {
+        dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, metrics.names.rum_pages_total).items()
+    } == {EDITOR: 2.0}
     sums = {
         dict(k)[c.LABEL_PHASE]: v
         for k, v in samples(metrics, f"{metrics.names.page_load}_sum").items()

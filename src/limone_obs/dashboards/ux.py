@@ -18,7 +18,15 @@ from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
-from limone_obs.dashboards.queries import Queries, matchers, positive, quantile, sum_rate
+from limone_obs.dashboards.queries import (
+    Queries,
+    matchers,
+    or_zero,
+    positive,
+    quantile,
+    ratio,
+    sum_rate,
+)
 from limone_obs.dashboards.slo_inputs import ServiceView
 
 #: Targets drawn when the spec has no SLO on the phase (the seed's goals: 2 s, 1 s).
@@ -79,7 +87,8 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     names = queries.names
     grid = gf.Grid()
     grid.row("In the browser (real users)")
-    grid.add_all([(panel, 12, 8) for panel in _browser_panels(names, service)])
+    browser = _browser_panels(names, service)
+    grid.add_all([(panel, 12 if i < 2 else 8, 8) for i, panel in enumerate(browser)])
     grid.row("Before the app: queueing and workers")
     targets = common.latency_targets(service, names.request_duration)
     grid.add_all([(panel, 8, 8) for panel in _server_panels(names, targets)])
@@ -153,7 +162,28 @@ def _browser_panels(names: c.MetricNames, service: ServiceView) -> list[Any]:
             ),
             stacked=True,
         ),
+        _timed_share_panel(names),
     ]  # fmt: skip
+
+
+def _timed_share_panel(names: c.MetricNames) -> Any:
+    """Page views whose browser sent the load phase, per page rendered with the tag."""
+    rendered = sum_rate(names.rum_pages_total, by=c.LABEL_PAGE)
+    timed = sum_rate(names.page_load_count, _phase(c.PHASE_LOAD), by=c.LABEL_PAGE)
+    return gf.timeseries(
+        "Page views timed",
+        [Query(ratio(or_zero(timed, rendered, by=c.LABEL_PAGE), rendered), "{{page}}")],
+        Look(
+            "Page-load beacons received per page rendered with the RUM tag, by page: the "
+            "share of page views the page-load panels are made of. Below 100 %: browsers "
+            "without JavaScript (crawlers), content blockers, a Content-Security-Policy "
+            "blocking the script or its beacon (exporter/README.md), users leaving before "
+            "the load event; above: pages shown again from a cache without rendering. "
+            "No data: no page rendered the tag over the interval.",
+            "percentunit",
+        ),
+        lines=True,
+    )
 
 
 def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list[Any]:

@@ -19,6 +19,10 @@ token checks out: a flood of garbage, whose work is bounded by the body's size, 
 crowd out real browsers' beacons. A page token is not bound to one page view: a client
 holding one can send timings for that page until the token expires (why the RUM SLOs
 open tickets only). ``<ns>_rum_beacons_total{result}`` counts what became of each beacon.
+``<ns>_rum_pages_total{page}`` counts the tags rendered with a page token, what the
+beacons are compared with: a browser without JavaScript (a crawler), a content blocker,
+a Content-Security-Policy that blocks the script or its beacon, a user leaving before
+the load event send no beacon, and only this count shows the page views they had.
 
 The beacon and script paths are left out of the request series (their own counter says
 how many came): a page view's beacon is not a user request, and thousands of 1 ms
@@ -99,10 +103,19 @@ class RumInstruments:
             (c.LABEL_RESULT,), registry=registry,
         )  # fmt: skip
         self.results = {result: self.beacons.labels(result) for result in c.RUM_RESULTS}
+        self.pages = Counter(
+            names.rum_pages, "Pages rendered with the RUM script tag, by URL rule: what the "
+            "page-load beacons are compared with (the share of page views timed).",
+            (c.LABEL_PAGE,), registry=registry,
+        )  # fmt: skip
 
     def described(self) -> tuple[tuple[Any, tuple[str, ...]], ...]:
         """Each series object with its label names (the catalogue, :mod:`.name_clash`)."""
-        return ((self.page_load, c.PAGE_LOAD_LABELS), (self.beacons, (c.LABEL_RESULT,)))
+        return (
+            (self.page_load, c.PAGE_LOAD_LABELS),
+            (self.beacons, (c.LABEL_RESULT,)),
+            (self.pages, (c.LABEL_PAGE,)),
+        )
 
 
 _INSTRUMENTS: weakref.WeakKeyDictionary[Metrics, RumInstruments] = weakref.WeakKeyDictionary()
@@ -215,6 +228,7 @@ class BeaconReceiver:
         self.limit = RateLimit(settings.rate)
         self._pages: frozenset[str] | None = None
         self._children: dict[tuple[str, str], Any] = {}
+        self._rendered: dict[str, Any] = {}
         self._warned = False
 
     def pages(self) -> frozenset[str]:
@@ -241,6 +255,14 @@ class BeaconReceiver:
                     self._app.name,
                 )
         return self.signer.sign(rule).decode()
+
+    def rendered(self, rule: str) -> None:
+        """Count one page of URL rule ``rule`` rendered with the tag (bounded: the app's
+        rules)."""
+        child = self._rendered.get(rule)
+        if child is None:
+            child = self._rendered[rule] = self.instruments.pages.labels(rule)
+        child.inc()
 
     def page_of(self, token: object) -> str | None:
         """The URL rule a token names, or None if it is not a valid, current token."""
@@ -345,6 +367,7 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         given; a nonce of another type logs a warning (once) and is left out. A page
         of no URL rule (a 404 handler's) gets the script without a page: it records
         nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
+        Each tag with a page counts in ``<ns>_rum_pages_total{page}``.
         """
         if not has_request_context():
             return Markup("")
@@ -353,9 +376,12 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         extra = _nonce_attribute(nonce)
         if request.url_rule is None:
             return Markup(f'<script src="{escape(script)}"{extra} defer></script>')
+        rule = request.url_rule.rule
+        token = receiver.token(rule)
+        receiver.rendered(rule)
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
-            f' data-page="{escape(receiver.token(request.url_rule.rule))}"{extra} defer></script>'
+            f' data-page="{escape(token)}"{extra} defer></script>'
         )
 
     return limone_obs_rum
