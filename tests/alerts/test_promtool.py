@@ -61,6 +61,8 @@ def test_generated_tests_hold_for_another_spec(tmp_path: Path) -> None:
     """A 28-day spec with custom objectives, no guard and a 1 s threshold without stages
     also passes."""
     text = edited("period: 30d", "period: 28d")
+    # 10 % of 28 days in 3 days would burn slower than the period (refused): 11 %.
+    text = edited("budget_percent: 10, for: 3h", "budget_percent: 11, for: 3h", text)
     text = edited("min_rate: 0.05", "min_rate: 0", text)
     text = edited("objective: 99.9", "objective: 99.5", text)
     text = edited("threshold_seconds: 2.5\n    stages: [1.0, 0.6]", "threshold_seconds: 1.0", text)

@@ -68,8 +68,42 @@ def test_default_tier_factors_are_computed_from_the_period() -> None:
 
 def test_a_28_day_period_changes_the_factors() -> None:
     """The factor follows the period: 2 % of 28 d in 1 h is 13.44, not a typed-in 14.4."""
-    spec = parse_edited("period: 30d", "period: 28d")
-    assert [13.44, 5.6, 2.8, 0.933333] == [t.factor for t in spec.slo("availability").tiers]
+    text = edited("period: 30d", "period: 28d")
+    text = edited("budget_percent: 10, for: 3h", "budget_percent: 10.72, for: 3h", text)
+    tiers = parse_spec(text).slo("availability").tiers
+    assert [13.44, 5.6, 2.8, 1.000533] == [t.factor for t in tiers]
+
+
+def test_a_tier_burning_slower_than_the_period_is_refused() -> None:
+    """10 % of a 28 d budget in 3 d is a burn rate of 0.93: the ticket would fire while
+    the SLO is met (the trial's copied tiers). The message gives the least share."""
+    with pytest.raises(CollectedSpecError) as raised:
+        parse_edited("period: 30d", "period: 28d")
+    assert str(raised.value) == (
+        "alerts/slo.yaml: tiers.ticket-slow.budget_percent: 10 % of the 28d error budget in "
+        "3d is a burn rate of 0.9333, below 1: the tier would fire while the budget lasts the "
+        "whole period (the SLO met); set it to at least 10.72 (100 x 3d / 28d), or use a "
+        "shorter long_window"
+    )
+
+
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        ("30d", [(2, 14.4), (5, 6), (10, 3), (10, 1)]),
+        ("28d", [(2, 13.44), (5, 5.6), (10, 2.8), (100 * 3 / 28, 1)]),
+        ("2d", [(100 / 48, 1), (12.5, 1), (50, 1)]),
+    ],
+)
+def test_default_tiers_never_burn_slower_than_the_period(
+    period: str, expected: list[tuple[float, float]]
+) -> None:
+    """Without ``tiers:``, a share that would be a burn rate below 1 is raised to 1 (3d
+    of 28d: 10.71 %), and a tier longer than the period (3d of 2d) is left out."""
+    text = MINIMAL.replace("service: shop", f"service: shop\nperiod: {period}")
+    tiers = parse_spec(text).slo("availability").tiers
+    found = [(round(t.budget_percent, 6), round(t.factor, 6)) for t in tiers]
+    assert found == [(round(share, 6), round(factor, 6)) for share, factor in expected]
 
 
 def test_a_tier_switched_off_is_left_out() -> None:

@@ -337,7 +337,7 @@ def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:
     """The service's tiers; a tier in error is kept in ``found`` and stands in with the
     defaults so that the SLOs naming it are still checked."""
     if not top.has("tiers"):
-        return {name: _tier(name, values, period) for name, values in DEFAULT_TIERS.items()}
+        return _default_tiers(period)
     block = found.get(lambda: top.child("tiers"), None)
     if block is None:
         return {}
@@ -373,8 +373,36 @@ def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
     share = tier.number("budget_percent")
     if not 0 < share <= 100:
         tier.fail("budget_percent", f"{share} is outside (0, 100]: the share of the budget spent")
+    least = _least_share(long, period)
+    if share < least:
+        factor = share / least
+        tier.fail(
+            "budget_percent",
+            f"{share:g} % of the {period} error budget in {long} is a burn rate of "
+            f"{factor:.4g}, below 1: the tier would fire while the budget lasts the whole "
+            f"period (the SLO met); set it to at least {math.ceil(least * 100) / 100:g} (100 x "
+            f"{long} / {period}), or use a shorter long_window",
+        )
     severity = tier.choice("severity", SEVERITIES)
     return _tier(name, (severity, long, short, share, tier.duration("for")), period)
+
+
+def _least_share(long_window: str, period: str) -> float:
+    """The budget share (%) whose spending over ``long_window`` is a burn rate of 1: the
+    pace that spends the budget exactly over ``period``; any less is no burn at all."""
+    return 100 * _durations.seconds(long_window) / _durations.seconds(period)
+
+
+def _default_tiers(period: str) -> dict[str, BurnTier]:
+    """:data:`DEFAULT_TIERS` for ``period``: each tier's share of the budget raised to a
+    burn rate of 1 where it would be less (``ticket-slow``'s 10 % in 3d is 0.933 of a 28d
+    budget), and a tier whose long window is longer than the period left out."""
+    tiers = {}
+    for name, (severity, long, short, share, for_) in DEFAULT_TIERS.items():
+        least = _least_share(long, period)
+        if least <= 100:
+            tiers[name] = _tier(name, (severity, long, short, max(share, least), for_), period)
+    return tiers
 
 
 def _tier(name: str, values: tuple[str, str, str, float, str], period: str) -> BurnTier:
