@@ -11,7 +11,7 @@ import yaml
 from limone_obs import conventions as c
 from limone_obs.alerts import alerting, build, health, unittests
 from limone_obs.alerts.spec import load_spec, parse_spec
-from limone_obs.errors import SpecError
+from limone_obs.errors import CollectedSpecError, SpecError
 from tests.alerts.helpers import (
     SPEC_FILE,
     edited,
@@ -68,6 +68,22 @@ def test_thresholds_are_configurable_in_the_spec() -> None:
     )
     rule = _rules(text)[c.ALERT_CALLS_PER_REQUEST_HIGH]
     assert (True, "30m") == (str(rule["expr"]).endswith("> 50"), rule["for"])
+
+
+@pytest.mark.parametrize(("above", "near"), [("8", "5 or 10"), ("100", "50"), ("0.5", "1")])
+def test_a_calls_limit_between_bucket_boundaries_is_refused(above: str, near: str) -> None:
+    """Every request making 6 calls reads a p95 of 9.75 (interpolated in (5, 10]): a limit
+    of 8 would fire on it (trial). Only a boundary the p95 can pass is taken; 100, the
+    last, cannot be passed (a p95 in +Inf reads 100)."""
+    text = edited("{dependency: db, above: 20,", f"{{dependency: db, above: {above},")
+    with pytest.raises(CollectedSpecError) as raised:
+        parse_spec(text)
+    message = str(raised.value)
+    assert message.startswith(
+        f"alerts/slo.yaml: health.calls_per_request.above: {above} is not a bucket boundary "
+        "of the calls-per-request histogram (1, 2, 3, 4, 5, 10, 20, 50)"
+    ), message
+    assert message.endswith(f"use {near}"), message
 
 
 def test_health_off_removes_the_tickets() -> None:

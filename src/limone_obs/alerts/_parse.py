@@ -247,6 +247,7 @@ def _health(top: Reader) -> HealthSpec:
     above = calls.number("above", default.calls_per_request)
     if above <= 0:
         calls.fail("above", f"{above:g} must be a positive number of calls per request")
+    _calls_bound(calls, above)
     traffic, window, for_, severity = _traffic_stopped(block, default)
     return HealthSpec(
         traffic=traffic,
@@ -261,6 +262,29 @@ def _health(top: Reader) -> HealthSpec:
         calls_dependency=calls.text("dependency", default.calls_dependency),
         calls_per_request=above,
         calls_for=calls.duration("for", default.calls_for),
+    )
+
+
+def _calls_bound(calls: Reader, above: float) -> None:
+    """Refuse a calls-per-request limit that is not a bucket boundary the p95 can pass.
+
+    Between two boundaries the p95 is interpolated: a constant 6 calls reads 9.75 (within
+    (5, 10]), so a limit of 8 would fire on it. At a boundary the alert is exact: it fires
+    when more than 5 % of requests made more calls. The last boundary cannot be passed
+    (a p95 in the +Inf bucket reads as that boundary).
+    """
+    bounds = [b for b in c.CALLS_PER_REQUEST_BUCKETS[:-1] if b > 0]
+    if above in bounds:
+        return
+    lower = [b for b in bounds if b < above]
+    higher = [b for b in bounds if b > above]
+    near = " or ".join(f"{b:g}" for b in (lower[-1:] + higher[:1]))
+    calls.fail(
+        "above",
+        f"{above:g} is not a bucket boundary of the calls-per-request histogram "
+        f"({', '.join(f'{b:g}' for b in bounds)}): between two boundaries its p95 is "
+        "interpolated (a constant 6 calls reads 9.75), so the alert could fire on fewer "
+        f"calls than {above:g}; use {near}",
     )
 
 
