@@ -30,7 +30,7 @@ from limone_obs import conventions as c
 from limone_obs._config import flag, warn_unread_environment
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
-from limone_obs.logging import _context, _pipeline, _url_secrets
+from limone_obs.logging import _context, _pipeline, _url_secrets, setup
 from limone_obs.logging._encode import dumps, encode_line, rfc3339, safe_str
 
 if TYPE_CHECKING:
@@ -56,6 +56,24 @@ ID_BATCH = 256
 _ids: deque[str] = deque()
 # A forked child (a gunicorn worker) must not hand out ids its parent may also use.
 os.register_at_fork(after_in_child=_ids.clear)
+
+#: This process has not served a request yet: its first one checks that no logging
+#: set-up of the app undid configure_logging since the app was set up (a worker's own).
+_unverified = True
+
+
+def _verify_first_request() -> None:
+    global _unverified  # noqa: PLW0603 - once per process
+    _unverified = False
+    setup.verify_configured()
+
+
+def _unverify() -> None:
+    global _unverified  # noqa: PLW0603 - a forked worker checks its own first request
+    _unverified = True
+
+
+os.register_at_fork(after_in_child=_unverify)
 
 
 #: Ids drawn per system call: ID_BATCH, or 1 where a fork would copy a batch unseen.
@@ -206,6 +224,11 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
       and script paths unless ``LIMONE_OBS_RUM`` is off]: exact paths that
       are neither logged nor given a context.
 
+    It checks (here, and at each process's first request) that no logging set-up of the
+    app ran after :func:`~limone_obs.logging.configure_logging` and undid it
+    (:func:`~limone_obs.logging.setup.verify_configured`: one line on stderr and the
+    ``logging_replaced`` exporter problem when one did).
+
     Raises ConfigError if ``app`` is already initialised or a setting is invalid.
     """
     if EXTENSION_KEY in app.extensions:
@@ -216,6 +239,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     warn_unread_environment(app.config, FLASK_KEYS, app.name, "limone_obs.logging.init_app(app)")
     settings = Settings.from_config(app)
     _unbatch_if_forked_unhooked()
+    setup.verify_configured()
     access = AccessLog(settings)
     lifecycle.install(app).add(access, settings.excluded)
     if user_id is not None:
@@ -295,6 +319,8 @@ class AccessLog:
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Bind this request's context and ask for the request id header on the response."""
+        if _unverified:
+            _verify_first_request()
         if _request_secrets():  # the previous request served in this context had some
             _context.set_request_secrets(())
         path = state.path

@@ -13,15 +13,19 @@ from typing import IO, Any
 import flask.logging
 import structlog
 
+from limone_obs import conventions as c
+from limone_obs import health
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _identity, _pipeline, _structlog
-from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink
+from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink, report_on_stderr
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
 
 #: Smallest accepted line cap: room for the schema fields and a useful message.
 MIN_LINE_BYTES = 1024
 _OURS = "_limone_obs_logging"
+#: configure_logging ran in this process (or in the one it was forked from).
+_configured = False
 
 
 def configure_logging(
@@ -103,6 +107,9 @@ def configure_logging(
     _replace_pipeline(pipeline)
     _install_root_handler(pipeline)
     _structlog.configure_structlog()
+    global _configured  # noqa: PLW0603 - set once configured, read by verify_configured
+    _configured = True
+    health.clear_problem(c.PROBLEM_LOGGING_REPLACED)
     logging.captureWarnings(capture_warnings)
     notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
     for warning in (*looped, *warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
@@ -359,6 +366,60 @@ if not structlog.is_configured():
     _structlog.configure_structlog()
 
 
+def undone() -> list[str]:
+    """What of :func:`configure_logging` a later logging set-up of the app undid (a
+    ``dictConfig`` or ``structlog.configure`` run after it): [] when nothing did, or when
+    it never ran."""
+    if not _configured:
+        return []
+    found = []
+    handlers = logging.getLogger().handlers
+    consoles = [_describe(h) for h in handlers if _is_text_console(h)]
+    if not any(getattr(h, _OURS, False) for h in handlers):
+        now = ", ".join(_describe(h) for h in handlers) or "none"
+        found.append(f"the root logger's handlers were replaced (now: {now})")
+    elif consoles:  # every line twice, once as masked JSON and once as plain text
+        found.append(f"a text console handler was added next to the kit's ({consoles[0]})")
+    # Processors of the app's own still end in the kit's logger (which encodes and masks
+    # what they return), and structlog's stdlib factory in the root's handlers (above);
+    # any other factory writes past the kit.
+    factory = structlog.get_config().get("logger_factory")
+    if factory is not _structlog.logger_factory and not isinstance(
+        factory, structlog.stdlib.LoggerFactory
+    ):
+        found.append(
+            f"structlog.configure gave structlog a logger factory of its own "
+            f"({type(factory).__name__}), which writes structlog's events past the kit"
+        )
+    return found
+
+
+def verify_configured() -> None:
+    """Say loudly, once per process, when a later logging set-up undid configure_logging:
+    its lines are then neither the kit's JSON nor masked. One line on ``sys.__stderr__``
+    (whatever the handlers now are) and one through logging, and the exporter's
+    ``<ns>_exporter_problems{problem="logging_replaced"}`` (a ticket). Never raises: it
+    runs when an app is set up and at a process's first request."""
+    try:
+        found = undone()
+        if not found:
+            return
+        message = (
+            "limone-obs: logging was set up again after configure_logging(): "
+            + "; ".join(found)
+            + ". Lines written that way are not the kit's JSON, carry no request id and are "
+            "NOT masked (passwords, tokens and URL secrets reach the output). Call "
+            "configure_logging() after the app's own logging set-up (dictConfig, "
+            "basicConfig(force=True), structlog.configure), or remove that set-up "
+            '(logging/README.md, "An app that already logs")'
+        )
+        if health.report_problem(c.PROBLEM_LOGGING_REPLACED, message):
+            report_on_stderr(message + "\n")
+            logging.getLogger(_pipeline.NOTICE_LOGGER).warning(message)
+    except Exception:  # a check must never fail the app or a request
+        return
+
+
 def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogger:
     """Return a structlog logger for the app's events; ``name`` fills the ``logger`` field
     (default: the calling module's ``__name__``).
@@ -434,6 +495,9 @@ def reset_for_tests() -> None:
         if getattr(handler, _OURS, False):
             root.removeHandler(handler)
     _replace_pipeline(_pipeline.Pipeline())
+    global _configured  # noqa: PLW0603 - tests start unconfigured
+    _configured = False
+    health.clear_problem(c.PROBLEM_LOGGING_REPLACED)
     _context.clear_context()
     _identity.forget_exports()
     structlog.reset_defaults()
