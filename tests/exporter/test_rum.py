@@ -51,6 +51,20 @@ def test_tag_names_the_rendering_url_rule_signed() -> None:
     assert rum.page_token(EDITOR, app).split(".")[0] == EDITOR
 
 
+def test_tag_lists_the_marks_the_server_keeps() -> None:
+    """``data-marks``: the script sends no other mark (and says so in the console)."""
+    default, _ = make_rum_app()
+    own, _ = make_rum_app(LIMONE_OBS_RUM_MARKS=["search_done", "ai_answer_shown"])
+    none, _ = make_rum_app(LIMONE_OBS_RUM_MARKS=[])
+    tags = [app.test_client().get("/about").get_data(as_text=True) for app in (default, own, none)]
+    assert [re.findall(r'data-marks="([^"]*)"', tag) for tag in tags] == [
+        ["ai_answer_shown"],
+        ["ai_answer_shown,search_done"],
+        [""],
+    ]
+    assert "data-marks" in rum.script_source().decode()
+
+
 def test_tag_carries_the_nonce_given_or_flask_talismans() -> None:
     """``limone_obs_rum(nonce=...)`` puts the page's CSP nonce on the tag (escaped); with
     none given, Flask-Talisman's ``request.csp_nonce``; with neither, no attribute."""

@@ -21,11 +21,13 @@ REQUIRED = (
 )  # fmt: skip
 #: Phases a browser reports at most once per view (LCP goes when the page is hidden).
 OPTIONAL = (c.PHASE_LCP,)
+N_BEACONS = c.MetricNames().rum_beacons_total
 
 
 def browser(profile: Path) -> Any:
     """Headless Chromium driven by chromedriver (Selenium), in real time: a page paints
-    as in a user's browser (a --dump-dom run's virtual time may end before any paint)."""
+    as in a user's browser (a --dump-dom run's virtual time may end before any paint).
+    Its console is kept (``driver.get_log("browser")``)."""
     from selenium import webdriver  # noqa: PLC0415 - only the browser tests need it
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
@@ -33,6 +35,7 @@ def browser(profile: Path) -> Any:
     options.binary_location = need("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(need("chromedriver")))
 
 
@@ -98,3 +101,42 @@ def test_a_page_under_a_strict_nonce_policy_reports_with_the_nonce(tmp_path: Pat
         finally:
             driver.quit()
     assert {p: found.get((strict, p)) for p in REQUIRED} == dict.fromkeys(REQUIRED, 1)
+
+
+#: A page setting a misspelt mark (not in LIMONE_OBS_RUM_MARKS) and the right one.
+TYPO_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>typo</title>{{ limone_obs_rum() }}</head>
+<body><h1>Typo</h1><script>
+  window.addEventListener("load", function () {
+    limoneObs.mark("ai_answr_shown");
+    limoneObs.mark("ai_answr_shown");
+    limoneObs.mark("ai_answer_shown");
+  });
+</script></body></html>
+"""
+
+
+def test_a_mark_the_server_does_not_keep_is_not_sent_and_the_console_says_so(
+    tmp_path: Path,
+) -> None:
+    """A misspelt mark name: one console warning naming it and LIMONE_OBS_RUM_MARKS, no
+    beacon for it (it cost a 400 counted as malformed, without a word), and the page's
+    other phases and its right mark still arrive."""
+    from flask import render_template_string  # noqa: PLC0415
+
+    app, metrics = make_rum_app()
+    app.add_url_rule("/typo", "typo", lambda: render_template_string(TYPO_PAGE))
+    with serve(app, quiet=True) as url:
+        driver = browser(tmp_path / "profile")
+        try:
+            driver.get(f"{url}/typo")
+            found = settle(lambda: counts(metrics), 1, page="/typo")
+            console = [entry["message"] for entry in driver.get_log("browser")]
+        finally:
+            driver.quit()
+    assert {p: found.get(("/typo", p)) for p in REQUIRED} == dict.fromkeys(REQUIRED, 1)
+    warned = [m for m in console if "ai_answr_shown" in m]
+    assert len(warned) == 1, console
+    assert "is not in LIMONE_OBS_RUM_MARKS (ai_answer_shown): not sent" in warned[0]
+    results = {dict(k)[c.LABEL_RESULT]: v for k, v in samples(metrics, N_BEACONS).items()}
+    assert results.get(c.RUM_MALFORMED, 0) == 0, results

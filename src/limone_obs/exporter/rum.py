@@ -225,6 +225,8 @@ class BeaconReceiver:
         self.instruments = instruments
         self.signer = TimestampSigner(settings.key, salt=_SALT)
         self.phases = frozenset(c.RUM_PHASES) | settings.marks
+        #: The tag's ``data-marks``: the script sends no other mark (and says so).
+        self.marks_attribute = escape(",".join(sorted(settings.marks)))
         self.limit = RateLimit(settings.rate)
         self._pages: frozenset[str] | None = None
         self._children: dict[tuple[str, str], Any] = {}
@@ -381,7 +383,8 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         receiver.rendered(rule)
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
-            f' data-page="{escape(token)}"{extra} defer></script>'
+            f' data-page="{escape(token)}" data-marks="{receiver.marks_attribute}"{extra} defer>'
+            "</script>"
         )
 
     return limone_obs_rum

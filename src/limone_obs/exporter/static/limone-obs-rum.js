@@ -14,8 +14,10 @@
  * then. The app adds named marks: limoneObs.mark("ai_answer_shown") records seconds since
  * the navigation started, limoneObs.mark("ai_answer_shown", t0) seconds since t0 (a
  * performance.now() value taken when the user asked). The server accepts only the mark
- * names it was configured with (LIMONE_OBS_RUM_MARKS). The script is deferred: call
- * limoneObs.mark from DOMContentLoaded on, not from an inline script that runs earlier.
+ * names it was configured with (LIMONE_OBS_RUM_MARKS), which the Jinja tag lists in
+ * data-marks: a mark not listed there is not sent, and the console says so once per name.
+ * The script is deferred: call limoneObs.mark from DOMContentLoaded on, not from an inline
+ * script that runs earlier.
  */
 (function () {
   "use strict";
@@ -28,6 +30,10 @@
   }
   var beacon = tag.getAttribute("data-beacon");
   var page = tag.getAttribute("data-page");
+  // The mark names the server keeps; null (a tag written by hand without it): any.
+  var listed = tag.getAttribute("data-marks");
+  var marks = listed === null ? null : listed.split(",");
+  var warned = {};
   if (!beacon || !page) {
     window.limoneObs = noop;
     return;
@@ -147,6 +153,16 @@
   window.limoneObs = {
     mark: function (name, since) {
       if (typeof name !== "string") {
+        return;
+      }
+      if (marks !== null && marks.indexOf(name) < 0) {
+        if (!warned[name] && window.console && console.warn) {
+          warned[name] = true;
+          console.warn(
+            'limone-obs: mark "' + name + '" is not in LIMONE_OBS_RUM_MARKS (' + listed +
+              "): not sent (the server would drop it); add it there to record it"
+          );
+        }
         return;
       }
       var value = seconds(perf.now() - (typeof since === "number" ? since : 0));
