@@ -70,11 +70,11 @@ def test_thresholds_are_configurable_in_the_spec() -> None:
     assert (True, "30m") == (str(rule["expr"]).endswith("> 50"), rule["for"])
 
 
-@pytest.mark.parametrize(("above", "near"), [("8", "5 or 10"), ("100", "50"), ("0.5", "1")])
+@pytest.mark.parametrize(("above", "near"), [("8", "5 or 10"), ("0.5", "1"), ("60", "50")])
 def test_a_calls_limit_between_bucket_boundaries_is_refused(above: str, near: str) -> None:
     """Every request making 6 calls reads a p95 of 9.75 (interpolated in (5, 10]): a limit
-    of 8 would fire on it (trial). Only a boundary the p95 can pass is taken; 100, the
-    last, cannot be passed (a p95 in +Inf reads 100)."""
+    of 8 would fire on it (trial). Only a boundary the p95 can pass is taken: above 50,
+    the nearest is 50 (100, the last, cannot be passed)."""
     text = edited("{dependency: db, above: 20,", f"{{dependency: db, above: {above},")
     with pytest.raises(CollectedSpecError) as raised:
         parse_spec(text)
@@ -84,6 +84,20 @@ def test_a_calls_limit_between_bucket_boundaries_is_refused(above: str, near: st
         "of the calls-per-request histogram (1, 2, 3, 4, 5, 10, 20, 50)"
     ), message
     assert message.endswith(f"use {near}"), message
+
+
+@pytest.mark.parametrize("above", ["100", "1000"])
+def test_a_calls_limit_the_p95_can_never_pass_is_refused(above: str) -> None:
+    """The p95 of requests over 100 calls reads 100 (the last boundary): a limit of 100 or
+    more could never fire."""
+    text = edited("{dependency: db, above: 20,", f"{{dependency: db, above: {above},")
+    with pytest.raises(CollectedSpecError) as raised:
+        parse_spec(text)
+    assert str(raised.value) == (
+        f"alerts/slo.yaml: health.calls_per_request.above: {above}: the p95 of the "
+        "calls-per-request histogram never reads above its last boundary, 100 (more calls "
+        "fall in +Inf), so the alert could never fire; use one of 1, 2, 3, 4, 5, 10, 20, 50"
+    )
 
 
 def test_health_off_removes_the_tickets() -> None:

@@ -126,7 +126,7 @@ def test_a_page_of_no_url_rule_gets_the_script_without_a_page() -> None:
 def test_each_tag_with_a_page_counts_as_a_page_rendered() -> None:
     """``rum_pages_total{page}`` counts the tags rendered with a page token, by URL rule:
     what the beacons are compared with. A tag without a page (a 404 handler's, outside
-    a request) and the beacons themselves do not count."""
+    a request), a HEAD request's page and the beacons themselves do not count."""
     app, metrics = make_rum_app()
 
     @app.errorhandler(404)
@@ -138,6 +138,7 @@ def test_each_tag_with_a_page_counts_as_a_page_rendered() -> None:
         assert client.get(path).status_code in (200, 404)
     with app.app_context():
         render_template_string("{{ limone_obs_rum() }}")
+    assert client.head("/about").status_code == 200  # rendered, never shown
     assert post(app, {"p": page_token(app), "v": {"load": 1.0}}) == 204
     rendered = {dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, N.rum_pages_total).items()}
     assert rendered == {EDITOR: 3.0, "/about": 1.0}

@@ -1,6 +1,8 @@
 """The app's own logging set-up run after configure_logging (a trial: the team's
-``dictConfig`` and ``structlog.configure`` below the kit's call) undoes it, and its lines
-are then neither JSON nor masked: the kit says so loudly, once, and the exporter shows it.
+``dictConfig`` and ``structlog.configure`` below the kit's call) can make lines go out
+past the kit, neither JSON nor masked: the kit says so loudly, once, and the exporter
+shows it. What still ends in the kit (a JSON formatter, structlog's stdlib factory,
+processors of the app's own, in-memory test captures) is no problem.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import io
 import logging
 import logging.config
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -17,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from limone_obs import Metrics, health
 from limone_obs import conventions as c
-from limone_obs.logging import configure_logging, flask_ext, init_app
+from limone_obs.logging import JsonFormatter, configure_logging, flask_ext, init_app
 from limone_obs.logging.setup import undone
 
 PROBLEM = f'problem="{c.PROBLEM_LOGGING_REPLACED}"'
@@ -26,25 +29,34 @@ PROBLEM = f'problem="{c.PROBLEM_LOGGING_REPLACED}"'
 @pytest.fixture(autouse=True)
 def root_kept() -> Iterator[None]:
     """The root logger's handlers and level as before the test (a dictConfig replaces
-    them), and structlog's configuration."""
+    them), the named loggers' handlers, and structlog's configuration."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name in ("team", "audit"):
+        logging.getLogger(name).handlers.clear()
     structlog.reset_defaults()
 
 
-def _team_dict_config(stream: io.StringIO) -> None:
-    """What the team's ``setup_logging()`` ran: its own text handler on the root."""
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"team": {"class": "logging.StreamHandler", "stream": stream}},
-            "root": {"handlers": ["team"], "level": "INFO"},
-        }
-    )
+def _team_dict_config(log_file: Path, *, root: bool = True, json: bool = False) -> None:
+    """What the team's ``setup_logging()`` ran: its own text handler writing to a file,
+    on the root (replacing the kit's) or on a non-propagating logger of its own."""
+    handler: dict[str, object] = {"class": "logging.FileHandler", "filename": str(log_file)}
+    if json:
+        handler["formatter"] = "json"
+    config: dict[str, object] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "limone_obs.logging.JsonFormatter"}},
+        "handlers": {"team": handler},
+    }
+    if root:
+        config["root"] = {"handlers": ["team"], "level": "INFO"}
+    else:
+        config["loggers"] = {"team": {"handlers": ["team"], "propagate": False}}
+    logging.config.dictConfig(config)
 
 
 def _app() -> tuple[Flask, Metrics]:
@@ -63,73 +75,96 @@ def _problem_value(metrics: Metrics) -> str | None:
 
 
 def test_a_dict_config_after_configure_logging_is_reported_once(
-    capfd: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The trial's order: configure_logging(), then the team's dictConfig, then the app.
-    One line on stderr names what replaced the kit's handler and what to do, the
-    exporter's problem gauge is 1, and a second app or request says nothing more."""
+    One line on stderr names the handler and what to do, the exporter's problem gauge
+    is 1, and a second app or request says nothing more. The team's file has the
+    password in clear: what the warning is about."""
     configure_logging(stream=io.BytesIO())
-    _team_dict_config(io.StringIO())
+    _team_dict_config(tmp_path / "team.log")
     app, metrics = _app()
     _app()
     assert app.test_client().get("/").status_code == 200
+    logging.getLogger("orders").warning("login password=hunter2")
     err = capfd.readouterr().err
     assert err.count("logging was set up again after configure_logging()") == 1, err
-    assert "the root logger's handlers were replaced (now: StreamHandler)" in err
+    assert f"logger 'root' writes through a text handler added since, FileHandler({tmp_path}" in err
     assert "NOT masked" in err
     assert "Call configure_logging() after the app's own logging set-up" in err
     assert _problem_value(metrics) == "1.0"
+    assert "password=hunter2" in (tmp_path / "team.log").read_text()
 
 
 def test_a_set_up_after_the_app_is_found_at_the_first_request(
-    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """structlog.configure with a logger factory of its own, run after the app was set up
-    (a module imported later), writes past the kit: the process's first request finds it.
-    (Processors alone still end in the kit's logger, which masks what they return.)"""
+    """A text handler on a logger of the app's own (not propagating) and a structlog
+    factory that prints, set after the app was set up (a module imported later): the
+    process's first request finds both."""
     configure_logging(stream=io.BytesIO())
     app, metrics = _app()
     assert ("", "0.0") == (capfd.readouterr().err, _problem_value(metrics))
-    structlog.configure(
-        processors=[structlog.processors.JSONRenderer()],
-        logger_factory=structlog.PrintLoggerFactory(),
-    )
+    _team_dict_config(tmp_path / "team.log", root=False)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory())
     monkeypatch.setattr(flask_ext, "_unverified", True)
     assert app.test_client().get("/").status_code == 200
     err = capfd.readouterr().err
-    assert "gave structlog a logger factory of its own (PrintLoggerFactory)" in err, err
+    assert "logger 'team' writes through a text handler added since" in err, err
+    assert "a logger factory that prints structlog's events itself, PrintLoggerFactory" in err
     assert _problem_value(metrics) == "1.0"
 
 
-def test_structlog_processors_of_the_apps_own_are_no_problem() -> None:
-    """structlog.configure(processors=...) after the kit keeps the kit's logger factory
-    (lines still encoded and masked, with a warning of their own), and structlog's stdlib
-    factory ends in the root's handlers, the kit's."""
+def test_what_still_ends_in_the_kit_is_no_problem(tmp_path: Path) -> None:
+    """structlog processors of the app's own (the kit's logger still encodes and masks
+    what they return), structlog's stdlib factory or ``logging.getLogger`` (records reach
+    the kit's handler), test captures in memory, and a dictConfig handler with the kit's
+    JsonFormatter (gunicorn's SIGHUP runs the kit's logconfig_dict again)."""
     configure_logging(stream=io.BytesIO())
     structlog.configure(processors=[structlog.processors.JSONRenderer()])
     assert undone() == []
-    structlog.configure(logger_factory=structlog.stdlib.LoggerFactory())
+    for factory in (
+        structlog.stdlib.LoggerFactory(),
+        logging.getLogger,
+        structlog.testing.CapturingLoggerFactory(),
+    ):
+        structlog.configure(logger_factory=factory)
+        assert undone() == [], factory
+    root = logging.getLogger()
+    root.addHandler(logging.StreamHandler(io.StringIO()))  # pytest's caplog, assertLogs
+    _team_dict_config(tmp_path / "json.log", json=True)
+    assert isinstance(root.handlers[0].formatter, JsonFormatter)
     assert undone() == []
 
 
-def test_a_console_handler_added_next_to_the_kits_is_reported() -> None:
+def test_a_handler_named_when_configure_logging_ran_is_not_named_again(tmp_path: Path) -> None:
+    """The team's audit file handler, there before configure_logging: named in its own
+    warning then (kept on purpose), not reported as undoing the kit."""
+    logging.getLogger("audit").addHandler(logging.FileHandler(tmp_path / "audit.log"))
+    configure_logging(stream=io.BytesIO())
+    assert undone() == []
+
+
+def test_a_console_handler_added_next_to_the_kits_is_reported(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     """A text handler on stderr beside the kit's prints every line a second time, plain."""
     configure_logging(stream=io.BytesIO())
     logging.getLogger().addHandler(logging.StreamHandler())
-    assert undone() == ["a text console handler was added next to the kit's (StreamHandler)"]
+    assert undone() == ["logger 'root' writes through a text handler added since, StreamHandler"]
 
 
 def test_the_right_order_says_nothing_and_configuring_again_clears_the_problem(
-    capfd: pytest.CaptureFixture[str],
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The team's set-up first, then configure_logging: nothing undone. After a report,
     configure_logging again puts the kit back and the problem ends."""
-    _team_dict_config(io.StringIO())
-    structlog.configure(processors=[structlog.processors.JSONRenderer()])
+    _team_dict_config(tmp_path / "team.log")
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory())
     configure_logging(stream=io.BytesIO())
     _, metrics = _app()
     assert (undone(), _problem_value(metrics)) == ([], "0.0")
-    _team_dict_config(io.StringIO())
+    _team_dict_config(tmp_path / "again.log")
     _app()
     assert c.PROBLEM_LOGGING_REPLACED in health.problems()
     configure_logging(stream=io.BytesIO())
@@ -137,8 +172,8 @@ def test_the_right_order_says_nothing_and_configuring_again_clears_the_problem(
     assert "logging was set up again" in capfd.readouterr().err
 
 
-def test_without_configure_logging_nothing_is_checked() -> None:
+def test_without_configure_logging_nothing_is_checked(tmp_path: Path) -> None:
     """An app that uses init_app without configure_logging has nothing to undo."""
-    _team_dict_config(io.StringIO())
+    _team_dict_config(tmp_path / "team.log")
     _, metrics = _app()
     assert (undone(), _problem_value(metrics)) == ([], "0.0")

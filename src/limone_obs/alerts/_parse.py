@@ -276,6 +276,14 @@ def _calls_bound(calls: Reader, above: float) -> None:
     bounds = [b for b in c.CALLS_PER_REQUEST_BUCKETS[:-1] if b > 0]
     if above in bounds:
         return
+    if above >= c.CALLS_PER_REQUEST_BUCKETS[-1]:
+        last = c.CALLS_PER_REQUEST_BUCKETS[-1]
+        calls.fail(
+            "above",
+            f"{above:g}: the p95 of the calls-per-request histogram never reads above its "
+            f"last boundary, {last:g} (more calls fall in +Inf), so the alert could never "
+            f"fire; use one of {', '.join(f'{b:g}' for b in bounds)}",
+        )
     lower = [b for b in bounds if b < above]
     higher = [b for b in bounds if b > above]
     near = " or ".join(f"{b:g}" for b in (lower[-1:] + higher[:1]))

@@ -427,11 +427,12 @@ def runbook(spec: ServiceSpec) -> str:
             "counts; scrape the app's metrics path, which serves the same series, and "
             "remove the other server: the app's own path is exact), "
             f"`{c.PROBLEM_LOGGING_REPLACED}` (the app's own logging set-up, a `dictConfig` "
-            "or `structlog.configure`, ran after `configure_logging()` and undid it: its "
-            "lines are neither JSON nor masked, so passwords and tokens can reach the logs; "
-            "call `configure_logging()` after it, and look for secrets in the lines written "
-            "meanwhile). The service keeps serving; its numbers are incomplete, or too "
-            "high, or its logs unmasked, until then.\n"
+            "or `structlog.configure`, ran after `configure_logging()` and added a text "
+            "handler or a structlog factory that prints: those lines are neither JSON nor "
+            "masked, so passwords and tokens can reach the logs; the app's log line names "
+            "the handler: call `configure_logging()` after that set-up, and look for "
+            "secrets in the lines written meanwhile). The service keeps serving; its "
+            "numbers are incomplete, or too high, or its logs unmasked, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (
             "The log sink (stdout pipe, file, shipper) did not accept lines fast enough and "

@@ -127,7 +127,8 @@ def track_sqlalchemy(engine: Any, metrics: Metrics, dependency: str = c.DEPENDEN
         tracking = _tracked.get(target)
         if tracking is not None and tracking.metrics and tracking.dependency != dependency:
             raise ConfigError(
-                f"track_sqlalchemy({engine!r}, dependency={dependency!r}): this engine is "
+                f"track_sqlalchemy({engine!r}, dependency={dependency!r}): this engine (or "
+                "the one its execution_options() copied, whose listeners it shares) is "
                 f"tracked already as dependency {tracking.dependency!r}; each statement "
                 "would count under both names. Track an engine under one name"
             )

@@ -380,7 +380,8 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
             return Markup(f'<script src="{escape(script)}"{extra} defer></script>')
         rule = request.url_rule.rule
         token = receiver.token(rule)
-        receiver.rendered(rule)
+        if request.method != "HEAD":  # a HEAD's page is rendered, never shown
+            receiver.rendered(rule)
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
             f' data-page="{escape(token)}" data-marks="{receiver.marks_attribute}"{extra} defer>'

@@ -367,31 +367,38 @@ if not structlog.is_configured():
 
 
 def undone() -> list[str]:
-    """What of :func:`configure_logging` a later logging set-up of the app undid (a
-    ``dictConfig`` or ``structlog.configure`` run after it): [] when nothing did, or when
-    it never ran."""
+    """What a logging set-up of the app run after :func:`configure_logging` made write
+    past the kit, neither JSON nor masked: text handlers added since (a ``dictConfig``'s,
+    on the root or on a logger of its own; a ``JsonFormatter`` handler is the kit's
+    output), and a structlog logger factory that prints (``structlog.configure`` with
+    only processors, or structlog's stdlib factory, still ends in the kit). [] when
+    nothing does, or when configure_logging never ran. Handlers that were there when it
+    ran were named then (:func:`_unmanaged_handlers`), and are not named again."""
     if not _configured:
         return []
     found = []
-    handlers = logging.getLogger().handlers
-    consoles = [_describe(h) for h in handlers if _is_text_console(h)]
-    if not any(getattr(h, _OURS, False) for h in handlers):
-        now = ", ".join(_describe(h) for h in handlers) or "none"
-        found.append(f"the root logger's handlers were replaced (now: {now})")
-    elif consoles:  # every line twice, once as masked JSON and once as plain text
-        found.append(f"a text console handler was added next to the kit's ({consoles[0]})")
-    # Processors of the app's own still end in the kit's logger (which encodes and masks
-    # what they return), and structlog's stdlib factory in the root's handlers (above);
-    # any other factory writes past the kit.
+    for logger in [logging.getLogger(), *_named_loggers()]:
+        for handler in logger.handlers:
+            if _writes_unmasked_text(handler) and handler not in _warned:
+                found.append(
+                    f"logger {logger.name!r} writes through a text handler added since, "
+                    f"{_describe(handler)}"
+                )
     factory = structlog.get_config().get("logger_factory")
-    if factory is not _structlog.logger_factory and not isinstance(
-        factory, structlog.stdlib.LoggerFactory
-    ):
+    if isinstance(factory, _PRINTING_FACTORIES):
         found.append(
-            f"structlog.configure gave structlog a logger factory of its own "
-            f"({type(factory).__name__}), which writes structlog's events past the kit"
+            "structlog.configure set a logger factory that prints structlog's events "
+            f"itself, {type(factory).__name__}"
         )
     return found
+
+
+#: structlog's logger factories that write events to a file themselves, past the kit.
+_PRINTING_FACTORIES = (
+    structlog.PrintLoggerFactory,
+    structlog.WriteLoggerFactory,
+    structlog.BytesLoggerFactory,
+)
 
 
 def verify_configured() -> None:
@@ -410,7 +417,8 @@ def verify_configured() -> None:
             + ". Lines written that way are not the kit's JSON, carry no request id and are "
             "NOT masked (passwords, tokens and URL secrets reach the output). Call "
             "configure_logging() after the app's own logging set-up (dictConfig, "
-            "basicConfig(force=True), structlog.configure), or remove that set-up "
+            "basicConfig(force=True), structlog.configure), give such a handler the "
+            "formatter limone_obs.logging.JsonFormatter, or remove it "
             '(logging/README.md, "An app that already logs")'
         )
         if health.report_problem(c.PROBLEM_LOGGING_REPLACED, message):
