@@ -47,6 +47,24 @@ def test_other_is_all_of_the_time_before_any_call(tmp_path: Path) -> None:
     _assert_holds(_evaluate(tmp_path, series, expr, {"{}": 1.2}))
 
 
+def test_each_endpoints_time_per_request_is_its_own(tmp_path: Path) -> None:
+    """/compare: its two overlapping AI calls, 0.75 s per request of it (not 0.375 over
+    both endpoints' requests); /slow made none. The background thread's calls are
+    nobody's."""
+    expr = q.endpoint_time_per_request(N, JOB, WINDOW)
+    expected = {'{dependency="ai_api", endpoint="/compare"}': 0.75}
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, expected))
+
+
+def test_each_endpoints_other_is_its_time_outside_its_calls(tmp_path: Path) -> None:
+    """/compare: 0.5 s a request, 0.75 s of overlapping calls: 0 (never below); /slow:
+    all of its 1.2 s; an endpoint with no request in the window: no row."""
+    idle = _series(N.request_duration_count, {c.LABEL_ENDPOINT: "/idle"}, "5x10")
+    expr = q.endpoint_outside_dependencies(N, JOB, WINDOW)
+    expected = {'{endpoint="/compare"}': 0.0, '{endpoint="/slow"}': 1.2}
+    _assert_holds(_evaluate(tmp_path, [*_service_series(), idle], expr, expected))
+
+
 def test_outside_requests_is_the_time_no_request_was_charged(tmp_path: Path) -> None:
     """Of the AI API's 120 s of calls in the window, 90 s were /compare's (0.75 s per
     request, 120 requests): 30 s were of no request."""

@@ -148,6 +148,19 @@ def test_a_note_names_the_endpoints_whose_series_began_in_the_window(scenario: R
     assert [] == [note for note in recovered.notes if " began within " in note]
 
 
+def per_project_request(scenario: Run, counter: str, dependency: str) -> float:
+    """Hand-written PromQL: ``counter`` of ``dependency`` per /projects request under the
+    fault, over all of its requests."""
+    span = phase(scenario.fault)
+    rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",endpoint="{PROJECT}"'
+    return promql(
+        scenario,
+        f'sum(increase({counter}{{{sel},dependency="{dependency}"}}{rng})) '
+        f"/ sum(increase(limoneide_request_duration_seconds_count{{{sel}}}{rng}))",
+        span.end,
+    )
+
+
 def test_calls_per_request_show_the_calls_a_fault_cut(scenario: Run) -> None:
     """/projects calls the DB once a request and renders its template unless it fails:
     1 and 1 before the fault; under it the DB stays at 1 and the template drops with the
@@ -155,19 +168,33 @@ def test_calls_per_request_show_the_calls_a_fault_cut(scenario: Run) -> None:
     report = report_of(scenario, scenario.fault, scenario.healthy)
     calls = {p.name: p for p in report.calls}
     db, template = calls[f"{PROJECT} db"], calls[f"{PROJECT} template"]
-    span = phase(scenario.fault)
-    rng, sel = f"[{span.seconds}s]", f'job="{scenario.job}",endpoint="{PROJECT}"'
-    expected = promql(
-        scenario,
-        f'sum(increase(limoneide_dependency_calls_per_request_sum{{{sel},dependency="template"}}'
-        f"{rng})) / sum(increase(limoneide_request_duration_seconds_count{{{sel}}}{rng}))",
-        span.end,
+    expected = per_project_request(
+        scenario, "limoneide_dependency_calls_per_request_sum", "template"
     )
     assert (db.now, db.then, template.then) == pytest.approx((1.0, 1.0, 1.0))
     assert template.now == pytest.approx(expected)
     assert 0.5 < expected < 0.9
     assert (None, None) == (db.not_compared, template.not_compared)
     assert f"| {PROJECT} template |" in to_markdown(report)
+
+
+def test_each_endpoints_time_splits_into_its_dependencies_and_other(scenario: Run) -> None:
+    """/projects under the fault: its DB, template and "other" seconds per request add up
+    to its mean duration (its calls do not overlap), its DB time equals hand-written
+    PromQL over its own requests, and "other" comes last; the AI endpoint's AI time
+    rose from the baseline (the fault slows the AI calls)."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    parts = {p.name: p for p in report.endpoint_breakdown if p.name.startswith(f"{PROJECT} ")}
+    names = [p.name for p in report.endpoint_breakdown if p.name.startswith(f"{PROJECT} ")]
+    assert names[-1] == f"{PROJECT} other", names
+    mean = row(report.endpoints, PROJECT).now.mean
+    assert mean is not None
+    assert sum(p.now or 0.0 for p in parts.values()) == pytest.approx(mean, rel=1e-6)
+    expected = per_project_request(scenario, "limoneide_request_dependency_seconds_total", "db")
+    assert parts[f"{PROJECT} db"].now == pytest.approx(expected)
+    ai = next(p for p in report.endpoint_breakdown if p.name == f"{AI} ai_api")
+    assert (ai.now or 0.0) > (ai.then or 0.0) > 0
+    assert f"| {PROJECT} other |" in to_markdown(report)
 
 
 def test_empty_baseline_window_is_too_few_with_a_note(scenario: Run) -> None:

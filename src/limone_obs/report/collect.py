@@ -234,6 +234,45 @@ def _calls(
     return tuple(rows)
 
 
+def _endpoint_breakdown(
+    src: _Source, window: Span, baseline: Span | None, endpoints: tuple[Row, ...]
+) -> tuple[Component, ...]:
+    """Seconds per request of each endpoint in each dependency and in none (``other``),
+    now and then, compared on the endpoint's requests of each window
+    (:func:`~.model.not_compared`); each endpoint's parts by time, ``other`` last."""
+    counts = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in endpoints}
+
+    def per_part(span: Span | None) -> dict[tuple[str, str], float]:
+        if span is None:
+            return {}
+        spent = src.prom.instant(
+            q.endpoint_time_per_request(src.names, src.job, span.seconds), span.end
+        )
+        other = src.prom.instant(
+            q.endpoint_outside_dependencies(src.names, src.job, span.seconds), span.end
+        )
+        found = {
+            (s.labels.get(c.LABEL_ENDPOINT, ""), s.labels.get(c.LABEL_DEPENDENCY, "")): s.value
+            for s in spent
+        }
+        found.update({(s.labels.get(c.LABEL_ENDPOINT, ""), OTHER): s.value for s in other})
+        return {pair: value for pair, value in found.items() if not math.isnan(value)}
+
+    now, then = per_part(window), per_part(baseline)
+
+    def order(pair: tuple[str, str]) -> tuple[str, bool, float]:
+        endpoint, part = pair
+        return endpoint, part == OTHER, -now.get(pair, 0.0)
+
+    rows = []
+    for endpoint, part in sorted(set(now) | set(then), key=order):
+        requests = counts.get(endpoint, (0.0, 0.0))
+        why = not_compared(requests[0], None if baseline is None else requests[1])
+        pair = (endpoint, part)
+        rows.append(Component(f"{endpoint} {part}", now.get(pair), then.get(pair), why))
+    return tuple(rows)
+
+
 def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
@@ -413,6 +452,7 @@ def collect(
         prometheus=prom.url, job=job, service=service, window=window, baseline=baseline,
         generated=time.time(),
         endpoints=endpoints, calls=_calls(src, window, baseline, endpoints),
+        endpoint_breakdown=_endpoint_breakdown(src, window, baseline, endpoints),
         dependencies=dependencies,
         breakdown=_breakdown(src, window, baseline, requests, dependencies),
         slos=slo_rows,

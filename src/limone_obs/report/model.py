@@ -183,6 +183,9 @@ class Report:
     notes: tuple[str, ...] = ()
     #: Calls per request of each endpoint (``name``: ``<endpoint> <dependency>``).
     calls: tuple[Component, ...] = ()
+    #: Seconds per request of each endpoint in each dependency and in none
+    #: (``name``: ``<endpoint> <dependency>``, ``<endpoint> other``).
+    endpoint_breakdown: tuple[Component, ...] = ()
     #: The spec's SLO the latency roadmap (``steps``) comes from; None: the seed's roadmap.
     roadmap_slo: str | None = None
     #: The label matchers of the requests that SLO counts (``endpoint=~"/invoices/.*"``),

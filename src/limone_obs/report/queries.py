@@ -65,6 +65,37 @@ def time_per_request(names: MetricNames, job: str, seconds: int) -> str:
     return f"{spent} / scalar({requests})"
 
 
+def endpoint_time_per_request(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds each endpoint's requests spent in each dependency, per request of that
+    endpoint (its own calls: the per-request counter), by endpoint and dependency."""
+    by, sel = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}", _sel(job)
+    spent = f"sum by ({by}) ({_increase(names.request_dependency_seconds_total, sel, seconds)})"
+    requests = _endpoint_requests(names, job, seconds)
+    return f"{spent}\n/ on ({c.LABEL_ENDPOINT}) group_left ()\n{requests}"
+
+
+def endpoint_outside_dependencies(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds per request of each endpoint outside every dependency call (``other``),
+    by endpoint."""
+    return f"{_outside_seconds(names, job, seconds)} / {_endpoint_requests(names, job, seconds)}"
+
+
+def _endpoint_requests(names: MetricNames, job: str, seconds: int) -> str:
+    """Each endpoint's requests in the window, where there were any."""
+    requests = _increase(names.request_duration_count, _sel(job), seconds)
+    return f"(sum by ({c.LABEL_ENDPOINT}) ({requests}) > 0)"
+
+
+def _outside_seconds(names: MetricNames, job: str, seconds: int) -> str:
+    """Seconds of each endpoint's requests outside every dependency call, never below 0
+    (one endpoint's overlapping calls take nothing off another's time), by endpoint."""
+    by = c.LABEL_ENDPOINT
+    total = f"sum by ({by}) ({_increase(names.request_duration_sum, _sel(job), seconds)})"
+    in_deps = _increase(names.request_dependency_seconds_total, _sel(job), seconds)
+    charged = f"(sum by ({by}) ({in_deps}) or {total} * 0)"
+    return f"clamp_min({total} - {charged}, 0)"
+
+
 def calls_per_request(names: MetricNames, job: str, seconds: int) -> str:
     """Calls each request made to each dependency in the window, by endpoint and
     dependency: the exact mean over every request of the endpoint
@@ -84,12 +115,8 @@ def outside_dependencies(names: MetricNames, job: str, seconds: int) -> str:
     """Seconds per request outside every dependency call ("other"), endpoint by endpoint
     (each never below 0: one endpoint's overlapping calls take nothing off another's
     time), summed over all requests."""
-    by = c.LABEL_ENDPOINT
-    total = f"sum by ({by}) ({_increase(names.request_duration_sum, _sel(job), seconds)})"
-    in_deps = _increase(names.request_dependency_seconds_total, _sel(job), seconds)
-    charged = f"(sum by ({by}) ({in_deps}) or {total} * 0)"
     requests = f"sum({_increase(names.request_duration_count, _sel(job), seconds)})"
-    return f"sum(clamp_min({total} - {charged}, 0)) / {requests}"
+    return f"sum({_outside_seconds(names, job, seconds)}) / {requests}"
 
 
 def dependency_seconds(names: MetricNames, job: str, seconds: int) -> str:

@@ -131,6 +131,14 @@ ESTIMATES_NOTE: Final = (
 )
 
 
+#: Under the per-endpoint time table.
+ENDPOINT_BREAKDOWN_NOTE: Final = (
+    "Exact means over all of the endpoint's requests: the time of its own calls of each "
+    'dependency, and "other" (the app\'s code, waits in no tracked call), never below 0: '
+    "calls made at once (two AI calls in parallel) can add up to more than the request."
+)
+
+
 #: Under the calls-per-request table.
 CALLS_NOTE: Final = (
     "Exact means: each dependency's calls in the endpoint's requests (track(), template "
@@ -186,6 +194,13 @@ def _tables(report: Report) -> dict[str, Table]:
               p.not_compared or seconds_change(p.now, p.then)]
              for p in report.breakdown],
         ),
+        "endpoint_breakdown": Table(
+            ("endpoint and part", "time per request", "baseline", "change"),
+            [[p.name, seconds(p.now), seconds(p.then),
+              p.not_compared or seconds_change(p.now, p.then)]
+             for p in report.endpoint_breakdown],
+            (ENDPOINT_BREAKDOWN_NOTE,),
+        ),
         "calls": Table(
             ("endpoint and dependency", "calls per request", "baseline", "change"),
             [[p.name, number(p.now, 2), number(p.then, 2),
@@ -237,6 +252,7 @@ def _throughput_rows(report: Report) -> list[list[str]]:
 TITLES: Final = {
     "endpoints": "Endpoints", "dependencies": "Dependencies",
     "breakdown": "Where a request's time goes",
+    "endpoint_breakdown": "Where each endpoint's time goes",
     "calls": "Calls per request (each endpoint's calls of each dependency)", "slos": "SLOs",
     "steps": "Latency roadmap (the SLO's committed threshold, then its next stages)",
     "throughput": "Throughput and concurrency",
