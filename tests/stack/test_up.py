@@ -419,3 +419,18 @@ def test_up_runs_your_own_app_with_your_own_spec(tmp_path: Path) -> None:
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert {"shop"} == {event["service"] for event in events}
     assert ("redis" in children, "Redis" in "\n".join(up.lines)) == (False, False)
+
+
+def test_the_runs_summary_reads_the_series_of_the_specs_namespace(tmp_path: Path) -> None:
+    """An app of your own in namespace ``shop`` (its spec's): the end-of-run summary of
+    cache hits and calls per request reads ``shop_*`` (it read the demo's ``limoneide_*``
+    and said "no cache lookups"); without a usable spec, the default."""
+    from limone_obs.stack.up import UpOptions, _namespace  # noqa: PLC0415
+
+    spec = tmp_path / "slo.yaml"
+    text = (ROOT / "alerts" / "slo.yaml").read_text()
+    text = text.replace("\nnamespace: limoneide\n", "\nnamespace: shop\n", 1)
+    spec.write_text(text.replace("limoneide_", "shop_"))
+    assert _namespace(UpOptions(root=ROOT, spec=spec)) == "shop"
+    assert _namespace(UpOptions(root=ROOT)) == c.DEFAULT_NAMESPACE
+    assert _namespace(UpOptions(root=tmp_path)) == c.DEFAULT_NAMESPACE  # no spec there

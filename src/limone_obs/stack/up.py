@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from limone_obs import conventions as c
-from limone_obs.alerts.spec import SPEC_PATH
-from limone_obs.errors import StackError
+from limone_obs.alerts.spec import SPEC_PATH, load_spec
+from limone_obs.errors import LimoneObsError, StackError
 from limone_obs.stack import _alerts, cache_summary, configs, procs, review
 from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
@@ -552,13 +552,22 @@ def _fixes_summary(stack: Stack, began: float) -> list[str]:
     """Hit ratio of each cache and calls per request (lowest -> highest) of the run."""
     if "app" not in stack.procs or not stack.procs["app"].alive():
         return []
-    names = c.MetricNames()
+    names = c.MetricNames(_namespace(stack.opts))
     none = "no cache lookups" if stack.opts.own_app else cache_summary.DEMO_NO_CACHE
     lines = cache_summary.hit_ratio_lines(stack.app_url, names, none=none)
     if "prometheus" in stack.procs:
         prometheus = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
         lines += cache_summary.calls_per_request_lines(prometheus, names, began, time.time())
     return lines
+
+
+def _namespace(opts: UpOptions) -> str:
+    """The metric namespace of the run's spec (an app of your own may have its own), else
+    the default."""
+    try:
+        return load_spec(opts.spec or opts.root / SPEC_PATH).namespace
+    except LimoneObsError:  # the run went on without a usable spec (no Prometheus)
+        return c.DEFAULT_NAMESPACE
 
 
 def _sample_access_line(path: Path) -> str | None:
