@@ -694,3 +694,30 @@ def test_the_kits_own_request_ids_are_never_masked() -> None:
 def test_card_masking_follows_patterns_off() -> None:
     """Redactor(patterns=False) keeps card numbers in text, like every value shape."""
     assert Redactor(patterns=False).redact_text("card 4111111111111111") == "card 4111111111111111"
+
+
+def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
+    """A failed INSERT of a password: SQLAlchemy's error text carries the bound values
+    (``[parameters: ('bob', 'hunter2pw')]``), which named no column: the whole list is
+    masked, in the exception's message of the error line (a trial found it in clear);
+    the statement and the database's reason stay."""
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
+
+    configure_logging(stream=out)
+    engine = create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE users (name TEXT UNIQUE, password TEXT)"))
+        conn.execute(text("INSERT INTO users VALUES ('bob', 'x')"))
+    try:
+        with engine.begin() as conn:
+            insert = text("INSERT INTO users VALUES (:name, :password)")
+            conn.execute(insert, {"name": "bob", "password": "hunter2pw"})
+    except IntegrityError:
+        get_logger("signup").exception("signup failed")
+    (line,) = parse_lines(out.getvalue())
+    message = line["exception"]["message"]
+    assert "hunter2pw" not in out.getvalue().decode()
+    assert "[parameters: [REDACTED]]" in message, message
+    assert "UNIQUE constraint failed: users.name" in message
+    assert "[SQL: INSERT INTO users VALUES (?, ?)]" in message

@@ -142,6 +142,12 @@ _TOKEN_SHAPES = re.compile(
     rf"|AIza[{_TOKEN}]{{35}}"  # Google API key
     r")"
 )
+#: SQLAlchemy's line of a failed statement's bound values in its errors' text
+#: (``[parameters: ('bob', 'hunter2')]``): any of them may be a secret (a password being
+#: stored), and the statement line above it names no column for each. To the line's end
+#: (a value's repr has no newline): linear.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+_SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
@@ -288,6 +294,9 @@ class Redactor:
         # Each pattern needs a character most ids and names lack: test for it first.
         if "-----BEGIN " in text:
             text = self._mask_private_keys(text)
+        if "[parameters: " in text:
+            masked = _SQL_PARAMETERS_MASKED.format(mask=self.mask)
+            text = _SQL_PARAMETERS.sub(lambda _match: masked, text)
         if "://" in text and "@" in text:
             text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
