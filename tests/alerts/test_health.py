@@ -3,6 +3,7 @@ promtool-tested before and after their ``for`` on synthetic series."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,26 @@ def test_the_calls_runbooks_mean_is_the_true_count(tmp_path: Path) -> None:
     ]
     result = evaluate(tmp_path, _calls_of(21), checks)
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("calls", "p95"), [(100, 97.5), (150, 100.0)])
+def test_the_highest_accepted_calls_limit_can_fire(tmp_path: Path, calls: int, p95: float) -> None:
+    """``above: 50``, the highest limit taken: every request making 100 calls reads a p95
+    of 97.5 (in (50, 100]), 150 calls read 100 (the +Inf bucket reads its lower bound),
+    both above 50 (a trial read 50 from a histogram without the 100 bucket)."""
+    from tests.dashboards.test_zero_fallback import _assert_holds, _evaluate, _series  # noqa: PLC0415
+
+    names = c.MetricNames()
+    calls_of = {c.LABEL_ENDPOINT: "/items", c.LABEL_DEPENDENCY: "db"}
+    series = [
+        _series(names.request_duration_count, {c.LABEL_ENDPOINT: "/items"}, "0+60x10"),
+        _series(names.dependency_calls_per_request_count, calls_of, "0+60x10"),
+    ]
+    for bound in (*c.CALLS_PER_REQUEST_BUCKETS, math.inf):
+        le = "+Inf" if bound == math.inf else f"{bound:.1f}"
+        per_minute = 60 if bound >= calls else 0
+        labels = {**calls_of, c.LABEL_LE: le}
+        series.append(
+            _series(names.dependency_calls_per_request_bucket, labels, f"0+{per_minute}x10")
+        )
+    _assert_holds(_evaluate(tmp_path, series, health.calls_p95(SPEC), {'{endpoint="/items"}': p95}))
