@@ -177,3 +177,24 @@ def test_without_configure_logging_nothing_is_checked(tmp_path: Path) -> None:
     _team_dict_config(tmp_path / "team.log")
     _, metrics = _app()
     assert (undone(), _problem_value(metrics)) == ([], "0.0")
+
+
+def test_structlog_rendering_text_for_stdlib_is_told_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """structlog configured after the kit with its stdlib factory and a JSONRenderer (a
+    trial): the kit's handler gets each event as one string, masked but no longer
+    fields. One warning line says so and how to keep the fields; not a problem."""
+    configure_logging(stream=io.BytesIO())
+    structlog.configure(
+        processors=[structlog.processors.JSONRenderer()],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+    )
+    with caplog.at_level(logging.WARNING, logger="limone_obs.logging"):
+        _, metrics = _app()
+        _app()
+    told = [r.getMessage() for r in caplog.records if "renders its events" in r.getMessage()]
+    assert len(told) == 1, told
+    assert "with JSONRenderer and hands the text to stdlib logging" in told[0]
+    assert "ProcessorFormatter.wrap_for_formatter" in told[0]
+    assert _problem_value(metrics) == "0.0"

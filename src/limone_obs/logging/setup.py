@@ -408,6 +408,7 @@ def verify_configured() -> None:
     ``<ns>_exporter_problems{problem="logging_replaced"}`` (a ticket). Never raises: it
     runs when an app is set up and at a process's first request."""
     try:
+        _tell_rendered_text()
         found = undone()
         if not found:
             return
@@ -426,6 +427,41 @@ def verify_configured() -> None:
             logging.getLogger(_pipeline.NOTICE_LOGGER).warning(message)
     except Exception:  # a check must never fail the app or a request
         return
+
+
+#: structlog's renderers: their output is one string (the stdlib record's whole message).
+_RENDERERS = (
+    structlog.processors.JSONRenderer,
+    structlog.processors.KeyValueRenderer,
+    structlog.processors.LogfmtRenderer,
+    structlog.dev.ConsoleRenderer,
+)
+_told_rendered = False
+
+
+def _tell_rendered_text() -> None:
+    """One warning line when structlog, configured after configure_logging, renders its
+    events to text and hands that to stdlib logging (its stdlib factory): the kit's
+    handler then gets one string, masked but no longer fields (``"message": "{\"user\":
+    ..."``)."""
+    global _told_rendered  # noqa: PLW0603 - once per process
+    if not _configured or _told_rendered:
+        return
+    config = structlog.get_config()
+    factory = config.get("logger_factory")
+    processors = list(config.get("processors", []))
+    stdlib = isinstance(factory, structlog.stdlib.LoggerFactory) or factory is logging.getLogger
+    if not (stdlib and processors and isinstance(processors[-1], _RENDERERS)):
+        return
+    _told_rendered = True
+    logging.getLogger(_pipeline.NOTICE_LOGGER).warning(
+        "limone-obs: structlog, configured after configure_logging(), renders its events "
+        "with %s and hands the text to stdlib logging: each line's fields arrive as one "
+        "message string (masked, but not fields). Remove that structlog.configure call "
+        "(configure_logging(processors=[...]) keeps processors of your own), or end its "
+        "processors with structlog.stdlib.ProcessorFormatter.wrap_for_formatter",
+        type(processors[-1]).__name__,
+    )
 
 
 def get_logger(name: str | None = None, **initial: Any) -> _structlog.BoundLogger:
@@ -503,8 +539,8 @@ def reset_for_tests() -> None:
         if getattr(handler, _OURS, False):
             root.removeHandler(handler)
     _replace_pipeline(_pipeline.Pipeline())
-    global _configured  # noqa: PLW0603 - tests start unconfigured
-    _configured = False
+    global _configured, _told_rendered  # noqa: PLW0603 - tests start unconfigured
+    _configured = _told_rendered = False
     health.clear_problem(c.PROBLEM_LOGGING_REPLACED)
     _context.clear_context()
     _identity.forget_exports()
