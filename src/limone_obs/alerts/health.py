@@ -116,7 +116,8 @@ def alerts(spec: ServiceSpec) -> list[Rule]:
              "{{ $labels.instance }}",
              f"limone-obs' exporter on {{{{ $labels.instance }}}} has reported the problem "
              f"{{{{ $labels.problem }}}} for {h.exporter_problem_for}: its numbers may be "
-             "incomplete (see the runbook for each problem)."),
+             "incomplete or too high, or (logging_replaced) the service's log lines "
+             "unmasked; the runbook says what each problem means and what to do."),
         ),
         _alert(
             spec, c.ALERT_LOG_LINES_DROPPED,
