@@ -110,6 +110,7 @@ TYPO_PAGE = """<!doctype html>
   window.addEventListener("load", function () {
     limoneObs.mark("ai_answr_shown");
     limoneObs.mark("ai_answr_shown");
+    limoneObs.mark("constructor");
     limoneObs.mark("ai_answer_shown");
   });
 </script></body></html>
@@ -138,5 +139,7 @@ def test_a_mark_the_server_does_not_keep_is_not_sent_and_the_console_says_so(
     warned = [m for m in console if "ai_answr_shown" in m]
     assert len(warned) == 1, console
     assert "is not in LIMONE_OBS_RUM_MARKS (ai_answer_shown): not sent" in warned[0]
+    # A name of Object's prototype is a name like any (it was dropped without a word).
+    assert len([m for m in console if 'mark \\"constructor\\"' in m]) == 1, console
     results = {dict(k)[c.LABEL_RESULT]: v for k, v in samples(metrics, N_BEACONS).items()}
     assert results.get(c.RUM_MALFORMED, 0) == 0, results

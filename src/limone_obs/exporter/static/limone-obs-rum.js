@@ -32,8 +32,9 @@
   var page = tag.getAttribute("data-page");
   // The mark names the server keeps; null (a tag written by hand without it): any.
   var listed = tag.getAttribute("data-marks");
-  var marks = listed === null ? null : listed.split(",");
-  var warned = {};
+  var marks = listed === null ? null : listed ? listed.split(",") : [];
+  // Names warned about; no prototype, so "constructor" or "toString" is a name like any.
+  var warned = Object.create(null);
   if (!beacon || !page) {
     window.limoneObs = noop;
     return;
