@@ -39,6 +39,8 @@ PEAK_STEP_MAX: Final = 60
 PEAK_RATE_WINDOW: Final = 60
 #: Name of the time not spent in any tracked dependency.
 OTHER: Final = "other"
+#: How a dependency named ``other`` is shown beside the time outside every dependency.
+_DEPENDENCY_OTHER: Final = f"dependency {OTHER}"
 
 
 class _Source:
@@ -117,8 +119,9 @@ def _breakdown(
     def why(name: str) -> str | None:
         now, then = requests
         if name != OTHER:
-            now = min(now, calls.get(name, (0.0, 0.0))[0])
-            then = None if then is None else min(then, calls.get(name, (0.0, 0.0))[1])
+            dependency = OTHER if name == _DEPENDENCY_OTHER else name
+            now = min(now, calls.get(dependency, (0.0, 0.0))[0])
+            then = None if then is None else min(then, calls.get(dependency, (0.0, 0.0))[1])
         return not_compared(now, then)
 
     def parts(span: Span | None) -> dict[str, float]:
@@ -127,6 +130,8 @@ def _breakdown(
         spent = src.prom.by_label(
             q.time_per_request(src.names, src.job, span.seconds), c.LABEL_DEPENDENCY, span.end
         )
+        if OTHER in spent:  # a dependency named so: kept beside the time outside them all
+            spent[_DEPENDENCY_OTHER] = spent.pop(OTHER)
         other = q.outside_dependencies(src.names, src.job, span.seconds)
         outside = src.prom.scalar(other, span.end)
         if outside is not None:
@@ -207,31 +212,24 @@ def _began_notes(src: _Source, span: Span | None) -> list[str]:
     ]
 
 
+#: The key of an endpoint's time outside every dependency (no dependency label is empty:
+#: track() records an empty name as ``<other>``), shown as :data:`OTHER`.
+_OUTSIDE: Final = ""
+
+
 def _calls(
     src: _Source, window: Span, baseline: Span | None, endpoints: tuple[Row, ...]
 ) -> tuple[Component, ...]:
     """Calls per request of each endpoint to each dependency, now and then, compared on
     the endpoint's requests of each window (:func:`~.model.not_compared`)."""
-    counts = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in endpoints}
 
     def per_pair(span: Span | None) -> dict[tuple[str, str], float]:
         if span is None:
             return {}
-        expr = q.calls_per_request(src.names, src.job, span.seconds)
-        return {
-            (s.labels.get(c.LABEL_ENDPOINT, ""), s.labels.get(c.LABEL_DEPENDENCY, "")): s.value
-            for s in src.prom.instant(expr, span.end)
-            if not math.isnan(s.value)
-        }
+        return _by_endpoint(src, q.calls_per_request(src.names, src.job, span.seconds), span)
 
     now, then = per_pair(window), per_pair(baseline)
-    rows = []
-    for endpoint, dependency in sorted(set(now) | set(then)):
-        requests = counts.get(endpoint, (0.0, 0.0))
-        why = not_compared(requests[0], None if baseline is None else requests[1])
-        pair = (endpoint, dependency)
-        rows.append(Component(f"{endpoint} {dependency}", now.get(pair), then.get(pair), why))
-    return tuple(rows)
+    return _endpoint_rows(sorted(set(now) | set(then)), now, then, endpoints, baseline)
 
 
 def _endpoint_breakdown(
@@ -240,36 +238,60 @@ def _endpoint_breakdown(
     """Seconds per request of each endpoint in each dependency and in none (``other``),
     now and then, compared on the endpoint's requests of each window
     (:func:`~.model.not_compared`); each endpoint's parts by time, ``other`` last."""
-    counts = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in endpoints}
 
     def per_part(span: Span | None) -> dict[tuple[str, str], float]:
         if span is None:
             return {}
-        spent = src.prom.instant(
-            q.endpoint_time_per_request(src.names, src.job, span.seconds), span.end
-        )
-        other = src.prom.instant(
-            q.endpoint_outside_dependencies(src.names, src.job, span.seconds), span.end
-        )
-        found = {
-            (s.labels.get(c.LABEL_ENDPOINT, ""), s.labels.get(c.LABEL_DEPENDENCY, "")): s.value
-            for s in spent
+        spent = q.endpoint_time_per_request(src.names, src.job, span.seconds)
+        other = q.endpoint_outside_dependencies(src.names, src.job, span.seconds)
+        return {
+            **_by_endpoint(src, spent, span),
+            **_by_endpoint(src, other, span, part=_OUTSIDE),
         }
-        found.update({(s.labels.get(c.LABEL_ENDPOINT, ""), OTHER): s.value for s in other})
-        return {pair: value for pair, value in found.items() if not math.isnan(value)}
 
     now, then = per_part(window), per_part(baseline)
 
     def order(pair: tuple[str, str]) -> tuple[str, bool, float]:
         endpoint, part = pair
-        return endpoint, part == OTHER, -now.get(pair, 0.0)
+        return endpoint, part == _OUTSIDE, -now.get(pair, 0.0)
 
+    pairs = sorted(set(now) | set(then), key=order)
+    return _endpoint_rows(pairs, now, then, endpoints, baseline)
+
+
+def _by_endpoint(
+    src: _Source, expr: str, span: Span, part: str | None = None
+) -> dict[tuple[str, str], float]:
+    """``expr``'s samples at the end of ``span`` by (endpoint, dependency), or by
+    (endpoint, ``part``) when given; NaN (0 / 0) left out."""
+    return {
+        (
+            s.labels.get(c.LABEL_ENDPOINT, ""),
+            s.labels.get(c.LABEL_DEPENDENCY, "") if part is None else part,
+        ): s.value
+        for s in src.prom.instant(expr, span.end)
+        if not math.isnan(s.value)
+    }
+
+
+def _endpoint_rows(
+    pairs: list[tuple[str, str]],
+    now: Mapping[tuple[str, str], float],
+    then: Mapping[tuple[str, str], float],
+    endpoints: tuple[Row, ...],
+    baseline: Span | None,
+) -> tuple[Component, ...]:
+    """One row per (endpoint, part), in the order of ``pairs``, compared on the
+    endpoint's requests of each window; the outside part is shown as ``other``, a
+    dependency named so as ``dependency other``."""
+    counts = {r.name: (r.now.count, r.then.count if r.then else 0.0) for r in endpoints}
     rows = []
-    for endpoint, part in sorted(set(now) | set(then), key=order):
+    for endpoint, part in pairs:
         requests = counts.get(endpoint, (0.0, 0.0))
         why = not_compared(requests[0], None if baseline is None else requests[1])
+        shown = OTHER if part == _OUTSIDE else _DEPENDENCY_OTHER if part == OTHER else part
         pair = (endpoint, part)
-        rows.append(Component(f"{endpoint} {part}", now.get(pair), then.get(pair), why))
+        rows.append(Component(f"{endpoint} {shown}", now.get(pair), then.get(pair), why))
     return tuple(rows)
 
 

@@ -103,10 +103,9 @@ def calls_per_request(names: MetricNames, job: str, seconds: int) -> str:
     by, sel = f"{c.LABEL_ENDPOINT}, {c.LABEL_DEPENDENCY}", _sel(job)
     calls = _increase(names.dependency_calls_per_request_sum, sel, seconds)
     observed = _increase(names.dependency_calls_per_request_count, sel, seconds)
-    requests = _increase(names.request_duration_count, sel, seconds)
     return c.calls_per_request_mean(
         f"sum by ({by}) ({calls})",
-        f"(sum by ({c.LABEL_ENDPOINT}) ({requests}) > 0)",
+        _endpoint_requests(names, job, seconds),
         f"(sum by ({by}) ({observed}) > 0)",
     )
 

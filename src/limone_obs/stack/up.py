@@ -90,6 +90,11 @@ class UpOptions:
     spec: Path | None = None
 
     @property
+    def spec_path(self) -> Path:
+        """The run's SLO spec: ``spec``, else ``<root>/alerts/slo.yaml``."""
+        return self.spec or self.root / SPEC_PATH
+
+    @property
     def own_app(self) -> bool:
         """True when the user's app runs instead of the demo (no fault switches there)."""
         return self.app is not None
@@ -403,7 +408,7 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
         report.interrupted = _timeline(stack, load, clock, stop)
         if "prometheus" in stack.procs:
             prom = f"http://{LOOPBACK}:{stack.opts.prometheus_port}"
-            spec = stack.opts.spec or stack.opts.root / SPEC_PATH
+            spec = stack.opts.spec_path
             report.review = review.write_run_report(prom, spec, started, opts.workdir, clock.say)
     finally:
         report.load = load.finish() if load is not None else None
@@ -471,7 +476,7 @@ def _print_urls(stack: Stack, say: Callable[[str], None]) -> None:
 def _spec_option(o: UpOptions) -> str:
     """`` --spec <path>`` when the spec of this run is not the one ``limone-obs status``
     reads from the current directory (``alerts/slo.yaml``), else nothing."""
-    spec = (o.spec or o.root / SPEC_PATH).resolve()
+    spec = o.spec_path.resolve()
     if spec == (Path.cwd() / SPEC_PATH).resolve():
         return ""
     return f" --spec {shlex.quote(str(spec))}"
@@ -565,7 +570,7 @@ def _namespace(opts: UpOptions) -> str:
     """The metric namespace of the run's spec (an app of your own may have its own), else
     the default."""
     try:
-        return load_spec(opts.spec or opts.root / SPEC_PATH).namespace
+        return load_spec(opts.spec_path).namespace
     except LimoneObsError:  # the run went on without a usable spec (no Prometheus)
         return c.DEFAULT_NAMESPACE
 

@@ -1,0 +1,67 @@
+"""A dependency named ``other`` beside the time outside every dependency (also called
+"other" in the report): neither hides the other (a review found the dependency's 0.5 s
+dropped). Prometheus answers canned samples here: the queries themselves are checked on
+Prometheus' engine in test_breakdown_queries.py."""
+
+from __future__ import annotations
+
+from limone_obs import conventions as c
+from limone_obs.report import queries as q
+from limone_obs.report.collect import _breakdown, _endpoint_breakdown, _Source
+from limone_obs.report.model import Row, Stats
+from limone_obs.report.prometheus import Prometheus, Sample
+from limone_obs.report.window import Span
+
+WINDOW = Span(1000.0, 1600.0)
+N = c.MetricNames()
+
+
+class Canned(Prometheus):
+    """A Prometheus answering each query from a table (no server)."""
+
+    def __init__(self, answers: dict[str, list[Sample]]) -> None:
+        super().__init__("http://127.0.0.1:1")
+        self.answers = answers
+
+    def instant(self, expr: str, at: float) -> list[Sample]:  # noqa: ARG002 - one time only
+        return self.answers.get(expr, [])
+
+    def scrape_interval(self, job: str) -> float | None:  # noqa: ARG002 - one job only
+        return 15.0
+
+
+def _sample(value: float, **labels: str) -> Sample:
+    return Sample(labels, value)
+
+
+def test_a_dependency_named_other_keeps_its_row_in_both_tables() -> None:
+    """/a: 0.3 s in db, 0.5 s in a dependency named "other", 0.2 s outside both."""
+    seconds = WINDOW.seconds
+    answers = {
+        q.endpoint_time_per_request(N, "j", seconds): [
+            _sample(0.3, endpoint="/a", dependency="db"),
+            _sample(0.5, endpoint="/a", dependency="other"),
+        ],
+        q.endpoint_outside_dependencies(N, "j", seconds): [_sample(0.2, endpoint="/a")],
+        q.time_per_request(N, "j", seconds): [
+            _sample(0.3, dependency="db"),
+            _sample(0.5, dependency="other"),
+        ],
+        q.outside_dependencies(N, "j", seconds): [_sample(0.2)],
+    }
+    src = _Source(Canned(answers), c.DEFAULT_NAMESPACE, "j", "svc")
+    stats = Stats(count=100.0, errors=0.0, p50=None, p95=None, p99=None)
+    endpoints = (Row("/a", stats, None, 1.0, "unchanged"),)
+    per_endpoint = _endpoint_breakdown(src, WINDOW, None, endpoints)
+    assert [(p.name, p.now) for p in per_endpoint] == [
+        ("/a dependency other", 0.5),
+        ("/a db", 0.3),
+        ("/a other", 0.2),
+    ]
+    deps = (Row("db", stats, None, 1.0, "unchanged"), Row("other", stats, None, 1.0, "unchanged"))
+    service = _breakdown(src, WINDOW, None, (100.0, None), deps)
+    assert [(p.name, p.now) for p in service] == [
+        ("dependency other", 0.5),
+        ("db", 0.3),
+        ("other", 0.2),
+    ]
