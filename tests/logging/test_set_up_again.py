@@ -37,6 +37,8 @@ def root_kept() -> Iterator[None]:
     root.setLevel(level)
     for name in ("team", "audit"):
         logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).disabled = False
+        logging.getLogger(name).propagate = True
     structlog.reset_defaults()
 
 
@@ -198,3 +200,44 @@ def test_structlog_rendering_text_for_stdlib_is_told_once(
     assert "with JSONRenderer and hands the text to stdlib logging" in told[0]
     assert "ProcessorFormatter.wrap_for_formatter" in told[0]
     assert _problem_value(metrics) == "0.0"
+
+
+def test_handlers_that_send_or_replace_the_kits_output_are_reported() -> None:
+    """A syslog handler added since (a review: only stream handlers were seen), a root
+    whose handlers a queue handler replaced (``basicConfig(force=True)``), a root left
+    with none (``dictConfig`` with ``"handlers": []``: Python's last-resort handler then
+    prints warnings on stderr, unmasked)."""
+    import queue  # noqa: PLC0415
+    from logging.handlers import QueueHandler, SysLogHandler  # noqa: PLC0415
+
+    configure_logging(stream=io.BytesIO())
+    syslog = SysLogHandler(address=("127.0.0.1", 9))  # UDP: nothing is sent here
+    try:
+        logging.getLogger("team").addHandler(syslog)
+        assert undone() == [
+            "logger 'team' writes through a text handler added since, SysLogHandler"
+        ]
+    finally:
+        logging.getLogger("team").removeHandler(syslog)
+        syslog.close()
+    logging.basicConfig(force=True, handlers=[QueueHandler(queue.Queue())])
+    assert undone() == ["the root logger's handlers were replaced (now: QueueHandler)"]
+    logging.config.dictConfig(
+        {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}
+    )
+    assert undone() == [
+        "the root logger has no handler left (Python's last-resort handler prints warnings "
+        "and errors on stderr)"
+    ]
+
+
+def test_unittests_assert_logs_is_no_problem() -> None:
+    """``with self.assertLogs():`` swaps the root's handlers for a capture while it runs
+    (a review: a process's first request inside one reported it)."""
+    import unittest  # noqa: PLC0415
+
+    configure_logging(stream=io.BytesIO())
+    case = unittest.TestCase()
+    with case.assertLogs(level="INFO"):
+        logging.getLogger("a_unittest").info("captured")
+        assert undone() == []

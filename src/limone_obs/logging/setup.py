@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import sys
 import weakref
@@ -368,22 +369,37 @@ if not structlog.is_configured():
 
 def undone() -> list[str]:
     """What a logging set-up of the app run after :func:`configure_logging` made write
-    past the kit, neither JSON nor masked: text handlers added since (a ``dictConfig``'s,
-    on the root or on a logger of its own; a ``JsonFormatter`` handler is the kit's
-    output), and a structlog logger factory that prints (``structlog.configure`` with
+    past the kit, neither JSON nor masked: text handlers added since that write out of
+    the process (a ``dictConfig``'s stream or file handler, syslog, a socket, HTTP, mail;
+    on the root or on a logger of its own; one with ``JsonFormatter`` is the kit's
+    output), a root logger left without the kit's output (its handlers replaced, by a
+    queue handler say, or none: Python's last-resort handler then prints warnings on
+    stderr), and a structlog logger factory that prints (``structlog.configure`` with
     only processors, or structlog's stdlib factory, still ends in the kit). [] when
     nothing does, or when configure_logging never ran. Handlers that were there when it
-    ran were named then (:func:`_unmanaged_handlers`), and are not named again."""
+    ran were named then (:func:`_unmanaged_handlers`), and are not named again; test
+    captures in memory (pytest's, unittest's ``assertLogs``) are not named."""
     if not _configured:
         return []
     found = []
-    for logger in [logging.getLogger(), *_named_loggers()]:
+    root = logging.getLogger()
+    for logger in [root, *_named_loggers()]:
         for handler in logger.handlers:
-            if _writes_unmasked_text(handler) and handler not in _warned:
+            if handler not in _warned and (
+                _writes_unmasked_text(handler) or _sends_unmasked_text(handler)
+            ):
                 found.append(
                     f"logger {logger.name!r} writes through a text handler added since, "
                     f"{_describe(handler)}"
                 )
+    if not any(_is_kit_output(h) or _in_memory(h) for h in root.handlers) and not found:
+        now = ", ".join(_describe(h) for h in root.handlers)
+        found.append(
+            f"the root logger's handlers were replaced (now: {now})"
+            if now
+            else "the root logger has no handler left (Python's last-resort handler prints "
+            "warnings and errors on stderr)"
+        )
     factory = structlog.get_config().get("logger_factory")
     if isinstance(factory, _PRINTING_FACTORIES):
         found.append(
@@ -391,6 +407,43 @@ def undone() -> list[str]:
             f"itself, {type(factory).__name__}"
         )
     return found
+
+
+#: Handlers of the standard library that send lines out of the process other than
+#: through a stream (their text is formatted as their formatter says).
+_SENDING_HANDLERS = (
+    logging.handlers.SysLogHandler,
+    logging.handlers.SocketHandler,
+    logging.handlers.HTTPHandler,
+    logging.handlers.SMTPHandler,
+    logging.handlers.NTEventLogHandler,
+)
+
+
+def _sends_unmasked_text(handler: logging.Handler) -> bool:
+    """A syslog, socket, HTTP or mail handler without the kit's formatter."""
+    return isinstance(handler, _SENDING_HANDLERS) and not isinstance(
+        handler.formatter, JsonFormatter
+    )
+
+
+def _is_kit_output(handler: logging.Handler) -> bool:
+    """The kit's own handler, or one with its formatter (gunicorn's SIGHUP runs the kit's
+    logconfig_dict again; an app's dictConfig may use it)."""
+    return bool(getattr(handler, _OURS, False)) or isinstance(handler.formatter, JsonFormatter)
+
+
+def _in_memory(handler: logging.Handler) -> bool:
+    """A test's capture: pytest's or unittest's handler, or a stream without a file."""
+    if type(handler).__module__.split(".")[0] in ("_pytest", "unittest"):
+        return True
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    try:
+        handler.stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return True
+    return False
 
 
 #: structlog's logger factories that write events to a file themselves, past the kit.
