@@ -721,3 +721,30 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
     assert "[parameters: [REDACTED]]" in message, message
     assert "UNIQUE constraint failed: users.name" in message
     assert "[SQL: INSERT INTO users VALUES (?, ?)]" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "violates not-null constraint\n"
+            "DETAIL:  Failing row contains (1, bob, hunter2pw, null).\n[SQL: INSERT]",
+            f"violates not-null constraint\nDETAIL:  Failing row contains {MASK}\n[SQL: INSERT]",
+        ),
+        (
+            'unique constraint "users_token_key"\n'
+            "DETAIL:  Key (token)=(tok-hunter2pw) already exists.",
+            f'unique constraint "users_token_key"\nDETAIL:  Key (token)={MASK}',
+        ),
+        (
+            "(1062, \"Duplicate entry 'hunter2pw' for key 'users.token'\")",
+            f"(1062, \"Duplicate entry '{MASK}' for key 'users.token'\")",
+        ),
+        ("Key (a)=b is no database error", "Key (a)=b is no database error"),
+    ],
+)
+def test_database_errors_row_and_key_values_are_masked(text: str, expected: str) -> None:
+    """PostgreSQL's failing row and conflicting key, MySQL's duplicate entry: values the
+    statement stored (a password, a token) that no field name marks (a review found
+    them in clear beside SQLAlchemy's masked parameters)."""
+    assert Redactor().redact_text(text) == expected

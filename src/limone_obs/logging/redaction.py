@@ -148,6 +148,14 @@ _TOKEN_SHAPES = re.compile(
 #: (a value's repr has no newline): linear.
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
+#: The row or key values databases quote in a refused statement's error: PostgreSQL's
+#: ``Failing row contains (1, bob, hunter2, null).`` and ``Key (email)=(bob@x) already
+#: exists.`` (to the line's end), MySQL's ``Duplicate entry 'bob@x' for key 'email'``
+#: (at most 1024 characters to its closing quote). Each starts at a fixed phrase: linear.
+_SQL_ROW_VALUES = re.compile(
+    r"(Failing row contains |Key \([^)\n]{1,256}\)=)[^\n]*"
+    r"|(Duplicate entry ')[^\n]{0,1024}?(?=' for key)"
+)
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
@@ -297,6 +305,8 @@ class Redactor:
         if "[parameters: " in text:
             masked = _SQL_PARAMETERS_MASKED.format(mask=self.mask)
             text = _SQL_PARAMETERS.sub(lambda _match: masked, text)
+        if "Failing row contains " in text or ")=(" in text or "Duplicate entry '" in text:
+            text = _SQL_ROW_VALUES.sub(self._row_values_replacement, text)
         if "://" in text and "@" in text:
             text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
@@ -310,6 +320,10 @@ class Redactor:
         if _may_hold_card(text):
             text = _CARD_CANDIDATE.sub(self._card_replacement, text)
         return text
+
+    def _row_values_replacement(self, match: re.Match[str]) -> str:
+        """The phrase of a :data:`_SQL_ROW_VALUES` match kept, its values masked."""
+        return (match.group(1) or match.group(2)) + self.mask
 
     def _card_replacement(self, match: re.Match[str]) -> str:
         found = match.group()
