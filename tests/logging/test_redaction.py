@@ -748,3 +748,31 @@ def test_database_errors_row_and_key_values_are_masked(text: str, expected: str)
     statement stored (a password, a token) that no field name marks (a review found
     them in clear beside SQLAlchemy's masked parameters)."""
     assert Redactor().redact_text(text) == expected
+
+
+def test_sqlalchemy_engine_logs_of_bound_values_are_masked(out: io.BytesIO) -> None:
+    """``sqlalchemy.engine`` at INFO (``echo``'s log) writes each statement's bound values
+    on a line of their own (``[generated in 0.0002s] ('bob', 'hunter2pw')``): masked,
+    its stats kept, also after a ``logging_token`` prefix; the statement stays."""
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+    configure_logging(stream=out)
+    engine_log = logging.getLogger("sqlalchemy.engine")
+    engine_log.setLevel(logging.INFO)
+    try:
+        engine = create_engine("sqlite://")
+        tokened = engine.execution_options(logging_token="signup")
+        for each in (engine, tokened):
+            with each.begin() as conn:
+                conn.execute(
+                    text("SELECT :name, :password"), {"name": "bob", "password": "hunter2pw"}
+                )
+    finally:
+        engine_log.setLevel(logging.NOTSET)
+    messages = [line["message"] for line in parse_lines(out.getvalue())]
+    assert "hunter2pw" not in out.getvalue().decode()
+    values = [m for m in messages if f"] {MASK}" in m]
+    assert len(values) == 2, messages
+    assert re.fullmatch(rf"\[generated in [0-9.]+s\] {re.escape(MASK)}", values[0]), values
+    assert values[1].startswith("[signup] ["), values
+    assert "SELECT ?, ?" in messages
