@@ -241,3 +241,21 @@ def test_unittests_assert_logs_is_no_problem() -> None:
     with case.assertLogs(level="INFO"):
         logging.getLogger("a_unittest").info("captured")
         assert undone() == []
+
+
+def test_sqlalchemys_echo_handler_is_reported() -> None:
+    """``create_engine(..., echo=True)`` after configure_logging puts a plain-text stdout
+    handler of SQLAlchemy's own on its engine logger: its lines bypass the kit."""
+    from sqlalchemy import create_engine  # noqa: PLC0415
+
+    configure_logging(stream=io.BytesIO())
+    create_engine("sqlite://", echo=True)
+    engine_log = logging.getLogger("sqlalchemy.engine.Engine")
+    try:
+        assert undone() == [
+            "logger 'sqlalchemy.engine.Engine' writes through a text handler added since, "
+            "StreamHandler"
+        ]
+    finally:
+        engine_log.handlers.clear()
+        engine_log.setLevel(logging.NOTSET)
