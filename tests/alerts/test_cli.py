@@ -508,6 +508,26 @@ def test_check_prometheus_names_each_query_without_series(
 
 
 @pytest.mark.integration
+def test_check_prometheus_notes_real_user_timing_not_reported_yet(
+    live_prometheus: str, tmp_path: Path
+) -> None:
+    """A page-load SLO on a phase no browser reported since the app started (after every
+    restart, until a page with the tag is loaded): a note saying so, exit 0 (it was an
+    error telling to check the job and the metric name, both right). With a wrong job it
+    stays an error (next test)."""
+    text = edited(
+        'histogram: limoneide_page_load_seconds{phase="load"}',
+        'histogram: limoneide_page_load_seconds{phase="lcp"}',
+    )
+    result = _check(text, tmp_path, live_prometheus)
+    notes = [line for line in result.output.splitlines() if "(page-load).histogram" in line]
+    assert (0, 2) == (result.exit_code, len(notes)), result.output  # its count and bucket
+    for note in notes:
+        assert note.startswith("note: ")
+        assert "real-user timing: none until a browser has loaded a page" in note
+
+
+@pytest.mark.integration
 def test_check_prometheus_names_every_query_of_a_wrong_job(
     live_prometheus: str, tmp_path: Path
 ) -> None:

@@ -24,11 +24,11 @@ import requests
 
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
-from limone_obs.alerts import alerting, alertmanager, health
+from limone_obs.alerts import alerting, alertmanager, health, runbooks
 from limone_obs.alerts._durations import seconds
 from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
-from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo
+from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
 from limone_obs.alerts.spec import SPEC_PATH, load_spec, not_found, parse_spec
 from limone_obs.artifacts import write_atomic
@@ -403,6 +403,14 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
                 err=True,
             )
             continue
+        if _browser_timing_not_yet(spec, url, query.promql):
+            click.echo(
+                f"note: {query.location}: {query.promql} returns no series from {url} "
+                "(real-user timing: none until a browser has loaded a page with the RUM "
+                "tag since the app started)",
+                err=True,
+            )
+            continue
         problems.append(
             SpecError(
                 query.location,
@@ -411,6 +419,16 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
             )
         )
     return problems
+
+
+def _browser_timing_not_yet(spec: ServiceSpec, url: str, promql: str) -> bool:
+    """A real-user timing selection of a job Prometheus does scrape (its request series
+    exist): no series is then only "no browser has loaded a page with the tag since the
+    app started" (the exporter creates none before), as after every restart."""
+    if not runbooks.reads_browser_timing(spec, promql.split("{", 1)[0].strip()):
+        return False
+    requests_of_job = f"{spec.names.requests_total}{{{job_matcher(spec.job).promql()}}}"
+    return _count_series(url, requests_of_job) > 0
 
 
 def _count_series(url: str, promql: str) -> int:
