@@ -295,6 +295,19 @@ def _endpoint_rows(
     return tuple(rows)
 
 
+def _unfinished_note(window: Span, now: float) -> list[str]:
+    """A note when ``window`` ends after ``now`` (``--to`` a little ahead, accepted for
+    clocks that differ): its last seconds' requests are not in Prometheus yet, so its
+    counts read low and its verdicts may change."""
+    if window.end <= now:
+        return []
+    return [
+        f"The window {window.label()} ends {window.end - now:.0f} s after this report was "
+        "made: its last requests are not counted yet (counts read low, verdicts may "
+        "change). Make the report again once it has ended and Prometheus has scraped."
+    ]
+
+
 def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
     fired: dict[str, list[str]] = {}
@@ -448,7 +461,7 @@ def collect(
             "check --job and --namespace, the time window, and that Prometheus scraped the "
             "app then"
         )
-    notes: list[str] = []
+    notes = _unfinished_note(window, time.time())
     if baseline is not None and not requests[1]:
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")

@@ -1,6 +1,7 @@
-"""A dependency named ``other`` beside the time outside every dependency (also called
-"other" in the report): neither hides the other (a review found the dependency's 0.5 s
-dropped). Prometheus answers canned samples here: the queries themselves are checked on
+"""The report's collection on canned answers: a dependency named ``other`` beside the
+time outside every dependency (also called "other" in the report), neither hiding the
+other (a review found the dependency's 0.5 s dropped); a window that has not ended.
+Prometheus answers canned samples here: the queries themselves are checked on
 Prometheus' engine in test_breakdown_queries.py."""
 
 from __future__ import annotations
@@ -65,3 +66,13 @@ def test_a_dependency_named_other_keeps_its_row_in_both_tables() -> None:
         ("db", 0.3),
         ("other", 0.2),
     ]
+
+
+def test_a_window_that_has_not_ended_says_so() -> None:
+    """``--to`` 7 s ahead (accepted up to 60 s, for clocks that differ): a note says its
+    last requests are not counted yet (a trial's report read 2-4 % low, verdicts moved)."""
+    from limone_obs.report.collect import _unfinished_note  # noqa: PLC0415
+
+    (note,) = _unfinished_note(WINDOW, WINDOW.end - 7.0)
+    assert "ends 7 s after this report was made: its last requests are not counted" in note
+    assert _unfinished_note(WINDOW, WINDOW.end) == []
