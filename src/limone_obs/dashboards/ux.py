@@ -179,7 +179,10 @@ def _timed_share_panel(names: c.MetricNames) -> Any:
             "without JavaScript (crawlers), content blockers, a Content-Security-Policy "
             "blocking the script or its beacon (exporter/README.md), users leaving before "
             "the load event; above: pages shown again from a cache without rendering. "
-            "No data: no page rendered the tag over the interval.",
+            "A page's series appear with its first views, which rate() cannot count: "
+            "right after a restart the share of a page seen for the first time reads "
+            "low, or No data, for a scrape or two. No data: no page rendered the tag "
+            "over the interval.",
             "percentunit",
         ),
         lines=True,
