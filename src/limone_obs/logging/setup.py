@@ -392,6 +392,7 @@ def undone() -> list[str]:
                     f"logger {logger.name!r} writes through a text handler added since, "
                     f"{_describe(handler)}"
                 )
+    # A root left without the kit's output; when a handler above is named, it says why.
     if not any(_is_kit_output(h) or _in_memory(h) for h in root.handlers) and not found:
         now = ", ".join(_describe(h) for h in root.handlers)
         found.append(

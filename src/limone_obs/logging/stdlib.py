@@ -134,7 +134,10 @@ def _message(record: logging.LogRecord) -> str:
     if redactor is not None and _is_sql_parameters(record):
         # The values' ``%r`` becomes the mask itself, not its repr (no quotes around it).
         head = str(record.msg)[: -len("%r")]
-        return f"{head % (record.args[0],)}{redactor.mask}"  # type: ignore[index]
+        try:
+            return f"{head % (record.args[0],)}{redactor.mask}"  # type: ignore[index]
+        except (TypeError, ValueError):  # a "%" in a logging_token: no stats, no values
+            return redactor.mask
     return record.getMessage()
 
 
