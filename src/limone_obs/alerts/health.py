@@ -429,9 +429,10 @@ def runbook(spec: ServiceSpec) -> str:
             "remove the other server: the app's own path is exact), "
             f"`{c.PROBLEM_LOGGING_REPLACED}` (the app's own logging set-up, a `dictConfig` "
             "or `structlog.configure`, ran after `configure_logging()` and added a text "
-            "handler or a structlog factory that prints: those lines are neither JSON nor "
-            "masked, so passwords and tokens can reach the logs; the app's log line names "
-            "the handler: call `configure_logging()` after that set-up, and look for "
+            "handler, left the root logger without the kit's, or set a structlog factory "
+            "that prints: those lines are neither JSON nor masked, so passwords and tokens "
+            "can reach the logs; the app's log line names the handler: call "
+            "`configure_logging()` after that set-up, and look for "
             "secrets in the lines written meanwhile). The service keeps serving; its "
             "numbers are incomplete, or too high, or its logs unmasked, until then.\n"
         ),
