@@ -538,6 +538,13 @@ HOSTILE = {
     "pem-begins-unended": lambda n: "-----BEGIN PRIVATE KEY-----" * (n // 27),
     "pem-blocks": lambda n: "-----BEGIN EC PRIVATE KEY-----x-----END " * (n // 40),
     "pem-almost-begins": lambda n: "-----BEGIN " + "A" * n,
+    "sql-parameters": lambda n: "[parameters: " * (n // 13),
+    "failing-rows": lambda n: "Failing row contains " * (n // 21),
+    "key-openers": lambda n: "Key (" * (n // 5) + ")=(",
+    "key-closers": lambda n: ")=(" * (n // 3) + "Key (",
+    "key-far-apart": lambda n: ("Key (" + "x" * 300 + ")=(") * (n // 308),
+    "entry-openers": lambda n: "Duplicate entry '" * (n // 17) + "' for key",
+    "entry-closers": lambda n: "' for key" * (n // 9) + "Duplicate entry '",
 }
 
 
@@ -592,6 +599,29 @@ def test_text_over_the_cap_is_cut_without_a_secret_fragment() -> None:
     assert cut.endswith(" the end")
     assert len(cut) <= 200 + len(CUT_MARK)
     assert "s3cr3t" not in cut
+
+
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        ("[SQL: INSERT INTO users VALUES (?, ?)]\n[parameters: ('bob', '", "')]"),
+        ("DETAIL:  Failing row contains (1, bob, ", ", null)."),
+        ("DETAIL:  Key (lower(email::text))=(bob@example.org, ", ") already exists."),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA",
+            "\n-----END RSA PRIVATE KEY-----",
+        ),
+    ],
+)
+def test_a_cut_does_not_part_a_phrase_from_the_values_it_masks(head: str, tail: str) -> None:
+    """A text over ``max_text`` whose cut falls between a phrase that masks what follows
+    it (SQLAlchemy's parameters, a database's failing row or key, a private key) and the
+    end of those values: nothing of them survives in the tail."""
+    values = " ".join(f"{SECRET}{i}" for i in range(40))
+    text = f"{head}{values}{tail}\n" + "and then more words " * 20
+    cut = Redactor(max_text=200).redact_text(text)
+    assert CUT_MARK in cut
+    assert "s3cr3t" not in cut, cut
 
 
 def test_configured_logging_caps_the_work_per_line(out: io.BytesIO) -> None:
@@ -740,7 +770,17 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
             "(1062, \"Duplicate entry 'hunter2pw' for key 'users.token'\")",
             f"(1062, \"Duplicate entry '{MASK}' for key 'users.token'\")",
         ),
+        (
+            # A unique index on an expression: the key holds parentheses of its own.
+            "DETAIL:  Key (lower(email::text))=(bob@example.org) already exists.",
+            f"DETAIL:  Key (lower(email::text))={MASK}",
+        ),
+        (
+            "DETAIL:  Key (tenant_id, lower((name)::text))=(7, hunter2pw) already exists.",
+            f"DETAIL:  Key (tenant_id, lower((name)::text))={MASK}",
+        ),
         ("Key (a)=b is no database error", "Key (a)=b is no database error"),
+        ("Key (a)=(b is no database error", f"Key (a)={MASK}"),
     ],
 )
 def test_database_errors_row_and_key_values_are_masked(text: str, expected: str) -> None:

@@ -54,7 +54,7 @@ import datetime as dt
 import enum
 import re
 import uuid
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -150,12 +150,15 @@ _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
 #: The row or key values databases quote in a refused statement's error: PostgreSQL's
 #: ``Failing row contains (1, bob, hunter2, null).`` and ``Key (email)=(bob@x) already
-#: exists.`` (to the line's end), MySQL's ``Duplicate entry 'bob@x' for key 'email'``
-#: (at most 1024 characters to its closing quote). Each starts at a fixed phrase: linear.
-_SQL_ROW_VALUES = re.compile(
-    r"(Failing row contains |Key \([^)\n]{1,256}\)=)[^\n]*"
-    r"|(Duplicate entry ')[^\n]{0,1024}?(?=' for key)"
-)
+#: exists.`` (to the line's end; a key may be an index expression with parentheses of
+#: its own, ``Key (lower(email::text))=(...)``, of at most 256 characters), MySQL's
+#: ``Duplicate entry 'bob@x' for key 'email'`` (at most 1024 characters to its closing
+#: quote). Found from fixed phrases with ``str.find`` (see :func:`_phrase_pairs`): one
+#: linear pass, also over a megabyte of hostile repeats (a regex retried at each opening
+#: phrase with a bounded look-ahead costs 25 times more per character there).
+_FAILING_ROW = re.compile(r"Failing row contains [^\n]*")
+_KEY_OPEN, _KEY_CLOSE, _KEY_MAX = "Key (", ")=(", 256
+_ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX = "Duplicate entry '", "' for key", 1024
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
@@ -201,6 +204,31 @@ def cut_text(text: str, limit: int) -> str:
 def _last_boundary(text: str) -> int:
     """Index just after the last value-ending character of ``text`` (0 if none)."""
     return max(text.rfind(ch) for ch in (" ", "\n", "\t", '"', "'", "&", ",", ";")) + 1
+
+
+def _phrase_pairs(
+    text: str, opener: str, closer: str, limit: int, *, to_line_end: bool
+) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, at)`` for each ``closer`` at ``at`` in ``text`` with an ``opener``
+    at ``start`` before it (the nearest), on the same line, at most ``limit`` characters
+    between them. A pair whose values are masked ``to_line_end`` ends its line's search.
+
+    Linear, and few steps for hostile repeats of either phrase: each step starts at an
+    opener after the last closer seen, and the look-backs cover disjoint spans.
+    """
+    start = text.find(opener)
+    while start != -1:
+        at = text.find(closer, start + len(opener))
+        if at == -1:
+            return
+        begin = text.rfind(opener, start, at)  # the nearest: never -1, start is one
+        resume = at + len(closer)
+        if at - begin - len(opener) <= limit and text.find("\n", begin, at) == -1:
+            yield begin, at
+            if to_line_end:
+                line_end = text.find("\n", at)
+                resume = len(text) if line_end == -1 else line_end
+        start = text.find(opener, resume)
 
 
 class Redactor:
@@ -285,7 +313,9 @@ class Redactor:
         if not self.patterns or len(text) < 8:
             return text
         if self.max_text is not None and len(text) > self.max_text:
-            return self._scan(cut_text(text, self.max_text))
+            # Masks that start at a phrase and run on past it go first, on the whole text:
+            # a cut between the phrase and its values would leave the values unnamed.
+            return self._scan(cut_text(self._mask_anchored(text), self.max_text))
         redacted = self._scan(text)
         if len(text) <= _TEXT_CACHE_MAX_LEN:
             if len(self._texts) >= _CACHE_LIMIT:
@@ -298,15 +328,27 @@ class Redactor:
         texts seen once, such as a client's request id)."""
         return bool(self.patterns) and len(text) >= 8 and self._scan(text) != text
 
-    def _scan(self, text: str) -> str:
-        # Each pattern needs a character most ids and names lack: test for it first.
+    def _mask_anchored(self, text: str) -> str:
+        """Mask what follows a fixed phrase to its end (a private key's body, a database
+        error's values). One linear pass each, whatever the text's length."""
+        # Each pattern needs a phrase most texts lack: test for it first.
         if "-----BEGIN " in text:
             text = self._mask_private_keys(text)
         if "[parameters: " in text:
             masked = _SQL_PARAMETERS_MASKED.format(mask=self.mask)
             text = _SQL_PARAMETERS.sub(lambda _match: masked, text)
-        if "Failing row contains " in text or ")=(" in text or "Duplicate entry '" in text:
-            text = _SQL_ROW_VALUES.sub(self._row_values_replacement, text)
+        if "Failing row contains " in text:
+            masked_row = f"Failing row contains {self.mask}"
+            text = _FAILING_ROW.sub(lambda _match: masked_row, text)
+        if _KEY_CLOSE in text and _KEY_OPEN in text:
+            text = self._mask_key_values(text)
+        if _ENTRY_CLOSE in text and _ENTRY_OPEN in text:
+            text = self._mask_duplicate_entries(text)
+        return text
+
+    def _scan(self, text: str) -> str:
+        text = self._mask_anchored(text)
+        # Each pattern needs a character most ids and names lack: test for it first.
         if "://" in text and "@" in text:
             text = self._mask_url_credentials(text)
         if "=" in text or ":" in text:
@@ -321,9 +363,25 @@ class Redactor:
             text = _CARD_CANDIDATE.sub(self._card_replacement, text)
         return text
 
-    def _row_values_replacement(self, match: re.Match[str]) -> str:
-        """The phrase of a :data:`_SQL_ROW_VALUES` match kept, its values masked."""
-        return (match.group(1) or match.group(2)) + self.mask
+    def _mask_key_values(self, text: str) -> str:
+        """``Key (<key>)=(<values>)...``: the values masked to the line's end."""
+        parts: list[str] = []
+        done = 0
+        for _start, at in _phrase_pairs(text, _KEY_OPEN, _KEY_CLOSE, _KEY_MAX, to_line_end=True):
+            line_end = text.find("\n", at)
+            parts += (text[done : at + 2], self.mask)  # the key kept, up to its "="
+            done = len(text) if line_end == -1 else line_end
+        return "".join(parts) + text[done:] if parts else text
+
+    def _mask_duplicate_entries(self, text: str) -> str:
+        """``Duplicate entry '<value>' for key``: the value masked."""
+        parts: list[str] = []
+        done = 0
+        pairs = _phrase_pairs(text, _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX, to_line_end=False)
+        for start, at in pairs:
+            parts += (text[done : start + len(_ENTRY_OPEN)], self.mask)
+            done = at
+        return "".join(parts) + text[done:] if parts else text
 
     def _card_replacement(self, match: re.Match[str]) -> str:
         found = match.group()
