@@ -1,6 +1,7 @@
 """The report's collection on canned answers: a dependency named ``other`` beside the
 time outside every dependency (also called "other" in the report), neither hiding the
-other (a review found the dependency's 0.5 s dropped); a window that has not ended.
+other (a review found the dependency's 0.5 s dropped); a dependency of the baseline only;
+a window that has not ended.
 Prometheus answers canned samples here: the queries themselves are checked on
 Prometheus' engine in test_breakdown_queries.py."""
 
@@ -18,14 +19,16 @@ N = c.MetricNames()
 
 
 class Canned(Prometheus):
-    """A Prometheus answering each query from a table (no server)."""
+    """A Prometheus answering each query from a table (no server): ``"<expr>@<time>"``
+    answers at that evaluation time only, ``"<expr>"`` at any."""
 
     def __init__(self, answers: dict[str, list[Sample]]) -> None:
         super().__init__("http://127.0.0.1:1")
         self.answers = answers
 
-    def instant(self, expr: str, at: float) -> list[Sample]:  # noqa: ARG002 - one time only
-        return self.answers.get(expr, [])
+    def instant(self, expr: str, at: float) -> list[Sample]:
+        at_time = self.answers.get(f"{expr}@{at:g}")
+        return at_time if at_time is not None else self.answers.get(expr, [])
 
     def scrape_interval(self, job: str) -> float | None:  # noqa: ARG002 - one job only
         return 15.0
@@ -65,6 +68,35 @@ def test_a_dependency_named_other_keeps_its_row_in_both_tables() -> None:
         ("dependency other", 0.5),
         ("db", 0.3),
         ("other", 0.2),
+    ]
+
+
+def test_a_dependency_of_the_baseline_only_keeps_its_row() -> None:
+    """The AI calls of the baseline are gone from the window (all failing at once, say):
+    the service-wide table still shows them, with no time now, as the per-endpoint table
+    does (a review found the row dropped)."""
+    baseline = Span(400.0, 1000.0)
+    seconds = WINDOW.seconds
+    per_dependency = q.time_per_request(N, "j", seconds)
+    answers = {
+        f"{per_dependency}@{WINDOW.end:g}": [_sample(0.3, dependency="db")],
+        f"{per_dependency}@{baseline.end:g}": [
+            _sample(0.3, dependency="db"),
+            _sample(1.6, dependency="ai"),
+        ],
+        q.outside_dependencies(N, "j", seconds): [_sample(0.2)],
+    }
+    src = _Source(Canned(answers), c.DEFAULT_NAMESPACE, "j", "svc")
+    stats = Stats(count=100.0, errors=0.0, p50=None, p95=None, p99=None)
+    deps = (
+        Row("db", stats, stats, 1.0, "unchanged"),
+        Row("ai", Stats.none(), stats, 0.0, "unchanged"),
+    )
+    service = _breakdown(src, WINDOW, baseline, (100.0, 100.0), deps)
+    assert [(p.name, p.now, p.then) for p in service] == [
+        ("db", 0.3, 0.3),
+        ("ai", None, 1.6),
+        ("other", 0.2, 0.2),
     ]
 
 

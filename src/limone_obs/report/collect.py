@@ -139,9 +139,15 @@ def _breakdown(
         return spent
 
     now, then = parts(window), parts(baseline)
-    names = [*sorted(set(now) - {OTHER}, key=lambda name: -now[name]), OTHER]
+    # A dependency of the baseline only keeps its row (its time went somewhere: a cache
+    # that stopped being used, an AI call that now fails at once), as in the per-endpoint
+    # table.
+    gone = sorted(set(then) - set(now) - {OTHER}, key=lambda name: -then[name])
+    names = [*sorted(set(now) - {OTHER}, key=lambda name: -now[name]), *gone, OTHER]
     return tuple(
-        Component(name, now.get(name), then.get(name), why(name)) for name in names if name in now
+        Component(name, now.get(name), then.get(name), why(name))
+        for name in names
+        if name in now or name in then
     )
 
 
