@@ -41,3 +41,10 @@ def create_app() -> Flask:
 
     init_app(app, user_id=lambda: "gunicorn-user")
     return app
+
+
+def broken_app() -> Flask:
+    """An app factory that fails after configuring logging, its error naming a database
+    password: the worker cannot boot (``tests/logging/test_uncaught.py``)."""
+    configure_logging(service="gunicorn-test", env="test")
+    raise RuntimeError("boot failed: DATABASE_URL=postgres://app:dbpass-s3cr3t@db/app")

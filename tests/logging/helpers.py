@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from jsonschema import Draft202012Validator
 
+from limone_obs.stack import procs
 from tests.support import ROOT
 
 SCHEMA_FILE = ROOT / "logging" / "log-event.schema.json"
@@ -61,3 +65,29 @@ def environs_served(app: Flask) -> list[dict[str, Any]]:
 
     app.wsgi_app = outermost  # type: ignore[method-assign]
     return served
+
+
+def start_gunicorn(
+    app: str, tmp: Path, workers: int, log: Path, **env: str
+) -> tuple[procs.Proc, str]:
+    """Start gunicorn with exporter/gunicorn.conf.py serving ``app`` (a module:factory()
+    spec under tests/) on a free port, output to ``log``; return it and its base URL."""
+    port = procs.free_port()
+    environ = {
+        **os.environ,
+        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "exporter" / "gunicorn.conf.py"),
+        app,
+    ]
+    proc = procs.start("gunicorn", argv, log, env=environ, cwd=ROOT)
+    return proc, f"http://{procs.LOOPBACK}:{port}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import requests
 
 from limone_obs.stack import procs
 from tests.logging.gunicorn_file_app import FILE_MAX_BYTES
-from tests.support import ROOT
+from tests.logging.helpers import start_gunicorn
 
 pytestmark = pytest.mark.integration
 
@@ -27,20 +26,14 @@ def test_three_workers_lose_no_line_and_respect_the_cap(tmp_path: Path) -> None:
     line is found exactly once across the files, no file is over the cap, each file has
     one writer (one pid) and the workers' files are numbered siblings of the configured one."""
     log_dir = tmp_path / "logs"
-    port = procs.free_port()
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
-        "GUNICORN_WORKERS": "3",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "PYTHONPATH": str(ROOT),
-        "LIMONE_TEST_LOG_FILE": str(log_dir / "app.log"),
-    }
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
-            "tests.logging.gunicorn_file_app:create_app()"]  # fmt: skip
-    proc = procs.start("gunicorn", argv, tmp_path / "gunicorn.log", env=env, cwd=ROOT)
+    proc, base = start_gunicorn(
+        "tests.logging.gunicorn_file_app:create_app()",
+        tmp_path,
+        3,
+        tmp_path / "gunicorn.log",
+        LIMONE_TEST_LOG_FILE=str(log_dir / "app.log"),
+    )
     try:
-        base = f"http://{procs.LOOPBACK}:{port}"
         procs.wait_http(proc, f"{base}/ready", timeout=30)
         with ThreadPoolExecutor(max_workers=6) as pool:
             codes = list(pool.map(lambda n: _get(f"{base}/work/{n}"), range(REQUESTS)))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
-import sys
 from typing import Any
 
 import pytest
@@ -16,8 +14,8 @@ from jsonschema import Draft202012Validator
 from limone_obs.exporter.process import children
 from limone_obs.logging.gunicorn import MAX_PATH_CHARS, MAX_USER_AGENT_CHARS, access_fields
 from limone_obs.stack import procs
-from tests.logging.helpers import Sent
-from tests.support import ROOT, wait_until
+from tests.logging.helpers import Sent, start_gunicorn
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +24,11 @@ pytestmark = pytest.mark.integration
 def gunicorn_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Run gunicorn with exporter/gunicorn.conf.py, send requests, stop it; yield its lines."""
     tmp = tmp_path_factory.mktemp("gunicorn")
-    port = procs.free_port()
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"{procs.LOOPBACK}:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESSLOG": "-",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "exporter" / "gunicorn.conf.py"),
-            "tests.logging.gunicorn_app:create_app()"]  # fmt: skip
     log = tmp / "gunicorn.log"
-    proc = procs.start("gunicorn", argv, log, env=env, cwd=ROOT)
+    proc, base = start_gunicorn(
+        "tests.logging.gunicorn_app:create_app()", tmp, 2, log, GUNICORN_ACCESSLOG="-"
+    )
     try:
-        base = f"http://{procs.LOOPBACK}:{port}"
         procs.wait_http(proc, f"{base}/ready", timeout=30)
         # Both workers up before the stop: a worker forked while the master handles the
         # stop still has the master's signal handlers, ignores its SIGTERM and keeps the

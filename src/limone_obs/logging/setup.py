@@ -17,7 +17,7 @@ import structlog
 from limone_obs import conventions as c
 from limone_obs import health
 from limone_obs.errors import ConfigError
-from limone_obs.logging import _context, _identity, _pipeline, _structlog
+from limone_obs.logging import _context, _identity, _pipeline, _structlog, _uncaught
 from limone_obs.logging._sink import DEFAULT_WRITE_TIMEOUT, RotatingFile, Sink, report_on_stderr
 from limone_obs.logging.redaction import DEFAULT_KEYS, Redactor
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
@@ -84,7 +84,8 @@ def configure_logging(
     a structlog renderer among ``processors``.
     """
     _check_processors(processors)
-    stream, looped = _real_stream(stream if stream is not None else sys.stdout)
+    stream = _uncaught.real_stream(stream if stream is not None else sys.stdout)
+    stream, looped = _real_stream(stream)
     cap = _check_cap(_line_cap(max_line_bytes, stream))
     # A text over twice the cap cannot fit a line: cut it before it is scanned (its
     # head still overflows the line, which is then marked truncated as before).
@@ -107,6 +108,7 @@ def configure_logging(
     replaced = _foreign_structlog_config()
     _replace_pipeline(pipeline)
     _install_root_handler(pipeline)
+    _uncaught.install()
     _structlog.configure_structlog()
     global _configured  # noqa: PLW0603 - set once configured, read by verify_configured
     _configured = True
@@ -593,6 +595,7 @@ def reset_for_tests() -> None:
         if getattr(handler, _OURS, False):
             root.removeHandler(handler)
     _replace_pipeline(_pipeline.Pipeline())
+    _uncaught.uninstall()
     global _configured, _told_rendered  # noqa: PLW0603 - tests start unconfigured
     _configured = _told_rendered = False
     health.clear_problem(c.PROBLEM_LOGGING_REPLACED)

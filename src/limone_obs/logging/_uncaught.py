@@ -1,0 +1,146 @@
+"""What Python prints past logging, masked: uncaught exceptions and text on stderr.
+
+:func:`install` (run by ``configure_logging``; :func:`uninstall` by ``reset_for_tests``):
+
+- ``sys.excepthook``, ``threading.excepthook`` and ``sys.unraisablehook``: an exception
+  Python would print as a plain-text traceback on stderr (the main program's, a thread's,
+  one raised where nothing can catch it: a ``__del__``, a generator's cleanup) becomes
+  one JSON line of the logger :data:`LOGGER` at level error, its message and traceback
+  masked like any line's. Each is replaced only while it is Python's own: a hook of the
+  app's (Sentry's, a test runner's) is kept, and the text it prints is still masked by
+  the stderr wrapper below. ``KeyboardInterrupt`` in the main thread and ``SystemExit``
+  in a thread keep Python's own behaviour.
+- ``sys.stderr``, while it is the process's own: a wrapper that masks each text written
+  to it (:meth:`Redactor.redact_text`) and hands everything else to the real stream
+  (its descriptor, ``buffer``, ``isatty``: bytes written there are not masked). What a
+  library prints there stays plain text, but no secret: gunicorn prints a worker's
+  boot exception message with ``print(e, file=sys.stderr)`` after logging it, an app's
+  own hook prints tracebacks, Werkzeug's debugger prints them in development.
+
+Each hook falls back to Python's own when logging cannot take the line (the logger
+turned off, no handler, logging itself failing): an exception is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from types import TracebackType
+from typing import IO, Any
+
+from limone_obs.logging import _pipeline
+
+#: The logger of the uncaught exceptions' lines (asked for when one comes: made at
+#: import, an app's later ``dictConfig`` would turn it off with its existing loggers).
+LOGGER = "uncaught"
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class MaskedStderr:
+    """``sys.stderr`` with each text written masked by the current pipeline's redactor.
+
+    One write is masked as a whole (``print`` writes its text, then the line end): a
+    name and its value written by separate calls are not matched.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.wrapped = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` masked; return its length (what the caller asked to write)."""
+        redactor = _pipeline.current.redactor
+        masked = text
+        if redactor is not None and isinstance(text, str):
+            try:
+                masked = redactor.redact_text(text)
+            except Exception:  # a mask failing must not stop a traceback being printed
+                masked = "[limone-obs could not mask this text on stderr]\n"
+        self.wrapped.write(masked)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        """Write each of ``lines`` masked."""
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def install() -> None:
+    """Install the hooks and the stderr wrapper where Python's own are in place."""
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _main_thread
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _thread
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _unraisable
+    stderr = sys.stderr
+    if stderr is sys.__stderr__ and stderr is not None:
+        sys.stderr = MaskedStderr(stderr)
+
+
+def uninstall() -> None:
+    """Put Python's own hooks and stderr back where the kit's are in place."""
+    if sys.excepthook is _main_thread:
+        sys.excepthook = sys.__excepthook__
+    if threading.excepthook is _thread:
+        threading.excepthook = threading.__excepthook__
+    if sys.unraisablehook is _unraisable:
+        sys.unraisablehook = sys.__unraisablehook__
+    if isinstance(sys.stderr, MaskedStderr):
+        sys.stderr = sys.stderr.wrapped
+
+
+def real_stream(stream: IO[Any]) -> IO[Any]:
+    """``stream``, or the stream it wraps if it is the kit's stderr wrapper (the JSON
+    lines need no second masking)."""
+    return stream.wrapped if isinstance(stream, MaskedStderr) else stream
+
+
+def _main_thread(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    if not _log("Uncaught exception", (exc_type, exc, tb)):
+        sys.__excepthook__(exc_type, exc, tb)
+
+
+def _thread(args: Any) -> None:
+    if args.exc_type is SystemExit:
+        return  # as Python's own hook: a thread's way to end
+    thread = args.thread
+    name = thread.name if thread is not None else "unknown"
+    if args.exc_value is None or not _log(
+        f"Uncaught exception in thread {name!r}",
+        (args.exc_type, args.exc_value, args.exc_traceback),
+    ):
+        threading.__excepthook__(args)
+
+
+def _unraisable(unraisable: Any) -> None:
+    what = unraisable.err_msg or "Exception ignored in"
+    try:
+        target = repr(unraisable.object) if unraisable.object is not None else ""
+    except Exception:  # its repr may fail too (a half-built object)
+        target = f"<{type(unraisable.object).__qualname__} object>"
+    message = f"{what}: {target}" if target else what
+    if unraisable.exc_value is None or not _log(
+        message, (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+    ):
+        sys.__unraisablehook__(unraisable)
+
+
+def _log(message: str, exc_info: _ExcInfo) -> bool:
+    """Log ``message`` with ``exc_info`` at error; False if logging cannot take it."""
+    try:
+        logger = logging.getLogger(LOGGER)
+        if logger.disabled or not logger.isEnabledFor(logging.ERROR) or not logger.hasHandlers():
+            return False
+        logger.error("%s", message, exc_info=exc_info)
+    except Exception:
+        return False
+    return True
