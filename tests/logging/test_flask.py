@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -430,6 +431,24 @@ def test_failing_user_id_callable_does_not_break_request(out: io.BytesIO) -> Non
     resp.close()
     [access] = access_lines(parse_lines(out.getvalue()))
     assert (200, False) == (resp.status_code, "user_id" in access)
+
+
+def test_the_user_id_getters_value_follows_binds_rule(out: io.BytesIO) -> None:
+    """The getter's value is written as ``bind(user_id=...)``'s is: text, an integer's or
+    a UUID's text; a dict, a bool or a float is no user id: left out, with one warning
+    line (its repr, ``"{'id': 1}"``, was written as the user id; a trial)."""
+    configure_logging(stream=out)
+    values: list[Any] = [7, uuid.UUID(int=5), {"id": 1}, True, 3.5]
+    app = make_app(user_id=lambda: values.pop(0))
+    client = app.test_client()
+    for _ in range(5):
+        client.get("/projects/1").close()
+    events = parse_lines(out.getvalue())
+    assert [a.get("user_id") for a in access_lines(events)] == [
+        "7", str(uuid.UUID(int=5)), None, None, None,
+    ]  # fmt: skip
+    warned = [e for e in events if "user_id getter" in e["message"]]
+    assert [(w["level"], "a dict" in w["message"]) for w in warned] == [("warning", True)]
 
 
 def test_metrics_path_is_not_logged(out: io.BytesIO) -> None:

@@ -143,6 +143,24 @@ def test_user_id_is_always_text(out: io.BytesIO) -> None:
     assert all(c.LOG_USER_ID not in line for line in lines[3:])
 
 
+def test_a_whole_number_duration_is_written_as_a_float(out: io.BytesIO) -> None:
+    """``duration=3`` from the app (an event, a record's ``extra=``) is written ``3.0``:
+    Elasticsearch maps a field by its first value, and a whole number first makes every
+    later access line's fraction of a second 0 (a trial). A bool or an integer too large
+    for a float is no duration: ``extra_duration``."""
+    configure_logging(stream=out)
+    get_logger("jobs").info("job finished", duration=3)
+    logging.getLogger("jobs.stdlib").warning("job finished", extra={"duration": 2})
+    get_logger("jobs").info("job finished", duration=True)
+    get_logger("jobs").info("job finished", duration=10**400)
+    raw = out.getvalue().decode()
+    assert ('"duration":3.0' in raw, '"duration":2.0' in raw) == (True, True)
+    lines = parse_lines(out.getvalue())
+    types = [type(line.get(c.LOG_DURATION)) for line in lines]
+    assert types == [float, float, type(None), type(None)]
+    assert [line.get("extra_duration") for line in lines[2:]] == [True, str(10**400)]
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

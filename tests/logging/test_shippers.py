@@ -84,6 +84,15 @@ def parse_go(layout: str, value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def parse_chrono_zoned(fmt: str, value: str) -> datetime:
+    """chrono's ``%+`` (RFC 3339, "Z" read as UTC), the one format Vector's config may use:
+    a format without a zone directive (a literal ``Z``) makes Vector read the time in its
+    own timezone, the host's by default."""
+    assert fmt == "%+", f"{fmt!r} does not read the line's zone"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value), value
+    return datetime.fromisoformat(value)
+
+
 def parse_strftime(fmt: str, value: str, fraction: str) -> datetime:
     """strptime with the shipper's fractional-second directive (``fraction``) as ``%f``.
 
@@ -439,9 +448,10 @@ def run_vector(line: str) -> dict[str, Any]:
     except ValueError:
         parsed = None
     if isinstance(parsed, dict):
-        event |= parsed
+        assert ". = object!(parsed)" in VRL  # the line's fields replace Vector's
+        event = dict(parsed)
         fmt = re.search(r'parse_timestamp\(\.timestamp, format: "([^"]+)"\)', VRL).group(1)  # type: ignore[union-attr]
-        event["timestamp"] = parse_strftime(fmt, event["timestamp"], "%.f")
+        event["timestamp"] = parse_chrono_zoned(fmt, event["timestamp"])
     for key, default in re.findall(r'if !is_string\(\.(\w+)\) \{ \.\w+ = "([^"]+)" \}', VRL):
         if not isinstance(event.get(key), str):
             event[key] = _vector_env(default)
@@ -479,6 +489,33 @@ def test_vector_labels_and_metadata_only_for_present_ids() -> None:
         IDS & set(re.findall(r"if is_string\(\.(\w+)\) \{ ids\.", VRL)),
         "_limone_ids" in SINK["encoding"]["except_fields"],
     )
+
+
+def test_vector_ships_an_apps_fields_named_like_its_own() -> None:
+    """An app field named ``file``, ``host`` or ``source_type`` is shipped: the line's
+    fields replace the event's (Vector's own go with them; a line that is not JSON drops
+    them by name), and the sink leaves out only the transform's own fields (a trial found
+    the app's three fields dropped)."""
+    assert (
+        True,
+        ["del(.file)", "del(.host)", "del(.source_type)"],
+        ["_limone_ids", "_limone_namespace"],
+    ) == (
+        ". = object!(parsed)" in VRL,
+        re.findall(r"del\(\.\w+\)", VRL),
+        SINK["encoding"]["except_fields"],
+    )
+
+
+def test_vector_elasticsearch_namespace_is_a_valid_one() -> None:
+    """The commented Elasticsearch sink's data-stream namespace is the env made lower-case,
+    ``-`` and other characters to ``_``, at most 100 bytes (a free-text env such as
+    "eu-prod" is no valid namespace)."""
+    assert 'namespace: "{{ _limone_namespace }}"' in VECTOR_TEXT
+    assert (
+        "._limone_namespace = slice!(downcase(replace(string!(.env), "
+        "r'[^A-Za-z0-9_]', \"_\")), 0, 100)"
+    ) in VRL
 
 
 def test_vector_ships_the_real_sample_with_three_labels(sample: list[str]) -> None:
@@ -604,3 +641,49 @@ def test_compose_mounts_the_alloy_config() -> None:
     compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
     volumes = compose["services"]["alloy"]["volumes"]
     assert any(v.startswith("../logging/alloy/config.alloy:") for v in volumes)
+
+
+# --- Elasticsearch ------------------------------------------------------------------------
+
+#: Elasticsearch field types a schema rule's JSON value can take without a refusal.
+_ES_TYPES = {
+    "string": {"keyword", "text", "date"},
+    "integer": {"short", "integer", "long"},
+    "number": {"double", "float"},
+    "boolean": {"boolean"},
+}
+
+
+def _json_type(rule: Mapping[str, Any]) -> str:
+    if "const" in rule:
+        return type(rule["const"]).__name__.replace("bool", "boolean")
+    if "enum" in rule:
+        return "string"
+    return str(rule["type"])
+
+
+def test_the_elasticsearch_template_maps_every_schema_field_with_its_type() -> None:
+    """Each field of the schema is mapped with a type its values fit (an object's fields
+    too), nothing else is indexed (``dynamic: false``: an app field that changes type is
+    kept, never refused), and the template matches the data streams Vector's sink
+    writes (``logs-<dataset>-*``)."""
+    template = json.loads((LOGGING / "elasticsearch" / "index-template.json").read_text())
+    mappings = template["template"]["mappings"]
+    schema = json.loads((LOGGING / "log-event.schema.json").read_text())
+    wrong = []
+    for name, rule in schema["properties"].items():
+        mapped = mappings["properties"].get(name, {})
+        if _json_type(rule) == "object":
+            for inner, inner_rule in rule["properties"].items():
+                got = mapped.get("properties", {}).get(inner, {}).get("type")
+                if got not in _ES_TYPES[_json_type(inner_rule)]:
+                    wrong.append(f"{name}.{inner}: {got}")
+        elif mapped.get("type") not in _ES_TYPES[_json_type(rule)]:
+            wrong.append(f"{name}: {mapped.get('type')}")
+    dataset = re.search(r"dataset: (\w+)", VECTOR_TEXT).group(1)  # type: ignore[union-attr]
+    assert ([], False, [f"logs-{dataset}-*"], {}) == (
+        wrong,
+        mappings["dynamic"],
+        template["index_patterns"],
+        template["data_stream"],
+    )

@@ -240,7 +240,10 @@ def keep_own(
     request's own value is on the line: see :func:`held_by_request`); a request field
     whose value breaks the schema (``status_code="200"``, ``request_id=42``): one field
     name keeps one type in every line, which Elasticsearch's mappings need. A ``user_id``
-    given as an integer or a UUID is written as its text, cut to 256 characters.
+    given as an integer or a UUID is written as its text, cut to 256 characters; an
+    integer given for a number field (``duration=3``) is written as a float (``3.0``):
+    Elasticsearch maps a field by its first value, and a whole number would make every
+    later fraction of a second 0.
     """
     if OWN_NAMES.isdisjoint(fields):
         return fields
@@ -260,7 +263,11 @@ def keep_own(
             else:
                 valid = checks[key]  # loaded, then called: see lifecycle.Lifecycle.__call__
                 if valid(value):
-                    continue
+                    if type(value) is not int or key not in _NUMBERS:
+                        continue
+                    with contextlib.suppress(OverflowError):  # else renamed: not a float
+                        fields[key] = float(value)
+                        continue
         renamed.append(key)
     for key in renamed:
         fields[f"extra_{key}"] = fields.pop(key)
@@ -277,6 +284,10 @@ def user_id_text(value: Any) -> str | None:
     return None
 
 
+#: Fields whose schema type is "number" (``duration``): an integer is written as a float.
+_NUMBERS = frozenset(
+    key for key, rule in schema.field_rules().items() if rule.get("type") == "number"
+)
 #: Fields whose schema rule is "a string" and nothing more: a ``str`` value needs no test.
 _ANY_TEXT = frozenset(
     key

@@ -31,7 +31,7 @@ from limone_obs._config import flag, warn_unread_environment
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _url_secrets, setup
-from limone_obs.logging._encode import dumps, encode_line, rfc3339, safe_str
+from limone_obs.logging._encode import dumps, encode_line, rfc3339
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -283,7 +283,13 @@ _context.on_replace = _follow_bind
 
 
 def _make_teardown(user_id: UserIdGetter) -> Callable[[BaseException | None], None]:
+    """The teardown that fills the access line's ``user_id`` from the getter: a string,
+    an integer's or a UUID's text (as for ``bind``); any other value is left out, with
+    one warning line per getter (its repr would be no user id: ``"{'id': 1}"``)."""
+    said = False
+
     def teardown(_exc: BaseException | None) -> None:
+        nonlocal said
         state = lifecycle.current_state()
         log = state.log if state is not None else None
         if log is None or log.user_id is not None:
@@ -292,8 +298,19 @@ def _make_teardown(user_id: UserIdGetter) -> Callable[[BaseException | None], No
             value = user_id()
         except Exception:
             return  # an auth helper failing (e.g. no session) must not break the request
-        if value is not None:
-            log.user_id = safe_str(value)[:256]
+        if value is None:
+            return
+        text = _pipeline.user_id_text(value)
+        if text is not None:
+            log.user_id = text
+        elif not said:
+            said = True
+            logger.warning(
+                "limone-obs: the user_id getter given to init_app returned a %s, not a "
+                "string, an integer or a UUID: the access line leaves user_id out. Return "
+                "the user's id itself (e.g. user.id). Said once per getter.",
+                type(value).__qualname__,
+            )
 
     return teardown
 
