@@ -22,7 +22,7 @@ LONG_PAUSE = 0.01
 
 
 class StreamBrokeError(RuntimeError):
-    """Raised by /broken-stream after its first chunk."""
+    """Raised by /broken-stream after its first chunk, by /stream-fails-first before it."""
 
 
 def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None = None) -> Flask:
@@ -54,6 +54,14 @@ def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None
         def chunks() -> Iterator[str]:
             yield "first "
             raise StreamBrokeError("stream broke")
+
+        return Response(chunks())
+
+    @app.get("/stream-fails-first")
+    def stream_fails_first() -> Response:
+        def chunks() -> Iterator[str]:
+            raise StreamBrokeError("the AI API is down")
+            yield "never"  # a generator: it fails when the server asks for its first chunk
 
         return Response(chunks())
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
@@ -208,11 +209,13 @@ class RequestState:
 
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
+        handed = False  # a chunk (maybe empty) went to the server: it sent the headers
         try:
             # A loop, not ``yield from``: that would close the body when the iteration is
             # dropped, and the server's close() would close it a second time.
             for chunk in self._body:
                 sent += len(chunk)
+                handed = True
                 yield chunk
         except GeneratorExit:
             # The server dropped the iteration before the body's end: a client gone, or a
@@ -224,10 +227,16 @@ class RequestState:
             self.close()
             raise
         except BaseException as exc:
-            # The status line is already sent; keep it, but record the broken stream, and
-            # end the request here: nothing more will be sent, and a client that reads the
-            # body and gets this exception (Werkzeug's test client) or a server (asgiref)
+            # After a chunk, the status line is sent: keep it. Before the first one,
+            # servers that send the headers with the first chunk answer 500 instead
+            # (gunicorn, Werkzeug, asgiref's adapter), or the client gets the exception
+            # (Werkzeug's test client): record that. uWSGI has sent the app's status
+            # already (its Python plugin is the ``uwsgi`` module). Either way record the
+            # broken stream, and end the request here: nothing more will be sent, and a
+            # client that reads the body and gets this exception or a server (asgiref)
             # may never close it.
+            if not handed and "uwsgi" not in sys.modules:
+                self.status = "500"
             self.record_exception(exc)
             with contextlib.suppress(Exception):  # each participant reports its own failure
                 self.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs.stack import procs
 from tests.support import (
@@ -147,16 +148,29 @@ def test_counts_and_request_ids_across_the_fork(tmp_path: Path, hooks: bool) -> 
 
 def test_a_client_gone_mid_stream_is_marked_aborted(tmp_path: Path) -> None:
     """uWSGI drops the body's iteration when the client leaves a stream: one access line,
-    with ``client_aborted`` and the status it sent, counted once."""
+    with ``client_aborted`` and the status it sent, counted once. A stream failing before
+    its first chunk is recorded with the status uWSGI answered: 200 (it sends the
+    headers before the body; gunicorn and Werkzeug answer 500, tests/test_lifecycle.py)."""
     with uwsgi_server(tmp_path) as (url, proc):
         leave_mid_body(url, "/long-stream")
+        answered = requests.get(f"{url}/stream-fails-first", timeout=10).status_code
 
         def logged() -> bool:
-            return '"path":"/long-stream"' in proc.log.read_text(errors="replace")
+            text = proc.log.read_text(errors="replace")
+            return all(f'"path":"{p}"' in text for p in ("/long-stream", "/stream-fails-first"))
 
-        wait_until(logged, "the stream's access line", timeout=20)
+        wait_until(logged, "the streams' access lines", timeout=20)
         text = requests.get(f"{url}/metrics", timeout=10).text
         log = proc.log.read_text(errors="replace")
-    [line] = [json.loads(x) for x in log.splitlines() if '"path":"/long-stream"' in x]
+    access = [json.loads(x) for x in log.splitlines() if '"logger":"limone_obs.access"' in x]
+    [line] = [x for x in access if x["path"] == "/long-stream"]
     assert (200, True) == (line["status_code"], line.get("client_aborted"))
     assert 1.0 == per_endpoint(text, "limoneide_requests_total")["/long-stream"]
+    [failed] = [x for x in access if x["path"] == "/stream-fails-first"]
+    counted = {
+        s.labels["status"]
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "limoneide_requests_total" and s.labels["endpoint"] == "/stream-fails-first"
+    }
+    assert (200, 200, {"200"}) == (answered, failed["status_code"], counted)

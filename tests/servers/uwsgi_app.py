@@ -19,7 +19,8 @@ from limone_obs.logging import configure_logging, init_app
 
 def create_app() -> Flask:
     """Metrics and the access log; ``/pid`` names the worker that answered, ``/long-stream``
-    streams for seconds (a client leaves it mid-body)."""
+    streams for seconds (a client leaves it mid-body), ``/stream-fails-first`` fails
+    before its first chunk."""
     configure_logging(service="uwsgi-test", env="test")
     app = Flask("uwsgi_app")
     Metrics(app)
@@ -35,6 +36,14 @@ def create_app() -> Flask:
             for _ in range(400):
                 time.sleep(0.01)
                 yield b"x" * 65536
+
+        return Response(chunks())
+
+    @app.get("/stream-fails-first")
+    def stream_fails_first() -> Response:
+        def chunks() -> Iterator[bytes]:
+            raise RuntimeError("the AI API is down")
+            yield b"never"  # a generator: it fails when the server asks for its first chunk
 
         return Response(chunks())
 
