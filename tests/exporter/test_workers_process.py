@@ -196,17 +196,31 @@ def child_exit(server, worker):
 """
 
 
-@pytest.mark.parametrize("own_hook", [True, False], ids=["own-child-exit", "kit-config"])
-def test_a_replaced_child_exit_hook_is_reported(tmp_path: Path, own_hook: bool) -> None:
-    """A config of the app's own that defines child_exit without calling the kit's: the
-    recycled workers' files stay, and a new worker says so (problem series and an error
-    line naming the kit's hook). With the kit's hooks the same churn reports nothing."""
+@pytest.mark.parametrize(
+    ("config_of", "reported"),
+    [("own-child-exit", True), ("no-kit-config", True), ("kit-config", False)],
+)
+def test_a_replaced_child_exit_hook_is_reported(
+    tmp_path: Path, config_of: str, reported: bool
+) -> None:
+    """A config of the app's own that defines child_exit without calling the kit's, or
+    gunicorn without the kit's config (a trial's own command line with --max-requests):
+    the recycled workers' files stay, and a new worker says so (problem series and an
+    error line naming the kit's hook). With the kit's hooks the same churn reports
+    nothing."""
     config = tmp_path / "own.conf.py"
     config.write_text(OWN_CHILD_EXIT)
-    kit = str(ROOT / "exporter" / "gunicorn.conf.py")
-    with gunicorn_server(
-        APP, tmp_path, env(tmp_path, 1, 1, max_requests=3), config=str(config) if own_hook else kit
-    ) as (url, proc):
+    configs = {
+        "own-child-exit": str(config),
+        "no-kit-config": None,
+        "kit-config": str(ROOT / "exporter" / "gunicorn.conf.py"),
+    }
+    server_env = env(tmp_path, 1, 1, max_requests=3)
+    args = ["--max-requests", "3"] if config_of == "no-kit-config" else []
+    with gunicorn_server(APP, tmp_path, server_env, config=configs[config_of], args=args) as (
+        url,
+        proc,
+    ):
         pids: list[str] = []
         while len(set(pids)) < 4 and len(pids) < 40:  # a 4th worker found 3 exited ones
             pids.append(requests.get(f"{url}/pid", timeout=30).text)
@@ -215,8 +229,8 @@ def test_a_replaced_child_exit_hook_is_reported(tmp_path: Path, own_hook: bool) 
     assert len(set(pids)) == 4
     problem = {c.LABEL_PROBLEM: c.PROBLEM_MULTIPROCESS_LEFTOVERS}
     shown = [value for labels, value in samples[PROBLEMS] if labels == problem]
-    assert shown == [1.0 if own_hook else 0.0]
-    assert ("limone_obs.gunicorn_conf.child_exit(server, worker)" in log) is own_hook
+    assert shown == [1.0 if reported else 0.0]
+    assert ("limone_obs.gunicorn_conf.child_exit(server, worker)" in log) is reported
 
 
 @pytest.mark.parametrize(("workers_", "threads"), [(3, 1), (2, 2)], ids=["sync", "gthread"])

@@ -494,13 +494,15 @@ def compacting() -> bool:
 
 
 def check_retiring(path: str) -> None:
-    """In a worker of a server started with the kit's gunicorn config: report (once per
-    process) dead workers' files that nothing retired, the sign that a config of the
-    app's own replaced the kit's ``child_exit`` hook. Counts stay exact, but every
-    recycled worker leaves its files (about 300 KiB) until the directory's filesystem is
-    full. Never raises. Nothing is checked with the fast path off (its ``child_exit``
-    keeps dead workers' files on purpose) or without the kit's config."""
-    if not compacting():
+    """In a gunicorn worker: report (once per process) dead workers' files that nothing
+    retired. Under the kit's config, the sign that a config of the app's own replaced
+    its ``child_exit`` hook; without it, nothing retires them (prometheus-client keeps
+    them all). Counts stay exact, but every recycled worker leaves its files (about 230
+    KiB) until the directory's filesystem is full, and every scrape reads them. Never
+    raises. Nothing is checked with the fast path off (the kit's ``child_exit`` keeps
+    dead workers' files on purpose there) or under another server (uWSGI has no such
+    hook)."""
+    if not fast_path.enabled() or "gunicorn" not in sys.modules:
         return
     try:
         dead = compaction.dead_pids(path, ())
@@ -508,11 +510,18 @@ def check_retiring(path: str) -> None:
         return  # the directory went away: the storage's own checks say so
     if len(dead) <= UNRETIRED_ALLOWED:
         return
+    why = (
+        "the kit's child_exit hook, which retires them, does not run (a gunicorn config of "
+        "your own defines child_exit)"
+        if _KIT_CONFIG in sys.modules
+        else "nothing retires them (gunicorn runs without the kit's config, whose "
+        "child_exit merges them; prometheus-client alone keeps them all)"
+    )
     message = (
         f"limone-obs: {ENV_VAR}={path!r} holds the files of {len(dead)} workers that have "
-        "exited: the kit's child_exit hook, which retires them, does not run (a gunicorn "
-        "config of your own defines child_exit). Counts stay exact, but the directory "
-        "grows with every recycled worker. Call the kit's hook from yours: "
+        f"exited: {why}. Counts stay exact, but the directory grows with every recycled "
+        "worker and every scrape reads it. Start gunicorn with "
+        f"-c python:{_KIT_CONFIG}, or call the kit's hook from your config's child_exit: "
         f"{_KIT_CONFIG}.child_exit(server, worker)"
     )
     if health.report_problem(c.PROBLEM_MULTIPROCESS_LEFTOVERS, message):
