@@ -131,6 +131,14 @@ traffic beside them would mix two services without a word.
   the service: its own panels are on the SLOs dashboard); the 5xx limit is the budget of a
   `threshold` SLO over all requests, else of the availability SLO over all of them, else
   1 % (an SLO on one endpoint is no limit for the service).
+- **Right after a start, a new endpoint or a new worker** the rates read low for a window's
+  length: a series (an endpoint's, a dependency's, a status's) appears with its first
+  request, and `rate()` cannot count the requests before a series' first sample, so
+  ratios of two rates (calls per request, cache hit ratio, time outside requests) can
+  read off by several percent until the window has passed (once every series exists
+  they are exact); `limone-obs report` says when its window holds such a start.
+  An endpoint served only by workers that have since exited shows "No data" for in
+  flight (it had none), not 0.
 
 ## Loading them into Grafana
 
