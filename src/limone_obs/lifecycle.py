@@ -230,12 +230,11 @@ class RequestState:
             # After a chunk, the status line is sent: keep it. Before the first one,
             # servers that send the headers with the first chunk answer 500 instead
             # (gunicorn, Werkzeug, asgiref's adapter), or the client gets the exception
-            # (Werkzeug's test client): record that. uWSGI has sent the app's status
-            # already (its Python plugin is the ``uwsgi`` module). Either way record the
-            # broken stream, and end the request here: nothing more will be sent, and a
-            # client that reads the body and gets this exception or a server (asgiref)
-            # may never close it.
-            if not handed and "uwsgi" not in sys.modules:
+            # (Werkzeug's test client): record that. Either way record the broken
+            # stream, and end the request here: nothing more will be sent, and a client
+            # that reads the body and gets this exception or a server (asgiref) may
+            # never close it.
+            if not handed and not _status_sent_at_start():
                 self.status = "500"
             self.record_exception(exc)
             with contextlib.suppress(Exception):  # each participant reports its own failure
@@ -257,6 +256,14 @@ class RequestState:
                 close()
         finally:
             self.finish()
+
+
+def _status_sent_at_start() -> bool:
+    """True under a server that sends the app's status as ``start_response`` is called,
+    before the body: uWSGI (its Python plugin is the ``uwsgi`` module) and a2wsgi (the
+    WSGI adapter uvicorn serves Flask through). Read only when a body fails before its
+    first chunk."""
+    return "uwsgi" in sys.modules or "a2wsgi" in sys.modules
 
 
 class _SentAs:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
 from tests.support import gunicorn_server, metric_sum, per_endpoint, wait_until
@@ -105,3 +106,40 @@ def test_one_access_line_per_request(served: tuple[str, Path, int | None]) -> No
     assert REQUESTS == items()
     loggers = [line.get(c.LOG_LOGGER) for line in lines()]
     assert 0 == loggers.count("uvicorn.access"), log.read_text()[-2000:]
+
+
+def test_a_stream_failing_first_is_recorded_as_the_client_saw_it(
+    served: tuple[str, Path, int | None],
+) -> None:
+    """a2wsgi sends the app's status as soon as the app calls start_response: a stream
+    that fails before its first chunk reaches the client as that status (200, an empty
+    body), and is recorded so (gunicorn's own workers answer 500: tests/test_lifecycle.py)."""
+    url, log, _ = served
+    path = "/stream-fails-first"
+    with requests.get(f"{url}{path}", timeout=30, stream=True) as answer:  # body cut short
+        answered = answer.status_code
+
+    def line() -> list[dict[str, Any]]:
+        return [
+            json.loads(x)
+            for x in log.read_text().splitlines()
+            if x[:1] == "{" and f'"path":"{path}"' in x and c.ACCESS_LOGGER in x
+        ]
+
+    wait_until(lambda: len(line()) == 1, "the stream's access line")
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    counted = {
+        labels[c.LABEL_STATUS]
+        for labels, _ in _samples(text, N.requests_total)
+        if labels[c.LABEL_ENDPOINT] == path
+    }
+    assert (200, 200, {"200"}) == (answered, line()[0][c.LOG_STATUS_CODE], counted)
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]

@@ -7,10 +7,11 @@ passed to ``set_slots`` at import (module level), as the README tells for uvicor
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from flask import Flask
+from flask import Flask, Response
 
 from limone_obs import Metrics
 from limone_obs.exporter import workers
@@ -34,5 +35,13 @@ def create_asgi() -> Any:
     @app.get("/items/<int:item_id>")
     def item(item_id: int) -> dict[str, int]:
         return {"id": item_id}
+
+    @app.get("/stream-fails-first")
+    def stream_fails_first() -> Response:
+        def chunks() -> Iterator[bytes]:
+            raise RuntimeError("the AI API is down")
+            yield b"never"  # a generator: it fails when the server asks for its first chunk
+
+        return Response(chunks())
 
     return WSGIMiddleware(app, workers=10)  # type: ignore[arg-type]
