@@ -5,6 +5,7 @@ a gunicorn worker's boot error). Each script runs in a process of its own: the h
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -125,18 +126,52 @@ def test_with_the_logger_turned_off_pythons_own_traceback_is_printed_masked() ->
     assert "" == interrupted.stdout
 
 
-def test_json_lines_sent_to_stderr_are_not_masked_twice() -> None:
-    """``configure_logging(stream=sys.stderr)`` called again (``sys.stderr`` is then the
-    kit's wrapper) writes to the real stream: each line is the JSON the pipeline made."""
-    done = _run("""
-        import sys
-        from limone_obs.logging import configure_logging, get_logger
-        configure_logging(stream=sys.stderr)
-        configure_logging(stream=sys.stderr)
-        get_logger("t").info("hello", note="Bearer is a word here")
+def test_stderr_keeps_json_lines_whole_and_long_text_uncut() -> None:
+    """Another writer's JSON line on stderr is masked field by field and stays JSON
+    (text masks that run to the line's end swallowed its other fields); a long
+    traceback a text handler prints is masked, not cut (a review)."""
+    done = _run(r"""
+        import json, logging, sys
+        from limone_obs.logging import configure_logging
+        configure_logging()
+        line = {"msg": "dup [parameters: ('bob', 'hunter2pw')]", "level": "error",
+                "password": "hunter2pw", "trace_id": "abc"}
+        print(json.dumps(line), file=sys.stderr)
+        text = logging.getLogger("own.text")
+        text.addHandler(logging.StreamHandler())
+        text.propagate = False
+        text.error("deep: " + "frame line\n" * 3000 + "token=hunter2pw end")
     """)
-    (event,) = _json_lines(done.stderr)
-    assert event["note"] == "Bearer is a word here"
+    first, *rest = done.stderr.splitlines()
+    assert json.loads(first) == {
+        "msg": "dup [parameters: [REDACTED]]", "level": "error",
+        "password": "[REDACTED]", "trace_id": "abc",
+    }  # fmt: skip
+    assert "hunter2pw" not in done.stderr
+    assert (2999, "token=[REDACTED] end") == (rest.count("frame line"), rest[-1])
+
+
+def test_an_interactive_prompt_keeps_pythons_traceback() -> None:
+    """``flask shell`` and ``python -i`` hand each exception typed at the prompt to the
+    hook: a person reads it, as Python prints it (masked), not as a JSON line."""
+    done = _run(r"""
+        import code, io, sys
+        from limone_obs.logging import configure_logging
+        configure_logging()
+        sys.stdin = io.StringIO("raise ValueError('password=hunter2pw')\n")
+        code.interact(banner="", exitmsg="")
+    """)
+    assert "ValueError: password=[REDACTED]" in done.stderr
+    assert "hunter2pw" not in done.stderr + done.stdout
+    assert "uncaught" not in done.stdout
+
+
+def test_the_stderr_wrapper_can_be_copied() -> None:
+    """``copy.copy(sys.stderr)`` (a library saving the stream) does not recurse."""
+    import copy  # noqa: PLC0415
+
+    wrapper = _uncaught.MaskedStderr(io.StringIO())
+    assert copy.copy(wrapper).wrapped is wrapper.wrapped
 
 
 def test_reset_puts_pythons_hooks_back(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -150,7 +150,8 @@ def test_a_client_gone_mid_stream_is_marked_aborted(tmp_path: Path) -> None:
     """uWSGI drops the body's iteration when the client leaves a stream: one access line,
     with ``client_aborted`` and the status it sent, counted once. A stream failing before
     its first chunk is recorded with the status uWSGI answered: 200 (it sends the
-    headers before the body; gunicorn and Werkzeug answer 500, tests/test_lifecycle.py)."""
+    headers before the body; gunicorn and Werkzeug answer 500, tests/test_lifecycle.py).
+    Neither exception gets an ``uncaught`` line beside its access line."""
     with uwsgi_server(tmp_path) as (url, proc):
         leave_mid_body(url, "/long-stream")
         answered = requests.get(f"{url}/stream-fails-first", timeout=10).status_code
@@ -174,3 +175,6 @@ def test_a_client_gone_mid_stream_is_marked_aborted(tmp_path: Path) -> None:
         if s.name == "limoneide_requests_total" and s.labels["endpoint"] == "/stream-fails-first"
     }
     assert (200, 200, {"200"}) == (answered, failed["status_code"], counted)
+    # uWSGI hands both exceptions (the stream's, its failed write to the client gone) to
+    # sys.excepthook as well: the access lines carry them, no "uncaught" line repeats them.
+    assert '"logger":"uncaught"' not in log, log

@@ -11,25 +11,32 @@
   the stderr wrapper below. ``KeyboardInterrupt`` in the main thread and ``SystemExit``
   in a thread keep Python's own behaviour.
 - ``sys.stderr``, while it is the process's own: a wrapper that masks each text written
-  to it (:meth:`Redactor.redact_text`) and hands everything else to the real stream
-  (its descriptor, ``buffer``, ``isatty``: bytes written there are not masked). What a
+  to it (:class:`MaskedStderr`) and hands everything else to the real stream (its
+  descriptor, ``buffer``, ``isatty``: bytes written there are not masked). What a
   library prints there stays plain text, but no secret: gunicorn prints a worker's
   boot exception message with ``print(e, file=sys.stderr)`` after logging it, an app's
   own hook prints tracebacks, Werkzeug's debugger prints them in development.
 
 Each hook falls back to Python's own when logging cannot take the line (the logger
-turned off, no handler, logging itself failing): an exception is never lost.
+turned off, no handler, logging itself failing). An exception the request's access line
+already carries is not logged again (uWSGI hands a body's exception to the hook too).
+At an interactive prompt (``python -i``, ``flask shell``) Python's own hook prints.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from limone_obs import lifecycle
 from limone_obs.logging import _pipeline
+
+if TYPE_CHECKING:
+    from limone_obs.logging.redaction import Redactor
 
 #: The logger of the uncaught exceptions' lines (asked for when one comes: made at
 #: import, an app's later ``dictConfig`` would turn it off with its existing loggers).
@@ -38,10 +45,12 @@ _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 class MaskedStderr:
-    """``sys.stderr`` with each text written masked by the current pipeline's redactor.
-
-    One write is masked as a whole (``print`` writes its text, then the line end): a
-    name and its value written by separate calls are not matched.
+    """``sys.stderr`` with what is written to it masked by the current pipeline's
+    redactor, line by line and whole (no line is cut: the text is a traceback, or
+    another writer's line). A line that is a JSON object (another JSON logger's) is
+    masked field by field and written as JSON again: text masks that run to a line's
+    end would swallow its closing quotes and its other fields. One write is masked on
+    its own: a name and its value written by separate calls are not matched.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -53,7 +62,7 @@ class MaskedStderr:
         masked = text
         if redactor is not None and isinstance(text, str):
             try:
-                masked = redactor.redact_text(text)
+                masked = "".join(_masked_line(redactor, line) for line in text.splitlines(True))
             except Exception:  # a mask failing must not stop a traceback being printed
                 masked = "[limone-obs could not mask this text on stderr]\n"
         self.wrapped.write(masked)
@@ -65,7 +74,23 @@ class MaskedStderr:
             self.write(line)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "wrapped":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self.wrapped, name)
+
+
+def _masked_line(redactor: Redactor, line: str) -> str:
+    """``line`` (its line end kept) masked: as a JSON object when it is one, else as text."""
+    body = line.rstrip("\r\n")
+    if body.startswith("{") and body.endswith("}"):
+        try:
+            event = json.loads(body)
+        except ValueError:
+            event = None
+        if isinstance(event, dict):
+            redactor.redact_event(event)
+            return json.dumps(event, ensure_ascii=False, default=str) + line[len(body) :]
+    return redactor.redact_whole(line)
 
 
 def install() -> None:
@@ -93,20 +118,35 @@ def uninstall() -> None:
         sys.stderr = sys.stderr.wrapped
 
 
-def real_stream(stream: IO[Any]) -> IO[Any]:
-    """``stream``, or the stream it wraps if it is the kit's stderr wrapper (the JSON
-    lines need no second masking)."""
-    return stream.wrapped if isinstance(stream, MaskedStderr) else stream
-
-
 def _main_thread(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    if issubclass(exc_type, KeyboardInterrupt):
+    if issubclass(exc_type, KeyboardInterrupt) or hasattr(sys, "ps1"):
+        # Ctrl-C, and an interactive prompt (``python -i``, ``flask shell``): a person
+        # reads the traceback there.
         sys.__excepthook__(exc_type, exc, tb)
+        return
+    if _in_access_line(exc):
         return
     if not _log("Uncaught exception", (exc_type, exc, tb)):
         sys.__excepthook__(exc_type, exc, tb)
+
+
+def _in_access_line(exc: BaseException) -> bool:
+    """True when this context's request has ``exc`` on its access line. uWSGI reports
+    through ``sys.excepthook`` an exception the response's body raised, after the
+    lifecycle recorded it, and its own failed write to a client gone mid-body (an
+    ``OSError``, while the request is still open or once it is marked
+    ``client_aborted``): a view's own exceptions never get there under uWSGI (Flask
+    answers them with a 500)."""
+    state = lifecycle.this_request()
+    if state is None:
+        return False
+    return state.exception is exc or (
+        isinstance(exc, OSError)
+        and "uwsgi" in sys.modules
+        and (state.start is not None or getattr(state, "client_aborted", False))
+    )
 
 
 def _thread(args: Any) -> None:

@@ -326,6 +326,13 @@ class Redactor:
             self._texts[text] = redacted
         return redacted
 
+    def redact_whole(self, text: str) -> str:
+        """:meth:`redact_text` without the ``max_text`` cut and without the cache: for
+        text that must stay whole (what is written to stderr). Linear in its length."""
+        if not self.patterns or len(text) < _SHORTEST_MASKED:
+            return text
+        return self._scan(text)
+
     def would_mask(self, text: str) -> bool:
         """True if :meth:`redact_text` would mask part of ``text``; nothing is cached (for
         texts seen once, such as a client's request id)."""

@@ -84,8 +84,7 @@ def configure_logging(
     a structlog renderer among ``processors``.
     """
     _check_processors(processors)
-    stream = _uncaught.real_stream(stream if stream is not None else sys.stdout)
-    stream, looped = _real_stream(stream)
+    stream, looped = _real_stream(stream if stream is not None else sys.stdout)
     cap = _check_cap(_line_cap(max_line_bytes, stream))
     # A text over twice the cap cannot fit a line: cut it before it is scanned (its
     # head still overflows the line, which is then marked truncated as before).
