@@ -545,6 +545,8 @@ HOSTILE = {
     "key-far-apart": lambda n: ("Key (" + "x" * 300 + ")=(") * (n // 308),
     "entry-openers": lambda n: "Duplicate entry '" * (n // 17) + "' for key",
     "entry-closers": lambda n: "' for key" * (n // 9) + "Duplicate entry '",
+    "authorization-reprs": lambda n: "<Authorization A " * (n // 17),
+    "authorization-schemes": lambda n: "Authorization: A " * (n // 17),
 }
 
 
@@ -588,6 +590,25 @@ def test_long_key_name_costs_linear_time() -> None:
     """A key name of many parts (up to 1 MB) is judged in time linear in its length."""
     growth = _growth(lambda: Redactor().is_sensitive, lambda n: "a_" * (n // 2))
     assert max(growth) < 10, growth
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: ApiKey sekr3tAAAA1111", f"Authorization: {MASK}"),
+        ("Authorization: SSWS 00abcDEFghiJKLmno", f"Authorization: {MASK}"),
+        ("authorization=ApiKey sekr3tAAAA1111&x=1", f"authorization={MASK}&x=1"),
+        ("Host: a\r\nProxy-Authorization: Custom abc123\r\nAccept: */*",
+         f"Host: a\r\nProxy-Authorization: {MASK}\r\nAccept: */*"),
+        ("<Authorization Apikey sekr3tAAAA1111>", f"<Authorization Apikey {MASK}>"),
+        ("Authorization failed for user bob", "Authorization failed for user bob"),
+    ],
+)  # fmt: skip
+def test_an_authorization_header_of_any_scheme_is_masked_whole(text: str, expected: str) -> None:
+    """The credential after any scheme word of an ``Authorization`` header is masked
+    (``str(request.headers)``, a query pair, Werkzeug's repr), not only after Bearer,
+    Basic, Token and Digest: ``ApiKey x`` kept its key in clear (a trial)."""
+    assert Redactor().redact_text(text) == expected
 
 
 @pytest.mark.parametrize("text", ["pw=x", "pw=abc", "pwd=p25", "pin=123"])

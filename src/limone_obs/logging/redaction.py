@@ -112,6 +112,13 @@ _NAME_CHARS = r"A-Za-z0-9_%\-"
 _PAIR = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*[:=]\s*["']?)(?!//)""")
 #: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
 _VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
+#: After an ``Authorization`` / ``Proxy-Authorization`` name, any scheme word is one
+#: (``ApiKey``, ``SSWS``, ``Negotiate``, ``AWS4-HMAC-SHA256``): the credential after it
+#: belongs to the value.
+_ANY_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}[ \t]+(?=\S)")
+_AUTHORIZATION_NAMES = frozenset({"authorization", "proxy_authorization"})
+#: Werkzeug's ``repr(request.authorization)``: ``<Authorization ApiKey sekr3t>``.
+_AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} )[^>\n]{1,1024}>")
 #: Where a pair's value ends.
 _VALUE_END = re.compile(r"""[\s"'&,;]""")
 #: ``('name', `` / ``["name", `` in text: a (name, value) pair as Python or JSON writes it.
@@ -367,6 +374,8 @@ class Redactor:
             text = self._mask_item_pairs(text)
         if " " in text or "\t" in text:
             text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
+            if "<Authorization " in text:
+                text = _AUTHORIZATION_REPR.sub(lambda m: f"{m.group(1)}{self.mask}>", text)
         if _may_hold_token(text):
             text = _TOKEN_SHAPES.sub(self.mask, text)
         if _may_hold_card(text):
@@ -449,7 +458,8 @@ class Redactor:
                 # A quoted value ends at its closing quote (kept), spaces and commas included.
                 span = _closing_quote(text, pos - 1)
             else:
-                span = _value_span(text, pos, ends)
+                any_scheme = normalise_key(match.group(1))[0] in _AUTHORIZATION_NAMES
+                span = _value_span(text, pos, ends, any_scheme=any_scheme)
                 if span is not None:
                     span = _whole_value_end(text, pos, span)
             if span is None or span <= pos:
@@ -777,10 +787,11 @@ class _ValueEnds:
         return self._end
 
 
-def _value_span(text: str, pos: int, ends: _ValueEnds) -> int | None:
+def _value_span(text: str, pos: int, ends: _ValueEnds, *, any_scheme: bool = False) -> int | None:
     """End of the value of a pair whose separator ends at ``pos`` (an auth scheme word
-    before it belongs to it: ``Authorization: Bearer x``); None when there is no value."""
-    scheme = _VALUE_SCHEME.match(text, pos)
+    before it belongs to it: ``Authorization: Bearer x``; after an authorization name,
+    ``any_scheme``, any word: ``Authorization: ApiKey x``); None when there is no value."""
+    scheme = (_ANY_SCHEME if any_scheme else _VALUE_SCHEME).match(text, pos)
     if scheme is not None:
         end = ends.after(scheme.end())
         if end > scheme.end():
