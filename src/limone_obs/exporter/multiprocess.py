@@ -81,7 +81,9 @@ def multiprocess_dir() -> str | None:
         raise ConfigError(
             f"{ENV_VAR} was set after prometheus_client was imported, so this process "
             "keeps its samples in memory and scrapes would miss them: set the variable "
-            "before the app (or gunicorn.conf.py) imports anything from prometheus_client"
+            "before the app (or gunicorn.conf.py) imports anything from prometheus_client "
+            "(in a gunicorn config of your own, make `from limone_obs.gunicorn_conf import "
+            "*` its first import: it sets the variable)"
         )
     return path
 
