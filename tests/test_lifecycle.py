@@ -13,6 +13,8 @@ import contextlib
 import inspect
 import io
 import json
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +315,34 @@ def test_a_stream_read_until_it_breaks_ends_without_a_close() -> None:
         len(lines),
     )
     assert {"/broken-stream": 1.0} == per_endpoint(text, N.request_exceptions_total)
+
+
+def test_a_servers_module_imported_in_the_process_does_not_change_the_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uWSGI and a2wsgi keep the app's status of a stream failing before its first
+    chunk; a process that imports them but serves through another server (the test
+    client here) still records what that server answers, 500 (a suite that imported
+    a2wsgi first read 200)."""
+    import a2wsgi  # noqa: F401, PLC0415 - imported, not serving
+
+    monkeypatch.setitem(sys.modules, "uwsgi", types.ModuleType("uwsgi"))
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    try:
+        client = create_app(stream=out, registry=registry).test_client()
+        with pytest.raises(StreamBrokeError):
+            client.get("/stream-fails-first", buffered=True)
+    finally:
+        reset_for_tests()
+    [line] = [x for x in _access_lines(out.getvalue()) if x[c.LOG_PATH] == "/stream-fails-first"]
+    statuses = {
+        s.labels[c.LABEL_STATUS]
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in f.samples
+        if s.name == N.requests_total and s.labels[c.LABEL_ENDPOINT] == "/stream-fails-first"
+    }
+    assert ({"500"}, 500) == (statuses, line[c.LOG_STATUS_CODE])
 
 
 def test_an_endpoint_of_two_rules_labels_each_request_with_the_rule_it_matched() -> None:

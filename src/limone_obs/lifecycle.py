@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
@@ -234,7 +233,7 @@ class RequestState:
             # stream, and end the request here: nothing more will be sent, and a client
             # that reads the body and gets this exception or a server (asgiref) may
             # never close it.
-            if not handed and not _status_sent_at_start():
+            if not handed and not _status_sent_at_start(self._start_response):
                 self.status = "500"
             self.record_exception(exc)
             with contextlib.suppress(Exception):  # each participant reports its own failure
@@ -258,12 +257,16 @@ class RequestState:
             self.finish()
 
 
-def _status_sent_at_start() -> bool:
-    """True under a server that sends the app's status as ``start_response`` is called,
-    before the body: uWSGI (its Python plugin is the ``uwsgi`` module) and a2wsgi (the
-    WSGI adapter uvicorn serves Flask through). Read only when a body fails before its
-    first chunk."""
-    return "uwsgi" in sys.modules or "a2wsgi" in sys.modules
+def _status_sent_at_start(start_response: Any) -> bool:
+    """True when the server's ``start_response`` sends the app's status as it is called,
+    before the body: uWSGI's (``uwsgi_spit``) and a2wsgi's (the WSGI adapter uvicorn
+    serves Flask through). Asked only when a body fails before its first chunk; what a
+    module list would say is no answer (a process may import either and serve through
+    another)."""
+    if getattr(start_response, "__qualname__", None) == "uwsgi_spit":
+        return True
+    owner = type(getattr(start_response, "__self__", None))
+    return owner.__module__.split(".")[0] == "a2wsgi"
 
 
 class _SentAs:
