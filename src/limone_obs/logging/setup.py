@@ -77,6 +77,10 @@ def configure_logging(
     socket whose reader stopped: then lines are dropped without waiting, counted
     (``<ns>_log_lines_dropped_total``) and one line says how many once the reader is back.
 
+    Uncaught exceptions (main program, threads, ``__del__``) become JSON lines of the
+    logger ``uncaught``, and text written to ``sys.stderr`` is masked (hooks and stream
+    the app set first are kept: :mod:`limone_obs.logging._uncaught`).
+
     Calling it again replaces the output: lines that other threads write meanwhile go to
     the new one. Not from a signal handler: it waits for the line being written.
 
