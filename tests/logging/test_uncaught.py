@@ -44,14 +44,14 @@ raise RuntimeError(f"boot failed: DATABASE_URL={url} password=boot-pw-1")
 """
 
 
-def _run(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a Python process of its own; its output, never raising."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
         check=False,
     )
 
