@@ -25,6 +25,17 @@ class StreamBrokeError(RuntimeError):
     """Raised by /broken-stream after its first chunk, by /stream-fails-first before it."""
 
 
+def stream_fails_first() -> Response:
+    """A view whose streamed body fails before its first chunk (an AI call failing as the
+    stream opens); also served by tests/servers' uWSGI and uvicorn apps."""
+
+    def chunks() -> Iterator[str]:
+        raise StreamBrokeError("the AI API is down")
+        yield "never"  # a generator: it fails when the server asks for its first chunk
+
+    return Response(chunks())
+
+
 def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None = None) -> Flask:
     """Return the app; log lines go to ``stream`` (stdout by default)."""
     configure_logging(service="lifecycle-test", env="test", stream=stream)
@@ -57,13 +68,7 @@ def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None
 
         return Response(chunks())
 
-    @app.get("/stream-fails-first")
-    def stream_fails_first() -> Response:
-        def chunks() -> Iterator[str]:
-            raise StreamBrokeError("the AI API is down")
-            yield "never"  # a generator: it fails when the server asks for its first chunk
-
-        return Response(chunks())
+    app.add_url_rule("/stream-fails-first", view_func=stream_fails_first)
 
     @app.get("/long-stream")
     def long_stream() -> Response:

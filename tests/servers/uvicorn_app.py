@@ -7,15 +7,15 @@ passed to ``set_slots`` at import (module level), as the README tells for uvicor
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
-from flask import Flask, Response
+from flask import Flask
 
 from limone_obs import Metrics
 from limone_obs.exporter import workers
 from limone_obs.logging import configure_logging, init_app
+from tests.lifecycle_app import stream_fails_first
 
 if os.environ.get("LIMONE_OBS_TEST_SLOTS"):
     workers.set_slots(int(os.environ["LIMONE_OBS_TEST_SLOTS"]))
@@ -36,12 +36,6 @@ def create_asgi() -> Any:
     def item(item_id: int) -> dict[str, int]:
         return {"id": item_id}
 
-    @app.get("/stream-fails-first")
-    def stream_fails_first() -> Response:
-        def chunks() -> Iterator[bytes]:
-            raise RuntimeError("the AI API is down")
-            yield b"never"  # a generator: it fails when the server asks for its first chunk
-
-        return Response(chunks())
+    app.add_url_rule("/stream-fails-first", view_func=stream_fails_first)
 
     return WSGIMiddleware(app, workers=10)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from flask import Flask, Response
 
 from limone_obs import Metrics
 from limone_obs.logging import configure_logging, init_app
+from tests.lifecycle_app import stream_fails_first
 
 
 def create_app() -> Flask:
@@ -39,13 +40,7 @@ def create_app() -> Flask:
 
         return Response(chunks())
 
-    @app.get("/stream-fails-first")
-    def stream_fails_first() -> Response:
-        def chunks() -> Iterator[bytes]:
-            raise RuntimeError("the AI API is down")
-            yield b"never"  # a generator: it fails when the server asks for its first chunk
-
-        return Response(chunks())
+    app.add_url_rule("/stream-fails-first", view_func=stream_fails_first)
 
     return app
 
