@@ -286,7 +286,10 @@ class LatencySli(BudgetSli):
         out = runbooks.burn_sections(spec, slo, body)
         if self.quantile_alert is not None:
             name = c.slo_alert_name(slo.name, c.quantile_suffix(self.objective))
-            meaning = f"The latency quantile of {slo.name} is above {self.threshold_seconds:g} s."
+            meaning = (
+                f"The p{self.objective:g} latency of the requests of SLO {slo.name} is above "
+                f"{self.threshold_seconds:g} s."
+            )
             out += runbooks.section(spec, slo, name, meaning, body)
         return out + self.absent_runbook(spec, slo)
 
