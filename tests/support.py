@@ -263,6 +263,17 @@ def per_endpoint(text: str, name: str) -> dict[str, float]:
     return out
 
 
+def statuses_of(text: str, endpoint: str) -> set[str]:
+    """The ``status`` labels of the request counter's samples of ``endpoint`` in exposition
+    ``text`` (the default namespace's ``<ns>_requests_total``)."""
+    return {
+        sample.labels["status"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "limoneide_requests_total" and sample.labels["endpoint"] == endpoint
+    }
+
+
 def race(target: Callable[[], object], threads: int = 8) -> None:
     """Run ``target`` in ``threads`` threads released together, switching as often as
     the interpreter allows; return when all have finished. An exception raised in any

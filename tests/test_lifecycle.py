@@ -25,7 +25,6 @@ import requests
 from flask import Flask, Request, copy_current_request_context, request, send_file
 from flask.sessions import SecureCookieSessionInterface
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import EnvironBuilder
 
 from limone_obs import Metrics, lifecycle
@@ -39,6 +38,7 @@ from tests.support import (
     leave_mid_body,
     per_endpoint,
     serve,
+    statuses_of,
     wait_until,
 )
 
@@ -200,12 +200,7 @@ def test_access_line_and_histogram_share_status_and_duration(
     path, status = SCENARIOS[scenario]
     [line] = [line for line in served.access if line[c.LOG_ENDPOINT] == path]
     total = per_endpoint(served.metrics_text, N.request_duration_sum)[path]
-    statuses = {
-        s.labels[c.LABEL_STATUS]
-        for f in text_string_to_metric_families(served.metrics_text)
-        for s in f.samples
-        if s.name == N.requests_total and s.labels[c.LABEL_ENDPOINT] == path
-    }
+    statuses = statuses_of(served.metrics_text, path)
     assert ({str(status)}, status) == (statuses, line[c.LOG_STATUS_CODE])
     assert abs(total - line[c.LOG_DURATION]) <= 1e-6
 
@@ -336,12 +331,7 @@ def test_a_servers_module_imported_in_the_process_does_not_change_the_status(
     finally:
         reset_for_tests()
     [line] = [x for x in _access_lines(out.getvalue()) if x[c.LOG_PATH] == "/stream-fails-first"]
-    statuses = {
-        s.labels[c.LABEL_STATUS]
-        for f in text_string_to_metric_families(generate_latest(registry).decode())
-        for s in f.samples
-        if s.name == N.requests_total and s.labels[c.LABEL_ENDPOINT] == "/stream-fails-first"
-    }
+    statuses = statuses_of(generate_latest(registry).decode(), "/stream-fails-first")
     assert ({"500"}, 500) == (statuses, line[c.LOG_STATUS_CODE])
 
 

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs import conventions as c
-from tests.support import gunicorn_server, metric_sum, per_endpoint, wait_until
+from tests.support import gunicorn_server, metric_sum, per_endpoint, statuses_of, wait_until
 
 pytestmark = pytest.mark.integration
 APP = "tests.servers.uvicorn_app:create_asgi()"
@@ -128,18 +127,5 @@ def test_a_stream_failing_first_is_recorded_as_the_client_saw_it(
 
     wait_until(lambda: len(line()) == 1, "the stream's access line")
     text = requests.get(f"{url}/metrics", timeout=10).text
-    counted = {
-        labels[c.LABEL_STATUS]
-        for labels, _ in _samples(text, N.requests_total)
-        if labels[c.LABEL_ENDPOINT] == path
-    }
+    counted = statuses_of(text, path)
     assert (200, 200, {"200"}) == (answered, line()[0][c.LOG_STATUS_CODE], counted)
-
-
-def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [
-        (s.labels, s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    ]

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 
 from limone_obs.stack import procs
 from tests.support import (
@@ -30,6 +29,7 @@ from tests.support import (
     metric_sum,
     on_a_free_port,
     per_endpoint,
+    statuses_of,
     wait_until,
 )
 
@@ -168,12 +168,7 @@ def test_a_client_gone_mid_stream_is_marked_aborted(tmp_path: Path) -> None:
     assert (200, True) == (line["status_code"], line.get("client_aborted"))
     assert 1.0 == per_endpoint(text, "limoneide_requests_total")["/long-stream"]
     [failed] = [x for x in access if x["path"] == "/stream-fails-first"]
-    counted = {
-        s.labels["status"]
-        for f in text_string_to_metric_families(text)
-        for s in f.samples
-        if s.name == "limoneide_requests_total" and s.labels["endpoint"] == "/stream-fails-first"
-    }
+    counted = statuses_of(text, "/stream-fails-first")
     assert (200, 200, {"200"}) == (answered, failed["status_code"], counted)
     # uWSGI hands both exceptions (the stream's, its failed write to the client gone) to
     # sys.excepthook as well: the access lines carry them, no "uncaught" line repeats them.
