@@ -321,6 +321,36 @@ def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
     assert any("ErrorsHigh" in alert for s in report.slos for alert in s.fired)
 
 
+def test_slis_of_a_short_window_are_the_raw_counts_of_that_window(scenario: Run) -> None:
+    """The SLO table's SLIs of the fault window (under 20 s) are its own requests' good
+    share, counted from the raw counters over the window (hand-written ``increase()``).
+    Read from the recorded 5-minute rates they weighed in the healthy phase before it: an
+    incident trial's 6-minute window read 70.8 % where half its requests were slow."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    slo = {s.name: s for s in report.slos}
+    job = f'job="{scenario.job}"'
+
+    def share(span: Span, part: str, total: str) -> float:
+        rng = f"[{span.seconds}s]"
+        # No 5xx series in the healthy phase: none is 0.
+        counted = f"(sum(increase({part}{rng})) or vector(0))"
+        return promql(scenario, f"{counted} / sum(increase({total}{rng}))", span.end)
+
+    every_request = f"limoneide_requests_total{{{job}}}"
+    failed = f'limoneide_requests_total{{{job},status=~"5.."}}'
+    fault, healthy = phase(scenario.fault), phase(scenario.healthy)
+    availability = slo["availability"]
+    assert availability.sli_now == pytest.approx(1 - share(fault, failed, every_request))
+    assert availability.sli_then == pytest.approx(1 - share(healthy, failed, every_request))
+    assert availability.sli_now is not None
+    assert availability.sli_now < 0.95
+    ai = f'{job},dependency="ai_api"'
+    fast = f'limoneide_dependency_duration_seconds_bucket{{{ai},outcome="ok",le="2.5"}}'
+    every_call = f"limoneide_dependency_duration_seconds_count{{{ai}}}"
+    assert slo["ai-latency"].sli_now == pytest.approx(share(fault, fast, every_call))
+    assert ("", "") == (availability.basis, slo["ai-latency"].basis)
+
+
 def test_kit_health_alerts_fired_are_named_in_a_note(scenario: Run) -> None:
     """Kit-health alerts have no SLO, so no row: a note names those that fired. Before
     the load started the service was scraped and served nothing: TrafficStopped fired
@@ -380,6 +410,10 @@ def test_without_a_spec_another_service_has_no_slo_and_a_note_says_what_to_pass(
                    window=window, baseline=None)  # fmt: skip
     assert "availability" in {s.name for s in ours.slos}
     assert not any(note.startswith("No SLO") for note in ours.notes)
+    # Without the spec's selectors the SLI comes from the recorded rates, and says so.
+    availability = next(s for s in ours.slos if s.name == "availability")
+    assert "recorded 5m rates" == availability.basis
+    assert availability.note.startswith("availability: not in the spec")
 
 
 def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:

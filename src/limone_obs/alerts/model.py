@@ -201,6 +201,14 @@ class Sli(ABC):
             return None
         return self.status_sli(spec, slo)
 
+    def window_sli(self, spec: ServiceSpec, slo: Slo, window: str) -> str | None:
+        """PromQL of the good share (0..1) of the events of the last ``window`` (``"360s"``),
+        counted from the raw series, for kinds with an error budget: the report's SLI of a
+        window, exact however short the window is (the recorded 5m rates reach 5 minutes
+        before it). None for the other kinds."""
+        del spec, slo, window
+        return None
+
     @abstractmethod
     def dashboard_row(self) -> tuple[Panel, ...]:
         """The panels of this SLO's row on the SLO dashboard, left to right."""

@@ -327,19 +327,28 @@ def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
 def _slis(
     src: _Source, span: Span | None, plans: tuple[slos.SloPlan, ...]
 ) -> dict[str, tuple[float, str]]:
-    """Each SLO's SLI over ``span`` and how it was read (:mod:`.slos`); absent if unknown."""
+    """Each SLO's SLI over ``span`` and how it was read (:mod:`.slos`); absent if unknown.
+
+    An SLO of the spec with an error budget is counted from the raw series over ``span``
+    itself; one found only in Prometheus from its recorded 5m rates (read once for all)."""
     if span is None:
         return {}
-    weighted = src.prom.by_label(q.slo_sli(src.service, span.seconds), c.LABEL_SLO, span.end)
+    exact = {plan.name: plan.window_sli(f"{span.seconds}s") for plan in plans if plan.window_sli}
+    weighted: dict[str, float] = {}
+    if any(plan.weighted and plan.window_sli is None for plan in plans):
+        weighted = src.prom.by_label(q.slo_sli(src.service, span.seconds), c.LABEL_SLO, span.end)
     step = max(1, round(src.scrape_seconds))
     found: dict[str, tuple[float, str]] = {}
     for plan in plans:
-        value = weighted.get(plan.name) if plan.weighted else None
-        basis = ""
-        if value is None and plan.ratio_window:
+        value, basis = None, ""
+        if expr := exact.get(plan.name):
+            value = src.prom.scalar(expr, span.end)
+        elif plan.window_sli is None and plan.weighted:
+            value, basis = weighted.get(plan.name), slos.BASIS_RECORDED
+        elif plan.ratio_window:
             expr = q.slo_lowest(src.service, plan.name, plan.ratio_window, span.seconds)
             value, basis = src.prom.scalar(expr, span.end), slos.basis_lowest(plan.ratio_window)
-        elif value is None and plan.raw_sli:
+        elif plan.raw_sli:
             expr = q.mean_over_time(plan.raw_sli, span.seconds, step)
             value, basis = src.prom.scalar(expr, span.end), slos.BASIS_RAW
         if value is not None:

@@ -219,7 +219,8 @@ def slo_objectives(service: str) -> str:
 
 
 def slo_sli(service: str, seconds: int) -> str:
-    """Request-weighted SLI over the window from the recorded 5-minute event rates."""
+    """Request-weighted SLI over the window from the recorded 5-minute event rates (of an
+    SLO not in the spec: they also weigh in the 5 minutes before the window)."""
     sel = "{" + _service(service) + "}"
     bad = f"sum by ({c.LABEL_SLO}) (sum_over_time({c.RULE_BAD_EVENTS_RATE5M}{sel}[{seconds}s]))"
     total = f"sum by ({c.LABEL_SLO}) (sum_over_time({c.RULE_EVENTS_RATE5M}{sel}[{seconds}s]))"

@@ -7,16 +7,19 @@
   SLI is the share of 5xx answers among the requests.
 - :func:`plans` and :func:`row`: the SLO table. Every SLO of the spec gets a row with
   the numbers its recording rules allow, decided from the names those rules record (the
-  kinds are never named here): the request-weighted SLI from the recorded event rates;
-  else the lowest value of the one recorded error ratio (what a plain threshold alert
-  compares with its objective); else, for an SLO without recording rules, the window's
-  mean of the SLI ``limone-obs status`` shows. A number that cannot be read says why.
+  kinds are never named here): the request-weighted SLI counted from the raw series over
+  the window (the spec's selectors; from the recorded event rates for an SLO found only
+  in Prometheus); else the lowest value of the one recorded error ratio (what a plain
+  threshold alert compares with its objective); else, for an SLO without recording
+  rules, the window's mean of the SLI ``limone-obs status`` shows. A number that cannot
+  be read says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 from limone_obs import conventions as c
@@ -28,12 +31,15 @@ from limone_obs.report.model import DEFAULT_ERROR_LIMITS, SloRow
 ROADMAP_THRESHOLDS: Final = (2.0, 1.0, 0.6)
 #: The window of the recorded error ratio tried for an SLO not in a spec.
 DEFAULT_RATIO_WINDOW: Final = c.SLI_WINDOWS[0]
-#: How the SLI was read, shown beside it: the lowest recorded ratio, a raw series' mean.
+#: How the SLI was read, shown beside it: the lowest recorded ratio, a raw series' mean,
+#: the recorded 5-minute rates.
 BASIS_RAW: Final = "mean over time"
+BASIS_RECORDED: Final = "recorded 5m rates"
 #: The usual SLI, under the SLO table.
 WEIGHTED_NOTE: Final = (
-    "SLI: good events over all events in the window, from the recorded 5-minute rates "
-    "(like the alerts; in a window of a few minutes they lag the raw counts)."
+    "SLI: good events over all events in the window, counted from the raw series over the "
+    "window itself (the same selectors as the SLO's rules; the alerts read the recorded "
+    "5-minute rates, which also weigh in the 5 minutes before a window)."
 )
 
 
@@ -119,7 +125,10 @@ class SloPlan:
     - ``objective``: the spec's objective as a ratio (None: none, or not in a spec);
     - ``recorded``: the names its recording rules record (None: unknown, try each);
     - ``ratio_window``: the window of the one error ratio it records without event rates;
-    - ``raw_sli``: for an SLO without recording rules, PromQL of its SLI now (0..1).
+    - ``raw_sli``: for an SLO without recording rules, PromQL of its SLI now (0..1);
+    - ``window_sli``: for an SLO of the spec, PromQL of its SLI over a window (``"360s"``)
+      from the raw series, or None for a kind without an error budget (None: not in a
+      spec, read from the recorded rates).
     """
 
     name: str
@@ -128,6 +137,7 @@ class SloPlan:
     recorded: frozenset[str] | None = None
     ratio_window: str | None = None
     raw_sli: str | None = None
+    window_sli: Callable[[str], str | None] | None = field(default=None, compare=False)
 
     def records(self, rule: str) -> bool:
         """True when its recording rules record ``rule`` (or when that is unknown)."""
@@ -154,6 +164,7 @@ def _plan(spec: ServiceSpec, slo: Slo) -> SloPlan:
         recorded=recorded,
         ratio_window=window if window and c.sli_error_ratio_rule(window) in recorded else None,
         raw_sli=slo.sli.unrecorded_sli(spec, slo),
+        window_sli=partial(slo.sli.window_sli, spec, slo),
     )
 
 
@@ -243,6 +254,12 @@ def _note(plan: SloPlan, basis: str) -> str:
             f"{plan.name}: its rules record only the error ratio over {window}, no event "
             f"counts: the SLI shown is the lowest {window} value in the window, the one its "
             "alert compares with the objective."
+        )
+    if basis == BASIS_RECORDED:
+        return (
+            f"{plan.name}: not in the spec: the SLI shown is read from its recorded "
+            "5-minute rates, which also weigh in the 5 minutes before the window (in a "
+            "window of a few minutes they lag the raw counts)."
         )
     if plan.raw_sli and basis == BASIS_RAW:
         return (

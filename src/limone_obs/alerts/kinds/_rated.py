@@ -106,6 +106,15 @@ class RatedSli(Sli):
             return f"avg_over_time({c.RULE_EVENTS_RATE5M}{slo_selector(spec, slo)}[{window}])"
         return self.rates(window)[1]
 
+    def window_sli(self, spec: ServiceSpec, slo: Slo, window: str) -> str | None:
+        """With a budget: 1 - :meth:`rates` bad / all over ``window`` (empty or NaN without
+        events); without one (``threshold``), None."""
+        del spec, slo
+        if not self.has_budget:
+            return None
+        bad, total = self.rates(window)
+        return f"1 - ({bad}) / ({total})"
+
     def guard(self, spec: ServiceSpec, slo: Slo, window: str) -> str:
         """``and`` clause keeping an alert quiet below the SLO's minimum request rate."""
         if slo.min_rate <= 0:
