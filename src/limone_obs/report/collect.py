@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from limone_obs import conventions as c
+from limone_obs.alerts import alertmanager
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.conventions import MetricNames
 from limone_obs.errors import ReportError
@@ -39,6 +40,8 @@ PEAK_STEP_MAX: Final = 60
 PEAK_RATE_WINDOW: Final = 60
 #: Name of the time not spent in any tracked dependency.
 OTHER: Final = "other"
+#: The mark of an alert of the SLO table that Alertmanager held back (see :func:`_fired`).
+INHIBITED: Final = "inhibited"
 #: How a dependency named ``other`` is shown beside the time outside every dependency.
 _DEPENDENCY_OTHER: Final = f"dependency {OTHER}"
 
@@ -314,14 +317,42 @@ def _unfinished_note(window: Span, now: float) -> list[str]:
     ]
 
 
-def _fired(src: _Source, window: Span) -> dict[str, tuple[str, ...]]:
-    """``alertname (severity)`` of the alerts firing in the window, by their SLO."""
+def _fired(src: _Source, window: Span, spec: ServiceSpec | None) -> dict[str, tuple[str, ...]]:
+    """``alertname (severity)`` of the alerts firing in the window, by their SLO; with a
+    spec, ``alertname (severity, inhibited)`` for one that fired only while an alert
+    inhibiting it in the kit's Alertmanager config (built from the spec) fired."""
     fired: dict[str, list[str]] = {}
-    for sample in src.prom.instant(q.alerts_fired(src.service, window.seconds), window.end):
+    found = src.prom.instant(q.alerts_fired(src.service, window.seconds), window.end)
+    free: set[tuple[str, str, str]] | None = None
+    if found and spec is not None:
+        step = max(1, round(src.scrape_seconds))
+        rules = alertmanager.inhibit_rules(spec)
+        expr = q.alerts_uninhibited(src.service, window.seconds, step, rules)
+        free = {_alert_key(s.labels) for s in src.prom.instant(expr, window.end)}
+    for sample in found:
         labels = sample.labels
-        text = f"{labels.get('alertname', '?')} ({labels.get(c.LABEL_SEVERITY, '?')})"
+        held = free is not None and _alert_key(labels) not in free
+        severity = labels.get(c.LABEL_SEVERITY, "?") + (f", {INHIBITED}" if held else "")
+        text = f"{labels.get('alertname', '?')} ({severity})"
         fired.setdefault(labels.get(c.LABEL_SLO, ""), []).append(text)
     return {name: tuple(sorted(texts)) for name, texts in fired.items()}
+
+
+def _alert_key(labels: Mapping[str, str]) -> tuple[str, str, str]:
+    return (labels.get("alertname", ""), labels.get(c.LABEL_SLO, ""),
+            labels.get(c.LABEL_SEVERITY, ""))  # fmt: skip
+
+
+def _inhibited_note(fired: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """A note when an alert of the window is marked inhibited (:func:`_fired`)."""
+    if not any(text.endswith(f", {INHIBITED})") for texts in fired.values() for text in texts):
+        return []
+    return [
+        f"Alerts marked '{INHIBITED}' fired only while an alert that silences them in the "
+        "kit's Alertmanager config (alerts/alertmanager.yml, built from the spec: e.g. an SLO's "
+        "page silences its ticket) fired too: an Alertmanager with that config did not "
+        "deliver them."
+    ]
 
 
 def _slis(
@@ -481,7 +512,7 @@ def collect(
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
         notes.append(f"The baseline {baseline.label()} has no requests: nothing to compare.")
     dependencies = _rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True)
-    fired = _fired(src, window)
+    fired = _fired(src, window, spec)
     slo_rows = _slos(src, window, baseline, spec, fired)
     # Kit-health alerts (TrafficStopped, WorkersSaturated...) have no SLO, so no row.
     if fired.get(""):
@@ -489,6 +520,7 @@ def collect(
             f"Kit-health alerts fired in {window.label()} (no SLO row of their own): "
             f"{', '.join(fired[''])}."
         )
+    notes += _inhibited_note(fired)
     notes += _outside_notes(src, window)
     notes += _began_notes(src, window) + _began_notes(src, baseline)
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows

@@ -7,6 +7,9 @@ the same text at the baseline's end.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from limone_obs import conventions as c
 from limone_obs.conventions import MetricNames
 
@@ -242,6 +245,30 @@ def mean_over_time(expr: str, seconds: int, step: int) -> str:
 def slo_budget_left(service: str) -> str:
     """Share of the period's error budget left (evaluate at the window's end)."""
     return f"max by ({c.LABEL_SLO}) ({c.RULE_PERIOD_BUDGET_REMAINING}{{{_service(service)}}})"
+
+
+def alerts_uninhibited(
+    service: str, seconds: int, step: int, rules: Sequence[Mapping[str, Any]]
+) -> str:
+    """Alerts of the service firing at some point within the window (sampled every
+    ``step`` s) while no rule of ``rules`` (Alertmanager inhibit rules: ``source_matchers``,
+    ``target_matchers``, ``equal``) held them back: a firing alert missing here fired only
+    while an alert inhibiting it fired."""
+    firing = f'{c.SERIES_ALERTS}{{alertstate="firing",{_service(service)}}}'
+    held = "\nor\n".join(
+        f"({_alerts(rule['target_matchers'])} and on ({', '.join(rule.get('equal', []))}) "
+        f"{_alerts(rule['source_matchers'])})"
+        for rule in rules
+    )
+    free = f"{firing} unless ({held})" if held else firing
+    by = f"alertname, {c.LABEL_SLO}, {c.LABEL_SEVERITY}"
+    return f"max by ({by}) (max_over_time(({free})[{seconds}s:{step}s]))"
+
+
+def _alerts(matchers: Sequence[str]) -> str:
+    """Firing ``ALERTS`` series matching Alertmanager ``matchers`` (``name="value"`` and
+    ``name=~"regex"``, the forms the kit writes: PromQL reads them alike)."""
+    return c.SERIES_ALERTS + "{" + ",".join(['alertstate="firing"', *matchers]) + "}"
 
 
 def alerts_fired(service: str, seconds: int) -> str:
