@@ -154,3 +154,17 @@ def test_the_silence_command_of_a_runbook_silences_its_alert(tmp_path: Path) -> 
     matchers = {m["name"]: m["value"] for m in silence["matchers"]}
     assert burn == matchers["alertname"]
     assert SPEC.service == matchers[c.LABEL_SLO_SERVICE]
+
+
+def test_a_latency_runbook_diagnoses_with_the_quantile_its_alert_reads() -> None:
+    """A 99 % latency SLO's quantile alert reads the p99: its runbook's diagnosis gives
+    the p99 by endpoint and of each dependency (an incident trial's gave the p95, which
+    stayed under the threshold while the p99 paged)."""
+    spec = parse_spec(edited("    objective: 95\n    description: Requests served",
+                             "    objective: 99\n    description: Requests served"))  # fmt: skip
+    section = runbook_section(runbooks.runbook(spec, spec.slo("latency")), "LatencyP99High")
+    assert "The p99 latency of the requests of SLO latency is above 2.5 s." in section
+    assert "2. The p99 by the same label:" in section
+    assert "3. Where the time goes: the p99 of each dependency" in section
+    quantiles = re.findall(r"histogram_quantile\(([\d.]+),", section)
+    assert ["0.99", "0.99"] == quantiles

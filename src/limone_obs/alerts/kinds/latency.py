@@ -294,22 +294,26 @@ class LatencySli(BudgetSli):
         return out + self.absent_runbook(spec, slo)
 
     def diagnosis(self, spec: ServiceSpec) -> str:
-        """Where the slow events are: by endpoint (or operation), p95, dependencies,
-        saturation."""
+        """Where the slow events are: by endpoint (or operation), the objective's quantile
+        (the p99 of a 99 % SLO, what its quantile alert reads), dependencies, saturation."""
         bucket = self.histogram.with_metric(f"{self.histogram.metric}_bucket")
         fast = bucket.promql(le_matcher(self.threshold_seconds))
         count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
         job = job_matcher(spec.job).promql()
         by = _breakdown_label(spec, self.histogram.metric)
         code = runbooks.code
+        rank, quantile = f"p{self.objective:g}", number(round(self.objective / 100, 12))
         return (
             f"1. Share of events slower than {self.threshold_seconds:g} s, by {by}:\n\n"
             + code(f"1 - sum by ({by}) (rate({fast}[5m])) / sum by ({by}) (rate({count}[5m]))")
-            + "\n2. The p95 by the same label:\n\n"
-            + code(f"histogram_quantile(0.95, sum by (le, {by}) (rate({bucket.promql()}[5m])))")
-            + "\n3. Where the time goes: p95 of each dependency (AI API, database, templates):\n\n"
+            + f"\n2. The {rank} by the same label:\n\n"
             + code(
-                f"histogram_quantile(0.95, sum by (le, {c.LABEL_DEPENDENCY}) "
+                f"histogram_quantile({quantile}, sum by (le, {by}) (rate({bucket.promql()}[5m])))"
+            )
+            + f"\n3. Where the time goes: the {rank} of each dependency (AI API, database, "
+            "templates):\n\n"
+            + code(
+                f"histogram_quantile({quantile}, sum by (le, {c.LABEL_DEPENDENCY}) "
                 f"(rate({spec.names.dependency_duration_bucket}{{{job}}}[5m])))"
             )
             + "\n4. Saturation: requests in flight (a queue in front of too few workers):\n\n"
