@@ -17,8 +17,10 @@ from limone_obs.errors import ReportError
 from limone_obs.report import charts
 from limone_obs.report.collect import peak_rate_window
 from limone_obs.report.model import (
+    IMPROVEMENT,
     REGRESSION,
     TOO_FEW,
+    UNCHANGED,
     Component,
     LatencyStep,
     Report,
@@ -140,6 +142,23 @@ def test_breakdown_and_rows_not_compared_show_no_change() -> None:
     # The summary counts it in words ("1 too few to compare" read as garbled).
     summary = next(line for line in lines if line.startswith("- Endpoints and dependencies: "))
     assert "1 with too few requests to compare" in summary, summary
+
+
+def test_the_summary_names_the_rows_that_regressed_or_improved() -> None:
+    """The count "2 regressed" alone sent a trial's reader hunting through the tables: the summary
+    names the endpoints and dependencies of a regression or an improvement."""
+    base = sample()
+    worse = replace(base.endpoints[0], name="/ai/complete", verdict=REGRESSION)
+    better = replace(base.endpoints[0], name="/search", verdict=IMPROVEMENT)
+    same = replace(base.endpoints[0], name="/health", verdict=UNCHANGED)
+    slow = replace(base.endpoints[0], name="ai_api", verdict=REGRESSION)
+    report = replace(base, endpoints=(worse, better, same), dependencies=(slow,))
+    summary = next(line for line in to_markdown(report).splitlines()
+                   if line.startswith("- Endpoints and dependencies: "))  # fmt: skip
+    assert (
+        "- Endpoints and dependencies: 1 improved (endpoint /search), 2 regressed (endpoint "
+        "/ai/complete, dependency ai_api), 1 unchanged."
+    ) == summary
 
 
 def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:

@@ -352,6 +352,19 @@ _SUMMARY_WORDS = {
 }
 
 
+#: The verdicts whose rows the summary names (a postmortem reads which, not how many).
+_NAMED_VERDICTS: Final = (REGRESSION, IMPROVEMENT)
+
+
+def _named(report: Report, verdict: str) -> str:
+    """`` (endpoint /a, dependency db)``: the rows of a regression or an improvement."""
+    if verdict not in _NAMED_VERDICTS:
+        return ""
+    names = [f"endpoint {r.name}" for r in report.endpoints if r.verdict == verdict]
+    names += [f"dependency {r.name}" for r in report.dependencies if r.verdict == verdict]
+    return f" ({', '.join(names)})"
+
+
 def _summary(report: Report) -> list[str]:
     verdicts = report.verdicts()
     if report.baseline is None:
@@ -359,7 +372,7 @@ def _summary(report: Report) -> list[str]:
         lines = [f"Endpoints and dependencies: {rows}, without a baseline to compare with."]
     else:
         counted = [
-            f"{count} {_SUMMARY_WORDS.get(verdict, verdict)}"
+            f"{count} {_SUMMARY_WORDS.get(verdict, verdict)}{_named(report, verdict)}"
             for verdict, count in sorted(verdicts.items())
         ]
         lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
