@@ -4,12 +4,15 @@ and a uid and title per service."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 import pytest
+import yaml
 
 from limone_obs import conventions as c
+from limone_obs.alerts import build as alerts_build
 from limone_obs.alerts.model import Panel, PanelName
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.dashboards import slos
@@ -120,3 +123,23 @@ def test_a_panel_the_slo_has_nothing_for_names_what_it_needs() -> None:
         "tiers; the SLO has none: remove the panel from its kind's row"
     )
     assert expected == str(caught.value)
+
+
+def test_every_sli_over_time_plots_recorded_5m_1h_and_6h(board: dict[str, Any]) -> None:
+    """Each budget SLO's "SLI over time" plots its 5m, 1h and 6h SLI, each a series its
+    recording rules write. An SLO with ticket tiers only (ai-latency: 1d/2h, 3d/6h)
+    plotted the 6h SLI alone: an hour-long incident barely moved it."""
+    recorded = set()
+    for rel, content in alerts_build.artifacts(ROOT).files.items():
+        if rel.startswith("alerts/rules/"):
+            for group in yaml.safe_load(content)["groups"]:
+                recorded |= {(r["record"], r["labels"]["slo"]) for r in group["rules"]
+                             if "record" in r}  # fmt: skip
+    plotted = _titled(board, "SLI over time")
+    assert len(plotted) >= 4  # availability, latency, ai-latency and the browser SLOs
+    for panel in plotted:
+        assert ["SLI 5m", "SLI 1h", "SLI 6h"] == [t["legendFormat"] for t in panel["targets"]]
+        for target in panel["targets"]:
+            found = re.fullmatch(r'1 - ([^{]+)\{.*\bslo="([^"]+)".*\}', target["expr"])
+            assert found is not None, target["expr"]
+            assert found.groups() in recorded

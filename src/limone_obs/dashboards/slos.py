@@ -159,10 +159,12 @@ def window_overrides(slo: SloView) -> list[dict[str, object]]:
 
 
 def _sli_series(service: ServiceView, slo: SloView) -> object:
-    """The SLI over the short and long page windows, the objective drawn."""
+    """The SLI over 5m, 1h and 6h, the objective drawn. A budget SLO records its SLI over
+    every window of :data:`~limone_obs.conventions.SLI_WINDOWS`, whatever its tiers: an
+    SLO with ticket tiers only (1d/2h, 3d/6h) plotted the 6h SLI alone, which hid an
+    hour-long incident."""
     scope = slo_matchers(service.service, slo.name)
-    windows: list[str] = [w for w in ("5m", "1h", "6h") if w in slo.windows]
-    windows = windows or list(slo.windows[:2])
+    windows = [w for w in ("5m", "1h", "6h") if w in c.SLI_WINDOWS]
     queries = [Query(f"1 - {c.sli_error_ratio_rule(w)}{scope}", f"SLI {w}") for w in windows]
     look = Look(
         f"Share of good events over the last {', '.join(windows)} (recorded rules; the "
