@@ -1,13 +1,15 @@
-"""The report's "alerts fired" against a real Prometheus: an alert that fired only while
+"""The report's "alerts fired" against a real Prometheus: an alert seen firing only while
 an alert inhibiting it (the kit's Alertmanager inhibit rules, built from the spec) fired
-is marked inhibited; one that fired on its own for a while is not.
+is marked inhibited, by each kind of rule; one that fired on its own for a while, or that
+began after the window's last sample, is not.
 
-The alerts are hand-written rules whose expressions are constants (and one that starts
-firing seconds later), so what was firing when is known without a load.
+The alerts are hand-written rules whose expressions are constants, or start once
+Prometheus has scraped a number of times, so what was firing when is known without a load.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +31,9 @@ from tests.support import ROOT, prometheus_server, serve, wait_until
 pytestmark = pytest.mark.integration
 
 SPEC = load_spec(ROOT / "alerts" / "slo.yaml")
-#: Seconds after Prometheus' start at which the ai-latency page starts firing: its
-#: ticket fires alone until then.
-PAGE_LATER = 8.0
+#: Scrapes (one a second) after which the ai-latency page starts firing (its ticket fires
+#: alone until then), and after which the ai-answer-shown ticket starts.
+PAGE_AFTER, LATE_AFTER = 8, 14
 
 
 def _alert(name: str, slo: str, severity: str, expr: str = "vector(1)") -> dict[str, Any]:
@@ -39,15 +41,29 @@ def _alert(name: str, slo: str, severity: str, expr: str = "vector(1)") -> dict[
     return {"alert": name, "expr": expr, "labels": labels}
 
 
-def _rules(folder: Path, later: float) -> Path:
+def _after(scrapes: int) -> str:
+    """Firing once Prometheus has scraped the app more than ``scrapes`` times."""
+    return f'vector(1) and on () count_over_time(up{{job="{SPEC.job}"}}[1m]) > {scrapes}'
+
+
+def _rules(folder: Path) -> Path:
     rules = [
+        # A page and the ticket of the same SLO (rule: page silences ticket).
         _alert("LatencyErrorBudgetBurn", "latency", "page"),
         _alert("LatencyErrorBudgetBurn", "latency", "ticket"),
-        _alert("AvailabilityErrorBudgetBurn", "availability", "ticket"),
+        # The availability page silences ErrorsHigh (rule with equal: [slo_service]).
+        _alert("AvailabilityErrorBudgetBurn", "availability", "page"),
+        _alert("ErrorsHigh", "errors", "page"),
+        # TargetDown silences every SliAbsent (a regex rule); the SLO has no page.
+        _alert("TargetDown", "up", "page"),
+        _alert("PageLoadSliAbsent", "page-load", "ticket"),
+        _alert("PageLoadErrorBudgetBurn", "page-load", "ticket"),
+        # A ticket alone for a while, then under its page.
         _alert("AiLatencyErrorBudgetBurn", "ai-latency", "ticket"),
-        _alert("AiLatencyErrorBudgetBurn", "ai-latency", "page",
-               f"vector(1) and on () vector(time()) > {later}"),
-    ]  # fmt: skip
+        _alert("AiLatencyErrorBudgetBurn", "ai-latency", "page", _after(PAGE_AFTER)),
+        # A ticket beginning just before the window ends (after its last sampled step).
+        _alert("AiAnswerShownErrorBudgetBurn", "ai-answer-shown", "ticket", _after(LATE_AFTER)),
+    ]
     path = folder / "alerts.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "hand-made", "rules": rules}]}))
     return path
@@ -60,11 +76,10 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], lis
     Metrics(app)
     app.get("/")(lambda: "ok")
     started = time.time()
-    rules = _rules(folder, started + PAGE_LATER)
     with (
         serve(app, quiet=True) as base,
         prometheus_server(
-            folder, base.removeprefix("http://"), job=SPEC.job, rule_files=[str(rules)]
+            folder, base.removeprefix("http://"), job=SPEC.job, rule_files=[str(_rules(folder))]
         ) as url,
     ):
         prom = Prometheus(url)
@@ -77,10 +92,16 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], lis
         wait_until(firing(f'{SPEC.names.requests_total}{{job="{SPEC.job}"}}'), "a scrape")
         for _ in range(20):
             requests.get(f"{base}/", timeout=5)
-        page = 'ALERTS{alertstate="firing",slo="ai-latency",severity="page"}'
-        wait_until(firing(page), "the ai-latency page firing", timeout=60)
-        time.sleep(3)  # a few evaluations with both ai-latency alerts firing
-        window = Span(started, time.time())
+        late = 'ALERTS{alertstate="firing",slo="ai-answer-shown"}'
+        wait_until(firing(late), "the late ticket firing", timeout=60)
+        # The window ends within the second its first sample came: after the last step
+        # (every second, on whole seconds) of the report's subquery.
+        (sample,) = prom.instant(f"timestamp({late})", time.time())
+        first = sample.value
+        assert not prom.instant(late, first - 0.001), "not its first sample: polled too late"
+        end = math.floor(first) + 0.999
+        assert first <= end
+        window = Span(started, end)
         report = collect(prom, job=SPEC.job, service=SPEC.service, namespace=SPEC.namespace,
                          window=window, baseline=None, spec=SPEC)  # fmt: skip
     return {s.name: s.fired for s in report.slos}, list(report.notes)
@@ -96,11 +117,23 @@ def test_a_ticket_firing_only_under_its_page_is_marked_inhibited(
     assert [n for n in notes if n.startswith(f"Alerts marked '{INHIBITED}'")]
 
 
-def test_a_ticket_without_a_page_or_before_it_is_not_marked(
+def test_each_kind_of_inhibit_rule_marks_what_it_held_back(
     fired: tuple[dict[str, Any], list[str]],
 ) -> None:
     slos, _ = fired
-    assert ("AvailabilityErrorBudgetBurn (ticket)",) == slos["availability"]
+    assert ("AvailabilityErrorBudgetBurn (page)",) == slos["availability"]
+    assert (f"ErrorsHigh (page, {INHIBITED})",) == slos["errors"]
+    assert ("TargetDown (page)",) == slos["up"]
+    assert (
+        "PageLoadErrorBudgetBurn (ticket)", f"PageLoadSliAbsent (ticket, {INHIBITED})",
+    ) == slos["page-load"]  # fmt: skip
+
+
+def test_a_ticket_alone_for_a_while_or_after_the_last_step_is_not_marked(
+    fired: tuple[dict[str, Any], list[str]],
+) -> None:
+    slos, _ = fired
     assert (
         "AiLatencyErrorBudgetBurn (page)", "AiLatencyErrorBudgetBurn (ticket)",
     ) == slos["ai-latency"]  # fmt: skip
+    assert ("AiAnswerShownErrorBudgetBurn (ticket)",) == slos["ai-answer-shown"]

@@ -413,7 +413,11 @@ def test_without_a_spec_another_service_has_no_slo_and_a_note_says_what_to_pass(
     # Without the spec's selectors the SLI comes from the recorded rates, and says so.
     availability = next(s for s in ours.slos if s.name == "availability")
     assert "recorded 5m rates" == availability.basis
-    assert availability.note.startswith("availability: not in the spec")
+    assert availability.note.startswith("availability: no spec gives its selectors")
+    # A threshold SLO records only its error ratio: its lowest, as with the spec.
+    errors = next(s for s in ours.slos if s.name == "errors")
+    assert "lowest 5m" == errors.basis
+    assert errors.sli_now is not None
 
 
 def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:

@@ -128,8 +128,29 @@ def test_up_row_has_no_objective_nor_budget_and_says_so() -> None:
 
 
 def test_rules_missing_from_prometheus_are_named() -> None:
-    """A spec SLO whose recorded objective Prometheus lacks: its rules are not loaded."""
+    """A spec SLO whose recorded objective Prometheus lacks: its rules are not loaded. A
+    budget SLO's SLI is counted from the raw series, rules or not: without one, it had no
+    events; a threshold SLO's is read from its rules."""
     got = row(plan("availability"), Read(None, None, None, None, ()), baseline=True)
     assert 0.999 == got.objective  # the spec's
-    assert {"sli_now", "sli_then", "budget_left"} == set(got.why)
-    assert {"rules not loaded in Prometheus"} == set(got.why.values())
+    assert {
+        "sli_now": "no events in the window", "sli_then": "no events in the window",
+        "budget_left": "rules not loaded in Prometheus",
+    } == got.why  # fmt: skip
+    errors = row(plan("errors"), Read(None, None, None, None, ()), baseline=True)
+    assert "rules not loaded in Prometheus" == errors.why["sli_now"]
+
+
+def test_the_sli_of_a_window_reads_the_reports_job() -> None:
+    """A budget SLO's SLI over a window is counted from the spec's selectors, with the
+    job the report reads (``--job``) in place of the spec's; other kinds have none."""
+    (availability, *_) = [p for p in plans(SPEC, job="shop-api") if p.name == "availability"]
+    assert availability.window_sli is not None
+    expr = availability.window_sli("360s")
+    assert 'job="shop-api"' in expr
+    assert 'job="limoneide"' not in expr
+    assert "[360s]" in expr
+    assert (None, None) == (plan("errors").window_sli, plan("up").window_sli)
+    own = plan("availability").window_sli
+    assert own is not None
+    assert 'job="limoneide"' in own("60s")

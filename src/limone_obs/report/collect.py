@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from limone_obs import conventions as c
 from limone_obs.alerts import alertmanager
@@ -319,23 +319,36 @@ def _unfinished_note(window: Span, now: float) -> list[str]:
 
 def _fired(src: _Source, window: Span, spec: ServiceSpec | None) -> dict[str, tuple[str, ...]]:
     """``alertname (severity)`` of the alerts firing in the window, by their SLO; with a
-    spec, ``alertname (severity, inhibited)`` for one that fired only while an alert
-    inhibiting it in the kit's Alertmanager config (built from the spec) fired."""
+    spec, ``alertname (severity, inhibited)`` for one seen firing only while an alert
+    inhibiting it in the kit's Alertmanager config (built from the spec, for the report's
+    service) fired (:func:`~limone_obs.report.queries.alerts_inhibited`)."""
     fired: dict[str, list[str]] = {}
     found = src.prom.instant(q.alerts_fired(src.service, window.seconds), window.end)
-    free: set[tuple[str, str, str]] | None = None
-    if found and spec is not None:
-        step = max(1, round(src.scrape_seconds))
-        rules = alertmanager.inhibit_rules(spec)
-        expr = q.alerts_uninhibited(src.service, window.seconds, step, rules)
-        free = {_alert_key(s.labels) for s in src.prom.instant(expr, window.end)}
+    held: set[tuple[str, str, str]] = set()
+    rules = _inhibit_rules(spec, src.service) if found and spec is not None else []
+    if rules:
+        # Every rule evaluation, where known: ALERTS gets a sample at each.
+        step = src.prom.rule_interval(src.service) or src.scrape_seconds
+        expr = q.alerts_inhibited(src.service, window.seconds, step, rules)
+        held = {_alert_key(s.labels) for s in src.prom.instant(expr, window.end)}
     for sample in found:
         labels = sample.labels
-        held = free is not None and _alert_key(labels) not in free
-        severity = labels.get(c.LABEL_SEVERITY, "?") + (f", {INHIBITED}" if held else "")
-        text = f"{labels.get('alertname', '?')} ({severity})"
+        mark = f", {INHIBITED}" if _alert_key(labels) in held else ""
+        text = f"{labels.get('alertname', '?')} ({labels.get(c.LABEL_SEVERITY, '?')}{mark})"
         fired.setdefault(labels.get(c.LABEL_SLO, ""), []).append(text)
     return {name: tuple(sorted(texts)) for name, texts in fired.items()}
+
+
+def _inhibit_rules(spec: ServiceSpec, service: str) -> list[dict[str, Any]]:
+    """The spec's inhibit rules for ``service`` (``--service`` may name another than the
+    spec's: its alerts are those read)."""
+    own = f'{c.LABEL_SLO_SERVICE}="{spec.service}"'
+    mine = f'{c.LABEL_SLO_SERVICE}="{service}"'
+    return [
+        {**rule, **{side: [m.replace(own, mine) for m in rule[side]]
+                    for side in ("source_matchers", "target_matchers")}}
+        for rule in alertmanager.inhibit_rules(spec)
+    ]  # fmt: skip
 
 
 def _alert_key(labels: Mapping[str, str]) -> tuple[str, str, str]:
@@ -351,7 +364,8 @@ def _inhibited_note(fired: Mapping[str, tuple[str, ...]]) -> list[str]:
         f"Alerts marked '{INHIBITED}' fired only while an alert that silences them in the "
         "kit's Alertmanager config (alerts/alertmanager.yml, built from the spec: e.g. an SLO's "
         "page silences its ticket) fired too: an Alertmanager with that config did not "
-        "deliver them."
+        "deliver them. An unmarked alert may have been held back too: one that fired alone "
+        "for less than the route's group_wait before its page."
     ]
 
 
@@ -361,10 +375,11 @@ def _slis(
     """Each SLO's SLI over ``span`` and how it was read (:mod:`.slos`); absent if unknown.
 
     An SLO of the spec with an error budget is counted from the raw series over ``span``
-    itself; one found only in Prometheus from its recorded 5m rates (read once for all)."""
+    itself; another with event rates recorded (one found only in Prometheus) from those
+    (read once for all); else from its lowest recorded error ratio, else from the mean of
+    its raw SLI."""
     if span is None:
         return {}
-    exact = {plan.name: plan.window_sli(f"{span.seconds}s") for plan in plans if plan.window_sli}
     weighted: dict[str, float] = {}
     if any(plan.weighted and plan.window_sli is None for plan in plans):
         weighted = src.prom.by_label(q.slo_sli(src.service, span.seconds), c.LABEL_SLO, span.end)
@@ -372,10 +387,10 @@ def _slis(
     found: dict[str, tuple[float, str]] = {}
     for plan in plans:
         value, basis = None, ""
-        if expr := exact.get(plan.name):
-            value = src.prom.scalar(expr, span.end)
-        elif plan.window_sli is None and plan.weighted:
-            value, basis = weighted.get(plan.name), slos.BASIS_RECORDED
+        if plan.window_sli is not None:
+            value = src.prom.scalar(plan.window_sli(f"{span.seconds}s"), span.end)
+        elif plan.weighted and plan.name in weighted:
+            value, basis = weighted[plan.name], slos.BASIS_RECORDED
         elif plan.ratio_window:
             expr = q.slo_lowest(src.service, plan.name, plan.ratio_window, span.seconds)
             value, basis = src.prom.scalar(expr, span.end), slos.basis_lowest(plan.ratio_window)
@@ -399,7 +414,7 @@ def _slos(
     prom, service = src.prom, src.service
     objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
     budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
-    plans = slos.plans(spec, [*objectives, *fired])
+    plans = slos.plans(spec, [*objectives, *fired], src.job)
     now, then = _slis(src, window, plans), _slis(src, baseline, plans)
     return tuple(
         slos.row(plan, slos.Read(objectives.get(plan.name), now.get(plan.name),

@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.errors import ReportError
 
@@ -99,6 +100,23 @@ class Prometheus:
             return None
         known = [i for i in intervals if i is not None]
         return min(known) if known else None
+
+    def rule_interval(self, service: str) -> float | None:
+        """Seconds between evaluations of the rule groups alerting for ``service`` (their
+        ``slo_service`` label; the shortest), or None if unknown."""
+        try:
+            data = self._get("/api/v1/rules", {"query": "rules", "type": "alert"})
+            intervals = [
+                float(group["interval"])
+                for group in data.get("groups", [])
+                if any(
+                    rule.get("labels", {}).get(c.LABEL_SLO_SERVICE) == service
+                    for rule in group.get("rules", [])
+                )
+            ]
+        except (ReportError, AttributeError, TypeError, KeyError, ValueError):
+            return None
+        return min(intervals) if intervals else None
 
     def range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """The matrix of ``expr`` from ``start`` to ``end`` every ``step`` seconds."""

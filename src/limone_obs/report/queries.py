@@ -247,22 +247,26 @@ def slo_budget_left(service: str) -> str:
     return f"max by ({c.LABEL_SLO}) ({c.RULE_PERIOD_BUDGET_REMAINING}{{{_service(service)}}})"
 
 
-def alerts_uninhibited(
-    service: str, seconds: int, step: int, rules: Sequence[Mapping[str, Any]]
+def alerts_inhibited(
+    service: str, seconds: int, step: float, rules: Sequence[Mapping[str, Any]]
 ) -> str:
-    """Alerts of the service firing at some point within the window (sampled every
-    ``step`` s) while no rule of ``rules`` (Alertmanager inhibit rules: ``source_matchers``,
-    ``target_matchers``, ``equal``) held them back: a firing alert missing here fired only
-    while an alert inhibiting it fired."""
+    """Alerts of the service held back by ``rules`` (Alertmanager inhibit rules:
+    ``source_matchers``, ``target_matchers``, ``equal``) whenever they fired: sampled every
+    ``step`` s over the window, firing while an alert inhibiting them fired at some point
+    and never without one. An alert no sample caught (one that began after the window's
+    last step) is not in it: only what was seen held back is. ``rules`` is not empty."""
     firing = f'{c.SERIES_ALERTS}{{alertstate="firing",{_service(service)}}}'
     held = "\nor\n".join(
         f"({_alerts(rule['target_matchers'])} and on ({', '.join(rule.get('equal', []))}) "
         f"{_alerts(rule['source_matchers'])})"
         for rule in rules
     )
-    free = f"{firing} unless ({held})" if held else firing
     by = f"alertname, {c.LABEL_SLO}, {c.LABEL_SEVERITY}"
-    return f"max by ({by}) (max_over_time(({free})[{seconds}s:{step}s]))"
+    # In milliseconds: PromQL durations are whole numbers of a unit.
+    over = f"[{seconds}s:{max(1, round(step * 1000))}ms]"
+    ever_held = f"max by ({by}) (max_over_time(({firing} and ({held})){over}))"
+    ever_free = f"max by ({by}) (max_over_time(({firing} unless ({held})){over}))"
+    return f"{ever_held}\nunless on ({by})\n{ever_free}"
 
 
 def _alerts(matchers: Sequence[str]) -> str:

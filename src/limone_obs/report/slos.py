@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts.model import ServiceSpec, Slo
+from limone_obs.alerts.model import ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Selector
 from limone_obs.report.model import DEFAULT_ERROR_LIMITS, SloRow
 
@@ -37,9 +36,9 @@ BASIS_RAW: Final = "mean over time"
 BASIS_RECORDED: Final = "recorded 5m rates"
 #: The usual SLI, under the SLO table.
 WEIGHTED_NOTE: Final = (
-    "SLI: good events over all events in the window, counted from the raw series over the "
-    "window itself (the same selectors as the SLO's rules; the alerts read the recorded "
-    "5-minute rates, which also weigh in the 5 minutes before a window)."
+    "SLI: good events over all events in the window; of an SLO of the spec with an error "
+    "budget, counted from the raw series over the window itself (the selectors of its "
+    "rules)."
 )
 
 
@@ -126,9 +125,9 @@ class SloPlan:
     - ``recorded``: the names its recording rules record (None: unknown, try each);
     - ``ratio_window``: the window of the one error ratio it records without event rates;
     - ``raw_sli``: for an SLO without recording rules, PromQL of its SLI now (0..1);
-    - ``window_sli``: for an SLO of the spec, PromQL of its SLI over a window (``"360s"``)
-      from the raw series, or None for a kind without an error budget (None: not in a
-      spec, read from the recorded rates).
+    - ``window_sli``: for an SLO of the spec with an error budget, PromQL of its SLI over a
+      window (``"360s"``) counted from the raw series (None: another kind, or not in the
+      spec).
     """
 
     name: str
@@ -137,7 +136,7 @@ class SloPlan:
     recorded: frozenset[str] | None = None
     ratio_window: str | None = None
     raw_sli: str | None = None
-    window_sli: Callable[[str], str | None] | None = field(default=None, compare=False)
+    window_sli: Callable[[str], str] | None = field(default=None, compare=False)
 
     def records(self, rule: str) -> bool:
         """True when its recording rules record ``rule`` (or when that is unknown)."""
@@ -149,7 +148,7 @@ class SloPlan:
         return self.records(c.RULE_BAD_EVENTS_RATE5M) and self.records(c.RULE_EVENTS_RATE5M)
 
 
-def _plan(spec: ServiceSpec, slo: Slo) -> SloPlan:
+def _plan(spec: ServiceSpec, slo: Slo, job: str | None) -> SloPlan:
     recorded = frozenset(
         rule["record"]
         for group in slo.sli.recording_groups(spec, slo)
@@ -164,14 +163,31 @@ def _plan(spec: ServiceSpec, slo: Slo) -> SloPlan:
         recorded=recorded,
         ratio_window=window if window and c.sli_error_ratio_rule(window) in recorded else None,
         raw_sli=slo.sli.unrecorded_sli(spec, slo),
-        window_sli=partial(slo.sli.window_sli, spec, slo),
+        window_sli=_window_sli(spec, slo, job),
     )
 
 
-def plans(spec: ServiceSpec | None, found: Sequence[str] = ()) -> tuple[SloPlan, ...]:
+def _window_sli(spec: ServiceSpec, slo: Slo, job: str | None) -> Callable[[str], str] | None:
+    """:meth:`~limone_obs.alerts.model.Sli.window_sli` of ``slo`` reading ``job`` where its
+    selectors read the spec's job (``--job`` names another); None for a kind without it."""
+    if slo.sli.window_sli(spec, slo, "5m") is None:
+        return None
+    own = job_matcher(spec.job).promql()
+    mine = job_matcher(job).promql() if job else own
+
+    def read(window: str) -> str:
+        return str(slo.sli.window_sli(spec, slo, window)).replace(own, mine)
+
+    return read
+
+
+def plans(
+    spec: ServiceSpec | None, found: Sequence[str] = (), job: str | None = None
+) -> tuple[SloPlan, ...]:
     """The spec's SLOs in its order, then SLOs ``found`` in Prometheus (names of its
-    objectives and alerts) that the spec does not have, read as best they can be."""
-    known = tuple(_plan(spec, slo) for slo in spec.slos) if spec is not None else ()
+    objectives and alerts) that the spec does not have, read as best they can be.
+    ``job``: the scrape job the report reads (the spec's when None)."""
+    known = tuple(_plan(spec, slo, job) for slo in spec.slos) if spec is not None else ()
     names = {plan.name for plan in known}
     extra = sorted({name for name in found if name and name not in names})
     return (*known, *(SloPlan(name, ratio_window=DEFAULT_RATIO_WINDOW) for name in extra))
@@ -239,9 +255,9 @@ def _basis(read: Read) -> str:
 
 
 def _why_sli(plan: SloPlan, unloaded: bool) -> str:
-    if unloaded:
+    if unloaded and plan.window_sli is None:  # counted from the raw series, not the rules
         return "rules not loaded in Prometheus"
-    if plan.weighted or plan.ratio_window or plan.raw_sli:
+    if plan.window_sli or plan.weighted or plan.ratio_window or plan.raw_sli:
         return "no events in the window"
     return f"not recorded ({plan.kind} SLO)" if plan.kind else "not recorded"
 
@@ -257,9 +273,9 @@ def _note(plan: SloPlan, basis: str) -> str:
         )
     if basis == BASIS_RECORDED:
         return (
-            f"{plan.name}: not in the spec: the SLI shown is read from its recorded "
-            "5-minute rates, which also weigh in the 5 minutes before the window (in a "
-            "window of a few minutes they lag the raw counts)."
+            f"{plan.name}: no spec gives its selectors: the SLI shown is read from its "
+            "recorded 5-minute rates, which also weigh in the 5 minutes before the window "
+            "(in a window of a few minutes they lag the raw counts; pass --spec)."
         )
     if plan.raw_sli and basis == BASIS_RAW:
         return (
