@@ -18,8 +18,11 @@ import yaml
 
 from limone_obs import conventions as c
 from limone_obs.dashboards import promql
+from limone_obs.dashboards.dependencies import good_ratio
 from limone_obs.dashboards.queries import Queries
-from tests.support import promtool_test
+from limone_obs.dashboards.slo_inputs import load_service
+from limone_obs.dashboards.slos import good_bad
+from tests.support import ROOT, promtool_test
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +161,23 @@ def test_the_check_fails_on_a_wrong_expectation(tmp_path: Path) -> None:
     series = [_request("/x", "200")]
     result = _evaluate(tmp_path, series, Q.error_ratio(), {"{}": 0.5})
     assert 1 == result.returncode
+
+
+def _ai_calls_failing() -> list[dict[str, str]]:
+    """Every AI call failed (fast): only ``outcome="error"`` series, none of ``ok``."""
+    labels = {c.LABEL_DEPENDENCY: c.DEPENDENCY_AI, c.LABEL_OPERATION: "complete",
+              c.LABEL_OUTCOME: c.OUTCOME_ERROR}  # fmt: skip
+    return [
+        _series(N.dependency_duration_bucket, {**labels, c.LABEL_LE: le}, ONE_PER_SECOND)
+        for le in ("2.5", "+Inf")
+    ] + [_series(N.dependency_duration_count, labels, ONE_PER_SECOND)]
+
+
+def test_an_ai_slo_whose_every_call_failed_reads_0_good_not_no_data(tmp_path: Path) -> None:
+    """ai-latency counts only ``outcome="ok"`` calls as good: when every call failed since
+    a restart no such series exists, and its good share, good and bad events read 0, 0
+    and the calls' rate (they read "No data", as the SLI rules did: nothing fired)."""
+    ai = next(s for s in load_service(ROOT).slos if s.name == "ai-latency")
+    good, bad = good_bad(ai)
+    for expr, value in ((good_ratio(ai), 0), (good, 0), (bad, 1)):
+        _assert_holds(_evaluate(tmp_path, _ai_calls_failing(), expr, {"{}": value}))

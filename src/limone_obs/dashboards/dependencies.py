@@ -197,6 +197,8 @@ def good_ratio(slo: SloView) -> str:
     le = le_matcher(slo.threshold_seconds or 1.0)
     good = slo.good or slo.histogram
     fast = sum_rate(f"{good.metric}_bucket", *good.matchers, le)
+    if good != slo.histogram:
+        fast = f"{fast} or vector(0)"  # every call failed: no good series at all, share 0
     total = sum_rate(f"{slo.histogram.metric}_count", *slo.histogram.matchers)
     return ratio(fast, total)
 

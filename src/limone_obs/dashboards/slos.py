@@ -349,12 +349,15 @@ def good_bad(slo: SloView) -> tuple[str, str]:
     """PromQL of the good and the bad events per second counted by ``slo``'s SLI.
 
     Bad events of ``ratio``/``threshold`` SLOs default to 0 when no error series exists
-    yet (``or vector(0)``), as in the recording rules.
+    yet (``or vector(0)``), as in the recording rules; so do the good events of a latency
+    SLO whose ``good`` narrows its histogram (every AI call failed: no good series).
     """
     if slo.histogram is not None:
         # Good: fast AND in the good part (e.g. outcome="ok"); bad: every other event.
         le = le_matcher(slo.threshold_seconds or 1.0)
         good = _events_of((slo.good or slo.histogram).with_suffix("_bucket"), le)
+        if slo.good is not None and slo.good != slo.histogram:
+            good = f"({good} or vector(0))"
         return good, f"{_events_of(slo.histogram.with_suffix('_count'))}\n- {good}"
     if slo.errors is None or slo.total is None:
         raise DashboardError(f"SLO {slo.name!r} ({slo.kind}) counts no events to draw")

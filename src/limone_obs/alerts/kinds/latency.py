@@ -109,7 +109,9 @@ class LatencySli(BudgetSli):
         fast = self.good.with_metric(f"{self.good.metric}_bucket")
         fast_sel = fast.promql(le_matcher(self.threshold_seconds))
         total = f"sum(rate({count}[{window}]))"
-        return f"({total} - sum(rate({fast_sel}[{window}])))", total
+        # No good series at all (every AI call failed since a restart) is no good event,
+        # not no SLI: without `or vector(0)` the difference is empty and nothing fires.
+        return f"({total} - (sum(rate({fast_sel}[{window}])) or vector(0)))", total
 
     def recording_groups(self, spec: ServiceSpec, slo: Slo) -> list[Group]:
         """The budget groups; the fast one also records each stage's progress."""
@@ -135,7 +137,7 @@ class LatencySli(BudgetSli):
         """PromQL: the share of events over ``window`` that are good within ``seconds``."""
         fast = self.good.with_metric(f"{self.good.metric}_bucket").promql(le_matcher(seconds))
         count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
-        return f"sum(rate({fast}[{window}]))\n/\nsum(rate({count}[{window}]))"
+        return f"(sum(rate({fast}[{window}])) or vector(0))\n/\nsum(rate({count}[{window}]))"
 
     def status_progress(self, spec: ServiceSpec, slo: Slo) -> dict[str, str]:
         """Each stage's recorded share of events within it over 1h, by ``<= 1 s``."""
@@ -200,7 +202,34 @@ class LatencySli(BudgetSli):
             found.extend(unittests.rate_scenarios(spec, slo, pairs, self._series_fn(spec)))
         if self.stages:
             found.append(self.stage_scenario(spec, slo))
-        return found
+        failing = self.outside_good_scenario(spec, slo)
+        return found if failing is None else [*found, failing]
+
+    def outside_good_scenario(self, spec: ServiceSpec, slo: Slo) -> dict[str, Any] | None:
+        """With ``good`` narrower than ``histogram``: every event outside it (fast, but
+        failed) and no good series at all burns every tier. None without tiers, or when
+        ``good`` is ``histogram``."""
+        outside = samples.good_labels(self.good, self.histogram)
+        pairs = self.rate_pairs(spec, slo)
+        if self.good == self.histogram or outside is None or not pairs:
+            return None
+        labels = {**unittests.base_labels(spec), **outside}
+        labels.pop(c.LABEL_LE, None)
+        metric = self.histogram.metric
+
+        def series(load: Traffic, length: int) -> list[dict[str, str]]:
+            rate, bucket = load.rps * 60, f"{metric}_bucket"
+            found = [
+                unittests.counter({**labels, c.LABEL_LE: le}, bucket, rate, length)
+                for le in (repr(self.threshold_seconds), "+Inf")
+            ]
+            return [*found, unittests.counter(labels, f"{metric}_count", rate, length)]
+
+        load = Traffic(unittests.busy_rps(slo, pairs), 1.0)
+        end = max(unittests.FIRST_RATE + unittests.minutes(r["for"]) for r, _ in pairs) + 2
+        title = "every event outside good, none good at all, burns every tier"
+        times = unittests.around_for(pairs, load, end)
+        return unittests.scenario(spec, slo, pairs, title, load=load, times=times, series=series)
 
     def stage_scenario(self, spec: ServiceSpec, slo: Slo) -> dict[str, Any]:
         """Events averaging 0.8 x the committed threshold (2 s for 2.5 s), all within it; a
