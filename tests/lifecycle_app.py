@@ -36,6 +36,17 @@ def stream_fails_first() -> Response:
     return Response(chunks())
 
 
+def stream_empty_then_fails() -> Response:
+    """A view whose streamed body yields an empty chunk, then fails: gunicorn and Werkzeug
+    send the headers with the empty chunk, gevent's pywsgi and waitress skip it unsent."""
+
+    def chunks() -> Iterator[str]:
+        yield ""
+        raise StreamBrokeError("the AI API is down")
+
+    return Response(chunks())
+
+
 def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None = None) -> Flask:
     """Return the app; log lines go to ``stream`` (stdout by default)."""
     configure_logging(service="lifecycle-test", env="test", stream=stream)

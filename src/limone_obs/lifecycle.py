@@ -208,7 +208,7 @@ class RequestState:
 
     def __iter__(self) -> Iterator[bytes]:
         sent = 0
-        handed = False  # a chunk (maybe empty) went to the server: it sent the headers
+        handed = False  # a chunk (maybe empty) went to the server: see _unsent()
         try:
             # A loop, not ``yield from``: that would close the body when the iteration is
             # dropped, and the server's close() would close it a second time.
@@ -233,7 +233,7 @@ class RequestState:
             # stream, and end the request here: nothing more will be sent, and a client
             # that reads the body and gets this exception or a server (asgiref) may
             # never close it.
-            if not handed and not _status_sent_at_start(self._start_response):
+            if _unsent(handed, sent, self._start_response):
                 self.status = "500"
             self.record_exception(exc)
             with contextlib.suppress(Exception):  # each participant reports its own failure
@@ -255,6 +255,23 @@ class RequestState:
                 close()
         finally:
             self.finish()
+
+
+def _unsent(handed: bool, sent: int, start_response: Any) -> bool:
+    """True when the server had sent no status line yet as the body failed: before its
+    first chunk, or after only empty ones under servers that skip empty chunks unsent
+    (gevent's pywsgi, waitress: gunicorn and Werkzeug send the headers with an empty one),
+    unless the server sent the status at ``start_response`` (:func:`_status_sent_at_start`)."""
+    if handed and (sent or not _skips_empty_chunks(start_response)):
+        return False
+    return not _status_sent_at_start(start_response)
+
+
+def _skips_empty_chunks(start_response: Any) -> bool:
+    """True for the ``start_response`` of a server that sends nothing, not even the
+    headers, for an empty chunk: gevent's pywsgi and waitress (their bound methods)."""
+    owner = type(getattr(start_response, "__self__", None))
+    return owner.__module__.split(".")[0] in {"gevent", "waitress"}
 
 
 def _status_sent_at_start(start_response: Any) -> bool:

@@ -38,8 +38,10 @@ from tests.support import (
     ROOT,
     gunicorn_server,
     in_ci,
+    on_a_free_port,
     per_endpoint,
     settled,
+    statuses_of,
     stop_server,
     wait_answering,
     wait_until,
@@ -278,3 +280,28 @@ def _fd_flags(pid: int, fd: int) -> int:
         if line.startswith("flags:"):
             return int(line.split()[1], 8)
     raise AssertionError(f"no flags for descriptor {fd} of {pid}")
+
+
+@pytest.mark.parametrize(
+    ("path", "answered"), [("/stream-fails-first", 500), ("/stream-empty-then-fails", 500)]
+)
+def test_gevent_pywsgi_counts_a_stream_failing_before_any_byte_as_its_500(
+    tmp_path: Path, path: str, answered: int
+) -> None:
+    """gevent's own server sends nothing for an empty chunk, not even the headers: a body
+    failing after only empty chunks is answered 500, and counted 500 (it was counted as
+    the view's 200, as under gunicorn and Werkzeug, which send the headers with it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def start(port: int) -> procs.Proc:
+        argv = [sys.executable, "-m", "tests.servers.gevent_pywsgi_app", str(port)]
+        return procs.start("gevent-pywsgi", argv, tmp_path / "server.log", env=env, cwd=ROOT)
+
+    def ready(proc: procs.Proc, port: int) -> None:
+        procs.wait_http(proc, f"http://{procs.LOOPBACK}:{port}/ready")
+
+    with on_a_free_port(start, ready) as (port, _):
+        url = f"http://{procs.LOOPBACK}:{port}"
+        assert answered == requests.get(f"{url}{path}", timeout=10).status_code
+        text = requests.get(f"{url}/metrics", timeout=10).text
+    assert {str(answered)} == statuses_of(text, path)
