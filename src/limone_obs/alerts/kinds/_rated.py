@@ -291,7 +291,7 @@ def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str) -> dict[
         f"spent in {exhaustion}; a faster burn spends it sooner (the SLO dashboard and "
         "limone-obs status show the current rate)."
     )
-    summary = f"{spec.service} {slo.name}: error budget burning {tier.factor:g}x too fast"
+    summary = f"{spec.service} {slo.name}: error budget burning at least {tier.factor:g}x too fast"
     return alerting.alert_annotations(slo, name, summary, description)
 
 
