@@ -114,3 +114,16 @@ def test_began_names_new_and_restarted_series_not_one_after_a_failed_scrape(tmp_
     expr = q.began(N, JOB, 3 * 60)
     expected = {'{endpoint="/new"}': 1.0, '{endpoint="/again"}': 1.0}
     _assert_holds(_evaluate(tmp_path, series, expr, expected))
+
+
+def test_a_share_within_a_threshold_is_0_when_no_request_was_good(tmp_path: Path) -> None:
+    """A latency SLO whose good requests are the non-5xx ones, and every request a 500:
+    no series of good requests exists, and none is within the threshold (it read nothing:
+    the roadmap's shares were missing in an outage)."""
+    labels = {c.LABEL_ENDPOINT: "/x", c.LABEL_METHOD: "GET", c.LABEL_STATUS: "500"}
+    series = [
+        _series(N.request_duration_bucket, {**labels, c.LABEL_LE: le}, "0+60x10")
+        for le in ("1.0", "+Inf")
+    ] + [_series(N.request_duration_count, labels, "0+60x10")]
+    good = (f'{c.LABEL_STATUS}!~"5.."',)
+    _assert_holds(_evaluate(tmp_path, series, q.within(N, JOB, 1.0, WINDOW, good=good), {"{}": 0}))

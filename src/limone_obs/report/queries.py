@@ -150,6 +150,8 @@ def within(
     ``good`` selects within the threshold (an SLO's good events)."""
     le = c.LE_ONE_SECOND_MATCHER if threshold == 1.0 else f'{c.LABEL_LE}="{threshold!r}"'
     within_ = f"sum({_increase(names.request_duration_bucket, _sel(job, *good, le), seconds)})"
+    if good:  # every request failed: no series of the good ones at all, 0 of them
+        within_ = f"({within_} or vector(0))"
     every = _increase(names.request_duration_count, _sel(job, *scope), seconds)
     return f"{within_} / sum({every})"
 
