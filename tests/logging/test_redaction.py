@@ -540,6 +540,9 @@ HOSTILE = {
     "pem-almost-begins": lambda n: "-----BEGIN " + "A" * n,
     "sql-parameters": lambda n: "[parameters: " * (n // 13),
     "failing-rows": lambda n: "Failing row contains " * (n // 21),
+    "failing-rows-unended": lambda n: "Failing row contains (x\n" * (n // 24),
+    "key-values-unended": lambda n: "Key (a)=(x\n" * (n // 11),
+    "entry-lines": lambda n: "Duplicate entry 'x\n" * (n // 19) + "' for key",
     "key-openers": lambda n: "Key (" * (n // 5) + ")=(",
     "key-closers": lambda n: ")=(" * (n // 3) + "Key (",
     "key-far-apart": lambda n: ("Key (" + "x" * 300 + ")=(") * (n // 308),
@@ -813,6 +816,25 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         ),
         ("Key (a)=b is no database error", "Key (a)=b is no database error"),
         ("Key (a)=(b is no database error", f"Key (a)={MASK}"),
+        # Values holding a newline: masked on to the end of the row, the key's values,
+        # the entry (a multi-line note's second line was in clear).
+        (
+            "DETAIL:  Failing row contains (1, first line\nhunter2pw, null).\n[SQL: INSERT]",
+            f"DETAIL:  Failing row contains {MASK}\n[SQL: INSERT]",
+        ),
+        (
+            "DETAIL:  Key (note)=(first line\nhunter2pw) already exists.\n[SQL: INSERT]",
+            f"DETAIL:  Key (note)={MASK}.\n[SQL: INSERT]",
+        ),
+        (
+            "(1062, \"Duplicate entry 'first line\nhunter2pw' for key 'users.note'\")",
+            f"(1062, \"Duplicate entry '{MASK}' for key 'users.note'\")",
+        ),
+        # A key phrase inside values masked on to a later line: masked once with them.
+        (
+            "Key (a)=(x\nKey (b)=(hunter2pw) already exists.\n[SQL: INSERT]",
+            f"Key (a)={MASK}.\n[SQL: INSERT]",
+        ),
     ],
 )
 def test_database_errors_row_and_key_values_are_masked(text: str, expected: str) -> None:

@@ -160,12 +160,16 @@ _SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
 #: exists.`` (to the line's end; a key may be an index expression with parentheses of
 #: its own, ``Key (lower(email::text))=(...)``, of at most 256 characters), MySQL's
 #: ``Duplicate entry 'bob@x' for key 'email'`` (at most 1024 characters to its closing
-#: quote). Found from fixed phrases with ``str.find`` (see :func:`_phrase_pairs`): one
-#: linear pass, also over a megabyte of hostile repeats (a regex retried at each opening
-#: phrase with a bounded look-ahead costs 25 times more per character there).
-_FAILING_ROW = re.compile(r"Failing row contains [^\n]*")
-_KEY_OPEN, _KEY_CLOSE, _KEY_MAX = "Key (", ")=(", 256
+#: quote, newlines included). Found from fixed phrases with ``str.find`` (see
+#: :func:`_phrase_pairs`): one linear pass, also over a megabyte of hostile repeats (a
+#: regex retried at each opening phrase with a bounded look-ahead costs 25 times more per
+#: character there). A value holding a newline: the mask runs on to the phrase that ends
+#: the values (``).`` of a row, ``) already exists`` of a key) when it comes within
+#: ``_VALUES_MAX`` characters after the line's end.
+_ROW_OPEN, _ROW_END = "Failing row contains ", ")."
+_KEY_OPEN, _KEY_CLOSE, _KEY_MAX, _KEY_END = "Key (", ")=(", 256, ") already exists"
 _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX = "Duplicate entry '", "' for key", 1024
+_VALUES_MAX = 4096
 #: The shortest text with something to mask: a pair of the shortest secret name, ``pw=x``
 #: (shorter texts are returned unscanned; a trial found ``pwd=p25`` in clear at 8).
 _SHORTEST_MASKED = 4
@@ -216,12 +220,36 @@ def _last_boundary(text: str) -> int:
     return max(text.rfind(ch) for ch in (" ", "\n", "\t", '"', "'", "&", ",", ";")) + 1
 
 
+def _values_end(text: str, begin: int, end_phrase: str, memo: list[int]) -> int:
+    """Where the values starting at ``begin`` end: the line's end, or past ``end_phrase``
+    when the line lacks it and it comes within ``_VALUES_MAX`` characters after.
+
+    ``memo`` (``[-1, 0]`` for a text's first call, then passed back each time, ``begin``
+    growing) keeps the last look-ahead: the end phrase it found, or -1 and where it
+    looked up to, so a text of many unended values is still read once (linear)."""
+    line_end = text.find("\n", begin)
+    if line_end == -1:
+        return len(text)
+    if text.find(end_phrase, begin, line_end) != -1:
+        return line_end
+    limit = line_end + _VALUES_MAX
+    hit, clear_to = memo
+    if hit < line_end:  # none looked for yet, none found, or one before this line's end
+        start = max(line_end, clear_to) if hit == -1 else line_end
+        hit = text.find(end_phrase, start, limit) if start < limit else -1
+        # Clear of starts up to where a whole phrase still fits before the limit.
+        clear = max(start, limit - len(end_phrase) + 1)
+        memo[0], memo[1] = hit, (clear if hit == -1 else clear_to)
+    return line_end if hit == -1 or hit >= limit else hit + len(end_phrase)
+
+
 def _phrase_pairs(
-    text: str, opener: str, closer: str, limit: int, *, to_line_end: bool
+    text: str, opener: str, closer: str, limit: int, *, one_line: bool, to_line_end: bool
 ) -> Iterator[tuple[int, int]]:
     """Yield ``(start, at)`` for each ``closer`` at ``at`` in ``text`` with an ``opener``
-    at ``start`` before it (the nearest), on the same line, at most ``limit`` characters
-    between them. A pair whose values are masked ``to_line_end`` ends its line's search.
+    at ``start`` before it (the nearest), at most ``limit`` characters between them (and
+    on the same line if ``one_line``). A pair whose values are masked ``to_line_end``
+    ends its line's search.
 
     Linear, and few steps for hostile repeats of either phrase: each step starts at an
     opener after the last closer seen, and the look-backs cover disjoint spans.
@@ -233,7 +261,9 @@ def _phrase_pairs(
             return
         begin = text.rfind(opener, start, at)  # the nearest: never -1, start is one
         resume = at + len(closer)
-        if at - begin - len(opener) <= limit and text.find("\n", begin, at) == -1:
+        if at - begin - len(opener) <= limit and not (
+            one_line and text.find("\n", begin, at) != -1
+        ):
             yield begin, at
             if to_line_end:
                 line_end = text.find("\n", at)
@@ -354,9 +384,8 @@ class Redactor:
         if "[parameters: " in text:
             masked = _SQL_PARAMETERS_MASKED.format(mask=self.mask)
             text = _SQL_PARAMETERS.sub(lambda _match: masked, text)
-        if "Failing row contains " in text:
-            masked_row = f"Failing row contains {self.mask}"
-            text = _FAILING_ROW.sub(lambda _match: masked_row, text)
+        if _ROW_OPEN in text:
+            text = self._mask_failing_rows(text)
         if _KEY_CLOSE in text and _KEY_OPEN in text:
             text = self._mask_key_values(text)
         if _ENTRY_CLOSE in text and _ENTRY_OPEN in text:
@@ -382,21 +411,41 @@ class Redactor:
             text = _CARD_CANDIDATE.sub(self._card_replacement, text)
         return text
 
-    def _mask_key_values(self, text: str) -> str:
-        """``Key (<key>)=(<values>)...``: the values masked to the line's end."""
+    def _mask_failing_rows(self, text: str) -> str:
+        """``Failing row contains (<values>).``: the values masked to the line's end, or to
+        the row's end on a later line (a value holding a newline)."""
         parts: list[str] = []
-        done = 0
-        for _start, at in _phrase_pairs(text, _KEY_OPEN, _KEY_CLOSE, _KEY_MAX, to_line_end=True):
-            line_end = text.find("\n", at)
+        done, memo = 0, [-1, 0]
+        start = text.find(_ROW_OPEN)
+        while start != -1:
+            begin = start + len(_ROW_OPEN)
+            parts += (text[done:begin], self.mask)
+            done = _values_end(text, begin, _ROW_END, memo)
+            start = text.find(_ROW_OPEN, done)
+        return "".join(parts) + text[done:]
+
+    def _mask_key_values(self, text: str) -> str:
+        """``Key (<key>)=(<values>) already exists``: the values masked to the line's end,
+        or to ``) already exists`` on a later line (a value holding a newline)."""
+        parts: list[str] = []
+        done, memo = 0, [-1, 0]
+        pairs = _phrase_pairs(
+            text, _KEY_OPEN, _KEY_CLOSE, _KEY_MAX, one_line=True, to_line_end=True
+        )
+        for _start, at in pairs:
+            if at < done:  # inside the values masked already (they ran on to a later line)
+                continue
             parts += (text[done : at + 2], self.mask)  # the key kept, up to its "="
-            done = len(text) if line_end == -1 else line_end
+            done = _values_end(text, at + 2, _KEY_END, memo)
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_duplicate_entries(self, text: str) -> str:
-        """``Duplicate entry '<value>' for key``: the value masked."""
+        """``Duplicate entry '<value>' for key``: the value masked (newlines included)."""
         parts: list[str] = []
         done = 0
-        pairs = _phrase_pairs(text, _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX, to_line_end=False)
+        pairs = _phrase_pairs(
+            text, _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX, one_line=False, to_line_end=False
+        )
         for start, at in pairs:
             parts += (text[done : start + len(_ENTRY_OPEN)], self.mask)
             done = at
