@@ -132,7 +132,7 @@ def test_generated_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
     files = build.generate(parse_spec((ROOT / "alerts" / "slo.yaml").read_text()))
     write_tree(tmp_path, files)
     rules = tmp_path / build.ALERTING_RULES
-    rules.write_text(rules.read_text().replace("> 0.0144", "> 0.05"))
+    rules.write_text(rules.read_text().replace("/ 0.001 > 14.4", "/ 0.001 > 50"))
     test = tmp_path / build.GENERATED_TESTS_DIR / "availability.yml"
     result = _run(need("promtool"), "test", "rules", str(test), cwd=tmp_path)
     assert (1, True) == (result.returncode, "FAILED" in result.stdout + result.stderr)

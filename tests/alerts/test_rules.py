@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alerting, rules
+from limone_obs.alerts import alerting, rules, unittests
 from limone_obs.alerts.spec import load_spec, parse_spec
 from tests.alerts.helpers import SPEC_FILE, edited
 
@@ -133,11 +133,13 @@ def test_one_burn_rule_per_enabled_tier() -> None:
 
 
 def test_burn_threshold_is_factor_times_budget() -> None:
-    """The page-fast alert compares both windows with 14.4 x 0.001 = 0.0144."""
+    """The page-fast alert compares both windows' burn rates (error ratio over the 0.001
+    budget) with 14.4: the long window's is the alert's value, which its summary prints."""
     expr = _alerts("availability")[0]["expr"]
     expected = (
-        'slo:sli_error:ratio_rate1h{slo="availability",slo_service="limoneide"} > 0.0144\n'
-        'and\nslo:sli_error:ratio_rate5m{slo="availability",slo_service="limoneide"} > 0.0144\n'
+        'slo:sli_error:ratio_rate1h{slo="availability",slo_service="limoneide"} / 0.001 > 14.4\n'
+        "and\n"
+        'slo:sli_error:ratio_rate5m{slo="availability",slo_service="limoneide"} / 0.001 > 14.4\n'
         "and on ()\n"
         'avg_over_time(slo:sli_events:rate5m{slo="availability",slo_service="limoneide"}[1h])'
         " >= 0.05"
@@ -222,3 +224,19 @@ def test_extra_labels_reach_every_alert() -> None:
     """The service-wide label team=limoneide is on every alert."""
     teams = {r["labels"].get("team") for g in alerting.alert_groups(SPEC) for r in g["rules"]}
     assert {"limoneide"} == teams
+
+
+def test_a_burn_alert_summary_prints_its_measured_burn_rate() -> None:
+    """The summary states the long window's burn rate (the alert's value) and the tier's
+    factor; a generated test's load is steadied so that rate prints alike whatever the
+    last bits of Prometheus' division (28.85 printed 28.8 or 28.9)."""
+    summary = _alerts("availability")[0]["annotations"]["summary"]
+    assert (
+        f"limoneide availability: error budget burning {unittests.BURN_VALUE}x too fast over "
+        "1h (fires from 14.4x)"
+    ) == summary
+    assert 0.0288 == unittests.steady(0.0288, 0.001)
+    nudged = unittests.steady(0.02885, 0.001)
+    assert nudged < 0.02885
+    burn = nudged / 0.001
+    assert f"{burn * (1 - 1e-9):.1f}" == f"{burn * (1 + 1e-9):.1f}"

@@ -79,9 +79,32 @@ def base_labels(spec: ServiceSpec, instance: str = INSTANCE) -> dict[str, str]:
     return {c.LABEL_JOB: spec.job, c.LABEL_INSTANCE: instance}
 
 
-def expected(rule: dict[str, Any], extra: dict[str, str]) -> dict[str, Any]:
-    """An ``exp_alerts`` entry: ``rule``'s labels plus ``extra``, its annotations."""
-    return {"exp_labels": {**rule["labels"], **extra}, "exp_annotations": rule["annotations"]}
+#: A burn-rate alert's value (its long window's burn rate) in its annotations, as
+#: Prometheus prints it: ``45.3``.
+BURN_VALUE: Final = '{{ printf "%.1f" $value }}'
+
+
+def expected(
+    rule: dict[str, Any], extra: dict[str, str], burn: float | None = None
+) -> dict[str, Any]:
+    """An ``exp_alerts`` entry: ``rule``'s labels plus ``extra``, its annotations (with
+    :data:`BURN_VALUE` printed as ``burn``, the burn rate it fires at, when given)."""
+    notes = rule["annotations"]
+    if burn is not None:
+        notes = {k: v.replace(BURN_VALUE, f"{burn:.1f}") for k, v in notes.items()}
+    return {"exp_labels": {**rule["labels"], **extra}, "exp_annotations": notes}
+
+
+def steady(ratio: float, budget: float) -> float:
+    """``ratio``, or one a little below it, whose burn rate (``ratio / budget``) prints
+    the same to one decimal however the last bits of Prometheus' division fall: a
+    generated test must not hang on a rounding (28.85 printed 28.8 or 28.9)."""
+    for _ in range(8):
+        burn = ratio / budget
+        if f"{burn * (1 - 1e-9):.1f}" == f"{burn * (1 + 1e-9):.1f}":
+            break
+        ratio = round(ratio * 0.999, 12)
+    return ratio
 
 
 def _fires(rule: dict[str, Any], limit: float, slo: Slo, load: Traffic, at: int) -> bool:
@@ -111,10 +134,11 @@ def _checks(
     """One alert_rule_test per alert name: the alerts expected firing at minute ``at``."""
     labels = rules.slo_labels(spec, slo)
     by_name: dict[str, list[dict[str, Any]]] = {}
+    burn = load.ratio / slo.error_budget if slo.objective is not None else None
     for rule, limit in pairs:
         by_name.setdefault(rule["alert"], [])
         if _fires(rule, limit, slo, load, at):
-            by_name[rule["alert"]].append(expected(rule, labels))
+            by_name[rule["alert"]].append(expected(rule, labels, burn))
     when = _durations.format_duration(at * 60)
     return [{"eval_time": when, "alertname": n, "exp_alerts": e} for n, e in by_name.items()]
 
@@ -171,14 +195,15 @@ def rate_scenarios(
     end = max(FIRST_RATE + minutes(r["for"]) for r, _ in pairs) + 2
     burn = all(rule["alert"].endswith(c.ALERT_SUFFIX_BURN) for rule, _ in pairs)
     loads: list[tuple[str, Traffic]] = []
-    worst = Traffic(rps, _above(max(limit for _, limit in pairs)))
+    budget = slo.error_budget
+    worst = Traffic(rps, steady(_above(max(limit for _, limit in pairs)), budget))
     if pages:
         title = "fast burn pages right after for, then every tier"
         loads.append((title if burn else "above the limit pages after for", worst))
     if tickets and (not pages or max(tickets) < min(pages)):
         ratio = (max(tickets) + min(pages)) / 2 if pages else _above(max(tickets))
         title = "slow burn opens only tickets" if burn else "above the limit opens a ticket"
-        loads.append((title, Traffic(rps, round(ratio, 10))))
+        loads.append((title, Traffic(rps, steady(round(ratio, 10), budget))))
     healthy = round(min(limit for _, limit in pairs) / 2, 10)
     title = "healthy traffic fires nothing" if burn else "below the limit fires nothing"
     loads.append((title, Traffic(rps, healthy)))

@@ -260,10 +260,13 @@ class BudgetSli(RatedSli):
     def burn_alert(self, spec: ServiceSpec, slo: Slo, tier: BurnTier) -> Rule:
         """The alert of one burn tier: both windows above factor x budget, enough traffic."""
         name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_BURN)
-        threshold, sel = number(burn_threshold(slo, tier)), slo_selector(spec, slo)
+        factor, budget = number(tier.factor), number(slo.error_budget)
+        sel = slo_selector(spec, slo)
+        # Burn rates (error ratio over budget), the long window's first: the alert's
+        # value, which its summary states (the factor is only the least that fires it).
         expr = (
-            f"{c.sli_error_ratio_rule(tier.long_window)}{sel} > {threshold}\n"
-            f"and\n{c.sli_error_ratio_rule(tier.short_window)}{sel} > {threshold}"
+            f"{c.sli_error_ratio_rule(tier.long_window)}{sel} / {budget} > {factor}\n"
+            f"and\n{c.sli_error_ratio_rule(tier.short_window)}{sel} / {budget} > {factor}"
             f"{self.guard(spec, slo, tier.long_window)}"
         )
         windows = {c.LABEL_LONG_WINDOW: tier.long_window, c.LABEL_SHORT_WINDOW: tier.short_window}
@@ -291,7 +294,10 @@ def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str) -> dict[
         f"spent in {exhaustion}; a faster burn spends it sooner (the SLO dashboard and "
         "limone-obs status show the current rate)."
     )
-    summary = f"{spec.service} {slo.name}: error budget burning at least {tier.factor:g}x too fast"
+    summary = (
+        f"{spec.service} {slo.name}: error budget burning {unittests.BURN_VALUE}x too fast over "
+        f"{tier.long_window} (fires from {tier.factor:g}x)"
+    )
     return alerting.alert_annotations(slo, name, summary, description)
 
 
