@@ -112,7 +112,7 @@ def test_began_names_new_and_restarted_series_not_one_after_a_failed_scrape(tmp_
         served("/inside", "0 60 120 180 10 70"),
     ]
     expr = q.began(N, JOB, 3 * 60)
-    expected = {'{endpoint="/new"}': 1.0, '{endpoint="/again"}': 1.0}
+    expected = {'{endpoint="/new", status="200"}': 1.0, '{endpoint="/again", status="200"}': 1.0}
     _assert_holds(_evaluate(tmp_path, series, expr, expected))
 
 

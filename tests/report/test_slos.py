@@ -100,7 +100,7 @@ def test_threshold_row_says_how_its_sli_was_read_and_why_it_has_no_budget() -> N
     got = row(plan("errors"), read, baseline=True)
     assert (0.99, 0.985, None, "lowest 5m") == (got.objective, got.sli_now, got.sli_then,
                                                  got.basis)  # fmt: skip
-    assert {"sli_then": "no events in the window",
+    assert {"sli_then": "no events in the baseline window",
             "budget_left": "no budget (threshold SLO)"} == got.why  # fmt: skip
     assert "lowest 5m value in the window" in got.note
 
@@ -134,7 +134,7 @@ def test_rules_missing_from_prometheus_are_named() -> None:
     got = row(plan("availability"), Read(None, None, None, None, ()), baseline=True)
     assert 0.999 == got.objective  # the spec's
     assert {
-        "sli_now": "no events in the window", "sli_then": "no events in the window",
+        "sli_now": "no events in the window", "sli_then": "no events in the baseline window",
         "budget_left": "rules not loaded in Prometheus",
     } == got.why  # fmt: skip
     errors = row(plan("errors"), Read(None, None, None, None, ()), baseline=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alertmanager
+from limone_obs.alerts import _durations, alertmanager
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.conventions import MetricNames
 from limone_obs.errors import ReportError
@@ -196,28 +196,32 @@ BEGAN_NAMED: Final = 5
 
 def _began_notes(src: _Source, span: Span | None) -> list[str]:
     """A note on the endpoints whose request series began within ``span``, or started
-    again at its start (:func:`~.queries.began`: a deploy, a restart, a first request):
-    their counts may lack the requests before the series' first scrape."""
+    again at its start (:func:`~.queries.began`: a deploy, a restart, a first request or
+    a first answer of a status, which it names): their counts may lack the requests
+    before the series' first scrape."""
     if span is None:
         return []
-    found = sorted(
-        sample.labels.get(c.LABEL_ENDPOINT, "")
-        for sample in src.prom.instant(q.began(src.names, src.job, span.seconds), span.end)
-    )
-    if not found:
+    statuses: dict[str, list[str]] = {}
+    for sample in src.prom.instant(q.began(src.names, src.job, span.seconds), span.end):
+        labels = sample.labels
+        statuses.setdefault(labels.get(c.LABEL_ENDPOINT, ""), []).append(
+            labels.get(c.LABEL_STATUS, "?")
+        )
+    if not statuses:
         return []
+    found = [f"{name} ({', '.join(sorted(codes))})" for name, codes in sorted(statuses.items())]
     named = ", ".join(found[:BEGAN_NAMED]) + (
         f" and {len(found) - BEGAN_NAMED} more" if len(found) > BEGAN_NAMED else ""
     )
     return [
         f"Request series of {len(found)} endpoint(s) began within {span.label()}, or "
-        f"started again at its start ({named}): after a deploy or a restart, or at an "
-        "endpoint's first request or first answer of a status. Prometheus cannot count "
-        "what such a series served before its first scrape (a scrape interval of "
-        f"traffic, {src.scrape_seconds:.0f} s, or more: a scrape during a boot may fail), "
-        "so their request counts may read low, and calls they made may show as made "
-        "outside any request. A window starting 10 s before a deploy counts the series "
-        "that existed before it whole."
+        f"started again at its start ({named}, by status): at a deploy or a restart, at an "
+        "endpoint's first request, or at its first answer of a status (a first 500). "
+        "Prometheus cannot count what such a series served before its first scrape (a "
+        f"scrape interval of traffic, {src.scrape_seconds:.0f} s, or more: a scrape during "
+        "a boot may fail), so their request counts may read low, and calls they made may "
+        "show as made outside any request. A window starting 10 s before a deploy counts "
+        "the series that existed before it whole."
     ]
 
 
@@ -363,9 +367,10 @@ def _inhibited_note(fired: Mapping[str, tuple[str, ...]]) -> list[str]:
     return [
         f"Alerts marked '{INHIBITED}' fired only while an alert that silences them in the "
         "kit's Alertmanager config (alerts/alertmanager.yml, built from the spec: e.g. an SLO's "
-        "page silences its ticket) fired too: an Alertmanager with that config did not "
-        "deliver them. An unmarked alert may have been held back too: one that fired alone "
-        "for less than the route's group_wait before its page."
+        "page silences its ticket) fired too: an Alertmanager with that config held them "
+        "back in the window (it sends one once the alert silencing it resolves, if it "
+        "still fires then). An unmarked alert may have been held back too: one that fired "
+        "alone for less than the route's group_wait before its page."
     ]
 
 
@@ -413,8 +418,8 @@ def _slos(
     ``fired`` is :func:`_fired`'s answer for the window."""
     prom, service = src.prom, src.service
     objectives = prom.by_label(q.slo_objectives(service), c.LABEL_SLO, window.end)
-    budget = prom.by_label(q.slo_budget_left(service), c.LABEL_SLO, window.end)
     plans = slos.plans(spec, [*objectives, *fired], src.job)
+    budget = _budgets(src, window, plans, spec)
     now, then = _slis(src, window, plans), _slis(src, baseline, plans)
     return tuple(
         slos.row(plan, slos.Read(objectives.get(plan.name), now.get(plan.name),
@@ -422,6 +427,44 @@ def _slos(
                                  fired.get(plan.name, ())), baseline=baseline is not None)
         for plan in plans
     )  # fmt: skip
+
+
+def _budgets(
+    src: _Source, window: Span, plans: tuple[slos.SloPlan, ...], spec: ServiceSpec | None
+) -> dict[str, float]:
+    """Each SLO's error budget left at the window's end: of an SLO of the spec with a
+    budget, from its SLI over the period counted from the raw series up to that moment
+    (the recorded budget, from 5-minute rates, lags the last minutes' events: an
+    incident's budget read a third too high at its end); else the recorded one."""
+    recorded = src.prom.by_label(q.slo_budget_left(src.service), c.LABEL_SLO, window.end)
+    if spec is None:
+        return recorded
+    found = dict(recorded)
+    for plan in plans:
+        if plan.window_sli is None or plan.objective is None or plan.objective >= 1:
+            continue
+        sli = src.prom.scalar(plan.window_sli(f"{spec.period_seconds}s"), window.end)
+        if sli is not None:
+            found[plan.name] = 1 - (1 - sli) / (1 - plan.objective)
+    return found
+
+
+def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[str]:
+    """A note when Prometheus holds less of the job than the SLO period up to the
+    window's end: the budgets left are over that time alone (a budget of -600 % after a
+    6-minute incident on a fresh Prometheus is not six periods' budget)."""
+    if spec is None:
+        return []
+    job = f'{c.LABEL_JOB}="{src.job}"'
+    expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:1m]) * 60"
+    held = src.prom.scalar(expr, window.end)
+    if held is None or held >= 0.95 * spec.period_seconds:
+        return []
+    return [
+        f"Prometheus holds about {_durations.humanize(max(held, 60.0))} of job {src.job!r} "
+        f"up to the window's end, less than the SLO period ({spec.period}): the budgets "
+        "left are over that time alone, as if it were the whole period."
+    ]
 
 
 def _steps(
@@ -536,6 +579,7 @@ def collect(
             f"{', '.join(fired[''])}."
         )
     notes += _inhibited_note(fired)
+    notes += _history_note(src, window, spec)
     notes += _outside_notes(src, window)
     notes += _began_notes(src, window) + _began_notes(src, baseline)
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows

@@ -168,8 +168,8 @@ def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int
 
 
 def began(names: MetricNames, job: str, seconds: int) -> str:
-    """The endpoints with a request series that began within the window, or started
-    again at its start.
+    """The endpoints (and statuses) with a request series that began within the window,
+    or started again at its start.
 
     Began: a sample at its end and none in the 5 minutes before its start. Started again:
     its lowest value in the window is below its last one before, with no reset between
@@ -186,7 +186,8 @@ def began(names: MetricNames, job: str, seconds: int) -> str:
     restarted = (
         f"min_over_time({series}[{seconds}s]) < {before}\nunless resets({series}[{seconds}s]) > 0"
     )
-    return f"group by ({c.LABEL_ENDPOINT}) (({series} unless {before}) or ({restarted}))"
+    by = f"{c.LABEL_ENDPOINT}, {c.LABEL_STATUS}"
+    return f"group by ({by}) (({series} unless {before}) or ({restarted}))"
 
 
 def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:

@@ -231,7 +231,9 @@ def _why(
     if read.now is None:
         reasons["sli_now"] = sli
     if read.then is None:
-        reasons["sli_then"] = sli if baseline else "no baseline"
+        # The baseline's own window, not the one the row is about.
+        then = sli.replace("in the window", "in the baseline window")
+        reasons["sli_then"] = then if baseline else "no baseline"
     if read.budget_left is None:
         budget = "not recorded at the window's end"
         if not plan.records(c.RULE_PERIOD_BUDGET_REMAINING):
