@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -300,10 +301,17 @@ def test_invalid_settings_name_the_key_and_value(config: dict[str, object], mess
         Metrics(app, registry=CollectorRegistry())
 
 
-def test_buckets_without_slo_thresholds_are_rejected() -> None:
-    """Latency SLOs need 0.6 s and 1 s as bucket boundaries."""
-    with pytest.raises(ConfigError, match=r"lacks the SLO thresholds \[0.6, 1.0\]"):
-        Metrics(buckets=(0.1, 0.5, 2.0))
+def test_buckets_without_the_default_targets_warn_and_serve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A service's own buckets without 0.6 s and 1 s (its SLO thresholds are its spec's,
+    checked by `limone-obs check`): one warning naming the missing targets, and Metrics
+    works (a trial's team with thresholds of its own was refused at start)."""
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        metrics = Metrics(buckets=(0.1, 0.3, 0.85, 2.0), registry=CollectorRegistry())
+    (record,) = [r for r in caplog.records if "default latency targets" in r.getMessage()]
+    assert "[0.6, 1.0]" in record.getMessage()
+    assert metrics.names.request_duration
 
 
 def test_unsorted_buckets_are_rejected() -> None:
@@ -347,10 +355,13 @@ def test_a_failing_metrics_backend_never_fails_the_request(
     assert any("No space left on device" in m for m in messages)
 
 
-def test_dependency_buckets_without_slo_thresholds_are_rejected() -> None:
-    """The AI-latency SLO counts dependency calls below 1 s: that bound must exist."""
-    with pytest.raises(ConfigError, match=r"Metrics\(dependency_buckets=...\).*lacks"):
-        Metrics(dependency_buckets=(0.1, 0.5, 2.0))
+def test_dependency_buckets_without_the_default_targets_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warning names the argument it is about."""
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        Metrics(dependency_buckets=(0.1, 0.5, 2.0), registry=CollectorRegistry())
+    assert [r for r in caplog.records if "Metrics(dependency_buckets=...)" in r.getMessage()]
 
 
 def test_process_metrics_on_a_passed_registry_when_asked() -> None:
