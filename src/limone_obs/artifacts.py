@@ -164,6 +164,39 @@ def write_atomic(path: Path, content: bytes) -> None:
         raise
 
 
+def _write_all(root: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) below ``root`` all or none: each is staged
+    in a temporary file beside it first, then the stages replace their paths. A path
+    that is no file (a folder), or a folder that takes no file, is an ArtifactError
+    naming it before any path changes (a build half written mixes two specs' artifacts)."""
+    for rel in files:
+        path = root / rel
+        if path.exists() and not path.is_file():
+            raise ArtifactError(
+                f"cannot write {path}: it is no file (a folder?); move it away and build again"
+            )
+    staged: list[tuple[str, Path]] = []
+    try:
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((rel, Path(tmp)))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.chmod(tmp, 0o644)
+    except BaseException as exc:
+        for _rel, tmp_path in staged:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ArtifactError(
+                f"cannot write the artifacts below {root} ({exc}): nothing was changed"
+            ) from None
+        raise
+    for rel, tmp_path in staged:
+        os.replace(tmp_path, root / rel)
+
+
 def build(
     root: Path,
     generators: Iterable[str] = GENERATORS,
@@ -174,19 +207,20 @@ def build(
     """Regenerate every artifact below ``root``; return the paths that changed (written,
     then removed).
 
-    All generators run before anything is written: if one raises, no file changes. A file
+    All generators run before anything is written: if one raises, no file changes; the
+    files are then written all or none (:func:`_write_all`). A file
     of an owned folder that an earlier build wrote and this one does not is removed (and
     its path appended to ``removed``, if given); one that no build wrote is left, and a
     line about it is appended to ``left`` (if given).
     """
     gen = collect(root, generators)
     stale, foreign = _extras(root, gen)
-    changed = []
-    for rel, content in sorted(gen.files.items()):
-        path = root / rel
-        if not path.is_file() or path.read_bytes() != content:
-            write_atomic(path, content)
-            changed.append(rel)
+    changed = [
+        rel
+        for rel, content in sorted(gen.files.items())
+        if not (root / rel).is_file() or (root / rel).read_bytes() != content
+    ]
+    _write_all(root, {rel: gen.files[rel] for rel in changed})
     for rel in stale:
         (root / rel).unlink()
         changed.append(rel)

@@ -236,3 +236,21 @@ def test_build_restores_the_generated_files(tmp_path: Path) -> None:
         changed,
         rules.read_bytes(),
     )
+
+
+def test_a_build_that_cannot_write_one_file_changes_none(tmp_path: Path) -> None:
+    """A folder where a dashboard goes: the build stops with a clear error naming it, and
+    every file stays as it was (a trial's build replaced the rules and tests, then raised
+    a traceback, leaving a tree of two specs' artifacts)."""
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "alerts", root / "alerts")
+    spec = root / "alerts" / "slo.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99.9\n", "objective: 99.5\n", 1))
+    (root / "dashboards" / "slos.json").mkdir(parents=True)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert 0 != result.exit_code
+    assert "slos.json: it is no file" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert before == after

@@ -311,6 +311,18 @@ CASES = [
         "must be a subset of total",
     ),
     Case(
+        # A total of one's own with the default errors (the exporter's 5xx answers) would
+        # count HTTP 5xx over payment attempts: a trial's spec built and checked clean.
+        "total-without-errors",
+        _edit(
+            "    total: limoneide_requests_total\n"
+            '    errors: limoneide_requests_total{status=~"5.."}\n',
+            '    total: limoneide_requests_total{endpoint=~"/api/.*"}\n',
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "missing: total is",
+    ),
+    Case(
         "histogram-bucket-name",
         _edit(
             "histogram: limoneide_request_duration_seconds\n",

@@ -168,3 +168,33 @@ def test_a_latency_runbook_diagnoses_with_the_quantile_its_alert_reads() -> None
     assert "3. Where the time goes: the p99 of each dependency" in section
     quantiles = re.findall(r"histogram_quantile\(([\d.]+),", section)
     assert ["0.99", "0.99"] == quantiles
+
+
+@pytest.mark.integration
+def test_the_first_diagnose_query_reads_the_share_the_sli_counts_bad(tmp_path: Path) -> None:
+    """ai-latency counts a failed AI call bad however fast: its runbook's share of bad
+    events by operation reads 0.5 for an operation failing half its fast calls and 1 for
+    one whose every call failed (no ``ok`` series at all). It ignored ``good`` and read 0
+    for both, beside an alert reading 0.21 (a trial's SLO of its own)."""
+    section = runbook_section(runbooks.runbook(SPEC, SPEC.slo("ai-latency")),
+                              "AiLatencyErrorBudgetBurn")  # fmt: skip
+    query = promql_blocks(section)[0]
+    base = {**unittests.base_labels(SPEC), c.LABEL_DEPENDENCY: c.DEPENDENCY_AI}
+    series = []
+    for operation, outcomes in (("complete", ("ok", "error")), ("embed", ("error",))):
+        for outcome in outcomes:
+            labels = {**base, c.LABEL_OPERATION: operation, c.LABEL_OUTCOME: outcome}
+            metric = SPEC.names.dependency_duration
+            series += [
+                unittests.counter({**labels, c.LABEL_LE: le}, f"{metric}_bucket", 60, 10)
+                for le in ("2.5", "+Inf")
+            ]
+            series.append(unittests.counter(labels, f"{metric}_count", 60, 10))
+    samples = [
+        {"labels": '{operation="complete"}', "value": 0.5},
+        {"labels": '{operation="embed"}', "value": 1},
+    ]
+    result = evaluate(
+        tmp_path, series, [{"expr": query, "eval_time": "5m", "exp_samples": samples}]
+    )
+    assert 0 == result.returncode, result.stdout + result.stderr

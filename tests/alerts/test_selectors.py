@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
@@ -45,6 +47,35 @@ def test_invalid_selectors_raise(text: str) -> None:
     """Malformed selectors raise ValueError."""
     with pytest.raises(ValueError, match=r"."):
         parse_selector(text)
+
+
+@pytest.mark.parametrize(
+    ("regex", "words"),
+    [
+        ("/invoices(?!/drafts).*", "a negative lookahead"),
+        ("(?<=/)x", "a lookbehind"),
+        ("(a)\\\\1", "a backreference"),
+        ("a++", "a possessive quantifier"),
+        ("(?>a)", "an atomic group"),
+        ("abc\\\\Z", "\\Z (RE2 writes"),
+    ],
+)
+def test_a_regex_prometheus_refuses_is_refused_by_name(regex: str, words: str) -> None:
+    """Python's re takes lookarounds and backreferences, RE2 (Prometheus) does not: a
+    trial's spec with a lookahead passed check and build, and Prometheus refused the
+    rules. The error names the construct."""
+    with pytest.raises(ValueError, match=f"uses {re.escape(words)}.*RE2"):
+        parse_selector(f'x{{endpoint=~"{regex}"}}')
+
+
+@pytest.mark.parametrize(
+    "regex", ["5..", "(?i)get|post", "[(?!]x", "\\\\(?x", "[]a]+", "(?P<name>a)b+?", "a{2,3}"]
+)
+def test_regexes_re2_has_pass(regex: str) -> None:
+    """Groups, flags, lazy quantifiers and the same characters inside a class or after
+    a backslash are RE2's too."""
+    (matcher,) = parse_selector(f'x{{endpoint=~"{regex}"}}').matchers
+    assert "=~" == matcher.op
 
 
 def test_sample_labels_of_a_series_with_known_values_use_them() -> None:

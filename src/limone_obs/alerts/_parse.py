@@ -647,8 +647,18 @@ def _check_testable(item: Reader, key: str, chosen: Selector) -> None:
 
 
 def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
-    """The ``errors`` and ``total`` selectors, errors a proper subset of total."""
+    """The ``errors`` and ``total`` selectors, errors a proper subset of total. A
+    ``total`` of the spec's own needs its ``errors``: the default (the exporter's 5xx
+    answers) would count other events than it (HTTP 5xx over payment attempts)."""
     errors, total = selector(ctx, item, "errors"), selector(ctx, item, "total")
+    if item.has("total") and not item.has("errors"):
+        example = total.promql(Matcher(c.LABEL_STATUS, "=~", "5.."))
+        item.fail(
+            "errors",
+            f"missing: total is {item.text('total')!r} of the spec's own, and the default "
+            f"errors ({errors.promql()}) counts other events; give the errors of that total, "
+            f"e.g. {example} for its 5xx answers, or a counter of its failed events",
+        )
     _check_subset(item, errors, total, Catalogue.of(ctx.names.namespace).domain)
     _check_same_series(ctx, item, errors, total)
     return errors, total

@@ -453,7 +453,7 @@ def runbook(spec: ServiceSpec) -> str:
             f"```promql\nhistogram_quantile(0.95, sum by (le, dependency) (rate("
             f"{ns}_dependency_duration_seconds_bucket{{{job}}}[5m])))\n```\n\n"
             f"```promql\n{busy_share(spec, 'instance')}\n```\n\n"
-            "Add workers or threads, move slow calls (the AI API) off the request, lower "
+            "Add workers or threads, move slow calls (an external API's) off the request, lower "
             "the slow dependency's timeout, or add replicas. Restarting only drops the "
             "queued requests.\n"
         ),

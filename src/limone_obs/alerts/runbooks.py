@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from limone_obs import conventions as c
-from limone_obs.alerts import alerting, health, rules
+from limone_obs.alerts import _durations, alerting, health, rules
 from limone_obs.alerts.model import ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Catalogue, Selector
 
@@ -43,7 +43,7 @@ def errors_diagnosis(spec: ServiceSpec, errors: Selector) -> str:
             f"sum by ({c.LABEL_ENDPOINT}, {c.LABEL_EXCEPTION}) "
             f"(rate({names.request_exceptions_total}{{{job}}}[5m]))"
         )
-        + "\n3. Whether a dependency (AI API, database, cache) fails underneath:\n\n"
+        + "\n3. Whether a dependency the service tracks fails underneath:\n\n"
         + code(
             f"sum by ({c.LABEL_DEPENDENCY}, {c.LABEL_OPERATION}) "
             f'(rate({names.dependency_duration_count}{{{job},{c.LABEL_OUTCOME}="{c.OUTCOME_ERROR}"}}[5m]))'
@@ -73,13 +73,16 @@ def section(spec: ServiceSpec, slo: Slo, alert: str, meaning: str, body: str) ->
 
 
 def _burn_meaning(spec: ServiceSpec, slo: Slo) -> str:
+    # Each tier's own time to exhaustion: a spec may make a fast tier a ticket.
     tiers = ", ".join(
-        f"{t.severity} {t.long_window}/{t.short_window} x{t.factor:g}" for t in slo.tiers
+        f"{t.severity} {t.long_window}/{t.short_window} x{t.factor:g} (the budget gone in "
+        f"{_durations.humanize(spec.period_seconds / t.factor)} at that rate)"
+        for t in slo.tiers
     )
     return (
         f"The {slo.name} SLO ({slo.objective:g} % over {spec.period}) spends its error budget "
-        f"faster than it can afford. Tiers: {tiers}. The `long_window` label tells which fired: "
-        "a page means the budget is gone within days, a ticket within weeks.\n\n"
+        f"faster than it can afford. Tiers: {tiers}. The `long_window` label tells which "
+        "fired; the summary gives the burn rate measured over it.\n\n"
         f"Budget left this period: `{c.RULE_PERIOD_BUDGET_REMAINING}"
         f"{rules.slo_selector(spec, slo)}` (1 = untouched, 0 = spent)."
     )

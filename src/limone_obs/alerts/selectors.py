@@ -104,8 +104,57 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
                 raise ValueError(
                     f"regex {shown(value)} of label {name!r} is invalid: {exc}"
                 ) from None
+            perl_only = re2_unsupported(value)
+            if perl_only is not None:
+                raise ValueError(
+                    f"regex {shown(value)} of label {name!r} uses {perl_only}, which "
+                    "Prometheus' regexes (RE2) do not have: it would refuse the rules; "
+                    "write it without (a negative matcher !~ instead of a lookahead)"
+                )
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
+
+
+#: Constructs of Python's ``re`` (and Perl's) that RE2, Prometheus' regex engine, lacks.
+_PERL_ONLY: Final = (
+    ("(?=", "a lookahead"), ("(?!", "a negative lookahead"), ("(?<=", "a lookbehind"),
+    ("(?<!", "a negative lookbehind"), ("(?>", "an atomic group"),
+    ("(?P=", "a backreference"), ("(?(", "a conditional group"),
+)  # fmt: skip
+
+
+def re2_unsupported(pattern: str) -> str | None:
+    """What of ``pattern`` (valid for Python's ``re``) RE2 refuses, in words, or None:
+    lookarounds, atomic and conditional groups, backreferences, possessive quantifiers,
+    ``\\Z``. Escapes and character classes are skipped, as their text is literal."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            escaped = pattern[i + 1 : i + 2]
+            if not in_class and escaped in "123456789" and escaped:
+                return f"a backreference (\\{escaped})"
+            if escaped == "Z":
+                return "\\Z (RE2 writes \\z)"
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+            i += 1
+            continue
+        if char == "[":
+            i += 1
+            i += pattern.startswith("^", i)
+            i += pattern.startswith("]", i)  # a ] first in a class is a literal
+            in_class = True
+            continue
+        for opener, words in _PERL_ONLY:
+            if pattern.startswith(opener, i):
+                return words
+        if char in "*+?}" and pattern.startswith("+", i + 1):
+            return "a possessive quantifier"
+        i += 1
+    return None
 
 
 def _split_top(body: str) -> list[str]:

@@ -174,7 +174,7 @@ class LatencySli(BudgetSli):
             f"{head}(rate({buckets}[{QUANTILE_WINDOW}])))\n> {number(self.threshold_seconds)}"
             f"{self.guard(spec, slo, QUANTILE_WINDOW)}"
         )
-        rank = c.quantile_suffix(self.objective).removesuffix(c.ALERT_SUFFIX_THRESHOLD).lower()
+        rank = f"p{self.objective:g}"  # p99.95, not the alert name's P9995
         summary = f"{spec.service} {slo.name}: {rank} above {self.threshold_seconds:g} s"
         description = (
             f"{slo.description} The {rank} over the last {QUANTILE_WINDOW} has been above "
@@ -326,21 +326,32 @@ class LatencySli(BudgetSli):
         """Where the slow events are: by endpoint (or operation), the objective's quantile
         (the p99 of a 99 % SLO, what its quantile alert reads), dependencies, saturation."""
         bucket = self.histogram.with_metric(f"{self.histogram.metric}_bucket")
-        fast = bucket.promql(le_matcher(self.threshold_seconds))
+        # The SLI's good events: within the threshold and in ``good`` (a failed call is
+        # bad however fast: the share must be the one the alert reads).
+        fast = self.good.with_metric(f"{self.good.metric}_bucket")
+        fast_sel = fast.promql(le_matcher(self.threshold_seconds))
         count = self.histogram.with_metric(f"{self.histogram.metric}_count").promql()
         job = job_matcher(spec.job).promql()
         by = _breakdown_label(spec, self.histogram.metric)
         code = runbooks.code
         rank, quantile = f"p{self.objective:g}", number(round(self.objective / 100, 12))
+        every = f"sum by ({by}) (rate({count}[5m]))"
+        good = f"sum by ({by}) (rate({fast_sel}[5m]))"
+        bad = f"slower than {self.threshold_seconds:g} s"
+        if self.good != self.histogram:
+            # A group whose every event is outside ``good`` has no good series: 0 good.
+            good = f"({good} or {every} * 0)"
+            narrowing = [m.promql() for m in self.good.matchers if m not in self.histogram.matchers]
+            bad += f", or without {', '.join(narrowing)}"
         return (
-            f"1. Share of events slower than {self.threshold_seconds:g} s, by {by}:\n\n"
-            + code(f"1 - sum by ({by}) (rate({fast}[5m])) / sum by ({by}) (rate({count}[5m]))")
+            f"1. Share of bad events ({bad}), by {by}:\n\n"
+            + code(f"1 - {good} / {every}")
             + f"\n2. The {rank} by the same label:\n\n"
             + code(
                 f"histogram_quantile({quantile}, sum by (le, {by}) (rate({bucket.promql()}[5m])))"
             )
-            + f"\n3. Where the time goes: the {rank} of each dependency (AI API, database, "
-            "templates):\n\n"
+            + f"\n3. Where the time goes: the {rank} of each dependency the service "
+            "tracks:\n\n"
             + code(
                 f"histogram_quantile({quantile}, sum by (le, {c.LABEL_DEPENDENCY}) "
                 f"(rate({spec.names.dependency_duration_bucket}{{{job}}}[5m])))"
@@ -352,7 +363,7 @@ class LatencySli(BudgetSli):
 
 _MITIGATE: Final = (
     "- A deploy in the last hours? Roll it back.\n"
-    "- The AI API slow: lower its timeout, stream the answer, or serve a cached one.\n"
+    "- A dependency slow: lower its timeout, stream the answer, or serve a cached one.\n"
     "- All endpoints slow with many requests in flight: add gunicorn workers or replicas.\n"
 )
 
