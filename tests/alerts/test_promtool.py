@@ -215,3 +215,19 @@ def test_a_job_with_quotes_still_gives_valid_rules(tmp_path: Path) -> None:
     assert (0, True) == (result.returncode, escaped in files[build.ALERTING_RULES].decode()), (
         result.stdout + result.stderr
     )
+
+
+def test_generated_tests_of_a_job_with_a_quote_pass(tmp_path: Path) -> None:
+    """A job named ``billing"api`` (Prometheus takes any job name): the generated input
+    series escape it as the rules do (the tests wrote it raw and promtool refused them)."""
+    text = (
+        (ROOT / "alerts" / "slo.yaml")
+        .read_text()
+        .replace("\njob: limoneide\n", '\njob: billing"api\n')
+    )
+    assert 'job: billing"api' in text
+    write_tree(tmp_path, build.generate(parse_spec(text)))
+    # The up SLO's tests and the errors SLO's: input series of up and of the counters.
+    tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("up", "errors")]
+    result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout + result.stderr

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -70,8 +70,7 @@ def minutes(duration: str) -> int:
 
 def counter(labels: dict[str, str], metric: str, per_minute: float, length: int) -> dict[str, str]:
     """A promtool input series growing by ``per_minute`` each minute, ``length`` minutes."""
-    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return {"series": f"{metric}{{{body}}}", "values": f"0+{number(per_minute)}x{length}"}
+    return {"series": series_text(metric, labels), "values": f"0+{number(per_minute)}x{length}"}
 
 
 def base_labels(spec: ServiceSpec, instance: str = INSTANCE) -> dict[str, str]:
@@ -243,8 +242,18 @@ def alert_check(rule: dict[str, Any], at: int, extra: dict[str, str] | None) -> 
 
 def constant(metric: str, labels: dict[str, str], value: str, length: int) -> dict[str, str]:
     """A promtool input series holding ``value`` for ``length`` minutes."""
-    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return {"series": f"{metric}{{{body}}}", "values": f"{value}x{length}"}
+    return {"series": series_text(metric, labels), "values": f"{value}x{length}"}
+
+
+def series_text(metric: str, labels: Mapping[str, str]) -> str:
+    """``metric{a="1",b="2"}`` in promtool's series notation, each value escaped as a
+    PromQL string (a job named ``billing"api`` broke the generated tests)."""
+    body = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(labels.items()))
+    return f"{metric}{{{body}}}"
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def plain_test(

@@ -286,8 +286,7 @@ class LatencySli(BudgetSli):
         for stage, share in zip(self.stages, shares, strict=True):
             for window in c.STAGE_WINDOWS:
                 labels = {**slo_labels(spec, slo), c.LABEL_STAGE: number(stage)}
-                body = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-                series = f"{c.stage_sli_rule(window)}{{{body}}}"
+                series = unittests.series_text(c.stage_sli_rule(window), labels)
                 checks.append(
                     {
                         "expr": series,
