@@ -240,3 +240,18 @@ def test_a_burn_alert_summary_prints_its_measured_burn_rate() -> None:
     assert nudged < 0.02885
     burn = nudged / 0.001
     assert f"{burn * (1 - 1e-9):.1f}" == f"{burn * (1 + 1e-9):.1f}"
+
+
+def test_a_latency_burn_alert_names_what_it_counts_bad() -> None:
+    """A latency SLO's burn alert speaks of slow (or not good) events, not of an error
+    ratio (a trial read "the error ratio is above 30 %" of its latency SLO as errors)."""
+    described = {
+        name: _alerts(name)[0]["annotations"]["description"]
+        for name in ("availability", "latency", "ai-latency")
+    }
+    assert "The error ratio is above 1.44 %" in described["availability"]
+    assert "The share of events slower than 2.5 s is above" in described["latency"]
+    assert (
+        'The share of events slower than 2.5 s, or without outcome="ok", is above'
+        in described["ai-latency"]
+    )

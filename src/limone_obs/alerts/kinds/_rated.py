@@ -75,6 +75,11 @@ class RatedSli(Sli):
         labels = alerting.alert_labels(spec, slo, c.SEVERITY_TICKET)
         return alerting.make_alert(name, f"absent({events})", SLI_ABSENT_FOR, labels, notes)
 
+    def bad_share_words(self) -> str:
+        """What the SLI counts bad, as the subject of an alert's sentence: "The error
+        ratio" here; a latency kind names its threshold."""
+        return "The error ratio"
+
     def windows(self) -> list[str]:
         """Windows recorded: the SLI windows plus every tier window, shortest first."""
         found = set(c.SLI_WINDOWS)
@@ -271,7 +276,7 @@ class BudgetSli(RatedSli):
         )
         windows = {c.LABEL_LONG_WINDOW: tier.long_window, c.LABEL_SHORT_WINDOW: tier.short_window}
         labels = alerting.alert_labels(spec, slo, tier.severity, **windows)
-        notes = _burn_notes(spec, slo, tier, name)
+        notes = _burn_notes(spec, slo, tier, name, self.bad_share_words())
         return alerting.make_alert(name, expr, tier.for_, labels, notes)
 
     def burn_alerts(self, spec: ServiceSpec, slo: Slo) -> list[Rule]:
@@ -283,10 +288,12 @@ class BudgetSli(RatedSli):
         return [(self.burn_alert(spec, slo, t), burn_threshold(slo, t)) for t in self.tiers]
 
 
-def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str) -> dict[str, str]:
+def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str, bad: str) -> dict[str, str]:
+    """Summary and description of a burn alert; ``bad`` names the share that burns
+    (:meth:`RatedSli.bad_share_words`)."""
     exhaustion = _durations.humanize(spec.period_seconds / tier.factor)
     description = (
-        f"{slo.description} The error ratio is above "
+        f"{slo.description} {bad} is above "
         f"{alerting.percent(burn_threshold(slo, tier))} over both the last {tier.long_window} "
         f"and {tier.short_window}: {tier.factor:g} times the "
         f"{alerting.percent(slo.error_budget)} that the {slo.objective:g} % objective allows. "

@@ -65,6 +65,17 @@ class LatencySli(BudgetSli):
         """``histogram`` and ``good``."""
         return {"histogram": self.histogram, "good": self.good}
 
+    def bad_share_words(self) -> str:
+        """ "The share of events slower than 1 s" (", or without outcome="ok"" when
+        ``good`` narrows ``histogram``): a trial read "the error ratio is above 30 %" of a
+        latency SLO as errors."""
+        words = f"The share of events slower than {self.threshold_seconds:g} s"
+        return f"{words}, or without {self.narrowing()}," if self.narrowing() else words
+
+    def narrowing(self) -> str:
+        """The matchers ``good`` adds to ``histogram`` (``outcome="ok"``), or ""."""
+        return ", ".join(m.promql() for m in self.good.matchers if m not in self.histogram.matchers)
+
     def good_within_seconds(self) -> float | None:
         """``threshold_seconds``."""
         return self.threshold_seconds
@@ -340,8 +351,7 @@ class LatencySli(BudgetSli):
         if self.good != self.histogram:
             # A group whose every event is outside ``good`` has no good series: 0 good.
             good = f"({good} or {every} * 0)"
-            narrowing = [m.promql() for m in self.good.matchers if m not in self.histogram.matchers]
-            bad += f", or without {', '.join(narrowing)}"
+            bad += f", or without {self.narrowing()}"
         return (
             f"1. Share of bad events ({bad}), by {by}:\n\n"
             + code(f"1 - {good} / {every}")
