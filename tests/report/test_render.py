@@ -331,3 +331,21 @@ def test_the_p95_chart_names_the_requests_it_draws(monkeypatch: pytest.MonkeyPat
     to_html(sample())
     p95 = [title for title in titles if title.startswith("p95")]
     assert ['p95 latency of requests (endpoint=~"/o/.*")', "p95 latency (all requests)"] == p95
+
+
+def test_the_summary_names_the_slos_below_objective_and_the_pages() -> None:
+    """A postmortem opens with the SLOs the window missed and the pages that fired (a
+    trial's summary had only endpoint verdicts); held-back pages are not named."""
+    slos = (
+        SloRow("availability", 0.999, 0.8774, 1.0, -6.6,
+               ("AvailabilityErrorBudgetBurn (page)", "AvailabilityErrorBudgetBurn (ticket)")),
+        SloRow("errors", 0.99, 0.995, 1.0, None, ("ErrorsHigh (page, inhibited)",)),
+        SloRow("latency", 0.9995, 0.99, None, None, ()),
+        SloRow("up", None, 1.0, 1.0, None, ()),
+    )  # fmt: skip
+    lines = to_markdown(replace(sample(), slos=slos)).splitlines()
+    assert (
+        "- SLOs below their objective in the window: availability 87.74 % (objective "
+        "99.9 %), latency 99.00 % (objective 99.95 %)."
+    ) in lines
+    assert "- Pages fired: AvailabilityErrorBudgetBurn." in lines

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from limone_obs import conventions as c
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
 from limone_obs.report.model import (
@@ -365,6 +366,24 @@ def _named(report: Report, verdict: str) -> str:
     return f" ({', '.join(names)})"
 
 
+def _slo_summary(report: Report) -> list[str]:
+    """The SLOs whose SLI over the window is below their objective, and the pages that
+    fired (not those held back): what a postmortem opens with."""
+    missed = [
+        f"{row.name} {percent(row.sli_now)} (objective {row.objective * 100:g} %)"
+        for row in report.slos
+        if row.sli_now is not None and row.objective is not None and row.sli_now < row.objective
+    ]
+    # "AlertName (page)": a delivered page; "(page, inhibited)" ones were held back.
+    paged = f" ({c.SEVERITY_PAGE})"
+    pages = sorted(
+        {text.removesuffix(paged) for row in report.slos for text in row.fired
+         if text.endswith(paged)}
+    )  # fmt: skip
+    lines = [f"SLOs below their objective in the window: {', '.join(missed)}."] if missed else []
+    return lines + ([f"Pages fired: {', '.join(pages)}."] if pages else [])
+
+
 def _summary(report: Report) -> list[str]:
     verdicts = report.verdicts()
     if report.baseline is None:
@@ -376,6 +395,7 @@ def _summary(report: Report) -> list[str]:
             for verdict, count in sorted(verdicts.items())
         ]
         lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
+    lines += _slo_summary(report)
     for step in report.steps:
         lines.append(
             f"{percent(step.share_now, 1)} of {_requests(report)} within "
