@@ -211,6 +211,16 @@ CASES = [
         "of the spec)",
     ),
     Case(
+        # A misspelt key was ignored: the thresholds were then judged by the defaults.
+        "buckets-misspelt",
+        _edit(
+            "min_rate: 0.05\n",
+            "min_rate: 0.05\nbuckets:\n  limoneide_request_duration_secs: [0.3, 0.6, 1, 2.5]\n",
+        ),
+        f"{FILE}: buckets.limoneide_request_duration_secs",
+        "did you mean limoneide_request_duration_seconds? no SLO reads this histogram",
+    ),
+    Case(
         "buckets-descending",
         _edit("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  my_seconds: [1, 0.5]\n"),
         f"{FILE}: buckets.my_seconds[1]",

@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
-from limone_obs.alerts._reader import Reader, shown
+from limone_obs.alerts._reader import Reader, did_you_mean, shown
 from limone_obs.alerts.model import (
     SEVERITIES,
     SPEC_VERSION,
@@ -148,6 +148,10 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     )
     ctx.tiers = _tiers(top, ctx.period, found)
     slos = _slos(ctx, found)
+    # After an error an SLO may be missing: the buckets of its histogram would read as a
+    # typo of a name no SLO reads.
+    if not found.errors:
+        found.get(lambda: _check_bucket_names(top, ctx, slos), None)
     alertmanager = found.get(lambda: _alertmanager(top.child("alertmanager", {})), None)
     health = found.get(lambda: _health(top), None)
     found.raise_any()
@@ -168,6 +172,22 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         health=health,
         buckets={name: bounds for name, bounds in ctx.buckets.items() if bounds is not None},
     )
+
+
+def _check_bucket_names(top: Reader, ctx: Context, slos: Sequence[Slo]) -> None:
+    """Each ``buckets:`` key must be a histogram an SLO reads or one of the exporter's:
+    a misspelt key was ignored, and the thresholds then judged against the defaults."""
+    read = {s.metric for slo in slos for s in slo.sli.selectors().values()}
+    known = read | {f"{ctx.names.namespace}_{suffix}" for suffix in c.HISTOGRAM_BUCKETS}
+    block = top.child("buckets", {})
+    for name in ctx.buckets:
+        if name not in known:
+            block.fail(
+                name,
+                f"{did_you_mean(name, sorted(known))}no SLO reads this histogram and the "
+                f"exporter writes none of this name (SLOs read: {', '.join(sorted(read))}): "
+                "give the base name of the histogram whose buckets these are",
+            )
 
 
 def _buckets(top: Reader, found: Found) -> dict[str, tuple[float, ...] | None]:
