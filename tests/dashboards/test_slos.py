@@ -143,3 +143,13 @@ def test_every_sli_over_time_plots_recorded_5m_1h_and_6h(board: dict[str, Any]) 
             found = re.fullmatch(r'1 - ([^{]+)\{.*\bslo="([^"]+)".*\}', target["expr"])
             assert found is not None, target["expr"]
             assert found.groups() in recorded
+
+
+def test_progress_says_what_the_committed_threshold_alerts_with(board: dict[str, Any]) -> None:
+    """latency has page tiers, ai-latency tickets only: its panel said "(it pages)" too."""
+    said = {
+        p["targets"][0]["expr"].split('slo="')[1].split('"')[0]: p["description"]
+        for p in _titled(board, "Progress toward the next stages")
+    }
+    assert "committed threshold (it pages)" in said["latency"]
+    assert "committed threshold (it opens tickets)" in said["ai-latency"]

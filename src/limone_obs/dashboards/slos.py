@@ -211,9 +211,15 @@ def _progress(service: ServiceView, slo: SloView) -> object:
         )
         for stage in slo.stages
     ]
+    # What the committed threshold's alerts do: a spec may make every tier a ticket.
+    severities = {t.severity for t in slo.tiers}
+    alerts = (
+        "it pages" if c.SEVERITY_PAGE in severities
+        else "it opens tickets" if severities else "no burn alert"
+    )  # fmt: skip
     look = Look(
         f"Progress on the roadmap: the share of events over the last {window} within the "
-        f"committed threshold (it pages) and within each next stage (recorded, never "
+        f"committed threshold ({alerts}) and within each next stage (recorded, never "
         f"alerting). Dashed: the {slo.objective:g} % objective each step must reach.",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target),
