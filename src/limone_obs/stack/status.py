@@ -393,11 +393,16 @@ def rules_hint(
         named = [row.name for row in rows if row.name in unread]
         its = "its" if len(named) == 1 else "their"
         check = shlex.join(["limone-obs", "check", "--spec", str(spec_path)])
+        # Right after the first events, the slower group may not have run since them.
+        slowest = _interval([g for g in ours if unread & _slos(g, spec.service)], longest=True)
+        if not slowest[0].isdigit():
+            slowest = "one evaluation interval"
         return (
             f"{_names(named)} of {spec_path} (service {spec.service!r}): {its} rules run but "
             f"count no event of {its} SLI yet (no request or call of the kind {its} SLI "
-            "counts since Prometheus began scraping): the SLI and budget show - until the "
-            f"first one; if there was such traffic, `{check} --prometheus {shlex.quote(url)}` "
+            "counts since Prometheus began scraping, or none before the rules' last run: "
+            f"run status again after {slowest}): the SLI and budget show - until the first "
+            f"one; if there was such traffic, `{check} --prometheus {shlex.quote(url)}` "
             "names each SLI query that finds nothing"
         )
     return None
