@@ -394,7 +394,7 @@ def slo_alert_name(slo: str, suffix: str) -> str:
 
 def quantile_suffix(objective: float) -> str:
     """Suffix of a latency quantile alert: objective 95 -> ``P95High``, 99.9 -> ``P999High``."""
-    return f"P{objective:g}".replace(".", "") + ALERT_SUFFIX_THRESHOLD
+    return f"P{objective:.10g}".replace(".", "") + ALERT_SUFFIX_THRESHOLD
 
 
 # --- logging area (names added by limone_obs.logging) -------------------------------

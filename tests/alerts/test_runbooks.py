@@ -198,3 +198,11 @@ def test_the_first_diagnose_query_reads_the_share_the_sli_counts_bad(tmp_path: P
         tmp_path, series, [{"expr": query, "eval_time": "5m", "exp_samples": samples}]
     )
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_an_objective_of_many_nines_is_written_whole() -> None:
+    """99.999999 % was written "100 %" in the runbook and the alert texts."""
+    spec = parse_spec(edited("    objective: 99.9\n", "    objective: 99.999999\n"))
+    text = runbooks.runbook(spec, spec.slo("availability"))
+    assert "objective 99.999999 %" in text
+    assert "100 %" not in text

@@ -559,16 +559,16 @@ def objective(item: Reader) -> float:
     if 0 < objective < 1:
         item.fail(
             "objective",
-            f"{objective:g} looks like a ratio: give a percentage, e.g. "
-            f"{round(objective * 100, 6):g} for {objective:g}",
+            f"{objective:.10g} looks like a ratio: give a percentage, e.g. "
+            f"{round(objective * 100, 6):g} for {objective:.10g}",
         )
     if not 0 < objective < 100:
         item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
     if objective < 50:  # no SLO lets most events be bad: a limit of bad ones, or a typo
         item.fail(
             "objective",
-            f"{objective:g} lets {100 - objective:g} % of events be bad: give the percentage "
-            f"of good events, e.g. {100 - objective:g} for at most {objective:g} % bad",
+            f"{objective:.10g} lets {100 - objective:.10g} % of events be bad: give the percentage "
+            f"of good events, e.g. {100 - objective:.10g} for at most {objective:.10g} % bad",
         )
     return objective
 

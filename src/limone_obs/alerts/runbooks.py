@@ -80,7 +80,7 @@ def _burn_meaning(spec: ServiceSpec, slo: Slo) -> str:
         for t in slo.tiers
     )
     return (
-        f"The {slo.name} SLO ({slo.objective:g} % over {spec.period}) spends its error budget "
+        f"The {slo.name} SLO ({slo.objective:.10g} % over {spec.period}) spends its error budget "
         f"faster than it can afford. Tiers: {tiers}. The `long_window` label tells which "
         "fired; the summary gives the burn rate measured over it.\n\n"
         f"Budget left this period: `{c.RULE_PERIOD_BUDGET_REMAINING}"
@@ -210,7 +210,7 @@ def up_sections(spec: ServiceSpec, slo: Slo) -> str:
 def runbook(spec: ServiceSpec, slo: Slo) -> str:
     """The Markdown runbook of ``slo``: what it measures, then one section per alert."""
     sections = slo.sli.runbook(spec, slo)
-    objective = f", objective {slo.objective:g} %" if slo.objective is not None else ""
+    objective = f", objective {slo.objective:.10g} %" if slo.objective is not None else ""
     return (
         f"{HEADER}# {spec.service}: {slo.name} ({slo.kind}{objective})\n\n"
         f"{slo.description}\n\n{sections}"

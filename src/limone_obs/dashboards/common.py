@@ -203,7 +203,7 @@ def latency_targets(service: ServiceView, histogram: str) -> LatencyTargets:
         return LatencyTargets(DEFAULT_LATENCY_TARGETS, f"the kit's default targets: {why}")
     committed = slo.threshold_seconds
     stages = sorted(t for t in slo.stages if t < committed)
-    goal = f"SLO {slo.name}: {slo.objective:g} % within {committed:g} s"
+    goal = f"SLO {slo.name}: {slo.objective:.10g} % within {committed:g} s"
     if stages:
         goal += f", next {' then '.join(f'{t:g} s' for t in reversed(stages))}"
     return LatencyTargets((*stages, committed), goal, slo.target)

@@ -209,7 +209,7 @@ def _dependency_slo(service: ServiceView, slo: SloView) -> list[tuple[Any, int, 
     share = Look(
         f"Share of {dependency or 'dependency'} calls answered successfully within "
         f"{threshold:g} s, the SLO's good ratio (a failed call is bad however fast); the SLO "
-        f"wants {slo.objective:g} % (dashed line).",
+        f"wants {slo.objective:.10g} % (dashed line).",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target),
         bounds=(0, 1),

@@ -41,7 +41,7 @@ def title(service: str) -> str:
 
 def _slo_row(grid: gf.Grid, service: ServiceView, slo: SloView) -> None:
     """The SLO's row: its title, then each panel its kind lays out (:data:`PANELS`)."""
-    objective = f": {slo.objective:g} %" if slo.objective is not None else ""
+    objective = f": {slo.objective:.10g} %" if slo.objective is not None else ""
     grid.row(f"SLO {slo.name}{objective}")
     for panel in slo.panels:
         grid.add(_builder(slo, panel.name)(service, slo), panel.width, panel.height)
@@ -68,7 +68,7 @@ def _objective_text(service: ServiceView, slo: SloView) -> str:
     if slo.objective is None:
         return ""
     over = f" over {service.period}" if slo.tiers else ""
-    return f"Objective **{slo.objective:g} %**{over}."
+    return f"Objective **{slo.objective:.10g} %**{over}."
 
 
 def _definition(service: ServiceView, slo: SloView) -> object:
@@ -169,7 +169,7 @@ def _sli_series(service: ServiceView, slo: SloView) -> object:
     look = Look(
         f"Share of good events over the last {', '.join(windows)} (recorded rules; the "
         f"whole service: the rules aggregate every job instance). Dashed: the objective "
-        f"{slo.objective:g} %.",
+        f"{slo.objective:.10g} %.",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target),
     )
@@ -220,7 +220,7 @@ def _progress(service: ServiceView, slo: SloView) -> object:
     look = Look(
         f"Progress on the roadmap: the share of events over the last {window} within the "
         f"committed threshold ({alerts}) and within each next stage (recorded, never "
-        f"alerting). Dashed: the {slo.objective:g} % objective each step must reach.",
+        f"alerting). Dashed: the {slo.objective:.10g} % objective each step must reach.",
         "percentunit",
         gf.lower_is_worse(slo.target, slo.target),
     )

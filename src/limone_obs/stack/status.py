@@ -245,7 +245,7 @@ def render(rows: Sequence[SloStatus]) -> str:
     header += [f"burn {w}" for w in BURN_WINDOWS] + ["next stages", "firing"]
     table = [header]
     for row in rows:
-        objective = "-" if row.objective is None else f"{row.objective:g} %"
+        objective = "-" if row.objective is None else f"{row.objective:.10g} %"
         cells = [row.name, row.kind, objective, _pct(row.sli), _pct(row.budget_left, 1)]
         cells += [_burn(row.burn.get(w)) for w in BURN_WINDOWS]
         cells.append(_progress(row.progress))

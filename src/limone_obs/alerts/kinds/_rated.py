@@ -296,7 +296,7 @@ def _burn_notes(spec: ServiceSpec, slo: Slo, tier: BurnTier, name: str, bad: str
         f"{slo.description} {bad} is above "
         f"{alerting.percent(burn_threshold(slo, tier))} over both the last {tier.long_window} "
         f"and {tier.short_window}: {tier.factor:g} times the "
-        f"{alerting.percent(slo.error_budget)} that the {slo.objective:g} % objective allows. "
+        f"{alerting.percent(slo.error_budget)} that the {slo.objective:.10g} % objective allows. "
         f"At that rate, the least that fires this alert, the {spec.period} error budget is "
         f"spent in {exhaustion}; a faster burn spends it sooner (the SLO dashboard and "
         "limone-obs status show the current rate)."

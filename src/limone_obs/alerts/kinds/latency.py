@@ -185,7 +185,7 @@ class LatencySli(BudgetSli):
             f"{head}(rate({buckets}[{QUANTILE_WINDOW}])))\n> {number(self.threshold_seconds)}"
             f"{self.guard(spec, slo, QUANTILE_WINDOW)}"
         )
-        rank = f"p{self.objective:g}"  # p99.95, not the alert name's P9995
+        rank = f"p{self.objective:.10g}"  # p99.95, not the alert name's P9995
         summary = f"{spec.service} {slo.name}: {rank} above {self.threshold_seconds:g} s"
         description = (
             f"{slo.description} The {rank} over the last {QUANTILE_WINDOW} has been above "
@@ -326,7 +326,7 @@ class LatencySli(BudgetSli):
         if self.quantile_alert is not None:
             name = c.slo_alert_name(slo.name, c.quantile_suffix(self.objective))
             meaning = (
-                f"The p{self.objective:g} latency of the requests of SLO {slo.name} is above "
+                f"The p{self.objective:.10g} latency of the requests of SLO {slo.name} is above "
                 f"{self.threshold_seconds:g} s."
             )
             out += runbooks.section(spec, slo, name, meaning, body)
@@ -344,7 +344,7 @@ class LatencySli(BudgetSli):
         job = job_matcher(spec.job).promql()
         by = _breakdown_label(spec, self.histogram.metric)
         code = runbooks.code
-        rank, quantile = f"p{self.objective:g}", number(round(self.objective / 100, 12))
+        rank, quantile = f"p{self.objective:.10g}", number(round(self.objective / 100, 12))
         every = f"sum by ({by}) (rate({count}[5m]))"
         good = f"sum by ({by}) (rate({fast_sel}[5m]))"
         bad = f"slower than {self.threshold_seconds:g} s"

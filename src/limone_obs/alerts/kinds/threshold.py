@@ -58,7 +58,7 @@ class ThresholdSli(CounterPair, RatedSli):
         summary = f"{spec.service} {slo.name}: error ratio above {alerting.percent(limit)}"
         description = (
             f"{slo.description} More than {alerting.percent(limit)} of events failed over the "
-            f"last {self.window}, for {self.for_} (objective {self.objective:g} %)."
+            f"last {self.window}, for {self.for_} (objective {self.objective:.10g} %)."
         )
         notes = alerting.alert_annotations(slo, name, summary, description)
         labels = alerting.alert_labels(spec, slo, self.severity)
