@@ -312,6 +312,20 @@ def test_peak_rate_of_a_short_window_is_not_below_its_average(scenario: Run) -> 
     )  # fmt: skip
 
 
+def test_the_peak_rate_counts_no_request_before_the_window(scenario: Run) -> None:
+    """The fault window follows the healthy phase, whose throughput was higher: its peak
+    is a rate within the window (here, under a minute long, its own rate), not one
+    sampled at its start reaching back into the healthy seconds before (a trial's
+    incident read the healthy peak, unchanged)."""
+    report = report_of(scenario, scenario.fault, scenario.healthy)
+    t, span = report.throughput, phase(scenario.fault)
+    own = promql(scenario, f'sum(increase(limoneide_requests_total{{job="{scenario.job}"}}'
+                 f"[{span.seconds}s])) / {span.seconds}", span.end)  # fmt: skip
+    assert t.peak_now == pytest.approx(own)
+    assert t.avg_then is not None
+    assert own < t.avg_then  # slower requests, fewer of them: the bug's reading was higher
+
+
 def test_slos_and_alerts_of_the_window(scenario: Run) -> None:
     """The SLO rows come from the loaded rules: availability drops, an errors alert fired."""
     report = report_of(scenario, scenario.fault, scenario.healthy)

@@ -455,8 +455,10 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
     6-minute incident on a fresh Prometheus is not six periods' budget)."""
     if spec is None:
         return []
-    job = f'{c.LABEL_JOB}="{src.job}"'
-    expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:1m]) * 60"
+    # The steps with a target of the job up (any: replaced pods count too), a step a
+    # scrape interval: at whole minutes, a young Prometheus had none before its first.
+    job, step = f'{c.LABEL_JOB}="{src.job}"', max(1, round(src.scrape_seconds))
+    expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:{step}s]) * {step}"
     held = src.prom.scalar(expr, window.end)
     if held is None or held >= 0.95 * spec.period_seconds:
         return []

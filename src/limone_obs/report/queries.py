@@ -162,9 +162,13 @@ def average_rate(names: MetricNames, job: str, seconds: int) -> str:
 
 
 def peak_rate(names: MetricNames, job: str, seconds: int, step: int, window: int = 60) -> str:
-    """Highest request rate over ``window`` s within the window (sampled every ``step`` s)."""
-    rate = f"sum(rate({names.requests_total}{_sel(job)}[{window}s]))"
-    return f"max_over_time({rate}[{seconds}s:{step}s])"
+    """Highest request rate over ``window`` s within the window (sampled every ``step`` s),
+    of the rates whose own ``window`` lies wholly in it: a rate sampled at the window's
+    start covers the minute before it (an incident's window whose throughput fell read
+    the healthy peak of that minute). A window no longer than ``window``: its own rate."""
+    inside = seconds - window
+    rate = f"sum(rate({names.requests_total}{_sel(job)}[{window if inside > 0 else seconds}s]))"
+    return f"max_over_time({rate}[{inside}s:{step}s])" if inside > 0 else rate
 
 
 def began(names: MetricNames, job: str, seconds: int) -> str:
