@@ -152,16 +152,27 @@ def diff(root: Path, gen: Generated) -> list[str]:
 
 def write_atomic(path: Path, content: bytes) -> None:
     """Replace ``path`` with ``content`` in one rename, so no reader sees half a file."""
+    tmp = _stage(path, content)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _stage(path: Path, content: bytes) -> Path:
+    """``content`` in a new temporary file beside ``path`` (mode 0644), to rename onto it;
+    nothing left behind when it cannot be written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 def _write_all(root: Path, files: dict[str, bytes]) -> None:
@@ -178,13 +189,7 @@ def _write_all(root: Path, files: dict[str, bytes]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            staged.append((rel, Path(tmp)))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.chmod(tmp, 0o644)
+            staged.append((rel, _stage(root / rel, content)))
     except BaseException as exc:
         for _rel, tmp_path in staged:
             tmp_path.unlink(missing_ok=True)

@@ -370,7 +370,7 @@ def _slo_summary(report: Report) -> list[str]:
     """The SLOs whose SLI over the window is below their objective, and the pages that
     fired (not those held back): what a postmortem opens with."""
     missed = [
-        f"{row.name} {percent(row.sli_now)} (objective {row.objective * 100:g} %)"
+        f"{row.name} {percent(row.sli_now)} (objective {row.objective * 100:.10g} %)"
         for row in report.slos
         if row.sli_now is not None and row.objective is not None and row.sli_now < row.objective
     ]
