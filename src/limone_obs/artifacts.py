@@ -198,8 +198,12 @@ def _write_all(root: Path, files: dict[str, bytes]) -> None:
                 f"cannot write the artifacts below {root} ({exc}): nothing was changed"
             ) from None
         raise
-    for rel, tmp_path in staged:
-        os.replace(tmp_path, root / rel)
+    try:
+        for rel, tmp_path in staged:
+            os.replace(tmp_path, root / rel)
+    finally:  # a rename that failed midway leaves no staged file behind
+        for _rel, tmp_path in staged:
+            tmp_path.unlink(missing_ok=True)
 
 
 def build(

@@ -269,9 +269,11 @@ def _unsent(handed: bool, sent: int, start_response: Any) -> bool:
 
 def _skips_empty_chunks(start_response: Any) -> bool:
     """True for the ``start_response`` of a server that sends nothing, not even the
-    headers, for an empty chunk: gevent's pywsgi and waitress (their bound methods)."""
-    owner = type(getattr(start_response, "__self__", None))
-    return owner.__module__.split(".")[0] in {"gevent", "waitress"}
+    headers, for an empty chunk: gevent's pywsgi (also through gunicorn's ``gevent_pywsgi``
+    worker, a subclass of its handler) and waitress (a function inside its task). Read
+    from the module the function is defined in."""
+    module = getattr(start_response, "__module__", None) or ""
+    return module.split(".")[0] in {"gevent", "waitress"}
 
 
 def _status_sent_at_start(start_response: Any) -> bool:

@@ -231,3 +231,13 @@ def test_generated_tests_of_a_job_with_a_quote_pass(tmp_path: Path) -> None:
     tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("up", "errors")]
     result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_generated_tests_of_a_high_min_rate_pass(tmp_path: Path) -> None:
+    """min_rate: 1 (any above ~0.2): the busy load passed the guard on the mean of the
+    recorded 5m rate a minute or two late, and the generated checks failed."""
+    text = (ROOT / "alerts" / "slo.yaml").read_text().replace("min_rate: 0.05", "min_rate: 1")
+    write_tree(tmp_path, build.generate(parse_spec(text)))
+    tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("availability",)]
+    result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout + result.stderr

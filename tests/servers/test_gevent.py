@@ -305,3 +305,20 @@ def test_gevent_pywsgi_counts_a_stream_failing_before_any_byte_as_its_500(
         assert answered == requests.get(f"{url}{path}", timeout=10).status_code
         text = requests.get(f"{url}/metrics", timeout=10).text
     assert {str(answered)} == statuses_of(text, path)
+
+
+def test_gunicorns_gevent_pywsgi_handler_skips_empty_chunks_too() -> None:
+    """gunicorn's gevent_pywsgi worker serves through a subclass of gevent's handler (in a
+    gunicorn module): its start_response is gevent's, which sends nothing for an empty
+    chunk; gunicorn's own sync worker's is not."""
+    from gunicorn.http.wsgi import Response  # noqa: PLC0415
+    from gunicorn.workers.ggevent import PyWSGIHandler  # noqa: PLC0415
+
+    from limone_obs.lifecycle import _skips_empty_chunks  # noqa: PLC0415
+
+    handler = object.__new__(PyWSGIHandler)
+    response = object.__new__(Response)
+    assert (True, False) == (
+        _skips_empty_chunks(handler.start_response),
+        _skips_empty_chunks(response.start_response),
+    )

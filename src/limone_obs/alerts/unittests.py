@@ -119,7 +119,9 @@ def busy_rps(slo: Slo, pairs: Pairs) -> float:
     ``rate(x[w])`` divides by ``w`` even when the series is younger than ``w``.
     """
     longest = max(_durations.seconds(_guard_window(rule)) for rule, _ in pairs)
-    return float(max(1, math.ceil(2 * slo.min_rate * longest / 60)))
+    # A guard on the mean of the recorded 5m rate reads a young service's first rates
+    # low: 8x the minimum passes from the first one (see rate_scenarios).
+    return float(max(1, math.ceil(2 * slo.min_rate * longest / 60), math.ceil(8 * slo.min_rate)))
 
 
 def _guard_window(rule: dict[str, Any]) -> str:

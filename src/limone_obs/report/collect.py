@@ -443,7 +443,10 @@ def _budgets(
     for plan in plans:
         if plan.window_sli is None or plan.objective is None or plan.objective >= 1:
             continue
-        sli = src.prom.scalar(plan.window_sli(f"{spec.period_seconds}s"), window.end)
+        try:
+            sli = src.prom.scalar(plan.window_sli(f"{spec.period_seconds}s"), window.end)
+        except ReportError:  # a Prometheus refusing a period of raw series: the recorded one
+            continue
         if sli is not None:
             found[plan.name] = 1 - (1 - sli) / (1 - plan.objective)
     return found
