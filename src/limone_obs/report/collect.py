@@ -462,7 +462,10 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
     # scrape interval: at whole minutes, a young Prometheus had none before its first.
     job, step = f'{c.LABEL_JOB}="{src.job}"', max(1, round(src.scrape_seconds))
     expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:{step}s]) * {step}"
-    held = src.prom.scalar(expr, window.end)
+    try:
+        held = src.prom.scalar(expr, window.end)
+    except ReportError:  # a Prometheus refusing a period-long subquery: no note, no failure
+        return []
     if held is None or held >= 0.95 * spec.period_seconds:
         return []
     return [
