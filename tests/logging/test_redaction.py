@@ -542,6 +542,9 @@ HOSTILE = {
     "failing-rows": lambda n: "Failing row contains " * (n // 21),
     "failing-rows-unended": lambda n: "Failing row contains (x\n" * (n // 24),
     "key-values-unended": lambda n: "Key (a)=(x\n" * (n // 11),
+    "failing-rows-inner-ends": lambda n: "Failing row contains (x).y\n" * (n // 27),
+    "rows-ended-later": lambda n: "Failing row contains (x\n" * (n // 48) + "x).\n" * (n // 8),
+    "key-ends-later": lambda n: "Key (a)=(x\ny) conflicts with " * (n // 30),
     "entry-lines": lambda n: "Duplicate entry 'x\n" * (n // 19) + "' for key",
     "key-openers": lambda n: "Key (" * (n // 5) + ")=(",
     "key-closers": lambda n: ")=(" * (n // 3) + "Key (",
@@ -824,7 +827,31 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         ),
         (
             "DETAIL:  Key (note)=(first line\nhunter2pw) already exists.\n[SQL: INSERT]",
-            f"DETAIL:  Key (note)={MASK}.\n[SQL: INSERT]",
+            f"DETAIL:  Key (note)={MASK}\n[SQL: INSERT]",
+        ),
+        # A value holding ").": the row ends only at a ")." closing its line.
+        (
+            "DETAIL:  Failing row contains (1, a).b\nhunter2pw, null).\n[SQL: INSERT]",
+            f"DETAIL:  Failing row contains {MASK}\n[SQL: INSERT]",
+        ),
+        (
+            "DETAIL:  Failing row contains (1, a).b\nhunter2pw, null).",
+            f"DETAIL:  Failing row contains {MASK}",
+        ),
+        # The other phrases PostgreSQL writes after a key's values.
+        (
+            'DETAIL:  Key (note)=(first line\nhunter2pw) is not present in table "notes".\n'
+            "[SQL: INSERT]",
+            f"DETAIL:  Key (note)={MASK}\n[SQL: INSERT]",
+        ),
+        (
+            'DETAIL:  Key (id)=(first\nhunter2pw) is still referenced from table "t".\nnext',
+            f"DETAIL:  Key (id)={MASK}\nnext",
+        ),
+        (
+            "DETAIL:  Key (room, during)=(1, x\ny) conflicts with existing key "
+            "(room, during)=(1, hunter2pw).\nnext",
+            f"DETAIL:  Key (room, during)={MASK}\nnext",
         ),
         (
             "(1062, \"Duplicate entry 'first line\nhunter2pw' for key 'users.note'\")",
@@ -833,7 +860,7 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         # A key phrase inside values masked on to a later line: masked once with them.
         (
             "Key (a)=(x\nKey (b)=(hunter2pw) already exists.\n[SQL: INSERT]",
-            f"Key (a)={MASK}.\n[SQL: INSERT]",
+            f"Key (a)={MASK}\n[SQL: INSERT]",
         ),
     ],
 )

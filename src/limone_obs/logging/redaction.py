@@ -163,11 +163,19 @@ _SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
 #: quote, newlines included). Found from fixed phrases with ``str.find`` (see
 #: :func:`_phrase_pairs`): one linear pass, also over a megabyte of hostile repeats (a
 #: regex retried at each opening phrase with a bounded look-ahead costs 25 times more per
-#: character there). A value holding a newline: the mask runs on to the phrase that ends
-#: the values (``).`` of a row, ``) already exists`` of a key) when it comes within
-#: ``_VALUES_MAX`` characters after the line's end.
-_ROW_OPEN, _ROW_END = "Failing row contains ", ")."
-_KEY_OPEN, _KEY_CLOSE, _KEY_MAX, _KEY_END = "Key (", ")=(", 256, ") already exists"
+#: character there). A value holding a newline: the mask runs on to the end of the line
+#: that ends the values when it comes within ``_VALUES_MAX`` characters after the first
+#: line's end: ``).`` closing a line for a row (a value may hold ``).`` itself), one of
+#: the phrases PostgreSQL writes after a key's values (unique, foreign key, exclusion).
+_ROW_OPEN = "Failing row contains "
+_ROW_ENDS = re.compile(r"\)\.(?=\n|\Z)")
+_KEY_OPEN, _KEY_CLOSE, _KEY_MAX = "Key (", ")=(", 256
+_KEY_ENDS = re.compile(
+    r"\) (?:already exists|is not present in table|is still referenced from table"
+    r"|conflicts with )"
+)
+#: At least the longest text an end pattern reads (its match and look-ahead).
+_END_SPAN = 40
 _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX = "Duplicate entry '", "' for key", 1024
 _VALUES_MAX = 4096
 #: The shortest text with something to mask: a pair of the shortest secret name, ``pw=x``
@@ -220,27 +228,32 @@ def _last_boundary(text: str) -> int:
     return max(text.rfind(ch) for ch in (" ", "\n", "\t", '"', "'", "&", ",", ";")) + 1
 
 
-def _values_end(text: str, begin: int, end_phrase: str, memo: list[int]) -> int:
-    """Where the values starting at ``begin`` end: the line's end, or past ``end_phrase``
-    when the line lacks it and it comes within ``_VALUES_MAX`` characters after.
+def _values_end(text: str, begin: int, ends: re.Pattern[str], memo: list[int]) -> int:
+    """Where the values starting at ``begin`` end: the line's end when ``ends`` matches
+    on it, else the end of the line where ``ends`` first matches within ``_VALUES_MAX``
+    characters after it, else the line's end.
 
     ``memo`` (``[-1, 0]`` for a text's first call, then passed back each time, ``begin``
-    growing) keeps the last look-ahead: the end phrase it found, or -1 and where it
-    looked up to, so a text of many unended values is still read once (linear)."""
+    growing) keeps the last look-ahead: where ``ends`` matched, or -1 and where it looked
+    up to, so a text of many unended values is still read once (linear)."""
     line_end = text.find("\n", begin)
     if line_end == -1:
         return len(text)
-    if text.find(end_phrase, begin, line_end) != -1:
+    if ends.search(text, begin, line_end):
         return line_end
     limit = line_end + _VALUES_MAX
     hit, clear_to = memo
     if hit < line_end:  # none looked for yet, none found, or one before this line's end
         start = max(line_end, clear_to) if hit == -1 else line_end
-        hit = text.find(end_phrase, start, limit) if start < limit else -1
-        # Clear of starts up to where a whole phrase still fits before the limit.
-        clear = max(start, limit - len(end_phrase) + 1)
+        found = ends.search(text, start, limit) if start < limit else None
+        hit = found.start() if found else -1
+        # Clear of starts up to where a whole match still fits before the limit.
+        clear = max(start, limit - _END_SPAN)
         memo[0], memo[1] = hit, (clear if hit == -1 else clear_to)
-    return line_end if hit == -1 or hit >= limit else hit + len(end_phrase)
+    if hit == -1 or hit >= limit:
+        return line_end
+    hit_line_end = text.find("\n", hit)
+    return len(text) if hit_line_end == -1 else hit_line_end
 
 
 def _phrase_pairs(
@@ -413,20 +426,21 @@ class Redactor:
 
     def _mask_failing_rows(self, text: str) -> str:
         """``Failing row contains (<values>).``: the values masked to the line's end, or to
-        the row's end on a later line (a value holding a newline)."""
+        the end of a later line closing the row (a value holding a newline)."""
         parts: list[str] = []
         done, memo = 0, [-1, 0]
         start = text.find(_ROW_OPEN)
         while start != -1:
             begin = start + len(_ROW_OPEN)
             parts += (text[done:begin], self.mask)
-            done = _values_end(text, begin, _ROW_END, memo)
+            done = _values_end(text, begin, _ROW_ENDS, memo)
             start = text.find(_ROW_OPEN, done)
         return "".join(parts) + text[done:]
 
     def _mask_key_values(self, text: str) -> str:
-        """``Key (<key>)=(<values>) already exists``: the values masked to the line's end,
-        or to ``) already exists`` on a later line (a value holding a newline)."""
+        """``Key (<key>)=(<values>) already exists`` (or another phrase of
+        :data:`_KEY_ENDS`): the values masked to the line's end, or to the end of a later
+        line holding the phrase (a value holding a newline)."""
         parts: list[str] = []
         done, memo = 0, [-1, 0]
         pairs = _phrase_pairs(
@@ -436,7 +450,7 @@ class Redactor:
             if at < done:  # inside the values masked already (they ran on to a later line)
                 continue
             parts += (text[done : at + 2], self.mask)  # the key kept, up to its "="
-            done = _values_end(text, at + 2, _KEY_END, memo)
+            done = _values_end(text, at + 2, _KEY_ENDS, memo)
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_duplicate_entries(self, text: str) -> str:
