@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -14,6 +18,7 @@ from limone_obs.alerts.selectors import Catalogue, Matcher, parse_selector
 from limone_obs.exporter._instruments import Instruments
 from limone_obs.exporter.fast_path import PUBLIC
 from limone_obs.exporter.rum import RumInstruments
+from tests.support import need
 
 
 def test_round_trip_keeps_escapes() -> None:
@@ -49,33 +54,77 @@ def test_invalid_selectors_raise(text: str) -> None:
         parse_selector(text)
 
 
-@pytest.mark.parametrize(
-    ("regex", "words"),
-    [
-        ("/invoices(?!/drafts).*", "a negative lookahead"),
-        ("(?<=/)x", "a lookbehind"),
-        ("(a)\\\\1", "a backreference"),
-        ("a++", "a possessive quantifier"),
-        ("(?>a)", "an atomic group"),
-        ("abc\\\\Z", "\\Z (RE2 writes"),
-    ],
-)
+#: Regexes Python's ``re`` takes and RE2 refuses, with the words naming what.
+RE2_REFUSES = [
+    (r"/invoices(?!/drafts).*", "a negative lookahead"),
+    (r"(?<=/)x", "a lookbehind"),
+    (r"(a)\1", "a backreference"),
+    (r"a++", "a possessive quantifier"),
+    (r"(?>a)", "an atomic group"),
+    (r"abc\Z", "\\Z (RE2 writes"),
+    (r"(?x)a b", "the inline flag x (VERBOSE)"),
+    (r"(?ai)\w", "the inline flag a (ASCII)"),
+    (r"(?u)\w", "the inline flag u (UNICODE)"),
+    (r"(?#note)a", "a comment"),
+    (r"\u0041", "a \\u escape"),
+    (r"[\u0041-\u005A]", "a \\u escape"),
+    (r"\U00000041", "a \\U escape"),
+    (r"\N{DIGIT ONE}", "a \\N{...} escape"),
+    (r"a{1001}", "a repeat count above 1000"),
+    (r"a{2,1001}", "a repeat count above 1000"),
+]
+#: Regexes both take, but RE2 reads otherwise (as text): refused too.
+RE2_READS_OTHERWISE = [
+    (r"a{,3}", "a repeat without its least count"),
+    (r"a{,}", "a repeat without its least count ({,}"),
+]
+#: Regexes RE2 has too.
+RE2_HAS = [
+    "5..", "(?i)get|post", "[(?!]x", r"\(?x", "[]a]+", "(?P<name>a)b+?", "a{2,3}",
+    "(?i-s:a)", "(?s).", "(?m)^a", r"\x41", r"[\w.]x", "a{1000}", "a{2,}", r"\A\bx\B",
+    "a{}", "(?:x)",
+]  # fmt: skip
+
+
+def _selector(regex: str) -> str:
+    """A selector matching label endpoint with ``regex``, escaped as a PromQL string."""
+    escaped = regex.replace("\\", "\\\\").replace('"', '\\"')
+    return f'x{{endpoint=~"{escaped}"}}'
+
+
+@pytest.mark.parametrize(("regex", "words"), RE2_REFUSES + RE2_READS_OTHERWISE)
 def test_a_regex_prometheus_refuses_is_refused_by_name(regex: str, words: str) -> None:
-    """Python's re takes lookarounds and backreferences, RE2 (Prometheus) does not: a
-    trial's spec with a lookahead passed check and build, and Prometheus refused the
-    rules. The error names the construct."""
+    """Python's re takes lookarounds, backreferences, the x flag, \\u escapes, RE2
+    (Prometheus) does not: a trial's spec with a lookahead passed check and build, and
+    Prometheus refused the rules; ``{,3}`` RE2 reads as text. The error names it."""
+    re.compile(regex)  # valid for Python: RE2 is what refuses it
     with pytest.raises(ValueError, match=f"uses {re.escape(words)}.*RE2"):
-        parse_selector(f'x{{endpoint=~"{regex}"}}')
+        parse_selector(_selector(regex))
 
 
-@pytest.mark.parametrize(
-    "regex", ["5..", "(?i)get|post", "[(?!]x", "\\\\(?x", "[]a]+", "(?P<name>a)b+?", "a{2,3}"]
-)
+@pytest.mark.parametrize("regex", RE2_HAS)
 def test_regexes_re2_has_pass(regex: str) -> None:
     """Groups, flags, lazy quantifiers and the same characters inside a class or after
     a backslash are RE2's too."""
-    (matcher,) = parse_selector(f'x{{endpoint=~"{regex}"}}').matchers
+    (matcher,) = parse_selector(_selector(regex)).matchers
     assert "=~" == matcher.op
+
+
+def test_the_refused_regexes_are_those_prometheus_refuses(tmp_path: Path) -> None:
+    """Ground truth from Prometheus' own parser (promtool check rules): each regex
+    refused for RE2 fails there, each passed one loads."""
+    promtool = need("promtool")
+    verdicts = {}
+    for regex in [r for r, _ in RE2_REFUSES] + RE2_HAS:
+        rules = tmp_path / "rules.yml"
+        expr = f"up{{job=~{json.dumps(regex)}}}"
+        rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
+            {"record": "x:y", "expr": expr}]}]}))  # fmt: skip
+        done = subprocess.run(
+            [promtool, "check", "rules", str(rules)], capture_output=True, timeout=60, check=False
+        )
+        verdicts[regex] = done.returncode == 0
+    assert {r: False for r, _ in RE2_REFUSES} | dict.fromkeys(RE2_HAS, True) == verdicts
 
 
 def test_sample_labels_of_a_series_with_known_values_use_them() -> None:

@@ -108,8 +108,9 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
             if perl_only is not None:
                 raise ValueError(
                     f"regex {shown(value)} of label {name!r} uses {perl_only}, which "
-                    "Prometheus' regexes (RE2) do not have: it would refuse the rules; "
-                    "write it without (a negative matcher !~ instead of a lookahead)"
+                    "Prometheus' regexes (RE2) do not have: it would refuse the rules "
+                    "or match otherwise; write it without (a negative matcher !~ "
+                    "instead of a lookahead)"
                 )
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
@@ -119,14 +120,31 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
 _PERL_ONLY: Final = (
     ("(?=", "a lookahead"), ("(?!", "a negative lookahead"), ("(?<=", "a lookbehind"),
     ("(?<!", "a negative lookbehind"), ("(?>", "an atomic group"),
-    ("(?P=", "a backreference"), ("(?(", "a conditional group"),
+    ("(?P=", "a backreference"), ("(?(", "a conditional group"), ("(?#", "a comment"),
 )  # fmt: skip
+#: Escapes of Python's ``re`` RE2 refuses (it writes ``\x{...}`` for a code point).
+_PYTHON_ESCAPES: Final = {
+    "u": "a \\u escape (RE2 writes \\x{...})",
+    "U": "a \\U escape (RE2 writes \\x{...})",
+    "N": "a \\N{...} escape (RE2 writes \\x{...})",
+    "Z": "\\Z (RE2 writes \\z)",
+}
+#: Python's inline flags RE2 lacks (it has i, m, s).
+_PYTHON_FLAGS: Final = {"a": "ASCII", "L": "LOCALE", "u": "UNICODE", "x": "VERBOSE"}
+#: A group's inline flags: ``(?ims)``, ``(?i-s:...)``.
+_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-[imsx]*)?[:)]")
+#: A repeat ``{m}``, ``{m,}``, ``{m,n}``, ``{,n}``, ``{,}`` (Python's forms).
+_REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
+#: RE2's largest repeat count.
+_RE2_MAX_REPEAT = 1000
 
 
 def re2_unsupported(pattern: str) -> str | None:
-    """What of ``pattern`` (valid for Python's ``re``) RE2 refuses, in words, or None:
-    lookarounds, atomic and conditional groups, backreferences, possessive quantifiers,
-    ``\\Z``. Escapes and character classes are skipped, as their text is literal."""
+    """What of ``pattern`` (valid for Python's ``re``) RE2 refuses or reads otherwise, in
+    words, or None: lookarounds, atomic and conditional groups, comments, backreferences,
+    possessive quantifiers, ``\\Z``, ``\\u``/``\\U``/``\\N`` escapes, the a/L/u/x
+    flags, repeat counts above 1000, and ``{,n}`` (RE2 reads it as text). Other escapes
+    and character classes are skipped, as their text is literal."""
     i, in_class = 0, False
     while i < len(pattern):
         char = pattern[i]
@@ -134,8 +152,8 @@ def re2_unsupported(pattern: str) -> str | None:
             escaped = pattern[i + 1 : i + 2]
             if not in_class and escaped in "123456789" and escaped:
                 return f"a backreference (\\{escaped})"
-            if escaped == "Z":
-                return "\\Z (RE2 writes \\z)"
+            if escaped in _PYTHON_ESCAPES and escaped:
+                return _PYTHON_ESCAPES[escaped]
             i += 2
             continue
         if in_class:
@@ -148,12 +166,35 @@ def re2_unsupported(pattern: str) -> str | None:
             i += pattern.startswith("]", i)  # a ] first in a class is a literal
             in_class = True
             continue
-        for opener, words in _PERL_ONLY:
-            if pattern.startswith(opener, i):
-                return words
-        if char in "*+?}" and pattern.startswith("+", i + 1):
-            return "a possessive quantifier"
+        words = _construct_at(pattern, i)
+        if words is not None:
+            return words
         i += 1
+    return None
+
+
+def _construct_at(pattern: str, i: int) -> str | None:
+    """What RE2 lacks of the construct starting at ``pattern[i]`` (outside a class and an
+    escape), in words, or None."""
+    for opener, words in _PERL_ONLY:
+        if pattern.startswith(opener, i):
+            return words
+    char = pattern[i]
+    if char in "*+?}" and pattern.startswith("+", i + 1):
+        return "a possessive quantifier"
+    if char == "(" and (flags := _FLAGS.match(pattern, i)):
+        lacking = [f"{flag} ({_PYTHON_FLAGS[flag]})" for flag in flags[1] if flag in _PYTHON_FLAGS]
+        if lacking:
+            return f"the inline flag {', '.join(lacking)}"
+    if char == "{" and (repeat := _REPEAT.match(pattern, i)):
+        low, comma, high = repeat.groups()
+        if not low and comma:
+            return (
+                f"a repeat without its least count ({repeat[0]}: RE2 reads it as text; "
+                f"write {{0,{high}}})"
+            )
+        if max(int(low or 0), int(high or 0)) > _RE2_MAX_REPEAT:
+            return f"a repeat count above {_RE2_MAX_REPEAT} ({repeat[0]})"
     return None
 
 
