@@ -467,10 +467,13 @@ PROBLEM_METRIC_NAME_CLASH: Final = "metric_name_clash"
 PROBLEM_MULTIPROCESS_OTHER_READER: Final = "multiprocess_other_reader"
 #: The app's logging set-up ran after ``configure_logging`` and undid it: lines unmasked.
 PROBLEM_LOGGING_REPLACED: Final = "logging_replaced"
+#: ``init_app`` logs the requests of a process where ``configure_logging`` never ran.
+PROBLEM_LOGGING_NOT_CONFIGURED: Final = "logging_not_configured"
 EXPORTER_PROBLEMS: Final = (
     PROBLEM_MULTIPROCESS_MISSING, PROBLEM_STORAGE_FULL, PROBLEM_STORAGE_UNWRITABLE,
     PROBLEM_MULTIPROCESS_LEFTOVERS, PROBLEM_METRIC_NAME_CLASH,
     PROBLEM_MULTIPROCESS_OTHER_READER, PROBLEM_LOGGING_REPLACED,
+    PROBLEM_LOGGING_NOT_CONFIGURED,
 )  # fmt: skip
 SUFFIX_EXPORTER_PROBLEMS: Final = "exporter_problems"
 #: ``<ns>_log_lines_dropped_total``: log lines dropped because the sink was blocked.

@@ -69,9 +69,9 @@ def _app() -> tuple[Flask, Metrics]:
     return app, metrics
 
 
-def _problem_value(metrics: Metrics) -> str | None:
+def _problem_value(metrics: Metrics, problem: str = PROBLEM) -> str | None:
     for line in generate_latest(metrics.registry).decode().splitlines():
-        if PROBLEM in line:
+        if problem in line:
             return line.rsplit(" ", 1)[1]
     return None
 
@@ -115,6 +115,39 @@ def test_a_set_up_after_the_app_is_found_at_the_first_request(
     assert "logger 'team' writes through a text handler added since" in err, err
     assert "a logger factory that prints structlog's events itself, PrintLoggerFactory" in err
     assert _problem_value(metrics) == "1.0"
+
+
+def test_init_app_in_a_process_where_configure_logging_never_ran_says_so(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial's app called ``Metrics(app)`` and ``init_app(app)`` and forgot
+    ``configure_logging()``: its access lines were JSON and masked, its own lines plain
+    text with a password in clear, without a word. The process's first request says so
+    once (stderr, the exporter's problem); ``configure_logging`` ends the problem."""
+    unconfigured = f'problem="{c.PROBLEM_LOGGING_NOT_CONFIGURED}"'
+    app, metrics = _app()
+    monkeypatch.setattr(flask_ext, "_unverified", True)
+    for _ in range(2):
+        assert app.test_client().get("/").status_code == 200
+    err = capfd.readouterr().err
+    assert 1 == err.count("configure_logging() never ran"), err
+    assert "NOT masked" in err
+    assert "Call limone_obs.logging.configure_logging() once at start-up" in err
+    assert "1.0" == _problem_value(metrics, unconfigured)
+    configure_logging(stream=io.BytesIO())
+    assert "0.0" == _problem_value(metrics, unconfigured)
+
+
+def test_init_app_after_configure_logging_says_nothing_of_it(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented order: no such line, the problem stays 0."""
+    configure_logging(stream=io.BytesIO())
+    app, metrics = _app()
+    monkeypatch.setattr(flask_ext, "_unverified", True)
+    assert app.test_client().get("/").status_code == 200
+    assert "never ran" not in capfd.readouterr().err
+    assert "0.0" == _problem_value(metrics, f'problem="{c.PROBLEM_LOGGING_NOT_CONFIGURED}"')
 
 
 def test_what_still_ends_in_the_kit_is_no_problem(tmp_path: Path) -> None:

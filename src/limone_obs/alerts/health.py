@@ -433,7 +433,11 @@ def runbook(spec: ServiceSpec) -> str:
             "that prints: those lines are neither JSON nor masked, so passwords and tokens "
             "can reach the logs; the app's log line names the handler: call "
             "`configure_logging()` after that set-up, and look for "
-            "secrets in the lines written meanwhile). The service keeps serving; its "
+            "secrets in the lines written meanwhile), "
+            f"`{c.PROBLEM_LOGGING_NOT_CONFIGURED}` (`limone_obs.logging.init_app` logs the "
+            "requests of a process where `configure_logging()` never ran: the app's own "
+            "lines are neither JSON nor masked; call it once at start-up). The service "
+            "keeps serving; its "
             "numbers are incomplete, or too high, or its logs unmasked, until then.\n"
         ),
         c.ALERT_LOG_LINES_DROPPED: (

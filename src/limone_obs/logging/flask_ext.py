@@ -66,6 +66,7 @@ def _verify_first_request() -> None:
     global _unverified  # noqa: PLW0603 - once per process
     _unverified = False
     setup.verify_configured()
+    setup.verify_called()
 
 
 def _unverify() -> None:

@@ -116,6 +116,7 @@ def configure_logging(
     global _configured  # noqa: PLW0603 - set once configured, read by verify_configured
     _configured = True
     health.clear_problem(c.PROBLEM_LOGGING_REPLACED)
+    health.clear_problem(c.PROBLEM_LOGGING_NOT_CONFIGURED)
     logging.captureWarnings(capture_warnings)
     notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
     for warning in (*looped, *warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
@@ -488,6 +489,30 @@ def verify_configured() -> None:
         return
 
 
+def verify_called() -> None:
+    """Say loudly, once per process, when ``init_app`` logs the requests of a process
+    where :func:`configure_logging` never ran: the app's own lines (structlog events,
+    stdlib records, uncaught exceptions) are then neither the kit's JSON nor masked,
+    though its access lines are. One line on ``sys.__stderr__`` and the exporter's
+    ``<ns>_exporter_problems{problem="logging_not_configured"}`` (a ticket). Never
+    raises: it runs at a process's first request."""
+    if _configured:
+        return
+    message = (
+        "limone-obs: limone_obs.logging.init_app(app) logs the requests of a process where "
+        "configure_logging() never ran: the access lines are the kit's JSON, but the app's "
+        "own lines (structlog events, stdlib records, uncaught exceptions, stderr) are not, "
+        "carry no request id and are NOT masked (passwords, tokens and URL secrets reach the "
+        "output). Call limone_obs.logging.configure_logging() once at start-up, before "
+        'creating the app (README, "Logging")'
+    )
+    try:
+        if health.report_problem(c.PROBLEM_LOGGING_NOT_CONFIGURED, message):
+            report_on_stderr(message + "\n")
+    except Exception:  # a check must never fail a request
+        return
+
+
 #: structlog's renderers: their output is one string (the stdlib record's whole message).
 _RENDERERS = (
     structlog.processors.JSONRenderer,
@@ -602,6 +627,7 @@ def reset_for_tests() -> None:
     global _configured, _told_rendered  # noqa: PLW0603 - tests start unconfigured
     _configured = _told_rendered = False
     health.clear_problem(c.PROBLEM_LOGGING_REPLACED)
+    health.clear_problem(c.PROBLEM_LOGGING_NOT_CONFIGURED)
     _context.clear_context()
     _identity.forget_exports()
     structlog.reset_defaults()
