@@ -194,8 +194,8 @@ def test_secret_in_any_value_type_is_masked(value: Any, out: io.BytesIO) -> None
 def test_dataclass_keeps_its_other_fields(out: io.BytesIO) -> None:
     """A redacted dataclass is still written as an object of its fields."""
     configure_logging(stream=out)
-    get_logger().info("x", creds=Creds("bob", SECRET))
-    assert {"user": "bob", "password": MASK} == parse_lines(out.getvalue())[0]["creds"]
+    get_logger().info("x", login=Creds("bob", SECRET))
+    assert {"user": "bob", "password": MASK} == parse_lines(out.getvalue())[0]["login"]
 
 
 def test_extra_keys_are_added() -> None:
@@ -451,7 +451,8 @@ JWT = (
     "key",
     ["password_confirmation", "passwordHash", "new_password2", "jwt", "otp", "privatekey",
      "auth", "passphrase", "pass%77ord", "api%5Fkey", "X-Auth", "private_rsa_key",
-     "clientSecret", "csrftoken", "otp_code", "pass%2577ord", "session_id"],
+     "clientSecret", "csrftoken", "otp_code", "pass%2577ord", "session_id", "PGPASSWORD",
+     "dbpassword", "creds", "credential"],
 )  # fmt: skip
 def test_secret_name_parts_are_masked(key: str) -> None:
     """Keys the old exact list missed (issue 12 point 6) are masked by their name parts,
@@ -474,7 +475,9 @@ def test_ordinary_names_with_secret_fragments_are_kept(key: str) -> None:
     ["sk-live-4f9a8b7c6d5e4f3a2b1c0d9e", "sk-proj-AbCdEfGhIjKlMnOpQrStUv12", JWT,
      "sk_live_51HabcdefGHIJKLmnop", "AKIAIOSFODNN7EXAMPLE",
      "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "xoxb-1234567890-abcdefghij",
-     "AIzaSyA1234567890abcdefghijklmnopqrstuv"],
+     "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+     "hooks.slack.com/services/T0001/B0002/XyZ123abcDEF",
+     "discord.com/api/webhooks/1234567/AbC-def_123"],
 )  # fmt: skip
 def test_token_formats_are_masked_in_any_value(token: str, out: io.BytesIO) -> None:
     """A bare API key, JWT, AWS key id, GitHub/Slack/Google token is masked wherever it
@@ -505,6 +508,23 @@ def test_words_resembling_token_prefixes_are_kept(text: str) -> None:
 )  # fmt: skip
 def test_secret_name_parts_in_text_pairs(text: str, expected: str) -> None:
     """The name-part rules apply to ``name=value`` pairs in free text too."""
+    assert expected == Redactor().redact_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(f"PGPASSWORD={SECRET} pg_dump -h db", f"PGPASSWORD={MASK} pg_dump -h db"),
+     (f"pg_dump --password {SECRET} --host db", f"pg_dump --password {MASK} --host db"),
+     (f"['pg_dump', '--password', '{SECRET}', '-h']", f"['pg_dump', '--password', '{MASK}', '-h']"),
+     (f"redis-cli --pass \"{SECRET} x\" ping", f'redis-cli --pass "{MASK}" ping'),
+     (f"mysql --password={SECRET} -u app", f"mysql --password={MASK} -u app"),
+     ("run --token-count 5 --verbose -- a", "run --token-count 5 --verbose -- a"),
+     ("--password --no-input", "--password --no-input")],
+)  # fmt: skip
+def test_command_line_options_naming_a_secret_are_masked(text: str, expected: str) -> None:
+    """A trial's logged command lines: ``PGPASSWORD=...`` (no ``_`` before password),
+    ``--password value`` and its list form were in clear. An option's value after a
+    sensitive name is masked; other options, and an option with no value, are kept."""
     assert expected == Redactor().redact_text(text)
 
 
@@ -552,6 +572,9 @@ HOSTILE = {
     "entry-openers": lambda n: "Duplicate entry '" * (n // 17) + "' for key",
     "entry-closers": lambda n: "' for key" * (n // 9) + "Duplicate entry '",
     "authorization-reprs": lambda n: "<Authorization A " * (n // 17),
+    "options": lambda n: "--password " * (n // 11),
+    "option-items": lambda n: "'--password', '" * (n // 15),
+    "options-quoted-unclosed": lambda n: "--pass 'x " * (n // 10),
     "authorization-schemes": lambda n: "Authorization: A " * (n // 17),
 }
 

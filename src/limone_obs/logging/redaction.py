@@ -7,8 +7,8 @@
 * it equals a configured name or ends in ``_<name>`` (:data:`DEFAULT_KEYS`: ``Password``,
   ``db_password``, ``X-Api-Key``, ``authToken``, ``aws_secret_access_key`` ...);
 * or, with the built-in name rules (``name_rules=True``, the default), one of its parts
-  starts with ``password``, ``passwd`` or ``passphrase`` (``password_confirmation``,
-  ``new_password2``), contains ``secret`` (``clientSecret``; not ``secretary``), is
+  contains ``password``, ``passwd`` or ``passphrase`` (``password_confirmation``,
+  ``new_password2``, ``PGPASSWORD``), contains ``secret`` (``clientSecret``; not ``secretary``), is
   ``jwt``, ``otp``, ``totp`` or ``hotp``; its last part ends in ``token`` (``csrftoken``,
   ``github_token``) or is ``auth`` (``X-Auth``, ``basic_auth``); or it holds ``private``
   followed by ``key`` (``privatekey``, ``private_rsa_key``).
@@ -68,7 +68,8 @@ DEFAULT_KEYS: Final = frozenset(
         "pwd", "pw", "pass", "passcode", "pin", "sig", "secret", "client_secret", "token",
         "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
-        "secret_key", "credentials", "x_api_key", "session", "sessionid", "session_id",
+        "secret_key", "credentials", "credential", "creds", "x_api_key", "session",
+        "sessionid", "session_id",
         "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
         "access_key_id", "secret_access_key", "signing_key", "encryption_key",
         "master_key", "ssh_key", "license_key",
@@ -89,8 +90,9 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[\s\-.+%]+")
 #: Name parts that are secrets wherever they appear in a key (``otp_code``, ``user_jwt``).
 _SECRET_PARTS = frozenset({"jwt", "otp", "totp", "hotp"})
-#: Prefixes of a secret name part (``password_confirmation``, ``new_password2``).
-_SECRET_PREFIXES = ("password", "passwd", "passphrase")
+#: Words that make a name part secret wherever they are in it (``password_confirmation``,
+#: ``new_password2``, ``PGPASSWORD``).
+_SECRET_WORDS = ("password", "passwd", "passphrase")
 #: Ordinary words that contain ``secret``.
 _NOT_SECRET = frozenset({"secretary", "secretaries", "secretariat"})
 #: Authorization-style credentials in text: "Bearer eyJ...", "Basic dXNlcjpw...".
@@ -119,6 +121,11 @@ _ANY_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,31}[ \t]+(?=\S)")
 _AUTHORIZATION_NAMES = frozenset({"authorization", "proxy_authorization"})
 #: Werkzeug's ``repr(request.authorization)``: ``<Authorization ApiKey sekr3t>``.
 _AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} )[^>\n]{1,1024}>")
+#: A command line's ``--name value`` (``pg_dump --password x``), also as a list's repr
+#: (``'--password', 'x'``): the name is checked like a dict key, the value masked.
+_FLAG = re.compile(
+    r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]))"""
+)
 #: Where a pair's value ends.
 _VALUE_END = re.compile(r"""[\s"'&,;]""")
 #: ``('name', `` / ``["name", `` in text: a (name, value) pair as Python or JSON writes it.
@@ -147,6 +154,8 @@ _TOKEN_SHAPES = re.compile(
     rf"|gh[pousr]_[A-Za-z0-9]{{30,}}|github_pat_[{_TOKEN}]{{30,}}"  # GitHub
     rf"|xox[abposr]-[{_TOKEN}]{{10,}}"  # Slack
     rf"|AIza[{_TOKEN}]{{35}}"  # Google API key
+    rf"|hooks\.slack\.com/(?:services|workflows|triggers)/[{_TOKEN}/]+"  # Slack webhook
+    rf"|discord(?:app)?\.com/api/webhooks/[0-9]+/[{_TOKEN}]+"  # Discord webhook
     r")"
 )
 #: SQLAlchemy's line of a failed statement's bound values in its errors' text
@@ -414,6 +423,8 @@ class Redactor:
             text = self._mask_pairs(text)
         if "," in text and ("(" in text or "[" in text):
             text = self._mask_item_pairs(text)
+        if "--" in text:
+            text = self._mask_flags(text)
         if " " in text or "\t" in text:
             text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
             if "<Authorization " in text:
@@ -527,6 +538,30 @@ class Redactor:
                     span = _whole_value_end(text, pos, span)
             if span is None or span <= pos:
                 continue  # no value
+            parts += (text[done:pos], self.mask)
+            done = span
+        return "".join(parts) + text[done:] if parts else text
+
+    def _mask_flags(self, text: str) -> str:
+        """``--password x`` / ``'--password', 'x'`` (a command line, or its list's repr):
+        the value after a sensitive option name is masked (a quoted one to its quote)."""
+        parts: list[str] = []
+        done = 0
+        ends = _ValueEnds(text)
+        for match in _FLAG.finditer(text):
+            if match.start() < done or not self.is_sensitive(match.group(1)):
+                continue
+            pos = match.end()
+            quoted = match.group(3) is not None  # a list's next item: a quoted value
+            if not quoted and text[pos] in "'\"":
+                pos, quoted = pos + 1, True  # --secret 'a b'
+            if quoted:
+                span: int | None = _closing_quote(text, pos - 1)
+            else:
+                span = _value_span(text, pos, ends)
+                span = None if span is None else _whole_value_end(text, pos, span)
+            if span is None or span <= pos:
+                continue
             parts += (text[done:pos], self.mask)
             done = span
         return "".join(parts) + text[done:] if parts else text
@@ -697,6 +732,7 @@ def _may_hold_token(text: str) -> bool:
         or "xox" in text
         or "AIza" in text
         or ("gh" in text and "_" in text)
+        or "hooks" in text  # hooks.slack.com, /api/webhooks/
     )
 
 
@@ -707,7 +743,7 @@ def _has_secret_part(form: str) -> bool:
     if last.endswith("token") or last == "auth":
         return True
     for part in parts:
-        if part in _SECRET_PARTS or part.startswith(_SECRET_PREFIXES):
+        if part in _SECRET_PARTS or any(word in part for word in _SECRET_WORDS):
             return True
         if "secret" in part and part not in _NOT_SECRET:
             return True
