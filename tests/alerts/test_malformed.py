@@ -177,6 +177,14 @@ CASES = [
         "outside (0, 100)",
     ),
     Case(
+        # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
+        # the generated tests lost precision.
+        "objective-too-many-nines",
+        _edit("objective: 99.9", "objective: 99.99999999"),
+        f"{FILE}: slos[0] (availability).objective",
+        "99.99999999 allows fewer than 1 bad event in 100 million",
+    ),
+    Case(
         "objective-0",
         _edit("objective: 95", "objective: 0"),
         f"{FILE}: slos[1] (latency).objective",

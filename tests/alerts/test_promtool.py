@@ -241,3 +241,18 @@ def test_generated_tests_of_a_high_min_rate_pass(tmp_path: Path) -> None:
     tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("availability",)]
     result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("objective", ["99.999999", "99.99995", "99.9999873"])
+def test_generated_tests_of_an_objective_of_many_nines_pass(tmp_path: Path, objective: str) -> None:
+    """Up to eight nines, the most the spec takes (ten nines made rules dividing by a
+    budget rounded to 0, and failing generated tests)."""
+    text = (
+        (ROOT / "alerts" / "slo.yaml")
+        .read_text()
+        .replace("    objective: 99.9\n", f"    objective: {objective}\n", 1)
+    )
+    write_tree(tmp_path, build.generate(parse_spec(text)))
+    tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("availability",)]
+    result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout + result.stderr

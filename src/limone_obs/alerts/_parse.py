@@ -542,12 +542,17 @@ def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
     )
 
 
+#: The smallest error budget, in percent, an objective may leave (eight nines).
+_LEAST_BUDGET = 1e-6
+
+
 def objective(item: Reader) -> float:
     """The SLO's ``objective``: a percentage strictly between 0 and 100.
 
     A value up to 1 is taken for a ratio written where a percentage belongs (0.999 for
     99.9 %), and one below 50 for a limit of bad events (1.5 for "at most 1.5 % errors"),
-    and rejected with that hint, before any burn-factor check could confuse.
+    and rejected with that hint, before any burn-factor check could confuse. One above
+    99.999999 is refused: smaller budgets lose precision in the rules and generated tests.
     """
     objective = item.number("objective")
     if objective == 1:  # as a ratio it is 100 %, itself refused: maybe a limit of bad ones
@@ -564,6 +569,13 @@ def objective(item: Reader) -> float:
         )
     if not 0 < objective < 100:
         item.fail("objective", f"{objective} is outside (0, 100): give a percentage like 99.9")
+    if round(100 - objective, 12) < _LEAST_BUDGET:  # rounded: the float of 99.999999 passes
+        item.fail(
+            "objective",
+            f"{objective:.15g} allows fewer than 1 bad event in 100 million: the rules and "
+            "their generated tests lose precision past that, and no window holds the "
+            f"events to measure it; give at most {100 - _LEAST_BUDGET:.15g}",
+        )
     if objective < 50:  # no SLO lets most events be bad: a limit of bad ones, or a typo
         item.fail(
             "objective",
