@@ -283,11 +283,17 @@ def le_match(threshold: float) -> tuple[str, str]:
     return "=", repr(float(threshold))
 
 
+def promql_string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string: backslash, quote and newline escaped
+    (a job named ``billing"api`` must not end the string, nor inject a matcher)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
 def le_matcher(threshold: float) -> str:
     """:func:`le_match` as PromQL text: ``le=~"1(\\\\.0)?"``, ``le="0.6"``."""
     op, value = le_match(threshold)
-    escaped = value.replace("\\", "\\\\")
-    return f'{LABEL_LE}{op}"{escaped}"'
+    return f"{LABEL_LE}{op}{promql_string(value)}"
 
 
 #: PromQL matcher for the 1 s bucket in both notations: ``le="1.0"`` (prometheus-client, and

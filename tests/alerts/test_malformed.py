@@ -176,6 +176,44 @@ CASES = [
         f"{FILE}: slos[0] (availability).objective",
         "outside (0, 100)",
     ),
+    # Text the rules carry, which Prometheus expands as templates (a trial's artifacts
+    # that promtool refused, or whose alerts varied per evaluation).
+    Case(
+        "description-unclosed-action",
+        _edit(
+            "description: Requests answered without a server error (5xx).",
+            "description: 'Checkout {{ .Broken within 0.8 s'",
+        ),
+        f"{FILE}: slos[0] (availability).description",
+        "opens a template action {{ it never closes with }}",
+    ),
+    Case(
+        "annotation-unclosed-action",
+        _edit(
+            "    objective: 99.9\n",
+            "    objective: 99.9\n    annotations: {note: '{{ $value | humanizePercentage '}\n",
+        ),
+        f"{FILE}: slos[0] (availability).annotations.note",
+        "opens a template action",
+    ),
+    Case(
+        "label-template",
+        _edit("  team: limoneide\n", "  team: 'pan{{ $value }}'\n"),
+        f"{FILE}: labels.team",
+        "Prometheus would expand it as a template",
+    ),
+    Case(
+        "label-name-of-prometheus",
+        _edit("  team: limoneide\n", "  team: limoneide\n  __name__: x\n"),
+        f"{FILE}: labels.__name__",
+        "names starting with __ are Prometheus' own",
+    ),
+    Case(
+        "job-with-a-newline",
+        _edit("job: limoneide\n", 'job: "pantry\\nweb"\n'),
+        f"{FILE}: job",
+        "holds a control character",
+    ),
     Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.

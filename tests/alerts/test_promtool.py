@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from limone_obs import artifacts
 from limone_obs.alerts import alertmanager, build
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
+from limone_obs.dashboards.lint import lint as lint_dashboard
 from tests.alerts.helpers import edited, write_tree
 from tests.support import ROOT, need
 
@@ -215,6 +218,18 @@ def test_a_job_with_quotes_still_gives_valid_rules(tmp_path: Path) -> None:
     assert (0, True) == (result.returncode, escaped in files[build.ALERTING_RULES].decode()), (
         result.stdout + result.stderr
     )
+    # The dashboards' queries naming the spec's job escape it too (they held it raw).
+    (tmp_path / "alerts" / "slo.yaml").write_text(text)
+    generated = artifacts.collect(tmp_path).files
+    boards = {
+        rel: json.loads(data)
+        for rel, data in generated.items()
+        if rel.startswith("dashboards/") and rel.endswith(".json")
+    }
+    assert any(rel.startswith("dashboards/") for rel in boards)
+    assert [] == [
+        finding for rel, board in boards.items() for finding in lint_dashboard(rel, board)
+    ]
 
 
 def test_generated_tests_of_a_job_with_a_quote_pass(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
         top=top,
         kinds=kinds,
         service=name,
-        job=found.get(lambda: top.text("job", name), name),
+        job=found.get(lambda: plain_text(top, "job", top.text("job", name)), name),
         names=c.MetricNames(namespace),
         buckets=_buckets(top, found),
         period=found.get(lambda: _period(top), "30d"),
@@ -370,19 +370,57 @@ def _min_rate(reader: Reader, default: float) -> float:
 
 
 def labels(reader: Reader, key: str, reserved: frozenset[str] = RESERVED_LABELS) -> dict[str, str]:
-    """A mapping of label (or annotation) names to string values, none of them ``reserved``."""
+    """A mapping of label (or annotation) names to string values, none of them ``reserved``
+    nor starting with ``__`` (Prometheus' own). Label values are plain text; annotation
+    values (``reserved`` other than :data:`RESERVED_LABELS`) may hold whole templates."""
     block = reader.child(key, {})
     found = {}
     for name, value in block.items():
         if re.fullmatch(LABEL_PATTERN, name) is None:
             block.fail(name, f"{name!r} is not a valid name: use letters, digits, underscores")
+        if name.startswith("__"):
+            block.fail(name, f"{name!r}: names starting with __ are Prometheus' own")
         if name in reserved:
             taken = ", ".join(sorted(reserved))
             block.fail(name, f"{name!r} is set by limone-obs; reserved: {taken}")
         if not isinstance(value, str):
             block.fail(name, f"must be a string, found {value!r} (quote it in YAML)")
+        if reserved is RESERVED_LABELS:
+            plain_text(block, name, value)
+        else:
+            template_text(block, name, value)
         found[name] = value
     return found
+
+
+def plain_text(reader: Reader, key: str, value: str) -> str:
+    """``value`` (of ``key``) when it holds no control character and no ``{{``:
+    it is written into alert rules, whose labels and annotations Prometheus expands as
+    templates (a label value ``{{ $value }}`` makes a new alert each evaluation)."""
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        reader.fail(key, f"{shown(value)} holds a control character (a newline?): remove it")
+    if "{{" in value:
+        reader.fail(key, f"{shown(value)} holds {{{{: Prometheus would expand it as a template")
+    return value
+
+
+def template_text(reader: Reader, key: str, value: str) -> str:
+    """``value`` (of ``key``) when each ``{{`` is closed by ``}}`` before the next one
+    opens: a text Prometheus expands as a template, which refuses the rule file over an
+    unclosed action. What is inside an action is Prometheus' to judge."""
+    at = 0
+    while True:
+        opened = value.find("{{", at)  # a }} outside an action is text
+        if opened == -1:
+            return value
+        closed, nxt = value.find("}}", opened + 2), value.find("{{", opened + 2)
+        if closed == -1 or (nxt != -1 and nxt < closed):
+            reader.fail(
+                key,
+                f"{shown(value)} opens a template action {{{{ it never closes with }}}}: "
+                "Prometheus would refuse the rules",
+            )
+        at = closed + 2
 
 
 def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:
@@ -520,7 +558,10 @@ def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
     has_min_rate = kind is not None and "min_rate" in ctx.kinds[kind].keys
     no_labels: dict[str, str] = {}
     description = found.get(
-        lambda: item.text("description", f"{kind} SLO {name} of {ctx.service}"), ""
+        lambda: template_text(
+            item, "description", item.text("description", f"{kind} SLO {name} of {ctx.service}")
+        ),
+        "",
     )
     min_rate = found.get(lambda: _min_rate(item, ctx.min_rate) if has_min_rate else 0.0, 0.0)
     own_labels = found.get(lambda: labels(item, "labels"), no_labels)

@@ -31,8 +31,7 @@ class Matcher:
 
     def promql(self) -> str:
         """The matcher as PromQL text, the value escaped (``le=~"1(\\\\.0)?"``)."""
-        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.name}{self.op}"{escaped}"'
+        return f"{self.name}{self.op}{c.promql_string(self.value)}"
 
     def matches(self, value: str) -> bool:
         """True if a series whose label has ``value`` ("" when absent) passes this matcher.

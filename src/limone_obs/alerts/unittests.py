@@ -250,12 +250,8 @@ def constant(metric: str, labels: dict[str, str], value: str, length: int) -> di
 def series_text(metric: str, labels: Mapping[str, str]) -> str:
     """``metric{a="1",b="2"}`` in promtool's series notation, each value escaped as a
     PromQL string (a job named ``billing"api`` broke the generated tests)."""
-    body = ",".join(f'{k}="{_escaped(v)}"' for k, v in sorted(labels.items()))
+    body = ",".join(f"{k}={c.promql_string(v)}" for k, v in sorted(labels.items()))
     return f"{metric}{{{body}}}"
-
-
-def _escaped(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def plain_test(

@@ -78,7 +78,7 @@ def variables(
     series = queries.names.requests_total
     job_filter = f'{c.LABEL_JOB}="${c.VAR_JOB}"'
     jobs = (
-        f'{series}{{{c.LABEL_JOB}="{service.job}"}}'
+        f"{series}{{{c.LABEL_JOB}={c.promql_string(service.job)}}}"
         if spec_job_only and service is not None
         else series
     )
@@ -126,7 +126,8 @@ def for_spec_job(expr: str, service: ServiceView) -> str:
     The SLO rules are computed over the spec's job, all instances: shown next to panels
     of another ``$job`` they would be wrong without a word; empty is honest.
     """
-    up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="${c.VAR_JOB}", {c.LABEL_JOB}="{service.job}"}}'
+    spec_job = c.promql_string(service.job)
+    up = f'{c.SERIES_UP}{{{c.LABEL_JOB}="${c.VAR_JOB}", {c.LABEL_JOB}={spec_job}}}'
     return f"({expr})\nand on ()\n(count({up}) > 0)"
 
 

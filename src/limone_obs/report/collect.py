@@ -460,7 +460,7 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
         return []
     # The steps with a target of the job up (any: replaced pods count too), a step a
     # scrape interval: at whole minutes, a young Prometheus had none before its first.
-    job, step = f'{c.LABEL_JOB}="{src.job}"', max(1, round(src.scrape_seconds))
+    job, step = f"{c.LABEL_JOB}={c.promql_string(src.job)}", max(1, round(src.scrape_seconds))
     expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:{step}s]) * {step}"
     try:
         held = src.prom.scalar(expr, window.end)

@@ -15,7 +15,7 @@ from limone_obs.conventions import MetricNames
 
 
 def _sel(job: str, *extra: str) -> str:
-    return "{" + ",".join([f'{c.LABEL_JOB}="{job}"', *extra]) + "}"
+    return "{" + ",".join([f"{c.LABEL_JOB}={c.promql_string(job)}", *extra]) + "}"
 
 
 def _increase(series: str, selector: str, seconds: int) -> str:
@@ -220,7 +220,7 @@ def p95_series(names: MetricNames, job: str, window: int, scope: tuple[str, ...]
 
 
 def _service(service: str) -> str:
-    return f'{c.LABEL_SLO_SERVICE}="{service}"'
+    return f"{c.LABEL_SLO_SERVICE}={c.promql_string(service)}"
 
 
 def slo_objectives(service: str) -> str:

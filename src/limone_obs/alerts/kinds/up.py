@@ -152,7 +152,7 @@ class UpSli(Sli):
     def status_sli(self, spec: ServiceSpec, slo: Slo) -> str | None:
         """Share of the job's targets up."""
         del slo
-        return f'avg({c.SERIES_UP}{{{c.LABEL_JOB}="{spec.job}"}})'
+        return f"avg({c.SERIES_UP}{{{c.LABEL_JOB}={c.promql_string(spec.job)}}})"
 
     def dashboard_row(self) -> tuple[Panel, ...]:
         """The SLO's text, each target's ``up`` and the firing alerts."""
