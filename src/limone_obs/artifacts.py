@@ -177,15 +177,18 @@ def _stage(path: Path, content: bytes) -> Path:
 
 def _write_all(root: Path, files: dict[str, bytes]) -> None:
     """Write ``files`` (relative path -> bytes) below ``root`` all or none: each is staged
-    in a temporary file beside it first, then the stages replace their paths. A path
+    in a temporary file beside it first, then the stages replace their paths; a rename
+    failing midway (an immutable file) puts back the files replaced before it. A path
     that is no file (a folder), or a folder that takes no file, is an ArtifactError
-    naming it before any path changes (a build half written mixes two specs' artifacts)."""
+    naming it before any path changes (a build half written mixes two specs' artifacts);
+    folders made for the files are removed again when nothing is written."""
     for rel in files:
         path = root / rel
         if path.exists() and not path.is_file():
             raise ArtifactError(
                 f"cannot write {path}: it is no file (a folder?); move it away and build again"
             )
+    made = _missing_folders(root, files)
     staged: list[tuple[str, Path]] = []
     try:
         for rel, content in files.items():
@@ -193,17 +196,80 @@ def _write_all(root: Path, files: dict[str, bytes]) -> None:
     except BaseException as exc:
         for _rel, tmp_path in staged:
             tmp_path.unlink(missing_ok=True)
+        _remove_folders(made)
         if isinstance(exc, OSError):
             raise ArtifactError(
                 f"cannot write the artifacts below {root} ({exc}): nothing was changed"
             ) from None
         raise
+    replaced = False
     try:
-        for rel, tmp_path in staged:
-            os.replace(tmp_path, root / rel)
-    finally:  # a rename that failed midway leaves no staged file behind
+        _replace_all(root, staged)
+        replaced = True
+    finally:  # a rename that failed midway leaves no staged file, nor a folder made, behind
         for _rel, tmp_path in staged:
             tmp_path.unlink(missing_ok=True)
+        if not replaced:
+            _remove_folders(made)
+
+
+def _replace_all(root: Path, staged: list[tuple[str, Path]]) -> None:
+    """Rename each staged file onto its path; when one fails, put the replaced files
+    back (their bytes were read first) and raise an ArtifactError saying what changed."""
+    originals = {rel: _read_or_none(root / rel) for rel, _tmp in staged}
+    replaced: list[str] = []
+    for rel, tmp_path in staged:
+        try:
+            os.replace(tmp_path, root / rel)
+        except OSError as exc:
+            left = _put_back(root, replaced, originals)
+            outcome = (
+                "nothing was changed"
+                if not left
+                else f"these could not be put back and are this build's: {', '.join(left)}"
+            )
+            raise ArtifactError(f"cannot replace {root / rel} ({exc}): {outcome}") from None
+        replaced.append(rel)
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _put_back(root: Path, replaced: list[str], originals: dict[str, bytes | None]) -> list[str]:
+    """Restore each of ``replaced`` to its original bytes (remove it when it was new);
+    return those that could not be."""
+    left = []
+    for rel in replaced:
+        try:
+            original = originals[rel]
+            if original is None:
+                (root / rel).unlink()
+            else:
+                write_atomic(root / rel, original)
+        except OSError:
+            left.append(rel)
+    return left
+
+
+def _missing_folders(root: Path, files: Iterable[str]) -> list[Path]:
+    """The folders that writing ``files`` below ``root`` would make, deepest first."""
+    missing = {
+        folder
+        for rel in files
+        for folder in (root / rel).parents
+        if folder.is_relative_to(root) and not folder.exists()
+    }
+    return sorted(missing, key=lambda folder: len(folder.parts), reverse=True)
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            continue  # not made after all, or not empty: keep it
 
 
 def build(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,41 @@ def test_a_build_that_cannot_write_one_file_changes_none(tmp_path: Path) -> None
     assert "slos.json: it is no file" in result.output, result.output
     assert "Traceback" not in result.output
     assert before == after
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    """``chattr flag path``; False where the filesystem or the user cannot."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return False
+    done = subprocess.run([chattr, flag, str(path)], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def test_a_build_whose_rename_fails_midway_puts_back_what_it_replaced(tmp_path: Path) -> None:
+    """An immutable dashboard (``chattr +i``): the build had renamed the rules, tests and
+    runbooks onto their paths when the dashboard's rename failed, and stopped with a
+    traceback (a trial's tree then held two specs' artifacts). It puts those files back,
+    removes the folders it made, and says nothing was changed."""
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "alerts", root / "alerts")
+    assert [] != artifacts.build(root)
+    spec = root / "alerts" / "slo.yaml"
+    spec.write_text(spec.read_text().replace("objective: 99.9\n", "objective: 99.5\n", 1))
+    (root / "alerts" / "runbooks" / "limoneide" / "health.md").unlink()
+    shutil.rmtree(root / "exporter")  # a folder the build makes again
+    stuck = root / "dashboards" / "slos.json"
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    if not _chattr("+i", stuck):
+        pytest.skip("chattr +i is not possible here (not root, or the filesystem lacks it)")
+    try:
+        result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    finally:
+        _chattr("-i", stuck)
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert 0 != result.exit_code
+    assert f"cannot replace {stuck}" in result.output, result.output
+    assert "nothing was changed" in result.output
+    assert "Traceback" not in result.output
+    assert before == after
+    assert not (root / "exporter").exists()
