@@ -214,6 +214,34 @@ CASES = [
         f"{FILE}: job",
         "holds a control character",
     ),
+    # Windows no 1m scrape fills, and waits beyond use (a trial's 10s windows made alerts
+    # that never fire; a 400d for made promtool run its tests for over 10 minutes).
+    Case(
+        "tier-window-too-short",
+        _edit("long_window: 1h, short_window: 5m,", "long_window: 1h, short_window: 30s,"),
+        f"{FILE}: tiers.page-fast.short_window",
+        "'30s' is shorter than 2m",
+    ),
+    Case(
+        "all-failing-window-too-short",
+        _edit("    objective: 99.9\n", "    objective: 99.9\n    all_failing: {window: 10s}\n"),
+        f"{FILE}: slos[0] (availability).all_failing.window",
+        "'10s' is shorter than 2m",
+    ),
+    Case(
+        "tier-for-beyond-its-window",
+        _edit("budget_percent: 2,  for: 2m}", "budget_percent: 2,  for: 2h}"),
+        f"{FILE}: tiers.page-fast.for",
+        "'2h' is longer than 1h",
+    ),
+    Case(
+        "health-for-too-long",
+        _edit(
+            "traffic_stopped: {window: 15m, for: 5m,", "traffic_stopped: {window: 15m, for: 400d,"
+        ),
+        f"{FILE}: health.traffic_stopped.for",
+        "'400d' is longer than 1d",
+    ),
     Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.

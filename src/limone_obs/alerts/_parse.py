@@ -274,14 +274,14 @@ def _health(top: Reader) -> HealthSpec:
         traffic_window=window,
         traffic_for=for_,
         traffic_severity=severity,
-        exporter_problem_for=problem.duration("for", default.exporter_problem_for),
-        dropped_lines_window=dropped.duration("window", default.dropped_lines_window),
-        dropped_lines_for=dropped.duration("for", default.dropped_lines_for),
+        exporter_problem_for=problem.wait("for", default.exporter_problem_for),
+        dropped_lines_window=dropped.window("window", default.dropped_lines_window),
+        dropped_lines_for=dropped.wait("for", default.dropped_lines_for),
         workers_saturated_above=busy,
-        workers_saturated_for=workers.duration("for", default.workers_saturated_for),
+        workers_saturated_for=workers.wait("for", default.workers_saturated_for),
         calls_dependency=calls.text("dependency", default.calls_dependency),
         calls_per_request=above,
-        calls_for=calls.duration("for", default.calls_for),
+        calls_for=calls.wait("for", default.calls_for),
     )
 
 
@@ -323,8 +323,8 @@ def _traffic_stopped(block: Reader, default: HealthSpec) -> tuple[bool, str, str
     stopped = _health_block(block, "traffic_stopped", ("window", "for", "severity"))
     return (
         True,
-        stopped.duration("window", default.traffic_window),
-        stopped.duration("for", default.traffic_for),
+        stopped.window("window", default.traffic_window),
+        stopped.wait("for", default.traffic_for),
         stopped.choice("severity", SEVERITIES, default.traffic_severity),
     )
 
@@ -455,7 +455,7 @@ def _tier_at(block: Reader, name: str, period: str) -> BurnTier:
 
 def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
     tier.only(("severity", "long_window", "short_window", "budget_percent", "for"), "a tier")
-    long, short = tier.duration("long_window"), tier.duration("short_window")
+    long, short = tier.window("long_window"), tier.window("short_window")
     if _durations.seconds(short) >= _durations.seconds(long):
         tier.fail("short_window", f"{short!r} must be shorter than long_window {long!r}")
     if _durations.seconds(long) > _durations.seconds(period):
@@ -474,7 +474,7 @@ def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
             f"{long} / {period}), or use a shorter long_window",
         )
     severity = tier.choice("severity", SEVERITIES)
-    return _tier(name, (severity, long, short, share, tier.duration("for")), period)
+    return _tier(name, (severity, long, short, share, tier.wait("for", longest=long)), period)
 
 
 def _least_share(long_window: str, period: str) -> float:
@@ -925,7 +925,7 @@ def quantile_alert(item: Reader) -> QuantileAlert | None:
         return None
     block = item.child("quantile_alert")
     block.only(("for", "severity"), "quantile_alert")
-    return QuantileAlert(block.duration("for", "15m"), block.choice("severity", SEVERITIES))
+    return QuantileAlert(block.wait("for", "15m"), block.choice("severity", SEVERITIES))
 
 
 def _alertmanager(block: Reader) -> AlertmanagerSpec:

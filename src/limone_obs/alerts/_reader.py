@@ -28,6 +28,11 @@ from limone_obs.alerts import _durations
 from limone_obs.errors import SpecError
 
 _URL_RE: Final = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+#: The shortest window of a rate: two scrapes at the 1m scrape interval the rules allow
+#: at most (a window with one sample has no rate, and its alert never fires).
+SHORTEST_WINDOW: Final = "2m"
+#: The longest ``for`` outside a burn tier (whose limit is its long window).
+LONGEST_WAIT: Final = "1d"
 _MISSING: Final[Any] = object()
 #: Largest spec accepted, in bytes (UTF-8): real specs are a few kilobytes (about 400
 #: bytes per SLO), and pure-Python YAML reads roughly 50-100 KB per second.
@@ -306,6 +311,29 @@ class Reader:
         if not _durations.is_duration(value):
             self.fail(key, f"{shown(value)} is not a duration; write e.g. {examples}")
         return str(value)
+
+    def window(self, key: str, default: Any = _MISSING) -> str:
+        """:meth:`duration` of a rate's window: at least :data:`SHORTEST_WINDOW`."""
+        value = self.duration(key, default)
+        if _durations.seconds(value) < _durations.seconds(SHORTEST_WINDOW):
+            self.fail(
+                key,
+                f"{shown(value)} is shorter than {SHORTEST_WINDOW}: a rate over it holds "
+                "fewer than two scrapes at a 1m scrape interval, so its alert never fires; "
+                f"use at least {SHORTEST_WINDOW} (5m is usual)",
+            )
+        return value
+
+    def wait(self, key: str, default: Any = _MISSING, longest: str = LONGEST_WAIT) -> str:
+        """:meth:`duration` of an alert's ``for``: at most ``longest``."""
+        value = self.duration(key, default)
+        if _durations.seconds(value) > _durations.seconds(longest):
+            self.fail(
+                key,
+                f"{shown(value)} is longer than {longest}: the alert would wait longer than "
+                f"it can be of use; use at most {longest}",
+            )
+        return value
 
     def url(self, key: str, default: Any = _MISSING) -> str:
         """An absolute http(s) URL."""

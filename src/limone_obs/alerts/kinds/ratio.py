@@ -167,7 +167,7 @@ def _all_failing(item: Reader) -> AllFailing | None:
     block = item.child("all_failing", {})
     block.only(("window", "for", "severity"), "all_failing")
     return AllFailing(
-        window=block.duration("window", "5m"),
-        for_=block.duration("for", "5m"),
+        window=block.window("window", "5m"),
+        for_=block.wait("for", "5m"),
         severity=block.choice("severity", SEVERITIES, c.SEVERITY_PAGE),
     )

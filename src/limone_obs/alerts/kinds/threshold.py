@@ -121,8 +121,8 @@ def parse(ctx: _parse.Context, item: Reader) -> ThresholdSli:
     found = _parse.Found()  # every field's first error, not only the SLO's first
     objective = found.get(lambda: _parse.objective(item), None)
     counters = found.get(lambda: _parse.counters(ctx, item), None)
-    window = found.get(lambda: item.duration("window", "5m"), "")
-    for_ = found.get(lambda: item.duration("for", "5m"), "")
+    window = found.get(lambda: item.window("window", "5m"), "")
+    for_ = found.get(lambda: item.wait("for", "5m"), "")
     severity = found.get(lambda: item.choice("severity", SEVERITIES, c.SEVERITY_PAGE), "")
     found.raise_any()
     assert objective is not None  # else raise_any raised

@@ -167,8 +167,8 @@ def parse(ctx: _parse.Context, item: Reader) -> UpSli:
     """Read the ``up`` fields of the SLO at ``item``."""
     del ctx
     found = _parse.Found()  # every field's first error, not only the SLO's first
-    for_ = found.get(lambda: item.duration("for", "1m"), "")
+    for_ = found.get(lambda: item.wait("for", "1m"), "")
     severity = found.get(lambda: item.choice("severity", SEVERITIES, c.SEVERITY_PAGE), "")
-    absent_for = found.get(lambda: item.duration("absent_for", "5m"), "")
+    absent_for = found.get(lambda: item.wait("absent_for", "5m"), "")
     found.raise_any()
     return UpSli(for_=for_, severity=severity, absent_for=absent_for)
