@@ -48,6 +48,10 @@ namespace: billing
 period: 28d
 grafana_url: https://grafana.billing.example
 runbook_base_url: https://git.billing.example/ops/alerts/runbooks
+alertmanager:
+  receivers:
+    page: {webhook_url: "https://hooks.billing.example/page"}
+    ticket: {webhook_url: "https://hooks.billing.example/ticket"}
 slos:
   - name: availability
     kind: ratio
@@ -117,6 +121,26 @@ def test_check_notes_alert_links_left_at_the_kits_own(tmp_path: Path) -> None:
     spec.write_text(spec_text())
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     assert not [line for line in result.stderr.splitlines() if "link" in line]
+
+
+def test_check_notes_receivers_left_at_the_demo_webhook(tmp_path: Path) -> None:
+    """A spec of another service without its own receivers (a trial's spec left out
+    ``receivers.ticket``): its tickets went to the demo stack's webhook on 127.0.0.1,
+    without a word. One note per such severity; none once set."""
+    spec = tmp_path / "slo.yaml"
+    spec.write_text(
+        BILLING.replace('    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n', "")
+    )
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    notes = [line for line in result.stderr.splitlines() if "receivers." in line]
+    assert (0, 1) == (result.exit_code, len(notes)), result.stderr
+    assert notes[0].startswith(
+        "note: alertmanager.receivers.ticket sends its alerts to http://127.0.0.1:9095/alerts, "
+        "the demo stack's webhook"
+    )
+    spec.write_text(BILLING)
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert "receivers." not in result.stderr
 
 
 THREE_ERRORS = """\

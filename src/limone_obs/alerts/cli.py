@@ -26,7 +26,7 @@ from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
 from limone_obs.alerts import alerting, alertmanager, health, runbooks
 from limone_obs.alerts._durations import seconds
-from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS
+from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS, DEFAULT_WEBHOOK
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
@@ -96,10 +96,11 @@ _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
 def link_notes(spec: ServiceSpec) -> list[str]:
-    """Notes on the alerts' links of a service other than the kit's own that still point
-    where the kit's own spec points (the defaults, or a copied spec): the runbook links
-    would open the kit's repository, which has no runbook of this service, and the
-    dashboard links a Grafana on the on-call's own machine."""
+    """Notes on the alerts' links and receivers of a service other than the kit's own
+    that still point where the kit's own spec points (the defaults, or a copied spec):
+    the runbook links would open the kit's repository, which has no runbook of this
+    service, the dashboard links a Grafana on the on-call's own machine, and a receiver
+    the demo stack's webhook."""
     if spec.service == KIT_SERVICE:
         return []
     notes = []
@@ -116,6 +117,14 @@ def link_notes(spec: ServiceSpec) -> list[str]:
             "machine of whoever clicks them (grafana_url defaults to "
             f"{DEFAULT_GRAFANA}). Set grafana_url to your Grafana's URL"
         )
+    for severity, receiver in spec.alertmanager.receivers.items():
+        if receiver.webhook_url == DEFAULT_WEBHOOK:
+            notes.append(
+                f"alertmanager.receivers.{severity} sends its alerts to {DEFAULT_WEBHOOK}, "
+                "the demo stack's webhook (the default when the receiver or its webhook_url "
+                f"is left out): nobody is told. Set alertmanager.receivers.{severity}."
+                "webhook_url, or its extra *_configs, to where your team is told"
+            )
     return notes
 
 
