@@ -243,6 +243,16 @@ CASES = [
         "'400d' is longer than 1d",
     ),
     Case(
+        # A trial's spec: TargetDown and TargetAbsent paged twice, its generated tests failed.
+        "second-up-slo",
+        _edit(
+            "  - name: up\n    kind: up\n",
+            "  - name: up\n    kind: up\n  - name: up-again\n    kind: up\n",
+        ),
+        f"{FILE}: slos[5].kind",
+        "a second SLO of kind 'up' (the first is slos[4])",
+    ),
+    Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.
         "objective-too-many-nines",

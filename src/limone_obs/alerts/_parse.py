@@ -20,6 +20,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
 from limone_obs.alerts._reader import Reader, did_you_mean, shown
 from limone_obs.alerts.model import (
+    KIND_UP,
     SEVERITIES,
     SPEC_VERSION,
     TIER_OFF,
@@ -513,6 +514,7 @@ def _slos(ctx: Context, found: Found) -> tuple[Slo, ...]:
         return ()
     slos: list[Slo] = []
     first: dict[str, int] = {}  # name -> index of the SLO that has it
+    up: int | None = None  # index of the SLO of kind up
     for index, item in enumerate(raw):
         where = f"slos[{index}]"
         slo = found.get(functools.partial(_slo_at, ctx, where, item, found), None)
@@ -525,6 +527,14 @@ def _slos(ctx: Context, found: Found) -> tuple[Slo, ...]:
             )
             found.errors.append(SpecError(ctx.top.where(f"{where}.name"), message))
         first.setdefault(slo.name, index)
+        if slo.kind == KIND_UP and up is not None:
+            message = (
+                f"a second SLO of kind 'up' (the first is slos[{up}]): both would watch the "
+                "same job's targets and raise the same alerts twice; keep one"
+            )
+            found.errors.append(SpecError(ctx.top.where(f"{where}.kind"), message))
+        elif slo.kind == KIND_UP:
+            up = index
         slos.append(slo)
     return tuple(slos)
 
