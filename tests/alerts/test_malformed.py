@@ -253,6 +253,16 @@ CASES = [
         "a second SLO of kind 'up' (the first is slos[4])",
     ),
     Case(
+        # A trial's inverted matcher: the SLO burnt on every healthy request.
+        "errors-of-successes",
+        _edit(
+            'errors: limoneide_requests_total{status=~"5.."}',
+            'errors: limoneide_requests_total{status=~"2.."}',
+        ),
+        f"{FILE}: slos[0] (availability).errors",
+        "counts successful answers (status 200 passes it)",
+    ),
+    Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.
         "objective-too-many-nines",

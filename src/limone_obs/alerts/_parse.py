@@ -744,7 +744,21 @@ def counters(ctx: Context, item: Reader) -> tuple[Selector, Selector]:
         )
     _check_subset(item, errors, total, Catalogue.of(ctx.names.namespace).domain)
     _check_same_series(ctx, item, errors, total)
+    _check_not_successes(ctx, item, errors)
     return errors, total
+
+
+def _check_not_successes(ctx: Context, item: Reader, errors: Selector) -> None:
+    """``errors`` of the exporter's requests must not count a 200 answer: an inverted
+    matcher (``status=~"2.."``) makes the SLO burn on every healthy request."""
+    if errors.metric != ctx.names.requests_total:
+        return
+    if all(m.matches("200") for m in errors.matchers if m.name == c.LABEL_STATUS):
+        item.fail(
+            "errors",
+            f"{errors.promql()} counts successful answers (status 200 passes it): errors "
+            'are the failed ones, e.g. status=~"5.." for server errors',
+        )
 
 
 def _check_same_series(ctx: Context, item: Reader, errors: Selector, total: Selector) -> None:
