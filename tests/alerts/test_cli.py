@@ -599,3 +599,35 @@ def test_check_prometheus_unreachable_exits_2(tmp_path: Path) -> None:
         result.exit_code,
         result.output.split(" (")[0],
     )
+
+
+def test_check_runs_amtool_on_the_receivers_extra_blocks(tmp_path: Path) -> None:
+    """A Slack block without ``api_url`` (a trial's): check and build took it and amtool
+    refused the built config. check runs amtool on it and names the receivers; a
+    block amtool takes passes."""
+    need("amtool")
+    spec = tmp_path / "slo.yaml"
+    slack = "    ticket: {extra: {slack_configs: [{channel: '#billing'%s}]}}\n"
+    own = '    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n'
+    spec.write_text(BILLING.replace(own, slack % ""))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert 2 == result.exit_code, result.output
+    assert f"error: {spec}: alertmanager.receivers: amtool refuses" in result.stderr
+    assert "Slack API URL" in result.stderr
+    spec.write_text(BILLING.replace(own, slack % ", api_url: 'https://hooks.slack.com/x'"))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert 0 == result.exit_code, result.output
+
+
+def test_a_receiver_url_that_is_no_url_is_refused_by_name(tmp_path: Path) -> None:
+    """``url: not a url`` in a webhook block: refused where it is written."""
+    spec = tmp_path / "slo.yaml"
+    own = '    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n'
+    block = "    ticket: {extra: {webhook_configs: [{url: not a url}]}}\n"
+    spec.write_text(BILLING.replace(own, block))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert 2 == result.exit_code
+    assert (
+        "alertmanager.receivers.ticket.extra.webhook_configs[0].url: 'not a url' is not an "
+        "http:// or https:// URL"
+    ) in result.stderr, result.stderr

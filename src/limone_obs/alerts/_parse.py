@@ -970,6 +970,16 @@ def _alertmanager(block: Reader) -> AlertmanagerSpec:
     )
 
 
+def _receiver_config(item: Reader) -> None:
+    """One entry of an ``extra`` ``*_configs`` list (a mapping: :meth:`Reader.of`) whose
+    URLs (``url``, ``api_url``, ``webhook_url``...) are http(s) URLs. The rest is
+    Alertmanager's to judge (``limone-obs check`` runs amtool on the built config when it
+    is installed)."""
+    for key, _value in item.items():
+        if key == "url" or key.endswith("_url"):
+            item.url(key)
+
+
 def _receiver(block: Reader) -> Receiver:
     block.only(("webhook_url", "send_resolved", "extra"), "a receiver")
     url = None
@@ -982,6 +992,8 @@ def _receiver(block: Reader) -> Receiver:
     for key, value in extra.items():
         if not key.endswith("_configs") or not isinstance(value, list):
             extra.fail(key, "must be an Alertmanager *_configs list, e.g. slack_configs: [...]")
+        for index, item in enumerate(value):
+            _receiver_config(Reader.of(extra.file, f"{extra.path}.{key}[{index}]", item))
     if url is None and not extra.data:
         block.fail(None, "has no webhook_url and no extra *_configs: alerts would go nowhere")
     return Receiver(url, resolved, MappingProxyType(dict(extra.data)))

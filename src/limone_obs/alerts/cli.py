@@ -12,7 +12,10 @@ Prometheus and names each one that returns no series. Every problem found is pri
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +78,9 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
         click.echo("note: nothing else is checked until the file parses as YAML", err=True)
         sys.exit(2)
     spec, problems = _validate(data, text, source)
-    if spec is not None and prometheus_url is not None:
+    if spec is not None:
+        problems = amtool_problems(spec, source)
+    if spec is not None and not problems and prometheus_url is not None:
         problems = live_problems(spec, prometheus_url, source)
     if problems or spec is None:
         for problem in problems:
@@ -192,6 +197,36 @@ def _validate(data: Any, text: str, source: str) -> tuple[ServiceSpec | None, li
     except SpecError as exc:
         return None, _merged([exc], problems)
     return (spec if not problems else None), problems
+
+
+def amtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
+    """amtool's refusal of the Alertmanager config built from ``spec``, when a receiver
+    has ``extra`` blocks (the rest the kit writes itself) and amtool is installed: those
+    blocks are Alertmanager's own settings (a Slack config without ``api_url``, an email
+    one without a smarthost), which only Alertmanager knows."""
+    amtool = shutil.which("amtool")
+    if amtool is None or not any(r.extra for r in spec.alertmanager.receivers.values()):
+        return []
+    with tempfile.TemporaryDirectory(prefix="limone-obs-check-") as folder:
+        path = Path(folder) / "alertmanager.yml"
+        path.write_text(alertmanager.render_config(spec), encoding="utf-8")
+        try:
+            done = subprocess.run(
+                [amtool, "check-config", str(path)],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return []  # an amtool that cannot run checks nothing; the kit's own checks stand
+    if done.returncode == 0:
+        return []
+    said = " ".join((done.stdout + done.stderr).replace(str(path), "alertmanager.yml").split())
+    return [
+        SpecError(
+            f"{source}: alertmanager.receivers",
+            f"amtool refuses the Alertmanager config built from the receivers' extra blocks: "
+            f"{said[-400:]}; fix the block it names (Alertmanager's receiver settings)",
+        )
+    ]
 
 
 def _merged(model: list[SpecError], catalogue: list[SpecError]) -> list[SpecError]:
