@@ -32,7 +32,11 @@ def test_iso_without_zone_is_utc() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["yesterday", "now-", "-5x", "1h", "x" * 10_000])
+@pytest.mark.parametrize(
+    "text",
+    ["yesterday", "now-", "-5x", "1h", "x" * 10_000, "inf", "nan", "1e30", "-1", "99999999999999",
+     "now-99999999999d"],
+)  # fmt: skip
 def test_bad_time_names_option_and_forms(text: str) -> None:
     """A bad time is a ConfigError naming the option and the accepted forms, cut short."""
     with pytest.raises(ConfigError, match="--from") as info:

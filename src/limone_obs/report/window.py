@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ _DURATION_RE: Final = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(s|m|h|d|w)$")
 _RELATIVE_RE: Final = re.compile(r"^(?:now)?-([0-9]+(?:\.[0-9]+)?(?:s|m|h|d|w))$")
 #: Longest text accepted for a time argument (they are short; this bounds the parse).
 _MAX_TEXT: Final = 64
+#: The last second a datetime can show (9999-12-31 23:59:59 UTC).
+_LATEST: Final = 253402300799.0
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,9 @@ def parse_time(text: str, option: str, now: float | None = None) -> float:
         return now
     relative = _RELATIVE_RE.match(value)
     if relative:
-        return now - duration_seconds(relative.group(1), option)
+        return _in_range(now - duration_seconds(relative.group(1), option), value, option)
     try:
-        return float(value)
+        return _in_range(float(value), value, option)
     except ValueError:
         pass
     try:
@@ -78,7 +81,18 @@ def parse_time(text: str, option: str, now: float | None = None) -> float:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return _in_range(parsed.timestamp(), value, option)
+
+
+def _in_range(ts: float, value: str, option: str) -> float:
+    """``ts`` when it is a time from 1970 to 9999 (a datetime can show it); else a
+    ConfigError naming ``option`` (``inf``, ``1e30``: an OverflowError in a traceback)."""
+    if not (math.isfinite(ts) and 0 <= ts <= _LATEST):
+        raise ConfigError(
+            f"{option}: {value[:_MAX_TEXT]!r} is no time between 1970 and 9999: use now, "
+            "now-1h (or -1h), an ISO 8601 time like 2026-12-01T09:00:00Z, or Unix seconds"
+        )
+    return ts
 
 
 def parse_window(start: str, end: str, now: float | None = None) -> Span:
