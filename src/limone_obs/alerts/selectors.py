@@ -105,11 +105,11 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
                 ) from None
             perl_only = re2_unsupported(value)
             if perl_only is not None:
+                hint = " (a negative matcher !~ instead of a lookahead)" * ("look" in perl_only)
                 raise ValueError(
                     f"regex {shown(value)} of label {name!r} uses {perl_only}, which "
                     "Prometheus' regexes (RE2) do not have: it would refuse the rules "
-                    "or match otherwise; write it without (a negative matcher !~ "
-                    "instead of a lookahead)"
+                    f"or match otherwise; write it without{hint}"
                 )
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
