@@ -77,6 +77,19 @@ def test_a_quoted_number_is_named() -> None:
     assert "found a string '99.9': write 99.9, a plain number without quotes" in message
 
 
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [("1e6", "write 1000000"), ("2.5e3", "write 2500"), ("1e-9", "write 1.0e-09")],
+)
+def test_a_number_yaml_reads_as_text_is_named(written: str, hint: str) -> None:
+    """min_rate: 1e6 unquoted is text to YAML 1.1 (no dot, or no exponent sign): the
+    message said "write 1e6, a plain number without quotes", which the user had done."""
+    message = _error(SPEC.format(objective=99.9) + f"    min_rate: {written}\n")
+    assert f"found a string '{written}': YAML reads {written} as text, quoted or not; {hint}" in (
+        message
+    )
+
+
 def test_a_word_that_is_no_number_gets_no_hint() -> None:
     """A string that is no number once % goes gets the message as before, no guess."""
     message = _error(SPEC.format(objective="three nines"))

@@ -373,6 +373,12 @@ def _plain_number_hint(value: Any) -> str:
         return ""
     if not math.isfinite(number):
         return ""
+    if not isinstance(yaml.safe_load(bare), int | float):
+        # YAML 1.1 reads 1e6 or 2.5e3 (no dot, or no sign in the exponent) as text.
+        shown_number = (
+            f"{number:f}".rstrip("0").rstrip(".") if 1e-4 <= abs(number) < 1e15 else f"{number:.1e}"
+        )
+        return f": YAML reads {bare} as text, quoted or not; write {shown_number}"
     return f": write {bare}, a plain number without {'%' if text.endswith('%') else 'quotes'}"
 
 
