@@ -263,6 +263,13 @@ CASES = [
         "counts successful answers (status 200 passes it)",
     ),
     Case(
+        # Written to 6 digits, the message read "0.8 s is not a bucket boundary ... 0.8".
+        "threshold-near-a-bucket",
+        _edit("threshold_seconds: 2.5", "threshold_seconds: 2.50000000001"),
+        f"{FILE}: slos[1] (latency).threshold_seconds",
+        "2.50000000001 s is not a bucket boundary",
+    ),
+    Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.
         "objective-too-many-nines",

@@ -310,7 +310,7 @@ def _calls_bound(calls: Reader, above: float) -> None:
     near = " or ".join(f"{b:g}" for b in (lower[-1:] + higher[:1]))
     calls.fail(
         "above",
-        f"{above:g} is not a bucket boundary of the calls-per-request histogram "
+        f"{above:.15g} is not a bucket boundary of the calls-per-request histogram "
         f"({', '.join(f'{b:g}' for b in bounds)}): between two boundaries its p95 is "
         "interpolated (a constant 6 calls reads 9.75), so the alert could fire on fewer "
         f"calls than {above:g}; use {near}",
@@ -829,7 +829,7 @@ def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selec
         whose = "the buckets: of the spec" if declared else "the exporter's default buckets"
         item.fail(
             key,
-            f"{value:g} s is not a bucket boundary of {histogram.metric} ({whose}), so no "
+            f"{value:.15g} s is not a bucket boundary of {histogram.metric} ({whose}), so no "
             f"series counts the events under it; use one of: {allowed}"
             + (
                 ""

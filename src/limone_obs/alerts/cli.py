@@ -398,7 +398,7 @@ def _bucket_problems(
             yield (
                 path,
                 (
-                    f"{number:g} s is not a bucket boundary of {histogram.metric}, so no series "
+                    f"{number:.15g} s is not a bucket boundary of {histogram.metric}, so no series "
                     f"counts the events under it; its buckets: {bounds}; if the app gives it "
                     "other buckets (Metrics(buckets=...)), list them in the spec: buckets: "
                     f"{{{histogram.metric}: [...]}}"
