@@ -376,12 +376,20 @@ def test_check_reads_no_more_than_the_limit() -> None:
 
 
 def test_check_on_a_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
-    """Bytes that are not UTF-8: a located error, exit 2."""
-    spec = tmp_path / "slo.yaml"
-    spec.write_bytes(b"service: \xff\xfe\n")
+    """Bytes that are not UTF-8 (a spec saved as Latin-1): the error names the line and
+    says to save it as UTF-8 (it gave Python's byte offset), exit 2; so does build."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir()
+    spec.write_bytes(b"version: 1\nservice: caf\xe9\n")
+    expected = (
+        f"{spec}: line 2: byte 0xe9 is not UTF-8 (a file saved as Latin-1 or "
+        "Windows-1252?): save the file as UTF-8"
+    )
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
-    expected = f"error: {spec}: cannot be read"
-    assert (2, expected) == (result.exit_code, result.output[: len(expected)])
+    assert (2, f"error: {expected}") == (result.exit_code, result.output.strip())
+    result = CliRunner().invoke(main, ["build", "--root", str(tmp_path)])
+    assert 0 != result.exit_code
+    assert expected in result.output, result.output
 
 
 # --- check --prometheus: a real Prometheus scraping a small instrumented app ---------

@@ -33,7 +33,7 @@ from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS, DEFAULT_
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
-from limone_obs.alerts.spec import SPEC_PATH, load_spec, not_found, parse_spec
+from limone_obs.alerts.spec import SPEC_PATH, decode_spec, load_spec, not_found, parse_spec
 from limone_obs.artifacts import write_atomic
 from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
 
@@ -255,10 +255,10 @@ def read_spec(path: Path) -> str:
             data = spec.read(MAX_SPEC_BYTES + 1)
         if len(data) > MAX_SPEC_BYTES:
             raise SpecError(str(path), f"is over the {MAX_SPEC_BYTES}-byte limit of a spec")
-        return data.decode("utf-8")
+        return decode_spec(data, path)
     except FileNotFoundError:
         raise not_found(path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SpecError(str(path), f"cannot be read: {exc}") from None
 
 

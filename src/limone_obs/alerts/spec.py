@@ -90,12 +90,26 @@ def load_spec(path: Path | str = SPEC_PATH, *, missing: str = SPEC_OPTION_HINT) 
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_spec(path.read_bytes(), path)
     except FileNotFoundError:
         raise not_found(path, missing) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SpecError(str(path), f"cannot be read: {exc}") from None
     return parse_spec(text, source=str(path))
+
+
+def decode_spec(data: bytes, path: Path) -> str:
+    """``data`` (the spec file at ``path``) as UTF-8 text; a SpecError naming the line of
+    the first byte that is not UTF-8 (a file saved as Latin-1) and what to do."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}: line {line}",
+            f"byte 0x{data[exc.start]:02x} is not UTF-8 (a file saved as Latin-1 or "
+            "Windows-1252?): save the file as UTF-8",
+        ) from None
 
 
 def parse_spec(text: str, source: str = str(SPEC_PATH)) -> ServiceSpec:
