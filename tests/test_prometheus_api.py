@@ -8,7 +8,8 @@ import pytest
 import requests
 from flask import Flask, Response
 
-from limone_obs._prometheus_api import api_body, not_the_api
+from limone_obs._prometheus_api import api_body, base_url, not_the_api
+from limone_obs.errors import ConfigError
 from tests.support import serve
 
 REFUSED = {"status": "error", "errorType": "bad_data", "error": "parse error"}
@@ -59,3 +60,22 @@ def test_a_long_content_type_is_cut(url: str) -> None:
     """The other server chooses the header: at most 80 of its characters are shown."""
     resp = requests.get(f"{url}/long-type", timeout=10)
     assert "(text/x;" + "a" * 73 + ")" in not_the_api(url, "/long-type", resp)
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [("localhost:9090", "http://localhost:9090"), ("http://h:9090/", "http://h:9090"),
+     ("https://h/prom/api/v1", "https://h/prom"), (" 127.0.0.1:9090/api/v1/ ", "http://127.0.0.1:9090")],
+)  # fmt: skip
+def test_a_prometheus_url_is_made_whole(given: str, base: str) -> None:
+    """The scheme is assumed, a trailing slash or the API's own path dropped (a trial's
+    ``check --prometheus localhost`` failed in requests' words, ``.../api/v1`` read as
+    "something else listens there")."""
+    assert base == base_url(given)
+
+
+@pytest.mark.parametrize("given", ["", "ftp://h", "localhost:99999", "http://", "http://h:x"])
+def test_a_prometheus_url_that_is_none_is_refused_by_name(given: str) -> None:
+    """No host, another scheme, a port out of range: a ConfigError naming the option."""
+    with pytest.raises(ConfigError, match=r"--prometheus .* is not an http\(s\) URL"):
+        base_url(given)

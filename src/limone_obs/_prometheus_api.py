@@ -8,8 +8,37 @@ and content type, instead of a JSON decoding error that reads as if nothing ran 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+
+from limone_obs.errors import ConfigError
+
+#: The API's path, which a URL given as Prometheus's may end in by mistake.
+_API_PATH = "/api/v1"
+
+
+def base_url(url: str, option: str = "--prometheus") -> str:
+    """``url`` with ``http://`` added when it has no scheme, without a trailing slash or
+    ``/api/v1``; a ConfigError naming ``option`` when it is no http(s) URL with a valid
+    port (``localhost`` alone, a port of 99999 failed inside requests' own words)."""
+    text = url.strip()
+    if "://" not in text:
+        text = f"http://{text}"
+    text = text.rstrip("/").removesuffix(_API_PATH).rstrip("/")
+    scheme = text.split("://", 1)[0].lower()
+    try:
+        valid = scheme in ("http", "https") and bool(urlsplit(text).hostname)
+        urlsplit(text).port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{option} {url!r} is not an http(s) URL with a valid port: give e.g. "
+            "http://127.0.0.1:9090 (or 127.0.0.1:9090, http:// is assumed)"
+        )
+    return text
+
 
 #: Longest Content-Type shown in a message (the header is the other server's to choose).
 _SHOWN_TYPE_CHARS = 80

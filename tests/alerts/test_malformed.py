@@ -220,13 +220,13 @@ CASES = [
         "tier-window-too-short",
         _edit("long_window: 1h, short_window: 5m,", "long_window: 1h, short_window: 30s,"),
         f"{FILE}: tiers.page-fast.short_window",
-        "'30s' is shorter than 2m",
+        "'30s' is shorter than 1m",
     ),
     Case(
         "all-failing-window-too-short",
         _edit("    objective: 99.9\n", "    objective: 99.9\n    all_failing: {window: 10s}\n"),
         f"{FILE}: slos[0] (availability).all_failing.window",
-        "'10s' is shorter than 2m",
+        "'10s' is shorter than 1m",
     ),
     Case(
         "tier-for-beyond-its-window",

@@ -28,9 +28,9 @@ from limone_obs.alerts import _durations
 from limone_obs.errors import SpecError
 
 _URL_RE: Final = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-#: The shortest window of a rate: two scrapes at the 1m scrape interval the rules allow
-#: at most (a window with one sample has no rate, and its alert never fires).
-SHORTEST_WINDOW: Final = "2m"
+#: The shortest window of a rate: the generated tests sample once a minute, and the rules
+#: allow a scrape interval up to 1m (a window holding under two samples has no rate).
+SHORTEST_WINDOW: Final = "1m"
 #: The longest ``for`` outside a burn tier (whose limit is its long window).
 LONGEST_WAIT: Final = "1d"
 _MISSING: Final[Any] = object()
@@ -319,8 +319,9 @@ class Reader:
             self.fail(
                 key,
                 f"{shown(value)} is shorter than {SHORTEST_WINDOW}: a rate over it holds "
-                "fewer than two scrapes at a 1m scrape interval, so its alert never fires; "
-                f"use at least {SHORTEST_WINDOW} (5m is usual)",
+                "fewer than two samples at the 1m scrape interval the rules allow (and in "
+                "the generated tests), so its alert never fires; use at least "
+                f"{SHORTEST_WINDOW} (5m is usual)",
             )
         return value
 

@@ -26,7 +26,7 @@ import click
 import requests
 
 from limone_obs import conventions as c
-from limone_obs._prometheus_api import api_body, not_the_api
+from limone_obs._prometheus_api import api_body, base_url, not_the_api
 from limone_obs.alerts import alerting, alertmanager, health, runbooks
 from limone_obs.alerts._durations import seconds
 from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS, DEFAULT_WEBHOOK
@@ -81,7 +81,7 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
     if spec is not None:
         problems = amtool_problems(spec, source)
     if spec is not None and not problems and prometheus_url is not None:
-        problems = live_problems(spec, prometheus_url, source)
+        problems = live_problems(spec, base_url(prometheus_url), source)
     if problems or spec is None:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 from limone_obs import conventions as c
-from limone_obs._prometheus_api import api_body, not_the_api
+from limone_obs._prometheus_api import api_body, base_url, not_the_api
 from limone_obs.errors import ReportError
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -47,9 +47,7 @@ class Prometheus:
     """Runs PromQL at a given time; every failure is a ReportError naming the URL."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        if "://" not in self.url:
-            self.url = f"http://{self.url}"
+        self.url = base_url(url)
         self.timeout = timeout
 
     def _get(self, path: str, params: Mapping[str, Any]) -> Any:

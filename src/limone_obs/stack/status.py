@@ -28,11 +28,12 @@ import requests
 from limone_obs import artifacts
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, not_the_api
+from limone_obs._prometheus_api import base_url as prometheus_base_url
 from limone_obs.alerts import build, rules
 from limone_obs.alerts.model import ServiceSpec
 from limone_obs.alerts.selectors import Matcher, Selector
 from limone_obs.alerts.spec import SPEC_PATH
-from limone_obs.errors import StackError
+from limone_obs.errors import ConfigError, StackError
 
 #: Burn-rate windows shown in the table (a subset of conventions.SLI_WINDOWS).
 BURN_WINDOWS = ("5m", "1h", "6h", "3d")
@@ -125,17 +126,11 @@ class Prometheus:
 
 
 def base_url(url: str) -> str:
-    """``url`` with ``http://`` added when it has no scheme, without a trailing slash."""
-    text = url.strip().rstrip("/")
-    if "://" not in text:
-        text = f"http://{text}"
-    scheme = text.split("://", 1)[0].lower()
-    if scheme not in ("http", "https") or text == f"{scheme}://":
-        raise StackError(
-            f"--prometheus {url!r} is not an http(s) URL: give e.g. http://127.0.0.1:9090 "
-            "(or 127.0.0.1:9090, http:// is assumed)"
-        )
-    return text
+    """:func:`limone_obs._prometheus_api.base_url`, its error a StackError."""
+    try:
+        return prometheus_base_url(url)
+    except ConfigError as exc:
+        raise StackError(str(exc)) from None
 
 
 def _service(spec: ServiceSpec) -> str:
