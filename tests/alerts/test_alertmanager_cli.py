@@ -63,6 +63,17 @@ def test_two_specs_of_one_service_are_refused_and_nothing_is_written(tmp_path: P
     assert not out.exists()
 
 
+def test_an_out_file_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    """``--out /nonexistent/am.yml`` made the folder without a word (a typo'd path);
+    exit 2 naming the folder, nothing made."""
+    api = _spec(tmp_path, "api")
+    out = tmp_path / "no-such" / "am.yml"
+    result = CliRunner().invoke(main, ["alertmanager", "--spec", str(api), "--out", str(out)])
+    assert 2 == result.exit_code
+    assert f"the folder {out.parent} does not exist" in result.output
+    assert not out.parent.exists()
+
+
 @pytest.mark.parametrize("flag", ["--spec", "--out"])
 def test_both_options_are_required(tmp_path: Path, flag: str) -> None:
     """Without a spec or an output file, click's usage error (exit 2), nothing written."""

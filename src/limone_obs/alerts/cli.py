@@ -523,6 +523,11 @@ def alertmanager_command(specs: tuple[Path, ...], out: Path) -> None:
     which the output names: list another spec first to change it. Every spec is read
     before the file is written, whole, in one rename.
     """
+    if not out.parent.is_dir():
+        raise ConfigError(
+            f"--out {out}: the folder {out.parent} does not exist; create it first, or write "
+            "the file into a folder that does"
+        )
     loaded = [load_spec(spec) for spec in specs]
     services = [spec.service for spec in loaded]
     if len(set(services)) != len(services):
