@@ -8,6 +8,7 @@ change a single file.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -268,6 +269,13 @@ CASES = [
         _edit("threshold_seconds: 2.5", "threshold_seconds: 2.50000000001"),
         f"{FILE}: slos[1] (latency).threshold_seconds",
         "2.50000000001 s is not a bucket boundary",
+    ),
+    Case(
+        # "must be a mapping" gave no hint at the "off" meant.
+        "health-switch-misspelt",
+        lambda: re.sub(r"\nhealth:\n.*?\n\n", "\nhealth: of\n\n", spec_text(), flags=re.S),
+        f"{FILE}: health",
+        '\'of\' is not allowed; did you mean "off"? give a mapping of settings or "off"',
     ),
     Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
-from limone_obs.alerts._reader import Reader, did_you_mean, shown
+from limone_obs.alerts._reader import Reader, closest, did_you_mean, shown
 from limone_obs.alerts.model import (
     KIND_UP,
     SEVERITIES,
@@ -244,10 +244,24 @@ def _version(top: Reader) -> None:
         top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
 
 
+def _switched_off(reader: Reader, key: str) -> bool:
+    """True when ``key`` is ``"off"`` (or YAML's unquoted ``off``, false); other text is
+    refused, with ``"off"`` offered when it is close (``of``); a mapping is read later."""
+    value = reader.raw(key, {})
+    if value in (False, TIER_OFF):
+        return True
+    if isinstance(value, str):
+        hint = 'did you mean "off"? ' if closest(value, (TIER_OFF,)) else ""
+        reader.fail(
+            key, f'{shown(value)} is not allowed; {hint}give a mapping of settings or "off"'
+        )
+    return False
+
+
 def _health(top: Reader) -> HealthSpec:
     """``health:``: thresholds of the kit-health tickets (defaults when left out; ``"off"``
     switches them off)."""
-    if top.raw("health", {}) in (False, TIER_OFF):
+    if _switched_off(top, "health"):
         return HealthSpec(enabled=False)
     block = top.child("health", {})
     block.only(
@@ -319,7 +333,7 @@ def _calls_bound(calls: Reader, above: float) -> None:
 
 def _traffic_stopped(block: Reader, default: HealthSpec) -> tuple[bool, str, str, str]:
     """``health.traffic_stopped``: (on, window, for, severity); ``"off"`` switches it off."""
-    if block.raw("traffic_stopped", {}) in (False, TIER_OFF):
+    if _switched_off(block, "traffic_stopped"):
         return False, default.traffic_window, default.traffic_for, default.traffic_severity
     stopped = _health_block(block, "traffic_stopped", ("window", "for", "severity"))
     return (
