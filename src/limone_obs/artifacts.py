@@ -175,6 +175,27 @@ def _stage(path: Path, content: bytes) -> Path:
     return Path(tmp)
 
 
+def _set_aside(root: Path, stale: list[str]) -> list[tuple[str, Path]]:
+    """Rename each ``stale`` file (relative to ``root``) to a hidden name beside it, to
+    remove once the build is written or put back if it fails; an ArtifactError naming
+    one that cannot be moved (an immutable file), the others put back: nothing changed."""
+    moved: list[tuple[str, Path]] = []
+    for rel in stale:
+        path = root / rel
+        aside = path.with_name(f".{path.name}.removed")
+        try:
+            os.replace(path, aside)
+        except OSError as exc:
+            for done, back in moved:
+                os.replace(back, root / done)
+            raise ArtifactError(
+                f"cannot remove {path}, which this build no longer makes ({exc}): "
+                "nothing was changed; remove it by hand, or make it writable"
+            ) from None
+        moved.append((rel, aside))
+    return moved
+
+
 def _write_all(root: Path, files: dict[str, bytes]) -> None:
     """Write ``files`` (relative path -> bytes) below ``root`` all or none: each is staged
     in a temporary file beside it first, then the stages replace their paths; a rename
@@ -232,13 +253,16 @@ def _replace_all(root: Path, staged: list[tuple[str, Path]]) -> None:
         replaced.append(rel)
 
 
-def _read_or_none(path: Path) -> bytes | None:
-    return path.read_bytes() if path.is_file() else None
+def _read_or_none(path: Path) -> tuple[bytes, int] | None:
+    """``path``'s bytes and permission bits, None when it is no file."""
+    return (path.read_bytes(), path.stat().st_mode & 0o7777) if path.is_file() else None
 
 
-def _put_back(root: Path, replaced: list[str], originals: dict[str, bytes | None]) -> list[str]:
-    """Restore each of ``replaced`` to its original bytes (remove it when it was new);
-    return those that could not be."""
+def _put_back(
+    root: Path, replaced: list[str], originals: dict[str, tuple[bytes, int] | None]
+) -> list[str]:
+    """Restore each of ``replaced`` to its original bytes and mode (remove it when it was
+    new); return those that could not be."""
     left = []
     for rel in replaced:
         try:
@@ -246,7 +270,8 @@ def _put_back(root: Path, replaced: list[str], originals: dict[str, bytes | None
             if original is None:
                 (root / rel).unlink()
             else:
-                write_atomic(root / rel, original)
+                write_atomic(root / rel, original[0])
+                os.chmod(root / rel, original[1])
         except OSError:
             left.append(rel)
     return left
@@ -283,7 +308,8 @@ def build(
     then removed).
 
     All generators run before anything is written: if one raises, no file changes; the
-    files are then written all or none (:func:`_write_all`). A file
+    files are then written, and the stale ones removed, all or none (:func:`_set_aside`,
+    :func:`_write_all`). A file
     of an owned folder that an earlier build wrote and this one does not is removed (and
     its path appended to ``removed``, if given); one that no build wrote is left, and a
     line about it is appended to ``left`` (if given).
@@ -295,9 +321,15 @@ def build(
         for rel, content in sorted(gen.files.items())
         if not (root / rel).is_file() or (root / rel).read_bytes() != content
     ]
-    _write_all(root, {rel: gen.files[rel] for rel in changed})
-    for rel in stale:
-        (root / rel).unlink()
+    set_aside = _set_aside(root, stale)
+    try:
+        _write_all(root, {rel: gen.files[rel] for rel in changed})
+    except BaseException:
+        for rel, aside in set_aside:
+            os.replace(aside, root / rel)  # back where it was: nothing changed
+        raise
+    for rel, aside in set_aside:
+        aside.unlink(missing_ok=True)
         changed.append(rel)
         _remove_emptied(root, rel, gen.owned)
     if removed is not None:

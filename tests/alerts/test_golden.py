@@ -279,6 +279,7 @@ def test_a_build_whose_rename_fails_midway_puts_back_what_it_replaced(tmp_path: 
     (root / "alerts" / "runbooks" / "limoneide" / "health.md").unlink()
     shutil.rmtree(root / "exporter")  # a folder the build makes again
     stuck = root / "dashboards" / "slos.json"
+    (root / build.ALERTING_RULES).chmod(0o600)  # put back with its mode too
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     if not _chattr("+i", stuck):
         pytest.skip("chattr +i is not possible here (not root, or the filesystem lacks it)")
@@ -293,3 +294,30 @@ def test_a_build_whose_rename_fails_midway_puts_back_what_it_replaced(tmp_path: 
     assert "Traceback" not in result.output
     assert before == after
     assert not (root / "exporter").exists()
+    assert 0o600 == (root / build.ALERTING_RULES).stat().st_mode & 0o777
+
+
+def test_a_stale_file_that_cannot_be_removed_stops_the_build_before_any_change(
+    tmp_path: Path,
+) -> None:
+    """An SLO taken out whose runbook is immutable: the build wrote every new file (the
+    manifest too, so the runbook was never again known as the kit's) and then raised a
+    traceback. It stops first, naming the file, and changes nothing."""
+    spec = tmp_path / "alerts" / "slo.yaml"
+    spec.parent.mkdir()
+    spec.write_text(TWO_SLOS)
+    assert 0 == CliRunner().invoke(main, ["build", "--root", str(tmp_path)]).exit_code
+    spec.write_text(TWO_SLOS[: TWO_SLOS.index("  - name: latency")])
+    stuck = tmp_path / "alerts" / "runbooks" / "shop" / "latency.md"
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    if not _chattr("+i", stuck):
+        pytest.skip("chattr +i is not possible here (not root, or the filesystem lacks it)")
+    try:
+        result = CliRunner().invoke(main, ["build", "--root", str(tmp_path)])
+    finally:
+        _chattr("-i", stuck)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert 0 != result.exit_code
+    assert f"cannot remove {stuck}, which this build no longer makes" in result.output
+    assert "Traceback" not in result.output
+    assert before == after
