@@ -231,9 +231,9 @@ CASES = [
     ),
     Case(
         "tier-for-beyond-its-window",
-        _edit("budget_percent: 2,  for: 2m}", "budget_percent: 2,  for: 2h}"),
+        _edit("budget_percent: 2,  for: 2m}", "budget_percent: 2,  for: 10m}"),
         f"{FILE}: tiers.page-fast.for",
-        "'2h' is longer than 1h",
+        "'10m' is longer than 5m",
     ),
     Case(
         "health-for-too-long",
@@ -241,7 +241,7 @@ CASES = [
             "traffic_stopped: {window: 15m, for: 5m,", "traffic_stopped: {window: 15m, for: 400d,"
         ),
         f"{FILE}: health.traffic_stopped.for",
-        "'400d' is longer than 1d",
+        "'400d' is longer than 6h",
     ),
     Case(
         # A trial's spec: TargetDown and TargetAbsent paged twice, its generated tests failed.

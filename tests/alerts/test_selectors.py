@@ -72,6 +72,11 @@ RE2_REFUSES = [
     (r"\N{DIGIT ONE}", "a \\N{...} escape"),
     (r"a{1001}", "a repeat count above 1000"),
     (r"a{2,1001}", "a repeat count above 1000"),
+    (r"(a{100}){100}", "repeat counts multiplying to 10000 through nested groups"),
+    (r"(?:a{30}){40}", "repeat counts multiplying to 1200"),
+    (r"(a|b{10}){200}", "repeat counts multiplying to 2000"),
+    (r"(?-x:a)", "the inline flag x (VERBOSE)"),
+    (r"(?i-x:a)", "the inline flag x (VERBOSE)"),
 ]
 #: Regexes both take, but RE2 reads otherwise (as text): refused too.
 RE2_READS_OTHERWISE = [
@@ -82,7 +87,7 @@ RE2_READS_OTHERWISE = [
 RE2_HAS = [
     "5..", "(?i)get|post", "[(?!]x", r"\(?x", "[]a]+", "(?P<name>a)b+?", "a{2,3}",
     "(?i-s:a)", "(?s).", "(?m)^a", r"\x41", r"[\w.]x", "a{1000}", "a{2,}", r"\A\bx\B",
-    "a{}", "(?:x)",
+    "a{}", "(?:x)", "((a{10}){10}){10}", "(a{3}){333}", r"\(a{100}\){100}",
 ]  # fmt: skip
 
 

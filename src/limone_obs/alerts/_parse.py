@@ -489,7 +489,7 @@ def _tier_from(tier: Reader, name: str, period: str) -> BurnTier:
             f"{long} / {period}), or use a shorter long_window",
         )
     severity = tier.choice("severity", SEVERITIES)
-    return _tier(name, (severity, long, short, share, tier.wait("for", longest=long)), period)
+    return _tier(name, (severity, long, short, share, tier.wait("for", longest=short)), period)
 
 
 def _least_share(long_window: str, period: str) -> float:

@@ -131,7 +131,7 @@ _PYTHON_ESCAPES: Final = {
 #: Python's inline flags RE2 lacks (it has i, m, s).
 _PYTHON_FLAGS: Final = {"a": "ASCII", "L": "LOCALE", "u": "UNICODE", "x": "VERBOSE"}
 #: A group's inline flags: ``(?ims)``, ``(?i-s:...)``.
-_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-[imsx]*)?[:)]")
+_FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?[:)]")
 #: A repeat ``{m}``, ``{m,}``, ``{m,n}``, ``{,n}``, ``{,}`` (Python's forms).
 _REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
 #: RE2's largest repeat count.
@@ -142,11 +142,16 @@ def re2_unsupported(pattern: str) -> str | None:
     """What of ``pattern`` (valid for Python's ``re``) RE2 refuses or reads otherwise, in
     words, or None: lookarounds, atomic and conditional groups, comments, backreferences,
     possessive quantifiers, ``\\Z``, ``\\u``/``\\U``/``\\N`` escapes, the a/L/u/x
-    flags, repeat counts above 1000, and ``{,n}`` (RE2 reads it as text). Other escapes
-    and character classes are skipped, as their text is literal."""
+    flags, repeat counts above 1000 (also multiplied through nested groups), and ``{,n}``
+    (RE2 reads it as text). Other escapes and character classes are skipped, as their
+    text is literal."""
     i, in_class = 0, False
+    repeats = _NestedRepeats()
     while i < len(pattern):
         char = pattern[i]
+        words = None if in_class else repeats.read(pattern, i)
+        if words is not None:
+            return words
         if char == "\\":
             escaped = pattern[i + 1 : i + 2]
             if not in_class and escaped in "123456789" and escaped:
@@ -172,6 +177,37 @@ def re2_unsupported(pattern: str) -> str | None:
     return None
 
 
+class _NestedRepeats:
+    """RE2's limit on repeats nested in groups: the counts along any nesting multiply to at
+    most 1000 (``(a{100}){100}`` is refused). Fed each position outside a class and an
+    escape (an escape's backslash stands for its atom)."""
+
+    def __init__(self) -> None:
+        #: Per open group (the pattern itself first): the largest product inside it.
+        self.inside = [1]
+        #: The largest product inside the atom just read (a group's, else 1).
+        self.atom = 1
+
+    def read(self, pattern: str, i: int) -> str | None:
+        """Note what ``pattern[i]`` opens, closes or repeats; words when over the limit."""
+        char = pattern[i]  # never an escaped one: the caller skips those
+        if char == "(":
+            self.inside.append(1)
+        elif char == ")" and len(self.inside) > 1:
+            self.atom = self.inside.pop()
+            self.inside[-1] = max(self.inside[-1], self.atom)
+        elif char == "{" and (repeat := _REPEAT.match(pattern, i)) and repeat[1]:
+            low, _comma, high = repeat.groups()
+            product = int(high or low) * self.atom
+            if product > _RE2_MAX_REPEAT and self.atom > 1:  # one count: _construct_at's
+                return f"repeat counts multiplying to {product} through nested groups ({repeat[0]})"
+            self.inside[-1] = max(self.inside[-1], product)
+            self.atom = 1
+        elif char not in "*+?|":
+            self.atom = 1
+        return None
+
+
 def _construct_at(pattern: str, i: int) -> str | None:
     """What RE2 lacks of the construct starting at ``pattern[i]`` (outside a class and an
     escape), in words, or None."""
@@ -182,7 +218,8 @@ def _construct_at(pattern: str, i: int) -> str | None:
     if char in "*+?}" and pattern.startswith("+", i + 1):
         return "a possessive quantifier"
     if char == "(" and (flags := _FLAGS.match(pattern, i)):
-        lacking = [f"{flag} ({_PYTHON_FLAGS[flag]})" for flag in flags[1] if flag in _PYTHON_FLAGS]
+        named = flags[1] + (flags[2] or "")
+        lacking = [f"{flag} ({_PYTHON_FLAGS[flag]})" for flag in named if flag in _PYTHON_FLAGS]
         if lacking:
             return f"the inline flag {', '.join(lacking)}"
     if char == "{" and (repeat := _REPEAT.match(pattern, i)):
