@@ -477,7 +477,10 @@ def test_ordinary_names_with_secret_fragments_are_kept(key: str) -> None:
      "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "xoxb-1234567890-abcdefghij",
      "AIzaSyA1234567890abcdefghijklmnopqrstuv",
      "hooks.slack.com/services/T0001/B0002/XyZ123abcDEF",
-     "discord.com/api/webhooks/1234567/AbC-def_123"],
+     "discord.com/api/webhooks/1234567/AbC-def_123",
+     "discord.com/api/v10/webhooks/1234567/AbC-def_123",
+     "/services/T0AAA/B0BBB/abcdef123",
+     "/api/webhooks/1234567/AbC-def_123"],
 )  # fmt: skip
 def test_token_formats_are_masked_in_any_value(token: str, out: io.BytesIO) -> None:
     """A bare API key, JWT, AWS key id, GitHub/Slack/Google token is masked wherever it
@@ -519,7 +522,8 @@ def test_secret_name_parts_in_text_pairs(text: str, expected: str) -> None:
      (f"redis-cli --pass \"{SECRET} x\" ping", f'redis-cli --pass "{MASK}" ping'),
      (f"mysql --password={SECRET} -u app", f"mysql --password={MASK} -u app"),
      ("run --token-count 5 --verbose -- a", "run --token-count 5 --verbose -- a"),
-     ("--password --no-input", "--password --no-input")],
+     ("--password --no-input", "--password --no-input"),
+     ("psql --no-password mydb", "psql --no-password mydb")],
 )  # fmt: skip
 def test_command_line_options_naming_a_secret_are_masked(text: str, expected: str) -> None:
     """A trial's logged command lines: ``PGPASSWORD=...`` (no ``_`` before password),
@@ -870,6 +874,10 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         (
             'DETAIL:  Key (id)=(first\nhunter2pw) is still referenced from table "t".\nnext',
             f"DETAIL:  Key (id)={MASK}\nnext",
+        ),
+        (
+            "DETAIL:  Key (note)=(first\nhunter2pw) is duplicated.\nnext",
+            f"DETAIL:  Key (note)={MASK}\nnext",
         ),
         (
             "DETAIL:  Key (room, during)=(1, x\ny) conflicts with existing key "

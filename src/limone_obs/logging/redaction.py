@@ -126,6 +126,8 @@ _AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} 
 _FLAG = re.compile(
     r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]))"""
 )
+#: How an option switching something off starts (``--no-password``: no value follows).
+_NEGATED = frozenset({"no-", "no_"})
 #: Where a pair's value ends.
 _VALUE_END = re.compile(r"""[\s"'&,;]""")
 #: ``('name', `` / ``["name", `` in text: a (name, value) pair as Python or JSON writes it.
@@ -155,7 +157,8 @@ _TOKEN_SHAPES = re.compile(
     rf"|xox[abposr]-[{_TOKEN}]{{10,}}"  # Slack
     rf"|AIza[{_TOKEN}]{{35}}"  # Google API key
     rf"|hooks\.slack\.com/(?:services|workflows|triggers)/[{_TOKEN}/]+"  # Slack webhook
-    rf"|discord(?:app)?\.com/api/webhooks/[0-9]+/[{_TOKEN}]+"  # Discord webhook
+    rf"|/services/T[A-Z0-9]+/B[A-Z0-9]+/[{_TOKEN}]+"  # its path alone (urllib3's errors)
+    rf"|(?:discord(?:app)?\.com)?/api/(?:v[0-9]+/)?webhooks/[0-9]+/[{_TOKEN}]+"  # Discord
     r")"
 )
 #: SQLAlchemy's line of a failed statement's bound values in its errors' text
@@ -181,7 +184,7 @@ _ROW_ENDS = re.compile(r"\)\.(?=\n|\Z)")
 _KEY_OPEN, _KEY_CLOSE, _KEY_MAX = "Key (", ")=(", 256
 _KEY_ENDS = re.compile(
     r"\) (?:already exists|is not present in table|is still referenced from table"
-    r"|conflicts with )"
+    r"|conflicts with |is duplicated)"
 )
 #: At least the longest text an end pattern reads (its match and look-ahead).
 _END_SPAN = 40
@@ -549,8 +552,9 @@ class Redactor:
         done = 0
         ends = _ValueEnds(text)
         for match in _FLAG.finditer(text):
-            if match.start() < done or not self.is_sensitive(match.group(1)):
-                continue
+            name = match.group(1)
+            if match.start() < done or name[:3] in _NEGATED or not self.is_sensitive(name):
+                continue  # inside a masked value, a harmless name, or --no-password
             pos = match.end()
             quoted = match.group(3) is not None  # a list's next item: a quoted value
             if not quoted and text[pos] in "'\"":
@@ -733,6 +737,7 @@ def _may_hold_token(text: str) -> bool:
         or "AIza" in text
         or ("gh" in text and "_" in text)
         or "hooks" in text  # hooks.slack.com, /api/webhooks/
+        or "/services/T" in text  # a Slack webhook's path
     )
 
 
