@@ -128,9 +128,8 @@ def test_check_notes_receivers_left_at_the_demo_webhook(tmp_path: Path) -> None:
     ``receivers.ticket``): its tickets went to the demo stack's webhook on 127.0.0.1,
     without a word. One note per such severity; none once set."""
     spec = tmp_path / "slo.yaml"
-    spec.write_text(
-        BILLING.replace('    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n', "")
-    )
+    own = '    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n'
+    spec.write_text(BILLING.replace(own, ""))
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     notes = [line for line in result.stderr.splitlines() if "receivers." in line]
     assert (0, 1) == (result.exit_code, len(notes)), result.stderr
@@ -141,6 +140,14 @@ def test_check_notes_receivers_left_at_the_demo_webhook(tmp_path: Path) -> None:
     spec.write_text(BILLING)
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     assert "receivers." not in result.stderr
+    # Extra blocks beside the default webhook: they are told, the demo webhook too.
+    extra = "    ticket: {extra: {webhook_configs: [{url: 'https://x.example/t'}]}}\n"
+    spec.write_text(BILLING.replace(own, extra))
+    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+    assert "receivers.ticket also sends its alerts to http://127.0.0.1:9095/alerts" in (
+        result.stderr
+    ), result.stderr
+    assert "webhook_url: null to send them only to its extra *_configs" in result.stderr
 
 
 THREE_ERRORS = """\

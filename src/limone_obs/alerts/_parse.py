@@ -421,21 +421,41 @@ def plain_text(reader: Reader, key: str, value: str) -> str:
 
 def template_text(reader: Reader, key: str, value: str) -> str:
     """``value`` (of ``key``) when each ``{{`` is closed by ``}}`` before the next one
-    opens: a text Prometheus expands as a template, which refuses the rule file over an
-    unclosed action. What is inside an action is Prometheus' to judge."""
+    opens (strings inside an action skipped): a text Prometheus expands as a template,
+    which refuses the rule file over an unclosed action. What is inside an action
+    (``{{ end }}`` without its ``if``, say) is Prometheus' to judge: promtool tells."""
     at = 0
     while True:
         opened = value.find("{{", at)  # a }} outside an action is text
         if opened == -1:
             return value
-        closed, nxt = value.find("}}", opened + 2), value.find("{{", opened + 2)
-        if closed == -1 or (nxt != -1 and nxt < closed):
+        closed = _action_end(value, opened + 2)
+        if closed == -1:
             reader.fail(
                 key,
                 f"{shown(value)} opens a template action {{{{ it never closes with }}}}: "
                 "Prometheus would refuse the rules",
             )
         at = closed + 2
+
+
+def _action_end(text: str, at: int) -> int:
+    """Where the action opened before ``at`` closes (its ``}}``), past the strings inside
+    it (``{{ "{{" }}``, a raw ``{{`{{`}}``); -1 when it does not, or a ``{{`` opens first."""
+    while at < len(text):
+        char = text[at]
+        if text.startswith("}}", at):
+            return at
+        if text.startswith("{{", at):
+            return -1
+        if char in '"`':
+            end = at + 1
+            while end < len(text) and text[end] != char:
+                end += 2 if char == '"' and text[end] == "\\" else 1
+            at = end + 1
+            continue
+        at += 1
+    return -1
 
 
 def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:

@@ -123,7 +123,14 @@ def link_notes(spec: ServiceSpec) -> list[str]:
             f"{DEFAULT_GRAFANA}). Set grafana_url to your Grafana's URL"
         )
     for severity, receiver in spec.alertmanager.receivers.items():
-        if receiver.webhook_url == DEFAULT_WEBHOOK:
+        if receiver.webhook_url == DEFAULT_WEBHOOK and receiver.extra:
+            notes.append(
+                f"alertmanager.receivers.{severity} also sends its alerts to "
+                f"{DEFAULT_WEBHOOK}, the demo stack's webhook (the default webhook_url): "
+                f"set alertmanager.receivers.{severity}.webhook_url: null to send them "
+                "only to its extra *_configs"
+            )
+        elif receiver.webhook_url == DEFAULT_WEBHOOK:
             notes.append(
                 f"alertmanager.receivers.{severity} sends its alerts to {DEFAULT_WEBHOOK}, "
                 "the demo stack's webhook (the default when the receiver or its webhook_url "
