@@ -278,6 +278,13 @@ CASES = [
         '\'of\' is not allowed; did you mean "off"? give a mapping of settings or "off"',
     ),
     Case(
+        # "'1' is not supported; this limone-obs reads version 1" read as a contradiction.
+        "version-quoted",
+        _edit("version: 1\n", "version: '1'\n"),
+        f"{FILE}: version",
+        "'1' is text: write version: 1, unquoted",
+    ),
+    Case(
         # Ten nines: its budget (1e-10) was rounded to 0 in the rules (a ratio over 0), and
         # the generated tests lost precision.
         "objective-too-many-nines",

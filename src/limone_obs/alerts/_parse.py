@@ -240,6 +240,8 @@ def _bounds(block: Reader, name: str, raw: Any) -> tuple[float, ...]:
 
 def _version(top: Reader) -> None:
     version = top.raw("version", SPEC_VERSION)
+    if isinstance(version, str) and version.strip() == str(SPEC_VERSION):
+        top.fail("version", f"{version!r} is text: write version: {SPEC_VERSION}, unquoted")
     if version != SPEC_VERSION:
         top.fail("version", f"{version!r} is not supported; this limone-obs reads version 1")
 
