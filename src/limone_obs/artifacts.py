@@ -209,6 +209,12 @@ def _write_all(root: Path, files: dict[str, bytes]) -> None:
             raise ArtifactError(
                 f"cannot write {path}: it is no file (a folder?); move it away and build again"
             )
+        for folder in path.parents:
+            if folder.is_relative_to(root) and folder.exists() and not folder.is_dir():
+                raise ArtifactError(
+                    f"cannot write {path}: {folder} is a file where a folder belongs; move "
+                    "it away and build again"
+                )
     made = _missing_folders(root, files)
     staged: list[tuple[str, Path]] = []
     try:

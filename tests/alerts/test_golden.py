@@ -257,6 +257,19 @@ def test_a_build_that_cannot_write_one_file_changes_none(tmp_path: Path) -> None
     assert before == after
 
 
+def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path) -> None:
+    """A file named ``dashboards``: the build said "[Errno 17] File exists" with a path;
+    it names the file and what to do, and changes nothing."""
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "alerts", root / "alerts")
+    (root / "dashboards").write_text("not a folder\n")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["build", "--root", str(root)])
+    assert 0 != result.exit_code
+    assert f"{root / 'dashboards'} is a file where a folder belongs" in result.output
+    assert before == {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def _chattr(flag: str, path: Path) -> bool:
     """``chattr flag path``; False where the filesystem or the user cannot."""
     chattr = shutil.which("chattr")
