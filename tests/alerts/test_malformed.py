@@ -23,7 +23,7 @@ from limone_obs.alerts import _reader, alertmanager
 from limone_obs.alerts._reader import MAX_MESSAGE_CHARS, MAX_SPEC_BYTES
 from limone_obs.alerts.spec import parse_spec
 from limone_obs.cli import main
-from limone_obs.errors import SpecError
+from limone_obs.errors import CollectedSpecError, SpecError
 from tests.alerts.helpers import edited, snapshot, spec_text
 from tests.support import ROOT
 
@@ -551,6 +551,26 @@ def test_parse_reports_the_located_error(case: Case) -> None:
         info.value.location.startswith(case.location),
         case.says in info.value.detail,
     ), str(info.value)
+
+
+def test_a_misspelt_buckets_key_is_told_beside_the_threshold_it_breaks() -> None:
+    """A latency SLO on a histogram of the app's own, its ``buckets:`` key misspelt: the
+    threshold (off the default buckets) failed, and the key was then not checked, so the
+    error blamed threshold_seconds alone. Both are told."""
+    text = edited(
+        "histogram: limoneide_request_duration_seconds\n    threshold_seconds: 2.5\n"
+        "    stages: [1.0, 0.6]",
+        "histogram: team_call_seconds\n    threshold_seconds: 0.8\n    stages: [0.4]",
+        edited("min_rate: 0.05\n", "min_rate: 0.05\nbuckets:\n  team_call_secs: [0.4, 0.8]\n"),
+    )
+    with pytest.raises(CollectedSpecError) as info:
+        parse_spec(text, source=FILE)
+    said = {error.location: error.detail for error in info.value.errors}
+    assert "0.8 s is not a bucket boundary" in said[f"{FILE}: slos[1] (latency).threshold_seconds"]
+    assert said[f"{FILE}: buckets.team_call_secs"].startswith(
+        "did you mean team_call_seconds? no SLO reads this histogram"
+    )
+    assert "(SLOs read: limoneide_dependency_duration_seconds, " in str(info.value)
 
 
 def test_there_are_at_least_twenty_kinds() -> None:

@@ -46,6 +46,8 @@ LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
 NAME_HINT: Final = "use lowercase letters, digits and single dashes, starting with a letter"
 LABEL_HINT: Final = "use letters, digits and underscores, not starting with a digit"
 METRIC_NAME_PATTERN: Final = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+#: An SLO's keys holding a selector (its metric name first).
+SELECTOR_KEYS: Final = ("total", "errors", "histogram", "good")
 #: The series a histogram's base name stands for (``buckets:`` takes the base name).
 _SERIES_SUFFIXES: Final = ("_bucket", "_count", "_sum")
 #: Labels and annotations the generator sets itself; the spec may not override them.
@@ -149,10 +151,7 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
     )
     ctx.tiers = _tiers(top, ctx.period, found)
     slos = _slos(ctx, found)
-    # After an error an SLO may be missing: the buckets of its histogram would read as a
-    # typo of a name no SLO reads.
-    if not found.errors:
-        found.get(lambda: _check_bucket_names(top, ctx, slos), None)
+    found.get(lambda: _check_bucket_names(top, ctx, slos), None)
     alertmanager = found.get(lambda: _alertmanager(top.child("alertmanager", {})), None)
     health = found.get(lambda: _health(top), None)
     found.raise_any()
@@ -177,8 +176,16 @@ def service(top: Reader, kinds: Mapping[str, KindParser]) -> ServiceSpec:
 
 def _check_bucket_names(top: Reader, ctx: Context, slos: Sequence[Slo]) -> None:
     """Each ``buckets:`` key must be a histogram an SLO reads or one of the exporter's:
-    a misspelt key was ignored, and the thresholds then judged against the defaults."""
+    a misspelt key was ignored, and the thresholds then judged against the defaults.
+    An SLO in error is read from its text (the metric its selectors start with), so a
+    misspelt key is told beside the threshold error it causes."""
     read = {s.metric for slo in slos for s in slo.sli.selectors().values()}
+    raw = top.raw("slos", [])
+    for item in raw if isinstance(raw, list) else []:
+        for key in SELECTOR_KEYS:
+            value = item.get(key) if isinstance(item, dict) else None
+            if isinstance(value, str) and (metric := re.match(METRIC_NAME_PATTERN, value.strip())):
+                read.add(metric[0])
     known = read | {f"{ctx.names.namespace}_{suffix}" for suffix in c.HISTOGRAM_BUCKETS}
     block = top.child("buckets", {})
     for name in ctx.buckets:
