@@ -178,8 +178,8 @@ def re2_unsupported(pattern: str) -> str | None:
 
 
 class _NestedRepeats:
-    """RE2's limit on repeats nested in groups: the counts along any nesting multiply to at
-    most 1000 (``(a{100}){100}`` is refused). Fed each position outside a class and an
+    """RE2's limit on repeat counts: at most 1000, also multiplied along any nesting of
+    groups (``(a{100}){100}`` is refused). Fed each position outside a class and an
     escape (an escape's backslash stands for its atom)."""
 
     def __init__(self) -> None:
@@ -199,7 +199,9 @@ class _NestedRepeats:
         elif char == "{" and (repeat := _REPEAT.match(pattern, i)) and repeat[1]:
             low, _comma, high = repeat.groups()
             product = int(high or low) * self.atom
-            if product > _RE2_MAX_REPEAT and self.atom > 1:  # one count: _construct_at's
+            if product > _RE2_MAX_REPEAT and self.atom == 1:
+                return f"a repeat count above {_RE2_MAX_REPEAT} ({repeat[0]})"
+            if product > _RE2_MAX_REPEAT:
                 return f"repeat counts multiplying to {product} through nested groups ({repeat[0]})"
             self.inside[-1] = max(self.inside[-1], product)
             self.atom = 1
@@ -229,9 +231,7 @@ def _construct_at(pattern: str, i: int) -> str | None:
                 f"a repeat without its least count ({repeat[0]}: RE2 reads it as text; "
                 f"write {{0,{high}}})"
             )
-        if max(int(low or 0), int(high or 0)) > _RE2_MAX_REPEAT:
-            return f"a repeat count above {_RE2_MAX_REPEAT} ({repeat[0]})"
-    return None
+    return None  # a repeat's count: _NestedRepeats
 
 
 def _split_top(body: str) -> list[str]:
