@@ -523,12 +523,16 @@ def test_secret_name_parts_in_text_pairs(text: str, expected: str) -> None:
      (f"mysql --password={SECRET} -u app", f"mysql --password={MASK} -u app"),
      ("run --token-count 5 --verbose -- a", "run --token-count 5 --verbose -- a"),
      ("--password --no-input", "--password --no-input"),
+     (f"tool --password -X{SECRET} --host db", f"tool --password {MASK} --host db"),
+     ("cat --password - x", "cat --password - x"),
      ("psql --no-password mydb", "psql --no-password mydb")],
 )  # fmt: skip
 def test_command_line_options_naming_a_secret_are_masked(text: str, expected: str) -> None:
     """A trial's logged command lines: ``PGPASSWORD=...`` (no ``_`` before password),
-    ``--password value`` and its list form were in clear. An option's value after a
-    sensitive name is masked; other options, and an option with no value, are kept."""
+    ``--password value`` and its list form were in clear, and so was a value starting
+    with a dash (``-Xs3cret``). An option's value after a sensitive name is masked (one
+    starting with a single dash too); other options, and an option with no value (the
+    next one starts with ``--``), are kept."""
     assert expected == Redactor().redact_text(text)
 
 
@@ -577,6 +581,7 @@ HOSTILE = {
     "entry-closers": lambda n: "' for key" * (n // 9) + "Duplicate entry '",
     "authorization-reprs": lambda n: "<Authorization A " * (n // 17),
     "options": lambda n: "--password " * (n // 11),
+    "options-dashed-values": lambda n: "--password -x " * (n // 14),
     "option-items": lambda n: "'--password', '" * (n // 15),
     "options-quoted-unclosed": lambda n: "--pass 'x " * (n // 10),
     "authorization-schemes": lambda n: "Authorization: A " * (n // 17),

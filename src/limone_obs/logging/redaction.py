@@ -123,8 +123,10 @@ _AUTHORIZATION_NAMES = frozenset({"authorization", "proxy_authorization"})
 _AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} )[^>\n]{1,1024}>")
 #: A command line's ``--name value`` (``pg_dump --password x``), also as a list's repr
 #: (``'--password', 'x'``): the name is checked like a dict key, the value masked.
+#: The value may start with one dash (``--password -Xs3cret``: masked, secret-safe even
+#: where it was a short option); one starting with two is the next option.
 _FLAG = re.compile(
-    r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]))"""
+    r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]|-[^\s-]))"""
 )
 #: How an option switching something off starts (``--no-password``: no value follows).
 _NEGATED = frozenset({"no-", "no_"})
