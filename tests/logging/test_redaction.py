@@ -573,6 +573,9 @@ HOSTILE = {
     "failing-rows-inner-ends": lambda n: "Failing row contains (x).y\n" * (n // 27),
     "rows-ended-later": lambda n: "Failing row contains (x\n" * (n // 48) + "x).\n" * (n // 8),
     "key-ends-later": lambda n: "Key (a)=(x\ny) conflicts with " * (n // 30),
+    "key-conflicts-unended": lambda n: (
+        "Key (a)=(x) conflicts with existing key (a)=(y\n" * (n // 50)
+    ),
     "entry-lines": lambda n: "Duplicate entry 'x\n" * (n // 19) + "' for key",
     "key-openers": lambda n: "Key (" * (n // 5) + ")=(",
     "key-closers": lambda n: ")=(" * (n // 3) + "Key (",
@@ -887,6 +890,12 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         (
             "DETAIL:  Key (room, during)=(1, x\ny) conflicts with existing key "
             "(room, during)=(1, hunter2pw).\nnext",
+            f"DETAIL:  Key (room, during)={MASK}\nnext",
+        ),
+        # The existing key's values holding a newline: masked to the line closing them.
+        (
+            "DETAIL:  Key (room, during)=(1, [a,b)) conflicts with existing key "
+            "(room, during)=(1, first\nhunter2pw\nmore).\nnext",
             f"DETAIL:  Key (room, during)={MASK}\nnext",
         ),
         (

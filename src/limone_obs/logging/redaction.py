@@ -188,6 +188,9 @@ _KEY_ENDS = re.compile(
     r"\) (?:already exists|is not present in table|is still referenced from table"
     r"|conflicts with |is duplicated)"
 )
+#: An exclusion conflict names a second key: ``... conflicts with existing key (k)=(<v>).``,
+#: whose values end like a row's (``).`` closing a line).
+_KEY_CONFLICT = ") conflicts with existing key ("
 #: At least the longest text an end pattern reads (its match and look-ahead).
 _END_SPAN = 40
 _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX = "Duplicate entry '", "' for key", 1024
@@ -456,9 +459,10 @@ class Redactor:
     def _mask_key_values(self, text: str) -> str:
         """``Key (<key>)=(<values>) already exists`` (or another phrase of
         :data:`_KEY_ENDS`): the values masked to the line's end, or to the end of a later
-        line holding the phrase (a value holding a newline)."""
+        line holding the phrase (a value holding a newline); an exclusion conflict's
+        existing key too, to the line closing it with ``).``."""
         parts: list[str] = []
-        done, memo = 0, [-1, 0]
+        done, memo, conflict_memo = 0, [-1, 0], [-1, 0]
         pairs = _phrase_pairs(
             text, _KEY_OPEN, _KEY_CLOSE, _KEY_MAX, one_line=True, to_line_end=True
         )
@@ -467,6 +471,9 @@ class Redactor:
                 continue
             parts += (text[done : at + 2], self.mask)  # the key kept, up to its "="
             done = _values_end(text, at + 2, _KEY_ENDS, memo)
+            conflict = text.find(_KEY_CONFLICT, at + 2, done)
+            if conflict != -1:  # the existing key's values may run on to later lines
+                done = max(done, _values_end(text, conflict, _ROW_ENDS, conflict_memo))
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_duplicate_entries(self, text: str) -> str:
