@@ -82,3 +82,54 @@ def test_a_key_the_app_set_is_not_reported(
         init_app(app)
     assert not [r for r in caplog.records if "LIMONE_OBS_LOG_ACCESS" in r.getMessage()]
     assert app.config["LIMONE_OBS_LOG_ACCESS"] is False
+
+
+def _changed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "changed after" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reader"),
+    [("LIMONE_OBS_LOG_ACCESS", False, "limone_obs.logging.init_app(app)"),
+     ("LIMONE_OBS_METRICS_PATH", "/internal/metrics", "Metrics(app)"),
+     ("LIMONE_OBS_METRICS_TOKEN", "s3cr3t-token-value", "Metrics(app)")],
+)  # fmt: skip
+def test_a_key_set_after_init_is_said_at_the_first_request(
+    key: str, value: object, reader: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trial set ``LIMONE_OBS_LOG_ACCESS``/``LIMONE_OBS_METRICS_PATH`` after
+    ``init_app``/``Metrics(app)``: nothing changed, without a word. The first request
+    says so in one warning line naming the key (not its value: it may be a secret) and
+    the call to set it before; later requests say nothing more."""
+    app = _instrumented("late")
+    app.get("/")(lambda: "ok")
+    app.config[key] = value
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        client = app.test_client()
+        assert 200 == client.get("/").status_code
+        told = _changed_lines(caplog)
+        client.get("/")
+    assert 1 == len(told) == len(_changed_lines(caplog)), told
+    assert f"app 'late': {key} changed after {reader} read the config" in told[0]
+    assert str(value) not in told[0]
+
+
+def test_an_unchanged_config_says_nothing_and_each_app_is_checked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keys set before the extensions, or not at all: no line. An app set up after
+    another served its first request is still checked at its own first request."""
+    first = Flask("first")
+    first.config["LIMONE_OBS_LOG_ACCESS"] = False
+    Metrics(first, registry=CollectorRegistry())
+    init_app(first)
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        first.test_client().get("/")
+        assert [] == _changed_lines(caplog)
+        second = _instrumented("second")
+        second.config["LIMONE_OBS_LOG_EXCLUDED_PATHS"] = ["/health"]
+        first.test_client().get("/")  # any app's next request checks the second's config
+        second.test_client().get("/")
+    told = _changed_lines(caplog)
+    assert 1 == len(told), told
+    assert "app 'second': LIMONE_OBS_LOG_EXCLUDED_PATHS changed after" in told[0]

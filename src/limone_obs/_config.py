@@ -7,6 +7,7 @@ ints 0 and 1, or the words below; anything else is a ConfigError naming the key 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -63,3 +64,38 @@ def warn_unread_environment(
                 key,
                 reader,
             )
+
+
+_UNSET = object()
+
+
+def read_values(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The values of ``keys`` in ``config`` (a marker for those unset), taken once a
+    reader has read them all: what :func:`warn_changed` compares against later."""
+    return {key: config.get(key, _UNSET) for key in keys}
+
+
+def warn_changed(config: Mapping[str, Any], read: Mapping[str, Any], app: str, reader: str) -> None:
+    """Say, in one warning line, which keys of ``read`` hold another value in ``config``
+    now (set, changed or removed after ``reader`` read them, so without effect: the kit
+    keeps what it read). Names only: a value may be a secret (a token, a signing key).
+    Never raises: it runs at an app's first request."""
+    with contextlib.suppress(Exception):  # a warning must not fail the user's request
+        changed = [key for key, then in read.items() if not _same(config.get(key, _UNSET), then)]
+        if changed:
+            logger.warning(
+                "limone-obs: app %r: %s changed after %s read the config; the kit keeps "
+                "the values it read then. Set them in app.config before %s.",
+                app,
+                ", ".join(changed),
+                reader,
+                reader,
+            )
+
+
+def _same(now: Any, then: Any) -> bool:
+    """True when ``now`` is ``then`` or equal to it (a failing comparison: not the same)."""
+    try:
+        return bool(now is then or now == then)
+    except Exception:  # an odd value's __eq__
+        return False

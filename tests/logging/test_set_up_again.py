@@ -98,6 +98,12 @@ def test_a_dict_config_after_configure_logging_is_reported_once(
     assert "password=hunter2" in (tmp_path / "team.log").read_text()
 
 
+def _as_if_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next request is this process's first (as in a fresh worker)."""
+    monkeypatch.setattr(flask_ext, "_unverified", True)
+    monkeypatch.setattr(flask_ext, "_process_verified", False)
+
+
 def test_a_set_up_after_the_app_is_found_at_the_first_request(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -109,7 +115,7 @@ def test_a_set_up_after_the_app_is_found_at_the_first_request(
     assert ("", "0.0") == (capfd.readouterr().err, _problem_value(metrics))
     _team_dict_config(tmp_path / "team.log", root=False)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory())
-    monkeypatch.setattr(flask_ext, "_unverified", True)
+    _as_if_new_process(monkeypatch)
     assert app.test_client().get("/").status_code == 200
     err = capfd.readouterr().err
     assert "logger 'team' writes through a text handler added since" in err, err
@@ -126,7 +132,7 @@ def test_init_app_in_a_process_where_configure_logging_never_ran_says_so(
     once (stderr, the exporter's problem); ``configure_logging`` ends the problem."""
     unconfigured = f'problem="{c.PROBLEM_LOGGING_NOT_CONFIGURED}"'
     app, metrics = _app()
-    monkeypatch.setattr(flask_ext, "_unverified", True)
+    _as_if_new_process(monkeypatch)
     for _ in range(2):
         assert app.test_client().get("/").status_code == 200
     err = capfd.readouterr().err
@@ -144,7 +150,7 @@ def test_init_app_after_configure_logging_says_nothing_of_it(
     """The documented order: no such line, the problem stays 0."""
     configure_logging(stream=io.BytesIO())
     app, metrics = _app()
-    monkeypatch.setattr(flask_ext, "_unverified", True)
+    _as_if_new_process(monkeypatch)
     assert app.test_client().get("/").status_code == 200
     assert "never ran" not in capfd.readouterr().err
     assert "0.0" == _problem_value(metrics, f'problem="{c.PROBLEM_LOGGING_NOT_CONFIGURED}"')

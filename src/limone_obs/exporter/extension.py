@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from prometheus_client import (
 
 from limone_obs import conventions as c
 from limone_obs import lifecycle
-from limone_obs._config import flag, warn_unread_environment
+from limone_obs._config import flag, read_values, warn_changed, warn_unread_environment
 from limone_obs.errors import ConfigError
 from limone_obs.exporter import (
     _failsafe,
@@ -306,12 +306,15 @@ class Metrics:
             if self.multiprocess
             else multiprocess.check_environ
         )
+        # Every key has been read by now (settings, RUM): one set or changed later is
+        # said at the app's first request, not ignored without a word.
+        read = read_values(app.config, (*FLASK_KEYS, "LIMONE_OBS_METRICS_TOKEN"))
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
             exemplars=settings.exemplars and not self.multiprocess,
             queue=self._instruments.queue,
-            first_request=first,
+            first_request=_checking_config(first, app, read),
         )
         life = lifecycle.install(app)
         if settings.path is not None:
@@ -519,6 +522,22 @@ def metrics_for(app: Flask) -> Metrics:
         raise ConfigError(f"Flask app {app.name!r} is not instrumented: call Metrics(app)")
     metrics: Metrics = state.metrics
     return metrics
+
+
+def _checking_config(
+    first: Callable[[WSGIEnvironment], bool], app: Flask, read: dict[str, Any]
+) -> Callable[[WSGIEnvironment], bool]:
+    """``first``, with the app's config compared once against what init_app ``read``
+    (:func:`warn_changed`) at the first request this process serves."""
+    unchecked = [True]
+
+    def check(environ: WSGIEnvironment) -> bool:
+        if unchecked:
+            unchecked.clear()
+            warn_changed(app.config, read, app.name, "Metrics(app)")
+        return first(environ)
+
+    return check
 
 
 def _first_worker_request(marker: str, environ: WSGIEnvironment) -> bool:

@@ -10,10 +10,12 @@ request histogram observes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from werkzeug.routing import RequestRedirect
 
 from limone_obs import _forking, lifecycle
 from limone_obs import conventions as c
-from limone_obs._config import flag, warn_unread_environment
+from limone_obs._config import flag, read_values, warn_changed, warn_unread_environment
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.errors import ConfigError
 from limone_obs.logging import _context, _pipeline, _url_secrets, setup
@@ -57,21 +59,39 @@ _ids: deque[str] = deque()
 # A forked child (a gunicorn worker) must not hand out ids its parent may also use.
 os.register_at_fork(after_in_child=_ids.clear)
 
-#: This process has not served a request yet: its first one checks that no logging
-#: set-up of the app undid configure_logging since the app was set up (a worker's own).
+#: Something to check at the next request (one test per request): this process has not
+#: served one yet (its first checks that no logging set-up of the app undid
+#: configure_logging since the app was set up, a worker's own), or an app was set up since.
 _unverified = True
+_process_verified = False
+#: Per app set up and not served yet: compare its config with what init_app read.
+_config_checks: list[Callable[[], None]] = []
 
 
 def _verify_first_request() -> None:
-    global _unverified  # noqa: PLW0603 - once per process
+    global _unverified, _process_verified  # noqa: PLW0603 - once per process
     _unverified = False
-    setup.verify_configured()
-    setup.verify_called()
+    if not _process_verified:
+        _process_verified = True
+        setup.verify_configured()
+        setup.verify_called()
+    while _config_checks:
+        with contextlib.suppress(IndexError):  # another thread took the last one
+            _config_checks.pop()()
+
+
+def _check_config(app_ref: weakref.ref[Flask], read: dict[str, Any]) -> None:
+    """Say which keys of ``read`` the app's config changed since init_app read them (a
+    weak reference: an app dropped before serving a request is not kept for this)."""
+    app = app_ref()
+    if app is not None:
+        warn_changed(app.config, read, app.name, "limone_obs.logging.init_app(app)")
 
 
 def _unverify() -> None:
-    global _unverified  # noqa: PLW0603 - a forked worker checks its own first request
+    global _unverified, _process_verified  # noqa: PLW0603 - a forked worker checks its own
     _unverified = True
+    _process_verified = False
 
 
 os.register_at_fork(after_in_child=_unverify)
@@ -228,7 +248,9 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     It checks (here, and at each process's first request) that no logging set-up of the
     app ran after :func:`~limone_obs.logging.configure_logging` and undid it
     (:func:`~limone_obs.logging.setup.verify_configured`: one line on stderr and the
-    ``logging_replaced`` exporter problem when one did).
+    ``logging_replaced`` exporter problem when one did), and, at the app's first request,
+    that none of the keys above was set or changed after this call (one warning line
+    naming them: they would change nothing).
 
     Raises ConfigError if ``app`` is already initialised or a setting is invalid.
     """
@@ -246,6 +268,11 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     if user_id is not None:
         app.teardown_request(_make_teardown(user_id))
     app.extensions[EXTENSION_KEY] = AppState(access, settings, user_id)
+    # A key set or changed from here on is said at the next request, not ignored silently.
+    read = read_values(app.config, FLASK_KEYS)
+    _config_checks.append(partial(_check_config, weakref.ref(app), read))
+    global _unverified  # noqa: PLW0603 - the next request checks this app's config
+    _unverified = True
 
 
 def _request_fields() -> dict[str, Any] | None:
