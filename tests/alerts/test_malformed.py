@@ -189,6 +189,15 @@ CASES = [
         "opens a template action {{ it never closes with }}",
     ),
     Case(
+        "description-end-without-if",
+        _edit(
+            "description: Requests answered without a server error (5xx).",
+            "description: 'Checkout {{ end }} within 0.8 s'",
+        ),
+        f"{FILE}: slos[0] (availability).description",
+        "has {{ end }} without an {{ if }}",
+    ),
+    Case(
         "annotation-unclosed-action",
         _edit(
             "    objective: 99.9\n",

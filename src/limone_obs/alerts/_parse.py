@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
-from limone_obs.alerts import _durations, samples
+from limone_obs.alerts import _durations, _templates, samples
 from limone_obs.alerts._reader import Reader, closest, did_you_mean, shown
 from limone_obs.alerts.model import (
     KIND_UP,
@@ -429,42 +429,13 @@ def plain_text(reader: Reader, key: str, value: str) -> str:
 
 
 def template_text(reader: Reader, key: str, value: str) -> str:
-    """``value`` (of ``key``) when each ``{{`` is closed by ``}}`` before the next one
-    opens (strings inside an action skipped): a text Prometheus expands as a template,
-    which refuses the rule file over an unclosed action. What is inside an action
-    (``{{ end }}`` without its ``if``, say) is Prometheus' to judge: promtool tells."""
-    at = 0
-    while True:
-        opened = value.find("{{", at)  # a }} outside an action is text
-        if opened == -1:
-            return value
-        closed = _action_end(value, opened + 2)
-        if closed == -1:
-            reader.fail(
-                key,
-                f"{shown(value)} opens a template action {{{{ it never closes with }}}}: "
-                "Prometheus would refuse the rules",
-            )
-        at = closed + 2
-
-
-def _action_end(text: str, at: int) -> int:
-    """Where the action opened before ``at`` closes (its ``}}``), past the strings inside
-    it (``{{ "{{" }}``, a raw ``{{`{{`}}``); -1 when it does not, or a ``{{`` opens first."""
-    while at < len(text):
-        char = text[at]
-        if text.startswith("}}", at):
-            return at
-        if text.startswith("{{", at):
-            return -1
-        if char in '"`':
-            end = at + 1
-            while end < len(text) and text[end] != char:
-                end += 2 if char == '"' and text[end] == "\\" else 1
-            at = end + 1
-            continue
-        at += 1
-    return -1
+    """``value`` (of ``key``) when Prometheus can parse it as the template it expands it
+    as (:mod:`limone_obs.alerts._templates`: actions closed, blocks nested); it refuses
+    the whole rule file over one that it cannot."""
+    said = _templates.problem(value)
+    if said is not None:
+        reader.fail(key, f"{shown(value)} {said}: Prometheus would refuse the rules")
+    return value
 
 
 def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:
