@@ -335,3 +335,65 @@ def test_a_regex_scoped_selector_gets_sample_labels_it_matches() -> None:
     assert {"endpoint": "/invoices/", "method": "GET"} == {
         k: v for k, v in labels.items() if k != "path"
     }
+
+
+#: RE2's own forms, which Python's re lacks or reads otherwise: taken, and matched as
+#: Prometheus matches them (a trial's [[:digit:]] was read as a nested set, \x{35} refused).
+RE2_OWN = [
+    "[[:digit:]]+", r"\x{35}", r"a\z", r"\Qa.b\E", "[[:^alpha:]]+", "[^[:alpha:]]+",
+    r"[\d[:upper:]]+", "[[a]+", r"[\x{41}-\x{43}]", r"\Q{2000}\E", "[[:punct:]]",
+]  # fmt: skip
+#: Label values matched against each of RE2_OWN.
+VALUES = ["123", "a", "5", "a.b", "axb", "12", "ab", "[", "A", "B", "D", "{2000}", ".", "a\n"]
+#: What Prometheus takes and the kit cannot read (Python's re lacks it), and what
+#: Prometheus refuses: refused, with words.
+RE2_UNCHECKABLE = [
+    (r"\pL", "a Unicode class (\\pL), which Prometheus takes but limone-obs cannot check"),
+    (r"x\p{Greek}", "a Unicode class (\\p{Greek})"),
+    (r"[x[:^alpha:]]", "a negated ASCII class beside other members"),
+]
+RE2_REFUSED_OWN = [
+    ("[[:foo:]]", "an unknown class [:foo:] (Prometheus refuses it)"),
+    (r"\Qa", "\\Q without its \\E (Prometheus refuses it)"),
+    (r"\x{110000}", "past U+10FFFF (Prometheus refuses it)"),
+]
+
+
+@pytest.mark.parametrize(("regex", "words"), RE2_UNCHECKABLE + RE2_REFUSED_OWN)
+def test_re2_forms_the_kit_cannot_read_are_refused_by_name(regex: str, words: str) -> None:
+    """Said as what it is: Prometheus' own refusal, or the kit's limit (not "invalid")."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_selector(_selector(regex))
+
+
+def test_re2_own_forms_match_what_prometheus_matches(tmp_path: Path) -> None:
+    """Ground truth from promtool: for each of RE2's own forms, the series of VALUES the
+    kit's matcher passes are exactly those Prometheus selects; and the forms refused as
+    Prometheus' own refusals fail promtool check rules."""
+    promtool = need("promtool")
+    series = [{"series": f"x{{v={json.dumps(v)}}}", "values": "1"} for v in VALUES]
+    tests = []
+    for regex in RE2_OWN:
+        (matcher,) = parse_selector(_selector(regex)).matchers
+        labels = [v for v in VALUES if matcher.matches(v)]
+        tests.append({
+            "expr": f"x{{v=~{json.dumps(regex)}}}", "eval_time": "0m",
+            "exp_samples": [{"labels": f"x{{v={json.dumps(v)}}}", "value": 1} for v in labels],
+        })  # fmt: skip
+    (tmp_path / "empty.yml").write_text("groups: []\n")
+    test_file = tmp_path / "test.yml"
+    test_file.write_text(yaml.safe_dump({"rule_files": ["empty.yml"], "tests": [
+        {"interval": "1m", "input_series": series, "promql_expr_test": tests}]}))  # fmt: skip
+    done = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert 0 == done.returncode, done.stdout + done.stderr
+    for regex, _ in RE2_REFUSED_OWN:
+        rules = tmp_path / "rules.yml"
+        rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [
+            {"record": "x:y", "expr": f"up{{job=~{json.dumps(regex)}}}"}]}]}))  # fmt: skip
+        refused = subprocess.run(
+            [promtool, "check", "rules", str(rules)], capture_output=True, timeout=60, check=False
+        )
+        assert refused.returncode != 0, regex

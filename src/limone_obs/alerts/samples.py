@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
+from limone_obs.alerts._re2 import to_python
 from limone_obs.alerts.selectors import Matcher, Selector, unknown_values
 
 #: Values tried for a label whose matchers are not plain equalities ("" = label absent).
@@ -28,7 +29,9 @@ Domain = Callable[[str], "tuple[str, ...] | None"]
 def _candidates(matchers: Iterable[Matcher], known: tuple[str, ...] | None) -> list[str]:
     given = [m.value for m in matchers if m.op in ("=", "!=")]
     # After the usual values (status 500 rather than the 5xx "5.." spells out).
-    spelt = [ex for m in matchers if m.op in ("=~", "!~") for ex in regex_examples(m.value)]
+    spelt = [
+        ex for m in matchers if m.op in ("=~", "!~") for ex in regex_examples(to_python(m.value))
+    ]
     if known is None:
         return list(dict.fromkeys([*given, *CANDIDATES, *spelt]))
     # The usual values first (status 500 and 200 rather than 100), then the rest.

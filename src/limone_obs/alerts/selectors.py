@@ -8,11 +8,13 @@ can build sample series that the selector matches (or not).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
 from limone_obs import conventions as c
+from limone_obs.alerts import _re2
 from limone_obs.alerts._reader import did_you_mean, shown
 
 _METRIC_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -37,13 +39,13 @@ class Matcher:
         """True if a series whose label has ``value`` ("" when absent) passes this matcher.
 
         Regexes are fully anchored like Prometheus'; Python's ``re`` stands in for RE2,
-        which agrees on the simple patterns label matchers use.
+        with RE2's own forms rewritten (:mod:`limone_obs.alerts._re2`)
         """
         if self.op == "=":
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        found = re.fullmatch(self.value, value) is not None
+        found = re.fullmatch(_re2.to_python(self.value), value) is not None
         return found if self.op == "=~" else not found
 
 
@@ -97,12 +99,7 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
         name, op, raw = found.groups()
         value = _unescape(raw)
         if op in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(
-                    f"regex {shown(value)} of label {name!r} is invalid: {exc}"
-                ) from None
+            _check_regex(name, value)
             perl_only = re2_unsupported(value)
             if perl_only is not None:
                 hint = " (a negative matcher !~ instead of a lookahead)" * ("look" in perl_only)
@@ -113,6 +110,22 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
                 )
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
+
+
+def _check_regex(name: str, value: str) -> None:
+    """ValueError when ``value``, the regex of label ``name``, is one neither Prometheus
+    nor Python's ``re`` (reading its RE2 forms rewritten, :mod:`._re2`) takes."""
+    try:
+        python = _re2.to_python(value)
+    except ValueError as exc:
+        raise ValueError(f"regex {shown(value)} of label {name!r} has {exc}") from None
+    try:
+        with warnings.catch_warnings():
+            # "Possible nested set": a [ inside a class, literal in RE2 and re alike.
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(python)
+    except re.error as exc:
+        raise ValueError(f"regex {shown(value)} of label {name!r} is invalid: {exc}") from None
 
 
 #: Constructs of Python's ``re`` (and Perl's) that RE2, Prometheus' regex engine, lacks.
@@ -134,6 +147,9 @@ _PYTHON_FLAGS: Final = {"a": "ASCII", "L": "LOCALE", "u": "UNICODE", "x": "VERBO
 _FLAGS = re.compile(r"\(\?([aiLmsux]*)(?:-([imsx]*))?[:)]")
 #: A repeat ``{m}``, ``{m,}``, ``{m,n}``, ``{,n}``, ``{,}`` (Python's forms).
 _REPEAT = re.compile(r"\{(\d*)(,?)(\d*)\}")
+#: RE2's escapes of more than one character after the backslash (their text is no
+#: construct): ``\x{2e}``, ``\Q...\E``, ``\p{Greek}``.
+_RE2_ESCAPE = re.compile(r"\\x\{[^}]*\}|\\Q.*?(?:\\E|\Z)|\\[pP]\{[^}]*\}", re.DOTALL)
 #: RE2's largest repeat count.
 _RE2_MAX_REPEAT = 1000
 
@@ -154,6 +170,10 @@ def re2_unsupported(pattern: str) -> str | None:
             return words
         if char == "\\":
             escaped = pattern[i + 1 : i + 2]
+            skip = _RE2_ESCAPE.match(pattern, i)
+            if skip is not None:  # RE2's own: a code point, literal text, a Unicode class
+                i = skip.end()
+                continue
             if not in_class and escaped in "123456789" and escaped:
                 return f"a backreference (\\{escaped})"
             if escaped in _PYTHON_ESCAPES and escaped:
@@ -161,8 +181,9 @@ def re2_unsupported(pattern: str) -> str | None:
             i += 2
             continue
         if in_class:
-            in_class = char != "]"
-            i += 1
+            posix = _re2.POSIX_ITEM.match(pattern, i)  # [:digit:] inside a class
+            i = posix.end() if posix is not None else i + 1
+            in_class = posix is not None or char != "]"
             continue
         if char == "[":
             i += 1
