@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,26 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "mp")}  # fmt: skip
     with gunicorn_server(APP, tmp, env, config=CONFIG) as (url, proc):
         sent = _send(url)
-        # A request is recorded after its last byte: scrape once all of them are.
-        scrape = settled(
-            lambda: requests.get(f"{url}/metrics", timeout=10).text,
-            lambda text: sum(per_endpoint(text, N.requests_total).values()) >= len(sent),
-        )
+        scrape = settled(lambda: requests.get(f"{url}/metrics", timeout=10).text, _steady(sent))
     return Run(sent, scrape, proc.log)
+
+
+def _steady(sent: dict[str, str]) -> Callable[[str], bool]:
+    """True for a scrape once every request is counted and the duration sums read the
+    same as in the scrape before. A request is recorded after its last byte; a scrape
+    reads a worker's values one after another, so the one that first counts the last
+    request may have read its duration sum before it was added (the sums then came
+    short of the dependency time inside them)."""
+    seen: list[dict[str, float]] = []
+
+    def steady(text: str) -> bool:
+        sums = per_endpoint(text, N.request_duration_sum)
+        counted = sum(per_endpoint(text, N.requests_total).values()) >= len(sent)
+        done = counted and seen[-1:] == [sums]
+        seen.append(sums)
+        return done
+
+    return steady
 
 
 def test_request_counts_are_exact(run: Run) -> None:
