@@ -46,8 +46,9 @@ LABEL_PATTERN: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
 NAME_HINT: Final = "use lowercase letters, digits and single dashes, starting with a letter"
 LABEL_HINT: Final = "use letters, digits and underscores, not starting with a digit"
 METRIC_NAME_PATTERN: Final = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-#: An SLO's keys holding a selector (its metric name first).
+#: An SLO's keys holding a selector (its metric name first), and those naming a histogram.
 SELECTOR_KEYS: Final = ("total", "errors", "histogram", "good")
+HISTOGRAM_KEYS: Final = frozenset({"histogram", "good"})
 #: The series a histogram's base name stands for (``buckets:`` takes the base name).
 _SERIES_SUFFIXES: Final = ("_bucket", "_count", "_sum")
 #: Labels and annotations the generator sets itself; the spec may not override them.

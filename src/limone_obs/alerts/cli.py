@@ -29,7 +29,13 @@ from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, base_url, not_the_api
 from limone_obs.alerts import alerting, alertmanager, health, runbooks
 from limone_obs.alerts._durations import seconds
-from limone_obs.alerts._parse import DEFAULT_GRAFANA, DEFAULT_RUNBOOKS, DEFAULT_WEBHOOK
+from limone_obs.alerts._parse import (
+    DEFAULT_GRAFANA,
+    DEFAULT_RUNBOOKS,
+    DEFAULT_WEBHOOK,
+    HISTOGRAM_KEYS,
+    SELECTOR_KEYS,
+)
 from limone_obs.alerts._reader import MAX_SPEC_BYTES, load_yaml, shown
 from limone_obs.alerts.model import KIND_LATENCY, BurnTier, ServiceSpec, Slo, job_matcher
 from limone_obs.alerts.selectors import Catalogue, Selector, parse_selector
@@ -37,8 +43,6 @@ from limone_obs.alerts.spec import SPEC_PATH, decode_spec, load_spec, not_found,
 from limone_obs.artifacts import write_atomic
 from limone_obs.errors import CollectedSpecError, ConfigError, SpecError
 
-#: SLO fields holding a series selector, and whether each names a histogram.
-SELECTOR_FIELDS = {"total": False, "errors": False, "histogram": True, "good": True}
 #: Fields whose selector may rightly select nothing yet (no 5xx so far, no fast call).
 MAY_BE_EMPTY = frozenset({"errors", "good"})
 
@@ -323,10 +327,10 @@ def _slo_problems(
 ) -> list[SpecError]:
     problems = [SpecError(f"{where}.{path}", msg) for path, msg in _objective_problems(item)]
     faulted = False  # the histogram is in error: its thresholds wait for it
-    for key, is_histogram in SELECTOR_FIELDS.items():
+    for key in SELECTOR_KEYS:
         selector = _selector(item.get(key))
         if selector is not None:
-            found = _selector_problems(catalogue, selector, histogram=is_histogram)
+            found = _selector_problems(catalogue, selector, histogram=key in HISTOGRAM_KEYS)
             faulted = faulted or (key == "histogram" and bool(found))
             problems += [SpecError(f"{where}.{key}", message) for message in found]
     histogram = _selector(item.get("histogram"))
