@@ -91,8 +91,9 @@ def _changed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 @pytest.mark.parametrize(
     ("key", "value", "reader"),
     [("LIMONE_OBS_LOG_ACCESS", False, "limone_obs.logging.init_app(app)"),
-     ("LIMONE_OBS_METRICS_PATH", "/internal/metrics", "Metrics(app)"),
-     ("LIMONE_OBS_METRICS_TOKEN", "s3cr3t-token-value", "Metrics(app)")],
+     ("LIMONE_OBS_METRICS_PATH", "/internal/metrics", "Metrics(app) or metrics.init_app(app)"),
+     ("LIMONE_OBS_METRICS_TOKEN", "s3cr3t-token-value", "Metrics(app) or metrics.init_app(app)"),
+     ("SECRET_KEY", "s3cr3t-signing-key", "Metrics(app) or metrics.init_app(app)")],
 )  # fmt: skip
 def test_a_key_set_after_init_is_said_at_the_first_request(
     key: str, value: object, reader: str, caplog: pytest.LogCaptureFixture
@@ -133,3 +134,23 @@ def test_an_unchanged_config_says_nothing_and_each_app_is_checked(
     told = _changed_lines(caplog)
     assert 1 == len(told), told
     assert "app 'second': LIMONE_OBS_LOG_EXCLUDED_PATHS changed after" in told[0]
+
+
+def test_a_list_changed_in_place_is_a_change_an_equal_one_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A trial appended to its excluded paths' list after init_app: the kit had copied it,
+    without a word. An equal list put in place of a tuple changes nothing: no line."""
+    paths = ["/a"]
+    app = Flask("lists")
+    app.config.update(LIMONE_OBS_EXCLUDED_PATHS=paths, LIMONE_OBS_LOG_EXCLUDED_PATHS=("/b",))
+    Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    paths.append("/x")
+    app.config["LIMONE_OBS_LOG_EXCLUDED_PATHS"] = ["/b"]
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        app.test_client().get("/")
+    told = _changed_lines(caplog)
+    assert 1 == len(told), told
+    assert "LIMONE_OBS_EXCLUDED_PATHS changed after Metrics(app)" in told[0]
+    assert "LIMONE_OBS_LOG_EXCLUDED_PATHS" not in told[0]

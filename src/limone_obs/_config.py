@@ -71,8 +71,19 @@ _UNSET = object()
 
 def read_values(config: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     """The values of ``keys`` in ``config`` (a marker for those unset), taken once a
-    reader has read them all: what :func:`warn_changed` compares against later."""
-    return {key: config.get(key, _UNSET) for key in keys}
+    reader has read them all: what :func:`warn_changed` compares against later. Copied
+    as tuples: a list changed in place afterwards (``paths.append(...)``) is a change."""
+    return {key: _comparable(config.get(key, _UNSET)) for key in keys}
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` with its lists, tuples and sets copied as tuples and frozensets (an equal
+    list in place of a tuple is no change)."""
+    if isinstance(value, list | tuple):
+        return tuple(_comparable(item) for item in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    return value
 
 
 def warn_changed(config: Mapping[str, Any], read: Mapping[str, Any], app: str, reader: str) -> None:
@@ -81,7 +92,8 @@ def warn_changed(config: Mapping[str, Any], read: Mapping[str, Any], app: str, r
     keeps what it read). Names only: a value may be a secret (a token, a signing key).
     Never raises: it runs at an app's first request."""
     with contextlib.suppress(Exception):  # a warning must not fail the user's request
-        changed = [key for key, then in read.items() if not _same(config.get(key, _UNSET), then)]
+        now = read_values(config, read)
+        changed = [key for key, then in read.items() if not _same(now[key], then)]
         if changed:
             logger.warning(
                 "limone-obs: app %r: %s changed after %s read the config; the kit keeps "

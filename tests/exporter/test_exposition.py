@@ -183,6 +183,19 @@ def test_an_empty_token_is_an_error_not_an_open_metrics_path(
     assert EXTENSION_KEY not in app.extensions
 
 
+@pytest.mark.parametrize("token", [b"supersecretbytes", 123456789])
+def test_a_token_of_another_type_is_named_by_its_type_not_its_value(token: object) -> None:
+    """A trial's bytes token (read from a secret file) was refused with the token itself
+    in the message, said to be empty: the message names the key and the type."""
+    app = Flask("bytes-token")
+    app.config["LIMONE_OBS_METRICS_TOKEN"] = token
+    with pytest.raises(ConfigError) as raised:
+        Metrics(app, registry=CollectorRegistry())
+    said = str(raised.value)
+    assert f"LIMONE_OBS_METRICS_TOKEN (in the app's config) is a {type(token).__name__}" in said
+    assert ("supersecret" not in said, "123456789" not in said) == (True, True)
+
+
 def test_a_taken_port_is_a_clear_error_and_changes_nothing() -> None:
     """LIMONE_OBS_METRICS_PORT on a port in use (a second gunicorn worker's case) is a
     ConfigError naming the key, the address and what to do, not a bare OSError, and the

@@ -307,8 +307,13 @@ class Metrics:
             else multiprocess.check_environ
         )
         # Every key has been read by now (settings, RUM): one set or changed later is
-        # said at the app's first request, not ignored without a word.
-        read = read_values(app.config, (*FLASK_KEYS, "LIMONE_OBS_METRICS_TOKEN"))
+        # said at the app's first request, not ignored without a word. SECRET_KEY too
+        # where it signs the RUM page tokens (no LIMONE_OBS_RUM_KEY of their own).
+        cfg = app.config
+        signs = cfg.get("LIMONE_OBS_RUM") and not cfg.get("LIMONE_OBS_RUM_KEY")
+        read = read_values(
+            cfg, (*FLASK_KEYS, "LIMONE_OBS_METRICS_TOKEN", *(("SECRET_KEY",) if signs else ()))
+        )
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
@@ -495,7 +500,14 @@ def _token(cfg: MutableMapping[str, Any]) -> str | None:
     token = cfg[key]
     if token is None:
         return None
-    if not isinstance(token, str) or not token.strip():
+    if not isinstance(token, str):
+        # The type only: the value may be the secret itself (bytes read from a file).
+        raise ConfigError(
+            f"{key} ({where}) is a {type(token).__name__}: set it to a string (decode "
+            "bytes read from a secret file), or leave it unset to serve the metrics path "
+            "without a token"
+        )
+    if not token.strip():
         raise ConfigError(
             f"{key}={token!r} ({where}): set a token (scrapes then send Authorization: "
             "Bearer <token>), or leave it unset to serve the metrics path without one; "
@@ -534,7 +546,7 @@ def _checking_config(
     def check(environ: WSGIEnvironment) -> bool:
         if unchecked:
             unchecked.clear()
-            warn_changed(app.config, read, app.name, "Metrics(app)")
+            warn_changed(app.config, read, app.name, "Metrics(app) or metrics.init_app(app)")
         return first(environ)
 
     return check
