@@ -123,6 +123,19 @@ def test_check_notes_alert_links_left_at_the_kits_own(tmp_path: Path) -> None:
     assert not [line for line in result.stderr.splitlines() if "link" in line]
 
 
+def test_check_notes_a_runbook_base_url_ending_with_the_service(tmp_path: Path) -> None:
+    """A trial set ``runbook_base_url: .../trialsvc`` for service trialsvc: its links
+    read ``.../trialsvc/trialsvc/<slo>.md``. One note says so; a trailing slash too."""
+    spec = tmp_path / "slo.yaml"
+    for base in ("https://runbooks.example/billing", "https://runbooks.example/billing/"):
+        spec.write_text(BILLING.replace("https://git.billing.example/ops/alerts/runbooks", base))
+        result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+        notes = [line for line in result.stderr.splitlines() if "ends with the service" in line]
+        assert result.exit_code == 0
+        assert 1 == len(notes), result.stderr
+        assert ".../billing/billing/<slo>.md" in notes[0]
+
+
 def test_check_notes_receivers_left_at_the_demo_webhook(tmp_path: Path) -> None:
     """A spec of another service without its own receivers (a trial's spec left out
     ``receivers.ticket``): its tickets went to the demo stack's webhook on 127.0.0.1,

@@ -120,6 +120,13 @@ def link_notes(spec: ServiceSpec) -> list[str]:
             "is broken. Set it to where the built alerts/runbooks/ folder is published "
             f"(alerts link to <runbook_base_url>/{spec.service}/<slo>.md#<alert>)"
         )
+    elif spec.runbook_base_url.rstrip("/").endswith(f"/{spec.service}"):
+        notes.append(
+            f"runbook_base_url {spec.runbook_base_url} ends with the service's name: alerts "
+            f"link to <runbook_base_url>/{spec.service}/<slo>.md#<alert>, so the links read "
+            f".../{spec.service}/{spec.service}/<slo>.md. Set it to where the alerts/runbooks/ "
+            "folder itself is published, if that is not what you meant"
+        )
     if urlsplit(spec.dashboard_url).hostname in _LOCAL_HOSTS:
         notes.append(
             f"the alerts' dashboard links open {spec.dashboard_url}: a Grafana on the "
