@@ -536,6 +536,28 @@ def test_command_line_options_naming_a_secret_are_masked(text: str, expected: st
     assert expected == Redactor().redact_text(text)
 
 
+def test_a_command_line_logged_as_a_list_has_its_secret_option_values_masked(
+    out: io.BytesIO,
+) -> None:
+    """A trial logged ``cmd=["pg_dump", "--password", "x", ...]`` as a field (structlog,
+    stdlib ``extra=``, a tuple): the value after the option was in clear. Masked as in
+    text; ``--no-password``'s next item, a next option and ``-`` (stdin) are kept."""
+    configure_logging(stream=out)
+    cmd = ["pg_dump", "--password", SECRET, "--host", "db"]
+    get_logger().info("running", cmd=cmd, args=tuple(cmd))
+    stdlib_logger("lib").info("running", extra={"cmd": cmd})
+    kept = ["x", "--no-password", "db", "--token", "--verbose", "--pass", "-"]
+    get_logger().info("kept", cmd=kept)
+    events = parse_lines(out.getvalue())
+    masked = ["pg_dump", "--password", MASK, "--host", "db"]
+    assert [masked, masked, masked, kept] == [
+        events[0]["cmd"],
+        events[0]["args"],
+        events[1]["cmd"],
+        events[2]["cmd"],
+    ]
+
+
 def test_name_rules_can_be_turned_off() -> None:
     """``name_rules=False`` leaves only the exact/suffix key list."""
     assert {"password_confirmation": "x"} == Redactor(name_rules=False).redact(

@@ -128,6 +128,8 @@ _AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} 
 _FLAG = re.compile(
     r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]|-[^\s-]))"""
 )
+#: A command line's option as a list item of its own (``"--password"``).
+_OPTION = re.compile(r"--([A-Za-z][A-Za-z0-9_-]{0,63})")
 #: How an option switching something off starts (``--no-password``: no value follows).
 _NEGATED = frozenset({"no-", "no_"})
 #: Where a pair's value ends.
@@ -612,8 +614,27 @@ class Redactor:
         if isinstance(value, Mapping) or _is_header_object(value):
             return self._redact_items(value.items(), depth)
         if isinstance(value, list | tuple | set | frozenset):
-            return [self._redact_member(item, depth) for item in value]
+            return self._redact_sequence(value, depth)
         return self._redact_other(value, depth)
+
+    def _redact_sequence(self, value: Iterable[Any], depth: int) -> list[Any]:
+        """A list's members, each checked; a command line's (``["pg_dump", "--password",
+        "x"]``, an ``args=`` field) item after a sensitive option is masked, as in text."""
+        out: list[Any] = []
+        after_option = False
+        for item in value:
+            if after_option and isinstance(item, str) and not item.startswith("--") and item != "-":
+                out.append(self.mask)
+                after_option = False
+                continue
+            after_option = isinstance(item, str) and self._is_secret_option(item)
+            out.append(self._redact_member(item, depth))
+        return out
+
+    def _is_secret_option(self, item: str) -> bool:
+        """True for a command line's item ``--password`` (a sensitive name, not ``--no-...``)."""
+        option = _OPTION.fullmatch(item)
+        return option is not None and option[1][:3] not in _NEGATED and self.is_sensitive(option[1])
 
     def _redact_other(self, value: Any, depth: int) -> Any:
         """Dataclasses, enums, dates, bytes and any other object, as the line shows them."""
