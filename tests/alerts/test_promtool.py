@@ -271,17 +271,3 @@ def test_generated_tests_of_an_objective_of_many_nines_pass(tmp_path: Path, obje
     tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("availability",)]
     result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
     assert 0 == result.returncode, result.stdout + result.stderr
-
-
-def test_templates_with_braces_inside_their_strings_pass_check_and_promtool(
-    tmp_path: Path,
-) -> None:
-    """``{{ "{{" }}`` in a description is a whole action (a string inside it): check
-    took it for an unclosed one. The rules built from it load in promtool."""
-    text = edited(
-        "description: Requests answered without a server error (5xx).",
-        "description: 'Literal {{ \"{{\" }} and {{`}}`}} braces, {{ $value }} now'",
-    )
-    write_tree(tmp_path, build.generate(parse_spec(text)))
-    result = _run(need("promtool"), "check", "rules", build.ALERTING_RULES, cwd=tmp_path)
-    assert 0 == result.returncode, result.stdout + result.stderr

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
-from limone_obs.alerts import _durations, _templates, samples
+from limone_obs.alerts import _durations, samples
 from limone_obs.alerts._reader import Reader, closest, did_you_mean, shown
 from limone_obs.alerts.model import (
     KIND_UP,
@@ -413,7 +413,7 @@ def labels(reader: Reader, key: str, reserved: frozenset[str] = RESERVED_LABELS)
         if reserved is RESERVED_LABELS:
             plain_text(block, name, value)
         else:
-            template_text(block, name, value)
+            annotation_text(block, name, value)
         found[name] = value
     return found
 
@@ -429,13 +429,21 @@ def plain_text(reader: Reader, key: str, value: str) -> str:
     return value
 
 
-def template_text(reader: Reader, key: str, value: str) -> str:
-    """``value`` (of ``key``) when Prometheus can parse it as the template it expands it
-    as (:mod:`limone_obs.alerts._templates`: actions closed, blocks nested); it refuses
-    the whole rule file over one that it cannot."""
-    said = _templates.problem(value)
-    if said is not None:
-        reader.fail(key, f"{shown(value)} {said}: Prometheus would refuse the rules")
+def annotation_text(reader: Reader, key: str, value: str) -> str:
+    """``value`` (an SLO's description or extra annotation ``key``) when it holds no
+    template action. Prometheus would expand one as a Go template, and the generated
+    tests must expect exactly what it renders: ``$value`` is not known before the alert
+    fires, and ``$labels`` are those of the sample that fires, which differ per alert (a
+    quantile alert's has none). The description is also the dashboards' and runbooks'
+    text, where a template shows as written (and Grafana reads ``$value`` as a variable)."""
+    if "{{" in value:
+        reader.fail(
+            key,
+            f"{shown(value)} holds {{{{: the SLO's description and annotations are plain "
+            "text (the generated tests must expect what Prometheus renders, and the "
+            "description is the dashboards' and runbooks' text too). Write the SLO's name "
+            "or labels as text; the alert's summary states its burn rate or value already",
+        )
     return value
 
 
@@ -583,7 +591,7 @@ def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
     has_min_rate = kind is not None and "min_rate" in ctx.kinds[kind].keys
     no_labels: dict[str, str] = {}
     description = found.get(
-        lambda: template_text(
+        lambda: annotation_text(
             item, "description", item.text("description", f"{kind} SLO {name} of {ctx.service}")
         ),
         "",

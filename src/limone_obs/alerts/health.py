@@ -246,12 +246,7 @@ def groups(spec: ServiceSpec) -> list[Group]:
 
 def _expand(rule: Rule, labels: dict[str, str]) -> dict[str, Any]:
     """The exp_alerts entry of ``rule`` firing with ``labels`` (templates expanded)."""
-    notes = {}
-    for key, template in rule["annotations"].items():
-        text = template
-        for name, value in labels.items():
-            text = text.replace(f"{{{{ $labels.{name} }}}}", value)
-        notes[key] = text
+    notes = unittests.render_labels(rule["annotations"], labels)
     return {"exp_labels": {**rule["labels"], **labels}, "exp_annotations": notes}
 
 
