@@ -151,6 +151,32 @@ def test_stderr_keeps_json_lines_whole_and_long_text_uncut() -> None:
     assert (2999, "token=[REDACTED] end") == (rest.count("frame line"), rest[-1])
 
 
+def test_stderr_masks_values_running_over_lines_of_one_write() -> None:
+    """A trial's traceback (``traceback.print_exc()``, Werkzeug's debugger) of an error
+    holding a database row or a PEM key over several lines: stderr was masked line by
+    line, and the lines after the first were in clear. The lines of one write are masked
+    together; a JSON line among them is still masked as JSON."""
+    done = _run(r"""
+        import sys, traceback
+        from limone_obs.logging import configure_logging
+        configure_logging()
+        try:
+            raise ValueError(
+                "DETAIL:  Key (room, during)=(1, [a,b)) conflicts with existing key "
+                "(room, during)=(1, first\nhunter2pw\nmore).\nnext"
+            )
+        except ValueError:
+            traceback.print_exc()
+        sys.stderr.write(
+            "key -----BEGIN RSA PRIVATE KEY-----\nMIIEhunter2pw\n-----END RSA PRIVATE KEY-----\n"
+            '{"password": "hunter2pw"}\nplain password=hunter2pw\n'
+        )
+    """)
+    assert "hunter2pw" not in done.stderr, done.stderr
+    assert "DETAIL:  Key (room, during)=[REDACTED]\nnext\n" in done.stderr
+    assert '{"password": "[REDACTED]"}\nplain password=[REDACTED]\n' in done.stderr
+
+
 def test_an_interactive_prompt_keeps_pythons_traceback() -> None:
     """``flask shell`` and ``python -i`` hand each exception typed at the prompt to the
     hook: a person reads it, as Python prints it (masked), not as a JSON line."""

@@ -46,11 +46,13 @@ _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 class MaskedStderr:
     """``sys.stderr`` with what is written to it masked by the current pipeline's
-    redactor, line by line and whole (no line is cut: the text is a traceback, or
-    another writer's line). A line that is a JSON object (another JSON logger's) is
-    masked field by field and written as JSON again: text masks that run to a line's
-    end would swallow its closing quotes and its other fields. One write is masked on
-    its own: a name and its value written by separate calls are not matched.
+    redactor, whole (no line is cut: the text is a traceback, or another writer's line).
+    The lines of one write are masked together, so a value that runs over several lines
+    (a database error's row, a PEM key) is masked to its end; a line that is a JSON
+    object (another JSON logger's) is masked field by field and written as JSON again:
+    text masks that run to a line's end would swallow its closing quotes and its other
+    fields. One write is masked on its own: a name and its value written by separate
+    calls are not matched.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -62,7 +64,7 @@ class MaskedStderr:
         masked = text
         if redactor is not None and isinstance(text, str):
             try:
-                masked = "".join(_masked_line(redactor, line) for line in text.splitlines(True))
+                masked = _masked(redactor, text)
             except Exception:  # a mask failing must not stop a traceback being printed
                 masked = "[limone-obs could not mask this text on stderr]\n"
         self.wrapped.write(masked)
@@ -79,18 +81,38 @@ class MaskedStderr:
         return getattr(self.wrapped, name)
 
 
-def _masked_line(redactor: Redactor, line: str) -> str:
-    """``line`` (its line end kept) masked: as a JSON object when it is one, else as text."""
+def _masked(redactor: Redactor, text: str) -> str:
+    """``text`` masked: each line that is a JSON object as one, the runs of other lines
+    between them as one text each (their line ends kept)."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in text.splitlines(True):
+        event = _json_line(redactor, line)
+        if event is None:
+            run.append(line)
+            continue
+        if run:
+            out.append(redactor.redact_whole("".join(run)))
+            run = []
+        out.append(event)
+    if run:
+        out.append(redactor.redact_whole("".join(run)))
+    return "".join(out)
+
+
+def _json_line(redactor: Redactor, line: str) -> str | None:
+    """``line`` (its line end kept) masked as the JSON object it is, else None."""
     body = line.rstrip("\r\n")
-    if body.startswith("{") and body.endswith("}"):
-        try:
-            event = json.loads(body)
-        except ValueError:
-            event = None
-        if isinstance(event, dict):
-            redactor.redact_event(event)
-            return json.dumps(event, ensure_ascii=False, default=str) + line[len(body) :]
-    return redactor.redact_whole(line)
+    if not (body.startswith("{") and body.endswith("}")):
+        return None
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    redactor.redact_event(event)
+    return json.dumps(event, ensure_ascii=False, default=str) + line[len(body) :]
 
 
 def install() -> None:
