@@ -524,6 +524,8 @@ def test_secret_name_parts_in_text_pairs(text: str, expected: str) -> None:
      ("run --token-count 5 --verbose -- a", "run --token-count 5 --verbose -- a"),
      ("--password --no-input", "--password --no-input"),
      (f"tool --password -X{SECRET} --host db", f"tool --password {MASK} --host db"),
+     (f'tool --password -"{SECRET} b" x', f'tool --password -"{MASK}" x'),
+     ("pg_dump --password -h db.internal -U app", "pg_dump --password -h db.internal -U app"),
      ("cat --password - x", "cat --password - x"),
      ("psql --no-password mydb", "psql --no-password mydb")],
 )  # fmt: skip
@@ -913,6 +915,17 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
             "DETAIL:  Key (room, during)=(1, x\ny) conflicts with existing key "
             "(room, during)=(1, hunter2pw).\nnext",
             f"DETAIL:  Key (room, during)={MASK}\nnext",
+        ),
+        # "conflicts with key": an exclusion constraint added to a table that breaks it.
+        (
+            "DETAIL:  Key (room, during)=(1, [a,b)) conflicts with key "
+            "(room, during)=(1, first\nhunter2pw\nmore).\nnext",
+            f"DETAIL:  Key (room, during)={MASK}\nnext",
+        ),
+        # CRLF lines: the row's later line masked too, the line end kept.
+        (
+            "DETAIL:  Failing row contains (1, a\r\nhunter2pw).\r\nnext",
+            f"DETAIL:  Failing row contains {MASK}\r\nnext",
         ),
         # The existing key's values holding a newline: masked to the line closing them.
         (

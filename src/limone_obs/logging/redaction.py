@@ -123,10 +123,11 @@ _AUTHORIZATION_NAMES = frozenset({"authorization", "proxy_authorization"})
 _AUTHORIZATION_REPR = re.compile(r"(<Authorization [A-Za-z][A-Za-z0-9._-]{0,31} )[^>\n]{1,1024}>")
 #: A command line's ``--name value`` (``pg_dump --password x``), also as a list's repr
 #: (``'--password', 'x'``): the name is checked like a dict key, the value masked.
-#: The value may start with one dash (``--password -Xs3cret``: masked, secret-safe even
-#: where it was a short option); one starting with two is the next option.
+#: The value may start with one dash and two more characters (``--password -Xs3cret``);
+#: a dash and one letter is the next short option (``pg_dump --password -h db``: its
+#: ``--password`` takes no value), two dashes the next long one.
 _FLAG = re.compile(
-    r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]|-[^\s-]))"""
+    r"""(?<![\w-])--([A-Za-z][A-Za-z0-9_-]{0,63})(?:(['"]),\s*(['"])|[ \t]+(?=[^\s-]|-[^\s-]{2}))"""
 )
 #: A command line's option as a list item of its own (``"--password"``).
 _OPTION = re.compile(r"--([A-Za-z][A-Za-z0-9_-]{0,63})")
@@ -184,7 +185,7 @@ _SQL_PARAMETERS_MASKED = "[parameters: {mask}]"
 #: line's end: ``).`` closing a line for a row (a value may hold ``).`` itself), one of
 #: the phrases PostgreSQL writes after a key's values (unique, foreign key, exclusion).
 _ROW_OPEN = "Failing row contains "
-_ROW_ENDS = re.compile(r"\)\.(?=\n|\Z)")
+_ROW_ENDS = re.compile(r"\)\.(?=\r?\n|\Z)")
 _KEY_OPEN, _KEY_CLOSE, _KEY_MAX = "Key (", ")=(", 256
 _KEY_ENDS = re.compile(
     r"\) (?:already exists|is not present in table|is still referenced from table"
@@ -192,7 +193,9 @@ _KEY_ENDS = re.compile(
 )
 #: An exclusion conflict names a second key: ``... conflicts with existing key (k)=(<v>).``,
 #: whose values end like a row's (``).`` closing a line).
-_KEY_CONFLICT = ") conflicts with existing key ("
+#: PostgreSQL also writes ``Key (k)=(v1) conflicts with key (k)=(v2).`` (an exclusion
+#: constraint added to a table that breaks it).
+_KEY_CONFLICT = re.compile(r"\) conflicts with (?:existing )?key \(")
 #: At least the longest text an end pattern reads (its match and look-ahead).
 _END_SPAN = 40
 _ENTRY_OPEN, _ENTRY_CLOSE, _ENTRY_MAX = "Duplicate entry '", "' for key", 1024
@@ -259,7 +262,7 @@ def _values_end(text: str, begin: int, ends: re.Pattern[str], memo: list[int]) -
     if line_end == -1:
         return len(text)
     if ends.search(text, begin, line_end):
-        return line_end
+        return _before_cr(text, line_end)
     limit = line_end + _VALUES_MAX
     hit, clear_to = memo
     if hit < line_end:  # none looked for yet, none found, or one before this line's end
@@ -270,9 +273,14 @@ def _values_end(text: str, begin: int, ends: re.Pattern[str], memo: list[int]) -
         clear = max(start, limit - _END_SPAN)
         memo[0], memo[1] = hit, (clear if hit == -1 else clear_to)
     if hit == -1 or hit >= limit:
-        return line_end
+        return _before_cr(text, line_end)
     hit_line_end = text.find("\n", hit)
-    return len(text) if hit_line_end == -1 else hit_line_end
+    return len(text) if hit_line_end == -1 else _before_cr(text, hit_line_end)
+
+
+def _before_cr(text: str, line_end: int) -> int:
+    """``line_end`` (a newline's index), or the ``\r`` before it (a CRLF line keeps it)."""
+    return line_end - 1 if line_end > 0 and text[line_end - 1] == "\r" else line_end
 
 
 def _phrase_pairs(
@@ -473,9 +481,9 @@ class Redactor:
                 continue
             parts += (text[done : at + 2], self.mask)  # the key kept, up to its "="
             done = _values_end(text, at + 2, _KEY_ENDS, memo)
-            conflict = text.find(_KEY_CONFLICT, at + 2, done)
-            if conflict != -1:  # the existing key's values may run on to later lines
-                done = max(done, _values_end(text, conflict, _ROW_ENDS, conflict_memo))
+            conflict = _KEY_CONFLICT.search(text, at + 2, done)
+            if conflict is not None:  # the existing key's values may run on to later lines
+                done = max(done, _values_end(text, conflict.start(), _ROW_ENDS, conflict_memo))
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_duplicate_entries(self, text: str) -> str:
@@ -570,6 +578,8 @@ class Redactor:
             quoted = match.group(3) is not None  # a list's next item: a quoted value
             if not quoted and text[pos] in "'\"":
                 pos, quoted = pos + 1, True  # --secret 'a b'
+            elif not quoted and text[pos] == "-" and text[pos + 1] in "'\"":
+                pos, quoted = pos + 2, True  # --secret -"a b"
             if quoted:
                 span: int | None = _closing_quote(text, pos - 1)
             else:
