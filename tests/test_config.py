@@ -118,8 +118,9 @@ def test_a_key_set_after_init_is_said_at_the_first_request(
 def test_an_unchanged_config_says_nothing_and_each_app_is_checked(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Keys set before the extensions, or not at all: no line. An app set up after
-    another served its first request is still checked at its own first request."""
+    """Keys set before the extensions, or not at all: no line. Each app is checked at its
+    own first request: a change made while another app serves (a review: the other's
+    request took the check) is still said."""
     first = Flask("first")
     first.config["LIMONE_OBS_LOG_ACCESS"] = False
     Metrics(first, registry=CollectorRegistry())
@@ -128,8 +129,8 @@ def test_an_unchanged_config_says_nothing_and_each_app_is_checked(
         first.test_client().get("/")
         assert [] == _changed_lines(caplog)
         second = _instrumented("second")
+        first.test_client().get("/")
         second.config["LIMONE_OBS_LOG_EXCLUDED_PATHS"] = ["/health"]
-        first.test_client().get("/")  # any app's next request checks the second's config
         second.test_client().get("/")
     told = _changed_lines(caplog)
     assert 1 == len(told), told
@@ -154,3 +155,20 @@ def test_a_list_changed_in_place_is_a_change_an_equal_one_is_not(
     assert 1 == len(told), told
     assert "LIMONE_OBS_EXCLUDED_PATHS changed after Metrics(app)" in told[0]
     assert "LIMONE_OBS_LOG_EXCLUDED_PATHS" not in told[0]
+
+
+def test_on_off_text_set_again_after_init_is_no_change(caplog: pytest.LogCaptureFixture) -> None:
+    """A review: the app applied the same settings again after init (``"off"``, which the
+    kit had stored as False): they were reported as changed. Now only a real change is."""
+    settings = {"LIMONE_OBS_LOG_ACCESS": "false", "LIMONE_OBS_EXEMPLARS": "off"}
+    app = Flask("again")
+    app.config.from_mapping(settings)
+    Metrics(app, registry=CollectorRegistry())
+    init_app(app)
+    app.config.from_mapping({**settings, "LIMONE_OBS_EXEMPLARS": "on"})
+    with caplog.at_level(logging.WARNING, logger="limone_obs"):
+        app.test_client().get("/")
+    told = _changed_lines(caplog)
+    assert 1 == len(told), told
+    assert "LIMONE_OBS_EXEMPLARS changed after" in told[0]
+    assert "LIMONE_OBS_LOG_ACCESS" not in "".join(told)

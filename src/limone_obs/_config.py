@@ -106,8 +106,19 @@ def warn_changed(config: Mapping[str, Any], read: Mapping[str, Any], app: str, r
 
 
 def _same(now: Any, then: Any) -> bool:
-    """True when ``now`` is ``then`` or equal to it (a failing comparison: not the same)."""
+    """True when ``now`` is ``then`` or equal to it, or the text or number :func:`flag`
+    stored as ``then`` (``"off"`` set again after it stored False); a failing comparison
+    is no match."""
     try:
-        return bool(now is then or now == then)
+        return bool(now is then or now == then or (type(then) is bool and _as_flag(now) is then))
     except Exception:  # an odd value's __eq__
         return False
+
+
+def _as_flag(value: Any) -> bool | None:
+    """``value`` read as :func:`flag` reads it, else None."""
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _WORDS.get(value.strip().lower())
+    return None

@@ -99,9 +99,9 @@ def test_a_dict_config_after_configure_logging_is_reported_once(
 
 
 def _as_if_new_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The next request is this process's first (as in a fresh worker)."""
-    monkeypatch.setattr(flask_ext, "_unverified", True)
-    monkeypatch.setattr(flask_ext, "_process_verified", False)
+    """The next request is this process's first (as in a fresh worker: the fork hook)."""
+    monkeypatch.setattr(flask_ext, "_process_verified", True)  # restored after the test
+    flask_ext._unverify()
 
 
 def test_a_set_up_after_the_app_is_found_at_the_first_request(

@@ -10,7 +10,6 @@ request histogram observes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -47,6 +46,7 @@ logger = logging.getLogger(_pipeline.NOTICE_LOGGER)
 #: An incoming request id is kept only if it fully matches this (else a new one is made).
 REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
+_READER = "limone_obs.logging.init_app(app)"
 #: The logging integration's Flask config keys (read by init_app, not from the environment).
 FLASK_KEYS = (
     "LIMONE_OBS_LOG_REQUEST_ID_HEADER", "LIMONE_OBS_LOG_ACCESS", "LIMONE_OBS_LOG_EXCLUDED_PATHS",
@@ -59,39 +59,18 @@ _ids: deque[str] = deque()
 # A forked child (a gunicorn worker) must not hand out ids its parent may also use.
 os.register_at_fork(after_in_child=_ids.clear)
 
-#: Something to check at the next request (one test per request): this process has not
-#: served one yet (its first checks that no logging set-up of the app undid
-#: configure_logging since the app was set up, a worker's own), or an app was set up since.
-_unverified = True
+#: True once this process's first request checked that no logging set-up of the app
+#: undid configure_logging since the app was set up (a forked worker checks its own).
 _process_verified = False
-#: Per app set up and not served yet: compare its config with what init_app read.
-_config_checks: list[Callable[[], None]] = []
-
-
-def _verify_first_request() -> None:
-    global _unverified, _process_verified  # noqa: PLW0603 - once per process
-    _unverified = False
-    if not _process_verified:
-        _process_verified = True
-        setup.verify_configured()
-        setup.verify_called()
-    while _config_checks:
-        with contextlib.suppress(IndexError):  # another thread took the last one
-            _config_checks.pop()()
-
-
-def _check_config(app_ref: weakref.ref[Flask], read: dict[str, Any]) -> None:
-    """Say which keys of ``read`` the app's config changed since init_app read them (a
-    weak reference: an app dropped before serving a request is not kept for this)."""
-    app = app_ref()
-    if app is not None:
-        warn_changed(app.config, read, app.name, "limone_obs.logging.init_app(app)")
+#: Every app's access log: a forked worker's first request checks again.
+_access_logs: weakref.WeakSet[AccessLog] = weakref.WeakSet()
 
 
 def _unverify() -> None:
-    global _unverified, _process_verified  # noqa: PLW0603 - a forked worker checks its own
-    _unverified = True
+    global _process_verified  # noqa: PLW0603 - a forked worker checks its own
     _process_verified = False
+    for access in list(_access_logs):
+        access.unverified = True
 
 
 os.register_at_fork(after_in_child=_unverify)
@@ -259,7 +238,7 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
             f"limone_obs.logging.init_app was already called on Flask app {app.name!r}: "
             "call it once per app"
         )
-    warn_unread_environment(app.config, FLASK_KEYS, app.name, "limone_obs.logging.init_app(app)")
+    warn_unread_environment(app.config, FLASK_KEYS, app.name, _READER)
     settings = Settings.from_config(app)
     _unbatch_if_forked_unhooked()
     setup.verify_configured()
@@ -268,11 +247,9 @@ def init_app(app: Flask, user_id: UserIdGetter | None = None) -> None:
     if user_id is not None:
         app.teardown_request(_make_teardown(user_id))
     app.extensions[EXTENSION_KEY] = AppState(access, settings, user_id)
-    # A key set or changed from here on is said at the next request, not ignored silently.
+    # A key set or changed from here on is said at the app's first request, not ignored.
     read = read_values(app.config, FLASK_KEYS)
-    _config_checks.append(partial(_check_config, weakref.ref(app), read))
-    global _unverified  # noqa: PLW0603 - the next request checks this app's config
-    _unverified = True
+    access.config_check = partial(warn_changed, app.config, read, app.name, _READER)
 
 
 def _request_fields() -> dict[str, Any] | None:
@@ -361,11 +338,30 @@ class AccessLog:
         #: variables that name a secret (``/reset/<token>``: ``("token",)``): bounded by
         #: the app's rules.
         self._secret_vars: tuple[Any, dict[str | None, tuple[str, ...]]] = (None, {})
+        #: True until this app's first request in this process (one test per request):
+        #: the checks of :meth:`_verify` are due.
+        self.unverified = True
+        #: Compares the app's config with what init_app read, at its first request.
+        self.config_check: Callable[[], None] | None = None
+        _access_logs.add(self)
+
+    def _verify(self) -> None:
+        """The first request's checks: the process's logging set-up (once per process),
+        this app's config (once)."""
+        global _process_verified  # noqa: PLW0603 - once per process
+        self.unverified = False
+        if not _process_verified:
+            _process_verified = True
+            setup.verify_configured()
+            setup.verify_called()
+        check, self.config_check = self.config_check, None
+        if check is not None:
+            check()
 
     def begin(self, state: RequestState, environ: WSGIEnvironment) -> None:
         """Bind this request's context and ask for the request id header on the response."""
-        if _unverified:
-            _verify_first_request()
+        if self.unverified:
+            self._verify()
         if _request_secrets():  # the previous request served in this context had some
             _context.set_request_secrets(())
         path = state.path
