@@ -342,18 +342,31 @@ def test_a_regex_scoped_selector_gets_sample_labels_it_matches() -> None:
 RE2_OWN = [
     "[[:digit:]]+", r"\x{35}", r"a\z", r"\Qa.b\E", "[[:^alpha:]]+", "[^[:alpha:]]+",
     r"[\d[:upper:]]+", "[[a]+", r"[\x{41}-\x{43}]", r"\Q{2000}\E", "[[:punct:]]",
+    r"\x{000000041}", r"\101", r"a\12", r"(?U)a+", r"a(?i)B", r"(?-i)a", r"x|(?i)A|z",
+    r"a(?i)B|d", r"a$", r"(?m)a$", r"\d+", r"\s", r"\w+", r"[!-[:digit:]]+",
+    r"(?i:a)b|B", r"[\D]+", r"[^\s]+", r"[\w.]+",
 ]  # fmt: skip
-#: Label values matched against each of RE2_OWN.
-VALUES = ["123", "a", "5", "a.b", "axb", "12", "ab", "[", "A", "B", "D", "{2000}", ".", "a\n"]
+#: Label values matched against each of RE2_OWN (non-ASCII digits, letters and spaces:
+#: Go's \d, \s and \w are ASCII).
+VALUES = [
+    "123", "a", "5", "a.b", "axb", "12", "ab", "[", "A", "B", "D", "{2000}", ".", "a\n",
+    "aB", "X", "z", "d", "Z", "\u0661\u0662", "\u00e9", "\u00a0", "\v", "5]", "!", "Ab",
+]  # fmt: skip
 #: What Prometheus takes and the kit cannot read (Python's re lacks it), and what
 #: Prometheus refuses: refused, with words.
 RE2_UNCHECKABLE = [
     (r"\pL", "a Unicode class (\\pL), which Prometheus takes but limone-obs cannot check"),
     (r"x\p{Greek}", "a Unicode class (\\p{Greek})"),
-    (r"[x[:^alpha:]]", "a negated ASCII class beside other members"),
+    (r"[x[:^alpha:]]", "a negated class beside other members"),
+    (r"[x\D]", "a negated class beside other members"),
 ]
 RE2_REFUSED_OWN = [
     ("[[:foo:]]", "an unknown class [:foo:] (Prometheus refuses it)"),
+    ("[[:DIGIT:]]", "an unknown class [:DIGIT:]"),
+    ("[[: digit:]]", "an unknown class [: digit:]"),
+    ("[[:alpha:]", "an unclosed ["),
+    ("x[[:digit:]", "an unclosed ["),
+    (r"[\b]", "\\b inside a [...] class"),
     (r"\Qa", "\\Q without its \\E (Prometheus refuses it)"),
     (r"\x{110000}", "past U+10FFFF (Prometheus refuses it)"),
 ]
@@ -397,3 +410,18 @@ def test_re2_own_forms_match_what_prometheus_matches(tmp_path: Path) -> None:
             [promtool, "check", "rules", str(rules)], capture_output=True, timeout=60, check=False
         )
         assert refused.returncode != 0, regex
+
+
+def test_deeply_nested_groups_are_refused_not_a_traceback() -> None:
+    """A review's 600 nested groups (Prometheus takes up to 1000) crashed check and build
+    with a RecursionError from Python's re; refused with words instead."""
+    regex = "(" * 600 + "5.." + ")" * 600
+    with pytest.raises(ValueError, match="nests its groups deeper than limone-obs can check"):
+        parse_selector(_selector(regex))
+
+
+def test_a_named_group_of_new_go_releases_is_refused_with_its_spelling() -> None:
+    """``(?<name>...)``: Prometheus built with Go 1.22+ takes it, older ones (2.x here)
+    refuse it; Python's re error was no help."""
+    with pytest.raises(ValueError, match=re.escape("write (?P<name>...)")):
+        parse_selector(_selector("(?<code>5).."))

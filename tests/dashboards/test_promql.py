@@ -98,3 +98,22 @@ def test_expand_rejects_an_unknown_variable() -> None:
 def test_le_matcher_accepts_both_spellings_of_whole_seconds(threshold: float, matcher: str) -> None:
     """Whole seconds match le="1.0" (Prometheus 2) and le="1" (Prometheus 3)."""
     assert matcher == le_matcher(threshold)
+
+
+@pytest.mark.parametrize(
+    ("regex", "literal"),
+    [(r"\Q/api/v1\E.*", r'"\\Q/api/v1\\E.*"'), (r"\0655.", r"`\0655.`"), ("5..|x", "'5..|x'")],
+)
+def test_regexes_are_read_as_prometheus_reads_them(regex: str, literal: str) -> None:
+    """A trial's ``endpoint=~"\\\\Q/api/v1\\\\E.*"`` (valid for Prometheus, and taken by
+    check) failed ``dashboards lint`` as "illegal regex": the parser's own engine lacks
+    RE2's ``\\Q...\\E`` and octal escapes. Regex matchers are checked as RE2 and keep their
+    value, in any of PromQL's quotes."""
+    (selector,) = promql.read(f"rate(x_total{{endpoint=~{literal}}}[5m])").selectors
+    assert (("endpoint", "=~", regex),) == selector.matchers
+
+
+def test_a_regex_prometheus_refuses_is_a_syntax_error_naming_it() -> None:
+    """What RE2 lacks (a lookahead) is said as check says it."""
+    with pytest.raises(promql.PromQLSyntaxError, match="uses a negative lookahead"):
+        promql.read('x_total{endpoint!~"(?!/health)"}')

@@ -118,7 +118,7 @@ def regex_examples(pattern: str) -> list[str]:
     """
     try:
         return list(dict.fromkeys(_Spell(pattern).alternatives()))
-    except (IndexError, ValueError, StopIteration):  # a pattern this walk misreads
+    except (IndexError, ValueError, StopIteration, RecursionError):  # a pattern this misreads
         return []
 
 

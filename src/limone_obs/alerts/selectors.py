@@ -99,22 +99,15 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
         name, op, raw = found.groups()
         value = _unescape(raw)
         if op in ("=~", "!~"):
-            _check_regex(name, value)
-            perl_only = re2_unsupported(value)
-            if perl_only is not None:
-                hint = " (a negative matcher !~ instead of a lookahead)" * ("look" in perl_only)
-                raise ValueError(
-                    f"regex {shown(value)} of label {name!r} uses {perl_only}, which "
-                    "Prometheus' regexes (RE2) do not have: it would refuse the rules "
-                    f"or match otherwise; write it without{hint}"
-                )
+            check_regex(name, value)
         matchers.append(Matcher(name, op, value))
     return tuple(matchers)
 
 
-def _check_regex(name: str, value: str) -> None:
-    """ValueError when ``value``, the regex of label ``name``, is one neither Prometheus
-    nor Python's ``re`` (reading its RE2 forms rewritten, :mod:`._re2`) takes."""
+def check_regex(name: str, value: str) -> None:
+    """ValueError (words) when ``value``, the regex of label ``name``, is one Prometheus
+    refuses or reads otherwise than the kit: Python's ``re`` (reading its RE2 forms
+    rewritten, :mod:`._re2`) must take it, and it must use nothing RE2 lacks."""
     try:
         python = _re2.to_python(value)
     except ValueError as exc:
@@ -126,6 +119,19 @@ def _check_regex(name: str, value: str) -> None:
             re.compile(python)
     except re.error as exc:
         raise ValueError(f"regex {shown(value)} of label {name!r} is invalid: {exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"regex {shown(value)[:80]}... of label {name!r} nests its groups deeper than "
+            "limone-obs can check (Python's re): flatten it"
+        ) from None
+    perl_only = re2_unsupported(value)
+    if perl_only is not None:
+        hint = " (a negative matcher !~ instead of a lookahead)" * ("look" in perl_only)
+        raise ValueError(
+            f"regex {shown(value)} of label {name!r} uses {perl_only}, which "
+            "Prometheus' regexes (RE2) do not have: it would refuse the rules "
+            f"or match otherwise; write it without{hint}"
+        )
 
 
 #: Constructs of Python's ``re`` (and Perl's) that RE2, Prometheus' regex engine, lacks.
@@ -174,7 +180,8 @@ def re2_unsupported(pattern: str) -> str | None:
             if skip is not None:  # RE2's own: a code point, literal text, a Unicode class
                 i = skip.end()
                 continue
-            if not in_class and escaped in "123456789" and escaped:
+            octal = escaped in "1234567" and pattern[i + 2 : i + 3] in tuple("01234567")
+            if not in_class and escaped in "123456789" and escaped and not octal:
                 return f"a backreference (\\{escaped})"
             if escaped in _PYTHON_ESCAPES and escaped:
                 return _PYTHON_ESCAPES[escaped]

@@ -18,6 +18,8 @@ from datetime import timedelta
 
 import promql_parser
 
+from limone_obs.alerts.selectors import check_regex
+
 #: Stand-ins for Grafana's range variables: durations no dashboard would type by hand.
 RANGE_STAND_INS: dict[str, str] = {
     "__rate_interval": "7777777ms",
@@ -86,12 +88,52 @@ def substitute(expr: str) -> str:
     return _STRING_OR_VARIABLE.sub(sub, expr)
 
 
+#: A regex matcher's string (``=~"..."``, ``!~'...'``): checked as Prometheus' RE2, not
+#: by the parser's own regex engine (Rust's, which lacks ``\Q...\E`` and octal escapes).
+_REGEX_MATCHER = re.compile(
+    r'(\w*)(\s*)(=~|!~)(\s*)("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)', re.DOTALL
+)
+_REGEX_STAND_IN = "__limone_obs_regex_{}__"
+
+
 def parse(expr: str) -> promql_parser.Expr:
     """The syntax tree of dashboard query ``expr``; PromQLSyntaxError if it is not PromQL."""
+    return _parse(expr)[0]
+
+
+def _parse(expr: str) -> tuple[promql_parser.Expr, dict[str, str]]:
+    """:func:`parse`, and the regexes its matchers hold by their stand-ins' names: each
+    is checked as Prometheus reads it (:func:`limone_obs.alerts.selectors.check_regex`)
+    and parsed as a stand-in."""
+    regexes: dict[str, str] = {}
+
+    def stand_in(match: re.Match[str]) -> str:
+        label, space, op, gap, literal = match.groups()
+        value = _string_value(literal)
+        try:
+            check_regex(label, value)
+        except ValueError as exc:
+            raise PromQLSyntaxError(str(exc)) from None
+        name = _REGEX_STAND_IN.format(len(regexes))
+        regexes[name] = value
+        return f'{label}{space}{op}{gap}"{name}"'
+
     try:
-        return promql_parser.parse(substitute(expr))
+        tree = promql_parser.parse(substitute(_REGEX_MATCHER.sub(stand_in, expr)))
     except ValueError as exc:
         raise PromQLSyntaxError(str(exc)) from None
+    return tree, regexes
+
+
+def _string_value(literal: str) -> str:
+    """The value of PromQL string ``literal`` (its quotes and escapes read as PromQL does)."""
+    try:
+        node = promql_parser.parse(f"x{{a={literal}}}")
+    except ValueError as exc:
+        raise PromQLSyntaxError(str(exc)) from None
+    assert isinstance(node, promql_parser.VectorSelector)  # what that text parses to
+    value: str = node.matchers.matchers[0].value
+    return value
 
 
 _STAND_IN_NAMES = {
@@ -103,8 +145,11 @@ def _window(delta: timedelta) -> str:
     return _STAND_IN_NAMES.get(delta) or promql_parser.display_duration(delta)
 
 
-def _selector(node: promql_parser.VectorSelector) -> Selector:
-    found = tuple((m.name, _OPS.get(str(m.op), str(m.op)), m.value) for m in node.matchers.matchers)
+def _selector(node: promql_parser.VectorSelector, regexes: Mapping[str, str]) -> Selector:
+    found = tuple(
+        (m.name, _OPS.get(str(m.op), str(m.op)), regexes.get(m.value, m.value))
+        for m in node.matchers.matchers
+    )
     name = node.name or next((v for n, _, v in found if n == "__name__"), "")
     return Selector(name, tuple(m for m in found if m[0] != "__name__"))
 
@@ -123,18 +168,20 @@ def read(expr: str) -> Reading:
     ranges: list[str] = []
     rates: list[tuple[str, str]] = []
 
+    tree, regexes = _parse(expr)
+
     def visit(node: promql_parser.Expr) -> None:
         if isinstance(node, promql_parser.VectorSelector):
-            selectors.append(_selector(node))
+            selectors.append(_selector(node, regexes))
         elif isinstance(node, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
             if node.range is not None:
                 ranges.append(_window(node.range))
         elif isinstance(node, promql_parser.Call) and node.func.name in _RANGE_FUNCTIONS:
             arg = node.args[0] if node.args else None
             if isinstance(arg, promql_parser.MatrixSelector):
-                rates.append((node.func.name, _selector(arg.vector_selector).name))
+                rates.append((node.func.name, _selector(arg.vector_selector, regexes).name))
 
-    promql_parser.walk(parse(expr), pre_visit=visit)
+    promql_parser.walk(tree, pre_visit=visit)
     return Reading(tuple(selectors), tuple(ranges), tuple(rates))
 
 
