@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
-from limone_obs.alerts.cli import sli_queries
+from limone_obs.alerts import build
+from limone_obs.alerts.cli import promtool_problems, sli_queries, tool_refusal
 from limone_obs.alerts.spec import SPEC_DOCS, load_spec
 from limone_obs.cli import main
 from limone_obs.exporter import rum
@@ -659,3 +660,17 @@ def test_a_receiver_url_that_is_no_url_is_refused_by_name(tmp_path: Path) -> Non
         "alertmanager.receivers.ticket.extra.webhook_configs[0].url: 'not a url' is not an "
         "http:// or https:// URL"
     ) in result.stderr, result.stderr
+
+
+def test_check_asks_promtool_of_the_built_rule_files() -> None:
+    """The last check: promtool's own verdict on rule files (here, one with a broken
+    expression and one the kit builds). Its refusal is one line naming the file, in the
+    folder's relative names; a spec the kit builds passes it."""
+    need("promtool")
+    broken = {"rules/x.yml": b"groups: [{name: g, rules: [{record: 'a:b', expr: 'sum('}]}]\n"}
+    said = tool_refusal("promtool", ["check", "rules"], broken)
+    assert said is not None
+    assert ("rules/x.yml" in said, "\n" in said) == (True, False)
+    spec = load_spec(ROOT / "alerts" / "slo.yaml")
+    assert tool_refusal("promtool", ["check", "rules"], build.rule_files(spec)) is None
+    assert [] == promtool_problems(spec, "alerts/slo.yaml")

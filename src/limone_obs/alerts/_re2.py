@@ -163,7 +163,8 @@ class _Rewrite:
 def _python_flags(on: str, off: str) -> str:
     """Go's flags as Python's scoped flags (``i-s``), ``U`` dropped (ungreedy: a full
     match does not depend on it)."""
-    on, off = on.replace("U", ""), off.replace("U", "")
+    off = off.replace("U", "")
+    on = "".join(flag for flag in on if flag not in off and flag != "U")  # (?s-s): off
     return on + (f"-{off}" if off else "")
 
 

@@ -27,7 +27,7 @@ import requests
 
 from limone_obs import conventions as c
 from limone_obs._prometheus_api import api_body, base_url, not_the_api
-from limone_obs.alerts import alerting, alertmanager, health, runbooks
+from limone_obs.alerts import alerting, alertmanager, build, health, runbooks
 from limone_obs.alerts._durations import seconds
 from limone_obs.alerts._parse import (
     DEFAULT_GRAFANA,
@@ -83,7 +83,7 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
         sys.exit(2)
     spec, problems = _validate(data, text, source)
     if spec is not None:
-        problems = amtool_problems(spec, source)
+        problems = promtool_problems(spec, source) + amtool_problems(spec, source)
     if spec is not None and not problems and prometheus_url is not None:
         problems = live_problems(spec, base_url(prometheus_url), source)
     if problems or spec is None:
@@ -222,22 +222,12 @@ def amtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
     has ``extra`` blocks (the rest the kit writes itself) and amtool is installed: those
     blocks are Alertmanager's own settings (a Slack config without ``api_url``, an email
     one without a smarthost), which only Alertmanager knows."""
-    amtool = shutil.which("amtool")
-    if amtool is None or not any(r.extra for r in spec.alertmanager.receivers.values()):
+    if not any(r.extra for r in spec.alertmanager.receivers.values()):
         return []
-    with tempfile.TemporaryDirectory(prefix="limone-obs-check-") as folder:
-        path = Path(folder) / "alertmanager.yml"
-        path.write_text(alertmanager.render_config(spec), encoding="utf-8")
-        try:
-            done = subprocess.run(
-                [amtool, "check-config", str(path)],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return []  # an amtool that cannot run checks nothing; the kit's own checks stand
-    if done.returncode == 0:
+    config = {"alertmanager.yml": alertmanager.render_config(spec).encode("utf-8")}
+    said = tool_refusal("amtool", ["check-config"], config)
+    if said is None:
         return []
-    said = " ".join((done.stdout + done.stderr).replace(str(path), "alertmanager.yml").split())
     return [
         SpecError(
             f"{source}: alertmanager.receivers",
@@ -245,6 +235,45 @@ def amtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
             f"{said[-400:]}; fix the block it names (Alertmanager's receiver settings)",
         )
     ]
+
+
+def promtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
+    """promtool's refusal of the rule files built from ``spec``, when it is installed: a
+    last check of what the kit's own checks of the spec may still let through (Prometheus
+    would refuse the whole file)."""
+    said = tool_refusal("promtool", ["check", "rules"], build.rule_files(spec))
+    if said is None:
+        return []
+    return [
+        SpecError(
+            source,
+            f"promtool refuses the rule files built from it: {said[-600:]}; the rule and "
+            "field it names come from this spec (please report it: check should have "
+            "named the field)",
+        )
+    ]
+
+
+def tool_refusal(tool: str, args: list[str], files: Mapping[str, bytes]) -> str | None:
+    """What ``tool`` says (one line) when it refuses ``files``, written to a temporary
+    folder under their relative paths and named after ``args``; None when it takes them,
+    is not installed or cannot run (the kit's own checks stand)."""
+    path = shutil.which(tool)
+    if path is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="limone-obs-check-") as folder:
+        for name, data in files.items():
+            target = Path(folder, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        try:
+            done = subprocess.run(
+                [path, *args, *files], cwd=folder, capture_output=True, text=True,
+                timeout=60, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+    return None if done.returncode == 0 else " ".join((done.stdout + done.stderr).split())
 
 
 def _merged(model: list[SpecError], catalogue: list[SpecError]) -> list[SpecError]:
