@@ -600,6 +600,9 @@ HOSTILE = {
     "key-conflicts-unended": lambda n: (
         "Key (a)=(x) conflicts with existing key (a)=(y\n" * (n // 50)
     ),
+    "rows-unbalanced": lambda n: "Failing row contains ((\nx).\n" * (n // 27),
+    "rows-value-with-a-group": lambda n: "Failing row contains (a (b).\n" * (n // 29),
+    "key-conflicts-unbalanced": lambda n: "Key (a)=(x) conflicts with key (a)=((y\n" * (n // 39),
     "entry-lines": lambda n: "Duplicate entry 'x\n" * (n // 19) + "' for key",
     "key-openers": lambda n: "Key (" * (n // 5) + ")=(",
     "key-closers": lambda n: ")=(" * (n // 3) + "Key (",
@@ -914,6 +917,16 @@ def test_sqlalchemy_error_parameters_are_masked(out: io.BytesIO) -> None:
         (
             "DETAIL:  Key (room, during)=(1, x\ny) conflicts with existing key "
             "(room, during)=(1, hunter2pw).\nnext",
+            f"DETAIL:  Key (room, during)={MASK}\nnext",
+        ),
+        # A value holding a line that ends in "(a)." itself: the row's own ")." ends it.
+        (
+            "DETAIL:  Failing row contains (1, see (a).\nhunter2pw, x).\n[SQL: INSERT]",
+            f"DETAIL:  Failing row contains {MASK}\n[SQL: INSERT]",
+        ),
+        (
+            "DETAIL:  Key (room, during)=(1, [a,b)) conflicts with existing key "
+            "(room, during)=(1, see (a).\nhunter2pw\nmore).\nnext",
             f"DETAIL:  Key (room, during)={MASK}\nnext",
         ),
         # "conflicts with key": an exclusion constraint added to a table that breaks it.

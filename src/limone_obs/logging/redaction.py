@@ -49,6 +49,7 @@ per text: a longer text could not fit in a line anyway and is cut first (see
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import enum
@@ -283,6 +284,60 @@ def _before_cr(text: str, line_end: int) -> int:
     return line_end - 1 if line_end > 0 and text[line_end - 1] == "\r" else line_end
 
 
+def _row_end(text: str, begin: int, memo: list[int], parens: _Parens) -> int:
+    """Where the values opening at ``text[begin]`` (a row's ``(``) end: the line a ``).``
+    closes. On their first line when its parentheses balance; else, when a value holds a
+    line ending in ``).`` itself (``see (a).``), the line of the ``).`` whose ``)`` closes
+    the row's ``(``; where none does (a value with a lone parenthesis), the first later
+    line ending in ``).`` (:func:`_values_end`)."""
+    line_end = text.find("\n", begin)
+    first = text[begin:line_end] if line_end != -1 else ""
+    if line_end != -1 and text.startswith("(", begin) and first.count("(") != first.count(")"):
+        close = parens.matching(begin)
+        if close is not None and close - line_end <= _VALUES_MAX and _ROW_ENDS.match(text, close):
+            close_end = text.find("\n", close)
+            return len(text) if close_end == -1 else _before_cr(text, close_end)
+    return _values_end(text, begin, _ROW_ENDS, memo)
+
+
+class _Parens:
+    """The parentheses of a text, indexed once when first asked (one pass): where the
+    ``)`` matching a given ``(`` is. Linear: each text is read once, each question is two
+    binary searches."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._positions: list[int] | None = None
+        self._depths: list[int] = []  # after each parenthesis: opened minus closed
+        self._closes: dict[int, list[int]] = {}  # depth after a ")" -> its positions
+
+    def matching(self, opening: int) -> int | None:
+        """The position of the ``)`` that closes the ``(`` at ``opening``, else None."""
+        if self._positions is None:
+            self._index()
+        positions = self._positions or []
+        at = bisect.bisect_left(positions, opening)
+        depth = self._depths[at - 1] if at else 0
+        closes = self._closes.get(depth, [])
+        found = bisect.bisect_right(closes, opening)
+        return closes[found] if found < len(closes) else None
+
+    def _index(self) -> None:
+        positions: list[int] = []
+        depth = 0
+        for match in _PAREN.finditer(self._text):
+            at = match.start()
+            depth += 1 if match[0] == "(" else -1
+            positions.append(at)
+            self._depths.append(depth)
+            if match[0] == ")":
+                self._closes.setdefault(depth, []).append(at)
+        self._positions = positions
+
+
+_PAREN = re.compile(r"[()]")
+
+
 def _phrase_pairs(
     text: str, opener: str, closer: str, limit: int, *, one_line: bool, to_line_end: bool
 ) -> Iterator[tuple[int, int]]:
@@ -457,12 +512,12 @@ class Redactor:
         """``Failing row contains (<values>).``: the values masked to the line's end, or to
         the end of a later line closing the row (a value holding a newline)."""
         parts: list[str] = []
-        done, memo = 0, [-1, 0]
+        done, memo, parens = 0, [-1, 0], _Parens(text)
         start = text.find(_ROW_OPEN)
         while start != -1:
             begin = start + len(_ROW_OPEN)
             parts += (text[done:begin], self.mask)
-            done = _values_end(text, begin, _ROW_ENDS, memo)
+            done = _row_end(text, begin, memo, parens)
             start = text.find(_ROW_OPEN, done)
         return "".join(parts) + text[done:]
 
@@ -472,7 +527,7 @@ class Redactor:
         line holding the phrase (a value holding a newline); an exclusion conflict's
         existing key too, to the line closing it with ``).``."""
         parts: list[str] = []
-        done, memo, conflict_memo = 0, [-1, 0], [-1, 0]
+        done, memo, conflict_memo, parens = 0, [-1, 0], [-1, 0], _Parens(text)
         pairs = _phrase_pairs(
             text, _KEY_OPEN, _KEY_CLOSE, _KEY_MAX, one_line=True, to_line_end=True
         )
@@ -483,7 +538,9 @@ class Redactor:
             done = _values_end(text, at + 2, _KEY_ENDS, memo)
             conflict = _KEY_CONFLICT.search(text, at + 2, done)
             if conflict is not None:  # the existing key's values may run on to later lines
-                done = max(done, _values_end(text, conflict.start(), _ROW_ENDS, conflict_memo))
+                values = text.find(_KEY_CLOSE, conflict.end(), conflict.end() + _KEY_MAX)
+                begin = values + 2 if values != -1 else conflict.start()
+                done = max(done, _row_end(text, begin, conflict_memo, parens))
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_duplicate_entries(self, text: str) -> str:
