@@ -46,6 +46,7 @@ logger = logging.getLogger(_pipeline.NOTICE_LOGGER)
 #: An incoming request id is kept only if it fully matches this (else a new one is made).
 REQUEST_ID_RE = _context.REQUEST_ID_RE
 UserIdGetter = Callable[[], Any]
+#: The call the settings warnings name.
 _READER = "limone_obs.logging.init_app(app)"
 #: The logging integration's Flask config keys (read by init_app, not from the environment).
 FLASK_KEYS = (
