@@ -344,13 +344,15 @@ RE2_OWN = [
     r"[\d[:upper:]]+", "[[a]+", r"[\x{41}-\x{43}]", r"\Q{2000}\E", "[[:punct:]]",
     r"\x{000000041}", r"\101", r"a\12", r"(?U)a+", r"a(?i)B", r"(?-i)a", r"x|(?i)A|z",
     r"a(?i)B|d", r"a$", r"(?m)a$", r"\d+", r"\s", r"\w+", r"[!-[:digit:]]+",
-    r"(?i:a)b|B", r"[\D]+", r"[^\s]+", r"[\w.]+",
+    r"(?i:a)b|B", r"[\D]+", r"[^\s]+", r"[\w.]+", r"[\w-.]+", r"[[:word:]-a]+", r"[\s-a]",
+    r".\b.", r"\b.", r"\B.", r"(?m-m:a$)", r"(?m)(?-m:a$)",
 ]  # fmt: skip
 #: Label values matched against each of RE2_OWN (non-ASCII digits, letters and spaces:
 #: Go's \d, \s and \w are ASCII).
 VALUES = [
     "123", "a", "5", "a.b", "axb", "12", "ab", "[", "A", "B", "D", "{2000}", ".", "a\n",
-    "aB", "X", "z", "d", "Z", "\u0661\u0662", "\u00e9", "\u00a0", "\v", "5]", "!", "Ab",
+    "aB", "X", "z", "d", "Z", "a\u00e9", "`", "-", "$", "a-b.c", "\u0661\u0662", "\u00e9",
+    "\u00a0", "\v", "5]", "!", "Ab",
 ]  # fmt: skip
 #: What Prometheus takes and the kit cannot read (Python's re lacks it), and what
 #: Prometheus refuses: refused, with words.
@@ -368,6 +370,10 @@ RE2_REFUSED_OWN = [
     ("x[[:digit:]", "an unclosed ["),
     (r"[\b]", "\\b inside a [...] class"),
     (r"\Qa", "\\Q without its \\E (Prometheus refuses it)"),
+    (r"(?-)a", "no flag after - (Prometheus refuses it)"),
+    (r"[\1]", "\\1 inside a [...] class (Prometheus refuses it)"),
+    ("\\\u00e9", "Prometheus refuses a backslash before a non-ASCII character"),
+    ("(?P<\u00e9>a)", "a group name other than letters, digits and _"),
     (r"\x{110000}", "past U+10FFFF (Prometheus refuses it)"),
 ]
 
@@ -425,3 +431,29 @@ def test_a_named_group_of_new_go_releases_is_refused_with_its_spelling() -> None
     refuse it; Python's re error was no help."""
     with pytest.raises(ValueError, match=re.escape("write (?P<name>...)")):
         parse_selector(_selector("(?<code>5).."))
+
+
+@pytest.mark.parametrize(
+    ("selector", "value"),
+    [(r'x{v=~"a\nb"}', "a\nb"), (r'x{v=~"\x41"}', "A"), (r'x{v="\101\u00e9\""}', 'A\u00e9"'),
+     ("x{v=~'5..|a,b'}", "5..|a,b"), (r"x{v=~`\d+`}", r"\d+"), (r'x{v="a\\b"}', "a\\b")],
+)  # fmt: skip
+def test_promql_strings_are_read_as_promql_reads_them(selector: str, value: str) -> None:
+    """A review: every ``\\X`` was read as ``X`` (``"a\\nb"`` became ``anb``, ``"\\d"`` a
+    ``d`` Prometheus refuses), and single quotes and backquotes were refused. Go's escapes
+    are read; a backquoted string is as written; the kit writes the value back as one."""
+    (matcher,) = parse_selector(selector).matchers
+    assert value == matcher.value
+    (again,) = parse_selector(f"x{{{matcher.promql()}}}").matchers
+    assert matcher == again
+
+
+@pytest.mark.parametrize(
+    ("selector", "words"),
+    [(r'x{v=~"\d+"}', "holds \\d, an escape PromQL strings do not have"),
+     ('x{v="a\nb"}', "breaks its line inside quotes")],
+)  # fmt: skip
+def test_a_string_promql_refuses_is_refused_by_name(selector: str, words: str) -> None:
+    """What Prometheus refuses in a string: an unknown escape, a raw line break."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_selector(selector)

@@ -45,9 +45,18 @@ _CODE_POINT: Final = re.compile(r"\\x\{([0-9A-Fa-f]+)\}")
 _OCTAL: Final = re.compile(r"\\(0[0-7]{0,2}|[1-7][0-7]{1,2})")
 #: A group's flags: ``(?i)``, ``(?i-s:``, ``(?U)`` (Go has i, m, s, U).
 _FLAGS: Final = re.compile(r"\(\?([imsU]*)(?:-([imsU]*))?([:)])")
+#: A named group's head as Go takes it (ASCII word characters).
+_GROUP_NAME: Final = re.compile(r"\(\?P<[A-Za-z0-9_]+>")
+#: Go's word boundaries: ASCII word characters on one side only (``\b``), or on both or
+#: neither (``\B``, also in an empty text); Python's count any letter.
+_WORD = "[0-9A-Za-z_]"
+_BOUNDARIES: Final = {
+    "b": f"(?:(?<={_WORD})(?!{_WORD})|(?<!{_WORD})(?={_WORD}))",
+    "B": f"(?:(?<={_WORD})(?={_WORD})|(?<!{_WORD})(?!{_WORD}))",
+}
 #: Characters literal in both syntaxes inside a class that ``re`` warns about there
 #: (a nested set or a set operation it may read one day): written escaped.
-_CLASS_ESCAPED: Final = frozenset("[&~|")
+_CLASS_ESCAPED: Final = frozenset("[&~|-")
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,6 +127,9 @@ class _Rewrite:
         if escaped in _PERL and escaped:
             self.out.append(_PERL[escaped])
             return i + 2
+        if escaped in _BOUNDARIES and escaped:
+            self.out.append(_BOUNDARIES[escaped])
+            return i + 2
         text, end = _class_escape(pattern, i)
         self.out.append(text)
         return end
@@ -131,6 +143,10 @@ class _Rewrite:
                 "a named group (?<name>...), which only Prometheus built with Go 1.22 or "
                 "later takes: write (?P<name>...)"
             )
+        if self.pattern.startswith("(?P<", i) and not _GROUP_NAME.match(self.pattern, i):
+            raise ValueError(
+                "a group name other than letters, digits and _ (Prometheus refuses it)"
+            )
         flags = _FLAGS.match(self.pattern, i)
         if flags is None:
             self.out.append("(")
@@ -138,7 +154,9 @@ class _Rewrite:
             return i + 1
         on, off, end = flags[1], flags[2] or "", flags[3]
         scoped = _python_flags(on, off)
-        multiline = ("m" in on) or (group.multiline and "m" not in off)
+        if flags[2] == "":
+            raise ValueError(f"{flags[0]}: no flag after - (Prometheus refuses it)")
+        multiline = "m" not in off and ("m" in on or group.multiline)
         if end == ":":
             self.out.append(f"(?{scoped}:")
             self.groups.append(_Group(multiline))
@@ -179,6 +197,10 @@ def _class_escape(pattern: str, i: int) -> tuple[str, int]:
         return re.escape(chr(code)), point.end()
     if escaped.isdigit() and (octal := _OCTAL.match(pattern, i)) is not None:
         return re.escape(chr(int(octal[1], 8))), octal.end()
+    if escaped and not escaped.isascii():
+        raise ValueError(
+            f"\\{escaped}: Prometheus refuses a backslash before a non-ASCII character"
+        )
     if escaped and escaped in "pP":
         close = pattern.find("}", i) if pattern.startswith("{", i + 2) else -1
         shown = pattern[i : close + 1] if close != -1 else pattern[i : i + 3]
@@ -236,6 +258,9 @@ def _class_char(pattern: str, j: int) -> tuple[str, int]:
     if pattern[j] == "\\":
         if pattern.startswith("\\b", j):
             raise ValueError("\\b inside a [...] class (Prometheus refuses it)")
-        return _class_escape(pattern, j)
+        text, end = _class_escape(pattern, j)
+        if text[1:].isdigit():  # \1 inside a class: Python reads octal, Go refuses
+            raise ValueError(f"{text} inside a [...] class (Prometheus refuses it)")
+        return text, end
     char = pattern[j]
     return ("\\" + char if char in _CLASS_ESCAPED else char), j + 1

@@ -19,8 +19,18 @@ from limone_obs.alerts._reader import did_you_mean, shown
 
 _METRIC_RE: Final = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _MATCHER_RE: Final = re.compile(
-    r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*'
+    r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"
+    r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)\s*',
+    re.DOTALL,
 )
+#: A PromQL string's escapes (Go's): one character, or a code in hex or octal.
+_ESCAPE: Final = re.compile(
+    r"\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-7]{3}|(.))", re.DOTALL
+)
+_SIMPLE_ESCAPES: Final = {
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+    "\\": "\\",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,8 +94,32 @@ class Selector:
         return tuple(dict.fromkeys(m.name for m in self.matchers))
 
 
-def _unescape(raw: str) -> str:
-    return re.sub(r"\\(.)", r"\1", raw)
+def promql_unquote(literal: str) -> str:
+    """The value of PromQL string ``literal`` (quotes included): a backquoted one as it
+    is, a quoted one with Go's escapes read (``\\n``, ``\\x41``, ``\\\\``, its own quote);
+    ValueError naming an escape PromQL refuses (``"\\d"``: write ``"\\\\d"``) or a line
+    break inside quotes."""
+    quote, body = literal[0], literal[1:-1]
+    if quote == "`":
+        return body
+    if "\n" in body:
+        raise ValueError(f"{shown(literal)} breaks its line inside quotes: write \\n")
+
+    def unescape(match: re.Match[str]) -> str:
+        char = match[1]
+        if char is None:
+            code = match[0][2:] if match[0][1] in "xuU" else match[0][1:]
+            return chr(int(code, 16 if match[0][1] in "xuU" else 8))
+        if char == quote:
+            return char
+        if char in _SIMPLE_ESCAPES:
+            return _SIMPLE_ESCAPES[char]
+        raise ValueError(
+            f"{shown(literal)} holds \\{char}, an escape PromQL strings do not have: "
+            f"write \\\\{char} for a regex's \\{char}"
+        )
+
+    return _ESCAPE.sub(unescape, body)
 
 
 def _parse_matchers(body: str) -> tuple[Matcher, ...]:
@@ -96,8 +130,8 @@ def _parse_matchers(body: str) -> tuple[Matcher, ...]:
             raise ValueError(
                 f'matcher {shown(part.strip())} is not like label="value" or label=~"re"'
             )
-        name, op, raw = found.groups()
-        value = _unescape(raw)
+        name, op, literal = found.groups()
+        value = promql_unquote(literal)
         if op in ("=~", "!~"):
             check_regex(name, value)
         matchers.append(Matcher(name, op, value))
@@ -263,20 +297,21 @@ def _construct_at(pattern: str, i: int) -> str | None:
 
 
 def _split_top(body: str) -> list[str]:
-    """Split ``body`` at commas outside double-quoted strings; drop one trailing empty part."""
-    parts, current, quoted, escaped = [], "", False, False
+    """Split ``body`` at commas outside strings (quoted or backquoted); drop one trailing
+    empty part."""
+    parts, current, quote, escaped = [], "", "", False
     for char in body:
-        if char == "," and not quoted:
+        if char == "," and not quote:
             parts.append(current)
             current = ""
             continue
         current += char
         if escaped:
             escaped = False
-        elif char == "\\":
+        elif char == "\\" and quote != "`":
             escaped = True
-        elif char == '"':
-            quoted = not quoted
+        elif char in "\"'`" and quote in ("", char):
+            quote = "" if quote else char
     if current.strip() or parts:
         parts.append(current)
     if parts and not parts[-1].strip():
