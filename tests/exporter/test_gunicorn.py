@@ -116,7 +116,12 @@ def test_recycled_workers_keep_their_counts(tmp_path: Path, fast: str) -> None:
     """With max_requests=20 workers die and respawn many times; no count is lost."""
     with gunicorn(tmp_path, max_requests=20, fast=fast) as url:
         summary = drive(url, 1000)
-        assert settled_total(url, summary["answered"], N.requests_total) == summary["answered"]
+        counted = settled_total(url, summary["answered"], N.requests_total)
+        # A request its client gave up on (a timeout, or a reset as its worker exits on a
+        # loaded machine) may have been served and counted all the same (a CI run: 996
+        # answered, 1000 counted): none lost, none counted twice.
+        sent = summary["answered"] + summary["failed"]
+        assert (summary["answered"] <= counted <= sent, sent) == (True, 1000)
         assert summary["answered"] >= 990
 
 
