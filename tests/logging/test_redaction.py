@@ -560,6 +560,22 @@ def test_a_command_line_logged_as_a_list_has_its_secret_option_values_masked(
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("credentials: password='hunter2pw'", f"credentials: {MASK}"),
+     ('auth: token="hunter2pw" next', f"auth: {MASK} next"),
+     ("creds=password:'hunter2pw' x", f"creds={MASK} x"),
+     ('psp: {"access_token": "' + "A" * 1500 + '"} end', f'psp: {{"access_token": "{MASK}"}} end'),
+     ("password='" + "B" * 3000 + "\nnext", f"password='{MASK}\nnext")],
+)  # fmt: skip
+def test_quoted_values_are_masked_whole(text: str, expected: str) -> None:
+    """A trial: a quoted secret after a secret-named label (``credentials: password='x'``)
+    was in clear, and a quoted value over 1 KB (a long session token in a JSON body) had
+    its tail in clear. A value naming another masks that one's quoted value too; a quoted
+    value is masked to its closing quote however far on its line (else the line's end)."""
+    assert expected == Redactor().redact_text(text)
+
+
 def test_name_rules_can_be_turned_off() -> None:
     """``name_rules=False`` leaves only the exact/suffix key list."""
     assert {"password_confirmation": "x"} == Redactor(name_rules=False).redact(
@@ -611,6 +627,8 @@ HOSTILE = {
     "entry-closers": lambda n: "' for key" * (n // 9) + "Duplicate entry '",
     "authorization-reprs": lambda n: "<Authorization A " * (n // 17),
     "options": lambda n: "--password " * (n // 11),
+    "quoted-values-one-line": lambda n: 'password="' * (n // 10),
+    "named-values-one-line": lambda n: 'a: password="' * (n // 13),
     "options-dashed-values": lambda n: "--password -x " * (n // 14),
     "option-items": lambda n: "'--password', '" * (n // 15),
     "options-quoted-unclosed": lambda n: "--pass 'x " * (n // 10),

@@ -608,8 +608,9 @@ class Redactor:
                 pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
                 span: int | None = _closing_triple(text, pos, opened * 3)
             elif opened in "'\"":
-                # A quoted value ends at its closing quote (kept), spaces and commas included.
-                span = _closing_quote(text, pos - 1)
+                # A quoted value ends at its closing quote (kept), spaces and commas included,
+                # however long (a 2 KB session token); without one, at the line's end.
+                span = _closing_quote(text, pos - 1, whole_line=True)
             else:
                 any_scheme = normalise_key(match.group(1))[0] in _AUTHORIZATION_NAMES
                 span = _value_span(text, pos, ends, any_scheme=any_scheme)
@@ -638,7 +639,7 @@ class Redactor:
             elif not quoted and text[pos] == "-" and text[pos + 1] in "'\"":
                 pos, quoted = pos + 2, True  # --secret -"a b"
             if quoted:
-                span: int | None = _closing_quote(text, pos - 1)
+                span: int | None = _closing_quote(text, pos - 1, whole_line=True)
             else:
                 span = _value_span(text, pos, ends)
                 span = None if span is None else _whole_value_end(text, pos, span)
@@ -853,11 +854,24 @@ def _has_secret_part(form: str) -> bool:
     return private >= 0 and form.find("key", private) >= 0
 
 
-def _closing_quote(text: str, at: int) -> int:
+def _closing_quote(text: str, at: int, *, whole_line: bool = False) -> int:
     """Index of the quote closing the one at ``at`` (a backslash escapes a quote); without
-    one on the same line within :data:`_MAX_VALUE`, the end of that stretch."""
+    one on the same line within :data:`_MAX_VALUE` (anywhere on it if ``whole_line``: a
+    masked value, whose long tail must not show), the end of that stretch."""
     quote = text[at]
-    limit = _line_limit(text, at + 1)
+    if whole_line:
+        # Bounded by the closing quote's distance (a value masked to there; the caller
+        # goes on after it): linear however many values a long line holds.
+        ahead = text.find(quote, at + 1)
+        ahead = len(text) if ahead < 0 else ahead
+        limit = text.find("\n", at + 1, ahead)
+        while limit < 0 and ahead < len(text) and text[ahead - 1] == "\\":
+            ahead = text.find(quote, ahead + 1)  # an escaped quote: look on
+            ahead = len(text) if ahead < 0 else ahead
+            limit = text.find("\n", at + 1, ahead)
+        limit = ahead if limit < 0 else limit
+    else:
+        limit = _line_limit(text, at + 1)
     pos = at + 1
     while True:
         pos = text.find(quote, pos, limit)
@@ -897,6 +911,9 @@ def _whole_value_end(text: str, pos: int, end: int) -> int:
         return end
     if value[-1] in _CLOSING:
         return _bracket_end(text, end - 1)
+    if value[-1] in "=:" and text[end] in "'\"":
+        # The value names another one (``credentials: password='x'``): its quoted value too.
+        return _closing_quote(text, end, whole_line=True) + 1
     if text[end] in "'\"" and value.lower() in _STRING_PREFIXES:
         return _quote_end(text, end)
     call = end
