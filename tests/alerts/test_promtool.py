@@ -271,3 +271,23 @@ def test_generated_tests_of_an_objective_of_many_nines_pass(tmp_path: Path, obje
     tests = [tmp_path / build.GENERATED_TESTS_DIR / f"{name}.yml" for name in ("availability",)]
     result = _run(need("promtool"), "test", "rules", *map(str, tests), cwd=tmp_path)
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+def test_selectors_with_regex_flags_build_tests_that_pass(tmp_path: Path) -> None:
+    """A trial's ``endpoint=~"(?i)/payments/.*"`` in ``total`` and ``errors`` was refused
+    as "errors must be a subset of total": no example value was found for a regex with
+    flags. It is taken, and its generated tests pass promtool."""
+    flagged = 'endpoint=~"(?i)/Projects/.*"'
+    text = edited(
+        "    total: limoneide_requests_total\n"
+        '    errors: limoneide_requests_total{status=~"5.."}\n    window: 5m',
+        f"    total: limoneide_requests_total{{{flagged}}}\n"
+        f'    errors: limoneide_requests_total{{{flagged},status=~"5.."}}\n    window: 5m',
+    )
+    write_tree(tmp_path, build.generate(parse_spec(text)))
+    generated = tmp_path / build.GENERATED_TESTS_DIR / "errors.yml"
+    assert (
+        "(?i)/Projects/" in (tmp_path / build.RECORDING_RULES).read_text() + generated.read_text()
+    )
+    result = _run(need("promtool"), "test", "rules", str(generated), cwd=tmp_path)
+    assert 0 == result.returncode, result.stdout + result.stderr

@@ -171,9 +171,10 @@ class _Spell:
         return char
 
     def skip_group_head(self) -> None:
-        """Step over ``?:`` or ``?P<name>`` after an opening parenthesis."""
-        if self.text.startswith("?:", self.pos):
-            self.pos += 2
+        """Step over ``?:``, ``?P<name>`` or flags (``?i:``, ``?i-s:``) after an opening
+        parenthesis (a flag's case is the caller's: it checks each example)."""
+        if (flags := _FLAG_HEAD.match(self.text, self.pos)) is not None:
+            self.pos = flags.end()
         elif self.text.startswith("?P<", self.pos):
             self.pos = self.text.index(">", self.pos) + 1
 
@@ -211,5 +212,7 @@ class _Spell:
 
 
 _BOUNDS: Final = re.compile(r"\{(\d+)(?:,\d*)?\}")
+#: A group head of flags (Python's scoped form, as ``_re2.to_python`` writes them).
+_FLAG_HEAD: Final = re.compile(r"\?[aiLmsux]*(?:-[imsx]*)?:")
 #: Longest example made (longer ones are given up: the caller finds no value then).
 _MAX_EXAMPLE: Final = 256
