@@ -180,6 +180,12 @@ CASES = [
     # Text the rules carry, which Prometheus expands as templates (a trial's artifacts
     # that promtool refused, or whose alerts varied per evaluation).
     Case(
+        "window-beyond-prometheus",
+        _edit("    window: 5m\n", "    window: 99999w\n"),
+        f"{FILE}: slos[2] (errors).window",
+        "'99999w' is beyond what Prometheus' durations reach",
+    ),
+    Case(
         "description-template",
         _edit(
             "description: Requests answered without a server error (5xx).",
@@ -187,6 +193,15 @@ CASES = [
         ),
         f"{FILE}: slos[0] (availability).description",
         "holds {{: the SLO's description and annotations are plain text",
+    ),
+    Case(
+        "description-grafana-variable",
+        _edit(
+            "description: Requests answered without a server error (5xx).",
+            "description: 'Costs $value per call'",
+        ),
+        f"{FILE}: slos[0] (availability).description",
+        "Grafana reads $name as a dashboard variable",
     ),
     Case(
         "annotation-template",

@@ -447,6 +447,26 @@ def annotation_text(reader: Reader, key: str, value: str) -> str:
     return value
 
 
+#: What Grafana reads as a dashboard variable in a text panel: ``$name``, ``${name}``.
+_GRAFANA_VARIABLE: Final = re.compile(r"\$(?:\{|\[\[|[A-Za-z_])")
+
+
+def description_text(reader: Reader, key: str, value: str) -> str:
+    """:func:`annotation_text`, and no ``$name``: the description is the SLO dashboard's
+    text too, where Grafana would put a variable's value in its place (``$job``) or
+    nothing (``$value``, which its lint reports)."""
+    annotation_text(reader, key, value)
+    variable = _GRAFANA_VARIABLE.search(value)
+    if variable is not None:
+        reader.fail(
+            key,
+            f"{shown(value)} holds {value[variable.start() : variable.start() + 12]!r}: the "
+            "description is the SLO dashboard's text too, where Grafana reads $name as a "
+            "dashboard variable; write it without the $ (a price like $5 is fine)",
+        )
+    return value
+
+
 def _tiers(top: Reader, period: str, found: Found) -> dict[str, BurnTier]:
     """The service's tiers; a tier in error is kept in ``found`` and stands in with the
     defaults so that the SLOs naming it are still checked."""
@@ -591,7 +611,7 @@ def _slo(ctx: Context, item: Reader, found: Found) -> Slo | None:
     has_min_rate = kind is not None and "min_rate" in ctx.kinds[kind].keys
     no_labels: dict[str, str] = {}
     description = found.get(
-        lambda: annotation_text(
+        lambda: description_text(
             item, "description", item.text("description", f"{kind} SLO {name} of {ctx.service}")
         ),
         "",

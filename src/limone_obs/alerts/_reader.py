@@ -311,6 +311,12 @@ class Reader:
             self.fail(key, f"{shown(value)} must be greater than zero; write e.g. {examples}")
         if not _durations.is_duration(value):
             self.fail(key, f"{shown(value)} is not a duration; write e.g. {examples}")
+        if _durations.seconds(str(value)) > _LONGEST_SECONDS:
+            self.fail(
+                key,
+                f"{shown(value)} is beyond what Prometheus' durations reach (about 292 "
+                f"years: it would refuse the rules); write e.g. {examples}",
+            )
         return str(value)
 
     def window(self, key: str, default: Any = _MISSING) -> str:
@@ -347,6 +353,10 @@ class Reader:
     def items(self) -> list[tuple[str, Any]]:
         """The key/value pairs, in file order."""
         return list(self.data.items())
+
+
+#: Prometheus' longest duration: a Go time.Duration, 2**63 - 1 nanoseconds.
+_LONGEST_SECONDS = (2**63 - 1) // 10**9
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
