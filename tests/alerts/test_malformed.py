@@ -195,6 +195,12 @@ CASES = [
         "holds {{: the SLO's description and annotations are plain text",
     ),
     Case(
+        "objective-infinite",
+        _edit("objective: 99.9", "objective: 1e999"),
+        f"{FILE}: slos[0] (availability).objective",
+        "1e999 is beyond any finite number (YAML reads it as text); write a finite one",
+    ),
+    Case(
         "description-grafana-variable",
         _edit(
             "description: Requests answered without a server error (5xx).",

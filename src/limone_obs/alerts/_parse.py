@@ -902,7 +902,8 @@ def stages(ctx: Context, item: Reader, histogram: Selector, committed: float) ->
             item.fail(
                 key,
                 f"{value:g} s is not below {previous:g} s: list the next thresholds from the "
-                "committed threshold_seconds downwards, e.g. [1.0, 0.6]",
+                f"committed threshold_seconds ({committed:g} s) downwards, each below the one "
+                "before (under a 2.5 s threshold: [1.0, 0.6])",
             )
         found.append(_bucket(ctx, item, key, float(value), histogram))
     return tuple(found)

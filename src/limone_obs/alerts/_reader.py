@@ -384,7 +384,7 @@ def _plain_number_hint(value: Any) -> str:
     except ValueError:
         return ""
     if not math.isfinite(number):
-        return ""
+        return f": {bare} is beyond any finite number (YAML reads it as text); write a finite one"
     if not isinstance(yaml.safe_load(bare), int | float):
         # YAML 1.1 reads 1e6 or 2.5e3 (no dot, or no sign in the exponent) as text.
         shown_number = (
