@@ -180,6 +180,15 @@ CASES = [
     # Text the rules carry, which Prometheus expands as templates (a trial's artifacts
     # that promtool refused, or whose alerts varied per evaluation).
     Case(
+        "total-a-gauge",
+        _edit(
+            "    total: limoneide_requests_total\n    errors:",
+            "    total: limoneide_workers\n    errors:",
+        ),
+        f"{FILE}: slos[0] (availability).total",
+        "limoneide_workers is a gauge: an SLO counts events as rates of counters",
+    ),
+    Case(
         "window-beyond-prometheus",
         _edit("    window: 5m\n", "    window: 99999w\n"),
         f"{FILE}: slos[2] (errors).window",

@@ -719,8 +719,10 @@ def _check_catalogue(ctx: Context, item: Reader, key: str, selector: Selector) -
     """A series of the spec's namespace must be the exporter's, as ``check`` says too:
     rules built on a misspelt name or an impossible matcher select nothing and never fire
     (a histogram's thresholds then wait for it)."""
-    histogram = key in ("histogram", "good")
-    wrong = _catalogue(ctx.names.namespace).problems(selector, histogram=histogram)
+    histogram = key in HISTOGRAM_KEYS
+    wrong = _catalogue(ctx.names.namespace).problems(
+        selector, histogram=histogram, counter=not histogram
+    )
     if wrong:
         item.fail(key, wrong[0])
 

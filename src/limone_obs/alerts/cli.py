@@ -398,7 +398,7 @@ def _selector_problems(catalogue: Catalogue, selector: Selector, *, histogram: b
             f"namespace is {catalogue.namespace!r}: write "
             f"{catalogue.namespace}{selector.metric[len(other) :]}, or set `namespace: {other}`"
         ]
-    return catalogue.problems(selector, histogram=histogram)
+    return catalogue.problems(selector, histogram=histogram, counter=not histogram)
 
 
 def _walk(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:

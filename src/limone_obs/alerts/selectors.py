@@ -401,13 +401,17 @@ class Catalogue:
             return selector.metric[: -len(tail)] or None
         return None
 
-    def problems(self, selector: Selector, *, histogram: bool = False) -> list[str]:
+    def problems(
+        self, selector: Selector, *, histogram: bool = False, counter: bool = False
+    ) -> list[str]:
         """Why ``selector`` can never match a series of the exporter (empty if it can).
 
         Outside the namespace nothing is checked (see :meth:`foreign_namespace`). Inside:
-        the name must be the exporter's (a histogram's base name when ``histogram``), each
-        matcher on a label the series lacks must accept the empty value, and a matcher on
-        a label of known values (``status``, ``outcome``, ...) must accept one of them.
+        the name must be the exporter's (a histogram's base name when ``histogram``; a
+        counter, or a histogram's ``_count``/``_bucket``/``_sum``, when ``counter``: an
+        SLO's events are rates of counters), each matcher on a label the series lacks must
+        accept the empty value, and a matcher on a label of known values (``status``,
+        ``outcome``, ...) must accept one of them.
         """
         if not selector.metric.startswith(f"{self.namespace}_"):
             return []
@@ -420,8 +424,19 @@ class Catalogue:
                 f"{selector.metric} is a {info.type}{' series' if part else ''}, not a "
                 f"histogram's base name; the exporter's histograms: {self._histograms()}"
             ]
+        if counter and info.type == c.TYPE_GAUGE:
+            return [
+                f"{selector.metric} is a gauge: an SLO counts events as rates of counters "
+                f"(rate() of a gauge means nothing); the exporter's counters: {self._counters()}"
+            ]
         labels = (*info.labels, *c.TARGET_LABELS, *((c.LABEL_LE,) if part == "_bucket" else ()))
         return [p for m in selector.matchers if (p := _matcher_problem(selector, m, labels, info))]
+
+    def _counters(self) -> str:
+        return ", ".join(
+            name for name, (info, part) in self.names.items()
+            if info.type == c.TYPE_COUNTER or part in ("_count", "_bucket")
+        )  # fmt: skip
 
     def _unknown(self, metric: str) -> str:
         hint = did_you_mean(metric, self.names)
