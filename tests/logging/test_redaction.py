@@ -628,6 +628,7 @@ HOSTILE = {
     "authorization-reprs": lambda n: "<Authorization A " * (n // 17),
     "options": lambda n: "--password " * (n // 11),
     "quoted-values-one-line": lambda n: 'password="' * (n // 10),
+    "quoted-value-escaped-quotes": lambda n: 'password="' + '\\"' * (n // 2),
     "named-values-one-line": lambda n: 'a: password="' * (n // 13),
     "options-dashed-values": lambda n: "--password -x " * (n // 14),
     "option-items": lambda n: "'--password', '" * (n // 15),

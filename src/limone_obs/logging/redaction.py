@@ -862,13 +862,13 @@ def _closing_quote(text: str, at: int, *, whole_line: bool = False) -> int:
     if whole_line:
         # Bounded by the closing quote's distance (a value masked to there; the caller
         # goes on after it): linear however many values a long line holds.
-        ahead = text.find(quote, at + 1)
+        start, ahead = at + 1, text.find(quote, at + 1)
         ahead = len(text) if ahead < 0 else ahead
-        limit = text.find("\n", at + 1, ahead)
+        limit = text.find("\n", start, ahead)
         while limit < 0 and ahead < len(text) and text[ahead - 1] == "\\":
-            ahead = text.find(quote, ahead + 1)  # an escaped quote: look on
+            start, ahead = ahead, text.find(quote, ahead + 1)  # an escaped quote: look on
             ahead = len(text) if ahead < 0 else ahead
-            limit = text.find("\n", at + 1, ahead)
+            limit = text.find("\n", start, ahead)
         limit = ahead if limit < 0 else limit
     else:
         limit = _line_limit(text, at + 1)
