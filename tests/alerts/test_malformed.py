@@ -180,6 +180,12 @@ CASES = [
     # Text the rules carry, which Prometheus expands as templates (a trial's artifacts
     # that promtool refused, or whose alerts varied per evaluation).
     Case(
+        "period-of-ten-years",
+        _edit("period: 30d", "period: 3650d"),
+        f"{FILE}: slos[0] (availability).tiers.page-fast",
+        "the factor grows with the period, 3650d here (28d or 30d is usual)",
+    ),
+    Case(
         "total-a-gauge",
         _edit(
             "    total: limoneide_requests_total\n    errors:",

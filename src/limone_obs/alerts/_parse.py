@@ -951,7 +951,7 @@ def slo_tiers(ctx: Context, item: Reader, objective: float) -> tuple[BurnTier, .
         if severity == TIER_OFF:
             continue
         if tier.factor * budget >= 1:
-            found.get(functools.partial(_never_fires, item, tier, budget), None)
+            found.get(functools.partial(_never_fires, item, tier, budget, ctx.period), None)
         enabled.append(BurnTier(name, severity, *_tier_rest(tier)))
     found.raise_any()
     return tuple(enabled)
@@ -961,11 +961,13 @@ def _tier_rest(tier: BurnTier) -> tuple[str, str, float, str, float]:
     return tier.long_window, tier.short_window, tier.budget_percent, tier.for_, tier.factor
 
 
-def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
+def _never_fires(item: Reader, tier: BurnTier, budget: float, period: str) -> None:
     """Refuse ``tier`` for this SLO, naming the lowest objective it can fire at.
 
     A higher objective is a smaller budget, so the fix is to raise it (never to lower
-    it), or to lower the factor: a longer long window or a smaller share of the budget.
+    it), or to lower the factor: a longer long window or a smaller share of the budget,
+    or a shorter ``period`` (named when it is longer than a quarter: a trial's 3650d
+    period refused every tier without a word of it).
     """
     lowest = 100 * (1 - 1 / tier.factor)  # factor x budget < 1 needs objective above this
     item.fail(
@@ -975,7 +977,12 @@ def _never_fires(item: Reader, tier: BurnTier, budget: float) -> None:
         f"the objective above 100 x (1 - 1/{tier.factor:g}) = {lowest:.4f} (e.g. "
         f'{_just_above(lowest)}), switch the tier off for this SLO (tiers: {{{tier.name}: "off"}}) '
         "or lower its factor in the top-level tiers: (a longer long_window or a smaller "
-        "budget_percent)",
+        "budget_percent)"
+        + (
+            f"; the factor grows with the period, {period} here (28d or 30d is usual)"
+            if _durations.seconds(period) > _durations.seconds("92d")
+            else ""
+        ),
     )
 
 
