@@ -216,13 +216,22 @@ CASES = [
         "1e999 is beyond any finite number (YAML reads it as text); write a finite one",
     ),
     Case(
+        "description-grafana-old-variable",
+        _edit(
+            "description: Requests answered without a server error (5xx).",
+            "description: 'Requests of [[job]] answered'",
+        ),
+        f"{FILE}: slos[0] (availability).description",
+        "Grafana reads $name (and [[name]]) as a dashboard variable",
+    ),
+    Case(
         "description-grafana-variable",
         _edit(
             "description: Requests answered without a server error (5xx).",
             "description: 'Costs $value per call'",
         ),
         f"{FILE}: slos[0] (availability).description",
-        "Grafana reads $name as a dashboard variable",
+        "Grafana reads $name (and [[name]]) as a dashboard variable",
     ),
     Case(
         "annotation-template",

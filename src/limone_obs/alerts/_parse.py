@@ -447,8 +447,9 @@ def annotation_text(reader: Reader, key: str, value: str) -> str:
     return value
 
 
-#: What Grafana reads as a dashboard variable in a text panel: ``$name``, ``${name}``.
-_GRAFANA_VARIABLE: Final = re.compile(r"\$(?:\{|\[\[|[A-Za-z_])")
+#: What Grafana reads as a dashboard variable in a text panel: ``$name``, ``${name}``,
+#: ``[[name]]`` (as :data:`limone_obs.dashboards.promql.VARIABLE` finds them).
+_GRAFANA_VARIABLE: Final = re.compile(r"\$(?:\{|[A-Za-z_])|\[\[[A-Za-z_]")
 
 
 def description_text(reader: Reader, key: str, value: str) -> str:
@@ -461,8 +462,8 @@ def description_text(reader: Reader, key: str, value: str) -> str:
         reader.fail(
             key,
             f"{shown(value)} holds {value[variable.start() : variable.start() + 12]!r}: the "
-            "description is the SLO dashboard's text too, where Grafana reads $name as a "
-            "dashboard variable; write it without the $ (a price like $5 is fine)",
+            "description is the SLO dashboard's text too, where Grafana reads $name (and "
+            "[[name]]) as a dashboard variable; write it otherwise (a price like $5 is fine)",
         )
     return value
 
