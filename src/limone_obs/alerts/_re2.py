@@ -32,17 +32,19 @@ POSIX: Final = {
     "print": " -~", "punct": "!-/:-@\\[-`{-~", "space": "\\t\\n\\v\\f\\r ", "upper": "A-Z",
     "word": "0-9A-Za-z_", "xdigit": "0-9A-Fa-f",
 }  # fmt: skip
-#: Go's Perl classes (ASCII), outside a bracket.
-_PERL: Final = {
-    "d": "[0-9]", "D": "[^0-9]", "s": "[\\t\\n\\f\\r ]", "S": "[^\\t\\n\\f\\r ]",
-    "w": "[0-9A-Za-z_]", "W": "[^0-9A-Za-z_]",
-}  # fmt: skip
 #: Go's Perl classes inside a bracket (``\\D`` and the others: their complement).
 _CLASS_PERL: Final = {"d": "0-9", "s": "\\t\\n\\f\\r ", "w": "0-9A-Za-z_"}
+#: The same outside a bracket: ``\\d`` is ``[0-9]``, ``\\D`` is ``[^0-9]``.
+_PERL: Final = {
+    **{name: f"[{members}]" for name, members in _CLASS_PERL.items()},
+    **{name.upper(): f"[^{members}]" for name, members in _CLASS_PERL.items()},
+}
 #: A named class as Go finds one inside a bracket: ``[:`` up to the next ``:]``.
 POSIX_ITEM: Final = re.compile(r"\[:(\^?)(.*?):\]", re.DOTALL)
 _CODE_POINT: Final = re.compile(r"\\x\{([0-9A-Fa-f]+)\}")
-_OCTAL: Final = re.compile(r"\\(0[0-7]{0,2}|[1-7][0-7]{1,2})")
+#: Go's octal escape: \\0 and up to two more digits, or \\1-\\7 and one or two more
+#: (``\\1`` alone is a backreference, which Go refuses).
+OCTAL: Final = re.compile(r"\\(0[0-7]{0,2}|[1-7][0-7]{1,2})")
 #: A group's flags: ``(?i)``, ``(?i-s:``, ``(?U)`` (Go has i, m, s, U).
 _FLAGS: Final = re.compile(r"\(\?([imsU]*)(?:-([imsU]*))?([:)])")
 #: A named group's head as Go takes it (ASCII word characters).
@@ -195,7 +197,7 @@ def _class_escape(pattern: str, i: int) -> tuple[str, int]:
         if code > 0x10FFFF:
             raise ValueError(f"the code point {point[0]} past U+10FFFF (Prometheus refuses it)")
         return re.escape(chr(code)), point.end()
-    if escaped.isdigit() and (octal := _OCTAL.match(pattern, i)) is not None:
+    if escaped.isdigit() and (octal := OCTAL.match(pattern, i)) is not None:
         return re.escape(chr(int(octal[1], 8))), octal.end()
     if escaped and not escaped.isascii():
         raise ValueError(

@@ -214,7 +214,7 @@ def re2_unsupported(pattern: str) -> str | None:
             if skip is not None:  # RE2's own: a code point, literal text, a Unicode class
                 i = skip.end()
                 continue
-            octal = escaped in "1234567" and pattern[i + 2 : i + 3] in tuple("01234567")
+            octal = _re2.OCTAL.match(pattern, i) is not None  # \101: Go's octal, no backreference
             if not in_class and escaped in "123456789" and escaped and not octal:
                 return f"a backreference (\\{escaped})"
             if escaped in _PYTHON_ESCAPES and escaped:

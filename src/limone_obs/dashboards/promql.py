@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import promql_parser
 
-from limone_obs.alerts.selectors import check_regex
+from limone_obs.alerts.selectors import check_regex, promql_unquote
 
 #: Stand-ins for Grafana's range variables: durations no dashboard would type by hand.
 RANGE_STAND_INS: dict[str, str] = {
@@ -109,8 +109,8 @@ def _parse(expr: str) -> tuple[promql_parser.Expr, dict[str, str]]:
 
     def stand_in(match: re.Match[str]) -> str:
         label, space, op, gap, literal = match.groups()
-        value = _string_value(literal)
         try:
+            value = promql_unquote(literal)
             check_regex(label, value)
         except ValueError as exc:
             raise PromQLSyntaxError(str(exc)) from None
@@ -123,17 +123,6 @@ def _parse(expr: str) -> tuple[promql_parser.Expr, dict[str, str]]:
     except ValueError as exc:
         raise PromQLSyntaxError(str(exc)) from None
     return tree, regexes
-
-
-def _string_value(literal: str) -> str:
-    """The value of PromQL string ``literal`` (its quotes and escapes read as PromQL does)."""
-    try:
-        node = promql_parser.parse(f"x{{a={literal}}}")
-    except ValueError as exc:
-        raise PromQLSyntaxError(str(exc)) from None
-    assert isinstance(node, promql_parser.VectorSelector)  # what that text parses to
-    value: str = node.matchers.matchers[0].value
-    return value
 
 
 _STAND_IN_NAMES = {
