@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from flask import Flask, Request, copy_current_request_context, request, send_file
+from flask import Flask, Request, Response, copy_current_request_context, request, send_file
 from flask.sessions import SecureCookieSessionInterface
 from prometheus_client import CollectorRegistry, generate_latest
 from werkzeug.test import EnvironBuilder
@@ -619,3 +619,36 @@ def test_content_length_of_odd_headers_is_none_and_never_raises(
     header list a middleware may have passed counts as no length rather than raising
     where the request must still end."""
     assert length == lifecycle._content_length(headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "recorded"),
+    [(99, "500"), (600, "500"), (1000, "500"), (12345, "500"), ("42 odd", "500"),
+     ("2x0 odd", "500"), (599, "599"), (100, "100"), (204, "204")],
+)  # fmt: skip
+def test_a_status_outside_http_is_recorded_as_500_with_a_warning(
+    status: int | str, recorded: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app answering a status HTTP has no room for (Werkzeug takes any integer) is
+    counted and logged as 500, the same in both, with a warning naming it; its first three
+    characters (``1000`` read as ``100``, ``99 `` with its space) are never a label."""
+    out = io.StringIO()
+    registry = CollectorRegistry()
+    app = create_app(stream=out, registry=registry)
+    app.add_url_rule("/odd", "odd", lambda: Response("x", status=status))
+    lifecycle._invalid_said.clear()
+    try:
+        with caplog.at_level("WARNING", logger="limone_obs"):
+            app.test_client().get("/odd")
+            app.test_client().get("/odd")
+    finally:
+        reset_for_tests()
+    lines = [line for line in _access_lines(out.getvalue()) if line[c.LOG_ENDPOINT] == "/odd"]
+    warned = [r.getMessage() for r in caplog.records if "not a code from 100" in r.getMessage()]
+    assert ({recorded}, [int(recorded)] * 2) == (
+        statuses_of(generate_latest(registry).decode(), "/odd"),
+        [line[c.LOG_STATUS_CODE] for line in lines],
+    )
+    assert ([f"{Response('', status=status).status!r}"] if recorded == "500" else []) == [
+        m.split("HTTP status ")[1].split(", not")[0] for m in warned
+    ]

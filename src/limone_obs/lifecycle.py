@@ -154,7 +154,10 @@ class RequestState:
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         """The ``start_response`` the app sees: remembers the status, adds headers, delegates."""
-        self.status = status[:3]
+        code = status[:3]
+        if status[3:4] != " " or code not in _HTTP_CODES:  # not "NNN reason" with 100-599
+            code = _invalid_status(status)
+        self.status = code
         self._app_headers = headers
         if self.headers is not None:
             headers = _with_headers(headers, self.headers)
@@ -255,6 +258,29 @@ class RequestState:
                 close()
         finally:
             self.finish()
+
+
+#: The status codes HTTP defines room for (RFC 9110: 100-599), as ``start_response`` has them.
+_HTTP_CODES = frozenset(str(code) for code in range(100, 600))
+#: The invalid statuses already named in a warning (a few: the app's own code makes them).
+_invalid_said: set[str] = set()
+
+
+def _invalid_status(status: object) -> str:
+    """The status recorded for an app's invalid ``status`` (``Response(status=1000)``,
+    ``99``: Werkzeug takes any integer): 500, as for any other server-side failure; a
+    warning names it (once per status and process, a few at most). Never raises."""
+    text = str(status)[:64] if isinstance(status, str) else type(status).__name__
+    if text not in _invalid_said and len(_invalid_said) < 16:
+        _invalid_said.add(text)
+        with contextlib.suppress(Exception):  # a warning must not fail the request
+            logger.warning(
+                "limone-obs: the app answered with HTTP status %r, not a code from 100 to "
+                "599 followed by a reason; it is recorded as status 500 in the metrics and "
+                "the access line (the client got it as sent). Said once per status and process.",
+                text,
+            )
+    return "500"
 
 
 def _unsent(handed: bool, sent: int, start_response: Any) -> bool:

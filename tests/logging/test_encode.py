@@ -300,3 +300,23 @@ def test_an_integer_past_pythons_conversion_limit_keeps_its_line(out: io.BytesIO
     assert ("o-3", True) == (long["order_id"], long["truncated"])
     assert long["s"].startswith("1000")
     assert long["s"].endswith("...[truncated]")
+
+
+@pytest.mark.parametrize("count", [30, 40, 50, 80, 300])
+def test_a_cut_exception_keeps_its_type_and_message(
+    count: int, out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """However many other fields share the cap, a cut line's exception keeps the type and
+    the message the schema requires (the message cut), from structlog and stdlib alike."""
+    configure_logging(stream=out, max_line_bytes=4096)
+    fields = {f"f{n:03d}": "v" * 200 for n in range(count)}
+    try:
+        raise ValueError("m" * 3000)
+    except ValueError:
+        get_logger().exception("boom", **fields)
+        stdlib_logger("cut").exception("boom std", extra=fields)
+    events = parse_lines(out.getvalue())
+    assert [] == schema_errors(validator, events)
+    for event in events:
+        assert ("ValueError", True) == (event["exception"]["type"], event["truncated"])
+        assert event["exception"]["message"].startswith("m" * 400)

@@ -176,3 +176,24 @@ def test_access_fields_cap_client_text() -> None:
         len(fields["path"]),
         len(fields["user_agent"]),
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "logged"),
+    [(204, "204 No Content", 204), (1000, "1000 UNKNOWN", 500), (99, "99 UNKNOWN", 500),
+     (None, "1000 UNKNOWN", 500), (None, "404 Not Found", 404), (None, "odd", 500),
+     (None, "", 500)],
+)  # fmt: skip
+def test_access_fields_log_a_status_outside_http_as_500(
+    code: int | None, status: str, logged: int
+) -> None:
+    """gunicorn's line has the status the app's own access line records: 500 for one
+    outside 100-599 (the schema's range), never its first three characters."""
+
+    class Odd(Sent):
+        pass
+
+    Odd.status_code, Odd.status = code, status  # type: ignore[attr-defined]
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
+    fields = access_fields(Odd(), environ, datetime.timedelta(milliseconds=5))
+    assert logged == fields["status_code"]

@@ -191,17 +191,26 @@ def shrink(event: Mapping[str, Any], size: int, cap: int) -> dict[str, Any]:
     when they are too many). Types are kept, so an aggregator's field mapping
     still holds. When the fields are too many for useful shares, the message and as many
     of the smallest fields as fit are kept whole, and the others left out. The line is
-    marked ``truncated`` with its ``original_bytes``.
+    marked ``truncated`` with its ``original_bytes``. An exception's ``type`` and
+    ``message`` (the schema requires both) are kept like the schema fields; its traceback
+    shares the rest with the other fields.
     """
     fixed = {k: _cut(event[k], _FIELD_CAP) for k in _SCHEMA_KEYS if k in event}
     fixed.pop(c.LOG_MESSAGE, None)
     markers = {c.LOG_TRUNCATED: True, c.LOG_ORIGINAL_BYTES: size}
     rest = {k: v for k, v in event.items() if k not in fixed and k not in markers}
-    budget = cap - len(dumps({**fixed, **markers})) - _SLACK
+    exc = rest.get(c.LOG_EXCEPTION)
+    head: dict[str, Any] = {}
+    if isinstance(exc, Mapping):
+        head = {k: _cut(safe_str(exc[k]), _FIELD_CAP) for k in _EXCEPTION_HEAD if k in exc}
+        rest[c.LOG_EXCEPTION] = {k: v for k, v in exc.items() if k not in head}
+    budget = cap - len(dumps({**fixed, c.LOG_EXCEPTION: head, **markers})) - _SLACK
     sizes = {k: _size(k, v) for k, v in rest.items()}
     fitted = _water_fill(rest, budget, 0, sizes)
     if fitted is None:
         fitted = _smallest_with_message(rest, budget, sizes)
+    if head:  # first in the exception, whether its traceback was kept or not
+        fitted[c.LOG_EXCEPTION] = head | fitted.get(c.LOG_EXCEPTION, {})
     return {
         k: fixed[k] if k in fixed else fitted[k] for k in event if k in fixed or k in fitted
     } | markers
@@ -228,6 +237,9 @@ _SLACK = 16
 _MIN_SHARE = 48
 _CUT_MARK = "...[truncated]"
 _TAIL_MARK = "[truncated]..."
+#: An exception's members the log schema requires: kept by :func:`shrink` like the
+#: schema fields.
+_EXCEPTION_HEAD = ("type", "message")
 #: Keys whose text keeps its end when cut (the failing line ends a traceback).
 _TAIL_KEYS = frozenset({"traceback", "stack_info"})
 

@@ -697,10 +697,7 @@ def _access_line(
 ) -> bytes:
     """The access line of pipeline ``p``: the core fields in schema order, the request's
     context, then the request's outcome; one JSON line, capped like every other line."""
-    try:
-        status_code = int(state.status)
-    except ValueError:
-        status_code = 500
+    status_code = int(state.status)  # three digits, 100-599: see RequestState.start_response
     # An unhandled exception or a 5xx is an error; anything else was served.
     level = "error" if state.exception is not None or status_code >= 500 else "info"
     context = _context.get_context()

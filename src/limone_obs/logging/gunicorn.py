@@ -174,11 +174,15 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
 
 
 def _status(resp: Any) -> int:
-    status = getattr(resp, "status_code", None) or str(getattr(resp, "status", "500"))[:3]
-    try:
-        return int(status)
-    except ValueError:
-        return 500
+    """The response's status code; 500 for one outside HTTP's 100-599 (as the app's own
+    access line records it: see ``lifecycle.RequestState.start_response``)."""
+    code = getattr(resp, "status_code", None)
+    if not isinstance(code, int):  # gunicorn could not read the app's status line
+        try:
+            code = int(str(getattr(resp, "status", "")).split(None, 1)[0])
+        except (IndexError, ValueError):
+            return 500
+    return code if 100 <= code <= 599 else 500
 
 
 def _header(resp: Any, name: str) -> str | None:
