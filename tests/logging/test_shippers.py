@@ -27,6 +27,7 @@ import structlog
 import yaml
 
 from limone_obs import conventions as c
+from limone_obs.logging._pipeline import DEFAULT_MAX_LINE_BYTES
 from limone_obs.logging.setup import configure_logging
 from limone_obs.logging.stdlib import JsonFormatter
 from tests.support import ROOT
@@ -576,6 +577,18 @@ def test_fluent_bit_states_its_version() -> None:
 def test_fluent_bit_keeps_its_state_where_the_directory_exists() -> None:
     """The tail input's db lives in /var/log, a directory every host has."""
     assert "/var/log" == TAIL["db"].rsplit("/", 1)[0]
+
+
+def test_a_long_line_costs_the_shippers_that_line_alone() -> None:
+    """A line over Fluent Bit's buffer is skipped, not the file (by default the tail input
+    stops following it: every later line lost); both shippers take lines up to 1 MiB,
+    far above the kit's default cap (text on stderr has none)."""
+    assert (True, "1M", 1 << 20) == (
+        TAIL["skip_long_lines"],
+        TAIL["buffer_max_size"],
+        VECTOR["sources"]["limoneide"]["max_line_bytes"],
+    )
+    assert DEFAULT_MAX_LINE_BYTES < 1 << 20
 
 
 def test_fluent_bit_parser_reads_our_timestamp() -> None:
