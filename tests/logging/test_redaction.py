@@ -73,10 +73,26 @@ def test_header_objects_are_masked() -> None:
         (f"cloning https://{SECRET}@github.com/o/r.git",
          f"cloning https://{MASK}@github.com/o/r.git"),
         (f"password={SECRET}&token={SECRET} end", f"password={MASK}&token={MASK} end"),
+        (f"{{'password' => '{SECRET}'}}", f"{{'password' => '{MASK}'}}"),
+        (f':password => "{SECRET}", :user => "bob"', f':password => "{MASK}", :user => "bob"'),
+        (f"array('api_key'=>'{SECRET}', 'n'=>1)", f"array('api_key'=>'{MASK}', 'n'=>1)"),
+        (f"ALTER USER bob WITH PASSWORD '{SECRET}'", f"ALTER USER bob WITH PASSWORD '{MASK}'"),
+        (f"CREATE ROLE app LOGIN PASSWORD '{SECRET} x' VALID UNTIL 'infinity'",
+         f"CREATE ROLE app LOGIN PASSWORD '{MASK}' VALID UNTIL 'infinity'"),
+        (f"CREATE USER 'bob'@'%' IDENTIFIED BY '{SECRET}';",
+         f"CREATE USER 'bob'@'%' IDENTIFIED BY '{MASK}';"),
+        (f"alter user bob identified by {SECRET};", f"alter user bob identified by {MASK};"),
+        (f'session token "{SECRET}" expired', f'session token "{MASK}" expired'),
+        ("Duplicate entry 'x' for key 'users.email'",
+         f"Duplicate entry '{MASK}' for key 'users.email'"),
+        ("a => b and x == y", "a => b and x == y"),
     ],
 )  # fmt: skip
 def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
-    """Bearer tokens, URL passwords and secret=value pairs in free text are masked."""
+    """Bearer tokens, URL passwords and secret=value pairs in free text are masked; also
+    ``=>`` pairs (PHP, Ruby: the value was shown and ``>`` masked), a secret name's quoted
+    value after spaces (SQL's ``PASSWORD 'x'``, a message's ``token "x"``) and SQL's
+    ``IDENTIFIED BY``: database errors echo such statements."""
     assert expected == Redactor().redact_text(text)
 
 
@@ -634,6 +650,10 @@ HOSTILE = {
     "option-items": lambda n: "'--password', '" * (n // 15),
     "options-quoted-unclosed": lambda n: "--pass 'x " * (n // 10),
     "authorization-schemes": lambda n: "Authorization: A " * (n // 17),
+    "spaced-quotes-unclosed": lambda n: "password '" * (n // 10),
+    "spaced-names": lambda n: "token " * (n // 6) + "'",
+    "identified-by": lambda n: "IDENTIFIED BY " * (n // 14),
+    "arrow-pairs": lambda n: "'password' => " * (n // 14),
 }
 
 

@@ -55,7 +55,7 @@ import datetime as dt
 import enum
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -111,8 +111,17 @@ _NAME_CHARS = r"A-Za-z0-9_%\-"
 #: only start where a run of name characters starts (the look-behind): a pattern tried
 #: at every offset of a long run would rescan the run each time (quadratic). Only the
 #: name and separator are consumed, so a pair inside a non-secret value
-#: (``url=https://h/?token=x``) is still found. ``https://...`` is no pair.
-_PAIR = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*[:=]\s*["']?)(?!//)""")
+#: (``url=https://h/?token=x``) is still found. ``https://...`` is no pair. ``=>`` is
+#: one separator (PHP's and Ruby's ``'password' => 'x'``), not ``=`` before a value ``>``.
+_PAIR = re.compile(
+    rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*(?:=>|[:=])\s*["']?)(?!//)"""
+)
+#: A name and a quoted value with only spaces between (SQL's ``WITH PASSWORD 'x'``, a
+#: message's ``token 'x' expired``): a sensitive name's quoted value is masked. Starts
+#: only where a run of name characters starts (the look-behind): linear.
+_SPACED_QUOTE = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)[ \t]+(['"])""")
+#: SQL's ``IDENTIFIED BY 'x'`` (MySQL, Oracle: also unquoted): what follows is a password.
+_IDENTIFIED_BY = re.compile(r"(?i)(?<![A-Za-z0-9_])identified[ \t]+by[ \t]+")
 #: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
 _VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
 #: After an ``Authorization`` / ``Proxy-Authorization`` name, any scheme word is one
@@ -499,6 +508,10 @@ class Redactor:
         if "--" in text:
             text = self._mask_flags(text)
         if " " in text or "\t" in text:
+            if "'" in text or '"' in text:
+                text = self._mask_spaced_quotes(text)
+            if "dentified" in text or "DENTIFIED" in text:
+                text = self._mask_identified_by(text)
             text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
             if "<Authorization " in text:
                 text = _AUTHORIZATION_REPR.sub(lambda m: f"{m.group(1)}{self.mask}>", text)
@@ -649,20 +662,60 @@ class Redactor:
             done = span
         return "".join(parts) + text[done:] if parts else text
 
+    def _mask_each(
+        self,
+        text: str,
+        pattern: re.Pattern[str],
+        value_at: Callable[[re.Match[str]], tuple[int, int] | None],
+    ) -> str:
+        """``text`` with the value ``value_at`` finds for each match of ``pattern``
+        (``(start, end)``, or None for none) masked; a match inside a value masked
+        already is skipped unread (linear: no value is looked for twice)."""
+        parts: list[str] = []
+        done = 0
+        for match in pattern.finditer(text):
+            if match.start() < done:
+                continue
+            found = value_at(match)
+            if found is not None and found[1] > found[0]:
+                parts += (text[done : found[0]], self.mask)
+                done = found[1]
+        return "".join(parts) + text[done:] if parts else text
+
+    def _mask_spaced_quotes(self, text: str) -> str:
+        """``password 'x'`` (a sensitive name, spaces, a quoted value): the value masked to
+        its closing quote (to the line's end without one)."""
+
+        def value_at(match: re.Match[str]) -> tuple[int, int] | None:
+            if not self.is_sensitive(match.group(1)):
+                return None
+            return match.end(), _closing_quote(text, match.end() - 1, whole_line=True)
+
+        return self._mask_each(text, _SPACED_QUOTE, value_at)
+
+    def _mask_identified_by(self, text: str) -> str:
+        """SQL's ``IDENTIFIED BY 'x'`` / ``IDENTIFIED BY x``: the password masked."""
+        ends = _ValueEnds(text)
+
+        def value_at(match: re.Match[str]) -> tuple[int, int] | None:
+            pos = match.end()
+            if pos < len(text) and text[pos] in "'\"":
+                return pos + 1, _closing_quote(text, pos, whole_line=True)
+            span = _value_span(text, pos, ends)
+            return None if span is None else (pos, span)
+
+        return self._mask_each(text, _IDENTIFIED_BY, value_at)
+
     def _mask_item_pairs(self, text: str) -> str:
         """``('password', 'x')`` / ``["token", "x"]`` in text (the repr of a header list,
         a JSON array of pairs): the value of a sensitive name is masked."""
-        parts: list[str] = []
-        done = 0
-        for match in _ITEM_PAIR.finditer(text):
-            if match.start() < done or not self.is_sensitive(match.group(2)):
-                continue
-            pos = match.end()
-            end = _item_value_end(text, pos)
-            if end > pos:
-                parts += (text[done:pos], self.mask)
-                done = end
-        return "".join(parts) + text[done:] if parts else text
+
+        def value_at(match: re.Match[str]) -> tuple[int, int] | None:
+            if not self.is_sensitive(match.group(2)):
+                return None
+            return match.end(), _item_value_end(text, match.end())
+
+        return self._mask_each(text, _ITEM_PAIR, value_at)
 
     def _scheme_replacement(self, match: re.Match[str]) -> str:
         if _looks_like_credential(match.group(1), match.group(3)):
