@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -381,6 +382,28 @@ def test_gunicorn_as_pid_1_reads_every_worker(tmp_path: Path) -> None:
     assert [v for _, v in samples[N.worker_threads]] == [3.0]
     largest = samples[c.SERIES_PROCESS_WORKER_MAX_MEMORY][0][1]
     assert 1e6 < largest < samples[c.SERIES_PROCESS_MEMORY][0][1]
+
+
+def test_workers_of_a_killed_master_read_themselves_alone(tmp_path: Path) -> None:
+    """gunicorn's master killed with SIGKILL: each orphaned worker (adopted by pid 1 or a
+    subreaper) answers a request or so before it exits, and its process series then
+    cover itself alone, never the processes of its new parent (a trial read pid 1 as the
+    master: 49,000 CPU seconds and pid 1's descriptors added)."""
+    with gunicorn_server(APP, tmp_path, env(tmp_path, 2, 1)) as (url, master):
+        assert until(lambda: scrape(url)[c.SERIES_PROCESS_WORKERS][0][1] == 2)
+        before = scrape(url)
+        orphans = process.children(master.pid)
+        os.kill(master.pid, signal.SIGKILL)
+        master.popen.wait(timeout=30)
+        try:
+            after = scrape(url)  # an orphan's answer: it checks its parent after a request
+        finally:
+            for pid in orphans:  # those still running: they stop by themselves in 15 s
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    assert [1.0] == [v for _, v in after[c.SERIES_PROCESS_WORKERS]]
+    assert after[c.SERIES_PROCESS_CPU][0][1] <= before[c.SERIES_PROCESS_CPU][0][1] + 1.0
+    assert after[c.SERIES_PROCESS_MEMORY][0][1] < before[c.SERIES_PROCESS_MEMORY][0][1]
 
 
 def record_pid(pids: set[str], url: str) -> int:

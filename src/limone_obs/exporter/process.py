@@ -27,6 +27,8 @@ container's first process, where only children running the master's command coun
 master; under another server, the parent and its children that run this process's
 command line, numbers aside, when it runs several (uvicorn or hypercorn ``--workers``) or
 is one itself (a server forking per request: :func:`copies`); otherwise just this process.
+A worker whose master died (SIGKILL: it was adopted by pid 1 or a subreaper, and a
+gunicorn worker exits soon after) reads itself alone.
 Single-process mode keeps prometheus-client's own collectors (see ``Metrics``).
 """
 
@@ -123,8 +125,11 @@ def started(pid: int) -> float | None:
 
 def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
     """(master pid or None, a function listing the live worker pids) of this process's
-    server; without a known master the list is this process alone."""
+    server; without a known master the list is this process alone (also once the master
+    has died: see :func:`_orphaned`)."""
     me, parent = os.getpid(), os.getppid()
+    if _orphaned(me, parent):
+        return None, lambda: [me]
     if "gunicorn" in sys.modules and _under_gunicorn(me, parent):
         return parent, partial(gunicorn_workers, parent)
     # No ``parent > 1`` here: a uWSGI master is often a container's pid 1.
@@ -176,6 +181,28 @@ def copies() -> tuple[int | None, list[int]] | None:
     if len(workers) > 1 or _program(_cmdline(parent)) == program:
         return parent, workers
     return None, [me]
+
+
+#: ``(pid, parent pid)`` of this process when it first read its server (a fork has
+#: another pid, so it records its own).
+_first_parent: tuple[int, int] | None = None
+
+
+def _orphaned(me: int, parent: int) -> bool:
+    """True when this process's server master has died (killed with SIGKILL): its
+    parent is not the one it had, but pid 1 or a subreaper that adopted it, whose other
+    children are no workers of it and whose CPU time is no server's (a trial read pid 1's
+    as the master's: 49,000 CPU seconds). A gunicorn worker knows its master's pid from
+    the start; another process compares with its parent at its first read."""
+    global _first_parent  # noqa: PLW0603 - one record per process
+    worker = workers.gunicorn_worker() if "gunicorn" in sys.modules else None
+    if worker is not None and isinstance(getattr(worker, "ppid", None), int):
+        return bool(worker.ppid != parent)
+    first = _first_parent
+    if first is None or first[0] != me:
+        _first_parent = (me, parent)
+        return False
+    return first[1] != parent
 
 
 def _under_gunicorn(me: int, parent: int) -> bool:
