@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -105,20 +106,28 @@ def test_a_directory_is_free_again_once_its_server_is_gone(holder: tuple[Path, i
         multiprocess.clear_directory(str(path))
 
 
-def test_only_files_of_dead_processes_are_cleared(tmp_path: Path) -> None:
-    """Files of a dead pid and an old archive go; a running process's files stay."""
+def test_only_files_of_dead_processes_are_cleared(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files of a dead pid and an old archive go, with one line saying so (the counts
+    restart from zero); a running process's files stay."""
     path = tmp_path / "mp"
     path.mkdir()
     dead, live = _dead_pid(), os.getpid()
-    for name in (f"counter_{dead}.db", f"counter_{live}.db", compaction.ARCHIVE):
+    for name in (f"counter_{dead}.db", f"histogram_{dead}.db", f"counter_{live}.db",
+                 compaction.ARCHIVE):  # fmt: skip
         (path / name).write_bytes(b"\0" * 8)
     try:
-        multiprocess.claim_directory(str(path))
+        with caplog.at_level("WARNING", logger="limone_obs.exporter"):
+            multiprocess.claim_directory(str(path))
         left = sorted(p.name for p in path.iterdir())
     finally:
         (path / f"counter_{live}.db").unlink()
         multiprocess.clear_directory(str(path))
     assert sorted([f"counter_{live}.db", multiprocess.SERVER_LOCK]) == left
+    [said] = [r.getMessage() for r in caplog.records]
+    assert "held 3 file(s) of 1 process(es)" in said
+    assert "counts start from zero" in said
 
 
 def test_files_of_an_exited_unreaped_server_are_cleared(holder: tuple[Path, int]) -> None:
@@ -234,16 +243,19 @@ def test_leftover_files_are_those_of_the_dead_made_before_the_start(tmp_path: Pa
     assert [] == multiprocess.leftover_files(str(path), before_them)
 
 
-def test_process_start_is_this_process_start() -> None:
-    """The start time read from /proc is this process's, to about a second."""
+def test_process_start_is_known_to_a_clock_tick() -> None:
+    """The start time read from /proc is the process's own, to a few clock ticks (a
+    leftover file made half a second before a server's start must read as before it)."""
     started = process.started(os.getpid())
     assert started is not None
     assert time.time() - 3600 < started <= time.time()
+    before = time.time()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    after = time.time()
     try:
         child_started = process.started(child.pid)
         assert child_started is not None
-        assert child_started >= started - 1
+        assert before - 0.05 <= child_started <= after + 0.05
     finally:
         child.kill()
         child.wait(timeout=10)
@@ -251,17 +263,25 @@ def test_process_start_is_this_process_start() -> None:
 
 
 def test_a_directory_the_kit_manages_is_not_checked(tmp_path: Path) -> None:
-    """With the kit's lock file in place (its gunicorn config claimed the directory, and a
-    USR2 upgrade continues the old server's counts there), nothing is reported."""
+    """With the kit's lock held by a live server (its gunicorn config claimed the
+    directory, and a USR2 upgrade continues the old server's counts there), nothing is
+    reported; a lock file nobody holds (its server was killed with SIGKILL) hides no
+    leftover, nor does a missing one."""
     path = tmp_path / "mp"
     path.mkdir()
     (path / f"counter_{_dead_pid()}.db").write_bytes(b"\0" * 8)
-    (path / multiprocess.SERVER_LOCK).write_bytes(b"")
+    lock = path / multiprocess.SERVER_LOCK
+    lock.write_bytes(b"")
     health.reset()
     try:
+        with lock.open("rb") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+            multiprocess.check_leftovers(str(path), started=time.time() + 60)
+            assert c.PROBLEM_MULTIPROCESS_LEFTOVERS not in health.problems()
         multiprocess.check_leftovers(str(path), started=time.time() + 60)
-        assert c.PROBLEM_MULTIPROCESS_LEFTOVERS not in health.problems()
-        (path / multiprocess.SERVER_LOCK).unlink()
+        assert c.PROBLEM_MULTIPROCESS_LEFTOVERS in health.problems()
+        health.reset()
+        lock.unlink()
         multiprocess.check_leftovers(str(path), started=time.time() + 60)
         assert c.PROBLEM_MULTIPROCESS_LEFTOVERS in health.problems()
     finally:

@@ -286,7 +286,7 @@ def claim_directory(path: str) -> None:
         raise ConfigError(_in_use(path, owner)) from None
     _own(fd, real)
     try:
-        _clear_dead(path)
+        _say_cleared(path, _clear_dead(path))
     except OSError as exc:
         raise ConfigError(
             f"{ENV_VAR}={path!r}: the files an earlier server left there cannot be removed "
@@ -369,6 +369,23 @@ def _lock_free(path: str) -> bool:
     return True
 
 
+def _lock_held(path: str) -> bool:
+    """True if a process holds the server lock of directory ``path`` (a live server of
+    the kit's config: its master, or its workers, which share the master's lock). Tested
+    with a shared lock, released at once."""
+    try:
+        fd = os.open(os.path.join(path, SERVER_LOCK), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock if it was taken
+    return False
+
+
 def handing_over(server: Any) -> bool:
     """True when a gunicorn master exits because a new one took over (USR2 upgrade)."""
     return bool(getattr(server, "reexec_pid", 0))
@@ -391,8 +408,9 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _clear_dead(path: str, *, exiting: bool = False) -> None:
-    """Remove files of processes not running, and the archive of an earlier run.
+def _clear_dead(path: str, *, exiting: bool = False) -> list[str]:
+    """Remove files of processes not running, and the archive of an earlier run; return
+    the names removed.
 
     ``exiting``: this process (the master, at its exit) counts as gone too; it has files
     of its own when the app was preloaded.
@@ -400,12 +418,34 @@ def _clear_dead(path: str, *, exiting: bool = False) -> None:
     dead = {str(pid) for pid in compaction.dead_pids(path, ())}
     if exiting:
         dead.add(str(os.getpid()))
+    removed = []
     for name in os.listdir(path):
         parts = merge_rules.split_name(name)
         stale_archive = name.startswith(compaction.ARCHIVE)
         if stale_archive or (parts is not None and parts[1] in dead):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(path, name))
+                removed.append(name)
+    return removed
+
+
+def _say_cleared(path: str, removed: list[str]) -> None:
+    """One line when a server's start removed what an earlier one left (it was killed
+    with SIGKILL, or stopped without the kit's exit hook): its counts start from zero, and
+    an operator looking at that reset has the line to match it with."""
+    if not removed:
+        return
+    pids = {parts[1] for name in removed if (parts := merge_rules.split_name(name)) is not None}
+    logger.warning(
+        "limone-obs: %s=%r held %d file(s) of %d process(es) that are no longer running "
+        "(e.g. %s), left by an earlier server (killed, or stopped without the kit's exit "
+        "hook): removed, so this server's counts start from zero.",
+        ENV_VAR,
+        path,
+        len(removed),
+        len(pids),
+        sorted(removed)[0],
+    )
 
 
 def clear_directory(path: str) -> None:
@@ -425,9 +465,10 @@ def clear_directory(path: str) -> None:
     os.close(fd)
 
 
-#: Seconds a leftover file must predate its server's start (the start time is known to
-#: about a second: boot time in whole seconds plus clock ticks).
-LEFTOVER_SLACK = 2.0
+#: Seconds a leftover file must predate its server's start: the start is known to a
+#: clock tick (see ``process.started``), a file's change time to the kernel's coarse
+#: clock (a few milliseconds).
+LEFTOVER_SLACK = 0.5
 
 
 def leftover_files(path: str, started: float) -> list[str]:
@@ -459,11 +500,12 @@ def check_leftovers(path: str, started: float | None) -> None:
     known) checks nothing.
 
     They are summed into every scrape of this server, silently, when nothing cleared the
-    directory at start (the kit's gunicorn config does: a directory it manages, which
-    holds its lock file, is left alone, since a gunicorn upgrade (USR2) continues the
-    old server's counts there on purpose).
+    directory at start (the kit's gunicorn config does: a directory whose lock a live
+    server holds is left alone, since a gunicorn upgrade (USR2) continues the old
+    server's counts there on purpose; a lock file no process holds is what a server
+    killed with SIGKILL left, and is no reason to look away).
     """
-    if started is None or os.path.exists(os.path.join(path, SERVER_LOCK)):
+    if started is None or _lock_held(path):
         return
     try:
         leftovers = leftover_files(path, started)

@@ -40,6 +40,7 @@ import os
 import re
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,16 +112,19 @@ def children(pid: int) -> list[int]:
 
 
 def started(pid: int) -> float | None:
-    """Unix time process ``pid`` started (Linux ``/proc``), to about a second (the boot
-    time is in whole seconds), or None when unknown."""
+    """Unix time process ``pid`` started (Linux ``/proc``), to a clock tick, or None when
+    unknown. /proc gives the start in ticks since boot: it is placed by its distance from
+    now on the same clock (boot time plus ticks would be off by up to a second: the boot
+    time is in whole seconds)."""
     fields = _procfs.stat_fields(pid)
+    boot_clock = getattr(time, "CLOCK_BOOTTIME", None)
     try:
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
         ticks = int(fields[19]) if fields is not None else None  # field 22: starttime
-    except (OSError, ValueError, IndexError, StopIteration):
+    except (ValueError, IndexError):
         return None
-    return None if ticks is None else boot + ticks / _TICKS
+    if ticks is None or boot_clock is None:
+        return None
+    return time.time() - (time.clock_gettime(boot_clock) - ticks / _TICKS)
 
 
 def server_pids() -> tuple[int | None, Callable[[], list[int]]]:
