@@ -356,27 +356,22 @@ def remove_abandoned(base: str, prefix: str) -> list[str]:
 def _lock_free(path: str) -> bool:
     """True if directory ``path`` has a server lock (it is a server's directory: nothing
     else is touched) and no process holds it."""
-    try:
-        fd = os.open(os.path.join(path, SERVER_LOCK), os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)  # closing releases the lock if it was taken
-    return True
+    return _lock_state(path) is False
 
 
 def _lock_held(path: str) -> bool:
     """True if a process holds the server lock of directory ``path`` (a live server of
-    the kit's config: its master, or its workers, which share the master's lock). Tested
-    with a shared lock, released at once."""
+    the kit's config: its master, or its workers, which share the master's lock)."""
+    return _lock_state(path) is True
+
+
+def _lock_state(path: str) -> bool | None:
+    """Whether a process holds the server lock of directory ``path``; None without a lock
+    file. Tested with a shared lock, released at once."""
     try:
         fd = os.open(os.path.join(path, SERVER_LOCK), os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
