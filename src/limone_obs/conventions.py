@@ -539,7 +539,11 @@ SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL: Final = "request_queue_ignored_total"
 LABEL_REASON: Final = "reason"
 QUEUE_IGNORED_MALFORMED: Final = "malformed"
 QUEUE_IGNORED_TOO_LONG: Final = "too_long"
-QUEUE_IGNORED_REASONS: Final = (QUEUE_IGNORED_MALFORMED, QUEUE_IGNORED_TOO_LONG)
+#: The proxy's stamp is more than QUEUE_MAX_SECONDS after the worker's clock.
+QUEUE_IGNORED_AHEAD: Final = "clock_ahead"
+QUEUE_IGNORED_REASONS: Final = (
+    QUEUE_IGNORED_MALFORMED, QUEUE_IGNORED_TOO_LONG, QUEUE_IGNORED_AHEAD,
+)  # fmt: skip
 #: A longer queue time is clock skew between proxy and app, not a wait: ignored, counted.
 QUEUE_MAX_SECONDS: Final = 60.0
 #: Queue-time buckets (seconds): a healthy queue is milliseconds; saturation is seconds.

@@ -69,8 +69,15 @@ def test_garbage_is_malformed(header: str, updaters: fast_path.Updaters) -> None
 
 
 def test_start_after_now_is_clock_skew_and_counts_as_zero(updaters: fast_path.Updaters) -> None:
-    """A proxy clock ahead of the worker's gives a negative wait: observed as 0."""
+    """A proxy clock ahead of the worker's gives a negative wait: observed as 0, up to
+    QUEUE_MAX_SECONDS ahead; further ahead (an hour, a stamp a year on in microseconds)
+    it is counted as clock_ahead, not observed (hours of skew read as no queueing)."""
     assert 0.0 == queue_seconds(f"t={NOW + 2}", NOW, updaters)
+    assert 0.0 == queue_seconds(f"t={NOW + 60}", NOW, updaters)
+    assert c.QUEUE_IGNORED_AHEAD == queue_seconds(f"t={NOW + 61}", NOW, updaters)
+    assert c.QUEUE_IGNORED_AHEAD == queue_seconds(f"t={NOW + 3600}", NOW, updaters)
+    year_on = int((NOW + 365 * 86400) * 1e6)
+    assert c.QUEUE_IGNORED_AHEAD == queue_seconds(str(year_on), NOW, updaters)
 
 
 def test_wait_beyond_the_limit_is_ignored(updaters: fast_path.Updaters) -> None:

@@ -38,7 +38,8 @@ _FOOTER = """
 {histogram_buckets}
 Queue-time buckets (seconds): {queue_buckets}; the queue time is observed only for
 requests carrying `X-Request-Start` (negative waits count as 0, waits beyond {queue_max:g} s
-are counted in `reason="{too_long}"`, unreadable headers in `reason="{malformed}"`).
+are counted in `reason="{too_long}"`, stamps over {queue_max:g} s in the future (a proxy's
+clock far ahead) in `reason="{ahead}"`, unreadable headers in `reason="{malformed}"`).
 Buckets of the calls-per-request histogram (calls): {call_buckets}; it and the seconds per
 request are flushed once per request, when its response is closed.
 
@@ -161,7 +162,7 @@ def render(
         histogram_buckets=_histogram_buckets(names, buckets or {}),
         queue_buckets=_listed(c.QUEUE_BUCKETS),
         queue_max=c.QUEUE_MAX_SECONDS, too_long=c.QUEUE_IGNORED_TOO_LONG,
-        malformed=c.QUEUE_IGNORED_MALFORMED,
+        ahead=c.QUEUE_IGNORED_AHEAD, malformed=c.QUEUE_IGNORED_MALFORMED,
         ok=c.OUTCOME_OK, error=c.OUTCOME_ERROR, hit=c.CACHE_HIT, miss=c.CACHE_MISS,
         cache_error=c.CACHE_ERROR,
         call_buckets=_listed(c.CALLS_PER_REQUEST_BUCKETS),

@@ -7,10 +7,11 @@ The forms in use are ``t=<number>`` or a bare number, in seconds (nginx ``$msec`
 HAProxy ``%[date(0,us)]``): the unit follows from the magnitude, since a present-day
 timestamp is ~1.7e9 s, ~1.7e12 ms or ~1.7e15 us.
 
-The two clocks belong to different machines: a negative wait is skew and counts as 0; a
-wait beyond ``QUEUE_MAX_SECONDS`` is not believable, so it is not observed but counted in
-``<ns>_request_queue_ignored_total{reason="too_long"}``, like an unreadable header
-(``reason="malformed"``). The parse is bounded (a header longer than 40 characters is
+The two clocks belong to different machines: a small negative wait is skew and counts
+as 0; a wait beyond ``QUEUE_MAX_SECONDS`` is not believable, so it is not observed but
+counted in ``<ns>_request_queue_ignored_total{reason="too_long"}``, a stamp as far in
+the future in ``reason="clock_ahead"`` (observed as 0, hours of skew would read as no
+queueing at all), like an unreadable header (``reason="malformed"``). The parse is bounded (a header longer than 40 characters is
 malformed without being read) and never raises.
 """
 
@@ -64,7 +65,7 @@ class QueueTime:
         )  # fmt: skip
         self.ignored = Counter(
             names.request_queue_ignored,
-            "X-Request-Start headers not observed: unreadable, or a wait beyond 60 s (skew).",
+            "X-Request-Start headers not observed: unreadable, or over 60 s off this clock (skew).",
             (c.LABEL_REASON,), registry=registry,
         )  # fmt: skip
         self._observe: Update = updaters.observer(self.histogram)
@@ -72,12 +73,14 @@ class QueueTime:
             self.ignored.labels(c.QUEUE_IGNORED_MALFORMED)
         )
         self._too_long: Update = updaters.incrementer(self.ignored.labels(c.QUEUE_IGNORED_TOO_LONG))
+        self._ahead: Update = updaters.incrementer(self.ignored.labels(c.QUEUE_IGNORED_AHEAD))
 
     def observe(self, header: str, now: float) -> None:
         """Observe the wait ``header`` announces before ``now`` (Unix time); never raises.
 
         A negative wait (the proxy's clock ahead) is observed as 0; a wait beyond
-        ``QUEUE_MAX_SECONDS`` and an unreadable header are counted as ignored, by reason.
+        ``QUEUE_MAX_SECONDS`` either way and an unreadable header are counted as ignored,
+        by reason.
         """
         try:
             start = parse_start(header)
@@ -87,6 +90,8 @@ class QueueTime:
             waited = now - start
             if waited > _MAX_WAIT:
                 self._too_long(1.0)
+            elif waited < -_MAX_WAIT:
+                self._ahead(1.0)
             else:
                 observe = self._observe  # loaded, then called: see lifecycle.Lifecycle.__call__
                 observe(waited if waited > 0.0 else 0.0)
