@@ -10,9 +10,10 @@ timestamp is ~1.7e9 s, ~1.7e12 ms or ~1.7e15 us.
 The two clocks belong to different machines: a small negative wait is skew and counts
 as 0; a wait beyond ``QUEUE_MAX_SECONDS`` is not believable, so it is not observed but
 counted in ``<ns>_request_queue_ignored_total{reason="too_long"}``, a stamp as far in
-the future in ``reason="clock_ahead"`` (observed as 0, hours of skew would read as no
-queueing at all), like an unreadable header (``reason="malformed"``). The parse is bounded (a header longer than 40 characters is
-malformed without being read) and never raises.
+the future in ``reason="clock_ahead"`` (not observed as 0: hours of skew would read as no
+queueing at all), like an unreadable header (``reason="malformed"``). The parse is
+bounded (a header longer than 40 characters is malformed without being read) and never
+raises.
 """
 
 from __future__ import annotations
