@@ -52,12 +52,17 @@ def test_log_check_accepts_our_output(tmp_path: Path) -> None:
 def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     """log-check names the file, line and field of each problem and exits 1."""
     log = tmp_path / "mixed.log"
-    log.write_text('plain text\n\n{"level": "LOUD"}\n')  # an empty line is skipped
+    lines = ["plain text", "", '{"level": "LOUD"}', "[2026-12-07 10:00:00 +0000] [7] [INFO] up",
+             '{"level": "info", ']  # fmt: skip
+    log.write_text("\n".join(lines) + "\n")  # an empty line is skipped
     result = CliRunner().invoke(main, ["log-check", str(log)])
     assert 1 == result.exit_code
-    assert f"{log}:1: not JSON" in result.stderr
+    assert f"{log}:1: not a JSON object: plain text ('plain text')" in result.stderr
     assert f"{log}:3: level:" in result.stderr
-    assert result.stdout.startswith("2 line(s) checked, ")
+    # gunicorn's own text line starts like a JSON array: still plain text, not a parse error.
+    assert f"{log}:4: not a JSON object: plain text ('[2026-12-07" in result.stderr
+    assert f"{log}:5: not JSON: " in result.stderr
+    assert result.stdout.startswith("4 line(s) checked, ")
 
 
 def test_file_output_rotates(tmp_path: Path) -> None:

@@ -455,11 +455,19 @@ def test_without_a_spec_another_service_has_no_slo_and_a_note_says_what_to_pass(
 
 
 def test_window_without_requests_is_a_clear_error(scenario: Run) -> None:
-    """A window before anything was scraped names the job and what to check."""
+    """A window before anything was scraped, or of a job Prometheus never saw, names the
+    job and says to check it; a window too short to hold two scrapes of a job that has
+    requests says so (a trial's 5-second run was told to check --job)."""
     empty = Span(scenario.healthy - 3600, scenario.healthy - 3000)
-    with pytest.raises(ReportError, match="no requests of job="):
-        collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
-                namespace="limoneide", window=empty, baseline=None)  # fmt: skip
+    short = Span(scenario.healthy + 10, scenario.healthy + 10.5)
+    for job, window, said in (
+        (scenario.job, empty, "has no requests of job="),
+        ("no-such-job", phase(scenario.healthy), "check --job"),
+        (scenario.job, short, "holds requests of job=.* but counted none"),
+    ):
+        with pytest.raises(ReportError, match=said):
+            collect(Prometheus(scenario.url), job=job, service="limoneide",
+                    namespace="limoneide", window=window, baseline=None)  # fmt: skip
 
 
 def test_cli_writes_html_and_markdown(scenario: Run, tmp_path: Path) -> None:

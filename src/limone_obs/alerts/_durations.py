@@ -40,10 +40,14 @@ def format_duration(total: int) -> str:
     return f"{total}s"
 
 
+#: The units of :func:`humanize`, largest first.
+_WORD_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+
+
 def humanize(total: float) -> str:
-    """Return ``total`` seconds in words for annotations (``2.1 days``, ``50 minutes``)."""
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if total >= size:
-            value = total / size
-            return f"{value:.1f} {unit}" if value % 1 else f"{int(value)} {unit}"
-    return f"{int(total)} seconds"
+    """Return ``total`` seconds in words for annotations (``2.1 days``, ``50 minutes``,
+    ``1 hour``): the largest unit it holds once, to a tenth."""
+    unit, size = next(((u, s) for u, s in _WORD_UNITS if total >= s), ("second", 1))
+    value = round(total / size, 1)
+    shown = f"{value:g}" if value < 1e6 else f"{value:.0f}"
+    return f"{shown} {unit}" if value == 1 else f"{shown} {unit}s"

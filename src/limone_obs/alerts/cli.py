@@ -589,7 +589,10 @@ def alertmanager_command(specs: tuple[Path, ...], out: Path) -> None:
     write_atomic(out, text.encode("utf-8"))
     fallback = alertmanager.receiver_name(loaded[0], c.SEVERITY_TICKET)
     click.echo(f"wrote {out} for {len(loaded)} service(s): {', '.join(services)}")
-    click.echo(f"alerts of none of them go to receiver {fallback} (the first spec's tickets)")
+    click.echo(
+        f"alerts of a service none of these specs names go to receiver {fallback} "
+        "(the first spec's ticket receiver)"
+    )
 
 
 commands: list[click.Command] = [check, alertmanager_command]

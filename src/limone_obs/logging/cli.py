@@ -25,6 +25,9 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        if not line.lstrip().startswith("{"):  # a plain text line, whatever it starts with
+            yield number, f"not a JSON object: plain text ({line.strip()[:60]!r})"
+            continue
         try:
             event = json.loads(line)
         except ValueError as exc:

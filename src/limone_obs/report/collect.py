@@ -452,6 +452,27 @@ def _budgets(
     return found
 
 
+def _no_requests(src: _Source, window: Span) -> str:
+    """Why the report of ``window`` has no request to show: the job's request series
+    exist (the window saw too few scrapes of them to count one: ``increase()`` counts the
+    rise between samples, not what the first sample already holds), or they do not."""
+    job = f"{c.LABEL_JOB}={c.promql_string(src.job)}"
+    series = src.prom.scalar(f"count({src.names.requests_total}{{{job}}})", window.end)
+    where = f"Prometheus at {src.prom.url}"
+    if series:
+        return (
+            f"{where} holds requests of job={src.job!r} but counted none in "
+            f"{window.label()}: no request arrived then, or the window holds too few "
+            f"scrapes of them (about {src.scrape_seconds:g} s apart; what the first one "
+            "already holds is not counted). Widen the window (--from), or send traffic "
+            "for longer"
+        )
+    return (
+        f"{where} has no requests of job={src.job!r} in {window.label()}: check --job "
+        "and --namespace, the time window, and that Prometheus scraped the app then"
+    )
+
+
 def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[str]:
     """A note when Prometheus holds less of the job than the SLO period up to the
     window's end: the budgets left are over that time alone (a budget of -600 % after a
@@ -568,11 +589,7 @@ def collect(
     src = _Source(prom, namespace, job, service)
     requests = src.total(window), src.total(baseline) if baseline else None
     if requests[0] <= 0:
-        raise ReportError(
-            f"Prometheus at {prom.url} has no requests of job={job!r} in {window.label()}: "
-            "check --job and --namespace, the time window, and that Prometheus scraped the "
-            "app then"
-        )
+        raise ReportError(_no_requests(src, window))
     notes = _unfinished_note(window, time.time())
     if baseline is not None and not requests[1]:
         # Kept as the baseline: its rows read "too few to compare", like any sparse one.
