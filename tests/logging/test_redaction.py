@@ -86,13 +86,20 @@ def test_header_objects_are_masked() -> None:
         ("Duplicate entry 'x' for key 'users.email'",
          f"Duplicate entry '{MASK}' for key 'users.email'"),
         ("a => b and x == y", "a => b and x == y"),
+        (f"GET /login?next=%2Freset%3Ftoken%3D{SECRET} HTTP/1.1",
+         f"GET /login?next=/reset?token={MASK} HTTP/1.1"),
+        (f"next=%2Fcb%253Ftoken%253D{SECRET}", f"next=/cb?token={MASK}"),
+        (f"to=postgresql%3A%2F%2Fbob%3A{SECRET}%40db", f"to=postgresql://{MASK}@db"),
+        ("next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2",
+         "next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2"),
     ],
 )  # fmt: skip
 def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     """Bearer tokens, URL passwords and secret=value pairs in free text are masked; also
     ``=>`` pairs (PHP, Ruby: the value was shown and ``>`` masked), a secret name's quoted
     value after spaces (SQL's ``PASSWORD 'x'``, a message's ``token "x"``) and SQL's
-    ``IDENTIFIED BY``: database errors echo such statements."""
+    ``IDENTIFIED BY``: database errors echo such statements; and such pairs percent-encoded
+    (a URL in a query value, once or twice encoded), shown decoded then."""
     assert expected == Redactor().redact_text(text)
 
 
@@ -654,6 +661,9 @@ HOSTILE = {
     "spaced-names": lambda n: "token " * (n // 6) + "'",
     "identified-by": lambda n: "IDENTIFIED BY " * (n // 14),
     "arrow-pairs": lambda n: "'password' => " * (n // 14),
+    "encoded-pairs": lambda n: "token%3D" * (n // 8),
+    "encoded-twice": lambda n: "a%253D" * (n // 6),
+    "encoded-secret-values": lambda n: "pw%3Dx%26" * (n // 9),
 }
 
 

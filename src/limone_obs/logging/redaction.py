@@ -213,6 +213,10 @@ _VALUES_MAX = 4096
 #: The shortest text with something to mask: a pair of the shortest secret name, ``pw=x``
 #: (shorter texts are returned unscanned; a trial found ``pwd=p25`` in clear at 8).
 _SHORTEST_MASKED = 4
+#: A percent-encoded ``=``, ``:`` or ``@`` (or one encoded twice, ``%253D``): a text holding
+#: one is also read decoded (see Redactor._scan), at most this many rounds.
+_ENCODED_SEPARATOR = re.compile(r"%(?:25)?(?:3[DdAa]|40)")
+_ENCODED_ROUNDS = 2
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
@@ -496,7 +500,15 @@ class Redactor:
             text = self._mask_duplicate_entries(text)
         return text
 
-    def _scan(self, text: str) -> str:
+    def _scan(self, text: str, depth: int = 0) -> str:
+        if "%" in text and depth < _ENCODED_ROUNDS and _ENCODED_SEPARATOR.search(text):
+            # A URL inside a query value (``next=%2Fcb%3Ftoken%3Dx``) or a DSN in a form
+            # field: read decoded. Shown decoded only when that masks something; an
+            # ordinary encoded URL stays as it was written.
+            decoded = unquote(text)
+            masked = self._scan(decoded, depth + 1)
+            if masked != decoded:
+                return masked
         text = self._mask_anchored(text)
         # Each pattern needs a character most ids and names lack: test for it first.
         if "://" in text and "@" in text:
