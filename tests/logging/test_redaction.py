@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import json
@@ -198,15 +199,21 @@ class Holder:
         return f"Holder(token={self.token!r})"
 
 
+Login = collections.namedtuple("Login", "user token")
+
+
 @pytest.mark.parametrize(
     "value",
     [Creds("bob", SECRET), Holder(SECRET), {b"password": SECRET}, f"Bearer {SECRET}".encode(),
-     [["Authorization", SECRET]], [(b"authorization", SECRET.encode())], {Holder(SECRET)}],
-    ids=["dataclass", "repr", "bytes-key", "bytes-value", "list-pair", "bytes-pair", "set"],
+     [["Authorization", SECRET]], [(b"authorization", SECRET.encode())], {Holder(SECRET)},
+     Login("bob", SECRET), ("password", SECRET), f"JSESSIONID={SECRET}"],
+    ids=["dataclass", "repr", "bytes-key", "bytes-value", "list-pair", "bytes-pair", "set",
+         "namedtuple", "pair", "session-cookie"],
 )  # fmt: skip
 def test_secret_in_any_value_type_is_masked(value: Any, out: io.BytesIO) -> None:
-    """Dataclasses, repr()-rendered objects, bytes keys and values and header pairs as
-    lists: the written line holds no secret, on the app and the stdlib path."""
+    """Dataclasses, namedtuples (written as lists: their field names say what is secret),
+    repr()-rendered objects, bytes keys and values, a (name, value) pair and header
+    pairs as lists: the written line holds no secret, on the app and the stdlib path."""
     configure_logging(stream=out)
     get_logger().info("x", data=value)
     stdlib_logger("lib").info("x", extra={"data": value})

@@ -70,7 +70,7 @@ DEFAULT_KEYS: Final = frozenset(
         "api_key", "apikey", "access_token",
         "refresh_token", "id_token", "auth_token", "session_token", "private_key",
         "secret_key", "credentials", "credential", "creds", "x_api_key", "session",
-        "sessionid", "session_id",
+        "sessionid", "session_id", "jsessionid", "phpsessid", "connect_sid",
         "csrf_token", "xsrf_token", "signature", "dsn", "connection_string", "access_key",
         "access_key_id", "secret_access_key", "signing_key", "encryption_key",
         "master_key", "ssh_key", "license_key",
@@ -746,6 +746,13 @@ class Redactor:
             return TOO_DEEP
         if isinstance(value, Mapping) or _is_header_object(value):
             return self._redact_items(value.items(), depth)
+        if isinstance(value, tuple):
+            names = getattr(type(value), "_fields", None)
+            if isinstance(names, tuple) and len(names) == len(value):
+                # A namedtuple is written as a list: its field names say what is secret.
+                return list(self._redact_items(zip(names, value, strict=True), depth).values())
+            if len(value) == 2 and self.is_sensitive(value[0]):  # a pair: ("token", x)
+                return [self.redact(value[0], depth + 1), self.mask]
         if isinstance(value, list | tuple | set | frozenset):
             return self._redact_sequence(value, depth)
         return self._redact_other(value, depth)
