@@ -746,20 +746,26 @@ class Redactor:
             return TOO_DEEP
         if isinstance(value, Mapping) or _is_header_object(value):
             return self._redact_items(value.items(), depth)
-        if isinstance(value, tuple):
-            names = getattr(type(value), "_fields", None)
-            if isinstance(names, tuple) and len(names) == len(value):
-                # A namedtuple is written as a list: its field names say what is secret.
-                return list(self._redact_items(zip(names, value, strict=True), depth).values())
-            if len(value) == 2 and self.is_sensitive(value[0]):  # a pair: ("token", x)
-                return [self.redact(value[0], depth + 1), self.mask]
         if isinstance(value, list | tuple | set | frozenset):
             return self._redact_sequence(value, depth)
         return self._redact_other(value, depth)
 
+    def _named_tuple(self, value: tuple[Any, ...], depth: int) -> list[Any] | None:
+        """A tuple whose members have names, written as a list: a namedtuple's fields
+        checked by their names, a ``("token", x)`` pair's value masked; else None."""
+        names = getattr(type(value), "_fields", None)
+        if isinstance(names, tuple) and len(names) == len(value):
+            return list(self._redact_items(zip(names, value, strict=True), depth).values())
+        if len(value) == 2 and self.is_sensitive(value[0]):
+            return [self.redact(value[0], depth + 1), self.mask]
+        return None
+
     def _redact_sequence(self, value: Iterable[Any], depth: int) -> list[Any]:
         """A list's members, each checked; a command line's (``["pg_dump", "--password",
-        "x"]``, an ``args=`` field) item after a sensitive option is masked, as in text."""
+        "x"]``, an ``args=`` field) item after a sensitive option is masked, as in text;
+        a namedtuple and a ``(name, value)`` pair by their names."""
+        if isinstance(value, tuple) and (named := self._named_tuple(value, depth)) is not None:
+            return named
         out: list[Any] = []
         after_option = False
         for item in value:
