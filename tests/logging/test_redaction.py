@@ -93,6 +93,16 @@ def test_header_objects_are_masked() -> None:
         (f"to=postgresql%3A%2F%2Fbob%3A{SECRET}%40db", f"to=postgresql://{MASK}@db"),
         ("next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2",
          "next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2"),
+        (f'{{"config": "{{\\"api_key\\": \\"{SECRET}\\", \\"n\\": 1}}"}}',
+         f'{{"config": "{{\\"api_key\\": \\"{MASK}\\", \\"n\\": 1}}"}}'),
+        (f"<login><user>bob</user><password>{SECRET}</password></login>",
+         f"<login><user>bob</user><password>{MASK}</password></login>"),
+        (f'<ns:ApiKey kind="live">{SECRET}</ns:ApiKey>',
+         f'<ns:ApiKey kind="live">{MASK}</ns:ApiKey>'),
+        ("<b>bold</b> <token-count>12</token-count>", "<b>bold</b> <token-count>12</token-count>"),
+        (f"curl -u bob:{SECRET} https://api", f"curl -u bob:{MASK} https://api"),
+        (f'curl --user="bob:{SECRET} x" -s', f'curl --user="bob:{MASK}" -s'),
+        ("docker run -u 1000:1000 image", "docker run -u 1000:1000 image"),
     ],
 )  # fmt: skip
 def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
@@ -100,7 +110,8 @@ def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     ``=>`` pairs (PHP, Ruby: the value was shown and ``>`` masked), a secret name's quoted
     value after spaces (SQL's ``PASSWORD 'x'``, a message's ``token "x"``) and SQL's
     ``IDENTIFIED BY``: database errors echo such statements; and such pairs percent-encoded
-    (a URL in a query value, once or twice encoded), shown decoded then."""
+    (a URL in a query value, once or twice encoded), shown decoded then; JSON inside a
+    JSON string, an XML element of a secret name, ``curl -u``'s password."""
     assert expected == Redactor().redact_text(text)
 
 
@@ -671,6 +682,11 @@ HOSTILE = {
     "encoded-pairs": lambda n: "token%3D" * (n // 8),
     "encoded-twice": lambda n: "a%253D" * (n // 6),
     "encoded-secret-values": lambda n: "pw%3Dx%26" * (n // 9),
+    "escaped-quoted-values": lambda n: 'password\\": \\"' * (n // 14),
+    "xml-secret-elements": lambda n: "<password>" * (n // 10) + "x</password>",
+    "xml-elements-unclosed": lambda n: "<password>x" * (n // 11),
+    "user-options": lambda n: "-u a:" * (n // 5),
+    "user-options-quoted": lambda n: '-u "a:' * (n // 6),
 }
 
 

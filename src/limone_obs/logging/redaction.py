@@ -113,13 +113,21 @@ _NAME_CHARS = r"A-Za-z0-9_%\-"
 #: name and separator are consumed, so a pair inside a non-secret value
 #: (``url=https://h/?token=x``) is still found. ``https://...`` is no pair. ``=>`` is
 #: one separator (PHP's and Ruby's ``'password' => 'x'``), not ``=`` before a value ``>``.
+#: Quotes may be escaped: JSON inside a JSON string (``"{\\"api_key\\": \\"x\\"}"``).
 _PAIR = re.compile(
-    rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)(["']?\s*(?:=>|[:=])\s*["']?)(?!//)"""
+    rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)((?:\\?["'])?\s*(?:=>|[:=])\s*(?:\\?["'])?)(?!//)"""
 )
 #: A name and a quoted value with only spaces between (SQL's ``WITH PASSWORD 'x'``, a
 #: message's ``token 'x' expired``): a sensitive name's quoted value is masked. Starts
 #: only where a run of name characters starts (the look-behind): linear.
 _SPACED_QUOTE = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)[ \t]+(['"])""")
+#: An XML element's text (``<password>x</password>``, attributes allowed): the name is
+#: checked like a dict key. Each try reads the opening tag (bounded) and text up to the
+#: next ``<``: linear.
+_XML_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]{0,63})(?:\s[^<>]{0,256})?>([^<]{1,1024})</\1>")
+#: ``curl -u user:password`` / ``--user user:password`` (curl, httpie, wget's
+#: ``--user``/``--password`` aside): the part after the colon is the password.
+_USER_OPTION = re.compile(r"""(?<![\w-])(?:-u|--user)(?:[ \t]+|=)(['"]?)([^\s:'"]{1,256}):""")
 #: SQL's ``IDENTIFIED BY 'x'`` (MySQL, Oracle: also unquoted): what follows is a password.
 _IDENTIFIED_BY = re.compile(r"(?i)(?<![A-Za-z0-9_])identified[ \t]+by[ \t]+")
 #: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
@@ -519,18 +527,28 @@ class Redactor:
             text = self._mask_item_pairs(text)
         if "--" in text:
             text = self._mask_flags(text)
+        if "</" in text:
+            text = self._mask_each(text, _XML_ELEMENT, self._xml_text)
         if " " in text or "\t" in text:
-            if "'" in text or '"' in text:
-                text = self._mask_spaced_quotes(text)
-            if "dentified" in text or "DENTIFIED" in text:
-                text = self._mask_identified_by(text)
-            text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
-            if "<Authorization " in text:
-                text = _AUTHORIZATION_REPR.sub(lambda m: f"{m.group(1)}{self.mask}>", text)
+            text = self._mask_after_words(text)
         if _may_hold_token(text):
             text = _TOKEN_SHAPES.sub(self.mask, text)
         if _may_hold_card(text):
             text = _CARD_CANDIDATE.sub(self._card_replacement, text)
+        return text
+
+    def _mask_after_words(self, text: str) -> str:
+        """What a word and a space announce: a secret name's quoted value, SQL's
+        ``IDENTIFIED BY``, ``curl -u``'s password, an auth scheme's credential."""
+        if "'" in text or '"' in text:
+            text = self._mask_spaced_quotes(text)
+        if "dentified" in text or "DENTIFIED" in text:
+            text = self._mask_identified_by(text)
+        if "-u" in text:
+            text = self._mask_user_options(text)
+        text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
+        if "<Authorization " in text:
+            text = _AUTHORIZATION_REPR.sub(lambda m: f"{m.group(1)}{self.mask}>", text)
         return text
 
     def _mask_failing_rows(self, text: str) -> str:
@@ -632,6 +650,8 @@ class Redactor:
             if opened in "'\"" and text.startswith(opened * 2, pos):
                 pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
                 span: int | None = _closing_triple(text, pos, opened * 3)
+            elif opened in "'\"" and match.group(2)[-2:-1] == "\\":
+                span = _escaped_quote_end(text, pos, opened)  # {\"api_key\": \"x\"}
             elif opened in "'\"":
                 # A quoted value ends at its closing quote (kept), spaces and commas included,
                 # however long (a 2 KB session token); without one, at the line's end.
@@ -717,6 +737,25 @@ class Redactor:
             return None if span is None else (pos, span)
 
         return self._mask_each(text, _IDENTIFIED_BY, value_at)
+
+    def _xml_text(self, match: re.Match[str]) -> tuple[int, int] | None:
+        """The text of ``<name>text</name>`` when the name is a secret one."""
+        return match.span(2) if self.is_sensitive(match.group(1).rpartition(":")[2]) else None
+
+    def _mask_user_options(self, text: str) -> str:
+        """``curl -u bob:x``: the password after the user name masked (not ``docker run
+        -u 1000:1000``'s group id)."""
+        ends = _ValueEnds(text)
+
+        def value_at(match: re.Match[str]) -> tuple[int, int] | None:
+            pos = match.end()
+            if match.group(1):  # quoted: to its closing quote
+                end = _closing_quote(text, match.start(1), whole_line=True)
+            else:
+                end = ends.after(pos)
+            return None if (match.group(2) + text[pos:end]).isdigit() else (pos, end)
+
+        return self._mask_each(text, _USER_OPTION, value_at)
 
     def _mask_item_pairs(self, text: str) -> str:
         """``('password', 'x')`` / ``["token", "x"]`` in text (the repr of a header list,
@@ -956,6 +995,15 @@ def _closing_quote(text: str, at: int, *, whole_line: bool = False) -> int:
         if pos < 0 or text[pos - 1] != "\\":
             return limit if pos < 0 else pos
         pos += 1
+
+
+def _escaped_quote_end(text: str, pos: int, quote: str) -> int:
+    """Index of the escaped ``quote`` (``\\"``) closing a value that starts at ``pos``
+    inside an escaped string (JSON inside a JSON string); without one, the line's end."""
+    line = text.find("\n", pos)
+    line = len(text) if line < 0 else line
+    end = text.find("\\" + quote, pos, line)
+    return line if end < 0 else end
 
 
 def _closing_triple(text: str, start: int, quotes: str) -> int:
