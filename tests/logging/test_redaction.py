@@ -217,9 +217,10 @@ Login = collections.namedtuple("Login", "user token")
     "value",
     [Creds("bob", SECRET), Holder(SECRET), {b"password": SECRET}, f"Bearer {SECRET}".encode(),
      [["Authorization", SECRET]], [(b"authorization", SECRET.encode())], {Holder(SECRET)},
-     Login("bob", SECRET), ("password", SECRET), f"JSESSIONID={SECRET}"],
+     Login("bob", SECRET), ("password", SECRET), f"JSESSIONID={SECRET}",
+     {f"sk-live-{SECRET}": 1, f"xoxb-{SECRET}": 2, "plain": 3}],
     ids=["dataclass", "repr", "bytes-key", "bytes-value", "list-pair", "bytes-pair", "set",
-         "namedtuple", "pair", "session-cookie"],
+         "namedtuple", "pair", "session-cookie", "secret-keys"],
 )  # fmt: skip
 def test_secret_in_any_value_type_is_masked(value: Any, out: io.BytesIO) -> None:
     """Dataclasses, namedtuples (written as lists: their field names say what is secret),
@@ -230,6 +231,13 @@ def test_secret_in_any_value_type_is_masked(value: Any, out: io.BytesIO) -> None
     stdlib_logger("lib").info("x", extra={"data": value})
     assert 2 == len(parse_lines(out.getvalue()))
     assert SECRET.encode() not in out.getvalue()
+
+
+def test_keys_holding_a_secret_are_masked_and_keep_their_values() -> None:
+    """Usage per API key: the keys are the secrets; masked ones that clash are numbered,
+    so every value stays in the line."""
+    usage = {f"sk-live-{SECRET}": 1, f"AKIA{'A' * 16}": 2, "Bearer abcdef123456": 3, "x": 4}
+    assert {MASK: 1, f"{MASK}#2": 2, f"Bearer {MASK}": 3, "x": 4} == Redactor().redact(usage)
 
 
 def test_dataclass_keeps_its_other_fields(out: io.BytesIO) -> None:

@@ -835,9 +835,16 @@ class Redactor:
         return self.redact_text(as_text(value))
 
     def _redact_items(self, items: Iterable[tuple[Any, Any]], depth: int) -> dict[Any, Any]:
+        """A mapping's items: the value of a secret name masked, every other value checked;
+        a key that holds a secret itself (``{"sk-live-...": 3}``, usage per API key) is
+        masked too (``[REDACTED]``, ``[REDACTED]#2``...: no value is lost to a clash)."""
         out: dict[Any, Any] = {}
         for key, val in items:
-            out[key] = self.mask if self.is_sensitive(key) else self.redact(val, depth + 1)
+            value = self.mask if self.is_sensitive(key) else self.redact(val, depth + 1)
+            shown = self.redact_text(key) if isinstance(key, str) else key
+            if shown != key:
+                shown = _free_key(out, shown)
+            out[shown] = value
         return out
 
     def _redact_member(self, item: Any, depth: int) -> Any:
@@ -884,6 +891,15 @@ class Redactor:
         """structlog processor form of :meth:`redact_event`."""
         self.redact_event(event_dict)
         return event_dict
+
+
+def _free_key(out: Mapping[Any, Any], key: str) -> str:
+    """``key``, or ``key#2``, ``key#3``... the first that ``out`` does not hold yet."""
+    found, n = key, 1
+    while found in out:
+        n += 1
+        found = f"{key}#{n}"
+    return found
 
 
 def _looks_like_credential(scheme: str, word: str) -> bool:
