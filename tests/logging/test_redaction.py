@@ -1070,3 +1070,25 @@ def test_sqlalchemy_engine_logs_of_bound_values_are_masked(out: io.BytesIO) -> N
     assert re.fullmatch(rf"\[generated in [0-9.]+s\] {re.escape(MASK)}", values[0]), values
     assert values[1].startswith("[signup] ["), values
     assert "SELECT ?, ?" in messages
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [f"Authorization: Bearer {SECRET}", f"password='a b {SECRET}'", f'"password": "{SECRET}"',
+     f"--password {SECRET}", f"password={SECRET}", f"url=https://bob:{SECRET}@db/x"],
+)  # fmt: skip
+def test_a_text_cut_to_its_limit_keeps_no_secret_wherever_the_cut_falls(shape: str) -> None:
+    """A text over ``max_text`` is cut to its head and tail: wherever the cut falls in a
+    name and its value (just over the limit, head and tail nearly meet; far over it, the
+    tail starts anywhere), the value is never shown without its mask (a trial found
+    ``Bearer x`` cut between its words, and ``x`` shown)."""
+    limit = 200
+    redactor = Redactor(max_text=limit)
+    totals = [*range(limit + 1, limit + 40), *range(2 * limit, 2 * limit + 40), 9 * limit]
+    for total in totals:
+        for pos in range(0, total - len(shape), 3):
+            text = "x " * (pos // 2) + shape
+            text += " z" * ((total - len(text)) // 2)
+            shown = redactor.redact_text(text)
+            assert SECRET[:8] not in shown, (total, pos, shown)
+            assert len(shown) <= limit + len(CUT_MARK)

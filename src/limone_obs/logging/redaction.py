@@ -228,6 +228,9 @@ _ENCODED_ROUNDS = 2
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
+#: Text before a cut text's kept tail that is scanned with it, in multiples of the cut's
+#: limit (see Redactor._cut_scanned).
+_CUT_CONTEXT = 4
 #: A head's last word shorter than this is dropped by :func:`cut_text`.
 _SHORT_WORD = 64
 
@@ -469,15 +472,29 @@ class Redactor:
         if not self.patterns or len(text) < _SHORTEST_MASKED:
             return text
         if self.max_text is not None and len(text) > self.max_text:
-            # Masks that start at a phrase and run on past it go first, on the whole text:
-            # a cut between the phrase and its values would leave the values unnamed.
-            return self._scan(cut_text(self._mask_anchored(text), self.max_text))
+            return self._cut_scanned(text, self.max_text)
         redacted = self._scan(text)
         if len(text) <= _TEXT_CACHE_MAX_LEN:
             if len(self._texts) >= _CACHE_LIMIT:
                 self._texts.clear()
             self._texts[text] = redacted
         return redacted
+
+    def _cut_scanned(self, text: str, limit: int) -> str:
+        """``text`` (over ``limit``) masked and cut to ``limit`` (:func:`cut_text`).
+
+        Scanned before the cut, with what precedes each kept part: a value kept at the
+        start of the tail has its name before it, maybe in the part cut away (a trial
+        found ``Bearer x`` cut between the two words). Only :data:`_CUT_CONTEXT` limits
+        before the tail are read: the scan's cost stays bounded, whatever the text's
+        length (phrases that mask to a line's end, which may lie far on, go first on the
+        whole text, in one linear pass).
+        """
+        window = _CUT_CONTEXT * limit
+        if len(text) > 2 * window:
+            text = self._mask_anchored(text)
+            text = text[:window] + CUT_MARK + text[-window:]
+        return cut_text(self._scan(text), limit)
 
     def redact_whole(self, text: str) -> str:
         """:meth:`redact_text` without the ``max_text`` cut and without the cache: for
