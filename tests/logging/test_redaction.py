@@ -240,6 +240,17 @@ def test_keys_holding_a_secret_are_masked_and_keep_their_values() -> None:
     assert {MASK: 1, f"{MASK}#2": 2, f"Bearer {MASK}": 3, "x": 4} == Redactor().redact(usage)
 
 
+def test_a_logger_named_after_a_url_has_its_password_masked(out: io.BytesIO) -> None:
+    """A logger whose name holds a DSN (``getLogger(f"pool.{dsn}")``): the ``logger``
+    field is masked like the message, on the stdlib and the structlog path."""
+    configure_logging(stream=out)
+    name = f"pool.postgresql://bob:{SECRET}@db/app"
+    stdlib_logger(name).warning("connected")
+    get_logger(name).info("connected")
+    events = parse_lines(out.getvalue())
+    assert [f"pool.postgresql://{MASK}@db/app"] * 2 == [e["logger"] for e in events]
+
+
 def test_dataclass_keeps_its_other_fields(out: io.BytesIO) -> None:
     """A redacted dataclass is still written as an object of its fields."""
     configure_logging(stream=out)

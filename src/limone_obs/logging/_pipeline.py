@@ -95,6 +95,8 @@ class Pipeline:
         """Return the core fields plus ``context`` (default: the bound one), in schema order."""
         if self.redactor is not None:
             message = self.redactor.redact_text(message)
+            # A name made from a URL (getLogger(f"pool.{dsn}")): remembered, so one lookup.
+            logger = self.redactor.redact_text(logger)
             if _request_secrets():  # a secret URL value of this context's request
                 message = _context.scrub(message, self.redactor.mask)
         out = {
