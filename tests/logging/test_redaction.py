@@ -88,11 +88,20 @@ def test_header_objects_are_masked() -> None:
          f"Duplicate entry '{MASK}' for key 'users.email'"),
         ("a => b and x == y", "a => b and x == y"),
         (f"GET /login?next=%2Freset%3Ftoken%3D{SECRET} HTTP/1.1",
-         f"GET /login?next=/reset?token={MASK} HTTP/1.1"),
-        (f"next=%2Fcb%253Ftoken%253D{SECRET}", f"next=/cb?token={MASK}"),
-        (f"to=postgresql%3A%2F%2Fbob%3A{SECRET}%40db", f"to=postgresql://{MASK}@db"),
+         f"GET /login?next={MASK} HTTP/1.1"),
+        (f"url=https://h/login?next=/reset?token%3D{SECRET}",
+         f"url=https://h/login?next=/reset?{MASK}"),
+        (f"next=%2Fcb%253Ftoken%253D{SECRET}", f"next={MASK}"),
+        (f"to=postgresql%3A%2F%2Fbob%3A{SECRET}%40db", f"to={MASK}"),
         ("next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2",
          "next=https%3A%2F%2Fexample.com%2Fa%3Fpage%3D2"),
+        ("GET /search?q=100%25%3Dtotal HTTP/1.1", "GET /search?q=100%25%3Dtotal HTTP/1.1"),
+        (f"postgresql://bob:p%40{SECRET}@db:5432/app", f"postgresql://{MASK}@db:5432/app"),
+        (f"https://user:p%2540{SECRET}@host/", f"https://{MASK}@host/"),
+        (f"GET /login?password=p%40ss%20{SECRET}%3Ard&x=1", f"GET /login?password={MASK}&x=1"),
+        (f"password=hunter2%26{SECRET}%3D1", f"password={MASK}"),
+        (f"GET /cb?next=%2Fh%3Ftoken%3D{SECRET}%0A%7B%22level%22%3A%22info%22%7D HTTP/1.1",
+         f"GET /cb?next={MASK} HTTP/1.1"),
         (f'{{"config": "{{\\"api_key\\": \\"{SECRET}\\", \\"n\\": 1}}"}}',
          f'{{"config": "{{\\"api_key\\": \\"{MASK}\\", \\"n\\": 1}}"}}'),
         (f"<login><user>bob</user><password>{SECRET}</password></login>",
@@ -110,7 +119,9 @@ def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
     ``=>`` pairs (PHP, Ruby: the value was shown and ``>`` masked), a secret name's quoted
     value after spaces (SQL's ``PASSWORD 'x'``, a message's ``token "x"``) and SQL's
     ``IDENTIFIED BY``: database errors echo such statements; and such pairs percent-encoded
-    (a URL in a query value, once or twice encoded), shown decoded then; JSON inside a
+    (a URL in a query value, once or twice encoded): the encoded run masked whole, never
+    shown decoded (a decoded ``@`` or space would end the mask inside the secret, a
+    decoded newline forge a line), a password holding an encoded ``@`` masked whole; JSON inside a
     JSON string, an XML element of a secret name, ``curl -u``'s password."""
     assert expected == Redactor().redact_text(text)
 

@@ -221,10 +221,16 @@ _VALUES_MAX = 4096
 #: The shortest text with something to mask: a pair of the shortest secret name, ``pw=x``
 #: (shorter texts are returned unscanned; a trial found ``pwd=p25`` in clear at 8).
 _SHORTEST_MASKED = 4
-#: A percent-encoded ``=``, ``:`` or ``@`` (or one encoded twice, ``%253D``): a text holding
-#: one is also read decoded (see Redactor._scan), at most this many rounds.
-_ENCODED_SEPARATOR = re.compile(r"%(?:25)?(?:3[DdAa]|40)")
-_ENCODED_ROUNDS = 2
+#: A run of text holding a percent-encoded ``=``, ``:`` or ``@`` (or one encoded twice,
+#: ``%253D``), between the characters that delimit it in a URL or a line: a URL inside a
+#: query value (``next=%2Fcb%3Ftoken%3Dx``), an encoded DSN. Read decoded (see
+#: Redactor._mask_encoded). A run is tried only from its start (the look-behind), and
+#: read once: linear.
+_ENCODED_DELIMITERS = r"\s\"'&=?<>,;()\[\]{}"
+_ENCODED_RUN = re.compile(
+    rf"(?<![^{_ENCODED_DELIMITERS}])[^{_ENCODED_DELIMITERS}]*?%(?:25)?(?:3[DdAa]|40)"
+    rf"[^{_ENCODED_DELIMITERS}]*"
+)
 #: Texts up to this length are remembered with their redacted form (messages repeat).
 _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
@@ -525,15 +531,29 @@ class Redactor:
             text = self._mask_duplicate_entries(text)
         return text
 
-    def _scan(self, text: str, depth: int = 0) -> str:
-        if "%" in text and depth < _ENCODED_ROUNDS and _ENCODED_SEPARATOR.search(text):
-            # A URL inside a query value (``next=%2Fcb%3Ftoken%3Dx``) or a DSN in a form
-            # field: read decoded. Shown decoded only when that masks something; an
-            # ordinary encoded URL stays as it was written.
-            decoded = unquote(text)
-            masked = self._scan(decoded, depth + 1)
-            if masked != decoded:
-                return masked
+    def _scan(self, text: str, *, encoded: bool = True) -> str:
+        text = self._scan_plain(text)
+        if encoded and "%" in text:
+            text = self._mask_encoded(text)
+        return text
+
+    def _mask_encoded(self, text: str) -> str:
+        """Each run of :data:`_ENCODED_RUN` that, decoded (twice at most: ``%253D``),
+        masks something is masked whole: nothing decoded is ever shown (a decoded value
+        would end at its decoded ``@`` or space, and a decoded newline would forge a
+        line); an ordinary encoded URL stays as it was written."""
+
+        def value_at(match: re.Match[str]) -> tuple[int, int] | None:
+            run = match.group()
+            decoded = unquote(run)
+            if "%" in decoded:
+                decoded = unquote(decoded)
+            masked = self._scan(decoded, encoded=False)
+            return match.span() if masked != decoded else None
+
+        return self._mask_each(text, _ENCODED_RUN, value_at)
+
+    def _scan_plain(self, text: str) -> str:
         text = self._mask_anchored(text)
         # Each pattern needs a character most ids and names lack: test for it first.
         if "://" in text and "@" in text:
