@@ -876,11 +876,12 @@ class Redactor:
         a key that holds a secret itself (``{"sk-live-...": 3}``, usage per API key) is
         masked too (``[REDACTED]``, ``[REDACTED]#2``...: no value is lost to a clash)."""
         out: dict[Any, Any] = {}
+        taken: dict[str, int] = {}  # a masked key's last number: each clash costs O(1)
         for key, val in items:
             value = self.mask if self.is_sensitive(key) else self.redact(val, depth + 1)
             shown = self.redact_text(key) if isinstance(key, str) else key
-            if shown != key:
-                shown = _free_key(out, shown)
+            if shown in out:  # a masked key took that name (a mapping has no key twice)
+                shown = _free_key(out, shown, taken)
             out[shown] = value
         return out
 
@@ -930,12 +931,15 @@ class Redactor:
         return event_dict
 
 
-def _free_key(out: Mapping[Any, Any], key: str) -> str:
-    """``key``, or ``key#2``, ``key#3``... the first that ``out`` does not hold yet."""
-    found, n = key, 1
+def _free_key(out: Mapping[Any, Any], key: str, taken: dict[str, int]) -> str:
+    """``key#2``, ``key#3``... the first that ``out`` does not hold yet, counting on from
+    the number ``taken`` remembers for ``key`` (so n clashes cost O(n) together)."""
+    n = taken.get(key, 1)
+    found = key
     while found in out:
         n += 1
         found = f"{key}#{n}"
+    taken[key] = n
     return found
 
 
@@ -1053,10 +1057,13 @@ def _closing_quote(text: str, at: int, *, whole_line: bool = False) -> int:
 def _escaped_quote_end(text: str, pos: int, quote: str) -> int:
     """Index of the escaped ``quote`` (``\\"``) closing a value that starts at ``pos``
     inside an escaped string (JSON inside a JSON string); without one, the line's end."""
-    line = text.find("\n", pos)
-    line = len(text) if line < 0 else line
-    end = text.find("\\" + quote, pos, line)
-    return line if end < 0 else end
+    # The closing quote first, then a line end before it: each search is bounded by the
+    # value's own length (the caller goes on after it), so a line of many values costs
+    # linear time.
+    end = text.find("\\" + quote, pos)
+    end = len(text) if end < 0 else end
+    line = text.find("\n", pos, end)
+    return end if line < 0 else line
 
 
 def _closing_triple(text: str, start: int, quotes: str) -> int:
