@@ -740,7 +740,7 @@ HOSTILE = {
 _REFERENCE = re.compile(r"\w+|\W")
 
 
-def _best_time(func: Any, text: str, runs: int) -> float:
+def _best_time(func: Any, text: Any, runs: int) -> float:
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
