@@ -652,3 +652,15 @@ def test_a_status_outside_http_is_recorded_as_500_with_a_warning(
     assert ([f"{Response('', status=status).status!r}"] if recorded == "500" else []) == [
         m.split("HTTP status ")[1].split(", not")[0] for m in warned
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "recorded"),
+    [("204", "204"), ("204\tNo Content", "204"), ("404  Not Found", "404"), ("2040", "500"),
+     ("204x", "500"), ("", "500"), ("20", "500")],
+)  # fmt: skip
+def test_a_code_without_its_reason_is_that_code(status: str, recorded: str) -> None:
+    """A status written by WSGI middleware rather than Werkzeug: a code alone or before
+    other white space is that code (gunicorn sends it as it is: a 204 recorded as 500
+    would burn the error budget); anything else is 500."""
+    assert recorded == lifecycle._odd_status(status)

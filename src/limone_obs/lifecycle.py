@@ -156,7 +156,7 @@ class RequestState:
         """The ``start_response`` the app sees: remembers the status, adds headers, delegates."""
         code = status[:3]
         if status[3:4] != " " or code not in _HTTP_CODES:  # not "NNN reason" with 100-599
-            code = _invalid_status(status)
+            code = _odd_status(status)
         self.status = code
         self._app_headers = headers
         if self.headers is not None:
@@ -266,10 +266,16 @@ _HTTP_CODES = frozenset(str(code) for code in range(100, 600))
 _invalid_said: set[str] = set()
 
 
-def _invalid_status(status: object) -> str:
-    """The status recorded for an app's invalid ``status`` (``Response(status=1000)``,
-    ``99``: Werkzeug takes any integer): 500, as for any other server-side failure; a
-    warning names it (once per status and process, a few at most). Never raises."""
+def _odd_status(status: object) -> str:
+    """The status recorded for a ``status`` not written ``"NNN reason"``: its code when it
+    is one HTTP has and stands alone or before other white space (``"204"``,
+    ``"204\tNo Content"``: gunicorn sends them as they are); else (``Response(status=1000)``,
+    ``99``: Werkzeug takes any integer) 500, as for any other server-side failure, with a
+    warning naming it (once per status and process, a few at most). Never raises."""
+    if isinstance(status, str) and status[:3] in _HTTP_CODES:
+        rest = status[3:]
+        if not rest or rest[0].isspace():
+            return status[:3]
     text = str(status)[:64] if isinstance(status, str) else type(status).__name__
     if text not in _invalid_said and len(_invalid_said) < 16:
         _invalid_said.add(text)
