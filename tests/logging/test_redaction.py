@@ -111,7 +111,16 @@ def test_header_objects_are_masked() -> None:
         ("<b>bold</b> <token-count>12</token-count>", "<b>bold</b> <token-count>12</token-count>"),
         (f"curl -u bob:{SECRET} https://api", f"curl -u bob:{MASK} https://api"),
         (f'curl --user="bob:{SECRET} x" -s', f'curl --user="bob:{MASK}" -s'),
+        (f"curl -ubob:{SECRET},x -U p:{SECRET} --proxy-user p:{SECRET} h",
+         f"curl -ubob:{MASK} -U p:{MASK} --proxy-user p:{MASK} h"),
         ("docker run -u 1000:1000 image", "docker run -u 1000:1000 image"),
+        ("python -u app:main", "python -u app:main"),
+        (f"<password><![CDATA[{SECRET}]]></password>", f"<password>{MASK}</password>"),
+        (f"CREATE USER 'b'@'%' IDENTIFIED WITH caching_sha2_password BY '{SECRET}';",
+         f"CREATE USER 'b'@'%' IDENTIFIED WITH caching_sha2_password BY '{MASK}';"),
+        ("items.map(token => token.trim())", "items.map(token => token.trim())"),
+        ("Unsupported signature 'HMAC'; credentials 'default' profile; you must pass 'x'",
+         "Unsupported signature 'HMAC'; credentials 'default' profile; you must pass 'x'"),
     ],
 )  # fmt: skip
 def test_credential_shaped_text_is_masked(text: str, expected: str) -> None:
@@ -730,8 +739,13 @@ HOSTILE = {
     "escaped-quoted-values": lambda n: 'password\\": \\"' * (n // 14),
     "xml-secret-elements": lambda n: "<password>" * (n // 10) + "x</password>",
     "xml-elements-unclosed": lambda n: "<password>x" * (n // 11),
-    "user-options": lambda n: "-u a:" * (n // 5),
-    "user-options-quoted": lambda n: '-u "a:' * (n // 6),
+    "user-options": lambda n: "curl -u a:" * (n // 10),
+    "user-options-quoted": lambda n: 'curl -u "a:' * (n // 11),
+    "user-options-attached": lambda n: "curl -ua:" + "-ua:" * (n // 4),
+    "xml-cdata-unclosed": lambda n: "<password><![CDATA[" * (n // 19),
+    "xml-cdata-brackets": lambda n: "<password><![CDATA[" + "]" * n,
+    "spaced-secret-names": lambda n: "password 'x' " * (n // 13),
+    "identified-with": lambda n: "IDENTIFIED WITH p BY " * (n // 21),
 }
 
 

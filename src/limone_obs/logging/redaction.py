@@ -118,18 +118,31 @@ _PAIR = re.compile(
     rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)((?:\\?["'])?\s*(?:=>|[:=])\s*(?:\\?["'])?)(?!//)"""
 )
 #: A name and a quoted value with only spaces between (SQL's ``WITH PASSWORD 'x'``, a
-#: message's ``token 'x' expired``): a sensitive name's quoted value is masked. Starts
-#: only where a run of name characters starts (the look-behind): linear.
+#: message's ``token 'x' expired``): a sensitive name's quoted value is masked, when the
+#: name holds one of :data:`_SPACED_NAMES` (prose's "pass 'x'", "signature 'x'" or
+#: "credentials 'default' profile" name no value). Starts only where a run of name
+#: characters starts (the look-behind): linear.
 _SPACED_QUOTE = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)[ \t]+(['"])""")
-#: An XML element's text (``<password>x</password>``, attributes allowed): the name is
-#: checked like a dict key. Each try reads the opening tag (bounded) and text up to the
-#: next ``<``: linear.
-_XML_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]{0,63})(?:\s[^<>]{0,256})?>([^<]{1,1024})</\1>")
-#: ``curl -u user:password`` / ``--user user:password`` (curl, httpie, wget's
-#: ``--user``/``--password`` aside): the part after the colon is the password.
-_USER_OPTION = re.compile(r"""(?<![\w-])(?:-u|--user)(?:[ \t]+|=)(['"]?)([^\s:'"]{1,256}):""")
-#: SQL's ``IDENTIFIED BY 'x'`` (MySQL, Oracle: also unquoted): what follows is a password.
-_IDENTIFIED_BY = re.compile(r"(?i)(?<![A-Za-z0-9_])identified[ \t]+by[ \t]+")
+_SPACED_NAMES = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey")
+#: An XML element's text (``<password>x</password>``, attributes allowed, or a CDATA
+#: section): the name is checked like a dict key. Each try reads the opening tag
+#: (bounded) and text up to the next ``<``: linear.
+_XML_ELEMENT = re.compile(
+    r"<([A-Za-z_][\w.:-]{0,63})(?:\s[^<>]{0,256})?>"
+    r"(<!\[CDATA\[(?:[^\]<]|\](?!\]>)){0,1024}\]\]>|[^<]{1,1024})</\1>"
+)
+_WHITE_SPACE = re.compile(r"\s")
+#: curl's ``-u user:password`` (also ``-uuser:...``, ``--user``, and ``-U`` /
+#: ``--proxy-user`` for its proxy): the part after the colon is the password, to the next
+#: white space (or closing quote). Looked for in texts naming curl.
+_USER_OPTION = re.compile(
+    r"""(?<![\w-])(?:-[uU]|--user|--proxy-user)(?:[ \t]+|=)?(['"]?)([^\s:'"]{1,256}):"""
+)
+#: SQL's ``IDENTIFIED BY 'x'`` (MySQL, Oracle: also unquoted; MySQL 8's ``IDENTIFIED WITH
+#: caching_sha2_password BY 'x'``, or ``AS '<hash>'``): what follows is a password.
+_IDENTIFIED_BY = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])identified[ \t]+(?:with[ \t]+[\w'\"`]{1,64}[ \t]+)?(?:by|as)[ \t]+"
+)
 #: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
 _VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
 #: After an ``Authorization`` / ``Proxy-Authorization`` name, any scheme word is one
@@ -581,7 +594,7 @@ class Redactor:
             text = self._mask_spaced_quotes(text)
         if "dentified" in text or "DENTIFIED" in text:
             text = self._mask_identified_by(text)
-        if "-u" in text:
+        if "-u" in text and "curl" in text:  # -u is a user elsewhere (python, docker)
             text = self._mask_user_options(text)
         text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
         if "<Authorization " in text:
@@ -684,6 +697,8 @@ class Redactor:
                 continue  # inside a masked value, or a harmless name
             pos = match.end()
             opened = match.group(2)[-1]
+            if opened not in "'\"" and "=>" in match.group(2):
+                continue  # a quoted value only: ``token => token.trim()`` is a JS arrow
             if opened in "'\"" and text.startswith(opened * 2, pos):
                 pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
                 span: int | None = _closing_triple(text, pos, opened * 3)
@@ -756,7 +771,10 @@ class Redactor:
         its closing quote (to the line's end without one)."""
 
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
-            if not self.is_sensitive(match.group(1)):
+            name = match.group(1)
+            if not self.is_sensitive(name):
+                return None
+            if not any(word in normalise_key(name)[0] for word in _SPACED_NAMES):
                 return None
             return match.end(), _closing_quote(text, match.end() - 1, whole_line=True)
 
@@ -782,14 +800,14 @@ class Redactor:
     def _mask_user_options(self, text: str) -> str:
         """``curl -u bob:x``: the password after the user name masked (not ``docker run
         -u 1000:1000``'s group id)."""
-        ends = _ValueEnds(text)
 
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
             pos = match.end()
             if match.group(1):  # quoted: to its closing quote
                 end = _closing_quote(text, match.start(1), whole_line=True)
             else:
-                end = ends.after(pos)
+                space = _WHITE_SPACE.search(text, pos)
+                end = len(text) if space is None else space.start()
             return None if (match.group(2) + text[pos:end]).isdigit() else (pos, end)
 
         return self._mask_each(text, _USER_OPTION, value_at)
