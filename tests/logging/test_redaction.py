@@ -263,6 +263,18 @@ def test_keys_holding_a_secret_are_masked_and_keep_their_values() -> None:
     assert {MASK: 1, f"{MASK}#2": 2, f"{MASK}#2#2": 3} == Redactor().redact(clash)
 
 
+def test_fields_named_by_a_secret_are_masked(out: io.BytesIO) -> None:
+    """A log call's own fields named by a secret (``**usage_per_key``, ``extra=``) are
+    renamed like a mapping's keys, on the app and the stdlib path; no value lost."""
+    configure_logging(stream=out)
+    usage = {f"sk-live-{SECRET}": 3, f"xoxb-{SECRET}": 4, "plain": 1}
+    get_logger().info("usage", **usage)
+    stdlib_logger("lib").info("usage", extra=usage)
+    for event in parse_lines(out.getvalue()):
+        assert (3, 4, 1) == (event[MASK], event[f"{MASK}#2"], event["plain"])
+    assert SECRET.encode() not in out.getvalue()
+
+
 def test_many_keys_holding_a_secret_cost_linear_time() -> None:
     """Thousands of secret keys masked alike: numbering each costs O(1), not a walk past
     all the numbers taken (a review measured 4 s for 8,000 keys). A ratio between sizes,

@@ -927,11 +927,16 @@ class Redactor:
         if len(safe_keys) >= _CACHE_LIMIT or len(safe_values) >= _CACHE_LIMIT:
             safe_keys.clear()  # bounded: user data may bring endless new keys and values
             safe_values.clear()
+        renamed: list[tuple[str, str]] = []
         for key, value in event.items():
             if self.is_sensitive(key):
                 event[key] = self.mask
                 continue
-            safe_keys.add(key)
+            shown = key if key in safe_keys else self.redact_text(key)
+            if shown != key:
+                renamed.append((key, shown))  # a field named by a secret (**usage_per_key)
+            else:
+                safe_keys.add(key)
             if value.__class__ is str:
                 redacted = self.redact_text(value)
                 if redacted == value:
@@ -942,6 +947,11 @@ class Redactor:
                 safe_values.add(value)
             else:
                 event[key] = self.redact(value)
+        if renamed:
+            taken: dict[str, int] = {}
+            for key, shown in renamed:
+                value = event.pop(key)
+                event[_free_key(event, shown, taken) if shown in event else shown] = value
 
     def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
         """structlog processor form of :meth:`redact_event`."""
