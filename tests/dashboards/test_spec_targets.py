@@ -83,7 +83,8 @@ def test_latency_panels_draw_the_specs_threshold_and_stages() -> None:
     """A latency SLO of 0.4 s, next 0.25 s: the share panel draws both (the kit's 0.6 s
     and 1 s were drawn, reading 100 % while the objective was missed), and every latency
     panel of the service colours red from 0.4 s and orange from 0.25 s, saying why. The
-    dependency SLO's 2 s is not the request's."""
+    dependency SLO's 2 s is not the request's; the dependency latency panels draw it (the
+    request's lines are not a dependency's), and queue time draws none."""
     boards = _boards(ORDERS)
     overview = boards["overview"]
     within = _panel(overview, "Requests within 0.4 s")
@@ -98,12 +99,16 @@ def test_latency_panels_draw_the_specs_threshold_and_stages() -> None:
         _panel(boards["endpoint"], "Latency percentiles"),
         _panel(boards["endpoint"], "Time per request by dependency"),
         _panel(boards["dependencies"], "Seconds per request"),
-        _panel(boards["dependencies"], "p95 by dependency"),
-        _panel(boards["ux"], "Queue time p50 / p95"),
     ]
     for panel in latency_panels:
         assert expected == _steps(panel), panel["title"]
         assert "SLO latency: 95 % within 0.4 s, next 0.25 s" in panel["description"]
+    for title in ("p95 by dependency", "$dependency: p50 / p95"):
+        panel = _panel(boards["dependencies"], title)
+        assert [("green", None), ("red", 2.0)] == _steps(panel), title
+        assert "2 s for pricing calls (pricing-latency)" in panel["description"]
+    assert [("green", None)] == _steps(_panel(boards["ux"], "Queue time p50 / p95"))
+    assert _panel(boards["dependencies"], "Calls within 2 s")
     text = str(boards)
     assert "0.6 s" not in text
     assert "1 s, then" not in text
@@ -166,3 +171,39 @@ def test_no_panel_has_two_colour_steps_at_one_value() -> None:
                 thresholds = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds")
                 values = [s["value"] for s in (thresholds or {}).get("steps", [])]
                 assert len(values) == len(set(values)), (name, panel["title"], values)
+
+
+#: ORDERS with a second dependency latency SLO and its own saturation ticket.
+TWO_DEPENDENCIES = (
+    ORDERS.replace(
+        "  - name: latency\n",
+        """  - name: ai-latency
+    kind: latency
+    objective: 95
+    histogram: limoneide_dependency_duration_seconds{dependency="ai_api"}
+    threshold_seconds: 1.5
+    tiers: {page-fast: "off", page-slow: "off"}
+  - name: latency
+""",
+    )
+    + "health:\n  workers_saturated: {above: 0.75, for: 10m}\n"
+)
+
+
+def test_every_dependency_slo_draws_its_threshold_and_has_its_row() -> None:
+    """Two dependency latency SLOs: the dependency latency panels draw both thresholds,
+    each named, and each SLO has its row (only the first had one); the Worker saturation
+    panel's line is the spec's WorkersSaturated threshold."""
+    boards = _boards(TWO_DEPENDENCIES)
+    dependencies = boards["dependencies"]
+    panel = _panel(dependencies, "p95 by dependency")
+    assert [("green", None), ("red", 1.5), ("red", 2.0)] == _steps(panel)
+    assert (
+        "2 s for pricing calls (pricing-latency), 1.5 s for ai_api calls (ai-latency)"
+        in (panel["description"])
+    )
+    rows = [p["title"] for p in dependencies["panels"] if p["type"] == "row"]
+    assert ["SLO pricing-latency", "SLO ai-latency"] == [r for r in rows if r.startswith("SLO")]
+    saturation = _panel(boards["ux"], "Worker saturation")
+    assert [("green", None), ("orange", 0.75), ("red", 1.0)] == _steps(saturation)
+    assert "ticket's 75 %" in saturation["description"]

@@ -122,7 +122,10 @@ traffic beside them would mix two services without a word.
   every line of that request and to the endpoint drill-down (Loki derived fields).
 - **Saturation**: in-flight requests against the workers' capacity (dashed), from
   `{service.namespace}_workers` (the packaged gunicorn config); without that series only
-  the in-flight requests are drawn.
+  the in-flight requests are drawn. A scrape takes a worker too, so that count reads at
+  most one below the line; the User experience dashboard's "Worker saturation" (request
+  seconds per slot) reaches it, with a dashed line at the WorkersSaturated ticket's
+  `health.workers_saturated.above`.
 - **Targets on the panels** come from the spec: every latency panel colours red from the
   `threshold_seconds` of the latency SLO on all of
   `{service.namespace}_request_duration_seconds` and orange, then yellow, from its
@@ -130,7 +133,10 @@ traffic beside them would mix two services without a word.
   kit's 0.6 s and 1 s, and a latency SLO on one endpoint's requests is no target for
   the service: its own panels are on the SLOs dashboard); the 5xx limit is the budget of a
   `threshold` SLO over all requests, else of the availability SLO over all of them, else
-  1 % (an SLO on one endpoint is no limit for the service).
+  1 % (an SLO on one endpoint is no limit for the service). Dependency latency panels
+  draw the thresholds of the spec's latency SLOs on dependency calls (each named in the
+  panel's description), never the request SLO's; each such SLO has a row of its own.
+  Queue time has no line (no SLO sets one).
 - **Right after a start, a new endpoint or a new worker** the rates read low for a window's
   length: a series (an endpoint's, a dependency's, a status's) appears with its first
   request, and `rate()` cannot count the requests before a series' first sample, so

@@ -37,10 +37,9 @@ OVERVIEW, SLOS, DEPENDENCIES, ENDPOINT, LOGS, UX = (
     c.DASHBOARD_LOGS,
     c.DASHBOARD_UX,
 )
-PROCESS_NOTE = (
-    " Under gunicorn (multiprocess mode): the master and every live worker, summed; CPU "
-    "and GC include retired workers."
-)
+PROCESS_NOTE = " Under gunicorn (multiprocess mode): the master and every live worker, summed."
+#: Said of the process counters (CPU, GC) only: memory and descriptors are live values.
+RETIRED_NOTE = " Retired workers' count too: it never goes down when a worker is recycled."
 
 
 def uid(service: ServiceView, dashboard: str) -> str:
@@ -136,20 +135,23 @@ def availability(service: ServiceView) -> SloView | None:
     return next((s for s in service.slos if s.kind == KIND_RATIO and s.tiers), None)
 
 
+def latency_slos(service: ServiceView, histogram: str, *, whole: bool = False) -> list[SloView]:
+    """The ``latency`` SLOs counting the histogram ``histogram`` (base name), in the spec's
+    order; with ``whole``, only those counting all of the job's observations (no other
+    matcher)."""
+    return [
+        slo
+        for slo in service.slos
+        if slo.kind == KIND_LATENCY
+        and slo.histogram
+        and slo.histogram.metric == histogram
+        and not (whole and slo.histogram.matchers)
+    ]
+
+
 def latency_slo(service: ServiceView, histogram: str, *, whole: bool = False) -> SloView | None:
-    """The ``latency`` SLO counting the histogram ``histogram`` (base name), or None;
-    with ``whole``, only one counting all of the job's observations (no other matcher)."""
-    return next(
-        (
-            slo
-            for slo in service.slos
-            if slo.kind == KIND_LATENCY
-            and slo.histogram
-            and slo.histogram.metric == histogram
-            and not (whole and slo.histogram.matchers)
-        ),
-        None,
-    )
+    """The first of :func:`latency_slos`, or None."""
+    return next(iter(latency_slos(service, histogram, whole=whole)), None)
 
 
 @dataclass(frozen=True)

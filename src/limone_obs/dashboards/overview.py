@@ -398,8 +398,10 @@ def saturation(q: Queries) -> Any:
         "Requests being served against the capacity (dashed): busy plus idle workers "
         f"(threads) from {q.names.workers}, published by the packaged gunicorn config "
         f"({c.GUNICORN_CONFIG_MODULE}). Without that series only the in-flight requests are "
-        "drawn: the capacity is then unknown, not infinite. In flight at the line means "
-        "new requests queue.",
+        "drawn: the capacity is then unknown, not infinite. A scrape is served by a worker "
+        "too, so this scrape-time count reads at most one below the line (a saturated pool "
+        "holds the scrape until a worker is free): the Worker saturation panel of the User "
+        "experience dashboard shows saturation.",
         "short",
         bounds=(0, None),
         extra={"fieldConfig": {"overrides": [dashed]}},
@@ -439,17 +441,18 @@ def _kit_health(q: Queries) -> Any:
 
 def _process_panels() -> list[Any]:
     gc = f"sum by ({c.LABEL_GC_GENERATION}) ({rate(c.SERIES_GC_COLLECTIONS)})"
+    counted = common.PROCESS_NOTE + common.RETIRED_NOTE
     specs = (
         ("CPU", rate(c.SERIES_PROCESS_CPU), "{{instance}}",
-         "CPU time used per second (1 = one core).", "percentunit"),
+         "CPU time used per second (1 = one core)." + counted, "percentunit"),
         ("Resident memory", f"{c.SERIES_PROCESS_MEMORY}{matchers()}", "{{instance}}",
-         "Resident set size of the process.", "bytes"),
+         "Resident set size of the process." + common.PROCESS_NOTE, "bytes"),
         ("Open file descriptors", f"{c.SERIES_PROCESS_FDS}{matchers()}", "{{instance}}",
-         "File descriptors held open (sockets, files).", "short"),
+         "File descriptors held open (sockets, files)." + common.PROCESS_NOTE, "short"),
         ("GC collections", gc, "gen {{generation}}",
-         "Python garbage collections per second by generation.", "ops"),
+         "Python garbage collections per second by generation." + counted, "ops"),
     )  # fmt: skip
     return [
-        gf.timeseries(title, [Query(expr, legend)], Look(text + common.PROCESS_NOTE, unit))
+        gf.timeseries(title, [Query(expr, legend)], Look(text, unit))
         for title, expr, legend, text, unit in specs
     ]

@@ -106,6 +106,8 @@ class ServiceView:
     namespace: str
     period: str
     slos: tuple[SloView, ...]
+    #: The workers' mean busy share above which the WorkersSaturated ticket fires.
+    saturated_above: float = 0.9
 
 
 def load_service(root: Path) -> ServiceView:
@@ -121,6 +123,7 @@ def from_spec(spec: model.ServiceSpec) -> ServiceView:
         namespace=spec.namespace,
         period=spec.period,
         slos=tuple(_slo(spec, slo) for slo in spec.slos),
+        saturated_above=spec.health.workers_saturated_above,
     )
 
 

@@ -27,7 +27,9 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
         service,
         common.SLOS,
         "SLOs and error budgets",
-        f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts.",
+        f"Every SLO of {service.service}: objective, SLI, budget, burn rates and alerts. "
+        "The instance picker narrows the Good and bad events and Up panels only: the SLI, "
+        "budget and burn panels read the recording rules, which cover the whole service.",
         grid,
         variables=common.variables(queries, service=service, spec_job_only=True),
         annotations=common.timeline(queries, service),
@@ -309,7 +311,11 @@ def _events(service: ServiceView, slo: SloView) -> object:
     return gf.timeseries(
         "Good and bad events",
         [Query(good, "good"), Query(bad, "bad")],
-        Look(f"Events per second counted by the {slo.name} SLI, from the spec's series.", "ops"),
+        Look(
+            f"Events per second counted by the {slo.name} SLI, from the spec's series, of "
+            "the instances picked (the SLI, budget and burn panels are the whole service's).",
+            "ops",
+        ),
         stacked=True,
     )
 

@@ -90,8 +90,7 @@ def build(queries: Queries, service: ServiceView) -> Dashboard:
     browser = _browser_panels(names, service)
     grid.add_all([(panel, 12 if i < 2 else 8, 8) for i, panel in enumerate(browser)])
     grid.row("Before the app: queueing and workers")
-    targets = common.latency_targets(service, names.request_duration)
-    grid.add_all([(panel, 8, 8) for panel in _server_panels(names, targets)])
+    grid.add_all([(panel, 8, 8) for panel in _server_panels(names, service.saturated_above)])
     grid.row("Memory")
     grid.add_all([(panel, 12, 8) for panel in _memory_panels()])
     return common.board(
@@ -189,7 +188,7 @@ def _timed_share_panel(names: c.MetricNames) -> Any:
     )
 
 
-def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list[Any]:
+def _server_panels(names: c.MetricNames, saturated_above: float) -> list[Any]:
     queue = [Query(quantile(q, names.request_queue_bucket), f"p{q * 100:.0f}") for q in (0.5, 0.95)]
     workers = f"{names.workers}{matchers()}"
     slots = f"sum({names.worker_threads}{matchers()})"
@@ -199,13 +198,13 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
             queue,
             Look(
                 "Time requests waited between the proxy (X-Request-Start) and a worker "
-                "taking them: a queue in front of too few workers; "
-                f"{targets.colours}. Without a proxy sending X-Request-Start (the nginx and "
-                "HAProxy lines: exporter/README.md), or without requests, the panel shows "
-                "No data: nothing was measured.",
-                "s", targets.steps,
+                "taking them: a queue in front of too few workers (any lasting wait is; "
+                "no SLO sets a line: it adds to every request's latency). Without a "
+                "proxy sending X-Request-Start (the nginx and HAProxy lines: "
+                "exporter/README.md), or without requests, the panel shows No data: "
+                "nothing was measured.",
+                "s",
             ),
-            lines=True,
         ),
         gf.timeseries(
             "Busy and idle workers",
@@ -229,9 +228,11 @@ def _server_panels(names: c.MetricNames, targets: common.LatencyTargets) -> list
                 "Mean share of the worker slots serving requests over the interval "
                 "(request seconds per second / slots, Little's law); at 100 % new requests "
                 "queue. Unlike a scrape-time count it reaches 100 %: a scrape of a saturated "
-                "pool waits for a free worker. Needs the workers' slots (gunicorn, uWSGI, or "
-                "set_slots): without them, No data.",
-                "percentunit", gf.higher_is_worse(0.8, 1.0), bounds=(0, 1),
+                "pool waits for a free worker. The dashed line is the WorkersSaturated "
+                f"ticket's {saturated_above * 100:g} % (health.workers_saturated.above). "
+                "Needs the workers' slots (gunicorn, uWSGI, or set_slots): without them, "
+                "No data.",
+                "percentunit", gf.higher_is_worse(min(saturated_above, 1.0), 1.0), bounds=(0, 1),
             ),
             lines=True,
         ),
