@@ -1168,3 +1168,16 @@ def test_a_text_cut_to_its_limit_keeps_no_secret_wherever_the_cut_falls(shape: s
             shown = redactor.redact_text(text)
             assert SECRET[:8] not in shown, (total, pos, shown)
             assert len(shown) <= limit + len(CUT_MARK)
+
+
+def test_fields_not_named_by_a_string_are_kept(out: io.BytesIO) -> None:
+    """A log call's fields keyed by an int, bytes or None (a dict message keyed by status
+    code) are checked as before, never failing the line (a review: TypeError, and the
+    whole line replaced by a formatting error)."""
+    event: dict[Any, Any] = {404: "x", b"abcd": "y", None: 1, "ok": 2}
+    Redactor().redact_event(event)
+    assert {404: "x", b"abcd": "y", None: 1, "ok": 2} == event
+    configure_logging(stream=out)
+    stdlib_logger("app").warning({"user": "bob", 404: "not found count"})
+    [line] = parse_lines(out.getvalue())
+    assert ("bob", "not found count") == (line["user"], line["404"])

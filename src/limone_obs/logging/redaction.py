@@ -848,7 +848,11 @@ class Redactor:
         """A tuple whose members have names, written as a list: a namedtuple's fields
         checked by their names, a ``("token", x)`` pair's value masked; else None."""
         names = getattr(type(value), "_fields", None)
-        if isinstance(names, tuple) and len(names) == len(value):
+        if (
+            isinstance(names, tuple)
+            and len(names) == len(value)
+            and all(isinstance(name, str) for name in names)
+        ):
             return list(self._redact_items(zip(names, value, strict=True), depth).values())
         if len(value) == 2 and self.is_sensitive(value[0]):
             return [self.redact(value[0], depth + 1), self.mask]
@@ -932,7 +936,7 @@ class Redactor:
             if self.is_sensitive(key):
                 event[key] = self.mask
                 continue
-            shown = key if key in safe_keys else self.redact_text(key)
+            shown = key if key in safe_keys or not isinstance(key, str) else self.redact_text(key)
             if shown != key:
                 renamed.append((key, shown))  # a field named by a secret (**usage_per_key)
             else:
