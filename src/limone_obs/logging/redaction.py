@@ -118,31 +118,47 @@ _PAIR = re.compile(
     rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)((?:\\?["'])?\s*(?:=>|[:=])\s*(?:\\?["'])?)(?!//)"""
 )
 #: A name and a quoted value with only spaces between (SQL's ``WITH PASSWORD 'x'``, a
-#: message's ``token 'x' expired``): a sensitive name's quoted value is masked, when the
-#: name holds one of :data:`_SPACED_NAMES` (prose's "pass 'x'", "signature 'x'" or
-#: "credentials 'default' profile" name no value). Starts only where a run of name
-#: characters starts (the look-behind): linear.
-_SPACED_QUOTE = re.compile(rf"""(?<![{_NAME_CHARS}])([{_NAME_CHARS}]+)[ \t]+(['"])""")
-_SPACED_NAMES = ("password", "passwd", "passphrase", "secret", "token", "api_key", "apikey")
+#: message's ``token 'x' expired``): the quoted value is masked when the name holds one
+#: of :data:`_STRONG_NAMES` (prose's "pass 'x'", "signature 'x'" or "credentials
+#: 'default' profile" name no value), is no bare "secret" (a Kubernetes or Vault
+#: secret's name: "secret 'prod-db' not found") and no parser's "expected token 'x'".
+#: Starts only where a run of name characters starts (the look-behind): linear.
+_SPACED_QUOTE = re.compile(
+    rf"""(?<![{_NAME_CHARS}])(?:(\w+)[ \t]+)?([{_NAME_CHARS}]+)[ \t]+(['"])"""
+)
+#: Parts of a name that says its value is a secret beyond doubt: required where the
+#: value's shape says little (a quoted value after spaces, an XML element's text).
+_STRONG_NAMES = (
+    "password", "passwd", "passphrase", "secret", "token", "api_key", "apikey",
+    "authorization", "private_key", "access_key", "session_id", "sessionid",
+)  # fmt: skip
+#: A word before ``token 'x'`` that makes it a parser's message (Jinja's "expected token
+#: 'end of statement block'", JSON's "Unexpected token '<'"): no value follows.
+_PARSER_WORDS = frozenset({"expected", "unexpected", "unknown", "invalid_syntax"})
 #: An XML element's text (``<password>x</password>``, attributes allowed, or a CDATA
-#: section): the name is checked like a dict key. Each try reads the opening tag
-#: (bounded) and text up to the next ``<``: linear.
+#: section) of a name holding one of :data:`_STRONG_NAMES`. Each try reads the opening
+#: tag (bounded) and text up to the next ``<``: linear.
 _XML_ELEMENT = re.compile(
     r"<([A-Za-z_][\w.:-]{0,63})(?:\s[^<>]{0,256})?>"
-    r"(<!\[CDATA\[(?:[^\]<]|\](?!\]>)){0,1024}\]\]>|[^<]{1,1024})</\1>"
+    r"(<!\[CDATA\[(?:[^\]<]|\](?!\]>)){0,8192}\]\]>|[^<]{1,8192})</\1\s*>"
 )
 _WHITE_SPACE = re.compile(r"\s")
 #: curl's ``-u user:password`` (also ``-uuser:...``, ``--user``, and ``-U`` /
 #: ``--proxy-user`` for its proxy): the part after the colon is the password, to the next
-#: white space (or closing quote). Looked for in texts naming curl.
+#: white space (or closing quote); also as a list's items (``['curl', '-u', 'bob:x']``,
+#: a CalledProcessError's text). Looked for in texts naming curl.
 _USER_OPTION = re.compile(
-    r"""(?<![\w-])(?:-[uU]|--user|--proxy-user)(?:[ \t]+|=)?(['"]?)([^\s:'"]{1,256}):"""
+    r"""(?<![\w-])(?:-[uU]|--user|--proxy-user)(?:['"],[ \t]*|[ \t]+|=)?(['"]?)"""
+    r"""([^\s:'"]{1,256}):"""
 )
 #: SQL's ``IDENTIFIED BY 'x'`` (MySQL, Oracle: also unquoted; MySQL 8's ``IDENTIFIED WITH
-#: caching_sha2_password BY 'x'``, or ``AS '<hash>'``): what follows is a password.
+#: caching_sha2_password BY 'x'``, or ``AS '<hash>'``): what follows is a password; an
+#: unquoted one only in a text that creates or alters a user or role or grants (prose's
+#: "request identified as bot" names none).
 _IDENTIFIED_BY = re.compile(
     r"(?i)(?<![A-Za-z0-9_])identified[ \t]+(?:with[ \t]+[\w'\"`]{1,64}[ \t]+)?(?:by|as)[ \t]+"
 )
+_SQL_USER = re.compile(r"(?i)\b(?:(?:create|alter)[ \t]+(?:user|role|login)|grant)\b")
 #: An auth scheme word at the start of a pair's value (``Authorization: Bearer x``).
 _VALUE_SCHEME = re.compile(r"(?i:bearer|basic|token|digest)\s+")
 #: After an ``Authorization`` / ``Proxy-Authorization`` name, any scheme word is one
@@ -239,7 +255,7 @@ _SHORTEST_MASKED = 4
 #: query value (``next=%2Fcb%3Ftoken%3Dx``), an encoded DSN. Read decoded (see
 #: Redactor._mask_encoded). A run is tried only from its start (the look-behind), and
 #: read once: linear.
-_ENCODED_DELIMITERS = r"\s\"'&=?<>,;()\[\]{}"
+_ENCODED_DELIMITERS = r"\s\"'&=?<>,;\[\]{}"
 _ENCODED_RUN = re.compile(
     rf"(?<![^{_ENCODED_DELIMITERS}])[^{_ENCODED_DELIMITERS}]*?%(?:25)?(?:3[DdAa]|40)"
     rf"[^{_ENCODED_DELIMITERS}]*"
@@ -249,7 +265,7 @@ _TEXT_CACHE_MAX_LEN = 256
 CUT_MARK: Final = "...[cut]..."
 #: Text before a cut text's kept tail that is scanned with it, in multiples of the cut's
 #: limit (see Redactor._cut_scanned).
-_CUT_CONTEXT = 4
+_CUT_CONTEXT = 1
 #: A head's last word shorter than this is dropped by :func:`cut_text`.
 _SHORT_WORD = 64
 
@@ -438,6 +454,8 @@ class Redactor:
         self.max_text = max_text
         self._verdicts: dict[object, bool] = {}
         self._texts: dict[str, str] = {}
+        #: Percent-encoded runs: whether each hides a secret (see _mask_encoded).
+        self._encoded_verdicts: dict[str, bool] = {}
         self._safe_keys: set[str] = set()
         self._safe_values: set[Any] = set()
         # Bound once: the sets are only ever cleared, never replaced.
@@ -556,15 +574,38 @@ class Redactor:
         would end at its decoded ``@`` or space, and a decoded newline would forge a
         line); an ordinary encoded URL stays as it was written."""
 
+        verdicts = self._encoded_verdicts
+
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
             run = match.group()
-            decoded = unquote(run)
-            if "%" in decoded:
-                decoded = unquote(decoded)
-            masked = self._scan(decoded, encoded=False)
-            return match.span() if masked != decoded else None
+            hides = verdicts.get(run)  # runs repeat (a URL logged on every request)
+            if hides is None:
+                once = unquote(run)
+                # ``%2523`` in a DSN is a "#" of the password: decoded twice, it ends the
+                # user info before its "@"; decoded once, it does not.
+                hides = self._hides_secret(once) or (
+                    "%" in once and self._hides_secret(unquote(once))
+                )
+                if len(run) <= _TEXT_CACHE_MAX_LEN:
+                    if len(verdicts) >= _CACHE_LIMIT:
+                        verdicts.clear()
+                    verdicts[run] = hides
+            return match.span() if hides else None
 
         return self._mask_each(text, _ENCODED_RUN, value_at)
+
+    def _hides_secret(self, decoded: str) -> bool:
+        """True if ``decoded`` (an encoded run, decoded) holds a pair, URL credentials or
+        an auth scheme's credential that its encoding hid (what needs no ``=``, ``:`` or
+        ``@``, a token's shape, was looked for in the text as written)."""
+        masked = decoded
+        if "://" in masked and "@" in masked:
+            masked = self._mask_url_credentials(masked)
+        if "=" in masked or ":" in masked:
+            masked = self._mask_pairs(masked)
+        if " " in masked:
+            masked = self._mask_after_words(masked)
+        return masked != decoded
 
     def _scan_plain(self, text: str) -> str:
         text = self._mask_anchored(text)
@@ -594,7 +635,7 @@ class Redactor:
             text = self._mask_spaced_quotes(text)
         if "dentified" in text or "DENTIFIED" in text:
             text = self._mask_identified_by(text)
-        if "-u" in text and "curl" in text:  # -u is a user elsewhere (python, docker)
+        if "curl" in text:  # -u is a user elsewhere (python, docker, sudo)
             text = self._mask_user_options(text)
         text = _AUTH_SCHEME.sub(self._scheme_replacement, text)
         if "<Authorization " in text:
@@ -697,8 +738,8 @@ class Redactor:
                 continue  # inside a masked value, or a harmless name
             pos = match.end()
             opened = match.group(2)[-1]
-            if opened not in "'\"" and "=>" in match.group(2):
-                continue  # a quoted value only: ``token => token.trim()`` is a JS arrow
+            if opened not in "'\"" and "=>" in match.group(2) and opened in " \t":
+                continue  # ``token => token.trim()`` is a JS arrow; ``password=>x`` a pair
             if opened in "'\"" and text.startswith(opened * 2, pos):
                 pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
                 span: int | None = _closing_triple(text, pos, opened * 3)
@@ -771,44 +812,49 @@ class Redactor:
         its closing quote (to the line's end without one)."""
 
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
-            name = match.group(1)
-            if not self.is_sensitive(name):
+            before, name = match.group(1), match.group(2)
+            plain = normalise_key(name)[0]
+            if plain in {"secret", "secrets"} or not self._strong(name):
                 return None
-            if not any(word in normalise_key(name)[0] for word in _SPACED_NAMES):
+            if plain == "token" and before is not None and before.lower() in _PARSER_WORDS:
                 return None
-            return match.end(), _closing_quote(text, match.end() - 1, whole_line=True)
+            return match.end(), _sql_quote_end(text, match.end() - 1)
 
         return self._mask_each(text, _SPACED_QUOTE, value_at)
+
+    def _strong(self, name: str) -> bool:
+        """A sensitive name holding one of :data:`_STRONG_NAMES`."""
+        plain = normalise_key(name)[0]
+        return any(word in plain for word in _STRONG_NAMES) and self.is_sensitive(name)
 
     def _mask_identified_by(self, text: str) -> str:
         """SQL's ``IDENTIFIED BY 'x'`` / ``IDENTIFIED BY x``: the password masked."""
         ends = _ValueEnds(text)
 
+        sql = _SQL_USER.search(text) is not None
+
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
             pos = match.end()
             if pos < len(text) and text[pos] in "'\"":
-                return pos + 1, _closing_quote(text, pos, whole_line=True)
-            span = _value_span(text, pos, ends)
+                return pos + 1, _sql_quote_end(text, pos)
+            span = _value_span(text, pos, ends) if sql else None
             return None if span is None else (pos, span)
 
         return self._mask_each(text, _IDENTIFIED_BY, value_at)
 
     def _xml_text(self, match: re.Match[str]) -> tuple[int, int] | None:
         """The text of ``<name>text</name>`` when the name is a secret one."""
-        return match.span(2) if self.is_sensitive(match.group(1).rpartition(":")[2]) else None
+        return match.span(2) if self._strong(match.group(1).rpartition(":")[2]) else None
 
     def _mask_user_options(self, text: str) -> str:
-        """``curl -u bob:x``: the password after the user name masked (not ``docker run
-        -u 1000:1000``'s group id)."""
+        """``curl -u bob:x``: the password after the user name masked."""
 
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
             pos = match.end()
             if match.group(1):  # quoted: to its closing quote
-                end = _closing_quote(text, match.start(1), whole_line=True)
-            else:
-                space = _WHITE_SPACE.search(text, pos)
-                end = len(text) if space is None else space.start()
-            return None if (match.group(2) + text[pos:end]).isdigit() else (pos, end)
+                return pos, _closing_quote(text, match.start(1), whole_line=True)
+            space = _WHITE_SPACE.search(text, pos)
+            return pos, len(text) if space is None else space.start()
 
         return self._mask_each(text, _USER_OPTION, value_at)
 
@@ -1084,6 +1130,16 @@ def _closing_quote(text: str, at: int, *, whole_line: bool = False) -> int:
         if pos < 0 or text[pos - 1] != "\\":
             return limit if pos < 0 else pos
         pos += 1
+
+
+def _sql_quote_end(text: str, at: int) -> int:
+    """:func:`_closing_quote` (``whole_line``) of the quote at ``at``, reading SQL's doubled
+    quote (``'it''s'``) as part of the value. Linear: each search starts after the last."""
+    quote = text[at]
+    end = _closing_quote(text, at, whole_line=True)
+    while text.startswith(quote * 2, end):
+        end = _closing_quote(text, end + 1, whole_line=True)
+    return end
 
 
 def _escaped_quote_end(text: str, pos: int, quote: str) -> int:
