@@ -562,9 +562,9 @@ class Redactor:
             text = self._mask_duplicate_entries(text)
         return text
 
-    def _scan(self, text: str, *, encoded: bool = True) -> str:
+    def _scan(self, text: str) -> str:
         text = self._scan_plain(text)
-        if encoded and "%" in text:
+        if "%" in text:
             text = self._mask_encoded(text)
         return text
 
@@ -738,7 +738,7 @@ class Redactor:
                 continue  # inside a masked value, or a harmless name
             pos = match.end()
             opened = match.group(2)[-1]
-            if opened not in "'\"" and "=>" in match.group(2) and opened in " \t":
+            if opened in " \t" and "=>" in match.group(2):
                 continue  # ``token => token.trim()`` is a JS arrow; ``password=>x`` a pair
             if opened in "'\"" and text.startswith(opened * 2, pos):
                 pos += 2  # a triple-quoted value ("""x"""): masked to its closing triple
@@ -830,8 +830,7 @@ class Redactor:
     def _mask_identified_by(self, text: str) -> str:
         """SQL's ``IDENTIFIED BY 'x'`` / ``IDENTIFIED BY x``: the password masked."""
         ends = _ValueEnds(text)
-
-        sql = _SQL_USER.search(text) is not None
+        sql = _SQL_USER.search(text) is not None  # an unquoted value: SQL, not prose
 
         def value_at(match: re.Match[str]) -> tuple[int, int] | None:
             pos = match.end()
@@ -1001,7 +1000,7 @@ class Redactor:
             taken: dict[str, int] = {}
             for key, shown in renamed:
                 value = event.pop(key)
-                event[_free_key(event, shown, taken) if shown in event else shown] = value
+                event[_free_key(event, shown, taken)] = value
 
     def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
         """structlog processor form of :meth:`redact_event`."""
@@ -1010,8 +1009,9 @@ class Redactor:
 
 
 def _free_key(out: Mapping[Any, Any], key: str, taken: dict[str, int]) -> str:
-    """``key#2``, ``key#3``... the first that ``out`` does not hold yet, counting on from
-    the number ``taken`` remembers for ``key`` (so n clashes cost O(n) together)."""
+    """``key``, else ``key#2``, ``key#3``... the first that ``out`` does not hold yet,
+    counting on from the number ``taken`` remembers for ``key`` (so n clashes cost O(n)
+    together)."""
     n = taken.get(key, 1)
     found = key
     while found in out:
