@@ -38,13 +38,20 @@ in text is masked to its end: a quoted value to its closing quote (a triple-quot
 to its closing triple), a bracketed value or a call (``auth=("u", "pw")``,
 ``password=get('x')``, also ``get ('x')``) to its closing bracket, a prefixed string
 (``b'x'``) whole; each is followed at most to the end of its line (a triple-quoted one
-across lines) and 1024 characters.
+across lines) and 1024 characters. Also masked: ``name => 'x'`` pairs, a password,
+secret or token name's quoted value after spaces, SQL's ``IDENTIFIED BY``, pairs inside
+a JSON string's JSON (escaped quotes), such names' XML elements, curl's ``-u user:x``,
+and a percent-encoded run that hides any of these (masked whole, never shown decoded);
+a mapping's keys and a line's field names that hold a secret are renamed ``[REDACTED]``,
+``[REDACTED]#2``...
 
 **Cost.** Every scan is one linear pass (no pattern is retried at every offset with a
 look-ahead to the end), so redaction time grows linearly with the input, whatever its
 shape. ``max_text`` (set by ``configure_logging`` to twice the line cap) bounds the work
-per text: a longer text could not fit in a line anyway and is cut first (see
-:func:`cut_text`); the line it ends up in is still marked ``truncated``.
+per text: a longer text could not fit in a line anyway and is cut (see
+:func:`cut_text`), after a scan of its head and tail with about one limit of what
+precedes each (so the cut parts no value from its name); the line it ends up in is
+still marked ``truncated``.
 """
 
 from __future__ import annotations
