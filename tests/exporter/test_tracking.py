@@ -4,8 +4,10 @@ generators and async generators (timed over their iteration)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, Response
@@ -438,3 +440,205 @@ def test_sub_millisecond_calls_land_in_their_own_buckets(metrics: Metrics) -> No
         for le in ("0.001", "+Inf")
     }
     assert within == {"0.001": 1.0, "+Inf": 2.0}
+
+
+def test_one_track_object_nested_in_its_own_block_times_each_block(metrics: Metrics) -> None:
+    """A Track kept in a variable and entered inside its own block: each block is one
+    call with its own start (the outer one is not shortened to the inner one's)."""
+    shared = metrics.track("ai_api", "shared")
+    with shared:
+        time.sleep(PAUSE)
+        with shared:
+            time.sleep(PAUSE)
+        time.sleep(PAUSE)
+    assert _count(metrics, "ai_api", "shared", c.OUTCOME_OK) == 2
+    # Outer 3 pauses, inner 1.
+    assert (_sum(metrics, "ai_api", "shared", c.OUTCOME_OK) or 0) >= 4 * PAUSE
+
+
+def test_one_track_object_entered_by_two_threads_keeps_each_outcome(metrics: Metrics) -> None:
+    """Two threads in the same Track's block at once: fail() marks the block of the thread
+    that called it, and each block keeps its own start."""
+    shared = metrics.track("ai_api", "threads")
+    a_in, b_out = threading.Event(), threading.Event()
+
+    def a() -> None:
+        with shared:
+            a_in.set()
+            b_out.wait(5)
+            time.sleep(PAUSE)
+
+    def b() -> None:
+        a_in.wait(5)
+        with shared:
+            time.sleep(PAUSE)
+            shared.fail()
+        b_out.set()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert _count(metrics, "ai_api", "threads", c.OUTCOME_ERROR) == 1
+    assert _count(metrics, "ai_api", "threads", c.OUTCOME_OK) == 1
+    ok = _sum(metrics, "ai_api", "threads", c.OUTCOME_OK) or 0
+    error = _sum(metrics, "ai_api", "threads", c.OUTCOME_ERROR) or 0
+    assert ok >= error + PAUSE  # A's block holds B's and one pause more
+
+
+def test_one_track_object_in_gathered_tasks_times_each_task(metrics: Metrics) -> None:
+    """``async with`` of one Track in tasks that overlap: each task's block is its own."""
+    shared = metrics.track("ai_api", "tasks")
+
+    async def call(delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with shared:
+            await asyncio.sleep(4 * PAUSE)
+
+    async def both() -> None:
+        await asyncio.gather(call(0), call(2 * PAUSE))
+
+    asyncio.run(both())
+    assert _count(metrics, "ai_api", "tasks", c.OUTCOME_OK) == 2
+    assert (_sum(metrics, "ai_api", "tasks", c.OUTCOME_OK) or 0) >= 8 * PAUSE
+
+
+def test_fail_outside_a_block_marks_nothing(metrics: Metrics) -> None:
+    """fail() before the block (or after it) does not carry into the next call."""
+    track = metrics.track("db", "select")
+    track.fail()
+    with track:
+        pass
+    track.fail()
+    assert _count(metrics, "db", "select", c.OUTCOME_OK) == 1
+    assert _count(metrics, "db", "select", c.OUTCOME_ERROR) is None
+
+
+def test_a_stream_is_timed_without_the_consumers_work(metrics: Metrics) -> None:
+    """A decorated generator counts the time spent making its items, not the time its
+    consumer spends between them (that is the app's, maybe another dependency's)."""
+
+    @metrics.track("ai_api", "stream")
+    def tokens() -> Iterator[int]:
+        for i in range(3):
+            time.sleep(PAUSE)
+            yield i
+
+    for _ in tokens():
+        time.sleep(5 * PAUSE)  # the consumer's own work: 15 pauses in all
+    spent = _sum(metrics, "ai_api", "stream", c.OUTCOME_OK) or 0
+    assert 3 * PAUSE <= spent < 8 * PAUSE
+
+
+def test_an_async_stream_is_timed_without_the_consumers_work(metrics: Metrics) -> None:
+    """The async form likewise counts only the awaits of the items."""
+
+    @metrics.track("ai_api", "astream")
+    async def tokens() -> AsyncIterator[int]:
+        for i in range(3):
+            await asyncio.sleep(PAUSE)
+            yield i
+
+    async def consume() -> None:
+        async for _ in tokens():
+            await asyncio.sleep(5 * PAUSE)
+
+    asyncio.run(consume())
+    spent = _sum(metrics, "ai_api", "astream", c.OUTCOME_OK) or 0
+    assert 3 * PAUSE <= spent < 8 * PAUSE
+
+
+def test_generator_throw_reaches_the_source(metrics: Metrics) -> None:
+    """An exception thrown into the wrapper reaches the wrapped generator, which may
+    handle it and go on; the call is ok when it then ends normally."""
+
+    @metrics.track("db", "cursor")
+    def rows() -> Generator[str, None, None]:
+        try:
+            yield "a"
+        except KeyError:
+            yield "recovered"
+        yield "b"
+
+    gen = rows()
+    assert next(gen) == "a"
+    assert gen.throw(KeyError("x")) == "recovered"
+    assert list(gen) == ["b"]
+    assert _count(metrics, "db", "cursor", c.OUTCOME_OK) == 1
+    assert _count(metrics, "db", "cursor", c.OUTCOME_ERROR) is None
+
+
+def test_a_sync_function_returning_a_coroutine_is_timed_to_the_awaits_end(
+    metrics: Metrics,
+) -> None:
+    """A thin sync wrapper of an async SDK call is timed until the await ends."""
+
+    async def sdk_call() -> str:
+        await asyncio.sleep(3 * PAUSE)
+        return "answer"
+
+    @metrics.track("ai_api", "wrapper")
+    def complete() -> Coroutine[Any, Any, str]:
+        return sdk_call()
+
+    async def fails() -> str:
+        raise TimeoutError
+
+    @metrics.track("ai_api", "wrapper_fails")
+    def complete_fails() -> Coroutine[Any, Any, str]:
+        return fails()
+
+    assert asyncio.run(complete()) == "answer"
+    with pytest.raises(TimeoutError):
+        asyncio.run(complete_fails())
+    assert _count(metrics, "ai_api", "wrapper", c.OUTCOME_OK) == 1
+    assert (_sum(metrics, "ai_api", "wrapper", c.OUTCOME_OK) or 0) >= 3 * PAUSE
+    assert _count(metrics, "ai_api", "wrapper_fails", c.OUTCOME_ERROR) == 1
+
+
+def test_a_sync_function_returning_a_task_says_so_once(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An awaitable that is not a coroutine (a Task) cannot be followed: one warning line
+    per decorated function says what was timed and what to do."""
+
+    @metrics.track("ai_api", "task")
+    def start() -> asyncio.Task[None]:
+        return asyncio.ensure_future(asyncio.sleep(PAUSE))
+
+    async def twice() -> None:
+        await start()
+        await start()
+
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        asyncio.run(twice())
+    lines = [r.getMessage() for r in caplog.records if "awaiting it" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "track('ai_api', 'task')" in lines[0]
+    assert "Task" in lines[0]
+    assert _count(metrics, "ai_api", "task", c.OUTCOME_OK) == 2
+
+
+def test_a_name_whose_str_fails_does_not_fail_the_call(metrics: Metrics) -> None:
+    """track() with a name object whose __str__ raises records under its type's name."""
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with metrics.track(Broken(), "x"):  # type: ignore[arg-type]
+        pass
+    assert _count(metrics, "<Broken>", "x", c.OUTCOME_OK) == 1
+
+
+def test_a_bare_track_decorator_says_how_to_name_it(metrics: Metrics) -> None:
+    """``@metrics.track`` without names raises a TypeError that shows the right form."""
+    with pytest.raises(TypeError, match=r'@metrics.track\("ai_api", "complete"\), not a bare'):
+
+        @metrics.track  # type: ignore[arg-type]
+        def complete() -> None:
+            pass
+
+    with pytest.raises(TypeError, match="not only 'ai_api'"):
+        metrics.track("ai_api")

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 EXTENSION_KEY = "limone_obs"
 _logger = logging.getLogger("limone_obs")
+#: track()'s operation when none was given (a bare ``@metrics.track``): refused.
+_NO_OPERATION = "\x00no operation"
 
 
 @dataclass
@@ -340,13 +342,21 @@ class Metrics:
         except Exception as exc:  # metrics must never fail a rendered page
             _failsafe.report("template timing", exc)
 
-    def track(self, dependency: str, operation: str) -> Track:
+    def track(self, dependency: str, operation: str = _NO_OPERATION) -> Track:
         """Time a dependency call: ``with metrics.track("ai_api", "complete"):`` or as decorator.
 
         The outcome is ``error`` when the block or function raises (or :meth:`Track.fail`
         was called), else ``ok``. Keep ``dependency`` and ``operation`` to a fixed set of
         names: every distinct value is a new series (bounded: see :class:`TrackLabels`).
+        Raises TypeError without an operation (a bare ``@metrics.track``).
         """
+        if operation is _NO_OPERATION:
+            bare = callable(dependency) and not isinstance(dependency, str)
+            raise TypeError(
+                "metrics.track() takes a dependency and an operation name: "
+                '@metrics.track("ai_api", "complete")'
+                + (", not a bare @metrics.track" if bare else f", not only {dependency!r}")
+            )
         dependency, operation = self._track_labels.admit(dependency, operation)
         return Track(self._instruments.dependency, dependency, operation, self)
 
@@ -361,9 +371,9 @@ class Metrics:
             return
         self._unserved_said = True
         _logger.warning(
-            "limone-obs: %s was recorded by a Metrics object that has no app yet, in its "
-            "own registry: no metrics path serves these series. Call metrics.init_app(app) "
-            "in your app factory (or pass registry= a registry you expose yourself).",
+            "limone-obs: %s was recorded by a Metrics object that has no app yet: no "
+            "metrics path serves its series until metrics.init_app(app) is called (in "
+            "your app factory; or pass registry= a registry you expose yourself).",
             what,
         )
 

@@ -3,9 +3,10 @@
 Each render of a template of the app's Jinja environment is one call, named by the
 template (``<string>`` for ``render_template_string``): ``render()`` (Flask's
 ``render_template``) from its start to its return, or to its exception (outcome
-``error``), and ``generate()`` (``stream_template``) over its iteration; their async
-forms (an environment with ``enable_async``) alike, once each. It counts in the
-request's calls per dependency like any tracked call.
+``error``), and ``generate()`` (``stream_template``) over its iteration (the time spent
+making its chunks, not the server's sending them); their async forms (an environment
+with ``enable_async``) alike, once each. It counts in the request's calls per dependency
+like any tracked call.
 
 The timing sits in the template class of the app's environment, Jinja's documented
 ``template_class``: the environment class Flask instantiates (``app.jinja_environment``,

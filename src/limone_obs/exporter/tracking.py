@@ -17,12 +17,22 @@ so add to the same tally. When the response is closed, the exporter flushes it o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Generator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+)
+from contextvars import ContextVar
 from time import perf_counter
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -188,24 +198,50 @@ class TrackLabels:
 def _label_text(value: object) -> str:
     """A ``track()`` name as a label value: its text before any ``?`` (a query string's
     tokens never reach Prometheus or a warning line), cut to MAX_LABEL_CHARS."""
-    return str(value).partition("?")[0][:MAX_LABEL_CHARS]
+    try:
+        text = str(value)
+    except Exception:  # a name object whose __str__ fails: never the caller's failure
+        text = f"<{type(value).__name__}>"
+    return text.partition("?")[0][:MAX_LABEL_CHARS]
+
+
+class _Block:
+    """One ``with`` block of a :class:`Track`: its start, and whether ``fail()`` marked it."""
+
+    __slots__ = ("failed", "start")
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.start = perf_counter()
+
+
+#: The open ``with`` blocks of Track objects in this context, innermost last. A Track
+#: stored and shared (``AI = metrics.track(...)`` at module level, entered by several
+#: threads or tasks at once, or inside its own block) times each block on its own.
+_OPEN: ContextVar[tuple[tuple[Track, _Block], ...]] = ContextVar(
+    "limone_obs_open_tracks", default=()
+)
 
 
 class Track:
     """Times one dependency call; see :meth:`limone_obs.Metrics.track`.
 
     As a context manager it times its block; :meth:`fail` marks the call as an error
-    without raising (e.g. the AI API answered 503). Use one ``with`` block per object: the
-    start time lives on the object. As a decorator it times every call separately and is
-    safe to share between threads and tasks. A generator function (sync or async) is
-    timed over its iteration: from the first item asked for until it is exhausted
-    (``ok``), raises (``error``) or is closed early (``ok``: the consumer stopped, the
-    dependency did not fail); a generator never iterated is not recorded. To time an
-    iterator you did not write (an SDK's stream object), pass it through :meth:`iterate`
-    or :meth:`aiterate`. Each call counts once in the request's calls per dependency.
+    without raising (e.g. the AI API answered 503). One object may be entered again, in
+    its own block or by other threads and tasks at once (one kept at module level): each
+    block is timed on its own, and ``fail()`` marks the innermost block this thread or task
+    entered. As a decorator it times every call separately. A generator function (sync or
+    async) is timed over its iteration: the time spent making its items, from the first
+    item asked for until it is exhausted (``ok``), raises (``error``) or is closed early
+    (``ok``: the consumer stopped, the dependency did not fail), without the consumer's
+    work between items; a generator never iterated is not recorded. To time an iterator
+    you did not write (an SDK's stream object), pass it through :meth:`iterate` or
+    :meth:`aiterate`. A sync function that returns a coroutine (a thin wrapper of an async
+    SDK call) is timed until that coroutine's await ends. Each call counts once in the
+    request's calls per dependency.
     """
 
-    __slots__ = ("_dependency", "_failed", "_histogram", "_metrics", "_operation", "_start")
+    __slots__ = ("_blocks", "_dependency", "_histogram", "_metrics", "_operation", "_warned")
 
     def __init__(
         self, histogram: Histogram, dependency: str, operation: str, metrics: Metrics
@@ -215,12 +251,36 @@ class Track:
         self._metrics = metrics
         self._dependency = dependency
         self._operation = operation
-        self._start = 0.0
-        self._failed = False
+        #: This object's open blocks in every context, oldest first: a block exited in
+        #: another context than it was entered in is the newest of them.
+        self._blocks: list[_Block] = []
+        #: Said once: a decorated function returned an awaitable that is not a coroutine.
+        self._warned = False
+
+    def _innermost(self, take: bool) -> _Block | None:
+        """This object's innermost block open in the current context (else its newest in
+        any context; None when none is open), removed from both when ``take``."""
+        opened = _OPEN.get()
+        block: _Block | None
+        for i in range(len(opened) - 1, -1, -1):
+            if opened[i][0] is self:
+                block = opened[i][1]
+                if take:
+                    _OPEN.set(opened[:i] + opened[i + 1 :])
+                break
+        else:
+            blocks = self._blocks
+            block = blocks[-1] if blocks else None
+        if take and block is not None:
+            with contextlib.suppress(ValueError):  # taken by another thread meanwhile
+                self._blocks.remove(block)
+        return block
 
     def fail(self) -> None:
-        """Record this call with outcome ``error`` even though no exception was raised."""
-        self._failed = True
+        """Record the current block's call with outcome ``error`` though nothing raised."""
+        block = self._innermost(take=False)
+        if block is not None:
+            block.failed = True
 
     def _observe(self, elapsed: float, failed: bool) -> None:
         outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
@@ -233,8 +293,9 @@ class Track:
             _failsafe.report("dependency tracking", exc)
 
     def __enter__(self) -> Track:
-        self._failed = False
-        self._start = perf_counter()
+        block = _Block()
+        self._blocks.append(block)
+        _OPEN.set((*_OPEN.get(), (self, block)))
         return self
 
     def __exit__(
@@ -243,8 +304,12 @@ class Track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        end = perf_counter()
+        block = self._innermost(take=True)
+        if block is None:  # an exit without its enter: nothing was timed
+            return
         failed = exc_type is not None and exc_type is not GeneratorExit
-        self._observe(perf_counter() - self._start, self._failed or failed)
+        self._observe(end - block.start, block.failed or failed)
 
     async def __aenter__(self) -> Track:
         return self.__enter__()
@@ -286,10 +351,42 @@ class Track:
             except BaseException:
                 self._observe(perf_counter() - start, True)
                 raise
+            if isinstance(result, CoroutineType):
+                # A thin wrapper of an async call (``return client.acreate(...)``): the
+                # call is the await, timed from here to its end.
+                return cast("R", self._awaited(result, start))
+            if not self._warned and hasattr(type(result), "__await__"):
+                self._say_awaitable(func, result)
             self._observe(perf_counter() - start, False)
             return result
 
         return timed
+
+    async def _awaited(self, coroutine: Coroutine[Any, Any, T], start: float) -> T:
+        """Await ``coroutine``, made by a decorated sync function at ``start``; record
+        the call when it ends."""
+        try:
+            result = await coroutine
+        except BaseException:
+            self._observe(perf_counter() - start, True)
+            raise
+        self._observe(perf_counter() - start, False)
+        return result
+
+    def _say_awaitable(self, func: Callable[..., Any], result: object) -> None:
+        """Say once that ``func`` returned an awaitable the decorator cannot follow (a
+        Task, a Future): its calls are timed to their return, not to the await's end."""
+        self._warned = True
+        _failsafe.logger.warning(
+            "limone-obs: track(%r, %r) decorates %s, which returned a %s: the time "
+            "recorded is that of making it, not of awaiting it. Decorate the async "
+            "function that awaits it, or time the await with 'async with "
+            "metrics.track(...)'.",
+            self._dependency,
+            self._operation,
+            getattr(func, "__qualname__", func),
+            type(result).__name__,
+        )
 
     def _wrap_async(self, func: Callable[P, Any]) -> Callable[P, Any]:
         @functools.wraps(func)
@@ -344,28 +441,72 @@ Done = Callable[[float, bool], None]
 
 
 def timed_iteration(iterable: Iterable[T], done: Done) -> Generator[T, Any, Any]:
-    """Yield from ``iterable`` (``send``/``throw``/``close`` reach a generator
-    unchanged), then tell ``done`` the seconds from the first item asked for: failed
-    when it raised, not when it was exhausted or closed early (the consumer stopped)."""
-    start, failed = perf_counter(), False
+    """Yield from ``iterable`` (``send``/``throw``/``close`` reach a generator unchanged,
+    its return value is this generator's), then tell ``done`` the seconds spent inside
+    ``iterable``: in asking it for each item (and in its close), not in the consumer's
+    work between items, which is the app's time. Failed when it raised, not when it was
+    exhausted or closed early (the consumer stopped)."""
+    source = iter(iterable)
+    spent, failed = 0.0, False
+    step: Callable[[], T] = source.__next__
     try:
-        return (yield from iterable)
+        while True:
+            start = perf_counter()
+            try:
+                item = step()
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                spent += perf_counter() - start
+            try:
+                sent = yield item
+            except GeneratorExit:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    start = perf_counter()
+                    try:
+                        close()
+                    finally:
+                        spent += perf_counter() - start
+                raise
+            except BaseException as exc:  # thrown in by the consumer: the source's to handle
+                throw = getattr(source, "throw", None)
+                if throw is None:
+                    raise
+                step = functools.partial(throw, exc)
+            else:
+                # A plain iterator has no send(): sending it a value raises, as yield from does.
+                step = source.__next__ if sent is None else functools.partial(_send, source, sent)
     except GeneratorExit:
         raise
     except BaseException:
         failed = True
         raise
     finally:
-        done(perf_counter() - start, failed)
+        done(spent, failed)
+
+
+def _send(source: Iterator[T], value: Any) -> T:
+    """``source.send(value)``: an AttributeError for a plain iterator, as ``yield from``."""
+    send: Callable[[Any], T] = source.send  # type: ignore[attr-defined]
+    return send(value)
 
 
 async def timed_aiteration(iterable: AsyncIterable[T], done: Done) -> AsyncGenerator[T, Any]:
-    """Async :func:`timed_iteration`: items and ``aclose()`` reach the source (closed
-    before ``done`` is told); ``asend``/``athrow`` are not forwarded."""
-    start, failed = perf_counter(), False
+    """Async :func:`timed_iteration`: the seconds spent awaiting each item of ``iterable``
+    and its ``aclose()`` (closed before ``done`` is told); ``asend``/``athrow`` are not
+    forwarded."""
+    spent, failed = 0.0, False
     source = aiter(iterable)
     try:
-        async for item in source:
+        while True:
+            start = perf_counter()
+            try:
+                item = await anext(source)
+            except StopAsyncIteration:
+                return
+            finally:
+                spent += perf_counter() - start
             yield item
     except GeneratorExit:
         raise
@@ -373,9 +514,10 @@ async def timed_aiteration(iterable: AsyncIterable[T], done: Done) -> AsyncGener
         failed = True
         raise
     finally:
+        start = perf_counter()
         try:
             close = getattr(source, "aclose", None)
             if close is not None:
                 await close()
         finally:
-            done(perf_counter() - start, failed)
+            done(spent + perf_counter() - start, failed)
