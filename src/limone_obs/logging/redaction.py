@@ -27,23 +27,23 @@ string, ``?api_key=...``), or a common token format: a JWT (``eyJ...`` in three 
 parts), an API key of the ``sk-``/``sk_live_``/``rk_live_`` family, an AWS access key id
 (``AKIA``/``ASIA`` + 16), a GitHub token (``ghp_``, ``github_pat_`` ...), a Slack token
 (``xoxb-`` ...) or a Google API key (``AIza`` + 35), or a payment card number (13-19
-digits of a card network's range passing the Luhn check, spaced or dashed as printed:
-about one in ten other such numbers pass too, and are masked as well). Values other than
-text, numbers, containers and dates (bytes, dataclasses, arbitrary objects) are first
-turned into what the line would show (their fields, decoded bytes, ``repr()``) and then
-checked, so a secret in an object's ``repr`` is masked too. ``(name, value)`` pairs in
-lists (header lists) mask the value of a sensitive name, and so do such pairs in text
-(``('password', 'x')``, ``["token", "x"]``: the repr of a header list). A pair's value
-in text is masked to its end: a quoted value to its closing quote (a triple-quoted one
-to its closing triple), a bracketed value or a call (``auth=("u", "pw")``,
-``password=get('x')``, also ``get ('x')``) to its closing bracket, a prefixed string
-(``b'x'``) whole; each is followed at most to the end of its line (a triple-quoted one
-across lines) and 1024 characters. Also masked: ``name => 'x'`` pairs, a password,
-secret or token name's quoted value after spaces, SQL's ``IDENTIFIED BY``, pairs inside
-a JSON string's JSON (escaped quotes), such names' XML elements, curl's ``-u user:x``,
-and a percent-encoded run that hides any of these (masked whole, never shown decoded);
-a mapping's keys and a line's field names that hold a secret are renamed ``[REDACTED]``,
-``[REDACTED]#2``...
+digits of a card network's range passing the Luhn check, spaced or dashed as printed,
+not part of a decimal number: about one in ten other such numbers pass too, and are
+masked as well). Values other than text, numbers, containers and dates (bytes,
+dataclasses, arbitrary objects) are first turned into what the line would show (their
+fields, decoded bytes, ``repr()``) and then checked, so a secret in an object's ``repr``
+is masked too. ``(name, value)`` pairs in lists (header lists) mask the value of a
+sensitive name, and so do such pairs in text (``('password', 'x')``, ``["token", "x"]``:
+the repr of a header list). A pair's value in text is masked to its end: a quoted value
+to its closing quote (a triple-quoted one to its closing triple), a bracketed value or a
+call (``auth=("u", "pw")``, ``password=get('x')``, also ``get ('x')``) to its closing
+bracket, a prefixed string (``b'x'``) whole; each is followed at most to the end of its
+line (a triple-quoted one across lines) and 1024 characters. Also masked:
+``name => 'x'`` pairs, a password, secret or token name's quoted value after spaces, SQL's
+``IDENTIFIED BY``, pairs inside a JSON string's JSON (escaped quotes), such names' XML
+elements, curl's ``-u user:x``, and a percent-encoded run that hides any of these
+(masked whole, never shown decoded); a mapping's keys and a line's field names that hold
+a secret are renamed ``[REDACTED]``, ``[REDACTED]#2``...
 
 **Cost.** Every scan is one linear pass (no pattern is retried at every offset with a
 look-ahead to the end), so redaction time grows linearly with the input, whatever its
@@ -1045,8 +1045,12 @@ def _is_header_object(value: object) -> bool:
 #: number as printed, ``4111 1111 1111 1111``), not inside a longer run of digits nor
 #: touching a letter: the digits of a hex id or digest (the kit's own request ids, trace
 #: ids, a commit) are no card number, and about 1 in 1,400 random request ids held a
-#: Luhn-valid run. It can only start where a run of digits starts: linear in the text.
-_CARD_CANDIDATE = re.compile(r"(?<![0-9A-Za-z+])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])")
+#: Luhn-valid run. Nor the fraction or whole part of a decimal number (``0.2477175435459704``,
+#: a float's repr: about 1 in 20 held one). It can only start where a run of digits
+#: starts: linear in the text.
+_CARD_CANDIDATE = re.compile(
+    r"(?<![0-9A-Za-z+])(?<!\d\.)\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])(?!\.\d)"
+)
 #: First digits of the payment card networks' numbers: American Express, Diners, JCB (3),
 #: Visa (4), Mastercard (51-55, 2221-2720), Maestro, Discover and UnionPay (5, 6).
 _CARD_FIRST_DIGITS = frozenset("3456")
