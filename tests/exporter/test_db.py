@@ -99,6 +99,10 @@ def test_a_failing_statement_is_an_error_call() -> None:
         ("SELECT 1", "select"), ("  insert into t values (1)", "insert"),
         ("(SELECT 1) UNION (SELECT 2)", "select"), ("WITH x AS (SELECT 1) SELECT * FROM x", "with"),
         ("VACUUM", "other"), ("", "other"), ("DROP TABLE users; --secret", "drop"),
+        # Comments first (sqlcommenter, query tags), a hint right after the keyword.
+        ("/* app:report */ SELECT 1", "select"), ("-- report\n -- tag\nUPDATE t SET a=1", "update"),
+        ("/* a\n b */(/* c */SELECT 1)", "select"), ("SELECT/*+ INDEX(t i) */ a FROM t", "select"),
+        ("/* never closed SELECT 1", "other"), ("-- only a comment", "other"),
     ],
 )  # fmt: skip
 def test_the_operation_is_the_statements_keyword(statement: str, operation: str) -> None:

@@ -14,6 +14,7 @@ is called.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, cast
@@ -38,13 +39,19 @@ OTHER = "other"
 _RUNNING = "limone_obs_running"
 
 
+#: What may come before a statement's first keyword: white space, opening brackets, and
+#: comments (``/* app:report */``, ``-- tag``: sqlcommenter and query tagging put theirs
+#: first). The keyword is the letters after them (``SELECT/*+ hint */`` is a select).
+_FIRST_KEYWORD = re.compile(r"(?:\s+|\(|--[^\n]*|/\*.*?\*/)*([A-Za-z]*)", re.DOTALL)
+
+
 def operation_of(statement: object) -> str:
     """The ``operation`` label of SQL ``statement``: its first keyword, lower-cased, if it
-    is one of :data:`OPERATIONS`, else ``other``."""
+    is one of :data:`OPERATIONS`, else ``other``. Comments before it are skipped."""
     if not isinstance(statement, str):
         return OTHER
-    words = statement.lstrip(" \t\r\n(").split(None, 1)
-    word = words[0].lower() if words else ""
+    found = _FIRST_KEYWORD.match(statement)
+    word = found.group(1).lower() if found is not None else ""
     return word if word in OPERATIONS else OTHER
 
 
