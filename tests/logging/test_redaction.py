@@ -722,6 +722,9 @@ HOSTILE = {
     "url-then-letters": lambda n: "https://" + "a" * n,
     "schemes": lambda n: "a.b" * (n // 3) + "://" + "c" * n,
     "many-urls": lambda n: "a://" * (n // 4) + "@",
+    "many-urls-no-at": lambda n: "a://b:" * (n // 6),
+    "urls-ports-then-at": lambda n: "a://h:1/" * (n // 8) + "@",
+    "userinfo-many-ats": lambda n: "a://u:" + "p@" * (n // 2),
     "bearer-words": lambda n: "Bearer " * (n // 7),
     "jwt-like": lambda n: "eyJaaaaaaaaa." * (n // 13),
     "spaces": lambda n: "a" + " " * n + "=b",
@@ -992,6 +995,32 @@ def test_card_numbers_in_text_are_masked(text: str) -> None:
 def test_other_long_numbers_are_kept(text: str) -> None:
     """Numbers that are not card numbers stay readable."""
     assert Redactor().redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A generated password holding the characters that end other URL parts.
+        (f"postgresql://app:Xy#{SECRET}@db:5432/notes", f"postgresql://{MASK}@db:5432/notes"),
+        (f"redis://:Zz/{SECRET}@cache:6379/0", f"redis://{MASK}@cache:6379/0"),
+        (f"connecting to postgresql://app:Xy?{SECRET}@db/notes",
+         f"connecting to postgresql://{MASK}@db/notes"),
+        (f"odd dsn postgresql://user:p@{SECRET}@host/db", f"odd dsn postgresql://{MASK}@host/db"),
+        (f"'mysql://root:{SECRET}/x@db/app', next", f"'mysql://{MASK}@db/app', next"),
+        # An "@" in the query after credentials: masked with them (never a password's tail).
+        (f"see https://u:{SECRET}@host/p?e=a@b.com now", f"see https://{MASK}@b.com now"),
+        # No user info: a path or query "@", a port, an IPv6 host, a token without ":".
+        ("https://medium.com/@someone", "https://medium.com/@someone"),
+        ("http://host:8080/path?email=a@b.com", "http://host:8080/path?email=a@b.com"),
+        ("http://host:8080/@user", "http://host:8080/@user"),
+        ("http://[::1]:8080/x@y", "http://[::1]:8080/x@y"),
+        ("https://example.com/a:b/@c", "https://example.com/a:b/@c"),
+        (f"cloning https://{SECRET}@github.com/o/r.git", f"cloning https://{MASK}@github.com/o/r.git"),
+    ],
+)  # fmt: skip
+def test_url_passwords_of_any_characters_are_masked(text: str, expected: str) -> None:
+    """A URL's password runs to the URL's last "@", whatever it holds (#, ?, /, @)."""
+    assert Redactor().redact_text(text) == expected
 
 
 def test_float_reprs_are_never_masked() -> None:

@@ -198,8 +198,11 @@ _MAX_VALUE = 1024
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 #: Python's string prefixes (``b'...'``, ``f"..."``), lower-cased.
 _STRING_PREFIXES = frozenset({"b", "r", "u", "f", "br", "rb", "fr", "rf"})
-#: Where a URL's user info ends (``@``: it was user info; anything else: it was not).
-_USERINFO_END = re.compile(r"[/\s@?#]")
+#: Where a URL written in text ends: user info (a password) may hold ``/?#@`` but no
+#: white space or quote.
+_URL_RUN_END = re.compile(r"[\s\"'<>`]")
+#: Where a URL's authority part ends, or its user info (``@``), whichever comes first.
+_AUTHORITY_END = re.compile(r"[/?#@]")
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _TOKEN = r"A-Za-z0-9_\-"
 #: Common token formats, masked wherever they appear. Each starts only where a run of
@@ -717,23 +720,31 @@ class Redactor:
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_url_credentials(self, text: str) -> str:
-        """``scheme://userinfo@`` -> ``scheme://[REDACTED]@``, in one pass: each ``://``
-        is looked at once, backwards over its scheme and forwards to its user info's end
-        (both stop at a ``/``, so no character is scanned for two ``://``)."""
+        """``scheme://userinfo@`` -> ``scheme://[REDACTED]@``, in one pass.
+
+        A ``user:password`` user info runs to the last ``@`` of the URL (up to white space
+        or a quote): a generated password may hold ``@``, ``#``, ``?`` or ``/``, and the
+        rest of the URL is what gets masked with it when that ``@`` was in its query
+        (shown too little rather than a password's tail); ``host:8080/...`` is a port. A
+        user info without a ``:`` (``https://TOKEN@github.com``) ends at the first ``@``
+        before any ``/?#``. Each run of URL characters is searched once for its end and
+        last ``@``, whatever number of ``://`` it holds, so the scan stays linear.
+        """
         parts: list[str] = []
         done = 0
+        run_end = last_at = -1
         at = text.find("://")
         while at >= 0:
-            end = _USERINFO_END.search(text, at + 3)
-            if (
-                end
-                and end.start() > at + 3
-                and text[end.start()] == "@"
-                and _scheme_before(text, at)
-            ):
-                parts += (text[done : at + 3], self.mask)
-                done = end.start()
-            at = text.find("://", max(at + 3, done))
+            start = at + 3
+            if start >= run_end:  # a new run of URL characters
+                found = _URL_RUN_END.search(text, start)
+                run_end = found.start() if found else len(text)
+                last_at = text.rfind("@", start, run_end)
+            end = _userinfo_end(text, start, last_at) if last_at > start else -1
+            if end > start and _scheme_before(text, at):
+                parts += (text[done:start], self.mask)
+                done = end
+            at = text.find("://", max(start, done))
         return "".join(parts) + text[done:] if parts else text
 
     def _mask_pairs(self, text: str) -> str:
@@ -1251,6 +1262,21 @@ def _item_value_end(text: str, pos: int) -> int:
             continue
         end += 1
     return end
+
+
+def _userinfo_end(text: str, start: int, last_at: int) -> int:
+    """Where the user info of the URL whose authority starts at ``start`` ends (its
+    ``@``), given the last ``@`` of the URL's run; -1 when it has none."""
+    first = _AUTHORITY_END.search(text, start, last_at + 1)
+    if first is None:  # pragma: no cover - last_at itself matches
+        return -1
+    colon = text.find(":", start, first.start())
+    if text[first.start()] == "@":
+        # user:password@host, or user:p@ss@host (a password holding "@"), or TOKEN@host.
+        return last_at if colon >= 0 else first.start()
+    if colon < 0 or text[start] == "[" or text[colon + 1 : first.start()].isdigit():
+        return -1  # host/path@x, an IPv6 host, host:8080/@x: no user info
+    return last_at  # user:pa/ss@host, user:Xy#12@host
 
 
 def _scheme_before(text: str, at: int) -> bool:
