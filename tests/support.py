@@ -387,17 +387,23 @@ def fork_while_held(lock: Any, child: Callable[[], object], timeout: float = 20.
                 code = 0
             finally:
                 os._exit(code)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status
-            time.sleep(0.05)  # polling the child's exit, bounded by the deadline
-        os.kill(pid, signal.SIGKILL)
-        return os.waitpid(pid, 0)[1]
+        return wait_or_kill(pid, timeout)
     finally:
         release.set()
         holder.join()
+
+
+def wait_or_kill(pid: int, timeout: float) -> int:
+    """The wait status of child ``pid``; killed (SIGKILL) when still running after
+    ``timeout`` seconds (hung)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.005)  # polling the child's exit, bounded by the deadline
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
 
 
 class FailingEnd:

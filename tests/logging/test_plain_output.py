@@ -22,7 +22,7 @@ from limone_obs.logging import _pipeline, configure_logging, get_logger, init_ap
 from limone_obs.logging._sink import RotatingFile, Sink
 from limone_obs.logging.flask_ext import ID_BATCH, new_request_id
 from tests.logging.helpers import parse_lines, stdlib_logger
-from tests.support import fork_while_held
+from tests.support import fork_while_held, wait_or_kill
 
 
 def _sink() -> Sink:
@@ -211,6 +211,94 @@ def test_a_line_cut_short_by_the_file_size_limit_is_finished_later(
     if mode == "reopen":
         assert ["third"] == [e["message"] for e in parse_lines(other.read_bytes())]
     assert pad == data.count(b"y"), "the rest of the cut line is written once, or not at all"
+
+
+_FILE_CUT_SCRIPT = """
+import os, resource, signal, sys
+from limone_obs import health
+from limone_obs.logging import configure_logging, get_logger
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not the process
+path = sys.argv[1]
+configure_logging(stream=open(os.devnull, "w"), file=path)
+log = get_logger("t")
+log.info("first", pad="x" * 100)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 50, hard))
+log.info("second", pad="y" * 200)  # 50 bytes fit, the rest fails (EFBIG) and is kept
+log.info("lost")  # the rest still does not fit: this line is dropped
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+pid = os.fork()  # the child writes its own file, never the parent's pending bytes
+if pid == 0:
+    log.info("child")
+    os._exit(0)
+os.waitpid(pid, 0)
+log.info("third")  # the rest of "second" first, then this line
+print(health.dropped_lines(), file=sys.stderr)
+"""
+
+
+def test_a_line_the_log_file_takes_in_part_is_finished_once(tmp_path: Path) -> None:
+    """``configure_logging(file=...)`` on a full disk (a size limit here): a line the file
+    takes part of is finished before the next one, a line that comes while it cannot is
+    dropped and counted, and nothing is written twice, also by a child forked meanwhile
+    (which writes its own file)."""
+    path = tmp_path / "app.log"
+    done = subprocess.run(
+        [sys.executable, "-c", _FILE_CUT_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert "1" == done.stderr.split()[-1]
+    data = path.read_bytes()
+    assert ["first", "second", "third"] == [e["message"] for e in parse_lines(data)]
+    assert 200 == data.count(b"y"), "the rest of the cut line is written once"
+    child = [e["message"] for e in parse_lines((tmp_path / "app-1.log").read_bytes())]
+    assert ["child"] == child
+
+
+def test_a_child_forked_while_a_thread_writes_the_log_file_can_log(tmp_path: Path) -> None:
+    """Children forked while another thread writes ``file=`` lines each log and exit:
+    none inherits a lock of the file's output held by a thread it does not have."""
+    configure_logging(stream=io.BytesIO(), file=tmp_path / "app.log")
+    log = get_logger("t")
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            log.info("parent", pad="p" * 300)
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    try:
+        for _ in range(100):
+            pid = os.fork()
+            if pid == 0:  # log, then leave without pytest's teardown
+                code = 1
+                try:
+                    log.info("from the child")
+                    code = 0
+                finally:
+                    os._exit(code)
+            assert 0 == wait_or_kill(pid, 10.0), "the child hung (killed) or failed"
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_a_thread_of_a_forked_child_with_its_parents_writer_id_can_log() -> None:
+    """After a fork the sink forgets which thread of the parent was writing: a thread of
+    the child given that same id is no loop of the stream, its lines are written."""
+    out = io.BytesIO()
+    configure_logging(stream=out)
+    sink = _sink()
+    sink._writer = threading.get_ident()  # a write of this thread was under way at the fork
+    sink.after_fork_in_child()
+    get_logger("t").info("written")
+    assert ["written"] == [e["message"] for e in parse_lines(out.getvalue())]
+    assert 0 == sink.dropped
 
 
 def _json_lines(data: bytes) -> list[bytes]:

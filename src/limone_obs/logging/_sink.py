@@ -306,6 +306,9 @@ class Sink:
         held it) and without the parent's cut line: the parent finishes it, and the
         child's first line starts on a line of its own instead of after the cut head."""
         self._lock = threading.Lock()
+        # The parent's thread that was writing is not in the child, and its id may be
+        # given to a new thread here: that thread's lines are no loop.
+        self._writer = 0
         self._untold = 0  # a parent's thread was reporting them: the parent tells health
         if self._rest:
             self._rest = b""
@@ -571,8 +574,9 @@ class RotatingFile:
     """Append lines to ``path``; past ``max_bytes`` move it to ``path.1`` (``backups`` kept).
 
     One writing process per file, so rotation never loses another process's lines and no
-    file grows past its cap: the first process that writes takes ``path``; another one
-    writing at the same time (gunicorn workers) takes the first free of
+    file grows past its cap (but by one line longer than the cap, alone in its file): the
+    first process that writes takes ``path``; another one writing at the same time
+    (gunicorn workers) takes the first free of
     ``<stem>-1<suffix>``, ``<stem>-2<suffix>`` ... A process holds its file by a lock on
     ``.<file name>.lock`` beside it for as long as it lives, so the files of dead
     processes are reused: there are never more files than processes alive at once. The
@@ -597,7 +601,14 @@ class RotatingFile:
         #: The file this process writes (``path`` or a numbered sibling), once it wrote.
         self.current = path
         self._pid = -1
-        self._fh: IO[bytes] | None = None
+        #: Its descriptor (O_APPEND), written with one ``os.write`` a line: no buffered
+        #: file object, whose lock a forked child may inherit held (another thread was
+        #: writing) and whose buffer would keep a line a full disk refused, to be written
+        #: again later (and by a forked child too).
+        self._fd = -1
+        #: The end of a line the file took only part of (a full disk): written before the
+        #: next line, by this process only.
+        self._rest = b""
         self._lock_fd = -1
         self._size = 0
         self._closed = False
@@ -608,14 +619,19 @@ class RotatingFile:
             raise ValueError(f"write to a closed log file ({self.path})")
         if self._pid != os.getpid():
             self._bind()
-        if self._fh is None:  # an earlier rotation could not open the new file: again
+        if self._fd < 0:  # an earlier rotation could not open the new file: again
             self._open()
+        if self._rest:  # the end of a line a full disk cut: first, or this line is dropped
+            rest = _write_all(self._fd, self._rest, 0)
+            self._size += len(self._rest) - len(rest)
+            self._rest = rest
+            if rest:
+                raise OSError(f"{self.current} did not take the rest of a cut line")
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
-        assert self._fh is not None  # opened above, or raised
-        self._fh.write(line)
-        self._fh.flush()
-        self._size += len(line)
+        rest = _write_all(self._fd, line, 0)  # raises when nothing of it was written
+        self._size += len(line) - len(rest)
+        self._rest = rest
 
     def _bind(self) -> None:
         """Take the first file no live process holds (see the class docstring)."""
@@ -645,8 +661,10 @@ class RotatingFile:
 
     def _open(self) -> None:
         """Open (or create) :attr:`current` for appending; its size is where we are."""
-        self._fh = self.current.open("ab")
-        self._size = self._fh.tell()
+        self._fd = os.open(
+            self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
+        self._size = os.fstat(self._fd).st_size
 
     def _rotate(self) -> None:
         """Move the full file to ``.1`` (older ones up by one), then start a new one.
@@ -658,12 +676,11 @@ class RotatingFile:
         gap it left. If anything fails, the line is dropped and counted and the next
         write tries again.
         """
-        assert self._fh is not None
-        fh, self._fh = self._fh, None
+        fd, self._fd = self._fd, -1
         try:
-            mine = os.fstat(fh.fileno())
+            mine = os.fstat(fd)
         finally:
-            fh.close()
+            os.close(fd)
         current = self.current
         try:
             there = os.stat(current)
@@ -687,9 +704,13 @@ class RotatingFile:
         os.replace(current, current.with_name(f"{current.name}.1"))
 
     def _release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        # A forked child closes its copies only (nothing to flush, no lock to take) and
+        # leaves a cut line's rest to the parent, whose line it is.
+        self._rest = b""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # a child's copy: the parent's lock stays
             self._lock_fd = -1
