@@ -22,7 +22,7 @@ import requests
 from flask import Flask
 
 from limone_obs import health
-from limone_obs.logging import configure_logging, get_logger, init_app
+from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
 from limone_obs.logging._sink import PipeWriter
 from limone_obs.stack import procs
 from tests.support import ROOT, stop_server, wait_answering, wait_until
@@ -294,3 +294,81 @@ def _http(url: str, count: int) -> None:
     with requests.Session() as session:
         for _ in range(count):
             assert 200 == session.get(url, timeout=30).status_code
+
+
+_PRINTED_BEFORE_SCRIPT = """
+import fcntl, os, sys
+from limone_obs.logging import configure_logging, get_logger
+configure_logging(stream=sys.stdout, write_timeout=0.1)
+log = get_logger("t")
+# The reader stopped with one free page left in the pipe.
+fd = os.open("/proc/self/fd/1", os.O_WRONLY | os.O_NONBLOCK)
+left = fcntl.fcntl(1, fcntl.F_GETPIPE_SZ) - 4096
+while left:
+    left -= os.write(fd, b"f" * (left - 1) + b"\\n" if left > 1 else b"\\n")
+print("p" * 8000)  # kept in stdout's buffer: a pipe, and no PYTHONUNBUFFERED
+log.info("after the print")
+print("logged", file=sys.stderr, flush=True)
+os._exit(0)  # without flushing stdout: the reader does not read
+"""
+
+
+def test_text_printed_before_a_line_does_not_make_it_wait_for_the_reader() -> None:
+    """Block-buffered stdout holding 8 KB of the app's print() text, a pipe with one free
+    page and a reader that stopped: the log call does not flush that text (it would wait
+    for the reader as long as it stops), and its line is written."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _PRINTED_BEFORE_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        # Nothing reads stdout until the child is gone: a flush would block it for good.
+        code = child.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        pytest.fail("the log call waited for the stopped reader")
+    finally:
+        out = child.stdout.read() if child.stdout else b""
+        err = child.stderr.read() if child.stderr else b""
+    assert 0 == code, err
+    assert b"logged" in err
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith(b"{")]
+    assert ["after the print"] == [e["message"] for e in lines]
+
+
+def test_a_line_waiting_for_another_threads_wait_is_dropped_in_its_timeout(
+    pipe: tuple[IO[bytes], PausingReader],
+) -> None:
+    """The wait for the sink's lock (another thread waiting for room in the pipe) counts
+    in a line's timeout: the call returns while that thread still holds the lock, its
+    line dropped and counted, and the next line that is written says so."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=TIMEOUT)
+    sink = _pipeline.current.sink
+    assert sink is not None
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # as a writer waiting for a stopped reader would
+        with sink._lock:
+            held.set()
+            release.wait(5)  # a guard: the call is expected back long before
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        get_logger("t").info("while the lock is held")
+        still_held = holder.is_alive() and not release.is_set()
+    finally:
+        release.set()
+        holder.join()
+    assert still_held, "the log call waited for the other thread to let go"
+    assert 1 == health.dropped_lines()
+    get_logger("t").info("after")
+    events = _close_and_read(stream, reader)
+    assert [1] == [e["dropped_lines"] for e in events if "dropped_lines" in e]
+    assert ["after"] == [e["message"] for e in events if e["logger"] == "t"]

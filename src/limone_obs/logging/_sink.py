@@ -14,7 +14,8 @@ dropped, counted in :attr:`Sink.dropped` and in :func:`limone_obs.health.add_dro
 most once per :data:`REPORT_INTERVAL` seconds.
 
 A pipe or socket whose reader stops reading never blocks the caller for long: a line
-waits at most ``timeout`` seconds for room, then it is dropped and counted, and the sink
+waits at most ``timeout`` seconds for room (its wait for the lock, held by another thread
+waiting for room, included), then it is dropped and counted, and the sink
 is *stalled*: later lines are tried once without waiting (so requests keep their normal
 latency) until the reader takes lines again; then one line says how many were dropped.
 The pipe is written through a private non-blocking descriptor (``/proc/self/fd``), so
@@ -26,6 +27,7 @@ another process fills the pipe between the two calls.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import io
@@ -34,9 +36,11 @@ import select
 import socket
 import stat
 import sys
+import termios
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from threading import get_ident
@@ -135,6 +139,10 @@ class Sink:
         self._untold = 0
         #: Lines dropped since the pipe last took one (said in the recovery line).
         self._unreported = 0
+        #: Lines dropped because the lock was not free within the timeout (another thread
+        #: was waiting for the pipe): one item each, appended without the lock (health is
+        #: told at once), added to the counts above by the next writer that holds it.
+        self._missed: deque[None] = deque()
         self._stalled = False
         self._reported_at = -REPORT_INTERVAL
         _sinks.add(self)
@@ -151,24 +159,52 @@ class Sink:
         if self._writer == me:
             self._looped()
             return
-        with self._lock:
+        waited = 0.0
+        if self._pipe is None:
+            self._lock.acquire()
+        else:
+            # A pipe or socket: the wait for the lock (another thread waiting for room)
+            # counts in this line's timeout.
+            start = time.monotonic()
+            if not self._lock.acquire(timeout=self.timeout):
+                self._missed.append(None)
+                _tell_health(1)
+                return
+            waited = time.monotonic() - start
+        try:
             self._writer = me
             try:
+                if self._missed:
+                    self._count_missed()
                 successor = self._successor  # read under the lock: hand_over sets it there
-                self._write_targets(line)
+                self._write_targets(line, waited)
             finally:
                 self._writer = 0
             untold = self._untold
             if untold:
                 self._untold = 0
+        finally:
+            self._lock.release()
         if untold:
             _tell_health(untold)
         if successor is not None:  # replaced (hand_over): the line goes where lines go now
             successor.write(line)
 
-    def _write_targets(self, line: bytes) -> None:
+    def _count_missed(self) -> None:
+        """Add the lines dropped while the lock was not free to the counts (lock held;
+        health was told when they were dropped)."""
+        missed = self._missed
+        count = 0
+        while missed:
+            missed.popleft()
+            count += 1
+        self.dropped += count
+        self._unreported += count
+
+    def _write_targets(self, line: bytes, waited: float = 0.0) -> None:
         """Write ``line`` to the stream (descriptor, pipe or the stream's own methods) and
-        the file, with the lock held; a failing target drops the line (counted)."""
+        the file, with the lock held, ``waited`` seconds of the timeout spent on the lock;
+        a failing target drops the line (counted)."""
         fd = self._fd
         if fd >= 0:
             try:
@@ -185,7 +221,7 @@ class Sink:
                 self._drop(exc)
         elif self._pipe is not None:
             try:
-                self._write_pipe(self._pipe, line)
+                self._write_pipe(self._pipe, line, waited)
             except _FAILURES as exc:
                 self._drop(exc)
         elif (write := self._write_bytes) is not None and (flush := self._flush) is not None:
@@ -202,14 +238,14 @@ class Sink:
             except _FAILURES as exc:
                 self._drop(exc)
 
-    def _write_pipe(self, pipe: PipeWriter, line: bytes) -> None:
+    def _write_pipe(self, pipe: PipeWriter, line: bytes, waited: float) -> None:
         # Stalled: one try without waiting per line, so a stopped reader costs no latency,
         # and only once the pipe has a free page (the reader took one): a nearly full pipe
         # would otherwise take a short line now and then between dropped ones.
         if self._stalled and not pipe.has_room():
             self._stall()
             return
-        wait = 0.0 if self._stalled else self.timeout
+        wait = 0.0 if self._stalled else max(0.0, self.timeout - waited)
         if self._unreported and self._notice is not None:
             if not pipe.write(self._notice(self._unreported), wait):
                 self._stall()
@@ -379,14 +415,17 @@ class PipeWriter:
         self._identity: tuple[int, int] = (-1, -1)
         self._poll = _unpatched("select", "poll")()
         self._partial = False
+        #: The pipe's size in bytes (0: a socket, or not known).
+        self._capacity = 0
 
     def write(self, line: bytes, wait: float) -> bool:
         """Write ``line``; False when it was not (wholly) taken within ``wait`` seconds.
         Raises OSError or ValueError when the output failed (EPIPE, a closed stream)."""
         self._bind(self._stream.fileno())
-        if self._poll.poll(0):
-            # Text printed earlier goes first (a no-op when none is pending); skipped when
-            # the pipe is full: the stream's own descriptor blocks.
+        if self._flush_cannot_block():
+            # Text printed earlier goes first (a no-op when none is pending). Skipped when
+            # the pipe could not take a stream's whole buffer: the flush writes through the
+            # stream's own blocking descriptor, and would wait as long as the reader does.
             self._stream.flush()
         view = memoryview(b"\n" + line if self._partial else line)
         size = len(view)
@@ -410,6 +449,16 @@ class PipeWriter:
             if len(view) < size:
                 self._partial = bool(view)
         return not view
+
+    def _flush_cannot_block(self) -> bool:
+        """True when the stream's buffered text fits in the output now: a pipe with room
+        for a whole stream buffer (what its reader has not read, asked with FIONREAD),
+        else (a socket) room for a line."""
+        if self._capacity:
+            unread = array.array("i", [0])
+            fcntl.ioctl(self._fd, termios.FIONREAD, unread)
+            return self._capacity - unread[0] >= _FLUSH_ROOM
+        return bool(self._poll.poll(0))
 
     def has_room(self) -> bool:
         """True when a line of up to ``PIPE_BUF`` bytes can be written without waiting."""
@@ -440,6 +489,7 @@ class PipeWriter:
             self._fd, self._sock = fd, native_socket(fileno=os.dup(fd))
         elif stat.S_ISFIFO(info.st_mode):
             self._fd, self._private = _nonblocking_reopen(fd)
+            self._capacity = _pipe_size(self._fd)
         else:
             # Now a file or terminal (dup2 over the stream's descriptor): written through
             # the stream's own descriptor, whose O_APPEND and offset a reopen would lose
@@ -458,6 +508,24 @@ class PipeWriter:
             with contextlib.suppress(OSError):  # already closed: nothing to release
                 os.close(self._fd)
         self._fd, self._private, self._identity = -1, False, (-1, -1)
+        self._capacity = 0
+
+
+#: Free bytes a pipe needs before the stream is flushed into it: a text stream's pending
+#: text and its binary buffer, each at most ``io.DEFAULT_BUFFER_SIZE`` by default, and a
+#: line.
+_FLUSH_ROOM = 2 * io.DEFAULT_BUFFER_SIZE + select.PIPE_BUF
+
+
+def _pipe_size(fd: int) -> int:
+    """The size of the pipe ``fd`` writes to (0 where it cannot be asked: not Linux)."""
+    try:
+        size: int = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+        unread = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, unread)
+    except (AttributeError, OSError):
+        return 0
+    return size
 
 
 def _unpatched(module: str, name: str) -> Any:
