@@ -18,6 +18,7 @@ from flask import Flask
 
 from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
 from limone_obs.logging._sink import Sink
+from limone_obs.logging.gunicorn import _sink_handler
 from limone_obs.logging.stdlib import JsonLineHandler
 from tests.logging.helpers import parse_lines, stdlib_logger
 
@@ -137,6 +138,28 @@ def test_line_cap_stays_16_kib_on_a_file(tmp_path: Path) -> None:
         default_cap = _pipeline.current.max_line_bytes
         configure_logging(stream=stream, max_line_bytes=8192)
         assert (16 * 1024, 8192) == (default_cap, _pipeline.current.max_line_bytes)
+
+
+def test_gunicorns_stderr_pipe_gets_lines_of_pipe_buf_where_stdout_is_a_file(
+    tmp_path: Path,
+) -> None:
+    """The kit's gunicorn logging writes ``gunicorn.error`` to stderr: a pipe (shared by the
+    workers) keeps its lines to PIPE_BUF bytes although stdout, a file, allows 16 KiB."""
+    read_fd, write_fd = os.pipe()
+    with (tmp_path / "out.log").open("wb") as stdout, os.fdopen(write_fd, "wb") as stderr:
+        configure_logging(stream=stdout)
+        handler = _sink_handler(logging.StreamHandler(stderr))
+        record = logging.makeLogRecord(
+            {"name": "gunicorn.error", "levelno": logging.ERROR, "levelname": "ERROR",
+             "msg": "Error handling request " + "x" * 9000}
+        )  # fmt: skip
+        handler.handle(record)
+        handler.sink.close()  # its own descriptor of the pipe: the reader then sees the end
+    with os.fdopen(read_fd, "rb") as reader:
+        data = reader.read()
+    assert len(data) <= select.PIPE_BUF
+    [event] = parse_lines(data)
+    assert event["message"].startswith("Error handling request x")
 
 
 def test_a_file_put_over_a_pipe_stream_is_appended_to(tmp_path: Path) -> None:

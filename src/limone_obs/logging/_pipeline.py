@@ -150,13 +150,15 @@ class Pipeline:
             self.redactor.redact_event(fields)
         return fields
 
-    def render(self, event: Mapping[str, Any]) -> bytes:
+    def render(self, event: Mapping[str, Any], cap: int | None = None) -> bytes:
         """Encode a finished event as one capped JSON line (this context's request
-        secrets masked in it, wherever they are)."""
+        secrets masked in it, wherever they are); ``cap``: a smaller cap for this line
+        (an output that keeps only smaller lines whole)."""
+        limit = self.max_line_bytes if cap is None else min(cap, self.max_line_bytes)
         if not _request_secrets():
-            return encode_line(event, self.max_line_bytes)
+            return encode_line(event, limit)
         # Before encoding too: a field cut to the line cap would keep a secret's head.
-        line = encode_line(_url_secrets.scrub_event(event, self.mask), self.max_line_bytes)
+        line = encode_line(_url_secrets.scrub_event(event, self.mask), limit)
         return self.scrub_line(line)
 
     @property

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import select
 import sys
 from typing import Any
 
@@ -33,7 +34,7 @@ from gunicorn import glogging
 from limone_obs import conventions as c
 from limone_obs._tracecontext import parse_traceparent
 from limone_obs.logging import _context, _identity, _pipeline
-from limone_obs.logging._sink import Sink
+from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging._url_secrets import wsgi_text
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
 
@@ -129,8 +130,11 @@ def _is_console(handler: logging.Handler) -> bool:
 
 def _sink_handler(handler: logging.StreamHandler[Any]) -> JsonLineHandler:
     """The same output through a :class:`Sink`: whole lines, and a bounded wait when the
-    reader stops (a StreamHandler would block the worker, and its request, for good)."""
-    return in_place_of(handler, Sink(handler.stream, notice=_pipeline.dropped_notice))
+    reader stops (a StreamHandler would block the worker, and its request, for good); its
+    own line cap (``gunicorn.error`` writes stderr, maybe a pipe where stdout is a file)."""
+    stream = handler.stream
+    cap = select.PIPE_BUF if is_pipe_or_socket(stream) else None
+    return in_place_of(handler, Sink(stream, notice=_pipeline.dropped_notice), cap)
 
 
 def adopt_identity() -> None:

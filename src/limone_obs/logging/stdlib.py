@@ -59,12 +59,13 @@ class JsonFormatter(OrjsonFormatter):
         if record.exc_info or record.exc_text or record.stack_info:
             _add_exception(p, log_data, record, message_dict)
 
-    def format_bytes(self, record: logging.LogRecord) -> bytes:
-        """Return the record as one line of JSON bytes, newline included (the handler's path)."""
+    def format_bytes(self, record: logging.LogRecord, cap: int | None = None) -> bytes:
+        """Return the record as one line of JSON bytes, newline included (the handler's
+        path), at most ``cap`` bytes when given and below the pipeline's cap."""
         log_data: dict[str, Any] = {}
         message_dict = self._message_dict(record)
         self.add_fields(log_data, record, message_dict)
-        return _pipeline.current.render(log_data)
+        return _pipeline.current.render(log_data, cap)
 
     def _message_dict(self, record: logging.LogRecord) -> dict[str, Any]:
         # python-json-logger's own preparation, shared with format().
@@ -204,9 +205,12 @@ class JsonLineHandler(logging.Handler):
     written instead (the stdlib default would print a traceback to stderr and lose it).
     """
 
-    def __init__(self, sink: Sink, level: int = logging.NOTSET) -> None:
+    def __init__(self, sink: Sink, level: int = logging.NOTSET, cap: int | None = None) -> None:
         super().__init__(level)
         self.sink = sink
+        #: The longest line this handler writes when below the pipeline's cap: a pipe
+        #: other than the pipeline's stream keeps lines whole up to PIPE_BUF only.
+        self.cap = cap
         self.setFormatter(JsonFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -221,16 +225,16 @@ class JsonLineHandler(logging.Handler):
         formatter = self.formatter
         try:
             if isinstance(formatter, JsonFormatter):
-                return formatter.format_bytes(record)
+                return formatter.format_bytes(record, self.cap)
             return (self.format(record) + "\n").encode("utf-8", "replace")
         except Exception as exc:
             return _failure_line(record, exc)
 
 
-def in_place_of(handler: logging.Handler, sink: Sink) -> JsonLineHandler:
+def in_place_of(handler: logging.Handler, sink: Sink, cap: int | None = None) -> JsonLineHandler:
     """A :class:`JsonLineHandler` writing to ``sink`` in ``handler``'s place: at its level,
-    with its filters."""
-    replacement = JsonLineHandler(sink, handler.level)
+    with its filters, its lines capped at ``cap`` (see :attr:`JsonLineHandler.cap`)."""
+    replacement = JsonLineHandler(sink, handler.level, cap)
     for log_filter in handler.filters:
         replacement.addFilter(log_filter)
     return replacement
