@@ -6,6 +6,7 @@ waiting until the reader is back, and then writes one line saying how many were 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -155,13 +156,18 @@ def _done_while_stopped(work: Callable[[], object], reader: PausingReader) -> No
     assert [] == failures
 
 
-def _close_and_read(stream: IO[bytes], reader: PausingReader) -> list[dict[str, Any]]:
+def _close(stream: IO[bytes], reader: PausingReader) -> bytes:
+    """Close the output (the sink, the stream); return all the reader read."""
     from limone_obs.logging.setup import reset_for_tests  # noqa: PLC0415 - closes the sink
 
     reset_for_tests()
     stream.close()
     reader.join()
-    return [json.loads(line) for line in bytes(reader.data).splitlines()]
+    return bytes(reader.data)
+
+
+def _close_and_read(stream: IO[bytes], reader: PausingReader) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _close(stream, reader).splitlines()]
 
 
 def test_stopped_reader_costs_requests_one_wait(
@@ -372,3 +378,47 @@ def test_a_line_waiting_for_another_threads_wait_is_dropped_in_its_timeout(
     events = _close_and_read(stream, reader)
     assert [1] == [e["dropped_lines"] for e in events if "dropped_lines" in e]
     assert ["after"] == [e["message"] for e in events if e["logger"] == "t"]
+
+
+def test_lines_dropped_before_configure_logging_again_are_said_after_it(
+    pipe: tuple[IO[bytes], PausingReader],
+) -> None:
+    """Lines dropped while the reader stopped, then ``configure_logging`` again on the same
+    pipe: the new output's recovery line counts them (none is lost from the tally)."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=TIMEOUT)
+    log = get_logger("t")
+    reader.pause()
+    _done_while_stopped(lambda: [log.info("filler", pad="x" * 1000) for _ in range(200)], reader)
+    dropped = health.dropped_lines()
+    assert dropped > 0
+    configure_logging(stream=stream, write_timeout=TIMEOUT)
+    reader.resume()
+    log.info("after")
+    events = _close_and_read(stream, reader)
+    assert dropped == sum(e["dropped_lines"] for e in events if "dropped_lines" in e)
+    assert "after" == events[-1]["message"]
+
+
+def test_a_line_cut_short_before_configure_logging_again_leaves_the_next_whole(
+    pipe: tuple[IO[bytes], PausingReader],
+) -> None:
+    """A line over PIPE_BUF (a raised cap) that the stopped reader's pipe took in part,
+    then ``configure_logging`` again on the same pipe: the new output's first line starts
+    on a line of its own, not glued to the cut one's head."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=TIMEOUT, max_line_bytes=65536)
+    log = get_logger("t")
+    reader.pause()
+    for _ in range(10):
+        log.info("filler", pad="x" * 1000)  # the pipe holds them: about 10 KB
+    log.info("long", pad="y" * 60_000)  # more than the room left: goes out in part
+    configure_logging(stream=stream, write_timeout=TIMEOUT, max_line_bytes=65536)
+    reader.resume()
+    log.info("after")
+    whole = []
+    for line in _close(stream, reader).splitlines():
+        with contextlib.suppress(ValueError):
+            whole.append(json.loads(line).get("message"))
+    assert "long" not in whole
+    assert "after" == whole[-1]

@@ -324,6 +324,7 @@ class Sink:
                     self._drop(exc)
                 self._rest = b""
             if new is not None:
+                self._hand_over_pipe(new)
                 # Every target off: write() only forwards. The file output is closed now,
                 # so the new one can take the same file (its lock) at its first line; our
                 # pipe descriptor is released by close().
@@ -336,6 +337,19 @@ class Sink:
             untold, self._untold = self._untold, 0
         if untold:
             _tell_health(untold)
+
+    def _hand_over_pipe(self, new: Sink) -> None:
+        """Give ``new`` what this sink owes its pipe (lock held): the lines dropped since
+        the pipe last took one, said in ``new``'s next recovery line, and a line cut
+        short there (``new`` starts with a newline when it writes the same pipe)."""
+        with new._lock:
+            new._unreported += self._unreported
+            old_pipe, new_pipe = self._pipe, new._pipe
+            if old_pipe is not None and new_pipe is not None and old_pipe.partial:
+                with contextlib.suppress(*_FAILURES):
+                    if old_pipe.identity() == new_pipe.identity():
+                        new_pipe.partial = True
+        self._unreported = 0
 
     def after_fork_in_child(self) -> None:
         """A forked child starts with a free lock (another thread of the parent may have
@@ -414,7 +428,8 @@ class PipeWriter:
         self._sock: socket.socket | None = None
         self._identity: tuple[int, int] = (-1, -1)
         self._poll = _unpatched("select", "poll")()
-        self._partial = False
+        #: A line went out in part: the next one starts with a newline.
+        self.partial = False
         #: The pipe's size in bytes (0: a socket, or not known).
         self._capacity = 0
 
@@ -427,7 +442,7 @@ class PipeWriter:
             # the pipe could not take a stream's whole buffer: the flush writes through the
             # stream's own blocking descriptor, and would wait as long as the reader does.
             self._stream.flush()
-        view = memoryview(b"\n" + line if self._partial else line)
+        view = memoryview(b"\n" + line if self.partial else line)
         size = len(view)
         deadline = 0.0
         try:
@@ -447,7 +462,7 @@ class PipeWriter:
             # descriptor); one that went out whole clears that; one of which nothing
             # went out leaves it as it was.
             if len(view) < size:
-                self._partial = bool(view)
+                self.partial = bool(view)
         return not view
 
     def _flush_cannot_block(self) -> bool:
@@ -459,6 +474,11 @@ class PipeWriter:
             fcntl.ioctl(self._fd, termios.FIONREAD, unread)
             return self._capacity - unread[0] >= _FLUSH_ROOM
         return bool(self._poll.poll(0))
+
+    def identity(self) -> tuple[int, int]:
+        """The (device, inode) of what the stream writes to now."""
+        info = os.fstat(self._stream.fileno())
+        return info.st_dev, info.st_ino
 
     def has_room(self) -> bool:
         """True when a line of up to ``PIPE_BUF`` bytes can be written without waiting."""
