@@ -32,7 +32,10 @@ PROBLEMS_HELP = (
     "1 while the observability kit knows of a problem in itself (see the exporter's log "
     "line for what to do), else 0."
 )
-DROPPED_HELP = "Log lines dropped because the log sink did not accept them in time."
+DROPPED_HELP = (
+    "Log lines dropped because an output of the log sink did not take them in time or "
+    "failed, once per output (stdout, the log file) that lost the line."
+)
 
 
 def problems_name(namespace: str) -> str:
