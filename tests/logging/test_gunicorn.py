@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -197,3 +199,42 @@ def test_access_fields_log_a_status_outside_http_as_500(
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
     fields = access_fields(Odd(), environ, datetime.timedelta(milliseconds=5))
     assert logged == fields["status_code"]
+
+
+_SETTINGS_SCRIPT = """
+import json, sys
+from gunicorn.config import Config
+from limone_obs.logging.gunicorn import Logger, logconfig_dict
+error_file, access_file, level = sys.argv[1:4]
+cfg = Config()
+cfg.set("logconfig_dict", logconfig_dict)  # the kit's config, then the user's settings
+cfg.set("loglevel", level)
+cfg.set("errorlog", error_file)
+cfg.set("accesslog", access_file)
+logger = Logger(cfg)
+logger.debug("a debug line")
+logger.info("an info line")
+logger.access_log.info("request finished", extra={"status_code": 200})
+"""
+
+
+@pytest.mark.parametrize("level", ["debug", "warning"])
+def test_the_kits_config_honours_gunicorns_own_log_settings(tmp_path: Any, level: str) -> None:
+    """``errorlog``, ``accesslog`` and ``loglevel`` set after importing the kit's config
+    (or on the command line) take effect, in JSON: gunicorn ignores them itself once a
+    ``logconfig_dict`` is set."""
+    error_file, access_file = tmp_path / "error.log", tmp_path / "access.log"
+    done = subprocess.run(
+        [sys.executable, "-c", _SETTINGS_SCRIPT, str(error_file), str(access_file), level],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    errors = [json.loads(line)["message"] for line in error_file.read_text().splitlines()]
+    expected = {"debug": ["a debug line", "an info line"], "warning": []}[level]
+    assert expected == errors
+    access = [json.loads(line) for line in access_file.read_text().splitlines()]
+    assert [("gunicorn.access", 200)] == [(e["logger"], e["status_code"]) for e in access]
+    assert "a debug line" not in done.stderr + done.stdout

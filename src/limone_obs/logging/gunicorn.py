@@ -89,6 +89,8 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         handlers, then make each of them write JSON."""
         adopt_identity()
         super().setup(cfg)
+        if cfg.logconfig_dict == logconfig_dict:
+            self._honour_log_settings(cfg)
         if not cfg.accesslog:
             # Off for other writers too: uvicorn's UvicornWorker gives its uvicorn.access
             # logger this logger's handlers and level, and would write a second access
@@ -101,6 +103,22 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
                     log.addHandler(_sink_handler(handler))
                 elif not isinstance(handler.formatter, JsonFormatter):
                     handler.setFormatter(JsonFormatter())
+
+    def _honour_log_settings(self, cfg: Any) -> None:
+        """Apply gunicorn's ``loglevel``, ``errorlog`` and ``accesslog`` files, which
+        gunicorn itself ignores once a ``logconfig_dict`` is set (the kit's config sets
+        one: a config that imports it and then sets them, or ``--log-level debug``, would
+        otherwise change nothing, without a word). A file is written in JSON through a
+        ``logging.FileHandler``, reopened by gunicorn on USR1 like its own."""
+        self.error_log.setLevel(self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO))
+        for log, output in ((self.error_log, cfg.errorlog), (self.access_log, cfg.accesslog)):
+            if output in (None, "-"):
+                continue
+            for handler in list(log.handlers):  # the kit's console handler: the file instead
+                log.removeHandler(handler)
+            handler = logging.FileHandler(output)
+            handler.setFormatter(JsonFormatter())
+            log.addHandler(handler)
 
     def _compute_access_log_enabled(self) -> bool:
         # Only an explicit accesslog turns gunicorn's access lines on (see module docs).
