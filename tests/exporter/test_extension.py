@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import Flask, Response, send_file
+from flask import Blueprint, Flask, Response, send_file
 from prometheus_client import CollectorRegistry, Counter
 from werkzeug.test import EnvironBuilder
 
@@ -482,3 +482,31 @@ def test_a_second_metrics_on_the_same_registry_is_told_apart() -> None:
     Counter("limoneide_requests", "the app's own", registry=own)
     with pytest.raises(ConfigError, match="already holds a metric named like one"):
         Metrics(Flask("third"), registry=own)
+
+
+def test_an_app_route_on_a_path_the_kit_answers_is_said_at_the_first_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A blueprint's own /metrics (registered before or after init_app) and /rum route are
+    never served (the kit answers those paths): the first request says so, once each."""
+    app = Flask("shadowed")
+    app.config["LIMONE_OBS_RUM"] = True
+    app.config["SECRET_KEY"] = "x" * 32
+    early = Blueprint("early", __name__)
+    early.add_url_rule("/metrics", "metrics", lambda: "the app's own")
+    app.register_blueprint(early)
+    Metrics(app, registry=CollectorRegistry())
+    late = Blueprint("late", __name__)
+    late.add_url_rule("/rum", "beacon", lambda: "the app's beacon", methods=["POST"])
+    late.add_url_rule("/status", "status", lambda: "ok")
+    app.register_blueprint(late)
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        client = app.test_client()
+        assert b"ok" == client.get("/status").data
+        assert b"ok" == client.get("/status").data
+    lines = [r.getMessage() for r in caplog.records if "is never served" in r.getMessage()]
+    assert 2 == len(lines), lines
+    assert "/metrics (endpoint 'early.metrics')" in lines[0]
+    assert "LIMONE_OBS_METRICS_PATH" in lines[0]
+    assert "/rum (endpoint 'late.beacon')" in lines[1]
+    assert "LIMONE_OBS_RUM_PATH" in lines[1]

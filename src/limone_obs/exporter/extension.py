@@ -316,12 +316,16 @@ class Metrics:
         read = read_values(
             cfg, (*FLASK_KEYS, "LIMONE_OBS_METRICS_TOKEN", *(("SECRET_KEY",) if signs else ()))
         )
+        # The kit answers these paths itself: a route of the app there is never served.
+        kits = dict.fromkeys(rum_paths, "LIMONE_OBS_RUM_PATH")
+        if settings.path is not None:
+            kits[settings.path] = "LIMONE_OBS_METRICS_PATH"
         recorder = RequestRecorder(
             self._instruments,
             excluded=excluded,
             exemplars=settings.exemplars and not self.multiprocess,
             queue=self._instruments.queue,
-            first_request=_checking_config(first, app, read),
+            first_request=_checking_config(first, app, read, kits),
         )
         life = lifecycle.install(app)
         if settings.path is not None:
@@ -547,19 +551,44 @@ def metrics_for(app: Flask) -> Metrics:
 
 
 def _checking_config(
-    first: Callable[[WSGIEnvironment], bool], app: Flask, read: dict[str, Any]
+    first: Callable[[WSGIEnvironment], bool],
+    app: Flask,
+    read: dict[str, Any],
+    kits: dict[str, str],
 ) -> Callable[[WSGIEnvironment], bool]:
     """``first``, with the app's config compared once against what init_app ``read``
-    (:func:`warn_changed`) at the first request this process serves."""
+    (:func:`warn_changed`) and its routes against the paths the kit answers (``kits``:
+    path -> the setting that moves it) at the first request this process serves."""
     unchecked = [True]
 
     def check(environ: WSGIEnvironment) -> bool:
         if unchecked:
             unchecked.clear()
             warn_changed(app.config, read, app.name, "Metrics(app) or metrics.init_app(app)")
+            _warn_shadowed_routes(app, kits)
         return first(environ)
 
     return check
+
+
+def _warn_shadowed_routes(app: Flask, kits: dict[str, str]) -> None:
+    """One warning line per route of ``app`` on a path the kit answers itself (its
+    metrics path, the RUM beacon and script): that route is never served, whether it was
+    registered before ``init_app`` or after (a blueprint's ``/metrics``)."""
+    for rule in app.url_map.iter_rules():
+        setting = kits.get(rule.rule)
+        if setting is None or rule.endpoint.startswith(f"{rum.BLUEPRINT}."):
+            continue
+        _logger.warning(
+            "limone-obs: Flask app %r: its route %s (endpoint %r) is never served: "
+            "limone-obs answers that path itself (%s). Move the kit's path with %s, or "
+            "the route.",
+            app.name,
+            rule.rule,
+            rule.endpoint,
+            "its metrics" if setting == "LIMONE_OBS_METRICS_PATH" else "real-user timing",
+            setting,
+        )
 
 
 def _first_worker_request(marker: str, environ: WSGIEnvironment) -> bool:

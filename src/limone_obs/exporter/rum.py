@@ -76,7 +76,8 @@ MAX_SECONDS = 600.0
 #: Longest page token read (characters): a URL rule plus a timestamp and a signature.
 MAX_TOKEN_CHARS = 512
 SCRIPT_FILE = "limone-obs-rum.js"
-_BLUEPRINT = "limone_obs_rum"
+#: The name of the blueprint of the beacon and script routes (their endpoints' prefix).
+BLUEPRINT = "limone_obs_rum"
 _SALT = "limone-obs-rum"
 _UNSIGNED_KEY = "limone-obs-rum: no SECRET_KEY or LIMONE_OBS_RUM_KEY set"
 _MARK_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -433,12 +434,12 @@ def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:
     if not settings.enabled:
         return frozenset()
     receiver = BeaconReceiver(app, settings, instruments_for(metrics))
-    blueprint = Blueprint(_BLUEPRINT, __name__)
+    blueprint = Blueprint(BLUEPRINT, __name__)
     blueprint.add_url_rule(settings.path, "beacon", _beacon_view(receiver), methods=["POST"])
     blueprint.add_url_rule(settings.script_path, "script", _script_view, methods=["GET"])
     app.register_blueprint(blueprint)
     templates.add_global(app, c.RUM_JINJA_GLOBAL, _jinja_global(receiver))
-    app.extensions[_BLUEPRINT] = receiver
+    app.extensions[BLUEPRINT] = receiver
     return frozenset({settings.path, settings.script_path})
 
 
@@ -448,7 +449,7 @@ def page_token(rule: str, app: Flask | None = None) -> str:
     Raises ConfigError when RUM is off on the app.
     """
     target = app if app is not None else current_app
-    receiver = target.extensions.get(_BLUEPRINT)
+    receiver = target.extensions.get(BLUEPRINT)
     if receiver is None:
         raise ConfigError(f"RUM is not on for Flask app {target.name!r}: call Metrics(app)")
     token: str = receiver.token(rule)
