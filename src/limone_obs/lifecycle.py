@@ -411,16 +411,37 @@ def traceback_logged(exc: BaseException) -> None:
 
 
 def _with_headers(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``headers`` plus each of ``extra`` whose name (any case) is not among them."""
+    """``headers`` plus each of ``extra`` whose name (any case) is not among them (one the
+    app sets to another value is said, once per name: see :func:`_say_kept_header`)."""
     out = list(headers)
     for header in extra:
         name = header[0].lower()
-        for present, _ in headers:
+        for present, value in headers:
             if present.lower() == name:
+                if value != header[1] and name not in _kept_said:
+                    _say_kept_header(present)
                 break
         else:
             out.append(header)
     return out
+
+
+#: Header names (lower case) already said by :func:`_say_kept_header` in this process.
+_kept_said: set[str] = set()
+
+
+def _say_kept_header(name: str) -> None:
+    """Say once that the app's response sets header ``name`` (the request id's) itself,
+    to another value than the kit's: a client then reports an id no log line carries."""
+    _kept_said.add(name.lower())
+    logger.warning(
+        "limone-obs: the app's responses set their own %s header (an after_request hook, "
+        "or the view), to another value than the request id this request's log lines "
+        "carry: the app's is sent, so an id a client reports matches no log line. Drop "
+        "the app's header: the kit sends the id on every response, and "
+        "limone_obs.logging.get_context()['request_id'] is that id in the app.",
+        name,
+    )
 
 
 def _content_length(headers: Any) -> float:

@@ -31,7 +31,7 @@ from flask.logging import default_handler
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
-from limone_obs import Metrics
+from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
 from limone_obs.errors import ConfigError
 from limone_obs.logging import (
@@ -166,6 +166,36 @@ def test_request_id_header_set_by_the_app_is_not_doubled(
     resp = app.test_client().get("/", headers={"X-Request-ID": "abc-123"})
     resp.close()
     assert expected == resp.headers.getlist("X-Request-ID")
+
+
+def test_an_apps_own_request_id_header_of_another_value_is_said_once(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that sets its own X-Request-ID (an after_request hook made before adopting
+    the kit) sends an id no log line carries: one warning line says so and what to do;
+    an app header equal to the kit's id says nothing."""
+    configure_logging(stream=out)
+    app = Flask("own_id")
+    app.add_url_rule("/", "index", lambda: "ok")
+    app.add_url_rule("/same", "same", lambda: "ok")
+
+    @app.after_request
+    def own_id(response: Response) -> Response:
+        if request.path == "/same":
+            response.headers["X-Request-ID"] = get_context()["request_id"]
+        else:
+            response.headers["X-Request-ID"] = "app-" + "1" * 12
+        return response
+
+    init_app(app)
+    lifecycle._kept_said.clear()
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        client = app.test_client()
+        for path in ("/same", "/", "/"):
+            client.get(path).close()
+    lines = [r.getMessage() for r in caplog.records if "own X-Request-ID header" in r.getMessage()]
+    assert 1 == len(lines), lines
+    assert "get_context()['request_id']" in lines[0]
 
 
 @pytest.mark.parametrize("bad", ["x" * 129, "has space", "semi;colon", "<script>"])
