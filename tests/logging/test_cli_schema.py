@@ -53,7 +53,8 @@ def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     """log-check names the file, line and field of each problem and exits 1."""
     log = tmp_path / "mixed.log"
     lines = ["plain text", "", '{"level": "LOUD"}', "[2026-12-07 10:00:00 +0000] [7] [INFO] up",
-             '{"level": "info", ']  # fmt: skip
+             '{"level": "info", ', "[1, 2]",
+             '{"timestamp": "2026-13-45T03:04:05.678Z"}']  # fmt: skip
     log.write_text("\n".join(lines) + "\n")  # an empty line is skipped
     result = CliRunner().invoke(main, ["log-check", str(log)])
     assert 1 == result.exit_code
@@ -62,7 +63,9 @@ def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     # gunicorn's own text line starts like a JSON array: still plain text, not a parse error.
     assert f"{log}:4: not a JSON object: plain text ('[2026-12-07" in result.stderr
     assert f"{log}:5: not JSON: " in result.stderr
-    assert result.stdout.startswith("4 line(s) checked, ")
+    assert f"{log}:6: not a JSON object: a JSON array ('[1, 2]')" in result.stderr
+    assert f"{log}:7: timestamp: '2026-13-45T03:04:05.678Z' does not match" in result.stderr
+    assert result.stdout.startswith("6 line(s) checked, ")
 
 
 def test_file_output_rotates(tmp_path: Path) -> None:
@@ -175,7 +178,8 @@ def test_log_check_works_without_jsonschema(tmp_path: Path) -> None:
 
 field_values = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 700), st.floats(allow_nan=False),
-    st.sampled_from(["", "info", "LOUD", "2026-01-02T03:04:05.678Z", "0" * 32, "a" * 16,
+    st.sampled_from(["", "info", "LOUD", "2026-01-02T03:04:05.678Z", "2026-13-45T03:04:05.678Z",
+                     "2026-12-31T23:59:60.000Z", "0" * 32, "a" * 16,
                      "abc-123", "bad id!", "x\n"]),
     st.dictionaries(st.sampled_from(["type", "message", "traceback"]), st.text(max_size=3)),
     st.lists(st.integers(), max_size=2),

@@ -25,19 +25,25 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        if not line.lstrip().startswith("{"):  # a plain text line, whatever it starts with
-            yield number, f"not a JSON object: plain text ({line.strip()[:60]!r})"
-            continue
         try:
             event = json.loads(line)
         except ValueError as exc:
-            yield number, f"not JSON: {exc}"
+            if line.lstrip().startswith("{"):
+                yield number, f"not JSON: {exc}"
+            else:  # a plain text line, whatever it starts with ("[INFO] ...", "2026-...")
+                yield number, f"not a JSON object: plain text ({line.strip()[:60]!r})"
             continue
         if not isinstance(event, dict):
-            yield number, "not a JSON object"
+            kind = _JSON_KINDS.get(type(event), type(event).__name__)
+            yield number, f"not a JSON object: {kind} ({line.strip()[:60]!r})"
             continue
         for problem in schema.problems(event):
             yield number, problem
+
+
+#: What a JSON value other than an object is called in log-check's messages.
+_JSON_KINDS = {list: "a JSON array", str: "a JSON string", int: "a JSON number",
+               float: "a JSON number", bool: "a JSON boolean", type(None): "JSON null"}  # fmt: skip
 
 
 @click.command("log-check")

@@ -29,7 +29,10 @@ def _properties() -> dict[str, Any]:
         c.LOG_TIMESTAMP: {
             "type": "string",
             "description": "UTC, RFC 3339 with milliseconds",
-            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+            "pattern": (
+                r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+                r"T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)\.\d{3}Z$"
+            ),
         },
         c.LOG_LEVEL: {"enum": list(c.LOG_LEVELS)},
         c.LOG_LOGGER: {**_NON_EMPTY, "description": "stdlib logger or structlog logger name"},
