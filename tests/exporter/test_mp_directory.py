@@ -286,3 +286,41 @@ def test_a_directory_the_kit_manages_is_not_checked(tmp_path: Path) -> None:
         assert c.PROBLEM_MULTIPROCESS_LEFTOVERS in health.problems()
     finally:
         health.reset()
+
+
+_SET_TOO_LATE = """
+import os, sys
+import prometheus_client  # the app's import, before the variable is set
+from limone_obs import Metrics
+from limone_obs.errors import ConfigError
+if sys.argv[1] == "config":
+    import limone_obs.gunicorn_conf  # a test loading the app's gunicorn config
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[2]
+try:
+    Metrics()
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("how", ["config", "by_hand"])
+def test_a_variable_set_after_prometheus_client_names_who_set_it(tmp_path: Path, how: str) -> None:
+    """The variable set after prometheus-client's import: by the kit's gunicorn config
+    imported in a process that is no server, the error says that (not "import the config
+    first", which was done); set by hand, it says to set it before the import."""
+    env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SET_TOO_LATE, how, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    if how == "config":
+        assert "was set by importing limone_obs.gunicorn_conf in this process" in done.stdout
+        assert "read the config in a subprocess" in done.stdout
+    else:
+        assert "set the variable before the app" in done.stdout

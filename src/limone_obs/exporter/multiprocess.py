@@ -78,14 +78,31 @@ def multiprocess_dir() -> str | None:
         )
     if values.ValueClass is values.MutexValue:
         # prometheus-client picks its value storage once, at import time.
-        raise ConfigError(
-            f"{ENV_VAR} was set after prometheus_client was imported, so this process "
-            "keeps its samples in memory and scrapes would miss them: set the variable "
-            "before the app (or gunicorn.conf.py) imports anything from prometheus_client "
-            "(in a gunicorn config of your own, make `from limone_obs.gunicorn_conf import "
-            "*` its first import: it sets the variable)"
-        )
+        raise ConfigError(_set_too_late(path))
     return path
+
+
+def _set_too_late(path: str) -> str:
+    """Why the variable, set to ``path`` after prometheus-client's import, cannot be used:
+    the kit's gunicorn config imported in a process that is no server (a test loading
+    it) sets it too, and the usual advice (import that config first) would mislead."""
+    conf = sys.modules.get("limone_obs.gunicorn_conf")
+    if conf is not None and getattr(conf, "_default_dir", None) == path:
+        return (
+            f"{ENV_VAR}={path!r} was set by importing limone_obs.gunicorn_conf in this "
+            "process after prometheus_client was imported: that module is gunicorn's "
+            "config, for the server's processes. A process that only reads it (a test "
+            "loading the app's gunicorn config) gets the variable without multiprocess "
+            "storage: read the config in a subprocess, or remove the variable again "
+            f"(os.environ.pop({ENV_VAR!r})) before creating Metrics"
+        )
+    return (
+        f"{ENV_VAR} was set after prometheus_client was imported, so this process "
+        "keeps its samples in memory and scrapes would miss them: set the variable "
+        "before the app (or gunicorn.conf.py) imports anything from prometheus_client "
+        "(in a gunicorn config of your own, make `from limone_obs.gunicorn_conf import "
+        "*` its first import: it sets the variable)"
+    )
 
 
 def exposition_registry(
