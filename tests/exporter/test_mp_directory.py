@@ -310,14 +310,8 @@ def test_a_variable_set_after_prometheus_client_names_who_set_it(tmp_path: Path,
     imported in a process that is no server, the error says that (not "import the config
     first", which was done); set by hand, it says to set it before the import."""
     env = {k: v for k, v in os.environ.items() if k.upper() != "PROMETHEUS_MULTIPROC_DIR"}
-    done = subprocess.run(
-        [sys.executable, "-c", _SET_TOO_LATE, how, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    argv = [sys.executable, "-c", _SET_TOO_LATE, how, str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert 0 == done.returncode, done.stderr
     if how == "config":
         assert "was set by importing limone_obs.gunicorn_conf in this process" in done.stdout
