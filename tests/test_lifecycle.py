@@ -664,3 +664,20 @@ def test_a_code_without_its_reason_is_that_code(status: str, recorded: str) -> N
     other white space is that code (gunicorn sends it as it is: a 204 recorded as 500
     would burn the error budget); anything else is 500."""
     assert recorded == lifecycle._odd_status(status)
+
+
+def test_busy_spans_merge_what_overlaps_and_settle_past_the_cap() -> None:
+    """The request's busy time counts overlapping spans once, also when a span ends
+    before the last one added (threads end in any order); past MAX_BUSY_SPANS the
+    oldest half is settled into one sum, and the total stays exact."""
+    state = object.__new__(lifecycle.RequestState)
+    for start, end in [(0.0, 1.0), (0.5, 2.0), (3.0, 4.0), (2.5, 3.5), (10.0, 11.0), (9.0, 12.0)]:
+        lifecycle._add_span(state, start, end)
+    # [0, 2] + [2.5, 4] + [9, 12]
+    assert [0.0, 0.0, 2.0, 2.5, 4.0, 9.0, 12.0] == state.busy
+    assert 6.5 == lifecycle.busy_seconds(state.busy)
+    many = object.__new__(lifecycle.RequestState)
+    for i in range(3 * lifecycle.MAX_BUSY_SPANS):  # disjoint one-second spans, 1 s apart
+        lifecycle._add_span(many, 2.0 * i, 2.0 * i + 1)
+    assert len(many.busy) <= 2 * lifecycle.MAX_BUSY_SPANS + 1
+    assert 3 * lifecycle.MAX_BUSY_SPANS == lifecycle.busy_seconds(many.busy)

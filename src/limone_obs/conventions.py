@@ -164,6 +164,14 @@ class MetricNames:
     def request_dependency_seconds_total(self) -> str:
         return self._n(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL)
 
+    @property
+    def request_dependency_busy_seconds(self) -> str:
+        return self._n(SUFFIX_REQUEST_DEPENDENCY_BUSY_SECONDS_TOTAL.removesuffix("_total"))
+
+    @property
+    def request_dependency_busy_seconds_total(self) -> str:
+        return self._n(SUFFIX_REQUEST_DEPENDENCY_BUSY_SECONDS_TOTAL)
+
     # Names as they appear in the exposition and in PromQL.
     @property
     def requests_total(self) -> str:
@@ -489,6 +497,11 @@ SUFFIX_LOG_LINES_DROPPED_TOTAL: Final = "log_lines_dropped_total"
 #: spent in each dependency, per endpoint): both fed by ``track`` at the end of a request.
 SUFFIX_DEPENDENCY_CALLS_PER_REQUEST: Final = "dependency_calls_per_request"
 SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL: Final = "request_dependency_seconds_total"
+#: ``<ns>_request_dependency_busy_seconds_total{endpoint}``: the time of a request during
+#: which at least one tracked call was working for it (calls that overlap, in a thread
+#: pool or ``asyncio.gather``, or one inside another, count once): the request's time
+#: outside it is the app's own.
+SUFFIX_REQUEST_DEPENDENCY_BUSY_SECONDS_TOTAL: Final = "request_dependency_busy_seconds_total"
 CALLS_PER_REQUEST_BUCKETS: Final = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 REQUEST_DEPENDENCY_LABELS: Final = (LABEL_ENDPOINT, LABEL_DEPENDENCY)
 
@@ -668,6 +681,7 @@ EXPORTER_SERIES: Final = (
         CALLS_PER_REQUEST_BUCKETS,
     ),
     SeriesInfo(SUFFIX_REQUEST_DEPENDENCY_SECONDS_TOTAL, TYPE_COUNTER, REQUEST_DEPENDENCY_LABELS),
+    SeriesInfo(SUFFIX_REQUEST_DEPENDENCY_BUSY_SECONDS_TOTAL, TYPE_COUNTER, (LABEL_ENDPOINT,)),
     SeriesInfo(SUFFIX_REQUEST_QUEUE_SECONDS, TYPE_HISTOGRAM, (), QUEUE_BUCKETS),
     SeriesInfo(SUFFIX_REQUEST_QUEUE_IGNORED_TOTAL, TYPE_COUNTER, (LABEL_REASON,)),
     SeriesInfo(SUFFIX_PAGE_LOAD_SECONDS, TYPE_HISTOGRAM, PAGE_LOAD_LABELS, PAGE_LOAD_BUCKETS),

@@ -101,9 +101,9 @@ class RequestState:
     """
 
     __slots__ = (
-        "_app_headers", "_body", "_lifecycle", "_start_response", "client_aborted", "endpoint",
-        "exception", "headers", "inner", "log", "logged_exception", "method", "metrics",
-        "nested", "path", "start", "status", "tally",
+        "_app_headers", "_body", "_lifecycle", "_start_response", "busy", "client_aborted",
+        "endpoint", "exception", "headers", "inner", "log", "logged_exception", "method",
+        "metrics", "nested", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -138,6 +138,10 @@ class RequestState:
     #: Dependency calls of this request (``dependency -> [calls, seconds]``), None until
     #: the first one: added by :func:`add_call`, read by the exporter at the end.
     tally: dict[str, list[float]] | None
+    #: The time at least one dependency call was working for this request, as
+    #: ``[settled seconds, start, end, start, end, ...]`` (see :func:`_add_span`); unset
+    #: until the first call (read with getattr: most requests make none).
+    busy: list[float]
     #: The last exception whose traceback a log line of this request carried (set by the
     #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
     #: most requests log none, and this costs them nothing).
@@ -372,24 +376,24 @@ _set_current = _CURRENT.set
 _get_current = _CURRENT.get
 
 
-def add_call(dependency: str, elapsed: float) -> None:
-    """Count a dependency call of ``elapsed`` seconds in this context's request, if any.
+def add_call(dependency: str, elapsed: float, span: bool = True) -> None:
+    """Count a dependency call of ``elapsed`` seconds, ending now, in this context's
+    request, if any; with ``span``, the call's time also joins the request's busy time
+    (:func:`add_busy`; a timed stream adds each item's time itself).
 
     The request is the one this context's variable names, else the one whose Flask request
     context is pushed here. Ignored outside a request, and once the request has ended (a
     thread still running after its response cannot change what was recorded).
     """
-    state = _get_current()
-    if state is None or state.start is None:
-        # Nothing set here (a thread of copy_current_request_context), or an ended request:
-        # another instrumented app's request served inside this one (its state stays set)
-        # leaves this request's own state reachable through Flask's request context.
-        state = current_state()
-        if state is None:
-            return
+    end = perf_counter()
+    state = _calling_state()
+    if state is None:
+        return
     with TALLY_LOCK:
         if state.start is None:
             return
+        if span:
+            _add_span(state, end - elapsed, end)
         calls = state.tally
         if calls is None:
             state.tally = {dependency: [1.0, elapsed]}
@@ -400,6 +404,58 @@ def add_call(dependency: str, elapsed: float) -> None:
         else:
             entry[0] += 1.0
             entry[1] += elapsed
+
+
+def add_busy(start: float, end: float) -> None:
+    """Add the time from ``start`` to ``end`` (``perf_counter()``) that a dependency was
+    working for this context's request to the request's busy time, if in a request."""
+    state = _calling_state()
+    if state is None:
+        return
+    with TALLY_LOCK:
+        if state.start is not None:
+            _add_span(state, start, end)
+
+
+def _calling_state() -> RequestState | None:
+    """The request a dependency call made here belongs to (see :func:`add_call`)."""
+    state = _get_current()
+    if state is None or state.start is None:
+        # Nothing set here (a thread of copy_current_request_context), or an ended request:
+        # another instrumented app's request served inside this one (its state stays set)
+        # leaves this request's own state reachable through Flask's request context.
+        state = current_state()
+    return state
+
+
+#: Spans of busy time a request keeps apart before the oldest half is settled (added up
+#: for good: a call that started before them and ends later would count them twice).
+MAX_BUSY_SPANS = 1024
+
+
+def _add_span(state: RequestState, start: float, end: float) -> None:
+    """Join ``start``..``end`` to ``state.busy`` (TALLY_LOCK held): ``[settled, start0,
+    end0, start1, end1, ...]``, disjoint spans in the order they end, merged with each
+    span the new one overlaps. Calls end about in the order they are added, so a new span
+    merges with the last ones only: O(1) a call, amortised."""
+    busy: list[float] | None = getattr(state, "busy", None)
+    if busy is None:
+        state.busy = [0.0, start, end]
+        return
+    while len(busy) > 1 and busy[-1] > start:  # overlaps the last span (or ends before it)
+        end = max(end, busy.pop())
+        start = min(start, busy.pop())
+    busy += (start, end)
+    if len(busy) > 2 * MAX_BUSY_SPANS + 1:
+        settled = 2 * (MAX_BUSY_SPANS // 2)  # the oldest half: busy[1:settled + 1]
+        busy[0] = busy_seconds(busy[: settled + 1])
+        del busy[1 : settled + 1]
+
+
+def busy_seconds(busy: list[float]) -> float:
+    """The seconds of a request's busy time (``RequestState.busy``): at least one tracked
+    dependency call was working for it."""
+    return busy[0] + sum(busy[2::2]) - sum(busy[1::2])
 
 
 def traceback_logged(exc: BaseException) -> None:

@@ -35,11 +35,12 @@ def test_time_per_request_by_dependency_of_the_endpoint(
     p = panel(boards["endpoint.json"], "Time per request by dependency")
     deps, other = (t["expr"] for t in p["targets"])
     endpoint = 'endpoint="$endpoint"'
-    assert (True, True, True, True, "other", True) == (
+    assert (True, True, True, True, True, "other", True) == (
         NAMES.request_dependency_seconds_total in deps,
         f"by ({c.LABEL_DEPENDENCY})" in deps,
         deps.count(endpoint) == 2,
-        NAMES.request_duration_sum in other and NAMES.request_dependency_seconds_total in other,
+        NAMES.request_duration_sum in other,
+        NAMES.request_dependency_busy_seconds_total in other,
         p["targets"][1]["legendFormat"],
         p["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal",
     )

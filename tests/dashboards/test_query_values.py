@@ -40,6 +40,12 @@ def _spent(endpoint: str, dependency: str, per_minute: float) -> dict[str, str]:
     return _series(N.request_dependency_seconds_total, labels, f"0+{per_minute:g}x10")
 
 
+def _busy(endpoint: str, per_minute: float) -> dict[str, str]:
+    """The requests' busy time: at least one tracked call working (overlaps once)."""
+    labels = {c.LABEL_ENDPOINT: endpoint}
+    return _series(N.request_dependency_busy_seconds_total, labels, f"0+{per_minute:g}x10")
+
+
 def _requests(endpoint: str, seconds_per_minute: float) -> list[dict[str, str]]:
     """One request per second at ``endpoint``, taking ``seconds_per_minute`` / 60 s each."""
     labels = {c.LABEL_ENDPOINT: endpoint, c.LABEL_METHOD: "GET"}
@@ -55,8 +61,10 @@ def _breakdown_series() -> list[dict[str, str]]:
         *_requests("/x", 52.5),
         _spent("/x", c.DEPENDENCY_AI, 30),
         _spent("/x", c.DEPENDENCY_DB, 15),
+        _busy("/x", 45),
         *_requests("/y", 120),
         _spent("/y", c.DEPENDENCY_AI, 90),
+        _busy("/y", 90),
     ]
 
 
@@ -68,7 +76,7 @@ def test_time_per_request_in_each_dependency_of_one_endpoint(tmp_path: Path) -> 
 
 
 def test_other_is_the_request_time_outside_dependencies(tmp_path: Path) -> None:
-    """ "other" = mean duration of /x minus its dependency time: 0.875 - 0.75."""
+    """ "other" = mean duration of /x minus its busy time: 0.875 - 0.75."""
     expr = Q.endpoint_other_seconds(X)
     _assert_holds(_evaluate(tmp_path, _breakdown_series(), expr, {"{}": 0.125}))
 
@@ -81,13 +89,14 @@ def test_other_is_the_whole_request_before_any_dependency_series(tmp_path: Path)
 
 def _service_series() -> list[dict[str, str]]:
     """/compare: 0.5 s per request making two overlapping AI calls of 0.375 s (0.75 s
-    charged); /slow: 1.2 s, no call; and 0.25 s per second of AI calls of no request
-    (a background thread), in the dependency's own duration only."""
+    charged, 0.375 s busy); /slow: 1.2 s, no call; and 0.25 s per second of AI calls of
+    no request (a background thread), in the dependency's own duration only."""
     call = {c.LABEL_DEPENDENCY: c.DEPENDENCY_AI, c.LABEL_OPERATION: "complete"}
     every_call = {**call, c.LABEL_OUTCOME: c.OUTCOME_OK}
     return [
         *_requests("/compare", 30),
         _spent("/compare", c.DEPENDENCY_AI, 45),
+        _busy("/compare", 22.5),
         *_requests("/slow", 72),
         _series(N.dependency_duration_sum, every_call, f"0+{45 + 15}x10"),
     ]
@@ -103,11 +112,11 @@ def test_service_breakdown_charges_requests_with_their_own_calls_only(tmp_path: 
 
 
 def test_service_app_time_keeps_each_endpoints_own_time(tmp_path: Path) -> None:
-    """App time outside dependencies, endpoint by endpoint: /compare's overlapping calls
-    leave it 0 there, and take nothing off /slow's 1.2 s (0.6 s over 2 requests a
-    second; one subtraction for the whole service read 0.35)."""
+    """App time while no tracked call works, endpoint by endpoint: /compare's two
+    overlapping calls count once (0.5 - 0.375 s is its own), and take nothing off /slow's
+    1.2 s: (0.125 + 1.2) / 2 requests a second."""
     expr = Q.app_seconds_per_request()
-    _assert_holds(_evaluate(tmp_path, _service_series(), expr, {"{}": 0.6}))
+    _assert_holds(_evaluate(tmp_path, _service_series(), expr, {"{}": 0.6625}))
 
 
 def test_dependency_time_outside_requests_is_what_no_request_was_charged(

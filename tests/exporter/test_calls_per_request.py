@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -183,3 +184,109 @@ def test_calls_outside_a_request_count_in_no_request(app_metrics: tuple[Flask, M
         time.sleep(0)
     _get(app, "/loop/1")
     assert (2, 3) == _calls(metrics, "/loop/<int:n>", c.DEPENDENCY_DB)
+
+
+# --- busy time: the request's time during which at least one tracked call worked -------
+
+PAUSE = 0.05
+
+
+def _busy(metrics: Metrics, endpoint: str) -> float:
+    return value(metrics, N.request_dependency_busy_seconds_total, {"endpoint": endpoint}) or 0.0
+
+
+def _charged(metrics: Metrics, endpoint: str) -> float:
+    total = 0.0
+    for (name, labels), number in samples(metrics).items():
+        if name == N.request_dependency_seconds_total and ("endpoint", endpoint) in labels:
+            total += number
+    return total
+
+
+def _duration(metrics: Metrics, endpoint: str) -> float:
+    labels = {"endpoint": endpoint, "method": "GET"}
+    return value(metrics, N.request_duration_sum, labels) or 0.0
+
+
+def test_overlapping_calls_count_once_in_the_busy_time() -> None:
+    """Two calls working at the same time (thread pool, copied context) are charged to
+    their dependencies in full, but the request's busy time counts their overlap once:
+    the app's own pause before them stays outside it."""
+    app = Flask("busy_overlap")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    both_in = threading.Barrier(2)
+
+    @metrics.track(c.DEPENDENCY_AI, "complete")
+    def complete() -> None:
+        both_in.wait(5)  # both calls are working from here on
+        time.sleep(2 * PAUSE)
+
+    @app.get("/compare")
+    def compare() -> str:
+        time.sleep(2 * PAUSE)  # the app's own work
+        with ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(contextvars.copy_context().run, complete) for _ in "ab"]:
+                future.result()
+        return "ok"
+
+    assert 200 == _get(app, "/compare")
+    busy, charged = _busy(metrics, "/compare"), _charged(metrics, "/compare")
+    assert charged >= 4 * PAUSE  # each call in full
+    assert 2 * PAUSE <= busy <= charged - 1.5 * PAUSE  # their overlap (>= 2 pauses) once
+    assert _duration(metrics, "/compare") - busy >= 2 * PAUSE  # the app's own time shows
+
+
+def test_a_call_inside_another_adds_nothing_to_the_busy_time() -> None:
+    """A tracked block inside another tracked block: the outer one's time is the busy time."""
+    app = Flask("busy_nested")
+    metrics = Metrics(app, registry=CollectorRegistry())
+
+    @app.get("/nested")
+    def nested() -> str:
+        with metrics.track(c.DEPENDENCY_AI, "complete"):
+            time.sleep(PAUSE)
+            with metrics.track(c.DEPENDENCY_DB, "select"):
+                time.sleep(PAUSE)
+            time.sleep(PAUSE)
+        return "ok"
+
+    assert 200 == _get(app, "/nested")
+    busy, charged = _busy(metrics, "/nested"), _charged(metrics, "/nested")
+    assert 3 * PAUSE <= busy <= charged - 0.9 * PAUSE  # the inner call's time once
+
+
+def test_a_streams_items_and_the_consumers_calls_are_each_busy_time() -> None:
+    """A tracked stream whose consumer makes tracked calls between items: the stream's
+    item times and the consumer's calls, disjoint, all count; the app's own work between
+    them does not."""
+    app = Flask("busy_stream")
+    metrics = Metrics(app, registry=CollectorRegistry())
+
+    @metrics.track(c.DEPENDENCY_AI, "stream")
+    def tokens() -> Iterator[int]:
+        for i in range(3):
+            time.sleep(PAUSE)
+            yield i
+
+    @app.get("/answer")
+    def answer() -> str:
+        for _ in tokens():
+            with metrics.track(c.DEPENDENCY_DB, "insert"):
+                time.sleep(PAUSE)
+            time.sleep(PAUSE)  # the app's own work between tokens
+        return "ok"
+
+    assert 200 == _get(app, "/answer")
+    busy = _busy(metrics, "/answer")
+    assert 6 * PAUSE <= busy
+    assert _duration(metrics, "/answer") - busy >= 3 * PAUSE
+
+
+def test_no_call_no_busy_series() -> None:
+    """A request that calls nothing adds no busy time (no series for its endpoint)."""
+    app = Flask("busy_none")
+    metrics = Metrics(app, registry=CollectorRegistry())
+    app.get("/plain")(lambda: "ok")
+    assert 200 == _get(app, "/plain")
+    labels = {"endpoint": "/plain"}
+    assert value(metrics, N.request_dependency_busy_seconds_total, labels) is None

@@ -110,9 +110,9 @@ traffic beside them would mix two services without a word.
   firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
   that long ago as a grey dashed line.
 - **Dependencies**: where the whole service's time goes, each request charged with the
-  calls it made; an endpoint whose calls overlap (`asyncio.gather`, a thread pool) can
-  exceed its requests' time and then adds no app time, without taking any off the
-  other endpoints' (calls are counted per endpoint, not per method). "Dependency time
+  calls it made; calls that overlap (`asyncio.gather`, a thread pool) each count in full
+  in their dependency, so the stack can rise above the requests' time, while the app's
+  own time is the time no tracked call worked for the request (overlaps once). "Dependency time
   outside requests" shows calls no request is charged with: background work,
   thread-pool work submitted without the request's context (`limone_obs.context.submit`
   carries it), requests to excluded paths; a long request's calls until it ends.

@@ -83,13 +83,13 @@ def _seconds_per_request(q: Queries, targets: common.LatencyTargets) -> Any:
         Query(q.app_seconds_per_request(), "app (outside dependencies)"),
     ]
     look = Look(
-        "Average seconds each request spends in each dependency, stacked; the top of the "
-        f"stack is the mean request duration; {targets.lines}. Calls that run at the same "
-        "time (a thread pool, asyncio.gather) or inside another tracked call each add "
-        "their whole time: then the stack rises above the duration of that endpoint's "
-        "requests, whose app time (never below 0) reads 0; other endpoints' app time is "
-        "kept (not another method's of the same endpoint: the calls are counted per "
-        "endpoint). Calls of no request are in Dependency time outside requests.",
+        "Average seconds each request spends in each dependency, and while no tracked "
+        "call works for it (app: the app's own time), stacked; the top of the stack is the "
+        f"mean request duration; {targets.lines}. Calls that run at the same time (a "
+        "thread pool, asyncio.gather) or inside another tracked call each add their whole "
+        "time to their dependency, so the stack then rises above the mean duration; the "
+        "app's time counts such overlapping time once, and stays the app's own. Calls of "
+        "no request are in Dependency time outside requests.",
         "s",
         targets.steps,
     )

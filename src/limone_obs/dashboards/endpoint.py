@@ -63,11 +63,13 @@ def time_breakdown(
     ]
     look = Look(
         "Average seconds one request of $endpoint spends in each dependency (AI API, "
-        "database, cache, templates), and outside all of them (other), stacked: the top "
-        f"is the endpoint's mean duration; {targets.lines}. Counted by track() at the end "
-        "of each request. Calls that run at the same time (a thread pool, "
-        "asyncio.gather) or inside another tracked call each add their whole time: the "
-        "stack then rises above the endpoint's duration and other (never below 0) reads 0.",
+        "database, cache, templates), and while no tracked call works for it (other: the "
+        f"app's own time), stacked: the top is the endpoint's mean duration; "
+        f"{targets.lines}. Counted by track() at the end of each request. Calls that run at "
+        "the same time (a thread pool, asyncio.gather) or inside another tracked call each "
+        "add their whole time to their dependency, so the stack then rises above the "
+        "endpoint's duration; other counts such overlapping time once, and stays the app's "
+        "own time.",
         "s",
         targets.steps,
         extra={"links": links},

@@ -180,16 +180,18 @@ class Queries:
         return f"{spent}\n/ on () group_left ()\n{count}"
 
     def app_seconds_per_request(self) -> str:
-        """Seconds per request spent outside every tracked dependency (never below 0).
+        """Seconds per request during which no tracked dependency call was working for it
+        (never below 0).
 
-        Taken endpoint by endpoint, each never below 0, then summed: calls of one endpoint
-        that overlap (``asyncio.gather``, a thread pool) add up to more than its requests'
-        time, and that excess must not be taken off another endpoint's own time. With no
-        dependency call in the window, all of the request time is the app's.
+        From the requests' busy time (calls that overlap, in ``asyncio.gather`` or a thread
+        pool, or one inside another, count once), endpoint by endpoint, each never below
+        0, then summed. With no dependency call in the window, all of the request time is
+        the app's.
         """
         by = c.LABEL_ENDPOINT
         total = sum_rate(self.names.request_duration_sum, by=by)
-        in_deps = or_zero(sum_rate(self.names.request_dependency_seconds_total, by=by), total, by)
+        busy = self.names.request_dependency_busy_seconds_total
+        in_deps = or_zero(sum_rate(busy, by=by), total, by)
         count = positive(sum_rate(self.names.request_duration_count))
         return f"sum(clamp_min({total}\n-\n{in_deps}, 0))\n/\n{count}"
 
@@ -221,9 +223,11 @@ class Queries:
         return f"{spent}\n/ on () group_left ()\n{answered}"
 
     def endpoint_other_seconds(self, *extra: str) -> str:
-        """Seconds per request outside every tracked dependency (never below 0)."""
+        """Seconds per request during which no tracked dependency call was working for it
+        (never below 0): overlapping calls count once (see :meth:`app_seconds_per_request`)."""
         total = sum_rate(self.names.request_duration_sum, *extra)
-        in_deps = or_zero(sum_rate(self.names.request_dependency_seconds_total, *extra), "")
+        busy = self.names.request_dependency_busy_seconds_total
+        in_deps = or_zero(sum_rate(busy, *extra), "")
         count = positive(sum_rate(self.names.request_duration_count, *extra))
         return f"clamp_min(({total} - on () {in_deps}) / {count}, 0)"
 

@@ -93,6 +93,7 @@ class Instruments:
             (self.queue.ignored, (c.LABEL_REASON,)),
             (self.per_request.calls, c.REQUEST_DEPENDENCY_LABELS),
             (self.per_request.seconds, c.REQUEST_DEPENDENCY_LABELS),
+            (self.per_request.busy, (c.LABEL_ENDPOINT,)),
         )  # fmt: skip
 
     def set_build_info(self, version: str, revision: str) -> None:

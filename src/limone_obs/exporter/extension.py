@@ -336,13 +336,15 @@ class Metrics:
     def _time_templates(self, app: Flask) -> None:
         templates.install(app, self._template_rendered)
 
-    def _template_rendered(self, name: str | None, elapsed: float, failed: bool) -> None:
+    def _template_rendered(
+        self, name: str | None, elapsed: float, failed: bool, span: bool = True
+    ) -> None:
         """One render of template ``name``: a call of the ``template`` dependency."""
         try:
             outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
             labels = (c.DEPENDENCY_TEMPLATE, name or "<string>", outcome)
             self._instruments.dependency.labels(*labels).observe(elapsed)
-            add_call(c.DEPENDENCY_TEMPLATE, elapsed)
+            add_call(c.DEPENDENCY_TEMPLATE, elapsed, span)
         except Exception as exc:  # metrics must never fail a rendered page
             _failsafe.report("template timing", exc)
 

@@ -23,17 +23,25 @@ could not tell (no signal for a render that raised). ``{% include %}`` and
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from time import perf_counter
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask
 from jinja2 import Template
 
 from limone_obs.exporter.tracking import timed_aiteration, timed_iteration
 
-#: Called after each render: (template name or None, seconds, failed).
-Record = Callable[[str | None, float, bool], None]
+
+class Record(Protocol):
+    """Called after each render: template name or None, seconds, failed; ``span``: the
+    render's time joins its request's busy time as one span (a stream adds its chunks')."""
+
+    def __call__(
+        self, name: str | None, elapsed: float, failed: bool, span: bool = True
+    ) -> None: ...
+
+
 #: Set on the classes made here (and their subclasses): the timing is already there.
 TIMED_MARK = "limone_obs_timed"
 
@@ -117,11 +125,11 @@ def timed_template_class(base: type[Template], record: Record) -> type[Template]
         items = base.generate(self, *args, **kwargs)
         if self.environment.is_async:  # Jinja runs generate_async, which times itself
             return items
-        return timed_iteration(items, functools.partial(record, self.name))
+        return timed_iteration(items, functools.partial(record, self.name, span=False))
 
     def generate_async(self: Template, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
         items = base.generate_async(self, *args, **kwargs)
-        return timed_aiteration(items, functools.partial(record, self.name))
+        return timed_aiteration(items, functools.partial(record, self.name, span=False))
 
     namespace = {
         "__module__": base.__module__,

@@ -75,6 +75,14 @@ class PerRequestSeries:
             "Seconds requests spent in each dependency, by URL rule.",
             c.REQUEST_DEPENDENCY_LABELS, registry=registry,
         )  # fmt: skip
+        self.busy = Counter(
+            names.request_dependency_busy_seconds,
+            "Seconds of requests during which at least one tracked dependency call was "
+            "working for them (overlapping calls count once), by URL rule.",
+            (c.LABEL_ENDPOINT,), registry=registry,
+        )  # fmt: skip
+        #: Endpoint -> its child of ``busy``.
+        self._busy: dict[str, Any] = {}
         #: Endpoint -> every dependency its requests called so far (empty: none ever did).
         self.seen: dict[str, set[str]] = {}
         #: (endpoint, dependency) -> the two label children (``labels()`` costs ~4 incs).
@@ -90,6 +98,12 @@ class PerRequestSeries:
             self._children[key] = pair
         return pair
 
+    def _busy_child(self, endpoint: str) -> Any:
+        child = self._busy.get(endpoint)
+        if child is None:
+            child = self._busy[endpoint] = self.busy.labels(endpoint)
+        return child
+
     def flush(self, state: RequestState, route: RequestChildren | None) -> None:
         """Record the dependency calls of ``state``, an ended request of ``route``.
 
@@ -99,6 +113,7 @@ class PerRequestSeries:
         try:
             endpoint = route.endpoint if route is not None else c.ENDPOINT_UNMATCHED
             calls = state.tally
+            busy = 0.0
             if calls is None:
                 # None before the request ended: nothing was added in time. (A call that
                 # ends at the very moment the response does may be left out.)
@@ -108,6 +123,10 @@ class PerRequestSeries:
                 # lock, every later one sees it ended and adds nothing.
                 with lifecycle.TALLY_LOCK:
                     calls = dict(calls)
+                    spans = getattr(state, "busy", None)
+                    busy = lifecycle.busy_seconds(spans) if spans else 0.0
+            if busy > 0:
+                self._busy_child(endpoint).inc(busy)
             seen = self.seen.get(endpoint)
             if not calls and not seen:
                 return  # the common case for endpoints that call no tracked dependency
@@ -282,13 +301,15 @@ class Track:
         if block is not None:
             block.failed = True
 
-    def _observe(self, elapsed: float, failed: bool) -> None:
+    def _observe(self, elapsed: float, failed: bool, span: bool = True) -> None:
+        """Record a call of ``elapsed`` seconds that ended now (``span``: as one span of
+        the request's busy time; a stream added its items' spans itself)."""
         outcome = c.OUTCOME_ERROR if failed else c.OUTCOME_OK
         try:
             if self._metrics.unserved:
                 self._metrics.recorded_unserved(f"track({self._dependency!r}, {self._operation!r})")
             self._histogram.labels(self._dependency, self._operation, outcome).observe(elapsed)
-            add_call(self._dependency, elapsed)
+            add_call(self._dependency, elapsed, span)
         except Exception as exc:  # never fail the caller's dependency call
             _failsafe.report("dependency tracking", exc)
 
@@ -423,7 +444,7 @@ class Track:
         """
         if not isinstance(iterable, Iterable):
             raise TypeError(f"track(...).iterate() needs an iterator, not {type(iterable)}")
-        return timed_iteration(iterable, self._observe)
+        return timed_iteration(iterable, functools.partial(self._observe, span=False))
 
     def aiterate(self, iterable: AsyncIterable[T]) -> AsyncGenerator[T, Any]:
         """Async :meth:`iterate`: time an async iterator's iteration as one call.
@@ -433,7 +454,7 @@ class Track:
         """
         if not isinstance(iterable, AsyncIterable):
             raise TypeError(f"track(...).aiterate() needs an async iterator, not {type(iterable)}")
-        return timed_aiteration(iterable, self._observe)
+        return timed_aiteration(iterable, functools.partial(self._observe, span=False))
 
 
 #: Told once, when a timed iteration ends: (seconds, failed).
@@ -457,7 +478,7 @@ def timed_iteration(iterable: Iterable[T], done: Done) -> Generator[T, Any, Any]
             except StopIteration as stop:
                 return stop.value
             finally:
-                spent += perf_counter() - start
+                spent += _busy_since(start)
             try:
                 sent = yield item
             except GeneratorExit:
@@ -467,7 +488,7 @@ def timed_iteration(iterable: Iterable[T], done: Done) -> Generator[T, Any, Any]
                     try:
                         close()
                     finally:
-                        spent += perf_counter() - start
+                        spent += _busy_since(start)
                 raise
             except BaseException as exc:  # thrown in by the consumer: the source's to handle
                 throw = getattr(source, "throw", None)
@@ -484,6 +505,14 @@ def timed_iteration(iterable: Iterable[T], done: Done) -> Generator[T, Any, Any]
         raise
     finally:
         done(spent, failed)
+
+
+def _busy_since(start: float) -> float:
+    """The seconds since ``start`` a stream spent making an item, added to its request's
+    busy time as one span (the consumer's work between items is not the stream's)."""
+    end = perf_counter()
+    lifecycle.add_busy(start, end)
+    return end - start
 
 
 def _send(source: Iterator[T], value: Any) -> T:
@@ -506,7 +535,7 @@ async def timed_aiteration(iterable: AsyncIterable[T], done: Done) -> AsyncGener
             except StopAsyncIteration:
                 return
             finally:
-                spent += perf_counter() - start
+                spent += _busy_since(start)
             yield item
     except GeneratorExit:
         raise
@@ -520,4 +549,4 @@ async def timed_aiteration(iterable: AsyncIterable[T], done: Done) -> AsyncGener
             if close is not None:
                 await close()
         finally:
-            done(spent + perf_counter() - start, failed)
+            done(spent + _busy_since(start), failed)
