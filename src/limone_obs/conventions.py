@@ -772,6 +772,25 @@ HISTOGRAM_BUCKETS: Final = {
 }
 
 
+#: prometheus-client's ``Histogram.DEFAULT_BUCKETS`` (without +Inf): what a histogram of
+#: the app's own made without ``buckets=`` has (named in the spec's errors).
+CLIENT_DEFAULT_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
+)  # fmt: skip
+#: The argument of ``Metrics`` that sets each configurable histogram's buckets.
+HISTOGRAM_BUCKETS_ARGUMENT: Final = {
+    "request_duration_seconds": "Metrics(buckets=...)",
+    "dependency_duration_seconds": "Metrics(dependency_buckets=...)",
+}
+
+
+def exporter_histogram(namespace: str, metric: str) -> str | None:
+    """The name without the namespace of the exporter's histogram ``metric`` (base name)
+    in ``namespace``; None for a histogram the exporter does not define."""
+    suffix = metric.removeprefix(f"{namespace}_")
+    return suffix if suffix != metric and suffix in HISTOGRAM_BUCKETS else None
+
+
 def histogram_buckets(namespace: str, metric: str) -> tuple[float, ...]:
     """The bucket boundaries of the exporter's histogram ``metric`` (base name) in
     ``namespace``; :data:`DEFAULT_BUCKETS` for a histogram the exporter does not define."""

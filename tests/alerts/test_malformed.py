@@ -19,6 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from limone_obs import conventions as c
 from limone_obs.alerts import _reader, alertmanager
 from limone_obs.alerts._reader import MAX_MESSAGE_CHARS, MAX_SPEC_BYTES
 from limone_obs.alerts.spec import parse_spec
@@ -600,7 +601,7 @@ def test_parse_reports_the_located_error(case: Case) -> None:
 
 def test_a_misspelt_buckets_key_is_told_beside_the_threshold_it_breaks() -> None:
     """A latency SLO on a histogram of the app's own, its ``buckets:`` key misspelt: the
-    threshold (off the default buckets) failed, and the key was then not checked, so the
+    threshold failed (its buckets unknown), and the key was then not checked, so the
     error blamed threshold_seconds alone. Both are told."""
     text = edited(
         "histogram: limoneide_request_duration_seconds\n    threshold_seconds: 2.5\n"
@@ -611,7 +612,8 @@ def test_a_misspelt_buckets_key_is_told_beside_the_threshold_it_breaks() -> None
     with pytest.raises(CollectedSpecError) as info:
         parse_spec(text, source=FILE)
     said = {error.location: error.detail for error in info.value.errors}
-    assert "0.8 s is not a bucket boundary" in said[f"{FILE}: slos[1] (latency).threshold_seconds"]
+    threshold = said[f"{FILE}: slos[1] (latency).threshold_seconds"]
+    assert "team_call_seconds is not one of the exporter's histograms" in threshold
     assert said[f"{FILE}: buckets.team_call_secs"].startswith(
         "did you mean team_call_seconds? no SLO reads this histogram"
     )
@@ -871,3 +873,38 @@ def test_a_malformed_bucket_list_leaves_the_others_declared() -> None:
     lines = str(caught.value).splitlines()
     assert 1 == len(lines), lines
     assert lines[0].startswith(f"{FILE}: buckets.limoneide_dependency_duration_seconds[1]: 0.1")
+
+
+def test_a_histogram_of_the_apps_own_needs_its_buckets_declared() -> None:
+    """A latency SLO on a histogram of the app's own, no ``buckets:`` for it: its bucket
+    boundaries are unknown (prometheus-client's defaults are not the kit's), so a
+    threshold is refused until they are listed; with them, it is checked against them."""
+    own = (
+        "histogram: limoneide_request_duration_seconds\n    threshold_seconds: 2.5\n"
+        "    stages: [1.0, 0.6]",
+        "histogram: psp_client_seconds\n    threshold_seconds: 0.4\n    stages: []",
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(edited(*own), source=FILE)
+    assert info.value.location == f"{FILE}: slos[1] (latency).threshold_seconds"
+    assert "psp_client_seconds is not one of the exporter's histograms" in info.value.detail
+    assert "buckets: {psp_client_seconds: [...]}" in info.value.detail
+    assert "0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25" in info.value.detail
+    buckets = "min_rate: 0.05\nbuckets:\n  psp_client_seconds: [0.1, 0.4]\n"
+    declared = edited("min_rate: 0.05\n", buckets)
+    assert parse_spec(edited(*own, declared), source=FILE) is not None
+
+
+def test_a_dependency_threshold_off_its_buckets_names_the_right_argument() -> None:
+    """The dependency histogram's buckets are set with Metrics(dependency_buckets=...)."""
+    text = edited("    threshold_seconds: 2.5\n    stages: [1.0]\n", "    threshold_seconds: 0.3\n")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source=FILE)
+    assert "(Metrics(dependency_buckets=...))" in info.value.detail
+
+
+def test_prometheus_clients_default_buckets_are_the_ones_named() -> None:
+    """The list the errors name is prometheus-client's own."""
+    from prometheus_client import Histogram  # noqa: PLC0415 - the exporter's dependency
+
+    assert (*c.CLIENT_DEFAULT_BUCKETS, float("inf")) == Histogram.DEFAULT_BUCKETS

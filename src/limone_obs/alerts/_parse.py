@@ -869,19 +869,31 @@ def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selec
     if histogram.metric in ctx.buckets and ctx.buckets[histogram.metric] is None:
         return value  # its buckets: list is in error (said there): nothing to check against
     declared = ctx.buckets.get(histogram.metric)
+    own = c.exporter_histogram(ctx.names.namespace, histogram.metric)
+    if not declared and own is None:
+        client = ", ".join(f"{b:g}" for b in c.CLIENT_DEFAULT_BUCKETS)
+        item.fail(
+            key,
+            f"{histogram.metric} is not one of the exporter's histograms, so its bucket "
+            "boundaries are not known here and a threshold between two of them would count "
+            "every event as bad: list them in the spec, buckets: "
+            f"{{{histogram.metric}: [...]}} (a prometheus_client.Histogram made without "
+            f"buckets= has {client}), and use one of them",
+        )
     buckets = declared or c.histogram_buckets(ctx.names.namespace, histogram.metric)
     if value not in buckets:
         allowed = ", ".join(f"{b:g}" for b in buckets)
         whose = "the buckets: of the spec" if declared else "the exporter's default buckets"
+        argument = c.HISTOGRAM_BUCKETS_ARGUMENT.get(own or "")
         item.fail(
             key,
             f"{value:.15g} s is not a bucket boundary of {histogram.metric} ({whose}), so no "
             f"series counts the events under it; use one of: {allowed}"
             + (
-                ""
-                if declared
-                else f"; if the app gives it other buckets (Metrics(buckets=...)), list them "
-                f"in the spec: buckets: {{{histogram.metric}: [...]}}"
+                f"; if the app gives it other buckets ({argument}), list them in the spec: "
+                f"buckets: {{{histogram.metric}: [...]}}"
+                if argument and not declared
+                else ""
             ),
         )
     return value

@@ -447,7 +447,8 @@ def _bucket_problems(
                 (
                     f"{number:.15g} s is not a bucket boundary of {histogram.metric}, so no series "
                     f"counts the events under it; its buckets: {bounds}; if the app gives it "
-                    "other buckets (Metrics(buckets=...)), list them in the spec: buckets: "
+                    "other buckets (Metrics(buckets=...), Metrics(dependency_buckets=...), "
+                    "or buckets= of its own histogram), list them in the spec: buckets: "
                     f"{{{histogram.metric}: [...]}}"
                 ),
             )
