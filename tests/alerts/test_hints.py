@@ -158,3 +158,38 @@ def test_a_non_duration_period_suggests_periods() -> None:
         SPEC.format(objective=99.9).replace("service: shop", "service: shop\nperiod: 30 days")
     )
     assert "slo.yaml: period: '30 days' is not a duration; write e.g. 28d or 30d" in message
+
+
+LATENCY = """
+service: shop
+slos:
+  - name: latency
+    kind: latency
+    objective: 99
+    histogram: limoneide_request_duration_seconds
+    threshold_seconds: {threshold}
+    stages: [{stage}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("threshold", "stage", "where", "hint"),
+    [
+        ("300ms", "0.1", "threshold_seconds", "write 0.3, a plain number of seconds"),
+        ("2.5 s", "1", "threshold_seconds", "write 2.5, a plain number of seconds"),
+        ("2.5", "100ms", "stages[0]", "write 0.1, a plain number of seconds"),
+    ],
+)
+def test_a_time_written_with_its_unit_is_named_in_seconds(
+    threshold: str, stage: str, where: str, hint: str
+) -> None:
+    """threshold_seconds: 300ms (or a stage of 100ms) is text: the message gives the
+    number of seconds to write instead."""
+    message = _error(LATENCY.format(threshold=threshold, stage=stage))
+    assert f"slos[0] (latency).{where}: must be a number" in message
+    assert hint in message
+
+
+def test_an_objective_with_a_unit_gets_no_seconds_hint() -> None:
+    """Only a field of seconds reads "2m" as a time."""
+    assert "seconds" not in _error(SPEC.format(objective="2m"))

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 
 from limone_obs import conventions as c
 from limone_obs.alerts import _durations, samples
-from limone_obs.alerts._reader import Reader, closest, did_you_mean, shown
+from limone_obs.alerts._reader import Reader, closest, did_you_mean, plain_number_hint, shown
 from limone_obs.alerts.model import (
     KIND_UP,
     SEVERITIES,
@@ -911,7 +911,8 @@ def stages(ctx: Context, item: Reader, histogram: Selector, committed: float) ->
     for index, value in enumerate(raw):
         key = f"stages[{index}]"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            item.fail(key, f"must be a number of seconds, found {value!r}")
+            hint = plain_number_hint(value, seconds=True)
+            item.fail(key, f"must be a number of seconds, found {value!r}{hint}")
         previous = found[-1] if found else committed
         if value >= previous:
             item.fail(

@@ -294,7 +294,9 @@ class Reader:
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             found = f"{kind_name(value)} {shown(value)}"
-            self.fail(key, f"must be a number, found {found}{_plain_number_hint(value)}")
+            # A time in seconds written with its unit (threshold_seconds: 300ms).
+            seconds = key.endswith("_seconds")
+            self.fail(key, f"must be a number, found {found}{plain_number_hint(value, seconds)}")
         if not math.isfinite(value):
             self.fail(key, f"must be a finite number, found {shown(value)}")
         return float(value)
@@ -372,12 +374,23 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def _plain_number_hint(value: Any) -> str:
+#: A duration written with its unit where seconds are asked for (``300ms``, ``2 s``).
+_WITH_UNIT = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|sec|secs|seconds?)", re.I)
+_UNIT_SECONDS = {"ms": 0.001, "m": 60.0}
+
+
+def plain_number_hint(value: Any, seconds: bool = False) -> str:
     """``: write 99.9 ...`` for a string that is a number once its % sign or quotes go
-    (``objective: 99.9%`` is a string in YAML); empty for any other value."""
+    (``objective: 99.9%`` is a string in YAML), and where ``seconds`` are asked for,
+    ``: write 0.3 ...`` for a time with its unit (``300ms``); empty for any other value."""
     if not isinstance(value, str):
         return ""
     text = value.strip()
+    with_unit = _WITH_UNIT.fullmatch(text) if seconds else None
+    if with_unit is not None:
+        unit = with_unit.group(2).lower()
+        amount = float(with_unit.group(1)) * _UNIT_SECONDS.get(unit, 1.0)
+        return f": write {amount:g}, a plain number of seconds without a unit"
     bare = text.removesuffix("%").strip()
     try:
         number = float(bare)
