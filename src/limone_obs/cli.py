@@ -95,12 +95,15 @@ def _stale_advice(root: Path, problems: list[str]) -> str:
 
 
 def _spec_warnings(root: Path) -> None:
-    """Print what ``limone-obs check`` would refuse in the spec ``build`` just used."""
+    """Print what ``limone-obs check`` would refuse in the spec ``build`` just used, and
+    its notes on links and receivers (a receiver that tells nobody)."""
     # Imported here: the alerts area's command module, loaded by _add_area_commands too.
-    from limone_obs.alerts.cli import build_warnings  # noqa: PLC0415
+    from limone_obs.alerts.cli import build_notes, build_warnings  # noqa: PLC0415
 
     for warning in build_warnings(root):
         click.echo(f"warning: {warning} (`limone-obs check` refuses this)", err=True)
+    for note in build_notes(root):
+        click.echo(f"note: {note}", err=True)
 
 
 def _add_area_commands() -> None:

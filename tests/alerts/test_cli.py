@@ -164,6 +164,22 @@ def test_check_notes_receivers_left_at_the_demo_webhook(tmp_path: Path) -> None:
     assert "webhook_url: null to send them only to its extra *_configs" in result.stderr
 
 
+@pytest.mark.parametrize("check", [False, True], ids=["build", "build-check"])
+def test_build_notes_receivers_left_at_the_demo_webhook(tmp_path: Path, check: bool) -> None:
+    """build (and build --check) say what check notes: a receiver left out goes to the
+    demo stack's webhook, where nobody is told (build wrote that URL without a word)."""
+    root = tmp_path / "ops"
+    (root / "alerts").mkdir(parents=True)
+    own = '    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n'
+    (root / "alerts" / "slo.yaml").write_text(BILLING.replace(own, ""))
+    assert 0 == CliRunner().invoke(main, ["build", "--root", str(root)]).exit_code
+    args = ["build", "--root", str(root), *(["--check"] if check else [])]
+    result = CliRunner().invoke(main, args)
+    notes = [line for line in result.stderr.splitlines() if "receivers." in line]
+    assert (0, 1) == (result.exit_code, len(notes)), result.stderr
+    assert notes[0].startswith("note: alertmanager.receivers.ticket sends its alerts to ")
+
+
 THREE_ERRORS = """\
 version: 1
 service: ""

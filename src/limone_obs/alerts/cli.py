@@ -325,6 +325,18 @@ def build_warnings(root: Path) -> list[str]:
     return [str(problem) for problem in lint(data, str(path))]
 
 
+def build_notes(root: Path) -> list[str]:
+    """``check``'s notes on the links and receivers of the spec below ``root`` (a receiver
+    left to the demo stack's webhook tells nobody), for ``build`` to print as well. Empty
+    when the spec is missing or does not parse (``build`` said so already)."""
+    path = root / SPEC_PATH
+    try:
+        spec = parse_spec(read_spec(path), str(path))
+    except (SpecError, ConfigError):
+        return []
+    return link_notes(spec)
+
+
 def lint(data: Any, file: str) -> list[SpecError]:
     """Problems of the raw spec ``data`` that the model cannot see, each located.
 
