@@ -141,7 +141,27 @@ def test_breakdown_and_rows_not_compared_show_no_change() -> None:
     assert f"| /search | 100.0 % | 10 {cells} {TOO_FEW} |" in lines
     # The summary counts it in words ("1 too few to compare" read as garbled).
     summary = next(line for line in lines if line.startswith("- Endpoints and dependencies: "))
-    assert "1 with too few requests to compare" in summary, summary
+    assert "1 with too few requests to compare in the window or the baseline" in summary, summary
+
+
+@pytest.mark.parametrize(
+    ("now", "then", "where"),
+    [
+        (500, 0, "in the baseline"),
+        (10, 500, "in the window"),
+        (10, 0, "in the window or the baseline"),
+    ],
+)
+def test_the_summary_says_which_window_holds_too_few_requests(
+    now: int, then: int, where: str
+) -> None:
+    """An empty baseline (a Prometheus younger than --baseline) with a busy window was
+    summed up as "too few requests to compare", read as a quiet window."""
+    row = Row("/pay", Stats(now, 0, 0.1, 0.2, 0.3, 0.15), Stats(then, 0, 0.1, 0.2, 0.3, 0.15),
+              1.0, TOO_FEW)  # fmt: skip
+    lines = to_markdown(replace(sample(), endpoints=(row,), dependencies=())).splitlines()
+    summary = next(line for line in lines if line.startswith("- Endpoints and dependencies: "))
+    assert f"1 with too few requests to compare {where}." in summary, summary
 
 
 def test_the_summary_names_the_rows_that_regressed_or_improved() -> None:

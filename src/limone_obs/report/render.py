@@ -18,6 +18,7 @@ from limone_obs.report import charts
 from limone_obs.report.model import (
     COMPARED,
     IMPROVEMENT,
+    MIN_COUNT,
     REGRESSION,
     TOO_FEW,
     UNCHANGED,
@@ -366,6 +367,17 @@ def _named(report: Report, verdict: str) -> str:
     return f" ({', '.join(names)})"
 
 
+def _too_few_where(report: Report) -> str:
+    """`` in the baseline`` (or the window, or both) of the rows too few to compare: an
+    empty baseline (a Prometheus younger than --baseline) is not a quiet window."""
+    rows = [r for r in (*report.endpoints, *report.dependencies) if r.verdict == TOO_FEW]
+    window = any(r.now.count < MIN_COUNT for r in rows)
+    baseline = any(r.then is not None and r.then.count < MIN_COUNT for r in rows)
+    if window and baseline:
+        return " in the window or the baseline"
+    return " in the baseline" if baseline else " in the window"
+
+
 def _slo_summary(report: Report) -> list[str]:
     """The SLOs whose SLI over the window is below their objective, and the pages that
     fired (not those held back): what a postmortem opens with."""
@@ -392,6 +404,7 @@ def _summary(report: Report) -> list[str]:
     else:
         counted = [
             f"{count} {_SUMMARY_WORDS.get(verdict, verdict)}{_named(report, verdict)}"
+            + (_too_few_where(report) if verdict == TOO_FEW else "")
             for verdict, count in sorted(verdicts.items())
         ]
         lines = [f"Endpoints and dependencies: {', '.join(counted) or 'none'}."]
