@@ -690,3 +690,21 @@ def test_check_asks_promtool_of_the_built_rule_files() -> None:
     spec = load_spec(ROOT / "alerts" / "slo.yaml")
     assert tool_refusal("promtool", ["check", "rules"], build.rule_files(spec)) is None
     assert [] == promtool_problems(spec, "alerts/slo.yaml")
+
+
+def test_tiers_naming_some_of_the_defaults_are_noted(tmp_path: Path) -> None:
+    """A top-level tiers: with page-fast alone (a drill's shorter for:) replaces the four
+    defaults: check and build say the three left out are not used."""
+    root = tmp_path / "ops"
+    (root / "alerts").mkdir(parents=True)
+    tiers = (
+        "tiers:\n  page-fast: {severity: page, long_window: 1h, short_window: 5m, "
+        "budget_percent: 2, for: 1m}\n"
+    )
+    spec = root / "alerts" / "slo.yaml"
+    spec.write_text(tiers + BILLING)
+    for args in (["check", "--spec", str(spec)], ["build", "--root", str(root)]):
+        result = CliRunner().invoke(main, args)
+        notes = [line for line in result.stderr.splitlines() if line.startswith("note: tiers:")]
+        assert 1 == len(notes), result.output
+        assert "not the default page-slow, ticket-fast, ticket-slow" in notes[0]

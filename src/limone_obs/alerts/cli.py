@@ -32,6 +32,7 @@ from limone_obs.alerts._durations import seconds
 from limone_obs.alerts._parse import (
     DEFAULT_GRAFANA,
     DEFAULT_RUNBOOKS,
+    DEFAULT_TIERS,
     DEFAULT_WEBHOOK,
     HISTOGRAM_KEYS,
     SELECTOR_KEYS,
@@ -92,7 +93,7 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
         sys.exit(2)
     live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
     click.echo(f"{spec_path}: valid, {_summary(spec)}{live}")
-    for note in (*link_notes(spec), *slow_page_notes(spec)):
+    for note in (*link_notes(spec), *tier_notes(data), *slow_page_notes(spec)):
         click.echo(f"note: {note}", err=True)
 
 
@@ -326,15 +327,35 @@ def build_warnings(root: Path) -> list[str]:
 
 
 def build_notes(root: Path) -> list[str]:
-    """``check``'s notes on the links and receivers of the spec below ``root`` (a receiver
-    left to the demo stack's webhook tells nobody), for ``build`` to print as well. Empty
-    when the spec is missing or does not parse (``build`` said so already)."""
+    """``check``'s notes on the links, receivers and tiers of the spec below ``root`` (a
+    receiver left to the demo stack's webhook tells nobody), for ``build`` to print as
+    well. Empty when the spec is missing or does not parse (``build`` said so already)."""
     path = root / SPEC_PATH
     try:
-        spec = parse_spec(read_spec(path), str(path))
+        text = read_spec(path)
+        spec = parse_spec(text, str(path))
+        data = load_yaml(text, str(path))
     except (SpecError, ConfigError):
         return []
-    return link_notes(spec)
+    return [*link_notes(spec), *tier_notes(data)]
+
+
+def tier_notes(data: Any) -> list[str]:
+    """A note when the spec's top-level ``tiers:`` names some of the default tiers and not
+    the others: it replaces all four, so the others are gone (a drill that meant to
+    shorten one tier's ``for:`` dropped three)."""
+    tiers = data.get("tiers") if isinstance(data, Mapping) else None
+    if not isinstance(tiers, Mapping):
+        return []
+    named = [name for name in DEFAULT_TIERS if name in tiers]
+    left_out = [name for name in DEFAULT_TIERS if name not in tiers]
+    if not named or not left_out:
+        return []
+    return [
+        f"tiers: defines {', '.join(named)} and not the default {', '.join(left_out)}: a "
+        "top-level tiers: replaces the four default tiers, so those are not used. List "
+        "every tier you keep (the defaults are in alerts/README.md, Burn tiers)"
+    ]
 
 
 def lint(data: Any, file: str) -> list[SpecError]:
