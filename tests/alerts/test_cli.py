@@ -648,17 +648,20 @@ def test_check_prometheus_unreachable_exits_2(tmp_path: Path) -> None:
 
 def test_check_runs_amtool_on_the_receivers_extra_blocks(tmp_path: Path) -> None:
     """A Slack block without ``api_url`` (a trial's): check and build took it and amtool
-    refused the built config. check runs amtool on it and names the receivers; a
-    block amtool takes passes."""
+    refused the built config. check runs amtool on it and names the receiver at fault,
+    also beside another receiver's blocks that amtool takes; a block amtool takes passes."""
     need("amtool")
     spec = tmp_path / "slo.yaml"
     slack = "    ticket: {extra: {slack_configs: [{channel: '#billing'%s}]}}\n"
     own = '    ticket: {webhook_url: "https://hooks.billing.example/ticket"}\n'
-    spec.write_text(BILLING.replace(own, slack % ""))
-    result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
-    assert 2 == result.exit_code, result.output
-    assert f"error: {spec}: alertmanager.receivers: amtool refuses" in result.stderr
-    assert "Slack API URL" in result.stderr
+    page = '    page: {webhook_url: "https://hooks.billing.example/page"}\n'
+    fine = "    page: {extra: {webhook_configs: [{url: 'https://x.example/p'}]}}\n"
+    for text in (BILLING, BILLING.replace(page, fine)):
+        spec.write_text(text.replace(own, slack % ""))
+        result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
+        assert 2 == result.exit_code, result.output
+        assert f"error: {spec}: alertmanager.receivers.ticket: amtool refuses" in result.stderr
+        assert "Slack API URL" in result.stderr
     spec.write_text(BILLING.replace(own, slack % ", api_url: 'https://hooks.slack.com/x'"))
     result = CliRunner().invoke(main, ["check", "--spec", str(spec)])
     assert 0 == result.exit_code, result.output

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -223,19 +223,36 @@ def amtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
     has ``extra`` blocks (the rest the kit writes itself) and amtool is installed: those
     blocks are Alertmanager's own settings (a Slack config without ``api_url``, an email
     one without a smarthost), which only Alertmanager knows."""
-    if not any(r.extra for r in spec.alertmanager.receivers.values()):
+    receivers = spec.alertmanager.receivers
+    with_extra = [severity for severity, r in receivers.items() if r.extra]
+    if not with_extra:
         return []
-    config = {"alertmanager.yml": alertmanager.render_config(spec).encode("utf-8")}
-    said = tool_refusal("amtool", ["check-config"], config)
+    said = _amtool_refusal(spec)
     if said is None:
         return []
+    # Which receiver's blocks: each alone (the others' left out), the first refused named.
+    for severity in with_extra if len(with_extra) > 1 else ():
+        alone = {s: r if s == severity else replace(r, extra={}) for s, r in receivers.items()}
+        amended = replace(spec, alertmanager=replace(spec.alertmanager, receivers=alone))
+        if _amtool_refusal(amended) is not None:
+            with_extra = [severity]
+            break
+    where = f"alertmanager.receivers.{with_extra[0]}" if len(with_extra) == 1 else None
     return [
         SpecError(
-            f"{source}: alertmanager.receivers",
-            f"amtool refuses the Alertmanager config built from the receivers' extra blocks: "
-            f"{said[-400:]}; fix the block it names (Alertmanager's receiver settings)",
+            f"{source}: {where or 'alertmanager.receivers'}",
+            f"amtool refuses the Alertmanager config built from "
+            f"{'this receiver' if where else 'the receivers'}'s extra blocks: {said[-400:]}; "
+            "fix the block it names (Alertmanager's receiver settings)",
         )
     ]
+
+
+def _amtool_refusal(spec: ServiceSpec) -> str | None:
+    """What amtool says of the Alertmanager config built from ``spec`` (None: accepted,
+    or amtool is not installed)."""
+    config = {"alertmanager.yml": alertmanager.render_config(spec).encode("utf-8")}
+    return tool_refusal("amtool", ["check-config"], config)
 
 
 def promtool_problems(spec: ServiceSpec, source: str) -> list[SpecError]:
