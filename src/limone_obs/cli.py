@@ -78,9 +78,18 @@ def build(root: Path, check: bool) -> None:
     for rel in changed:
         click.echo(f"{'removed' if rel in removed else 'wrote'} {(root / rel).as_posix()}")
     for line in left:
-        click.echo(line, err=True)
+        click.echo(_below(root, line), err=True)
     _spec_warnings(root)
     click.echo(f"{len(changed)} file(s) changed")
+
+
+def _below(root: Path, line: str) -> str:
+    """A line about a file not written by limone-obs, its path named as the ``wrote``
+    lines name theirs: below the current folder (``ops/alerts/...`` with ``--root ops``)."""
+    if not line.startswith(artifacts.FOREIGN):
+        return line
+    rel, _, rest = line.removeprefix(artifacts.FOREIGN).partition(" (")
+    return f"{artifacts.FOREIGN}{(root / rel).as_posix()} ({rest}"
 
 
 def _stale_advice(root: Path, problems: list[str]) -> str:

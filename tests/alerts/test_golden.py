@@ -139,6 +139,23 @@ def test_build_check_on_a_file_of_someone_elses_says_to_move_it(
     assert (1, expected) == (result.exit_code, result.output.splitlines()[-1])
 
 
+def test_build_names_a_file_of_someone_elses_as_it_names_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --root ops, build's lines read "wrote ops/alerts/..."; its line on a file it did
+    not write said "alerts/rules/mine.yml", a path that does not exist from here."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "alerts", Path("ops") / "alerts")
+    (Path("ops") / build.RULES_DIR).mkdir(parents=True, exist_ok=True)
+    (Path("ops") / build.RULES_DIR / "mine.yml").write_text("groups: []\n")
+    result = CliRunner().invoke(main, ["build", "--root", "ops"])
+    assert 0 == result.exit_code, result.output
+    assert "\nwrote ops/" in f"\n{result.output}"
+    assert f"not written by limone-obs: ops/{build.RULES_DIR}/mine.yml (left as is" in (
+        result.stderr
+    )
+
+
 def test_a_renamed_service_leaves_no_empty_runbook_folder(tmp_path: Path) -> None:
     """Renaming the service moves its runbooks to alerts/runbooks/<new>/: the old
     folder's files are removed, and the folder with them, unless a file of the user's
