@@ -419,6 +419,8 @@ def test_up_runs_your_own_app_with_your_own_spec(tmp_path: Path) -> None:
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert {"shop"} == {event["service"] for event in events}
     assert ("redis" in children, "Redis" in "\n".join(up.lines)) == (False, False)
+    # No advice to switch the demo's faults on, which the app of one's own does not have.
+    assert "--fault" not in "\n".join(up.lines)
 
 
 def test_the_runs_summary_reads_the_series_of_the_specs_namespace(tmp_path: Path) -> None:

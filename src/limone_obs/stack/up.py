@@ -545,9 +545,13 @@ def _print_summary(stack: Stack, report: UpReport, out: TextIO) -> None:
         f"  {work / 'logs' / 'app.log'}  the service's JSON log lines (one object per line)",
         f"  {work / 'logs'}  Prometheus and Alertmanager logs",
         f"  {work}  the configs used (prometheus.yml, rules/, alertmanager.yml)",
-        "  run longer: limone-obs up --duration 900; the demo's faults: limone-obs up --fault "
-        "errors|latency|outage|n-plus-one (the README's \"Run the whole kit: the fault "
-        'scenario")',
+        "  run longer: limone-obs up --duration 900"
+        + (
+            ""  # --app: the fault switches are the demo's own endpoint
+            if stack.opts.own_app
+            else "; the demo's faults: limone-obs up --fault errors|latency|outage|n-plus-one "
+            '(the README\'s "Run the whole kit: the fault scenario")'
+        ),
     ]
     out.write("\n".join(lines) + "\n")
     out.flush()
