@@ -642,3 +642,11 @@ def test_a_bare_track_decorator_says_how_to_name_it(metrics: Metrics) -> None:
 
     with pytest.raises(TypeError, match="not only 'ai_api'"):
         metrics.track("ai_api")
+
+
+def test_white_space_around_a_name_is_the_same_dependency(metrics: Metrics) -> None:
+    """``"ai_api "`` (a trailing space) counts in ai_api's row, not a row of its own."""
+    for name in ("ai_api", "ai_api ", "\tai_api\n"):
+        with metrics.track(name, " complete"):
+            pass
+    assert _count(metrics, "ai_api", "complete", c.OUTCOME_OK) == 3

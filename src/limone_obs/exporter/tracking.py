@@ -216,12 +216,13 @@ class TrackLabels:
 
 def _label_text(value: object) -> str:
     """A ``track()`` name as a label value: its text before any ``?`` (a query string's
-    tokens never reach Prometheus or a warning line), cut to MAX_LABEL_CHARS."""
+    tokens never reach Prometheus or a warning line), without white space around it
+    (``"ai_api "`` is ``ai_api``'s row, not a row of its own), cut to MAX_LABEL_CHARS."""
     try:
         text = str(value)
     except Exception:  # a name object whose __str__ fails: never the caller's failure
         text = f"<{type(value).__name__}>"
-    return text.partition("?")[0][:MAX_LABEL_CHARS]
+    return text.partition("?")[0].strip()[:MAX_LABEL_CHARS]
 
 
 class _Block:
