@@ -4,6 +4,7 @@ generators and async generators (timed over their iteration)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from limone_obs import Metrics
 from limone_obs import conventions as c
+from limone_obs.exporter import tracking
 from tests.exporter.helpers import samples, value
 
 N = c.MetricNames()
@@ -650,3 +652,22 @@ def test_white_space_around_a_name_is_the_same_dependency(metrics: Metrics) -> N
         with metrics.track(name, " complete"):
             pass
     assert _count(metrics, "ai_api", "complete", c.OUTCOME_OK) == 3
+
+
+def test_blocks_entered_and_never_exited_do_not_pile_up(metrics: Metrics) -> None:
+    """A thread's context lives as long as the thread (a sync worker's): blocks entered
+    and never exited (a manual __enter__ whose __exit__ never came) are forgotten past
+    MAX_OPEN_BLOCKS, and a block entered after them is still timed."""
+    abandoned = metrics.track("db", "select")
+
+    def in_a_thread_context() -> int:
+        for _ in range(10 * tracking.MAX_OPEN_BLOCKS):
+            abandoned.__enter__()
+        with metrics.track("db", "insert"):
+            pass
+        return len(tracking._OPEN.get())
+
+    # A context of its own: the abandoned blocks stay out of the other tests' context.
+    assert contextvars.copy_context().run(in_a_thread_context) <= tracking.MAX_OPEN_BLOCKS
+    assert len(abandoned._blocks) <= tracking.MAX_OPEN_BLOCKS
+    assert _count(metrics, "db", "insert", c.OUTCOME_OK) == 1

@@ -235,6 +235,9 @@ class _Block:
         self.start = perf_counter()
 
 
+#: Most open blocks kept per context (and per Track object): beyond, the oldest are
+#: taken as abandoned (entered, never exited) and forgotten.
+MAX_OPEN_BLOCKS = 64
 #: The open ``with`` blocks of Track objects in this context, innermost last. A Track
 #: stored and shared (``AI = metrics.track(...)`` at module level, entered by several
 #: threads or tasks at once, or inside its own block) times each block on its own.
@@ -316,8 +319,15 @@ class Track:
 
     def __enter__(self) -> Track:
         block = _Block()
-        self._blocks.append(block)
-        _OPEN.set((*_OPEN.get(), (self, block)))
+        blocks = self._blocks
+        blocks.append(block)
+        opened = _OPEN.get()
+        if len(opened) >= MAX_OPEN_BLOCKS or len(blocks) > MAX_OPEN_BLOCKS:
+            # Blocks entered and never exited (a manual __enter__ whose __exit__ never
+            # came) would otherwise pile up in a thread's context for its whole life.
+            opened = opened[1 - MAX_OPEN_BLOCKS :]
+            del blocks[:-MAX_OPEN_BLOCKS]
+        _OPEN.set((*opened, (self, block)))
         return self
 
     def __exit__(
