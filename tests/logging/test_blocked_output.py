@@ -422,3 +422,29 @@ def test_a_line_cut_short_before_configure_logging_again_leaves_the_next_whole(
             whole.append(json.loads(line).get("message"))
     assert "long" not in whole
     assert "after" == whole[-1]
+
+
+def test_write_timeout_zero_drops_no_line_of_threads_taking_turns(
+    pipe: tuple[IO[bytes], PausingReader],
+) -> None:
+    """write_timeout=0 (never wait for the pipe): threads logging at once while the reader
+    reads lose no line to each other's ordinary writes (fewer lines than the pipe holds:
+    none is dropped for want of room)."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=0)
+    log = get_logger("t")
+    start = threading.Barrier(8)
+
+    def burst() -> None:
+        start.wait(10)
+        for _ in range(40):
+            log.info("line")
+
+    threads = [threading.Thread(target=burst) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    events = _close_and_read(stream, reader)
+    assert 320 == sum(1 for e in events if e.get("message") == "line")
+    assert 0 == health.dropped_lines()

@@ -55,6 +55,8 @@ REPORT_INTERVAL = 60.0
 MAX_FILES = 256
 #: Default longest wait for a pipe or socket to take a line (``configure_logging``).
 DEFAULT_WRITE_TIMEOUT = 0.1
+#: Least wait for another thread's write to a pipe or socket, whatever the timeout.
+LOCK_WAIT = 0.01
 _FAILURES = (OSError, ValueError)  # ValueError: write to a closed file
 
 
@@ -164,9 +166,10 @@ class Sink:
             self._lock.acquire()
         else:
             # A pipe or socket: the wait for the lock (another thread waiting for room)
-            # counts in this line's timeout.
+            # counts in this line's timeout; at least LOCK_WAIT, so another thread's
+            # ordinary write (microseconds) drops no line under write_timeout=0.
             start = time.monotonic()
-            if not self._lock.acquire(timeout=self.timeout):
+            if not self._lock.acquire(timeout=max(self.timeout, LOCK_WAIT)):
                 self._missed.append(None)
                 _tell_health(1)
                 return
