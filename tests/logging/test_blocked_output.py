@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -26,6 +27,7 @@ from limone_obs import health
 from limone_obs.logging import _pipeline, configure_logging, get_logger, init_app
 from limone_obs.logging._sink import PipeWriter
 from limone_obs.stack import procs
+from tests.logging.helpers import parse_lines
 from tests.support import ROOT, stop_server, wait_answering, wait_until
 
 TIMEOUT = 0.1
@@ -448,3 +450,41 @@ def test_write_timeout_zero_drops_no_line_of_threads_taking_turns(
     events = _close_and_read(stream, reader)
     assert 320 == sum(1 for e in events if e.get("message") == "line")
     assert 0 == health.dropped_lines()
+
+
+def test_a_line_that_cannot_wait_for_the_pipe_still_reaches_the_file(
+    pipe: tuple[IO[bytes], PausingReader], tmp_path: Path
+) -> None:
+    """Threads whose wait for the sink's lock runs out (another waits for a stopped reader)
+    lose their line on the pipe only: the file= copy, on a disk that takes it, has every
+    line, and the lost ones are counted once (for the pipe)."""
+    stream, reader = pipe
+    configure_logging(stream=stream, write_timeout=TIMEOUT, file=tmp_path / "app.log")
+    log = get_logger("t")
+    reader.pause()
+    # The pipe full (not by the sink: it is not stalled yet, so its first writer waits).
+    fd = os.open(f"/proc/self/fd/{stream.fileno()}", os.O_WRONLY | os.O_NONBLOCK)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(fd, b"x" * 4095 + b"\n")
+    os.close(fd)
+    start = threading.Barrier(20)
+
+    def one(i: int) -> None:
+        start.wait(10)
+        log.info("racer", n=i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+
+    def race() -> None:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    _done_while_stopped(race, reader)
+    lines = parse_lines((tmp_path / "app.log").read_bytes())
+    assert 20 == sum(1 for e in lines if e["message"] == "racer")
+    assert 0 < health.dropped_lines() <= 20  # lost on the pipe, once each
+    reader.resume()
+    _close(stream, reader)

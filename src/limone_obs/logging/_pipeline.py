@@ -159,7 +159,7 @@ class Pipeline:
             return encode_line(event, limit)
         # Before encoding too: a field cut to the line cap would keep a secret's head.
         line = encode_line(_url_secrets.scrub_event(event, self.mask), limit)
-        return self.scrub_line(line)
+        return _url_secrets.scrub_line(line, self.mask, limit)
 
     @property
     def mask(self) -> str:

@@ -132,6 +132,9 @@ class Sink:
             self._fd, self._raw = _plain_descriptor(stream)
             self._write_bytes, self._flush = _byte_writer(stream)
         self.file = file
+        #: Guards the file output alone: a line whose wait for the sink's lock ran out (a
+        #: writer waits for a stopped pipe reader) is still written to the file.
+        self._file_lock = threading.Lock()
         self.timeout = timeout
         self._notice = notice
         #: Lines (per target) lost because the output failed or did not take them in time.
@@ -170,8 +173,11 @@ class Sink:
             # ordinary write (microseconds) drops no line under write_timeout=0.
             start = time.monotonic()
             if not self._lock.acquire(timeout=max(self.timeout, LOCK_WAIT)):
-                self._missed.append(None)
-                _tell_health(1)
+                self._missed.append(None)  # lost on the pipe or socket alone
+                lost = 1 if self._write_file(line) is None else 2
+                if lost == 2:
+                    self._missed.append(None)
+                _tell_health(lost)
                 return
             waited = time.monotonic() - start
         try:
@@ -235,11 +241,22 @@ class Sink:
                 flush()
             except _FAILURES as exc:
                 self._drop(exc)
-        if self.file is not None:
+        failure = self._write_file(line)
+        if failure is not None:
+            self._drop(failure)
+
+    def _write_file(self, line: bytes) -> Exception | None:
+        """Write ``line`` to the file output, if any, under its own lock; the failure
+        (the line dropped there), else None."""
+        file = self.file
+        if file is None:
+            return None
+        with self._file_lock:
             try:
-                self.file.write(line)
+                file.write(line)
             except _FAILURES as exc:
-                self._drop(exc)
+                return exc
+        return None
 
     def _write_pipe(self, pipe: PipeWriter, line: bytes, waited: float) -> None:
         # Stalled: one try without waiting per line, so a stopped reader costs no latency,
@@ -332,7 +349,8 @@ class Sink:
                 # so the new one can take the same file (its lock) at its first line; our
                 # pipe descriptor is released by close().
                 if self.file is not None:
-                    self.file.close()
+                    with self._file_lock:  # a line that could not wait for the lock
+                        self.file.close()
                 if self._pipe is not None:
                     self._retired.append(self._pipe)
                 self._successor, self._fd, self._raw = new, -1, None
@@ -359,6 +377,7 @@ class Sink:
         held it) and without the parent's cut line: the parent finishes it, and the
         child's first line starts on a line of its own instead of after the cut head."""
         self._lock = threading.Lock()
+        self._file_lock = threading.Lock()
         # The parent's thread that was writing is not in the child, and its id may be
         # given to a new thread here: that thread's lines are no loop.
         self._writer = 0
@@ -372,7 +391,7 @@ class Sink:
         """Close the rotating file and our private pipe descriptor (the stream belongs to
         the caller and stays open). Call :meth:`hand_over` first when another sink takes
         over: a cut line's rest is finished there."""
-        with self._lock:
+        with self._lock, self._file_lock:
             for target in (self.file, self._pipe, *self._retired):
                 if target is not None:
                     target.close()
