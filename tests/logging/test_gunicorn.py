@@ -238,3 +238,28 @@ def test_the_kits_config_honours_gunicorns_own_log_settings(tmp_path: Any, level
     access = [json.loads(line) for line in access_file.read_text().splitlines()]
     assert [("gunicorn.access", 200)] == [(e["logger"], e["status_code"]) for e in access]
     assert "a debug line" not in done.stderr + done.stdout
+
+
+_CONSOLE_SCRIPT = """
+import sys
+from gunicorn.config import Config
+from limone_obs.logging.gunicorn import Logger, logconfig_dict
+cfg = Config()
+cfg.set("logconfig_dict", logconfig_dict)
+cfg.set("errorlog", "/dev/stderr")  # the usual container setting
+cfg.set("accesslog", "/dev/stdout")
+logger = Logger(cfg)
+print(sorted({type(h).__name__ for h in logger.error_log.handlers + logger.access_log.handlers}))
+logger.info("to stderr")
+"""
+
+
+def test_dev_stdout_and_dev_stderr_are_the_console_written_through_a_sink() -> None:
+    """``errorlog = "/dev/stderr"`` (``accesslog = "/dev/stdout"``) names the console: its
+    lines go through the kit's sink like "-" (bounded wait on a stopped pipe reader), not a
+    FileHandler that blocks the worker for as long as the reader stops."""
+    argv = [sys.executable, "-c", _CONSOLE_SCRIPT]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert 0 == done.returncode, done.stderr
+    assert "['JsonLineHandler']" == done.stdout.splitlines()[0]
+    assert ["to stderr"] == [json.loads(line)["message"] for line in done.stderr.splitlines()]

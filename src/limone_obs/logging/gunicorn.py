@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import select
 import sys
 from typing import Any
@@ -114,9 +115,13 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         for log, output in ((self.error_log, cfg.errorlog), (self.access_log, cfg.accesslog)):
             if output in (None, "-"):
                 continue
-            for handler in list(log.handlers):  # the kit's console handler: the file instead
-                log.removeHandler(handler)
-            handler = logging.FileHandler(output)
+            console = _console_stream(output)
+            if console is not None and console in (sys.stdout, sys.stderr):
+                handler: logging.Handler = logging.StreamHandler(console)  # a sink, below
+            else:
+                handler = logging.FileHandler(output)
+            for old in list(log.handlers):  # the kit's console handler: the output instead
+                log.removeHandler(old)
             handler.setFormatter(JsonFormatter())
             log.addHandler(handler)
 
@@ -134,6 +139,25 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
             )
         except Exception:
             self.error_log.exception("could not write the access line")
+
+
+def _console_stream(path: str) -> Any:
+    """``sys.stdout`` or ``sys.stderr`` when ``path`` names the file one of them writes
+    (``/dev/stdout``, ``/proc/self/fd/2``, the very file stdout was redirected to): the
+    output is then the console's, written through a sink like ``"-"`` (a FileHandler
+    there would block the worker for as long as a pipe's reader stops). Else None."""
+    try:
+        there = os.stat(path)
+    except OSError:
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            mine = os.fstat(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            continue
+        if (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino):
+            return stream
+    return None
 
 
 def _is_console(handler: logging.Handler) -> bool:
