@@ -725,6 +725,8 @@ HOSTILE = {
     "many-urls-no-at": lambda n: "a://b:" * (n // 6),
     "urls-ports-then-at": lambda n: "a://h:1/" * (n // 8) + "@",
     "userinfo-many-ats": lambda n: "a://u:" + "p@" * (n // 2),
+    "email-users-then-password": lambda n: "a://t@" * (n // 6) + "d:p@h",
+    "email-users-digits": lambda n: "a://u@d:1" * (n // 9) + "@h",
     "bearer-words": lambda n: "Bearer " * (n // 7),
     "jwt-like": lambda n: "eyJaaaaaaaaa." * (n // 13),
     "spaces": lambda n: "a" + " " * n + "=b",
@@ -1009,6 +1011,11 @@ def test_other_long_numbers_are_kept(text: str) -> None:
         (f"'mysql://root:{SECRET}/x@db/app', next", f"'mysql://{MASK}@db/app', next"),
         # An "@" in the query after credentials: masked with them (never a password's tail).
         (f"see https://u:{SECRET}@host/p?e=a@b.com now", f"see https://{MASK}@b.com now"),
+        # A user name that is an email address, its password after it (numeric too).
+        (f"smtp://alerts@example.com:{SECRET}@smtp.gmail.com:587",
+         f"smtp://{MASK}@smtp.gmail.com:587"),
+        ("smtp://alerts@example.com:123456@smtp.x", f"smtp://{MASK}@smtp.x"),
+        ("https://TOKEN@host:8080/x@y", f"https://{MASK}@host:8080/x@y"),
         # No user info: a path or query "@", a port, an IPv6 host, a token without ":".
         ("https://medium.com/@someone", "https://medium.com/@someone"),
         ("http://host:8080/path?email=a@b.com", "http://host:8080/path?email=a@b.com"),

@@ -1272,11 +1272,27 @@ def _userinfo_end(text: str, start: int, last_at: int) -> int:
         return -1
     colon = text.find(":", start, first.start())
     if text[first.start()] == "@":
-        # user:password@host, or user:p@ss@host (a password holding "@"), or TOKEN@host.
-        return last_at if colon >= 0 else first.start()
+        # user:password@host, or user:p@ss@host (a password holding "@"); a user name
+        # holding "@" (an email address) with its password after it; or TOKEN@host.
+        if colon >= 0 or _password_after(text, first.start() + 1, last_at):
+            return last_at
+        return first.start()
     if colon < 0 or text[start] == "[" or text[colon + 1 : first.start()].isdigit():
         return -1  # host/path@x, an IPv6 host, host:8080/@x: no user info
     return last_at  # user:pa/ss@host, user:Xy#12@host
+
+
+def _password_after(text: str, start: int, last_at: int) -> bool:
+    """True when ``text[start:last_at]`` (after a user name's ``@``) reads ``domain:secret``:
+    a ``:`` before any ``/?#@``, not followed by a port (``TOKEN@host:8080/x@y`` is a
+    token, a host and a path)."""
+    colon = text.find(":", start, last_at)
+    if colon < 0 or _AUTHORITY_END.search(text, start, colon) is not None:
+        return False
+    end = _AUTHORITY_END.search(text, colon + 1, last_at + 1)
+    stop = end.start() if end else last_at
+    # Digits then "/", "?" or "#" are a port; digits up to the last "@" a numeric password.
+    return stop == last_at or not text[colon + 1 : stop].isdigit()
 
 
 def _scheme_before(text: str, at: int) -> bool:
