@@ -674,10 +674,21 @@ def test_busy_spans_merge_what_overlaps_and_settle_past_the_cap() -> None:
     for start, end in [(0.0, 1.0), (0.5, 2.0), (3.0, 4.0), (2.5, 3.5), (10.0, 11.0), (9.0, 12.0)]:
         lifecycle._add_span(state, start, end)
     # [0, 2] + [2.5, 4] + [9, 12]
-    assert [0.0, 0.0, 2.0, 2.5, 4.0, 9.0, 12.0] == state.busy
+    assert [0.0, 2.0, 2.5, 4.0, 9.0, 12.0] == state.busy[3:]
     assert 6.5 == lifecycle.busy_seconds(state.busy)
     many = object.__new__(lifecycle.RequestState)
-    for i in range(3 * lifecycle.MAX_BUSY_SPANS):  # disjoint one-second spans, 1 s apart
+    spans = 3 * lifecycle.MAX_BUSY_SPANS
+    for i in range(spans):  # disjoint one-second spans, 1 s apart (a stream's items)
         lifecycle._add_span(many, 2.0 * i, 2.0 * i + 1)
-    assert len(many.busy) <= 2 * lifecycle.MAX_BUSY_SPANS + 1
-    assert 3 * lifecycle.MAX_BUSY_SPANS == lifecycle.busy_seconds(many.busy)
+    assert len(many.busy) <= 2 * lifecycle.MAX_BUSY_SPANS + 3
+    assert spans == lifecycle.busy_seconds(many.busy)
+    # A call around them all (the block the stream ran in), added last: it covers every
+    # span, the settled ones too, once.
+    lifecycle._add_span(many, -1.0, 2.0 * spans)
+    assert 2.0 * spans + 1 == lifecycle.busy_seconds(many.busy)
+    # One reaching back into the settled time only in part: never more than the time.
+    part = object.__new__(lifecycle.RequestState)
+    for i in range(spans):
+        lifecycle._add_span(part, 2.0 * i, 2.0 * i + 1)
+    lifecycle._add_span(part, 100.0, 2.0 * spans)
+    assert spans <= lifecycle.busy_seconds(part.busy) <= 2.0 * spans

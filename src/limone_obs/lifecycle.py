@@ -139,8 +139,9 @@ class RequestState:
     #: the first one: added by :func:`add_call`, read by the exporter at the end.
     tally: dict[str, list[float]] | None
     #: The time at least one dependency call was working for this request, as
-    #: ``[settled seconds, start, end, start, end, ...]`` (see :func:`_add_span`); unset
-    #: until the first call (read with getattr: most requests make none).
+    #: ``[settled seconds, from, to, start, end, start, end, ...]`` (see
+    #: :func:`_add_span`); unset until the first call (read with getattr: most requests
+    #: make none).
     busy: list[float]
     #: The last exception whose traceback a log line of this request carried (set by the
     #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
@@ -428,34 +429,57 @@ def _calling_state() -> RequestState | None:
     return state
 
 
-#: Spans of busy time a request keeps apart before the oldest half is settled (added up
-#: for good: a call that started before them and ends later would count them twice).
+#: Spans of busy time a request keeps apart before the oldest half is settled into one
+#: sum (with the bounds of the time it covers).
 MAX_BUSY_SPANS = 1024
 
 
 def _add_span(state: RequestState, start: float, end: float) -> None:
-    """Join ``start``..``end`` to ``state.busy`` (TALLY_LOCK held): ``[settled, start0,
-    end0, start1, end1, ...]``, disjoint spans in the order they end, merged with each
-    span the new one overlaps. Calls end about in the order they are added, so a new span
-    merges with the last ones only: O(1) a call, amortised."""
+    """Join ``start``..``end`` to ``state.busy`` (TALLY_LOCK held): ``[settled seconds,
+    settled from, settled to, start0, end0, start1, end1, ...]``, disjoint spans in the
+    order they end, merged with each span the new one overlaps. Calls end about in the
+    order they are added, so a new span merges with the last ones only: O(1) a call,
+    amortised. Past MAX_BUSY_SPANS the oldest half is settled into the sum; a later span
+    that reaches back into it (a call begun before them) counts it once, exactly when it
+    covers it whole, else at least the larger of the two."""
     busy: list[float] | None = getattr(state, "busy", None)
     if busy is None:
-        state.busy = [0.0, start, end]
+        state.busy = [0.0, start, start, start, end]  # nothing settled yet
         return
-    while len(busy) > 1 and busy[-1] > start:  # overlaps the last span (or ends before it)
+    if start < busy[2]:  # reaches back into what is settled
+        start = _settle_into(busy, start, end)
+        if start >= end:
+            return
+    while len(busy) > 3 and busy[-1] > start:  # overlaps the last span (or ends before it)
         end = max(end, busy.pop())
         start = min(start, busy.pop())
     busy += (start, end)
-    if len(busy) > 2 * MAX_BUSY_SPANS + 1:
-        settled = 2 * (MAX_BUSY_SPANS // 2)  # the oldest half: busy[1:settled + 1]
-        busy[0] = busy_seconds(busy[: settled + 1])
-        del busy[1 : settled + 1]
+    if len(busy) > 2 * MAX_BUSY_SPANS + 3:
+        settled = 2 * (MAX_BUSY_SPANS // 2)  # the oldest half: busy[3 : 3 + settled]
+        oldest = busy[3 : 3 + settled]
+        busy[0] += sum(oldest[1::2]) - sum(oldest[0::2])
+        if busy[1] == busy[2]:  # nothing settled before: the sum starts with them
+            busy[1] = oldest[0]
+        busy[2] = oldest[-1]
+        del busy[3 : 3 + settled]
+
+
+def _settle_into(busy: list[float], start: float, end: float) -> float:
+    """Join the part of ``start``..``end`` up to the end of the settled time to it; return
+    where the rest of the span starts. The settled sum becomes the busy time within its
+    bounds widened to ``start``: at least the sum (plus any time before its bounds) and at
+    least this part, exact when the span covers the settled time whole."""
+    settled_from, settled_to = busy[1], busy[2]
+    before = max(0.0, settled_from - start)
+    busy[0] = max(busy[0] + before, min(end, settled_to) - start)
+    busy[1] = min(settled_from, start)
+    return settled_to
 
 
 def busy_seconds(busy: list[float]) -> float:
     """The seconds of a request's busy time (``RequestState.busy``): at least one tracked
     dependency call was working for it."""
-    return busy[0] + sum(busy[2::2]) - sum(busy[1::2])
+    return busy[0] + sum(busy[4::2]) - sum(busy[3::2])
 
 
 def traceback_logged(exc: BaseException) -> None:
