@@ -654,7 +654,9 @@ def test_white_space_around_a_name_is_the_same_dependency(metrics: Metrics) -> N
     assert _count(metrics, "ai_api", "complete", c.OUTCOME_OK) == 3
 
 
-def test_blocks_entered_and_never_exited_do_not_pile_up(metrics: Metrics) -> None:
+def test_blocks_entered_and_never_exited_do_not_pile_up(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
     """A thread's context lives as long as the thread (a sync worker's): blocks entered
     and never exited (a manual __enter__ whose __exit__ never came) are forgotten past
     MAX_OPEN_BLOCKS, and a block entered after them is still timed."""
@@ -668,6 +670,40 @@ def test_blocks_entered_and_never_exited_do_not_pile_up(metrics: Metrics) -> Non
         return len(tracking._OPEN.get())
 
     # A context of its own: the abandoned blocks stay out of the other tests' context.
-    assert contextvars.copy_context().run(in_a_thread_context) <= tracking.MAX_OPEN_BLOCKS
+    tracking._forgotten_said.clear()
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        assert contextvars.copy_context().run(in_a_thread_context) <= tracking.MAX_OPEN_BLOCKS
     assert len(abandoned._blocks) <= tracking.MAX_OPEN_BLOCKS
     assert _count(metrics, "db", "insert", c.OUTCOME_OK) == 1
+    said = [r.getMessage() for r in caplog.records if "are forgotten" in r.getMessage()]
+    assert 1 == len(said), said
+
+
+def test_fail_from_a_thread_that_entered_no_block(metrics: Metrics) -> None:
+    """fail() from a thread that did not enter the object: it marks the object's one open
+    block (a call handed to a worker thread), and nothing while several are open (it
+    cannot tell whose)."""
+    single = metrics.track("ai_api", "single")
+    with single:
+        worker = threading.Thread(target=single.fail)
+        worker.start()
+        worker.join()
+    assert _count(metrics, "ai_api", "single", c.OUTCOME_ERROR) == 1
+    shared = metrics.track("ai_api", "shared_fail")
+    entered, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with shared:
+            entered.set()
+            done.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(5)
+    with shared:
+        stranger = threading.Thread(target=shared.fail)
+        stranger.start()
+        stranger.join()
+    done.set()
+    holder.join()
+    assert _count(metrics, "ai_api", "shared_fail", c.OUTCOME_OK) == 2

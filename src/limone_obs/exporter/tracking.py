@@ -246,6 +246,27 @@ _OPEN: ContextVar[tuple[tuple[Track, _Block], ...]] = ContextVar(
 )
 
 
+#: Said once per process: open blocks were forgotten (see MAX_OPEN_BLOCKS).
+_forgotten_said: list[bool] = []
+
+
+def _say_forgotten(track: Track) -> None:
+    """Say once that open blocks were forgotten: never exited, or nested deeper than
+    MAX_OPEN_BLOCKS (a recursion: its outermost calls are then not recorded)."""
+    if _forgotten_said:
+        return
+    _forgotten_said.append(True)
+    _failsafe.logger.warning(
+        "limone-obs: more than %d blocks of track(...) are open in one thread or task "
+        "(the last: track(%r, %r)): the oldest are forgotten and their calls not recorded. "
+        "Exit every block you enter (a with block does), and keep tracked calls from "
+        "nesting deeper than that.",
+        MAX_OPEN_BLOCKS,
+        track._dependency,
+        track._operation,
+    )
+
+
 class Track:
     """Times one dependency call; see :meth:`limone_obs.Metrics.track`.
 
@@ -280,28 +301,33 @@ class Track:
         #: Said once: a decorated function returned an awaitable that is not a coroutine.
         self._warned = False
 
-    def _innermost(self, take: bool) -> _Block | None:
-        """This object's innermost block open in the current context (else its newest in
-        any context; None when none is open), removed from both when ``take``."""
+    def _take_innermost(self) -> _Block | None:
+        """This object's innermost block open in the current context, else its newest in
+        any context (exited elsewhere than it was entered: a generator resumed by another
+        task); None when none is open. Removed from both."""
         opened = _OPEN.get()
         block: _Block | None
         for i in range(len(opened) - 1, -1, -1):
             if opened[i][0] is self:
                 block = opened[i][1]
-                if take:
-                    _OPEN.set(opened[:i] + opened[i + 1 :])
+                _OPEN.set(opened[:i] + opened[i + 1 :])
                 break
         else:
             blocks = self._blocks
             block = blocks[-1] if blocks else None
-        if take and block is not None:
+        if block is not None:
             with contextlib.suppress(ValueError):  # taken by another thread meanwhile
                 self._blocks.remove(block)
         return block
 
     def fail(self) -> None:
-        """Record the current block's call with outcome ``error`` though nothing raised."""
-        block = self._innermost(take=False)
+        """Record the current block's call with outcome ``error`` though nothing raised:
+        the innermost block this thread or task entered, else the object's one open block
+        (a thread that did not enter it: marked only when no other block is open)."""
+        opened = _OPEN.get()
+        block = next((b for track, b in reversed(opened) if track is self), None)
+        if block is None and len(self._blocks) == 1:
+            block = self._blocks[0]
         if block is not None:
             block.failed = True
 
@@ -327,6 +353,7 @@ class Track:
             # came) would otherwise pile up in a thread's context for its whole life.
             opened = opened[1 - MAX_OPEN_BLOCKS :]
             del blocks[:-MAX_OPEN_BLOCKS]
+            _say_forgotten(self)
         _OPEN.set((*opened, (self, block)))
         return self
 
@@ -337,7 +364,7 @@ class Track:
         tb: TracebackType | None,
     ) -> None:
         end = perf_counter()
-        block = self._innermost(take=True)
+        block = self._take_innermost()
         if block is None:  # an exit without its enter: nothing was timed
             return
         failed = exc_type is not None and exc_type is not GeneratorExit
