@@ -282,7 +282,10 @@ class Track:
     you did not write (an SDK's stream object), pass it through :meth:`iterate` or
     :meth:`aiterate`. A sync function that returns a coroutine (a thin wrapper of an async
     SDK call) is timed until that coroutine's await ends. Each call counts once in the
-    request's calls per dependency.
+    request's calls per dependency. Blocks are matched to their exits innermost first in
+    each thread or task: a block held open across a generator's ``yield`` and exited
+    inside the consumer's own block of the same object, or from another task, may be
+    matched with that other block (each is still recorded once).
     """
 
     __slots__ = ("_blocks", "_dependency", "_histogram", "_metrics", "_operation", "_warned")
