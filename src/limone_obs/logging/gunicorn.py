@@ -110,7 +110,8 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         gunicorn itself ignores once a ``logconfig_dict`` is set (the kit's config sets
         one: a config that imports it and then sets them, or ``--log-level debug``, would
         otherwise change nothing, without a word). A file is written in JSON through a
-        ``logging.FileHandler``, reopened by gunicorn on USR1 like its own."""
+        ``logging.FileHandler``, reopened by gunicorn on USR1 like its own; a path naming
+        the console (``/dev/stdout``) through the kit's sink, like ``"-"``."""
         self.error_log.setLevel(self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO))
         for log, output in ((self.error_log, cfg.errorlog), (self.access_log, cfg.accesslog)):
             if output in (None, "-"):
