@@ -105,7 +105,7 @@ def _stale_advice(root: Path, problems: list[str]) -> str:
 
 def _spec_warnings(root: Path) -> None:
     """Print what ``limone-obs check`` would refuse in the spec ``build`` just used, and
-    its notes on links and receivers (a receiver that tells nobody)."""
+    its notes on links, receivers and tiers (a receiver that tells nobody)."""
     # Imported here: the alerts area's command module, loaded by _add_area_commands too.
     from limone_obs.alerts.cli import build_notes, build_warnings  # noqa: PLC0415
 
