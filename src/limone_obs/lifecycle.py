@@ -379,8 +379,9 @@ _get_current = _CURRENT.get
 
 def add_call(dependency: str, elapsed: float, span: bool = True) -> None:
     """Count a dependency call of ``elapsed`` seconds, ending now, in this context's
-    request, if any; with ``span``, the call's time also joins the request's busy time
-    (:func:`add_busy`; a timed stream adds each item's time itself).
+    request, if any (its part since the request arrived); with ``span``, the call's time
+    also joins the request's busy time (:func:`add_busy`; a timed stream adds each item's
+    time itself).
 
     The request is the one this context's variable names, else the one whose Flask request
     context is pushed here. Ignored outside a request, and once the request has ended (a
@@ -391,8 +392,12 @@ def add_call(dependency: str, elapsed: float, span: bool = True) -> None:
     if state is None:
         return
     with TALLY_LOCK:
-        if state.start is None:
+        began = state.start
+        if began is None:
             return
+        # A call begun before the request (a coroutine made by an earlier one, a stream
+        # resumed) counts from the request's arrival: never more than the request's time.
+        elapsed = min(elapsed, end - began)
         if span:
             _add_span(state, end - elapsed, end)
         calls = state.tally
@@ -409,13 +414,15 @@ def add_call(dependency: str, elapsed: float, span: bool = True) -> None:
 
 def add_busy(start: float, end: float) -> None:
     """Add the time from ``start`` to ``end`` (``perf_counter()``) that a dependency was
-    working for this context's request to the request's busy time, if in a request."""
+    working for this context's request to the request's busy time, if in a request (its
+    part since the request arrived)."""
     state = _calling_state()
     if state is None:
         return
     with TALLY_LOCK:
-        if state.start is not None:
-            _add_span(state, start, end)
+        began = state.start
+        if began is not None and end > began:
+            _add_span(state, max(start, began), end)
 
 
 def _calling_state() -> RequestState | None:

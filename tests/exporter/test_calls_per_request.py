@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from limone_obs import Metrics
+from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
 from tests.exporter.helpers import samples, value
 from tests.support import race
@@ -290,3 +290,23 @@ def test_no_call_no_busy_series() -> None:
     assert 200 == _get(app, "/plain")
     labels = {"endpoint": "/plain"}
     assert value(metrics, N.request_dependency_busy_seconds_total, labels) is None
+
+
+def test_a_call_begun_before_the_request_counts_from_its_arrival() -> None:
+    """A call that began before the request (a coroutine an earlier request made, a
+    stream resumed) counts only its part since the request arrived: the busy time and the
+    dependency's seconds never exceed the request's duration."""
+    app = Flask("busy_before")
+    metrics = Metrics(app, registry=CollectorRegistry())
+
+    @app.get("/late")
+    def late() -> str:
+        time.sleep(PAUSE)
+        lifecycle.add_call(c.DEPENDENCY_AI, 3600.0)  # began an hour ago, ends now
+        lifecycle.add_busy(time.perf_counter() - 7200.0, time.perf_counter())
+        return "ok"
+
+    assert 200 == _get(app, "/late")
+    duration = _duration(metrics, "/late")
+    assert PAUSE <= _busy(metrics, "/late") <= duration
+    assert PAUSE <= _charged(metrics, "/late") <= duration

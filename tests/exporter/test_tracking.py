@@ -707,3 +707,23 @@ def test_fail_from_a_thread_that_entered_no_block(metrics: Metrics) -> None:
     done.set()
     holder.join()
     assert _count(metrics, "ai_api", "shared_fail", c.OUTCOME_OK) == 2
+
+
+def test_a_coroutine_made_then_awaited_later_is_timed_without_the_work_between(
+    metrics: Metrics,
+) -> None:
+    """``c = wrapped(); <the app's work>; await c``: the call is the wrapper's own time and
+    the await's, not the app's work in between (an ``async def`` is timed the same way)."""
+
+    @metrics.track("ai_api", "made_early")
+    def wrapped() -> Coroutine[Any, Any, None]:
+        return asyncio.sleep(2 * PAUSE)
+
+    async def view() -> None:
+        call = wrapped()
+        time.sleep(3 * PAUSE)  # the app's own work, before the await
+        await call
+
+    asyncio.run(view())
+    spent = _sum(metrics, "ai_api", "made_early", c.OUTCOME_OK) or 0
+    assert 2 * PAUSE <= spent < 4 * PAUSE

@@ -270,22 +270,22 @@ def _say_forgotten(track: Track) -> None:
 class Track:
     """Times one dependency call; see :meth:`limone_obs.Metrics.track`.
 
-    As a context manager it times its block; :meth:`fail` marks the call as an error
-    without raising (e.g. the AI API answered 503). One object may be entered again, in
-    its own block or by other threads and tasks at once (one kept at module level): each
-    block is timed on its own, and ``fail()`` marks the innermost block this thread or task
-    entered. As a decorator it times every call separately. A generator function (sync or
-    async) is timed over its iteration: the time spent making its items, from the first
-    item asked for until it is exhausted (``ok``), raises (``error``) or is closed early
-    (``ok``: the consumer stopped, the dependency did not fail), without the consumer's
-    work between items; a generator never iterated is not recorded. To time an iterator
-    you did not write (an SDK's stream object), pass it through :meth:`iterate` or
-    :meth:`aiterate`. A sync function that returns a coroutine (a thin wrapper of an async
-    SDK call) is timed until that coroutine's await ends. Each call counts once in the
+    As a context manager it times its block; :meth:`fail` marks the call as an error without
+    raising (e.g. the AI API answered 503). One object may be entered again, in its own
+    block or by other threads and tasks at once (one kept at module level): each block is
+    timed on its own, and ``fail()`` marks the innermost block this thread or task entered.
+    As a decorator it times every call separately. A generator function (sync or async) is
+    timed over its iteration: the time spent making its items, from the first item asked for
+    until it is exhausted (``ok``), raises (``error``) or is closed early (``ok``: the
+    consumer stopped, the dependency did not fail), without the consumer's work between
+    items; a generator never iterated is not recorded. To time an iterator you did not write
+    (an SDK's stream object), pass it through :meth:`iterate` or :meth:`aiterate`. A sync
+    function that returns a coroutine (a thin wrapper of an async SDK call) is timed while
+    it runs and while that coroutine is awaited, not between. Each call counts once in the
     request's calls per dependency. Blocks are matched to their exits innermost first in
-    each thread or task: a block held open across a generator's ``yield`` and exited
-    inside the consumer's own block of the same object, or from another task, may be
-    matched with that other block (each is still recorded once).
+    each thread or task: a block held open across a generator's ``yield`` and exited inside
+    the consumer's own block of the same object, or from another task, may be matched with
+    that other block (each is still recorded once).
     """
 
     __slots__ = ("_blocks", "_dependency", "_histogram", "_metrics", "_operation", "_warned")
@@ -415,8 +415,9 @@ class Track:
                 raise
             if isinstance(result, CoroutineType):
                 # A thin wrapper of an async call (``return client.acreate(...)``): the
-                # call is the await, timed from here to its end.
-                return cast("R", self._awaited(result, start))
+                # call is this function's own time and the await's, not the app's work
+                # between the two (the coroutine made, then awaited later).
+                return cast("R", self._awaited(result, start, perf_counter()))
             if not self._warned and hasattr(type(result), "__await__"):
                 self._say_awaitable(func, result)
             self._observe(perf_counter() - start, False)
@@ -424,15 +425,19 @@ class Track:
 
         return timed
 
-    async def _awaited(self, coroutine: Coroutine[Any, Any, T], start: float) -> T:
-        """Await ``coroutine``, made by a decorated sync function at ``start``; record
-        the call when it ends."""
+    async def _awaited(self, coroutine: Coroutine[Any, Any, T], start: float, made: float) -> T:
+        """Await ``coroutine``, made by a decorated sync function from ``start`` to
+        ``made``; record the call when it ends: the making and the await, each a span of
+        the request's busy time, and not the time between them."""
+        awaited, failed = perf_counter(), True
         try:
             result = await coroutine
-        except BaseException:
-            self._observe(perf_counter() - start, True)
-            raise
-        self._observe(perf_counter() - start, False)
+            failed = False
+        finally:
+            end = perf_counter()
+            lifecycle.add_busy(start, made)
+            lifecycle.add_busy(awaited, end)
+            self._observe(made - start + end - awaited, failed, span=False)
         return result
 
     def _say_awaitable(self, func: Callable[..., Any], result: object) -> None:
