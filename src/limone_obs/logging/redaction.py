@@ -726,9 +726,11 @@ class Redactor:
         or a quote): a generated password may hold ``@``, ``#``, ``?`` or ``/``, and the
         rest of the URL is what gets masked with it when that ``@`` was in its query
         (shown too little rather than a password's tail); ``host:8080/...`` is a port. A
-        user info without a ``:`` (``https://TOKEN@github.com``) ends at the first ``@``
-        before any ``/?#``. Each run of URL characters is searched once for its end and
-        last ``@``, whatever number of ``://`` it holds, so the scan stays linear.
+        user name that is an email address (``smtp://me@example.com:secret@host``) keeps its
+        password to the last ``@`` too; a user info without a ``:``
+        (``https://TOKEN@github.com``) ends at the first ``@`` before any ``/?#``. Each run
+        of URL characters is searched once for its end and last ``@``, whatever number of
+        ``://`` it holds, so the scan stays linear.
         """
         parts: list[str] = []
         done = 0
