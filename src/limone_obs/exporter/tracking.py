@@ -10,9 +10,11 @@ Every timed call is also added to the current request's tally
 lifecycle sets when a request arrives. The request's state is shared, not copied:
 ``asyncio.gather`` tasks and thread-pool work run with a copy of the request's context
 (``asyncio`` copies it for each task; use :mod:`limone_obs.context` for thread pools) and
-so add to the same tally. When the response is closed, the exporter flushes it once into
-``<ns>_dependency_calls_per_request{endpoint,dependency}`` and
-``<ns>_request_dependency_seconds_total{endpoint,dependency}`` (:class:`PerRequestSeries`).
+so add to the same tally, and each call's span (a stream's, each item's) to the request's
+busy time. When the response is closed, the exporter flushes them once into
+``<ns>_dependency_calls_per_request{endpoint,dependency}``,
+``<ns>_request_dependency_seconds_total{endpoint,dependency}`` and
+``<ns>_request_dependency_busy_seconds_total{endpoint}`` (:class:`PerRequestSeries`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ T = TypeVar("T")
 
 
 class PerRequestSeries:
-    """The two per-request dependency series, fed once per request by :meth:`flush`.
+    """The per-request dependency series, fed once per request by :meth:`flush`.
 
     For each endpoint, a dependency seen in any earlier request of this process is
     observed with 0 calls when a request does not call it (a cache hit that spared the
