@@ -180,6 +180,59 @@ def test_dead_pids_skips_live_processes(mpdir: Path) -> None:
     assert {gone.pid} == compaction.dead_pids(str(mpdir), [4_000_000])
 
 
+def _zombies(count: int) -> list[int]:
+    """Fork ``count`` children that exit at once; this process reaps none of them yet."""
+    pids = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        pids.append(pid)
+    deadline = time.monotonic() + 30
+    while any(compaction.running(pid) for pid in pids):  # exited: zombies until reaped
+        assert time.monotonic() < deadline, "a forked child did not exit"
+        time.sleep(0.01)
+    return pids
+
+
+def test_workers_awaiting_their_masters_reap_are_not_unretired(mpdir: Path) -> None:
+    """Several workers exited at once (a reload, recycling) and not reaped yet by the
+    master: its child_exit retires each when it reaps it, so a worker's check counts
+    none of them; once reaped with their files still there (no hook ran), all count."""
+    pids = _zombies(3)
+    try:
+        for pid in pids:
+            write_worker(mpdir, pid, ("counter",))
+        assert set() == multiprocess.unretired(str(mpdir), os.getpid())
+        assert set(pids) == multiprocess.unretired(str(mpdir), os.getppid())  # not ours
+    finally:
+        for pid in pids:
+            os.waitpid(pid, 0)
+    assert set(pids) == multiprocess.unretired(str(mpdir), os.getpid())
+
+
+def test_workers_retired_while_checked_are_not_unretired(
+    mpdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master retires exited workers while a worker's check looks at them: their
+    files are gone when it lists the directory again, so they are not counted."""
+    gone = multiprocessing.get_context("fork").Process(target=int)
+    gone.start()
+    gone.join()
+    dead = gone.pid or 0
+    write_worker(mpdir, dead, ("counter",))
+    running = compaction.running
+
+    def retired_meanwhile(pid: int) -> bool:
+        for name in os.listdir(mpdir):  # the master's child_exit, right now
+            if name.endswith(f"_{pid}.db"):
+                os.remove(mpdir / name)
+        return running(pid)
+
+    monkeypatch.setattr(compaction, "running", retired_meanwhile)
+    assert set() == multiprocess.unretired(str(mpdir), os.getpid())
+
+
 @pytest.mark.fast_path
 def test_child_exit_hook_compacts_the_worker(
     mpdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

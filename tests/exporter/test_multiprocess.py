@@ -8,6 +8,7 @@ without forking. The helpers here are shared with ``test_compaction.py``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from prometheus_client.samples import Sample
 from limone_obs.errors import ArtifactError
 from limone_obs.exporter import merge_rules, multiprocess
 from limone_obs.exporter._mp_collector import FlatCollector
+from tests.support import race
 
 GAUGE_MODES = (
     "all", "liveall", "min", "livemin", "max", "livemax",
@@ -266,3 +268,36 @@ def test_gauge_modes_come_from_prometheus_client() -> None:
     assert set(GAUGE_MODES) == merge_rules.gauge_modes()
     expected = {"counter", "histogram", "summary", *(f"gauge_{m}" for m in GAUGE_MODES)}
     assert expected == set(merge_rules.RULES)
+
+
+GROWING_CHILDREN = 3000
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["flat", "prometheus-client"])
+def test_concurrent_scrapes_while_a_file_grows(mpdir: Path, fast: bool) -> None:
+    """One collector serving several scrapes at once (a gthread worker's threads) while a
+    worker's file grows: every scrape succeeds and reads each value right, and a scrape
+    afterwards reads them all (the collector's caches were not corrupted)."""
+    value_class = values.MultiProcessValue(process_identifier=lambda: 141)  # type: ignore[no-untyped-call]
+    values.ValueClass = value_class
+    counter = Counter("t_grow", "help", ["k"], registry=CollectorRegistry())
+    registry = multiprocess.exposition_registry(str(mpdir), fast)
+    writing = threading.Event()
+    writing.set()
+    roles = iter(range(8))
+
+    def work() -> None:
+        if next(roles) == 0:  # the worker's requests: each child incremented once
+            for i in range(GROWING_CHILDREN):
+                counter.labels(str(i)).inc()
+            writing.clear()
+            return
+        while writing.is_set():  # the scrapes
+            for family in registry.collect():
+                for sample in family.samples:
+                    if sample.name == "t_grow_total":
+                        assert sample.value in (0.0, 1.0), sample
+
+    race(work, threads=5)
+    grown = [s.value for f in registry.collect() for s in f.samples if s.name == "t_grow_total"]
+    assert grown == [1.0] * GROWING_CHILDREN

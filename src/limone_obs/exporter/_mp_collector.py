@@ -13,6 +13,7 @@ key once.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 
 from prometheus_client.metrics_core import Metric
@@ -82,12 +83,17 @@ class FlatCollector:
     """Collects every worker's samples below ``path`` plus the compaction archive.
 
     With ``own`` (the kit's series), samples of other metrics under their names are left
-    out and reported (:mod:`.name_clash`).
+    out and reported (:mod:`.name_clash`). Safe to call from several threads at once (a
+    gthread worker serving two scrapes): one collects at a time.
     """
 
     def __init__(self, path: str, own: Callable[[], OwnSeries] | None = None) -> None:
         self._path = path
         self._own = own
+        # The layouts and key table are read-then-extended caches: two scrapes updating
+        # them at once would unpack values at the other's offsets (a 500, or wrong
+        # numbers from then on). Scrapes are rare, so they simply wait for each other.
+        self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
@@ -101,15 +107,16 @@ class FlatCollector:
 
     def collect(self) -> Iterable[Metric]:
         """Return the merged families (the interface of a prometheus-client collector)."""
-        if len(self._keys.infos) > MAX_KEYS:
-            self._reset()
-        acc = _Acc()
-        with cp.locked(self._path, exclusive=False):
-            self._load_archive()
-            self._add_archive(acc)
-            self._add_files(acc)
-        self._leave_out_foreign(acc)
-        return _families(acc, self._keys.infos)
+        with self._lock:
+            if len(self._keys.infos) > MAX_KEYS:
+                self._reset()
+            acc = _Acc()
+            with cp.locked(self._path, exclusive=False):
+                self._load_archive()
+                self._add_archive(acc)
+                self._add_files(acc)
+            self._leave_out_foreign(acc)
+            return _families(acc, self._keys.infos)
 
     def _leave_out_foreign(self, acc: _Acc) -> None:
         """Drop the samples other metrics stored under the kit's series names; report them."""

@@ -18,3 +18,8 @@ def stat_fields(pid: int | str) -> list[bytes] | None:
 def zombie(fields: list[bytes]) -> bool:
     """True if :func:`stat_fields` describe a zombie: exited, not reaped yet."""
     return bool(fields) and fields[0] == b"Z"
+
+
+def parent(fields: list[bytes]) -> int | None:
+    """The parent pid in :func:`stat_fields` (field 4), None if they are too short."""
+    return int(fields[1]) if len(fields) > 1 else None

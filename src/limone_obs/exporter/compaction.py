@@ -213,13 +213,17 @@ def compact(path: str, pids: Iterable[int | str]) -> int:
 
 def dead_pids(path: str, live: Iterable[int]) -> set[int]:
     """Return pids that have files in ``path`` but are neither in ``live`` nor running."""
-    known = set(live)
+    return {p for p in file_pids(path) - set(live) if not running(p)}
+
+
+def file_pids(path: str) -> set[int]:
+    """The pids that have files in ``path`` now."""
     found: set[int] = set()
     for name in os.listdir(path):
         parts = split_name(name)
         if parts is not None and parts[1].isdigit():
             found.add(int(parts[1]))
-    return {p for p in found - known if not running(p)}
+    return found
 
 
 def running(pid: int) -> bool:

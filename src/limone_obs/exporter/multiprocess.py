@@ -40,6 +40,7 @@ from limone_obs.exporter import (
     _failsafe,
     _mp_files,
     _mp_reserved,
+    _procfs,
     compaction,
     fast_path,
     health_series,
@@ -199,13 +200,16 @@ class StartedFilesCollector:
     def __init__(self, path: str, own: Callable[[], OwnSeries] | None = None) -> None:
         self.path = path
         self._foreign = name_clash.ForeignKeyTexts(own) if own is not None else None
+        # One scrape at a time, as FlatCollector: the foreign-key check keeps a cache.
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterable[Metric]:
         """The merged families of every started file (a prometheus-client collector)."""
-        try:
-            return self._merge()
-        except FileNotFoundError:  # retired between listing and reading: list again
-            return self._merge()
+        with self._lock:
+            try:
+                return self._merge()
+            except FileNotFoundError:  # retired between listing and reading: list again
+                return self._merge()
 
     def _merge(self) -> Iterable[Metric]:
         files = [f for f in glob.glob(os.path.join(self.path, "*.db")) if started(f)]
@@ -537,8 +541,9 @@ def check_leftovers(path: str, started: float | None) -> None:
 
 
 #: Dead workers whose files a worker may find at its first request while the kit's
-#: ``child_exit`` runs (it retires each one before the master starts its successor: a
-#: worker killed meanwhile, not yet reaped, is the one allowed).
+#: ``child_exit`` runs: the master reaps one exited worker and retires its files before
+#: it reaps the next, so at most one is reaped and not yet retired (those not reaped
+#: yet, zombies of the master, are not counted: see :func:`unretired`).
 UNRETIRED_ALLOWED = 1
 _KIT_CONFIG = c.GUNICORN_CONFIG_MODULE
 
@@ -561,7 +566,7 @@ def check_retiring(path: str) -> None:
     if not fast_path.enabled() or "gunicorn" not in sys.modules:
         return
     try:
-        dead = compaction.dead_pids(path, ())
+        dead = unretired(path, os.getppid())
     except OSError:
         return  # the directory went away: the storage's own checks say so
     if len(dead) <= UNRETIRED_ALLOWED:
@@ -582,6 +587,25 @@ def check_retiring(path: str) -> None:
     )
     if health.report_problem(c.PROBLEM_MULTIPROCESS_LEFTOVERS, message):
         logger.error(message)
+
+
+def unretired(path: str, master: int) -> set[int]:
+    """The pids of exited processes whose files are in ``path`` with nothing retiring them
+    now, as a worker of ``master`` sees them.
+
+    Not counted: exited workers that ``master`` has not reaped yet (zombies: a reload or
+    several recycled workers leave a few at once, and its ``child_exit`` retires each one
+    when it reaps it), and those retired while this looked (their files are gone when the
+    directory is listed again). Raises OSError when the directory cannot be listed.
+    """
+    dead = {pid for pid in compaction.dead_pids(path, ()) if not _reaped_by(pid, master)}
+    return dead & compaction.file_pids(path) if dead else dead
+
+
+def _reaped_by(pid: int, master: int) -> bool:
+    """True if ``pid`` is a zombie child of ``master``: its exit is still to be reaped."""
+    fields = _procfs.stat_fields(pid)
+    return fields is not None and _procfs.zombie(fields) and _procfs.parent(fields) == master
 
 
 # --- a multi-process server without PROMETHEUS_MULTIPROC_DIR -------------------------
