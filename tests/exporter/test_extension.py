@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from flask import Blueprint, Flask, Response, send_file
+from flask import Blueprint, Flask, Response, render_template_string, send_file
 from prometheus_client import CollectorRegistry, Counter
 from werkzeug.test import EnvironBuilder
 
@@ -466,7 +466,8 @@ def test_on_off_settings_read_from_text_mean_what_they_say(text: str) -> None:
     client = app.test_client()
     assert [False, False, False] == [app.config[key] for key in keys]
     assert 404 == client.get(c.rum_script_path(c.RUM_DEFAULT_PATH)).status_code
-    assert "limone_obs_rum" not in app.jinja_env.globals
+    with app.test_request_context("/page"):  # RUM off: the tag renders nothing
+        assert "" == render_template_string("{{ limone_obs_rum() }}")
     assert not app.extensions[extension.EXTENSION_KEY].recorder.exemplars
 
 
@@ -487,8 +488,10 @@ def test_a_second_metrics_on_the_same_registry_is_told_apart() -> None:
 def test_an_app_route_on_a_path_the_kit_answers_is_said_at_the_first_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A blueprint's own /metrics (registered before or after init_app) and /rum route are
-    never served (the kit answers those paths): the first request says so, once each."""
+    """A blueprint's own /metrics (registered before or after init_app) is never served
+    (the kit answers that path ahead of Flask); an app route on the RUM beacon path is
+    said as it is: registered after init_app, the kit answers POST there. The first
+    request says so, once each."""
     app = Flask("shadowed")
     app.config["LIMONE_OBS_RUM"] = True
     app.config["SECRET_KEY"] = "x" * 32
@@ -504,9 +507,31 @@ def test_an_app_route_on_a_path_the_kit_answers_is_said_at_the_first_request(
         client = app.test_client()
         assert b"ok" == client.get("/status").data
         assert b"ok" == client.get("/status").data
-    lines = [r.getMessage() for r in caplog.records if "is never served" in r.getMessage()]
+        assert 400 == client.post("/rum", data="x").status_code  # the kit's beacon view
+    lines = [r.getMessage() for r in caplog.records if "its route" in r.getMessage()]
     assert 2 == len(lines), lines
-    assert "/metrics (endpoint 'early.metrics')" in lines[0]
+    assert "/metrics (endpoint 'early.metrics') is never served" in lines[0]
     assert "LIMONE_OBS_METRICS_PATH" in lines[0]
-    assert "/rum (endpoint 'late.beacon')" in lines[1]
+    assert "/rum (endpoint 'late.beacon') shares the path" in lines[1]
+    assert "answers POST there" in lines[1]
     assert "LIMONE_OBS_RUM_PATH" in lines[1]
+
+
+def test_an_app_route_that_takes_the_rum_beacon_path_is_said_as_such(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An app's own POST /rum registered before init_app answers the browsers' beacons
+    (Flask matches it first): the first request says no page timing is recorded, not
+    that the route is never served."""
+    app = Flask("taken")
+    app.config["SECRET_KEY"] = "x" * 32
+    app.add_url_rule("/rum", "cocktails", lambda: "our rum cocktails", methods=["GET", "POST"])
+    app.add_url_rule("/status", "status", lambda: "ok")
+    Metrics(app, registry=CollectorRegistry())
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        assert b"ok" == app.test_client().get("/status").data
+        assert b"our rum cocktails" == app.test_client().post("/rum", data="{}").data
+    lines = [r.getMessage() for r in caplog.records if "its route" in r.getMessage()]
+    assert 1 == len(lines), lines
+    assert "/rum (endpoint 'cocktails') answers POST /rum in place of" in lines[0]
+    assert "no page timing is recorded" in lines[0]

@@ -65,17 +65,21 @@ def test_tag_lists_the_marks_the_server_keeps() -> None:
     assert "data-marks" in rum.script_source().decode()
 
 
+def rendered(app: Flask, template: str, **context: Any) -> str:
+    """``template`` rendered in a request of its own for /editor/1 (one tag a request)."""
+    with app.test_request_context("/editor/1"):
+        return render_template_string(template, **context)
+
+
 def test_tag_carries_the_nonce_given_or_flask_talismans() -> None:
     """``limone_obs_rum(nonce=...)`` puts the page's CSP nonce on the tag (escaped); with
     none given, Flask-Talisman's ``request.csp_nonce``; with neither, no attribute."""
     app, _ = make_rum_app()
-    tag = "{{ limone_obs_rum(nonce=n) }}"
+    given = rendered(app, "{{ limone_obs_rum(nonce=n) }}", n='a"b')
     with app.test_request_context("/editor/1"):
-        given = render_template_string(tag, n='a"b')
         request.csp_nonce = "talisman1"  # type: ignore[attr-defined]
         talisman = render_template_string("{{ limone_obs_rum() }}")
-        del request.csp_nonce  # type: ignore[attr-defined]
-        plain = render_template_string("{{ limone_obs_rum() }}")
+    plain = rendered(app, "{{ limone_obs_rum() }}")
     assert (' nonce="a&#34;b" defer>' in given, ' nonce="talisman1" defer>' in talisman) == (
         True,
         True,
@@ -90,12 +94,11 @@ def test_tag_takes_a_nonce_function_and_warns_once_of_a_value_it_cannot_use(
     variable (Jinja's Undefined, which raises when called) or a number renders the tag
     without a nonce, never a failed page, and one warning line per kind of value."""
     app, _ = make_rum_app()
-    with app.test_request_context("/editor/1"):
-        called = render_template_string("{{ limone_obs_rum(nonce=f) }}", f=lambda: "fn1")
-        with caplog.at_level(logging.WARNING, logger="limone_obs.exporter.rum"):
-            for _ in range(2):
-                undefined = render_template_string("{{ limone_obs_rum(nonce=no_such_name) }}")
-                number = render_template_string("{{ limone_obs_rum(nonce=7) }}")
+    called = rendered(app, "{{ limone_obs_rum(nonce=f) }}", f=lambda: "fn1")
+    with caplog.at_level(logging.WARNING, logger="limone_obs.exporter.rum"):
+        for _ in range(2):
+            undefined = rendered(app, "{{ limone_obs_rum(nonce=no_such_name) }}")
+            number = rendered(app, "{{ limone_obs_rum(nonce=7) }}")
     assert ' nonce="fn1" defer>' in called
     assert ("nonce" in undefined, "nonce" in number) == (False, False)
     assert "data-page" in undefined
@@ -268,12 +271,39 @@ def test_beacons_stay_out_of_the_request_series() -> None:
     assert endpoints == {EDITOR}
 
 
-def test_rum_off_registers_nothing() -> None:
-    """LIMONE_OBS_RUM=False: no beacon route, no script route, no Jinja global."""
+def test_rum_off_registers_nothing_and_the_tag_renders_empty() -> None:
+    """LIMONE_OBS_RUM=False: no beacon route, no script route; the Jinja global renders
+    nothing, so the pages that include it still render (a 500 each before)."""
     app, metrics = make_rum_app(LIMONE_OBS_RUM=False)
-    assert app.test_client().post("/rum", data="{}").status_code == 404
-    assert c.RUM_JINJA_GLOBAL not in app.jinja_env.globals
+    client = app.test_client()
+    assert client.post("/rum", data="{}").status_code == 404
+    page = client.get("/editor/1")
+    assert (page.status_code, "<script src" in page.get_data(as_text=True)) == (200, False)
     assert samples(metrics, N.rum_beacons_total) == {}
+    assert samples(metrics, N.rum_pages_total) == {}
+
+
+def test_a_tag_rendered_twice_in_one_request_renders_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A base template and its child both call limone_obs_rum(): one tag, one page
+    counted, and one warning line per process saying what to do."""
+    app, metrics = make_rum_app()
+    twice = "<html><head>{{ limone_obs_rum() }}</head><body>{{ limone_obs_rum() }}</body></html>"
+
+    @app.get("/twice")
+    def page_twice() -> str:
+        return render_template_string(twice)
+
+    monkeypatch.setattr(rum, "_twice_said", False)
+    with caplog.at_level("WARNING", logger="limone_obs"):
+        pages = [app.test_client().get("/twice").get_data(as_text=True) for _ in range(2)]
+    assert [page.count("<script src") for page in pages] == [1, 1]
+    rendered = {dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, N.rum_pages_total).items()}
+    assert rendered == {"/twice": 2.0}
+    lines = [r.getMessage() for r in caplog.records if "called twice" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "'/twice'" in lines[0]
 
 
 def test_beacon_path_is_configurable() -> None:
@@ -291,6 +321,9 @@ def test_beacon_path_is_configurable() -> None:
     ("key", "value"),
     [
         ("LIMONE_OBS_RUM_PATH", "rum"),
+        ("LIMONE_OBS_RUM_PATH", "/"),
+        ("LIMONE_OBS_RUM_PATH", "/rum/"),
+        ("LIMONE_OBS_RUM_PATH", "/metrics"),
         ("LIMONE_OBS_RUM_MARKS", "ai_answer_shown"),
         ("LIMONE_OBS_RUM_MARKS", ["Bad Name"]),
         ("LIMONE_OBS_RUM_MARKS", ["load"]),

@@ -143,3 +143,41 @@ def test_a_mark_the_server_does_not_keep_is_not_sent_and_the_console_says_so(
     assert len([m for m in console if 'mark \\"constructor\\"' in m]) == 1, console
     results = {dict(k)[c.LABEL_RESULT]: v for k, v in samples(metrics, N_BEACONS).items()}
     assert results.get(c.RUM_MALFORMED, 0) == 0, results
+
+
+#: A page with the RUM script twice: the kit's tag, and a copy written by hand (a static
+#: include of the file) naming the same page.
+DOUBLE_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>double</title>{{ limone_obs_rum() }}
+<script src="/rum.js" data-beacon="/rum" data-page="{{ token }}" defer></script></head>
+<body><h1>Double</h1><script>
+  window.addEventListener("load", function () { limoneObs.mark("ai_answer_shown"); });
+</script></body></html>
+"""
+
+
+def test_the_script_twice_on_a_page_reports_the_view_once(tmp_path: Path) -> None:
+    """Two copies of the script on one page: the first reports, the second says so in
+    the console and sends nothing (every phase was observed twice, without a word)."""
+    from flask import render_template_string  # noqa: PLC0415
+
+    from limone_obs.exporter.rum import page_token  # noqa: PLC0415
+
+    app, metrics = make_rum_app()
+
+    @app.get("/double")
+    def double() -> str:
+        return render_template_string(DOUBLE_PAGE, token=page_token("/double"))
+
+    with serve(app, quiet=True) as url:
+        driver = browser(tmp_path / "profile")
+        try:
+            driver.get(f"{url}/double")
+            found = settle(lambda: counts(metrics), 1, page="/double")
+            time.sleep(1.0)  # a second copy's beacon would have arrived by now
+            found = counts(metrics)
+            console = [entry["message"] for entry in driver.get_log("browser")]
+        finally:
+            driver.quit()
+    assert {p: found.get(("/double", p)) for p in REQUIRED} == dict.fromkeys(REQUIRED, 1)
+    assert len([m for m in console if "on this page twice" in m]) == 1, console

@@ -574,23 +574,51 @@ def _checking_config(
 
 
 def _warn_shadowed_routes(app: Flask, kits: dict[str, str]) -> None:
-    """One warning line per route of ``app`` on a path the kit answers itself (its
-    metrics path, the RUM beacon and script): that route is never served, whether it was
-    registered before ``init_app`` or after (a blueprint's ``/metrics``)."""
+    """One warning line per route of ``app`` on a path the kit answers (``kits``: path ->
+    the setting that moves it). A route on the metrics path is never served, whether it
+    was registered before ``init_app`` or after (a blueprint's ``/metrics``): the kit
+    serves that path ahead of Flask. A route on a RUM path is matched by Flask like the
+    kit's own (:func:`_rum_collision` says which one answers)."""
     for rule in app.url_map.iter_rules():
         setting = kits.get(rule.rule)
         if setting is None or rule.endpoint.startswith(f"{rum.BLUEPRINT}."):
             continue
+        if setting == "LIMONE_OBS_METRICS_PATH":
+            what = "is never served: limone-obs answers that path itself (its metrics)"
+        else:
+            what = _rum_collision(app, rule.rule)
         _logger.warning(
-            "limone-obs: Flask app %r: its route %s (endpoint %r) is never served: "
-            "limone-obs answers that path itself (%s). Move the kit's path with %s, or "
-            "the route.",
+            "limone-obs: Flask app %r: its route %s (endpoint %r) %s. Move the kit's path "
+            "with %s, or the route.",
             app.name,
             rule.rule,
             rule.endpoint,
-            "its metrics" if setting == "LIMONE_OBS_METRICS_PATH" else "real-user timing",
+            what,
             setting,
         )
+
+
+def _rum_collision(app: Flask, path: str) -> str:
+    """What becomes of the requests to ``path``, a RUM path an app route also has: the
+    route answers the kit's method there (then no beacon or script reaches the kit), or
+    only its other methods (left out of the request series: the path is the kit's)."""
+    prefix = f"{rum.BLUEPRINT}."
+    kits = [r for r in app.url_map.iter_rules() if r.rule == path and r.endpoint.startswith(prefix)]
+    method = min((kits[0].methods or {"GET"}) - {"HEAD", "OPTIONS"}) if kits else "GET"
+    try:
+        answering = app.url_map.bind("localhost").match(path, method=method)[0]
+    except Exception:  # host matching, a redirect: cannot tell here
+        answering = None
+    if isinstance(answering, str) and not answering.startswith(prefix):
+        return (
+            f"answers {method} {path} in place of limone-obs's real-user timing: no beacon "
+            "or script request reaches the kit, and no page timing is recorded"
+        )
+    return (
+        f"shares the path of limone-obs's real-user timing, which answers {method} there: "
+        "the route's other requests are served, but left out of the request series and "
+        "the access log"
+    )
 
 
 def _first_worker_request(marker: str, environ: WSGIEnvironment) -> bool:

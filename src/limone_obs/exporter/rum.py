@@ -30,7 +30,8 @@ beacons would make the request latency SLO look better than users have it.
 
 Flask config keys (defaults in brackets):
 
-- ``LIMONE_OBS_RUM`` [``True``]: register the endpoint, the script and the Jinja global.
+- ``LIMONE_OBS_RUM`` [``True``]: register the endpoint, the script and the Jinja global
+  (off, the global renders nothing: templates that include the tag keep working).
 - ``LIMONE_OBS_RUM_PATH`` [``"/rum"``]: the beacon path; the script is at ``<path>.js``.
 - ``LIMONE_OBS_RUM_MARKS`` [``("ai_answer_shown",)``]: mark names accepted as phases.
 - ``LIMONE_OBS_RUM_KEY`` [``SECRET_KEY``]: key signing the page tokens. Without either,
@@ -159,10 +160,17 @@ class RumSettings:
         """Read and check the settings (``cfg`` is ``app.config``; defaults are set in it)."""
         enabled = flag(cfg, "LIMONE_OBS_RUM", True)
         path = cfg.setdefault("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
-        if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*", path):
+        if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*[A-Za-z0-9_.-]", path):
             raise ConfigError(
-                f"LIMONE_OBS_RUM_PATH={path!r}: use a path starting with '/' "
-                "(letters, digits, '_', '-', '.', '/'), or LIMONE_OBS_RUM=False to turn RUM off"
+                f"LIMONE_OBS_RUM_PATH={path!r}: use a path starting with '/' and not ending "
+                "with it (letters, digits, '_', '-', '.', '/'; the script is at <path>.js), "
+                "or LIMONE_OBS_RUM=False to turn RUM off"
+            )
+        metrics_path = cfg.get("LIMONE_OBS_METRICS_PATH")
+        if metrics_path in (path, c.rum_script_path(path)):
+            raise ConfigError(
+                f"LIMONE_OBS_RUM_PATH={path!r}: the beacon or its script would be on the "
+                f"metrics path (LIMONE_OBS_METRICS_PATH={metrics_path!r}); choose another"
             )
         key = cfg.setdefault("LIMONE_OBS_RUM_KEY", None) or cfg.get("SECRET_KEY")
         return cls(
@@ -370,10 +378,16 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         given; a nonce of another type logs a warning (once) and is left out. A page
         of no URL rule (a 404 handler's) gets the script without a page: it records
         nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
-        Each tag with a page counts in ``<ns>_rum_pages_total{page}``.
+        Each tag with a page counts in ``<ns>_rum_pages_total{page}``. A second call
+        while the same request renders ('' and a warning, once per process) adds no tag:
+        a base template and a child that both include it would count every view twice.
         """
         if not has_request_context():
             return Markup("")
+        if _TAG_RENDERED in request.environ:
+            _say_twice(request.url_rule.rule if request.url_rule is not None else request.path)
+            return Markup("")
+        request.environ[_TAG_RENDERED] = True
         root = request.script_root
         script = src if src is not None else root + receiver.settings.script_path
         extra = _nonce_attribute(nonce)
@@ -390,6 +404,33 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         )
 
     return limone_obs_rum
+
+
+#: The request environ's mark of a request that rendered the tag already.
+_TAG_RENDERED = "limone_obs.rum_tag"
+#: Whether :func:`_say_twice` has said its line in this process.
+_twice_said = False
+
+
+def _say_twice(page: str) -> None:
+    """Say once per process that one request rendered the RUM tag twice (never raises)."""
+    global _twice_said  # noqa: PLW0603 - one line per process
+    if _twice_said:
+        return
+    _twice_said = True
+    _log.warning(
+        "limone-obs: limone_obs_rum() was called twice while rendering %r (a base template "
+        "and a template extending it both include it?): the second call renders nothing, "
+        "as every page view would otherwise be timed and counted twice. Keep one call, in "
+        "the base template.",
+        page[:200],
+    )
+
+
+def _rum_off(*_args: object, **_options: object) -> Markup:
+    """``limone_obs_rum()`` with RUM off (``LIMONE_OBS_RUM = False``): renders nothing,
+    so templates that include the tag keep working."""
+    return Markup("")
 
 
 #: Nonce values already warned about (by type name): one line each per process.
@@ -428,10 +469,12 @@ def _nonce_attribute(nonce: object) -> str:
 def init_app(app: Flask, metrics: Metrics) -> frozenset[str]:
     """Register the beacon endpoint, the script and the Jinja global on ``app``.
 
-    Returns the paths to leave out of the request series (empty when RUM is off).
+    Returns the paths to leave out of the request series (empty when RUM is off: then the
+    Jinja global renders nothing, and no route is added).
     """
     settings = RumSettings.from_config(app.config)
     if not settings.enabled:
+        templates.add_global(app, c.RUM_JINJA_GLOBAL, _rum_off)
         return frozenset()
     receiver = BeaconReceiver(app, settings, instruments_for(metrics))
     blueprint = Blueprint(BLUEPRINT, __name__)

@@ -24,6 +24,14 @@
   var tag = document.currentScript;
   var perf = window.performance;
   var noop = { mark: function () {} };
+  if (window.limoneObs && window.limoneObs.reporting) {
+    // The tag is on the page twice (a template and one it extends both include it): one
+    // copy reports, or the page view would be timed and counted twice.
+    if (window.console && console.warn) {
+      console.warn("limone-obs: the RUM script is on this page twice; only the first reports");
+    }
+    return;
+  }
   if (!tag || !perf || !perf.now || !navigator.sendBeacon) {
     window.limoneObs = noop;
     return;
@@ -152,6 +160,8 @@
   }
 
   window.limoneObs = {
+    // Read by a second copy of this script on the page (see the top).
+    reporting: true,
     mark: function (name, since) {
       if (typeof name !== "string") {
         return;
@@ -161,7 +171,8 @@
           warned[name] = true;
           console.warn(
             'limone-obs: mark "' + name + '" is not in LIMONE_OBS_RUM_MARKS (' + listed +
-              "): not sent (the server would drop it); add it there to record it"
+              "): not sent (the server would drop it); add it there to record it (lower-case " +
+              "letters, digits and _)"
           );
         }
         return;
