@@ -83,9 +83,10 @@ def samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], fl
 
 
 def counts(metrics: Metrics) -> dict[tuple[str, str], float]:
-    """Observations of the page-load histogram by (page, phase)."""
+    """Observations of the page-load histogram by (page, phase), the series with some
+    (a rendered page's series are there from its first render, at 0)."""
     found = samples(metrics, f"{N.page_load}_count")
-    return {(dict(k)[c.LABEL_PAGE], dict(k)[c.LABEL_PHASE]): v for k, v in found.items()}
+    return {(dict(k)[c.LABEL_PAGE], dict(k)[c.LABEL_PHASE]): v for k, v in found.items() if v}
 
 
 def parse(text: str, name: str) -> dict[tuple[str, str], float]:

@@ -363,3 +363,36 @@ def test_unsigned_tokens_are_warned_about_once_and_only_when_rum_is_used(
     after = [r.getMessage() for r in caplog.records if "not signed" in r.getMessage()]
     assert ([], 1) == (before, len(after))
     assert ("'no_key'" in after[0], "LIMONE_OBS_RUM = False" in after[0]) == (True, True)
+
+
+def test_a_rendered_pages_series_exist_before_its_first_beacon() -> None:
+    """The first render of a page makes its page-load series, every phase and mark, at 0:
+    Prometheus counts a series from its first sample, so beacons arriving with the
+    series would be missing from rate() and the RUM SLIs. Pages never rendered have none."""
+    app, metrics = make_rum_app()
+    assert samples(metrics, f"{N.page_load}_count") == {}
+    app.test_client().get("/editor/1")
+    made = samples(metrics, f"{N.page_load}_count")
+    phases = {*c.RUM_PHASES, *c.DEFAULT_RUM_MARKS}
+    assert {(dict(k)[c.LABEL_PAGE], dict(k)[c.LABEL_PHASE]) for k in made} == {
+        (EDITOR, phase) for phase in phases
+    }
+    assert set(made.values()) == {0.0}
+
+
+def test_a_token_signed_with_another_key_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Two processes with different keys (a SECRET_KEY made at random per worker): the
+    beacons of the other's pages are refused as bad_page, and one warning line says why
+    and what to do; an expired token or garbage says nothing."""
+    other, _ = make_rum_app(SECRET_KEY="another-worker-key")
+    foreign = page_token(other)
+    app, metrics = make_rum_app()
+    with caplog.at_level(logging.WARNING, logger="limone_obs.exporter.rum"):
+        statuses = [post(app, {"p": token, "v": {"load": 1.0}}) for token in (foreign, foreign)]
+        post(app, {"p": "garbage.token.x", "v": {"load": 1.0}})
+    assert statuses == [400, 400]
+    assert beacons(metrics)[c.RUM_BAD_PAGE] == 3.0
+    said = [r.getMessage() for r in caplog.records if "another key" in r.getMessage()]
+    assert len(said) == 1, said
+    assert EDITOR in said[0]
+    assert "SECRET_KEY or LIMONE_OBS_RUM_KEY" in said[0]

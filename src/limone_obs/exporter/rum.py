@@ -56,7 +56,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, has_request_context, request
-from itsdangerous import BadData, TimestampSigner
+from itsdangerous import BadData, BadSignature, SignatureExpired, TimestampSigner
 from markupsafe import Markup, escape
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -241,6 +241,7 @@ class BeaconReceiver:
         self._children: dict[tuple[str, str], Any] = {}
         self._rendered: dict[str, Any] = {}
         self._warned = False
+        self._other_key_said = False
 
     def pages(self) -> frozenset[str]:
         """URL rules of the app a page token may name (the RUM routes excluded)."""
@@ -269,9 +270,14 @@ class BeaconReceiver:
 
     def rendered(self, rule: str) -> None:
         """Count one page of URL rule ``rule`` rendered with the tag (bounded: the app's
-        rules)."""
+        rules). The first one also makes that page's page-load series, one per phase
+        and mark, at 0: a series born with its first beacons would lose them from
+        ``rate()`` and ``increase()`` (Prometheus counts from a series' first sample),
+        and the RUM SLIs with them."""
         child = self._rendered.get(rule)
         if child is None:
+            for phase in sorted(self.phases):
+                self._child(rule, phase)
             child = self._rendered[rule] = self.instruments.pages.labels(rule)
         child.inc()
 
@@ -281,9 +287,42 @@ class BeaconReceiver:
             return None
         try:
             rule = self.signer.unsign(token, max_age=self.settings.max_age).decode()
+        except SignatureExpired:  # a page left open past LIMONE_OBS_RUM_MAX_AGE
+            return None
+        except BadSignature as exc:
+            self._check_key(exc.payload)
+            return None
         except (BadData, UnicodeDecodeError):
             return None
         return rule if rule in self.pages() else None
+
+    def _check_key(self, payload: object) -> None:
+        """Say once per process when a token of a page of this app has a signature made
+        with another key: the processes or hosts serving the app sign with different
+        keys (a ``SECRET_KEY`` made at random in each worker, a rotated key), and the
+        beacons of the pages the others rendered are refused. (A forged token for a real
+        page says it too, once: the line names what to check, not an attack.)"""
+        if self._other_key_said or not isinstance(payload, bytes):
+            return
+        try:
+            rule = payload.decode()
+        except UnicodeDecodeError:
+            return
+        if rule not in self.pages():
+            return
+        self._other_key_said = True
+        _log.warning(
+            "limone-obs: a RUM beacon for page %r of Flask app %r carries a page token "
+            "signed with another key than this process's: when browsers send these, the "
+            "processes or hosts serving the app sign with different keys (a SECRET_KEY "
+            "made at random in each worker, os.urandom() in create_app, or a key rotated "
+            "since the page was rendered), and their beacons are refused (400, counted "
+            "as result=%r). Give every process the same SECRET_KEY or LIMONE_OBS_RUM_KEY. "
+            "Said once per process.",
+            rule[:200],
+            self._app.name,
+            c.RUM_BAD_PAGE,
+        )
 
     def receive(self, body: bytes) -> str:
         """Record the beacon ``body``; return its result (``conventions.RUM_RESULTS``)."""
