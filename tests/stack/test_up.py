@@ -144,7 +144,11 @@ def _free_ports() -> dict[str, int]:
 
 def _port_taken(output: str) -> bool:
     """True if ``up`` says one of its ports was taken (before its check or after it)."""
-    return ") is in use on" in output or " is taken by another process" in output
+    return (
+        ") is in use on" in output
+        or ") are in use on" in output
+        or " is taken by another process" in output
+    )
 
 
 def _start_up(

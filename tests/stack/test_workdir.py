@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from click.testing import CliRunner
 
 from limone_obs.cli import main
 from limone_obs.errors import StackError
-from limone_obs.stack import up
+from limone_obs.stack import claim, up
 
 
 def _foreign_folder(tmp_path: Path) -> Path:
@@ -83,3 +86,52 @@ def test_up_command_refuses_a_foreign_workdir(tmp_path: Path) -> None:
     assert 2 == result.exit_code, result.output
     assert f"--workdir {folder.resolve()}: this folder was not created" in result.output
     assert before == _files(folder)
+
+
+def test_up_command_refuses_a_workdir_another_up_is_using(tmp_path: Path) -> None:
+    """A second ``up`` on the folder of a running one (other ports, another terminal) exits
+    2 naming the running one's pid, and empties none of its data (it wiped the running
+    stack's metrics and Prometheus storage, admin token and rules)."""
+    folder = tmp_path / "w"
+    up.fresh_workdir(folder)
+    (folder / "data" / "prometheus" / "chunk").write_text("the running stack's")
+    running = claim.WorkdirClaim.take(folder)
+    try:
+        before = _files(folder)
+        ports = [f"--{n}-port=0" for n in ("app", "prometheus", "alertmanager", "webhook")]
+        result = CliRunner().invoke(main, ["up", "--workdir", str(folder), *ports])
+        after = _files(folder)
+    finally:
+        running.release()
+    assert 2 == result.exit_code, result.output
+    assert f"is in use by another limone-obs up (pid {os.getpid()})" in result.output
+    assert before == after
+
+
+def test_children_of_a_killed_up_are_named_and_their_folder_kept(tmp_path: Path) -> None:
+    """An ``up`` killed with SIGKILL leaves its children running (their lock is gone with
+    it): the next run names them with the command that stops them and changes nothing;
+    once they are gone, the folder is taken again."""
+    folder = tmp_path / "w"
+    up.fresh_workdir(folder)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        killed = claim.WorkdirClaim.take(folder)
+        killed.started("prometheus", child.pid)
+        killed.release(children_stopped=False)  # what SIGKILL leaves: the record, no lock
+        with pytest.raises(StackError, match=rf"prometheus \(pid {child.pid}\).*kill {child.pid}"):
+            claim.WorkdirClaim.take(folder)
+    finally:
+        child.kill()
+        child.wait()
+    claim.WorkdirClaim.take(folder).release()
+    assert not (folder / claim.CHILDREN_FILE).exists()
+
+
+def test_a_reused_pid_is_no_leftover_child(tmp_path: Path) -> None:
+    """A recorded child whose pid now belongs to another process (started later) is not
+    taken for a leftover of the earlier run."""
+    folder = tmp_path / "w"
+    up.fresh_workdir(folder)
+    (folder / claim.CHILDREN_FILE).write_text(f"{os.getpid()} 1 prometheus\n")
+    claim.WorkdirClaim.take(folder).release()

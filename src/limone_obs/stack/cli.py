@@ -177,7 +177,8 @@ DEFAULT_TOKEN_FILE = Path(".limone-obs") / up.ADMIN_TOKEN_FILE
     default=Path(".limone-obs"),
     show_default=True,
     help="Configs, data and logs: a folder up creates and marks as its own; a non-empty "
-    "folder it did not create is refused (up empties data/, rules/, logs/ each run).",
+    "folder it did not create is refused (up empties data/, rules/, logs/ each run), and "
+    "so is one another up is using or whose earlier run left children running.",
 )
 @_port_option("app", 8000, "the demo service")
 @_port_option("prometheus", 9090, "Prometheus")

@@ -11,7 +11,8 @@ prints every alert as one JSON line), and a bounded load. Optionally a scripted 
 Missing Prometheus or Alertmanager binaries are reported with the command that installs
 them, and the rest runs without them. Data, configs and logs go to a work directory
 that ``up`` creates and marks as its own (:data:`WORKDIR_MARKER`); each run starts with
-empty data there, and ``up`` refuses a non-empty folder it did not create.
+empty data there, and ``up`` refuses a non-empty folder it did not create, and a folder
+another run is using or whose children still run (:mod:`limone_obs.stack.claim`).
 SIGINT/SIGTERM (Ctrl-C) or the end of ``duration`` stops every child process (by its
 PID, SIGTERM then SIGKILL).
 """
@@ -36,6 +37,7 @@ from limone_obs import conventions as c
 from limone_obs.alerts.spec import SPEC_PATH, load_spec
 from limone_obs.errors import LimoneObsError, StackError
 from limone_obs.stack import _alerts, cache_summary, configs, procs, review
+from limone_obs.stack.claim import WorkdirClaim
 from limone_obs.stack.faultctl import switch_faults
 from limone_obs.stack.load import DEFAULT_MIX, LoadResult, run_load
 from limone_obs.stack.procs import LOOPBACK, Proc
@@ -135,14 +137,22 @@ class Stack:
         self.redis_url: str | None = None
         # The fault switches need a token; the user's own, else a fresh one per run.
         self.admin_token = os.environ.get(c.DEMO_ADMIN_TOKEN_ENV) or secrets.token_urlsafe(24)
+        #: The run's lock on its work folder, from start() until stop().
+        self.claim: WorkdirClaim | None = None
 
     @property
     def app_url(self) -> str:
         return f"http://{LOOPBACK}:{self.opts.app_port}"
 
     def start(self) -> None:
-        """Check ports, write configs, start every child and wait until each answers."""
-        check_workdir(self.opts.workdir)
+        """Take the work folder, check ports, write configs, start every child and wait
+        until each answers."""
+        workdir = self.opts.workdir
+        check_workdir(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / WORKDIR_MARKER).write_text(WORKDIR_MARKER_TEXT)
+        # Before anything in it changes: another run may be using it (see stack.claim).
+        self.claim = WorkdirClaim.take(workdir)
         self.opts = _resolve_ports(self.opts)
         _check_ports(self.opts, self.binaries)
         inputs = None
@@ -183,8 +193,7 @@ class Stack:
         }
         app = self.opts.app or APP_SPEC
         argv = [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, app]
-        proc = procs.start("app", argv, work / "logs" / "app.log", env=env)
-        self.procs["app"] = proc
+        proc = self._started("app", procs.start("app", argv, work / "logs" / "app.log", env=env))
         # The user's app has no /health of ours; the kit's metrics path answers in both.
         ready = "/metrics" if self.opts.own_app else "/health"
         procs.wait_http(proc, self.app_url + ready, timeout=60, stop=self.stop_event)
@@ -196,8 +205,7 @@ class Stack:
             return
         port, work = procs.free_port(), self.opts.workdir
         argv = procs.redis_argv(binary, port, work / "data" / "redis")
-        proc = procs.start("redis", argv, work / "logs" / "redis.log")
-        self.procs["redis"] = proc
+        proc = self._started("redis", procs.start("redis", argv, work / "logs" / "redis.log"))
         procs.wait_redis(proc, port)
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"
 
@@ -235,20 +243,32 @@ class Stack:
         return f"{LOOPBACK}:{port}"
 
     def _start(self, name: str, argv: list[str], ready_url: str) -> None:
-        proc = procs.start(name, argv, self.opts.workdir / "logs" / f"{name}.log")
-        self.procs[name] = proc
+        proc = self._started(
+            name, procs.start(name, argv, self.opts.workdir / "logs" / f"{name}.log")
+        )
         procs.wait_http(proc, ready_url, timeout=60, stop=self.stop_event)
+
+    def _started(self, name: str, proc: Proc) -> Proc:
+        """Keep child ``proc``, and record it in the work folder (see stack.claim)."""
+        self.procs[name] = proc
+        if self.claim is not None:
+            self.claim.started(name, proc.pid)
+        return proc
 
     def dead(self) -> Proc | None:
         """A child that exited on its own, if any."""
         return next((p for p in self.procs.values() if not p.alive() and not p.stopped), None)
 
     def stop(self) -> None:
-        """Stop every child, newest first, then the webhook receiver."""
+        """Stop every child, newest first, then the webhook receiver; give the work
+        folder up."""
         for proc in reversed(list(self.procs.values())):
             proc.stop()
         if self.receiver is not None:
             self.receiver.stop()
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
 
 def _base_env() -> dict[str, str]:
@@ -265,7 +285,7 @@ def _resolve_ports(opts: UpOptions) -> UpOptions:
 
 
 def _check_ports(opts: UpOptions, binaries: dict[str, str | None]) -> None:
-    """Raise StackError naming the first port that is taken or given twice."""
+    """Raise StackError naming a port given twice, or every port that is taken."""
     wanted = {"--app-port": opts.app_port}
     if binaries["prometheus"] is not None:
         wanted["--prometheus-port"] = opts.prometheus_port
@@ -277,11 +297,15 @@ def _check_ports(opts: UpOptions, binaries: dict[str, str | None]) -> None:
         if port in seen:
             raise StackError(f"{option} {port} is also {seen[port]}: give each its own port")
         seen[port] = option
-        if not procs.port_is_free(port):
-            raise StackError(
-                f"port {port} ({option}) is in use on {LOOPBACK}: stop what listens there "
-                f"or pass {option} <another port> (0 picks a free one)"
-            )
+    taken = [(option, port) for option, port in wanted.items() if not procs.port_is_free(port)]
+    if taken:
+        ports = ", ".join(f"{port} ({option})" for option, port in taken)
+        options = " ".join(f"{option} <another port>" for option, _ in taken)
+        are = "port {} is" if len(taken) == 1 else "ports {} are"
+        raise StackError(
+            f"{are.format(ports)} in use on {LOOPBACK}: stop what listens there or pass "
+            f"{options} (0 picks a free one)"
+        )
 
 
 def check_workdir(workdir: Path) -> None:
@@ -413,8 +437,10 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     finally:
         report.load = load.finish() if load is not None else None
         report.fixes = _fixes_summary(stack, time.time() - clock.elapsed())
+        had_children = bool(stack.procs)
         stack.stop()
-        clock.say("stopped every child process")
+        if had_children:
+            clock.say("stopped every child process")
     if stack.receiver is not None:
         report.alerts = Counter(
             (str(a.get("labels", {}).get("alertname")), str(a.get("status")))
