@@ -65,7 +65,7 @@ def build(root: Path, check: bool) -> None:
     if check:
         problems = artifacts.diff(root, artifacts.collect(root))
         for line in problems:
-            click.echo(line, err=True)
+            click.echo(_below(root, line), err=True)
         _spec_warnings(root)
         if problems:
             click.echo(_stale_advice(root, problems), err=True)
@@ -83,13 +83,19 @@ def build(root: Path, check: bool) -> None:
     click.echo(f"{len(changed)} file(s) changed")
 
 
+#: The beginnings of build's lines about one file, each followed by its path below --root.
+_FILE_LINES = (artifacts.FOREIGN, "missing: ", "stale: ", "not generated any more: ")
+
+
 def _below(root: Path, line: str) -> str:
-    """A line about a file not written by limone-obs, its path named as the ``wrote``
-    lines name theirs: below the current folder (``ops/alerts/...`` with ``--root ops``)."""
-    if not line.startswith(artifacts.FOREIGN):
-        return line
-    rel, _, rest = line.removeprefix(artifacts.FOREIGN).partition(" (")
-    return f"{artifacts.FOREIGN}{(root / rel).as_posix()} ({rest}"
+    """A line of ``build`` or ``build --check`` about one file, its path named as the
+    ``wrote`` lines name theirs: below the current folder (``ops/alerts/...`` with
+    ``--root ops``)."""
+    for start in _FILE_LINES:
+        if line.startswith(start):
+            rel, paren, rest = line.removeprefix(start).partition(" (")
+            return f"{start}{(root / rel).as_posix()}{paren}{rest}"
+    return line
 
 
 def _stale_advice(root: Path, problems: list[str]) -> str:

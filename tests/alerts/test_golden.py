@@ -154,6 +154,12 @@ def test_build_names_a_file_of_someone_elses_as_it_names_what_it_wrote(
     assert f"not written by limone-obs: ops/{build.RULES_DIR}/mine.yml (left as is" in (
         result.stderr
     )
+    # build --check names it, and a stale file, the same way (it said "alerts/rules/...").
+    rules = Path("ops") / build.ALERTING_RULES
+    rules.write_text(rules.read_text() + "# edited\n")
+    checked = CliRunner().invoke(main, ["build", "--check", "--root", "ops"])
+    assert f"not written by limone-obs: ops/{build.RULES_DIR}/mine.yml (" in checked.stderr
+    assert f"\nstale: ops/{build.ALERTING_RULES}\n" in f"\n{checked.stderr}"
 
 
 def test_a_renamed_service_leaves_no_empty_runbook_folder(tmp_path: Path) -> None:
@@ -185,7 +191,8 @@ def test_build_check_exits_1_on_drift(tmp_path: Path) -> None:
     rules = root / build.ALERTING_RULES
     rules.write_text(rules.read_text() + "# edited\n")
     result = CliRunner().invoke(main, ["build", "--check", "--root", str(root)])
-    assert (1, True) == (result.exit_code, f"stale: {build.ALERTING_RULES}" in result.output)
+    stale = f"stale: {(root / build.ALERTING_RULES).as_posix()}"
+    assert (1, True) == (result.exit_code, stale in result.output)
 
 
 @pytest.mark.parametrize("folder", ["ops", "my ops"])

@@ -85,13 +85,14 @@ def check(spec_path: Path, prometheus_url: str | None) -> None:
     spec, problems = _validate(data, text, source)
     if spec is not None:
         problems = promtool_problems(spec, source) + amtool_problems(spec, source)
+    empty: list[str] = []
     if spec is not None and not problems and prometheus_url is not None:
-        problems = live_problems(spec, base_url(prometheus_url), source)
+        problems, empty = live_problems(spec, base_url(prometheus_url), source)
     if problems or spec is None:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(2)
-    live = f", every SLI query answered by {prometheus_url}" if prometheus_url else ""
+    live = _live_summary(spec, prometheus_url, source, empty)
     click.echo(f"{spec_path}: valid, {_summary(spec)}{live}")
     for note in (*link_notes(spec), *tier_notes(data), *slow_page_notes(spec)):
         click.echo(f"note: {note}", err=True)
@@ -528,16 +529,33 @@ def sli_queries(spec: ServiceSpec, file: str) -> list[SliQuery]:
     return queries
 
 
-def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
-    """The SLI queries of ``spec`` that return no series from the Prometheus at ``url``.
+def _live_summary(spec: ServiceSpec, url: str | None, file: str, empty: list[str]) -> str:
+    """The end of check's summary line: how many SLI queries ``url`` answered."""
+    if url is None:
+        return ""
+    if not empty:
+        return f", every SLI query answered by {url}"
+    total = len(sli_queries(spec, file))
+    return (
+        f", {total - len(empty)} of {total} SLI queries answered by {url} (the other "
+        f"{len(empty)} return no series yet: see the notes)"
+    )
 
-    A selection that may rightly be empty (``errors`` before the first error, ``good``)
-    is printed as a note and is not a problem.
+
+def live_problems(spec: ServiceSpec, url: str, file: str) -> tuple[list[SpecError], list[str]]:
+    """The SLI queries of ``spec`` that return no series from the Prometheus at ``url``,
+    and the locations of those that return none but rightly may.
+
+    A selection that may rightly be empty (``errors`` before the first error, ``good``,
+    real-user timing before a browser loaded a page) is printed as a note and is not a
+    problem.
     """
     problems = []
+    empty = []
     for query in sli_queries(spec, file):
         if _count_series(url, query.promql) > 0:
             continue
+        empty.append(query.location)
         if query.may_be_empty:
             click.echo(
                 f"note: {query.location}: {query.promql} returns no series from {url} "
@@ -560,7 +578,7 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> list[SpecError]:
                 "metric name and the label values against what Prometheus scrapes",
             )
         )
-    return problems
+    return problems, empty
 
 
 def _browser_timing_not_yet(spec: ServiceSpec, url: str, promql: str) -> bool:

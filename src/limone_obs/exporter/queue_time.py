@@ -36,7 +36,7 @@ _MAX_WAIT: float = c.QUEUE_MAX_SECONDS
 
 def parse_start(header: str) -> float | None:
     """Return the Unix time (seconds) an ``X-Request-Start`` value names, or None."""
-    if len(header) > _MAX_HEADER:
+    if len(header) > _MAX_HEADER or "_" in header:  # float() reads "1_700_000_000" too
         return None
     try:
         number = float(header.strip().removeprefix("t="))
