@@ -283,11 +283,12 @@ def test_rum_off_registers_nothing_and_the_tag_renders_empty() -> None:
     assert samples(metrics, N.rum_pages_total) == {}
 
 
-def test_a_tag_rendered_twice_in_one_request_renders_once(
+def test_a_tag_rendered_twice_in_one_request_counts_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A base template and its child both call limone_obs_rum(): one tag, one page
-    counted, and one warning line per process saying what to do."""
+    """A base template and its child both call limone_obs_rum(): one page counted (the
+    browser reports from one copy: test_rum_browser), and one warning line per process
+    saying what to do."""
     app, metrics = make_rum_app()
     twice = "<html><head>{{ limone_obs_rum() }}</head><body>{{ limone_obs_rum() }}</body></html>"
 
@@ -298,7 +299,7 @@ def test_a_tag_rendered_twice_in_one_request_renders_once(
     monkeypatch.setattr(rum, "_twice_said", False)
     with caplog.at_level("WARNING", logger="limone_obs"):
         pages = [app.test_client().get("/twice").get_data(as_text=True) for _ in range(2)]
-    assert [page.count("<script src") for page in pages] == [1, 1]
+    assert [page.count("<script src") for page in pages] == [2, 2]
     rendered = {dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, N.rum_pages_total).items()}
     assert rendered == {"/twice": 2.0}
     lines = [r.getMessage() for r in caplog.records if "called twice" in r.getMessage()]
@@ -396,3 +397,24 @@ def test_a_token_signed_with_another_key_is_said_once(caplog: pytest.LogCaptureF
     assert len(said) == 1, said
     assert EDITOR in said[0]
     assert "SECRET_KEY or LIMONE_OBS_RUM_KEY" in said[0]
+
+
+def test_an_error_pages_tag_after_the_views_is_rendered() -> None:
+    """A view rendered its page, then failed; its error handler's page carries the tag
+    too (it is the page shown, and its own limoneObs.mark calls need the script), and
+    the request counts once."""
+    app, metrics = make_rum_app()
+
+    @app.get("/fails")
+    def fails() -> str:
+        render_template_string("<p>never sent</p>{{ limone_obs_rum() }}")
+        raise RuntimeError("the commit failed")
+
+    @app.errorhandler(500)
+    def error_page(_error: Exception) -> tuple[str, int]:
+        return render_template_string("<p>sorry</p>{{ limone_obs_rum() }}"), 500
+
+    response = app.test_client().get("/fails")
+    assert (response.status_code, "data-page=" in response.get_data(as_text=True)) == (500, True)
+    rendered = {dict(k)[c.LABEL_PAGE]: v for k, v in samples(metrics, N.rum_pages_total).items()}
+    assert rendered == {"/fails": 1.0}

@@ -417,16 +417,14 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
         given; a nonce of another type logs a warning (once) and is left out. A page
         of no URL rule (a 404 handler's) gets the script without a page: it records
         nothing, and the page's own ``limoneObs.mark(...)`` calls do not fail.
-        Each tag with a page counts in ``<ns>_rum_pages_total{page}``. A second call
-        while the same request renders ('' and a warning, once per process) adds no tag:
-        a base template and a child that both include it would count every view twice.
+        Each request with a tag with a page counts once in
+        ``<ns>_rum_pages_total{page}``: a second tag of the same request (a base template
+        and a child that both include it; a view's page, then its error handler's) is
+        rendered, as the page shown may be the second, but not counted again (one warning
+        line per process), and the script reports from one copy per page.
         """
         if not has_request_context():
             return Markup("")
-        if _TAG_RENDERED in request.environ:
-            _say_twice(request.url_rule.rule if request.url_rule is not None else request.path)
-            return Markup("")
-        request.environ[_TAG_RENDERED] = True
         root = request.script_root
         script = src if src is not None else root + receiver.settings.script_path
         extra = _nonce_attribute(nonce)
@@ -434,7 +432,10 @@ def _jinja_global(receiver: BeaconReceiver) -> Any:
             return Markup(f'<script src="{escape(script)}"{extra} defer></script>')
         rule = request.url_rule.rule
         token = receiver.token(rule)
-        if request.method != "HEAD":  # a HEAD's page is rendered, never shown
+        if _TAG_RENDERED in request.environ:
+            _say_twice(rule)
+        elif request.method != "HEAD":  # a HEAD's page is rendered, never shown
+            request.environ[_TAG_RENDERED] = True
             receiver.rendered(rule)
         return Markup(
             f'<script src="{escape(script)}" data-beacon="{escape(root + receiver.settings.path)}"'
@@ -458,10 +459,10 @@ def _say_twice(page: str) -> None:
         return
     _twice_said = True
     _log.warning(
-        "limone-obs: limone_obs_rum() was called twice while rendering %r (a base template "
-        "and a template extending it both include it?): the second call renders nothing, "
-        "as every page view would otherwise be timed and counted twice. Keep one call, in "
-        "the base template.",
+        "limone-obs: limone_obs_rum() was called twice while serving one request of page "
+        "%r: the page is counted once, and a browser reports from one copy of the script "
+        "only. If both tags are on one page (a base template and a template extending it "
+        "both include it), keep one call, in the base template.",
         page[:200],
     )
 
