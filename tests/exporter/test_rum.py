@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import pytest
@@ -324,6 +325,9 @@ def test_beacon_path_is_configurable() -> None:
         ("LIMONE_OBS_RUM_PATH", "rum"),
         ("LIMONE_OBS_RUM_PATH", "/"),
         ("LIMONE_OBS_RUM_PATH", "/rum/"),
+        ("LIMONE_OBS_RUM_PATH", "//cdn.example.com/rum"),
+        ("LIMONE_OBS_RUM_PATH", "/.."),
+        ("LIMONE_OBS_RUM_PATH", "/a/./rum"),
         ("LIMONE_OBS_RUM_PATH", "/metrics"),
         ("LIMONE_OBS_RUM_MARKS", "ai_answer_shown"),
         ("LIMONE_OBS_RUM_MARKS", ["Bad Name"]),
@@ -384,15 +388,21 @@ def test_a_rendered_pages_series_exist_before_its_first_beacon() -> None:
 def test_a_token_signed_with_another_key_is_said_once(caplog: pytest.LogCaptureFixture) -> None:
     """Two processes with different keys (a SECRET_KEY made at random per worker): the
     beacons of the other's pages are refused as bad_page, and one warning line says why
-    and what to do; an expired token or garbage says nothing."""
+    and what to do; an expired token (a page left open) or garbage says nothing."""
     other, _ = make_rum_app(SECRET_KEY="another-worker-key")
     foreign = page_token(other)
-    app, metrics = make_rum_app()
+    app, metrics = make_rum_app(LIMONE_OBS_RUM_MAX_AGE=1)
+    expired = page_token(app)
     with caplog.at_level(logging.WARNING, logger="limone_obs.exporter.rum"):
-        statuses = [post(app, {"p": token, "v": {"load": 1.0}}) for token in (foreign, foreign)]
         post(app, {"p": "garbage.token.x", "v": {"load": 1.0}})
+        expires = time.monotonic() + 30
+        while post(app, {"p": expired, "v": {"load": 1.0}}) != 400:  # up to 2 s
+            assert time.monotonic() < expires, "the token never expired"
+            time.sleep(0.1)
+        assert [] == [r for r in caplog.records if "another key" in r.getMessage()]
+        statuses = [post(app, {"p": token, "v": {"load": 1.0}}) for token in (foreign, foreign)]
     assert statuses == [400, 400]
-    assert beacons(metrics)[c.RUM_BAD_PAGE] == 3.0
+    assert beacons(metrics)[c.RUM_BAD_PAGE] >= 4.0
     said = [r.getMessage() for r in caplog.records if "another key" in r.getMessage()]
     assert len(said) == 1, said
     assert EDITOR in said[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import subprocess
 import sys
@@ -128,10 +130,28 @@ def test_children_of_a_killed_up_are_named_and_their_folder_kept(tmp_path: Path)
     assert not (folder / claim.CHILDREN_FILE).exists()
 
 
-def test_a_reused_pid_is_no_leftover_child(tmp_path: Path) -> None:
-    """A recorded child whose pid now belongs to another process (started later) is not
-    taken for a leftover of the earlier run."""
+@pytest.mark.parametrize("started", ["1", "-"])
+def test_a_reused_pid_is_no_leftover_child(tmp_path: Path, started: str) -> None:
+    """A recorded child whose pid now belongs to another process (started later, or its
+    start unknown) is not taken for a leftover of the earlier run."""
     folder = tmp_path / "w"
     up.fresh_workdir(folder)
-    (folder / claim.CHILDREN_FILE).write_text(f"{os.getpid()} 1 prometheus\n")
+    (folder / claim.CHILDREN_FILE).write_text(f"{os.getpid()} {started} prometheus\n")
     claim.WorkdirClaim.take(folder).release()
+
+
+def test_a_folder_that_cannot_be_locked_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A work folder on a filesystem without locks (NFS without lockd): a StackError
+    naming the folder and what to do, not a traceback; no descriptor left open."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    folder = tmp_path / "w"
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(StackError, match=r"cannot lock up\.lock .*No locks available"):
+        claim.WorkdirClaim.take(folder)
+    assert before == len(os.listdir("/proc/self/fd"))

@@ -543,8 +543,8 @@ def _live_summary(spec: ServiceSpec, url: str | None, file: str, empty: list[str
 
 
 def live_problems(spec: ServiceSpec, url: str, file: str) -> tuple[list[SpecError], list[str]]:
-    """The SLI queries of ``spec`` that return no series from the Prometheus at ``url``,
-    and the locations of those that return none but rightly may.
+    """The SLI queries of ``spec`` that return no series from the Prometheus at ``url``
+    and may not, and the locations of every query that returned none.
 
     A selection that may rightly be empty (``errors`` before the first error, ``good``,
     real-user timing before a browser loaded a page) is printed as a note and is not a
@@ -566,8 +566,8 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> tuple[list[SpecErro
         if _browser_timing_not_yet(spec, url, query.promql):
             click.echo(
                 f"note: {query.location}: {query.promql} returns no series from {url} "
-                "(real-user timing: none until a browser has loaded a page with the RUM "
-                "tag since the app started)",
+                "(real-user timing: none until the app has rendered a page with the RUM "
+                "tag since it started)",
                 err=True,
             )
             continue
@@ -583,8 +583,8 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> tuple[list[SpecErro
 
 def _browser_timing_not_yet(spec: ServiceSpec, url: str, promql: str) -> bool:
     """A real-user timing selection of a job Prometheus does scrape (its request series
-    exist): no series is then only "no browser has loaded a page with the tag since the
-    app started" (the exporter creates none before), as after every restart."""
+    exist): no series is then only "no page with the tag rendered since the app started"
+    (the exporter makes a page's series at its first render), as after every restart."""
     if not runbooks.reads_browser_timing(spec, promql.split("{", 1)[0].strip()):
         return False
     requests_of_job = f"{spec.names.requests_total}{{{job_matcher(spec.job).promql()}}}"

@@ -609,7 +609,13 @@ def _rum_collision(app: Flask, path: str) -> str:
         answering = app.url_map.bind("localhost").match(path, method=method)[0]
     except Exception:  # host matching, a redirect: cannot tell here
         answering = None
-    if isinstance(answering, str) and not answering.startswith(prefix):
+    if not isinstance(answering, str):
+        return (
+            f"shares the path of limone-obs's real-user timing ({method} {path}): one of "
+            "them answers there, and requests to that path are left out of the request "
+            "series and the access log"
+        )
+    if not answering.startswith(prefix):
         return (
             f"answers {method} {path} in place of limone-obs's real-user timing: no beacon "
             "or script request reaches the kit, and no page timing is recorded"

@@ -82,6 +82,8 @@ BLUEPRINT = "limone_obs_rum"
 _SALT = "limone-obs-rum"
 _UNSIGNED_KEY = "limone-obs-rum: no SECRET_KEY or LIMONE_OBS_RUM_KEY set"
 _MARK_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: A beacon path: one or more non-empty segments, none "." or "..".
+_RUM_PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_.-]+)+")
 _log = logging.getLogger(__name__)
 
 
@@ -160,11 +162,12 @@ class RumSettings:
         """Read and check the settings (``cfg`` is ``app.config``; defaults are set in it)."""
         enabled = flag(cfg, "LIMONE_OBS_RUM", True)
         path = cfg.setdefault("LIMONE_OBS_RUM_PATH", c.RUM_DEFAULT_PATH)
-        if not isinstance(path, str) or not re.fullmatch(r"/[A-Za-z0-9_./-]*[A-Za-z0-9_.-]", path):
+        if not isinstance(path, str) or not _RUM_PATH.fullmatch(path):
             raise ConfigError(
-                f"LIMONE_OBS_RUM_PATH={path!r}: use a path starting with '/' and not ending "
-                "with it (letters, digits, '_', '-', '.', '/'; the script is at <path>.js), "
-                "or LIMONE_OBS_RUM=False to turn RUM off"
+                f"LIMONE_OBS_RUM_PATH={path!r}: use a path of segments after '/' (letters, "
+                "digits, '_', '-', '.'; not '.' or '..', no empty one: '//host' is another "
+                "site to a browser, and the script is at <path>.js), or LIMONE_OBS_RUM=False "
+                "to turn RUM off"
             )
         metrics_path = cfg.get("LIMONE_OBS_METRICS_PATH")
         if metrics_path in (path, c.rum_script_path(path)):

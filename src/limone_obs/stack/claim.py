@@ -39,19 +39,7 @@ class WorkdirClaim:
         it (named by its pid) or when children an earlier ``up`` started there still run
         (it was killed without stopping them: named, with the command that stops them).
         """
-        workdir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise StackError(
-                f"--workdir {workdir.resolve()} is in use by another limone-obs up "
-                f"(pid {owner or 'unknown'}): a second run there would empty the data of "
-                "the one running. Stop that one (Ctrl-C in its terminal), or pass another "
-                "--workdir (and other ports) to run both"
-            ) from None
+        fd = _lock(workdir)
         claim = cls(workdir, fd)
         try:
             claim._refuse_leftovers()
@@ -63,9 +51,13 @@ class WorkdirClaim:
         return claim
 
     def started(self, name: str, pid: int) -> None:
-        """Record child ``name`` (``pid``) as started by this run."""
+        """Record child ``name`` (``pid``) as started by this run (not one that has
+        exited already, or without ``/proc``: nothing would tell it from a reused pid)."""
+        started = _start_time(pid)
+        if started is None:
+            return
         with (self.workdir / CHILDREN_FILE).open("a") as out:
-            out.write(f"{pid} {_start_time(pid) or '-'} {name}\n")
+            out.write(f"{pid} {started} {name}\n")
 
     def release(self, *, children_stopped: bool = True) -> None:
         """Give the folder up; ``children_stopped``: forget the children's record too."""
@@ -104,10 +96,40 @@ def _still_running(record: Path) -> list[tuple[int, str]]:
         if len(fields) != 3 or not fields[0].isdigit():
             continue
         pid, started, name = int(fields[0]), fields[1], fields[2]
-        now = _start_time(pid)
-        if now is not None and started in (now, "-"):
+        if _start_time(pid) == started:
             running.append((pid, name))
     return running
+
+
+def _lock(workdir: Path) -> int:
+    """``workdir``'s lock file, created if absent and locked; its descriptor.
+
+    Raises StackError naming the folder when another run holds it (its pid) or when it
+    cannot be locked at all (a read-only folder, a filesystem without locks).
+    """
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StackError(f"--workdir {workdir}: cannot create {LOCK_FILE} there: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise StackError(
+            f"--workdir {workdir.resolve()} is in use by another limone-obs up "
+            f"(pid {owner or 'unknown'}): a second run there would empty the data of "
+            "the one running. Stop that one (Ctrl-C in its terminal), or pass another "
+            "--workdir (and other ports) to run both"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise StackError(
+            f"--workdir {workdir.resolve()}: cannot lock {LOCK_FILE} ({exc}), which keeps "
+            "two runs of up out of one folder: pass a --workdir on a local filesystem"
+        ) from exc
+    return fd
 
 
 def _start_time(pid: int) -> str | None:
