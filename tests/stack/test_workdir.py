@@ -107,6 +107,7 @@ def test_up_command_refuses_a_workdir_another_up_is_using(tmp_path: Path) -> Non
         running.release()
     assert 2 == result.exit_code, result.output
     assert f"is in use by another limone-obs up (pid {os.getpid()})" in result.output
+    assert "starting" not in result.output  # refused before it says it starts anything
     assert before == after
 
 

@@ -66,8 +66,9 @@ User experience (`limone_obs.exporter.rum`, `.workers`):
 - `page_load_seconds` buckets (seconds): {page_buckets}; `page` is the URL rule of the
   page that rendered the RUM script, `phase` one of {phases} or a registered mark
   (default {marks}); a page's series, every phase and mark, appear at 0 when a process
-  first renders its tag (beacons arriving with a new series would be missing from
-  `rate()`); `rum_beacons_total{{result}}`: {results}; `rum_pages_total{{page}}`:
+  first renders its tag, so the beacons after the next scrape count in `rate()` (those
+  before it, the first view of a new page at most, are missed: Prometheus counts a series
+  from its first sample); `rum_beacons_total{{result}}`: {results}; `rum_pages_total{{page}}`:
   tags rendered with a page token, what the `load` beacons are compared with.
 - `{ns}_workers{{state}}` (gauge, computed at scrape time): `busy` = requests the app is
   serving on the live workers; `idle` = their request slots (`{ns}_worker_threads`, each

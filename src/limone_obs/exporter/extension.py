@@ -600,11 +600,13 @@ def _warn_shadowed_routes(app: Flask, kits: dict[str, str]) -> None:
 
 def _rum_collision(app: Flask, path: str) -> str:
     """What becomes of the requests to ``path``, a RUM path an app route also has: the
-    route answers the kit's method there (then no beacon or script reaches the kit), or
-    only its other methods (left out of the request series: the path is the kit's)."""
+    route answers the kit's method there (then the kit's beacon or script there is never
+    reached), or only its other methods; either way the path's requests are left out of
+    the request series and the access log (the path is the kit's)."""
     prefix = f"{rum.BLUEPRINT}."
     kits = [r for r in app.url_map.iter_rules() if r.rule == path and r.endpoint.startswith(prefix)]
     method = min((kits[0].methods or {"GET"}) - {"HEAD", "OPTIONS"}) if kits else "GET"
+    part = "script" if kits and kits[0].endpoint == f"{prefix}script" else "beacon"
     try:
         answering = app.url_map.bind("localhost").match(path, method=method)[0]
     except Exception:  # host matching, a redirect: cannot tell here
@@ -617,8 +619,9 @@ def _rum_collision(app: Flask, path: str) -> str:
         )
     if not answering.startswith(prefix):
         return (
-            f"answers {method} {path} in place of limone-obs's real-user timing: no beacon "
-            "or script request reaches the kit, and no page timing is recorded"
+            f"answers {method} {path} in place of limone-obs's real-user timing (its "
+            f"{part}): no page timing is recorded, and the route's own requests there are "
+            "left out of the request series and the access log"
         )
     return (
         f"shares the path of limone-obs's real-user timing, which answers {method} there: "

@@ -276,7 +276,8 @@ class BeaconReceiver:
         rules). The first one also makes that page's page-load series, one per phase
         and mark, at 0: a series born with its first beacons would lose them from
         ``rate()`` and ``increase()`` (Prometheus counts from a series' first sample),
-        and the RUM SLIs with them."""
+        and the RUM SLIs with them. Beacons before the next scrape (a new page's first
+        view) are still lost that way."""
         child = self._rendered.get(rule)
         if child is None:
             for phase in sorted(self.phases):

@@ -145,14 +145,10 @@ class Stack:
         return f"http://{LOOPBACK}:{self.opts.app_port}"
 
     def start(self) -> None:
-        """Take the work folder, check ports, write configs, start every child and wait
-        until each answers."""
-        workdir = self.opts.workdir
-        check_workdir(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / WORKDIR_MARKER).write_text(WORKDIR_MARKER_TEXT)
-        # Before anything in it changes: another run may be using it (see stack.claim).
-        self.claim = WorkdirClaim.take(workdir)
+        """Take the work folder (if :meth:`take_workdir` has not), check ports, write
+        configs, start every child and wait until each answers."""
+        if self.claim is None:
+            self.take_workdir()
         self.opts = _resolve_ports(self.opts)
         _check_ports(self.opts, self.binaries)
         inputs = None
@@ -172,6 +168,16 @@ class Stack:
         self._start_app(inputs.service if inputs is not None else None)
         if inputs is not None:
             self._start_monitoring(inputs)
+
+    def take_workdir(self) -> None:
+        """Check the work folder, mark it as up's and lock it for this run: StackError,
+        before anything in it changes, when it is not up's or another run is using it
+        (see stack.claim)."""
+        workdir = self.opts.workdir
+        check_workdir(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / WORKDIR_MARKER).write_text(WORKDIR_MARKER_TEXT)
+        self.claim = WorkdirClaim.take(workdir)
 
     def _start_app(self, service: str | None) -> None:
         """Start the app under gunicorn; its log lines name ``service`` (the spec's) unless
@@ -424,6 +430,7 @@ def run(opts: UpOptions, out: TextIO, stop: threading.Event) -> UpReport:
     load: _Load | None = None
     _report_missing(stack.binaries, clock.say, own_app=stack.opts.own_app)
     try:
+        stack.take_workdir()
         clock.say(f"starting {opts.app or 'the demo service'} under gunicorn ...")
         stack.start()
         _print_urls(stack, clock.say)
