@@ -586,8 +586,8 @@ def test_check_prometheus_names_each_query_without_series(
 def test_check_prometheus_notes_real_user_timing_not_reported_yet(
     live_prometheus: str, tmp_path: Path
 ) -> None:
-    """A page-load SLO on a phase no browser reported since the app started (after every
-    restart, until a page with the tag is loaded): a note saying so, exit 0 (it was an
+    """A page-load SLO on a phase no page reported since the app started (after every
+    restart, until a page with the tag is rendered): a note saying so, exit 0 (it was an
     error telling to check the job and the metric name, both right). With a wrong job it
     stays an error (next test)."""
     text = edited(
@@ -599,7 +599,7 @@ def test_check_prometheus_notes_real_user_timing_not_reported_yet(
     assert (0, 2) == (result.exit_code, len(notes)), result.output  # its count and bucket
     for note in notes:
         assert note.startswith("note: ")
-        assert "real-user timing: none until a browser has loaded a page" in note
+        assert "real-user timing: none until the app has rendered a page" in note
 
 
 @pytest.mark.integration

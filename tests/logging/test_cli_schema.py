@@ -54,7 +54,7 @@ def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     log = tmp_path / "mixed.log"
     lines = ["plain text", "", '{"level": "LOUD"}', "[2026-12-07 10:00:00 +0000] [7] [INFO] up",
              '{"level": "info", ', "[1, 2]",
-             '{"timestamp": "2026-13-45T03:04:05.678Z"}']  # fmt: skip
+             '{"timestamp": "2026-13-45T03:04:05.678Z"}', '{"duration": NaN}']  # fmt: skip
     log.write_text("\n".join(lines) + "\n")  # an empty line is skipped
     result = CliRunner().invoke(main, ["log-check", str(log)])
     assert 1 == result.exit_code
@@ -65,7 +65,9 @@ def test_log_check_reports_bad_lines(tmp_path: Path) -> None:
     assert f"{log}:5: not JSON: " in result.stderr
     assert f"{log}:6: not a JSON object: a JSON array ('[1, 2]')" in result.stderr
     assert f"{log}:7: timestamp: '2026-13-45T03:04:05.678Z' does not match" in result.stderr
-    assert result.stdout.startswith("6 line(s) checked, ")
+    # Python reads NaN; JSON has no such value, and shippers refuse the line.
+    assert f"{log}:8: not JSON: NaN is not a JSON value" in result.stderr
+    assert result.stdout.startswith("7 line(s) checked, ")
 
 
 def test_file_output_rotates(tmp_path: Path) -> None:

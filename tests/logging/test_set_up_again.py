@@ -298,3 +298,30 @@ def test_sqlalchemys_echo_handler_is_reported() -> None:
     finally:
         engine_log.handlers.clear()
         engine_log.setLevel(logging.NOTSET)
+
+
+def test_a_dict_config_that_disabled_the_kits_loggers_turns_them_back_on(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A team's dictConfig after configure_logging() leaving ``disable_existing_loggers``
+    at its default: it disabled the kit's own loggers, so the set-up-again warning and
+    every later problem report went nowhere but stderr. They are turned back on, and the
+    warning reaches the team's handler through logging as the docs say."""
+    configure_logging(stream=io.BytesIO())
+    team_log = tmp_path / "team.log"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "handlers": {"team": {"class": "logging.FileHandler", "filename": str(team_log)}},
+            "root": {"handlers": ["team"], "level": "INFO"},
+        }
+    )
+    assert logging.getLogger("limone_obs").disabled  # what dictConfig did
+    app, _ = _app()
+    assert app.test_client().get("/").status_code == 200
+    kits = [n for n in logging.root.manager.loggerDict if n.startswith("limone_obs")]
+    assert [] == [n for n in kits if logging.getLogger(n).disabled]
+    written = team_log.read_text()
+    assert "had disabled the kit's loggers" in written
+    assert "logging was set up again after configure_logging()" in written
+    assert "logging was set up again" in capfd.readouterr().err

@@ -141,6 +141,18 @@ def test_rules_missing_from_prometheus_are_named() -> None:
     assert "rules not loaded in Prometheus" == errors.why["sli_now"]
 
 
+def test_an_slo_whose_rules_are_not_loaded_says_its_alerts_could_not_fire() -> None:
+    """A new SLO added to the spec, its rules not loaded: its SLI is counted from the raw
+    series as any, but "alerts fired: none" would read as a quiet SLO: the note under the
+    table says none of its alerts could fire, and what to do."""
+    got = row(plan("availability"), Read(None, (0.917, ""), None, -15.5, ()), baseline=False)
+    assert (0.917, -15.5, ()) == (got.sli_now, got.budget_left, got.fired)
+    assert got.note.startswith("availability: Prometheus has none of its rules")
+    assert "none of its alerts could fire" in got.note
+    loaded = row(plan("availability"), Read(0.999, (0.917, ""), None, -15.5, ()), baseline=False)
+    assert "none of its rules" not in loaded.note
+
+
 def test_the_sli_of_a_window_reads_the_reports_job() -> None:
     """A budget SLO's SLI over a window is counted from the spec's selectors, with the
     job the report reads (``--job``) in place of the spec's; other kinds have none."""

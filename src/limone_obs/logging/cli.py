@@ -26,7 +26,7 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            event = json.loads(line, parse_constant=_not_json)
         except ValueError as exc:
             if line.lstrip().startswith("{"):
                 yield number, f"not JSON: {exc}"
@@ -39,6 +39,11 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             continue
         for problem in schema.problems(event):
             yield number, problem
+
+
+def _not_json(name: str) -> float:
+    """Python's json reads NaN and Infinity, which JSON has not (shippers refuse them)."""
+    raise ValueError(f"{name} is not a JSON value (a number that is not finite)")
 
 
 #: What a JSON value other than an object is called in log-check's messages.

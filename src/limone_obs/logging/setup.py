@@ -465,10 +465,14 @@ def verify_configured() -> None:
     """Say loudly, once per process, when a later logging set-up undid configure_logging:
     its lines are then neither the kit's JSON nor masked. One line on ``sys.__stderr__``
     (whatever the handlers now are) and one through logging, and the exporter's
-    ``<ns>_exporter_problems{problem="logging_replaced"}`` (a ticket). Never raises: it
+    ``<ns>_exporter_problems{problem="logging_replaced"}`` (a ticket). The kit's own
+    loggers, which a later ``dictConfig`` disables, are turned back on first (with a line
+    saying so): they carry that line and every later problem report. Never raises: it
     runs when an app is set up and at a process's first request."""
     try:
         _tell_rendered_text()
+        for line in _enable_own_loggers():
+            logging.getLogger(_pipeline.NOTICE_LOGGER).warning(line)
         found = undone()
         if not found:
             return

@@ -94,12 +94,15 @@ def _rows(
 ) -> tuple[Row, ...]:
     now = src.stats(window, by, dependency=dependency)
     then = src.stats(baseline, by, dependency=dependency) if baseline else {}
-    total = sum(s.count for s in now.values()) or 1.0
-    ordered = sorted(now.items(), key=lambda item: (-item[1].count, item[0]))
+    # Endpoints: share of the requests; dependencies: of the time in calls (count x the
+    # exact mean), what "where the time goes" asks: one AI call outweighs many queries.
+    weight = {n: s.count * (s.mean or 0.0) if dependency else s.count for n, s in now.items()}
+    total = sum(weight.values()) or 1.0
+    ordered = sorted(now.items(), key=lambda item: (-weight[item[0]], item[0]))
     # A name without requests in a baseline window has a baseline: with none in it.
     before = {name: then.get(name, Stats.none()) if baseline else None for name in now}
     return tuple(
-        Row(name, stats, before[name], stats.count / total, judge(stats, before[name]))
+        Row(name, stats, before[name], weight[name] / total, judge(stats, before[name]))
         for name, stats in ordered
     )
 

@@ -83,6 +83,8 @@ class Row:
     name: str
     now: Stats
     then: Stats | None
+    #: An endpoint's share of the window's requests; a dependency's of the time spent in
+    #: every dependency's calls (where the time goes, not how often each is called).
     share: float
     verdict: str
 
@@ -105,7 +107,8 @@ class SloRow:
     ``basis`` says how the SLI was read when it is not the request-weighted one
     (``lowest 5m``); ``why`` says, by field name (``objective``, ``sli_now``,
     ``sli_then``, ``budget_left``), why that number is missing; ``note`` is a sentence
-    on how this row's SLI was read, for under the table ("" when there is none).
+    for under the table on how this row's SLI was read, or that Prometheus lacks its
+    rules ("" when there is none).
     """
 
     name: str

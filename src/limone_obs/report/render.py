@@ -121,15 +121,20 @@ def _row_cells(row: Row) -> list[str]:
 
 
 ROW_HEADER: Final = (
-    "name", "share", "count", "mean", "mean baseline", "mean change", "p50", "p95", "p99",
-    "p95 baseline", "p95 change", "errors", "errors baseline", "verdict",
+    "name", "share of requests", "count", "mean", "mean baseline", "mean change", "p50",
+    "p95", "p99", "p95 baseline", "p95 change", "errors", "errors baseline", "verdict",
 )  # fmt: skip
+#: The dependency table's: its share is of the time in calls, its count of calls.
+DEPENDENCY_HEADER: Final = ("name", "share of time", "calls", *ROW_HEADER[3:])
 #: Under the endpoint and dependency tables: which numbers are exact and which estimated.
 ESTIMATES_NOTE: Final = (
     "The mean is exact: the histogram's sum over its count. p50, p95 and p99 are "
     "estimates: histogram_quantile interpolates inside the histogram's bucket that holds "
     "each (the p95's bucket in brackets), and the true value can be anywhere in it. A "
-    "change within one bucket can leave them unchanged; the verdict reads the mean too."
+    "change within one bucket can leave them unchanged; the verdict reads the mean too. "
+    "Counts are Prometheus's increase() over the window, extrapolated to its edges: they "
+    "can differ from the exact number by a few (read them as rates), and requests a "
+    "process served after its last scrape before it stopped are in none."
 )
 
 
@@ -188,7 +193,7 @@ def _tables(report: Report) -> dict[str, Table]:
             ROW_HEADER, [_row_cells(r) for r in report.endpoints], (ESTIMATES_NOTE,)
         ),
         "dependencies": Table(
-            ROW_HEADER, [_row_cells(r) for r in report.dependencies], (ESTIMATES_NOTE,)
+            DEPENDENCY_HEADER, [_row_cells(r) for r in report.dependencies], (ESTIMATES_NOTE,)
         ),
         "breakdown": Table(
             ("part of a request", "time per request", "baseline", "change"),

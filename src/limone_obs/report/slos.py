@@ -209,11 +209,27 @@ def row(plan: SloPlan, read: Read, *, baseline: bool) -> SloRow:
     """The SLO table's row of ``plan``: the numbers read, and why each missing one is."""
     objective = read.objective if read.objective is not None else plan.objective
     basis = _basis(read)
+    note = _unloaded_note(plan) if _unloaded(plan, read) else _note(plan, basis)
     return SloRow(
         plan.name, objective, read.now[0] if read.now else None,
         read.then[0] if read.then else None, read.budget_left, read.fired, basis,
-        _why(plan, read, objective, baseline=baseline), _note(plan, basis),
+        _why(plan, read, objective, baseline=baseline), note,
     )  # fmt: skip
+
+
+def _unloaded(plan: SloPlan, read: Read) -> bool:
+    """True when the spec's rules of ``plan`` record its objective but Prometheus has no
+    such series: the rules built from the spec are not loaded there."""
+    return plan.records(c.RULE_OBJECTIVE) and plan.recorded is not None and read.objective is None
+
+
+def _unloaded_note(plan: SloPlan) -> str:
+    """The sentence under the table for an SLO of the spec whose rules are not loaded."""
+    return (
+        f"{plan.name}: Prometheus has none of its rules (its objective is not recorded): "
+        'none of its alerts could fire, so its "alerts fired" says nothing. Load the rules '
+        "built from this spec (limone-obs build, then reload Prometheus)."
+    )
 
 
 def _why(
@@ -221,9 +237,7 @@ def _why(
 ) -> Mapping[str, str]:
     kind = f"{plan.kind} SLO" if plan.kind else "no such rule"
     # Rules that record the objective but left no series: Prometheus lacks the rules.
-    unloaded = (
-        plan.records(c.RULE_OBJECTIVE) and plan.recorded is not None and (read.objective is None)
-    )
+    unloaded = _unloaded(plan, read)
     reasons: dict[str, str] = {}
     if objective is None:
         reasons["objective"] = f"none ({kind})" if plan.kind else "not recorded"
