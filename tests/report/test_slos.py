@@ -6,6 +6,7 @@ from __future__ import annotations
 from limone_obs import conventions as c
 from limone_obs.alerts.spec import load_spec, parse_spec
 from limone_obs.report.model import DEFAULT_ERROR_LIMITS
+from limone_obs.report.queries import slo_lowest
 from limone_obs.report.slos import (
     BASIS_RAW,
     ROADMAP_THRESHOLDS,
@@ -166,3 +167,12 @@ def test_the_sli_of_a_window_reads_the_reports_job() -> None:
     own = plan("availability").window_sli
     assert own is not None
     assert 'job="limoneide"' in own("60s")
+
+
+def test_the_lowest_ratio_leaves_out_values_reaching_before_the_window() -> None:
+    """A threshold SLO's lowest 5m ratio over a 10-minute window reads the ratios from 5
+    minutes into it on (a window after an incident read the incident's); a window of 5
+    minutes or less has none such and reads its whole span."""
+    assert "[300s]" in slo_lowest("shop", "errors", "5m", 600)
+    assert "[240s]" in slo_lowest("shop", "errors", "5m", 240)
+    assert "[300s]" in slo_lowest("shop", "errors", "5m", 300)

@@ -12,6 +12,7 @@ from typing import Any
 
 from limone_obs import conventions as c
 from limone_obs.conventions import MetricNames
+from limone_obs.report.window import duration_seconds
 
 
 def _sel(job: str, *extra: str) -> str:
@@ -238,10 +239,15 @@ def slo_sli(service: str, seconds: int) -> str:
 
 
 def slo_lowest(service: str, slo: str, window: str, seconds: int) -> str:
-    """The lowest good share over the window of an SLO that records only its error ratio
-    over ``window`` (the worst value its plain alert compared with the objective)."""
+    """The lowest good share over the report's window (``seconds`` up to the evaluation
+    time) of an SLO that records only its error ratio over ``window`` (the worst value
+    its plain alert compared with the objective): of the ratios whose own ``window`` lies
+    inside the report's, from ``window`` into it on; a report window no longer than
+    ``window`` has none such, and reads its values over the whole window (reaching back
+    before it)."""
     ratio = f'{c.sli_error_ratio_rule(window)}{{{_service(service)},{c.LABEL_SLO}="{slo}"}}'
-    return f"1 - max(max_over_time({ratio}[{seconds}s]))"
+    inside = seconds - int(duration_seconds(window, "ratio window"))
+    return f"1 - max(max_over_time({ratio}[{inside if inside > 0 else seconds}s]))"
 
 
 def mean_over_time(expr: str, seconds: int, step: int) -> str:

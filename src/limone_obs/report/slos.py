@@ -285,7 +285,9 @@ def _note(plan: SloPlan, basis: str) -> str:
         return (
             f"{plan.name}: its rules record only the error ratio over {window}, no event "
             f"counts: the SLI shown is the lowest {window} value in the window, the one its "
-            "alert compares with the objective."
+            f"alert compares with the objective, from {window} into the window on (each "
+            f"value is over the {window} before it; in a window no longer than {window}, "
+            "over the whole window, reaching back before it)."
         )
     if basis == BASIS_RECORDED:
         return (
