@@ -547,8 +547,8 @@ def live_problems(spec: ServiceSpec, url: str, file: str) -> tuple[list[SpecErro
     and may not, and the locations of every query that returned none.
 
     A selection that may rightly be empty (``errors`` before the first error, ``good``,
-    real-user timing before a browser loaded a page) is printed as a note and is not a
-    problem.
+    real-user timing before the app rendered a page with the tag) is printed as a note
+    and is not a problem.
     """
     problems = []
     empty = []
