@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from limone_obs.report.collect import _rows
+from limone_obs.report.collect import _rows, coverage_note
 from limone_obs.report.model import Stats
 from limone_obs.report.window import Span
 
@@ -34,3 +34,13 @@ def test_an_endpoints_share_is_of_the_requests() -> None:
     assert {row.name: round(row.share, 3) for row in rows} == {
         "db": 0.716, "ai_api": 0.095, "template": 0.189,
     }  # fmt: skip
+
+
+def test_a_window_partly_without_scrapes_is_said() -> None:
+    """A 17-minute window of which Prometheus has 7.5 minutes of the job's scrapes (it
+    started inside it): its averages count the rest as no traffic, and a note says so;
+    a window covered (nearly) whole, or not at all (which says so itself), has none."""
+    (note,) = coverage_note(450.0, 1043, "shop")
+    assert "over about 7.5 minutes of the window's 17.4 minutes" in note
+    assert "request rates count the rest as no traffic" in note
+    assert [] == coverage_note(1000.0, 1043, "shop") == coverage_note(None, 1043, "shop")

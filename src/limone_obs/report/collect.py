@@ -499,6 +499,36 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
     ]
 
 
+#: A window the job's scrapes cover less of than this share gets a note (:func:`coverage_note`).
+COVERED_SHARE: Final = 0.9
+
+
+def _coverage_note(src: _Source, window: Span) -> list[str]:
+    """A note when Prometheus has scrapes of the job over only part of ``window``."""
+    job, step = f"{c.LABEL_JOB}={c.promql_string(src.job)}", max(1, round(src.scrape_seconds))
+    expr = f"count_over_time(count(up{{{job}}})[{window.seconds}s:{step}s]) * {step}"
+    try:
+        held = src.prom.scalar(expr, window.end)
+    except ReportError:  # a Prometheus refusing the subquery: no note, no failure
+        return []
+    return coverage_note(held, window.seconds, src.job)
+
+
+def coverage_note(held: float | None, seconds: int, job: str) -> list[str]:
+    """The note for a window of ``seconds`` of which Prometheus has scrapes of ``job``
+    over ``held`` seconds: none when it covers nearly all (or none: that window says so
+    on its own)."""
+    if not held or held >= COVERED_SHARE * seconds:
+        return []
+    return [
+        f"Prometheus has scrapes of job {job!r} over about {_durations.humanize(held)} of "
+        f"the window's {_durations.humanize(seconds)} (before its data starts, or while the "
+        "job was not scraped): the window's request rates count the rest as no traffic, "
+        "the share of scrapes up is of the scraped part alone, and what the job served "
+        "then, if it ran, is in no count."
+    ]
+
+
 def _steps(
     src: _Source, window: Span, baseline: Span | None, roadmap: slos.Roadmap
 ) -> tuple[LatencyStep, ...]:
@@ -607,6 +637,7 @@ def collect(
             f"{', '.join(fired[''])}."
         )
     notes += _inhibited_note(fired)
+    notes += _coverage_note(src, window)
     notes += _history_note(src, window, spec)
     notes += _outside_notes(src, window)
     notes += _began_notes(src, window) + _began_notes(src, baseline)
