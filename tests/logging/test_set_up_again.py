@@ -29,12 +29,21 @@ PROBLEM = f'problem="{c.PROBLEM_LOGGING_REPLACED}"'
 @pytest.fixture(autouse=True)
 def root_kept() -> Iterator[None]:
     """The root logger's handlers and level as before the test (a dictConfig replaces
-    them), the named loggers' handlers, and structlog's configuration."""
+    them), the named loggers' handlers, every logger's disabled flag (a dictConfig
+    leaving ``disable_existing_loggers`` true disables them all), and structlog's
+    configuration."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    enabled = [
+        name
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name in enabled:
+        logging.getLogger(name).disabled = False
     for name in ("team", "audit"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).disabled = False
