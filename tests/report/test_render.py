@@ -244,11 +244,12 @@ def test_peak_rate_window_fits_the_report_window(span: int, scrape: float, expec
 
 
 def test_write_into_a_file_path_fails_cleanly(tmp_path: Path) -> None:
-    """A prefix under a regular file (not a folder) is a ReportError; nothing is left over."""
+    """A prefix under a regular file (not a folder) is a ReportError naming that file (it
+    said "File exists"); nothing is left over."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ReportError, match="cannot write the report"):
-        write_report(sample(), blocker / "review")
+    with pytest.raises(ReportError, match=f"cannot write the report.*: {blocker} is a file, not"):
+        write_report(sample(), blocker / "deeper" / "review")
     assert [blocker] == list(tmp_path.iterdir())
 
 

@@ -75,7 +75,8 @@ def _names(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("limone-obs-report"),
     show_default=True,
-    help="Writes OUTPUT.html (charts embedded) and OUTPUT.md.",
+    help="Writes OUTPUT.html (charts embedded) and OUTPUT.md (missing folders of the "
+    "path are created).",
 )
 def report_command(  # noqa: PLR0917 - click passes each option positionally
     prometheus: str,

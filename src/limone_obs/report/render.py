@@ -526,6 +526,11 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_report(report: Report, prefix: Path) -> tuple[Path, Path]:
     """Write ``<prefix>.html`` and ``<prefix>.md`` (each whole or not at all); return both."""
     html_path, md_path = prefix.with_suffix(".html"), prefix.with_suffix(".md")
+    blocked = next((p for p in prefix.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # mkdir would say "File exists", naming nothing
+        raise ReportError(
+            f"cannot write the report to {prefix}.*: {blocked} is a file, not a folder"
+        )
     try:
         html_text, md_text = to_html(report), to_markdown(report)
         _write_atomic(html_path, html_text)
