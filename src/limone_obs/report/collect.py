@@ -482,14 +482,7 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
     6-minute incident on a fresh Prometheus is not six periods' budget)."""
     if spec is None:
         return []
-    # The steps with a target of the job up (any: replaced pods count too), a step a
-    # scrape interval: at whole minutes, a young Prometheus had none before its first.
-    job, step = f"{c.LABEL_JOB}={c.promql_string(src.job)}", max(1, round(src.scrape_seconds))
-    expr = f"count_over_time(count(up{{{job}}})[{spec.period_seconds}s:{step}s]) * {step}"
-    try:
-        held = src.prom.scalar(expr, window.end)
-    except ReportError:  # a Prometheus refusing a period-long subquery: no note, no failure
-        return []
+    held = _held_seconds(src, spec.period_seconds, window.end)
     if held is None or held >= 0.95 * spec.period_seconds:
         return []
     return [
@@ -505,13 +498,20 @@ COVERED_SHARE: Final = 0.9
 
 def _coverage_note(src: _Source, window: Span) -> list[str]:
     """A note when Prometheus has scrapes of the job over only part of ``window``."""
+    return coverage_note(_held_seconds(src, window.seconds, window.end), window.seconds, src.job)
+
+
+def _held_seconds(src: _Source, seconds: int, end: float) -> float | None:
+    """Seconds of the ``seconds`` up to ``end`` in which Prometheus has a scrape of the
+    job (any target: replaced pods count too), to a scrape interval; None when it has
+    none or refuses the subquery (a period-long one: no note then, no failure)."""
+    # A step a scrape interval: at whole minutes, a young Prometheus had none before its first.
     job, step = f"{c.LABEL_JOB}={c.promql_string(src.job)}", max(1, round(src.scrape_seconds))
-    expr = f"count_over_time(count(up{{{job}}})[{window.seconds}s:{step}s]) * {step}"
+    expr = f"count_over_time(count(up{{{job}}})[{seconds}s:{step}s]) * {step}"
     try:
-        held = src.prom.scalar(expr, window.end)
-    except ReportError:  # a Prometheus refusing the subquery: no note, no failure
-        return []
-    return coverage_note(held, window.seconds, src.job)
+        return src.prom.scalar(expr, end)
+    except ReportError:
+        return None
 
 
 def coverage_note(held: float | None, seconds: int, job: str) -> list[str]:
