@@ -10,11 +10,14 @@ the microsecond).
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import gc
 import inspect
 import io
 import json
 import sys
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +257,43 @@ def test_each_extension_works_alone() -> None:
     reset_for_tests()
     counts = per_endpoint(generate_latest(registry).decode(), N.requests_total)
     assert ({"/x": 1.0}, ["/y"]) == (counts, [e["endpoint"] for e in _access_lines(out.getvalue())])
+
+
+def _served_and_dropped(name: str, metrics: Metrics) -> weakref.ref[Flask]:
+    """An app with both extensions (``metrics`` made once, as a factory's module does)
+    that served one failing request; only a weak reference to it is returned. Served in
+    a context of its own: the request state the lifecycle leaves in its context (see
+    lifecycle._CURRENT) is not this test's."""
+    app = Flask(name)
+    # Flask's "Exception on /boom" record holds the traceback, whose frames hold the
+    # app: pytest's log capture would keep it alive until the test ends.
+    app.logger.propagate = False
+    metrics.init_app(app)
+    init_app(app)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    contextvars.copy_context().run(lambda: app.test_client().get("/boom", buffered=True))
+    return weakref.ref(app)
+
+
+def test_a_dropped_app_is_freed_with_what_it_holds() -> None:
+    """An app factory called per test (or per tenant) leaves no app behind once its app
+    is dropped: nothing global keeps an instrumented app alive (a trial found every app,
+    its config and its connections kept for good by the exception signal's receiver).
+    The exception signal still reaches each app while it lives."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry=registry)
+    apps = [_served_and_dropped(f"factory_{i}", metrics) for i in range(3)]
+    gc.collect()
+    reset_for_tests()
+    text = generate_latest(registry).decode()
+    assert ([None, None, None], {"/boom": 3.0}) == (
+        [ref() for ref in apps],
+        per_endpoint(text, N.request_exceptions_total),
+    )
 
 
 def test_server_file_wrapper_is_returned_as_is_with_both(tmp_path: Path) -> None:

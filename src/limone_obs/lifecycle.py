@@ -371,7 +371,8 @@ class _SentAs:
 #: The state of the request this context serves (set on arrival, never reset: a streamed
 #: body is produced after the WSGI call returned, and asyncio tasks and thread-pool work
 #: copied from the request's context must find it). Read where the request is not at
-#: hand: dependency calls made anywhere in the app.
+#: hand: dependency calls made anywhere in the app. So each thread keeps its last
+#: request's state, and through it that request's app, until its next request.
 _CURRENT: ContextVar[RequestState | None] = ContextVar("limone_obs_request", default=None)
 _set_current = _CURRENT.set
 _get_current = _CURRENT.get
@@ -949,7 +950,10 @@ def install(app: Flask) -> Lifecycle:
     # A bound method: Flask calls it on every request, and calling an instance with
     # __call__ takes CPython's slower generic path.
     app.wsgi_app = lifecycle.__call__  # type: ignore[method-assign]
-    got_request_exception.connect(lifecycle.on_exception, app, weak=False)
+    # Weak: the signal is global, and a strong receiver (the lifecycle, holding the app)
+    # would keep every app an app factory ever made alive, with its connections. The
+    # app holds the lifecycle (extensions, wsgi_app) for as long as it lives.
+    got_request_exception.connect(lifecycle.on_exception, app, weak=True)
     app.extensions[EXTENSION_KEY] = lifecycle
     return lifecycle
 
