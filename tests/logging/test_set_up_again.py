@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import logging.config
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,7 +257,7 @@ def test_handlers_that_send_or_replace_the_kits_output_are_reported() -> None:
     with none (``dictConfig`` with ``"handlers": []``: Python's last-resort handler then
     prints warnings on stderr, unmasked)."""
     import queue  # noqa: PLC0415
-    from logging.handlers import QueueHandler, SysLogHandler  # noqa: PLC0415
+    from logging.handlers import QueueHandler, QueueListener, SysLogHandler  # noqa: PLC0415
 
     configure_logging(stream=io.BytesIO())
     syslog = SysLogHandler(address=("127.0.0.1", 9))  # UDP: nothing is sent here
@@ -268,8 +269,23 @@ def test_handlers_that_send_or_replace_the_kits_output_are_reported() -> None:
     finally:
         logging.getLogger("team").removeHandler(syslog)
         syslog.close()
+    # Beside the kit's output, with a listener writing text to the console (a trial:
+    # every line printed twice, unmasked, without a word).
+    records: queue.Queue[logging.LogRecord] = queue.Queue()
+    listener = QueueListener(records, logging.StreamHandler(sys.__stderr__))
+    beside = QueueHandler(records)
+    logging.getLogger().addHandler(beside)
+    try:
+        assert undone() == [
+            "logger 'root' writes through a text handler added since, QueueHandler (its "
+            "QueueListener writes through StreamHandler)"
+        ]
+    finally:
+        logging.getLogger().removeHandler(beside)
+    assert listener.queue is records
+    # In place of the kit's, with no listener to be found: its records leave as text.
     logging.basicConfig(force=True, handlers=[QueueHandler(queue.Queue())])
-    assert undone() == ["the root logger's handlers were replaced (now: QueueHandler)"]
+    assert undone() == ["logger 'root' writes through a text handler added since, QueueHandler"]
     logging.config.dictConfig(
         {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import sys
 import warnings
 from collections.abc import Iterator
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 import pytest
@@ -202,6 +204,37 @@ def test_the_apps_own_text_file_handler_is_named_once(
         text.close()
     [line] = parse_lines((tmp_path / "audit.log").read_bytes())
     assert "s3cret-value" not in line["message"]
+
+
+def test_a_queue_handler_beside_the_kits_is_named_with_its_listener(
+    out: io.BytesIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The asynchronous set-up (a trial): a ``QueueHandler`` on the root whose
+    ``QueueListener`` writes text to the console printed every line a second time,
+    unmasked, and nothing said so. One warning line names it with what its listener
+    writes through; one whose listener writes the kit's JSON is not named."""
+    text_queue: queue.Queue[logging.LogRecord] = queue.Queue()
+    json_queue: queue.Queue[logging.LogRecord] = queue.Queue()
+    json_console = logging.StreamHandler(sys.__stderr__)
+    json_console.setFormatter(JsonFormatter())
+    listeners = [
+        QueueListener(text_queue, logging.StreamHandler(sys.__stderr__)),
+        QueueListener(json_queue, json_console),
+    ]
+    handlers = [QueueHandler(text_queue), QueueHandler(json_queue)]
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        configure_logging(stream=out)
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+    named = [r.getMessage() for r in caplog.records if "QueueHandler" in r.getMessage()]
+    assert 1 == len(named), named
+    assert "QueueHandler (its QueueListener writes through StreamHandler)" in named[0]
+    assert "prints each line a second time" in named[0]
+    assert 2 == len(listeners)
 
 
 def test_in_memory_and_json_handlers_are_not_named(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import logging.handlers
 import os
@@ -269,16 +270,31 @@ def _unmanaged_handlers() -> list[str]:
     lines = []
     for logger in [logging.getLogger(), *_named_loggers()]:
         for handler in logger.handlers:
-            if _writes_unmasked_text(handler) and handler not in _warned:
+            if _unmasked_output(handler) and handler not in _warned:
                 _warned.add(handler)
+                queued = isinstance(handler, logging.handlers.QueueHandler)
                 lines.append(
                     f"limone-obs: logger {logger.name!r} has a handler of its own, "
                     f"{_describe(handler)}, whose lines are neither JSON nor masked "
-                    "(passwords, tokens) by limone-obs: give it the formatter "
-                    "limone_obs.logging.JsonFormatter (in dictConfig: "
-                    '{"()": "limone_obs.logging.JsonFormatter"}), or remove it'
+                    "(passwords, tokens) by limone-obs"
+                    + (
+                        " (a console handler behind the queue prints each line a second "
+                        "time): remove it (the kit's output bounds its own wait on a slow "
+                        "reader), or give its listener's handlers the formatter "
+                        if queued
+                        else ": give it the formatter "
+                    )
+                    + "limone_obs.logging.JsonFormatter (in dictConfig: "
+                    '{"()": "limone_obs.logging.JsonFormatter"})'
+                    + ("" if queued else ", or remove it")
                 )
     return lines
+
+
+def _unmasked_output(handler: logging.Handler) -> bool:
+    """A handler whose lines leave the process neither JSON nor masked: see
+    :func:`_writes_unmasked_text` and :func:`_sends_unmasked_text`."""
+    return _writes_unmasked_text(handler) or _sends_unmasked_text(handler)
 
 
 def _writes_unmasked_text(handler: logging.Handler) -> bool:
@@ -324,7 +340,33 @@ def _enable_own_loggers() -> list[str]:
 
 def _describe(handler: logging.Handler) -> str:
     path = getattr(handler, "baseFilename", None)
-    return f"{type(handler).__name__}({path})" if path else type(handler).__name__
+    text = f"{type(handler).__name__}({path})" if path else type(handler).__name__
+    if isinstance(handler, logging.handlers.QueueHandler):
+        behind = [_describe(h) for h in _listener_handlers(handler) or ()]
+        if behind:
+            text += f" (its QueueListener writes through {', '.join(behind)})"
+    return text
+
+
+def _listener_handlers(
+    handler: logging.handlers.QueueHandler,
+) -> tuple[logging.Handler, ...] | None:
+    """The handlers of the ``QueueListener`` that empties ``handler``'s queue, or None
+    when none is found (the queue may be read by another process, or by code of the
+    app's own). Python 3.12's dictConfig sets ``handler.listener``; a listener made by
+    hand is found as the one object holding that queue (looked for at set-up only)."""
+    listener = getattr(handler, "listener", None)
+    if not isinstance(listener, logging.handlers.QueueListener):
+        queue = handler.queue
+        listener = next(
+            (
+                ref
+                for ref in gc.get_referrers(queue)
+                if isinstance(ref, logging.handlers.QueueListener) and ref.queue is queue
+            ),
+            None,
+        )
+    return tuple(listener.handlers) if listener is not None else None
 
 
 #: The names of structlog's default processors (a configuration that set none of its own).
@@ -391,9 +433,7 @@ def undone() -> list[str]:
     root = logging.getLogger()
     for logger in [root, *_named_loggers()]:
         for handler in logger.handlers:
-            if handler not in _warned and (
-                _writes_unmasked_text(handler) or _sends_unmasked_text(handler)
-            ):
+            if handler not in _warned and _unmasked_output(handler):
                 found.append(
                     f"logger {logger.name!r} writes through a text handler added since, "
                     f"{_describe(handler)}"
@@ -428,7 +468,15 @@ _SENDING_HANDLERS = (
 
 
 def _sends_unmasked_text(handler: logging.Handler) -> bool:
-    """A syslog, socket, HTTP or mail handler without the kit's formatter."""
+    """A syslog, socket, HTTP or mail handler without the kit's formatter; or a queue
+    handler (the asynchronous set-up: a ``QueueListener`` writes its records) unless
+    every handler of its listener is the kit's JSON or a test's capture. A queue whose
+    reader cannot be found counts: its records leave as the queue handler's text."""
+    if isinstance(handler, logging.handlers.QueueHandler):
+        behind = _listener_handlers(handler)
+        if behind is None:
+            return not isinstance(handler.formatter, JsonFormatter)
+        return any(_unmasked_output(h) for h in behind)
     return isinstance(handler, _SENDING_HANDLERS) and not isinstance(
         handler.formatter, JsonFormatter
     )
