@@ -211,6 +211,22 @@ def test_plain_gunicorn_without_the_config_is_loud(tmp_path: Path) -> None:
     assert len(set(pids)) == len(pids)
 
 
+def test_plain_gunicorn_preloading_the_app_says_the_master_reported(tmp_path: Path) -> None:
+    """``gunicorn -w 2 --preload`` without the kit's config: the app is set up in the
+    master, which says the problem once for all its workers; the line says it is the
+    master's (a trial: "the process that answered it (this is pid <master>)", a pid that
+    answers no scrape), and every scrape shows the problem."""
+    plain_app = "tests.adopter.shop.wsgi:app"
+    args = ["-w", "2", "--preload"]
+    with gunicorn_server(plain_app, tmp_path, {}, config=None, args=args) as (url, proc):
+        scraped = [_scraped_problem(url) for _ in range(4)]
+        text = proc.log.read_text(errors="replace")
+    said = re.findall(r"gunicorn with 2 workers serves .*?not set.*?\((this is [^)]*)\)", text)
+    assert [1.0] * 4 == scraped
+    assert [f"this is gunicorn's master, pid {proc.pid}, which preloaded the app: its workers, "
+            "forked from it, inherit this report"] == said  # fmt: skip
+
+
 def _scraped_problem(url: str) -> float | None:
     name = health_series.problems_name(N.namespace)
     text = requests.get(f"{url}/metrics", timeout=10).text

@@ -700,15 +700,37 @@ def report_recycling(max_requests: int) -> None:
 
 
 def _report_missing(claim: str, what: str) -> None:
+    # A preloaded app is set up in the master, which answers no request: its workers
+    # inherit this report (and say it no more), so the line says whose it is.
+    reporter = (
+        f"this is gunicorn's master, pid {os.getpid()}, which preloaded the app: its "
+        "workers, forked from it, inherit this report"
+        if _in_gunicorn_master()
+        else f"this is pid {os.getpid()}"
+    )
     message = (
-        f"limone-obs: {claim}, but {ENV_VAR} is not set: {what} (this is pid "
-        f"{os.getpid()}). "
+        f"limone-obs: {claim}, but {ENV_VAR} is not set: {what} ({reporter}). "
         f"Fix: start gunicorn with the kit's config, gunicorn -c python:{c.GUNICORN_CONFIG_MODULE} "
         f"'yourapp:create_app()' (a gunicorn config of your own or another server: set "
         f"{ENV_VAR} to an empty directory before the server starts)"
     )
     if health.report_problem(c.PROBLEM_MULTIPROCESS_MISSING, message):
         logger.error(message)
+
+
+def _in_gunicorn_master() -> bool:
+    """True when gunicorn's arbiter is on the call stack and none of its workers is
+    (``--preload``: the master imports the app before it forks its workers; a worker's
+    stack holds the arbiter's frames that forked it, below its own)."""
+    arbiter = False
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = type(frame.f_locals.get("self")).__module__
+        if module.startswith("gunicorn.workers."):
+            return False
+        arbiter = arbiter or module == "gunicorn.arbiter"
+        frame = frame.f_back  # type: ignore[assignment]
+    return arbiter
 
 
 def check_server(multiprocess: bool) -> None:
