@@ -71,12 +71,13 @@ def test_an_sli_of_two_metrics_greps_for_both() -> None:
 
 
 def test_only_browser_sli_absent_runbooks_say_a_browser_must_send_beacons() -> None:
-    """A browser SLO's series exist only once a browser sent page timing: its SliAbsent
-    runbook says so and shows what became of the beacons, instead of "send one request";
-    an SLO on the server's series keeps "send one request", with no browser note."""
+    """A browser SLO's series count only what browsers send (they appear at 0 when a
+    page renders the tag): its SliAbsent runbook says so and shows what became of the
+    beacons, instead of "send one request"; an SLO on the server's series keeps "send
+    one request", with no browser note."""
     says = (
-        "no browser has loaded a page that includes `limone_obs_rum()` since the server "
-        "started, or the beacon endpoint is off or blocked"
+        "no page that includes `limone_obs_rum()` was rendered (or loaded in a browser) "
+        "since the server started, or the beacon endpoint is off or blocked"
     )
     expected = {
         **dict.fromkeys(BROWSER, (True, True, False)),

@@ -134,8 +134,8 @@ def grep_for(metrics: Sequence[str]) -> str:
 
 def reads_browser_timing(spec: ServiceSpec, metric: str) -> bool:
     """True if ``metric`` is real-user timing, ``<ns>_page_load_seconds`` or one of its
-    parts: only a browser's beacon creates such a series, so none exists after a start
-    until a browser has loaded a page (the server's own series need only a request)."""
+    parts: such a series appears (at 0) when a page first renders the RUM tag and counts
+    only browsers' beacons (the server's own series need only a request)."""
     found = Catalogue.of(spec.namespace).names.get(metric)
     return found is not None and found[0].suffix == c.SUFFIX_PAGE_LOAD_SECONDS
 
@@ -145,11 +145,12 @@ def browser_unborn(spec: ServiceSpec) -> str:
     job = job_matcher(spec.job).promql()
     beacons = f"{spec.names.rum_beacons_total}{{{job}}}"
     return (
-        "This SLI is real-user timing: its series exist only once a real browser has sent "
-        "page-timing beacons (the exporter creates none at start), so their absence need not "
-        "mean a broken exporter. "
-        f"Either no browser has loaded a page that includes `{c.RUM_JINJA_GLOBAL}()` since "
-        "the server started, or the beacon endpoint is off or blocked. What became of the "
+        "This SLI is real-user timing: its series appear, at 0, when a page first renders "
+        f"`{c.RUM_JINJA_GLOBAL}()`, and count only what real browsers send as page-timing "
+        "beacons, so their absence, or a sum of 0, need not mean a broken exporter. "
+        f"Either no page that includes `{c.RUM_JINJA_GLOBAL}()` was rendered (or loaded "
+        "in a browser) since the server started, or the beacon endpoint is off or blocked. "
+        "What became of the "
         "beacons since the server started:\n\n"
         + code(f"sum by ({c.LABEL_RESULT}) ({beacons})")
         + "\nNo series: the beacon endpoint is off (`LIMONE_OBS_RUM = False`). Every value 0: "

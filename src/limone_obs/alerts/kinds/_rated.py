@@ -59,21 +59,36 @@ class RatedSli(Sli):
         ``_count``): when it is absent, the SLI measures nothing."""
 
     def absent_alert(self, spec: ServiceSpec, slo: Slo) -> Rule:
-        """``<Slo>SliAbsent`` (ticket): no series of :meth:`events` for
-        :data:`SLI_ABSENT_FOR`. The selectors may be the user's own, which no catalogue
-        knows: a typo, a renamed label or a missing exporter leaves an SLO that never
-        alerts, and this says so."""
+        """``<Slo>SliAbsent`` (ticket): for :data:`SLI_ABSENT_FOR`, no series of
+        :meth:`events`, or only series that never counted an event (made at 0 before
+        their first one: the kit's page-load series appear when a page renders the RUM
+        tag, so a page whose beacons never arrive has them at 0 for good). The selectors
+        may be the user's own, which no catalogue knows: a typo, a renamed label or a
+        missing exporter leaves an SLO that never alerts, and this says so. Both cases
+        carry the same labels (the selector's equality matchers, as ``absent()`` gives)."""
         name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
         events = self.events().promql()
+        browser = self.events().metric.endswith(f"_{c.SUFFIX_PAGE_LOAD_SECONDS}_count")
         summary = f"{spec.service} {slo.name}: no series for its SLI"
         description = (
-            f"{slo.description} Prometheus has had no {events} series for {SLI_ABSENT_FOR}: "
-            "the SLO measures nothing and none of its alerts can fire. A selector in the "
-            "spec may not match what the service exposes, or the service sends no traffic."
+            f"{slo.description} Prometheus has had no {events} series, or only ones that "
+            f"never counted an event, for {SLI_ABSENT_FOR}: the SLO measures nothing and "
+            "none of its alerts can fire. A selector in the spec may not match what the "
+            "service exposes, "
+            + (
+                "no page rendered the RUM tag, or the pages render it but no beacon "
+                "arrives (the script or the beacon path blocked: a Content-Security-Policy, "
+                "a proxy)."
+                if browser
+                else "or the service sends no traffic."
+            )
         )
         notes = alerting.alert_annotations(slo, name, summary, description)
         labels = alerting.alert_labels(spec, slo, c.SEVERITY_TICKET)
-        return alerting.make_alert(name, f"absent({events})", SLI_ABSENT_FOR, labels, notes)
+        own = ", ".join(m.name for m in self.events().matchers if m.op == "=")
+        never = f"sum by ({own}) ({events}) == 0" if own else f"sum({events}) == 0"
+        expr = f"absent({events})\nor\n{never}"
+        return alerting.make_alert(name, expr, SLI_ABSENT_FOR, labels, notes)
 
     def bad_share_words(self) -> str:
         """What the SLI counts bad, as the subject of an alert's sentence: "The error
@@ -164,12 +179,18 @@ class RatedSli(Sli):
         own = {m.name: m.value for m in self.events().matchers if m.op == "="}
         up = unittests.constant(c.SERIES_UP, unittests.base_labels(spec), "1", wait + 2)
         present = self.sample_series(spec, Traffic(1.0, 0.0), wait + 2)
+        at_zero = self.sample_series(spec, Traffic(0.0, 0.0), wait + 2)
         checks = [
             unittests.alert_check(rule, wait - 1, None),
             unittests.alert_check(rule, wait + 1, own),
         ]
         return [
             unittests.plain_test(f"{slo.name}: no SLI series fires {rule['alert']}", [up], checks),
+            unittests.plain_test(
+                f"{slo.name}: SLI series that never counted an event fire {rule['alert']}",
+                [up, *at_zero],
+                checks,
+            ),
             unittests.plain_test(
                 f"{slo.name}: SLI series present fire no {rule['alert']}",
                 present,
