@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from limone_obs.cli import main
+from limone_obs.dashboards import promql
 from limone_obs.dashboards.generate import build_from
 from limone_obs.dashboards.lint import lint, lint_file, repeated_by
 from limone_obs.errors import DashboardError
@@ -254,6 +255,22 @@ def test_hard_coded_range_is_reported() -> None:
     board = good()
     board["panels"][0]["targets"][0]["expr"] = GOOD_EXPR.replace("$__rate_interval", "5m")
     assert ["missing-rate-interval"] == rules(board)
+
+
+@pytest.mark.parametrize(
+    ("expr", "windows"),
+    [
+        ("last_over_time(x[1h] offset 1m)", []),
+        ("present_over_time(x[1h])", []),
+        ("max_over_time(x[1h])", ["1h"]),
+        ("last_over_time(rate(x_total[5m])[1h:1m])", ["5m"]),
+    ],
+)
+def test_a_lookback_window_is_no_rate_window(expr: str, windows: list[str]) -> None:
+    """The window of last_over_time / present_over_time says how far back a value
+    counts as seen (the deploy marks' hour), not a rate's: it is no hard-coded rate
+    window. Every other window, a rate's inside one included, still is."""
+    assert windows == promql.ranges(expr)
 
 
 def test_findings_name_dashboard_panel_and_query() -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from limone_obs import conventions as c
-from limone_obs.dashboards import common
+from limone_obs.dashboards import common, promql
 from limone_obs.dashboards.generate import build_from
 from limone_obs.dashboards.lint import panels
-from tests.support import ROOT
+from tests.dashboards.helpers import variable_values
+from tests.dashboards.test_idle_quantiles import JOB
+from tests.dashboards.test_zero_fallback import _assert_holds
+from tests.support import ROOT, promtool_test
 
 PROMETHEUS_BOARDS = ("overview.json", "slos.json", "dependencies.json", "endpoint.json")
 #: Panels drawing a baseline series: (dashboard, title).
@@ -43,6 +48,49 @@ def test_deploys_are_annotated(boards: dict[str, dict[str, Any]], name: str) -> 
         "unless" in deploys["expr"],
         "offset $__interval" in deploys["expr"],
     )
+
+
+@pytest.mark.integration
+def test_a_deploy_is_marked_and_a_restart_or_failed_scrapes_are_not(
+    boards: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """On Prometheus' own engine (promtool): an instance starting, then restarting or
+    missing scrapes with the same version (its series stale for a while: a trial saw a
+    "deploy" mark at each), then running a new version. Marks: at its start and at the
+    new version only."""
+    deploys = annotation_queries(boards["overview.json"])["Deploys"]
+    expr = promql.expand(deploys["expr"], {**variable_values(JOB), "__interval": "1m"})
+    build_info = c.MetricNames(c.DEFAULT_NAMESPACE).build_info
+    labels = f'{c.LABEL_JOB}="{JOB}", {c.LABEL_INSTANCE}="app:1", {c.LABEL_REVISION}="abc"'
+    # One value a minute: 1.0 from 0m, stale at 4m (a restart) and 7m-8m (failed
+    # scrapes), replaced by 1.1 at 11m.
+    old = "1 1 1 1 stale 1 1 stale stale 1 1 stale _ _ _"
+    new = "_ _ _ _ _ _ _ _ _ _ _ 1 1 1 1"
+    series = [
+        {"series": f'{build_info}{{{labels}, {c.LABEL_VERSION}="1.0"}}', "values": old},
+        {"series": f'{build_info}{{{labels}, {c.LABEL_VERSION}="1.1"}}', "values": new},
+    ]
+    marked = {0: "1.0", 11: "1.1"}
+    checks = [
+        {
+            "expr": expr,
+            "eval_time": f"{minute}m",
+            "exp_samples": [
+                {
+                    "labels": f'{{{c.LABEL_INSTANCE}="app:1", {c.LABEL_REVISION}="abc", '
+                    f'{c.LABEL_VERSION}="{marked[minute]}"}}',
+                    "value": 1,
+                }
+            ]
+            if minute in marked
+            else [],
+        }
+        for minute in range(14)
+    ]
+    test = {"interval": "1m", "input_series": series, "promql_expr_test": checks}
+    path = tmp_path / "deploys_test.yml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "tests": [test]}))
+    _assert_holds(promtool_test(path, tmp_path))
 
 
 @pytest.mark.parametrize("name", [*PROMETHEUS_BOARDS, "logs.json"])

@@ -105,8 +105,11 @@ traffic beside them would mix two services without a word.
   the firing alerts; then
   the numbers now and where (endpoints and instances over the selected time range).
   Click an endpoint for its drill-down on the same time range and instances.
-- **Timeline**: deploys (an instance reporting a new `version`/`revision` in
-  `{service.namespace}_build_info`) are annotations on every Prometheus dashboard,
+- **Timeline**: deploys (an instance reporting a `version`/`revision` in
+  `{service.namespace}_build_info` that it had not reported in the hour before: a restart
+  or failed scrapes of the same release are none; set `LIMONE_OBS_VERSION` and
+  `LIMONE_OBS_REVISION`, else every release reads `unknown`) are annotations on every
+  Prometheus dashboard,
   firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95
   that long ago as a grey dashed line.
 - **Dependencies**: where the whole service's time goes, each request charged with the

@@ -342,11 +342,21 @@ def baseline_style() -> dict[str, object]:
     }
 
 
+#: How far back a version counts as seen: a restart or failed scrapes within it are no
+#: deploy (a rollback to a version run within it is not marked either).
+DEPLOY_LOOKBACK = "1h"
+
+
 def deploy_annotation(queries: Queries) -> dict[str, object]:
-    """A mark where an instance starts reporting a new version or revision (a deploy)."""
+    """A mark where an instance starts reporting a version or revision it had not
+    reported in the hour before (a deploy). Not an instant lookup one step back: a
+    restart or a few failed scrapes (a saturated pool, a frozen worker) leave the series
+    stale for a moment, and each put a "deploy" of the same version on every graph (a
+    trial); a range selector skips those stale points."""
     keys = f"{c.LABEL_INSTANCE}, {c.LABEL_VERSION}, {c.LABEL_REVISION}"
     series = f"{queries.names.build_info}{matchers()}"
-    expr = f"group by ({keys}) ({series})\nunless\ngroup by ({keys}) ({series} offset $__interval)"
+    seen = f"last_over_time({series}[{DEPLOY_LOOKBACK}] offset $__interval)"
+    expr = f"group by ({keys}) ({series})\nunless\ngroup by ({keys}) ({seen})"
     return {
         "name": "Deploys",
         "datasource": gf.PROMETHEUS,

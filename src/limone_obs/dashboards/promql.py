@@ -68,7 +68,9 @@ class Reading:
     """What the linter reads in one expression."""
 
     selectors: tuple[Selector, ...]
-    #: Every range window and subquery range, as written (``$__rate_interval``, ``5m``).
+    #: Every range window and subquery range, as written (``$__rate_interval``, ``5m``),
+    #: but the lookbacks of :data:`_LOOKBACK_FUNCTIONS` (how far back a value counts as
+    #: seen: no rate, so no reason to follow the scrape interval).
     ranges: tuple[str, ...]
     #: ``(function, series)`` of every rate/irate/increase applied to a series directly.
     rate_arguments: tuple[tuple[str, str], ...]
@@ -151,6 +153,10 @@ _OPS = {
 }
 
 
+#: Functions whose window is a lookback (the last value seen within it), not a rate.
+_LOOKBACK_FUNCTIONS = frozenset({"last_over_time", "present_over_time"})
+
+
 def read(expr: str) -> Reading:
     """Selectors, windows and rate() arguments of ``expr`` (PromQLSyntaxError if invalid)."""
     selectors: list[Selector] = []
@@ -158,13 +164,16 @@ def read(expr: str) -> Reading:
     rates: list[tuple[str, str]] = []
 
     tree, regexes = _parse(expr)
+    lookbacks: set[int] = set()  # ids of the windows of lookback functions (visited first)
 
     def visit(node: promql_parser.Expr) -> None:
         if isinstance(node, promql_parser.VectorSelector):
             selectors.append(_selector(node, regexes))
         elif isinstance(node, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
-            if node.range is not None:
+            if node.range is not None and id(node) not in lookbacks:
                 ranges.append(_window(node.range))
+        elif isinstance(node, promql_parser.Call) and node.func.name in _LOOKBACK_FUNCTIONS:
+            lookbacks.update(id(arg) for arg in node.args)
         elif isinstance(node, promql_parser.Call) and node.func.name in _RANGE_FUNCTIONS:
             arg = node.args[0] if node.args else None
             if isinstance(arg, promql_parser.MatrixSelector):
