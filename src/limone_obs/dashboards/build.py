@@ -175,7 +175,10 @@ show "No data", not NaN, for a histogram, or one group of it, that observed noth
 the window: no request, no call, no beacon, no `X-Request-Start` header (each query drops
 `histogram_quantile`'s NaN with `>= 0`). So do ratios and means (5xx ratio, share within a
 threshold, error and hit ratios, calls and time per request) where nothing was counted:
-they divide by the rate only where it is above 0, since 0 / 0 is NaN.
+they divide by the rate only where it is above 0, since 0 / 0 is NaN. The SLO panels
+(SLI, budget left, burn rates, progress, the overview's SLO table) read recorded ratios,
+which are NaN while the SLI counts no event (a browser SLO before its first beacon): they
+drop NaN, and show "No data" too.
 
 Process panels (CPU, memory, file descriptors, GC) show the one process of a
 single-process server, and under gunicorn (multiprocess mode) the master and every live

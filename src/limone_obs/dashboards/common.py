@@ -14,7 +14,7 @@ from grafanalib.core import Dashboard
 
 from limone_obs import conventions as c
 from limone_obs.dashboards import _grafana as gf
-from limone_obs.dashboards.queries import RATE_INTERVAL, Queries, matchers, slo_matchers
+from limone_obs.dashboards.queries import RATE_INTERVAL, Queries, known, matchers, slo_matchers
 from limone_obs.dashboards.slo_inputs import (
     KIND_LATENCY,
     KIND_RATIO,
@@ -230,18 +230,18 @@ def error_limit(service: ServiceView, requests_total: str) -> float:
 
 def period_availability(service: ServiceView, slo: SloView) -> str:
     """SLI over the SLO period, from the request-weighted period rule."""
-    return f"1 - {c.RULE_PERIOD_SLI_ERROR}{slo_matchers(service.service, slo.name)}"
+    return known(f"1 - {c.RULE_PERIOD_SLI_ERROR}{slo_matchers(service.service, slo.name)}")
 
 
 def budget_remaining(service: ServiceView, slo: SloView) -> str:
     """Share of the period's error budget still left (1 = untouched, < 0 = overspent)."""
-    return f"{c.RULE_PERIOD_BUDGET_REMAINING}{slo_matchers(service.service, slo.name)}"
+    return known(f"{c.RULE_PERIOD_BUDGET_REMAINING}{slo_matchers(service.service, slo.name)}")
 
 
 def burn_rate(service: ServiceView, slo: SloView, window: str) -> str:
     """How fast ``slo`` spends its budget over ``window`` (1 = exactly on budget)."""
     scope = slo_matchers(service.service, slo.name)
-    return (
+    return known(
         f"{c.sli_error_ratio_rule(window)}{scope}\n"
         f"/ on ({c.LABEL_SLO_SERVICE}, {c.LABEL_SLO})\n{c.RULE_ERROR_BUDGET}{scope}"
     )

@@ -18,6 +18,7 @@ from limone_obs.dashboards._grafana import Look, Query, override
 from limone_obs.dashboards.queries import (
     RANGE,
     Queries,
+    known,
     matchers,
     over_range,
     rate,
@@ -145,13 +146,16 @@ def slo_table(service: ServiceView) -> Any:
     firing now. An SLO without recording rules (``up``) has no objective or budget: its
     row comes from its SLI read from the raw series (:func:`_raw_slis`)."""
     scope = f'{{{c.LABEL_SLO_SERVICE}="{service.service}"}}'
-    recorded = f"1 - ({c.RULE_PERIOD_SLI_ERROR}{scope}\nor on ({c.LABEL_SLO})\n"
-    recorded += f"{c.sli_error_ratio_rule(c.SLI_WINDOWS[0])}{scope})"
+    # Each recorded ratio without its NaN (no event counted: see queries.known), so an
+    # SLO whose SLI counted nothing shows an empty cell, not NaN.
+    period = known(f"{c.RULE_PERIOD_SLI_ERROR}{scope}")
+    recent = known(f"{c.sli_error_ratio_rule(c.SLI_WINDOWS[0])}{scope}")
+    recorded = f"1 - ({period}\nor on ({c.LABEL_SLO})\n{recent})"
     sli = f"\nor on ({c.LABEL_SLO})\n".join([f"({recorded})", *_raw_slis(service)])
     exprs = (
         _by_slo(f"{c.RULE_OBJECTIVE}{scope}"),
         _by_slo(sli),
-        _by_slo(f"{c.RULE_PERIOD_BUDGET_REMAINING}{scope}"),
+        _by_slo(known(f"{c.RULE_PERIOD_BUDGET_REMAINING}{scope}")),
         fastest_tier(service),
     )
     columns = (("Value #A", "objective"), ("Value #B", "SLI"), ("Value #C", "budget left"))

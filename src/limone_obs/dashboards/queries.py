@@ -97,6 +97,18 @@ def over_range(expr: str) -> str:
     return expr.replace(f"[{RATE_INTERVAL}]", f"[{RANGE}]")
 
 
+def known(expr: str) -> str:
+    """``expr`` without its NaN samples: what a panel reads from an SLO's recorded ratios.
+
+    A recorded ratio (an SLI's error ratio, the budget left, a burn rate) divides by the
+    events of its window, and 0 / 0 is NaN while the SLI counted none (a browser SLO
+    before its first beacon, an idle endpoint's SLO): Grafana would draw NaN where "No
+    data" is the truth. NaN compares false, so ``> -Inf`` drops it and keeps every other
+    value, negative ones (an overspent budget) included.
+    """
+    return f"({expr}) > -Inf"
+
+
 def slo_matchers(service: str, slo: str) -> str:
     """``{slo_service="<service>", slo="<slo>"}`` for the SLO recording rules."""
     return f'{{{c.LABEL_SLO_SERVICE}="{service}", {c.LABEL_SLO}="{slo}"}}'

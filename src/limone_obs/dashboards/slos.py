@@ -13,7 +13,14 @@ from limone_obs.alerts import model
 from limone_obs.dashboards import _grafana as gf
 from limone_obs.dashboards import common
 from limone_obs.dashboards._grafana import Look, Query
-from limone_obs.dashboards.queries import Queries, le_matcher, matchers, slo_matchers, sum_rate
+from limone_obs.dashboards.queries import (
+    Queries,
+    known,
+    le_matcher,
+    matchers,
+    slo_matchers,
+    sum_rate,
+)
 from limone_obs.dashboards.slo_inputs import Series, ServiceView, SloView
 from limone_obs.errors import DashboardError
 
@@ -91,7 +98,7 @@ def _objective_sli(service: ServiceView, slo: SloView) -> object:
     sli = Query(common.period_availability(service, slo), f"SLI {service.period}")
     window = c.SLI_WINDOWS[0]
     now = Query(
-        f"1 - {c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}",
+        known(f"1 - {c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}"),
         f"SLI {window}",
     )
     # The objective is a reference, not a reading: it would sit in its own orange band.
@@ -167,7 +174,7 @@ def _sli_series(service: ServiceView, slo: SloView) -> object:
     hour-long incident."""
     scope = slo_matchers(service.service, slo.name)
     windows = [w for w in ("5m", "1h", "6h") if w in c.SLI_WINDOWS]
-    queries = [Query(f"1 - {c.sli_error_ratio_rule(w)}{scope}", f"SLI {w}") for w in windows]
+    queries = [Query(known(f"1 - {c.sli_error_ratio_rule(w)}{scope}"), f"SLI {w}") for w in windows]
     look = Look(
         f"Share of good events over the last {', '.join(windows)} (recorded rules; the "
         f"whole service: the rules aggregate every job instance). Dashed: the objective "
@@ -203,12 +210,12 @@ def _progress(service: ServiceView, slo: SloView) -> object:
     scope = slo_matchers(service.service, slo.name)[1:-1]
     window = c.STAGE_WINDOWS[-1]
     committed = Query(
-        f"1 - {c.sli_error_ratio_rule(window)}{{{scope}}}",
+        known(f"1 - {c.sli_error_ratio_rule(window)}{{{scope}}}"),
         f"within {slo.threshold_seconds:g} s (committed)",
     )
     stages = [
         Query(
-            f'{c.stage_sli_rule(window)}{{{scope},{c.LABEL_STAGE}="{stage:g}"}}',
+            known(f'{c.stage_sli_rule(window)}{{{scope},{c.LABEL_STAGE}="{stage:g}"}}'),
             f"within {stage:g} s (next)",
         )
         for stage in slo.stages
@@ -232,7 +239,7 @@ def _progress(service: ServiceView, slo: SloView) -> object:
 def _current_sli(service: ServiceView, slo: SloView) -> object:
     limit = slo.budget
     window = slo.window or c.SLI_WINDOWS[0]
-    expr = f"{c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}"
+    expr = known(f"{c.sli_error_ratio_rule(window)}{slo_matchers(service.service, slo.name)}")
     return gf.stat(
         "Bad event ratio now",
         [Query(expr)],
