@@ -784,6 +784,17 @@ HISTOGRAM_BUCKETS_ARGUMENT: Final = {
 }
 
 
+def foreign_namespace_advice(metric: str, other: str, namespace: str) -> str:
+    """What a spec of ``namespace`` is told of ``metric``, the exporter's series in
+    namespace ``other``: the spec's namespace first (the app's ``Metrics(namespace=...)``
+    is the likelier truth: a spec left on the default got told to rename its series)."""
+    return (
+        f"{metric} is the exporter's series in namespace {other!r}, but the spec's "
+        f"namespace is {namespace!r}: set `namespace: {other}` if the app's "
+        f"Metrics(namespace=...) is {other!r}, else write {namespace}{metric[len(other) :]}"
+    )
+
+
 def exporter_histogram(namespace: str, metric: str) -> str | None:
     """The name without the namespace of the exporter's histogram ``metric`` (base name)
     in ``namespace``; None for a histogram the exporter does not define."""

@@ -71,6 +71,24 @@ def test_a_percent_sign_on_a_number_is_named() -> None:
     ) in message
 
 
+@pytest.mark.parametrize("where", ["top", "slo"])
+def test_a_percent_sign_on_min_rate_is_no_share_to_drop(where: str) -> None:
+    """min_rate is events per second: "write 5, a plain number without %" (a trial) would
+    have set 5 events per second, below which most services' rate alerts stay quiet."""
+    text = SPEC.format(objective=99.5)
+    text = (
+        text.replace("service: shop\n", "service: shop\nmin_rate: 5%\n")
+        if where == "top"
+        else text + "    min_rate: 5%\n"
+    )
+    message = _error(text)
+    assert (
+        "min_rate: must be a number, found a string '5%': min_rate is events per second "
+        "(below it the rate alerts stay quiet), not a share: write a rate such as 0.1"
+    ) in message
+    assert "write 5" not in message
+
+
 def test_a_quoted_number_is_named() -> None:
     """objective: "99.9" (quoted) is a string: the message says to drop the quotes."""
     message = _error(SPEC.format(objective='"99.9"'))

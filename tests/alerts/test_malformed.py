@@ -895,6 +895,26 @@ def test_a_histogram_of_the_apps_own_needs_its_buckets_declared() -> None:
     assert parse_spec(edited(*own, declared), source=FILE) is not None
 
 
+def test_the_exporters_histogram_of_another_namespace_is_told_the_namespace() -> None:
+    """A spec left on the kit's namespace for an app with ``Metrics(namespace="shop")``:
+    its latency threshold on ``shop_request_duration_seconds`` got the advice to list that
+    histogram's buckets (a trial followed it: a build whose rules selected nothing); it is
+    told the namespace, first."""
+    text = edited(
+        "histogram: limoneide_request_duration_seconds\n",
+        "histogram: shop_request_duration_seconds\n",
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, source=FILE)
+    assert info.value.location == f"{FILE}: slos[1] (latency).threshold_seconds"
+    assert info.value.detail.startswith(
+        "shop_request_duration_seconds is the exporter's series in namespace 'shop', but the "
+        "spec's namespace is 'limoneide': set `namespace: shop` if the app's "
+        "Metrics(namespace=...) is 'shop'"
+    ), info.value.detail
+    assert "buckets:" not in info.value.detail
+
+
 def test_a_dependency_threshold_off_its_buckets_names_the_right_argument() -> None:
     """The dependency histogram's buckets are set with Metrics(dependency_buckets=...)."""
     text = edited("    threshold_seconds: 2.5\n    stages: [1.0]\n", "    threshold_seconds: 0.3\n")

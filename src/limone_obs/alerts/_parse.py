@@ -870,6 +870,13 @@ def _bucket(ctx: Context, item: Reader, key: str, value: float, histogram: Selec
         return value  # its buckets: list is in error (said there): nothing to check against
     declared = ctx.buckets.get(histogram.metric)
     own = c.exporter_histogram(ctx.names.namespace, histogram.metric)
+    catalogue = _catalogue(ctx.names.namespace)
+    other = None if declared or own else catalogue.foreign_namespace(histogram)
+    if other is not None:
+        # The exporter's histogram of another namespace (a spec left on the default for
+        # an app with Metrics(namespace="shop")): listing its buckets, as the advice
+        # below says, made a build whose every rule selected nothing (a trial).
+        item.fail(key, c.foreign_namespace_advice(histogram.metric, other, ctx.names.namespace))
     if not declared and own is None:
         client = ", ".join(f"{b:g}" for b in c.CLIENT_DEFAULT_BUCKETS)
         item.fail(

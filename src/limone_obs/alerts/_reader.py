@@ -296,7 +296,14 @@ class Reader:
             found = f"{kind_name(value)} {shown(value)}"
             # A time in seconds written with its unit (threshold_seconds: 300ms).
             seconds = key.endswith("_seconds")
-            self.fail(key, f"must be a number, found {found}{plain_number_hint(value, seconds)}")
+            hint = plain_number_hint(value, seconds)
+            if key in _RATE_KEYS and isinstance(value, str) and value.strip().endswith("%"):
+                # "write 5" would set 5 events per second: most services' alerts quiet.
+                hint = (
+                    f": {key} is events per second (below it the rate alerts stay quiet), "
+                    "not a share: write a rate such as 0.1 (one event every 10 s)"
+                )
+            self.fail(key, f"must be a number, found {found}{hint}")
         if not math.isfinite(value):
             self.fail(key, f"must be a finite number, found {shown(value)}")
         return float(value)
@@ -377,6 +384,10 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 #: A duration written with its unit where seconds are asked for (``300ms``, ``2 s``).
 _WITH_UNIT = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|sec|secs|seconds?)", re.I)
 _UNIT_SECONDS = {"ms": 0.001, "m": 60.0}
+
+
+#: Keys whose number is a rate of events per second: a % sign there is no share to drop.
+_RATE_KEYS = frozenset({"min_rate"})
 
 
 def plain_number_hint(value: Any, seconds: bool = False) -> str:

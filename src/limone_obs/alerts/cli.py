@@ -444,11 +444,7 @@ def _selector(value: Any) -> Selector | None:
 def _selector_problems(catalogue: Catalogue, selector: Selector, *, histogram: bool) -> list[str]:
     other = catalogue.foreign_namespace(selector)
     if other is not None:
-        return [
-            f"{selector.metric} is the exporter's series in namespace {other!r}, but the spec's "
-            f"namespace is {catalogue.namespace!r}: write "
-            f"{catalogue.namespace}{selector.metric[len(other) :]}, or set `namespace: {other}`"
-        ]
+        return [c.foreign_namespace_advice(selector.metric, other, catalogue.namespace)]
     return catalogue.problems(selector, histogram=histogram, counter=not histogram)
 
 
