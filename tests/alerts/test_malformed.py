@@ -895,6 +895,22 @@ def test_a_histogram_of_the_apps_own_needs_its_buckets_declared() -> None:
     assert parse_spec(edited(*own, declared), source=FILE) is not None
 
 
+def test_a_stage_not_below_the_threshold_gets_an_example_from_its_own_buckets() -> None:
+    """The example of next thresholds is made for this SLO: bucket boundaries of its
+    histogram below its threshold (a trial with a 1 s threshold was shown the kit's
+    example for 2.5 s, [1.0, 0.6], whose 1.0 is not below it); the example is accepted."""
+    kits = "threshold_seconds: 2.5\n    stages: [1.0, 0.6]"
+    committed = "threshold_seconds: 1.0\n    stages: [{}]"
+    with pytest.raises(SpecError) as info:
+        parse_spec(edited(kits, committed.format("1.0")))
+    found = re.search(r"e\.g\. \[([0-9., ]+)\]$", info.value.detail)
+    assert found is not None, info.value.detail
+    example = found.group(1)
+    assert all(float(stage) < 1.0 for stage in example.split(", ")), example
+    text = edited(kits, committed.format(example))
+    assert parse_spec(text, source=FILE) is not None
+
+
 def test_the_exporters_histogram_of_another_namespace_is_told_the_namespace() -> None:
     """A spec left on the kit's namespace for an app with ``Metrics(namespace="shop")``:
     its latency threshold on ``shop_request_duration_seconds`` got the advice to list that

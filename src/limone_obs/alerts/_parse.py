@@ -922,11 +922,17 @@ def stages(ctx: Context, item: Reader, histogram: Selector, committed: float) ->
             item.fail(key, f"must be a number of seconds, found {value!r}{hint}")
         previous = found[-1] if found else committed
         if value >= previous:
+            # An example from the histogram's own boundaries below this SLO's threshold.
+            buckets = ctx.buckets.get(histogram.metric) or c.histogram_buckets(
+                ctx.names.namespace, histogram.metric
+            )
+            lower = sorted((b for b in buckets if b < committed), reverse=True)[1:4:2]
+            example = f", e.g. [{', '.join(f'{b:g}' for b in lower)}]" if lower else ""
             item.fail(
                 key,
                 f"{value:g} s is not below {previous:g} s: list the next thresholds from the "
                 f"committed threshold_seconds ({committed:g} s) downwards, each below the one "
-                "before (under a 2.5 s threshold: [1.0, 0.6])",
+                f"before and a bucket boundary{example}",
             )
         found.append(_bucket(ctx, item, key, float(value), histogram))
     return tuple(found)
@@ -1069,5 +1075,11 @@ def _receiver(block: Reader) -> Receiver:
         for index, item in enumerate(value):
             _receiver_config(Reader.of(extra.file, f"{extra.path}.{key}[{index}]", item))
     if url is None and not extra.data:
-        block.fail(None, "has no webhook_url and no extra *_configs: alerts would go nowhere")
+        block.fail(
+            None,
+            "has no webhook_url and no extra *_configs: alerts would go nowhere. Give it "
+            "webhook_url: https://... (your alert receiver), or extra: with Alertmanager's "
+            "*_configs (slack_configs, pagerduty_configs, ...); leave webhook_url out (not "
+            "empty) for the demo stack's webhook",
+        )
     return Receiver(url, resolved, MappingProxyType(dict(extra.data)))

@@ -146,8 +146,8 @@ def link_notes(spec: ServiceSpec) -> list[str]:
         elif receiver.webhook_url == DEFAULT_WEBHOOK:
             notes.append(
                 f"alertmanager.receivers.{severity} sends its alerts to {DEFAULT_WEBHOOK}, "
-                "the demo stack's webhook (the default when the receiver or its webhook_url "
-                f"is left out): nobody is told. Set alertmanager.receivers.{severity}."
+                "the demo stack's webhook (also what a receiver gets whose webhook_url is "
+                f"left out): nobody is told. Set alertmanager.receivers.{severity}."
                 "webhook_url, or its extra *_configs, to where your team is told"
             )
     return notes
