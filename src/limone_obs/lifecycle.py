@@ -191,6 +191,13 @@ class RequestState:
                 end(self, elapsed)
             except Exception as exc:  # the others still end: one's failure loses no count
                 failed = failed or exc
+        # Every participant has read it. Kept, its traceback's frames would reach through
+        # their callers to the previous request's state (Lifecycle.__call__'s locals), and
+        # the context keeps this state until its next request: a test suite's failing
+        # requests kept every app they were made on alive (a trial).
+        self.exception = None
+        with contextlib.suppress(AttributeError):  # unset on most requests
+            del self.logged_exception
         if failed is not None:
             raise failed
 

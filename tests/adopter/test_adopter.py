@@ -221,10 +221,10 @@ def test_plain_gunicorn_preloading_the_app_says_the_master_reported(tmp_path: Pa
     with gunicorn_server(plain_app, tmp_path, {}, config=None, args=args) as (url, proc):
         scraped = [_scraped_problem(url) for _ in range(4)]
         text = proc.log.read_text(errors="replace")
-    said = re.findall(r"gunicorn with 2 workers serves .*?not set.*?\((this is [^)]*)\)", text)
+    said = re.findall(r"gunicorn with 2 workers serves .*?not set.*?\((said by [^)]*)\)", text)
     assert [1.0] * 4 == scraped
-    assert [f"this is gunicorn's master, pid {proc.pid}, which preloaded the app: its workers, "
-            "forked from it, inherit this report"] == said  # fmt: skip
+    assert [f"said by gunicorn's master, pid {proc.pid}, which preloaded the app: its workers "
+            "answer the scrapes, and inherit this report"] == said  # fmt: skip
 
 
 def _scraped_problem(url: str) -> float | None:

@@ -703,8 +703,8 @@ def _report_missing(claim: str, what: str) -> None:
     # A preloaded app is set up in the master, which answers no request: its workers
     # inherit this report (and say it no more), so the line says whose it is.
     reporter = (
-        f"this is gunicorn's master, pid {os.getpid()}, which preloaded the app: its "
-        "workers, forked from it, inherit this report"
+        f"said by gunicorn's master, pid {os.getpid()}, which preloaded the app: its "
+        "workers answer the scrapes, and inherit this report"
         if _in_gunicorn_master()
         else f"this is pid {os.getpid()}"
     )
