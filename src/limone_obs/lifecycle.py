@@ -170,8 +170,9 @@ class RequestState:
         return start_response(status, headers, exc_info)
 
     def record_exception(self, exc: BaseException) -> None:
-        """Remember the first unhandled exception of this request."""
-        if self.exception is None:
+        """Remember the first unhandled exception of this request, while it is open (an
+        ended one has dropped its own: see finish)."""
+        if self.exception is None and self.start is not None:
             self.exception = exc
 
     def finish(self) -> None:
