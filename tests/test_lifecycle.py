@@ -32,7 +32,7 @@ from werkzeug.test import EnvironBuilder
 
 from limone_obs import Metrics, lifecycle
 from limone_obs import conventions as c
-from limone_obs.logging import configure_logging, init_app
+from limone_obs.logging import configure_logging, get_logger, init_app
 from limone_obs.logging.setup import reset_for_tests
 from tests.lifecycle_app import StreamBrokeError, create_app
 from tests.support import (
@@ -259,9 +259,10 @@ def test_each_extension_works_alone() -> None:
     assert ({"/x": 1.0}, ["/y"]) == (counts, [e["endpoint"] for e in _access_lines(out.getvalue())])
 
 
-def _served_and_dropped(name: str, metrics: Metrics) -> weakref.ref[Flask]:
+def _served_and_dropped(name: str, metrics: Metrics, path: str) -> weakref.ref[Flask]:
     """An app with both extensions (``metrics`` made once, as a factory's module does)
-    that served one failing request; only a weak reference to it is returned."""
+    that served one request of ``path``: ``/boom`` fails, ``/handled`` logs a handled
+    exception with its traceback; only a weak reference to the app is returned."""
     app = Flask(name)
     # Flask's "Exception on /boom" record holds the traceback, whose frames hold the
     # app: pytest's log capture would keep it alive until the test ends.
@@ -273,26 +274,37 @@ def _served_and_dropped(name: str, metrics: Metrics) -> weakref.ref[Flask]:
     def boom() -> str:
         raise RuntimeError("boom")
 
-    app.test_client().get("/boom", buffered=True)
+    @app.get("/handled")
+    def handled() -> str:
+        try:
+            raise KeyError("gone")
+        except KeyError:
+            get_logger("handled").exception("answered from the fallback")
+        return "fallback"
+
+    app.test_client().get(path, buffered=True)
     return weakref.ref(app)
 
 
-def test_a_dropped_app_is_freed_with_what_it_holds() -> None:
+@pytest.mark.parametrize("path", ["/boom", "/handled"])
+def test_a_dropped_app_is_freed_with_what_it_holds(path: str) -> None:
     """An app factory called per test (or per tenant) leaves no app behind once its app
     is dropped: nothing keeps an instrumented app alive but the last request's state,
     which its context keeps until its next request (a trial found every app, its config
     and its connections kept for good by the exception signal's receiver; a re-trial,
-    every app of a row of failing requests, through the last one's traceback). The
-    exception signal still reaches each app while it lives."""
+    every app of a row of failing requests, through the last one's traceback; so did a
+    row of handled exceptions logged with theirs). The exception signal still reaches
+    each app while it lives."""
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
+    configure_logging(stream=io.StringIO())  # the handled exception's line: a traceback
     # In a context of this test's own: the last state stays there (see lifecycle._CURRENT).
     context = contextvars.copy_context()
-    apps = [context.run(_served_and_dropped, f"factory_{i}", metrics) for i in range(4)]
+    apps = [context.run(_served_and_dropped, f"factory_{i}", metrics, path) for i in range(4)]
     gc.collect()
     reset_for_tests()
     text = generate_latest(registry).decode()
-    assert ([None, None, None], {"/boom": 4.0}) == (
+    assert ([None, None, None], {"/boom": 4.0} if path == "/boom" else {}) == (
         [ref() for ref in apps[:-1]],
         per_endpoint(text, N.request_exceptions_total),
     )

@@ -144,9 +144,9 @@ class RequestState:
     #: make none).
     busy: list[float]
     #: The last exception whose traceback a log line of this request carried (set by the
-    #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
-    #: most requests log none, and this costs them nothing).
-    logged_exception: BaseException
+    #: logging pipeline, :func:`traceback_logged`); None until then, and again once the
+    #: request has ended (see finish).
+    logged_exception: BaseException | None
     #: True when the server stopped reading the body before its end (the client went
     #: away mid-body: see __iter__); unset otherwise (read with getattr, as above).
     client_aborted: bool
@@ -197,8 +197,7 @@ class RequestState:
         # the context keeps this state until its next request: a test suite's failing
         # requests kept every app they were made on alive (a trial).
         self.exception = None
-        with contextlib.suppress(AttributeError):  # unset on most requests
-            del self.logged_exception
+        self.logged_exception = None
         if failed is not None:
             raise failed
 
@@ -730,6 +729,7 @@ class Lifecycle:
         state.status = "500"
         state.endpoint = None
         state.exception = None
+        state.logged_exception = None
         state.headers = None
         state.metrics = None
         state.log = None
