@@ -144,9 +144,9 @@ class RequestState:
     #: make none).
     busy: list[float]
     #: The last exception whose traceback a log line of this request carried (set by the
-    #: logging pipeline, :func:`traceback_logged`); None until then, and again once the
-    #: request has ended (see finish).
-    logged_exception: BaseException | None
+    #: logging pipeline, :func:`traceback_logged`); unset until then (read with getattr:
+    #: most requests log none, and this costs them nothing).
+    logged_exception: BaseException
     #: True when the server stopped reading the body before its end (the client went
     #: away mid-body: see __iter__); unset otherwise (read with getattr, as above).
     client_aborted: bool
@@ -170,9 +170,8 @@ class RequestState:
         return start_response(status, headers, exc_info)
 
     def record_exception(self, exc: BaseException) -> None:
-        """Remember the first unhandled exception of this request, while it is open (an
-        ended one has dropped its own: see finish)."""
-        if self.exception is None and self.start is not None:
+        """Remember the first unhandled exception of this request."""
+        if self.exception is None:
             self.exception = exc
 
     def finish(self) -> None:
@@ -192,12 +191,6 @@ class RequestState:
                 end(self, elapsed)
             except Exception as exc:  # the others still end: one's failure loses no count
                 failed = failed or exc
-        # Every participant has read it. Kept, its traceback's frames would reach through
-        # their callers to the previous request's state (Lifecycle.__call__'s locals), and
-        # the context keeps this state until its next request: a test suite's failing
-        # requests kept every app they were made on alive (a trial).
-        self.exception = None
-        self.logged_exception = None
         if failed is not None:
             raise failed
 
@@ -729,7 +722,6 @@ class Lifecycle:
         state.status = "500"
         state.endpoint = None
         state.exception = None
-        state.logged_exception = None
         state.headers = None
         state.metrics = None
         state.log = None
@@ -754,6 +746,12 @@ class Lifecycle:
         shared: WSGIEnvironment | None = environ
         if outer is None and previous is not None and previous.start is not None:
             back, shared = _view_serving(previous), None
+        # Needed past here only to give the context back. Kept, this frame would hold the
+        # previous request's state; and this frame outlives the call in this request's
+        # tracebacks (their frames keep their callers), which the state this context keeps
+        # until its next request holds: a row of requests that failed, or logged a handled
+        # exception with its traceback, kept every app they were made on alive (a trial).
+        previous = None if back is None else previous
         _set_current(state)
         for begin in self.begins:
             begin(state, environ)

@@ -731,7 +731,7 @@ def _access_line(
         exc_info = (type(exc), exc, exc.__traceback__)
         # Flask's "Exception on ..." error line (or the view's own) carried the traceback,
         # with this request's id: the access line gives the type and message only.
-        logged = state.logged_exception is exc
+        logged = getattr(state, "logged_exception", None) is exc
         fields[c.LOG_EXCEPTION] = p.exception_summary(exc_info) if logged else p.exception(exc_info)
     timestamp = rfc3339(time.time())
     # The core fields come from _heads, encoded once per service and env; only the request's own
