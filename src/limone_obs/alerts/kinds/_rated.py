@@ -59,35 +59,41 @@ class RatedSli(Sli):
         ``_count``): when it is absent, the SLI measures nothing."""
 
     def absent_alert(self, spec: ServiceSpec, slo: Slo) -> Rule:
-        """``<Slo>SliAbsent`` (ticket): for :data:`SLI_ABSENT_FOR`, no series of
-        :meth:`events`, or only series that never counted an event (made at 0 before
-        their first one: the kit's page-load series appear when a page renders the RUM
-        tag, so a page whose beacons never arrive has them at 0 for good). The selectors
-        may be the user's own, which no catalogue knows: a typo, a renamed label or a
-        missing exporter leaves an SLO that never alerts, and this says so. Both cases
-        carry the same labels (the selector's equality matchers, as ``absent()`` gives)."""
+        """``<Slo>SliAbsent`` (ticket): no series of :meth:`events` for
+        :data:`SLI_ABSENT_FOR`. The selectors may be the user's own, which no catalogue
+        knows: a typo, a renamed label or a missing exporter leaves an SLO that never
+        alerts, and this says so.
+
+        A browser SLO on a phase every page view reports (:func:`_every_view_phase`) also
+        fires while its series, which appear at 0 when a page first renders the RUM tag,
+        have never counted a beacon though pages rendered the tag in the window: blocked
+        beacons (a trial: the ticket never came once a page rendered). Other series at 0
+        mean nothing here: an idle SLI (a mark no user triggered since the restart, a
+        counter of the app's own made at 0) is no fault. Both cases carry the same labels
+        (the selector's equality matchers, as ``absent()`` gives)."""
         name = c.slo_alert_name(slo.name, c.ALERT_SUFFIX_SLI_ABSENT)
         events = self.events().promql()
-        browser = self.events().metric.endswith(f"_{c.SUFFIX_PAGE_LOAD_SECONDS}_count")
+        unbeaconed = _unbeaconed(spec, self.events())
         summary = f"{spec.service} {slo.name}: no series for its SLI"
         description = (
-            f"{slo.description} Prometheus has had no {events} series, or only ones that "
-            f"never counted an event, for {SLI_ABSENT_FOR}: the SLO measures nothing and "
-            "none of its alerts can fire. A selector in the spec may not match what the "
-            "service exposes, "
+            f"{slo.description} Prometheus has had no {events} series for {SLI_ABSENT_FOR}"
             + (
-                "no page rendered the RUM tag, or the pages render it but no beacon "
-                "arrives (the script or the beacon path blocked: a Content-Security-Policy, "
-                "a proxy)."
-                if browser
+                ", or only ones that never counted a beacon while pages rendered the RUM tag"
+                if unbeaconed
+                else ""
+            )
+            + ": the SLO measures nothing and none of its alerts can fire. A selector in the "
+            "spec may not match what the service exposes, "
+            + (
+                "no page rendered the tag, or the pages render it but no beacon arrives (the "
+                "script or the beacon path blocked: a Content-Security-Policy, a proxy)."
+                if unbeaconed
                 else "or the service sends no traffic."
             )
         )
         notes = alerting.alert_annotations(slo, name, summary, description)
         labels = alerting.alert_labels(spec, slo, c.SEVERITY_TICKET)
-        own = ", ".join(m.name for m in self.events().matchers if m.op == "=")
-        never = f"sum by ({own}) ({events}) == 0" if own else f"sum({events}) == 0"
-        expr = f"absent({events})\nor\n{never}"
+        expr = f"absent({events})" + (f"\nor\n{unbeaconed}" if unbeaconed else "")
         return alerting.make_alert(name, expr, SLI_ABSENT_FOR, labels, notes)
 
     def bad_share_words(self) -> str:
@@ -184,13 +190,34 @@ class RatedSli(Sli):
             unittests.alert_check(rule, wait - 1, None),
             unittests.alert_check(rule, wait + 1, own),
         ]
+        quiet = [unittests.alert_check(rule, wait + 1, None)]
+        if _unbeaconed(spec, self.events()):
+            pages = unittests.counter(
+                unittests.base_labels(spec), spec.names.rum_pages_total, 2.0, wait + 2
+            )
+            idle = [
+                unittests.plain_test(
+                    f"{slo.name}: SLI series at 0 while pages render the tag fire {rule['alert']}",
+                    [up, pages, *at_zero],
+                    checks,
+                ),
+                unittests.plain_test(
+                    f"{slo.name}: SLI series at 0 while no page renders fire no {rule['alert']}",
+                    [up, *at_zero],
+                    quiet,
+                ),
+            ]
+        else:
+            idle = [
+                unittests.plain_test(
+                    f"{slo.name}: SLI series at 0 (an idle SLI) fire no {rule['alert']}",
+                    [up, *at_zero],
+                    quiet,
+                )
+            ]
         return [
             unittests.plain_test(f"{slo.name}: no SLI series fires {rule['alert']}", [up], checks),
-            unittests.plain_test(
-                f"{slo.name}: SLI series that never counted an event fire {rule['alert']}",
-                [up, *at_zero],
-                checks,
-            ),
+            *idle,
             unittests.plain_test(
                 f"{slo.name}: SLI series present fire no {rule['alert']}",
                 present,
@@ -417,3 +444,27 @@ def two_instances_scenario(
     title = "two instances, one failing every request, alert once for the service"
     times = unittests.around_for(pairs, load, end)
     return unittests.scenario(spec, slo, pairs, title, load=load, times=times, series=series)
+
+
+#: The phases every page view reports (the Core Web Vitals' fcp and lcp are not sent by
+#: every browser, and a mark only by pages whose users do what it marks).
+_EVERY_VIEW_PHASES: Final = (c.PHASE_TTFB, c.PHASE_DOM_CONTENT_LOADED, c.PHASE_LOAD)
+
+
+def _unbeaconed(spec: ServiceSpec, events: Selector) -> str:
+    """For a browser SLO on one phase every page view reports (the kit's
+    ``<ns>_page_load_seconds_count`` with ``phase`` equal to one of
+    :data:`_EVERY_VIEW_PHASES`): PromQL true (labelled as ``absent()`` would be) while its
+    series have never counted a beacon though pages rendered the RUM tag over
+    :data:`SLI_ABSENT_FOR`. Empty for any other SLI."""
+    phase = next(
+        (m.value for m in events.matchers if m.name == c.LABEL_PHASE and m.op == "="), None
+    )
+    if events.metric != spec.names.page_load_count or phase not in _EVERY_VIEW_PHASES:
+        return ""
+    own = ", ".join(m.name for m in events.matchers if m.op == "=")
+    # The SLI's own job matcher (the spec's job, or the one its selector names).
+    job = ",".join(m.promql() for m in events.matchers if m.name == c.LABEL_JOB)
+    pages = f"{spec.names.rum_pages_total}{{{job}}}"
+    rendered = f"sum by ({c.LABEL_JOB}) (increase({pages}[{SLI_ABSENT_FOR}]))"
+    return f"(sum by ({own}) ({events.promql()}) == 0\nand on ({c.LABEL_JOB})\n{rendered} > 0)"
