@@ -227,6 +227,26 @@ def test_plain_gunicorn_preloading_the_app_says_the_master_reported(tmp_path: Pa
             "answer the scrapes, and inherit this report"] == said  # fmt: skip
 
 
+def test_plain_gunicorn_with_a_worker_class_of_its_own_names_each_worker(
+    tmp_path: Path,
+) -> None:
+    """``gunicorn -w 2 -k yourapp.MyWorker`` without the kit's config (no preload): each
+    worker says the problem with its own pid (a review: a worker class outside gunicorn's
+    modules made every worker's line say it was the master's)."""
+    plain_app = "tests.adopter.shop.wsgi:app"
+    args = ["-w", "2", "-k", "tests.adopter.custom_worker.PlainWorker"]
+    with gunicorn_server(plain_app, tmp_path, {}, config=None, args=args) as (_url, proc):
+        deadline = time.monotonic() + 30
+        found = r"gunicorn with 2 workers serves .*?not set.*?\((this is pid \d+|said by [^)]*)\)"
+        said: list[str] = []
+        while len(said) < 2 and time.monotonic() < deadline:
+            said = re.findall(found, proc.log.read_text(errors="replace"))
+            time.sleep(0.2)
+    assert 2 == len(said), said
+    assert all(s.startswith("this is pid ") for s in said), said
+    assert len(set(said)) == 2
+
+
 def _scraped_problem(url: str) -> float | None:
     name = health_series.problems_name(N.namespace)
     text = requests.get(f"{url}/metrics", timeout=10).text

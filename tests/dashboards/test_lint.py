@@ -264,6 +264,12 @@ def test_hard_coded_range_is_reported() -> None:
         ("present_over_time(x[1h])", []),
         ("max_over_time(x[1h])", ["1h"]),
         ("last_over_time(rate(x_total[5m])[1h:1m])", ["5m"]),
+        # A rate window beside a lookback is still one (a review: nodes told apart by
+        # id() lost it whenever the allocator reused an address).
+        ("max(last_over_time(foo[1h])) + rate(bar_total[7m])", ["7m"]),
+        ("present_over_time(foo[2h]) * on() group(rate(bar_total[9m]))", ["9m"]),
+        ("rate(x_total[1h]) + last_over_time(x_total[1h])", ["1h"]),
+        ("last_over_time(x_total[1h]) + rate(x_total[1h])", ["1h"]),
     ],
 )
 def test_a_lookback_window_is_no_rate_window(expr: str, windows: list[str]) -> None:

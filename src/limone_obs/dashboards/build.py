@@ -108,7 +108,8 @@ traffic beside them would mix two services without a word.
 - **Timeline**: deploys (an instance reporting a `version`/`revision` in
   `{service.namespace}_build_info` that it had not reported in the hour before: a restart
   or failed scrapes of the same release are none, nor is a rollback to a release it ran
-  within that hour; set `LIMONE_OBS_VERSION` and
+  within that hour, but a new instance, such as a pod under a new address, is one; set
+  `LIMONE_OBS_VERSION` and
   `LIMONE_OBS_REVISION`, else every release reads `unknown`) are annotations on every
   Prometheus dashboard,
   firing alerts on every dashboard; `$baseline` (none / 1 d / 1 w) draws the same 5xx ratio and p95

@@ -12,6 +12,7 @@ applied to. A syntax error raises :class:`PromQLSyntaxError` with the parser's m
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -157,6 +158,16 @@ _OPS = {
 _LOOKBACK_FUNCTIONS = frozenset({"last_over_time", "present_over_time"})
 
 
+def _window_key(node: object, regexes: Mapping[str, str]) -> tuple[str, str] | None:
+    """(series name, or "" for a subquery; window) of a range selector or subquery node,
+    None for any other node or one without a window."""
+    if isinstance(node, promql_parser.MatrixSelector) and node.range is not None:
+        return _selector(node.vector_selector, regexes).name, _window(node.range)
+    if isinstance(node, promql_parser.SubqueryExpr) and node.range is not None:
+        return "", _window(node.range)
+    return None
+
+
 def read(expr: str) -> Reading:
     """Selectors, windows and rate() arguments of ``expr`` (PromQLSyntaxError if invalid)."""
     selectors: list[Selector] = []
@@ -164,16 +175,23 @@ def read(expr: str) -> Reading:
     rates: list[tuple[str, str]] = []
 
     tree, regexes = _parse(expr)
-    lookbacks: set[int] = set()  # ids of the windows of lookback functions (visited first)
+    # The windows of lookback calls, by what they hold: the walk visits a call, then at
+    # once its argument (depth first), so that argument is the next window of its key. The
+    # nodes themselves cannot be told apart: the parser hands out new wrappers each time.
+    lookbacks: Counter[tuple[str, str]] = Counter()
 
     def visit(node: promql_parser.Expr) -> None:
         if isinstance(node, promql_parser.VectorSelector):
             selectors.append(_selector(node, regexes))
         elif isinstance(node, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
-            if node.range is not None and id(node) not in lookbacks:
-                ranges.append(_window(node.range))
+            key = _window_key(node, regexes)
+            if key is not None and lookbacks[key]:
+                lookbacks[key] -= 1
+            elif key is not None:
+                ranges.append(key[1])
         elif isinstance(node, promql_parser.Call) and node.func.name in _LOOKBACK_FUNCTIONS:
-            lookbacks.update(id(arg) for arg in node.args)
+            keys = (_window_key(arg, regexes) for arg in node.args)
+            lookbacks.update(key for key in keys if key is not None)
         elif isinstance(node, promql_parser.Call) and node.func.name in _RANGE_FUNCTIONS:
             arg = node.args[0] if node.args else None
             if isinstance(arg, promql_parser.MatrixSelector):

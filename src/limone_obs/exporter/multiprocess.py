@@ -725,7 +725,9 @@ def _in_gunicorn_master() -> bool:
     arbiter = False
     frame = sys._getframe(1)
     while frame is not None:
-        module = type(frame.f_locals.get("self")).__module__
+        # The module of the code running, not of its object's class: a worker class of
+        # the app's own (-k yourapp.MyWorker) runs gunicorn's Worker.init_process (a review).
+        module = frame.f_globals.get("__name__", "")
         if module.startswith("gunicorn.workers."):
             return False
         arbiter = arbiter or module == "gunicorn.arbiter"

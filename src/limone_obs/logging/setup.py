@@ -278,8 +278,8 @@ def _unmanaged_handlers() -> list[str]:
                     f"{_describe(handler)}, whose lines are neither JSON nor masked "
                     "(passwords, tokens) by limone-obs"
                     + (
-                        " (a console handler behind the queue prints each line a second "
-                        "time): remove it (the kit's output bounds its own wait on a slow "
+                        " (a console handler behind the queue would print each line a "
+                        "second time): remove it (the kit's output bounds its own wait on a slow "
                         "reader), or give its listener's handlers the formatter "
                         if queued
                         else ": give it the formatter "
@@ -348,25 +348,37 @@ def _describe(handler: logging.Handler) -> str:
     return text
 
 
+#: The listener found for each queue handler (None: none found), asked once per handler:
+#: looking for it walks the heap.
+_listeners: weakref.WeakKeyDictionary[
+    logging.handlers.QueueHandler, logging.handlers.QueueListener | None
+] = weakref.WeakKeyDictionary()
+
+
 def _listener_handlers(
     handler: logging.handlers.QueueHandler,
 ) -> tuple[logging.Handler, ...] | None:
     """The handlers of the ``QueueListener`` that empties ``handler``'s queue, or None
     when none is found (the queue may be read by another process, or by code of the
     app's own). Python 3.12's dictConfig sets ``handler.listener``; a listener made by
-    hand is found as the one object holding that queue (looked for at set-up only)."""
+    hand is found as the object holding that queue, or holding the dict that holds it
+    (its ``__dict__`` once something asked for it), looked for once per handler."""
     listener = getattr(handler, "listener", None)
     if not isinstance(listener, logging.handlers.QueueListener):
-        queue = handler.queue
-        listener = next(
-            (
-                ref
-                for ref in gc.get_referrers(queue)
-                if isinstance(ref, logging.handlers.QueueListener) and ref.queue is queue
-            ),
-            None,
-        )
+        if handler in _listeners:
+            listener = _listeners[handler]
+        else:
+            listener = _listeners[handler] = _find_listener(handler.queue)
     return tuple(listener.handlers) if listener is not None else None
+
+
+def _find_listener(queue: object) -> logging.handlers.QueueListener | None:
+    for ref in gc.get_referrers(queue):
+        owners = gc.get_referrers(ref) if isinstance(ref, dict) else [ref]
+        for owner in owners:
+            if isinstance(owner, logging.handlers.QueueListener) and owner.queue is queue:
+                return owner
+    return None
 
 
 #: The names of structlog's default processors (a configuration that set none of its own).
