@@ -348,10 +348,10 @@ def _describe(handler: logging.Handler) -> str:
     return text
 
 
-#: The listener found for each queue handler (None: none found), asked once per handler:
-#: looking for it walks the heap.
+#: The listener found for each queue handler: looking for it walks the heap (one not
+#: found is looked for again: it may be made after the handler).
 _listeners: weakref.WeakKeyDictionary[
-    logging.handlers.QueueHandler, logging.handlers.QueueListener | None
+    logging.handlers.QueueHandler, logging.handlers.QueueListener
 ] = weakref.WeakKeyDictionary()
 
 
@@ -362,13 +362,12 @@ def _listener_handlers(
     when none is found (the queue may be read by another process, or by code of the
     app's own). Python 3.12's dictConfig sets ``handler.listener``; a listener made by
     hand is found as the object holding that queue, or holding the dict that holds it
-    (its ``__dict__`` once something asked for it), looked for once per handler."""
+    (its ``__dict__`` once something asked for it), and remembered."""
     listener = getattr(handler, "listener", None)
     if not isinstance(listener, logging.handlers.QueueListener):
-        if handler in _listeners:
-            listener = _listeners[handler]
-        else:
-            listener = _listeners[handler] = _find_listener(handler.queue)
+        listener = _listeners.get(handler) or _find_listener(handler.queue)
+        if listener is not None:
+            _listeners[handler] = listener
     return tuple(listener.handlers) if listener is not None else None
 
 
