@@ -64,7 +64,7 @@ class RatedSli(Sli):
         knows: a typo, a renamed label or a missing exporter leaves an SLO that never
         alerts, and this says so.
 
-        A browser SLO on a phase every page view reports (:func:`_every_view_phase`) also
+        A browser SLO on a phase every page view reports (:data:`_EVERY_VIEW_PHASES`) also
         fires while its series, which appear at 0 when a page first renders the RUM tag,
         have never counted a beacon though pages rendered the tag in the window: blocked
         beacons (a trial: the ticket never came once a page rendered). Other series at 0
@@ -462,7 +462,8 @@ def _unbeaconed(spec: ServiceSpec, events: Selector) -> str:
     )
     if events.metric != spec.names.page_load_count or phase not in _EVERY_VIEW_PHASES:
         return ""
-    own = ", ".join(m.name for m in events.matchers if m.op == "=")
+    # The labels absent() gives (its equality matchers'), and job, which the pages join on.
+    own = ", ".join(dict.fromkeys([*(m.name for m in events.matchers if m.op == "="), c.LABEL_JOB]))
     # The SLI's own job matcher (the spec's job, or the one its selector names).
     job = ",".join(m.promql() for m in events.matchers if m.name == c.LABEL_JOB)
     pages = f"{spec.names.rum_pages_total}{{{job}}}"
