@@ -182,10 +182,14 @@ def test_the_summary_names_the_rows_that_regressed_or_improved() -> None:
 
 
 def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:
-    """Each row has the exact mean, its baseline and change; the p95 cells name the
-    bucket they were interpolated in; both formats say the percentiles are estimates."""
+    """Each row has the exact mean, its baseline and change; every percentile cell names
+    the bucket it was interpolated in (a p99 above the last finite bound says so); both
+    formats say the percentiles are estimates."""
     text = to_markdown(sample())
-    cells = "| 600 ms | 300 ms | +100 % | 300 ms | 1.90 s (1.5-2 s) | 2.50 s | 900 ms (0.5-1 s) |"
+    cells = (
+        "| 600 ms | 300 ms | +100 % | 300 ms (250-500 ms) | 1.90 s (1.5-2 s) | 2.50 s (> 2 s) "
+        "| 900 ms (0.5-1 s) |"
+    )
     assert f"| /projects/<int:project_id> | 100.0 % | 900 {cells}" in text
     assert 2 == text.count(ESTIMATES_NOTE)
     assert 2 == to_html(sample()).count(f'<p class="note">{html.escape(ESTIMATES_NOTE)}</p>')
