@@ -374,3 +374,49 @@ def test_the_summary_names_the_slos_below_objective_and_the_pages() -> None:
         "99.9 %), latency 99.00 % (objective 99.95 %)."
     ) in lines
     assert "- Pages fired: AvailabilityErrorBudgetBurn." in lines
+
+
+@pytest.mark.parametrize(
+    ("span", "offset", "expected"),
+    [
+        (300.0, 90.0, "08:01:30"),  # a short window: to the second
+        (3600.0, 90.0, "08:01"),
+        (7 * 86400.0, 86400.0 + 90.0, "16 Jan 08:01"),  # beyond two days: the day too
+    ],
+)
+def test_chart_times_are_utc_clock_times(span: float, offset: float, expected: str) -> None:
+    """The line charts' x axis reads UTC clock times of the window (matched with deploys,
+    alerts and logs by time), not seconds since the window's start."""
+    start = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+    assert expected == charts.clock_labels(start, span)(offset, 0)
+
+
+def test_every_line_chart_gets_the_windows_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each line chart is given the window's start and length (its x axis's clock)."""
+    clocks: dict[str, tuple[object, object]] = {}
+
+    def record(title: str, *args: object, **kwargs: object) -> str:
+        clocks[title] = (kwargs.get("start"), kwargs.get("span"))
+        return "data:image/svg+xml;base64,"
+
+    monkeypatch.setattr(charts, "line_chart", record)
+    to_html(sample())
+    assert 3 == len(clocks)
+    assert {(1_800_000_000, 3600)} == set(clocks.values())
+
+
+@pytest.mark.parametrize(
+    ("start", "span", "expected"),
+    [
+        (1_800_000_000.0, 3600.0, [0.0, 600.0, 1200.0, 1800.0, 2400.0, 3000.0, 3600.0]),
+        (1_800_000_007.0, 300.0, [53.0, 113.0, 173.0, 233.0, 293.0]),  # on whole minutes
+        (1_800_000_000.0, 20.0, [0.0, 10.0, 20.0]),
+    ],
+)
+def test_chart_ticks_fall_on_round_clock_times(
+    start: float, span: float, expected: list[float]
+) -> None:
+    """Ticks sit on whole steps of the clock (08:10, 08:20), not on whole steps from the
+    window's start, at most 8 of them."""
+    assert expected == charts.clock_ticks(start, span)
+    assert len(charts.clock_ticks(start, 7 * 86400.0)) <= 8

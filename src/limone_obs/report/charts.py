@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from limone_obs.errors import ReportError
@@ -70,6 +71,34 @@ def _style(ax: Axes, title: str, ylabel: str) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
+#: Tick steps of a clock axis (seconds): the first that gives at most 8 ticks is used.
+_TICK_STEPS: Final = (
+    10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+    172800, 604800,
+)  # fmt: skip
+
+
+def clock_ticks(start: float, span: float) -> list[float]:
+    """Tick positions (seconds since ``start``) on round UTC clock times (08:00, 08:10...),
+    at most 8 over ``span`` seconds (a week's steps beyond)."""
+    step = next((s for s in _TICK_STEPS if span / s <= 8), _TICK_STEPS[-1])
+    first = -(-start // step) * step - start  # the first whole step at or after start
+    return [first + k * step for k in range(int((span - first) // step) + 1)]
+
+
+def clock_labels(start: float, span: float) -> Callable[[float, object], str]:
+    """The x axis's tick labels: ``x`` seconds after ``start`` (Unix time) as a UTC clock
+    time, ``08:05:30`` in a window up to 10 minutes long, ``08:05`` up to two days,
+    ``15 Jan 08:05`` beyond (a reader matches a peak with deploys, alerts and logs by
+    time, not by its offset). The second argument is matplotlib's tick position."""
+    form = "%H:%M:%S" if span <= 600 else "%H:%M" if span <= 2 * 86400 else "%d %b %H:%M"
+
+    def label(x: float, _position: object = None) -> str:
+        return time.strftime(form, time.gmtime(start + x))
+
+    return label
+
+
 def line_chart(
     title: str,
     ylabel: str,
@@ -78,11 +107,16 @@ def line_chart(
     *,
     limits: Sequence[tuple[float, str]] = (),
     scale: float = 1.0,
+    start: float | None = None,
+    span: float | None = None,
 ) -> str | None:
     """This window (solid) against the baseline (dashed, aligned on the window's start).
 
-    ``limits`` are horizontal lines (value, label), e.g. the 1 s objective; values are
-    multiplied by ``scale`` (100 for percent). None when ``now`` has no point.
+    Points are ``(seconds since the window's start, value)``; with ``start`` (the
+    window's start, Unix time) the x axis reads UTC clock times (:func:`clock_labels`,
+    ``span`` the window's length), else seconds. ``limits`` are horizontal lines
+    (value, label), e.g. the 1 s objective; values are multiplied by ``scale`` (100 for
+    percent). None when ``now`` has no point.
     """
     if not now:
         return None
@@ -98,7 +132,17 @@ def line_chart(
         ax.plot(xs, ys, color=THEN_COLOUR, linestyle="--", marker=marker, label="baseline")
     for value, label in limits:
         ax.axhline(value * scale, color=LIMIT_COLOUR, linestyle=":", linewidth=1, label=label)
-    ax.set_xlabel("seconds since the window's start")
+    if start is None:
+        ax.set_xlabel("seconds since the window's start")
+    else:
+        from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: PLC0415 - optional
+
+        length = span or xs[-1]
+        ax.xaxis.set_major_locator(FixedLocator(clock_ticks(start, length)))
+        ax.xaxis.set_major_formatter(FuncFormatter(clock_labels(start, length)))
+        ax.set_xlabel(
+            "UTC" + ("; the baseline at the same offset from its own start" if then else "")
+        )
     ax.set_ylim(bottom=0)
     _style(ax, title, ylabel)
     ax.legend(loc="upper right", fontsize=8)

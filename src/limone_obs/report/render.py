@@ -334,15 +334,17 @@ def _charts(report: Report) -> dict[str, str]:
     eps = report.endpoints[:8]
     parts = report.breakdown
     has_then = report.baseline is not None
+    start, span = report.window.start, report.window.seconds  # the x axis's clock times
     return {
         "rate": _figure("rate", "Requests per second", charts.line_chart(
-            "Requests per second", "req/s", tl.rate_now, tl.rate_then)),
+            "Requests per second", "req/s", tl.rate_now, tl.rate_then,
+            start=start, span=span)),
         "p95": _figure("p95", "p95 latency", charts.line_chart(
             _p95_title(report), "seconds", tl.p95_now, tl.p95_then,
-            limits=latency_limits(report))),
+            limits=latency_limits(report), start=start, span=span)),
         "errors": _figure("errors", "5xx ratio", charts.line_chart(
             "5xx ratio", "%", tl.errors_now, tl.errors_then, limits=report.error_limits,
-            scale=100.0)),
+            scale=100.0, start=start, span=span)),
         "endpoints": _figure("endpoints", "p95 per endpoint", charts.bar_chart(
             "p95 per endpoint", "seconds", [r.name for r in eps], [r.now.p95 or 0 for r in eps],
             [(r.then.p95 or 0) if r.then else 0 for r in eps] if has_then else None)),
