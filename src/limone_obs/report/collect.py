@@ -228,6 +228,80 @@ def _began_notes(src: _Source, span: Span | None) -> list[str]:
     ]
 
 
+#: Restarts named per instance, and instances named, in the restart note.
+RESTARTS_NAMED: Final = 5
+
+
+def restart_times(
+    points: tuple[tuple[float, float], ...], step: float, reach: float
+) -> list[tuple[float, float]]:
+    """The spans ``(from, to)`` holding one restart each, from a range query of
+    :func:`~.queries.restarts` over ``reach`` seconds every ``step`` seconds (``reach`` at
+    least a step and two scrapes: a range holds the sample before its step).
+
+    A point above 0 whose step before read 0 starts a restart: its first sample after
+    the restart lies in the point's last step (the earlier range did not hold it), the
+    restart itself at most ``reach - step`` before that. Later points still holding it
+    (their ranges overlap) are the same restart.
+    """
+    found: list[tuple[float, float]] = []
+    previous_t, previous_v = -math.inf, 0.0
+    for t, v in points:
+        if v > 0 and (previous_v <= 0 or t - previous_t > 1.5 * step):
+            found.append((t - reach, t))
+        previous_t, previous_v = t, v
+    return found
+
+
+def _restart_notes(src: _Source, span: Span | None) -> list[str]:
+    """A note naming the instances that restarted within ``span`` (their request counters
+    started again from 0) and about when: ``increase()`` counts across a restart, but not
+    what a process served after its last scrape before it."""
+    if span is None:
+        return []
+    counted = src.prom.by_label(
+        q.restarts(src.names, src.job, span.seconds), c.LABEL_INSTANCE, span.end
+    )
+    restarted = sorted(name for name, n in counted.items() if n > 0)
+    if not restarted:
+        return []
+    step = max(src.scrape_seconds, span.seconds / CHART_POINTS)
+    reach = math.ceil(step + 2 * src.scrape_seconds)
+    # Every range inside the window, as the instant query's: a restart between the
+    # window's first sample and the one before it is the "started again" note's.
+    first = span.start + reach
+    matrix = (
+        src.prom.range(q.restarts(src.names, src.job, reach), first, span.end, step)
+        if first <= span.end
+        else []
+    )
+    times = {s.labels.get(c.LABEL_INSTANCE, ""): restart_times(s.points, step, reach)
+             for s in matrix}  # fmt: skip
+    named = [_restarts_of(name, times.get(name, []), span) for name in restarted]
+    more = len(named) - RESTARTS_NAMED
+    listed = "; ".join(named[:RESTARTS_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    return [
+        f"Restarted within {span.label()} (request counters started again from 0): "
+        f"{listed}. increase() counts across a restart, but not the requests a process "
+        f"served after its last scrape before it (up to a scrape interval of traffic, "
+        f"{src.scrape_seconds:.0f} s). A worker that exits or is recycled is no restart "
+        "here: the multiprocess storage keeps its counts."
+    ]
+
+
+def _restarts_of(instance: str, spans: list[tuple[float, float]], window: Span) -> str:
+    """``instance a:1 between 08:41:10 and 08:41:40`` for each restart found (UTC)."""
+    clock = "%H:%M:%S" if window.seconds <= 2 * 86400 else "%d %b %H:%M:%S"
+    shown = [
+        f"between {time.strftime(clock, time.gmtime(max(lo, window.start)))} and "
+        f"{time.strftime(clock, time.gmtime(hi))}"
+        for lo, hi in spans[:RESTARTS_NAMED]
+    ]
+    if len(spans) > RESTARTS_NAMED:
+        shown.append(f"{len(spans) - RESTARTS_NAMED} more")
+    return f"instance {instance}" + (f" {', '.join(shown)} UTC" if shown else "")
+
+
 #: The key of an endpoint's time outside every dependency (no dependency label is empty:
 #: track() records an empty name as ``<other>``), shown as :data:`OTHER`.
 _OUTSIDE: Final = ""
@@ -641,6 +715,7 @@ def collect(
     notes += _history_note(src, window, spec)
     notes += _outside_notes(src, window)
     notes += _began_notes(src, window) + _began_notes(src, baseline)
+    notes += _restart_notes(src, window)
     if not slo_rows:  # only without a spec: a spec's SLOs always get rows
         notes.append(
             f"No SLO: Prometheus has no SLO rule or alert of service {service!r} (their "

@@ -195,6 +195,15 @@ def began(names: MetricNames, job: str, seconds: int) -> str:
     return f"group by ({by}) (({series} unless {before}) or ({restarted}))"
 
 
+def restarts(names: MetricNames, job: str, seconds: int) -> str:
+    """Per instance, how many times its request counters started again from 0 within the
+    last ``seconds`` (its process restarted: a deploy, a crash; the most of any of its
+    series, as a series that had counted nothing cannot fall). Both samples of a fall
+    must lie in the range."""
+    series = f"{names.requests_total}{_sel(job)}"
+    return f"max by ({c.LABEL_INSTANCE}) (resets({series}[{seconds}s]))"
+
+
 def peak_in_flight(names: MetricNames, job: str, seconds: int, step: int) -> str:
     """Most requests in flight at once within the window (sampled every ``step`` s)."""
     gauge = f"sum({names.requests_in_progress}{_sel(job)})"
