@@ -48,3 +48,9 @@ def broken_app() -> Flask:
     password: the worker cannot boot (``tests/logging/test_uncaught.py``)."""
     configure_logging(service="gunicorn-test", env="test")
     raise RuntimeError("boot failed: DATABASE_URL=postgres://app:dbpass-s3cr3t@db/app")
+
+
+def broken_before_logging() -> Flask:
+    """An app factory that fails before it configures logging (an import-time
+    ``create_engine(os.environ[...])``), its error naming a database password."""
+    raise RuntimeError("early failure: postgres://app:early-pw-888@db/app")

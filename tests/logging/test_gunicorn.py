@@ -93,6 +93,21 @@ def test_access_lines_from_gunicorn_and_app(gunicorn_lines: list[str]) -> None:
     assert {"gunicorn-user"} == {e["user_id"] for e in app_access}
 
 
+def test_both_access_lines_of_a_request_have_one_level(gunicorn_lines: list[str]) -> None:
+    """A 5xx, or a streamed 200 whose body broke after its headers, is an error on
+    gunicorn's access line as on the app's (a count of error lines saw only the app's);
+    every other answer is info on both."""
+    events = _events(gunicorn_lines)
+    levels: dict[str, set[tuple[str, int]]] = {}
+    for e in events:
+        if e["logger"] in ("limone_obs.access", "gunicorn.access"):
+            levels.setdefault(e["request_id"], set()).add((e["level"], e["status_code"]))
+    assert [] == [pair for pair in levels.values() if len(pair) != 1]
+    assert {("error", 500)} in levels.values()  # /fail
+    assert {("error", 200)} in levels.values()  # /broken-stream
+    assert {("info", 200)} in levels.values()
+
+
 def test_app_and_library_lines_carry_request_context(gunicorn_lines: list[str]) -> None:
     """Inside a worker the app event and the library record carry the request id; no secret."""
     events = _events(gunicorn_lines)

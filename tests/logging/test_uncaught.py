@@ -219,12 +219,23 @@ def test_reset_puts_pythons_hooks_back(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.integration
-def test_a_gunicorn_worker_that_cannot_boot_prints_no_secret(tmp_path: Any) -> None:
+@pytest.mark.parametrize(
+    ("factory", "printed"),
+    [
+        ("broken_app", "boot failed: DATABASE_URL=postgres://[REDACTED]@db/app"),
+        # Before configure_logging ran in the worker: masked all the same (a trial found
+        # the password printed plain).
+        ("broken_before_logging", "early failure: postgres://[REDACTED]@db/app"),
+    ],
+)
+def test_a_gunicorn_worker_that_cannot_boot_prints_no_secret(
+    tmp_path: Any, factory: str, printed: str
+) -> None:
     """gunicorn prints a worker's boot exception message with ``print`` after logging it:
-    under the kit's config, with the app's ``configure_logging`` run, the printed text
-    is masked and the logged line is JSON."""
+    under the kit's config, whether or not the app's ``configure_logging`` ran, the
+    printed text is masked and the logged line is JSON."""
     log = tmp_path / "gunicorn.log"
-    proc, _base = start_gunicorn("tests.logging.gunicorn_app:broken_app()", tmp_path, 1, log)
+    proc, _base = start_gunicorn(f"tests.logging.gunicorn_app:{factory}()", tmp_path, 1, log)
     try:
         code = proc.popen.wait(timeout=60)  # the master halts: its worker failed to boot
     finally:
@@ -232,7 +243,8 @@ def test_a_gunicorn_worker_that_cannot_boot_prints_no_secret(tmp_path: Any) -> N
     assert code != 0
     text = log.read_text(encoding="utf-8")
     assert "dbpass-s3cr3t" not in text
+    assert "early-pw-888" not in text
     plain = [line for line in text.splitlines() if not line.startswith("{")]
-    assert "boot failed: DATABASE_URL=postgres://[REDACTED]@db/app" in plain, text
+    assert printed in plain, text
     booted = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert any(e.get("exception", {}).get("type") == "RuntimeError" for e in booted), text

@@ -123,6 +123,12 @@ def install() -> None:
         threading.excepthook = _thread
     if sys.unraisablehook is sys.__unraisablehook__:
         sys.unraisablehook = _unraisable
+    mask_stderr()
+
+
+def mask_stderr() -> None:
+    """Wrap ``sys.stderr`` in :class:`MaskedStderr` while it is the process's own (a
+    stream of the app's, or the wrapper already, is left as it is)."""
     stderr = sys.stderr
     if stderr is sys.__stderr__ and stderr is not None:
         sys.stderr = MaskedStderr(stderr)

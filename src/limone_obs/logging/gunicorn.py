@@ -33,8 +33,9 @@ from typing import Any
 from gunicorn import glogging
 
 from limone_obs import conventions as c
+from limone_obs import lifecycle
 from limone_obs._tracecontext import parse_traceparent
-from limone_obs.logging import _context, _identity, _pipeline
+from limone_obs.logging import _context, _identity, _pipeline, _uncaught
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging._url_secrets import wsgi_text
 from limone_obs.logging.stdlib import JsonFormatter, JsonLineHandler, in_place_of
@@ -104,6 +105,11 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
                     log.addHandler(_sink_handler(handler))
                 elif not isinstance(handler.formatter, JsonFormatter):
                     handler.setFormatter(JsonFormatter())
+        # gunicorn prints a worker's boot exception with print(e, file=sys.stderr) after
+        # logging it: before the app's configure_logging (an import that fails, an app
+        # factory raising first) that text went out plain, a DSN's password with it.
+        # Masked from here on, in the master and every worker it forks.
+        _uncaught.mask_stderr()
 
     def _honour_log_settings(self, cfg: Any) -> None:
         """Apply gunicorn's ``loglevel``, ``errorlog`` and ``accesslog`` files, which
@@ -135,9 +141,9 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         if not self.cfg.accesslog:  # also on gunicorn < 27 (no access_log_enabled there)
             return
         try:
-            self.access_log.info(
-                "request finished", extra=access_fields(resp, environ, request_time)
-            )
+            fields = access_fields(resp, environ, request_time)
+            log = self.access_log.error if _failed(fields, environ) else self.access_log.info
+            log("request finished", extra=fields)
         except Exception:
             self.error_log.exception("could not write the access line")
 
@@ -218,6 +224,17 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict
     if trace is not None:
         fields[c.LOG_TRACE_ID], fields[c.LOG_SPAN_ID] = trace
     return fields
+
+
+def _failed(fields: dict[str, Any], environ: dict[str, Any]) -> bool:
+    """True when the app's own access line of the request is an error (a count of error
+    lines sees both lines of a request alike): a 5xx, or an exception the kit's
+    lifecycle recorded (a streamed body that broke after its 200's headers)."""
+    status = fields.get(c.LOG_STATUS_CODE)
+    if isinstance(status, int) and status >= 500:
+        return True
+    state = environ.get(lifecycle.STATE_KEY)
+    return isinstance(state, lifecycle.RequestState) and state.exception is not None
 
 
 def _status(resp: Any) -> int:
