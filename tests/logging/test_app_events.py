@@ -201,6 +201,44 @@ def test_traceback_has_no_local_variables(out: io.BytesIO) -> None:
     assert b"hunter2-very-secret" not in out.getvalue()
 
 
+def _stacked_call(out: io.BytesIO) -> None:
+    log = get_logger("stacked")
+    log.info("with a stack", stack_info=True)
+    log.info("without", stack_info=False)
+    logging.getLogger("stacked.stdlib").info("stdlib's", stack_info=True)
+
+
+def test_stack_info_is_the_callers_stack_as_text_like_the_stdlibs(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """``stack_info=True`` gives structlog's line the caller's stack as text, as it gives
+    a stdlib record's (it was written as ``true``: one field name, two types, and no
+    stack); a false value gives no field."""
+    configure_logging(stream=out)
+    _stacked_call(out)
+    events = parse_lines(out.getvalue())
+    assert ["with a stack", "without", "stdlib's"] == [e["message"] for e in events]
+    app, plain, stdlib = events
+    assert "stack_info" not in plain
+    for event in (app, stdlib):
+        stack = event["stack_info"]
+        assert stack.startswith("Stack (most recent call last):\n"), stack
+        last_frame = [line for line in stack.splitlines() if line.startswith("  File ")][-1]
+        assert last_frame.endswith("in _stacked_call"), stack  # the caller's, no kit's
+    assert [] == schema_errors(validator, events)
+
+
+def test_exc_info_of_any_true_value_is_the_exception_being_handled(out: io.BytesIO) -> None:
+    """``exc_info=1`` inside ``except``, as structlog reads any true value: the exception."""
+    configure_logging(stream=out)
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        get_logger().error("failed", exc_info=1)
+    [event] = parse_lines(out.getvalue())
+    assert "KeyError" == event["exception"]["type"]
+
+
 def test_second_configure_does_not_duplicate(out: io.BytesIO) -> None:
     """Calling configure_logging twice still writes each event once."""
     configure_logging(stream=out)

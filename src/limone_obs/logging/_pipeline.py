@@ -434,12 +434,13 @@ def level_name(levelno: int) -> str:
 
 
 def exc_info_of(value: Any) -> ExcInfo | None:
-    """Normalise structlog's ``exc_info`` (True, an exception or a tuple) to a triple."""
+    """Normalise structlog's ``exc_info`` (an exception, a tuple, or any other true value
+    for the exception being handled, as structlog reads it) to a triple."""
     if isinstance(value, BaseException):
         return (type(value), value, value.__traceback__)
     if isinstance(value, tuple) and len(value) == 3 and value[0] is not None:
         return value
-    if value is True:
+    if value and not isinstance(value, tuple):
         info = sys.exc_info()
         return info if info[0] is not None else None
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Mapping, MutableMapping, Sequence
 from types import FrameType
 from typing import Any
@@ -50,6 +51,10 @@ def _render(
         # structlog's convention: a processor sees the message as "event" (a scrubber,
         # a filter raising DropEvent); it becomes the line's message afterwards.
         event_dict, failed = _processed(p.processors, logger, method, event_dict)
+    # The caller's stack, as a stdlib record's stack_info=True gives it: text in both
+    # (a boolean here would change the field's type), and none for a false value. After
+    # the app's processors: structlog's StackInfoRenderer among them takes it first.
+    stack = _stack_text() if event_dict.pop(_STACK_INFO, None) else None
     message = event_dict.pop("event", None)
     text = message if isinstance(message, str) else ("" if message is None else safe_str(message))
     out = p.head(
@@ -67,12 +72,16 @@ def _render(
         out[c.LOG_EXCEPTION] = p.exception(exc)
     elif exception is not None:
         out[c.LOG_EXCEPTION] = {key: p.redact_text(text) for key, text in exception.items()}
+    if stack is not None:
+        out[_STACK_INFO] = p.redact_text(stack)
     if failed is not None:
         out[_RENDER_ERROR] = p.redact_text(failed)
     return p.render(out)
 
 
 _RENDER_ERROR = "render_error"
+#: The field of the caller's stack (the stdlib records' name: one field, one type).
+_STACK_INFO = "stack_info"
 
 
 def _processed(
@@ -298,14 +307,27 @@ def logger_factory(*args: Any) -> SinkLogger:
 
 def caller_module() -> str | None:
     """The ``__name__`` of the first calling frame outside structlog and this package."""
+    frame = _caller_frame()
+    return None if frame is None else str(frame.f_globals["__name__"])
+
+
+def _caller_frame() -> FrameType | None:
+    """The first calling frame outside structlog and this package (None if there is none)."""
     # sys._getframe is documented (CPython); structlog's own factory walks frames too.
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__")
         if isinstance(name, str) and not name.startswith(_OWN_FRAMES):
-            return name
+            return frame
         frame = frame.f_back
     return None
+
+
+def _stack_text() -> str:
+    """The caller's stack as the stdlib's ``stack_info=True`` writes it."""
+    frame = _caller_frame()
+    lines = traceback.format_stack(frame) if frame is not None else []
+    return "Stack (most recent call last):\n" + "".join(lines).rstrip("\n")
 
 
 #: Modules whose frames :func:`caller_module` looks past.
