@@ -187,8 +187,10 @@ field_values = st.one_of(
     st.lists(st.integers(), max_size=2),
 )  # fmt: skip
 events = st.dictionaries(
-    st.sampled_from([*schema()["properties"], "other"]), field_values, max_size=12
-)
+    st.sampled_from([*schema()["properties"], "other", "", " ", "_id", "@timestamp", ".a", "b.",
+                     "a..b", "service.name", "user.id"]),
+    field_values, max_size=12,
+)  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
@@ -202,6 +204,34 @@ def test_own_checker_agrees_with_jsonschema(event: dict[str, Any]) -> None:
     }
     actual = {problem.split(": ", 1)[0] for problem in problems(event)}
     assert expected == actual
+
+
+#: A valid line's fields, for lines with one thing wrong.
+_GOOD = (
+    '"timestamp":"2026-12-08T01:06:52.995Z","level":"info","logger":"a","message":"m",'
+    '"service":"s","env":"e"'
+)
+
+
+def test_log_check_reports_what_shippers_refuse(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8, a field named twice, and names Elasticsearch refuses are
+    problems (they passed); a raw U+2028 in a value and a CRLF line end are not."""
+    log = tmp_path / "shipped.log"
+    log.write_bytes(
+        b"{" + _GOOD.encode().replace(b'"m"', b'"m \xff"') + b"}\n"
+        + b"{" + _GOOD.encode() + b',"a":1,"a":2}\n'
+        + b"{" + _GOOD.encode() + b',"_id":1,"service.name":2,"user.id":3}\n'
+        + b"{" + _GOOD.encode().replace(b'"m"', '"m\u2028x"'.encode()) + b"}\r\n"
+    )  # fmt: skip
+    result = CliRunner().invoke(main, ["log-check", str(log)])
+    assert 1 == result.exit_code
+    assert f"{log}:1: not UTF-8: byte 0xff at column " in result.stderr
+    assert f"{log}:2: not JSON: the field 'a' appears twice in one object" in result.stderr
+    assert f"{log}:3: (line): field name '_id': a name Elasticsearch refuses" in result.stderr
+    assert f"{log}:3: (line): field name 'service.name': " in result.stderr
+    assert "user.id" not in result.stderr
+    assert f"{log}:4:" not in result.stderr
+    assert "4 line(s) checked, 4 problem(s)\n" == result.stdout
 
 
 def test_own_checker_refuses_unknown_keywords() -> None:

@@ -231,9 +231,10 @@ def test_property_a_cut_line_fits_and_keeps_small_fields(
     fields: dict[str, Any], message: str
 ) -> None:
     """Whatever the event, its line fits the cap, parses, and keeps its core fields and
-    every value under 40 encoded bytes (it has at most 12 fields)."""
+    every value under 40 encoded bytes (it has at most 12 fields). Unmasked: a value of
+    a secret's shape (``"[parameters: "``) would be masked, not kept."""
     out = io.BytesIO()
-    configure_logging(stream=out, max_line_bytes=1024)
+    configure_logging(stream=out, max_line_bytes=1024, redact=False)
     fields = {f"x_{key}": value for key, value in fields.items()}  # no core names
     get_logger("p").info(message, **fields)
     raw = out.getvalue()

@@ -382,3 +382,62 @@ def test_the_compiled_field_test_agrees_with_the_schema(name: str, value: Any) -
     value: too strict would rename an app's valid field, too lax would break the line."""
     rule = RULES[name]
     assert checker(rule)(value) is (next(problems(value, rule), None) is None)
+
+
+#: Names Elasticsearch refuses (the whole line with them), and what the kit writes.
+REFUSED_NAMES = {
+    "": "extra_", " ": "extra_ ", "_id": "extra__id", "_index": "extra__index",
+    "@timestamp": "extra_@timestamp", ".a": "extra__a", "b.": "extra_b_", "a..b": "extra_a__b",
+    "service.name": "extra_service_name", "path.raw": "extra_path_raw",
+}  # fmt: skip
+
+
+def test_names_elasticsearch_refuses_are_written_as_extra(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """A keyword, a stdlib ``extra=``, a ``bind()`` and a structlog context field whose
+    name Elasticsearch refuses (empty, ``_id``, ``@timestamp``, a stray dot, a dotted name
+    under a field of the schema: it refuses the whole line) are written as
+    ``extra_<name>``, dots as ``_``, values kept; ``user.id`` (no field of the kit's
+    under ``user``) stays as it is."""
+    configure_logging(stream=out)
+    fields = {name: n for n, name in enumerate(REFUSED_NAMES)}
+    get_logger("names").info("keywords", **fields, **{"user.id": 7})
+    logging.getLogger("names.stdlib").info("extras", extra={"_tenant": 1, "service.name": 2})
+    bind(**{"@version": 3})
+    structlog.contextvars.bind_contextvars(**{"method.name": 4, "_routing": 5})
+    get_logger("names").info("bound")
+    keywords, extras, bound = parse_lines(out.getvalue())
+    assert {**{REFUSED_NAMES[k]: v for k, v in fields.items()}, "user.id": 7} == {
+        k: v for k, v in keywords.items() if k not in ("timestamp", "level", "logger",
+                                                     "message", "service", "env")
+    }  # fmt: skip
+    assert 2 == extras["extra_service_name"]
+    # The stdlib's own rule: extra= names starting with "_" are a record's private ones.
+    assert "_tenant" not in extras
+    assert "extra__tenant" not in extras
+    assert (3, 4, 5) == (
+        bound["extra_@version"],
+        bound["extra_method_name"],
+        bound["extra__routing"],
+    )
+    assert [] == schema_errors(validator, [keywords, extras, bound])
+
+
+def test_unbind_removes_a_field_bound_under_a_refused_name(out: io.BytesIO) -> None:
+    """``unbind("_id")`` removes the ``extra__id`` that ``bind(_id=...)`` added."""
+    configure_logging(stream=out)
+    bind(**{"_id": 1, "service.name": 2, "kept": 3})
+    unbind("_id", "service.name")
+    get_logger().info("after")
+    [event] = parse_lines(out.getvalue())
+    assert ("extra__id", "extra_service_name") not in event.items()
+    assert {"kept"} == {k for k in event if k.startswith(("extra_", "kept"))}
+
+
+def test_a_renamed_field_never_replaces_another(out: io.BytesIO) -> None:
+    """``_id`` beside an ``extra__id`` of the app's: both values are written."""
+    configure_logging(stream=out)
+    get_logger().info("both", **{"_id": 1, "extra__id": 2})
+    [event] = parse_lines(out.getvalue())
+    assert (2, 1) == (event["extra__id"], event["extra__id_"])

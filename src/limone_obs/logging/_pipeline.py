@@ -10,6 +10,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import select
 import sys
 import time
@@ -130,6 +131,7 @@ class Pipeline:
             self.redact_fields(fields)
             # As bind()'s: bound for the rest of the request, like it.
             keep_own(fields, held_by_request(out, access=True))
+            rename_refused(fields)
             for key, value in fields.items():
                 if key in out:
                     out.setdefault(f"extra_{key}", value)
@@ -276,6 +278,42 @@ def keep_own(
     for key in renamed:
         fields[f"extra_{key}"] = fields.pop(key)
     return fields
+
+
+def rename_refused(fields: MutableMapping[str, Any]) -> None:
+    """Write each field of ``fields`` whose name Elasticsearch refuses (it refuses the
+    whole line: :func:`.schema.name_pattern`) as ``extra_<name>``, its dots as ``_``
+    (``_id``: ``extra__id``; ``service.name``: ``extra_service_name``; a name taken gets
+    another ``_``). In place; the values are kept, the renamed fields go last.
+
+    The names found fine are remembered (most lines have none to rename: one set test).
+    """
+    if _FINE_NAMES.issuperset(fields):
+        return
+    for key in [k for k in fields if k not in _FINE_NAMES]:
+        if not isinstance(key, str):
+            continue  # written as its text by the encoder ({1: "x"}: "1")
+        if _fine_name(key):
+            if len(_FINE_NAMES) < _FINE_NAMES_MAX:
+                _FINE_NAMES.add(key)
+            continue
+        new = _EXTRA + key.replace(".", "_")
+        while new in fields:
+            new += "_"
+        fields[new] = fields.pop(key)
+
+
+def refused_as(name: str) -> str | None:
+    """The name :func:`rename_refused` writes a field ``name`` under, None if it keeps it."""
+    return None if _fine_name(name) else _EXTRA + name.replace(".", "_")
+
+
+_EXTRA = "extra_"
+#: Field names found to match the schema's name pattern; bounded, as an app logging a
+#: payload's keys as fields (``logging.info(response.json())``) could grow it for good.
+_FINE_NAMES: set[str] = set()
+_FINE_NAMES_MAX = 4096
+_fine_name = re.compile(schema.name_pattern()).search
 
 
 def user_id_text(value: Any) -> str | None:

@@ -67,6 +67,7 @@ def _render(
             # A keyword named like a core field, or a request field the request already
             # set or of the wrong type: extra_<name>.
             _pipeline.keep_own(event_dict, _pipeline.held_by_request(out))
+        _pipeline.rename_refused(event_dict)
         out.update(event_dict)
     if exc is not None:
         out[c.LOG_EXCEPTION] = p.exception(exc)

@@ -17,16 +17,26 @@ import click
 from limone_obs.logging import schema
 
 
-def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def check_lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
     """Yield ``(line number, problem)`` for each line that is not a valid log event.
 
-    Empty and blank lines are skipped: the output writes one to end a line a failed write cut
-    short (see ``logging/README.md``), and shippers skip them too."""
-    for number, line in enumerate(lines, 1):
+    Lines given as bytes must be UTF-8 (Elasticsearch and Loki refuse other bytes); an
+    object may not name a field twice (Elasticsearch refuses the line). Empty and blank
+    lines are skipped: the output writes one to end a line a failed write cut short (see
+    ``logging/README.md``), and shippers skip them too."""
+    for number, raw in enumerate(lines, 1):
+        if isinstance(raw, bytes):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}"
+                continue
+        else:
+            line = raw
         if not line.strip():
             continue
         try:
-            event = json.loads(line, parse_constant=_not_json)
+            event = json.loads(line, parse_constant=_not_json, object_pairs_hook=_no_repeats)
         except ValueError as exc:
             if line.lstrip().startswith("{"):
                 yield number, f"not JSON: {exc}"
@@ -41,6 +51,19 @@ def check_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             yield number, problem
 
 
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object as a dict; ValueError if it names a field twice (json keeps the last
+    value without a word; Elasticsearch refuses the line)."""
+    event = dict(pairs)
+    if len(event) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the field {key!r} appears twice in one object")
+            seen.add(key)
+    return event
+
+
 def _not_json(name: str) -> float:
     """Python's json reads NaN and Infinity, which JSON has not (shippers refuse them)."""
     raise ValueError(f"{name} is not a JSON value (a number that is not finite)")
@@ -52,18 +75,23 @@ _JSON_KINDS = {list: "a JSON array", str: "a JSON string", int: "a JSON number",
 
 
 @click.command("log-check")
-@click.argument("files", nargs=-1, type=click.File("r", encoding="utf-8", errors="replace"))
-def log_check(files: tuple[IO[str], ...]) -> None:
+@click.argument("files", nargs=-1, type=click.File("rb"))
+def log_check(files: tuple[IO[bytes], ...]) -> None:
     """Check that every line of FILES (default stdin) is a valid limone-obs log event
     (empty and blank lines are skipped)."""
     total = bad = 0
-    handles: tuple[IO[str], ...] = files or (sys.stdin,)
+    handles: tuple[IO[bytes], ...] = files or (sys.stdin.buffer,)
     for handle in handles:
-        lines = handle.read().splitlines()
+        # Lines end at \n only (str.splitlines() would also cut at \x1c-\x1e, \x85 and
+        # \u2028, which JSON text may hold raw and a shipper's line reader does not cut at).
+        lines = handle.read().split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
         total += sum(1 for line in lines if line.strip())  # empty lines: see check_lines
+        name = getattr(handle, "name", "<stdin>")
         for number, problem in check_lines(lines):
             bad += 1
-            click.echo(f"{handle.name}:{number}: {problem}", err=True)
+            click.echo(f"{name}:{number}: {problem}", err=True)
     click.echo(f"{total} line(s) checked, {bad} problem(s)")
     if bad:
         sys.exit(1)

@@ -80,6 +80,24 @@ def _exception_schema() -> dict[str, Any]:
     }
 
 
+def name_pattern() -> str:
+    """The pattern every top-level field name matches: names Elasticsearch takes (it
+    refuses the whole line otherwise). Not empty or blank; not starting with ``_`` (its
+    metadata fields: ``_id``, ``_index``), ``@`` (``@timestamp``, which the shippers
+    write) or ``.``; no dot at the end nor two in a row; and no dotted name under a field
+    of this schema (``service.name`` is read as an object where ``service`` is text)."""
+    own = "|".join(re.escape(name) for name in _properties())
+    return rf"^(?=[\s\S]*\S)(?![_@.])(?![\s\S]*\.$)(?![\s\S]*\.\.)(?!(?:{own})\.)"
+
+
+#: What a name that does not match :func:`name_pattern` is told (log-check, the schema).
+NAME_RULE = (
+    "a name Elasticsearch refuses (empty or blank; starting with _, @ or a dot; ending "
+    "with a dot or holding two in a row; or a dotted name under a field of the schema): "
+    "the kit writes such a name as extra_<name, dots as _>"
+)
+
+
 def field_rules() -> dict[str, Any]:
     """The schema of each named field (what :func:`problems` checks a field's value by)."""
     return _properties()
@@ -99,6 +117,7 @@ def schema() -> dict[str, Any]:
         ),
         "type": "object",
         "required": list(c.LOG_CORE_FIELDS),
+        "propertyNames": {"pattern": name_pattern(), "description": NAME_RULE},
         "properties": _properties(),
         "additionalProperties": True,
     }
@@ -119,7 +138,7 @@ def artifacts(root: Path) -> Generated:  # noqa: ARG001 - the generator signatur
 _ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
 _CHECKED = frozenset(
     {"type", "required", "properties", "additionalProperties", "enum", "const", "pattern",
-     "minLength", "maxLength", "minimum", "maximum"}
+     "minLength", "maxLength", "minimum", "maximum", "propertyNames"}
 )  # fmt: skip
 
 
@@ -215,6 +234,15 @@ def _value_problems(value: Any, node: dict[str, Any]) -> Iterator[str]:
 
 
 def _object_problems(value: dict[str, Any], node: dict[str, Any], path: str) -> Iterator[str]:
+    names = node.get("propertyNames")
+    if names is not None:
+        unknown = set(names) - {"pattern"} - _ANNOTATIONS
+        if unknown:
+            raise ValueError(f"log-check cannot check the schema keyword(s) {sorted(unknown)}")
+        for name in value:
+            if not re.search(names["pattern"], name):
+                told = names.get("description") or f"does not match {names['pattern']!r}"
+                yield f"{path or '(line)'}: field name {name!r:.80}: {told}"
     for name in node.get("required", ()):
         if name not in value:
             yield f"{path or '(line)'}: {name!r} is a required property"

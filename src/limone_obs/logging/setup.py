@@ -630,7 +630,8 @@ def bind(**fields: Any) -> None:
     """Add ``fields`` (redacted now, once) to every line of the current request or task.
 
     A field named like one the line fills itself (``level``, ``message``, ``timestamp``
-    ...) is bound as ``extra_<name>``, as a keyword of a log call is; so is one named like
+    ...) is bound as ``extra_<name>``, as a keyword of a log call is, and so is a name
+    Elasticsearch refuses (``_id``, ``service.name``: dots as ``_``); so is one named like
     a request field while a logged request is served here (its ``request_id``, ``method``,
     ``path``, ``endpoint``, trace ids, and the access line's ``status_code`` and
     ``duration`` stay the request's own), and one whose value the schema refuses
@@ -640,15 +641,19 @@ def bind(**fields: Any) -> None:
     bound = _pipeline.current.redact_fields(dict(fields))
     if not _pipeline.OWN_NAMES.isdisjoint(bound):
         _pipeline.keep_own(bound, _pipeline.held_by_request(_context.current(), access=True))
+    _pipeline.rename_refused(bound)
     _context.merge(bound)
 
 
 def unbind(*names: str) -> None:
     """Remove fields from the current context, by the names given to :func:`bind` (a
     core or request field's name also removes the ``extra_<name>`` field it may have been
-    bound as)."""
+    bound as, and a name Elasticsearch refuses the ``extra_`` one it was bound as)."""
     own = _pipeline.OWN_NAMES.intersection(names)
-    _context.unbind(*names, *(f"extra_{name}" for name in own))
+    renamed = [_pipeline.refused_as(name) for name in names]
+    _context.unbind(
+        *names, *(f"extra_{name}" for name in own), *(name for name in renamed if name)
+    )
 
 
 def clear_context() -> None:

@@ -55,6 +55,7 @@ class JsonFormatter(OrjsonFormatter):
             if not _pipeline.OWN_NAMES.isdisjoint(extras):  # checked here: most lines have none
                 # extra={"level": ...} or {"request_id": 42}: kept as extra_<name>
                 _pipeline.keep_own(extras, _pipeline.held_by_request(log_data))
+            _pipeline.rename_refused(extras)
             log_data.update(extras)
         if record.exc_info or record.exc_text or record.stack_info:
             _add_exception(p, log_data, record, message_dict)
