@@ -651,9 +651,7 @@ def unbind(*names: str) -> None:
     bound as, and a name Elasticsearch refuses the ``extra_`` one it was bound as)."""
     own = _pipeline.OWN_NAMES.intersection(names)
     renamed = [_pipeline.refused_as(name) for name in names]
-    _context.unbind(
-        *names, *(f"extra_{name}" for name in own), *(name for name in renamed if name)
-    )
+    _context.unbind(*names, *(f"extra_{name}" for name in own), *(name for name in renamed if name))
 
 
 def clear_context() -> None:
