@@ -209,6 +209,13 @@ class Sli(ABC):
         del spec, slo, window
         return None
 
+    def counted_sli(self, window: str) -> str | None:
+        """PromQL of the good share (0..1) of the events of the last ``window``, counted
+        from the raw series, for every kind that counts events (``threshold`` too: the
+        report's SLI of a window shorter than its alert's); None for the other kinds."""
+        del window
+        return None
+
     @abstractmethod
     def dashboard_row(self) -> tuple[Panel, ...]:
         """The panels of this SLO's row on the SLO dashboard, left to right."""

@@ -473,6 +473,14 @@ def _slis(
             value = src.prom.scalar(plan.window_sli(f"{span.seconds}s"), span.end)
         elif plan.weighted and plan.name in weighted:
             value, basis = weighted[plan.name], slos.BASIS_RECORDED
+        elif (
+            plan.counted_sli is not None
+            and plan.ratio_window
+            and span.seconds <= (_durations.seconds(plan.ratio_window))
+        ):
+            # Its recorded ratio at the window's end would reach back before the window.
+            value = src.prom.scalar(plan.counted_sli(f"{span.seconds}s"), span.end)
+            basis = slos.BASIS_COUNTED
         elif plan.ratio_window:
             expr = q.slo_lowest(src.service, plan.name, plan.ratio_window, span.seconds)
             value, basis = src.prom.scalar(expr, span.end), slos.basis_lowest(plan.ratio_window)

@@ -251,9 +251,10 @@ def slo_lowest(service: str, slo: str, window: str, seconds: int) -> str:
     """The lowest good share over the report's window (``seconds`` up to the evaluation
     time) of an SLO that records only its error ratio over ``window`` (the worst value
     its plain alert compared with the objective): of the ratios whose own ``window`` lies
-    inside the report's, from ``window`` into it on; a report window no longer than
-    ``window`` has none such, and reads its values over the whole window (reaching back
-    before it)."""
+    inside the report's, from ``window`` into it on. A report window no longer than
+    ``window`` has none such: it reads the values taken within it, each over the
+    ``window`` before it, so reaching back before the report's window (the report counts
+    such a window's own events instead when the spec gives its selectors)."""
     ratio = f'{c.sli_error_ratio_rule(window)}{{{_service(service)},{c.LABEL_SLO}="{slo}"}}'
     inside = seconds - int(duration_seconds(window, "ratio window"))
     return f"1 - max(max_over_time({ratio}[{inside if inside > 0 else seconds}s]))"

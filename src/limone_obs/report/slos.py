@@ -34,6 +34,8 @@ DEFAULT_RATIO_WINDOW: Final = c.SLI_WINDOWS[0]
 #: the recorded 5-minute rates.
 BASIS_RAW: Final = "mean over time"
 BASIS_RECORDED: Final = "recorded 5m rates"
+#: A threshold SLO's SLI in a window no longer than its alert's ratio window.
+BASIS_COUNTED: Final = "the window's own"
 #: The usual SLI, under the SLO table.
 WEIGHTED_NOTE: Final = (
     "SLI: good events over all events in the window; of an SLO of the spec with an error "
@@ -127,7 +129,10 @@ class SloPlan:
     - ``raw_sli``: for an SLO without recording rules, PromQL of its SLI now (0..1);
     - ``window_sli``: for an SLO of the spec with an error budget, PromQL of its SLI over a
       window (``"360s"``) counted from the raw series (None: another kind, or not in the
-      spec).
+      spec);
+    - ``counted_sli``: the same for an SLO of the spec with a ``ratio_window`` (a
+      threshold SLO), read for a report window no longer than that one (its recorded
+      ratio at the window's end would reach back before the window).
     """
 
     name: str
@@ -137,6 +142,7 @@ class SloPlan:
     ratio_window: str | None = None
     raw_sli: str | None = None
     window_sli: Callable[[str], str] | None = field(default=None, compare=False)
+    counted_sli: Callable[[str], str] | None = field(default=None, compare=False)
 
     def records(self, rule: str) -> bool:
         """True when its recording rules record ``rule`` (or when that is unknown)."""
@@ -163,20 +169,24 @@ def _plan(spec: ServiceSpec, slo: Slo, job: str | None) -> SloPlan:
         recorded=recorded,
         ratio_window=window if window and c.sli_error_ratio_rule(window) in recorded else None,
         raw_sli=slo.sli.unrecorded_sli(spec, slo),
-        window_sli=_window_sli(spec, slo, job),
+        window_sli=_for_job(spec, job, lambda w: slo.sli.window_sli(spec, slo, w)),
+        counted_sli=_for_job(spec, job, slo.sli.counted_sli),
     )
 
 
-def _window_sli(spec: ServiceSpec, slo: Slo, job: str | None) -> Callable[[str], str] | None:
-    """:meth:`~limone_obs.alerts.model.Sli.window_sli` of ``slo`` reading ``job`` where its
-    selectors read the spec's job (``--job`` names another); None for a kind without it."""
-    if slo.sli.window_sli(spec, slo, "5m") is None:
+def _for_job(
+    spec: ServiceSpec, job: str | None, sli: Callable[[str], str | None]
+) -> Callable[[str], str] | None:
+    """``sli`` (PromQL of an SLI over a window, from the spec's selectors) reading ``job``
+    where its selectors read the spec's job (``--job`` names another); None for a kind
+    without it (``sli`` gives None)."""
+    if sli("5m") is None:
         return None
     own = job_matcher(spec.job).promql()
     mine = job_matcher(job).promql() if job else own
 
     def read(window: str) -> str:
-        return str(slo.sli.window_sli(spec, slo, window)).replace(own, mine)
+        return str(sli(window)).replace(own, mine)
 
     return read
 
@@ -286,8 +296,15 @@ def _note(plan: SloPlan, basis: str) -> str:
             f"{plan.name}: its rules record only the error ratio over {window}, no event "
             f"counts: the SLI shown is the lowest {window} value in the window, the one its "
             f"alert compares with the objective, from {window} into the window on (each "
-            f"value is over the {window} before it; in a window no longer than {window}, "
-            "over the whole window, reaching back before it)."
+            f"value is over the {window} before it). In a window no longer than {window} "
+            f"it is the value at the window's end, over the {window} before it: it reaches "
+            "back before the window (pass --spec to count the window's own events)."
+        )
+    if plan.ratio_window and basis == BASIS_COUNTED:
+        return (
+            f"{plan.name}: the window is no longer than the {plan.ratio_window} its alert "
+            "reads: the SLI shown is the window's own good share, counted from the raw "
+            f"series (the {plan.ratio_window} ratio at its end would reach back before it)."
         )
     if basis == BASIS_RECORDED:
         return (

@@ -136,8 +136,10 @@ class RatedSli(Sli):
         """With a budget: 1 - :meth:`rates` bad / all over ``window`` (empty or NaN without
         events); without one (``threshold``), None."""
         del spec, slo
-        if not self.has_budget:
-            return None
+        return self.counted_sli(window) if self.has_budget else None
+
+    def counted_sli(self, window: str) -> str:
+        """1 - :meth:`rates` bad / all over ``window`` (empty or NaN without events)."""
         bad, total = self.rates(window)
         return f"1 - ({bad}) / ({total})"
 
