@@ -17,6 +17,7 @@ from limone_obs.errors import ReportError
 from limone_obs.report import charts
 from limone_obs.report.collect import peak_rate_window
 from limone_obs.report.model import (
+    CARRIED,
     IMPROVEMENT,
     REGRESSION,
     TOO_FEW,
@@ -360,11 +361,14 @@ def test_the_p95_chart_names_the_requests_it_draws(monkeypatch: pytest.MonkeyPat
 
 def test_the_summary_names_the_slos_below_objective_and_the_pages() -> None:
     """A postmortem opens with the SLOs the window missed and the pages that fired (a
-    trial's summary had only endpoint verdicts); held-back pages are not named."""
+    trial's summary had only endpoint verdicts); held-back pages are not named, and pages
+    firing since before the window are named apart (a trial's calm window listed them)."""
     slos = (
         SloRow("availability", 0.999, 0.8774, 1.0, -6.6,
                ("AvailabilityErrorBudgetBurn (page)", "AvailabilityErrorBudgetBurn (ticket)")),
         SloRow("errors", 0.99, 0.995, 1.0, None, ("ErrorsHigh (page, inhibited)",)),
+        SloRow("ai-latency", 0.99, 0.995, 1.0, None,
+               (f"AiLatencyErrorBudgetBurn (page, {CARRIED})",)),
         SloRow("latency", 0.9995, 0.99, None, None, ()),
         SloRow("up", None, 1.0, 1.0, None, ()),
     )  # fmt: skip
@@ -374,6 +378,7 @@ def test_the_summary_names_the_slos_below_objective_and_the_pages() -> None:
         "99.9 %), latency 99.00 % (objective 99.95 %)."
     ) in lines
     assert "- Pages fired: AvailabilityErrorBudgetBurn." in lines
+    assert "- Pages firing since before the window: AiLatencyErrorBudgetBurn." in lines
 
 
 @pytest.mark.parametrize(

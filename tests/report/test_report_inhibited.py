@@ -24,6 +24,7 @@ from limone_obs import Metrics
 from limone_obs.alerts.spec import load_spec
 from limone_obs.report import collect
 from limone_obs.report.collect import INHIBITED
+from limone_obs.report.model import CARRIED
 from limone_obs.report.prometheus import Prometheus
 from limone_obs.report.window import Span
 from tests.support import ROOT, prometheus_server, serve, wait_until
@@ -69,8 +70,13 @@ def _rules(folder: Path) -> Path:
     return path
 
 
+Fired = tuple[dict[str, Any], list[str]]
+
+
 @pytest.fixture(scope="module")
-def fired(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[str]]:
+def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Fired, Fired]:
+    """The alerts fired and the notes of a window from before the first alert to just
+    after the late ticket began, and of its part from when the constant alerts fired."""
     folder = tmp_path_factory.mktemp("inhibited")
     app = Flask("inhibited")
     Metrics(app)
@@ -90,6 +96,11 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], lis
         # Requests once the counter has been scraped: the report's window needs some.
         requests.get(f"{base}/", timeout=5)
         wait_until(firing(f'{SPEC.names.requests_total}{{job="{SPEC.job}"}}'), "a scrape")
+        wait_until(firing('ALERTS{alertstate="firing",slo="availability"}'), "a constant alert")
+        later = time.time()  # the second window's start: the constant alerts fire already
+        # A scrape inside that window before the requests: its increase() counts them.
+        scraped = f'timestamp({SPEC.names.requests_total}{{job="{SPEC.job}"}}) > {later}'
+        wait_until(firing(scraped), "a scrape in the second window")
         for _ in range(20):
             requests.get(f"{base}/", timeout=5)
         late = 'ALERTS{alertstate="firing",slo="ai-answer-shown"}'
@@ -101,10 +112,18 @@ def fired(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], lis
         assert not prom.instant(late, first - 0.001), "not its first sample: polled too late"
         end = math.floor(first) + 0.999
         assert first <= end
-        window = Span(started, end)
-        report = collect(prom, job=SPEC.job, service=SPEC.service, namespace=SPEC.namespace,
-                         window=window, baseline=None, spec=SPEC)  # fmt: skip
-    return {s.name: s.fired for s in report.slos}, list(report.notes)
+        found = [
+            collect(prom, job=SPEC.job, service=SPEC.service, namespace=SPEC.namespace,
+                    window=window, baseline=None, spec=SPEC)
+            for window in (Span(started, end), Span(later, end))
+        ]  # fmt: skip
+    whole, last = ((({s.name: s.fired for s in r.slos}, list(r.notes))) for r in found)
+    return whole, last
+
+
+@pytest.fixture(scope="module")
+def fired(reports: tuple[Fired, Fired]) -> Fired:
+    return reports[0]
 
 
 def test_a_ticket_firing_only_under_its_page_is_marked_inhibited(
@@ -137,3 +156,18 @@ def test_a_ticket_alone_for_a_while_or_after_the_last_step_is_not_marked(
         "AiLatencyErrorBudgetBurn (page)", "AiLatencyErrorBudgetBurn (ticket)",
     ) == slos["ai-latency"]  # fmt: skip
     assert ("AiAnswerShownErrorBudgetBurn (ticket)",) == slos["ai-answer-shown"]
+
+
+def test_an_alert_firing_since_before_the_window_is_marked_so(
+    reports: tuple[Fired, Fired],
+) -> None:
+    """In a window from when the constant alerts fired already, those are marked as
+    firing at the window's start (not new in it: a trial's summary listed such
+    pages as fired), the ticket that began inside them is not, and a note says what the
+    mark means; the whole window (no alert before it) has no such mark."""
+    (whole, whole_notes), (last, notes) = reports
+    assert (f"AvailabilityErrorBudgetBurn (page, {CARRIED})",) == last["availability"]
+    assert ("AiAnswerShownErrorBudgetBurn (ticket)",) == last["ai-answer-shown"]
+    assert [n for n in notes if n.startswith(f"Alerts marked '{CARRIED}'")]
+    assert not [t for texts in whole.values() for t in texts if CARRIED in t]
+    assert not [n for n in whole_notes if CARRIED in n]

@@ -15,6 +15,7 @@ from limone_obs.errors import ReportError
 from limone_obs.report import queries as q
 from limone_obs.report import slos
 from limone_obs.report.model import (
+    CARRIED,
     Component,
     LatencyStep,
     Report,
@@ -402,19 +403,27 @@ def _fired(src: _Source, window: Span, spec: ServiceSpec | None) -> dict[str, tu
     """``alertname (severity)`` of the alerts firing in the window, by their SLO; with a
     spec, ``alertname (severity, inhibited)`` for one seen firing only while an alert
     inhibiting it in the kit's Alertmanager config (built from the spec, for the report's
-    service) fired (:func:`~limone_obs.report.queries.alerts_inhibited`)."""
+    service) fired (:func:`~limone_obs.report.queries.alerts_inhibited`); ``..., firing
+    at the window's start)`` for one that began before the window (not new in it)."""
     fired: dict[str, list[str]] = {}
     found = src.prom.instant(q.alerts_fired(src.service, window.seconds), window.end)
     held: set[tuple[str, str, str]] = set()
+    carried: set[tuple[str, str, str]] = set()
+    # Every rule evaluation, where known: ALERTS gets a sample at each.
+    step = src.prom.rule_interval(src.service) or src.scrape_seconds if found else 0.0
     rules = _inhibit_rules(spec, src.service) if found and spec is not None else []
     if rules:
-        # Every rule evaluation, where known: ALERTS gets a sample at each.
-        step = src.prom.rule_interval(src.service) or src.scrape_seconds
         expr = q.alerts_inhibited(src.service, window.seconds, step, rules)
         held = {_alert_key(s.labels) for s in src.prom.instant(expr, window.end)}
+    if found:
+        expr = q.alerts_firing_at(src.service, math.ceil(1.5 * step))
+        carried = {_alert_key(s.labels) for s in src.prom.instant(expr, window.start)}
     for sample in found:
         labels = sample.labels
-        mark = f", {INHIBITED}" if _alert_key(labels) in held else ""
+        key = _alert_key(labels)
+        mark = (f", {INHIBITED}" if key in held else "") + (
+            f", {CARRIED}" if key in carried else ""
+        )
         text = f"{labels.get('alertname', '?')} ({labels.get(c.LABEL_SEVERITY, '?')}{mark})"
         fired.setdefault(labels.get(c.LABEL_SLO, ""), []).append(text)
     return {name: tuple(sorted(texts)) for name, texts in fired.items()}
@@ -438,16 +447,28 @@ def _alert_key(labels: Mapping[str, str]) -> tuple[str, str, str]:
 
 
 def _inhibited_note(fired: Mapping[str, tuple[str, ...]]) -> list[str]:
-    """A note when an alert of the window is marked inhibited (:func:`_fired`)."""
-    if not any(text.endswith(f", {INHIBITED})") for texts in fired.values() for text in texts):
-        return []
+    """A note when an alert of the window is marked inhibited, and one when an alert is
+    marked as firing at the window's start (:func:`_fired`)."""
+    texts = [text for texts in fired.values() for text in texts]
+    notes = (
+        [
+            f"Alerts marked '{CARRIED}' began before the window and were still firing when "
+            "it began: they are not new in it (the summary's pages are those that began in "
+            "the window)."
+        ]
+        if any(f", {CARRIED}" in text for text in texts)
+        else []
+    )
+    if not any(f", {INHIBITED}" in text for text in texts):
+        return notes
     return [
+        *notes,
         f"Alerts marked '{INHIBITED}' fired only while an alert that silences them in the "
         "kit's Alertmanager config (alerts/alertmanager.yml, built from the spec: e.g. an SLO's "
         "page silences its ticket) fired too: an Alertmanager with that config held them "
         "back in the window (it sends one once the alert silencing it resolves, if it "
         "still fires then). An unmarked alert may have been held back too: one that fired "
-        "alone for less than the route's group_wait before its page."
+        "alone for less than the route's group_wait before its page.",
     ]
 
 

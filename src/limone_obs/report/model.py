@@ -29,6 +29,10 @@ NO_BASELINE: Final = "no baseline"
 COMPARED: Final = (REGRESSION, IMPROVEMENT, UNCHANGED)
 
 
+#: The mark of an alert of the SLO table already firing when the window began.
+CARRIED: Final = "firing at the window's start"
+
+
 @dataclass(frozen=True)
 class Stats:
     """One window's numbers for one endpoint or dependency (seconds; None when unknown).

@@ -298,6 +298,14 @@ def _alerts(matchers: Sequence[str]) -> str:
     return c.SERIES_ALERTS + "{" + ",".join(['alertstate="firing"', *matchers]) + "}"
 
 
+def alerts_firing_at(service: str, lookback: int) -> str:
+    """Alerts of the service firing at the evaluation time (their last ``ALERTS`` sample
+    within ``lookback`` seconds, a rule evaluation and a half, said firing)."""
+    firing = f'{c.SERIES_ALERTS}{{alertstate="firing",{_service(service)}}}'
+    by = f"alertname, {c.LABEL_SLO}, {c.LABEL_SEVERITY}"
+    return f"max by ({by}) (last_over_time({firing}[{lookback}s]))"
+
+
 def alerts_fired(service: str, seconds: int) -> str:
     """Alerts of the service that were firing at some point within the window."""
     firing = f'{c.SERIES_ALERTS}{{alertstate="firing",{_service(service)}}}'

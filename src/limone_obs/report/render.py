@@ -16,6 +16,7 @@ from limone_obs import conventions as c
 from limone_obs.errors import ReportError
 from limone_obs.report import charts
 from limone_obs.report.model import (
+    CARRIED,
     COMPARED,
     IMPROVEMENT,
     MIN_COUNT,
@@ -396,14 +397,17 @@ def _slo_summary(report: Report) -> list[str]:
         for row in report.slos
         if row.sli_now is not None and row.objective is not None and row.sli_now < row.objective
     ]
-    # "AlertName (page)": a delivered page; "(page, inhibited)" ones were held back.
-    paged = f" ({c.SEVERITY_PAGE})"
-    pages = sorted(
-        {text.removesuffix(paged) for row in report.slos for text in row.fired
-         if text.endswith(paged)}
-    )  # fmt: skip
+    # "AlertName (page)": a delivered page; "(page, inhibited)" ones were held back;
+    # "(page, firing at the window's start)" ones began before the window.
+    paged, carried = f" ({c.SEVERITY_PAGE})", f" ({c.SEVERITY_PAGE}, {CARRIED})"
+    fired = [text for row in report.slos for text in row.fired]
+    pages = sorted({text.removesuffix(paged) for text in fired if text.endswith(paged)})
+    before = sorted({text.removesuffix(carried) for text in fired if text.endswith(carried)})
     lines = [f"SLOs below their objective in the window: {', '.join(missed)}."] if missed else []
-    return lines + ([f"Pages fired: {', '.join(pages)}."] if pages else [])
+    lines += [f"Pages fired: {', '.join(pages)}."] if pages else []
+    return lines + (
+        [f"Pages firing since before the window: {', '.join(before)}."] if before else []
+    )
 
 
 def _summary(report: Report) -> list[str]:
