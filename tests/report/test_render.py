@@ -100,7 +100,7 @@ def test_missing_series_say_so_instead_of_empty_charts() -> None:
 def test_markdown_tables_name_the_regression() -> None:
     """The Markdown has a table per section with the verdicts and the changes."""
     text = to_markdown(sample())
-    assert "| /projects/<int:project_id> | 100.0 % | 900 |" in text
+    assert "| /projects/\\<int:project_id> | 100.0 % | 900 |" in text
     assert "+111 %" in text  # p95 1.9 s against 0.9 s
     assert REGRESSION in text
     assert "ErrorsHigh (page)" in text
@@ -191,7 +191,7 @@ def test_exact_mean_and_estimated_percentiles_are_told_apart() -> None:
         "| 600 ms | 300 ms | +100 % | 300 ms (250-500 ms) | 1.90 s (1.5-2 s) | 2.50 s (> 2 s) "
         "| 900 ms (0.5-1 s) |"
     )
-    assert f"| /projects/<int:project_id> | 100.0 % | 900 {cells}" in text
+    assert f"| /projects/\\<int:project_id> | 100.0 % | 900 {cells}" in text
     assert 2 == text.count(ESTIMATES_NOTE)
     assert 2 == to_html(sample()).count(f'<p class="note">{html.escape(ESTIMATES_NOTE)}</p>')
 
@@ -337,7 +337,7 @@ def test_the_roadmap_section_names_its_slo_and_scope() -> None:
     scoped = replace(sample(), roadmap_slo="orders-latency", roadmap_scope='endpoint=~"/o/.*"')
     text = to_markdown(scoped)
     assert "### Latency roadmap of SLO orders-latency (its threshold" in text
-    assert '| served within | share of requests (endpoint=~"/o/.*") | baseline |' in text
+    assert '| served within | share of requests (endpoint=~"/o/.\\*") | baseline |' in text
     assert "### Latency roadmap (the default: no request latency SLO given)" in to_markdown(
         replace(sample(), roadmap_slo=None)
     )
@@ -425,3 +425,20 @@ def test_chart_ticks_fall_on_round_clock_times(
     window's start, at most 8 of them."""
     assert expected == charts.clock_ticks(start, span)
     assert len(charts.clock_ticks(start, 7 * 86400.0)) <= 8
+
+
+def test_markdown_renders_url_rules_and_regexes_as_written() -> None:
+    """Rendered by a CommonMark parser (tables on, as GitHub's), every URL rule, regex and
+    "< 1 ms" reads as written: ``<int:project_id>`` was an autolink, ``<id>`` a hidden
+    HTML tag, ``.*`` the start of an emphasis (a trial's pull request lost them)."""
+    from markdown_it import MarkdownIt  # noqa: PLC0415 - a test dependency only here
+
+    rules = ("/projects/<int:project_id>", "/users/<id>")
+    rows = tuple(replace(sample().endpoints[0], name=name) for name in rules)
+    report = replace(sample(), endpoints=rows, roadmap_slo="orders", roadmap_scope='e=~"/o/.*x*"',
+                     breakdown=(Component("other", 0.0003, 0.0002),))  # fmt: skip
+    rendered = MarkdownIt("commonmark").enable("table").render(to_markdown(report))
+    text = html.unescape(re.sub(r"<[^>]+>", "", rendered))  # the text a reader sees
+    for written in (*rules, 'e=~"/o/.*x*"', "< 1 ms"):
+        assert written in text, written
+    assert "<a href" not in rendered

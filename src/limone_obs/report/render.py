@@ -6,6 +6,7 @@ import errno
 import html
 import math
 import os
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -473,16 +474,28 @@ def to_html(report: Report) -> str:
 # --- Markdown ---------------------------------------------------------------------------
 
 
+def _md_text(text: str) -> str:
+    """``text`` as Markdown shows it: a URL rule's ``<int:id>`` would be an autolink, a
+    ``<name>`` an HTML tag (hidden), a regex's ``.*`` start an emphasis: those ``<`` and
+    every ``*`` (and ``\\``) are backslash-escaped; ``< 1 ms`` stays as it is."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", text)
+
+
+#: What CommonMark would read as markup in the report's text (see :func:`_md_text`).
+_MD_SPECIAL: Final = re.compile(r"[\\*]|<(?=[A-Za-z/!?])")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _md_table(table: Table) -> str:
     if not table.rows:
         return "_No data in this window._\n"
-    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    lines = ["| " + " | ".join(map(_md_cell, table.header)) + " |",
+             "|" + "---|" * len(table.header)]  # fmt: skip
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
-    lines += [f"\n{note}" for note in table.notes]
+    lines += [f"\n{_md_text(note)}" for note in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -491,13 +504,13 @@ def to_markdown(report: Report) -> str:
     tables = _tables(report)
     baseline = report.baseline.label() if report.baseline else "none"
     out = [
-        f"## Performance review: {report.service}\n",
+        f"## Performance review: {_md_text(report.service)}\n",
         f"Window {report.window.label()}; baseline {baseline}; job `{report.job}`.\n",
-        *(f"- {line}" for line in _summary(report)),
+        *(f"- {_md_text(line)}" for line in _summary(report)),
         "",
     ]
     for key, title in _titles(report).items():
-        out += [f"### {title}\n", _md_table(tables[key])]
+        out += [f"### {_md_text(title)}\n", _md_table(tables[key])]
     return "\n".join(out)
 
 
