@@ -49,6 +49,8 @@ def phase(start: float) -> Span:
 
 
 SPEC = load_spec(ROOT / "alerts" / "slo.yaml")
+#: The URL rule as the Markdown writes it (its "<" escaped: CommonMark reads a link there).
+MD_PROJECT = PROJECT.replace("<", "\\<")
 
 
 def report_of(scenario: Run, window: float, baseline: float) -> Report:
@@ -176,7 +178,7 @@ def test_calls_per_request_show_the_calls_a_fault_cut(scenario: Run) -> None:
     assert template.now == pytest.approx(expected)
     assert 0.5 < expected < 0.9
     assert (None, None) == (db.not_compared, template.not_compared)
-    assert f"| {PROJECT} template |" in to_markdown(report)
+    assert f"| {MD_PROJECT} template |" in to_markdown(report)
 
 
 def test_each_endpoints_time_splits_into_its_dependencies_and_other(scenario: Run) -> None:
@@ -195,7 +197,7 @@ def test_each_endpoints_time_splits_into_its_dependencies_and_other(scenario: Ru
     assert parts[f"{PROJECT} db"].now == pytest.approx(expected)
     ai = next(p for p in report.endpoint_breakdown if p.name == f"{AI} ai_api")
     assert (ai.now or 0.0) > (ai.then or 0.0) > 0
-    assert f"| {PROJECT} other |" in to_markdown(report)
+    assert f"| {MD_PROJECT} other |" in to_markdown(report)
 
 
 def test_empty_baseline_window_is_too_few_with_a_note(scenario: Run) -> None:
@@ -391,6 +393,23 @@ def test_a_threshold_slo_of_a_short_window_reads_that_windows_own_events(
     assert "errors: the window is no longer than the 5m its alert reads" in calm.note
 
 
+def test_a_baseline_partly_before_prometheus_has_a_note(scenario: Run) -> None:
+    """A baseline starting well before Prometheus's first scrape (its rates count that
+    time as no traffic: a trial read an 11-fold rise in throughput against it) gets the
+    note a window gets; the window covered whole has none."""
+    window = phase(scenario.recovered)
+    start = scenario.healthy + 5 - window.seconds  # most of it before the first scrape
+    baseline = Span(start, start + window.seconds)
+    report = collect(Prometheus(scenario.url), job=scenario.job, service="limoneide",
+                     namespace="limoneide", window=window, baseline=baseline,
+                     spec=SPEC)  # fmt: skip
+    partial = [
+        n for n in report.notes if n.startswith(f"Prometheus has scrapes of job {scenario.job!r}")
+    ]
+    assert 1 == len(partial), report.notes
+    assert "of the baseline's" in partial[0]
+
+
 def test_budget_left_counts_every_event_up_to_the_windows_end(scenario: Run) -> None:
     """The budget left at the fault window's end is the period's error ratio from the raw
     counters up to that moment (hand-written here) against the 0.1 % budget: the recorded
@@ -521,7 +540,7 @@ def test_cli_writes_html_and_markdown(scenario: Run, tmp_path: Path) -> None:
     assert 0 == result.exit_code, result.output
     markdown = (tmp_path / "review.md").read_text()
     assert REGRESSION in markdown
-    assert PROJECT in markdown
+    assert MD_PROJECT in markdown
     assert (tmp_path / "review.html").stat().st_size > 10_000
 
 

@@ -44,3 +44,6 @@ def test_a_window_partly_without_scrapes_is_said() -> None:
     assert "over about 7.5 minutes of the window's 17.4 minutes" in note
     assert "request rates count the rest as no traffic" in note
     assert [] == coverage_note(1000.0, 1043, "shop") == coverage_note(None, 1043, "shop")
+    (baseline,) = coverage_note(450.0, 1043, "shop", "baseline")
+    assert "of the baseline's 17.4 minutes" in baseline
+    assert "a change against it, in rates or throughput, is partly the missing time" in baseline

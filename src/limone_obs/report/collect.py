@@ -599,9 +599,11 @@ def _history_note(src: _Source, window: Span, spec: ServiceSpec | None) -> list[
 COVERED_SHARE: Final = 0.9
 
 
-def _coverage_note(src: _Source, window: Span) -> list[str]:
-    """A note when Prometheus has scrapes of the job over only part of ``window``."""
-    return coverage_note(_held_seconds(src, window.seconds, window.end), window.seconds, src.job)
+def _coverage_note(src: _Source, window: Span, what: str = "window") -> list[str]:
+    """A note when Prometheus has scrapes of the job over only part of ``window`` (the
+    report's ``what``: window or baseline)."""
+    held = _held_seconds(src, window.seconds, window.end)
+    return coverage_note(held, window.seconds, src.job, what)
 
 
 def _held_seconds(src: _Source, seconds: int, end: float) -> float | None:
@@ -617,18 +619,23 @@ def _held_seconds(src: _Source, seconds: int, end: float) -> float | None:
         return None
 
 
-def coverage_note(held: float | None, seconds: int, job: str) -> list[str]:
-    """The note for a window of ``seconds`` of which Prometheus has scrapes of ``job``
-    over ``held`` seconds: none when it covers nearly all (or none: that window says so
-    on its own)."""
+def coverage_note(held: float | None, seconds: int, job: str, what: str = "window") -> list[str]:
+    """The note for a ``what`` (the report's window or baseline) of ``seconds`` of which
+    Prometheus has scrapes of ``job`` over ``held`` seconds: none when it covers nearly
+    all (or none: that window says so on its own)."""
     if not held or held >= COVERED_SHARE * seconds:
         return []
+    compared = (
+        " (a change against it, in rates or throughput, is partly the missing time)"
+        if what == "baseline"
+        else ""
+    )
     return [
         f"Prometheus has scrapes of job {job!r} over about {_durations.humanize(held)} of "
-        f"the window's {_durations.humanize(seconds)} (before its data starts, or while the "
-        "job was not scraped): the window's request rates count the rest as no traffic, "
-        "the share of scrapes up is of the scraped part alone, and what the job served "
-        "then, if it ran, is in no count."
+        f"the {what}'s {_durations.humanize(seconds)} (before its data starts, or while the "
+        f"job was not scraped): the {what}'s request rates count the rest as no "
+        f"traffic{compared}, the share of scrapes up is of the scraped part alone, and what "
+        "the job served then, if it ran, is in no count."
     ]
 
 
@@ -741,6 +748,8 @@ def collect(
         )
     notes += _inhibited_note(fired)
     notes += _coverage_note(src, window)
+    if baseline is not None and requests[1]:  # else a note says the baseline is empty
+        notes += _coverage_note(src, baseline, "baseline")
     notes += _history_note(src, window, spec)
     notes += _outside_notes(src, window)
     notes += _began_notes(src, window) + _began_notes(src, baseline)
