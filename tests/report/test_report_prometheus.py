@@ -486,6 +486,27 @@ def test_a_threshold_slo_found_only_in_prometheus_reads_its_recorded_ratio(
     assert "it reaches back before the window (pass --spec" in errors.note
 
 
+def test_a_service_the_rules_are_not_of_is_named_with_those_they_are_of(
+    scenario: Run,
+) -> None:
+    """The spec with --service naming another than its rules' (a trial): one note names
+    the services Prometheus has rules of and what to pass, and no row advises loading
+    rules that are loaded (it said so for every SLO)."""
+    report = collect(Prometheus(scenario.url), job=scenario.job, service="wrongsvc",
+                     namespace="limoneide", window=phase(scenario.fault), baseline=None,
+                     spec=SPEC)  # fmt: skip
+    named = [n for n in report.notes if n.startswith("Prometheus has no SLO rules of service")]
+    assert [
+        "Prometheus has no SLO rules of service 'wrongsvc', but rules of 'limoneide' "
+        "(slo_service label): pass --service with one of them, or leave --service out to "
+        "read the spec's ('limoneide'). The SLO table's alerts fired (none) and what it "
+        "reads from the rules are of that service."
+    ] == named
+    assert not [s.note for s in report.slos if "Load the rules" in s.note]
+    ours = report_of(scenario, scenario.fault, scenario.healthy)
+    assert not [n for n in ours.notes if n.startswith("Prometheus has no SLO rules")]
+
+
 def test_without_a_spec_another_service_has_no_slo_and_a_note_says_what_to_pass(
     scenario: Run,
 ) -> None:

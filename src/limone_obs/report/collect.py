@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from limone_obs import conventions as c
@@ -535,6 +536,33 @@ def _slos(
     )  # fmt: skip
 
 
+#: What the note of an SLO whose rules Prometheus lacks says (:func:`.slos.row`).
+_UNLOADED: Final = "Prometheus has none of its rules"
+
+
+def _other_services_note(
+    src: _Source, window: Span, spec: ServiceSpec | None, rows: tuple[SloRow, ...]
+) -> list[str]:
+    """With a spec none of whose SLOs Prometheus records for the report's service while it
+    records SLOs of other services (``--service`` naming another than the rules'): a note
+    naming those, instead of each row's advice to load rules that are loaded."""
+    if spec is None or not any(_UNLOADED in row.note for row in rows):
+        return []
+    if src.prom.instant(q.slo_objectives(src.service), window.end):
+        return []  # some of the service's rules are loaded: the rows say which are not
+    services = src.prom.by_label(q.slo_services(), c.LABEL_SLO_SERVICE, window.end)
+    others = sorted(name for name in services if name and name != src.service)
+    if not others:
+        return []
+    return [
+        f"Prometheus has no SLO rules of service {src.service!r}, but rules of "
+        f"{', '.join(map(repr, others))} ({c.LABEL_SLO_SERVICE} label): pass --service with "
+        f"one of them, or leave --service out to read the spec's ({spec.service!r}). The "
+        "SLO table's alerts fired (none) and what it reads from the rules are of that "
+        "service."
+    ]
+
+
 def _budgets(
     src: _Source, window: Span, plans: tuple[slos.SloPlan, ...], spec: ServiceSpec | None
 ) -> dict[str, float]:
@@ -740,6 +768,10 @@ def collect(
     dependencies = _rows(src, window, baseline, c.LABEL_DEPENDENCY, dependency=True)
     fired = _fired(src, window, spec)
     slo_rows = _slos(src, window, baseline, spec, fired)
+    elsewhere = _other_services_note(src, window, spec, slo_rows)
+    if elsewhere:  # the rows' "load the rules" advice would be wrong: they are loaded
+        slo_rows = tuple(replace(r, note="") if _UNLOADED in r.note else r for r in slo_rows)
+        notes += elsewhere
     # Kit-health alerts (TrafficStopped, WorkersSaturated...) have no SLO, so no row.
     if fired.get(""):
         notes.append(

@@ -238,6 +238,11 @@ def slo_objectives(service: str) -> str:
     return f"max by ({c.LABEL_SLO}) ({c.RULE_OBJECTIVE}{{{_service(service)}}})"
 
 
+def slo_services() -> str:
+    """The services (``slo_service`` values) Prometheus records SLO objectives of."""
+    return f"count by ({c.LABEL_SLO_SERVICE}) ({c.RULE_OBJECTIVE})"
+
+
 def slo_sli(service: str, seconds: int) -> str:
     """Request-weighted SLI over the window from the recorded 5-minute event rates (of an
     SLO not in the spec: they also weigh in the 5 minutes before the window)."""
