@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from limone_obs.errors import ConfigError
@@ -48,8 +50,11 @@ def test_window_must_be_ordered_and_past() -> None:
     """--from after --to, or --to in the future, is refused."""
     with pytest.raises(ConfigError, match="before --to"):
         parse_window("now", "now-1h", NOW)
-    with pytest.raises(ConfigError, match="future"):
+    with pytest.raises(ConfigError, match="future") as info:
         parse_window("now-1h", str(NOW + 3600), NOW)
+    # What "now" is here, and the allowance for clocks that differ (a trial asked).
+    clock = datetime.fromtimestamp(NOW, tz=UTC).strftime("%H:%M:%S")
+    assert f"it is {clock} UTC now, and up to 60 s ahead is taken" in str(info.value)
 
 
 def test_relative_baseline_is_the_same_span_earlier() -> None:
@@ -71,3 +76,12 @@ def test_baseline_none_and_overlap() -> None:
     assert parse_baseline("none", window, NOW) is None
     with pytest.raises(ConfigError, match="overlaps"):
         parse_baseline("30m", window, NOW)
+
+
+def test_a_baseline_of_no_form_names_the_baseline_forms() -> None:
+    """``7x`` is neither an offset nor a time: the message gives the offset form and
+    ``none`` first (it gave the time forms only)."""
+    with pytest.raises(ConfigError) as info:
+        parse_baseline("7x", Span(NOW - 3600, NOW), NOW)
+    assert str(info.value).startswith("--baseline: '7x' is no baseline: use an offset like 7d")
+    assert str(info.value).endswith("or none")

@@ -95,14 +95,22 @@ def _in_range(ts: float, value: str, option: str) -> float:
     return ts
 
 
+#: Seconds ``--to`` may lie ahead of this machine's clock (another's may run ahead).
+_AHEAD: Final = 60
+
+
 def parse_window(start: str, end: str, now: float | None = None) -> Span:
     """The report window from ``--from`` and ``--to``; ConfigError if empty or in the future."""
     now = time.time() if now is None else now
     span = Span(parse_time(start, "--from", now), parse_time(end, "--to", now))
     if span.end <= span.start:
         raise ConfigError(f"--from must be before --to (got {span.label()})")
-    if span.end > now + 60:
-        raise ConfigError(f"--to lies in the future ({span.label()}): use now or an earlier time")
+    if span.end > now + _AHEAD:
+        raise ConfigError(
+            f"--to lies in the future ({span.label()}; it is {_utc(now):%H:%M:%S} UTC now, "
+            f"and up to {_AHEAD:g} s ahead is taken for clocks that differ): use now or an "
+            "earlier time"
+        )
     return span
 
 
@@ -119,7 +127,14 @@ def parse_baseline(text: str | None, window: Span, now: float | None = None) -> 
     if _DURATION_RE.match(value):
         baseline = window.shifted(duration_seconds(value, "--baseline"))
     else:
-        begin = parse_time(text, "--baseline", now)
+        try:
+            begin = parse_time(text, "--baseline", now)
+        except ConfigError:
+            raise ConfigError(
+                f"--baseline: {text.strip()[:_MAX_TEXT]!r} is no baseline: use an offset like "
+                "7d (the same span 7 days earlier), a start time (now-1h, an ISO 8601 time "
+                "like 2026-12-01T09:00:00Z, Unix seconds), or none"
+            ) from None
         baseline = Span(begin, begin + (window.end - window.start))
     if baseline.end > window.start + 1e-6:
         raise ConfigError(
