@@ -66,6 +66,36 @@ def test_level_filters_events(out: io.BytesIO) -> None:
     assert ["shown"] == [e["message"] for e in parse_lines(out.getvalue())]
 
 
+def test_the_level_variable_wins_over_the_argument(
+    out: io.BytesIO, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``LIMONE_OBS_LOG_LEVEL`` sets the level (it was ignored without a word), over the
+    argument, with one warning line when they differ; ``warn`` is ``warning``."""
+    monkeypatch.setenv("LIMONE_OBS_LOG_LEVEL", "debug")
+    configure_logging(stream=out)
+    get_logger().debug("seen")
+    configure_logging(stream=out, level="info")
+    get_logger().debug("seen again")
+    monkeypatch.setenv("LIMONE_OBS_LOG_LEVEL", "WARN")
+    configure_logging(stream=out)
+    get_logger().info("not seen")
+    events = parse_lines(out.getvalue())
+    messages = [e["message"] for e in events]
+    assert ["seen", "seen again"] == [m for m in messages if m.startswith(("seen", "not"))]
+    said = [m for m in messages if "LIMONE_OBS_LOG_LEVEL" in m]
+    assert [
+        "limone-obs: LIMONE_OBS_LOG_LEVEL='debug' wins over configure_logging(level='info'): "
+        "unset it to log at the level the code gives"
+    ] == said
+
+
+def test_an_unknown_level_in_the_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value of the variable that is no level is a ConfigError naming the variable."""
+    monkeypatch.setenv("LIMONE_OBS_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError, match="LIMONE_OBS_LOG_LEVEL='loud': unknown level"):
+        configure_logging()
+
+
 def test_timestamp_is_utc_rfc3339_with_milliseconds(out: io.BytesIO) -> None:
     """The timestamp looks like 2026-01-02T03:04:05.678Z."""
     configure_logging(stream=out)

@@ -34,7 +34,7 @@ def configure_logging(
     *,
     service: str | None = None,
     env: str | None = None,
-    level: str | int = "info",
+    level: str | int | None = None,
     stream: IO[Any] | None = None,
     redact: bool = True,
     redact_keys: Iterable[str] = DEFAULT_KEYS,
@@ -64,6 +64,10 @@ def configure_logging(
     else ``limoneide``/``development``, exported to the environment for processes started
     later (see :mod:`limone_obs.logging._identity`).
 
+    ``level`` (default ``"info"``): ``LIMONE_OBS_LOG_LEVEL`` wins when set, so an operator
+    turns on debug lines without a code change (a warning line says when it differs from
+    the argument).
+
     ``stream`` defaults to ``sys.stdout``; ``file`` adds a copy of every line to a file
     rotated at ``file_max_bytes``. ``processors`` are
     structlog processors run on an app event's own fields before redaction.
@@ -85,8 +89,8 @@ def configure_logging(
     Calling it again replaces the output: lines that other threads write meanwhile go to
     the new one. Not from a signal handler: it waits for the line being written.
 
-    Raises ConfigError on an unknown level, a cap below 1024 bytes, a negative timeout or
-    a structlog renderer among ``processors``.
+    Raises ConfigError on an unknown level (argument or ``LIMONE_OBS_LOG_LEVEL``), a cap
+    below 1024 bytes, a negative timeout or a structlog renderer among ``processors``.
     """
     _check_processors(processors)
     stream, looped = _real_stream(stream if stream is not None else sys.stdout)
@@ -95,10 +99,11 @@ def configure_logging(
     # head still overflows the line, which is then marked truncated as before).
     redactor = Redactor(redact_keys, extra_keys=extra_redact_keys, max_text=2 * cap)
     service, env, warnings = _identity.resolve(service, env)
+    number, said = _resolve_level(level)
     pipeline = _pipeline.Pipeline(
         service=service,
         env=env,
-        level=_level_number(level),
+        level=number,
         redactor=redactor if redact else None,
         max_line_bytes=cap,
         processors=tuple(processors),
@@ -120,7 +125,14 @@ def configure_logging(
     health.clear_problem(c.PROBLEM_LOGGING_NOT_CONFIGURED)
     logging.captureWarnings(capture_warnings)
     notices = logging.getLogger(_pipeline.NOTICE_LOGGER)
-    for warning in (*looped, *warnings, *replaced, *_unmanaged_handlers(), *_enable_own_loggers()):
+    for warning in (
+        *looped,
+        *warnings,
+        *said,
+        *replaced,
+        *_unmanaged_handlers(),
+        *_enable_own_loggers(),
+    ):
         notices.warning(warning)
 
 
@@ -161,13 +173,40 @@ def _check_processors(processors: Sequence[_pipeline.Processor]) -> None:
             )
 
 
-def _level_number(level: str | int) -> int:
+#: The environment variable that sets the level (over the argument, as service/env's do).
+LEVEL_VARIABLE = "LIMONE_OBS_LOG_LEVEL"
+#: The stdlib's other names of two levels (``logging.WARN``, ``logging.FATAL``).
+_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
+
+
+def _resolve_level(level: str | int | None) -> tuple[int, tuple[str, ...]]:
+    """The level number: ``LIMONE_OBS_LOG_LEVEL`` when set, else ``level``, else info;
+    with a warning line when the variable overrides a different argument."""
+    number = _level_number(
+        "info" if level is None else level, f"configure_logging(level={level!r})"
+    )
+    text = os.environ.get(LEVEL_VARIABLE, "").strip()
+    if not text:
+        return number, ()
+    wanted = _level_number(int(text) if text.isdigit() else text, f"{LEVEL_VARIABLE}={text[:40]!r}")
+    if level is None or wanted == number:
+        return wanted, ()
+    return wanted, (
+        f"limone-obs: {LEVEL_VARIABLE}={text[:40]!r} wins over configure_logging(level="
+        f"{level!r}): unset it to log at the level the code gives",
+    )
+
+
+def _level_number(level: str | int, given: str) -> int:
+    """The stdlib number of ``level`` (a name of the schema's or a number); ConfigError
+    naming where it was ``given`` otherwise."""
     if isinstance(level, int) and not isinstance(level, bool):
         return level
-    number = _pipeline.LEVEL_NUMBERS.get(str(level).lower())
+    name = str(level).lower()
+    number = _pipeline.LEVEL_NUMBERS.get(_LEVEL_ALIASES.get(name, name))
     if number is None:
         raise ConfigError(
-            f"configure_logging(level={level!r}): unknown level; use one of "
+            f"{given}: unknown level; use one of "
             f"{', '.join(_pipeline.LEVEL_NUMBERS)} or a stdlib level number"
         )
     return number
