@@ -3,6 +3,7 @@ field in every line (what an Elasticsearch mapping needs), structlog's own conte
 
 from __future__ import annotations
 
+import enum
 import io
 import logging
 import uuid
@@ -388,7 +389,8 @@ def test_the_compiled_field_test_agrees_with_the_schema(name: str, value: Any) -
 REFUSED_NAMES = {
     "": "extra_", " ": "extra_ ", "_id": "extra__id", "_index": "extra__index",
     "@timestamp": "extra_@timestamp", ".a": "extra__a", "b.": "extra_b_", "a..b": "extra_a__b",
-    "service.name": "extra_service_name", "path.raw": "extra_path_raw",
+    "service.name": "extra_service_name", "path.raw": "extra_path_raw", " .a": "extra_ _a",
+    "a. ": "extra_a_ ", "a. .b": "extra_a_ _b",
 }  # fmt: skip
 
 
@@ -441,3 +443,52 @@ def test_a_renamed_field_never_replaces_another(out: io.BytesIO) -> None:
     get_logger().info("both", **{"_id": 1, "extra__id": 2})
     [event] = parse_lines(out.getvalue())
     assert (2, 1) == (event["extra__id"], event["extra__id_"])
+
+
+class _Field(enum.Enum):
+    LEVEL = "level"
+    SERVICE = "service"
+    REQUEST_ID = "request_id"
+    REFUSED = "_id"
+
+
+def test_a_dict_messages_keys_are_checked_as_written(
+    out: io.BytesIO, validator: Draft202012Validator
+) -> None:
+    """A stdlib dict message's keys are checked by the name they are written under: an
+    ``Enum`` key whose value is ``level`` replaced the line's level (and ``service``,
+    ``request_id``); now each is ``extra_<name>``, as a string key is. Keys written alike
+    (``1`` and ``"1"``) both stay; ``extra={1: ...}`` no longer fails the whole record."""
+    configure_logging(stream=out)
+    logging.getLogger("dicts").info(
+        {_Field.LEVEL: "debug", _Field.SERVICE: "other", _Field.REQUEST_ID: 42,
+         _Field.REFUSED: 1, 1: "a", "1": "b"}
+    )  # fmt: skip
+    numbered: dict[Any, Any] = {1: "one"}  # typeshed wants str keys; the stdlib takes any
+    logging.getLogger("dicts").info("numbered", extra=numbered)
+    first, second = parse_lines(out.getvalue())
+    assert ("info", "limoneide") == (first["level"], first["service"])
+    assert "request_id" not in first
+    assert ("debug", "other", 42) == (
+        first["extra_level"],
+        first["extra_service"],
+        first["extra_request_id"],
+    )
+    assert (1, "a", "b") == (first["extra__id"], first["1"], first["1_"])
+    assert ("numbered", "one") == (second["message"], second["1"])
+    assert [] == schema_errors(validator, [first, second])
+
+
+def test_a_renamed_field_keeps_the_apps_own_extra_field(out: io.BytesIO) -> None:
+    """``level=2`` beside ``extra_level=1``: both values are written (the 1 was replaced),
+    from a keyword, a stdlib ``extra=`` and structlog's context alike."""
+    configure_logging(stream=out)
+    get_logger().info("kw", level=2, extra_level=1)
+    logging.getLogger("std").info("std", extra={"extra_level": "mine", "level": "x"})
+    bind(extra_message="app")
+    structlog.contextvars.bind_contextvars(message="structlog's")
+    get_logger().info("ctx")
+    kw, std, ctx = parse_lines(out.getvalue())
+    assert (1, 2) == (kw["extra_level"], kw["extra_level_"])
+    assert ("mine", "x") == (std["extra_level"], std["extra_level_"])
+    assert ("app", "structlog's") == (ctx["extra_message"], ctx["extra_message_"])

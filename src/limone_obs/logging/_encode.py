@@ -140,7 +140,9 @@ def _int_text(value: int) -> str:
         return f"<integer of about {digits} digits>"
 
 
-def _fix_key(key: Any) -> str:
+def key_text(key: Any) -> str:
+    """The name a mapping's key is written under: a string as it is (valid UTF-8), an
+    enum member's value's text, any other key's ``str()``."""
     if isinstance(key, enum.Enum):  # its value, as orjson writes a member elsewhere
         key = key.value
     return _fix_str(key) if isinstance(key, str) else safe_str(key)
@@ -155,7 +157,7 @@ def sanitise(obj: Any, depth: int = 0) -> Any:
     if obj is None or isinstance(obj, bool | int | float):
         return _fix_scalar(obj)
     if isinstance(obj, Mapping):
-        return {_fix_key(k): sanitise(v, depth + 1) for k, v in obj.items()}
+        return {key_text(k): sanitise(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
         return [sanitise(item, depth + 1) for item in obj]
     return sanitise(default(obj), depth + 1)

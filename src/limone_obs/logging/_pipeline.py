@@ -26,7 +26,7 @@ import structlog.contextvars as _structlog_contextvars
 from limone_obs import conventions as c
 from limone_obs import lifecycle
 from limone_obs.logging import _context, _identity, _url_secrets, schema
-from limone_obs.logging._encode import encode_line, rfc3339, safe_str
+from limone_obs.logging._encode import encode_line, key_text, rfc3339, safe_str
 from limone_obs.logging._sink import Sink, is_pipe_or_socket
 from limone_obs.logging.redaction import Redactor
 
@@ -133,10 +133,10 @@ class Pipeline:
             keep_own(fields, held_by_request(out, access=True))
             rename_refused(fields)
             for key, value in fields.items():
-                if key in out:
-                    out.setdefault(f"extra_{key}", value)
-                else:
-                    out[key] = value
+                name = key
+                if key in out:  # renamed by keep_own already, or another field of the line's
+                    name = free_name(out, key if key.startswith(_EXTRA) else _EXTRA + key)
+                out[name] = value
 
     def redact_text(self, text: str) -> str:
         """Mask credential-shaped parts of ``text``, and this context's request secrets
@@ -276,8 +276,32 @@ def keep_own(
                         continue
         renamed.append(key)
     for key in renamed:
-        fields[f"extra_{key}"] = fields.pop(key)
+        fields[free_name(fields, f"extra_{key}")] = fields.pop(key)
     return fields
+
+
+def free_name(fields: Mapping[str, Any], name: str) -> str:
+    """``name``, or ``name`` with ``_`` appended until ``fields`` has no such field: a
+    renamed field never replaces one the app gave (``extra_level=1`` beside ``level=2``)."""
+    while name in fields:
+        name += "_"
+    return name
+
+
+def text_keys(fields: Mapping[Any, Any]) -> dict[str, Any]:
+    """``fields`` with every key the text it is written under (:func:`.key_text`: an
+    enum member's value, a number's digits), so the checks of names apply to it: an
+    ``Enum`` key whose value is ``level`` replaced the line's level. Two keys written
+    alike (``1`` and ``"1"``) both stay, the later one with ``_`` appended."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        out[free_name(out, key if type(key) is str else key_text(key))] = value
+    return out
+
+
+def text_keyed(fields: Mapping[Any, Any]) -> bool:
+    """True when every key of ``fields`` is a ``str`` (the usual case: one set test)."""
+    return _FINE_NAMES.issuperset(fields) or all(type(key) is str for key in fields)
 
 
 def rename_refused(fields: MutableMapping[str, Any]) -> None:
@@ -292,15 +316,12 @@ def rename_refused(fields: MutableMapping[str, Any]) -> None:
         return
     for key in [k for k in fields if k not in _FINE_NAMES]:
         if not isinstance(key, str):
-            continue  # written as its text by the encoder ({1: "x"}: "1")
+            continue  # only a stdlib dict's: made text first (text_keys)
         if _fine_name(key):
             if len(_FINE_NAMES) < _FINE_NAMES_MAX:
                 _FINE_NAMES.add(key)
             continue
-        new = _EXTRA + key.replace(".", "_")
-        while new in fields:
-            new += "_"
-        fields[new] = fields.pop(key)
+        fields[free_name(fields, _EXTRA + key.replace(".", "_"))] = fields.pop(key)
 
 
 def refused_as(name: str) -> str | None:

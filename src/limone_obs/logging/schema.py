@@ -82,19 +82,23 @@ def _exception_schema() -> dict[str, Any]:
 
 def name_pattern() -> str:
     """The pattern every top-level field name matches: names Elasticsearch takes (it
-    refuses the whole line otherwise). Not empty or blank; not starting with ``_`` (its
-    metadata fields: ``_id``, ``_index``), ``@`` (``@timestamp``, which the shippers
-    write) or ``.``; no dot at the end nor two in a row; and no dotted name under a field
-    of this schema (``service.name`` is read as an object where ``service`` is text)."""
+    refuses the whole line otherwise). No part between dots (or the name's ends) that is
+    empty or blank: not empty or blank itself, no dot first or last, no ``..``, no
+    ``a. .b``; not starting with ``_`` (its metadata fields: ``_id``, ``_index``) or ``@``
+    (``@timestamp``, which the shippers write); and no dotted name under a field of this
+    schema (``service.name`` is read as an object where ``service`` is text). Written
+    for both regex dialects a validator may use (ECMA-262's and Python's): the end of the
+    name is ``(?![\\s\\S])``, not ``$``."""
     own = "|".join(re.escape(name) for name in _properties())
-    return rf"^(?=[\s\S]*\S)(?![_@.])(?![\s\S]*\.$)(?![\s\S]*\.\.)(?!(?:{own})\.)"
+    end = r"(?![\s\S])"
+    return rf"^(?!(?:[\s\S]*\.)?\s*(?:\.|{end}))(?![_@])(?!(?:{own})\.)"
 
 
 #: What a name that does not match :func:`name_pattern` is told (log-check, the schema).
 NAME_RULE = (
-    "a name Elasticsearch refuses (empty or blank; starting with _, @ or a dot; ending "
-    "with a dot or holding two in a row; or a dotted name under a field of the schema): "
-    "the kit writes such a name as extra_<name, dots as _>"
+    "a name Elasticsearch refuses (empty or blank, or a blank part between dots; starting "
+    "with _, @ or a dot; ending with a dot or holding two in a row; or a dotted name under "
+    "a field of the schema): the kit writes such a name as extra_<name, dots as _>"
 )
 
 

@@ -51,6 +51,8 @@ class JsonFormatter(OrjsonFormatter):
         if message_dict:
             extras.update((k, v) for k, v in message_dict.items() if k not in _FORMATTED)
         if extras:
+            if not _pipeline.text_keyed(extras):  # a dict message's, or extra={1: ...}
+                extras = _pipeline.text_keys(extras)
             p.redact_fields(extras)
             if not _pipeline.OWN_NAMES.isdisjoint(extras):  # checked here: most lines have none
                 # extra={"level": ...} or {"request_id": 42}: kept as extra_<name>
@@ -196,7 +198,7 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     # __init__'s list is the standard one (the common case), only the tail needs checking.
     last = next(islice(attrs, _N_STANDARD - 1, None), None)
     items = islice(attrs.items(), _N_STANDARD, None) if last == _LAST_STANDARD else attrs.items()
-    return {k: v for k, v in items if k not in _RESERVED and k[:1] != "_"}
+    return {k: v for k, v in items if k not in _RESERVED and not (type(k) is str and k[:1] == "_")}
 
 
 class JsonLineHandler(logging.Handler):
