@@ -39,6 +39,14 @@ def create_app() -> Flask:
 
         return Response(chunks(), mimetype="text/plain")
 
+    @app.get("/fail-first")
+    def fail_first() -> Response:
+        def chunks() -> Iterator[str]:
+            raise RuntimeError("stream broke before its first chunk")
+            yield "never"
+
+        return Response(chunks(), mimetype="text/plain")
+
     init_app(app, user_id=lambda: "gunicorn-user")
     return app
 

@@ -41,6 +41,8 @@ def gunicorn_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         requests.get(f"{base}/fail", timeout=5)
         with contextlib.suppress(requests.RequestException):  # the body is cut short
             requests.get(f"{base}/broken-stream", timeout=5)
+        # gunicorn answers it on its error path, with an environ of its own.
+        requests.get(f"{base}/fail-first", headers={"X-Request-ID": "fail-first-1"}, timeout=5)
     finally:
         code = proc.stop()
     assert code is not None
@@ -83,8 +85,9 @@ def test_both_workers_and_master_wrote_lines(gunicorn_lines: list[str]) -> None:
 
 
 def test_access_lines_from_gunicorn_and_app(gunicorn_lines: list[str]) -> None:
-    """Each request has gunicorn's access line and the app's, with the same request id."""
-    events = _events(gunicorn_lines)
+    """Each request has gunicorn's access line and the app's, with the same request id
+    (a stream failing before its first chunk has two of gunicorn's: see below)."""
+    events = [e for e in _events(gunicorn_lines) if e.get("path") != "/fail-first"]
     app_access = [e for e in events if e["logger"] == "limone_obs.access"]
     gunicorn_access = [e for e in events if e["logger"] == "gunicorn.access"]
     assert len(app_access) == len(gunicorn_access)
@@ -97,7 +100,7 @@ def test_both_access_lines_of_a_request_have_one_level(gunicorn_lines: list[str]
     """A 5xx, or a streamed 200 whose body broke after its headers, is an error on
     gunicorn's access line as on the app's (a count of error lines saw only the app's);
     every other answer is info on both."""
-    events = _events(gunicorn_lines)
+    events = [e for e in _events(gunicorn_lines) if e.get("path") != "/fail-first"]
     levels: dict[str, set[tuple[str, int]]] = {}
     for e in events:
         if e["logger"] in ("limone_obs.access", "gunicorn.access"):
@@ -106,6 +109,22 @@ def test_both_access_lines_of_a_request_have_one_level(gunicorn_lines: list[str]
     assert {("error", 500)} in levels.values()  # /fail
     assert {("error", 200)} in levels.values()  # /broken-stream
     assert {("info", 200)} in levels.values()
+
+
+def test_gunicorns_error_path_lines_carry_the_path_and_request_id(
+    gunicorn_lines: list[str],
+) -> None:
+    """A stream failing before its first chunk is answered on gunicorn's error path,
+    whose environ has no path or headers: its access line has them from the parsed
+    request (it had an empty path and no request id: it matched no line of the app's)."""
+    events = _events(gunicorn_lines)
+    access = [e for e in events if e["logger"] == "gunicorn.access"]
+    assert all(e["path"] for e in access), [e for e in access if not e["path"]]
+    failed = [e for e in access if e["path"] == "/fail-first"]
+    # gunicorn's line once the app returned (200: written before the body failed), then
+    # its error path's (500, what the client got): both errors, as the app's line is.
+    assert [(200, "error"), (500, "error")] == [(e["status_code"], e["level"]) for e in failed]
+    assert {"fail-first-1"} == {e.get("request_id") for e in failed}
 
 
 def test_app_and_library_lines_carry_request_context(gunicorn_lines: list[str]) -> None:
@@ -132,7 +151,7 @@ def test_a_stream_failing_after_its_headers_writes_its_traceback_once(
     gunicorn closes the body) carries the traceback, and gunicorn's own "Error handling
     request" line that follows only the exception's type and message."""
     events = _events(gunicorn_lines)
-    broke = [e for e in events if "stream broke" in e.get("exception", {}).get("message", "")]
+    broke = [e for e in events if "stream broke after" in e.get("exception", {}).get("message", "")]
     access = [e for e in broke if e["logger"] == "limone_obs.access"]
     others = [e for e in broke if e["logger"] != "limone_obs.access"]
     assert 1 == len(access)

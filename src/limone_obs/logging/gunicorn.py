@@ -141,7 +141,7 @@ class Logger(glogging.Logger):  # type: ignore[misc] # gunicorn ships no type in
         if not self.cfg.accesslog:  # also on gunicorn < 27 (no access_log_enabled there)
             return
         try:
-            fields = access_fields(resp, environ, request_time)
+            fields = access_fields(resp, environ, request_time, _req)
             log = self.access_log.error if _failed(fields, environ) else self.access_log.info
             log("request finished", extra=fields)
         except Exception:
@@ -194,33 +194,40 @@ def adopt_identity() -> None:
     _pipeline.install(dataclasses.replace(_pipeline.current, service=service, env=env))
 
 
-def access_fields(resp: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+def access_fields(
+    resp: Any, environ: dict[str, Any], request_time: Any, req: Any = None
+) -> dict[str, Any]:
     """The schema fields gunicorn knows about one request. Client-sent text is capped
-    (like the app's access line) before it is redacted: bounded work per line."""
+    (like the app's access line) before it is redacted: bounded work per line.
+
+    gunicorn's error path (a request it could not serve: a worker timeout, a body that
+    failed before its first chunk, a request line too long) gives an environ without
+    the request's path and headers: those are read from ``req``, its parsed request."""
     fields: dict[str, Any] = {
         c.LOG_METHOD: str(environ.get("REQUEST_METHOD", ""))[:16],
-        # The app's masked path when it masked one (a secret URL variable), else the path
-        # with the app's mount point, decoded as the app's own access line has it.
-        c.LOG_PATH: str(
-            environ.get(c.ENVIRON_LOG_PATH)
-            or wsgi_text(f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}")
-        )[:MAX_PATH_CHARS],
+        c.LOG_PATH: _path(environ, req)[:MAX_PATH_CHARS],
         c.LOG_STATUS_CODE: _status(resp),
         c.LOG_DURATION: round(request_time.total_seconds(), 6),
         c.LOG_REMOTE_ADDR: str(environ.get("REMOTE_ADDR", ""))[:64],
-        c.LOG_USER_AGENT: str(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_CHARS],
+        c.LOG_USER_AGENT: str(
+            environ.get("HTTP_USER_AGENT") or _request_header(req, "User-Agent") or ""
+        )[:MAX_USER_AGENT_CHARS],
         c.LOG_RESPONSE_BYTES: getattr(resp, "sent", None),
     }
     # The client's header is unchecked input: kept only if it is a safe id (no newline,
     # nothing the redactor would mask).
     request_id = _context.valid_request_id(
-        _header(resp, c.REQUEST_ID_HEADER) or environ.get("HTTP_X_REQUEST_ID"),
+        _header(resp, c.REQUEST_ID_HEADER)
+        or environ.get("HTTP_X_REQUEST_ID")
+        or _request_header(req, c.REQUEST_ID_HEADER),
         _pipeline.current.redactor,
     )
     if request_id:
         fields[c.LOG_REQUEST_ID] = request_id
     # The W3C trace ids, as the app's own lines of the request have them.
-    trace = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
+    trace = parse_traceparent(
+        environ.get("HTTP_TRACEPARENT") or _request_header(req, "traceparent")
+    )
     if trace is not None:
         fields[c.LOG_TRACE_ID], fields[c.LOG_SPAN_ID] = trace
     return fields
@@ -247,6 +254,30 @@ def _status(resp: Any) -> int:
         except (IndexError, ValueError):
             return 500
     return code if 100 <= code <= 599 else 500
+
+
+def _path(environ: dict[str, Any], req: Any) -> str:
+    """The app's masked path when it masked one (a secret URL variable), else the path
+    with the app's mount point, decoded as the app's own access line has it; the parsed
+    request's path where the environ has none (gunicorn's error path)."""
+    masked = environ.get(c.ENVIRON_LOG_PATH)
+    if masked:
+        return str(masked)
+    if "PATH_INFO" not in environ:
+        return str(getattr(req, "path", None) or "")
+    return str(wsgi_text(f"{environ.get('SCRIPT_NAME', '')}{environ['PATH_INFO']}"))
+
+
+def _request_header(req: Any, name: str) -> str | None:
+    """The first value of header ``name`` of gunicorn's parsed request, None without one."""
+    wanted = name.upper()
+    try:
+        for key, value in getattr(req, "headers", None) or ():
+            if str(key).upper() == wanted:
+                return str(value)
+    except (TypeError, ValueError):  # not gunicorn's (name, value) pairs
+        return None
+    return None
 
 
 def _header(resp: Any, name: str) -> str | None:
