@@ -234,6 +234,22 @@ def test_log_check_reports_what_shippers_refuse(tmp_path: Path) -> None:
     assert "4 line(s) checked, 4 problem(s)\n" == result.stdout
 
 
+def test_log_check_counts_a_large_capture_and_says_when_empty(tmp_path: Path) -> None:
+    """20,000 lines (read one at a time: a capture was read whole, gigabytes of memory
+    for a big one) are all counted; an empty input says it held no line."""
+    log = tmp_path / "big.log"
+    line = b"{" + _GOOD.encode() + b"}\n"
+    with log.open("wb") as out:
+        for _ in range(20):
+            out.write(line * 1000)
+    result = CliRunner().invoke(main, ["log-check", str(log)])
+    assert (0, "20000 line(s) checked, 0 problem(s)\n") == (result.exit_code, result.stdout)
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(main, ["log-check", str(empty)])
+    assert "0 line(s) checked, 0 problem(s) (the input held no line" in result.stdout
+
+
 def test_own_checker_refuses_unknown_keywords() -> None:
     """A schema keyword the checker does not implement is an error, never skipped."""
     with pytest.raises(ValueError, match="maxItems"):

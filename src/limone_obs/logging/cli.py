@@ -79,22 +79,31 @@ _JSON_KINDS = {list: "a JSON array", str: "a JSON string", int: "a JSON number",
 def log_check(files: tuple[IO[bytes], ...]) -> None:
     """Check that every line of FILES (default stdin) is a valid limone-obs log event
     (empty and blank lines are skipped)."""
-    total = bad = 0
+    counted = [0]
+    bad = 0
     handles: tuple[IO[bytes], ...] = files or (sys.stdin.buffer,)
     for handle in handles:
-        # Lines end at \n only (str.splitlines() would also cut at \x1c-\x1e, \x85 and
-        # \u2028, which JSON text may hold raw and a shipper's line reader does not cut at).
-        lines = handle.read().split(b"\n")
-        if lines and not lines[-1]:
-            lines.pop()
-        total += sum(1 for line in lines if line.strip())  # empty lines: see check_lines
         name = getattr(handle, "name", "<stdin>")
-        for number, problem in check_lines(lines):
+        for number, problem in check_lines(_lines(handle, counted)):
             bad += 1
             click.echo(f"{name}:{number}: {problem}", err=True)
-    click.echo(f"{total} line(s) checked, {bad} problem(s)")
+    total = counted[0]
+    empty = " (the input held no line: was the capture written?)" if not total and not bad else ""
+    click.echo(f"{total} line(s) checked, {bad} problem(s){empty}")
     if bad:
         sys.exit(1)
+
+
+def _lines(handle: IO[bytes], counted: list[int]) -> Iterator[bytes]:
+    """The lines of ``handle`` one at a time (a capture of gigabytes is never held
+    whole), without their ``\\n``; ``counted[0]`` grows by each that is not blank.
+    Lines end at ``\\n`` only: ``str.splitlines()`` would also cut at ``\\x1c``-``\\x1e``,
+    ``\\x85`` and U+2028, which JSON text may hold raw and a shipper's reader does not."""
+    for raw in handle:
+        line = raw.removesuffix(b"\n")
+        if line.strip():  # empty lines: see check_lines
+            counted[0] += 1
+        yield line
 
 
 commands: list[click.Command] = [log_check]
