@@ -25,6 +25,10 @@ class StreamBrokeError(RuntimeError):
     """Raised by /broken-stream after its first chunk, by /stream-fails-first before it."""
 
 
+class CloseFailedError(RuntimeError):
+    """Raised by /close-fails's call_on_close callback, after its whole body."""
+
+
 def stream_fails_first() -> Response:
     """A view whose streamed body fails before its first chunk (an AI call failing as the
     stream opens); also served by tests/servers' uWSGI and uvicorn apps."""
@@ -80,6 +84,20 @@ def create_app(stream: IO[Any] | None = None, registry: CollectorRegistry | None
         return Response(chunks())
 
     app.add_url_rule("/stream-fails-first", view_func=stream_fails_first)
+
+    @app.get("/close-fails")
+    def close_fails() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "whole "
+            yield "answer"
+
+        response = Response(chunks())  # chunked: its last chunk follows the body's end
+
+        def cleanup() -> None:
+            raise CloseFailedError("cleanup failed")
+
+        response.call_on_close(cleanup)
+        return response
 
     @app.get("/long-stream")
     def long_stream() -> Response:

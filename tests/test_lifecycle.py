@@ -746,3 +746,36 @@ def test_busy_spans_merge_what_overlaps_and_settle_past_the_cap() -> None:
         lifecycle._add_span(part, 2.0 * i, 2.0 * i + 1)
     lifecycle._add_span(part, 100.0, 2.0 * spans)
     assert spans <= lifecycle.busy_seconds(part.busy) <= 2.0 * spans
+
+
+@pytest.mark.parametrize(
+    "server", ["werkzeug", pytest.param("gunicorn", marks=pytest.mark.integration)]
+)
+def test_a_body_whose_close_fails_reaches_the_client_whole(server: str, tmp_path: Path) -> None:
+    """A streamed (chunked) body whose close() raises (a call_on_close callback): the
+    client gets the whole answer, as without the kit (the kit's close() inside the
+    iteration raised before the server's last chunk: the client read a cut body); the
+    request is counted once with its status and its exception, and its access line has
+    the exception."""
+    if server == "werkzeug":
+        out = io.StringIO()
+        registry = CollectorRegistry()
+        app = create_app(stream=out, registry=registry)
+        with serve(app, quiet=True) as base:
+            answer = requests.get(base + "/close-fails", timeout=10)
+            wait_until(lambda: '"/close-fails"' in out.getvalue(), "the access line", DEADLINE)
+        reset_for_tests()
+        text, log = generate_latest(registry).decode(), out.getvalue()
+    else:
+        env = {"GUNICORN_WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+        (tmp_path / "prom").mkdir()
+        with gunicorn_server("tests.lifecycle_app:create_app()", tmp_path, env,
+                             ready_path="/ready") as (base, _):  # fmt: skip
+            answer = requests.get(base + "/close-fails", timeout=10)
+            text = requests.get(base + "/metrics", timeout=10).text
+            log = (tmp_path / "gunicorn.log").read_text(encoding="utf-8")
+    assert (200, "whole answer") == (answer.status_code, answer.text)
+    assert 1 == per_endpoint(text, N.requests_total).get("/close-fails")
+    [line] = [e for e in _access_lines(log) if e[c.LOG_ENDPOINT] == "/close-fails"]
+    assert ("error", 200) == (line["level"], line["status_code"])
+    assert "CloseFailedError" == line["exception"]["type"]

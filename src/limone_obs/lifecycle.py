@@ -101,9 +101,9 @@ class RequestState:
     """
 
     __slots__ = (
-        "_app_headers", "_body", "_lifecycle", "_start_response", "busy", "client_aborted",
-        "endpoint", "exception", "headers", "inner", "log", "logged_exception", "method",
-        "metrics", "nested", "path", "start", "status", "tally",
+        "_app_headers", "_body", "_close_error", "_lifecycle", "_start_response", "busy",
+        "client_aborted", "endpoint", "exception", "headers", "inner", "log",
+        "logged_exception", "method", "metrics", "nested", "path", "start", "status", "tally",
     )  # fmt: skip
 
     #: ``perf_counter()`` at arrival; None once the request has ended.
@@ -156,6 +156,9 @@ class RequestState:
     _start_response: StartResponse
     _lifecycle: Lifecycle
     _body: Iterable[bytes]
+    #: What the body's close() raised when the iteration ended (see __iter__); unset
+    #: otherwise (read with getattr, as above).
+    _close_error: Exception
 
     def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
         """The ``start_response`` the app sees: remembers the status, adds headers, delegates."""
@@ -251,16 +254,33 @@ class RequestState:
         # body is fully sent here; closing it and ending now also serves servers and
         # clients that never close() (asgiref's WsgiToAsgi, Werkzeug's test client without
         # buffered=True). The server's close() then finds it done.
-        self.close()
+        try:
+            self.close()
+        except Exception as exc:
+            # The body was whole, its close() failed (a call_on_close callback raising).
+            # Raised here it would cut the response the server is still finishing (a
+            # chunked one's last chunk): the server's own close(), after its last byte,
+            # raises it, as it would without the kit.
+            self._close_error = exc
 
     def close(self) -> None:
-        """Close the wrapped body (once), then end the request (even if closing failed)."""
+        """Close the wrapped body (once), then end the request (even if closing failed:
+        the failure is the request's exception). A second close(), from the server after
+        the iteration, raises what the body's close() raised at the iteration's end."""
         body = self._body
-        self._body = ()  # a second close(), from the server after the iteration, is a no-op
+        self._body = ()
+        if type(body) is tuple and not body:
+            pending = getattr(self, "_close_error", None)
+            if pending is not None:
+                del self._close_error
+                raise pending
         try:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
+        except BaseException as exc:
+            self.record_exception(exc)  # before finish(): its count and access line have it
+            raise
         finally:
             self.finish()
 
